@@ -1,0 +1,154 @@
+/* loom/graph.h — the IR: shapes, tensor handles, nodes, the graph arena.
+ *
+ * A graph is an append-only arena of nodes. Builders (loom/ops.h) return
+ * handles; a handle is an index into the arena, valid for the graph's life.
+ * The graph keeps a sticky first error: once a build call fails, every later
+ * build call returns LOOM_INVALID and loom_graph_error() tells what failed
+ * first. Nothing in loom aborts the process on user input.
+ */
+#ifndef LOOM_GRAPH_H
+#define LOOM_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOOM_MAX_RANK 4
+
+typedef enum {
+    LOOM_OK = 0,
+    LOOM_ERR_SHAPE,   /* shapes do not agree */
+    LOOM_ERR_ARG,     /* a bad argument: invalid handle, axis, flag */
+    LOOM_ERR_STATE,   /* e.g. running a plan whose inputs are not bound */
+    LOOM_ERR_VALUE,   /* bad data at run time (index out of range, ...) */
+    LOOM_ERR_NOMEM,
+    LOOM_ERR_IO,
+    LOOM_ERR_FORMAT   /* malformed file */
+} loom_status;
+
+const char *loom_status_str(loom_status s);
+
+/* Row-major shape, rank 0..4. Rank 0 is a scalar (one element). */
+typedef struct {
+    int32_t rank;
+    int32_t d[LOOM_MAX_RANK];
+} loom_shape;
+
+static inline loom_shape loom_shape0(void) { loom_shape s = {0, {0, 0, 0, 0}}; return s; }
+static inline loom_shape loom_shape1(int32_t a) { loom_shape s = {1, {a, 0, 0, 0}}; return s; }
+static inline loom_shape loom_shape2(int32_t a, int32_t b) { loom_shape s = {2, {a, b, 0, 0}}; return s; }
+static inline loom_shape loom_shape3(int32_t a, int32_t b, int32_t c) { loom_shape s = {3, {a, b, c, 0}}; return s; }
+static inline loom_shape loom_shape4(int32_t a, int32_t b, int32_t c, int32_t d)
+{ loom_shape s = {4, {a, b, c, d}}; return s; }
+
+int64_t loom_shape_numel(loom_shape s);
+bool loom_shape_eq(loom_shape a, loom_shape b);
+/* Writes "(2,3,4)" into buf; returns buf. */
+char *loom_shape_str(loom_shape s, char *buf, size_t n);
+
+typedef enum { LOOM_F32 = 0, LOOM_I32 = 1 } loom_dtype;
+
+/* A node handle. id < 0 is the invalid handle. */
+typedef struct { int32_t id; } loom_tensor;
+#define LOOM_INVALID ((loom_tensor){-1})
+static inline bool loom_valid(loom_tensor t) { return t.id >= 0; }
+
+/* What a node is, for drawing, scheduling and autodiff. Tags never change
+ * what is computed. */
+typedef enum {
+    LOOM_ROLE_FORWARD = 0,
+    LOOM_ROLE_INPUT,
+    LOOM_ROLE_PARAM,
+    LOOM_ROLE_CONST,
+    LOOM_ROLE_BACKWARD
+} loom_role;
+
+/* Provenance: time step (-1: none), layer (-1: none), direction (0 forward,
+ * 1 reverse), role. Builders stamp the graph's current tags on new nodes. */
+typedef struct {
+    int32_t step;
+    int16_t layer;
+    int8_t dir;
+    uint8_t role;
+} loom_tags;
+
+/* Attribute block of a node. Its bytes are part of the hash-consing key, so
+ * it has no padding and builders zero it before filling. */
+typedef struct {
+    int32_t i[4];
+    float f[2];
+    uint64_t u;
+    loom_shape shape;
+    int32_t reserved;
+} loom_attrs;
+
+typedef struct {
+    uint16_t op;      /* op id, see loom_op_name() */
+    uint8_t dtype;    /* loom_dtype */
+    uint8_t pure;     /* merged by hash-consing */
+    int32_t n_in;
+    int32_t in_off;   /* first input in the graph's input pool */
+    int32_t name;     /* offset into the graph's string pool, -1: none */
+    loom_shape shape;
+    loom_attrs attr;
+    loom_tags tags;
+} loom_node;
+
+typedef struct loom_graph loom_graph;
+
+loom_graph *loom_graph_new(void);
+void loom_graph_free(loom_graph *g);
+
+/* Sticky first error. */
+bool loom_graph_failed(const loom_graph *g);
+loom_status loom_graph_status(const loom_graph *g);
+const char *loom_graph_error(const loom_graph *g);
+/* Records an error (only the first one is kept); returns LOOM_INVALID so that
+ * builders can `return loom_graph_fail(...)`. */
+loom_tensor loom_graph_fail(loom_graph *g, loom_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Node access. */
+int32_t loom_graph_size(const loom_graph *g);
+const loom_node *loom_graph_node(const loom_graph *g, loom_tensor t); /* NULL if invalid */
+loom_tensor loom_node_input(const loom_graph *g, loom_tensor t, int i);
+bool loom_graph_has(const loom_graph *g, loom_tensor t);
+loom_shape loom_tensor_shape(const loom_graph *g, loom_tensor t);
+loom_dtype loom_tensor_dtype(const loom_graph *g, loom_tensor t);
+int64_t loom_tensor_numel(const loom_graph *g, loom_tensor t);
+/* Name of a node, or NULL. Returns t for chaining. */
+const char *loom_tensor_name(const loom_graph *g, loom_tensor t);
+loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name);
+/* Describes a tensor for messages: "'name' (2,3)" or "#12 (2,3)". */
+char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n);
+
+/* Tags stamped on nodes built from now on (role is set by the builder for
+ * inputs, parameters and constants). Returns the previous tags. */
+loom_tags loom_graph_set_tags(loom_graph *g, loom_tags tags);
+loom_tags loom_graph_tags(const loom_graph *g);
+loom_tensor loom_tensor_set_tags(loom_graph *g, loom_tensor t, loom_tags tags);
+#define LOOM_TAGS_NONE ((loom_tags){-1, -1, 0, LOOM_ROLE_FORWARD})
+
+/* xxh3 over the graph's structure (ops, inputs, attributes, shapes, dtypes,
+ * names of inputs and parameters): identifies a model and a compiled plan. */
+uint64_t loom_graph_fingerprint(const loom_graph *g);
+
+/* ---- for op implementations (loom/ops.h builds on these) ---- */
+
+/* Appends a node, or returns the existing one when `pure` and an identical
+ * node (op, inputs, attributes) exists. Inputs must be valid handles. */
+loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, int n_in,
+                                const loom_attrs *attr, loom_shape shape, loom_dtype dt,
+                                bool pure, loom_role role);
+/* Copies `bytes` of data into graph-owned storage; returns its index or -1. */
+int32_t loom_graph_store(loom_graph *g, const void *data, size_t bytes);
+const void *loom_graph_stored(const loom_graph *g, int32_t index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+/* loom — recurrent neural networks as static dataflow graphs with automatic
+ * differentiation. Umbrella header. */
+#ifndef LOOM_H
+#define LOOM_H
+
+#define LOOM_VERSION "0.1.0"
+
+#include "loom/graph.h"
+#include "loom/ops.h"
+#include "loom/autodiff.h"
+#include "loom/runtime.h"
+
+#endif

@@ -1,0 +1,62 @@
+/* loom/runtime.h — plans: made once per (graph, outputs), run many times.
+ *
+ * A plan prunes the graph to what the outputs need, orders it, groups it into
+ * ready sets (nodes whose inputs are all computed) and places every buffer in
+ * one arena, reusing the memory of dead buffers. Running executes the ready
+ * sets with OpenMP: several small nodes side by side, or one big kernel split
+ * across threads. Inputs and parameters read caller buffers bound by handle
+ * (no copy; the buffers must stay valid while the plan runs).
+ */
+#ifndef LOOM_RUNTIME_H
+#define LOOM_RUNTIME_H
+
+#include "loom/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct loom_plan loom_plan;
+
+typedef struct {
+    bool eval;      /* evaluation mode: dropout is the identity */
+    uint64_t seed;  /* dropout seed of the first run (each run advances it) */
+} loom_plan_opts;
+
+/* NULL on failure; the graph's error tells why (bad handle, failed graph). */
+loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const loom_plan_opts *opts);
+void loom_plan_free(loom_plan *p);
+
+/* Binds an input or parameter to caller data (f32, or i32 for i32 inputs).
+ * Binding a tensor the plan does not need is allowed and does nothing. */
+loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data);
+/* Runs the plan. Errors (unbound inputs, indices out of range) return a
+ * status and loom_plan_error() says what failed. */
+loom_status loom_run(loom_plan *p);
+const char *loom_plan_error(const loom_plan *p);
+
+/* Value of a requested output after a run (valid until the next run). */
+const float *loom_plan_output(const loom_plan *p, loom_tensor t);
+/* Copies a requested output into dst, which holds n floats. */
+loom_status loom_plan_read(const loom_plan *p, loom_tensor t, float *dst, size_t n);
+
+/* Dropout masks of the next run come from (seed, run counter). */
+void loom_plan_set_seed(loom_plan *p, uint64_t seed);
+void loom_plan_set_eval(loom_plan *p, bool eval);
+
+typedef struct {
+    int32_t nodes;        /* nodes the plan executes (kernels) */
+    int32_t views;        /* view nodes (no kernel, no buffer) */
+    int32_t levels;       /* ready sets */
+    size_t arena_bytes;   /* the one buffer arena */
+    size_t naive_bytes;   /* what one buffer per node would take */
+} loom_plan_stats;
+loom_plan_stats loom_plan_get_stats(const loom_plan *p);
+
+/* Whether matmul runs on CBLAS (else the portable kernel). */
+bool loom_blas_enabled(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,288 @@
+/* Elementwise ops: binary with NumPy broadcasting, affine, unary maps, step,
+ * where. Gradients of broadcast operands are summed back to their shapes
+ * with sum_to (the adjoint of broadcasting). */
+#include "op.h"
+
+static bool need_f32(loom_graph *g, const char *op, const loom_tensor *in, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (loom_tensor_dtype(g, in[i]) != LOOM_F32) {
+            loom_graph_fail(g, LOOM_ERR_ARG, "%s: input %s must be f32", op, TSTR(g, in[i]));
+            return false;
+        }
+    return true;
+}
+
+static bool broadcast_rule(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_shape *out)
+{
+    if (!need_f32(g, op, in, n)) return false;
+    loom_shape s = loom_tensor_shape(g, in[0]);
+    for (int i = 1; i < n; i++) {
+        if (!loom_broadcast_shape(s, loom_tensor_shape(g, in[i]), &s)) {
+            if (n == 2)
+                loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: cannot broadcast %s with %s", op, TSTR(g, in[0]),
+                                TSTR(g, in[1]));
+            else
+                loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: cannot broadcast %s, %s and %s", op, TSTR(g, in[0]),
+                                TSTR(g, in[1]), TSTR(g, in[2]));
+            return false;
+        }
+    }
+    *out = s;
+    return true;
+}
+
+static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                            loom_shape *out, loom_dtype *dt)
+{
+    (void)a;
+    *dt = LOOM_F32;
+    return broadcast_rule(g, op, in, n, out);
+}
+
+/* Binary kernel over the broadcast shape: the output is walked as rows of
+ * its last dimension; each row reads a and b through broadcast strides, with
+ * a contiguous fast path for equal shapes and for a row-broadcast operand. */
+#define BINARY_KERNEL(fn, EXPR)                                                                        \
+    static loom_status fn(const loom_kargs *k)                                                         \
+    {                                                                                                  \
+        const float *A = k->in[0], *B = k->in[1];                                                      \
+        float *o = k->out;                                                                             \
+        loom_shape os = k->node->shape;                                                                \
+        int64_t n = loom_shape_numel(os);                                                              \
+        if (loom_shape_eq(k->in_node[0]->shape, os) && loom_shape_eq(k->in_node[1]->shape, os)) {     \
+            _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                           \
+            for (int64_t i = 0; i < n; i++) {                                                          \
+                float x = A[i], y = B[i];                                                              \
+                o[i] = (EXPR);                                                                         \
+            }                                                                                          \
+            return LOOM_OK;                                                                            \
+        }                                                                                              \
+        int64_t d[4], sa[4], sb[4];                                                                    \
+        loom_shape_pad4(os, d);                                                                        \
+        loom_broadcast_strides(k->in_node[0]->shape, os, sa);                                          \
+        loom_broadcast_strides(k->in_node[1]->shape, os, sb);                                          \
+        int64_t rows = d[0] * d[1] * d[2], len = d[3];                                                 \
+        _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                               \
+        for (int64_t r = 0; r < rows; r++) {                                                           \
+            int64_t i2 = r % d[2], i1 = (r / d[2]) % d[1], i0 = r / (d[2] * d[1]);                     \
+            const float *pa = A + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];                                \
+            const float *pb = B + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];                                \
+            float *po = o + r * len;                                                                   \
+            for (int64_t j = 0; j < len; j++) {                                                        \
+                float x = pa[j * sa[3]], y = pb[j * sb[3]];                                            \
+                po[j] = (EXPR);                                                                        \
+            }                                                                                          \
+        }                                                                                              \
+        return LOOM_OK;                                                                                \
+    }
+BINARY_KERNEL(add_forward, x + y)
+BINARY_KERNEL(sub_forward, x - y)
+BINARY_KERNEL(mul_forward, x * y)
+BINARY_KERNEL(div_forward, x / y)
+
+static loom_tensor in0(loom_graph *g, loom_tensor y) { return loom_node_input(g, y, 0); }
+static loom_tensor in1(loom_graph *g, loom_tensor y) { return loom_node_input(g, y, 1); }
+static loom_tensor in2(loom_graph *g, loom_tensor y) { return loom_node_input(g, y, 2); }
+static loom_tensor back_to(loom_graph *g, loom_tensor grad, loom_tensor x)
+{
+    return loom_sum_to(g, grad, loom_tensor_shape(g, x));
+}
+
+/* d(a+b) = da + db */
+static void add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = back_to(g, gy, in0(g, y));
+    gx[1] = back_to(g, gy, in1(g, y));
+}
+
+static void sub_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = back_to(g, gy, in0(g, y));
+    gx[1] = back_to(g, loom_neg(g, gy), in1(g, y));
+}
+
+/* d(a·b) = b·da + a·db */
+static void mul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor a = in0(g, y), b = in1(g, y);
+    gx[0] = back_to(g, loom_mul(g, gy, b), a);
+    gx[1] = back_to(g, loom_mul(g, gy, a), b);
+}
+
+/* y = a/b: dL/da = gy/b, dL/db = -gy·a/b² = -gy·y/b */
+static void div_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor a = in0(g, y), b = in1(g, y);
+    gx[0] = back_to(g, loom_div(g, gy, b), a);
+    gx[1] = back_to(g, loom_neg(g, loom_div(g, loom_mul(g, gy, y), b)), b);
+}
+
+const loom_op_desc loom_desc_add = {"add", 2, 2, OPF_PURE, shape_broadcast, add_forward, add_grad};
+const loom_op_desc loom_desc_sub = {"sub", 2, 2, OPF_PURE, shape_broadcast, sub_forward, sub_grad};
+const loom_op_desc loom_desc_mul = {"mul", 2, 2, OPF_PURE, shape_broadcast, mul_forward, mul_grad};
+const loom_op_desc loom_desc_div = {"div", 2, 2, OPF_PURE, shape_broadcast, div_forward, div_grad};
+
+/* where(c, a, b): three operands through broadcast strides. */
+static loom_status where_forward(const loom_kargs *k)
+{
+    loom_shape os = k->node->shape;
+    int64_t n = loom_shape_numel(os), d[4], s[3][4];
+    loom_shape_pad4(os, d);
+    for (int i = 0; i < 3; i++) loom_broadcast_strides(k->in_node[i]->shape, os, s[i]);
+    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        int64_t idx[4] = {i / (d[1] * d[2] * d[3]), (i / (d[2] * d[3])) % d[1], (i / d[3]) % d[2], i % d[3]};
+        int64_t off[3] = {0, 0, 0};
+        for (int m = 0; m < 3; m++)
+            for (int j = 0; j < 4; j++) off[m] += idx[j] * s[m][j];
+        k->out[i] = k->in[0][off[0]] != 0.0f ? k->in[1][off[1]] : k->in[2][off[2]];
+    }
+    return LOOM_OK;
+}
+
+/* The chosen branch gets the gradient, the other zero; cond gets none. */
+static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor c = in0(g, y), zero = loom_scalar(g, 0.0f);
+    gx[1] = back_to(g, loom_where(g, c, gy, zero), in1(g, y));
+    gx[2] = back_to(g, loom_where(g, c, zero, gy), in2(g, y));
+}
+
+const loom_op_desc loom_desc_where = {"where", 3, 3, OPF_PURE, shape_broadcast, where_forward, where_grad};
+
+/* ---- unary ---- */
+
+static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                        loom_shape *out, loom_dtype *dt)
+{
+    (void)a;
+    (void)n;
+    if (!need_f32(g, op, in, 1)) return false;
+    *out = loom_tensor_shape(g, in[0]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+#define UNARY_KERNEL(fn, EXPR)                                                                         \
+    static loom_status fn(const loom_kargs *k)                                                         \
+    {                                                                                                  \
+        const float *X = k->in[0];                                                                     \
+        float *o = k->out;                                                                             \
+        int64_t n = loom_shape_numel(k->node->shape);                                                  \
+        const float p0 = k->node->attr.f[0], p1 = k->node->attr.f[1];                                  \
+        (void)p0;                                                                                      \
+        (void)p1;                                                                                      \
+        _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                               \
+        for (int64_t i = 0; i < n; i++) {                                                              \
+            float x = X[i];                                                                            \
+            o[i] = (EXPR);                                                                             \
+        }                                                                                              \
+        return LOOM_OK;                                                                                \
+    }
+UNARY_KERNEL(affine_forward, p0 * x + p1)
+UNARY_KERNEL(tanh_forward, tanhf(x))
+/* Written so that exp never overflows: σ(x) = 1/(1+e^-x) for x ≥ 0, e^x/(1+e^x) below. */
+UNARY_KERNEL(sigmoid_forward, x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)))
+UNARY_KERNEL(relu_forward, x > 0 ? x : 0.0f)
+UNARY_KERNEL(exp_forward, expf(x))
+UNARY_KERNEL(log_forward, logf(x))
+UNARY_KERNEL(step_forward, x > 0 ? 1.0f : 0.0f)
+
+/* d(a·x + b) = a·dx */
+static void affine_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_scale(g, gy, loom_graph_node(g, y)->attr.f[0]);
+}
+
+/* tanh' = 1 - y² */
+static void tanh_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_mul(g, gy, loom_affine(g, loom_mul(g, y, y), -1.0f, 1.0f));
+}
+
+/* σ' = y(1 - y) */
+static void sigmoid_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_mul(g, gy, loom_mul(g, y, loom_affine(g, y, -1.0f, 1.0f)));
+}
+
+/* relu' = [x > 0] = [y > 0] */
+static void relu_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_mul(g, gy, loom_step(g, y));
+}
+
+static void exp_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_mul(g, gy, y);
+}
+
+static void log_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_div(g, gy, in0(g, y));
+}
+
+/* A step function is flat almost everywhere: zero gradient. */
+static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    (void)g, (void)y, (void)gy, (void)gx;
+}
+
+const loom_op_desc loom_desc_affine = {"affine", 1, 1, OPF_PURE, shape_unary, affine_forward, affine_grad};
+const loom_op_desc loom_desc_tanh = {"tanh", 1, 1, OPF_PURE, shape_unary, tanh_forward, tanh_grad};
+const loom_op_desc loom_desc_sigmoid = {"sigmoid", 1, 1, OPF_PURE, shape_unary, sigmoid_forward, sigmoid_grad};
+const loom_op_desc loom_desc_relu = {"relu", 1, 1, OPF_PURE, shape_unary, relu_forward, relu_grad};
+const loom_op_desc loom_desc_exp = {"exp", 1, 1, OPF_PURE, shape_unary, exp_forward, exp_grad};
+const loom_op_desc loom_desc_log = {"log", 1, 1, OPF_PURE, shape_unary, log_forward, log_grad};
+const loom_op_desc loom_desc_step = {"step", 1, 1, OPF_PURE, shape_unary, step_forward, zero_grad};
+
+/* ---- builders ---- */
+
+static loom_tensor binary(loom_graph *g, int op, loom_tensor a, loom_tensor b)
+{
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, op, (loom_tensor[]){a, b}, 2, &at);
+}
+
+static loom_tensor unary(loom_graph *g, int op, loom_tensor x, float p0, float p1)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.f[0] = p0;
+    at.f[1] = p1;
+    return loom_op_build(g, op, &x, 1, &at);
+}
+
+loom_tensor loom_add(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_ADD, a, b); }
+loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_SUB, a, b); }
+loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_MUL, a, b); }
+loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_DIV, a, b); }
+
+loom_tensor loom_where(loom_graph *g, loom_tensor c, loom_tensor a, loom_tensor b)
+{
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, OP_WHERE, (loom_tensor[]){c, a, b}, 3, &at);
+}
+
+loom_tensor loom_affine(loom_graph *g, loom_tensor x, float a, float b)
+{
+    /* affine(affine(x, a2, b2), a, b) = affine(x, a·a2, a·b2 + b): keeps chains short. */
+    const loom_node *n = loom_graph_node(g, x);
+    if (n && n->op == OP_AFFINE && !loom_graph_failed(g))
+        return loom_affine(g, loom_node_input(g, x, 0), a * n->attr.f[0], a * n->attr.f[1] + b);
+    if (a == 1.0f && b == 0.0f && loom_graph_has(g, x) && !loom_graph_failed(g)) {
+        if (loom_tensor_dtype(g, x) != LOOM_F32)
+            return loom_graph_fail(g, LOOM_ERR_ARG, "affine: input %s must be f32", TSTR(g, x));
+        return x;
+    }
+    return unary(g, OP_AFFINE, x, a, b);
+}
+
+loom_tensor loom_scale(loom_graph *g, loom_tensor x, float a) { return loom_affine(g, x, a, 0.0f); }
+loom_tensor loom_neg(loom_graph *g, loom_tensor x) { return loom_affine(g, x, -1.0f, 0.0f); }
+loom_tensor loom_tanh(loom_graph *g, loom_tensor x) { return unary(g, OP_TANH, x, 0, 0); }
+loom_tensor loom_sigmoid(loom_graph *g, loom_tensor x) { return unary(g, OP_SIGMOID, x, 0, 0); }
+loom_tensor loom_relu(loom_graph *g, loom_tensor x) { return unary(g, OP_RELU, x, 0, 0); }
+loom_tensor loom_exp(loom_graph *g, loom_tensor x) { return unary(g, OP_EXP, x, 0, 0); }
+loom_tensor loom_log(loom_graph *g, loom_tensor x) { return unary(g, OP_LOG, x, 0, 0); }
+loom_tensor loom_step(loom_graph *g, loom_tensor x) { return unary(g, OP_STEP, x, 0, 0); }

@@ -1,0 +1,217 @@
+/* Indexing and random ops: gather (embedding lookup), scatter_add (its
+ * adjoint), one_hot, dropout. Indices are i32 and checked at run time. */
+#include "op.h"
+
+static bool need_index(loom_graph *g, const char *op, loom_tensor idx)
+{
+    if (loom_tensor_dtype(g, idx) != LOOM_I32)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: indices %s must be i32", op, TSTR(g, idx)));
+    if (loom_tensor_shape(g, idx).rank > LOOM_MAX_RANK - 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: indices %s must have rank <= %d", op,
+                                           TSTR(g, idx), LOOM_MAX_RANK - 1));
+    return true;
+}
+
+/* idx.shape + (last) */
+static loom_shape append_dim(loom_shape s, int32_t last)
+{
+    s.d[s.rank++] = last;
+    return s;
+}
+
+static loom_status check_indices(const loom_kargs *k, const char *op, const float *idx_f, int64_t n, int64_t bound)
+{
+    const int32_t *idx = (const int32_t *)(const void *)idx_f;
+    for (int64_t i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= bound)
+            return loom_kernel_fail(k, LOOM_ERR_VALUE, "%s: index %d at position %lld is not in [0, %lld)", op, idx[i],
+                                    (long long)i, (long long)bound);
+    return LOOM_OK;
+}
+
+/* ---- gather: out[k, :] = table[idx[k], :] ---- */
+
+static bool shape_gather(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                         loom_shape *out, loom_dtype *dt)
+{
+    (void)n, (void)a;
+    loom_shape t = loom_tensor_shape(g, in[0]);
+    if (t.rank != 2 || loom_tensor_dtype(g, in[0]) != LOOM_F32)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: table %s must be a 2-D f32 (rows, width)", op,
+                                           TSTR(g, in[0])));
+    if (!need_index(g, op, in[1])) return false;
+    *out = append_dim(loom_tensor_shape(g, in[1]), t.d[1]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+static loom_status gather_forward(const loom_kargs *k)
+{
+    loom_shape t = k->in_node[0]->shape;
+    int64_t n = loom_shape_numel(k->in_node[1]->shape), w = t.d[1];
+    loom_status st = check_indices(k, "gather", k->in[1], n, t.d[0]);
+    if (st) return st;
+    const int32_t *idx = (const int32_t *)(const void *)k->in[1];
+    #pragma omp parallel for if (k->parallel && n * w > LOOM_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) memcpy(k->out + i * w, k->in[0] + idx[i] * w, (size_t)w * sizeof(float));
+    return LOOM_OK;
+}
+
+static void gather_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor table = loom_node_input(g, y, 0), idx = loom_node_input(g, y, 1);
+    gx[0] = loom_scatter_add(g, gy, idx, loom_tensor_shape(g, table).d[0]);
+}
+
+const loom_op_desc loom_desc_gather = {"gather", 2, 2, OPF_PURE, shape_gather, gather_forward, gather_grad};
+
+/* ---- scatter_add: out (rows, E), out[idx[k], :] += src[k, :]; attrs i[0] = rows ---- */
+
+static bool shape_scatter_add(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                              loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    if (!need_index(g, op, in[1])) return false;
+    loom_shape s = loom_tensor_shape(g, in[0]), is = loom_tensor_shape(g, in[1]);
+    bool ok = loom_tensor_dtype(g, in[0]) == LOOM_F32 && s.rank == is.rank + 1;
+    for (int i = 0; ok && i < is.rank; i++) ok = s.d[i] == is.d[i];
+    if (!ok)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: source %s must be f32 of shape indices %s + (width,)",
+                                           op, TSTR(g, in[0]), TSTR(g, in[1])));
+    if (a->i[0] < 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: rows must be >= 1, got %d", op, a->i[0]));
+    *out = loom_shape2(a->i[0], s.d[s.rank - 1]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+static loom_status scatter_add_forward(const loom_kargs *k)
+{
+    int64_t n = loom_shape_numel(k->in_node[1]->shape), w = k->node->shape.d[1], rows = k->node->shape.d[0];
+    loom_status st = check_indices(k, "scatter_add", k->in[1], n, rows);
+    if (st) return st;
+    const int32_t *idx = (const int32_t *)(const void *)k->in[1];
+    memset(k->out, 0, (size_t)(rows * w) * sizeof(float));
+    /* Threads own disjoint column ranges, so repeated indices never race. */
+    #pragma omp parallel for if (k->parallel && n * w > LOOM_PAR_MIN && w >= 64)
+    for (int64_t c0 = 0; c0 < w; c0 += 16) {
+        int64_t c1 = c0 + 16 < w ? c0 + 16 : w;
+        for (int64_t i = 0; i < n; i++) {
+            const float *src = k->in[0] + i * w;
+            float *dst = k->out + idx[i] * w;
+            for (int64_t c = c0; c < c1; c++) dst[c] += src[c];
+        }
+    }
+    return LOOM_OK;
+}
+
+static void scatter_add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_gather(g, gy, loom_node_input(g, y, 1));
+}
+
+const loom_op_desc loom_desc_scatter_add = {"scatter_add", 2, 2, OPF_PURE, shape_scatter_add, scatter_add_forward,
+                                            scatter_add_grad};
+
+/* ---- one_hot: attrs i[0] = depth ---- */
+
+static bool shape_one_hot(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                          loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    if (!need_index(g, op, in[0])) return false;
+    if (a->i[0] < 1) return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: depth must be >= 1, got %d", op, a->i[0]));
+    *out = append_dim(loom_tensor_shape(g, in[0]), a->i[0]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+static loom_status one_hot_forward(const loom_kargs *k)
+{
+    int64_t n = loom_shape_numel(k->in_node[0]->shape), depth = k->node->attr.i[0];
+    loom_status st = check_indices(k, "one_hot", k->in[0], n, depth);
+    if (st) return st;
+    const int32_t *idx = (const int32_t *)(const void *)k->in[0];
+    memset(k->out, 0, (size_t)(n * depth) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) k->out[i * depth + idx[i]] = 1.0f;
+    return LOOM_OK;
+}
+
+/* Integer input: nothing to differentiate. */
+static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    (void)g, (void)y, (void)gy, (void)gx;
+}
+
+const loom_op_desc loom_desc_one_hot = {"one_hot", 1, 1, OPF_PURE, shape_one_hot, one_hot_forward, no_grad};
+
+/* ---- dropout: attrs f[0] = p, u = seed. Not pure: two dropouts are two masks. ---- */
+
+static bool shape_dropout(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                          loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    if (loom_tensor_dtype(g, in[0]) != LOOM_F32)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: input %s must be f32", op, TSTR(g, in[0])));
+    if (!(a->f[0] >= 0.0f && a->f[0] <= 1.0f))
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: probability %g is not in [0, 1]", op, a->f[0]));
+    *out = loom_tensor_shape(g, in[0]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+/* y_i = x_i · [u_i ≥ p] / (1 − p), u_i uniform from (seed, run, i). */
+static loom_status dropout_forward(const loom_kargs *k)
+{
+    int64_t n = loom_shape_numel(k->node->shape);
+    float p = k->node->attr.f[0];
+    uint64_t seed = k->node->attr.u;
+    if (!k->training || p == 0.0f) {
+        memcpy(k->out, k->in[0], (size_t)n * sizeof(float));
+        return LOOM_OK;
+    }
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        k->out[i] = loom_uniform(seed, k->run_seed, (uint64_t)i) >= p ? k->in[0][i] * scale : 0.0f;
+    return LOOM_OK;
+}
+
+/* The same mask scales the gradient: dropout of gy with the same seed. */
+static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    const loom_node *n = loom_graph_node(g, y);
+    gx[0] = loom_dropout(g, gy, n->attr.f[0], n->attr.u);
+}
+
+const loom_op_desc loom_desc_dropout = {"dropout", 1, 1, 0, shape_dropout, dropout_forward, dropout_grad};
+
+/* ---- builders ---- */
+
+loom_tensor loom_gather(loom_graph *g, loom_tensor table, loom_tensor idx)
+{
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, OP_GATHER, (loom_tensor[]){table, idx}, 2, &at);
+}
+
+loom_tensor loom_scatter_add(loom_graph *g, loom_tensor src, loom_tensor idx, int rows)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.i[0] = rows;
+    return loom_op_build(g, OP_SCATTER_ADD, (loom_tensor[]){src, idx}, 2, &at);
+}
+
+loom_tensor loom_one_hot(loom_graph *g, loom_tensor idx, int depth)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.i[0] = depth;
+    return loom_op_build(g, OP_ONE_HOT, &idx, 1, &at);
+}
+
+loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float p, uint64_t seed)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.f[0] = p;
+    at.u = seed;
+    return loom_op_build(g, OP_DROPOUT, &x, 1, &at);
+}

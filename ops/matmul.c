@@ -1,0 +1,111 @@
+/* matmul: C = op(A)·op(B) over the last two dims, with batch dims in front.
+ * attrs: i[0] = transpose A, i[1] = transpose B. */
+#include "op.h"
+
+/* Rows and columns of op(X) for a node of shape s. */
+static void mat_dims(loom_shape s, bool t, int *r, int *c)
+{
+    int a = s.d[s.rank - 2], b = s.d[s.rank - 1];
+    *r = t ? b : a;
+    *c = t ? a : b;
+}
+
+static bool shape_matmul(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *at,
+                         loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    loom_shape a = loom_tensor_shape(g, in[0]), b = loom_tensor_shape(g, in[1]);
+    if (loom_tensor_dtype(g, in[0]) != LOOM_F32 || loom_tensor_dtype(g, in[1]) != LOOM_F32)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: operands %s and %s must be f32", op,
+                                           TSTR(g, in[0]), TSTR(g, in[1])));
+    if (a.rank < 2 || b.rank < 2)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: operands must have rank >= 2, got %s and %s", op,
+                                           TSTR(g, in[0]), TSTR(g, in[1])));
+    int m, ka, kb, nn;
+    mat_dims(a, at->i[0], &m, &ka);
+    mat_dims(b, at->i[1], &kb, &nn);
+    if (ka != kb)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE,
+                                           "%s: inner dimensions differ: %s%s has %d columns, %s%s has %d rows", op,
+                                           TSTR(g, in[0]), at->i[0] ? "ᵀ" : "", ka, TSTR(g, in[1]),
+                                           at->i[1] ? "ᵀ" : "", kb));
+    bool batch_ok = a.rank == 2 || b.rank == 2 || a.rank == b.rank;
+    for (int i = 0; batch_ok && a.rank == b.rank && i < a.rank - 2; i++) batch_ok = a.d[i] == b.d[i];
+    if (!batch_ok)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE,
+                                           "%s: batch dimensions of %s and %s differ (they must be equal, or one "
+                                           "operand 2-D)",
+                                           op, TSTR(g, in[0]), TSTR(g, in[1])));
+    loom_shape o = a.rank >= b.rank ? a : b;
+    o.d[o.rank - 2] = m;
+    o.d[o.rank - 1] = nn;
+    *out = o;
+    *dt = LOOM_F32;
+    return true;
+}
+
+static loom_status matmul_forward(const loom_kargs *k)
+{
+    loom_shape sa = k->in_node[0]->shape, sb = k->in_node[1]->shape;
+    bool ta = k->node->attr.i[0], tb = k->node->attr.i[1];
+    int m, kk, n, kb;
+    mat_dims(sa, ta, &m, &kk);
+    mat_dims(sb, tb, &kb, &n);
+    int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
+    int64_t batch_a = loom_shape_numel(sa) / ((int64_t)m * kk);
+    int64_t batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
+    if (batch_b == 1 && !ta) {
+        /* A's batch rows stack into one tall matrix: one GEMM. */
+        loom_gemm(false, tb, (int)(batch_a * m), n, kk, 1.0f, k->in[0], lda, k->in[1], ldb, 0.0f, k->out, n);
+        return LOOM_OK;
+    }
+    int64_t batch = batch_a > batch_b ? batch_a : batch_b;
+    for (int64_t i = 0; i < batch; i++)
+        loom_gemm(ta, tb, m, n, kk, 1.0f, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
+                  k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, 0.0f, k->out + i * m * n, n);
+    return LOOM_OK;
+}
+
+/* For C = op(A)·op(B) with upstream G (all four transpose cases):
+ *   C = A B:   dA = G Bᵀ,  dB = Aᵀ G
+ *   C = A Bᵀ:  dA = G B,   dB = Gᵀ A
+ *   C = Aᵀ B:  dA = B Gᵀ,  dB = A G
+ *   C = Aᵀ Bᵀ: dA = Bᵀ Gᵀ, dB = Gᵀ Aᵀ
+ * A 2-D operand shared over a batch gets the sum over the batch (sum_to);
+ * when that operand is B and A is not transposed, the batch folds into the
+ * rows of one GEMM instead. */
+static void matmul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor a = loom_node_input(g, y, 0), b = loom_node_input(g, y, 1);
+    const loom_node *n = loom_graph_node(g, y);
+    bool ta = n->attr.i[0], tb = n->attr.i[1];
+    loom_shape sa = loom_tensor_shape(g, a), sb = loom_tensor_shape(g, b);
+    if (!ta && !tb) gx[0] = loom_matmul(g, gy, b, false, true);
+    else if (!ta && tb) gx[0] = loom_matmul(g, gy, b, false, false);
+    else if (ta && !tb) gx[0] = loom_matmul(g, b, gy, false, true);
+    else gx[0] = loom_matmul(g, b, gy, true, true);
+    gx[0] = loom_sum_to(g, gx[0], sa);
+
+    if (sb.rank == 2 && sa.rank > 2 && !ta) {
+        int kk = sa.d[sa.rank - 1], nn = loom_tensor_shape(g, gy).d[sa.rank - 1];
+        loom_tensor a2 = loom_reshape(g, a, loom_shape2(-1, kk));
+        loom_tensor g2 = loom_reshape(g, gy, loom_shape2(-1, nn));
+        gx[1] = tb ? loom_matmul(g, g2, a2, true, false) : loom_matmul(g, a2, g2, true, false);
+        return;
+    }
+    if (!ta && !tb) gx[1] = loom_matmul(g, a, gy, true, false);
+    else if (!ta && tb) gx[1] = loom_matmul(g, gy, a, true, false);
+    else if (ta && !tb) gx[1] = loom_matmul(g, a, gy, false, false);
+    else gx[1] = loom_matmul(g, gy, a, true, true);
+    gx[1] = loom_sum_to(g, gx[1], sb);
+}
+
+const loom_op_desc loom_desc_matmul = {"matmul", 2, 2, OPF_PURE, shape_matmul, matmul_forward, matmul_grad};
+
+loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, bool trans_a, bool trans_b)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.i[0] = trans_a;
+    at.i[1] = trans_b;
+    return loom_op_build(g, OP_MATMUL, (loom_tensor[]){a, b}, 2, &at);
+}

@@ -1,0 +1,141 @@
+/* Internal: the op descriptor table. One descriptor per op holds its shape
+ * rule, forward kernel and gradient rule; each op family lives in one file. */
+#ifndef LOOM_OP_H
+#define LOOM_OP_H
+
+#include "loom/graph.h"
+#include "loom/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    /* sources */
+    OP_INPUT, OP_PARAM, OP_CONST, OP_FILL,
+    /* elementwise */
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_AFFINE,
+    OP_TANH, OP_SIGMOID, OP_RELU, OP_EXP, OP_LOG, OP_STEP, OP_WHERE,
+    /* linear algebra */
+    OP_MATMUL,
+    /* reductions */
+    OP_SUM, OP_SUM_TO, OP_BROADCAST_TO, OP_SOFTMAX, OP_LOG_SOFTMAX, OP_XENT, OP_XENT_GRAD,
+    /* shape */
+    OP_CONCAT, OP_SLICE, OP_PAD, OP_RESHAPE, OP_TRANSPOSE, OP_STOP_GRADIENT,
+    /* indexing and random */
+    OP_GATHER, OP_SCATTER_ADD, OP_ONE_HOT, OP_DROPOUT,
+    OP_COUNT
+};
+
+enum {
+    OPF_PURE = 1,     /* merged by hash-consing */
+    OPF_ALIAS = 2,    /* output is a view of input 0 (no kernel, no buffer) */
+    OPF_SOURCE = 4,   /* value comes from a binding or the graph's data */
+};
+
+/* What a kernel sees. `parallel`: the kernel may open an OpenMP parallel
+ * region (false when the scheduler already runs nodes side by side). */
+typedef struct {
+    const loom_graph *g;
+    const loom_node *node;
+    float *out;
+    const float *const *in;
+    const loom_node *const *in_node;
+    uint64_t run_seed;
+    bool training;
+    bool parallel;
+    char *err;
+    size_t err_len;
+} loom_kargs;
+
+typedef loom_status (*loom_kernel_fn)(const loom_kargs *a);
+/* Checks inputs and attributes; sets the output shape and dtype, or records
+ * the graph error and returns false. */
+typedef bool (*loom_shape_fn)(loom_graph *g, const char *op, const loom_tensor *in, int n,
+                              loom_attrs *a, loom_shape *out, loom_dtype *dt);
+/* Builds the gradients of y's inputs from gy = dL/dy with ordinary builders;
+ * gx[i] stays LOOM_INVALID for inputs that get no gradient. */
+typedef void (*loom_grad_fn)(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx);
+
+typedef struct {
+    const char *name;
+    int min_in, max_in;
+    unsigned flags;
+    loom_shape_fn shape;
+    loom_kernel_fn forward;
+    loom_grad_fn grad; /* NULL: not differentiable (an error if a gradient is asked) */
+} loom_op_desc;
+
+const loom_op_desc *loom_op(int op);
+
+/* Descriptors, defined next to their kernels. */
+extern const loom_op_desc loom_desc_input, loom_desc_param, loom_desc_const, loom_desc_fill;
+extern const loom_op_desc loom_desc_add, loom_desc_sub, loom_desc_mul, loom_desc_div,
+    loom_desc_affine, loom_desc_tanh, loom_desc_sigmoid, loom_desc_relu, loom_desc_exp,
+    loom_desc_log, loom_desc_step, loom_desc_where;
+extern const loom_op_desc loom_desc_matmul;
+extern const loom_op_desc loom_desc_sum, loom_desc_sum_to, loom_desc_broadcast_to,
+    loom_desc_softmax, loom_desc_log_softmax, loom_desc_xent, loom_desc_xent_grad;
+extern const loom_op_desc loom_desc_concat, loom_desc_slice, loom_desc_pad, loom_desc_reshape,
+    loom_desc_transpose, loom_desc_stop_gradient;
+extern const loom_op_desc loom_desc_gather, loom_desc_scatter_add, loom_desc_one_hot,
+    loom_desc_dropout;
+
+/* Builds a node of `op`: validates handles, runs the shape rule, adds the
+ * node (hash-consed when the op is pure). */
+loom_tensor loom_op_build(loom_graph *g, int op, const loom_tensor *in, int n, const loom_attrs *a);
+static inline loom_attrs loom_attrs_zero(void)
+{
+    loom_attrs a;
+    memset(&a, 0, sizeof a);
+    return a;
+}
+
+/* ---- helpers shared by op files ---- */
+
+/* Normalises a possibly negative axis; -1 if out of range. */
+static inline int loom_axis(int axis, int rank)
+{
+    if (axis < 0) axis += rank;
+    return axis >= 0 && axis < rank ? axis : -1;
+}
+/* A message fragment describing input i: "'x' (2,3)". */
+#define TSTR(g, t) loom_tensor_str((g), (t), (char[160]){0}, 160)
+#define SSTR(s) loom_shape_str((s), (char[64]){0}, 64)
+
+/* NumPy broadcast of two shapes; false if they do not broadcast. */
+bool loom_broadcast_shape(loom_shape a, loom_shape b, loom_shape *out);
+/* Strides (in elements) of x read as shape `out` (right-aligned, padded to 4
+ * dims, 0 on broadcast dims). */
+void loom_broadcast_strides(loom_shape x, loom_shape out, int64_t st[LOOM_MAX_RANK]);
+/* out shape padded to 4 dims on the left. */
+void loom_shape_pad4(loom_shape s, int64_t d[LOOM_MAX_RANK]);
+
+/* Kernel-side error. */
+loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Elements above which a kernel splits its loop across threads. */
+#define LOOM_PAR_MIN 32768
+
+/* GEMM: C = alpha·op(A)·op(B) + beta·C, row-major, through CBLAS when built
+ * with it, else the portable kernel. */
+void loom_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc);
+/* The portable kernel, always built (tests compare the two). */
+void loom_gemm_ref(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
+bool loom_gemm_uses_blas(void);
+
+/* Counter-based uniform in [0, 1) for dropout masks. */
+static inline float loom_uniform(uint64_t seed, uint64_t run, uint64_t i)
+{
+    uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (run + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^ i;
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
+#endif

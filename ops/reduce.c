@@ -1,0 +1,423 @@
+/* Reductions and row-wise ops: sum over an axis or all, sum_to and
+ * broadcast_to (adjoints of each other), softmax, log-softmax, softmax
+ * cross-entropy. Sums accumulate in double.
+ * sum attrs: i[0] = axis, i[1] = keepdim, i[2] = all axes. */
+#include "op.h"
+
+static bool need_f32(loom_graph *g, const char *op, loom_tensor t)
+{
+    if (loom_tensor_dtype(g, t) == LOOM_F32) return true;
+    loom_graph_fail(g, LOOM_ERR_ARG, "%s: input %s must be f32", op, TSTR(g, t));
+    return false;
+}
+
+static bool shape_sum(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a, loom_shape *out,
+                      loom_dtype *dt)
+{
+    (void)n;
+    if (!need_f32(g, op, in[0])) return false;
+    loom_shape s = loom_tensor_shape(g, in[0]);
+    *dt = LOOM_F32;
+    if (a->i[2]) {
+        if (a->i[1])
+            for (int i = 0; i < s.rank; i++) s.d[i] = 1;
+        else
+            s = loom_shape0();
+        *out = s;
+        return true;
+    }
+    int ax = loom_axis(a->i[0], s.rank);
+    if (ax < 0)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: axis %d is out of range for %s", op, a->i[0],
+                                           TSTR(g, in[0])));
+    a->i[0] = ax; /* canonical, so equal sums hash-cons */
+    if (a->i[1]) {
+        s.d[ax] = 1;
+    } else {
+        for (int i = ax; i < s.rank - 1; i++) s.d[i] = s.d[i + 1];
+        s.rank--;
+    }
+    *out = s;
+    return true;
+}
+
+/* x viewed as (outer, len, inner) around `axis`. */
+static void split_axis(loom_shape s, int axis, int64_t *outer, int64_t *len, int64_t *inner)
+{
+    *outer = *inner = 1;
+    for (int i = 0; i < axis; i++) *outer *= s.d[i];
+    *len = s.d[axis];
+    for (int i = axis + 1; i < s.rank; i++) *inner *= s.d[i];
+}
+
+static loom_status sum_forward(const loom_kargs *k)
+{
+    const float *x = k->in[0];
+    loom_shape s = k->in_node[0]->shape;
+    int64_t outer, len, inner;
+    if (k->node->attr.i[2]) {
+        int64_t n = loom_shape_numel(s);
+        double acc = 0;
+        #pragma omp parallel for reduction(+ : acc) if (k->parallel && n > LOOM_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) acc += x[i];
+        k->out[0] = (float)acc;
+        return LOOM_OK;
+    }
+    split_axis(s, k->node->attr.i[0], &outer, &len, &inner);
+    #pragma omp parallel for if (k->parallel && outer * len * inner > LOOM_PAR_MIN)
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        int64_t o = oi / inner, i = oi % inner;
+        const float *p = x + o * len * inner + i;
+        double acc = 0;
+        for (int64_t j = 0; j < len; j++) acc += p[j * inner];
+        k->out[oi] = (float)acc;
+    }
+    return LOOM_OK;
+}
+
+/* d(Σx) = broadcast of the upstream gradient back over the summed axes. */
+static void sum_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor x = loom_node_input(g, y, 0);
+    const loom_node *n = loom_graph_node(g, y);
+    loom_shape xs = loom_tensor_shape(g, x), keep = xs;
+    if (n->attr.i[2])
+        for (int i = 0; i < keep.rank; i++) keep.d[i] = 1;
+    else
+        keep.d[n->attr.i[0]] = 1;
+    gx[0] = loom_broadcast_to(g, loom_reshape(g, gy, keep), xs);
+}
+
+const loom_op_desc loom_desc_sum = {"sum", 1, 1, OPF_PURE, shape_sum, sum_forward, sum_grad};
+
+/* ---- sum_to / broadcast_to: target shape in attrs.shape ---- */
+
+/* sum_to: the target broadcasts up to x; broadcast_to: x broadcasts up to the target. */
+static bool broadcasts(loom_graph *g, const char *op, loom_tensor x, loom_shape small, loom_shape big,
+                       loom_attrs *a, loom_shape *out, loom_dtype *dt)
+{
+    loom_shape b;
+    if (!need_f32(g, op, x)) return false;
+    if (a->shape.rank < 0 || a->shape.rank > LOOM_MAX_RANK || small.rank > big.rank ||
+        !loom_broadcast_shape(small, big, &b) || !loom_shape_eq(b, big))
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: %s does not broadcast to %s", op, SSTR(small),
+                                           SSTR(big)));
+    *out = a->shape;
+    *dt = LOOM_F32;
+    return true;
+}
+
+static bool shape_sum_to(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                         loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    return broadcasts(g, op, in[0], a->shape, loom_tensor_shape(g, in[0]), a, out, dt);
+}
+
+static bool shape_broadcast_to(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                               loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    return broadcasts(g, op, in[0], loom_tensor_shape(g, in[0]), a->shape, a, out, dt);
+}
+
+static loom_status sum_to_forward(const loom_kargs *k)
+{
+    int64_t xd[4], od[4];
+    loom_shape xs = k->in_node[0]->shape;
+    loom_shape_pad4(xs, xd);
+    /* the output read against x's rank: pad it on the left to x's dims */
+    loom_shape os = k->node->shape;
+    int64_t o4[4];
+    loom_shape_pad4(os, o4);
+    for (int i = 0; i < 4; i++) od[i] = o4[i];
+    int64_t n = loom_shape_numel(os);
+    const float *x = k->in[0];
+    #pragma omp parallel for if (k->parallel && loom_shape_numel(xs) > LOOM_PAR_MIN)
+    for (int64_t o = 0; o < n; o++) {
+        int64_t oi[4] = {o / (od[1] * od[2] * od[3]), (o / (od[2] * od[3])) % od[1], (o / od[3]) % od[2], o % od[3]};
+        int64_t lo[4], hi[4];
+        for (int d = 0; d < 4; d++) {
+            bool red = od[d] == 1 && xd[d] > 1;
+            lo[d] = red ? 0 : oi[d];
+            hi[d] = red ? xd[d] : oi[d] + 1;
+        }
+        double acc = 0;
+        for (int64_t i0 = lo[0]; i0 < hi[0]; i0++)
+            for (int64_t i1 = lo[1]; i1 < hi[1]; i1++)
+                for (int64_t i2 = lo[2]; i2 < hi[2]; i2++) {
+                    const float *p = x + ((i0 * xd[1] + i1) * xd[2] + i2) * xd[3];
+                    for (int64_t i3 = lo[3]; i3 < hi[3]; i3++) acc += p[i3];
+                }
+        k->out[o] = (float)acc;
+    }
+    return LOOM_OK;
+}
+
+static loom_status broadcast_to_forward(const loom_kargs *k)
+{
+    int64_t d[4], st[4];
+    loom_shape os = k->node->shape;
+    loom_shape_pad4(os, d);
+    loom_broadcast_strides(k->in_node[0]->shape, os, st);
+    int64_t n = loom_shape_numel(os);
+    const float *x = k->in[0];
+    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
+    for (int64_t r = 0; r < d[0] * d[1] * d[2]; r++) {
+        int64_t i2 = r % d[2], i1 = (r / d[2]) % d[1], i0 = r / (d[2] * d[1]);
+        const float *p = x + i0 * st[0] + i1 * st[1] + i2 * st[2];
+        for (int64_t j = 0; j < d[3]; j++) k->out[r * d[3] + j] = p[j * st[3]];
+    }
+    return LOOM_OK;
+}
+
+static void sum_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_broadcast_to(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
+}
+
+static void broadcast_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_sum_to(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
+}
+
+const loom_op_desc loom_desc_sum_to = {"sum_to", 1, 1, OPF_PURE, shape_sum_to, sum_to_forward, sum_to_grad};
+const loom_op_desc loom_desc_broadcast_to = {"broadcast_to", 1, 1, OPF_PURE, shape_broadcast_to, broadcast_to_forward,
+                                             broadcast_to_grad};
+
+/* ---- softmax family, over the last axis ---- */
+
+static bool shape_rows(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a, loom_shape *out,
+                       loom_dtype *dt)
+{
+    (void)n;
+    (void)a;
+    if (!need_f32(g, op, in[0])) return false;
+    loom_shape s = loom_tensor_shape(g, in[0]);
+    if (s.rank < 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: needs rank >= 1, got %s", op, TSTR(g, in[0])));
+    *out = s;
+    *dt = LOOM_F32;
+    return true;
+}
+
+/* log Σ exp(x_j), shifted by the max so that exp never overflows. */
+static double logsumexp(const float *x, int64_t c)
+{
+    float mx = x[0];
+    for (int64_t j = 1; j < c; j++) mx = x[j] > mx ? x[j] : mx;
+    double s = 0;
+    for (int64_t j = 0; j < c; j++) s += exp((double)x[j] - mx);
+    return mx + log(s);
+}
+
+#define ROW_KERNEL(fn, BODY)                                                                           \
+    static loom_status fn(const loom_kargs *k)                                                         \
+    {                                                                                                  \
+        loom_shape s = k->node->shape;                                                                 \
+        int64_t c = s.rank ? s.d[s.rank - 1] : 1, rows = loom_shape_numel(s) / c;                      \
+        _Pragma("omp parallel for if (k->parallel && rows * c > LOOM_PAR_MIN)")                        \
+        for (int64_t r = 0; r < rows; r++) {                                                           \
+            const float *x = k->in[0] + r * c;                                                         \
+            float *o = k->out + r * c;                                                                 \
+            double lse = logsumexp(x, c);                                                              \
+            for (int64_t j = 0; j < c; j++) BODY;                                                      \
+        }                                                                                              \
+        return LOOM_OK;                                                                                \
+    }
+ROW_KERNEL(softmax_forward, o[j] = (float)exp((double)x[j] - lse))
+ROW_KERNEL(log_softmax_forward, o[j] = (float)((double)x[j] - lse))
+
+/* y = softmax(x): dx = y ⊙ (gy − Σ_j gy_j y_j) */
+static void softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    loom_tensor dot = loom_sum(g, loom_mul(g, gy, y), -1, true);
+    gx[0] = loom_mul(g, y, loom_sub(g, gy, dot));
+}
+
+/* y = log_softmax(x): dx = gy − softmax(x) Σ_j gy_j, softmax(x) = exp(y) */
+static void log_softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    gx[0] = loom_sub(g, gy, loom_mul(g, loom_exp(g, y), loom_sum(g, gy, -1, true)));
+}
+
+const loom_op_desc loom_desc_softmax = {"softmax", 1, 1, OPF_PURE, shape_rows, softmax_forward, softmax_grad};
+const loom_op_desc loom_desc_log_softmax = {"log_softmax", 1, 1, OPF_PURE, shape_rows, log_softmax_forward,
+                                            log_softmax_grad};
+
+/* ---- softmax cross-entropy ----
+ * xent(logits, targets[, mask]) = Σ_r m_r (lse(x_r) − x_r[t_r]) / Σ_r m_r
+ * xent_grad(gy, logits, targets[, mask]) = gy · m_r (softmax(x_r) − onehot(t_r)) / Σ m */
+
+static bool check_xent(loom_graph *g, const char *op, loom_tensor logits, loom_tensor targets, loom_tensor mask)
+{
+    loom_shape ls = loom_tensor_shape(g, logits), ts = loom_tensor_shape(g, targets);
+    if (!need_f32(g, op, logits)) return false;
+    if (loom_tensor_dtype(g, targets) != LOOM_I32)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: targets %s must be i32", op, TSTR(g, targets)));
+    bool ok = ls.rank >= 1 && ts.rank == ls.rank - 1;
+    for (int i = 0; ok && i < ts.rank; i++) ok = ts.d[i] == ls.d[i];
+    if (!ok)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE,
+                                           "%s: targets %s must have the shape of logits %s without its last axis",
+                                           op, TSTR(g, targets), TSTR(g, logits)));
+    if (loom_valid(mask)) {
+        if (!need_f32(g, op, mask)) return false;
+        if (!loom_shape_eq(loom_tensor_shape(g, mask), ts))
+            return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: mask %s must have the shape of targets %s",
+                                               op, TSTR(g, mask), TSTR(g, targets)));
+    }
+    return true;
+}
+
+static bool shape_xent(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a, loom_shape *out,
+                       loom_dtype *dt)
+{
+    (void)a;
+    if (!check_xent(g, op, in[0], in[1], n > 2 ? in[2] : LOOM_INVALID)) return false;
+    *out = loom_shape0();
+    *dt = LOOM_F32;
+    return true;
+}
+
+static bool shape_xent_grad(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                            loom_shape *out, loom_dtype *dt)
+{
+    (void)a;
+    if (loom_tensor_numel(g, in[0]) != 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: upstream gradient %s must be a scalar", op,
+                                           TSTR(g, in[0])));
+    if (!check_xent(g, op, in[1], in[2], n > 3 ? in[3] : LOOM_INVALID)) return false;
+    *out = loom_tensor_shape(g, in[1]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+/* Checks targets; returns the normaliser Σ m (rows when there is no mask). */
+static loom_status xent_setup(const loom_kargs *k, const loom_node *ln, const float *targets_f, const float *mask,
+                              int64_t *rows, int64_t *c, double *den)
+{
+    const int32_t *t = (const int32_t *)(const void *)targets_f;
+    *c = ln->shape.d[ln->shape.rank - 1];
+    *rows = loom_shape_numel(ln->shape) / *c;
+    double d = 0;
+    for (int64_t r = 0; r < *rows; r++) {
+        if (t[r] < 0 || t[r] >= *c)
+            return loom_kernel_fail(k, LOOM_ERR_VALUE, "cross_entropy: target %d at position %lld is not in [0, %lld)",
+                                    t[r], (long long)r, (long long)*c);
+        d += mask ? mask[r] : 1.0;
+    }
+    *den = d;
+    return LOOM_OK;
+}
+
+static loom_status xent_forward(const loom_kargs *k)
+{
+    const float *x = k->in[0], *mask = k->node->n_in > 2 ? k->in[2] : NULL;
+    const int32_t *t = (const int32_t *)(const void *)k->in[1];
+    int64_t rows, c;
+    double den, acc = 0;
+    loom_status st = xent_setup(k, k->in_node[0], k->in[1], mask, &rows, &c, &den);
+    if (st) return st;
+    #pragma omp parallel for reduction(+ : acc) if (k->parallel && rows * c > LOOM_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        double m = mask ? mask[r] : 1.0;
+        if (m != 0.0) acc += m * (logsumexp(x + r * c, c) - x[r * c + t[r]]);
+    }
+    k->out[0] = den != 0.0 ? (float)(acc / den) : 0.0f;
+    return LOOM_OK;
+}
+
+static loom_status xent_grad_forward(const loom_kargs *k)
+{
+    const float gy = k->in[0][0], *x = k->in[1], *mask = k->node->n_in > 3 ? k->in[3] : NULL;
+    const int32_t *t = (const int32_t *)(const void *)k->in[2];
+    int64_t rows, c;
+    double den;
+    loom_status st = xent_setup(k, k->in_node[1], k->in[2], mask, &rows, &c, &den);
+    if (st) return st;
+    #pragma omp parallel for if (k->parallel && rows * c > LOOM_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        double w = den != 0.0 ? (mask ? mask[r] : 1.0) * gy / den : 0.0;
+        const float *xr = x + r * c;
+        float *o = k->out + r * c;
+        double lse = w != 0.0 ? logsumexp(xr, c) : 0.0;
+        for (int64_t j = 0; j < c; j++)
+            o[j] = w != 0.0 ? (float)(w * (exp((double)xr[j] - lse) - (j == t[r] ? 1.0 : 0.0))) : 0.0f;
+    }
+    return LOOM_OK;
+}
+
+static void xent_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+{
+    const loom_node *n = loom_graph_node(g, y);
+    loom_tensor in[4] = {gy, loom_node_input(g, y, 0), loom_node_input(g, y, 1), loom_node_input(g, y, 2)};
+    loom_attrs at = loom_attrs_zero();
+    gx[0] = loom_op_build(g, OP_XENT_GRAD, in, n->n_in + 1, &at);
+}
+
+const loom_op_desc loom_desc_xent = {"cross_entropy", 2, 3, OPF_PURE, shape_xent, xent_forward, xent_grad};
+/* Not differentiable itself: a second derivative of cross-entropy is refused
+ * with a clear error rather than silently wrong. */
+const loom_op_desc loom_desc_xent_grad = {"cross_entropy_grad", 3, 4, OPF_PURE, shape_xent_grad,
+                                          xent_grad_forward, NULL};
+
+/* ---- builders ---- */
+
+static loom_tensor sum_node(loom_graph *g, loom_tensor x, int axis, bool keepdim, bool all)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.i[0] = all ? 0 : axis;
+    at.i[1] = keepdim;
+    at.i[2] = all;
+    return loom_op_build(g, OP_SUM, &x, 1, &at);
+}
+
+loom_tensor loom_sum(loom_graph *g, loom_tensor x, int axis, bool keepdim) { return sum_node(g, x, axis, keepdim, false); }
+loom_tensor loom_sum_all(loom_graph *g, loom_tensor x) { return sum_node(g, x, 0, false, true); }
+
+loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, bool keepdim)
+{
+    loom_tensor s = loom_sum(g, x, axis, keepdim);
+    if (!loom_valid(s)) return s;
+    loom_shape xs = loom_tensor_shape(g, x);
+    return loom_scale(g, s, 1.0f / (float)xs.d[loom_axis(axis, xs.rank)]);
+}
+
+loom_tensor loom_mean_all(loom_graph *g, loom_tensor x)
+{
+    loom_tensor s = loom_sum_all(g, x);
+    return loom_valid(s) ? loom_scale(g, s, 1.0f / (float)loom_tensor_numel(g, x)) : s;
+}
+
+static loom_tensor to_shape(loom_graph *g, int op, loom_tensor x, loom_shape s)
+{
+    if (loom_graph_has(g, x) && !loom_graph_failed(g) && loom_tensor_dtype(g, x) == LOOM_F32 &&
+        loom_shape_eq(loom_tensor_shape(g, x), s))
+        return x; /* nothing to sum or broadcast */
+    loom_attrs at = loom_attrs_zero();
+    at.shape = s;
+    return loom_op_build(g, op, &x, 1, &at);
+}
+
+loom_tensor loom_sum_to(loom_graph *g, loom_tensor x, loom_shape s) { return to_shape(g, OP_SUM_TO, x, s); }
+loom_tensor loom_broadcast_to(loom_graph *g, loom_tensor x, loom_shape s) { return to_shape(g, OP_BROADCAST_TO, x, s); }
+
+loom_tensor loom_softmax(loom_graph *g, loom_tensor x)
+{
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, OP_SOFTMAX, &x, 1, &at);
+}
+
+loom_tensor loom_log_softmax(loom_graph *g, loom_tensor x)
+{
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, OP_LOG_SOFTMAX, &x, 1, &at);
+}
+
+loom_tensor loom_cross_entropy(loom_graph *g, loom_tensor logits, loom_tensor targets, loom_tensor mask)
+{
+    loom_attrs at = loom_attrs_zero();
+    loom_tensor in[3] = {logits, targets, mask};
+    return loom_op_build(g, OP_XENT, in, loom_valid(mask) ? 3 : 2, &at);
+}

@@ -1,0 +1,112 @@
+/* The op table and what every builder shares: handle checks, running the
+ * shape rule, broadcasting helpers. */
+#include "op.h"
+
+#include <stdarg.h>
+
+/* The one table: op id -> descriptor (each defined next to its kernel). */
+static const loom_op_desc *const table[OP_COUNT] = {
+    [OP_INPUT] = &loom_desc_input, [OP_PARAM] = &loom_desc_param, [OP_CONST] = &loom_desc_const,
+    [OP_FILL] = &loom_desc_fill,
+    [OP_ADD] = &loom_desc_add, [OP_SUB] = &loom_desc_sub, [OP_MUL] = &loom_desc_mul,
+    [OP_DIV] = &loom_desc_div, [OP_AFFINE] = &loom_desc_affine, [OP_TANH] = &loom_desc_tanh,
+    [OP_SIGMOID] = &loom_desc_sigmoid, [OP_RELU] = &loom_desc_relu, [OP_EXP] = &loom_desc_exp,
+    [OP_LOG] = &loom_desc_log, [OP_STEP] = &loom_desc_step, [OP_WHERE] = &loom_desc_where,
+    [OP_MATMUL] = &loom_desc_matmul,
+    [OP_SUM] = &loom_desc_sum, [OP_SUM_TO] = &loom_desc_sum_to,
+    [OP_BROADCAST_TO] = &loom_desc_broadcast_to, [OP_SOFTMAX] = &loom_desc_softmax,
+    [OP_LOG_SOFTMAX] = &loom_desc_log_softmax, [OP_XENT] = &loom_desc_xent,
+    [OP_XENT_GRAD] = &loom_desc_xent_grad,
+    [OP_CONCAT] = &loom_desc_concat, [OP_SLICE] = &loom_desc_slice, [OP_PAD] = &loom_desc_pad,
+    [OP_RESHAPE] = &loom_desc_reshape, [OP_TRANSPOSE] = &loom_desc_transpose,
+    [OP_STOP_GRADIENT] = &loom_desc_stop_gradient,
+    [OP_GATHER] = &loom_desc_gather, [OP_SCATTER_ADD] = &loom_desc_scatter_add,
+    [OP_ONE_HOT] = &loom_desc_one_hot, [OP_DROPOUT] = &loom_desc_dropout,
+};
+
+const loom_op_desc *loom_op(int op) { return op >= 0 && op < OP_COUNT ? table[op] : NULL; }
+
+const char *loom_op_name(int op)
+{
+    const loom_op_desc *d = loom_op(op);
+    return d && d->name ? d->name : "?";
+}
+
+int loom_op_count(void) { return OP_COUNT; }
+
+static void normalise(loom_shape *s)
+{
+    for (int i = s->rank; i < LOOM_MAX_RANK; i++) s->d[i] = 0;
+}
+
+loom_tensor loom_op_build(loom_graph *g, int op, const loom_tensor *in, int n, const loom_attrs *a)
+{
+    if (!g || loom_graph_failed(g)) return LOOM_INVALID;
+    const loom_op_desc *d = loom_op(op);
+    if (n < d->min_in || n > d->max_in)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "%s: takes %d..%d inputs, got %d", d->name, d->min_in,
+                               d->max_in, n);
+    for (int i = 0; i < n; i++)
+        if (!loom_graph_has(g, in[i]))
+            return loom_graph_fail(g, LOOM_ERR_ARG, "%s: input %d is not a tensor of this graph (id %d)",
+                                   d->name, i, in[i].id);
+    loom_attrs at = *a;
+    normalise(&at.shape);
+    loom_shape s = loom_shape0();
+    loom_dtype dt = LOOM_F32;
+    if (!d->shape(g, d->name, in, n, &at, &s, &dt)) return LOOM_INVALID;
+    for (int i = 0; i < s.rank; i++)
+        if (s.d[i] <= 0)
+            return loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: result shape %s has a dimension < 1", d->name,
+                                   SSTR(s));
+    normalise(&s);
+    loom_role role = op == OP_INPUT ? LOOM_ROLE_INPUT
+                   : op == OP_PARAM ? LOOM_ROLE_PARAM
+                   : (op == OP_CONST || op == OP_FILL) ? LOOM_ROLE_CONST
+                                                       : LOOM_ROLE_FORWARD;
+    return loom_graph_add_node(g, op, in, n, &at, s, dt, (d->flags & OPF_PURE) != 0, role);
+}
+
+bool loom_broadcast_shape(loom_shape a, loom_shape b, loom_shape *out)
+{
+    int r = a.rank > b.rank ? a.rank : b.rank;
+    loom_shape o = loom_shape0();
+    o.rank = r;
+    for (int i = 0; i < r; i++) {
+        int ia = a.rank - r + i, ib = b.rank - r + i;
+        int da = ia >= 0 ? a.d[ia] : 1, db = ib >= 0 ? b.d[ib] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        o.d[i] = da == 1 ? db : da;
+    }
+    *out = o;
+    return true;
+}
+
+void loom_shape_pad4(loom_shape s, int64_t d[LOOM_MAX_RANK])
+{
+    int off = LOOM_MAX_RANK - s.rank;
+    for (int i = 0; i < LOOM_MAX_RANK; i++) d[i] = i < off ? 1 : s.d[i - off];
+}
+
+void loom_broadcast_strides(loom_shape x, loom_shape out, int64_t st[LOOM_MAX_RANK])
+{
+    int64_t xd[LOOM_MAX_RANK], od[LOOM_MAX_RANK];
+    loom_shape_pad4(x, xd);
+    loom_shape_pad4(out, od);
+    int64_t stride = 1;
+    for (int i = LOOM_MAX_RANK - 1; i >= 0; i--) {
+        st[i] = (xd[i] == 1 && od[i] != 1) ? 0 : stride;
+        stride *= xd[i];
+    }
+}
+
+loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt, ...)
+{
+    if (a->err && a->err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a->err, a->err_len, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
