@@ -1,0 +1,74 @@
+/* Shared test helpers: run a graph, compare arrays, gradient-check an op. */
+#ifndef LOOM_TEST_HELPERS_H
+#define LOOM_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loom/loom.h"
+
+static uint64_t test_rng = 0x853c49e6748fea9bull;
+
+static inline float rnd(float lo, float hi)
+{
+    test_rng ^= test_rng << 13, test_rng ^= test_rng >> 7, test_rng ^= test_rng << 17;
+    return lo + (hi - lo) * (float)(test_rng >> 40) / 16777216.0f;
+}
+
+/* A heap buffer of n values uniform in [lo, hi) (freed by the test). */
+static inline float *rnd_buf(int64_t n, float lo, float hi)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = rnd(lo, hi);
+    return p;
+}
+
+/* Runs a plan for `out` with bindings; returns a copy of its value. */
+static inline float *eval(loom_graph *g, loom_tensor out, const loom_binding *b, int nb)
+{
+    cr_assert(!loom_graph_failed(g), "graph failed: %s", loom_graph_error(g));
+    loom_plan *p = loom_plan_new(g, &out, 1, NULL);
+    cr_assert(p, "plan failed: %s", loom_graph_error(g));
+    for (int i = 0; i < nb; i++) cr_assert_eq(loom_bind(p, b[i].t, b[i].data), LOOM_OK, "%s", loom_plan_error(p));
+    cr_assert_eq(loom_run(p), LOOM_OK, "run failed: %s", loom_plan_error(p));
+    int64_t n = loom_tensor_numel(g, out);
+    float *v = malloc((size_t)n * sizeof *v);
+    cr_assert_eq(loom_plan_read(p, out, v, (size_t)n), LOOM_OK);
+    loom_plan_free(p);
+    return v;
+}
+
+static inline void assert_close(const float *got, const float *want, int64_t n, float tol)
+{
+    for (int64_t i = 0; i < n; i++)
+        cr_assert(fabsf(got[i] - want[i]) <= tol * (1.0f + fabsf(want[i])), "element %lld: got %.7g, want %.7g",
+                  (long long)i, got[i], want[i]);
+}
+
+/* loss = Σ y ⊙ R with a fixed random R: every element of y gets a distinct
+ * weight, so the check covers the whole Jacobian-vector product. */
+static inline loom_tensor weighted_loss(loom_graph *g, loom_tensor y)
+{
+    int64_t n = loom_tensor_numel(g, y);
+    float *r = rnd_buf(n, -1.0f, 1.0f);
+    loom_tensor c = loom_constant(g, loom_tensor_shape(g, y), r);
+    free(r);
+    return loom_sum_all(g, loom_mul(g, y, c));
+}
+
+/* Gradient-checks the weighted loss of y with respect to wrt (all f32). */
+static inline void check_grads(loom_graph *g, loom_tensor y, const loom_binding *wrt, int n,
+                               const loom_binding *fixed, int nf)
+{
+    loom_tensor loss = weighted_loss(g, y);
+    loom_gradcheck_result r;
+    loom_status s = loom_gradcheck(g, loss, wrt, n, fixed, nf, NULL, &r);
+    cr_assert_eq(s, LOOM_OK, "gradcheck: %s", loom_graph_error(g));
+    cr_assert(r.checked > 0);
+    cr_assert(r.passed, "gradient mismatch in wrt[%d] element %lld: analytic %.6g numeric %.6g", r.worst_tensor,
+              (long long)r.worst_index, r.worst_analytic, r.worst_numeric);
+}
+
+#endif
