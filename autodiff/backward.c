@@ -9,6 +9,7 @@
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads)
 {
     if (!g) return LOOM_ERR_ARG;
+    for (int i = 0; grads && i < n; i++) grads[i] = LOOM_INVALID;
     if (loom_graph_failed(g)) return loom_graph_status(g);
     if (!loom_graph_has(g, loss)) {
         loom_graph_fail(g, LOOM_ERR_ARG, "backward: loss is not a tensor of this graph (id %d)", loss.id);
@@ -29,6 +30,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         }
     }
 
+    if (loss.id < 0 || loss.id == INT32_MAX) return LOOM_ERR_ARG;
     int32_t N = loss.id + 1; /* nothing after the loss can influence it */
     uint8_t *flow = calloc((size_t)N, 1);     /* bit 1: depends on some wrt; bit 2: loss depends on it */
     loom_tensor *grad = malloc((size_t)N * sizeof *grad);
@@ -46,7 +48,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         for (int j = 0; j < nd->n_in && !(flow[i] & 1); j++)
             if (flow[loom_node_input(g, (loom_tensor){i}, j).id] & 1) flow[i] |= 1;
     }
-    flow[loss.id] |= 2;
+    flow[N - 1] |= 2; /* the loss */
     for (int32_t i = N - 1; i >= 0; i--) {
         if (flow[i] != 3) continue;
         const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
@@ -65,7 +67,8 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         max_in = k > max_in ? k : max_in;
     }
     loom_tensor *gx = malloc((size_t)(max_in ? max_in : 1) * sizeof *gx);
-    for (int32_t i = N - 1; gx && i >= 0 && !loom_graph_failed(g); i--) {
+    bool *need = malloc((size_t)(max_in ? max_in : 1) * sizeof *need);
+    for (int32_t i = N - 1; gx && need && i >= 0 && !loom_graph_failed(g); i--) {
         if (flow[i] != 3 || !loom_valid(grad[i])) continue;
         loom_tensor y = {i};
         const loom_node *nd = loom_graph_node(g, y);
@@ -79,8 +82,11 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         t.role = LOOM_ROLE_BACKWARD;
         loom_graph_set_tags(g, t);
         int n_in = nd->n_in;
-        for (int j = 0; j < n_in; j++) gx[j] = LOOM_INVALID;
-        d->grad(g, y, grad[i], gx);
+        for (int j = 0; j < n_in; j++) {
+            gx[j] = LOOM_INVALID;
+            need[j] = flow[loom_node_input(g, y, j).id] == 3;
+        }
+        d->grad(g, y, grad[i], need, gx);
         for (int j = 0; j < n_in && !loom_graph_failed(g); j++) {
             loom_tensor x = loom_node_input(g, y, j);
             if (!loom_valid(gx[j]) || flow[x.id] != 3) continue;
@@ -92,7 +98,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
             grad[x.id] = loom_valid(grad[x.id]) ? loom_add(g, grad[x.id], gx[j]) : gx[j];
         }
     }
-    if (!gx) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
+    if (!gx || !need) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
 
     loom_graph_set_tags(g, lt);
     for (int i = 0; i < n; i++) {
@@ -101,6 +107,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
     }
     loom_graph_set_tags(g, saved);
     free(gx);
+    free(need);
     free(flow);
     free(grad);
     if (loom_graph_failed(g)) {

@@ -90,32 +90,32 @@ static loom_tensor back_to(loom_graph *g, loom_tensor grad, loom_tensor x)
 }
 
 /* d(a+b) = da + db */
-static void add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
-    gx[0] = back_to(g, gy, in0(g, y));
-    gx[1] = back_to(g, gy, in1(g, y));
+    if (need[0]) gx[0] = back_to(g, gy, in0(g, y));
+    if (need[1]) gx[1] = back_to(g, gy, in1(g, y));
 }
 
-static void sub_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void sub_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
-    gx[0] = back_to(g, gy, in0(g, y));
-    gx[1] = back_to(g, loom_neg(g, gy), in1(g, y));
+    if (need[0]) gx[0] = back_to(g, gy, in0(g, y));
+    if (need[1]) gx[1] = back_to(g, loom_neg(g, gy), in1(g, y));
 }
 
 /* d(a·b) = b·da + a·db */
-static void mul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void mul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor a = in0(g, y), b = in1(g, y);
-    gx[0] = back_to(g, loom_mul(g, gy, b), a);
-    gx[1] = back_to(g, loom_mul(g, gy, a), b);
+    if (need[0]) gx[0] = back_to(g, loom_mul(g, gy, b), a);
+    if (need[1]) gx[1] = back_to(g, loom_mul(g, gy, a), b);
 }
 
 /* y = a/b: dL/da = gy/b, dL/db = -gy·a/b² = -gy·y/b */
-static void div_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void div_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor a = in0(g, y), b = in1(g, y);
-    gx[0] = back_to(g, loom_div(g, gy, b), a);
-    gx[1] = back_to(g, loom_neg(g, loom_div(g, loom_mul(g, gy, y), b)), b);
+    if (need[0]) gx[0] = back_to(g, loom_div(g, gy, b), a);
+    if (need[1]) gx[1] = back_to(g, loom_neg(g, loom_div(g, loom_mul(g, gy, y), b)), b);
 }
 
 const loom_op_desc loom_desc_add = {"add", 2, 2, OPF_PURE, shape_broadcast, add_forward, add_grad};
@@ -142,11 +142,11 @@ static loom_status where_forward(const loom_kargs *k)
 }
 
 /* The chosen branch gets the gradient, the other zero; cond gets none. */
-static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor c = in0(g, y), zero = loom_scalar(g, 0.0f);
-    gx[1] = back_to(g, loom_where(g, c, gy, zero), in1(g, y));
-    gx[2] = back_to(g, loom_where(g, c, zero, gy), in2(g, y));
+    if (need[1]) gx[1] = back_to(g, loom_where(g, c, gy, zero), in1(g, y));
+    if (need[2]) gx[2] = back_to(g, loom_where(g, c, zero, gy), in2(g, y));
 }
 
 const loom_op_desc loom_desc_where = {"where", 3, 3, OPF_PURE, shape_broadcast, where_forward, where_grad};
@@ -190,43 +190,43 @@ UNARY_KERNEL(log_forward, logf(x))
 UNARY_KERNEL(step_forward, x > 0 ? 1.0f : 0.0f)
 
 /* d(a·x + b) = a·dx */
-static void affine_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void affine_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_scale(g, gy, loom_graph_node(g, y)->attr.f[0]);
 }
 
 /* tanh' = 1 - y² */
-static void tanh_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void tanh_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_mul(g, gy, loom_affine(g, loom_mul(g, y, y), -1.0f, 1.0f));
 }
 
 /* σ' = y(1 - y) */
-static void sigmoid_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void sigmoid_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_mul(g, gy, loom_mul(g, y, loom_affine(g, y, -1.0f, 1.0f)));
 }
 
 /* relu' = [x > 0] = [y > 0] */
-static void relu_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void relu_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_mul(g, gy, loom_step(g, y));
 }
 
-static void exp_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void exp_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_mul(g, gy, y);
 }
 
-static void log_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void log_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_div(g, gy, in0(g, y));
 }
 
 /* A step function is flat almost everywhere: zero gradient. */
-static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
-    (void)g, (void)y, (void)gy, (void)gx;
+    (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
 const loom_op_desc loom_desc_affine = {"affine", 1, 1, OPF_PURE, shape_unary, affine_forward, affine_grad};

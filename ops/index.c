@@ -57,7 +57,7 @@ static loom_status gather_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-static void gather_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void gather_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor table = loom_node_input(g, y, 0), idx = loom_node_input(g, y, 1);
     gx[0] = loom_scatter_add(g, gy, idx, loom_tensor_shape(g, table).d[0]);
@@ -105,7 +105,7 @@ static loom_status scatter_add_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-static void scatter_add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void scatter_add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_gather(g, gy, loom_node_input(g, y, 1));
 }
@@ -138,9 +138,9 @@ static loom_status one_hot_forward(const loom_kargs *k)
 }
 
 /* Integer input: nothing to differentiate. */
-static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
-    (void)g, (void)y, (void)gy, (void)gx;
+    (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
 const loom_op_desc loom_desc_one_hot = {"one_hot", 1, 1, OPF_PURE, shape_one_hot, one_hot_forward, no_grad};
@@ -178,7 +178,7 @@ static loom_status dropout_forward(const loom_kargs *k)
 }
 
 /* The same mask scales the gradient: dropout of gy with the same seed. */
-static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     const loom_node *n = loom_graph_node(g, y);
     gx[0] = loom_dropout(g, gy, n->attr.f[0], n->attr.u);

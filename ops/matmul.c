@@ -74,18 +74,20 @@ static loom_status matmul_forward(const loom_kargs *k)
  * A 2-D operand shared over a batch gets the sum over the batch (sum_to);
  * when that operand is B and A is not transposed, the batch folds into the
  * rows of one GEMM instead. */
-static void matmul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void matmul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor a = loom_node_input(g, y, 0), b = loom_node_input(g, y, 1);
     const loom_node *n = loom_graph_node(g, y);
     bool ta = n->attr.i[0], tb = n->attr.i[1];
     loom_shape sa = loom_tensor_shape(g, a), sb = loom_tensor_shape(g, b);
-    if (!ta && !tb) gx[0] = loom_matmul(g, gy, b, false, true);
-    else if (!ta && tb) gx[0] = loom_matmul(g, gy, b, false, false);
-    else if (ta && !tb) gx[0] = loom_matmul(g, b, gy, false, true);
-    else gx[0] = loom_matmul(g, b, gy, true, true);
-    gx[0] = loom_sum_to(g, gx[0], sa);
-
+    if (need[0]) {
+        if (!ta && !tb) gx[0] = loom_matmul(g, gy, b, false, true);
+        else if (!ta && tb) gx[0] = loom_matmul(g, gy, b, false, false);
+        else if (ta && !tb) gx[0] = loom_matmul(g, b, gy, false, true);
+        else gx[0] = loom_matmul(g, b, gy, true, true);
+        gx[0] = loom_sum_to(g, gx[0], sa);
+    }
+    if (!need[1]) return;
     if (sb.rank == 2 && sa.rank > 2 && !ta) {
         int kk = sa.d[sa.rank - 1], nn = loom_tensor_shape(g, gy).d[sa.rank - 1];
         loom_tensor a2 = loom_reshape(g, a, loom_shape2(-1, kk));

@@ -53,9 +53,10 @@ typedef loom_status (*loom_kernel_fn)(const loom_kargs *a);
  * the graph error and returns false. */
 typedef bool (*loom_shape_fn)(loom_graph *g, const char *op, const loom_tensor *in, int n,
                               loom_attrs *a, loom_shape *out, loom_dtype *dt);
-/* Builds the gradients of y's inputs from gy = dL/dy with ordinary builders;
- * gx[i] stays LOOM_INVALID for inputs that get no gradient. */
-typedef void (*loom_grad_fn)(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx);
+/* Builds the gradients of y's inputs from gy = dL/dy with ordinary builders,
+ * for the inputs with need[i] set; gx[i] stays LOOM_INVALID for inputs that
+ * get no gradient. */
+typedef void (*loom_grad_fn)(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx);
 
 typedef struct {
     const char *name;

@@ -76,7 +76,7 @@ static loom_status sum_forward(const loom_kargs *k)
 }
 
 /* d(Σx) = broadcast of the upstream gradient back over the summed axes. */
-static void sum_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void sum_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor x = loom_node_input(g, y, 0);
     const loom_node *n = loom_graph_node(g, y);
@@ -171,12 +171,12 @@ static loom_status broadcast_to_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-static void sum_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void sum_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_broadcast_to(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
 }
 
-static void broadcast_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void broadcast_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_sum_to(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
 }
@@ -229,14 +229,14 @@ ROW_KERNEL(softmax_forward, o[j] = (float)exp((double)x[j] - lse))
 ROW_KERNEL(log_softmax_forward, o[j] = (float)((double)x[j] - lse))
 
 /* y = softmax(x): dx = y ⊙ (gy − Σ_j gy_j y_j) */
-static void softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     loom_tensor dot = loom_sum(g, loom_mul(g, gy, y), -1, true);
     gx[0] = loom_mul(g, y, loom_sub(g, gy, dot));
 }
 
 /* y = log_softmax(x): dx = gy − softmax(x) Σ_j gy_j, softmax(x) = exp(y) */
-static void log_softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void log_softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_sub(g, gy, loom_mul(g, loom_exp(g, y), loom_sum(g, gy, -1, true)));
 }
@@ -348,7 +348,7 @@ static loom_status xent_grad_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-static void xent_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void xent_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     const loom_node *n = loom_graph_node(g, y);
     loom_tensor in[4] = {gy, loom_node_input(g, y, 0), loom_node_input(g, y, 1), loom_node_input(g, y, 2)};

@@ -56,13 +56,13 @@ static loom_status concat_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-static void concat_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void concat_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     const loom_node *n = loom_graph_node(g, y);
     int ax = n->attr.i[0], n_in = n->n_in, off = 0;
     for (int i = 0; i < n_in; i++) {
         int len = loom_tensor_shape(g, loom_node_input(g, y, i)).d[ax];
-        gx[i] = loom_slice(g, gy, ax, off, len);
+        if (need[i]) gx[i] = loom_slice(g, gy, ax, off, len);
         off += len;
     }
 }
@@ -134,14 +134,14 @@ static loom_status slice_pad_forward(const loom_kargs *k, bool pad)
 static loom_status slice_forward(const loom_kargs *k) { return slice_pad_forward(k, false); }
 static loom_status pad_forward(const loom_kargs *k) { return slice_pad_forward(k, true); }
 
-static void slice_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void slice_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     const loom_node *n = loom_graph_node(g, y);
     loom_shape xs = loom_tensor_shape(g, loom_node_input(g, y, 0));
     gx[0] = loom_pad(g, gy, n->attr.i[0], n->attr.i[1], xs.d[n->attr.i[0]]);
 }
 
-static void pad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void pad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     const loom_node *n = loom_graph_node(g, y);
     loom_shape xs = loom_tensor_shape(g, loom_node_input(g, y, 0));
@@ -179,7 +179,7 @@ static bool shape_reshape(loom_graph *g, const char *op, const loom_tensor *in, 
     return true;
 }
 
-static void reshape_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void reshape_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     gx[0] = loom_reshape(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
 }
@@ -198,9 +198,9 @@ static bool shape_same(loom_graph *g, const char *op, const loom_tensor *in, int
 }
 
 /* The gradient stops here: none flows to the input. */
-static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
-    (void)g, (void)y, (void)gy, (void)gx;
+    (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
 const loom_op_desc loom_desc_stop_gradient = {"stop_gradient", 1, 1, OPF_PURE | OPF_ALIAS, shape_same, NULL, no_grad};
@@ -252,7 +252,7 @@ static loom_status transpose_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-static void transpose_grad(loom_graph *g, loom_tensor y, loom_tensor gy, loom_tensor *gx)
+static void transpose_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
     const loom_node *n = loom_graph_node(g, y);
     int inv[LOOM_MAX_RANK] = {0, 0, 0, 0};
