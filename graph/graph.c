@@ -178,6 +178,17 @@ loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name)
     return t;
 }
 
+loom_tensor loom_graph_find(const loom_graph *g, const char *name)
+{
+    for (int32_t i = 0; g && name && i < g->n_nodes; i++) {
+        const loom_node *n = &g->nodes[i];
+        if ((n->tags.role == LOOM_ROLE_INPUT || n->tags.role == LOOM_ROLE_PARAM) && n->name >= 0 &&
+            !strcmp(g->strings + n->name, name))
+            return (loom_tensor){i};
+    }
+    return LOOM_INVALID;
+}
+
 char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n)
 {
     char sh[64];

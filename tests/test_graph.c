@@ -24,6 +24,8 @@ Test(graph, nodes_names_and_roles)
     cr_assert_str_eq(loom_tensor_name(g, w), "weight_ih_l0");
     cr_assert_str_eq(loom_tensor_name(g, y), "gates");
     cr_assert_null(loom_tensor_name(g, c));
+    cr_assert_eq(loom_graph_find(g, "weight_ih_l0").id, w.id);
+    cr_assert(!loom_valid(loom_graph_find(g, "gates")), "only inputs and parameters are found by name");
     cr_assert_eq(loom_graph_node(g, x)->tags.role, LOOM_ROLE_INPUT);
     cr_assert_eq(loom_graph_node(g, w)->tags.role, LOOM_ROLE_PARAM);
     cr_assert_eq(loom_graph_node(g, c)->tags.role, LOOM_ROLE_CONST);

@@ -123,6 +123,8 @@ int64_t loom_tensor_numel(const loom_graph *g, loom_tensor t);
 /* Name of a node, or NULL. Returns t for chaining. */
 const char *loom_tensor_name(const loom_graph *g, loom_tensor t);
 loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name);
+/* The first input or parameter named `name`, or LOOM_INVALID. */
+loom_tensor loom_graph_find(const loom_graph *g, const char *name);
 /* Describes a tensor for messages: "'name' (2,3)" or "#12 (2,3)". */
 char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n);
 
