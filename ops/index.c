@@ -186,6 +186,37 @@ static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
 
 const loom_op_desc loom_desc_dropout = {"dropout", 1, 1, 0, shape_dropout, dropout_forward, dropout_grad};
 
+/* ---- sequence_mask: attrs i[0] = steps ---- */
+
+static bool shape_sequence_mask(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                                loom_shape *out, loom_dtype *dt)
+{
+    loom_shape s = loom_tensor_shape(g, in[0]);
+    if (loom_tensor_dtype(g, in[0]) != LOOM_I32 || s.rank != 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: lengths %s must be i32 of shape (batch,)", op,
+                                           TSTR(g, in[0])));
+    if (a->i[0] < 1) return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: steps must be >= 1, got %d", op, a->i[0]));
+    *out = loom_shape2(a->i[0], s.d[0]);
+    *dt = LOOM_F32;
+    return true;
+}
+
+static loom_status sequence_mask_forward(const loom_kargs *k)
+{
+    int64_t steps = k->node->shape.d[0], batch = k->node->shape.d[1];
+    const int32_t *len = (const int32_t *)(const void *)k->in[0];
+    for (int64_t b = 0; b < batch; b++)
+        if (len[b] < 1 || len[b] > steps)
+            return loom_kernel_fail(k, LOOM_ERR_VALUE, "sequence_mask: length %d of sequence %lld is not in [1, %lld]",
+                                    len[b], (long long)b, (long long)steps);
+    for (int64_t t = 0; t < steps; t++)
+        for (int64_t b = 0; b < batch; b++) k->out[t * batch + b] = t < len[b] ? 1.0f : 0.0f;
+    return LOOM_OK;
+}
+
+const loom_op_desc loom_desc_sequence_mask = {"sequence_mask", 1, 1, OPF_PURE, shape_sequence_mask,
+                                              sequence_mask_forward, no_grad};
+
 /* ---- builders ---- */
 
 loom_tensor loom_gather(loom_graph *g, loom_tensor table, loom_tensor idx)
@@ -214,4 +245,11 @@ loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float p, uint64_t seed)
     at.f[0] = p;
     at.u = seed;
     return loom_op_build(g, OP_DROPOUT, &x, 1, &at);
+}
+
+loom_tensor loom_sequence_mask(loom_graph *g, loom_tensor lengths, int steps)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.i[0] = steps;
+    return loom_op_build(g, OP_SEQUENCE_MASK, &lengths, 1, &at);
 }

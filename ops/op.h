@@ -23,7 +23,7 @@ enum {
     /* shape */
     OP_CONCAT, OP_SLICE, OP_PAD, OP_RESHAPE, OP_TRANSPOSE, OP_STOP_GRADIENT,
     /* indexing and random */
-    OP_GATHER, OP_SCATTER_ADD, OP_ONE_HOT, OP_DROPOUT,
+    OP_GATHER, OP_SCATTER_ADD, OP_ONE_HOT, OP_DROPOUT, OP_SEQUENCE_MASK,
     OP_COUNT
 };
 
@@ -80,7 +80,7 @@ extern const loom_op_desc loom_desc_sum, loom_desc_sum_to, loom_desc_broadcast_t
 extern const loom_op_desc loom_desc_concat, loom_desc_slice, loom_desc_pad, loom_desc_reshape,
     loom_desc_transpose, loom_desc_stop_gradient;
 extern const loom_op_desc loom_desc_gather, loom_desc_scatter_add, loom_desc_one_hot,
-    loom_desc_dropout;
+    loom_desc_dropout, loom_desc_sequence_mask;
 
 /* Builds a node of `op`: validates handles, runs the shape rule, adds the
  * node (hash-consed when the op is pure). */

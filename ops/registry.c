@@ -22,6 +22,7 @@ static const loom_op_desc *const table[OP_COUNT] = {
     [OP_STOP_GRADIENT] = &loom_desc_stop_gradient,
     [OP_GATHER] = &loom_desc_gather, [OP_SCATTER_ADD] = &loom_desc_scatter_add,
     [OP_ONE_HOT] = &loom_desc_one_hot, [OP_DROPOUT] = &loom_desc_dropout,
+    [OP_SEQUENCE_MASK] = &loom_desc_sequence_mask,
 };
 
 const loom_op_desc *loom_op(int op) { return op >= 0 && op < OP_COUNT ? table[op] : NULL; }

@@ -1,6 +1,6 @@
 /* Sources: inputs, parameters, constants, fills.
  * attrs: shape = the shape; i[0] = dtype; i[1] = stored data index (const);
- * f[0] = fill value. */
+ * i[2] = initialiser (param); f[0] = fill value or initialiser scale. */
 #include "op.h"
 
 static bool shape_source(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
@@ -57,6 +57,22 @@ loom_tensor loom_input_i32(loom_graph *g, const char *name, loom_shape s)
 loom_tensor loom_param(loom_graph *g, const char *name, loom_shape s)
 {
     return source(g, OP_PARAM, name, s, LOOM_F32, -1, 0);
+}
+
+loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a)
+{
+    if (loom_graph_failed(g)) return LOOM_INVALID;
+    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_XAVIER_UNIFORM)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "param: unknown initialiser %d for '%s'", (int)init, name ? name : "");
+    loom_attrs at = loom_attrs_zero();
+    at.shape = s;
+    at.i[0] = LOOM_F32;
+    at.i[1] = -1;
+    at.i[2] = init;
+    at.f[0] = a;
+    loom_tensor t = loom_op_build(g, OP_PARAM, NULL, 0, &at);
+    if (name) loom_tensor_set_name(g, t, name);
+    return t;
 }
 
 static loom_tensor constant(loom_graph *g, loom_shape s, const void *data, loom_dtype dt)

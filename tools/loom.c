@@ -1,5 +1,6 @@
 /* The loom command. */
 #include "loom/loom.h"
+#include "rnn_run.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +16,9 @@ static void usage(FILE *f)
             "commands:\n"
             "  gradcheck   build an unrolled LSTM language-model graph, take its BPTT gradients\n"
             "              and check every one against central differences\n"
+            "  rnn-run CASE.safetensors OUT.safetensors\n"
+            "              run the recurrent stack a case file describes forward and backward\n"
+            "              (L = sum(output * grad_output)) and write outputs and gradients\n"
             "  version     print the version and build configuration\n"
             "  help        print this help\n"
             "\n"
@@ -173,6 +177,16 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 2, argv + 2);
+    if (!strcmp(cmd, "rnn-run")) {
+        if (argc != 4) {
+            fprintf(stderr, "usage: loom rnn-run CASE.safetensors OUT.safetensors\n");
+            return 2;
+        }
+        char err[1024];
+        int rc = loom_rnn_run(argv[2], argv[3], err, sizeof err);
+        if (rc) fprintf(stderr, "loom rnn-run: %s\n", err);
+        return rc;
+    }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("loom %s (matmul: %s)\n", LOOM_VERSION, loom_blas_enabled() ? "CBLAS" : "portable kernel");
         return 0;

@@ -9,5 +9,6 @@
 #include "loom/ops.h"
 #include "loom/autodiff.h"
 #include "loom/runtime.h"
+#include "loom/rnn.h"
 
 #endif

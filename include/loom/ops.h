@@ -24,6 +24,16 @@ int loom_op_count(void);
 loom_tensor loom_input(loom_graph *g, const char *name, loom_shape s);
 loom_tensor loom_input_i32(loom_graph *g, const char *name, loom_shape s);
 loom_tensor loom_param(loom_graph *g, const char *name, loom_shape s);
+/* How a parameter store (loom/store.h) fills a parameter before training. */
+typedef enum {
+    LOOM_INIT_ZEROS = 0,
+    LOOM_INIT_ONES,
+    LOOM_INIT_UNIFORM,        /* U(-a, a) */
+    LOOM_INIT_NORMAL,         /* N(0, a²) */
+    LOOM_INIT_XAVIER_UNIFORM  /* U(-b, b), b = a·√(6 / (fan_in + fan_out)) of a 2-D weight */
+} loom_init;
+/* A parameter with its initialiser and the initialiser's scale a. */
+loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a);
 loom_tensor loom_constant(loom_graph *g, loom_shape s, const float *data);
 loom_tensor loom_constant_i32(loom_graph *g, loom_shape s, const int32_t *data);
 /* Every element = value (pure: equal fills are merged). */
@@ -89,6 +99,10 @@ loom_tensor loom_gather(loom_graph *g, loom_tensor table, loom_tensor idx);
 loom_tensor loom_scatter_add(loom_graph *g, loom_tensor src, loom_tensor idx, int rows);
 /* f32 one-hot of i32 indices: out = idx.shape + (depth). */
 loom_tensor loom_one_hot(loom_graph *g, loom_tensor idx, int depth);
+/* Valid-step mask of variable-length sequences: lengths i32 (B) → f32 (T, B),
+ * mask[t, b] = 1 if t < lengths[b] else 0. Lengths must be in [1, T] (checked
+ * at run time). */
+loom_tensor loom_sequence_mask(loom_graph *g, loom_tensor lengths, int steps);
 /* Inverted dropout: keeps each element with probability 1 - p and scales it
  * by 1/(1 - p). The mask depends on (seed, the plan's run counter, element
  * index), so forward and backward of one run agree; identity in eval plans. */

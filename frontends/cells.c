@@ -1,0 +1,100 @@
+/* Built-in cells with PyTorch's equations, gate order and parameter layout.
+ * Every cell's parameters are, in order: weight_ih (G·H, I), weight_hh
+ * (G·H, H), bias_ih (G·H), bias_hh (G·H), G = gates per cell, all drawn from
+ * U(−1/√H, 1/√H) as PyTorch does. */
+#include "loom/rnn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { W_IH, W_HH, B_IH, B_HH };
+
+static int gated_params(int gates, int input_size, int hidden_size, loom_param_spec *s)
+{
+    float a = 1.0f / sqrtf((float)hidden_size);
+    int gh = gates * hidden_size;
+    s[W_IH] = (loom_param_spec){"weight_ih", loom_shape2(gh, input_size), LOOM_INIT_UNIFORM, a};
+    s[W_HH] = (loom_param_spec){"weight_hh", loom_shape2(gh, hidden_size), LOOM_INIT_UNIFORM, a};
+    s[B_IH] = (loom_param_spec){"bias_ih", loom_shape1(gh), LOOM_INIT_UNIFORM, a};
+    s[B_HH] = (loom_param_spec){"bias_hh", loom_shape1(gh), LOOM_INIT_UNIFORM, a};
+    return 4;
+}
+
+static int rnn_params(const loom_cell_def *d, int i, int h, loom_param_spec *s) { return gated_params(1, i, h, s); }
+static int gru_params(const loom_cell_def *d, int i, int h, loom_param_spec *s) { return gated_params(3, i, h, s); }
+static int lstm_params(const loom_cell_def *d, int i, int h, loom_param_spec *s) { return gated_params(4, i, h, s); }
+
+/* x W_ihᵀ + b_ih and h W_hhᵀ + b_hh, each (B, G·H). */
+static loom_tensor in_proj(loom_graph *g, const loom_tensor *p, loom_tensor x)
+{
+    return loom_add(g, loom_matmul(g, x, p[W_IH], false, true), p[B_IH]);
+}
+
+static loom_tensor hid_proj(loom_graph *g, const loom_tensor *p, loom_tensor h)
+{
+    return loom_add(g, loom_matmul(g, h, p[W_HH], false, true), p[B_HH]);
+}
+
+static int hidden_of(loom_graph *g, const loom_tensor *state)
+{
+    loom_shape s = loom_tensor_shape(g, state[0]);
+    return s.d[s.rank - 1];
+}
+
+/* h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)   (relu for rnn_relu) */
+static loom_tensor rnn_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
+                            const loom_tensor *state, loom_tensor *next)
+{
+    loom_tensor a = loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0]));
+    next[0] = d->user ? loom_relu(g, a) : loom_tanh(g, a);
+    return next[0];
+}
+
+/* Gates r, z, n (PyTorch's order):
+ *   r = σ(W_ir x + b_ir + W_hr h + b_hr)
+ *   z = σ(W_iz x + b_iz + W_hz h + b_hz)
+ *   n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+ *   h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n) */
+static loom_tensor gru_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
+                            const loom_tensor *state, loom_tensor *next)
+{
+    int H = hidden_of(g, state);
+    loom_tensor gi = in_proj(g, p, x), gh = hid_proj(g, p, state[0]);
+    loom_tensor r = loom_sigmoid(g, loom_add(g, loom_slice(g, gi, 1, 0, H), loom_slice(g, gh, 1, 0, H)));
+    loom_tensor z = loom_sigmoid(g, loom_add(g, loom_slice(g, gi, 1, H, H), loom_slice(g, gh, 1, H, H)));
+    loom_tensor n = loom_tanh(g, loom_add(g, loom_slice(g, gi, 1, 2 * H, H), loom_mul(g, r, loom_slice(g, gh, 1, 2 * H, H))));
+    next[0] = loom_add(g, n, loom_mul(g, z, loom_sub(g, state[0], n)));
+    return next[0];
+}
+
+/* Gates i, f, g, o (PyTorch's order) from x W_ihᵀ + b_ih + h W_hhᵀ + b_hh:
+ *   c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g),  h' = σ(o) ⊙ tanh(c') */
+static loom_tensor lstm_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
+                             const loom_tensor *state, loom_tensor *next)
+{
+    int H = hidden_of(g, state);
+    loom_tensor z = loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0]));
+    loom_tensor i = loom_sigmoid(g, loom_slice(g, z, 1, 0, H));
+    loom_tensor f = loom_sigmoid(g, loom_slice(g, z, 1, H, H));
+    loom_tensor c = loom_tanh(g, loom_slice(g, z, 1, 2 * H, H));
+    loom_tensor o = loom_sigmoid(g, loom_slice(g, z, 1, 3 * H, H));
+    next[1] = loom_add(g, loom_mul(g, f, state[1]), loom_mul(g, i, c));
+    next[0] = loom_mul(g, o, loom_tanh(g, next[1]));
+    return next[0];
+}
+
+static const int relu_marker = 1;
+
+const loom_cell_def loom_cell_rnn_tanh = {"rnn_tanh", 1, rnn_params, rnn_step, NULL};
+const loom_cell_def loom_cell_rnn_relu = {"rnn_relu", 1, rnn_params, rnn_step, &relu_marker};
+const loom_cell_def loom_cell_gru = {"gru", 1, gru_params, gru_step, NULL};
+const loom_cell_def loom_cell_lstm = {"lstm", 2, lstm_params, lstm_step, NULL};
+
+const loom_cell_def *loom_cell_by_name(const char *name)
+{
+    const loom_cell_def *all[] = {&loom_cell_rnn_tanh, &loom_cell_rnn_relu, &loom_cell_gru, &loom_cell_lstm};
+    for (unsigned i = 0; name && i < sizeof all / sizeof *all; i++)
+        if (!strcmp(all[i]->name, name)) return all[i];
+    return NULL;
+}

@@ -1,0 +1,110 @@
+/* loom/rnn.h — recurrent cells and unrolling over time.
+ *
+ * A cell builds one time step: from the step input x_t (B, I) and the previous
+ * states (each (B, H)) it builds the new states and the step output (B, H)
+ * out of its parameter nodes. loom_rnn_apply unrolls a cell over T steps for
+ * any number of layers, one or two directions, variable lengths and truncated
+ * BPTT, tagging every node with its (step, layer, direction). The built-in
+ * cells follow torch.nn.RNN / GRU / LSTM exactly: equations, gate order,
+ * parameter names and shapes, so weights move both ways.
+ */
+#ifndef LOOM_RNN_H
+#define LOOM_RNN_H
+
+#include "loom/graph.h"
+#include "loom/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LOOM_CELL_MAX_PARAMS 8
+#define LOOM_CELL_MAX_STATES 4
+#define LOOM_RNN_MAX_LAYERS 16
+#define LOOM_NAME_MAX 64
+#define LOOM_RNN_MAX_CUTS 512
+
+/* One parameter of a cell: its name stem (the layer appends "_l{k}" and, for
+ * the reverse direction, "_reverse"), shape and initialiser. */
+typedef struct {
+    char name[LOOM_NAME_MAX];
+    loom_shape shape;
+    loom_init init;
+    float scale;
+} loom_param_spec;
+
+typedef struct loom_cell_def loom_cell_def;
+struct loom_cell_def {
+    const char *name;
+    int n_states; /* state tensors carried between steps, each (B, hidden); state 0 is h */
+    /* Fills specs for a layer with this input and hidden size; returns the count. */
+    int (*params)(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *specs);
+    /* Builds one step from the parameter nodes p (in spec order), the step
+     * input x (B, input) and the states; writes the new states and returns the
+     * step output (B, hidden). */
+    loom_tensor (*step)(loom_graph *g, const loom_cell_def *def, const loom_tensor *p, loom_tensor x,
+                        const loom_tensor *state, loom_tensor *new_state);
+    const void *user; /* for user cells */
+};
+
+/* torch.nn.RNN(nonlinearity='tanh'|'relu'), torch.nn.GRU, torch.nn.LSTM. */
+extern const loom_cell_def loom_cell_rnn_tanh, loom_cell_rnn_relu, loom_cell_gru, loom_cell_lstm;
+/* A built-in cell by name ("rnn_tanh", "rnn_relu", "gru", "lstm"), or NULL. */
+const loom_cell_def *loom_cell_by_name(const char *name);
+
+typedef struct {
+    const loom_cell_def *cell;
+    int input_size, hidden_size;
+    int layers;            /* default 1 */
+    bool bidirectional;
+    float dropout;         /* between layers, training only (as torch.nn.RNN's dropout) */
+    uint64_t seed;         /* dropout seed */
+    const char *prefix;    /* parameter name prefix, e.g. "rnn." (default none) */
+} loom_rnn_opts;
+
+/* A recurrent layer stack: its options and parameter nodes. */
+typedef struct {
+    loom_rnn_opts o;
+    int dirs, n_params;
+    loom_param_spec spec[LOOM_RNN_MAX_LAYERS][LOOM_CELL_MAX_PARAMS]; /* per layer */
+    loom_tensor param[LOOM_RNN_MAX_LAYERS][2][LOOM_CELL_MAX_PARAMS];
+} loom_rnn;
+
+/* Creates the parameters (named like PyTorch's state_dict: weight_ih_l0,
+ * weight_hh_l0_reverse, ...). Errors go to the graph. */
+loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opts);
+
+typedef enum { LOOM_TRUNC_NONE = 0, LOOM_TRUNC_FIXED, LOOM_TRUNC_RANDOM } loom_trunc;
+
+typedef struct {
+    /* Initial states, one per cell state, each (layers·dirs, B, H);
+     * LOOM_INVALID (the default) for zeros. */
+    loom_tensor init[LOOM_CELL_MAX_STATES];
+    /* Per-sequence lengths, i32 (B); LOOM_INVALID: all sequences have T steps. */
+    loom_tensor lengths;
+    /* Truncated BPTT: the state passes through stop_gradient at segment
+     * boundaries, every `truncate` steps (FIXED) or after segments of random
+     * length in [1, 2·truncate − 1] drawn from `trunc_seed` (RANDOM). */
+    loom_trunc trunc;
+    int truncate;
+    uint64_t trunc_seed;
+} loom_rnn_args;
+
+typedef struct {
+    loom_tensor output;                      /* (T, B, dirs·H): last layer, [forward; reverse] */
+    loom_tensor final[LOOM_CELL_MAX_STATES]; /* (layers·dirs, B, H): state at each sequence's last step */
+    int n_cuts;                              /* truncation boundaries (at most LOOM_RNN_MAX_CUTS): */
+    int cuts[LOOM_RNN_MAX_CUTS];             /* a cut lies between steps cuts[i]-1 and cuts[i] */
+} loom_rnn_out;
+
+/* Unrolls the stack over x (T, B, input). args may be NULL. On error the
+ * graph's error is set and the handles are invalid. */
+loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, const loom_rnn_args *args);
+
+/* Full name of parameter `i` of (layer, dir), as in the state_dict. */
+const char *loom_rnn_param_name(const loom_rnn *rnn, int layer, int dir, int i, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

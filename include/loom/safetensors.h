@@ -1,0 +1,48 @@
+/* loom/safetensors.h — reading and writing safetensors files.
+ *
+ * Format: an 8-byte little-endian header length N, N bytes of JSON mapping
+ * each tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (plus
+ * an optional "__metadata__" object of strings), then the raw little-endian
+ * data. Files are untrusted: every size, offset, dtype and shape is checked
+ * and a malformed file gets a message that says what is wrong. Writes are
+ * atomic (temporary file, fsync, rename).
+ */
+#ifndef LOOM_SAFETENSORS_H
+#define LOOM_SAFETENSORS_H
+
+#include "loom/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    char *name;
+    loom_dtype dtype;  /* F32 or I32 (I64 files are read as I32 when every value fits) */
+    loom_shape shape;
+    void *data;        /* numel × 4 bytes, 64-byte aligned */
+} loom_st_tensor;
+
+typedef struct {
+    loom_st_tensor *tensors;
+    int n, cap;
+    char **meta_key, **meta_val;
+    int n_meta, cap_meta;
+} loom_st;
+
+loom_st *loom_st_new(void);
+void loom_st_free(loom_st *f);
+/* Reads a file; on failure returns NULL and writes a message into err. */
+loom_st *loom_st_read(const char *path, char *err, size_t err_len);
+const loom_st_tensor *loom_st_get(const loom_st *f, const char *name);
+const char *loom_st_meta(const loom_st *f, const char *key);
+/* Adds a copy of data (replacing a tensor of the same name). */
+loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data);
+loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value);
+/* Writes atomically; on failure the old file (if any) is untouched. */
+loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

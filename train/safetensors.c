@@ -1,0 +1,423 @@
+/* safetensors reader and writer (JSON header through cJSON). */
+#include "loom/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_HEADER (100u << 20) /* as the reference implementation: 100 MB of JSON at most */
+
+static void say(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t n, const char *fmt, ...)
+{
+    if (!err || !n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+}
+
+loom_st *loom_st_new(void) { return calloc(1, sizeof(loom_st)); }
+
+void loom_st_free(loom_st *f)
+{
+    if (!f) return;
+    for (int i = 0; i < f->n; i++) {
+        free(f->tensors[i].name);
+        free(f->tensors[i].data);
+    }
+    for (int i = 0; i < f->n_meta; i++) {
+        free(f->meta_key[i]);
+        free(f->meta_val[i]);
+    }
+    free(f->tensors);
+    free(f->meta_key);
+    free(f->meta_val);
+    free(f);
+}
+
+const loom_st_tensor *loom_st_get(const loom_st *f, const char *name)
+{
+    for (int i = 0; f && name && i < f->n; i++)
+        if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+    return NULL;
+}
+
+const char *loom_st_meta(const loom_st *f, const char *key)
+{
+    for (int i = 0; f && key && i < f->n_meta; i++)
+        if (!strcmp(f->meta_key[i], key)) return f->meta_val[i];
+    return NULL;
+}
+
+static void *aligned_copy(const void *src, size_t bytes)
+{
+    size_t sz = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, sz ? sz : 64);
+    if (p && bytes) memcpy(p, src, bytes);
+    return p;
+}
+
+loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data)
+{
+    if (!f || !name || (!data && loom_shape_numel(s))) return LOOM_ERR_ARG;
+    size_t bytes = (size_t)loom_shape_numel(s) * 4;
+    void *copy = aligned_copy(data, bytes);
+    char *nm = strdup(name);
+    if (!copy || !nm) {
+        free(copy), free(nm);
+        return LOOM_ERR_NOMEM;
+    }
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->tensors[i].name, name)) {
+            free(f->tensors[i].name);
+            free(f->tensors[i].data);
+            f->tensors[i] = (loom_st_tensor){nm, dt, s, copy};
+            return LOOM_OK;
+        }
+    if (f->n == f->cap) {
+        int cap = f->cap ? f->cap * 2 : 16;
+        loom_st_tensor *t = realloc(f->tensors, (size_t)cap * sizeof *t);
+        if (!t) {
+            free(copy), free(nm);
+            return LOOM_ERR_NOMEM;
+        }
+        f->tensors = t;
+        f->cap = cap;
+    }
+    f->tensors[f->n++] = (loom_st_tensor){nm, dt, s, copy};
+    return LOOM_OK;
+}
+
+loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value)
+{
+    if (!f || !key || !value) return LOOM_ERR_ARG;
+    for (int i = 0; i < f->n_meta; i++)
+        if (!strcmp(f->meta_key[i], key)) {
+            char *v = strdup(value);
+            if (!v) return LOOM_ERR_NOMEM;
+            free(f->meta_val[i]);
+            f->meta_val[i] = v;
+            return LOOM_OK;
+        }
+    if (f->n_meta == f->cap_meta) {
+        int cap = f->cap_meta ? f->cap_meta * 2 : 8;
+        char **k = realloc(f->meta_key, (size_t)cap * sizeof *k);
+        if (!k) return LOOM_ERR_NOMEM;
+        f->meta_key = k;
+        char **v = realloc(f->meta_val, (size_t)cap * sizeof *v);
+        if (!v) return LOOM_ERR_NOMEM;
+        f->meta_val = v;
+        f->cap_meta = cap;
+    }
+    f->meta_key[f->n_meta] = strdup(key);
+    f->meta_val[f->n_meta] = strdup(value);
+    if (!f->meta_key[f->n_meta] || !f->meta_val[f->n_meta]) {
+        free(f->meta_key[f->n_meta]), free(f->meta_val[f->n_meta]);
+        return LOOM_ERR_NOMEM;
+    }
+    f->n_meta++;
+    return LOOM_OK;
+}
+
+static uint64_t le64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+/* Whole file into memory; NULL with a message on failure. */
+static unsigned char *slurp(const char *path, size_t *len, char *err, size_t n)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        say(err, n, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
+        say(err, n, "%s: not a regular file", path);
+        fclose(fp);
+        return NULL;
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        say(err, n, "%s: out of memory reading %lld bytes", path, (long long)st.st_size);
+        fclose(fp);
+        return NULL;
+    }
+    size_t got = fread(buf, 1, (size_t)st.st_size, fp);
+    fclose(fp);
+    if (got != (size_t)st.st_size) {
+        say(err, n, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
+        free(buf);
+        return NULL;
+    }
+    *len = got;
+    return buf;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+loom_st *loom_st_read(const char *path, char *err, size_t n)
+{
+    size_t len;
+    unsigned char *buf = slurp(path, &len, err, n);
+    if (!buf) return NULL;
+    loom_st *f = loom_st_new();
+    cJSON *root = NULL;
+    uint64_t *spans = NULL;
+    if (!f) goto nomem;
+    if (len < 8) {
+        say(err, n, "%s: %zu bytes is too short for a safetensors file (8-byte header length)", path, len);
+        goto fail;
+    }
+    uint64_t hlen = le64(buf);
+    if (hlen > MAX_HEADER || hlen > len - 8) {
+        say(err, n, "%s: header length %llu does not fit in the file (%zu bytes)", path, (unsigned long long)hlen, len);
+        goto fail;
+    }
+    const unsigned char *data = buf + 8 + hlen;
+    size_t data_len = len - 8 - (size_t)hlen;
+    root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
+    if (!root || !cJSON_IsObject(root)) {
+        say(err, n, "%s: the header is not a JSON object", path);
+        goto fail;
+    }
+    int count = cJSON_GetArraySize(root);
+    spans = calloc((size_t)count + 1, 2 * sizeof *spans);
+    if (!spans) goto nomem;
+    int n_spans = 0;
+    for (cJSON *e = root->child; e; e = e->next) {
+        const char *name = e->string;
+        if (!strcmp(name, "__metadata__")) {
+            if (!cJSON_IsObject(e)) {
+                say(err, n, "%s: __metadata__ must be an object of strings", path);
+                goto fail;
+            }
+            for (cJSON *m = e->child; m; m = m->next) {
+                if (!cJSON_IsString(m)) {
+                    say(err, n, "%s: __metadata__ value of '%s' is not a string", path, m->string);
+                    goto fail;
+                }
+                if (loom_st_set_meta(f, m->string, m->valuestring)) goto nomem;
+            }
+            continue;
+        }
+        cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
+            cJSON_GetArraySize(offs) != 2) {
+            say(err, n, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"", path, name);
+            goto fail;
+        }
+        loom_shape s = loom_shape0();
+        int rank = cJSON_GetArraySize(shape);
+        if (rank > LOOM_MAX_RANK) {
+            say(err, n, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name, rank, LOOM_MAX_RANK);
+            goto fail;
+        }
+        s.rank = rank;
+        uint64_t numel = 1;
+        for (int i = 0; i < rank; i++) {
+            cJSON *d = cJSON_GetArrayItem(shape, i);
+            if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > INT32_MAX ||
+                d->valuedouble != (double)(int64_t)d->valuedouble) {
+                say(err, n, "%s: tensor '%s' has a bad dimension %d (need a whole number >= 1)", path, name, i);
+                goto fail;
+            }
+            s.d[i] = (int32_t)d->valuedouble;
+            numel *= (uint64_t)s.d[i];
+            if (numel > ((uint64_t)1 << 40)) {
+                say(err, n, "%s: tensor '%s' is too large", path, name);
+                goto fail;
+            }
+        }
+        int width;
+        loom_dtype ldt;
+        if (!strcmp(dt->valuestring, "F32")) width = 4, ldt = LOOM_F32;
+        else if (!strcmp(dt->valuestring, "I32")) width = 4, ldt = LOOM_I32;
+        else if (!strcmp(dt->valuestring, "I64")) width = 8, ldt = LOOM_I32;
+        else {
+            say(err, n, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path, name, dt->valuestring);
+            goto fail;
+        }
+        double b0 = cJSON_GetArrayItem(offs, 0)->valuedouble, b1 = cJSON_GetArrayItem(offs, 1)->valuedouble;
+        if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b0 < 0 ||
+            b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1) {
+            say(err, n, "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes", path, name, b0, b1,
+                data_len);
+            goto fail;
+        }
+        uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
+        if (end - begin != numel * (uint64_t)width) {
+            say(err, n, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path, name,
+                (unsigned long long)(end - begin), dt->valuestring, loom_shape_str(s, (char[64]){0}, 64),
+                (unsigned long long)(numel * (uint64_t)width));
+            goto fail;
+        }
+        spans[2 * n_spans] = begin;
+        spans[2 * n_spans + 1] = end;
+        n_spans++;
+        void *vals = malloc((size_t)numel * 4 + 4);
+        if (!vals) goto nomem;
+        if (width == 8) {
+            for (uint64_t i = 0; i < numel; i++) {
+                int64_t v = (int64_t)le64(data + begin + 8 * i);
+                if (v < INT32_MIN || v > INT32_MAX) {
+                    say(err, n, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32", path, name, (long long)v);
+                    free(vals);
+                    goto fail;
+                }
+                ((int32_t *)vals)[i] = (int32_t)v;
+            }
+        } else {
+            memcpy(vals, data + begin, (size_t)numel * 4);
+        }
+        if (loom_st_get(f, name)) {
+            say(err, n, "%s: tensor '%s' appears twice", path, name);
+            free(vals);
+            goto fail;
+        }
+        loom_status st = loom_st_add(f, name, ldt, s, vals);
+        free(vals);
+        if (st) goto nomem;
+    }
+    /* the data must be covered exactly, without overlaps or holes */
+    qsort(spans, (size_t)n_spans, 2 * sizeof *spans, cmp_off);
+    uint64_t at = 0;
+    for (int i = 0; i < n_spans; i++) {
+        if (spans[2 * i] != at) {
+            say(err, n, "%s: tensor data %s at byte %llu (expected %llu)", path, spans[2 * i] < at ? "overlaps" : "has a hole",
+                (unsigned long long)spans[2 * i], (unsigned long long)at);
+            goto fail;
+        }
+        at = spans[2 * i + 1];
+    }
+    if (at != data_len) {
+        say(err, n, "%s: %llu trailing bytes after the last tensor", path, (unsigned long long)(data_len - at));
+        goto fail;
+    }
+    cJSON_Delete(root);
+    free(spans);
+    free(buf);
+    return f;
+nomem:
+    say(err, n, "%s: out of memory", path);
+fail:
+    cJSON_Delete(root);
+    free(spans);
+    free(buf);
+    loom_st_free(f);
+    return NULL;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    const loom_st_tensor *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t n)
+{
+    cJSON *root = cJSON_CreateObject();
+    const loom_st_tensor **order = malloc(((size_t)f->n + 1) * sizeof *order);
+    char *json = NULL, *tmp = NULL;
+    int fd = -1;
+    loom_status rc = LOOM_ERR_IO;
+    if (!root || !order) {
+        say(err, n, "%s: out of memory", path);
+        rc = LOOM_ERR_NOMEM;
+        goto done;
+    }
+    for (int i = 0; i < f->n; i++) order[i] = &f->tensors[i];
+    qsort(order, (size_t)f->n, sizeof *order, cmp_name);
+    if (f->n_meta) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        for (int i = 0; i < f->n_meta; i++) cJSON_AddStringToObject(m, f->meta_key[i], f->meta_val[i]);
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < f->n; i++) {
+        const loom_st_tensor *t = order[i];
+        cJSON *e = cJSON_AddObjectToObject(root, t->name);
+        cJSON_AddStringToObject(e, "dtype", t->dtype == LOOM_I32 ? "I32" : "F32");
+        cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+        for (int k = 0; k < t->shape.rank; k++) cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->shape.d[k]));
+        uint64_t bytes = (uint64_t)loom_shape_numel(t->shape) * 4;
+        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + bytes)));
+        off += bytes;
+    }
+    json = cJSON_PrintUnformatted(root);
+    size_t plen = strlen(path);
+    tmp = malloc(plen + 16);
+    if (!json || !tmp) {
+        say(err, n, "%s: out of memory", path);
+        rc = LOOM_ERR_NOMEM;
+        goto done;
+    }
+    /* header padded with spaces to a multiple of 8 so the data is aligned */
+    size_t jlen = strlen(json), hlen = (jlen + 7) / 8 * 8;
+    snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        say(err, n, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        goto done;
+    }
+    unsigned char head[8];
+    for (int i = 0; i < 8; i++) head[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    FILE *fp = fdopen(fd, "wb");
+    if (!fp) {
+        say(err, n, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    bool ok = fwrite(head, 1, 8, fp) == 8 && fwrite(json, 1, jlen, fp) == jlen;
+    for (size_t i = jlen; ok && i < hlen; i++) ok = fputc(' ', fp) != EOF;
+    for (int i = 0; ok && i < f->n; i++) {
+        size_t bytes = (size_t)loom_shape_numel(order[i]->shape) * 4;
+        ok = fwrite(order[i]->data, 1, bytes, fp) == bytes;
+    }
+    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    ok = fclose(fp) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        say(err, n, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+        goto done;
+    }
+    /* make the rename itself durable */
+    char *dir = strdup(path);
+    if (dir) {
+        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    rc = LOOM_OK;
+done:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    cJSON_Delete(root);
+    cJSON_free(json);
+    free(tmp);
+    free(order);
+    return rc;
+}

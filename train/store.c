@@ -1,0 +1,189 @@
+/* Parameter store: one buffer per named parameter. */
+#include "loom/store.h"
+#include "loom/ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct loom_store {
+    const loom_graph *g;
+    int n;
+    loom_tensor *t;
+    float **data;
+};
+
+loom_store *loom_store_new(const loom_graph *g, char *err, size_t n)
+{
+    if (!g || loom_graph_failed(g)) {
+        snprintf(err, n, "store: the graph has failed: %s", loom_graph_error(g));
+        return NULL;
+    }
+    loom_store *s = calloc(1, sizeof *s);
+    int32_t N = loom_graph_size(g);
+    if (!s || !(s->t = malloc((size_t)N * sizeof *s->t)) || !(s->data = calloc((size_t)N, sizeof *s->data))) goto nomem;
+    s->g = g;
+    for (int32_t i = 0; i < N; i++) {
+        loom_tensor t = {i};
+        if (loom_graph_node(g, t)->tags.role != LOOM_ROLE_PARAM) continue;
+        const char *name = loom_tensor_name(g, t);
+        if (!name) {
+            snprintf(err, n, "store: parameter #%d has no name", i);
+            loom_store_free(s);
+            return NULL;
+        }
+        for (int k = 0; k < s->n; k++)
+            if (!strcmp(loom_tensor_name(g, s->t[k]), name)) {
+                snprintf(err, n, "store: two parameters are named '%s'", name);
+                loom_store_free(s);
+                return NULL;
+            }
+        size_t bytes = (size_t)loom_tensor_numel(g, t) * sizeof(float);
+        s->data[s->n] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!s->data[s->n]) goto nomem;
+        memset(s->data[s->n], 0, bytes);
+        s->t[s->n++] = t;
+    }
+    return s;
+nomem:
+    snprintf(err, n, "store: out of memory");
+    loom_store_free(s);
+    return NULL;
+}
+
+void loom_store_free(loom_store *s)
+{
+    if (!s) return;
+    for (int i = 0; s->data && i < s->n; i++) free(s->data[i]);
+    free(s->data);
+    free(s->t);
+    free(s);
+}
+
+int loom_store_count(const loom_store *s) { return s->n; }
+loom_tensor loom_store_tensor(const loom_store *s, int i) { return i >= 0 && i < s->n ? s->t[i] : LOOM_INVALID; }
+const char *loom_store_name(const loom_store *s, int i)
+{
+    return i >= 0 && i < s->n ? loom_tensor_name(s->g, s->t[i]) : NULL;
+}
+
+static int find(const loom_store *s, loom_tensor t)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->t[i].id == t.id) return i;
+    return -1;
+}
+
+float *loom_store_data(const loom_store *s, loom_tensor t)
+{
+    int i = find(s, t);
+    return i >= 0 ? s->data[i] : NULL;
+}
+
+static uint64_t next(uint64_t *st)
+{
+    uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double unit(uint64_t *st) { return (double)(next(st) >> 11) * (1.0 / 9007199254740992.0); }
+
+void loom_store_init(loom_store *s, uint64_t seed)
+{
+    uint64_t st = seed;
+    for (int i = 0; i < s->n; i++) {
+        const loom_node *nd = loom_graph_node(s->g, s->t[i]);
+        int64_t numel = loom_shape_numel(nd->shape);
+        float a = nd->attr.f[0], *d = s->data[i];
+        double bound = a;
+        if (nd->attr.i[2] == LOOM_INIT_XAVIER_UNIFORM && nd->shape.rank >= 2) {
+            double fan_out = nd->shape.d[0], fan_in = (double)numel / fan_out;
+            bound = a * sqrt(6.0 / (fan_in + fan_out));
+        }
+        for (int64_t k = 0; k < numel; k++) {
+            switch (nd->attr.i[2]) {
+            case LOOM_INIT_ONES: d[k] = 1.0f; break;
+            case LOOM_INIT_UNIFORM:
+            case LOOM_INIT_XAVIER_UNIFORM: d[k] = (float)((2 * unit(&st) - 1) * bound); break;
+            case LOOM_INIT_NORMAL: { /* Box–Muller */
+                double u1 = unit(&st), u2 = unit(&st);
+                d[k] = (float)(a * sqrt(-2 * log(u1 > 0 ? u1 : 1e-300)) * cos(6.283185307179586 * u2));
+                break;
+            }
+            default: d[k] = 0.0f; break;
+            }
+        }
+    }
+}
+
+loom_status loom_store_bind(const loom_store *s, loom_plan *p)
+{
+    for (int i = 0; i < s->n; i++) {
+        loom_status st = loom_bind(p, s->t[i], s->data[i]);
+        if (st) return st;
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict, char *err, size_t n)
+{
+    char a[64], b[64];
+    for (int i = 0; i < s->n; i++) {
+        const char *name = loom_tensor_name(s->g, s->t[i]);
+        const loom_st_tensor *t = loom_st_get(f, name);
+        loom_shape want = loom_tensor_shape(s->g, s->t[i]);
+        if (!t) {
+            snprintf(err, n, "parameter '%s' %s is missing", name, loom_shape_str(want, a, sizeof a));
+            return LOOM_ERR_FORMAT;
+        }
+        if (t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, want)) {
+            snprintf(err, n, "parameter '%s' is %s %s, expected F32 %s", name, t->dtype == LOOM_I32 ? "I32" : "F32",
+                     loom_shape_str(t->shape, a, sizeof a), loom_shape_str(want, b, sizeof b));
+            return LOOM_ERR_FORMAT;
+        }
+    }
+    for (int k = 0; strict && k < f->n; k++) {
+        bool known = false;
+        for (int i = 0; i < s->n && !known; i++) known = !strcmp(loom_tensor_name(s->g, s->t[i]), f->tensors[k].name);
+        if (!known) {
+            snprintf(err, n, "'%s' is not a parameter of this model", f->tensors[k].name);
+            return LOOM_ERR_FORMAT;
+        }
+    }
+    /* all checked: copy (nothing changes when a check fails) */
+    for (int i = 0; i < s->n; i++)
+        memcpy(s->data[i], loom_st_get(f, loom_tensor_name(s->g, s->t[i]))->data,
+               (size_t)loom_tensor_numel(s->g, s->t[i]) * sizeof(float));
+    return LOOM_OK;
+}
+
+loom_status loom_store_load_file(loom_store *s, const char *path, bool strict, char *err, size_t n)
+{
+    loom_st *f = loom_st_read(path, err, n);
+    if (!f) return LOOM_ERR_FORMAT;
+    char msg[512];
+    loom_status st = loom_store_load(s, f, strict, msg, sizeof msg);
+    if (st) snprintf(err, n, "%s: %s", path, msg);
+    loom_st_free(f);
+    return st;
+}
+
+loom_status loom_store_save_file(const loom_store *s, const char *path, char *err, size_t n)
+{
+    loom_st *f = loom_st_new();
+    loom_status st = f ? LOOM_OK : LOOM_ERR_NOMEM;
+    for (int i = 0; !st && i < s->n; i++)
+        st = loom_st_add(f, loom_tensor_name(s->g, s->t[i]), LOOM_F32, loom_tensor_shape(s->g, s->t[i]), s->data[i]);
+    if (!st) {
+        char fp[32];
+        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(s->g));
+        st = loom_st_set_meta(f, "loom.fingerprint", fp);
+    }
+    if (st) snprintf(err, n, "%s: out of memory", path);
+    else st = loom_st_write(f, path, err, n);
+    loom_st_free(f);
+    return st;
+}
