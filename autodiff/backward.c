@@ -30,8 +30,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         }
     }
 
-    if (loss.id < 0 || loss.id == INT32_MAX) return LOOM_ERR_ARG;
-    int32_t N = loss.id + 1; /* nothing after the loss can influence it */
+    int32_t N = loom_index(loss) + 1; /* nothing after the loss can influence it */
     uint8_t *flow = calloc((size_t)N, 1);     /* bit 1: depends on some wrt; bit 2: loss depends on it */
     loom_tensor *grad = malloc((size_t)N * sizeof *grad);
     if (!flow || !grad) {
@@ -42,35 +41,35 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
     }
     for (int32_t i = 0; i < N; i++) grad[i] = LOOM_INVALID;
     for (int i = 0; i < n; i++)
-        if (wrt[i].id < N) flow[wrt[i].id] |= 1;
+        if (loom_index(wrt[i]) < N) flow[loom_index(wrt[i])] |= 1;
     for (int32_t i = 0; i < N; i++) {
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
         for (int j = 0; j < nd->n_in && !(flow[i] & 1); j++)
-            if (flow[loom_node_input(g, (loom_tensor){i}, j).id] & 1) flow[i] |= 1;
+            if (flow[loom_index(loom_node_input(g, loom_at(i), j))] & 1) flow[i] |= 1;
     }
     flow[N - 1] |= 2; /* the loss */
     for (int32_t i = N - 1; i >= 0; i--) {
         if (flow[i] != 3) continue;
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
-        for (int j = 0; j < nd->n_in; j++) flow[loom_node_input(g, (loom_tensor){i}, j).id] |= 2;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) flow[loom_index(loom_node_input(g, loom_at(i), j))] |= 2;
     }
 
     loom_tags saved = loom_graph_tags(g);
     loom_tags lt = loom_graph_node(g, loss)->tags;
     lt.role = LOOM_ROLE_BACKWARD;
     loom_graph_set_tags(g, lt);
-    if (flow[loss.id] == 3) grad[loss.id] = loom_fill(g, loom_tensor_shape(g, loss), 1.0f);
+    if (flow[N - 1] == 3) grad[N - 1] = loom_fill(g, loom_tensor_shape(g, loss), 1.0f);
 
     int max_in = 0;
     for (int32_t i = 0; i < N; i++) {
-        int k = loom_graph_node(g, (loom_tensor){i})->n_in;
+        int k = loom_graph_node(g, loom_at(i))->n_in;
         max_in = k > max_in ? k : max_in;
     }
     loom_tensor *gx = malloc((size_t)(max_in ? max_in : 1) * sizeof *gx);
     bool *need = malloc((size_t)(max_in ? max_in : 1) * sizeof *need);
     for (int32_t i = N - 1; gx && need && i >= 0 && !loom_graph_failed(g); i--) {
         if (flow[i] != 3 || !loom_valid(grad[i])) continue;
-        loom_tensor y = {i};
+        loom_tensor y = loom_at(i);
         const loom_node *nd = loom_graph_node(g, y);
         if (nd->n_in == 0) continue;
         const loom_op_desc *d = loom_op(nd->op);
@@ -84,18 +83,18 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         int n_in = nd->n_in;
         for (int j = 0; j < n_in; j++) {
             gx[j] = LOOM_INVALID;
-            need[j] = flow[loom_node_input(g, y, j).id] == 3;
+            need[j] = flow[loom_index(loom_node_input(g, y, j))] == 3;
         }
         d->grad(g, y, grad[i], need, gx);
         for (int j = 0; j < n_in && !loom_graph_failed(g); j++) {
             loom_tensor x = loom_node_input(g, y, j);
-            if (!loom_valid(gx[j]) || flow[x.id] != 3) continue;
+            if (!loom_valid(gx[j]) || flow[loom_index(x)] != 3) continue;
             if (!loom_shape_eq(loom_tensor_shape(g, gx[j]), loom_tensor_shape(g, x))) {
                 loom_graph_fail(g, LOOM_ERR_SHAPE, "backward: %s's gradient rule gave %s for input %s",
                                 d->name, TSTR(g, gx[j]), TSTR(g, x));
                 break;
             }
-            grad[x.id] = loom_valid(grad[x.id]) ? loom_add(g, grad[x.id], gx[j]) : gx[j];
+            grad[loom_index(x)] = loom_valid(grad[loom_index(x)]) ? loom_add(g, grad[loom_index(x)], gx[j]) : gx[j];
         }
     }
     if (!gx || !need) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
@@ -103,7 +102,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
     loom_graph_set_tags(g, lt);
     for (int i = 0; i < n; i++) {
         loom_tensor w = wrt[i];
-        grads[i] = w.id < N && loom_valid(grad[w.id]) ? grad[w.id] : loom_fill(g, loom_tensor_shape(g, w), 0.0f);
+        grads[i] = loom_index(w) < N && loom_valid(grad[loom_index(w)]) ? grad[loom_index(w)] : loom_fill(g, loom_tensor_shape(g, w), 0.0f);
     }
     loom_graph_set_tags(g, saved);
     free(gx);

@@ -127,11 +127,11 @@ static bool grow(void **buf, int32_t *cap, int64_t need, size_t sz)
 
 int32_t loom_graph_size(const loom_graph *g) { return g ? g->n_nodes : 0; }
 
-bool loom_graph_has(const loom_graph *g, loom_tensor t) { return g && t.id >= 0 && t.id < g->n_nodes; }
+bool loom_graph_has(const loom_graph *g, loom_tensor t) { return g && t.id >= 1 && t.id <= g->n_nodes; }
 
 const loom_node *loom_graph_node(const loom_graph *g, loom_tensor t)
 {
-    return loom_graph_has(g, t) ? &g->nodes[t.id] : NULL;
+    return loom_graph_has(g, t) ? &g->nodes[t.id - 1] : NULL;
 }
 
 loom_tensor loom_node_input(const loom_graph *g, loom_tensor t, int i)
@@ -173,7 +173,7 @@ loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name)
               (int64_t)g->n_strings + (int64_t)len, 1))
         return loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory naming a node");
     memcpy(g->strings + g->n_strings, name, len);
-    g->nodes[t.id].name = g->n_strings;
+    g->nodes[t.id - 1].name = g->n_strings;
     g->n_strings += (int32_t)len;
     return t;
 }
@@ -184,7 +184,7 @@ loom_tensor loom_graph_find(const loom_graph *g, const char *name)
         const loom_node *n = &g->nodes[i];
         if ((n->tags.role == LOOM_ROLE_INPUT || n->tags.role == LOOM_ROLE_PARAM) && n->name >= 0 &&
             !strcmp(g->strings + n->name, name))
-            return (loom_tensor){i};
+            return loom_at(i);
     }
     return LOOM_INVALID;
 }
@@ -202,7 +202,7 @@ char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n)
     if (name)
         snprintf(buf, n, "'%s' %s%s", name, sh, nd->dtype == LOOM_I32 ? " i32" : "");
     else
-        snprintf(buf, n, "#%d %s%s", t.id, sh, nd->dtype == LOOM_I32 ? " i32" : "");
+        snprintf(buf, n, "#%d %s%s", loom_index(t), sh, nd->dtype == LOOM_I32 ? " i32" : "");
     return buf;
 }
 
@@ -217,7 +217,7 @@ loom_tags loom_graph_tags(const loom_graph *g) { return g->tags; }
 
 loom_tensor loom_tensor_set_tags(loom_graph *g, loom_tensor t, loom_tags tags)
 {
-    if (loom_graph_has(g, t)) g->nodes[t.id].tags = tags;
+    if (loom_graph_has(g, t)) g->nodes[t.id - 1].tags = tags;
     return t;
 }
 
@@ -234,6 +234,7 @@ static uint64_t node_key(int op, const loom_tensor *in, int n_in, const loom_att
     return XXH3_64bits_digest(&st);
 }
 
+/* The input pool holds handle ids (index + 1). */
 static bool same_node(const loom_graph *g, int32_t id, int op, const loom_tensor *in, int n_in,
                       const loom_attrs *attr)
 {
@@ -304,7 +305,7 @@ loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, in
     if (pure) {
         key = node_key(op, in, n_in, attr);
         int32_t found = table_find(g, key, op, in, n_in, attr);
-        if (found >= 0) return (loom_tensor){found};
+        if (found >= 0) return loom_at(found);
     }
     if (!grow((void **)&g->nodes, &g->cap_nodes, (int64_t)g->n_nodes + 1, sizeof *g->nodes) ||
         !grow((void **)&g->inputs, &g->cap_inputs, (int64_t)g->n_inputs + n_in, sizeof *g->inputs))
@@ -326,7 +327,7 @@ loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, in
     g->n_nodes++;
     if (pure && !table_insert(g, key, id))
         return loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory in the node table");
-    return (loom_tensor){id};
+    return loom_at(id);
 }
 
 int32_t loom_graph_store(loom_graph *g, const void *data, size_t bytes)

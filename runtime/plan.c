@@ -100,11 +100,11 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->n_outputs = n;
 
     /* prune: what the outputs need */
-    for (int i = 0; i < n; i++) p->in_plan[outputs[i].id] = true;
+    for (int i = 0; i < n; i++) p->in_plan[loom_index(outputs[i])] = true;
     for (int32_t i = N - 1; i >= 0; i--) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
-        for (int j = 0; j < nd->n_in; j++) p->in_plan[loom_node_input(g, (loom_tensor){i}, j).id] = true;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) p->in_plan[loom_index(loom_node_input(g, loom_at(i), j))] = true;
         if (nd->n_in > p->max_in) p->max_in = nd->n_in;
     }
 
@@ -116,18 +116,18 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
         level[i] = 0;
         last[i] = -1;
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
         const loom_op_desc *d = loom_op(nd->op);
         if (nd->op == OP_CONST) p->bound[i] = loom_graph_stored(g, nd->attr.i[1]);
         if (d->flags & OPF_SOURCE) continue;
         int32_t lv = 0;
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t in = loom_node_input(g, (loom_tensor){i}, j).id;
+            int32_t in = loom_index(loom_node_input(g, loom_at(i), j));
             lv = level[in] > lv ? level[in] : lv;
         }
         if (d->flags & OPF_ALIAS) {
             level[i] = lv;
-            p->root[i] = p->root[loom_node_input(g, (loom_tensor){i}, 0).id];
+            p->root[i] = p->root[loom_index(loom_node_input(g, loom_at(i), 0))];
             p->n_views++;
         } else {
             level[i] = lv + 1;
@@ -137,14 +137,14 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     /* last reader level of each root; outputs live to the end */
     for (int32_t i = 0; i < N; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t r = p->root[loom_node_input(g, (loom_tensor){i}, j).id];
+            int32_t r = p->root[loom_index(loom_node_input(g, loom_at(i), j))];
             last[r] = level[i] > last[r] ? level[i] : last[r];
         }
     }
-    for (int i = 0; i < n; i++) last[p->root[outputs[i].id]] = max_level + 1;
+    for (int i = 0; i < n; i++) last[p->root[loom_index(outputs[i])]] = max_level + 1;
 
     /* bucket executed nodes by level (counting sort keeps id order inside a level) */
     p->n_levels = max_level;
@@ -153,7 +153,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     if (!count || !p->level_start) goto oom;
     for (int32_t i = 0; i < N; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
         if (loom_op(nd->op)->flags & (OPF_SOURCE | OPF_ALIAS)) continue;
         count[level[i]]++;
         p->n_exec++;
@@ -162,7 +162,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     memset(count, 0, ((size_t)max_level + 2) * sizeof *count);
     for (int32_t i = 0; i < N; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
         if (loom_op(nd->op)->flags & (OPF_SOURCE | OPF_ALIAS)) continue;
         int32_t l = level[i];
         p->exec[p->level_start[l - 1] + count[l]++] = i;
@@ -180,7 +180,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
         n_live = k;
         for (int32_t e = p->level_start[l - 1]; e < p->level_start[l]; e++) {
             int32_t id = p->exec[e];
-            int64_t size = (int64_t)round_up(loom_tensor_numel(g, (loom_tensor){id}));
+            int64_t size = (int64_t)round_up(loom_tensor_numel(g, loom_at(id)));
             p->naive_floats += (size_t)size;
             /* a buffer nobody reads still needs a place while its kernel runs */
             p->offset[id] = place(live, &n_live, size, last[id] < l ? l : last[id], &high);
@@ -237,14 +237,14 @@ static loom_status plan_err(loom_plan *p, loom_status s, const char *fmt, ...)
 loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data)
 {
     if (!p) return LOOM_ERR_ARG;
-    if (t.id < 0 || t.id >= p->n_graph)
+    if (loom_index(t) < 0 || loom_index(t) >= p->n_graph)
         return plan_err(p, LOOM_ERR_ARG, "bind: tensor id %d is not in the planned graph", t.id);
     const loom_node *nd = loom_graph_node(p->g, t);
     if (nd->op != OP_INPUT && nd->op != OP_PARAM)
         return plan_err(p, LOOM_ERR_ARG, "bind: %s is a %s, not an input or parameter", TSTR(p->g, t),
                         loom_op_name(nd->op));
     if (!data) return plan_err(p, LOOM_ERR_ARG, "bind: NULL data for %s", TSTR(p->g, t));
-    p->bound[t.id] = data;
+    p->bound[loom_index(t)] = data;
     return LOOM_OK;
 }
 
@@ -262,22 +262,27 @@ static float *storage(const loom_plan *p, int32_t id)
     return p->offset[r] >= 0 ? p->arena + p->offset[r] : (float *)(uintptr_t)p->bound[r];
 }
 
-/* Work above which one node gets all threads rather than sharing a level. */
-static bool big_node(const loom_node *nd, const loom_node *const *in)
+/* Rough work of a node: output elements, times the inner dimension for a
+ * matmul. */
+static int64_t work(const loom_graph *g, int32_t id)
 {
+    const loom_node *nd = loom_graph_node(g, loom_at(id));
     int64_t n = loom_shape_numel(nd->shape);
-    if (nd->op == OP_MATMUL) n *= in[0]->shape.d[in[0]->shape.rank - (nd->attr.i[0] ? 2 : 1)];
-    return n > LOOM_PAR_MIN;
+    if (nd->op == OP_MATMUL) {
+        const loom_node *a = loom_graph_node(g, loom_node_input(g, loom_at(id), 0));
+        n *= a->shape.d[a->shape.rank - (nd->attr.i[0] ? 2 : 1)];
+    }
+    return n;
 }
 
 static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot, char *err, size_t err_len)
 {
-    const loom_node *nd = loom_graph_node(p->g, (loom_tensor){id});
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
     for (int j = 0; j < nd->n_in; j++) {
-        loom_tensor x = loom_node_input(p->g, (loom_tensor){id}, j);
-        in[j] = storage(p, x.id);
+        loom_tensor x = loom_node_input(p->g, loom_at(id), j);
+        in[j] = storage(p, loom_index(x));
         in_node[j] = loom_graph_node(p->g, x);
     }
     loom_kargs a = {p->g, nd, storage(p, id), in, in_node, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
@@ -293,22 +298,25 @@ loom_status loom_run(loom_plan *p)
         return plan_err(p, LOOM_ERR_STATE, "run: the graph changed under the plan");
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i] || p->bound[i]) continue;
-        const loom_node *nd = loom_graph_node(p->g, (loom_tensor){i});
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
         if (nd->op == OP_INPUT || nd->op == OP_PARAM)
             return plan_err(p, LOOM_ERR_STATE, "run: %s %s is not bound", nd->op == OP_INPUT ? "input" : "parameter",
-                            TSTR(p->g, (loom_tensor){i}));
+                            TSTR(p->g, loom_at(i)));
     }
     loom_status st = LOOM_OK;
     int threads = omp_get_max_threads();
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
+        /* Side by side only when the level is worth a parallel region and no
+         * node in it is big enough to use every thread by itself. */
         bool side_by_side = e - b > 1 && threads > 1;
+        int64_t total = 0;
         for (int32_t k = b; side_by_side && k < e; k++) {
-            const loom_node *nd = loom_graph_node(p->g, (loom_tensor){p->exec[k]});
-            const loom_node *in0 = nd->n_in ? loom_graph_node(p->g, loom_node_input(p->g, (loom_tensor){p->exec[k]}, 0))
-                                            : nd;
-            if (big_node(nd, &in0)) side_by_side = false;
+            int64_t w = work(p->g, p->exec[k]);
+            total += w;
+            if (w > LOOM_PAR_MIN) side_by_side = false;
         }
+        if (total < LOOM_PAR_MIN) side_by_side = false;
         if (!side_by_side) {
             for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0, p->error, sizeof p->error);
             continue;
@@ -334,7 +342,7 @@ const float *loom_plan_output(const loom_plan *p, loom_tensor t)
 {
     if (!p) return NULL;
     for (int i = 0; i < p->n_outputs; i++)
-        if (p->outputs[i].id == t.id) return storage(p, t.id);
+        if (p->outputs[i].id == t.id) return storage(p, loom_index(t));
     return NULL;
 }
 

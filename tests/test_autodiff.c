@@ -71,7 +71,7 @@ Test(autodiff, prunes_what_does_not_reach_wrt)
     loom_tensor gs[2];
     cr_assert_eq(loom_backward(g, loss, (loom_tensor[]){w, unused}, 2, gs), LOOM_OK);
     for (int32_t i = before; i < loom_graph_size(g); i++) {
-        const loom_node *n = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *n = loom_graph_node(g, loom_at(i));
         cr_assert_neq(n->tags.step, 7, "no gradient is built for the tanh chain that no wrt reaches");
         cr_assert(strcmp(loom_op_name(n->op), "tanh"), "no tanh gradient work");
     }
@@ -97,7 +97,7 @@ Test(autodiff, gradient_nodes_carry_forward_tags)
     cr_assert_eq(loom_backward(g, loss, &w, 1, &gw), LOOM_OK);
     int per_step[4] = {0};
     for (int32_t i = before; i < loom_graph_size(g); i++) {
-        const loom_node *n = loom_graph_node(g, (loom_tensor){i});
+        const loom_node *n = loom_graph_node(g, loom_at(i));
         cr_assert(n->tags.role == LOOM_ROLE_BACKWARD || n->tags.role == LOOM_ROLE_CONST);
         if (n->tags.step >= 0) {
             per_step[n->tags.step]++;

@@ -79,7 +79,7 @@ Test(runtime, views_share_storage)
 Test(runtime, parallel_ready_sets_match_serial)
 {
     loom_graph *g = loom_graph_new();
-    loom_tensor x = loom_input(g, "x", loom_shape2(8, 16)), acc = LOOM_INVALID;
+    loom_tensor x = loom_input(g, "x", loom_shape2(64, 16)), acc = LOOM_INVALID;
     loom_tensor w = loom_param(g, "w", loom_shape2(16, 16));
     for (int b = 0; b < 16; b++) {
         loom_tensor h = loom_affine(g, x, 1.0f + (float)b / 16, 0);
@@ -91,7 +91,7 @@ Test(runtime, parallel_ready_sets_match_serial)
     loom_plan *p = loom_plan_new(g, (loom_tensor[]){loss, gw}, 2, NULL);
     loom_plan_stats s = loom_plan_get_stats(p);
     cr_assert_lt(s.levels, s.nodes / 4, "wide ready sets: %d levels for %d nodes", s.levels, s.nodes);
-    float *xv = rnd_buf(8 * 16, -1, 1), *wv = rnd_buf(16 * 16, -0.3f, 0.3f);
+    float *xv = rnd_buf(64 * 16, -1, 1), *wv = rnd_buf(16 * 16, -0.3f, 0.3f);
     loom_bind(p, x, xv);
     loom_bind(p, w, wv);
     int saved = omp_get_max_threads();

@@ -25,7 +25,7 @@ loom_store *loom_store_new(const loom_graph *g, char *err, size_t n)
     if (!s || !(s->t = malloc((size_t)N * sizeof *s->t)) || !(s->data = calloc((size_t)N, sizeof *s->data))) goto nomem;
     s->g = g;
     for (int32_t i = 0; i < N; i++) {
-        loom_tensor t = {i};
+        loom_tensor t = loom_at(i);
         if (loom_graph_node(g, t)->tags.role != LOOM_ROLE_PARAM) continue;
         const char *name = loom_tensor_name(g, t);
         if (!name) {

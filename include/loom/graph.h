@@ -52,10 +52,14 @@ char *loom_shape_str(loom_shape s, char *buf, size_t n);
 
 typedef enum { LOOM_F32 = 0, LOOM_I32 = 1 } loom_dtype;
 
-/* A node handle. id < 0 is the invalid handle. */
+/* A node handle: id = node index + 1, so a zero-initialised handle (as in
+ * `(loom_rnn_args){0}` or `{.lengths = len}`) is the invalid one. */
 typedef struct { int32_t id; } loom_tensor;
-#define LOOM_INVALID ((loom_tensor){-1})
-static inline bool loom_valid(loom_tensor t) { return t.id >= 0; }
+#define LOOM_INVALID ((loom_tensor){0})
+static inline bool loom_valid(loom_tensor t) { return t.id > 0; }
+/* Node index of a handle, and the handle of node index i (0 .. size-1). */
+static inline int32_t loom_index(loom_tensor t) { return t.id - 1; }
+static inline loom_tensor loom_at(int32_t index) { return (loom_tensor){index + 1}; }
 
 /* What a node is, for drawing, scheduling and autodiff. Tags never change
  * what is computed. */

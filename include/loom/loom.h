@@ -10,5 +10,7 @@
 #include "loom/autodiff.h"
 #include "loom/runtime.h"
 #include "loom/rnn.h"
+#include "loom/safetensors.h"
+#include "loom/store.h"
 
 #endif

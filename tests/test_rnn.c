@@ -1,0 +1,434 @@
+/* Recurrent frontends: PyTorch golden cases through rnn-run's code path,
+ * gradient checks of every cell through a 5-step unroll, truncated BPTT,
+ * variable lengths, tags, layer dropout, and mistakes. */
+#include "helpers.h"
+#include "loom/safetensors.h"
+#include "mgu_cell.h"
+#include "rnn_run.h"
+
+#include <unistd.h>
+
+/* ---------------- golden cases against PyTorch ---------------- */
+
+/* Runs every golden case of `cell` through rnn-run and compares all outputs
+ * and gradients with PyTorch's: max |loom − torch| ≤ 1e-5 · max(1, max |torch|). */
+static void golden_cell(const char *cell)
+{
+    FILE *list = fopen(LOOM_GOLDEN_DIR "/cases.txt", "r");
+    cr_assert(list, "cannot open the golden case list");
+    char name[256], out[64];
+    int cases = 0;
+    double worst = 0;
+    char worst_at[512] = "";
+    snprintf(out, sizeof out, "/tmp/loom-golden-%d-%s.safetensors", (int)getpid(), cell);
+    while (fscanf(list, "%255s", name) == 1) {
+        if (strncmp(name, cell, strlen(cell)) || name[strlen(cell)] != '_') continue;
+        char path[512], err[1024];
+        snprintf(path, sizeof path, "%s/%s", LOOM_GOLDEN_DIR, name);
+        cr_assert_eq(loom_rnn_run(path, out, err, sizeof err), 0, "%s", err);
+        loom_st *want = loom_st_read(path, err, sizeof err), *got = loom_st_read(out, err, sizeof err);
+        cr_assert(want && got, "%s", err);
+        int compared = 0;
+        for (int i = 0; i < got->n; i++) {
+            const loom_st_tensor *g = &got->tensors[i];
+            char key[300];
+            snprintf(key, sizeof key, "expected.%s", g->name);
+            const loom_st_tensor *w = loom_st_get(want, key);
+            cr_assert(w, "%s: PyTorch has no %s", name, key);
+            cr_assert(loom_shape_eq(w->shape, g->shape), "%s: %s shape differs", name, g->name);
+            int64_t n = loom_shape_numel(g->shape);
+            const float *a = g->data, *b = w->data;
+            double scale = 1, err_max = 0;
+            for (int64_t k = 0; k < n; k++) scale = fmax(scale, fabs(b[k]));
+            for (int64_t k = 0; k < n; k++) err_max = fmax(err_max, fabs((double)a[k] - b[k]));
+            cr_assert_leq(err_max / scale, 1e-5, "%s: %s differs from PyTorch by %g (scale %g)", name, g->name, err_max, scale);
+            if (err_max / scale > worst) {
+                worst = err_max / scale;
+                snprintf(worst_at, sizeof worst_at, "%s %s", name, g->name);
+            }
+            compared++;
+        }
+        int expected = 0;
+        for (int i = 0; i < want->n; i++) expected += !strncmp(want->tensors[i].name, "expected.", 9);
+        cr_assert_eq(compared, expected, "%s: loom wrote %d of PyTorch's %d results", name, compared, expected);
+        loom_st_free(want);
+        loom_st_free(got);
+        cases++;
+    }
+    fclose(list);
+    unlink(out);
+    cr_assert_geq(cases, 6, "%s: only %d golden cases found", cell, cases);
+    cr_log_info("%s: %d cases, worst relative error %.2e (%s)\n", cell, cases, worst, worst_at);
+}
+
+Test(golden, rnn_tanh) { golden_cell("rnn_tanh"); }
+Test(golden, rnn_relu) { golden_cell("rnn_relu"); }
+Test(golden, gru) { golden_cell("gru"); }
+Test(golden, lstm) { golden_cell("lstm"); }
+
+/* ---------------- gradient checks through a 5-step unroll ---------------- */
+
+static void check_cell(const loom_cell_def *cell, int layers, bool bi, bool lengths, float dropout)
+{
+    enum { T = 5, B = 2, I = 3, H = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = I, .hidden_size = H,
+                                                        .layers = layers, .bidirectional = bi, .dropout = dropout,
+                                                        .seed = 5}),
+                 LOOM_OK, "%s", loom_graph_error(g));
+    int D = bi ? 2 : 1, S = cell->n_states;
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), init[2] = {LOOM_INVALID, LOOM_INVALID};
+    loom_binding wrt[2 + 2 + LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS], fixed[1];
+    int nw = 0, nf = 0;
+    wrt[nw++] = (loom_binding){x, rnd_buf(T * B * I, -1, 1)};
+    for (int s = 0; s < S; s++) {
+        init[s] = loom_input(g, s ? "c0" : "h0", loom_shape3(layers * D, B, H));
+        wrt[nw++] = (loom_binding){init[s], rnd_buf(layers * D * B * H, -0.5f, 0.5f)};
+    }
+    loom_tensor len = lengths ? loom_input_i32(g, "lengths", loom_shape1(B)) : LOOM_INVALID;
+    int32_t lv[B] = {5, 3};
+    if (lengths) fixed[nf++] = (loom_binding){len, lv};
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.init = {init[0], init[1]}, .lengths = len});
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+    for (int l = 0; l < layers; l++)
+        for (int d = 0; d < D; d++)
+            for (int i = 0; i < rnn.n_params; i++) {
+                loom_tensor p = rnn.param[l][d][i];
+                /* sizeable weights, so that the gradient check sees real nonlinearity */
+                wrt[nw++] = (loom_binding){p, rnd_buf(loom_tensor_numel(g, p), -0.8f, 0.8f)};
+            }
+    /* the loss reads the output and every final state */
+    loom_tensor y = o.output;
+    for (int s = 0; s < S; s++) y = loom_add(g, loom_sum_all(g, loom_mul(g, o.final[s], o.final[s])), loom_sum_all(g, y));
+    loom_tensor loss = loom_add(g, weighted_loss(g, o.output), y);
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, loss, wrt, nw, fixed, nf, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(r.passed, "%s: wrt[%d] element %lld: analytic %g numeric %g", cell->name, r.worst_tensor,
+              (long long)r.worst_index, r.worst_analytic, r.worst_numeric);
+    for (int i = 0; i < nw; i++) free(wrt[i].data);
+    loom_graph_free(g);
+}
+
+Test(gradcheck, rnn_tanh) { check_cell(&loom_cell_rnn_tanh, 2, true, false, 0); }
+Test(gradcheck, rnn_relu) { check_cell(&loom_cell_rnn_relu, 1, false, true, 0); }
+Test(gradcheck, gru) { check_cell(&loom_cell_gru, 2, true, true, 0); }
+Test(gradcheck, lstm) { check_cell(&loom_cell_lstm, 2, true, true, 0); }
+Test(gradcheck, lstm_with_layer_dropout) { check_cell(&loom_cell_lstm, 2, false, false, 0.3f); }
+Test(gradcheck, example_mgu_cell) { check_cell(&mgu_cell, 2, true, true, 0); }
+
+/* ---------------- structure ---------------- */
+
+Test(rnn, parameters_have_pytorch_names_and_shapes)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 4, .layers = 2,
+                                            .bidirectional = true, .prefix = "encoder."});
+    struct { const char *name; loom_shape s; } want[] = {
+        {"encoder.weight_ih_l0", loom_shape2(16, 3)},         {"encoder.weight_hh_l0", loom_shape2(16, 4)},
+        {"encoder.bias_ih_l0", loom_shape1(16)},              {"encoder.bias_hh_l0", loom_shape1(16)},
+        {"encoder.weight_ih_l0_reverse", loom_shape2(16, 3)}, {"encoder.weight_ih_l1", loom_shape2(16, 8)},
+        {"encoder.weight_hh_l1_reverse", loom_shape2(16, 4)}, {"encoder.bias_hh_l1_reverse", loom_shape1(16)},
+    };
+    for (unsigned i = 0; i < sizeof want / sizeof *want; i++) {
+        loom_tensor t = loom_graph_find(g, want[i].name);
+        cr_assert(loom_valid(t), "%s is missing", want[i].name);
+        cr_assert(loom_shape_eq(loom_tensor_shape(g, t), want[i].s), "%s has the wrong shape", want[i].name);
+    }
+    cr_assert_eq(loom_graph_find(g, "encoder.weight_ih_l1_reverse").id, rnn.param[1][1][0].id);
+    cr_assert_eq(loom_graph_size(g), 16, "2 layers × 2 directions × 4 parameters");
+    loom_graph_free(g);
+}
+
+Test(rnn, steps_are_tagged_and_weights_shared)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = 2, .hidden_size = 3, .layers = 2,
+                                            .bidirectional = true});
+    int32_t params = loom_graph_size(g);
+    loom_tensor x = loom_input(g, "x", loom_shape3(4, 1, 2));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    cr_assert(loom_valid(o.output));
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, o.output), loom_shape3(4, 1, 6)));
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, o.final[0]), loom_shape3(4, 1, 3)));
+    int seen[4][2][2] = {{{0}}};
+    int matmuls_of_w[2][2] = {{0}};
+    for (int32_t i = params; i < loom_graph_size(g); i++) {
+        const loom_node *n = loom_graph_node(g, loom_at(i));
+        if (n->tags.step >= 0) {
+            cr_assert(n->tags.layer >= 0 && n->tags.layer < 2 && n->tags.dir >= 0 && n->tags.dir < 2);
+            seen[n->tags.step][n->tags.layer][n->tags.dir]++;
+        }
+        if (!strcmp(loom_op_name(n->op), "matmul"))
+            for (int l = 0; l < 2; l++)
+                for (int d = 0; d < 2; d++)
+                    if (loom_node_input(g, loom_at(i), 1).id == rnn.param[l][d][1].id) matmuls_of_w[l][d]++;
+    }
+    for (int t = 0; t < 4; t++)
+        for (int l = 0; l < 2; l++)
+            for (int d = 0; d < 2; d++) cr_assert_gt(seen[t][l][d], 0, "step %d layer %d dir %d has nodes", t, l, d);
+    for (int l = 0; l < 2; l++)
+        for (int d = 0; d < 2; d++) cr_assert_eq(matmuls_of_w[l][d], 4, "one weight_hh node serves all 4 steps");
+    loom_graph_free(g);
+}
+
+/* Outputs at padded steps are 0 and each final state is the state at the
+ * sequence's own last step — also for the reverse direction, which starts at
+ * each sequence's last valid step. Checked against running each sequence
+ * alone with its own length. */
+Test(rnn, variable_lengths_match_sequences_run_alone)
+{
+    enum { T = 5, B = 3, I = 2, H = 3 };
+    int32_t lens[B] = {5, 2, 4};
+    float *xv = rnd_buf(T * B * I, -1, 1);
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = I, .hidden_size = H, .bidirectional = true});
+    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store_init(st, 3);
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), len = loom_input_i32(g, "len", loom_shape1(B));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
+    loom_plan *p = loom_plan_new(g, (loom_tensor[]){o.output, o.final[0], o.final[1]}, 3, NULL);
+    loom_store_bind(st, p);
+    loom_bind(p, x, xv);
+    loom_bind(p, len, lens);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    const float *out = loom_plan_output(p, o.output), *hn = loom_plan_output(p, o.final[0]);
+    for (int b = 0; b < B; b++) {
+        int Tb = lens[b];
+        loom_graph *g1 = loom_graph_new();
+        loom_rnn r1;
+        loom_rnn_init(g1, &r1, &rnn.o);
+        loom_tensor x1 = loom_input(g1, "x", loom_shape3(Tb, 1, I));
+        loom_rnn_out o1 = loom_rnn_apply(g1, &r1, x1, NULL);
+        float *x1v = malloc((size_t)(Tb * I) * sizeof(float));
+        for (int t = 0; t < Tb; t++) memcpy(x1v + t * I, xv + (t * B + b) * I, I * sizeof(float));
+        loom_plan *p1 = loom_plan_new(g1, (loom_tensor[]){o1.output, o1.final[0]}, 2, NULL);
+        for (int l = 0; l < 1; l++)
+            for (int d = 0; d < 2; d++)
+                for (int i = 0; i < rnn.n_params; i++) loom_bind(p1, r1.param[l][d][i], loom_store_data(st, rnn.param[l][d][i]));
+        loom_bind(p1, x1, x1v);
+        cr_assert_eq(loom_run(p1), LOOM_OK);
+        const float *out1 = loom_plan_output(p1, o1.output), *hn1 = loom_plan_output(p1, o1.final[0]);
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < 2 * H; k++) {
+                float got = out[(t * B + b) * 2 * H + k], want = t < Tb ? out1[t * 2 * H + k] : 0.0f;
+                cr_assert_float_eq(got, want, 1e-6, "seq %d step %d unit %d", b, t, k);
+            }
+        for (int d = 0; d < 2; d++)
+            for (int k = 0; k < H; k++) cr_assert_float_eq(hn[(d * B + b) * H + k], hn1[d * H + k], 1e-6);
+        free(x1v);
+        loom_plan_free(p1);
+        loom_graph_free(g1);
+    }
+    free(xv);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* Padded steps contribute no gradient: the input gradient at t ≥ length is 0. */
+Test(rnn, padded_steps_get_no_gradient)
+{
+    enum { T = 4, B = 2, I = 2, H = 2 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = I, .hidden_size = H, .bidirectional = true});
+    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store_init(st, 9);
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), len = loom_input_i32(g, "len", loom_shape1(B)), gx;
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
+    loom_tensor loss = loom_add(g, weighted_loss(g, o.output), loom_sum_all(g, o.final[0]));
+    cr_assert_eq(loom_backward(g, loss, &x, 1, &gx), LOOM_OK);
+    float *xv = rnd_buf(T * B * I, -1, 1);
+    int32_t lv[B] = {4, 1};
+    loom_binding b[2 + 2 * 4] = {{x, xv}, {len, lv}};
+    for (int i = 0; i < loom_store_count(st); i++)
+        b[2 + i] = (loom_binding){loom_store_tensor(st, i), loom_store_data(st, loom_store_tensor(st, i))};
+    float *v = eval(g, gx, b, 2 + loom_store_count(st));
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < I; k++) {
+            if (t >= 1) cr_assert_eq(v[(t * B + 1) * I + k], 0.0f, "padded step %d of sequence 1", t);
+            cr_assert_neq(v[(t * B + 0) * I + k], 0.0f);
+        }
+    free(xv), free(v);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* ---------------- truncated BPTT ---------------- */
+
+/* With cuts every 3 steps, the gradient of a loss on the second segment
+ * equals the full-BPTT gradient of that segment run alone from the incoming
+ * state taken as a constant, and nothing reaches the first segment's inputs. */
+Test(rnn, truncated_bptt_segment_equals_detached_run)
+{
+    enum { T = 6, K = 3, B = 2, I = 2, H = 3 };
+    float *xv = rnd_buf(T * B * I, -1, 1);
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = I, .hidden_size = H});
+    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store_init(st, 4);
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.trunc = LOOM_TRUNC_FIXED, .truncate = K});
+    cr_assert_eq(o.n_cuts, 1);
+    cr_assert_eq(o.cuts[0], K);
+    loom_tensor seg2 = loom_slice(g, o.output, 0, K, T - K);
+    float *w = rnd_buf((T - K) * B * H, -1, 1);
+    loom_tensor wc = loom_constant(g, loom_shape3(T - K, B, H), w);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, seg2, wc));
+    loom_tensor wrt[5] = {x, rnn.param[0][0][0], rnn.param[0][0][1], rnn.param[0][0][2], rnn.param[0][0][3]}, gr[5];
+    cr_assert_eq(loom_backward(g, loss, wrt, 5, gr), LOOM_OK);
+    /* the state entering segment 2: (h, c) after step K−1 of the same run */
+    loom_rnn_out first = loom_rnn_apply(g, &rnn, loom_slice(g, x, 0, 0, K), NULL);
+    loom_tensor outs[7] = {gr[0], gr[1], gr[2], gr[3], gr[4], first.final[0], first.final[1]};
+    loom_plan *p = loom_plan_new(g, outs, 7, NULL);
+    loom_store_bind(st, p);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    const float *gx = loom_plan_output(p, gr[0]);
+    for (int i = 0; i < K * B * I; i++) cr_assert_eq(gx[i], 0.0f, "no gradient crosses the cut (x[%d])", i);
+
+    /* segment 2 alone, its initial state a bound constant */
+    loom_graph *g2 = loom_graph_new();
+    loom_rnn r2;
+    loom_rnn_init(g2, &r2, &rnn.o);
+    loom_tensor x2 = loom_input(g2, "x", loom_shape3(T - K, B, I));
+    loom_tensor h0 = loom_input(g2, "h0", loom_shape3(1, B, H)), c0 = loom_input(g2, "c0", loom_shape3(1, B, H));
+    loom_rnn_out o2 = loom_rnn_apply(g2, &r2, x2, &(loom_rnn_args){.init = {h0, c0}});
+    loom_tensor loss2 = loom_sum_all(g2, loom_mul(g2, o2.output, loom_constant(g2, loom_shape3(T - K, B, H), w)));
+    loom_tensor wrt2[5] = {x2, r2.param[0][0][0], r2.param[0][0][1], r2.param[0][0][2], r2.param[0][0][3]}, gr2[5];
+    cr_assert_eq(loom_backward(g2, loss2, wrt2, 5, gr2), LOOM_OK);
+    loom_plan *p2 = loom_plan_new(g2, gr2, 5, NULL);
+    for (int i = 0; i < 4; i++) loom_bind(p2, r2.param[0][0][i], loom_store_data(st, rnn.param[0][0][i]));
+    loom_bind(p2, x2, xv + K * B * I);
+    loom_bind(p2, h0, loom_plan_output(p, first.final[0]));
+    loom_bind(p2, c0, loom_plan_output(p, first.final[1]));
+    cr_assert_eq(loom_run(p2), LOOM_OK, "%s", loom_plan_error(p2));
+    assert_close(gx + K * B * I, loom_plan_output(p2, gr2[0]), (T - K) * B * I, 1e-5f);
+    for (int i = 1; i < 5; i++)
+        assert_close(loom_plan_output(p, gr[i]), loom_plan_output(p2, gr2[i]), loom_tensor_numel(g, gr[i]), 1e-5f);
+    free(xv), free(w);
+    loom_plan_free(p2);
+    loom_graph_free(g2);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+Test(rnn, truncation_keeps_forward_values_and_random_cuts_are_seeded)
+{
+    enum { T = 40, B = 1, I = 2, H = 2 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = I, .hidden_size = H});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_out full = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_rnn_out cut = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.trunc = LOOM_TRUNC_RANDOM, .truncate = 5, .trunc_seed = 1});
+    loom_rnn_out again = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.trunc = LOOM_TRUNC_RANDOM, .truncate = 5, .trunc_seed = 1});
+    loom_rnn_out other = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.trunc = LOOM_TRUNC_RANDOM, .truncate = 5, .trunc_seed = 2});
+    cr_assert_gt(cut.n_cuts, 3);
+    cr_assert_eq(cut.n_cuts, again.n_cuts);
+    bool same = cut.n_cuts == other.n_cuts;
+    for (int i = 0; i < cut.n_cuts; i++) {
+        cr_assert_eq(cut.cuts[i], again.cuts[i]);
+        cr_assert(cut.cuts[i] > (i ? cut.cuts[i - 1] : 0) && cut.cuts[i] - (i ? cut.cuts[i - 1] : 0) <= 9);
+        same = same && cut.cuts[i] == other.cuts[i];
+    }
+    cr_assert(!same, "another seed, other cuts");
+    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store_init(st, 1);
+    float *xv = rnd_buf(T * B * I, -1, 1);
+    loom_plan *p = loom_plan_new(g, (loom_tensor[]){full.output, cut.output}, 2, NULL);
+    loom_store_bind(st, p);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    assert_close(loom_plan_output(p, cut.output), loom_plan_output(p, full.output), T * B * H, 0);
+    free(xv);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* ---------------- layer dropout ---------------- */
+
+Test(rnn, layer_dropout_only_in_training)
+{
+    enum { T = 3, B = 2, I = 3, H = 4 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn with, without;
+    loom_rnn_opts o = {.cell = &loom_cell_gru, .input_size = I, .hidden_size = H, .layers = 2, .dropout = 0.5f, .seed = 3};
+    loom_rnn_init(g, &with, &o);
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_out a = loom_rnn_apply(g, &with, x, NULL);
+    without = with;
+    without.o.dropout = 0;
+    loom_rnn_out b = loom_rnn_apply(g, &without, x, NULL);
+    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store_init(st, 2);
+    float *xv = rnd_buf(T * B * I, -1, 1);
+    loom_plan *p = loom_plan_new(g, (loom_tensor[]){a.output, b.output}, 2, NULL);
+    loom_store_bind(st, p);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    int differ = 0;
+    for (int i = 0; i < T * B * H; i++) differ += loom_plan_output(p, a.output)[i] != loom_plan_output(p, b.output)[i];
+    cr_assert_gt(differ, 0, "training: dropout between the layers changes the output");
+    loom_plan_set_eval(p, true);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    assert_close(loom_plan_output(p, a.output), loom_plan_output(p, b.output), T * B * H, 0);
+    free(xv);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* ---------------- mistakes ---------------- */
+
+Test(rnn, build_mistakes)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    cr_assert_neq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 0, .hidden_size = 4}), LOOM_OK);
+    cr_assert(strstr(loom_graph_error(g), "input_size 0"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+
+    g = loom_graph_new();
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 4});
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, loom_input(g, "x", loom_shape3(5, 2, 4)), NULL);
+    cr_assert(!loom_valid(o.output));
+    cr_assert(strstr(loom_graph_error(g), "lstm") && strstr(loom_graph_error(g), "(5,2,4)") &&
+              strstr(loom_graph_error(g), "(T, B, 3)"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+
+    g = loom_graph_new();
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = 3, .hidden_size = 4, .layers = 2});
+    loom_tensor h0 = loom_input(g, "h0", loom_shape3(1, 2, 4));
+    o = loom_rnn_apply(g, &rnn, loom_input(g, "x", loom_shape3(5, 2, 3)), &(loom_rnn_args){.init = {h0}});
+    cr_assert(!loom_valid(o.output));
+    cr_assert(strstr(loom_graph_error(g), "'h0' (1,2,4)") && strstr(loom_graph_error(g), "(2,2,4)"), "%s",
+              loom_graph_error(g));
+    loom_graph_free(g);
+}
+
+Test(rnn, run_time_length_errors)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = 1, .hidden_size = 1});
+    loom_tensor x = loom_input(g, "x", loom_shape3(3, 2, 1)), len = loom_input_i32(g, "len", loom_shape1(2));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
+    loom_plan *p = loom_plan_new(g, &o.output, 1, NULL);
+    float xv[6] = {0}, w[1] = {0};
+    int32_t lv[2] = {3, 4};
+    for (int i = 0; i < 4; i++) loom_bind(p, rnn.param[0][0][i], w);
+    loom_bind(p, x, xv);
+    loom_bind(p, len, lv);
+    cr_assert_eq(loom_run(p), LOOM_ERR_VALUE);
+    cr_assert(strstr(loom_plan_error(p), "length 4") && strstr(loom_plan_error(p), "[1, 3]"), "%s", loom_plan_error(p));
+    loom_plan_free(p);
+    loom_graph_free(g);
+}
