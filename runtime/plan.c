@@ -32,6 +32,7 @@ struct loom_plan {
     float *arena;
     size_t arena_floats, naive_floats;
     int32_t n_views;
+    int32_t side_by_side; /* of the last run */
     const float **in_pool; /* scratch for kernel input pointers */
     const loom_node **node_pool;
     int32_t max_in;
@@ -305,6 +306,7 @@ loom_status loom_run(loom_plan *p)
     }
     loom_status st = LOOM_OK;
     int threads = omp_get_max_threads();
+    p->side_by_side = 0;
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         /* Side by side only when the level is worth a parallel region and no
@@ -321,6 +323,7 @@ loom_status loom_run(loom_plan *p)
             for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0, p->error, sizeof p->error);
             continue;
         }
+        p->side_by_side++;
         #pragma omp parallel for schedule(dynamic)
         for (int32_t k = b; k < e; k++) {
             char err[512] = "";
@@ -358,6 +361,6 @@ loom_status loom_plan_read(const loom_plan *p, loom_tensor t, float *dst, size_t
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
-                         p->naive_floats * sizeof(float)};
+                         p->naive_floats * sizeof(float), p->side_by_side};
     return s;
 }

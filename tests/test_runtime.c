@@ -100,8 +100,10 @@ Test(runtime, parallel_ready_sets_match_serial)
     float serial_loss = loom_plan_output(p, loss)[0], *serial_gw = malloc(256 * sizeof(float));
     memcpy(serial_gw, loom_plan_output(p, gw), 256 * sizeof(float));
     omp_set_num_threads(saved > 1 ? saved : 2);
+    cr_assert_eq(loom_plan_get_stats(p).side_by_side, 0, "one thread: nothing runs side by side");
     for (int rep = 0; rep < 5; rep++) {
         cr_assert_eq(loom_run(p), LOOM_OK);
+        cr_assert_gt(loom_plan_get_stats(p).side_by_side, 0, "wide ready sets ran in parallel");
         cr_assert_float_eq(loom_plan_output(p, loss)[0], serial_loss, 1e-4);
         assert_close(loom_plan_output(p, gw), serial_gw, 256, 1e-5f);
     }

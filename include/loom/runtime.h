@@ -50,6 +50,7 @@ typedef struct {
     int32_t levels;       /* ready sets */
     size_t arena_bytes;   /* the one buffer arena */
     size_t naive_bytes;   /* what one buffer per node would take */
+    int32_t side_by_side; /* ready sets the last run executed with nodes in parallel */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
