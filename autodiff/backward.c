@@ -54,32 +54,61 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         for (int j = 0; j < nd->n_in; j++) flow[loom_index(loom_node_input(g, loom_at(i), j))] |= 2;
     }
 
-    loom_tags saved = loom_graph_tags(g);
-    loom_tags lt = loom_graph_node(g, loss)->tags;
-    lt.role = LOOM_ROLE_BACKWARD;
-    loom_graph_set_tags(g, lt);
-    if (flow[N - 1] == 3) grad[N - 1] = loom_fill(g, loom_tensor_shape(g, loss), 1.0f);
-
-    int max_in = 0;
+    /* Contributions to each node's gradient, one per use, kept in lists and
+     * summed by one add_n when the node is reached: a weight shared by T
+     * steps gets one Σ_t node. */
+    int32_t *head = malloc((size_t)N * sizeof *head), n_c = 0, cap_c = 256;
+    int32_t *c_next = malloc((size_t)cap_c * sizeof *c_next);
+    loom_tensor *c_val = malloc((size_t)cap_c * sizeof *c_val), *terms = NULL;
+    int max_in = 1;
     for (int32_t i = 0; i < N; i++) {
         int k = loom_graph_node(g, loom_at(i))->n_in;
         max_in = k > max_in ? k : max_in;
     }
-    loom_tensor *gx = malloc((size_t)(max_in ? max_in : 1) * sizeof *gx);
-    bool *need = malloc((size_t)(max_in ? max_in : 1) * sizeof *need);
-    for (int32_t i = N - 1; gx && need && i >= 0 && !loom_graph_failed(g); i--) {
-        if (flow[i] != 3 || !loom_valid(grad[i])) continue;
+    loom_tensor *gx = malloc((size_t)max_in * sizeof *gx);
+    bool *need = malloc((size_t)max_in * sizeof *need);
+    bool ok = head && c_next && c_val && gx && need;
+    for (int32_t i = 0; ok && i < N; i++) head[i] = -1;
+
+    loom_tags saved = loom_graph_tags(g);
+    loom_tags lt = loom_graph_node(g, loss)->tags;
+    lt.role = LOOM_ROLE_BACKWARD;
+    lt.state = 0;
+    loom_graph_set_tags(g, lt);
+    if (ok && flow[N - 1] == 3) {
+        c_val[0] = loom_fill(g, loom_tensor_shape(g, loss), 1.0f);
+        c_next[0] = -1;
+        head[N - 1] = 0;
+        n_c = 1;
+    }
+
+    for (int32_t i = N - 1; ok && i >= 0 && !loom_graph_failed(g); i--) {
+        if (flow[i] != 3 || head[i] < 0) continue;
         loom_tensor y = loom_at(i);
         const loom_node *nd = loom_graph_node(g, y);
+        loom_tags t = nd->tags;
+        t.role = LOOM_ROLE_BACKWARD;
+        t.state = 0;
+        loom_graph_set_tags(g, t);
+        /* the sum of the contributions (newest first in the list, so reversed) */
+        int k = 0;
+        for (int32_t c = head[i]; c >= 0; c = c_next[c]) k++;
+        loom_tensor *tmp = realloc(terms, (size_t)k * sizeof *terms);
+        if (!tmp) {
+            ok = false;
+            break;
+        }
+        terms = tmp;
+        int m = k;
+        for (int32_t c = head[i]; c >= 0; c = c_next[c]) terms[--m] = c_val[c];
+        grad[i] = k == 1 ? terms[0] : loom_add_n(g, terms, k);
         if (nd->n_in == 0) continue;
+        nd = loom_graph_node(g, y);
         const loom_op_desc *d = loom_op(nd->op);
         if (!d->grad) {
             loom_graph_fail(g, LOOM_ERR_ARG, "backward: %s has no gradient rule (node %s)", d->name, TSTR(g, y));
             break;
         }
-        loom_tags t = nd->tags;
-        t.role = LOOM_ROLE_BACKWARD;
-        loom_graph_set_tags(g, t);
         int n_in = nd->n_in;
         for (int j = 0; j < n_in; j++) {
             gx[j] = LOOM_INVALID;
@@ -94,21 +123,38 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
                                 d->name, TSTR(g, gx[j]), TSTR(g, x));
                 break;
             }
-            grad[loom_index(x)] = loom_valid(grad[loom_index(x)]) ? loom_add(g, grad[loom_index(x)], gx[j]) : gx[j];
+            if (n_c == cap_c) {
+                cap_c *= 2;
+                int32_t *nn = realloc(c_next, (size_t)cap_c * sizeof *c_next);
+                loom_tensor *nv = nn ? realloc(c_val, (size_t)cap_c * sizeof *c_val) : NULL;
+                if (nn) c_next = nn;
+                if (nv) c_val = nv;
+                if (!nn || !nv) {
+                    ok = false;
+                    break;
+                }
+            }
+            c_val[n_c] = gx[j];
+            c_next[n_c] = head[loom_index(x)];
+            head[loom_index(x)] = n_c++;
         }
     }
-    if (!gx || !need) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
+    if (!ok) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
 
-    loom_graph_set_tags(g, lt);
-    for (int i = 0; i < n; i++) {
-        loom_tensor w = wrt[i];
-        grads[i] = loom_index(w) < N && loom_valid(grad[loom_index(w)]) ? grad[loom_index(w)] : loom_fill(g, loom_tensor_shape(g, w), 0.0f);
+    for (int i = 0; i < n && !loom_graph_failed(g); i++) {
+        int32_t w = loom_index(wrt[i]);
+        if (w < N && loom_valid(grad[w])) {
+            grads[i] = grad[w];
+            continue;
+        }
+        loom_tags t = loom_graph_node(g, wrt[i])->tags;
+        t.role = LOOM_ROLE_BACKWARD;
+        t.state = 0;
+        loom_graph_set_tags(g, t);
+        grads[i] = loom_fill(g, loom_tensor_shape(g, wrt[i]), 0.0f);
     }
     loom_graph_set_tags(g, saved);
-    free(gx);
-    free(need);
-    free(flow);
-    free(grad);
+    free(head), free(c_next), free(c_val), free(terms), free(gx), free(need), free(flow), free(grad);
     if (loom_graph_failed(g)) {
         for (int i = 0; i < n; i++) grads[i] = LOOM_INVALID;
         return loom_graph_status(g);

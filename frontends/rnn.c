@@ -48,7 +48,7 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
         }
         rnn->n_params = n;
         for (int d = 0; d < rnn->dirs; d++) {
-            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM});
+            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0});
             for (int i = 0; i < n; i++) {
                 char name[160];
                 const loom_param_spec *s = &rnn->spec[l][i];
@@ -83,6 +83,26 @@ static int plan_cuts(const loom_rnn_args *a, int T, bool *cut, int *list, int ma
         if (n < max) list[n++] = t;
     }
     return n;
+}
+
+/* Tags the state a step hands to the next one (for diagrams and gradient
+ * norms) and names it h[t], c[t], ... unless it has a name. A cell that
+ * passes a state through unchanged returns an older node: that one keeps
+ * the tags of the step that made it. */
+static void mark_state(loom_graph *g, loom_tensor st, int t, int s)
+{
+    const loom_node *n = loom_graph_node(g, st);
+    if (!n || n->tags.step != t) return;
+    loom_tags tags = n->tags;
+    tags.state = (uint8_t)(s + 1);
+    loom_tensor_set_tags(g, st, tags);
+    if (!loom_tensor_name(g, st)) {
+        static const char *const letter[] = {"h", "c"};
+        char nm[32];
+        if (s < 2) snprintf(nm, sizeof nm, "%s[%d]", letter[s], t);
+        else snprintf(nm, sizeof nm, "s%d[%d]", s, t);
+        loom_tensor_set_name(g, st, nm);
+    }
 }
 
 static loom_rnn_out invalid_out(void)
@@ -157,7 +177,7 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
         loom_tensor dir_out[2];
         for (int d = 0; d < D; d++) {
             loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
-            loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD});
+            loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
             for (int s = 0; s < S; s++) {
                 loom_tensor i0 = args ? args->init[s] : LOOM_INVALID;
                 st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * D + d, 1), loom_shape2(B, H))
@@ -165,11 +185,16 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
             }
             for (int k = 0; k < T; k++) {
                 int t = d ? T - 1 - k : k;
-                loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD});
+                loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
                 /* crossing a truncation boundary: the state enters as a constant */
                 if (k > 0 && (d ? cut[t + 1] : cut[t]))
                     for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
                 loom_tensor xt = loom_reshape(g, loom_slice(g, layer_in, 0, t, 1), loom_shape2(B, in_size));
+                if (l == 0 && !loom_tensor_name(g, xt)) {
+                    char nm[32];
+                    snprintf(nm, sizeof nm, "x[%d]", t);
+                    loom_tensor_set_name(g, xt, nm);
+                }
                 for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
                 loom_tensor y = cell->step(g, cell, rnn->param[l][d], xt, st, next);
                 for (int s = 0; s < S && !loom_graph_failed(g); s++)
@@ -189,14 +214,17 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
                     for (int s = 0; s < S; s++) next[s] = loom_where(g, m, next[s], st[s]);
                     y = loom_mul(g, y, m);
                 }
-                for (int s = 0; s < S; s++) st[s] = next[s];
+                for (int s = 0; s < S; s++) {
+                    st[s] = next[s];
+                    mark_state(g, st[s], t, s);
+                }
                 steps[t] = loom_reshape(g, y, loom_shape3(1, B, H));
             }
-            loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD});
+            loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
             dir_out[d] = loom_concat(g, steps, T, 0);
             for (int s = 0; s < S; s++) finals[s * L * D + l * D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
         }
-        loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, 0, LOOM_ROLE_FORWARD});
+        loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, 0, LOOM_ROLE_FORWARD, 0});
         layer_in = D == 2 ? loom_concat(g, dir_out, 2, 2) : dir_out[0];
         if (l < L - 1 && o->dropout > 0.0f) layer_in = loom_dropout(g, layer_in, o->dropout, o->seed + (uint64_t)l);
         in_size = D * H;

@@ -26,6 +26,7 @@ struct loom_graph {
     uint32_t table_cap;       /* power of two */
     int32_t table_count;
     loom_tags tags;
+    const char *(*op_name)(int op);
     loom_status status;
     char error[1024];
 };
@@ -215,6 +216,16 @@ loom_tags loom_graph_set_tags(loom_graph *g, loom_tags tags)
 
 loom_tags loom_graph_tags(const loom_graph *g) { return g->tags; }
 
+void loom_graph_set_op_namer(loom_graph *g, const char *(*namer)(int op))
+{
+    if (g) g->op_name = namer;
+}
+
+const char *loom_graph_op_name(const loom_graph *g, int op)
+{
+    return g && g->op_name ? g->op_name(op) : "op";
+}
+
 loom_tensor loom_tensor_set_tags(loom_graph *g, loom_tensor t, loom_tags tags)
 {
     if (loom_graph_has(g, t)) g->nodes[t.id - 1].tags = tags;
@@ -322,6 +333,7 @@ loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, in
     n->shape = shape;
     n->attr = *attr;
     n->tags = g->tags;
+    n->tags.state = 0; /* marked on the node by whoever makes it a carried state */
     if (role != LOOM_ROLE_FORWARD || n->tags.role != LOOM_ROLE_BACKWARD) n->tags.role = (uint8_t)role;
     for (int i = 0; i < n_in; i++) g->inputs[g->n_inputs++] = in[i].id;
     g->n_nodes++;

@@ -123,6 +123,45 @@ const loom_op_desc loom_desc_sub = {"sub", 2, 2, OPF_PURE, shape_broadcast, sub_
 const loom_op_desc loom_desc_mul = {"mul", 2, 2, OPF_PURE, shape_broadcast, mul_forward, mul_grad};
 const loom_op_desc loom_desc_div = {"div", 2, 2, OPF_PURE, shape_broadcast, div_forward, div_grad};
 
+/* ---- add_n: Σ_k x_k over inputs of one shape ---- */
+
+static bool shape_add_n(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a, loom_shape *out,
+                        loom_dtype *dt)
+{
+    if (!need_f32(g, op, in, n)) return false;
+    loom_shape s = loom_tensor_shape(g, in[0]);
+    for (int i = 1; i < n; i++)
+        if (!loom_shape_eq(loom_tensor_shape(g, in[i]), s))
+            return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: input %d %s does not have the shape of input 0 %s",
+                                               op, i, TSTR(g, in[i]), TSTR(g, in[0])));
+    *out = s;
+    *dt = LOOM_F32;
+    return true;
+}
+
+static loom_status add_n_forward(const loom_kargs *k)
+{
+    int64_t n = loom_shape_numel(k->node->shape);
+    int m = k->node->n_in;
+    #pragma omp parallel for if (k->parallel && n * m > LOOM_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int j = 0; j < m; j++) s += k->in[j][i];
+        k->out[i] = s;
+    }
+    return LOOM_OK;
+}
+
+/* Every term gets the upstream gradient. */
+static void add_n_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    int m = loom_graph_node(g, y)->n_in;
+    for (int j = 0; j < m; j++)
+        if (need[j]) gx[j] = gy;
+}
+
+const loom_op_desc loom_desc_add_n = {"add_n", 1, 1 << 20, OPF_PURE, shape_add_n, add_n_forward, add_n_grad};
+
 /* where(c, a, b): three operands through broadcast strides. */
 static loom_status where_forward(const loom_kargs *k)
 {
@@ -257,6 +296,14 @@ loom_tensor loom_add(loom_graph *g, loom_tensor a, loom_tensor b) { return binar
 loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_SUB, a, b); }
 loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_MUL, a, b); }
 loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_DIV, a, b); }
+
+loom_tensor loom_add_n(loom_graph *g, const loom_tensor *xs, int n)
+{
+    if (n == 1 && xs && loom_graph_has(g, xs[0]) && !loom_graph_failed(g)) return xs[0];
+    if (n < 1 || !xs) return loom_graph_fail(g, LOOM_ERR_ARG, "add_n: needs at least one input");
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, OP_ADD_N, xs, n, &at);
+}
 
 loom_tensor loom_where(loom_graph *g, loom_tensor c, loom_tensor a, loom_tensor b)
 {

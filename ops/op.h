@@ -14,7 +14,7 @@ enum {
     /* sources */
     OP_INPUT, OP_PARAM, OP_CONST, OP_FILL,
     /* elementwise */
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_AFFINE,
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_ADD_N, OP_AFFINE,
     OP_TANH, OP_SIGMOID, OP_RELU, OP_EXP, OP_LOG, OP_STEP, OP_WHERE,
     /* linear algebra */
     OP_MATMUL,
@@ -71,7 +71,7 @@ const loom_op_desc *loom_op(int op);
 
 /* Descriptors, defined next to their kernels. */
 extern const loom_op_desc loom_desc_input, loom_desc_param, loom_desc_const, loom_desc_fill;
-extern const loom_op_desc loom_desc_add, loom_desc_sub, loom_desc_mul, loom_desc_div,
+extern const loom_op_desc loom_desc_add, loom_desc_sub, loom_desc_mul, loom_desc_div, loom_desc_add_n,
     loom_desc_affine, loom_desc_tanh, loom_desc_sigmoid, loom_desc_relu, loom_desc_exp,
     loom_desc_log, loom_desc_step, loom_desc_where;
 extern const loom_op_desc loom_desc_matmul;

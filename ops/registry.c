@@ -9,7 +9,7 @@ static const loom_op_desc *const table[OP_COUNT] = {
     [OP_INPUT] = &loom_desc_input, [OP_PARAM] = &loom_desc_param, [OP_CONST] = &loom_desc_const,
     [OP_FILL] = &loom_desc_fill,
     [OP_ADD] = &loom_desc_add, [OP_SUB] = &loom_desc_sub, [OP_MUL] = &loom_desc_mul,
-    [OP_DIV] = &loom_desc_div, [OP_AFFINE] = &loom_desc_affine, [OP_TANH] = &loom_desc_tanh,
+    [OP_DIV] = &loom_desc_div, [OP_ADD_N] = &loom_desc_add_n, [OP_AFFINE] = &loom_desc_affine, [OP_TANH] = &loom_desc_tanh,
     [OP_SIGMOID] = &loom_desc_sigmoid, [OP_RELU] = &loom_desc_relu, [OP_EXP] = &loom_desc_exp,
     [OP_LOG] = &loom_desc_log, [OP_STEP] = &loom_desc_step, [OP_WHERE] = &loom_desc_where,
     [OP_MATMUL] = &loom_desc_matmul,
@@ -43,6 +43,7 @@ static void normalise(loom_shape *s)
 loom_tensor loom_op_build(loom_graph *g, int op, const loom_tensor *in, int n, const loom_attrs *a)
 {
     if (!g || loom_graph_failed(g)) return LOOM_INVALID;
+    loom_graph_set_op_namer(g, loom_op_name);
     const loom_op_desc *d = loom_op(op);
     if (n < d->min_in || n > d->max_in)
         return loom_graph_fail(g, LOOM_ERR_ARG, "%s: takes %d..%d inputs, got %d", d->name, d->min_in,

@@ -72,12 +72,15 @@ typedef enum {
 } loom_role;
 
 /* Provenance: time step (-1: none), layer (-1: none), direction (0 forward,
- * 1 reverse), role. Builders stamp the graph's current tags on new nodes. */
+ * 1 reverse), role, and for the state a recurrent cell carries to the next
+ * step, which state (k + 1 for the cell's state k; 0: not a carried state).
+ * Builders stamp the graph's current tags on new nodes. */
 typedef struct {
     int32_t step;
     int16_t layer;
     int8_t dir;
     uint8_t role;
+    uint8_t state;
 } loom_tags;
 
 /* Attribute block of a node. Its bytes are part of the hash-consing key, so
@@ -137,13 +140,18 @@ char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n);
 loom_tags loom_graph_set_tags(loom_graph *g, loom_tags tags);
 loom_tags loom_graph_tags(const loom_graph *g);
 loom_tensor loom_tensor_set_tags(loom_graph *g, loom_tensor t, loom_tags tags);
-#define LOOM_TAGS_NONE ((loom_tags){-1, -1, 0, LOOM_ROLE_FORWARD})
+#define LOOM_TAGS_NONE ((loom_tags){-1, -1, 0, LOOM_ROLE_FORWARD, 0})
 
 /* xxh3 over the graph's structure (ops, inputs, attributes, shapes, dtypes,
  * names of inputs and parameters): identifies a model and a compiled plan. */
 uint64_t loom_graph_fingerprint(const loom_graph *g);
 
 /* ---- for op implementations (loom/ops.h builds on these) ---- */
+
+/* The op layer registers how op ids are named, so that the graph layer (DOT
+ * export, messages) can print them without knowing any op. */
+void loom_graph_set_op_namer(loom_graph *g, const char *(*namer)(int op));
+const char *loom_graph_op_name(const loom_graph *g, int op);
 
 /* Appends a node, or returns the existing one when `pure` and an identical
  * node (op, inputs, attributes) exists. Inputs must be valid handles. */

@@ -49,6 +49,9 @@ loom_tensor loom_add(loom_graph *g, loom_tensor a, loom_tensor b);
 loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b);
 loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b);
 loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b);
+/* Sum of n tensors of one shape (n ≥ 1): the accumulation node of a
+ * gradient that reaches a node from several uses. */
+loom_tensor loom_add_n(loom_graph *g, const loom_tensor *xs, int n);
 /* a·x + b elementwise with scalar a, b. */
 loom_tensor loom_affine(loom_graph *g, loom_tensor x, float a, float b);
 loom_tensor loom_scale(loom_graph *g, loom_tensor x, float a);
