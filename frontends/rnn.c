@@ -160,21 +160,32 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
         return out;
     }
 
+    /* Step inputs of the current layer, and step outputs per direction. The
+     * layers pass each step's output straight to the next layer's step (no
+     * stacking and re-slicing), so that step t of layer l+1 reads step t of
+     * layer l and nothing else. */
     bool *cut = calloc((size_t)T + 1, sizeof *cut);
-    loom_tensor *steps = malloc((size_t)T * sizeof *steps);
+    loom_tensor *in_t = malloc((size_t)T * sizeof *in_t), *out_t = malloc((size_t)(2 * T) * sizeof *out_t);
     loom_tensor *finals = malloc((size_t)(S * L * D) * sizeof *finals);
-    if (!cut || !steps || !finals) {
-        free(cut), free(steps), free(finals);
+    if (!cut || !in_t || !out_t || !finals) {
+        free(cut), free(in_t), free(out_t), free(finals);
         loom_graph_fail(g, LOOM_ERR_NOMEM, "rnn: out of memory");
         return out;
     }
     out.n_cuts = plan_cuts(args, T, cut, out.cuts, LOOM_RNN_MAX_CUTS);
 
     loom_tags saved = loom_graph_tags(g);
-    loom_tensor layer_in = x;
-    int in_size = o->input_size;
+    /* x_t: the input row (layer −1) of step t */
+    for (int t = 0; t < T; t++) {
+        loom_graph_set_tags(g, (loom_tags){t, -1, 0, LOOM_ROLE_FORWARD, 0});
+        in_t[t] = loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(B, o->input_size));
+        if (!loom_tensor_name(g, in_t[t])) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "x[%d]", t);
+            loom_tensor_set_name(g, in_t[t], nm);
+        }
+    }
     for (int l = 0; l < L && !loom_graph_failed(g); l++) {
-        loom_tensor dir_out[2];
         for (int d = 0; d < D; d++) {
             loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
             loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
@@ -189,14 +200,8 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
                 /* crossing a truncation boundary: the state enters as a constant */
                 if (k > 0 && (d ? cut[t + 1] : cut[t]))
                     for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
-                loom_tensor xt = loom_reshape(g, loom_slice(g, layer_in, 0, t, 1), loom_shape2(B, in_size));
-                if (l == 0 && !loom_tensor_name(g, xt)) {
-                    char nm[32];
-                    snprintf(nm, sizeof nm, "x[%d]", t);
-                    loom_tensor_set_name(g, xt, nm);
-                }
                 for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
-                loom_tensor y = cell->step(g, cell, rnn->param[l][d], xt, st, next);
+                loom_tensor y = cell->step(g, cell, rnn->param[l][d], in_t[t], st, next);
                 for (int s = 0; s < S && !loom_graph_failed(g); s++)
                     if (!loom_shape_eq(loom_tensor_shape(g, next[s]), loom_shape2(B, H))) {
                         char buf[160];
@@ -208,6 +213,7 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
                     loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned output %s, expected (%d,%d)", cn,
                                     loom_tensor_str(g, y, buf, sizeof buf), B, H);
                 }
+                if (loom_graph_failed(g)) break;
                 if (loom_valid(mask)) {
                     /* past a sequence's end its state holds and its output is 0 */
                     loom_tensor m = loom_reshape(g, loom_slice(g, mask, 0, t, 1), loom_shape2(B, 1));
@@ -218,24 +224,31 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
                     st[s] = next[s];
                     mark_state(g, st[s], t, s);
                 }
-                steps[t] = loom_reshape(g, y, loom_shape3(1, B, H));
+                out_t[d * T + t] = y;
             }
-            loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
-            dir_out[d] = loom_concat(g, steps, T, 0);
-            for (int s = 0; s < S; s++) finals[s * L * D + l * D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
+            for (int s = 0; s < S; s++) {
+                loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+                finals[s * L * D + l * D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
+            }
         }
-        loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, 0, LOOM_ROLE_FORWARD, 0});
-        layer_in = D == 2 ? loom_concat(g, dir_out, 2, 2) : dir_out[0];
-        if (l < L - 1 && o->dropout > 0.0f) layer_in = loom_dropout(g, layer_in, o->dropout, o->seed + (uint64_t)l);
-        in_size = D * H;
+        /* the next layer's step inputs: [forward; reverse] (dir 2 = both),
+         * with dropout between layers */
+        for (int t = 0; t < T && !loom_graph_failed(g); t++) {
+            loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)(D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
+            in_t[t] = D == 2 ? loom_concat(g, (loom_tensor[]){out_t[t], out_t[T + t]}, 2, 1) : out_t[t];
+            if (l < L - 1 && o->dropout > 0.0f)
+                in_t[t] = loom_dropout(g, in_t[t], o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
+        }
     }
-    loom_graph_set_tags(g, LOOM_TAGS_NONE);
     if (!loom_graph_failed(g)) {
-        out.output = layer_in;
+        loom_graph_set_tags(g, (loom_tags){-1, (int16_t)(L - 1), 0, LOOM_ROLE_FORWARD, 0});
+        for (int t = 0; t < T; t++) out_t[t] = loom_reshape(g, in_t[t], loom_shape3(1, B, D * H));
+        out.output = loom_concat(g, out_t, T, 0);
+        loom_graph_set_tags(g, LOOM_TAGS_NONE);
         for (int s = 0; s < S; s++) out.final[s] = loom_concat(g, finals + s * L * D, L * D, 0);
     }
     loom_graph_set_tags(g, saved);
-    free(cut), free(steps), free(finals);
+    free(cut), free(in_t), free(out_t), free(finals);
     if (loom_graph_failed(g)) return invalid_out();
     return out;
 }

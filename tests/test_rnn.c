@@ -158,8 +158,10 @@ Test(rnn, steps_are_tagged_and_weights_shared)
     for (int32_t i = params; i < loom_graph_size(g); i++) {
         const loom_node *n = loom_graph_node(g, loom_at(i));
         if (n->tags.step >= 0) {
-            cr_assert(n->tags.layer >= 0 && n->tags.layer < 2 && n->tags.dir >= 0 && n->tags.dir < 2);
-            seen[n->tags.step][n->tags.layer][n->tags.dir]++;
+            /* layer −1: the step's input row; dir 2: where the directions meet */
+            cr_assert(n->tags.layer >= -1 && n->tags.layer < 2 && n->tags.dir >= 0 && n->tags.dir <= 2);
+            cr_assert(n->tags.layer >= 0 || !strcmp(loom_op_name(n->op), "slice") || !strcmp(loom_op_name(n->op), "reshape"));
+            if (n->tags.layer >= 0 && n->tags.dir < 2) seen[n->tags.step][n->tags.layer][n->tags.dir]++;
         }
         if (!strcmp(loom_op_name(n->op), "matmul"))
             for (int l = 0; l < 2; l++)

@@ -71,8 +71,9 @@ typedef enum {
     LOOM_ROLE_BACKWARD
 } loom_role;
 
-/* Provenance: time step (-1: none), layer (-1: none), direction (0 forward,
- * 1 reverse), role, and for the state a recurrent cell carries to the next
+/* Provenance: time step (-1: none), layer (-1: none; for a node of a time
+ * step, -1 is the step's input row), direction (0 forward, 1 reverse, 2 both:
+ * where the two directions' outputs meet), role, and for the state a recurrent cell carries to the next
  * step, which state (k + 1 for the cell's state k; 0: not a carried state).
  * Builders stamp the graph's current tags on new nodes. */
 typedef struct {

@@ -1,0 +1,60 @@
+/* loom/dot.h — Graphviz diagrams of unrolled graphs and their BPTT.
+ *
+ * Time runs left to right, one cluster per time step; inside a step the
+ * layers stack bottom to top (inputs x_t at the bottom, outputs on top).
+ * The state a cell hands to the next step travels on one bold recurrent
+ * edge per step pair; parameters are drawn once, outside the steps, with
+ * light edges to every step that uses them. The backward graph (when drawn)
+ * is red and dashed: its edges run from later steps to earlier ones, and
+ * each parameter's gradient is one Σ node fed by every step. Truncation cuts
+ * are dashed red segment borders; long sequences can show their first and
+ * last k steps around an elision node.
+ */
+#ifndef LOOM_DOT_H
+#define LOOM_DOT_H
+
+#include "loom/graph.h"
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LOOM_DOT_OPS = 0, LOOM_DOT_CELLS } loom_dot_view;
+typedef enum { LOOM_DOT_FORWARD = 0, LOOM_DOT_BOTH, LOOM_DOT_BACKWARD } loom_dot_part;
+
+typedef struct {
+    loom_dot_view view;   /* every op, or one box per (step, layer, direction) */
+    loom_dot_part part;   /* forward graph, backward graph, or both */
+    int first_step;       /* steps drawn: [first_step, last_step]; both 0: all */
+    int last_step;
+    int steps_shown;      /* > 0: only the first and last k drawn steps, an elision node between */
+    /* Gradient heat: ‖∂L/∂h_t‖ per (step, layer, direction), indexed
+     * [(t · layers + l) · dirs + d]; NULL for none. */
+    const float *heat;
+    int heat_steps, heat_layers, heat_dirs;
+    const char *title;
+} loom_dot_opts;
+
+/* Writes DOT text for g. Node ids are the graph's node indices (stable
+ * between runs that build the same graph). */
+loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts);
+/* The same into a malloc'd string (*out, *len). */
+loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len);
+
+/* The carried state k (0: h, 1: c) of every (step, layer, direction) of an
+ * unrolled stack, into out[(t · layers + l) · dirs + d] (LOOM_INVALID where
+ * absent). */
+void loom_dot_states(const loom_graph *g, int state, int steps, int layers, int dirs, loom_tensor *out);
+
+/* Lays out DOT text with Graphviz's library and renders it to `path` in
+ * `format` ("svg", "png", "pdf", ...). LOOM_ERR_STATE when loom was built
+ * without Graphviz. */
+loom_status loom_dot_render(const char *dot, const char *format, const char *path, char *err, size_t err_len);
+bool loom_dot_can_render(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
