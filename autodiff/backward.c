@@ -4,7 +4,21 @@
 #include "loom/autodiff.h"
 #include "../ops/op.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* The gradient of a named input or parameter is named ∂L/∂name (for
+ * diagrams and messages), unless it has a name already. */
+static void name_grad(loom_graph *g, loom_tensor x, loom_tensor gx)
+{
+    const loom_node *n = loom_graph_node(g, x);
+    const char *name = loom_tensor_name(g, x);
+    if (!n || !name || loom_tensor_name(g, gx) || (n->tags.role != LOOM_ROLE_PARAM && n->tags.role != LOOM_ROLE_INPUT))
+        return;
+    char buf[200];
+    snprintf(buf, sizeof buf, "∂L/∂%s", name);
+    loom_tensor_set_name(g, gx, buf);
+}
 
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads)
 {
@@ -102,6 +116,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         int m = k;
         for (int32_t c = head[i]; c >= 0; c = c_next[c]) terms[--m] = c_val[c];
         grad[i] = k == 1 ? terms[0] : loom_add_n(g, terms, k);
+        name_grad(g, y, grad[i]);
         if (nd->n_in == 0) continue;
         nd = loom_graph_node(g, y);
         const loom_op_desc *d = loom_op(nd->op);
@@ -152,6 +167,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         t.state = 0;
         loom_graph_set_tags(g, t);
         grads[i] = loom_fill(g, loom_tensor_shape(g, wrt[i]), 0.0f);
+        name_grad(g, wrt[i], grads[i]);
     }
     loom_graph_set_tags(g, saved);
     free(head), free(c_next), free(c_val), free(terms), free(gx), free(need), free(flow), free(grad);

@@ -241,8 +241,11 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
         }
     }
     if (!loom_graph_failed(g)) {
+        for (int t = 0; t < T; t++) {
+            loom_graph_set_tags(g, (loom_tags){t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
+            out_t[t] = loom_reshape(g, in_t[t], loom_shape3(1, B, D * H));
+        }
         loom_graph_set_tags(g, (loom_tags){-1, (int16_t)(L - 1), 0, LOOM_ROLE_FORWARD, 0});
-        for (int t = 0; t < T; t++) out_t[t] = loom_reshape(g, in_t[t], loom_shape3(1, B, D * H));
         out.output = loom_concat(g, out_t, T, 0);
         loom_graph_set_tags(g, LOOM_TAGS_NONE);
         for (int s = 0; s < S; s++) out.final[s] = loom_concat(g, finals + s * L * D, L * D, 0);

@@ -288,6 +288,16 @@ loom_tensor loom_slice(loom_graph *g, loom_tensor x, int axis, int start, int le
     const loom_node *n = loom_graph_node(g, x);
     int ax = n ? loom_axis(axis, n->shape.rank) : -1;
     if (n && ax >= 0 && start == 0 && len == n->shape.d[ax] && !loom_graph_failed(g)) return x;
+    /* a slice that is exactly one piece of a concat along the same axis is that piece */
+    if (n && ax >= 0 && n->op == OP_CONCAT && n->attr.i[0] == ax && !loom_graph_failed(g)) {
+        int off = 0;
+        for (int i = 0; i < n->n_in; i++) {
+            loom_tensor piece = loom_node_input(g, x, i);
+            int w = loom_tensor_shape(g, piece).d[ax];
+            if (off == start && w == len) return piece;
+            off += w;
+        }
+    }
     return slice_pad(g, OP_SLICE, x, axis, start, len);
 }
 

@@ -6,8 +6,9 @@
 
 #include <stdbool.h>
 
-/* `loom gradcheck [options]`; returns the exit status. */
+/* `loom gradcheck [options]`, `loom dot [options]`; return the exit status. */
 int loom_cmd_gradcheck(int argc, char **argv);
+int loom_cmd_dot(int argc, char **argv);
 /* A built-in cell or the example user cell (mgu) by name, or NULL. */
 const loom_cell_def *loom_tool_cell(const char *name);
 /* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */

@@ -17,6 +17,9 @@ static void usage(FILE *f)
             "  rnn-run CASE.safetensors OUT.safetensors\n"
             "              run the recurrent stack a case file describes forward and backward\n"
             "              (L = sum(output * grad_output)) and write outputs and gradients\n"
+            "  dot -o FILE [options]\n"
+            "              draw the unrolled graph of a recurrent model (and its BPTT graph) as\n"
+            "              .dot, .svg, .png or .pdf\n"
             "  version     print the version and build configuration\n"
             "  help        print this help\n"
             "\n"
@@ -26,6 +29,20 @@ static void usage(FILE *f)
             "  --seq-len T   time steps (default 4)      --batch B    sequences (default 3)\n"
             "  --input I     input features (default 5)  --hidden H   hidden units (default 6)\n"
             "  --vocab V     output classes (default 7)  --seed S     random seed (default 1)\n"
+            "\n"
+            "dot options (and --cell, --layers, --bidirectional, --seq-len, --batch, --input,\n"
+            "--hidden, --seed as above; defaults T=4, B=2, input 3, hidden 4):\n"
+            "  --view op|cell        every op, or one box per (step, layer, direction)\n"
+            "  --backward            add the gradient (BPTT) graph\n"
+            "  --grad-norms          run forward and backward on seeded random data and colour each\n"
+            "                        step by the norm of dL/dh_t (log scale)\n"
+            "  --loss all|last       per-step losses on every step (default) or the last one only\n"
+            "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
+            "  --random-truncation   segment lengths drawn at random with mean K\n"
+            "  --steps-shown K       draw the first and last K steps, elide the middle\n"
+            "  --title TEXT          the picture's title\n"
+            "\n"
+            "gradcheck:\n"
             "  --eps E       finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose kinks\n"
             "                a larger step may cross)\n");
 }
@@ -38,6 +55,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "gradcheck")) return loom_cmd_gradcheck(argc - 2, argv + 2);
+    if (!strcmp(cmd, "dot")) return loom_cmd_dot(argc - 2, argv + 2);
     if (!strcmp(cmd, "rnn-run")) {
         if (argc != 4) {
             fprintf(stderr, "usage: loom rnn-run CASE.safetensors OUT.safetensors\n");

@@ -35,6 +35,9 @@ typedef struct {
     const float *heat;
     int heat_steps, heat_layers, heat_dirs;
     const char *title;
+    /* Draw only the nodes these depend on (NULL: every node). */
+    const loom_tensor *roots;
+    int n_roots;
 } loom_dot_opts;
 
 /* Writes DOT text for g. Node ids are the graph's node indices (stable

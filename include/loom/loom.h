@@ -12,5 +12,6 @@
 #include "loom/rnn.h"
 #include "loom/safetensors.h"
 #include "loom/store.h"
+#include "loom/dot.h"
 
 #endif

@@ -1,0 +1,769 @@
+/* DOT export of unrolled graphs, forward and backward (see loom/dot.h).
+ *
+ * Layout plan (rankdir=LR: Graphviz ranks run left to right and are time):
+ *   - each drawn step is a cluster between two invisible anchors, start_t
+ *     before every node of the step and end_t after every node, with
+ *     end_t → start_t+1: the steps occupy disjoint rank ranges in time order,
+ *     whatever edges cross between them;
+ *   - every edge between different steps, and every parameter edge, has
+ *     constraint=false: they are drawn but do not stretch the layout;
+ *   - inside a step, rows are ordered top to bottom by invisible flat edges:
+ *     higher layers above lower ones, the input x_t at the bottom;
+ *   - gradient edges are laid out head first (dir=back), so gradients flow
+ *     right to left: from the loss back to the parameters;
+ *   - a carried state (tags.state > 0) enters the next step through one
+ *     small port node: exactly one bold recurrent edge per step pair;
+ *   - truncation cuts (a stop_gradient on a state from another step) split
+ *     the steps into dashed red segment clusters. */
+#include "loom/dot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+enum { HIDE = 0, DRAW = 1, ELIDE = 2 };
+
+#define C_FWD_FILL "#e8f0fb"
+#define C_FWD_LINE "#4a78b5"
+#define C_STATE_FILL "#bcd4f0"
+#define C_PARAM_FILL "#fff2cc"
+#define C_PARAM_LINE "#b8860b"
+#define C_INPUT_FILL "#e2f0d9"
+#define C_INPUT_LINE "#548235"
+#define C_BWD_FILL "#fde9e7"
+#define C_BWD_LINE "#c0504d"
+#define C_REC "#1f4e9c"
+#define C_CUT "#d62728"
+
+typedef struct {
+    int32_t *v;
+    int n, cap;
+} id_list;
+
+typedef struct {
+    const loom_graph *g;
+    const loom_dot_opts *o;
+    FILE *f;
+    int32_t n;
+    int T, L, D;          /* steps, layers, directions seen in the graph */
+    int lo, hi, k;        /* drawn step range; k > 0: elide the middle */
+    bool elide;
+    bool *cut;            /* cut[b]: a truncation cut between steps b−1 and b */
+    uint8_t *vis;         /* per node */
+    uint64_t *seen;       /* set of emitted edges and ports (hashes) */
+    uint32_t seen_cap, seen_n;
+    int32_t *port_u, *port_t; /* ports: state node u entering step t */
+    int n_ports, cap_ports;
+    float heat_lo, heat_hi;
+    bool oom;
+    bool *clear;          /* cell view: plumbing drawn as nothing; edges pass through it */
+    id_list *through;     /* for a clear node: the drawn nodes it reads, through other clear ones */
+} dot_ctx;
+
+static const loom_node *N(const dot_ctx *c, int32_t i) { return loom_graph_node(c->g, loom_at(i)); }
+static int32_t input_of(const dot_ctx *c, int32_t i, int j) { return loom_index(loom_node_input(c->g, loom_at(i), j)); }
+
+/* ---- a set of 64-bit keys, to emit each edge and port once ---- */
+
+static bool seen_add(dot_ctx *c, uint64_t key)
+{
+    if (!key) key = 1;
+    if ((c->seen_n + 1) * 2 > c->seen_cap) {
+        uint32_t cap = c->seen_cap ? c->seen_cap * 2 : 1024;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t) {
+            c->oom = true;
+            return false;
+        }
+        for (uint32_t i = 0; i < c->seen_cap; i++)
+            if (c->seen[i])
+                for (uint32_t s = (uint32_t)c->seen[i] & (cap - 1);; s = (s + 1) & (cap - 1))
+                    if (!t[s]) {
+                        t[s] = c->seen[i];
+                        break;
+                    }
+        free(c->seen);
+        c->seen = t;
+        c->seen_cap = cap;
+    }
+    for (uint32_t s = (uint32_t)key & (c->seen_cap - 1);; s = (s + 1) & (c->seen_cap - 1)) {
+        if (c->seen[s] == key) return false;
+        if (!c->seen[s]) {
+            c->seen[s] = key;
+            c->seen_n++;
+            return true;
+        }
+    }
+}
+
+static uint64_t key_of(const char *a, const char *b, const char *cls)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "%s>%s|%s", a, b, cls);
+    return XXH3_64bits(buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
+}
+
+/* ---- what is drawn ---- */
+
+static int step_vis(const dot_ctx *c, int t)
+{
+    if (t < 0) return DRAW;
+    if (t < c->lo || t > c->hi) return HIDE;
+    if (c->elide && t >= c->lo + c->k && t <= c->hi - c->k) return ELIDE;
+    return DRAW;
+}
+
+static bool is_bwd(const loom_node *n) { return n->tags.role == LOOM_ROLE_BACKWARD; }
+
+static int node_vis(const dot_ctx *c, int32_t i)
+{
+    const loom_node *n = N(c, i);
+    bool bwd = is_bwd(n);
+    if (c->o->part == LOOM_DOT_FORWARD && bwd) return HIDE;
+    if (c->o->part == LOOM_DOT_BACKWARD && !bwd) return HIDE;
+    /* the seed and zero fills of the backward pass say nothing on a diagram */
+    if (bwd && n->n_in == 0) return HIDE;
+    return step_vis(c, n->tags.step);
+}
+
+/* A state carried from one step into another of the same layer and direction. */
+static bool is_recurrent(const loom_node *u, const loom_node *v)
+{
+    return u->tags.state > 0 && u->tags.step >= 0 && v->tags.step >= 0 && u->tags.step != v->tags.step &&
+           u->tags.layer == v->tags.layer && u->tags.dir == v->tags.dir && !is_bwd(u) && !is_bwd(v);
+}
+
+static const char *edge_class(const loom_node *u, const loom_node *v)
+{
+    if (u->tags.role == LOOM_ROLE_PARAM) return "param";
+    if (is_bwd(u) && is_bwd(v)) return "grad";
+    if (is_bwd(v)) return "value";
+    if (is_recurrent(u, v)) return "recurrent";
+    if (u->tags.role == LOOM_ROLE_INPUT || u->tags.layer == -1) return "input";
+    return "forward";
+}
+
+static const char *role_name(const loom_node *n)
+{
+    switch (n->tags.role) {
+    case LOOM_ROLE_INPUT: return "input";
+    case LOOM_ROLE_PARAM: return "param";
+    case LOOM_ROLE_CONST: return "const";
+    case LOOM_ROLE_BACKWARD: return "backward";
+    default: return "forward";
+    }
+}
+
+/* The gradient of a parameter: a named backward node outside the steps
+ * (named ∂L/∂<parameter> by loom_backward). */
+static bool is_param_grad(const dot_ctx *c, int32_t i)
+{
+    const loom_node *n = N(c, i);
+    const char *name = loom_tensor_name(c->g, loom_at(i));
+    return is_bwd(n) && n->tags.step < 0 && name && !strncmp(name, "∂L/∂", strlen("∂L/∂")) &&
+           loom_valid(loom_graph_find(c->g, name + strlen("∂L/∂")));
+}
+
+/* ---- text ---- */
+
+static void esc(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+static const char *state_letter(int state) { return state == 1 ? "h" : state == 2 ? "c" : "s"; }
+
+static float heat_of(const dot_ctx *c, int t, int l, int d)
+{
+    const loom_dot_opts *o = c->o;
+    if (!o->heat || t < 0 || l < 0 || d < 0 || t >= o->heat_steps || l >= o->heat_layers || d >= o->heat_dirs) return -1;
+    return o->heat[((size_t)t * o->heat_layers + l) * o->heat_dirs + d];
+}
+
+/* Sequential palette (light yellow → dark red) on a log scale of the
+ * gradient norms: colour stops of ColorBrewer's YlOrRd. */
+static void heat_colour(const dot_ctx *c, float v, char *buf, size_t n)
+{
+    static const int stops[5][3] = {{255, 255, 204}, {254, 217, 118}, {253, 141, 60}, {227, 26, 28}, {128, 0, 38}};
+    double x = 0;
+    if (c->heat_hi > c->heat_lo && v > 0)
+        x = (log10(v) - log10(c->heat_lo)) / (log10(c->heat_hi) - log10(c->heat_lo));
+    x = x < 0 ? 0 : x > 1 ? 1 : x;
+    double p = x * 4;
+    int a = (int)p < 4 ? (int)p : 3;
+    double w = p - a;
+    int rgb[3];
+    for (int i = 0; i < 3; i++) rgb[i] = (int)lround(stops[a][i] * (1 - w) + stops[a + 1][i] * w);
+    snprintf(buf, n, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+}
+
+static void heat_attrs(const dot_ctx *c, float v)
+{
+    char col[16];
+    heat_colour(c, v, col, sizeof col);
+    fprintf(c->f, ", fillcolor=\"%s\", fontcolor=\"%s\", loom_grad_norm=\"%.6g\"", col,
+            v > 0 && c->heat_hi > c->heat_lo && log10(v) > (log10(c->heat_lo) + log10(c->heat_hi)) / 2 ? "white" : "black",
+            v);
+}
+
+static void tag_attrs(FILE *f, const loom_node *n)
+{
+    fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s", n->tags.step, n->tags.layer, n->tags.dir,
+            role_name(n));
+}
+
+/* One op node. */
+static void emit_op_node(dot_ctx *c, int32_t i)
+{
+    const loom_node *n = N(c, i);
+    const char *name = loom_tensor_name(c->g, loom_at(i)), *op = loom_graph_op_name(c->g, n->op);
+    bool fill = n->tags.role == LOOM_ROLE_CONST && n->n_in == 0 && !strcmp(op, "fill");
+    /* a gradient summed over several uses (a weight shared by the steps) */
+    bool sigma = is_bwd(n) && n->n_in > 1 && !strcmp(op, "add_n");
+    bool source = n->tags.role == LOOM_ROLE_PARAM || n->tags.role == LOOM_ROLE_INPUT;
+    char sh[64];
+    loom_shape_str(n->shape, sh, sizeof sh);
+    FILE *f = c->f;
+    fprintf(f, "    n%d [label=\"", i);
+    if (fill) fprintf(f, "%g", n->attr.f[0]);
+    else {
+        if (sigma) fprintf(f, "Σ ");
+        if (name) {
+            esc(f, name);
+            fprintf(f, "\\n%s%s%s", source || sigma ? "" : op, source || sigma ? "" : " ", sh);
+        } else {
+            fprintf(f, "%s\\n%s", sigma ? "∂" : op, sh);
+        }
+    }
+    float h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
+    if (h >= 0) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
+    fprintf(f, "\"");
+    if (n->tags.role == LOOM_ROLE_PARAM) fprintf(f, ", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"");
+    else if (n->tags.role == LOOM_ROLE_INPUT || (n->tags.layer == -1 && n->tags.step >= 0 && !is_bwd(n)))
+        fprintf(f, ", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"");
+    else if (n->tags.role == LOOM_ROLE_CONST) fprintf(f, ", shape=plain, style=\"\", fontcolor=\"#777777\", fontsize=8");
+    else if (is_bwd(n))
+        fprintf(f, ", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"%s", sigma ? ", penwidth=2.2" : "");
+    else if (n->tags.state > 0) fprintf(f, ", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8");
+    if (h >= 0) heat_attrs(c, h);
+    tag_attrs(f, n);
+    fprintf(f, ", loom_state=%d];\n", n->tags.state);
+}
+
+/* ---- cells ---- */
+
+static bool in_cell(const loom_node *n)
+{
+    return n->tags.step >= 0 && n->tags.layer >= 0 && n->tags.dir < 2 &&
+           (n->tags.role == LOOM_ROLE_FORWARD || n->tags.role == LOOM_ROLE_BACKWARD);
+}
+
+/* Id of the drawn object a node belongs to: its cell box in the cell view,
+ * itself otherwise; "elided" for elided steps. */
+static void obj_id(const dot_ctx *c, int32_t i, char *buf, size_t n)
+{
+    const loom_node *nd = N(c, i);
+    if (c->vis[i] == ELIDE) snprintf(buf, n, "elided");
+    else if (c->o->view == LOOM_DOT_CELLS && in_cell(nd))
+        snprintf(buf, n, "%c_%d_%d_%d", is_bwd(nd) ? 'b' : 'f', nd->tags.step, nd->tags.layer, nd->tags.dir);
+    else snprintf(buf, n, "n%d", i);
+}
+
+static void emit_cell_box(dot_ctx *c, const loom_node *nd)
+{
+    char id[64];
+    bool bwd = is_bwd(nd);
+    int t = nd->tags.step, l = nd->tags.layer, d = nd->tags.dir;
+    snprintf(id, sizeof id, "%c_%d_%d_%d", bwd ? 'b' : 'f', t, l, d);
+    if (!seen_add(c, XXH3_64bits(id, strlen(id)))) return;
+    FILE *f = c->f;
+    fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
+            bwd ? "∂ " : "", bwd ? "" : "cell", t + 1, l, d ? "←" : "→");
+    float h = bwd ? -1 : heat_of(c, t, l, d);
+    if (h >= 0) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
+    /* one group per row: Graphviz keeps a group's edges straight, so the
+     * recurrent edges of a row run level */
+    fprintf(f, "\", group=\"%c%d_%d\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? 'b' : 'f', l, d,
+            bwd ? C_BWD_FILL : C_STATE_FILL, bwd ? C_BWD_LINE : C_REC);
+    if (h >= 0) heat_attrs(c, h);
+    fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
+            bwd ? "backward" : "forward");
+}
+
+/* ---- edges ---- */
+
+static void edge_style(FILE *f, const char *cls, bool across_steps)
+{
+    if (!strcmp(cls, "grad")) {
+        /* written head → tail (see emit_edge) and drawn backwards */
+        fprintf(f, "dir=back, color=\"" C_BWD_LINE "\", style=dashed, penwidth=1.3%s", across_steps ? ", constraint=false" : "");
+        return;
+    }
+    /* weights: recurrent edges pull their rows level; the fan-out and fan-in
+     * edges of parameters, inputs and losses do not pull at all */
+    if (!strcmp(cls, "recurrent"))
+        fprintf(f, "color=\"" C_REC "\", penwidth=2.6, arrowsize=0.8, weight=20");
+    else if (!strcmp(cls, "param"))
+        fprintf(f, "color=\"#b8860b66\", penwidth=0.6, arrowsize=0.4, constraint=false, weight=0");
+    else if (!strcmp(cls, "value"))
+        fprintf(f, "color=\"#c8c8c8\", style=dotted, arrowhead=none, penwidth=0.6");
+    else if (!strcmp(cls, "input"))
+        fprintf(f, "color=\"" C_INPUT_LINE "\"");
+    else
+        fprintf(f, "color=\"#555555\"");
+    if (across_steps && strcmp(cls, "param")) fprintf(f, ", constraint=false");
+}
+
+static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls, bool across, int state, const char *label,
+                      bool loose)
+{
+    char k[32];
+    snprintf(k, sizeof k, "%s%d", cls, state);
+    if (!seen_add(c, key_of(a, b, k))) return;
+    /* a gradient edge a → b is written b → a with dir=back: the layout puts
+     * the receiving gradient to the left, the arrow still points at it */
+    bool rev = !strcmp(cls, "grad");
+    fprintf(c->f, "    %s -> %s [", rev ? b : a, rev ? a : b);
+    edge_style(c->f, cls, across);
+    if (loose) fprintf(c->f, ", weight=0");
+    if (label) fprintf(c->f, ", label=\"%s\", fontsize=8, fontcolor=\"" C_REC "\"", label);
+    fprintf(c->f, ", loom_class=%s, loom_state=%d];\n", cls, state);
+}
+
+/* A state u entering step t: the port node through which it does. */
+static void port_name(int32_t u, int t, char *buf, size_t n) { snprintf(buf, n, "p%d_%d", u, t); }
+
+static void add_port(dot_ctx *c, int32_t u, int t)
+{
+    char id[64];
+    port_name(u, t, id, sizeof id);
+    if (!seen_add(c, XXH3_64bits(id, strlen(id)))) return;
+    if (c->n_ports == c->cap_ports) {
+        int cap = c->cap_ports ? c->cap_ports * 2 : 64;
+        int32_t *a = realloc(c->port_u, (size_t)cap * sizeof *a), *b = a ? realloc(c->port_t, (size_t)cap * sizeof *b) : NULL;
+        if (a) c->port_u = a;
+        if (b) c->port_t = b;
+        if (!a || !b) {
+            c->oom = true;
+            return;
+        }
+        c->cap_ports = cap;
+    }
+    c->port_u[c->n_ports] = u;
+    c->port_t[c->n_ports++] = t;
+}
+
+static void emit_ports(dot_ctx *c, int t)
+{
+    for (int p = 0; p < c->n_ports; p++) {
+        if (c->port_t[p] != t) continue;
+        const loom_node *u = N(c, c->port_u[p]);
+        char id[64];
+        port_name(c->port_u[p], t, id, sizeof id);
+        fprintf(c->f, "    %s [shape=circle, width=0.3, fixedsize=true, fontsize=8, style=filled, fillcolor=\"" C_STATE_FILL
+                      "\", color=\"" C_REC "\", label=\"%s\", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=port];\n",
+                id, state_letter(u->tags.state), t, u->tags.layer, u->tags.dir);
+    }
+}
+
+static void list_add(dot_ctx *c, id_list *l, int32_t x)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i] == x) return;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 4;
+        int32_t *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) {
+            c->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+}
+
+/* Cell view: a node outside every cell box without a name (slices, reshapes,
+ * stacking, constants) is plumbing, drawn as nothing. */
+static void find_clear(dot_ctx *c)
+{
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *n = N(c, i);
+        c->clear[i] = c->vis[i] != HIDE && !in_cell(n) && !loom_tensor_name(c->g, loom_at(i)) &&
+                      n->tags.role != LOOM_ROLE_PARAM && n->tags.role != LOOM_ROLE_INPUT;
+        if (!c->clear[i]) continue;
+        for (int j = 0; j < n->n_in; j++) {
+            int32_t u = input_of(c, i, j);
+            if (c->vis[u] == HIDE) continue;
+            if (!c->clear[u]) list_add(c, &c->through[i], u);
+            else
+                for (int k = 0; k < c->through[u].n; k++) list_add(c, &c->through[i], c->through[u].v[k]);
+        }
+    }
+}
+
+static void emit_edges(dot_ctx *c)
+{
+    char a[64], b[64];
+    bool cells = c->o->view == LOOM_DOT_CELLS;
+    for (int32_t v = 0; v < c->n; v++) {
+        if (c->vis[v] == HIDE || (c->clear && c->clear[v])) continue;
+        const loom_node *nv = N(c, v);
+        for (int j = 0, k = 0; j < nv->n_in; k = 0, j++) {
+            int32_t u0 = input_of(c, v, j);
+            if (c->vis[u0] == HIDE) continue;
+            /* through clear plumbing to the drawn nodes behind it */
+            bool through = c->clear && c->clear[u0];
+            int n_src = through ? c->through[u0].n : 1;
+          next_source:
+            if (k >= n_src) continue;
+            int32_t u = through ? c->through[u0].v[k] : u0;
+            k++;
+            const loom_node *nu = N(c, u);
+            const char *cls = edge_class(nu, nv);
+            obj_id(c, u, a, sizeof a);
+            obj_id(c, v, b, sizeof b);
+            if (!strcmp(a, b)) goto next_source; /* inside one cell box, or both elided */
+            bool across = nu->tags.step >= 0 && nv->tags.step >= 0 && nu->tags.step != nv->tags.step;
+            if (cells && !strcmp(cls, "value") && (across || nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir))
+                goto next_source; /* the cell view shows a forward cell feeding only its own backward cell */
+            /* the cell view lays a step out as two columns: only the value
+             * edges (forward cell → its gradient cell) place them */
+            if (cells && nu->tags.step >= 0 && nu->tags.step == nv->tags.step && strcmp(cls, "value")) across = true;
+            if (!strcmp(cls, "recurrent")) {
+                char lab[8];
+                snprintf(lab, sizeof lab, "%s", state_letter(nu->tags.state));
+                if (!cells && c->vis[u] == DRAW && c->vis[v] == DRAW) {
+                    char p[64];
+                    port_name(u, nv->tags.step, p, sizeof p);
+                    emit_edge(c, a, p, "recurrent", true, nu->tags.state, NULL, false);
+                    emit_edge(c, p, b, "forward", false, 0, NULL, false);
+                } else {
+                    emit_edge(c, a, b, "recurrent", true, nu->tags.state, cells ? lab : NULL, false);
+                }
+                goto next_source;
+            }
+            /* between a step and the outside (inputs, losses, Σ gradients) */
+            bool loose = (nu->tags.step < 0) != (nv->tags.step < 0);
+            emit_edge(c, a, b, cls, across, 0, NULL, loose);
+            goto next_source;
+        }
+    }
+}
+
+/* ---- legend ---- */
+
+static void emit_legend(dot_ctx *c)
+{
+    FILE *f = c->f;
+    bool bwd = c->o->part != LOOM_DOT_FORWARD, cuts = false;
+    for (int t = 1; t < c->T; t++) cuts = cuts || c->cut[t];
+    fprintf(f, "  subgraph cluster_legend {\n    label=\"legend\"; fontsize=10; style=\"rounded\"; color=\"#999999\";\n"
+               "    node [fontsize=8, width=0.9, height=0.3];\n");
+    fprintf(f, "    lg_op [label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"];\n"
+               "    lg_state [label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8];\n"
+               "    lg_param [label=\"parameter\", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"];\n"
+               "    lg_input [label=\"input x_t\", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"];\n");
+    fprintf(f, "    lg_input -> lg_op [color=\"" C_INPUT_LINE "\", label=\" data\", fontsize=7];\n"
+               "    lg_op -> lg_state [color=\"" C_REC "\", penwidth=2.6, label=\" recurrent\", fontsize=7];\n"
+               "    lg_param -> lg_op [color=\"#b8860b66\", penwidth=0.6, label=\" weight use\", fontsize=7];\n");
+    if (bwd)
+        fprintf(f, "    lg_grad [label=\"gradient ∂L/∂·\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"];\n"
+                   "    lg_grad2 [label=\"Σ_t gradient\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\", penwidth=2];\n"
+                   "    lg_grad -> lg_grad2 [color=\"" C_BWD_LINE "\", style=dashed, label=\" gradient flow\", fontsize=7];\n"
+                   "    lg_state -> lg_grad [color=\"#c8c8c8\", style=dotted, arrowhead=none, label=\" value used\", fontsize=7];\n");
+    if (cuts)
+        fprintf(f, "    subgraph cluster_lg_cut { label=\"truncation segment\"; fontsize=8; style=dashed; color=\"" C_CUT
+                   "\"; penwidth=2; lg_cut [label=\"no gradient\\ncrosses a cut\", shape=plain, style=\"\"]; }\n");
+    if (c->o->heat && c->heat_hi > 0) {
+        for (int i = 0; i < 5; i++) {
+            double v = c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
+                                               : c->heat_hi;
+            char col[16];
+            heat_colour(c, (float)v, col, sizeof col);
+            fprintf(f, "    lg_heat%d [label=\"%.1e\", fillcolor=\"%s\", fontcolor=\"%s\", width=0.6];\n", i, v, col,
+                    i >= 3 ? "white" : "black");
+        }
+        fprintf(f, "    lg_heat_t [label=\"‖∂L/∂h_t‖ (log scale)\", shape=plain, style=\"\"];\n"
+                   "    lg_heat_t -> lg_heat0 -> lg_heat1 -> lg_heat2 -> lg_heat3 -> lg_heat4 [style=invis];\n");
+    }
+    fprintf(f, "  }\n");
+}
+
+/* ---- the whole picture ---- */
+
+/* Bottom-to-top order of a node's row inside its step: the input row x_t,
+ * then the layers upwards (the reverse direction above the forward one),
+ * the gradient cells on top. (In rankdir=LR a flat edge a → b puts b above a.) */
+static int row_key(const loom_node *n)
+{
+    return (is_bwd(n) ? 100000 : 0) + (n->tags.layer + 1) * 10 + n->tags.dir;
+}
+
+static void emit_step(dot_ctx *c, int t, bool cells)
+{
+    FILE *f = c->f;
+    fprintf(f, "  subgraph cluster_t%d {\n    label=\"t = %d\"; style=\"rounded,filled\"; fillcolor=\"#fafafa\"; "
+               "color=\"#bbbbbb\"; loom_step=%d;\n",
+            t, t + 1, t);
+    fprintf(f, "    start%d [style=invis, shape=point, width=0, label=\"\"];\n"
+               "    end%d [style=invis, shape=point, width=0, label=\"\"];\n",
+            t, t);
+    /* drawn objects of the step, sorted by row (stable in node order) */
+    int32_t *ids = malloc((size_t)c->n * sizeof *ids);
+    int m = 0;
+    for (int32_t i = 0; ids && i < c->n; i++)
+        if (c->vis[i] == DRAW && N(c, i)->tags.step == t && !(c->clear && c->clear[i])) ids[m++] = i;
+    for (int x = 1; x < m; x++) /* insertion sort: steps hold few nodes */
+        for (int y = x; y > 0 && row_key(N(c, ids[y - 1])) > row_key(N(c, ids[y])); y--) {
+            int32_t tmp = ids[y];
+            ids[y] = ids[y - 1];
+            ids[y - 1] = tmp;
+        }
+    for (int x = 0; x < m; x++) {
+        const loom_node *nd = N(c, ids[x]);
+        if (cells && in_cell(nd)) emit_cell_box(c, nd);
+        else emit_op_node(c, ids[x]);
+    }
+    if (!cells) emit_ports(c, t);
+    /* the step's rank range: after start_t, before end_t */
+    char id[64], prev[64] = "";
+    for (int x = 0; x < m; x++) {
+        obj_id(c, ids[x], id, sizeof id);
+        if (!seen_add(c, key_of("start", id, "hub"))) continue;
+        fprintf(f, "    start%d -> %s [style=invis];\n    %s -> end%d [style=invis];\n", t, id, id, t);
+    }
+    if (cells) {
+        /* a step is a column of forward cells (x_t at the bottom) and, to its
+         * right, a column of gradient cells, each ordered bottom to top */
+        for (int col = 0; col < 2; col++) {
+            fprintf(f, "    { rank=same;");
+            prev[0] = 0;
+            for (int x = 0; x < m; x++) {
+                if (is_bwd(N(c, ids[x])) != (col == 1)) continue;
+                obj_id(c, ids[x], id, sizeof id);
+                if (strcmp(id, prev)) fprintf(f, " %s;", id);
+                snprintf(prev, sizeof prev, "%s", id);
+            }
+            fprintf(f, " }\n");
+            prev[0] = 0;
+            for (int x = 0; x < m; x++) {
+                if (is_bwd(N(c, ids[x])) != (col == 1)) continue;
+                obj_id(c, ids[x], id, sizeof id);
+                if (prev[0] && strcmp(id, prev)) fprintf(f, "    %s -> %s [style=invis];\n", prev, id);
+                snprintf(prev, sizeof prev, "%s", id);
+            }
+        }
+    }
+    free(ids);
+    fprintf(f, "  }\n");
+}
+
+static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
+{
+    static const loom_dot_opts defaults;
+    if (!g || !f) return LOOM_ERR_ARG;
+    const loom_dot_opts *o = opts ? opts : &defaults;
+    dot_ctx c;
+    memset(&c, 0, sizeof c);
+    c.g = g;
+    c.o = o;
+    c.f = f;
+    c.n = loom_graph_size(g);
+    for (int32_t i = 0; i < c.n; i++) {
+        loom_tags t = N(&c, i)->tags;
+        if (t.step + 1 > c.T) c.T = t.step + 1;
+        if (t.layer + 1 > c.L) c.L = t.layer + 1;
+        if (t.dir < 2 && t.dir + 1 > c.D) c.D = t.dir + 1;
+    }
+    c.lo = 0;
+    c.hi = c.T - 1;
+    if (o->first_step || o->last_step) {
+        c.lo = o->first_step < 0 ? 0 : o->first_step;
+        c.hi = o->last_step >= c.T || o->last_step < c.lo ? c.T - 1 : o->last_step;
+    }
+    c.k = o->steps_shown;
+    c.elide = c.k > 0 && c.hi - c.lo + 1 > 2 * c.k;
+    c.vis = malloc((size_t)c.n + 1);
+    c.cut = calloc((size_t)c.T + 2, sizeof *c.cut);
+    if (!c.vis || !c.cut) {
+        free(c.vis), free(c.cut);
+        return LOOM_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < c.n; i++) c.vis[i] = (uint8_t)node_vis(&c, i);
+    if (o->n_roots > 0 && o->roots) {
+        /* only what some root depends on */
+        uint8_t *need = calloc((size_t)c.n + 1, 1);
+        if (!need) {
+            free(c.vis), free(c.cut);
+            return LOOM_ERR_NOMEM;
+        }
+        for (int r = 0; r < o->n_roots; r++)
+            if (loom_graph_has(g, o->roots[r])) need[loom_index(o->roots[r])] = 1;
+        for (int32_t i = c.n - 1; i >= 0; i--)
+            if (need[i])
+                for (int j = 0; j < N(&c, i)->n_in; j++) need[input_of(&c, i, j)] = 1;
+        for (int32_t i = 0; i < c.n; i++)
+            if (!need[i]) c.vis[i] = HIDE;
+        free(need);
+    }
+
+    /* cuts: a stop_gradient that takes a state from another step */
+    for (int32_t i = 0; i < c.n; i++) {
+        const loom_node *nd = N(&c, i);
+        if (nd->n_in != 1 || strcmp(loom_graph_op_name(g, nd->op), "stop_gradient")) continue;
+        const loom_node *src = N(&c, input_of(&c, i, 0));
+        if (src->tags.state == 0 || src->tags.step < 0 || nd->tags.step < 0 || src->tags.step == nd->tags.step) continue;
+        int b = src->tags.step < nd->tags.step ? nd->tags.step : src->tags.step;
+        if (b > 0 && b <= c.T) c.cut[b] = true;
+    }
+    /* heat scale over the drawn steps */
+    c.heat_lo = INFINITY;
+    c.heat_hi = 0;
+    for (int t = 0; o->heat && t < o->heat_steps; t++)
+        for (int l = 0; l < o->heat_layers; l++)
+            for (int d = 0; d < o->heat_dirs; d++) {
+                float v = heat_of(&c, t, l, d);
+                if (v > 0 && step_vis(&c, t) == DRAW) {
+                    c.heat_lo = v < c.heat_lo ? v : c.heat_lo;
+                    c.heat_hi = v > c.heat_hi ? v : c.heat_hi;
+                }
+            }
+    bool cells = o->view == LOOM_DOT_CELLS;
+    if (cells) {
+        c.clear = calloc((size_t)c.n + 1, sizeof *c.clear);
+        c.through = calloc((size_t)c.n + 1, sizeof *c.through);
+        if (!c.clear || !c.through) c.oom = true;
+        else find_clear(&c);
+    }
+    /* ports: every recurrent edge between two drawn steps enters through one */
+    for (int32_t v = 0; !cells && v < c.n; v++) {
+        if (c.vis[v] != DRAW) continue;
+        for (int j = 0; j < N(&c, v)->n_in; j++) {
+            int32_t u = input_of(&c, v, j);
+            if (c.vis[u] == DRAW && is_recurrent(N(&c, u), N(&c, v))) add_port(&c, u, N(&c, v)->tags.step);
+        }
+    }
+
+    fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, fontname=\"Helvetica\", "
+               "nodesep=0.18, ranksep=0.28, labelloc=t, fontsize=14, label=\"");
+    esc(f, o->title ? o->title : "");
+    fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "
+               "fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\", height=0.3];\n"
+               "  edge [fontname=\"Helvetica\", arrowsize=0.6];\n");
+
+    /* parameters, once */
+    fprintf(f, "  subgraph cluster_params {\n    label=\"%s\"; style=\"rounded,filled\"; fillcolor=\"#fffbea\"; "
+               "color=\"#e0d090\";\n    anchor_params [style=invis, shape=point, width=0, label=\"\"];\n",
+            o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients");
+    /* parameters (and their Σ gradients) before the steps */
+    for (int32_t i = 0; i < c.n; i++)
+        if (c.vis[i] == DRAW && (N(&c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(&c, i))) emit_op_node(&c, i);
+    fprintf(f, "  }\n");
+
+    /* steps, in segments when there are cuts */
+    bool any_cut = false;
+    for (int t = c.lo + 1; t <= c.hi; t++) any_cut = any_cut || c.cut[t];
+    int seg = 0;
+    bool in_seg = false, elision_done = false;
+    for (int t = c.lo; t <= c.hi; t++) {
+        int sv = step_vis(&c, t);
+        if (any_cut && (t == c.lo || c.cut[t]) && in_seg) {
+            fprintf(f, "  }\n");
+            in_seg = false;
+        }
+        if (sv == ELIDE) {
+            if (in_seg) {
+                fprintf(f, "  }\n");
+                in_seg = false;
+            }
+            if (!elision_done) {
+                fprintf(f, "  subgraph cluster_elided {\n    label=\"t = %d … %d\"; style=\"rounded,dashed\"; "
+                           "color=\"#999999\";\n    elided [shape=plain, style=\"\", fontsize=12, label=\"⋯ %d steps ⋯\"];\n  }\n",
+                        c.lo + c.k + 1, c.hi - c.k + 1, c.hi - c.lo + 1 - 2 * c.k);
+                elision_done = true;
+            }
+            continue;
+        }
+        if (any_cut && !in_seg) {
+            fprintf(f, "  subgraph cluster_seg%d {\n    label=\"segment %d\"; style=\"dashed,rounded\"; color=\"" C_CUT
+                       "\"; penwidth=2; fontcolor=\"" C_CUT "\";\n",
+                    seg, seg + 1);
+            seg++;
+            in_seg = true;
+        }
+        emit_step(&c, t, cells);
+    }
+    if (in_seg) fprintf(f, "  }\n");
+
+    /* everything outside the steps: inputs, stacked outputs, the loss, Σ_t gradients */
+    for (int32_t i = 0; i < c.n; i++) {
+        const loom_node *nd = N(&c, i);
+        if (c.vis[i] == DRAW && nd->tags.step < 0 && nd->tags.role != LOOM_ROLE_PARAM && !is_param_grad(&c, i) &&
+            !(c.clear && c.clear[i]))
+            emit_op_node(&c, i);
+    }
+    emit_edges(&c);
+    emit_legend(&c);
+
+    /* time order: each step's end before the next step's start */
+    const char *last = "anchor_params";
+    char buf[32];
+    bool el = false;
+    for (int t = c.lo; t <= c.hi; t++) {
+        int sv = step_vis(&c, t);
+        if (sv == DRAW) {
+            fprintf(f, "  %s -> start%d [style=invis];\n", last, t);
+            snprintf(buf, sizeof buf, "end%d", t);
+            last = buf;
+        } else if (sv == ELIDE && !el) {
+            fprintf(f, "  %s -> elided [style=invis];\n", last);
+            last = "elided";
+            el = true;
+        }
+    }
+    fprintf(f, "}\n");
+    for (int32_t i = 0; c.through && i < c.n; i++) free(c.through[i].v);
+    free(c.clear), free(c.through);
+    free(c.vis), free(c.cut), free(c.seen), free(c.port_u), free(c.port_t);
+    return c.oom ? LOOM_ERR_NOMEM : ferror(f) ? LOOM_ERR_IO : LOOM_OK;
+}
+
+loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
+{
+    if (g && loom_graph_failed(g)) return loom_graph_status(g);
+    return write_dot(g, f, opts);
+}
+
+loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = open_memstream(out, len);
+    if (!f) return LOOM_ERR_NOMEM;
+    loom_status s = loom_dot_write(g, f, opts);
+    if (fclose(f) && !s) s = LOOM_ERR_IO;
+    if (s) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
+    }
+    return s;
+}
+
+void loom_dot_states(const loom_graph *g, int state, int steps, int layers, int dirs, loom_tensor *out)
+{
+    for (int i = 0; i < steps * layers * dirs; i++) out[i] = LOOM_INVALID;
+    for (int32_t i = 0; i < loom_graph_size(g); i++) {
+        const loom_node *n = loom_graph_node(g, loom_at(i));
+        loom_tags t = n->tags;
+        if (t.state != state + 1 || t.role == LOOM_ROLE_BACKWARD || t.step < 0 || t.step >= steps || t.layer < 0 ||
+            t.layer >= layers || t.dir < 0 || t.dir >= dirs)
+            continue;
+        out[((size_t)t.step * layers + t.layer) * dirs + t.dir] = loom_at(i);
+    }
+}

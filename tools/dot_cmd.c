@@ -1,0 +1,239 @@
+/* `loom dot`: build a recurrent model from flags and draw its unrolled
+ * graph (and its BPTT graph) as DOT, SVG, PNG or PDF. */
+#include "gradcheck_cmd.h"
+
+#include "loom/loom.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *ext_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && !strchr(dot, '/') ? dot + 1 : "";
+}
+
+int loom_cmd_dot(int argc, char **argv)
+{
+    long T = 4, B = 2, I = 3, H = 4, layers = 1, truncate = 0, shown = 0, seed = 1;
+    bool bidir = false, backward = false, norms = false, random_trunc = false, last_loss = false;
+    const char *cell_name = "lstm", *out = NULL, *view = "op", *title = NULL;
+    for (int a = 0; a < argc; a++) {
+        const char *f = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
+        bool ok = true;
+        if (!strcmp(f, "--seq-len")) ok = loom_tool_int(f, v, 1, 100000, &T), a++;
+        else if (!strcmp(f, "--batch")) ok = loom_tool_int(f, v, 1, 4096, &B), a++;
+        else if (!strcmp(f, "--input")) ok = loom_tool_int(f, v, 1, 4096, &I), a++;
+        else if (!strcmp(f, "--hidden")) ok = loom_tool_int(f, v, 1, 4096, &H), a++;
+        else if (!strcmp(f, "--layers")) ok = loom_tool_int(f, v, 1, LOOM_RNN_MAX_LAYERS, &layers), a++;
+        else if (!strcmp(f, "--truncate")) ok = loom_tool_int(f, v, 1, 100000, &truncate), a++;
+        else if (!strcmp(f, "--steps-shown")) ok = loom_tool_int(f, v, 1, 100000, &shown), a++;
+        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed), a++;
+        else if (!strcmp(f, "--random-truncation")) random_trunc = true;
+        else if (!strcmp(f, "--bidirectional")) bidir = true;
+        else if (!strcmp(f, "--backward")) backward = true;
+        else if (!strcmp(f, "--grad-norms")) norms = true;
+        else if (!strcmp(f, "--loss")) {
+            ok = v && (!strcmp(v, "all") || !strcmp(v, "last"));
+            if (!ok) fprintf(stderr, "loom dot: --loss must be all or last, got '%s'\n", v ? v : "");
+            last_loss = ok && !strcmp(v, "last");
+            a++;
+        } else if (!strcmp(f, "--cell")) {
+            cell_name = v;
+            ok = loom_tool_cell(v) != NULL;
+            if (!ok) fprintf(stderr, "loom dot: --cell must be rnn_tanh, rnn_relu, gru, lstm or mgu, got '%s'\n", v ? v : "");
+            a++;
+        } else if (!strcmp(f, "--view")) {
+            view = v;
+            ok = v && (!strcmp(v, "op") || !strcmp(v, "cell"));
+            if (!ok) fprintf(stderr, "loom dot: --view must be op or cell, got '%s'\n", v ? v : "");
+            a++;
+        } else if (!strcmp(f, "--title")) {
+            title = v;
+            ok = v != NULL;
+            a++;
+        } else if (!strcmp(f, "-o")) {
+            out = v;
+            ok = v != NULL;
+            if (!ok) fprintf(stderr, "loom dot: -o needs a file name\n");
+            a++;
+        } else {
+            fprintf(stderr, "loom dot: unknown option '%s' (see 'loom help')\n", f);
+            return 2;
+        }
+        if (!ok) return 2;
+    }
+    if (!out) {
+        fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
+        return 2;
+    }
+    const char *fmt = !strcmp(out, "-") ? "dot" : ext_of(out);
+    if (strcmp(fmt, "dot") && strcmp(fmt, "gv") && strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf")) {
+        fprintf(stderr, "loom dot: cannot tell the format of '%s': use .dot, .svg, .png or .pdf\n", out);
+        return 2;
+    }
+    if (random_trunc && !truncate) {
+        fprintf(stderr, "loom dot: --random-truncation needs --truncate K (the mean segment length)\n");
+        return 2;
+    }
+    if (strcmp(fmt, "dot") && strcmp(fmt, "gv") && !loom_dot_can_render()) {
+        fprintf(stderr, "loom dot: this loom was built without Graphviz; write a .dot file and run `dot`\n");
+        return 2;
+    }
+    const loom_cell_def *cell = loom_tool_cell(cell_name);
+    int D = bidir ? 2 : 1, L = (int)layers;
+
+    /* the model: x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random) */
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = (int)I, .hidden_size = (int)H, .layers = L,
+                                            .bidirectional = bidir});
+    loom_tensor x = loom_input(g, "x", loom_shape3((int)T, (int)B, (int)I));
+    loom_rnn_args args = {.trunc = truncate ? (random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED) : LOOM_TRUNC_NONE,
+                          .truncate = (int)truncate, .trunc_seed = (uint64_t)seed};
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &args);
+    uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    float *r = malloc((size_t)(B * D * H) * sizeof *r);
+    loom_tensor loss = LOOM_INVALID, *terms = malloc((size_t)T * sizeof *terms);
+    int n_terms = 0;
+    for (int t = last_loss ? (int)T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0});
+        for (long k = 0; k < B * D * H; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            r[k] = (float)((double)(rng >> 11) / 9007199254740992.0 * 2 - 1);
+        }
+        loom_tensor yt = loom_slice(g, o.output, 0, t, 1);
+        loom_tensor lt = loom_sum_all(g, loom_mul(g, yt, loom_constant(g, loom_tensor_shape(g, yt), r)));
+        char nm[32];
+        snprintf(nm, sizeof nm, "loss[%d]", t);
+        loom_tensor_set_name(g, lt, nm);
+        loom_graph_set_tags(g, LOOM_TAGS_NONE);
+        terms[n_terms++] = lt;
+    }
+    free(r);
+    loss = n_terms ? loom_add_n(g, terms, n_terms) : loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
+    free(terms);
+    loom_tensor_set_name(g, loss, "L");
+
+    int n_states = (int)T * L * D, rc = 1, n_roots = 1;
+    /* drawn: what the loss needs, and the gradients asked for */
+    loom_tensor *roots = malloc((size_t)(1 + rnn.n_params * L * D + n_states) * sizeof *roots);
+    if (roots) roots[0] = loss;
+    loom_tensor *states = malloc((size_t)n_states * sizeof *states);
+    float *heat = calloc((size_t)n_states, sizeof *heat);
+    loom_store *store = NULL;
+    loom_plan *plan = NULL;
+    float *xv = NULL;
+    char err[512];
+    if (!states || !heat || !roots) {
+        fprintf(stderr, "loom dot: out of memory\n");
+        goto done;
+    }
+    if (backward || norms) {
+        /* gradients of every parameter and of every carried state h_t */
+        loom_dot_states(g, 0, (int)T, L, D, states);
+        int np = rnn.n_params * L * D, nw = np + n_states;
+        loom_tensor *wrt = malloc((size_t)nw * sizeof *wrt), *grads = malloc((size_t)nw * sizeof *grads);
+        if (!wrt || !grads) {
+            free(wrt), free(grads);
+            fprintf(stderr, "loom dot: out of memory\n");
+            goto done;
+        }
+        int k = 0;
+        for (int l = 0; l < L; l++)
+            for (int d = 0; d < D; d++)
+                for (int i = 0; i < rnn.n_params; i++) wrt[k++] = rnn.param[l][d][i];
+        int n_h = 0;
+        for (int i = 0; i < n_states; i++)
+            if (loom_valid(states[i])) wrt[np + n_h++] = states[i];
+        loom_backward(g, loss, wrt, np + n_h, grads);
+        for (int i = 0; roots && backward && i < np + n_h; i++) roots[n_roots++] = grads[i];
+        if (norms && !loom_graph_failed(g)) {
+            /* run forward and backward on seeded random data and take ‖∂L/∂h_t‖ */
+            plan = loom_plan_new(g, grads + np, n_h, &(loom_plan_opts){.eval = true});
+            store = plan ? loom_store_new(g, err, sizeof err) : NULL;
+            xv = malloc((size_t)(T * B * I) * sizeof *xv);
+            if (plan && store && xv) {
+                loom_store_init(store, (uint64_t)seed);
+                for (long q = 0; q < T * B * I; q++) {
+                    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                    xv[q] = (float)((double)(rng >> 11) / 9007199254740992.0 * 2 - 1);
+                }
+                loom_store_bind(store, plan);
+                loom_bind(plan, x, xv);
+                if (loom_run(plan)) {
+                    fprintf(stderr, "loom dot: %s\n", loom_plan_error(plan));
+                    free(wrt), free(grads);
+                    goto done;
+                }
+                for (int i = 0, h = 0; i < n_states; i++) {
+                    if (!loom_valid(states[i])) continue;
+                    const float *gv = loom_plan_output(plan, grads[np + h++]);
+                    double s = 0;
+                    for (long q = 0; q < B * H; q++) s += (double)gv[q] * gv[q];
+                    heat[i] = (float)sqrt(s);
+                }
+            } else if (!loom_graph_failed(g)) {
+                fprintf(stderr, "loom dot: %s\n", store || !plan ? "out of memory" : err);
+                free(wrt), free(grads);
+                goto done;
+            }
+        }
+        free(wrt), free(grads);
+    }
+    if (loom_graph_failed(g)) {
+        fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
+        rc = 2;
+        goto done;
+    }
+
+    char auto_title[256];
+    snprintf(auto_title, sizeof auto_title, "%s, %d layer%s%s, T = %ld%s%s", cell->name, L, L > 1 ? "s" : "",
+             bidir ? ", bidirectional" : "", T, truncate ? (random_trunc ? ", random truncation" : ", truncated BPTT") : "",
+             norms ? ", ‖∂L/∂h_t‖" : "");
+    loom_dot_opts dopt = {.view = strcmp(view, "cell") ? LOOM_DOT_OPS : LOOM_DOT_CELLS,
+                          .part = backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
+                          .steps_shown = (int)shown,
+                          .heat = norms ? heat : NULL,
+                          .heat_steps = (int)T,
+                          .heat_layers = L,
+                          .heat_dirs = D,
+                          .title = title ? title : auto_title,
+                          .roots = roots,
+                          .n_roots = n_roots};
+    if (!strcmp(fmt, "dot") || !strcmp(fmt, "gv")) {
+        FILE *f = strcmp(out, "-") ? fopen(out, "w") : stdout;
+        if (!f) {
+            perror(out);
+            goto done;
+        }
+        loom_status st = loom_dot_write(g, f, &dopt);
+        if (f != stdout && fclose(f)) st = LOOM_ERR_IO;
+        if (st) {
+            fprintf(stderr, "loom dot: writing %s failed: %s\n", out, loom_status_str(st));
+            goto done;
+        }
+    } else {
+        char *text;
+        size_t len;
+        if (loom_dot_string(g, &dopt, &text, &len)) {
+            fprintf(stderr, "loom dot: out of memory\n");
+            goto done;
+        }
+        loom_status st = loom_dot_render(text, fmt, out, err, sizeof err);
+        free(text);
+        if (st) {
+            fprintf(stderr, "loom dot: %s\n", err);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(states), free(heat), free(xv), free(roots);
+    loom_plan_free(plan);
+    loom_store_free(store);
+    loom_graph_free(g);
+    return rc;
+}
