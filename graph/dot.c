@@ -330,7 +330,7 @@ static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls,
     fprintf(c->f, "    %s -> %s [", rev ? b : a, rev ? a : b);
     edge_style(c->f, cls, across);
     if (loose) fprintf(c->f, ", weight=0");
-    if (label) fprintf(c->f, ", label=\"%s\", fontsize=8, fontcolor=\"" C_REC "\"", label);
+    if (label) fprintf(c->f, ", xlabel=\"%s\", fontsize=8, fontcolor=\"" C_REC "\"", label);
     fprintf(c->f, ", loom_class=%s, loom_state=%d];\n", cls, state);
 }
 
@@ -391,10 +391,21 @@ static void list_add(dot_ctx *c, id_list *l, int32_t x)
  * stacking, constants) is plumbing, drawn as nothing. */
 static void find_clear(dot_ctx *c)
 {
+    /* an input read only through its per-step rows x_t is drawn as those rows */
+    uint8_t *rows_only = malloc((size_t)c->n + 1);
+    for (int32_t i = 0; rows_only && i < c->n; i++) rows_only[i] = N(c, i)->tags.role == LOOM_ROLE_INPUT;
+    for (int32_t v = 0; rows_only && v < c->n; v++) {
+        const loom_node *n = N(c, v);
+        if (c->vis[v] == HIDE) continue;
+        bool row = n->tags.step >= 0 && n->tags.layer == -1;
+        for (int j = 0; j < n->n_in && !row; j++) rows_only[input_of(c, v, j)] = 0;
+    }
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
-        c->clear[i] = c->vis[i] != HIDE && !in_cell(n) && !loom_tensor_name(c->g, loom_at(i)) &&
-                      n->tags.role != LOOM_ROLE_PARAM && n->tags.role != LOOM_ROLE_INPUT;
+        c->clear[i] = c->vis[i] != HIDE && !in_cell(n) &&
+                      ((!loom_tensor_name(c->g, loom_at(i)) && n->tags.role != LOOM_ROLE_PARAM &&
+                        n->tags.role != LOOM_ROLE_INPUT) ||
+                       (rows_only && rows_only[i]));
         if (!c->clear[i]) continue;
         for (int j = 0; j < n->n_in; j++) {
             int32_t u = input_of(c, i, j);
@@ -404,6 +415,7 @@ static void find_clear(dot_ctx *c)
                 for (int k = 0; k < c->through[u].n; k++) list_add(c, &c->through[i], c->through[u].v[k]);
         }
     }
+    free(rows_only);
 }
 
 static void emit_edges(dot_ctx *c)
@@ -649,7 +661,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         }
     }
 
-    fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, fontname=\"Helvetica\", "
+    fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, fontname=\"Helvetica\", "
                "nodesep=0.18, ranksep=0.28, labelloc=t, fontsize=14, label=\"");
     esc(f, o->title ? o->title : "");
     fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "

@@ -121,21 +121,44 @@ int loom_cmd_dot(int argc, char **argv)
     /* drawn: what the loss needs, and the gradients asked for */
     loom_tensor *roots = malloc((size_t)(1 + rnn.n_params * L * D + n_states) * sizeof *roots);
     if (roots) roots[0] = loss;
-    loom_tensor *states = malloc((size_t)n_states * sizeof *states);
     float *heat = calloc((size_t)n_states, sizeof *heat);
     loom_store *store = NULL;
-    loom_plan *plan = NULL;
     float *xv = NULL;
     char err[512];
-    if (!states || !heat || !roots) {
+    if (!heat || !roots) {
         fprintf(stderr, "loom dot: out of memory\n");
         goto done;
     }
-    if (backward || norms) {
-        /* gradients of every parameter and of every carried state h_t */
-        loom_dot_states(g, 0, (int)T, L, D, states);
-        int np = rnn.n_params * L * D, nw = np + n_states;
-        loom_tensor *wrt = malloc((size_t)nw * sizeof *wrt), *grads = malloc((size_t)nw * sizeof *grads);
+    if (norms) {
+        /* seeded random data: parameters from their initialisers, x uniform in [-1, 1) */
+        store = loom_store_new(g, err, sizeof err);
+        xv = malloc((size_t)(T * B * I) * sizeof *xv);
+        loom_binding *binds = store ? malloc((size_t)(loom_store_count(store) + 1) * sizeof *binds) : NULL;
+        if (!store || !xv || !binds) {
+            fprintf(stderr, "loom dot: %s\n", store ? "out of memory" : err);
+            free(binds);
+            goto done;
+        }
+        loom_store_init(store, (uint64_t)seed);
+        for (long q = 0; q < T * B * I; q++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            xv[q] = (float)((double)(rng >> 11) / 9007199254740992.0 * 2 - 1);
+        }
+        int nb = 0;
+        for (int i = 0; i < loom_store_count(store); i++)
+            binds[nb++] = (loom_binding){loom_store_tensor(store, i), loom_store_data(store, loom_store_tensor(store, i))};
+        binds[nb++] = (loom_binding){x, xv};
+        loom_status st = loom_rnn_state_grad_norms(g, loss, 0, (int)T, L, D, binds, nb, heat);
+        free(binds);
+        if (st) {
+            fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
+            goto done;
+        }
+    }
+    if (backward) {
+        /* the gradient of every parameter (and, through them, of every step) */
+        int np = rnn.n_params * L * D;
+        loom_tensor *wrt = malloc((size_t)np * sizeof *wrt), *grads = malloc((size_t)np * sizeof *grads);
         if (!wrt || !grads) {
             free(wrt), free(grads);
             fprintf(stderr, "loom dot: out of memory\n");
@@ -145,42 +168,8 @@ int loom_cmd_dot(int argc, char **argv)
         for (int l = 0; l < L; l++)
             for (int d = 0; d < D; d++)
                 for (int i = 0; i < rnn.n_params; i++) wrt[k++] = rnn.param[l][d][i];
-        int n_h = 0;
-        for (int i = 0; i < n_states; i++)
-            if (loom_valid(states[i])) wrt[np + n_h++] = states[i];
-        loom_backward(g, loss, wrt, np + n_h, grads);
-        for (int i = 0; roots && backward && i < np + n_h; i++) roots[n_roots++] = grads[i];
-        if (norms && !loom_graph_failed(g)) {
-            /* run forward and backward on seeded random data and take ‖∂L/∂h_t‖ */
-            plan = loom_plan_new(g, grads + np, n_h, &(loom_plan_opts){.eval = true});
-            store = plan ? loom_store_new(g, err, sizeof err) : NULL;
-            xv = malloc((size_t)(T * B * I) * sizeof *xv);
-            if (plan && store && xv) {
-                loom_store_init(store, (uint64_t)seed);
-                for (long q = 0; q < T * B * I; q++) {
-                    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-                    xv[q] = (float)((double)(rng >> 11) / 9007199254740992.0 * 2 - 1);
-                }
-                loom_store_bind(store, plan);
-                loom_bind(plan, x, xv);
-                if (loom_run(plan)) {
-                    fprintf(stderr, "loom dot: %s\n", loom_plan_error(plan));
-                    free(wrt), free(grads);
-                    goto done;
-                }
-                for (int i = 0, h = 0; i < n_states; i++) {
-                    if (!loom_valid(states[i])) continue;
-                    const float *gv = loom_plan_output(plan, grads[np + h++]);
-                    double s = 0;
-                    for (long q = 0; q < B * H; q++) s += (double)gv[q] * gv[q];
-                    heat[i] = (float)sqrt(s);
-                }
-            } else if (!loom_graph_failed(g)) {
-                fprintf(stderr, "loom dot: %s\n", store || !plan ? "out of memory" : err);
-                free(wrt), free(grads);
-                goto done;
-            }
-        }
+        loom_backward(g, loss, wrt, np, grads);
+        for (int i = 0; roots && i < np; i++) roots[n_roots++] = grads[i];
         free(wrt), free(grads);
     }
     if (loom_graph_failed(g)) {
@@ -231,8 +220,7 @@ int loom_cmd_dot(int argc, char **argv)
     }
     rc = 0;
 done:
-    free(states), free(heat), free(xv), free(roots);
-    loom_plan_free(plan);
+    free(heat), free(xv), free(roots);
     loom_store_free(store);
     loom_graph_free(g);
     return rc;

@@ -1,0 +1,422 @@
+/* BPTT diagrams: the DOT text parsed back with Graphviz's cgraph and its
+ * structure checked; gradient-norm labels against a hand BPTT; rendering. */
+#include "helpers.h"
+#include "gradcheck_cmd.h"
+
+#include <graphviz/cgraph.h>
+#include <libxml/parser.h>
+#include <unistd.h>
+
+typedef struct {
+    loom_graph *g;
+    loom_rnn rnn;
+    loom_tensor x, loss;
+    loom_rnn_out o;
+} model;
+
+/* x → stack → Σ_t Σ(y_t ⊙ r_t); with `backward`, the gradients of every parameter. */
+static model build(const loom_cell_def *cell, int T, int layers, bool bi, loom_trunc trunc, int K, bool backward)
+{
+    model m;
+    m.g = loom_graph_new();
+    loom_rnn_init(m.g, &m.rnn, &(loom_rnn_opts){.cell = cell, .input_size = 2, .hidden_size = 3, .layers = layers,
+                                                .bidirectional = bi});
+    m.x = loom_input(m.g, "x", loom_shape3(T, 2, 2));
+    m.o = loom_rnn_apply(m.g, &m.rnn, m.x, &(loom_rnn_args){.trunc = trunc, .truncate = K, .trunc_seed = 3});
+    float *r = rnd_buf(2 * (bi ? 6 : 3) * T, -1, 1);
+    m.loss = loom_sum_all(m.g, loom_mul(m.g, m.o.output, loom_constant(m.g, loom_tensor_shape(m.g, m.o.output), r)));
+    free(r);
+    if (backward) {
+        int np = m.rnn.n_params * layers * (bi ? 2 : 1), k = 0;
+        loom_tensor wrt[64], grads[64];
+        for (int l = 0; l < layers; l++)
+            for (int d = 0; d < (bi ? 2 : 1); d++)
+                for (int i = 0; i < m.rnn.n_params; i++) wrt[k++] = m.rnn.param[l][d][i];
+        cr_assert_eq(loom_backward(m.g, m.loss, wrt, np, grads), LOOM_OK, "%s", loom_graph_error(m.g));
+    }
+    cr_assert(!loom_graph_failed(m.g), "%s", loom_graph_error(m.g));
+    return m;
+}
+
+static Agraph_t *parse(const loom_graph *g, const loom_dot_opts *o, char **text)
+{
+    size_t len;
+    cr_assert_eq(loom_dot_string(g, o, text, &len), LOOM_OK);
+    cr_assert_gt(len, 100);
+    Agraph_t *gr = agmemread(*text);
+    cr_assert(gr, "cgraph cannot parse the DOT text");
+    return gr;
+}
+
+static int attr_int(void *obj, const char *name)
+{
+    char *v = agget(obj, (char *)name);
+    return v && *v ? atoi(v) : -999;
+}
+
+static const char *attr(void *obj, const char *name)
+{
+    char *v = agget(obj, (char *)name);
+    return v ? v : "";
+}
+
+static int count_clusters(Agraph_t *gr, const char *prefix)
+{
+    int n = 0;
+    for (Agraph_t *s = agfstsubg(gr); s; s = agnxtsubg(s)) {
+        if (!strncmp(agnameof(s), prefix, strlen(prefix))) n++;
+        n += count_clusters(s, prefix);
+    }
+    return n;
+}
+
+/* Real direction of an edge: gradient edges are written head first (dir=back). */
+static void ends(Agedge_t *e, Agnode_t **from, Agnode_t **to)
+{
+    bool back = !strcmp(attr(e, "dir"), "back");
+    *from = back ? aghead(e) : agtail(e);
+    *to = back ? agtail(e) : aghead(e);
+}
+
+#define FOR_EDGES(gr, e)                                                                               \
+    for (Agnode_t *n_ = agfstnode(gr); n_; n_ = agnxtnode(gr, n_))                                     \
+        for (Agedge_t *e = agfstout(gr, n_); e; e = agnxtout(gr, e))
+
+Test(dot, forward_op_view_structure)
+{
+    enum { T = 5 };
+    model m = build(&loom_cell_lstm, T, 1, false, LOOM_TRUNC_NONE, 0, false);
+    char *text;
+    Agraph_t *gr = parse(m.g, &(loom_dot_opts){0}, &text);
+    cr_assert_eq(count_clusters(gr, "cluster_t"), T, "one cluster per time step");
+    /* one recurrent edge per step pair and state (h and c) */
+    int seen[2][T] = {{0}};
+    FOR_EDGES(gr, e)
+    {
+        if (strcmp(attr(e, "loom_class"), "recurrent")) continue;
+        int s = attr_int(e, "loom_state"), a = attr_int(agtail(e), "loom_step"), b = attr_int(aghead(e), "loom_step");
+        cr_assert(s == 1 || s == 2);
+        cr_assert_eq(b, a + 1, "a recurrent edge joins consecutive steps (%d → %d)", a, b);
+        seen[s - 1][b]++;
+    }
+    for (int s = 0; s < 2; s++)
+        for (int t = 1; t < T; t++) cr_assert_eq(seen[s][t], 1, "state %d into step %d: %d edges", s, t, seen[s][t]);
+    /* parameters once each, outside the steps */
+    int params = 0;
+    for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
+        if (!strcmp(attr(n, "loom_role"), "param")) {
+            params++;
+            cr_assert_eq(attr_int(n, "loom_step"), -1);
+        }
+    cr_assert_eq(params, 4);
+    /* a parameter feeds every step */
+    int used_by[T] = {0};
+    Agnode_t *w = NULL;
+    for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
+        if (strstr(attr(n, "label"), "weight_hh_l0")) w = n;
+    cr_assert(w);
+    for (Agedge_t *e = agfstout(gr, w); e; e = agnxtout(gr, e)) used_by[attr_int(aghead(e), "loom_step")]++;
+    for (int t = 0; t < T; t++) cr_assert_gt(used_by[t], 0, "weight_hh_l0 has an edge into step %d", t);
+    agclose(gr);
+    free(text);
+    loom_graph_free(m.g);
+}
+
+/* Gradient edges run from later steps to earlier ones (in each direction's
+ * own order) or stay within a step. */
+static void check_grad_edges(Agraph_t *gr, int T, const bool *cut)
+{
+    int n_grad = 0, n_back_in_time = 0;
+    FOR_EDGES(gr, e)
+    {
+        if (strcmp(attr(e, "loom_class"), "grad")) continue;
+        n_grad++;
+        Agnode_t *from, *to;
+        ends(e, &from, &to);
+        int a = attr_int(from, "loom_step"), b = attr_int(to, "loom_step");
+        if (a < 0 || b < 0) continue;
+        int dir = attr_int(to, "loom_dir");
+        int ka = dir == 1 ? T - 1 - a : a, kb = dir == 1 ? T - 1 - b : b;
+        cr_assert_geq(ka, kb, "gradient edge %s (t=%d) → %s (t=%d) runs forward in time", agnameof(from), a, agnameof(to), b);
+        n_back_in_time += ka > kb;
+        for (int c = 1; cut && c < T; c++)
+            cr_assert(!(cut[c] && ((a >= c && b < c) || (b >= c && a < c))), "gradient edge crosses the cut at %d", c);
+    }
+    cr_assert_gt(n_grad, 0);
+    if (!cut) cr_assert_gt(n_back_in_time, 0, "BPTT edges between steps");
+}
+
+Test(dot, backward_edges_run_back_in_time)
+{
+    model m = build(&loom_cell_gru, 4, 2, true, LOOM_TRUNC_NONE, 0, true);
+    for (int view = 0; view < 2; view++) {
+        char *text;
+        Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = view, .part = LOOM_DOT_BOTH}, &text);
+        check_grad_edges(gr, 4, NULL);
+        /* each parameter's gradient is one Σ node fed from every step */
+        int sigma = 0;
+        for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
+            if (!strncmp(attr(n, "label"), "Σ ∂L/∂weight_hh_l1_reverse", strlen("Σ ∂L/∂weight_hh_l1_reverse"))) {
+                sigma++;
+                int from_step[4] = {0};
+                for (Agedge_t *e = agfstedge(gr, n); e; e = agnxtedge(gr, e, n)) {
+                    Agnode_t *a, *b;
+                    ends(e, &a, &b);
+                    if (b == n && attr_int(a, "loom_step") >= 0) from_step[attr_int(a, "loom_step")]++;
+                }
+                for (int t = 0; t < 4; t++) cr_assert_gt(from_step[t], 0, "step %d contributes to the Σ", t);
+            }
+        cr_assert_eq(sigma, 1);
+        agclose(gr);
+        free(text);
+    }
+    loom_graph_free(m.g);
+}
+
+Test(dot, truncation_cuts)
+{
+    enum { T = 6 };
+    model m = build(&loom_cell_rnn_tanh, T, 1, false, LOOM_TRUNC_FIXED, 2, true);
+    bool cut[T + 1] = {false};
+    cut[2] = cut[4] = true;
+    for (int view = 0; view < 2; view++) {
+        char *text;
+        Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = view, .part = LOOM_DOT_BOTH}, &text);
+        cr_assert_eq(count_clusters(gr, "cluster_seg"), 3, "three segments");
+        cr_assert_eq(count_clusters(gr, "cluster_t"), T);
+        check_grad_edges(gr, T, cut);
+        int crossing = 0;
+        FOR_EDGES(gr, e)
+        if (!strcmp(attr(e, "loom_class"), "recurrent")) {
+            int a = attr_int(agtail(e), "loom_step"), b = attr_int(aghead(e), "loom_step");
+            crossing += (a < 2 && b >= 2) || (a < 4 && b >= 4);
+        }
+        cr_assert_eq(crossing, 2, "the forward state crosses both cuts");
+        agclose(gr);
+        free(text);
+    }
+    loom_graph_free(m.g);
+}
+
+Test(dot, cell_view_boxes)
+{
+    enum { T = 3, L = 2, D = 2 };
+    model m = build(&loom_cell_lstm, T, L, true, LOOM_TRUNC_NONE, 0, true);
+    char *text;
+    Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .part = LOOM_DOT_BOTH}, &text);
+    int fwd[T][L][D] = {{{0}}}, bwd[T][L][D] = {{{0}}}, boxes = 0;
+    for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n)) {
+        if (attr_int(n, "loom_cell") != 1) continue;
+        boxes++;
+        int t = attr_int(n, "loom_step"), l = attr_int(n, "loom_layer"), d = attr_int(n, "loom_dir");
+        cr_assert(t >= 0 && t < T && l >= 0 && l < L && d >= 0 && d < D);
+        (strcmp(attr(n, "loom_role"), "backward") ? fwd : bwd)[t][l][d]++;
+    }
+    cr_assert_eq(boxes, 2 * T * L * D);
+    for (int t = 0; t < T; t++)
+        for (int l = 0; l < L; l++)
+            for (int d = 0; d < D; d++) cr_assert(fwd[t][l][d] == 1 && bwd[t][l][d] == 1, "(t=%d l=%d d=%d)", t, l, d);
+    /* recurrent edges: one per step pair, layer, direction and state; the
+     * reverse direction's run from t+1 to t */
+    int rec = 0;
+    FOR_EDGES(gr, e)
+    if (!strcmp(attr(e, "loom_class"), "recurrent")) {
+        rec++;
+        int a = attr_int(agtail(e), "loom_step"), b = attr_int(aghead(e), "loom_step"), d = attr_int(aghead(e), "loom_dir");
+        cr_assert_eq(b - a, d ? -1 : 1);
+    }
+    cr_assert_eq(rec, (T - 1) * L * D * 2);
+    agclose(gr);
+    free(text);
+    loom_graph_free(m.g);
+}
+
+Test(dot, long_sequences_elide_the_middle)
+{
+    model m = build(&loom_cell_rnn_tanh, 40, 1, false, LOOM_TRUNC_NONE, 0, true);
+    for (int view = 0; view < 2; view++) {
+        char *text;
+        Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = view, .part = LOOM_DOT_BOTH, .steps_shown = 3}, &text);
+        cr_assert_eq(count_clusters(gr, "cluster_t"), 6);
+        cr_assert_eq(count_clusters(gr, "cluster_elided"), 1);
+        cr_assert(agnode(gr, "elided", 0));
+        cr_assert(strstr(text, "34 steps"), "the elision says how many steps it hides");
+        for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n)) {
+            int t = attr_int(n, "loom_step");
+            cr_assert(t < 3 || t >= 37 || t == -999 || t == -1, "step %d is elided", t);
+        }
+        agclose(gr);
+        free(text);
+    }
+    loom_graph_free(m.g);
+}
+
+/* ‖∂L/∂h_t‖ of a vanilla RNN by hand (h_t = tanh(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ
+ * + b_hh), L = Σ h_{T-1} ⊙ r): g_{T-1} = r, g_t = W_hhᵀ (g_{t+1} ⊙ (1 − h_{t+1}²));
+ * the labels in the diagram must carry these norms. */
+Test(dot, gradient_norm_labels_match_hand_bptt)
+{
+    enum { T = 6, I = 2, H = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = I, .hidden_size = H});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, 1, I));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    float r[H] = {0.7f, -1.1f, 0.4f};
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, loom_slice(g, o.output, 0, T - 1, 1), loom_constant(g, loom_shape3(1, 1, H), r)));
+    char err[128];
+    loom_store *st = loom_store_new(g, err, sizeof err);
+    loom_store_init(st, 5);
+    float *xv = rnd_buf(T * I, -1, 1);
+    loom_binding b[5] = {{x, xv}};
+    for (int i = 0; i < 4; i++) b[1 + i] = (loom_binding){rnn.param[0][0][i], loom_store_data(st, rnn.param[0][0][i])};
+    float heat[T];
+    cr_assert_eq(loom_rnn_state_grad_norms(g, loss, 0, T, 1, 1, b, 5, heat), LOOM_OK, "%s", loom_graph_error(g));
+
+    const float *Wih = b[1].data, *Whh = b[2].data, *bih = b[3].data, *bhh = b[4].data;
+    double h[T + 1][H] = {{0}}, gr[T][H];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < H; i++) {
+            double a = bih[i] + bhh[i];
+            for (int j = 0; j < I; j++) a += Wih[i * I + j] * xv[t * I + j];
+            for (int j = 0; j < H; j++) a += Whh[i * H + j] * h[t][j];
+            h[t + 1][i] = tanh(a);
+        }
+    for (int i = 0; i < H; i++) gr[T - 1][i] = r[i];
+    for (int t = T - 2; t >= 0; t--)
+        for (int j = 0; j < H; j++) {
+            gr[t][j] = 0;
+            for (int i = 0; i < H; i++) gr[t][j] += Whh[i * H + j] * gr[t + 1][i] * (1 - h[t + 2][i] * h[t + 2][i]);
+        }
+    char *text;
+    Agraph_t *gv = parse(g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .heat = heat, .heat_steps = T, .heat_layers = 1,
+                                             .heat_dirs = 1},
+                         &text);
+    int labelled = 0;
+    for (Agnode_t *n = agfstnode(gv); n; n = agnxtnode(gv, n)) {
+        if (attr_int(n, "loom_cell") != 1) continue;
+        int t = attr_int(n, "loom_step");
+        double want = 0;
+        for (int j = 0; j < H; j++) want += gr[t][j] * gr[t][j];
+        want = sqrt(want);
+        double got = atof(attr(n, "loom_grad_norm"));
+        cr_assert(fabs(got - want) <= 1e-4 * (want + 1e-6), "step %d: label %g, hand BPTT %g", t, got, want);
+        char shown[32];
+        snprintf(shown, sizeof shown, "%.2e", want);
+        cr_assert(strstr(attr(n, "label"), shown), "step %d's label shows %s: %s", t, shown, attr(n, "label"));
+        cr_assert(strlen(attr(n, "fillcolor")) == 7, "coloured by its norm");
+        labelled++;
+    }
+    cr_assert_eq(labelled, T);
+    cr_assert(strstr(text, "log scale"), "a legend explains the colours");
+    agclose(gv);
+    free(text), free(xv);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* ---- rendering and the command ---- */
+
+static char tmpdir[64];
+static void mk(void) { cr_assert(mkdtemp(strcpy(tmpdir, "/tmp/loom-dot-XXXXXX"))); }
+static void rm_all(void)
+{
+    const char *names[] = {"a.svg", "a.png", "a.pdf", "a.dot", "b.svg", "c.jpg"};
+    char p[128];
+    for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
+        unlink(p);
+    }
+    rmdir(tmpdir);
+}
+TestSuite(render, .init = mk, .fini = rm_all);
+
+static const char *tp(const char *name)
+{
+    static char p[4][128];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+    return p[k];
+}
+
+static size_t file_bytes(const char *path, unsigned char *head, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t got = fread(head, 1, n, f);
+    fseek(f, 0, SEEK_END);
+    size_t size = (size_t)ftell(f);
+    fclose(f);
+    return got ? size : 0;
+}
+
+Test(render, svg_png_pdf)
+{
+    cr_assert(loom_dot_can_render(), "this build has Graphviz");
+    model m = build(&loom_cell_lstm, 3, 1, false, LOOM_TRUNC_NONE, 0, true);
+    char *text, err[256];
+    size_t len;
+    loom_dot_string(m.g, &(loom_dot_opts){.part = LOOM_DOT_BOTH}, &text, &len);
+    cr_assert_eq(loom_dot_render(text, "svg", tp("a.svg"), err, sizeof err), LOOM_OK, "%s", err);
+    cr_assert_eq(loom_dot_render(text, "png", tp("a.png"), err, sizeof err), LOOM_OK, "%s", err);
+    cr_assert_eq(loom_dot_render(text, "pdf", tp("a.pdf"), err, sizeof err), LOOM_OK, "%s", err);
+    free(text);
+    xmlDocPtr doc = xmlReadFile(tp("a.svg"), NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    cr_assert(doc, "the SVG parses as XML");
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    cr_assert(root && !strcmp((const char *)root->name, "svg"));
+    int children = 0;
+    for (xmlNodePtr c = root->children; c; c = c->next) children += c->type == XML_ELEMENT_NODE;
+    cr_assert_gt(children, 0);
+    xmlFreeDoc(doc);
+    unsigned char h[24];
+    cr_assert_gt(file_bytes(tp("a.png"), h, sizeof h), 1000);
+    cr_assert(!memcmp(h, "\x89PNG\r\n\x1a\n", 8) && !memcmp(h + 12, "IHDR", 4), "a PNG signature and header");
+    cr_assert_gt(file_bytes(tp("a.pdf"), h, sizeof h), 1000);
+    cr_assert(!memcmp(h, "%PDF-", 5));
+    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("b.svg"), err, sizeof err), LOOM_OK);
+    cr_assert(strstr(err, "cannot parse"), "%s", err);
+    loom_graph_free(m.g);
+}
+
+Test(render, loom_dot_command)
+{
+    char *ok_args[] = {"--cell", "gru", "--layers", "2", "--bidirectional", "--backward", "--view", "cell",
+                       "--truncate", "2", "-o", (char *)tp("a.svg")};
+    cr_assert_eq(loom_cmd_dot(12, ok_args), 0);
+    unsigned char h[8];
+    cr_assert_gt(file_bytes(tp("a.svg"), h, sizeof h), 1000);
+    char *heat_args[] = {"--cell", "rnn_tanh", "--seq-len", "12", "--grad-norms", "--loss", "last", "-o", (char *)tp("a.dot")};
+    cr_assert_eq(loom_cmd_dot(9, heat_args), 0);
+    FILE *f = fopen(tp("a.dot"), "r");
+    char line[4096];
+    double prev = -1;
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, "loom_grad_norm=\"");
+        if (!p || !strstr(line, "loom_state=1")) continue;
+        double v = atof(p + strlen("loom_grad_norm=\""));
+        /* a tanh RNN with its loss at the last step: the norm shrinks going back in time */
+        if (prev >= 0) cr_assert_gt(v, prev * 0.999, "‖∂L/∂h_t‖ grows towards the loss");
+        prev = v;
+        seen++;
+    }
+    fclose(f);
+    cr_assert_eq(seen, 12);
+    struct {
+        int argc;
+        char *argv[6];
+    } bad[] = {
+        {2, {"--cell", "lstm"}},                                   /* no -o */
+        {3, {"--cell", "transformer", "-o"}},                      /* unknown cell */
+        {4, {"--view", "tree", "-o", "x.dot"}},                    /* unknown view */
+        {3, {"--random-truncation", "-o", "x.dot"}},               /* needs --truncate */
+        {2, {"-o", (char *)tp("c.jpg")}},                          /* unknown format */
+        {3, {"--frobnicate", "-o", "x.dot"}},                      /* unknown flag */
+        {4, {"--seq-len", "0", "-o", "x.dot"}},                    /* out of range */
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(loom_cmd_dot(bad[i].argc, bad[i].argv), 2, "bad case %u", i);
+    cr_assert_neq(access(tp("c.jpg"), F_OK), 0);
+}
