@@ -117,8 +117,8 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
         for (int32_t c = head[i]; c >= 0; c = c_next[c]) terms[--m] = c_val[c];
         grad[i] = k == 1 ? terms[0] : loom_add_n(g, terms, k);
         name_grad(g, y, grad[i]);
+        nd = loom_graph_node(g, y); /* building may have moved the node arena */
         if (nd->n_in == 0) continue;
-        nd = loom_graph_node(g, y);
         const loom_op_desc *d = loom_op(nd->op);
         if (!d->grad) {
             loom_graph_fail(g, LOOM_ERR_ARG, "backward: %s has no gradient rule (node %s)", d->name, TSTR(g, y));

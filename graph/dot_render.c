@@ -7,8 +7,17 @@
 #ifdef LOOM_HAVE_GVC
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
+#include <pthread.h>
 
 bool loom_dot_can_render(void) { return true; }
+
+/* One Graphviz context for the whole process, never freed: Graphviz 2.42's
+ * pango plugin keeps a pointer to the last font it measured in a static
+ * cache, which a freed context would leave dangling for the next one. */
+static GVC_t *gvc_shared;
+static pthread_once_t gvc_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t gvc_lock = PTHREAD_MUTEX_INITIALIZER;
+static void gvc_start(void) { gvc_shared = gvContext(); }
 
 loom_status loom_dot_render(const char *dot, const char *format, const char *path, char *err, size_t n)
 {
@@ -16,11 +25,13 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
         snprintf(err, n, "render: missing DOT text, format or path");
         return LOOM_ERR_ARG;
     }
-    GVC_t *gvc = gvContext();
+    pthread_once(&gvc_once, gvc_start);
+    GVC_t *gvc = gvc_shared;
     if (!gvc) {
         snprintf(err, n, "render: cannot start Graphviz");
         return LOOM_ERR_STATE;
     }
+    pthread_mutex_lock(&gvc_lock); /* Graphviz is not thread-safe */
     loom_status st = LOOM_OK;
     Agraph_t *gr = agmemread(dot);
     if (!gr) {
@@ -37,7 +48,7 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
         gvFreeLayout(gvc, gr);
     }
     if (gr) agclose(gr);
-    gvFreeContext(gvc);
+    pthread_mutex_unlock(&gvc_lock);
     return st;
 }
 #else
