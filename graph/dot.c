@@ -645,6 +645,8 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
                     c.heat_hi = v > c.heat_hi ? v : c.heat_hi;
                 }
             }
+    if (o->heat_lo > 0) c.heat_lo = o->heat_lo;
+    if (o->heat_hi > 0) c.heat_hi = o->heat_hi;
     bool cells = o->view == LOOM_DOT_CELLS;
     if (cells) {
         c.clear = calloc((size_t)c.n + 1, sizeof *c.clear);

@@ -18,6 +18,7 @@ static const char *ext_of(const char *path)
 int loom_cmd_dot(int argc, char **argv)
 {
     long T = 4, B = 2, I = 3, H = 4, layers = 1, truncate = 0, shown = 0, seed = 1;
+    float heat_lo = 0, heat_hi = 0;
     bool bidir = false, backward = false, norms = false, random_trunc = false, last_loss = false;
     const char *cell_name = "lstm", *out = NULL, *view = "op", *title = NULL;
     for (int a = 0; a < argc; a++) {
@@ -35,6 +36,13 @@ int loom_cmd_dot(int argc, char **argv)
         else if (!strcmp(f, "--bidirectional")) bidir = true;
         else if (!strcmp(f, "--backward")) backward = true;
         else if (!strcmp(f, "--grad-norms")) norms = true;
+        else if (!strcmp(f, "--heat-range")) {
+            char *end = NULL;
+            heat_lo = v ? strtof(v, &end) : 0;
+            ok = end && *end == ':' && (heat_hi = strtof(end + 1, &end), !*end) && heat_lo > 0 && heat_hi > heat_lo;
+            if (!ok) fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI, got '%s'\n", v ? v : "");
+            a++;
+        }
         else if (!strcmp(f, "--loss")) {
             ok = v && (!strcmp(v, "all") || !strcmp(v, "last"));
             if (!ok) fprintf(stderr, "loom dot: --loss must be all or last, got '%s'\n", v ? v : "");
@@ -189,6 +197,8 @@ int loom_cmd_dot(int argc, char **argv)
                           .heat_steps = (int)T,
                           .heat_layers = L,
                           .heat_dirs = D,
+                          .heat_lo = heat_lo,
+                          .heat_hi = heat_hi,
                           .title = title ? title : auto_title,
                           .roots = roots,
                           .n_roots = n_roots};

@@ -34,6 +34,8 @@ typedef struct {
      * [(t · layers + l) · dirs + d]; NULL for none. */
     const float *heat;
     int heat_steps, heat_layers, heat_dirs;
+    float heat_lo, heat_hi; /* colour scale ends (0: the smallest and largest value drawn);
+                               fix them to compare pictures side by side */
     const char *title;
     /* Draw only the nodes these depend on (NULL: every node). */
     const loom_tensor *roots;

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Regenerates the pictures in docs/ (shown in the README) with the loom command.
+set -eu
+cd "$(dirname "$0")/.."
+loom=${LOOM:-build/loom}
+$loom dot --cell lstm --seq-len 4 --view cell -o docs/lstm_forward.svg
+$loom dot --cell lstm --seq-len 4 --view cell --backward -o docs/lstm_backward.svg
+$loom dot --cell lstm --seq-len 3 -o docs/lstm_ops.svg
+$loom dot --cell rnn_tanh --seq-len 6 --truncate 3 --view cell --backward -o docs/truncated_bptt.svg
+$loom dot --cell rnn_tanh --seq-len 16 --view cell --grad-norms --loss last --heat-range 1e-7:2 -o docs/heat_rnn_tanh.svg
+$loom dot --cell lstm --seq-len 16 --view cell --grad-norms --loss last --heat-range 1e-7:2 -o docs/heat_lstm.svg
+$loom dot --cell gru --layers 2 --bidirectional --seq-len 4 --view cell -o docs/gru_2layer_bidirectional.svg
