@@ -58,6 +58,7 @@ typedef struct {
     float heat_lo, heat_hi;
     bool oom;
     bool *clear;          /* cell view: plumbing drawn as nothing; edges pass through it */
+    bool *fed, *feeds;    /* op view: a drawn input / consumer in the same step */
     id_list *through;     /* for a clear node: the drawn nodes it reads, through other clear ones */
 } dot_ctx;
 
@@ -542,12 +543,15 @@ static void emit_step(dot_ctx *c, int t, bool cells)
         else emit_op_node(c, ids[x]);
     }
     if (!cells) emit_ports(c, t);
-    /* the step's rank range: after start_t, before end_t */
+    /* the step's rank range: after start_t, before end_t (edges to the nodes
+     * that start the step's dataflow and from those that end it suffice) */
     char id[64], prev[64] = "";
     for (int x = 0; x < m; x++) {
         obj_id(c, ids[x], id, sizeof id);
-        if (!seen_add(c, key_of("start", id, "hub"))) continue;
-        fprintf(f, "    start%d -> %s [style=invis];\n    %s -> end%d [style=invis];\n", t, id, id, t);
+        int32_t i = ids[x];
+        bool first = cells || !c->fed[i], last = cells || !c->feeds[i];
+        if (first && seen_add(c, key_of("start", id, "hub"))) fprintf(f, "    start%d -> %s [style=invis];\n", t, id);
+        if (last && seen_add(c, key_of(id, "end", "hub"))) fprintf(f, "    %s -> end%d [style=invis];\n", id, t);
     }
     if (cells) {
         /* a step is a column of forward cells (x_t at the bottom) and, to its
@@ -654,6 +658,20 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         if (!c.clear || !c.through) c.oom = true;
         else find_clear(&c);
     }
+    c.fed = calloc((size_t)c.n + 1, sizeof *c.fed);
+    c.feeds = calloc((size_t)c.n + 1, sizeof *c.feeds);
+    if (!c.fed || !c.feeds) c.oom = true;
+    for (int32_t v = 0; !c.oom && v < c.n; v++) {
+        if (c.vis[v] != DRAW || N(&c, v)->tags.step < 0) continue;
+        for (int j = 0; j < N(&c, v)->n_in; j++) {
+            int32_t u = input_of(&c, v, j);
+            if (c.vis[u] != DRAW || N(&c, u)->tags.step != N(&c, v)->tags.step || is_recurrent(N(&c, u), N(&c, v)))
+                continue;
+            /* gradient edges are laid out reversed (see emit_edge) */
+            if (is_bwd(N(&c, u)) && is_bwd(N(&c, v))) c.fed[u] = c.feeds[v] = true;
+            else c.fed[v] = c.feeds[u] = true;
+        }
+    }
     /* ports: every recurrent edge between two drawn steps enters through one */
     for (int32_t v = 0; !cells && v < c.n; v++) {
         if (c.vis[v] != DRAW) continue;
@@ -663,7 +681,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         }
     }
 
-    fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, fontname=\"Helvetica\", "
+    fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, mclimit=0.5, fontname=\"Helvetica\", "
                "nodesep=0.18, ranksep=0.28, labelloc=t, fontsize=14, label=\"");
     esc(f, o->title ? o->title : "");
     fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "
@@ -742,7 +760,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     }
     fprintf(f, "}\n");
     for (int32_t i = 0; c.through && i < c.n; i++) free(c.through[i].v);
-    free(c.clear), free(c.through);
+    free(c.clear), free(c.through), free(c.fed), free(c.feeds);
     free(c.vis), free(c.cut), free(c.seen), free(c.port_u), free(c.port_t);
     return c.oom ? LOOM_ERR_NOMEM : ferror(f) ? LOOM_ERR_IO : LOOM_OK;
 }

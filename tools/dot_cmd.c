@@ -17,7 +17,7 @@ static const char *ext_of(const char *path)
 
 int loom_cmd_dot(int argc, char **argv)
 {
-    long T = 4, B = 2, I = 3, H = 4, layers = 1, truncate = 0, shown = 0, seed = 1;
+    long T = 4, B = 2, I = 3, H = 4, layers = 1, truncate = 0, shown = -1, seed = 1;
     float heat_lo = 0, heat_hi = 0;
     bool bidir = false, backward = false, norms = false, random_trunc = false, last_loss = false;
     const char *cell_name = "lstm", *out = NULL, *view = "op", *title = NULL;
@@ -30,7 +30,7 @@ int loom_cmd_dot(int argc, char **argv)
         else if (!strcmp(f, "--hidden")) ok = loom_tool_int(f, v, 1, 4096, &H), a++;
         else if (!strcmp(f, "--layers")) ok = loom_tool_int(f, v, 1, LOOM_RNN_MAX_LAYERS, &layers), a++;
         else if (!strcmp(f, "--truncate")) ok = loom_tool_int(f, v, 1, 100000, &truncate), a++;
-        else if (!strcmp(f, "--steps-shown")) ok = loom_tool_int(f, v, 1, 100000, &shown), a++;
+        else if (!strcmp(f, "--steps-shown")) ok = loom_tool_int(f, v, 0, 100000, &shown), a++;
         else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed), a++;
         else if (!strcmp(f, "--random-truncation")) random_trunc = true;
         else if (!strcmp(f, "--bidirectional")) bidir = true;
@@ -92,6 +92,17 @@ int loom_cmd_dot(int argc, char **argv)
     }
     const loom_cell_def *cell = loom_tool_cell(cell_name);
     int D = bidir ? 2 : 1, L = (int)layers;
+    if (shown < 0) {
+        /* Graphviz's layout time grows fast with the steps drawn (every
+         * parameter has an edge into every step): long sequences show their
+         * first and last steps unless asked otherwise */
+        bool cells = !strcmp(view, "cell");
+        long limit = cells ? (backward ? 24 : 40) / (L * D) : (backward ? 6 : 10) / (L * D);
+        long k = cells ? (limit / 2 < 8 ? limit / 2 : 8) : 3;
+        shown = T > (limit > 2 ? limit : 2) ? (k > 1 ? k : 1) : 0;
+        if (shown)
+            fprintf(stderr, "loom dot: drawing the first and last %ld of %ld steps (--steps-shown 0 draws all)\n", shown, T);
+    }
 
     /* the model: x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random) */
     loom_graph *g = loom_graph_new();

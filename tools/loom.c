@@ -47,7 +47,8 @@ static void usage(FILE *f)
             "  --loss all|last       per-step losses on every step (default) or the last one only\n"
             "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
             "  --random-truncation   segment lengths drawn at random with mean K\n"
-            "  --steps-shown K       draw the first and last K steps, elide the middle\n"
+            "  --steps-shown K       draw the first and last K steps, elide the middle (default: all\n"
+            "                        steps of short sequences; 0: all steps)\n"
             "  --title TEXT          the picture's title\n");
 }
 
