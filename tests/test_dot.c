@@ -387,8 +387,9 @@ Test(render, loom_dot_command)
     cr_assert_eq(loom_cmd_dot(12, ok_args), 0);
     unsigned char h[8];
     cr_assert_gt(file_bytes(tp("a.svg"), h, sizeof h), 1000);
-    char *heat_args[] = {"--cell", "rnn_tanh", "--seq-len", "12", "--grad-norms", "--loss", "last", "-o", (char *)tp("a.dot")};
-    cr_assert_eq(loom_cmd_dot(9, heat_args), 0);
+    char *heat_args[] = {"--cell", "rnn_tanh", "--seq-len", "12", "--grad-norms", "--loss", "last",
+                         "--steps-shown", "0", "-o", (char *)tp("a.dot")};
+    cr_assert_eq(loom_cmd_dot(11, heat_args), 0);
     FILE *f = fopen(tp("a.dot"), "r");
     char line[4096];
     double prev = -1;
@@ -404,6 +405,17 @@ Test(render, loom_dot_command)
     }
     fclose(f);
     cr_assert_eq(seen, 12);
+    /* a long sequence is drawn as its first and last steps by default */
+    char *long_args[] = {"--seq-len", "200", "-o", (char *)tp("a.dot")};
+    cr_assert_eq(loom_cmd_dot(4, long_args), 0);
+    f = fopen(tp("a.dot"), "r");
+    int clusters = 0, elided = 0;
+    while (fgets(line, sizeof line, f)) {
+        clusters += strstr(line, "subgraph cluster_t") != NULL;
+        elided += strstr(line, "subgraph cluster_elided") != NULL;
+    }
+    fclose(f);
+    cr_assert(clusters == 6 && elided == 1, "%d step clusters, %d elisions", clusters, elided);
     struct {
         int argc;
         char *argv[6];
