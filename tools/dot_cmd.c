@@ -17,23 +17,22 @@ static const char *ext_of(const char *path)
 
 int loom_cmd_dot(int argc, char **argv)
 {
-    long T = 4, B = 2, I = 3, H = 4, layers = 1, truncate = 0, shown = -1, seed = 1;
+    loom_tool_model m = {&loom_cell_lstm, 4, 2, 3, 4, 1, 1, false};
+    long truncate = 0, shown = -1;
     float heat_lo = 0, heat_hi = 0;
-    bool bidir = false, backward = false, norms = false, random_trunc = false, last_loss = false;
-    const char *cell_name = "lstm", *out = NULL, *view = "op", *title = NULL;
+    bool backward = false, norms = false, random_trunc = false, last_loss = false;
+    const char *out = NULL, *view = "op", *title = NULL;
     for (int a = 0; a < argc; a++) {
         const char *f = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
+        int r = loom_tool_model_flag(&m, argc, argv, &a);
+        if (r) {
+            if (r < 0) return 2;
+            continue;
+        }
         bool ok = true;
-        if (!strcmp(f, "--seq-len")) ok = loom_tool_int(f, v, 1, 100000, &T), a++;
-        else if (!strcmp(f, "--batch")) ok = loom_tool_int(f, v, 1, 4096, &B), a++;
-        else if (!strcmp(f, "--input")) ok = loom_tool_int(f, v, 1, 4096, &I), a++;
-        else if (!strcmp(f, "--hidden")) ok = loom_tool_int(f, v, 1, 4096, &H), a++;
-        else if (!strcmp(f, "--layers")) ok = loom_tool_int(f, v, 1, LOOM_RNN_MAX_LAYERS, &layers), a++;
-        else if (!strcmp(f, "--truncate")) ok = loom_tool_int(f, v, 1, 100000, &truncate), a++;
+        if (!strcmp(f, "--truncate")) ok = loom_tool_int(f, v, 1, 100000, &truncate), a++;
         else if (!strcmp(f, "--steps-shown")) ok = loom_tool_int(f, v, 0, 100000, &shown), a++;
-        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed), a++;
         else if (!strcmp(f, "--random-truncation")) random_trunc = true;
-        else if (!strcmp(f, "--bidirectional")) bidir = true;
         else if (!strcmp(f, "--backward")) backward = true;
         else if (!strcmp(f, "--grad-norms")) norms = true;
         else if (!strcmp(f, "--heat-range")) {
@@ -42,16 +41,10 @@ int loom_cmd_dot(int argc, char **argv)
             ok = end && *end == ':' && (heat_hi = strtof(end + 1, &end), !*end) && heat_lo > 0 && heat_hi > heat_lo;
             if (!ok) fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI, got '%s'\n", v ? v : "");
             a++;
-        }
-        else if (!strcmp(f, "--loss")) {
+        } else if (!strcmp(f, "--loss")) {
             ok = v && (!strcmp(v, "all") || !strcmp(v, "last"));
             if (!ok) fprintf(stderr, "loom dot: --loss must be all or last, got '%s'\n", v ? v : "");
             last_loss = ok && !strcmp(v, "last");
-            a++;
-        } else if (!strcmp(f, "--cell")) {
-            cell_name = v;
-            ok = loom_tool_cell(v) != NULL;
-            if (!ok) fprintf(stderr, "loom dot: --cell must be rnn_tanh, rnn_relu, gru, lstm or mgu, got '%s'\n", v ? v : "");
             a++;
         } else if (!strcmp(f, "--view")) {
             view = v;
@@ -90,8 +83,10 @@ int loom_cmd_dot(int argc, char **argv)
         fprintf(stderr, "loom dot: this loom was built without Graphviz; write a .dot file and run `dot`\n");
         return 2;
     }
-    const loom_cell_def *cell = loom_tool_cell(cell_name);
-    int D = bidir ? 2 : 1, L = (int)layers;
+    const loom_cell_def *cell = m.cell;
+    long T = m.steps, B = m.batch, I = m.input, H = m.hidden, seed = m.seed;
+    bool bidir = m.bidirectional;
+    int D = bidir ? 2 : 1, L = (int)m.layers;
     if (shown < 0) {
         /* Graphviz's layout time grows fast with the steps drawn (every
          * parameter has an edge into every step): long sequences show their

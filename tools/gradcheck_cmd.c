@@ -32,6 +32,33 @@ bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out)
     return true;
 }
 
+int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a)
+{
+    const char *f = argv[*a], *v = *a + 1 < argc ? argv[*a + 1] : NULL;
+    struct { const char *flag; long lo, hi; long *out; } ints[] = {
+        {"--seq-len", 1, 100000, &m->steps}, {"--batch", 1, 4096, &m->batch}, {"--input", 1, 4096, &m->input},
+        {"--hidden", 1, 4096, &m->hidden}, {"--layers", 1, LOOM_RNN_MAX_LAYERS, &m->layers},
+        {"--seed", 0, 1L << 30, &m->seed},
+    };
+    for (unsigned i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (!strcmp(f, ints[i].flag)) {
+            (*a)++;
+            return loom_tool_int(f, v, ints[i].lo, ints[i].hi, ints[i].out) ? 1 : -1;
+        }
+    if (!strcmp(f, "--bidirectional")) {
+        m->bidirectional = true;
+        return 1;
+    }
+    if (!strcmp(f, "--cell")) {
+        (*a)++;
+        m->cell = loom_tool_cell(v);
+        if (m->cell) return 1;
+        fprintf(stderr, "loom: --cell must be rnn_tanh, rnn_relu, gru, lstm or mgu, got '%s'\n", v ? v : "");
+        return -1;
+    }
+    return 0;
+}
+
 static uint64_t rng_state;
 static float uniform(float lo, float hi)
 {
@@ -41,27 +68,19 @@ static float uniform(float lo, float hi)
 
 int loom_cmd_gradcheck(int argc, char **argv)
 {
-    long T = 4, B = 3, I = 5, H = 6, V = 7, layers = 1, seed = 1;
-    bool bidir = false;
-    const char *cell_name = "lstm";
+    loom_tool_model m = {&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false};
+    long V = 7;
     double eps = 0;
     for (int a = 0; a < argc; a++) {
         const char *f = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
+        int r = loom_tool_model_flag(&m, argc, argv, &a);
+        if (r) {
+            if (r < 0) return 2;
+            continue;
+        }
         bool ok = true;
-        if (!strcmp(f, "--seq-len")) ok = loom_tool_int(f, v, 1, 1000, &T), a++;
-        else if (!strcmp(f, "--batch")) ok = loom_tool_int(f, v, 1, 4096, &B), a++;
-        else if (!strcmp(f, "--input")) ok = loom_tool_int(f, v, 1, 4096, &I), a++;
-        else if (!strcmp(f, "--hidden")) ok = loom_tool_int(f, v, 1, 4096, &H), a++;
-        else if (!strcmp(f, "--vocab")) ok = loom_tool_int(f, v, 1, 100000, &V), a++;
-        else if (!strcmp(f, "--layers")) ok = loom_tool_int(f, v, 1, LOOM_RNN_MAX_LAYERS, &layers), a++;
-        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed), a++;
-        else if (!strcmp(f, "--bidirectional")) bidir = true;
-        else if (!strcmp(f, "--cell")) {
-            cell_name = v;
-            ok = loom_tool_cell(v) != NULL;
-            if (!ok) fprintf(stderr, "loom: --cell must be rnn_tanh, rnn_relu, gru, lstm or mgu, got '%s'\n", v ? v : "");
-            a++;
-        } else if (!strcmp(f, "--eps")) {
+        if (!strcmp(f, "--vocab")) ok = loom_tool_int(f, v, 1, 100000, &V), a++;
+        else if (!strcmp(f, "--eps")) {
             char *end;
             eps = v ? strtod(v, &end) : 0;
             ok = v && !*end && eps > 0 && eps < 1;
@@ -73,7 +92,9 @@ int loom_cmd_gradcheck(int argc, char **argv)
         }
         if (!ok) return 2;
     }
-    const loom_cell_def *cell = loom_tool_cell(cell_name);
+    long T = m.steps, B = m.batch, I = m.input, H = m.hidden, layers = m.layers, seed = m.seed;
+    bool bidir = m.bidirectional;
+    const loom_cell_def *cell = m.cell;
     int D = bidir ? 2 : 1, S = cell->n_states;
     /* A step across a ReLU kink makes the central difference meaningless;
      * a smaller step makes crossing one unlikely. */
