@@ -59,6 +59,14 @@ typedef struct {
     bool oom;
     bool *clear;          /* cell view: plumbing drawn as nothing; edges pass through it */
     bool *fed, *feeds;    /* op view: a drawn input / consumer in the same step */
+    /* cell view: a grid of our own (pinned positions, Graphviz's neato) */
+    bool grid;
+    double *px, *py;      /* per node, inches; NAN: not placed */
+    double *col_x;        /* per step: x of its forward column */
+    int row_of[256];      /* row key → row (bottom 0) */
+    int n_rows;
+    double top_y, right_x, elided_x;
+    bool has_bwd;
     id_list *through;     /* for a clear node: the drawn nodes it reads, through other clear ones */
 } dot_ctx;
 
@@ -217,6 +225,85 @@ static void tag_attrs(FILE *f, const loom_node *n)
             role_name(n));
 }
 
+/* ---- the cell view's grid ---- */
+
+static bool in_cell(const loom_node *n);
+
+#define ROW_H 0.9   /* inches between rows */
+#define BWD_DX 0.55 /* gradient cells sit a little right, clear of the loss */
+
+/* Forward rows first (bottom to top), gradient rows above them. */
+static int grid_key(const loom_node *n)
+{
+    return (is_bwd(n) ? 128 : 0) + (((n->tags.layer + 1) * 10 + n->tags.dir) & 127);
+}
+static double row_y(const dot_ctx *c, const loom_node *n) { return c->row_of[grid_key(n)] * ROW_H; }
+
+static void pos_attr(const dot_ctx *c, double x, double y)
+{
+    if (c->grid && x == x && y == y) fprintf(c->f, ", pos=\"%.3f,%.3f!\"", x, y);
+}
+
+/* Columns: the parameters (and their Σ gradients) on the left, one column
+ * per drawn step, an elision column, and a last column for what lies outside
+ * the steps (the loss). Rows: the input x_t at the bottom, then each layer
+ * (reverse direction above forward), then what a step adds on top (its
+ * loss), then the gradient cells, layer by layer, in rows of their own. */
+static bool grid_plan(dot_ctx *c)
+{
+    c->px = malloc((size_t)c->n * sizeof *c->px + 1);
+    c->py = malloc((size_t)c->n * sizeof *c->py + 1);
+    c->col_x = calloc((size_t)c->T + 1, sizeof *c->col_x);
+    if (!c->px || !c->py || !c->col_x) return false;
+    bool used[256] = {false};
+    for (int32_t i = 0; i < c->n; i++) {
+        c->px[i] = c->py[i] = NAN;
+        const loom_node *n = N(c, i);
+        if (c->vis[i] != DRAW || c->clear[i]) continue;
+        if (n->tags.step >= 0) used[grid_key(n)] = true;
+        if (is_bwd(n) && n->tags.step >= 0) c->has_bwd = true;
+    }
+    c->n_rows = 0;
+    for (int k = 0; k < 256; k++) c->row_of[k] = used[k] ? c->n_rows++ : 0;
+    c->top_y = (c->n_rows > 0 ? c->n_rows - 1 : 0) * ROW_H;
+    double colw = c->has_bwd ? 2.3 : 1.9, x = 0;
+    bool el = false;
+    for (int t = c->lo; t <= c->hi; t++) {
+        int sv = step_vis(c, t);
+        if (sv == DRAW) {
+            c->col_x[t] = x;
+            x += colw;
+        } else if (sv == ELIDE && !el) {
+            c->elided_x = x - 0.2;
+            x += 1.4;
+            el = true;
+        }
+    }
+    c->right_x = x;
+    /* nodes that are not cell boxes */
+    int slot[256] = {0}, n_param = 0, n_sigma = 0, n_out = 0;
+    int32_t last_step = -1;
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *n = N(c, i);
+        if (c->vis[i] != DRAW || c->clear[i] || in_cell(n)) continue;
+        if (n->tags.role == LOOM_ROLE_PARAM) {
+            c->px[i] = c->has_bwd ? -3.8 : -2.0;
+            c->py[i] = c->top_y - 0.6 * n_param++;
+        } else if (is_param_grad(c, i)) {
+            c->px[i] = -2.0;
+            c->py[i] = c->top_y - 0.6 * n_sigma++;
+        } else if (n->tags.step >= 0) {
+            if (n->tags.step != last_step) memset(slot, 0, sizeof slot), last_step = n->tags.step;
+            c->px[i] = c->col_x[n->tags.step] + 0.45 * slot[grid_key(n)]++;
+            c->py[i] = row_y(c, n);
+        } else {
+            c->px[i] = c->right_x;
+            c->py[i] = c->top_y - 0.7 * n_out++;
+        }
+    }
+    return true;
+}
+
 /* One op node. */
 static void emit_op_node(dot_ctx *c, int32_t i)
 {
@@ -251,6 +338,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
         fprintf(f, ", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"%s", sigma ? ", penwidth=2.2" : "");
     else if (n->tags.state > 0) fprintf(f, ", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8");
     if (h >= 0) heat_attrs(c, h);
+    if (c->grid) pos_attr(c, c->px[i], c->py[i]);
     tag_attrs(f, n);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
 }
@@ -291,6 +379,7 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     fprintf(f, "\", group=\"%c%d_%d\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? 'b' : 'f', l, d,
             bwd ? C_BWD_FILL : C_STATE_FILL, bwd ? C_BWD_LINE : C_REC);
     if (h >= 0) heat_attrs(c, h);
+    if (c->grid) pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
 }
@@ -470,6 +559,15 @@ static void emit_edges(dot_ctx *c)
 
 /* ---- legend ---- */
 
+/* A legend node; on the grid at column x, row y of the legend's own grid
+ * (above the picture). */
+static void lg_node(dot_ctx *c, const char *id, const char *attrs, double x, double y)
+{
+    fprintf(c->f, "    %s [%s", id, attrs);
+    if (c->grid) pos_attr(c, x * 1.7, c->top_y + 1.6 + y * 0.55);
+    fprintf(c->f, "];\n");
+}
+
 static void emit_legend(dot_ctx *c)
 {
     FILE *f = c->f;
@@ -477,32 +575,40 @@ static void emit_legend(dot_ctx *c)
     for (int t = 1; t < c->T; t++) cuts = cuts || c->cut[t];
     fprintf(f, "  subgraph cluster_legend {\n    label=\"legend\"; fontsize=10; style=\"rounded\"; color=\"#999999\";\n"
                "    node [fontsize=8, width=0.9, height=0.3];\n");
-    fprintf(f, "    lg_op [label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"];\n"
-               "    lg_state [label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8];\n"
-               "    lg_param [label=\"parameter\", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"];\n"
-               "    lg_input [label=\"input x_t\", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"];\n");
+    if (c->grid) lg_node(c, "lg_top", "style=invis, shape=point, width=0, label=\"\"", 0, 2.0);
+    lg_node(c, "lg_input", "label=\"input x_t\", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"", 0, 1);
+    lg_node(c, "lg_op", "label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"", 1, 1);
+    lg_node(c, "lg_state", "label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8", 2, 1);
+    lg_node(c, "lg_param", "label=\"parameter\", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"", 0, 0);
     fprintf(f, "    lg_input -> lg_op [color=\"" C_INPUT_LINE "\", label=\" data\", fontsize=7];\n"
                "    lg_op -> lg_state [color=\"" C_REC "\", penwidth=2.6, label=\" recurrent\", fontsize=7];\n"
                "    lg_param -> lg_op [color=\"#b8860b66\", penwidth=0.6, label=\" weight use\", fontsize=7];\n");
-    if (bwd)
-        fprintf(f, "    lg_grad [label=\"gradient ∂L/∂·\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"];\n"
-                   "    lg_grad2 [label=\"Σ_t gradient\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\", penwidth=2];\n"
-                   "    lg_grad -> lg_grad2 [color=\"" C_BWD_LINE "\", style=dashed, label=\" gradient flow\", fontsize=7];\n"
+    if (bwd) {
+        lg_node(c, "lg_grad", "label=\"gradient ∂L/∂·\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"", 3, 1);
+        lg_node(c, "lg_grad2", "label=\"Σ_t gradient\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\", penwidth=2", 4, 1);
+        fprintf(f, "    lg_grad -> lg_grad2 [color=\"" C_BWD_LINE "\", style=dashed, label=\" gradient flow\", fontsize=7];\n"
                    "    lg_state -> lg_grad [color=\"#c8c8c8\", style=dotted, arrowhead=none, label=\" value used\", fontsize=7];\n");
-    if (cuts)
+    }
+    if (cuts) {
         fprintf(f, "    subgraph cluster_lg_cut { label=\"truncation segment\"; fontsize=8; style=dashed; color=\"" C_CUT
-                   "\"; penwidth=2; lg_cut [label=\"no gradient\\ncrosses a cut\", shape=plain, style=\"\"]; }\n");
+                   "\"; penwidth=2;\n");
+        lg_node(c, "lg_cut", "label=\"no gradient\\ncrosses a cut\", shape=plain, style=\"\"", 5, 0.5);
+        fprintf(f, "    }\n");
+    }
     if (c->o->heat && c->heat_hi > 0) {
+        lg_node(c, "lg_heat_t", "label=\"‖∂L/∂h_t‖ (log scale)\", shape=plain, style=\"\"", 1, -0.2);
         for (int i = 0; i < 5; i++) {
             double v = c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
                                                : c->heat_hi;
-            char col[16];
+            char col[16], id[16], at[160];
             heat_colour(c, (float)v, col, sizeof col);
-            fprintf(f, "    lg_heat%d [label=\"%.1e\", fillcolor=\"%s\", fontcolor=\"%s\", width=0.6];\n", i, v, col,
-                    i >= 3 ? "white" : "black");
+            snprintf(id, sizeof id, "lg_heat%d", i);
+            snprintf(at, sizeof at, "label=\"%.1e\", fillcolor=\"%s\", fontcolor=\"%s\", width=0.6", v, col,
+                     i >= 3 ? "white" : "black");
+            lg_node(c, id, at, 1.9 + 0.45 * i, -0.2);
         }
-        fprintf(f, "    lg_heat_t [label=\"‖∂L/∂h_t‖ (log scale)\", shape=plain, style=\"\"];\n"
-                   "    lg_heat_t -> lg_heat0 -> lg_heat1 -> lg_heat2 -> lg_heat3 -> lg_heat4 [style=invis];\n");
+        if (!c->grid)
+            fprintf(f, "    lg_heat_t -> lg_heat0 -> lg_heat1 -> lg_heat2 -> lg_heat3 -> lg_heat4 [style=invis];\n");
     }
     fprintf(f, "  }\n");
 }
@@ -523,9 +629,13 @@ static void emit_step(dot_ctx *c, int t, bool cells)
     fprintf(f, "  subgraph cluster_t%d {\n    label=\"t = %d\"; style=\"rounded,filled\"; fillcolor=\"#fafafa\"; "
                "color=\"#bbbbbb\"; loom_step=%d;\n",
             t, t + 1, t);
-    fprintf(f, "    start%d [style=invis, shape=point, width=0, label=\"\"];\n"
-               "    end%d [style=invis, shape=point, width=0, label=\"\"];\n",
-            t, t);
+    if (c->grid) /* room for the step's label above its top row */
+        fprintf(f, "    top%d [style=invis, shape=point, width=0, label=\"\", pos=\"%.3f,%.3f!\"];\n", t,
+                c->col_x[t] + (c->has_bwd ? BWD_DX / 2 : 0), c->top_y + 0.6);
+    else
+        fprintf(f, "    start%d [style=invis, shape=point, width=0, label=\"\"];\n"
+                   "    end%d [style=invis, shape=point, width=0, label=\"\"];\n",
+                t, t);
     /* drawn objects of the step, sorted by row (stable in node order) */
     int32_t *ids = malloc((size_t)c->n * sizeof *ids);
     int m = 0;
@@ -546,14 +656,14 @@ static void emit_step(dot_ctx *c, int t, bool cells)
     /* the step's rank range: after start_t, before end_t (edges to the nodes
      * that start the step's dataflow and from those that end it suffice) */
     char id[64], prev[64] = "";
-    for (int x = 0; x < m; x++) {
+    for (int x = 0; x < m && !c->grid; x++) {
         obj_id(c, ids[x], id, sizeof id);
         int32_t i = ids[x];
         bool first = cells || !c->fed[i], last = cells || !c->feeds[i];
         if (first && seen_add(c, key_of("start", id, "hub"))) fprintf(f, "    start%d -> %s [style=invis];\n", t, id);
         if (last && seen_add(c, key_of(id, "end", "hub"))) fprintf(f, "    %s -> end%d [style=invis];\n", id, t);
     }
-    if (cells) {
+    if (cells && !c->grid) {
         /* a step is a column of forward cells (x_t at the bottom) and, to its
          * right, a column of gradient cells, each ordered bottom to top */
         for (int col = 0; col < 2; col++) {
@@ -657,6 +767,8 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         c.through = calloc((size_t)c.n + 1, sizeof *c.through);
         if (!c.clear || !c.through) c.oom = true;
         else find_clear(&c);
+        c.grid = !c.oom;
+        if (c.grid && !grid_plan(&c)) c.oom = true, c.grid = false;
     }
     c.fed = calloc((size_t)c.n + 1, sizeof *c.fed);
     c.feeds = calloc((size_t)c.n + 1, sizeof *c.feeds);
@@ -681,7 +793,11 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         }
     }
 
-    fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, mclimit=0.5, fontname=\"Helvetica\", "
+    if (c.grid)
+        fprintf(f, "digraph loom {\n  graph [layout=neato, splines=line, outputorder=edgesfirst, fontname=\"Helvetica\", "
+                   "labelloc=t, fontsize=14, label=\"");
+    else
+        fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, mclimit=0.5, fontname=\"Helvetica\", "
                "nodesep=0.18, ranksep=0.28, labelloc=t, fontsize=14, label=\"");
     esc(f, o->title ? o->title : "");
     fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "
@@ -690,8 +806,10 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
 
     /* parameters, once */
     fprintf(f, "  subgraph cluster_params {\n    label=\"%s\"; style=\"rounded,filled\"; fillcolor=\"#fffbea\"; "
-               "color=\"#e0d090\";\n    anchor_params [style=invis, shape=point, width=0, label=\"\"];\n",
+               "color=\"#e0d090\";\n    anchor_params [style=invis, shape=point, width=0, label=\"\"",
             o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients");
+    pos_attr(&c, c.has_bwd ? -2.9 : -2.0, c.top_y + 0.55);
+    fprintf(f, "];\n");
     /* parameters (and their Σ gradients) before the steps */
     for (int32_t i = 0; i < c.n; i++)
         if (c.vis[i] == DRAW && (N(&c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(&c, i))) emit_op_node(&c, i);
@@ -715,18 +833,31 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
             }
             if (!elision_done) {
                 fprintf(f, "  subgraph cluster_elided {\n    label=\"t = %d … %d\"; style=\"rounded,dashed\"; "
-                           "color=\"#999999\";\n    elided [shape=plain, style=\"\", fontsize=12, label=\"⋯ %d steps ⋯\"];\n  }\n",
+                           "color=\"#999999\";\n    elided [shape=plain, style=\"\", fontsize=12, label=\"⋯ %d steps ⋯\"",
                         c.lo + c.k + 1, c.hi - c.k + 1, c.hi - c.lo + 1 - 2 * c.k);
+                pos_attr(&c, c.elided_x + 0.5, c.top_y / 2);
+                fprintf(f, "];\n  }\n");
                 elision_done = true;
             }
             continue;
         }
-        if (any_cut && !in_seg) {
+        if (any_cut && !in_seg && !c.grid) {
             fprintf(f, "  subgraph cluster_seg%d {\n    label=\"segment %d\"; style=\"dashed,rounded\"; color=\"" C_CUT
                        "\"; penwidth=2; fontcolor=\"" C_CUT "\";\n",
                     seg, seg + 1);
             seg++;
             in_seg = true;
+        }
+        if (c.grid && t > c.lo && c.cut[t] && step_vis(&c, t - 1) == DRAW) {
+            /* Graphviz's neato draws no nested clusters: on the grid a cut is a
+             * dashed red line between the two steps' columns */
+            double xc = (c.col_x[t - 1] + c.col_x[t]) / 2 + (c.has_bwd ? BWD_DX / 2 : 0);
+            fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\", pos=\"%.3f,%.3f!\"];\n"
+                       "  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=9, label=\"cut\", "
+                       "pos=\"%.3f,%.3f!\", loom_cut=%d];\n"
+                       "  cut%d_a -> cut%d_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none, "
+                       "loom_class=cut];\n",
+                    t, xc, -0.5, t, xc, c.top_y + 0.85, t, t, t);
         }
         emit_step(&c, t, cells);
     }
@@ -742,11 +873,12 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     emit_edges(&c);
     emit_legend(&c);
 
-    /* time order: each step's end before the next step's start */
+    /* time order: each step's end before the next step's start (the grid
+     * has its columns already) */
     const char *last = "anchor_params";
     char buf[32];
     bool el = false;
-    for (int t = c.lo; t <= c.hi; t++) {
+    for (int t = c.lo; !c.grid && t <= c.hi; t++) {
         int sv = step_vis(&c, t);
         if (sv == DRAW) {
             fprintf(f, "  %s -> start%d [style=invis];\n", last, t);
@@ -760,7 +892,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     }
     fprintf(f, "}\n");
     for (int32_t i = 0; c.through && i < c.n; i++) free(c.through[i].v);
-    free(c.clear), free(c.through), free(c.fed), free(c.feeds);
+    free(c.clear), free(c.through), free(c.fed), free(c.feeds), free(c.px), free(c.py), free(c.col_x);
     free(c.vis), free(c.cut), free(c.seen), free(c.port_u), free(c.port_t);
     return c.oom ? LOOM_ERR_NOMEM : ferror(f) ? LOOM_ERR_IO : LOOM_OK;
 }

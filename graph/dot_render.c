@@ -37,7 +37,7 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
     if (!gr) {
         snprintf(err, n, "render: Graphviz cannot parse the DOT text");
         st = LOOM_ERR_FORMAT;
-    } else if (gvLayout(gvc, gr, "dot") != 0) {
+    } else if (gvLayout(gvc, gr, agget(gr, "layout") && *agget(gr, "layout") ? agget(gr, "layout") : "dot") != 0) {
         snprintf(err, n, "render: Graphviz layout failed");
         st = LOOM_ERR_STATE;
     } else {
