@@ -433,3 +433,22 @@ Test(render, loom_dot_command)
         cr_assert_eq(loom_cmd_dot(bad[i].argc, bad[i].argv), 2, "bad case %u", i);
     cr_assert_neq(access(tp("c.jpg"), F_OK), 0);
 }
+
+/* A graph built without the unroller (no step tags) still draws: its nodes
+ * sit outside any step. */
+Test(dot, untagged_graph)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor a = loom_input(g, "a", loom_shape2(2, 3)), w = loom_param(g, "w", loom_shape2(4, 3)), gw;
+    loom_tensor loss = loom_sum_all(g, loom_tanh(g, loom_matmul(g, a, w, false, true)));
+    cr_assert_eq(loom_backward(g, loss, &w, 1, &gw), LOOM_OK);
+    for (int view = 0; view < 2; view++) {
+        char *text;
+        Agraph_t *gr = parse(g, &(loom_dot_opts){.view = view, .part = LOOM_DOT_BOTH}, &text);
+        cr_assert_eq(count_clusters(gr, "cluster_t"), 0);
+        cr_assert(agnode(gr, "n1", 0), "the parameter is drawn");
+        agclose(gr);
+        free(text);
+    }
+    loom_graph_free(g);
+}
