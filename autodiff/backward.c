@@ -25,6 +25,10 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
     if (!g) return LOOM_ERR_ARG;
     for (int i = 0; grads && i < n; i++) grads[i] = LOOM_INVALID;
     if (loom_graph_failed(g)) return loom_graph_status(g);
+    if (n < 0 || (n > 0 && (!wrt || !grads))) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "backward: %d wrt tensors but %s is NULL", n, !wrt ? "wrt" : "grads");
+        return LOOM_ERR_ARG;
+    }
     if (!loom_graph_has(g, loss)) {
         loom_graph_fail(g, LOOM_ERR_ARG, "backward: loss is not a tensor of this graph (id %d)", loss.id);
         return LOOM_ERR_ARG;

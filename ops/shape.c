@@ -328,6 +328,7 @@ loom_tensor loom_stop_gradient(loom_graph *g, loom_tensor x)
 
 loom_tensor loom_transpose(loom_graph *g, loom_tensor x, const int *perm)
 {
+    if (!perm && !loom_graph_failed(g)) return loom_graph_fail(g, LOOM_ERR_ARG, "transpose: the permutation is NULL");
     const loom_node *n = loom_graph_node(g, x);
     loom_attrs at = loom_attrs_zero();
     bool identity = true;

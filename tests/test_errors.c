@@ -188,3 +188,17 @@ Test(errors, run_time_mistakes)
     loom_plan_free(p);
     loom_graph_free(g);
 }
+
+Test(errors, null_arguments)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape2(2, 3));
+    cr_assert(!loom_valid(loom_transpose(g, x, NULL)));
+    cr_assert(strstr(loom_graph_error(g), "NULL"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+    g = loom_graph_new();
+    x = loom_input(g, "x", loom_shape0());
+    cr_assert_eq(loom_backward(g, x, NULL, 1, NULL), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "NULL"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}

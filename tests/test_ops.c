@@ -542,3 +542,31 @@ Test(index, stop_gradient_is_identity_forward)
     free(v), free(x.d);
     loom_graph_free(g);
 }
+
+Test(elementwise, add_n_values_and_gradients)
+{
+    loom_graph *g = loom_graph_new();
+    tin a = in_vals(g, "a", loom_shape1(3), (float[]){1, 2, 3});
+    tin b = in_vals(g, "b", loom_shape1(3), (float[]){10, 20, 30});
+    loom_tensor y = loom_add_n(g, (loom_tensor[]){a.t, b.t, a.t}, 3);
+    float *v = eval(g, y, (loom_binding[]){a.b, b.b}, 2);
+    assert_close(v, (float[]){12, 24, 36}, 3, 0);
+    free(v);
+    cr_assert_eq(loom_add_n(g, &a.t, 1).id, a.t.id, "a sum of one term is the term");
+    check_grads(g, loom_tanh(g, y), (loom_binding[]){a.b, b.b}, 2, NULL, 0);
+    cr_assert(!loom_valid(loom_add_n(g, (loom_tensor[]){a.t, loom_input(g, "c", loom_shape1(4))}, 2)));
+    cr_assert(strstr(loom_graph_error(g), "add_n") && strstr(loom_graph_error(g), "(4,)"), "%s", loom_graph_error(g));
+    free(a.d), free(b.d);
+    loom_graph_free(g);
+}
+
+Test(index, sequence_mask_values)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor len = loom_input_i32(g, "len", loom_shape1(3));
+    int32_t lv[3] = {2, 4, 1};
+    float *v = eval(g, loom_sequence_mask(g, len, 4), (loom_binding[]){{len, lv}}, 1);
+    assert_close(v, (float[]){1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 1, 0}, 12, 0);
+    free(v);
+    loom_graph_free(g);
+}
