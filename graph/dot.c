@@ -374,10 +374,8 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
             bwd ? "∂ " : "", bwd ? "" : "cell", t + 1, l, d ? "←" : "→");
     float h = bwd ? -1 : heat_of(c, t, l, d);
     if (h >= 0) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
-    /* one group per row: Graphviz keeps a group's edges straight, so the
-     * recurrent edges of a row run level */
-    fprintf(f, "\", group=\"%c%d_%d\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? 'b' : 'f', l, d,
-            bwd ? C_BWD_FILL : C_STATE_FILL, bwd ? C_BWD_LINE : C_REC);
+    fprintf(f, "\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
+            bwd ? C_BWD_LINE : C_REC);
     if (h >= 0) heat_attrs(c, h);
     if (c->grid) pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
@@ -655,35 +653,13 @@ static void emit_step(dot_ctx *c, int t, bool cells)
     if (!cells) emit_ports(c, t);
     /* the step's rank range: after start_t, before end_t (edges to the nodes
      * that start the step's dataflow and from those that end it suffice) */
-    char id[64], prev[64] = "";
+    char id[64];
     for (int x = 0; x < m && !c->grid; x++) {
         obj_id(c, ids[x], id, sizeof id);
         int32_t i = ids[x];
         bool first = cells || !c->fed[i], last = cells || !c->feeds[i];
         if (first && seen_add(c, key_of("start", id, "hub"))) fprintf(f, "    start%d -> %s [style=invis];\n", t, id);
         if (last && seen_add(c, key_of(id, "end", "hub"))) fprintf(f, "    %s -> end%d [style=invis];\n", id, t);
-    }
-    if (cells && !c->grid) {
-        /* a step is a column of forward cells (x_t at the bottom) and, to its
-         * right, a column of gradient cells, each ordered bottom to top */
-        for (int col = 0; col < 2; col++) {
-            fprintf(f, "    { rank=same;");
-            prev[0] = 0;
-            for (int x = 0; x < m; x++) {
-                if (is_bwd(N(c, ids[x])) != (col == 1)) continue;
-                obj_id(c, ids[x], id, sizeof id);
-                if (strcmp(id, prev)) fprintf(f, " %s;", id);
-                snprintf(prev, sizeof prev, "%s", id);
-            }
-            fprintf(f, " }\n");
-            prev[0] = 0;
-            for (int x = 0; x < m; x++) {
-                if (is_bwd(N(c, ids[x])) != (col == 1)) continue;
-                obj_id(c, ids[x], id, sizeof id);
-                if (prev[0] && strcmp(id, prev)) fprintf(f, "    %s -> %s [style=invis];\n", prev, id);
-                snprintf(prev, sizeof prev, "%s", id);
-            }
-        }
     }
     free(ids);
     fprintf(f, "  }\n");
@@ -767,8 +743,11 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         c.through = calloc((size_t)c.n + 1, sizeof *c.through);
         if (!c.clear || !c.through) c.oom = true;
         else find_clear(&c);
-        c.grid = !c.oom;
-        if (c.grid && !grid_plan(&c)) c.oom = true, c.grid = false;
+        c.grid = true; /* the cell view is always a grid of our own */
+        if (c.oom || !grid_plan(&c)) {
+            c.oom = true;
+            goto out;
+        }
     }
     c.fed = calloc((size_t)c.n + 1, sizeof *c.fed);
     c.feeds = calloc((size_t)c.n + 1, sizeof *c.feeds);
@@ -891,6 +870,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         }
     }
     fprintf(f, "}\n");
+out:
     for (int32_t i = 0; c.through && i < c.n; i++) free(c.through[i].v);
     free(c.clear), free(c.through), free(c.fed), free(c.feeds), free(c.px), free(c.py), free(c.col_x);
     free(c.vis), free(c.cut), free(c.seen), free(c.port_u), free(c.port_t);
