@@ -227,6 +227,31 @@ Test(dot, cell_view_boxes)
         cr_assert_eq(b - a, d ? -1 : 1);
     }
     cr_assert_eq(rec, (T - 1) * L * D * 2);
+    /* the grid: steps left to right; in a step x_t at the bottom, layers
+     * upwards, the reverse direction above the forward one, gradient cells
+     * above every forward cell */
+    double fx[T], fy[T][L][D], by[T][L][D], xy[T];
+    for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n)) {
+        double x, y;
+        if (sscanf(attr(n, "pos"), "%lf,%lf", &x, &y) != 2) continue;
+        int t = attr_int(n, "loom_step"), l = attr_int(n, "loom_layer"), d = attr_int(n, "loom_dir");
+        if (attr_int(n, "loom_cell") == 1) {
+            if (strcmp(attr(n, "loom_role"), "backward")) fy[t][l][d] = y, fx[t] = x;
+            else by[t][l][d] = y;
+        } else if (t >= 0 && l == -1) {
+            xy[t] = y;
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        if (t) cr_assert_gt(fx[t], fx[t - 1], "step %d right of step %d", t, t - 1);
+        cr_assert_lt(xy[t], fy[t][0][0]);
+        cr_assert_lt(fy[t][0][0], fy[t][0][1]);
+        cr_assert_lt(fy[t][0][1], fy[t][1][0]);
+        cr_assert_lt(fy[t][1][0], fy[t][1][1]);
+        cr_assert_lt(fy[t][1][1], by[t][0][0]);
+        for (int l = 0; l < L; l++)
+            for (int d = 0; d < D; d++) cr_assert_eq(fy[t][l][d], fy[0][l][d], "rows are level across steps");
+    }
     agclose(gr);
     free(text);
     loom_graph_free(m.g);
