@@ -64,6 +64,10 @@ typedef struct {
     double *px, *py;      /* per node, inches; NAN: not placed */
     double *col_x;        /* per step: x of its forward column */
     int row_of[256];      /* row key → row (bottom 0) */
+    double row_base[256]; /* row key → y of its row (op view: of its band) */
+    double colw;          /* width of a step's column */
+    bool bb_on;           /* collecting the extent of what is emitted, for a frame */
+    double bb[4];         /* xmin, xmax, ymin, ymax (inches, node centres) */
     int n_rows;
     double top_y, right_x, elided_x;
     bool has_bwd;
@@ -237,11 +241,128 @@ static int grid_key(const loom_node *n)
 {
     return (is_bwd(n) ? 128 : 0) + (((n->tags.layer + 1) * 10 + n->tags.dir) & 127);
 }
-static double row_y(const dot_ctx *c, const loom_node *n) { return c->row_of[grid_key(n)] * ROW_H; }
+static double row_y(const dot_ctx *c, const loom_node *n) { return c->row_base[grid_key(n)]; }
 
-static void pos_attr(const dot_ctx *c, double x, double y)
+/* Positions are written in points, for Graphviz's "nop" engine (neato -n):
+ * it draws nodes where they are told and lays out only the edges. */
+static void pos_attr(dot_ctx *c, double x, double y)
 {
-    if (c->grid && x == x && y == y) fprintf(c->f, ", pos=\"%.3f,%.3f!\"", x, y);
+    if (!c->grid || x != x || y != y) return;
+    fprintf(c->f, ", pos=\"%.1f,%.1f!\"", x * 72, y * 72);
+    if (c->bb_on) {
+        c->bb[0] = x < c->bb[0] ? x : c->bb[0];
+        c->bb[1] = x > c->bb[1] ? x : c->bb[1];
+        c->bb[2] = y < c->bb[2] ? y : c->bb[2];
+        c->bb[3] = y > c->bb[3] ? y : c->bb[3];
+    }
+}
+
+/* nop draws no cluster boxes: a cluster's frame is a node of its own, an
+ * outline around the nodes emitted since frame_begin, its label on top. */
+static void frame_begin(dot_ctx *c)
+{
+    c->bb_on = true;
+    c->bb[0] = c->bb[2] = INFINITY;
+    c->bb[1] = c->bb[3] = -INFINITY;
+}
+
+static void frame_end(dot_ctx *c, const char *id, const char *label, const char *style, const char *color, int fontsize)
+{
+    c->bb_on = false;
+    if (!c->grid || c->bb[0] > c->bb[1]) return;
+    double mx = 0.75, my = 0.35, top = 0.25 + fontsize / 40.0;
+    double w = c->bb[1] - c->bb[0] + 2 * mx, h = c->bb[3] - c->bb[2] + 2 * my + top;
+    fprintf(c->f, "    %s [shape=box, style=\"%s\", color=\"%s\", fontcolor=\"%s\", fontsize=%d, labelloc=t, "
+                  "fixedsize=true, width=%.2f, height=%.2f, label=\"%s\", loom_role=frame",
+            id, style, color, strcmp(color, C_CUT) ? "black" : C_CUT, fontsize, w, h, label);
+    c->bb_on = false;
+    pos_attr(c, (c->bb[0] + c->bb[1]) / 2, (c->bb[2] + c->bb[3]) / 2 + top / 2);
+    fprintf(c->f, "];\n");
+}
+
+/* Columns: the parameters (and their Σ gradients) on the left, one column
+ * per drawn step, an elision column, and a last column for what lies outside
+ * the steps (the loss). Rows: the input x_t at the bottom, then each layer
+ * (reverse direction above forward), then what a step adds on top (its
+ * loss), then the gradient cells, layer by layer, in rows of their own. */
+static bool drawn(const dot_ctx *c, int32_t i) { return c->vis[i] == DRAW && !(c->clear && c->clear[i]); }
+
+/* Op view: inside a step, a node's column is its depth in the step's
+ * dataflow (forward: left to right from the step's inputs; backward: right
+ * to left, the gradient arriving on the right), its row band is its
+ * (layer, direction) as in the cell view, and nodes of one band and depth
+ * stack in node order. Steps are identical, so every step is drawn alike. */
+#define OP_DX 1.0
+#define OP_DY 0.5
+static bool plan_op_steps(dot_ctx *c, double *colw)
+{
+    int32_t *depth = calloc((size_t)c->n + 1, sizeof *depth);
+    if (!depth) return false;
+    int maxd = 0;
+    for (int32_t v = 0; v < c->n; v++) {
+        const loom_node *nv = N(c, v);
+        if (!drawn(c, v) || nv->tags.step < 0 || is_bwd(nv)) continue;
+        for (int j = 0; j < nv->n_in; j++) {
+            int32_t u = input_of(c, v, j);
+            const loom_node *nu = N(c, u);
+            if (drawn(c, u) && nu->tags.step == nv->tags.step && !is_bwd(nu) && !is_recurrent(nu, nv) &&
+                depth[u] + 1 > depth[v])
+                depth[v] = depth[u] + 1;
+        }
+        maxd = depth[v] > maxd ? depth[v] : maxd;
+    }
+    for (int32_t v = c->n - 1; v >= 0; v--) {
+        const loom_node *nv = N(c, v);
+        if (!drawn(c, v) || nv->tags.step < 0 || !is_bwd(nv)) continue;
+        maxd = depth[v] > maxd ? depth[v] : maxd;
+        for (int j = 0; j < nv->n_in; j++) {
+            int32_t u = input_of(c, v, j);
+            const loom_node *nu = N(c, u);
+            if (drawn(c, u) && nu->tags.step == nv->tags.step && is_bwd(nu) && depth[v] + 1 > depth[u])
+                depth[u] = depth[v] + 1;
+        }
+    }
+    int D1 = maxd + 1, *cnt = calloc((size_t)256 * D1, sizeof *cnt), band_h[256] = {0};
+    if (!cnt) {
+        free(depth);
+        return false;
+    }
+    /* band heights: the most nodes any step puts at one depth of the band */
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t cur = -2;
+        for (int32_t i = 0; i < c->n; i++) {
+            const loom_node *n = N(c, i);
+            if (!drawn(c, i) || n->tags.step < 0) continue;
+            if (n->tags.step != cur) memset(cnt, 0, (size_t)256 * D1 * sizeof *cnt), cur = n->tags.step;
+            int k = grid_key(n), idx = cnt[k * D1 + depth[i]]++;
+            if (pass == 0 && idx + 1 > band_h[k]) band_h[k] = idx + 1;
+            if (pass == 1) {
+                c->px[i] = c->col_x[n->tags.step] + (depth[i] + 1) * OP_DX;
+                c->py[i] = c->row_base[k] + idx * OP_DY;
+            }
+        }
+        if (pass == 0) {
+            double acc = 0;
+            for (int k = 0; k < 256; k++) {
+                c->row_base[k] = acc;
+                if (band_h[k]) acc += band_h[k] * OP_DY + 0.35;
+            }
+            c->top_y = acc > 0 ? acc - 0.35 - OP_DY : 0;
+            *colw = (maxd + 2.5) * OP_DX;
+            /* columns of the drawn steps */
+            double x = 0;
+            bool el = false;
+            for (int t = c->lo; t <= c->hi; t++) {
+                int sv = step_vis(c, t);
+                if (sv == DRAW) c->col_x[t] = x, x += *colw;
+                else if (sv == ELIDE && !el) c->elided_x = x - 0.2, x += 1.4, el = true;
+            }
+            c->right_x = x;
+        }
+    }
+    free(cnt);
+    free(depth);
+    return true;
 }
 
 /* Columns: the parameters (and their Σ gradients) on the left, one column
@@ -255,37 +376,47 @@ static bool grid_plan(dot_ctx *c)
     c->py = malloc((size_t)c->n * sizeof *c->py + 1);
     c->col_x = calloc((size_t)c->T + 1, sizeof *c->col_x);
     if (!c->px || !c->py || !c->col_x) return false;
-    bool used[256] = {false};
+    bool used[256] = {false}, ops = c->o->view == LOOM_DOT_OPS;
     for (int32_t i = 0; i < c->n; i++) {
         c->px[i] = c->py[i] = NAN;
         const loom_node *n = N(c, i);
-        if (c->vis[i] != DRAW || c->clear[i]) continue;
+        if (!drawn(c, i)) continue;
         if (n->tags.step >= 0) used[grid_key(n)] = true;
         if (is_bwd(n) && n->tags.step >= 0) c->has_bwd = true;
     }
     c->n_rows = 0;
-    for (int k = 0; k < 256; k++) c->row_of[k] = used[k] ? c->n_rows++ : 0;
+    for (int k = 0; k < 256; k++) {
+        c->row_of[k] = used[k] ? c->n_rows++ : 0;
+        c->row_base[k] = c->row_of[k] * ROW_H;
+    }
     c->top_y = (c->n_rows > 0 ? c->n_rows - 1 : 0) * ROW_H;
     double colw = c->has_bwd ? 2.3 : 1.9, x = 0;
-    bool el = false;
-    for (int t = c->lo; t <= c->hi; t++) {
-        int sv = step_vis(c, t);
-        if (sv == DRAW) {
-            c->col_x[t] = x;
-            x += colw;
-        } else if (sv == ELIDE && !el) {
-            c->elided_x = x - 0.2;
-            x += 1.4;
-            el = true;
+    if (ops) {
+        if (!plan_op_steps(c, &colw)) return false;
+    } else {
+        bool el = false;
+        for (int t = c->lo; t <= c->hi; t++) {
+            int sv = step_vis(c, t);
+            if (sv == DRAW) {
+                c->col_x[t] = x;
+                x += colw;
+            } else if (sv == ELIDE && !el) {
+                c->elided_x = x - 0.2;
+                x += 1.4;
+                el = true;
+            }
         }
+        c->right_x = x;
     }
-    c->right_x = x;
-    /* nodes that are not cell boxes */
-    int slot[256] = {0}, n_param = 0, n_sigma = 0, n_out = 0;
+    c->colw = colw;
+    /* nodes that are not cell boxes: parameters and Σ gradients on the left,
+     * sources that feed the steps (zero states, inputs) just left of them,
+     * the rest (the loss) on the right */
+    int slot[256] = {0}, n_param = 0, n_sigma = 0, n_out = 0, n_src = 0;
     int32_t last_step = -1;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
-        if (c->vis[i] != DRAW || c->clear[i] || in_cell(n)) continue;
+        if (!drawn(c, i) || (!ops && in_cell(n)) || (ops && n->tags.step >= 0)) continue;
         if (n->tags.role == LOOM_ROLE_PARAM) {
             c->px[i] = c->has_bwd ? -3.8 : -2.0;
             c->py[i] = c->top_y - 0.6 * n_param++;
@@ -296,6 +427,9 @@ static bool grid_plan(dot_ctx *c)
             if (n->tags.step != last_step) memset(slot, 0, sizeof slot), last_step = n->tags.step;
             c->px[i] = c->col_x[n->tags.step] + 0.45 * slot[grid_key(n)]++;
             c->py[i] = row_y(c, n);
+        } else if (n->n_in == 0 || n->tags.role == LOOM_ROLE_INPUT) {
+            c->px[i] = -0.7;
+            c->py[i] = 0.5 * n_src++;
         } else {
             c->px[i] = c->right_x;
             c->py[i] = c->top_y - 0.7 * n_out++;
@@ -453,8 +587,11 @@ static void emit_ports(dot_ctx *c, int t)
         char id[64];
         port_name(c->port_u[p], t, id, sizeof id);
         fprintf(c->f, "    %s [shape=circle, width=0.3, fixedsize=true, fontsize=8, style=filled, fillcolor=\"" C_STATE_FILL
-                      "\", color=\"" C_REC "\", label=\"%s\", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=port];\n",
+                      "\", color=\"" C_REC "\", label=\"%s\", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=port",
                 id, state_letter(u->tags.state), t, u->tags.layer, u->tags.dir);
+        /* on the grid: at the step's left edge, in its row band */
+        if (c->grid) pos_attr(c, c->col_x[t] + 0.35, c->row_base[grid_key(u)] + (u->tags.state - 1) * OP_DY);
+        fprintf(c->f, "];\n");
     }
 }
 
@@ -573,7 +710,7 @@ static void emit_legend(dot_ctx *c)
     for (int t = 1; t < c->T; t++) cuts = cuts || c->cut[t];
     fprintf(f, "  subgraph cluster_legend {\n    label=\"legend\"; fontsize=10; style=\"rounded\"; color=\"#999999\";\n"
                "    node [fontsize=8, width=0.9, height=0.3];\n");
-    if (c->grid) lg_node(c, "lg_top", "style=invis, shape=point, width=0, label=\"\"", 0, 2.0);
+    if (c->grid) frame_begin(c);
     lg_node(c, "lg_input", "label=\"input x_t\", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"", 0, 1);
     lg_node(c, "lg_op", "label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"", 1, 1);
     lg_node(c, "lg_state", "label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8", 2, 1);
@@ -608,6 +745,7 @@ static void emit_legend(dot_ctx *c)
         if (!c->grid)
             fprintf(f, "    lg_heat_t -> lg_heat0 -> lg_heat1 -> lg_heat2 -> lg_heat3 -> lg_heat4 [style=invis];\n");
     }
+    if (c->grid) frame_end(c, "frame_legend", "legend", "rounded", "#999999", 10);
     fprintf(f, "  }\n");
 }
 
@@ -627,9 +765,7 @@ static void emit_step(dot_ctx *c, int t, bool cells)
     fprintf(f, "  subgraph cluster_t%d {\n    label=\"t = %d\"; style=\"rounded,filled\"; fillcolor=\"#fafafa\"; "
                "color=\"#bbbbbb\"; loom_step=%d;\n",
             t, t + 1, t);
-    if (c->grid) /* room for the step's label above its top row */
-        fprintf(f, "    top%d [style=invis, shape=point, width=0, label=\"\", pos=\"%.3f,%.3f!\"];\n", t,
-                c->col_x[t] + (c->has_bwd ? BWD_DX / 2 : 0), c->top_y + 0.6);
+    if (c->grid) frame_begin(c);
     else
         fprintf(f, "    start%d [style=invis, shape=point, width=0, label=\"\"];\n"
                    "    end%d [style=invis, shape=point, width=0, label=\"\"];\n",
@@ -651,6 +787,15 @@ static void emit_step(dot_ctx *c, int t, bool cells)
         else emit_op_node(c, ids[x]);
     }
     if (!cells) emit_ports(c, t);
+    if (c->grid) {
+        char id[32], label[32];
+        snprintf(id, sizeof id, "frame_t%d", t);
+        snprintf(label, sizeof label, "t = %d", t + 1);
+        /* the frame spans the full height of the grid, so all steps line up */
+        pos_attr(c, NAN, NAN);
+        if (c->bb[0] <= c->bb[1]) c->bb[2] = 0 < c->bb[2] ? 0 : c->bb[2], c->bb[3] = c->top_y > c->bb[3] ? c->top_y : c->bb[3];
+        frame_end(c, id, label, "rounded", "#bbbbbb", 14);
+    }
     /* the step's rank range: after start_t, before end_t (edges to the nodes
      * that start the step's dataflow and from those that end it suffice) */
     char id[64];
@@ -743,11 +888,12 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         c.through = calloc((size_t)c.n + 1, sizeof *c.through);
         if (!c.clear || !c.through) c.oom = true;
         else find_clear(&c);
-        c.grid = true; /* the cell view is always a grid of our own */
-        if (c.oom || !grid_plan(&c)) {
-            c.oom = true;
-            goto out;
-        }
+    }
+    /* both views are laid out on a grid of our own (pinned positions) */
+    c.grid = true;
+    if (c.oom || !grid_plan(&c)) {
+        c.oom = true;
+        goto out;
     }
     c.fed = calloc((size_t)c.n + 1, sizeof *c.fed);
     c.feeds = calloc((size_t)c.n + 1, sizeof *c.feeds);
@@ -773,7 +919,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     }
 
     if (c.grid)
-        fprintf(f, "digraph loom {\n  graph [layout=neato, splines=line, outputorder=edgesfirst, fontname=\"Helvetica\", "
+        fprintf(f, "digraph loom {\n  graph [layout=nop, splines=line, outputorder=nodesfirst, fontname=\"Helvetica\", "
                    "labelloc=t, fontsize=14, label=\"");
     else
         fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, mclimit=0.5, fontname=\"Helvetica\", "
@@ -789,9 +935,13 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
             o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients");
     pos_attr(&c, c.has_bwd ? -2.9 : -2.0, c.top_y + 0.55);
     fprintf(f, "];\n");
+    if (c.grid) frame_begin(&c);
     /* parameters (and their Σ gradients) before the steps */
     for (int32_t i = 0; i < c.n; i++)
         if (c.vis[i] == DRAW && (N(&c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(&c, i))) emit_op_node(&c, i);
+    if (c.grid)
+        frame_end(&c, "frame_params", o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients",
+                  "rounded", "#e0d090", 12);
     fprintf(f, "  }\n");
 
     /* steps, in segments when there are cuts */
@@ -814,8 +964,16 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
                 fprintf(f, "  subgraph cluster_elided {\n    label=\"t = %d … %d\"; style=\"rounded,dashed\"; "
                            "color=\"#999999\";\n    elided [shape=plain, style=\"\", fontsize=12, label=\"⋯ %d steps ⋯\"",
                         c.lo + c.k + 1, c.hi - c.k + 1, c.hi - c.lo + 1 - 2 * c.k);
+                frame_begin(&c);
                 pos_attr(&c, c.elided_x + 0.5, c.top_y / 2);
-                fprintf(f, "];\n  }\n");
+                fprintf(f, "];\n");
+                if (c.grid) {
+                    char lab[64];
+                    snprintf(lab, sizeof lab, "t = %d … %d", c.lo + c.k + 1, c.hi - c.k + 1);
+                    c.bb[2] = 0, c.bb[3] = c.top_y;
+                    frame_end(&c, "frame_elided", lab, "rounded,dashed", "#999999", 12);
+                }
+                fprintf(f, "  }\n");
                 elision_done = true;
             }
             continue;
@@ -830,13 +988,15 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         if (c.grid && t > c.lo && c.cut[t] && step_vis(&c, t - 1) == DRAW) {
             /* Graphviz's neato draws no nested clusters: on the grid a cut is a
              * dashed red line between the two steps' columns */
-            double xc = (c.col_x[t - 1] + c.col_x[t]) / 2 + (c.has_bwd ? BWD_DX / 2 : 0);
-            fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\", pos=\"%.3f,%.3f!\"];\n"
-                       "  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=9, label=\"cut\", "
-                       "pos=\"%.3f,%.3f!\", loom_cut=%d];\n"
-                       "  cut%d_a -> cut%d_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none, "
+            double xc = cells ? (c.col_x[t - 1] + c.col_x[t]) / 2 + (c.has_bwd ? BWD_DX / 2 : 0) : c.col_x[t] - 0.15;
+            fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\"", t);
+            pos_attr(&c, xc, -0.5);
+            fprintf(f, "];\n  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=9, label=\"cut\", loom_cut=%d",
+                    t, t);
+            pos_attr(&c, xc, c.top_y + 1.0);
+            fprintf(f, "];\n  cut%d_a -> cut%d_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none, "
                        "loom_class=cut];\n",
-                    t, xc, -0.5, t, xc, c.top_y + 0.85, t, t, t);
+                    t, t);
         }
         emit_step(&c, t, cells);
     }

@@ -88,15 +88,13 @@ int loom_cmd_dot(int argc, char **argv)
     bool bidir = m.bidirectional;
     int D = bidir ? 2 : 1, L = (int)m.layers;
     if (shown < 0) {
-        /* The op view's layout (Graphviz's dot) slows down fast with the steps
-         * drawn, every parameter having an edge into every step; the cell view
-         * is a grid of our own and stays fast, but past a few dozen steps a
-         * picture is wider than anyone reads. Long sequences show their first
-         * and last steps unless asked otherwise. */
+        /* Both views are laid out on a grid and stay fast (T = 500 with its
+         * backward graph: under 5 s), but a picture past a few dozen steps
+         * is wider than anyone reads: long sequences show their first and
+         * last steps unless asked otherwise. */
         bool cells = !strcmp(view, "cell");
-        long limit = cells ? 64 : (backward ? 6 : 10) / (L * D);
-        long k = cells ? 12 : 3;
-        shown = T > (limit > 2 ? limit : 2) ? k : 0;
+        long limit = cells ? 64 : 12, k = cells ? 12 : 4;
+        shown = T > limit ? k : 0;
         if (shown)
             fprintf(stderr, "loom dot: drawing the first and last %ld of %ld steps (--steps-shown 0 draws all)\n", shown, T);
     }

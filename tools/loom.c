@@ -47,8 +47,8 @@ static void usage(FILE *f)
             "  --loss all|last       per-step losses on every step (default) or the last one only\n"
             "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
             "  --random-truncation   segment lengths drawn at random with mean K\n"
-            "  --steps-shown K       draw the first and last K steps, elide the middle (default: all\n"
-            "                        steps of short sequences; 0: all steps)\n"
+            "  --steps-shown K       draw the first and last K steps, elide the middle (default: 12\n"
+            "                        past 64 steps in the cell view, 4 past 12 in the op view; 0: all)\n"
             "  --title TEXT          the picture's title\n");
 }
 
