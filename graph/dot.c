@@ -1,20 +1,23 @@
 /* DOT export of unrolled graphs, forward and backward (see loom/dot.h).
  *
- * Layout plan (rankdir=LR: Graphviz ranks run left to right and are time):
- *   - each drawn step is a cluster between two invisible anchors, start_t
- *     before every node of the step and end_t after every node, with
- *     end_t → start_t+1: the steps occupy disjoint rank ranges in time order,
- *     whatever edges cross between them;
- *   - every edge between different steps, and every parameter edge, has
- *     constraint=false: they are drawn but do not stretch the layout;
- *   - inside a step, rows are ordered top to bottom by invisible flat edges:
- *     higher layers above lower ones, the input x_t at the bottom;
- *   - gradient edges are laid out head first (dir=back), so gradients flow
- *     right to left: from the loss back to the parameters;
- *   - a carried state (tags.state > 0) enters the next step through one
- *     small port node: exactly one bold recurrent edge per step pair;
- *   - truncation cuts (a stop_gradient on a state from another step) split
- *     the steps into dashed red segment clusters. */
+ * Layout: a grid of our own. Graphviz's general layouts do not keep the
+ * order a picture of time needs (its in-rank ordering scrambled steps and
+ * rows), so every node is pinned (pos, in points) and the file asks for
+ * Graphviz's "nop" engine, which only draws the edges, straight:
+ *   - columns: parameters and their Σ gradients on the left, one column per
+ *     drawn step (an elision column for long sequences), the loss on the
+ *     right;
+ *   - cell view rows: x_t at the bottom, the layers upwards (the reverse
+ *     direction above the forward one), the step's loss, then the gradient
+ *     cells in rows of their own;
+ *   - op view: inside a step, a node's column is its depth in the step's
+ *     dataflow (the backward graph's runs right to left), its row band that
+ *     of its (layer, direction), as in the cell view;
+ *   - a carried state enters the next step through one small port node:
+ *     exactly one bold recurrent edge per step pair and state;
+ *   - truncation cuts are dashed red lines between steps;
+ *   - nop draws no clusters: the clusters stay in the file as structure, and
+ *     each gets a frame node drawn around its members. */
 #include "loom/dot.h"
 
 #include <math.h>
@@ -58,9 +61,7 @@ typedef struct {
     float heat_lo, heat_hi;
     bool oom;
     bool *clear;          /* cell view: plumbing drawn as nothing; edges pass through it */
-    bool *fed, *feeds;    /* op view: a drawn input / consumer in the same step */
-    /* cell view: a grid of our own (pinned positions, Graphviz's neato) */
-    bool grid;
+    /* the grid (see the top of this file) */
     double *px, *py;      /* per node, inches; NAN: not placed */
     double *col_x;        /* per step: x of its forward column */
     int row_of[256];      /* row key → row (bottom 0) */
@@ -229,7 +230,7 @@ static void tag_attrs(FILE *f, const loom_node *n)
             role_name(n));
 }
 
-/* ---- the cell view's grid ---- */
+/* ---- the grid ---- */
 
 static bool in_cell(const loom_node *n);
 
@@ -247,7 +248,7 @@ static double row_y(const dot_ctx *c, const loom_node *n) { return c->row_base[g
  * it draws nodes where they are told and lays out only the edges. */
 static void pos_attr(dot_ctx *c, double x, double y)
 {
-    if (!c->grid || x != x || y != y) return;
+    if (x != x || y != y) return;
     fprintf(c->f, ", pos=\"%.1f,%.1f!\"", x * 72, y * 72);
     if (c->bb_on) {
         c->bb[0] = x < c->bb[0] ? x : c->bb[0];
@@ -269,7 +270,7 @@ static void frame_begin(dot_ctx *c)
 static void frame_end(dot_ctx *c, const char *id, const char *label, const char *style, const char *color, int fontsize)
 {
     c->bb_on = false;
-    if (!c->grid || c->bb[0] > c->bb[1]) return;
+    if (c->bb[0] > c->bb[1]) return;
     double mx = 0.75, my = 0.35, top = 0.25 + fontsize / 40.0;
     double w = c->bb[1] - c->bb[0] + 2 * mx, h = c->bb[3] - c->bb[2] + 2 * my + top;
     fprintf(c->f, "    %s [shape=box, style=\"%s\", color=\"%s\", fontcolor=\"%s\", fontsize=%d, labelloc=t, "
@@ -472,7 +473,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
         fprintf(f, ", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"%s", sigma ? ", penwidth=2.2" : "");
     else if (n->tags.state > 0) fprintf(f, ", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8");
     if (h >= 0) heat_attrs(c, h);
-    if (c->grid) pos_attr(c, c->px[i], c->py[i]);
+    pos_attr(c, c->px[i], c->py[i]);
     tag_attrs(f, n);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
 }
@@ -511,37 +512,30 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     fprintf(f, "\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
             bwd ? C_BWD_LINE : C_REC);
     if (h >= 0) heat_attrs(c, h);
-    if (c->grid) pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
+    pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
 }
 
 /* ---- edges ---- */
 
-static void edge_style(FILE *f, const char *cls, bool across_steps)
+static void edge_style(FILE *f, const char *cls)
 {
-    if (!strcmp(cls, "grad")) {
-        /* written head → tail (see emit_edge) and drawn backwards */
-        fprintf(f, "dir=back, color=\"" C_BWD_LINE "\", style=dashed, penwidth=1.3%s", across_steps ? ", constraint=false" : "");
-        return;
-    }
-    /* weights: recurrent edges pull their rows level; the fan-out and fan-in
-     * edges of parameters, inputs and losses do not pull at all */
-    if (!strcmp(cls, "recurrent"))
-        fprintf(f, "color=\"" C_REC "\", penwidth=2.6, arrowsize=0.8, weight=20");
+    if (!strcmp(cls, "grad")) /* written head → tail (see emit_edge), drawn backwards */
+        fprintf(f, "dir=back, color=\"" C_BWD_LINE "\", style=dashed, penwidth=1.3");
+    else if (!strcmp(cls, "recurrent"))
+        fprintf(f, "color=\"" C_REC "\", penwidth=2.6, arrowsize=0.8");
     else if (!strcmp(cls, "param"))
-        fprintf(f, "color=\"#b8860b66\", penwidth=0.6, arrowsize=0.4, constraint=false, weight=0");
+        fprintf(f, "color=\"#b8860b66\", penwidth=0.6, arrowsize=0.4");
     else if (!strcmp(cls, "value"))
         fprintf(f, "color=\"#c8c8c8\", style=dotted, arrowhead=none, penwidth=0.6");
     else if (!strcmp(cls, "input"))
         fprintf(f, "color=\"" C_INPUT_LINE "\"");
     else
         fprintf(f, "color=\"#555555\"");
-    if (across_steps && strcmp(cls, "param")) fprintf(f, ", constraint=false");
 }
 
-static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls, bool across, int state, const char *label,
-                      bool loose)
+static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls, int state, const char *label)
 {
     char k[32];
     snprintf(k, sizeof k, "%s%d", cls, state);
@@ -550,8 +544,7 @@ static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls,
      * the receiving gradient to the left, the arrow still points at it */
     bool rev = !strcmp(cls, "grad");
     fprintf(c->f, "    %s -> %s [", rev ? b : a, rev ? a : b);
-    edge_style(c->f, cls, across);
-    if (loose) fprintf(c->f, ", weight=0");
+    edge_style(c->f, cls);
     if (label) fprintf(c->f, ", xlabel=\"%s\", fontsize=8, fontcolor=\"" C_REC "\"", label);
     fprintf(c->f, ", loom_class=%s, loom_state=%d];\n", cls, state);
 }
@@ -590,7 +583,7 @@ static void emit_ports(dot_ctx *c, int t)
                       "\", color=\"" C_REC "\", label=\"%s\", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=port",
                 id, state_letter(u->tags.state), t, u->tags.layer, u->tags.dir);
         /* on the grid: at the step's left edge, in its row band */
-        if (c->grid) pos_attr(c, c->col_x[t] + 0.35, c->row_base[grid_key(u)] + (u->tags.state - 1) * OP_DY);
+        pos_attr(c, c->col_x[t] + 0.35, c->row_base[grid_key(u)] + (u->tags.state - 1) * OP_DY);
         fprintf(c->f, "];\n");
     }
 }
@@ -668,25 +661,20 @@ static void emit_edges(dot_ctx *c)
             bool across = nu->tags.step >= 0 && nv->tags.step >= 0 && nu->tags.step != nv->tags.step;
             if (cells && !strcmp(cls, "value") && (across || nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir))
                 goto next_source; /* the cell view shows a forward cell feeding only its own backward cell */
-            /* the cell view lays a step out as two columns: only the value
-             * edges (forward cell → its gradient cell) place them */
-            if (cells && nu->tags.step >= 0 && nu->tags.step == nv->tags.step && strcmp(cls, "value")) across = true;
             if (!strcmp(cls, "recurrent")) {
                 char lab[8];
                 snprintf(lab, sizeof lab, "%s", state_letter(nu->tags.state));
                 if (!cells && c->vis[u] == DRAW && c->vis[v] == DRAW) {
                     char p[64];
                     port_name(u, nv->tags.step, p, sizeof p);
-                    emit_edge(c, a, p, "recurrent", true, nu->tags.state, NULL, false);
-                    emit_edge(c, p, b, "forward", false, 0, NULL, false);
+                    emit_edge(c, a, p, "recurrent", nu->tags.state, NULL);
+                    emit_edge(c, p, b, "forward", 0, NULL);
                 } else {
-                    emit_edge(c, a, b, "recurrent", true, nu->tags.state, cells ? lab : NULL, false);
+                    emit_edge(c, a, b, "recurrent", nu->tags.state, cells ? lab : NULL);
                 }
                 goto next_source;
             }
-            /* between a step and the outside (inputs, losses, Σ gradients) */
-            bool loose = (nu->tags.step < 0) != (nv->tags.step < 0);
-            emit_edge(c, a, b, cls, across, 0, NULL, loose);
+            emit_edge(c, a, b, cls, 0, NULL);
             goto next_source;
         }
     }
@@ -699,7 +687,7 @@ static void emit_edges(dot_ctx *c)
 static void lg_node(dot_ctx *c, const char *id, const char *attrs, double x, double y)
 {
     fprintf(c->f, "    %s [%s", id, attrs);
-    if (c->grid) pos_attr(c, x * 1.7, c->top_y + 1.6 + y * 0.55);
+    pos_attr(c, x * 1.7, c->top_y + 1.6 + y * 0.55);
     fprintf(c->f, "];\n");
 }
 
@@ -710,7 +698,7 @@ static void emit_legend(dot_ctx *c)
     for (int t = 1; t < c->T; t++) cuts = cuts || c->cut[t];
     fprintf(f, "  subgraph cluster_legend {\n    label=\"legend\"; fontsize=10; style=\"rounded\"; color=\"#999999\";\n"
                "    node [fontsize=8, width=0.9, height=0.3];\n");
-    if (c->grid) frame_begin(c);
+    frame_begin(c);
     lg_node(c, "lg_input", "label=\"input x_t\", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"", 0, 1);
     lg_node(c, "lg_op", "label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"", 1, 1);
     lg_node(c, "lg_state", "label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8", 2, 1);
@@ -742,71 +730,35 @@ static void emit_legend(dot_ctx *c)
                      i >= 3 ? "white" : "black");
             lg_node(c, id, at, 1.9 + 0.45 * i, -0.2);
         }
-        if (!c->grid)
-            fprintf(f, "    lg_heat_t -> lg_heat0 -> lg_heat1 -> lg_heat2 -> lg_heat3 -> lg_heat4 [style=invis];\n");
     }
-    if (c->grid) frame_end(c, "frame_legend", "legend", "rounded", "#999999", 10);
+    frame_end(c, "frame_legend", "legend", "rounded", "#999999", 10);
     fprintf(f, "  }\n");
 }
 
 /* ---- the whole picture ---- */
 
-/* Bottom-to-top order of a node's row inside its step: the input row x_t,
- * then the layers upwards (the reverse direction above the forward one),
- * the gradient cells on top. (In rankdir=LR a flat edge a → b puts b above a.) */
-static int row_key(const loom_node *n)
-{
-    return (is_bwd(n) ? 100000 : 0) + (n->tags.layer + 1) * 10 + n->tags.dir;
-}
 
 static void emit_step(dot_ctx *c, int t, bool cells)
 {
     FILE *f = c->f;
-    fprintf(f, "  subgraph cluster_t%d {\n    label=\"t = %d\"; style=\"rounded,filled\"; fillcolor=\"#fafafa\"; "
-               "color=\"#bbbbbb\"; loom_step=%d;\n",
-            t, t + 1, t);
-    if (c->grid) frame_begin(c);
-    else
-        fprintf(f, "    start%d [style=invis, shape=point, width=0, label=\"\"];\n"
-                   "    end%d [style=invis, shape=point, width=0, label=\"\"];\n",
-                t, t);
-    /* drawn objects of the step, sorted by row (stable in node order) */
-    int32_t *ids = malloc((size_t)c->n * sizeof *ids);
-    int m = 0;
-    for (int32_t i = 0; ids && i < c->n; i++)
-        if (c->vis[i] == DRAW && N(c, i)->tags.step == t && !(c->clear && c->clear[i])) ids[m++] = i;
-    for (int x = 1; x < m; x++) /* insertion sort: steps hold few nodes */
-        for (int y = x; y > 0 && row_key(N(c, ids[y - 1])) > row_key(N(c, ids[y])); y--) {
-            int32_t tmp = ids[y];
-            ids[y] = ids[y - 1];
-            ids[y - 1] = tmp;
-        }
-    for (int x = 0; x < m; x++) {
-        const loom_node *nd = N(c, ids[x]);
+    fprintf(f, "  subgraph cluster_t%d {\n    label=\"t = %d\"; loom_step=%d;\n", t, t + 1, t);
+    frame_begin(c);
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *nd = N(c, i);
+        if (c->vis[i] != DRAW || nd->tags.step != t || (c->clear && c->clear[i])) continue;
         if (cells && in_cell(nd)) emit_cell_box(c, nd);
-        else emit_op_node(c, ids[x]);
+        else emit_op_node(c, i);
     }
     if (!cells) emit_ports(c, t);
-    if (c->grid) {
-        char id[32], label[32];
-        snprintf(id, sizeof id, "frame_t%d", t);
-        snprintf(label, sizeof label, "t = %d", t + 1);
-        /* the frame spans the full height of the grid, so all steps line up */
-        pos_attr(c, NAN, NAN);
-        if (c->bb[0] <= c->bb[1]) c->bb[2] = 0 < c->bb[2] ? 0 : c->bb[2], c->bb[3] = c->top_y > c->bb[3] ? c->top_y : c->bb[3];
-        frame_end(c, id, label, "rounded", "#bbbbbb", 14);
+    /* the frame spans the full height of the grid, so all steps line up */
+    char id[32], label[32];
+    snprintf(id, sizeof id, "frame_t%d", t);
+    snprintf(label, sizeof label, "t = %d", t + 1);
+    if (c->bb[0] <= c->bb[1]) {
+        c->bb[2] = c->bb[2] < 0 ? c->bb[2] : 0;
+        c->bb[3] = c->bb[3] > c->top_y ? c->bb[3] : c->top_y;
     }
-    /* the step's rank range: after start_t, before end_t (edges to the nodes
-     * that start the step's dataflow and from those that end it suffice) */
-    char id[64];
-    for (int x = 0; x < m && !c->grid; x++) {
-        obj_id(c, ids[x], id, sizeof id);
-        int32_t i = ids[x];
-        bool first = cells || !c->fed[i], last = cells || !c->feeds[i];
-        if (first && seen_add(c, key_of("start", id, "hub"))) fprintf(f, "    start%d -> %s [style=invis];\n", t, id);
-        if (last && seen_add(c, key_of(id, "end", "hub"))) fprintf(f, "    %s -> end%d [style=invis];\n", id, t);
-    }
-    free(ids);
+    frame_end(c, id, label, "rounded", "#bbbbbb", 14);
     fprintf(f, "  }\n");
 }
 
@@ -889,25 +841,9 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         if (!c.clear || !c.through) c.oom = true;
         else find_clear(&c);
     }
-    /* both views are laid out on a grid of our own (pinned positions) */
-    c.grid = true;
     if (c.oom || !grid_plan(&c)) {
         c.oom = true;
         goto out;
-    }
-    c.fed = calloc((size_t)c.n + 1, sizeof *c.fed);
-    c.feeds = calloc((size_t)c.n + 1, sizeof *c.feeds);
-    if (!c.fed || !c.feeds) c.oom = true;
-    for (int32_t v = 0; !c.oom && v < c.n; v++) {
-        if (c.vis[v] != DRAW || N(&c, v)->tags.step < 0) continue;
-        for (int j = 0; j < N(&c, v)->n_in; j++) {
-            int32_t u = input_of(&c, v, j);
-            if (c.vis[u] != DRAW || N(&c, u)->tags.step != N(&c, v)->tags.step || is_recurrent(N(&c, u), N(&c, v)))
-                continue;
-            /* gradient edges are laid out reversed (see emit_edge) */
-            if (is_bwd(N(&c, u)) && is_bwd(N(&c, v))) c.fed[u] = c.feeds[v] = true;
-            else c.fed[v] = c.feeds[u] = true;
-        }
     }
     /* ports: every recurrent edge between two drawn steps enters through one */
     for (int32_t v = 0; !cells && v < c.n; v++) {
@@ -918,76 +854,45 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         }
     }
 
-    if (c.grid)
-        fprintf(f, "digraph loom {\n  graph [layout=nop, splines=line, outputorder=nodesfirst, fontname=\"Helvetica\", "
-                   "labelloc=t, fontsize=14, label=\"");
-    else
-        fprintf(f, "digraph loom {\n  graph [rankdir=LR, newrank=true, compound=true, splines=line, mclimit=0.5, fontname=\"Helvetica\", "
-               "nodesep=0.18, ranksep=0.28, labelloc=t, fontsize=14, label=\"");
+    fprintf(f, "digraph loom {\n  graph [layout=nop, splines=line, outputorder=nodesfirst, fontname=\"Helvetica\", "
+               "labelloc=t, fontsize=14, label=\"");
     esc(f, o->title ? o->title : "");
     fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "
                "fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\", height=0.3];\n"
                "  edge [fontname=\"Helvetica\", arrowsize=0.6];\n");
 
     /* parameters, once */
-    fprintf(f, "  subgraph cluster_params {\n    label=\"%s\"; style=\"rounded,filled\"; fillcolor=\"#fffbea\"; "
-               "color=\"#e0d090\";\n    anchor_params [style=invis, shape=point, width=0, label=\"\"",
-            o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients");
-    pos_attr(&c, c.has_bwd ? -2.9 : -2.0, c.top_y + 0.55);
-    fprintf(f, "];\n");
-    if (c.grid) frame_begin(&c);
+    const char *plabel = o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients";
+    fprintf(f, "  subgraph cluster_params {\n    label=\"%s\";\n", plabel);
+    frame_begin(&c);
     /* parameters (and their Σ gradients) before the steps */
     for (int32_t i = 0; i < c.n; i++)
         if (c.vis[i] == DRAW && (N(&c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(&c, i))) emit_op_node(&c, i);
-    if (c.grid)
-        frame_end(&c, "frame_params", o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients",
-                  "rounded", "#e0d090", 12);
+    frame_end(&c, "frame_params", plabel, "rounded", "#e0d090", 12);
     fprintf(f, "  }\n");
 
-    /* steps, in segments when there are cuts */
-    bool any_cut = false;
-    for (int t = c.lo + 1; t <= c.hi; t++) any_cut = any_cut || c.cut[t];
-    int seg = 0;
-    bool in_seg = false, elision_done = false;
+    /* the steps, left to right; a truncation cut is a dashed red line
+     * between two steps' columns */
+    bool elision_done = false;
     for (int t = c.lo; t <= c.hi; t++) {
-        int sv = step_vis(&c, t);
-        if (any_cut && (t == c.lo || c.cut[t]) && in_seg) {
-            fprintf(f, "  }\n");
-            in_seg = false;
-        }
-        if (sv == ELIDE) {
-            if (in_seg) {
-                fprintf(f, "  }\n");
-                in_seg = false;
-            }
+        if (step_vis(&c, t) == ELIDE) {
             if (!elision_done) {
-                fprintf(f, "  subgraph cluster_elided {\n    label=\"t = %d … %d\"; style=\"rounded,dashed\"; "
-                           "color=\"#999999\";\n    elided [shape=plain, style=\"\", fontsize=12, label=\"⋯ %d steps ⋯\"",
-                        c.lo + c.k + 1, c.hi - c.k + 1, c.hi - c.lo + 1 - 2 * c.k);
+                char lab[64];
+                snprintf(lab, sizeof lab, "t = %d … %d", c.lo + c.k + 1, c.hi - c.k + 1);
+                fprintf(f, "  subgraph cluster_elided {\n    label=\"%s\";\n    elided [shape=plain, style=\"\", fontsize=12, "
+                           "label=\"⋯ %d steps ⋯\"",
+                        lab, c.hi - c.lo + 1 - 2 * c.k);
                 frame_begin(&c);
                 pos_attr(&c, c.elided_x + 0.5, c.top_y / 2);
                 fprintf(f, "];\n");
-                if (c.grid) {
-                    char lab[64];
-                    snprintf(lab, sizeof lab, "t = %d … %d", c.lo + c.k + 1, c.hi - c.k + 1);
-                    c.bb[2] = 0, c.bb[3] = c.top_y;
-                    frame_end(&c, "frame_elided", lab, "rounded,dashed", "#999999", 12);
-                }
+                c.bb[2] = 0, c.bb[3] = c.top_y;
+                frame_end(&c, "frame_elided", lab, "rounded,dashed", "#999999", 12);
                 fprintf(f, "  }\n");
                 elision_done = true;
             }
             continue;
         }
-        if (any_cut && !in_seg && !c.grid) {
-            fprintf(f, "  subgraph cluster_seg%d {\n    label=\"segment %d\"; style=\"dashed,rounded\"; color=\"" C_CUT
-                       "\"; penwidth=2; fontcolor=\"" C_CUT "\";\n",
-                    seg, seg + 1);
-            seg++;
-            in_seg = true;
-        }
-        if (c.grid && t > c.lo && c.cut[t] && step_vis(&c, t - 1) == DRAW) {
-            /* Graphviz's neato draws no nested clusters: on the grid a cut is a
-             * dashed red line between the two steps' columns */
+        if (t > c.lo && c.cut[t] && step_vis(&c, t - 1) == DRAW) {
             double xc = cells ? (c.col_x[t - 1] + c.col_x[t]) / 2 + (c.has_bwd ? BWD_DX / 2 : 0) : c.col_x[t] - 0.15;
             fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\"", t);
             pos_attr(&c, xc, -0.5);
@@ -1000,7 +905,6 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         }
         emit_step(&c, t, cells);
     }
-    if (in_seg) fprintf(f, "  }\n");
 
     /* everything outside the steps: inputs, stacked outputs, the loss, Σ_t gradients */
     for (int32_t i = 0; i < c.n; i++) {
@@ -1012,27 +916,10 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     emit_edges(&c);
     emit_legend(&c);
 
-    /* time order: each step's end before the next step's start (the grid
-     * has its columns already) */
-    const char *last = "anchor_params";
-    char buf[32];
-    bool el = false;
-    for (int t = c.lo; !c.grid && t <= c.hi; t++) {
-        int sv = step_vis(&c, t);
-        if (sv == DRAW) {
-            fprintf(f, "  %s -> start%d [style=invis];\n", last, t);
-            snprintf(buf, sizeof buf, "end%d", t);
-            last = buf;
-        } else if (sv == ELIDE && !el) {
-            fprintf(f, "  %s -> elided [style=invis];\n", last);
-            last = "elided";
-            el = true;
-        }
-    }
     fprintf(f, "}\n");
 out:
     for (int32_t i = 0; c.through && i < c.n; i++) free(c.through[i].v);
-    free(c.clear), free(c.through), free(c.fed), free(c.feeds), free(c.px), free(c.py), free(c.col_x);
+    free(c.clear), free(c.through), free(c.px), free(c.py), free(c.col_x);
     free(c.vis), free(c.cut), free(c.seen), free(c.port_u), free(c.port_t);
     return c.oom ? LOOM_ERR_NOMEM : ferror(f) ? LOOM_ERR_IO : LOOM_OK;
 }
