@@ -7,8 +7,10 @@
  * light edges to every step that uses them. The backward graph (when drawn)
  * is red and dashed: its edges run from later steps to earlier ones, and
  * each parameter's gradient is one Σ node fed by every step. Truncation cuts
- * are dashed red segment borders; long sequences can show their first and
- * last k steps around an elision node.
+ * are dashed red lines between steps; long sequences can show their first
+ * and last k steps around an elision node. The layout is a grid loom
+ * computes: every node is pinned and the file asks for Graphviz's "nop"
+ * engine, so `dot -Tsvg` draws the same picture as loom_dot_render.
  */
 #ifndef LOOM_DOT_H
 #define LOOM_DOT_H
