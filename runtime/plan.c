@@ -33,6 +33,7 @@ struct loom_plan {
     size_t arena_floats, naive_floats;
     int32_t n_views;
     int32_t side_by_side; /* of the last run */
+    bool *wide;            /* per ready set: worth running its nodes side by side */
     const float **in_pool; /* scratch for kernel input pointers */
     const loom_node **node_pool;
     int32_t max_in;
@@ -64,6 +65,19 @@ static int64_t place(live_buf *live, int *n_live, int64_t size, int32_t until, s
     (*n_live)++;
     if ((size_t)(off + size) > *high) *high = (size_t)(off + size);
     return off;
+}
+
+/* Rough work of a node: output elements, times the inner dimension for a
+ * matmul. */
+static int64_t work(const loom_graph *g, int32_t id)
+{
+    const loom_node *nd = loom_graph_node(g, loom_at(id));
+    int64_t n = loom_shape_numel(nd->shape);
+    if (nd->op == OP_MATMUL) {
+        const loom_node *a = loom_graph_node(g, loom_node_input(g, loom_at(id), 0));
+        n *= a->shape.d[a->shape.rank - (nd->attr.i[0] ? 2 : 1)];
+    }
+    return n;
 }
 
 static void plan_fail(loom_graph *g, const char *msg) { loom_graph_fail(g, LOOM_ERR_NOMEM, "plan: %s", msg); }
@@ -169,6 +183,22 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
         p->exec[p->level_start[l - 1] + count[l]++] = i;
     }
 
+    /* Side by side only when a level is worth a parallel region and no node
+     * in it is big enough to use every thread by itself. */
+    p->wide = calloc((size_t)max_level + 1, sizeof *p->wide);
+    if (!p->wide) goto oom;
+    for (int32_t l = 0; l < max_level; l++) {
+        int32_t b = p->level_start[l], e = p->level_start[l + 1];
+        bool wide = e - b > 1;
+        int64_t total = 0;
+        for (int32_t k = b; wide && k < e; k++) {
+            int64_t w = work(g, p->exec[k]);
+            total += w;
+            wide = w <= LOOM_PAR_MIN;
+        }
+        p->wide[l] = wide && total >= LOOM_PAR_MIN;
+    }
+
     /* place buffers, level by level */
     live = malloc(((size_t)p->n_exec + 1) * sizeof *live);
     if (!live) goto oom;
@@ -212,6 +242,7 @@ void loom_plan_free(loom_plan *p)
     if (!p) return;
     free(p->exec);
     free(p->level_start);
+    free(p->wide);
     free(p->root);
     free(p->offset);
     free(p->bound);
@@ -263,19 +294,6 @@ static float *storage(const loom_plan *p, int32_t id)
     return p->offset[r] >= 0 ? p->arena + p->offset[r] : (float *)(uintptr_t)p->bound[r];
 }
 
-/* Rough work of a node: output elements, times the inner dimension for a
- * matmul. */
-static int64_t work(const loom_graph *g, int32_t id)
-{
-    const loom_node *nd = loom_graph_node(g, loom_at(id));
-    int64_t n = loom_shape_numel(nd->shape);
-    if (nd->op == OP_MATMUL) {
-        const loom_node *a = loom_graph_node(g, loom_node_input(g, loom_at(id), 0));
-        n *= a->shape.d[a->shape.rank - (nd->attr.i[0] ? 2 : 1)];
-    }
-    return n;
-}
-
 static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot, char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
@@ -309,17 +327,7 @@ loom_status loom_run(loom_plan *p)
     p->side_by_side = 0;
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
-        /* Side by side only when the level is worth a parallel region and no
-         * node in it is big enough to use every thread by itself. */
-        bool side_by_side = e - b > 1 && threads > 1;
-        int64_t total = 0;
-        for (int32_t k = b; side_by_side && k < e; k++) {
-            int64_t w = work(p->g, p->exec[k]);
-            total += w;
-            if (w > LOOM_PAR_MIN) side_by_side = false;
-        }
-        if (total < LOOM_PAR_MIN) side_by_side = false;
-        if (!side_by_side) {
+        if (!p->wide[l] || threads < 2) {
             for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0, p->error, sizeof p->error);
             continue;
         }
