@@ -276,7 +276,6 @@ static void frame_end(dot_ctx *c, const char *id, const char *label, const char 
     fprintf(c->f, "    %s [shape=box, style=\"%s\", color=\"%s\", fontcolor=\"%s\", fontsize=%d, labelloc=t, "
                   "fixedsize=true, width=%.2f, height=%.2f, label=\"%s\", loom_role=frame",
             id, style, color, strcmp(color, C_CUT) ? "black" : C_CUT, fontsize, w, h, label);
-    c->bb_on = false;
     pos_attr(c, (c->bb[0] + c->bb[1]) / 2, (c->bb[2] + c->bb[3]) / 2 + top / 2);
     fprintf(c->f, "];\n");
 }

@@ -19,6 +19,13 @@ static pthread_once_t gvc_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t gvc_lock = PTHREAD_MUTEX_INITIALIZER;
 static void gvc_start(void) { gvc_shared = gvContext(); }
 
+/* The engine the DOT text asks for (loom's own pictures say "nop"), else dot. */
+static char *layout_of(Agraph_t *gr)
+{
+    char *l = agget(gr, "layout");
+    return l && *l ? l : "dot";
+}
+
 loom_status loom_dot_render(const char *dot, const char *format, const char *path, char *err, size_t n)
 {
     if (!dot || !format || !path) {
@@ -37,7 +44,7 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
     if (!gr) {
         snprintf(err, n, "render: Graphviz cannot parse the DOT text");
         st = LOOM_ERR_FORMAT;
-    } else if (gvLayout(gvc, gr, agget(gr, "layout") && *agget(gr, "layout") ? agget(gr, "layout") : "dot") != 0) {
+    } else if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
         snprintf(err, n, "render: Graphviz layout failed");
         st = LOOM_ERR_STATE;
     } else {

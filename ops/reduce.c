@@ -123,14 +123,11 @@ static bool shape_broadcast_to(loom_graph *g, const char *op, const loom_tensor 
 
 static loom_status sum_to_forward(const loom_kargs *k)
 {
+    /* both shapes padded on the left to 4 dims, so they align as broadcasting does */
     int64_t xd[4], od[4];
-    loom_shape xs = k->in_node[0]->shape;
+    loom_shape xs = k->in_node[0]->shape, os = k->node->shape;
     loom_shape_pad4(xs, xd);
-    /* the output read against x's rank: pad it on the left to x's dims */
-    loom_shape os = k->node->shape;
-    int64_t o4[4];
-    loom_shape_pad4(os, o4);
-    for (int i = 0; i < 4; i++) od[i] = o4[i];
+    loom_shape_pad4(os, od);
     int64_t n = loom_shape_numel(os);
     const float *x = k->in[0];
     #pragma omp parallel for if (k->parallel && loom_shape_numel(xs) > LOOM_PAR_MIN)

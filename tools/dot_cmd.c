@@ -133,7 +133,7 @@ int loom_cmd_dot(int argc, char **argv)
 
     int n_states = (int)T * L * D, rc = 1, n_roots = 1;
     /* drawn: what the loss needs, and the gradients asked for */
-    loom_tensor *roots = malloc((size_t)(1 + rnn.n_params * L * D + n_states) * sizeof *roots);
+    loom_tensor *roots = malloc((size_t)(1 + rnn.n_params * L * D) * sizeof *roots);
     if (roots) roots[0] = loss;
     float *heat = calloc((size_t)n_states, sizeof *heat);
     loom_store *store = NULL;
