@@ -2,7 +2,7 @@
  * order (node ids are topological: a node's inputs always exist before it)
  * and asks each op's gradient rule for its inputs' gradients. */
 #include "loom/autodiff.h"
-#include "../ops/op.h"
+#include "ops/op.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,20 +1,10 @@
 /* Gradient check: analytic gradients from loom_backward against central
  * differences (L(x + ε) − L(x − ε)) / 2ε, element by element. */
-#include "loom/autodiff.h"
-#include "loom/runtime.h"
-#include "../ops/op.h"
+#include "loom/gradcheck.h"
+#include "ops/op.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-static loom_status bind_all(loom_plan *p, const loom_binding *a, int n)
-{
-    for (int i = 0; i < n; i++) {
-        loom_status s = loom_bind(p, a[i].t, a[i].data);
-        if (s) return s;
-    }
-    return LOOM_OK;
-}
 
 static loom_status run_loss(loom_plan *p, uint64_t seed, loom_tensor loss, double *out)
 {
@@ -58,10 +48,10 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
         pf = loom_plan_new(g, &loss, 1, &(loom_plan_opts){false, o.seed});
         st = pb && pf ? LOOM_OK : loom_graph_status(g);
     }
-    if (!st) st = bind_all(pb, wrt, n_wrt);
-    if (!st) st = bind_all(pb, fixed, n_fixed);
-    if (!st) st = bind_all(pf, wrt, n_wrt);
-    if (!st) st = bind_all(pf, fixed, n_fixed);
+    if (!st) st = loom_bind_all(pb, wrt, n_wrt);
+    if (!st) st = loom_bind_all(pb, fixed, n_fixed);
+    if (!st) st = loom_bind_all(pf, wrt, n_wrt);
+    if (!st) st = loom_bind_all(pf, fixed, n_fixed);
     double l0;
     if (!st) st = run_loss(pb, o.seed, loss, &l0);
     if (st && pb && *loom_plan_error(pb)) loom_graph_fail(g, st, "gradcheck: %s", loom_plan_error(pb));

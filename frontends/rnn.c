@@ -2,8 +2,6 @@
  * truncated BPTT. Every node built for step t of layer l in direction d
  * carries the tags (t, l, d). */
 #include "loom/rnn.h"
-#include "loom/dot.h"
-#include "loom/runtime.h"
 
 #include <math.h>
 
@@ -258,38 +256,4 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
     free(cut), free(in_t), free(out_t), free(finals);
     if (loom_graph_failed(g)) return invalid_out();
     return out;
-}
-
-loom_status loom_rnn_state_grad_norms(loom_graph *g, loom_tensor loss, int state, int steps, int layers, int dirs,
-                                      const loom_binding *binds, int n_binds, float *norms)
-{
-    int n = steps * layers * dirs, m = 0;
-    loom_tensor *states = malloc((size_t)n * sizeof *states), *wrt = malloc((size_t)n * sizeof *wrt);
-    loom_tensor *grads = malloc((size_t)n * sizeof *grads);
-    loom_plan *p = NULL;
-    loom_status st = states && wrt && grads ? LOOM_OK : LOOM_ERR_NOMEM;
-    if (!st) {
-        loom_dot_states(g, state, steps, layers, dirs, states);
-        for (int i = 0; i < n; i++)
-            if (loom_valid(states[i])) wrt[m++] = states[i];
-        st = m ? loom_backward(g, loss, wrt, m, grads) : LOOM_OK;
-    }
-    if (!st && m) {
-        p = loom_plan_new(g, grads, m, &(loom_plan_opts){.eval = true});
-        st = p ? LOOM_OK : loom_graph_status(g);
-    }
-    for (int i = 0; !st && p && i < n_binds; i++) st = loom_bind(p, binds[i].t, binds[i].data);
-    if (!st && p && (st = loom_run(p)))
-        loom_graph_fail(g, st, "gradient norms: %s", loom_plan_error(p));
-    for (int i = 0, k = 0; !st && i < n; i++) {
-        norms[i] = 0;
-        if (!loom_valid(states[i])) continue;
-        const float *v = loom_plan_output(p, grads[k++]);
-        double s = 0;
-        for (int64_t q = 0; q < loom_tensor_numel(g, states[i]); q++) s += (double)v[q] * v[q];
-        norms[i] = (float)sqrt(s);
-    }
-    loom_plan_free(p);
-    free(states), free(wrt), free(grads);
-    return st;
 }

@@ -26,7 +26,6 @@ struct loom_graph {
     uint32_t table_cap;       /* power of two */
     int32_t table_count;
     loom_tags tags;
-    const char *(*op_name)(int op);
     loom_status status;
     char error[1024];
 };
@@ -215,16 +214,6 @@ loom_tags loom_graph_set_tags(loom_graph *g, loom_tags tags)
 }
 
 loom_tags loom_graph_tags(const loom_graph *g) { return g->tags; }
-
-void loom_graph_set_op_namer(loom_graph *g, const char *(*namer)(int op))
-{
-    if (g) g->op_name = namer;
-}
-
-const char *loom_graph_op_name(const loom_graph *g, int op)
-{
-    return g && g->op_name ? g->op_name(op) : "op";
-}
 
 loom_tensor loom_tensor_set_tags(loom_graph *g, loom_tensor t, loom_tags tags)
 {

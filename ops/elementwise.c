@@ -1,7 +1,7 @@
 /* Elementwise ops: binary with NumPy broadcasting, affine, unary maps, step,
  * where. Gradients of broadcast operands are summed back to their shapes
  * with sum_to (the adjoint of broadcasting). */
-#include "op.h"
+#include "ops/op.h"
 
 static bool need_f32(loom_graph *g, const char *op, const loom_tensor *in, int n)
 {
@@ -118,10 +118,18 @@ static void div_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     if (need[1]) gx[1] = back_to(g, loom_neg(g, loom_div(g, loom_mul(g, gy, y), b)), b);
 }
 
-const loom_op_desc loom_desc_add = {"add", 2, 2, OPF_PURE, shape_broadcast, add_forward, add_grad};
-const loom_op_desc loom_desc_sub = {"sub", 2, 2, OPF_PURE, shape_broadcast, sub_forward, sub_grad};
-const loom_op_desc loom_desc_mul = {"mul", 2, 2, OPF_PURE, shape_broadcast, mul_forward, mul_grad};
-const loom_op_desc loom_desc_div = {"div", 2, 2, OPF_PURE, shape_broadcast, div_forward, div_grad};
+const loom_op_desc loom_desc_add = {
+    .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_broadcast, .forward = add_forward, .grad = add_grad};
+const loom_op_desc loom_desc_sub = {
+    .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_broadcast, .forward = sub_forward, .grad = sub_grad};
+const loom_op_desc loom_desc_mul = {
+    .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_broadcast, .forward = mul_forward, .grad = mul_grad};
+const loom_op_desc loom_desc_div = {
+    .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_broadcast, .forward = div_forward, .grad = div_grad};
 
 /* ---- add_n: Σ_k x_k over inputs of one shape ---- */
 
@@ -160,7 +168,9 @@ static void add_n_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
         if (need[j]) gx[j] = gy;
 }
 
-const loom_op_desc loom_desc_add_n = {"add_n", 1, 1 << 20, OPF_PURE, shape_add_n, add_n_forward, add_n_grad};
+const loom_op_desc loom_desc_add_n = {
+    .name = "add_n", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_SUM,
+    .shape = shape_add_n, .forward = add_n_forward, .grad = add_n_grad};
 
 /* where(c, a, b): three operands through broadcast strides. */
 static loom_status where_forward(const loom_kargs *k)
@@ -188,7 +198,9 @@ static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
     if (need[2]) gx[2] = back_to(g, loom_where(g, c, zero, gy), in2(g, y));
 }
 
-const loom_op_desc loom_desc_where = {"where", 3, 3, OPF_PURE, shape_broadcast, where_forward, where_grad};
+const loom_op_desc loom_desc_where = {
+    .name = "where", .min_in = 3, .max_in = 3, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_broadcast, .forward = where_forward, .grad = where_grad};
 
 /* ---- unary ---- */
 
@@ -268,13 +280,27 @@ static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
     (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
-const loom_op_desc loom_desc_affine = {"affine", 1, 1, OPF_PURE, shape_unary, affine_forward, affine_grad};
-const loom_op_desc loom_desc_tanh = {"tanh", 1, 1, OPF_PURE, shape_unary, tanh_forward, tanh_grad};
-const loom_op_desc loom_desc_sigmoid = {"sigmoid", 1, 1, OPF_PURE, shape_unary, sigmoid_forward, sigmoid_grad};
-const loom_op_desc loom_desc_relu = {"relu", 1, 1, OPF_PURE, shape_unary, relu_forward, relu_grad};
-const loom_op_desc loom_desc_exp = {"exp", 1, 1, OPF_PURE, shape_unary, exp_forward, exp_grad};
-const loom_op_desc loom_desc_log = {"log", 1, 1, OPF_PURE, shape_unary, log_forward, log_grad};
-const loom_op_desc loom_desc_step = {"step", 1, 1, OPF_PURE, shape_unary, step_forward, zero_grad};
+const loom_op_desc loom_desc_affine = {
+    .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = affine_forward, .grad = affine_grad};
+const loom_op_desc loom_desc_tanh = {
+    .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = tanh_forward, .grad = tanh_grad};
+const loom_op_desc loom_desc_sigmoid = {
+    .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = sigmoid_forward, .grad = sigmoid_grad};
+const loom_op_desc loom_desc_relu = {
+    .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = relu_forward, .grad = relu_grad};
+const loom_op_desc loom_desc_exp = {
+    .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = exp_forward, .grad = exp_grad};
+const loom_op_desc loom_desc_log = {
+    .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = log_forward, .grad = log_grad};
+const loom_op_desc loom_desc_step = {
+    .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .shape = shape_unary, .forward = step_forward, .grad = zero_grad};
 
 /* ---- builders ---- */
 

@@ -1,6 +1,6 @@
 /* GEMM: CBLAS when loom is built with it (OpenBLAS's OpenMP build shares
  * loom's thread pool), else a portable blocked kernel. */
-#include "op.h"
+#include "ops/op.h"
 
 #include <stdlib.h>
 #ifdef LOOM_HAVE_CBLAS

@@ -1,6 +1,6 @@
 /* Indexing and random ops: gather (embedding lookup), scatter_add (its
  * adjoint), one_hot, dropout. Indices are i32 and checked at run time. */
-#include "op.h"
+#include "ops/op.h"
 
 static bool need_index(loom_graph *g, const char *op, loom_tensor idx)
 {
@@ -63,7 +63,9 @@ static void gather_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
     gx[0] = loom_scatter_add(g, gy, idx, loom_tensor_shape(g, table).d[0]);
 }
 
-const loom_op_desc loom_desc_gather = {"gather", 2, 2, OPF_PURE, shape_gather, gather_forward, gather_grad};
+const loom_op_desc loom_desc_gather = {
+    .name = "gather", .min_in = 2, .max_in = 2, .flags = OPF_PURE,
+    .shape = shape_gather, .forward = gather_forward, .grad = gather_grad};
 
 /* ---- scatter_add: out (rows, E), out[idx[k], :] += src[k, :]; attrs i[0] = rows ---- */
 
@@ -110,8 +112,9 @@ static void scatter_add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const
     gx[0] = loom_gather(g, gy, loom_node_input(g, y, 1));
 }
 
-const loom_op_desc loom_desc_scatter_add = {"scatter_add", 2, 2, OPF_PURE, shape_scatter_add, scatter_add_forward,
-                                            scatter_add_grad};
+const loom_op_desc loom_desc_scatter_add = {
+    .name = "scatter_add", .min_in = 2, .max_in = 2, .flags = OPF_PURE,
+    .shape = shape_scatter_add, .forward = scatter_add_forward, .grad = scatter_add_grad};
 
 /* ---- one_hot: attrs i[0] = depth ---- */
 
@@ -143,7 +146,9 @@ static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *ne
     (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
-const loom_op_desc loom_desc_one_hot = {"one_hot", 1, 1, OPF_PURE, shape_one_hot, one_hot_forward, no_grad};
+const loom_op_desc loom_desc_one_hot = {
+    .name = "one_hot", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_one_hot, .forward = one_hot_forward, .grad = no_grad};
 
 /* ---- dropout: attrs f[0] = p, u = seed. Not pure: two dropouts are two masks. ---- */
 
@@ -184,7 +189,9 @@ static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
     gx[0] = loom_dropout(g, gy, n->attr.f[0], n->attr.u);
 }
 
-const loom_op_desc loom_desc_dropout = {"dropout", 1, 1, 0, shape_dropout, dropout_forward, dropout_grad};
+const loom_op_desc loom_desc_dropout = {
+    .name = "dropout", .min_in = 1, .max_in = 1, .flags = 0,
+    .shape = shape_dropout, .forward = dropout_forward, .grad = dropout_grad};
 
 /* ---- sequence_mask: attrs i[0] = steps ---- */
 
@@ -214,8 +221,9 @@ static loom_status sequence_mask_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
-const loom_op_desc loom_desc_sequence_mask = {"sequence_mask", 1, 1, OPF_PURE, shape_sequence_mask,
-                                              sequence_mask_forward, no_grad};
+const loom_op_desc loom_desc_sequence_mask = {
+    .name = "sequence_mask", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_sequence_mask, .forward = sequence_mask_forward, .grad = no_grad};
 
 /* ---- builders ---- */
 

@@ -1,6 +1,6 @@
 /* matmul: C = op(A)·op(B) over the last two dims, with batch dims in front.
  * attrs: i[0] = transpose A, i[1] = transpose B. */
-#include "op.h"
+#include "ops/op.h"
 
 /* Rows and columns of op(X) for a node of shape s. */
 static void mat_dims(loom_shape s, bool t, int *r, int *c)
@@ -102,7 +102,17 @@ static void matmul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
     gx[1] = loom_sum_to(g, gx[1], sb);
 }
 
-const loom_op_desc loom_desc_matmul = {"matmul", 2, 2, OPF_PURE, shape_matmul, matmul_forward, matmul_grad};
+/* Multiply-adds: every output element takes the inner dimension k. */
+static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
+{
+    const loom_node *nd = loom_graph_node(g, y);
+    loom_shape sa = loom_tensor_shape(g, loom_node_input(g, y, 0));
+    return loom_shape_numel(nd->shape) * sa.d[sa.rank - (nd->attr.i[0] ? 2 : 1)];
+}
+
+const loom_op_desc loom_desc_matmul = {
+    .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE,
+    .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost};
 
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, bool trans_a, bool trans_b)
 {

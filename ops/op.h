@@ -10,27 +10,26 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Op ids, in the order of ops.def. */
 enum {
-    /* sources */
-    OP_INPUT, OP_PARAM, OP_CONST, OP_FILL,
-    /* elementwise */
-    OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_ADD_N, OP_AFFINE,
-    OP_TANH, OP_SIGMOID, OP_RELU, OP_EXP, OP_LOG, OP_STEP, OP_WHERE,
-    /* linear algebra */
-    OP_MATMUL,
-    /* reductions */
-    OP_SUM, OP_SUM_TO, OP_BROADCAST_TO, OP_SOFTMAX, OP_LOG_SOFTMAX, OP_XENT, OP_XENT_GRAD,
-    /* shape */
-    OP_CONCAT, OP_SLICE, OP_PAD, OP_RESHAPE, OP_TRANSPOSE, OP_STOP_GRADIENT,
-    /* indexing and random */
-    OP_GATHER, OP_SCATTER_ADD, OP_ONE_HOT, OP_DROPOUT, OP_SEQUENCE_MASK,
+#define LOOM_OP(id, desc) OP_##id,
+#include "ops.def"
+#undef LOOM_OP
     OP_COUNT
 };
 
+/* What the rest of loom may ask of an op; nothing outside ops/ compares op
+ * ids or names. */
 enum {
-    OPF_PURE = 1,     /* merged by hash-consing */
-    OPF_ALIAS = 2,    /* output is a view of input 0 (no kernel, no buffer) */
-    OPF_SOURCE = 4,   /* value comes from a binding or the graph's data */
+    OPF_PURE = 1 << 0,        /* merged by hash-consing */
+    OPF_ALIAS = 1 << 1,       /* output is a view of input 0 (no kernel, no buffer) */
+    OPF_SOURCE = 1 << 2,      /* value comes from a binding or the graph's data */
+    OPF_BOUND = 1 << 3,       /* a source the caller binds (input, parameter) */
+    OPF_STORED = 1 << 4,      /* a source whose data the graph holds (constant) */
+    OPF_FILL = 1 << 5,        /* a constant fill (no inputs, every element one value) */
+    OPF_ELEMENTWISE = 1 << 6, /* out[i] depends on the inputs' element i only (after broadcasting) */
+    OPF_SUM = 1 << 7,         /* an accumulating sum of its inputs (a gradient's Σ over uses) */
+    OPF_DETACH = 1 << 8,      /* passes values, blocks gradients */
 };
 
 /* What a kernel sees. `parallel`: the kernel may open an OpenMP parallel
@@ -58,29 +57,28 @@ typedef bool (*loom_shape_fn)(loom_graph *g, const char *op, const loom_tensor *
  * get no gradient. */
 typedef void (*loom_grad_fn)(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx);
 
+/* Work of one node in element operations, for scheduling decisions. */
+typedef int64_t (*loom_cost_fn)(const loom_graph *g, loom_tensor t);
+
 typedef struct {
     const char *name;
     int min_in, max_in;
     unsigned flags;
     loom_shape_fn shape;
     loom_kernel_fn forward;
-    loom_grad_fn grad; /* NULL: not differentiable (an error if a gradient is asked) */
+    loom_grad_fn grad;   /* NULL: not differentiable (an error if a gradient is asked) */
+    loom_cost_fn cost;   /* NULL: one operation per output element */
+    loom_role role;      /* role tag of the nodes it builds (default: forward) */
 } loom_op_desc;
 
 const loom_op_desc *loom_op(int op);
 
 /* Descriptors, defined next to their kernels. */
-extern const loom_op_desc loom_desc_input, loom_desc_param, loom_desc_const, loom_desc_fill;
-extern const loom_op_desc loom_desc_add, loom_desc_sub, loom_desc_mul, loom_desc_div, loom_desc_add_n,
-    loom_desc_affine, loom_desc_tanh, loom_desc_sigmoid, loom_desc_relu, loom_desc_exp,
-    loom_desc_log, loom_desc_step, loom_desc_where;
-extern const loom_op_desc loom_desc_matmul;
-extern const loom_op_desc loom_desc_sum, loom_desc_sum_to, loom_desc_broadcast_to,
-    loom_desc_softmax, loom_desc_log_softmax, loom_desc_xent, loom_desc_xent_grad;
-extern const loom_op_desc loom_desc_concat, loom_desc_slice, loom_desc_pad, loom_desc_reshape,
-    loom_desc_transpose, loom_desc_stop_gradient;
-extern const loom_op_desc loom_desc_gather, loom_desc_scatter_add, loom_desc_one_hot,
-    loom_desc_dropout, loom_desc_sequence_mask;
+#define LOOM_OP(id, desc) extern const loom_op_desc loom_desc_##desc;
+#include "ops.def"
+#undef LOOM_OP
+/* Work of node t (loom_cost_fn of its op, or its element count). */
+int64_t loom_op_cost(const loom_graph *g, loom_tensor t);
 
 /* Builds a node of `op`: validates handles, runs the shape rule, adds the
  * node (hash-consed when the op is pure). */

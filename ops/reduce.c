@@ -2,7 +2,7 @@
  * broadcast_to (adjoints of each other), softmax, log-softmax, softmax
  * cross-entropy. Sums accumulate in double.
  * sum attrs: i[0] = axis, i[1] = keepdim, i[2] = all axes. */
-#include "op.h"
+#include "ops/op.h"
 
 static bool need_f32(loom_graph *g, const char *op, loom_tensor t)
 {
@@ -88,7 +88,9 @@ static void sum_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     gx[0] = loom_broadcast_to(g, loom_reshape(g, gy, keep), xs);
 }
 
-const loom_op_desc loom_desc_sum = {"sum", 1, 1, OPF_PURE, shape_sum, sum_forward, sum_grad};
+const loom_op_desc loom_desc_sum = {
+    .name = "sum", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_sum, .forward = sum_forward, .grad = sum_grad};
 
 /* ---- sum_to / broadcast_to: target shape in attrs.shape ---- */
 
@@ -178,9 +180,12 @@ static void broadcast_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, cons
     gx[0] = loom_sum_to(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
 }
 
-const loom_op_desc loom_desc_sum_to = {"sum_to", 1, 1, OPF_PURE, shape_sum_to, sum_to_forward, sum_to_grad};
-const loom_op_desc loom_desc_broadcast_to = {"broadcast_to", 1, 1, OPF_PURE, shape_broadcast_to, broadcast_to_forward,
-                                             broadcast_to_grad};
+const loom_op_desc loom_desc_sum_to = {
+    .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad};
+const loom_op_desc loom_desc_broadcast_to = {
+    .name = "broadcast_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_broadcast_to, .forward = broadcast_to_forward, .grad = broadcast_to_grad};
 
 /* ---- softmax family, over the last axis ---- */
 
@@ -238,9 +243,12 @@ static void log_softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const
     gx[0] = loom_sub(g, gy, loom_mul(g, loom_exp(g, y), loom_sum(g, gy, -1, true)));
 }
 
-const loom_op_desc loom_desc_softmax = {"softmax", 1, 1, OPF_PURE, shape_rows, softmax_forward, softmax_grad};
-const loom_op_desc loom_desc_log_softmax = {"log_softmax", 1, 1, OPF_PURE, shape_rows, log_softmax_forward,
-                                            log_softmax_grad};
+const loom_op_desc loom_desc_softmax = {
+    .name = "softmax", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_rows, .forward = softmax_forward, .grad = softmax_grad};
+const loom_op_desc loom_desc_log_softmax = {
+    .name = "log_softmax", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_rows, .forward = log_softmax_forward, .grad = log_softmax_grad};
 
 /* ---- softmax cross-entropy ----
  * xent(logits, targets[, mask]) = Σ_r m_r (lse(x_r) − x_r[t_r]) / Σ_r m_r
@@ -353,11 +361,14 @@ static void xent_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
     gx[0] = loom_op_build(g, OP_XENT_GRAD, in, n->n_in + 1, &at);
 }
 
-const loom_op_desc loom_desc_xent = {"cross_entropy", 2, 3, OPF_PURE, shape_xent, xent_forward, xent_grad};
+const loom_op_desc loom_desc_xent = {
+    .name = "cross_entropy", .min_in = 2, .max_in = 3, .flags = OPF_PURE,
+    .shape = shape_xent, .forward = xent_forward, .grad = xent_grad};
 /* Not differentiable itself: a second derivative of cross-entropy is refused
  * with a clear error rather than silently wrong. */
-const loom_op_desc loom_desc_xent_grad = {"cross_entropy_grad", 3, 4, OPF_PURE, shape_xent_grad,
-                                          xent_grad_forward, NULL};
+const loom_op_desc loom_desc_xent_grad = {
+    .name = "cross_entropy_grad", .min_in = 3, .max_in = 4, .flags = OPF_PURE,
+    .shape = shape_xent_grad, .forward = xent_grad_forward};
 
 /* ---- builders ---- */
 

@@ -1,28 +1,14 @@
 /* The op table and what every builder shares: handle checks, running the
  * shape rule, broadcasting helpers. */
-#include "op.h"
+#include "ops/op.h"
 
 #include <stdarg.h>
 
 /* The one table: op id -> descriptor (each defined next to its kernel). */
 static const loom_op_desc *const table[OP_COUNT] = {
-    [OP_INPUT] = &loom_desc_input, [OP_PARAM] = &loom_desc_param, [OP_CONST] = &loom_desc_const,
-    [OP_FILL] = &loom_desc_fill,
-    [OP_ADD] = &loom_desc_add, [OP_SUB] = &loom_desc_sub, [OP_MUL] = &loom_desc_mul,
-    [OP_DIV] = &loom_desc_div, [OP_ADD_N] = &loom_desc_add_n, [OP_AFFINE] = &loom_desc_affine, [OP_TANH] = &loom_desc_tanh,
-    [OP_SIGMOID] = &loom_desc_sigmoid, [OP_RELU] = &loom_desc_relu, [OP_EXP] = &loom_desc_exp,
-    [OP_LOG] = &loom_desc_log, [OP_STEP] = &loom_desc_step, [OP_WHERE] = &loom_desc_where,
-    [OP_MATMUL] = &loom_desc_matmul,
-    [OP_SUM] = &loom_desc_sum, [OP_SUM_TO] = &loom_desc_sum_to,
-    [OP_BROADCAST_TO] = &loom_desc_broadcast_to, [OP_SOFTMAX] = &loom_desc_softmax,
-    [OP_LOG_SOFTMAX] = &loom_desc_log_softmax, [OP_XENT] = &loom_desc_xent,
-    [OP_XENT_GRAD] = &loom_desc_xent_grad,
-    [OP_CONCAT] = &loom_desc_concat, [OP_SLICE] = &loom_desc_slice, [OP_PAD] = &loom_desc_pad,
-    [OP_RESHAPE] = &loom_desc_reshape, [OP_TRANSPOSE] = &loom_desc_transpose,
-    [OP_STOP_GRADIENT] = &loom_desc_stop_gradient,
-    [OP_GATHER] = &loom_desc_gather, [OP_SCATTER_ADD] = &loom_desc_scatter_add,
-    [OP_ONE_HOT] = &loom_desc_one_hot, [OP_DROPOUT] = &loom_desc_dropout,
-    [OP_SEQUENCE_MASK] = &loom_desc_sequence_mask,
+#define LOOM_OP(id, desc) [OP_##id] = &loom_desc_##desc,
+#include "ops.def"
+#undef LOOM_OP
 };
 
 const loom_op_desc *loom_op(int op) { return op >= 0 && op < OP_COUNT ? table[op] : NULL; }
@@ -43,7 +29,6 @@ static void normalise(loom_shape *s)
 loom_tensor loom_op_build(loom_graph *g, int op, const loom_tensor *in, int n, const loom_attrs *a)
 {
     if (!g || loom_graph_failed(g)) return LOOM_INVALID;
-    loom_graph_set_op_namer(g, loom_op_name);
     const loom_op_desc *d = loom_op(op);
     if (n < d->min_in || n > d->max_in)
         return loom_graph_fail(g, LOOM_ERR_ARG, "%s: takes %d..%d inputs, got %d", d->name, d->min_in,
@@ -62,11 +47,14 @@ loom_tensor loom_op_build(loom_graph *g, int op, const loom_tensor *in, int n, c
             return loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: result shape %s has a dimension < 1", d->name,
                                    SSTR(s));
     normalise(&s);
-    loom_role role = op == OP_INPUT ? LOOM_ROLE_INPUT
-                   : op == OP_PARAM ? LOOM_ROLE_PARAM
-                   : (op == OP_CONST || op == OP_FILL) ? LOOM_ROLE_CONST
-                                                       : LOOM_ROLE_FORWARD;
-    return loom_graph_add_node(g, op, in, n, &at, s, dt, (d->flags & OPF_PURE) != 0, role);
+    return loom_graph_add_node(g, op, in, n, &at, s, dt, (d->flags & OPF_PURE) != 0, d->role);
+}
+
+int64_t loom_op_cost(const loom_graph *g, loom_tensor t)
+{
+    const loom_node *nd = loom_graph_node(g, t);
+    const loom_op_desc *d = loom_op(nd->op);
+    return d->cost ? d->cost(g, t) : loom_shape_numel(nd->shape);
 }
 
 bool loom_broadcast_shape(loom_shape a, loom_shape b, loom_shape *out)

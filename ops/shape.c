@@ -1,6 +1,6 @@
 /* Shape ops: concat, slice, pad, reshape, transpose, stop_gradient.
  * reshape and stop_gradient are views (no copy, no buffer of their own). */
-#include "op.h"
+#include "ops/op.h"
 
 /* ---- concat: attrs i[0] = axis ---- */
 
@@ -67,7 +67,9 @@ static void concat_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
     }
 }
 
-const loom_op_desc loom_desc_concat = {"concat", 1, 1 << 20, OPF_PURE, shape_concat, concat_forward, concat_grad};
+const loom_op_desc loom_desc_concat = {
+    .name = "concat", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE,
+    .shape = shape_concat, .forward = concat_forward, .grad = concat_grad};
 
 /* ---- slice: i[0] axis, i[1] start, i[2] len; pad: i[0] axis, i[1] before, i[2] size ---- */
 
@@ -148,8 +150,12 @@ static void pad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     gx[0] = loom_slice(g, gy, n->attr.i[0], n->attr.i[1], xs.d[n->attr.i[0]]);
 }
 
-const loom_op_desc loom_desc_slice = {"slice", 1, 1, OPF_PURE, shape_slice, slice_forward, slice_grad};
-const loom_op_desc loom_desc_pad = {"pad", 1, 1, OPF_PURE, shape_pad, pad_forward, pad_grad};
+const loom_op_desc loom_desc_slice = {
+    .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_slice, .forward = slice_forward, .grad = slice_grad};
+const loom_op_desc loom_desc_pad = {
+    .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_pad, .forward = pad_forward, .grad = pad_grad};
 
 /* ---- reshape (view): target in attrs.shape, one -1 inferred ---- */
 
@@ -184,7 +190,9 @@ static void reshape_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
     gx[0] = loom_reshape(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
 }
 
-const loom_op_desc loom_desc_reshape = {"reshape", 1, 1, OPF_PURE | OPF_ALIAS, shape_reshape, NULL, reshape_grad};
+const loom_op_desc loom_desc_reshape = {
+    .name = "reshape", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS,
+    .shape = shape_reshape, .grad = reshape_grad};
 
 /* ---- stop_gradient (view) ---- */
 
@@ -203,7 +211,9 @@ static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *ne
     (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
-const loom_op_desc loom_desc_stop_gradient = {"stop_gradient", 1, 1, OPF_PURE | OPF_ALIAS, shape_same, NULL, no_grad};
+const loom_op_desc loom_desc_stop_gradient = {
+    .name = "stop_gradient", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_DETACH,
+    .shape = shape_same, .grad = no_grad};
 
 /* ---- transpose: attrs i[0..rank) = perm, out.d[j] = x.d[perm[j]] ---- */
 
@@ -260,8 +270,9 @@ static void transpose_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const b
     gx[0] = loom_transpose(g, gy, inv);
 }
 
-const loom_op_desc loom_desc_transpose = {"transpose", 1, 1, OPF_PURE, shape_transpose, transpose_forward,
-                                          transpose_grad};
+const loom_op_desc loom_desc_transpose = {
+    .name = "transpose", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_transpose, .forward = transpose_forward, .grad = transpose_grad};
 
 /* ---- builders ---- */
 

@@ -1,7 +1,7 @@
 /* Sources: inputs, parameters, constants, fills.
  * attrs: shape = the shape; i[0] = dtype; i[1] = stored data index (const);
  * i[2] = initialiser (param); f[0] = fill value or initialiser scale. */
-#include "op.h"
+#include "ops/op.h"
 
 static bool shape_source(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
                          loom_shape *out, loom_dtype *dt)
@@ -25,11 +25,19 @@ static loom_status fill_forward(const loom_kargs *a)
     return LOOM_OK;
 }
 
-const loom_op_desc loom_desc_input = {"input", 0, 0, OPF_SOURCE, shape_source, NULL, NULL};
-const loom_op_desc loom_desc_param = {"param", 0, 0, OPF_SOURCE, shape_source, NULL, NULL};
-const loom_op_desc loom_desc_const = {"const", 0, 0, OPF_SOURCE, shape_source, NULL, NULL};
+const loom_op_desc loom_desc_input = {
+    .name = "input", .min_in = 0, .max_in = 0, .flags = OPF_SOURCE | OPF_BOUND,
+    .shape = shape_source, .role = LOOM_ROLE_INPUT};
+const loom_op_desc loom_desc_param = {
+    .name = "param", .min_in = 0, .max_in = 0, .flags = OPF_SOURCE | OPF_BOUND,
+    .shape = shape_source, .role = LOOM_ROLE_PARAM};
+const loom_op_desc loom_desc_const = {
+    .name = "const", .min_in = 0, .max_in = 0, .flags = OPF_SOURCE | OPF_STORED,
+    .shape = shape_source, .role = LOOM_ROLE_CONST};
 /* A fill's gradient is nothing (it has no inputs). */
-const loom_op_desc loom_desc_fill = {"fill", 0, 0, OPF_PURE, shape_source, fill_forward, NULL};
+const loom_op_desc loom_desc_fill = {
+    .name = "fill", .min_in = 0, .max_in = 0, .flags = OPF_PURE | OPF_FILL,
+    .shape = shape_source, .forward = fill_forward, .role = LOOM_ROLE_CONST};
 
 static loom_tensor source(loom_graph *g, int op, const char *name, loom_shape s, loom_dtype dt, int32_t store,
                           float value)

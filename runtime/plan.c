@@ -7,7 +7,7 @@
  * two buffers share memory only when their level ranges do not meet, which
  * stays correct when a level runs in parallel. */
 #include "loom/runtime.h"
-#include "../ops/op.h"
+#include "ops/op.h"
 
 #include <omp.h>
 #include <stdarg.h>
@@ -67,19 +67,6 @@ static int64_t place(live_buf *live, int *n_live, int64_t size, int32_t until, s
     return off;
 }
 
-/* Rough work of a node: output elements, times the inner dimension for a
- * matmul. */
-static int64_t work(const loom_graph *g, int32_t id)
-{
-    const loom_node *nd = loom_graph_node(g, loom_at(id));
-    int64_t n = loom_shape_numel(nd->shape);
-    if (nd->op == OP_MATMUL) {
-        const loom_node *a = loom_graph_node(g, loom_node_input(g, loom_at(id), 0));
-        n *= a->shape.d[a->shape.rank - (nd->attr.i[0] ? 2 : 1)];
-    }
-    return n;
-}
-
 static void plan_fail(loom_graph *g, const char *msg) { loom_graph_fail(g, LOOM_ERR_NOMEM, "plan: %s", msg); }
 
 loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const loom_plan_opts *opts)
@@ -133,7 +120,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_graph_node(g, loom_at(i));
         const loom_op_desc *d = loom_op(nd->op);
-        if (nd->op == OP_CONST) p->bound[i] = loom_graph_stored(g, nd->attr.i[1]);
+        if (d->flags & OPF_STORED) p->bound[i] = loom_graph_stored(g, nd->attr.i[1]);
         if (d->flags & OPF_SOURCE) continue;
         int32_t lv = 0;
         for (int j = 0; j < nd->n_in; j++) {
@@ -192,7 +179,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
         bool wide = e - b > 1;
         int64_t total = 0;
         for (int32_t k = b; wide && k < e; k++) {
-            int64_t w = work(g, p->exec[k]);
+            int64_t w = loom_op_cost(g, loom_at(p->exec[k]));
             total += w;
             wide = w <= LOOM_PAR_MIN;
         }
@@ -272,11 +259,20 @@ loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data)
     if (loom_index(t) < 0 || loom_index(t) >= p->n_graph)
         return plan_err(p, LOOM_ERR_ARG, "bind: tensor id %d is not in the planned graph", t.id);
     const loom_node *nd = loom_graph_node(p->g, t);
-    if (nd->op != OP_INPUT && nd->op != OP_PARAM)
+    if (!(loom_op(nd->op)->flags & OPF_BOUND))
         return plan_err(p, LOOM_ERR_ARG, "bind: %s is a %s, not an input or parameter", TSTR(p->g, t),
                         loom_op_name(nd->op));
     if (!data) return plan_err(p, LOOM_ERR_ARG, "bind: NULL data for %s", TSTR(p->g, t));
     p->bound[loom_index(t)] = data;
+    return LOOM_OK;
+}
+
+loom_status loom_bind_all(loom_plan *p, const loom_binding *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        loom_status s = loom_bind(p, b[i].t, b[i].data);
+        if (s) return s;
+    }
     return LOOM_OK;
 }
 
@@ -318,8 +314,8 @@ loom_status loom_run(loom_plan *p)
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i] || p->bound[i]) continue;
         const loom_node *nd = loom_graph_node(p->g, loom_at(i));
-        if (nd->op == OP_INPUT || nd->op == OP_PARAM)
-            return plan_err(p, LOOM_ERR_STATE, "run: %s %s is not bound", nd->op == OP_INPUT ? "input" : "parameter",
+        if (loom_op(nd->op)->flags & OPF_BOUND)
+            return plan_err(p, LOOM_ERR_STATE, "run: %s %s is not bound", loom_op(nd->op)->role == LOOM_ROLE_INPUT ? "input" : "parameter",
                             TSTR(p->g, loom_at(i)));
     }
     loom_status st = LOOM_OK;

@@ -296,7 +296,7 @@ Test(dot, gradient_norm_labels_match_hand_bptt)
     loom_binding b[5] = {{x, xv}};
     for (int i = 0; i < 4; i++) b[1 + i] = (loom_binding){rnn.param[0][0][i], loom_store_data(st, rnn.param[0][0][i])};
     float heat[T];
-    cr_assert_eq(loom_rnn_state_grad_norms(g, loss, 0, T, 1, 1, b, 5, heat), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(loom_dot_state_grad_norms(g, loss, 0, T, 1, 1, b, 5, heat), LOOM_OK, "%s", loom_graph_error(g));
 
     const float *Wih = b[1].data, *Whh = b[2].data, *bih = b[3].data, *bhh = b[4].data;
     double h[T + 1][H] = {{0}}, gr[T][H];

@@ -162,7 +162,7 @@ int loom_cmd_dot(int argc, char **argv)
         for (int i = 0; i < loom_store_count(store); i++)
             binds[nb++] = (loom_binding){loom_store_tensor(store, i), loom_store_data(store, loom_store_tensor(store, i))};
         binds[nb++] = (loom_binding){x, xv};
-        loom_status st = loom_rnn_state_grad_norms(g, loss, 0, (int)T, L, D, binds, nb, heat);
+        loom_status st = loom_dot_state_grad_norms(g, loss, 0, (int)T, L, D, binds, nb, heat);
         free(binds);
         if (st) {
             fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));

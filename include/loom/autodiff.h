@@ -1,4 +1,5 @@
-/* loom/autodiff.h — reverse mode over the graph, and gradient checking. */
+/* loom/autodiff.h — reverse mode over the graph (gradient checking is in
+ * loom/gradcheck.h: it runs plans). */
 #ifndef LOOM_AUTODIFF_H
 #define LOOM_AUTODIFF_H
 
@@ -17,37 +18,6 @@ extern "C" {
  * ordinary nodes, so they can be differentiated again. On error returns a
  * status, and the graph's error says what failed. */
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads);
-
-/* A tensor and the caller buffer holding its value (f32 or i32 data). */
-typedef struct {
-    loom_tensor t;
-    void *data;
-} loom_binding;
-
-typedef struct {
-    double eps;          /* central-difference step (default 5e-3) */
-    double atol, rtol;   /* pass if |analytic − numeric| ≤ atol + rtol·max(|a|,|n|) (1e-3, 1e-2) */
-    int64_t max_checks;  /* elements checked per tensor, sampled when larger (0: all) */
-    uint64_t seed;       /* sampling and the plans' dropout seed */
-} loom_gradcheck_opts;
-
-typedef struct {
-    bool passed;
-    int64_t checked;          /* elements compared */
-    double max_abs_err;       /* over all checked elements */
-    double max_rel_err;       /* |a − n| / max(|a|, |n|, 1e-8) where it is largest */
-    int worst_tensor;         /* index into wrt of the worst element (-1: none) */
-    int64_t worst_index;
-    double worst_analytic, worst_numeric;
-} loom_gradcheck_result;
-
-/* Compares loom_backward's gradients of the scalar `loss` with central
- * differences, perturbing each element of each wrt buffer in place (restored
- * afterwards). `fixed` binds every other input or parameter the loss needs.
- * Appends the gradient nodes to g. */
-loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *wrt, int n_wrt,
-                           const loom_binding *fixed, int n_fixed, const loom_gradcheck_opts *opts,
-                           loom_gradcheck_result *res);
 
 #ifdef __cplusplus
 }

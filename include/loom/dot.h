@@ -16,6 +16,7 @@
 #define LOOM_DOT_H
 
 #include "loom/graph.h"
+#include "loom/runtime.h"
 
 #include <stdio.h>
 
@@ -54,6 +55,14 @@ loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char
  * unrolled stack, into out[(t · layers + l) · dirs + d] (LOOM_INVALID where
  * absent). */
 void loom_dot_states(const loom_graph *g, int state, int steps, int layers, int dirs, loom_tensor *out);
+
+/* ‖∂L/∂s_t‖ (L2 over the batch and units) of carried state `state` (0: h)
+ * for every (step, layer, direction) of an unrolled stack, into
+ * norms[(t · layers + l) · dirs + d] (0 where the loss does not depend on
+ * it): the heat values of a picture. Appends the gradient nodes to g and
+ * runs them once with `binds` (every input and parameter the loss needs). */
+loom_status loom_dot_state_grad_norms(loom_graph *g, loom_tensor loss, int state, int steps, int layers, int dirs,
+                                      const loom_binding *binds, int n_binds, float *norms);
 
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...). LOOM_ERR_STATE when loom was built

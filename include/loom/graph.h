@@ -149,11 +149,6 @@ uint64_t loom_graph_fingerprint(const loom_graph *g);
 
 /* ---- for op implementations (loom/ops.h builds on these) ---- */
 
-/* The op layer registers how op ids are named, so that the graph layer (DOT
- * export, messages) can print them without knowing any op. */
-void loom_graph_set_op_namer(loom_graph *g, const char *(*namer)(int op));
-const char *loom_graph_op_name(const loom_graph *g, int op);
-
 /* Appends a node, or returns the existing one when `pure` and an identical
  * node (op, inputs, attributes) exists. Inputs must be valid handles. */
 loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, int n_in,

@@ -8,6 +8,7 @@
 #include "loom/graph.h"
 #include "loom/ops.h"
 #include "loom/autodiff.h"
+#include "loom/gradcheck.h"
 #include "loom/runtime.h"
 #include "loom/rnn.h"
 #include "loom/safetensors.h"

@@ -13,7 +13,6 @@
 
 #include "loom/graph.h"
 #include "loom/ops.h"
-#include "loom/autodiff.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,14 +100,6 @@ typedef struct {
 /* Unrolls the stack over x (T, B, input). args may be NULL. On error the
  * graph's error is set and the handles are invalid. */
 loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, const loom_rnn_args *args);
-
-/* ‖∂L/∂s_t‖ (L2 over the batch and units) of carried state `state` (0: h)
- * for every (step, layer, direction) of an unrolled stack, into
- * norms[(t · layers + l) · dirs + d] (0 where the loss does not depend on
- * it). Appends the gradient nodes to g and runs them once with `binds`
- * (every input and parameter the loss needs). */
-loom_status loom_rnn_state_grad_norms(loom_graph *g, loom_tensor loss, int state, int steps, int layers, int dirs,
-                                      const loom_binding *binds, int n_binds, float *norms);
 
 /* Full name of parameter `i` of (layer, dir), as in the state_dict. */
 const char *loom_rnn_param_name(const loom_rnn *rnn, int layer, int dir, int i, char *buf, size_t n);

@@ -30,6 +30,14 @@ void loom_plan_free(loom_plan *p);
 /* Binds an input or parameter to caller data (f32, or i32 for i32 inputs).
  * Binding a tensor the plan does not need is allowed and does nothing. */
 loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data);
+/* A tensor and the caller buffer holding its value (f32 or i32 data). */
+typedef struct {
+    loom_tensor t;
+    void *data;
+} loom_binding;
+
+/* Binds n tensors; stops at the first failure. */
+loom_status loom_bind_all(loom_plan *p, const loom_binding *b, int n);
 /* Runs the plan. Errors (unbound inputs, indices out of range) return a
  * status and loom_plan_error() says what failed. */
 loom_status loom_run(loom_plan *p);

@@ -19,6 +19,7 @@
  *   - nop draws no clusters: the clusters stay in the file as structure, and
  *     each gets a frame node drawn around its members. */
 #include "loom/dot.h"
+#include "ops/op.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -442,10 +443,11 @@ static bool grid_plan(dot_ctx *c)
 static void emit_op_node(dot_ctx *c, int32_t i)
 {
     const loom_node *n = N(c, i);
-    const char *name = loom_tensor_name(c->g, loom_at(i)), *op = loom_graph_op_name(c->g, n->op);
-    bool fill = n->tags.role == LOOM_ROLE_CONST && n->n_in == 0 && !strcmp(op, "fill");
+    const char *name = loom_tensor_name(c->g, loom_at(i)), *op = loom_op_name(n->op);
+    unsigned flags = loom_op(n->op)->flags;
+    bool fill = flags & OPF_FILL;
     /* a gradient summed over several uses (a weight shared by the steps) */
-    bool sigma = is_bwd(n) && n->n_in > 1 && !strcmp(op, "add_n");
+    bool sigma = is_bwd(n) && n->n_in > 1 && (flags & OPF_SUM);
     bool source = n->tags.role == LOOM_ROLE_PARAM || n->tags.role == LOOM_ROLE_INPUT;
     char sh[64];
     loom_shape_str(n->shape, sh, sizeof sh);
@@ -813,7 +815,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     /* cuts: a stop_gradient that takes a state from another step */
     for (int32_t i = 0; i < c.n; i++) {
         const loom_node *nd = N(&c, i);
-        if (nd->n_in != 1 || strcmp(loom_graph_op_name(g, nd->op), "stop_gradient")) continue;
+        if (!(loom_op(nd->op)->flags & OPF_DETACH)) continue;
         const loom_node *src = N(&c, input_of(&c, i, 0));
         if (src->tags.state == 0 || src->tags.step < 0 || nd->tags.step < 0 || src->tags.step == nd->tags.step) continue;
         int b = src->tags.step < nd->tags.step ? nd->tags.step : src->tags.step;
@@ -943,17 +945,4 @@ loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char
         *len = 0;
     }
     return s;
-}
-
-void loom_dot_states(const loom_graph *g, int state, int steps, int layers, int dirs, loom_tensor *out)
-{
-    for (int i = 0; i < steps * layers * dirs; i++) out[i] = LOOM_INVALID;
-    for (int32_t i = 0; i < loom_graph_size(g); i++) {
-        const loom_node *n = loom_graph_node(g, loom_at(i));
-        loom_tags t = n->tags;
-        if (t.state != state + 1 || t.role == LOOM_ROLE_BACKWARD || t.step < 0 || t.step >= steps || t.layer < 0 ||
-            t.layer >= layers || t.dir < 0 || t.dir >= dirs)
-            continue;
-        out[((size_t)t.step * layers + t.layer) * dirs + t.dir] = loom_at(i);
-    }
 }
