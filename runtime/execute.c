@@ -1,0 +1,130 @@
+/* Execution: binding caller data, running the ready sets with OpenMP
+ * (several small nodes side by side, or one big kernel split across
+ * threads, never both nested), reading outputs. */
+#include "runtime/plan.h"
+
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *loom_plan_error(const loom_plan *p) { return p ? p->error : "no plan"; }
+
+static loom_status plan_err(loom_plan *p, loom_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static loom_status plan_err(loom_plan *p, loom_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->error, sizeof p->error, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data)
+{
+    if (!p) return LOOM_ERR_ARG;
+    if (loom_index(t) < 0 || loom_index(t) >= p->n_graph)
+        return plan_err(p, LOOM_ERR_ARG, "bind: tensor id %d is not in the planned graph", t.id);
+    const loom_node *nd = loom_graph_node(p->g, t);
+    if (!(loom_op(nd->op)->flags & OPF_BOUND))
+        return plan_err(p, LOOM_ERR_ARG, "bind: %s is a %s, not an input or parameter", TSTR(p->g, t),
+                        loom_op_name(nd->op));
+    if (!data) return plan_err(p, LOOM_ERR_ARG, "bind: NULL data for %s", TSTR(p->g, t));
+    p->bound[loom_index(t)] = data;
+    return LOOM_OK;
+}
+
+loom_status loom_bind_all(loom_plan *p, const loom_binding *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        loom_status s = loom_bind(p, b[i].t, b[i].data);
+        if (s) return s;
+    }
+    return LOOM_OK;
+}
+
+void loom_plan_set_seed(loom_plan *p, uint64_t seed)
+{
+    p->seed = seed;
+    p->runs = 0;
+}
+
+void loom_plan_set_eval(loom_plan *p, bool eval) { p->eval = eval; }
+
+static float *storage(const loom_plan *p, int32_t id)
+{
+    int32_t r = p->root[id];
+    return p->offset[r] >= 0 ? p->arena + p->offset[r] : (float *)(uintptr_t)p->bound[r];
+}
+
+static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot, char *err, size_t err_len)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);
+    const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
+    for (int j = 0; j < nd->n_in; j++) {
+        loom_tensor x = loom_node_input(p->g, loom_at(id), j);
+        in[j] = storage(p, loom_index(x));
+        in_node[j] = loom_graph_node(p->g, x);
+    }
+    loom_kargs a = {p->g, nd, storage(p, id), in, in_node, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
+                    !p->eval, parallel, err, err_len};
+    return loom_op(nd->op)->forward(&a);
+}
+
+loom_status loom_run(loom_plan *p)
+{
+    if (!p) return LOOM_ERR_ARG;
+    p->error[0] = 0;
+    if (loom_graph_size(p->g) < p->n_graph)
+        return plan_err(p, LOOM_ERR_STATE, "run: the graph changed under the plan");
+    for (int32_t i = 0; i < p->n_graph; i++) {
+        if (!p->in_plan[i] || p->bound[i]) continue;
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        if (loom_op(nd->op)->flags & OPF_BOUND)
+            return plan_err(p, LOOM_ERR_STATE, "run: %s %s is not bound", loom_op(nd->op)->role == LOOM_ROLE_INPUT ? "input" : "parameter",
+                            TSTR(p->g, loom_at(i)));
+    }
+    loom_status st = LOOM_OK;
+    int threads = omp_get_max_threads();
+    p->side_by_side = 0;
+    for (int32_t l = 0; l < p->n_levels && !st; l++) {
+        int32_t b = p->level_start[l], e = p->level_start[l + 1];
+        if (!p->wide[l] || threads < 2) {
+            for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0, p->error, sizeof p->error);
+            continue;
+        }
+        p->side_by_side++;
+        #pragma omp parallel for schedule(dynamic)
+        for (int32_t k = b; k < e; k++) {
+            char err[512] = "";
+            loom_status s = exec_node(p, p->exec[k], false, omp_get_thread_num() + 1, err, sizeof err);
+            if (s) {
+                #pragma omp critical(loom_run_error)
+                if (!st) {
+                    st = s;
+                    memcpy(p->error, err, sizeof err);
+                }
+            }
+        }
+    }
+    p->runs++;
+    return st;
+}
+
+const float *loom_plan_output(const loom_plan *p, loom_tensor t)
+{
+    if (!p) return NULL;
+    for (int i = 0; i < p->n_outputs; i++)
+        if (p->outputs[i].id == t.id) return storage(p, loom_index(t));
+    return NULL;
+}
+
+loom_status loom_plan_read(const loom_plan *p, loom_tensor t, float *dst, size_t n)
+{
+    const float *v = loom_plan_output(p, t);
+    if (!v) return LOOM_ERR_ARG;
+    if ((int64_t)n < loom_tensor_numel(p->g, t)) return LOOM_ERR_ARG;
+    memcpy(dst, v, (size_t)loom_tensor_numel(p->g, t) * sizeof(float));
+    return LOOM_OK;
+}

@@ -1,0 +1,54 @@
+/* Internal: what a plan holds, and the steps that make it.
+ *
+ *   schedule.c  prune to what the outputs need, levels (ready sets), the
+ *               order kernels run in, which ready sets run side by side
+ *   memory.c    buffer lifetimes and their places in one arena
+ *   execute.c   binding, running (OpenMP), reading outputs
+ *   plan.c      loom_plan_new / loom_plan_free: the steps in order
+ */
+#ifndef LOOM_RUNTIME_PLAN_H
+#define LOOM_RUNTIME_PLAN_H
+
+#include "loom/runtime.h"
+#include "ops/op.h"
+
+#include <stdint.h>
+
+#define ALIGN_FLOATS 16 /* 64-byte alignment for every buffer */
+
+struct loom_plan {
+    loom_graph *g;
+    int32_t n_graph;       /* graph size when planned */
+    bool *in_plan;         /* per graph node: some output needs it */
+    int32_t *level;        /* per graph node: its ready set (sources 0; a view, its input's) */
+    int32_t *root;         /* per graph node: node owning its storage (self, or a view's source) */
+    int32_t max_in;        /* most inputs of a planned node */
+    /* schedule */
+    int32_t n_exec;        /* nodes with kernels, in level order */
+    int32_t *exec;         /* their ids */
+    int32_t n_levels;
+    int32_t *level_start;  /* exec[level_start[l] .. level_start[l+1]) is ready set l+1 */
+    bool *wide;            /* per ready set: worth running its nodes side by side */
+    int32_t n_views;
+    /* memory */
+    int64_t *offset;       /* per root with a kernel: arena offset in floats; -1 otherwise */
+    float *arena;
+    size_t arena_floats, naive_floats;
+    /* execution */
+    const void **bound;    /* per source node: caller data (constants: the graph's) */
+    loom_tensor *outputs;
+    int n_outputs;
+    const float **in_pool; /* scratch for kernel input pointers, one row per thread slot */
+    const loom_node **node_pool;
+    int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
+    bool eval;
+    uint64_t seed, runs;
+    char error[512];
+};
+
+/* Fills in_plan, level, root, exec, level_start, wide, n_views, max_in. */
+loom_status loom_plan_schedule(loom_plan *p);
+/* Fills offset, the arena and the byte counts (needs the schedule). */
+loom_status loom_plan_place(loom_plan *p);
+
+#endif

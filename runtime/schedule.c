@@ -1,0 +1,105 @@
+/* Ordering: prune, ready sets, and which ready sets run side by side.
+ *
+ * Level of a node = 1 + the highest level of its inputs (sources: 0; views
+ * take their input's level and run nothing). Nodes of one level only read
+ * lower levels, so they may run side by side. */
+#include "runtime/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Marks what the outputs need (inputs precede their users in the arena). */
+static void prune(loom_plan *p)
+{
+    const loom_graph *g = p->g;
+    for (int i = 0; i < p->n_outputs; i++) p->in_plan[loom_index(p->outputs[i])] = true;
+    for (int32_t i = p->n_graph - 1; i >= 0; i--) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) p->in_plan[loom_index(loom_node_input(g, loom_at(i), j))] = true;
+        if (nd->n_in > p->max_in) p->max_in = nd->n_in;
+    }
+}
+
+/* Levels and storage roots; returns the highest level. */
+static int32_t assign_levels(loom_plan *p)
+{
+    const loom_graph *g = p->g;
+    int32_t max_level = 0;
+    for (int32_t i = 0; i < p->n_graph; i++) {
+        p->root[i] = i;
+        p->level[i] = 0;
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        const loom_op_desc *d = loom_op(nd->op);
+        if (d->flags & OPF_STORED) p->bound[i] = loom_graph_stored(g, nd->attr.i[1]);
+        if (d->flags & OPF_SOURCE) continue;
+        int32_t lv = 0;
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t in = loom_index(loom_node_input(g, loom_at(i), j));
+            lv = p->level[in] > lv ? p->level[in] : lv;
+        }
+        if (d->flags & OPF_ALIAS) {
+            p->level[i] = lv;
+            p->root[i] = p->root[loom_index(loom_node_input(g, loom_at(i), 0))];
+            p->n_views++;
+        } else {
+            p->level[i] = lv + 1;
+        }
+        max_level = p->level[i] > max_level ? p->level[i] : max_level;
+    }
+    return max_level;
+}
+
+static bool runs_kernel(const loom_plan *p, int32_t i)
+{
+    return p->in_plan[i] && !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+}
+
+/* Buckets the nodes with kernels by level (a counting sort keeps id order
+ * inside a level). */
+static loom_status bucket(loom_plan *p)
+{
+    int32_t L = p->n_levels, *count = calloc((size_t)L + 2, sizeof *count);
+    p->level_start = calloc((size_t)L + 2, sizeof *p->level_start);
+    if (!count || !p->level_start) {
+        free(count);
+        return LOOM_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < p->n_graph; i++)
+        if (runs_kernel(p, i)) count[p->level[i]]++, p->n_exec++;
+    for (int32_t l = 1; l <= L; l++) p->level_start[l] = p->level_start[l - 1] + count[l];
+    memset(count, 0, ((size_t)L + 2) * sizeof *count);
+    for (int32_t i = 0; i < p->n_graph; i++)
+        if (runs_kernel(p, i)) p->exec[p->level_start[p->level[i] - 1] + count[p->level[i]]++] = i;
+    free(count);
+    return LOOM_OK;
+}
+
+/* Side by side only when a level is worth a parallel region and no node in
+ * it is big enough to use every thread by itself. */
+static loom_status choose_wide(loom_plan *p)
+{
+    p->wide = calloc((size_t)p->n_levels + 1, sizeof *p->wide);
+    if (!p->wide) return LOOM_ERR_NOMEM;
+    for (int32_t l = 0; l < p->n_levels; l++) {
+        int32_t b = p->level_start[l], e = p->level_start[l + 1];
+        bool wide = e - b > 1;
+        int64_t total = 0;
+        for (int32_t k = b; wide && k < e; k++) {
+            int64_t w = loom_op_cost(p->g, loom_at(p->exec[k]));
+            total += w;
+            wide = w <= LOOM_PAR_MIN;
+        }
+        p->wide[l] = wide && total >= LOOM_PAR_MIN;
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_plan_schedule(loom_plan *p)
+{
+    prune(p);
+    p->n_levels = assign_levels(p);
+    loom_status s = bucket(p);
+    return s ? s : choose_wide(p);
+}
