@@ -33,7 +33,11 @@ int main(int argc, char **argv)
     }
     const loom_cell_def *cell = loom_cell_by_name(cell_name);
     if (!cell || T < 1 || B < 1 || H < 1 || iters < 1) {
-        fprintf(stderr, "rnn_bench: bad options (cell rnn_tanh|rnn_relu|gru|lstm, sizes >= 1)\n");
+        int n;
+        const loom_cell_def *const *cells = loom_cells(&n);
+        fprintf(stderr, "rnn_bench: bad options (sizes >= 1; cell one of");
+        for (int i = 0; i < n; i++) fprintf(stderr, " %s", cells[i]->name);
+        fprintf(stderr, ")\n");
         return 2;
     }
     loom_graph *g = loom_graph_new();
@@ -45,11 +49,10 @@ int main(int argc, char **argv)
     outs[0] = loss;
     loom_backward(g, loss, rnn.param[0][0], rnn.n_params, outs + 1);
     loom_plan *p = loom_plan_new(g, outs, 1 + rnn.n_params, NULL);
-    char err[256];
-    loom_store *s = p ? loom_store_new(g, err, sizeof err) : NULL;
+    loom_store *s = p ? loom_store_new(g) : NULL;
     float *xv = malloc((size_t)T * B * H * sizeof *xv);
-    if (!p || !s || !xv) {
-        fprintf(stderr, "rnn_bench: %s\n", loom_graph_failed(g) ? loom_graph_error(g) : "out of memory");
+    if (!p || loom_store_status(s) || !xv) {
+        fprintf(stderr, "rnn_bench: %s\n", !p ? loom_graph_error(g) : xv ? loom_store_error(s) : "out of memory");
         return 1;
     }
     loom_store_init(s, 1);

@@ -42,12 +42,19 @@ static int hidden_of(loom_graph *g, const loom_tensor *state)
     return s.d[s.rank - 1];
 }
 
-/* h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)   (relu for rnn_relu) */
-static loom_tensor rnn_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
-                            const loom_tensor *state, loom_tensor *next)
+/* h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh) */
+static loom_tensor rnn_tanh_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
+                                 const loom_tensor *state, loom_tensor *next)
 {
-    loom_tensor a = loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0]));
-    next[0] = d->user ? loom_relu(g, a) : loom_tanh(g, a);
+    next[0] = loom_tanh(g, loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0])));
+    return next[0];
+}
+
+/* h' = relu(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh) */
+static loom_tensor rnn_relu_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
+                                 const loom_tensor *state, loom_tensor *next)
+{
+    next[0] = loom_relu(g, loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0])));
     return next[0];
 }
 
@@ -84,17 +91,36 @@ static loom_tensor lstm_step(loom_graph *g, const loom_cell_def *d, const loom_t
     return next[0];
 }
 
-static const int relu_marker = 1;
-
-const loom_cell_def loom_cell_rnn_tanh = {"rnn_tanh", 1, rnn_params, rnn_step, NULL};
-const loom_cell_def loom_cell_rnn_relu = {"rnn_relu", 1, rnn_params, rnn_step, &relu_marker};
+const loom_cell_def loom_cell_rnn_tanh = {"rnn_tanh", 1, rnn_params, rnn_tanh_step, NULL};
+const loom_cell_def loom_cell_rnn_relu = {"rnn_relu", 1, rnn_params, rnn_relu_step, NULL};
 const loom_cell_def loom_cell_gru = {"gru", 1, gru_params, gru_step, NULL};
 const loom_cell_def loom_cell_lstm = {"lstm", 2, lstm_params, lstm_step, NULL};
 
+/* ---- the registry: built-ins first, then registered user cells ---- */
+
+static const loom_cell_def *registry[LOOM_MAX_CELLS] = {&loom_cell_rnn_tanh, &loom_cell_rnn_relu, &loom_cell_gru,
+                                                        &loom_cell_lstm};
+static int n_registry = 4;
+
+const loom_cell_def *const *loom_cells(int *n)
+{
+    if (n) *n = n_registry;
+    return registry;
+}
+
 const loom_cell_def *loom_cell_by_name(const char *name)
 {
-    const loom_cell_def *all[] = {&loom_cell_rnn_tanh, &loom_cell_rnn_relu, &loom_cell_gru, &loom_cell_lstm};
-    for (unsigned i = 0; name && i < sizeof all / sizeof *all; i++)
-        if (!strcmp(all[i]->name, name)) return all[i];
+    for (int i = 0; name && i < n_registry; i++)
+        if (!strcmp(registry[i]->name, name)) return registry[i];
     return NULL;
+}
+
+loom_status loom_cell_register(const loom_cell_def *cell)
+{
+    if (!cell || !cell->name || !*cell->name || !cell->params || !cell->step) return LOOM_ERR_ARG;
+    const loom_cell_def *known = loom_cell_by_name(cell->name);
+    if (known) return known == cell ? LOOM_OK : LOOM_ERR_ARG;
+    if (n_registry == LOOM_MAX_CELLS) return LOOM_ERR_STATE;
+    registry[n_registry++] = cell;
+    return LOOM_OK;
 }

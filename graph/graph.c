@@ -1,6 +1,6 @@
 /* The graph arena: nodes, input pool, string pool, stored data, sticky error,
  * hash-consing of pure nodes (xxh3 of op, inputs and attributes). */
-#include "loom/graph.h"
+#include "graph/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,8 +26,7 @@ struct loom_graph {
     uint32_t table_cap;       /* power of two */
     int32_t table_count;
     loom_tags tags;
-    loom_status status;
-    char error[1024];
+    loom_error err;
 };
 
 const char *loom_status_str(loom_status s)
@@ -91,22 +90,17 @@ void loom_graph_free(loom_graph *g)
     free(g);
 }
 
-bool loom_graph_failed(const loom_graph *g) { return !g || g->status != LOOM_OK; }
-loom_status loom_graph_status(const loom_graph *g) { return g ? g->status : LOOM_ERR_ARG; }
-const char *loom_graph_error(const loom_graph *g)
-{
-    if (!g) return "no graph";
-    return g->status == LOOM_OK ? "" : g->error;
-}
+bool loom_graph_failed(const loom_graph *g) { return !g || g->err.status != LOOM_OK; }
+loom_status loom_graph_status(const loom_graph *g) { return g ? g->err.status : LOOM_ERR_ARG; }
+const char *loom_graph_error(const loom_graph *g) { return g ? loom_error_msg(&g->err) : "no graph"; }
 
 loom_tensor loom_graph_fail(loom_graph *g, loom_status s, const char *fmt, ...)
 {
-    if (g && g->status == LOOM_OK) {
+    if (g) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(g->error, sizeof g->error, fmt, ap);
+        loom_error_setv(&g->err, s, fmt, ap);
         va_end(ap);
-        g->status = s;
     }
     return LOOM_INVALID;
 }

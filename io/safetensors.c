@@ -1,5 +1,6 @@
 /* safetensors reader and writer (JSON header through cJSON). */
 #include "loom/safetensors.h"
+#include "graph/error.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,21 +15,11 @@
 
 #define MAX_HEADER (100u << 20) /* as the reference implementation: 100 MB of JSON at most */
 
-static void say(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
-
 loom_st *loom_st_new(void) { return calloc(1, sizeof(loom_st)); }
 
-void loom_st_free(loom_st *f)
+/* Drops every tensor and metadata entry (the error stays). */
+static void clear(loom_st *f)
 {
-    if (!f) return;
     for (int i = 0; i < f->n; i++) {
         free(f->tensors[i].name);
         free(f->tensors[i].data);
@@ -40,8 +31,18 @@ void loom_st_free(loom_st *f)
     free(f->tensors);
     free(f->meta_key);
     free(f->meta_val);
+    f->tensors = NULL, f->meta_key = f->meta_val = NULL;
+    f->n = f->cap = f->n_meta = f->cap_meta = 0;
+}
+
+void loom_st_free(loom_st *f)
+{
+    if (!f) return;
+    clear(f);
     free(f);
 }
+
+const char *loom_st_error(const loom_st *f) { return f ? loom_error_msg(&f->err) : "out of memory"; }
 
 const loom_st_tensor *loom_st_get(const loom_st *f, const char *name)
 {
@@ -135,29 +136,29 @@ static uint64_t le64(const unsigned char *b)
 }
 
 /* Whole file into memory; NULL with a message on failure. */
-static unsigned char *slurp(const char *path, size_t *len, char *err, size_t n)
+static unsigned char *slurp(loom_st *f, const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        say(err, n, "%s: cannot open: %s", path, strerror(errno));
+        loom_error_set(&f->err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-        say(err, n, "%s: not a regular file", path);
+        loom_error_set(&f->err, LOOM_ERR_IO, "%s: not a regular file", path);
         fclose(fp);
         return NULL;
     }
     unsigned char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
-        say(err, n, "%s: out of memory reading %lld bytes", path, (long long)st.st_size);
+        loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory reading %lld bytes", path, (long long)st.st_size);
         fclose(fp);
         return NULL;
     }
     size_t got = fread(buf, 1, (size_t)st.st_size, fp);
     fclose(fp);
     if (got != (size_t)st.st_size) {
-        say(err, n, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
+        loom_error_set(&f->err, LOOM_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
         free(buf);
         return NULL;
     }
@@ -171,29 +172,30 @@ static int cmp_off(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
-loom_st *loom_st_read(const char *path, char *err, size_t n)
+loom_status loom_st_read(loom_st *f, const char *path)
 {
+    if (!f) return LOOM_ERR_ARG;
+    clear(f);
+    loom_error_clear(&f->err);
     size_t len;
-    unsigned char *buf = slurp(path, &len, err, n);
-    if (!buf) return NULL;
-    loom_st *f = loom_st_new();
+    unsigned char *buf = slurp(f, path, &len);
+    if (!buf) return f->err.status;
     cJSON *root = NULL;
     uint64_t *spans = NULL;
-    if (!f) goto nomem;
     if (len < 8) {
-        say(err, n, "%s: %zu bytes is too short for a safetensors file (8-byte header length)", path, len);
+        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (8-byte header length)", path, len);
         goto fail;
     }
     uint64_t hlen = le64(buf);
     if (hlen > MAX_HEADER || hlen > len - 8) {
-        say(err, n, "%s: header length %llu does not fit in the file (%zu bytes)", path, (unsigned long long)hlen, len);
+        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: header length %llu does not fit in the file (%zu bytes)", path, (unsigned long long)hlen, len);
         goto fail;
     }
     const unsigned char *data = buf + 8 + hlen;
     size_t data_len = len - 8 - (size_t)hlen;
     root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
     if (!root || !cJSON_IsObject(root)) {
-        say(err, n, "%s: the header is not a JSON object", path);
+        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: the header is not a JSON object", path);
         goto fail;
     }
     int count = cJSON_GetArraySize(root);
@@ -204,12 +206,12 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
         const char *name = e->string;
         if (!strcmp(name, "__metadata__")) {
             if (!cJSON_IsObject(e)) {
-                say(err, n, "%s: __metadata__ must be an object of strings", path);
+                loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
                 goto fail;
             }
             for (cJSON *m = e->child; m; m = m->next) {
                 if (!cJSON_IsString(m)) {
-                    say(err, n, "%s: __metadata__ value of '%s' is not a string", path, m->string);
+                    loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path, m->string);
                     goto fail;
                 }
                 if (loom_st_set_meta(f, m->string, m->valuestring)) goto nomem;
@@ -221,13 +223,13 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
         cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
         if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
             cJSON_GetArraySize(offs) != 2) {
-            say(err, n, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"", path, name);
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"", path, name);
             goto fail;
         }
         loom_shape s = loom_shape0();
         int rank = cJSON_GetArraySize(shape);
         if (rank > LOOM_MAX_RANK) {
-            say(err, n, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name, rank, LOOM_MAX_RANK);
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name, rank, LOOM_MAX_RANK);
             goto fail;
         }
         s.rank = rank;
@@ -236,13 +238,13 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
             cJSON *d = cJSON_GetArrayItem(shape, i);
             if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > INT32_MAX ||
                 d->valuedouble != (double)(int64_t)d->valuedouble) {
-                say(err, n, "%s: tensor '%s' has a bad dimension %d (need a whole number >= 1)", path, name, i);
+                loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has a bad dimension %d (need a whole number >= 1)", path, name, i);
                 goto fail;
             }
             s.d[i] = (int32_t)d->valuedouble;
             numel *= (uint64_t)s.d[i];
             if (numel > ((uint64_t)1 << 40)) {
-                say(err, n, "%s: tensor '%s' is too large", path, name);
+                loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' is too large", path, name);
                 goto fail;
             }
         }
@@ -252,19 +254,19 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
         else if (!strcmp(dt->valuestring, "I32")) width = 4, ldt = LOOM_I32;
         else if (!strcmp(dt->valuestring, "I64")) width = 8, ldt = LOOM_I32;
         else {
-            say(err, n, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path, name, dt->valuestring);
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path, name, dt->valuestring);
             goto fail;
         }
         double b0 = cJSON_GetArrayItem(offs, 0)->valuedouble, b1 = cJSON_GetArrayItem(offs, 1)->valuedouble;
         if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b0 < 0 ||
             b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1) {
-            say(err, n, "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes", path, name, b0, b1,
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes", path, name, b0, b1,
                 data_len);
             goto fail;
         }
         uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
         if (end - begin != numel * (uint64_t)width) {
-            say(err, n, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path, name,
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path, name,
                 (unsigned long long)(end - begin), dt->valuestring, loom_shape_str(s, (char[64]){0}, 64),
                 (unsigned long long)(numel * (uint64_t)width));
             goto fail;
@@ -278,7 +280,7 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
             for (uint64_t i = 0; i < numel; i++) {
                 int64_t v = (int64_t)le64(data + begin + 8 * i);
                 if (v < INT32_MIN || v > INT32_MAX) {
-                    say(err, n, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32", path, name, (long long)v);
+                    loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32", path, name, (long long)v);
                     free(vals);
                     goto fail;
                 }
@@ -288,7 +290,7 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
             memcpy(vals, data + begin, (size_t)numel * 4);
         }
         if (loom_st_get(f, name)) {
-            say(err, n, "%s: tensor '%s' appears twice", path, name);
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
             free(vals);
             goto fail;
         }
@@ -301,28 +303,28 @@ loom_st *loom_st_read(const char *path, char *err, size_t n)
     uint64_t at = 0;
     for (int i = 0; i < n_spans; i++) {
         if (spans[2 * i] != at) {
-            say(err, n, "%s: tensor data %s at byte %llu (expected %llu)", path, spans[2 * i] < at ? "overlaps" : "has a hole",
+            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor data %s at byte %llu (expected %llu)", path, spans[2 * i] < at ? "overlaps" : "has a hole",
                 (unsigned long long)spans[2 * i], (unsigned long long)at);
             goto fail;
         }
         at = spans[2 * i + 1];
     }
     if (at != data_len) {
-        say(err, n, "%s: %llu trailing bytes after the last tensor", path, (unsigned long long)(data_len - at));
+        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", path, (unsigned long long)(data_len - at));
         goto fail;
     }
     cJSON_Delete(root);
     free(spans);
     free(buf);
-    return f;
+    return LOOM_OK;
 nomem:
-    say(err, n, "%s: out of memory", path);
+    loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
 fail:
     cJSON_Delete(root);
     free(spans);
     free(buf);
-    loom_st_free(f);
-    return NULL;
+    clear(f);
+    return f->err.status;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -331,16 +333,17 @@ static int cmp_name(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t n)
+loom_status loom_st_write(loom_st *f, const char *path)
 {
+    if (!f) return LOOM_ERR_ARG;
+    loom_error_clear(&f->err);
     cJSON *root = cJSON_CreateObject();
     const loom_st_tensor **order = malloc(((size_t)f->n + 1) * sizeof *order);
     char *json = NULL, *tmp = NULL;
     int fd = -1;
     loom_status rc = LOOM_ERR_IO;
     if (!root || !order) {
-        say(err, n, "%s: out of memory", path);
-        rc = LOOM_ERR_NOMEM;
+        rc = loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     for (int i = 0; i < f->n; i++) order[i] = &f->tensors[i];
@@ -366,8 +369,7 @@ loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t 
     size_t plen = strlen(path);
     tmp = malloc(plen + 16);
     if (!json || !tmp) {
-        say(err, n, "%s: out of memory", path);
-        rc = LOOM_ERR_NOMEM;
+        rc = loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
     /* header padded with spaces to a multiple of 8 so the data is aligned */
@@ -375,14 +377,14 @@ loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t 
     snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        say(err, n, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        loom_error_set(&f->err, LOOM_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
         goto done;
     }
     unsigned char head[8];
     for (int i = 0; i < 8; i++) head[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     FILE *fp = fdopen(fd, "wb");
     if (!fp) {
-        say(err, n, "%s: %s", path, strerror(errno));
+        loom_error_set(&f->err, LOOM_ERR_IO, "%s: %s", path, strerror(errno));
         goto done;
     }
     fd = -1;
@@ -395,7 +397,7 @@ loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t 
     ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
     ok = fclose(fp) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
-        say(err, n, "%s: write failed: %s", path, strerror(errno));
+        loom_error_set(&f->err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         unlink(tmp);
         goto done;
     }

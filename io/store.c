@@ -1,6 +1,7 @@
 /* Parameter store: one buffer per named parameter. */
 #include "loom/store.h"
 #include "loom/ops.h"
+#include "graph/error.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,44 +13,63 @@ struct loom_store {
     int n;
     loom_tensor *t;
     float **data;
+    loom_status made;  /* not LOOM_OK: the store could not be made (permanent) */
+    loom_error err;
 };
 
-loom_store *loom_store_new(const loom_graph *g, char *err, size_t n)
+#define store_fail(s, ...) loom_error_set(&(s)->err, __VA_ARGS__)
+
+/* One zeroed, aligned buffer per named parameter. */
+static loom_status collect(loom_store *s, const loom_graph *g)
 {
-    if (!g || loom_graph_failed(g)) {
-        snprintf(err, n, "store: the graph has failed: %s", loom_graph_error(g));
-        return NULL;
-    }
-    loom_store *s = calloc(1, sizeof *s);
     int32_t N = loom_graph_size(g);
-    if (!s || !(s->t = malloc((size_t)N * sizeof *s->t)) || !(s->data = calloc((size_t)N, sizeof *s->data))) goto nomem;
-    s->g = g;
+    if (!(s->t = malloc((size_t)N * sizeof *s->t)) || !(s->data = calloc((size_t)N, sizeof *s->data)))
+        return store_fail(s, LOOM_ERR_NOMEM, "store: out of memory");
     for (int32_t i = 0; i < N; i++) {
         loom_tensor t = loom_at(i);
         if (loom_graph_node(g, t)->tags.role != LOOM_ROLE_PARAM) continue;
         const char *name = loom_tensor_name(g, t);
-        if (!name) {
-            snprintf(err, n, "store: parameter #%d has no name", i);
-            loom_store_free(s);
-            return NULL;
-        }
+        if (!name) return store_fail(s, LOOM_ERR_ARG, "store: parameter #%d has no name", i);
         for (int k = 0; k < s->n; k++)
-            if (!strcmp(loom_tensor_name(g, s->t[k]), name)) {
-                snprintf(err, n, "store: two parameters are named '%s'", name);
-                loom_store_free(s);
-                return NULL;
-            }
+            if (!strcmp(loom_tensor_name(g, s->t[k]), name))
+                return store_fail(s, LOOM_ERR_ARG, "store: two parameters are named '%s'", name);
         size_t bytes = (size_t)loom_tensor_numel(g, t) * sizeof(float);
         s->data[s->n] = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!s->data[s->n]) goto nomem;
+        if (!s->data[s->n]) return store_fail(s, LOOM_ERR_NOMEM, "store: out of memory for '%s' (%zu bytes)", name, bytes);
         memset(s->data[s->n], 0, bytes);
         s->t[s->n++] = t;
     }
+    return LOOM_OK;
+}
+
+loom_store *loom_store_new(const loom_graph *g)
+{
+    loom_store *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->g = g;
+    if (!g || loom_graph_failed(g))
+        s->made = store_fail(s, g ? loom_graph_status(g) : LOOM_ERR_ARG, "store: the graph has failed: %s",
+                             loom_graph_error(g));
+    else
+        s->made = collect(s, g);
+    if (s->made) { /* keep the error, hold nothing */
+        for (int i = 0; s->data && i < s->n; i++) free(s->data[i]);
+        free(s->data), free(s->t);
+        s->data = NULL, s->t = NULL, s->n = 0;
+    }
     return s;
-nomem:
-    snprintf(err, n, "store: out of memory");
-    loom_store_free(s);
-    return NULL;
+}
+
+loom_status loom_store_status(const loom_store *s) { return s ? s->err.status : LOOM_ERR_NOMEM; }
+const char *loom_store_error(const loom_store *s) { return s ? loom_error_msg(&s->err) : "store: out of memory"; }
+
+/* Starts an operation: a store that could not be made refuses it. */
+static loom_status begin(loom_store *s)
+{
+    if (!s) return LOOM_ERR_ARG;
+    if (s->made) return s->made;
+    loom_error_clear(&s->err);
+    return LOOM_OK;
 }
 
 void loom_store_free(loom_store *s)
@@ -121,6 +141,7 @@ void loom_store_init(loom_store *s, uint64_t seed)
 
 loom_status loom_store_bind(const loom_store *s, loom_plan *p)
 {
+    if (!s || s->made) return s ? s->made : LOOM_ERR_ARG;
     for (int i = 0; i < s->n; i++) {
         loom_status st = loom_bind(p, s->t[i], s->data[i]);
         if (st) return st;
@@ -128,7 +149,17 @@ loom_status loom_store_bind(const loom_store *s, loom_plan *p)
     return LOOM_OK;
 }
 
-loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict, char *err, size_t n)
+static loom_status load(loom_store *s, const loom_st *f, bool strict, const char *where);
+
+loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict)
+{
+    loom_status st = begin(s);
+    return st ? st : load(s, f, strict, "");
+}
+
+/* Checks every parameter against f, then copies (nothing changes when a
+ * check fails). `where` prefixes messages (the file's path). */
+static loom_status load(loom_store *s, const loom_st *f, bool strict, const char *where)
 {
     char a[64], b[64];
     for (int i = 0; i < s->n; i++) {
@@ -136,21 +167,21 @@ loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict, char *
         const loom_st_tensor *t = loom_st_get(f, name);
         loom_shape want = loom_tensor_shape(s->g, s->t[i]);
         if (!t) {
-            snprintf(err, n, "parameter '%s' %s is missing", name, loom_shape_str(want, a, sizeof a));
-            return LOOM_ERR_FORMAT;
+            return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: parameter '%s' %s is missing", where, name,
+                              loom_shape_str(want, a, sizeof a));
         }
         if (t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, want)) {
-            snprintf(err, n, "parameter '%s' is %s %s, expected F32 %s", name, t->dtype == LOOM_I32 ? "I32" : "F32",
-                     loom_shape_str(t->shape, a, sizeof a), loom_shape_str(want, b, sizeof b));
-            return LOOM_ERR_FORMAT;
+            return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: parameter '%s' is %s %s, expected F32 %s", where, name,
+                              t->dtype == LOOM_I32 ? "I32" : "F32", loom_shape_str(t->shape, a, sizeof a),
+                              loom_shape_str(want, b, sizeof b));
         }
     }
     for (int k = 0; strict && k < f->n; k++) {
         bool known = false;
         for (int i = 0; i < s->n && !known; i++) known = !strcmp(loom_tensor_name(s->g, s->t[i]), f->tensors[k].name);
         if (!known) {
-            snprintf(err, n, "'%s' is not a parameter of this model", f->tensors[k].name);
-            return LOOM_ERR_FORMAT;
+            return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: '%s' is not a parameter of this model", where,
+                              f->tensors[k].name);
         }
     }
     /* all checked: copy (nothing changes when a check fails) */
@@ -160,21 +191,29 @@ loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict, char *
     return LOOM_OK;
 }
 
-loom_status loom_store_load_file(loom_store *s, const char *path, bool strict, char *err, size_t n)
+loom_status loom_store_load_file(loom_store *s, const char *path, bool strict)
 {
-    loom_st *f = loom_st_read(path, err, n);
-    if (!f) return LOOM_ERR_FORMAT;
-    char msg[512];
-    loom_status st = loom_store_load(s, f, strict, msg, sizeof msg);
-    if (st) snprintf(err, n, "%s: %s", path, msg);
+    loom_status st = begin(s);
+    if (st) return st;
+    loom_st *f = loom_st_new();
+    if (!f) return store_fail(s, LOOM_ERR_NOMEM, "store: load %s: out of memory", path);
+    if ((st = loom_st_read(f, path))) {
+        store_fail(s, st, "store: load %s", loom_st_error(f));
+    } else {
+        char where[512];
+        snprintf(where, sizeof where, " %s", path);
+        st = load(s, f, strict, where);
+    }
     loom_st_free(f);
     return st;
 }
 
-loom_status loom_store_save_file(const loom_store *s, const char *path, char *err, size_t n)
+loom_status loom_store_save_file(loom_store *s, const char *path)
 {
+    loom_status st = begin(s);
+    if (st) return st;
     loom_st *f = loom_st_new();
-    loom_status st = f ? LOOM_OK : LOOM_ERR_NOMEM;
+    st = f ? LOOM_OK : LOOM_ERR_NOMEM;
     for (int i = 0; !st && i < s->n; i++)
         st = loom_st_add(f, loom_tensor_name(s->g, s->t[i]), LOOM_F32, loom_tensor_shape(s->g, s->t[i]), s->data[i]);
     if (!st) {
@@ -182,8 +221,8 @@ loom_status loom_store_save_file(const loom_store *s, const char *path, char *er
         snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(s->g));
         st = loom_st_set_meta(f, "loom.fingerprint", fp);
     }
-    if (st) snprintf(err, n, "%s: out of memory", path);
-    else st = loom_st_write(f, path, err, n);
+    if (st) store_fail(s, st, "store: save %s: out of memory", path);
+    else if ((st = loom_st_write(f, path))) store_fail(s, st, "store: save %s", loom_st_error(f));
     loom_st_free(f);
     return st;
 }

@@ -8,21 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *loom_plan_error(const loom_plan *p) { return p ? p->error : "no plan"; }
+const char *loom_plan_error(const loom_plan *p) { return p ? loom_error_msg(&p->err) : "no plan"; }
 
-static loom_status plan_err(loom_plan *p, loom_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static loom_status plan_err(loom_plan *p, loom_status s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->error, sizeof p->error, fmt, ap);
-    va_end(ap);
-    return s;
-}
+#define plan_err(p, ...) loom_error_set(&(p)->err, __VA_ARGS__)
 
 loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data)
 {
     if (!p) return LOOM_ERR_ARG;
+    loom_error_clear(&p->err);
     if (loom_index(t) < 0 || loom_index(t) >= p->n_graph)
         return plan_err(p, LOOM_ERR_ARG, "bind: tensor id %d is not in the planned graph", t.id);
     const loom_node *nd = loom_graph_node(p->g, t);
@@ -57,7 +50,9 @@ static float *storage(const loom_plan *p, int32_t id)
     return p->offset[r] >= 0 ? p->arena + p->offset[r] : (float *)(uintptr_t)p->bound[r];
 }
 
-static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot, char *err, size_t err_len)
+/* Runs node id's kernel with input-pointer scratch row `slot`; a kernel's
+ * error goes to the plan (the first one wins when nodes run side by side). */
+static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);
@@ -67,15 +62,21 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot, 
         in[j] = storage(p, loom_index(x));
         in_node[j] = loom_graph_node(p->g, x);
     }
+    char err[512] = "";
     loom_kargs a = {p->g, nd, storage(p, id), in, in_node, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
-                    !p->eval, parallel, err, err_len};
-    return loom_op(nd->op)->forward(&a);
+                    !p->eval, parallel, err, sizeof err};
+    loom_status s = loom_op(nd->op)->forward(&a);
+    if (s) {
+        #pragma omp critical(loom_run_error)
+        plan_err(p, s, "%s", err);
+    }
+    return s;
 }
 
 loom_status loom_run(loom_plan *p)
 {
     if (!p) return LOOM_ERR_ARG;
-    p->error[0] = 0;
+    loom_error_clear(&p->err);
     if (loom_graph_size(p->g) < p->n_graph)
         return plan_err(p, LOOM_ERR_STATE, "run: the graph changed under the plan");
     for (int32_t i = 0; i < p->n_graph; i++) {
@@ -91,22 +92,17 @@ loom_status loom_run(loom_plan *p)
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         if (!p->wide[l] || threads < 2) {
-            for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0, p->error, sizeof p->error);
+            for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0);
             continue;
         }
         p->side_by_side++;
         #pragma omp parallel for schedule(dynamic)
-        for (int32_t k = b; k < e; k++) {
-            char err[512] = "";
-            loom_status s = exec_node(p, p->exec[k], false, omp_get_thread_num() + 1, err, sizeof err);
-            if (s) {
-                #pragma omp critical(loom_run_error)
-                if (!st) {
-                    st = s;
-                    memcpy(p->error, err, sizeof err);
-                }
+        for (int32_t k = b; k < e; k++)
+            if (exec_node(p, p->exec[k], false, omp_get_thread_num() + 1)) {
+                #pragma omp atomic write
+                st = LOOM_ERR_VALUE;
             }
-        }
+        if (st) st = p->err.status;
     }
     p->runs++;
     return st;
@@ -120,11 +116,15 @@ const float *loom_plan_output(const loom_plan *p, loom_tensor t)
     return NULL;
 }
 
-loom_status loom_plan_read(const loom_plan *p, loom_tensor t, float *dst, size_t n)
+loom_status loom_plan_read(loom_plan *p, loom_tensor t, float *dst, size_t n)
 {
+    if (!p) return LOOM_ERR_ARG;
+    loom_error_clear(&p->err);
     const float *v = loom_plan_output(p, t);
-    if (!v) return LOOM_ERR_ARG;
-    if ((int64_t)n < loom_tensor_numel(p->g, t)) return LOOM_ERR_ARG;
+    if (!v) return plan_err(p, LOOM_ERR_ARG, "read: tensor id %d is not an output of the plan", t.id);
+    if ((int64_t)n < loom_tensor_numel(p->g, t))
+        return plan_err(p, LOOM_ERR_ARG, "read: %s needs %lld floats, the buffer holds %zu", TSTR(p->g, t),
+                        (long long)loom_tensor_numel(p->g, t), n);
     memcpy(dst, v, (size_t)loom_tensor_numel(p->g, t) * sizeof(float));
     return LOOM_OK;
 }

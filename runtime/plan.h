@@ -10,6 +10,7 @@
 #define LOOM_RUNTIME_PLAN_H
 
 #include "loom/runtime.h"
+#include "graph/error.h"
 #include "ops/op.h"
 
 #include <stdint.h>
@@ -43,7 +44,7 @@ struct loom_plan {
     int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
     bool eval;
     uint64_t seed, runs;
-    char error[512];
+    loom_error err;        /* first error since the last run began */
 };
 
 /* Fills in_plan, level, root, exec, level_start, wide, n_views, max_in. */

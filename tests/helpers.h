@@ -10,6 +10,20 @@
 
 #include "loom/loom.h"
 
+/* Reads a safetensors file; NULL, with the file's error in err, when the
+ * read fails. */
+static inline loom_st *st_read(const char *path, char *err, size_t n)
+{
+    loom_st *f = loom_st_new();
+    cr_assert(f, "out of memory");
+    if (loom_st_read(f, path)) {
+        snprintf(err, n, "%s", loom_st_error(f));
+        loom_st_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 static uint64_t test_rng = 0x853c49e6748fea9bull;
 
 static inline float rnd(float lo, float hi)

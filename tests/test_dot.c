@@ -1,7 +1,7 @@
 /* BPTT diagrams: the DOT text parsed back with Graphviz's cgraph and its
  * structure checked; gradient-norm labels against a hand BPTT; rendering. */
 #include "helpers.h"
-#include "gradcheck_cmd.h"
+#include "tool.h"
 
 #include <graphviz/cgraph.h>
 #include <libxml/parser.h>
@@ -289,8 +289,7 @@ Test(dot, gradient_norm_labels_match_hand_bptt)
     loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
     float r[H] = {0.7f, -1.1f, 0.4f};
     loom_tensor loss = loom_sum_all(g, loom_mul(g, loom_slice(g, o.output, 0, T - 1, 1), loom_constant(g, loom_shape3(1, 1, H), r)));
-    char err[128];
-    loom_store *st = loom_store_new(g, err, sizeof err);
+    loom_store *st = loom_store_new(g);
     loom_store_init(st, 5);
     float *xv = rnd_buf(T * I, -1, 1);
     loom_binding b[5] = {{x, xv}};
@@ -380,12 +379,12 @@ Test(render, svg_png_pdf)
 {
     cr_assert(loom_dot_can_render(), "this build has Graphviz");
     model m = build(&loom_cell_lstm, 3, 1, false, LOOM_TRUNC_NONE, 0, true);
-    char *text, err[256];
+    char *text;
     size_t len;
     loom_dot_string(m.g, &(loom_dot_opts){.part = LOOM_DOT_BOTH}, &text, &len);
-    cr_assert_eq(loom_dot_render(text, "svg", tp("a.svg"), err, sizeof err), LOOM_OK, "%s", err);
-    cr_assert_eq(loom_dot_render(text, "png", tp("a.png"), err, sizeof err), LOOM_OK, "%s", err);
-    cr_assert_eq(loom_dot_render(text, "pdf", tp("a.pdf"), err, sizeof err), LOOM_OK, "%s", err);
+    cr_assert_eq(loom_dot_render(text, "svg", tp("a.svg")), LOOM_OK, "%s", loom_dot_error());
+    cr_assert_eq(loom_dot_render(text, "png", tp("a.png")), LOOM_OK, "%s", loom_dot_error());
+    cr_assert_eq(loom_dot_render(text, "pdf", tp("a.pdf")), LOOM_OK, "%s", loom_dot_error());
     free(text);
     xmlDocPtr doc = xmlReadFile(tp("a.svg"), NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     cr_assert(doc, "the SVG parses as XML");
@@ -400,8 +399,8 @@ Test(render, svg_png_pdf)
     cr_assert(!memcmp(h, "\x89PNG\r\n\x1a\n", 8) && !memcmp(h + 12, "IHDR", 4), "a PNG signature and header");
     cr_assert_gt(file_bytes(tp("a.pdf"), h, sizeof h), 1000);
     cr_assert(!memcmp(h, "%PDF-", 5));
-    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("b.svg"), err, sizeof err), LOOM_OK);
-    cr_assert(strstr(err, "cannot parse"), "%s", err);
+    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("b.svg")), LOOM_OK);
+    cr_assert(strstr(loom_dot_error(), "cannot parse"), "%s", loom_dot_error());
     loom_graph_free(m.g);
 }
 

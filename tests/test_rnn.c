@@ -2,9 +2,10 @@
  * gradient checks of every cell through a 5-step unroll, truncated BPTT,
  * variable lengths, tags, layer dropout, and mistakes. */
 #include "helpers.h"
+#include <criterion/parameterized.h>
 #include "loom/safetensors.h"
 #include "mgu_cell.h"
-#include "rnn_run.h"
+#include "tool.h"
 
 #include <unistd.h>
 
@@ -26,7 +27,7 @@ static void golden_cell(const char *cell)
         char path[512], err[1024];
         snprintf(path, sizeof path, "%s/%s", LOOM_GOLDEN_DIR, name);
         cr_assert_eq(loom_rnn_run(path, out, err, sizeof err), 0, "%s", err);
-        loom_st *want = loom_st_read(path, err, sizeof err), *got = loom_st_read(out, err, sizeof err);
+        loom_st *want = st_read(path, err, sizeof err), *got = st_read(out, err, sizeof err);
         cr_assert(want && got, "%s", err);
         int compared = 0;
         for (int i = 0; i < got->n; i++) {
@@ -61,10 +62,18 @@ static void golden_cell(const char *cell)
     cr_log_info("%s: %d cases, worst relative error %.2e (%s)\n", cell, cases, worst, worst_at);
 }
 
-Test(golden, rnn_tanh) { golden_cell("rnn_tanh"); }
-Test(golden, rnn_relu) { golden_cell("rnn_relu"); }
-Test(golden, gru) { golden_cell("gru"); }
-Test(golden, lstm) { golden_cell("lstm"); }
+/* Every built-in cell (the registry before any user cell is registered)
+ * has golden cases, and matches them. */
+ParameterizedTestParameters(golden, builtin_cell)
+{
+    static int index[LOOM_MAX_CELLS];
+    int n;
+    loom_cells(&n);
+    for (int i = 0; i < n; i++) index[i] = i;
+    return cr_make_param_array(int, index, (size_t)n);
+}
+
+ParameterizedTest(int *i, golden, builtin_cell) { golden_cell(loom_cells(NULL)[*i]->name); }
 
 /* ---------------- gradient checks through a 5-step unroll ---------------- */
 
@@ -116,6 +125,39 @@ Test(gradcheck, gru) { check_cell(&loom_cell_gru, 2, true, true, 0); }
 Test(gradcheck, lstm) { check_cell(&loom_cell_lstm, 2, true, true, 0); }
 Test(gradcheck, lstm_with_layer_dropout) { check_cell(&loom_cell_lstm, 2, false, false, 0.3f); }
 Test(gradcheck, example_mgu_cell) { check_cell(&mgu_cell, 2, true, true, 0); }
+
+/* `loom gradcheck` of every cell it knows (the example user cell too),
+ * stacked and bidirectional. */
+Test(gradcheck, every_known_cell_through_the_command)
+{
+    loom_tools_init();
+    int n;
+    const loom_cell_def *const *cells = loom_cells(&n);
+    cr_assert_geq(n, 5, "the built-ins and the example cell");
+    cr_assert_eq(loom_cell_by_name("mgu"), &mgu_cell);
+    for (int i = 0; i < n; i++) {
+        char *argv[] = {"--cell", (char *)cells[i]->name, "--layers", "2", "--bidirectional"};
+        cr_assert_eq(loom_cmd_gradcheck(5, argv), 0, "loom gradcheck --cell %s", cells[i]->name);
+    }
+}
+
+Test(rnn, cell_registry)
+{
+    static const loom_cell_def other_mgu = {"mgu", 1, NULL, NULL, NULL};
+    cr_assert_null(loom_cell_by_name("mgu"), "user cells are unknown until registered");
+    cr_assert_eq(loom_cell_register(&mgu_cell), LOOM_OK);
+    cr_assert_eq(loom_cell_register(&mgu_cell), LOOM_OK, "registering the same cell twice is harmless");
+    cr_assert_eq(loom_cell_register(&other_mgu), LOOM_ERR_ARG, "incomplete");
+    loom_cell_def clash = mgu_cell;
+    cr_assert_eq(loom_cell_register(&clash), LOOM_ERR_ARG, "a name another cell has");
+    cr_assert_eq(loom_cell_register(NULL), LOOM_ERR_ARG);
+    int n;
+    const loom_cell_def *const *cells = loom_cells(&n);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(cells[4], &mgu_cell);
+    cr_assert_eq(loom_cell_by_name("lstm"), &loom_cell_lstm);
+    cr_assert_null(loom_cell_by_name("transformer"));
+}
 
 /* ---------------- structure ---------------- */
 
@@ -188,7 +230,7 @@ Test(rnn, variable_lengths_match_sequences_run_alone)
     loom_graph *g = loom_graph_new();
     loom_rnn rnn;
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = I, .hidden_size = H, .bidirectional = true});
-    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store *st = loom_store_new(g);
     loom_store_init(st, 3);
     loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), len = loom_input_i32(g, "len", loom_shape1(B));
     loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
@@ -238,7 +280,7 @@ Test(rnn, padded_steps_get_no_gradient)
     loom_graph *g = loom_graph_new();
     loom_rnn rnn;
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = I, .hidden_size = H, .bidirectional = true});
-    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store *st = loom_store_new(g);
     loom_store_init(st, 9);
     loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), len = loom_input_i32(g, "len", loom_shape1(B)), gx;
     loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
@@ -272,7 +314,7 @@ Test(rnn, truncated_bptt_segment_equals_detached_run)
     loom_graph *g = loom_graph_new();
     loom_rnn rnn;
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = I, .hidden_size = H});
-    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store *st = loom_store_new(g);
     loom_store_init(st, 4);
     loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
     loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.trunc = LOOM_TRUNC_FIXED, .truncate = K});
@@ -341,7 +383,7 @@ Test(rnn, truncation_keeps_forward_values_and_random_cuts_are_seeded)
         same = same && cut.cuts[i] == other.cuts[i];
     }
     cr_assert(!same, "another seed, other cuts");
-    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store *st = loom_store_new(g);
     loom_store_init(st, 1);
     float *xv = rnd_buf(T * B * I, -1, 1);
     loom_plan *p = loom_plan_new(g, (loom_tensor[]){full.output, cut.output}, 2, NULL);
@@ -369,7 +411,7 @@ Test(rnn, layer_dropout_only_in_training)
     without = with;
     without.o.dropout = 0;
     loom_rnn_out b = loom_rnn_apply(g, &without, x, NULL);
-    loom_store *st = loom_store_new(g, (char[128]){0}, 128);
+    loom_store *st = loom_store_new(g);
     loom_store_init(st, 2);
     float *xv = rnd_buf(T * B * I, -1, 1);
     loom_plan *p = loom_plan_new(g, (loom_tensor[]){a.output, b.output}, 2, NULL);

@@ -1,7 +1,7 @@
 /* Weights in and out: safetensors reading (every malformed case), atomic
  * writing, the parameter store, and rnn-run's handling of bad case files. */
 #include "helpers.h"
-#include "rnn_run.h"
+#include "tool.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -67,9 +67,9 @@ Test(safetensors, round_trip)
     cr_assert_eq(loom_st_add(f, "scalar", LOOM_F32, loom_shape0(), a), LOOM_OK);
     cr_assert_eq(loom_st_set_meta(f, "cell", "lstm"), LOOM_OK);
     char err[512];
-    cr_assert_eq(loom_st_write(f, tmp("a.safetensors"), err, sizeof err), LOOM_OK, "%s", err);
+    cr_assert_eq(loom_st_write(f, tmp("a.safetensors")), LOOM_OK, "%s", loom_st_error(f));
     loom_st_free(f);
-    loom_st *r = loom_st_read(tmp("a.safetensors"), err, sizeof err);
+    loom_st *r = st_read(tmp("a.safetensors"), err, sizeof err);
     cr_assert(r, "%s", err);
     cr_assert_eq(r->n, 3);
     cr_assert_str_eq(loom_st_meta(r, "cell"), "lstm");
@@ -89,14 +89,14 @@ Test(safetensors, reads_i64_as_i32)
     int64_t v[2] = {3, -4};
     const char *p = raw_file("i64", "{\"len\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", v, 16, -1);
     char err[512];
-    loom_st *r = loom_st_read(p, err, sizeof err);
+    loom_st *r = st_read(p, err, sizeof err);
     cr_assert(r, "%s", err);
     const int32_t *d = loom_st_get(r, "len")->data;
     cr_assert(d[0] == 3 && d[1] == -4);
     loom_st_free(r);
     v[1] = (int64_t)1 << 40;
     p = raw_file("i64big", "{\"len\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", v, 16, -1);
-    cr_assert_null(loom_st_read(p, err, sizeof err));
+    cr_assert_null(st_read(p, err, sizeof err));
     cr_assert(strstr(err, "does not fit in i32"), "%s", err);
 }
 
@@ -129,7 +129,7 @@ Test(safetensors, malformed_files_are_refused_with_a_reason)
     for (unsigned i = 0; i < sizeof cases / sizeof *cases; i++) {
         char err[512] = "";
         const char *p = raw_file("bad", cases[i].json, d, cases[i].data, cases[i].hlen);
-        loom_st *r = loom_st_read(p, err, sizeof err);
+        loom_st *r = st_read(p, err, sizeof err);
         cr_assert_null(r, "case %u was accepted", i);
         cr_assert(strstr(err, cases[i].why), "case %u: '%s' is not in: %s", i, cases[i].why, err);
     }
@@ -137,9 +137,9 @@ Test(safetensors, malformed_files_are_refused_with_a_reason)
     FILE *f = fopen(tmp("short"), "wb");
     fwrite("abc", 1, 3, f);
     fclose(f);
-    cr_assert_null(loom_st_read(tmp("short"), err, sizeof err));
+    cr_assert_null(st_read(tmp("short"), err, sizeof err));
     cr_assert(strstr(err, "too short"), "%s", err);
-    cr_assert_null(loom_st_read(tmp("missing"), err, sizeof err));
+    cr_assert_null(st_read(tmp("missing"), err, sizeof err));
     cr_assert(strstr(err, "cannot open"), "%s", err);
 }
 
@@ -149,14 +149,14 @@ Test(safetensors, writes_are_atomic)
     loom_st *f = loom_st_new();
     float a[2] = {1, 2};
     loom_st_add(f, "a", LOOM_F32, loom_shape1(2), a);
-    cr_assert_neq(loom_st_write(f, "/nonexistent-dir/x.safetensors", err, sizeof err), LOOM_OK);
-    cr_assert(strstr(err, "temporary"), "%s", err);
-    cr_assert_eq(loom_st_write(f, tmp("w.safetensors"), err, sizeof err), LOOM_OK);
+    cr_assert_neq(loom_st_write(f, "/nonexistent-dir/x.safetensors"), LOOM_OK);
+    cr_assert(strstr(loom_st_error(f), "temporary"), "%s", loom_st_error(f));
+    cr_assert_eq(loom_st_write(f, tmp("w.safetensors")), LOOM_OK);
     a[0] = 5;
     loom_st_add(f, "a", LOOM_F32, loom_shape1(2), a);
-    cr_assert_eq(loom_st_write(f, tmp("w.safetensors"), err, sizeof err), LOOM_OK);
+    cr_assert_eq(loom_st_write(f, tmp("w.safetensors")), LOOM_OK);
     loom_st_free(f);
-    loom_st *r = loom_st_read(tmp("w.safetensors"), err, sizeof err);
+    loom_st *r = st_read(tmp("w.safetensors"), err, sizeof err);
     cr_assert_eq(((float *)loom_st_get(r, "a")->data)[0], 5);
     loom_st_free(r);
     int files = 0;
@@ -175,9 +175,8 @@ Test(store, init_save_load_round_trip)
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = 3, .hidden_size = 16});
     loom_tensor ones = loom_param_init(g, "ones", loom_shape1(4), LOOM_INIT_ONES, 0);
     loom_tensor xav = loom_param_init(g, "xavier", loom_shape2(20, 30), LOOM_INIT_XAVIER_UNIFORM, 1);
-    char err[512];
-    loom_store *s = loom_store_new(g, err, sizeof err);
-    cr_assert(s, "%s", err);
+    loom_store *s = loom_store_new(g);
+    cr_assert_eq(loom_store_status(s), LOOM_OK, "%s", loom_store_error(s));
     cr_assert_eq(loom_store_count(s), 6);
     loom_store_init(s, 7);
     const float *w = loom_store_data(s, rnn.param[0][0][1]);
@@ -187,10 +186,10 @@ Test(store, init_save_load_round_trip)
     cr_assert_eq(loom_store_data(s, ones)[3], 1.0f);
     float xb = sqrtf(6.0f / 50);
     for (int i = 0; i < 600; i++) cr_assert(fabsf(loom_store_data(s, xav)[i]) <= xb);
-    cr_assert_eq(loom_store_save_file(s, tmp("p.safetensors"), err, sizeof err), LOOM_OK, "%s", err);
+    cr_assert_eq(loom_store_save_file(s, tmp("p.safetensors")), LOOM_OK, "%s", loom_store_error(s));
 
-    loom_store *s2 = loom_store_new(g, err, sizeof err);
-    cr_assert_eq(loom_store_load_file(s2, tmp("p.safetensors"), true, err, sizeof err), LOOM_OK, "%s", err);
+    loom_store *s2 = loom_store_new(g);
+    cr_assert_eq(loom_store_load_file(s2, tmp("p.safetensors"), true), LOOM_OK, "%s", loom_store_error(s2));
     for (int i = 0; i < 6; i++) {
         loom_tensor t = loom_store_tensor(s, i);
         cr_assert_arr_eq(loom_store_data(s2, t), loom_store_data(s, t), (size_t)loom_tensor_numel(g, t) * 4);
@@ -205,28 +204,32 @@ Test(store, load_mistakes_change_nothing)
     loom_graph *g = loom_graph_new();
     loom_tensor a = loom_param(g, "a", loom_shape1(2));
     loom_param(g, "b", loom_shape2(2, 2));
-    char err[512];
-    loom_store *s = loom_store_new(g, err, sizeof err);
+    loom_store *s = loom_store_new(g);
     loom_st *f = loom_st_new();
     float v[4] = {1, 2, 3, 4};
     loom_st_add(f, "a", LOOM_F32, loom_shape1(2), v);
-    cr_assert_eq(loom_store_load(s, f, false, err, sizeof err), LOOM_ERR_FORMAT);
-    cr_assert(strstr(err, "'b' (2,2) is missing"), "%s", err);
+    cr_assert_eq(loom_store_load(s, f, false), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_store_error(s), "'b' (2,2) is missing"), "%s", loom_store_error(s));
     cr_assert_eq(loom_store_data(s, a)[0], 0.0f, "a failed load copies nothing");
     loom_st_add(f, "b", LOOM_F32, loom_shape1(4), v);
-    cr_assert_eq(loom_store_load(s, f, false, err, sizeof err), LOOM_ERR_FORMAT);
-    cr_assert(strstr(err, "'b' is F32 (4,), expected F32 (2,2)"), "%s", err);
+    cr_assert_eq(loom_store_load(s, f, false), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_store_error(s), "'b' is F32 (4,), expected F32 (2,2)"), "%s", loom_store_error(s));
     loom_st_add(f, "b", LOOM_F32, loom_shape2(2, 2), v);
     loom_st_add(f, "extra", LOOM_F32, loom_shape1(1), v);
-    cr_assert_eq(loom_store_load(s, f, true, err, sizeof err), LOOM_ERR_FORMAT);
-    cr_assert(strstr(err, "'extra' is not a parameter"), "%s", err);
-    cr_assert_eq(loom_store_load(s, f, false, err, sizeof err), LOOM_OK);
+    cr_assert_eq(loom_store_load(s, f, true), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_store_error(s), "'extra' is not a parameter"), "%s", loom_store_error(s));
+    cr_assert_eq(loom_store_load(s, f, false), LOOM_OK);
+    cr_assert_str_eq(loom_store_error(s), "", "a successful load starts afresh");
     cr_assert_eq(loom_store_data(s, a)[1], 2.0f);
     loom_st_free(f);
     loom_store_free(s);
     loom_param(g, "a", loom_shape1(1));
-    cr_assert_null(loom_store_new(g, err, sizeof err));
-    cr_assert(strstr(err, "two parameters are named 'a'"), "%s", err);
+    s = loom_store_new(g);
+    cr_assert_eq(loom_store_status(s), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_store_error(s), "two parameters are named 'a'"), "%s", loom_store_error(s));
+    cr_assert_eq(loom_store_count(s), 0, "a store that could not be made holds nothing");
+    cr_assert_eq(loom_store_save_file(s, tmp("never.safetensors")), LOOM_ERR_ARG, "and refuses to work");
+    loom_store_free(s);
     loom_graph_free(g);
 }
 
@@ -235,16 +238,16 @@ Test(store, load_mistakes_change_nothing)
 Test(store, pytorch_weights_round_trip)
 {
     char err[512];
-    loom_st *src = loom_st_read(LOOM_GOLDEN_DIR "/lstm_l2_bi.safetensors", err, sizeof err);
+    loom_st *src = st_read(LOOM_GOLDEN_DIR "/lstm_l2_bi.safetensors", err, sizeof err);
     cr_assert(src, "%s", err);
     loom_graph *g = loom_graph_new();
     loom_rnn rnn;
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 4, .hidden_size = 5, .layers = 2,
                                             .bidirectional = true});
-    loom_store *s = loom_store_new(g, err, sizeof err);
-    cr_assert_eq(loom_store_load(s, src, false, err, sizeof err), LOOM_OK, "%s", err);
-    cr_assert_eq(loom_store_save_file(s, tmp("lstm.safetensors"), err, sizeof err), LOOM_OK);
-    loom_st *back = loom_st_read(tmp("lstm.safetensors"), err, sizeof err);
+    loom_store *s = loom_store_new(g);
+    cr_assert_eq(loom_store_load(s, src, false), LOOM_OK, "%s", loom_store_error(s));
+    cr_assert_eq(loom_store_save_file(s, tmp("lstm.safetensors")), LOOM_OK);
+    loom_st *back = st_read(tmp("lstm.safetensors"), err, sizeof err);
     cr_assert_eq(back->n, 16);
     for (int i = 0; i < back->n; i++) {
         const loom_st_tensor *a = &back->tensors[i], *b = loom_st_get(src, a->name);
@@ -263,7 +266,7 @@ Test(store, pytorch_weights_round_trip)
 static void expect_rnn_run_error(loom_st *f, const char *why)
 {
     char err[1024];
-    cr_assert_eq(loom_st_write(f, tmp("case.safetensors"), err, sizeof err), LOOM_OK);
+    cr_assert_eq(loom_st_write(f, tmp("case.safetensors")), LOOM_OK);
     int rc = loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), err, sizeof err);
     cr_assert_eq(rc, 2, "status %d for: %s", rc, why);
     cr_assert(strstr(err, why), "'%s' is not in: %s", why, err);
@@ -273,7 +276,7 @@ static void expect_rnn_run_error(loom_st *f, const char *why)
 static loom_st *golden(void)
 {
     char err[512];
-    loom_st *f = loom_st_read(LOOM_GOLDEN_DIR "/gru_l1_uni.safetensors", err, sizeof err);
+    loom_st *f = st_read(LOOM_GOLDEN_DIR "/gru_l1_uni.safetensors", err, sizeof err);
     cr_assert(f, "%s", err);
     return f;
 }

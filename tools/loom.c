@@ -1,90 +1,74 @@
-/* The loom command. */
+/* The loom command: one table of subcommands. */
 #include "loom/loom.h"
-#include "gradcheck_cmd.h"
-#include "rnn_run.h"
+#include "tool.h"
 
 #include <stdio.h>
 #include <string.h>
 
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("loom %s (matmul: %s)\n", LOOM_VERSION, loom_blas_enabled() ? "CBLAS" : "portable kernel");
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const loom_command commands[] = {
+    {"gradcheck", loom_cmd_gradcheck, "gradcheck [options]", loom_gradcheck_help},
+    {"dot", loom_cmd_dot, "dot -o FILE [options]", loom_dot_help},
+    {"rnn-run", loom_cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", loom_rnn_run_help},
+    {"version", cmd_version, "version", "print the version and build configuration\n"},
+    {"help", cmd_help, "help", "print this help\n"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof *commands)
+
+/* A help text's first lines (up to the first option) describe the command;
+ * the option lines follow under the command's own heading. */
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: loom <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  gradcheck [options]   build an unrolled recurrent language-model graph, take its BPTT\n"
-            "                        gradients and check every one against central differences\n"
-            "  dot -o FILE [options] draw the unrolled graph of a recurrent model (and its BPTT\n"
-            "                        graph) as .dot, .svg, .png or .pdf\n"
-            "  rnn-run CASE.safetensors OUT.safetensors\n"
-            "                        run the recurrent stack a case file describes forward and\n"
-            "                        backward (L = sum(output * grad_output)); write outputs and gradients\n"
-            "  version               print the version and build configuration\n"
-            "  help                  print this help\n"
-            "\n"
-            "model options (gradcheck and dot):\n"
-            "  --cell C              rnn_tanh, rnn_relu, gru, lstm (default) or mgu (the example user cell)\n"
-            "  --layers N            stacked layers (default 1)\n"
-            "  --bidirectional       a reverse direction too\n"
-            "  --seq-len T           time steps (default 4)\n"
-            "  --batch B             sequences (gradcheck 3, dot 2)\n"
-            "  --input I             input features (gradcheck 5, dot 3)\n"
-            "  --hidden H            hidden units (gradcheck 6, dot 4)\n"
-            "  --seed S              random seed (default 1)\n"
-            "\n"
-            "gradcheck options:\n"
-            "  --vocab V             output classes (default 7)\n"
-            "  --eps E               finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose\n"
-            "                        kinks a larger step may cross)\n"
-            "\n"
-            "dot options:\n"
-            "  -o FILE               output; the extension picks the format (- for DOT on stdout)\n"
-            "  --view op|cell        every op (default), or one box per (step, layer, direction)\n"
-            "  --backward            add the gradient (BPTT) graph\n"
-            "  --grad-norms          run forward and backward on seeded random data and colour each\n"
-            "                        step by the norm of dL/dh_t (log scale)\n"
-            "  --heat-range LO:HI    fixed ends of that colour scale (to compare pictures)\n"
-            "  --loss all|last       per-step losses on every step (default) or the last one only\n"
-            "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
-            "  --random-truncation   segment lengths drawn at random with mean K\n"
-            "  --steps-shown K       draw the first and last K steps, elide the middle (default: 12\n"
-            "                        past 64 steps in the cell view, 4 past 12 in the op view; 0: all)\n"
-            "  --title TEXT          the picture's title\n");
+    fprintf(f, "usage: loom <command> [options]\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) {
+        const char *h = commands[i].help, *opts = strstr(h, "\n  -");
+        int first = (int)(opts ? opts - h + 1 : (long)strlen(h));
+        fprintf(f, "  %s\n", commands[i].synopsis);
+        for (const char *l = h; l < h + first;) {
+            const char *e = strchr(l, '\n');
+            fprintf(f, "      %.*s\n", (int)(e - l), l);
+            l = e + 1;
+        }
+    }
+    fprintf(f, "\n");
+    loom_tool_model_help(f);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        const char *opts = strstr(commands[i].help, "\n  -");
+        if (opts) fprintf(f, "\n%s options:%s", commands[i].name, opts);
+    }
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    usage(stdout);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
+    loom_tools_init();
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    for (int a = 2; a < argc; a++)
+    for (int a = 1; a < argc; a++)
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
             usage(stdout);
             return 0;
         }
-    if (!strcmp(cmd, "gradcheck")) return loom_cmd_gradcheck(argc - 2, argv + 2);
-    if (!strcmp(cmd, "dot")) return loom_cmd_dot(argc - 2, argv + 2);
-    if (!strcmp(cmd, "rnn-run")) {
-        if (argc != 4) {
-            fprintf(stderr, "usage: loom rnn-run CASE.safetensors OUT.safetensors\n");
-            return 2;
-        }
-        char err[1024];
-        int rc = loom_rnn_run(argv[2], argv[3], err, sizeof err);
-        if (rc) fprintf(stderr, "loom rnn-run: %s\n", err);
-        return rc;
-    }
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("loom %s (matmul: %s)\n", LOOM_VERSION, loom_blas_enabled() ? "CBLAS" : "portable kernel");
-        return 0;
-    }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "loom: unknown command '%s'\n\n", cmd);
+    if (!strcmp(argv[1], "--version")) return cmd_version(0, NULL);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "loom: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
 }

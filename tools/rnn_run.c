@@ -6,7 +6,7 @@
  * Tensors named expected.* are ignored (golden files keep PyTorch's answers
  * there). OUT: output, h_n (c_n), grad.input, grad.h0 (grad.c0), grad.<param>
  * of L = Σ output ⊙ grad_output. */
-#include "rnn_run.h"
+#include "tool.h"
 
 #include "loom/loom.h"
 #include "loom/safetensors.h"
@@ -57,12 +57,20 @@ int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t 
 {
     char msg[512] = "";
     int rc = 2;
-    loom_st *f = loom_st_read(case_path, err, n), *out = NULL;
+    loom_st *f = loom_st_new(), *out = NULL;
     loom_graph *g = NULL;
     loom_store *store = NULL;
     loom_plan *plan = NULL;
     loom_tensor *wrt = NULL, *grads = NULL, *outs = NULL;
-    if (!f) return 2;
+    if (!f) {
+        snprintf(err, n, "out of memory");
+        return 1;
+    }
+    if (loom_st_read(f, case_path)) {
+        snprintf(err, n, "%s", loom_st_error(f));
+        loom_st_free(f);
+        return 2;
+    }
 
     long layers, input_size, hidden, T, B;
     const char *cell_name = loom_st_meta(f, "cell"), *bidir = loom_st_meta(f, "bidirectional");
@@ -139,13 +147,16 @@ int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t 
     for (int s = 0; s < S; s++) outs[1 + s] = ro.final[s];
     memcpy(outs + 1 + S, grads, (size_t)n_wrt * sizeof *grads);
     plan = loom_plan_new(g, outs, 1 + S + n_wrt, &(loom_plan_opts){.eval = true});
-    store = plan ? loom_store_new(g, msg, sizeof msg) : NULL;
-    if (!plan || !store) {
-        if (!plan) snprintf(msg, sizeof msg, "%s", loom_graph_error(g));
+    store = plan ? loom_store_new(g) : NULL;
+    if (!plan || loom_store_status(store)) {
+        snprintf(msg, sizeof msg, "%s", plan ? loom_store_error(store) : loom_graph_error(g));
         rc = 1;
         goto fail;
     }
-    if (loom_store_load(store, f, false, msg, sizeof msg)) goto fail;
+    if (loom_store_load(store, f, false)) {
+        snprintf(msg, sizeof msg, "%s", loom_store_error(store));
+        goto fail;
+    }
     loom_store_bind(store, plan);
     loom_bind(plan, x, tx->data);
     loom_bind(plan, go, tgo->data);
@@ -172,7 +183,8 @@ int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t 
         rc = 1;
         goto fail;
     }
-    if (loom_st_write(out, out_path, err, n)) {
+    if (loom_st_write(out, out_path)) {
+        snprintf(err, n, "%s", loom_st_error(out));
         rc = 1;
         goto done;
     }
@@ -187,5 +199,21 @@ done:
     loom_graph_free(g);
     loom_st_free(f);
     loom_st_free(out);
+    return rc;
+}
+
+const char loom_rnn_run_help[] =
+    "run the recurrent stack a case file describes forward and backward\n"
+    "(L = sum(output * grad_output)); write outputs and gradients\n";
+
+int loom_cmd_rnn_run(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: loom rnn-run CASE.safetensors OUT.safetensors\n");
+        return 2;
+    }
+    char err[1024];
+    int rc = loom_rnn_run(argv[0], argv[1], err, sizeof err);
+    if (rc) fprintf(stderr, "loom rnn-run: %s\n", err);
     return rc;
 }

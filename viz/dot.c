@@ -20,6 +20,7 @@
  *     each gets a frame node drawn around its members. */
 #include "loom/dot.h"
 #include "ops/op.h"
+#include "viz/viz.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -763,182 +764,223 @@ static void emit_step(dot_ctx *c, int t, bool cells)
     fprintf(f, "  }\n");
 }
 
-static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
+/* ---- the steps of writing: what to draw, where, then the text ---- */
+
+/* Extent of the tags, the drawn step range, and each node's visibility
+ * (only what some root depends on, when roots are given). */
+static bool select_nodes(dot_ctx *c)
 {
-    static const loom_dot_opts defaults;
-    if (!g || !f) return LOOM_ERR_ARG;
-    const loom_dot_opts *o = opts ? opts : &defaults;
-    dot_ctx c;
-    memset(&c, 0, sizeof c);
-    c.g = g;
-    c.o = o;
-    c.f = f;
-    c.n = loom_graph_size(g);
-    for (int32_t i = 0; i < c.n; i++) {
-        loom_tags t = N(&c, i)->tags;
-        if (t.step + 1 > c.T) c.T = t.step + 1;
-        if (t.layer + 1 > c.L) c.L = t.layer + 1;
-        if (t.dir < 2 && t.dir + 1 > c.D) c.D = t.dir + 1;
+    const loom_dot_opts *o = c->o;
+    for (int32_t i = 0; i < c->n; i++) {
+        loom_tags t = N(c, i)->tags;
+        if (t.step + 1 > c->T) c->T = t.step + 1;
+        if (t.layer + 1 > c->L) c->L = t.layer + 1;
+        if (t.dir < 2 && t.dir + 1 > c->D) c->D = t.dir + 1;
     }
-    c.lo = 0;
-    c.hi = c.T - 1;
+    c->lo = 0;
+    c->hi = c->T - 1;
     if (o->first_step || o->last_step) {
-        c.lo = o->first_step < 0 ? 0 : o->first_step;
-        c.hi = o->last_step >= c.T || o->last_step < c.lo ? c.T - 1 : o->last_step;
+        c->lo = o->first_step < 0 ? 0 : o->first_step;
+        c->hi = o->last_step >= c->T || o->last_step < c->lo ? c->T - 1 : o->last_step;
     }
-    c.k = o->steps_shown;
-    c.elide = c.k > 0 && c.hi - c.lo + 1 > 2 * c.k;
-    c.vis = malloc((size_t)c.n + 1);
-    c.cut = calloc((size_t)c.T + 2, sizeof *c.cut);
-    if (!c.vis || !c.cut) {
-        free(c.vis), free(c.cut);
-        return LOOM_ERR_NOMEM;
-    }
-    for (int32_t i = 0; i < c.n; i++) c.vis[i] = (uint8_t)node_vis(&c, i);
+    c->k = o->steps_shown;
+    c->elide = c->k > 0 && c->hi - c->lo + 1 > 2 * c->k;
+    c->vis = malloc((size_t)c->n + 1);
+    c->cut = calloc((size_t)c->T + 2, sizeof *c->cut);
+    if (!c->vis || !c->cut) return false;
+    for (int32_t i = 0; i < c->n; i++) c->vis[i] = (uint8_t)node_vis(c, i);
     if (o->n_roots > 0 && o->roots) {
-        /* only what some root depends on */
-        uint8_t *need = calloc((size_t)c.n + 1, 1);
-        if (!need) {
-            free(c.vis), free(c.cut);
-            return LOOM_ERR_NOMEM;
-        }
+        uint8_t *need = calloc((size_t)c->n + 1, 1);
+        if (!need) return false;
         for (int r = 0; r < o->n_roots; r++)
-            if (loom_graph_has(g, o->roots[r])) need[loom_index(o->roots[r])] = 1;
-        for (int32_t i = c.n - 1; i >= 0; i--)
+            if (loom_graph_has(c->g, o->roots[r])) need[loom_index(o->roots[r])] = 1;
+        for (int32_t i = c->n - 1; i >= 0; i--)
             if (need[i])
-                for (int j = 0; j < N(&c, i)->n_in; j++) need[input_of(&c, i, j)] = 1;
-        for (int32_t i = 0; i < c.n; i++)
-            if (!need[i]) c.vis[i] = HIDE;
+                for (int j = 0; j < N(c, i)->n_in; j++) need[input_of(c, i, j)] = 1;
+        for (int32_t i = 0; i < c->n; i++)
+            if (!need[i]) c->vis[i] = HIDE;
         free(need);
     }
+    return true;
+}
 
-    /* cuts: a stop_gradient that takes a state from another step */
-    for (int32_t i = 0; i < c.n; i++) {
-        const loom_node *nd = N(&c, i);
+/* Truncation cuts (a detach that takes a state from another step) and the
+ * heat scale over the drawn steps. */
+static void find_cuts_and_heat(dot_ctx *c)
+{
+    const loom_dot_opts *o = c->o;
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *nd = N(c, i);
         if (!(loom_op(nd->op)->flags & OPF_DETACH)) continue;
-        const loom_node *src = N(&c, input_of(&c, i, 0));
+        const loom_node *src = N(c, input_of(c, i, 0));
         if (src->tags.state == 0 || src->tags.step < 0 || nd->tags.step < 0 || src->tags.step == nd->tags.step) continue;
         int b = src->tags.step < nd->tags.step ? nd->tags.step : src->tags.step;
-        if (b > 0 && b <= c.T) c.cut[b] = true;
+        if (b > 0 && b <= c->T) c->cut[b] = true;
     }
-    /* heat scale over the drawn steps */
-    c.heat_lo = INFINITY;
-    c.heat_hi = 0;
+    c->heat_lo = INFINITY;
+    c->heat_hi = 0;
     for (int t = 0; o->heat && t < o->heat_steps; t++)
         for (int l = 0; l < o->heat_layers; l++)
             for (int d = 0; d < o->heat_dirs; d++) {
-                float v = heat_of(&c, t, l, d);
-                if (v > 0 && step_vis(&c, t) == DRAW) {
-                    c.heat_lo = v < c.heat_lo ? v : c.heat_lo;
-                    c.heat_hi = v > c.heat_hi ? v : c.heat_hi;
+                float v = heat_of(c, t, l, d);
+                if (v > 0 && step_vis(c, t) == DRAW) {
+                    c->heat_lo = v < c->heat_lo ? v : c->heat_lo;
+                    c->heat_hi = v > c->heat_hi ? v : c->heat_hi;
                 }
             }
-    if (o->heat_lo > 0) c.heat_lo = o->heat_lo;
-    if (o->heat_hi > 0) c.heat_hi = o->heat_hi;
-    bool cells = o->view == LOOM_DOT_CELLS;
+    if (o->heat_lo > 0) c->heat_lo = o->heat_lo;
+    if (o->heat_hi > 0) c->heat_hi = o->heat_hi;
+}
+
+/* Plumbing (cell view), the grid, and the ports recurrent edges enter by. */
+static bool lay_out(dot_ctx *c)
+{
+    bool cells = c->o->view == LOOM_DOT_CELLS;
     if (cells) {
-        c.clear = calloc((size_t)c.n + 1, sizeof *c.clear);
-        c.through = calloc((size_t)c.n + 1, sizeof *c.through);
-        if (!c.clear || !c.through) c.oom = true;
-        else find_clear(&c);
+        c->clear = calloc((size_t)c->n + 1, sizeof *c->clear);
+        c->through = calloc((size_t)c->n + 1, sizeof *c->through);
+        if (!c->clear || !c->through) return false;
+        find_clear(c);
     }
-    if (c.oom || !grid_plan(&c)) {
-        c.oom = true;
-        goto out;
-    }
-    /* ports: every recurrent edge between two drawn steps enters through one */
-    for (int32_t v = 0; !cells && v < c.n; v++) {
-        if (c.vis[v] != DRAW) continue;
-        for (int j = 0; j < N(&c, v)->n_in; j++) {
-            int32_t u = input_of(&c, v, j);
-            if (c.vis[u] == DRAW && is_recurrent(N(&c, u), N(&c, v))) add_port(&c, u, N(&c, v)->tags.step);
+    if (c->oom || !grid_plan(c)) return false;
+    /* every recurrent edge between two drawn steps enters through a port */
+    for (int32_t v = 0; !cells && v < c->n; v++) {
+        if (c->vis[v] != DRAW) continue;
+        for (int j = 0; j < N(c, v)->n_in; j++) {
+            int32_t u = input_of(c, v, j);
+            if (c->vis[u] == DRAW && is_recurrent(N(c, u), N(c, v))) add_port(c, u, N(c, v)->tags.step);
         }
     }
+    return !c->oom;
+}
 
+static void emit_header(dot_ctx *c)
+{
+    FILE *f = c->f;
     fprintf(f, "digraph loom {\n  graph [layout=nop, splines=line, outputorder=nodesfirst, fontname=\"Helvetica\", "
                "labelloc=t, fontsize=14, label=\"");
-    esc(f, o->title ? o->title : "");
+    esc(f, c->o->title ? c->o->title : "");
     fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "
                "fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\", height=0.3];\n"
                "  edge [fontname=\"Helvetica\", arrowsize=0.6];\n");
+}
 
-    /* parameters, once */
-    const char *plabel = o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients";
-    fprintf(f, "  subgraph cluster_params {\n    label=\"%s\";\n", plabel);
-    frame_begin(&c);
-    /* parameters (and their Σ gradients) before the steps */
-    for (int32_t i = 0; i < c.n; i++)
-        if (c.vis[i] == DRAW && (N(&c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(&c, i))) emit_op_node(&c, i);
-    frame_end(&c, "frame_params", plabel, "rounded", "#e0d090", 12);
+/* Parameters (and their Σ gradients), once, before the steps. */
+static void emit_params(dot_ctx *c)
+{
+    const char *plabel = c->o->part == LOOM_DOT_FORWARD ? "parameters" : "parameters and their gradients";
+    fprintf(c->f, "  subgraph cluster_params {\n    label=\"%s\";\n", plabel);
+    frame_begin(c);
+    for (int32_t i = 0; i < c->n; i++)
+        if (c->vis[i] == DRAW && (N(c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(c, i))) emit_op_node(c, i);
+    frame_end(c, "frame_params", plabel, "rounded", "#e0d090", 12);
+    fprintf(c->f, "  }\n");
+}
+
+static void emit_elision(dot_ctx *c)
+{
+    FILE *f = c->f;
+    char lab[64];
+    snprintf(lab, sizeof lab, "t = %d … %d", c->lo + c->k + 1, c->hi - c->k + 1);
+    fprintf(f, "  subgraph cluster_elided {\n    label=\"%s\";\n    elided [shape=plain, style=\"\", fontsize=12, "
+               "label=\"⋯ %d steps ⋯\"",
+            lab, c->hi - c->lo + 1 - 2 * c->k);
+    frame_begin(c);
+    pos_attr(c, c->elided_x + 0.5, c->top_y / 2);
+    fprintf(f, "];\n");
+    c->bb[2] = 0, c->bb[3] = c->top_y;
+    frame_end(c, "frame_elided", lab, "rounded,dashed", "#999999", 12);
     fprintf(f, "  }\n");
+}
 
-    /* the steps, left to right; a truncation cut is a dashed red line
-     * between two steps' columns */
-    bool elision_done = false;
-    for (int t = c.lo; t <= c.hi; t++) {
-        if (step_vis(&c, t) == ELIDE) {
-            if (!elision_done) {
-                char lab[64];
-                snprintf(lab, sizeof lab, "t = %d … %d", c.lo + c.k + 1, c.hi - c.k + 1);
-                fprintf(f, "  subgraph cluster_elided {\n    label=\"%s\";\n    elided [shape=plain, style=\"\", fontsize=12, "
-                           "label=\"⋯ %d steps ⋯\"",
-                        lab, c.hi - c.lo + 1 - 2 * c.k);
-                frame_begin(&c);
-                pos_attr(&c, c.elided_x + 0.5, c.top_y / 2);
-                fprintf(f, "];\n");
-                c.bb[2] = 0, c.bb[3] = c.top_y;
-                frame_end(&c, "frame_elided", lab, "rounded,dashed", "#999999", 12);
-                fprintf(f, "  }\n");
-                elision_done = true;
-            }
+/* A truncation cut before step t: a dashed red line between two columns. */
+static void emit_cut(dot_ctx *c, int t)
+{
+    FILE *f = c->f;
+    double xc = c->o->view == LOOM_DOT_CELLS ? (c->col_x[t - 1] + c->col_x[t]) / 2 + (c->has_bwd ? BWD_DX / 2 : 0)
+                                             : c->col_x[t] - 0.15;
+    fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\"", t);
+    pos_attr(c, xc, -0.5);
+    fprintf(f, "];\n  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=9, label=\"cut\", loom_cut=%d",
+            t, t);
+    pos_attr(c, xc, c->top_y + 1.0);
+    fprintf(f, "];\n  cut%d_a -> cut%d_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none, "
+               "loom_class=cut];\n",
+            t, t);
+}
+
+/* The steps left to right (one elision for the middle of long sequences),
+ * then what lies outside the steps: inputs, stacked outputs, the loss. */
+static void emit_body(dot_ctx *c)
+{
+    bool cells = c->o->view == LOOM_DOT_CELLS, elision_done = false;
+    for (int t = c->lo; t <= c->hi; t++) {
+        if (step_vis(c, t) == ELIDE) {
+            if (!elision_done) emit_elision(c);
+            elision_done = true;
             continue;
         }
-        if (t > c.lo && c.cut[t] && step_vis(&c, t - 1) == DRAW) {
-            double xc = cells ? (c.col_x[t - 1] + c.col_x[t]) / 2 + (c.has_bwd ? BWD_DX / 2 : 0) : c.col_x[t] - 0.15;
-            fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\"", t);
-            pos_attr(&c, xc, -0.5);
-            fprintf(f, "];\n  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=9, label=\"cut\", loom_cut=%d",
-                    t, t);
-            pos_attr(&c, xc, c.top_y + 1.0);
-            fprintf(f, "];\n  cut%d_a -> cut%d_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none, "
-                       "loom_class=cut];\n",
-                    t, t);
-        }
-        emit_step(&c, t, cells);
+        if (t > c->lo && c->cut[t] && step_vis(c, t - 1) == DRAW) emit_cut(c, t);
+        emit_step(c, t, cells);
     }
-
-    /* everything outside the steps: inputs, stacked outputs, the loss, Σ_t gradients */
-    for (int32_t i = 0; i < c.n; i++) {
-        const loom_node *nd = N(&c, i);
-        if (c.vis[i] == DRAW && nd->tags.step < 0 && nd->tags.role != LOOM_ROLE_PARAM && !is_param_grad(&c, i) &&
-            !(c.clear && c.clear[i]))
-            emit_op_node(&c, i);
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *nd = N(c, i);
+        if (c->vis[i] == DRAW && nd->tags.step < 0 && nd->tags.role != LOOM_ROLE_PARAM && !is_param_grad(c, i) &&
+            !(c->clear && c->clear[i]))
+            emit_op_node(c, i);
     }
-    emit_edges(&c);
-    emit_legend(&c);
+}
 
-    fprintf(f, "}\n");
-out:
-    for (int32_t i = 0; c.through && i < c.n; i++) free(c.through[i].v);
-    free(c.clear), free(c.through), free(c.px), free(c.py), free(c.col_x);
-    free(c.vis), free(c.cut), free(c.seen), free(c.port_u), free(c.port_t);
-    return c.oom ? LOOM_ERR_NOMEM : ferror(f) ? LOOM_ERR_IO : LOOM_OK;
+static void ctx_free(dot_ctx *c)
+{
+    for (int32_t i = 0; c->through && i < c->n; i++) free(c->through[i].v);
+    free(c->clear), free(c->through), free(c->px), free(c->py), free(c->col_x);
+    free(c->vis), free(c->cut), free(c->seen), free(c->port_u), free(c->port_t);
+}
+
+static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
+{
+    static const loom_dot_opts defaults;
+    dot_ctx c;
+    memset(&c, 0, sizeof c);
+    c.g = g;
+    c.o = opts ? opts : &defaults;
+    c.f = f;
+    c.n = loom_graph_size(g);
+    bool ok = select_nodes(&c);
+    if (ok) find_cuts_and_heat(&c);
+    ok = ok && lay_out(&c);
+    if (ok) {
+        emit_header(&c);
+        emit_params(&c);
+        emit_body(&c);
+        emit_edges(&c);
+        emit_legend(&c);
+        fprintf(f, "}\n");
+    }
+    ok = ok && !c.oom;
+    ctx_free(&c);
+    if (!ok) return loom_dot_fail(LOOM_ERR_NOMEM, "dot: out of memory drawing %d nodes", c.n);
+    return ferror(f) ? loom_dot_fail(LOOM_ERR_IO, "dot: write error") : LOOM_OK;
 }
 
 loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
 {
-    if (g && loom_graph_failed(g)) return loom_graph_status(g);
+    loom_dot_clear();
+    if (!g || !f) return loom_dot_fail(LOOM_ERR_ARG, "dot: no graph or no file");
+    if (loom_graph_failed(g)) return loom_dot_fail(loom_graph_status(g), "dot: the graph has failed: %s", loom_graph_error(g));
     return write_dot(g, f, opts);
 }
 
 loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len)
 {
+    loom_dot_clear();
     *out = NULL;
     *len = 0;
     FILE *f = open_memstream(out, len);
-    if (!f) return LOOM_ERR_NOMEM;
+    if (!f) return loom_dot_fail(LOOM_ERR_NOMEM, "dot: out of memory");
     loom_status s = loom_dot_write(g, f, opts);
-    if (fclose(f) && !s) s = LOOM_ERR_IO;
+    if (fclose(f) && !s) s = loom_dot_fail(LOOM_ERR_NOMEM, "dot: out of memory");
     if (s) {
         free(*out);
         *out = NULL;

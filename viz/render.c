@@ -1,8 +1,25 @@
 /* In-process rendering of DOT text with Graphviz's libgvc. */
 #include "loom/dot.h"
+#include "graph/error.h"
+#include "viz/viz.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* Calls without an object keep their error per thread, as errno does. */
+static _Thread_local loom_error dot_err;
+
+const char *loom_dot_error(void) { return loom_error_msg(&dot_err); }
+void loom_dot_clear(void) { loom_error_clear(&dot_err); }
+
+loom_status loom_dot_fail(loom_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    loom_error_setv(&dot_err, s, fmt, ap);
+    va_end(ap);
+    return s;
+}
 
 #ifdef LOOM_HAVE_GVC
 #include <graphviz/cgraph.h>
@@ -26,31 +43,28 @@ static char *layout_of(Agraph_t *gr)
     return l && *l ? l : "dot";
 }
 
-loom_status loom_dot_render(const char *dot, const char *format, const char *path, char *err, size_t n)
+loom_status loom_dot_render(const char *dot, const char *format, const char *path)
 {
+    loom_error_clear(&dot_err);
     if (!dot || !format || !path) {
-        snprintf(err, n, "render: missing DOT text, format or path");
-        return LOOM_ERR_ARG;
+        return loom_error_set(&dot_err, LOOM_ERR_ARG, "render: missing DOT text, format or path");
     }
     pthread_once(&gvc_once, gvc_start);
     GVC_t *gvc = gvc_shared;
     if (!gvc) {
-        snprintf(err, n, "render: cannot start Graphviz");
-        return LOOM_ERR_STATE;
+        return loom_error_set(&dot_err, LOOM_ERR_STATE, "render: cannot start Graphviz");
     }
     pthread_mutex_lock(&gvc_lock); /* Graphviz is not thread-safe */
     loom_status st = LOOM_OK;
     Agraph_t *gr = agmemread(dot);
     if (!gr) {
-        snprintf(err, n, "render: Graphviz cannot parse the DOT text");
-        st = LOOM_ERR_FORMAT;
+        st = loom_error_set(&dot_err, LOOM_ERR_FORMAT, "render: Graphviz cannot parse the DOT text");
     } else if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
-        snprintf(err, n, "render: Graphviz layout failed");
-        st = LOOM_ERR_STATE;
+        st = loom_error_set(&dot_err, LOOM_ERR_STATE, "render: Graphviz layout failed");
     } else {
         if (gvRenderFilename(gvc, gr, format, path) != 0) {
-            snprintf(err, n, "render: Graphviz cannot write %s as '%s' (is the format supported?)", path, format);
-            st = LOOM_ERR_IO;
+            st = loom_error_set(&dot_err, LOOM_ERR_IO, "render: Graphviz cannot write %s as '%s' (is the format supported?)",
+                                path, format);
         }
         gvFreeLayout(gvc, gr);
     }
@@ -61,8 +75,9 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
 #else
 bool loom_dot_can_render(void) { return false; }
 
-loom_status loom_dot_render(const char *dot, const char *format, const char *path, char *err, size_t n)
+loom_status loom_dot_render(const char *dot, const char *format, const char *path)
 {
+    loom_error_clear(&dot_err);
     (void)dot, (void)format, (void)path;
     snprintf(err, n, "render: loom was built without Graphviz (meson option -Dgraphviz); write .dot and run `dot`");
     return LOOM_ERR_STATE;

@@ -67,7 +67,10 @@ loom_status loom_dot_state_grad_norms(loom_graph *g, loom_tensor loss, int state
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...). LOOM_ERR_STATE when loom was built
  * without Graphviz. */
-loom_status loom_dot_render(const char *dot, const char *format, const char *path, char *err, size_t err_len);
+loom_status loom_dot_render(const char *dot, const char *format, const char *path);
+/* These functions have no object to keep an error in: the message of the
+ * last failed one on this thread ("" after a success), as errno works. */
+const char *loom_dot_error(void);
 bool loom_dot_can_render(void);
 
 #ifdef __cplusplus

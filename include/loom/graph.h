@@ -32,6 +32,17 @@ typedef enum {
 
 const char *loom_status_str(loom_status s);
 
+/* Errors: every object that can fail (graph, plan, store, safetensors file)
+ * keeps its first error — a status and a message naming what failed, where,
+ * and the values involved — and tells it with loom_<object>_error(). A
+ * graph's error is permanent (the graph is unusable after it); a plan,
+ * store or file forgets its error when its next operation (bind, run,
+ * load, save, read, write) begins. Functions return the status as well. */
+typedef struct {
+    loom_status status;
+    char msg[1024];
+} loom_error;
+
 /* Row-major shape, rank 0..4. Rank 0 is a scalar (one element). */
 typedef struct {
     int32_t rank;

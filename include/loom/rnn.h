@@ -49,8 +49,20 @@ struct loom_cell_def {
 
 /* torch.nn.RNN(nonlinearity='tanh'|'relu'), torch.nn.GRU, torch.nn.LSTM. */
 extern const loom_cell_def loom_cell_rnn_tanh, loom_cell_rnn_relu, loom_cell_gru, loom_cell_lstm;
-/* A built-in cell by name ("rnn_tanh", "rnn_relu", "gru", "lstm"), or NULL. */
+
+/* The cells loom knows by name: the built-ins, then the registered user
+ * cells, in order (*n of them). */
+const loom_cell_def *const *loom_cells(int *n);
+/* A known cell by name ("rnn_tanh", "rnn_relu", "gru", "lstm", or a
+ * registered one), or NULL. */
 const loom_cell_def *loom_cell_by_name(const char *name);
+/* Makes a user cell known by name (loom_cell_by_name, loom_cells, and so
+ * the loom command's --cell). Registering the same cell twice is allowed;
+ * LOOM_ERR_ARG for an incomplete cell or a name another cell has,
+ * LOOM_ERR_STATE when LOOM_MAX_CELLS cells are known. Register before
+ * building graphs on other threads. */
+#define LOOM_MAX_CELLS 32
+loom_status loom_cell_register(const loom_cell_def *cell);
 
 typedef struct {
     const loom_cell_def *cell;

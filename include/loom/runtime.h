@@ -46,7 +46,7 @@ const char *loom_plan_error(const loom_plan *p);
 /* Value of a requested output after a run (valid until the next run). */
 const float *loom_plan_output(const loom_plan *p, loom_tensor t);
 /* Copies a requested output into dst, which holds n floats. */
-loom_status loom_plan_read(const loom_plan *p, loom_tensor t, float *dst, size_t n);
+loom_status loom_plan_read(loom_plan *p, loom_tensor t, float *dst, size_t n);
 
 /* Dropout masks of the next run come from (seed, run counter). */
 void loom_plan_set_seed(loom_plan *p, uint64_t seed);

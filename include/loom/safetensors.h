@@ -28,19 +28,23 @@ typedef struct {
     int n, cap;
     char **meta_key, **meta_val;
     int n_meta, cap_meta;
+    loom_error err;    /* first error of the last read or write */
 } loom_st;
 
 loom_st *loom_st_new(void);
 void loom_st_free(loom_st *f);
-/* Reads a file; on failure returns NULL and writes a message into err. */
-loom_st *loom_st_read(const char *path, char *err, size_t err_len);
+/* Reads a file into f, replacing what f held. On failure f is empty and
+ * loom_st_error(f) says what is wrong with the file. */
+loom_status loom_st_read(loom_st *f, const char *path);
+const char *loom_st_error(const loom_st *f);
 const loom_st_tensor *loom_st_get(const loom_st *f, const char *name);
 const char *loom_st_meta(const loom_st *f, const char *key);
 /* Adds a copy of data (replacing a tensor of the same name). */
 loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data);
 loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value);
-/* Writes atomically; on failure the old file (if any) is untouched. */
-loom_status loom_st_write(const loom_st *f, const char *path, char *err, size_t err_len);
+/* Writes atomically; on failure the old file (if any) is untouched and
+ * loom_st_error(f) says why. */
+loom_status loom_st_write(loom_st *f, const char *path);
 
 #ifdef __cplusplus
 }

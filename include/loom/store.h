@@ -15,9 +15,15 @@ extern "C" {
 typedef struct loom_store loom_store;
 
 /* One zeroed buffer per parameter of g (every parameter needs a unique
- * name). NULL on failure, with the reason in err. */
-loom_store *loom_store_new(const loom_graph *g, char *err, size_t err_len);
+ * name). NULL only when out of memory; a store that could not be made (a
+ * failed graph, an unnamed or twice-named parameter) holds nothing and
+ * keeps its error for good. Check with loom_store_status(s), which is also
+ * LOOM_ERR_NOMEM for NULL. */
+loom_store *loom_store_new(const loom_graph *g);
 void loom_store_free(loom_store *s);
+/* The first error of the last operation (or of making the store); "" if none. */
+loom_status loom_store_status(const loom_store *s);
+const char *loom_store_error(const loom_store *s);
 
 int loom_store_count(const loom_store *s);
 loom_tensor loom_store_tensor(const loom_store *s, int i);
@@ -32,10 +38,10 @@ loom_status loom_store_bind(const loom_store *s, loom_plan *p);
 
 /* Copies parameters from f by name. Every parameter must be present with
  * its exact shape and dtype F32; with `strict`, f may hold nothing else. */
-loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict, char *err, size_t err_len);
-loom_status loom_store_load_file(loom_store *s, const char *path, bool strict, char *err, size_t err_len);
+loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict);
+loom_status loom_store_load_file(loom_store *s, const char *path, bool strict);
 /* Writes all parameters (atomically). */
-loom_status loom_store_save_file(const loom_store *s, const char *path, char *err, size_t err_len);
+loom_status loom_store_save_file(loom_store *s, const char *path);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,279 @@
+/* `loom dot`: build a recurrent model from flags and draw its unrolled
+ * graph (and its BPTT graph) as DOT, SVG, PNG or PDF. */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char loom_dot_help[] =
+    "draw the unrolled graph of a recurrent model (and its BPTT graph)\n"
+    "as .dot, .svg, .png or .pdf\n"
+    "  -o FILE               output; the extension picks the format (- for DOT on stdout)\n"
+    "  --view op|cell        every op (default), or one box per (step, layer, direction)\n"
+    "  --backward            add the gradient (BPTT) graph\n"
+    "  --grad-norms          run forward and backward on seeded random data and colour each\n"
+    "                        step by the norm of dL/dh_t (log scale)\n"
+    "  --heat-range LO:HI    fixed ends of that colour scale (to compare pictures)\n"
+    "  --loss all|last       per-step losses on every step (default) or the last one only\n"
+    "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
+    "  --random-truncation   segment lengths drawn at random with mean K\n"
+    "  --steps-shown K       draw the first and last K steps, elide the middle (default: 12\n"
+    "                        past 64 steps in the cell view, 4 past 12 in the op view; 0: all)\n"
+    "  --title TEXT          the picture's title\n";
+
+typedef struct {
+    loom_tool_model m;
+    long truncate, shown;
+    float heat_lo, heat_hi;
+    bool backward, norms, random_trunc, last_loss, cells;
+    const char *out, *fmt, *title;
+} dot_args;
+
+static const char *ext_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && !strchr(dot, '/') ? dot + 1 : "";
+}
+
+/* One option that is not a model flag; false (message printed) when bad. */
+static bool parse_option(dot_args *a, int argc, char **argv, int *i)
+{
+    const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
+    if (!strcmp(f, "--backward")) return a->backward = true;
+    if (!strcmp(f, "--grad-norms")) return a->norms = true;
+    (*i)++; /* the rest take a value */
+    if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, 100000, &a->truncate);
+    if (!strcmp(f, "--steps-shown")) return loom_tool_int(f, v, 0, 100000, &a->shown);
+    if (!strcmp(f, "--heat-range")) {
+        char *end = NULL;
+        a->heat_lo = v ? strtof(v, &end) : 0;
+        bool ok = end && *end == ':' && (a->heat_hi = strtof(end + 1, &end), !*end) && a->heat_lo > 0 &&
+                  a->heat_hi > a->heat_lo;
+        if (!ok) fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI, got '%s'\n", v ? v : "");
+        return ok;
+    }
+    if (!strcmp(f, "--loss")) {
+        bool ok = v && (!strcmp(v, "all") || !strcmp(v, "last"));
+        if (!ok) fprintf(stderr, "loom dot: --loss must be all or last, got '%s'\n", v ? v : "");
+        a->last_loss = ok && !strcmp(v, "last");
+        return ok;
+    }
+    if (!strcmp(f, "--view")) {
+        bool ok = v && (!strcmp(v, "op") || !strcmp(v, "cell"));
+        if (!ok) fprintf(stderr, "loom dot: --view must be op or cell, got '%s'\n", v ? v : "");
+        a->cells = ok && !strcmp(v, "cell");
+        return ok;
+    }
+    if (!strcmp(f, "--title")) return (a->title = v) != NULL;
+    if (!strcmp(f, "-o")) {
+        if (!v) fprintf(stderr, "loom dot: -o needs a file name\n");
+        return (a->out = v) != NULL;
+    }
+    fprintf(stderr, "loom dot: unknown option '%s' (see 'loom help')\n", f);
+    return false;
+}
+
+/* Options, then what they must agree on. 0: parsed; else the exit status. */
+static int parse(dot_args *a, int argc, char **argv)
+{
+    *a = (dot_args){.m = {&loom_cell_lstm, 4, 2, 3, 4, 1, 1, false}, .shown = -1};
+    for (int i = 0; i < argc; i++) {
+        int r = loom_tool_model_flag(&a->m, argc, argv, &i);
+        if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
+    }
+    if (!a->out) {
+        fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
+        return 2;
+    }
+    const char *fmt = a->fmt = !strcmp(a->out, "-") ? "dot" : ext_of(a->out);
+    bool text = !strcmp(fmt, "dot") || !strcmp(fmt, "gv");
+    if (!text && strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf")) {
+        fprintf(stderr, "loom dot: cannot tell the format of '%s': use .dot, .svg, .png or .pdf\n", a->out);
+        return 2;
+    }
+    if (a->random_trunc && !a->truncate) {
+        fprintf(stderr, "loom dot: --random-truncation needs --truncate K (the mean segment length)\n");
+        return 2;
+    }
+    if (!text && !loom_dot_can_render()) {
+        fprintf(stderr, "loom dot: this loom was built without Graphviz; write a .dot file and run `dot`\n");
+        return 2;
+    }
+    if (a->shown < 0) {
+        /* Both views are laid out on a grid and stay fast (T = 500 with its
+         * backward graph: under 5 s), but a picture past a few dozen steps
+         * is wider than anyone reads: long sequences show their first and
+         * last steps unless asked otherwise. */
+        long limit = a->cells ? 64 : 12, k = a->cells ? 12 : 4;
+        a->shown = a->m.steps > limit ? k : 0;
+        if (a->shown)
+            fprintf(stderr, "loom dot: drawing the first and last %ld of %ld steps (--steps-shown 0 draws all)\n",
+                    a->shown, a->m.steps);
+    }
+    return 0;
+}
+
+static double rnd(uint64_t *s)
+{
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return (double)(*s >> 11) / 9007199254740992.0 * 2 - 1;
+}
+
+typedef struct {
+    loom_graph *g;
+    loom_rnn rnn;
+    loom_tensor x, loss;
+    uint64_t rng;
+} dot_model;
+
+/* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
+static void build(dot_model *dm, const dot_args *a)
+{
+    const loom_tool_model *m = &a->m;
+    int T = (int)m->steps, B = (int)m->batch, H = (int)m->hidden, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
+    loom_graph *g = dm->g = loom_graph_new();
+    loom_rnn_init(g, &dm->rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = (int)m->input, .hidden_size = H,
+                                                .layers = L, .bidirectional = m->bidirectional});
+    dm->x = loom_input(g, "x", loom_shape3(T, B, (int)m->input));
+    loom_rnn_args args = {.trunc = a->truncate ? (a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED) : LOOM_TRUNC_NONE,
+                          .truncate = (int)a->truncate, .trunc_seed = (uint64_t)m->seed};
+    loom_rnn_out o = loom_rnn_apply(g, &dm->rnn, dm->x, &args);
+    dm->rng = (uint64_t)m->seed * 0x9E3779B97F4A7C15ull + 1;
+    float *r = malloc((size_t)B * D * H * sizeof *r);
+    loom_tensor *terms = malloc((size_t)T * sizeof *terms);
+    int n_terms = 0;
+    for (int t = a->last_loss ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0});
+        for (long k = 0; k < (long)B * D * H; k++) r[k] = (float)rnd(&dm->rng);
+        loom_tensor yt = loom_slice(g, o.output, 0, t, 1);
+        loom_tensor lt = loom_sum_all(g, loom_mul(g, yt, loom_constant(g, loom_tensor_shape(g, yt), r)));
+        char nm[32];
+        snprintf(nm, sizeof nm, "loss[%d]", t);
+        loom_tensor_set_name(g, lt, nm);
+        loom_graph_set_tags(g, LOOM_TAGS_NONE);
+        terms[n_terms++] = lt;
+    }
+    dm->loss = n_terms ? loom_add_n(g, terms, n_terms) : loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
+    loom_tensor_set_name(g, dm->loss, "L");
+    free(r), free(terms);
+}
+
+/* ‖∂L/∂h_t‖ per (t, l, d) on seeded random data: parameters from their
+ * initialisers, x uniform in [-1, 1). */
+static bool heat(dot_model *dm, const dot_args *a, float *norms)
+{
+    const loom_tool_model *m = &a->m;
+    loom_graph *g = dm->g;
+    loom_store *store = loom_store_new(g);
+    long nx = m->steps * m->batch * m->input;
+    float *xv = malloc((size_t)nx * sizeof *xv);
+    int np = loom_store_count(store), nb = 0;
+    loom_binding *binds = malloc((size_t)(np + 1) * sizeof *binds);
+    bool ok = false;
+    if (loom_store_status(store) || !xv || !binds) {
+        fprintf(stderr, "loom dot: %s\n", loom_store_status(store) ? loom_store_error(store) : "out of memory");
+    } else {
+        loom_store_init(store, (uint64_t)m->seed);
+        for (long q = 0; q < nx; q++) xv[q] = (float)rnd(&dm->rng);
+        for (int i = 0; i < np; i++) {
+            loom_tensor t = loom_store_tensor(store, i);
+            binds[nb++] = (loom_binding){t, loom_store_data(store, t)};
+        }
+        binds[nb++] = (loom_binding){dm->x, xv};
+        ok = !loom_dot_state_grad_norms(g, dm->loss, 0, (int)m->steps, (int)m->layers, m->bidirectional ? 2 : 1, binds,
+                                        nb, norms);
+        if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
+    }
+    free(binds), free(xv);
+    loom_store_free(store);
+    return ok;
+}
+
+/* The gradient of every parameter (and, through them, of every step);
+ * roots[0] is the loss, the gradients follow. Returns the number of roots. */
+static int backward(dot_model *dm, loom_tensor *roots)
+{
+    const loom_rnn *rnn = &dm->rnn;
+    loom_tensor wrt[LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS];
+    int np = 0;
+    for (int l = 0; l < rnn->o.layers; l++)
+        for (int d = 0; d < rnn->dirs; d++)
+            for (int i = 0; i < rnn->n_params; i++) wrt[np++] = rnn->param[l][d][i];
+    roots[0] = dm->loss;
+    loom_backward(dm->g, dm->loss, wrt, np, roots + 1);
+    return 1 + np;
+}
+
+static bool emit(const dot_model *dm, const dot_args *a, const loom_dot_opts *opt)
+{
+    if (!strcmp(a->fmt, "dot") || !strcmp(a->fmt, "gv")) {
+        FILE *f = strcmp(a->out, "-") ? fopen(a->out, "w") : stdout;
+        if (!f) {
+            perror(a->out);
+            return false;
+        }
+        loom_status st = loom_dot_write(dm->g, f, opt);
+        if (f != stdout && fclose(f) && !st) st = LOOM_ERR_IO;
+        if (st) fprintf(stderr, "loom dot: writing %s failed: %s\n", a->out, *loom_dot_error() ? loom_dot_error() : loom_status_str(st));
+        return !st;
+    }
+    char *text;
+    size_t len;
+    if (loom_dot_string(dm->g, opt, &text, &len) || loom_dot_render(text, a->fmt, a->out)) {
+        fprintf(stderr, "loom dot: %s\n", loom_dot_error());
+        free(text);
+        return false;
+    }
+    free(text);
+    return true;
+}
+
+int loom_cmd_dot(int argc, char **argv)
+{
+    dot_args a;
+    int rc = parse(&a, argc, argv);
+    if (rc) return rc;
+    const loom_tool_model *m = &a.m;
+    int T = (int)m->steps, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
+    dot_model dm;
+    build(&dm, &a);
+    /* drawn: what the loss needs, and the gradients asked for */
+    loom_tensor *roots = malloc((size_t)(1 + dm.rnn.n_params * L * D) * sizeof *roots);
+    float *norms = calloc((size_t)T * L * D, sizeof *norms);
+    int n_roots = 1;
+    rc = 1;
+    if (!roots || !norms) {
+        fprintf(stderr, "loom dot: out of memory\n");
+        goto done;
+    }
+    roots[0] = dm.loss;
+    if (!loom_graph_failed(dm.g) && a.norms && !heat(&dm, &a, norms)) goto done;
+    if (!loom_graph_failed(dm.g) && a.backward) n_roots = backward(&dm, roots);
+    if (loom_graph_failed(dm.g)) {
+        fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
+        rc = 2;
+        goto done;
+    }
+    char title[256];
+    snprintf(title, sizeof title, "%s, %d layer%s%s, T = %d%s%s", m->cell->name, L, L > 1 ? "s" : "",
+             m->bidirectional ? ", bidirectional" : "", T,
+             a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
+             a.norms ? ", ‖∂L/∂h_t‖" : "");
+    loom_dot_opts opt = {.view = a.cells ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
+                         .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
+                         .steps_shown = (int)a.shown,
+                         .heat = a.norms ? norms : NULL,
+                         .heat_steps = T, .heat_layers = L, .heat_dirs = D,
+                         .heat_lo = a.heat_lo, .heat_hi = a.heat_hi,
+                         .title = a.title ? a.title : title,
+                         .roots = roots, .n_roots = n_roots};
+    rc = emit(&dm, &a, &opt) ? 0 : 1;
+done:
+    free(norms), free(roots);
+    loom_graph_free(dm.g);
+    return rc;
+}

@@ -1,0 +1,79 @@
+/* What the subcommands share: the example cell's registration, integer
+ * flags, and the model flags of gradcheck and dot. */
+#include "tool.h"
+
+#include "mgu_cell.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void loom_tools_init(void) { loom_cell_register(&mgu_cell); }
+
+bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "loom: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *loom_tool_cell_names(char *buf, size_t n)
+{
+    int k;
+    const loom_cell_def *const *cells = loom_cells(&k);
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < k && at < n; i++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", i == 0 ? "" : i == k - 1 ? " or " : ", ", cells[i]->name);
+    return buf;
+}
+
+int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a)
+{
+    const char *f = argv[*a], *v = *a + 1 < argc ? argv[*a + 1] : NULL;
+    struct { const char *flag; long lo, hi; long *out; } ints[] = {
+        {"--seq-len", 1, 100000, &m->steps}, {"--batch", 1, 4096, &m->batch}, {"--input", 1, 4096, &m->input},
+        {"--hidden", 1, 4096, &m->hidden}, {"--layers", 1, LOOM_RNN_MAX_LAYERS, &m->layers},
+        {"--seed", 0, 1L << 30, &m->seed},
+    };
+    for (unsigned i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (!strcmp(f, ints[i].flag)) {
+            (*a)++;
+            return loom_tool_int(f, v, ints[i].lo, ints[i].hi, ints[i].out) ? 1 : -1;
+        }
+    if (!strcmp(f, "--bidirectional")) {
+        m->bidirectional = true;
+        return 1;
+    }
+    if (!strcmp(f, "--cell")) {
+        (*a)++;
+        m->cell = loom_cell_by_name(v);
+        if (m->cell) return 1;
+        char names[256];
+        fprintf(stderr, "loom: --cell must be %s, got '%s'\n", loom_tool_cell_names(names, sizeof names), v ? v : "");
+        return -1;
+    }
+    return 0;
+}
+
+void loom_tool_model_help(FILE *f)
+{
+    char names[256];
+    fprintf(f,
+            "model options (gradcheck and dot):\n"
+            "  --cell C              %s (default lstm)\n"
+            "  --layers N            stacked layers (default 1)\n"
+            "  --bidirectional       a reverse direction too\n"
+            "  --seq-len T           time steps (default 4)\n"
+            "  --batch B             sequences (gradcheck 3, dot 2)\n"
+            "  --input I             input features (gradcheck 5, dot 3)\n"
+            "  --hidden H            hidden units (gradcheck 6, dot 4)\n"
+            "  --seed S              random seed (default 1)\n",
+            loom_tool_cell_names(names, sizeof names));
+}

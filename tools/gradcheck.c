@@ -1,0 +1,167 @@
+/* `loom gradcheck`: a language-model-shaped graph — inputs (T, B, I) →
+ * recurrent stack → linear decoder → cross-entropy against random targets —
+ * whose every gradient (parameters, inputs, initial states) is checked
+ * against central differences. */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char loom_gradcheck_help[] =
+    "build an unrolled recurrent language-model graph, take its BPTT\n"
+    "gradients and check every one against central differences\n"
+    "  --vocab V             output classes (default 7)\n"
+    "  --eps E               finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose\n"
+    "                        kinks a larger step may cross)\n";
+
+typedef struct {
+    loom_tool_model m;
+    long vocab;
+    double eps;
+} gc_args;
+
+/* 0: parsed; otherwise the exit status. */
+static int parse(gc_args *a, int argc, char **argv)
+{
+    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0};
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = loom_tool_model_flag(&a->m, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strcmp(f, "--vocab")) {
+            if (!loom_tool_int(f, v, 1, 100000, &a->vocab)) return 2;
+        } else if (!strcmp(f, "--eps")) {
+            char *end;
+            a->eps = v ? strtod(v, &end) : 0;
+            if (!v || *end || !(a->eps > 0 && a->eps < 1)) {
+                fprintf(stderr, "loom: --eps needs a number in (0, 1), got '%s'\n", v ? v : "");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "loom gradcheck: unknown option '%s' (see 'loom help')\n", f);
+            return 2;
+        }
+        i++;
+    }
+    /* A step across a ReLU kink makes the central difference meaningless;
+     * a smaller step makes crossing one unlikely. */
+    if (a->eps == 0) a->eps = a->m.cell == &loom_cell_rnn_relu ? 1e-3 : 5e-3;
+    return 0;
+}
+
+typedef struct {
+    loom_graph *g;
+    loom_tensor x, init[2], targets, loss;
+    int32_t n_forward;
+} lm_graph;
+
+static void build(lm_graph *lm, const gc_args *a)
+{
+    const loom_tool_model *m = &a->m;
+    int D = m->bidirectional ? 2 : 1, S = m->cell->n_states;
+    loom_graph *g = lm->g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = (int)m->input, .hidden_size = (int)m->hidden,
+                                            .layers = (int)m->layers, .bidirectional = m->bidirectional});
+    loom_tensor dec_w = loom_param(g, "decoder.weight", loom_shape2((int)a->vocab, (int)(D * m->hidden)));
+    loom_tensor dec_b = loom_param(g, "decoder.bias", loom_shape1((int)a->vocab));
+    lm->x = loom_input(g, "input", loom_shape3((int)m->steps, (int)m->batch, (int)m->input));
+    const char *state_names[2] = {"h0", "c0"};
+    for (int s = 0; s < 2; s++)
+        lm->init[s] = s < S ? loom_input(g, state_names[s], loom_shape3((int)(m->layers * D), (int)m->batch, (int)m->hidden))
+                            : LOOM_INVALID;
+    lm->targets = loom_input_i32(g, "targets", loom_shape2((int)m->steps, (int)m->batch));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, lm->x, &(loom_rnn_args){.init = {lm->init[0], lm->init[1]}});
+    loom_tensor logits = loom_add(g, loom_matmul(g, o.output, dec_w, false, true), dec_b);
+    lm->loss = loom_cross_entropy(g, logits, lm->targets, LOOM_NO_MASK);
+    lm->n_forward = loom_graph_size(g);
+}
+
+static uint64_t rng_state;
+static float uniform(float lo, float hi)
+{
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return lo + (hi - lo) * (float)(rng_state >> 40) / 16777216.0f;
+}
+
+/* Random values in [-0.5, 0.5) for parameters, [-1, 1) for inputs and
+ * states: larger than PyTorch's initial weights, so that every
+ * nonlinearity works away from its linear regime. Fills wrt (parameters
+ * first, their data in the store) and the targets; false when out of memory. */
+static bool fill(const lm_graph *lm, loom_store *store, const gc_args *a, loom_binding *wrt, int *n_wrt, int32_t *tg)
+{
+    loom_graph *g = lm->g;
+    rng_state = 0x9E3779B97F4A7C15ull ^ (uint64_t)(a->m.seed + 1) * 0xBF58476D1CE4E5B9ull;
+    for (int i = 0; i < loom_store_count(store); i++) {
+        loom_tensor t = loom_store_tensor(store, i);
+        float *d = loom_store_data(store, t);
+        for (int64_t k = 0; k < loom_tensor_numel(g, t); k++) d[k] = uniform(-0.5f, 0.5f);
+        wrt[(*n_wrt)++] = (loom_binding){t, d};
+    }
+    loom_tensor in_t[3] = {lm->x, lm->init[0], lm->init[1]};
+    for (int i = 0; i < 1 + a->m.cell->n_states; i++) {
+        int64_t n = loom_tensor_numel(g, in_t[i]);
+        float *d = malloc((size_t)n * sizeof *d);
+        if (!d) return false;
+        for (int64_t k = 0; k < n; k++) d[k] = uniform(-1, 1);
+        wrt[(*n_wrt)++] = (loom_binding){in_t[i], d};
+    }
+    for (long k = 0; k < a->m.steps * a->m.batch; k++) tg[k] = (int32_t)(uniform(0, 1) * (float)a->vocab) % (int32_t)a->vocab;
+    return true;
+}
+
+static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_result *r, const loom_binding *wrt, int n_wrt)
+{
+    const loom_tool_model *m = &a->m;
+    printf("%s language model: T=%ld B=%ld input=%ld hidden=%ld layers=%ld%s vocab=%ld (matmul: %s)\n", m->cell->name,
+           m->steps, m->batch, m->input, m->hidden, m->layers, m->bidirectional ? " bidirectional" : "", a->vocab,
+           loom_blas_enabled() ? "CBLAS" : "portable kernel");
+    printf("graph: %d forward nodes, %d backward nodes, fingerprint %016" PRIx64 "\n", lm->n_forward,
+           loom_graph_size(lm->g) - lm->n_forward, loom_graph_fingerprint(lm->g));
+    printf("checked %" PRId64 " gradient elements over %d tensors (eps %.1e)\n", r->checked, n_wrt, a->eps);
+    if (r->worst_tensor >= 0)
+        printf("largest error %.3e at %s[%" PRId64 "]: analytic %.6f, numeric %.6f\n", r->max_abs_err,
+               loom_tensor_name(lm->g, wrt[r->worst_tensor].t), r->worst_index, r->worst_analytic, r->worst_numeric);
+    printf("gradcheck %s\n", r->passed ? "passed" : "FAILED");
+}
+
+int loom_cmd_gradcheck(int argc, char **argv)
+{
+    gc_args a;
+    int rc = parse(&a, argc, argv);
+    if (rc) return rc;
+    lm_graph lm;
+    build(&lm, &a);
+    if (loom_graph_failed(lm.g)) {
+        fprintf(stderr, "loom: %s\n", loom_graph_error(lm.g));
+        loom_graph_free(lm.g);
+        return 2;
+    }
+    loom_store *store = loom_store_new(lm.g);
+    int n_params = store ? loom_store_count(store) : 0, n_wrt = 0;
+    loom_binding *wrt = calloc((size_t)(n_params + 1 + a.m.cell->n_states), sizeof *wrt);
+    int32_t *tg = malloc((size_t)(a.m.steps * a.m.batch) * sizeof *tg);
+    loom_gradcheck_result r;
+    rc = 1;
+    if (loom_store_status(store)) {
+        fprintf(stderr, "loom: %s\n", loom_store_error(store));
+    } else if (!wrt || !tg || !fill(&lm, store, &a, wrt, &n_wrt, tg)) {
+        fprintf(stderr, "loom: out of memory\n");
+    } else if (loom_gradcheck(lm.g, lm.loss, wrt, n_wrt, &(loom_binding){lm.targets, tg}, 1,
+                              &(loom_gradcheck_opts){a.eps, 1e-3, 1e-2, 0, (uint64_t)a.m.seed}, &r)) {
+        fprintf(stderr, "loom: %s\n", loom_graph_error(lm.g));
+    } else {
+        report(&lm, &a, &r, wrt, n_wrt);
+        rc = r.passed ? 0 : 1;
+    }
+    for (int i = n_params; wrt && i < n_wrt; i++) free(wrt[i].data);
+    free(wrt);
+    free(tg);
+    loom_store_free(store);
+    loom_graph_free(lm.g);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* The loom command's subcommands and what they share. Each subcommand is a
+ * function taking its own arguments and returning the exit status: 0 done,
+ * 1 the work failed (a gradient check failed, out of memory, cannot write),
+ * 2 bad usage or bad input (message on stderr). Tests call them directly. */
+#ifndef LOOM_TOOLS_TOOL_H
+#define LOOM_TOOLS_TOOL_H
+
+#include "loom/rnn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *synopsis; /* "dot -o FILE [options]" */
+    const char *help;     /* what it does, then its own options, one per line */
+} loom_command;
+
+int loom_cmd_gradcheck(int argc, char **argv);
+int loom_cmd_dot(int argc, char **argv);
+int loom_cmd_rnn_run(int argc, char **argv);
+extern const char loom_gradcheck_help[], loom_dot_help[], loom_rnn_run_help[];
+
+/* Makes the example user cell (mgu) known by name; idempotent. */
+void loom_tools_init(void);
+
+/* rnn-run's work: 0 on success; 2 for a bad or inconsistent case file
+ * (message in err); 1 for other failures (out of memory, cannot write). */
+int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t err_len);
+
+/* ---- flags ---- */
+
+/* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */
+bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out);
+/* "rnn_tanh, rnn_relu, gru, lstm or mgu": the known cells, for messages. */
+const char *loom_tool_cell_names(char *buf, size_t n);
+
+/* The model gradcheck and dot build: cell, stack and sizes. */
+typedef struct {
+    const loom_cell_def *cell;
+    long steps, batch, input, hidden, layers, seed;
+    bool bidirectional;
+} loom_tool_model;
+
+/* Reads argv[*a] if it is a model flag (advancing *a past its value):
+ * 1 if it was one, 0 if not, -1 if its value is bad (message printed). */
+int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a);
+/* The model flags' help text. */
+void loom_tool_model_help(FILE *f);
+
+#endif
