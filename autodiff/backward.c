@@ -1,11 +1,37 @@
 /* Reverse mode: walks the nodes between wrt and loss in reverse topological
  * order (node ids are topological: a node's inputs always exist before it)
- * and asks each op's gradient rule for its inputs' gradients. */
+ * and asks each op's gradient rule for its inputs' gradients.
+ *
+ *   check_args   the loss is an f32 scalar, every wrt an f32 tensor
+ *   mark_flow    which nodes lie between some wrt and the loss
+ *   propagate    newest node first: sum its gradient's contributions,
+ *                ask its op's rule for its inputs' contributions
+ *   the result   each wrt's gradient, or a zero fill when the loss ignores it */
 #include "loom/autodiff.h"
 #include "ops/op.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+
+enum { FROM_WRT = 1, TO_LOSS = 2, BETWEEN = 3 };
+
+/* Contributions to each node's gradient, one per use, kept in linked lists
+ * and summed by one add_n when the node is reached: a weight shared by T
+ * steps gets one Σ_t node. */
+typedef struct {
+    loom_graph *g;
+    int32_t n;          /* nodes up to the loss */
+    uint8_t *flow;      /* per node: FROM_WRT | TO_LOSS */
+    loom_tensor *grad;  /* per node: its summed gradient */
+    int32_t *head;      /* per node: newest contribution, -1: none */
+    int32_t *next;      /* per contribution: the one before it */
+    loom_tensor *val;   /* per contribution */
+    int32_t n_c, cap_c;
+    loom_tensor *terms; /* scratch for one sum */
+    loom_tensor *gx;    /* scratch for one rule's results */
+    bool *need;
+    bool oom;
+} bw_ctx;
 
 /* The gradient of a named input or parameter is named ∂L/∂name (for
  * diagrams and messages), unless it has a name already. */
@@ -20,161 +46,188 @@ static void name_grad(loom_graph *g, loom_tensor x, loom_tensor gx)
     loom_tensor_set_name(g, gx, buf);
 }
 
+/* Gradient nodes carry their forward node's tags, with role backward. */
+static void tag_as_gradient_of(loom_graph *g, loom_tensor x)
+{
+    loom_tags t = loom_graph_node(g, x)->tags;
+    t.role = LOOM_ROLE_BACKWARD;
+    t.state = 0;
+    loom_graph_set_tags(g, t);
+}
+
+static loom_status check_args(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads)
+{
+    if (n < 0 || (n > 0 && (!wrt || !grads)))
+        return loom_graph_fail(g, LOOM_ERR_ARG, "backward: %d wrt tensors but %s is NULL", n, !wrt ? "wrt" : "grads"),
+               LOOM_ERR_ARG;
+    if (!loom_graph_has(g, loss))
+        return loom_graph_fail(g, LOOM_ERR_ARG, "backward: loss is not a tensor of this graph (id %d)", loss.id),
+               LOOM_ERR_ARG;
+    if (loom_tensor_numel(g, loss) != 1 || loom_tensor_dtype(g, loss) != LOOM_F32)
+        return loom_graph_fail(g, LOOM_ERR_SHAPE, "backward: loss %s must be an f32 scalar (one element)", TSTR(g, loss)),
+               LOOM_ERR_SHAPE;
+    for (int i = 0; i < n; i++) {
+        if (!loom_graph_has(g, wrt[i]))
+            return loom_graph_fail(g, LOOM_ERR_ARG, "backward: wrt[%d] is not a tensor of this graph (id %d)", i,
+                                   wrt[i].id),
+                   LOOM_ERR_ARG;
+        if (loom_tensor_dtype(g, wrt[i]) != LOOM_F32)
+            return loom_graph_fail(g, LOOM_ERR_ARG, "backward: cannot differentiate with respect to i32 %s",
+                                   TSTR(g, wrt[i])),
+                   LOOM_ERR_ARG;
+    }
+    return LOOM_OK;
+}
+
+/* FROM_WRT forwards from the wrt tensors, TO_LOSS backwards from the loss
+ * (only through nodes that some wrt reaches). */
+static void mark_flow(bw_ctx *c, const loom_tensor *wrt, int n)
+{
+    loom_graph *g = c->g;
+    if (c->n < 1) return;
+    for (int i = 0; i < n; i++)
+        if (loom_index(wrt[i]) < c->n) c->flow[loom_index(wrt[i])] |= FROM_WRT;
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in && !(c->flow[i] & FROM_WRT); j++)
+            if (c->flow[loom_index(loom_node_input(g, loom_at(i), j))] & FROM_WRT) c->flow[i] |= FROM_WRT;
+    }
+    c->flow[c->n - 1] |= TO_LOSS;
+    for (int32_t i = c->n - 1; i >= 0; i--) {
+        if (c->flow[i] != BETWEEN) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) c->flow[loom_index(loom_node_input(g, loom_at(i), j))] |= TO_LOSS;
+    }
+}
+
+static void contribute(bw_ctx *c, int32_t node, loom_tensor v)
+{
+    if (c->n_c == c->cap_c) {
+        int32_t cap = c->cap_c ? 2 * c->cap_c : 256;
+        int32_t *nn = realloc(c->next, (size_t)cap * sizeof *c->next);
+        if (nn) c->next = nn;
+        loom_tensor *nv = nn ? realloc(c->val, (size_t)cap * sizeof *c->val) : NULL;
+        if (nv) c->val = nv;
+        if (!nn || !nv) {
+            c->oom = true;
+            return;
+        }
+        c->cap_c = cap;
+    }
+    c->val[c->n_c] = v;
+    c->next[c->n_c] = c->head[node];
+    c->head[node] = c->n_c++;
+}
+
+/* The sum of node i's contributions, oldest first (the list is newest first). */
+static loom_tensor accumulate(bw_ctx *c, int32_t i)
+{
+    int k = 0;
+    for (int32_t e = c->head[i]; e >= 0; e = c->next[e]) k++;
+    loom_tensor *t = realloc(c->terms, (size_t)k * sizeof *t);
+    if (!t) {
+        c->oom = true;
+        return LOOM_INVALID;
+    }
+    c->terms = t;
+    for (int32_t e = c->head[i], m = k; e >= 0; e = c->next[e]) t[--m] = c->val[e];
+    return k == 1 ? t[0] : loom_add_n(c->g, t, k);
+}
+
+/* Node i's gradient, then its rule's contributions to its inputs'. */
+static void step_back(bw_ctx *c, int32_t i)
+{
+    loom_graph *g = c->g;
+    loom_tensor y = loom_at(i);
+    tag_as_gradient_of(g, y);
+    c->grad[i] = accumulate(c, i);
+    if (c->oom) return;
+    name_grad(g, y, c->grad[i]);
+    const loom_node *nd = loom_graph_node(g, y);
+    if (nd->n_in == 0) return;
+    const loom_op_desc *d = loom_op(nd->op);
+    if (!d->grad) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "backward: %s has no gradient rule (node %s)", d->name, TSTR(g, y));
+        return;
+    }
+    int n_in = nd->n_in;
+    for (int j = 0; j < n_in; j++) {
+        c->gx[j] = LOOM_INVALID;
+        c->need[j] = c->flow[loom_index(loom_node_input(g, y, j))] == BETWEEN;
+    }
+    d->grad(g, y, c->grad[i], c->need, c->gx);
+    for (int j = 0; j < n_in && !loom_graph_failed(g) && !c->oom; j++) {
+        loom_tensor x = loom_node_input(g, y, j);
+        if (!loom_valid(c->gx[j]) || !c->need[j]) continue;
+        if (!loom_shape_eq(loom_tensor_shape(g, c->gx[j]), loom_tensor_shape(g, x))) {
+            loom_graph_fail(g, LOOM_ERR_SHAPE, "backward: %s's gradient rule gave %s for input %s", d->name,
+                            TSTR(g, c->gx[j]), TSTR(g, x));
+            return;
+        }
+        contribute(c, loom_index(x), c->gx[j]);
+    }
+}
+
+static void propagate(bw_ctx *c, loom_tensor loss)
+{
+    if (c->flow[c->n - 1] != BETWEEN) return; /* no wrt reaches the loss */
+    tag_as_gradient_of(c->g, loss);
+    contribute(c, c->n - 1, loom_fill(c->g, loom_tensor_shape(c->g, loss), 1.0f)); /* dL/dL = 1 */
+    for (int32_t i = c->n - 1; i >= 0 && !c->oom && !loom_graph_failed(c->g); i--)
+        if (c->flow[i] == BETWEEN && c->head[i] >= 0) step_back(c, i);
+}
+
+static bool ctx_init(bw_ctx *c, loom_graph *g, loom_tensor loss)
+{
+    *c = (bw_ctx){.g = g, .n = loom_index(loss) + 1}; /* nothing after the loss can influence it */
+    int max_in = 1;
+    for (int32_t i = 0; i < c->n; i++) {
+        int k = loom_graph_node(g, loom_at(i))->n_in;
+        max_in = k > max_in ? k : max_in;
+    }
+    c->flow = calloc((size_t)c->n, 1);
+    c->grad = malloc((size_t)c->n * sizeof *c->grad);
+    c->head = malloc((size_t)c->n * sizeof *c->head);
+    c->gx = malloc((size_t)max_in * sizeof *c->gx);
+    c->need = malloc((size_t)max_in * sizeof *c->need);
+    if (!c->flow || !c->grad || !c->head || !c->gx || !c->need) return false;
+    for (int32_t i = 0; i < c->n; i++) c->grad[i] = LOOM_INVALID, c->head[i] = -1;
+    return true;
+}
+
+static void ctx_free(bw_ctx *c)
+{
+    free(c->flow), free(c->grad), free(c->head), free(c->next), free(c->val), free(c->terms), free(c->gx), free(c->need);
+}
+
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads)
 {
     if (!g) return LOOM_ERR_ARG;
     for (int i = 0; grads && i < n; i++) grads[i] = LOOM_INVALID;
     if (loom_graph_failed(g)) return loom_graph_status(g);
-    if (n < 0 || (n > 0 && (!wrt || !grads))) {
-        loom_graph_fail(g, LOOM_ERR_ARG, "backward: %d wrt tensors but %s is NULL", n, !wrt ? "wrt" : "grads");
-        return LOOM_ERR_ARG;
-    }
-    if (!loom_graph_has(g, loss)) {
-        loom_graph_fail(g, LOOM_ERR_ARG, "backward: loss is not a tensor of this graph (id %d)", loss.id);
-        return LOOM_ERR_ARG;
-    }
-    if (loom_tensor_numel(g, loss) != 1 || loom_tensor_dtype(g, loss) != LOOM_F32) {
-        loom_graph_fail(g, LOOM_ERR_SHAPE, "backward: loss %s must be an f32 scalar (one element)", TSTR(g, loss));
-        return LOOM_ERR_SHAPE;
-    }
-    for (int i = 0; i < n; i++) {
-        if (!loom_graph_has(g, wrt[i])) {
-            loom_graph_fail(g, LOOM_ERR_ARG, "backward: wrt[%d] is not a tensor of this graph (id %d)", i, wrt[i].id);
-            return LOOM_ERR_ARG;
-        }
-        if (loom_tensor_dtype(g, wrt[i]) != LOOM_F32) {
-            loom_graph_fail(g, LOOM_ERR_ARG, "backward: cannot differentiate with respect to i32 %s", TSTR(g, wrt[i]));
-            return LOOM_ERR_ARG;
-        }
-    }
-
-    int32_t N = loom_index(loss) + 1; /* nothing after the loss can influence it */
-    uint8_t *flow = calloc((size_t)N, 1);     /* bit 1: depends on some wrt; bit 2: loss depends on it */
-    loom_tensor *grad = malloc((size_t)N * sizeof *grad);
-    if (!flow || !grad) {
-        free(flow);
-        free(grad);
-        loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
-        return LOOM_ERR_NOMEM;
-    }
-    for (int32_t i = 0; i < N; i++) grad[i] = LOOM_INVALID;
-    for (int i = 0; i < n; i++)
-        if (loom_index(wrt[i]) < N) flow[loom_index(wrt[i])] |= 1;
-    for (int32_t i = 0; i < N; i++) {
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
-        for (int j = 0; j < nd->n_in && !(flow[i] & 1); j++)
-            if (flow[loom_index(loom_node_input(g, loom_at(i), j))] & 1) flow[i] |= 1;
-    }
-    flow[N - 1] |= 2; /* the loss */
-    for (int32_t i = N - 1; i >= 0; i--) {
-        if (flow[i] != 3) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
-        for (int j = 0; j < nd->n_in; j++) flow[loom_index(loom_node_input(g, loom_at(i), j))] |= 2;
-    }
-
-    /* Contributions to each node's gradient, one per use, kept in lists and
-     * summed by one add_n when the node is reached: a weight shared by T
-     * steps gets one Σ_t node. */
-    int32_t *head = malloc((size_t)N * sizeof *head), n_c = 0, cap_c = 256;
-    int32_t *c_next = malloc((size_t)cap_c * sizeof *c_next);
-    loom_tensor *c_val = malloc((size_t)cap_c * sizeof *c_val), *terms = NULL;
-    int max_in = 1;
-    for (int32_t i = 0; i < N; i++) {
-        int k = loom_graph_node(g, loom_at(i))->n_in;
-        max_in = k > max_in ? k : max_in;
-    }
-    loom_tensor *gx = malloc((size_t)max_in * sizeof *gx);
-    bool *need = malloc((size_t)max_in * sizeof *need);
-    bool ok = head && c_next && c_val && gx && need;
-    for (int32_t i = 0; ok && i < N; i++) head[i] = -1;
-
+    loom_status st = check_args(g, loss, wrt, n, grads);
+    if (st) return st;
+    bw_ctx c;
     loom_tags saved = loom_graph_tags(g);
-    loom_tags lt = loom_graph_node(g, loss)->tags;
-    lt.role = LOOM_ROLE_BACKWARD;
-    lt.state = 0;
-    loom_graph_set_tags(g, lt);
-    if (ok && flow[N - 1] == 3) {
-        c_val[0] = loom_fill(g, loom_tensor_shape(g, loss), 1.0f);
-        c_next[0] = -1;
-        head[N - 1] = 0;
-        n_c = 1;
+    if (ctx_init(&c, g, loss)) {
+        mark_flow(&c, wrt, n);
+        propagate(&c, loss);
+    } else {
+        c.oom = true;
     }
-
-    for (int32_t i = N - 1; ok && i >= 0 && !loom_graph_failed(g); i--) {
-        if (flow[i] != 3 || head[i] < 0) continue;
-        loom_tensor y = loom_at(i);
-        const loom_node *nd = loom_graph_node(g, y);
-        loom_tags t = nd->tags;
-        t.role = LOOM_ROLE_BACKWARD;
-        t.state = 0;
-        loom_graph_set_tags(g, t);
-        /* the sum of the contributions (newest first in the list, so reversed) */
-        int k = 0;
-        for (int32_t c = head[i]; c >= 0; c = c_next[c]) k++;
-        loom_tensor *tmp = realloc(terms, (size_t)k * sizeof *terms);
-        if (!tmp) {
-            ok = false;
-            break;
-        }
-        terms = tmp;
-        int m = k;
-        for (int32_t c = head[i]; c >= 0; c = c_next[c]) terms[--m] = c_val[c];
-        grad[i] = k == 1 ? terms[0] : loom_add_n(g, terms, k);
-        name_grad(g, y, grad[i]);
-        nd = loom_graph_node(g, y); /* building may have moved the node arena */
-        if (nd->n_in == 0) continue;
-        const loom_op_desc *d = loom_op(nd->op);
-        if (!d->grad) {
-            loom_graph_fail(g, LOOM_ERR_ARG, "backward: %s has no gradient rule (node %s)", d->name, TSTR(g, y));
-            break;
-        }
-        int n_in = nd->n_in;
-        for (int j = 0; j < n_in; j++) {
-            gx[j] = LOOM_INVALID;
-            need[j] = flow[loom_index(loom_node_input(g, y, j))] == 3;
-        }
-        d->grad(g, y, grad[i], need, gx);
-        for (int j = 0; j < n_in && !loom_graph_failed(g); j++) {
-            loom_tensor x = loom_node_input(g, y, j);
-            if (!loom_valid(gx[j]) || flow[loom_index(x)] != 3) continue;
-            if (!loom_shape_eq(loom_tensor_shape(g, gx[j]), loom_tensor_shape(g, x))) {
-                loom_graph_fail(g, LOOM_ERR_SHAPE, "backward: %s's gradient rule gave %s for input %s",
-                                d->name, TSTR(g, gx[j]), TSTR(g, x));
-                break;
-            }
-            if (n_c == cap_c) {
-                cap_c *= 2;
-                int32_t *nn = realloc(c_next, (size_t)cap_c * sizeof *c_next);
-                loom_tensor *nv = nn ? realloc(c_val, (size_t)cap_c * sizeof *c_val) : NULL;
-                if (nn) c_next = nn;
-                if (nv) c_val = nv;
-                if (!nn || !nv) {
-                    ok = false;
-                    break;
-                }
-            }
-            c_val[n_c] = gx[j];
-            c_next[n_c] = head[loom_index(x)];
-            head[loom_index(x)] = n_c++;
-        }
-    }
-    if (!ok) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
-
+    if (c.oom) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
     for (int i = 0; i < n && !loom_graph_failed(g); i++) {
         int32_t w = loom_index(wrt[i]);
-        if (w < N && loom_valid(grad[w])) {
-            grads[i] = grad[w];
+        if (w < c.n && loom_valid(c.grad[w])) {
+            grads[i] = c.grad[w];
             continue;
         }
-        loom_tags t = loom_graph_node(g, wrt[i])->tags;
-        t.role = LOOM_ROLE_BACKWARD;
-        t.state = 0;
-        loom_graph_set_tags(g, t);
+        tag_as_gradient_of(g, wrt[i]);
         grads[i] = loom_fill(g, loom_tensor_shape(g, wrt[i]), 0.0f);
         name_grad(g, wrt[i], grads[i]);
     }
     loom_graph_set_tags(g, saved);
-    free(head), free(c_next), free(c_val), free(terms), free(gx), free(need), free(flow), free(grad);
+    ctx_free(&c);
     if (loom_graph_failed(g)) {
         for (int i = 0; i < n; i++) grads[i] = LOOM_INVALID;
         return loom_graph_status(g);
