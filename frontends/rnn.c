@@ -116,144 +116,176 @@ static loom_rnn_out invalid_out(void)
     return o;
 }
 
+/* What one unroll works with: sizes, the mask, cut positions, and the
+ * per-step tensors passed between layers. */
+typedef struct {
+    const loom_rnn *rnn;
+    const loom_cell_def *cell;
+    const char *cn;                /* the cell's name, for messages */
+    int T, B, H, D, L, S;
+    loom_tensor mask;              /* (T, B) sequence mask, or invalid */
+    bool *cut;                     /* cut[t]: a truncation cut between steps t−1 and t */
+    loom_tensor *in_t;             /* the current layer's step inputs */
+    loom_tensor *out_t;            /* step outputs, [d · T + t] */
+    loom_tensor *finals;           /* [s · L · D + l · D + d] */
+} unroll;
+
+/* Checks x, the initial states, the lengths and the truncation; sets the
+ * sizes and the mask. */
+static bool check_args(loom_graph *g, unroll *u, loom_tensor x, const loom_rnn_args *args)
+{
+    const loom_rnn_opts *o = &u->rnn->o;
+    char buf[160];
+    if (!u->cell || u->rnn->dirs < 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "rnn: not initialised (call loom_rnn_init first)"));
+    loom_shape xs = loom_tensor_shape(g, x);
+    if (!loom_graph_has(g, x) || xs.rank != 3 || xs.d[2] != o->input_size || loom_tensor_dtype(g, x) != LOOM_F32)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: input %s must be f32 of shape (T, B, %d)", u->cn,
+                                           loom_tensor_str(g, x, buf, sizeof buf), o->input_size));
+    u->T = xs.d[0], u->B = xs.d[1], u->H = o->hidden_size, u->D = u->rnn->dirs, u->L = o->layers;
+    u->S = u->cell->n_states;
+    loom_shape state_shape = loom_shape3(u->L * u->D, u->B, u->H);
+    for (int s = 0; args && s < u->S; s++) {
+        loom_tensor i0 = args->init[s];
+        if (loom_valid(i0) && (!loom_graph_has(g, i0) || !loom_shape_eq(loom_tensor_shape(g, i0), state_shape)))
+            return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE,
+                                               "rnn %s: initial state %d %s must have shape %s (layers·dirs, B, H)", u->cn,
+                                               s, loom_tensor_str(g, i0, buf, sizeof buf), SHAPE_STR(state_shape)));
+    }
+    u->mask = LOOM_INVALID;
+    if (args && loom_valid(args->lengths)) {
+        loom_shape ls = loom_tensor_shape(g, args->lengths);
+        if (!loom_graph_has(g, args->lengths) || ls.rank != 1 || ls.d[0] != u->B ||
+            loom_tensor_dtype(g, args->lengths) != LOOM_I32)
+            return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: lengths %s must be i32 of shape (%d,)", u->cn,
+                                               loom_tensor_str(g, args->lengths, buf, sizeof buf), u->B));
+        u->mask = loom_sequence_mask(g, args->lengths, u->T);
+    }
+    if (args && args->trunc != LOOM_TRUNC_NONE && args->truncate < 1)
+        return !loom_valid(
+            loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: truncation length %d must be >= 1", u->cn, args->truncate));
+    return true;
+}
+
+/* x_t: the input row (layer −1) of step t. */
+static void step_inputs(loom_graph *g, unroll *u, loom_tensor x)
+{
+    for (int t = 0; t < u->T; t++) {
+        loom_graph_set_tags(g, (loom_tags){t, -1, 0, LOOM_ROLE_FORWARD, 0});
+        u->in_t[t] = loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(u->B, u->rnn->o.input_size));
+        if (!loom_tensor_name(g, u->in_t[t])) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "x[%d]", t);
+            loom_tensor_set_name(g, u->in_t[t], nm);
+        }
+    }
+}
+
+/* The step's new states and output must be (B, H). */
+static bool check_step(loom_graph *g, const unroll *u, loom_tensor y, const loom_tensor *next)
+{
+    char buf[160];
+    for (int s = 0; s < u->S && !loom_graph_failed(g); s++)
+        if (!loom_shape_eq(loom_tensor_shape(g, next[s]), loom_shape2(u->B, u->H)))
+            loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned state %d %s, expected (%d,%d)", u->cn, s,
+                            loom_tensor_str(g, next[s], buf, sizeof buf), u->B, u->H);
+    if (!loom_graph_failed(g) && !loom_shape_eq(loom_tensor_shape(g, y), loom_shape2(u->B, u->H)))
+        loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned output %s, expected (%d,%d)", u->cn,
+                        loom_tensor_str(g, y, buf, sizeof buf), u->B, u->H);
+    return !loom_graph_failed(g);
+}
+
+/* One direction of one layer over all steps (the reverse direction from
+ * T−1 down to 0), from its initial states to its final ones. */
+static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn_args *args)
+{
+    int T = u->T, S = u->S, B = u->B, H = u->H;
+    loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
+    loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+    for (int s = 0; s < S; s++) {
+        loom_tensor i0 = args ? args->init[s] : LOOM_INVALID;
+        st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * u->D + d, 1), loom_shape2(B, H))
+                               : loom_fill(g, loom_shape2(B, H), 0.0f);
+    }
+    for (int k = 0; k < T; k++) {
+        int t = d ? T - 1 - k : k;
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+        /* crossing a truncation boundary: the state enters as a constant */
+        if (k > 0 && (d ? u->cut[t + 1] : u->cut[t]))
+            for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
+        for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
+        loom_tensor y = u->cell->step(g, u->cell, u->rnn->param[l][d], u->in_t[t], st, next);
+        if (!check_step(g, u, y, next)) return;
+        if (loom_valid(u->mask)) {
+            /* past a sequence's end its state holds and its output is 0 */
+            loom_tensor m = loom_reshape(g, loom_slice(g, u->mask, 0, t, 1), loom_shape2(B, 1));
+            for (int s = 0; s < S; s++) next[s] = loom_where(g, m, next[s], st[s]);
+            y = loom_mul(g, y, m);
+        }
+        for (int s = 0; s < S; s++) {
+            st[s] = next[s];
+            mark_state(g, st[s], t, s);
+        }
+        u->out_t[d * T + t] = y;
+    }
+    loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+    for (int s = 0; s < S; s++) u->finals[(s * u->L + l) * u->D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
+}
+
+/* The next layer's step inputs: [forward; reverse] (dir 2 = both), with
+ * dropout between layers. The layers pass each step's output straight to
+ * the next layer's step (no stacking and re-slicing), so that step t of
+ * layer l+1 reads step t of layer l and nothing else. */
+static void join_layer(loom_graph *g, unroll *u, int l)
+{
+    const loom_rnn_opts *o = &u->rnn->o;
+    int T = u->T;
+    for (int t = 0; t < T && !loom_graph_failed(g); t++) {
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
+        u->in_t[t] = u->D == 2 ? loom_concat(g, (loom_tensor[]){u->out_t[t], u->out_t[T + t]}, 2, 1) : u->out_t[t];
+        if (l < u->L - 1 && o->dropout > 0.0f)
+            u->in_t[t] = loom_dropout(g, u->in_t[t], o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
+    }
+}
+
+/* output (T, B, D·H): the last layer's steps stacked; final[s]: (L·D, B, H). */
+static void gather_outputs(loom_graph *g, unroll *u, loom_rnn_out *out)
+{
+    int T = u->T, L = u->L, D = u->D;
+    for (int t = 0; t < T; t++) {
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
+        u->out_t[t] = loom_reshape(g, u->in_t[t], loom_shape3(1, u->B, D * u->H));
+    }
+    loom_graph_set_tags(g, (loom_tags){-1, (int16_t)(L - 1), 0, LOOM_ROLE_FORWARD, 0});
+    out->output = loom_concat(g, u->out_t, T, 0);
+    loom_graph_set_tags(g, LOOM_TAGS_NONE);
+    for (int s = 0; s < u->S; s++) out->final[s] = loom_concat(g, u->finals + s * L * D, L * D, 0);
+}
+
 loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, const loom_rnn_args *args)
 {
     loom_rnn_out out = invalid_out();
     if (loom_graph_failed(g)) return out;
-    const loom_rnn_opts *o = &rnn->o;
-    const loom_cell_def *cell = o->cell;
-    const char *cn = cell && cell->name ? cell->name : "cell";
-    if (!cell || rnn->dirs < 1) {
-        loom_graph_fail(g, LOOM_ERR_ARG, "rnn: not initialised (call loom_rnn_init first)");
-        return out;
-    }
-    loom_shape xs = loom_tensor_shape(g, x);
-    if (!loom_graph_has(g, x) || xs.rank != 3 || xs.d[2] != o->input_size || loom_tensor_dtype(g, x) != LOOM_F32) {
-        char buf[160];
-        loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: input %s must be f32 of shape (T, B, %d)", cn,
-                        loom_tensor_str(g, x, buf, sizeof buf), o->input_size);
-        return out;
-    }
-    int T = xs.d[0], B = xs.d[1], H = o->hidden_size, D = rnn->dirs, L = o->layers, S = cell->n_states;
-    loom_shape state_shape = loom_shape3(L * D, B, H);
-    for (int s = 0; args && s < S; s++) {
-        loom_tensor i0 = args->init[s];
-        if (loom_valid(i0) && (!loom_graph_has(g, i0) || !loom_shape_eq(loom_tensor_shape(g, i0), state_shape))) {
-            char buf[160];
-            loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: initial state %d %s must have shape %s (layers·dirs, B, H)", cn,
-                            s, loom_tensor_str(g, i0, buf, sizeof buf), SHAPE_STR(state_shape));
-            return out;
-        }
-    }
-    loom_tensor mask = LOOM_INVALID;
-    if (args && loom_valid(args->lengths)) {
-        loom_shape ls = loom_tensor_shape(g, args->lengths);
-        if (!loom_graph_has(g, args->lengths) || ls.rank != 1 || ls.d[0] != B ||
-            loom_tensor_dtype(g, args->lengths) != LOOM_I32) {
-            char buf[160];
-            loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: lengths %s must be i32 of shape (%d,)", cn,
-                            loom_tensor_str(g, args->lengths, buf, sizeof buf), B);
-            return out;
-        }
-        mask = loom_sequence_mask(g, args->lengths, T);
-    }
-    if (args && args->trunc != LOOM_TRUNC_NONE && args->truncate < 1) {
-        loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: truncation length %d must be >= 1", cn, args->truncate);
-        return out;
-    }
-
-    /* Step inputs of the current layer, and step outputs per direction. The
-     * layers pass each step's output straight to the next layer's step (no
-     * stacking and re-slicing), so that step t of layer l+1 reads step t of
-     * layer l and nothing else. */
-    bool *cut = calloc((size_t)T + 1, sizeof *cut);
-    loom_tensor *in_t = malloc((size_t)T * sizeof *in_t), *out_t = malloc((size_t)(2 * T) * sizeof *out_t);
-    loom_tensor *finals = malloc((size_t)(S * L * D) * sizeof *finals);
-    if (!cut || !in_t || !out_t || !finals) {
-        free(cut), free(in_t), free(out_t), free(finals);
-        loom_graph_fail(g, LOOM_ERR_NOMEM, "rnn: out of memory");
-        return out;
-    }
-    out.n_cuts = plan_cuts(args, T, cut, out.cuts, LOOM_RNN_MAX_CUTS);
-
+    unroll u = {.rnn = rnn, .cell = rnn->o.cell};
+    u.cn = u.cell && u.cell->name ? u.cell->name : "cell";
+    if (!check_args(g, &u, x, args)) return out;
+    u.cut = calloc((size_t)u.T + 1, sizeof *u.cut);
+    u.in_t = malloc((size_t)u.T * sizeof *u.in_t);
+    u.out_t = malloc((size_t)(2 * u.T) * sizeof *u.out_t);
+    u.finals = malloc((size_t)(u.S * u.L * u.D) * sizeof *u.finals);
     loom_tags saved = loom_graph_tags(g);
-    /* x_t: the input row (layer −1) of step t */
-    for (int t = 0; t < T; t++) {
-        loom_graph_set_tags(g, (loom_tags){t, -1, 0, LOOM_ROLE_FORWARD, 0});
-        in_t[t] = loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(B, o->input_size));
-        if (!loom_tensor_name(g, in_t[t])) {
-            char nm[32];
-            snprintf(nm, sizeof nm, "x[%d]", t);
-            loom_tensor_set_name(g, in_t[t], nm);
+    if (!u.cut || !u.in_t || !u.out_t || !u.finals) {
+        loom_graph_fail(g, LOOM_ERR_NOMEM, "rnn: out of memory");
+    } else {
+        out.n_cuts = plan_cuts(args, u.T, u.cut, out.cuts, LOOM_RNN_MAX_CUTS);
+        step_inputs(g, &u, x);
+        for (int l = 0; l < u.L && !loom_graph_failed(g); l++) {
+            for (int d = 0; d < u.D && !loom_graph_failed(g); d++) run_direction(g, &u, l, d, args);
+            join_layer(g, &u, l);
         }
-    }
-    for (int l = 0; l < L && !loom_graph_failed(g); l++) {
-        for (int d = 0; d < D; d++) {
-            loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
-            loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
-            for (int s = 0; s < S; s++) {
-                loom_tensor i0 = args ? args->init[s] : LOOM_INVALID;
-                st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * D + d, 1), loom_shape2(B, H))
-                                       : loom_fill(g, loom_shape2(B, H), 0.0f);
-            }
-            for (int k = 0; k < T; k++) {
-                int t = d ? T - 1 - k : k;
-                loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
-                /* crossing a truncation boundary: the state enters as a constant */
-                if (k > 0 && (d ? cut[t + 1] : cut[t]))
-                    for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
-                for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
-                loom_tensor y = cell->step(g, cell, rnn->param[l][d], in_t[t], st, next);
-                for (int s = 0; s < S && !loom_graph_failed(g); s++)
-                    if (!loom_shape_eq(loom_tensor_shape(g, next[s]), loom_shape2(B, H))) {
-                        char buf[160];
-                        loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned state %d %s, expected (%d,%d)", cn, s,
-                                        loom_tensor_str(g, next[s], buf, sizeof buf), B, H);
-                    }
-                if (!loom_graph_failed(g) && !loom_shape_eq(loom_tensor_shape(g, y), loom_shape2(B, H))) {
-                    char buf[160];
-                    loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned output %s, expected (%d,%d)", cn,
-                                    loom_tensor_str(g, y, buf, sizeof buf), B, H);
-                }
-                if (loom_graph_failed(g)) break;
-                if (loom_valid(mask)) {
-                    /* past a sequence's end its state holds and its output is 0 */
-                    loom_tensor m = loom_reshape(g, loom_slice(g, mask, 0, t, 1), loom_shape2(B, 1));
-                    for (int s = 0; s < S; s++) next[s] = loom_where(g, m, next[s], st[s]);
-                    y = loom_mul(g, y, m);
-                }
-                for (int s = 0; s < S; s++) {
-                    st[s] = next[s];
-                    mark_state(g, st[s], t, s);
-                }
-                out_t[d * T + t] = y;
-            }
-            for (int s = 0; s < S; s++) {
-                loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
-                finals[s * L * D + l * D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
-            }
-        }
-        /* the next layer's step inputs: [forward; reverse] (dir 2 = both),
-         * with dropout between layers */
-        for (int t = 0; t < T && !loom_graph_failed(g); t++) {
-            loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)(D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
-            in_t[t] = D == 2 ? loom_concat(g, (loom_tensor[]){out_t[t], out_t[T + t]}, 2, 1) : out_t[t];
-            if (l < L - 1 && o->dropout > 0.0f)
-                in_t[t] = loom_dropout(g, in_t[t], o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
-        }
-    }
-    if (!loom_graph_failed(g)) {
-        for (int t = 0; t < T; t++) {
-            loom_graph_set_tags(g, (loom_tags){t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
-            out_t[t] = loom_reshape(g, in_t[t], loom_shape3(1, B, D * H));
-        }
-        loom_graph_set_tags(g, (loom_tags){-1, (int16_t)(L - 1), 0, LOOM_ROLE_FORWARD, 0});
-        out.output = loom_concat(g, out_t, T, 0);
-        loom_graph_set_tags(g, LOOM_TAGS_NONE);
-        for (int s = 0; s < S; s++) out.final[s] = loom_concat(g, finals + s * L * D, L * D, 0);
+        if (!loom_graph_failed(g)) gather_outputs(g, &u, &out);
     }
     loom_graph_set_tags(g, saved);
-    free(cut), free(in_t), free(out_t), free(finals);
-    if (loom_graph_failed(g)) return invalid_out();
-    return out;
+    free(u.cut), free(u.in_t), free(u.out_t), free(u.finals);
+    return loom_graph_failed(g) ? invalid_out() : out;
 }
