@@ -172,6 +172,141 @@ static int cmp_off(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
+/* One header entry: name → {"dtype", "shape", "data_offsets"}. Checks it
+ * against the data, records its byte span and adds the tensor. */
+static loom_status read_entry(loom_st *f, const char *path, const cJSON *e, const unsigned char *data, size_t data_len,
+                              uint64_t *span)
+{
+    const char *name = e->string;
+    cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
+        cJSON_GetArraySize(offs) != 2)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"",
+                              path, name);
+    loom_shape s = loom_shape0();
+    int rank = cJSON_GetArraySize(shape);
+    if (rank > LOOM_MAX_RANK)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name,
+                              rank, LOOM_MAX_RANK);
+    s.rank = rank;
+    uint64_t numel = 1;
+    for (int i = 0; i < rank; i++) {
+        cJSON *d = cJSON_GetArrayItem(shape, i);
+        if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > INT32_MAX ||
+            d->valuedouble != (double)(int64_t)d->valuedouble)
+            return loom_error_set(&f->err, LOOM_ERR_FORMAT,
+                                  "%s: tensor '%s' has a bad dimension %d (need a whole number >= 1)", path, name, i);
+        s.d[i] = (int32_t)d->valuedouble;
+        numel *= (uint64_t)s.d[i];
+        if (numel > ((uint64_t)1 << 40))
+            return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' is too large", path, name);
+    }
+    int width;
+    loom_dtype ldt;
+    if (!strcmp(dt->valuestring, "F32")) width = 4, ldt = LOOM_F32;
+    else if (!strcmp(dt->valuestring, "I32")) width = 4, ldt = LOOM_I32;
+    else if (!strcmp(dt->valuestring, "I64")) width = 8, ldt = LOOM_I32;
+    else
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path,
+                              name, dt->valuestring);
+    double b0 = cJSON_GetArrayItem(offs, 0)->valuedouble, b1 = cJSON_GetArrayItem(offs, 1)->valuedouble;
+    if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b0 < 0 ||
+        b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT,
+                              "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes", path, name, b0,
+                              b1, data_len);
+    uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
+    if (end - begin != numel * (uint64_t)width)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path,
+                              name, (unsigned long long)(end - begin), dt->valuestring,
+                              loom_shape_str(s, (char[64]){0}, 64), (unsigned long long)(numel * (uint64_t)width));
+    span[0] = begin, span[1] = end;
+    if (loom_st_get(f, name))
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
+    void *vals = malloc((size_t)numel * 4 + 4);
+    if (!vals) return loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
+    if (width == 8) {
+        for (uint64_t i = 0; i < numel; i++) {
+            int64_t v = (int64_t)le64(data + begin + 8 * i);
+            if (v < INT32_MIN || v > INT32_MAX) {
+                free(vals);
+                return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32",
+                                      path, name, (long long)v);
+            }
+            ((int32_t *)vals)[i] = (int32_t)v;
+        }
+    } else {
+        memcpy(vals, data + begin, (size_t)numel * 4);
+    }
+    loom_status st = loom_st_add(f, name, ldt, s, vals);
+    free(vals);
+    return st ? loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path) : LOOM_OK;
+}
+
+static loom_status read_metadata(loom_st *f, const char *path, const cJSON *e)
+{
+    if (!cJSON_IsObject(e))
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
+    for (cJSON *m = e->child; m; m = m->next) {
+        if (!cJSON_IsString(m))
+            return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path,
+                                  m->string);
+        if (loom_st_set_meta(f, m->string, m->valuestring))
+            return loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return LOOM_OK;
+}
+
+/* The tensors' spans must cover the data exactly, without overlaps or holes. */
+static loom_status check_coverage(loom_st *f, const char *path, uint64_t *spans, int n_spans, size_t data_len)
+{
+    qsort(spans, (size_t)n_spans, 2 * sizeof *spans, cmp_off);
+    uint64_t at = 0;
+    for (int i = 0; i < n_spans; i++) {
+        if (spans[2 * i] != at)
+            return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor data %s at byte %llu (expected %llu)", path,
+                                  spans[2 * i] < at ? "overlaps" : "has a hole", (unsigned long long)spans[2 * i],
+                                  (unsigned long long)at);
+        at = spans[2 * i + 1];
+    }
+    if (at != data_len)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", path,
+                              (unsigned long long)(data_len - at));
+    return LOOM_OK;
+}
+
+/* The file in memory: the 8-byte header length, the JSON header, every
+ * entry, the data's coverage. */
+static loom_status parse(loom_st *f, const char *path, const unsigned char *buf, size_t len)
+{
+    if (len < 8)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT,
+                              "%s: %zu bytes is too short for a safetensors file (8-byte header length)", path, len);
+    uint64_t hlen = le64(buf);
+    if (hlen > MAX_HEADER || hlen > len - 8)
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: header length %llu does not fit in the file (%zu bytes)",
+                              path, (unsigned long long)hlen, len);
+    const unsigned char *data = buf + 8 + hlen;
+    size_t data_len = len - 8 - (size_t)hlen;
+    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: the header is not a JSON object", path);
+    }
+    uint64_t *spans = calloc((size_t)cJSON_GetArraySize(root) + 1, 2 * sizeof *spans);
+    loom_status st = spans ? LOOM_OK : loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
+    int n_spans = 0;
+    for (cJSON *e = root->child; e && !st; e = e->next)
+        st = !strcmp(e->string, "__metadata__") ? read_metadata(f, path, e)
+                                                : read_entry(f, path, e, data, data_len, spans + 2 * n_spans++);
+    if (!st) st = check_coverage(f, path, spans, n_spans, data_len);
+    cJSON_Delete(root);
+    free(spans);
+    return st;
+}
+
 loom_status loom_st_read(loom_st *f, const char *path)
 {
     if (!f) return LOOM_ERR_ARG;
@@ -180,151 +315,10 @@ loom_status loom_st_read(loom_st *f, const char *path)
     size_t len;
     unsigned char *buf = slurp(f, path, &len);
     if (!buf) return f->err.status;
-    cJSON *root = NULL;
-    uint64_t *spans = NULL;
-    if (len < 8) {
-        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file (8-byte header length)", path, len);
-        goto fail;
-    }
-    uint64_t hlen = le64(buf);
-    if (hlen > MAX_HEADER || hlen > len - 8) {
-        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: header length %llu does not fit in the file (%zu bytes)", path, (unsigned long long)hlen, len);
-        goto fail;
-    }
-    const unsigned char *data = buf + 8 + hlen;
-    size_t data_len = len - 8 - (size_t)hlen;
-    root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
-    if (!root || !cJSON_IsObject(root)) {
-        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: the header is not a JSON object", path);
-        goto fail;
-    }
-    int count = cJSON_GetArraySize(root);
-    spans = calloc((size_t)count + 1, 2 * sizeof *spans);
-    if (!spans) goto nomem;
-    int n_spans = 0;
-    for (cJSON *e = root->child; e; e = e->next) {
-        const char *name = e->string;
-        if (!strcmp(name, "__metadata__")) {
-            if (!cJSON_IsObject(e)) {
-                loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
-                goto fail;
-            }
-            for (cJSON *m = e->child; m; m = m->next) {
-                if (!cJSON_IsString(m)) {
-                    loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path, m->string);
-                    goto fail;
-                }
-                if (loom_st_set_meta(f, m->string, m->valuestring)) goto nomem;
-            }
-            continue;
-        }
-        cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-        cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
-        cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
-            cJSON_GetArraySize(offs) != 2) {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"", path, name);
-            goto fail;
-        }
-        loom_shape s = loom_shape0();
-        int rank = cJSON_GetArraySize(shape);
-        if (rank > LOOM_MAX_RANK) {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name, rank, LOOM_MAX_RANK);
-            goto fail;
-        }
-        s.rank = rank;
-        uint64_t numel = 1;
-        for (int i = 0; i < rank; i++) {
-            cJSON *d = cJSON_GetArrayItem(shape, i);
-            if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > INT32_MAX ||
-                d->valuedouble != (double)(int64_t)d->valuedouble) {
-                loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has a bad dimension %d (need a whole number >= 1)", path, name, i);
-                goto fail;
-            }
-            s.d[i] = (int32_t)d->valuedouble;
-            numel *= (uint64_t)s.d[i];
-            if (numel > ((uint64_t)1 << 40)) {
-                loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' is too large", path, name);
-                goto fail;
-            }
-        }
-        int width;
-        loom_dtype ldt;
-        if (!strcmp(dt->valuestring, "F32")) width = 4, ldt = LOOM_F32;
-        else if (!strcmp(dt->valuestring, "I32")) width = 4, ldt = LOOM_I32;
-        else if (!strcmp(dt->valuestring, "I64")) width = 8, ldt = LOOM_I32;
-        else {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path, name, dt->valuestring);
-            goto fail;
-        }
-        double b0 = cJSON_GetArrayItem(offs, 0)->valuedouble, b1 = cJSON_GetArrayItem(offs, 1)->valuedouble;
-        if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b0 < 0 ||
-            b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1) {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes", path, name, b0, b1,
-                data_len);
-            goto fail;
-        }
-        uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
-        if (end - begin != numel * (uint64_t)width) {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path, name,
-                (unsigned long long)(end - begin), dt->valuestring, loom_shape_str(s, (char[64]){0}, 64),
-                (unsigned long long)(numel * (uint64_t)width));
-            goto fail;
-        }
-        spans[2 * n_spans] = begin;
-        spans[2 * n_spans + 1] = end;
-        n_spans++;
-        void *vals = malloc((size_t)numel * 4 + 4);
-        if (!vals) goto nomem;
-        if (width == 8) {
-            for (uint64_t i = 0; i < numel; i++) {
-                int64_t v = (int64_t)le64(data + begin + 8 * i);
-                if (v < INT32_MIN || v > INT32_MAX) {
-                    loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32", path, name, (long long)v);
-                    free(vals);
-                    goto fail;
-                }
-                ((int32_t *)vals)[i] = (int32_t)v;
-            }
-        } else {
-            memcpy(vals, data + begin, (size_t)numel * 4);
-        }
-        if (loom_st_get(f, name)) {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
-            free(vals);
-            goto fail;
-        }
-        loom_status st = loom_st_add(f, name, ldt, s, vals);
-        free(vals);
-        if (st) goto nomem;
-    }
-    /* the data must be covered exactly, without overlaps or holes */
-    qsort(spans, (size_t)n_spans, 2 * sizeof *spans, cmp_off);
-    uint64_t at = 0;
-    for (int i = 0; i < n_spans; i++) {
-        if (spans[2 * i] != at) {
-            loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor data %s at byte %llu (expected %llu)", path, spans[2 * i] < at ? "overlaps" : "has a hole",
-                (unsigned long long)spans[2 * i], (unsigned long long)at);
-            goto fail;
-        }
-        at = spans[2 * i + 1];
-    }
-    if (at != data_len) {
-        loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", path, (unsigned long long)(data_len - at));
-        goto fail;
-    }
-    cJSON_Delete(root);
-    free(spans);
+    loom_status st = parse(f, path, buf, len);
     free(buf);
-    return LOOM_OK;
-nomem:
-    loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
-fail:
-    cJSON_Delete(root);
-    free(spans);
-    free(buf);
-    clear(f);
-    return f->err.status;
+    if (st) clear(f);
+    return st;
 }
 
 static int cmp_name(const void *a, const void *b)
