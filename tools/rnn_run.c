@@ -53,15 +53,178 @@ static const loom_st_tensor *want(const loom_st *f, const char *name, loom_dtype
     return t;
 }
 
+/* A case being run: the file, its sizes, the graph built from them. */
+typedef struct {
+    const loom_st *f;
+    const loom_cell_def *cell;
+    long layers, input, hidden, T, B;
+    int D, S;
+    loom_graph *g;
+    loom_rnn rnn;
+    loom_tensor x, init[2], go, lengths, loss;
+    loom_rnn_out ro;
+    int n_wrt;
+    loom_tensor *wrt, *grads; /* input, initial states, parameters; their gradients */
+    char msg[512];
+} rcase;
+
+static const char *const state_names[2] = {"h0", "c0"};
+
+/* The metadata: cell, direction and sizes. */
+static bool read_meta(rcase *c)
+{
+    const loom_st *f = c->f;
+    const char *cell_name = loom_st_meta(f, "cell"), *bidir = loom_st_meta(f, "bidirectional");
+    c->cell = loom_cell_by_name(cell_name);
+    if (!c->cell) {
+        char names[256];
+        snprintf(c->msg, sizeof c->msg, "metadata 'cell' = '%s' is not one of %s", cell_name ? cell_name : "(missing)",
+                 loom_tool_cell_names(names, sizeof names));
+        return false;
+    }
+    if (!bidir || (strcmp(bidir, "true") && strcmp(bidir, "false"))) {
+        snprintf(c->msg, sizeof c->msg, "metadata 'bidirectional' = '%s' is not true or false", bidir ? bidir : "(missing)");
+        return false;
+    }
+    c->D = strcmp(bidir, "true") ? 1 : 2;
+    c->S = c->cell->n_states;
+    char *m = c->msg;
+    size_t n = sizeof c->msg;
+    return meta_int(f, "layers", 1, LOOM_RNN_MAX_LAYERS, &c->layers, m, n) &&
+           meta_int(f, "input_size", 1, 1 << 20, &c->input, m, n) && meta_int(f, "hidden_size", 1, 1 << 20, &c->hidden, m, n) &&
+           meta_int(f, "seq_len", 1, 1 << 20, &c->T, m, n) && meta_int(f, "batch", 1, 1 << 20, &c->B, m, n);
+}
+
+static loom_shape state_shape(const rcase *c) { return loom_shape3((int)(c->layers * c->D), (int)c->B, (int)c->hidden); }
+
+/* The stack and its inputs; every tensor of the file must be one of them
+ * (or an expected.* answer). */
+static bool build(rcase *c)
+{
+    loom_graph *g = c->g = loom_graph_new();
+    if (!g) {
+        snprintf(c->msg, sizeof c->msg, "out of memory");
+        return false;
+    }
+    loom_rnn_init(g, &c->rnn, &(loom_rnn_opts){.cell = c->cell, .input_size = (int)c->input, .hidden_size = (int)c->hidden,
+                                               .layers = (int)c->layers, .bidirectional = c->D == 2});
+    c->x = loom_input(g, "input", loom_shape3((int)c->T, (int)c->B, (int)c->input));
+    c->init[0] = c->init[1] = LOOM_INVALID;
+    for (int s = 0; s < c->S; s++) c->init[s] = loom_input(g, state_names[s], state_shape(c));
+    c->go = loom_input(g, "grad_output", loom_shape3((int)c->T, (int)c->B, (int)(c->D * c->hidden)));
+    c->lengths = loom_st_get(c->f, "lengths") ? loom_input_i32(g, "lengths", loom_shape1((int)c->B)) : LOOM_INVALID;
+    for (int k = 0; k < c->f->n; k++) {
+        const char *name = c->f->tensors[k].name;
+        if (strncmp(name, "expected.", 9) && !loom_valid(loom_graph_find(g, name))) {
+            snprintf(c->msg, sizeof c->msg, "tensor '%s' is neither a parameter of this %s nor an input of rnn-run", name,
+                     c->cell->name);
+            return false;
+        }
+    }
+    c->ro = loom_rnn_apply(g, &c->rnn, c->x, &(loom_rnn_args){.init = {c->init[0], c->init[1]}, .lengths = c->lengths});
+    c->loss = loom_sum_all(g, loom_mul(g, c->ro.output, c->go));
+    return true;
+}
+
+/* The non-parameter inputs, checked against the graph and bound. */
+static bool bind_inputs(rcase *c, loom_plan *p)
+{
+    loom_tensor t[5] = {c->x, c->go, c->init[0], c->init[1]};
+    int n = 2 + c->S;
+    if (loom_valid(c->lengths)) t[n++] = c->lengths;
+    for (int i = 0; i < n; i++) {
+        const char *name = loom_tensor_name(c->g, t[i]);
+        const loom_st_tensor *v = want(c->f, name, loom_tensor_dtype(c->g, t[i]), loom_tensor_shape(c->g, t[i]), true,
+                                       c->msg, sizeof c->msg);
+        if (!v) return false;
+        if (p) loom_bind(p, t[i], v->data);
+    }
+    return true;
+}
+
+/* Gradients of L = Σ output ⊙ grad_output w.r.t. the input, the initial
+ * states and every parameter. */
+static int differentiate(rcase *c)
+{
+    int n_p = c->rnn.n_params * (int)c->layers * c->D;
+    c->n_wrt = 1 + c->S + n_p;
+    c->wrt = malloc((size_t)c->n_wrt * sizeof *c->wrt);
+    c->grads = malloc((size_t)c->n_wrt * sizeof *c->grads);
+    if (!c->wrt || !c->grads) {
+        snprintf(c->msg, sizeof c->msg, "out of memory");
+        return 1;
+    }
+    c->wrt[0] = c->x;
+    for (int s = 0; s < c->S; s++) c->wrt[1 + s] = c->init[s];
+    for (int l = 0, k = 1 + c->S; l < c->layers; l++)
+        for (int d = 0; d < c->D; d++)
+            for (int i = 0; i < c->rnn.n_params; i++) c->wrt[k++] = c->rnn.param[l][d][i];
+    if (loom_backward(c->g, c->loss, c->wrt, c->n_wrt, c->grads)) {
+        snprintf(c->msg, sizeof c->msg, "%s", loom_graph_error(c->g));
+        return 2;
+    }
+    return 0;
+}
+
+/* Plans output, final states and gradients, loads the parameters, runs. */
+static int run(rcase *c, loom_plan **plan, loom_store **store)
+{
+    int n_out = 1 + c->S + c->n_wrt;
+    loom_tensor *outs = malloc((size_t)n_out * sizeof *outs);
+    if (!outs) {
+        snprintf(c->msg, sizeof c->msg, "out of memory");
+        return 1;
+    }
+    outs[0] = c->ro.output;
+    for (int s = 0; s < c->S; s++) outs[1 + s] = c->ro.final[s];
+    memcpy(outs + 1 + c->S, c->grads, (size_t)c->n_wrt * sizeof *c->grads);
+    *plan = loom_plan_new(c->g, outs, n_out, &(loom_plan_opts){.eval = true});
+    free(outs);
+    *store = *plan ? loom_store_new(c->g) : NULL;
+    if (!*plan || loom_store_status(*store)) {
+        snprintf(c->msg, sizeof c->msg, "%s", *plan ? loom_store_error(*store) : loom_graph_error(c->g));
+        return 1;
+    }
+    if (loom_store_load(*store, c->f, false)) {
+        snprintf(c->msg, sizeof c->msg, "%s", loom_store_error(*store));
+        return 2;
+    }
+    loom_store_bind(*store, *plan);
+    bind_inputs(c, *plan);
+    if (loom_run(*plan)) {
+        snprintf(c->msg, sizeof c->msg, "%s", loom_plan_error(*plan));
+        return 2;
+    }
+    return 0;
+}
+
+/* output, h_n (c_n), grad.<each wrt>. */
+static loom_st *results(const rcase *c, const loom_plan *p)
+{
+    loom_st *out = loom_st_new();
+    loom_graph *g = c->g;
+    static const char *const final_names[2] = {"h_n", "c_n"};
+    loom_status st = out ? loom_st_add(out, "output", LOOM_F32, loom_tensor_shape(g, c->ro.output),
+                                       loom_plan_output(p, c->ro.output))
+                         : LOOM_ERR_NOMEM;
+    for (int s = 0; !st && s < c->S; s++)
+        st = loom_st_add(out, final_names[s], LOOM_F32, state_shape(c), loom_plan_output(p, c->ro.final[s]));
+    for (int k = 0; !st && k < c->n_wrt; k++) {
+        char name[200];
+        snprintf(name, sizeof name, "grad.%s", loom_tensor_name(g, c->wrt[k]));
+        st = loom_st_add(out, name, LOOM_F32, loom_tensor_shape(g, c->wrt[k]), loom_plan_output(p, c->grads[k]));
+    }
+    if (!st) st = loom_st_set_meta(out, "cell", c->cell->name);
+    if (st) {
+        loom_st_free(out);
+        return NULL;
+    }
+    return out;
+}
+
 int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t n)
 {
-    char msg[512] = "";
-    int rc = 2;
     loom_st *f = loom_st_new(), *out = NULL;
-    loom_graph *g = NULL;
-    loom_store *store = NULL;
-    loom_plan *plan = NULL;
-    loom_tensor *wrt = NULL, *grads = NULL, *outs = NULL;
     if (!f) {
         snprintf(err, n, "out of memory");
         return 1;
@@ -71,132 +234,24 @@ int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t 
         loom_st_free(f);
         return 2;
     }
-
-    long layers, input_size, hidden, T, B;
-    const char *cell_name = loom_st_meta(f, "cell"), *bidir = loom_st_meta(f, "bidirectional");
-    const loom_cell_def *cell = loom_cell_by_name(cell_name);
-    if (!cell) {
-        snprintf(msg, sizeof msg, "metadata 'cell' = '%s' is not one of rnn_tanh, rnn_relu, gru, lstm",
-                 cell_name ? cell_name : "(missing)");
-        goto fail;
-    }
-    if (!bidir || (strcmp(bidir, "true") && strcmp(bidir, "false"))) {
-        snprintf(msg, sizeof msg, "metadata 'bidirectional' = '%s' is not true or false", bidir ? bidir : "(missing)");
-        goto fail;
-    }
-    if (!meta_int(f, "layers", 1, LOOM_RNN_MAX_LAYERS, &layers, msg, sizeof msg) ||
-        !meta_int(f, "input_size", 1, 1 << 20, &input_size, msg, sizeof msg) ||
-        !meta_int(f, "hidden_size", 1, 1 << 20, &hidden, msg, sizeof msg) ||
-        !meta_int(f, "seq_len", 1, 1 << 20, &T, msg, sizeof msg) || !meta_int(f, "batch", 1, 1 << 20, &B, msg, sizeof msg))
-        goto fail;
-    int D = strcmp(bidir, "true") ? 1 : 2, S = cell->n_states;
-
-    g = loom_graph_new();
-    loom_rnn rnn;
-    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = (int)input_size, .hidden_size = (int)hidden,
-                                            .layers = (int)layers, .bidirectional = D == 2});
-    loom_shape st_shape = loom_shape3((int)(layers * D), (int)B, (int)hidden);
-    const char *state_names[2] = {"h0", "c0"};
-    loom_tensor x = loom_input(g, "input", loom_shape3((int)T, (int)B, (int)input_size));
-    loom_tensor init[2] = {LOOM_INVALID, LOOM_INVALID};
-    for (int s = 0; s < S; s++) init[s] = loom_input(g, state_names[s], st_shape);
-    loom_tensor go = loom_input(g, "grad_output", loom_shape3((int)T, (int)B, (int)(D * hidden)));
-    bool has_len = loom_st_get(f, "lengths") != NULL;
-    loom_tensor lengths = has_len ? loom_input_i32(g, "lengths", loom_shape1((int)B)) : LOOM_INVALID;
-
-    /* every tensor of the file must be one we read */
-    for (int k = 0; k < f->n; k++) {
-        const char *name = f->tensors[k].name;
-        if (!strncmp(name, "expected.", 9)) continue;
-        if (!loom_valid(loom_graph_find(g, name))) {
-            snprintf(msg, sizeof msg, "tensor '%s' is neither a parameter of this %s nor an input of rnn-run", name,
-                     cell->name);
-            goto fail;
+    rcase c = {.f = f};
+    loom_plan *plan = NULL;
+    loom_store *store = NULL;
+    int rc = 2;
+    if (read_meta(&c) && build(&c) && bind_inputs(&c, NULL) && !(rc = differentiate(&c)) && !(rc = run(&c, &plan, &store))) {
+        if (!(out = results(&c, plan))) {
+            snprintf(c.msg, sizeof c.msg, "out of memory");
+            rc = 1;
+        } else if (loom_st_write(out, out_path)) {
+            snprintf(err, n, "%s", loom_st_error(out));
+            rc = 1;
         }
     }
-    const loom_st_tensor *tx = want(f, "input", LOOM_F32, loom_tensor_shape(g, x), true, msg, sizeof msg);
-    const loom_st_tensor *tgo = tx ? want(f, "grad_output", LOOM_F32, loom_tensor_shape(g, go), true, msg, sizeof msg) : NULL;
-    const loom_st_tensor *tinit[2] = {NULL, NULL}, *tlen = NULL;
-    for (int s = 0; tgo && s < S; s++)
-        if (!(tinit[s] = want(f, state_names[s], LOOM_F32, st_shape, true, msg, sizeof msg))) tgo = NULL;
-    if (tgo && has_len && !(tlen = want(f, "lengths", LOOM_I32, loom_shape1((int)B), true, msg, sizeof msg))) tgo = NULL;
-    if (!tgo) goto fail;
-
-    loom_rnn_args args = {.init = {init[0], init[1]}, .lengths = lengths};
-    loom_rnn_out ro = loom_rnn_apply(g, &rnn, x, &args);
-    loom_tensor loss = loom_sum_all(g, loom_mul(g, ro.output, go));
-    int n_p = rnn.n_params * (int)layers * D, n_wrt = 1 + S + n_p;
-    wrt = malloc((size_t)n_wrt * sizeof *wrt);
-    grads = malloc((size_t)n_wrt * sizeof *grads);
-    outs = malloc((size_t)(n_wrt + 1 + S) * sizeof *outs);
-    if (!wrt || !grads || !outs) {
-        snprintf(msg, sizeof msg, "out of memory");
-        rc = 1;
-        goto fail;
-    }
-    wrt[0] = x;
-    for (int s = 0; s < S; s++) wrt[1 + s] = init[s];
-    for (int l = 0, k = 1 + S; l < layers; l++)
-        for (int d = 0; d < D; d++)
-            for (int i = 0; i < rnn.n_params; i++) wrt[k++] = rnn.param[l][d][i];
-    if (loom_backward(g, loss, wrt, n_wrt, grads)) {
-        snprintf(msg, sizeof msg, "%s", loom_graph_error(g));
-        goto fail;
-    }
-    outs[0] = ro.output;
-    for (int s = 0; s < S; s++) outs[1 + s] = ro.final[s];
-    memcpy(outs + 1 + S, grads, (size_t)n_wrt * sizeof *grads);
-    plan = loom_plan_new(g, outs, 1 + S + n_wrt, &(loom_plan_opts){.eval = true});
-    store = plan ? loom_store_new(g) : NULL;
-    if (!plan || loom_store_status(store)) {
-        snprintf(msg, sizeof msg, "%s", plan ? loom_store_error(store) : loom_graph_error(g));
-        rc = 1;
-        goto fail;
-    }
-    if (loom_store_load(store, f, false)) {
-        snprintf(msg, sizeof msg, "%s", loom_store_error(store));
-        goto fail;
-    }
-    loom_store_bind(store, plan);
-    loom_bind(plan, x, tx->data);
-    loom_bind(plan, go, tgo->data);
-    for (int s = 0; s < S; s++) loom_bind(plan, init[s], tinit[s]->data);
-    if (has_len) loom_bind(plan, lengths, tlen->data);
-    if (loom_run(plan)) {
-        snprintf(msg, sizeof msg, "%s", loom_plan_error(plan));
-        goto fail;
-    }
-
-    out = loom_st_new();
-    const char *final_names[2] = {"h_n", "c_n"};
-    loom_status st = loom_st_add(out, "output", LOOM_F32, loom_tensor_shape(g, ro.output), loom_plan_output(plan, ro.output));
-    for (int s = 0; !st && s < S; s++)
-        st = loom_st_add(out, final_names[s], LOOM_F32, st_shape, loom_plan_output(plan, ro.final[s]));
-    for (int k = 0; !st && k < n_wrt; k++) {
-        char name[200];
-        snprintf(name, sizeof name, "grad.%s", loom_tensor_name(g, wrt[k]));
-        st = loom_st_add(out, name, LOOM_F32, loom_tensor_shape(g, wrt[k]), loom_plan_output(plan, grads[k]));
-    }
-    if (!st) st = loom_st_set_meta(out, "cell", cell->name);
-    if (st) {
-        snprintf(msg, sizeof msg, "out of memory");
-        rc = 1;
-        goto fail;
-    }
-    if (loom_st_write(out, out_path)) {
-        snprintf(err, n, "%s", loom_st_error(out));
-        rc = 1;
-        goto done;
-    }
-    rc = 0;
-    goto done;
-fail:
-    snprintf(err, n, "%s: %s", case_path, msg);
-done:
-    free(wrt), free(grads), free(outs);
+    if (rc && c.msg[0]) snprintf(err, n, "%s: %s", case_path, c.msg);
+    free(c.wrt), free(c.grads);
     loom_plan_free(plan);
     loom_store_free(store);
-    loom_graph_free(g);
+    loom_graph_free(c.g);
     loom_st_free(f);
     loom_st_free(out);
     return rc;
