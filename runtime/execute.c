@@ -62,7 +62,8 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
         in[j] = storage(p, loom_index(x));
         in_node[j] = loom_graph_node(p->g, x);
     }
-    char err[512] = "";
+    char err[512];
+    err[0] = 0;
     loom_kargs a = {p->g, nd, storage(p, id), in, in_node, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
                     !p->eval, parallel, err, sizeof err};
     loom_status s = loom_op(nd->op)->forward(&a);

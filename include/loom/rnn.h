@@ -44,7 +44,7 @@ struct loom_cell_def {
      * step output (B, hidden). */
     loom_tensor (*step)(loom_graph *g, const loom_cell_def *def, const loom_tensor *p, loom_tensor x,
                         const loom_tensor *state, loom_tensor *new_state);
-    const void *user; /* for user cells */
+    const void *user; /* the cell's own data, for a step function several cells share */
 };
 
 /* torch.nn.RNN(nonlinearity='tanh'|'relu'), torch.nn.GRU, torch.nn.LSTM. */
