@@ -74,6 +74,21 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
     return s;
 }
 
+/* One scratch row per thread that may run a kernel (rows are sized by the
+ * run, not the plan: the thread count may change between the two). */
+static bool ensure_slots(loom_plan *p, int threads)
+{
+    if (threads + 1 <= p->pool_slots) return true;
+    size_t row = (size_t)p->max_in + 1, slots = (size_t)threads + 1;
+    const float **in = realloc(p->in_pool, slots * row * sizeof *in);
+    if (in) p->in_pool = in;
+    const loom_node **nodes = in ? realloc(p->node_pool, slots * row * sizeof *nodes) : NULL;
+    if (nodes) p->node_pool = nodes;
+    if (!in || !nodes) return false;
+    p->pool_slots = (int32_t)slots;
+    return true;
+}
+
 loom_status loom_run(loom_plan *p)
 {
     if (!p) return LOOM_ERR_ARG;
@@ -89,6 +104,7 @@ loom_status loom_run(loom_plan *p)
     }
     loom_status st = LOOM_OK;
     int threads = omp_get_max_threads();
+    if (!ensure_slots(p, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
     p->side_by_side = 0;
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];

@@ -2,7 +2,6 @@
  * memory placement (memory.c) — and run many times (execute.c). */
 #include "runtime/plan.h"
 
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,10 +39,6 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     memcpy(p->outputs, outputs, (size_t)n * sizeof *outputs);
     p->n_outputs = n;
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
-    size_t slots = ((size_t)p->max_in + 1) * (size_t)(omp_get_max_threads() + 1);
-    p->in_pool = malloc(slots * sizeof *p->in_pool);
-    p->node_pool = malloc(slots * sizeof *p->node_pool);
-    if (!p->in_pool || !p->node_pool) goto oom;
     return p;
 oom:
     loom_graph_fail(g, LOOM_ERR_NOMEM, "plan: out of memory");

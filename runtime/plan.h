@@ -41,6 +41,7 @@ struct loom_plan {
     int n_outputs;
     const float **in_pool; /* scratch for kernel input pointers, one row per thread slot */
     const loom_node **node_pool;
+    int32_t pool_slots;    /* rows: the serial slot 0, then one per thread of the widest run so far */
     int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
     bool eval;
     uint64_t seed, runs;

@@ -113,6 +113,33 @@ Test(runtime, parallel_ready_sets_match_serial)
     loom_graph_free(g);
 }
 
+/* A plan made while one thread is allowed, run with four: the per-thread
+ * scratch follows the threads that run, not those of planning time. */
+Test(runtime, thread_count_may_change_between_plan_and_run)
+{
+    int saved = omp_get_max_threads();
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape2(64, 64)), parts[32];
+    for (int b = 0; b < 32; b++) parts[b] = loom_sum_all(g, loom_tanh(g, loom_affine(g, x, 1.0f + (float)b, 0)));
+    loom_tensor y = loom_add_n(g, parts, 32);
+    omp_set_num_threads(1);
+    loom_plan *p = loom_plan_new(g, &y, 1, NULL);
+    float *xv = rnd_buf(64 * 64, -1, 1);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    float serial = loom_plan_output(p, y)[0];
+    omp_set_num_threads(4);
+    for (int rep = 0; rep < 3; rep++) {
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        cr_assert_gt(loom_plan_get_stats(p).side_by_side, 0, "the wide ready sets ran on four threads");
+        cr_assert_float_eq(loom_plan_output(p, y)[0], serial, 1e-3);
+    }
+    omp_set_num_threads(saved);
+    free(xv);
+    loom_plan_free(p);
+    loom_graph_free(g);
+}
+
 Test(runtime, big_kernels_split_across_threads)
 {
     loom_graph *g = loom_graph_new();
