@@ -1,6 +1,7 @@
 /* safetensors reader and writer (JSON header through cJSON). */
 #include "loom/safetensors.h"
 #include "graph/error.h"
+#include "io/atomic.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -327,21 +328,12 @@ static int cmp_name(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
-loom_status loom_st_write(loom_st *f, const char *path)
+/* The JSON header, tensors in name order (the order their data follows);
+ * NULL when out of memory. cJSON's builders tolerate NULL parents, so one
+ * check of the printed text covers every allocation. */
+static char *header_json(const loom_st *f, const loom_st_tensor **order)
 {
-    if (!f) return LOOM_ERR_ARG;
-    loom_error_clear(&f->err);
     cJSON *root = cJSON_CreateObject();
-    const loom_st_tensor **order = malloc(((size_t)f->n + 1) * sizeof *order);
-    char *json = NULL, *tmp = NULL;
-    int fd = -1;
-    loom_status rc = LOOM_ERR_IO;
-    if (!root || !order) {
-        rc = loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    for (int i = 0; i < f->n; i++) order[i] = &f->tensors[i];
-    qsort(order, (size_t)f->n, sizeof *order, cmp_name);
     if (f->n_meta) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
         for (int i = 0; i < f->n_meta; i++) cJSON_AddStringToObject(m, f->meta_key[i], f->meta_val[i]);
@@ -359,61 +351,39 @@ loom_status loom_st_write(loom_st *f, const char *path)
         cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + bytes)));
         off += bytes;
     }
-    json = cJSON_PrintUnformatted(root);
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 16);
-    if (!json || !tmp) {
-        rc = loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    /* header padded with spaces to a multiple of 8 so the data is aligned */
+    char *json = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return json;
+}
+
+loom_status loom_st_write(loom_st *f, const char *path)
+{
+    if (!f) return LOOM_ERR_ARG;
+    loom_error_clear(&f->err);
+    const loom_st_tensor **order = malloc(((size_t)f->n + 1) * sizeof *order);
+    char *json = NULL;
+    loom_atomic out = {0};
+    if (!order) goto nomem;
+    for (int i = 0; i < f->n; i++) order[i] = &f->tensors[i];
+    qsort(order, (size_t)f->n, sizeof *order, cmp_name);
+    if (!(json = header_json(f, order))) goto nomem;
+    if (loom_atomic_open(&out, path, &f->err)) goto done;
+    /* the header is padded with spaces to a multiple of 8, so the data is aligned */
     size_t jlen = strlen(json), hlen = (jlen + 7) / 8 * 8;
-    snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        loom_error_set(&f->err, LOOM_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        goto done;
-    }
     unsigned char head[8];
     for (int i = 0; i < 8; i++) head[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    FILE *fp = fdopen(fd, "wb");
-    if (!fp) {
-        loom_error_set(&f->err, LOOM_ERR_IO, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    fd = -1;
-    bool ok = fwrite(head, 1, 8, fp) == 8 && fwrite(json, 1, jlen, fp) == jlen;
-    for (size_t i = jlen; ok && i < hlen; i++) ok = fputc(' ', fp) != EOF;
+    bool ok = fwrite(head, 1, 8, out.f) == 8 && fwrite(json, 1, jlen, out.f) == jlen;
+    for (size_t i = jlen; ok && i < hlen; i++) ok = fputc(' ', out.f) != EOF;
     for (int i = 0; ok && i < f->n; i++) {
         size_t bytes = (size_t)loom_shape_numel(order[i]->shape) * 4;
-        ok = fwrite(order[i]->data, 1, bytes, fp) == bytes;
+        ok = fwrite(order[i]->data, 1, bytes, out.f) == bytes;
     }
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = fclose(fp) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        loom_error_set(&f->err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
-    /* make the rename itself durable */
-    char *dir = strdup(path);
-    if (dir) {
-        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    rc = LOOM_OK;
+    loom_atomic_commit(&out, &f->err);
+    goto done;
+nomem:
+    loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
 done:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    cJSON_Delete(root);
     cJSON_free(json);
-    free(tmp);
     free(order);
-    return rc;
+    return f->err.status;
 }

@@ -5,6 +5,8 @@
 
 #include <graphviz/cgraph.h>
 #include <libxml/parser.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -345,11 +347,12 @@ static char tmpdir[64];
 static void mk(void) { cr_assert(mkdtemp(strcpy(tmpdir, "/tmp/loom-dot-XXXXXX"))); }
 static void rm_all(void)
 {
-    const char *names[] = {"a.svg", "a.png", "a.pdf", "a.dot", "b.svg", "c.jpg"};
+    const char *names[] = {"a.svg", "a.png", "a.pdf", "a.dot", "b.svg", "c.jpg", "keep.svg", "keep.dot", "dir.svg/x",
+                           "dir.svg"};
     char p[128];
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
-        unlink(p);
+        if (unlink(p)) rmdir(p);
     }
     rmdir(tmpdir);
 }
@@ -455,6 +458,84 @@ Test(render, loom_dot_command)
     for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_assert_eq(loom_cmd_dot(bad[i].argc, bad[i].argv), 2, "bad case %u", i);
     cr_assert_neq(access(tp("c.jpg"), F_OK), 0);
+}
+
+static int files_in(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+    if (d) closedir(d);
+    return n;
+}
+
+/* Infinite or NaN norms, and an infinite fixed scale, draw (hottest and
+ * coldest colours; the data's own scale) instead of indexing the palette
+ * with a NaN; the command refuses an infinite --heat-range. */
+Test(render, non_finite_heat)
+{
+    model m = build(&loom_cell_rnn_tanh, 4, 1, false, LOOM_TRUNC_NONE, 0, false);
+    float heat[4] = {INFINITY, NAN, 1e-3f, 1.0f};
+    float ranges[][2] = {{0, 0}, {1, INFINITY}, {1, (float)1e39}, {NAN, NAN}, {INFINITY, 0}};
+    for (unsigned r = 0; r < sizeof ranges / sizeof *ranges; r++) {
+        char *text;
+        Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .heat = heat, .heat_steps = 4,
+                                                   .heat_layers = 1, .heat_dirs = 1, .heat_lo = ranges[r][0],
+                                                   .heat_hi = ranges[r][1]},
+                             &text);
+        int coloured = 0;
+        for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
+            coloured += *attr(n, "loom_grad_norm") && attr(n, "fillcolor")[0] == '#';
+        cr_assert_eq(coloured, 4, "range %u: every step is coloured", r);
+        agclose(gr);
+        free(text);
+    }
+    char *args[] = {"--grad-norms", "--heat-range", "1:inf", "-o", (char *)tp("a.svg")};
+    cr_assert_eq(loom_cmd_dot(5, args), 2);
+    args[2] = "1:1e39";
+    cr_assert_eq(loom_cmd_dot(5, args), 2);
+    loom_graph_free(m.g);
+}
+
+/* Output files are replaced atomically: a directory, a missing directory
+ * or a failing render is an error (non-zero status) and leaves the old
+ * file as it was and no temporary file behind; a new file gets the mode
+ * the umask gives. */
+Test(render, outputs_are_replaced_atomically)
+{
+    model m = build(&loom_cell_rnn_tanh, 2, 1, false, LOOM_TRUNC_NONE, 0, false);
+    FILE *f = fopen(tp("keep.svg"), "w");
+    fputs("old", f);
+    fclose(f);
+    chmod(tp("keep.svg"), 0640);
+    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("keep.svg")), LOOM_OK);
+    cr_assert_neq(loom_dot_render("digraph { a -> b }", "no-such-format", tp("keep.svg")), LOOM_OK);
+    unsigned char h[4] = {0};
+    cr_assert_eq(file_bytes(tp("keep.svg"), h, 3), 3, "the old file is intact");
+    cr_assert(!memcmp(h, "old", 3));
+    int before = files_in(tmpdir);
+    cr_assert_eq(loom_dot_save(m.g, NULL, tp("keep.svg")), LOOM_OK, "%s", loom_dot_error());
+    struct stat st;
+    cr_assert_eq(stat(tp("keep.svg"), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0640, "a replaced file keeps its mode");
+    cr_assert_eq(files_in(tmpdir), before, "no temporary file is left");
+    mode_t old = umask(022);
+    cr_assert_eq(loom_dot_save(m.g, NULL, tp("keep.dot")), LOOM_OK, "%s", loom_dot_error());
+    umask(old);
+    cr_assert_eq(stat(tp("keep.dot"), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0644, "a new file gets 0666 less the umask, got %o", st.st_mode & 0777);
+    mkdir(tp("dir.svg"), 0755);
+    cr_assert_neq(loom_dot_save(m.g, NULL, tp("dir.svg")), LOOM_OK);
+    cr_assert(strstr(loom_dot_error(), "directory"), "%s", loom_dot_error());
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/no/such/dir.svg", tmpdir);
+    cr_assert_neq(loom_dot_save(m.g, NULL, missing), LOOM_OK);
+    char *args[] = {"-o", missing};
+    cr_assert_eq(loom_cmd_dot(2, args), 1, "a file that cannot be written is a failure");
+    args[1] = (char *)tp("dir.svg");
+    cr_assert_eq(loom_cmd_dot(2, args), 1);
+    cr_assert_eq(files_in(tmpdir), before + 2, "keep.dot and dir.svg, no temporaries");
+    loom_graph_free(m.g);
 }
 
 /* A graph built without the unroller (no step tags) still draws: its nodes

@@ -4,6 +4,7 @@
 #include "tool.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -151,7 +152,12 @@ Test(safetensors, writes_are_atomic)
     loom_st_add(f, "a", LOOM_F32, loom_shape1(2), a);
     cr_assert_neq(loom_st_write(f, "/nonexistent-dir/x.safetensors"), LOOM_OK);
     cr_assert(strstr(loom_st_error(f), "temporary"), "%s", loom_st_error(f));
+    mode_t old = umask(022);
     cr_assert_eq(loom_st_write(f, tmp("w.safetensors")), LOOM_OK);
+    umask(old);
+    struct stat st;
+    cr_assert_eq(stat(tmp("w.safetensors"), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0644, "the umask decides a new file's mode, got %o", st.st_mode & 0777);
     a[0] = 5;
     loom_st_add(f, "a", LOOM_F32, loom_shape1(2), a);
     cr_assert_eq(loom_st_write(f, tmp("w.safetensors")), LOOM_OK);

@@ -51,9 +51,9 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--heat-range")) {
         char *end = NULL;
         a->heat_lo = v ? strtof(v, &end) : 0;
-        bool ok = end && *end == ':' && (a->heat_hi = strtof(end + 1, &end), !*end) && a->heat_lo > 0 &&
-                  a->heat_hi > a->heat_lo;
-        if (!ok) fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI, got '%s'\n", v ? v : "");
+        bool ok = end && end != v && *end == ':' && (a->heat_hi = strtof(end + 1, &end), !*end) && a->heat_lo > 0 &&
+                  a->heat_hi > a->heat_lo && isfinite(a->heat_hi);
+        if (!ok) fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI < 3.4e38, got '%s'\n", v ? v : "");
         return ok;
     }
     if (!strcmp(f, "--loss")) {
@@ -208,28 +208,13 @@ static int backward(dot_model *dm, loom_tensor *roots)
     return 1 + np;
 }
 
+/* DOT on stdout, or the file (replaced atomically). */
 static bool emit(const dot_model *dm, const dot_args *a, const loom_dot_opts *opt)
 {
-    if (!strcmp(a->fmt, "dot") || !strcmp(a->fmt, "gv")) {
-        FILE *f = strcmp(a->out, "-") ? fopen(a->out, "w") : stdout;
-        if (!f) {
-            perror(a->out);
-            return false;
-        }
-        loom_status st = loom_dot_write(dm->g, f, opt);
-        if (f != stdout && fclose(f) && !st) st = LOOM_ERR_IO;
-        if (st) fprintf(stderr, "loom dot: writing %s failed: %s\n", a->out, *loom_dot_error() ? loom_dot_error() : loom_status_str(st));
-        return !st;
-    }
-    char *text;
-    size_t len;
-    if (loom_dot_string(dm->g, opt, &text, &len) || loom_dot_render(text, a->fmt, a->out)) {
-        fprintf(stderr, "loom dot: %s\n", loom_dot_error());
-        free(text);
-        return false;
-    }
-    free(text);
-    return true;
+    loom_status st = strcmp(a->out, "-") ? loom_dot_save(dm->g, opt, a->out) : loom_dot_write(dm->g, stdout, opt);
+    if (!st && !strcmp(a->out, "-") && fflush(stdout)) st = LOOM_ERR_IO;
+    if (st) fprintf(stderr, "loom dot: %s\n", *loom_dot_error() ? loom_dot_error() : loom_status_str(st));
+    return !st;
 }
 
 int loom_cmd_dot(int argc, char **argv)

@@ -200,14 +200,23 @@ static float heat_of(const dot_ctx *c, int t, int l, int d)
     return o->heat[((size_t)t * o->heat_layers + l) * o->heat_dirs + d];
 }
 
+/* heat_of gives -1 where there is no value; a NaN norm is drawn (grey). */
+static bool has_heat(float h) { return h >= 0 || isnan(h); }
+
 /* Sequential palette (light yellow → dark red) on a log scale of the
- * gradient norms: colour stops of ColorBrewer's YlOrRd. */
+ * gradient norms: colour stops of ColorBrewer's YlOrRd; grey for NaN. */
 static void heat_colour(const dot_ctx *c, float v, char *buf, size_t n)
 {
     static const int stops[5][3] = {{255, 255, 204}, {254, 217, 118}, {253, 141, 60}, {227, 26, 28}, {128, 0, 38}};
+    if (isnan(v)) {
+        snprintf(buf, n, "#bdbdbd");
+        return;
+    }
     double x = 0;
     if (c->heat_hi > c->heat_lo && v > 0)
         x = (log10(v) - log10(c->heat_lo)) / (log10(c->heat_hi) - log10(c->heat_lo));
+    /* an infinite norm is the hottest colour */
+    if (isnan(x)) x = isinf(v) ? 1 : 0;
     x = x < 0 ? 0 : x > 1 ? 1 : x;
     double p = x * 4;
     int a = (int)p < 4 ? (int)p : 3;
@@ -465,7 +474,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
         }
     }
     float h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
-    if (h >= 0) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
+    if (has_heat(h)) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
     fprintf(f, "\"");
     if (n->tags.role == LOOM_ROLE_PARAM) fprintf(f, ", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"");
     else if (n->tags.role == LOOM_ROLE_INPUT || (n->tags.layer == -1 && n->tags.step >= 0 && !is_bwd(n)))
@@ -474,7 +483,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
     else if (is_bwd(n))
         fprintf(f, ", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"%s", sigma ? ", penwidth=2.2" : "");
     else if (n->tags.state > 0) fprintf(f, ", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8");
-    if (h >= 0) heat_attrs(c, h);
+    if (has_heat(h)) heat_attrs(c, h);
     pos_attr(c, c->px[i], c->py[i]);
     tag_attrs(f, n);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
@@ -510,10 +519,10 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
             bwd ? "∂ " : "", bwd ? "" : "cell", t + 1, l, d ? "←" : "→");
     float h = bwd ? -1 : heat_of(c, t, l, d);
-    if (h >= 0) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
+    if (has_heat(h)) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
     fprintf(f, "\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
             bwd ? C_BWD_LINE : C_REC);
-    if (h >= 0) heat_attrs(c, h);
+    if (has_heat(h)) heat_attrs(c, h);
     pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
@@ -823,13 +832,14 @@ static void find_cuts_and_heat(dot_ctx *c)
         for (int l = 0; l < o->heat_layers; l++)
             for (int d = 0; d < o->heat_dirs; d++) {
                 float v = heat_of(c, t, l, d);
-                if (v > 0 && step_vis(c, t) == DRAW) {
+                if (v > 0 && isfinite(v) && step_vis(c, t) == DRAW) {
                     c->heat_lo = v < c->heat_lo ? v : c->heat_lo;
                     c->heat_hi = v > c->heat_hi ? v : c->heat_hi;
                 }
             }
-    if (o->heat_lo > 0) c->heat_lo = o->heat_lo;
-    if (o->heat_hi > 0) c->heat_hi = o->heat_hi;
+    /* fixed ends must be finite and positive; else the data's */
+    if (o->heat_lo > 0 && isfinite(o->heat_lo)) c->heat_lo = o->heat_lo;
+    if (o->heat_hi > 0 && isfinite(o->heat_hi)) c->heat_hi = o->heat_hi;
 }
 
 /* Plumbing (cell view), the grid, and the ports recurrent edges enter by. */

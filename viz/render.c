@@ -2,8 +2,10 @@
 #include "loom/dot.h"
 #include "graph/error.h"
 #include "viz/viz.h"
+#include "io/atomic.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Calls without an object keep their error per thread, as errno does. */
@@ -19,6 +21,38 @@ loom_status loom_dot_fail(loom_status s, const char *fmt, ...)
     loom_error_setv(&dot_err, s, fmt, ap);
     va_end(ap);
     return s;
+}
+
+static const char *ext_of(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && !strchr(dot, '/') ? dot + 1 : "";
+}
+
+loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path)
+{
+    loom_dot_clear();
+    if (!path) return loom_dot_fail(LOOM_ERR_ARG, "dot: no file name");
+    const char *fmt = ext_of(path);
+    if (!strcmp(fmt, "dot") || !strcmp(fmt, "gv")) {
+        loom_atomic out;
+        if (loom_atomic_open(&out, path, &dot_err)) return dot_err.status;
+        loom_status st = loom_dot_write(g, out.f, opts);
+        if (st) {
+            loom_atomic_abort(&out);
+            return st;
+        }
+        return loom_atomic_commit(&out, &dot_err);
+    }
+    if (strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf"))
+        return loom_dot_fail(LOOM_ERR_ARG, "dot: cannot tell the format of '%s': use .dot, .gv, .svg, .png or .pdf", path);
+    char *text;
+    size_t len;
+    loom_status st = loom_dot_string(g, opts, &text, &len);
+    if (st) return st;
+    st = loom_dot_render(text, fmt, path);
+    free(text);
+    return st;
 }
 
 #ifdef LOOM_HAVE_GVC
@@ -46,14 +80,12 @@ static char *layout_of(Agraph_t *gr)
 loom_status loom_dot_render(const char *dot, const char *format, const char *path)
 {
     loom_error_clear(&dot_err);
-    if (!dot || !format || !path) {
-        return loom_error_set(&dot_err, LOOM_ERR_ARG, "render: missing DOT text, format or path");
-    }
+    if (!dot || !format || !path) return loom_error_set(&dot_err, LOOM_ERR_ARG, "render: missing DOT text, format or path");
     pthread_once(&gvc_once, gvc_start);
     GVC_t *gvc = gvc_shared;
-    if (!gvc) {
-        return loom_error_set(&dot_err, LOOM_ERR_STATE, "render: cannot start Graphviz");
-    }
+    if (!gvc) return loom_error_set(&dot_err, LOOM_ERR_STATE, "render: cannot start Graphviz");
+    loom_atomic out;
+    if (loom_atomic_open(&out, path, &dot_err)) return dot_err.status;
     pthread_mutex_lock(&gvc_lock); /* Graphviz is not thread-safe */
     loom_status st = LOOM_OK;
     Agraph_t *gr = agmemread(dot);
@@ -62,14 +94,15 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
     } else if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
         st = loom_error_set(&dot_err, LOOM_ERR_STATE, "render: Graphviz layout failed");
     } else {
-        if (gvRenderFilename(gvc, gr, format, path) != 0) {
-            st = loom_error_set(&dot_err, LOOM_ERR_IO, "render: Graphviz cannot write %s as '%s' (is the format supported?)",
-                                path, format);
-        }
+        if (gvRender(gvc, gr, format, out.f) != 0)
+            st = loom_error_set(&dot_err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)",
+                                format);
         gvFreeLayout(gvc, gr);
     }
     if (gr) agclose(gr);
     pthread_mutex_unlock(&gvc_lock);
+    if (st) loom_atomic_abort(&out);
+    else st = loom_atomic_commit(&out, &dot_err);
     return st;
 }
 #else

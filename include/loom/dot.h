@@ -65,9 +65,13 @@ loom_status loom_dot_state_grad_norms(loom_graph *g, loom_tensor loss, int state
                                       const loom_binding *binds, int n_binds, float *norms);
 
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
- * `format` ("svg", "png", "pdf", ...). LOOM_ERR_STATE when loom was built
- * without Graphviz. */
+ * `format` ("svg", "png", "pdf", ...), replacing the file atomically.
+ * LOOM_ERR_STATE when loom was built without Graphviz. */
 loom_status loom_dot_render(const char *dot, const char *format, const char *path);
+/* Writes g to `path` in the format its extension names: .dot or .gv (DOT
+ * text), .svg, .png, .pdf (rendered). The file is replaced atomically: on
+ * any failure the old file, if any, is left as it was. */
+loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path);
 /* These functions have no object to keep an error in: the message of the
  * last failed one on this thread ("" after a success), as errno works. */
 const char *loom_dot_error(void);

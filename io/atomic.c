@@ -1,0 +1,94 @@
+/* Atomic file replacement (see atomic.h). */
+#include "io/atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The process's umask without changing it (Linux reports it in
+ * /proc/self/status); the umask(2) round trip when that is unavailable. */
+static mode_t current_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned m;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &m) == 1) {
+            fclose(f);
+            return (mode_t)m;
+        }
+    if (f) fclose(f);
+    mode_t old = umask(022);
+    umask(old);
+    return old;
+}
+
+loom_status loom_atomic_open(loom_atomic *a, const char *path, loom_error *e)
+{
+    *a = (loom_atomic){.path = path};
+    if (!path || !*path) return loom_error_set(e, LOOM_ERR_ARG, "write: no file name");
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) return loom_error_set(e, LOOM_ERR_IO, "%s: is a directory", path);
+    if (exists && !S_ISREG(st.st_mode)) return loom_error_set(e, LOOM_ERR_IO, "%s: not a regular file", path);
+    size_t n = strlen(path) + 16;
+    a->tmp = malloc(n);
+    if (!a->tmp) return loom_error_set(e, LOOM_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(a->tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(a->tmp);
+    if (fd < 0) {
+        int err = errno;
+        free(a->tmp);
+        a->tmp = NULL;
+        return loom_error_set(e, LOOM_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(err));
+    }
+    /* mkstemp makes 0600; a written file gets what open(2) would give it */
+    fchmod(fd, exists ? (st.st_mode & 07777) : (0666 & ~current_umask()));
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        int err = errno;
+        close(fd);
+        loom_atomic_abort(a);
+        return loom_error_set(e, LOOM_ERR_NOMEM, "%s: %s", path, strerror(err));
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_atomic_commit(loom_atomic *a, loom_error *e)
+{
+    bool ok = !ferror(a->f) && fflush(a->f) == 0 && fsync(fileno(a->f)) == 0;
+    int err = errno;
+    ok = fclose(a->f) == 0 && ok;
+    a->f = NULL;
+    if (!ok || rename(a->tmp, a->path) != 0) {
+        if (ok) err = errno;
+        loom_atomic_abort(a);
+        return loom_error_set(e, LOOM_ERR_IO, "%s: write failed: %s", a->path, strerror(err ? err : EIO));
+    }
+    /* make the rename itself durable */
+    char *dir = strdup(a->path);
+    if (dir) {
+        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    free(a->tmp);
+    a->tmp = NULL;
+    return LOOM_OK;
+}
+
+void loom_atomic_abort(loom_atomic *a)
+{
+    if (a->f) fclose(a->f);
+    a->f = NULL;
+    if (a->tmp) unlink(a->tmp);
+    free(a->tmp);
+    a->tmp = NULL;
+}
