@@ -25,6 +25,10 @@ struct loom_graph {
     uint64_t *table_key;
     uint32_t table_cap;       /* power of two */
     int32_t table_count;
+    /* names of inputs and parameters: slot -> node id + 1 (0: empty), open
+     * addressing by xxh3 of the name; lookups check the node's current name */
+    int32_t *names;
+    uint32_t names_cap, names_count;
     loom_tags tags;
     loom_error err;
 };
@@ -87,6 +91,7 @@ void loom_graph_free(loom_graph *g)
     free(g->strings);
     free(g->table);
     free(g->table_key);
+    free(g->names);
     free(g);
 }
 
@@ -159,6 +164,39 @@ const char *loom_tensor_name(const loom_graph *g, loom_tensor t)
     return n && n->name >= 0 ? g->strings + n->name : NULL;
 }
 
+static bool is_named_source(const loom_graph *g, int32_t i)
+{
+    const loom_node *n = &g->nodes[i];
+    return (n->tags.role == LOOM_ROLE_INPUT || n->tags.role == LOOM_ROLE_PARAM) && n->name >= 0;
+}
+
+static uint32_t name_slot(const char *name, uint32_t cap) { return (uint32_t)XXH3_64bits(name, strlen(name)) & (cap - 1); }
+
+static void names_put(loom_graph *g, int32_t i)
+{
+    uint32_t s = name_slot(g->strings + g->nodes[i].name, g->names_cap);
+    while (g->names[s]) s = (s + 1) & (g->names_cap - 1);
+    g->names[s] = i + 1;
+    g->names_count++;
+}
+
+/* Indexes input or parameter i under its (new) name; false when out of memory. */
+static bool names_add(loom_graph *g, int32_t i)
+{
+    if ((g->names_count + 1) * 2 > g->names_cap) {
+        uint32_t cap = g->names_cap ? g->names_cap * 2 : 64;
+        int32_t *t = calloc(cap, sizeof *t), *old = g->names;
+        if (!t) return false;
+        uint32_t old_cap = g->names_cap;
+        g->names = t, g->names_cap = cap, g->names_count = 0;
+        for (uint32_t k = 0; k < old_cap; k++)
+            if (old[k] && is_named_source(g, old[k] - 1)) names_put(g, old[k] - 1);
+        free(old);
+    }
+    names_put(g, i);
+    return true;
+}
+
 loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name)
 {
     if (!loom_graph_has(g, t) || !name) return t;
@@ -169,18 +207,20 @@ loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name)
     memcpy(g->strings + g->n_strings, name, len);
     g->nodes[t.id - 1].name = g->n_strings;
     g->n_strings += (int32_t)len;
+    if (is_named_source(g, t.id - 1) && !names_add(g, t.id - 1))
+        return loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory naming a node");
     return t;
 }
 
 loom_tensor loom_graph_find(const loom_graph *g, const char *name)
 {
-    for (int32_t i = 0; g && name && i < g->n_nodes; i++) {
-        const loom_node *n = &g->nodes[i];
-        if ((n->tags.role == LOOM_ROLE_INPUT || n->tags.role == LOOM_ROLE_PARAM) && n->name >= 0 &&
-            !strcmp(g->strings + n->name, name))
-            return loom_at(i);
+    if (!g || !name || !g->names_cap) return LOOM_INVALID;
+    int32_t best = -1; /* the first node of that name: the smallest id on the probe chain */
+    for (uint32_t s = name_slot(name, g->names_cap); g->names[s]; s = (s + 1) & (g->names_cap - 1)) {
+        int32_t i = g->names[s] - 1;
+        if (is_named_source(g, i) && !strcmp(g->strings + g->nodes[i].name, name) && (best < 0 || i < best)) best = i;
     }
-    return LOOM_INVALID;
+    return best >= 0 ? loom_at(best) : LOOM_INVALID;
 }
 
 char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n)

@@ -1,4 +1,10 @@
-/* safetensors reader and writer (JSON header through cJSON). */
+/* safetensors reader and writer (JSON header through cJSON).
+ *
+ * Reading checks the 8-byte header length and the whole JSON header — every
+ * dtype, shape and offset, and that the tensors cover the data exactly —
+ * before it reads any tensor data, then reads each tensor straight into its
+ * buffer: a bad header costs its own size, not the file's. Names are found
+ * through an xxh3 hash index, so files of many tensors read in linear time. */
 #include "loom/safetensors.h"
 #include "graph/error.h"
 #include "io/atomic.h"
@@ -6,15 +12,17 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
-#define MAX_HEADER (100u << 20) /* as the reference implementation: 100 MB of JSON at most */
+#define MAX_HEADER (100u << 20)       /* as the reference implementation: 100 MB of JSON at most */
+#define MAX_NUMEL ((uint64_t)1 << 40) /* elements of one tensor */
+
+#define st_fail(f, ...) loom_error_set(&(f)->err, __VA_ARGS__)
 
 loom_st *loom_st_new(void) { return calloc(1, sizeof(loom_st)); }
 
@@ -32,8 +40,10 @@ static void clear(loom_st *f)
     free(f->tensors);
     free(f->meta_key);
     free(f->meta_val);
-    f->tensors = NULL, f->meta_key = f->meta_val = NULL;
+    free(f->index);
+    f->tensors = NULL, f->meta_key = f->meta_val = NULL, f->index = NULL;
     f->n = f->cap = f->n_meta = f->cap_meta = 0;
+    f->index_cap = 0;
 }
 
 void loom_st_free(loom_st *f)
@@ -45,11 +55,43 @@ void loom_st_free(loom_st *f)
 
 const char *loom_st_error(const loom_st *f) { return f ? loom_error_msg(&f->err) : "out of memory"; }
 
+/* ---- the name index: open addressing, slot = tensor index + 1 (0: empty) ---- */
+
+static uint32_t slot_of(const char *name, uint32_t cap) { return (uint32_t)XXH3_64bits(name, strlen(name)) & (cap - 1); }
+
+static int find(const loom_st *f, const char *name)
+{
+    if (!f || !name || !f->index_cap) return -1;
+    for (uint32_t s = slot_of(name, f->index_cap);; s = (s + 1) & (f->index_cap - 1)) {
+        int32_t k = f->index[s];
+        if (!k) return -1;
+        if (!strcmp(f->tensors[k - 1].name, name)) return k - 1;
+    }
+}
+
+/* Indexes tensor i (its name is new), growing the table to stay half empty. */
+static bool index_add(loom_st *f, int i)
+{
+    if ((uint32_t)(f->n + 1) * 2 > f->index_cap) {
+        uint32_t cap = f->index_cap ? f->index_cap * 2 : 64;
+        int32_t *t = calloc(cap, sizeof *t);
+        if (!t) return false;
+        free(f->index);
+        f->index = t;
+        f->index_cap = cap;
+        for (int k = 0; k < f->n; k++)
+            if (k != i) index_add(f, k);
+    }
+    uint32_t s = slot_of(f->tensors[i].name, f->index_cap);
+    while (f->index[s]) s = (s + 1) & (f->index_cap - 1);
+    f->index[s] = i + 1;
+    return true;
+}
+
 const loom_st_tensor *loom_st_get(const loom_st *f, const char *name)
 {
-    for (int i = 0; f && name && i < f->n; i++)
-        if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
-    return NULL;
+    int i = find(f, name);
+    return i >= 0 ? &f->tensors[i] : NULL;
 }
 
 const char *loom_st_meta(const loom_st *f, const char *key)
@@ -59,52 +101,84 @@ const char *loom_st_meta(const loom_st *f, const char *key)
     return NULL;
 }
 
-static void *aligned_copy(const void *src, size_t bytes)
+/* A 64-byte aligned buffer of `bytes` (at least one cache line). */
+static void *aligned_buffer(size_t bytes) { return aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64); }
+
+/* What a tensor may be: a name that is not the metadata key, F32 or I32,
+ * rank 0..4, dimensions >= 0 (zero-size tensors are legal), at most 2^40
+ * elements. */
+static loom_status check_tensor(loom_st *f, const char *name, loom_dtype dt, loom_shape s)
 {
-    size_t sz = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, sz ? sz : 64);
-    if (p && bytes) memcpy(p, src, bytes);
-    return p;
+    if (!name || !*name) return st_fail(f, LOOM_ERR_ARG, "safetensors: a tensor needs a name");
+    if (!strcmp(name, "__metadata__"))
+        return st_fail(f, LOOM_ERR_ARG, "safetensors: '__metadata__' is reserved for the metadata, not a tensor name");
+    if (dt != LOOM_F32 && dt != LOOM_I32) return st_fail(f, LOOM_ERR_ARG, "safetensors: tensor '%s' has dtype %d", name, (int)dt);
+    if (s.rank < 0 || s.rank > LOOM_MAX_RANK)
+        return st_fail(f, LOOM_ERR_ARG, "safetensors: tensor '%s' has rank %d (0..%d)", name, s.rank, LOOM_MAX_RANK);
+    uint64_t numel = 1;
+    for (int i = 0; i < s.rank; i++) {
+        if (s.d[i] < 0) return st_fail(f, LOOM_ERR_ARG, "safetensors: tensor '%s' has dimension %d = %d", name, i, s.d[i]);
+        numel *= (uint64_t)s.d[i];
+        if (numel > MAX_NUMEL) return st_fail(f, LOOM_ERR_ARG, "safetensors: tensor '%s' is too large", name);
+    }
+    return LOOM_OK;
 }
 
-loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data)
+/* Adds a tensor that owns `data` (replacing one of the same name). */
+static loom_status put(loom_st *f, const char *name, loom_dtype dt, loom_shape s, void *data)
 {
-    if (!f || !name || (!data && loom_shape_numel(s))) return LOOM_ERR_ARG;
-    size_t bytes = (size_t)loom_shape_numel(s) * 4;
-    void *copy = aligned_copy(data, bytes);
     char *nm = strdup(name);
-    if (!copy || !nm) {
-        free(copy), free(nm);
-        return LOOM_ERR_NOMEM;
+    if (!nm) return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory");
+    for (int i = s.rank; i < LOOM_MAX_RANK; i++) s.d[i] = 0;
+    int i = find(f, name);
+    if (i >= 0) {
+        free(f->tensors[i].name);
+        free(f->tensors[i].data);
+        f->tensors[i] = (loom_st_tensor){nm, dt, s, data};
+        return LOOM_OK;
     }
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->tensors[i].name, name)) {
-            free(f->tensors[i].name);
-            free(f->tensors[i].data);
-            f->tensors[i] = (loom_st_tensor){nm, dt, s, copy};
-            return LOOM_OK;
-        }
     if (f->n == f->cap) {
         int cap = f->cap ? f->cap * 2 : 16;
         loom_st_tensor *t = realloc(f->tensors, (size_t)cap * sizeof *t);
         if (!t) {
-            free(copy), free(nm);
-            return LOOM_ERR_NOMEM;
+            free(nm);
+            return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory");
         }
         f->tensors = t;
         f->cap = cap;
     }
-    f->tensors[f->n++] = (loom_st_tensor){nm, dt, s, copy};
+    f->tensors[f->n] = (loom_st_tensor){nm, dt, s, data};
+    if (!index_add(f, f->n)) {
+        free(nm);
+        return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory");
+    }
+    f->n++;
     return LOOM_OK;
+}
+
+loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data)
+{
+    if (!f) return LOOM_ERR_ARG;
+    loom_status st = check_tensor(f, name, dt, s);
+    if (st) return st;
+    size_t bytes = (size_t)loom_shape_numel(s) * 4;
+    if (!data && bytes) return st_fail(f, LOOM_ERR_ARG, "safetensors: tensor '%s' has no data", name);
+    void *copy = aligned_buffer(bytes);
+    if (!copy) return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory for tensor '%s'", name);
+    if (bytes) memcpy(copy, data, bytes);
+    st = put(f, name, dt, s, copy);
+    if (st) free(copy);
+    return st;
 }
 
 loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value)
 {
-    if (!f || !key || !value) return LOOM_ERR_ARG;
+    if (!f) return LOOM_ERR_ARG;
+    if (!key || !value) return st_fail(f, LOOM_ERR_ARG, "safetensors: metadata needs a key and a value");
     for (int i = 0; i < f->n_meta; i++)
         if (!strcmp(f->meta_key[i], key)) {
             char *v = strdup(value);
-            if (!v) return LOOM_ERR_NOMEM;
+            if (!v) return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory");
             free(f->meta_val[i]);
             f->meta_val[i] = v;
             return LOOM_OK;
@@ -112,22 +186,23 @@ loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value)
     if (f->n_meta == f->cap_meta) {
         int cap = f->cap_meta ? f->cap_meta * 2 : 8;
         char **k = realloc(f->meta_key, (size_t)cap * sizeof *k);
-        if (!k) return LOOM_ERR_NOMEM;
-        f->meta_key = k;
-        char **v = realloc(f->meta_val, (size_t)cap * sizeof *v);
-        if (!v) return LOOM_ERR_NOMEM;
-        f->meta_val = v;
+        if (k) f->meta_key = k;
+        char **v = k ? realloc(f->meta_val, (size_t)cap * sizeof *v) : NULL;
+        if (v) f->meta_val = v;
+        if (!k || !v) return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory");
         f->cap_meta = cap;
     }
-    f->meta_key[f->n_meta] = strdup(key);
-    f->meta_val[f->n_meta] = strdup(value);
-    if (!f->meta_key[f->n_meta] || !f->meta_val[f->n_meta]) {
-        free(f->meta_key[f->n_meta]), free(f->meta_val[f->n_meta]);
-        return LOOM_ERR_NOMEM;
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k), free(v);
+        return st_fail(f, LOOM_ERR_NOMEM, "safetensors: out of memory");
     }
-    f->n_meta++;
+    f->meta_key[f->n_meta] = k;
+    f->meta_val[f->n_meta++] = v;
     return LOOM_OK;
 }
+
+/* ---- reading ---- */
 
 static uint64_t le64(const unsigned char *b)
 {
@@ -136,47 +211,45 @@ static uint64_t le64(const unsigned char *b)
     return v;
 }
 
-/* Whole file into memory; NULL with a message on failure. */
-static unsigned char *slurp(loom_st *f, const char *path, size_t *len)
+/* Opens a regular file; a FIFO or device is refused before any read (the
+ * open itself does not block: O_NONBLOCK until the type is known). */
+static int open_regular(loom_st *f, const char *path, uint64_t *size)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        loom_error_set(&f->err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return st_fail(f, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno)), -1;
     struct stat st;
-    if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) {
-        loom_error_set(&f->err, LOOM_ERR_IO, "%s: not a regular file", path);
-        fclose(fp);
-        return NULL;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return st_fail(f, LOOM_ERR_IO, "%s: not a regular file", path), -1;
     }
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory reading %lld bytes", path, (long long)st.st_size);
-        fclose(fp);
-        return NULL;
-    }
-    size_t got = fread(buf, 1, (size_t)st.st_size, fp);
-    fclose(fp);
-    if (got != (size_t)st.st_size) {
-        loom_error_set(&f->err, LOOM_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
-        free(buf);
-        return NULL;
-    }
-    *len = got;
-    return buf;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    *size = (uint64_t)st.st_size;
+    return fd;
 }
 
-static int cmp_off(const void *a, const void *b)
+static bool read_at(int fd, void *buf, size_t n, uint64_t off)
 {
-    const uint64_t *x = a, *y = b;
-    return x[0] < y[0] ? -1 : x[0] > y[0];
+    for (size_t got = 0; got < n;) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        got += (size_t)r;
+    }
+    return true;
 }
 
-/* One header entry: name → {"dtype", "shape", "data_offsets"}. Checks it
- * against the data, records its byte span and adds the tensor. */
-static loom_status read_entry(loom_st *f, const char *path, const cJSON *e, const unsigned char *data, size_t data_len,
-                              uint64_t *span)
+/* One tensor of the header, checked but not yet read. */
+typedef struct {
+    const char *name;
+    const char *dtype;
+    loom_dtype dt;
+    int width;          /* bytes per element in the file */
+    loom_shape shape;
+    uint64_t begin, end; /* data offsets */
+} entry;
+
+/* name → {"dtype", "shape", "data_offsets"}, checked against the data's size. */
+static loom_status parse_entry(loom_st *f, const char *path, const cJSON *e, uint64_t data_len, entry *en)
 {
     const char *name = e->string;
     cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
@@ -184,127 +257,139 @@ static loom_status read_entry(loom_st *f, const char *path, const cJSON *e, cons
     cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
         cJSON_GetArraySize(offs) != 2)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"",
-                              path, name);
-    loom_shape s = loom_shape0();
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' needs \"dtype\", \"shape\" and two \"data_offsets\"", path,
+                       name);
+    *en = (entry){.name = name, .dtype = dt->valuestring, .shape = loom_shape0()};
     int rank = cJSON_GetArraySize(shape);
     if (rank > LOOM_MAX_RANK)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name,
-                              rank, LOOM_MAX_RANK);
-    s.rank = rank;
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' has rank %d; loom supports at most %d", path, name, rank,
+                       LOOM_MAX_RANK);
+    en->shape.rank = rank;
     uint64_t numel = 1;
     for (int i = 0; i < rank; i++) {
         cJSON *d = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > INT32_MAX ||
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > INT32_MAX ||
             d->valuedouble != (double)(int64_t)d->valuedouble)
-            return loom_error_set(&f->err, LOOM_ERR_FORMAT,
-                                  "%s: tensor '%s' has a bad dimension %d (need a whole number >= 1)", path, name, i);
-        s.d[i] = (int32_t)d->valuedouble;
-        numel *= (uint64_t)s.d[i];
-        if (numel > ((uint64_t)1 << 40))
-            return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' is too large", path, name);
+            return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' has a bad dimension %d (need a whole number >= 0)", path,
+                           name, i);
+        en->shape.d[i] = (int32_t)d->valuedouble;
+        numel *= (uint64_t)en->shape.d[i];
+        if (numel > MAX_NUMEL) return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' is too large", path, name);
     }
-    int width;
-    loom_dtype ldt;
-    if (!strcmp(dt->valuestring, "F32")) width = 4, ldt = LOOM_F32;
-    else if (!strcmp(dt->valuestring, "I32")) width = 4, ldt = LOOM_I32;
-    else if (!strcmp(dt->valuestring, "I64")) width = 8, ldt = LOOM_I32;
+    if (!strcmp(en->dtype, "F32")) en->width = 4, en->dt = LOOM_F32;
+    else if (!strcmp(en->dtype, "I32")) en->width = 4, en->dt = LOOM_I32;
+    else if (!strcmp(en->dtype, "I64")) en->width = 8, en->dt = LOOM_I32;
     else
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path,
-                              name, dt->valuestring);
-    double b0 = cJSON_GetArrayItem(offs, 0)->valuedouble, b1 = cJSON_GetArrayItem(offs, 1)->valuedouble;
-    if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b0 < 0 ||
-        b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT,
-                              "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %zu data bytes", path, name, b0,
-                              b1, data_len);
-    uint64_t begin = (uint64_t)b0, end = (uint64_t)b1;
-    if (end - begin != numel * (uint64_t)width)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path,
-                              name, (unsigned long long)(end - begin), dt->valuestring,
-                              loom_shape_str(s, (char[64]){0}, 64), (unsigned long long)(numel * (uint64_t)width));
-    span[0] = begin, span[1] = end;
-    if (loom_st_get(f, name))
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
-    void *vals = malloc((size_t)numel * 4 + 4);
-    if (!vals) return loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
-    if (width == 8) {
-        for (uint64_t i = 0; i < numel; i++) {
-            int64_t v = (int64_t)le64(data + begin + 8 * i);
-            if (v < INT32_MIN || v > INT32_MAX) {
-                free(vals);
-                return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32",
-                                      path, name, (long long)v);
-            }
-            ((int32_t *)vals)[i] = (int32_t)v;
-        }
-    } else {
-        memcpy(vals, data + begin, (size_t)numel * 4);
-    }
-    loom_status st = loom_st_add(f, name, ldt, s, vals);
-    free(vals);
-    return st ? loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path) : LOOM_OK;
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' has dtype %s; loom reads F32, I32 and I64", path, name,
+                       en->dtype);
+    cJSON *o0 = cJSON_GetArrayItem(offs, 0), *o1 = cJSON_GetArrayItem(offs, 1);
+    double b0 = cJSON_IsNumber(o0) ? o0->valuedouble : -1, b1 = cJSON_IsNumber(o1) ? o1->valuedouble : -1;
+    if (b0 < 0 || b1 < b0 || b1 > (double)data_len || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1)
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' has data_offsets [%.0f, %.0f] outside the %llu data bytes",
+                       path, name, b0, b1, (unsigned long long)data_len);
+    en->begin = (uint64_t)b0, en->end = (uint64_t)b1;
+    if (en->end - en->begin != numel * (uint64_t)en->width)
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' has %llu data bytes, but %s of %s needs %llu", path, name,
+                       (unsigned long long)(en->end - en->begin), en->dtype, loom_shape_str(en->shape, (char[64]){0}, 64),
+                       (unsigned long long)(numel * (uint64_t)en->width));
+    return LOOM_OK;
 }
 
 static loom_status read_metadata(loom_st *f, const char *path, const cJSON *e)
 {
-    if (!cJSON_IsObject(e))
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
+    if (!cJSON_IsObject(e)) return st_fail(f, LOOM_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
     for (cJSON *m = e->child; m; m = m->next) {
         if (!cJSON_IsString(m))
-            return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path,
-                                  m->string);
-        if (loom_st_set_meta(f, m->string, m->valuestring))
-            return loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
+            return st_fail(f, LOOM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path, m->string);
+        if (loom_st_set_meta(f, m->string, m->valuestring)) return f->err.status;
     }
     return LOOM_OK;
 }
 
-/* The tensors' spans must cover the data exactly, without overlaps or holes. */
-static loom_status check_coverage(loom_st *f, const char *path, uint64_t *spans, int n_spans, size_t data_len)
+static int cmp_begin(const void *a, const void *b)
 {
-    qsort(spans, (size_t)n_spans, 2 * sizeof *spans, cmp_off);
+    const entry *x = a, *y = b;
+    return x->begin != y->begin ? (x->begin < y->begin ? -1 : 1) : (x->end > y->end) - (x->end < y->end);
+}
+
+/* The tensors' spans must cover the data exactly, without overlaps or
+ * holes (sorts the entries by offset). */
+static loom_status check_coverage(loom_st *f, const char *path, entry *en, int n, uint64_t data_len)
+{
+    qsort(en, (size_t)n, sizeof *en, cmp_begin);
     uint64_t at = 0;
-    for (int i = 0; i < n_spans; i++) {
-        if (spans[2 * i] != at)
-            return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: tensor data %s at byte %llu (expected %llu)", path,
-                                  spans[2 * i] < at ? "overlaps" : "has a hole", (unsigned long long)spans[2 * i],
-                                  (unsigned long long)at);
-        at = spans[2 * i + 1];
+    for (int i = 0; i < n; i++) {
+        if (en[i].begin != at)
+            return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor data %s at byte %llu (expected %llu)", path,
+                           en[i].begin < at ? "overlaps" : "has a hole", (unsigned long long)en[i].begin,
+                           (unsigned long long)at);
+        at = en[i].end;
     }
     if (at != data_len)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", path,
-                              (unsigned long long)(data_len - at));
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: %llu trailing bytes after the last tensor", path,
+                       (unsigned long long)(data_len - at));
     return LOOM_OK;
 }
 
-/* The file in memory: the 8-byte header length, the JSON header, every
- * entry, the data's coverage. */
-static loom_status parse(loom_st *f, const char *path, const unsigned char *buf, size_t len)
+/* Reads one checked tensor from the file (I64 narrowed to i32). */
+static loom_status load_entry(loom_st *f, const char *path, int fd, uint64_t data_off, const entry *en)
 {
-    if (len < 8)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT,
-                              "%s: %zu bytes is too short for a safetensors file (8-byte header length)", path, len);
-    uint64_t hlen = le64(buf);
-    if (hlen > MAX_HEADER || hlen > len - 8)
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: header length %llu does not fit in the file (%zu bytes)",
-                              path, (unsigned long long)hlen, len);
-    const unsigned char *data = buf + 8 + hlen;
-    size_t data_len = len - 8 - (size_t)hlen;
-    cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return loom_error_set(&f->err, LOOM_ERR_FORMAT, "%s: the header is not a JSON object", path);
+    if (find(f, en->name) >= 0) return st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, en->name);
+    uint64_t numel = (en->end - en->begin) / (uint64_t)en->width;
+    void *vals = aligned_buffer((size_t)numel * 4);
+    unsigned char *raw = en->width == 8 ? malloc((size_t)numel * 8 + 1) : vals;
+    if (!vals || !raw) {
+        free(vals);
+        return st_fail(f, LOOM_ERR_NOMEM, "%s: out of memory for tensor '%s'", path, en->name);
     }
-    uint64_t *spans = calloc((size_t)cJSON_GetArraySize(root) + 1, 2 * sizeof *spans);
-    loom_status st = spans ? LOOM_OK : loom_error_set(&f->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
-    int n_spans = 0;
-    for (cJSON *e = root->child; e && !st; e = e->next)
-        st = !strcmp(e->string, "__metadata__") ? read_metadata(f, path, e)
-                                                : read_entry(f, path, e, data, data_len, spans + 2 * n_spans++);
-    if (!st) st = check_coverage(f, path, spans, n_spans, data_len);
+    loom_status st = LOOM_OK;
+    if (!read_at(fd, raw, (size_t)(en->end - en->begin), data_off + en->begin))
+        st = st_fail(f, LOOM_ERR_IO, "%s: cannot read tensor '%s': %s", path, en->name, errno ? strerror(errno) : "short file");
+    for (uint64_t i = 0; !st && en->width == 8 && i < numel; i++) {
+        int64_t v = (int64_t)le64(raw + 8 * i);
+        if (v < INT32_MIN || v > INT32_MAX)
+            st = st_fail(f, LOOM_ERR_FORMAT, "%s: tensor '%s' (I64) holds %lld, which does not fit in i32", path, en->name,
+                         (long long)v);
+        else
+            ((int32_t *)vals)[i] = (int32_t)v;
+    }
+    if (raw != vals) free(raw);
+    if (!st) st = put(f, en->name, en->dt, en->shape, vals);
+    if (st) free(vals);
+    return st;
+}
+
+/* After the 8-byte length: the header, its entries and their coverage,
+ * then the data. */
+static loom_status read_file(loom_st *f, const char *path, int fd, uint64_t size)
+{
+    unsigned char len8[8];
+    if (size < 8 || !read_at(fd, len8, 8, 0))
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: %llu bytes is too short for a safetensors file (8-byte header length)",
+                       path, (unsigned long long)size);
+    uint64_t hlen = le64(len8);
+    if (hlen > MAX_HEADER || hlen > size - 8)
+        return st_fail(f, LOOM_ERR_FORMAT, "%s: header length %llu does not fit in the file (%llu bytes)", path,
+                       (unsigned long long)hlen, (unsigned long long)size);
+    char *text = malloc((size_t)hlen + 1);
+    if (!text) return st_fail(f, LOOM_ERR_NOMEM, "%s: out of memory for a %llu-byte header", path, (unsigned long long)hlen);
+    cJSON *root = NULL;
+    entry *en = NULL;
+    loom_status st = LOOM_OK;
+    if (!read_at(fd, text, (size_t)hlen, 8)) st = st_fail(f, LOOM_ERR_IO, "%s: cannot read the header", path);
+    else if (!(root = cJSON_ParseWithLength(text, (size_t)hlen)) || !cJSON_IsObject(root))
+        st = st_fail(f, LOOM_ERR_FORMAT, "%s: the header is not a JSON object", path);
+    else if (!(en = malloc(((size_t)cJSON_GetArraySize(root) + 1) * sizeof *en)))
+        st = st_fail(f, LOOM_ERR_NOMEM, "%s: out of memory", path);
+    uint64_t data_off = 8 + hlen, data_len = size - data_off;
+    int n = 0;
+    for (cJSON *e = root ? root->child : NULL; e && !st; e = e->next)
+        st = !strcmp(e->string, "__metadata__") ? read_metadata(f, path, e) : parse_entry(f, path, e, data_len, &en[n++]);
+    if (!st) st = check_coverage(f, path, en, n, data_len);
+    for (int i = 0; !st && i < n; i++) st = load_entry(f, path, fd, data_off, &en[i]);
     cJSON_Delete(root);
-    free(spans);
+    free(en);
+    free(text);
     return st;
 }
 
@@ -313,11 +398,11 @@ loom_status loom_st_read(loom_st *f, const char *path)
     if (!f) return LOOM_ERR_ARG;
     clear(f);
     loom_error_clear(&f->err);
-    size_t len;
-    unsigned char *buf = slurp(f, path, &len);
-    if (!buf) return f->err.status;
-    loom_status st = parse(f, path, buf, len);
-    free(buf);
+    uint64_t size;
+    int fd = open_regular(f, path, &size);
+    if (fd < 0) return f->err.status;
+    loom_status st = read_file(f, path, fd, size);
+    close(fd);
     if (st) clear(f);
     return st;
 }

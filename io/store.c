@@ -13,33 +13,69 @@ struct loom_store {
     int n;
     loom_tensor *t;
     float **data;
+    int32_t *pos;      /* per graph node (when the store was made): its parameter index, -1 if none */
+    int32_t n_graph;
+    int *by_name;      /* parameter indices in name order, for lookups by name */
     loom_status made;  /* not LOOM_OK: the store could not be made (permanent) */
     loom_error err;
 };
 
 #define store_fail(s, ...) loom_error_set(&(s)->err, __VA_ARGS__)
 
+static int cmp_index_name(const void *a, const void *b, void *store)
+{
+    const loom_store *s = store;
+    return strcmp(loom_tensor_name(s->g, s->t[*(const int *)a]), loom_tensor_name(s->g, s->t[*(const int *)b]));
+}
+
+/* The parameter named `name`, or -1 (binary search in name order). */
+static int find_name(const loom_store *s, const char *name)
+{
+    for (int lo = 0, hi = s->n - 1; lo <= hi;) {
+        int mid = (lo + hi) / 2, c = strcmp(loom_tensor_name(s->g, s->t[s->by_name[mid]]), name);
+        if (!c) return s->by_name[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Names in order; two parameters of one name make no store. */
+static loom_status index_names(loom_store *s)
+{
+    if (!(s->by_name = malloc(((size_t)s->n + 1) * sizeof *s->by_name)))
+        return store_fail(s, LOOM_ERR_NOMEM, "store: out of memory");
+    for (int i = 0; i < s->n; i++) s->by_name[i] = i;
+    qsort_r(s->by_name, (size_t)s->n, sizeof *s->by_name, cmp_index_name, s);
+    for (int i = 1; i < s->n; i++) {
+        const char *a = loom_tensor_name(s->g, s->t[s->by_name[i - 1]]), *b = loom_tensor_name(s->g, s->t[s->by_name[i]]);
+        if (!strcmp(a, b)) return store_fail(s, LOOM_ERR_ARG, "store: two parameters are named '%s'", a);
+    }
+    return LOOM_OK;
+}
+
 /* One zeroed, aligned buffer per named parameter. */
 static loom_status collect(loom_store *s, const loom_graph *g)
 {
     int32_t N = loom_graph_size(g);
-    if (!(s->t = malloc((size_t)N * sizeof *s->t)) || !(s->data = calloc((size_t)N, sizeof *s->data)))
+    if (!(s->t = malloc((size_t)N * sizeof *s->t + 1)) || !(s->data = calloc((size_t)N + 1, sizeof *s->data)) ||
+        !(s->pos = malloc((size_t)N * sizeof *s->pos + 1)))
         return store_fail(s, LOOM_ERR_NOMEM, "store: out of memory");
+    s->n_graph = N;
     for (int32_t i = 0; i < N; i++) {
         loom_tensor t = loom_at(i);
+        s->pos[i] = -1;
         if (loom_graph_node(g, t)->tags.role != LOOM_ROLE_PARAM) continue;
         const char *name = loom_tensor_name(g, t);
         if (!name) return store_fail(s, LOOM_ERR_ARG, "store: parameter #%d has no name", i);
-        for (int k = 0; k < s->n; k++)
-            if (!strcmp(loom_tensor_name(g, s->t[k]), name))
-                return store_fail(s, LOOM_ERR_ARG, "store: two parameters are named '%s'", name);
         size_t bytes = (size_t)loom_tensor_numel(g, t) * sizeof(float);
         s->data[s->n] = aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!s->data[s->n]) return store_fail(s, LOOM_ERR_NOMEM, "store: out of memory for '%s' (%zu bytes)", name, bytes);
         memset(s->data[s->n], 0, bytes);
+        s->pos[i] = s->n;
         s->t[s->n++] = t;
     }
-    return LOOM_OK;
+    return index_names(s);
 }
 
 loom_store *loom_store_new(const loom_graph *g)
@@ -54,8 +90,8 @@ loom_store *loom_store_new(const loom_graph *g)
         s->made = collect(s, g);
     if (s->made) { /* keep the error, hold nothing */
         for (int i = 0; s->data && i < s->n; i++) free(s->data[i]);
-        free(s->data), free(s->t);
-        s->data = NULL, s->t = NULL, s->n = 0;
+        free(s->data), free(s->t), free(s->pos), free(s->by_name);
+        s->data = NULL, s->t = NULL, s->pos = NULL, s->by_name = NULL, s->n = 0;
     }
     return s;
 }
@@ -78,6 +114,8 @@ void loom_store_free(loom_store *s)
     for (int i = 0; s->data && i < s->n; i++) free(s->data[i]);
     free(s->data);
     free(s->t);
+    free(s->pos);
+    free(s->by_name);
     free(s);
 }
 
@@ -90,9 +128,8 @@ const char *loom_store_name(const loom_store *s, int i)
 
 static int find(const loom_store *s, loom_tensor t)
 {
-    for (int i = 0; i < s->n; i++)
-        if (s->t[i].id == t.id) return i;
-    return -1;
+    int32_t i = loom_index(t);
+    return s && s->pos && i >= 0 && i < s->n_graph ? s->pos[i] : -1;
 }
 
 float *loom_store_data(const loom_store *s, loom_tensor t)
@@ -177,9 +214,7 @@ static loom_status load(loom_store *s, const loom_st *f, bool strict, const char
         }
     }
     for (int k = 0; strict && k < f->n; k++) {
-        bool known = false;
-        for (int i = 0; i < s->n && !known; i++) known = !strcmp(loom_tensor_name(s->g, s->t[i]), f->tensors[k].name);
-        if (!known) {
+        if (find_name(s, f->tensors[k].name) < 0) {
             return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: '%s' is not a parameter of this model", where,
                               f->tensors[k].name);
         }

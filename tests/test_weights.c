@@ -4,6 +4,7 @@
 #include "tool.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -122,7 +123,6 @@ Test(safetensors, malformed_files_are_refused_with_a_reason)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, -1, "hole"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12, -1, "trailing"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, -1, "rank 5"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0, -1, "bad dimension"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,4]}}", 4, -1, "bad dimension"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, -1, "data_offsets"},
         {"{\"__metadata__\":{\"k\":3}}", 0, -1, "not a string"},
@@ -142,6 +142,91 @@ Test(safetensors, malformed_files_are_refused_with_a_reason)
     cr_assert(strstr(err, "too short"), "%s", err);
     cr_assert_null(st_read(tmp("missing"), err, sizeof err));
     cr_assert(strstr(err, "cannot open"), "%s", err);
+}
+
+/* Zero-size tensors are legal (PyTorch writes them) both ways; a tensor
+ * named __metadata__, a negative dimension or a rank over 4 is refused on
+ * writing as on reading. */
+Test(safetensors, writer_and_reader_agree)
+{
+    loom_st *f = loom_st_new();
+    float a[2] = {1, 2};
+    cr_assert_eq(loom_st_add(f, "empty", LOOM_F32, loom_shape2(3, 0), NULL), LOOM_OK, "%s", loom_st_error(f));
+    cr_assert_eq(loom_st_add(f, "a", LOOM_F32, loom_shape1(2), a), LOOM_OK);
+    cr_assert_eq(loom_st_add(f, "__metadata__", LOOM_F32, loom_shape1(2), a), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_st_error(f), "reserved"), "%s", loom_st_error(f));
+    cr_assert_eq(loom_st_add(f, "neg", LOOM_F32, loom_shape2(-1, 2), a), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_st_error(f), "reserved"), "the first error is kept: %s", loom_st_error(f));
+    loom_shape r9 = loom_shape1(1);
+    r9.rank = 9;
+    cr_assert_eq(loom_st_add(f, "r9", LOOM_F32, r9, a), LOOM_ERR_ARG);
+    cr_assert_eq(loom_st_add(f, "", LOOM_F32, loom_shape1(2), a), LOOM_ERR_ARG);
+    cr_assert_eq(loom_st_add(f, "i64", (loom_dtype)7, loom_shape1(2), a), LOOM_ERR_ARG);
+    cr_assert_eq(f->n, 2, "refused tensors are not added");
+    cr_assert_eq(loom_st_write(f, tmp("zero.safetensors")), LOOM_OK, "%s", loom_st_error(f));
+    cr_assert_str_eq(loom_st_error(f), "", "a write starts afresh");
+    char err[512];
+    loom_st *r = st_read(tmp("zero.safetensors"), err, sizeof err);
+    cr_assert(r, "%s", err);
+    const loom_st_tensor *t = loom_st_get(r, "empty");
+    cr_assert(t && loom_shape_eq(t->shape, loom_shape2(3, 0)));
+    cr_assert_eq(((float *)loom_st_get(r, "a")->data)[1], 2.0f);
+    loom_st_free(r);
+    loom_st_free(f);
+}
+
+/* Names are found through an index: many tensors, replaced and looked up. */
+Test(safetensors, many_tensors)
+{
+    loom_st *f = loom_st_new();
+    enum { N = 5000 };
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        float v = (float)i;
+        snprintf(name, sizeof name, "t%d", i);
+        cr_assert_eq(loom_st_add(f, name, LOOM_F32, loom_shape0(), &v), LOOM_OK);
+    }
+    float v = -1;
+    cr_assert_eq(loom_st_add(f, "t77", LOOM_F32, loom_shape0(), &v), LOOM_OK, "replacing");
+    cr_assert_eq(f->n, N);
+    cr_assert_eq(loom_st_write(f, tmp("many.safetensors")), LOOM_OK);
+    char err[512];
+    loom_st *r = st_read(tmp("many.safetensors"), err, sizeof err);
+    cr_assert(r, "%s", err);
+    for (int i = 0; i < N; i += 97) {
+        snprintf(name, sizeof name, "t%d", i);
+        cr_assert_eq(*(float *)loom_st_get(r, name)->data, i == 77 ? -1.0f : (float)i);
+    }
+    cr_assert_null(loom_st_get(r, "t5000"));
+    loom_st_free(r);
+    loom_st_free(f);
+}
+
+/* A FIFO (or any file that is not a regular file) is refused without
+ * waiting for a writer. */
+Test(safetensors, fifo_is_refused)
+{
+    cr_assert_eq(mkfifo(tmp("fifo"), 0600), 0);
+    char err[512];
+    cr_assert_null(st_read(tmp("fifo"), err, sizeof err));
+    cr_assert(strstr(err, "not a regular file"), "%s", err);
+}
+
+/* A huge file with a bad header is refused from its header alone: under
+ * an address-space limit far below its size, the message is about the
+ * header, not about memory. */
+Test(safetensors, bad_header_of_a_huge_file)
+{
+    const char *p = raw_file("huge", "{not json", NULL, 0, -1);
+    cr_assert_eq(truncate(p, (off_t)3 << 29), 0, "a sparse 1.5 GB file");
+    char err[512];
+#ifndef __SANITIZE_ADDRESS__ /* ASan reserves far more address space than any limit would allow */
+    struct rlimit lim = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+#endif
+    cr_assert_null(st_read(p, err, sizeof err));
+    cr_assert(strstr(err, "not a JSON object"), "%s", err);
+    unlink(p);
 }
 
 Test(safetensors, writes_are_atomic)

@@ -19,7 +19,7 @@ extern "C" {
 typedef struct {
     char *name;
     loom_dtype dtype;  /* F32 or I32 (I64 files are read as I32 when every value fits) */
-    loom_shape shape;
+    loom_shape shape;  /* dimensions may be 0 (a zero-size tensor) */
     void *data;        /* numel × 4 bytes, 64-byte aligned */
 } loom_st_tensor;
 
@@ -28,7 +28,9 @@ typedef struct {
     int n, cap;
     char **meta_key, **meta_val;
     int n_meta, cap_meta;
-    loom_error err;    /* first error of the last read or write */
+    loom_error err;    /* first error since the last read or write began */
+    int32_t *index;    /* private: the name index */
+    uint32_t index_cap;
 } loom_st;
 
 loom_st *loom_st_new(void);
@@ -39,7 +41,9 @@ loom_status loom_st_read(loom_st *f, const char *path);
 const char *loom_st_error(const loom_st *f);
 const loom_st_tensor *loom_st_get(const loom_st *f, const char *name);
 const char *loom_st_meta(const loom_st *f, const char *key);
-/* Adds a copy of data (replacing a tensor of the same name). */
+/* Adds a copy of data (replacing a tensor of the same name). The name may
+ * not be empty or "__metadata__"; dtype F32 or I32; rank 0..4; dimensions
+ * >= 0. LOOM_ERR_ARG (and loom_st_error) otherwise. */
 loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data);
 loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value);
 /* Writes atomically; on failure the old file (if any) is untouched and
