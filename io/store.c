@@ -1,4 +1,5 @@
 /* Parameter store: one buffer per named parameter. */
+#define _GNU_SOURCE /* qsort_r */
 #include "loom/store.h"
 #include "loom/ops.h"
 #include "graph/error.h"
