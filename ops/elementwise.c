@@ -1,7 +1,10 @@
 /* Elementwise ops: binary with NumPy broadcasting, affine, unary maps, step,
  * where. Gradients of broadcast operands are summed back to their shapes
  * with sum_to (the adjoint of broadcasting). */
+#define _GNU_SOURCE /* qsort_r */
 #include "ops/op.h"
+
+#include <stdlib.h>
 
 static bool need_f32(loom_graph *g, const char *op, const loom_tensor *in, int n)
 {
@@ -323,12 +326,73 @@ loom_tensor loom_sub(loom_graph *g, loom_tensor a, loom_tensor b) { return binar
 loom_tensor loom_mul(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_MUL, a, b); }
 loom_tensor loom_div(loom_graph *g, loom_tensor a, loom_tensor b) { return binary(g, OP_DIV, a, b); }
 
+static int cmp_before(const void *a, const void *b, void *graph)
+{
+    const loom_node *x = loom_graph_node(graph, *(const loom_tensor *)a), *y = loom_graph_node(graph, *(const loom_tensor *)b);
+    return (x->attr.i[1] > y->attr.i[1]) - (x->attr.i[1] < y->attr.i[1]);
+}
+
+/* Σ of pads of pieces along one axis into one shape — the gradient of a
+ * tensor sliced step by step — is the pieces side by side: one concat, with
+ * zero fills in the gaps. That costs the size of the result, not (pieces ×
+ * size) as summing full-size pads would (BPTT through T slices of an input
+ * would be O(T²) in time and memory). Pads that overlap stay in the sum.
+ * Moves the merged pads out of xs; returns the number of terms left, the
+ * concat among them. */
+static int merge_pads(loom_graph *g, loom_tensor *xs, int n)
+{
+    const loom_node *first = NULL;
+    int m = 0;
+    for (int i = 0; i < n; i++) { /* the pads like the first pad, to the front */
+        const loom_node *p = loom_graph_node(g, xs[i]);
+        if (p->op != OP_PAD || (first && (p->attr.i[0] != first->attr.i[0] || !loom_shape_eq(p->shape, first->shape))))
+            continue;
+        if (!first) first = p;
+        loom_tensor t = xs[m];
+        xs[m++] = xs[i];
+        xs[i] = t;
+    }
+    if (m < 2) return n;
+    int ax = first->attr.i[0], size = first->shape.d[ax];
+    loom_shape shape = first->shape;
+    qsort_r(xs, (size_t)m, sizeof *xs, cmp_before, g);
+    loom_tensor *parts = malloc((2 * (size_t)m + 1) * sizeof *parts);
+    if (!parts) return loom_graph_fail(g, LOOM_ERR_NOMEM, "add_n: out of memory"), n;
+    int n_parts = 0, kept = 0, end = 0;
+    for (int i = 0; i < m; i++) {
+        const loom_node *p = loom_graph_node(g, xs[i]);
+        int before = p->attr.i[1], w = loom_tensor_shape(g, loom_node_input(g, xs[i], 0)).d[ax];
+        if (before < end) { /* overlaps the previous piece: summed as a pad */
+            xs[kept++] = xs[i];
+            continue;
+        }
+        shape.d[ax] = before - end;
+        if (before > end) parts[n_parts++] = loom_fill(g, shape, 0.0f);
+        parts[n_parts++] = loom_node_input(g, xs[i], 0);
+        end = before + w;
+    }
+    shape.d[ax] = size - end;
+    if (end < size) parts[n_parts++] = loom_fill(g, shape, 0.0f);
+    xs[kept++] = loom_concat(g, parts, n_parts, ax);
+    free(parts);
+    for (int i = m; i < n; i++) xs[kept++] = xs[i];
+    return kept;
+}
+
 loom_tensor loom_add_n(loom_graph *g, const loom_tensor *xs, int n)
 {
     if (n == 1 && xs && loom_graph_has(g, xs[0]) && !loom_graph_failed(g)) return xs[0];
     if (n < 1 || !xs) return loom_graph_fail(g, LOOM_ERR_ARG, "add_n: needs at least one input");
+    for (int i = 0; i < n; i++)
+        if (!loom_graph_has(g, xs[i])) return loom_op_build(g, OP_ADD_N, xs, n, &(loom_attrs){0}); /* its error */
+    loom_tensor *terms = malloc((size_t)n * sizeof *terms);
+    if (!terms) return loom_graph_fail(g, LOOM_ERR_NOMEM, "add_n: out of memory");
+    memcpy(terms, xs, (size_t)n * sizeof *terms);
+    int k = merge_pads(g, terms, n);
     loom_attrs at = loom_attrs_zero();
-    return loom_op_build(g, OP_ADD_N, xs, n, &at);
+    loom_tensor y = k == 1 ? terms[0] : loom_op_build(g, OP_ADD_N, terms, k, &at);
+    free(terms);
+    return y;
 }
 
 loom_tensor loom_where(loom_graph *g, loom_tensor c, loom_tensor a, loom_tensor b)

@@ -2,7 +2,9 @@
  * reshape and stop_gradient are views (no copy, no buffer of their own). */
 #include "ops/op.h"
 
-/* ---- concat: attrs i[0] = axis ---- */
+/* ---- concat: attrs i[0] = axis; i[1] = every piece's width along the axis
+ * when they are all equal, else 0 (set by the shape rule; lets a slice find
+ * its piece in O(1)) ---- */
 
 static bool shape_concat(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
                          loom_shape *out, loom_dtype *dt)
@@ -15,6 +17,7 @@ static bool shape_concat(loom_graph *g, const char *op, const loom_tensor *in, i
     a->i[0] = ax;
     *dt = loom_tensor_dtype(g, in[0]);
     int64_t total = s.d[ax];
+    a->i[1] = s.d[ax];
     for (int i = 1; i < n; i++) {
         loom_shape si = loom_tensor_shape(g, in[i]);
         bool ok = si.rank == s.rank && loom_tensor_dtype(g, in[i]) == *dt;
@@ -24,6 +27,7 @@ static bool shape_concat(loom_graph *g, const char *op, const loom_tensor *in, i
                                                "%s: input %d %s does not match input 0 %s outside axis %d", op, i,
                                                TSTR(g, in[i]), TSTR(g, in[0]), ax));
         total += si.d[ax];
+        if (si.d[ax] != a->i[1]) a->i[1] = 0;
     }
     if (total > INT32_MAX) return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: result too large", op));
     s.d[ax] = (int32_t)total;
@@ -301,6 +305,11 @@ loom_tensor loom_slice(loom_graph *g, loom_tensor x, int axis, int start, int le
     if (n && ax >= 0 && start == 0 && len == n->shape.d[ax] && !loom_graph_failed(g)) return x;
     /* a slice that is exactly one piece of a concat along the same axis is that piece */
     if (n && ax >= 0 && n->op == OP_CONCAT && n->attr.i[0] == ax && !loom_graph_failed(g)) {
+        int w = n->attr.i[1]; /* equal pieces: found at once */
+        if (w > 0) {
+            if (start % w == 0 && len == w && start / w < n->n_in) return loom_node_input(g, x, start / w);
+            return slice_pad(g, OP_SLICE, x, axis, start, len);
+        }
         int off = 0;
         for (int i = 0; i < n->n_in; i++) {
             loom_tensor piece = loom_node_input(g, x, i);

@@ -226,3 +226,39 @@ Test(autodiff, gradcheck_small_lstm_cell_with_dropout_and_embedding)
     free(ev), free(wv), free(bv), free(ov);
     loom_graph_free(g);
 }
+
+/* BPTT with respect to an input read step by step through slices: the
+ * slices' gradients are assembled into one buffer, so the plan's memory
+ * grows with T, not T² (4·T² bytes of full-size pads before). */
+Test(autodiff, sliced_input_gradient_is_linear_in_steps)
+{
+    size_t arena[2];
+    int steps[2] = {500, 2000};
+    for (int k = 0; k < 2; k++) {
+        int T = steps[k];
+        loom_graph *g = loom_graph_new();
+        loom_tensor x = loom_input(g, "x", loom_shape3(T, 1, 1)), w = loom_param(g, "w", loom_shape2(1, 1));
+        loom_tensor h = loom_fill(g, loom_shape2(1, 1), 0.0f);
+        for (int t = 0; t < T; t++) {
+            loom_tensor xt = loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(1, 1));
+            h = loom_tanh(g, loom_add(g, loom_matmul(g, h, w, false, true), xt));
+        }
+        loom_tensor loss = loom_sum_all(g, h), gx;
+        cr_assert_eq(loom_backward(g, loss, &x, 1, &gx), LOOM_OK, "%s", loom_graph_error(g));
+        loom_plan *p = loom_plan_new(g, &gx, 1, NULL);
+        cr_assert(p, "%s", loom_graph_error(g));
+        arena[k] = loom_plan_get_stats(p).arena_bytes;
+        float *xv = calloc((size_t)T, sizeof *xv), wv = 0.5f;
+        for (int t = 0; t < T; t++) xv[t] = 0.01f * (float)(t % 7);
+        loom_bind(p, x, xv);
+        loom_bind(p, w, &wv);
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        /* the last step's input gets dL/dh_T · (1 − h_T²), earlier ones less */
+        const float *d = loom_plan_output(p, gx);
+        cr_assert(d[T - 1] > 0.9f && d[T - 1] <= 1.0f && fabsf(d[0]) < d[T - 1], "%g %g", d[0], d[T - 1]);
+        free(xv);
+        loom_plan_free(p);
+        loom_graph_free(g);
+    }
+    cr_assert_lt((double)arena[1], 6.0 * (double)arena[0], "4× the steps: %zu → %zu arena bytes", arena[0], arena[1]);
+}

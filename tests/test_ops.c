@@ -560,6 +560,38 @@ Test(elementwise, add_n_values_and_gradients)
     loom_graph_free(g);
 }
 
+/* A sum of pads along one axis (the gradient of a tensor sliced piece by
+ * piece) is assembled by one concat with zero gaps; overlapping pads and
+ * other terms are still summed, and the values are those of the sum. */
+Test(elementwise, add_n_of_pads_assembles_the_pieces)
+{
+    loom_graph *g = loom_graph_new();
+    tin a = in_vals(g, "a", loom_shape2(1, 2), (float[]){1, 2});
+    tin b = in_vals(g, "b", loom_shape2(2, 2), (float[]){3, 4, 5, 6});
+    tin c = in_vals(g, "c", loom_shape2(1, 2), (float[]){7, 8});
+    tin d = in_vals(g, "d", loom_shape2(6, 2), (float[]){0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f,
+                                                            0.5f, 0.5f});
+    /* rows: a at 4, b at 1..2, c at 2 (overlaps b), gaps at 0, 3 and 5 */
+    loom_tensor pa = loom_pad(g, a.t, 0, 4, 6), pb = loom_pad(g, b.t, 0, 1, 6), pc = loom_pad(g, c.t, 0, 2, 6);
+    loom_tensor y = loom_add_n(g, (loom_tensor[]){pa, d.t, pb, pc}, 4);
+    float *v = eval(g, y, (loom_binding[]){a.b, b.b, c.b, d.b}, 4);
+    assert_close(v, (float[]){0.5f, 0.5f, 3.5f, 4.5f, 12.5f, 14.5f, 0.5f, 0.5f, 1.5f, 2.5f, 0.5f, 0.5f}, 12, 0);
+    free(v);
+    int pads_summed = 0, concats = 0;
+    for (int j = 0; j < loom_graph_node(g, y)->n_in; j++) {
+        const char *op = loom_op_name(loom_graph_node(g, loom_node_input(g, y, j))->op);
+        pads_summed += !strcmp(op, "pad"), concats += !strcmp(op, "concat");
+    }
+    cr_assert(pads_summed == 1 && concats == 1, "the overlapping pad is summed (%d), the others assembled (%d)",
+              pads_summed, concats);
+    check_grads(g, loom_tanh(g, y), (loom_binding[]){a.b, b.b, c.b, d.b}, 4, NULL, 0);
+    /* pads that tile the axis exactly are the concat alone */
+    loom_tensor whole = loom_add_n(g, (loom_tensor[]){loom_pad(g, c.t, 0, 2, 3), loom_pad(g, b.t, 0, 0, 3)}, 2);
+    cr_assert_str_eq(loom_op_name(loom_graph_node(g, whole)->op), "concat");
+    free(a.d), free(b.d), free(c.d), free(d.d);
+    loom_graph_free(g);
+}
+
 Test(index, sequence_mask_values)
 {
     loom_graph *g = loom_graph_new();
