@@ -19,7 +19,7 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
                            const loom_binding *fixed, int n_fixed, const loom_gradcheck_opts *opts,
                            loom_gradcheck_result *res)
 {
-    loom_gradcheck_opts o = {5e-3, 1e-3, 1e-2, 0, 1};
+    loom_gradcheck_opts o = {.eps = 5e-3, .atol = 1e-3, .rtol = 1e-2, .seed = 1};
     if (opts) {
         o = *opts;
         if (o.eps <= 0) o.eps = 5e-3;
@@ -57,6 +57,11 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
     if (st && pb && *loom_plan_error(pb)) loom_graph_fail(g, st, "gradcheck: %s", loom_plan_error(pb));
 
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 1;
+    int64_t total = 0, done = 0;
+    for (int i = 0; i < n_wrt; i++) {
+        int64_t numel = loom_tensor_numel(g, wrt[i].t);
+        total += o.max_checks > 0 && o.max_checks < numel ? o.max_checks : numel;
+    }
     for (int i = 0; !st && i < n_wrt; i++) {
         float *x = wrt[i].data;
         const float *ga = loom_plan_output(pb, grads[i]);
@@ -81,12 +86,15 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
                 loom_graph_fail(g, st, "gradcheck: %s", loom_plan_error(pf));
                 break;
             }
+            /* a step too small for f32 (hp + hm = 0) gives NaN, which fails */
             double num = (lp - lm) / (hp + hm), an = ga[e];
             double err = fabs(an - num), scale = fmax(fabs(an), fabs(num));
             double rel = err / fmax(scale, 1e-8);
+            bool finite = isfinite(err);
             r.checked++;
-            if (err > o.atol + o.rtol * scale) r.passed = false;
-            if (err > r.max_abs_err || r.worst_tensor < 0) {
+            if (!finite || err > o.atol + o.rtol * scale) r.passed = false;
+            /* the worst element: the first non-finite one, else the largest error */
+            if (r.worst_tensor < 0 || (isfinite(r.max_abs_err) && (!finite || err > r.max_abs_err))) {
                 r.max_abs_err = err;
                 r.worst_tensor = i;
                 r.worst_index = e;
@@ -94,6 +102,7 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
                 r.worst_numeric = num;
             }
             if (err > o.atol && rel > r.max_rel_err) r.max_rel_err = rel;
+            if (o.progress) o.progress(o.progress_ctx, ++done, total);
         }
     }
     loom_plan_free(pf);

@@ -1,6 +1,7 @@
 /* Reverse mode: fan-out sums, stop_gradient, pruning, tags, second order,
  * and a hand-derived BPTT through a 3-step tanh RNN. */
 #include "helpers.h"
+#include "tool.h"
 
 /* Gradient values of `loss` with respect to each wrt, by running a plan. */
 static void grads_of(loom_graph *g, loom_tensor loss, const loom_binding *wrt, int n, const loom_binding *fixed,
@@ -261,4 +262,22 @@ Test(autodiff, sliced_input_gradient_is_linear_in_steps)
         loom_graph_free(g);
     }
     cr_assert_lt((double)arena[1], 6.0 * (double)arena[0], "4× the steps: %zu → %zu arena bytes", arena[0], arena[1]);
+}
+
+/* A non-finite comparison fails the check: a step too small to change an
+ * f32 value makes the central difference 0/0. */
+Test(autodiff, gradcheck_fails_on_non_finite_differences)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape1(3));
+    loom_tensor loss = loom_sum_all(g, loom_tanh(g, x));
+    float xv[3] = {0.1f, -0.2f, 0.3f};
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, loss, (loom_binding[]){{x, xv}}, 1, NULL, 0, &(loom_gradcheck_opts){.eps = 1e-12}, &r),
+                 LOOM_OK);
+    cr_assert(!r.passed, "a NaN difference is not a pass");
+    cr_assert(isnan(r.max_abs_err), "the worst error is the non-finite one: %g", r.max_abs_err);
+    char *argv[] = {"--eps", "1e-12"};
+    cr_assert_eq(loom_cmd_gradcheck(2, argv), 1, "the command fails too");
+    loom_graph_free(g);
 }

@@ -7,6 +7,8 @@
 #include "loom/loom.h"
 
 #include <inttypes.h>
+#include <math.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,18 +17,20 @@ const char loom_gradcheck_help[] =
     "gradients and check every one against central differences\n"
     "  --vocab V             output classes (default 7)\n"
     "  --eps E               finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose\n"
-    "                        kinks a larger step may cross)\n";
+    "                        kinks a larger step may cross)\n"
+    "  --max-checks N        check at most N sampled elements of each tensor (default: all);\n"
+    "                        a long check reports its progress on stderr\n";
 
 typedef struct {
     loom_tool_model m;
-    long vocab;
+    long vocab, max_checks;
     double eps;
 } gc_args;
 
 /* 0: parsed; otherwise the exit status. */
 static int parse(gc_args *a, int argc, char **argv)
 {
-    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0};
+    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0};
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
@@ -34,6 +38,8 @@ static int parse(gc_args *a, int argc, char **argv)
         if (r) continue;
         if (!strcmp(f, "--vocab")) {
             if (!loom_tool_int(f, v, 1, 100000, &a->vocab)) return 2;
+        } else if (!strcmp(f, "--max-checks")) {
+            if (!loom_tool_int(f, v, 1, 1L << 40, &a->max_checks)) return 2;
         } else if (!strcmp(f, "--eps")) {
             char *end;
             a->eps = v ? strtod(v, &end) : 0;
@@ -114,6 +120,32 @@ static bool fill(const lm_graph *lm, loom_store *store, const gc_args *a, loom_b
     return true;
 }
 
+/* Progress on stderr every few seconds, for checks that take a while. */
+typedef struct {
+    struct timespec start, last;
+    bool shown;
+} progress;
+
+static double since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + 1e-9 * (double)(now.tv_nsec - t->tv_nsec);
+}
+
+static void show_progress(void *ctx, int64_t done, int64_t total)
+{
+    progress *p = ctx;
+    if ((done & 63) && done != total) return; /* read the clock now and then */
+    if (since(&p->last) < 2.0 && done != total) return;
+    if (done == total && !p->shown) return;
+    clock_gettime(CLOCK_MONOTONIC, &p->last);
+    double el = since(&p->start);
+    fprintf(stderr, "loom gradcheck: %" PRId64 " of %" PRId64 " elements (%.0f%%), %.0f s, about %.0f s left\n", done,
+            total, 100.0 * (double)done / (double)total, el, el / (double)done * (double)(total - done));
+    p->shown = true;
+}
+
 static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_result *r, const loom_binding *wrt, int n_wrt)
 {
     const loom_tool_model *m = &a->m;
@@ -124,8 +156,11 @@ static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_re
            loom_graph_size(lm->g) - lm->n_forward, loom_graph_fingerprint(lm->g));
     printf("checked %" PRId64 " gradient elements over %d tensors (eps %.1e)\n", r->checked, n_wrt, a->eps);
     if (r->worst_tensor >= 0)
-        printf("largest error %.3e at %s[%" PRId64 "]: analytic %.6f, numeric %.6f\n", r->max_abs_err,
-               loom_tensor_name(lm->g, wrt[r->worst_tensor].t), r->worst_index, r->worst_analytic, r->worst_numeric);
+        printf("largest error %.3e at %s[%" PRId64 "]: analytic %.6f, numeric %.6f%s\n", r->max_abs_err,
+               loom_tensor_name(lm->g, wrt[r->worst_tensor].t), r->worst_index, r->worst_analytic, r->worst_numeric,
+               isfinite(r->max_abs_err) ? ""
+                                        : " (not finite: a NaN or infinite gradient, or a step --eps too small to change "
+                                          "an f32 value)");
     printf("gradcheck %s\n", r->passed ? "passed" : "FAILED");
 }
 
@@ -146,13 +181,18 @@ int loom_cmd_gradcheck(int argc, char **argv)
     loom_binding *wrt = calloc((size_t)(n_params + 1 + a.m.cell->n_states), sizeof *wrt);
     int32_t *tg = malloc((size_t)(a.m.steps * a.m.batch) * sizeof *tg);
     loom_gradcheck_result r;
+    progress pr = {.shown = false};
+    clock_gettime(CLOCK_MONOTONIC, &pr.start);
+    pr.last = pr.start;
     rc = 1;
     if (loom_store_status(store)) {
         fprintf(stderr, "loom: %s\n", loom_store_error(store));
     } else if (!wrt || !tg || !fill(&lm, store, &a, wrt, &n_wrt, tg)) {
         fprintf(stderr, "loom: out of memory\n");
     } else if (loom_gradcheck(lm.g, lm.loss, wrt, n_wrt, &(loom_binding){lm.targets, tg}, 1,
-                              &(loom_gradcheck_opts){a.eps, 1e-3, 1e-2, 0, (uint64_t)a.m.seed}, &r)) {
+                              &(loom_gradcheck_opts){a.eps, 1e-3, 1e-2, a.max_checks, (uint64_t)a.m.seed, show_progress,
+                                                     &pr},
+                              &r)) {
         fprintf(stderr, "loom: %s\n", loom_graph_error(lm.g));
     } else {
         report(&lm, &a, &r, wrt, n_wrt);

@@ -15,8 +15,15 @@ typedef struct {
     double atol, rtol;   /* pass if |analytic − numeric| ≤ atol + rtol·max(|a|,|n|) (1e-3, 1e-2) */
     int64_t max_checks;  /* elements checked per tensor, sampled when larger (0: all) */
     uint64_t seed;       /* sampling and the plans' dropout seed */
+    /* Called after each element with the elements checked and the total
+     * (NULL: none); a long check can report how far it is. */
+    void (*progress)(void *ctx, int64_t done, int64_t total);
+    void *progress_ctx;
 } loom_gradcheck_opts;
 
+/* passed is false when any compared difference is out of tolerance or not
+ * finite (a NaN or infinite gradient, or a step eps too small to change an
+ * f32 value). */
 typedef struct {
     bool passed;
     int64_t checked;          /* elements compared */
