@@ -26,7 +26,7 @@ static void golden_cell(const char *cell)
         if (strncmp(name, cell, strlen(cell)) || name[strlen(cell)] != '_') continue;
         char path[512], err[1024];
         snprintf(path, sizeof path, "%s/%s", LOOM_GOLDEN_DIR, name);
-        cr_assert_eq(loom_rnn_run(path, out, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(loom_rnn_run(path, out, false, err, sizeof err), 0, "%s", err);
         loom_st *want = st_read(path, err, sizeof err), *got = st_read(out, err, sizeof err);
         cr_assert(want && got, "%s", err);
         int compared = 0;

@@ -358,7 +358,7 @@ static void expect_rnn_run_error(loom_st *f, const char *why)
 {
     char err[1024];
     cr_assert_eq(loom_st_write(f, tmp("case.safetensors")), LOOM_OK);
-    int rc = loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), err, sizeof err);
+    int rc = loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err);
     cr_assert_eq(rc, 2, "status %d for: %s", rc, why);
     cr_assert(strstr(err, why), "'%s' is not in: %s", why, err);
     cr_assert_neq(access(tmp("out.safetensors"), F_OK), 0, "no output is written");
@@ -417,6 +417,6 @@ Test(rnn_run, bad_case_files)
     loom_st_free(f);
 
     char err[512];
-    cr_assert_eq(loom_rnn_run(tmp("nothing.safetensors"), tmp("out.safetensors"), err, sizeof err), 2);
+    cr_assert_eq(loom_rnn_run(tmp("nothing.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
     cr_assert(strstr(err, "cannot open"), "%s", err);
 }

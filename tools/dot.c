@@ -28,7 +28,7 @@ typedef struct {
     loom_tool_model m;
     long truncate, shown;
     float heat_lo, heat_hi;
-    bool backward, norms, random_trunc, last_loss, cells;
+    bool backward, norms, random_trunc, last_loss, cells, help;
     const char *out, *fmt, *title;
 } dot_args;
 
@@ -42,9 +42,21 @@ static const char *ext_of(const char *path)
 static bool parse_option(dot_args *a, int argc, char **argv, int *i)
 {
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (loom_tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
     if (!strcmp(f, "--backward")) return a->backward = true;
     if (!strcmp(f, "--grad-norms")) return a->norms = true;
+    static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "-o"};
+    bool known = false;
+    for (unsigned k = 0; k < sizeof valued / sizeof *valued; k++) known = known || !strcmp(f, valued[k]);
+    if (!known) {
+        fprintf(stderr, "loom dot: unknown option '%s' (see 'loom help')\n", f);
+        return false;
+    }
+    if (!v) {
+        fprintf(stderr, "loom dot: %s needs a value\n", f);
+        return false;
+    }
     (*i)++; /* the rest take a value */
     if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, 100000, &a->truncate);
     if (!strcmp(f, "--steps-shown")) return loom_tool_int(f, v, 0, 100000, &a->shown);
@@ -69,12 +81,7 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
         return ok;
     }
     if (!strcmp(f, "--title")) return (a->title = v) != NULL;
-    if (!strcmp(f, "-o")) {
-        if (!v) fprintf(stderr, "loom dot: -o needs a file name\n");
-        return (a->out = v) != NULL;
-    }
-    fprintf(stderr, "loom dot: unknown option '%s' (see 'loom help')\n", f);
-    return false;
+    return (a->out = v) != NULL; /* -o */
 }
 
 /* Options, then what they must agree on. 0: parsed; else the exit status. */
@@ -84,6 +91,7 @@ static int parse(dot_args *a, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
+        if (a->help) return 0;
     }
     if (!a->out) {
         fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
@@ -222,6 +230,10 @@ int loom_cmd_dot(int argc, char **argv)
     dot_args a;
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
+    if (a.help) {
+        loom_tool_help("dot -o FILE [options]", loom_dot_help, true);
+        return 0;
+    }
     const loom_tool_model *m = &a.m;
     int T = (int)m->steps, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
     dot_model dm;
@@ -240,7 +252,7 @@ int loom_cmd_dot(int argc, char **argv)
     if (!loom_graph_failed(dm.g) && a.backward) n_roots = backward(&dm, roots);
     if (loom_graph_failed(dm.g)) {
         fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
-        rc = 2;
+        rc = loom_tool_exit(loom_graph_status(dm.g));
         goto done;
     }
     char title[256];

@@ -4,6 +4,7 @@
 
 #include "mgu_cell.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,10 @@ bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || *end || end == s || v < lo || v > hi) {
+    /* digits only, with an optional minus: strtol would also take " 3" and "+3" */
+    bool digits = s && (isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1])));
+    long v = digits ? strtol(s, &end, 10) : 0;
+    if (!digits || errno || *end || v < lo || v > hi) {
         fprintf(stderr, "loom: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s ? s : "");
         return false;
     }
@@ -77,3 +80,19 @@ void loom_tool_model_help(FILE *f)
             "  --seed S              random seed (default 1)\n",
             loom_tool_cell_names(names, sizeof names));
 }
+
+void loom_tool_help(const char *synopsis, const char *help, bool model_flags)
+{
+    printf("usage: loom %s\n\n%s", synopsis, help);
+    if (model_flags) {
+        printf("\n");
+        loom_tool_model_help(stdout);
+    }
+}
+
+int loom_tool_exit(loom_status st)
+{
+    return st == LOOM_OK ? 0 : st == LOOM_ERR_NOMEM || st == LOOM_ERR_IO ? 1 : 2;
+}
+
+bool loom_tool_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }

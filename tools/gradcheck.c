@@ -25,14 +25,19 @@ typedef struct {
     loom_tool_model m;
     long vocab, max_checks;
     double eps;
+    bool help;
 } gc_args;
 
 /* 0: parsed; otherwise the exit status. */
 static int parse(gc_args *a, int argc, char **argv)
 {
-    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0};
+    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0, false};
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (loom_tool_is_help(f)) {
+            a->help = true;
+            return 0;
+        }
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0) return 2;
         if (r) continue;
@@ -169,12 +174,17 @@ int loom_cmd_gradcheck(int argc, char **argv)
     gc_args a;
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
+    if (a.help) {
+        loom_tool_help("gradcheck [options]", loom_gradcheck_help, true);
+        return 0;
+    }
     lm_graph lm;
     build(&lm, &a);
     if (loom_graph_failed(lm.g)) {
         fprintf(stderr, "loom: %s\n", loom_graph_error(lm.g));
+        rc = loom_tool_exit(loom_graph_status(lm.g));
         loom_graph_free(lm.g);
-        return 2;
+        return rc;
     }
     loom_store *store = loom_store_new(lm.g);
     int n_params = store ? loom_store_count(store) : 0, n_wrt = 0;

@@ -2,6 +2,7 @@
 #include "loom/loom.h"
 #include "tool.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,15 +57,15 @@ static int cmd_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
     loom_tools_init();
+    /* a file too large for RLIMIT_FSIZE is a write error (EFBIG) that the
+     * atomic writers clean up after, not a signal that kills the process
+     * and leaves a temporary file */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    for (int a = 1; a < argc; a++)
-        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            usage(stdout);
-            return 0;
-        }
+    if (loom_tool_is_help(argv[1])) return cmd_help(0, NULL);
     if (!strcmp(argv[1], "--version")) return cmd_version(0, NULL);
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);

@@ -13,6 +13,8 @@
 #include "loom/store.h"
 
 #include <errno.h>
+#include <math.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,20 +128,63 @@ static bool build(rcase *c)
     return true;
 }
 
-/* The non-parameter inputs, checked against the graph and bound. */
-static bool bind_inputs(rcase *c, loom_plan *p)
+/* Non-finite values of an F32 tensor: how many, and the first one's index. */
+static int64_t non_finite(const loom_st_tensor *t, int64_t *first)
 {
+    int64_t n = 0, numel = loom_shape_numel(t->shape);
+    const float *v = t->data;
+    for (int64_t i = 0; t->dtype == LOOM_F32 && i < numel; i++)
+        if (!isfinite(v[i]) && !n++) *first = i;
+    return n;
+}
+
+/* NaN or infinite inputs give NaN results: said on stderr, or refused. */
+static bool check_finite(rcase *c, const loom_st_tensor *t, bool refuse)
+{
+    int64_t first = 0, n = non_finite(t, &first);
+    if (!n) return true;
+    if (refuse) {
+        snprintf(c->msg, sizeof c->msg, "tensor '%s' holds %lld non-finite values (the first at element %lld)", t->name,
+                 (long long)n, (long long)first);
+        return false;
+    }
+    fprintf(stderr, "loom rnn-run: warning: tensor '%s' holds %lld non-finite values (the first at element %lld); "
+                    "the results will not be finite (--finite refuses such files)\n",
+            t->name, (long long)n, (long long)first);
+    return true;
+}
+
+/* Every tensor the run reads, checked before anything big is allocated:
+ * the parameters (name, shape, F32) and the inputs; their values finite
+ * (or a warning). */
+static bool check_inputs(rcase *c, bool refuse_non_finite)
+{
+    for (int l = 0; l < c->layers; l++)
+        for (int d = 0; d < c->D; d++)
+            for (int i = 0; i < c->rnn.n_params; i++) {
+                loom_tensor p = c->rnn.param[l][d][i];
+                const loom_st_tensor *v = want(c->f, loom_tensor_name(c->g, p), LOOM_F32, loom_tensor_shape(c->g, p), true,
+                                               c->msg, sizeof c->msg);
+                if (!v || !check_finite(c, v, refuse_non_finite)) return false;
+            }
     loom_tensor t[5] = {c->x, c->go, c->init[0], c->init[1]};
     int n = 2 + c->S;
     if (loom_valid(c->lengths)) t[n++] = c->lengths;
     for (int i = 0; i < n; i++) {
-        const char *name = loom_tensor_name(c->g, t[i]);
-        const loom_st_tensor *v = want(c->f, name, loom_tensor_dtype(c->g, t[i]), loom_tensor_shape(c->g, t[i]), true,
-                                       c->msg, sizeof c->msg);
-        if (!v) return false;
-        if (p) loom_bind(p, t[i], v->data);
+        const loom_st_tensor *v = want(c->f, loom_tensor_name(c->g, t[i]), loom_tensor_dtype(c->g, t[i]),
+                                       loom_tensor_shape(c->g, t[i]), true, c->msg, sizeof c->msg);
+        if (!v || !check_finite(c, v, refuse_non_finite)) return false;
     }
     return true;
+}
+
+/* The non-parameter inputs (checked by check_inputs), bound. */
+static void bind_inputs(rcase *c, loom_plan *p)
+{
+    loom_tensor t[5] = {c->x, c->go, c->init[0], c->init[1]};
+    int n = 2 + c->S;
+    if (loom_valid(c->lengths)) t[n++] = c->lengths;
+    for (int i = 0; i < n; i++) loom_bind(p, t[i], loom_st_get(c->f, loom_tensor_name(c->g, t[i]))->data);
 }
 
 /* Gradients of L = Σ output ⊙ grad_output w.r.t. the input, the initial
@@ -161,7 +206,7 @@ static int differentiate(rcase *c)
             for (int i = 0; i < c->rnn.n_params; i++) c->wrt[k++] = c->rnn.param[l][d][i];
     if (loom_backward(c->g, c->loss, c->wrt, c->n_wrt, c->grads)) {
         snprintf(c->msg, sizeof c->msg, "%s", loom_graph_error(c->g));
-        return 2;
+        return loom_tool_exit(loom_graph_status(c->g));
     }
     return 0;
 }
@@ -191,9 +236,10 @@ static int run(rcase *c, loom_plan **plan, loom_store **store)
     }
     loom_store_bind(*store, *plan);
     bind_inputs(c, *plan);
-    if (loom_run(*plan)) {
+    loom_status st = loom_run(*plan);
+    if (st) {
         snprintf(c->msg, sizeof c->msg, "%s", loom_plan_error(*plan));
-        return 2;
+        return loom_tool_exit(st);
     }
     return 0;
 }
@@ -222,8 +268,19 @@ static loom_st *results(const rcase *c, const loom_plan *p)
     return out;
 }
 
-int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t n)
+/* True when b names the file a names (an output must not replace its input). */
+static bool same_file(const char *a, const char *b)
 {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t n)
+{
+    if (same_file(case_path, out_path)) {
+        snprintf(err, n, "%s: the output would replace the case file it is computed from", out_path);
+        return 2;
+    }
     loom_st *f = loom_st_new(), *out = NULL;
     if (!f) {
         snprintf(err, n, "out of memory");
@@ -238,8 +295,16 @@ int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t 
     loom_plan *plan = NULL;
     loom_store *store = NULL;
     int rc = 2;
-    if (read_meta(&c) && build(&c) && bind_inputs(&c, NULL) && !(rc = differentiate(&c)) && !(rc = run(&c, &plan, &store))) {
-        if (!(out = results(&c, plan))) {
+    if (read_meta(&c) && build(&c) && check_inputs(&c, refuse_non_finite) && !(rc = differentiate(&c)) &&
+        !(rc = run(&c, &plan, &store))) {
+        if ((out = results(&c, plan)))
+            for (int i = 0; i < out->n; i++) {
+                int64_t first = 0, bad = non_finite(&out->tensors[i], &first);
+                if (bad)
+                    fprintf(stderr, "loom rnn-run: warning: result '%s' holds %lld non-finite values\n",
+                            out->tensors[i].name, (long long)bad);
+            }
+        if (!out) {
             snprintf(c.msg, sizeof c.msg, "out of memory");
             rc = 1;
         } else if (loom_st_write(out, out_path)) {
@@ -259,16 +324,33 @@ int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t 
 
 const char loom_rnn_run_help[] =
     "run the recurrent stack a case file describes forward and backward\n"
-    "(L = sum(output * grad_output)); write outputs and gradients\n";
+    "(L = sum(output * grad_output)); write outputs and gradients\n"
+    "  --finite              refuse a case whose inputs or weights hold NaN or infinities\n"
+    "                        (by default a warning on stderr)\n";
 
 int loom_cmd_rnn_run(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: loom rnn-run CASE.safetensors OUT.safetensors\n");
+    bool finite = false;
+    const char *paths[2];
+    int n_paths = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            loom_tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", loom_rnn_run_help, false);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--finite")) finite = true;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "loom rnn-run: unknown option '%s' (see 'loom help')\n", argv[i]);
+            return 2;
+        } else if (n_paths < 2) paths[n_paths++] = argv[i];
+        else n_paths = 3;
+    }
+    if (n_paths != 2) {
+        fprintf(stderr, "usage: loom rnn-run [--finite] CASE.safetensors OUT.safetensors\n");
         return 2;
     }
     char err[1024];
-    int rc = loom_rnn_run(argv[0], argv[1], err, sizeof err);
+    int rc = loom_rnn_run(paths[0], paths[1], finite, err, sizeof err);
     if (rc) fprintf(stderr, "loom rnn-run: %s\n", err);
     return rc;
 }

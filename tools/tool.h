@@ -1,7 +1,8 @@
 /* The loom command's subcommands and what they share. Each subcommand is a
  * function taking its own arguments and returning the exit status: 0 done,
  * 1 the work failed (a gradient check failed, out of memory, cannot write),
- * 2 bad usage or bad input (message on stderr). Tests call them directly. */
+ * 2 bad usage or bad input (message on stderr). Tests call them directly.
+ * `--help` where an option may stand prints the command's help (exit 0). */
 #ifndef LOOM_TOOLS_TOOL_H
 #define LOOM_TOOLS_TOOL_H
 
@@ -28,7 +29,13 @@ void loom_tools_init(void);
 
 /* rnn-run's work: 0 on success; 2 for a bad or inconsistent case file
  * (message in err); 1 for other failures (out of memory, cannot write). */
-int loom_rnn_run(const char *case_path, const char *out_path, char *err, size_t err_len);
+int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t err_len);
+
+/* The exit status for a failure: 1 for out of memory or i/o, 2 for the
+ * rest (bad arguments, shapes, files). */
+int loom_tool_exit(loom_status st);
+/* --help or -h, where an option is expected. */
+bool loom_tool_is_help(const char *arg);
 
 /* ---- flags ---- */
 
@@ -49,5 +56,8 @@ typedef struct {
 int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a);
 /* The model flags' help text. */
 void loom_tool_model_help(FILE *f);
+/* `loom <synopsis>`, the command's help, and the model flags if it takes
+ * them, on stdout (for `loom <command> --help`). */
+void loom_tool_help(const char *synopsis, const char *help, bool model_flags);
 
 #endif

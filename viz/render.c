@@ -4,6 +4,7 @@
 #include "viz/viz.h"
 #include "io/atomic.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +95,16 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
     } else if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
         st = loom_error_set(&dot_err, LOOM_ERR_STATE, "render: Graphviz layout failed");
     } else {
-        if (gvRender(gvc, gr, format, out.f) != 0)
+        /* into memory, then written here: Graphviz's own file output exits
+         * the process when a write fails */
+        char *data = NULL;
+        unsigned int len = 0;
+        if (gvRenderData(gvc, gr, format, &data, &len) != 0)
             st = loom_error_set(&dot_err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)",
                                 format);
+        else if (fwrite(data, 1, len, out.f) != len)
+            st = loom_error_set(&dot_err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        if (data) gvFreeRenderData(data);
         gvFreeLayout(gvc, gr);
     }
     if (gr) agclose(gr);

@@ -1,0 +1,82 @@
+#!/bin/sh
+# The loom command as a user meets it: exit statuses, messages, and the
+# files it leaves behind.   sh tests/cli.sh LOOM GOLDEN_DIR
+set -u
+loom=$1
+golden=$2
+dir=$(mktemp -d /tmp/loom-cli-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+n=0
+
+# expect STATUS "MESSAGE PART" -- command...: the status, and the part in stderr
+expect() {
+    want=$1 part=$2
+    shift 3
+    n=$((n + 1))
+    "$@" >"$dir/out" 2>"$dir/err"
+    got=$?
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: $* -> status $got, expected $want"; sed 's/^/    /' "$dir/err"; fails=$((fails + 1))
+    elif [ -n "$part" ] && ! grep -qF -- "$part" "$dir/err" "$dir/out"; then
+        echo "FAIL: $* -> no '$part' in:"; sed 's/^/    /' "$dir/err"; fails=$((fails + 1))
+    fi
+}
+
+# check "WHAT" test-expression...
+check() {
+    what=$1
+    shift
+    n=$((n + 1))
+    if ! "$@"; then echo "FAIL: $what"; fails=$((fails + 1)); fi
+}
+
+no_temporaries() { ! ls "$dir" | grep -q '\.tmp'; }
+
+# help: where an option may stand, not as a flag's value
+expect 0 "usage: loom dot" -- "$loom" dot --help
+expect 0 "--max-checks" -- "$loom" gradcheck -h
+expect 0 "--finite" -- "$loom" rnn-run --help
+expect 0 "commands:" -- "$loom" --help
+expect 0 "" -- "$loom" dot --title --help -o "$dir/title.dot"
+check "--title takes --help as its value" grep -q 'label="--help"' "$dir/title.dot"
+expect 2 "must be" -- "$loom" gradcheck --cell --help
+
+# flags and their values
+expect 2 "--title needs a value" -- "$loom" dot -o "$dir/x.dot" --title
+expect 2 "-o needs a value" -- "$loom" dot -o
+expect 2 "needs an integer" -- "$loom" gradcheck --seq-len " 3"
+expect 2 "needs an integer" -- "$loom" gradcheck --seq-len "+3"
+expect 2 "needs an integer" -- "$loom" gradcheck --seq-len "3 "
+expect 2 "unknown option" -- "$loom" rnn-run --frobnicate a b
+expect 2 "usage: loom rnn-run" -- "$loom" rnn-run onlyone
+expect 2 "unknown command" -- "$loom" train-me
+expect 2 "0 < LO < HI" -- "$loom" dot --grad-norms --heat-range 1:inf -o "$dir/h.svg"
+expect 2 "0 < LO < HI" -- "$loom" dot --grad-norms --heat-range 1:1e39 -o "$dir/h.svg"
+
+# outputs: written whole or not at all, and never over their own input
+expect 1 "cannot create a temporary file" -- "$loom" dot -o "$dir/no/such/dir.svg"
+mkdir "$dir/d.svg"
+expect 1 "is a directory" -- "$loom" dot -o "$dir/d.svg"
+echo old >"$dir/keep.svg"
+expect 0 "" -- "$loom" dot -o "$dir/keep.svg"
+check "the svg replaced the old file" grep -q '<svg' "$dir/keep.svg"
+cp "$golden/gru_l1_uni.safetensors" "$dir/case.safetensors"
+expect 2 "would replace the case file" -- "$loom" rnn-run "$dir/case.safetensors" "$dir/case.safetensors"
+check "the case file is intact" cmp -s "$golden/gru_l1_uni.safetensors" "$dir/case.safetensors"
+ln -s case.safetensors "$dir/link.safetensors"
+expect 2 "would replace the case file" -- "$loom" rnn-run "$dir/case.safetensors" "$dir/link.safetensors"
+expect 0 "" -- "$loom" rnn-run "$dir/case.safetensors" "$dir/out.safetensors"
+umask_out=$(stat -c %a "$dir/out.safetensors")
+check "a new file gets 0666 less the umask ($(umask)): $umask_out" [ "$umask_out" = "$(printf '%o' $((0666 & ~$(umask))))" ]
+# a file over RLIMIT_FSIZE: a write error, the old file kept, no temporary left
+echo old >"$dir/big.svg"
+expect 1 "write failed" -- sh -c "ulimit -f 8; exec \"$loom\" dot --seq-len 40 --backward -o \"$dir/big.svg\""
+check "the old file is kept after a failed write" grep -qx old "$dir/big.svg"
+check "no temporary file is left" no_temporaries
+
+# gradcheck: a step too small for f32 fails instead of passing on NaN
+expect 1 "not finite" -- "$loom" gradcheck --eps 1e-12
+
+echo "cli: $((n - fails)) of $n checks passed"
+[ "$fails" -eq 0 ]
