@@ -420,3 +420,46 @@ Test(rnn_run, bad_case_files)
     cr_assert_eq(loom_rnn_run(tmp("nothing.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
     cr_assert(strstr(err, "cannot open"), "%s", err);
 }
+
+/* A small case that asks for a huge model but holds none of its weights is
+ * refused from the file alone: under an address-space limit far below what
+ * the model would take, the message is about the missing weights. */
+Test(rnn_run, missing_weights_are_found_before_allocating)
+{
+    loom_st *f = loom_st_new();
+    loom_st_set_meta(f, "cell", "lstm");
+    loom_st_set_meta(f, "bidirectional", "false");
+    const char *meta[][2] = {{"layers", "1"}, {"input_size", "1"}, {"hidden_size", "4096"}, {"seq_len", "2"}, {"batch", "1"}};
+    for (unsigned i = 0; i < 5; i++) loom_st_set_meta(f, meta[i][0], meta[i][1]);
+    float x[2] = {0};
+    loom_st_add(f, "input", LOOM_F32, loom_shape3(2, 1, 1), x);
+    cr_assert_eq(loom_st_write(f, tmp("case.safetensors")), LOOM_OK);
+    loom_st_free(f);
+#ifndef __SANITIZE_ADDRESS__
+    struct rlimit lim = {(rlim_t)200 << 20, (rlim_t)200 << 20}; /* weight_hh_l0 alone would take 268 MB */
+    cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+#endif
+    char err[1024];
+    cr_assert_eq(loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
+    cr_assert(strstr(err, "'weight_ih_l0' (16384,1) is missing"), "%s", err);
+}
+
+/* NaN or infinite inputs: a warning and NaN results by default, refused
+ * with --finite. */
+Test(rnn_run, non_finite_inputs)
+{
+    loom_st *f = golden();
+    const loom_st_tensor *w = loom_st_get(f, "weight_hh_l0");
+    float *v = w->data;
+    v[3] = NAN;
+    cr_assert_eq(loom_st_write(f, tmp("case.safetensors")), LOOM_OK);
+    loom_st_free(f);
+    char err[1024];
+    cr_assert_eq(loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), true, err, sizeof err), 2);
+    cr_assert(strstr(err, "'weight_hh_l0' holds 1 non-finite values (the first at element 3)"), "%s", err);
+    cr_assert_neq(access(tmp("out.safetensors"), F_OK), 0, "nothing is written");
+    cr_assert_eq(loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 0, "%s", err);
+    f = st_read(tmp("out.safetensors"), err, sizeof err);
+    cr_assert(isnan(((float *)loom_st_get(f, "output")->data)[0]), "the NaN reaches the output");
+    loom_st_free(f);
+}
