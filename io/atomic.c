@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,15 +69,18 @@ loom_status loom_atomic_commit(loom_atomic *a, loom_error *e)
         loom_atomic_abort(a);
         return loom_error_set(e, LOOM_ERR_IO, "%s: write failed: %s", a->path, strerror(err ? err : EIO));
     }
-    /* make the rename itself durable */
-    char *dir = strdup(a->path);
-    if (dir) {
-        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+    /* make the rename itself durable: sync the directory */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(a->path, '/');
+    size_t n = slash ? (size_t)(slash - a->path) : 0;
+    if (n < sizeof dir) {
+        memcpy(dir, a->path, n);
+        strcpy(dir + n, slash ? (n ? "" : "/") : ".");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (dfd >= 0) {
             fsync(dfd);
             close(dfd);
         }
-        free(dir);
     }
     free(a->tmp);
     a->tmp = NULL;

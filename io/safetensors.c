@@ -413,30 +413,35 @@ static int cmp_name(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
+/* Appends a number to a JSON array; false when out of memory. */
+static bool add_number(cJSON *array, double v)
+{
+    cJSON *n = cJSON_CreateNumber(v);
+    if (n && cJSON_AddItemToArray(array, n)) return true;
+    cJSON_Delete(n);
+    return false;
+}
+
 /* The JSON header, tensors in name order (the order their data follows);
- * NULL when out of memory. cJSON's builders tolerate NULL parents, so one
- * check of the printed text covers every allocation. */
+ * NULL when out of memory (every builder call is checked: a failed one
+ * would otherwise leave a header with pieces missing). */
 static char *header_json(const loom_st *f, const loom_st_tensor **order)
 {
-    cJSON *root = cJSON_CreateObject();
-    if (f->n_meta) {
-        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
-        for (int i = 0; i < f->n_meta; i++) cJSON_AddStringToObject(m, f->meta_key[i], f->meta_val[i]);
-    }
+    cJSON *root = cJSON_CreateObject(), *m = NULL;
+    bool ok = root && (!f->n_meta || (m = cJSON_AddObjectToObject(root, "__metadata__")));
+    for (int i = 0; ok && i < f->n_meta; i++) ok = cJSON_AddStringToObject(m, f->meta_key[i], f->meta_val[i]) != NULL;
     uint64_t off = 0;
-    for (int i = 0; i < f->n; i++) {
+    for (int i = 0; ok && i < f->n; i++) {
         const loom_st_tensor *t = order[i];
-        cJSON *e = cJSON_AddObjectToObject(root, t->name);
-        cJSON_AddStringToObject(e, "dtype", t->dtype == LOOM_I32 ? "I32" : "F32");
-        cJSON *sh = cJSON_AddArrayToObject(e, "shape");
-        for (int k = 0; k < t->shape.rank; k++) cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->shape.d[k]));
+        cJSON *e = cJSON_AddObjectToObject(root, t->name), *sh = NULL, *o = NULL;
+        ok = e && cJSON_AddStringToObject(e, "dtype", t->dtype == LOOM_I32 ? "I32" : "F32") &&
+             (sh = cJSON_AddArrayToObject(e, "shape")) && (o = cJSON_AddArrayToObject(e, "data_offsets"));
+        for (int k = 0; ok && k < t->shape.rank; k++) ok = add_number(sh, t->shape.d[k]);
         uint64_t bytes = (uint64_t)loom_shape_numel(t->shape) * 4;
-        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + bytes)));
+        ok = ok && add_number(o, (double)off) && add_number(o, (double)(off + bytes));
         off += bytes;
     }
-    char *json = root ? cJSON_PrintUnformatted(root) : NULL;
+    char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
     return json;
 }

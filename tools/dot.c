@@ -225,6 +225,12 @@ static bool emit(const dot_model *dm, const dot_args *a, const loom_dot_opts *op
     return !st;
 }
 
+int loom_dot_parse(int argc, char **argv)
+{
+    dot_args a;
+    return parse(&a, argc, argv);
+}
+
 int loom_cmd_dot(int argc, char **argv)
 {
     dot_args a;

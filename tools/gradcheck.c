@@ -169,6 +169,12 @@ static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_re
     printf("gradcheck %s\n", r->passed ? "passed" : "FAILED");
 }
 
+int loom_gradcheck_parse(int argc, char **argv)
+{
+    gc_args a;
+    return parse(&a, argc, argv);
+}
+
 int loom_cmd_gradcheck(int argc, char **argv)
 {
     gc_args a;

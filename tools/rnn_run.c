@@ -328,29 +328,52 @@ const char loom_rnn_run_help[] =
     "  --finite              refuse a case whose inputs or weights hold NaN or infinities\n"
     "                        (by default a warning on stderr)\n";
 
-int loom_cmd_rnn_run(int argc, char **argv)
-{
-    bool finite = false;
+typedef struct {
+    bool finite, help;
     const char *paths[2];
+} rr_args;
+
+/* 0: parsed; otherwise the exit status. */
+static int parse(rr_args *a, int argc, char **argv)
+{
+    *a = (rr_args){.finite = false};
     int n_paths = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            loom_tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", loom_rnn_run_help, false);
+        if (loom_tool_is_help(argv[i])) {
+            a->help = true;
             return 0;
         }
-        if (!strcmp(argv[i], "--finite")) finite = true;
+        if (!strcmp(argv[i], "--finite")) a->finite = true;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "loom rnn-run: unknown option '%s' (see 'loom help')\n", argv[i]);
             return 2;
-        } else if (n_paths < 2) paths[n_paths++] = argv[i];
+        } else if (n_paths < 2) a->paths[n_paths++] = argv[i];
         else n_paths = 3;
     }
     if (n_paths != 2) {
         fprintf(stderr, "usage: loom rnn-run [--finite] CASE.safetensors OUT.safetensors\n");
         return 2;
     }
+    return 0;
+}
+
+int loom_rnn_run_parse(int argc, char **argv)
+{
+    rr_args a;
+    return parse(&a, argc, argv);
+}
+
+int loom_cmd_rnn_run(int argc, char **argv)
+{
+    rr_args a;
+    int rc = parse(&a, argc, argv);
+    if (rc) return rc;
+    if (a.help) {
+        loom_tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", loom_rnn_run_help, false);
+        return 0;
+    }
     char err[1024];
-    int rc = loom_rnn_run(paths[0], paths[1], finite, err, sizeof err);
+    rc = loom_rnn_run(a.paths[0], a.paths[1], a.finite, err, sizeof err);
     if (rc) fprintf(stderr, "loom rnn-run: %s\n", err);
     return rc;
 }
