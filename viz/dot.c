@@ -75,6 +75,10 @@ typedef struct {
     double top_y, right_x, elided_x;
     bool has_bwd;
     id_list *through;     /* for a clear node: the drawn nodes it reads, through other clear ones */
+    int32_t *by_step;     /* node ids of step t: by_step[step_start[t] .. step_start[t+1]), in id order */
+    int32_t *step_start;
+    int32_t *port_order;  /* ports of step t: port_order[port_start[t] .. port_start[t+1]) */
+    int32_t *port_start;
 } dot_ctx;
 
 static const loom_node *N(const dot_ctx *c, int32_t i) { return loom_graph_node(c->g, loom_at(i)); }
@@ -583,10 +587,29 @@ static void add_port(dot_ctx *c, int32_t u, int t)
     c->port_t[c->n_ports++] = t;
 }
 
+/* Groups items 0..n-1 by their step key[i] in [0, T) (stable: in order
+ * within a step), so each step's items are visited once, not per step. */
+static bool bucket_by_step(int T, const int32_t *key, int32_t n, bool (*take)(const dot_ctx *, int32_t),
+                           const dot_ctx *c, int32_t **order, int32_t **start)
+{
+    *start = calloc((size_t)T + 2, sizeof **start);
+    *order = malloc((size_t)n * sizeof **order + 1);
+    if (!*start || !*order) return false;
+    for (int32_t i = 0; i < n; i++)
+        if (take(c, i)) (*start)[key[i] + 1]++;
+    for (int t = 0; t < T; t++) (*start)[t + 1] += (*start)[t];
+    int32_t *fill = calloc((size_t)T + 1, sizeof *fill);
+    if (!fill) return false;
+    for (int32_t i = 0; i < n; i++)
+        if (take(c, i)) (*order)[(*start)[key[i]] + fill[key[i]]++] = i;
+    free(fill);
+    return true;
+}
+
 static void emit_ports(dot_ctx *c, int t)
 {
-    for (int p = 0; p < c->n_ports; p++) {
-        if (c->port_t[p] != t) continue;
+    for (int32_t k = c->port_start[t]; k < c->port_start[t + 1]; k++) {
+        int p = c->port_order[k];
         const loom_node *u = N(c, c->port_u[p]);
         char id[64];
         port_name(c->port_u[p], t, id, sizeof id);
@@ -754,9 +777,10 @@ static void emit_step(dot_ctx *c, int t, bool cells)
     FILE *f = c->f;
     fprintf(f, "  subgraph cluster_t%d {\n    label=\"t = %d\"; loom_step=%d;\n", t, t + 1, t);
     frame_begin(c);
-    for (int32_t i = 0; i < c->n; i++) {
+    for (int32_t k = c->step_start[t]; k < c->step_start[t + 1]; k++) {
+        int32_t i = c->by_step[k];
         const loom_node *nd = N(c, i);
-        if (c->vis[i] != DRAW || nd->tags.step != t || (c->clear && c->clear[i])) continue;
+        if (c->vis[i] != DRAW || (c->clear && c->clear[i])) continue;
         if (cells && in_cell(nd)) emit_cell_box(c, nd);
         else emit_op_node(c, i);
     }
@@ -842,7 +866,11 @@ static void find_cuts_and_heat(dot_ctx *c)
     if (o->heat_hi > 0 && isfinite(o->heat_hi)) c->heat_hi = o->heat_hi;
 }
 
-/* Plumbing (cell view), the grid, and the ports recurrent edges enter by. */
+static bool has_step(const dot_ctx *c, int32_t i) { return N(c, i)->tags.step >= 0; }
+static bool any_item(const dot_ctx *c, int32_t i) { return true; }
+
+/* Plumbing (cell view), the grid, the ports recurrent edges enter by, and
+ * each step's nodes and ports grouped for emitting. */
 static bool lay_out(dot_ctx *c)
 {
     bool cells = c->o->view == LOOM_DOT_CELLS;
@@ -861,7 +889,13 @@ static bool lay_out(dot_ctx *c)
             if (c->vis[u] == DRAW && is_recurrent(N(c, u), N(c, v))) add_port(c, u, N(c, v)->tags.step);
         }
     }
-    return !c->oom;
+    int32_t *step = malloc((size_t)c->n * sizeof *step + 1);
+    if (!step) return false;
+    for (int32_t i = 0; i < c->n; i++) step[i] = N(c, i)->tags.step;
+    bool ok = !c->oom && bucket_by_step(c->T, step, c->n, has_step, c, &c->by_step, &c->step_start) &&
+              bucket_by_step(c->T, c->port_t, c->n_ports, any_item, c, &c->port_order, &c->port_start);
+    free(step);
+    return ok;
 }
 
 static void emit_header(dot_ctx *c)
@@ -946,6 +980,7 @@ static void ctx_free(dot_ctx *c)
     for (int32_t i = 0; c->through && i < c->n; i++) free(c->through[i].v);
     free(c->clear), free(c->through), free(c->px), free(c->py), free(c->col_x);
     free(c->vis), free(c->cut), free(c->seen), free(c->port_u), free(c->port_t);
+    free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
 }
 
 static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
