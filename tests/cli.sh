@@ -75,8 +75,13 @@ expect 1 "write failed" -- sh -c "ulimit -f 8; exec \"$loom\" dot --seq-len 40 -
 check "the old file is kept after a failed write" grep -qx old "$dir/big.svg"
 check "no temporary file is left" no_temporaries
 
-# gradcheck: a step too small for f32 fails instead of passing on NaN
+# gradcheck: a step too small for f32 fails instead of passing on NaN;
+# sampling; out of memory is a failure (1), not bad input (2)
 expect 1 "not finite" -- "$loom" gradcheck --eps 1e-12
+expect 0 "checked 27 gradient elements over 9 tensors" -- "$loom" gradcheck --max-checks 3
+if [ -z "${ASAN_OPTIONS:-}" ]; then # ASan reserves more address space than the limit allows
+    expect 1 "out of memory" -- sh -c "ulimit -v 400000; exec \"$loom\" gradcheck --hidden 2048 --seq-len 200 --batch 64"
+fi
 
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]
