@@ -29,6 +29,9 @@ struct loom_graph {
      * addressing by xxh3 of the name; lookups check the node's current name */
     int32_t *names;
     uint32_t names_cap, names_count;
+    int32_t *grad_of;         /* per node: its gradient's id (0: none); cap_grad entries */
+    int32_t cap_grad;
+    char context[256];        /* prefix of error messages (empty: none) */
     loom_tags tags;
     loom_error err;
 };
@@ -92,6 +95,7 @@ void loom_graph_free(loom_graph *g)
     free(g->table);
     free(g->table_key);
     free(g->names);
+    free(g->grad_of);
     free(g);
 }
 
@@ -101,13 +105,54 @@ const char *loom_graph_error(const loom_graph *g) { return g ? loom_error_msg(&g
 
 loom_tensor loom_graph_fail(loom_graph *g, loom_status s, const char *fmt, ...)
 {
-    if (g) {
+    if (g && !g->err.status) {
+        char msg[sizeof g->err.msg];
         va_list ap;
         va_start(ap, fmt);
-        loom_error_setv(&g->err, s, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        if (g->context[0]) loom_error_set(&g->err, s, "%s: %s", g->context, msg);
+        else loom_error_set(&g->err, s, "%s", msg);
     }
     return LOOM_INVALID;
+}
+
+void loom_graph_set_context(loom_graph *g, const char *context)
+{
+    if (g) snprintf(g->context, sizeof g->context, "%s", context ? context : "");
+}
+
+int loom_graph_params(const loom_graph *g, loom_tensor *out, int max)
+{
+    int n = 0;
+    for (int32_t i = 0; g && i < g->n_nodes; i++)
+        if (g->nodes[i].tags.role == LOOM_ROLE_PARAM && g->nodes[i].n_in == 0) {
+            if (out && n < max) out[n] = loom_at(i);
+            n++;
+        }
+    return n;
+}
+
+loom_tensor loom_grad(const loom_graph *g, loom_tensor x)
+{
+    if (!loom_graph_has(g, x) || x.id > g->cap_grad || !g->grad_of[x.id - 1]) return LOOM_INVALID;
+    return (loom_tensor){g->grad_of[x.id - 1]};
+}
+
+void loom_graph_set_grad(loom_graph *g, loom_tensor x, loom_tensor gx)
+{
+    if (!loom_graph_has(g, x) || !loom_graph_has(g, gx)) return;
+    if (x.id > g->cap_grad) {
+        int32_t cap = g->cap_nodes > x.id ? g->cap_nodes : x.id;
+        int32_t *t = realloc(g->grad_of, (size_t)cap * sizeof *t);
+        if (!t) {
+            loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory recording a gradient");
+            return;
+        }
+        memset(t + g->cap_grad, 0, (size_t)(cap - g->cap_grad) * sizeof *t);
+        g->grad_of = t, g->cap_grad = cap;
+    }
+    g->grad_of[x.id - 1] = gx.id;
 }
 
 /* Grows *buf (elements of size `sz`) to hold at least `need`; false on OOM. */
@@ -339,7 +384,13 @@ loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, in
     if (pure) {
         key = node_key(op, in, n_in, attr);
         int32_t found = table_find(g, key, op, in, n_in, attr);
-        if (found >= 0) return loom_at(found);
+        if (found >= 0) {
+            /* built again in another step (a slice of a weight that every
+             * step takes): shared by the steps, it belongs to none of them */
+            loom_tags *t = &g->nodes[found].tags;
+            if (t->step >= 0 && t->step != g->tags.step && t->role == g->tags.role) t->step = -1;
+            return loom_at(found);
+        }
     }
     if (!grow((void **)&g->nodes, &g->cap_nodes, (int64_t)g->n_nodes + 1, sizeof *g->nodes) ||
         !grow((void **)&g->inputs, &g->cap_inputs, (int64_t)g->n_inputs + n_in, sizeof *g->inputs))
@@ -358,7 +409,11 @@ loom_tensor loom_graph_add_node(loom_graph *g, int op, const loom_tensor *in, in
     n->tags = g->tags;
     n->tags.state = 0; /* marked on the node by whoever makes it a carried state */
     if (role != LOOM_ROLE_FORWARD || n->tags.role != LOOM_ROLE_BACKWARD) n->tags.role = (uint8_t)role;
-    for (int i = 0; i < n_in; i++) g->inputs[g->n_inputs++] = in[i].id;
+    n->invariant = n_in == 0 ? role == LOOM_ROLE_PARAM || role == LOOM_ROLE_CONST : 1;
+    for (int i = 0; i < n_in; i++) {
+        n->invariant = n->invariant && g->nodes[in[i].id - 1].invariant;
+        g->inputs[g->n_inputs++] = in[i].id;
+    }
     g->n_nodes++;
     if (pure && !table_insert(g, key, id))
         return loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory in the node table");

@@ -258,6 +258,59 @@ Test(dot, cell_view_boxes)
     loom_graph_free(m.g);
 }
 
+/* The cell view tells the truth for every known cell (the example user
+ * cell too), stacked and bidirectional: no forward edge skips a step (an
+ * expression of parameters a cell builds inside its step — MGU slices its
+ * weight_hh — is shared by the steps and drawn beside the parameters), and
+ * every parameter reaches every step of its layer and direction. */
+Test(dot, cell_view_is_true_for_every_cell)
+{
+    enum { T = 4, L = 2 };
+    loom_tools_init();
+    int n_cells;
+    const loom_cell_def *const *cells = loom_cells(&n_cells);
+    for (int c = 0; c < n_cells; c++)
+        for (int bi = 0; bi < 2; bi++) {
+            int D = bi ? 2 : 1;
+            model m = build(cells[c], T, L, bi, LOOM_TRUNC_NONE, 0, false);
+            char *text;
+            Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS}, &text);
+            FOR_EDGES(gr, e)
+            {
+                int a = attr_int(agtail(e), "loom_step"), b = attr_int(aghead(e), "loom_step");
+                if (a < 0 || b < 0 || !strcmp(attr(e, "loom_class"), "input")) continue;
+                cr_assert(abs(a - b) <= 1, "%s%s: %s edge %s (t=%d) → %s (t=%d) skips a step", cells[c]->name,
+                          bi ? " bidirectional" : "", attr(e, "loom_class"), agnameof(agtail(e)), a, agnameof(aghead(e)), b);
+            }
+            for (int l = 0; l < L; l++)
+                for (int d = 0; d < D; d++)
+                    for (int i = 0; i < m.rnn.n_params; i++) {
+                        char name[128];
+                        loom_rnn_param_name(&m.rnn, l, d, i, name, sizeof name);
+                        Agnode_t *p = NULL;
+                        for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
+                            if (!strcmp(attr(n, "loom_role"), "param") && !strncmp(attr(n, "label"), name, strlen(name)) &&
+                                attr(n, "label")[strlen(name)] == '\\')
+                                p = n;
+                        cr_assert(p, "%s: parameter %s is drawn", cells[c]->name, name);
+                        bool reaches[T] = {false};
+                        /* directly, or through a node beside the parameters */
+                        for (Agedge_t *e = agfstout(gr, p); e; e = agnxtout(gr, e)) {
+                            Agnode_t *h = aghead(e);
+                            if (attr_int(h, "loom_step") >= 0) reaches[attr_int(h, "loom_step")] = true;
+                            else
+                                for (Agedge_t *e2 = agfstout(gr, h); e2; e2 = agnxtout(gr, e2))
+                                    if (attr_int(aghead(e2), "loom_step") >= 0) reaches[attr_int(aghead(e2), "loom_step")] = true;
+                        }
+                        for (int t = 0; t < T; t++)
+                            cr_assert(reaches[t], "%s%s: %s does not reach step %d", cells[c]->name, bi ? " bi" : "", name, t);
+                    }
+            agclose(gr);
+            free(text);
+            loom_graph_free(m.g);
+        }
+}
+
 Test(dot, long_sequences_elide_the_middle)
 {
     model m = build(&loom_cell_rnn_tanh, 40, 1, false, LOOM_TRUNC_NONE, 0, true);

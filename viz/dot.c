@@ -154,9 +154,16 @@ static bool is_recurrent(const loom_node *u, const loom_node *v)
            u->tags.layer == v->tags.layer && u->tags.dir == v->tags.dir && !is_bwd(u) && !is_bwd(v);
 }
 
+/* Computed from parameters alone and shared by the steps (a slice of a
+ * weight): drawn beside the parameters, feeding the steps like one. */
+static bool is_param_side(const loom_node *n)
+{
+    return n->invariant && n->n_in > 0 && n->tags.step < 0 && n->tags.role == LOOM_ROLE_FORWARD;
+}
+
 static const char *edge_class(const loom_node *u, const loom_node *v)
 {
-    if (u->tags.role == LOOM_ROLE_PARAM) return "param";
+    if (u->tags.role == LOOM_ROLE_PARAM || is_param_side(u)) return "param";
     if (is_bwd(u) && is_bwd(v)) return "grad";
     if (is_bwd(v)) return "value";
     if (is_recurrent(u, v)) return "recurrent";
@@ -432,7 +439,7 @@ static bool grid_plan(dot_ctx *c)
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
         if (!drawn(c, i) || (!ops && in_cell(n)) || (ops && n->tags.step >= 0)) continue;
-        if (n->tags.role == LOOM_ROLE_PARAM) {
+        if (n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) {
             c->px[i] = c->has_bwd ? -3.8 : -2.0;
             c->py[i] = c->top_y - 0.6 * n_param++;
         } else if (is_param_grad(c, i)) {
@@ -916,7 +923,8 @@ static void emit_params(dot_ctx *c)
     fprintf(c->f, "  subgraph cluster_params {\n    label=\"%s\";\n", plabel);
     frame_begin(c);
     for (int32_t i = 0; i < c->n; i++)
-        if (c->vis[i] == DRAW && (N(c, i)->tags.role == LOOM_ROLE_PARAM || is_param_grad(c, i))) emit_op_node(c, i);
+        if (drawn(c, i) && (N(c, i)->tags.role == LOOM_ROLE_PARAM || is_param_side(N(c, i)) || is_param_grad(c, i)))
+            emit_op_node(c, i);
     frame_end(c, "frame_params", plabel, "rounded", "#e0d090", 12);
     fprintf(c->f, "  }\n");
 }
@@ -969,8 +977,8 @@ static void emit_body(dot_ctx *c)
     }
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *nd = N(c, i);
-        if (c->vis[i] == DRAW && nd->tags.step < 0 && nd->tags.role != LOOM_ROLE_PARAM && !is_param_grad(c, i) &&
-            !(c->clear && c->clear[i]))
+        if (drawn(c, i) && nd->tags.step < 0 && nd->tags.role != LOOM_ROLE_PARAM && !is_param_side(nd) &&
+            !is_param_grad(c, i))
             emit_op_node(c, i);
     }
 }

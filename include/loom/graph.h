@@ -109,6 +109,8 @@ typedef struct {
     uint16_t op;      /* op id, see loom_op_name() */
     uint8_t dtype;    /* loom_dtype */
     uint8_t pure;     /* merged by hash-consing */
+    uint8_t invariant; /* depends on parameters and constants only (drawn beside the parameters
+                          when it belongs to no step) */
     int32_t n_in;
     int32_t in_off;   /* first input in the graph's input pool */
     int32_t name;     /* offset into the graph's string pool, -1: none */
@@ -146,6 +148,20 @@ loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name)
 loom_tensor loom_graph_find(const loom_graph *g, const char *name);
 /* Describes a tensor for messages: "'name' (2,3)" or "#12 (2,3)". */
 char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n);
+
+/* Error context: while set, every error the graph records starts with it
+ * (the unroller sets "cell mgu, step 3, layer 0, forward" around each step
+ * it builds). NULL clears it. */
+void loom_graph_set_context(loom_graph *g, const char *context);
+
+/* Parameters in creation order: writes up to max handles into out (out may
+ * be NULL to count) and returns how many the graph has. */
+int loom_graph_params(const loom_graph *g, loom_tensor *out, int max);
+/* The gradient loom_backward built for x (the last call that asked for x),
+ * or LOOM_INVALID. With loom_graph_find, a parameter's gradient by name. */
+loom_tensor loom_grad(const loom_graph *g, loom_tensor x);
+/* Records gx as x's gradient (loom_backward does this for every wrt). */
+void loom_graph_set_grad(loom_graph *g, loom_tensor x, loom_tensor gx);
 
 /* Tags stamped on nodes built from now on (role is set by the builder for
  * inputs, parameters and constants). Returns the previous tags. */
