@@ -245,6 +245,23 @@ static bool names_add(loom_graph *g, int32_t i)
 loom_tensor loom_tensor_set_name(loom_graph *g, loom_tensor t, const char *name)
 {
     if (!loom_graph_has(g, t) || !name) return t;
+    /* inputs and parameters are found by name (binding, loading weights,
+     * loom_graph_find): a name another one has is refused, naming both */
+    const loom_node *n = &g->nodes[t.id - 1];
+    if (n->tags.role == LOOM_ROLE_INPUT || n->tags.role == LOOM_ROLE_PARAM) {
+        loom_tensor other = loom_graph_find(g, name);
+        if (loom_valid(other) && other.id != t.id) {
+            const loom_node *o = &g->nodes[other.id - 1];
+            char a[64], b[64];
+            return loom_graph_fail(g, LOOM_ERR_ARG,
+                                   "%s '%s' %s: the name is taken by the %s '%s' %s; names of inputs and parameters "
+                                   "must be unique (give one a prefix, as loom_rnn_opts.prefix does)",
+                                   n->tags.role == LOOM_ROLE_PARAM ? "parameter" : "input", name,
+                                   loom_shape_str(n->shape, a, sizeof a),
+                                   o->tags.role == LOOM_ROLE_PARAM ? "parameter" : "input", name,
+                                   loom_shape_str(o->shape, b, sizeof b));
+        }
+    }
     size_t len = strlen(name) + 1;
     if (!grow((void **)&g->strings, &g->cap_strings,
               (int64_t)g->n_strings + (int64_t)len, 1))

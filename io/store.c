@@ -41,17 +41,13 @@ static int find_name(const loom_store *s, const char *name)
     return -1;
 }
 
-/* Names in order; two parameters of one name make no store. */
+/* Names in order (the graph keeps them unique). */
 static loom_status index_names(loom_store *s)
 {
     if (!(s->by_name = malloc(((size_t)s->n + 1) * sizeof *s->by_name)))
         return store_fail(s, LOOM_ERR_NOMEM, "store: out of memory");
     for (int i = 0; i < s->n; i++) s->by_name[i] = i;
     qsort_r(s->by_name, (size_t)s->n, sizeof *s->by_name, cmp_index_name, s);
-    for (int i = 1; i < s->n; i++) {
-        const char *a = loom_tensor_name(s->g, s->t[s->by_name[i - 1]]), *b = loom_tensor_name(s->g, s->t[s->by_name[i]]);
-        if (!strcmp(a, b)) return store_fail(s, LOOM_ERR_ARG, "store: two parameters are named '%s'", a);
-    }
     return LOOM_OK;
 }
 

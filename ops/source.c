@@ -48,7 +48,7 @@ static loom_tensor source(loom_graph *g, int op, const char *name, loom_shape s,
     a.i[1] = store;
     a.f[0] = value;
     loom_tensor t = loom_op_build(g, op, NULL, 0, &a);
-    if (name) loom_tensor_set_name(g, t, name);
+    if (name) t = loom_tensor_set_name(g, t, name);
     return t;
 }
 
@@ -79,7 +79,7 @@ loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_
     at.i[2] = init;
     at.f[0] = a;
     loom_tensor t = loom_op_build(g, OP_PARAM, NULL, 0, &at);
-    if (name) loom_tensor_set_name(g, t, name);
+    if (name) t = loom_tensor_set_name(g, t, name);
     return t;
 }
 

@@ -79,12 +79,33 @@ Test(graph, hash_consing_merges_pure_nodes)
 Test(graph, stateful_nodes_are_never_merged)
 {
     loom_graph *g = loom_graph_new();
-    loom_tensor a = loom_input(g, "x", loom_shape1(3)), b = loom_input(g, "x", loom_shape1(3));
-    cr_assert_neq(a.id, b.id, "inputs are never merged");
-    cr_assert_neq(loom_param(g, "w", loom_shape1(3)).id, loom_param(g, "w", loom_shape1(3)).id);
+    loom_tensor a = loom_input(g, NULL, loom_shape1(3)), b = loom_input(g, NULL, loom_shape1(3));
+    cr_assert(loom_valid(a) && loom_valid(b) && a.id != b.id, "inputs are never merged");
+    loom_tensor w1 = loom_param(g, NULL, loom_shape1(3)), w2 = loom_param(g, NULL, loom_shape1(3));
+    cr_assert(loom_valid(w1) && loom_valid(w2) && w1.id != w2.id);
     float d[3] = {1, 2, 3};
     cr_assert_neq(loom_constant(g, loom_shape1(3), d).id, loom_constant(g, loom_shape1(3), d).id);
     cr_assert_neq(loom_dropout(g, a, 0.5f, 1).id, loom_dropout(g, a, 0.5f, 1).id, "each dropout has its own mask");
+    loom_graph_free(g);
+}
+
+/* A second input or parameter of one name is refused where it is made,
+ * naming both shapes; renaming into a taken name likewise. */
+Test(graph, input_and_parameter_names_are_unique)
+{
+    loom_graph *g = loom_graph_new();
+    loom_param(g, "w", loom_shape2(2, 3));
+    cr_assert(!loom_valid(loom_param(g, "w", loom_shape1(4))));
+    cr_assert(strstr(loom_graph_error(g), "parameter 'w' (4,)") && strstr(loom_graph_error(g), "taken by the parameter 'w' (2,3)") &&
+                  strstr(loom_graph_error(g), "prefix"),
+              "%s", loom_graph_error(g));
+    loom_graph_free(g);
+    g = loom_graph_new();
+    loom_input(g, "x", loom_shape1(2));
+    loom_tensor y = loom_input(g, "y", loom_shape1(2));
+    cr_assert(loom_valid(y));
+    loom_tensor_set_name(g, y, "x");
+    cr_assert(strstr(loom_graph_error(g), "input 'x' (2,): the name is taken by the input 'x'"), "%s", loom_graph_error(g));
     loom_graph_free(g);
 }
 
