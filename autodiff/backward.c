@@ -228,6 +228,7 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
     }
     loom_graph_set_tags(g, saved);
     ctx_free(&c);
+    for (int i = 0; i < n && !loom_graph_failed(g); i++) loom_graph_set_grad(g, wrt[i], grads[i]); /* loom_grad */
     if (loom_graph_failed(g)) {
         for (int i = 0; i < n; i++) grads[i] = LOOM_INVALID;
         return loom_graph_status(g);

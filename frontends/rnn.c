@@ -214,7 +214,12 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
         if (k > 0 && (d ? u->cut[t + 1] : u->cut[t]))
             for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
         for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
+        /* an error the cell's step makes says where it was made */
+        char where[160];
+        snprintf(where, sizeof where, "cell %s, step %d of %d, layer %d, %s", u->cn, t + 1, T, l, d ? "reverse" : "forward");
+        loom_graph_set_context(g, where);
         loom_tensor y = u->cell->step(g, u->cell, u->rnn->param[l][d], u->in_t[t], st, next);
+        loom_graph_set_context(g, NULL);
         if (!check_step(g, u, y, next)) return;
         if (loom_valid(u->mask)) {
             /* past a sequence's end its state holds and its output is 0 */

@@ -47,6 +47,7 @@ const char *loom_status_str(loom_status s)
     case LOOM_ERR_NOMEM: return "out of memory";
     case LOOM_ERR_IO: return "i/o error";
     case LOOM_ERR_FORMAT: return "malformed file";
+    case LOOM_ERR_TYPE: return "type error";
     }
     return "unknown error";
 }

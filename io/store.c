@@ -173,6 +173,12 @@ void loom_store_init(loom_store *s, uint64_t seed)
     }
 }
 
+int loom_store_bindings(const loom_store *s, loom_binding *out, int max)
+{
+    for (int i = 0; s && out && i < s->n && i < max; i++) out[i] = (loom_binding){s->t[i], s->data[i]};
+    return s ? s->n : 0;
+}
+
 loom_status loom_store_bind(const loom_store *s, loom_plan *p)
 {
     if (!s || s->made) return s ? s->made : LOOM_ERR_ARG;
@@ -200,22 +206,21 @@ static loom_status load(loom_store *s, const loom_st *f, bool strict, const char
         const char *name = loom_tensor_name(s->g, s->t[i]);
         const loom_st_tensor *t = loom_st_get(f, name);
         loom_shape want = loom_tensor_shape(s->g, s->t[i]);
-        if (!t) {
-            return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: parameter '%s' %s is missing", where, name,
+        /* a well-formed file that does not fit the model: an argument, shape
+         * or type error, not a malformed file */
+        if (!t)
+            return store_fail(s, LOOM_ERR_ARG, "store: load%s: parameter '%s' %s is missing", where, name,
                               loom_shape_str(want, a, sizeof a));
-        }
-        if (t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, want)) {
-            return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: parameter '%s' is %s %s, expected F32 %s", where, name,
+        if (t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, want))
+            return store_fail(s, t->dtype != LOOM_F32 ? LOOM_ERR_TYPE : LOOM_ERR_SHAPE,
+                              "store: load%s: parameter '%s' is %s %s, expected F32 %s", where, name,
                               t->dtype == LOOM_I32 ? "I32" : "F32", loom_shape_str(t->shape, a, sizeof a),
                               loom_shape_str(want, b, sizeof b));
-        }
     }
-    for (int k = 0; strict && k < f->n; k++) {
-        if (find_name(s, f->tensors[k].name) < 0) {
-            return store_fail(s, LOOM_ERR_FORMAT, "store: load%s: '%s' is not a parameter of this model", where,
+    for (int k = 0; strict && k < f->n; k++)
+        if (find_name(s, f->tensors[k].name) < 0)
+            return store_fail(s, LOOM_ERR_ARG, "store: load%s: '%s' is not a parameter of this model", where,
                               f->tensors[k].name);
-        }
-    }
     /* all checked: copy (nothing changes when a check fails) */
     for (int i = 0; i < s->n; i++)
         memcpy(s->data[i], loom_st_get(f, loom_tensor_name(s->g, s->t[i]))->data,

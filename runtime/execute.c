@@ -27,6 +27,32 @@ loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data)
     return LOOM_OK;
 }
 
+static loom_status bind_typed(loom_plan *p, loom_tensor t, const void *data, size_t n, loom_dtype dt)
+{
+    if (!p) return LOOM_ERR_ARG;
+    loom_error_clear(&p->err);
+    const loom_node *nd = loom_graph_node(p->g, t);
+    if (nd && (loom_op(nd->op)->flags & OPF_BOUND)) {
+        if (nd->dtype != dt)
+            return plan_err(p, LOOM_ERR_TYPE, "bind: %s is %s, the buffer holds %s", TSTR(p->g, t),
+                            nd->dtype == LOOM_I32 ? "i32" : "f32", dt == LOOM_I32 ? "int32_t" : "float");
+        if ((int64_t)n != loom_shape_numel(nd->shape))
+            return plan_err(p, LOOM_ERR_SHAPE, "bind: %s has %lld elements, the buffer %zu", TSTR(p->g, t),
+                            (long long)loom_shape_numel(nd->shape), n);
+    }
+    return loom_bind(p, t, data);
+}
+
+loom_status loom_bind_f32(loom_plan *p, loom_tensor t, const float *data, size_t n)
+{
+    return bind_typed(p, t, data, n, LOOM_F32);
+}
+
+loom_status loom_bind_i32(loom_plan *p, loom_tensor t, const int32_t *data, size_t n)
+{
+    return bind_typed(p, t, data, n, LOOM_I32);
+}
+
 loom_status loom_bind_all(loom_plan *p, const loom_binding *b, int n)
 {
     for (int i = 0; i < n; i++) {

@@ -476,3 +476,84 @@ Test(rnn, run_time_length_errors)
     loom_plan_free(p);
     loom_graph_free(g);
 }
+
+/* ---------------- a user's cell, as a user meets it ---------------- */
+
+/* A cell whose step makes a shape mistake at its third step. */
+static int bad_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *s)
+{
+    s[0] = (loom_param_spec){"w", loom_shape2(hidden_size, input_size), LOOM_INIT_UNIFORM, 0.1f};
+    s[1] = (loom_param_spec){"b", loom_shape1(2 * hidden_size), LOOM_INIT_ZEROS, 0};
+    return 2;
+}
+
+static loom_tensor bad_step(loom_graph *g, const loom_cell_def *def, const loom_tensor *p, loom_tensor x,
+                            const loom_tensor *state, loom_tensor *next)
+{
+    loom_tensor a = loom_matmul(g, x, p[0], false, true);
+    /* from the third step on, the bias (2H,) does not broadcast with (B, H) */
+    next[0] = loom_graph_tags(g).step >= 2 ? loom_add(g, a, p[1]) : loom_tanh(g, a);
+    return next[0];
+}
+
+Test(rnn, a_cell_error_says_where)
+{
+    static const loom_cell_def bad = {"leaky", 1, bad_params, bad_step, NULL};
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &bad, .input_size = 3, .hidden_size = 4, .layers = 2});
+    loom_rnn_apply(g, &rnn, loom_input(g, "x", loom_shape3(5, 2, 3)), NULL);
+    cr_assert(strstr(loom_graph_error(g), "cell leaky, step 3 of 5, layer 0, forward: add: ") &&
+                  strstr(loom_graph_error(g), "(8,)") && strstr(loom_graph_error(g), "(2,4)"),
+              "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}
+
+/* Parameters listed, their gradients found by handle or name after
+ * loom_backward, a store's buffers as the bindings gradcheck takes, and
+ * binding checked for type and size. */
+Test(rnn, parameters_and_gradients_by_name)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &mgu_cell, .input_size = 3, .hidden_size = 4, .layers = 2});
+    loom_tensor x = loom_input(g, "x", loom_shape3(4, 2, 3));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_sum_all(g, loom_tanh(g, o.output));
+    int n = loom_graph_params(g, NULL, 0);
+    cr_assert_eq(n, 6);
+    loom_tensor params[6], grads[6];
+    cr_assert_eq(loom_graph_params(g, params, 6), 6);
+    cr_assert_str_eq(loom_tensor_name(g, params[0]), "weight_ih_l0");
+    cr_assert_str_eq(loom_tensor_name(g, params[5]), "bias_l1");
+    cr_assert_eq(loom_backward(g, loss, params, n, grads), LOOM_OK);
+    for (int i = 0; i < n; i++) cr_assert_eq(loom_grad(g, params[i]).id, grads[i].id);
+    cr_assert_eq(loom_grad(g, loom_graph_find(g, "weight_hh_l1")).id, grads[4].id, "by name");
+    cr_assert(!loom_valid(loom_grad(g, x)), "x's gradient was not asked for");
+
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 5);
+    cr_assert_eq(loom_store_bindings(s, NULL, 0), 6);
+    loom_binding b[7];
+    cr_assert_eq(loom_store_bindings(s, b, 6), 6);
+    b[6] = (loom_binding){x, rnd_buf(4 * 2 * 3, -1, 1)};
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, loss, b, 6, b + 6, 1, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(r.passed);
+
+    loom_tensor idx = loom_input_i32(g, "idx", loom_shape1(3));
+    loom_tensor y = loom_sum_all(g, loom_one_hot(g, idx, 5));
+    loom_plan *p = loom_plan_new(g, &y, 1, NULL);
+    float fidx[3] = {1, 2, 3};
+    int32_t iidx[3] = {1, 2, 3};
+    cr_assert_eq(loom_bind_f32(p, idx, fidx, 3), LOOM_ERR_TYPE, "a float buffer for an i32 input");
+    cr_assert(strstr(loom_plan_error(p), "'idx'") && strstr(loom_plan_error(p), "i32"), "%s", loom_plan_error(p));
+    cr_assert_eq(loom_bind_i32(p, idx, iidx, 2), LOOM_ERR_SHAPE, "too few elements");
+    cr_assert_eq(loom_bind_i32(p, idx, iidx, 3), LOOM_OK);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    cr_assert_float_eq(loom_plan_output(p, y)[0], 3.0f, 0);
+    loom_plan_free(p);
+    free(b[6].data);
+    loom_store_free(s);
+    loom_graph_free(g);
+}

@@ -18,6 +18,15 @@ extern "C" {
  * ordinary nodes, so they can be differentiated again. On error returns a
  * status, and the graph's error says what failed. */
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads);
+/* The gradients are also found later by their tensor: loom_grad(g, wrt[i])
+ * (loom/graph.h); with loom_graph_params, every parameter's gradient:
+ *
+ *     int n = loom_graph_params(g, NULL, 0);
+ *     loom_tensor *p = malloc(n * sizeof *p), *dp = malloc(n * sizeof *dp);
+ *     loom_graph_params(g, p, n);
+ *     loom_backward(g, loss, p, n, dp);              // dp[i] == loom_grad(g, p[i])
+ *     loom_tensor dw = loom_grad(g, loom_graph_find(g, "weight_hh_l0"));
+ */
 
 #ifdef __cplusplus
 }

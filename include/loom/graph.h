@@ -27,7 +27,8 @@ typedef enum {
     LOOM_ERR_VALUE,   /* bad data at run time (index out of range, ...) */
     LOOM_ERR_NOMEM,
     LOOM_ERR_IO,
-    LOOM_ERR_FORMAT   /* malformed file */
+    LOOM_ERR_FORMAT,  /* malformed file */
+    LOOM_ERR_TYPE     /* the wrong dtype (an f32 buffer for an i32 input, I32 weights) */
 } loom_status;
 
 const char *loom_status_str(loom_status s);

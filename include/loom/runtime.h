@@ -30,6 +30,11 @@ void loom_plan_free(loom_plan *p);
 /* Binds an input or parameter to caller data (f32, or i32 for i32 inputs).
  * Binding a tensor the plan does not need is allowed and does nothing. */
 loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data);
+/* The same, checked: the buffer's type must be the tensor's dtype
+ * (LOOM_ERR_TYPE: a float buffer bound to an i32 input) and it must hold
+ * exactly the tensor's n elements (LOOM_ERR_SHAPE). */
+loom_status loom_bind_f32(loom_plan *p, loom_tensor t, const float *data, size_t n);
+loom_status loom_bind_i32(loom_plan *p, loom_tensor t, const int32_t *data, size_t n);
 /* A tensor and the caller buffer holding its value (f32 or i32 data). */
 typedef struct {
     loom_tensor t;

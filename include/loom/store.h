@@ -35,6 +35,10 @@ float *loom_store_data(const loom_store *s, loom_tensor t);
 void loom_store_init(loom_store *s, uint64_t seed);
 /* Binds every parameter into the plan. */
 loom_status loom_store_bind(const loom_store *s, loom_plan *p);
+/* The parameters and their buffers as bindings (what loom_gradcheck and
+ * loom_bind_all take): writes up to max into out (out may be NULL to count)
+ * and returns how many the store has. */
+int loom_store_bindings(const loom_store *s, loom_binding *out, int max);
 
 /* Copies parameters from f by name. Every parameter must be present with
  * its exact shape and dtype F32; with `strict`, f may hold nothing else. */
