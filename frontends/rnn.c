@@ -40,6 +40,7 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
         return LOOM_ERR_ARG;
     }
     rnn->dirs = o->bidirectional ? 2 : 1;
+    uint8_t cell = loom_graph_label(g, cn); /* each node says which cell built it */
     for (int l = 0; l < o->layers; l++) {
         int in = l == 0 ? o->input_size : rnn->dirs * o->hidden_size;
         int n = o->cell->params(o->cell, in, o->hidden_size, rnn->spec[l]);
@@ -50,7 +51,7 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
         }
         rnn->n_params = n;
         for (int d = 0; d < rnn->dirs; d++) {
-            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0});
+            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0, cell});
             for (int i = 0; i < n; i++) {
                 char name[160];
                 const loom_param_spec *s = &rnn->spec[l][i];
@@ -122,6 +123,7 @@ typedef struct {
     const loom_rnn *rnn;
     const loom_cell_def *cell;
     const char *cn;                /* the cell's name, for messages */
+    uint8_t cell_label;            /* and as a tag */
     int T, B, H, D, L, S;
     loom_tensor mask;              /* (T, B) sequence mask, or invalid */
     bool *cut;                     /* cut[t]: a truncation cut between steps t−1 and t */
@@ -129,6 +131,12 @@ typedef struct {
     loom_tensor *out_t;            /* step outputs, [d · T + t] */
     loom_tensor *finals;           /* [s · L · D + l · D + d] */
 } unroll;
+
+/* Tags of a forward node of this stack at (step, layer, direction). */
+static loom_tags tags(const unroll *u, int t, int l, int d)
+{
+    return (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0, u->cell_label};
+}
 
 /* Checks x, the initial states, the lengths and the truncation; sets the
  * sizes and the mask. */
@@ -171,7 +179,7 @@ static bool check_args(loom_graph *g, unroll *u, loom_tensor x, const loom_rnn_a
 static void step_inputs(loom_graph *g, unroll *u, loom_tensor x)
 {
     for (int t = 0; t < u->T; t++) {
-        loom_graph_set_tags(g, (loom_tags){t, -1, 0, LOOM_ROLE_FORWARD, 0});
+        loom_graph_set_tags(g, tags(u, t, -1, 0));
         u->in_t[t] = loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(u->B, u->rnn->o.input_size));
         if (!loom_tensor_name(g, u->in_t[t])) {
             char nm[32];
@@ -201,7 +209,7 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
 {
     int T = u->T, S = u->S, B = u->B, H = u->H;
     loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
-    loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+    loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)d));
     for (int s = 0; s < S; s++) {
         loom_tensor i0 = args ? args->init[s] : LOOM_INVALID;
         st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * u->D + d, 1), loom_shape2(B, H))
@@ -209,7 +217,7 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
     }
     for (int k = 0; k < T; k++) {
         int t = d ? T - 1 - k : k;
-        loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+        loom_graph_set_tags(g, tags(u, t, (int16_t)l, (int8_t)d));
         /* crossing a truncation boundary: the state enters as a constant */
         if (k > 0 && (d ? u->cut[t + 1] : u->cut[t]))
             for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
@@ -233,7 +241,7 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
         }
         u->out_t[d * T + t] = y;
     }
-    loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0});
+    loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)d));
     for (int s = 0; s < S; s++) u->finals[(s * u->L + l) * u->D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
 }
 
@@ -246,7 +254,7 @@ static void join_layer(loom_graph *g, unroll *u, int l)
     const loom_rnn_opts *o = &u->rnn->o;
     int T = u->T;
     for (int t = 0; t < T && !loom_graph_failed(g); t++) {
-        loom_graph_set_tags(g, (loom_tags){t, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
+        loom_graph_set_tags(g, tags(u, t, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0)));
         u->in_t[t] = u->D == 2 ? loom_concat(g, (loom_tensor[]){u->out_t[t], u->out_t[T + t]}, 2, 1) : u->out_t[t];
         if (l < u->L - 1 && o->dropout > 0.0f)
             u->in_t[t] = loom_dropout(g, u->in_t[t], o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
@@ -258,10 +266,10 @@ static void gather_outputs(loom_graph *g, unroll *u, loom_rnn_out *out)
 {
     int T = u->T, L = u->L, D = u->D;
     for (int t = 0; t < T; t++) {
-        loom_graph_set_tags(g, (loom_tags){t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0), LOOM_ROLE_FORWARD, 0});
+        loom_graph_set_tags(g, tags(u, t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0)));
         u->out_t[t] = loom_reshape(g, u->in_t[t], loom_shape3(1, u->B, D * u->H));
     }
-    loom_graph_set_tags(g, (loom_tags){-1, (int16_t)(L - 1), 0, LOOM_ROLE_FORWARD, 0});
+    loom_graph_set_tags(g, tags(u, -1, (int16_t)(L - 1), 0));
     out->output = loom_concat(g, u->out_t, T, 0);
     loom_graph_set_tags(g, LOOM_TAGS_NONE);
     for (int s = 0; s < u->S; s++) out->final[s] = loom_concat(g, u->finals + s * L * D, L * D, 0);
@@ -273,6 +281,7 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
     if (loom_graph_failed(g)) return out;
     unroll u = {.rnn = rnn, .cell = rnn->o.cell};
     u.cn = u.cell && u.cell->name ? u.cell->name : "cell";
+    u.cell_label = loom_graph_label(g, u.cn);
     if (!check_args(g, &u, x, args)) return out;
     u.cut = calloc((size_t)u.T + 1, sizeof *u.cut);
     u.in_t = malloc((size_t)u.T * sizeof *u.in_t);

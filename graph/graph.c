@@ -32,6 +32,8 @@ struct loom_graph {
     int32_t *grad_of;         /* per node: its gradient's id (0: none); cap_grad entries */
     int32_t cap_grad;
     char context[256];        /* prefix of error messages (empty: none) */
+    int32_t labels[256];      /* label id -> offset of its text in the string pool */
+    int n_labels;
     loom_tags tags;
     loom_error err;
 };
@@ -301,6 +303,25 @@ char *loom_tensor_str(const loom_graph *g, loom_tensor t, char *buf, size_t n)
     else
         snprintf(buf, n, "#%d %s%s", loom_index(t), sh, nd->dtype == LOOM_I32 ? " i32" : "");
     return buf;
+}
+
+uint8_t loom_graph_label(loom_graph *g, const char *text)
+{
+    if (!g || !text) return 0;
+    for (int k = 1; k <= g->n_labels; k++)
+        if (!strcmp(g->strings + g->labels[k], text)) return (uint8_t)k;
+    size_t len = strlen(text) + 1;
+    if (g->n_labels == 255 || !grow((void **)&g->strings, &g->cap_strings, (int64_t)g->n_strings + (int64_t)len, 1))
+        return 0;
+    memcpy(g->strings + g->n_strings, text, len);
+    g->labels[++g->n_labels] = g->n_strings;
+    g->n_strings += (int32_t)len;
+    return (uint8_t)g->n_labels;
+}
+
+const char *loom_graph_label_text(const loom_graph *g, int id)
+{
+    return g && id >= 1 && id <= g->n_labels ? g->strings + g->labels[id] : NULL;
 }
 
 loom_tags loom_graph_set_tags(loom_graph *g, loom_tags tags)

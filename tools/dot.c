@@ -155,7 +155,7 @@ static void build(dot_model *dm, const dot_args *a)
     loom_tensor *terms = malloc((size_t)T * sizeof *terms);
     int n_terms = 0;
     for (int t = a->last_loss ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
-        loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0});
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0, 0});
         for (long k = 0; k < (long)B * D * H; k++) r[k] = (float)rnd(&dm->rng);
         loom_tensor yt = loom_slice(g, o.output, 0, t, 1);
         loom_tensor lt = loom_sum_all(g, loom_mul(g, yt, loom_constant(g, loom_tensor_shape(g, yt), r)));
