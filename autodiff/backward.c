@@ -143,7 +143,14 @@ static void step_back(bw_ctx *c, int32_t i)
     c->grad[i] = accumulate(c, i);
     if (c->oom) return;
     name_grad(g, y, c->grad[i]);
-    const loom_node *nd = loom_graph_node(g, y);
+    const loom_node *nd = loom_graph_node(g, y), *gn = loom_graph_node(g, c->grad[i]);
+    if (!gn) return; /* the sum could not be built: the graph says why */
+    if (nd->tags.state && gn->tags.role == LOOM_ROLE_BACKWARD && gn->tags.step == nd->tags.step && !gn->tags.state) {
+        loom_tags t = gn->tags; /* the gradient of carried state k: its own step's Σ, tagged with k (diagrams) */
+        t.state = nd->tags.state;
+        loom_tensor_set_tags(g, c->grad[i], t);
+        nd = loom_graph_node(g, y);
+    }
     if (nd->n_in == 0) return;
     const loom_op_desc *d = loom_op(nd->op);
     if (!d->grad) {

@@ -30,6 +30,8 @@ enum {
     OPF_ELEMENTWISE = 1 << 6, /* out[i] depends on the inputs' element i only (after broadcasting) */
     OPF_SUM = 1 << 7,         /* an accumulating sum of its inputs (a gradient's Σ over uses) */
     OPF_DETACH = 1 << 8,      /* passes values, blocks gradients */
+    OPF_LAYOUT = 1 << 9,      /* moves elements only (concat, slice, pad, reshape, transpose, detach):
+                                 plumbing, which the cell view draws as nothing */
 };
 
 /* What a kernel sees. `parallel`: the kernel may open an OpenMP parallel

@@ -72,7 +72,7 @@ static void concat_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
 }
 
 const loom_op_desc loom_desc_concat = {
-    .name = "concat", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE,
+    .name = "concat", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_LAYOUT,
     .shape = shape_concat, .forward = concat_forward, .grad = concat_grad};
 
 /* ---- slice: i[0] axis, i[1] start, i[2] len; pad: i[0] axis, i[1] before, i[2] size ---- */
@@ -155,10 +155,10 @@ static void pad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
 }
 
 const loom_op_desc loom_desc_slice = {
-    .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
     .shape = shape_slice, .forward = slice_forward, .grad = slice_grad};
 const loom_op_desc loom_desc_pad = {
-    .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
     .shape = shape_pad, .forward = pad_forward, .grad = pad_grad};
 
 /* ---- reshape (view): target in attrs.shape, one -1 inferred ---- */
@@ -195,7 +195,7 @@ static void reshape_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
 }
 
 const loom_op_desc loom_desc_reshape = {
-    .name = "reshape", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS,
+    .name = "reshape", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_LAYOUT,
     .shape = shape_reshape, .grad = reshape_grad};
 
 /* ---- stop_gradient (view) ---- */
@@ -216,7 +216,7 @@ static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *ne
 }
 
 const loom_op_desc loom_desc_stop_gradient = {
-    .name = "stop_gradient", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_DETACH,
+    .name = "stop_gradient", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_DETACH | OPF_LAYOUT,
     .shape = shape_same, .grad = no_grad};
 
 /* ---- transpose: attrs i[0..rank) = perm, out.d[j] = x.d[perm[j]] ---- */
@@ -275,7 +275,7 @@ static void transpose_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const b
 }
 
 const loom_op_desc loom_desc_transpose = {
-    .name = "transpose", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "transpose", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
     .shape = shape_transpose, .forward = transpose_forward, .grad = transpose_grad};
 
 /* ---- builders ---- */

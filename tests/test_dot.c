@@ -155,18 +155,28 @@ Test(dot, backward_edges_run_back_in_time)
         char *text;
         Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = view, .part = LOOM_DOT_BOTH}, &text);
         check_grad_edges(gr, 4, NULL);
-        /* each parameter's gradient is one Σ node fed from every step */
+        /* each parameter's gradient is one Σ node fed from every step: in
+         * the op view directly, in the cell view through its layer's
+         * accumulation chain (points with loom_role=acc, in BPTT order) */
         int sigma = 0;
         for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
             if (!strncmp(attr(n, "label"), "Σ ∂L/∂weight_hh_l1_reverse", strlen("Σ ∂L/∂weight_hh_l1_reverse"))) {
                 sigma++;
-                int from_step[4] = {0};
-                for (Agedge_t *e = agfstedge(gr, n); e; e = agnxtedge(gr, e, n)) {
-                    Agnode_t *a, *b;
-                    ends(e, &a, &b);
-                    if (b == n && attr_int(a, "loom_step") >= 0) from_step[attr_int(a, "loom_step")]++;
+                int from_step[4] = {0}, chain = 0;
+                Agnode_t *at = n;
+                for (int hops = 0; at && hops < 8; hops++) {
+                    Agnode_t *next = NULL;
+                    for (Agedge_t *e = agfstedge(gr, at); e; e = agnxtedge(gr, e, at)) {
+                        Agnode_t *a, *b;
+                        ends(e, &a, &b);
+                        if (b != at) continue;
+                        if (!strcmp(attr(a, "loom_role"), "acc")) next = a, chain++;
+                        else if (attr_int(a, "loom_step") >= 0) from_step[attr_int(a, "loom_step")]++;
+                    }
+                    at = next;
                 }
                 for (int t = 0; t < 4; t++) cr_assert_gt(from_step[t], 0, "step %d contributes to the Σ", t);
+                cr_assert_eq(chain, view == LOOM_DOT_CELLS ? 4 : 0, "the cell view sums through a chain of 4 points");
             }
         cr_assert_eq(sigma, 1);
         agclose(gr);
@@ -311,6 +321,48 @@ Test(dot, cell_view_is_true_for_every_cell)
         }
 }
 
+/* A slide-ready backward cell view: between two steps, one gradient edge
+ * per carried state (∂h and ∂c of an LSTM), and each layer's weight
+ * gradients summed along one chain (tested in backward_edges_run_back_in_time)
+ * instead of an edge from every step to every Σ; each box names its cell. */
+Test(dot, cell_view_backward_bundles_gradient_edges)
+{
+    enum { T = 6, L = 2 };
+    model m = build(&loom_cell_lstm, T, L, false, LOOM_TRUNC_NONE, 0, true);
+    char *text;
+    Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .part = LOOM_DOT_BOTH}, &text);
+    int per[T][L][3] = {{{0}}}, into_sigma_from_cells = 0;
+    FOR_EDGES(gr, e)
+    {
+        Agnode_t *from, *to;
+        ends(e, &from, &to);
+        bool cells = attr_int(from, "loom_cell") == 1 && attr_int(to, "loom_cell") == 1;
+        int a = attr_int(from, "loom_step"), b = attr_int(to, "loom_step"), l = attr_int(to, "loom_layer");
+        if (!strcmp(attr(e, "loom_class"), "grad") && cells && a == b + 1 && l == attr_int(from, "loom_layer")) {
+            int s = attr_int(e, "loom_state");
+            cr_assert(s == 1 || s == 2, "a gradient edge between steps carries state 1 or 2, not %d", s);
+            cr_assert_str_eq(attr(e, "xlabel"), s == 1 ? "∂h" : "∂c");
+            per[b][l][s]++;
+        }
+        if (attr_int(from, "loom_cell") == 1 && !strncmp(attr(to, "label"), "Σ", strlen("Σ"))) into_sigma_from_cells++;
+    }
+    for (int t = 0; t < T - 1; t++)
+        for (int l = 0; l < L; l++)
+            cr_assert(per[t][l][1] == 1 && per[t][l][2] == 1, "t=%d l=%d: %d ∂h and %d ∂c edges", t, l, per[t][l][1],
+                      per[t][l][2]);
+    cr_assert_eq(into_sigma_from_cells, 0, "no cell feeds a Σ directly");
+    int boxes = 0;
+    for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n))
+        if (attr_int(n, "loom_cell") == 1) {
+            boxes++;
+            cr_assert(strstr(attr(n, "label"), "lstm t="), "%s", attr(n, "label"));
+        }
+    cr_assert_eq(boxes, 2 * T * L);
+    agclose(gr);
+    free(text);
+    loom_graph_free(m.g);
+}
+
 Test(dot, long_sequences_elide_the_middle)
 {
     model m = build(&loom_cell_rnn_tanh, 40, 1, false, LOOM_TRUNC_NONE, 0, true);
@@ -401,7 +453,7 @@ static void mk(void) { cr_assert(mkdtemp(strcpy(tmpdir, "/tmp/loom-dot-XXXXXX"))
 static void rm_all(void)
 {
     const char *names[] = {"a.svg", "a.png", "a.pdf", "a.dot", "b.svg", "c.jpg", "keep.svg", "keep.dot", "dir.svg/x",
-                           "dir.svg"};
+                           "dir.svg", "layout.txt"};
     char p[128];
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(p, sizeof p, "%s/%s", tmpdir, names[i]);
@@ -589,6 +641,111 @@ Test(render, outputs_are_replaced_atomically)
     cr_assert_eq(loom_cmd_dot(2, args), 1);
     cr_assert_eq(files_in(tmpdir), before + 2, "keep.dot and dir.svg, no temporaries");
     loom_graph_free(m.g);
+}
+
+/* Graphviz's own measure of the drawn nodes (the "plain" output: name,
+ * centre, width, height in inches): no two overlap. Frames (drawn around
+ * their members) and the invisible ends of cut lines are left out. */
+static int overlaps(const char *dot, char *first, size_t n)
+{
+    cr_assert_eq(loom_dot_render(dot, "plain", tp("layout.txt")), LOOM_OK, "%s", loom_dot_error());
+    FILE *f = fopen(tp("layout.txt"), "r");
+    enum { MAX = 4096 };
+    char line[4096], name[64];
+    double (*box)[4] = malloc(MAX * sizeof *box);
+    char (*names)[64] = malloc(MAX * sizeof *names);
+    int m = 0, bad = 0;
+    while (fgets(line, sizeof line, f) && m < MAX) {
+        double x, y, w, h;
+        if (sscanf(line, "node %63s %lf %lf %lf %lf", name, &x, &y, &w, &h) != 5) continue;
+        int k;
+        if (!strncmp(name, "frame_", 6) || !strncmp(name, "lg_cut_", 7) || (sscanf(name, "cut%d_", &k) == 1)) continue;
+        box[m][0] = x, box[m][1] = y, box[m][2] = w, box[m][3] = h;
+        memcpy(names[m++], name, sizeof name);
+    }
+    fclose(f);
+    for (int i = 0; i < m; i++)
+        for (int j = i + 1; j < m; j++)
+            if (fabs(box[i][0] - box[j][0]) < (box[i][2] + box[j][2]) / 2 - 0.01 &&
+                fabs(box[i][1] - box[j][1]) < (box[i][3] + box[j][3]) / 2 - 0.01 && !bad++)
+                snprintf(first, n, "%.63s and %.63s", names[i], names[j]);
+    free(box), free(names);
+    unlink(tp("layout.txt"));
+    return bad;
+}
+
+/* What a user draws of a language model of their own: the output layer
+ * applied to the stacked outputs and the loss are drawn and fed by every
+ * step, the decoder's weights reach them, inputs and targets sit apart from
+ * the steps' rows — and in both views with and without gradients, no node
+ * overlaps another (legend included). */
+Test(render, language_model_pictures_are_whole)
+{
+    enum { T = 4, B = 2, I = 3, H = 4, V = 5 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = I, .hidden_size = H, .layers = 2});
+    loom_tensor dw = loom_param(g, "decoder.weight", loom_shape2(V, H)), db = loom_param(g, "decoder.bias", loom_shape1(V));
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), tg = loom_input_i32(g, "targets", loom_shape2(T, B));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_cross_entropy(g, loom_add(g, loom_matmul(g, o.output, dw, false, true), db), tg, LOOM_NO_MASK);
+    loom_tensor_set_name(g, loss, "loss");
+    int n = loom_graph_params(g, NULL, 0);
+    loom_tensor p[16], grads[16];
+    loom_graph_params(g, p, n);
+    for (int part = 0; part < 2; part++) {
+        if (part) cr_assert_eq(loom_backward(g, loss, p, n, grads), LOOM_OK);
+        for (int view = 0; view < 2; view++) {
+            char *text, first[160] = "";
+            Agraph_t *gr = parse(g, &(loom_dot_opts){.view = view, .part = part ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD}, &text);
+            Agnode_t *dec = NULL, *lossn = NULL;
+            for (Agnode_t *v = agfstnode(gr); v; v = agnxtnode(gr, v)) {
+                if (!strncmp(attr(v, "label"), "decoder.weight", 14)) dec = v;
+                if (!strncmp(attr(v, "label"), "loss\\n", 6)) lossn = v;
+            }
+            cr_assert(dec && lossn, "view %d: the decoder weight and the loss are drawn", view);
+            cr_assert_not_null(agfstout(gr, dec), "view %d: the decoder weight feeds something", view);
+            if (view == LOOM_DOT_CELLS) { /* every step's top cell feeds the output layer */
+                int from_step[T] = {0};
+                FOR_EDGES(gr, e)
+                if (attr_int(agtail(e), "loom_cell") == 1 && attr_int(agtail(e), "loom_layer") == 1 &&
+                    attr_int(aghead(e), "loom_step") < 0 && strcmp(attr(e, "loom_class"), "value"))
+                    from_step[attr_int(agtail(e), "loom_step")]++;
+                for (int t = 0; t < T; t++) cr_assert_gt(from_step[t], 0, "step %d feeds the output layer", t);
+            }
+            cr_assert_eq(overlaps(text, first, sizeof first), 0, "view %d, part %d: %s overlap", view, part, first);
+            agclose(gr);
+            free(text);
+        }
+    }
+    loom_graph_free(g);
+}
+
+/* The command's pictures: no node overlaps another. */
+Test(render, command_pictures_do_not_overlap)
+{
+    const char *const cases[][12] = {
+        {"--cell", "lstm", "--layers", "2", "--bidirectional", "--view", "cell", "--backward", "--grad-norms", "--truncate", "2"},
+        {"--cell", "mgu", "--seq-len", "5", "--view", "cell", "--backward"},
+        {"--cell", "gru", "--seq-len", "3", "--backward"},
+    };
+    loom_tools_init();
+    for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char *argv[16];
+        int argc = 0;
+        for (; argc < 12 && cases[k][argc]; argc++) argv[argc] = (char *)cases[k][argc];
+        argv[argc++] = "-o", argv[argc++] = (char *)tp("a.dot");
+        cr_assert_eq(loom_cmd_dot(argc, argv), 0);
+        FILE *f = fopen(tp("a.dot"), "r");
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        rewind(f);
+        char *text = calloc((size_t)len + 1, 1), first[160] = "";
+        cr_assert_eq(fread(text, 1, (size_t)len, f), (size_t)len);
+        fclose(f);
+        cr_assert_eq(overlaps(text, first, sizeof first), 0, "case %u: %s overlap", k, first);
+        free(text);
+    }
 }
 
 /* A graph built without the unroller (no step tags) still draws: its nodes

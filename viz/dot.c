@@ -73,12 +73,18 @@ typedef struct {
     double bb[4];         /* xmin, xmax, ymin, ymax (inches, node centres) */
     int n_rows;
     double top_y, right_x, elided_x;
+    double legend_y;      /* the legend's bottom row: above the steps and what follows them */
     bool has_bwd;
     id_list *through;     /* for a clear node: the drawn nodes it reads, through other clear ones */
     int32_t *by_step;     /* node ids of step t: by_step[step_start[t] .. step_start[t+1]), in id order */
     int32_t *step_start;
     int32_t *port_order;  /* ports of step t: port_order[port_start[t] .. port_start[t+1]) */
     int32_t *port_start;
+    /* cell view with gradients: Σ_t of a parameter's gradient as a chain of
+     * points, one per step, in the order BPTT visits the steps */
+    uint8_t *acc;         /* per (step, layer, direction): the step's gradient cell feeds the chain */
+    int32_t *acc_to;      /* (layer, direction, Σ node) the chain ends in, 3 ints each */
+    int n_acc_to, cap_acc_to;
 } dot_ctx;
 
 static const loom_node *N(const dot_ctx *c, int32_t i) { return loom_graph_node(c->g, loom_at(i)); }
@@ -431,32 +437,50 @@ static bool grid_plan(dot_ctx *c)
         c->right_x = x;
     }
     c->colw = colw;
-    /* nodes that are not cell boxes: parameters and Σ gradients on the left,
-     * sources that feed the steps (zero states, inputs) just left of them,
-     * the rest (the loss) on the right */
-    int slot[256] = {0}, n_param = 0, n_sigma = 0, n_out = 0, n_src = 0;
+    /* nodes that are not cell boxes: parameters on the left, each Σ gradient
+     * level with its parameter, further left; sources that feed the steps (inputs, lengths)
+     * just left of the first step; what follows the steps (an output layer,
+     * the loss) right of the last one, climbing above the top row so that
+     * the edges into it from every step stay visible */
+    int slot[256] = {0}, n_param = 0, n_out = 0, n_src = 0;
     int32_t last_step = -1;
+    uint8_t *after = calloc((size_t)c->n + 1, 1); /* depends on some step */
+    if (!after) return false;
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *n = N(c, i);
+        for (int j = 0; j < n->n_in && !after[i]; j++) {
+            int32_t u = input_of(c, i, j);
+            after[i] = N(c, u)->tags.step >= 0 || after[u];
+        }
+    }
+    /* Σ gradients left of their parameters: the many edges from parameters
+     * into the steps cross nothing, the few into the Σ nodes cross them */
+    double param_x = -2.3;
+    c->legend_y = c->top_y;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
         if (!drawn(c, i) || (!ops && in_cell(n)) || (ops && n->tags.step >= 0)) continue;
         if (n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) {
-            c->px[i] = c->has_bwd ? -3.8 : -2.0;
+            c->px[i] = param_x;
             c->py[i] = c->top_y - 0.6 * n_param++;
         } else if (is_param_grad(c, i)) {
-            c->px[i] = -2.0;
-            c->py[i] = c->top_y - 0.6 * n_sigma++;
+            int32_t p = loom_index(loom_graph_find(c->g, loom_tensor_name(c->g, loom_at(i)) + strlen("∂L/∂")));
+            c->px[i] = -4.1;
+            c->py[i] = p >= 0 && c->py[p] == c->py[p] ? c->py[p] : c->top_y - 0.6 * n_param++;
         } else if (n->tags.step >= 0) {
             if (n->tags.step != last_step) memset(slot, 0, sizeof slot), last_step = n->tags.step;
             c->px[i] = c->col_x[n->tags.step] + 0.45 * slot[grid_key(n)]++;
             c->py[i] = row_y(c, n);
-        } else if (n->n_in == 0 || n->tags.role == LOOM_ROLE_INPUT) {
-            c->px[i] = -0.7;
+        } else if (!after[i]) {
+            c->px[i] = -1.15;
             c->py[i] = 0.5 * n_src++;
         } else {
-            c->px[i] = c->right_x;
-            c->py[i] = c->top_y - 0.7 * n_out++;
+            c->px[i] = c->right_x + 0.3;
+            c->py[i] = c->top_y + 0.8 + 0.6 * n_out++;
+            c->legend_y = c->py[i] > c->legend_y ? c->py[i] : c->legend_y;
         }
     }
+    free(after);
     return true;
 }
 
@@ -527,8 +551,9 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     snprintf(id, sizeof id, "%c_%d_%d_%d", bwd ? 'b' : 'f', t, l, d);
     if (!seen_add(c, XXH3_64bits(id, strlen(id)))) return;
     FILE *f = c->f;
+    const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
     fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
-            bwd ? "∂ " : "", bwd ? "" : "cell", t + 1, l, d ? "←" : "→");
+            bwd ? "∂ " : "", cell ? cell : "cell", t + 1, l, d ? "←" : "→");
     float h = bwd ? -1 : heat_of(c, t, l, d);
     if (has_heat(h)) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
     fprintf(f, "\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
@@ -545,6 +570,8 @@ static void edge_style(FILE *f, const char *cls)
 {
     if (!strcmp(cls, "grad")) /* written head → tail (see emit_edge), drawn backwards */
         fprintf(f, "dir=back, color=\"" C_BWD_LINE "\", style=dashed, penwidth=1.3");
+    else if (!strcmp(cls, "sum")) /* a weight gradient summed over the steps: not a flow between steps */
+        fprintf(f, "dir=back, color=\"" C_BWD_LINE "99\", penwidth=0.9, arrowsize=0.5");
     else if (!strcmp(cls, "recurrent"))
         fprintf(f, "color=\"" C_REC "\", penwidth=2.6, arrowsize=0.8");
     else if (!strcmp(cls, "param"))
@@ -564,10 +591,10 @@ static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls,
     if (!seen_add(c, key_of(a, b, k))) return;
     /* a gradient edge a → b is written b → a with dir=back: the layout puts
      * the receiving gradient to the left, the arrow still points at it */
-    bool rev = !strcmp(cls, "grad");
+    bool rev = !strcmp(cls, "grad") || !strcmp(cls, "sum");
     fprintf(c->f, "    %s -> %s [", rev ? b : a, rev ? a : b);
     edge_style(c->f, cls);
-    if (label) fprintf(c->f, ", xlabel=\"%s\", fontsize=8, fontcolor=\"" C_REC "\"", label);
+    if (label) fprintf(c->f, ", xlabel=\"%s\", fontsize=8, fontcolor=\"%s\"", label, rev ? C_BWD_LINE : C_REC);
     fprintf(c->f, ", loom_class=%s, loom_state=%d];\n", cls, state);
 }
 
@@ -646,8 +673,11 @@ static void list_add(dot_ctx *c, id_list *l, int32_t x)
     l->v[l->n++] = x;
 }
 
-/* Cell view: a node outside every cell box without a name (slices, reshapes,
- * stacking, constants) is plumbing, drawn as nothing. */
+/* Cell view: a node outside every cell box without a name that only moves
+ * data (slices, reshapes, stacking), a constant, or an expression of
+ * weights shared by the steps is plumbing, drawn as nothing: edges pass
+ * through it. What computes outside the cells (an output layer, a loss) is
+ * drawn. */
 static void find_clear(dot_ctx *c)
 {
     /* an input read only through its per-step rows x_t is drawn as those rows */
@@ -661,9 +691,12 @@ static void find_clear(dot_ctx *c)
     }
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
+        /* inside a step, only cells and named nodes are drawn (a step's
+         * loss); outside, what computes (an output layer, the loss) */
+        bool plumbing = n->tags.step >= 0 || n->n_in == 0 || (loom_op(n->op)->flags & OPF_LAYOUT) || n->invariant;
         c->clear[i] = c->vis[i] != HIDE && !in_cell(n) &&
                       ((!loom_tensor_name(c->g, loom_at(i)) && n->tags.role != LOOM_ROLE_PARAM &&
-                        n->tags.role != LOOM_ROLE_INPUT) ||
+                        n->tags.role != LOOM_ROLE_INPUT && plumbing) ||
                        (rows_only && rows_only[i]));
         if (!c->clear[i]) continue;
         for (int j = 0; j < n->n_in; j++) {
@@ -675,6 +708,73 @@ static void find_clear(dot_ctx *c)
         }
     }
     free(rows_only);
+}
+
+static int acc_index(const dot_ctx *c, int t, int l, int d) { return (t * c->L + l) * c->D + d; }
+static void acc_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "acc_%d_%d_%d", t, l, d); }
+
+/* Cell view: a gradient cell's contribution to a parameter's Σ goes into
+ * its layer's accumulation chain (drawn by emit_acc_chains), not straight
+ * to the Σ node: one short edge per step and one per parameter, instead of
+ * one from every step to every parameter. */
+static bool bundle_into_sigma(dot_ctx *c, int32_t u, int32_t v, const char *cell_id)
+{
+    const loom_node *nu = N(c, u);
+    if (!c->acc || !in_cell(nu) || !is_bwd(nu) || c->vis[u] != DRAW || !is_param_grad(c, v) ||
+        nu->tags.layer >= c->L || nu->tags.dir >= c->D)
+        return false;
+    int t = nu->tags.step, l = nu->tags.layer, d = nu->tags.dir;
+    char p[64];
+    acc_name(t, l, d, p, sizeof p);
+    emit_edge(c, cell_id, p, "sum", 0, NULL);
+    c->acc[acc_index(c, t, l, d)] = 1;
+    for (int k = 0; k < c->n_acc_to; k++)
+        if (c->acc_to[3 * k] == l && c->acc_to[3 * k + 1] == d && c->acc_to[3 * k + 2] == v) return true;
+    if (c->n_acc_to == c->cap_acc_to) {
+        int cap = c->cap_acc_to ? 2 * c->cap_acc_to : 32;
+        int32_t *a = realloc(c->acc_to, (size_t)cap * 3 * sizeof *a);
+        if (!a) {
+            c->oom = true;
+            return true;
+        }
+        c->acc_to = a, c->cap_acc_to = cap;
+    }
+    int32_t *e = c->acc_to + 3 * c->n_acc_to++;
+    e[0] = l, e[1] = d, e[2] = v;
+    return true;
+}
+
+/* Each accumulation chain: a point under every gradient cell that feeds
+ * it, joined in BPTT order (last step to first, or first to last for the
+ * reverse direction), the last point feeding the parameters' Σ nodes. */
+static void emit_acc_chains(dot_ctx *c)
+{
+    if (!c->acc) return;
+    for (int l = 0; l < c->L; l++)
+        for (int d = 0; d < c->D; d++) {
+            char prev[64] = "", p[64];
+            int last_t = -1;
+            for (int k = 0; k < c->T; k++) {
+                int t = d ? k : c->T - 1 - k;
+                if (!c->acc[acc_index(c, t, l, d)]) continue;
+                acc_name(t, l, d, p, sizeof p);
+                fprintf(c->f, "    %s [shape=point, width=0.07, color=\"" C_BWD_LINE "\", label=\"\", loom_step=%d, "
+                              "loom_layer=%d, loom_dir=%d, loom_role=acc",
+                        p, t, l, d);
+                pos_attr(c, c->col_x[t] + BWD_DX - 0.62, c->row_base[128 + (((l + 1) * 10 + d) & 127)] - 0.42);
+                fprintf(c->f, "];\n");
+                if (prev[0]) emit_edge(c, prev, p, "sum", 0, NULL);
+                snprintf(prev, sizeof prev, "%s", p);
+                last_t = t;
+            }
+            if (last_t < 0) continue;
+            for (int k = 0; k < c->n_acc_to; k++) {
+                if (c->acc_to[3 * k] != l || c->acc_to[3 * k + 1] != d) continue;
+                char s[64];
+                obj_id(c, c->acc_to[3 * k + 2], s, sizeof s);
+                emit_edge(c, prev, s, "sum", 0, NULL);
+            }
+        }
 }
 
 static void emit_edges(dot_ctx *c)
@@ -715,10 +815,17 @@ static void emit_edges(dot_ctx *c)
                 }
                 goto next_source;
             }
-            emit_edge(c, a, b, cls, 0, NULL);
+            if (cells && !strcmp(cls, "grad") && bundle_into_sigma(c, u, v, a)) goto next_source;
+            /* between steps, a gradient edge into the gradient of a carried
+             * state is that state's: one per state, labelled ∂h, ∂c */
+            int state = !strcmp(cls, "grad") && across && nv->tags.state ? nv->tags.state : 0;
+            char lab[16];
+            snprintf(lab, sizeof lab, "∂%s", state_letter(state));
+            emit_edge(c, a, b, cls, state, cells && state ? lab : NULL);
             goto next_source;
         }
     }
+    emit_acc_chains(c);
 }
 
 /* ---- legend ---- */
@@ -728,7 +835,7 @@ static void emit_edges(dot_ctx *c)
 static void lg_node(dot_ctx *c, const char *id, const char *attrs, double x, double y)
 {
     fprintf(c->f, "    %s [%s", id, attrs);
-    pos_attr(c, x * 1.7, c->top_y + 1.6 + y * 0.55);
+    pos_attr(c, x * 1.7, c->legend_y + 1.6 + y * 0.55);
     fprintf(c->f, "];\n");
 }
 
@@ -741,26 +848,38 @@ static void emit_legend(dot_ctx *c)
                "    node [fontsize=8, width=0.9, height=0.3];\n");
     frame_begin(c);
     lg_node(c, "lg_input", "label=\"input x_t\", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"", 0, 1);
-    lg_node(c, "lg_op", "label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"", 1, 1);
-    lg_node(c, "lg_state", "label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8", 2, 1);
+    lg_node(c, "lg_op", "label=\"forward op\", fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\"", 1.2, 1);
+    lg_node(c, "lg_state", "label=\"state h_t\", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8", 2.4, 1);
     lg_node(c, "lg_param", "label=\"parameter\", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"", 0, 0);
     fprintf(f, "    lg_input -> lg_op [color=\"" C_INPUT_LINE "\", label=\" data\", fontsize=7];\n"
                "    lg_op -> lg_state [color=\"" C_REC "\", penwidth=2.6, label=\" recurrent\", fontsize=7];\n"
                "    lg_param -> lg_op [color=\"#b8860b66\", penwidth=0.6, label=\" weight use\", fontsize=7];\n");
     if (bwd) {
-        lg_node(c, "lg_grad", "label=\"gradient ∂L/∂·\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"", 3, 1);
-        lg_node(c, "lg_grad2", "label=\"Σ_t gradient\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\", penwidth=2", 4, 1);
+        /* the backward entries on the lower row, with room for their labels */
+        lg_node(c, "lg_grad", "label=\"gradient ∂L/∂·\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"", 2.4, 0);
+        lg_node(c, "lg_grad2", "label=\"Σ_t gradient\", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\", penwidth=2", 4.0,
+                0);
         fprintf(f, "    lg_grad -> lg_grad2 [color=\"" C_BWD_LINE "\", style=dashed, label=\" gradient flow\", fontsize=7];\n"
                    "    lg_state -> lg_grad [color=\"#c8c8c8\", style=dotted, arrowhead=none, label=\" value used\", fontsize=7];\n");
+        if (c->acc) { /* the cell view's Σ_t chains */
+            lg_node(c, "lg_sum", "shape=point, width=0.07, color=\"" C_BWD_LINE "\", label=\"\"", 4.0, -0.7);
+            lg_node(c, "lg_sum_t", "shape=plain, style=\"\", fontsize=7, label=\"Σ over the steps of a layer's weight "
+                               "gradients\\n(a sum, not a flow: it may cross a cut)\"", 2.7, -0.7);
+            fprintf(f, "    lg_grad2 -> lg_sum [dir=back, color=\"" C_BWD_LINE "99\", penwidth=0.9, arrowsize=0.5];\n");
+        }
     }
     if (cuts) {
         fprintf(f, "    subgraph cluster_lg_cut { label=\"truncation segment\"; fontsize=8; style=dashed; color=\"" C_CUT
                    "\"; penwidth=2;\n");
-        lg_node(c, "lg_cut", "label=\"no gradient\\ncrosses a cut\", shape=plain, style=\"\"", 5, 0.5);
+        lg_node(c, "lg_cut", "label=\"no gradient flow\\ncrosses a cut\", shape=plain, style=\"\", fontcolor=\"" C_CUT
+                                "\"", 5.8, 0.5);
+        lg_node(c, "lg_cut_a", "style=invis, shape=point, width=0, label=\"\"", 5.2, -0.1);
+        lg_node(c, "lg_cut_b", "style=invis, shape=point, width=0, label=\"\"", 5.2, 1.1);
+        fprintf(f, "    lg_cut_a -> lg_cut_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none];\n");
         fprintf(f, "    }\n");
     }
     if (c->o->heat && c->heat_hi > 0) {
-        lg_node(c, "lg_heat_t", "label=\"‖∂L/∂h_t‖ (log scale)\", shape=plain, style=\"\"", 1, -0.2);
+        lg_node(c, "lg_heat_t", "label=\"‖∂L/∂h_t‖ (log scale)\", shape=plain, style=\"\"", 1, 2.2);
         for (int i = 0; i < 5; i++) {
             double v = c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
                                                : c->heat_hi;
@@ -769,7 +888,7 @@ static void emit_legend(dot_ctx *c)
             snprintf(id, sizeof id, "lg_heat%d", i);
             snprintf(at, sizeof at, "label=\"%.1e\", fillcolor=\"%s\", fontcolor=\"%s\", width=0.6", v, col,
                      i >= 3 ? "white" : "black");
-            lg_node(c, id, at, 1.9 + 0.45 * i, -0.2);
+            lg_node(c, id, at, 1.9 + 0.45 * i, 2.2);
         }
     }
     frame_end(c, "frame_legend", "legend", "rounded", "#999999", 10);
@@ -888,6 +1007,7 @@ static bool lay_out(dot_ctx *c)
         find_clear(c);
     }
     if (c->oom || !grid_plan(c)) return false;
+    if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * c->D + 1, 1))) return false;
     /* every recurrent edge between two drawn steps enters through a port */
     for (int32_t v = 0; !cells && v < c->n; v++) {
         if (c->vis[v] != DRAW) continue;
@@ -989,6 +1109,7 @@ static void ctx_free(dot_ctx *c)
     free(c->clear), free(c->through), free(c->px), free(c->py), free(c->col_x);
     free(c->vis), free(c->cut), free(c->seen), free(c->port_u), free(c->port_t);
     free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
+    free(c->acc), free(c->acc_to);
 }
 
 static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
