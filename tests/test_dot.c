@@ -304,13 +304,16 @@ Test(dot, cell_view_is_true_for_every_cell)
                                 p = n;
                         cr_assert(p, "%s: parameter %s is drawn", cells[c]->name, name);
                         bool reaches[T] = {false};
-                        /* directly, or through a node beside the parameters */
-                        for (Agedge_t *e = agfstout(gr, p); e; e = agnxtout(gr, e)) {
-                            Agnode_t *h = aghead(e);
-                            if (attr_int(h, "loom_step") >= 0) reaches[attr_int(h, "loom_step")] = true;
-                            else
-                                for (Agedge_t *e2 = agfstout(gr, h); e2; e2 = agnxtout(gr, e2))
-                                    if (attr_int(aghead(e2), "loom_step") >= 0) reaches[attr_int(aghead(e2), "loom_step")] = true;
+                        /* along its layer's weight bus (points with loom_role=bus) into the cells */
+                        Agnode_t *queue[64];
+                        int head = 0, tail = 0;
+                        queue[tail++] = p;
+                        while (head < tail) {
+                            for (Agedge_t *e = agfstout(gr, queue[head++]); e; e = agnxtout(gr, e)) {
+                                Agnode_t *h = aghead(e);
+                                if (!strcmp(attr(h, "loom_role"), "bus") && tail < 64) queue[tail++] = h;
+                                else if (attr_int(h, "loom_cell") == 1) reaches[attr_int(h, "loom_step")] = true;
+                            }
                         }
                         for (int t = 0; t < T; t++)
                             cr_assert(reaches[t], "%s%s: %s does not reach step %d", cells[c]->name, bi ? " bi" : "", name, t);

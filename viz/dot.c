@@ -83,6 +83,11 @@ typedef struct {
     /* cell view with gradients: Σ_t of a parameter's gradient as a chain of
      * points, one per step, in the order BPTT visits the steps */
     uint8_t *acc;         /* per (step, layer, direction): the step's gradient cell feeds the chain */
+    uint8_t *bus;         /* per (step, layer, direction): the step's cell is fed by its layer's weight bus */
+    int32_t *bus_from;    /* (layer, direction, parameter) feeding each bus, 3 ints each */
+    int n_bus_from, cap_bus_from;
+    int32_t *sum_terms;   /* (Σ node, step) pairs: a step's term of a sum over the steps (the loss) */
+    int n_sum_terms, cap_sum_terms;
     int32_t *acc_to;      /* (layer, direction, Σ node) the chain ends in, 3 ints each */
     int n_acc_to, cap_acc_to;
 } dot_ctx;
@@ -393,6 +398,17 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
     return true;
 }
 
+/* A forward sum outside the steps of one term per step (the loss
+ * L = Σ_t l_t): the y of the chain that feeds it, just under the terms'
+ * row; NAN for any other node. */
+static double sum_row(const dot_ctx *c, int32_t v)
+{
+    const loom_node *n = N(c, v);
+    if (!(loom_op(n->op)->flags & OPF_SUM) || n->tags.step >= 0 || is_bwd(n) || n->n_in < 3) return NAN;
+    const loom_node *u = N(c, input_of(c, v, 0));
+    return u->tags.step >= 0 && !is_bwd(u) ? row_y(c, u) - 0.42 : NAN;
+}
+
 /* Columns: the parameters (and their Σ gradients) on the left, one column
  * per drawn step, an elision column, and a last column for what lies outside
  * the steps (the loss). Rows: the input x_t at the bottom, then each layer
@@ -474,6 +490,9 @@ static bool grid_plan(dot_ctx *c)
         } else if (!after[i]) {
             c->px[i] = -1.15;
             c->py[i] = 0.5 * n_src++;
+        } else if (!ops && sum_row(c, i) == sum_row(c, i)) {
+            c->px[i] = c->right_x + 0.3; /* a sum over the steps: at the end of its chain (bundle_sum_term) */
+            c->py[i] = sum_row(c, i);
         } else {
             c->px[i] = c->right_x + 0.3;
             c->py[i] = c->top_y + 0.8 + 0.6 * n_out++;
@@ -777,6 +796,115 @@ static void emit_acc_chains(dot_ctx *c)
         }
 }
 
+/* Appends k ints to a growing array of k-tuples (false when out of memory). */
+static bool push_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t *t, int k)
+{
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 32;
+        int32_t *a = realloc(*v, (size_t)nc * (size_t)k * sizeof *a);
+        if (!a) return !(c->oom = true);
+        *v = a, *cap = nc;
+    }
+    memcpy(*v + (size_t)*n * (size_t)k, t, (size_t)k * sizeof *t);
+    (*n)++;
+    return true;
+}
+
+static bool has_tuple(const int32_t *v, int n, const int32_t *t, int k)
+{
+    for (int i = 0; i < n; i++)
+        if (!memcmp(v + (size_t)i * (size_t)k, t, (size_t)k * sizeof *t)) return true;
+    return false;
+}
+
+static void bus_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "bus_%d_%d_%d", t, l, d); }
+
+/* Cell view: a parameter of layer l feeds every step's cell of that layer
+ * (and its gradient cell, which uses the weights too) through one bus
+ * running under the cells — the same weights at every step — instead of an
+ * edge from every parameter to every cell. */
+static bool bundle_weight_use(dot_ctx *c, int32_t u, int32_t v, const char *cell_id)
+{
+    const loom_node *nu = N(c, u), *nv = N(c, v);
+    if (!c->bus || !in_cell(nv) || c->vis[v] != DRAW || nu->tags.role != LOOM_ROLE_PARAM ||
+        nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir || nv->tags.layer >= c->L || nv->tags.dir >= c->D)
+        return false;
+    int t = nv->tags.step, l = nv->tags.layer, d = nv->tags.dir;
+    char p[64];
+    bus_name(t, l, d, p, sizeof p);
+    emit_edge(c, p, cell_id, "param", 0, NULL);
+    c->bus[acc_index(c, t, l, d)] = 1;
+    int32_t key[3] = {l, d, u};
+    if (!has_tuple(c->bus_from, c->n_bus_from, key, 3)) push_tuple(c, &c->bus_from, &c->n_bus_from, &c->cap_bus_from, key, 3);
+    return true;
+}
+
+/* Cell view: a sum over the steps outside them (the loss L = Σ_t l_t) is
+ * fed along a chain through the steps instead of by an edge from each. */
+static bool bundle_sum_term(dot_ctx *c, int32_t u, int32_t v)
+{
+    const loom_node *nu = N(c, u), *nv = N(c, v);
+    if (!(loom_op(nv->op)->flags & OPF_SUM) || nv->tags.step >= 0 || is_bwd(nv) || nu->tags.step < 0 || is_bwd(nu) ||
+        c->vis[u] != DRAW || nv->n_in < 3)
+        return false;
+    int32_t key[2] = {v, nu->tags.step};
+    char a[64], p[64];
+    obj_id(c, u, a, sizeof a);
+    snprintf(p, sizeof p, "sum_%d_%d", v, nu->tags.step);
+    emit_edge(c, a, p, "forward", 0, NULL);
+    if (!has_tuple(c->sum_terms, c->n_sum_terms, key, 2))
+        push_tuple(c, &c->sum_terms, &c->n_sum_terms, &c->cap_sum_terms, key, 2);
+    return true;
+}
+
+/* The weight buses (left to right under each layer's cells, fed by the
+ * layer's parameters at their left end) and the sum chains (through the
+ * steps in time order, into the sum on the right). */
+static void emit_buses_and_sums(dot_ctx *c)
+{
+    for (int l = 0; c->bus && l < c->L; l++)
+        for (int d = 0; d < c->D; d++) {
+            char prev[64] = "", p[64];
+            for (int t = 0; t < c->T; t++) {
+                if (!c->bus[acc_index(c, t, l, d)]) continue;
+                bus_name(t, l, d, p, sizeof p);
+                fprintf(c->f, "    %s [shape=point, width=0.05, color=\"" C_PARAM_LINE "\", label=\"\", loom_step=%d, "
+                              "loom_layer=%d, loom_dir=%d, loom_role=bus",
+                        p, t, l, d);
+                pos_attr(c, c->col_x[t] - 0.62, c->row_base[((l + 1) * 10 + d) & 127] - 0.36);
+                fprintf(c->f, "];\n");
+                if (prev[0]) emit_edge(c, prev, p, "param", 0, NULL);
+                else
+                    for (int k = 0; k < c->n_bus_from; k++)
+                        if (c->bus_from[3 * k] == l && c->bus_from[3 * k + 1] == d) {
+                            char s[64];
+                            obj_id(c, c->bus_from[3 * k + 2], s, sizeof s);
+                            emit_edge(c, s, p, "param", 0, NULL);
+                        }
+                snprintf(prev, sizeof prev, "%s", p);
+            }
+        }
+    for (int k = 0; k < c->n_sum_terms; k++) {
+        int32_t v = c->sum_terms[2 * k];
+        bool first = true;
+        for (int j = 0; j < k; j++) first = first && c->sum_terms[2 * j] != v;
+        if (!first) continue;
+        char prev[64] = "", p[64], vs[64];
+        for (int t = 0; t < c->T; t++) {
+            int32_t key[2] = {v, t};
+            if (!has_tuple(c->sum_terms, c->n_sum_terms, key, 2)) continue;
+            snprintf(p, sizeof p, "sum_%d_%d", v, t);
+            fprintf(c->f, "    %s [shape=point, width=0.07, color=\"#555555\", label=\"\", loom_step=%d, loom_role=sum", p, t);
+            pos_attr(c, c->col_x[t] + 0.62, sum_row(c, v));
+            fprintf(c->f, "];\n");
+            if (prev[0]) emit_edge(c, prev, p, "forward", 0, NULL);
+            snprintf(prev, sizeof prev, "%s", p);
+        }
+        obj_id(c, v, vs, sizeof vs);
+        if (prev[0]) emit_edge(c, prev, vs, "forward", 0, NULL);
+    }
+}
+
 static void emit_edges(dot_ctx *c)
 {
     char a[64], b[64];
@@ -816,6 +944,8 @@ static void emit_edges(dot_ctx *c)
                 goto next_source;
             }
             if (cells && !strcmp(cls, "grad") && bundle_into_sigma(c, u, v, a)) goto next_source;
+            if (cells && !strcmp(cls, "param") && bundle_weight_use(c, u, v, b)) goto next_source;
+            if (cells && bundle_sum_term(c, u, v)) goto next_source;
             /* between steps, a gradient edge into the gradient of a carried
              * state is that state's: one per state, labelled ∂h, ∂c */
             int state = !strcmp(cls, "grad") && across && nv->tags.state ? nv->tags.state : 0;
@@ -826,6 +956,7 @@ static void emit_edges(dot_ctx *c)
         }
     }
     emit_acc_chains(c);
+    emit_buses_and_sums(c);
 }
 
 /* ---- legend ---- */
@@ -835,7 +966,7 @@ static void emit_edges(dot_ctx *c)
 static void lg_node(dot_ctx *c, const char *id, const char *attrs, double x, double y)
 {
     fprintf(c->f, "    %s [%s", id, attrs);
-    pos_attr(c, x * 1.7, c->legend_y + 1.6 + y * 0.55);
+    pos_attr(c, x * 1.7, c->legend_y + 2.1 + y * 0.55);
     fprintf(c->f, "];\n");
 }
 
@@ -1008,6 +1139,7 @@ static bool lay_out(dot_ctx *c)
     }
     if (c->oom || !grid_plan(c)) return false;
     if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * c->D + 1, 1))) return false;
+    if (cells && !(c->bus = calloc((size_t)c->T * c->L * c->D + 1, 1))) return false;
     /* every recurrent edge between two drawn steps enters through a port */
     for (int32_t v = 0; !cells && v < c->n; v++) {
         if (c->vis[v] != DRAW) continue;
@@ -1109,7 +1241,7 @@ static void ctx_free(dot_ctx *c)
     free(c->clear), free(c->through), free(c->px), free(c->py), free(c->col_x);
     free(c->vis), free(c->cut), free(c->seen), free(c->port_u), free(c->port_t);
     free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
-    free(c->acc), free(c->acc_to);
+    free(c->acc), free(c->acc_to), free(c->bus), free(c->bus_from), free(c->sum_terms);
 }
 
 static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
