@@ -14,5 +14,6 @@
 #include "loom/safetensors.h"
 #include "loom/store.h"
 #include "loom/dot.h"
+#include "loom/data.h"
 
 #endif

@@ -1,0 +1,121 @@
+/* loom/data.h — text, tokens, vocabularies, minibatches, synthetic tasks.
+ *
+ * Text is UTF-8; a character tokeniser yields one token per Unicode code
+ * point (an accented letter or a Chinese character is one token), a word
+ * tokeniser splits at white space and punctuation. A vocabulary orders its
+ * tokens by frequency (ties: first occurrence first), after <unk> (always
+ * id 0) and, when asked for, <pad>, <bos>, <eos>. Minibatch iterators cut
+ * one long token stream into (T, B) windows, time-major as loom's recurrent
+ * layers take them, by random sampling or sequential partitioning.
+ */
+#ifndef LOOM_DATA_H
+#define LOOM_DATA_H
+
+#include "loom/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LOOM_TOKENS_CHAR = 0, LOOM_TOKENS_WORD } loom_token_kind;
+
+typedef struct {
+    loom_token_kind kind;
+    bool lower;          /* lower-case every letter (Unicode simple case mapping) */
+    /* d2l's Time Machine preprocessing: per line, every run of characters
+     * that are not ASCII letters becomes one space, the line is trimmed and
+     * lower-cased; the lines are then joined without a separator. With
+     * character tokens this gives d2l's vocabulary of 28. */
+    bool letters_only;
+    int min_freq;        /* tokens rarer than this map to <unk> (default 1: keep all) */
+    bool specials;       /* reserve <pad>, <bos>, <eos> (ids 1, 2, 3) besides <unk> */
+} loom_text_opts;
+
+typedef struct loom_vocab loom_vocab;
+
+/* A tokenised text and its vocabulary. Errors (unreadable file, invalid
+ * UTF-8 with its byte offset) are kept in the object: loom_text_error. */
+typedef struct loom_text loom_text;
+
+loom_text *loom_text_new(const loom_text_opts *opts); /* NULL only when out of memory */
+void loom_text_free(loom_text *t);
+/* Tokenises a file or a string and builds the vocabulary from it. */
+loom_status loom_text_read(loom_text *t, const char *path);
+loom_status loom_text_parse(loom_text *t, const char *utf8, size_t n);
+/* Tokenises with an existing vocabulary (held-out text: tokens it does not
+ * know become <unk>). The vocabulary must outlive t. */
+loom_status loom_text_read_with(loom_text *t, const char *path, const loom_vocab *v);
+loom_status loom_text_parse_with(loom_text *t, const char *utf8, size_t n, const loom_vocab *v);
+const char *loom_text_error(const loom_text *t);
+/* The token ids, in order, and how many. */
+const int32_t *loom_text_ids(const loom_text *t, int64_t *n);
+const loom_vocab *loom_text_vocab(const loom_text *t);
+
+enum { LOOM_UNK = 0, LOOM_PAD = 1, LOOM_BOS = 2, LOOM_EOS = 3 };
+
+int loom_vocab_size(const loom_vocab *v);
+loom_token_kind loom_vocab_kind(const loom_vocab *v);
+/* Token id → its UTF-8 text ("<unk>" ...); NULL for an id out of range. */
+const char *loom_vocab_token(const loom_vocab *v, int32_t id);
+/* Token text → id (LOOM_UNK when unknown). */
+int32_t loom_vocab_id(const loom_vocab *v, const char *token);
+/* How often the token occurred in the text the vocabulary was built from. */
+int64_t loom_vocab_count(const loom_vocab *v, int32_t id);
+/* Tokenises utf8 with v's tokeniser and options into ids (at most max);
+ * returns the number of tokens, or -1 for invalid UTF-8. */
+int64_t loom_vocab_encode(const loom_vocab *v, const char *utf8, size_t n, int32_t *ids, int64_t max);
+/* Writes the tokens of ids as text (words separated by spaces) into buf
+ * (NUL-terminated, truncated to size); returns the full length. */
+size_t loom_vocab_decode(const loom_vocab *v, const int32_t *ids, int64_t n, char *buf, size_t size);
+/* The vocabulary as one string (for checkpoints) and back. NULL on failure
+ * (from_string: a malformed string). The string is malloc'd. */
+char *loom_vocab_to_string(const loom_vocab *v);
+loom_vocab *loom_vocab_from_string(const char *s);
+void loom_vocab_free(loom_vocab *v); /* only for vocabularies from loom_vocab_from_string */
+
+/* ---- minibatches over one token stream ---- */
+
+typedef enum {
+    /* random sampling: each epoch drops a random 0..T-1 tokens at the
+     * start, cuts the rest into windows of T, and deals them to batches in
+     * random order; windows of one batch are not adjacent, so the state is
+     * re-initialised every batch */
+    LOOM_SAMPLE_RANDOM = 0,
+    /* sequential partitioning: each epoch drops a random 0..T tokens, splits
+     * the rest into B parallel streams, and batch i+1 continues batch i in
+     * every stream, so the state is carried over (detached) */
+    LOOM_SAMPLE_SEQUENTIAL
+} loom_sampling;
+
+typedef struct loom_batches loom_batches;
+
+/* Windows of `steps` tokens, `batch` at a time, over ids (which must
+ * outlive the iterator). NULL when the stream is too short for one batch
+ * or out of memory. */
+loom_batches *loom_batches_new(const int32_t *ids, int64_t n, int steps, int batch, loom_sampling s, uint64_t seed);
+void loom_batches_free(loom_batches *b);
+/* The next batch: x and y (steps × batch, time-major: x[t·batch + b]),
+ * y the tokens that follow x. Starts the next epoch when one ends;
+ * returns true when this batch starts an epoch. */
+bool loom_batches_next(loom_batches *b, int32_t *x, int32_t *y);
+int64_t loom_batches_per_epoch(const loom_batches *b);
+/* Position: epoch and batch within it (for checkpoints); seek restores it. */
+void loom_batches_tell(const loom_batches *b, int64_t *epoch, int64_t *batch);
+void loom_batches_seek(loom_batches *b, int64_t epoch, int64_t batch);
+
+/* ---- synthetic long-range tasks (no file) ---- */
+
+/* The adding problem: x (T, B, 2) of (value in [0, 1), marker); exactly
+ * two markers per sequence, one in each half; y (B) the sum of the two
+ * marked values. Predicting the mean scores MSE ≈ 0.167. */
+void loom_task_adding(int T, int B, uint64_t seed, float *x, float *y);
+/* The copy (memory) task with K symbols of an alphabet of A (A + 2 classes:
+ * 0 blank, 1..A symbols, A+1 the delimiter): x (K + T + K, B) is K random
+ * symbols, T−1 blanks, the delimiter, K blanks; y the same length, blanks
+ * until the last K steps, which must reproduce the K symbols. */
+void loom_task_copy(int T, int K, int A, int B, uint64_t seed, int32_t *x, int32_t *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

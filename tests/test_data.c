@@ -1,0 +1,248 @@
+/* Data: UTF-8 tokenisers, vocabularies, the two minibatch iterators'
+ * exact semantics, the synthetic tasks. */
+#include "helpers.h"
+
+static loom_text *parse(const char *s, loom_text_opts o)
+{
+    loom_text *t = loom_text_new(&o);
+    cr_assert_eq(loom_text_parse(t, s, strlen(s)), LOOM_OK, "%s", loom_text_error(t));
+    return t;
+}
+
+static const char *tok(loom_text *t, int64_t i)
+{
+    int64_t n;
+    const int32_t *ids = loom_text_ids(t, &n);
+    cr_assert_lt(i, n);
+    return loom_vocab_token(loom_text_vocab(t), ids[i]);
+}
+
+Test(text, characters_are_code_points)
+{
+    loom_text *t = parse("Été 北京, été!", (loom_text_opts){.kind = LOOM_TOKENS_CHAR, .lower = true});
+    int64_t n;
+    loom_text_ids(t, &n);
+    cr_assert_eq(n, 12, "one token per code point, not per byte");
+    cr_assert_str_eq(tok(t, 0), "é", "lower-casing is Unicode's");
+    cr_assert_str_eq(tok(t, 4), "北");
+    cr_assert_str_eq(tok(t, 5), "京");
+    /* é (4×) is the most frequent, then t (2×) and ' ' (2×) in order of first occurrence */
+    const loom_vocab *v = loom_text_vocab(t);
+    cr_assert_str_eq(loom_vocab_token(v, 0), "<unk>");
+    cr_assert_str_eq(loom_vocab_token(v, 1), "é");
+    cr_assert_str_eq(loom_vocab_token(v, 2), "t");
+    cr_assert_str_eq(loom_vocab_token(v, 3), " ");
+    cr_assert_eq(loom_vocab_count(v, 1), 4);
+    char buf[64];
+    int64_t k;
+    const int32_t *ids = loom_text_ids(t, &k);
+    loom_vocab_decode(v, ids, k, buf, sizeof buf);
+    cr_assert_str_eq(buf, "été 北京, été!", "decoding gives the (lower-cased) text back");
+    loom_text_free(t);
+}
+
+Test(text, invalid_utf8_is_refused_with_its_offset)
+{
+    const char *bad[] = {"ab\xff", "ab\xc3", "ab\xc0\xaf", "ab\xed\xa0\x80", "ab\xf4\x90\x80\x80", "ab\xe2\x28\xa1"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        loom_text *t = loom_text_new(&(loom_text_opts){0});
+        cr_assert_eq(loom_text_parse(t, bad[i], strlen(bad[i])), LOOM_ERR_FORMAT, "case %u", i);
+        cr_assert(strstr(loom_text_error(t), "invalid UTF-8 at byte 2"), "case %u: %s", i, loom_text_error(t));
+        loom_text_free(t);
+    }
+}
+
+Test(text, words_and_punctuation)
+{
+    loom_text *t = parse("The cat, the Hat.\n“Cat!”", (loom_text_opts){.kind = LOOM_TOKENS_WORD, .lower = true});
+    const char *want[] = {"the", "cat", ",", "the", "hat", ".", "“", "cat", "!", "”"};
+    int64_t n;
+    loom_text_ids(t, &n);
+    cr_assert_eq(n, 10);
+    for (int i = 0; i < 10; i++) cr_assert_str_eq(tok(t, i), want[i], "token %d", i);
+    const loom_vocab *v = loom_text_vocab(t);
+    cr_assert_str_eq(loom_vocab_token(v, 1), "the");
+    cr_assert_str_eq(loom_vocab_token(v, 2), "cat");
+    cr_assert_eq(loom_vocab_id(v, "dog"), LOOM_UNK);
+    int32_t ids[8];
+    cr_assert_eq(loom_vocab_encode(v, "the dog.", 8, ids, 8), 3);
+    cr_assert(ids[0] == 1 && ids[1] == LOOM_UNK && ids[2] == loom_vocab_id(v, "."));
+    loom_text_free(t);
+}
+
+Test(text, min_freq_and_specials)
+{
+    loom_text *t = parse("a a a b b c", (loom_text_opts){.kind = LOOM_TOKENS_WORD, .min_freq = 2, .specials = true});
+    const loom_vocab *v = loom_text_vocab(t);
+    cr_assert_eq(loom_vocab_size(v), 6, "<unk> <pad> <bos> <eos> a b");
+    cr_assert_str_eq(loom_vocab_token(v, LOOM_PAD), "<pad>");
+    cr_assert_str_eq(loom_vocab_token(v, LOOM_EOS), "<eos>");
+    cr_assert_str_eq(loom_vocab_token(v, 4), "a");
+    cr_assert_str_eq(loom_vocab_token(v, 5), "b");
+    cr_assert_str_eq(tok(t, 5), "<unk>", "c is rarer than min_freq");
+    cr_assert_eq(loom_vocab_count(v, LOOM_UNK), 1);
+    /* a vocabulary survives a round trip through its string */
+    char *s = loom_vocab_to_string(v);
+    loom_vocab *back = loom_vocab_from_string(s);
+    cr_assert(back);
+    cr_assert_eq(loom_vocab_size(back), 6);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_str_eq(loom_vocab_token(back, i), loom_vocab_token(v, i));
+        cr_assert_eq(loom_vocab_count(back, i), loom_vocab_count(v, i));
+    }
+    /* held-out text with the same vocabulary */
+    loom_text *h = loom_text_new(NULL);
+    cr_assert_eq(loom_text_parse_with(h, "b z a", 5, back), LOOM_OK);
+    int64_t n;
+    const int32_t *ids = loom_text_ids(h, &n);
+    cr_assert(n == 3 && ids[0] == 5 && ids[1] == LOOM_UNK && ids[2] == 4);
+    cr_assert_null(loom_vocab_from_string("{\"kind\":\"char\"}"));
+    cr_assert_null(loom_vocab_from_string("not json"));
+    loom_text_free(h);
+    loom_vocab_free(back);
+    free(s);
+    loom_text_free(t);
+}
+
+/* d2l's Time Machine preprocessing: per line, runs of non-letters become
+ * one space, trimmed, lower-cased; lines joined without a separator. */
+Test(text, letters_only_as_d2l)
+{
+    loom_text *t = parse("The Time-Machine,  by H. G. Wells\n  [1898]\nI\n", (loom_text_opts){.letters_only = true});
+    int64_t n;
+    const int32_t *ids = loom_text_ids(t, &n);
+    char buf[128];
+    loom_vocab_decode(loom_text_vocab(t), ids, n, buf, sizeof buf);
+    cr_assert_str_eq(buf, "the time machine by h g wellsi");
+    loom_text_free(t);
+    t = parse("Hello, world\nagain", (loom_text_opts){.kind = LOOM_TOKENS_WORD, .letters_only = true});
+    loom_text_ids(t, &n);
+    cr_assert_eq(n, 3, "words: lines are joined with a space");
+    loom_text_free(t);
+}
+
+/* ---- minibatches ---- */
+
+static int32_t *ramp(int64_t n)
+{
+    int32_t *v = malloc((size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++) v[i] = (int32_t)i;
+    return v;
+}
+
+Test(batches, random_sampling)
+{
+    enum { N = 1000, T = 7, B = 4 };
+    int32_t *ids = ramp(N), x[T * B], y[T * B];
+    loom_batches *b = loom_batches_new(ids, N, T, B, LOOM_SAMPLE_RANDOM, 5);
+    cr_assert(b);
+    for (int epoch = 0; epoch < 3; epoch++) {
+        int64_t per = loom_batches_per_epoch(b);
+        bool *used = calloc(N, 1);
+        int32_t first_start = -1;
+        for (int64_t k = 0; k < per; k++) {
+            cr_assert_eq(loom_batches_next(b, x, y), k == 0, "the first batch of an epoch says so");
+            for (int j = 0; j < B; j++) {
+                int32_t s = x[j];
+                if (first_start < 0) first_start = s;
+                cr_assert_eq(s % T, first_start % T, "every window starts on the epoch's offset grid");
+                for (int t = 0; t < T; t++) {
+                    cr_assert_eq(x[t * B + j], s + t, "a window is T consecutive tokens, time-major");
+                    cr_assert_eq(y[t * B + j], s + t + 1, "targets are the inputs shifted by one");
+                    cr_assert(!used[s + t], "windows do not overlap");
+                    used[s + t] = true;
+                }
+            }
+            if (k == 0) cr_assert_neq(x[1] - x[0], T, "windows of a batch are not adjacent (random order)");
+        }
+        int offset = first_start % T;
+        cr_assert_eq(per, (N - offset - 1) / T / B, "epoch %d: all full batches of the windows", epoch);
+        free(used);
+    }
+    /* the same seed gives the same batches; tell/seek resumes exactly */
+    loom_batches *c = loom_batches_new(ids, N, T, B, LOOM_SAMPLE_RANDOM, 5);
+    int64_t e, k;
+    loom_batches_tell(b, &e, &k);
+    loom_batches_seek(c, e, k);
+    int32_t x2[T * B], y2[T * B];
+    for (int i = 0; i < 50; i++) {
+        loom_batches_next(b, x, y);
+        loom_batches_next(c, x2, y2);
+        cr_assert_arr_eq(x, x2, sizeof x);
+    }
+    loom_batches_free(c);
+    loom_batches_free(b);
+    cr_assert_null(loom_batches_new(ids, 20, T, B, LOOM_SAMPLE_RANDOM, 1), "too short for one batch");
+    free(ids);
+}
+
+Test(batches, sequential_partitioning)
+{
+    enum { N = 1000, T = 5, B = 3 };
+    int32_t *ids = ramp(N), x[T * B], y[T * B], prev[T * B];
+    loom_batches *b = loom_batches_new(ids, N, T, B, LOOM_SAMPLE_SEQUENTIAL, 9);
+    int64_t per = loom_batches_per_epoch(b);
+    for (int64_t k = 0; k < per; k++) {
+        loom_batches_next(b, x, y);
+        for (int j = 0; j < B; j++)
+            for (int t = 0; t < T; t++) {
+                cr_assert_eq(y[t * B + j], x[t * B + j] + 1);
+                if (t) cr_assert_eq(x[t * B + j], x[(t - 1) * B + j] + 1);
+            }
+        if (k)
+            for (int j = 0; j < B; j++)
+                cr_assert_eq(x[j], prev[(T - 1) * B + j] + 1, "stream %d continues where the last batch ended", j);
+        memcpy(prev, x, sizeof x);
+    }
+    int offset = (int)(x[0] - (per - 1) * T);
+    cr_assert(offset >= 0 && offset <= T);
+    cr_assert_eq(per, (N - offset - 1) / B / T);
+    cr_assert(loom_batches_next(b, x, y), "then the next epoch starts");
+    loom_batches_free(b);
+    free(ids);
+}
+
+/* ---- synthetic tasks ---- */
+
+Test(tasks, adding_problem)
+{
+    enum { T = 50, B = 64 };
+    float x[T * B * 2], y[B];
+    loom_task_adding(T, B, 3, x, y);
+    double mean = 0;
+    for (int b = 0; b < B; b++) {
+        int marks = 0, first = -1, second = -1;
+        float sum = 0;
+        for (int t = 0; t < T; t++) {
+            float v = x[(t * B + b) * 2], m = x[(t * B + b) * 2 + 1];
+            cr_assert(v >= 0 && v < 1);
+            if (m == 1.0f) {
+                marks++, sum += v;
+                *(first < 0 ? &first : &second) = t;
+            } else {
+                cr_assert_eq(m, 0.0f);
+            }
+        }
+        cr_assert_eq(marks, 2);
+        cr_assert(first < T / 2 && second >= T / 2, "one marker in each half (%d, %d)", first, second);
+        cr_assert_float_eq(y[b], sum, 1e-6);
+        mean += y[b] / B;
+    }
+    cr_assert(mean > 0.7 && mean < 1.3, "the target averages 1: %g", mean);
+}
+
+Test(tasks, copy_task)
+{
+    enum { T = 20, K = 10, A = 8, B = 4, L = K + T + K };
+    int32_t x[L * B], y[L * B];
+    loom_task_copy(T, K, A, B, 3, x, y);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            int32_t xi = x[t * B + b], yi = y[t * B + b];
+            if (t < K) cr_assert(xi >= 1 && xi <= A);
+            else if (t == K + T - 1) cr_assert_eq(xi, A + 1, "the delimiter");
+            else cr_assert_eq(xi, 0);
+            if (t < K + T) cr_assert_eq(yi, 0);
+            else cr_assert_eq(yi, x[(t - K - T) * B + b], "the last K steps repeat the symbols");
+        }
+}
