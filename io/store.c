@@ -129,6 +129,17 @@ static int find(const loom_store *s, loom_tensor t)
     return s && s->pos && i >= 0 && i < s->n_graph ? s->pos[i] : -1;
 }
 
+int64_t loom_store_numel(const loom_store *s, int i)
+{
+    return s && i >= 0 && i < s->n ? loom_tensor_numel(s->g, s->t[i]) : 0;
+}
+
+float *loom_store_data_by_name(const loom_store *s, const char *name)
+{
+    int i = s && s->by_name && name ? find_name(s, name) : -1;
+    return i >= 0 ? s->data[i] : NULL;
+}
+
 float *loom_store_data(const loom_store *s, loom_tensor t)
 {
     int i = find(s, t);

@@ -11,9 +11,11 @@
 #include "loom/gradcheck.h"
 #include "loom/runtime.h"
 #include "loom/rnn.h"
+#include "loom/layers.h"
 #include "loom/safetensors.h"
 #include "loom/store.h"
 #include "loom/dot.h"
 #include "loom/data.h"
+#include "loom/train.h"
 
 #endif

@@ -28,6 +28,10 @@ const char *loom_store_error(const loom_store *s);
 int loom_store_count(const loom_store *s);
 loom_tensor loom_store_tensor(const loom_store *s, int i);
 const char *loom_store_name(const loom_store *s, int i);
+/* Elements of parameter i. */
+int64_t loom_store_numel(const loom_store *s, int i);
+/* The buffer of the parameter named name (NULL if none). */
+float *loom_store_data_by_name(const loom_store *s, const char *name);
 /* The buffer of parameter t (NULL if t is not a parameter of the store). */
 float *loom_store_data(const loom_store *s, loom_tensor t);
 

@@ -1,0 +1,69 @@
+/* Layers named as PyTorch's modules, losses, and the language model. */
+#include "loom/layers.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *joined(char *buf, size_t n, const char *name, const char *field)
+{
+    snprintf(buf, n, "%s%s%s", name ? name : "", name && *name ? "." : "", field);
+    return buf;
+}
+
+loom_tensor loom_embedding(loom_graph *g, const char *name, loom_tensor ids, int vocab, int dim)
+{
+    char nm[160];
+    loom_tensor w = loom_param_init(g, joined(nm, sizeof nm, name, "weight"), loom_shape2(vocab, dim), LOOM_INIT_NORMAL, 1.0f);
+    return loom_gather(g, w, ids);
+}
+
+loom_tensor loom_linear(loom_graph *g, const char *name, loom_tensor x, int out_features)
+{
+    if (loom_graph_failed(g)) return LOOM_INVALID;
+    loom_shape s = loom_tensor_shape(g, x);
+    if (!loom_graph_has(g, x) || s.rank < 1) return loom_graph_fail(g, LOOM_ERR_ARG, "linear: no input");
+    int in = s.d[s.rank - 1];
+    float a = 1.0f / sqrtf((float)in); /* PyTorch: kaiming_uniform(a=√5) for the weight, U(±1/√in) for the bias */
+    char nm[160];
+    loom_tensor w = loom_param_init(g, joined(nm, sizeof nm, name, "weight"), loom_shape2(out_features, in), LOOM_INIT_UNIFORM, a);
+    loom_tensor b = loom_param_init(g, joined(nm, sizeof nm, name, "bias"), loom_shape1(out_features), LOOM_INIT_UNIFORM, a);
+    return loom_add(g, loom_matmul(g, x, w, false, true), b);
+}
+
+loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target)
+{
+    loom_tensor d = loom_sub(g, pred, target);
+    return loom_mean_all(g, loom_mul(g, d, d));
+}
+
+loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
+{
+    memset(lm, 0, sizeof *lm);
+    if (!opts || !opts->cell || opts->vocab < 1 || opts->hidden < 1 || opts->steps < 1 || opts->batch < 1 ||
+        opts->embed < 0) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "lm: needs a cell, vocab, hidden, steps and batch >= 1 (embed >= 0)");
+        return LOOM_ERR_ARG;
+    }
+    lm->o = *opts;
+    const loom_lm_opts *o = &lm->o;
+    int T = o->steps, B = o->batch, layers = o->layers ? o->layers : 1, S = o->cell->n_states;
+    lm->tokens = loom_input_i32(g, "tokens", loom_shape2(T, B));
+    lm->targets = loom_input_i32(g, "targets", loom_shape2(T, B));
+    loom_tensor x = o->embed ? loom_embedding(g, "embedding", lm->tokens, o->vocab, o->embed)
+                             : loom_one_hot(g, lm->tokens, o->vocab);
+    if (o->embed && o->dropout > 0) x = loom_dropout(g, x, o->dropout, o->seed ^ 0xE4Bull);
+    loom_rnn_init(g, &lm->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = o->embed ? o->embed : o->vocab,
+                                                .hidden_size = o->hidden, .layers = layers, .dropout = o->dropout,
+                                                .seed = o->seed, .prefix = "rnn."});
+    static const char *const names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
+    loom_rnn_args args = {0};
+    for (int s = 0; s < S; s++) args.init[s] = lm->init[s] = loom_input(g, names[s], loom_shape3(layers, B, o->hidden));
+    lm->out = loom_rnn_apply(g, &lm->rnn, x, &args);
+    loom_tensor y = lm->out.output;
+    if (o->dropout > 0) y = loom_dropout(g, y, o->dropout, o->seed ^ 0xDEC0ull);
+    lm->logits = loom_linear(g, "decoder", y, o->vocab);
+    lm->loss = loom_cross_entropy(g, lm->logits, lm->targets, LOOM_NO_MASK);
+    if (loom_valid(lm->loss)) loom_tensor_set_name(g, lm->loss, "loss");
+    return loom_graph_status(g);
+}

@@ -1,0 +1,57 @@
+/* loom/layers.h — layers named as PyTorch's modules, losses, and a
+ * language model any cell plugs into.
+ *
+ * Parameter names follow torch.nn: "<name>.weight", "<name>.bias", with
+ * PyTorch's default initialisers, so a PyTorch module's state_dict loads
+ * by name (loom_store_load).
+ */
+#ifndef LOOM_LAYERS_H
+#define LOOM_LAYERS_H
+
+#include "loom/graph.h"
+#include "loom/ops.h"
+#include "loom/rnn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* torch.nn.Embedding(vocab, dim): "<name>.weight" (vocab, dim) ~ N(0, 1);
+ * ids (any shape, i32) → ids.shape + (dim). */
+loom_tensor loom_embedding(loom_graph *g, const char *name, loom_tensor ids, int vocab, int dim);
+/* torch.nn.Linear(in, out): "<name>.weight" (out, in) and "<name>.bias" (out)
+ * ~ U(−1/√in, 1/√in); x (..., in) → x Wᵀ + b (..., out). */
+loom_tensor loom_linear(loom_graph *g, const char *name, loom_tensor x, int out_features);
+/* Mean squared error over every element (torch.nn.MSELoss). */
+loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target);
+
+/* A language model: tokens → one-hot (embed = 0) or embedding → recurrent
+ * layers of any cell → linear decoder → mean cross-entropy over all T·B
+ * positions. Names as a PyTorch module with fields `embedding`, `rnn`,
+ * `decoder`: embedding.weight, rnn.weight_ih_l0, ..., decoder.weight,
+ * decoder.bias. */
+typedef struct {
+    const loom_cell_def *cell;
+    int vocab, embed, hidden, layers;
+    float dropout;        /* between layers, on the embedding and before the decoder; training plans only */
+    int steps, batch;
+    uint64_t seed;        /* dropout */
+} loom_lm_opts;
+
+typedef struct {
+    loom_lm_opts o;
+    loom_rnn rnn;
+    loom_tensor tokens, targets;           /* i32 (T, B) inputs */
+    loom_tensor init[LOOM_CELL_MAX_STATES]; /* (layers, B, H) initial states (inputs) */
+    loom_rnn_out out;
+    loom_tensor logits;                    /* (T, B, vocab) */
+    loom_tensor loss;                      /* mean cross-entropy; perplexity = exp(loss) */
+} loom_lm;
+
+/* Builds the model into g; errors go to the graph. */
+loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

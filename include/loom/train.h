@@ -1,0 +1,78 @@
+/* loom/train.h — optimisers, learning-rate schedules, gradient clipping.
+ *
+ * Every update is torch.optim's formula, in the same order of operations
+ * (tests/golden/make_optim.py checks them against PyTorch):
+ *   SGD:   g = ∇ + λp;  b = μb + (1 − τ)g (b = g on the first step);
+ *          g = g + μb (Nesterov) or b;  p −= η g
+ *   Adam:  g = ∇ + λp;  m = β₁m + (1 − β₁)g;  v = β₂v + (1 − β₂)g²;
+ *          p −= (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+ *   AdamW: p −= ηλp, then Adam without λ.
+ */
+#ifndef LOOM_TRAIN_H
+#define LOOM_TRAIN_H
+
+#include "loom/graph.h"
+#include "loom/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LOOM_OPT_SGD = 0, LOOM_OPT_ADAM, LOOM_OPT_ADAMW } loom_optimizer;
+
+typedef struct {
+    loom_optimizer kind;
+    float lr;
+    float momentum, dampening; /* SGD */
+    bool nesterov;             /* SGD (needs momentum > 0 and dampening 0, as PyTorch) */
+    float weight_decay;
+    float beta1, beta2, eps;   /* Adam/AdamW; 0 means PyTorch's default (0.9, 0.999, 1e-8) */
+} loom_optim_opts;
+
+typedef struct loom_optim loom_optim;
+
+/* An optimiser over the n buffers params[i] of sizes[i] elements (the
+ * buffers are updated in place; they must outlive it). NULL on bad options
+ * (the reason in *err when err is not NULL) or out of memory. */
+loom_optim *loom_optim_new(const loom_optim_opts *opts, float *const *params, const int64_t *sizes, int n,
+                           const char **err);
+/* Over every parameter of a store, in store order. */
+loom_optim *loom_optim_for_store(const loom_optim_opts *opts, loom_store *s, const char **err);
+void loom_optim_free(loom_optim *o);
+/* One update with the gradients grads[i] (same sizes) at learning rate lr
+ * (the schedule's; opts.lr is the base). */
+void loom_optim_step(loom_optim *o, const float *const *grads, float lr);
+int64_t loom_optim_steps(const loom_optim *o);
+/* The state buffers of parameter i (momentum buffer or first moment, second
+ * moment; NULL where the optimiser keeps none), for checkpoints. */
+void loom_optim_state(loom_optim *o, int i, float **m, float **v);
+void loom_optim_set_steps(loom_optim *o, int64_t steps);
+
+/* torch.nn.utils.clip_grad_norm_: the global L2 norm over all gradients;
+ * when above max_norm, every gradient is scaled by max_norm/(norm + 1e-6).
+ * Returns the norm before clipping (a NaN or infinite norm is returned
+ * as is and nothing is scaled). */
+double loom_clip_grad_norm(float *const *grads, const int64_t *sizes, int n, double max_norm);
+/* torch.nn.utils.clip_grad_value_: every element clamped to [−c, c]. */
+void loom_clip_grad_value(float *const *grads, const int64_t *sizes, int n, float c);
+
+typedef enum { LOOM_SCHED_CONSTANT = 0, LOOM_SCHED_STEP, LOOM_SCHED_EXP, LOOM_SCHED_COSINE } loom_sched_kind;
+
+typedef struct {
+    loom_sched_kind kind;
+    float gamma;        /* STEP: factor every step_size steps; EXP: factor every step */
+    int64_t step_size;
+    int64_t total;      /* COSINE: T_max */
+    float min_lr;       /* COSINE: eta_min */
+    int64_t warmup;     /* linear warm-up over the first `warmup` steps (any kind) */
+} loom_schedule;
+
+/* The learning rate of step (0-based) for base rate lr, as torch.optim's
+ * StepLR, ExponentialLR and CosineAnnealingLR (closed forms), times
+ * (step + 1)/warmup during warm-up. */
+float loom_schedule_lr(const loom_schedule *s, float lr, int64_t step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

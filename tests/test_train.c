@@ -1,0 +1,147 @@
+/* Training: optimisers, schedules and clipping against PyTorch (golden
+ * values from tests/golden/make_optim.py), layers and the language model
+ * (names, gradient check), and a short run that learns. */
+#include "helpers.h"
+
+#include <cjson/cJSON.h>
+
+static loom_st *golden(void)
+{
+    char err[512];
+    loom_st *f = st_read(LOOM_GOLDEN_DIR "/optim.safetensors", err, sizeof err);
+    cr_assert(f, "%s", err);
+    return f;
+}
+
+static const float *get(const loom_st *f, const char *a, const char *b)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", a, b);
+    const loom_st_tensor *t = loom_st_get(f, name);
+    cr_assert(t, "%s is in the golden file", name);
+    return t->data;
+}
+
+static double num(cJSON *o, const char *k, double dflt)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+Test(optim, updates_match_pytorch)
+{
+    loom_st *f = golden();
+    const char *cases[] = {"sgd", "sgd_momentum", "sgd_nesterov_wd", "adam", "adam_wd", "adamw"};
+    for (unsigned c = 0; c < sizeof cases / sizeof *cases; c++) {
+        cJSON *o = cJSON_Parse(loom_st_meta(f, cases[c]));
+        const char *kind = cJSON_GetObjectItemCaseSensitive(o, "kind")->valuestring;
+        cJSON *betas = cJSON_GetObjectItemCaseSensitive(o, "betas");
+        loom_optim_opts opts = {
+            .kind = !strcmp(kind, "sgd") ? LOOM_OPT_SGD : !strcmp(kind, "adam") ? LOOM_OPT_ADAM : LOOM_OPT_ADAMW,
+            .lr = (float)num(o, "lr", 0), .momentum = (float)num(o, "momentum", 0),
+            .dampening = (float)num(o, "dampening", 0), .weight_decay = (float)num(o, "weight_decay", kind[4] == 'w' ? 0.01 : 0),
+            .nesterov = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "nesterov")),
+            .beta1 = betas ? (float)cJSON_GetArrayItem(betas, 0)->valuedouble : 0,
+            .beta2 = betas ? (float)cJSON_GetArrayItem(betas, 1)->valuedouble : 0, .eps = (float)num(o, "eps", 0)};
+        enum { S = 6, N = 5 };
+        float p[N];
+        memcpy(p, get(f, cases[c], "p0"), sizeof p);
+        const float *grads = get(f, cases[c], "grads"), *want = get(f, cases[c], "expected");
+        const char *err = NULL;
+        float *params[1] = {p};
+        int64_t sizes[1] = {N};
+        loom_optim *opt = loom_optim_new(&opts, params, sizes, 1, &err);
+        cr_assert(opt, "%s: %s", cases[c], err);
+        for (int s = 0; s < S; s++) {
+            const float *g[1] = {grads + s * N};
+            loom_optim_step(opt, g, opts.lr);
+            for (int k = 0; k < N; k++)
+                cr_assert(fabsf(p[k] - want[s * N + k]) <= 2e-6f * fmaxf(1, fabsf(want[s * N + k])),
+                          "%s step %d element %d: loom %.9g, PyTorch %.9g", cases[c], s, k, p[k], want[s * N + k]);
+        }
+        cr_assert_eq(loom_optim_steps(opt), S);
+        loom_optim_free(opt);
+        cJSON_Delete(o);
+    }
+    loom_st_free(f);
+}
+
+Test(optim, schedules_match_pytorch)
+{
+    loom_st *f = golden();
+    const char *names[] = {"step", "exp", "cosine"};
+    for (unsigned i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "sched.%s", names[i]);
+        cJSON *o = cJSON_Parse(loom_st_meta(f, key));
+        loom_schedule s = {.kind = i == 0 ? LOOM_SCHED_STEP : i == 1 ? LOOM_SCHED_EXP : LOOM_SCHED_COSINE,
+                           .gamma = (float)num(o, "gamma", 0), .step_size = (int64_t)num(o, "step_size", 0),
+                           .total = (int64_t)num(o, "total", 0), .min_lr = (float)num(o, "min_lr", 0)};
+        const float *want = loom_st_get(f, key)->data;
+        for (int t = 0; t < 10; t++)
+            cr_assert_float_eq(loom_schedule_lr(&s, (float)num(o, "lr", 0), t), want[t], 1e-6, "%s step %d", names[i], t);
+        cJSON_Delete(o);
+    }
+    loom_schedule w = {.kind = LOOM_SCHED_CONSTANT, .warmup = 4};
+    cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 0), 0.25f, 1e-7);
+    cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 3), 1.0f, 1e-7);
+    cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 9), 1.0f, 1e-7);
+    loom_st_free(f);
+}
+
+Test(optim, clipping_matches_pytorch)
+{
+    loom_st *f = golden();
+    float g0[4], g1[3];
+    memcpy(g0, get(f, "clip", "g0"), sizeof g0);
+    memcpy(g1, get(f, "clip", "g1"), sizeof g1);
+    float *g[2] = {g0, g1};
+    int64_t sizes[2] = {4, 3};
+    double norm = loom_clip_grad_norm(g, sizes, 2, 1.0);
+    cr_assert_float_eq(norm, get(f, "clip", "norm")[0], 1e-5);
+    assert_close(g0, get(f, "clip", "out0"), 4, 1e-6f);
+    assert_close(g1, get(f, "clip", "out1"), 3, 1e-6f);
+    float nan[2] = {NAN, 1};
+    float *gn[1] = {nan};
+    int64_t sn[1] = {2};
+    cr_assert(isnan(loom_clip_grad_norm(gn, sn, 1, 1.0)), "a NaN norm is reported, not hidden");
+    loom_clip_grad_value(g, sizes, 2, 0.1f);
+    for (int k = 0; k < 4; k++) cr_assert(fabsf(g0[k]) <= 0.1f);
+    const char *err = NULL;
+    cr_assert_null(loom_optim_new(&(loom_optim_opts){.kind = LOOM_OPT_SGD, .lr = 0.1f, .nesterov = true}, g, sizes, 2, &err));
+    cr_assert(err && strstr(err, "Nesterov"), "%s", err);
+    cr_assert_null(loom_optim_new(&(loom_optim_opts){.kind = LOOM_OPT_ADAM, .lr = NAN}, g, sizes, 2, &err));
+    loom_st_free(f);
+}
+
+/* The language model: PyTorch's names, and gradients that check, for a
+ * built-in cell and a user cell, one-hot and embedded. */
+Test(lm, names_and_gradients)
+{
+    const loom_cell_def *cells[2] = {&loom_cell_gru, &loom_cell_lstm};
+    for (int k = 0; k < 2; k++) {
+        loom_graph *g = loom_graph_new();
+        loom_lm lm;
+        cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = cells[k], .vocab = 6, .embed = k ? 3 : 0, .hidden = 4,
+                                                           .layers = 2, .steps = 3, .batch = 2}),
+                     LOOM_OK, "%s", loom_graph_error(g));
+        const char *names[] = {"rnn.weight_ih_l0", "rnn.bias_hh_l1", "decoder.weight", "decoder.bias"};
+        for (int i = 0; i < 4; i++) cr_assert(loom_valid(loom_graph_find(g, names[i])), "%s", names[i]);
+        cr_assert_eq(loom_valid(loom_graph_find(g, "embedding.weight")), k == 1);
+        loom_store *s = loom_store_new(g);
+        loom_store_init(s, 3);
+        int n = loom_store_bindings(s, NULL, 0);
+        loom_binding b[32];
+        loom_store_bindings(s, b, n);
+        int32_t tok[6] = {0, 5, 2, 3, 1, 4}, tgt[6] = {5, 2, 3, 1, 4, 0};
+        loom_binding fixed[4] = {{lm.tokens, tok}, {lm.targets, tgt}};
+        int nf = 2;
+        for (int st = 0; st < cells[k]->n_states; st++) fixed[nf++] = (loom_binding){lm.init[st], rnd_buf(16, -0.5f, 0.5f)};
+        loom_gradcheck_result r;
+        cr_assert_eq(loom_gradcheck(g, lm.loss, b, n, fixed, nf, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+        cr_assert(r.passed, "k=%d: worst %g vs %g", k, r.worst_analytic, r.worst_numeric);
+        for (int st = 2; st < nf; st++) free(fixed[st].data);
+        loom_store_free(s);
+        loom_graph_free(g);
+    }
+}
