@@ -145,3 +145,86 @@ Test(lm, names_and_gradients)
         loom_graph_free(g);
     }
 }
+
+/* ---- loom train ---- */
+
+#include "tool.h"
+
+#include <unistd.h>
+
+static char tdir[64];
+static void mk(void) { cr_assert(mkdtemp(strcpy(tdir, "/tmp/loom-train-XXXXXX"))); }
+static void rm_all(void)
+{
+    const char *names[] = {"text.txt", "m1.csv", "m2.csv", "w.safetensors"};
+    char p[128];
+    for (unsigned i = 0; i < 4; i++) snprintf(p, sizeof p, "%s/%s", tdir, names[i]), unlink(p);
+    rmdir(tdir);
+}
+TestSuite(cli_train, .init = mk, .fini = rm_all);
+
+static const char *tp(const char *name)
+{
+    static char p[4][128];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", tdir, name);
+    return p[k];
+}
+
+/* The last value of column col of a metrics file (and the loss column of
+ * every row into losses, when given). */
+static double metric(const char *path, int col, double *losses, int max)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    char line[512];
+    double last = NAN;
+    int row = 0;
+    cr_assert(fgets(line, sizeof line, f) && !strncmp(line, "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity", 63));
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        for (int c = 0; c < col && p; c++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+        if (p && *p && *p != '\n') last = atof(p);
+        if (losses && row < max) losses[row] = atof(strchr(line, ',') + 1);
+        row++;
+    }
+    fclose(f);
+    return last;
+}
+
+/* A short run on a small repetitive text learns it (a behaviour test: the
+ * held-out perplexity ends near 1), and is deterministic: the same seed
+ * gives the same losses. */
+Test(cli_train, learns_a_repetitive_text_deterministically)
+{
+    FILE *f = fopen(tp("text.txt"), "w");
+    for (int i = 0; i < 400; i++) fputs("the cat sat. ", f);
+    fclose(f);
+    double l1[80], l2[80];
+    for (int run = 0; run < 2; run++) {
+        const char *m = tp(run ? "m2.csv" : "m1.csv");
+        char *argv[] = {"--data", (char *)tp("text.txt"), "--cell", "gru", "--hidden", "32", "--seq-len", "12", "--batch", "8",
+                        "--steps", "80", "--eval-every", "40", "--generate", "20", "--metrics", (char *)m, "--threads", "1"};
+        cr_assert_eq(loom_cmd_train(20, argv), 0);
+        double valid = metric(m, 6, run ? l2 : l1, 80);
+        cr_assert_lt(valid, 1.6, "held-out perplexity %g after 80 steps", valid);
+    }
+    for (int i = 0; i < 80; i++) cr_assert_eq(l1[i], l2[i], "step %d: the same seed gives the same loss", i + 1);
+}
+
+Test(cli_train, refuses_and_stops_clearly)
+{
+    FILE *f = fopen(tp("text.txt"), "w");
+    for (int i = 0; i < 200; i++) fputs("abcdefg ", f);
+    fclose(f);
+    char *nan_run[] = {"--data", (char *)tp("text.txt"), "--cell", "rnn_relu", "--hidden", "8", "--seq-len", "5", "--batch", "2", "--steps", "50",
+                       "--optimizer", "sgd", "--lr", "1e6", "--clip", "0", "--generate", "0"};
+    cr_assert_eq(loom_cmd_train(20, nan_run), 1, "a non-finite loss stops the run");
+    char *bad[][4] = {{"--optimizer", "rmsprop"}, {"--steps", "0"}, {"--data", "/no/such/file.txt"}, {"--bidirectional"},
+                      {"--sampling", "shuffled"}, {"--lr", "-1"}};
+    int argc[] = {2, 2, 2, 1, 2, 2};
+    for (unsigned i = 0; i < sizeof argc / sizeof *argc; i++) cr_assert_eq(loom_cmd_train(argc[i], bad[i]), 2, "case %u", i);
+    char *tiny[] = {"--data", (char *)tp("text.txt"), "--seq-len", "500", "--batch", "64"};
+    cr_assert_eq(loom_cmd_train(6, tiny), 2, "too short for one batch");
+}

@@ -16,6 +16,7 @@ static int cmd_version(int argc, char **argv)
 static int cmd_help(int argc, char **argv);
 
 static const loom_command commands[] = {
+    {"train", loom_cmd_train, "train [options]", loom_train_help},
     {"gradcheck", loom_cmd_gradcheck, "gradcheck [options]", loom_gradcheck_help},
     {"dot", loom_cmd_dot, "dot -o FILE [options]", loom_dot_help},
     {"rnn-run", loom_cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", loom_rnn_run_help},

@@ -21,10 +21,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     int argc = 0;
     for (char *p = buf; p < buf + size - 1 && argc < 64; p += strlen(p) + 1) argv[argc++] = p;
     int rc;
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0: rc = loom_gradcheck_parse(argc, argv); break;
     case 1: rc = loom_dot_parse(argc, argv); break;
-    default: rc = loom_rnn_run_parse(argc, argv); break;
+    case 2: rc = loom_rnn_run_parse(argc, argv); break;
+    default: rc = loom_train_parse(argc, argv); break;
     }
     if (rc != 0 && rc != 2) abort();
     free(buf);

@@ -1,0 +1,490 @@
+/* `loom train`: a language model on a text — tokens, minibatches, any cell,
+ * an optimiser with clipping and a schedule, progress, held-out
+ * perplexity, a metrics file, the weights saved, and generated text at the
+ * end. With no arguments: a character LSTM on the built-in corpus (H. G.
+ * Wells' The Time Machine, with d2l's preprocessing). */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The built-in corpus: installed with loom, or in the source tree it was
+ * built from (set by meson). */
+#ifndef LOOM_CORPUS
+#define LOOM_CORPUS "/usr/local/share/loom/timemachine.txt"
+#endif
+#ifndef LOOM_CORPUS_SRC
+#define LOOM_CORPUS_SRC "data/corpus/timemachine.txt"
+#endif
+
+const char loom_train_help[] =
+    "train a recurrent language model on a text and print generated text\n"
+    "(no options: a character LSTM on the built-in The Time Machine)\n"
+    "  --data FILE           UTF-8 text (default: the built-in corpus, letters only as d2l)\n"
+    "  --valid FILE          held-out text (default: the last 10% of the data)\n"
+    "  --tokens char|word    character (code point) or word tokens (default char)\n"
+    "  --letters-only        d2l's preprocessing: runs of non-letters become one space, lower case\n"
+    "  --embed E             embedding size (default 0: one-hot input)\n"
+    "  --dropout P           between layers, on the embedding and the output (default 0)\n"
+    "  --steps N             optimiser steps (default 600)\n"
+    "  --optimizer sgd|adam|adamw  (default adam)\n"
+    "  --lr LR               learning rate (default 0.01 for adam, 1 for sgd)\n"
+    "  --momentum M          SGD momentum (default 0)\n"
+    "  --weight-decay W      (default 0)\n"
+    "  --schedule constant|cosine|step|exp  learning-rate schedule (default constant)\n"
+    "  --warmup N            linear warm-up steps (default 0)\n"
+    "  --clip NORM           clip the global gradient norm (default 1; 0: off)\n"
+    "  --sampling random|sequential  minibatches (default sequential: state carried)\n"
+    "  --eval-every N        held-out perplexity every N steps (default 100)\n"
+    "  --metrics FILE        CSV: step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n"
+    "  --save FILE           the trained weights (safetensors, PyTorch names)\n"
+    "  --generate N          tokens generated at the end (default 200)\n"
+    "  --prefix TEXT         what generation starts from (default \"time traveller\")\n"
+    "  --temperature T       sampling temperature (default 0.6; 0: greedy)\n"
+    "  --threads N           OpenMP threads (default: all)\n";
+
+typedef struct {
+    loom_tool_model m;
+    const char *data, *valid, *metrics, *save, *prefix;
+    loom_token_kind tokens;
+    bool letters_only, help, sequential;
+    long embed, steps, warmup, eval_every, generate, threads;
+    double dropout, lr, momentum, weight_decay, clip, temperature;
+    loom_optimizer optimizer;
+    loom_sched_kind schedule;
+} train_args;
+
+static bool flag_double(const char *f, const char *v, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    double x = v ? strtod(v, &end) : NAN;
+    if (!v || !*v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "loom train: %s needs a number in [%g, %g], got '%s'\n", f, lo, hi, v ? v : "");
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static int pick(const char *f, const char *v, const char *const *names, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    fprintf(stderr, "loom train: %s must be one of", f);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+    fprintf(stderr, ", got '%s'\n", v ? v : "");
+    return -1;
+}
+
+static bool parse_option(train_args *a, int argc, char **argv, int *i)
+{
+    const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (loom_tool_is_help(f)) return a->help = true;
+    if (!strcmp(f, "--letters-only")) return a->letters_only = true;
+    static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--optimizer",
+                                         "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
+                                         "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
+                                         "--temperature", "--threads"};
+    bool known = false;
+    for (unsigned k = 0; k < sizeof valued / sizeof *valued; k++) known = known || !strcmp(f, valued[k]);
+    if (!known) {
+        fprintf(stderr, "loom train: unknown option '%s' (see 'loom train --help')\n", f);
+        return false;
+    }
+    if (!v) {
+        fprintf(stderr, "loom train: %s needs a value\n", f);
+        return false;
+    }
+    (*i)++;
+    int k;
+    if (!strcmp(f, "--data")) return (a->data = v) != NULL;
+    if (!strcmp(f, "--valid")) return (a->valid = v) != NULL;
+    if (!strcmp(f, "--metrics")) return (a->metrics = v) != NULL;
+    if (!strcmp(f, "--save")) return (a->save = v) != NULL;
+    if (!strcmp(f, "--prefix")) return (a->prefix = v) != NULL;
+    if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, 65536, &a->embed);
+    if (!strcmp(f, "--steps")) return loom_tool_int(f, v, 1, 1L << 40, &a->steps);
+    if (!strcmp(f, "--warmup")) return loom_tool_int(f, v, 0, 1L << 40, &a->warmup);
+    if (!strcmp(f, "--eval-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->eval_every);
+    if (!strcmp(f, "--generate")) return loom_tool_int(f, v, 0, 1000000, &a->generate);
+    if (!strcmp(f, "--threads")) return loom_tool_int(f, v, 1, 1024, &a->threads);
+    if (!strcmp(f, "--dropout")) return flag_double(f, v, 0, 0.99, &a->dropout);
+    if (!strcmp(f, "--lr")) return flag_double(f, v, 0, 1e6, &a->lr);
+    if (!strcmp(f, "--momentum")) return flag_double(f, v, 0, 1, &a->momentum);
+    if (!strcmp(f, "--weight-decay")) return flag_double(f, v, 0, 1e6, &a->weight_decay);
+    if (!strcmp(f, "--clip")) return flag_double(f, v, 0, 1e9, &a->clip);
+    if (!strcmp(f, "--temperature")) return flag_double(f, v, 0, 100, &a->temperature);
+    if (!strcmp(f, "--tokens")) return (k = pick(f, v, (const char *[]){"char", "word"}, 2)) >= 0 && (a->tokens = k, true);
+    if (!strcmp(f, "--sampling"))
+        return (k = pick(f, v, (const char *[]){"random", "sequential"}, 2)) >= 0 && (a->sequential = k == 1, true);
+    if (!strcmp(f, "--optimizer"))
+        return (k = pick(f, v, (const char *[]){"sgd", "adam", "adamw"}, 3)) >= 0 && (a->optimizer = k, true);
+    k = pick(f, v, (const char *[]){"constant", "step", "exp", "cosine"}, 4); /* --schedule */
+    return k >= 0 && (a->schedule = k, true);
+}
+
+static int parse(train_args *a, int argc, char **argv)
+{
+    *a = (train_args){.m = {&loom_cell_lstm, 35, 32, 0, 256, 1, 1, false},
+                      .steps = 600, .eval_every = 100, .generate = 200, .clip = 1, .temperature = 0.6,
+                      .optimizer = LOOM_OPT_ADAM, .sequential = true, .lr = -1, .prefix = "time traveller"};
+    for (int i = 0; i < argc; i++) {
+        int r = loom_tool_model_flag(&a->m, argc, argv, &i);
+        if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
+        if (a->help) return 0;
+    }
+    if (a->m.bidirectional) {
+        fprintf(stderr, "loom train: a language model reads left to right: --bidirectional does not apply\n");
+        return 2;
+    }
+    if (!a->data) { /* d2l's settings for d2l's text */
+        a->data = access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
+        a->letters_only = true;
+    }
+    if (a->lr < 0) a->lr = a->optimizer == LOOM_OPT_SGD ? 1.0 : 0.01;
+    return 0;
+}
+
+int loom_train_parse(int argc, char **argv)
+{
+    train_args a;
+    return parse(&a, argc, argv);
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Everything a run holds. */
+typedef struct {
+    train_args a;
+    loom_text *text, *held;
+    const int32_t *train_ids, *valid_ids;
+    int64_t n_train, n_valid;
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *store;
+    loom_plan *plan, *eval;
+    loom_tensor *outs; /* loss, final states, the store's parameters' gradients */
+    int n_params, S, layers;
+    float *state[LOOM_CELL_MAX_STATES], *eval_state[LOOM_CELL_MAX_STATES];
+    int32_t *x, *y;
+    loom_optim *opt;
+    float **grads;
+    int64_t *sizes;
+    loom_batches *batches;
+    FILE *metrics;
+} run;
+
+static int fail(const char *what, const char *why)
+{
+    fprintf(stderr, "loom train: %s%s%s\n", what, why && *why ? ": " : "", why ? why : "");
+    return 2;
+}
+
+/* The text, split into training and held-out tokens. */
+static int load_text(run *r)
+{
+    const train_args *a = &r->a;
+    r->text = loom_text_new(&(loom_text_opts){.kind = a->tokens, .letters_only = a->letters_only});
+    if (!r->text) return fail("out of memory", NULL);
+    if (loom_text_read(r->text, a->data)) return fail(loom_text_error(r->text), NULL);
+    int64_t n;
+    const int32_t *ids = loom_text_ids(r->text, &n);
+    if (a->valid) {
+        r->held = loom_text_new(NULL);
+        if (!r->held || loom_text_read_with(r->held, a->valid, loom_text_vocab(r->text)))
+            return fail(r->held ? loom_text_error(r->held) : "out of memory", NULL);
+        r->train_ids = ids, r->n_train = n;
+        r->valid_ids = loom_text_ids(r->held, &r->n_valid);
+    } else { /* the last 10% */
+        r->n_valid = n / 10;
+        r->train_ids = ids, r->n_train = n - r->n_valid;
+        r->valid_ids = ids + r->n_train;
+    }
+    return 0;
+}
+
+/* The model, its training plan (loss, final states, every gradient) and
+ * its evaluation plan (loss and final states, no dropout). */
+static int build(run *r)
+{
+    const train_args *a = &r->a;
+    int V = loom_vocab_size(loom_text_vocab(r->text)), T = (int)a->m.steps, B = (int)a->m.batch;
+    r->layers = (int)a->m.layers, r->S = a->m.cell->n_states;
+    r->g = loom_graph_new();
+    if (!r->g) return fail("out of memory", NULL);
+    loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
+                                                 .hidden = (int)a->m.hidden, .layers = r->layers,
+                                                 .dropout = (float)a->dropout, .steps = T, .batch = B,
+                                                 .seed = (uint64_t)a->m.seed});
+    r->store = loom_store_new(r->g);
+    if (loom_graph_failed(r->g)) return fail(loom_graph_error(r->g), NULL);
+    if (loom_store_status(r->store)) return fail(loom_store_error(r->store), NULL);
+    r->n_params = loom_store_count(r->store);
+    int n_outs = 1 + r->S + r->n_params;
+    r->outs = malloc((size_t)n_outs * sizeof *r->outs);
+    loom_tensor *params = malloc((size_t)r->n_params * sizeof *params);
+    if (!r->outs || !params) return fail("out of memory", NULL);
+    for (int i = 0; i < r->n_params; i++) params[i] = loom_store_tensor(r->store, i);
+    r->outs[0] = r->lm.loss;
+    for (int s = 0; s < r->S; s++) r->outs[1 + s] = r->lm.out.final[s];
+    loom_backward(r->g, r->lm.loss, params, r->n_params, r->outs + 1 + r->S);
+    free(params);
+    r->plan = loom_plan_new(r->g, r->outs, n_outs, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
+    r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1 + r->S, &(loom_plan_opts){.eval = true}) : NULL;
+    if (!r->plan || !r->eval) return fail(loom_graph_error(r->g), NULL);
+    loom_store_init(r->store, (uint64_t)a->m.seed);
+    int64_t sn = (int64_t)r->layers * B * a->m.hidden;
+    r->x = malloc((size_t)T * B * sizeof *r->x);
+    r->y = malloc((size_t)T * B * sizeof *r->y);
+    if (!r->x || !r->y) return fail("out of memory", NULL);
+    for (int s = 0; s < r->S; s++) {
+        r->state[s] = calloc((size_t)sn, sizeof(float));
+        r->eval_state[s] = calloc((size_t)sn, sizeof(float));
+        if (!r->state[s] || !r->eval_state[s]) return fail("out of memory", NULL);
+        loom_bind(r->plan, r->lm.init[s], r->state[s]);
+        loom_bind(r->eval, r->lm.init[s], r->eval_state[s]);
+    }
+    loom_store_bind(r->store, r->plan), loom_store_bind(r->store, r->eval);
+    loom_bind(r->plan, r->lm.tokens, r->x), loom_bind(r->plan, r->lm.targets, r->y);
+    loom_bind(r->eval, r->lm.tokens, r->x), loom_bind(r->eval, r->lm.targets, r->y);
+    const char *err = NULL;
+    r->opt = loom_optim_for_store(&(loom_optim_opts){.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                                     .weight_decay = (float)a->weight_decay},
+                                  r->store, &err);
+    r->grads = malloc((size_t)r->n_params * sizeof *r->grads);
+    r->sizes = malloc((size_t)r->n_params * sizeof *r->sizes);
+    if (!r->opt) return fail(err, NULL);
+    if (!r->grads || !r->sizes) return fail("out of memory", NULL);
+    for (int i = 0; i < r->n_params; i++) r->sizes[i] = loom_store_numel(r->store, i);
+    r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
+                                  (uint64_t)a->m.seed);
+    if (!r->batches) return fail("the training text is too short for one batch of --seq-len × --batch tokens", NULL);
+    return 0;
+}
+
+/* Perplexity on the held-out tokens: sequential windows, the state
+ * carried through (one stream per batch row). */
+static double held_out_perplexity(run *r)
+{
+    int T = (int)r->a.m.steps, B = (int)r->a.m.batch;
+    int64_t per_stream = (r->n_valid - 1) / B, windows = per_stream / T;
+    if (windows < 1) return NAN;
+    int64_t sn = (int64_t)r->layers * B * r->a.m.hidden;
+    for (int s = 0; s < r->S; s++) memset(r->eval_state[s], 0, (size_t)sn * sizeof(float));
+    double total = 0;
+    for (int64_t w = 0; w < windows; w++) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int64_t at = b * per_stream + w * T + t;
+                r->x[t * B + b] = r->valid_ids[at];
+                r->y[t * B + b] = r->valid_ids[at + 1];
+            }
+        if (loom_run(r->eval)) return NAN;
+        total += loom_plan_output(r->eval, r->lm.loss)[0];
+        for (int s = 0; s < r->S; s++)
+            memcpy(r->eval_state[s], loom_plan_output(r->eval, r->lm.out.final[s]), (size_t)sn * sizeof(float));
+    }
+    return exp(total / (double)windows);
+}
+
+/* The first parameter whose gradient is not finite (for the NaN guard). */
+static const char *first_non_finite(run *r)
+{
+    for (int i = 0; i < r->n_params; i++)
+        for (int64_t k = 0; k < r->sizes[i]; k++)
+            if (!isfinite(r->grads[i][k])) return loom_store_name(r->store, i);
+    return NULL;
+}
+
+static int train(run *r)
+{
+    const train_args *a = &r->a;
+    int T = (int)a->m.steps, B = (int)a->m.batch;
+    int64_t sn = (int64_t)r->layers * B * a->m.hidden;
+    loom_schedule sched = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
+                           .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1, .total = a->steps, .warmup = a->warmup};
+    bool tty = isatty(2);
+    double t0 = now(), last_print = 0, best = INFINITY, loss_avg = 0;
+    for (long step = 0; step < a->steps; step++) {
+        bool epoch_start = loom_batches_next(r->batches, r->x, r->y);
+        /* random sampling: windows are unrelated, the state starts at zero;
+         * sequential: it carries on (detached: it is an input) */
+        if (!a->sequential || (epoch_start && step))
+            for (int s = 0; s < r->S; s++) memset(r->state[s], 0, (size_t)sn * sizeof(float));
+        if (loom_run(r->plan)) return fail("run", loom_plan_error(r->plan));
+        double loss = loom_plan_output(r->plan, r->lm.loss)[0];
+        for (int i = 0; i < r->n_params; i++) r->grads[i] = (float *)loom_plan_output(r->plan, r->outs[1 + r->S + i]);
+        double norm = a->clip > 0 ? loom_clip_grad_norm(r->grads, r->sizes, r->n_params, a->clip)
+                                  : loom_clip_grad_norm(r->grads, r->sizes, r->n_params, INFINITY);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            const char *bad = first_non_finite(r);
+            fprintf(stderr, "\nloom train: step %ld: the %s is not finite%s%s; stopping (lower --lr, or --clip)\n", step + 1,
+                    isfinite(loss) ? "gradient" : "loss", bad ? ", first in the gradient of " : "", bad ? bad : "");
+            return 1;
+        }
+        float lr = loom_schedule_lr(&sched, (float)a->lr, step);
+        loom_optim_step(r->opt, (const float *const *)r->grads, lr);
+        for (int s = 0; s < r->S; s++)
+            memcpy(r->state[s], loom_plan_output(r->plan, r->lm.out.final[s]), (size_t)sn * sizeof(float));
+        loss_avg = step ? 0.9 * loss_avg + 0.1 * loss : loss;
+        double el = now() - t0, tps = (double)(step + 1) * T * B / el;
+        double vppl = NAN;
+        if ((step + 1) % a->eval_every == 0 || step + 1 == a->steps) {
+            vppl = held_out_perplexity(r);
+            if (vppl < best) best = vppl;
+        }
+        if (r->metrics) {
+            fprintf(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,%.1f,", step + 1, loss, exp(loss), norm, lr, tps);
+            if (!isnan(vppl)) fprintf(r->metrics, "%.4f", vppl);
+            fputc('\n', r->metrics);
+        }
+        bool print = !isnan(vppl) || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10) || step == 0;
+        if (print) {
+            last_print = el;
+            double eta = el / (double)(step + 1) * (double)(a->steps - step - 1);
+            fprintf(stderr, "%sstep %ld/%ld  loss %.3f  perplexity %.2f  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
+                    tty ? "\r" : "", step + 1, a->steps, loss_avg, exp(loss_avg), norm, tps, eta);
+            if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %.2f", vppl);
+            fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
+        }
+    }
+    double el = now() - t0;
+    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, best held-out perplexity %.2f\n",
+           a->steps, el, (double)a->steps * T * B / el, exp(loss_avg), best);
+    return 0;
+}
+
+/* Samples from softmax(logits / temperature) (argmax when 0). */
+static int32_t sample(const float *logits, int V, double temperature, uint64_t *rng)
+{
+    int best = 0;
+    for (int v = 1; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
+    if (temperature <= 0) return best;
+    double total = 0;
+    for (int v = 0; v < V; v++) total += exp((logits[v] - logits[best]) / temperature);
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    double u = (double)(*rng >> 11) / 9007199254740992.0 * total;
+    for (int v = 0; v < V; v++)
+        if ((u -= exp((logits[v] - logits[best]) / temperature)) <= 0) return v;
+    return best;
+}
+
+/* Binds every parameter of g to the trained store's buffer of that name. */
+static bool bind_by_name(loom_plan *p, loom_graph *g, const loom_store *s)
+{
+    int n = loom_graph_params(g, NULL, 0);
+    loom_tensor *params = malloc(((size_t)n + 1) * sizeof *params);
+    if (!params) return false;
+    loom_graph_params(g, params, n);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        float *d = loom_store_data_by_name(s, loom_tensor_name(g, params[i]));
+        ok = d && !loom_bind(p, params[i], d);
+    }
+    free(params);
+    return ok;
+}
+
+/* Generated text: a one-step model sharing the trained weights by name,
+ * warmed up on the prefix, then fed its own samples. */
+static int generate(run *r)
+{
+    const train_args *a = &r->a;
+    if (!a->generate) return 0;
+    const loom_vocab *v = loom_text_vocab(r->text);
+    int V = loom_vocab_size(v), S = r->S;
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    loom_lm_build(g, &lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed, .hidden = (int)a->m.hidden,
+                                           .layers = r->layers, .steps = 1, .batch = 1});
+    loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {lm.logits};
+    for (int s = 0; s < S; s++) outs[1 + s] = lm.out.final[s];
+    loom_plan *p = loom_plan_new(g, outs, 1 + S, &(loom_plan_opts){.eval = true});
+    int64_t sn = (int64_t)r->layers * a->m.hidden, cap = (int64_t)strlen(a->prefix) + a->generate + 1;
+    float *st[LOOM_CELL_MAX_STATES] = {0};
+    int32_t tok = 0, tgt = 0, *seq = malloc((size_t)cap * sizeof *seq);
+    char *out = malloc((size_t)cap * 16 + 1);
+    int rc = 0;
+    bool ok = p && seq && out && bind_by_name(p, g, r->store);
+    for (int s = 0; ok && s < S; s++) ok = (st[s] = calloc((size_t)sn, sizeof(float))) && !loom_bind(p, lm.init[s], st[s]);
+    if (!ok) {
+        rc = fail("generate", loom_graph_failed(g) ? loom_graph_error(g) : "out of memory");
+        goto done;
+    }
+    loom_bind(p, lm.tokens, &tok), loom_bind(p, lm.targets, &tgt);
+    int64_t n = loom_vocab_encode(v, a->prefix, strlen(a->prefix), seq, cap - a->generate);
+    if (n < 1) seq[0] = LOOM_UNK, n = 1;
+    uint64_t rng = (uint64_t)a->m.seed * 0x9E3779B97F4A7C15ull + 17;
+    /* the prefix warms the state up, then each sample is fed back */
+    for (int64_t i = 0, end = n + a->generate - 1; i < end; i++) {
+        tok = seq[i];
+        if (loom_run(p)) {
+            rc = fail("generate", loom_plan_error(p));
+            goto done;
+        }
+        for (int s = 0; s < S; s++) memcpy(st[s], loom_plan_output(p, lm.out.final[s]), (size_t)sn * sizeof(float));
+        if (i + 1 >= n) seq[n++] = sample(loom_plan_output(p, lm.logits), V, a->temperature, &rng);
+    }
+    loom_vocab_decode(v, seq, n, out, (size_t)cap * 16 + 1);
+    printf("generated (temperature %.2g): %s\n", a->temperature, out);
+done:
+    for (int s = 0; s < S; s++) free(st[s]);
+    free(seq), free(out);
+    loom_plan_free(p);
+    loom_graph_free(g);
+    return rc;
+}
+
+static void release(run *r)
+{
+    loom_batches_free(r->batches);
+    loom_optim_free(r->opt);
+    free(r->grads), free(r->sizes), free(r->x), free(r->y), free(r->outs);
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(r->state[s]), free(r->eval_state[s]);
+    loom_plan_free(r->plan), loom_plan_free(r->eval);
+    loom_store_free(r->store);
+    loom_graph_free(r->g);
+    loom_text_free(r->held), loom_text_free(r->text);
+    if (r->metrics) fclose(r->metrics);
+}
+
+int loom_cmd_train(int argc, char **argv)
+{
+    run r = {0};
+    int rc = parse(&r.a, argc, argv);
+    if (rc) return rc;
+    if (r.a.help) {
+        loom_tool_help("train [options]", loom_train_help, true);
+        return 0;
+    }
+    if (r.a.threads) omp_set_num_threads((int)r.a.threads);
+    if (!(rc = load_text(&r)) && !(rc = build(&r))) {
+        const train_args *a = &r.a;
+        printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
+               " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
+               a->m.cell->name, a->tokens == LOOM_TOKENS_WORD ? "word" : "character",
+               loom_vocab_size(loom_text_vocab(r.text)), r.n_train, r.n_valid, a->m.hidden, a->m.layers, a->m.steps,
+               a->m.batch, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
+        fflush(stdout);
+        if (a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
+        if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n");
+        if (!rc) rc = train(&r);
+        if (!rc && a->save && loom_store_save_file(r.store, a->save)) rc = fail(loom_store_error(r.store), NULL);
+        if (!rc) rc = generate(&r);
+    }
+    release(&r);
+    return rc;
+}
