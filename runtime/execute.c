@@ -69,6 +69,8 @@ void loom_plan_set_seed(loom_plan *p, uint64_t seed)
 }
 
 void loom_plan_set_eval(loom_plan *p, bool eval) { p->eval = eval; }
+uint64_t loom_plan_runs(const loom_plan *p) { return p->runs; }
+void loom_plan_set_runs(loom_plan *p, uint64_t runs) { p->runs = runs; }
 
 static float *storage(const loom_plan *p, int32_t id)
 {

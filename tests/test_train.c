@@ -156,9 +156,9 @@ static char tdir[64];
 static void mk(void) { cr_assert(mkdtemp(strcpy(tdir, "/tmp/loom-train-XXXXXX"))); }
 static void rm_all(void)
 {
-    const char *names[] = {"text.txt", "m1.csv", "m2.csv", "w.safetensors"};
+    const char *names[] = {"text.txt", "m1.csv", "m2.csv", "w.safetensors", "ck.safetensors", "bad.safetensors"};
     char p[128];
-    for (unsigned i = 0; i < 4; i++) snprintf(p, sizeof p, "%s/%s", tdir, names[i]), unlink(p);
+    for (unsigned i = 0; i < 6; i++) snprintf(p, sizeof p, "%s/%s", tdir, names[i]), unlink(p);
     rmdir(tdir);
 }
 TestSuite(cli_train, .init = mk, .fini = rm_all);
@@ -227,4 +227,81 @@ Test(cli_train, refuses_and_stops_clearly)
     for (unsigned i = 0; i < sizeof argc / sizeof *argc; i++) cr_assert_eq(loom_cmd_train(argc[i], bad[i]), 2, "case %u", i);
     char *tiny[] = {"--data", (char *)tp("text.txt"), "--seq-len", "500", "--batch", "64"};
     cr_assert_eq(loom_cmd_train(6, tiny), 2, "too short for one batch");
+}
+
+/* Resuming continues exactly as if uninterrupted: 20 steps, a checkpoint,
+ * 20 more give the losses of 40 straight steps, bit for bit (two layers,
+ * an embedding, dropout: the dropout counter is restored too). */
+Test(cli_train, resume_is_bit_identical)
+{
+    FILE *f = fopen(tp("text.txt"), "w");
+    for (int i = 0; i < 300; i++) fputs("resume me exactly. ", f);
+    fclose(f);
+    char *common[] = {"--data", (char *)tp("text.txt"), "--hidden", "16", "--layers", "2", "--embed", "4", "--dropout", "0.2",
+                      "--seq-len", "6", "--batch", "4", "--generate", "0", "--threads", "1"};
+    char *argv[32];
+    int n = 0;
+    for (int i = 0; i < 18; i++) argv[n++] = common[i];
+    char *straight[] = {"--steps", "40", "--metrics", (char *)tp("m1.csv")};
+    for (int i = 0; i < 4; i++) argv[n + i] = straight[i];
+    cr_assert_eq(loom_cmd_train(n + 4, argv), 0);
+    char *first[] = {"--steps", "20", "--save", (char *)tp("ck.safetensors")};
+    for (int i = 0; i < 4; i++) argv[n + i] = first[i];
+    cr_assert_eq(loom_cmd_train(n + 4, argv), 0);
+    char *resume[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)tp("ck.safetensors"), "--steps", "40",
+                      "--metrics", (char *)tp("m2.csv"), "--generate", "0", "--threads", "1"};
+    cr_assert_eq(loom_cmd_train(12, resume), 0);
+    double a[40], b[20];
+    metric(tp("m1.csv"), 1, a, 40);
+    metric(tp("m2.csv"), 1, b, 20);
+    for (int i = 0; i < 20; i++) cr_assert_eq(a[20 + i], b[i], "step %d: %.9g uninterrupted, %.9g resumed", 21 + i, a[20 + i], b[i]);
+}
+
+/* A checkpoint's payload is checksummed: a flipped byte, a truncated file
+ * or a plain safetensors file is refused with the reason, and a failed
+ * resume writes nothing. */
+Test(cli_train, bad_checkpoints_are_refused)
+{
+    FILE *f = fopen(tp("text.txt"), "w");
+    for (int i = 0; i < 300; i++) fputs("abc abd abe. ", f);
+    fclose(f);
+    char *make[] = {"--data", (char *)tp("text.txt"), "--hidden", "8", "--seq-len", "5", "--batch", "2", "--steps", "5",
+                    "--generate", "0", "--save", (char *)tp("ck.safetensors")};
+    cr_assert_eq(loom_cmd_train(14, make), 0);
+    loom_st *ck = loom_st_new();
+    cr_assert_eq(loom_checkpoint_read(ck, tp("ck.safetensors")), LOOM_OK, "%s", loom_st_error(ck));
+    cr_assert(loom_st_meta(ck, "loom.config") && loom_st_meta(ck, "loom.vocab") && loom_st_get(ck, "rnn.weight_hh_l0") &&
+              loom_st_get(ck, "optim.m.decoder.weight") && loom_st_get(ck, "state.1"));
+    /* a flipped bit in a weight */
+    ((float *)loom_st_get(ck, "decoder.bias")->data)[0] += 1e-3f;
+    cr_assert_eq(loom_st_write(ck, tp("bad.safetensors")), LOOM_OK);
+    loom_st_free(ck);
+    char *res[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)tp("bad.safetensors"), "--steps", "9",
+                   "--generate", "0", "--save", (char *)tp("w.safetensors")};
+    cr_assert_eq(loom_cmd_train(10, res), 2);
+    cr_assert_neq(access(tp("w.safetensors"), F_OK), 0, "nothing is written when the resume is refused");
+    ck = loom_st_new();
+    cr_assert_eq(loom_checkpoint_read(ck, tp("bad.safetensors")), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_st_error(ck), "checksum mismatch"), "%s", loom_st_error(ck));
+    /* truncated */
+    FILE *in = fopen(tp("ck.safetensors"), "rb"), *out = fopen(tp("bad.safetensors"), "wb");
+    char buf[600];
+    size_t got = fread(buf, 1, sizeof buf, in);
+    fwrite(buf, 1, got, out);
+    fclose(in), fclose(out);
+    cr_assert_neq(loom_checkpoint_read(ck, tp("bad.safetensors")), LOOM_OK);
+    cr_assert_eq(loom_cmd_train(10, res), 2);
+    /* a plain safetensors file (no checksum) */
+    loom_st *plain = loom_st_new();
+    float z = 0;
+    loom_st_add(plain, "x", LOOM_F32, loom_shape0(), &z);
+    cr_assert_eq(loom_st_write(plain, tp("bad.safetensors")), LOOM_OK);
+    cr_assert_eq(loom_checkpoint_read(ck, tp("bad.safetensors")), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_st_error(ck), "not a loom checkpoint"), "%s", loom_st_error(ck));
+    /* --init with weights that do not fit */
+    char *init[] = {"--data", (char *)tp("text.txt"), "--hidden", "8", "--init", (char *)tp("bad.safetensors"), "--steps", "2",
+                    "--generate", "0"};
+    cr_assert_eq(loom_cmd_train(10, init), 2);
+    loom_st_free(plain);
+    loom_st_free(ck);
 }

@@ -7,6 +7,8 @@
 
 #include "loom/loom.h"
 
+#include <cjson/cJSON.h>
+
 #include <inttypes.h>
 #include <math.h>
 #include <omp.h>
@@ -44,7 +46,13 @@ const char loom_train_help[] =
     "  --sampling random|sequential  minibatches (default sequential: state carried)\n"
     "  --eval-every N        held-out perplexity every N steps (default 100)\n"
     "  --metrics FILE        CSV: step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n"
-    "  --save FILE           the trained weights (safetensors, PyTorch names)\n"
+    "  --save FILE           a checkpoint at the end (and every --save-every N steps): the weights\n"
+    "                        under PyTorch names, optimiser state, data position, carried state,\n"
+    "                        vocabulary, configuration; checksummed, written atomically\n"
+    "  --save-every N        also save every N steps (default: only at the end)\n"
+    "  --resume FILE         continue a checkpoint's run (its model, data position, optimiser)\n"
+    "                        up to --steps in all, exactly as if it had not stopped\n"
+    "  --init FILE           start from the weights in a safetensors file (e.g. a PyTorch state_dict)\n"
     "  --generate N          tokens generated at the end (default 200)\n"
     "  --prefix TEXT         what generation starts from (default \"time traveller\")\n"
     "  --temperature T       sampling temperature (default 0.6; 0: greedy)\n"
@@ -52,10 +60,10 @@ const char loom_train_help[] =
 
 typedef struct {
     loom_tool_model m;
-    const char *data, *valid, *metrics, *save, *prefix;
+    const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
     loom_token_kind tokens;
     bool letters_only, help, sequential;
-    long embed, steps, warmup, eval_every, generate, threads;
+    long embed, steps, warmup, eval_every, generate, threads, save_every;
     double dropout, lr, momentum, weight_decay, clip, temperature;
     loom_optimizer optimizer;
     loom_sched_kind schedule;
@@ -89,6 +97,7 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     if (loom_tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--letters-only")) return a->letters_only = true;
     static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--optimizer",
+                                         "--resume", "--init", "--save-every",
                                          "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
                                          "--temperature", "--threads"};
@@ -108,6 +117,9 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--valid")) return (a->valid = v) != NULL;
     if (!strcmp(f, "--metrics")) return (a->metrics = v) != NULL;
     if (!strcmp(f, "--save")) return (a->save = v) != NULL;
+    if (!strcmp(f, "--resume")) return (a->resume = v) != NULL;
+    if (!strcmp(f, "--init")) return (a->init = v) != NULL;
+    if (!strcmp(f, "--save-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->save_every);
     if (!strcmp(f, "--prefix")) return (a->prefix = v) != NULL;
     if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, 65536, &a->embed);
     if (!strcmp(f, "--steps")) return loom_tool_int(f, v, 1, 1L << 40, &a->steps);
@@ -184,6 +196,9 @@ typedef struct {
     int64_t *sizes;
     loom_batches *batches;
     FILE *metrics;
+    loom_st *ck;          /* the checkpoint resumed from */
+    loom_vocab *ck_vocab; /* its vocabulary */
+    long step0;           /* the first step this run makes */
 } run;
 
 static int fail(const char *what, const char *why)
@@ -198,7 +213,9 @@ static int load_text(run *r)
     const train_args *a = &r->a;
     r->text = loom_text_new(&(loom_text_opts){.kind = a->tokens, .letters_only = a->letters_only});
     if (!r->text) return fail("out of memory", NULL);
-    if (loom_text_read(r->text, a->data)) return fail(loom_text_error(r->text), NULL);
+    /* resuming: the checkpoint's vocabulary, so that ids mean what they meant */
+    if (r->ck_vocab ? loom_text_read_with(r->text, a->data, r->ck_vocab) : loom_text_read(r->text, a->data))
+        return fail(loom_text_error(r->text), NULL);
     int64_t n;
     const int32_t *ids = loom_text_ids(r->text, &n);
     if (a->valid) {
@@ -308,6 +325,196 @@ static const char *first_non_finite(run *r)
     return NULL;
 }
 
+/* ---- checkpoints ---- */
+
+static const char *const optim_names[] = {"sgd", "adam", "adamw"};
+static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
+
+/* What a resumed run must rebuild exactly: the model, the data and the
+ * optimiser's configuration. */
+static char *config_json(const train_args *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "cell", a->m.cell->name) &&
+              cJSON_AddNumberToObject(o, "hidden", (double)a->m.hidden) &&
+              cJSON_AddNumberToObject(o, "layers", (double)a->m.layers) && cJSON_AddNumberToObject(o, "embed", (double)a->embed) &&
+              cJSON_AddNumberToObject(o, "dropout", a->dropout) && cJSON_AddNumberToObject(o, "seq_len", (double)a->m.steps) &&
+              cJSON_AddNumberToObject(o, "batch", (double)a->m.batch) && cJSON_AddNumberToObject(o, "seed", (double)a->m.seed) &&
+              cJSON_AddStringToObject(o, "tokens", a->tokens == LOOM_TOKENS_WORD ? "word" : "char") &&
+              cJSON_AddBoolToObject(o, "letters_only", a->letters_only) &&
+              cJSON_AddStringToObject(o, "optimizer", optim_names[a->optimizer]) && cJSON_AddNumberToObject(o, "lr", a->lr) &&
+              cJSON_AddNumberToObject(o, "momentum", a->momentum) &&
+              cJSON_AddNumberToObject(o, "weight_decay", a->weight_decay) &&
+              cJSON_AddStringToObject(o, "schedule", sched_names[a->schedule]) &&
+              cJSON_AddNumberToObject(o, "warmup", (double)a->warmup) && cJSON_AddNumberToObject(o, "clip", a->clip) &&
+              cJSON_AddStringToObject(o, "sampling", a->sequential ? "sequential" : "random");
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+static int index_of(const char *v, const char *const *names, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    return -1;
+}
+
+static double jnum(const cJSON *o, const char *k, double lo, double hi, bool *ok)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
+        *ok = false;
+        return lo;
+    }
+    return v->valuedouble;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* The checkpoint's configuration replaces the model's and optimiser's
+ * options; what the run does next (--steps, --save, ...) stays the user's. */
+static bool apply_config(train_args *a, const char *json)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    bool ok = o != NULL;
+    a->m.cell = loom_cell_by_name(jstr(o, "cell"));
+    a->m.hidden = (long)jnum(o, "hidden", 1, 65536, &ok);
+    a->m.layers = (long)jnum(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
+    a->embed = (long)jnum(o, "embed", 0, 65536, &ok);
+    a->dropout = jnum(o, "dropout", 0, 0.99, &ok);
+    a->m.steps = (long)jnum(o, "seq_len", 1, 1e6, &ok);
+    a->m.batch = (long)jnum(o, "batch", 1, 1e6, &ok);
+    a->m.seed = (long)jnum(o, "seed", 0, 1 << 30, &ok);
+    a->lr = jnum(o, "lr", 0, 1e6, &ok);
+    a->momentum = jnum(o, "momentum", 0, 1, &ok);
+    a->weight_decay = jnum(o, "weight_decay", 0, 1e6, &ok);
+    a->warmup = (long)jnum(o, "warmup", 0, 1e15, &ok);
+    a->clip = jnum(o, "clip", 0, 1e9, &ok);
+    a->tokens = !strcmp(jstr(o, "tokens"), "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
+    a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "letters_only"));
+    a->sequential = !strcmp(jstr(o, "sampling"), "sequential");
+    int opt = index_of(jstr(o, "optimizer"), optim_names, 3), sch = index_of(jstr(o, "schedule"), sched_names, 4);
+    ok = ok && a->m.cell && opt >= 0 && sch >= 0;
+    if (ok) a->optimizer = opt, a->schedule = sch;
+    cJSON_Delete(o);
+    return ok;
+}
+
+static bool add_tensor(loom_st *f, const char *prefix, const char *name, const float *d, int64_t n)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s%s", prefix, name);
+    return !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)n), d);
+}
+
+static bool set_meta_int(loom_st *f, const char *k, int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%lld", (long long)v);
+    return !loom_st_set_meta(f, k, s);
+}
+
+static int64_t meta_int(const loom_st *f, const char *k)
+{
+    const char *v = loom_st_meta(f, k);
+    return v ? strtoll(v, NULL, 10) : -1;
+}
+
+/* Everything the run needs to continue as if it had not stopped. */
+static int save_checkpoint(run *r, long steps_done)
+{
+    const train_args *a = &r->a;
+    loom_st *f = loom_st_new();
+    char *cfg = config_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
+    int64_t epoch, batch, sn = (int64_t)r->layers * a->m.batch * a->m.hidden;
+    loom_batches_tell(r->batches, &epoch, &batch);
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
+    bool ok = f && cfg && voc && !loom_st_set_meta(f, "loom.config", cfg) && !loom_st_set_meta(f, "loom.vocab", voc) &&
+              !loom_st_set_meta(f, "loom.fingerprint", fp) && set_meta_int(f, "loom.step", steps_done) &&
+              set_meta_int(f, "loom.epoch", epoch) && set_meta_int(f, "loom.batch", batch) &&
+              set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(r->plan)) &&
+              !loom_st_set_meta(f, "loom.data", a->data);
+    for (int i = 0; ok && i < r->n_params; i++) {
+        const char *name = loom_store_name(r->store, i);
+        float *m, *v;
+        loom_optim_state(r->opt, i, &m, &v);
+        ok = !loom_st_add(f, name, LOOM_F32, loom_tensor_shape(r->g, loom_store_tensor(r->store, i)),
+                          loom_store_data(r->store, loom_store_tensor(r->store, i))) &&
+             (!m || add_tensor(f, "optim.m.", name, m, r->sizes[i])) && (!v || add_tensor(f, "optim.v.", name, v, r->sizes[i]));
+    }
+    for (int s = 0; ok && s < r->S; s++) {
+        char k[32];
+        snprintf(k, sizeof k, "%d", s);
+        ok = add_tensor(f, "state.", k, r->state[s], sn);
+    }
+    int rc = 0;
+    if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
+    else if (loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
+    free(cfg), free(voc);
+    loom_st_free(f);
+    return rc;
+}
+
+/* Reads the checkpoint and takes its configuration and vocabulary (before
+ * the text is read and the model built). */
+static int open_checkpoint(run *r)
+{
+    r->ck = loom_st_new();
+    if (!r->ck) return fail("out of memory", NULL);
+    if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
+    if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
+        !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || meta_int(r->ck, "loom.step") < 0)
+        return fail(r->a.resume, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
+    return 0;
+}
+
+/* Weights, optimiser state, data position, carried state and dropout
+ * counter from the checkpoint, into the model just built. */
+static int restore(run *r)
+{
+    const loom_st *f = r->ck;
+    char fp[32];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
+    const char *want = loom_st_meta(f, "loom.fingerprint");
+    if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
+    if (loom_store_load(r->store, f, false)) return fail(loom_store_error(r->store), NULL);
+    int64_t sn = (int64_t)r->layers * r->a.m.batch * r->a.m.hidden;
+    for (int i = 0; i < r->n_params; i++) {
+        float *m, *v;
+        loom_optim_state(r->opt, i, &m, &v);
+        float *dst[2] = {m, v};
+        for (int k = 0; k < 2; k++) {
+            if (!dst[k]) continue;
+            char key[300];
+            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', loom_store_name(r->store, i));
+            const loom_st_tensor *t = loom_st_get(f, key);
+            if (!t || t->dtype != LOOM_F32 || loom_shape_numel(t->shape) != r->sizes[i])
+                return fail(r->a.resume, "the optimiser state is missing or does not fit");
+            memcpy(dst[k], t->data, (size_t)r->sizes[i] * sizeof(float));
+        }
+    }
+    for (int s = 0; s < r->S; s++) {
+        char key[32];
+        snprintf(key, sizeof key, "state.%d", s);
+        const loom_st_tensor *t = loom_st_get(f, key);
+        if (!t || loom_shape_numel(t->shape) != sn) return fail(r->a.resume, "the carried state is missing or does not fit");
+        memcpy(r->state[s], t->data, (size_t)sn * sizeof(float));
+    }
+    r->step0 = (long)meta_int(f, "loom.step");
+    loom_optim_set_steps(r->opt, r->step0);
+    loom_batches_seek(r->batches, meta_int(f, "loom.epoch"), meta_int(f, "loom.batch"));
+    loom_plan_set_runs(r->plan, (uint64_t)meta_int(f, "loom.plan_runs"));
+    if (r->step0 >= r->a.steps)
+        fprintf(stderr, "loom train: the checkpoint has %ld steps already; --steps %ld asks for no more\n", r->step0,
+                r->a.steps);
+    return 0;
+}
+
 static int train(run *r)
 {
     const train_args *a = &r->a;
@@ -317,7 +524,7 @@ static int train(run *r)
                            .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1, .total = a->steps, .warmup = a->warmup};
     bool tty = isatty(2);
     double t0 = now(), last_print = 0, best = INFINITY, loss_avg = 0;
-    for (long step = 0; step < a->steps; step++) {
+    for (long step = r->step0; step < a->steps; step++) {
         bool epoch_start = loom_batches_next(r->batches, r->x, r->y);
         /* random sampling: windows are unrelated, the state starts at zero;
          * sequential: it carries on (detached: it is an input) */
@@ -339,7 +546,7 @@ static int train(run *r)
         for (int s = 0; s < r->S; s++)
             memcpy(r->state[s], loom_plan_output(r->plan, r->lm.out.final[s]), (size_t)sn * sizeof(float));
         loss_avg = step ? 0.9 * loss_avg + 0.1 * loss : loss;
-        double el = now() - t0, tps = (double)(step + 1) * T * B / el;
+        double el = now() - t0, tps = (double)(step + 1 - r->step0) * T * B / el;
         double vppl = NAN;
         if ((step + 1) % a->eval_every == 0 || step + 1 == a->steps) {
             vppl = held_out_perplexity(r);
@@ -353,17 +560,20 @@ static int train(run *r)
         bool print = !isnan(vppl) || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10) || step == 0;
         if (print) {
             last_print = el;
-            double eta = el / (double)(step + 1) * (double)(a->steps - step - 1);
+            double eta = el / (double)(step + 1 - r->step0) * (double)(a->steps - step - 1);
             fprintf(stderr, "%sstep %ld/%ld  loss %.3f  perplexity %.2f  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
                     tty ? "\r" : "", step + 1, a->steps, loss_avg, exp(loss_avg), norm, tps, eta);
             if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %.2f", vppl);
             fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
         }
+        int rc;
+        if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save_checkpoint(r, step + 1))) return rc;
     }
     double el = now() - t0;
+    long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
     printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, best held-out perplexity %.2f\n",
-           a->steps, el, (double)a->steps * T * B / el, exp(loss_avg), best);
-    return 0;
+           done, el, (double)done * T * B / el, exp(loss_avg), best);
+    return a->save ? save_checkpoint(r, a->steps > r->step0 ? a->steps : r->step0) : 0;
 }
 
 /* Samples from softmax(logits / temperature) (argmax when 0). */
@@ -458,6 +668,8 @@ static void release(run *r)
     loom_store_free(r->store);
     loom_graph_free(r->g);
     loom_text_free(r->held), loom_text_free(r->text);
+    loom_st_free(r->ck);
+    loom_vocab_free(r->ck_vocab);
     if (r->metrics) fclose(r->metrics);
 }
 
@@ -471,7 +683,13 @@ int loom_cmd_train(int argc, char **argv)
         return 0;
     }
     if (r.a.threads) omp_set_num_threads((int)r.a.threads);
-    if (!(rc = load_text(&r)) && !(rc = build(&r))) {
+    if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
+    if (r.a.resume) rc = open_checkpoint(&r);
+    if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
+        if (r.a.init && loom_store_load_file(r.store, r.a.init, false)) {
+            rc = fail(loom_store_error(r.store), NULL);
+            goto out;
+        }
         const train_args *a = &r.a;
         printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
                " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
@@ -482,9 +700,9 @@ int loom_cmd_train(int argc, char **argv)
         if (a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
         if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n");
         if (!rc) rc = train(&r);
-        if (!rc && a->save && loom_store_save_file(r.store, a->save)) rc = fail(loom_store_error(r.store), NULL);
         if (!rc) rc = generate(&r);
     }
+out:
     release(&r);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include "loom/layers.h"
 #include "loom/safetensors.h"
 #include "loom/store.h"
+#include "loom/checkpoint.h"
 #include "loom/dot.h"
 #include "loom/data.h"
 #include "loom/train.h"

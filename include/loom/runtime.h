@@ -55,6 +55,10 @@ loom_status loom_plan_read(loom_plan *p, loom_tensor t, float *dst, size_t n);
 
 /* Dropout masks of the next run come from (seed, run counter). */
 void loom_plan_set_seed(loom_plan *p, uint64_t seed);
+/* Runs since the seed was set (the dropout masks' counter): a resumed
+ * training run restores it to draw the masks it would have drawn. */
+uint64_t loom_plan_runs(const loom_plan *p);
+void loom_plan_set_runs(loom_plan *p, uint64_t runs);
 void loom_plan_set_eval(loom_plan *p, bool eval);
 
 typedef struct {
