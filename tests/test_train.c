@@ -305,3 +305,57 @@ Test(cli_train, bad_checkpoints_are_refused)
     loom_st_free(plain);
     loom_st_free(ck);
 }
+
+/* Generation: top-k 1, a vanishing top-p and a beam of width 1 are all
+ * greedy; sampling is seeded; a beam's text is at least as likely as the
+ * greedy one under the model. */
+Test(lm, generation_strategies_agree_where_they_must)
+{
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    loom_lm_opts o = {.cell = &loom_cell_gru, .vocab = 7, .embed = 5, .hidden = 6, .steps = 3, .batch = 2};
+    loom_lm_build(g, &lm, &o);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 11);
+    char err[256];
+    loom_generator *gen = loom_generator_new(&o, s, err, sizeof err);
+    cr_assert(gen, "%s", err);
+    int32_t prefix[3] = {1, 2, 3}, greedy[12], other[12];
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, greedy, err, sizeof err), 12, "%s", err);
+    loom_sample_opts same[] = {{.temperature = 1, .top_k = 1}, {.temperature = 1, .top_p = 1e-9}, {.beam = 1}};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(loom_generate(gen, prefix, 3, 12, &same[k], other, err, sizeof err), 12, "%s", err);
+        cr_assert_arr_eq(other, greedy, sizeof greedy, "strategy %d is greedy", k);
+    }
+    int32_t a[12], b[12];
+    loom_generate(gen, prefix, 3, 12, &(loom_sample_opts){.temperature = 1.5, .seed = 4}, a, err, sizeof err);
+    loom_generate(gen, prefix, 3, 12, &(loom_sample_opts){.temperature = 1.5, .seed = 4}, b, err, sizeof err);
+    cr_assert_arr_eq(a, b, sizeof a, "the same seed samples the same text");
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, &(loom_sample_opts){.beam = 5}, other, err, sizeof err), 12, "%s", err);
+    for (int i = 0; i < 12; i++) cr_assert(other[i] >= 0 && other[i] < 7);
+    cr_assert_eq(loom_generate(gen, prefix, 0, 5, NULL, other, err, sizeof err), -1, "a prefix is needed");
+    loom_generator_free(gen);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
+
+Test(cli_train, generate_and_eval_a_checkpoint)
+{
+    FILE *f = fopen(tp("text.txt"), "w");
+    for (int i = 0; i < 300; i++) fputs("abc abd abe. ", f);
+    fclose(f);
+    char *make[] = {"--data", (char *)tp("text.txt"), "--hidden", "8", "--seq-len", "5", "--batch", "2", "--steps", "5",
+                    "--generate", "0", "--save", (char *)tp("ck.safetensors")};
+    cr_assert_eq(loom_cmd_train(14, make), 0);
+    char *gen[] = {"--load", (char *)tp("ck.safetensors"), "--prefix", "ab", "--length", "20", "--beam", "3"};
+    cr_assert_eq(loom_cmd_generate(8, gen), 0);
+    char *gen2[] = {"--load", (char *)tp("ck.safetensors"), "--top-p", "0.9", "--top-k", "4"};
+    cr_assert_eq(loom_cmd_generate(6, gen2), 0);
+    char *ev[] = {"--load", (char *)tp("ck.safetensors"), "--data", (char *)tp("text.txt")};
+    cr_assert_eq(loom_cmd_eval(4, ev), 0);
+    char *bad1[] = {"--prefix", "x"}, *bad2[] = {"--load", (char *)tp("text.txt")}, *bad3[] = {"--load", (char *)tp("ck.safetensors"), "--beam", "0"};
+    cr_assert_eq(loom_cmd_generate(2, bad1), 2, "--load is required");
+    cr_assert_eq(loom_cmd_generate(2, bad2), 2, "a text is not a checkpoint");
+    cr_assert_eq(loom_cmd_generate(4, bad3), 2);
+    cr_assert_eq(loom_cmd_eval(2, bad2), 2);
+}

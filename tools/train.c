@@ -576,86 +576,50 @@ static int train(run *r)
     return a->save ? save_checkpoint(r, a->steps > r->step0 ? a->steps : r->step0) : 0;
 }
 
-/* Samples from softmax(logits / temperature) (argmax when 0). */
-static int32_t sample(const float *logits, int V, double temperature, uint64_t *rng)
+/* Tokens → text on stdout after a label. */
+static void print_text(const char *label, const loom_vocab *v, const int32_t *ids, int64_t n)
 {
-    int best = 0;
-    for (int v = 1; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
-    if (temperature <= 0) return best;
-    double total = 0;
-    for (int v = 0; v < V; v++) total += exp((logits[v] - logits[best]) / temperature);
-    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
-    double u = (double)(*rng >> 11) / 9007199254740992.0 * total;
-    for (int v = 0; v < V; v++)
-        if ((u -= exp((logits[v] - logits[best]) / temperature)) <= 0) return v;
-    return best;
+    size_t len = loom_vocab_decode(v, ids, n, NULL, 0);
+    char *buf = malloc(len + 1);
+    if (!buf) return;
+    loom_vocab_decode(v, ids, n, buf, len + 1);
+    printf("%s%s\n", label, buf);
+    free(buf);
 }
 
-/* Binds every parameter of g to the trained store's buffer of that name. */
-static bool bind_by_name(loom_plan *p, loom_graph *g, const loom_store *s)
+/* Text from the model with the weights of `store`, after `prefix`. */
+static int generate_text(const loom_lm_opts *model, const loom_store *store, const loom_vocab *v, const char *prefix,
+                         long length, const loom_sample_opts *so)
 {
-    int n = loom_graph_params(g, NULL, 0);
-    loom_tensor *params = malloc(((size_t)n + 1) * sizeof *params);
-    if (!params) return false;
-    loom_graph_params(g, params, n);
-    bool ok = true;
-    for (int i = 0; i < n && ok; i++) {
-        float *d = loom_store_data_by_name(s, loom_tensor_name(g, params[i]));
-        ok = d && !loom_bind(p, params[i], d);
+    char err[512];
+    loom_generator *gen = loom_generator_new(model, store, err, sizeof err);
+    if (!gen) return fail(err, NULL);
+    int64_t np = loom_vocab_encode(v, prefix, strlen(prefix), NULL, 0);
+    int32_t *seq = malloc((size_t)(np + length + 1) * sizeof *seq);
+    int rc = 0;
+    if (!seq) {
+        rc = fail("out of memory", NULL);
+    } else {
+        if (np < 1) seq[0] = LOOM_UNK, np = 1;
+        else loom_vocab_encode(v, prefix, strlen(prefix), seq, np);
+        if (loom_generate(gen, seq, np, length, so, seq + np, err, sizeof err) < 0) rc = fail(err, NULL);
+        else {
+            char label[96];
+            if (so->beam > 1) snprintf(label, sizeof label, "generated (beam %d): ", so->beam);
+            else snprintf(label, sizeof label, "generated (temperature %.2g): ", so->temperature);
+            print_text(label, v, seq, np + length);
+        }
     }
-    free(params);
-    return ok;
+    free(seq);
+    loom_generator_free(gen);
+    return rc;
 }
 
-/* Generated text: a one-step model sharing the trained weights by name,
- * warmed up on the prefix, then fed its own samples. */
 static int generate(run *r)
 {
-    const train_args *a = &r->a;
-    if (!a->generate) return 0;
-    const loom_vocab *v = loom_text_vocab(r->text);
-    int V = loom_vocab_size(v), S = r->S;
-    loom_graph *g = loom_graph_new();
-    loom_lm lm;
-    loom_lm_build(g, &lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed, .hidden = (int)a->m.hidden,
-                                           .layers = r->layers, .steps = 1, .batch = 1});
-    loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {lm.logits};
-    for (int s = 0; s < S; s++) outs[1 + s] = lm.out.final[s];
-    loom_plan *p = loom_plan_new(g, outs, 1 + S, &(loom_plan_opts){.eval = true});
-    int64_t sn = (int64_t)r->layers * a->m.hidden, cap = (int64_t)strlen(a->prefix) + a->generate + 1;
-    float *st[LOOM_CELL_MAX_STATES] = {0};
-    int32_t tok = 0, tgt = 0, *seq = malloc((size_t)cap * sizeof *seq);
-    char *out = malloc((size_t)cap * 16 + 1);
-    int rc = 0;
-    bool ok = p && seq && out && bind_by_name(p, g, r->store);
-    for (int s = 0; ok && s < S; s++) ok = (st[s] = calloc((size_t)sn, sizeof(float))) && !loom_bind(p, lm.init[s], st[s]);
-    if (!ok) {
-        rc = fail("generate", loom_graph_failed(g) ? loom_graph_error(g) : "out of memory");
-        goto done;
-    }
-    loom_bind(p, lm.tokens, &tok), loom_bind(p, lm.targets, &tgt);
-    int64_t n = loom_vocab_encode(v, a->prefix, strlen(a->prefix), seq, cap - a->generate);
-    if (n < 1) seq[0] = LOOM_UNK, n = 1;
-    uint64_t rng = (uint64_t)a->m.seed * 0x9E3779B97F4A7C15ull + 17;
-    /* the prefix warms the state up, then each sample is fed back */
-    for (int64_t i = 0, end = n + a->generate - 1; i < end; i++) {
-        tok = seq[i];
-        if (loom_run(p)) {
-            rc = fail("generate", loom_plan_error(p));
-            goto done;
-        }
-        for (int s = 0; s < S; s++) memcpy(st[s], loom_plan_output(p, lm.out.final[s]), (size_t)sn * sizeof(float));
-        if (i + 1 >= n) seq[n++] = sample(loom_plan_output(p, lm.logits), V, a->temperature, &rng);
-    }
-    loom_vocab_decode(v, seq, n, out, (size_t)cap * 16 + 1);
-    printf("generated (temperature %.2g): %s\n", a->temperature, out);
-done:
-    for (int s = 0; s < S; s++) free(st[s]);
-    free(seq), free(out);
-    loom_plan_free(p);
-    loom_graph_free(g);
-    return rc;
+    if (!r->a.generate) return 0;
+    return generate_text(&r->lm.o, r->store, loom_text_vocab(r->text), r->a.prefix, r->a.generate,
+                         &(loom_sample_opts){.temperature = r->a.temperature, .seed = (uint64_t)r->a.m.seed});
 }
 
 static void release(run *r)
@@ -704,5 +668,171 @@ int loom_cmd_train(int argc, char **argv)
     }
 out:
     release(&r);
+    return rc;
+}
+
+/* ---- loom generate, loom eval: a checkpoint of loom train ---- */
+
+const char loom_generate_help[] =
+    "text from a checkpoint of loom train\n"
+    "  --load CKPT           the checkpoint (required)\n"
+    "  --prefix TEXT         what the model reads first (default \"time traveller\")\n"
+    "  --length N            tokens to generate (default 200)\n"
+    "  --temperature T       sampling temperature (default 0.6; 0: greedy)\n"
+    "  --top-k K             sample among the K most likely tokens (default: all)\n"
+    "  --top-p P             sample among the most likely tokens that reach probability P\n"
+    "  --beam W              beam search of width W instead of sampling\n"
+    "  --length-norm A       beam scores divided by length^A (default 0)\n"
+    "  --seed S              sampling seed (default 1)\n";
+
+const char loom_eval_help[] =
+    "the perplexity of a checkpoint's model on a text, the state carried through it\n"
+    "  --load CKPT           the checkpoint (required)\n"
+    "  --data FILE           the text (default: the built-in corpus)\n";
+
+/* The checkpoint's configuration and vocabulary, and a store of its model's
+ * weights for a model of T steps and B sequences. */
+typedef struct {
+    train_args a;
+    loom_st *ck;
+    loom_vocab *vocab;
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *store;
+} loaded;
+
+static void unload(loaded *l)
+{
+    loom_store_free(l->store);
+    loom_graph_free(l->g);
+    loom_vocab_free(l->vocab);
+    loom_st_free(l->ck);
+}
+
+static int load(loaded *l, const char *path, int T, int B)
+{
+    if (!path) return fail("--load CKPT is required", NULL);
+    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail("out of memory", NULL);
+    if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
+    l->a = (train_args){0};
+    if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
+        !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
+        return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
+    loom_lm_build(l->g, &l->lm, &(loom_lm_opts){.cell = l->a.m.cell, .vocab = loom_vocab_size(l->vocab), .embed = (int)l->a.embed,
+                                                 .hidden = (int)l->a.m.hidden, .layers = (int)l->a.m.layers,
+                                                 .steps = T ? T : (int)l->a.m.steps, .batch = B ? B : (int)l->a.m.batch});
+    l->store = loom_store_new(l->g);
+    if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
+    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
+        return fail(loom_store_error(l->store), NULL);
+    return 0;
+}
+
+int loom_cmd_generate(int argc, char **argv)
+{
+    const char *ck = NULL, *prefix = "time traveller";
+    long length = 200, top_k = 0, beam = 0, seed = 1;
+    double temperature = 0.6, top_p = 0, length_norm = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (loom_tool_is_help(f)) {
+            loom_tool_help("generate --load CKPT [options]", loom_generate_help, false);
+            return 0;
+        }
+        bool ok = v != NULL;
+        if (!strcmp(f, "--load")) ck = v;
+        else if (!strcmp(f, "--prefix")) prefix = v;
+        else if (!strcmp(f, "--length")) ok = loom_tool_int(f, v, 1, 1000000, &length);
+        else if (!strcmp(f, "--top-k")) ok = loom_tool_int(f, v, 0, 1L << 30, &top_k);
+        else if (!strcmp(f, "--beam")) ok = loom_tool_int(f, v, 1, 1024, &beam);
+        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed);
+        else if (!strcmp(f, "--temperature")) ok = flag_double(f, v, 0, 100, &temperature);
+        else if (!strcmp(f, "--top-p")) ok = flag_double(f, v, 0, 1, &top_p);
+        else if (!strcmp(f, "--length-norm")) ok = flag_double(f, v, 0, 10, &length_norm);
+        else {
+            fprintf(stderr, "loom generate: unknown option '%s' (see 'loom generate --help')\n", f);
+            return 2;
+        }
+        if (!v) fprintf(stderr, "loom generate: %s needs a value\n", f);
+        if (!ok) return 2;
+        i++;
+    }
+    loaded l = {0};
+    int rc = load(&l, ck, 1, 1);
+    if (!rc)
+        rc = generate_text(&l.lm.o, l.store, l.vocab, prefix, length,
+                           &(loom_sample_opts){.temperature = temperature, .top_k = (int)top_k, .top_p = top_p,
+                                               .beam = (int)beam, .length_norm = length_norm, .seed = (uint64_t)seed});
+    unload(&l);
+    return rc;
+}
+
+int loom_cmd_eval(int argc, char **argv)
+{
+    const char *ck = NULL, *data = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (loom_tool_is_help(f)) {
+            loom_tool_help("eval --load CKPT [--data FILE]", loom_eval_help, false);
+            return 0;
+        }
+        if (strcmp(f, "--load") && strcmp(f, "--data")) {
+            fprintf(stderr, "loom eval: unknown option '%s' (see 'loom eval --help')\n", f);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "loom eval: %s needs a value\n", f);
+            return 2;
+        }
+        *(!strcmp(f, "--load") ? &ck : &data) = v;
+        i++;
+    }
+    loaded l = {0};
+    int rc = load(&l, ck, 0, 0);
+    loom_text *text = NULL;
+    loom_plan *p = NULL;
+    float *st[LOOM_CELL_MAX_STATES] = {0};
+    int32_t *x = NULL, *y = NULL;
+    if (rc) goto done;
+    if (!data) data = access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
+    text = loom_text_new(NULL);
+    if (!text || loom_text_read_with(text, data, l.vocab)) {
+        rc = fail(text ? loom_text_error(text) : "out of memory", NULL);
+        goto done;
+    }
+    int64_t n;
+    const int32_t *ids = loom_text_ids(text, &n);
+    int T = (int)l.a.m.steps, B = (int)l.a.m.batch, S = l.a.m.cell->n_states;
+    int64_t per = (n - 1) / B, windows = per / T, sn = l.a.m.layers * B * l.a.m.hidden;
+    loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {l.lm.loss};
+    for (int s = 0; s < S; s++) outs[1 + s] = l.lm.out.final[s];
+    p = loom_plan_new(l.g, outs, 1 + S, &(loom_plan_opts){.eval = true});
+    x = malloc((size_t)T * B * sizeof *x), y = malloc((size_t)T * B * sizeof *y);
+    bool ok = p && x && y && windows > 0;
+    for (int s = 0; ok && s < S; s++) ok = (st[s] = calloc((size_t)sn, sizeof(float))) && !loom_bind(p, l.lm.init[s], st[s]);
+    if (!ok) {
+        rc = fail(windows > 0 ? "out of memory" : "the text is too short for one window of the model's batch", NULL);
+        goto done;
+    }
+    loom_store_bind(l.store, p);
+    loom_bind(p, l.lm.tokens, x), loom_bind(p, l.lm.targets, y);
+    double total = 0;
+    for (int64_t w = 0; w < windows; w++) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) x[t * B + b] = ids[b * per + w * T + t], y[t * B + b] = ids[b * per + w * T + t + 1];
+        if (loom_run(p)) {
+            rc = fail("eval", loom_plan_error(p));
+            goto done;
+        }
+        total += loom_plan_output(p, l.lm.loss)[0];
+        for (int s = 0; s < S; s++) memcpy(st[s], loom_plan_output(p, l.lm.out.final[s]), (size_t)sn * sizeof(float));
+    }
+    printf("perplexity %.4f\n", exp(total / (double)windows));
+done:
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(st[s]);
+    free(x), free(y);
+    loom_plan_free(p);
+    loom_text_free(text);
+    unload(&l);
     return rc;
 }

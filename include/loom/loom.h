@@ -18,5 +18,6 @@
 #include "loom/dot.h"
 #include "loom/data.h"
 #include "loom/train.h"
+#include "loom/generate.h"
 
 #endif
