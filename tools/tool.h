@@ -7,6 +7,7 @@
 #define LOOM_TOOLS_TOOL_H
 
 #include "loom/rnn.h"
+#include "loom/train.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,21 @@ int loom_gradcheck_parse(int argc, char **argv);
 int loom_dot_parse(int argc, char **argv);
 int loom_rnn_run_parse(int argc, char **argv);
 int loom_train_parse(int argc, char **argv);
+
+/* loom train --task adding|copy (tools/tasks.c). */
+typedef enum { LOOM_TASK_LM = 0, LOOM_TASK_ADDING, LOOM_TASK_COPY } loom_task_kind;
+typedef struct {
+    loom_task_kind task;
+    const loom_cell_def *cell;
+    int steps, batch, hidden, layers; /* steps: the sequence length T */
+    long total, eval_every;           /* optimiser steps; held-out evaluation every */
+    loom_optimizer optimizer;
+    float lr;
+    double clip;
+    uint64_t seed;
+    const char *metrics;
+} loom_task_config;
+int loom_train_task(const loom_task_config *c);
 
 /* Makes the example user cell (mgu) known by name; idempotent. */
 void loom_tools_init(void);

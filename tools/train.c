@@ -29,6 +29,8 @@
 const char loom_train_help[] =
     "train a recurrent language model on a text and print generated text\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n"
+    "  --task lm|adding|copy the language model (default), or a synthetic long-range task: the\n"
+    "                        adding problem (MSE) or the copy task (accuracy); --seq-len is T\n"
     "  --data FILE           UTF-8 text (default: the built-in corpus, letters only as d2l)\n"
     "  --valid FILE          held-out text (default: the last 10% of the data)\n"
     "  --tokens char|word    character (code point) or word tokens (default char)\n"
@@ -62,11 +64,12 @@ typedef struct {
     loom_tool_model m;
     const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
     loom_token_kind tokens;
-    bool letters_only, help, sequential;
+    bool letters_only, help, sequential, lr_given;
     long embed, steps, warmup, eval_every, generate, threads, save_every;
     double dropout, lr, momentum, weight_decay, clip, temperature;
     loom_optimizer optimizer;
     loom_sched_kind schedule;
+    loom_task_kind task;
 } train_args;
 
 static bool flag_double(const char *f, const char *v, double lo, double hi, double *out)
@@ -96,7 +99,7 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (loom_tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--letters-only")) return a->letters_only = true;
-    static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--optimizer",
+    static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--optimizer", "--task",
                                          "--resume", "--init", "--save-every",
                                          "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
@@ -134,6 +137,7 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--clip")) return flag_double(f, v, 0, 1e9, &a->clip);
     if (!strcmp(f, "--temperature")) return flag_double(f, v, 0, 100, &a->temperature);
     if (!strcmp(f, "--tokens")) return (k = pick(f, v, (const char *[]){"char", "word"}, 2)) >= 0 && (a->tokens = k, true);
+    if (!strcmp(f, "--task")) return (k = pick(f, v, (const char *[]){"lm", "adding", "copy"}, 3)) >= 0 && (a->task = k, true);
     if (!strcmp(f, "--sampling"))
         return (k = pick(f, v, (const char *[]){"random", "sequential"}, 2)) >= 0 && (a->sequential = k == 1, true);
     if (!strcmp(f, "--optimizer"))
@@ -160,6 +164,7 @@ static int parse(train_args *a, int argc, char **argv)
         a->data = access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
         a->letters_only = true;
     }
+    a->lr_given = a->lr >= 0;
     if (a->lr < 0) a->lr = a->optimizer == LOOM_OPT_SGD ? 1.0 : 0.01;
     return 0;
 }
@@ -647,6 +652,15 @@ int loom_cmd_train(int argc, char **argv)
         return 0;
     }
     if (r.a.threads) omp_set_num_threads((int)r.a.threads);
+    if (r.a.task != LOOM_TASK_LM) {
+        const train_args *a = &r.a;
+        return loom_train_task(&(loom_task_config){.task = a->task, .cell = a->m.cell, .steps = (int)a->m.steps,
+                                                   .batch = (int)a->m.batch, .hidden = (int)a->m.hidden,
+                                                   .layers = (int)a->m.layers, .total = a->steps,
+                                                   .eval_every = a->eval_every, .optimizer = a->optimizer,
+                                                   .lr = (float)(a->lr_given ? a->lr : 0.003), .clip = a->clip,
+                                                   .seed = (uint64_t)a->m.seed, .metrics = a->metrics});
+    }
     if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
     if (r.a.resume) rc = open_checkpoint(&r);
     if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
