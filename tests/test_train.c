@@ -379,3 +379,41 @@ Test(cli_train, synthetic_tasks)
     char *bad[] = {"--task", "sort"};
     cr_assert_eq(loom_cmd_train(2, bad), 2);
 }
+
+/* loom plot: one curve per metrics file, SVG or PNG by the extension. */
+Test(cli_train, plot_curves)
+{
+    const char *csv[2] = {tp("m1.csv"), tp("m2.csv")};
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(csv[k], "w");
+        fprintf(f, "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n");
+        for (int s = 1; s <= 50; s++) fprintf(f, "%d,%.4f,%.4f,0.1,0.01,1000,%s\n", s, 3.0 / s, exp(3.0 / s), s % 10 ? "" : "2.5");
+        fclose(f);
+    }
+    if (!loom_plot_available()) return;
+    char *svg[] = {(char *)csv[0], (char *)csv[1], "--labels", "RNN,LSTM", "--title", "test", "-o", (char *)tp("w.safetensors")};
+    cr_assert_eq(loom_cmd_plot(8, svg), 2, "an unknown extension is refused");
+    char out[128];
+    snprintf(out, sizeof out, "%s/curves.svg", tdir);
+    svg[7] = out;
+    cr_assert_eq(loom_cmd_plot(8, svg), 0, "%s", loom_dot_error());
+    FILE *f = fopen(out, "r");
+    char head[512] = "";
+    cr_assert(f && fread(head, 1, sizeof head - 1, f) > 0);
+    fclose(f);
+    cr_assert(strstr(head, "<svg"), "an SVG: %s", head);
+    unlink(out);
+    snprintf(out, sizeof out, "%s/curves.png", tdir);
+    char *png[] = {(char *)csv[0], "--log", "--column", "loss", "-o", out};
+    cr_assert_eq(loom_cmd_plot(6, png), 0, "%s", loom_dot_error());
+    unsigned char sig[8];
+    f = fopen(out, "rb");
+    cr_assert(f && fread(sig, 1, 8, f) == 8 && !memcmp(sig, "\x89PNG\r\n\x1a\n", 8));
+    fclose(f);
+    unlink(out);
+    char *badcol[] = {(char *)csv[0], "--column", "accuracy", "-o", out};
+    cr_assert_eq(loom_cmd_plot(5, badcol), 2, "a missing column is refused");
+    cr_assert(strstr(loom_dot_error(), "accuracy"), "%s", loom_dot_error());
+    char *none[] = {"-o", out};
+    cr_assert_eq(loom_cmd_plot(2, none), 2);
+}

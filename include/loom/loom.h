@@ -16,6 +16,7 @@
 #include "loom/store.h"
 #include "loom/checkpoint.h"
 #include "loom/dot.h"
+#include "loom/plot.h"
 #include "loom/data.h"
 #include "loom/train.h"
 #include "loom/generate.h"

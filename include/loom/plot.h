@@ -1,0 +1,32 @@
+/* loom/plot.h — training curves: metrics files (CSV with a header row, as
+ * `loom train --metrics` writes) drawn as lines with Cairo, one labelled
+ * curve per file, into SVG or PNG (by the extension, written atomically). */
+#ifndef LOOM_PLOT_H
+#define LOOM_PLOT_H
+
+#include "loom/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *const *files;   /* metrics CSV files: a "step" column and the one plotted */
+    const char *const *labels;  /* one per file (NULL: the file names) */
+    int n;
+    const char *column;         /* the column drawn (default "perplexity", else "loss") */
+    const char *dashed;         /* a second column drawn dashed in the same colour (default
+                                   "valid_perplexity" when plotting perplexity and present) */
+    bool log_y;                 /* a logarithmic y axis (also chosen when the values span more
+                                   than a factor of 30) */
+    const char *title;
+} loom_plot_opts;
+
+/* Writes the plot; the message of a failure is in loom_dot_error(). */
+loom_status loom_plot(const loom_plot_opts *o, const char *path);
+bool loom_plot_available(void); /* false when loom was built without Cairo */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,249 @@
+/* Training curves with Cairo (see loom/plot.h). */
+#include "loom/plot.h"
+#include "graph/error.h"
+#include "io/atomic.h"
+#include "viz/viz.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    double *x, *y, *x2, *y2; /* the column, and the dashed one */
+    int n, n2, cap, cap2;
+} series;
+
+static bool push(double **x, double **y, int *n, int *cap, double a, double b)
+{
+    if (*n == *cap) {
+        int c = *cap ? 2 * *cap : 256;
+        double *nx = realloc(*x, (size_t)c * sizeof *nx);
+        if (nx) *x = nx;
+        double *ny = nx ? realloc(*y, (size_t)c * sizeof *ny) : NULL;
+        if (ny) *y = ny;
+        if (!nx || !ny) return false;
+        *cap = c;
+    }
+    (*x)[*n] = a, (*y)[(*n)++] = b;
+    return true;
+}
+
+/* The index of `name` in a CSV header line, or -1. */
+static int column_of(const char *header, const char *name)
+{
+    int k = 0;
+    size_t len = strlen(name);
+    for (const char *p = header; p && *p; k++) {
+        if (!strncmp(p, name, len) && (p[len] == ',' || p[len] == '\n' || p[len] == '\r' || !p[len])) return k;
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    return -1;
+}
+
+static const char *field(const char *line, int k)
+{
+    for (; k > 0 && line; k--) line = strchr(line, ','), line = line ? line + 1 : NULL;
+    return line;
+}
+
+/* Reads one metrics file; the column names actually used go to *col, *dcol. */
+static loom_status read_series(const char *path, const loom_plot_opts *o, series *s, const char **col, const char **dcol)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return loom_dot_fail(LOOM_ERR_IO, "plot: %s: cannot open", path);
+    char line[4096];
+    if (!fgets(line, sizeof line, f)) {
+        fclose(f);
+        return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: empty", path);
+    }
+    int xs = column_of(line, "step");
+    const char *want = o->column ? o->column : column_of(line, "perplexity") >= 0 ? "perplexity" : "loss";
+    int ys = column_of(line, want);
+    const char *dash = o->dashed ? o->dashed : !strcmp(want, "perplexity") ? "valid_perplexity" : NULL;
+    int ds = dash ? column_of(line, dash) : -1;
+    if (xs < 0 || ys < 0) {
+        fclose(f);
+        return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: needs the columns step and %s", path, want);
+    }
+    *col = want, *dcol = ds >= 0 ? dash : NULL;
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        const char *a = field(line, xs), *b = field(line, ys), *c = ds >= 0 ? field(line, ds) : NULL;
+        char *end;
+        double x = a ? strtod(a, &end) : NAN, y = b && *b != ',' && *b != '\n' ? strtod(b, &end) : NAN;
+        if (isfinite(x) && isfinite(y) && (!o->log_y || y > 0)) ok = push(&s->x, &s->y, &s->n, &s->cap, x, y);
+        double z = c && *c != ',' && *c != '\n' && *c ? strtod(c, &end) : NAN;
+        if (ok && isfinite(x) && isfinite(z) && (!o->log_y || z > 0)) ok = push(&s->x2, &s->y2, &s->n2, &s->cap2, x, z);
+    }
+    fclose(f);
+    if (!ok) return loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
+    if (!s->n) return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: no finite values of %s", path, want);
+    return LOOM_OK;
+}
+
+#ifdef LOOM_HAVE_CAIRO
+#include <cairo-svg.h>
+#include <cairo.h>
+
+bool loom_plot_available(void) { return true; }
+
+static cairo_status_t to_file(void *f, const unsigned char *data, unsigned int len)
+{
+    return fwrite(data, 1, len, f) == len ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+}
+
+/* Tick step: 1, 2 or 5 × a power of ten, giving about `want` ticks. */
+static double nice_step(double range, int want)
+{
+    double raw = range / want, p = pow(10, floor(log10(raw))), r = raw / p;
+    return (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10) * p;
+}
+
+static const double palette[][3] = {{0.12, 0.47, 0.71}, {1.00, 0.50, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16},
+                                    {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}};
+
+static void text(cairo_t *cr, double x, double y, const char *s, double align)
+{
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, s, &e);
+    cairo_move_to(cr, x - align * e.width, y);
+    cairo_show_text(cr, s);
+}
+
+static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const char *col, const char *dcol, double W,
+                 double H)
+{
+    double L = 70, R = 170, T = 40, B = 50; /* margins: the legend on the right */
+    double xmin = 0, xmax = 1, ymin = INFINITY, ymax = -INFINITY;
+    for (int k = 0; k < opts->n; k++) {
+        for (int i = 0; i < s[k].n; i++) xmax = fmax(xmax, s[k].x[i]), ymin = fmin(ymin, s[k].y[i]), ymax = fmax(ymax, s[k].y[i]);
+        for (int i = 0; i < s[k].n2; i++) ymin = fmin(ymin, s[k].y2[i]), ymax = fmax(ymax, s[k].y2[i]);
+    }
+    /* values spanning more than a factor of 30 read better on a log scale */
+    loom_plot_opts view = *opts;
+    const loom_plot_opts *o = &view;
+    if (ymin > 0 && ymax / ymin > 30) view.log_y = true;
+    bool nonneg = ymin >= 0;
+    if (o->log_y) ymin = log10(ymin), ymax = log10(ymax);
+    if (ymax <= ymin) ymax = ymin + 1;
+    double pad = (ymax - ymin) * 0.05;
+    ymin -= pad, ymax += pad;
+    if (nonneg && !o->log_y && ymin < 0) ymin = 0;
+    double pw = W - L - R, ph = H - T - B;
+#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * pw)
+#define PY(v) (T + ph - ((o->log_y ? log10(v) : (v)) - ymin) / (ymax - ymin) * ph)
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, 11);
+    /* grid and ticks */
+    cairo_set_line_width(cr, 0.6);
+    double xs = nice_step(xmax - xmin, 8);
+    char buf[64];
+    for (double v = ceil(xmin / xs) * xs; v <= xmax + 1e-9; v += xs) {
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, PX(v), T), cairo_line_to(cr, PX(v), T + ph), cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        snprintf(buf, sizeof buf, "%g", v);
+        text(cr, PX(v), T + ph + 16, buf, 0.5);
+    }
+    double ys = nice_step(ymax - ymin, 6);
+    for (double v = ceil(ymin / ys) * ys; v <= ymax + 1e-9; v += ys) {
+        double y = T + ph - (v - ymin) / (ymax - ymin) * ph;
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, L, y), cairo_line_to(cr, L + pw, y), cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        snprintf(buf, sizeof buf, "%.3g", o->log_y ? pow(10, v) : fabs(v) < ys * 1e-6 ? 0.0 : v);
+        text(cr, L - 6, y + 4, buf, 1);
+    }
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, L, T, pw, ph), cairo_stroke(cr);
+    text(cr, L + pw / 2, H - 12, "step", 0.5);
+    snprintf(buf, sizeof buf, "%s%s%s%s", col ? col : "", dcol ? " (solid), " : "", dcol ? dcol : "", dcol ? " (dashed)" : "");
+    cairo_save(cr);
+    cairo_translate(cr, 16, T + ph / 2), cairo_rotate(cr, -M_PI / 2);
+    text(cr, 0, 0, buf, 0.5);
+    cairo_restore(cr);
+    if (o->title) {
+        cairo_set_font_size(cr, 14);
+        text(cr, L + pw / 2, 24, o->title, 0.5);
+        cairo_set_font_size(cr, 11);
+    }
+    /* curves, clipped to the plot area, and the legend */
+    for (int k = 0; k < o->n; k++) {
+        const double *c = palette[k % 8];
+        cairo_save(cr);
+        cairo_rectangle(cr, L, T, pw, ph), cairo_clip(cr);
+        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+        cairo_set_line_width(cr, 1.6);
+        for (int i = 0; i < s[k].n; i++) (i ? cairo_line_to : cairo_move_to)(cr, PX(s[k].x[i]), PY(s[k].y[i]));
+        cairo_stroke(cr);
+        double dash[2] = {5, 3};
+        cairo_set_dash(cr, dash, 2, 0);
+        for (int i = 0; i < s[k].n2; i++) (i ? cairo_line_to : cairo_move_to)(cr, PX(s[k].x2[i]), PY(s[k].y2[i]));
+        cairo_stroke(cr);
+        cairo_restore(cr);
+        const char *label = o->labels && o->labels[k] ? o->labels[k] : o->files[k];
+        const char *base = strrchr(label, '/');
+        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+        cairo_set_line_width(cr, 2);
+        cairo_move_to(cr, L + pw + 12, T + 12 + 18 * k), cairo_line_to(cr, L + pw + 36, T + 12 + 18 * k), cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        text(cr, L + pw + 42, T + 16 + 18 * k, base && !(o->labels && o->labels[k]) ? base + 1 : label, 0);
+    }
+#undef PX
+#undef PY
+}
+
+loom_status loom_plot(const loom_plot_opts *o, const char *path)
+{
+    loom_dot_clear();
+    if (!o || o->n < 1 || !o->files || !path) return loom_dot_fail(LOOM_ERR_ARG, "plot: no metrics files or no output");
+    const char *ext = strrchr(path, '.');
+    bool svg = ext && !strcmp(ext, ".svg"), png = ext && !strcmp(ext, ".png");
+    if (!svg && !png) return loom_dot_fail(LOOM_ERR_ARG, "plot: cannot tell the format of '%s': use .svg or .png", path);
+    series *s = calloc((size_t)o->n, sizeof *s);
+    const char *col = NULL, *dcol = NULL;
+    loom_status st = s ? LOOM_OK : loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
+    for (int k = 0; !st && k < o->n; k++) {
+        const char *c = NULL, *d = NULL;
+        st = read_series(o->files[k], o, &s[k], &c, &d);
+        if (!st && !col) col = c;
+        if (!st && d) dcol = d;
+    }
+    loom_error err = {0};
+    loom_atomic out = {0};
+    if (!st && loom_atomic_open(&out, path, &err)) st = loom_dot_fail(err.status, "%s", err.msg);
+    if (!st) {
+        double W = 900, H = 520;
+        cairo_surface_t *surf = svg ? cairo_svg_surface_create_for_stream(to_file, out.f, W, H)
+                                    : cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
+        cairo_t *cr = cairo_create(surf);
+        draw(cr, o, s, col, dcol, W, H);
+        cairo_destroy(cr);
+        if (png && cairo_surface_write_to_png_stream(surf, to_file, out.f) != CAIRO_STATUS_SUCCESS)
+            st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: write failed", path);
+        cairo_surface_finish(surf);
+        if (!st && cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
+            st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: %s", path, cairo_status_to_string(cairo_surface_status(surf)));
+        cairo_surface_destroy(surf);
+        if (st) loom_atomic_abort(&out);
+        else if (loom_atomic_commit(&out, &err)) st = loom_dot_fail(err.status, "%s", err.msg);
+    }
+    for (int k = 0; s && k < o->n; k++) free(s[k].x), free(s[k].y), free(s[k].x2), free(s[k].y2);
+    free(s);
+    return st;
+}
+#else
+bool loom_plot_available(void) { return false; }
+
+loom_status loom_plot(const loom_plot_opts *o, const char *path)
+{
+    (void)o, (void)path, (void)read_series;
+    loom_dot_clear();
+    return loom_dot_fail(LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
+}
+#endif
