@@ -83,5 +83,26 @@ if [ -z "${ASAN_OPTIONS:-}" ]; then # ASan reserves more address space than the 
     expect 1 "out of memory" -- sh -c "ulimit -v 400000; exec \"$loom\" gradcheck --hidden 2048 --seq-len 200 --batch 64"
 fi
 
+# training: --epochs, and drawing a trained model on its text
+i=0
+while [ $i -lt 60 ]; do echo "the time traveller held in his hand a glittering metallic framework"; i=$((i + 1)); done >"$dir/text.txt"
+small="--data $dir/text.txt --hidden 8 --seq-len 5 --batch 2 --generate 0 --threads 1"
+expect 2 "not both" -- "$loom" train $small --epochs 1 --steps 5
+expect 2 "use --steps" -- "$loom" train --task adding --epochs 1
+expect 0 "" -- "$loom" train $small --epochs 2 --metrics "$dir/ep.csv" --save "$dir/ck.safetensors"
+# 4080 characters, 3672 for training: an epoch's offset o in 0..5 leaves 2 streams of
+# (3671 - o) / 2 tokens, 366 or 367 windows of 5
+rows=$(($(wc -l <"$dir/ep.csv") - 1))
+check "--epochs 2 ran two epochs' batches ($rows steps)" [ "$rows" -ge 732 ] && [ "$rows" -le 734 ]
+check "the summary names the steps run" grep -q "trained $rows steps" "$dir/out"
+expect 0 "" -- "$loom" dot --load "$dir/ck.safetensors" --grad-norms --seq-len 6 -o "$dir/trained.dot"
+check "the trained model's picture has its title and heat" grep -q 'trained language model, lstm.*on held-out text' "$dir/trained.dot"
+check "the trained model's picture has its heat legend" grep -q '‖∂L/∂h' "$dir/trained.dot"
+expect 2 "cannot be given with --load" -- "$loom" dot --load "$dir/ck.safetensors" --cell gru -o "$dir/x.dot"
+expect 2 "give --load CKPT too" -- "$loom" dot --data "$dir/text.txt" -o "$dir/x.dot"
+expect 2 "loom dot: " -- "$loom" dot --load "$dir/no-such.safetensors" -o "$dir/x.dot"
+expect 2 "loom dot: " -- "$loom" dot --load "$dir/text.txt" -o "$dir/x.dot"
+check "nothing was written for a refused --load" [ ! -e "$dir/x.dot" ]
+
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -22,14 +22,20 @@ const char loom_dot_help[] =
     "  --random-truncation   segment lengths drawn at random with mean K\n"
     "  --steps-shown K       draw the first and last K steps, elide the middle (default: 12\n"
     "                        past 64 steps in the cell view, 4 past 12 in the op view; 0: all)\n"
-    "  --title TEXT          the picture's title\n";
+    "  --title TEXT          the picture's title\n"
+    "  --load CKPT           draw a trained language model (a checkpoint of loom train) instead:\n"
+    "                        one sequence of --seq-len steps (default: its training length);\n"
+    "                        --grad-norms then runs it on real text, the window at the start\n"
+    "                        of the last tenth (held out in training) of --data FILE (default:\n"
+    "                        the checkpoint's training text)\n"
+    "  --data FILE           that text\n";
 
 typedef struct {
     loom_tool_model m;
     long truncate, shown;
     float heat_lo, heat_hi;
     bool backward, norms, random_trunc, last_loss, cells, help;
-    const char *out, *fmt, *title;
+    const char *out, *fmt, *title, *load, *data;
 } dot_args;
 
 static const char *ext_of(const char *path)
@@ -46,7 +52,7 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
     if (!strcmp(f, "--backward")) return a->backward = true;
     if (!strcmp(f, "--grad-norms")) return a->norms = true;
-    static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "-o"};
+    static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "--load", "--data", "-o"};
     bool known = false;
     for (unsigned k = 0; k < sizeof valued / sizeof *valued; k++) known = known || !strcmp(f, valued[k]);
     if (!known) {
@@ -81,18 +87,36 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
         return ok;
     }
     if (!strcmp(f, "--title")) return (a->title = v) != NULL;
+    if (!strcmp(f, "--load")) return (a->load = v) != NULL;
+    if (!strcmp(f, "--data")) return (a->data = v) != NULL;
     return (a->out = v) != NULL; /* -o */
 }
 
 /* Options, then what they must agree on. 0: parsed; else the exit status. */
 static int parse(dot_args *a, int argc, char **argv)
 {
-    *a = (dot_args){.m = {&loom_cell_lstm, 4, 2, 3, 4, 1, 1, false}, .shown = -1};
+    const loom_tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
+    *a = (dot_args){.m = defaults, .shown = -1};
     for (int i = 0; i < argc; i++) {
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
     }
+    if (a->load) {
+        const loom_tool_model *m = &a->m, *d = &defaults;
+        bool model = m->cell != d->cell || m->batch != d->batch || m->input != d->input || m->hidden != d->hidden ||
+                     m->layers != d->layers || m->bidirectional != d->bidirectional;
+        const char *bad = model ? "--cell, --layers, --bidirectional, --batch, --input or --hidden"
+                          : a->truncate ? "--truncate" : a->last_loss ? "--loss last" : NULL;
+        if (bad) {
+            fprintf(stderr, "loom dot: %s cannot be given with --load (the model is the checkpoint's)\n", bad);
+            return 2;
+        }
+    } else if (a->data) {
+        fprintf(stderr, "loom dot: --data is the text for --load's model; give --load CKPT too\n");
+        return 2;
+    }
+
     if (!a->out) {
         fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
         return 2;
@@ -111,6 +135,12 @@ static int parse(dot_args *a, int argc, char **argv)
         fprintf(stderr, "loom dot: this loom was built without Graphviz; write a .dot file and run `dot`\n");
         return 2;
     }
+    return 0;
+}
+
+/* Long sequences show their first and last steps unless asked otherwise. */
+static void default_shown(dot_args *a)
+{
     if (a->shown < 0) {
         /* Both views are laid out on a grid and stay fast (T = 500 with its
          * backward graph: under 5 s), but a picture past a few dozen steps
@@ -122,7 +152,6 @@ static int parse(dot_args *a, int argc, char **argv)
             fprintf(stderr, "loom dot: drawing the first and last %ld of %ld steps (--steps-shown 0 draws all)\n",
                     a->shown, a->m.steps);
     }
-    return 0;
 }
 
 static double rnd(uint64_t *s)
@@ -136,6 +165,7 @@ typedef struct {
     loom_rnn rnn;
     loom_tensor x, loss;
     uint64_t rng;
+    loom_tool_lm lm; /* --load: the trained model and its window of text */
 } dot_model;
 
 /* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
@@ -201,6 +231,31 @@ static bool heat(dot_model *dm, const dot_args *a, float *norms)
     return ok;
 }
 
+/* ‖∂L/∂h_t‖ of a trained model on its window of real text, the state
+ * starting from zero. */
+static bool heat_loaded(dot_model *dm, const dot_args *a, float *norms)
+{
+    const loom_lm *lm = &dm->lm.lm;
+    int np = loom_store_count(dm->lm.store), S = lm->o.cell->n_states, nb = 0;
+    size_t sn = (size_t)lm->o.layers * lm->o.hidden;
+    loom_binding *binds = malloc((size_t)(np + 2 + S) * sizeof *binds);
+    float *zero = calloc(sn, sizeof *zero);
+    bool ok = binds && zero;
+    if (ok) {
+        for (int i = 0; i < np; i++) {
+            loom_tensor t = loom_store_tensor(dm->lm.store, i);
+            binds[nb++] = (loom_binding){t, loom_store_data(dm->lm.store, t)};
+        }
+        binds[nb++] = (loom_binding){lm->tokens, dm->lm.x};
+        binds[nb++] = (loom_binding){lm->targets, dm->lm.y};
+        for (int s = 0; s < S; s++) binds[nb++] = (loom_binding){lm->init[s], zero};
+        ok = !loom_dot_state_grad_norms(dm->g, dm->loss, 0, (int)a->m.steps, (int)a->m.layers, 1, binds, nb, norms);
+    }
+    if (!ok) fprintf(stderr, "loom dot: %s\n", binds && zero ? loom_graph_error(dm->g) : "out of memory");
+    free(binds), free(zero);
+    return ok;
+}
+
 /* The gradient of every parameter (and, through them, of every step);
  * roots[0] is the loss, the gradients follow. Returns the number of roots. */
 static int backward(dot_model *dm, loom_tensor *roots)
@@ -240,10 +295,19 @@ int loom_cmd_dot(int argc, char **argv)
         loom_tool_help("dot -o FILE [options]", loom_dot_help, true);
         return 0;
     }
+    dot_model dm = {0};
+    if (a.load) {
+        if ((rc = loom_train_load_window(a.load, a.data, (int)a.m.steps, &dm.lm))) return rc;
+        const loom_lm *lm = &dm.lm.lm;
+        dm.g = dm.lm.g, dm.rnn = lm->rnn, dm.loss = lm->loss;
+        a.m = (loom_tool_model){lm->o.cell, lm->o.steps, 1, lm->o.vocab, lm->o.hidden, lm->o.layers, a.m.seed, false};
+    } else {
+        if (!a.m.steps) a.m.steps = 4;
+        build(&dm, &a);
+    }
+    default_shown(&a);
     const loom_tool_model *m = &a.m;
     int T = (int)m->steps, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
-    dot_model dm;
-    build(&dm, &a);
     /* drawn: what the loss needs, and the gradients asked for */
     loom_tensor *roots = malloc((size_t)(1 + dm.rnn.n_params * L * D) * sizeof *roots);
     float *norms = calloc((size_t)T * L * D, sizeof *norms);
@@ -254,7 +318,7 @@ int loom_cmd_dot(int argc, char **argv)
         goto done;
     }
     roots[0] = dm.loss;
-    if (!loom_graph_failed(dm.g) && a.norms && !heat(&dm, &a, norms)) goto done;
+    if (!loom_graph_failed(dm.g) && a.norms && !(a.load ? heat_loaded : heat)(&dm, &a, norms)) goto done;
     if (!loom_graph_failed(dm.g) && a.backward) n_roots = backward(&dm, roots);
     if (loom_graph_failed(dm.g)) {
         fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
@@ -262,10 +326,11 @@ int loom_cmd_dot(int argc, char **argv)
         goto done;
     }
     char title[256];
-    snprintf(title, sizeof title, "%s, %d layer%s%s, T = %d%s%s", m->cell->name, L, L > 1 ? "s" : "",
+    snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? "trained language model, " : "",
+             m->cell->name, L, L > 1 ? "s" : "",
              m->bidirectional ? ", bidirectional" : "", T,
              a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
-             a.norms ? ", ‖∂L/∂h_t‖" : "");
+             a.norms ? (a.load ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖") : "");
     loom_dot_opts opt = {.view = a.cells ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,
@@ -277,6 +342,7 @@ int loom_cmd_dot(int argc, char **argv)
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:
     free(norms), free(roots);
-    loom_graph_free(dm.g);
+    if (a.load) loom_train_window_free(&dm.lm);
+    else loom_graph_free(dm.g);
     return rc;
 }

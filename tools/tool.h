@@ -6,7 +6,9 @@
 #ifndef LOOM_TOOLS_TOOL_H
 #define LOOM_TOOLS_TOOL_H
 
+#include "loom/layers.h"
 #include "loom/rnn.h"
+#include "loom/store.h"
 #include "loom/train.h"
 
 #include <stdbool.h>
@@ -35,6 +37,17 @@ int loom_gradcheck_parse(int argc, char **argv);
 int loom_dot_parse(int argc, char **argv);
 int loom_rnn_run_parse(int argc, char **argv);
 int loom_train_parse(int argc, char **argv);
+
+/* A trained language model on one window of real text (loom dot --load):
+ * the graph, the model, its weights, and the window's tokens and targets. */
+typedef struct {
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *store;
+    int32_t *x, *y; /* (T, 1) */
+} loom_tool_lm;
+int loom_train_load_window(const char *ckpt, const char *data, int T, loom_tool_lm *out);
+void loom_train_window_free(loom_tool_lm *w);
 
 /* loom train --task adding|copy (tools/tasks.c). */
 typedef enum { LOOM_TASK_LM = 0, LOOM_TASK_ADDING, LOOM_TASK_COPY } loom_task_kind;

@@ -29,8 +29,9 @@
 const char loom_train_help[] =
     "train a recurrent language model on a text and print generated text\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n"
-    "  --task lm|adding|copy the language model (default), or a synthetic long-range task: the\n"
-    "                        adding problem (MSE) or the copy task (accuracy); --seq-len is T\n"
+    "  --task T              lm (default; charlm and wordlm: lm with --tokens char or word), or\n"
+    "                        a synthetic long-range task: adding (the adding problem, MSE) or\n"
+    "                        copy (the copy task, accuracy); --seq-len is its length\n"
     "  --data FILE           UTF-8 text (default: the built-in corpus, letters only as d2l)\n"
     "  --valid FILE          held-out text (default: the last 10% of the data)\n"
     "  --tokens char|word    character (code point) or word tokens (default char)\n"
@@ -38,6 +39,7 @@ const char loom_train_help[] =
     "  --embed E             embedding size (default 0: one-hot input)\n"
     "  --dropout P           between layers, on the embedding and the output (default 0)\n"
     "  --steps N             optimiser steps (default 600)\n"
+    "  --epochs N            instead of --steps: N whole passes over the training text\n"
     "  --optimizer sgd|adam|adamw  (default adam)\n"
     "  --lr LR               learning rate (default 0.01 for adam, 1 for sgd)\n"
     "  --momentum M          SGD momentum (default 0)\n"
@@ -64,8 +66,8 @@ typedef struct {
     loom_tool_model m;
     const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
     loom_token_kind tokens;
-    bool letters_only, help, sequential, lr_given;
-    long embed, steps, warmup, eval_every, generate, threads, save_every;
+    bool letters_only, help, sequential, lr_given, steps_given;
+    long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
     double dropout, lr, momentum, weight_decay, clip, temperature;
     loom_optimizer optimizer;
     loom_sched_kind schedule;
@@ -99,7 +101,7 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (loom_tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--letters-only")) return a->letters_only = true;
-    static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--optimizer", "--task",
+    static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--epochs", "--optimizer", "--task",
                                          "--resume", "--init", "--save-every",
                                          "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
@@ -125,7 +127,8 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--save-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->save_every);
     if (!strcmp(f, "--prefix")) return (a->prefix = v) != NULL;
     if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, 65536, &a->embed);
-    if (!strcmp(f, "--steps")) return loom_tool_int(f, v, 1, 1L << 40, &a->steps);
+    if (!strcmp(f, "--steps")) return (a->steps_given = true) && loom_tool_int(f, v, 1, 1L << 40, &a->steps);
+    if (!strcmp(f, "--epochs")) return loom_tool_int(f, v, 1, 1L << 20, &a->epochs);
     if (!strcmp(f, "--warmup")) return loom_tool_int(f, v, 0, 1L << 40, &a->warmup);
     if (!strcmp(f, "--eval-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->eval_every);
     if (!strcmp(f, "--generate")) return loom_tool_int(f, v, 0, 1000000, &a->generate);
@@ -137,7 +140,8 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--clip")) return flag_double(f, v, 0, 1e9, &a->clip);
     if (!strcmp(f, "--temperature")) return flag_double(f, v, 0, 100, &a->temperature);
     if (!strcmp(f, "--tokens")) return (k = pick(f, v, (const char *[]){"char", "word"}, 2)) >= 0 && (a->tokens = k, true);
-    if (!strcmp(f, "--task")) return (k = pick(f, v, (const char *[]){"lm", "adding", "copy"}, 3)) >= 0 && (a->task = k, true);
+    if (!strcmp(f, "--task")) return (k = pick(f, v, (const char *[]){"lm", "adding", "copy", "charlm", "wordlm"}, 5)) >= 0 &&
+                                           (a->task = k > 2 ? LOOM_TASK_LM : k, a->tokens = k == 4 ? LOOM_TOKENS_WORD : a->tokens, true);
     if (!strcmp(f, "--sampling"))
         return (k = pick(f, v, (const char *[]){"random", "sequential"}, 2)) >= 0 && (a->sequential = k == 1, true);
     if (!strcmp(f, "--optimizer"))
@@ -158,6 +162,12 @@ static int parse(train_args *a, int argc, char **argv)
     }
     if (a->m.bidirectional) {
         fprintf(stderr, "loom train: a language model reads left to right: --bidirectional does not apply\n");
+        return 2;
+    }
+    if (a->epochs && (a->steps_given || a->task != LOOM_TASK_LM)) {
+        fprintf(stderr, "loom train: %s\n", a->steps_given ? "give --steps or --epochs, not both"
+                                                          : "--epochs counts passes over a text: the adding and copy tasks "
+                                                            "draw new sequences every step, use --steps");
         return 2;
     }
     if (!a->data) { /* d2l's settings for d2l's text */
@@ -206,9 +216,11 @@ typedef struct {
     long step0;           /* the first step this run makes */
 } run;
 
+static const char *command = "loom train"; /* the subcommand whose messages these are */
+
 static int fail(const char *what, const char *why)
 {
-    fprintf(stderr, "loom train: %s%s%s\n", what, why && *why ? ": " : "", why ? why : "");
+    fprintf(stderr, "%s: %s%s%s\n", command, what, why && *why ? ": " : "", why ? why : "");
     return 2;
 }
 
@@ -293,6 +305,14 @@ static int build(run *r)
     r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
                                   (uint64_t)a->m.seed);
     if (!r->batches) return fail("the training text is too short for one batch of --seq-len × --batch tokens", NULL);
+    if (a->epochs) { /* the steps of N epochs (each has its own random offset, hence its own count) */
+        r->a.steps = 0;
+        for (int64_t e = 0; e < a->epochs; e++) {
+            loom_batches_seek(r->batches, e, 0);
+            r->a.steps += loom_batches_per_epoch(r->batches);
+        }
+        loom_batches_seek(r->batches, 0, 0);
+    }
     return 0;
 }
 
@@ -644,6 +664,7 @@ static void release(run *r)
 
 int loom_cmd_train(int argc, char **argv)
 {
+    command = "loom train";
     run r = {0};
     int rc = parse(&r.a, argc, argv);
     if (rc) return rc;
@@ -742,6 +763,50 @@ static int load(loaded *l, const char *path, int T, int B)
     return 0;
 }
 
+/* loom dot --load: the checkpoint's model unrolled over T steps (0: its
+ * own) for one sequence, the window at the start of the last tenth of the
+ * text (the held-out part when the text is the training text): data, else
+ * the checkpoint's training text, else the built-in corpus. */
+int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm *out)
+{
+    loaded l = {0};
+    loom_text *text = NULL;
+    command = "loom dot";
+    int rc = load(&l, ck, T, 1);
+    if (!rc) {
+        const char *own = loom_st_meta(l.ck, "loom.data");
+        if (!data) data = own && access(own, R_OK) == 0 ? own : access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
+        text = loom_text_new(NULL);
+        if (!text || loom_text_read_with(text, data, l.vocab)) rc = fail(text ? loom_text_error(text) : "out of memory", NULL);
+    }
+    int64_t n = 0;
+    const int32_t *ids = rc ? NULL : loom_text_ids(text, &n);
+    T = l.lm.o.steps;
+    int64_t at = n - n / 10;
+    if (!rc && at + T + 1 > n) at = n - T - 1;
+    if (!rc && at < 0) rc = fail(data, "too short for one window of the model");
+    if (!rc && (!(out->x = malloc((size_t)T * sizeof *out->x)) || !(out->y = malloc((size_t)T * sizeof *out->y))))
+        rc = fail("out of memory", NULL);
+    for (int t = 0; !rc && t < T; t++) out->x[t] = ids[at + t], out->y[t] = ids[at + t + 1];
+    loom_text_free(text);
+    if (rc) {
+        free(out->x), free(out->y);
+        unload(&l);
+        return rc;
+    }
+    out->g = l.g, out->lm = l.lm, out->store = l.store;
+    loom_vocab_free(l.vocab);
+    loom_st_free(l.ck);
+    return 0;
+}
+
+void loom_train_window_free(loom_tool_lm *w)
+{
+    loom_store_free(w->store);
+    loom_graph_free(w->g);
+    free(w->x), free(w->y);
+}
+
 int loom_cmd_generate(int argc, char **argv)
 {
     const char *ck = NULL, *prefix = "time traveller";
@@ -772,6 +837,7 @@ int loom_cmd_generate(int argc, char **argv)
         i++;
     }
     loaded l = {0};
+    command = "loom generate";
     int rc = load(&l, ck, 1, 1);
     if (!rc)
         rc = generate_text(&l.lm.o, l.store, l.vocab, prefix, length,
@@ -802,6 +868,7 @@ int loom_cmd_eval(int argc, char **argv)
         i++;
     }
     loaded l = {0};
+    command = "loom eval";
     int rc = load(&l, ck, 0, 0);
     loom_text *text = NULL;
     loom_plan *p = NULL;
