@@ -70,7 +70,7 @@ loom_tensor loom_param(loom_graph *g, const char *name, loom_shape s)
 loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a)
 {
     if (loom_graph_failed(g)) return LOOM_INVALID;
-    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_XAVIER_UNIFORM)
+    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_ORTHOGONAL)
         return loom_graph_fail(g, LOOM_ERR_ARG, "param: unknown initialiser %d for '%s'", (int)init, name ? name : "");
     loom_attrs at = loom_attrs_zero();
     at.shape = s;

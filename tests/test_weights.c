@@ -259,6 +259,37 @@ Test(safetensors, writes_are_atomic)
 
 /* ---- parameter store ---- */
 
+/* torch.nn.init.orthogonal_: tall weights get orthonormal columns, wide
+ * ones orthonormal rows, both scaled by the gain; a different seed gives
+ * a different matrix. */
+Test(store, orthogonal_init)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor tall = loom_param_init(g, "tall", loom_shape2(48, 16), LOOM_INIT_ORTHOGONAL, 2);
+    loom_tensor wide = loom_param_init(g, "wide", loom_shape3(6, 5, 4), LOOM_INIT_ORTHOGONAL, 1);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 3);
+    const float *w = loom_store_data(s, tall), *v = loom_store_data(s, wide);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) { /* WᵀW = 4 I */
+            double d = 0;
+            for (int r = 0; r < 48; r++) d += (double)w[r * 16 + i] * w[r * 16 + j];
+            cr_assert_float_eq(d, i == j ? 4.0 : 0.0, 1e-5, "(WᵀW)[%d][%d] = %g", i, j, d);
+        }
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) { /* (6, 20): W Wᵀ = I */
+            double d = 0;
+            for (int c = 0; c < 20; c++) d += (double)v[i * 20 + c] * v[j * 20 + c];
+            cr_assert_float_eq(d, i == j ? 1.0 : 0.0, 1e-5, "(WWᵀ)[%d][%d] = %g", i, j, d);
+        }
+    float first = w[0];
+    loom_store_init(s, 4);
+    cr_assert_neq(w[0], first);
+    cr_assert_eq(loom_param_init(g, "bad", loom_shape1(2), (loom_init)(LOOM_INIT_ORTHOGONAL + 1), 1).id, LOOM_INVALID.id);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
+
 Test(store, init_save_load_round_trip)
 {
     loom_graph *g = loom_graph_new();

@@ -30,7 +30,9 @@ typedef enum {
     LOOM_INIT_ONES,
     LOOM_INIT_UNIFORM,        /* U(-a, a) */
     LOOM_INIT_NORMAL,         /* N(0, a²) */
-    LOOM_INIT_XAVIER_UNIFORM  /* U(-b, b), b = a·√(6 / (fan_in + fan_out)) of a 2-D weight */
+    LOOM_INIT_XAVIER_UNIFORM, /* U(-b, b), b = a·√(6 / (fan_in + fan_out)) of a 2-D weight */
+    LOOM_INIT_ORTHOGONAL      /* a·Q, Q with orthonormal rows or columns (torch's orthogonal_) over
+                                 (d0, d1·d2·…); 1-D: N(0, a²) */
 } loom_init;
 /* A parameter with its initialiser and the initialiser's scale a. */
 loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a);
