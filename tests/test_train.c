@@ -302,6 +302,22 @@ Test(cli_train, bad_checkpoints_are_refused)
     char *init[] = {"--data", (char *)tp("text.txt"), "--hidden", "8", "--init", (char *)tp("bad.safetensors"), "--steps", "2",
                     "--generate", "0"};
     cr_assert_eq(loom_cmd_train(10, init), 2);
+    /* a configuration, correctly checksummed, that does not describe the
+     * weights (here: a hidden size that would need 64 GiB) is refused before
+     * any model is made */
+    cr_assert_eq(loom_checkpoint_read(ck, tp("ck.safetensors")), LOOM_OK);
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg, "%s", loom_st_meta(ck, "loom.config"));
+    char *h = strstr(cfg, "\"hidden\":8,");
+    cr_assert(h);
+    memmove(h + 14, h + 10, strlen(h + 10) + 1);
+    memcpy(h + 9, "65536", 5);
+    cr_assert_eq(loom_st_set_meta(ck, "loom.config", cfg), LOOM_OK);
+    cr_assert_eq(loom_checkpoint_write(ck, tp("bad.safetensors")), LOOM_OK);
+    char *gen[] = {"--load", (char *)tp("bad.safetensors"), "--length", "3"};
+    cr_assert_eq(loom_cmd_generate(4, gen), 2);
+    cr_assert_eq(loom_cmd_eval(2, gen), 2);
+    cr_assert_eq(loom_cmd_train(10, res), 2);
     loom_st_free(plain);
     loom_st_free(ck);
 }

@@ -485,6 +485,21 @@ static int save_checkpoint(run *r, long steps_done)
     return rc;
 }
 
+/* Whether a checkpoint's configuration describes the weights it holds:
+ * checked before a model of its size is made, so that a damaged one
+ * cannot ask for gigabytes. */
+static bool fits(const train_args *a, const loom_vocab *vocab, const loom_st *ck)
+{
+    int V = loom_vocab_size(vocab);
+    long H = a->m.hidden, E = a->embed;
+    char top[48];
+    snprintf(top, sizeof top, "rnn.weight_hh_l%ld", a->m.layers - 1);
+    const loom_st_tensor *dec = loom_st_get(ck, "decoder.weight"), *emb = loom_st_get(ck, "embedding.weight"),
+                         *hh = loom_st_get(ck, top);
+    return dec && dec->shape.rank == 2 && dec->shape.d[0] == V && dec->shape.d[1] == H && hh && hh->shape.rank == 2 &&
+           hh->shape.d[1] == H && (!E || (emb && emb->shape.rank == 2 && emb->shape.d[0] == V && emb->shape.d[1] == E));
+}
+
 /* Reads the checkpoint and takes its configuration and vocabulary (before
  * the text is read and the model built). */
 static int open_checkpoint(run *r)
@@ -495,6 +510,8 @@ static int open_checkpoint(run *r)
     if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
         !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || meta_int(r->ck, "loom.step") < 0)
         return fail(r->a.resume, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
+    if (!fits(&r->a, r->ck_vocab, r->ck))
+        return fail(r->a.resume, "its configuration (vocabulary, hidden size, layers, embedding) does not match its weights");
     return 0;
 }
 
@@ -753,6 +770,8 @@ static int load(loaded *l, const char *path, int T, int B)
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
         !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
         return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
+    if (!fits(&l->a, l->vocab, l->ck))
+        return fail(path, "its configuration (vocabulary, hidden size, layers, embedding) does not match its weights");
     loom_lm_build(l->g, &l->lm, &(loom_lm_opts){.cell = l->a.m.cell, .vocab = loom_vocab_size(l->vocab), .embed = (int)l->a.embed,
                                                  .hidden = (int)l->a.m.hidden, .layers = (int)l->a.m.layers,
                                                  .steps = T ? T : (int)l->a.m.steps, .batch = B ? B : (int)l->a.m.batch});
