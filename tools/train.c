@@ -249,6 +249,22 @@ static int load_text(run *r)
     return 0;
 }
 
+/* Whether a checkpoint holds every parameter of the model its
+ * configuration describes, each of its shape: checked before the weights
+ * are allocated, so that a damaged configuration cannot ask for gigabytes. */
+static bool fits(const loom_graph *g, const loom_st *ck)
+{
+    for (int32_t i = 0; i < loom_graph_size(g); i++) {
+        const loom_node *n = loom_graph_node(g, loom_at(i));
+        if (n->tags.role != LOOM_ROLE_PARAM) continue;
+        const loom_st_tensor *t = loom_st_get(ck, loom_tensor_name(g, loom_at(i)));
+        if (!t || t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, n->shape)) return false;
+    }
+    return true;
+}
+
+#define DOES_NOT_FIT "its configuration (vocabulary, sizes, layers, cell) does not match its weights"
+
 /* The model, its training plan (loss, final states, every gradient) and
  * its evaluation plan (loss and final states, no dropout). */
 static int build(run *r)
@@ -262,6 +278,7 @@ static int build(run *r)
                                                  .hidden = (int)a->m.hidden, .layers = r->layers,
                                                  .dropout = (float)a->dropout, .steps = T, .batch = B,
                                                  .seed = (uint64_t)a->m.seed});
+    if (r->ck && !loom_graph_failed(r->g) && !fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail(loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail(loom_store_error(r->store), NULL);
@@ -485,21 +502,6 @@ static int save_checkpoint(run *r, long steps_done)
     return rc;
 }
 
-/* Whether a checkpoint's configuration describes the weights it holds:
- * checked before a model of its size is made, so that a damaged one
- * cannot ask for gigabytes. */
-static bool fits(const train_args *a, const loom_vocab *vocab, const loom_st *ck)
-{
-    int V = loom_vocab_size(vocab);
-    long H = a->m.hidden, E = a->embed;
-    char top[48];
-    snprintf(top, sizeof top, "rnn.weight_hh_l%ld", a->m.layers - 1);
-    const loom_st_tensor *dec = loom_st_get(ck, "decoder.weight"), *emb = loom_st_get(ck, "embedding.weight"),
-                         *hh = loom_st_get(ck, top);
-    return dec && dec->shape.rank == 2 && dec->shape.d[0] == V && dec->shape.d[1] == H && hh && hh->shape.rank == 2 &&
-           hh->shape.d[1] == H && (!E || (emb && emb->shape.rank == 2 && emb->shape.d[0] == V && emb->shape.d[1] == E));
-}
-
 /* Reads the checkpoint and takes its configuration and vocabulary (before
  * the text is read and the model built). */
 static int open_checkpoint(run *r)
@@ -510,8 +512,6 @@ static int open_checkpoint(run *r)
     if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
         !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || meta_int(r->ck, "loom.step") < 0)
         return fail(r->a.resume, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
-    if (!fits(&r->a, r->ck_vocab, r->ck))
-        return fail(r->a.resume, "its configuration (vocabulary, hidden size, layers, embedding) does not match its weights");
     return 0;
 }
 
@@ -770,11 +770,10 @@ static int load(loaded *l, const char *path, int T, int B)
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
         !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
         return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
-    if (!fits(&l->a, l->vocab, l->ck))
-        return fail(path, "its configuration (vocabulary, hidden size, layers, embedding) does not match its weights");
     loom_lm_build(l->g, &l->lm, &(loom_lm_opts){.cell = l->a.m.cell, .vocab = loom_vocab_size(l->vocab), .embed = (int)l->a.embed,
                                                  .hidden = (int)l->a.m.hidden, .layers = (int)l->a.m.layers,
                                                  .steps = T ? T : (int)l->a.m.steps, .batch = B ? B : (int)l->a.m.batch});
+    if (!loom_graph_failed(l->g) && !fits(l->g, l->ck)) return fail(path, DOES_NOT_FIT);
     l->store = loom_store_new(l->g);
     if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
