@@ -830,7 +830,7 @@ int loom_cmd_generate(int argc, char **argv)
     const char *ck = NULL, *prefix = "time traveller";
     long length = 200, top_k = 0, beam = 0, seed = 1;
     double temperature = 0.6, top_p = 0, length_norm = 0;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (loom_tool_is_help(f)) {
             loom_tool_help("generate --load CKPT [options]", loom_generate_help, false);
@@ -852,7 +852,6 @@ int loom_cmd_generate(int argc, char **argv)
         }
         if (!v) fprintf(stderr, "loom generate: %s needs a value\n", f);
         if (!ok) return 2;
-        i++;
     }
     loaded l = {0};
     command = "loom generate";
@@ -868,7 +867,7 @@ int loom_cmd_generate(int argc, char **argv)
 int loom_cmd_eval(int argc, char **argv)
 {
     const char *ck = NULL, *data = NULL;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (loom_tool_is_help(f)) {
             loom_tool_help("eval --load CKPT [--data FILE]", loom_eval_help, false);
@@ -883,7 +882,6 @@ int loom_cmd_eval(int argc, char **argv)
             return 2;
         }
         *(!strcmp(f, "--load") ? &ck : &data) = v;
-        i++;
     }
     loaded l = {0};
     command = "loom eval";
