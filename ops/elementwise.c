@@ -150,15 +150,29 @@ static bool shape_add_n(loom_graph *g, const char *op, const loom_tensor *in, in
     return true;
 }
 
+/* Block by block, one input at a time: each pass is a vector loop over a
+ * block that stays in L1, where an element-by-element sum would stream
+ * from all m inputs at once (35 weight-gradient terms of a BPTT sum defeat
+ * the prefetchers: 3–4× slower). The order of the additions per element is
+ * the same, 0 + x_0 + x_1 + …, so the result is identical. The output
+ * never shares memory with an input (buffers share only when their
+ * lifetimes do not meet). */
+enum { ADD_N_BLOCK = 2048 };
+
 static loom_status add_n_forward(const loom_kargs *k)
 {
-    int64_t n = loom_shape_numel(k->node->shape);
+    int64_t n = loom_shape_numel(k->node->shape), blocks = (n + ADD_N_BLOCK - 1) / ADD_N_BLOCK;
     int m = k->node->n_in;
     #pragma omp parallel for if (k->parallel && n * m > LOOM_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float s = 0;
-        for (int j = 0; j < m; j++) s += k->in[j][i];
-        k->out[i] = s;
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t lo = b * ADD_N_BLOCK, hi = lo + ADD_N_BLOCK < n ? lo + ADD_N_BLOCK : n;
+        float *restrict o = k->out;
+        const float *restrict x = k->in[0];
+        for (int64_t i = lo; i < hi; i++) o[i] = 0.0f + x[i];
+        for (int j = 1; j < m; j++) {
+            x = k->in[j];
+            for (int64_t i = lo; i < hi; i++) o[i] += x[i];
+        }
     }
     return LOOM_OK;
 }
