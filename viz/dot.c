@@ -732,6 +732,27 @@ static void find_clear(dot_ctx *c)
 static int acc_index(const dot_ctx *c, int t, int l, int d) { return (t * c->L + l) * c->D + d; }
 static void acc_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "acc_%d_%d_%d", t, l, d); }
 
+/* Appends k ints to a growing array of k-tuples (false when out of memory). */
+static bool push_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t *t, int k)
+{
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 32;
+        int32_t *a = realloc(*v, (size_t)nc * (size_t)k * sizeof *a);
+        if (!a) return !(c->oom = true);
+        *v = a, *cap = nc;
+    }
+    memcpy(*v + (size_t)*n * (size_t)k, t, (size_t)k * sizeof *t);
+    (*n)++;
+    return true;
+}
+
+static bool has_tuple(const int32_t *v, int n, const int32_t *t, int k)
+{
+    for (int i = 0; i < n; i++)
+        if (!memcmp(v + (size_t)i * (size_t)k, t, (size_t)k * sizeof *t)) return true;
+    return false;
+}
+
 /* Cell view: a gradient cell's contribution to a parameter's Σ goes into
  * its layer's accumulation chain (drawn by emit_acc_chains), not straight
  * to the Σ node: one short edge per step and one per parameter, instead of
@@ -747,19 +768,8 @@ static bool bundle_into_sigma(dot_ctx *c, int32_t u, int32_t v, const char *cell
     acc_name(t, l, d, p, sizeof p);
     emit_edge(c, cell_id, p, "sum", 0, NULL);
     c->acc[acc_index(c, t, l, d)] = 1;
-    for (int k = 0; k < c->n_acc_to; k++)
-        if (c->acc_to[3 * k] == l && c->acc_to[3 * k + 1] == d && c->acc_to[3 * k + 2] == v) return true;
-    if (c->n_acc_to == c->cap_acc_to) {
-        int cap = c->cap_acc_to ? 2 * c->cap_acc_to : 32;
-        int32_t *a = realloc(c->acc_to, (size_t)cap * 3 * sizeof *a);
-        if (!a) {
-            c->oom = true;
-            return true;
-        }
-        c->acc_to = a, c->cap_acc_to = cap;
-    }
-    int32_t *e = c->acc_to + 3 * c->n_acc_to++;
-    e[0] = l, e[1] = d, e[2] = v;
+    int32_t key[3] = {l, d, v};
+    if (!has_tuple(c->acc_to, c->n_acc_to, key, 3)) push_tuple(c, &c->acc_to, &c->n_acc_to, &c->cap_acc_to, key, 3);
     return true;
 }
 
@@ -794,27 +804,6 @@ static void emit_acc_chains(dot_ctx *c)
                 emit_edge(c, prev, s, "sum", 0, NULL);
             }
         }
-}
-
-/* Appends k ints to a growing array of k-tuples (false when out of memory). */
-static bool push_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t *t, int k)
-{
-    if (*n == *cap) {
-        int nc = *cap ? 2 * *cap : 32;
-        int32_t *a = realloc(*v, (size_t)nc * (size_t)k * sizeof *a);
-        if (!a) return !(c->oom = true);
-        *v = a, *cap = nc;
-    }
-    memcpy(*v + (size_t)*n * (size_t)k, t, (size_t)k * sizeof *t);
-    (*n)++;
-    return true;
-}
-
-static bool has_tuple(const int32_t *v, int n, const int32_t *t, int k)
-{
-    for (int i = 0; i < n; i++)
-        if (!memcmp(v + (size_t)i * (size_t)k, t, (size_t)k * sizeof *t)) return true;
-    return false;
 }
 
 static void bus_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "bus_%d_%d_%d", t, l, d); }
