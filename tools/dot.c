@@ -53,16 +53,7 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--backward")) return a->backward = true;
     if (!strcmp(f, "--grad-norms")) return a->norms = true;
     static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "--load", "--data", "-o"};
-    bool known = false;
-    for (unsigned k = 0; k < sizeof valued / sizeof *valued; k++) known = known || !strcmp(f, valued[k]);
-    if (!known) {
-        fprintf(stderr, "loom dot: unknown option '%s' (see 'loom help')\n", f);
-        return false;
-    }
-    if (!v) {
-        fprintf(stderr, "loom dot: %s needs a value\n", f);
-        return false;
-    }
+    if (!loom_tool_valued("loom dot", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom help")) return false;
     (*i)++; /* the rest take a value */
     if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, 100000, &a->truncate);
     if (!strcmp(f, "--steps-shown")) return loom_tool_int(f, v, 0, 100000, &a->shown);
@@ -116,7 +107,6 @@ static int parse(dot_args *a, int argc, char **argv)
         fprintf(stderr, "loom dot: --data is the text for --load's model; give --load CKPT too\n");
         return 2;
     }
-
     if (!a->out) {
         fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
         return 2;
@@ -217,10 +207,7 @@ static bool heat(dot_model *dm, const dot_args *a, float *norms)
     } else {
         loom_store_init(store, (uint64_t)m->seed);
         for (long q = 0; q < nx; q++) xv[q] = (float)rnd(&dm->rng);
-        for (int i = 0; i < np; i++) {
-            loom_tensor t = loom_store_tensor(store, i);
-            binds[nb++] = (loom_binding){t, loom_store_data(store, t)};
-        }
+        nb = loom_store_bindings(store, binds, np);
         binds[nb++] = (loom_binding){dm->x, xv};
         ok = !loom_dot_state_grad_norms(g, dm->loss, 0, (int)m->steps, (int)m->layers, m->bidirectional ? 2 : 1, binds,
                                         nb, norms);
@@ -242,10 +229,7 @@ static bool heat_loaded(dot_model *dm, const dot_args *a, float *norms)
     float *zero = calloc(sn, sizeof *zero);
     bool ok = binds && zero;
     if (ok) {
-        for (int i = 0; i < np; i++) {
-            loom_tensor t = loom_store_tensor(dm->lm.store, i);
-            binds[nb++] = (loom_binding){t, loom_store_data(dm->lm.store, t)};
-        }
+        nb = loom_store_bindings(dm->lm.store, binds, np);
         binds[nb++] = (loom_binding){lm->tokens, dm->lm.x};
         binds[nb++] = (loom_binding){lm->targets, dm->lm.y};
         for (int s = 0; s < S; s++) binds[nb++] = (loom_binding){lm->init[s], zero};

@@ -96,3 +96,12 @@ int loom_tool_exit(loom_status st)
 }
 
 bool loom_tool_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
+
+bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see)
+{
+    bool known = false;
+    for (int k = 0; k < n && !known; k++) known = !strcmp(f, names[k]);
+    if (!known) fprintf(stderr, "%s: unknown option '%s' (see '%s')\n", cmd, f, see);
+    else if (!v) fprintf(stderr, "%s: %s needs a value\n", cmd, f);
+    return known && v;
+}

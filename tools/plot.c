@@ -38,14 +38,9 @@ int loom_cmd_plot(int argc, char **argv)
             files[o.n++] = f;
             continue;
         }
-        if (strcmp(f, "-o") && strcmp(f, "--column") && strcmp(f, "--labels") && strcmp(f, "--title")) {
-            fprintf(stderr, "loom plot: unknown option '%s' (see 'loom plot --help')\n", f);
+        if (!loom_tool_valued("loom plot", f, v, (const char *[]){"-o", "--column", "--labels", "--title"}, 4,
+                              "loom plot --help"))
             goto done;
-        }
-        if (!v) {
-            fprintf(stderr, "loom plot: %s needs a value\n", f);
-            goto done;
-        }
         i++;
         if (!strcmp(f, "-o")) out = v;
         else if (!strcmp(f, "--column")) o.column = v;

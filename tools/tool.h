@@ -76,6 +76,10 @@ int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_fi
 int loom_tool_exit(loom_status st);
 /* --help or -h, where an option is expected. */
 bool loom_tool_is_help(const char *arg);
+/* Whether f is one of the n options that take a value and v (the next
+ * argument) is there; otherwise "CMD: unknown option 'F' (see 'SEE')" or
+ * "CMD: F needs a value" on stderr. */
+bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see);
 
 /* ---- flags ---- */
 

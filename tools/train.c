@@ -26,6 +26,9 @@
 #define LOOM_CORPUS_SRC "data/corpus/timemachine.txt"
 #endif
 
+/* The built-in corpus: the source tree's copy when there is one, else the installed one. */
+static const char *builtin_corpus(void) { return access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS; }
+
 const char loom_train_help[] =
     "train a recurrent language model on a text and print generated text\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n"
@@ -106,16 +109,8 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
                                          "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
                                          "--temperature", "--threads"};
-    bool known = false;
-    for (unsigned k = 0; k < sizeof valued / sizeof *valued; k++) known = known || !strcmp(f, valued[k]);
-    if (!known) {
-        fprintf(stderr, "loom train: unknown option '%s' (see 'loom train --help')\n", f);
+    if (!loom_tool_valued("loom train", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom train --help"))
         return false;
-    }
-    if (!v) {
-        fprintf(stderr, "loom train: %s needs a value\n", f);
-        return false;
-    }
     (*i)++;
     int k;
     if (!strcmp(f, "--data")) return (a->data = v) != NULL;
@@ -171,7 +166,7 @@ static int parse(train_args *a, int argc, char **argv)
         return 2;
     }
     if (!a->data) { /* d2l's settings for d2l's text */
-        a->data = access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
+        a->data = builtin_corpus();
         a->letters_only = true;
     }
     a->lr_given = a->lr >= 0;
@@ -333,29 +328,41 @@ static int build(run *r)
     return 0;
 }
 
-/* Perplexity on the held-out tokens: sequential windows, the state
- * carried through (one stream per batch row). */
-static double held_out_perplexity(run *r)
+/* Mean loss of an evaluation plan of lm over ids read as B parallel streams
+ * in windows of T, the state carried through from zero (state[s], bound to
+ * lm->init[s]; x and y bound to the tokens and targets). NAN when the
+ * text holds no window; the plan's status when a run fails. */
+static loom_status stream_loss(loom_plan *p, const loom_lm *lm, const int32_t *ids, int64_t n, float *const *state,
+                               int32_t *x, int32_t *y, double *mean)
 {
-    int T = (int)r->a.m.steps, B = (int)r->a.m.batch;
-    int64_t per_stream = (r->n_valid - 1) / B, windows = per_stream / T;
-    if (windows < 1) return NAN;
-    int64_t sn = (int64_t)r->layers * B * r->a.m.hidden;
-    for (int s = 0; s < r->S; s++) memset(r->eval_state[s], 0, (size_t)sn * sizeof(float));
+    int T = lm->o.steps, B = lm->o.batch, S = lm->o.cell->n_states;
+    int64_t per_stream = (n - 1) / B, windows = per_stream / T;
+    size_t sn = (size_t)lm->o.layers * B * lm->o.hidden * sizeof(float);
+    *mean = NAN;
+    if (windows < 1) return LOOM_OK;
+    for (int s = 0; s < S; s++) memset(state[s], 0, sn);
     double total = 0;
     for (int64_t w = 0; w < windows; w++) {
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) {
                 int64_t at = b * per_stream + w * T + t;
-                r->x[t * B + b] = r->valid_ids[at];
-                r->y[t * B + b] = r->valid_ids[at + 1];
+                x[t * B + b] = ids[at];
+                y[t * B + b] = ids[at + 1];
             }
-        if (loom_run(r->eval)) return NAN;
-        total += loom_plan_output(r->eval, r->lm.loss)[0];
-        for (int s = 0; s < r->S; s++)
-            memcpy(r->eval_state[s], loom_plan_output(r->eval, r->lm.out.final[s]), (size_t)sn * sizeof(float));
+        loom_status st = loom_run(p);
+        if (st) return st;
+        total += loom_plan_output(p, lm->loss)[0];
+        for (int s = 0; s < S; s++) memcpy(state[s], loom_plan_output(p, lm->out.final[s]), sn);
     }
-    return exp(total / (double)windows);
+    *mean = total / (double)windows;
+    return LOOM_OK;
+}
+
+/* Perplexity on the held-out tokens. */
+static double held_out_perplexity(run *r)
+{
+    double mean;
+    return stream_loss(r->eval, &r->lm, r->valid_ids, r->n_valid, r->eval_state, r->x, r->y, &mean) ? NAN : exp(mean);
 }
 
 /* The first parameter whose gradient is not finite (for the NaN guard). */
@@ -789,11 +796,12 @@ int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm
 {
     loaded l = {0};
     loom_text *text = NULL;
+    *out = (loom_tool_lm){0};
     command = "loom dot";
     int rc = load(&l, ck, T, 1);
     if (!rc) {
         const char *own = loom_st_meta(l.ck, "loom.data");
-        if (!data) data = own && access(own, R_OK) == 0 ? own : access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
+        if (!data) data = own && access(own, R_OK) == 0 ? own : builtin_corpus();
         text = loom_text_new(NULL);
         if (!text || loom_text_read_with(text, data, l.vocab)) rc = fail(text ? loom_text_error(text) : "out of memory", NULL);
     }
@@ -873,14 +881,7 @@ int loom_cmd_eval(int argc, char **argv)
             loom_tool_help("eval --load CKPT [--data FILE]", loom_eval_help, false);
             return 0;
         }
-        if (strcmp(f, "--load") && strcmp(f, "--data")) {
-            fprintf(stderr, "loom eval: unknown option '%s' (see 'loom eval --help')\n", f);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "loom eval: %s needs a value\n", f);
-            return 2;
-        }
+        if (!loom_tool_valued("loom eval", f, v, (const char *[]){"--load", "--data"}, 2, "loom eval --help")) return 2;
         *(!strcmp(f, "--load") ? &ck : &data) = v;
     }
     loaded l = {0};
@@ -891,7 +892,7 @@ int loom_cmd_eval(int argc, char **argv)
     float *st[LOOM_CELL_MAX_STATES] = {0};
     int32_t *x = NULL, *y = NULL;
     if (rc) goto done;
-    if (!data) data = access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS;
+    if (!data) data = builtin_corpus();
     text = loom_text_new(NULL);
     if (!text || loom_text_read_with(text, data, l.vocab)) {
         rc = fail(text ? loom_text_error(text) : "out of memory", NULL);
@@ -913,18 +914,12 @@ int loom_cmd_eval(int argc, char **argv)
     }
     loom_store_bind(l.store, p);
     loom_bind(p, l.lm.tokens, x), loom_bind(p, l.lm.targets, y);
-    double total = 0;
-    for (int64_t w = 0; w < windows; w++) {
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) x[t * B + b] = ids[b * per + w * T + t], y[t * B + b] = ids[b * per + w * T + t + 1];
-        if (loom_run(p)) {
-            rc = fail("eval", loom_plan_error(p));
-            goto done;
-        }
-        total += loom_plan_output(p, l.lm.loss)[0];
-        for (int s = 0; s < S; s++) memcpy(st[s], loom_plan_output(p, l.lm.out.final[s]), (size_t)sn * sizeof(float));
+    double mean;
+    if (stream_loss(p, &l.lm, ids, n, st, x, y, &mean)) {
+        rc = fail("eval", loom_plan_error(p));
+        goto done;
     }
-    printf("perplexity %.4f\n", exp(total / (double)windows));
+    printf("perplexity %.4f\n", exp(mean));
 done:
     for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(st[s]);
     free(x), free(y);
