@@ -44,8 +44,8 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
     if (!st) {
         outs[0] = loss;
         for (int i = 0; i < n_wrt; i++) outs[i + 1] = grads[i];
-        pb = loom_plan_new(g, outs, n_wrt + 1, &(loom_plan_opts){false, o.seed});
-        pf = loom_plan_new(g, &loss, 1, &(loom_plan_opts){false, o.seed});
+        pb = loom_plan_new(g, outs, n_wrt + 1, &(loom_plan_opts){.seed = o.seed});
+        pf = loom_plan_new(g, &loss, 1, &(loom_plan_opts){.seed = o.seed});
         st = pb && pf ? LOOM_OK : loom_graph_status(g);
     }
     if (!st) st = loom_bind_all(pb, wrt, n_wrt);

@@ -156,19 +156,23 @@ static bool shape_add_n(loom_graph *g, const char *op, const loom_tensor *in, in
  * the prefetchers: 3–4× slower). The order of the additions per element is
  * the same, 0 + x_0 + x_1 + …, so the result is identical. The output
  * never shares memory with an input (buffers share only when their
- * lifetimes do not meet). */
+ * lifetimes do not meet). With beta = 1 the terms add to what out holds. */
 enum { ADD_N_BLOCK = 2048 };
 
 static loom_status add_n_forward(const loom_kargs *k)
 {
     int64_t n = loom_shape_numel(k->node->shape), blocks = (n + ADD_N_BLOCK - 1) / ADD_N_BLOCK;
-    int m = k->node->n_in;
+    int m = k->n_in;
+    bool add = k->beta != 0.0f; /* out already holds terms a rewrite ran into it */
     #pragma omp parallel for if (k->parallel && n * m > LOOM_PAR_MIN)
     for (int64_t b = 0; b < blocks; b++) {
         int64_t lo = b * ADD_N_BLOCK, hi = lo + ADD_N_BLOCK < n ? lo + ADD_N_BLOCK : n;
         float *restrict o = k->out;
         const float *restrict x = k->in[0];
-        for (int64_t i = lo; i < hi; i++) o[i] = 0.0f + x[i];
+        if (add)
+            for (int64_t i = lo; i < hi; i++) o[i] += x[i];
+        else
+            for (int64_t i = lo; i < hi; i++) o[i] = 0.0f + x[i];
         for (int j = 1; j < m; j++) {
             x = k->in[j];
             for (int64_t i = lo; i < hi; i++) o[i] += x[i];

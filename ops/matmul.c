@@ -44,6 +44,7 @@ static bool shape_matmul(loom_graph *g, const char *op, const loom_tensor *in, i
     return true;
 }
 
+/* out = op(A)·op(B) + β·out (β = 1 when a sum runs it into its buffer). */
 static loom_status matmul_forward(const loom_kargs *k)
 {
     loom_shape sa = k->in_node[0]->shape, sb = k->in_node[1]->shape;
@@ -56,13 +57,13 @@ static loom_status matmul_forward(const loom_kargs *k)
     int64_t batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
     if (batch_b == 1 && !ta) {
         /* A's batch rows stack into one tall matrix: one GEMM. */
-        loom_gemm(false, tb, (int)(batch_a * m), n, kk, 1.0f, k->in[0], lda, k->in[1], ldb, 0.0f, k->out, n);
+        loom_gemm(false, tb, (int)(batch_a * m), n, kk, 1.0f, k->in[0], lda, k->in[1], ldb, k->beta, k->out, n);
         return LOOM_OK;
     }
     int64_t batch = batch_a > batch_b ? batch_a : batch_b;
     for (int64_t i = 0; i < batch; i++)
         loom_gemm(ta, tb, m, n, kk, 1.0f, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
-                  k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, 0.0f, k->out + i * m * n, n);
+                  k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, k->beta, k->out + i * m * n, n);
     return LOOM_OK;
 }
 
@@ -111,7 +112,7 @@ static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 }
 
 const loom_op_desc loom_desc_matmul = {
-    .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE,
+    .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ACCUM,
     .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost};
 
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, bool trans_a, bool trans_b)

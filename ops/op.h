@@ -32,16 +32,23 @@ enum {
     OPF_DETACH = 1 << 8,      /* passes values, blocks gradients */
     OPF_LAYOUT = 1 << 9,      /* moves elements only (concat, slice, pad, reshape, transpose, detach):
                                  plumbing, which the cell view draws as nothing */
+    OPF_ACCUM = 1 << 10,      /* the kernel honours loom_kargs.beta (out = β·out + value), so a sum
+                                 may run it into its own buffer instead of reading a temporary */
 };
 
 /* What a kernel sees. `parallel`: the kernel may open an OpenMP parallel
- * region (false when the scheduler already runs nodes side by side). */
+ * region (false when the scheduler already runs nodes side by side).
+ * `n_in`: entries of in[] (the node's inputs; an OPF_SUM kernel may get
+ * fewer, the terms a plan rewrite left it). `beta`: 0, or 1 for a kernel
+ * of an OPF_ACCUM or OPF_SUM op adding its value to what out holds. */
 typedef struct {
     const loom_graph *g;
     const loom_node *node;
     float *out;
     const float *const *in;
     const loom_node *const *in_node;
+    int n_in;
+    float beta;
     uint64_t run_seed;
     bool training;
     bool parallel;

@@ -78,23 +78,53 @@ static float *storage(const loom_plan *p, int32_t id)
     return p->offset[r] >= 0 ? p->arena + p->offset[r] : (float *)(uintptr_t)p->bound[r];
 }
 
+/* Runs node id's kernel into out (+= when beta is 1) with input-pointer
+ * scratch rows from `in`, `in_node`; inputs folded into id's kernel are
+ * left out of the rows (their own kernels run them). */
+static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, bool parallel, const float **in,
+                              const loom_node **in_node, char *err, size_t err_len)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    int n = 0;
+    for (int j = 0; j < nd->n_in; j++) {
+        loom_tensor x = loom_node_input(p->g, loom_at(id), j);
+        if (p->into[loom_index(x)] == id) continue;
+        in[n] = storage(p, loom_index(x));
+        in_node[n++] = loom_graph_node(p->g, x);
+    }
+    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
+                    !p->eval, parallel, err, err_len};
+    return loom_op(nd->op)->forward(&a);
+}
+
+/* A sum with folded terms: each term's kernel runs into the sum's buffer
+ * (the first with β = 0), then the sum adds its other terms, if any. */
+static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float **in, const loom_node **in_node,
+                           char *err, size_t err_len)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    float *out = storage(p, id), beta = 0.0f;
+    loom_status s = LOOM_OK;
+    for (int j = 0; j < nd->n_in && !s; j++) {
+        int32_t x = loom_index(loom_node_input(p->g, loom_at(id), j));
+        if (p->into[x] != id) continue;
+        s = run_kernel(p, x, out, beta, parallel, in, in_node, err, err_len);
+        beta = 1.0f;
+    }
+    if (!s && p->folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, parallel, in, in_node, err, err_len);
+    return s;
+}
+
 /* Runs node id's kernel with input-pointer scratch row `slot`; a kernel's
  * error goes to the plan (the first one wins when nodes run side by side). */
 static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
 {
-    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
-    for (int j = 0; j < nd->n_in; j++) {
-        loom_tensor x = loom_node_input(p->g, loom_at(id), j);
-        in[j] = storage(p, loom_index(x));
-        in_node[j] = loom_graph_node(p->g, x);
-    }
     char err[512];
     err[0] = 0;
-    loom_kargs a = {p->g, nd, storage(p, id), in, in_node, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
-                    !p->eval, parallel, err, sizeof err};
-    loom_status s = loom_op(nd->op)->forward(&a);
+    loom_status s = p->folded_in[id] ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
+                                     : run_kernel(p, id, storage(p, id), 0.0f, parallel, in, in_node, err, sizeof err);
     if (s) {
         #pragma omp critical(loom_run_error)
         plan_err(p, s, "%s", err);

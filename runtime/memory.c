@@ -118,9 +118,10 @@ static void last_reads(const loom_plan *p, int32_t *last)
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_graph_node(g, loom_at(i));
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
+        int32_t lv = p->level[p->into[i] >= 0 ? p->into[i] : i]; /* a folded term reads in its sum's kernel */
         for (int j = 0; j < nd->n_in; j++) {
             int32_t r = p->root[loom_index(loom_node_input(g, loom_at(i), j))];
-            last[r] = p->level[i] > last[r] ? p->level[i] : last[r];
+            last[r] = lv > last[r] ? lv : last[r];
         }
     }
     for (int i = 0; i < p->n_outputs; i++) last[p->root[loom_index(p->outputs[i])]] = p->n_levels + 1;

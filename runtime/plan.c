@@ -18,9 +18,48 @@ static bool check_outputs(loom_graph *g, const loom_tensor *outputs, int n)
     return true;
 }
 
+static const struct {
+    const char *name;
+    unsigned bit;
+} rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}};
+#define N_REWRITES (int)(sizeof rewrite_names / sizeof *rewrite_names)
+
+/* LOOM_REWRITES: none, all, or names separated by commas. */
+loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, const char **err)
+{
+    static _Thread_local char msg[256];
+    const char *env = getenv("LOOM_REWRITES");
+    unsigned on = LOOM_REWRITE_ALL;
+    if (env && strcmp(env, "all") != 0) {
+        on = 0;
+        for (const char *s = env; strcmp(env, "none") != 0 && *s;) {
+            size_t len = strcspn(s, ",");
+            int k = 0;
+            while (k < N_REWRITES && (strlen(rewrite_names[k].name) != len || strncmp(s, rewrite_names[k].name, len)))
+                k++;
+            if (k == N_REWRITES) {
+                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate)",
+                         env, (int)len, s);
+                if (err) *err = msg;
+                return LOOM_ERR_ARG;
+            }
+            on |= rewrite_names[k].bit;
+            s += len + (s[len] == ',');
+        }
+    }
+    *rewrites = on & ~(opts ? opts->no_rewrites : 0u);
+    return LOOM_OK;
+}
+
 loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const loom_plan_opts *opts)
 {
     if (!check_outputs(g, outputs, n)) return NULL;
+    unsigned rewrites;
+    const char *why;
+    if (loom_plan_rewrites(opts, &rewrites, &why)) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "plan: %s", why);
+        return NULL;
+    }
     int32_t N = loom_graph_size(g);
     loom_plan *p = calloc(1, sizeof *p);
     if (!p) goto oom;
@@ -28,6 +67,9 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->n_graph = N;
     p->eval = opts && opts->eval;
     p->seed = opts ? opts->seed : 0;
+    p->rewrites = rewrites;
+    p->into = malloc((size_t)N * sizeof *p->into);
+    p->folded_in = calloc((size_t)N, sizeof *p->folded_in);
     p->in_plan = calloc((size_t)N, sizeof *p->in_plan);
     p->level = malloc((size_t)N * sizeof *p->level);
     p->root = malloc((size_t)N * sizeof *p->root);
@@ -35,7 +77,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->bound = calloc((size_t)N, sizeof *p->bound);
     p->exec = malloc((size_t)N * sizeof *p->exec);
     p->outputs = malloc((size_t)n * sizeof *p->outputs);
-    if (!p->in_plan || !p->level || !p->root || !p->offset || !p->bound || !p->exec || !p->outputs) goto oom;
+    if (!p->in_plan || !p->into || !p->folded_in || !p->level || !p->root || !p->offset || !p->bound || !p->exec || !p->outputs) goto oom;
     memcpy(p->outputs, outputs, (size_t)n * sizeof *outputs);
     p->n_outputs = n;
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
@@ -50,6 +92,8 @@ void loom_plan_free(loom_plan *p)
 {
     if (!p) return;
     free(p->in_plan);
+    free(p->into);
+    free(p->folded_in);
     free(p->level);
     free(p->root);
     free(p->offset);
@@ -67,6 +111,6 @@ void loom_plan_free(loom_plan *p)
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
-                         p->naive_floats * sizeof(float), p->side_by_side};
+                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->rewrites};
     return s;
 }

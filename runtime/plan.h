@@ -24,6 +24,11 @@ struct loom_plan {
     int32_t *level;        /* per graph node: its ready set (sources 0; a view, its input's) */
     int32_t *root;         /* per graph node: node owning its storage (self, or a view's source) */
     int32_t max_in;        /* most inputs of a planned node */
+    /* rewrites (LOOM_REWRITE_*) */
+    unsigned rewrites;
+    int32_t *into;         /* per graph node: the sum whose kernel runs it (-1: runs its own) */
+    int32_t *folded_in;    /* per graph node: its inputs that run inside its kernel */
+    int32_t n_folded;
     /* schedule */
     int32_t n_exec;        /* nodes with kernels, in level order */
     int32_t *exec;         /* their ids */
@@ -48,7 +53,8 @@ struct loom_plan {
     loom_error err;        /* first error since the last run began */
 };
 
-/* Fills in_plan, level, root, exec, level_start, wide, n_views, max_in. */
+/* Fills in_plan, into, folded_in, level, root, exec, level_start, wide,
+ * n_views, max_in. */
 loom_status loom_plan_schedule(loom_plan *p);
 /* Fills offset, the arena and the byte counts (needs the schedule). */
 loom_status loom_plan_place(loom_plan *p);

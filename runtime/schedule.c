@@ -21,7 +21,43 @@ static void prune(loom_plan *p)
     }
 }
 
-/* Levels and storage roots; returns the highest level. */
+/* The accumulate rewrite. A sum's term that is an OPF_ACCUM node of the
+ * sum's shape, read by nothing else and not an output, runs inside the
+ * sum's kernel with β = 1 into the sum's buffer: BPTT's weight gradient
+ * Σ_t δ_tᵀ·a_t becomes T GEMMs into one matrix instead of T matrices and
+ * an add_n. The term gets no buffer and no level of its own. */
+static loom_status fold_into_sums(loom_plan *p)
+{
+    const loom_graph *g = p->g;
+    for (int32_t i = 0; i < p->n_graph; i++) p->into[i] = -1;
+    if (!(p->rewrites & LOOM_REWRITE_ACCUMULATE)) return LOOM_OK;
+    int32_t *uses = calloc((size_t)p->n_graph, sizeof *uses);
+    if (!uses) return LOOM_ERR_NOMEM;
+    for (int32_t i = 0; i < p->n_graph; i++) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) uses[loom_index(loom_node_input(g, loom_at(i), j))]++;
+    }
+    for (int i = 0; i < p->n_outputs; i++) uses[loom_index(p->outputs[i])] += 2;
+    for (int32_t s = 0; s < p->n_graph; s++) {
+        const loom_node *nd = loom_graph_node(g, loom_at(s));
+        if (!p->in_plan[s] || !(loom_op(nd->op)->flags & OPF_SUM)) continue;
+        for (int j = 0; j < nd->n_in; j++) {
+            loom_tensor x = loom_node_input(g, loom_at(s), j);
+            const loom_node *xn = loom_graph_node(g, x);
+            if (uses[loom_index(x)] != 1 || !(loom_op(xn->op)->flags & OPF_ACCUM) || !loom_shape_eq(xn->shape, nd->shape))
+                continue;
+            p->into[loom_index(x)] = s;
+            p->folded_in[s]++;
+            p->n_folded++;
+        }
+    }
+    free(uses);
+    return LOOM_OK;
+}
+
+/* Levels and storage roots; returns the highest level. A folded term takes
+ * its inputs' level (its work happens in the sum's kernel, a level later). */
 static int32_t assign_levels(loom_plan *p)
 {
     const loom_graph *g = p->g;
@@ -39,7 +75,9 @@ static int32_t assign_levels(loom_plan *p)
             int32_t in = loom_index(loom_node_input(g, loom_at(i), j));
             lv = p->level[in] > lv ? p->level[in] : lv;
         }
-        if (d->flags & OPF_ALIAS) {
+        if (p->into[i] >= 0) {
+            p->level[i] = lv;
+        } else if (d->flags & OPF_ALIAS) {
             p->level[i] = lv;
             p->root[i] = p->root[loom_index(loom_node_input(g, loom_at(i), 0))];
             p->n_views++;
@@ -53,7 +91,8 @@ static int32_t assign_levels(loom_plan *p)
 
 static bool runs_kernel(const loom_plan *p, int32_t i)
 {
-    return p->in_plan[i] && !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+    return p->in_plan[i] && p->into[i] < 0 &&
+           !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
 }
 
 /* Buckets the nodes with kernels by level (a counting sort keeps id order
@@ -99,7 +138,9 @@ static loom_status choose_wide(loom_plan *p)
 loom_status loom_plan_schedule(loom_plan *p)
 {
     prune(p);
+    loom_status s = fold_into_sums(p);
+    if (s) return s;
     p->n_levels = assign_levels(p);
-    loom_status s = bucket(p);
+    s = bucket(p);
     return s ? s : choose_wide(p);
 }

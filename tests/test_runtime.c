@@ -1,6 +1,7 @@
 /* Plans: reuse, memory placement, views, parallel ready sets, and both GEMM
  * paths (CBLAS and the portable kernel) agreeing. */
 #include "helpers.h"
+#include "mgu_cell.h"
 #include "ops/op.h"
 
 #include <omp.h>
@@ -157,6 +158,97 @@ Test(runtime, big_kernels_split_across_threads)
         cr_assert_float_eq(v[j], want, 1e-3 * (1 + fabs(want)));
     }
     free(v), free(xv);
+    loom_graph_free(g);
+}
+
+/* ---- plan rewrites: same results, fewer buffers ---- */
+
+/* Loss and every gradient of a 2-layer bidirectional recurrent stack with
+ * variable lengths, planned with and without rewrites. */
+static void rewrites_match(const loom_cell_def *cell)
+{
+    enum { T = 6, B = 3, I = 5, H = 7 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = I, .hidden_size = H, .layers = 2,
+                                                         .bidirectional = true}), LOOM_OK);
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), len = loom_input_i32(g, "len", loom_shape1(B));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
+    loom_tensor loss = loom_sum_all(g, loom_tanh(g, o.output)), wrt[2 * 2 * LOOM_CELL_MAX_PARAMS + 1], outs[64];
+    int n = 0;
+    for (int l = 0; l < 2; l++)
+        for (int d = 0; d < 2; d++)
+            for (int i = 0; i < rnn.n_params; i++) wrt[n++] = rnn.param[l][d][i];
+    wrt[n++] = x;
+    outs[0] = loss;
+    cr_assert_eq(loom_backward(g, loss, wrt, n, outs + 1), LOOM_OK, "%s", loom_graph_error(g));
+    loom_plan *p[2] = {loom_plan_new(g, outs, n + 1, NULL),
+                       loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_ALL})};
+    cr_assert(p[0] && p[1], "%s", loom_graph_error(g));
+    float *vals[64];
+    int32_t lens[B] = {T, 2, 5};
+    for (int i = 0; i < n; i++) vals[i] = rnd_buf(loom_tensor_numel(g, wrt[i]), -0.5f, 0.5f);
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < n; i++) loom_bind(p[k], wrt[i], vals[i]);
+        loom_bind(p[k], len, lens);
+        cr_assert_eq(loom_run(p[k]), LOOM_OK, "%s", loom_plan_error(p[k]));
+    }
+    loom_plan_stats on = loom_plan_get_stats(p[0]), off = loom_plan_get_stats(p[1]);
+    cr_assert_eq(on.rewrites, LOOM_REWRITE_ALL);
+    cr_assert_eq(off.rewrites, 0);
+    cr_assert_eq(off.folded, 0);
+    /* every weight-gradient term of every step folds into its sum */
+    cr_assert_geq(on.folded, 2 * 2 * 2 * (T - 1), "%s: %d terms folded", cell->name, on.folded);
+    cr_assert_eq(on.nodes + on.folded, off.nodes);
+    cr_assert_lt(on.arena_bytes, off.arena_bytes, "%s: arena %zu vs %zu", cell->name, on.arena_bytes, off.arena_bytes);
+    for (int i = 0; i <= n; i++) {
+        const float *a = loom_plan_output(p[0], outs[i]), *b = loom_plan_output(p[1], outs[i]);
+        for (int64_t j = 0; j < loom_tensor_numel(g, outs[i]); j++)
+            cr_assert(fabsf(a[j] - b[j]) <= 1e-5f * (1 + fabsf(b[j])), "%s: output %d [%lld]: %g with rewrites, %g without",
+                      cell->name, i, (long long)j, a[j], b[j]);
+    }
+    for (int i = 0; i < n; i++) free(vals[i]);
+    loom_plan_free(p[0]), loom_plan_free(p[1]);
+    loom_graph_free(g);
+}
+
+Test(rewrites, match_the_plain_plan_for_every_cell)
+{
+    unsetenv("LOOM_REWRITES");
+    cr_assert_eq(loom_cell_register(&mgu_cell), LOOM_OK);
+    int n;
+    const loom_cell_def *const *cells = loom_cells(&n);
+    for (int i = 0; i < n; i++) rewrites_match(cells[i]);
+}
+
+/* LOOM_REWRITES chooses before the plan options; a bad value is an error. */
+Test(rewrites, environment_variable)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor w = loom_param(g, "w", loom_shape2(4, 4)), x = loom_input(g, "x", loom_shape2(2, 4)), gw;
+    loom_tensor loss = loom_sum_all(g, loom_tanh(g, loom_matmul(g, loom_tanh(g, loom_matmul(g, x, w, false, true)), w,
+                                                                false, true)));
+    cr_assert_eq(loom_backward(g, loss, &w, 1, &gw), LOOM_OK);
+    const struct {
+        const char *env;
+        unsigned no, want;
+    } cases[] = {{"none", 0, 0}, {"all", 0, LOOM_REWRITE_ALL}, {"accumulate", 0, LOOM_REWRITE_ACCUMULATE},
+                 {"accumulate", LOOM_REWRITE_ACCUMULATE, 0}, {NULL, 0, LOOM_REWRITE_ALL}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (cases[i].env) setenv("LOOM_REWRITES", cases[i].env, 1);
+        else unsetenv("LOOM_REWRITES");
+        loom_plan *p = loom_plan_new(g, &gw, 1, &(loom_plan_opts){.no_rewrites = cases[i].no});
+        cr_assert(p, "%s", loom_graph_error(g));
+        loom_plan_stats s = loom_plan_get_stats(p);
+        cr_assert_eq(s.rewrites, cases[i].want, "LOOM_REWRITES=%s", cases[i].env ? cases[i].env : "(unset)");
+        cr_assert_eq(s.folded, cases[i].want ? 2 : 0, "both uses of w fold into its gradient's sum");
+        loom_plan_free(p);
+    }
+    setenv("LOOM_REWRITES", "accumulate,fusion", 1);
+    cr_assert_null(loom_plan_new(g, &gw, 1, NULL));
+    cr_assert(strstr(loom_graph_error(g), "LOOM_REWRITES='accumulate,fusion': unknown rewrite 'fusion'"), "%s",
+              loom_graph_error(g));
+    unsetenv("LOOM_REWRITES");
     loom_graph_free(g);
 }
 

@@ -18,12 +18,31 @@ extern "C" {
 
 typedef struct loom_plan loom_plan;
 
+/* Plan rewrites: the same values through fewer or bigger kernels, found by
+ * pattern on the graph (so they apply to every cell, built-in or not); the
+ * graph itself stays as built. Results agree with the plain plan up to
+ * float rounding (the order of a sum's terms may change). */
+enum {
+    /* A sum (a gradient's Σ over uses) runs its matmul terms into its own
+     * buffer (GEMM with β = 1): no per-term temporaries, no add_n pass. */
+    LOOM_REWRITE_ACCUMULATE = 1u << 0,
+    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE,
+};
+
 typedef struct {
     bool eval;      /* evaluation mode: dropout is the identity */
     uint64_t seed;  /* dropout seed of the first run (each run advances it) */
+    /* Rewrites to leave out (0: all applied). The environment variable
+     * LOOM_REWRITES=none|all|NAME,... (names: accumulate) chooses first. */
+    unsigned no_rewrites;
 } loom_plan_opts;
 
-/* NULL on failure; the graph's error tells why (bad handle, failed graph). */
+/* The rewrites a plan made with opts would apply, after LOOM_REWRITES;
+ * LOOM_ERR_ARG and a message in *err for a malformed LOOM_REWRITES. */
+loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, const char **err);
+
+/* NULL on failure; the graph's error tells why (bad handle, failed graph,
+ * a malformed LOOM_REWRITES). */
 loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const loom_plan_opts *opts);
 void loom_plan_free(loom_plan *p);
 
@@ -68,6 +87,8 @@ typedef struct {
     size_t arena_bytes;   /* the one buffer arena */
     size_t naive_bytes;   /* what one buffer per node would take */
     int32_t side_by_side; /* ready sets the last run executed with nodes in parallel */
+    int32_t folded;       /* nodes a rewrite ran inside another node's kernel (no buffer of their own) */
+    unsigned rewrites;    /* LOOM_REWRITE_* applied */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
