@@ -53,6 +53,10 @@ static loom_status matmul_forward(const loom_kargs *k)
     mat_dims(sa, ta, &m, &kk);
     mat_dims(sb, tb, &kb, &n);
     int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
+    if (k->stack > 1) { /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
+        loom_gemm(true, false, m, n, kk * k->stack, 1.0f, k->in[0], lda, k->in[1], ldb, k->beta, k->out, n);
+        return LOOM_OK;
+    }
     int64_t batch_a = loom_shape_numel(sa) / ((int64_t)m * kk);
     int64_t batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
     if (batch_b == 1 && !ta) {
@@ -103,6 +107,14 @@ static void matmul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
     gx[1] = loom_sum_to(g, gx[1], sb);
 }
 
+/* 2-D Aᵀ·B sums over the rows of A and B (the form of a weight gradient
+ * δᵀ·a): the rows of several terms stack into one GEMM. */
+static bool matmul_stacks(const loom_graph *g, const loom_node *n)
+{
+    (void)g;
+    return n->attr.i[0] && !n->attr.i[1] && n->shape.rank == 2;
+}
+
 /* Multiply-adds: every output element takes the inner dimension k. */
 static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 {
@@ -113,7 +125,8 @@ static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 
 const loom_op_desc loom_desc_matmul = {
     .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ACCUM,
-    .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost};
+    .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost,
+    .stacks = matmul_stacks};
 
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, bool trans_a, bool trans_b)
 {

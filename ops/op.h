@@ -40,7 +40,9 @@ enum {
  * region (false when the scheduler already runs nodes side by side).
  * `n_in`: entries of in[] (the node's inputs; an OPF_SUM kernel may get
  * fewer, the terms a plan rewrite left it). `beta`: 0, or 1 for a kernel
- * of an OPF_ACCUM or OPF_SUM op adding its value to what out holds. */
+ * of an OPF_ACCUM or OPF_SUM op adding its value to what out holds.
+ * `stack`: 1, or for a node whose op `stacks`, the number of same-shaped
+ * terms whose inputs lie end to end in in[] (one kernel sums them all). */
 typedef struct {
     const loom_graph *g;
     const loom_node *node;
@@ -49,6 +51,7 @@ typedef struct {
     const loom_node *const *in_node;
     int n_in;
     float beta;
+    int stack;
     uint64_t run_seed;
     bool training;
     bool parallel;
@@ -78,6 +81,11 @@ typedef struct {
     loom_grad_fn grad;   /* NULL: not differentiable (an error if a gradient is asked) */
     loom_cost_fn cost;   /* NULL: one operation per output element */
     loom_role role;      /* role tag of the nodes it builds (default: forward) */
+    /* Whether node n's value over inputs stacked end to end along their
+     * first dimension is the sum of its values over the parts (matmul
+     * Aᵀ·B: [A₁; A₂]ᵀ[B₁; B₂] = A₁ᵀB₁ + A₂ᵀB₂), so a sum of such terms
+     * whose operands lie end to end in memory is one kernel; NULL: never. */
+    bool (*stacks)(const loom_graph *g, const loom_node *n);
 } loom_op_desc;
 
 const loom_op_desc *loom_op(int op);

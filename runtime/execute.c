@@ -81,8 +81,8 @@ static float *storage(const loom_plan *p, int32_t id)
 /* Runs node id's kernel into out (+= when beta is 1) with input-pointer
  * scratch rows from `in`, `in_node`; inputs folded into id's kernel are
  * left out of the rows (their own kernels run them). */
-static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, bool parallel, const float **in,
-                              const loom_node **in_node, char *err, size_t err_len)
+static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, bool parallel,
+                              const float **in, const loom_node **in_node, char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     int n = 0;
@@ -92,26 +92,60 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         in[n] = storage(p, loom_index(x));
         in_node[n++] = loom_graph_node(p->g, x);
     }
-    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
+    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
                     !p->eval, parallel, err, err_len};
     return loom_op(nd->op)->forward(&a);
 }
 
+/* Whether folded term x's inputs lie right after term y's (dir 1: input
+ * j of x starts where input j of y ends) or right before them (dir −1),
+ * for an op that stacks. */
+static bool adjacent(const loom_plan *p, int32_t y, int32_t x, int dir)
+{
+    const loom_node *ny = loom_graph_node(p->g, loom_at(y)), *nx = loom_graph_node(p->g, loom_at(x));
+    const loom_op_desc *d = loom_op(nx->op);
+    if (nx->op != ny->op || !d->stacks || !d->stacks(p->g, nx) || memcmp(&nx->attr, &ny->attr, sizeof nx->attr))
+        return false;
+    for (int j = 0; j < nx->n_in; j++) {
+        loom_tensor a = loom_node_input(p->g, loom_at(y), j), b = loom_node_input(p->g, loom_at(x), j);
+        if (!loom_shape_eq(loom_tensor_shape(p->g, a), loom_tensor_shape(p->g, b)) ||
+            storage(p, loom_index(b)) != storage(p, loom_index(a)) + dir * loom_tensor_numel(p->g, a))
+            return false;
+    }
+    return true;
+}
+
 /* A sum with folded terms: each term's kernel runs into the sum's buffer
- * (the first with β = 0), then the sum adds its other terms, if any. */
+ * (the first with β = 0) — consecutive terms whose operands lie end to end,
+ * in either direction (the memory planner places them so), as one kernel
+ * from the lowest addresses — then the sum adds its other terms, if any. */
 static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float **in, const loom_node **in_node,
                            char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     float *out = storage(p, id), beta = 0.0f;
     loom_status s = LOOM_OK;
-    for (int j = 0; j < nd->n_in && !s; j++) {
-        int32_t x = loom_index(loom_node_input(p->g, loom_at(id), j));
-        if (p->into[x] != id) continue;
-        s = run_kernel(p, x, out, beta, parallel, in, in_node, err, err_len);
-        beta = 1.0f;
+    int32_t low = -1, last = -1, stack = 0, dir = 0;
+    for (int j = 0; j <= nd->n_in && !s; j++) {
+        int32_t x = j < nd->n_in ? loom_index(loom_node_input(p->g, loom_at(id), j)) : -1;
+        if (x >= 0 && p->into[x] != id) continue;
+        if (x >= 0 && stack && dir >= 0 && adjacent(p, last, x, 1)) {
+            last = x, stack++, dir = 1;
+            continue;
+        }
+        if (x >= 0 && stack && dir <= 0 && adjacent(p, last, x, -1)) {
+            low = last = x, stack++, dir = -1;
+            continue;
+        }
+        if (stack) {
+            #pragma omp atomic
+            p->stacked += stack - 1;
+            s = run_kernel(p, low, out, beta, stack, parallel, in, in_node, err, err_len);
+            beta = 1.0f;
+        }
+        low = last = x, stack = 1, dir = 0;
     }
-    if (!s && p->folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, parallel, in, in_node, err, err_len);
+    if (!s && p->folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, 1, parallel, in, in_node, err, err_len);
     return s;
 }
 
@@ -124,7 +158,7 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
     char err[512];
     err[0] = 0;
     loom_status s = p->folded_in[id] ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
-                                     : run_kernel(p, id, storage(p, id), 0.0f, parallel, in, in_node, err, sizeof err);
+                                     : run_kernel(p, id, storage(p, id), 0.0f, 1, parallel, in, in_node, err, sizeof err);
     if (s) {
         #pragma omp critical(loom_run_error)
         plan_err(p, s, "%s", err);
@@ -163,7 +197,7 @@ loom_status loom_run(loom_plan *p)
     loom_status st = LOOM_OK;
     int threads = omp_get_max_threads();
     if (!ensure_slots(p, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
-    p->side_by_side = 0;
+    p->side_by_side = p->stacked = 0;
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         if (!p->wide[l] || threads < 2) {

@@ -127,16 +127,143 @@ static void last_reads(const loom_plan *p, int32_t *last)
     for (int i = 0; i < p->n_outputs; i++) last[p->root[loom_index(p->outputs[i])]] = p->n_levels + 1;
 }
 
+/* Operand groups. The terms a sum runs in its kernel (the accumulate
+ * rewrite) run as one kernel when their operands lie end to end (op
+ * `stacks`: Σ_t δ_tᵀ·a_t = [δ_1; …; δ_T]ᵀ[a_1; …; a_T], one GEMM with
+ * K = T·B). So input j of every such term of a sum goes into one block, in
+ * term order, taken when the first member is written and kept until the
+ * last member's last read; a member placed elsewhere (a binding, a view, a
+ * member of another group) only breaks the run there. */
+typedef struct {
+    int64_t off, member, n; /* block offset (-1 until taken), member size, members */
+    int32_t until;
+} group;
+
+typedef struct {
+    group *v;
+    int32_t n, cap;
+    int32_t *of, *index; /* per node: its group (-1: none) and place in it */
+} groups;
+
+static bool own_buffer(const loom_plan *p, int32_t i)
+{
+    return p->in_plan[i] && p->into[i] < 0 && !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+}
+
+/* Inputs of sum s's first stacking term (stacking terms of one sum have
+ * the same op, so the same inputs), or 0. */
+static int term_inputs(const loom_plan *p, int32_t s)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(s));
+    for (int k = 0; k < nd->n_in; k++) {
+        int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
+        const loom_node *tn = loom_graph_node(p->g, loom_at(t));
+        const loom_op_desc *d = loom_op(tn->op);
+        if (p->into[t] == s && d->stacks && d->stacks(p->g, tn)) return tn->n_in;
+    }
+    return 0;
+}
+
+/* Input j of sum s's k-th stacking term (its storage root), or -1. */
+static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
+{
+    int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
+    const loom_node *tn = loom_graph_node(p->g, loom_at(t));
+    const loom_op_desc *d = loom_op(tn->op);
+    if (p->into[t] != s || !d->stacks || !d->stacks(p->g, tn) || j >= tn->n_in) return -1;
+    return p->root[loom_index(loom_node_input(p->g, loom_at(t), j))];
+}
+
+/* Members get places in term order, or in reverse when reverse is set. */
+static bool add_group(groups *gs, const loom_plan *p, int32_t s, int j, bool reverse, const int32_t *last)
+{
+    if (gs->n == gs->cap) {
+        int32_t cap = gs->cap ? 2 * gs->cap : 64;
+        group *v = realloc(gs->v, (size_t)cap * sizeof *v);
+        if (!v) return false;
+        gs->v = v, gs->cap = cap;
+    }
+    group *gr = &gs->v[gs->n];
+    *gr = (group){-1, -1, 0, -1};
+    int n_in = loom_graph_node(p->g, loom_at(s))->n_in;
+    for (int k = 0; k < n_in; k++) {
+        int32_t r = operand(p, s, reverse ? n_in - 1 - k : k, j);
+        if (r < 0) continue;
+        int64_t size = loom_tensor_numel(p->g, loom_at(r));
+        if (!own_buffer(p, r) || gs->of[r] >= 0 || (gr->member >= 0 && size != gr->member)) continue;
+        gr->member = size;
+        gs->of[r] = gs->n;
+        gs->index[r] = (int32_t)gr->n++;
+        gr->until = last[r] > gr->until ? last[r] : gr->until;
+    }
+    gs->n++;
+    return true;
+}
+
+/* Whether sum s's terms meet an operand already in a group (another sum's:
+ * the gate gradients the input and hidden weights share, the input slices
+ * both directions share): *falling tells whether in falling order. */
+static bool constrained(const groups *gs, const loom_plan *p, int32_t s, bool *falling)
+{
+    int n_in = loom_graph_node(p->g, loom_at(s))->n_in, m = term_inputs(p, s);
+    for (int j = 0; j < m; j++) {
+        int32_t prev = -1;
+        for (int k = 0; k < n_in; k++) {
+            int32_t r = operand(p, s, k, j);
+            if (r < 0 || gs->of[r] < 0) continue;
+            if (prev >= 0 && gs->of[prev] == gs->of[r]) {
+                *falling = gs->index[r] < gs->index[prev];
+                return true;
+            }
+            prev = r;
+        }
+    }
+    return false;
+}
+
+/* Sums whose operands are already in groups go first, in the order those
+ * groups set, so every operand of a sum runs the same way; then the next
+ * free one in term order, and again. */
+static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
+{
+    for (int32_t i = 0; i < p->n_graph; i++) gs->of[i] = -1;
+    int32_t n = 0, *sums = malloc((size_t)p->n_graph * sizeof *sums + 1);
+    if (!sums) return false;
+    for (int32_t s = 0; s < p->n_graph; s++) {
+        int stacking = 0, n_in = p->folded_in[s] >= 2 ? loom_graph_node(p->g, loom_at(s))->n_in : 0;
+        for (int k = 0; k < n_in && stacking < 2; k++) stacking += operand(p, s, k, 0) >= 0;
+        if (stacking >= 2) sums[n++] = s;
+    }
+    bool ok = true;
+    while (ok && n) {
+        int32_t pick = 0;
+        bool reverse = false;
+        for (int32_t i = 0; i < n; i++)
+            if (constrained(gs, p, sums[i], &reverse)) {
+                pick = i;
+                break;
+            }
+        int32_t s = sums[pick];
+        memmove(sums + pick, sums + pick + 1, (size_t)(--n - pick) * sizeof *sums);
+        for (int j = 0, m = term_inputs(p, s); ok && j < m; j++) ok = add_group(gs, p, s, j, reverse, last);
+    }
+    free(sums);
+    return ok;
+}
+
 loom_status loom_plan_place(loom_plan *p)
 {
     int32_t *last = malloc((size_t)p->n_graph * sizeof *last + 1);
     heap live = {malloc(((size_t)p->n_exec + 1) * sizeof *live.v), 0};
     free_list fl = {malloc(16 * sizeof *fl.v), 1, 16};
-    bool ok = last && live.v && fl.v;
+    groups gs = {NULL, 0, 0, malloc((size_t)p->n_graph * sizeof(int32_t) + 1),
+                 malloc((size_t)p->n_graph * sizeof(int32_t) + 1)};
+    bool ok = last && live.v && fl.v && gs.of && gs.index;
     if (ok) {
         fl.v[0] = (span){0, INT64_MAX};
         last_reads(p, last);
         for (int32_t i = 0; i < p->n_graph; i++) p->offset[i] = -1;
+        ok = find_groups(&gs, p, last);
     }
     size_t high = 0;
     for (int32_t l = 1; ok && l <= p->n_levels; l++) {
@@ -146,14 +273,24 @@ loom_status loom_plan_place(loom_plan *p)
         }
         for (int32_t e = p->level_start[l - 1]; ok && e < p->level_start[l]; e++) {
             int32_t id = p->exec[e];
-            int64_t size = (int64_t)round_up(loom_tensor_numel(p->g, loom_at(id)));
+            int64_t numel = loom_tensor_numel(p->g, loom_at(id)), size = (int64_t)round_up(numel);
             p->naive_floats += (size_t)size;
+            group *gr = gs.of[id] >= 0 ? &gs.v[gs.of[id]] : NULL;
+            if (gr) { /* the block of its group, taken by the first member written */
+                if (gr->off < 0) {
+                    int64_t block = (int64_t)round_up(gr->n * gr->member);
+                    gr->off = take(&fl, block, &high);
+                    heap_push(&live, (live_buf){gr->off, block, gr->until < l ? l : gr->until});
+                }
+                p->offset[id] = gr->off + gs.index[id] * gr->member;
+                continue;
+            }
             /* a buffer nobody reads still needs a place while its kernel runs */
             p->offset[id] = take(&fl, size, &high);
             heap_push(&live, (live_buf){p->offset[id], size, last[id] < l ? l : last[id]});
         }
     }
-    free(last), free(live.v), free(fl.v);
+    free(last), free(live.v), free(fl.v), free(gs.v), free(gs.of), free(gs.index);
     if (!ok) return LOOM_ERR_NOMEM;
     p->arena_floats = high;
     p->arena = high ? aligned_alloc(ALIGN_FLOATS * sizeof(float), high * sizeof(float)) : NULL;

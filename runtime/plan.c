@@ -111,6 +111,6 @@ void loom_plan_free(loom_plan *p)
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
-                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->rewrites};
+                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->stacked, p->rewrites};
     return s;
 }

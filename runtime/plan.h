@@ -48,6 +48,7 @@ struct loom_plan {
     const loom_node **node_pool;
     int32_t pool_slots;    /* rows: the serial slot 0, then one per thread of the widest run so far */
     int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
+    int32_t stacked;       /* folded terms the last run ran stacked into a neighbour's kernel */
     bool eval;
     uint64_t seed, runs;
     loom_error err;        /* first error since the last run began */

@@ -200,6 +200,11 @@ static void rewrites_match(const loom_cell_def *cell)
     /* every weight-gradient term of every step folds into its sum */
     cr_assert_geq(on.folded, 2 * 2 * 2 * (T - 1), "%s: %d terms folded", cell->name, on.folded);
     cr_assert_eq(on.nodes + on.folded, off.nodes);
+    /* the weight-gradient terms' operands lie end to end: one GEMM per weight
+     * (the shared zero initial state may break one run per weight) */
+    cr_assert_geq(on.stacked, 2 * 2 * 2 * (T - 2), "%s: %d of %d folded terms stacked", cell->name, on.stacked,
+                  on.folded);
+    cr_assert_eq(off.stacked, 0);
     cr_assert_lt(on.arena_bytes, off.arena_bytes, "%s: arena %zu vs %zu", cell->name, on.arena_bytes, off.arena_bytes);
     for (int i = 0; i <= n; i++) {
         const float *a = loom_plan_output(p[0], outs[i]), *b = loom_plan_output(p[1], outs[i]);

@@ -88,6 +88,7 @@ typedef struct {
     size_t naive_bytes;   /* what one buffer per node would take */
     int32_t side_by_side; /* ready sets the last run executed with nodes in parallel */
     int32_t folded;       /* nodes a rewrite ran inside another node's kernel (no buffer of their own) */
+    int32_t stacked;      /* of those, the last run ran this many stacked with a neighbour as one kernel */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
