@@ -81,6 +81,8 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     memcpy(p->outputs, outputs, (size_t)n * sizeof *outputs);
     p->n_outputs = n;
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
+    for (int32_t i = 0; i < N; i++)
+        if (p->in_plan[i] && loom_op(loom_graph_node(g, loom_at(i))->op)->cost) p->flops += 2 * loom_op_cost(g, loom_at(i));
     return p;
 oom:
     loom_graph_fail(g, LOOM_ERR_NOMEM, "plan: out of memory");
@@ -111,6 +113,6 @@ void loom_plan_free(loom_plan *p)
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
-                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->stacked, p->rewrites};
+                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->stacked, p->rewrites, p->flops};
     return s;
 }

@@ -39,6 +39,7 @@ struct loom_plan {
     /* memory */
     int64_t *offset;       /* per root with a kernel: arena offset in floats; -1 otherwise */
     float *arena;
+    int64_t flops;         /* 2 × the multiply-adds of the ops with a cost rule (matmul) */
     size_t arena_floats, naive_floats;
     /* execution */
     const void **bound;    /* per source node: caller data (constants: the graph's) */

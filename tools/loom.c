@@ -20,6 +20,7 @@ static const loom_command commands[] = {
     {"generate", loom_cmd_generate, "generate --load CKPT [options]", loom_generate_help},
     {"eval", loom_cmd_eval, "eval --load CKPT [--data FILE]", loom_eval_help},
     {"plot", loom_cmd_plot, "plot METRICS.csv... -o FILE [options]", loom_plot_help},
+    {"bench", loom_cmd_bench, "bench [options]", loom_bench_help},
     {"gradcheck", loom_cmd_gradcheck, "gradcheck [options]", loom_gradcheck_help},
     {"dot", loom_cmd_dot, "dot -o FILE [options]", loom_dot_help},
     {"rnn-run", loom_cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", loom_rnn_run_help},

@@ -29,8 +29,9 @@ int loom_cmd_train(int argc, char **argv);
 int loom_cmd_generate(int argc, char **argv);
 int loom_cmd_eval(int argc, char **argv);
 int loom_cmd_plot(int argc, char **argv);
+int loom_cmd_bench(int argc, char **argv);
 extern const char loom_gradcheck_help[], loom_dot_help[], loom_rnn_run_help[], loom_train_help[], loom_generate_help[],
-    loom_eval_help[], loom_plot_help[];
+    loom_eval_help[], loom_plot_help[], loom_bench_help[];
 /* Only a command's argument parsing (for the fuzzer): 0 if the arguments
  * would run, else the exit status the command would give. */
 int loom_gradcheck_parse(int argc, char **argv);

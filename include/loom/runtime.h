@@ -90,6 +90,7 @@ typedef struct {
     int32_t folded;       /* nodes a rewrite ran inside another node's kernel (no buffer of their own) */
     int32_t stacked;      /* of those, the last run ran this many stacked with a neighbour as one kernel */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
+    int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 

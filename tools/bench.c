@@ -1,0 +1,264 @@
+/* loom bench: training and inference speed of the language model on fixed
+ * configurations — the figures the performance work is judged by.
+ *
+ * A training step is what `loom train` does: forward, mean cross-entropy
+ * over all T·B positions from a zero state, backward, clip_grad_norm_ 1.0,
+ * SGD at lr 1.0. Inference is the forward pass to the logits (evaluation
+ * mode). Each figure is the median of --iters timed runs after one warm-up
+ * run. bench/lm_torch.py times the same steps in PyTorch. */
+#include "tool.h"
+
+#include "loom/autodiff.h"
+#include "loom/runtime.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *name;
+    int vocab, embed, hidden, layers, batch, steps; /* embed 0: one-hot input */
+} bench_config;
+
+static const bench_config configs[] = {
+    {"charlm-small", 28, 0, 256, 1, 32, 35},
+    {"charlm-512", 28, 0, 512, 1, 32, 35},
+    {"wordlm-medium", 10000, 650, 650, 2, 20, 35},
+    {"long-seq", 28, 0, 128, 1, 16, 1000},
+};
+#define N_CONFIGS (int)(sizeof configs / sizeof *configs)
+
+const char loom_bench_help[] =
+    "time a training step and an inference pass of the language model on fixed\n"
+    "configurations (median of --iters runs; without --config, every one):\n"
+    "  charlm-small   vocab 28, one-hot, hidden 256, 1 layer, batch 32, seq len 35\n"
+    "  charlm-512     vocab 28, one-hot, hidden 512, 1 layer, batch 32, seq len 35\n"
+    "  wordlm-medium  vocab 10000, embedding 650, hidden 650, 2 layers, batch 20, seq len 35\n"
+    "  long-seq       vocab 28, one-hot, hidden 128, 1 layer, batch 16, seq len 1000\n"
+    "  --config NAME    one configuration\n"
+    "  --cell NAME      the recurrent cell (default: rnn_tanh, gru and lstm in turn)\n"
+    "  --threads N      threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)\n"
+    "  --iters N        timed runs per figure (default 5)\n"
+    "  --json           also one JSON object per result line (the last line is the last result)\n";
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    double train_ms, infer_ms, build_ms, plan_ms;
+    int64_t flops;
+    size_t peak, infer_peak;
+} bench_result;
+
+/* The model, its two plans, and the buffers they read. */
+typedef struct {
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *store;
+    loom_plan *train, *infer;
+    loom_optim *opt;
+    loom_tensor *outs;
+    float **grads, *state[LOOM_CELL_MAX_STATES];
+    int64_t *sizes;
+    int32_t *x, *y;
+    int n_params;
+} bench_model;
+
+static void model_free(bench_model *m)
+{
+    loom_plan_free(m->train), loom_plan_free(m->infer);
+    loom_optim_free(m->opt);
+    loom_store_free(m->store);
+    loom_graph_free(m->g);
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(m->state[s]);
+    free(m->outs), free(m->grads), free(m->sizes), free(m->x), free(m->y);
+}
+
+static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, bench_result *r)
+{
+    double t0 = now();
+    m->g = loom_graph_new();
+    if (!m->g) return 1;
+    loom_lm_build(m->g, &m->lm, &(loom_lm_opts){.cell = cell, .vocab = c->vocab, .embed = c->embed, .hidden = c->hidden,
+                                                 .layers = c->layers, .steps = c->steps, .batch = c->batch});
+    m->store = loom_store_new(m->g);
+    if (!m->store) return 1;
+    if (loom_graph_failed(m->g) || loom_store_status(m->store)) {
+        fprintf(stderr, "loom bench: %s\n", loom_graph_failed(m->g) ? loom_graph_error(m->g) : loom_store_error(m->store));
+        return loom_tool_exit(loom_graph_failed(m->g) ? loom_graph_status(m->g) : loom_store_status(m->store));
+    }
+    m->n_params = loom_store_count(m->store);
+    m->outs = malloc((size_t)(m->n_params + 1) * sizeof *m->outs);
+    m->grads = malloc((size_t)m->n_params * sizeof *m->grads);
+    m->sizes = malloc((size_t)m->n_params * sizeof *m->sizes);
+    loom_tensor *params = malloc((size_t)m->n_params * sizeof *params);
+    if (!m->outs || !m->grads || !m->sizes || !params) return free(params), 1;
+    for (int i = 0; i < m->n_params; i++) params[i] = loom_store_tensor(m->store, i);
+    m->outs[0] = m->lm.loss;
+    loom_backward(m->g, m->lm.loss, params, m->n_params, m->outs + 1);
+    free(params);
+    double t1 = now();
+    m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, NULL);
+    m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true}) : NULL;
+    double t2 = now();
+    if (!m->train || !m->infer) {
+        fprintf(stderr, "loom bench: %s\n", loom_graph_error(m->g));
+        return loom_tool_exit(loom_graph_status(m->g));
+    }
+    r->build_ms = (t1 - t0) * 1e3, r->plan_ms = (t2 - t1) * 1e3;
+    loom_store_init(m->store, 1);
+    int64_t n = (int64_t)c->steps * c->batch, sn = (int64_t)c->layers * c->batch * c->hidden;
+    m->x = malloc((size_t)n * sizeof *m->x);
+    m->y = malloc((size_t)n * sizeof *m->y);
+    if (!m->x || !m->y) return 1;
+    uint64_t z = 42;
+    for (int64_t i = 0; i < n; i++) { /* tokens: any ids will do for timing */
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        m->x[i] = (int32_t)((z >> 33) % (uint64_t)c->vocab);
+        m->y[i] = (int32_t)((z >> 13) % (uint64_t)c->vocab);
+    }
+    for (int s = 0; s < cell->n_states; s++) {
+        m->state[s] = calloc((size_t)sn, sizeof(float));
+        if (!m->state[s]) return 1;
+        loom_bind(m->train, m->lm.init[s], m->state[s]);
+        loom_bind(m->infer, m->lm.init[s], m->state[s]);
+    }
+    loom_store_bind(m->store, m->train), loom_store_bind(m->store, m->infer);
+    loom_bind(m->train, m->lm.tokens, m->x), loom_bind(m->train, m->lm.targets, m->y);
+    loom_bind(m->infer, m->lm.tokens, m->x);
+    const char *err = NULL;
+    m->opt = loom_optim_for_store(&(loom_optim_opts){.kind = LOOM_OPT_SGD, .lr = 1.0f}, m->store, &err);
+    if (!m->opt) return err ? (fprintf(stderr, "loom bench: %s\n", err), 2) : 1;
+    for (int i = 0; i < m->n_params; i++) m->sizes[i] = loom_store_numel(m->store, i);
+    loom_plan_stats ts = loom_plan_get_stats(m->train), is = loom_plan_get_stats(m->infer);
+    r->flops = ts.matmul_flops;
+    r->peak = ts.arena_bytes, r->infer_peak = is.arena_bytes;
+    return 0;
+}
+
+/* One training step: run, clip, update. */
+static int train_step(bench_model *m)
+{
+    if (loom_run(m->train)) return fprintf(stderr, "loom bench: %s\n", loom_plan_error(m->train)), 1;
+    for (int i = 0; i < m->n_params; i++) m->grads[i] = (float *)loom_plan_output(m->train, m->outs[1 + i]);
+    loom_clip_grad_norm(m->grads, m->sizes, m->n_params, 1.0);
+    loom_optim_step(m->opt, (const float *const *)m->grads, 1.0f);
+    return 0;
+}
+
+static int infer_step(bench_model *m)
+{
+    return loom_run(m->infer) ? (fprintf(stderr, "loom bench: %s\n", loom_plan_error(m->infer)), 1) : 0;
+}
+
+/* Median ms of iters runs of step, after one warm-up run. */
+static int median_ms(bench_model *m, int (*step)(bench_model *), int iters, double *ms)
+{
+    double *t = malloc((size_t)iters * sizeof *t);
+    if (!t) return 1;
+    int rc = step(m);
+    for (int i = 0; i < iters && !rc; i++) {
+        double t0 = now();
+        rc = step(m);
+        t[i] = (now() - t0) * 1e3;
+    }
+    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    *ms = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+    free(t);
+    return rc;
+}
+
+static int run_one(const bench_config *c, const loom_cell_def *cell, int threads, int iters, bool json)
+{
+    bench_model m = {0};
+    bench_result r = {0};
+    int rc = build(&m, c, cell, &r);
+    if (!rc) rc = median_ms(&m, train_step, iters, &r.train_ms);
+    if (!rc) rc = median_ms(&m, infer_step, iters, &r.infer_ms);
+    model_free(&m);
+    if (rc == 1) fprintf(stderr, "loom bench: %s %s: out of memory or a failed run\n", c->name, cell->name);
+    if (rc) return rc;
+    double tokens = (double)c->steps * c->batch;
+    printf("%-14s %-9s %d thr  train %9.2f ms  infer %8.2f ms  %9.0f tok/s  %6.1f GFLOP/s  peak %7.1f MB  "
+           "infer peak %6.1f MB  (build %.0f ms, plan %.0f ms)\n",
+           c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
+           (double)r.flops / (r.train_ms * 1e6), r.peak / 1e6, r.infer_peak / 1e6, r.build_ms, r.plan_ms);
+    if (json)
+        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"train_ms\": %.3f, \"infer_ms\": %.3f, "
+               "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
+               "\"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
+               c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
+               (double)r.flops / (r.train_ms * 1e6), r.peak, r.infer_peak, r.build_ms, r.plan_ms,
+               loom_blas_enabled() ? "CBLAS" : "portable");
+    fflush(stdout);
+    return 0;
+}
+
+int loom_cmd_bench(int argc, char **argv)
+{
+    const bench_config *only = NULL;
+    const loom_cell_def *cell = NULL;
+    long threads = 0, iters = 5;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (loom_tool_is_help(f)) {
+            loom_tool_help("bench [options]", loom_bench_help, false);
+            return 0;
+        }
+        if (!strcmp(f, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!loom_tool_valued("loom bench", f, v, (const char *[]){"--config", "--cell", "--threads", "--iters"}, 4,
+                              "loom bench --help"))
+            return 2;
+        i++;
+        if (!strcmp(f, "--threads") && !loom_tool_int(f, v, 1, 1024, &threads)) return 2;
+        if (!strcmp(f, "--iters") && !loom_tool_int(f, v, 1, 100000, &iters)) return 2;
+        if (!strcmp(f, "--config")) {
+            for (int k = 0; k < N_CONFIGS && !only; k++)
+                if (!strcmp(v, configs[k].name)) only = &configs[k];
+            if (!only) {
+                fprintf(stderr, "loom bench: unknown config '%s' (charlm-small, charlm-512, wordlm-medium or long-seq)\n", v);
+                return 2;
+            }
+        }
+        if (!strcmp(f, "--cell") && !(cell = loom_cell_by_name(v))) {
+            char names[256];
+            fprintf(stderr, "loom bench: unknown cell '%s' (%s)\n", v, loom_tool_cell_names(names, sizeof names));
+            return 2;
+        }
+    }
+    if (!threads) {
+        const char *env = getenv("LOOM_NUM_THREADS");
+        if (env && !loom_tool_int("LOOM_NUM_THREADS", env, 1, 1024, &threads)) return 2;
+    }
+    if (threads) omp_set_num_threads((int)threads);
+    int n_threads = omp_get_max_threads();
+    const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
+    printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",
+           loom_blas_enabled() ? "CBLAS" : "portable kernel", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
+           getenv("LOOM_REWRITES") ? getenv("LOOM_REWRITES") : "all");
+    for (int k = 0; k < N_CONFIGS; k++) {
+        if (only && only != &configs[k]) continue;
+        for (int j = 0; j < 3; j++) {
+            int rc = run_one(&configs[k], cell ? cell : cells[j], n_threads, (int)iters, json);
+            if (rc) return rc;
+            if (cell) break;
+        }
+    }
+    return 0;
+}
