@@ -3,6 +3,7 @@
  * with sum_to (the adjoint of broadcasting). */
 #define _GNU_SOURCE /* qsort_r */
 #include "ops/op.h"
+#include "ops/vmath.h"
 
 #include <stdlib.h>
 
@@ -54,7 +55,7 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
         loom_shape os = k->node->shape;                                                                \
         int64_t n = loom_shape_numel(os);                                                              \
         if (loom_shape_eq(k->in_node[0]->shape, os) && loom_shape_eq(k->in_node[1]->shape, os)) {     \
-            _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                           \
+            _Pragma("omp parallel for simd if (parallel: k->parallel && n > LOOM_PAR_MIN)")           \
             for (int64_t i = 0; i < n; i++) {                                                          \
                 float x = A[i], y = B[i];                                                              \
                 o[i] = (EXPR);                                                                         \
@@ -245,7 +246,7 @@ static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, in
         const float p0 = k->node->attr.f[0], p1 = k->node->attr.f[1];                                  \
         (void)p0;                                                                                      \
         (void)p1;                                                                                      \
-        _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                               \
+        _Pragma("omp parallel for simd if (parallel: k->parallel && n > LOOM_PAR_MIN)")               \
         for (int64_t i = 0; i < n; i++) {                                                              \
             float x = X[i];                                                                            \
             o[i] = (EXPR);                                                                             \
@@ -253,11 +254,11 @@ static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, in
         return LOOM_OK;                                                                                \
     }
 UNARY_KERNEL(affine_forward, p0 * x + p1)
-UNARY_KERNEL(tanh_forward, tanhf(x))
-/* Written so that exp never overflows: σ(x) = 1/(1+e^-x) for x ≥ 0, e^x/(1+e^x) below. */
-UNARY_KERNEL(sigmoid_forward, x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)))
+/* tanh, σ and exp in vector code (ops/vmath.h): within 3 ulp, NaN kept. */
+UNARY_KERNEL(tanh_forward, loom_vtanhf(x))
+UNARY_KERNEL(sigmoid_forward, loom_vsigmoidf(x))
 UNARY_KERNEL(relu_forward, x > 0 ? x : 0.0f)
-UNARY_KERNEL(exp_forward, expf(x))
+UNARY_KERNEL(exp_forward, loom_vexpf(x))
 UNARY_KERNEL(log_forward, logf(x))
 UNARY_KERNEL(step_forward, x > 0 ? 1.0f : 0.0f)
 

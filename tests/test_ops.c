@@ -602,3 +602,50 @@ Test(index, sequence_mask_values)
     free(v);
     loom_graph_free(g);
 }
+
+/* tanh, σ and exp run as vector code (ops/vmath.h): within 3 ulp of the
+ * exact value over a sweep of the whole float range, and exact at the
+ * edges (±0, ±∞, NaN, overflow and underflow). */
+static double ulps(float got, double want)
+{
+    float w = (float)want;
+    double ulp = nextafterf(fabsf(w), INFINITY) - fabsf(w);
+    return fabs((double)got - want) / (ulp > 0 ? ulp : 1e-45);
+}
+
+Test(ops, vector_tanh_sigmoid_exp_are_accurate)
+{
+    enum { N = 1 << 16 };
+    float *xs = malloc(N * sizeof *xs);
+    for (int i = 0; i < N - 8; i++) { /* every 2^16-th float bit pattern, both signs: all magnitudes */
+        uint32_t b = (uint32_t)i * 65536u + 12345u;
+        memcpy(&xs[i], &b, sizeof b);
+        if (xs[i] != xs[i]) xs[i] = (float)i * 1e-3f;
+    }
+    const float edge[8] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.72f, -87.3f, 0.625f};
+    memcpy(xs + N - 8, edge, sizeof edge);
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape1(N));
+    loom_tensor fs[3] = {loom_tanh(g, x), loom_sigmoid(g, x), loom_exp(g, x)};
+    for (int f = 0; f < 3; f++) {
+        float *v = eval(g, fs[f], (loom_binding[]){{x, xs}}, 1);
+        for (int i = 0; i < N; i++) {
+            double d = xs[i], want = f == 0 ? tanh(d) : f == 1 ? 1.0 / (1.0 + exp(-d)) : exp(d);
+            if (isnan(want)) {
+                cr_assert(isnan(v[i]), "f%d(NaN) = %g", f, v[i]);
+                continue;
+            }
+            if (fabs(want) < 1.2e-38 && want != 0) continue; /* subnormal results may flush */
+            if (isinf((float)want)) {
+                cr_assert_eq(v[i], (float)want, "f%d(%.9g) = %.9g, overflows to %g", f, xs[i], v[i], (float)want);
+                continue;
+            }
+            cr_assert(ulps(v[i], want) <= 3.0, "f%d(%.9g) = %.9g, exact %.9g (%.1f ulp)", f, xs[i], v[i], want,
+                      ulps(v[i], want));
+        }
+        if (f == 0) cr_assert(signbit(v[N - 7]), "tanh(-0) = -0");
+        free(v);
+    }
+    free(xs);
+    loom_graph_free(g);
+}

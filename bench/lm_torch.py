@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""`loom bench`'s table in PyTorch, side by side with loom, in one invocation.
+
+The same language model (one-hot input for vocab 28, else an embedding ->
+recurrent layers -> linear decoder -> mean cross-entropy over all T*B
+positions, zero initial state), the same training step (backward,
+clip_grad_norm_ 1.0, SGD lr 1.0) and inference pass (forward to the logits,
+no_grad), median of --iters runs after one warm-up. PyTorch runs at its best
+thread setting: its own threads and OpenBLAS's are separate
+(torch.set_num_threads, openblas_set_num_threads through ctypes), and the
+best of {1:1, 2:2, 1:2} is taken per row. The user cell mgu runs as an eager
+nn.Module loop and as torch.jit.script.
+
+  /usr/bin/python3 bench/lm_torch.py [--config NAME] [--cell NAME] [--iters 5]
+      [--threads 2] [--loom build/loom]
+
+Prints, per row: loom's and PyTorch's training and inference ms and the
+ratios (PyTorch time / loom time: above 1, loom is faster)."""
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+CONFIGS = {  # vocab, embed (0: one-hot), hidden, layers, batch, seq len
+    "charlm-small": (28, 0, 256, 1, 32, 35),
+    "charlm-512": (28, 0, 512, 1, 32, 35),
+    "wordlm-medium": (10000, 650, 650, 2, 20, 35),
+    "long-seq": (28, 0, 128, 1, 16, 1000),
+}
+
+p = argparse.ArgumentParser()
+p.add_argument("--config", choices=list(CONFIGS))
+p.add_argument("--cell", choices=["rnn_tanh", "gru", "lstm", "mgu"])
+p.add_argument("--iters", type=int, default=5)
+p.add_argument("--threads", type=int, default=2, help="loom's threads")
+p.add_argument("--loom", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "loom"))
+a = p.parse_args()
+
+
+def find_openblas():
+    """openblas_set_num_threads of the OpenBLAS torch loaded, or None."""
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "openblas" in line and line.strip().endswith(".so.0")}
+    for lib in libs:
+        try:
+            return ctypes.CDLL(lib).openblas_set_num_threads
+        except (OSError, AttributeError):
+            pass
+    return None
+
+
+openblas_threads = find_openblas()
+
+
+class MGU(torch.nn.Module):
+    """The minimal gated unit of examples/mgu_cell.c, as a user writes it:
+    f = sigmoid(W_f x + U_f h + b_f), n = tanh(W_h x + U_h (f*h) + b_h),
+    h' = h + f*(n - h)."""
+
+    def __init__(self, inp, hidden):
+        super().__init__()
+        k = hidden ** -0.5
+        self.weight_ih = torch.nn.Parameter(torch.empty(2 * hidden, inp).uniform_(-k, k))
+        self.weight_hh = torch.nn.Parameter(torch.empty(2 * hidden, hidden).uniform_(-k, k))
+        self.bias = torch.nn.Parameter(torch.empty(2 * hidden).uniform_(-k, k))
+
+    def forward(self, x, h):
+        return mgu_loop(x, h, self.weight_ih, self.weight_hh, self.bias)
+
+
+def mgu_loop(x, h, w_ih, w_hh, bias):
+    H = h.shape[1]
+    xp = torch.matmul(x, w_ih.t()) + bias
+    u_f, u_h = w_hh[:H], w_hh[H:]
+    outs = []
+    for t in range(x.shape[0]):
+        f = torch.sigmoid(xp[t, :, :H] + torch.matmul(h, u_f.t()))
+        n = torch.tanh(xp[t, :, H:] + torch.matmul(f * h, u_h.t()))
+        h = h + f * (n - h)
+        outs.append(h)
+    return torch.stack(outs), h
+
+
+mgu_scripted = torch.jit.script(mgu_loop)
+
+
+class LM(torch.nn.Module):
+    def __init__(self, cell, vocab, embed, hidden, layers, script):
+        super().__init__()
+        self.vocab, self.embed_dim, self.cell = vocab, embed, cell
+        self.embedding = torch.nn.Embedding(vocab, embed) if embed else None
+        inp = embed if embed else vocab
+        if cell == "mgu":
+            self.rnn = torch.nn.ModuleList(MGU(inp if i == 0 else hidden, hidden) for i in range(layers))
+            self.loop = mgu_scripted if script else mgu_loop
+        else:
+            kind = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+            self.rnn = kind(inp, hidden, layers)
+        self.decoder = torch.nn.Linear(hidden, vocab)
+        self.hidden, self.layers = hidden, layers
+
+    def forward(self, x):
+        T, B = x.shape
+        y = self.embedding(x) if self.embedding is not None else torch.nn.functional.one_hot(x, self.vocab).float()
+        if self.cell == "mgu":
+            for layer in self.rnn:
+                y, _ = self.loop(y, torch.zeros(B, self.hidden), layer.weight_ih, layer.weight_hh, layer.bias)
+        else:
+            y, _ = self.rnn(y)  # zero initial state
+        return self.decoder(y)
+
+
+def median_ms(step, iters):
+    step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return times[iters // 2] if iters % 2 else 0.5 * (times[iters // 2 - 1] + times[iters // 2])
+
+
+def torch_row(config, cell, script=False):
+    V, E, H, L, B, T = CONFIGS[config]
+    torch.manual_seed(1)
+    m = LM(cell, V, E, H, L, script)
+    opt = torch.optim.SGD(m.parameters(), lr=1.0)
+    x = torch.randint(0, V, (T, B))
+    y = torch.randint(0, V, (T, B))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train():
+        opt.zero_grad()
+        loss = loss_fn(m(x).reshape(-1, V), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            m(x)
+
+    best = None
+    for th, blas in ((1, 1), (2, 2), (1, 2)):
+        torch.set_num_threads(th)
+        if openblas_threads:
+            openblas_threads(blas)
+        elif blas != th:
+            continue
+        r = (median_ms(train, a.iters), median_ms(infer, a.iters), "%d:%d" % (th, blas))
+        if best is None or r[0] < best[0]:
+            best = (r[0], best[1] if best and best[1] < r[1] else r[1], r[2])
+        elif r[1] < best[1]:
+            best = (best[0], r[1], best[2])
+    return best
+
+
+def loom_row(config, cell):
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    out = subprocess.run([a.loom, "bench", "--config", config, "--cell", cell, "--threads", str(a.threads),
+                          "--iters", str(a.iters), "--json"], env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit("loom bench failed: " + out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+os.environ.pop("OPENBLAS_CORETYPE", None)
+print("loom at %d threads vs PyTorch %s at its best of torch:OpenBLAS threads {1:1, 2:2, 1:2}; "
+      "OPENBLAS_CORETYPE unset; ms per step, median of %d; ratio = PyTorch / loom (> 1: loom faster)"
+      % (a.threads, torch.__version__, a.iters))
+print("%-14s %-10s %10s %10s %6s %10s %10s %6s %6s" %
+      ("config", "cell", "loom train", "torch", "ratio", "loom infer", "torch", "ratio", "thr"))
+for config in [a.config] if a.config else list(CONFIGS):
+    for cell in [a.cell] if a.cell else ["rnn_tanh", "gru", "lstm", "mgu"]:
+        lr = loom_row(config, cell)
+        variants = [("", False), (" (jit)", True)] if cell == "mgu" else [("", False)]
+        for suffix, script in variants:
+            tt, ti, thr = torch_row(config, cell, script)
+            print("%-14s %-10s %10.2f %10.2f %6.2f %10.2f %10.2f %6.2f %6s" %
+                  (config, cell + suffix, lr["train_ms"], tt, tt / lr["train_ms"], lr["infer_ms"], ti,
+                   ti / lr["infer_ms"], thr), flush=True)
