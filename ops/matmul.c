@@ -109,9 +109,9 @@ static void matmul_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
 
 /* 2-D Aᵀ·B sums over the rows of A and B (the form of a weight gradient
  * δᵀ·a): the rows of several terms stack into one GEMM. */
-static bool matmul_stacks(const loom_graph *g, const loom_node *n)
+static bool matmul_stacks(const loom_graph *g, loom_tensor t)
 {
-    (void)g;
+    const loom_node *n = loom_graph_node(g, t);
     return n->attr.i[0] && !n->attr.i[1] && n->shape.rank == 2;
 }
 

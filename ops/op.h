@@ -81,11 +81,12 @@ typedef struct {
     loom_grad_fn grad;   /* NULL: not differentiable (an error if a gradient is asked) */
     loom_cost_fn cost;   /* NULL: one operation per output element */
     loom_role role;      /* role tag of the nodes it builds (default: forward) */
-    /* Whether node n's value over inputs stacked end to end along their
+    /* Whether node t's value over inputs stacked end to end along their
      * first dimension is the sum of its values over the parts (matmul
-     * Aᵀ·B: [A₁; A₂]ᵀ[B₁; B₂] = A₁ᵀB₁ + A₂ᵀB₂), so a sum of such terms
-     * whose operands lie end to end in memory is one kernel; NULL: never. */
-    bool (*stacks)(const loom_graph *g, const loom_node *n);
+     * Aᵀ·B: [A₁; A₂]ᵀ[B₁; B₂] = A₁ᵀB₁ + A₂ᵀB₂; a row sum), so a sum of
+     * such terms whose operands lie end to end in memory is one kernel;
+     * NULL: never. */
+    bool (*stacks)(const loom_graph *g, loom_tensor t);
 } loom_op_desc;
 
 const loom_op_desc *loom_op(int op);

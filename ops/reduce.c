@@ -123,8 +123,43 @@ static bool shape_broadcast_to(loom_graph *g, const char *op, const loom_tensor 
     return broadcasts(g, op, in[0], loom_tensor_shape(g, in[0]), a->shape, a, out, dt);
 }
 
+/* Whether sum_to from xs to os only sums leading dimensions: x is R rows
+ * of os's elements (a bias gradient: (B, G) → (G)). */
+static bool sums_rows(loom_shape xs, loom_shape os)
+{
+    int skip = 0;
+    while (skip < os.rank && os.d[skip] == 1) skip++;
+    if (os.rank - skip > xs.rank) return false;
+    for (int i = skip; i < os.rank; i++)
+        if (os.d[i] != xs.d[xs.rank - os.rank + i]) return false;
+    return true;
+}
+
+/* Σ over rows, column by column in double (a vector loop over each row);
+ * `stack` row blocks of terms a sum runs here lie end to end. */
+static loom_status sum_rows_forward(const loom_kargs *k)
+{
+    int64_t c = loom_shape_numel(k->node->shape), r = loom_shape_numel(k->in_node[0]->shape) / (c ? c : 1) * k->stack;
+    const float *x = k->in[0];
+    enum { COLS = 512 };
+    #pragma omp parallel for if (k->parallel && r * c > LOOM_PAR_MIN)
+    for (int64_t c0 = 0; c0 < c; c0 += COLS) {
+        int64_t w = c - c0 < COLS ? c - c0 : COLS;
+        double acc[COLS];
+        for (int64_t j = 0; j < w; j++) acc[j] = k->beta != 0.0f ? (double)k->out[c0 + j] : 0.0;
+        for (int64_t i = 0; i < r; i++) {
+            const float *row = x + i * c + c0;
+            #pragma omp simd
+            for (int64_t j = 0; j < w; j++) acc[j] += row[j];
+        }
+        for (int64_t j = 0; j < w; j++) k->out[c0 + j] = (float)acc[j];
+    }
+    return LOOM_OK;
+}
+
 static loom_status sum_to_forward(const loom_kargs *k)
 {
+    if (k->stack > 1 || sums_rows(k->in_node[0]->shape, k->node->shape)) return sum_rows_forward(k);
     /* both shapes padded on the left to 4 dims, so they align as broadcasting does */
     int64_t xd[4], od[4];
     loom_shape xs = k->in_node[0]->shape, os = k->node->shape;
@@ -148,7 +183,7 @@ static loom_status sum_to_forward(const loom_kargs *k)
                     const float *p = x + ((i0 * xd[1] + i1) * xd[2] + i2) * xd[3];
                     for (int64_t i3 = lo[3]; i3 < hi[3]; i3++) acc += p[i3];
                 }
-        k->out[o] = (float)acc;
+        k->out[o] = (float)(k->beta != 0.0f ? acc + k->out[o] : acc);
     }
     return LOOM_OK;
 }
@@ -180,9 +215,15 @@ static void broadcast_to_grad(loom_graph *g, loom_tensor y, loom_tensor gy, cons
     gx[0] = loom_sum_to(g, gy, loom_tensor_shape(g, loom_node_input(g, y, 0)));
 }
 
+/* A row sum adds up over stacked rows, and may add into a sum's buffer. */
+static bool sum_to_stacks(const loom_graph *g, loom_tensor t)
+{
+    return sums_rows(loom_tensor_shape(g, loom_node_input(g, t, 0)), loom_tensor_shape(g, t));
+}
+
 const loom_op_desc loom_desc_sum_to = {
-    .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
-    .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad};
+    .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ACCUM,
+    .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad, .stacks = sum_to_stacks};
 const loom_op_desc loom_desc_broadcast_to = {
     .name = "broadcast_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
     .shape = shape_broadcast_to, .forward = broadcast_to_forward, .grad = broadcast_to_grad};

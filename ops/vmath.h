@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float loom_bits_float(int32_t b)
+static inline float loom_bits_float(uint32_t b)
 {
     float f;
     memcpy(&f, &b, sizeof f);
@@ -25,7 +25,7 @@ static inline float loom_bits_float(int32_t b)
 static inline float loom_vexpf(float x)
 {
     const float hi = 88.72283935546875f, lo = -87.33654785156250f; /* ln FLT_MAX, ln FLT_MIN */
-    float c = x > hi ? hi : x < lo ? lo : x;
+    float c = x >= lo && x <= hi ? x : x > hi ? hi : lo; /* NaN too: no out-of-range integer below */
     /* n = round(c / ln2): adding 1.5·2^23 rounds to an integer in the low bits */
     float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = c - n * 0.693359375f - n * -2.12194440e-4f;
@@ -36,7 +36,8 @@ static inline float loom_vexpf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     int32_t k = (int32_t)n, k1 = k >> 1; /* 2^k = 2^k1 · 2^(k−k1), both normal for k in [−126, 128] */
-    float y = (p * r * r + r + 1.0f) * loom_bits_float((k1 + 127) << 23) * loom_bits_float((k - k1 + 127) << 23);
+    float y = (p * r * r + r + 1.0f) * loom_bits_float((uint32_t)(k1 + 127) << 23) *
+              loom_bits_float((uint32_t)(k - k1 + 127) << 23);
     y = x > hi ? INFINITY : x < lo ? 0.0f : y;
     return x != x ? x : y;
 }

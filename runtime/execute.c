@@ -104,7 +104,7 @@ static bool adjacent(const loom_plan *p, int32_t y, int32_t x, int dir)
 {
     const loom_node *ny = loom_graph_node(p->g, loom_at(y)), *nx = loom_graph_node(p->g, loom_at(x));
     const loom_op_desc *d = loom_op(nx->op);
-    if (nx->op != ny->op || !d->stacks || !d->stacks(p->g, nx) || memcmp(&nx->attr, &ny->attr, sizeof nx->attr))
+    if (nx->op != ny->op || !d->stacks || !d->stacks(p->g, loom_at(x)) || memcmp(&nx->attr, &ny->attr, sizeof nx->attr))
         return false;
     for (int j = 0; j < nx->n_in; j++) {
         loom_tensor a = loom_node_input(p->g, loom_at(y), j), b = loom_node_input(p->g, loom_at(x), j);

@@ -159,7 +159,7 @@ static int term_inputs(const loom_plan *p, int32_t s)
         int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
         const loom_node *tn = loom_graph_node(p->g, loom_at(t));
         const loom_op_desc *d = loom_op(tn->op);
-        if (p->into[t] == s && d->stacks && d->stacks(p->g, tn)) return tn->n_in;
+        if (p->into[t] == s && d->stacks && d->stacks(p->g, loom_at(t))) return tn->n_in;
     }
     return 0;
 }
@@ -170,7 +170,7 @@ static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
     int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
     const loom_node *tn = loom_graph_node(p->g, loom_at(t));
     const loom_op_desc *d = loom_op(tn->op);
-    if (p->into[t] != s || !d->stacks || !d->stacks(p->g, tn) || j >= tn->n_in) return -1;
+    if (p->into[t] != s || !d->stacks || !d->stacks(p->g, loom_at(t)) || j >= tn->n_in) return -1;
     return p->root[loom_index(loom_node_input(p->g, loom_at(t), j))];
 }
 
