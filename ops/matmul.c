@@ -53,6 +53,10 @@ static loom_status matmul_forward(const loom_kargs *k)
     mat_dims(sa, ta, &m, &kk);
     mat_dims(sb, tb, &kb, &n);
     int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
+    if (k->batch > 1) { /* `batch` row blocks of A and C: one GEMM with batch·M rows */
+        loom_gemm(false, tb, m * k->batch, n, kk, 1.0f, k->in[0], lda, k->in[1], ldb, 0.0f, k->out, n);
+        return LOOM_OK;
+    }
     if (k->stack > 1) { /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
         loom_gemm(true, false, m, n, kk * k->stack, 1.0f, k->in[0], lda, k->in[1], ldb, k->beta, k->out, n);
         return LOOM_OK;
@@ -115,6 +119,13 @@ static bool matmul_stacks(const loom_graph *g, loom_tensor t)
     return n->attr.i[0] && !n->attr.i[1] && n->shape.rank == 2;
 }
 
+/* 2-D A·op(W): the rows of several such products with one W stack. */
+static bool matmul_batches(const loom_graph *g, loom_tensor t)
+{
+    const loom_node *n = loom_graph_node(g, t);
+    return !n->attr.i[0] && n->shape.rank == 2;
+}
+
 /* Multiply-adds: every output element takes the inner dimension k. */
 static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 {
@@ -126,7 +137,7 @@ static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 const loom_op_desc loom_desc_matmul = {
     .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ACCUM,
     .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost,
-    .stacks = matmul_stacks};
+    .stacks = matmul_stacks, .batches = matmul_batches};
 
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, bool trans_a, bool trans_b)
 {

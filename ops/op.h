@@ -42,7 +42,10 @@ enum {
  * fewer, the terms a plan rewrite left it). `beta`: 0, or 1 for a kernel
  * of an OPF_ACCUM or OPF_SUM op adding its value to what out holds.
  * `stack`: 1, or for a node whose op `stacks`, the number of same-shaped
- * terms whose inputs lie end to end in in[] (one kernel sums them all). */
+ * terms whose inputs lie end to end in in[] (one kernel sums them all).
+ * `batch`: 1, or for a node whose op `batches`, the number of same-shaped
+ * nodes sharing inputs 1.. whose input 0 and outputs lie end to end from
+ * in[0] and out (one kernel computes them all). */
 typedef struct {
     const loom_graph *g;
     const loom_node *node;
@@ -52,6 +55,7 @@ typedef struct {
     int n_in;
     float beta;
     int stack;
+    int batch;
     uint64_t run_seed;
     bool training;
     bool parallel;
@@ -87,6 +91,10 @@ typedef struct {
      * such terms whose operands lie end to end in memory is one kernel;
      * NULL: never. */
     bool (*stacks)(const loom_graph *g, loom_tensor t);
+    /* Whether nodes like t that share its inputs 1.. may run as one kernel
+     * over their input 0 and outputs stacked by rows (matmul A·op(W): the
+     * rows of A stack); NULL: never. */
+    bool (*batches)(const loom_graph *g, loom_tensor t);
 } loom_op_desc;
 
 const loom_op_desc *loom_op(int op);

@@ -81,7 +81,7 @@ static float *storage(const loom_plan *p, int32_t id)
 /* Runs node id's kernel into out (+= when beta is 1) with input-pointer
  * scratch rows from `in`, `in_node`; inputs folded into id's kernel are
  * left out of the rows (their own kernels run them). */
-static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, bool parallel,
+static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, int batch, bool parallel,
                               const float **in, const loom_node **in_node, char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
@@ -92,7 +92,7 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         in[n] = storage(p, loom_index(x));
         in_node[n++] = loom_graph_node(p->g, x);
     }
-    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
+    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, batch, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
                     !p->eval, parallel, err, err_len};
     return loom_op(nd->op)->forward(&a);
 }
@@ -140,12 +140,35 @@ static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float 
         if (stack) {
             #pragma omp atomic
             p->stacked += stack - 1;
-            s = run_kernel(p, low, out, beta, stack, parallel, in, in_node, err, err_len);
+            s = run_kernel(p, low, out, beta, stack, 1, parallel, in, in_node, err, err_len);
             beta = 1.0f;
         }
         low = last = x, stack = 1, dir = 0;
     }
-    if (!s && p->folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, 1, parallel, in, in_node, err, err_len);
+    if (!s && p->folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, 1, 1, parallel, in, in_node, err, err_len);
+    return s;
+}
+
+/* A batch's first member: one kernel for all when the members' input 0
+ * and outputs lie end to end in member order (the memory planner places
+ * them so), else each member's own kernel. */
+static loom_status run_batch(loom_plan *p, int32_t id, bool parallel, const float **in, const loom_node **in_node,
+                             char *err, size_t err_len)
+{
+    int32_t b = p->batch_of[id], *m = p->batch_member + p->batch_start[b], n = p->batch_start[b + 1] - p->batch_start[b];
+    int64_t in_size = loom_tensor_numel(p->g, loom_node_input(p->g, loom_at(id), 0)), out_size = loom_tensor_numel(p->g, loom_at(id));
+    const float *in0 = storage(p, loom_index(loom_node_input(p->g, loom_at(id), 0)));
+    bool end_to_end = true;
+    for (int32_t k = 1; k < n && end_to_end; k++)
+        end_to_end = storage(p, loom_index(loom_node_input(p->g, loom_at(m[k]), 0))) == in0 + k * in_size &&
+                     storage(p, m[k]) == storage(p, id) + k * out_size;
+    if (end_to_end) {
+        #pragma omp atomic
+        p->batched_run += n - 1;
+        return run_kernel(p, id, storage(p, id), 0.0f, 1, n, parallel, in, in_node, err, err_len);
+    }
+    loom_status s = LOOM_OK;
+    for (int32_t k = 0; k < n && !s; k++) s = run_kernel(p, m[k], storage(p, m[k]), 0.0f, 1, 1, parallel, in, in_node, err, err_len);
     return s;
 }
 
@@ -157,8 +180,9 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
     char err[512];
     err[0] = 0;
-    loom_status s = p->folded_in[id] ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
-                                     : run_kernel(p, id, storage(p, id), 0.0f, 1, parallel, in, in_node, err, sizeof err);
+    loom_status s = p->folded_in[id]      ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
+                    : p->batch_of[id] >= 0 ? run_batch(p, id, parallel, in, in_node, err, sizeof err)
+                                          : run_kernel(p, id, storage(p, id), 0.0f, 1, 1, parallel, in, in_node, err, sizeof err);
     if (s) {
         #pragma omp critical(loom_run_error)
         plan_err(p, s, "%s", err);
@@ -197,7 +221,7 @@ loom_status loom_run(loom_plan *p)
     loom_status st = LOOM_OK;
     int threads = omp_get_max_threads();
     if (!ensure_slots(p, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
-    p->side_by_side = p->stacked = 0;
+    p->side_by_side = p->stacked = p->batched_run = 0;
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         if (!p->wide[l] || threads < 2) {

@@ -147,7 +147,41 @@ typedef struct {
 
 static bool own_buffer(const loom_plan *p, int32_t i)
 {
-    return p->in_plan[i] && p->into[i] < 0 && !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+    return p->in_plan[i] && p->into[i] < 0 && p->batch_of[i] < 0 &&
+           !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+}
+
+static bool grow(groups *gs)
+{
+    if (gs->n < gs->cap) return true;
+    int32_t cap = gs->cap ? 2 * gs->cap : 64;
+    group *v = realloc(gs->v, (size_t)cap * sizeof *v);
+    if (!v) return false;
+    gs->v = v, gs->cap = cap;
+    return true;
+}
+
+/* Appends node r to group gr (a member size and lifetime like the others'). */
+static void join(groups *gs, group *gr, int32_t r, const loom_plan *p, const int32_t *last)
+{
+    int64_t size = loom_tensor_numel(p->g, loom_at(r));
+    if (!own_buffer(p, r) || gs->of[r] >= 0 || (gr->member >= 0 && size != gr->member)) return;
+    gr->member = size;
+    gs->of[r] = (int32_t)(gr - gs->v);
+    gs->index[r] = (int32_t)gr->n++;
+    gr->until = last[r] > gr->until ? last[r] : gr->until;
+}
+
+/* A batch's input rows, end to end in member order (the outputs get their
+ * block when the batch runs). */
+static bool batch_group(groups *gs, const loom_plan *p, int32_t b, const int32_t *last)
+{
+    if (!grow(gs)) return false;
+    group *gr = &gs->v[gs->n++];
+    *gr = (group){-1, -1, 0, -1};
+    for (int32_t k = p->batch_start[b]; k < p->batch_start[b + 1]; k++)
+        join(gs, gr, p->root[loom_index(loom_node_input(p->g, loom_at(p->batch_member[k]), 0))], p, last);
+    return true;
 }
 
 /* Inputs of sum s's first stacking term (stacking terms of one sum have
@@ -177,26 +211,14 @@ static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
 /* Members get places in term order, or in reverse when reverse is set. */
 static bool add_group(groups *gs, const loom_plan *p, int32_t s, int j, bool reverse, const int32_t *last)
 {
-    if (gs->n == gs->cap) {
-        int32_t cap = gs->cap ? 2 * gs->cap : 64;
-        group *v = realloc(gs->v, (size_t)cap * sizeof *v);
-        if (!v) return false;
-        gs->v = v, gs->cap = cap;
-    }
-    group *gr = &gs->v[gs->n];
+    if (!grow(gs)) return false;
+    group *gr = &gs->v[gs->n++];
     *gr = (group){-1, -1, 0, -1};
     int n_in = loom_graph_node(p->g, loom_at(s))->n_in;
     for (int k = 0; k < n_in; k++) {
         int32_t r = operand(p, s, reverse ? n_in - 1 - k : k, j);
-        if (r < 0) continue;
-        int64_t size = loom_tensor_numel(p->g, loom_at(r));
-        if (!own_buffer(p, r) || gs->of[r] >= 0 || (gr->member >= 0 && size != gr->member)) continue;
-        gr->member = size;
-        gs->of[r] = gs->n;
-        gs->index[r] = (int32_t)gr->n++;
-        gr->until = last[r] > gr->until ? last[r] : gr->until;
+        if (r >= 0) join(gs, gr, r, p, last);
     }
-    gs->n++;
     return true;
 }
 
@@ -227,6 +249,8 @@ static bool constrained(const groups *gs, const loom_plan *p, int32_t s, bool *f
 static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
 {
     for (int32_t i = 0; i < p->n_graph; i++) gs->of[i] = -1;
+    for (int32_t b = 0; b < p->n_batches; b++) /* first: the sums then follow their order */
+        if (!batch_group(gs, p, b, last)) return false;
     int32_t n = 0, *sums = malloc((size_t)p->n_graph * sizeof *sums + 1);
     if (!sums) return false;
     for (int32_t s = 0; s < p->n_graph; s++) {
@@ -283,6 +307,16 @@ loom_status loom_plan_place(loom_plan *p)
                     heap_push(&live, (live_buf){gr->off, block, gr->until < l ? l : gr->until});
                 }
                 p->offset[id] = gr->off + gs.index[id] * gr->member;
+                continue;
+            }
+            if (p->batch_of[id] >= 0) { /* the batch's outputs, end to end in member order */
+                int32_t b = p->batch_of[id], until = l;
+                int32_t *m = p->batch_member + p->batch_start[b], n = p->batch_start[b + 1] - p->batch_start[b];
+                for (int32_t k = 0; k < n; k++) until = last[m[k]] > until ? last[m[k]] : until;
+                int64_t off = take(&fl, (int64_t)round_up(n * numel), &high);
+                heap_push(&live, (live_buf){off, (int64_t)round_up(n * numel), until});
+                for (int32_t k = 0; k < n; k++) p->offset[m[k]] = off + k * numel;
+                p->naive_floats += (size_t)(n - 1) * (size_t)size;
                 continue;
             }
             /* a buffer nobody reads still needs a place while its kernel runs */

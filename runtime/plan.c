@@ -21,7 +21,7 @@ static bool check_outputs(loom_graph *g, const loom_tensor *outputs, int n)
 static const struct {
     const char *name;
     unsigned bit;
-} rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}};
+} rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}, {"batch", LOOM_REWRITE_BATCH}};
 #define N_REWRITES (int)(sizeof rewrite_names / sizeof *rewrite_names)
 
 /* LOOM_REWRITES: none, all, or names separated by commas. */
@@ -38,7 +38,7 @@ loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, c
             while (k < N_REWRITES && (strlen(rewrite_names[k].name) != len || strncmp(s, rewrite_names[k].name, len)))
                 k++;
             if (k == N_REWRITES) {
-                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate)",
+                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch)",
                          env, (int)len, s);
                 if (err) *err = msg;
                 return LOOM_ERR_ARG;
@@ -70,6 +70,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->rewrites = rewrites;
     p->into = malloc((size_t)N * sizeof *p->into);
     p->folded_in = calloc((size_t)N, sizeof *p->folded_in);
+    p->batch_of = malloc((size_t)N * sizeof *p->batch_of);
     p->in_plan = calloc((size_t)N, sizeof *p->in_plan);
     p->level = malloc((size_t)N * sizeof *p->level);
     p->root = malloc((size_t)N * sizeof *p->root);
@@ -77,7 +78,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->bound = calloc((size_t)N, sizeof *p->bound);
     p->exec = malloc((size_t)N * sizeof *p->exec);
     p->outputs = malloc((size_t)n * sizeof *p->outputs);
-    if (!p->in_plan || !p->into || !p->folded_in || !p->level || !p->root || !p->offset || !p->bound || !p->exec || !p->outputs) goto oom;
+    if (!p->in_plan || !p->into || !p->folded_in || !p->batch_of || !p->level || !p->root || !p->offset || !p->bound || !p->exec || !p->outputs) goto oom;
     memcpy(p->outputs, outputs, (size_t)n * sizeof *outputs);
     p->n_outputs = n;
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
@@ -96,6 +97,9 @@ void loom_plan_free(loom_plan *p)
     free(p->in_plan);
     free(p->into);
     free(p->folded_in);
+    free(p->batch_of);
+    free(p->batch_start);
+    free(p->batch_member);
     free(p->level);
     free(p->root);
     free(p->offset);
@@ -113,6 +117,7 @@ void loom_plan_free(loom_plan *p)
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
-                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->stacked, p->rewrites, p->flops};
+                         p->naive_floats * sizeof(float), p->side_by_side, p->n_folded, p->stacked, p->n_batched, p->batched_run, p->rewrites,
+                       p->flops};
     return s;
 }

@@ -29,6 +29,10 @@ struct loom_plan {
     int32_t *into;         /* per graph node: the sum whose kernel runs it (-1: runs its own) */
     int32_t *folded_in;    /* per graph node: its inputs that run inside its kernel */
     int32_t n_folded;
+    int32_t *batch_of;     /* per graph node: its batch (-1: none); the batch rewrite */
+    int32_t *batch_start;  /* batch b's members: batch_member[batch_start[b] .. batch_start[b+1]) */
+    int32_t *batch_member; /* in the order their rows stack; the first runs the batch's kernel */
+    int32_t n_batches, n_batched;
     /* schedule */
     int32_t n_exec;        /* nodes with kernels, in level order */
     int32_t *exec;         /* their ids */
@@ -50,6 +54,7 @@ struct loom_plan {
     int32_t pool_slots;    /* rows: the serial slot 0, then one per thread of the widest run so far */
     int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
     int32_t stacked;       /* folded terms the last run ran stacked into a neighbour's kernel */
+    int32_t batched_run;   /* batch members the last run computed in their leader's one kernel */
     bool eval;
     uint64_t seed, runs;
     loom_error err;        /* first error since the last run began */

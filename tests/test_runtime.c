@@ -199,7 +199,12 @@ static void rewrites_match(const loom_cell_def *cell)
     cr_assert_eq(off.folded, 0);
     /* every weight-gradient term of every step folds into its sum */
     cr_assert_geq(on.folded, 2 * 2 * 2 * (T - 1), "%s: %d terms folded", cell->name, on.folded);
-    cr_assert_eq(on.nodes + on.folded, off.nodes);
+    cr_assert_eq(on.nodes + on.folded + on.batched, off.nodes);
+    /* every step's input projection joins its layer and direction's batch, run as one GEMM */
+    cr_assert_geq(on.batched, 2 * 2 * (T - 1), "%s: %d batched", cell->name, on.batched);
+    cr_assert_eq(on.batched_run, on.batched, "%s: %d of %d batched ran as one GEMM", cell->name, on.batched_run,
+                 on.batched);
+    cr_assert_eq(off.batched, 0);
     /* the weight-gradient terms' operands lie end to end: one GEMM per weight
      * (the shared zero initial state may break one run per weight) */
     cr_assert_geq(on.stacked, 2 * 2 * 2 * (T - 2), "%s: %d of %d folded terms stacked", cell->name, on.stacked,
@@ -238,7 +243,8 @@ Test(rewrites, environment_variable)
         const char *env;
         unsigned no, want;
     } cases[] = {{"none", 0, 0}, {"all", 0, LOOM_REWRITE_ALL}, {"accumulate", 0, LOOM_REWRITE_ACCUMULATE},
-                 {"accumulate", LOOM_REWRITE_ACCUMULATE, 0}, {NULL, 0, LOOM_REWRITE_ALL}};
+                 {"accumulate", LOOM_REWRITE_ACCUMULATE, 0}, {"batch,accumulate", LOOM_REWRITE_BATCH, LOOM_REWRITE_ACCUMULATE},
+                 {NULL, 0, LOOM_REWRITE_ALL}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         if (cases[i].env) setenv("LOOM_REWRITES", cases[i].env, 1);
         else unsetenv("LOOM_REWRITES");
@@ -246,7 +252,7 @@ Test(rewrites, environment_variable)
         cr_assert(p, "%s", loom_graph_error(g));
         loom_plan_stats s = loom_plan_get_stats(p);
         cr_assert_eq(s.rewrites, cases[i].want, "LOOM_REWRITES=%s", cases[i].env ? cases[i].env : "(unset)");
-        cr_assert_eq(s.folded, cases[i].want ? 2 : 0, "both uses of w fold into its gradient's sum");
+        cr_assert_eq(s.folded, cases[i].want & LOOM_REWRITE_ACCUMULATE ? 2 : 0, "both uses of w fold into its gradient's sum");
         loom_plan_free(p);
     }
     setenv("LOOM_REWRITES", "accumulate,fusion", 1);

@@ -26,14 +26,18 @@ enum {
     /* A sum (a gradient's Σ over uses) runs its matmul terms into its own
      * buffer (GEMM with β = 1): no per-term temporaries, no add_n pass. */
     LOOM_REWRITE_ACCUMULATE = 1u << 0,
-    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE,
+    /* Matmuls that share their weight and whose other operands do not
+     * depend on one another (the input projections x_t·W_ihᵀ of every
+     * step) run as one GEMM over their stacked rows. */
+    LOOM_REWRITE_BATCH = 1u << 1,
+    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH,
 };
 
 typedef struct {
     bool eval;      /* evaluation mode: dropout is the identity */
     uint64_t seed;  /* dropout seed of the first run (each run advances it) */
     /* Rewrites to leave out (0: all applied). The environment variable
-     * LOOM_REWRITES=none|all|NAME,... (names: accumulate) chooses first. */
+     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch) chooses first. */
     unsigned no_rewrites;
 } loom_plan_opts;
 
@@ -89,6 +93,8 @@ typedef struct {
     int32_t side_by_side; /* ready sets the last run executed with nodes in parallel */
     int32_t folded;       /* nodes a rewrite ran inside another node's kernel (no buffer of their own) */
     int32_t stacked;      /* of those, the last run ran this many stacked with a neighbour as one kernel */
+    int32_t batched;      /* nodes the batch rewrite computes in another node's kernel */
+    int32_t batched_run;  /* of those, the last run computed this many in one GEMM with their batch */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
 } loom_plan_stats;
