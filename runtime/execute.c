@@ -88,7 +88,7 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
     int n = 0;
     for (int j = 0; j < nd->n_in; j++) {
         loom_tensor x = loom_node_input(p->g, loom_at(id), j);
-        if (p->into[loom_index(x)] == id) continue;
+        if (p->rw.into[loom_index(x)] == id) continue;
         in[n] = storage(p, loom_index(x));
         in_node[n++] = loom_graph_node(p->g, x);
     }
@@ -128,7 +128,7 @@ static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float 
     int32_t low = -1, last = -1, stack = 0, dir = 0;
     for (int j = 0; j <= nd->n_in && !s; j++) {
         int32_t x = j < nd->n_in ? loom_index(loom_node_input(p->g, loom_at(id), j)) : -1;
-        if (x >= 0 && p->into[x] != id) continue;
+        if (x >= 0 && p->rw.into[x] != id) continue;
         if (x >= 0 && stack && dir >= 0 && adjacent(p, last, x, 1)) {
             last = x, stack++, dir = 1;
             continue;
@@ -145,7 +145,7 @@ static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float 
         }
         low = last = x, stack = 1, dir = 0;
     }
-    if (!s && p->folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, 1, 1, parallel, in, in_node, err, err_len);
+    if (!s && p->rw.folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, 1, 1, parallel, in, in_node, err, err_len);
     return s;
 }
 
@@ -155,7 +155,7 @@ static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float 
 static loom_status run_batch(loom_plan *p, int32_t id, bool parallel, const float **in, const loom_node **in_node,
                              char *err, size_t err_len)
 {
-    int32_t b = p->batch_of[id], *m = p->batch_member + p->batch_start[b], n = p->batch_start[b + 1] - p->batch_start[b];
+    int32_t b = p->rw.batch_of[id], *m = p->rw.batch_member + p->rw.batch_start[b], n = p->rw.batch_start[b + 1] - p->rw.batch_start[b];
     int64_t in_size = loom_tensor_numel(p->g, loom_node_input(p->g, loom_at(id), 0)), out_size = loom_tensor_numel(p->g, loom_at(id));
     const float *in0 = storage(p, loom_index(loom_node_input(p->g, loom_at(id), 0)));
     bool end_to_end = true;
@@ -180,8 +180,8 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
     char err[512];
     err[0] = 0;
-    loom_status s = p->folded_in[id]      ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
-                    : p->batch_of[id] >= 0 ? run_batch(p, id, parallel, in, in_node, err, sizeof err)
+    loom_status s = p->rw.folded_in[id]      ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
+                    : p->rw.batch_of[id] >= 0 ? run_batch(p, id, parallel, in, in_node, err, sizeof err)
                                           : run_kernel(p, id, storage(p, id), 0.0f, 1, 1, parallel, in, in_node, err, sizeof err);
     if (s) {
         #pragma omp critical(loom_run_error)

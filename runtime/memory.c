@@ -118,7 +118,7 @@ static void last_reads(const loom_plan *p, int32_t *last)
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_graph_node(g, loom_at(i));
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
-        int32_t lv = p->level[p->into[i] >= 0 ? p->into[i] : i]; /* a folded term reads in its sum's kernel */
+        int32_t lv = p->level[p->rw.into[i] >= 0 ? p->rw.into[i] : i]; /* a folded term reads in its sum's kernel */
         for (int j = 0; j < nd->n_in; j++) {
             int32_t r = p->root[loom_index(loom_node_input(g, loom_at(i), j))];
             last[r] = lv > last[r] ? lv : last[r];
@@ -147,7 +147,7 @@ typedef struct {
 
 static bool own_buffer(const loom_plan *p, int32_t i)
 {
-    return p->in_plan[i] && p->into[i] < 0 && p->batch_of[i] < 0 &&
+    return p->in_plan[i] && p->rw.into[i] < 0 && p->rw.batch_of[i] < 0 &&
            !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
 }
 
@@ -179,8 +179,8 @@ static bool batch_group(groups *gs, const loom_plan *p, int32_t b, const int32_t
     if (!grow(gs)) return false;
     group *gr = &gs->v[gs->n++];
     *gr = (group){-1, -1, 0, -1};
-    for (int32_t k = p->batch_start[b]; k < p->batch_start[b + 1]; k++)
-        join(gs, gr, p->root[loom_index(loom_node_input(p->g, loom_at(p->batch_member[k]), 0))], p, last);
+    for (int32_t k = p->rw.batch_start[b]; k < p->rw.batch_start[b + 1]; k++)
+        join(gs, gr, p->root[loom_index(loom_node_input(p->g, loom_at(p->rw.batch_member[k]), 0))], p, last);
     return true;
 }
 
@@ -193,7 +193,7 @@ static int term_inputs(const loom_plan *p, int32_t s)
         int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
         const loom_node *tn = loom_graph_node(p->g, loom_at(t));
         const loom_op_desc *d = loom_op(tn->op);
-        if (p->into[t] == s && d->stacks && d->stacks(p->g, loom_at(t))) return tn->n_in;
+        if (p->rw.into[t] == s && d->stacks && d->stacks(p->g, loom_at(t))) return tn->n_in;
     }
     return 0;
 }
@@ -204,7 +204,7 @@ static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
     int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
     const loom_node *tn = loom_graph_node(p->g, loom_at(t));
     const loom_op_desc *d = loom_op(tn->op);
-    if (p->into[t] != s || !d->stacks || !d->stacks(p->g, loom_at(t)) || j >= tn->n_in) return -1;
+    if (p->rw.into[t] != s || !d->stacks || !d->stacks(p->g, loom_at(t)) || j >= tn->n_in) return -1;
     return p->root[loom_index(loom_node_input(p->g, loom_at(t), j))];
 }
 
@@ -249,12 +249,12 @@ static bool constrained(const groups *gs, const loom_plan *p, int32_t s, bool *f
 static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
 {
     for (int32_t i = 0; i < p->n_graph; i++) gs->of[i] = -1;
-    for (int32_t b = 0; b < p->n_batches; b++) /* first: the sums then follow their order */
+    for (int32_t b = 0; b < p->rw.n_batches; b++) /* first: the sums then follow their order */
         if (!batch_group(gs, p, b, last)) return false;
     int32_t n = 0, *sums = malloc((size_t)p->n_graph * sizeof *sums + 1);
     if (!sums) return false;
     for (int32_t s = 0; s < p->n_graph; s++) {
-        int stacking = 0, n_in = p->folded_in[s] >= 2 ? loom_graph_node(p->g, loom_at(s))->n_in : 0;
+        int stacking = 0, n_in = p->rw.folded_in[s] >= 2 ? loom_graph_node(p->g, loom_at(s))->n_in : 0;
         for (int k = 0; k < n_in && stacking < 2; k++) stacking += operand(p, s, k, 0) >= 0;
         if (stacking >= 2) sums[n++] = s;
     }
@@ -309,9 +309,9 @@ loom_status loom_plan_place(loom_plan *p)
                 p->offset[id] = gr->off + gs.index[id] * gr->member;
                 continue;
             }
-            if (p->batch_of[id] >= 0) { /* the batch's outputs, end to end in member order */
-                int32_t b = p->batch_of[id], until = l;
-                int32_t *m = p->batch_member + p->batch_start[b], n = p->batch_start[b + 1] - p->batch_start[b];
+            if (p->rw.batch_of[id] >= 0) { /* the batch's outputs, end to end in member order */
+                int32_t b = p->rw.batch_of[id], until = l;
+                int32_t *m = p->rw.batch_member + p->rw.batch_start[b], n = p->rw.batch_start[b + 1] - p->rw.batch_start[b];
                 for (int32_t k = 0; k < n; k++) until = last[m[k]] > until ? last[m[k]] : until;
                 int64_t off = take(&fl, (int64_t)round_up(n * numel), &high);
                 heap_push(&live, (live_buf){off, (int64_t)round_up(n * numel), until});

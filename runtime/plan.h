@@ -12,6 +12,7 @@
 #include "loom/runtime.h"
 #include "graph/error.h"
 #include "ops/op.h"
+#include "passes/rewrite.h"
 
 #include <stdint.h>
 
@@ -24,15 +25,7 @@ struct loom_plan {
     int32_t *level;        /* per graph node: its ready set (sources 0; a view, its input's) */
     int32_t *root;         /* per graph node: node owning its storage (self, or a view's source) */
     int32_t max_in;        /* most inputs of a planned node */
-    /* rewrites (LOOM_REWRITE_*) */
-    unsigned rewrites;
-    int32_t *into;         /* per graph node: the sum whose kernel runs it (-1: runs its own) */
-    int32_t *folded_in;    /* per graph node: its inputs that run inside its kernel */
-    int32_t n_folded;
-    int32_t *batch_of;     /* per graph node: its batch (-1: none); the batch rewrite */
-    int32_t *batch_start;  /* batch b's members: batch_member[batch_start[b] .. batch_start[b+1]) */
-    int32_t *batch_member; /* in the order their rows stack; the first runs the batch's kernel */
-    int32_t n_batches, n_batched;
+    loom_rewrites rw;      /* how nodes run: folded into sums, batched (passes/) */
     /* schedule */
     int32_t n_exec;        /* nodes with kernels, in level order */
     int32_t *exec;         /* their ids */
@@ -60,8 +53,7 @@ struct loom_plan {
     loom_error err;        /* first error since the last run began */
 };
 
-/* Fills in_plan, into, folded_in, level, root, exec, level_start, wide,
- * n_views, max_in. */
+/* Fills in_plan, rw, level, root, exec, level_start, wide, n_views, max_in. */
 loom_status loom_plan_schedule(loom_plan *p);
 /* Fills offset, the arena and the byte counts (needs the schedule). */
 loom_status loom_plan_place(loom_plan *p);

@@ -1,0 +1,204 @@
+/* Plan rewrites found by pattern (passes/rewrite.h): the accumulate and
+ * batch rewrites, and the LOOM_REWRITES switch. */
+#define _GNU_SOURCE /* qsort_r */
+#include "passes/rewrite.h"
+
+#include "ops/op.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}, {"batch", LOOM_REWRITE_BATCH}};
+#define N_REWRITES (int)(sizeof rewrite_names / sizeof *rewrite_names)
+
+/* LOOM_REWRITES: none, all, or names separated by commas. */
+loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, const char **err)
+{
+    static _Thread_local char msg[256];
+    const char *env = getenv("LOOM_REWRITES");
+    unsigned on = LOOM_REWRITE_ALL;
+    if (env && strcmp(env, "all") != 0) {
+        on = 0;
+        for (const char *s = env; strcmp(env, "none") != 0 && *s;) {
+            size_t len = strcspn(s, ",");
+            int k = 0;
+            while (k < N_REWRITES && (strlen(rewrite_names[k].name) != len || strncmp(s, rewrite_names[k].name, len)))
+                k++;
+            if (k == N_REWRITES) {
+                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch)",
+                         env, (int)len, s);
+                if (err) *err = msg;
+                return LOOM_ERR_ARG;
+            }
+            on |= rewrite_names[k].bit;
+            s += len + (s[len] == ',');
+        }
+    }
+    *rewrites = on & ~(opts ? opts->no_rewrites : 0u);
+    return LOOM_OK;
+}
+
+
+/* ---- accumulate ---- */
+
+/* The accumulate rewrite. A sum's term that is an OPF_ACCUM node of the
+ * sum's shape, read by nothing else and not an output, runs inside the
+ * sum's kernel with β = 1 into the sum's buffer: BPTT's weight gradient
+ * Σ_t δ_tᵀ·a_t becomes T GEMMs into one matrix instead of T matrices and
+ * an add_n. The term gets no buffer and no level of its own. */
+static loom_status fold_into_sums(loom_rewrites *p)
+{
+    const loom_graph *g = p->g;
+    for (int32_t i = 0; i < p->n_graph; i++) p->into[i] = -1;
+    if (!(p->which & LOOM_REWRITE_ACCUMULATE)) return LOOM_OK;
+    int32_t *uses = calloc((size_t)p->n_graph, sizeof *uses);
+    if (!uses) return LOOM_ERR_NOMEM;
+    for (int32_t i = 0; i < p->n_graph; i++) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) uses[loom_index(loom_node_input(g, loom_at(i), j))]++;
+    }
+    for (int i = 0; i < p->n_outputs; i++) uses[loom_index(p->outputs[i])] += 2;
+    for (int32_t s = 0; s < p->n_graph; s++) {
+        const loom_node *nd = loom_graph_node(g, loom_at(s));
+        if (!p->in_plan[s] || !(loom_op(nd->op)->flags & OPF_SUM)) continue;
+        for (int j = 0; j < nd->n_in; j++) {
+            loom_tensor x = loom_node_input(g, loom_at(s), j);
+            const loom_node *xn = loom_graph_node(g, x);
+            if (uses[loom_index(x)] != 1 || !(loom_op(xn->op)->flags & OPF_ACCUM) || !loom_shape_eq(xn->shape, nd->shape))
+                continue;
+            p->into[loom_index(x)] = s;
+            p->folded_in[s]++;
+            p->n_folded++;
+        }
+    }
+    free(uses);
+    return LOOM_OK;
+}
+
+/* ---- batch ---- */
+
+static bool batchable(const loom_rewrites *p, int32_t i)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+    const loom_op_desc *d = loom_op(nd->op);
+    return p->in_plan[i] && p->into[i] < 0 && d->batches && d->batches(p->g, loom_at(i));
+}
+
+static int32_t input0_root(const loom_rewrites *p, int32_t i)
+{
+    (void)p;
+    return loom_index(loom_node_input(p->g, loom_at(i), 0));
+}
+
+/* Candidates sort by what a batch shares (op, inputs 1.., attributes,
+ * input 0's shape), then by input 0's id: the rows stack in the order the
+ * step inputs were made, the same for every weight that reads them. */
+static int cmp_batch(const void *a, const void *b, void *ctx)
+{
+    const loom_graph *g = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    const loom_node *nx = loom_graph_node(g, loom_at(x)), *ny = loom_graph_node(g, loom_at(y));
+    if (nx->op != ny->op) return nx->op < ny->op ? -1 : 1;
+    if (nx->n_in != ny->n_in) return nx->n_in < ny->n_in ? -1 : 1;
+    for (int j = 1; j < nx->n_in; j++) {
+        int32_t u = loom_index(loom_node_input(g, loom_at(x), j)), v = loom_index(loom_node_input(g, loom_at(y), j));
+        if (u != v) return u < v ? -1 : 1;
+    }
+    int c = memcmp(&nx->attr, &ny->attr, sizeof nx->attr);
+    if (c) return c;
+    loom_shape sx = loom_tensor_shape(g, loom_node_input(g, loom_at(x), 0));
+    loom_shape sy = loom_tensor_shape(g, loom_node_input(g, loom_at(y), 0));
+    if (!loom_shape_eq(sx, sy)) return memcmp(&sx, &sy, sizeof sx);
+    return 0;
+}
+
+static int cmp_batch_order(const void *a, const void *b, void *ctx)
+{
+    int c = cmp_batch(a, b, ((void **)ctx)[0]);
+    if (c) return c;
+    const loom_rewrites *p = ((void **)ctx)[1];
+    int32_t u = input0_root(p, *(const int32_t *)a), v = input0_root(p, *(const int32_t *)b);
+    return (u > v) - (u < v);
+}
+
+/* Whether no member's input 0 depends on a member (then all of them can
+ * run at once, after every input 0): a forward sweep over the ids from the
+ * first member, `dep` marking what depends on one. */
+static bool independent(const loom_rewrites *p, const int32_t *m, int n, bool *dep)
+{
+    int32_t lo = m[0], hi = 0;
+    for (int k = 0; k < n; k++) {
+        lo = m[k] < lo ? m[k] : lo;
+        int32_t a = input0_root(p, m[k]);
+        hi = a > hi ? a : hi;
+    }
+    if (hi <= lo) return true;
+    for (int k = 0; k < n; k++) dep[m[k]] = true;
+    for (int32_t i = lo + 1; i <= hi; i++) {
+        if (dep[i] || !p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        for (int j = 0; j < nd->n_in && !dep[i]; j++) dep[i] = dep[loom_index(loom_node_input(p->g, loom_at(i), j))];
+    }
+    bool ok = true;
+    for (int k = 0; k < n && ok; k++) ok = !dep[input0_root(p, m[k])];
+    memset(dep + lo, 0, (size_t)(hi - lo + 1) * sizeof *dep);
+    for (int k = 0; k < n; k++) dep[m[k]] = false;
+    return ok;
+}
+
+/* Finds the batches: runs of candidates that share everything but input
+ * 0, at least two, independent of one another. */
+static loom_status find_batches(loom_rewrites *p)
+{
+    for (int32_t i = 0; i < p->n_graph; i++) p->batch_of[i] = -1;
+    if (!(p->which & LOOM_REWRITE_BATCH)) return LOOM_OK;
+    int32_t n = 0, *c = malloc((size_t)p->n_graph * sizeof *c + 1);
+    bool *dep = calloc((size_t)p->n_graph + 1, sizeof *dep);
+    p->batch_member = malloc((size_t)p->n_graph * sizeof *p->batch_member + 1);
+    p->batch_start = malloc(((size_t)p->n_graph / 2 + 2) * sizeof *p->batch_start);
+    if (!c || !dep || !p->batch_member || !p->batch_start) {
+        free(c), free(dep);
+        return LOOM_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < p->n_graph; i++)
+        if (batchable(p, i)) c[n++] = i;
+    qsort_r(c, (size_t)n, sizeof *c, cmp_batch_order, (void *[]){(void *)p->g, p});
+    int32_t used = 0;
+    for (int32_t a = 0, b; a < n; a = b) {
+        for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b], (void *)p->g); b++) {}
+        if (b - a < 2 || !independent(p, c + a, b - a, dep)) continue;
+        p->batch_start[p->n_batches] = used;
+        for (int32_t k = a; k < b; k++) {
+            p->batch_of[c[k]] = p->n_batches;
+            p->batch_member[used++] = c[k];
+        }
+        p->n_batches++;
+        p->n_batched += b - a - 1;
+    }
+    p->batch_start[p->n_batches] = used;
+    free(c), free(dep);
+    return LOOM_OK;
+}
+
+loom_status loom_rewrites_find(loom_rewrites *r, const loom_graph *g, const bool *in_plan, const loom_tensor *outputs,
+                               int n_outputs)
+{
+    int32_t n = loom_graph_size(g);
+    r->g = g, r->n_graph = n, r->in_plan = in_plan, r->outputs = outputs, r->n_outputs = n_outputs;
+    r->into = malloc((size_t)n * sizeof *r->into + 1);
+    r->folded_in = calloc((size_t)n + 1, sizeof *r->folded_in);
+    r->batch_of = malloc((size_t)n * sizeof *r->batch_of + 1);
+    if (!r->into || !r->folded_in || !r->batch_of) return LOOM_ERR_NOMEM;
+    loom_status s = fold_into_sums(r);
+    return s ? s : find_batches(r);
+}
+
+void loom_rewrites_free(loom_rewrites *r)
+{
+    free(r->into), free(r->folded_in), free(r->batch_of), free(r->batch_start), free(r->batch_member);
+}
