@@ -122,18 +122,27 @@ static void div_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     if (need[1]) gx[1] = back_to(g, loom_neg(g, loom_div(g, loom_mul(g, gy, y), b)), b);
 }
 
+/* Row by row in input 0 when input 0 has the output's shape and input 1
+ * is the same for every row (a bias): rows of several such nodes stack. */
+static bool binary_batches(const loom_graph *g, loom_tensor t)
+{
+    loom_shape o = loom_tensor_shape(g, t), b = loom_tensor_shape(g, loom_node_input(g, t, 1));
+    return o.rank >= 2 && loom_shape_eq(loom_tensor_shape(g, loom_node_input(g, t, 0)), o) &&
+           (b.rank < o.rank || b.d[0] == 1);
+}
+
 const loom_op_desc loom_desc_add = {
     .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
-    .shape = shape_broadcast, .forward = add_forward, .grad = add_grad};
+    .shape = shape_broadcast, .forward = add_forward, .grad = add_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_sub = {
     .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
-    .shape = shape_broadcast, .forward = sub_forward, .grad = sub_grad};
+    .shape = shape_broadcast, .forward = sub_forward, .grad = sub_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_mul = {
     .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
-    .shape = shape_broadcast, .forward = mul_forward, .grad = mul_grad};
+    .shape = shape_broadcast, .forward = mul_forward, .grad = mul_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_div = {
     .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
-    .shape = shape_broadcast, .forward = div_forward, .grad = div_grad};
+    .shape = shape_broadcast, .forward = div_forward, .grad = div_grad, .batches = binary_batches};
 
 /* ---- add_n: Σ_k x_k over inputs of one shape ---- */
 

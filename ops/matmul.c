@@ -53,10 +53,6 @@ static loom_status matmul_forward(const loom_kargs *k)
     mat_dims(sa, ta, &m, &kk);
     mat_dims(sb, tb, &kb, &n);
     int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
-    if (k->batch > 1) { /* `batch` row blocks of A and C: one GEMM with batch·M rows */
-        loom_gemm(false, tb, m * k->batch, n, kk, 1.0f, k->in[0], lda, k->in[1], ldb, 0.0f, k->out, n);
-        return LOOM_OK;
-    }
     if (k->stack > 1) { /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
         loom_gemm(true, false, m, n, kk * k->stack, 1.0f, k->in[0], lda, k->in[1], ldb, k->beta, k->out, n);
         return LOOM_OK;

@@ -43,9 +43,8 @@ enum {
  * of an OPF_ACCUM or OPF_SUM op adding its value to what out holds.
  * `stack`: 1, or for a node whose op `stacks`, the number of same-shaped
  * terms whose inputs lie end to end in in[] (one kernel sums them all).
- * `batch`: 1, or for a node whose op `batches`, the number of same-shaped
- * nodes sharing inputs 1.. whose input 0 and outputs lie end to end from
- * in[0] and out (one kernel computes them all). */
+ * (A batch of nodes whose op `batches` runs as one kernel call that sees
+ * the node and its input 0 with their first dimension multiplied.) */
 typedef struct {
     const loom_graph *g;
     const loom_node *node;
@@ -55,7 +54,6 @@ typedef struct {
     int n_in;
     float beta;
     int stack;
-    int batch;
     uint64_t run_seed;
     bool training;
     bool parallel;
@@ -91,9 +89,10 @@ typedef struct {
      * such terms whose operands lie end to end in memory is one kernel;
      * NULL: never. */
     bool (*stacks)(const loom_graph *g, loom_tensor t);
-    /* Whether nodes like t that share its inputs 1.. may run as one kernel
-     * over their input 0 and outputs stacked by rows (matmul A·op(W): the
-     * rows of A stack); NULL: never. */
+    /* Whether node t works row by row on its input 0: nodes like it that
+     * share its other inputs may run as one kernel over their inputs 0
+     * and outputs stacked along the first dimension (matmul A·op(W), a
+     * bias added to rows, a slice across columns); NULL: never. */
     bool (*batches)(const loom_graph *g, loom_tensor t);
 } loom_op_desc;
 

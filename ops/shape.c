@@ -154,12 +154,18 @@ static void pad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     gx[0] = loom_slice(g, gy, n->attr.i[0], n->attr.i[1], xs.d[n->attr.i[0]]);
 }
 
+/* Across columns (any axis but the first), rows of several slices stack. */
+static bool slice_batches(const loom_graph *g, loom_tensor t)
+{
+    return loom_graph_node(g, t)->attr.i[0] > 0;
+}
+
 const loom_op_desc loom_desc_slice = {
     .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
-    .shape = shape_slice, .forward = slice_forward, .grad = slice_grad};
+    .shape = shape_slice, .forward = slice_forward, .grad = slice_grad, .batches = slice_batches};
 const loom_op_desc loom_desc_pad = {
     .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
-    .shape = shape_pad, .forward = pad_forward, .grad = pad_grad};
+    .shape = shape_pad, .forward = pad_forward, .grad = pad_grad, .batches = slice_batches};
 
 /* ---- reshape (view): target in attrs.shape, one -1 inferred ---- */
 

@@ -95,13 +95,27 @@ static int32_t input0_root(const loom_rewrites *p, int32_t i)
     return loom_index(loom_node_input(p->g, loom_at(i), 0));
 }
 
+/* Input 0 of node i through views (reshape, stop_gradient): the node
+ * that holds its rows. */
+static int32_t rows_source(const loom_rewrites *p, int32_t i)
+{
+    int32_t x = loom_index(loom_node_input(p->g, loom_at(i), 0));
+    while (loom_op(loom_graph_node(p->g, loom_at(x))->op)->flags & OPF_ALIAS)
+        x = loom_index(loom_node_input(p->g, loom_at(x), 0));
+    return x;
+}
+
 /* Candidates sort by what a batch shares (op, inputs 1.., attributes,
- * input 0's shape), then by input 0's id: the rows stack in the order the
- * step inputs were made, the same for every weight that reads them. */
+ * input 0's shape, the batch its rows come from if any), then by input 0's
+ * id: the rows stack in the order the step inputs were made, the same for
+ * every weight that reads them. */
 static int cmp_batch(const void *a, const void *b, void *ctx)
 {
-    const loom_graph *g = ctx;
+    const loom_rewrites *p = ctx;
+    const loom_graph *g = p->g;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    int32_t bx = p->batch_of[rows_source(p, x)], by = p->batch_of[rows_source(p, y)];
+    if (bx != by) return bx < by ? -1 : 1;
     const loom_node *nx = loom_graph_node(g, loom_at(x)), *ny = loom_graph_node(g, loom_at(y));
     if (nx->op != ny->op) return nx->op < ny->op ? -1 : 1;
     if (nx->n_in != ny->n_in) return nx->n_in < ny->n_in ? -1 : 1;
@@ -119,9 +133,9 @@ static int cmp_batch(const void *a, const void *b, void *ctx)
 
 static int cmp_batch_order(const void *a, const void *b, void *ctx)
 {
-    int c = cmp_batch(a, b, ((void **)ctx)[0]);
+    int c = cmp_batch(a, b, ctx);
     if (c) return c;
-    const loom_rewrites *p = ((void **)ctx)[1];
+    const loom_rewrites *p = ctx;
     int32_t u = input0_root(p, *(const int32_t *)a), v = input0_root(p, *(const int32_t *)b);
     return (u > v) - (u < v);
 }
@@ -151,6 +165,51 @@ static bool independent(const loom_rewrites *p, const int32_t *m, int n, bool *d
     return ok;
 }
 
+static int cmp_key(const void *a, const void *b, void *ctx)
+{
+    const int64_t *key = ctx;
+    int64_t u = key[*(const int32_t *)a], v = key[*(const int32_t *)b];
+    return (u > v) - (u < v);
+}
+
+static int cmp_first_member(const void *a, const void *b, void *ctx)
+{
+    const loom_rewrites *p = ctx;
+    int32_t u = p->batch_member[p->batch_start[*(const int32_t *)a]], v = p->batch_member[p->batch_start[*(const int32_t *)b]];
+    for (int32_t k = p->batch_start[*(const int32_t *)a]; k < p->batch_start[*(const int32_t *)a + 1]; k++)
+        u = p->batch_member[k] < u ? p->batch_member[k] : u;
+    for (int32_t k = p->batch_start[*(const int32_t *)b]; k < p->batch_start[*(const int32_t *)b + 1]; k++)
+        v = p->batch_member[k] < v ? p->batch_member[k] : v;
+    return (u > v) - (u < v);
+}
+
+/* A batch whose rows come from another batch's outputs (a bias added to
+ * the input projections, slices of them) takes that batch's member order,
+ * so its inputs lie end to end as they were written; others keep the
+ * order of their inputs' ids. Producers first (by their earliest member). */
+static loom_status order_batches(loom_rewrites *p)
+{
+    int32_t nb = p->n_batches, *order = malloc(((size_t)nb + 1) * sizeof *order);
+    int64_t *key = malloc((size_t)p->n_graph * sizeof *key + 1), *pos = malloc((size_t)p->n_graph * sizeof *pos + 1);
+    if (!order || !key || !pos) {
+        free(order), free(key), free(pos);
+        return LOOM_ERR_NOMEM;
+    }
+    for (int32_t b = 0; b < nb; b++) order[b] = b;
+    qsort_r(order, (size_t)nb, sizeof *order, cmp_first_member, p);
+    for (int32_t o = 0; o < nb; o++) {
+        int32_t b = order[o], *m = p->batch_member + p->batch_start[b], n = p->batch_start[b + 1] - p->batch_start[b];
+        for (int32_t k = 0; k < n; k++) {
+            int32_t x = rows_source(p, m[k]);
+            key[m[k]] = p->batch_of[x] >= 0 ? pos[x] : (int64_t)p->n_graph + x;
+        }
+        qsort_r(m, (size_t)n, sizeof *m, cmp_key, key);
+        for (int32_t k = 0; k < n; k++) pos[m[k]] = k;
+    }
+    free(order), free(key), free(pos);
+    return LOOM_OK;
+}
+
 /* Finds the batches: runs of candidates that share everything but input
  * 0, at least two, independent of one another. */
 static loom_status find_batches(loom_rewrites *p)
@@ -165,24 +224,33 @@ static loom_status find_batches(loom_rewrites *p)
         free(c), free(dep);
         return LOOM_ERR_NOMEM;
     }
-    for (int32_t i = 0; i < p->n_graph; i++)
-        if (batchable(p, i)) c[n++] = i;
-    qsort_r(c, (size_t)n, sizeof *c, cmp_batch_order, (void *[]){(void *)p->g, p});
+    /* Rounds: a batch found in one round sets apart, in the next, the
+     * candidates whose rows it produces (slices of the batched input
+     * projections, which share shape and attributes with the recurrent
+     * slices but not their dependence on earlier steps). */
     int32_t used = 0;
-    for (int32_t a = 0, b; a < n; a = b) {
-        for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b], (void *)p->g); b++) {}
-        if (b - a < 2 || !independent(p, c + a, b - a, dep)) continue;
-        p->batch_start[p->n_batches] = used;
-        for (int32_t k = a; k < b; k++) {
-            p->batch_of[c[k]] = p->n_batches;
-            p->batch_member[used++] = c[k];
+    for (int32_t before = -1; before != p->n_batches;) {
+        before = p->n_batches;
+        n = 0;
+        for (int32_t i = 0; i < p->n_graph; i++)
+            if (p->batch_of[i] < 0 && batchable(p, i)) c[n++] = i;
+        qsort_r(c, (size_t)n, sizeof *c, cmp_batch_order, p);
+        for (int32_t a = 0, b; a < n; a = b) {
+            for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b], p); b++) {}
+            if (b - a < 2 || !independent(p, c + a, b - a, dep)) continue;
+            p->batch_start[p->n_batches] = used;
+            for (int32_t k = a; k < b; k++) p->batch_member[used++] = c[k];
+            p->n_batches++;
+            p->n_batched += b - a - 1;
         }
-        p->n_batches++;
-        p->n_batched += b - a - 1;
+        /* members join their batches after the round: the sort keys above must not move */
+        for (int32_t b = before; b < p->n_batches; b++)
+            for (int32_t k = p->batch_start[b]; k < (b + 1 < p->n_batches ? p->batch_start[b + 1] : used); k++)
+                p->batch_of[p->batch_member[k]] = b;
     }
     p->batch_start[p->n_batches] = used;
     free(c), free(dep);
-    return LOOM_OK;
+    return order_batches(p);
 }
 
 loom_status loom_rewrites_find(loom_rewrites *r, const loom_graph *g, const bool *in_plan, const loom_tensor *outputs,

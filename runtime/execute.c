@@ -80,8 +80,10 @@ static float *storage(const loom_plan *p, int32_t id)
 
 /* Runs node id's kernel into out (+= when beta is 1) with input-pointer
  * scratch rows from `in`, `in_node`; inputs folded into id's kernel are
- * left out of the rows (their own kernels run them). */
-static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, int batch, bool parallel,
+ * left out of the rows (their own kernels run them). rows > 1: a batch —
+ * the kernel sees the node and its input 0 with `rows` times their first
+ * dimension (the members' rows, end to end). */
+static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, int rows, bool parallel,
                               const float **in, const loom_node **in_node, char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
@@ -92,7 +94,13 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         in[n] = storage(p, loom_index(x));
         in_node[n++] = loom_graph_node(p->g, x);
     }
-    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, batch, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
+    loom_node big, big0;
+    if (rows > 1) {
+        big = *nd, big0 = *in_node[0];
+        big.shape.d[0] *= rows, big0.shape.d[0] *= rows;
+        nd = &big, in_node[0] = &big0;
+    }
+    loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
                     !p->eval, parallel, err, err_len};
     return loom_op(nd->op)->forward(&a);
 }
