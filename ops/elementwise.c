@@ -48,6 +48,15 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
  * its last dimension; each row reads a and b through broadcast strides, with
  * a contiguous fast path for equal shapes and for a row-broadcast operand. */
 #define BINARY_KERNEL(fn, EXPR)                                                                        \
+    LOOM_VECTOR_CLONES static void fn##_span(const float *restrict A, const float *restrict B,        \
+                                             float *restrict o, int64_t n)                             \
+    {                                                                                                  \
+        _Pragma("omp simd")                                                                            \
+        for (int64_t i = 0; i < n; i++) {                                                              \
+            float x = A[i], y = B[i];                                                                  \
+            o[i] = (EXPR);                                                                             \
+        }                                                                                              \
+    }                                                                                                  \
     static loom_status fn(const loom_kargs *k)                                                         \
     {                                                                                                  \
         const float *A = k->in[0], *B = k->in[1];                                                      \
@@ -55,10 +64,11 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
         loom_shape os = k->node->shape;                                                                \
         int64_t n = loom_shape_numel(os);                                                              \
         if (loom_shape_eq(k->in_node[0]->shape, os) && loom_shape_eq(k->in_node[1]->shape, os)) {     \
-            _Pragma("omp parallel for simd if (parallel: k->parallel && n > LOOM_PAR_MIN)")           \
-            for (int64_t i = 0; i < n; i++) {                                                          \
-                float x = A[i], y = B[i];                                                              \
-                o[i] = (EXPR);                                                                         \
+            int64_t spans = (n + LOOM_SPAN - 1) / LOOM_SPAN;                                           \
+            _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                           \
+            for (int64_t s = 0; s < spans; s++) {                                                      \
+                int64_t lo = s * LOOM_SPAN, m = n - lo < LOOM_SPAN ? n - lo : LOOM_SPAN;                \
+                fn##_span(A + lo, B + lo, o + lo, m);                                                  \
             }                                                                                          \
             return LOOM_OK;                                                                            \
         }                                                                                              \
@@ -73,6 +83,10 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
             const float *pa = A + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];                                \
             const float *pb = B + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];                                \
             float *po = o + r * len;                                                                   \
+            if (sa[3] == 1 && sb[3] == 1) { /* rows of both operands contiguous (a bias row) */        \
+                fn##_span(pa, pb, po, len);                                                            \
+                continue;                                                                              \
+            }                                                                                          \
             for (int64_t j = 0; j < len; j++) {                                                        \
                 float x = pa[j * sa[3]], y = pb[j * sb[3]];                                            \
                 po[j] = (EXPR);                                                                        \
@@ -247,18 +261,25 @@ static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, in
 }
 
 #define UNARY_KERNEL(fn, EXPR)                                                                         \
-    static loom_status fn(const loom_kargs *k)                                                         \
+    LOOM_VECTOR_CLONES static void fn##_span(const float *restrict X, float *restrict o, int64_t n,   \
+                                             float p0, float p1)                                       \
     {                                                                                                  \
-        const float *X = k->in[0];                                                                     \
-        float *o = k->out;                                                                             \
-        int64_t n = loom_shape_numel(k->node->shape);                                                  \
-        const float p0 = k->node->attr.f[0], p1 = k->node->attr.f[1];                                  \
         (void)p0;                                                                                      \
         (void)p1;                                                                                      \
-        _Pragma("omp parallel for simd if (parallel: k->parallel && n > LOOM_PAR_MIN)")               \
+        _Pragma("omp simd")                                                                            \
         for (int64_t i = 0; i < n; i++) {                                                              \
             float x = X[i];                                                                            \
             o[i] = (EXPR);                                                                             \
+        }                                                                                              \
+    }                                                                                                  \
+    static loom_status fn(const loom_kargs *k)                                                         \
+    {                                                                                                  \
+        int64_t n = loom_shape_numel(k->node->shape), spans = (n + LOOM_SPAN - 1) / LOOM_SPAN;         \
+        const float p0 = k->node->attr.f[0], p1 = k->node->attr.f[1];                                  \
+        _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                               \
+        for (int64_t s = 0; s < spans; s++) {                                                          \
+            int64_t lo = s * LOOM_SPAN, m = n - lo < LOOM_SPAN ? n - lo : LOOM_SPAN;                    \
+            fn##_span(k->in[0] + lo, k->out + lo, m, p0, p1);                                          \
         }                                                                                              \
         return LOOM_OK;                                                                                \
     }

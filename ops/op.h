@@ -141,6 +141,17 @@ loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt
 
 /* Elements above which a kernel splits its loop across threads. */
 #define LOOM_PAR_MIN 32768
+/* Elements per call of a vector loop (a thread's share is cut in spans). */
+#define LOOM_SPAN 4096
+
+/* A vector loop compiled for AVX-512, AVX2+FMA and the baseline, the best
+ * one chosen when the library loads (GCC's function multiversioning);
+ * the baseline alone elsewhere and under the sanitizers. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define LOOM_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LOOM_VECTOR_CLONES
+#endif
 
 /* GEMM: C = alpha·op(A)·op(B) + beta·C, row-major, through CBLAS when built
  * with it, else the portable kernel. */
