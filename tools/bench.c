@@ -242,11 +242,7 @@ int loom_cmd_bench(int argc, char **argv)
             return 2;
         }
     }
-    if (!threads) {
-        const char *env = getenv("LOOM_NUM_THREADS");
-        if (env && !loom_tool_int("LOOM_NUM_THREADS", env, 1, 1024, &threads)) return 2;
-    }
-    if (threads) omp_set_num_threads((int)threads);
+    if (!loom_tool_threads(threads)) return 2;
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
     printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",

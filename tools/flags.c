@@ -5,6 +5,7 @@
 #include "mgu_cell.h"
 
 #include <ctype.h>
+#include <omp.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,4 +105,13 @@ bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char 
     if (!known) fprintf(stderr, "%s: unknown option '%s' (see '%s')\n", cmd, f, see);
     else if (!v) fprintf(stderr, "%s: %s needs a value\n", cmd, f);
     return known && v;
+}
+
+bool loom_tool_threads(long flag)
+{
+    long n = flag;
+    const char *env = getenv("LOOM_NUM_THREADS");
+    if (!n && env && *env && !loom_tool_int("LOOM_NUM_THREADS", env, 1, 1024, &n)) return false;
+    if (n) omp_set_num_threads((int)n);
+    return true;
 }

@@ -86,6 +86,10 @@ bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char 
 
 /* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */
 bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out);
+/* The thread count: --threads N when given (flag > 0), else
+ * LOOM_NUM_THREADS, else OpenMP's (OMP_NUM_THREADS, or every core); false
+ * (with a message) for a malformed LOOM_NUM_THREADS. */
+bool loom_tool_threads(long flag);
 /* "rnn_tanh, rnn_relu, gru, lstm or mgu": the known cells, for messages. */
 const char *loom_tool_cell_names(char *buf, size_t n);
 

@@ -11,7 +11,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,7 +62,7 @@ const char loom_train_help[] =
     "  --generate N          tokens generated at the end (default 200)\n"
     "  --prefix TEXT         what generation starts from (default \"time traveller\")\n"
     "  --temperature T       sampling temperature (default 0.6; 0: greedy)\n"
-    "  --threads N           OpenMP threads (default: all)\n";
+    "  --threads N           threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)\n";
 
 typedef struct {
     loom_tool_model m;
@@ -696,7 +695,7 @@ int loom_cmd_train(int argc, char **argv)
         loom_tool_help("train [options]", loom_train_help, true);
         return 0;
     }
-    if (r.a.threads) omp_set_num_threads((int)r.a.threads);
+    if (!loom_tool_threads(r.a.threads)) return 2;
     if (r.a.task != LOOM_TASK_LM) {
         const train_args *a = &r.a;
         return loom_train_task(&(loom_task_config){.task = a->task, .cell = a->m.cell, .steps = (int)a->m.steps,
