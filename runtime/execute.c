@@ -213,7 +213,25 @@ static bool ensure_slots(loom_plan *p, int threads)
     return true;
 }
 
-loom_status loom_run(loom_plan *p)
+/* Whether node id's kernel (with what runs inside it) does matmul work:
+ * its op has a cost rule, or a term folded into it has. */
+static bool does_matmul(const loom_plan *p, int32_t id)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    if (loom_op(nd->op)->cost) return true;
+    for (int j = 0; p->rw.folded_in[id] && j < nd->n_in; j++) {
+        int32_t x = loom_index(loom_node_input(p->g, loom_at(id), j));
+        if (p->rw.into[x] == id && loom_op(loom_graph_node(p->g, loom_at(x))->op)->cost) return true;
+    }
+    return false;
+}
+
+static loom_status run_levels(loom_plan *p, bool only_matmul);
+
+loom_status loom_run(loom_plan *p) { return run_levels(p, false); }
+loom_status loom_run_matmuls(loom_plan *p) { return run_levels(p, true); }
+
+static loom_status run_levels(loom_plan *p, bool only_matmul)
 {
     if (!p) return LOOM_ERR_ARG;
     loom_error_clear(&p->err);
@@ -233,19 +251,20 @@ loom_status loom_run(loom_plan *p)
     for (int32_t l = 0; l < p->n_levels && !st; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         if (!p->wide[l] || threads < 2) {
-            for (int32_t k = b; k < e && !st; k++) st = exec_node(p, p->exec[k], true, 0);
+            for (int32_t k = b; k < e && !st; k++)
+                if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], true, 0);
             continue;
         }
         p->side_by_side++;
         #pragma omp parallel for schedule(dynamic)
         for (int32_t k = b; k < e; k++)
-            if (exec_node(p, p->exec[k], false, omp_get_thread_num() + 1)) {
+            if ((!only_matmul || does_matmul(p, p->exec[k])) && exec_node(p, p->exec[k], false, omp_get_thread_num() + 1)) {
                 #pragma omp atomic write
                 st = LOOM_ERR_VALUE;
             }
         if (st) st = p->err.status;
     }
-    p->runs++;
+    if (!only_matmul) p->runs++;
     return st;
 }
 

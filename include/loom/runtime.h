@@ -69,6 +69,10 @@ loom_status loom_bind_all(loom_plan *p, const loom_binding *b, int n);
 /* Runs the plan. Errors (unbound inputs, indices out of range) return a
  * status and loom_plan_error() says what failed. */
 loom_status loom_run(loom_plan *p);
+/* Runs only the plan's matmul kernels (a sum's folded GEMMs and a batch's
+ * GEMM included), in plan order, on whatever the buffers hold: the GEMM
+ * floor of a run, for benchmarks. Outputs are meaningless afterwards. */
+loom_status loom_run_matmuls(loom_plan *p);
 const char *loom_plan_error(const loom_plan *p);
 
 /* Value of a requested output after a run (valid until the next run). */
