@@ -18,6 +18,25 @@ static bool check_outputs(loom_graph *g, const loom_tensor *outputs, int n)
     return true;
 }
 
+/* What BPTT must keep: the forward values in the arena that backward nodes
+ * read (through views), each counted once. */
+static void count_kept(loom_plan *p)
+{
+    bool *kept = calloc((size_t)p->n_graph + 1, sizeof *kept);
+    if (!kept) return;
+    for (int32_t i = 0; i < p->n_graph; i++) {
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        if (!p->in_plan[i] || nd->tags.role != LOOM_ROLE_BACKWARD) continue;
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t r = p->root[loom_index(loom_node_input(p->g, loom_at(i), j))];
+            if (kept[r] || p->offset[r] < 0 || loom_graph_node(p->g, loom_at(r))->tags.role != LOOM_ROLE_FORWARD) continue;
+            kept[r] = true;
+            p->kept_floats += (size_t)loom_tensor_numel(p->g, loom_at(r));
+        }
+    }
+    free(kept);
+}
+
 loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const loom_plan_opts *opts)
 {
     if (!check_outputs(g, outputs, n)) return NULL;
@@ -48,6 +67,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
     for (int32_t i = 0; i < N; i++)
         if (p->in_plan[i] && loom_op(loom_graph_node(g, loom_at(i))->op)->cost) p->flops += 2 * loom_op_cost(g, loom_at(i));
+    count_kept(p);
     return p;
 oom:
     loom_graph_fail(g, LOOM_ERR_NOMEM, "plan: out of memory");
@@ -78,6 +98,6 @@ loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,
-                       p->rw.which, p->flops};
+                       p->rw.which, p->flops, p->kept_floats * sizeof(float)};
     return s;
 }

@@ -37,6 +37,7 @@ struct loom_plan {
     int64_t *offset;       /* per root with a kernel: arena offset in floats; -1 otherwise */
     float *arena;
     int64_t flops;         /* 2 × the multiply-adds of the ops with a cost rule (matmul) */
+    size_t kept_floats;    /* forward values (with buffers) that backward nodes read */
     size_t arena_floats, naive_floats;
     /* execution */
     const void **bound;    /* per source node: caller data (constants: the graph's) */

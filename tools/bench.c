@@ -60,7 +60,7 @@ static int cmp_double(const void *a, const void *b)
 typedef struct {
     double train_ms, infer_ms, floor_ms, build_ms, plan_ms;
     int64_t flops;
-    size_t peak, infer_peak;
+    size_t peak, infer_peak, kept;
 } bench_result;
 
 /* The model, its two plans, and the buffers they read. */
@@ -145,7 +145,7 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     for (int i = 0; i < m->n_params; i++) m->sizes[i] = loom_store_numel(m->store, i);
     loom_plan_stats ts = loom_plan_get_stats(m->train), is = loom_plan_get_stats(m->infer);
     r->flops = ts.matmul_flops;
-    r->peak = ts.arena_bytes, r->infer_peak = is.arena_bytes;
+    r->peak = ts.arena_bytes, r->infer_peak = is.arena_bytes, r->kept = ts.kept_bytes;
     return 0;
 }
 
@@ -200,16 +200,16 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
     if (rc) return rc;
     double tokens = (double)c->steps * c->batch;
     printf("%-14s %-9s %d thr  train %9.2f ms (GEMMs alone %.2f, ×%.2f)  infer %8.2f ms  %9.0f tok/s  %6.1f GFLOP/s  "
-           "peak %7.1f MB  infer peak %6.1f MB  (build %.0f ms, plan %.0f ms)\n",
+           "peak %7.1f MB (BPTT keeps %.1f MB)  infer peak %6.1f MB  (build %.0f ms, plan %.0f ms)\n",
            c->name, cell->name, threads, r.train_ms, r.floor_ms, r.train_ms / r.floor_ms, r.infer_ms,
-           tokens / (r.train_ms * 1e-3), (double)r.flops / (r.train_ms * 1e6), r.peak / 1e6, r.infer_peak / 1e6,
-           r.build_ms, r.plan_ms);
+           tokens / (r.train_ms * 1e-3), (double)r.flops / (r.train_ms * 1e6), r.peak / 1e6, r.kept / 1e6,
+           r.infer_peak / 1e6, r.build_ms, r.plan_ms);
     if (json)
         printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"train_ms\": %.3f, \"infer_ms\": %.3f, "
                "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
-               "\"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
+               "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
                c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
-               (double)r.flops / (r.train_ms * 1e6), r.peak, r.infer_peak, r.floor_ms, r.build_ms, r.plan_ms,
+               (double)r.flops / (r.train_ms * 1e6), r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? "CBLAS" : "portable");
     fflush(stdout);
     return 0;

@@ -101,6 +101,7 @@ typedef struct {
     int32_t batched_run;  /* of those, the last run computed this many in one GEMM with their batch */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
+    size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
