@@ -270,3 +270,10 @@ void loom_rewrites_free(loom_rewrites *r)
 {
     free(r->into), free(r->folded_in), free(r->batch_of), free(r->batch_start), free(r->batch_member);
 }
+
+void loom_rewrites_drop_batches(loom_rewrites *r)
+{
+    for (int32_t i = 0; i < r->n_graph; i++) r->batch_of[i] = -1;
+    r->n_batches = r->n_batched = 0;
+    if (r->batch_start) r->batch_start[0] = 0;
+}

@@ -40,6 +40,8 @@ typedef struct {
 loom_status loom_rewrites_find(loom_rewrites *r, const loom_graph *g, const bool *in_plan, const loom_tensor *outputs,
                                int n_outputs);
 void loom_rewrites_free(loom_rewrites *r);
+/* Forgets the batches (every node runs its own kernel again). */
+void loom_rewrites_drop_batches(loom_rewrites *r);
 
 /* Whether node i runs its own kernel: not folded into a sum, and not a
  * batch member other than the first. */

@@ -24,7 +24,9 @@ static void prune(loom_plan *p)
 /* Levels and storage roots; returns the highest level. A folded term takes
  * its inputs' level (its work happens in the sum's kernel, a level later).
  * The members of a batch all take the level after every member's inputs
- * (a batch may wait for another, so the levels settle over a few passes). */
+ * (a batch may wait for another, so the levels settle over a few passes:
+ * at most one per batch, unless two batches wait on each other — then the
+ * plan runs without batches). */
 static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *batch_need)
 {
     const loom_graph *g = p->g;
@@ -66,12 +68,16 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
     int32_t *level = calloc((size_t)p->rw.n_batches + 1, sizeof *level), *need = malloc(((size_t)p->rw.n_batches + 1) * sizeof *need);
     *ok = level && need;
     int32_t max_level = 0;
-    for (bool settled = false; *ok && !settled;) {
+    for (int32_t pass = 0, settled = 0; *ok && !settled; pass++) {
+        if (pass > p->rw.n_batches + 1) { /* batches waiting on each other (a cycle): run without them */
+            loom_rewrites_drop_batches(&p->rw);
+            pass = 0;
+        }
         for (int32_t b = 0; b < p->rw.n_batches; b++) need[b] = 0;
         max_level = level_pass(p, level, need);
-        settled = true;
+        settled = 1;
         for (int32_t b = 0; b < p->rw.n_batches; b++)
-            if (level[b] != need[b] + 1) level[b] = need[b] + 1, settled = false;
+            if (level[b] != need[b] + 1) level[b] = need[b] + 1, settled = 0;
     }
     free(level), free(need);
     return max_level;

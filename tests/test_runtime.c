@@ -359,3 +359,33 @@ Test(rewrites, thread_counts_agree_and_runs_repeat)
     loom_store_free(s);
     loom_graph_free(g);
 }
+
+/* Two batches that would wait on each other — X = {A·W1, D·W1} needs
+ * D = tanh(C·W2) from Y, Y = {B·W2, C·W2} needs B = tanh(A·W1) from X — make
+ * the plan run without batches, with the same values. */
+Test(rewrites, batches_waiting_on_each_other_are_dropped)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor a = loom_input(g, "a", loom_shape2(3, 4)), c = loom_input(g, "c", loom_shape2(3, 4));
+    loom_tensor w1 = loom_param(g, "w1", loom_shape2(4, 4)), w2 = loom_param(g, "w2", loom_shape2(4, 4));
+    loom_tensor b = loom_tanh(g, loom_matmul(g, a, w1, false, false));
+    loom_tensor d = loom_tanh(g, loom_matmul(g, c, w2, false, false));
+    loom_tensor y = loom_sum_all(g, loom_add(g, loom_matmul(g, b, w2, false, false), loom_matmul(g, d, w1, false, false)));
+    float av[12], cv[12], w1v[16], w2v[16];
+    for (int i = 0; i < 16; i++) {
+        if (i < 12) av[i] = 0.1f * (float)i - 0.5f, cv[i] = 0.3f - 0.05f * (float)i;
+        w1v[i] = 0.07f * (float)(i % 5) - 0.1f, w2v[i] = 0.2f - 0.03f * (float)i;
+    }
+    float got[2];
+    for (int k = 0; k < 2; k++) {
+        loom_plan *p = loom_plan_new(g, &y, 1, &(loom_plan_opts){.no_rewrites = k ? LOOM_REWRITE_ALL : 0});
+        cr_assert(p, "%s", loom_graph_error(g));
+        loom_bind(p, a, av), loom_bind(p, c, cv), loom_bind(p, w1, w1v), loom_bind(p, w2, w2v);
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        got[k] = loom_plan_output(p, y)[0];
+        cr_assert_eq(loom_plan_get_stats(p).batched, 0);
+        loom_plan_free(p);
+    }
+    cr_assert_float_eq(got[0], got[1], 1e-6);
+    loom_graph_free(g);
+}
