@@ -48,8 +48,7 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
  * its last dimension; each row reads a and b through broadcast strides, with
  * a contiguous fast path for equal shapes and for a row-broadcast operand. */
 #define BINARY_KERNEL(fn, EXPR)                                                                        \
-    LOOM_VECTOR_CLONES static void fn##_span(const float *restrict A, const float *restrict B,        \
-                                             float *restrict o, int64_t n)                             \
+    LOOM_VECTOR_CLONES static void fn##_span(const float *A, const float *B, float *o, int64_t n)     \
     {                                                                                                  \
         _Pragma("omp simd")                                                                            \
         for (int64_t i = 0; i < n; i++) {                                                              \
@@ -146,16 +145,16 @@ static bool binary_batches(const loom_graph *g, loom_tensor t)
 }
 
 const loom_op_desc loom_desc_add = {
-    .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = add_forward, .grad = add_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_sub = {
-    .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = sub_forward, .grad = sub_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_mul = {
-    .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = mul_forward, .grad = mul_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_div = {
-    .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = div_forward, .grad = div_grad, .batches = binary_batches};
 
 /* ---- add_n: Σ_k x_k over inputs of one shape ---- */
@@ -244,7 +243,7 @@ static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
 }
 
 const loom_op_desc loom_desc_where = {
-    .name = "where", .min_in = 3, .max_in = 3, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "where", .min_in = 3, .max_in = 3, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = where_forward, .grad = where_grad};
 
 /* ---- unary ---- */
@@ -261,8 +260,7 @@ static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, in
 }
 
 #define UNARY_KERNEL(fn, EXPR)                                                                         \
-    LOOM_VECTOR_CLONES static void fn##_span(const float *restrict X, float *restrict o, int64_t n,   \
-                                             float p0, float p1)                                       \
+    LOOM_VECTOR_CLONES static void fn##_span(const float *X, float *o, int64_t n, float p0, float p1) \
     {                                                                                                  \
         (void)p0;                                                                                      \
         (void)p1;                                                                                      \
@@ -333,25 +331,25 @@ static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
 }
 
 const loom_op_desc loom_desc_affine = {
-    .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = affine_forward, .grad = affine_grad};
 const loom_op_desc loom_desc_tanh = {
-    .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = tanh_forward, .grad = tanh_grad};
 const loom_op_desc loom_desc_sigmoid = {
-    .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = sigmoid_forward, .grad = sigmoid_grad};
 const loom_op_desc loom_desc_relu = {
-    .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = relu_forward, .grad = relu_grad};
 const loom_op_desc loom_desc_exp = {
-    .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = exp_forward, .grad = exp_grad};
 const loom_op_desc loom_desc_log = {
-    .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = log_forward, .grad = log_grad};
 const loom_op_desc loom_desc_step = {
-    .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE,
+    .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = step_forward, .grad = zero_grad};
 
 /* ---- builders ---- */

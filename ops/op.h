@@ -34,6 +34,8 @@ enum {
                                  plumbing, which the cell view draws as nothing */
     OPF_ACCUM = 1 << 10,      /* the kernel honours loom_kargs.beta (out = β·out + value), so a sum
                                  may run it into its own buffer instead of reading a temporary */
+    OPF_INPLACE = 1 << 11,    /* the output may be the buffer of an input of its shape (element i
+                                 is read before element i is written, and no other) */
 };
 
 /* What a kernel sees. `parallel`: the kernel may open an OpenMP parallel

@@ -30,7 +30,7 @@ typedef struct {
  * level the expired ones return to the free list in O(log n) each. */
 typedef struct {
     int64_t off, size;
-    int32_t until;
+    int32_t until, owner; /* owner: the node whose buffer it is (-1: a block) */
 } live_buf;
 
 typedef struct {
@@ -275,6 +275,46 @@ static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
     return ok;
 }
 
+/* readers[r]: the nodes that read root r at its last level (a folded term
+ * reads in its sum's kernel, so the sum counts for it). */
+static void count_last_readers(const loom_plan *p, const int32_t *last, int32_t *readers)
+{
+    for (int32_t i = 0; i < p->n_graph; i++) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
+        int32_t reader = p->rw.into[i] >= 0 ? p->rw.into[i] : i;
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t r = p->root[loom_index(loom_node_input(p->g, loom_at(i), j))];
+            bool again = false; /* the same node reading r twice counts once */
+            for (int q = 0; q < j && !again; q++) again = p->root[loom_index(loom_node_input(p->g, loom_at(i), q))] == r;
+            if (!again && last[r] == p->level[reader]) readers[r]++;
+        }
+    }
+}
+
+/* In place: node id (an OPF_INPLACE op running its own kernel at level l)
+ * may write over an input of its size whose buffer dies at l with id its
+ * only reader there (so nothing beside it reads the input while it is
+ * overwritten); the input's buffer must be a plain one (not in a block).
+ * Returns that input's root, or -1. */
+static int32_t in_place(const loom_plan *p, const groups *gs, int32_t id, int32_t l, const int32_t *last,
+                        const int32_t *readers, const bool *handed)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    if (!(p->rw.which & LOOM_REWRITE_IN_PLACE) || !(loom_op(nd->op)->flags & OPF_INPLACE) || p->rw.folded_in[id])
+        return -1;
+    for (int j = 0; j < nd->n_in; j++) {
+        loom_tensor x = loom_node_input(p->g, loom_at(id), j);
+        int32_t r = p->root[loom_index(x)];
+        if (p->offset[r] < 0 || handed[r] || !own_buffer(p, r) || gs->of[r] >= 0 || last[r] != l || readers[r] != 1 ||
+            loom_tensor_numel(p->g, x) != loom_shape_numel(nd->shape) || loom_graph_node(p->g, loom_at(r))->dtype != nd->dtype)
+            continue;
+        return r;
+    }
+    return -1;
+}
+
 loom_status loom_plan_place(loom_plan *p)
 {
     int32_t *last = malloc((size_t)p->n_graph * sizeof *last + 1);
@@ -282,10 +322,13 @@ loom_status loom_plan_place(loom_plan *p)
     free_list fl = {malloc(16 * sizeof *fl.v), 1, 16};
     groups gs = {NULL, 0, 0, malloc((size_t)p->n_graph * sizeof(int32_t) + 1),
                  malloc((size_t)p->n_graph * sizeof(int32_t) + 1)};
-    bool ok = last && live.v && fl.v && gs.of && gs.index;
+    int32_t *readers = calloc((size_t)p->n_graph + 1, sizeof *readers);
+    bool *handed = calloc((size_t)p->n_graph + 1, sizeof *handed);
+    bool ok = last && live.v && fl.v && gs.of && gs.index && readers && handed;
     if (ok) {
         fl.v[0] = (span){0, INT64_MAX};
         last_reads(p, last);
+        count_last_readers(p, last, readers);
         for (int32_t i = 0; i < p->n_graph; i++) p->offset[i] = -1;
         ok = find_groups(&gs, p, last);
     }
@@ -293,7 +336,7 @@ loom_status loom_plan_place(loom_plan *p)
     for (int32_t l = 1; ok && l <= p->n_levels; l++) {
         while (ok && live.n && live.v[0].until < l) {
             live_buf b = heap_pop(&live);
-            ok = give_back(&fl, b.off, b.size);
+            if (b.owner < 0 || !handed[b.owner]) ok = give_back(&fl, b.off, b.size);
         }
         for (int32_t e = p->level_start[l - 1]; ok && e < p->level_start[l]; e++) {
             int32_t id = p->exec[e];
@@ -304,7 +347,7 @@ loom_status loom_plan_place(loom_plan *p)
                 if (gr->off < 0) {
                     int64_t block = (int64_t)round_up(gr->n * gr->member);
                     gr->off = take(&fl, block, &high);
-                    heap_push(&live, (live_buf){gr->off, block, gr->until < l ? l : gr->until});
+                    heap_push(&live, (live_buf){gr->off, block, gr->until < l ? l : gr->until, -1});
                 }
                 p->offset[id] = gr->off + gs.index[id] * gr->member;
                 continue;
@@ -314,17 +357,23 @@ loom_status loom_plan_place(loom_plan *p)
                 int32_t *m = p->rw.batch_member + p->rw.batch_start[b], n = p->rw.batch_start[b + 1] - p->rw.batch_start[b];
                 for (int32_t k = 0; k < n; k++) until = last[m[k]] > until ? last[m[k]] : until;
                 int64_t off = take(&fl, (int64_t)round_up(n * numel), &high);
-                heap_push(&live, (live_buf){off, (int64_t)round_up(n * numel), until});
+                heap_push(&live, (live_buf){off, (int64_t)round_up(n * numel), until, -1});
                 for (int32_t k = 0; k < n; k++) p->offset[m[k]] = off + k * numel;
                 p->naive_floats += (size_t)(n - 1) * (size_t)size;
                 continue;
             }
-            /* a buffer nobody reads still needs a place while its kernel runs */
-            p->offset[id] = take(&fl, size, &high);
-            heap_push(&live, (live_buf){p->offset[id], size, last[id] < l ? l : last[id]});
+            int32_t over = in_place(p, &gs, id, l, last, readers, handed);
+            if (over >= 0) { /* the input's buffer passes to the output */
+                handed[over] = true;
+                p->offset[id] = p->offset[over];
+                p->n_in_place++;
+            } else { /* a buffer nobody reads still needs a place while its kernel runs */
+                p->offset[id] = take(&fl, size, &high);
+            }
+            heap_push(&live, (live_buf){p->offset[id], size, last[id] < l ? l : last[id], id});
         }
     }
-    free(last), free(live.v), free(fl.v), free(gs.v), free(gs.of), free(gs.index);
+    free(last), free(live.v), free(fl.v), free(gs.v), free(gs.of), free(gs.index), free(readers), free(handed);
     if (!ok) return LOOM_ERR_NOMEM;
     p->arena_floats = high;
     p->arena = high ? aligned_alloc(ALIGN_FLOATS * sizeof(float), high * sizeof(float)) : NULL;

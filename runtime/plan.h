@@ -39,6 +39,7 @@ struct loom_plan {
     int64_t flops;         /* 2 × the multiply-adds of the ops with a cost rule (matmul) */
     size_t kept_floats;    /* forward values (with buffers) that backward nodes read */
     size_t arena_floats, naive_floats;
+    int32_t n_in_place;    /* nodes writing over an input whose buffer died with them */
     /* execution */
     const void **bound;    /* per source node: caller data (constants: the graph's) */
     loom_tensor *outputs;

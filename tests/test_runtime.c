@@ -43,6 +43,9 @@ Test(runtime, dead_buffers_are_reused)
     cr_assert_eq(s.levels, 200);
     cr_assert_eq(s.naive_bytes, 200 * 4096 * sizeof(float));
     cr_assert_leq(s.arena_bytes, 2 * 4096 * sizeof(float), "a chain needs two live buffers, got %zu", s.arena_bytes);
+    /* each step writes over its input (the in-place rewrite): one buffer */
+    cr_assert_eq(s.in_place, 199);
+    cr_assert_eq(s.arena_bytes, 4096 * sizeof(float));
     float *xv = rnd_buf(4096, -1, 1);
     loom_bind(p, x, xv);
     cr_assert_eq(loom_run(p), LOOM_OK);

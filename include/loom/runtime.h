@@ -30,14 +30,16 @@ enum {
      * depend on one another (the input projections x_t·W_ihᵀ of every
      * step) run as one GEMM over their stacked rows. */
     LOOM_REWRITE_BATCH = 1u << 1,
-    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH,
+    /* An elementwise op writes over an input whose buffer dies with it. */
+    LOOM_REWRITE_IN_PLACE = 1u << 2,
+    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH | LOOM_REWRITE_IN_PLACE,
 };
 
 typedef struct {
     bool eval;      /* evaluation mode: dropout is the identity */
     uint64_t seed;  /* dropout seed of the first run (each run advances it) */
     /* Rewrites to leave out (0: all applied). The environment variable
-     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch) chooses first. */
+     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch, inplace) chooses first. */
     unsigned no_rewrites;
 } loom_plan_opts;
 
@@ -99,6 +101,7 @@ typedef struct {
     int32_t stacked;      /* of those, the last run ran this many stacked with a neighbour as one kernel */
     int32_t batched;      /* nodes the batch rewrite computes in another node's kernel */
     int32_t batched_run;  /* of those, the last run computed this many in one GEMM with their batch */
+    int32_t in_place;     /* nodes writing over an input whose buffer dies with them */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
