@@ -12,7 +12,8 @@
 static const struct {
     const char *name;
     unsigned bit;
-} rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}, {"batch", LOOM_REWRITE_BATCH}, {"inplace", LOOM_REWRITE_IN_PLACE}};
+} rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}, {"batch", LOOM_REWRITE_BATCH}, {"inplace", LOOM_REWRITE_IN_PLACE},
+                     {"sink", LOOM_REWRITE_SINK}};
 #define N_REWRITES (int)(sizeof rewrite_names / sizeof *rewrite_names)
 
 /* LOOM_REWRITES: none, all, or names separated by commas. */
@@ -29,7 +30,7 @@ loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, c
             while (k < N_REWRITES && (strlen(rewrite_names[k].name) != len || strncmp(s, rewrite_names[k].name, len)))
                 k++;
             if (k == N_REWRITES) {
-                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch, inplace)",
+                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch, inplace, sink)",
                          env, (int)len, s);
                 if (err) *err = msg;
                 return LOOM_ERR_ARG;

@@ -83,6 +83,40 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
     return max_level;
 }
 
+/* Sinking: a node moves to the level just before its first reader (as
+ * late as possible), so that values a late step needs (the per-step
+ * slices of the decoder's gradient, say) are not all made at the start
+ * and held. The last level stays the same, and so does every value. Views
+ * and folded terms pass their readers' bound on to their inputs; batch
+ * members (one kernel for all), sources and outputs stay where they are. */
+static bool sink(loom_plan *p)
+{
+    const loom_graph *g = p->g;
+    int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1);
+    bool *output = calloc((size_t)p->n_graph + 1, sizeof *output);
+    if (!bound || !output) {
+        free(bound), free(output);
+        return false;
+    }
+    for (int i = 0; i < p->n_outputs; i++) output[loom_index(p->outputs[i])] = true;
+    for (int32_t i = 0; i < p->n_graph; i++) bound[i] = INT32_MAX;
+    for (int32_t i = p->n_graph - 1; i >= 0; i--) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        unsigned flags = loom_op(nd->op)->flags;
+        bool pass = (flags & OPF_ALIAS) || p->rw.into[i] >= 0; /* runs no kernel of its own */
+        if (!(flags & OPF_SOURCE) && !output[i] && p->rw.batch_of[i] < 0 && bound[i] != INT32_MAX)
+            p->level[i] = pass ? bound[i] : bound[i] > p->level[i] ? bound[i] : p->level[i];
+        int32_t lim = pass ? p->level[i] : p->level[i] - 1;
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t x = loom_index(loom_node_input(g, loom_at(i), j));
+            bound[x] = lim < bound[x] ? lim : bound[x];
+        }
+    }
+    free(bound), free(output);
+    return true;
+}
+
 static bool runs_kernel(const loom_plan *p, int32_t i)
 {
     return p->in_plan[i] && loom_rewrites_runs(&p->rw, i) &&
@@ -136,7 +170,7 @@ loom_status loom_plan_schedule(loom_plan *p)
     if (s) return s;
     bool ok;
     p->n_levels = assign_levels(p, &ok);
-    if (!ok) return LOOM_ERR_NOMEM;
+    if (!ok || ((p->rw.which & LOOM_REWRITE_SINK) && !sink(p))) return LOOM_ERR_NOMEM;
     s = bucket(p);
     return s ? s : choose_wide(p);
 }

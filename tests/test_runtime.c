@@ -392,3 +392,39 @@ Test(rewrites, batches_waiting_on_each_other_are_dropped)
     cr_assert_float_eq(got[0], got[1], 1e-6);
     loom_graph_free(g);
 }
+
+/* Sinking: the decoder's gradient sliced per step is made just before each
+ * step's backward, not all at the start of the backward; same values. */
+Test(rewrites, sinking_lowers_the_peak)
+{
+    enum { T = 200, B = 4, H = 16, V = 11 };
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = V, .hidden = H, .layers = 1,
+                                                        .steps = T, .batch = B}), LOOM_OK);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 3);
+    int n = loom_store_count(s);
+    loom_tensor wrt[8], outs[9];
+    for (int i = 0; i < n; i++) wrt[i] = loom_store_tensor(s, i);
+    outs[0] = lm.loss;
+    cr_assert_eq(loom_backward(g, lm.loss, wrt, n, outs + 1), LOOM_OK);
+    int32_t x[T * B], y[T * B];
+    for (int i = 0; i < T * B; i++) x[i] = (i * 3) % V, y[i] = (i * 7 + 1) % V;
+    float *h0 = calloc(B * H, sizeof(float)), loss[2];
+    size_t arena[2];
+    for (int k = 0; k < 2; k++) {
+        loom_plan *p = loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.no_rewrites = k ? LOOM_REWRITE_SINK : 0});
+        loom_store_bind(s, p);
+        loom_bind(p, lm.tokens, x), loom_bind(p, lm.targets, y), loom_bind(p, lm.init[0], h0);
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        loss[k] = loom_plan_output(p, lm.loss)[0];
+        arena[k] = loom_plan_get_stats(p).arena_bytes;
+        loom_plan_free(p);
+    }
+    cr_assert_eq(loss[0], loss[1], "the same kernels on the same values");
+    cr_assert_lt(arena[0], arena[1], "sunk %zu bytes, not sunk %zu", arena[0], arena[1]);
+    free(h0);
+    loom_store_free(s);
+    loom_graph_free(g);
+}

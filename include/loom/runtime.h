@@ -32,14 +32,17 @@ enum {
     LOOM_REWRITE_BATCH = 1u << 1,
     /* An elementwise op writes over an input whose buffer dies with it. */
     LOOM_REWRITE_IN_PLACE = 1u << 2,
-    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH | LOOM_REWRITE_IN_PLACE,
+    /* Each node runs just before its first reader, not as early as it
+     * could: values a late step needs are not made at the start and held. */
+    LOOM_REWRITE_SINK = 1u << 3,
+    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH | LOOM_REWRITE_IN_PLACE | LOOM_REWRITE_SINK,
 };
 
 typedef struct {
     bool eval;      /* evaluation mode: dropout is the identity */
     uint64_t seed;  /* dropout seed of the first run (each run advances it) */
     /* Rewrites to leave out (0: all applied). The environment variable
-     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch, inplace) chooses first. */
+     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch, inplace, sink) chooses first. */
     unsigned no_rewrites;
 } loom_plan_opts;
 
