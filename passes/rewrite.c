@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static const struct {
     const char *name;
@@ -110,49 +111,63 @@ static int32_t rows_source(const loom_rewrites *p, int32_t i)
  * input 0's shape, the batch its rows come from if any), then by input 0's
  * id: the rows stack in the order the step inputs were made, the same for
  * every weight that reads them. */
-static int cmp_batch(const void *a, const void *b, void *ctx)
+/* A candidate with what its batch must share, read once per round. */
+typedef struct {
+    int32_t node, in0, src; /* src: the batch input 0's rows come from (-1: none) */
+    int32_t rows;           /* the node holding input 0's rows (through views) */
+    int32_t op, n_in, in[3];
+    uint64_t key;           /* hash of attributes and input 0's shape: compared first */
+    loom_shape s0;
+    const loom_attrs *attr;
+} cand;
+
+#define CAND_MAX_IN 3
+
+static int cmp_batch(const void *a, const void *b)
 {
-    const loom_rewrites *p = ctx;
-    const loom_graph *g = p->g;
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    int32_t bx = p->batch_of[rows_source(p, x)], by = p->batch_of[rows_source(p, y)];
-    if (bx != by) return bx < by ? -1 : 1;
-    const loom_node *nx = loom_graph_node(g, loom_at(x)), *ny = loom_graph_node(g, loom_at(y));
-    if (nx->op != ny->op) return nx->op < ny->op ? -1 : 1;
-    if (nx->n_in != ny->n_in) return nx->n_in < ny->n_in ? -1 : 1;
-    for (int j = 1; j < nx->n_in; j++) {
-        int32_t u = loom_index(loom_node_input(g, loom_at(x), j)), v = loom_index(loom_node_input(g, loom_at(y), j));
-        if (u != v) return u < v ? -1 : 1;
-    }
-    int c = memcmp(&nx->attr, &ny->attr, sizeof nx->attr);
+    const cand *x = a, *y = b;
+    if (x->src != y->src) return x->src < y->src ? -1 : 1;
+    if (x->op != y->op) return x->op < y->op ? -1 : 1;
+    if (x->n_in != y->n_in) return x->n_in < y->n_in ? -1 : 1;
+    for (int j = 1; j < x->n_in; j++)
+        if (x->in[j] != y->in[j]) return x->in[j] < y->in[j] ? -1 : 1;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    int c = memcmp(x->attr, y->attr, sizeof *x->attr);
     if (c) return c;
-    loom_shape sx = loom_tensor_shape(g, loom_node_input(g, loom_at(x), 0));
-    loom_shape sy = loom_tensor_shape(g, loom_node_input(g, loom_at(y), 0));
-    if (!loom_shape_eq(sx, sy)) return memcmp(&sx, &sy, sizeof sx);
-    return 0;
+    return loom_shape_eq(x->s0, y->s0) ? 0 : memcmp(&x->s0, &y->s0, sizeof x->s0);
 }
 
-static int cmp_batch_order(const void *a, const void *b, void *ctx)
+static int cmp_batch_order(const void *a, const void *b)
 {
-    int c = cmp_batch(a, b, ctx);
+    int c = cmp_batch(a, b);
     if (c) return c;
-    const loom_rewrites *p = ctx;
-    int32_t u = input0_root(p, *(const int32_t *)a), v = input0_root(p, *(const int32_t *)b);
-    return (u > v) - (u < v);
+    const cand *x = a, *y = b;
+    return (x->in0 > y->in0) - (x->in0 < y->in0);
 }
 
 /* Whether no member's input 0 depends on a member (then all of them can
- * run at once, after every input 0): a forward sweep over the ids from the
- * first member, `dep` marking what depends on one. */
-static bool independent(const loom_rewrites *p, const int32_t *m, int n, bool *dep)
+ * run at once, after every input 0). Proved cheaply when the rows come
+ * from one batch, when every input 0 was
+ * made before the first member (ids) or lies at a smaller depth than every
+ * member (what depends on a node lies deeper); else by a forward sweep over
+ * the ids between, `dep` marking what depends on a member — only when that
+ * range is short: a long one (the recurrent slices of every step) is left
+ * unbatched without the cost of proving it. */
+static bool independent(const loom_rewrites *p, const int32_t *m, int n, int32_t src, bool *dep, const int32_t *depth)
 {
-    int32_t lo = m[0], hi = 0;
+    /* rows from one batch X: an input 0 (an X member x_i) depending on a member
+     * (which reads x_j) would make x_i depend on x_j, which X's own proof excludes */
+    if (src >= 0) return true;
+    int32_t lo = m[0], hi = 0, deep = 0, shallow = INT32_MAX;
     for (int k = 0; k < n; k++) {
         lo = m[k] < lo ? m[k] : lo;
         int32_t a = input0_root(p, m[k]);
         hi = a > hi ? a : hi;
+        deep = depth[a] > deep ? depth[a] : deep;
+        shallow = depth[m[k]] < shallow ? depth[m[k]] : shallow;
     }
-    if (hi <= lo) return true;
+    if (hi <= lo || deep < shallow) return true;
+    if ((int64_t)(hi - lo) > 4 * (int64_t)n) return false;
     for (int k = 0; k < n; k++) dep[m[k]] = true;
     for (int32_t i = lo + 1; i <= hi; i++) {
         if (dep[i] || !p->in_plan[i]) continue;
@@ -217,30 +232,60 @@ static loom_status find_batches(loom_rewrites *p)
 {
     for (int32_t i = 0; i < p->n_graph; i++) p->batch_of[i] = -1;
     if (!(p->which & LOOM_REWRITE_BATCH)) return LOOM_OK;
-    int32_t n = 0, *c = malloc((size_t)p->n_graph * sizeof *c + 1);
+    int32_t n = 0, n_all = 0, *m = malloc((size_t)p->n_graph * sizeof *m + 1);
+    cand *c = malloc((size_t)p->n_graph * sizeof *c + 1), *all = malloc((size_t)p->n_graph * sizeof *all + 1);
     bool *dep = calloc((size_t)p->n_graph + 1, sizeof *dep);
     p->batch_member = malloc((size_t)p->n_graph * sizeof *p->batch_member + 1);
     p->batch_start = malloc(((size_t)p->n_graph / 2 + 2) * sizeof *p->batch_start);
-    if (!c || !dep || !p->batch_member || !p->batch_start) {
-        free(c), free(dep);
+    if (!c || !all || !m || !dep || !p->batch_member || !p->batch_start) {
+        free(c), free(all), free(m), free(dep);
         return LOOM_ERR_NOMEM;
     }
     /* Rounds: a batch found in one round sets apart, in the next, the
      * candidates whose rows it produces (slices of the batched input
      * projections, which share shape and attributes with the recurrent
      * slices but not their dependence on earlier steps). */
+    int32_t *depth = malloc((size_t)p->n_graph * sizeof *depth + 1);
+    if (!depth) {
+        free(c), free(all), free(m), free(dep);
+        return LOOM_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < p->n_graph; i++) { /* ASAP depth, for the cheap independence proof */
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        depth[i] = 0;
+        for (int j = 0; p->in_plan[i] && j < nd->n_in; j++) {
+            int32_t x = depth[loom_index(loom_node_input(p->g, loom_at(i), j))] + 1;
+            depth[i] = x > depth[i] ? x : depth[i];
+        }
+    }
+    for (int32_t i = 0; i < p->n_graph; i++) { /* the candidates, read once */
+        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        if (nd->n_in > CAND_MAX_IN || !batchable(p, i)) continue;
+        cand *k = &all[n_all++];
+        k->node = i, k->in0 = input0_root(p, i), k->rows = rows_source(p, i);
+        k->op = nd->op, k->n_in = nd->n_in, k->attr = &nd->attr;
+        for (int j = 0; j < nd->n_in; j++) k->in[j] = loom_index(loom_node_input(p->g, loom_at(i), j));
+        k->s0 = loom_tensor_shape(p->g, loom_at(k->in0));
+        k->key = XXH3_64bits(&nd->attr, sizeof nd->attr) ^ XXH3_64bits(k->s0.d, sizeof k->s0.d[0] * (size_t)k->s0.rank);
+    }
     int32_t used = 0;
-    for (int32_t before = -1; before != p->n_batches;) {
-        before = p->n_batches;
+    /* after the first round only the readers of the last round's batches
+     * can form new groups */
+    for (int32_t before = -1, fresh = -1; before != p->n_batches;) {
+        fresh = before, before = p->n_batches;
         n = 0;
-        for (int32_t i = 0; i < p->n_graph; i++)
-            if (p->batch_of[i] < 0 && batchable(p, i)) c[n++] = i;
-        qsort_r(c, (size_t)n, sizeof *c, cmp_batch_order, p);
+        for (int32_t a = 0; a < n_all; a++) {
+            cand *k = &all[a];
+            k->src = p->batch_of[k->rows];
+            if (p->batch_of[k->node] < 0 && (fresh < 0 || k->src >= fresh)) c[n++] = *k;
+        }
+        qsort(c, (size_t)n, sizeof *c, cmp_batch_order);
         for (int32_t a = 0, b; a < n; a = b) {
-            for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b], p); b++) {}
-            if (b - a < 2 || !independent(p, c + a, b - a, dep)) continue;
+            for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b]); b++) {}
+            for (int32_t k = a; k < b; k++) m[k - a] = c[k].node;
+            if (b - a < 2 || !independent(p, m, b - a, c[a].src, dep, depth)) continue;
             p->batch_start[p->n_batches] = used;
-            for (int32_t k = a; k < b; k++) p->batch_member[used++] = c[k];
+            for (int32_t k = a; k < b; k++) p->batch_member[used++] = c[k].node;
             p->n_batches++;
             p->n_batched += b - a - 1;
         }
@@ -250,7 +295,7 @@ static loom_status find_batches(loom_rewrites *p)
                 p->batch_of[p->batch_member[k]] = b;
     }
     p->batch_start[p->n_batches] = used;
-    free(c), free(dep);
+    free(c), free(all), free(m), free(dep), free(depth);
     return order_batches(p);
 }
 

@@ -277,8 +277,11 @@ static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
 
 /* readers[r]: the nodes that read root r at its last level (a folded term
  * reads in its sum's kernel, so the sum counts for it). */
-static void count_last_readers(const loom_plan *p, const int32_t *last, int32_t *readers)
+static bool count_last_readers(const loom_plan *p, const int32_t *last, int32_t *readers)
 {
+    int32_t *seen = malloc((size_t)p->n_graph * sizeof *seen + 1); /* seen[r]: the last reader counted for r */
+    if (!seen) return false;
+    for (int32_t i = 0; i < p->n_graph; i++) seen[i] = -1;
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_graph_node(p->g, loom_at(i));
@@ -286,11 +289,13 @@ static void count_last_readers(const loom_plan *p, const int32_t *last, int32_t 
         int32_t reader = p->rw.into[i] >= 0 ? p->rw.into[i] : i;
         for (int j = 0; j < nd->n_in; j++) {
             int32_t r = p->root[loom_index(loom_node_input(p->g, loom_at(i), j))];
-            bool again = false; /* the same node reading r twice counts once */
-            for (int q = 0; q < j && !again; q++) again = p->root[loom_index(loom_node_input(p->g, loom_at(i), q))] == r;
-            if (!again && last[r] == p->level[reader]) readers[r]++;
+            if (seen[r] == reader || last[r] != p->level[reader]) continue; /* a reader counts once */
+            seen[r] = reader;
+            readers[r]++;
         }
     }
+    free(seen);
+    return true;
 }
 
 /* In place: node id (an OPF_INPLACE op running its own kernel at level l)
@@ -328,9 +333,8 @@ loom_status loom_plan_place(loom_plan *p)
     if (ok) {
         fl.v[0] = (span){0, INT64_MAX};
         last_reads(p, last);
-        count_last_readers(p, last, readers);
         for (int32_t i = 0; i < p->n_graph; i++) p->offset[i] = -1;
-        ok = find_groups(&gs, p, last);
+        ok = count_last_readers(p, last, readers) && find_groups(&gs, p, last);
     }
     size_t high = 0;
     for (int32_t l = 1; ok && l <= p->n_levels; l++) {

@@ -23,10 +23,8 @@ static void prune(loom_plan *p)
 
 /* Levels and storage roots; returns the highest level. A folded term takes
  * its inputs' level (its work happens in the sum's kernel, a level later).
- * The members of a batch all take the level after every member's inputs
- * (a batch may wait for another, so the levels settle over a few passes:
- * at most one per batch, unless two batches wait on each other — then the
- * plan runs without batches). */
+ * The members of a batch all take the level after every member's inputs,
+ * which batch_levels finds first. */
 static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *batch_need)
 {
     const loom_graph *g = p->g;
@@ -63,22 +61,85 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *bat
     return max_level;
 }
 
+/* The batches' levels, by a topological sweep (Kahn's) of the graph with
+ * each batch contracted to one node: a batch runs after every member's
+ * inputs. False when the batches wait on each other (a cycle). */
+static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
+{
+    const loom_graph *g = p->g;
+    int32_t n = p->n_graph, *rep = malloc((size_t)n * sizeof *rep + 1), *indeg = calloc((size_t)n + 1, sizeof *indeg);
+    int32_t *start = calloc((size_t)n + 2, sizeof *start), *to = NULL, *queue = malloc((size_t)n * sizeof *queue + 1);
+    int32_t *lv = calloc((size_t)n + 1, sizeof *lv);
+    *ok = rep && indeg && start && queue && lv;
+    int64_t edges = 0;
+    for (int32_t i = 0; *ok && i < n; i++) {
+        int32_t b = p->rw.batch_of[i];
+        rep[i] = b >= 0 ? p->rw.batch_member[p->rw.batch_start[b]] : i;
+    }
+    for (int32_t i = 0; *ok && i < n; i++) { /* consumer lists, CSR: rep(x) → rep(i) */
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t x = rep[loom_index(loom_node_input(g, loom_at(i), j))];
+            if (x != rep[i]) start[x + 1]++, indeg[rep[i]]++, edges++;
+        }
+    }
+    if (*ok) {
+        for (int32_t i = 0; i < n; i++) start[i + 1] += start[i];
+        to = malloc((size_t)edges * sizeof *to + 1);
+        *ok = to != NULL;
+    }
+    int32_t head = 0, tail = 0, done = 0, reps = 0;
+    for (int32_t i = 0; *ok && i < n; i++) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t x = rep[loom_index(loom_node_input(g, loom_at(i), j))];
+            if (x != rep[i]) to[start[x]++] = rep[i];
+        }
+    }
+    for (int32_t i = n; *ok && i > 0; i--) start[i] = start[i - 1]; /* back to the lists' starts */
+    if (*ok) start[0] = 0;
+    for (int32_t i = 0; *ok && i < n; i++)
+        if (p->in_plan[i] && rep[i] == i) {
+            reps++;
+            if (!indeg[i]) queue[tail++] = i;
+        }
+    while (*ok && head < tail) {
+        int32_t u = queue[head++], b = p->rw.batch_of[u];
+        done++;
+        /* u's level from its (or its batch's members') inputs, as level_pass reckons it */
+        int32_t k0 = b >= 0 ? p->rw.batch_start[b] : 0, k1 = b >= 0 ? p->rw.batch_start[b + 1] : 1, level = 0;
+        for (int32_t k = k0; k < k1; k++) {
+            int32_t i = b >= 0 ? p->rw.batch_member[k] : u;
+            const loom_node *nd = loom_graph_node(g, loom_at(i));
+            unsigned flags = loom_op(nd->op)->flags;
+            if (flags & OPF_SOURCE) continue;
+            int32_t in = 0;
+            for (int j = 0; j < nd->n_in; j++) {
+                int32_t x = lv[rep[loom_index(loom_node_input(g, loom_at(i), j))]];
+                in = x > in ? x : in;
+            }
+            int32_t l = b >= 0 || !((flags & OPF_ALIAS) || p->rw.into[i] >= 0) ? in + 1 : in;
+            level = l > level ? l : level;
+        }
+        lv[u] = level;
+        if (b >= 0) batch_level[b] = level;
+        for (int32_t e = start[u]; e < start[u + 1]; e++)
+            if (--indeg[to[e]] == 0) queue[tail++] = to[e];
+    }
+    bool acyclic = done == reps;
+    free(rep), free(indeg), free(start), free(to), free(queue), free(lv);
+    return acyclic;
+}
+
 static int32_t assign_levels(loom_plan *p, bool *ok)
 {
-    int32_t *level = calloc((size_t)p->rw.n_batches + 1, sizeof *level), *need = malloc(((size_t)p->rw.n_batches + 1) * sizeof *need);
+    int32_t nb = p->rw.n_batches, *level = calloc((size_t)nb + 1, sizeof *level), *need = calloc((size_t)nb + 1, sizeof *need);
     *ok = level && need;
-    int32_t max_level = 0;
-    for (int32_t pass = 0, settled = 0; *ok && !settled; pass++) {
-        if (pass > p->rw.n_batches + 1) { /* batches waiting on each other (a cycle): run without them */
-            loom_rewrites_drop_batches(&p->rw);
-            pass = 0;
-        }
-        for (int32_t b = 0; b < p->rw.n_batches; b++) need[b] = 0;
-        max_level = level_pass(p, level, need);
-        settled = 1;
-        for (int32_t b = 0; b < p->rw.n_batches; b++)
-            if (level[b] != need[b] + 1) level[b] = need[b] + 1, settled = 0;
-    }
+    if (*ok && nb && !batch_levels(p, level, ok) && *ok) /* batches waiting on each other: run without them */
+        loom_rewrites_drop_batches(&p->rw);
+    int32_t max_level = *ok ? level_pass(p, level, need) : 0;
     free(level), free(need);
     return max_level;
 }
