@@ -1,6 +1,7 @@
 /* The graph arena: nodes, input pool, string pool, stored data, sticky error,
  * hash-consing of pure nodes (xxh3 of op, inputs and attributes). */
 #include "graph/error.h"
+#include "graph/walk.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -175,6 +176,8 @@ static bool grow(void **buf, int32_t *cap, int64_t need, size_t sz)
 int32_t loom_graph_size(const loom_graph *g) { return g ? g->n_nodes : 0; }
 
 bool loom_graph_has(const loom_graph *g, loom_tensor t) { return g && t.id >= 1 && t.id <= g->n_nodes; }
+
+loom_walk loom_graph_walk(const loom_graph *g) { return (loom_walk){g->nodes, g->inputs}; }
 
 const loom_node *loom_graph_node(const loom_graph *g, loom_tensor t)
 {

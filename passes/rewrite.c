@@ -61,12 +61,12 @@ static loom_status fold_into_sums(loom_rewrites *p)
     if (!uses) return LOOM_ERR_NOMEM;
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
-        for (int j = 0; j < nd->n_in; j++) uses[loom_index(loom_node_input(g, loom_at(i), j))]++;
+        const loom_node *nd = loom_walk_node(p->walk, i);
+        for (int j = 0; j < nd->n_in; j++) uses[loom_walk_in(p->walk, i, j)]++;
     }
     for (int i = 0; i < p->n_outputs; i++) uses[loom_index(p->outputs[i])] += 2;
     for (int32_t s = 0; s < p->n_graph; s++) {
-        const loom_node *nd = loom_graph_node(g, loom_at(s));
+        const loom_node *nd = loom_walk_node(p->walk, s);
         if (!p->in_plan[s] || !(loom_op(nd->op)->flags & OPF_SUM)) continue;
         for (int j = 0; j < nd->n_in; j++) {
             loom_tensor x = loom_node_input(g, loom_at(s), j);
@@ -86,7 +86,7 @@ static loom_status fold_into_sums(loom_rewrites *p)
 
 static bool batchable(const loom_rewrites *p, int32_t i)
 {
-    const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+    const loom_node *nd = loom_walk_node(p->walk, i);
     const loom_op_desc *d = loom_op(nd->op);
     return p->in_plan[i] && p->into[i] < 0 && d->batches && d->batches(p->g, loom_at(i));
 }
@@ -94,16 +94,16 @@ static bool batchable(const loom_rewrites *p, int32_t i)
 static int32_t input0_root(const loom_rewrites *p, int32_t i)
 {
     (void)p;
-    return loom_index(loom_node_input(p->g, loom_at(i), 0));
+    return loom_walk_in(p->walk, i, 0);
 }
 
 /* Input 0 of node i through views (reshape, stop_gradient): the node
  * that holds its rows. */
 static int32_t rows_source(const loom_rewrites *p, int32_t i)
 {
-    int32_t x = loom_index(loom_node_input(p->g, loom_at(i), 0));
-    while (loom_op(loom_graph_node(p->g, loom_at(x))->op)->flags & OPF_ALIAS)
-        x = loom_index(loom_node_input(p->g, loom_at(x), 0));
+    int32_t x = loom_walk_in(p->walk, i, 0);
+    while (loom_op(loom_walk_node(p->walk, x)->op)->flags & OPF_ALIAS)
+        x = loom_walk_in(p->walk, x, 0);
     return x;
 }
 
@@ -171,8 +171,8 @@ static bool independent(const loom_rewrites *p, const int32_t *m, int n, int32_t
     for (int k = 0; k < n; k++) dep[m[k]] = true;
     for (int32_t i = lo + 1; i <= hi; i++) {
         if (dep[i] || !p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
-        for (int j = 0; j < nd->n_in && !dep[i]; j++) dep[i] = dep[loom_index(loom_node_input(p->g, loom_at(i), j))];
+        const loom_node *nd = loom_walk_node(p->walk, i);
+        for (int j = 0; j < nd->n_in && !dep[i]; j++) dep[i] = dep[loom_walk_in(p->walk, i, j)];
     }
     bool ok = true;
     for (int k = 0; k < n && ok; k++) ok = !dep[input0_root(p, m[k])];
@@ -251,20 +251,20 @@ static loom_status find_batches(loom_rewrites *p)
         return LOOM_ERR_NOMEM;
     }
     for (int32_t i = 0; i < p->n_graph; i++) { /* ASAP depth, for the cheap independence proof */
-        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         depth[i] = 0;
         for (int j = 0; p->in_plan[i] && j < nd->n_in; j++) {
-            int32_t x = depth[loom_index(loom_node_input(p->g, loom_at(i), j))] + 1;
+            int32_t x = depth[loom_walk_in(p->walk, i, j)] + 1;
             depth[i] = x > depth[i] ? x : depth[i];
         }
     }
     for (int32_t i = 0; i < p->n_graph; i++) { /* the candidates, read once */
-        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         if (nd->n_in > CAND_MAX_IN || !batchable(p, i)) continue;
         cand *k = &all[n_all++];
         k->node = i, k->in0 = input0_root(p, i), k->rows = rows_source(p, i);
         k->op = nd->op, k->n_in = nd->n_in, k->attr = &nd->attr;
-        for (int j = 0; j < nd->n_in; j++) k->in[j] = loom_index(loom_node_input(p->g, loom_at(i), j));
+        for (int j = 0; j < nd->n_in; j++) k->in[j] = loom_walk_in(p->walk, i, j);
         k->s0 = loom_tensor_shape(p->g, loom_at(k->in0));
         k->key = XXH3_64bits(&nd->attr, sizeof nd->attr) ^ XXH3_64bits(k->s0.d, sizeof k->s0.d[0] * (size_t)k->s0.rank);
     }
@@ -303,7 +303,7 @@ loom_status loom_rewrites_find(loom_rewrites *r, const loom_graph *g, const bool
                                int n_outputs)
 {
     int32_t n = loom_graph_size(g);
-    r->g = g, r->n_graph = n, r->in_plan = in_plan, r->outputs = outputs, r->n_outputs = n_outputs;
+    r->g = g, r->walk = loom_graph_walk(g), r->n_graph = n, r->in_plan = in_plan, r->outputs = outputs, r->n_outputs = n_outputs;
     r->into = malloc((size_t)n * sizeof *r->into + 1);
     r->folded_in = calloc((size_t)n + 1, sizeof *r->folded_in);
     r->batch_of = malloc((size_t)n * sizeof *r->batch_of + 1);

@@ -10,6 +10,7 @@
 #ifndef LOOM_PASSES_REWRITE_H
 #define LOOM_PASSES_REWRITE_H
 
+#include "graph/walk.h"
 #include "loom/runtime.h"
 
 #include <stdbool.h>
@@ -18,6 +19,7 @@
 typedef struct {
     /* what the rewrites were found over */
     const loom_graph *g;
+    loom_walk walk;
     int32_t n_graph;
     const bool *in_plan;
     const loom_tensor *outputs;

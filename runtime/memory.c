@@ -112,15 +112,14 @@ static int64_t take(free_list *fl, int64_t size, size_t *high)
 /* last[r]: the last level that reads root r. */
 static void last_reads(const loom_plan *p, int32_t *last)
 {
-    const loom_graph *g = p->g;
     for (int32_t i = 0; i < p->n_graph; i++) last[i] = -1;
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
         int32_t lv = p->level[p->rw.into[i] >= 0 ? p->rw.into[i] : i]; /* a folded term reads in its sum's kernel */
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t r = p->root[loom_index(loom_node_input(g, loom_at(i), j))];
+            int32_t r = p->root[loom_walk_in(p->walk, i, j)];
             last[r] = lv > last[r] ? lv : last[r];
         }
     }
@@ -148,7 +147,7 @@ typedef struct {
 static bool own_buffer(const loom_plan *p, int32_t i)
 {
     return p->in_plan[i] && p->rw.into[i] < 0 && p->rw.batch_of[i] < 0 &&
-           !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+           !(loom_op(loom_walk_node(p->walk, i)->op)->flags & (OPF_SOURCE | OPF_ALIAS));
 }
 
 static bool grow(groups *gs)
@@ -180,7 +179,7 @@ static bool batch_group(groups *gs, const loom_plan *p, int32_t b, const int32_t
     group *gr = &gs->v[gs->n++];
     *gr = (group){-1, -1, 0, -1};
     for (int32_t k = p->rw.batch_start[b]; k < p->rw.batch_start[b + 1]; k++)
-        join(gs, gr, p->root[loom_index(loom_node_input(p->g, loom_at(p->rw.batch_member[k]), 0))], p, last);
+        join(gs, gr, p->root[loom_walk_in(p->walk, p->rw.batch_member[k], 0)], p, last);
     return true;
 }
 
@@ -188,10 +187,10 @@ static bool batch_group(groups *gs, const loom_plan *p, int32_t b, const int32_t
  * the same op, so the same inputs), or 0. */
 static int term_inputs(const loom_plan *p, int32_t s)
 {
-    const loom_node *nd = loom_graph_node(p->g, loom_at(s));
+    const loom_node *nd = loom_walk_node(p->walk, s);
     for (int k = 0; k < nd->n_in; k++) {
-        int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
-        const loom_node *tn = loom_graph_node(p->g, loom_at(t));
+        int32_t t = loom_walk_in(p->walk, s, k);
+        const loom_node *tn = loom_walk_node(p->walk, t);
         const loom_op_desc *d = loom_op(tn->op);
         if (p->rw.into[t] == s && d->stacks && d->stacks(p->g, loom_at(t))) return tn->n_in;
     }
@@ -201,11 +200,11 @@ static int term_inputs(const loom_plan *p, int32_t s)
 /* Input j of sum s's k-th stacking term (its storage root), or -1. */
 static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
 {
-    int32_t t = loom_index(loom_node_input(p->g, loom_at(s), k));
-    const loom_node *tn = loom_graph_node(p->g, loom_at(t));
+    int32_t t = loom_walk_in(p->walk, s, k);
+    const loom_node *tn = loom_walk_node(p->walk, t);
     const loom_op_desc *d = loom_op(tn->op);
     if (p->rw.into[t] != s || !d->stacks || !d->stacks(p->g, loom_at(t)) || j >= tn->n_in) return -1;
-    return p->root[loom_index(loom_node_input(p->g, loom_at(t), j))];
+    return p->root[loom_walk_in(p->walk, t, j)];
 }
 
 /* Members get places in term order, or in reverse when reverse is set. */
@@ -214,7 +213,7 @@ static bool add_group(groups *gs, const loom_plan *p, int32_t s, int j, bool rev
     if (!grow(gs)) return false;
     group *gr = &gs->v[gs->n++];
     *gr = (group){-1, -1, 0, -1};
-    int n_in = loom_graph_node(p->g, loom_at(s))->n_in;
+    int n_in = loom_walk_node(p->walk, s)->n_in;
     for (int k = 0; k < n_in; k++) {
         int32_t r = operand(p, s, reverse ? n_in - 1 - k : k, j);
         if (r >= 0) join(gs, gr, r, p, last);
@@ -227,7 +226,7 @@ static bool add_group(groups *gs, const loom_plan *p, int32_t s, int j, bool rev
  * both directions share): *falling tells whether in falling order. */
 static bool constrained(const groups *gs, const loom_plan *p, int32_t s, bool *falling)
 {
-    int n_in = loom_graph_node(p->g, loom_at(s))->n_in, m = term_inputs(p, s);
+    int n_in = loom_walk_node(p->walk, s)->n_in, m = term_inputs(p, s);
     for (int j = 0; j < m; j++) {
         int32_t prev = -1;
         for (int k = 0; k < n_in; k++) {
@@ -254,7 +253,7 @@ static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
     int32_t n = 0, *sums = malloc((size_t)p->n_graph * sizeof *sums + 1);
     if (!sums) return false;
     for (int32_t s = 0; s < p->n_graph; s++) {
-        int stacking = 0, n_in = p->rw.folded_in[s] >= 2 ? loom_graph_node(p->g, loom_at(s))->n_in : 0;
+        int stacking = 0, n_in = p->rw.folded_in[s] >= 2 ? loom_walk_node(p->walk, s)->n_in : 0;
         for (int k = 0; k < n_in && stacking < 2; k++) stacking += operand(p, s, k, 0) >= 0;
         if (stacking >= 2) sums[n++] = s;
     }
@@ -284,11 +283,11 @@ static bool count_last_readers(const loom_plan *p, const int32_t *last, int32_t 
     for (int32_t i = 0; i < p->n_graph; i++) seen[i] = -1;
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
         int32_t reader = p->rw.into[i] >= 0 ? p->rw.into[i] : i;
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t r = p->root[loom_index(loom_node_input(p->g, loom_at(i), j))];
+            int32_t r = p->root[loom_walk_in(p->walk, i, j)];
             if (seen[r] == reader || last[r] != p->level[reader]) continue; /* a reader counts once */
             seen[r] = reader;
             readers[r]++;
@@ -306,14 +305,14 @@ static bool count_last_readers(const loom_plan *p, const int32_t *last, int32_t 
 static int32_t in_place(const loom_plan *p, const groups *gs, int32_t id, int32_t l, const int32_t *last,
                         const int32_t *readers, const bool *handed)
 {
-    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    const loom_node *nd = loom_walk_node(p->walk, id);
     if (!(p->rw.which & LOOM_REWRITE_IN_PLACE) || !(loom_op(nd->op)->flags & OPF_INPLACE) || p->rw.folded_in[id])
         return -1;
     for (int j = 0; j < nd->n_in; j++) {
         loom_tensor x = loom_node_input(p->g, loom_at(id), j);
         int32_t r = p->root[loom_index(x)];
         if (p->offset[r] < 0 || handed[r] || !own_buffer(p, r) || gs->of[r] >= 0 || last[r] != l || readers[r] != 1 ||
-            loom_tensor_numel(p->g, x) != loom_shape_numel(nd->shape) || loom_graph_node(p->g, loom_at(r))->dtype != nd->dtype)
+            loom_tensor_numel(p->g, x) != loom_shape_numel(nd->shape) || loom_walk_node(p->walk, r)->dtype != nd->dtype)
             continue;
         return r;
     }

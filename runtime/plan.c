@@ -25,11 +25,11 @@ static void count_kept(loom_plan *p)
     bool *kept = calloc((size_t)p->n_graph + 1, sizeof *kept);
     if (!kept) return;
     for (int32_t i = 0; i < p->n_graph; i++) {
-        const loom_node *nd = loom_graph_node(p->g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         if (!p->in_plan[i] || nd->tags.role != LOOM_ROLE_BACKWARD) continue;
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t r = p->root[loom_index(loom_node_input(p->g, loom_at(i), j))];
-            if (kept[r] || p->offset[r] < 0 || loom_graph_node(p->g, loom_at(r))->tags.role != LOOM_ROLE_FORWARD) continue;
+            int32_t r = p->root[loom_walk_in(p->walk, i, j)];
+            if (kept[r] || p->offset[r] < 0 || loom_walk_node(p->walk, r)->tags.role != LOOM_ROLE_FORWARD) continue;
             kept[r] = true;
             p->kept_floats += (size_t)loom_tensor_numel(p->g, loom_at(r));
         }
@@ -50,6 +50,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     loom_plan *p = calloc(1, sizeof *p);
     if (!p) goto oom;
     p->g = g;
+    p->walk = loom_graph_walk(g);
     p->n_graph = N;
     p->eval = opts && opts->eval;
     p->seed = opts ? opts->seed : 0;
@@ -66,7 +67,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->n_outputs = n;
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
     for (int32_t i = 0; i < N; i++)
-        if (p->in_plan[i] && loom_op(loom_graph_node(g, loom_at(i))->op)->cost) p->flops += 2 * loom_op_cost(g, loom_at(i));
+        if (p->in_plan[i] && loom_op(loom_walk_node(p->walk, i)->op)->cost) p->flops += 2 * loom_op_cost(g, loom_at(i));
     count_kept(p);
     return p;
 oom:

@@ -11,6 +11,7 @@
 
 #include "loom/runtime.h"
 #include "graph/error.h"
+#include "graph/walk.h"
 #include "ops/op.h"
 #include "passes/rewrite.h"
 
@@ -20,6 +21,7 @@
 
 struct loom_plan {
     loom_graph *g;
+    loom_walk walk;        /* the graph's arrays, while planning */
     int32_t n_graph;       /* graph size when planned */
     bool *in_plan;         /* per graph node: some output needs it */
     int32_t *level;        /* per graph node: its ready set (sources 0; a view, its input's) */

@@ -11,12 +11,11 @@
 /* Marks what the outputs need (inputs precede their users in the arena). */
 static void prune(loom_plan *p)
 {
-    const loom_graph *g = p->g;
     for (int i = 0; i < p->n_outputs; i++) p->in_plan[loom_index(p->outputs[i])] = true;
     for (int32_t i = p->n_graph - 1; i >= 0; i--) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
-        for (int j = 0; j < nd->n_in; j++) p->in_plan[loom_index(loom_node_input(g, loom_at(i), j))] = true;
+        const loom_node *nd = loom_walk_node(p->walk, i);
+        for (int j = 0; j < nd->n_in; j++) p->in_plan[loom_walk_in(p->walk, i, j)] = true;
         if (nd->n_in > p->max_in) p->max_in = nd->n_in;
     }
 }
@@ -34,13 +33,13 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *bat
         p->root[i] = i;
         p->level[i] = 0;
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         const loom_op_desc *d = loom_op(nd->op);
         if (d->flags & OPF_STORED) p->bound[i] = loom_graph_stored(g, nd->attr.i[1]);
         if (d->flags & OPF_SOURCE) continue;
         int32_t lv = 0;
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t in = loom_index(loom_node_input(g, loom_at(i), j));
+            int32_t in = loom_walk_in(p->walk, i, j);
             lv = p->level[in] > lv ? p->level[in] : lv;
         }
         if (p->rw.into[i] >= 0) {
@@ -51,7 +50,7 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *bat
             p->level[i] = batch_level[b];
         } else if (d->flags & OPF_ALIAS) {
             p->level[i] = lv;
-            p->root[i] = p->root[loom_index(loom_node_input(g, loom_at(i), 0))];
+            p->root[i] = p->root[loom_walk_in(p->walk, i, 0)];
             p->n_views++;
         } else {
             p->level[i] = lv + 1;
@@ -66,7 +65,6 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *bat
  * inputs. False when the batches wait on each other (a cycle). */
 static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
 {
-    const loom_graph *g = p->g;
     int32_t n = p->n_graph, *rep = malloc((size_t)n * sizeof *rep + 1), *indeg = calloc((size_t)n + 1, sizeof *indeg);
     int32_t *start = calloc((size_t)n + 2, sizeof *start), *to = NULL, *queue = malloc((size_t)n * sizeof *queue + 1);
     int32_t *lv = calloc((size_t)n + 1, sizeof *lv);
@@ -78,9 +76,9 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
     }
     for (int32_t i = 0; *ok && i < n; i++) { /* consumer lists, CSR: rep(x) → rep(i) */
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t x = rep[loom_index(loom_node_input(g, loom_at(i), j))];
+            int32_t x = rep[loom_walk_in(p->walk, i, j)];
             if (x != rep[i]) start[x + 1]++, indeg[rep[i]]++, edges++;
         }
     }
@@ -92,9 +90,9 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
     int32_t head = 0, tail = 0, done = 0, reps = 0;
     for (int32_t i = 0; *ok && i < n; i++) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t x = rep[loom_index(loom_node_input(g, loom_at(i), j))];
+            int32_t x = rep[loom_walk_in(p->walk, i, j)];
             if (x != rep[i]) to[start[x]++] = rep[i];
         }
     }
@@ -112,12 +110,12 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
         int32_t k0 = b >= 0 ? p->rw.batch_start[b] : 0, k1 = b >= 0 ? p->rw.batch_start[b + 1] : 1, level = 0;
         for (int32_t k = k0; k < k1; k++) {
             int32_t i = b >= 0 ? p->rw.batch_member[k] : u;
-            const loom_node *nd = loom_graph_node(g, loom_at(i));
+            const loom_node *nd = loom_walk_node(p->walk, i);
             unsigned flags = loom_op(nd->op)->flags;
             if (flags & OPF_SOURCE) continue;
             int32_t in = 0;
             for (int j = 0; j < nd->n_in; j++) {
-                int32_t x = lv[rep[loom_index(loom_node_input(g, loom_at(i), j))]];
+                int32_t x = lv[rep[loom_walk_in(p->walk, i, j)]];
                 in = x > in ? x : in;
             }
             int32_t l = b >= 0 || !((flags & OPF_ALIAS) || p->rw.into[i] >= 0) ? in + 1 : in;
@@ -152,7 +150,6 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
  * members (one kernel for all), sources and outputs stay where they are. */
 static bool sink(loom_plan *p)
 {
-    const loom_graph *g = p->g;
     int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1);
     bool *output = calloc((size_t)p->n_graph + 1, sizeof *output);
     if (!bound || !output) {
@@ -163,14 +160,14 @@ static bool sink(loom_plan *p)
     for (int32_t i = 0; i < p->n_graph; i++) bound[i] = INT32_MAX;
     for (int32_t i = p->n_graph - 1; i >= 0; i--) {
         if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_graph_node(g, loom_at(i));
+        const loom_node *nd = loom_walk_node(p->walk, i);
         unsigned flags = loom_op(nd->op)->flags;
         bool pass = (flags & OPF_ALIAS) || p->rw.into[i] >= 0; /* runs no kernel of its own */
         if (!(flags & OPF_SOURCE) && !output[i] && p->rw.batch_of[i] < 0 && bound[i] != INT32_MAX)
             p->level[i] = pass ? bound[i] : bound[i] > p->level[i] ? bound[i] : p->level[i];
         int32_t lim = pass ? p->level[i] : p->level[i] - 1;
         for (int j = 0; j < nd->n_in; j++) {
-            int32_t x = loom_index(loom_node_input(g, loom_at(i), j));
+            int32_t x = loom_walk_in(p->walk, i, j);
             bound[x] = lim < bound[x] ? lim : bound[x];
         }
     }
@@ -181,7 +178,7 @@ static bool sink(loom_plan *p)
 static bool runs_kernel(const loom_plan *p, int32_t i)
 {
     return p->in_plan[i] && loom_rewrites_runs(&p->rw, i) &&
-           !(loom_op(loom_graph_node(p->g, loom_at(i))->op)->flags & (OPF_SOURCE | OPF_ALIAS));
+           !(loom_op(loom_walk_node(p->walk, i)->op)->flags & (OPF_SOURCE | OPF_ALIAS));
 }
 
 /* Buckets the nodes with kernels by level (a counting sort keeps id order
