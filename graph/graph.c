@@ -21,9 +21,12 @@ struct loom_graph {
     int32_t n_strings, cap_strings;
     void **stored;            /* constant data blocks */
     int32_t n_stored, cap_stored;
-    /* open-addressing table of pure nodes: slot -> node id + 1 (0: empty) */
-    int32_t *table;
-    uint64_t *table_key;
+    /* open-addressing table of pure nodes: slot -> (key, node id + 1; 0: empty),
+     * key and id side by side so that a probe touches one cache line */
+    struct slot {
+        uint64_t key;
+        int32_t id;
+    } *table;
     uint32_t table_cap;       /* power of two */
     int32_t table_count;
     /* names of inputs and parameters: slot -> node id + 1 (0: empty), open
@@ -97,7 +100,6 @@ void loom_graph_free(loom_graph *g)
     free(g->inputs);
     free(g->strings);
     free(g->table);
-    free(g->table_key);
     free(g->names);
     free(g->grad_of);
     free(g);
@@ -371,24 +373,18 @@ static bool table_insert(loom_graph *g, uint64_t key, int32_t id);
 static bool table_grow(loom_graph *g)
 {
     uint32_t old_cap = g->table_cap;
-    int32_t *old = g->table;
-    uint64_t *old_key = g->table_key;
+    struct slot *old = g->table;
     uint32_t cap = old_cap ? old_cap * 2 : 256;
     g->table = calloc(cap, sizeof *g->table);
-    g->table_key = calloc(cap, sizeof *g->table_key);
-    if (!g->table || !g->table_key) {
-        free(g->table);
-        free(g->table_key);
+    if (!g->table) {
         g->table = old;
-        g->table_key = old_key;
         return false;
     }
     g->table_cap = cap;
     g->table_count = 0;
     for (uint32_t i = 0; i < old_cap; i++)
-        if (old[i]) table_insert(g, old_key[i], old[i] - 1);
+        if (old[i].id) table_insert(g, old[i].key, old[i].id - 1);
     free(old);
-    free(old_key);
     return true;
 }
 
@@ -397,9 +393,8 @@ static bool table_insert(loom_graph *g, uint64_t key, int32_t id)
     if ((uint32_t)(g->table_count + 1) * 2 > g->table_cap && !table_grow(g)) return false;
     uint32_t mask = g->table_cap - 1;
     for (uint32_t s = (uint32_t)key & mask;; s = (s + 1) & mask) {
-        if (!g->table[s]) {
-            g->table[s] = id + 1;
-            g->table_key[s] = key;
+        if (!g->table[s].id) {
+            g->table[s] = (struct slot){key, id + 1};
             g->table_count++;
             return true;
         }
@@ -411,9 +406,9 @@ static int32_t table_find(const loom_graph *g, uint64_t key, int op, const loom_
 {
     if (!g->table_cap) return -1;
     uint32_t mask = g->table_cap - 1;
-    for (uint32_t s = (uint32_t)key & mask; g->table[s]; s = (s + 1) & mask)
-        if (g->table_key[s] == key && same_node(g, g->table[s] - 1, op, in, n_in, attr))
-            return g->table[s] - 1;
+    for (uint32_t s = (uint32_t)key & mask; g->table[s].id; s = (s + 1) & mask)
+        if (g->table[s].key == key && same_node(g, g->table[s].id - 1, op, in, n_in, attr))
+            return g->table[s].id - 1;
     return -1;
 }
 
