@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Elements above which an update splits its loop across threads. */
+#define PAR_MIN 65536
+
 struct loom_optim {
     loom_optim_opts o;
     int n;
@@ -101,6 +104,7 @@ static void sgd(const loom_optim *o, int i, const float *grad, float lr)
 {
     const loom_optim_opts *c = &o->o;
     float *p = o->p[i], *buf = o->m ? o->m[i] : NULL, wd = c->weight_decay, mu = c->momentum, damp = c->dampening;
+    #pragma omp parallel for simd if (parallel: o->size[i] > PAR_MIN)
     for (int64_t k = 0; k < o->size[i]; k++) {
         float g = grad[k];
         if (wd != 0) g = g + wd * p[k];
@@ -118,6 +122,7 @@ static void adam(const loom_optim *o, int i, const float *grad, float lr)
     float *p = o->p[i], *m = o->m[i], *v = o->v[i], b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay;
     double t = (double)(o->steps + 1);
     float bc1 = (float)(1 - pow(b1, t)), bc2_sqrt = (float)sqrt(1 - pow(b2, t)), step = lr / bc1;
+    #pragma omp parallel for simd if (parallel: o->size[i] > PAR_MIN)
     for (int64_t k = 0; k < o->size[i]; k++) {
         float g = grad[k];
         if (c->kind == LOOM_OPT_ADAMW) p[k] = p[k] * (1 - lr * wd);
@@ -138,20 +143,38 @@ void loom_optim_step(loom_optim *o, const float *const *grads, float lr)
     o->steps++;
 }
 
+/* Σ x² in double, block by block (each block a vector loop), the blocks'
+ * sums added in order: the same result at any thread count. */
+static double sum_squares(const float *x, int64_t n)
+{
+    enum { BLOCK = 4096 };
+    int64_t blocks = (n + BLOCK - 1) / BLOCK;
+    double total = 0;
+    #pragma omp parallel for ordered schedule(static) if (n > PAR_MIN)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t lo = b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
+        double s = 0;
+        #pragma omp simd reduction(+ : s)
+        for (int64_t k = lo; k < hi; k++) s += (double)x[k] * x[k];
+        #pragma omp ordered
+        total += s;
+    }
+    return total;
+}
+
 double loom_clip_grad_norm(float *const *grads, const int64_t *sizes, int n, double max_norm)
 {
     /* PyTorch: the norm of the per-tensor norms */
     double total = 0;
-    for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (int64_t k = 0; k < sizes[i]; k++) s += (double)grads[i][k] * grads[i][k];
-        total += s;
-    }
+    for (int i = 0; i < n; i++) total += sum_squares(grads[i], sizes[i]);
     double norm = sqrt(total);
     double coef = max_norm / (norm + 1e-6);
     if (isfinite(norm) && coef < 1)
-        for (int i = 0; i < n; i++)
-            for (int64_t k = 0; k < sizes[i]; k++) grads[i][k] = (float)(grads[i][k] * coef);
+        for (int i = 0; i < n; i++) {
+            float *g = grads[i];
+            #pragma omp parallel for simd if (parallel: sizes[i] > PAR_MIN)
+            for (int64_t k = 0; k < sizes[i]; k++) g[k] = (float)(g[k] * coef);
+        }
     return norm;
 }
 
