@@ -732,9 +732,18 @@ static void find_clear(dot_ctx *c)
 static int acc_index(const dot_ctx *c, int t, int l, int d) { return (t * c->L + l) * c->D + d; }
 static void acc_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "acc_%d_%d_%d", t, l, d); }
 
-/* Appends k ints to a growing array of k-tuples (false when out of memory). */
-static bool push_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t *t, int k)
+static bool has_tuple(const int32_t *v, int n, const int32_t *t, int k)
 {
+    for (int i = 0; i < n; i++)
+        if (!memcmp(v + (size_t)i * (size_t)k, t, (size_t)k * sizeof *t)) return true;
+    return false;
+}
+
+/* Adds a k-tuple to a growing set of them (arrays of k ints), unless it is
+ * there already (false when out of memory). */
+static bool add_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t *t, int k)
+{
+    if (has_tuple(*v, *n, t, k)) return true;
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 32;
         int32_t *a = realloc(*v, (size_t)nc * (size_t)k * sizeof *a);
@@ -744,13 +753,6 @@ static bool push_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t 
     memcpy(*v + (size_t)*n * (size_t)k, t, (size_t)k * sizeof *t);
     (*n)++;
     return true;
-}
-
-static bool has_tuple(const int32_t *v, int n, const int32_t *t, int k)
-{
-    for (int i = 0; i < n; i++)
-        if (!memcmp(v + (size_t)i * (size_t)k, t, (size_t)k * sizeof *t)) return true;
-    return false;
 }
 
 /* Cell view: a gradient cell's contribution to a parameter's Σ goes into
@@ -769,7 +771,7 @@ static bool bundle_into_sigma(dot_ctx *c, int32_t u, int32_t v, const char *cell
     emit_edge(c, cell_id, p, "sum", 0, NULL);
     c->acc[acc_index(c, t, l, d)] = 1;
     int32_t key[3] = {l, d, v};
-    if (!has_tuple(c->acc_to, c->n_acc_to, key, 3)) push_tuple(c, &c->acc_to, &c->n_acc_to, &c->cap_acc_to, key, 3);
+    add_tuple(c, &c->acc_to, &c->n_acc_to, &c->cap_acc_to, key, 3);
     return true;
 }
 
@@ -824,7 +826,7 @@ static bool bundle_weight_use(dot_ctx *c, int32_t u, int32_t v, const char *cell
     emit_edge(c, p, cell_id, "param", 0, NULL);
     c->bus[acc_index(c, t, l, d)] = 1;
     int32_t key[3] = {l, d, u};
-    if (!has_tuple(c->bus_from, c->n_bus_from, key, 3)) push_tuple(c, &c->bus_from, &c->n_bus_from, &c->cap_bus_from, key, 3);
+    add_tuple(c, &c->bus_from, &c->n_bus_from, &c->cap_bus_from, key, 3);
     return true;
 }
 
@@ -841,8 +843,7 @@ static bool bundle_sum_term(dot_ctx *c, int32_t u, int32_t v)
     obj_id(c, u, a, sizeof a);
     snprintf(p, sizeof p, "sum_%d_%d", v, nu->tags.step);
     emit_edge(c, a, p, "forward", 0, NULL);
-    if (!has_tuple(c->sum_terms, c->n_sum_terms, key, 2))
-        push_tuple(c, &c->sum_terms, &c->n_sum_terms, &c->cap_sum_terms, key, 2);
+    add_tuple(c, &c->sum_terms, &c->n_sum_terms, &c->cap_sum_terms, key, 2);
     return true;
 }
 
