@@ -109,18 +109,22 @@ static int64_t take(free_list *fl, int64_t size, size_t *high)
     return off;
 }
 
-/* last[r]: the last level that reads root r. */
-static void last_reads(const loom_plan *p, int32_t *last)
+/* last[r]: the last level that reads root r (outputs: past the end);
+ * readers[r]: the nodes that read it at that level, each once (a folded
+ * term reads in its sum's kernel, so the sum counts for it). seen[r]: the
+ * reader last counted for r (scratch). */
+static void last_reads(const loom_plan *p, int32_t *last, int32_t *readers, int32_t *seen)
 {
-    for (int32_t i = 0; i < p->n_graph; i++) last[i] = -1;
+    for (int32_t i = 0; i < p->n_graph; i++) last[i] = -1, readers[i] = 0, seen[i] = -1;
     for (int32_t i = 0; i < p->n_graph; i++) {
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
-        int32_t lv = p->level[p->rw.into[i] >= 0 ? p->rw.into[i] : i]; /* a folded term reads in its sum's kernel */
+        int32_t reader = p->rw.into[i] >= 0 ? p->rw.into[i] : i, lv = p->level[reader];
         for (int j = 0; j < nd->n_in; j++) {
             int32_t r = p->root[loom_walk_in(p->walk, i, j)];
-            last[r] = lv > last[r] ? lv : last[r];
+            if (lv > last[r]) last[r] = lv, readers[r] = 0, seen[r] = -1;
+            if (lv == last[r] && seen[r] != reader) seen[r] = reader, readers[r]++;
         }
     }
     for (int i = 0; i < p->n_outputs; i++) last[p->root[loom_index(p->outputs[i])]] = p->n_levels + 1;
@@ -274,29 +278,6 @@ static bool find_groups(groups *gs, const loom_plan *p, const int32_t *last)
     return ok;
 }
 
-/* readers[r]: the nodes that read root r at its last level (a folded term
- * reads in its sum's kernel, so the sum counts for it). */
-static bool count_last_readers(const loom_plan *p, const int32_t *last, int32_t *readers)
-{
-    int32_t *seen = malloc((size_t)p->n_graph * sizeof *seen + 1); /* seen[r]: the last reader counted for r */
-    if (!seen) return false;
-    for (int32_t i = 0; i < p->n_graph; i++) seen[i] = -1;
-    for (int32_t i = 0; i < p->n_graph; i++) {
-        if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_walk_node(p->walk, i);
-        if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
-        int32_t reader = p->rw.into[i] >= 0 ? p->rw.into[i] : i;
-        for (int j = 0; j < nd->n_in; j++) {
-            int32_t r = p->root[loom_walk_in(p->walk, i, j)];
-            if (seen[r] == reader || last[r] != p->level[reader]) continue; /* a reader counts once */
-            seen[r] = reader;
-            readers[r]++;
-        }
-    }
-    free(seen);
-    return true;
-}
-
 /* In place: node id (an OPF_INPLACE op running its own kernel at level l)
  * may write over an input of its size whose buffer dies at l with id its
  * only reader there (so nothing beside it reads the input while it is
@@ -326,14 +307,14 @@ loom_status loom_plan_place(loom_plan *p)
     free_list fl = {malloc(16 * sizeof *fl.v), 1, 16};
     groups gs = {NULL, 0, 0, malloc((size_t)p->n_graph * sizeof(int32_t) + 1),
                  malloc((size_t)p->n_graph * sizeof(int32_t) + 1)};
-    int32_t *readers = calloc((size_t)p->n_graph + 1, sizeof *readers);
+    int32_t *readers = malloc((size_t)p->n_graph * sizeof *readers + 1), *seen = malloc((size_t)p->n_graph * sizeof *seen + 1);
     bool *handed = calloc((size_t)p->n_graph + 1, sizeof *handed);
-    bool ok = last && live.v && fl.v && gs.of && gs.index && readers && handed;
+    bool ok = last && live.v && fl.v && gs.of && gs.index && readers && seen && handed;
     if (ok) {
         fl.v[0] = (span){0, INT64_MAX};
-        last_reads(p, last);
+        last_reads(p, last, readers, seen);
         for (int32_t i = 0; i < p->n_graph; i++) p->offset[i] = -1;
-        ok = count_last_readers(p, last, readers) && find_groups(&gs, p, last);
+        ok = find_groups(&gs, p, last);
     }
     size_t high = 0;
     for (int32_t l = 1; ok && l <= p->n_levels; l++) {
@@ -376,7 +357,7 @@ loom_status loom_plan_place(loom_plan *p)
             heap_push(&live, (live_buf){p->offset[id], size, last[id] < l ? l : last[id], id});
         }
     }
-    free(last), free(live.v), free(fl.v), free(gs.v), free(gs.of), free(gs.index), free(readers), free(handed);
+    free(last), free(live.v), free(fl.v), free(gs.v), free(gs.of), free(gs.index), free(readers), free(seen), free(handed);
     if (!ok) return LOOM_ERR_NOMEM;
     p->arena_floats = high;
     p->arena = high ? aligned_alloc(ALIGN_FLOATS * sizeof(float), high * sizeof(float)) : NULL;

@@ -24,7 +24,7 @@ static void prune(loom_plan *p)
  * its inputs' level (its work happens in the sum's kernel, a level later).
  * The members of a batch all take the level after every member's inputs,
  * which batch_levels finds first. */
-static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *batch_need)
+static int32_t level_pass(loom_plan *p, const int32_t *batch_level)
 {
     const loom_graph *g = p->g;
     int32_t max_level = 0;
@@ -45,9 +45,7 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level, int32_t *bat
         if (p->rw.into[i] >= 0) {
             p->level[i] = lv;
         } else if (p->rw.batch_of[i] >= 0) {
-            int32_t b = p->rw.batch_of[i];
-            batch_need[b] = lv > batch_need[b] ? lv : batch_need[b];
-            p->level[i] = batch_level[b];
+            p->level[i] = batch_level[p->rw.batch_of[i]];
         } else if (d->flags & OPF_ALIAS) {
             p->level[i] = lv;
             p->root[i] = p->root[loom_walk_in(p->walk, i, 0)];
@@ -133,12 +131,12 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
 
 static int32_t assign_levels(loom_plan *p, bool *ok)
 {
-    int32_t nb = p->rw.n_batches, *level = calloc((size_t)nb + 1, sizeof *level), *need = calloc((size_t)nb + 1, sizeof *need);
-    *ok = level && need;
+    int32_t nb = p->rw.n_batches, *level = calloc((size_t)nb + 1, sizeof *level);
+    *ok = level != NULL;
     if (*ok && nb && !batch_levels(p, level, ok) && *ok) /* batches waiting on each other: run without them */
         loom_rewrites_drop_batches(&p->rw);
-    int32_t max_level = *ok ? level_pass(p, level, need) : 0;
-    free(level), free(need);
+    int32_t max_level = *ok ? level_pass(p, level) : 0;
+    free(level);
     return max_level;
 }
 
