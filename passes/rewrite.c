@@ -1,5 +1,6 @@
 /* Plan rewrites found by pattern (passes/rewrite.h): the accumulate and
- * batch rewrites, and the LOOM_REWRITES switch. */
+ * batch rewrites, and the LOOM_REWRITES switch (which also covers the
+ * runtime's inplace and sink). */
 #define _GNU_SOURCE /* qsort_r */
 #include "passes/rewrite.h"
 
@@ -43,7 +44,6 @@ loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, c
     *rewrites = on & ~(opts ? opts->no_rewrites : 0u);
     return LOOM_OK;
 }
-
 
 /* ---- accumulate ---- */
 
@@ -91,12 +91,6 @@ static bool batchable(const loom_rewrites *p, int32_t i)
     return p->in_plan[i] && p->into[i] < 0 && d->batches && d->batches(p->g, loom_at(i));
 }
 
-static int32_t input0_root(const loom_rewrites *p, int32_t i)
-{
-    (void)p;
-    return loom_walk_in(p->walk, i, 0);
-}
-
 /* Input 0 of node i through views (reshape, stop_gradient): the node
  * that holds its rows. */
 static int32_t rows_source(const loom_rewrites *p, int32_t i)
@@ -107,11 +101,7 @@ static int32_t rows_source(const loom_rewrites *p, int32_t i)
     return x;
 }
 
-/* Candidates sort by what a batch shares (op, inputs 1.., attributes,
- * input 0's shape, the batch its rows come from if any), then by input 0's
- * id: the rows stack in the order the step inputs were made, the same for
- * every weight that reads them. */
-/* A candidate with what its batch must share, read once per round. */
+/* A candidate with what its batch must share, read once. */
 typedef struct {
     int32_t node, in0, src; /* src: the batch input 0's rows come from (-1: none) */
     int32_t rows;           /* the node holding input 0's rows (through views) */
@@ -123,6 +113,10 @@ typedef struct {
 
 #define CAND_MAX_IN 3
 
+/* Candidates sort by what a batch shares (the batch its rows come from if
+ * any, op, inputs 1.., attributes, input 0's shape), then by input 0's id:
+ * the rows stack in the order the step inputs were made, the same for
+ * every weight that reads them. */
 static int cmp_batch(const void *a, const void *b)
 {
     const cand *x = a, *y = b;
@@ -161,7 +155,7 @@ static bool independent(const loom_rewrites *p, const int32_t *m, int n, int32_t
     int32_t lo = m[0], hi = 0, deep = 0, shallow = INT32_MAX;
     for (int k = 0; k < n; k++) {
         lo = m[k] < lo ? m[k] : lo;
-        int32_t a = input0_root(p, m[k]);
+        int32_t a = loom_walk_in(p->walk, m[k], 0);
         hi = a > hi ? a : hi;
         deep = depth[a] > deep ? depth[a] : deep;
         shallow = depth[m[k]] < shallow ? depth[m[k]] : shallow;
@@ -175,7 +169,7 @@ static bool independent(const loom_rewrites *p, const int32_t *m, int n, int32_t
         for (int j = 0; j < nd->n_in && !dep[i]; j++) dep[i] = dep[loom_walk_in(p->walk, i, j)];
     }
     bool ok = true;
-    for (int k = 0; k < n && ok; k++) ok = !dep[input0_root(p, m[k])];
+    for (int k = 0; k < n && ok; k++) ok = !dep[loom_walk_in(p->walk, m[k], 0)];
     memset(dep + lo, 0, (size_t)(hi - lo + 1) * sizeof *dep);
     for (int k = 0; k < n; k++) dep[m[k]] = false;
     return ok;
@@ -188,16 +182,6 @@ static int cmp_key(const void *a, const void *b, void *ctx)
     return (u > v) - (u < v);
 }
 
-static int cmp_first_member(const void *a, const void *b, void *ctx)
-{
-    const loom_rewrites *p = ctx;
-    int32_t u = p->batch_member[p->batch_start[*(const int32_t *)a]], v = p->batch_member[p->batch_start[*(const int32_t *)b]];
-    for (int32_t k = p->batch_start[*(const int32_t *)a]; k < p->batch_start[*(const int32_t *)a + 1]; k++)
-        u = p->batch_member[k] < u ? p->batch_member[k] : u;
-    for (int32_t k = p->batch_start[*(const int32_t *)b]; k < p->batch_start[*(const int32_t *)b + 1]; k++)
-        v = p->batch_member[k] < v ? p->batch_member[k] : v;
-    return (u > v) - (u < v);
-}
 
 /* A batch whose rows come from another batch's outputs (a bias added to
  * the input projections, slices of them) takes that batch's member order,
@@ -211,8 +195,12 @@ static loom_status order_batches(loom_rewrites *p)
         free(order), free(key), free(pos);
         return LOOM_ERR_NOMEM;
     }
-    for (int32_t b = 0; b < nb; b++) order[b] = b;
-    qsort_r(order, (size_t)nb, sizeof *order, cmp_first_member, p);
+    for (int32_t b = 0; b < nb; b++) { /* key[b]: the batch's earliest member (key is reused per node below) */
+        order[b] = b, key[b] = INT64_MAX;
+        for (int32_t k = p->batch_start[b]; k < p->batch_start[b + 1]; k++)
+            key[b] = p->batch_member[k] < key[b] ? p->batch_member[k] : key[b];
+    }
+    qsort_r(order, (size_t)nb, sizeof *order, cmp_key, key);
     for (int32_t o = 0; o < nb; o++) {
         int32_t b = order[o], *m = p->batch_member + p->batch_start[b], n = p->batch_start[b + 1] - p->batch_start[b];
         for (int32_t k = 0; k < n; k++) {
@@ -241,10 +229,6 @@ static loom_status find_batches(loom_rewrites *p)
         free(c), free(all), free(m), free(dep);
         return LOOM_ERR_NOMEM;
     }
-    /* Rounds: a batch found in one round sets apart, in the next, the
-     * candidates whose rows it produces (slices of the batched input
-     * projections, which share shape and attributes with the recurrent
-     * slices but not their dependence on earlier steps). */
     int32_t *depth = malloc((size_t)p->n_graph * sizeof *depth + 1);
     if (!depth) {
         free(c), free(all), free(m), free(dep);
@@ -262,15 +246,19 @@ static loom_status find_batches(loom_rewrites *p)
         const loom_node *nd = loom_walk_node(p->walk, i);
         if (nd->n_in > CAND_MAX_IN || !batchable(p, i)) continue;
         cand *k = &all[n_all++];
-        k->node = i, k->in0 = input0_root(p, i), k->rows = rows_source(p, i);
+        k->node = i, k->in0 = loom_walk_in(p->walk, i, 0), k->rows = rows_source(p, i);
         k->op = nd->op, k->n_in = nd->n_in, k->attr = &nd->attr;
         for (int j = 0; j < nd->n_in; j++) k->in[j] = loom_walk_in(p->walk, i, j);
         k->s0 = loom_tensor_shape(p->g, loom_at(k->in0));
         k->key = XXH3_64bits(&nd->attr, sizeof nd->attr) ^ XXH3_64bits(k->s0.d, sizeof k->s0.d[0] * (size_t)k->s0.rank);
     }
     int32_t used = 0;
-    /* after the first round only the readers of the last round's batches
-     * can form new groups */
+    /* Rounds: a batch found in one round sets apart, in the next, the
+     * candidates whose rows it produces (slices of the batched input
+     * projections, which share shape and attributes with the recurrent
+     * slices but not their dependence on earlier steps); after the first
+     * round only the readers of the last round's batches can form new
+     * groups. */
     for (int32_t before = -1, fresh = -1; before != p->n_batches;) {
         fresh = before, before = p->n_batches;
         n = 0;
