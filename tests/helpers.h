@@ -24,6 +24,17 @@ static inline loom_st *st_read(const char *path, char *err, size_t n)
     return f;
 }
 
+/* dir/name in one of four rotating buffers (a call may hold up to four
+ * paths at once). */
+static inline const char *tmp_path(const char *dir, const char *name)
+{
+    static char p[4][600];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
 static uint64_t test_rng = 0x853c49e6748fea9bull;
 
 static inline float rnd(float lo, float hi)

@@ -466,14 +466,7 @@ static void rm_all(void)
 }
 TestSuite(render, .init = mk, .fini = rm_all);
 
-static const char *tp(const char *name)
-{
-    static char p[4][128];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
+static const char *tp(const char *name) { return tmp_path(tmpdir, name); }
 
 static size_t file_bytes(const char *path, unsigned char *head, size_t n)
 {

@@ -163,14 +163,7 @@ static void rm_all(void)
 }
 TestSuite(cli_train, .init = mk, .fini = rm_all);
 
-static const char *tp(const char *name)
-{
-    static char p[4][128];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tdir, name);
-    return p[k];
-}
+static const char *tp(const char *name) { return tmp_path(tdir, name); }
 
 /* The last value of column col of a metrics file (and the loss column of
  * every row into losses, when given). */

@@ -35,14 +35,7 @@ TestSuite(safetensors, .init = make_tmpdir, .fini = remove_tmpdir);
 TestSuite(store, .init = make_tmpdir, .fini = remove_tmpdir);
 TestSuite(rnn_run, .init = make_tmpdir, .fini = remove_tmpdir);
 
-static const char *tmp(const char *name)
-{
-    static char p[4][600];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
+static const char *tmp(const char *name) { return tmp_path(tmpdir, name); }
 
 /* Writes a file from a JSON header and raw data bytes. */
 static const char *raw_file(const char *name, const char *json, const void *data, size_t n, int64_t header_len)
