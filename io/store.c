@@ -118,6 +118,7 @@ void loom_store_free(loom_store *s)
 
 int loom_store_count(const loom_store *s) { return s->n; }
 loom_tensor loom_store_tensor(const loom_store *s, int i) { return i >= 0 && i < s->n ? s->t[i] : LOOM_INVALID; }
+const loom_tensor *loom_store_tensors(const loom_store *s) { return s->t; }
 const char *loom_store_name(const loom_store *s, int i)
 {
     return i >= 0 && i < s->n ? loom_tensor_name(s->g, s->t[i]) : NULL;

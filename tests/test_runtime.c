@@ -328,10 +328,9 @@ Test(rewrites, thread_counts_agree_and_runs_repeat)
     loom_store *s = loom_store_new(g);
     loom_store_init(s, 7);
     int n = loom_store_count(s);
-    loom_tensor *wrt = malloc((size_t)n * sizeof *wrt), *outs = malloc((size_t)(n + 1) * sizeof *outs);
-    for (int i = 0; i < n; i++) wrt[i] = loom_store_tensor(s, i);
+    loom_tensor *outs = malloc((size_t)(n + 1) * sizeof *outs);
     outs[0] = lm.loss;
-    cr_assert_eq(loom_backward(g, lm.loss, wrt, n, outs + 1), LOOM_OK);
+    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
     loom_plan *p = loom_plan_new(g, outs, n + 1, NULL);
     cr_assert(p, "%s", loom_graph_error(g));
     int32_t x[T * B], y[T * B];
@@ -357,7 +356,7 @@ Test(rewrites, thread_counts_agree_and_runs_repeat)
                   (long long)j, r[0][j], r[1][j]);
     cr_assert(!memcmp(r[1], r[2], (size_t)total * sizeof(float)), "two runs at 2 threads differ");
     for (int k = 0; k < 3; k++) free(r[k]);
-    free(zero[0]), free(zero[1]), free(wrt), free(outs);
+    free(zero[0]), free(zero[1]), free(outs);
     loom_plan_free(p);
     loom_store_free(s);
     loom_graph_free(g);
@@ -405,10 +404,9 @@ Test(rewrites, sinking_lowers_the_peak)
     loom_store *s = loom_store_new(g);
     loom_store_init(s, 3);
     int n = loom_store_count(s);
-    loom_tensor wrt[8], outs[9];
-    for (int i = 0; i < n; i++) wrt[i] = loom_store_tensor(s, i);
+    loom_tensor outs[9];
     outs[0] = lm.loss;
-    cr_assert_eq(loom_backward(g, lm.loss, wrt, n, outs + 1), LOOM_OK);
+    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
     int32_t x[T * B], y[T * B];
     for (int i = 0; i < T * B; i++) x[i] = (i * 3) % V, y[i] = (i * 7 + 1) % V;
     float *h0 = calloc(B * H, sizeof(float)), loss[2];

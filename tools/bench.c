@@ -104,12 +104,9 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     m->outs = malloc((size_t)(m->n_params + 1) * sizeof *m->outs);
     m->grads = malloc((size_t)m->n_params * sizeof *m->grads);
     m->sizes = malloc((size_t)m->n_params * sizeof *m->sizes);
-    loom_tensor *params = malloc((size_t)m->n_params * sizeof *params);
-    if (!m->outs || !m->grads || !m->sizes || !params) return free(params), 1;
-    for (int i = 0; i < m->n_params; i++) params[i] = loom_store_tensor(m->store, i);
+    if (!m->outs || !m->grads || !m->sizes) return 1;
     m->outs[0] = m->lm.loss;
-    loom_backward(m->g, m->lm.loss, params, m->n_params, m->outs + 1);
-    free(params);
+    loom_backward(m->g, m->lm.loss, loom_store_tensors(m->store), m->n_params, m->outs + 1);
     double t1 = now();
     m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, NULL);
     m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true}) : NULL;

@@ -63,12 +63,9 @@ static bool build(task_model *m, const loom_task_config *c)
     if (loom_graph_failed(g) || loom_store_status(m->store)) return false;
     m->n_params = loom_store_count(m->store);
     m->outs = malloc((size_t)(2 + m->n_params) * sizeof *m->outs);
-    loom_tensor *params = malloc((size_t)(m->n_params + 1) * sizeof *params);
-    if (!m->outs || !params) return free(params), false;
-    for (int i = 0; i < m->n_params; i++) params[i] = loom_store_tensor(m->store, i);
+    if (!m->outs) return false;
     m->outs[0] = m->loss, m->outs[1] = m->out;
-    loom_backward(g, m->loss, params, m->n_params, m->outs + 2);
-    free(params);
+    loom_backward(g, m->loss, loom_store_tensors(m->store), m->n_params, m->outs + 2);
     m->plan = loom_plan_new(g, m->outs, 2 + m->n_params, &(loom_plan_opts){.seed = c->seed});
     m->eval = m->plan ? loom_plan_new(g, m->outs, 2, &(loom_plan_opts){.eval = true}) : NULL;
     if (!m->eval) return false;

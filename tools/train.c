@@ -279,13 +279,10 @@ static int build(run *r)
     r->n_params = loom_store_count(r->store);
     int n_outs = 1 + r->S + r->n_params;
     r->outs = malloc((size_t)n_outs * sizeof *r->outs);
-    loom_tensor *params = malloc((size_t)r->n_params * sizeof *params);
-    if (!r->outs || !params) return fail("out of memory", NULL);
-    for (int i = 0; i < r->n_params; i++) params[i] = loom_store_tensor(r->store, i);
+    if (!r->outs) return fail("out of memory", NULL);
     r->outs[0] = r->lm.loss;
     for (int s = 0; s < r->S; s++) r->outs[1 + s] = r->lm.out.final[s];
-    loom_backward(r->g, r->lm.loss, params, r->n_params, r->outs + 1 + r->S);
-    free(params);
+    loom_backward(r->g, r->lm.loss, loom_store_tensors(r->store), r->n_params, r->outs + 1 + r->S);
     r->plan = loom_plan_new(r->g, r->outs, n_outs, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
     r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1 + r->S, &(loom_plan_opts){.eval = true}) : NULL;
     if (!r->plan || !r->eval) return fail(loom_graph_error(r->g), NULL);

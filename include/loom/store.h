@@ -27,6 +27,9 @@ const char *loom_store_error(const loom_store *s);
 
 int loom_store_count(const loom_store *s);
 loom_tensor loom_store_tensor(const loom_store *s, int i);
+/* Every parameter, in store order (loom_store_count of them): what
+ * loom_backward takes to differentiate with respect to all of them. */
+const loom_tensor *loom_store_tensors(const loom_store *s);
 const char *loom_store_name(const loom_store *s, int i);
 /* Elements of parameter i. */
 int64_t loom_store_numel(const loom_store *s, int i);
