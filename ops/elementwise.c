@@ -63,9 +63,9 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
         loom_shape os = k->node->shape;                                                                \
         int64_t n = loom_shape_numel(os);                                                              \
         if (loom_shape_eq(k->in_node[0]->shape, os) && loom_shape_eq(k->in_node[1]->shape, os)) {     \
-            int64_t spans = (n + LOOM_SPAN - 1) / LOOM_SPAN;                                           \
-            _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                           \
-            for (int64_t s = 0; s < spans; s++) {                                                      \
+            int64_t s0, s1;                                                                            \
+            loom_share(k, (n + LOOM_SPAN - 1) / LOOM_SPAN, n, &s0, &s1);                              \
+            for (int64_t s = s0; s < s1; s++) {                                                        \
                 int64_t lo = s * LOOM_SPAN, m = n - lo < LOOM_SPAN ? n - lo : LOOM_SPAN;                \
                 fn##_span(A + lo, B + lo, o + lo, m);                                                  \
             }                                                                                          \
@@ -75,9 +75,9 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
         loom_shape_pad4(os, d);                                                                        \
         loom_broadcast_strides(k->in_node[0]->shape, os, sa);                                          \
         loom_broadcast_strides(k->in_node[1]->shape, os, sb);                                          \
-        int64_t rows = d[0] * d[1] * d[2], len = d[3];                                                 \
-        _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                               \
-        for (int64_t r = 0; r < rows; r++) {                                                           \
+        int64_t len = d[3], r0, r1;                                                                    \
+        loom_share(k, d[0] * d[1] * d[2], n, &r0, &r1);                                                \
+        for (int64_t r = r0; r < r1; r++) {                                                            \
             int64_t i2 = r % d[2], i1 = (r / d[2]) % d[1], i0 = r / (d[2] * d[1]);                     \
             const float *pa = A + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];                                \
             const float *pb = B + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];                                \
@@ -145,16 +145,16 @@ static bool binary_batches(const loom_graph *g, loom_tensor t)
 }
 
 const loom_op_desc loom_desc_add = {
-    .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = add_forward, .grad = add_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_sub = {
-    .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = sub_forward, .grad = sub_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_mul = {
-    .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = mul_forward, .grad = mul_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_div = {
-    .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = div_forward, .grad = div_grad, .batches = binary_batches};
 
 /* ---- add_n: Σ_k x_k over inputs of one shape ---- */
@@ -187,8 +187,9 @@ static loom_status add_n_forward(const loom_kargs *k)
     int64_t n = loom_shape_numel(k->node->shape), blocks = (n + ADD_N_BLOCK - 1) / ADD_N_BLOCK;
     int m = k->n_in;
     bool add = k->beta != 0.0f; /* out already holds terms a rewrite ran into it */
-    #pragma omp parallel for if (k->parallel && n * m > LOOM_PAR_MIN)
-    for (int64_t b = 0; b < blocks; b++) {
+    int64_t b0, b1;
+    loom_share(k, blocks, n * m, &b0, &b1);
+    for (int64_t b = b0; b < b1; b++) {
         int64_t lo = b * ADD_N_BLOCK, hi = lo + ADD_N_BLOCK < n ? lo + ADD_N_BLOCK : n;
         float *restrict o = k->out;
         const float *restrict x = k->in[0];
@@ -213,7 +214,7 @@ static void add_n_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
 }
 
 const loom_op_desc loom_desc_add_n = {
-    .name = "add_n", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_SUM,
+    .name = "add_n", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_SUM,
     .shape = shape_add_n, .forward = add_n_forward, .grad = add_n_grad};
 
 /* where(c, a, b): three operands through broadcast strides. */
@@ -223,8 +224,9 @@ static loom_status where_forward(const loom_kargs *k)
     int64_t n = loom_shape_numel(os), d[4], s[3][4];
     loom_shape_pad4(os, d);
     for (int i = 0; i < 3; i++) loom_broadcast_strides(k->in_node[i]->shape, os, s[i]);
-    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i0, i1;
+    loom_share(k, n, n, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
         int64_t idx[4] = {i / (d[1] * d[2] * d[3]), (i / (d[2] * d[3])) % d[1], (i / d[3]) % d[2], i % d[3]};
         int64_t off[3] = {0, 0, 0};
         for (int m = 0; m < 3; m++)
@@ -243,7 +245,7 @@ static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
 }
 
 const loom_op_desc loom_desc_where = {
-    .name = "where", .min_in = 3, .max_in = 3, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "where", .min_in = 3, .max_in = 3, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = where_forward, .grad = where_grad};
 
 /* ---- unary ---- */
@@ -272,10 +274,10 @@ static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, in
     }                                                                                                  \
     static loom_status fn(const loom_kargs *k)                                                         \
     {                                                                                                  \
-        int64_t n = loom_shape_numel(k->node->shape), spans = (n + LOOM_SPAN - 1) / LOOM_SPAN;         \
+        int64_t n = loom_shape_numel(k->node->shape), s0, s1;                                          \
         const float p0 = k->node->attr.f[0], p1 = k->node->attr.f[1];                                  \
-        _Pragma("omp parallel for if (k->parallel && n > LOOM_PAR_MIN)")                               \
-        for (int64_t s = 0; s < spans; s++) {                                                          \
+        loom_share(k, (n + LOOM_SPAN - 1) / LOOM_SPAN, n, &s0, &s1);                                  \
+        for (int64_t s = s0; s < s1; s++) {                                                            \
             int64_t lo = s * LOOM_SPAN, m = n - lo < LOOM_SPAN ? n - lo : LOOM_SPAN;                    \
             fn##_span(k->in[0] + lo, k->out + lo, m, p0, p1);                                          \
         }                                                                                              \
@@ -331,25 +333,25 @@ static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
 }
 
 const loom_op_desc loom_desc_affine = {
-    .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = affine_forward, .grad = affine_grad};
 const loom_op_desc loom_desc_tanh = {
-    .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = tanh_forward, .grad = tanh_grad};
 const loom_op_desc loom_desc_sigmoid = {
-    .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = sigmoid_forward, .grad = sigmoid_grad};
 const loom_op_desc loom_desc_relu = {
-    .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = relu_forward, .grad = relu_grad};
 const loom_op_desc loom_desc_exp = {
-    .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = exp_forward, .grad = exp_grad};
 const loom_op_desc loom_desc_log = {
-    .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = log_forward, .grad = log_grad};
 const loom_op_desc loom_desc_step = {
-    .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = step_forward, .grad = zero_grad};
 
 /* ---- builders ---- */

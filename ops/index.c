@@ -52,8 +52,9 @@ static loom_status gather_forward(const loom_kargs *k)
     loom_status st = check_indices(k, "gather", k->in[1], n, t.d[0]);
     if (st) return st;
     const int32_t *idx = (const int32_t *)(const void *)k->in[1];
-    #pragma omp parallel for if (k->parallel && n * w > LOOM_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) memcpy(k->out + i * w, k->in[0] + idx[i] * w, (size_t)w * sizeof(float));
+    int64_t i0, i1;
+    loom_share(k, n, n * w, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) memcpy(k->out + i * w, k->in[0] + idx[i] * w, (size_t)w * sizeof(float));
     return LOOM_OK;
 }
 
@@ -64,7 +65,7 @@ static void gather_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
 }
 
 const loom_op_desc loom_desc_gather = {
-    .name = "gather", .min_in = 2, .max_in = 2, .flags = OPF_PURE,
+    .name = "gather", .min_in = 2, .max_in = 2, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_gather, .forward = gather_forward, .grad = gather_grad};
 
 /* ---- scatter_add: out (rows, E), out[idx[k], :] += src[k, :]; attrs i[0] = rows ---- */
@@ -94,8 +95,8 @@ static loom_status scatter_add_forward(const loom_kargs *k)
     if (st) return st;
     const int32_t *idx = (const int32_t *)(const void *)k->in[1];
     memset(k->out, 0, (size_t)(rows * w) * sizeof(float));
-    /* Threads own disjoint column ranges, so repeated indices never race. */
-    #pragma omp parallel for if (k->parallel && n * w > LOOM_PAR_MIN && w >= 64)
+    /* In column blocks: a block of the output stays in cache while every
+     * index adds into it. */
     for (int64_t c0 = 0; c0 < w; c0 += 16) {
         int64_t c1 = c0 + 16 < w ? c0 + 16 : w;
         for (int64_t i = 0; i < n; i++) {
@@ -171,13 +172,14 @@ static loom_status dropout_forward(const loom_kargs *k)
     int64_t n = loom_shape_numel(k->node->shape);
     float p = k->node->attr.f[0];
     uint64_t seed = k->node->attr.u;
+    int64_t i0, i1;
+    loom_share(k, n, n, &i0, &i1);
     if (!k->training || p == 0.0f) {
-        memcpy(k->out, k->in[0], (size_t)n * sizeof(float));
+        if (i1 > i0) memcpy(k->out + i0, k->in[0] + i0, (size_t)(i1 - i0) * sizeof(float));
         return LOOM_OK;
     }
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = i0; i < i1; i++)
         k->out[i] = loom_uniform(seed, k->run_seed, (uint64_t)i) >= p ? k->in[0][i] * scale : 0.0f;
     return LOOM_OK;
 }
@@ -190,7 +192,7 @@ static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
 }
 
 const loom_op_desc loom_desc_dropout = {
-    .name = "dropout", .min_in = 1, .max_in = 1, .flags = 0,
+    .name = "dropout", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | 0,
     .shape = shape_dropout, .forward = dropout_forward, .grad = dropout_grad};
 
 /* ---- sequence_mask: attrs i[0] = steps ---- */

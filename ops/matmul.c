@@ -44,6 +44,38 @@ static bool shape_matmul(loom_graph *g, const char *op, const loom_tensor *in, i
     return true;
 }
 
+/* Multiply-adds above which a team splits a GEMM. */
+enum { GEMM_PAR_MIN = 1 << 17 };
+
+/* This thread's block of C = op(A)·op(B) + β·C (m × n): a team splits the
+ * longer side of C — rows, or columns in multiples of 16 floats — and each
+ * block is one GEMM on its thread (OpenBLAS inside a parallel region runs
+ * on the calling thread); a small one runs whole on thread 0. */
+static void gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int kk, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c)
+{
+    int ldc = n;
+    if (k->nth > 1 && (int64_t)m * n * kk > GEMM_PAR_MIN) {
+        if (m >= n) {
+            int r0 = (int)((int64_t)m * k->tid / k->nth), r1 = (int)((int64_t)m * (k->tid + 1) / k->nth);
+            a += ta ? r0 : (int64_t)r0 * lda;
+            c += (int64_t)r0 * ldc;
+            m = r1 - r0;
+        } else {
+            int blocks = (n + 15) / 16, c0 = 16 * (int)((int64_t)blocks * k->tid / k->nth),
+                c1 = 16 * (int)((int64_t)blocks * (k->tid + 1) / k->nth);
+            if (c1 > n) c1 = n;
+            b += tb ? (int64_t)c0 * ldb : c0;
+            c += c0;
+            n = c1 - c0;
+        }
+        if (m <= 0 || n <= 0) return;
+    } else if (k->tid) {
+        return;
+    }
+    loom_gemm(ta, tb, m, n, kk, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
 /* out = op(A)·op(B) + β·out (β = 1 when a sum runs it into its buffer). */
 static loom_status matmul_forward(const loom_kargs *k)
 {
@@ -54,20 +86,20 @@ static loom_status matmul_forward(const loom_kargs *k)
     mat_dims(sb, tb, &kb, &n);
     int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
     if (k->stack > 1) { /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
-        loom_gemm(true, false, m, n, kk * k->stack, 1.0f, k->in[0], lda, k->in[1], ldb, k->beta, k->out, n);
+        gemm_share(k, true, false, m, n, kk * k->stack, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
         return LOOM_OK;
     }
     int64_t batch_a = loom_shape_numel(sa) / ((int64_t)m * kk);
     int64_t batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
     if (batch_b == 1 && !ta) {
         /* A's batch rows stack into one tall matrix: one GEMM. */
-        loom_gemm(false, tb, (int)(batch_a * m), n, kk, 1.0f, k->in[0], lda, k->in[1], ldb, k->beta, k->out, n);
+        gemm_share(k, false, tb, (int)(batch_a * m), n, kk, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
         return LOOM_OK;
     }
     int64_t batch = batch_a > batch_b ? batch_a : batch_b;
     for (int64_t i = 0; i < batch; i++)
-        loom_gemm(ta, tb, m, n, kk, 1.0f, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
-                  k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, k->beta, k->out + i * m * n, n);
+        gemm_share(k, ta, tb, m, n, kk, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
+                   k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, k->beta, k->out + i * m * n);
     return LOOM_OK;
 }
 
@@ -131,7 +163,7 @@ static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 }
 
 const loom_op_desc loom_desc_matmul = {
-    .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ACCUM,
+    .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ACCUM,
     .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost,
     .stacks = matmul_stacks, .batches = matmul_batches};
 

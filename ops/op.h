@@ -36,10 +36,15 @@ enum {
                                  may run it into its own buffer instead of reading a temporary */
     OPF_INPLACE = 1 << 11,    /* the output may be the buffer of an input of its shape (element i
                                  is read before element i is written, and no other) */
+    OPF_SPLITS = 1 << 12,     /* the kernel splits its work across a team (loom_kargs.tid/nth),
+                                 each thread writing only its own share of the output */
 };
 
-/* What a kernel sees. `parallel`: the kernel may open an OpenMP parallel
- * region (false when the scheduler already runs nodes side by side).
+/* What a kernel sees. `tid`, `nth`: the kernel runs on thread tid of a
+ * team of nth that all call it with the same arguments, inside the plan's
+ * one parallel region (nth 1: alone). A kernel of an OPF_SPLITS op takes
+ * its share of the work (loom_share) and lets every thread return; any
+ * other kernel is only ever called with nth 1.
  * `n_in`: entries of in[] (the node's inputs; an OPF_SUM kernel may get
  * fewer, the terms a plan rewrite left it). `beta`: 0, or 1 for a kernel
  * of an OPF_ACCUM or OPF_SUM op adding its value to what out holds.
@@ -58,7 +63,8 @@ typedef struct {
     int stack;
     uint64_t run_seed;
     bool training;
-    bool parallel;
+    int tid, nth;
+    double *part; /* nth doubles for loom_team_sum */
     char *err;
     size_t err_len;
 } loom_kargs;
@@ -143,6 +149,25 @@ loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt
 
 /* Elements above which a kernel splits its loop across threads. */
 #define LOOM_PAR_MIN 32768
+
+/* This thread's share [*lo, *hi) of n iterations worth `work` element
+ * operations: contiguous chunks, one per thread of the team, when the work
+ * is worth splitting; else thread 0 takes them all. The same for every
+ * run at one thread count, so results are bit-deterministic. */
+static inline void loom_share(const loom_kargs *k, int64_t n, int64_t work, int64_t *lo, int64_t *hi)
+{
+    if (k->nth < 2 || work <= LOOM_PAR_MIN) {
+        *lo = 0;
+        *hi = k->tid ? 0 : n;
+        return;
+    }
+    *lo = n * k->tid / k->nth;
+    *hi = n * (k->tid + 1) / k->nth;
+}
+/* Σ of every thread's `mine`, added in thread order (deterministic), the
+ * same value returned to all; a team barrier, so every thread of the team
+ * must call it. */
+double loom_team_sum(const loom_kargs *k, double mine);
 /* Elements per call of a vector loop (a thread's share is cut in spans). */
 #define LOOM_SPAN 4096
 

@@ -59,14 +59,17 @@ static loom_status sum_forward(const loom_kargs *k)
     if (k->node->attr.i[2]) {
         int64_t n = loom_shape_numel(s);
         double acc = 0;
-        #pragma omp parallel for reduction(+ : acc) if (k->parallel && n > LOOM_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) acc += x[i];
-        k->out[0] = (float)acc;
+        int64_t i0, i1;
+        loom_share(k, n, n, &i0, &i1);
+        for (int64_t i = i0; i < i1; i++) acc += x[i];
+        acc = loom_team_sum(k, acc);
+        if (k->tid == 0) k->out[0] = (float)acc;
         return LOOM_OK;
     }
     split_axis(s, k->node->attr.i[0], &outer, &len, &inner);
-    #pragma omp parallel for if (k->parallel && outer * len * inner > LOOM_PAR_MIN)
-    for (int64_t oi = 0; oi < outer * inner; oi++) {
+    int64_t o0, o1;
+    loom_share(k, outer * inner, outer * len * inner, &o0, &o1);
+    for (int64_t oi = o0; oi < o1; oi++) {
         int64_t o = oi / inner, i = oi % inner;
         const float *p = x + o * len * inner + i;
         double acc = 0;
@@ -90,7 +93,7 @@ static void sum_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
 }
 
 const loom_op_desc loom_desc_sum = {
-    .name = "sum", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "sum", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_sum, .forward = sum_forward, .grad = sum_grad};
 
 /* ---- sum_to / broadcast_to: target shape in attrs.shape ---- */
@@ -143,8 +146,9 @@ static loom_status sum_rows_forward(const loom_kargs *k)
     int64_t c = loom_shape_numel(k->node->shape), r = loom_shape_numel(k->in_node[0]->shape) / (c ? c : 1) * k->stack;
     const float *x = k->in[0];
     enum { COLS = 512 };
-    #pragma omp parallel for if (k->parallel && r * c > LOOM_PAR_MIN)
-    for (int64_t c0 = 0; c0 < c; c0 += COLS) {
+    int64_t b0, b1;
+    loom_share(k, (c + COLS - 1) / COLS, r * c, &b0, &b1);
+    for (int64_t c0 = b0 * COLS; c0 < c && c0 < b1 * COLS; c0 += COLS) {
         int64_t w = c - c0 < COLS ? c - c0 : COLS;
         double acc[COLS];
         for (int64_t j = 0; j < w; j++) acc[j] = k->beta != 0.0f ? (double)k->out[c0 + j] : 0.0;
@@ -168,8 +172,9 @@ static loom_status sum_to_forward(const loom_kargs *k)
     loom_shape_pad4(os, od);
     int64_t n = loom_shape_numel(os);
     const float *x = k->in[0];
-    #pragma omp parallel for if (k->parallel && loom_shape_numel(xs) > LOOM_PAR_MIN)
-    for (int64_t o = 0; o < n; o++) {
+    int64_t o0, o1;
+    loom_share(k, n, loom_shape_numel(xs), &o0, &o1);
+    for (int64_t o = o0; o < o1; o++) {
         int64_t oi[4] = {o / (od[1] * od[2] * od[3]), (o / (od[2] * od[3])) % od[1], (o / od[3]) % od[2], o % od[3]};
         int64_t lo[4], hi[4];
         for (int d = 0; d < 4; d++) {
@@ -197,8 +202,9 @@ static loom_status broadcast_to_forward(const loom_kargs *k)
     loom_broadcast_strides(k->in_node[0]->shape, os, st);
     int64_t n = loom_shape_numel(os);
     const float *x = k->in[0];
-    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
-    for (int64_t r = 0; r < d[0] * d[1] * d[2]; r++) {
+    int64_t r0, r1;
+    loom_share(k, d[0] * d[1] * d[2], n, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
         int64_t i2 = r % d[2], i1 = (r / d[2]) % d[1], i0 = r / (d[2] * d[1]);
         const float *p = x + i0 * st[0] + i1 * st[1] + i2 * st[2];
         for (int64_t j = 0; j < d[3]; j++) k->out[r * d[3] + j] = p[j * st[3]];
@@ -223,10 +229,10 @@ static bool sum_to_stacks(const loom_graph *g, loom_tensor t)
 }
 
 const loom_op_desc loom_desc_sum_to = {
-    .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ACCUM,
+    .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_ACCUM,
     .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad, .stacks = sum_to_stacks};
 const loom_op_desc loom_desc_broadcast_to = {
-    .name = "broadcast_to", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "broadcast_to", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_broadcast_to, .forward = broadcast_to_forward, .grad = broadcast_to_grad};
 
 /* ---- softmax family, over the last axis ---- */
@@ -262,9 +268,9 @@ static double logsumexp(const float *x, int64_t c)
     static loom_status fn(const loom_kargs *k)                                                         \
     {                                                                                                  \
         loom_shape s = k->node->shape;                                                                 \
-        int64_t c = s.rank ? s.d[s.rank - 1] : 1, rows = loom_shape_numel(s) / c;                      \
-        _Pragma("omp parallel for if (k->parallel && rows * c > LOOM_PAR_MIN)")                        \
-        for (int64_t r = 0; r < rows; r++) {                                                           \
+        int64_t c = s.rank ? s.d[s.rank - 1] : 1, rows = loom_shape_numel(s) / c, r0, r1;              \
+        loom_share(k, rows, rows * c, &r0, &r1);                                                       \
+        for (int64_t r = r0; r < r1; r++) {                                                            \
             const float *x = k->in[0] + r * c;                                                         \
             float *o = k->out + r * c;                                                                 \
             double lse = logsumexp(x, c);                                                              \
@@ -289,10 +295,10 @@ static void log_softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const
 }
 
 const loom_op_desc loom_desc_softmax = {
-    .name = "softmax", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "softmax", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_rows, .forward = softmax_forward, .grad = softmax_grad};
 const loom_op_desc loom_desc_log_softmax = {
-    .name = "log_softmax", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .name = "log_softmax", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_rows, .forward = log_softmax_forward, .grad = log_softmax_grad};
 
 /* ---- softmax cross-entropy ----
@@ -369,12 +375,14 @@ static loom_status xent_forward(const loom_kargs *k)
     double den, acc = 0;
     loom_status st = xent_setup(k, k->in_node[0], k->in[1], mask, &rows, &c, &den);
     if (st) return st;
-    #pragma omp parallel for reduction(+ : acc) if (k->parallel && rows * c > LOOM_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t r0, r1;
+    loom_share(k, rows, rows * c, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
         double m = mask ? mask[r] : 1.0;
         if (m != 0.0) acc += m * (logsumexp(x + r * c, c) - x[r * c + t[r]]);
     }
-    k->out[0] = den != 0.0 ? (float)(acc / den) : 0.0f;
+    acc = loom_team_sum(k, acc);
+    if (k->tid == 0) k->out[0] = den != 0.0 ? (float)(acc / den) : 0.0f;
     return LOOM_OK;
 }
 
@@ -386,8 +394,9 @@ static loom_status xent_grad_forward(const loom_kargs *k)
     double den;
     loom_status st = xent_setup(k, k->in_node[1], k->in[2], mask, &rows, &c, &den);
     if (st) return st;
-    #pragma omp parallel for if (k->parallel && rows * c > LOOM_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    int64_t r0, r1;
+    loom_share(k, rows, rows * c, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
         double w = den != 0.0 ? (mask ? mask[r] : 1.0) * gy / den : 0.0;
         const float *xr = x + r * c;
         float *o = k->out + r * c;
@@ -414,12 +423,12 @@ static void xent_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
 }
 
 const loom_op_desc loom_desc_xent = {
-    .name = "cross_entropy", .min_in = 2, .max_in = 3, .flags = OPF_PURE,
+    .name = "cross_entropy", .min_in = 2, .max_in = 3, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_xent, .forward = xent_forward, .grad = xent_grad};
 /* Not differentiable itself: a second derivative of cross-entropy is refused
  * with a clear error rather than silently wrong. */
 const loom_op_desc loom_desc_xent_grad = {
-    .name = "cross_entropy_grad", .min_in = 3, .max_in = 4, .flags = OPF_PURE,
+    .name = "cross_entropy_grad", .min_in = 3, .max_in = 4, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_xent_grad, .forward = xent_grad_forward};
 
 /* ---- builders ---- */

@@ -100,3 +100,14 @@ loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt
     }
     return s;
 }
+
+double loom_team_sum(const loom_kargs *k, double mine)
+{
+    if (k->nth < 2) return mine;
+    k->part[k->tid] = mine;
+    #pragma omp barrier
+    double s = 0;
+    for (int t = 0; t < k->nth; t++) s += k->part[t];
+    #pragma omp barrier /* every thread has read part[] before it is written again */
+    return s;
+}

@@ -48,8 +48,9 @@ static loom_status concat_forward(const loom_kargs *k)
     int64_t outer, inner, out_row = (int64_t)k->node->shape.d[ax];
     around(k->node->shape, ax, &outer, &inner);
     out_row *= inner;
-    #pragma omp parallel for if (k->parallel && outer * out_row > LOOM_PAR_MIN)
-    for (int64_t o = 0; o < outer; o++) {
+    int64_t o0, o1;
+    loom_share(k, outer, outer * out_row, &o0, &o1);
+    for (int64_t o = o0; o < o1; o++) {
         int64_t off = 0;
         for (int i = 0; i < n; i++) {
             int64_t len = (int64_t)k->in_node[i]->shape.d[ax] * inner;
@@ -72,7 +73,7 @@ static void concat_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
 }
 
 const loom_op_desc loom_desc_concat = {
-    .name = "concat", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_LAYOUT,
+    .name = "concat", .min_in = 1, .max_in = 1 << 20, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
     .shape = shape_concat, .forward = concat_forward, .grad = concat_grad};
 
 /* ---- slice: i[0] axis, i[1] start, i[2] len; pad: i[0] axis, i[1] before, i[2] size ---- */
@@ -124,8 +125,9 @@ static loom_status slice_pad_forward(const loom_kargs *k, bool pad)
     around(k->node->shape, ax, &outer, &inner);
     int64_t lx = (int64_t)k->in_node[0]->shape.d[ax] * inner, lo = (int64_t)k->node->shape.d[ax] * inner;
     int64_t len = pad ? lx : lo, off = start * inner;
-    #pragma omp parallel for if (k->parallel && outer * lo > LOOM_PAR_MIN)
-    for (int64_t o = 0; o < outer; o++) {
+    int64_t o0, o1;
+    loom_share(k, outer, outer * lo, &o0, &o1);
+    for (int64_t o = o0; o < o1; o++) {
         if (pad) {
             float *row = k->out + o * lo;
             memset(row, 0, (size_t)lo * sizeof(float));
@@ -161,10 +163,10 @@ static bool slice_batches(const loom_graph *g, loom_tensor t)
 }
 
 const loom_op_desc loom_desc_slice = {
-    .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
+    .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
     .shape = shape_slice, .forward = slice_forward, .grad = slice_grad, .batches = slice_batches};
 const loom_op_desc loom_desc_pad = {
-    .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
+    .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
     .shape = shape_pad, .forward = pad_forward, .grad = pad_grad, .batches = slice_batches};
 
 /* ---- reshape (view): target in attrs.shape, one -1 inferred ---- */
@@ -263,8 +265,9 @@ static loom_status transpose_forward(const loom_kargs *k)
     int64_t n = loom_shape_numel(os);
     const float *x = k->in[0];
     float *o = k->out;
-    #pragma omp parallel for if (k->parallel && n > LOOM_PAR_MIN)
-    for (int64_t row = 0; row < d[0] * d[1] * d[2]; row++) {
+    int64_t r0, r1;
+    loom_share(k, d[0] * d[1] * d[2], n, &r0, &r1);
+    for (int64_t row = r0; row < r1; row++) {
         int64_t i2 = row % d[2], i1 = (row / d[2]) % d[1], i0 = row / (d[2] * d[1]);
         const float *p = x + i0 * st[0] + i1 * st[1] + i2 * st[2];
         for (int64_t j = 0; j < d[3]; j++) o[row * d[3] + j] = p[j * st[3]];
@@ -281,7 +284,7 @@ static void transpose_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const b
 }
 
 const loom_op_desc loom_desc_transpose = {
-    .name = "transpose", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_LAYOUT,
+    .name = "transpose", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
     .shape = shape_transpose, .forward = transpose_forward, .grad = transpose_grad};
 
 /* ---- builders ---- */

@@ -20,8 +20,9 @@ static loom_status fill_forward(const loom_kargs *a)
 {
     int64_t n = loom_shape_numel(a->node->shape);
     float v = a->node->attr.f[0];
-    #pragma omp parallel for if (a->parallel && n > LOOM_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) a->out[i] = v;
+    int64_t i0, i1;
+    loom_share(a, n, n, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) a->out[i] = v;
     return LOOM_OK;
 }
 
@@ -36,7 +37,7 @@ const loom_op_desc loom_desc_const = {
     .shape = shape_source, .role = LOOM_ROLE_CONST};
 /* A fill's gradient is nothing (it has no inputs). */
 const loom_op_desc loom_desc_fill = {
-    .name = "fill", .min_in = 0, .max_in = 0, .flags = OPF_PURE | OPF_FILL,
+    .name = "fill", .min_in = 0, .max_in = 0, .flags = OPF_SPLITS | OPF_PURE | OPF_FILL,
     .shape = shape_source, .forward = fill_forward, .role = LOOM_ROLE_CONST};
 
 static loom_tensor source(loom_graph *g, int op, const char *name, loom_shape s, loom_dtype dt, int32_t store,

@@ -1,6 +1,7 @@
-/* Execution: binding caller data, running the ready sets with OpenMP
- * (several small nodes side by side, or one big kernel split across
- * threads, never both nested), reading outputs. */
+/* Execution: binding caller data, running the ready sets in one OpenMP
+ * parallel region per run (small nodes side by side or one after another
+ * on the first thread, a big kernel split across the team), reading
+ * outputs. */
 #include "runtime/plan.h"
 
 #include <omp.h>
@@ -83,8 +84,8 @@ static float *storage(const loom_plan *p, int32_t id)
  * left out of the rows (their own kernels run them). rows > 1: a batch —
  * the kernel sees the node and its input 0 with `rows` times their first
  * dimension (the members' rows, end to end). */
-static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, int rows, bool parallel,
-                              const float **in, const loom_node **in_node, char *err, size_t err_len)
+static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, int stack, int rows, int tid,
+                              int nth, const float **in, const loom_node **in_node, char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     int n = 0;
@@ -101,7 +102,7 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         nd = &big, in_node[0] = &big0;
     }
     loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
-                    !p->eval, parallel, err, err_len};
+                    !p->eval, tid, nth, p->part, err, err_len};
     return loom_op(nd->op)->forward(&a);
 }
 
@@ -126,8 +127,10 @@ static bool adjacent(const loom_plan *p, int32_t y, int32_t x, int dir)
 /* A sum with folded terms: each term's kernel runs into the sum's buffer
  * (the first with β = 0) — consecutive terms whose operands lie end to end,
  * in either direction (the memory planner places them so), as one kernel
- * from the lowest addresses — then the sum adds its other terms, if any. */
-static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float **in, const loom_node **in_node,
+ * from the lowest addresses — then the sum adds its other terms, if any.
+ * In a team, the kernels split the buffer differently: a barrier between
+ * them. */
+static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const float **in, const loom_node **in_node,
                            char *err, size_t err_len)
 {
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
@@ -146,21 +149,31 @@ static loom_status run_sum(loom_plan *p, int32_t id, bool parallel, const float 
             continue;
         }
         if (stack) {
-            #pragma omp atomic
-            p->stacked += stack - 1;
-            s = run_kernel(p, low, out, beta, stack, 1, parallel, in, in_node, err, err_len);
+            if (tid == 0) {
+                #pragma omp atomic
+                p->stacked += stack - 1;
+            }
+            if (beta != 0.0f && nth > 1) {
+                #pragma omp barrier
+            }
+            s = run_kernel(p, low, out, beta, stack, 1, tid, nth, in, in_node, err, err_len);
             beta = 1.0f;
         }
         low = last = x, stack = 1, dir = 0;
     }
-    if (!s && p->rw.folded_in[id] < nd->n_in) s = run_kernel(p, id, out, beta, 1, 1, parallel, in, in_node, err, err_len);
+    if (!s && p->rw.folded_in[id] < nd->n_in) {
+        if (beta != 0.0f && nth > 1) {
+            #pragma omp barrier
+        }
+        s = run_kernel(p, id, out, beta, 1, 1, tid, nth, in, in_node, err, err_len);
+    }
     return s;
 }
 
 /* A batch's first member: one kernel for all when the members' input 0
  * and outputs lie end to end in member order (the memory planner places
  * them so), else each member's own kernel. */
-static loom_status run_batch(loom_plan *p, int32_t id, bool parallel, const float **in, const loom_node **in_node,
+static loom_status run_batch(loom_plan *p, int32_t id, int tid, int nth, const float **in, const loom_node **in_node,
                              char *err, size_t err_len)
 {
     int32_t b = p->rw.batch_of[id], *m = p->rw.batch_member + p->rw.batch_start[b], n = p->rw.batch_start[b + 1] - p->rw.batch_start[b];
@@ -171,26 +184,29 @@ static loom_status run_batch(loom_plan *p, int32_t id, bool parallel, const floa
         end_to_end = storage(p, loom_index(loom_node_input(p->g, loom_at(m[k]), 0))) == in0 + k * in_size &&
                      storage(p, m[k]) == storage(p, id) + k * out_size;
     if (end_to_end) {
-        #pragma omp atomic
-        p->batched_run += n - 1;
-        return run_kernel(p, id, storage(p, id), 0.0f, 1, n, parallel, in, in_node, err, err_len);
+        if (tid == 0) {
+            #pragma omp atomic
+            p->batched_run += n - 1;
+        }
+        return run_kernel(p, id, storage(p, id), 0.0f, 1, n, tid, nth, in, in_node, err, err_len);
     }
     loom_status s = LOOM_OK;
-    for (int32_t k = 0; k < n && !s; k++) s = run_kernel(p, m[k], storage(p, m[k]), 0.0f, 1, 1, parallel, in, in_node, err, err_len);
+    for (int32_t k = 0; k < n && !s; k++) s = run_kernel(p, m[k], storage(p, m[k]), 0.0f, 1, 1, tid, nth, in, in_node, err, err_len);
     return s;
 }
 
-/* Runs node id's kernel with input-pointer scratch row `slot`; a kernel's
- * error goes to the plan (the first one wins when nodes run side by side). */
-static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
+/* Runs node id's kernel as thread tid of a team of nth (1: alone) with
+ * input-pointer scratch row `slot`; a kernel's error goes to the plan (the
+ * first one wins when nodes run side by side). */
+static loom_status exec_node(loom_plan *p, int32_t id, int tid, int nth, int slot)
 {
     const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
     char err[512];
     err[0] = 0;
-    loom_status s = p->rw.folded_in[id]      ? run_sum(p, id, parallel, in, in_node, err, sizeof err)
-                    : p->rw.batch_of[id] >= 0 ? run_batch(p, id, parallel, in, in_node, err, sizeof err)
-                                          : run_kernel(p, id, storage(p, id), 0.0f, 1, 1, parallel, in, in_node, err, sizeof err);
+    loom_status s = p->rw.folded_in[id]      ? run_sum(p, id, tid, nth, in, in_node, err, sizeof err)
+                    : p->rw.batch_of[id] >= 0 ? run_batch(p, id, tid, nth, in, in_node, err, sizeof err)
+                                          : run_kernel(p, id, storage(p, id), 0.0f, 1, 1, tid, nth, in, in_node, err, sizeof err);
     if (s) {
         #pragma omp critical(loom_run_error)
         plan_err(p, s, "%s", err);
@@ -198,17 +214,19 @@ static loom_status exec_node(loom_plan *p, int32_t id, bool parallel, int slot)
     return s;
 }
 
-/* One scratch row per thread that may run a kernel (rows are sized by the
+/* Scratch per thread: a row of input pointers, a partial sum (sized by the
  * run, not the plan: the thread count may change between the two). */
 static bool ensure_slots(loom_plan *p, int threads)
 {
-    if (threads + 1 <= p->pool_slots) return true;
-    size_t row = (size_t)p->max_in + 1, slots = (size_t)threads + 1;
+    if (threads <= p->pool_slots) return true;
+    size_t row = (size_t)p->max_in + 1, slots = (size_t)threads;
     const float **in = realloc(p->in_pool, slots * row * sizeof *in);
     if (in) p->in_pool = in;
     const loom_node **nodes = in ? realloc(p->node_pool, slots * row * sizeof *nodes) : NULL;
     if (nodes) p->node_pool = nodes;
-    if (!in || !nodes) return false;
+    double *part = nodes ? realloc(p->part, slots * sizeof *part) : NULL;
+    if (part) p->part = part;
+    if (!in || !nodes || !part) return false;
     p->pool_slots = (int32_t)slots;
     return true;
 }
@@ -224,6 +242,43 @@ static bool does_matmul(const loom_plan *p, int32_t id)
         if (p->rw.into[x] == id && loom_op(loom_graph_node(p->g, loom_at(x))->op)->cost) return true;
     }
     return false;
+}
+
+/* One thread's walk through every ready set, inside the run's parallel
+ * region (nth threads; every thread takes the same decisions, so barriers
+ * match). Nodes of a ready set are independent; a barrier is needed only
+ * before a thread may read what another wrote, or overwrite a buffer
+ * another still reads: `wrote` is 0 (nothing since the last barrier), 1
+ * (the first thread alone), 2 (several threads). Every node writes, so a
+ * reader's reads are covered by the barrier after its own write. A kernel
+ * error does not change the walk (the threads must meet at the same
+ * barriers); the run reports it at the end. */
+static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
+{
+    int wrote = 0;
+    for (int32_t l = 0; l < p->n_levels; l++) {
+        int32_t b = p->level_start[l], e = p->level_start[l + 1];
+        bool team = false;
+        for (int32_t k = b; k < e && !team; k++) team = p->team[k];
+        if (wrote == 2 || (wrote == 1 && (team || p->wide[l]))) {
+            #pragma omp barrier
+            wrote = 0;
+        }
+        if (p->wide[l]) {
+            if (tid == 0) p->side_by_side++;
+            #pragma omp for schedule(dynamic) nowait
+            for (int32_t k = b; k < e; k++)
+                if (!only_matmul || does_matmul(p, p->exec[k])) exec_node(p, p->exec[k], 0, 1, tid);
+            wrote = 2;
+            continue;
+        }
+        for (int32_t k = b; k < e; k++) {
+            if (only_matmul && !does_matmul(p, p->exec[k])) continue;
+            if (p->team[k]) exec_node(p, p->exec[k], tid, nth, tid), wrote = 2;
+            else if (tid == 0) exec_node(p, p->exec[k], 0, 1, 0);
+            if (!p->team[k] && wrote == 0) wrote = 1;
+        }
+    }
 }
 
 static loom_status run_levels(loom_plan *p, bool only_matmul);
@@ -245,24 +300,16 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
                             TSTR(p->g, loom_at(i)));
     }
     loom_status st = LOOM_OK;
-    int threads = omp_get_max_threads();
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (!ensure_slots(p, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
     p->side_by_side = p->stacked = p->batched_run = 0;
-    for (int32_t l = 0; l < p->n_levels && !st; l++) {
-        int32_t b = p->level_start[l], e = p->level_start[l + 1];
-        if (!p->wide[l] || threads < 2) {
-            for (int32_t k = b; k < e && !st; k++)
-                if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], true, 0);
-            continue;
-        }
-        p->side_by_side++;
-        #pragma omp parallel for schedule(dynamic)
-        for (int32_t k = b; k < e; k++)
-            if ((!only_matmul || does_matmul(p, p->exec[k])) && exec_node(p, p->exec[k], false, omp_get_thread_num() + 1)) {
-                #pragma omp atomic write
-                st = LOOM_ERR_VALUE;
-            }
-        if (st) st = p->err.status;
+    if (threads < 2) {
+        for (int32_t k = 0; k < p->n_exec && !st; k++)
+            if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);
+    } else {
+        #pragma omp parallel num_threads(threads)
+        run_team(p, only_matmul, omp_get_thread_num(), omp_get_num_threads());
+        st = p->err.status;
     }
     if (!only_matmul) p->runs++;
     return st;

@@ -89,6 +89,8 @@ void loom_plan_free(loom_plan *p)
     free(p->outputs);
     free(p->level_start);
     free(p->wide);
+    free(p->team);
+    free(p->part);
     free(p->arena);
     free(p->in_pool);
     free(p->node_pool);

@@ -34,6 +34,7 @@ struct loom_plan {
     int32_t n_levels;
     int32_t *level_start;  /* exec[level_start[l] .. level_start[l+1]) is ready set l+1 */
     bool *wide;            /* per ready set: worth running its nodes side by side */
+    bool *team;            /* per exec entry: its kernel runs split across every thread */
     int32_t n_views;
     /* memory */
     int64_t *offset;       /* per root with a kernel: arena offset in floats; -1 otherwise */
@@ -46,9 +47,10 @@ struct loom_plan {
     const void **bound;    /* per source node: caller data (constants: the graph's) */
     loom_tensor *outputs;
     int n_outputs;
-    const float **in_pool; /* scratch for kernel input pointers, one row per thread slot */
+    const float **in_pool; /* scratch for kernel input pointers, one row per thread */
     const loom_node **node_pool;
-    int32_t pool_slots;    /* rows: the serial slot 0, then one per thread of the widest run so far */
+    double *part;          /* one per thread: partial sums of team reductions */
+    int32_t pool_slots;    /* rows: threads of the widest run so far */
     int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
     int32_t stacked;       /* folded terms the last run ran stacked into a neighbour's kernel */
     int32_t batched_run;   /* batch members the last run computed in their leader's one kernel */

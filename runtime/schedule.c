@@ -199,20 +199,41 @@ static loom_status bucket(loom_plan *p)
     return LOOM_OK;
 }
 
-/* Side by side only when a level is worth a parallel region and no node in
- * it is big enough to use every thread by itself. */
+/* Whether node id's kernel call — with the batch members or folded terms
+ * it runs — is worth a team: every kernel in it splits its work, and
+ * together they do more than LOOM_PAR_MIN element operations. */
+static bool worth_team(const loom_plan *p, int32_t id)
+{
+    const loom_node *nd = loom_walk_node(p->walk, id);
+    if (!(loom_op(nd->op)->flags & OPF_SPLITS)) return false;
+    int32_t b = p->rw.batch_of[id];
+    int64_t work = loom_op_cost(p->g, loom_at(id)) * (b >= 0 ? p->rw.batch_start[b + 1] - p->rw.batch_start[b] : 1);
+    for (int j = 0; p->rw.folded_in[id] && j < nd->n_in; j++) {
+        int32_t x = loom_walk_in(p->walk, id, j);
+        if (p->rw.into[x] != id) continue;
+        if (!(loom_op(loom_walk_node(p->walk, x)->op)->flags & OPF_SPLITS)) return false;
+        work += loom_op_cost(p->g, loom_at(x));
+    }
+    return work > LOOM_PAR_MIN;
+}
+
+/* How each ready set runs on several threads: a node worth a team runs on
+ * all of them (its kernel splits the work); the others run alone — side by
+ * side when the set has several of them and no team node (`wide`), else
+ * one after another on the first thread. */
 static loom_status choose_wide(loom_plan *p)
 {
     p->wide = calloc((size_t)p->n_levels + 1, sizeof *p->wide);
-    if (!p->wide) return LOOM_ERR_NOMEM;
+    p->team = calloc((size_t)p->n_exec + 1, sizeof *p->team);
+    if (!p->wide || !p->team) return LOOM_ERR_NOMEM;
     for (int32_t l = 0; l < p->n_levels; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         bool wide = e - b > 1;
         int64_t total = 0;
-        for (int32_t k = b; wide && k < e; k++) {
-            int64_t w = loom_op_cost(p->g, loom_at(p->exec[k]));
-            total += w;
-            wide = w <= LOOM_PAR_MIN;
+        for (int32_t k = b; k < e; k++) {
+            p->team[k] = worth_team(p, p->exec[k]);
+            total += loom_op_cost(p->g, loom_at(p->exec[k]));
+            wide = wide && !p->team[k];
         }
         p->wide[l] = wide && total >= LOOM_PAR_MIN;
     }
