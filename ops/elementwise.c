@@ -56,6 +56,11 @@ static bool shape_broadcast(loom_graph *g, const char *op, const loom_tensor *in
             o[i] = (EXPR);                                                                             \
         }                                                                                              \
     }                                                                                                  \
+    static void fn##_fuse(const float *x, const float *y, float *o, int64_t n, const float *f)         \
+    {                                                                                                  \
+        (void)f;                                                                                       \
+        fn##_span(x, y, o, n);                                                                         \
+    }                                                                                                  \
     static loom_status fn(const loom_kargs *k)                                                         \
     {                                                                                                  \
         const float *A = k->in[0], *B = k->in[1];                                                      \
@@ -146,16 +151,16 @@ static bool binary_batches(const loom_graph *g, loom_tensor t)
 
 const loom_op_desc loom_desc_add = {
     .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = add_forward, .grad = add_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = add_forward, .span = add_forward_fuse, .grad = add_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_sub = {
     .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = sub_forward, .grad = sub_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = sub_forward, .span = sub_forward_fuse, .grad = sub_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_mul = {
     .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = mul_forward, .grad = mul_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = mul_forward, .span = mul_forward_fuse, .grad = mul_grad, .batches = binary_batches};
 const loom_op_desc loom_desc_div = {
     .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = div_forward, .grad = div_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = div_forward, .span = div_forward_fuse, .grad = div_grad, .batches = binary_batches};
 
 /* ---- add_n: Σ_k x_k over inputs of one shape ---- */
 
@@ -272,6 +277,11 @@ static bool shape_unary(loom_graph *g, const char *op, const loom_tensor *in, in
             o[i] = (EXPR);                                                                             \
         }                                                                                              \
     }                                                                                                  \
+    static void fn##_fuse(const float *x, const float *y, float *o, int64_t n, const float *f)         \
+    {                                                                                                  \
+        (void)y;                                                                                       \
+        fn##_span(x, o, n, f[0], f[1]);                                                                \
+    }                                                                                                  \
     static loom_status fn(const loom_kargs *k)                                                         \
     {                                                                                                  \
         int64_t n = loom_shape_numel(k->node->shape), s0, s1;                                          \
@@ -334,25 +344,25 @@ static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
 
 const loom_op_desc loom_desc_affine = {
     .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = affine_forward, .grad = affine_grad};
+    .shape = shape_unary, .forward = affine_forward, .span = affine_forward_fuse, .grad = affine_grad};
 const loom_op_desc loom_desc_tanh = {
     .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = tanh_forward, .grad = tanh_grad};
+    .shape = shape_unary, .forward = tanh_forward, .span = tanh_forward_fuse, .grad = tanh_grad};
 const loom_op_desc loom_desc_sigmoid = {
     .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = sigmoid_forward, .grad = sigmoid_grad};
+    .shape = shape_unary, .forward = sigmoid_forward, .span = sigmoid_forward_fuse, .grad = sigmoid_grad};
 const loom_op_desc loom_desc_relu = {
     .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = relu_forward, .grad = relu_grad};
+    .shape = shape_unary, .forward = relu_forward, .span = relu_forward_fuse, .grad = relu_grad};
 const loom_op_desc loom_desc_exp = {
     .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = exp_forward, .grad = exp_grad};
+    .shape = shape_unary, .forward = exp_forward, .span = exp_forward_fuse, .grad = exp_grad};
 const loom_op_desc loom_desc_log = {
     .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = log_forward, .grad = log_grad};
+    .shape = shape_unary, .forward = log_forward, .span = log_forward_fuse, .grad = log_grad};
 const loom_op_desc loom_desc_step = {
     .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = step_forward, .grad = zero_grad};
+    .shape = shape_unary, .forward = step_forward, .span = step_forward_fuse, .grad = zero_grad};
 
 /* ---- builders ---- */
 

@@ -70,6 +70,10 @@ typedef struct {
 } loom_kargs;
 
 typedef loom_status (*loom_kernel_fn)(const loom_kargs *a);
+/* An elementwise op's rule over n contiguous floats: o[i] = f(x[i], y[i])
+ * (y unused by a unary op; attr: the node's float attributes). The fuse
+ * rewrite strings several together in one pass over the data. */
+typedef void (*loom_span_fn)(const float *x, const float *y, float *o, int64_t n, const float *attr);
 /* Checks inputs and attributes; sets the output shape and dtype, or records
  * the graph error and returns false. */
 typedef bool (*loom_shape_fn)(loom_graph *g, const char *op, const loom_tensor *in, int n,
@@ -102,6 +106,9 @@ typedef struct {
      * and outputs stacked along the first dimension (matmul A·op(W), a
      * bias added to rows, a slice across columns); NULL: never. */
     bool (*batches)(const loom_graph *g, loom_tensor t);
+    /* The element rule of an elementwise op of one or two inputs, for
+     * fused kernels; NULL: not fusable. */
+    loom_span_fn span;
 } loom_op_desc;
 
 const loom_op_desc *loom_op(int op);
@@ -179,6 +186,23 @@ double loom_team_sum(const loom_kargs *k, double mine);
 #else
 #define LOOM_VECTOR_CLONES
 #endif
+
+/* A fused group's member: an elementwise op whose operands are other
+ * members' values or outside data read through broadcast strides. */
+#define LOOM_FUSE_MAX 32 /* members of a fused group */
+typedef struct {
+    loom_span_fn span;
+    const float *attr; /* the node's float attributes */
+    int n_in;
+    int src[2];          /* >= 0: the member whose value operand j is; -1: outside data */
+    const float *ext[2]; /* outside data, read through st[j] over the group's shape */
+    int64_t st[2][4];
+    bool full[2];        /* outside data of the group's shape (contiguous) */
+    float *out;          /* the member's buffer; NULL: a temp, never written out */
+} loom_fused_op;
+/* Runs n members, in order, over k->node's shape (the leader's) in chunks
+ * of a row, as thread k->tid of a team of k->nth. */
+void loom_fused_run(const loom_kargs *k, const loom_fused_op *ops, int n);
 
 /* GEMM: C = alpha·op(A)·op(B) + beta·C, row-major, through CBLAS when built
  * with it, else the portable kernel. */

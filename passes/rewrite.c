@@ -1,5 +1,5 @@
-/* Plan rewrites found by pattern (passes/rewrite.h): the accumulate and
- * batch rewrites, and the LOOM_REWRITES switch (which also covers the
+/* Plan rewrites found by pattern (passes/rewrite.h): the accumulate, batch
+ * and fuse rewrites, and the LOOM_REWRITES switch (which also covers the
  * runtime's inplace and sink). */
 #define _GNU_SOURCE /* qsort_r */
 #include "passes/rewrite.h"
@@ -15,7 +15,7 @@ static const struct {
     const char *name;
     unsigned bit;
 } rewrite_names[] = {{"accumulate", LOOM_REWRITE_ACCUMULATE}, {"batch", LOOM_REWRITE_BATCH}, {"inplace", LOOM_REWRITE_IN_PLACE},
-                     {"sink", LOOM_REWRITE_SINK}};
+                     {"sink", LOOM_REWRITE_SINK}, {"fuse", LOOM_REWRITE_FUSE}};
 #define N_REWRITES (int)(sizeof rewrite_names / sizeof *rewrite_names)
 
 /* LOOM_REWRITES: none, all, or names separated by commas. */
@@ -32,7 +32,7 @@ loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, c
             while (k < N_REWRITES && (strlen(rewrite_names[k].name) != len || strncmp(s, rewrite_names[k].name, len)))
                 k++;
             if (k == N_REWRITES) {
-                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch, inplace, sink)",
+                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch, inplace, sink, fuse)",
                          env, (int)len, s);
                 if (err) *err = msg;
                 return LOOM_ERR_ARG;
@@ -287,6 +287,126 @@ static loom_status find_batches(loom_rewrites *p)
     return order_batches(p);
 }
 
+/* ---- fuse ---- */
+
+enum { FUSE_SEARCH = 256 }; /* nodes one dependence search may visit before it gives up (no fusion) */
+
+static bool fusable(const loom_rewrites *p, int32_t i)
+{
+    const loom_node *nd = loom_walk_node(p->walk, i);
+    return p->in_plan[i] && loom_op(nd->op)->span && nd->dtype == LOOM_F32 && nd->n_in <= 2 && p->into[i] < 0 &&
+           !p->folded_in[i] && p->batch_of[i] < 0;
+}
+
+/* Whether node x depends on a member of group g (whose members all have
+ * ids >= lo): a search back from x over ids >= lo; "yes" when it would
+ * visit more than FUSE_SEARCH nodes. */
+static bool reaches(const loom_rewrites *p, int32_t x, int32_t g, int32_t lo, int32_t *stack, int32_t *mark,
+                    int32_t stamp)
+{
+    int32_t n = 0, visits = 0;
+    if (x < lo) return false;
+    stack[n++] = x, mark[x] = stamp;
+    while (n) {
+        int32_t u = stack[--n];
+        if (p->fuse_of[u] == g || ++visits > FUSE_SEARCH) return true;
+        const loom_node *nd = loom_walk_node(p->walk, u);
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t y = loom_walk_in(p->walk, u, j);
+            if (y >= lo && mark[y] != stamp) mark[y] = stamp, stack[n++] = y;
+        }
+    }
+    return false;
+}
+
+/* The fuse rewrite. In id (topological) order, an elementwise node joins
+ * the group of an input of its shape when it is that input's critical
+ * reader (height, the longest path to the plan's end, one less: as late
+ * as possible they run back to back — a value only backward needs, made
+ * from forward ones, stays out of the forward step's group, or it would
+ * be made early and held), unless that would close a path from the group
+ * through an outside node back into it (then the group could not run as
+ * one kernel); groups of one dissolve. A member read only inside its
+ * group (and not an output) is a temp: its values never leave the fused
+ * kernel. */
+static loom_status find_groups(loom_rewrites *p)
+{
+    int32_t n = p->n_graph;
+    p->fuse_of = malloc((size_t)n * sizeof *p->fuse_of + 1);
+    p->temp = calloc((size_t)n + 1, sizeof *p->temp);
+    p->fuse_start = malloc(((size_t)n + 1) * sizeof *p->fuse_start);
+    p->fuse_member = malloc((size_t)n * sizeof *p->fuse_member + 1);
+    int32_t *lo = malloc((size_t)n * sizeof *lo + 1), *size = calloc((size_t)n + 1, sizeof *size);
+    int32_t *stack = malloc((size_t)n * sizeof *stack + 1), *mark = malloc((size_t)n * sizeof *mark + 1);
+    int32_t *reads = calloc((size_t)n + 1, sizeof *reads), *height = calloc((size_t)n + 1, sizeof *height);
+    bool ok = height && p->fuse_of && p->temp && p->fuse_start && p->fuse_member && lo && size && stack && mark && reads;
+    for (int32_t i = 0; ok && i < n; i++) p->fuse_of[i] = -1, mark[i] = -1;
+    for (int32_t i = n - 1; ok && i >= 0; i--) {
+        const loom_node *nd = loom_walk_node(p->walk, i);
+        for (int j = 0; p->in_plan[i] && j < nd->n_in; j++) {
+            int32_t x = loom_walk_in(p->walk, i, j);
+            height[x] = height[i] + 1 > height[x] ? height[i] + 1 : height[x];
+        }
+    }
+    for (int32_t v = 0; ok && (p->which & LOOM_REWRITE_FUSE) && v < n; v++) {
+        if (!fusable(p, v)) continue;
+        const loom_node *nd = loom_walk_node(p->walk, v);
+        int32_t join = -1;
+        for (int j = 0; j < nd->n_in && join < 0; j++) {
+            int32_t u = loom_walk_in(p->walk, v, j), g = p->fuse_of[u];
+            if (g < 0 || size[g] >= LOOM_FUSE_MAX || height[u] != height[v] + 1 ||
+                !loom_shape_eq(loom_walk_node(p->walk, u)->shape, nd->shape))
+                continue;
+            bool clear = true;
+            for (int i = 0; i < nd->n_in && clear; i++) {
+                int32_t x = loom_walk_in(p->walk, v, i);
+                clear = p->fuse_of[x] == g || !reaches(p, x, g, lo[g], stack, mark, v);
+            }
+            if (clear) join = g;
+        }
+        if (join < 0) join = v, lo[v] = v; /* a new group, numbered by its first member for now */
+        p->fuse_of[v] = join, size[join]++;
+    }
+    /* groups of two or more, numbered in order of their first members
+     * (lo[] becomes the new number); the rest dissolve */
+    p->n_fuse = 0;
+    for (int32_t i = 0; ok && i < n; i++) {
+        int32_t g = p->fuse_of[i];
+        if (g < 0) continue;
+        if (size[g] < 2) {
+            p->fuse_of[i] = -1;
+            continue;
+        }
+        if (g == i) lo[i] = p->n_fuse++;
+        p->fuse_of[i] = lo[g];
+    }
+    for (int32_t g = 0; ok && g <= p->n_fuse; g++) p->fuse_start[g] = 0;
+    for (int32_t i = 0; ok && i < n; i++)
+        if (p->fuse_of[i] >= 0) p->fuse_start[p->fuse_of[i] + 1]++;
+    for (int32_t g = 0; ok && g < p->n_fuse; g++) p->fuse_start[g + 1] += p->fuse_start[g], stack[g] = p->fuse_start[g];
+    for (int32_t i = 0; ok && i < n; i++) /* members in id order: the last is the leader */
+        if (p->fuse_of[i] >= 0) p->fuse_member[stack[p->fuse_of[i]]++] = i;
+    p->n_fused = ok ? p->fuse_start[p->n_fuse] - p->n_fuse : 0;
+    /* temps: every read from inside the group (mark[] counts those) */
+    for (int32_t i = 0; ok && i < n; i++) mark[i] = 0;
+    for (int32_t i = 0; ok && i < n; i++) {
+        if (!p->in_plan[i]) continue;
+        const loom_node *nd = loom_walk_node(p->walk, i);
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t x = loom_walk_in(p->walk, i, j);
+            if (p->fuse_of[x] < 0) continue;
+            reads[x]++;
+            if (p->fuse_of[i] == p->fuse_of[x]) mark[x]++;
+        }
+    }
+    for (int k = 0; ok && k < p->n_outputs; k++) reads[loom_index(p->outputs[k])]++;
+    p->n_temps = 0;
+    for (int32_t i = 0; ok && i < n; i++)
+        if (p->fuse_of[i] >= 0 && reads[i] == mark[i]) p->temp[i] = true, p->n_temps++;
+    free(lo), free(size), free(stack), free(mark), free(reads), free(height);
+    return ok ? LOOM_OK : LOOM_ERR_NOMEM;
+}
+
 loom_status loom_rewrites_find(loom_rewrites *r, const loom_graph *g, const bool *in_plan, const loom_tensor *outputs,
                                int n_outputs)
 {
@@ -297,17 +417,20 @@ loom_status loom_rewrites_find(loom_rewrites *r, const loom_graph *g, const bool
     r->batch_of = malloc((size_t)n * sizeof *r->batch_of + 1);
     if (!r->into || !r->folded_in || !r->batch_of) return LOOM_ERR_NOMEM;
     loom_status s = fold_into_sums(r);
-    return s ? s : find_batches(r);
+    if (!s) s = find_batches(r);
+    return s ? s : find_groups(r);
 }
 
 void loom_rewrites_free(loom_rewrites *r)
 {
     free(r->into), free(r->folded_in), free(r->batch_of), free(r->batch_start), free(r->batch_member);
+    free(r->fuse_of), free(r->fuse_start), free(r->fuse_member), free(r->temp);
 }
 
-void loom_rewrites_drop_batches(loom_rewrites *r)
+void loom_rewrites_drop_merged(loom_rewrites *r)
 {
-    for (int32_t i = 0; i < r->n_graph; i++) r->batch_of[i] = -1;
-    r->n_batches = r->n_batched = 0;
+    for (int32_t i = 0; i < r->n_graph; i++) r->batch_of[i] = r->fuse_of[i] = -1, r->temp[i] = false;
+    r->n_batches = r->n_batched = r->n_fuse = r->n_fused = r->n_temps = 0;
     if (r->batch_start) r->batch_start[0] = 0;
+    r->fuse_start[0] = 0;
 }

@@ -195,6 +195,34 @@ static loom_status run_batch(loom_plan *p, int32_t id, int tid, int nth, const f
     return s;
 }
 
+/* A fused group's leader: its members' element rules in one pass
+ * (ops/fuse.c), operands resolved to members' values or outside data. */
+static loom_status run_fused(loom_plan *p, int32_t lead, int tid, int nth, char *err, size_t err_len)
+{
+    int32_t n;
+    const int32_t *m = loom_rewrites_members(&p->rw, &lead, &n);
+    const loom_node *ln = loom_graph_node(p->g, loom_at(lead));
+    loom_fused_op ops[LOOM_FUSE_MAX];
+    for (int32_t k = 0; k < n; k++) {
+        const loom_node *nd = loom_graph_node(p->g, loom_at(m[k]));
+        loom_fused_op *o = &ops[k];
+        *o = (loom_fused_op){loom_op(nd->op)->span, nd->attr.f, nd->n_in, {-1, -1}, {NULL, NULL}, {{0}}, {false, false},
+                             p->rw.temp[m[k]] ? NULL : storage(p, m[k])};
+        for (int j = 0; j < nd->n_in; j++) {
+            loom_tensor x = loom_node_input(p->g, loom_at(m[k]), j);
+            for (int32_t s = 0; s < k && o->src[j] < 0; s++)
+                if (m[s] == loom_index(x)) o->src[j] = s;
+            if (o->src[j] >= 0) continue;
+            o->ext[j] = storage(p, loom_index(x));
+            o->full[j] = loom_tensor_numel(p->g, x) == loom_shape_numel(ln->shape);
+            loom_broadcast_strides(loom_tensor_shape(p->g, x), ln->shape, o->st[j]);
+        }
+    }
+    loom_kargs a = {p->g, ln, NULL, NULL, NULL, 0, 0.0f, 1, 0, !p->eval, tid, nth, p->part, err, err_len};
+    loom_fused_run(&a, ops, n);
+    return LOOM_OK;
+}
+
 /* Runs node id's kernel as thread tid of a team of nth (1: alone) with
  * input-pointer scratch row `slot`; a kernel's error goes to the plan (the
  * first one wins when nodes run side by side). */
@@ -206,6 +234,7 @@ static loom_status exec_node(loom_plan *p, int32_t id, int tid, int nth, int slo
     err[0] = 0;
     loom_status s = p->rw.folded_in[id]      ? run_sum(p, id, tid, nth, in, in_node, err, sizeof err)
                     : p->rw.batch_of[id] >= 0 ? run_batch(p, id, tid, nth, in, in_node, err, sizeof err)
+                    : p->rw.fuse_of[id] >= 0  ? run_fused(p, id, tid, nth, err, sizeof err)
                                           : run_kernel(p, id, storage(p, id), 0.0f, 1, 1, tid, nth, in, in_node, err, sizeof err);
     if (s) {
         #pragma omp critical(loom_run_error)

@@ -150,7 +150,7 @@ typedef struct {
 
 static bool own_buffer(const loom_plan *p, int32_t i)
 {
-    return p->in_plan[i] && p->rw.into[i] < 0 && p->rw.batch_of[i] < 0 &&
+    return p->in_plan[i] && p->rw.into[i] < 0 && p->rw.batch_of[i] < 0 && !p->rw.temp[i] &&
            !(loom_op(loom_walk_node(p->walk, i)->op)->flags & (OPF_SOURCE | OPF_ALIAS));
 }
 
@@ -287,7 +287,8 @@ static int32_t in_place(const loom_plan *p, const groups *gs, int32_t id, int32_
                         const int32_t *readers, const bool *handed)
 {
     const loom_node *nd = loom_walk_node(p->walk, id);
-    if (!(p->rw.which & LOOM_REWRITE_IN_PLACE) || !(loom_op(nd->op)->flags & OPF_INPLACE) || p->rw.folded_in[id])
+    if (!(p->rw.which & LOOM_REWRITE_IN_PLACE) || !(loom_op(nd->op)->flags & OPF_INPLACE) || p->rw.folded_in[id] ||
+        p->rw.fuse_of[id] >= 0)
         return -1;
     for (int j = 0; j < nd->n_in; j++) {
         loom_tensor x = loom_node_input(p->g, loom_at(id), j);
@@ -323,38 +324,43 @@ loom_status loom_plan_place(loom_plan *p)
             if (b.owner < 0 || !handed[b.owner]) ok = give_back(&fl, b.off, b.size);
         }
         for (int32_t e = p->level_start[l - 1]; ok && e < p->level_start[l]; e++) {
-            int32_t id = p->exec[e];
-            int64_t numel = loom_tensor_numel(p->g, loom_at(id)), size = (int64_t)round_up(numel);
-            p->naive_floats += (size_t)size;
-            group *gr = gs.of[id] >= 0 ? &gs.v[gs.of[id]] : NULL;
-            if (gr) { /* the block of its group, taken by the first member written */
-                if (gr->off < 0) {
-                    int64_t block = (int64_t)round_up(gr->n * gr->member);
-                    gr->off = take(&fl, block, &high);
-                    heap_push(&live, (live_buf){gr->off, block, gr->until < l ? l : gr->until, -1});
+            int32_t lead = p->exec[e], n_run, *batch = NULL;
+            const int32_t *run = loom_rewrites_members(&p->rw, &p->exec[e], &n_run);
+            if (p->rw.batch_of[lead] >= 0) batch = (int32_t *)run;
+            for (int32_t k = 0; ok && k < (batch ? 1 : n_run); k++) {
+                int32_t id = run[k];
+                int64_t numel = loom_tensor_numel(p->g, loom_at(id)), size = (int64_t)round_up(numel);
+                p->naive_floats += (size_t)size;
+                if (p->rw.temp[id]) continue; /* lives inside its fused kernel */
+                group *gr = gs.of[id] >= 0 ? &gs.v[gs.of[id]] : NULL;
+                if (gr) { /* the block of its group, taken by the first member written */
+                    if (gr->off < 0) {
+                        int64_t block = (int64_t)round_up(gr->n * gr->member);
+                        gr->off = take(&fl, block, &high);
+                        heap_push(&live, (live_buf){gr->off, block, gr->until < l ? l : gr->until, -1});
+                    }
+                    p->offset[id] = gr->off + gs.index[id] * gr->member;
+                    continue;
                 }
-                p->offset[id] = gr->off + gs.index[id] * gr->member;
-                continue;
+                if (batch) { /* the batch's outputs, end to end in member order */
+                    int32_t until = l;
+                    for (int32_t j = 0; j < n_run; j++) until = last[batch[j]] > until ? last[batch[j]] : until;
+                    int64_t off = take(&fl, (int64_t)round_up(n_run * numel), &high);
+                    heap_push(&live, (live_buf){off, (int64_t)round_up(n_run * numel), until, -1});
+                    for (int32_t j = 0; j < n_run; j++) p->offset[batch[j]] = off + j * numel;
+                    p->naive_floats += (size_t)(n_run - 1) * (size_t)size;
+                    continue;
+                }
+                int32_t over = in_place(p, &gs, id, l, last, readers, handed);
+                if (over >= 0) { /* the input's buffer passes to the output */
+                    handed[over] = true;
+                    p->offset[id] = p->offset[over];
+                    p->n_in_place++;
+                } else { /* a buffer nobody reads still needs a place while its kernel runs */
+                    p->offset[id] = take(&fl, size, &high);
+                }
+                heap_push(&live, (live_buf){p->offset[id], size, last[id] < l ? l : last[id], id});
             }
-            if (p->rw.batch_of[id] >= 0) { /* the batch's outputs, end to end in member order */
-                int32_t b = p->rw.batch_of[id], until = l;
-                int32_t *m = p->rw.batch_member + p->rw.batch_start[b], n = p->rw.batch_start[b + 1] - p->rw.batch_start[b];
-                for (int32_t k = 0; k < n; k++) until = last[m[k]] > until ? last[m[k]] : until;
-                int64_t off = take(&fl, (int64_t)round_up(n * numel), &high);
-                heap_push(&live, (live_buf){off, (int64_t)round_up(n * numel), until, -1});
-                for (int32_t k = 0; k < n; k++) p->offset[m[k]] = off + k * numel;
-                p->naive_floats += (size_t)(n - 1) * (size_t)size;
-                continue;
-            }
-            int32_t over = in_place(p, &gs, id, l, last, readers, handed);
-            if (over >= 0) { /* the input's buffer passes to the output */
-                handed[over] = true;
-                p->offset[id] = p->offset[over];
-                p->n_in_place++;
-            } else { /* a buffer nobody reads still needs a place while its kernel runs */
-                p->offset[id] = take(&fl, size, &high);
-            }
-            heap_push(&live, (live_buf){p->offset[id], size, last[id] < l ? l : last[id], id});
         }
     }
     free(last), free(live.v), free(fl.v), free(gs.v), free(gs.of), free(gs.index), free(readers), free(seen), free(handed);

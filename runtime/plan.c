@@ -101,6 +101,6 @@ loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,
-                       p->n_in_place, p->rw.which, p->flops, p->kept_floats * sizeof(float)};
+                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->rw.which, p->flops, p->kept_floats * sizeof(float)};
     return s;
 }

@@ -22,9 +22,9 @@ static void prune(loom_plan *p)
 
 /* Levels and storage roots; returns the highest level. A folded term takes
  * its inputs' level (its work happens in the sum's kernel, a level later).
- * The members of a batch all take the level after every member's inputs,
- * which batch_levels finds first. */
-static int32_t level_pass(loom_plan *p, const int32_t *batch_level)
+ * The members of a batch or fused group all take their leader's level,
+ * after every member's inputs, which merged_levels finds first. */
+static int32_t level_pass(loom_plan *p, const int32_t *merged_level)
 {
     const loom_graph *g = p->g;
     int32_t max_level = 0;
@@ -44,8 +44,8 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level)
         }
         if (p->rw.into[i] >= 0) {
             p->level[i] = lv;
-        } else if (p->rw.batch_of[i] >= 0) {
-            p->level[i] = batch_level[p->rw.batch_of[i]];
+        } else if (p->rw.batch_of[i] >= 0 || p->rw.fuse_of[i] >= 0) {
+            p->level[i] = merged_level[loom_rewrites_leader(&p->rw, i)];
         } else if (d->flags & OPF_ALIAS) {
             p->level[i] = lv;
             p->root[i] = p->root[loom_walk_in(p->walk, i, 0)];
@@ -58,20 +58,18 @@ static int32_t level_pass(loom_plan *p, const int32_t *batch_level)
     return max_level;
 }
 
-/* The batches' levels, by a topological sweep (Kahn's) of the graph with
- * each batch contracted to one node: a batch runs after every member's
- * inputs. False when the batches wait on each other (a cycle). */
-static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
+/* The levels of batches and fused groups (per leader), by a topological
+ * sweep (Kahn's) of the graph with each contracted to its leader: it runs
+ * after every member's inputs. False when they wait on each other (a
+ * cycle). */
+static bool merged_levels(loom_plan *p, int32_t *merged_level, bool *ok)
 {
     int32_t n = p->n_graph, *rep = malloc((size_t)n * sizeof *rep + 1), *indeg = calloc((size_t)n + 1, sizeof *indeg);
     int32_t *start = calloc((size_t)n + 2, sizeof *start), *to = NULL, *queue = malloc((size_t)n * sizeof *queue + 1);
     int32_t *lv = calloc((size_t)n + 1, sizeof *lv);
     *ok = rep && indeg && start && queue && lv;
     int64_t edges = 0;
-    for (int32_t i = 0; *ok && i < n; i++) {
-        int32_t b = p->rw.batch_of[i];
-        rep[i] = b >= 0 ? p->rw.batch_member[p->rw.batch_start[b]] : i;
-    }
+    for (int32_t i = 0; *ok && i < n; i++) rep[i] = loom_rewrites_leader(&p->rw, i);
     for (int32_t i = 0; *ok && i < n; i++) { /* consumer lists, CSR: rep(x) → rep(i) */
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
@@ -102,12 +100,13 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
             if (!indeg[i]) queue[tail++] = i;
         }
     while (*ok && head < tail) {
-        int32_t u = queue[head++], b = p->rw.batch_of[u];
+        int32_t u = queue[head++], n_run, level = 0;
         done++;
-        /* u's level from its (or its batch's members') inputs, as level_pass reckons it */
-        int32_t k0 = b >= 0 ? p->rw.batch_start[b] : 0, k1 = b >= 0 ? p->rw.batch_start[b + 1] : 1, level = 0;
-        for (int32_t k = k0; k < k1; k++) {
-            int32_t i = b >= 0 ? p->rw.batch_member[k] : u;
+        /* u's level from its (or its members') inputs, as level_pass reckons it */
+        const int32_t *run = loom_rewrites_members(&p->rw, &u, &n_run);
+        bool merged = p->rw.batch_of[u] >= 0 || p->rw.fuse_of[u] >= 0;
+        for (int32_t k = 0; k < n_run; k++) {
+            int32_t i = run[k];
             const loom_node *nd = loom_walk_node(p->walk, i);
             unsigned flags = loom_op(nd->op)->flags;
             if (flags & OPF_SOURCE) continue;
@@ -116,11 +115,10 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
                 int32_t x = lv[rep[loom_walk_in(p->walk, i, j)]];
                 in = x > in ? x : in;
             }
-            int32_t l = b >= 0 || !((flags & OPF_ALIAS) || p->rw.into[i] >= 0) ? in + 1 : in;
+            int32_t l = merged || !((flags & OPF_ALIAS) || p->rw.into[i] >= 0) ? in + 1 : in;
             level = l > level ? l : level;
         }
-        lv[u] = level;
-        if (b >= 0) batch_level[b] = level;
+        lv[u] = merged_level[u] = level;
         for (int32_t e = start[u]; e < start[u + 1]; e++)
             if (--indeg[to[e]] == 0) queue[tail++] = to[e];
     }
@@ -131,10 +129,10 @@ static bool batch_levels(loom_plan *p, int32_t *batch_level, bool *ok)
 
 static int32_t assign_levels(loom_plan *p, bool *ok)
 {
-    int32_t nb = p->rw.n_batches, *level = calloc((size_t)nb + 1, sizeof *level);
+    int32_t *level = calloc((size_t)p->n_graph + 1, sizeof *level);
     *ok = level != NULL;
-    if (*ok && nb && !batch_levels(p, level, ok) && *ok) /* batches waiting on each other: run without them */
-        loom_rewrites_drop_batches(&p->rw);
+    if (*ok && (p->rw.n_batches || p->rw.n_fuse) && !merged_levels(p, level, ok) && *ok)
+        loom_rewrites_drop_merged(&p->rw); /* waiting on each other: run without them */
     int32_t max_level = *ok ? level_pass(p, level) : 0;
     free(level);
     return max_level;
@@ -144,32 +142,44 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
  * late as possible), so that values a late step needs (the per-step
  * slices of the decoder's gradient, say) are not all made at the start
  * and held. The last level stays the same, and so does every value. Views
- * and folded terms pass their readers' bound on to their inputs; batch
+ * and folded terms pass their readers' bound on to their inputs; a fused
+ * group moves as one, to the bound of all its members, once the sweep
+ * reaches its first member (inputs of members seen before that got the
+ * bound of the old level: earlier than need be, never too late); batch
  * members (one kernel for all), sources and outputs stay where they are. */
 static bool sink(loom_plan *p)
 {
     int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1);
+    int32_t *group_bound = malloc((size_t)p->rw.n_fuse * sizeof *group_bound + 1);
     bool *output = calloc((size_t)p->n_graph + 1, sizeof *output);
-    if (!bound || !output) {
-        free(bound), free(output);
+    if (!bound || !output || !group_bound) {
+        free(bound), free(output), free(group_bound);
         return false;
     }
     for (int i = 0; i < p->n_outputs; i++) output[loom_index(p->outputs[i])] = true;
     for (int32_t i = 0; i < p->n_graph; i++) bound[i] = INT32_MAX;
+    for (int32_t g = 0; g < p->rw.n_fuse; g++) group_bound[g] = INT32_MAX;
     for (int32_t i = p->n_graph - 1; i >= 0; i--) {
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
         unsigned flags = loom_op(nd->op)->flags;
         bool pass = (flags & OPF_ALIAS) || p->rw.into[i] >= 0; /* runs no kernel of its own */
-        if (!(flags & OPF_SOURCE) && !output[i] && p->rw.batch_of[i] < 0 && bound[i] != INT32_MAX)
+        int32_t g = p->rw.fuse_of[i];
+        if (g >= 0) {
+            group_bound[g] = bound[i] < group_bound[g] && !output[i] ? bound[i] : output[i] ? -1 : group_bound[g];
+            const int32_t *m = p->rw.fuse_member + p->rw.fuse_start[g];
+            if (m[0] == i && group_bound[g] != INT32_MAX && group_bound[g] > p->level[i])
+                for (int32_t k = 0; k < p->rw.fuse_start[g + 1] - p->rw.fuse_start[g]; k++) p->level[m[k]] = group_bound[g];
+        } else if (!(flags & OPF_SOURCE) && !output[i] && p->rw.batch_of[i] < 0 && bound[i] != INT32_MAX) {
             p->level[i] = pass ? bound[i] : bound[i] > p->level[i] ? bound[i] : p->level[i];
+        }
         int32_t lim = pass ? p->level[i] : p->level[i] - 1;
         for (int j = 0; j < nd->n_in; j++) {
             int32_t x = loom_walk_in(p->walk, i, j);
-            bound[x] = lim < bound[x] ? lim : bound[x];
+            if (g < 0 || p->rw.fuse_of[x] != g) bound[x] = lim < bound[x] ? lim : bound[x]; /* not a read inside the group */
         }
     }
-    free(bound), free(output);
+    free(bound), free(output), free(group_bound);
     return true;
 }
 
@@ -206,8 +216,9 @@ static bool worth_team(const loom_plan *p, int32_t id)
 {
     const loom_node *nd = loom_walk_node(p->walk, id);
     if (!(loom_op(nd->op)->flags & OPF_SPLITS)) return false;
-    int32_t b = p->rw.batch_of[id];
-    int64_t work = loom_op_cost(p->g, loom_at(id)) * (b >= 0 ? p->rw.batch_start[b + 1] - p->rw.batch_start[b] : 1);
+    int32_t n_run;
+    loom_rewrites_members(&p->rw, &id, &n_run);
+    int64_t work = loom_op_cost(p->g, loom_at(id)) * n_run;
     for (int j = 0; p->rw.folded_in[id] && j < nd->n_in; j++) {
         int32_t x = loom_walk_in(p->walk, id, j);
         if (p->rw.into[x] != id) continue;

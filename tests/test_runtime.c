@@ -32,12 +32,75 @@ Test(runtime, plan_is_reused_across_runs_and_bindings)
     loom_graph_free(g);
 }
 
+/* The fuse rewrite: a chain of 200 elementwise ops runs as groups of at
+ * most LOOM_FUSE_MAX in one pass each; only each group's last value is
+ * written out. */
+Test(rewrites, elementwise_chains_fuse)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape1(5000)), h = x;
+    for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
+    loom_plan *p = loom_plan_new(g, &h, 1, NULL);
+    loom_plan_stats s = loom_plan_get_stats(p);
+    int groups = (200 + LOOM_FUSE_MAX - 1) / LOOM_FUSE_MAX;
+    cr_assert_eq(s.nodes, groups);
+    cr_assert_eq(s.fused, 200 - groups);
+    cr_assert_eq(s.fused_temps, 200 - groups);
+    cr_assert_leq(s.arena_bytes, 2 * 5008 * sizeof(float), "two live buffers, got %zu", s.arena_bytes);
+    float *xv = rnd_buf(5000, -1, 1);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    const float *v = loom_plan_output(p, h);
+    for (int j = 0; j < 5000; j += 97) {
+        float want = xv[j];
+        for (int i = 0; i < 100; i++) want = 0.5f * tanhf(want) + 0.01f * (float)(i + 1);
+        cr_assert_float_eq(v[j], want, 1e-5);
+    }
+    free(xv);
+    loom_plan_free(p);
+    loom_graph_free(g);
+}
+
+/* Operands read through broadcasting (a bias row, a column, a scalar) and
+ * rows longer than a chunk: the fused kernel computes exactly what the
+ * op kernels compute, at any thread count. */
+Test(rewrites, fused_groups_equal_their_kernels)
+{
+    enum { R = 70, C = 300 };
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape2(R, C)), b = loom_input(g, "b", loom_shape1(C));
+    loom_tensor m = loom_input(g, "m", loom_shape2(R, 1));
+    loom_tensor y = loom_mul(g, loom_tanh(g, loom_add(g, x, b)), m);
+    loom_tensor z = loom_div(g, loom_sub(g, loom_sigmoid(g, y), loom_scalar(g, 0.25f)), loom_affine(g, m, 0.0f, 3.0f));
+    loom_tensor outs[2] = {y, loom_mul(g, z, x)};
+    loom_plan *p[2] = {loom_plan_new(g, outs, 2, NULL),
+                       loom_plan_new(g, outs, 2, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_FUSE})};
+    cr_assert_geq(loom_plan_get_stats(p[0]).fused, 5);
+    cr_assert_eq(loom_plan_get_stats(p[1]).fused, 0);
+    float *xv = rnd_buf(R * C, -2, 2), *bv = rnd_buf(C, -1, 1), *mv = rnd_buf(R, 0, 1);
+    int threads = omp_get_max_threads();
+    for (int t = 1; t <= 3; t++) {
+        omp_set_num_threads(t);
+        for (int k = 0; k < 2; k++) {
+            loom_bind(p[k], x, xv), loom_bind(p[k], b, bv), loom_bind(p[k], m, mv);
+            cr_assert_eq(loom_run(p[k]), LOOM_OK, "%s", loom_plan_error(p[k]));
+        }
+        for (int o = 0; o < 2; o++)
+            cr_assert_eq(memcmp(loom_plan_output(p[0], outs[o]), loom_plan_output(p[1], outs[o]), R * C * sizeof(float)), 0,
+                         "output %d at %d threads", o, t);
+    }
+    omp_set_num_threads(threads);
+    free(xv), free(bv), free(mv);
+    loom_plan_free(p[0]), loom_plan_free(p[1]);
+    loom_graph_free(g);
+}
+
 Test(runtime, dead_buffers_are_reused)
 {
     loom_graph *g = loom_graph_new();
     loom_tensor x = loom_input(g, "x", loom_shape1(4096)), h = x;
     for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
-    loom_plan *p = loom_plan_new(g, &h, 1, NULL);
+    loom_plan *p = loom_plan_new(g, &h, 1, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_FUSE});
     loom_plan_stats s = loom_plan_get_stats(p);
     cr_assert_eq(s.nodes, 200);
     cr_assert_eq(s.levels, 200);
@@ -202,7 +265,12 @@ static void rewrites_match(const loom_cell_def *cell)
     cr_assert_eq(off.folded, 0);
     /* every weight-gradient term of every step folds into its sum */
     cr_assert_geq(on.folded, 2 * 2 * 2 * (T - 1), "%s: %d terms folded", cell->name, on.folded);
-    cr_assert_eq(on.nodes + on.folded + on.batched, off.nodes);
+    cr_assert_eq(on.nodes + on.folded + on.batched + on.fused, off.nodes);
+    /* the gate arithmetic of every step, forward and backward, runs fused;
+     * some of it never leaves the fused kernels */
+    cr_assert_geq(on.fused, 2 * 2 * 2 * (T - 1), "%s: %d fused", cell->name, on.fused);
+    cr_assert_geq(on.fused_temps, 2 * 2 * (T - 1), "%s: %d fused temps", cell->name, on.fused_temps);
+    cr_assert_eq(off.fused, 0);
     /* every step's input projection joins its layer and direction's batch, run as one GEMM */
     cr_assert_geq(on.batched, 2 * 2 * (T - 1), "%s: %d batched", cell->name, on.batched);
     cr_assert_eq(on.batched_run, on.batched, "%s: %d of %d batched ran as one GEMM", cell->name, on.batched_run,

@@ -35,14 +35,19 @@ enum {
     /* Each node runs just before its first reader, not as early as it
      * could: values a late step needs are not made at the start and held. */
     LOOM_REWRITE_SINK = 1u << 3,
-    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH | LOOM_REWRITE_IN_PLACE | LOOM_REWRITE_SINK,
+    /* Chains and trees of elementwise ops of one shape (a cell's gate
+     * arithmetic and its backward) run as one pass over the data, chunk by
+     * chunk; values only the group reads stay in cache, with no buffer. */
+    LOOM_REWRITE_FUSE = 1u << 4,
+    LOOM_REWRITE_ALL = LOOM_REWRITE_ACCUMULATE | LOOM_REWRITE_BATCH | LOOM_REWRITE_IN_PLACE | LOOM_REWRITE_SINK |
+                       LOOM_REWRITE_FUSE,
 };
 
 typedef struct {
     bool eval;      /* evaluation mode: dropout is the identity */
     uint64_t seed;  /* dropout seed of the first run (each run advances it) */
     /* Rewrites to leave out (0: all applied). The environment variable
-     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch, inplace, sink) chooses first. */
+     * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch, inplace, sink, fuse) chooses first. */
     unsigned no_rewrites;
 } loom_plan_opts;
 
@@ -105,6 +110,8 @@ typedef struct {
     int32_t batched;      /* nodes the batch rewrite computes in another node's kernel */
     int32_t batched_run;  /* of those, the last run computed this many in one GEMM with their batch */
     int32_t in_place;     /* nodes writing over an input whose buffer dies with them */
+    int32_t fused;        /* elementwise nodes computed in another node's fused kernel */
+    int32_t fused_temps;  /* of those, values only their group reads (no buffer) */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
