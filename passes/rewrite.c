@@ -112,6 +112,7 @@ typedef struct {
 } cand;
 
 #define CAND_MAX_IN 3
+enum { BATCH_ROWS = 2048 }; /* rows of one batch's kernel, at most (unless one member has more) */
 
 /* Candidates sort by what a batch shares (the batch its rows come from if
  * any, op, inputs 1.., attributes, input 0's shape), then by input 0's id:
@@ -272,10 +273,18 @@ static loom_status find_batches(loom_rewrites *p)
             for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b]); b++) {}
             for (int32_t k = a; k < b; k++) m[k - a] = c[k].node;
             if (b - a < 2 || !independent(p, m, b - a, c[a].src, dep, depth)) continue;
-            p->batch_start[p->n_batches] = used;
-            for (int32_t k = a; k < b; k++) p->batch_member[used++] = c[k].node;
-            p->n_batches++;
-            p->n_batched += b - a - 1;
+            /* at most BATCH_ROWS rows a kernel, in even chunks of steps: a long
+             * sequence's projections are made and freed chunk by chunk */
+            int32_t rows = c[a].s0.rank ? c[a].s0.d[0] : 1, per = BATCH_ROWS / (rows > 0 ? rows : 1);
+            int32_t chunks = (b - a + (per > 2 ? per : 2) - 1) / (per > 2 ? per : 2);
+            for (int32_t h = 0; h < chunks; h++) {
+                int32_t k0 = a + (int32_t)((int64_t)(b - a) * h / chunks), k1 = a + (int32_t)((int64_t)(b - a) * (h + 1) / chunks);
+                if (k1 - k0 < 2) continue;
+                p->batch_start[p->n_batches] = used;
+                for (int32_t k = k0; k < k1; k++) p->batch_member[used++] = c[k].node;
+                p->n_batches++;
+                p->n_batched += k1 - k0 - 1;
+            }
         }
         /* members join their batches after the round: the sort keys above must not move */
         for (int32_t b = before; b < p->n_batches; b++)

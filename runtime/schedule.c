@@ -142,36 +142,42 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
  * late as possible), so that values a late step needs (the per-step
  * slices of the decoder's gradient, say) are not all made at the start
  * and held. The last level stays the same, and so does every value. Views
- * and folded terms pass their readers' bound on to their inputs; a fused
- * group moves as one, to the bound of all its members, once the sweep
- * reaches its first member (inputs of members seen before that got the
- * bound of the old level: earlier than need be, never too late); batch
- * members (one kernel for all), sources and outputs stay where they are. */
-static bool sink(loom_plan *p)
+ * and folded terms pass their readers' bound on to their inputs. A batch
+ * or fused group moves as one, to the bound of all its members, once the
+ * sweep has seen every member (inputs of members seen before that got the
+ * bound of the old level: earlier than need be, never too late); reads
+ * inside a group bind nothing. Sources and outputs (and a unit with an
+ * output) stay where they are. A unit that moves can let the units it
+ * reads move too: the sweep repeats (a few times: chains of batches are
+ * short) while something moves. Returns whether something moved, or -1
+ * out of memory. */
+static int sink_once(loom_plan *p)
 {
-    int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1);
-    int32_t *group_bound = malloc((size_t)p->rw.n_fuse * sizeof *group_bound + 1);
+    int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1), *seen = calloc((size_t)p->n_graph + 1, sizeof *seen);
     bool *output = calloc((size_t)p->n_graph + 1, sizeof *output);
-    if (!bound || !output || !group_bound) {
-        free(bound), free(output), free(group_bound);
-        return false;
+    int moved = 0;
+    if (!bound || !output || !seen) {
+        free(bound), free(output), free(seen);
+        return -1;
     }
     for (int i = 0; i < p->n_outputs; i++) output[loom_index(p->outputs[i])] = true;
     for (int32_t i = 0; i < p->n_graph; i++) bound[i] = INT32_MAX;
-    for (int32_t g = 0; g < p->rw.n_fuse; g++) group_bound[g] = INT32_MAX;
     for (int32_t i = p->n_graph - 1; i >= 0; i--) {
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
         unsigned flags = loom_op(nd->op)->flags;
         bool pass = (flags & OPF_ALIAS) || p->rw.into[i] >= 0; /* runs no kernel of its own */
-        int32_t g = p->rw.fuse_of[i];
-        if (g >= 0) {
-            group_bound[g] = bound[i] < group_bound[g] && !output[i] ? bound[i] : output[i] ? -1 : group_bound[g];
-            const int32_t *m = p->rw.fuse_member + p->rw.fuse_start[g];
-            if (m[0] == i && group_bound[g] != INT32_MAX && group_bound[g] > p->level[i])
-                for (int32_t k = 0; k < p->rw.fuse_start[g + 1] - p->rw.fuse_start[g]; k++) p->level[m[k]] = group_bound[g];
-        } else if (!(flags & OPF_SOURCE) && !output[i] && p->rw.batch_of[i] < 0 && bound[i] != INT32_MAX) {
-            p->level[i] = pass ? bound[i] : bound[i] > p->level[i] ? bound[i] : p->level[i];
+        int32_t lead = loom_rewrites_leader(&p->rw, i), g = p->rw.fuse_of[i], n_run;
+        if (p->rw.batch_of[i] >= 0 || g >= 0) { /* a unit: its bound gathers at the leader's */
+            const int32_t *m = loom_rewrites_members(&p->rw, &lead, &n_run);
+            if (i != lead) bound[lead] = output[i] ? -1 : bound[i] < bound[lead] ? bound[i] : bound[lead];
+            if (output[i]) bound[lead] = -1;
+            if (++seen[lead] == n_run && bound[lead] != INT32_MAX && bound[lead] > p->level[i])
+                for (int32_t k = 0; k < n_run; k++) p->level[m[k]] = bound[lead], moved = 1;
+        } else if (!(flags & OPF_SOURCE) && !output[i] && bound[i] != INT32_MAX) {
+            int32_t l = pass ? bound[i] : bound[i] > p->level[i] ? bound[i] : p->level[i];
+            moved |= l != p->level[i] && !pass;
+            p->level[i] = l;
         }
         int32_t lim = pass ? p->level[i] : p->level[i] - 1;
         for (int j = 0; j < nd->n_in; j++) {
@@ -179,8 +185,15 @@ static bool sink(loom_plan *p)
             if (g < 0 || p->rw.fuse_of[x] != g) bound[x] = lim < bound[x] ? lim : bound[x]; /* not a read inside the group */
         }
     }
-    free(bound), free(output), free(group_bound);
-    return true;
+    free(bound), free(output), free(seen);
+    return moved;
+}
+
+static bool sink(loom_plan *p)
+{
+    int moved = 1;
+    for (int pass = 0; moved == 1 && pass < 8; pass++) moved = sink_once(p);
+    return moved >= 0;
 }
 
 static bool runs_kernel(const loom_plan *p, int32_t i)

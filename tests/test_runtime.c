@@ -462,6 +462,36 @@ Test(rewrites, batches_waiting_on_each_other_are_dropped)
 
 /* Sinking: the decoder's gradient sliced per step is made just before each
  * step's backward, not all at the start of the backward; same values. */
+/* A forward-only plan of a 2-layer stack to its final state keeps memory
+ * flat in T: the batched input projections are made chunk by chunk just
+ * before their steps, each step's values die with the next. */
+static size_t inference_arena(const loom_cell_def *cell, int T)
+{
+    enum { B = 64, I = 8, H = 32 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = I, .hidden_size = H, .layers = 2}),
+                 LOOM_OK);
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, loom_input(g, "x", loom_shape3(T, B, I)), NULL);
+    loom_plan *p = loom_plan_new(g, &o.final[0], 1, &(loom_plan_opts){.eval = true});
+    cr_assert(p, "%s", loom_graph_error(g));
+    size_t arena = loom_plan_get_stats(p).arena_bytes;
+    loom_plan_free(p);
+    loom_graph_free(g);
+    return arena;
+}
+
+Test(rewrites, inference_memory_is_flat_in_T)
+{
+    unsetenv("LOOM_REWRITES");
+    for (int c = 0; c < 3; c++) {
+        const loom_cell_def *cell = c == 0 ? &loom_cell_rnn_tanh : c == 1 ? &loom_cell_gru : &loom_cell_lstm;
+        size_t short_run = inference_arena(cell, 200), long_run = inference_arena(cell, 1600);
+        cr_assert_leq(long_run, short_run + short_run / 4, "%s: arena %zu bytes at T=200, %zu at T=1600", cell->name,
+                      short_run, long_run);
+    }
+}
+
 Test(rewrites, sinking_lowers_the_peak)
 {
     enum { T = 200, B = 4, H = 16, V = 11 };
