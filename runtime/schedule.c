@@ -222,29 +222,32 @@ static loom_status bucket(loom_plan *p)
     return LOOM_OK;
 }
 
-/* Whether node id's kernel call — with the batch members or folded terms
- * it runs — is worth a team: every kernel in it splits its work, and
- * together they do more than LOOM_PAR_MIN element operations. */
-static bool worth_team(const loom_plan *p, int32_t id)
+/* Work of node id's kernel call, in element operations: its own, times
+ * the members it runs (a batch, a fused group), plus its folded terms'.
+ * *splits: every kernel in it splits its work across a team. */
+static int64_t kernel_work(const loom_plan *p, int32_t id, bool *splits)
 {
     const loom_node *nd = loom_walk_node(p->walk, id);
-    if (!(loom_op(nd->op)->flags & OPF_SPLITS)) return false;
     int32_t n_run;
     loom_rewrites_members(&p->rw, &id, &n_run);
     int64_t work = loom_op_cost(p->g, loom_at(id)) * n_run;
+    *splits = loom_op(nd->op)->flags & OPF_SPLITS;
     for (int j = 0; p->rw.folded_in[id] && j < nd->n_in; j++) {
         int32_t x = loom_walk_in(p->walk, id, j);
         if (p->rw.into[x] != id) continue;
-        if (!(loom_op(loom_walk_node(p->walk, x)->op)->flags & OPF_SPLITS)) return false;
+        *splits = *splits && (loom_op(loom_walk_node(p->walk, x)->op)->flags & OPF_SPLITS);
         work += loom_op_cost(p->g, loom_at(x));
     }
-    return work > LOOM_PAR_MIN;
+    return work;
 }
 
-/* How each ready set runs on several threads: a node worth a team runs on
- * all of them (its kernel splits the work); the others run alone — side by
- * side when the set has several of them and no team node (`wide`), else
- * one after another on the first thread. */
+/* How each ready set runs on several threads: a node worth a team (its
+ * kernels split, more than LOOM_PAR_MIN operations) runs on all of them;
+ * the others run alone — side by side when the set has several, together
+ * worth it, and no node worth a team (`wide`), else one after another on
+ * the first thread. (Running two big nodes side by side instead of each
+ * split — the two directions of a layer, layer l at step t beside layer
+ * l+1 at step t − 1 — measured the same as splitting each.) */
 static loom_status choose_wide(loom_plan *p)
 {
     p->wide = calloc((size_t)p->n_levels + 1, sizeof *p->wide);
@@ -252,14 +255,15 @@ static loom_status choose_wide(loom_plan *p)
     if (!p->wide || !p->team) return LOOM_ERR_NOMEM;
     for (int32_t l = 0; l < p->n_levels; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
-        bool wide = e - b > 1;
-        int64_t total = 0;
+        int64_t total = 0, most = 0;
         for (int32_t k = b; k < e; k++) {
-            p->team[k] = worth_team(p, p->exec[k]);
-            total += loom_op_cost(p->g, loom_at(p->exec[k]));
-            wide = wide && !p->team[k];
+            bool splits;
+            int64_t w = kernel_work(p, p->exec[k], &splits);
+            p->team[k] = splits && w > LOOM_PAR_MIN;
+            total += w;
+            most = w > most ? w : most;
         }
-        p->wide[l] = wide && total >= LOOM_PAR_MIN;
+        p->wide[l] = e - b > 1 && total >= LOOM_PAR_MIN && most <= LOOM_PAR_MIN;
     }
     return LOOM_OK;
 }
