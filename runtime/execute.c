@@ -124,22 +124,21 @@ static bool adjacent(const loom_plan *p, int32_t y, int32_t x, int dir)
     return true;
 }
 
-/* A sum with folded terms: each term's kernel runs into the sum's buffer
- * (the first with β = 0) — consecutive terms whose operands lie end to end,
- * in either direction (the memory planner places them so), as one kernel
- * from the lowest addresses — then the sum adds its other terms, if any.
- * In a team, the kernels split the buffer differently: a barrier between
- * them. */
-static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const float **in, const loom_node **in_node,
-                           char *err, size_t err_len)
+/* Terms of sum id at input positions [lo, hi) run by `piece` (-1: the sum
+ * itself): each term's kernel runs into the sum's buffer (β = 0 first, if
+ * *beta is 0) — consecutive terms whose operands lie end to end, in either
+ * direction (the memory planner places them so), as one kernel from the
+ * lowest addresses. In a team the kernels split the buffer differently: a
+ * barrier between them. */
+static loom_status run_terms(loom_plan *p, int32_t id, int32_t lo, int32_t hi, int32_t piece, float *beta, int tid,
+                             int nth, const float **in, const loom_node **in_node, char *err, size_t err_len)
 {
-    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
-    float *out = storage(p, id), beta = 0.0f;
+    float *out = storage(p, id);
     loom_status s = LOOM_OK;
     int32_t low = -1, last = -1, stack = 0, dir = 0;
-    for (int j = 0; j <= nd->n_in && !s; j++) {
-        int32_t x = j < nd->n_in ? loom_index(loom_node_input(p->g, loom_at(id), j)) : -1;
-        if (x >= 0 && p->rw.into[x] != id) continue;
+    for (int32_t j = lo; j <= hi && !s; j++) {
+        int32_t x = j < hi ? loom_index(loom_node_input(p->g, loom_at(id), j)) : -1;
+        if (x >= 0 && (p->rw.into[x] != id || p->piece_of[x] != piece)) continue;
         if (x >= 0 && stack && dir >= 0 && adjacent(p, last, x, 1)) {
             last = x, stack++, dir = 1;
             continue;
@@ -153,19 +152,31 @@ static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const flo
                 #pragma omp atomic
                 p->stacked += stack - 1;
             }
-            if (beta != 0.0f && nth > 1) {
+            if (*beta != 0.0f && nth > 1) {
                 #pragma omp barrier
             }
-            s = run_kernel(p, low, out, beta, stack, 1, tid, nth, in, in_node, err, err_len);
-            beta = 1.0f;
+            s = run_kernel(p, low, out, *beta, stack, 1, tid, nth, in, in_node, err, err_len);
+            *beta = 1.0f;
         }
         low = last = x, stack = 1, dir = 0;
     }
+    return s;
+}
+
+/* A sum with folded terms: the terms no piece ran (after the pieces, which
+ * ran earlier into its buffer), then the sum adds its other terms, if
+ * any. */
+static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const float **in, const loom_node **in_node,
+                           char *err, size_t err_len)
+{
+    const loom_node *nd = loom_graph_node(p->g, loom_at(id));
+    float beta = p->has_pieces[id] ? 1.0f : 0.0f;
+    loom_status s = run_terms(p, id, 0, nd->n_in, -1, &beta, tid, nth, in, in_node, err, err_len);
     if (!s && p->rw.folded_in[id] < nd->n_in) {
         if (beta != 0.0f && nth > 1) {
             #pragma omp barrier
         }
-        s = run_kernel(p, id, out, beta, 1, 1, tid, nth, in, in_node, err, err_len);
+        s = run_kernel(p, id, storage(p, id), beta, 1, 1, tid, nth, in, in_node, err, err_len);
     }
     return s;
 }
@@ -232,7 +243,11 @@ static loom_status exec_node(loom_plan *p, int32_t id, int tid, int nth, int slo
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
     char err[512];
     err[0] = 0;
-    loom_status s = p->rw.folded_in[id]      ? run_sum(p, id, tid, nth, in, in_node, err, sizeof err)
+    float beta = id >= p->n_graph && !p->piece_first[id - p->n_graph] ? 1.0f : 0.0f;
+    loom_status s = id >= p->n_graph ? run_terms(p, p->piece_sum[id - p->n_graph], p->piece_lo[id - p->n_graph],
+                                                 p->piece_hi[id - p->n_graph], id - p->n_graph, &beta, tid, nth, in,
+                                                 in_node, err, sizeof err)
+                    : p->rw.folded_in[id]      ? run_sum(p, id, tid, nth, in, in_node, err, sizeof err)
                     : p->rw.batch_of[id] >= 0 ? run_batch(p, id, tid, nth, in, in_node, err, sizeof err)
                     : p->rw.fuse_of[id] >= 0  ? run_fused(p, id, tid, nth, err, sizeof err)
                                           : run_kernel(p, id, storage(p, id), 0.0f, 1, 1, tid, nth, in, in_node, err, sizeof err);
@@ -264,6 +279,7 @@ static bool ensure_slots(loom_plan *p, int threads)
  * its op has a cost rule, or a term folded into it has. */
 static bool does_matmul(const loom_plan *p, int32_t id)
 {
+    if (id >= p->n_graph) id = p->piece_sum[id - p->n_graph]; /* a piece: its sum's terms */
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
     if (loom_op(nd->op)->cost) return true;
     for (int j = 0; p->rw.folded_in[id] && j < nd->n_in; j++) {

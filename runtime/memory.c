@@ -111,8 +111,8 @@ static int64_t take(free_list *fl, int64_t size, size_t *high)
 
 /* last[r]: the last level that reads root r (outputs: past the end);
  * readers[r]: the nodes that read it at that level, each once (a folded
- * term reads in its sum's kernel, so the sum counts for it). seen[r]: the
- * reader last counted for r (scratch). */
+ * term reads in its sum's kernel or its piece's, which count for it).
+ * seen[r]: the reader last counted for r (scratch). */
 static void last_reads(const loom_plan *p, int32_t *last, int32_t *readers, int32_t *seen)
 {
     for (int32_t i = 0; i < p->n_graph; i++) last[i] = -1, readers[i] = 0, seen[i] = -1;
@@ -120,7 +120,8 @@ static void last_reads(const loom_plan *p, int32_t *last, int32_t *readers, int3
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
         if (loom_op(nd->op)->flags & OPF_ALIAS) continue;
-        int32_t reader = p->rw.into[i] >= 0 ? p->rw.into[i] : i, lv = p->level[reader];
+        int32_t k = p->piece_of[i], reader = k >= 0 ? p->n_graph + k : p->rw.into[i] >= 0 ? p->rw.into[i] : i;
+        int32_t lv = k >= 0 ? p->piece_level[k] : p->level[reader];
         for (int j = 0; j < nd->n_in; j++) {
             int32_t r = p->root[loom_walk_in(p->walk, i, j)];
             if (lv > last[r]) last[r] = lv, readers[r] = 0, seen[r] = -1;
@@ -211,16 +212,24 @@ static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
     return p->root[loom_walk_in(p->walk, t, j)];
 }
 
-/* Members get places in term order, or in reverse when reverse is set. */
+/* Members get places in term order, or in reverse when reverse is set; a
+ * block per piece of the sum (each dies when its piece has run). */
 static bool add_group(groups *gs, const loom_plan *p, int32_t s, int j, bool reverse, const int32_t *last)
 {
-    if (!grow(gs)) return false;
-    group *gr = &gs->v[gs->n++];
-    *gr = (group){-1, -1, 0, -1};
     int n_in = loom_walk_node(p->walk, s)->n_in;
+    int32_t piece = -2;
+    group *gr = NULL;
     for (int k = 0; k < n_in; k++) {
-        int32_t r = operand(p, s, reverse ? n_in - 1 - k : k, j);
-        if (r >= 0) join(gs, gr, r, p, last);
+        int q = reverse ? n_in - 1 - k : k;
+        int32_t r = operand(p, s, q, j), t = loom_walk_in(p->walk, s, q);
+        if (r < 0) continue;
+        if (!gr || p->piece_of[t] != piece) {
+            if (!grow(gs)) return false;
+            gr = &gs->v[gs->n++];
+            *gr = (group){-1, -1, 0, -1};
+            piece = p->piece_of[t];
+        }
+        join(gs, gr, r, p, last);
     }
     return true;
 }
@@ -324,11 +333,13 @@ loom_status loom_plan_place(loom_plan *p)
             if (b.owner < 0 || !handed[b.owner]) ok = give_back(&fl, b.off, b.size);
         }
         for (int32_t e = p->level_start[l - 1]; ok && e < p->level_start[l]; e++) {
-            int32_t lead = p->exec[e], n_run, *batch = NULL;
-            const int32_t *run = loom_rewrites_members(&p->rw, &p->exec[e], &n_run);
-            if (p->rw.batch_of[lead] >= 0) batch = (int32_t *)run;
+            int32_t lead = p->exec[e], n_run = 1, *batch = NULL;
+            const int32_t *run = lead >= p->n_graph ? &p->piece_sum[lead - p->n_graph] /* a piece writes its sum */
+                                                    : loom_rewrites_members(&p->rw, &p->exec[e], &n_run);
+            if (lead < p->n_graph && p->rw.batch_of[lead] >= 0) batch = (int32_t *)run;
             for (int32_t k = 0; ok && k < (batch ? 1 : n_run); k++) {
                 int32_t id = run[k];
+                if (p->offset[id] >= 0) continue; /* a sum its first piece placed */
                 int64_t numel = loom_tensor_numel(p->g, loom_at(id)), size = (int64_t)round_up(numel);
                 p->naive_floats += (size_t)size;
                 if (p->rw.temp[id]) continue; /* lives inside its fused kernel */

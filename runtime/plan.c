@@ -89,6 +89,7 @@ void loom_plan_free(loom_plan *p)
     free(p->outputs);
     free(p->level_start);
     free(p->wide);
+    free(p->piece_sum), free(p->piece_lo), free(p->piece_hi), free(p->piece_level), free(p->piece_first), free(p->piece_of), free(p->has_pieces);
     free(p->team);
     free(p->part);
     free(p->arena);
@@ -99,8 +100,8 @@ void loom_plan_free(loom_plan *p)
 
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
-    loom_plan_stats s = {p->n_exec, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
+    loom_plan_stats s = {p->n_exec - p->n_pieces, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,
-                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->rw.which, p->flops, p->kept_floats * sizeof(float)};
+                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float)};
     return s;
 }

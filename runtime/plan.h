@@ -29,8 +29,17 @@ struct loom_plan {
     int32_t max_in;        /* most inputs of a planned node */
     loom_rewrites rw;      /* how nodes run: folded into sums, batched (passes/) */
     /* schedule */
-    int32_t n_exec;        /* nodes with kernels, in level order */
-    int32_t *exec;         /* their ids */
+    int32_t n_exec;        /* kernel calls, in level order: nodes, then pieces */
+    int32_t *exec;         /* node ids; n_graph + k for piece k */
+    /* pieces: a sum's stacking terms (a BPTT weight gradient), chunk by chunk
+     * of steps, run into the sum's buffer as soon as the chunk's operands
+     * are ready, so the operands die a chunk later instead of at the sum */
+    int32_t n_pieces;
+    int32_t *piece_sum, *piece_lo, *piece_hi; /* the sum, and its input positions [lo, hi) */
+    int32_t *piece_level;
+    bool *piece_first;     /* its sum's first piece to run (β = 0) */
+    int32_t *piece_of;     /* per graph node: the piece that runs this folded term (-1: its sum) */
+    bool *has_pieces;      /* per graph node: a sum some pieces ran into */
     int32_t n_levels;
     int32_t *level_start;  /* exec[level_start[l] .. level_start[l+1]) is ready set l+1 */
     bool *wide;            /* per ready set: worth running its nodes side by side */

@@ -202,22 +202,118 @@ static bool runs_kernel(const loom_plan *p, int32_t i)
            !(loom_op(loom_walk_node(p->walk, i)->op)->flags & (OPF_SOURCE | OPF_ALIAS));
 }
 
-/* Buckets the nodes with kernels by level (a counting sort keeps id order
- * inside a level). */
+/* Pieces of the sums whose folded terms stack (a BPTT weight gradient
+ * Σ_t δ_tᵀ·a_t): chunks of at least PIECE_ROWS stacked rows, in term order,
+ * each run at the level after its terms' operands are ready unless that
+ * is the sum's own level (the last chunk, usually); pieces of one sum
+ * ready at one level merge. Only where the operands outweigh the sum:
+ * its buffer is then taken at the first piece instead of at the end
+ * (a big decoder-sized weight over a short sequence gains nothing). */
+enum { PIECE_ROWS = 512 };
+
+static bool add_piece(loom_plan *p, int32_t s, int32_t lo, int32_t hi, int32_t level, int32_t *cap)
+{
+    if (p->n_pieces == *cap) {
+        int32_t c = *cap ? 2 * *cap : 64;
+        int32_t *a = realloc(p->piece_sum, (size_t)c * sizeof *a);
+        if (a) p->piece_sum = a;
+        int32_t *b = a ? realloc(p->piece_lo, (size_t)c * sizeof *b) : NULL;
+        if (b) p->piece_lo = b;
+        int32_t *d = b ? realloc(p->piece_hi, (size_t)c * sizeof *d) : NULL;
+        if (d) p->piece_hi = d;
+        int32_t *e = d ? realloc(p->piece_level, (size_t)c * sizeof *e) : NULL;
+        if (e) p->piece_level = e;
+        bool *f = e ? realloc(p->piece_first, (size_t)c * sizeof *f) : NULL;
+        if (f) p->piece_first = f;
+        if (!f) return false;
+        *cap = c;
+    }
+    int32_t k = p->n_pieces++;
+    p->piece_sum[k] = s, p->piece_lo[k] = lo, p->piece_hi[k] = hi, p->piece_level[k] = level, p->piece_first[k] = false;
+    return true;
+}
+
+static bool find_pieces(loom_plan *p)
+{
+    p->piece_of = malloc((size_t)p->n_graph * sizeof *p->piece_of + 1);
+    p->has_pieces = calloc((size_t)p->n_graph + 1, sizeof *p->has_pieces);
+    if (!p->piece_of || !p->has_pieces) return false;
+    for (int32_t i = 0; i < p->n_graph; i++) p->piece_of[i] = -1;
+    int32_t cap = 0;
+    for (int32_t s = 0; s < p->n_graph; s++) {
+        if (!p->in_plan[s] || p->rw.folded_in[s] < 4) continue;
+        const loom_node *nd = loom_walk_node(p->walk, s);
+        int64_t operands = 0;
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t x = loom_walk_in(p->walk, s, j);
+            const loom_node *xn = loom_walk_node(p->walk, x);
+            for (int i = 0; p->rw.into[x] == s && i < xn->n_in; i++) operands += loom_tensor_numel(p->g, loom_node_input(p->g, loom_at(x), i));
+        }
+        if (operands <= 2 * loom_shape_numel(nd->shape)) continue;
+        int32_t per = 0, in_chunk = 0, lo = -1, level = 0, first = p->n_pieces;
+        for (int j = 0; j <= nd->n_in; j++) {
+            int32_t x = j < nd->n_in ? loom_walk_in(p->walk, s, j) : -1;
+            const loom_node *xn = x >= 0 ? loom_walk_node(p->walk, x) : NULL;
+            const loom_op_desc *d = xn ? loom_op(xn->op) : NULL;
+            bool term = x >= 0 && p->rw.into[x] == s && d->stacks && d->stacks(p->g, loom_at(x));
+            if (term && !per) { /* terms per chunk, from the first term's rows */
+                loom_shape a = loom_tensor_shape(p->g, loom_at(loom_walk_in(p->walk, x, 0)));
+                int64_t rows = a.rank ? a.d[0] : 1;
+                per = (int32_t)(PIECE_ROWS / (rows > 0 ? rows : 1));
+                per = per < 2 ? 2 : per;
+            }
+            if (term) {
+                if (!in_chunk) lo = j;
+                for (int i = 0; i < xn->n_in; i++) {
+                    int32_t l = p->level[loom_walk_in(p->walk, x, i)] + 1;
+                    level = l > level ? l : level;
+                }
+                in_chunk++;
+            }
+            if (in_chunk && (in_chunk == per || x < 0)) { /* a chunk ends: j + 1 or the end */
+                int32_t hi = x < 0 ? nd->n_in : j + 1, k = first;
+                if (level < p->level[s]) { /* one piece per level: two at once would race */
+                    while (k < p->n_pieces && p->piece_level[k] != level) k++;
+                    if (k < p->n_pieces) p->piece_hi[k] = hi;
+                    else if (!add_piece(p, s, lo, hi, level, &cap)) return false;
+                    for (int i = lo; i < hi; i++) {
+                        int32_t t = loom_walk_in(p->walk, s, i);
+                        const loom_op_desc *td = loom_op(loom_walk_node(p->walk, t)->op);
+                        if (p->rw.into[t] == s && td->stacks && td->stacks(p->g, loom_at(t))) p->piece_of[t] = k;
+                    }
+                }
+                in_chunk = 0, level = 0;
+            }
+        }
+        int32_t low = first; /* the sum's first piece to run: the lowest level */
+        for (int32_t k = first; k < p->n_pieces; k++) low = p->piece_level[k] < p->piece_level[low] ? k : low;
+        if (low < p->n_pieces) p->piece_first[low] = p->has_pieces[s] = true;
+    }
+    return true;
+}
+
+/* Buckets the kernel calls by level (a counting sort keeps id order
+ * inside a level; pieces after nodes). */
 static loom_status bucket(loom_plan *p)
 {
     int32_t L = p->n_levels, *count = calloc((size_t)L + 2, sizeof *count);
     p->level_start = calloc((size_t)L + 2, sizeof *p->level_start);
-    if (!count || !p->level_start) {
+    int32_t *exec = realloc(p->exec, ((size_t)p->n_graph + (size_t)p->n_pieces + 1) * sizeof *exec);
+    if (exec) p->exec = exec;
+    if (!count || !p->level_start || !exec) {
         free(count);
         return LOOM_ERR_NOMEM;
     }
-    for (int32_t i = 0; i < p->n_graph; i++)
-        if (runs_kernel(p, i)) count[p->level[i]]++, p->n_exec++;
+    for (int32_t i = 0; i < p->n_graph + p->n_pieces; i++) {
+        int32_t l = i < p->n_graph ? (runs_kernel(p, i) ? p->level[i] : -1) : p->piece_level[i - p->n_graph];
+        if (l >= 0) count[l]++, p->n_exec++;
+    }
     for (int32_t l = 1; l <= L; l++) p->level_start[l] = p->level_start[l - 1] + count[l];
     memset(count, 0, ((size_t)L + 2) * sizeof *count);
-    for (int32_t i = 0; i < p->n_graph; i++)
-        if (runs_kernel(p, i)) p->exec[p->level_start[p->level[i] - 1] + count[p->level[i]]++] = i;
+    for (int32_t i = 0; i < p->n_graph + p->n_pieces; i++) {
+        int32_t l = i < p->n_graph ? (runs_kernel(p, i) ? p->level[i] : -1) : p->piece_level[i - p->n_graph];
+        if (l >= 0) p->exec[p->level_start[l - 1] + count[l]++] = i;
+    }
     free(count);
     return LOOM_OK;
 }
@@ -227,6 +323,18 @@ static loom_status bucket(loom_plan *p)
  * *splits: every kernel in it splits its work across a team. */
 static int64_t kernel_work(const loom_plan *p, int32_t id, bool *splits)
 {
+    if (id >= p->n_graph) { /* a piece: its terms */
+        int32_t k = id - p->n_graph, s = p->piece_sum[k];
+        int64_t work = 0;
+        *splits = true;
+        for (int32_t j = p->piece_lo[k]; j < p->piece_hi[k]; j++) {
+            int32_t x = loom_walk_in(p->walk, s, j);
+            if (p->piece_of[x] != k) continue;
+            *splits = *splits && (loom_op(loom_walk_node(p->walk, x)->op)->flags & OPF_SPLITS);
+            work += loom_op_cost(p->g, loom_at(x));
+        }
+        return work;
+    }
     const loom_node *nd = loom_walk_node(p->walk, id);
     int32_t n_run;
     loom_rewrites_members(&p->rw, &id, &n_run);
@@ -275,7 +383,7 @@ loom_status loom_plan_schedule(loom_plan *p)
     if (s) return s;
     bool ok;
     p->n_levels = assign_levels(p, &ok);
-    if (!ok || ((p->rw.which & LOOM_REWRITE_SINK) && !sink(p))) return LOOM_ERR_NOMEM;
+    if (!ok || ((p->rw.which & LOOM_REWRITE_SINK) && !sink(p)) || !find_pieces(p)) return LOOM_ERR_NOMEM;
     s = bucket(p);
     return s ? s : choose_wide(p);
 }

@@ -37,6 +37,7 @@ Test(runtime, plan_is_reused_across_runs_and_bindings)
  * written out. */
 Test(rewrites, elementwise_chains_fuse)
 {
+    unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
     loom_graph *g = loom_graph_new();
     loom_tensor x = loom_input(g, "x", loom_shape1(5000)), h = x;
     for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
@@ -66,6 +67,7 @@ Test(rewrites, elementwise_chains_fuse)
  * op kernels compute, at any thread count. */
 Test(rewrites, fused_groups_equal_their_kernels)
 {
+    unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
     enum { R = 70, C = 300 };
     loom_graph *g = loom_graph_new();
     loom_tensor x = loom_input(g, "x", loom_shape2(R, C)), b = loom_input(g, "b", loom_shape1(C));
@@ -97,6 +99,7 @@ Test(rewrites, fused_groups_equal_their_kernels)
 
 Test(runtime, dead_buffers_are_reused)
 {
+    unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
     loom_graph *g = loom_graph_new();
     loom_tensor x = loom_input(g, "x", loom_shape1(4096)), h = x;
     for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
@@ -492,8 +495,54 @@ Test(rewrites, inference_memory_is_flat_in_T)
     }
 }
 
+/* A long sequence's weight gradients run in chunks of steps as their
+ * operands are ready (pieces): the same loss and gradients as the plain
+ * plan, less memory than without them (the accumulate rewrite off). */
+Test(rewrites, weight_gradients_run_in_pieces)
+{
+    unsetenv("LOOM_REWRITES");
+    enum { T = 400, B = 4, H = 24, V = 9 };
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = V, .hidden = H, .layers = 1,
+                                                        .steps = T, .batch = B}), LOOM_OK);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 5);
+    int n = loom_store_count(s);
+    loom_tensor outs[9];
+    outs[0] = lm.loss;
+    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
+    int32_t x[T * B], y[T * B];
+    for (int i = 0; i < T * B; i++) x[i] = (i * 5) % V, y[i] = (i * 7 + 2) % V;
+    float *h0 = calloc(2 * B * H, sizeof(float));
+    loom_plan *p[2] = {loom_plan_new(g, outs, n + 1, NULL),
+                       loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_ALL})};
+    for (int k = 0; k < 2; k++) {
+        loom_store_bind(s, p[k]);
+        loom_bind(p[k], lm.tokens, x), loom_bind(p[k], lm.targets, y);
+        for (int i = 0; i < lm.rnn.o.cell->n_states; i++) loom_bind(p[k], lm.init[i], h0 + i * B * H);
+        cr_assert_eq(loom_run(p[k]), LOOM_OK, "%s", loom_plan_error(p[k]));
+    }
+    loom_plan_stats on = loom_plan_get_stats(p[0]);
+    cr_assert_geq(on.pieces, 2, "%d pieces", on.pieces);
+    for (int i = 0; i <= n; i++) {
+        const float *a = loom_plan_output(p[0], outs[i]), *b = loom_plan_output(p[1], outs[i]);
+        for (int64_t j = 0; j < loom_tensor_numel(g, outs[i]); j++)
+            cr_assert(fabsf(a[j] - b[j]) <= 1e-5f * (1 + fabsf(b[j])), "output %d [%lld]: %g in pieces, %g plain", i,
+                      (long long)j, a[j], b[j]);
+    }
+    loom_plan *whole = loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_ACCUMULATE});
+    cr_assert_eq(loom_plan_get_stats(whole).pieces, 0);
+    cr_assert_lt(on.arena_bytes, loom_plan_get_stats(whole).arena_bytes);
+    loom_plan_free(whole), loom_plan_free(p[0]), loom_plan_free(p[1]);
+    free(h0);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
+
 Test(rewrites, sinking_lowers_the_peak)
 {
+    unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
     enum { T = 200, B = 4, H = 16, V = 11 };
     loom_graph *g = loom_graph_new();
     loom_lm lm;

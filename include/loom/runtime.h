@@ -24,7 +24,9 @@ typedef struct loom_plan loom_plan;
  * float rounding (the order of a sum's terms may change). */
 enum {
     /* A sum (a gradient's Σ over uses) runs its matmul terms into its own
-     * buffer (GEMM with β = 1): no per-term temporaries, no add_n pass. */
+     * buffer (GEMM with β = 1): no per-term temporaries, no add_n pass; a
+     * long one (a BPTT weight gradient) in chunks of steps as soon as each
+     * chunk's operands are ready, so they need not wait for the end. */
     LOOM_REWRITE_ACCUMULATE = 1u << 0,
     /* Matmuls that share their weight and whose other operands do not
      * depend on one another (the input projections x_t·W_ihᵀ of every
@@ -112,6 +114,7 @@ typedef struct {
     int32_t in_place;     /* nodes writing over an input whose buffer dies with them */
     int32_t fused;        /* elementwise nodes computed in another node's fused kernel */
     int32_t fused_temps;  /* of those, values only their group reads (no buffer) */
+    int32_t pieces;       /* chunks of a sum's folded terms run before the sum, as their operands are ready */
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
