@@ -9,10 +9,12 @@ no_grad), median of --iters runs after one warm-up. PyTorch runs at its best
 thread setting: its own threads and OpenBLAS's are separate
 (torch.set_num_threads, openblas_set_num_threads through ctypes), and the
 best of {1:1, 2:2, 1:2} is taken per row. The user cell mgu runs as an eager
-nn.Module loop and as torch.jit.script.
+nn.Module loop and as torch.jit.script. Each row is measured --rounds times,
+loom and PyTorch in turn, and the fastest of each kept: a VM whose speed
+drifts between the two measurements otherwise decides the ratio.
 
   /usr/bin/python3 bench/lm_torch.py [--config NAME] [--cell NAME] [--iters 5]
-      [--threads 2] [--loom build/loom]
+      [--rounds 3] [--threads 2] [--loom build/loom]
 
 Prints, per row: loom's and PyTorch's training and inference ms and the
 ratios (PyTorch time / loom time: above 1, loom is faster)."""
@@ -37,6 +39,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--config", choices=list(CONFIGS))
 p.add_argument("--cell", choices=["rnn_tanh", "gru", "lstm", "mgu"])
 p.add_argument("--iters", type=int, default=5)
+p.add_argument("--rounds", type=int, default=3, help="loom and PyTorch in turn, the fastest of each kept")
 p.add_argument("--threads", type=int, default=2, help="loom's threads")
 p.add_argument("--loom", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "loom"))
 a = p.parse_args()
@@ -173,16 +176,23 @@ def loom_row(config, cell):
 
 os.environ.pop("OPENBLAS_CORETYPE", None)
 print("loom at %d threads vs PyTorch %s at its best of torch:OpenBLAS threads {1:1, 2:2, 1:2}; "
-      "OPENBLAS_CORETYPE unset; ms per step, median of %d; ratio = PyTorch / loom (> 1: loom faster)"
-      % (a.threads, torch.__version__, a.iters))
+      "OPENBLAS_CORETYPE unset; ms per step, median of %d, best of %d rounds; ratio = PyTorch / loom (> 1: loom faster)"
+      % (a.threads, torch.__version__, a.iters, a.rounds))
 print("%-14s %-10s %10s %10s %6s %10s %10s %6s %6s" %
       ("config", "cell", "loom train", "torch", "ratio", "loom infer", "torch", "ratio", "thr"))
 for config in [a.config] if a.config else list(CONFIGS):
     for cell in [a.cell] if a.cell else ["rnn_tanh", "gru", "lstm", "mgu"]:
-        lr = loom_row(config, cell)
         variants = [("", False), (" (jit)", True)] if cell == "mgu" else [("", False)]
-        for suffix, script in variants:
-            tt, ti, thr = torch_row(config, cell, script)
+        lr, rows = None, [None] * len(variants)
+        for _ in range(max(1, a.rounds)):
+            r = loom_row(config, cell)
+            lr = r if lr is None else {"train_ms": min(lr["train_ms"], r["train_ms"]),
+                                       "infer_ms": min(lr["infer_ms"], r["infer_ms"])}
+            for v, (suffix, script) in enumerate(variants):
+                t = torch_row(config, cell, script)
+                rows[v] = t if rows[v] is None else (min(rows[v][0], t[0]), min(rows[v][1], t[1]),
+                                                      rows[v][2] if rows[v][0] <= t[0] else t[2])
+        for (suffix, script), (tt, ti, thr) in zip(variants, rows):
             print("%-14s %-10s %10.2f %10.2f %6.2f %10.2f %10.2f %6.2f %6s" %
                   (config, cell + suffix, lr["train_ms"], tt, tt / lr["train_ms"], lr["infer_ms"], ti,
                    ti / lr["infer_ms"], thr), flush=True)
