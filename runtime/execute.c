@@ -181,6 +181,15 @@ static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const flo
     return s;
 }
 
+/* Piece k: its terms into its sum's buffer, the sum's first piece with
+ * β = 0. */
+static loom_status run_piece(loom_plan *p, int32_t k, int tid, int nth, const float **in, const loom_node **in_node,
+                             char *err, size_t err_len)
+{
+    float beta = p->piece_first[k] ? 0.0f : 1.0f;
+    return run_terms(p, p->piece_sum[k], p->piece_lo[k], p->piece_hi[k], k, &beta, tid, nth, in, in_node, err, err_len);
+}
+
 /* A batch's first member: one kernel for all when the members' input 0
  * and outputs lie end to end in member order (the memory planner places
  * them so), else each member's own kernel. */
@@ -243,10 +252,7 @@ static loom_status exec_node(loom_plan *p, int32_t id, int tid, int nth, int slo
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
     char err[512];
     err[0] = 0;
-    float beta = id >= p->n_graph && !p->piece_first[id - p->n_graph] ? 1.0f : 0.0f;
-    loom_status s = id >= p->n_graph ? run_terms(p, p->piece_sum[id - p->n_graph], p->piece_lo[id - p->n_graph],
-                                                 p->piece_hi[id - p->n_graph], id - p->n_graph, &beta, tid, nth, in,
-                                                 in_node, err, sizeof err)
+    loom_status s = id >= p->n_graph         ? run_piece(p, id - p->n_graph, tid, nth, in, in_node, err, sizeof err)
                     : p->rw.folded_in[id]      ? run_sum(p, id, tid, nth, in, in_node, err, sizeof err)
                     : p->rw.batch_of[id] >= 0 ? run_batch(p, id, tid, nth, in, in_node, err, sizeof err)
                     : p->rw.fuse_of[id] >= 0  ? run_fused(p, id, tid, nth, err, sizeof err)
