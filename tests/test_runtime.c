@@ -32,6 +32,30 @@ Test(runtime, plan_is_reused_across_runs_and_bindings)
     loom_graph_free(g);
 }
 
+/* x → 100 steps of 0.5·tanh(h) + 0.01·i: 200 elementwise ops in a chain. */
+static loom_tensor tanh_chain(loom_graph *g, loom_tensor x)
+{
+    loom_tensor h = x;
+    for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
+    return h;
+}
+
+/* Runs plan p of tanh_chain (x of n floats) and checks h against the same
+ * steps in C. */
+static void check_chain(loom_plan *p, loom_tensor x, loom_tensor h, int n)
+{
+    float *xv = rnd_buf(n, -1, 1);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    const float *v = loom_plan_output(p, h);
+    for (int j = 0; j < n; j += 97) {
+        float want = xv[j];
+        for (int i = 0; i < 100; i++) want = 0.5f * tanhf(want) + 0.01f * (float)(i + 1);
+        cr_assert_float_eq(v[j], want, 1e-5);
+    }
+    free(xv);
+}
+
 /* The fuse rewrite: a chain of 200 elementwise ops runs as groups of at
  * most LOOM_FUSE_MAX in one pass each; only each group's last value is
  * written out. */
@@ -39,8 +63,7 @@ Test(rewrites, elementwise_chains_fuse)
 {
     unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
     loom_graph *g = loom_graph_new();
-    loom_tensor x = loom_input(g, "x", loom_shape1(5000)), h = x;
-    for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
+    loom_tensor x = loom_input(g, "x", loom_shape1(5000)), h = tanh_chain(g, x);
     loom_plan *p = loom_plan_new(g, &h, 1, NULL);
     loom_plan_stats s = loom_plan_get_stats(p);
     int groups = (200 + LOOM_FUSE_MAX - 1) / LOOM_FUSE_MAX;
@@ -48,16 +71,7 @@ Test(rewrites, elementwise_chains_fuse)
     cr_assert_eq(s.fused, 200 - groups);
     cr_assert_eq(s.fused_temps, 200 - groups);
     cr_assert_leq(s.arena_bytes, 2 * 5008 * sizeof(float), "two live buffers, got %zu", s.arena_bytes);
-    float *xv = rnd_buf(5000, -1, 1);
-    loom_bind(p, x, xv);
-    cr_assert_eq(loom_run(p), LOOM_OK);
-    const float *v = loom_plan_output(p, h);
-    for (int j = 0; j < 5000; j += 97) {
-        float want = xv[j];
-        for (int i = 0; i < 100; i++) want = 0.5f * tanhf(want) + 0.01f * (float)(i + 1);
-        cr_assert_float_eq(v[j], want, 1e-5);
-    }
-    free(xv);
+    check_chain(p, x, h, 5000);
     loom_plan_free(p);
     loom_graph_free(g);
 }
@@ -101,8 +115,7 @@ Test(runtime, dead_buffers_are_reused)
 {
     unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
     loom_graph *g = loom_graph_new();
-    loom_tensor x = loom_input(g, "x", loom_shape1(4096)), h = x;
-    for (int i = 0; i < 100; i++) h = loom_affine(g, loom_tanh(g, h), 0.5f, 0.01f * (float)(i + 1));
+    loom_tensor x = loom_input(g, "x", loom_shape1(4096)), h = tanh_chain(g, x);
     loom_plan *p = loom_plan_new(g, &h, 1, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_FUSE});
     loom_plan_stats s = loom_plan_get_stats(p);
     cr_assert_eq(s.nodes, 200);
@@ -112,16 +125,7 @@ Test(runtime, dead_buffers_are_reused)
     /* each step writes over its input (the in-place rewrite): one buffer */
     cr_assert_eq(s.in_place, 199);
     cr_assert_eq(s.arena_bytes, 4096 * sizeof(float));
-    float *xv = rnd_buf(4096, -1, 1);
-    loom_bind(p, x, xv);
-    cr_assert_eq(loom_run(p), LOOM_OK);
-    const float *v = loom_plan_output(p, h);
-    for (int j = 0; j < 4096; j += 97) {
-        float want = xv[j];
-        for (int i = 0; i < 100; i++) want = 0.5f * tanhf(want) + 0.01f * (float)(i + 1);
-        cr_assert_float_eq(v[j], want, 1e-5);
-    }
-    free(xv);
+    check_chain(p, x, h, 4096);
     loom_plan_free(p);
     loom_graph_free(g);
 }
@@ -495,34 +499,64 @@ Test(rewrites, inference_memory_is_flat_in_T)
     }
 }
 
+/* A 1-layer language model with its loss (outs[0]) and the gradients of
+ * its n parameters (outs[1..n]), fixed tokens and targets, zero initial
+ * states. */
+typedef struct {
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *s;
+    loom_tensor outs[9];
+    int n;
+    int32_t *x, *y;
+    float *zeros;
+} lm_case;
+
+static void lm_case_build(lm_case *c, const loom_cell_def *cell, int T, int B, int H, int V, uint64_t seed)
+{
+    loom_graph *g = c->g = loom_graph_new();
+    cr_assert_eq(loom_lm_build(g, &c->lm, &(loom_lm_opts){.cell = cell, .vocab = V, .hidden = H, .layers = 1, .steps = T,
+                                                           .batch = B}), LOOM_OK);
+    c->s = loom_store_new(g);
+    loom_store_init(c->s, seed);
+    c->n = loom_store_count(c->s);
+    c->outs[0] = c->lm.loss;
+    cr_assert_eq(loom_backward(g, c->lm.loss, loom_store_tensors(c->s), c->n, c->outs + 1), LOOM_OK);
+    c->x = malloc((size_t)T * B * sizeof *c->x), c->y = malloc((size_t)T * B * sizeof *c->y);
+    c->zeros = calloc((size_t)B * H, sizeof *c->zeros);
+    for (int i = 0; i < T * B; i++) c->x[i] = (i * 5) % V, c->y[i] = (i * 7 + 2) % V;
+}
+
+/* Binds the parameters, tokens, targets and initial states; runs. */
+static void lm_case_run(const lm_case *c, loom_plan *p)
+{
+    loom_store_bind(c->s, p);
+    loom_bind(p, c->lm.tokens, c->x), loom_bind(p, c->lm.targets, c->y);
+    for (int i = 0; i < c->lm.rnn.o.cell->n_states; i++) loom_bind(p, c->lm.init[i], c->zeros);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+}
+
+static void lm_case_free(lm_case *c)
+{
+    free(c->x), free(c->y), free(c->zeros);
+    loom_store_free(c->s);
+    loom_graph_free(c->g);
+}
+
 /* A long sequence's weight gradients run in chunks of steps as their
  * operands are ready (pieces): the same loss and gradients as the plain
  * plan, less memory than without them (the accumulate rewrite off). */
 Test(rewrites, weight_gradients_run_in_pieces)
 {
     unsetenv("LOOM_REWRITES");
-    enum { T = 400, B = 4, H = 24, V = 9 };
-    loom_graph *g = loom_graph_new();
-    loom_lm lm;
-    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = V, .hidden = H, .layers = 1,
-                                                        .steps = T, .batch = B}), LOOM_OK);
-    loom_store *s = loom_store_new(g);
-    loom_store_init(s, 5);
-    int n = loom_store_count(s);
-    loom_tensor outs[9];
-    outs[0] = lm.loss;
-    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
-    int32_t x[T * B], y[T * B];
-    for (int i = 0; i < T * B; i++) x[i] = (i * 5) % V, y[i] = (i * 7 + 2) % V;
-    float *h0 = calloc(2 * B * H, sizeof(float));
+    lm_case c;
+    lm_case_build(&c, &loom_cell_lstm, 400, 4, 24, 9, 5);
+    loom_graph *g = c.g;
+    int n = c.n;
+    loom_tensor *outs = c.outs;
     loom_plan *p[2] = {loom_plan_new(g, outs, n + 1, NULL),
                        loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_ALL})};
-    for (int k = 0; k < 2; k++) {
-        loom_store_bind(s, p[k]);
-        loom_bind(p[k], lm.tokens, x), loom_bind(p[k], lm.targets, y);
-        for (int i = 0; i < lm.rnn.o.cell->n_states; i++) loom_bind(p[k], lm.init[i], h0 + i * B * H);
-        cr_assert_eq(loom_run(p[k]), LOOM_OK, "%s", loom_plan_error(p[k]));
-    }
+    for (int k = 0; k < 2; k++) lm_case_run(&c, p[k]);
     loom_plan_stats on = loom_plan_get_stats(p[0]);
     cr_assert_geq(on.pieces, 2, "%d pieces", on.pieces);
     for (int i = 0; i <= n; i++) {
@@ -535,41 +569,24 @@ Test(rewrites, weight_gradients_run_in_pieces)
     cr_assert_eq(loom_plan_get_stats(whole).pieces, 0);
     cr_assert_lt(on.arena_bytes, loom_plan_get_stats(whole).arena_bytes);
     loom_plan_free(whole), loom_plan_free(p[0]), loom_plan_free(p[1]);
-    free(h0);
-    loom_store_free(s);
-    loom_graph_free(g);
+    lm_case_free(&c);
 }
 
 Test(rewrites, sinking_lowers_the_peak)
 {
     unsetenv("LOOM_REWRITES"); /* these count what the rewrites do */
-    enum { T = 200, B = 4, H = 16, V = 11 };
-    loom_graph *g = loom_graph_new();
-    loom_lm lm;
-    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = V, .hidden = H, .layers = 1,
-                                                        .steps = T, .batch = B}), LOOM_OK);
-    loom_store *s = loom_store_new(g);
-    loom_store_init(s, 3);
-    int n = loom_store_count(s);
-    loom_tensor outs[9];
-    outs[0] = lm.loss;
-    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
-    int32_t x[T * B], y[T * B];
-    for (int i = 0; i < T * B; i++) x[i] = (i * 3) % V, y[i] = (i * 7 + 1) % V;
-    float *h0 = calloc(B * H, sizeof(float)), loss[2];
+    lm_case c;
+    lm_case_build(&c, &loom_cell_gru, 200, 4, 16, 11, 3);
+    float loss[2];
     size_t arena[2];
     for (int k = 0; k < 2; k++) {
-        loom_plan *p = loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.no_rewrites = k ? LOOM_REWRITE_SINK : 0});
-        loom_store_bind(s, p);
-        loom_bind(p, lm.tokens, x), loom_bind(p, lm.targets, y), loom_bind(p, lm.init[0], h0);
-        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
-        loss[k] = loom_plan_output(p, lm.loss)[0];
+        loom_plan *p = loom_plan_new(c.g, c.outs, c.n + 1, &(loom_plan_opts){.no_rewrites = k ? LOOM_REWRITE_SINK : 0});
+        lm_case_run(&c, p);
+        loss[k] = loom_plan_output(p, c.lm.loss)[0];
         arena[k] = loom_plan_get_stats(p).arena_bytes;
         loom_plan_free(p);
     }
     cr_assert_eq(loss[0], loss[1], "the same kernels on the same values");
     cr_assert_lt(arena[0], arena[1], "sunk %zu bytes, not sunk %zu", arena[0], arena[1]);
-    free(h0);
-    loom_store_free(s);
-    loom_graph_free(g);
+    lm_case_free(&c);
 }
