@@ -429,3 +429,81 @@ Test(cli_train, plot_curves)
     char *none[] = {"-o", out};
     cr_assert_eq(loom_cmd_plot(2, none), 2);
 }
+
+/* ---- BLEU: NLTK's corpus_bleu / sentence_bleu and d2l's bleu() ---- */
+
+enum { BLEU_MAX_SENT = 8, BLEU_MAX_REFS = 4, BLEU_MAX_LEN = 64 };
+
+typedef struct {
+    char kind[16];
+    int max_n, n;
+    double want;
+    int32_t tok[BLEU_MAX_SENT][1 + BLEU_MAX_REFS][BLEU_MAX_LEN];
+    loom_tokens hyp[BLEU_MAX_SENT], ref[BLEU_MAX_SENT][BLEU_MAX_REFS];
+    const loom_tokens *refs[BLEU_MAX_SENT];
+    int n_refs[BLEU_MAX_SENT];
+} bleu_case;
+
+/* Reads the next case of tests/golden/bleu.txt (see make_bleu.py); false at the end. */
+static bool read_bleu_case(FILE *f, bleu_case *c)
+{
+    memset(c, 0, sizeof *c);
+    if (fscanf(f, " case %15s %d %lf", c->kind, &c->max_n, &c->want) != 3) return false;
+    char tag[8];
+    while (fscanf(f, " %7s", tag) == 1 && strcmp(tag, "end")) {
+        bool h = !strcmp(tag, "h");
+        cr_assert(h || !strcmp(tag, "r"), "bleu.txt: unexpected '%s'", tag);
+        if (h) c->n++;
+        int i = c->n - 1, r = h ? 0 : 1 + c->n_refs[i], len;
+        cr_assert(i >= 0 && i < BLEU_MAX_SENT && r <= BLEU_MAX_REFS && fscanf(f, "%d", &len) == 1 && len <= BLEU_MAX_LEN);
+        for (int k = 0; k < len; k++) cr_assert_eq(fscanf(f, "%d", &c->tok[i][r][k]), 1);
+        loom_tokens t = {c->tok[i][r], len};
+        if (h) c->hyp[i] = t, c->refs[i] = c->ref[i];
+        else c->ref[i][c->n_refs[i]++] = t;
+    }
+    return true;
+}
+
+Test(bleu, matches_nltk_and_d2l)
+{
+    FILE *f = fopen(LOOM_GOLDEN_DIR "/bleu.txt", "r");
+    cr_assert(f, "tests/golden/bleu.txt: run tests/golden/make_bleu.py");
+    bleu_case *c = malloc(sizeof *c);
+    int cases = 0;
+    while (read_bleu_case(f, c)) {
+        double got = !strcmp(c->kind, "d2l") ? loom_bleu_d2l(c->hyp[0], c->ref[0][0], c->max_n)
+                     : c->n == 1           ? loom_sentence_bleu(c->hyp[0], c->ref[0], c->n_refs[0], c->max_n)
+                                           : loom_corpus_bleu(c->hyp, c->refs, c->n_refs, c->n, c->max_n);
+        /* NLTK gives a tiny positive value instead of 0 when a precision is 0 */
+        cr_assert(fabs(got - c->want) <= 1e-12 + 1e-12 * c->want, "case %d (%s BLEU-%d of %d): %.17g, want %.17g", cases,
+                  c->kind, c->max_n, c->n, got, c->want);
+        cases++;
+    }
+    cr_assert_geq(cases, 90);
+    free(c);
+    fclose(f);
+}
+
+/* d2l's worked example, by hand: "il est riche ." for "il est calme .":
+ * unigrams 3/4, bigrams 1/3 → 0.75^(1/2) · (1/3)^(1/4) = 0.658. */
+Test(bleu, worked_examples)
+{
+    int32_t pred[] = {0, 1, 2, 3}, label[] = {0, 1, 4, 3};
+    loom_tokens p = {pred, 4}, l = {label, 4};
+    cr_assert_float_eq(loom_bleu_d2l(p, l, 2), sqrt(0.75) * pow(1.0 / 3.0, 0.25), 1e-15);
+    cr_assert_float_eq(loom_bleu_d2l(l, l, 4), 1.0, 1e-15);
+    cr_assert_float_eq(loom_sentence_bleu(l, &l, 1, 4), 1.0, 1e-15);
+    /* Papineni's clipping: "the the the the" against "the cat": unigram precision 1/4 */
+    int32_t the[] = {7, 7, 7, 7}, ref[] = {7, 8};
+    loom_tokens t = {the, 4}, r = {ref, 2};
+    cr_assert_float_eq(loom_sentence_bleu(t, &r, 1, 1), 0.25, 1e-15);
+    /* a shorter hypothesis pays the brevity penalty exp(1 − r/c) */
+    loom_tokens half = {label, 2};
+    cr_assert_float_eq(loom_sentence_bleu(half, &l, 1, 1), exp(1.0 - 4.0 / 2.0), 1e-15);
+    /* nothing to score, bad arguments: 0 */
+    loom_tokens empty = {NULL, 0};
+    cr_assert_eq(loom_sentence_bleu(empty, &l, 1, 4), 0.0);
+    cr_assert_eq(loom_sentence_bleu(l, &l, 1, 0), 0.0);
+    cr_assert_eq(loom_corpus_bleu(&l, NULL, NULL, 1, 4), 0.0);
+    cr_assert_eq(loom_bleu_d2l(empty, l, 2), 0.0);
+}

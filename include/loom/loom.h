@@ -20,5 +20,6 @@
 #include "loom/data.h"
 #include "loom/train.h"
 #include "loom/generate.h"
+#include "loom/bleu.h"
 
 #endif
