@@ -218,7 +218,7 @@ static bool tokenise_plain(const loom_text_opts *o, const char *text, size_t n, 
             if (!emit(ctx, enc, (size_t)el)) return false;
             continue;
         }
-        bool space = is_space(cp), punct = !space && is_punct(cp);
+        bool space = is_space(cp), punct = o->kind == LOOM_TOKENS_WORD && !space && is_punct(cp);
         if ((space || punct || wl + (size_t)el > sizeof word) && wl) {
             if (!emit(ctx, word, wl)) return false;
             wl = 0;
@@ -252,7 +252,7 @@ static bool tokenise(const loom_text_opts *o, const char *text, size_t n, emit_f
     for (size_t a = 0; a < n;) {
         size_t b = a;
         while (b < n && text[b] != '\n') b++;
-        size_t start = k + (o->kind == LOOM_TOKENS_WORD && k > 0);
+        size_t start = k + (o->kind != LOOM_TOKENS_CHAR && k > 0);
         size_t m = letters_only_line(text + a, b - a, norm + start);
         if (m) {
             if (start > k) norm[k] = ' ';
@@ -472,7 +472,7 @@ size_t loom_vocab_decode(const loom_vocab *v, const int32_t *ids, int64_t n, cha
     for (int64_t i = 0; v && i < n; i++) {
         const char *tok = loom_vocab_token(v, ids[i]);
         if (!tok) tok = "<unk>";
-        if (v->opts.kind == LOOM_TOKENS_WORD && i) {
+        if (v->opts.kind != LOOM_TOKENS_CHAR && i) {
             if (k + 1 < size) buf[k] = ' ';
             k++;
         }
@@ -489,7 +489,8 @@ size_t loom_vocab_decode(const loom_vocab *v, const int32_t *ids, int64_t n, cha
 char *loom_vocab_to_string(const loom_vocab *v)
 {
     cJSON *o = cJSON_CreateObject(), *toks = NULL, *counts = NULL;
-    bool ok = o && cJSON_AddStringToObject(o, "kind", v->opts.kind == LOOM_TOKENS_WORD ? "word" : "char") &&
+    static const char *const kinds[] = {"char", "word", "space"};
+    bool ok = o && cJSON_AddStringToObject(o, "kind", kinds[v->opts.kind]) &&
               cJSON_AddBoolToObject(o, "lower", v->opts.lower) &&
               cJSON_AddBoolToObject(o, "letters_only", v->opts.letters_only) &&
               cJSON_AddBoolToObject(o, "specials", v->opts.specials) && (toks = cJSON_AddArrayToObject(o, "tokens")) &&
@@ -514,7 +515,9 @@ loom_vocab *loom_vocab_from_string(const char *s)
         cJSON_GetArraySize(toks) != cJSON_GetArraySize(counts) || cJSON_GetArraySize(toks) < 1)
         goto done;
     if (!(v = calloc(1, sizeof *v))) goto done;
-    v->opts.kind = !strcmp(kind->valuestring, "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
+    v->opts.kind = !strcmp(kind->valuestring, "word")    ? LOOM_TOKENS_WORD
+                   : !strcmp(kind->valuestring, "space") ? LOOM_TOKENS_SPACE
+                                                         : LOOM_TOKENS_CHAR;
     v->opts.lower = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lower"));
     v->opts.letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "letters_only"));
     v->opts.specials = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "specials"));

@@ -246,3 +246,113 @@ Test(tasks, copy_task)
             else cr_assert_eq(yi, x[(t - K - T) * B + b], "the last K steps repeat the symbols");
         }
 }
+
+/* ---- parallel text ---- */
+
+static const char *pair_word(const loom_pairs *p, int side, int32_t id)
+{
+    return loom_vocab_token(loom_pairs_vocab(p, side), id);
+}
+
+Test(pairs, d2l_preprocessing)
+{
+    char out[64];
+    const char *in = "Va\xe2\x80\xaf!\xc2\xa0Go.Hi, you?";
+    loom_d2l_preprocess(in, strlen(in), out, sizeof out);
+    cr_assert_str_eq(out, "Va ! Go .Hi , you ?");
+}
+
+Test(pairs, pairs_pad_and_report_bad_lines)
+{
+    const char *text = "Go.\tVa !\tCC-BY 2.0 (France) Attribution\r\n"
+                       "no tab here\n"
+                       "I lost.\tJ'ai perdu.\n"
+                       "Empty target\t  \n"
+                       "\n"
+                       "Run! Run! Run! Run! Run! Run!\tCours ! Cours ! Cours !\n";
+    loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.num_steps = 5});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_OK, "%s", loom_pairs_error(p));
+    cr_assert_eq(loom_pairs_count(p, false), 3);
+    cr_assert_eq(loom_pairs_count(p, true), 0);
+    const int64_t *bad;
+    cr_assert_eq(loom_pairs_bad_lines(p, &bad), 3, "no tab, empty side, empty line");
+    cr_assert_eq(bad[0], 2);
+    cr_assert_eq(bad[1], 4);
+    cr_assert_eq(bad[2], 5);
+    cr_assert_neq(loom_vocab_id(loom_pairs_vocab(p, 1), "j'ai"), LOOM_UNK, "split at spaces only");
+    cr_assert_eq(loom_vocab_token(loom_pairs_vocab(p, 0), LOOM_PAD)[1], 'p');
+    bool seen_go = false, seen_run = false;
+    for (int64_t i = 0; i < 3; i++) {
+        int32_t src[5], tgt[5], sl, tl;
+        cr_assert(loom_pairs_get(p, false, i, src, &sl, tgt, &tl));
+        if (!strcmp(pair_word(p, 0, src[0]), "go")) { /* "go ." → go . <eos> <pad> <pad> */
+            seen_go = true;
+            cr_assert_eq(sl, 3);
+            cr_assert_eq(tl, 3);
+            cr_assert_str_eq(pair_word(p, 0, src[1]), ".");
+            cr_assert_eq(src[2], LOOM_EOS);
+            cr_assert_eq(src[3], LOOM_PAD);
+            cr_assert_eq(src[4], LOOM_PAD);
+            cr_assert_str_eq(pair_word(p, 1, tgt[0]), "va");
+            cr_assert_str_eq(pair_word(p, 1, tgt[1]), "!");
+        }
+        if (!strcmp(pair_word(p, 0, src[0]), "run")) { /* 12 tokens cut to 5: no room for <eos> */
+            seen_run = true;
+            cr_assert_eq(sl, 5);
+            cr_assert_eq(tl, 5);
+            for (int k = 0; k < 5; k++) cr_assert_neq(src[k], LOOM_EOS);
+        }
+    }
+    cr_assert(seen_go && seen_run);
+    cr_assert_not(loom_pairs_get(p, false, 3, NULL, NULL, NULL, NULL));
+    char *saved = loom_vocab_to_string(loom_pairs_vocab(p, 1)); /* a checkpoint keeps the kind */
+    loom_vocab *back = loom_vocab_from_string(saved);
+    cr_assert(back);
+    cr_assert_eq(loom_vocab_kind(back), LOOM_TOKENS_SPACE);
+    cr_assert_eq(loom_vocab_id(back, "j'ai"), loom_vocab_id(loom_pairs_vocab(p, 1), "j'ai"));
+    free(saved);
+    loom_vocab_free(back);
+    loom_pairs_free(p);
+}
+
+Test(pairs, seeded_split)
+{
+    char text[4096];
+    size_t k = 0;
+    for (int i = 0; i < 40; i++) k += (size_t)snprintf(text + k, sizeof text - k, "w%d x\tv%d y\n", i, i);
+    int64_t order[2][40];
+    for (int run = 0; run < 2; run++) {
+        loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.num_steps = 4, .valid_frac = 0.25, .seed = 7});
+        cr_assert_eq(loom_pairs_parse(p, text, k), LOOM_OK);
+        cr_assert_eq(loom_pairs_count(p, false), 30);
+        cr_assert_eq(loom_pairs_count(p, true), 10);
+        bool seen[40] = {false};
+        for (int part = 0; part < 2; part++)
+            for (int64_t i = 0; i < loom_pairs_count(p, part); i++) {
+                int32_t src[4], tgt[4];
+                cr_assert(loom_pairs_get(p, part, i, src, NULL, tgt, NULL));
+                int w = atoi(pair_word(p, 0, src[0]) + 1), v = atoi(pair_word(p, 1, tgt[0]) + 1);
+                cr_assert_eq(w, v, "source and target stay paired");
+                cr_assert_not(seen[w], "pair %d twice", w);
+                seen[w] = true;
+                order[run][part * 30 + i] = w;
+            }
+        loom_pairs_free(p);
+    }
+    cr_assert_eq(memcmp(order[0], order[1], sizeof order[0]), 0, "the same seed, the same split");
+    bool shuffled = false;
+    for (int i = 0; i < 40; i++) shuffled |= order[0][i] != i;
+    cr_assert(shuffled);
+}
+
+Test(pairs, errors)
+{
+    loom_pairs *p = loom_pairs_new(NULL);
+    cr_assert_eq(loom_pairs_parse(p, "only\nbad lines\n", 15), LOOM_ERR_VALUE);
+    cr_assert(strstr(loom_pairs_error(p), "no pair"), "%s", loom_pairs_error(p));
+    cr_assert_eq(loom_pairs_read(p, "/nonexistent/pairs.tsv"), LOOM_ERR_IO);
+    cr_assert(strstr(loom_pairs_error(p), "cannot open"), "%s", loom_pairs_error(p));
+    cr_assert_eq(loom_pairs_parse(p, "a\t\xff\n", 4), LOOM_ERR_FORMAT, "invalid UTF-8");
+    cr_assert(strstr(loom_pairs_error(p), "UTF-8"), "%s", loom_pairs_error(p));
+    loom_pairs_free(p);
+}

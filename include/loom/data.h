@@ -2,7 +2,8 @@
  *
  * Text is UTF-8; a character tokeniser yields one token per Unicode code
  * point (an accented letter or a Chinese character is one token), a word
- * tokeniser splits at white space and punctuation. A vocabulary orders its
+ * tokeniser splits at white space and punctuation, a space tokeniser at
+ * white space only (d2l's translation pairs: "j'ai" stays one token). A vocabulary orders its
  * tokens by frequency (ties: first occurrence first), after <unk> (always
  * id 0) and, when asked for, <pad>, <bos>, <eos>. Minibatch iterators cut
  * one long token stream into (T, B) windows, time-major as loom's recurrent
@@ -17,7 +18,7 @@
 extern "C" {
 #endif
 
-typedef enum { LOOM_TOKENS_CHAR = 0, LOOM_TOKENS_WORD } loom_token_kind;
+typedef enum { LOOM_TOKENS_CHAR = 0, LOOM_TOKENS_WORD, LOOM_TOKENS_SPACE } loom_token_kind;
 
 typedef struct {
     loom_token_kind kind;
@@ -102,6 +103,46 @@ int64_t loom_batches_per_epoch(const loom_batches *b);
 /* Position: epoch and batch within it (for checkpoints); seek restores it. */
 void loom_batches_tell(const loom_batches *b, int64_t *epoch, int64_t *batch);
 void loom_batches_seek(loom_batches *b, int64_t epoch, int64_t batch);
+
+/* ---- parallel text (sequence to sequence) ---- */
+
+typedef struct {
+    int num_steps;     /* every sentence cut or padded to this many tokens, <eos> included (default 10) */
+    int min_freq;      /* per side: rarer words map to <unk> (default 1) */
+    double valid_frac; /* the held-out share of the pairs, after a seeded shuffle (0: none) */
+    uint64_t seed;
+} loom_pairs_opts;
+
+/* Tab-separated pairs, "source TAB target" per line (later columns, such
+ * as the attribution of the Tatoeba/manythings files, are not read), with
+ * d2l's preprocessing: non-breaking spaces become spaces, a space goes
+ * before , . ! ? that follow a non-space, lower case, words split at
+ * white space; a vocabulary per side with <unk>, <pad>, <bos>, <eos>;
+ * each sentence + <eos>, cut or padded with <pad> to num_steps, and its
+ * valid length (tokens before the padding). A line without a tab or with
+ * an empty side is bad: counted, its number kept, never silently dropped.
+ * Errors (unreadable file, no pair at all, invalid UTF-8) are kept in the
+ * object: loom_pairs_error. */
+typedef struct loom_pairs loom_pairs;
+loom_pairs *loom_pairs_new(const loom_pairs_opts *opts); /* NULL only when out of memory */
+void loom_pairs_free(loom_pairs *p);
+loom_status loom_pairs_read(loom_pairs *p, const char *path);
+loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n);
+const char *loom_pairs_error(const loom_pairs *p);
+/* Pairs in the training part (valid false) or the held-out part. */
+int64_t loom_pairs_count(const loom_pairs *p, bool valid);
+int loom_pairs_steps(const loom_pairs *p);
+/* Side 0: source, 1: target. */
+const loom_vocab *loom_pairs_vocab(const loom_pairs *p, int side);
+/* The bad lines (1-based numbers) and how many. */
+int64_t loom_pairs_bad_lines(const loom_pairs *p, const int64_t **lines);
+/* Pair i of a part: num_steps ids per side and their valid lengths (any
+ * output may be NULL); false when i is out of range. */
+bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, int32_t *src_len, int32_t *tgt,
+                    int32_t *tgt_len);
+/* d2l's preprocessing of n bytes into out (NUL-terminated, truncated to
+ * size), before lower-casing and splitting; returns the full length. */
+size_t loom_d2l_preprocess(const char *utf8, size_t n, char *out, size_t size);
 
 /* ---- synthetic long-range tasks (no file) ---- */
 

@@ -1,0 +1,251 @@
+/* Parallel text for sequence to sequence (loom/data.h): tab-separated
+ * pairs, d2l's preprocessing, a vocabulary per side, every sentence cut or
+ * padded to num_steps with <eos>, valid lengths, a seeded train/held-out
+ * split; bad lines are counted with their line numbers. */
+#include "loom/data.h"
+
+#include "graph/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct loom_pairs {
+    loom_pairs_opts o;
+    loom_text *text[2];  /* per side: every sentence, one per line (the vocabulary) */
+    int32_t *ids[2];     /* per side: n × num_steps ids, padded */
+    int32_t *len[2];     /* per side: valid lengths */
+    int64_t n, n_train;
+    int64_t *order;      /* pairs after the seeded shuffle: the first n_train train */
+    int64_t *bad, n_bad;
+    loom_error err;
+};
+
+#define pairs_err(p, ...) loom_error_set(&(p)->err, __VA_ARGS__)
+
+size_t loom_d2l_preprocess(const char *in, size_t n, char *out, size_t size)
+{
+    size_t k = 0;
+    char prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        size_t skip = 0;
+        if ((unsigned char)c == 0xC2 && i + 1 < n && (unsigned char)in[i + 1] == 0xA0) skip = 1; /* U+00A0 */
+        if ((unsigned char)c == 0xE2 && i + 2 < n && (unsigned char)in[i + 1] == 0x80 && (unsigned char)in[i + 2] == 0xAF)
+            skip = 2; /* U+202F */
+        if (skip) c = ' ', i += skip;
+        if (c && strchr(",.!?", c) && k > 0 && prev != ' ') { /* a space before , . ! ? */
+            if (k < size) out[k] = ' ';
+            k++;
+        }
+        if (k < size) out[k] = c;
+        k++;
+        prev = c;
+    }
+    if (size) out[k < size ? k : size - 1] = 0;
+    return k;
+}
+
+loom_pairs *loom_pairs_new(const loom_pairs_opts *o)
+{
+    loom_pairs *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->o = o ? *o : (loom_pairs_opts){0};
+    if (p->o.num_steps <= 0) p->o.num_steps = 10;
+    if (p->o.min_freq <= 0) p->o.min_freq = 1;
+    return p;
+}
+
+static void clear(loom_pairs *p)
+{
+    for (int s = 0; s < 2; s++) loom_text_free(p->text[s]), free(p->ids[s]), free(p->len[s]);
+    free(p->order), free(p->bad);
+    loom_pairs_opts o = p->o;
+    memset(p, 0, sizeof *p);
+    p->o = o;
+}
+
+void loom_pairs_free(loom_pairs *p)
+{
+    if (p) clear(p);
+    free(p);
+}
+
+const char *loom_pairs_error(const loom_pairs *p) { return p ? loom_error_msg(&p->err) : "out of memory"; }
+
+/* A growing buffer of sentences, one per line. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} sbuf;
+
+static bool put(sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 2 > b->cap) {
+        size_t cap = 2 * b->cap + n + 4096;
+        char *ns = realloc(b->s, cap);
+        if (!ns) return false;
+        b->s = ns, b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n++] = '\n';
+    return true;
+}
+
+static bool blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
+    return true;
+}
+
+/* One side's sentences (one per line of b) as padded ids and lengths. */
+static loom_status encode_side(loom_pairs *p, int side, const sbuf *b)
+{
+    loom_text_opts to = {.kind = LOOM_TOKENS_SPACE, .lower = true, .min_freq = p->o.min_freq, .specials = true};
+    int T = p->o.num_steps;
+    if (!(p->text[side] = loom_text_new(&to))) return LOOM_ERR_NOMEM;
+    loom_status st = loom_text_parse(p->text[side], b->s, b->n);
+    if (st) return pairs_err(p, st, "pairs: %s", loom_text_error(p->text[side]));
+    const loom_vocab *v = loom_text_vocab(p->text[side]);
+    p->ids[side] = malloc((size_t)p->n * (size_t)T * sizeof *p->ids[side] + 1);
+    p->len[side] = malloc((size_t)p->n * sizeof *p->len[side] + 1);
+    if (!p->ids[side] || !p->len[side]) return LOOM_ERR_NOMEM;
+    size_t at = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        size_t end = at;
+        while (b->s[end] != '\n') end++;
+        int32_t *row = p->ids[side] + i * T;
+        int64_t got = loom_vocab_encode(v, b->s + at, end - at, row, T);
+        int k = (int)(got < T ? got : T);
+        if (k < T) row[k++] = LOOM_EOS; /* d2l: the sentence and <eos>, cut to num_steps */
+        p->len[side][i] = k;
+        for (; k < T; k++) row[k] = LOOM_PAD;
+        at = end + 1;
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
+{
+    if (!p || (!utf8 && n)) return LOOM_ERR_ARG;
+    clear(p);
+    sbuf side[2] = {{0}, {0}};
+    char *norm = NULL;
+    size_t norm_cap = 0;
+    int64_t bad_cap = 0, line = 0;
+    loom_status st = LOOM_OK;
+    for (size_t a = 0; a < n && !st; line++) {
+        size_t e = a;
+        while (e < n && utf8[e] != '\n') e++;
+        size_t next = e + 1, tab = a;
+        if (e > a && utf8[e - 1] == '\r') e--;
+        while (tab < e && utf8[tab] != '\t') tab++;
+        size_t t2 = tab + 1;
+        while (t2 < e && utf8[t2] != '\t') t2++; /* later columns (an attribution) are not read */
+        if (tab >= e || blank(utf8 + a, tab - a) || blank(utf8 + tab + 1, t2 - tab - 1)) {
+            if (p->n_bad == bad_cap) {
+                int64_t *nb = realloc(p->bad, (size_t)(bad_cap = 2 * bad_cap + 16) * sizeof *nb);
+                if (!nb) st = LOOM_ERR_NOMEM;
+                else p->bad = nb;
+            }
+            if (!st) p->bad[p->n_bad++] = line + 1;
+            a = next;
+            continue;
+        }
+        const char *part[2] = {utf8 + a, utf8 + tab + 1};
+        size_t plen[2] = {tab - a, t2 - tab - 1};
+        for (int s = 0; s < 2 && !st; s++) {
+            if (2 * plen[s] + 1 > norm_cap) {
+                char *nn = realloc(norm, norm_cap = 2 * plen[s] + 1);
+                if (!nn) st = LOOM_ERR_NOMEM;
+                else norm = nn;
+            }
+            if (!st) {
+                size_t m = loom_d2l_preprocess(part[s], plen[s], norm, norm_cap);
+                if (!put(&side[s], norm, m)) st = LOOM_ERR_NOMEM;
+            }
+        }
+        if (!st) p->n++;
+        a = next;
+    }
+    free(norm);
+    if (!st && !p->n) st = pairs_err(p, LOOM_ERR_VALUE, "pairs: no pair of source TAB target in %lld lines", (long long)line);
+    for (int s = 0; s < 2 && !st; s++) st = encode_side(p, s, &side[s]);
+    free(side[0].s), free(side[1].s);
+    if (!st && !(p->order = malloc((size_t)p->n * sizeof *p->order))) st = LOOM_ERR_NOMEM;
+    if (st) {
+        if (st == LOOM_ERR_NOMEM) pairs_err(p, st, "pairs: out of memory");
+        return p->err.status ? p->err.status : st;
+    }
+    /* a seeded shuffle (Fisher–Yates, splitmix64), then the held-out share */
+    uint64_t z = p->o.seed;
+    for (int64_t i = 0; i < p->n; i++) p->order[i] = i;
+    for (int64_t i = p->n - 1; i > 0; i--) {
+        z += 0x9E3779B97F4A7C15ull;
+        uint64_t r = z;
+        r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
+        r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
+        r ^= r >> 31;
+        int64_t j = (int64_t)(r % (uint64_t)(i + 1)), t = p->order[i];
+        p->order[i] = p->order[j], p->order[j] = t;
+    }
+    double f = p->o.valid_frac < 0 ? 0 : p->o.valid_frac > 1 ? 1 : p->o.valid_frac;
+    p->n_train = p->n - (int64_t)(f * (double)p->n + 0.5);
+    return LOOM_OK;
+}
+
+loom_status loom_pairs_read(loom_pairs *p, const char *path)
+{
+    if (!p || !path) return LOOM_ERR_ARG;
+    loom_error_clear(&p->err);
+    FILE *f = fopen(path, "rb");
+    if (!f) return pairs_err(p, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 65536 > cap) {
+            char *nb = realloc(buf, cap = 2 * cap + 65536);
+            if (!nb) {
+                free(buf), fclose(f);
+                return pairs_err(p, LOOM_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (!got) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    loom_status st = bad ? pairs_err(p, LOOM_ERR_IO, "%s: read error", path) : loom_pairs_parse(p, buf, len);
+    free(buf);
+    return st;
+}
+
+int64_t loom_pairs_count(const loom_pairs *p, bool valid) { return !p ? 0 : valid ? p->n - p->n_train : p->n_train; }
+int loom_pairs_steps(const loom_pairs *p) { return p ? p->o.num_steps : 0; }
+const loom_vocab *loom_pairs_vocab(const loom_pairs *p, int side)
+{
+    return p && (side == 0 || side == 1) ? loom_text_vocab(p->text[side]) : NULL;
+}
+int64_t loom_pairs_bad_lines(const loom_pairs *p, const int64_t **lines)
+{
+    if (lines) *lines = p ? p->bad : NULL;
+    return p ? p->n_bad : 0;
+}
+
+bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, int32_t *src_len, int32_t *tgt,
+                    int32_t *tgt_len)
+{
+    if (!p || i < 0 || i >= loom_pairs_count(p, valid)) return false;
+    int64_t k = p->order[valid ? p->n_train + i : i], T = p->o.num_steps;
+    int32_t *out[2] = {src, tgt}, *len[2] = {src_len, tgt_len};
+    for (int s = 0; s < 2; s++) {
+        if (out[s]) memcpy(out[s], p->ids[s] + k * T, (size_t)T * sizeof *out[s]);
+        if (len[s]) *len[s] = p->len[s][k];
+    }
+    return true;
+}
