@@ -7,6 +7,8 @@
 #include "loom/ops.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +42,39 @@ enum {
                                  each thread writing only its own share of the output */
 };
 
+/* What the threads of a team running one plan share: a barrier and a
+ * partial sum per thread. */
+typedef struct {
+    atomic_int arrived;
+    atomic_uint generation;
+    int n;        /* threads in the team */
+    double *part; /* one per thread, for loom_team_sum */
+} loom_team;
+
+/* Every thread of the team waits here until all have arrived; what each
+ * wrote before is visible to all after. A waiter spins briefly, then
+ * yields its core: when other work shares the cores (two programs, or
+ * tests run side by side), a thread spinning for long would keep the one
+ * it waits for from running. */
+static inline void loom_team_barrier(loom_team *t)
+{
+    unsigned gen = atomic_load_explicit(&t->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&t->arrived, 1, memory_order_acq_rel) == t->n - 1) {
+        atomic_store_explicit(&t->arrived, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->generation, 1, memory_order_release);
+        return;
+    }
+    for (int spin = 0; atomic_load_explicit(&t->generation, memory_order_acquire) == gen; spin++) {
+        if (spin < 2000) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
 /* What a kernel sees. `tid`, `nth`: the kernel runs on thread tid of a
  * team of nth that all call it with the same arguments, inside the plan's
  * one parallel region (nth 1: alone). A kernel of an OPF_SPLITS op takes
@@ -64,7 +99,7 @@ typedef struct {
     uint64_t run_seed;
     bool training;
     int tid, nth;
-    double *part; /* nth doubles for loom_team_sum */
+    loom_team *team; /* the team's barrier and partial sums (nth > 1) */
     char *err;
     size_t err_len;
 } loom_kargs;

@@ -104,10 +104,10 @@ loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt
 double loom_team_sum(const loom_kargs *k, double mine)
 {
     if (k->nth < 2) return mine;
-    k->part[k->tid] = mine;
-    #pragma omp barrier
+    k->team->part[k->tid] = mine;
+    loom_team_barrier(k->team);
     double s = 0;
-    for (int t = 0; t < k->nth; t++) s += k->part[t];
-    #pragma omp barrier /* every thread has read part[] before it is written again */
+    for (int t = 0; t < k->nth; t++) s += k->team->part[t];
+    loom_team_barrier(k->team); /* every thread has read part[] before it is written again */
     return s;
 }

@@ -102,7 +102,7 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         nd = &big, in_node[0] = &big0;
     }
     loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
-                    !p->eval, tid, nth, p->part, err, err_len};
+                    !p->eval, tid, nth, &p->team, err, err_len};
     return loom_op(nd->op)->forward(&a);
 }
 
@@ -153,7 +153,7 @@ static loom_status run_terms(loom_plan *p, int32_t id, int32_t lo, int32_t hi, i
                 p->stacked += stack - 1;
             }
             if (*beta != 0.0f && nth > 1) {
-                #pragma omp barrier
+                loom_team_barrier(&p->team);
             }
             s = run_kernel(p, low, out, *beta, stack, 1, tid, nth, in, in_node, err, err_len);
             *beta = 1.0f;
@@ -174,7 +174,7 @@ static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const flo
     loom_status s = run_terms(p, id, 0, nd->n_in, -1, &beta, tid, nth, in, in_node, err, err_len);
     if (!s && p->rw.folded_in[id] < nd->n_in) {
         if (beta != 0.0f && nth > 1) {
-            #pragma omp barrier
+            loom_team_barrier(&p->team);
         }
         s = run_kernel(p, id, storage(p, id), beta, 1, 1, tid, nth, in, in_node, err, err_len);
     }
@@ -238,7 +238,7 @@ static loom_status run_fused(loom_plan *p, int32_t lead, int tid, int nth, char 
             loom_broadcast_strides(loom_tensor_shape(p->g, x), ln->shape, o->st[j]);
         }
     }
-    loom_kargs a = {p->g, ln, NULL, NULL, NULL, 0, 0.0f, 1, 0, !p->eval, tid, nth, p->part, err, err_len};
+    loom_kargs a = {p->g, ln, NULL, NULL, NULL, 0, 0.0f, 1, 0, !p->eval, tid, nth, &p->team, err, err_len};
     loom_fused_run(&a, ops, n);
     return LOOM_OK;
 }
@@ -274,8 +274,8 @@ static bool ensure_slots(loom_plan *p, int threads)
     if (in) p->in_pool = in;
     const loom_node **nodes = in ? realloc(p->node_pool, slots * row * sizeof *nodes) : NULL;
     if (nodes) p->node_pool = nodes;
-    double *part = nodes ? realloc(p->part, slots * sizeof *part) : NULL;
-    if (part) p->part = part;
+    double *part = nodes ? realloc(p->team.part, slots * sizeof *part) : NULL;
+    if (part) p->team.part = part;
     if (!in || !nodes || !part) return false;
     p->pool_slots = (int32_t)slots;
     return true;
@@ -309,10 +309,10 @@ static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
     int wrote = 0;
     for (int32_t l = 0; l < p->n_levels; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
-        bool team = false;
-        for (int32_t k = b; k < e && !team; k++) team = p->team[k];
-        if (wrote == 2 || (wrote == 1 && (team || p->wide[l]))) {
-            #pragma omp barrier
+        bool split = false;
+        for (int32_t k = b; k < e && !split; k++) split = p->split[k];
+        if (wrote == 2 || (wrote == 1 && (split || p->wide[l]))) {
+            loom_team_barrier(&p->team);
             wrote = 0;
         }
         if (p->wide[l]) {
@@ -325,9 +325,9 @@ static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
         }
         for (int32_t k = b; k < e; k++) {
             if (only_matmul && !does_matmul(p, p->exec[k])) continue;
-            if (p->team[k]) exec_node(p, p->exec[k], tid, nth, tid), wrote = 2;
+            if (p->split[k]) exec_node(p, p->exec[k], tid, nth, tid), wrote = 2;
             else if (tid == 0) exec_node(p, p->exec[k], 0, 1, 0);
-            if (!p->team[k] && wrote == 0) wrote = 1;
+            if (!p->split[k] && wrote == 0) wrote = 1;
         }
     }
 }
@@ -359,7 +359,11 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
             if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);
     } else {
         #pragma omp parallel num_threads(threads)
-        run_team(p, only_matmul, omp_get_thread_num(), omp_get_num_threads());
+        {
+            #pragma omp single
+            p->team.n = omp_get_num_threads(), atomic_store(&p->team.arrived, 0);
+            run_team(p, only_matmul, omp_get_thread_num(), omp_get_num_threads());
+        }
         st = p->err.status;
     }
     if (!only_matmul) p->runs++;

@@ -90,8 +90,8 @@ void loom_plan_free(loom_plan *p)
     free(p->level_start);
     free(p->wide);
     free(p->piece_sum), free(p->piece_lo), free(p->piece_hi), free(p->piece_level), free(p->piece_first), free(p->piece_of), free(p->has_pieces);
-    free(p->team);
-    free(p->part);
+    free(p->split);
+    free(p->team.part);
     free(p->arena);
     free(p->in_pool);
     free(p->node_pool);

@@ -43,7 +43,7 @@ struct loom_plan {
     int32_t n_levels;
     int32_t *level_start;  /* exec[level_start[l] .. level_start[l+1]) is ready set l+1 */
     bool *wide;            /* per ready set: worth running its nodes side by side */
-    bool *team;            /* per exec entry: its kernel runs split across every thread */
+    bool *split;           /* per exec entry: its kernel runs split across every thread */
     int32_t n_views;
     /* memory */
     int64_t *offset;       /* per root with a kernel: arena offset in floats; -1 otherwise */
@@ -58,7 +58,7 @@ struct loom_plan {
     int n_outputs;
     const float **in_pool; /* scratch for kernel input pointers, one row per thread */
     const loom_node **node_pool;
-    double *part;          /* one per thread: partial sums of team reductions */
+    loom_team team;        /* the running team's barrier and partial sums */
     int32_t pool_slots;    /* rows: threads of the widest run so far */
     int32_t side_by_side;  /* ready sets the last run executed with nodes in parallel */
     int32_t stacked;       /* folded terms the last run ran stacked into a neighbour's kernel */

@@ -359,15 +359,15 @@ static int64_t kernel_work(const loom_plan *p, int32_t id, bool *splits)
 static loom_status choose_wide(loom_plan *p)
 {
     p->wide = calloc((size_t)p->n_levels + 1, sizeof *p->wide);
-    p->team = calloc((size_t)p->n_exec + 1, sizeof *p->team);
-    if (!p->wide || !p->team) return LOOM_ERR_NOMEM;
+    p->split = calloc((size_t)p->n_exec + 1, sizeof *p->split);
+    if (!p->wide || !p->split) return LOOM_ERR_NOMEM;
     for (int32_t l = 0; l < p->n_levels; l++) {
         int32_t b = p->level_start[l], e = p->level_start[l + 1];
         int64_t total = 0, most = 0;
         for (int32_t k = b; k < e; k++) {
             bool splits;
             int64_t w = kernel_work(p, p->exec[k], &splits);
-            p->team[k] = splits && w > LOOM_PAR_MIN;
+            p->split[k] = splits && w > LOOM_PAR_MIN;
             total += w;
             most = w > most ? w : most;
         }
