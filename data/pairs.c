@@ -4,10 +4,9 @@
  * split; bad lines are counted with their line numbers. */
 #include "loom/data.h"
 
+#include "data/read.h"
 #include "graph/error.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,26 +200,10 @@ loom_status loom_pairs_read(loom_pairs *p, const char *path)
 {
     if (!p || !path) return LOOM_ERR_ARG;
     loom_error_clear(&p->err);
-    FILE *f = fopen(path, "rb");
-    if (!f) return pairs_err(p, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 > cap) {
-            char *nb = realloc(buf, cap = 2 * cap + 65536);
-            if (!nb) {
-                free(buf), fclose(f);
-                return pairs_err(p, LOOM_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (!got) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    loom_status st = bad ? pairs_err(p, LOOM_ERR_IO, "%s: read error", path) : loom_pairs_parse(p, buf, len);
+    size_t len;
+    char *buf = loom_read_all(path, &len, &p->err);
+    if (!buf) return p->err.status;
+    loom_status st = loom_pairs_parse(p, buf, len);
     free(buf);
     return st;
 }

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* newlocale, towlower_l, qsort_r */
 #include "loom/data.h"
 #include "graph/error.h"
+#include "data/read.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -405,30 +406,48 @@ loom_status loom_text_parse_with(loom_text *t, const char *utf8, size_t n, const
     return t && v ? parse(t, "text", utf8, n, v) : LOOM_ERR_ARG;
 }
 
-static loom_status read_file(loom_text *t, const char *path, const loom_vocab *fixed)
+char *loom_read_all(const char *path, size_t *len, loom_error *e)
 {
-    if (!t) return LOOM_ERR_ARG;
-    loom_error_clear(&t->err);
     FILE *f = fopen(path, "rb");
-    if (!f) return loom_error_set(&t->err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) {
+        loom_error_set(e, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
     char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t cap = 0;
+    *len = 0;
     for (;;) {
-        if (len + 65536 > cap) {
+        if (*len + 65536 > cap) {
             char *nb = realloc(buf, cap = 2 * cap + 65536);
             if (!nb) {
                 free(buf), fclose(f);
-                return loom_error_set(&t->err, LOOM_ERR_NOMEM, "%s: out of memory", path);
+                loom_error_set(e, LOOM_ERR_NOMEM, "%s: out of memory", path);
+                return NULL;
             }
             buf = nb;
         }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
+        size_t got = fread(buf + *len, 1, cap - *len, f);
+        *len += got;
         if (!got) break;
     }
     bool err = ferror(f);
     fclose(f);
-    loom_status st = err ? loom_error_set(&t->err, LOOM_ERR_IO, "%s: read error", path) : parse(t, path, buf, len, fixed);
+    if (err) {
+        free(buf);
+        loom_error_set(e, LOOM_ERR_IO, "%s: read error", path);
+        return NULL;
+    }
+    return buf;
+}
+
+static loom_status read_file(loom_text *t, const char *path, const loom_vocab *fixed)
+{
+    if (!t) return LOOM_ERR_ARG;
+    loom_error_clear(&t->err);
+    size_t len;
+    char *buf = loom_read_all(path, &len, &t->err);
+    if (!buf) return t->err.status;
+    loom_status st = parse(t, path, buf, len, fixed);
     free(buf);
     return st;
 }

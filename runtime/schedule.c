@@ -170,8 +170,8 @@ static int sink_once(loom_plan *p)
         int32_t lead = loom_rewrites_leader(&p->rw, i), g = p->rw.fuse_of[i], n_run;
         if (p->rw.batch_of[i] >= 0 || g >= 0) { /* a unit: its bound gathers at the leader's */
             const int32_t *m = loom_rewrites_members(&p->rw, &lead, &n_run);
-            if (i != lead) bound[lead] = output[i] ? -1 : bound[i] < bound[lead] ? bound[i] : bound[lead];
-            if (output[i]) bound[lead] = -1;
+            if (output[i]) bound[lead] = -1; /* a unit with an output stays */
+            else if (bound[i] < bound[lead]) bound[lead] = bound[i];
             if (++seen[lead] == n_run && bound[lead] != INT32_MAX && bound[lead] > p->level[i])
                 for (int32_t k = 0; k < n_run; k++) p->level[m[k]] = bound[lead], moved = 1;
         } else if (!(flags & OPF_SOURCE) && !output[i] && bound[i] != INT32_MAX) {
