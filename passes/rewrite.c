@@ -307,14 +307,14 @@ static bool fusable(const loom_rewrites *p, int32_t i)
            !p->folded_in[i] && p->batch_of[i] < 0;
 }
 
-/* Whether node x depends on a member of group g (whose members all have
- * ids >= lo): a search back from x over ids >= lo; "yes" when it would
- * visit more than FUSE_SEARCH nodes. */
-static bool reaches(const loom_rewrites *p, int32_t x, int32_t g, int32_t lo, int32_t *stack, int32_t *mark,
-                    int32_t stamp)
+/* Whether node x depends on a member of group g — while groups are being
+ * found, a group is numbered by its first member, so every member's id is
+ * >= g: a search back from x over ids >= g; "yes" when it would visit more
+ * than FUSE_SEARCH nodes. */
+static bool reaches(const loom_rewrites *p, int32_t x, int32_t g, int32_t *stack, int32_t *mark, int32_t stamp)
 {
     int32_t n = 0, visits = 0;
-    if (x < lo) return false;
+    if (x < g) return false;
     stack[n++] = x, mark[x] = stamp;
     while (n) {
         int32_t u = stack[--n];
@@ -322,7 +322,7 @@ static bool reaches(const loom_rewrites *p, int32_t x, int32_t g, int32_t lo, in
         const loom_node *nd = loom_walk_node(p->walk, u);
         for (int j = 0; j < nd->n_in; j++) {
             int32_t y = loom_walk_in(p->walk, u, j);
-            if (y >= lo && mark[y] != stamp) mark[y] = stamp, stack[n++] = y;
+            if (y >= g && mark[y] != stamp) mark[y] = stamp, stack[n++] = y;
         }
     }
     return false;
@@ -345,10 +345,10 @@ static loom_status find_groups(loom_rewrites *p)
     p->temp = calloc((size_t)n + 1, sizeof *p->temp);
     p->fuse_start = malloc(((size_t)n + 1) * sizeof *p->fuse_start);
     p->fuse_member = malloc((size_t)n * sizeof *p->fuse_member + 1);
-    int32_t *lo = malloc((size_t)n * sizeof *lo + 1), *size = calloc((size_t)n + 1, sizeof *size);
+    int32_t *num = malloc((size_t)n * sizeof *num + 1), *size = calloc((size_t)n + 1, sizeof *size);
     int32_t *stack = malloc((size_t)n * sizeof *stack + 1), *mark = malloc((size_t)n * sizeof *mark + 1);
     int32_t *reads = calloc((size_t)n + 1, sizeof *reads), *height = calloc((size_t)n + 1, sizeof *height);
-    bool ok = height && p->fuse_of && p->temp && p->fuse_start && p->fuse_member && lo && size && stack && mark && reads;
+    bool ok = height && p->fuse_of && p->temp && p->fuse_start && p->fuse_member && num && size && stack && mark && reads;
     for (int32_t i = 0; ok && i < n; i++) p->fuse_of[i] = -1, mark[i] = -1;
     for (int32_t i = n - 1; ok && i >= 0; i--) {
         const loom_node *nd = loom_walk_node(p->walk, i);
@@ -369,15 +369,15 @@ static loom_status find_groups(loom_rewrites *p)
             bool clear = true;
             for (int i = 0; i < nd->n_in && clear; i++) {
                 int32_t x = loom_walk_in(p->walk, v, i);
-                clear = p->fuse_of[x] == g || !reaches(p, x, g, lo[g], stack, mark, v);
+                clear = p->fuse_of[x] == g || !reaches(p, x, g, stack, mark, v);
             }
             if (clear) join = g;
         }
-        if (join < 0) join = v, lo[v] = v; /* a new group, numbered by its first member for now */
+        if (join < 0) join = v; /* a new group, numbered by its first member for now */
         p->fuse_of[v] = join, size[join]++;
     }
     /* groups of two or more, numbered in order of their first members
-     * (lo[] becomes the new number); the rest dissolve */
+     * (num[first member]); the rest dissolve */
     p->n_fuse = 0;
     for (int32_t i = 0; ok && i < n; i++) {
         int32_t g = p->fuse_of[i];
@@ -386,8 +386,8 @@ static loom_status find_groups(loom_rewrites *p)
             p->fuse_of[i] = -1;
             continue;
         }
-        if (g == i) lo[i] = p->n_fuse++;
-        p->fuse_of[i] = lo[g];
+        if (g == i) num[i] = p->n_fuse++;
+        p->fuse_of[i] = num[g];
     }
     for (int32_t g = 0; ok && g <= p->n_fuse; g++) p->fuse_start[g] = 0;
     for (int32_t i = 0; ok && i < n; i++)
@@ -412,7 +412,7 @@ static loom_status find_groups(loom_rewrites *p)
     p->n_temps = 0;
     for (int32_t i = 0; ok && i < n; i++)
         if (p->fuse_of[i] >= 0 && reads[i] == mark[i]) p->temp[i] = true, p->n_temps++;
-    free(lo), free(size), free(stack), free(mark), free(reads), free(height);
+    free(num), free(size), free(stack), free(mark), free(reads), free(height);
     return ok ? LOOM_OK : LOOM_ERR_NOMEM;
 }
 
