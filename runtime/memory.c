@@ -195,9 +195,7 @@ static int term_inputs(const loom_plan *p, int32_t s)
     const loom_node *nd = loom_walk_node(p->walk, s);
     for (int k = 0; k < nd->n_in; k++) {
         int32_t t = loom_walk_in(p->walk, s, k);
-        const loom_node *tn = loom_walk_node(p->walk, t);
-        const loom_op_desc *d = loom_op(tn->op);
-        if (p->rw.into[t] == s && d->stacks && d->stacks(p->g, loom_at(t))) return tn->n_in;
+        if (loom_plan_stacking_term(p, s, t)) return loom_walk_node(p->walk, t)->n_in;
     }
     return 0;
 }
@@ -206,9 +204,7 @@ static int term_inputs(const loom_plan *p, int32_t s)
 static int32_t operand(const loom_plan *p, int32_t s, int k, int j)
 {
     int32_t t = loom_walk_in(p->walk, s, k);
-    const loom_node *tn = loom_walk_node(p->walk, t);
-    const loom_op_desc *d = loom_op(tn->op);
-    if (p->rw.into[t] != s || !d->stacks || !d->stacks(p->g, loom_at(t)) || j >= tn->n_in) return -1;
+    if (!loom_plan_stacking_term(p, s, t) || j >= loom_walk_node(p->walk, t)->n_in) return -1;
     return p->root[loom_walk_in(p->walk, t, j)];
 }
 

@@ -68,6 +68,14 @@ struct loom_plan {
     loom_error err;        /* first error since the last run began */
 };
 
+/* Whether node t is a term folded into sum s whose op stacks (Aᵀ·B, a row
+ * sum: terms over operands laid end to end run as one kernel). */
+static inline bool loom_plan_stacking_term(const loom_plan *p, int32_t s, int32_t t)
+{
+    const loom_op_desc *d = loom_op(loom_walk_node(p->walk, t)->op);
+    return p->rw.into[t] == s && d->stacks && d->stacks(p->g, loom_at(t));
+}
+
 /* Fills in_plan, rw, level, root, exec, level_start, wide, n_views, max_in. */
 loom_status loom_plan_schedule(loom_plan *p);
 /* Fills offset, the arena and the byte counts (needs the schedule). */

@@ -254,8 +254,7 @@ static bool find_pieces(loom_plan *p)
         for (int j = 0; j <= nd->n_in; j++) {
             int32_t x = j < nd->n_in ? loom_walk_in(p->walk, s, j) : -1;
             const loom_node *xn = x >= 0 ? loom_walk_node(p->walk, x) : NULL;
-            const loom_op_desc *d = xn ? loom_op(xn->op) : NULL;
-            bool term = x >= 0 && p->rw.into[x] == s && d->stacks && d->stacks(p->g, loom_at(x));
+            bool term = x >= 0 && loom_plan_stacking_term(p, s, x);
             if (term && !per) { /* terms per chunk, from the first term's rows */
                 loom_shape a = loom_tensor_shape(p->g, loom_at(loom_walk_in(p->walk, x, 0)));
                 int64_t rows = a.rank ? a.d[0] : 1;
@@ -278,8 +277,7 @@ static bool find_pieces(loom_plan *p)
                     else if (!add_piece(p, s, lo, hi, level, &cap)) return false;
                     for (int i = lo; i < hi; i++) {
                         int32_t t = loom_walk_in(p->walk, s, i);
-                        const loom_op_desc *td = loom_op(loom_walk_node(p->walk, t)->op);
-                        if (p->rw.into[t] == s && td->stacks && td->stacks(p->g, loom_at(t))) p->piece_of[t] = k;
+                        if (loom_plan_stacking_term(p, s, t)) p->piece_of[t] = k;
                     }
                 }
                 in_chunk = 0, level = 0;
