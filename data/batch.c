@@ -1,6 +1,8 @@
 /* Minibatches over one token stream (d2l's seq_data_iter_random and
- * seq_data_iter_sequential), and the synthetic long-range tasks. */
+ * seq_data_iter_sequential). */
 #include "loom/data.h"
+
+#include "data/read.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,33 +20,22 @@ struct loom_batches {
     int64_t stream_len;     /* sequential: tokens per parallel stream */
 };
 
-/* A counter-based generator: the epoch's draws depend only on (seed, epoch). */
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t *s, uint64_t n) { return (*s = mix(*s)) % n; }
-
 /* Lays out epoch e: its offset, and the order of its windows. */
 static void start_epoch(loom_batches *b, int64_t e)
 {
-    uint64_t s = b->seed * 0xD1B54A32D192ED03ull ^ mix((uint64_t)e + 1);
+    uint64_t s = b->seed * 0xD1B54A32D192ED03ull ^ loom_mix((uint64_t)e + 1);
     b->epoch = e, b->batch = 0;
     if (b->sampling == LOOM_SAMPLE_RANDOM) {
-        b->offset = (int64_t)below(&s, (uint64_t)b->T);
+        b->offset = (int64_t)loom_below(&s, (uint64_t)b->T);
         int64_t windows = (b->n - b->offset - 1) / b->T;
         for (int64_t i = 0; i < windows; i++) b->starts[i] = b->offset + i * b->T;
         for (int64_t i = windows - 1; i > 0; i--) { /* Fisher–Yates */
-            int64_t j = (int64_t)below(&s, (uint64_t)i + 1), t = b->starts[i];
+            int64_t j = (int64_t)loom_below(&s, (uint64_t)i + 1), t = b->starts[i];
             b->starts[i] = b->starts[j], b->starts[j] = t;
         }
         b->per_epoch = windows / b->B;
     } else {
-        b->offset = (int64_t)below(&s, (uint64_t)b->T + 1);
+        b->offset = (int64_t)loom_below(&s, (uint64_t)b->T + 1);
         b->stream_len = (b->n - b->offset - 1) / b->B;
         b->per_epoch = b->stream_len / b->T;
     }
@@ -102,40 +93,4 @@ void loom_batches_seek(loom_batches *b, int64_t epoch, int64_t batch)
 {
     start_epoch(b, epoch < 0 ? 0 : epoch);
     b->batch = batch < 0 ? 0 : batch > b->per_epoch ? b->per_epoch : batch;
-}
-
-/* ---- synthetic tasks ---- */
-
-static float unit(uint64_t *s) { return (float)((*s = mix(*s)) >> 40) * (1.0f / 16777216.0f); }
-
-void loom_task_adding(int T, int B, uint64_t seed, float *x, float *y)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-    memset(x, 0, (size_t)T * (size_t)B * 2 * sizeof *x);
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) x[((size_t)t * B + b) * 2] = unit(&s);
-        int half = T / 2 > 0 ? T / 2 : 1;
-        int i = (int)below(&s, (uint64_t)half), j = half + (int)below(&s, (uint64_t)(T - half > 0 ? T - half : 1));
-        if (j >= T) j = T - 1;
-        if (j == i) j = (i + 1) % T;
-        x[((size_t)i * B + b) * 2 + 1] = 1.0f;
-        x[((size_t)j * B + b) * 2 + 1] = 1.0f;
-        y[b] = x[((size_t)i * B + b) * 2] + x[((size_t)j * B + b) * 2];
-    }
-}
-
-void loom_task_copy(int T, int K, int A, int B, uint64_t seed, int32_t *x, int32_t *y)
-{
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 11;
-    int L = K + T + K;
-    memset(x, 0, (size_t)L * (size_t)B * sizeof *x);
-    memset(y, 0, (size_t)L * (size_t)B * sizeof *y);
-    for (int b = 0; b < B; b++) {
-        for (int k = 0; k < K; k++) {
-            int32_t sym = 1 + (int32_t)below(&s, (uint64_t)A);
-            x[(size_t)k * B + b] = sym;
-            y[(size_t)(K + T + k) * B + b] = sym;
-        }
-        x[(size_t)(K + T - 1) * B + b] = A + 1; /* the delimiter: now repeat */
-    }
 }

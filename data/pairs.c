@@ -13,7 +13,8 @@
 struct loom_pairs {
     loom_pairs_opts o;
     loom_text *text[2];  /* per side: every sentence, one per line (the vocabulary) */
-    int32_t *ids[2];     /* per side: n × num_steps ids, padded */
+    int steps[2];        /* per side: the padded length */
+    int32_t *ids[2];     /* per side: n × steps ids, padded */
     int32_t *len[2];     /* per side: valid lengths */
     int64_t n, n_train;
     int64_t *order;      /* pairs after the seeded shuffle: the first n_train train */
@@ -52,6 +53,7 @@ loom_pairs *loom_pairs_new(const loom_pairs_opts *o)
     if (!p) return NULL;
     p->o = o ? *o : (loom_pairs_opts){0};
     if (p->o.num_steps <= 0) p->o.num_steps = 10;
+    if (p->o.target_steps <= 0) p->o.target_steps = p->o.num_steps;
     if (p->o.min_freq <= 0) p->o.min_freq = 1;
     return p;
 }
@@ -103,10 +105,19 @@ static bool blank(const char *s, size_t n)
 /* One side's sentences (one per line of b) as padded ids and lengths. */
 static loom_status encode_side(loom_pairs *p, int side, const sbuf *b)
 {
-    loom_text_opts to = {.kind = LOOM_TOKENS_SPACE, .lower = true, .min_freq = p->o.min_freq, .specials = true};
-    int T = p->o.num_steps;
+    loom_text_opts to = {.kind = p->o.chars ? LOOM_TOKENS_CHAR : LOOM_TOKENS_SPACE, .lower = true,
+                         .min_freq = p->o.min_freq, .specials = true};
+    int T = p->steps[side];
     if (!(p->text[side] = loom_text_new(&to))) return LOOM_ERR_NOMEM;
-    loom_status st = loom_text_parse(p->text[side], b->s, b->n);
+    /* the vocabulary from the sentences; character tokens would count the
+     * newlines between them as a token, so they read them joined */
+    char *joined = p->o.chars ? malloc(b->n + 1) : NULL;
+    size_t nj = 0;
+    if (p->o.chars && !joined) return LOOM_ERR_NOMEM;
+    for (size_t i = 0; joined && i < b->n; i++)
+        if (b->s[i] != '\n') joined[nj++] = b->s[i];
+    loom_status st = joined ? loom_text_parse(p->text[side], joined, nj) : loom_text_parse(p->text[side], b->s, b->n);
+    free(joined);
     if (st) return pairs_err(p, st, "pairs: %s", loom_text_error(p->text[side]));
     const loom_vocab *v = loom_text_vocab(p->text[side]);
     p->ids[side] = malloc((size_t)p->n * (size_t)T * sizeof *p->ids[side] + 1);
@@ -131,6 +142,7 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
 {
     if (!p || (!utf8 && n)) return LOOM_ERR_ARG;
     clear(p);
+    p->steps[0] = p->o.num_steps, p->steps[1] = p->o.target_steps;
     sbuf side[2] = {{0}, {0}};
     char *norm = NULL;
     size_t norm_cap = 0;
@@ -163,7 +175,8 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
                 else norm = nn;
             }
             if (!st) {
-                size_t m = loom_d2l_preprocess(part[s], plen[s], norm, norm_cap);
+                size_t m = p->o.chars ? (memcpy(norm, part[s], plen[s]), plen[s])
+                                      : loom_d2l_preprocess(part[s], plen[s], norm, norm_cap);
                 if (!put(&side[s], norm, m)) st = LOOM_ERR_NOMEM;
             }
         }
@@ -182,13 +195,8 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
     /* a seeded shuffle (Fisher–Yates, splitmix64), then the held-out share */
     uint64_t z = p->o.seed;
     for (int64_t i = 0; i < p->n; i++) p->order[i] = i;
-    for (int64_t i = p->n - 1; i > 0; i--) {
-        z += 0x9E3779B97F4A7C15ull;
-        uint64_t r = z;
-        r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
-        r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
-        r ^= r >> 31;
-        int64_t j = (int64_t)(r % (uint64_t)(i + 1)), t = p->order[i];
+    for (int64_t i = p->o.keep_order ? 0 : p->n - 1; i > 0; i--) {
+        int64_t j = (int64_t)loom_below(&z, (uint64_t)(i + 1)), t = p->order[i];
         p->order[i] = p->order[j], p->order[j] = t;
     }
     double f = p->o.valid_frac < 0 ? 0 : p->o.valid_frac > 1 ? 1 : p->o.valid_frac;
@@ -209,7 +217,7 @@ loom_status loom_pairs_read(loom_pairs *p, const char *path)
 }
 
 int64_t loom_pairs_count(const loom_pairs *p, bool valid) { return !p ? 0 : valid ? p->n - p->n_train : p->n_train; }
-int loom_pairs_steps(const loom_pairs *p) { return p ? p->o.num_steps : 0; }
+int loom_pairs_steps(const loom_pairs *p, int side) { return p && (side == 0 || side == 1) ? p->steps[side] : 0; }
 const loom_vocab *loom_pairs_vocab(const loom_pairs *p, int side)
 {
     return p && (side == 0 || side == 1) ? loom_text_vocab(p->text[side]) : NULL;
@@ -224,9 +232,10 @@ bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, in
                     int32_t *tgt_len)
 {
     if (!p || i < 0 || i >= loom_pairs_count(p, valid)) return false;
-    int64_t k = p->order[valid ? p->n_train + i : i], T = p->o.num_steps;
+    int64_t k = p->order[valid ? p->n_train + i : i];
     int32_t *out[2] = {src, tgt}, *len[2] = {src_len, tgt_len};
     for (int s = 0; s < 2; s++) {
+        int64_t T = p->steps[s];
         if (out[s]) memcpy(out[s], p->ids[s] + k * T, (size_t)T * sizeof *out[s]);
         if (len[s]) *len[s] = p->len[s][k];
     }

@@ -356,3 +356,76 @@ Test(pairs, errors)
     cr_assert(strstr(loom_pairs_error(p), "UTF-8"), "%s", loom_pairs_error(p));
     loom_pairs_free(p);
 }
+
+/* Character pairs of the reversal task: keep_order holds the held-out share at the end. */
+Test(pairs, reversal_task_as_characters)
+{
+    char *text = loom_task_reverse_pairs(50, 3, 8, 5);
+    cr_assert(text);
+    loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.num_steps = 9, .target_steps = 10, .valid_frac = 0.2,
+                                                      .keep_order = true, .chars = true});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_OK, "%s", loom_pairs_error(p));
+    cr_assert_eq(loom_pairs_steps(p, 0), 9);
+    cr_assert_eq(loom_pairs_steps(p, 1), 10);
+    cr_assert_eq(loom_pairs_count(p, true), 10);
+    cr_assert_leq(loom_vocab_size(loom_pairs_vocab(p, 0)), 4 + 26);
+    const char *line = text;
+    for (int64_t i = 0; i < 50; i++) {
+        bool valid = i >= 40;
+        int32_t src[9], tgt[10], sl, tl;
+        cr_assert(loom_pairs_get(p, valid, valid ? i - 40 : i, src, &sl, tgt, &tl));
+        int len = (int)(strchr(line, '\t') - line);
+        cr_assert(len >= 3 && len <= 8);
+        cr_assert_eq(sl, len + 1, "the letters and <eos>");
+        cr_assert_eq(tl, len + 1);
+        cr_assert_eq(src[len], LOOM_EOS);
+        for (int k = 0; k < len; k++) {
+            cr_assert_eq(*pair_word(p, 0, src[k]), line[k], "pair %lld in order", (long long)i);
+            cr_assert_eq(tgt[k], loom_vocab_id(loom_pairs_vocab(p, 1), (char[2]){line[len - 1 - k], 0}));
+        }
+        for (int k = len + 1; k < 9; k++) cr_assert_eq(src[k], LOOM_PAD);
+        line = strchr(line, '\n') + 1;
+    }
+    loom_pairs_free(p);
+    free(text);
+    cr_assert_null(loom_task_reverse_pairs(3, 5, 4, 1), "min_len > max_len");
+}
+
+/* Every day of 1950..2049 follows the one before it (month lengths, leap
+ * years), with the right weekday; each format names the date; held-out
+ * dates never appear in the training part. */
+Test(pairs, date_task)
+{
+    char iso[32], prev[32] = "1949-12-31", s[64];
+    for (int d = 0; d < 36525; d++) {
+        loom_task_date_text(d, 8, iso, sizeof iso);
+        int y, m, day, py, pm, pd;
+        cr_assert_eq(sscanf(iso, "%d-%d-%d", &y, &m, &day), 3);
+        sscanf(prev, "%d-%d-%d", &py, &pm, &pd);
+        int mdays[] = {31, (py % 4 == 0 && (py % 100 || py % 400 == 0)) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        bool next = (y == py && m == pm && day == pd + 1) || (y == py && m == pm + 1 && day == 1 && pd == mdays[pm - 1]) ||
+                    (y == py + 1 && m == 1 && day == 1 && pm == 12 && pd == 31);
+        cr_assert(next, "%s follows %s", iso, prev);
+        strcpy(prev, iso);
+    }
+    cr_assert_str_eq(prev, "2049-12-31");
+    loom_task_date_text(28086, 1, s, sizeof s);
+    cr_assert_str_eq(s, "tuesday, november 24, 2026");
+    const char *want[] = {"24 nov 2026", NULL, "11/24/26", "24.11.2026", "november 24, 2026", "24 november 2026",
+                          "nov 24, 2026", "the 24th of november 2026", "2026-11-24", "24/11/2026", "tue 24 nov 2026",
+                          "november 24th, 2026", "24-nov-2026", "20261124", "tuesday 24 november 2026", "nov 24th 2026"};
+    for (int f = 0; f < LOOM_DATE_FORMATS; f++) {
+        if (!want[f]) continue;
+        loom_task_date_text(28086, f, s, sizeof s);
+        cr_assert_str_eq(s, want[f]);
+    }
+    char *train = loom_task_date_pairs(3000, false, 1), *held = loom_task_date_pairs(300, true, 2);
+    cr_assert(train && held);
+    for (const char *h = held; *h; h = strchr(h, '\n') + 1) {
+        const char *tab = strchr(h, '\t');
+        char key[16];
+        snprintf(key, sizeof key, "\t%.10s\n", tab + 1);
+        cr_assert_null(strstr(train, key), "held-out date %s is in the training part", key + 1);
+    }
+    free(train), free(held);
+}

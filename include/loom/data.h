@@ -108,8 +108,12 @@ void loom_batches_seek(loom_batches *b, int64_t epoch, int64_t batch);
 
 typedef struct {
     int num_steps;     /* every sentence cut or padded to this many tokens, <eos> included (default 10) */
-    int min_freq;      /* per side: rarer words map to <unk> (default 1) */
+    int target_steps;  /* the target side's length, when it differs (default num_steps) */
+    int min_freq;      /* per side: rarer tokens map to <unk> (default 1) */
     double valid_frac; /* the held-out share of the pairs, after a seeded shuffle (0: none) */
+    bool keep_order;   /* no shuffle: the held-out share is the last pairs of the text */
+    bool chars;        /* character tokens (one per code point, spaces too), lower case, and no
+                          other preprocessing: synthetic tasks, scripts written without spaces */
     uint64_t seed;
 } loom_pairs_opts;
 
@@ -131,18 +135,39 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n);
 const char *loom_pairs_error(const loom_pairs *p);
 /* Pairs in the training part (valid false) or the held-out part. */
 int64_t loom_pairs_count(const loom_pairs *p, bool valid);
-int loom_pairs_steps(const loom_pairs *p);
+/* The length every sentence of a side (0: source, 1: target) is cut or padded to. */
+int loom_pairs_steps(const loom_pairs *p, int side);
 /* Side 0: source, 1: target. */
 const loom_vocab *loom_pairs_vocab(const loom_pairs *p, int side);
 /* The bad lines (1-based numbers) and how many. */
 int64_t loom_pairs_bad_lines(const loom_pairs *p, const int64_t **lines);
-/* Pair i of a part: num_steps ids per side and their valid lengths (any
+/* Pair i of a part: loom_pairs_steps ids per side and their valid lengths (any
  * output may be NULL); false when i is out of range. */
 bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, int32_t *src_len, int32_t *tgt,
                     int32_t *tgt_len);
 /* d2l's preprocessing of n bytes into out (NUL-terminated, truncated to
  * size), before lower-casing and splitting; returns the full length. */
 size_t loom_d2l_preprocess(const char *utf8, size_t n, char *out, size_t size);
+
+/* ---- synthetic parallel text (no file), as loom_pairs_parse takes it ---- */
+
+/* Sequence reversal: n lines of min_len..max_len random letters a–z (the
+ * length uniform), TAB, the same letters reversed. Read with `chars`.
+ * NUL-terminated and malloc'd; NULL when out of memory or lengths < 1. */
+char *loom_task_reverse_pairs(int64_t n, int min_len, int max_len, uint64_t seed);
+/* Date normalisation: n lines of a random date of 1950-01-01 ..
+ * 2049-12-31 written as people write dates ("24 nov 2026", "tuesday,
+ * november 24, 2026", "11/24/26", "24.11.2026", "the 24th of november
+ * 2026", ... LOOM_DATE_FORMATS of them), TAB, the date in ISO 8601
+ * ("2026-11-24"). One date in ten (fixed by the date, not the seed) is
+ * held out: `held_out` draws only those, else only the others, so the
+ * held-out dates are never seen in training in any format. Read with
+ * `chars`. NULL when out of memory. */
+#define LOOM_DATE_FORMATS 16
+char *loom_task_date_pairs(int64_t n, bool held_out, uint64_t seed);
+/* Date d (days since 1950-01-01, in [0, 36524]) in format f: the line's
+ * source side, into out (NUL-terminated); returns its length. */
+int loom_task_date_text(int d, int f, char *out, size_t size);
 
 /* ---- synthetic long-range tasks (no file) ---- */
 

@@ -1,0 +1,157 @@
+/* Synthetic tasks, generated from a seed with no file: the long-range
+ * tasks (adding, copy) and the parallel texts of sequence reversal and date
+ * normalisation. */
+#include "loom/data.h"
+
+#include "data/read.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- long-range tasks ---- */
+
+static float unit(uint64_t *s) { return (float)((*s = loom_mix(*s)) >> 40) * (1.0f / 16777216.0f); }
+
+void loom_task_adding(int T, int B, uint64_t seed, float *x, float *y)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
+    memset(x, 0, (size_t)T * (size_t)B * 2 * sizeof *x);
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) x[((size_t)t * B + b) * 2] = unit(&s);
+        int half = T / 2 > 0 ? T / 2 : 1;
+        int i = (int)loom_below(&s, (uint64_t)half), j = half + (int)loom_below(&s, (uint64_t)(T - half > 0 ? T - half : 1));
+        if (j >= T) j = T - 1;
+        if (j == i) j = (i + 1) % T;
+        x[((size_t)i * B + b) * 2 + 1] = 1.0f;
+        x[((size_t)j * B + b) * 2 + 1] = 1.0f;
+        y[b] = x[((size_t)i * B + b) * 2] + x[((size_t)j * B + b) * 2];
+    }
+}
+
+void loom_task_copy(int T, int K, int A, int B, uint64_t seed, int32_t *x, int32_t *y)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 11;
+    int L = K + T + K;
+    memset(x, 0, (size_t)L * (size_t)B * sizeof *x);
+    memset(y, 0, (size_t)L * (size_t)B * sizeof *y);
+    for (int b = 0; b < B; b++) {
+        for (int k = 0; k < K; k++) {
+            int32_t sym = 1 + (int32_t)loom_below(&s, (uint64_t)A);
+            x[(size_t)k * B + b] = sym;
+            y[(size_t)(K + T + k) * B + b] = sym;
+        }
+        x[(size_t)(K + T - 1) * B + b] = A + 1; /* the delimiter: now repeat */
+    }
+}
+
+/* ---- parallel text ---- */
+
+/* A growing NUL-terminated string. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} text_buf;
+
+static bool append(text_buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = 2 * b->cap + n + 4096;
+        char *ns = realloc(b->s, cap);
+        if (!ns) return false;
+        b->s = ns, b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->s[b->n += n] = 0;
+    return true;
+}
+
+char *loom_task_reverse_pairs(int64_t n, int min_len, int max_len, uint64_t seed)
+{
+    if (min_len < 1 || max_len < min_len || n < 0) return NULL;
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 13;
+    text_buf b = {0};
+    char *line = malloc(2 * (size_t)max_len + 2);
+    bool ok = line && append(&b, "", 0);
+    for (int64_t i = 0; ok && i < n; i++) {
+        int len = min_len + (int)loom_below(&s, (uint64_t)(max_len - min_len + 1));
+        for (int k = 0; k < len; k++) line[k] = line[2 * len - k] = (char)('a' + loom_below(&s, 26));
+        line[len] = '\t', line[2 * len + 1] = '\n';
+        ok = append(&b, line, 2 * (size_t)len + 2);
+    }
+    free(line);
+    if (!ok) free(b.s);
+    return ok ? b.s : NULL;
+}
+
+static const char *const month[12] = {"january", "february", "march",     "april",   "may",      "june",
+                                      "july",    "august",   "september", "october", "november", "december"};
+static const char *const weekday[7] = {"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
+
+/* Day d after 1950-01-01 (a Sunday) as a civil date (Hinnant's
+ * days-to-civil, shifted to 1950). */
+static void civil(int d, int *y, int *m, int *day)
+{
+    int z = d - 7305 + 719468; /* days from 0000-03-01 (1950-01-01 is 7305 days before 1970) */
+    int era = z / 146097, doe = z - era * 146097;
+    int yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static const char *ordinal(int day)
+{
+    return day % 10 == 1 && day != 11 ? "st" : day % 10 == 2 && day != 12 ? "nd" : day % 10 == 3 && day != 13 ? "rd" : "th";
+}
+
+int loom_task_date_text(int d, int f, char *out, size_t size)
+{
+    int y, m, day;
+    civil(d, &y, &m, &day);
+    const char *mon = month[m - 1], *wd = weekday[d % 7];
+    switch (f) {
+    case 0: return snprintf(out, size, "%d %.3s %d", day, mon, y);
+    case 1: return snprintf(out, size, "%s, %s %d, %d", wd, mon, day, y);
+    case 2: return snprintf(out, size, "%d/%d/%02d", m, day, y % 100);
+    case 3: return snprintf(out, size, "%02d.%02d.%d", day, m, y);
+    case 4: return snprintf(out, size, "%s %d, %d", mon, day, y);
+    case 5: return snprintf(out, size, "%d %s %d", day, mon, y);
+    case 6: return snprintf(out, size, "%.3s %d, %d", mon, day, y);
+    case 7: return snprintf(out, size, "the %d%s of %s %d", day, ordinal(day), mon, y);
+    case 8: return snprintf(out, size, "%d-%02d-%02d", y, m, day);
+    case 9: return snprintf(out, size, "%02d/%02d/%d", day, m, y);
+    case 10: return snprintf(out, size, "%.3s %d %.3s %d", wd, day, mon, y);
+    case 11: return snprintf(out, size, "%s %d%s, %d", mon, day, ordinal(day), y);
+    case 12: return snprintf(out, size, "%02d-%.3s-%d", day, mon, y);
+    case 13: return snprintf(out, size, "%d%02d%02d", y, m, day);
+    case 14: return snprintf(out, size, "%s %d %s %d", wd, day, mon, y);
+    default: return snprintf(out, size, "%.3s %d%s %d", mon, day, ordinal(day), y);
+    }
+}
+
+enum { DAYS = 36525 }; /* 1950-01-01 .. 2049-12-31 */
+
+/* One date in ten is held out, by the date alone. */
+static bool date_held_out(int d) { return loom_mix((uint64_t)d * 0x2545F4914F6CDD1Dull) % 10 == 0; }
+
+char *loom_task_date_pairs(int64_t n, bool held_out, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 17;
+    text_buf b = {0};
+    bool ok = n >= 0 && append(&b, "", 0);
+    for (int64_t i = 0; ok && i < n; i++) {
+        int d;
+        do d = (int)loom_below(&s, DAYS);
+        while (date_held_out(d) != held_out);
+        char line[96];
+        int k = loom_task_date_text(d, (int)loom_below(&s, LOOM_DATE_FORMATS), line, 64);
+        line[k++] = '\t';
+        k += loom_task_date_text(d, 8, line + k, sizeof line - (size_t)k);
+        line[k++] = '\n';
+        ok = append(&b, line, (size_t)k);
+    }
+    if (!ok) free(b.s);
+    return ok ? b.s : NULL;
+}
