@@ -18,17 +18,28 @@ loom_tensor loom_embedding(loom_graph *g, const char *name, loom_tensor ids, int
     return loom_gather(g, w, ids);
 }
 
+loom_dense loom_dense_new(loom_graph *g, const char *name, int in, int out, bool bias)
+{
+    float a = 1.0f / sqrtf((float)(in > 0 ? in : 1)); /* PyTorch: kaiming_uniform(a=√5) for the weight, U(±1/√in) for the bias */
+    char nm[160];
+    loom_dense d = {loom_param_init(g, joined(nm, sizeof nm, name, "weight"), loom_shape2(out, in), LOOM_INIT_UNIFORM, a),
+                    LOOM_INVALID};
+    if (bias) d.bias = loom_param_init(g, joined(nm, sizeof nm, name, "bias"), loom_shape1(out), LOOM_INIT_UNIFORM, a);
+    return d;
+}
+
+loom_tensor loom_dense_apply(loom_graph *g, loom_dense d, loom_tensor x)
+{
+    loom_tensor y = loom_matmul(g, x, d.weight, false, true);
+    return loom_valid(d.bias) ? loom_add(g, y, d.bias) : y;
+}
+
 loom_tensor loom_linear(loom_graph *g, const char *name, loom_tensor x, int out_features)
 {
     if (loom_graph_failed(g)) return LOOM_INVALID;
     loom_shape s = loom_tensor_shape(g, x);
     if (!loom_graph_has(g, x) || s.rank < 1) return loom_graph_fail(g, LOOM_ERR_ARG, "linear: no input");
-    int in = s.d[s.rank - 1];
-    float a = 1.0f / sqrtf((float)in); /* PyTorch: kaiming_uniform(a=√5) for the weight, U(±1/√in) for the bias */
-    char nm[160];
-    loom_tensor w = loom_param_init(g, joined(nm, sizeof nm, name, "weight"), loom_shape2(out_features, in), LOOM_INIT_UNIFORM, a);
-    loom_tensor b = loom_param_init(g, joined(nm, sizeof nm, name, "bias"), loom_shape1(out_features), LOOM_INIT_UNIFORM, a);
-    return loom_add(g, loom_matmul(g, x, w, false, true), b);
+    return loom_dense_apply(g, loom_dense_new(g, name, s.d[s.rank - 1], out_features, true), x);
 }
 
 loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target)

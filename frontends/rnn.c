@@ -303,3 +303,45 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
     free(u.cut), free(u.in_t), free(u.out_t), free(u.finals);
     return loom_graph_failed(g) ? invalid_out() : out;
 }
+
+loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor x, loom_tensor (*state)[LOOM_RNN_MAX_LAYERS])
+{
+    if (loom_graph_failed(g)) return LOOM_INVALID;
+    unroll u = {.rnn = rnn, .cell = rnn->o.cell};
+    u.cn = u.cell && u.cell->name ? u.cell->name : "cell";
+    if (!u.cell || rnn->dirs != 1)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "rnn step: needs an initialised stack of one direction");
+    const loom_rnn_opts *o = &rnn->o;
+    loom_shape xs = loom_tensor_shape(g, x);
+    char buf[160];
+    if (!loom_graph_has(g, x) || xs.rank != 2 || xs.d[1] != o->input_size || loom_tensor_dtype(g, x) != LOOM_F32)
+        return loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s step: input %s must be f32 of shape (B, %d)", u.cn,
+                               loom_tensor_str(g, x, buf, sizeof buf), o->input_size);
+    u.cell_label = loom_graph_label(g, u.cn);
+    u.B = xs.d[0], u.H = o->hidden_size, u.D = 1, u.L = o->layers, u.S = u.cell->n_states, u.T = t + 1;
+    for (int s = 0; s < u.S; s++)
+        for (int l = 0; l < u.L; l++)
+            if (!loom_graph_has(g, state[s][l]) || !loom_shape_eq(loom_tensor_shape(g, state[s][l]), loom_shape2(u.B, u.H)))
+                return loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s step: state %d of layer %d %s must have shape (%d,%d)",
+                                       u.cn, s, l, loom_tensor_str(g, state[s][l], buf, sizeof buf), u.B, u.H);
+    loom_tags saved = loom_graph_tags(g);
+    loom_tensor in = x, y = LOOM_INVALID;
+    for (int l = 0; l < u.L; l++) {
+        loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
+        for (int s = 0; s < u.S; s++) st[s] = state[s][l], next[s] = LOOM_INVALID;
+        loom_graph_set_tags(g, tags(&u, t, (int16_t)l, 0));
+        char where[160];
+        snprintf(where, sizeof where, "cell %s, step %d, layer %d", u.cn, t + 1, l);
+        loom_graph_set_context(g, where);
+        y = u.cell->step(g, u.cell, rnn->param[l][0], in, st, next);
+        loom_graph_set_context(g, NULL);
+        if (!check_step(g, &u, y, next)) break;
+        for (int s = 0; s < u.S; s++) {
+            state[s][l] = next[s];
+            mark_state(g, next[s], t, s);
+        }
+        in = l < u.L - 1 && o->dropout > 0.0f ? loom_dropout(g, y, o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t) : y;
+    }
+    loom_graph_set_tags(g, saved);
+    return loom_graph_failed(g) ? LOOM_INVALID : y;
+}

@@ -1,5 +1,5 @@
 /* Indexing and random ops: gather (embedding lookup), scatter_add (its
- * adjoint), one_hot, dropout. Indices are i32 and checked at run time. */
+ * adjoint), one_hot, argmax, dropout. Indices are i32 and checked at run time. */
 #include "ops/op.h"
 
 static bool need_index(loom_graph *g, const char *op, loom_tensor idx)
@@ -151,6 +151,42 @@ const loom_op_desc loom_desc_one_hot = {
     .name = "one_hot", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
     .shape = shape_one_hot, .forward = one_hot_forward, .grad = no_grad};
 
+/* ---- argmax over the last axis: i32, the first largest element (a NaN
+ * counts as largest, as torch.argmax); flat almost everywhere, so no
+ * gradient ---- */
+
+static bool shape_argmax(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a, loom_shape *out,
+                         loom_dtype *dt)
+{
+    (void)n, (void)a;
+    loom_shape s = loom_tensor_shape(g, in[0]);
+    if (loom_tensor_dtype(g, in[0]) != LOOM_F32 || s.rank < 1)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: input %s must be f32 of rank >= 1", op, TSTR(g, in[0])));
+    s.d[--s.rank] = 0;
+    *out = s;
+    *dt = LOOM_I32;
+    return true;
+}
+
+static loom_status argmax_forward(const loom_kargs *k)
+{
+    loom_shape s = k->in_node[0]->shape;
+    int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c;
+    int32_t *o = (int32_t *)(void *)k->out;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = k->in[0] + r * c;
+        int64_t best = 0;
+        for (int64_t j = 1; j < c && x[best] == x[best]; j++)
+            if (x[j] > x[best] || x[j] != x[j]) best = j;
+        o[r] = (int32_t)best;
+    }
+    return LOOM_OK;
+}
+
+const loom_op_desc loom_desc_argmax = {
+    .name = "argmax", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
+    .shape = shape_argmax, .forward = argmax_forward, .grad = no_grad};
+
 /* ---- dropout: attrs f[0] = p, u = seed. Not pure: two dropouts are two masks. ---- */
 
 static bool shape_dropout(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
@@ -247,6 +283,12 @@ loom_tensor loom_one_hot(loom_graph *g, loom_tensor idx, int depth)
     loom_attrs at = loom_attrs_zero();
     at.i[0] = depth;
     return loom_op_build(g, OP_ONE_HOT, &idx, 1, &at);
+}
+
+loom_tensor loom_argmax(loom_graph *g, loom_tensor x)
+{
+    loom_attrs at = loom_attrs_zero();
+    return loom_op_build(g, OP_ARGMAX, &x, 1, &at);
 }
 
 loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float p, uint64_t seed)

@@ -491,6 +491,31 @@ Test(index, gather_scatter_one_hot)
     loom_graph_free(g);
 }
 
+/* argmax: the first of equal maxima, a NaN wins, a gradient through a
+ * gather of its indices reaches the table only. */
+Test(index, argmax)
+{
+    loom_graph *g = loom_graph_new();
+    tin x = in_vals(g, "x", loom_shape3(2, 2, 3), (float[]){1, 3, 3, -1, -2, -3, 0, NAN, 5, 7, 7, 7});
+    loom_tensor a = loom_argmax(g, x.t);
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, a), loom_shape2(2, 2)));
+    cr_assert_eq(loom_tensor_dtype(g, a), LOOM_I32);
+    loom_plan *p = loom_plan_new(g, &a, 1, NULL);
+    cr_assert(p);
+    loom_bind(p, x.t, x.d);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    const int32_t *v = (const int32_t *)(const void *)loom_plan_output(p, a);
+    cr_assert(v[0] == 1 && v[1] == 0 && v[2] == 1 && v[3] == 0, "%d %d %d %d", v[0], v[1], v[2], v[3]);
+    loom_plan_free(p);
+    tin table = in_rand(g, "emb", loom_shape2(3, 2), -1, 1);
+    tin z = in_rand(g, "z", loom_shape2(4, 3), -1, 1);
+    check_grads(g, loom_gather(g, table.t, loom_argmax(g, z.t)), (loom_binding[]){table.b, z.b}, 2, NULL, 0);
+    cr_assert(!loom_valid(loom_argmax(g, loom_input_i32(g, "ints", loom_shape2(2, 3)))));
+    cr_assert(strstr(loom_graph_error(g), "argmax"), "%s", loom_graph_error(g));
+    free(x.d), free(table.d), free(z.d);
+    loom_graph_free(g);
+}
+
 Test(index, dropout_statistics_eval_and_gradient)
 {
     loom_graph *g = loom_graph_new();

@@ -22,6 +22,15 @@ loom_tensor loom_embedding(loom_graph *g, const char *name, loom_tensor ids, int
 /* torch.nn.Linear(in, out): "<name>.weight" (out, in) and "<name>.bias" (out)
  * ~ U(−1/√in, 1/√in); x (..., in) → x Wᵀ + b (..., out). */
 loom_tensor loom_linear(loom_graph *g, const char *name, loom_tensor x, int out_features);
+/* torch.nn.Linear's parameters made once, to apply in many places (each
+ * step of a decoder): "<name>.weight" (out, in), and "<name>.bias" (out)
+ * unless bias is false (Linear(bias=False)); loom_linear is one of each. */
+typedef struct {
+    loom_tensor weight, bias; /* bias LOOM_INVALID: none */
+} loom_dense;
+loom_dense loom_dense_new(loom_graph *g, const char *name, int in_features, int out_features, bool bias);
+/* x (..., in) → x Wᵀ + b (..., out). */
+loom_tensor loom_dense_apply(loom_graph *g, loom_dense d, loom_tensor x);
 /* Mean squared error over every element (torch.nn.MSELoss). */
 loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target);
 

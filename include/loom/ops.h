@@ -104,6 +104,9 @@ loom_tensor loom_gather(loom_graph *g, loom_tensor table, loom_tensor idx);
 loom_tensor loom_scatter_add(loom_graph *g, loom_tensor src, loom_tensor idx, int rows);
 /* f32 one-hot of i32 indices: out = idx.shape + (depth). */
 loom_tensor loom_one_hot(loom_graph *g, loom_tensor idx, int depth);
+/* i32 index of the largest element along the last axis (the first of
+ * equals): x's shape less the last axis. Its gradient is zero. */
+loom_tensor loom_argmax(loom_graph *g, loom_tensor x);
 /* Valid-step mask of variable-length sequences: lengths i32 (B) → f32 (T, B),
  * mask[t, b] = 1 if t < lengths[b] else 0. Lengths must be in [1, T] (checked
  * at run time). */

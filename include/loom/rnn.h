@@ -113,6 +113,13 @@ typedef struct {
  * graph's error is set and the handles are invalid. */
 loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, const loom_rnn_args *args);
 
+/* One time step t of a one-direction stack, for decoders that feed what a
+ * step made into the next one (attention, sampled tokens): x (B, input);
+ * state[s][l] (B, H), cell state s of layer l, is replaced by the new
+ * state. Returns the top layer's output (B, H). Nodes are tagged with step
+ * t; dropout between layers as loom_rnn_apply's. */
+loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor x, loom_tensor (*state)[LOOM_RNN_MAX_LAYERS]);
+
 /* Full name of parameter `i` of (layer, dir), as in the state_dict. */
 const char *loom_rnn_param_name(const loom_rnn *rnn, int layer, int dir, int i, char *buf, size_t n);
 

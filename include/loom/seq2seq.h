@@ -1,0 +1,99 @@
+/* loom/seq2seq.h — encoder–decoder models for any cell: the training graph
+ * (teacher forcing, optionally scheduled sampling, masked loss) and the
+ * graph that decodes step by step.
+ *
+ * The encoder embeds the source and runs a recurrent stack over it (any
+ * cell, layers, dropout between layers, one or two directions) with the
+ * sources' valid lengths. The decoder starts from the encoder's final
+ * states (a bidirectional encoder's two directions joined by a linear layer
+ * and tanh, per state: "bridge.<s>"), and at step t reads the embedding of
+ * the previous target token joined with a context vector:
+ *   no attention: the encoder's top-layer final state, the same every step
+ *                 (d2l's Seq2SeqDecoder);
+ *   additive:     Bahdanau: score_j = w_vᵀ tanh(W_q q + W_k k_j);
+ *   dot:          scaled dot product of q with the projected keys,
+ *                 score_j = qᵀ W_k k_j / √H (Luong's "general" score);
+ * where q is the decoder's top-layer state before the step (d2l's
+ * Seq2SeqAttentionDecoder) and k_j the encoder's outputs; the weights are a
+ * softmax over the source positions, padding masked out (weight exactly 0),
+ * and the context is Σ_j weight_j k_j. The top layer's output goes through
+ * a linear layer to the target vocabulary.
+ *
+ * Parameter names are those of a PyTorch module of this shape:
+ * encoder.embedding.weight, encoder.rnn.weight_ih_l0, …, bridge.0.weight,
+ * decoder.embedding.weight, decoder.attention.W_q.weight,
+ * decoder.attention.W_k.weight, decoder.attention.w_v.weight,
+ * decoder.rnn.weight_ih_l0, …, decoder.dense.weight, decoder.dense.bias.
+ */
+#ifndef LOOM_SEQ2SEQ_H
+#define LOOM_SEQ2SEQ_H
+
+#include "loom/layers.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LOOM_ATTN_NONE = 0, LOOM_ATTN_ADDITIVE, LOOM_ATTN_DOT } loom_attention;
+
+typedef struct {
+    const loom_cell_def *cell;
+    int src_vocab, tgt_vocab;
+    int embed, hidden, layers;  /* the same on both sides (layers default 1) */
+    bool bidirectional;         /* the encoder */
+    float dropout;              /* between recurrent layers, training plans only */
+    loom_attention attention;
+    int src_steps, tgt_steps;   /* padded lengths */
+    int batch;                  /* sentences */
+    /* Scheduled sampling: the training graph takes an input `gold`, and
+     * step t > 0 reads the gold token where gold[t, b] is 1 and the
+     * model's own previous choice (argmax) where it is 0. */
+    bool sampled;
+    uint64_t seed;              /* dropout */
+} loom_seq2seq_opts;
+
+#define LOOM_SEQ2SEQ_MAX_STEPS 1024
+
+typedef struct {
+    loom_seq2seq_opts o;
+    loom_rnn enc, dec;
+    int S, K;                   /* cell states; width of the encoder's outputs (dirs · hidden) */
+    /* parameters other than the stacks' */
+    loom_tensor src_table, tgt_table;
+    loom_dense bridge[LOOM_CELL_MAX_STATES], W_q, W_k, w_v, dense;
+
+    /* ---- the training graph (loom_seq2seq_build) ---- */
+    loom_tensor src, src_len;   /* i32 (Ts, B), (B): tokens, valid lengths (1..Ts) */
+    loom_tensor dec_in;         /* i32 (Tt, B): <bos> then the target shifted right (teacher forcing) */
+    loom_tensor tgt, tgt_len;   /* i32 (Tt, B), (B) */
+    loom_tensor gold;           /* f32 (Tt, B), `sampled` only */
+    loom_tensor logits;         /* (Tt, B, tgt_vocab) */
+    loom_tensor attention;      /* (Tt, B, Ts): each step's weights (attention only) */
+    loom_tensor loss;           /* mean cross-entropy over the valid target positions */
+
+    /* ---- the decoding graph (loom_seq2seq_build_decoder) ---- */
+    /* the encoder over `batch` sentences (src, src_len as above): */
+    loom_tensor memory;         /* (B, Ts, K) the encoder's outputs */
+    loom_tensor keys;           /* (B, Ts, ·) memory projected for the attention's score */
+    loom_tensor init[LOOM_CELL_MAX_STATES]; /* (layers, B, H) the decoder's first states */
+    loom_tensor context;        /* (B, H) no attention: the fixed context */
+    /* one decoder step over `rows` rows (a row: a sentence's hypothesis): */
+    loom_tensor prev;           /* i32 (R) the token each row read last */
+    loom_tensor state_in[LOOM_CELL_MAX_STATES]; /* (layers, R, H) */
+    loom_tensor memory_in, keys_in, context_in; /* each row's sentence's memory, keys, context */
+    loom_tensor len_in;         /* i32 (R) each row's source length */
+    loom_tensor log_probs;      /* (R, tgt_vocab) of the next token */
+    loom_tensor state_out[LOOM_CELL_MAX_STATES]; /* (layers, R, H) */
+    loom_tensor step_attention; /* (R, Ts) */
+} loom_seq2seq;
+
+/* Builds the training graph into g (errors go to the graph). */
+loom_status loom_seq2seq_build(loom_graph *g, loom_seq2seq *m, const loom_seq2seq_opts *opts);
+/* Builds the encoder over opts->batch sentences and one decoder step over
+ * `rows` rows into g (tgt_steps and sampled are not used). */
+loom_status loom_seq2seq_build_decoder(loom_graph *g, loom_seq2seq *m, const loom_seq2seq_opts *opts, int rows);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,275 @@
+/* Encoder–decoder models: one decoder step at a time equals the unrolled
+ * stack, gradient checks of every attention form, masked loss and attention
+ * masking, and the decoding graph computing what the training graph does. */
+#include "helpers.h"
+
+#include "examples/mgu_cell.h"
+
+enum { TS = 4, TT = 3, B = 2, V_SRC = 6, V_TGT = 5 };
+
+/* Source and target batches with padding: lengths (4, 2) and (3, 1). */
+static int32_t src[TS * B] = {4, 5, 5, 3, 3, 1, 1, 1};
+static int32_t src_len[B] = {4, 2};
+static int32_t tgt[TT * B] = {4, 3, 0, 1, 3, 1};
+static int32_t tgt_len[B] = {3, 1};
+static int32_t dec_in[TT * B] = {2, 2, 4, 3, 0, 1};
+static float gold[TT * B] = {1, 1, 0, 1, 1, 0};
+
+static loom_seq2seq_opts opts(const loom_cell_def *cell, loom_attention a, bool bi, int layers)
+{
+    return (loom_seq2seq_opts){.cell = cell, .src_vocab = V_SRC, .tgt_vocab = V_TGT, .embed = 3, .hidden = 4,
+                               .layers = layers, .bidirectional = bi, .attention = a, .src_steps = TS,
+                               .tgt_steps = TT, .batch = B, .seed = 3};
+}
+
+static int bind_inputs(const loom_seq2seq *m, loom_binding *b)
+{
+    int n = 0;
+    b[n++] = (loom_binding){m->src, src};
+    b[n++] = (loom_binding){m->src_len, src_len};
+    b[n++] = (loom_binding){m->dec_in, dec_in};
+    b[n++] = (loom_binding){m->tgt, tgt};
+    b[n++] = (loom_binding){m->tgt_len, tgt_len};
+    if (m->o.sampled) b[n++] = (loom_binding){m->gold, gold};
+    return n;
+}
+
+/* The loss's gradient with respect to every parameter, by central differences. */
+static void gradcheck_model(loom_seq2seq_opts o)
+{
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *s = loom_store_new(g);
+    cr_assert_eq(loom_store_status(s), LOOM_OK, "%s", loom_store_error(s));
+    loom_store_init(s, 11);
+    int np = loom_store_bindings(s, NULL, 0);
+    loom_binding *b = malloc((size_t)(np + 8) * sizeof *b);
+    loom_store_bindings(s, b, np);
+    int nf = bind_inputs(&m, b + np);
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, m.loss, b, np, b + np, nf, &(loom_gradcheck_opts){.max_checks = 12}, &r), LOOM_OK,
+                 "%s", loom_graph_error(g));
+    cr_assert_gt(r.checked, 12 * 5);
+    cr_assert(r.passed, "%s, attention %d: %s[%lld] analytic %g numeric %g", o.cell->name, o.attention,
+              loom_tensor_name(g, b[r.worst_tensor].t), (long long)r.worst_index, r.worst_analytic, r.worst_numeric);
+    free(b);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
+
+Test(seq2seq, gradcheck_plain) { gradcheck_model(opts(&loom_cell_gru, LOOM_ATTN_NONE, false, 2)); }
+Test(seq2seq, gradcheck_additive_attention) { gradcheck_model(opts(&loom_cell_lstm, LOOM_ATTN_ADDITIVE, false, 1)); }
+Test(seq2seq, gradcheck_dot_attention) { gradcheck_model(opts(&loom_cell_gru, LOOM_ATTN_DOT, false, 2)); }
+Test(seq2seq, gradcheck_bidirectional_bridge) { gradcheck_model(opts(&loom_cell_lstm, LOOM_ATTN_DOT, true, 2)); }
+Test(seq2seq, gradcheck_user_cell_bidirectional) { gradcheck_model(opts(&mgu_cell, LOOM_ATTN_ADDITIVE, true, 1)); }
+Test(seq2seq, gradcheck_scheduled_sampling)
+{
+    loom_seq2seq_opts o = opts(&loom_cell_rnn_tanh, LOOM_ATTN_ADDITIVE, false, 1);
+    o.sampled = true;
+    gradcheck_model(o);
+}
+
+/* Runs the training graph's loss and attention with the given inputs. */
+static void run_loss(const loom_seq2seq_opts *o, const int32_t *s, const int32_t *d, const int32_t *t, float *loss,
+                     float *attention)
+{
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    cr_assert_eq(loom_seq2seq_build(g, &m, o), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 5);
+    loom_tensor outs[2] = {m.loss, m.attention};
+    loom_plan *p = loom_plan_new(g, outs, attention ? 2 : 1, &(loom_plan_opts){.eval = true});
+    cr_assert(p, "%s", loom_graph_error(g));
+    loom_store_bind(st, p);
+    loom_bind(p, m.src, (void *)s), loom_bind(p, m.src_len, src_len), loom_bind(p, m.dec_in, (void *)d);
+    loom_bind(p, m.tgt, (void *)t), loom_bind(p, m.tgt_len, tgt_len);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    *loss = loom_plan_output(p, m.loss)[0];
+    if (attention) memcpy(attention, loom_plan_output(p, m.attention), sizeof(float) * TT * B * TS);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* Whatever stands in the padding (source or target) changes nothing, and
+ * padded source positions get attention weight 0. */
+Test(seq2seq, padding_changes_nothing)
+{
+    for (int a = LOOM_ATTN_NONE; a <= LOOM_ATTN_DOT; a++)
+        for (int bi = 0; bi < 2; bi++) {
+            loom_seq2seq_opts o = opts(&loom_cell_lstm, a, bi, 2);
+            float l0, l1, w[TT * B * TS];
+            run_loss(&o, src, dec_in, tgt, &l0, a ? w : NULL);
+            int32_t s2[TS * B], d2[TT * B], t2[TT * B];
+            memcpy(s2, src, sizeof s2), memcpy(d2, dec_in, sizeof d2), memcpy(t2, tgt, sizeof t2);
+            for (int t = 0; t < TS; t++)
+                if (t >= src_len[1]) s2[t * B + 1] = (t * 7) % V_SRC;
+            for (int t = 0; t < TT; t++)
+                if (t >= tgt_len[1]) t2[t * B + 1] = (t * 3) % V_TGT, d2[t * B + 1] = (t + 2) % V_TGT;
+            d2[0 * B + 1] = 2; /* step 0 of a sentence reads <bos>: valid */
+            run_loss(&o, s2, d2, t2, &l1, NULL);
+            cr_assert(isfinite(l0) && l0 > 0);
+            cr_assert_eq(l0, l1, "attention %d bidirectional %d: %.9g vs %.9g", a, bi, l0, l1);
+            for (int t = 0; a && t < TT; t++)
+                for (int b = 0; b < B; b++) {
+                    double sum = 0;
+                    for (int j = 0; j < TS; j++) {
+                        float x = w[(t * B + b) * TS + j];
+                        if (j >= src_len[b]) cr_assert_eq(x, 0.0f, "padded position %d of sentence %d weighs %g", j, b, x);
+                        else cr_assert_gt(x, 0.0f);
+                        sum += x;
+                    }
+                    cr_assert_float_eq(sum, 1.0, 1e-5);
+                }
+        }
+}
+
+/* The masked loss is the mean over valid target positions: with the
+ * second sentence's two padded positions, it is (l₀ + l₁ + l₂ + l'₀) / 4. */
+Test(seq2seq, loss_is_the_mean_over_valid_positions)
+{
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    loom_seq2seq_opts o = opts(&loom_cell_gru, LOOM_ATTN_DOT, false, 1);
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 2);
+    loom_tensor outs[2] = {m.loss, m.logits};
+    loom_plan *p = loom_plan_new(g, outs, 2, NULL);
+    loom_store_bind(st, p);
+    loom_binding b[8];
+    int n = bind_inputs(&m, b);
+    for (int i = 0; i < n; i++) loom_bind(p, b[i].t, b[i].data);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    const float *lg = loom_plan_output(p, m.logits);
+    double sum = 0;
+    int count = 0;
+    for (int t = 0; t < TT; t++)
+        for (int bb = 0; bb < B; bb++) {
+            if (t >= tgt_len[bb]) continue;
+            const float *x = lg + (t * B + bb) * V_TGT;
+            double mx = x[0], z = 0;
+            for (int v = 1; v < V_TGT; v++) mx = x[v] > mx ? x[v] : mx;
+            for (int v = 0; v < V_TGT; v++) z += exp(x[v] - mx);
+            sum += mx + log(z) - x[tgt[t * B + bb]], count++;
+        }
+    cr_assert_float_eq(loom_plan_output(p, m.loss)[0], sum / count, 1e-5);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* The decoding graph fed the gold tokens step by step gives the training
+ * graph's log-probabilities and attention: the two graphs are one model. */
+static void decoder_matches_training(loom_attention a, bool bi)
+{
+    loom_seq2seq_opts o = opts(&loom_cell_lstm, a, bi, 2);
+    loom_graph *g = loom_graph_new(), *gd = loom_graph_new();
+    loom_seq2seq m, d;
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(loom_seq2seq_build_decoder(gd, &d, &o, B), LOOM_OK, "%s", loom_graph_error(gd));
+    loom_store *st = loom_store_new(g), *sd = loom_store_new(gd);
+    loom_store_init(st, 9);
+    cr_assert_eq(loom_store_count(st), loom_store_count(sd), "the same parameters");
+    for (int i = 0; i < loom_store_count(sd); i++) {
+        float *w = loom_store_data_by_name(st, loom_store_name(sd, i));
+        cr_assert(w, "%s", loom_store_name(sd, i));
+        memcpy(loom_store_data(sd, loom_store_tensor(sd, i)), w, sizeof(float) * (size_t)loom_store_numel(sd, i));
+    }
+    float loss, w[TT * B * TS];
+    loom_tensor outs[3] = {m.logits, m.attention};
+    loom_plan *p = loom_plan_new(g, outs, a ? 2 : 1, &(loom_plan_opts){.eval = true});
+    loom_store_bind(st, p);
+    loom_binding b[8];
+    int n = bind_inputs(&m, b);
+    for (int i = 0; i < n; i++) loom_bind(p, b[i].t, b[i].data);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    (void)loss;
+    if (a) memcpy(w, loom_plan_output(p, m.attention), sizeof w);
+
+    int S = o.cell->n_states, L = o.layers, H = o.hidden, K = (bi ? 2 : 1) * H;
+    loom_tensor eo[2 + LOOM_CELL_MAX_STATES] = {a ? d.memory : d.context, d.keys};
+    int ne = a ? 2 : 1;
+    for (int s = 0; s < S; s++) eo[ne++] = d.init[s];
+    loom_plan *pe = loom_plan_new(gd, eo, ne, &(loom_plan_opts){.eval = true});
+    loom_tensor so[2 + LOOM_CELL_MAX_STATES] = {d.log_probs, d.step_attention};
+    int ns = a ? 2 : 1;
+    for (int s = 0; s < S; s++) so[ns++] = d.state_out[s];
+    loom_plan *ps = loom_plan_new(gd, so, ns, &(loom_plan_opts){.eval = true});
+    cr_assert(pe && ps, "%s", loom_graph_error(gd));
+    loom_store_bind(sd, pe), loom_store_bind(sd, ps);
+    loom_bind(pe, d.src, src), loom_bind(pe, d.src_len, src_len);
+    cr_assert_eq(loom_run(pe), LOOM_OK, "%s", loom_plan_error(pe));
+    float state[LOOM_CELL_MAX_STATES][2 * 2 * 4];
+    for (int s = 0; s < S; s++) memcpy(state[s], loom_plan_output(pe, d.init[s]), sizeof(float) * (size_t)(L * B * H));
+    float memory[B * TS * 8], keys[B * TS * 4], context[B * 4];
+    int32_t prev[B];
+    if (a) {
+        memcpy(memory, loom_plan_output(pe, d.memory), sizeof(float) * (size_t)(B * TS * K));
+        memcpy(keys, loom_plan_output(pe, d.keys), sizeof(float) * (size_t)(B * TS * H));
+        loom_bind(ps, d.memory_in, memory), loom_bind(ps, d.keys_in, keys), loom_bind(ps, d.len_in, src_len);
+    } else {
+        memcpy(context, loom_plan_output(pe, d.context), sizeof context);
+        loom_bind(ps, d.context_in, context);
+    }
+    for (int s = 0; s < S; s++) loom_bind(ps, d.state_in[s], state[s]);
+    loom_bind(ps, d.prev, prev);
+    const float *lg = loom_plan_output(p, m.logits);
+    for (int t = 0; t < TT; t++) {
+        for (int bb = 0; bb < B; bb++) prev[bb] = dec_in[t * B + bb];
+        cr_assert_eq(loom_run(ps), LOOM_OK, "%s", loom_plan_error(ps));
+        const float *lp = loom_plan_output(ps, d.log_probs);
+        for (int bb = 0; bb < B; bb++) {
+            const float *x = lg + (t * B + bb) * V_TGT;
+            double mx = x[0], z = 0;
+            for (int v = 1; v < V_TGT; v++) mx = x[v] > mx ? x[v] : mx;
+            for (int v = 0; v < V_TGT; v++) z += exp(x[v] - mx);
+            for (int v = 0; v < V_TGT; v++)
+                cr_assert_float_eq(lp[bb * V_TGT + v], x[v] - mx - log(z), 1e-5, "step %d row %d token %d", t, bb, v);
+            for (int j = 0; a && j < TS; j++)
+                cr_assert_float_eq(loom_plan_output(ps, d.step_attention)[bb * TS + j], w[(t * B + bb) * TS + j], 1e-6);
+        }
+        for (int s = 0; s < S; s++) memcpy(state[s], loom_plan_output(ps, d.state_out[s]), sizeof(float) * (size_t)(L * B * H));
+    }
+    loom_plan_free(p), loom_plan_free(pe), loom_plan_free(ps);
+    loom_store_free(st), loom_store_free(sd);
+    loom_graph_free(g), loom_graph_free(gd);
+}
+
+Test(seq2seq, decoder_graph_is_the_training_graph_plain) { decoder_matches_training(LOOM_ATTN_NONE, false); }
+Test(seq2seq, decoder_graph_is_the_training_graph_additive) { decoder_matches_training(LOOM_ATTN_ADDITIVE, true); }
+Test(seq2seq, decoder_graph_is_the_training_graph_dot) { decoder_matches_training(LOOM_ATTN_DOT, false); }
+
+/* loom_rnn_step, step after step, is loom_rnn_apply. */
+Test(seq2seq, rnn_step_is_the_unrolled_stack)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 4, .layers = 2});
+    loom_tensor x = loom_input(g, "x", loom_shape3(5, 2, 3));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor st[LOOM_CELL_MAX_STATES][LOOM_RNN_MAX_LAYERS], ys[5];
+    for (int s = 0; s < 2; s++)
+        for (int l = 0; l < 2; l++) st[s][l] = loom_fill(g, loom_shape2(2, 4), 0.0f);
+    for (int t = 0; t < 5; t++) {
+        ys[t] = loom_rnn_step(g, &rnn, t, loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(2, 3)), st);
+        ys[t] = loom_reshape(g, ys[t], loom_shape3(1, 2, 4));
+    }
+    loom_tensor diff = loom_sub(g, loom_concat(g, ys, 5, 0), o.output);
+    loom_tensor c = loom_sub(g, loom_reshape(g, st[1][1], loom_shape3(1, 2, 4)), loom_slice(g, o.final[1], 0, 1, 1));
+    loom_tensor err = loom_add(g, loom_sum_all(g, loom_mul(g, diff, diff)), loom_sum_all(g, loom_mul(g, c, c)));
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 1);
+    loom_binding b[8];
+    int n = loom_store_bindings(s, b, 8);
+    b[n++] = (loom_binding){x, rnd_buf(30, -1, 1)};
+    float *v = eval(g, err, b, n);
+    cr_assert_eq(v[0], 0.0f);
+    cr_assert(!loom_valid(loom_rnn_step(g, &rnn, 0, x, st)), "a (T, B, I) input is refused");
+    cr_assert(strstr(loom_graph_error(g), "(B, 3)"), "%s", loom_graph_error(g));
+    free(v), free((void *)b[n - 1].data);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
