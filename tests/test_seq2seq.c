@@ -262,7 +262,7 @@ Test(seq2seq, rnn_step_is_the_unrolled_stack)
     loom_tensor err = loom_add(g, loom_sum_all(g, loom_mul(g, diff, diff)), loom_sum_all(g, loom_mul(g, c, c)));
     loom_store *s = loom_store_new(g);
     loom_store_init(s, 1);
-    loom_binding b[8];
+    loom_binding b[9];
     int n = loom_store_bindings(s, b, 8);
     b[n++] = (loom_binding){x, rnd_buf(30, -1, 1)};
     float *v = eval(g, err, b, n);
@@ -272,4 +272,194 @@ Test(seq2seq, rnn_step_is_the_unrolled_stack)
     free(v), free((void *)b[n - 1].data);
     loom_store_free(s);
     loom_graph_free(g);
+}
+
+/* ---- decoding ---- */
+
+/* A hand-made decoder over tokens x = 0, y = 4 (<bos> 2, <eos> 3):
+ *   first token: x 0.5, y 0.4, <eos> 0.1;
+ *   after x: x 0.36, y 0.34, <eos> 0.3;  after y: <eos> 0.9;
+ *   after two tokens: <eos> 0.9.
+ * Greedy takes x, x, <eos> (p = 0.162); the likeliest is y, <eos> (0.36). */
+typedef struct {
+    int R, hist[64][8], n[64];
+} toy;
+
+static loom_status toy_step(void *ctx, int t, const int32_t *tokens, const int32_t *parent, float *lp)
+{
+    toy *d = ctx;
+    int hist[64][8], n[64];
+    memcpy(hist, d->hist, sizeof hist), memcpy(n, d->n, sizeof n);
+    for (int r = 0; r < d->R; r++) {
+        if (parent) {
+            memcpy(d->hist[r], hist[parent[r]], sizeof hist[0]);
+            d->n[r] = n[parent[r]];
+            d->hist[r][d->n[r]++] = tokens[r];
+        } else {
+            cr_assert_eq(tokens[r], LOOM_BOS);
+            d->n[r] = 0;
+        }
+        cr_assert_eq(d->n[r], t);
+        double p[5] = {0.02, 0.02, 0.02, 0.9, 0.04};
+        if (t == 0) p[0] = 0.5, p[4] = 0.4, p[3] = 0.1 - 0.04;
+        else if (t == 1 && d->hist[r][0] == 0) p[0] = 0.36, p[4] = 0.34, p[3] = 0.3 - 0.06;
+        for (int v = 0; v < 5; v++) lp[r * 5 + v] = (float)log(p[v]);
+    }
+    return LOOM_OK;
+}
+
+Test(decode, beam_finds_what_greedy_misses)
+{
+    int32_t out[3 * 8], len[3], rows[3 * 8];
+    double score[3];
+    for (int beam = 1; beam <= 4; beam++)
+        for (int norm = 0; norm < 2; norm++) {
+            toy d = {.R = 3 * beam};
+            loom_search_opts o = {.beam = beam, .length_norm = norm, .max_len = 8};
+            cr_assert_eq(loom_search(3, 5, LOOM_BOS, LOOM_EOS, &o, toy_step, &d, out, len, score, rows), LOOM_OK);
+            for (int i = 0; i < 3; i++) {
+                if (beam == 1) {
+                    cr_assert(len[i] == 2 && out[i * 8] == 0 && out[i * 8 + 1] == 0, "greedy: x x");
+                    cr_assert_float_eq(score[i], log(0.5 * 0.36 * 0.9) / (norm ? 3 : 1), 1e-5);
+                } else {
+                    cr_assert(len[i] == 1 && out[i * 8] == 4, "beam %d: y (len %d, first %d)", beam, len[i], out[i * 8]);
+                    cr_assert_float_eq(score[i], log(0.4 * 0.9) / (norm ? 2 : 1), 1e-5);
+                }
+                cr_assert_eq(rows[i * 8] / beam, i, "a sentence's rows are its own");
+            }
+        }
+    /* out of steps: what is unfinished is the answer */
+    toy d = {.R = 1};
+    cr_assert_eq(loom_search(1, 5, LOOM_BOS, LOOM_EOS, &(loom_search_opts){.max_len = 1}, toy_step, &d, out, len, score, NULL),
+                 LOOM_OK);
+    cr_assert(len[0] == 1 && out[0] == 0);
+    cr_assert_float_eq(score[0], log(0.5), 1e-6);
+}
+
+/* Sampling draws from the distribution: the first token is x half the time. */
+Test(decode, sampling_follows_the_distribution)
+{
+    enum { N = 64, ROUNDS = 40 };
+    int32_t out[N * 4], len[N];
+    int x = 0, y = 0, e = 0;
+    for (int k = 0; k < ROUNDS; k++) {
+        toy d = {.R = N};
+        loom_search_opts o = {.temperature = 1, .max_len = 4, .seed = (uint64_t)k + 1};
+        cr_assert_eq(loom_search(N, 5, LOOM_BOS, LOOM_EOS, &o, toy_step, &d, out, len, NULL, NULL), LOOM_OK);
+        for (int i = 0; i < N; i++) {
+            if (!len[i]) e++;
+            else if (out[i * 4] == 0) x++;
+            else if (out[i * 4] == 4) y++;
+        }
+    }
+    double total = N * ROUNDS;
+    cr_assert(fabs(x / total - 0.5) < 0.04 && fabs(y / total - 0.4) < 0.04 && fabs(e / total - 0.06) < 0.03,
+              "x %d y %d eos %d of %g", x, y, e, total);
+}
+
+/* A translator's greedy output is the argmax of the training graph fed
+ * that output (teacher forcing with its own tokens), <eos> after the last
+ * token; attention rows sum to 1 and skip the padding. */
+Test(decode, translator_greedy_is_the_models_argmax)
+{
+    enum { ML = 6 };
+    loom_seq2seq_opts o = opts(&loom_cell_gru, LOOM_ATTN_ADDITIVE, true, 2);
+    o.tgt_steps = ML + 1;
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 21);
+    float *w = loom_store_data_by_name(st, "decoder.dense.bias");
+    w[LOOM_EOS] -= 1.0f; /* later <eos>: longer outputs */
+    char err[256];
+    o.batch = 1; /* the translator works one sentence at a time: batching must not matter */
+    loom_translator *tr = loom_translator_new(&o, st, 1, err, sizeof err);
+    cr_assert(tr, "%s", err);
+    int32_t s[B * TS], out[B * ML], len[B];
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < TS; j++) s[i * TS + j] = src[j * B + i];
+    float att[B * ML * TS];
+    cr_assert_eq(loom_translate(tr, s, src_len, B, &(loom_search_opts){.max_len = ML}, out, len, NULL, att, err, sizeof err),
+                 LOOM_OK, "%s", err);
+    int32_t din[(ML + 1) * B], tg[(ML + 1) * B], tl[B];
+    for (int b = 0; b < B; b++) {
+        tl[b] = len[b] + 1;
+        din[b] = LOOM_BOS;
+        for (int t = 0; t <= ML; t++) {
+            int32_t tok = t < len[b] ? out[b * ML + t] : LOOM_EOS;
+            tg[t * B + b] = tok;
+            if (t < ML) din[(t + 1) * B + b] = tok;
+        }
+    }
+    loom_plan *p = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true});
+    loom_store_bind(st, p);
+    loom_bind(p, m.src, src), loom_bind(p, m.src_len, src_len), loom_bind(p, m.dec_in, din);
+    loom_bind(p, m.tgt, tg), loom_bind(p, m.tgt_len, tl);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    const float *lg = loom_plan_output(p, m.logits);
+    for (int b = 0; b < B; b++) {
+        int stop = len[b] < ML ? len[b] + 1 : ML;
+        for (int t = 0; t < stop; t++) {
+            const float *x = lg + (t * B + b) * V_TGT;
+            int best = 0;
+            for (int v = 1; v < V_TGT; v++) best = x[v] > x[best] ? v : best;
+            cr_assert_eq(best, tg[t * B + b], "sentence %d step %d", b, t);
+        }
+        for (int t = 0; t < len[b]; t++) {
+            double sum = 0;
+            for (int j = 0; j < TS; j++) {
+                float a = att[(b * ML + t) * TS + j];
+                if (j >= src_len[b]) cr_assert_eq(a, 0.0f);
+                sum += a;
+            }
+            cr_assert_float_eq(sum, 1.0, 1e-5);
+        }
+    }
+    cr_assert_eq(loom_translate(tr, s, src_len, B, &(loom_search_opts){.beam = 2}, out, len, NULL, NULL, err, sizeof err),
+                 LOOM_ERR_ARG);
+    cr_assert(strstr(err, "beam"), "%s", err);
+    s[3] = 99;
+    cr_assert_eq(loom_translate(tr, s, src_len, B, NULL, out, len, NULL, NULL, err, sizeof err), LOOM_ERR_VALUE);
+    cr_assert(strstr(err, "vocabulary"), "%s", err);
+    loom_translator_free(tr);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
+}
+
+/* Beam search over a batch of sentences gives what it gives one sentence
+ * at a time (rows and states stay with their sentence), for every cell
+ * state count and attention. */
+Test(decode, beam_batches_like_single_sentences)
+{
+    const loom_cell_def *cells[] = {&loom_cell_lstm, &loom_cell_gru, &mgu_cell};
+    for (int c = 0; c < 3; c++) {
+        loom_seq2seq_opts o = opts(cells[c], (loom_attention)c, c == 2, 2);
+        loom_graph *g = loom_graph_new();
+        loom_seq2seq m;
+        cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+        loom_store *st = loom_store_new(g);
+        loom_store_init(st, 4);
+        loom_store_data_by_name(st, "decoder.dense.bias")[LOOM_EOS] -= 2.0f;
+        char err[256];
+        int32_t s[3 * TS] = {4, 5, 5, 3, 3, 1, 1, 1, 5, 4, 3, 1}, sl[3] = {4, 2, 3}, out[2][3 * 7], len[2][3];
+        double score[2][3];
+        for (int batch = 1; batch <= 2; batch++) {
+            o.batch = batch;
+            loom_translator *tr = loom_translator_new(&o, st, 3, err, sizeof err);
+            cr_assert(tr, "%s", err);
+            cr_assert_eq(loom_translate(tr, s, sl, 3, &(loom_search_opts){.beam = 3, .max_len = 7, .length_norm = 0.7},
+                                        out[batch - 1], len[batch - 1], score[batch - 1], NULL, err, sizeof err),
+                         LOOM_OK, "%s", err);
+            loom_translator_free(tr);
+        }
+        for (int i = 0; i < 3; i++) {
+            cr_assert_eq(len[0][i], len[1][i], "%s sentence %d", cells[c]->name, i);
+            cr_assert_eq(memcmp(out[0] + i * 7, out[1] + i * 7, (size_t)len[0][i] * sizeof(int32_t)), 0);
+            cr_assert_float_eq(score[0][i], score[1][i], 1e-5);
+        }
+        loom_store_free(st);
+        loom_graph_free(g);
+    }
 }

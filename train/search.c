@@ -1,0 +1,185 @@
+/* Decoding a sequence token by token (loom/seq2seq.h: loom_search):
+ * greedy, sampling and beam search over n sentences at once. The search
+ * only sees log-probabilities; the decoder behind the step function keeps
+ * its states per row and reorders them by `parent`. */
+#include "loom/seq2seq.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    double score; /* log p */
+    int32_t row, token;
+} cand;
+
+typedef struct {
+    double norm;  /* the score that ranks finished hypotheses */
+    double score;
+    int t, row;   /* the step that ended it and the row that made that step */
+    int len;      /* tokens, <eos> included */
+    bool eos;     /* ended by <eos> (else: out of steps) */
+} finished;
+
+typedef struct {
+    const loom_search_opts *o;
+    int n, K, V, R;
+    int32_t eos;
+    double *live;        /* R: the log p of the hypothesis in each row (−∞: none) */
+    int32_t *from, *tok; /* max_len × R: row r after step t came from row from[t][r] and emitted tok[t][r] */
+    finished *done;      /* n × K: each sentence's best finished hypotheses, best first */
+    int *n_done;
+    bool *over;          /* the sentence needs no more steps */
+    cand *top;           /* 2K candidates */
+    uint64_t rng;
+} search;
+
+static double normalised(const search *s, double score, int len)
+{
+    return s->o->length_norm > 0 ? score / pow((double)len, s->o->length_norm) : score;
+}
+
+/* Keeps the K best finished hypotheses of sentence i, best first. */
+static void finish(search *s, int i, double score, int t, int row, int len, bool eos)
+{
+    finished f = {normalised(s, score, len), score, t, row, len, eos}, *d = s->done + (size_t)i * s->K;
+    int k = s->n_done[i] < s->K ? s->n_done[i]++ : s->K;
+    if (k == s->K && f.norm <= d[k - 1].norm) return;
+    if (k == s->K) k--;
+    for (; k > 0 && d[k - 1].norm < f.norm; k--) d[k] = d[k - 1];
+    d[k] = f;
+}
+
+/* The 2K best (row, token) continuations of sentence i's live rows, best first. */
+static int best_candidates(search *s, int i, const float *lp)
+{
+    int m = 0, cap = 2 * s->K;
+    for (int k = 0; k < s->K; k++) {
+        int r = i * s->K + k;
+        if (!isfinite(s->live[r])) continue;
+        for (int v = 0; v < s->V; v++) {
+            double sc = s->live[r] + lp[(size_t)r * s->V + v];
+            if (!(sc > -INFINITY) || (m == cap && sc <= s->top[m - 1].score)) continue;
+            int j = m < cap ? m++ : cap - 1;
+            for (; j > 0 && s->top[j - 1].score < sc; j--) s->top[j] = s->top[j - 1];
+            s->top[j] = (cand){sc, r, v};
+        }
+    }
+    return m;
+}
+
+/* One token drawn from softmax(log p / T) of row r (sampling). */
+static int sample_candidate(search *s, int r, const float *lp)
+{
+    const float *x = lp + (size_t)r * s->V;
+    double mx = -INFINITY, z = 0, T = s->o->temperature;
+    for (int v = 0; v < s->V; v++) mx = x[v] > mx ? x[v] : mx;
+    for (int v = 0; v < s->V; v++) z += exp((x[v] - mx) / T);
+    s->rng += 0x9E3779B97F4A7C15ull;
+    uint64_t q = s->rng;
+    q = (q ^ (q >> 30)) * 0xBF58476D1CE4E5B9ull;
+    q = (q ^ (q >> 27)) * 0x94D049BB133111EBull;
+    double u = (double)((q ^ (q >> 31)) >> 11) * 0x1p-53 * z, acc = 0;
+    int v = 0;
+    for (; v < s->V - 1; v++)
+        if ((acc += exp((x[v] - mx) / T)) > u) break;
+    s->top[0] = (cand){s->live[r] + x[v], r, v};
+    return 1;
+}
+
+/* Step t's choices for sentence i: finished hypotheses, and the rows of the
+ * next step (from[t], tok[t], live). */
+static void choose(search *s, int t, int i, const float *lp)
+{
+    int K = s->K, m = s->o->temperature > 0 && K == 1 ? sample_candidate(s, i, lp) : best_candidates(s, i, lp);
+    int32_t *from = s->from + (size_t)t * s->R, *tok = s->tok + (size_t)t * s->R;
+    double next[1024];
+    int kept = 0;
+    for (int c = 0; c < m && kept < K; c++) {
+        if (s->top[c].token == s->eos) {
+            finish(s, i, s->top[c].score, t, s->top[c].row, t + 1, true);
+            continue;
+        }
+        int r = i * K + kept;
+        from[r] = s->top[c].row, tok[r] = s->top[c].token, next[kept++] = s->top[c].score;
+    }
+    for (int k = 0; k < K; k++) {
+        int r = i * K + k;
+        s->live[r] = k < kept ? next[k] : -INFINITY;
+        if (k >= kept) from[r] = r, tok[r] = s->eos;
+    }
+    const finished *best = s->done + (size_t)i * K;
+    /* done: beam hypotheses finished, none left, or (scores only fall
+     * without length normalisation) none that can beat the best finished */
+    s->over[i] = s->n_done[i] >= K || kept == 0 ||
+                 (s->o->length_norm <= 0 && s->n_done[i] > 0 && best->score >= next[0]);
+}
+
+/* The tokens (and rows) of the hypothesis that row `row` held after step t. */
+static int trace(const search *s, int t, int row, int32_t *out, int32_t *rows)
+{
+    for (int k = t; k >= 0; k--) {
+        out[k] = s->tok[(size_t)k * s->R + row];
+        row = s->from[(size_t)k * s->R + row];
+        if (rows) rows[k] = row;
+    }
+    return t + 1;
+}
+
+loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_search_opts *opts, loom_search_step step,
+                        void *ctx, int32_t *out, int32_t *len, double *score, int32_t *rows)
+{
+    loom_search_opts o = opts ? *opts : (loom_search_opts){0};
+    if (o.beam < 1) o.beam = 1;
+    if (o.max_len < 1) o.max_len = 50;
+    if (n < 1 || V < 1 || o.beam > 1024 || !step || !out || !len) return LOOM_ERR_ARG;
+    search s = {.o = &o, .n = n, .K = o.beam, .V = V, .R = n * o.beam, .eos = eos, .rng = o.seed * 0xD1B54A32D192ED03ull};
+    size_t R = (size_t)s.R, T = (size_t)o.max_len;
+    s.live = malloc(R * sizeof *s.live);
+    s.from = malloc(T * R * sizeof *s.from);
+    s.tok = malloc(T * R * sizeof *s.tok);
+    s.done = malloc(R * sizeof *s.done);
+    s.n_done = calloc((size_t)n, sizeof *s.n_done);
+    s.over = calloc((size_t)n, sizeof *s.over);
+    s.top = malloc(2 * (size_t)s.K * sizeof *s.top);
+    float *lp = malloc(R * (size_t)V * sizeof *lp);
+    int32_t *in = malloc(R * sizeof *in);
+    loom_status st = LOOM_OK;
+    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !lp || !in) st = LOOM_ERR_NOMEM;
+    for (size_t r = 0; !st && r < R; r++) s.live[r] = r % (size_t)s.K ? -INFINITY : 0, in[r] = bos;
+    int t = 0;
+    for (; !st && t < o.max_len; t++) {
+        if ((st = step(ctx, t, in, t ? s.from + (size_t)(t - 1) * R : NULL, lp))) break;
+        bool all = true;
+        for (int i = 0; i < n; i++) {
+            if (!s.over[i]) choose(&s, t, i, lp);
+            else /* a done sentence's rows idle on <eos> */
+                for (int k = 0; k < s.K; k++) {
+                    int r = i * s.K + k;
+                    s.from[(size_t)t * R + r] = r, s.tok[(size_t)t * R + r] = eos, s.live[r] = -INFINITY;
+                }
+            all = all && s.over[i];
+        }
+        memcpy(in, s.tok + (size_t)t * R, R * sizeof *in);
+        if (all) break;
+    }
+    for (int i = 0; !st && i < n; i++) {
+        /* out of steps: what is unfinished ends here */
+        for (int k = 0; !s.over[i] && k < s.K; k++)
+            if (isfinite(s.live[i * s.K + k])) finish(&s, i, s.live[i * s.K + k], o.max_len - 1, i * s.K + k, o.max_len, false);
+        int32_t *oi = out + (size_t)i * T, *ri = rows ? rows + (size_t)i * T : NULL;
+        const finished *f = s.done + (size_t)i * s.K;
+        len[i] = 0;
+        if (score) score[i] = s.n_done[i] ? f->norm : -INFINITY;
+        if (!s.n_done[i]) continue;
+        if (f->eos) { /* ended by <eos> at step f->t, made by row f->row */
+            if (f->t > 0) trace(&s, f->t - 1, f->row, oi, ri);
+            if (ri) ri[f->t] = f->row;
+            len[i] = f->t;
+        } else { /* ran out: the row held it after the last step */
+            len[i] = trace(&s, f->t, f->row, oi, ri);
+        }
+    }
+    free(s.live), free(s.from), free(s.tok), free(s.done), free(s.n_done), free(s.over), free(s.top), free(lp), free(in);
+    return st;
+}

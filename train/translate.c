@@ -1,0 +1,227 @@
+/* A trained encoder–decoder translating (loom/seq2seq.h): the encoder runs
+ * once per batch of sentences, then the one-step decoder runs under
+ * loom_search, its states reordered as the hypotheses move between rows. */
+#include "loom/seq2seq.h"
+#include "loom/data.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct loom_translator {
+    loom_graph *g;
+    loom_seq2seq m;
+    loom_plan *enc, *step;
+    int N, K, R, S, L, H, Ts, V, W;          /* sentences, beam, rows, states, layers, hidden, steps, vocab, memory width */
+    int32_t *src, *src_len, *prev, *len_in;   /* src time-major (Ts, N) */
+    float *state[LOOM_CELL_MAX_STATES], *tmp; /* (L, R, H) each; tmp for reordering */
+    float *memory, *keys, *context;           /* per row */
+    float *attention;                         /* max_len × R × Ts of the current batch (NULL: not kept) */
+    int max_len;
+};
+
+void loom_translator_free(loom_translator *t)
+{
+    if (!t) return;
+    loom_plan_free(t->enc), loom_plan_free(t->step);
+    loom_graph_free(t->g);
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(t->state[s]);
+    free(t->src), free(t->src_len), free(t->prev), free(t->len_in), free(t->tmp);
+    free(t->memory), free(t->keys), free(t->context), free(t->attention);
+    free(t);
+}
+
+/* Binds every parameter of g to the buffer of the same name in w. */
+static bool bind_weights(loom_translator *t, const loom_store *w, char *err, size_t n)
+{
+    int np = loom_graph_params(t->g, NULL, 0);
+    loom_tensor *p = malloc(((size_t)np + 1) * sizeof *p);
+    if (!p) return snprintf(err, n, "translate: out of memory"), false;
+    loom_graph_params(t->g, p, np);
+    for (int i = 0; i < np; i++) {
+        const char *name = loom_tensor_name(t->g, p[i]);
+        float *d = loom_store_data_by_name(w, name);
+        if (!d) {
+            snprintf(err, n, "translate: the weights have no '%s'", name);
+            free(p);
+            return false;
+        }
+        loom_bind(t->enc, p[i], d), loom_bind(t->step, p[i], d);
+    }
+    free(p);
+    return true;
+}
+
+static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
+
+loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_store *weights, int beam, char *err,
+                                     size_t err_len)
+{
+    loom_translator *t = calloc(1, sizeof *t);
+    if (!t || !(t->g = loom_graph_new())) goto nomem;
+    t->N = model->batch, t->K = beam < 1 ? 1 : beam, t->R = t->N * t->K;
+    loom_seq2seq *m = &t->m;
+    if (loom_seq2seq_build_decoder(t->g, m, model, t->R)) {
+        snprintf(err, err_len, "translate: %s", loom_graph_error(t->g));
+        loom_translator_free(t);
+        return NULL;
+    }
+    t->S = m->S, t->L = m->o.layers, t->H = m->o.hidden, t->Ts = m->o.src_steps, t->V = m->o.tgt_vocab, t->W = m->K;
+    bool attn = m->o.attention != LOOM_ATTN_NONE;
+    loom_tensor eo[2 + LOOM_CELL_MAX_STATES] = {attn ? m->memory : m->context, m->keys};
+    loom_tensor so[2 + LOOM_CELL_MAX_STATES] = {m->log_probs, m->step_attention};
+    int ne = attn ? 2 : 1, ns = attn ? 2 : 1;
+    for (int s = 0; s < t->S; s++) eo[ne++] = m->init[s], so[ns++] = m->state_out[s];
+    t->enc = loom_plan_new(t->g, eo, ne, &(loom_plan_opts){.eval = true});
+    t->step = t->enc ? loom_plan_new(t->g, so, ns, &(loom_plan_opts){.eval = true}) : NULL;
+    if (!t->step) {
+        snprintf(err, err_len, "translate: %s", loom_graph_error(t->g));
+        loom_translator_free(t);
+        return NULL;
+    }
+    if (!bind_weights(t, weights, err, err_len)) {
+        loom_translator_free(t);
+        return NULL;
+    }
+    size_t R = (size_t)t->R, sn = (size_t)t->L * R * (size_t)t->H;
+    t->src = malloc((size_t)t->Ts * (size_t)t->N * sizeof *t->src);
+    t->src_len = malloc((size_t)t->N * sizeof *t->src_len);
+    t->prev = malloc(R * sizeof *t->prev);
+    t->len_in = malloc(R * sizeof *t->len_in);
+    t->tmp = floats(sn);
+    t->memory = floats(attn ? R * (size_t)t->Ts * (size_t)t->W : 0);
+    t->keys = floats(attn ? R * (size_t)t->Ts * (size_t)t->H : 0);
+    t->context = floats(attn ? 0 : R * (size_t)t->H);
+    if (!t->src || !t->src_len || !t->prev || !t->len_in || !t->tmp || !t->memory || !t->keys || !t->context) goto nomem;
+    for (int s = 0; s < t->S; s++) {
+        if (!(t->state[s] = floats(sn))) goto nomem;
+        loom_bind(t->step, m->state_in[s], t->state[s]);
+    }
+    loom_bind(t->enc, m->src, t->src), loom_bind(t->enc, m->src_len, t->src_len);
+    loom_bind(t->step, m->prev, t->prev);
+    if (attn) loom_bind(t->step, m->memory_in, t->memory), loom_bind(t->step, m->keys_in, t->keys), loom_bind(t->step, m->len_in, t->len_in);
+    else loom_bind(t->step, m->context_in, t->context);
+    return t;
+nomem:
+    snprintf(err, err_len, "translate: out of memory");
+    loom_translator_free(t);
+    return NULL;
+}
+
+/* Copies row `from` of each (L, ·, H) block to every row it feeds. */
+static void reorder(loom_translator *t, const int32_t *parent)
+{
+    size_t H = (size_t)t->H, R = (size_t)t->R;
+    for (int s = 0; s < t->S; s++) {
+        for (size_t l = 0; l < (size_t)t->L; l++)
+            for (size_t r = 0; r < R; r++)
+                memcpy(t->tmp + (l * R + r) * H, t->state[s] + (l * R + (size_t)parent[r]) * H, H * sizeof(float));
+        float *x = t->state[s];
+        t->state[s] = t->tmp, t->tmp = x;
+        loom_bind(t->step, t->m.state_in[s], t->state[s]);
+    }
+}
+
+static loom_status step(void *ctx, int k, const int32_t *tokens, const int32_t *parent, float *log_probs)
+{
+    loom_translator *t = ctx;
+    if (parent) reorder(t, parent);
+    memcpy(t->prev, tokens, (size_t)t->R * sizeof *t->prev);
+    loom_status st = loom_run(t->step);
+    if (st) return st;
+    size_t R = (size_t)t->R, sn = (size_t)t->L * R * (size_t)t->H;
+    memcpy(log_probs, loom_plan_output(t->step, t->m.log_probs), R * (size_t)t->V * sizeof(float));
+    for (int s = 0; s < t->S; s++) memcpy(t->state[s], loom_plan_output(t->step, t->m.state_out[s]), sn * sizeof(float));
+    if (t->attention && t->m.o.attention)
+        memcpy(t->attention + (size_t)k * R * (size_t)t->Ts, loom_plan_output(t->step, t->m.step_attention),
+               R * (size_t)t->Ts * sizeof(float));
+    return LOOM_OK;
+}
+
+/* The encoder over sentences [first, first + n) (the rest of the batch
+ * repeats sentence `first`), and every row's first state and memory. */
+static loom_status encode(loom_translator *t, const int32_t *src, const int32_t *src_len, int n)
+{
+    int N = t->N, Ts = t->Ts, K = t->K;
+    for (int i = 0; i < N; i++) {
+        int from = i < n ? i : 0;
+        for (int j = 0; j < Ts; j++) t->src[j * N + i] = src[(size_t)from * Ts + j];
+        t->src_len[i] = src_len[from];
+    }
+    loom_status st = loom_run(t->enc);
+    if (st) return st;
+    size_t H = (size_t)t->H, R = (size_t)t->R;
+    for (int s = 0; s < t->S; s++) {
+        const float *init = loom_plan_output(t->enc, t->m.init[s]); /* (L, N, H) */
+        for (size_t l = 0; l < (size_t)t->L; l++)
+            for (size_t r = 0; r < R; r++)
+                memcpy(t->state[s] + (l * R + r) * H, init + (l * (size_t)N + r / (size_t)K) * H, H * sizeof(float));
+    }
+    size_t mem = (size_t)Ts * (size_t)t->W, keys = (size_t)Ts * H;
+    for (size_t r = 0; r < R; r++) {
+        size_t i = r / (size_t)K;
+        t->len_in[r] = t->src_len[i];
+        if (t->m.o.attention) {
+            memcpy(t->memory + r * mem, loom_plan_output(t->enc, t->m.memory) + i * mem, mem * sizeof(float));
+            memcpy(t->keys + r * keys, loom_plan_output(t->enc, t->m.keys) + i * keys, keys * sizeof(float));
+        } else {
+            memcpy(t->context + r * H, loom_plan_output(t->enc, t->m.context) + i * H, H * sizeof(float));
+        }
+    }
+    return LOOM_OK;
+}
+
+loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t *src_len, int n,
+                           const loom_search_opts *opts, int32_t *out, int32_t *len, double *score, float *attention,
+                           char *err, size_t err_len)
+{
+    loom_search_opts o = opts ? *opts : (loom_search_opts){0};
+    if (o.beam < 1) o.beam = t->K;
+    if (o.max_len < 1) o.max_len = 50;
+    if (o.beam != t->K) {
+        snprintf(err, err_len, "translate: a beam of %d with a translator made for %d", o.beam, t->K);
+        return LOOM_ERR_ARG;
+    }
+    for (int64_t i = 0; i < (int64_t)n * t->Ts; i++)
+        if (src[i] < 0 || src[i] >= t->m.o.src_vocab) {
+            snprintf(err, err_len, "translate: token %d of sentence %lld is not in the vocabulary", src[i],
+                     (long long)(i / t->Ts) + 1);
+            return LOOM_ERR_VALUE;
+        }
+    for (int i = 0; i < n; i++)
+        if (src_len[i] < 1 || src_len[i] > t->Ts) {
+            snprintf(err, err_len, "translate: sentence %d has length %d (1..%d)", i + 1, src_len[i], t->Ts);
+            return LOOM_ERR_VALUE;
+        }
+    size_t T = (size_t)o.max_len, N = (size_t)t->N;
+    int32_t *bo = malloc(N * T * sizeof *bo), *bl = malloc(N * sizeof *bl), *rows = malloc(N * T * sizeof *rows);
+    double *bs = malloc(N * sizeof *bs);
+    t->attention = attention ? floats(T * (size_t)t->R * (size_t)t->Ts) : NULL;
+    loom_status st = !bo || !bl || !rows || !bs || (attention && !t->attention) ? LOOM_ERR_NOMEM : LOOM_OK;
+    for (int first = 0; !st && first < n; first += t->N) {
+        int k = n - first < t->N ? n - first : t->N;
+        if (t->attention) memset(t->attention, 0, T * (size_t)t->R * (size_t)t->Ts * sizeof(float));
+        if ((st = encode(t, src + (size_t)first * t->Ts, src_len + first, k))) {
+            snprintf(err, err_len, "translate: %s", loom_plan_error(t->enc));
+            break;
+        }
+        if ((st = loom_search(t->N, t->V, LOOM_BOS, LOOM_EOS, &o, step, t, bo, bl, bs, rows))) break;
+        for (int i = 0; i < k; i++) {
+            size_t at = (size_t)(first + i);
+            memcpy(out + at * T, bo + (size_t)i * T, T * sizeof *out);
+            len[at] = bl[i];
+            if (score) score[at] = bs[i];
+            for (size_t j = 0; attention && j < T; j++) {
+                float *a = attention + (at * T + j) * (size_t)t->Ts;
+                if (j < (size_t)bl[i]) memcpy(a, t->attention + (j * (size_t)t->R + (size_t)rows[i * T + j]) * (size_t)t->Ts,
+                                              (size_t)t->Ts * sizeof(float));
+                else memset(a, 0, (size_t)t->Ts * sizeof(float));
+            }
+        }
+    }
+    if (st == LOOM_ERR_NOMEM) snprintf(err, err_len, "translate: out of memory");
+    else if (st && *loom_plan_error(t->step)) snprintf(err, err_len, "translate: %s", loom_plan_error(t->step));
+    free(bo), free(bl), free(rows), free(bs), free(t->attention);
+    t->attention = NULL;
+    return st;
+}
