@@ -39,7 +39,7 @@ Test(optim, updates_match_pytorch)
         loom_optim_opts opts = {
             .kind = !strcmp(kind, "sgd") ? LOOM_OPT_SGD : !strcmp(kind, "adam") ? LOOM_OPT_ADAM : LOOM_OPT_ADAMW,
             .lr = (float)num(o, "lr", 0), .momentum = (float)num(o, "momentum", 0),
-            .dampening = (float)num(o, "dampening", 0), .weight_decay = (float)num(o, "weight_decay", kind[4] == 'w' ? 0.01 : 0),
+            .dampening = (float)num(o, "dampening", 0), .weight_decay = (float)num(o, "weight_decay", !strcmp(kind, "adamw") ? 0.01 : 0),
             .nesterov = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "nesterov")),
             .beta1 = betas ? (float)cJSON_GetArrayItem(betas, 0)->valuedouble : 0,
             .beta2 = betas ? (float)cJSON_GetArrayItem(betas, 1)->valuedouble : 0, .eps = (float)num(o, "eps", 0)};
