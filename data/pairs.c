@@ -54,6 +54,7 @@ loom_pairs *loom_pairs_new(const loom_pairs_opts *o)
     p->o = o ? *o : (loom_pairs_opts){0};
     if (p->o.num_steps <= 0) p->o.num_steps = 10;
     if (p->o.target_steps <= 0) p->o.target_steps = p->o.num_steps;
+    if (p->o.vocab[0]) p->o.chars = loom_vocab_kind(p->o.vocab[0]) == LOOM_TOKENS_CHAR;
     if (p->o.min_freq <= 0) p->o.min_freq = 1;
     return p;
 }
@@ -102,6 +103,8 @@ static bool blank(const char *s, size_t n)
     return true;
 }
 
+static int pad(const loom_vocab *v, const char *s, size_t n, int steps, int32_t *row);
+
 /* One side's sentences (one per line of b) as padded ids and lengths. */
 static loom_status encode_side(loom_pairs *p, int side, const sbuf *b)
 {
@@ -116,7 +119,9 @@ static loom_status encode_side(loom_pairs *p, int side, const sbuf *b)
     if (p->o.chars && !joined) return LOOM_ERR_NOMEM;
     for (size_t i = 0; joined && i < b->n; i++)
         if (b->s[i] != '\n') joined[nj++] = b->s[i];
-    loom_status st = joined ? loom_text_parse(p->text[side], joined, nj) : loom_text_parse(p->text[side], b->s, b->n);
+    const loom_vocab *given = p->o.vocab[side];
+    loom_status st = given ? loom_text_parse_with(p->text[side], joined ? joined : b->s, joined ? nj : b->n, given)
+                           : loom_text_parse(p->text[side], joined ? joined : b->s, joined ? nj : b->n);
     free(joined);
     if (st) return pairs_err(p, st, "pairs: %s", loom_text_error(p->text[side]));
     const loom_vocab *v = loom_text_vocab(p->text[side]);
@@ -127,15 +132,36 @@ static loom_status encode_side(loom_pairs *p, int side, const sbuf *b)
     for (int64_t i = 0; i < p->n; i++) {
         size_t end = at;
         while (b->s[end] != '\n') end++;
-        int32_t *row = p->ids[side] + i * T;
-        int64_t got = loom_vocab_encode(v, b->s + at, end - at, row, T);
-        int k = (int)(got < T ? got : T);
-        if (k < T) row[k++] = LOOM_EOS; /* d2l: the sentence and <eos>, cut to num_steps */
-        p->len[side][i] = k;
-        for (; k < T; k++) row[k] = LOOM_PAD;
+        p->len[side][i] = pad(v, b->s + at, end - at, T, p->ids[side] + i * T);
         at = end + 1;
     }
     return LOOM_OK;
+}
+
+/* Tokens of a preprocessed sentence, <eos>, cut to `steps` and padded with
+ * <pad>; returns the valid length, or −1 for invalid UTF-8. */
+static int pad(const loom_vocab *v, const char *s, size_t n, int steps, int32_t *row)
+{
+    int64_t got = loom_vocab_encode(v, s, n, row, steps);
+    if (got < 0) return -1;
+    int k = (int)(got < steps ? got : steps);
+    if (k < steps) row[k++] = LOOM_EOS; /* d2l: the sentence and <eos>, cut to num_steps */
+    int len = k;
+    for (; k < steps; k++) row[k] = LOOM_PAD;
+    return len;
+}
+
+int loom_pairs_encode(const loom_vocab *v, const char *utf8, size_t n, int steps, int32_t *ids)
+{
+    if (!v || steps < 1 || (!utf8 && n)) return -1;
+    if (loom_vocab_kind(v) == LOOM_TOKENS_CHAR) return pad(v, utf8, n, steps, ids);
+    size_t m = loom_d2l_preprocess(utf8, n, NULL, 0);
+    char *s = malloc(m + 1);
+    if (!s) return -2;
+    loom_d2l_preprocess(utf8, n, s, m + 1);
+    int len = pad(v, s, m, steps, ids);
+    free(s);
+    return len;
 }
 
 loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)

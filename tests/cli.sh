@@ -112,5 +112,26 @@ expect 2 "loom dot: " -- "$loom" dot --load "$dir/no-such.safetensors" -o "$dir/
 expect 2 "loom dot: " -- "$loom" dot --load "$dir/text.txt" -o "$dir/x.dot"
 check "nothing was written for a refused --load" [ ! -e "$dir/x.dot" ]
 
+# sequence to sequence: a tiny reversal model saved, translating, evaluated
+s2s="--hidden 16 --embed 8 --batch 8 --steps 30 --eval-every 15 --eval-pairs 20 --threads 1"
+expect 2 "needs --data" -- "$loom" train --task seq2seq
+expect 2 "--attention must be one of" -- "$loom" train --task reverse --attention luong
+expect 2 "--teacher-forcing needs a number in [0, 1]" -- "$loom" train --task reverse --teacher-forcing 2
+expect 2 "--bidirectional is for the encoder" -- "$loom" train --bidirectional --steps 1
+expect 0 "exact match" -- "$loom" train --task reverse --seq-len 6 --pairs 200 --bidirectional --teacher-forcing 0.5 $s2s \
+  --metrics "$dir/s2s.csv" --save "$dir/rev.ckpt"
+check "the seq2seq metrics have BLEU" grep -q "valid_bleu" "$dir/s2s.csv"
+expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 abcdef ab
+check "one translation per sentence" [ "$(wc -l < "$dir/out")" -eq 2 ]
+expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --attention-map "$dir/att.svg" abc
+check "the attention map is an SVG" grep -q "<svg" "$dir/att.svg"
+printf 'abc\tcba\nab\tba\nno tab here\n' > "$dir/pairs.tsv"
+expect 0 "line 3" -- "$loom" eval --load "$dir/rev.ckpt" --data "$dir/pairs.tsv" --beam 2
+check "eval prints BLEU, exact match and perplexity" grep -q "2 pairs: BLEU .*exact match .*perplexity" "$dir/out"
+expect 2 "not an encoder–decoder checkpoint" -- "$loom" translate --load "$dir/ck.safetensors" hello
+expect 2 "--load CKPT is required" -- "$loom" translate hello
+expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"
+check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
+
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -115,3 +115,17 @@ bool loom_tool_threads(long flag)
     if (n) omp_set_num_threads((int)n);
     return true;
 }
+
+/* Whether a checkpoint holds every parameter of the model its
+ * configuration describes, each of its shape: checked before the weights
+ * are allocated, so that a damaged configuration cannot ask for gigabytes. */
+bool loom_tool_fits(const loom_graph *g, const loom_st *ck)
+{
+    for (int32_t i = 0; i < loom_graph_size(g); i++) {
+        const loom_node *n = loom_graph_node(g, loom_at(i));
+        if (n->tags.role != LOOM_ROLE_PARAM) continue;
+        const loom_st_tensor *t = loom_st_get(ck, loom_tensor_name(g, loom_at(i)));
+        if (!t || t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, n->shape)) return false;
+    }
+    return true;
+}

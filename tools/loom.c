@@ -18,7 +18,8 @@ static int cmd_help(int argc, char **argv);
 static const loom_command commands[] = {
     {"train", loom_cmd_train, "train [options]", loom_train_help},
     {"generate", loom_cmd_generate, "generate --load CKPT [options]", loom_generate_help},
-    {"eval", loom_cmd_eval, "eval --load CKPT [--data FILE]", loom_eval_help},
+    {"translate", loom_cmd_translate, "translate --load CKPT [options] [TEXT...]", loom_translate_help},
+    {"eval", loom_cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", loom_eval_help},
     {"plot", loom_cmd_plot, "plot METRICS.csv... -o FILE [options]", loom_plot_help},
     {"bench", loom_cmd_bench, "bench [options]", loom_bench_help},
     {"gradcheck", loom_cmd_gradcheck, "gradcheck [options]", loom_gradcheck_help},

@@ -6,6 +6,7 @@
 #ifndef LOOM_TOOLS_TOOL_H
 #define LOOM_TOOLS_TOOL_H
 
+#include "loom/data.h"
 #include "loom/layers.h"
 #include "loom/rnn.h"
 #include "loom/store.h"
@@ -50,8 +51,16 @@ typedef struct {
 int loom_train_load_window(const char *ckpt, const char *data, int T, loom_tool_lm *out);
 void loom_train_window_free(loom_tool_lm *w);
 
-/* loom train --task adding|copy (tools/tasks.c). */
-typedef enum { LOOM_TASK_LM = 0, LOOM_TASK_ADDING, LOOM_TASK_COPY } loom_task_kind;
+/* loom train --task adding|copy (tools/tasks.c), seq2seq|reverse|dates (tools/seq2seq.c). */
+typedef enum {
+    LOOM_TASK_LM = 0,
+    LOOM_TASK_ADDING,
+    LOOM_TASK_COPY,
+    LOOM_TASK_SEQ2SEQ,
+    LOOM_TASK_REVERSE,
+    LOOM_TASK_DATES
+} loom_task_kind;
+
 typedef struct {
     loom_task_kind task;
     const loom_cell_def *cell;
@@ -82,6 +91,11 @@ bool loom_tool_is_help(const char *arg);
  * "CMD: F needs a value" on stderr. */
 bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see);
 
+/* Whether a checkpoint holds every parameter of g, each of its shape:
+ * checked before the weights are allocated, so that a damaged
+ * configuration cannot ask for gigabytes. */
+bool loom_tool_fits(const loom_graph *g, const loom_st *ck);
+
 /* ---- flags ---- */
 
 /* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */
@@ -108,5 +122,30 @@ void loom_tool_model_help(FILE *f);
 /* `loom <synopsis>`, the command's help, and the model flags if it takes
  * them, on stdout (for `loom <command> --help`). */
 void loom_tool_help(const char *synopsis, const char *help, bool model_flags);
+
+/* loom train's options (model sizes left 0 by the user take the task's defaults). */
+typedef struct {
+    loom_tool_model m;
+    const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
+    loom_token_kind tokens;
+    bool letters_only, help, sequential, lr_given, steps_given;
+    long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
+    double dropout, lr, momentum, weight_decay, clip, temperature;
+    loom_optimizer optimizer;
+    loom_sched_kind schedule;
+    loom_task_kind task;
+    /* sequence to sequence */
+    int attention;           /* loom_attention */
+    double teacher_forcing;  /* the share of steps that read the gold token */
+    long pairs, min_len, min_freq, eval_pairs;
+} loom_train_args;
+/* loom train --task seq2seq|reverse|dates. */
+int loom_train_seq2seq(const loom_train_args *a);
+int loom_cmd_translate(int argc, char **argv);
+extern const char loom_translate_help[];
+/* Whether the file is a checkpoint of a sequence-to-sequence model, and
+ * loom eval of one. */
+bool loom_is_seq2seq_checkpoint(const char *path);
+int loom_eval_seq2seq(const char *ckpt, const char *data, long beam);
 
 #endif

@@ -31,9 +31,20 @@ static const char *builtin_corpus(void) { return access(LOOM_CORPUS_SRC, R_OK) =
 const char loom_train_help[] =
     "train a recurrent language model on a text and print generated text\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n"
-    "  --task T              lm (default; charlm and wordlm: lm with --tokens char or word), or\n"
+    "  --task T              lm (default; charlm and wordlm: lm with --tokens char or word);\n"
     "                        a synthetic long-range task: adding (the adding problem, MSE) or\n"
-    "                        copy (the copy task, accuracy); --seq-len is its length\n"
+    "                        copy (the copy task, accuracy), --seq-len is its length; or an\n"
+    "                        encoder–decoder: seq2seq (--data PAIRS.tsv, source TAB target per\n"
+    "                        line, as the Tatoeba files; --seq-len is num_steps, default 10),\n"
+    "                        reverse (reverse --seq-len letters, default 30) or dates (human\n"
+    "                        dates to ISO 8601); held-out loss, BLEU and exact match as it trains\n"
+    "  --attention A         encoder–decoder: none, additive (default) or dot\n"
+    "  --teacher-forcing R   the share of decoder steps that read the gold token (default 1;\n"
+    "                        below 1: the model's own previous token otherwise)\n"
+    "  --pairs N             reverse, dates: training pairs (default 20000, 40000; held out: N/10)\n"
+    "  --min-len N           reverse: lengths drawn from N..--seq-len (default: all --seq-len)\n"
+    "  --min-freq N          seq2seq: rarer words become <unk> (default 2)\n"
+    "  --eval-pairs N        held-out pairs translated for BLEU and exact match (default 1000)\n"
     "  --data FILE           UTF-8 text (default: the built-in corpus, letters only as d2l)\n"
     "  --valid FILE          held-out text (default: the last 10% of the data)\n"
     "  --tokens char|word    character (code point) or word tokens (default char)\n"
@@ -64,17 +75,6 @@ const char loom_train_help[] =
     "  --temperature T       sampling temperature (default 0.6; 0: greedy)\n"
     "  --threads N           threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)\n";
 
-typedef struct {
-    loom_tool_model m;
-    const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
-    loom_token_kind tokens;
-    bool letters_only, help, sequential, lr_given, steps_given;
-    long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
-    double dropout, lr, momentum, weight_decay, clip, temperature;
-    loom_optimizer optimizer;
-    loom_sched_kind schedule;
-    loom_task_kind task;
-} train_args;
 
 static bool flag_double(const char *f, const char *v, double lo, double hi, double *out)
 {
@@ -98,7 +98,7 @@ static int pick(const char *f, const char *v, const char *const *names, int n)
     return -1;
 }
 
-static bool parse_option(train_args *a, int argc, char **argv, int *i)
+static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
 {
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (loom_tool_is_help(f)) return a->help = true;
@@ -107,7 +107,8 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
                                          "--resume", "--init", "--save-every",
                                          "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
-                                         "--temperature", "--threads"};
+                                         "--temperature", "--threads", "--attention", "--teacher-forcing", "--pairs",
+                                         "--min-len", "--min-freq", "--eval-pairs"};
     if (!loom_tool_valued("loom train", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom train --help"))
         return false;
     (*i)++;
@@ -134,8 +135,20 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--clip")) return flag_double(f, v, 0, 1e9, &a->clip);
     if (!strcmp(f, "--temperature")) return flag_double(f, v, 0, 100, &a->temperature);
     if (!strcmp(f, "--tokens")) return (k = pick(f, v, (const char *[]){"char", "word"}, 2)) >= 0 && (a->tokens = k, true);
-    if (!strcmp(f, "--task")) return (k = pick(f, v, (const char *[]){"lm", "adding", "copy", "charlm", "wordlm"}, 5)) >= 0 &&
-                                           (a->task = k > 2 ? LOOM_TASK_LM : k, a->tokens = k == 4 ? LOOM_TOKENS_WORD : a->tokens, true);
+    if (!strcmp(f, "--task")) {
+        static const char *const tasks[] = {"lm", "adding", "copy", "seq2seq", "reverse", "dates", "charlm", "wordlm"};
+        if ((k = pick(f, v, tasks, 8)) < 0) return false;
+        a->task = k > 5 ? LOOM_TASK_LM : k;
+        if (k == 7) a->tokens = LOOM_TOKENS_WORD;
+        return true;
+    }
+    if (!strcmp(f, "--attention"))
+        return (k = pick(f, v, (const char *[]){"none", "additive", "dot"}, 3)) >= 0 && (a->attention = k, true);
+    if (!strcmp(f, "--teacher-forcing")) return flag_double(f, v, 0, 1, &a->teacher_forcing);
+    if (!strcmp(f, "--pairs")) return loom_tool_int(f, v, 1, 1L << 30, &a->pairs);
+    if (!strcmp(f, "--min-len")) return loom_tool_int(f, v, 1, 100000, &a->min_len);
+    if (!strcmp(f, "--min-freq")) return loom_tool_int(f, v, 1, 1L << 30, &a->min_freq);
+    if (!strcmp(f, "--eval-pairs")) return loom_tool_int(f, v, 1, 1L << 30, &a->eval_pairs);
     if (!strcmp(f, "--sampling"))
         return (k = pick(f, v, (const char *[]){"random", "sequential"}, 2)) >= 0 && (a->sequential = k == 1, true);
     if (!strcmp(f, "--optimizer"))
@@ -144,38 +157,69 @@ static bool parse_option(train_args *a, int argc, char **argv, int *i)
     return k >= 0 && (a->schedule = k, true);
 }
 
-static int parse(train_args *a, int argc, char **argv)
+static int parse(loom_train_args *a, int argc, char **argv)
 {
-    *a = (train_args){.m = {&loom_cell_lstm, 35, 32, 0, 256, 1, 1, false},
-                      .steps = 600, .eval_every = 100, .generate = 200, .clip = 1, .temperature = 0.6,
-                      .optimizer = LOOM_OPT_ADAM, .sequential = true, .lr = -1, .prefix = "time traveller"};
+    /* sizes left 0 (and embed −1) take the task's defaults below */
+    *a = (loom_train_args){.m = {&loom_cell_lstm, 0, 0, 0, 0, 0, 1, false}, .embed = -1,
+                           .eval_every = 100, .generate = 200, .clip = 1, .temperature = 0.6,
+                           .optimizer = LOOM_OPT_ADAM, .sequential = true, .lr = -1, .prefix = "time traveller",
+                           .attention = LOOM_ATTN_ADDITIVE, .teacher_forcing = 1};
     for (int i = 0; i < argc; i++) {
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
     }
-    if (a->m.bidirectional) {
-        fprintf(stderr, "loom train: a language model reads left to right: --bidirectional does not apply\n");
+    bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
+    if (a->m.bidirectional && !s2s) {
+        fprintf(stderr, "loom train: a language model reads left to right: --bidirectional is for the encoder of "
+                        "--task seq2seq, reverse or dates\n");
         return 2;
     }
-    if (a->epochs && (a->steps_given || a->task != LOOM_TASK_LM)) {
+    if (a->epochs && (a->steps_given || (a->task != LOOM_TASK_LM && a->task != LOOM_TASK_SEQ2SEQ))) {
         fprintf(stderr, "loom train: %s\n", a->steps_given ? "give --steps or --epochs, not both"
-                                                          : "--epochs counts passes over a text: the adding and copy tasks "
+                                                          : "--epochs counts passes over a text: the synthetic tasks "
                                                             "draw new sequences every step, use --steps");
         return 2;
     }
-    if (!a->data) { /* d2l's settings for d2l's text */
+    if (a->task == LOOM_TASK_SEQ2SEQ && !a->data) {
+        fprintf(stderr, "loom train: --task seq2seq needs --data PAIRS.tsv (source TAB target per line)\n");
+        return 2;
+    }
+    if (s2s) { /* d2l's sizes for translation; the synthetic tasks' lengths */
+        long len = a->task == LOOM_TASK_REVERSE ? 30 : a->task == LOOM_TASK_DATES ? 32 : 10;
+        if (!a->m.steps) a->m.steps = len;
+        if (!a->m.hidden) a->m.hidden = a->task == LOOM_TASK_SEQ2SEQ ? 256 : 128;
+        if (!a->m.layers) a->m.layers = a->task == LOOM_TASK_SEQ2SEQ ? 2 : 1;
+        if (!a->m.batch) a->m.batch = 64;
+        if (a->embed < 0) a->embed = a->task == LOOM_TASK_SEQ2SEQ ? 256 : 32;
+        if (a->embed < 1) {
+            fprintf(stderr, "loom train: an encoder–decoder needs --embed >= 1\n");
+            return 2;
+        }
+        if (!a->steps_given && !a->epochs) a->steps = 2000;
+        if (!a->eval_pairs) a->eval_pairs = 1000;
+        if (!a->min_freq) a->min_freq = a->task == LOOM_TASK_SEQ2SEQ ? 2 : 1;
+        if (!a->pairs) a->pairs = a->task == LOOM_TASK_DATES ? 40000 : 20000;
+    } else {
+        if (!a->m.steps) a->m.steps = 35;
+        if (!a->m.hidden) a->m.hidden = 256;
+        if (!a->m.layers) a->m.layers = 1;
+        if (!a->m.batch) a->m.batch = 32;
+        if (a->embed < 0) a->embed = 0;
+        if (!a->steps_given && !a->epochs) a->steps = 600;
+    }
+    if (!a->data && a->task == LOOM_TASK_LM) { /* d2l's settings for d2l's text */
         a->data = builtin_corpus();
         a->letters_only = true;
     }
     a->lr_given = a->lr >= 0;
-    if (a->lr < 0) a->lr = a->optimizer == LOOM_OPT_SGD ? 1.0 : 0.01;
+    if (a->lr < 0) a->lr = a->optimizer == LOOM_OPT_SGD ? 1.0 : s2s ? 0.005 : 0.01;
     return 0;
 }
 
 int loom_train_parse(int argc, char **argv)
 {
-    train_args a;
+    loom_train_args a;
     return parse(&a, argc, argv);
 }
 
@@ -188,7 +232,7 @@ static double now(void)
 
 /* Everything a run holds. */
 typedef struct {
-    train_args a;
+    loom_train_args a;
     loom_text *text, *held;
     const int32_t *train_ids, *valid_ids;
     int64_t n_train, n_valid;
@@ -221,7 +265,7 @@ static int fail(const char *what, const char *why)
 /* The text, split into training and held-out tokens. */
 static int load_text(run *r)
 {
-    const train_args *a = &r->a;
+    const loom_train_args *a = &r->a;
     r->text = loom_text_new(&(loom_text_opts){.kind = a->tokens, .letters_only = a->letters_only});
     if (!r->text) return fail("out of memory", NULL);
     /* resuming: the checkpoint's vocabulary, so that ids mean what they meant */
@@ -243,27 +287,13 @@ static int load_text(run *r)
     return 0;
 }
 
-/* Whether a checkpoint holds every parameter of the model its
- * configuration describes, each of its shape: checked before the weights
- * are allocated, so that a damaged configuration cannot ask for gigabytes. */
-static bool fits(const loom_graph *g, const loom_st *ck)
-{
-    for (int32_t i = 0; i < loom_graph_size(g); i++) {
-        const loom_node *n = loom_graph_node(g, loom_at(i));
-        if (n->tags.role != LOOM_ROLE_PARAM) continue;
-        const loom_st_tensor *t = loom_st_get(ck, loom_tensor_name(g, loom_at(i)));
-        if (!t || t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, n->shape)) return false;
-    }
-    return true;
-}
-
 #define DOES_NOT_FIT "its configuration (vocabulary, sizes, layers, cell) does not match its weights"
 
 /* The model, its training plan (loss, final states, every gradient) and
  * its evaluation plan (loss and final states, no dropout). */
 static int build(run *r)
 {
-    const train_args *a = &r->a;
+    const loom_train_args *a = &r->a;
     int V = loom_vocab_size(loom_text_vocab(r->text)), T = (int)a->m.steps, B = (int)a->m.batch;
     r->layers = (int)a->m.layers, r->S = a->m.cell->n_states;
     r->g = loom_graph_new();
@@ -272,7 +302,7 @@ static int build(run *r)
                                                  .hidden = (int)a->m.hidden, .layers = r->layers,
                                                  .dropout = (float)a->dropout, .steps = T, .batch = B,
                                                  .seed = (uint64_t)a->m.seed});
-    if (r->ck && !loom_graph_failed(r->g) && !fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
+    if (r->ck && !loom_graph_failed(r->g) && !loom_tool_fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail(loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail(loom_store_error(r->store), NULL);
@@ -377,7 +407,7 @@ static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
 
 /* What a resumed run must rebuild exactly: the model, the data and the
  * optimiser's configuration. */
-static char *config_json(const train_args *a)
+static char *config_json(const loom_train_args *a)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "cell", a->m.cell->name) &&
@@ -423,7 +453,7 @@ static const char *jstr(const cJSON *o, const char *k)
 
 /* The checkpoint's configuration replaces the model's and optimiser's
  * options; what the run does next (--steps, --save, ...) stays the user's. */
-static bool apply_config(train_args *a, const char *json)
+static bool apply_config(loom_train_args *a, const char *json)
 {
     cJSON *o = cJSON_Parse(json ? json : "");
     bool ok = o != NULL;
@@ -473,7 +503,7 @@ static int64_t meta_int(const loom_st *f, const char *k)
 /* Everything the run needs to continue as if it had not stopped. */
 static int save_checkpoint(run *r, long steps_done)
 {
-    const train_args *a = &r->a;
+    const loom_train_args *a = &r->a;
     loom_st *f = loom_st_new();
     char *cfg = config_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
     int64_t epoch, batch, sn = (int64_t)r->layers * a->m.batch * a->m.hidden;
@@ -562,7 +592,7 @@ static int restore(run *r)
 
 static int train(run *r)
 {
-    const train_args *a = &r->a;
+    const loom_train_args *a = &r->a;
     int T = (int)a->m.steps, B = (int)a->m.batch;
     int64_t sn = (int64_t)r->layers * B * a->m.hidden;
     loom_schedule sched = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
@@ -693,8 +723,9 @@ int loom_cmd_train(int argc, char **argv)
         return 0;
     }
     if (!loom_tool_threads(r.a.threads)) return 2;
+    if (r.a.task >= LOOM_TASK_SEQ2SEQ) return loom_train_seq2seq(&r.a);
     if (r.a.task != LOOM_TASK_LM) {
-        const train_args *a = &r.a;
+        const loom_train_args *a = &r.a;
         return loom_train_task(&(loom_task_config){.task = a->task, .cell = a->m.cell, .steps = (int)a->m.steps,
                                                    .batch = (int)a->m.batch, .hidden = (int)a->m.hidden,
                                                    .layers = (int)a->m.layers, .total = a->steps,
@@ -709,7 +740,7 @@ int loom_cmd_train(int argc, char **argv)
             rc = fail(loom_store_error(r.store), NULL);
             goto out;
         }
-        const train_args *a = &r.a;
+        const loom_train_args *a = &r.a;
         printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
                " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
                a->m.cell->name, a->tokens == LOOM_TOKENS_WORD ? "word" : "character",
@@ -741,14 +772,16 @@ const char loom_generate_help[] =
     "  --seed S              sampling seed (default 1)\n";
 
 const char loom_eval_help[] =
-    "the perplexity of a checkpoint's model on a text, the state carried through it\n"
+    "a checkpoint on held-out data: a language model's perplexity on a text (the state carried\n"
+    "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs\n"
     "  --load CKPT           the checkpoint (required)\n"
-    "  --data FILE           the text (default: the built-in corpus)\n";
+    "  --data FILE           the text (default: the built-in corpus), or the pairs (source TAB target)\n"
+    "  --beam K              encoder–decoder: beam search of width K (default 1: greedy)\n";
 
 /* The checkpoint's configuration and vocabulary, and a store of its model's
  * weights for a model of T steps and B sequences. */
 typedef struct {
-    train_args a;
+    loom_train_args a;
     loom_st *ck;
     loom_vocab *vocab;
     loom_graph *g;
@@ -769,14 +802,14 @@ static int load(loaded *l, const char *path, int T, int B)
     if (!path) return fail("--load CKPT is required", NULL);
     if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail("out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
-    l->a = (train_args){0};
+    l->a = (loom_train_args){0};
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
         !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
         return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
     loom_lm_build(l->g, &l->lm, &(loom_lm_opts){.cell = l->a.m.cell, .vocab = loom_vocab_size(l->vocab), .embed = (int)l->a.embed,
                                                  .hidden = (int)l->a.m.hidden, .layers = (int)l->a.m.layers,
                                                  .steps = T ? T : (int)l->a.m.steps, .batch = B ? B : (int)l->a.m.batch});
-    if (!loom_graph_failed(l->g) && !fits(l->g, l->ck)) return fail(path, DOES_NOT_FIT);
+    if (!loom_graph_failed(l->g) && !loom_tool_fits(l->g, l->ck)) return fail(path, DOES_NOT_FIT);
     l->store = loom_store_new(l->g);
     if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
@@ -870,15 +903,22 @@ int loom_cmd_generate(int argc, char **argv)
 
 int loom_cmd_eval(int argc, char **argv)
 {
-    const char *ck = NULL, *data = NULL;
+    const char *ck = NULL, *data = NULL, *beam_s = NULL;
     for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (loom_tool_is_help(f)) {
-            loom_tool_help("eval --load CKPT [--data FILE]", loom_eval_help, false);
+            loom_tool_help("eval --load CKPT [--data FILE] [--beam K]", loom_eval_help, false);
             return 0;
         }
-        if (!loom_tool_valued("loom eval", f, v, (const char *[]){"--load", "--data"}, 2, "loom eval --help")) return 2;
-        *(!strcmp(f, "--load") ? &ck : &data) = v;
+        if (!loom_tool_valued("loom eval", f, v, (const char *[]){"--load", "--data", "--beam"}, 3, "loom eval --help")) return 2;
+        *(!strcmp(f, "--load") ? &ck : !strcmp(f, "--data") ? &data : &beam_s) = v;
+    }
+    long beam = 1;
+    if (beam_s && !loom_tool_int("--beam", beam_s, 1, 1024, &beam)) return 2;
+    if (ck && loom_is_seq2seq_checkpoint(ck)) return loom_eval_seq2seq(ck, data, beam);
+    if (beam_s) {
+        fprintf(stderr, "loom eval: --beam is for encoder–decoder checkpoints\n");
+        return 2;
     }
     loaded l = {0};
     command = "loom eval";

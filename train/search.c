@@ -170,6 +170,7 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
         int32_t *oi = out + (size_t)i * T, *ri = rows ? rows + (size_t)i * T : NULL;
         const finished *f = s.done + (size_t)i * s.K;
         len[i] = 0;
+        for (size_t k = 0; ri && k < T; k++) ri[k] = -1;
         if (score) score[i] = s.n_done[i] ? f->norm : -INFINITY;
         if (!s.n_done[i]) continue;
         if (f->eos) { /* ended by <eos> at step f->t, made by row f->row */

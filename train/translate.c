@@ -213,8 +213,8 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
             if (score) score[at] = bs[i];
             for (size_t j = 0; attention && j < T; j++) {
                 float *a = attention + (at * T + j) * (size_t)t->Ts;
-                if (j < (size_t)bl[i]) memcpy(a, t->attention + (j * (size_t)t->R + (size_t)rows[i * T + j]) * (size_t)t->Ts,
-                                              (size_t)t->Ts * sizeof(float));
+                int32_t row = rows[(size_t)i * T + j];
+                if (row >= 0) memcpy(a, t->attention + (j * (size_t)t->R + (size_t)row) * (size_t)t->Ts, (size_t)t->Ts * sizeof(float));
                 else memset(a, 0, (size_t)t->Ts * sizeof(float));
             }
         }

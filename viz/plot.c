@@ -198,13 +198,58 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
 #undef PY
 }
 
+/* Draws into an SVG or PNG surface of W × H and writes it atomically. */
+static loom_status render(const char *path, bool svg, double W, double H, void (*paint)(cairo_t *, const void *, double, double),
+                          const void *ctx)
+{
+    loom_error err = {0};
+    loom_atomic out = {0};
+    if (loom_atomic_open(&out, path, &err)) return loom_dot_fail(err.status, "%s", err.msg);
+    cairo_surface_t *surf = svg ? cairo_svg_surface_create_for_stream(to_file, out.f, W, H)
+                                : cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
+    cairo_t *cr = cairo_create(surf);
+    paint(cr, ctx, W, H);
+    cairo_destroy(cr);
+    loom_status st = LOOM_OK;
+    if (!svg && cairo_surface_write_to_png_stream(surf, to_file, out.f) != CAIRO_STATUS_SUCCESS)
+        st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: write failed", path);
+    cairo_surface_finish(surf);
+    if (!st && cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
+        st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: %s", path, cairo_status_to_string(cairo_surface_status(surf)));
+    cairo_surface_destroy(surf);
+    if (st) loom_atomic_abort(&out);
+    else if (loom_atomic_commit(&out, &err)) st = loom_dot_fail(err.status, "%s", err.msg);
+    return st;
+}
+
+typedef struct {
+    const loom_plot_opts *o;
+    const series *s;
+    const char *col, *dcol;
+} plot_ctx;
+
+static void draw_plot(cairo_t *cr, const void *ctx, double W, double H)
+{
+    const plot_ctx *c = ctx;
+    draw(cr, c->o, c->s, c->col, c->dcol, W, H);
+}
+
+/* The format of a path by its extension: 1 SVG, 0 PNG, −1 neither (a message recorded). */
+static int format_of(const char *path)
+{
+    const char *ext = strrchr(path, '.');
+    if (ext && !strcmp(ext, ".svg")) return 1;
+    if (ext && !strcmp(ext, ".png")) return 0;
+    loom_dot_fail(LOOM_ERR_ARG, "plot: cannot tell the format of '%s': use .svg or .png", path);
+    return -1;
+}
+
 loom_status loom_plot(const loom_plot_opts *o, const char *path)
 {
     loom_dot_clear();
     if (!o || o->n < 1 || !o->files || !path) return loom_dot_fail(LOOM_ERR_ARG, "plot: no metrics files or no output");
-    const char *ext = strrchr(path, '.');
-    bool svg = ext && !strcmp(ext, ".svg"), png = ext && !strcmp(ext, ".png");
-    if (!svg && !png) return loom_dot_fail(LOOM_ERR_ARG, "plot: cannot tell the format of '%s': use .svg or .png", path);
+    int svg = format_of(path);
+    if (svg < 0) return LOOM_ERR_ARG;
     series *s = calloc((size_t)o->n, sizeof *s);
     const char *col = NULL, *dcol = NULL;
     loom_status st = s ? LOOM_OK : loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
@@ -214,28 +259,75 @@ loom_status loom_plot(const loom_plot_opts *o, const char *path)
         if (!st && !col) col = c;
         if (!st && d) dcol = d;
     }
-    loom_error err = {0};
-    loom_atomic out = {0};
-    if (!st && loom_atomic_open(&out, path, &err)) st = loom_dot_fail(err.status, "%s", err.msg);
     if (!st) {
-        double W = 900, H = 520;
-        cairo_surface_t *surf = svg ? cairo_svg_surface_create_for_stream(to_file, out.f, W, H)
-                                    : cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
-        cairo_t *cr = cairo_create(surf);
-        draw(cr, o, s, col, dcol, W, H);
-        cairo_destroy(cr);
-        if (png && cairo_surface_write_to_png_stream(surf, to_file, out.f) != CAIRO_STATUS_SUCCESS)
-            st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: write failed", path);
-        cairo_surface_finish(surf);
-        if (!st && cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
-            st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: %s", path, cairo_status_to_string(cairo_surface_status(surf)));
-        cairo_surface_destroy(surf);
-        if (st) loom_atomic_abort(&out);
-        else if (loom_atomic_commit(&out, &err)) st = loom_dot_fail(err.status, "%s", err.msg);
+        plot_ctx c = {o, s, col, dcol};
+        st = render(path, svg, 900, 520, draw_plot, &c);
     }
     for (int k = 0; s && k < o->n; k++) free(s[k].x), free(s[k].y), free(s[k].x2), free(s[k].y2);
     free(s);
     return st;
+}
+
+/* ---- heat maps ---- */
+
+typedef struct {
+    const loom_heatmap *h;
+    double cell, left, top; /* a cell's side; where the matrix starts */
+} heat_ctx;
+
+static void draw_heatmap(cairo_t *cr, const void *ctx, double W, double H)
+{
+    const heat_ctx *c = ctx;
+    const loom_heatmap *h = c->h;
+    double cs = c->cell, L = c->left, T = c->top;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, 12);
+    float mx = 0;
+    for (int i = 0; i < h->rows * h->cols; i++) mx = isfinite(h->w[i]) && h->w[i] > mx ? h->w[i] : mx;
+    for (int i = 0; i < h->rows; i++)
+        for (int j = 0; j < h->cols; j++) {
+            double v = mx > 0 && isfinite(h->w[i * h->cols + j]) ? h->w[i * h->cols + j] / mx : 0;
+            /* white (0) to dark blue (the largest weight) */
+            cairo_set_source_rgb(cr, 1 - 0.9 * v, 1 - 0.75 * v, 1 - 0.4 * v);
+            cairo_rectangle(cr, L + j * cs, T + i * cs, cs, cs);
+            cairo_fill(cr);
+        }
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 0.5);
+    cairo_rectangle(cr, L, T, h->cols * cs, h->rows * cs);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    for (int i = 0; i < h->rows; i++) text(cr, L - 6, T + (i + 0.5) * cs + 4, h->row_labels[i], 1);
+    for (int j = 0; j < h->cols; j++) { /* column labels turned upwards */
+        cairo_save(cr);
+        cairo_move_to(cr, L + (j + 0.5) * cs + 4, T - 6);
+        cairo_rotate(cr, -M_PI / 2);
+        cairo_show_text(cr, h->col_labels[j]);
+        cairo_restore(cr);
+    }
+    if (h->title) {
+        cairo_set_font_size(cr, 13);
+        text(cr, W / 2, H - 12, h->title, 0.5);
+    }
+}
+
+loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path)
+{
+    loom_dot_clear();
+    if (!h || !h->w || h->rows < 1 || h->cols < 1 || !h->row_labels || !h->col_labels || !path)
+        return loom_dot_fail(LOOM_ERR_ARG, "plot: an empty heat map or no output");
+    int svg = format_of(path);
+    if (svg < 0) return LOOM_ERR_ARG;
+    /* room for the longest labels: about 7 px a character */
+    size_t lr = 0, lc = 0;
+    for (int i = 0; i < h->rows; i++) lr = strlen(h->row_labels[i]) > lr ? strlen(h->row_labels[i]) : lr;
+    for (int j = 0; j < h->cols; j++) lc = strlen(h->col_labels[j]) > lc ? strlen(h->col_labels[j]) : lc;
+    double cell = h->rows > 40 || h->cols > 40 ? 12 : 24;
+    double W = 20 + 7.0 * (double)lr + 12 + h->cols * cell + 20, H = 60 + 7.0 * (double)lc + h->rows * cell + 40;
+    heat_ctx c = {h, cell, 20 + 7.0 * (double)lr + 12, 60 + 7.0 * (double)lc};
+    return render(path, svg, W, H, draw_heatmap, &c);
 }
 #else
 bool loom_plot_available(void) { return false; }
@@ -243,6 +335,13 @@ bool loom_plot_available(void) { return false; }
 loom_status loom_plot(const loom_plot_opts *o, const char *path)
 {
     (void)o, (void)path, (void)read_series;
+    loom_dot_clear();
+    return loom_dot_fail(LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
+}
+
+loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path)
+{
+    (void)h, (void)path;
     loom_dot_clear();
     return loom_dot_fail(LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
 }

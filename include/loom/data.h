@@ -115,6 +115,10 @@ typedef struct {
     bool chars;        /* character tokens (one per code point, spaces too), lower case, and no
                           other preprocessing: synthetic tasks, scripts written without spaces */
     uint64_t seed;
+    /* Vocabularies to read with instead of building them (held-out text of
+     * a trained model: unknown tokens become <unk>); they must outlive the
+     * pairs, and their kind sets `chars`. */
+    const loom_vocab *vocab[2];
 } loom_pairs_opts;
 
 /* Tab-separated pairs, "source TAB target" per line (later columns, such
@@ -145,6 +149,11 @@ int64_t loom_pairs_bad_lines(const loom_pairs *p, const int64_t **lines);
  * output may be NULL); false when i is out of range. */
 bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, int32_t *src_len, int32_t *tgt,
                     int32_t *tgt_len);
+/* One sentence prepared as the side whose vocabulary v is: preprocessed
+ * (d2l's, or for character pairs lower case only), tokens, <eos>, cut or
+ * padded with <pad> to steps ids. Returns the valid length; −1 for invalid
+ * UTF-8 or bad arguments, −2 when out of memory. */
+int loom_pairs_encode(const loom_vocab *v, const char *utf8, size_t n, int steps, int32_t *ids);
 /* d2l's preprocessing of n bytes into out (NUL-terminated, truncated to
  * size), before lower-casing and splitting; returns the full length. */
 size_t loom_d2l_preprocess(const char *utf8, size_t n, char *out, size_t size);

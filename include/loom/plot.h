@@ -1,6 +1,7 @@
 /* loom/plot.h — training curves: metrics files (CSV with a header row, as
  * `loom train --metrics` writes) drawn as lines with Cairo, one labelled
- * curve per file, into SVG or PNG (by the extension, written atomically). */
+ * curve per file, and heat maps, into SVG or PNG (by the extension,
+ * written atomically). */
 #ifndef LOOM_PLOT_H
 #define LOOM_PLOT_H
 
@@ -25,6 +26,17 @@ typedef struct {
 /* Writes the plot; the message of a failure is in loom_dot_error(). */
 loom_status loom_plot(const loom_plot_opts *o, const char *path);
 bool loom_plot_available(void); /* false when loom was built without Cairo */
+
+/* A matrix as a heat map (an attention map: one row per output token, one
+ * column per source token), white at 0 to dark blue at its largest value,
+ * rows and columns labelled. */
+typedef struct {
+    const float *w;   /* rows × cols, row-major */
+    int rows, cols;
+    const char *const *row_labels, *const *col_labels;
+    const char *title;
+} loom_heatmap;
+loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path);
 
 #ifdef __cplusplus
 }

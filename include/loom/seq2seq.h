@@ -120,7 +120,8 @@ typedef loom_status (*loom_search_step)(void *ctx, int t, const int32_t *tokens,
  * finished hypothesis wins (by its normalised score). out: n × max_len
  * tokens (<eos> not included), len: n lengths, score: n normalised log
  * probabilities (may be NULL), rows: n × max_len, the row whose step made
- * each token (may be NULL; to follow a hypothesis' attention). */
+ * each token, <eos> included, −1 past it (may be NULL; to follow a
+ * hypothesis' attention). */
 loom_status loom_search(int n, int vocab, int32_t bos, int32_t eos, const loom_search_opts *opts, loom_search_step step,
                         void *ctx, int32_t *out, int32_t *len, double *score, int32_t *rows);
 
@@ -136,7 +137,8 @@ void loom_translator_free(loom_translator *t);
  * LOOM_EOS), src n × src_steps tokens (each padded with <pad>
  * after its <eos>) and their lengths; out, len, score as loom_search's;
  * attention (may be NULL): n × max_len × src_steps, the weights of each
- * output token (attention models; zeros otherwise). opts->beam must not
+ * output token and of the <eos> that ended the output (attention models;
+ * zeros elsewhere). opts->beam must not
  * exceed the translator's. */
 loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t *src_len, int n,
                            const loom_search_opts *opts, int32_t *out, int32_t *len, double *score, float *attention,

@@ -1,0 +1,725 @@
+/* Sequence to sequence from the command line:
+ *   loom train --task seq2seq --data PAIRS.tsv | --task reverse | --task dates
+ *   loom translate --load CKPT [TEXT...]
+ *   loom eval --load CKPT --data PAIRS.tsv (an encoder–decoder checkpoint)
+ * Training draws shuffled minibatches of pairs, teacher-forces the decoder
+ * (or samples its own tokens at a rate), and reports held-out loss, BLEU
+ * and exact match from greedy translations. */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <cjson/cJSON.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static const char *cmd = "loom train";
+
+static int fail(const char *what, const char *why)
+{
+    fprintf(stderr, "%s: %s%s%s\n", cmd, what, why && *why ? ": " : "", why ? why : "");
+    return 2;
+}
+
+static const char *const attention_names[] = {"none", "additive", "dot"};
+static const char *const task_names[] = {"seq2seq", "reverse", "dates"};
+
+/* Everything a training run holds. */
+typedef struct {
+    const loom_train_args *a;
+    loom_pairs *pairs;
+    loom_seq2seq_opts mo;
+    loom_graph *g;
+    loom_seq2seq m;
+    loom_store *store;
+    loom_plan *plan, *eval;
+    loom_tensor *outs; /* loss, then every parameter's gradient */
+    int n_params;
+    int32_t *src, *src_len, *dec_in, *tgt, *tgt_len; /* one batch, time-major */
+    float *gold;
+    loom_optim *opt;
+    float **grads;
+    int64_t *sizes, *order, pos;
+    uint64_t rng;
+    loom_translator *tr;
+    FILE *metrics;
+} s2s;
+
+static uint64_t next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* ---- data ---- */
+
+static void report_bad_lines(const loom_pairs *p, const char *path)
+{
+    const int64_t *bad;
+    int64_t n = loom_pairs_bad_lines(p, &bad);
+    if (!n) return;
+    fprintf(stderr, "%s: %s: %lld line%s without a tab or with an empty side, not used: line", cmd, path, (long long)n,
+            n > 1 ? "s" : "");
+    for (int64_t i = 0; i < n && i < 10; i++) fprintf(stderr, "%s %lld", i ? "," : "", (long long)bad[i]);
+    fprintf(stderr, "%s\n", n > 10 ? ", ..." : "");
+}
+
+/* The task's pairs: a file, or a synthetic task's text (training pairs,
+ * then the held-out ones). */
+static int load_pairs(s2s *r)
+{
+    const loom_train_args *a = r->a;
+    int64_t n_valid = a->pairs / 10 > 0 ? a->pairs / 10 : 1;
+    loom_pairs_opts po = {.num_steps = (int)a->m.steps, .min_freq = (int)a->min_freq, .valid_frac = 0.1,
+                          .seed = (uint64_t)a->m.seed};
+    char *text = NULL;
+    if (a->task == LOOM_TASK_REVERSE) {
+        int len = (int)a->m.steps;
+        po.num_steps = len + 1;
+        text = loom_task_reverse_pairs(a->pairs + n_valid, a->min_len ? (int)a->min_len : len, len, (uint64_t)a->m.seed);
+    } else if (a->task == LOOM_TASK_DATES) {
+        po.target_steps = 11; /* yyyy-mm-dd and <eos> */
+        char *train = loom_task_date_pairs(a->pairs, false, (uint64_t)a->m.seed);
+        char *held = loom_task_date_pairs(n_valid, true, (uint64_t)a->m.seed + 1);
+        size_t nt = train ? strlen(train) : 0, nh = held ? strlen(held) : 0;
+        if (train && held && (text = malloc(nt + nh + 1))) memcpy(text, train, nt), memcpy(text + nt, held, nh + 1);
+        free(train), free(held);
+    }
+    if (a->task != LOOM_TASK_SEQ2SEQ) {
+        if (a->min_len > a->m.steps) return fail("--min-len", "must not exceed --seq-len");
+        if (!text) return fail("out of memory", NULL);
+        po.chars = po.keep_order = true;
+        po.valid_frac = (double)n_valid / (double)(a->pairs + n_valid);
+    }
+    r->pairs = loom_pairs_new(&po);
+    loom_status st = !r->pairs ? LOOM_ERR_NOMEM : text ? loom_pairs_parse(r->pairs, text, strlen(text)) : loom_pairs_read(r->pairs, a->data);
+    free(text);
+    if (st) return fail(r->pairs ? loom_pairs_error(r->pairs) : "out of memory", NULL);
+    if (a->task == LOOM_TASK_SEQ2SEQ) report_bad_lines(r->pairs, a->data);
+    if (loom_pairs_count(r->pairs, false) < 1 || loom_pairs_count(r->pairs, true) < 1)
+        return fail(a->data ? a->data : "the task", "too few pairs for a training and a held-out part");
+    return 0;
+}
+
+/* Batch rows: pairs[first..] of a part (wrapping), time-major; the decoder
+ * reads <bos> then the target shifted right; `gold` says which steps read
+ * the gold token (scheduled sampling). */
+static void fill(s2s *r, bool valid, const int64_t *idx)
+{
+    int B = r->mo.batch, Ts = r->mo.src_steps, Tt = r->mo.tgt_steps;
+    int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS];
+    for (int b = 0; b < B; b++) {
+        loom_pairs_get(r->pairs, valid, idx[b], s, &r->src_len[b], t, &r->tgt_len[b]);
+        for (int j = 0; j < Ts; j++) r->src[j * B + b] = s[j];
+        for (int j = 0; j < Tt; j++) {
+            r->tgt[j * B + b] = t[j];
+            r->dec_in[j * B + b] = j ? t[j - 1] : LOOM_BOS;
+            if (r->gold) r->gold[j * B + b] = (double)(next(&r->rng) >> 11) * 0x1p-53 < r->a->teacher_forcing;
+        }
+    }
+}
+
+/* The next training batch's pairs, in a seeded order reshuffled every epoch. */
+static void next_batch(s2s *r)
+{
+    int64_t n = loom_pairs_count(r->pairs, false), idx[4096];
+    for (int b = 0; b < r->mo.batch; b++) {
+        if (r->pos % n == 0) /* a new epoch: Fisher–Yates */
+            for (int64_t i = n - 1; i > 0; i--) {
+                int64_t j = (int64_t)(next(&r->rng) % (uint64_t)(i + 1)), x = r->order[i];
+                r->order[i] = r->order[j], r->order[j] = x;
+            }
+        idx[b] = r->order[r->pos++ % n];
+    }
+    fill(r, false, idx);
+}
+
+/* ---- the model ---- */
+
+static int build(s2s *r)
+{
+    const loom_train_args *a = r->a;
+    int B = (int)a->m.batch;
+    r->mo = (loom_seq2seq_opts){.cell = a->m.cell, .src_vocab = loom_vocab_size(loom_pairs_vocab(r->pairs, 0)),
+                                .tgt_vocab = loom_vocab_size(loom_pairs_vocab(r->pairs, 1)), .embed = (int)a->embed,
+                                .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
+                                .bidirectional = a->m.bidirectional, .dropout = (float)a->dropout,
+                                .attention = (loom_attention)a->attention, .src_steps = loom_pairs_steps(r->pairs, 0),
+                                .tgt_steps = loom_pairs_steps(r->pairs, 1), .batch = B,
+                                .sampled = a->teacher_forcing < 1, .seed = (uint64_t)a->m.seed};
+    if (r->mo.src_steps > LOOM_SEQ2SEQ_MAX_STEPS) return fail("--seq-len", "too long for a decoder (1024 steps at most)");
+    if (!(r->g = loom_graph_new())) return fail("out of memory", NULL);
+    loom_seq2seq_build(r->g, &r->m, &r->mo);
+    r->store = loom_store_new(r->g);
+    if (loom_graph_failed(r->g)) return fail(loom_graph_error(r->g), NULL);
+    if (loom_store_status(r->store)) return fail(loom_store_error(r->store), NULL);
+    r->n_params = loom_store_count(r->store);
+    if (!(r->outs = malloc((size_t)(1 + r->n_params) * sizeof *r->outs))) return fail("out of memory", NULL);
+    r->outs[0] = r->m.loss;
+    loom_backward(r->g, r->m.loss, loom_store_tensors(r->store), r->n_params, r->outs + 1);
+    r->plan = loom_plan_new(r->g, r->outs, 1 + r->n_params, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
+    r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1, &(loom_plan_opts){.eval = true}) : NULL;
+    if (!r->eval) return fail(loom_graph_error(r->g), NULL);
+    loom_store_init(r->store, (uint64_t)a->m.seed);
+    size_t Ts = (size_t)r->mo.src_steps, Tt = (size_t)r->mo.tgt_steps;
+    r->src = malloc(Ts * (size_t)B * sizeof *r->src);
+    r->dec_in = malloc(Tt * (size_t)B * sizeof *r->dec_in);
+    r->tgt = malloc(Tt * (size_t)B * sizeof *r->tgt);
+    r->src_len = malloc((size_t)B * sizeof *r->src_len);
+    r->tgt_len = malloc((size_t)B * sizeof *r->tgt_len);
+    r->gold = r->mo.sampled ? malloc(Tt * (size_t)B * sizeof *r->gold) : NULL;
+    r->order = malloc((size_t)loom_pairs_count(r->pairs, false) * sizeof *r->order);
+    r->grads = malloc((size_t)r->n_params * sizeof *r->grads);
+    r->sizes = malloc((size_t)r->n_params * sizeof *r->sizes);
+    if (!r->src || !r->dec_in || !r->tgt || !r->src_len || !r->tgt_len || (r->mo.sampled && !r->gold) || !r->order ||
+        !r->grads || !r->sizes)
+        return fail("out of memory", NULL);
+    for (int64_t i = 0; i < loom_pairs_count(r->pairs, false); i++) r->order[i] = i;
+    r->rng = (uint64_t)a->m.seed * 0x2545F4914F6CDD1Dull + 1;
+    for (loom_plan **p = (loom_plan *[]){r->plan, r->eval, NULL}, **q = &p[0]; *q; q++) {
+        loom_store_bind(r->store, *q);
+        loom_bind(*q, r->m.src, r->src), loom_bind(*q, r->m.src_len, r->src_len), loom_bind(*q, r->m.dec_in, r->dec_in);
+        loom_bind(*q, r->m.tgt, r->tgt), loom_bind(*q, r->m.tgt_len, r->tgt_len);
+        if (r->gold) loom_bind(*q, r->m.gold, r->gold);
+    }
+    for (int i = 0; i < r->n_params; i++) r->sizes[i] = loom_store_numel(r->store, i);
+    const char *err = NULL;
+    r->opt = loom_optim_for_store(&(loom_optim_opts){.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                                     .weight_decay = (float)a->weight_decay},
+                                  r->store, &err);
+    if (!r->opt) return fail(err ? err : "out of memory", NULL);
+    char msg[512];
+    loom_seq2seq_opts to = r->mo;
+    to.batch = B; /* the translator reads the store's buffers, which training updates in place */
+    if (!(r->tr = loom_translator_new(&to, r->store, 1, msg, sizeof msg))) return fail(msg, NULL);
+    return 0;
+}
+
+/* ---- evaluation ---- */
+
+typedef struct {
+    double loss, bleu, exact;
+} scores;
+
+/* The reference of a target row: its tokens before <eos> (all of them
+ * when it was cut). */
+static int reference(const int32_t *t, int len)
+{
+    return len > 0 && t[len - 1] == LOOM_EOS ? len - 1 : len;
+}
+
+/* Greedy (or beam) translations of the first n pairs of a part: corpus
+ * BLEU-4 and the share translated exactly. */
+static int translation_scores(loom_translator *tr, const loom_pairs *p, bool valid, int64_t n, const loom_search_opts *so,
+                              double *bleu, double *exact)
+{
+    int Ts = loom_pairs_steps(p, 0), Tt = loom_pairs_steps(p, 1), L = so->max_len;
+    int32_t *src = malloc((size_t)n * (size_t)Ts * sizeof *src), *sl = malloc((size_t)n * sizeof *sl);
+    int32_t *ref = malloc((size_t)n * (size_t)Tt * sizeof *ref), *rl = malloc((size_t)n * sizeof *rl);
+    int32_t *out = malloc((size_t)n * (size_t)L * sizeof *out), *ol = malloc((size_t)n * sizeof *ol);
+    loom_tokens *h = malloc((size_t)n * sizeof *h), *refs = malloc((size_t)n * sizeof *refs);
+    const loom_tokens **rp = malloc((size_t)n * sizeof *rp);
+    int *nr = malloc((size_t)n * sizeof *nr), rc = 0;
+    char err[512];
+    if (!src || !sl || !ref || !rl || !out || !ol || !h || !refs || !rp || !nr) {
+        rc = fail("out of memory", NULL);
+    } else {
+        for (int64_t i = 0; i < n; i++) loom_pairs_get(p, valid, i, src + i * Ts, &sl[i], ref + i * Tt, &rl[i]);
+        if (loom_translate(tr, src, sl, (int)n, so, out, ol, NULL, NULL, err, sizeof err)) {
+            rc = fail(err, NULL);
+        } else {
+            int64_t hits = 0;
+            for (int64_t i = 0; i < n; i++) {
+                int k = reference(ref + i * Tt, rl[i]);
+                h[i] = (loom_tokens){out + i * L, ol[i]};
+                refs[i] = (loom_tokens){ref + i * Tt, k};
+                rp[i] = &refs[i], nr[i] = 1;
+                hits += ol[i] == k && !memcmp(out + i * L, ref + i * Tt, (size_t)k * sizeof *out);
+            }
+            *bleu = loom_corpus_bleu(h, rp, nr, (int)n, 4);
+            *exact = (double)hits / (double)n;
+        }
+    }
+    free(src), free(sl), free(ref), free(rl), free(out), free(ol), free(h), free(refs), free(rp), free(nr);
+    return rc;
+}
+
+/* The held-out part: the mean cross-entropy per target token (over up to
+ * 50 batches) and the translations' scores. */
+static int held_out(s2s *r, scores *sc)
+{
+    int64_t n = loom_pairs_count(r->pairs, true), idx[4096];
+    int B = r->mo.batch;
+    int64_t batches = (n + B - 1) / B < 50 ? (n + B - 1) / B : 50;
+    double total = 0, tokens = 0;
+    for (int64_t k = 0; k < batches; k++) {
+        for (int b = 0; b < B; b++) idx[b] = (k * B + b) % n;
+        fill(r, true, idx);
+        if (loom_run(r->eval)) return fail(loom_plan_error(r->eval), NULL);
+        double w = 0;
+        for (int b = 0; b < B; b++) w += r->tgt_len[b];
+        total += loom_plan_output(r->eval, r->m.loss)[0] * w, tokens += w;
+    }
+    sc->loss = total / tokens;
+    int64_t m = n < r->a->eval_pairs ? n : r->a->eval_pairs;
+    return translation_scores(r->tr, r->pairs, true, m, &(loom_search_opts){.max_len = r->mo.tgt_steps}, &sc->bleu,
+                              &sc->exact);
+}
+
+/* ---- checkpoints ---- */
+
+static char *config_json(const s2s *r)
+{
+    const loom_seq2seq_opts *o = &r->mo;
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j && cJSON_AddStringToObject(j, "task", task_names[r->a->task - LOOM_TASK_SEQ2SEQ]) &&
+              cJSON_AddStringToObject(j, "cell", o->cell->name) && cJSON_AddNumberToObject(j, "embed", o->embed) &&
+              cJSON_AddNumberToObject(j, "hidden", o->hidden) && cJSON_AddNumberToObject(j, "layers", o->layers) &&
+              cJSON_AddBoolToObject(j, "bidirectional", o->bidirectional) &&
+              cJSON_AddStringToObject(j, "attention", attention_names[o->attention]) &&
+              cJSON_AddNumberToObject(j, "dropout", o->dropout) && cJSON_AddNumberToObject(j, "src_steps", o->src_steps) &&
+              cJSON_AddNumberToObject(j, "tgt_steps", o->tgt_steps) && cJSON_AddNumberToObject(j, "batch", o->batch);
+    char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
+static int save(s2s *r, long steps)
+{
+    loom_st *f = loom_st_new();
+    char *cfg = config_json(r), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
+    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1)), n[32];
+    snprintf(n, sizeof n, "%ld", steps);
+    bool ok = f && cfg && v0 && v1 && !loom_st_set_meta(f, "loom.seq2seq", cfg) && !loom_st_set_meta(f, "loom.src_vocab", v0) &&
+              !loom_st_set_meta(f, "loom.tgt_vocab", v1) && !loom_st_set_meta(f, "loom.step", n);
+    for (int i = 0; ok && i < r->n_params; i++) {
+        loom_tensor t = loom_store_tensor(r->store, i);
+        ok = !loom_st_add(f, loom_store_name(r->store, i), LOOM_F32, loom_tensor_shape(r->g, t), loom_store_data(r->store, t));
+    }
+    int rc = 0;
+    if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
+    else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
+    free(cfg), free(v0), free(v1);
+    loom_st_free(f);
+    return rc;
+}
+
+/* ---- training ---- */
+
+static int train(s2s *r)
+{
+    const loom_train_args *a = r->a;
+    loom_schedule sch = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
+                         .total = a->steps, .warmup = a->warmup};
+    double t0 = now(), avg = 0, best_bleu = 0;
+    scores sc = {NAN, NAN, NAN};
+    for (long step = 0; step < a->steps; step++) {
+        next_batch(r);
+        if (loom_run(r->plan)) return fail(loom_plan_error(r->plan), NULL);
+        double loss = loom_plan_output(r->plan, r->m.loss)[0];
+        for (int i = 0; i < r->n_params; i++) r->grads[i] = (float *)loom_plan_output(r->plan, r->outs[1 + i]);
+        double norm = loom_clip_grad_norm(r->grads, r->sizes, r->n_params, a->clip > 0 ? a->clip : INFINITY);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            fprintf(stderr, "%s: step %ld: the %s is not finite; stopping\n", cmd, step + 1, isfinite(loss) ? "gradient" : "loss");
+            return 1;
+        }
+        float lr = loom_schedule_lr(&sch, (float)a->lr, step);
+        loom_optim_step(r->opt, (const float *const *)r->grads, lr);
+        avg = step ? 0.95 * avg + 0.05 * loss : loss;
+        bool eval = (step + 1) % a->eval_every == 0 || step + 1 == a->steps;
+        int rc;
+        if (eval) {
+            if ((rc = held_out(r, &sc))) return rc;
+            if (sc.bleu > best_bleu) best_bleu = sc.bleu;
+            fprintf(stderr, "step %ld/%ld  loss %.4f  grad norm %.2f  held-out loss %.4f  BLEU %.3f  exact %.1f%%  %.0f s\n",
+                    step + 1, a->steps, avg, norm, sc.loss, sc.bleu, 100 * sc.exact, now() - t0);
+        }
+        if (r->metrics) {
+            fprintf(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,", step + 1, loss, exp(loss), norm, lr);
+            if (eval) fprintf(r->metrics, "%.6f,%.4f,%.6f,%.6f", sc.loss, exp(sc.loss), sc.bleu, sc.exact);
+            else fputs(",,,", r->metrics);
+            fputc('\n', r->metrics);
+        }
+        if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save(r, step + 1))) return rc;
+    }
+    printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
+           a->steps, now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
+    return a->save ? save(r, a->steps) : 0;
+}
+
+/* A few held-out sources with their translations, as a user would see them. */
+static void show_examples(s2s *r, int n)
+{
+    int Ts = r->mo.src_steps, Tt = r->mo.tgt_steps;
+    int64_t total = loom_pairs_count(r->pairs, true);
+    if (n > total) n = (int)total;
+    for (int i = 0; i < n; i++) {
+        int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS], sl, tl, out[LOOM_SEQ2SEQ_MAX_STEPS], ol;
+        char err[256], a[1024], b[1024], c[1024];
+        loom_pairs_get(r->pairs, true, i, s, &sl, t, &tl);
+        if (loom_translate(r->tr, s, &sl, 1, &(loom_search_opts){.max_len = Tt}, out, &ol, NULL, NULL, err, sizeof err)) return;
+        loom_vocab_decode(loom_pairs_vocab(r->pairs, 0), s, reference(s, sl), a, sizeof a);
+        loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), t, reference(t, tl), b, sizeof b);
+        loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), out, ol, c, sizeof c);
+        printf("  %s => %s  (%s)\n", a, c, strcmp(b, c) ? b : "exact");
+        (void)Ts;
+    }
+}
+
+int loom_train_seq2seq(const loom_train_args *a)
+{
+    cmd = "loom train";
+    s2s r = {.a = a};
+    int rc = load_pairs(&r);
+    if (!rc) rc = build(&r);
+    if (!rc && a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
+    if (!rc) {
+        if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact\n");
+        printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
+               "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
+               task_names[a->task - LOOM_TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
+               attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
+               (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.pairs, true), r.mo.src_steps,
+               r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
+               (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
+        fflush(stdout);
+        rc = train(&r);
+        if (!rc) show_examples(&r, 5);
+    }
+    if (r.metrics) fclose(r.metrics);
+    loom_translator_free(r.tr);
+    loom_optim_free(r.opt);
+    free(r.outs), free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);
+    free(r.grads), free(r.sizes);
+    loom_plan_free(r.plan), loom_plan_free(r.eval);
+    loom_store_free(r.store);
+    loom_graph_free(r.g);
+    loom_pairs_free(r.pairs);
+    return rc;
+}
+
+/* ---- a checkpoint, for loom translate and loom eval ---- */
+
+typedef struct {
+    loom_st *ck;
+    loom_vocab *v[2];
+    loom_seq2seq_opts mo;
+    loom_graph *g;
+    loom_seq2seq m;
+    loom_store *store;
+} loaded;
+
+static void unload(loaded *l)
+{
+    loom_store_free(l->store);
+    loom_graph_free(l->g);
+    loom_vocab_free(l->v[0]), loom_vocab_free(l->v[1]);
+    loom_st_free(l->ck);
+}
+
+static int jint(const cJSON *o, const char *k, int lo, int hi, bool *ok)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) *ok = false;
+    return cJSON_IsNumber(v) ? (int)v->valuedouble : lo;
+}
+
+/* The model a configuration describes. */
+static bool read_config(loaded *l, const char *json)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(o, "cell"), *att = cJSON_GetObjectItemCaseSensitive(o, "attention");
+    bool ok = o && cJSON_IsString(cell) && cJSON_IsString(att);
+    loom_seq2seq_opts *m = &l->mo;
+    m->cell = ok ? loom_cell_by_name(cell->valuestring) : NULL;
+    m->embed = jint(o, "embed", 1, 65536, &ok);
+    m->hidden = jint(o, "hidden", 1, 65536, &ok);
+    m->layers = jint(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
+    m->src_steps = jint(o, "src_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
+    m->tgt_steps = jint(o, "tgt_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
+    m->bidirectional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "bidirectional"));
+    int a = -1;
+    for (int k = 0; ok && k < 3; k++)
+        if (!strcmp(att->valuestring, attention_names[k])) a = k;
+    m->attention = (loom_attention)(a < 0 ? 0 : a);
+    ok = ok && m->cell && a >= 0;
+    cJSON_Delete(o);
+    return ok;
+}
+
+/* The checkpoint's model, its decoding graph for `batch` sentences and
+ * `rows` rows, and its weights. */
+static int load(loaded *l, const char *path, int batch, int rows)
+{
+    memset(l, 0, sizeof *l);
+    if (!path) return fail("--load CKPT is required", NULL);
+    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail("out of memory", NULL);
+    if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
+    if (!read_config(l, loom_st_meta(l->ck, "loom.seq2seq")) ||
+        !(l->v[0] = loom_vocab_from_string(loom_st_meta(l->ck, "loom.src_vocab"))) ||
+        !(l->v[1] = loom_vocab_from_string(loom_st_meta(l->ck, "loom.tgt_vocab"))))
+        return fail(path, "not an encoder–decoder checkpoint of loom train (its configuration or vocabularies are "
+                          "missing or bad)");
+    l->mo.src_vocab = loom_vocab_size(l->v[0]), l->mo.tgt_vocab = loom_vocab_size(l->v[1]), l->mo.batch = batch;
+    loom_seq2seq_build_decoder(l->g, &l->m, &l->mo, rows);
+    if (!loom_graph_failed(l->g) && !loom_tool_fits(l->g, l->ck))
+        return fail(path, "its configuration (vocabularies, sizes, layers, cell, attention) does not match its weights");
+    l->store = loom_store_new(l->g);
+    if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
+    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail(loom_store_error(l->store), NULL);
+    return 0;
+}
+
+bool loom_is_seq2seq_checkpoint(const char *path)
+{
+    loom_st *f = loom_st_new();
+    bool yes = f && !loom_st_read(f, path) && loom_st_meta(f, "loom.seq2seq");
+    loom_st_free(f);
+    return yes;
+}
+
+/* ---- loom translate ---- */
+
+const char loom_translate_help[] =
+    "translate sentences with an encoder–decoder checkpoint of loom train, one per line\n"
+    "(from the arguments, else from standard input)\n"
+    "  --load CKPT           the checkpoint (required)\n"
+    "  --beam K              beam search of width K (default 1: greedy)\n"
+    "  --length-norm A       beam scores divided by length^A (default 0)\n"
+    "  --temperature T       sample with temperature T instead (beam 1)\n"
+    "  --seed S              sampling seed (default 1)\n"
+    "  --max-len N           tokens at most (default: the model's target length)\n"
+    "  --attention-map FILE  the first sentence's attention weights as a heat map (.svg or .png)\n";
+
+/* Every line of standard input. */
+static char **read_lines(int *n)
+{
+    char **lines = NULL, *line = NULL;
+    size_t cap = 0;
+    int k = 0;
+    for (ssize_t len; (len = getline(&line, &cap, stdin)) >= 0;) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        char **nl = realloc(lines, (size_t)(k + 1) * sizeof *nl);
+        if (!nl || !(nl[k] = strdup(line))) {
+            free(nl ? nl : lines);
+            free(line);
+            return *n = -1, NULL;
+        }
+        lines = nl, k++;
+    }
+    free(line);
+    *n = k;
+    return lines;
+}
+
+/* The first sentence's weights: one row per output token (and <eos>), one
+ * column per source token (and <eos>). */
+static int attention_map(const loaded *l, const char *path, const int32_t *src, int sl, const int32_t *out, int ol,
+                         const float *w, int max_len)
+{
+    if (!l->mo.attention) return fail("--attention-map", "the model has no attention");
+    int rows = ol < max_len ? ol + 1 : ol, Ts = l->mo.src_steps;
+    float *m = malloc((size_t)rows * (size_t)sl * sizeof *m);
+    const char **rl = malloc((size_t)rows * sizeof *rl), **cl = malloc((size_t)sl * sizeof *cl);
+    if (!m || !rl || !cl) {
+        free(m), free(rl), free(cl);
+        return fail("out of memory", NULL);
+    }
+    for (int i = 0; i < rows; i++) {
+        const char *tok = i < ol ? loom_vocab_token(l->v[1], out[i]) : "<eos>";
+        rl[i] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
+        for (int j = 0; j < sl; j++) m[i * sl + j] = w[i * Ts + j];
+    }
+    for (int j = 0; j < sl; j++) { /* a space is drawn as ␣ */
+        const char *tok = loom_vocab_token(l->v[0], src[j]);
+        cl[j] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
+    }
+    loom_status st = loom_plot_heatmap(&(loom_heatmap){m, rows, sl, rl, cl, "attention: output (rows) × source (columns)"}, path);
+    free(m), free(rl), free(cl);
+    return st ? fail(loom_dot_error(), NULL) : 0;
+}
+
+int loom_cmd_translate(int argc, char **argv)
+{
+    const char *ck = NULL, *map = NULL;
+    long beam = 1, max_len = 0, seed = 1;
+    double norm = 0, temperature = 0;
+    int n = 0;
+    char **text = malloc(((size_t)argc + 1) * sizeof *text);
+    cmd = "loom translate";
+    if (!text) return fail("out of memory", NULL);
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(f, "--")) { /* the rest are sentences, even those that start with '-' */
+            while (++i < argc) text[n++] = argv[i];
+            break;
+        }
+        if (f[0] != '-' || !f[1]) { /* a sentence */
+            text[n++] = argv[i];
+            continue;
+        }
+        if (loom_tool_is_help(f)) {
+            free(text);
+            loom_tool_help("translate --load CKPT [options] [TEXT...]", loom_translate_help, false);
+            return 0;
+        }
+        static const char *const valued[] = {"--load", "--beam", "--length-norm", "--temperature", "--seed", "--max-len",
+                                             "--attention-map"};
+        if (!loom_tool_valued(cmd, f, v, valued, 7, "loom translate --help")) return free(text), 2;
+        i++;
+        bool ok = true;
+        if (!strcmp(f, "--load")) ck = v;
+        else if (!strcmp(f, "--attention-map")) map = v;
+        else if (!strcmp(f, "--beam")) ok = loom_tool_int(f, v, 1, 1024, &beam);
+        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed);
+        else if (!strcmp(f, "--max-len")) ok = loom_tool_int(f, v, 1, 100000, &max_len);
+        else {
+            char *end;
+            double x = strtod(v, &end);
+            ok = *v && !*end && x >= 0 && x <= 100;
+            if (!ok) fprintf(stderr, "%s: %s needs a number in [0, 100], got '%s'\n", cmd, f, v);
+            *(!strcmp(f, "--length-norm") ? &norm : &temperature) = x;
+        }
+        if (!ok) return free(text), 2;
+    }
+    if (temperature > 0 && beam > 1) return free(text), fail("--temperature", "samples one hypothesis: not with --beam");
+    char **lines = NULL;
+    if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), fail("out of memory", NULL);
+    const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
+    loaded l;
+    int batch = n < 32 ? (n > 0 ? n : 1) : 32;
+    int rc = load(&l, ck, batch, batch * (int)beam);
+    int Ts = l.mo.src_steps, L = max_len ? (int)max_len : l.mo.tgt_steps;
+    int32_t *src = NULL, *sl = NULL, *out = NULL, *ol = NULL;
+    float *att = NULL;
+    loom_translator *tr = NULL;
+    char err[512];
+    if (!rc && n) {
+        src = malloc((size_t)n * (size_t)Ts * sizeof *src), sl = malloc((size_t)n * sizeof *sl);
+        out = malloc((size_t)n * (size_t)L * sizeof *out), ol = malloc((size_t)n * sizeof *ol);
+        att = map ? malloc((size_t)n * (size_t)L * (size_t)Ts * sizeof *att) : NULL;
+        if (!src || !sl || !out || !ol || (map && !att)) rc = fail("out of memory", NULL);
+        for (int i = 0; !rc && i < n; i++)
+            if ((sl[i] = loom_pairs_encode(l.v[0], sent[i], strlen(sent[i]), Ts, src + (size_t)i * Ts)) < 0) {
+                snprintf(err, sizeof err, "sentence %d", i + 1);
+                rc = fail(err, sl[i] == -1 ? "invalid UTF-8" : "out of memory");
+            }
+        if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = fail(err, NULL);
+        loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
+                               .seed = (uint64_t)seed};
+        if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, err, sizeof err)) rc = fail(err, NULL);
+        for (int i = 0; !rc && i < n; i++) {
+            size_t k = loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], NULL, 0);
+            char *s = malloc(k + 1);
+            if (!s) rc = fail("out of memory", NULL);
+            else loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], s, k + 1), printf("%s\n", s);
+            free(s);
+        }
+        if (!rc && map) rc = attention_map(&l, map, src, sl[0], out, ol[0], att, L);
+    }
+    loom_translator_free(tr);
+    free(src), free(sl), free(out), free(ol), free(att), free(text);
+    for (int i = 0; lines && i < n; i++) free(lines[i]);
+    free(lines);
+    unload(&l);
+    return rc;
+}
+
+/* ---- loom eval of an encoder–decoder ---- */
+
+int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
+{
+    cmd = "loom eval";
+    if (!data) return fail("--data PAIRS.tsv is required for an encoder–decoder", NULL);
+    loaded l;
+    int B = 64, rc = load(&l, ckpt, B, B * (int)beam);
+    loom_pairs *p = NULL;
+    loom_translator *tr = NULL;
+    loom_graph *g = NULL;
+    loom_plan *plan = NULL;
+    int32_t *buf = NULL;
+    char err[512];
+    if (rc) goto done;
+    p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps, .keep_order = true,
+                                          .vocab = {l.v[0], l.v[1]}});
+    if (!p || loom_pairs_read(p, data)) {
+        rc = fail(p ? loom_pairs_error(p) : "out of memory", NULL);
+        goto done;
+    }
+    report_bad_lines(p, data);
+    int64_t n = loom_pairs_count(p, false);
+    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) {
+        rc = fail(err, NULL);
+        goto done;
+    }
+    double bleu, exact;
+    if ((rc = translation_scores(tr, p, false, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
+                                 &exact)))
+        goto done;
+    /* perplexity: the teacher-forced model's cross-entropy per target token, from its logits */
+    loom_seq2seq m;
+    loom_seq2seq_opts o = l.mo;
+    g = loom_graph_new();
+    if (!g || loom_seq2seq_build(g, &m, &o) || !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true}))) {
+        rc = fail(g ? loom_graph_error(g) : "out of memory", NULL);
+        goto done;
+    }
+    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab;
+    int np = loom_graph_params(g, NULL, 0);
+    loom_tensor *params = malloc((size_t)np * sizeof *params + 1);
+    buf = malloc(((size_t)(Ts + 3 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
+    if (!params || !buf) {
+        free(params);
+        rc = fail("out of memory", NULL);
+        goto done;
+    }
+    loom_graph_params(g, params, np);
+    for (int i = 0; i < np; i++) loom_bind(plan, params[i], loom_store_data_by_name(l.store, loom_tensor_name(g, params[i])));
+    free(params);
+    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B, row[2 * LOOM_SEQ2SEQ_MAX_STEPS];
+    loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
+    loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);
+    double nll = 0, tokens = 0;
+    for (int64_t first = 0; first < n; first += B) {
+        for (int b = 0; b < B; b++) {
+            int32_t *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
+            loom_pairs_get(p, false, (first + b) % n, row, &sl[b], t, &tl[b]);
+            for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
+            for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
+        }
+        if (loom_run(plan)) {
+            rc = fail(loom_plan_error(plan), NULL);
+            goto done;
+        }
+        const float *lg = loom_plan_output(plan, m.logits);
+        for (int b = 0; b < B && first + b < n; b++)
+            for (int j = 0; j < tl[b]; j++) {
+                const float *x = lg + ((size_t)j * B + b) * V;
+                double mx = x[0], z = 0;
+                for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+                for (int v = 0; v < V; v++) z += exp(x[v] - mx);
+                nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
+            }
+    }
+    printf("%lld pairs: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, bleu, 100 * exact, exp(nll / tokens));
+done:
+    free(buf);
+    loom_plan_free(plan);
+    loom_graph_free(g);
+    loom_translator_free(tr);
+    loom_pairs_free(p);
+    unload(&l);
+    return rc;
+}
