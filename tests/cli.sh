@@ -127,7 +127,9 @@ expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --attention-map "$dir/at
 check "the attention map is an SVG" grep -q "<svg" "$dir/att.svg"
 printf 'abc\tcba\nab\tba\nno tab here\n' > "$dir/pairs.tsv"
 expect 0 "line 3" -- "$loom" eval --load "$dir/rev.ckpt" --data "$dir/pairs.tsv" --beam 2
-check "eval prints BLEU, exact match and perplexity" grep -q "2 pairs: BLEU .*exact match .*perplexity" "$dir/out"
+check "eval prints BLEU, exact match and perplexity" grep -q "2 pairs (beam search): BLEU .*exact match .*perplexity" "$dir/out"
+expect 0 "" -- "$loom" eval --load "$dir/rev.ckpt"
+check "a synthetic task's checkpoint is evaluated on its own held-out pairs" grep -q "^20 held-out pairs: BLEU" "$dir/out"
 expect 2 "not an encoder–decoder checkpoint" -- "$loom" translate --load "$dir/ck.safetensors" hello
 expect 2 "--load CKPT is required" -- "$loom" translate hello
 expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"

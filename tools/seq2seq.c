@@ -77,8 +77,8 @@ static void report_bad_lines(const loom_pairs *p, const char *path)
 }
 
 /* The task's pairs: a file, or a synthetic task's text (training pairs,
- * then the held-out ones). */
-static int load_pairs(s2s *r)
+ * then the held-out ones), read with the given vocabularies (NULL: their own). */
+static int load_pairs(s2s *r, const loom_vocab *const *vocab)
 {
     const loom_train_args *a = r->a;
     int64_t n_valid = a->pairs / 10 > 0 ? a->pairs / 10 : 1;
@@ -103,6 +103,7 @@ static int load_pairs(s2s *r)
         po.chars = po.keep_order = true;
         po.valid_frac = (double)n_valid / (double)(a->pairs + n_valid);
     }
+    if (vocab) po.vocab[0] = vocab[0], po.vocab[1] = vocab[1];
     r->pairs = loom_pairs_new(&po);
     loom_status st = !r->pairs ? LOOM_ERR_NOMEM : text ? loom_pairs_parse(r->pairs, text, strlen(text)) : loom_pairs_read(r->pairs, a->data);
     free(text);
@@ -290,7 +291,9 @@ static char *config_json(const s2s *r)
               cJSON_AddBoolToObject(j, "bidirectional", o->bidirectional) &&
               cJSON_AddStringToObject(j, "attention", attention_names[o->attention]) &&
               cJSON_AddNumberToObject(j, "dropout", o->dropout) && cJSON_AddNumberToObject(j, "src_steps", o->src_steps) &&
-              cJSON_AddNumberToObject(j, "tgt_steps", o->tgt_steps) && cJSON_AddNumberToObject(j, "batch", o->batch);
+              cJSON_AddNumberToObject(j, "tgt_steps", o->tgt_steps) && cJSON_AddNumberToObject(j, "batch", o->batch) &&
+              cJSON_AddNumberToObject(j, "seed", (double)r->a->m.seed) && cJSON_AddNumberToObject(j, "pairs", (double)r->a->pairs) &&
+              cJSON_AddNumberToObject(j, "min_len", (double)r->a->min_len);
     char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     return s;
@@ -382,7 +385,7 @@ int loom_train_seq2seq(const loom_train_args *a)
 {
     cmd = "loom train";
     s2s r = {.a = a};
-    int rc = load_pairs(&r);
+    int rc = load_pairs(&r, NULL);
     if (!rc) rc = build(&r);
     if (!rc && a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
     if (!rc) {
@@ -415,6 +418,7 @@ int loom_train_seq2seq(const loom_train_args *a)
 typedef struct {
     loom_st *ck;
     loom_vocab *v[2];
+    loom_train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
     loom_seq2seq_opts mo;
     loom_graph *g;
     loom_seq2seq m;
@@ -450,6 +454,16 @@ static bool read_config(loaded *l, const char *json)
     m->src_steps = jint(o, "src_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
     m->tgt_steps = jint(o, "tgt_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
     m->bidirectional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "bidirectional"));
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task");
+    loom_train_args *t = &l->task;
+    for (int k = 0; k < 3; k++)
+        if (cJSON_IsString(task) && !strcmp(task->valuestring, task_names[k])) t->task = LOOM_TASK_SEQ2SEQ + k;
+    bool known = true; /* the generator's settings: only a synthetic task needs them */
+    t->m.seed = jint(o, "seed", 0, 1 << 30, &known);
+    t->pairs = jint(o, "pairs", 1, 1 << 30, &known);
+    t->min_len = jint(o, "min_len", 0, LOOM_SEQ2SEQ_MAX_STEPS, &known);
+    t->m.steps = t->task == LOOM_TASK_REVERSE ? m->src_steps - 1 : m->src_steps;
+    if (!known && t->task != LOOM_TASK_SEQ2SEQ) t->task = LOOM_TASK_LM; /* cannot be regenerated */
     int a = -1;
     for (int k = 0; ok && k < 3; k++)
         if (!strcmp(att->valuestring, attention_names[k])) a = k;
@@ -642,9 +656,9 @@ int loom_cmd_translate(int argc, char **argv)
 int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
 {
     cmd = "loom eval";
-    if (!data) return fail("--data PAIRS.tsv is required for an encoder–decoder", NULL);
     loaded l;
     int B = 64, rc = load(&l, ckpt, B, B * (int)beam);
+    s2s held = {.a = &l.task};
     loom_pairs *p = NULL;
     loom_translator *tr = NULL;
     loom_graph *g = NULL;
@@ -652,20 +666,33 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
     int32_t *buf = NULL;
     char err[512];
     if (rc) goto done;
-    p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps, .keep_order = true,
-                                          .vocab = {l.v[0], l.v[1]}});
-    if (!p || loom_pairs_read(p, data)) {
-        rc = fail(p ? loom_pairs_error(p) : "out of memory", NULL);
+    bool synthetic = l.task.task == LOOM_TASK_REVERSE || l.task.task == LOOM_TASK_DATES;
+    if (!data && !synthetic) {
+        rc = fail("--data PAIRS.tsv is required for an encoder–decoder not trained on --task reverse or dates", NULL);
         goto done;
     }
-    report_bad_lines(p, data);
-    int64_t n = loom_pairs_count(p, false);
+    /* a synthetic task's own held-out pairs, regenerated; or every pair of the file */
+    bool part = !data;
+    if (!data) {
+        cmd = "loom eval";
+        if ((rc = load_pairs(&held, (const loom_vocab *const *)l.v))) goto done;
+        p = held.pairs, held.pairs = NULL;
+    } else {
+        p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps,
+                                              .keep_order = true, .vocab = {l.v[0], l.v[1]}});
+        if (!p || loom_pairs_read(p, data)) {
+            rc = fail(p ? loom_pairs_error(p) : "out of memory", NULL);
+            goto done;
+        }
+    }
+    if (data) report_bad_lines(p, data);
+    int64_t n = loom_pairs_count(p, part);
     if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) {
         rc = fail(err, NULL);
         goto done;
     }
     double bleu, exact;
-    if ((rc = translation_scores(tr, p, false, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
+    if ((rc = translation_scores(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
                                  &exact)))
         goto done;
     /* perplexity: the teacher-forced model's cross-entropy per target token, from its logits */
@@ -695,7 +722,7 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
     for (int64_t first = 0; first < n; first += B) {
         for (int b = 0; b < B; b++) {
             int32_t *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
-            loom_pairs_get(p, false, (first + b) % n, row, &sl[b], t, &tl[b]);
+            loom_pairs_get(p, part, (first + b) % n, row, &sl[b], t, &tl[b]);
             for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
             for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
         }
@@ -713,7 +740,8 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
                 nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
             }
     }
-    printf("%lld pairs: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, bleu, 100 * exact, exp(nll / tokens));
+    printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
+           beam > 1 ? " (beam search)" : "", bleu, 100 * exact, exp(nll / tokens));
 done:
     free(buf);
     loom_plan_free(plan);

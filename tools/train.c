@@ -775,7 +775,8 @@ const char loom_eval_help[] =
     "a checkpoint on held-out data: a language model's perplexity on a text (the state carried\n"
     "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs\n"
     "  --load CKPT           the checkpoint (required)\n"
-    "  --data FILE           the text (default: the built-in corpus), or the pairs (source TAB target)\n"
+    "  --data FILE           the text (default: the built-in corpus), or the pairs (source TAB target;\n"
+    "                        default for --task reverse and dates: the run's own held-out pairs)\n"
     "  --beam K              encoder–decoder: beam search of width K (default 1: greedy)\n";
 
 /* The checkpoint's configuration and vocabulary, and a store of its model's
