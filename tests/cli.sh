@@ -134,6 +134,10 @@ expect 2 "not an encoder–decoder checkpoint" -- "$loom" translate --load "$dir
 expect 2 "--load CKPT is required" -- "$loom" translate hello
 expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"
 check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
+expect 0 "" -- "$loom" dot --seq2seq dot --cell gru --bidirectional --seq-len 3 --view cell --backward -o "$dir/s2s.dot"
+check "the encoder–decoder's picture has its attention weights" grep -q 'attention\[2\]' "$dir/s2s.dot"
+expect 2 "not with --load" -- "$loom" dot --seq2seq additive --grad-norms -o "$dir/y.dot"
+expect 2 "--seq2seq must be" -- "$loom" dot --seq2seq luong -o "$dir/y.dot"
 
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

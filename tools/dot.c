@@ -28,7 +28,10 @@ const char loom_dot_help[] =
     "                        --grad-norms then runs it on real text, the window at the start\n"
     "                        of the last tenth (held out in training) of --data FILE (default:\n"
     "                        the checkpoint's training text)\n"
-    "  --data FILE           that text\n";
+    "  --data FILE           that text\n"
+    "  --seq2seq A           draw an encoder–decoder instead: --seq-len source steps, 3 target\n"
+    "                        steps, attention A (none, additive or dot; its weights are the nodes\n"
+    "                        attention[t]), --input as the embedding size\n";
 
 typedef struct {
     loom_tool_model m;
@@ -36,6 +39,7 @@ typedef struct {
     float heat_lo, heat_hi;
     bool backward, norms, random_trunc, last_loss, cells, help;
     const char *out, *fmt, *title, *load, *data;
+    int seq2seq; /* −1: a recurrent stack; else the encoder–decoder's loom_attention */
 } dot_args;
 
 static const char *ext_of(const char *path)
@@ -52,7 +56,8 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
     if (!strcmp(f, "--backward")) return a->backward = true;
     if (!strcmp(f, "--grad-norms")) return a->norms = true;
-    static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "--load", "--data", "-o"};
+    static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "--load",
+                                         "--data", "--seq2seq", "-o"};
     if (!loom_tool_valued("loom dot", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom help")) return false;
     (*i)++; /* the rest take a value */
     if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, 100000, &a->truncate);
@@ -78,6 +83,13 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
         return ok;
     }
     if (!strcmp(f, "--title")) return (a->title = v) != NULL;
+    if (!strcmp(f, "--seq2seq")) {
+        static const char *const names[] = {"none", "additive", "dot"};
+        for (int k = 0; v && k < 3; k++)
+            if (!strcmp(v, names[k])) return a->seq2seq = k, true;
+        fprintf(stderr, "loom dot: --seq2seq must be none, additive or dot, got '%s'\n", v ? v : "");
+        return false;
+    }
     if (!strcmp(f, "--load")) return (a->load = v) != NULL;
     if (!strcmp(f, "--data")) return (a->data = v) != NULL;
     return (a->out = v) != NULL; /* -o */
@@ -87,7 +99,7 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
 static int parse(dot_args *a, int argc, char **argv)
 {
     const loom_tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
-    *a = (dot_args){.m = defaults, .shown = -1};
+    *a = (dot_args){.m = defaults, .shown = -1, .seq2seq = -1};
     for (int i = 0; i < argc; i++) {
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
@@ -105,6 +117,11 @@ static int parse(dot_args *a, int argc, char **argv)
         }
     } else if (a->data) {
         fprintf(stderr, "loom dot: --data is the text for --load's model; give --load CKPT too\n");
+        return 2;
+    }
+    if (a->seq2seq >= 0 && (a->load || a->norms || a->truncate || a->last_loss)) {
+        fprintf(stderr, "loom dot: --seq2seq draws an untrained encoder–decoder and its loss: not with --load, "
+                        "--grad-norms, --truncate or --loss\n");
         return 2;
     }
     if (!a->out) {
@@ -153,6 +170,7 @@ static double rnd(uint64_t *s)
 typedef struct {
     loom_graph *g;
     loom_rnn rnn;
+    loom_seq2seq s2s; /* --seq2seq */
     loom_tensor x, loss;
     uint64_t rng;
     loom_tool_lm lm; /* --load: the trained model and its window of text */
@@ -188,6 +206,19 @@ static void build(dot_model *dm, const dot_args *a)
     dm->loss = n_terms ? loom_add_n(g, terms, n_terms) : loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
     loom_tensor_set_name(g, dm->loss, "L");
     free(r), free(terms);
+}
+
+/* An encoder–decoder of T source and 3 target steps, vocabularies of 8. */
+static void build_seq2seq(dot_model *dm, const dot_args *a)
+{
+    const loom_tool_model *m = &a->m;
+    dm->g = loom_graph_new();
+    loom_seq2seq_build(dm->g, &dm->s2s,
+                       &(loom_seq2seq_opts){.cell = m->cell, .src_vocab = 8, .tgt_vocab = 8, .embed = (int)m->input,
+                                            .hidden = (int)m->hidden, .layers = (int)m->layers,
+                                            .bidirectional = m->bidirectional, .attention = (loom_attention)a->seq2seq,
+                                            .src_steps = (int)m->steps, .tgt_steps = 3, .batch = (int)m->batch});
+    dm->loss = dm->s2s.loss;
 }
 
 /* ‖∂L/∂h_t‖ per (t, l, d) on seeded random data: parameters from their
@@ -245,11 +276,15 @@ static bool heat_loaded(dot_model *dm, const dot_args *a, float *norms)
 static int backward(dot_model *dm, loom_tensor *roots)
 {
     const loom_rnn *rnn = &dm->rnn;
-    loom_tensor wrt[LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS];
+    loom_tensor wrt[LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS * 2 + 16];
     int np = 0;
-    for (int l = 0; l < rnn->o.layers; l++)
-        for (int d = 0; d < rnn->dirs; d++)
-            for (int i = 0; i < rnn->n_params; i++) wrt[np++] = rnn->param[l][d][i];
+    if (loom_valid(dm->s2s.loss)) { /* every parameter of the encoder–decoder */
+        np = loom_graph_params(dm->g, wrt, (int)(sizeof wrt / sizeof *wrt));
+    } else {
+        for (int l = 0; l < rnn->o.layers; l++)
+            for (int d = 0; d < rnn->dirs; d++)
+                for (int i = 0; i < rnn->n_params; i++) wrt[np++] = rnn->param[l][d][i];
+    }
     roots[0] = dm->loss;
     loom_backward(dm->g, dm->loss, wrt, np, roots + 1);
     return 1 + np;
@@ -287,13 +322,13 @@ int loom_cmd_dot(int argc, char **argv)
         a.m = (loom_tool_model){lm->o.cell, lm->o.steps, 1, lm->o.vocab, lm->o.hidden, lm->o.layers, a.m.seed, false};
     } else {
         if (!a.m.steps) a.m.steps = 4;
-        build(&dm, &a);
+        (a.seq2seq >= 0 ? build_seq2seq : build)(&dm, &a);
     }
     default_shown(&a);
     const loom_tool_model *m = &a.m;
     int T = (int)m->steps, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
     /* drawn: what the loss needs, and the gradients asked for */
-    loom_tensor *roots = malloc((size_t)(1 + dm.rnn.n_params * L * D) * sizeof *roots);
+    loom_tensor *roots = malloc((size_t)(1 + loom_graph_params(dm.g, NULL, 0)) * sizeof *roots);
     float *norms = calloc((size_t)T * L * D, sizeof *norms);
     int n_roots = 1;
     rc = 1;
@@ -310,11 +345,16 @@ int loom_cmd_dot(int argc, char **argv)
         goto done;
     }
     char title[256];
-    snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? "trained language model, " : "",
-             m->cell->name, L, L > 1 ? "s" : "",
-             m->bidirectional ? ", bidirectional" : "", T,
-             a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
-             a.norms ? (a.load ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖") : "");
+    static const char *const attention[] = {"no attention", "additive attention", "dot-product attention"};
+    if (a.seq2seq >= 0)
+        snprintf(title, sizeof title, "encoder–decoder, %s, %d layer%s%s, %s: %d source steps, then 3 target steps",
+                 m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional encoder" : "",
+                 attention[a.seq2seq], T);
+    else
+        snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? "trained language model, " : "",
+                 m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional" : "", T,
+                 a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
+                 a.norms ? (a.load ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖") : "");
     loom_dot_opts opt = {.view = a.cells ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,

@@ -313,6 +313,8 @@ static void frame_end(dot_ctx *c, const char *id, const char *label, const char 
     fprintf(c->f, "];\n");
 }
 
+#define SLOT_W 1.25 /* the distance between nodes side by side in one row of a step */
+
 /* Columns: the parameters (and their Σ gradients) on the left, one column
  * per drawn step, an elision column, and a last column for what lies outside
  * the steps (the loss). Rows: the input x_t at the bottom, then each layer
@@ -435,6 +437,18 @@ static bool grid_plan(dot_ctx *c)
     }
     c->top_y = (c->n_rows > 0 ? c->n_rows - 1 : 0) * ROW_H;
     double colw = c->has_bwd ? 2.3 : 1.9, x = 0;
+    /* cell view: named nodes of one step's row (a decoder's input x_t and
+     * its attention weights) stand side by side; the column makes room */
+    int most = 1;
+    for (int32_t i = 0, count[256], last = -1; !ops && i < c->n; i++) {
+        const loom_node *n = N(c, i);
+        if (!drawn(c, i) || in_cell(n) || n->tags.step < 0 || n->tags.role == LOOM_ROLE_PARAM || is_param_side(n) ||
+            is_param_grad(c, i))
+            continue;
+        if (n->tags.step != last) memset(count, 0, sizeof count), last = n->tags.step;
+        if (++count[grid_key(n)] > most) most = count[grid_key(n)];
+    }
+    if (most > 1 && colw < 0.3 + SLOT_W * most) colw = 0.3 + SLOT_W * most;
     if (ops) {
         if (!plan_op_steps(c, &colw)) return false;
     } else {
@@ -485,7 +499,7 @@ static bool grid_plan(dot_ctx *c)
             c->py[i] = p >= 0 && c->py[p] == c->py[p] ? c->py[p] : c->top_y - 0.6 * n_param++;
         } else if (n->tags.step >= 0) {
             if (n->tags.step != last_step) memset(slot, 0, sizeof slot), last_step = n->tags.step;
-            c->px[i] = c->col_x[n->tags.step] + 0.45 * slot[grid_key(n)]++;
+            c->px[i] = c->col_x[n->tags.step] + SLOT_W * slot[grid_key(n)]++;
             c->py[i] = row_y(c, n);
         } else if (!after[i]) {
             c->px[i] = -1.15;
