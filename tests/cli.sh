@@ -134,6 +134,13 @@ expect 2 "not an encoder–decoder checkpoint" -- "$loom" translate --load "$dir
 expect 2 "--load CKPT is required" -- "$loom" translate hello
 expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"
 check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
+# word pairs, as the Tatoeba files: d2l's preprocessing, <unk> for unseen words, bad lines named
+printf 'Go.\tVa !\tCC-BY 2.0\nHi.\tSalut !\nRun!\tCours !\nno tab\nI lost.\tJ\xe2\x80\x99ai perdu.\nWho?\tQui ?\nWow!\tÇa alors !\nHelp!\tÀ l\x27aide !\nJump.\tSaute.\nStop!\tÇa suffit !\nWait!\tAttends !\n' > "$dir/fra.tsv"
+expect 0 "line 4" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --min-freq 1 --seq-len 5 $s2s --save "$dir/fra.ckpt"
+check "the run names its pairs" grep -q "10 pairs\|9 training and 1 held-out pairs" "$dir/out"
+expect 0 "" -- "$loom" translate --load "$dir/fra.ckpt" --beam 2 "Go." "Never seen words."
+check "two translations" [ "$(wc -l < "$dir/out")" -eq 2 ]
+expect 2 "invalid UTF-8" -- "$loom" translate --load "$dir/fra.ckpt" "$(printf 'bad \377')"
 expect 0 "" -- "$loom" dot --seq2seq dot --cell gru --bidirectional --seq-len 3 --view cell --backward -o "$dir/s2s.dot"
 check "the encoder–decoder's picture has its attention weights" grep -q 'attention\[2\]' "$dir/s2s.dot"
 expect 2 "not with --load" -- "$loom" dot --seq2seq additive --grad-norms -o "$dir/y.dot"
