@@ -11,3 +11,8 @@ $loom dot --cell rnn_tanh --seq-len 16 --view cell --grad-norms --loss last --he
 $loom dot --cell lstm --seq-len 16 --view cell --grad-norms --loss last --heat-range 1e-7:2 -o docs/heat_lstm.svg
 $loom dot --cell gru --layers 2 --bidirectional --seq-len 4 --view cell -o docs/gru_2layer_bidirectional.svg
 $loom dot --seq2seq additive --cell gru --seq-len 3 --view cell -o docs/seq2seq_additive.svg
+# a date model's attention (training is deterministic for a given seed and thread count)
+tmp=$(mktemp -d)
+$loom train --task dates --steps 600 --threads 2 --eval-pairs 200 --save "$tmp/dates.ckpt" >/dev/null 2>&1
+$loom translate --load "$tmp/dates.ckpt" "Tuesday, November 24, 2026" --attention-map docs/attention_dates.svg >/dev/null
+rm -rf "$tmp"
