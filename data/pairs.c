@@ -76,25 +76,8 @@ void loom_pairs_free(loom_pairs *p)
 
 const char *loom_pairs_error(const loom_pairs *p) { return p ? loom_error_msg(&p->err) : "out of memory"; }
 
-/* A growing buffer of sentences, one per line. */
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static bool put(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 2 > b->cap) {
-        size_t cap = 2 * b->cap + n + 4096;
-        char *ns = realloc(b->s, cap);
-        if (!ns) return false;
-        b->s = ns, b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n++] = '\n';
-    return true;
-}
+/* A sentence and its newline. */
+static bool put(loom_buf *b, const char *s, size_t n) { return loom_buf_put(b, s, n) && loom_buf_put(b, "\n", 1); }
 
 static bool blank(const char *s, size_t n)
 {
@@ -106,7 +89,7 @@ static bool blank(const char *s, size_t n)
 static int pad(const loom_vocab *v, const char *s, size_t n, int steps, int32_t *row);
 
 /* One side's sentences (one per line of b) as padded ids and lengths. */
-static loom_status encode_side(loom_pairs *p, int side, const sbuf *b)
+static loom_status encode_side(loom_pairs *p, int side, const loom_buf *b)
 {
     loom_text_opts to = {.kind = p->o.chars ? LOOM_TOKENS_CHAR : LOOM_TOKENS_SPACE, .lower = true,
                          .min_freq = p->o.min_freq, .specials = true};
@@ -169,7 +152,7 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
     if (!p || (!utf8 && n)) return LOOM_ERR_ARG;
     clear(p);
     p->steps[0] = p->o.num_steps, p->steps[1] = p->o.target_steps;
-    sbuf side[2] = {{0}, {0}};
+    loom_buf side[2] = {{0}, {0}};
     char *norm = NULL;
     size_t norm_cap = 0;
     int64_t bad_cap = 0, line = 0;

@@ -47,37 +47,18 @@ void loom_task_copy(int T, int K, int A, int B, uint64_t seed, int32_t *x, int32
 
 /* ---- parallel text ---- */
 
-/* A growing NUL-terminated string. */
-typedef struct {
-    char *s;
-    size_t n, cap;
-} text_buf;
-
-static bool append(text_buf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = 2 * b->cap + n + 4096;
-        char *ns = realloc(b->s, cap);
-        if (!ns) return false;
-        b->s = ns, b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->s[b->n += n] = 0;
-    return true;
-}
-
 char *loom_task_reverse_pairs(int64_t n, int min_len, int max_len, uint64_t seed)
 {
     if (min_len < 1 || max_len < min_len || n < 0) return NULL;
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 13;
-    text_buf b = {0};
+    loom_buf b = {0};
     char *line = malloc(2 * (size_t)max_len + 2);
-    bool ok = line && append(&b, "", 0);
+    bool ok = line && loom_buf_put(&b, "", 0);
     for (int64_t i = 0; ok && i < n; i++) {
         int len = min_len + (int)loom_below(&s, (uint64_t)(max_len - min_len + 1));
         for (int k = 0; k < len; k++) line[k] = line[2 * len - k] = (char)('a' + loom_below(&s, 26));
         line[len] = '\t', line[2 * len + 1] = '\n';
-        ok = append(&b, line, 2 * (size_t)len + 2);
+        ok = loom_buf_put(&b, line, 2 * (size_t)len + 2);
     }
     free(line);
     if (!ok) free(b.s);
@@ -139,8 +120,8 @@ static bool date_held_out(int d) { return loom_mix((uint64_t)d * 0x2545F4914F6CD
 char *loom_task_date_pairs(int64_t n, bool held_out, uint64_t seed)
 {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 17;
-    text_buf b = {0};
-    bool ok = n >= 0 && append(&b, "", 0);
+    loom_buf b = {0};
+    bool ok = n >= 0 && loom_buf_put(&b, "", 0);
     for (int64_t i = 0; ok && i < n; i++) {
         int d;
         do d = (int)loom_below(&s, DAYS);
@@ -150,7 +131,7 @@ char *loom_task_date_pairs(int64_t n, bool held_out, uint64_t seed)
         line[k++] = '\t';
         k += loom_task_date_text(d, 8, line + k, sizeof line - (size_t)k);
         line[k++] = '\n';
-        ok = append(&b, line, (size_t)k);
+        ok = loom_buf_put(&b, line, (size_t)k);
     }
     if (!ok) free(b.s);
     return ok ? b.s : NULL;

@@ -704,17 +704,11 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
         goto done;
     }
     int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab;
-    int np = loom_graph_params(g, NULL, 0);
-    loom_tensor *params = malloc((size_t)np * sizeof *params + 1);
     buf = malloc(((size_t)(Ts + 3 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
-    if (!params || !buf) {
-        free(params);
-        rc = fail("out of memory", NULL);
+    if (!buf || loom_store_bind_shared(l.store, g, plan, err, sizeof err)) {
+        rc = fail(buf ? err : "out of memory", NULL);
         goto done;
     }
-    loom_graph_params(g, params, np);
-    for (int i = 0; i < np; i++) loom_bind(plan, params[i], loom_store_data_by_name(l.store, loom_tensor_name(g, params[i])));
-    free(params);
     int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B, row[2 * LOOM_SEQ2SEQ_MAX_STEPS];
     loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
     loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);

@@ -32,7 +32,6 @@ void loom_generator_free(loom_generator *g)
 loom_generator *loom_generator_new(const loom_lm_opts *model, const loom_store *weights, char *err, size_t err_len)
 {
     loom_generator *g = calloc(1, sizeof *g);
-    loom_tensor *params = NULL;
     if (!g || !(g->g = loom_graph_new())) goto nomem;
     loom_lm_opts o = *model;
     o.steps = 1, o.batch = 1;
@@ -47,21 +46,12 @@ loom_generator *loom_generator_new(const loom_lm_opts *model, const loom_store *
         loom_generator_free(g);
         return NULL;
     }
-    int n = loom_graph_params(g->g, NULL, 0);
-    if (!(params = malloc(((size_t)n + 1) * sizeof *params))) goto nomem;
-    loom_graph_params(g->g, params, n);
-    for (int i = 0; i < n; i++) {
-        const char *name = loom_tensor_name(g->g, params[i]);
-        float *d = loom_store_data_by_name(weights, name);
-        if (!d) {
-            snprintf(err, err_len, "generate: the weights have no '%s'", name);
-            free(params);
-            loom_generator_free(g);
-            return NULL;
-        }
-        loom_bind(g->p, params[i], d);
+    char why[400];
+    if (loom_store_bind_shared(weights, g->g, g->p, why, sizeof why)) {
+        snprintf(err, err_len, "generate: %s", why);
+        loom_generator_free(g);
+        return NULL;
     }
-    free(params);
     for (int s = 0; s < g->S; s++) {
         if (!(g->state[s] = calloc((size_t)g->sn, sizeof(float)))) goto nomem;
         loom_bind(g->p, g->lm.init[s], g->state[s]);

@@ -31,27 +31,6 @@ void loom_translator_free(loom_translator *t)
     free(t);
 }
 
-/* Binds every parameter of g to the buffer of the same name in w. */
-static bool bind_weights(loom_translator *t, const loom_store *w, char *err, size_t n)
-{
-    int np = loom_graph_params(t->g, NULL, 0);
-    loom_tensor *p = malloc(((size_t)np + 1) * sizeof *p);
-    if (!p) return snprintf(err, n, "translate: out of memory"), false;
-    loom_graph_params(t->g, p, np);
-    for (int i = 0; i < np; i++) {
-        const char *name = loom_tensor_name(t->g, p[i]);
-        float *d = loom_store_data_by_name(w, name);
-        if (!d) {
-            snprintf(err, n, "translate: the weights have no '%s'", name);
-            free(p);
-            return false;
-        }
-        loom_bind(t->enc, p[i], d), loom_bind(t->step, p[i], d);
-    }
-    free(p);
-    return true;
-}
-
 static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
 
 loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_store *weights, int beam, char *err,
@@ -79,7 +58,10 @@ loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_
         loom_translator_free(t);
         return NULL;
     }
-    if (!bind_weights(t, weights, err, err_len)) {
+    char why[400];
+    if (loom_store_bind_shared(weights, t->g, t->enc, why, sizeof why) ||
+        loom_store_bind_shared(weights, t->g, t->step, why, sizeof why)) {
+        snprintf(err, err_len, "translate: %s", why);
         loom_translator_free(t);
         return NULL;
     }

@@ -42,6 +42,12 @@ float *loom_store_data(const loom_store *s, loom_tensor t);
 void loom_store_init(loom_store *s, uint64_t seed);
 /* Binds every parameter into the plan. */
 loom_status loom_store_bind(const loom_store *s, loom_plan *p);
+/* Binds every parameter of g (the graph p was made from) to the buffer
+ * of the same name and shape in s: a model of another shape sharing the
+ * weights (a one-step decoder, a batch of one), which follow every update
+ * of s. LOOM_ERR_ARG with a message in err when a name is missing or
+ * shaped differently. */
+loom_status loom_store_bind_shared(const loom_store *s, const loom_graph *g, loom_plan *p, char *err, size_t n);
 /* The parameters and their buffers as bindings (what loom_gradcheck and
  * loom_bind_all take): writes up to max into out (out may be NULL to count)
  * and returns how many the store has. */
