@@ -120,7 +120,11 @@ expect 2 "--teacher-forcing needs a number in [0, 1]" -- "$loom" train --task re
 expect 2 "--bidirectional is for the encoder" -- "$loom" train --bidirectional --steps 1
 expect 0 "exact match" -- "$loom" train --task reverse --seq-len 6 --pairs 200 --bidirectional --teacher-forcing 0.5 $s2s \
   --metrics "$dir/s2s.csv" --save "$dir/rev.ckpt"
+cp "$dir/out" "$dir/rev.out"
 check "the seq2seq metrics have BLEU" grep -q "valid_bleu" "$dir/s2s.csv"
+expect 2 "--resume is for language models" -- "$loom" train --task reverse --resume "$dir/rev.ckpt"
+expect 0 "" -- "$loom" train --task reverse --seq-len 6 --pairs 200 --bidirectional $s2s --steps 1 --lr 0 --init "$dir/rev.ckpt"
+check "--init starts from the checkpoint's weights" [ "$(grep -o 'held-out loss [0-9.]*' "$dir/out")" = "$(grep -o 'held-out loss [0-9.]*' "$dir/rev.out")" ]
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 abcdef ab
 check "one translation per sentence" [ "$(wc -l < "$dir/out")" -eq 2 ]
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --attention-map "$dir/att.svg" abc

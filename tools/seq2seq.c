@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void)
 {
@@ -116,7 +117,7 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
 
 /* Batch rows: pairs[first..] of a part (wrapping), time-major; the decoder
  * reads <bos> then the target shifted right; `gold` says which steps read
- * the gold token (scheduled sampling). */
+ * the gold token (scheduled sampling; every step of a held-out batch). */
 static void fill(s2s *r, bool valid, const int64_t *idx)
 {
     int B = r->mo.batch, Ts = r->mo.src_steps, Tt = r->mo.tgt_steps;
@@ -127,7 +128,8 @@ static void fill(s2s *r, bool valid, const int64_t *idx)
         for (int j = 0; j < Tt; j++) {
             r->tgt[j * B + b] = t[j];
             r->dec_in[j * B + b] = j ? t[j - 1] : LOOM_BOS;
-            if (r->gold) r->gold[j * B + b] = (double)(next(&r->rng) >> 11) * 0x1p-53 < r->a->teacher_forcing;
+            if (r->gold) /* held-out loss: always teacher-forced */
+                r->gold[j * B + b] = valid || (double)(next(&r->rng) >> 11) * 0x1p-53 < r->a->teacher_forcing;
         }
     }
 }
@@ -201,6 +203,7 @@ static int build(s2s *r)
                                                      .weight_decay = (float)a->weight_decay},
                                   r->store, &err);
     if (!r->opt) return fail(err ? err : "out of memory", NULL);
+    if (a->init && loom_store_load_file(r->store, a->init, false)) return fail(loom_store_error(r->store), NULL);
     char msg[512];
     loom_seq2seq_opts to = r->mo;
     to.batch = B; /* the translator reads the store's buffers, which training updates in place */
@@ -326,7 +329,8 @@ static int train(s2s *r)
     const loom_train_args *a = r->a;
     loom_schedule sch = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
                          .total = a->steps, .warmup = a->warmup};
-    double t0 = now(), avg = 0, best_bleu = 0;
+    double t0 = now(), avg = 0, best_bleu = 0, last_print = -1;
+    bool tty = isatty(2);
     scores sc = {NAN, NAN, NAN};
     for (long step = 0; step < a->steps; step++) {
         next_batch(r);
@@ -346,8 +350,15 @@ static int train(s2s *r)
         if (eval) {
             if ((rc = held_out(r, &sc))) return rc;
             if (sc.bleu > best_bleu) best_bleu = sc.bleu;
-            fprintf(stderr, "step %ld/%ld  loss %.4f  grad norm %.2f  held-out loss %.4f  BLEU %.3f  exact %.1f%%  %.0f s\n",
-                    step + 1, a->steps, avg, norm, sc.loss, sc.bleu, 100 * sc.exact, now() - t0);
+        }
+        double el = now() - t0;
+        if (eval || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10)) { /* progress */
+            last_print = el;
+            double eta = el / (double)(step + 1) * (double)(a->steps - step - 1);
+            fprintf(stderr, "%sstep %ld/%ld  loss %.4f  grad norm %.2f  %.0f pairs/s  ETA %.0f s", tty ? "\r" : "", step + 1,
+                    a->steps, avg, norm, (double)(step + 1) * r->mo.batch / el, eta);
+            if (eval) fprintf(stderr, "  held-out loss %.4f  BLEU %.3f  exact %.1f%%", sc.loss, sc.bleu, 100 * sc.exact);
+            fprintf(stderr, tty && !eval ? "   " : "\n");
         }
         if (r->metrics) {
             fprintf(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,", step + 1, loss, exp(loss), norm, lr);

@@ -181,6 +181,11 @@ static int parse(loom_train_args *a, int argc, char **argv)
                                                             "draw new sequences every step, use --steps");
         return 2;
     }
+    if (s2s && (a->resume || a->valid)) {
+        fprintf(stderr, "loom train: %s is for language models; an encoder–decoder holds out 10%% of its pairs "
+                        "and starts from --init weights\n", a->resume ? "--resume" : "--valid");
+        return 2;
+    }
     if (a->task == LOOM_TASK_SEQ2SEQ && !a->data) {
         fprintf(stderr, "loom train: --task seq2seq needs --data PAIRS.tsv (source TAB target per line)\n");
         return 2;
