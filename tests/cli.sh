@@ -122,7 +122,13 @@ expect 0 "exact match" -- "$loom" train --task reverse --seq-len 6 --pairs 200 -
   --metrics "$dir/s2s.csv" --save "$dir/rev.ckpt"
 cp "$dir/out" "$dir/rev.out"
 check "the seq2seq metrics have BLEU" grep -q "valid_bleu" "$dir/s2s.csv"
-expect 2 "--resume is for language models" -- "$loom" train --task reverse --resume "$dir/rev.ckpt"
+# resuming: 12 + 18 steps are the 30 steps of one run, byte for byte (dropout, scheduled sampling)
+more="--seq-len 6 --pairs 200 --dropout 0.1 --layers 2 --teacher-forcing 0.7"
+expect 0 "" -- "$loom" train --task reverse $more $s2s --steps 12 --save "$dir/half.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/half.ckpt" --steps 30 --save "$dir/resumed.ckpt" --threads 1
+expect 0 "" -- "$loom" train --task reverse $more $s2s --steps 30 --save "$dir/whole.ckpt"
+check "a resumed run ends where the whole run ends" cmp -s "$dir/resumed.ckpt" "$dir/whole.ckpt"
+expect 2 "choose one" -- "$loom" train --resume "$dir/half.ckpt" --init "$dir/half.ckpt"
 expect 0 "" -- "$loom" train --task reverse --seq-len 6 --pairs 200 --bidirectional $s2s --steps 1 --lr 0 --init "$dir/rev.ckpt"
 check "--init starts from the checkpoint's weights" [ "$(grep -o 'held-out loss [0-9.]*' "$dir/out")" = "$(grep -o 'held-out loss [0-9.]*' "$dir/rev.out")" ]
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 abcdef ab

@@ -54,6 +54,7 @@ typedef struct {
     uint64_t rng;
     loom_translator *tr;
     FILE *metrics;
+    long step0; /* the first step this run makes (a resumed run's checkpoint step) */
 } s2s;
 
 static uint64_t next(uint64_t *s)
@@ -296,7 +297,15 @@ static char *config_json(const s2s *r)
               cJSON_AddNumberToObject(j, "dropout", o->dropout) && cJSON_AddNumberToObject(j, "src_steps", o->src_steps) &&
               cJSON_AddNumberToObject(j, "tgt_steps", o->tgt_steps) && cJSON_AddNumberToObject(j, "batch", o->batch) &&
               cJSON_AddNumberToObject(j, "seed", (double)r->a->m.seed) && cJSON_AddNumberToObject(j, "pairs", (double)r->a->pairs) &&
-              cJSON_AddNumberToObject(j, "min_len", (double)r->a->min_len);
+              cJSON_AddNumberToObject(j, "min_len", (double)r->a->min_len) &&
+              cJSON_AddNumberToObject(j, "min_freq", (double)r->a->min_freq) &&
+              (!r->a->data || cJSON_AddStringToObject(j, "data", r->a->data)) &&
+              /* what a resumed run continues with */
+              cJSON_AddNumberToObject(j, "optimizer", r->a->optimizer) && cJSON_AddNumberToObject(j, "lr", r->a->lr) &&
+              cJSON_AddNumberToObject(j, "momentum", r->a->momentum) &&
+              cJSON_AddNumberToObject(j, "weight_decay", r->a->weight_decay) && cJSON_AddNumberToObject(j, "clip", r->a->clip) &&
+              cJSON_AddNumberToObject(j, "schedule", r->a->schedule) && cJSON_AddNumberToObject(j, "warmup", (double)r->a->warmup) &&
+              cJSON_AddNumberToObject(j, "teacher_forcing", r->a->teacher_forcing);
     char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     return s;
@@ -306,18 +315,24 @@ static int save(s2s *r, long steps)
 {
     loom_st *f = loom_st_new();
     char *cfg = config_json(r), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
-    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1)), n[32];
+    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1)), n[32], rng[32], pos[32], runs[32];
     snprintf(n, sizeof n, "%ld", steps);
-    bool ok = f && cfg && v0 && v1 && !loom_st_set_meta(f, "loom.seq2seq", cfg) && !loom_st_set_meta(f, "loom.src_vocab", v0) &&
-              !loom_st_set_meta(f, "loom.tgt_vocab", v1) && !loom_st_set_meta(f, "loom.step", n);
-    for (int i = 0; ok && i < r->n_params; i++) {
-        loom_tensor t = loom_store_tensor(r->store, i);
-        ok = !loom_st_add(f, loom_store_name(r->store, i), LOOM_F32, loom_tensor_shape(r->g, t), loom_store_data(r->store, t));
-    }
+    snprintf(rng, sizeof rng, "%016llx", (unsigned long long)r->rng);
+    snprintf(pos, sizeof pos, "%lld", (long long)r->pos);
+    snprintf(runs, sizeof runs, "%llu", (unsigned long long)loom_plan_runs(r->plan));
+    int64_t n_train = loom_pairs_count(r->pairs, false);
+    int32_t *order = malloc((size_t)n_train * sizeof *order + 1);
+    for (int64_t i = 0; order && i < n_train; i++) order[i] = (int32_t)r->order[i];
+    bool ok = f && cfg && v0 && v1 && order && !loom_st_set_meta(f, "loom.seq2seq", cfg) &&
+              !loom_st_set_meta(f, "loom.src_vocab", v0) && !loom_st_set_meta(f, "loom.tgt_vocab", v1) &&
+              !loom_st_set_meta(f, "loom.step", n) && !loom_st_set_meta(f, "loom.rng", rng) &&
+              !loom_st_set_meta(f, "loom.pos", pos) && !loom_st_set_meta(f, "loom.plan_runs", runs) &&
+              !loom_st_add(f, "data.order", LOOM_I32, loom_shape1((int32_t)n_train), order) &&
+              loom_tool_save_training(f, r->g, r->store, r->opt);
     int rc = 0;
     if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
     else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
-    free(cfg), free(v0), free(v1);
+    free(cfg), free(v0), free(v1), free(order);
     loom_st_free(f);
     return rc;
 }
@@ -332,7 +347,7 @@ static int train(s2s *r)
     double t0 = now(), avg = 0, best_bleu = 0, last_print = -1;
     bool tty = isatty(2);
     scores sc = {NAN, NAN, NAN};
-    for (long step = 0; step < a->steps; step++) {
+    for (long step = r->step0; step < a->steps; step++) {
         next_batch(r);
         if (loom_run(r->plan)) return fail(loom_plan_error(r->plan), NULL);
         double loss = loom_plan_output(r->plan, r->m.loss)[0];
@@ -344,7 +359,7 @@ static int train(s2s *r)
         }
         float lr = loom_schedule_lr(&sch, (float)a->lr, step);
         loom_optim_step(r->opt, (const float *const *)r->grads, lr);
-        avg = step ? 0.95 * avg + 0.05 * loss : loss;
+        avg = step > r->step0 ? 0.95 * avg + 0.05 * loss : loss;
         bool eval = (step + 1) % a->eval_every == 0 || step + 1 == a->steps;
         int rc;
         if (eval) {
@@ -354,9 +369,9 @@ static int train(s2s *r)
         double el = now() - t0;
         if (eval || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10)) { /* progress */
             last_print = el;
-            double eta = el / (double)(step + 1) * (double)(a->steps - step - 1);
+            double done = (double)(step + 1 - r->step0), eta = el / done * (double)(a->steps - step - 1);
             fprintf(stderr, "%sstep %ld/%ld  loss %.4f  grad norm %.2f  %.0f pairs/s  ETA %.0f s", tty ? "\r" : "", step + 1,
-                    a->steps, avg, norm, (double)(step + 1) * r->mo.batch / el, eta);
+                    a->steps, avg, norm, done * r->mo.batch / el, eta);
             if (eval) fprintf(stderr, "  held-out loss %.4f  BLEU %.3f  exact %.1f%%", sc.loss, sc.bleu, 100 * sc.exact);
             fprintf(stderr, tty && !eval ? "   " : "\n");
         }
@@ -369,8 +384,8 @@ static int train(s2s *r)
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save(r, step + 1))) return rc;
     }
     printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
-           a->steps, now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
-    return a->save ? save(r, a->steps) : 0;
+           a->steps > r->step0 ? a->steps - r->step0 : 0, now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
+    return a->save ? save(r, a->steps > r->step0 ? a->steps : r->step0) : 0;
 }
 
 /* A few held-out sources with their translations, as a user would see them. */
@@ -390,38 +405,6 @@ static void show_examples(s2s *r, int n)
         printf("  %s => %s  (%s)\n", a, c, strcmp(b, c) ? b : "exact");
         (void)Ts;
     }
-}
-
-int loom_train_seq2seq(const loom_train_args *a)
-{
-    cmd = "loom train";
-    s2s r = {.a = a};
-    int rc = load_pairs(&r, NULL);
-    if (!rc) rc = build(&r);
-    if (!rc && a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
-    if (!rc) {
-        if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact\n");
-        printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
-               "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
-               task_names[a->task - LOOM_TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
-               attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
-               (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.pairs, true), r.mo.src_steps,
-               r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
-               (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
-        fflush(stdout);
-        rc = train(&r);
-        if (!rc) show_examples(&r, 5);
-    }
-    if (r.metrics) fclose(r.metrics);
-    loom_translator_free(r.tr);
-    loom_optim_free(r.opt);
-    free(r.outs), free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);
-    free(r.grads), free(r.sizes);
-    loom_plan_free(r.plan), loom_plan_free(r.eval);
-    loom_store_free(r.store);
-    loom_graph_free(r.g);
-    loom_pairs_free(r.pairs);
-    return rc;
 }
 
 /* ---- a checkpoint, for loom translate and loom eval ---- */
@@ -756,3 +739,117 @@ done:
     unload(&l);
     return rc;
 }
+
+/* ---- resuming a run ---- */
+
+static double jnum(const cJSON *o, const char *k, double lo, double hi, bool *ok)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) *ok = false;
+    return cJSON_IsNumber(v) ? v->valuedouble : lo;
+}
+
+/* The checkpoint's model, task and optimiser replace the options; what the
+ * run does next (--steps, --save, --eval-every, --metrics) stays the user's.
+ * Its vocabularies come back in v. */
+static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, char *data_buf, size_t data_len)
+{
+    loaded l = {0};
+    const char *json = loom_st_meta(ck, "loom.seq2seq");
+    cJSON *o = cJSON_Parse(json ? json : "");
+    bool ok = o && read_config(&l, json) && l.task.task >= LOOM_TASK_SEQ2SEQ;
+    if (ok) {
+        const loom_seq2seq_opts *m = &l.mo;
+        a->task = l.task.task, a->m.cell = m->cell, a->m.hidden = m->hidden, a->m.layers = m->layers;
+        a->embed = m->embed, a->m.bidirectional = m->bidirectional, a->attention = m->attention;
+        a->m.steps = l.task.m.steps, a->m.seed = l.task.m.seed, a->pairs = l.task.pairs, a->min_len = l.task.min_len;
+        a->m.batch = jint(o, "batch", 1, 4096, &ok);
+        a->dropout = jnum(o, "dropout", 0, 0.99, &ok);
+        a->min_freq = jint(o, "min_freq", 0, 1 << 30, &ok);
+        a->optimizer = (loom_optimizer)jint(o, "optimizer", 0, 2, &ok);
+        a->lr = jnum(o, "lr", 0, 1e6, &ok), a->momentum = jnum(o, "momentum", 0, 1, &ok);
+        a->weight_decay = jnum(o, "weight_decay", 0, 1e6, &ok), a->clip = jnum(o, "clip", 0, 1e9, &ok);
+        a->schedule = (loom_sched_kind)jint(o, "schedule", 0, 3, &ok), a->warmup = (long)jnum(o, "warmup", 0, 1e15, &ok);
+        a->teacher_forcing = jnum(o, "teacher_forcing", 0, 1, &ok);
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+        if (!a->data && cJSON_IsString(data) && strlen(data->valuestring) < data_len)
+            a->data = strcpy(data_buf, data->valuestring);
+        ok = ok && (a->task != LOOM_TASK_SEQ2SEQ || a->data);
+    }
+    cJSON_Delete(o);
+    v[0] = ok ? loom_vocab_from_string(loom_st_meta(ck, "loom.src_vocab")) : NULL;
+    v[1] = v[0] ? loom_vocab_from_string(loom_st_meta(ck, "loom.tgt_vocab")) : NULL;
+    if (!v[1]) return fail(a->resume, "not an encoder–decoder checkpoint of loom train with its optimiser (its "
+                                      "configuration or vocabularies are missing or bad)");
+    return 0;
+}
+
+/* The weights, the optimiser, the data order and position, the random
+ * draws and the dropout counter: the run goes on as if it had not stopped. */
+static int restore(s2s *r, const loom_st *ck)
+{
+    const char *why = loom_tool_restore_training(ck, r->store, r->opt);
+    if (why) return fail(r->a->resume, why);
+    int64_t n = loom_pairs_count(r->pairs, false);
+    const loom_st_tensor *order = loom_st_get(ck, "data.order");
+    const char *rng = loom_st_meta(ck, "loom.rng"), *pos = loom_st_meta(ck, "loom.pos"), *runs = loom_st_meta(ck, "loom.plan_runs");
+    const char *step = loom_st_meta(ck, "loom.step");
+    bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && rng && pos && runs && step;
+    for (int64_t i = 0; ok && i < n; i++) {
+        int32_t k = ((const int32_t *)order->data)[i];
+        ok = k >= 0 && k < n;
+        if (ok) r->order[i] = k;
+    }
+    if (!ok) return fail(r->a->resume, "its data position is missing or does not fit its pairs");
+    r->rng = strtoull(rng, NULL, 16), r->pos = strtoll(pos, NULL, 10), r->step0 = strtol(step, NULL, 10);
+    loom_plan_set_runs(r->plan, strtoull(runs, NULL, 10));
+    if (r->step0 >= r->a->steps)
+        fprintf(stderr, "%s: the checkpoint has %ld steps already; --steps %ld asks for no more\n", cmd, r->step0, r->a->steps);
+    return 0;
+}
+
+int loom_train_seq2seq(const loom_train_args *user)
+{
+    cmd = "loom train";
+    loom_train_args args = *user, *a = &args;
+    s2s r = {.a = a};
+    loom_st *ck = NULL;
+    loom_vocab *v[2] = {NULL, NULL};
+    char data[4096];
+    int rc = 0;
+    if (a->resume) {
+        if (!(ck = loom_st_new())) rc = fail("out of memory", NULL);
+        else if (loom_checkpoint_read(ck, a->resume)) rc = fail(loom_st_error(ck), NULL);
+        else rc = resume_config(a, ck, v, data, sizeof data);
+    }
+    if (!rc) rc = load_pairs(&r, a->resume ? (const loom_vocab *const *)v : NULL);
+    if (!rc) rc = build(&r);
+    if (!rc && ck) rc = restore(&r, ck);
+    if (!rc && a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
+    if (!rc) {
+        if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact\n");
+        printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
+               "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
+               task_names[a->task - LOOM_TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
+               attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
+               (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.pairs, true), r.mo.src_steps,
+               r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
+               (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
+        fflush(stdout);
+        rc = train(&r);
+        if (!rc) show_examples(&r, 5);
+    }
+    if (r.metrics) fclose(r.metrics);
+    loom_translator_free(r.tr);
+    loom_optim_free(r.opt);
+    free(r.outs), free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);
+    free(r.grads), free(r.sizes);
+    loom_plan_free(r.plan), loom_plan_free(r.eval);
+    loom_store_free(r.store);
+    loom_graph_free(r.g);
+    loom_pairs_free(r.pairs);
+    loom_vocab_free(v[0]), loom_vocab_free(v[1]);
+    loom_st_free(ck);
+    return rc;
+}
+

@@ -68,7 +68,8 @@ const char loom_train_help[] =
     "                        vocabulary, configuration; checksummed, written atomically\n"
     "  --save-every N        also save every N steps (default: only at the end)\n"
     "  --resume FILE         continue a checkpoint's run (its model, data position, optimiser)\n"
-    "                        up to --steps in all, exactly as if it had not stopped\n"
+    "                        up to --steps in all, exactly as if it had not stopped (language\n"
+    "                        models and encoder–decoders alike)\n"
     "  --init FILE           start from the weights in a safetensors file (e.g. a PyTorch state_dict)\n"
     "  --generate N          tokens generated at the end (default 200)\n"
     "  --prefix TEXT         what generation starts from (default \"time traveller\")\n"
@@ -169,6 +170,7 @@ static int parse(loom_train_args *a, int argc, char **argv)
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
     }
+    if (a->resume && loom_is_seq2seq_checkpoint(a->resume)) a->task = LOOM_TASK_SEQ2SEQ; /* its own task, in fact */
     bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
     if (a->m.bidirectional && !s2s) {
         fprintf(stderr, "loom train: a language model reads left to right: --bidirectional is for the encoder of "
@@ -181,12 +183,15 @@ static int parse(loom_train_args *a, int argc, char **argv)
                                                             "draw new sequences every step, use --steps");
         return 2;
     }
-    if (s2s && (a->resume || a->valid)) {
-        fprintf(stderr, "loom train: %s is for language models; an encoder–decoder holds out 10%% of its pairs "
-                        "and starts from --init weights\n", a->resume ? "--resume" : "--valid");
+    if (s2s && a->valid) {
+        fprintf(stderr, "loom train: --valid is for language models; an encoder–decoder holds out 10%% of its pairs\n");
         return 2;
     }
-    if (a->task == LOOM_TASK_SEQ2SEQ && !a->data) {
+    if (s2s && a->resume && a->init) {
+        fprintf(stderr, "loom train: --resume and --init: choose one (a checkpoint carries its weights)\n");
+        return 2;
+    }
+    if (a->task == LOOM_TASK_SEQ2SEQ && !a->data && !a->resume) {
         fprintf(stderr, "loom train: --task seq2seq needs --data PAIRS.tsv (source TAB target per line)\n");
         return 2;
     }
@@ -519,14 +524,7 @@ static int save_checkpoint(run *r, long steps_done)
               set_meta_int(f, "loom.epoch", epoch) && set_meta_int(f, "loom.batch", batch) &&
               set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(r->plan)) &&
               !loom_st_set_meta(f, "loom.data", a->data);
-    for (int i = 0; ok && i < r->n_params; i++) {
-        const char *name = loom_store_name(r->store, i);
-        float *m, *v;
-        loom_optim_state(r->opt, i, &m, &v);
-        ok = !loom_st_add(f, name, LOOM_F32, loom_tensor_shape(r->g, loom_store_tensor(r->store, i)),
-                          loom_store_data(r->store, loom_store_tensor(r->store, i))) &&
-             (!m || add_tensor(f, "optim.m.", name, m, r->sizes[i])) && (!v || add_tensor(f, "optim.v.", name, v, r->sizes[i]));
-    }
+    ok = ok && loom_tool_save_training(f, r->g, r->store, r->opt);
     for (int s = 0; ok && s < r->S; s++) {
         char k[32];
         snprintf(k, sizeof k, "%d", s);
@@ -562,22 +560,9 @@ static int restore(run *r)
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
     const char *want = loom_st_meta(f, "loom.fingerprint");
     if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
-    if (loom_store_load(r->store, f, false)) return fail(loom_store_error(r->store), NULL);
+    const char *why = loom_tool_restore_training(f, r->store, r->opt);
+    if (why) return fail(r->a.resume, why);
     int64_t sn = (int64_t)r->layers * r->a.m.batch * r->a.m.hidden;
-    for (int i = 0; i < r->n_params; i++) {
-        float *m, *v;
-        loom_optim_state(r->opt, i, &m, &v);
-        float *dst[2] = {m, v};
-        for (int k = 0; k < 2; k++) {
-            if (!dst[k]) continue;
-            char key[300];
-            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', loom_store_name(r->store, i));
-            const loom_st_tensor *t = loom_st_get(f, key);
-            if (!t || t->dtype != LOOM_F32 || loom_shape_numel(t->shape) != r->sizes[i])
-                return fail(r->a.resume, "the optimiser state is missing or does not fit");
-            memcpy(dst[k], t->data, (size_t)r->sizes[i] * sizeof(float));
-        }
-    }
     for (int s = 0; s < r->S; s++) {
         char key[32];
         snprintf(key, sizeof key, "state.%d", s);
@@ -586,7 +571,6 @@ static int restore(run *r)
         memcpy(r->state[s], t->data, (size_t)sn * sizeof(float));
     }
     r->step0 = (long)meta_int(f, "loom.step");
-    loom_optim_set_steps(r->opt, r->step0);
     loom_batches_seek(r->batches, meta_int(f, "loom.epoch"), meta_int(f, "loom.batch"));
     loom_plan_set_runs(r->plan, (uint64_t)meta_int(f, "loom.plan_runs"));
     if (r->step0 >= r->a.steps)
