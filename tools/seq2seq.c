@@ -391,7 +391,7 @@ static int train(s2s *r)
 /* A few held-out sources with their translations, as a user would see them. */
 static void show_examples(s2s *r, int n)
 {
-    int Ts = r->mo.src_steps, Tt = r->mo.tgt_steps;
+    int Tt = r->mo.tgt_steps;
     int64_t total = loom_pairs_count(r->pairs, true);
     if (n > total) n = (int)total;
     for (int i = 0; i < n; i++) {
@@ -403,7 +403,6 @@ static void show_examples(s2s *r, int n)
         loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), t, reference(t, tl), b, sizeof b);
         loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), out, ol, c, sizeof c);
         printf("  %s => %s  (%s)\n", a, c, strcmp(b, c) ? b : "exact");
-        (void)Ts;
     }
 }
 
