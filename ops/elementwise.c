@@ -222,21 +222,30 @@ const loom_op_desc loom_desc_add_n = {
     .name = "add_n", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_SUM,
     .shape = shape_add_n, .forward = add_n_forward, .grad = add_n_grad};
 
-/* where(c, a, b): three operands through broadcast strides. */
+/* where(c, a, b): three operands through broadcast strides, a row of the
+ * last axis at a time (each operand's row is contiguous or one repeated
+ * value). */
 static loom_status where_forward(const loom_kargs *k)
 {
     loom_shape os = k->node->shape;
     int64_t n = loom_shape_numel(os), d[4], s[3][4];
     loom_shape_pad4(os, d);
     for (int i = 0; i < 3; i++) loom_broadcast_strides(k->in_node[i]->shape, os, s[i]);
-    int64_t i0, i1;
-    loom_share(k, n, n, &i0, &i1);
-    for (int64_t i = i0; i < i1; i++) {
-        int64_t idx[4] = {i / (d[1] * d[2] * d[3]), (i / (d[2] * d[3])) % d[1], (i / d[3]) % d[2], i % d[3]};
-        int64_t off[3] = {0, 0, 0};
-        for (int m = 0; m < 3; m++)
-            for (int j = 0; j < 4; j++) off[m] += idx[j] * s[m][j];
-        k->out[i] = k->in[0][off[0]] != 0.0f ? k->in[1][off[1]] : k->in[2][off[2]];
+    int64_t W = d[3], rows = n / W, r0, r1;
+    loom_share(k, rows, n, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t i0 = r / (d[1] * d[2]), i1 = (r / d[2]) % d[1], i2 = r % d[2];
+        const float *in[3];
+        for (int m = 0; m < 3; m++) in[m] = k->in[m] + i0 * s[m][0] + i1 * s[m][1] + i2 * s[m][2];
+        const float *c = in[0], *a = in[1], *b = in[2];
+        float *o = k->out + r * W;
+        int64_t sc = s[0][3], sa = s[1][3], sb = s[2][3];
+        if (sc && sa && sb) {
+            #pragma omp simd
+            for (int64_t j = 0; j < W; j++) o[j] = c[j] != 0.0f ? a[j] : b[j];
+        } else {
+            for (int64_t j = 0; j < W; j++) o[j] = c[j * sc] != 0.0f ? a[j * sa] : b[j * sb];
+        }
     }
     return LOOM_OK;
 }

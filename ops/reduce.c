@@ -172,6 +172,32 @@ static loom_status sum_to_forward(const loom_kargs *k)
     loom_shape_pad4(os, od);
     int64_t n = loom_shape_numel(os);
     const float *x = k->in[0];
+    if (od[3] == xd[3] && od[3] > 1) { /* the last axis kept: whole rows summed, in blocks of columns */
+        int64_t W = od[3], r0, r1;
+        loom_share(k, n / W, loom_shape_numel(xs), &r0, &r1);
+        for (int64_t r = r0; r < r1; r++) {
+            int64_t oi[3] = {r / (od[1] * od[2]), (r / od[2]) % od[1], r % od[2]}, lo[3], hi[3];
+            for (int d = 0; d < 3; d++) {
+                bool red = od[d] == 1 && xd[d] > 1;
+                lo[d] = red ? 0 : oi[d];
+                hi[d] = red ? xd[d] : oi[d] + 1;
+            }
+            for (int64_t c0 = 0; c0 < W; c0 += 256) {
+                int64_t cw = W - c0 < 256 ? W - c0 : 256;
+                double acc[256] = {0};
+                for (int64_t i0 = lo[0]; i0 < hi[0]; i0++)
+                    for (int64_t i1 = lo[1]; i1 < hi[1]; i1++)
+                        for (int64_t i2 = lo[2]; i2 < hi[2]; i2++) {
+                            const float *p = x + ((i0 * xd[1] + i1) * xd[2] + i2) * xd[3] + c0;
+                            #pragma omp simd
+                            for (int64_t j = 0; j < cw; j++) acc[j] += p[j];
+                        }
+                float *out = k->out + r * W + c0;
+                for (int64_t j = 0; j < cw; j++) out[j] = (float)(k->beta != 0.0f ? acc[j] + out[j] : acc[j]);
+            }
+        }
+        return LOOM_OK;
+    }
     int64_t o0, o1;
     loom_share(k, n, loom_shape_numel(xs), &o0, &o1);
     for (int64_t o = o0; o < o1; o++) {
