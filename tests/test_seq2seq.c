@@ -336,6 +336,35 @@ Test(decode, beam_finds_what_greedy_misses)
     cr_assert_float_eq(score[0], log(0.5), 1e-6);
 }
 
+/* A decoder whose early endings are unlikely but rank high: for the first
+ * two tokens a 0.9, <eos> 0.06, b 0.04, then <eos> 0.9. The best is "a a"
+ * (0.729); the endings "" (0.06) and "a" (0.054), finished first, must not
+ * end the search because beam of them are finished. */
+static loom_status early_eos_step(void *ctx, int t, const int32_t *tokens, const int32_t *parent, float *lp)
+{
+    (void)ctx, (void)tokens, (void)parent;
+    toy *d = ctx;
+    for (int r = 0; r < d->R; r++) {
+        double p[5] = {0.9, 1e-4, 1e-4, 0.06, 0.04}; /* a, <pad>, <bos>, <eos>, b */
+        if (t >= 2) p[0] = p[4] = 0.05, p[3] = 0.9;
+        for (int v = 0; v < 5; v++) lp[r * 5 + v] = (float)log(p[v]);
+    }
+    return LOOM_OK;
+}
+
+Test(decode, an_unlikely_early_end_does_not_stop_the_search)
+{
+    for (int beam = 1; beam <= 3; beam++) {
+        toy d = {.R = beam};
+        int32_t out[6], len;
+        double score;
+        loom_search_opts o = {.beam = beam, .max_len = 6};
+        cr_assert_eq(loom_search(1, 5, LOOM_BOS, LOOM_EOS, &o, early_eos_step, &d, out, &len, &score, NULL), LOOM_OK);
+        cr_assert(len == 2 && out[0] == 0 && out[1] == 0, "beam %d: %d tokens, first %d", beam, len, out[0]);
+        cr_assert_float_eq(score, log(0.9 * 0.9 * 0.9), 1e-5);
+    }
+}
+
 /* Sampling draws from the distribution: the first token is x half the time. */
 Test(decode, sampling_follows_the_distribution)
 {

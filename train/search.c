@@ -97,7 +97,9 @@ static void choose(search *s, int t, int i, const float *lp)
     int kept = 0;
     for (int c = 0; c < m && kept < K; c++) {
         if (s->top[c].token == s->eos) {
-            finish(s, i, s->top[c].score, t, s->top[c].row, t + 1, true);
+            /* an ending counts when it ranks among the beam best continuations: a
+             * poor early one would fill the finished list and end the search */
+            if (c < K) finish(s, i, s->top[c].score, t, s->top[c].row, t + 1, true);
             continue;
         }
         int r = i * K + kept;
@@ -108,11 +110,12 @@ static void choose(search *s, int t, int i, const float *lp)
         s->live[r] = k < kept ? next[k] : -INFINITY;
         if (k >= kept) from[r] = r, tok[r] = s->eos;
     }
-    const finished *best = s->done + (size_t)i * K;
-    /* done: beam hypotheses finished, none left, or (scores only fall
-     * without length normalisation) none that can beat the best finished */
-    s->over[i] = s->n_done[i] >= K || kept == 0 ||
-                 (s->o->length_norm <= 0 && s->n_done[i] > 0 && best->score >= next[0]);
+    const finished *d = s->done + (size_t)i * K;
+    /* done: no hypothesis left; or (scores only fall without length
+     * normalisation) none that can beat the best finished; or beam finished
+     * ones, the worst of them ahead of the best live one had it ended now */
+    s->over[i] = kept == 0 || (s->o->length_norm <= 0 && s->n_done[i] > 0 && d[0].score >= next[0]) ||
+                 (s->n_done[i] >= K && d[K - 1].norm >= normalised(s, next[0], t + 2));
 }
 
 /* The tokens (and rows) of the hypothesis that row `row` held after step t. */

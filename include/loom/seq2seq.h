@@ -114,10 +114,12 @@ typedef loom_status (*loom_search_step)(void *ctx, int t, const int32_t *tokens,
 
 /* Greedy decoding, sampling, or beam search for n sentences at once, from
  * `bos` until `eos` or max_len tokens. Beam search keeps the beam likeliest
- * unfinished hypotheses; a hypothesis that emits <eos> is finished, and a
- * sentence is done when `beam` hypotheses are (or, without length
- * normalisation, when no unfinished one can still beat the best). The best
- * finished hypothesis wins (by its normalised score). out: n × max_len
+ * unfinished hypotheses; a hypothesis whose <eos> ranks among the beam best
+ * continuations is finished, and a sentence is done when none can still
+ * beat the best finished one (without length normalisation), or when beam
+ * hypotheses are finished and the worst of them scores above the best
+ * unfinished one. The best finished hypothesis wins (by its normalised
+ * score). out: n × max_len
  * tokens (<eos> not included), len: n lengths, score: n normalised log
  * probabilities (may be NULL), rows: n × max_len, the row whose step made
  * each token, <eos> included, −1 past it (may be NULL; to follow a
