@@ -646,69 +646,34 @@ int loom_cmd_translate(int argc, char **argv)
 
 /* ---- loom eval of an encoder–decoder ---- */
 
-int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
+/* The teacher-forced model's perplexity per target token over the pairs
+ * of a part, from its logits (batches of 64, the last one's padding rows
+ * not counted). */
+static int perplexity(const loaded *l, const loom_pairs *p, bool part, double *ppl)
 {
-    cmd = "loom eval";
-    loaded l;
-    int B = 64, rc = load(&l, ckpt, B, B * (int)beam);
-    s2s held = {.a = &l.task};
-    loom_pairs *p = NULL;
-    loom_translator *tr = NULL;
-    loom_graph *g = NULL;
-    loom_plan *plan = NULL;
-    int32_t *buf = NULL;
-    char err[512];
-    if (rc) goto done;
-    bool synthetic = l.task.task == LOOM_TASK_REVERSE || l.task.task == LOOM_TASK_DATES;
-    if (!data && !synthetic) {
-        rc = fail("--data PAIRS.tsv is required for an encoder–decoder not trained on --task reverse or dates", NULL);
-        goto done;
-    }
-    /* a synthetic task's own held-out pairs, regenerated; or every pair of the file */
-    bool part = !data;
-    if (!data) {
-        cmd = "loom eval";
-        if ((rc = load_pairs(&held, (const loom_vocab *const *)l.v))) goto done;
-        p = held.pairs, held.pairs = NULL;
-    } else {
-        p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps,
-                                              .keep_order = true, .vocab = {l.v[0], l.v[1]}});
-        if (!p || loom_pairs_read(p, data)) {
-            rc = fail(p ? loom_pairs_error(p) : "out of memory", NULL);
-            goto done;
-        }
-    }
-    if (data) report_bad_lines(p, data);
-    int64_t n = loom_pairs_count(p, part);
-    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) {
-        rc = fail(err, NULL);
-        goto done;
-    }
-    double bleu, exact;
-    if ((rc = translation_scores(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
-                                 &exact)))
-        goto done;
-    /* perplexity: the teacher-forced model's cross-entropy per target token, from its logits */
+    enum { B = 64 };
     loom_seq2seq m;
-    loom_seq2seq_opts o = l.mo;
-    g = loom_graph_new();
-    if (!g || loom_seq2seq_build(g, &m, &o) || !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true}))) {
-        rc = fail(g ? loom_graph_error(g) : "out of memory", NULL);
+    loom_seq2seq_opts o = l->mo;
+    o.batch = B;
+    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab, rc = 0;
+    int64_t n = loom_pairs_count(p, part);
+    loom_graph *g = loom_graph_new();
+    loom_plan *plan = NULL;
+    int32_t *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
+    char err[512];
+    if (!g || !buf || loom_seq2seq_build(g, &m, &o) ||
+        !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true})) ||
+        loom_store_bind_shared(l->store, g, plan, err, sizeof err)) {
+        rc = fail(!g || !buf ? "out of memory" : plan ? err : loom_graph_error(g), NULL);
         goto done;
     }
-    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab;
-    buf = malloc(((size_t)(Ts + 3 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
-    if (!buf || loom_store_bind_shared(l.store, g, plan, err, sizeof err)) {
-        rc = fail(buf ? err : "out of memory", NULL);
-        goto done;
-    }
-    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B, row[2 * LOOM_SEQ2SEQ_MAX_STEPS];
+    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B;
+    int32_t row[2 * LOOM_SEQ2SEQ_MAX_STEPS], *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
     loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
     loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);
     double nll = 0, tokens = 0;
     for (int64_t first = 0; first < n; first += B) {
         for (int b = 0; b < B; b++) {
-            int32_t *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
             loom_pairs_get(p, part, (first + b) % n, row, &sl[b], t, &tl[b]);
             for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
             for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
@@ -719,7 +684,7 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
         }
         const float *lg = loom_plan_output(plan, m.logits);
         for (int b = 0; b < B && first + b < n; b++)
-            for (int j = 0; j < tl[b]; j++) {
+            for (int j = 0; j < tl[b]; j++) { /* − log softmax of the target token */
                 const float *x = lg + ((size_t)j * B + b) * V;
                 double mx = x[0], z = 0;
                 for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
@@ -727,12 +692,53 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
                 nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
             }
     }
-    printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
-           beam > 1 ? " (beam search)" : "", bleu, 100 * exact, exp(nll / tokens));
+    *ppl = exp(nll / tokens);
 done:
     free(buf);
     loom_plan_free(plan);
     loom_graph_free(g);
+    return rc;
+}
+
+int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
+{
+    cmd = "loom eval";
+    loaded l;
+    int B = 64, rc = load(&l, ckpt, B, B * (int)beam);
+    s2s held = {.a = &l.task};
+    loom_pairs *p = NULL;
+    loom_translator *tr = NULL;
+    char err[512];
+    if (rc) goto done;
+    bool synthetic = l.task.task == LOOM_TASK_REVERSE || l.task.task == LOOM_TASK_DATES;
+    if (!data && !synthetic) {
+        rc = fail("--data PAIRS.tsv is required for an encoder–decoder not trained on --task reverse or dates", NULL);
+        goto done;
+    }
+    /* a synthetic task's own held-out pairs, regenerated; or every pair of the file */
+    bool part = !data;
+    if (!data) {
+        if ((rc = load_pairs(&held, (const loom_vocab *const *)l.v))) goto done;
+        p = held.pairs, held.pairs = NULL;
+    } else {
+        p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps,
+                                              .keep_order = true, .vocab = {l.v[0], l.v[1]}});
+        if (!p || loom_pairs_read(p, data)) {
+            rc = fail(p ? loom_pairs_error(p) : "out of memory", NULL);
+            goto done;
+        }
+        report_bad_lines(p, data);
+    }
+    int64_t n = loom_pairs_count(p, part);
+    double bleu, exact, ppl;
+    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = fail(err, NULL);
+    if (!rc)
+        rc = translation_scores(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
+                                &exact);
+    if (!rc && !(rc = perplexity(&l, p, part, &ppl)))
+        printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
+               beam > 1 ? " (beam search)" : "", bleu, 100 * exact, ppl);
+done:
     loom_translator_free(tr);
     loom_pairs_free(p);
     unload(&l);
