@@ -29,7 +29,8 @@
 static const char *builtin_corpus(void) { return access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS; }
 
 const char loom_train_help[] =
-    "train a recurrent language model on a text and print generated text\n"
+    "train a recurrent language model on a text and print generated text, or an\n"
+    "encoder–decoder on pairs (--task seq2seq, reverse, dates)\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n"
     "  --task T              lm (default; charlm and wordlm: lm with --tokens char or word);\n"
     "                        a synthetic long-range task: adding (the adding problem, MSE) or\n"
