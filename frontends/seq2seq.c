@@ -129,7 +129,7 @@ static loom_tensor decode_step(loom_graph *g, const loom_seq2seq *m, int t, loom
     return logits;
 }
 
-/* Row b of (L, B, H) as the layers' states (B, H). */
+/* The layers of a stacked state (L, B, H), each (B, H). */
 static void split_layers(loom_graph *g, const loom_seq2seq *m, loom_tensor stacked, loom_tensor *layers)
 {
     loom_shape s = loom_tensor_shape(g, stacked);
