@@ -148,6 +148,8 @@ check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
 printf 'Go.\tVa !\tCC-BY 2.0\nHi.\tSalut !\nRun!\tCours !\nno tab\nI lost.\tJ\xe2\x80\x99ai perdu.\nWho?\tQui ?\nWow!\tÇa alors !\nHelp!\tÀ l\x27aide !\nJump.\tSaute.\nStop!\tÇa suffit !\nWait!\tAttends !\n' > "$dir/fra.tsv"
 expect 0 "line 4" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --min-freq 1 --seq-len 5 $s2s --save "$dir/fra.ckpt"
 check "the run names its pairs" grep -q "10 pairs\|9 training and 1 held-out pairs" "$dir/out"
+expect 0 "" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --min-freq 1 --seq-len 5 --hidden 16 --embed 8 --eval-every 15 --eval-pairs 20 --threads 1 --epochs 3 --batch 4
+check "three epochs of 9 pairs in batches of 4 are 9 steps" grep -q "^trained 9 steps" "$dir/out"
 expect 0 "" -- "$loom" translate --load "$dir/fra.ckpt" --beam 2 "Go." "Never seen words."
 check "two translations" [ "$(wc -l < "$dir/out")" -eq 2 ]
 expect 2 "invalid UTF-8" -- "$loom" translate --load "$dir/fra.ckpt" "$(printf 'bad \377')"

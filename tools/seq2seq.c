@@ -828,6 +828,10 @@ int loom_train_seq2seq(const loom_train_args *user)
         else rc = resume_config(a, ck, v, data, sizeof data);
     }
     if (!rc) rc = load_pairs(&r, a->resume ? (const loom_vocab *const *)v : NULL);
+    if (!rc && a->epochs) { /* passes over the training pairs */
+        int64_t per = (loom_pairs_count(r.pairs, false) + a->m.batch - 1) / a->m.batch;
+        a->steps = (long)(a->epochs * per);
+    }
     if (!rc) rc = build(&r);
     if (!rc && ck) rc = restore(&r, ck);
     if (!rc && a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
