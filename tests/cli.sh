@@ -150,6 +150,10 @@ expect 0 "line 4" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --min-fr
 check "the run names its pairs" grep -q "10 pairs\|9 training and 1 held-out pairs" "$dir/out"
 expect 0 "" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --min-freq 1 --seq-len 5 --hidden 16 --embed 8 --eval-every 15 --eval-pairs 20 --threads 1 --epochs 3 --batch 4
 check "three epochs of 9 pairs in batches of 4 are 9 steps" grep -q "^trained 9 steps" "$dir/out"
+printf 'Go.\tVa !\nHello!\tBonjour !\nbad\n' > "$dir/fra_valid.tsv"
+expect 0 "fra_valid.tsv: 1 line" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --valid "$dir/fra_valid.tsv" --min-freq 1 --seq-len 5 $s2s
+check "--valid: all 10 pairs train, the file's 2 are held out" grep -q "10 training and 2 held-out pairs" "$dir/out"
+expect 2 "--valid is for --task seq2seq" -- "$loom" train --task dates --valid "$dir/fra_valid.tsv"
 expect 0 "" -- "$loom" translate --load "$dir/fra.ckpt" --beam 2 "Go." "Never seen words."
 check "two translations" [ "$(wc -l < "$dir/out")" -eq 2 ]
 expect 2 "invalid UTF-8" -- "$loom" translate --load "$dir/fra.ckpt" "$(printf 'bad \377')"

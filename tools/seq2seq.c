@@ -39,6 +39,9 @@ static const char *const task_names[] = {"seq2seq", "reverse", "dates"};
 typedef struct {
     const loom_train_args *a;
     loom_pairs *pairs;
+    loom_pairs *valid;  /* --valid FILE, read with the training vocabularies (NULL: pairs' held-out part) */
+    const loom_pairs *held; /* the held-out pairs: valid's every pair, or pairs' held-out part */
+    bool held_part;         /* the part of `held` they are */
     loom_seq2seq_opts mo;
     loom_graph *g;
     loom_seq2seq m;
@@ -106,12 +109,22 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
         po.valid_frac = (double)n_valid / (double)(a->pairs + n_valid);
     }
     if (vocab) po.vocab[0] = vocab[0], po.vocab[1] = vocab[1];
+    if (a->valid) po.valid_frac = 0; /* the held-out pairs are the --valid file's */
     r->pairs = loom_pairs_new(&po);
     loom_status st = !r->pairs ? LOOM_ERR_NOMEM : text ? loom_pairs_parse(r->pairs, text, strlen(text)) : loom_pairs_read(r->pairs, a->data);
     free(text);
     if (st) return fail(r->pairs ? loom_pairs_error(r->pairs) : "out of memory", NULL);
     if (a->task == LOOM_TASK_SEQ2SEQ) report_bad_lines(r->pairs, a->data);
-    if (loom_pairs_count(r->pairs, false) < 1 || loom_pairs_count(r->pairs, true) < 1)
+    r->held = r->pairs, r->held_part = true;
+    if (a->valid) {
+        po.vocab[0] = loom_pairs_vocab(r->pairs, 0), po.vocab[1] = loom_pairs_vocab(r->pairs, 1);
+        po.keep_order = true;
+        if (!(r->valid = loom_pairs_new(&po))) return fail("out of memory", NULL);
+        if (loom_pairs_read(r->valid, a->valid)) return fail(loom_pairs_error(r->valid), NULL);
+        report_bad_lines(r->valid, a->valid);
+        r->held = r->valid, r->held_part = false;
+    }
+    if (loom_pairs_count(r->pairs, false) < 1 || loom_pairs_count(r->held, r->held_part) < 1)
         return fail(a->data ? a->data : "the task", "too few pairs for a training and a held-out part");
     return 0;
 }
@@ -121,10 +134,12 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
  * the gold token (scheduled sampling; every step of a held-out batch). */
 static void fill(s2s *r, bool valid, const int64_t *idx)
 {
+    const loom_pairs *p = valid ? r->held : r->pairs;
+    bool part = valid ? r->held_part : false;
     int B = r->mo.batch, Ts = r->mo.src_steps, Tt = r->mo.tgt_steps;
     int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS];
     for (int b = 0; b < B; b++) {
-        loom_pairs_get(r->pairs, valid, idx[b], s, &r->src_len[b], t, &r->tgt_len[b]);
+        loom_pairs_get(p, part, idx[b], s, &r->src_len[b], t, &r->tgt_len[b]);
         for (int j = 0; j < Ts; j++) r->src[j * B + b] = s[j];
         for (int j = 0; j < Tt; j++) {
             r->tgt[j * B + b] = t[j];
@@ -265,7 +280,7 @@ static int translation_scores(loom_translator *tr, const loom_pairs *p, bool val
  * 50 batches) and the translations' scores. */
 static int held_out(s2s *r, scores *sc)
 {
-    int64_t n = loom_pairs_count(r->pairs, true), idx[4096];
+    int64_t n = loom_pairs_count(r->held, r->held_part), idx[4096];
     int B = r->mo.batch;
     int64_t batches = (n + B - 1) / B < 50 ? (n + B - 1) / B : 50;
     double total = 0, tokens = 0;
@@ -279,7 +294,7 @@ static int held_out(s2s *r, scores *sc)
     }
     sc->loss = total / tokens;
     int64_t m = n < r->a->eval_pairs ? n : r->a->eval_pairs;
-    return translation_scores(r->tr, r->pairs, true, m, &(loom_search_opts){.max_len = r->mo.tgt_steps}, &sc->bleu,
+    return translation_scores(r->tr, r->held, r->held_part, m, &(loom_search_opts){.max_len = r->mo.tgt_steps}, &sc->bleu,
                               &sc->exact);
 }
 
@@ -300,6 +315,7 @@ static char *config_json(const s2s *r)
               cJSON_AddNumberToObject(j, "min_len", (double)r->a->min_len) &&
               cJSON_AddNumberToObject(j, "min_freq", (double)r->a->min_freq) &&
               (!r->a->data || cJSON_AddStringToObject(j, "data", r->a->data)) &&
+              (!r->a->valid || cJSON_AddStringToObject(j, "valid", r->a->valid)) &&
               /* what a resumed run continues with */
               cJSON_AddNumberToObject(j, "optimizer", r->a->optimizer) && cJSON_AddNumberToObject(j, "lr", r->a->lr) &&
               cJSON_AddNumberToObject(j, "momentum", r->a->momentum) &&
@@ -392,12 +408,12 @@ static int train(s2s *r)
 static void show_examples(s2s *r, int n)
 {
     int Tt = r->mo.tgt_steps;
-    int64_t total = loom_pairs_count(r->pairs, true);
+    int64_t total = loom_pairs_count(r->held, r->held_part);
     if (n > total) n = (int)total;
     for (int i = 0; i < n; i++) {
         int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS], sl, tl, out[LOOM_SEQ2SEQ_MAX_STEPS], ol;
         char err[256], a[1024], b[1024], c[1024];
-        loom_pairs_get(r->pairs, true, i, s, &sl, t, &tl);
+        loom_pairs_get(r->held, r->held_part, i, s, &sl, t, &tl);
         if (loom_translate(r->tr, s, &sl, 1, &(loom_search_opts){.max_len = Tt}, out, &ol, NULL, NULL, err, sizeof err)) return;
         loom_vocab_decode(loom_pairs_vocab(r->pairs, 0), s, reference(s, sl), a, sizeof a);
         loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), t, reference(t, tl), b, sizeof b);
@@ -777,8 +793,11 @@ static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, 
         a->schedule = (loom_sched_kind)jint(o, "schedule", 0, 3, &ok), a->warmup = (long)jnum(o, "warmup", 0, 1e15, &ok);
         a->teacher_forcing = jnum(o, "teacher_forcing", 0, 1, &ok);
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
-        if (!a->data && cJSON_IsString(data) && strlen(data->valuestring) < data_len)
+        if (!a->data && cJSON_IsString(data) && strlen(data->valuestring) < data_len / 2)
             a->data = strcpy(data_buf, data->valuestring);
+        const cJSON *valid = cJSON_GetObjectItemCaseSensitive(o, "valid");
+        if (!a->valid && cJSON_IsString(valid) && strlen(valid->valuestring) < data_len / 2)
+            a->valid = strcpy(data_buf + data_len / 2, valid->valuestring);
         ok = ok && (a->task != LOOM_TASK_SEQ2SEQ || a->data);
     }
     cJSON_Delete(o);
@@ -820,7 +839,7 @@ int loom_train_seq2seq(const loom_train_args *user)
     s2s r = {.a = a};
     loom_st *ck = NULL;
     loom_vocab *v[2] = {NULL, NULL};
-    char data[4096];
+    char data[8192]; /* the data and valid paths of a resumed run */
     int rc = 0;
     if (a->resume) {
         if (!(ck = loom_st_new())) rc = fail("out of memory", NULL);
@@ -841,7 +860,7 @@ int loom_train_seq2seq(const loom_train_args *user)
                "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
                task_names[a->task - LOOM_TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
                attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
-               (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.pairs, true), r.mo.src_steps,
+               (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.held, r.held_part), r.mo.src_steps,
                r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
@@ -856,7 +875,7 @@ int loom_train_seq2seq(const loom_train_args *user)
     loom_plan_free(r.plan), loom_plan_free(r.eval);
     loom_store_free(r.store);
     loom_graph_free(r.g);
-    loom_pairs_free(r.pairs);
+    loom_pairs_free(r.pairs), loom_pairs_free(r.valid);
     loom_vocab_free(v[0]), loom_vocab_free(v[1]);
     loom_st_free(ck);
     return rc;

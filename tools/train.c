@@ -47,7 +47,8 @@ const char loom_train_help[] =
     "  --min-freq N          seq2seq: rarer words become <unk> (default 2)\n"
     "  --eval-pairs N        held-out pairs translated for BLEU and exact match (default 1000)\n"
     "  --data FILE           UTF-8 text (default: the built-in corpus, letters only as d2l)\n"
-    "  --valid FILE          held-out text (default: the last 10% of the data)\n"
+    "  --valid FILE          held-out text (default: the last 10% of the data); with --task seq2seq,\n"
+    "                        held-out pairs (default: 10% of the pairs)\n"
     "  --tokens char|word    character (code point) or word tokens (default char)\n"
     "  --letters-only        d2l's preprocessing: runs of non-letters become one space, lower case\n"
     "  --embed E             embedding size (default 0: one-hot input)\n"
@@ -184,8 +185,8 @@ static int parse(loom_train_args *a, int argc, char **argv)
                                                             "draw new sequences every step, use --steps");
         return 2;
     }
-    if (s2s && a->valid) {
-        fprintf(stderr, "loom train: --valid is for language models; an encoder–decoder holds out 10%% of its pairs\n");
+    if (s2s && a->valid && a->task != LOOM_TASK_SEQ2SEQ) {
+        fprintf(stderr, "loom train: --valid is for --task seq2seq (the synthetic tasks hold out their own pairs)\n");
         return 2;
     }
     if (s2s && a->resume && a->init) {
