@@ -1,9 +1,10 @@
 /* Internal: what the readers and generators of data/ share — a whole file
- * into memory, a growing string, and a counter-based random generator. */
+ * into memory, a growing string, and the seeded generator (graph/random.h). */
 #ifndef LOOM_DATA_READ_H
 #define LOOM_DATA_READ_H
 
 #include "graph/error.h"
+#include "graph/random.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,17 +35,5 @@ static inline bool loom_buf_put(loom_buf *b, const char *s, size_t n)
     b->s[b->n += n] = 0;
     return true;
 }
-
-/* splitmix64: a draw that depends only on z (seeds, epochs, counters). */
-static inline uint64_t loom_mix(uint64_t z)
-{
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* The next draw of the stream *s, uniform in [0, n). */
-static inline uint64_t loom_below(uint64_t *s, uint64_t n) { return (*s = loom_mix(*s)) % n; }
 
 #endif

@@ -3,6 +3,8 @@
  * carries the tags (t, l, d). */
 #include "loom/rnn.h"
 
+#include "graph/random.h"
+
 #include <math.h>
 
 #include <stdio.h>
@@ -74,11 +76,7 @@ static int plan_cuts(const loom_rnn_args *a, int T, bool *cut, int *list, int ma
     for (int t = 0;;) {
         int len = a->truncate;
         if (a->trunc == LOOM_TRUNC_RANDOM) { /* uniform in [1, 2K−1]: mean K */
-            s += 0x9E3779B97F4A7C15ull;
-            uint64_t z = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            z ^= z >> 31;
-            len = 1 + (int)(z % (uint64_t)(2 * a->truncate - 1));
+            len = 1 + (int)(loom_splitmix(&s) % (uint64_t)(2 * a->truncate - 1));
         }
         t += len;
         if (t >= T) break;

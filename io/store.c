@@ -3,6 +3,7 @@
 #include "loom/store.h"
 #include "loom/ops.h"
 #include "graph/error.h"
+#include "graph/random.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,15 +148,7 @@ float *loom_store_data(const loom_store *s, loom_tensor t)
     return i >= 0 ? s->data[i] : NULL;
 }
 
-static uint64_t next(uint64_t *st)
-{
-    uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double unit(uint64_t *st) { return (double)(next(st) >> 11) * (1.0 / 9007199254740992.0); }
+static double unit(uint64_t *st) { return (double)(loom_splitmix(st) >> 11) * (1.0 / 9007199254740992.0); }
 
 static double normal(uint64_t *st) /* Box–Muller */
 {

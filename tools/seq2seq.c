@@ -9,6 +9,8 @@
 
 #include "loom/loom.h"
 
+#include "graph/random.h"
+
 #include <cjson/cJSON.h>
 
 #include <math.h>
@@ -59,14 +61,6 @@ typedef struct {
     FILE *metrics;
     long step0; /* the first step this run makes (a resumed run's checkpoint step) */
 } s2s;
-
-static uint64_t next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* ---- data ---- */
 
@@ -145,7 +139,7 @@ static void fill(s2s *r, bool valid, const int64_t *idx)
             r->tgt[j * B + b] = t[j];
             r->dec_in[j * B + b] = j ? t[j - 1] : LOOM_BOS;
             if (r->gold) /* held-out loss: always teacher-forced */
-                r->gold[j * B + b] = valid || (double)(next(&r->rng) >> 11) * 0x1p-53 < r->a->teacher_forcing;
+                r->gold[j * B + b] = valid || (double)(loom_splitmix(&r->rng) >> 11) * 0x1p-53 < r->a->teacher_forcing;
         }
     }
 }
@@ -157,7 +151,7 @@ static void next_batch(s2s *r)
     for (int b = 0; b < r->mo.batch; b++) {
         if (r->pos % n == 0) /* a new epoch: Fisher–Yates */
             for (int64_t i = n - 1; i > 0; i--) {
-                int64_t j = (int64_t)(next(&r->rng) % (uint64_t)(i + 1)), x = r->order[i];
+                int64_t j = (int64_t)(loom_splitmix(&r->rng) % (uint64_t)(i + 1)), x = r->order[i];
                 r->order[i] = r->order[j], r->order[j] = x;
             }
         idx[b] = r->order[r->pos++ % n];

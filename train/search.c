@@ -4,6 +4,8 @@
  * its states per row and reorders them by `parent`. */
 #include "loom/seq2seq.h"
 
+#include "graph/random.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +77,7 @@ static int sample_candidate(search *s, int r, const float *lp)
     double mx = -INFINITY, z = 0, T = s->o->temperature;
     for (int v = 0; v < s->V; v++) mx = x[v] > mx ? x[v] : mx;
     for (int v = 0; v < s->V; v++) z += exp((x[v] - mx) / T);
-    s->rng += 0x9E3779B97F4A7C15ull;
-    uint64_t q = s->rng;
-    q = (q ^ (q >> 30)) * 0xBF58476D1CE4E5B9ull;
-    q = (q ^ (q >> 27)) * 0x94D049BB133111EBull;
-    double u = (double)((q ^ (q >> 31)) >> 11) * 0x1p-53 * z, acc = 0;
+    double u = (double)(loom_splitmix(&s->rng) >> 11) * 0x1p-53 * z, acc = 0;
     int v = 0;
     for (; v < s->V - 1; v++)
         if ((acc += exp((x[v] - mx) / T)) > u) break;
