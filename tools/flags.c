@@ -4,6 +4,8 @@
 
 #include "mgu_cell.h"
 
+#include <cjson/cJSON.h>
+
 #include <ctype.h>
 #include <omp.h>
 #include <errno.h>
@@ -172,4 +174,14 @@ const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_opt
     if (!steps) steps = loom_st_meta(f, "loom.step"); /* checkpoints written before loom.optim_steps */
     loom_optim_set_steps(o, steps ? strtoll(steps, NULL, 10) : 0);
     return NULL;
+}
+
+double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
+        *ok = false;
+        return lo;
+    }
+    return v->valuedouble;
 }

@@ -436,12 +436,7 @@ static void unload(loaded *l)
     loom_st_free(l->ck);
 }
 
-static int jint(const cJSON *o, const char *k, int lo, int hi, bool *ok)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) *ok = false;
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : lo;
-}
+static int jint(const cJSON *o, const char *k, int lo, int hi, bool *ok) { return (int)loom_tool_jnum(o, k, lo, hi, ok); }
 
 /* The model a configuration describes. */
 static bool read_config(loaded *l, const char *json)
@@ -757,13 +752,6 @@ done:
 
 /* ---- resuming a run ---- */
 
-static double jnum(const cJSON *o, const char *k, double lo, double hi, bool *ok)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) *ok = false;
-    return cJSON_IsNumber(v) ? v->valuedouble : lo;
-}
-
 /* The checkpoint's model, task and optimiser replace the options; what the
  * run does next (--steps, --save, --eval-every, --metrics) stays the user's.
  * Its vocabularies come back in v. */
@@ -779,13 +767,13 @@ static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, 
         a->embed = m->embed, a->m.bidirectional = m->bidirectional, a->attention = m->attention;
         a->m.steps = l.task.m.steps, a->m.seed = l.task.m.seed, a->pairs = l.task.pairs, a->min_len = l.task.min_len;
         a->m.batch = jint(o, "batch", 1, 4096, &ok);
-        a->dropout = jnum(o, "dropout", 0, 0.99, &ok);
+        a->dropout = loom_tool_jnum(o, "dropout", 0, 0.99, &ok);
         a->min_freq = jint(o, "min_freq", 0, 1 << 30, &ok);
         a->optimizer = (loom_optimizer)jint(o, "optimizer", 0, 2, &ok);
-        a->lr = jnum(o, "lr", 0, 1e6, &ok), a->momentum = jnum(o, "momentum", 0, 1, &ok);
-        a->weight_decay = jnum(o, "weight_decay", 0, 1e6, &ok), a->clip = jnum(o, "clip", 0, 1e9, &ok);
-        a->schedule = (loom_sched_kind)jint(o, "schedule", 0, 3, &ok), a->warmup = (long)jnum(o, "warmup", 0, 1e15, &ok);
-        a->teacher_forcing = jnum(o, "teacher_forcing", 0, 1, &ok);
+        a->lr = loom_tool_jnum(o, "lr", 0, 1e6, &ok), a->momentum = loom_tool_jnum(o, "momentum", 0, 1, &ok);
+        a->weight_decay = loom_tool_jnum(o, "weight_decay", 0, 1e6, &ok), a->clip = loom_tool_jnum(o, "clip", 0, 1e9, &ok);
+        a->schedule = (loom_sched_kind)jint(o, "schedule", 0, 3, &ok), a->warmup = (long)loom_tool_jnum(o, "warmup", 0, 1e15, &ok);
+        a->teacher_forcing = loom_tool_jnum(o, "teacher_forcing", 0, 1, &ok);
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
         if (!a->data && cJSON_IsString(data) && strlen(data->valuestring) < data_len / 2)
             a->data = strcpy(data_buf, data->valuestring);

@@ -103,6 +103,11 @@ bool loom_tool_fits(const loom_graph *g, const loom_st *ck);
 bool loom_tool_save_training(loom_st *f, const loom_graph *g, const loom_store *s, loom_optim *o);
 const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_optim *o);
 
+/* The number under key k of a checkpoint's configuration object, which
+ * must lie in [lo, hi]; otherwise *ok becomes false and lo is returned. */
+struct cJSON;
+double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok);
+
 /* ---- flags ---- */
 
 /* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */

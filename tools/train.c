@@ -447,16 +447,6 @@ static int index_of(const char *v, const char *const *names, int n)
     return -1;
 }
 
-static double jnum(const cJSON *o, const char *k, double lo, double hi, bool *ok)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
-        *ok = false;
-        return lo;
-    }
-    return v->valuedouble;
-}
-
 static const char *jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -470,18 +460,18 @@ static bool apply_config(loom_train_args *a, const char *json)
     cJSON *o = cJSON_Parse(json ? json : "");
     bool ok = o != NULL;
     a->m.cell = loom_cell_by_name(jstr(o, "cell"));
-    a->m.hidden = (long)jnum(o, "hidden", 1, 65536, &ok);
-    a->m.layers = (long)jnum(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
-    a->embed = (long)jnum(o, "embed", 0, 65536, &ok);
-    a->dropout = jnum(o, "dropout", 0, 0.99, &ok);
-    a->m.steps = (long)jnum(o, "seq_len", 1, 1e6, &ok);
-    a->m.batch = (long)jnum(o, "batch", 1, 1e6, &ok);
-    a->m.seed = (long)jnum(o, "seed", 0, 1 << 30, &ok);
-    a->lr = jnum(o, "lr", 0, 1e6, &ok);
-    a->momentum = jnum(o, "momentum", 0, 1, &ok);
-    a->weight_decay = jnum(o, "weight_decay", 0, 1e6, &ok);
-    a->warmup = (long)jnum(o, "warmup", 0, 1e15, &ok);
-    a->clip = jnum(o, "clip", 0, 1e9, &ok);
+    a->m.hidden = (long)loom_tool_jnum(o, "hidden", 1, 65536, &ok);
+    a->m.layers = (long)loom_tool_jnum(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
+    a->embed = (long)loom_tool_jnum(o, "embed", 0, 65536, &ok);
+    a->dropout = loom_tool_jnum(o, "dropout", 0, 0.99, &ok);
+    a->m.steps = (long)loom_tool_jnum(o, "seq_len", 1, 1e6, &ok);
+    a->m.batch = (long)loom_tool_jnum(o, "batch", 1, 1e6, &ok);
+    a->m.seed = (long)loom_tool_jnum(o, "seed", 0, 1 << 30, &ok);
+    a->lr = loom_tool_jnum(o, "lr", 0, 1e6, &ok);
+    a->momentum = loom_tool_jnum(o, "momentum", 0, 1, &ok);
+    a->weight_decay = loom_tool_jnum(o, "weight_decay", 0, 1e6, &ok);
+    a->warmup = (long)loom_tool_jnum(o, "warmup", 0, 1e15, &ok);
+    a->clip = loom_tool_jnum(o, "clip", 0, 1e9, &ok);
     a->tokens = !strcmp(jstr(o, "tokens"), "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
     a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "letters_only"));
     a->sequential = !strcmp(jstr(o, "sampling"), "sequential");
