@@ -44,13 +44,6 @@ const char loom_bench_help[] =
     "  --json           also one JSON object per result line (the last line is the last result)\n"
     "The GEMM floor is the training plan's matmul kernels run alone, in plan order.\n";
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -89,7 +82,7 @@ static void model_free(bench_model *m)
 
 static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, bench_result *r)
 {
-    double t0 = now();
+    double t0 = loom_tool_now();
     m->g = loom_graph_new();
     if (!m->g) return 1;
     loom_lm_build(m->g, &m->lm, &(loom_lm_opts){.cell = cell, .vocab = c->vocab, .embed = c->embed, .hidden = c->hidden,
@@ -107,10 +100,10 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     if (!m->outs || !m->grads || !m->sizes) return 1;
     m->outs[0] = m->lm.loss;
     loom_backward(m->g, m->lm.loss, loom_store_tensors(m->store), m->n_params, m->outs + 1);
-    double t1 = now();
+    double t1 = loom_tool_now();
     m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, NULL);
     m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true}) : NULL;
-    double t2 = now();
+    double t2 = loom_tool_now();
     if (!m->train || !m->infer) {
         fprintf(stderr, "loom bench: %s\n", loom_graph_error(m->g));
         return loom_tool_exit(loom_graph_status(m->g));
@@ -174,9 +167,9 @@ static int median_ms(bench_model *m, int (*step)(bench_model *), int iters, doub
     if (!t) return 1;
     int rc = step(m);
     for (int i = 0; i < iters && !rc; i++) {
-        double t0 = now();
+        double t0 = loom_tool_now();
         rc = step(m);
-        t[i] = (now() - t0) * 1e3;
+        t[i] = (loom_tool_now() - t0) * 1e3;
     }
     qsort(t, (size_t)iters, sizeof *t, cmp_double);
     *ms = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);

@@ -5,6 +5,7 @@
 #include "mgu_cell.h"
 
 #include <cjson/cJSON.h>
+#include <time.h>
 
 #include <ctype.h>
 #include <omp.h>
@@ -184,4 +185,11 @@ double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi
         return lo;
     }
     return v->valuedouble;
+}
+
+double loom_tool_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

@@ -19,13 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static const char *cmd = "loom train";
 
 static int fail(const char *what, const char *why)
@@ -354,7 +347,7 @@ static int train(s2s *r)
     const loom_train_args *a = r->a;
     loom_schedule sch = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
                          .total = a->steps, .warmup = a->warmup};
-    double t0 = now(), avg = 0, best_bleu = 0, last_print = -1;
+    double t0 = loom_tool_now(), avg = 0, best_bleu = 0, last_print = -1;
     bool tty = isatty(2);
     scores sc = {NAN, NAN, NAN};
     for (long step = r->step0; step < a->steps; step++) {
@@ -376,7 +369,7 @@ static int train(s2s *r)
             if ((rc = held_out(r, &sc))) return rc;
             if (sc.bleu > best_bleu) best_bleu = sc.bleu;
         }
-        double el = now() - t0;
+        double el = loom_tool_now() - t0;
         if (eval || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10)) { /* progress */
             last_print = el;
             double done = (double)(step + 1 - r->step0), eta = el / done * (double)(a->steps - step - 1);
@@ -394,7 +387,7 @@ static int train(s2s *r)
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save(r, step + 1))) return rc;
     }
     printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
-           a->steps > r->step0 ? a->steps - r->step0 : 0, now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
+           a->steps > r->step0 ? a->steps - r->step0 : 0, loom_tool_now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
     return a->save ? save(r, a->steps > r->step0 ? a->steps : r->step0) : 0;
 }
 

@@ -16,13 +16,6 @@
 
 enum { COPY_K = 10, COPY_A = 8 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 typedef struct {
     loom_graph *g;
     loom_rnn rnn;
@@ -136,7 +129,7 @@ int loom_train_task(const loom_task_config *c)
     printf("%s task, T = %d: %s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", adding ? "adding" : "copy", c->steps,
            c->cell->name, c->hidden, c->layers, B, (const char *[]){"sgd", "adam", "adamw"}[c->optimizer], c->lr, c->total,
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
-    double t0 = now(), vloss = NAN, vacc = NAN, avg = 0;
+    double t0 = loom_tool_now(), vloss = NAN, vacc = NAN, avg = 0;
     for (long step = 0; step < c->total; step++) {
         make_batch(c, c->seed * 1000003u + (uint64_t)step + 2, x, y);
         if (loom_run(m.plan)) {
@@ -161,7 +154,7 @@ int loom_train_task(const loom_task_config *c)
             vloss = loom_plan_output(m.eval, m.loss)[0];
             vacc = accuracy(c, loom_plan_output(m.eval, m.out), vy);
             fprintf(stderr, "step %ld/%ld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n", step + 1,
-                    c->total, avg, norm, adding ? "MSE" : "loss", vloss, 100 * vacc, now() - t0);
+                    c->total, avg, norm, adding ? "MSE" : "loss", vloss, 100 * vacc, loom_tool_now() - t0);
         }
         if (metrics) {
             fprintf(metrics, "%ld,%.6f,%.6f,%.6g,", step + 1, loss, norm, c->lr);
@@ -170,7 +163,7 @@ int loom_train_task(const loom_task_config *c)
             fputc('\n', metrics);
         }
     }
-    printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total, now() - t0,
+    printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total, loom_tool_now() - t0,
            adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
     rc = 0;
 done:

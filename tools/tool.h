@@ -108,6 +108,9 @@ const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_opt
 struct cJSON;
 double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok);
 
+/* Seconds on the monotonic clock (progress, rates, benchmarks). */
+double loom_tool_now(void);
+
 /* ---- flags ---- */
 
 /* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */

@@ -235,13 +235,6 @@ int loom_train_parse(int argc, char **argv)
     return parse(&a, argc, argv);
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Everything a run holds. */
 typedef struct {
     loom_train_args a;
@@ -579,7 +572,7 @@ static int train(run *r)
     loom_schedule sched = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
                            .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1, .total = a->steps, .warmup = a->warmup};
     bool tty = isatty(2);
-    double t0 = now(), last_print = 0, best = INFINITY, loss_avg = 0;
+    double t0 = loom_tool_now(), last_print = 0, best = INFINITY, loss_avg = 0;
     for (long step = r->step0; step < a->steps; step++) {
         bool epoch_start = loom_batches_next(r->batches, r->x, r->y);
         /* random sampling: windows are unrelated, the state starts at zero;
@@ -602,7 +595,7 @@ static int train(run *r)
         for (int s = 0; s < r->S; s++)
             memcpy(r->state[s], loom_plan_output(r->plan, r->lm.out.final[s]), (size_t)sn * sizeof(float));
         loss_avg = step ? 0.9 * loss_avg + 0.1 * loss : loss;
-        double el = now() - t0, tps = (double)(step + 1 - r->step0) * T * B / el;
+        double el = loom_tool_now() - t0, tps = (double)(step + 1 - r->step0) * T * B / el;
         double vppl = NAN;
         if ((step + 1) % a->eval_every == 0 || step + 1 == a->steps) {
             vppl = held_out_perplexity(r);
@@ -625,7 +618,7 @@ static int train(run *r)
         int rc;
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save_checkpoint(r, step + 1))) return rc;
     }
-    double el = now() - t0;
+    double el = loom_tool_now() - t0;
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
     printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, best held-out perplexity %.2f\n",
            done, el, (double)done * T * B / el, exp(loss_avg), best);
