@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { FROM_WRT = 1, TO_LOSS = 2, BETWEEN = 3 };
 
@@ -142,7 +143,6 @@ static void step_back(bw_ctx *c, int32_t i)
     tag_as_gradient_of(g, y);
     c->grad[i] = accumulate(c, i);
     if (c->oom) return;
-    name_grad(g, y, c->grad[i]);
     const loom_node *nd = loom_graph_node(g, y), *gn = loom_graph_node(g, c->grad[i]);
     if (!gn) return; /* the sum could not be built: the graph says why */
     if (nd->tags.state && gn->tags.role == LOOM_ROLE_BACKWARD && gn->tags.step == nd->tags.step && !gn->tags.state) {
@@ -207,6 +207,90 @@ static void ctx_free(bw_ctx *c)
     free(c->flow), free(c->grad), free(c->head), free(c->next), free(c->val), free(c->terms), free(c->gx), free(c->need);
 }
 
+/* The node whose buffer holds t's values: views (reshape, ...) have none. */
+static int32_t buffer_of(loom_graph *g, loom_tensor t)
+{
+    while (loom_op(loom_graph_node(g, t)->op)->flags & OPF_ALIAS) t = loom_node_input(g, t, 0);
+    return loom_index(t);
+}
+
+/* a and b compute the same: one op over the same inputs and attributes. */
+static bool same_expression(loom_graph *g, loom_tensor a, loom_tensor b)
+{
+    const loom_node *x = loom_graph_node(g, a), *y = loom_graph_node(g, b);
+    if (x->op != y->op || x->n_in != y->n_in || !loom_shape_eq(x->shape, y->shape) ||
+        memcmp(&x->attr, &y->attr, sizeof x->attr))
+        return false;
+    for (int j = 0; j < x->n_in; j++)
+        if (loom_node_input(g, a, j).id != loom_node_input(g, b, j).id) return false;
+    return true;
+}
+
+/* a is the copy (Σ of one term) own_gradients made of b. */
+static bool copy_of(loom_graph *g, loom_tensor a, loom_tensor b)
+{
+    const loom_node *x = loom_graph_node(g, a);
+    return (loom_op(x->op)->flags & OPF_SUM) && x->n_in == 1 && loom_node_input(g, a, 0).id == b.id;
+}
+
+/* One gradient per wrt, in a buffer of its own. Hash-consing merges
+ * identical expressions, so two tensors whose gradients are equal — an
+ * LSTM's bias_ih and bias_hh, both Σ_t of the gates' gradient; two unused
+ * parameters' zero fills — would share one node and one buffer, and
+ * whoever clips or updates gradients in place would scale it once per
+ * tensor. A gradient whose buffer another tensor's gradient holds (an
+ * earlier wrt of this call, or one recorded by an earlier call), or that
+ * is the buffer of a bound or stored source (the caller's data), is built
+ * again as a node hash-consing never merges: the same op over the same
+ * inputs (so a Σ stays a Σ in the diagrams), or, for a view or a source, a
+ * copy (Σ of one term). */
+static void own_gradients(loom_graph *g, const loom_tensor *wrt, int n, loom_tensor *grads)
+{
+    int32_t count = loom_graph_size(g);
+    int32_t *owner = malloc((size_t)(count + 2 * n + 1) * sizeof *owner); /* per node: whose gradient (id), 0: none */
+    if (!owner) {
+        loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
+        return;
+    }
+    memset(owner, 0, (size_t)(count + 2 * n + 1) * sizeof *owner);
+    for (int32_t x = 0; x < count; x++) {
+        loom_tensor gx = loom_grad(g, loom_at(x));
+        if (loom_valid(gx)) owner[buffer_of(g, gx)] = x + 1;
+    }
+    for (int i = 0; i < n && !loom_graph_failed(g); i++) {
+        int32_t b = buffer_of(g, grads[i]), me = loom_index(wrt[i]) + 1;
+        const loom_node *nd = loom_graph_node(g, loom_at(b));
+        const loom_op_desc *d = loom_op(nd->op);
+        if (owner[b] == 0 && !(d->flags & (OPF_BOUND | OPF_STORED))) {
+            owner[b] = me;
+            continue;
+        }
+        if (owner[b] == me) continue;
+        loom_tensor before = loom_grad(g, wrt[i]); /* an earlier call's gradient of the same expression */
+        if (loom_valid(before) && (same_expression(g, before, grads[i]) || copy_of(g, before, grads[i]))) {
+            grads[i] = before;
+            continue;
+        }
+        tag_as_gradient_of(g, wrt[i]);
+        loom_tensor t;
+        if (b == loom_index(grads[i]) && !(d->flags & OPF_SOURCE)) {
+            loom_tensor in[nd->n_in > 0 ? nd->n_in : 1];
+            for (int j = 0; j < nd->n_in; j++) in[j] = loom_node_input(g, grads[i], j);
+            loom_attrs at = nd->attr;
+            t = loom_graph_add_node(g, nd->op, in, nd->n_in, &at, nd->shape, (loom_dtype)nd->dtype, false, d->role);
+        } else {
+            const loom_op_desc *sum = loom_op(OP_ADD_N);
+            loom_attrs at = loom_attrs_zero();
+            t = loom_graph_add_node(g, OP_ADD_N, &grads[i], 1, &at, loom_tensor_shape(g, grads[i]), LOOM_F32, false,
+                                    sum->role);
+        }
+        if (!loom_valid(t)) break;
+        grads[i] = t;
+        owner[loom_index(t)] = me;
+    }
+    free(owner);
+}
+
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads)
 {
     if (!g) return LOOM_ERR_ARG;
@@ -225,16 +309,13 @@ loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wr
     if (c.oom) loom_graph_fail(g, LOOM_ERR_NOMEM, "backward: out of memory");
     for (int i = 0; i < n && !loom_graph_failed(g); i++) {
         int32_t w = loom_index(wrt[i]);
-        if (w < c.n && loom_valid(c.grad[w])) {
-            grads[i] = c.grad[w];
-            continue;
-        }
         tag_as_gradient_of(g, wrt[i]);
-        grads[i] = loom_fill(g, loom_tensor_shape(g, wrt[i]), 0.0f);
-        name_grad(g, wrt[i], grads[i]);
+        grads[i] = w < c.n && loom_valid(c.grad[w]) ? c.grad[w] : loom_fill(g, loom_tensor_shape(g, wrt[i]), 0.0f);
     }
-    loom_graph_set_tags(g, saved);
     ctx_free(&c);
+    own_gradients(g, wrt, n, grads);
+    for (int i = 0; i < n && !loom_graph_failed(g); i++) name_grad(g, wrt[i], grads[i]);
+    loom_graph_set_tags(g, saved);
     for (int i = 0; i < n && !loom_graph_failed(g); i++) loom_graph_set_grad(g, wrt[i], grads[i]); /* loom_grad */
     if (loom_graph_failed(g)) {
         for (int i = 0; i < n; i++) grads[i] = LOOM_INVALID;

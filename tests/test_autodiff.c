@@ -39,6 +39,48 @@ Test(autodiff, shared_weight_gradients_sum_over_uses)
     loom_graph_free(g);
 }
 
+/* Hash-consing merges equal expressions, but every wrt gets a gradient node
+ * and a plan buffer of its own (clipping or updating one in place must not
+ * change another), named after it. */
+Test(autodiff, every_wrt_owns_its_gradient)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor a = loom_param(g, "a", loom_shape1(3)), b = loom_param(g, "b", loom_shape1(3));
+    loom_tensor A = loom_param(g, "A", loom_shape2(1, 3)), V = loom_param(g, "V", loom_shape1(3));
+    loom_tensor u1 = loom_param(g, "u1", loom_shape1(3)), u2 = loom_param(g, "u2", loom_shape1(3));
+    loom_tensor r = loom_input(g, "r", loom_shape1(3));
+    /* L = Σ (a + b + reshape(A) + V) ⊙ r: all four gradients are r; u1, u2 unused */
+    loom_tensor y = loom_add(g, loom_add(g, loom_add(g, a, b), loom_reshape(g, A, loom_shape1(3))), V);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, y, r));
+    loom_tensor wrt[6] = {a, b, A, V, u1, u2}, gs[6];
+    cr_assert_eq(loom_backward(g, loss, wrt, 6, gs), LOOM_OK, "%s", loom_graph_error(g));
+    for (int i = 0; i < 6; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "∂L/∂%s", loom_tensor_name(g, wrt[i]));
+        cr_assert_str_eq(loom_tensor_name(g, gs[i]), want);
+        for (int j = 0; j < i; j++) cr_assert_neq(gs[i].id, gs[j].id, "wrt %d and %d share a gradient node", i, j);
+    }
+    /* a second call without a finds the same gradients, none of them a's */
+    loom_tensor again[6];
+    cr_assert_eq(loom_backward(g, loss, wrt + 1, 5, again + 1), LOOM_OK, "%s", loom_graph_error(g));
+    for (int i = 1; i < 6; i++) cr_assert_eq(again[i].id, gs[i].id, "wrt %d: the gradient of the first call", i);
+    loom_plan *p = loom_plan_new(g, gs, 6, NULL);
+    cr_assert(p, "%s", loom_graph_error(g));
+    float av[3] = {1, 2, 3}, Av[3] = {4, 5, 6}, rv[3] = {0.5f, -1, 2}, zero[3] = {0};
+    loom_bind_all(p, (loom_binding[]){{a, av}, {b, av}, {A, Av}, {V, Av}, {u1, av}, {u2, av}, {r, rv}}, 7);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    for (int i = 0; i < 6; i++) {
+        const float *gi = loom_plan_output(p, gs[i]);
+        assert_close(gi, i < 4 ? rv : zero, 3, 0);
+        for (int j = 0; j < i; j++) {
+            const float *gj = loom_plan_output(p, gs[j]);
+            cr_assert(gi + 3 <= gj || gj + 3 <= gi, "the gradients of wrt %d and %d share memory", i, j);
+        }
+    }
+    loom_plan_free(p);
+    loom_graph_free(g);
+}
+
 Test(autodiff, stop_gradient_blocks_flow)
 {
     loom_graph *g = loom_graph_new();

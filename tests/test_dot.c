@@ -324,6 +324,48 @@ Test(dot, cell_view_is_true_for_every_cell)
         }
 }
 
+/* Every parameter of every cell has its own Σ ∂L/∂name node in the backward
+ * diagram, in both views, stacked and bidirectional too — also where two
+ * parameters' gradients are equal (the RNNs' and the LSTM's bias_ih and
+ * bias_hh), which hash-consing would otherwise merge into one. */
+Test(dot, every_parameter_has_its_gradient_sum)
+{
+    enum { T = 3, L = 2 };
+    int n_builtin, n_cells;
+    loom_cells(&n_builtin);
+    loom_tools_init();
+    const loom_cell_def *const *cells = loom_cells(&n_cells);
+    for (int c = 0; c < n_cells; c++)
+        for (int view = 0; view < 2; view++) {
+            model m = build(cells[c], T, L, true, LOOM_TRUNC_NONE, 0, true);
+            char *text;
+            Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = view ? LOOM_DOT_CELLS : LOOM_DOT_OPS, .part = LOOM_DOT_BOTH},
+                                 &text);
+            for (int l = 0; l < L; l++)
+                for (int d = 0; d < 2; d++)
+                    for (int i = 0; i < m.rnn.n_params; i++) {
+                        char name[128], want[160];
+                        loom_rnn_param_name(&m.rnn, l, d, i, name, sizeof name);
+                        snprintf(want, sizeof want, "∂L/∂%s\\n", name);
+                        int found = 0, sums = 0;
+                        for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n)) {
+                            const char *label = attr(n, "label");
+                            bool sum = !strncmp(label, "Σ ", strlen("Σ "));
+                            if (!strncmp(label + (sum ? strlen("Σ ") : 0), want, strlen(want))) found++, sums += sum;
+                        }
+                        cr_assert_eq(found, 1, "%s, %s view: %d nodes labelled %s", cells[c]->name, view ? "cell" : "op",
+                                     found, want);
+                        /* a user cell may slice a parameter: its gradient is then the pieces' Σs side by side */
+                        if (c < n_builtin)
+                            cr_assert_eq(sums, 1, "%s, %s view: ∂L/∂%s is a Σ over the steps", cells[c]->name,
+                                         view ? "cell" : "op", name);
+                    }
+            agclose(gr);
+            free(text);
+            loom_graph_free(m.g);
+        }
+}
+
 /* A slide-ready backward cell view: between two steps, one gradient edge
  * per carried state (∂h and ∂c of an LSTM), and each layer's weight
  * gradients summed along one chain (tested in backward_edges_run_back_in_time)

@@ -2,6 +2,7 @@
  * values from tests/golden/make_optim.py), layers and the language model
  * (names, gradient check), and a short run that learns. */
 #include "helpers.h"
+#include "mgu_cell.h"
 
 #include <cjson/cJSON.h>
 
@@ -86,6 +87,123 @@ Test(optim, schedules_match_pytorch)
     cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 0), 0.25f, 1e-7);
     cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 3), 1.0f, 1e-7);
     cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 9), 1.0f, 1e-7);
+    loom_st_free(f);
+}
+
+/* A user cell whose two biases get identical gradients (as the built-in
+ * RNN's bias_ih and bias_hh): h' = tanh(W_ih x + W_hh h + bias_a + bias_b). */
+static int twin_params(const loom_cell_def *def, int in, int hidden, loom_param_spec *s)
+{
+    (void)def;
+    float a = 1.0f / sqrtf((float)hidden);
+    s[0] = (loom_param_spec){"weight_ih", loom_shape2(hidden, in), LOOM_INIT_UNIFORM, a};
+    s[1] = (loom_param_spec){"weight_hh", loom_shape2(hidden, hidden), LOOM_INIT_UNIFORM, a};
+    s[2] = (loom_param_spec){"bias_a", loom_shape1(hidden), LOOM_INIT_UNIFORM, a};
+    s[3] = (loom_param_spec){"bias_b", loom_shape1(hidden), LOOM_INIT_UNIFORM, a};
+    return 4;
+}
+
+static loom_tensor twin_step(loom_graph *g, const loom_cell_def *def, const loom_tensor *p, loom_tensor x,
+                             const loom_tensor *state, loom_tensor *next)
+{
+    (void)def;
+    loom_tensor pre = loom_add(g, loom_add(g, loom_matmul(g, x, p[0], false, true), loom_matmul(g, state[0], p[1], false, true)),
+                               loom_add(g, p[2], p[3]));
+    return next[0] = loom_tanh(g, pre);
+}
+
+static const loom_cell_def twin_cell = {"twin", 1, twin_params, twin_step, NULL};
+
+/* One golden case of clip.safetensors: the stack's gradients from a plan,
+ * clipped in place by loom_clip_grad_norm, against PyTorch's
+ * clip_grad_norm_. Parameters whose gradients are equal (the RNN's and the
+ * LSTM's two biases, the twin cell's) must each be scaled once. */
+static void clip_case(const loom_st *f, const char *name, const loom_cell_def *cell, double max_norm)
+{
+    char prefix[64], key[200];
+    snprintf(prefix, sizeof prefix, "%s.", name);
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    enum { T = 5, B = 3, I = 4, H = 5, L = 2 };
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = I, .hidden_size = H, .layers = L,
+                                            .bidirectional = true, .prefix = prefix});
+    snprintf(key, sizeof key, "%sinput", prefix);
+    loom_tensor x = loom_input(g, key, loom_shape3(T, B, I));
+    snprintf(key, sizeof key, "%sgrad_output", prefix);
+    loom_tensor go = loom_input(g, key, loom_shape3(T, B, 2 * H));
+    loom_tensor init[2] = {LOOM_INVALID, LOOM_INVALID};
+    for (int s = 0; s < cell->n_states; s++) {
+        snprintf(key, sizeof key, "%s%s", prefix, s ? "c0" : "h0");
+        init[s] = loom_input(g, key, loom_shape3(2 * L, B, H));
+    }
+    loom_rnn_out ro = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.init = {init[0], init[1]}});
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, ro.output, go));
+    int n = loom_graph_params(g, NULL, 0);
+    loom_tensor *p = malloc((size_t)n * sizeof *p), *dp = malloc((size_t)n * sizeof *dp);
+    loom_graph_params(g, p, n);
+    cr_assert_eq(loom_backward(g, loss, p, n, dp), LOOM_OK, "%s", loom_graph_error(g));
+    loom_plan *plan = loom_plan_new(g, dp, n, NULL);
+    cr_assert(plan, "%s", loom_graph_error(g));
+    loom_store *store = loom_store_new(g);
+    cr_assert_eq(loom_store_load(store, f, false), LOOM_OK, "%s", loom_store_error(store));
+    loom_store_bind(store, plan);
+    loom_tensor in[4] = {x, go, init[0], init[1]};
+    for (int i = 0; i < 2 + cell->n_states; i++) {
+        const loom_st_tensor *t = loom_st_get(f, loom_tensor_name(g, in[i]));
+        cr_assert(t, "%s is in the golden file", loom_tensor_name(g, in[i]));
+        loom_bind(plan, in[i], t->data);
+    }
+    cr_assert_eq(loom_run(plan), LOOM_OK, "%s", loom_plan_error(plan));
+    float **grads = malloc((size_t)n * sizeof *grads);
+    int64_t *sizes = malloc((size_t)n * sizeof *sizes);
+    for (int i = 0; i < n; i++) {
+        grads[i] = (float *)loom_plan_output(plan, dp[i]);
+        sizes[i] = loom_tensor_numel(g, p[i]);
+        for (int j = 0; j < i; j++)
+            cr_assert(grads[i] + sizes[i] <= grads[j] || grads[j] + sizes[j] <= grads[i],
+                      "%s: the gradients of %s and %s share memory", name, loom_tensor_name(g, p[i]), loom_tensor_name(g, p[j]));
+    }
+    double norm = loom_clip_grad_norm(grads, sizes, n, max_norm);
+    snprintf(key, sizeof key, "%snorm", prefix);
+    double want_norm = loom_st_get(f, key)->data ? ((const float *)loom_st_get(f, key)->data)[0] : 0;
+    cr_assert(fabs(norm - want_norm) <= 1e-5 * want_norm, "%s: norm %.9g, PyTorch %.9g", name, norm, want_norm);
+    cr_assert_gt(norm, 10 * max_norm, "%s: the case clips", name);
+    for (int i = 0; i < n; i++) {
+        const char *pn = loom_tensor_name(g, p[i]) + strlen(prefix);
+        snprintf(key, sizeof key, "%sclipped.%s", prefix, pn);
+        const loom_st_tensor *w = loom_st_get(f, key);
+        cr_assert(w, "PyTorch has %s", key);
+        const float *want = w->data;
+        double scale = 0;
+        for (int64_t k = 0; k < sizes[i]; k++) scale = fmax(scale, fabs(want[k]));
+        for (int64_t k = 0; k < sizes[i]; k++)
+            cr_assert(fabs(grads[i][k] - want[k]) <= 1e-5 * scale, "%s: %s[%lld] after clipping is %.9g, PyTorch %.9g",
+                      name, pn, (long long)k, grads[i][k], want[k]);
+    }
+    free(grads), free(sizes), free(p), free(dp);
+    loom_store_free(store);
+    loom_plan_free(plan);
+    loom_graph_free(g);
+}
+
+Test(optim, clipping_every_cell_matches_pytorch)
+{
+    char err[512];
+    loom_st *f = st_read(LOOM_GOLDEN_DIR "/clip.safetensors", err, sizeof err);
+    cr_assert(f, "%s", err);
+    double max_norm = strtod(loom_st_meta(f, "max_norm"), NULL);
+    char cases[256];
+    snprintf(cases, sizeof cases, "%s", loom_st_meta(f, "cases"));
+    int n_builtin, done = 0, builtin_done = 0;
+    const loom_cell_def *const *builtin = loom_cells(&n_builtin);
+    for (char *save = NULL, *c = strtok_r(cases, ",", &save); c; c = strtok_r(NULL, ",", &save), done++) {
+        const loom_cell_def *cell = !strcmp(c, "twin") ? &twin_cell : !strcmp(c, "mgu") ? &mgu_cell : loom_cell_by_name(c);
+        cr_assert(cell, "cell %s", c);
+        for (int i = 0; i < n_builtin; i++) builtin_done += builtin[i] == cell;
+        clip_case(f, c, cell, max_norm);
+    }
+    cr_assert_eq(builtin_done, n_builtin, "every built-in cell has a clipping case (%d of %d)", builtin_done, n_builtin);
+    cr_assert_eq(done, n_builtin + 2);
     loom_st_free(f);
 }
 

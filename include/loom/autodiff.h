@@ -15,7 +15,11 @@ extern "C" {
  * uses are summed; nodes that do not lie between wrt and loss are skipped;
  * stop_gradient blocks the flow. Gradient nodes carry the tags of the
  * forward node they belong to, with role LOOM_ROLE_BACKWARD. Gradients are
- * ordinary nodes, so they can be differentiated again. On error returns a
+ * ordinary nodes, so they can be differentiated again. Every wrt gets a
+ * gradient node of its own, named ∂L/∂name, whose plan buffer no other
+ * wrt's gradient shares — also where the gradients are equal (an LSTM's
+ * bias_ih and bias_hh) and hash-consing would merge them — so clipping or
+ * updating one in place never touches another. On error returns a
  * status, and the graph's error says what failed. */
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads);
 /* The gradients are also found later by their tensor: loom_grad(g, wrt[i])
