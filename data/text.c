@@ -53,6 +53,16 @@ static int32_t utf8_next(const unsigned char *s, size_t n, int *len)
     return cp;
 }
 
+int64_t loom_utf8_check(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        int len;
+        if (!s[i] || utf8_next((const unsigned char *)s + i, n - i, &len) < 0) return (int64_t)i;
+        i += (size_t)len;
+    }
+    return -1;
+}
+
 static int utf8_put(int32_t cp, char *out)
 {
     if (cp < 0x80) return out[0] = (char)cp, 1;

@@ -4,34 +4,7 @@
 set -u
 loom=$1
 golden=$2
-dir=$(mktemp -d /tmp/loom-cli-XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-fails=0
-n=0
-
-# expect STATUS "MESSAGE PART" -- command...: the status, and the part in stderr
-expect() {
-    want=$1 part=$2
-    shift 3
-    n=$((n + 1))
-    "$@" >"$dir/out" 2>"$dir/err"
-    got=$?
-    if [ "$got" != "$want" ]; then
-        echo "FAIL: $* -> status $got, expected $want"; sed 's/^/    /' "$dir/err"; fails=$((fails + 1))
-    elif [ -n "$part" ] && ! grep -qF -- "$part" "$dir/err" "$dir/out"; then
-        echo "FAIL: $* -> no '$part' in:"; sed 's/^/    /' "$dir/err"; fails=$((fails + 1))
-    fi
-}
-
-# check "WHAT" test-expression...
-check() {
-    what=$1
-    shift
-    n=$((n + 1))
-    if ! "$@"; then echo "FAIL: $what"; fails=$((fails + 1)); fi
-}
-
-no_temporaries() { ! ls "$dir" | grep -q '\.tmp'; }
+. "$(dirname "$0")/cli_lib.sh"
 
 # help: where an option may stand, not as a flag's value
 expect 0 "usage: loom dot" -- "$loom" dot --help

@@ -99,6 +99,15 @@ int loom_tool_exit(loom_status st)
     return st == LOOM_OK ? 0 : st == LOOM_ERR_NOMEM || st == LOOM_ERR_IO ? 1 : 2;
 }
 
+bool loom_tool_text(const char *cmd, const char *flag, const char *v)
+{
+    int64_t bad = loom_utf8_check(v, strlen(v));
+    if (bad >= 0)
+        fprintf(stderr, "%s: %s is not valid UTF-8 text (byte %lld is 0x%02x)\n", cmd, flag, (long long)bad + 1,
+                (unsigned char)v[bad]);
+    return bad < 0;
+}
+
 bool loom_tool_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
 
 bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see)

@@ -84,6 +84,9 @@ int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_fi
 /* The exit status for a failure: 1 for out of memory or i/o, 2 for the
  * rest (bad arguments, shapes, files). */
 int loom_tool_exit(loom_status st);
+/* Whether a flag's value v is UTF-8 text; "CMD: FLAG is not valid UTF-8
+ * text (byte N ...)" on stderr otherwise. */
+bool loom_tool_text(const char *cmd, const char *flag, const char *v);
 /* --help or -h, where an option is expected. */
 bool loom_tool_is_help(const char *arg);
 /* Whether f is one of the n options that take a value and v (the next

@@ -123,7 +123,7 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--resume")) return (a->resume = v) != NULL;
     if (!strcmp(f, "--init")) return (a->init = v) != NULL;
     if (!strcmp(f, "--save-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->save_every);
-    if (!strcmp(f, "--prefix")) return (a->prefix = v) != NULL;
+    if (!strcmp(f, "--prefix")) return loom_tool_text("loom train", f, v) && (a->prefix = v) != NULL;
     if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, 65536, &a->embed);
     if (!strcmp(f, "--steps")) return (a->steps_given = true) && loom_tool_int(f, v, 1, 1L << 40, &a->steps);
     if (!strcmp(f, "--epochs")) return loom_tool_int(f, v, 1, 1L << 20, &a->epochs);
@@ -644,13 +644,16 @@ static int generate_text(const loom_lm_opts *model, const loom_store *store, con
     loom_generator *gen = loom_generator_new(model, store, err, sizeof err);
     if (!gen) return fail(err, NULL);
     int64_t np = loom_vocab_encode(v, prefix, strlen(prefix), NULL, 0);
-    int32_t *seq = malloc((size_t)(np + length + 1) * sizeof *seq);
+    if (np < 1) {
+        loom_generator_free(gen);
+        return fail("--prefix", np < 0 ? "not valid UTF-8 text" : "holds no token the model reads (it starts from one)");
+    }
+    int32_t *seq = malloc((size_t)(np + length) * sizeof *seq);
     int rc = 0;
     if (!seq) {
-        rc = fail("out of memory", NULL);
+        rc = fail("out of memory", NULL), rc = 1;
     } else {
-        if (np < 1) seq[0] = LOOM_UNK, np = 1;
-        else loom_vocab_encode(v, prefix, strlen(prefix), seq, np);
+        loom_vocab_encode(v, prefix, strlen(prefix), seq, np);
         if (loom_generate(gen, seq, np, length, so, seq + np, err, sizeof err) < 0) rc = fail(err, NULL);
         else {
             char label[96];
@@ -850,7 +853,7 @@ int loom_cmd_generate(int argc, char **argv)
         }
         bool ok = v != NULL;
         if (!strcmp(f, "--load")) ck = v;
-        else if (!strcmp(f, "--prefix")) prefix = v;
+        else if (!strcmp(f, "--prefix")) ok = loom_tool_text("loom generate", f, v) && (prefix = v) != NULL;
         else if (!strcmp(f, "--length")) ok = loom_tool_int(f, v, 1, 1000000, &length);
         else if (!strcmp(f, "--top-k")) ok = loom_tool_int(f, v, 0, 1L << 30, &top_k);
         else if (!strcmp(f, "--beam")) ok = loom_tool_int(f, v, 1, 1024, &beam);

@@ -62,6 +62,10 @@ const char *loom_vocab_token(const loom_vocab *v, int32_t id);
 int32_t loom_vocab_id(const loom_vocab *v, const char *token);
 /* How often the token occurred in the text the vocabulary was built from. */
 int64_t loom_vocab_count(const loom_vocab *v, int32_t id);
+/* The byte offset of the first byte of s[0..n) that does not belong to
+ * UTF-8 text (an invalid, overlong or truncated sequence, a surrogate, a
+ * value past U+10FFFF, or a NUL), or -1 when all of it is text. */
+int64_t loom_utf8_check(const char *s, size_t n);
 /* Tokenises utf8 with v's tokeniser and options into ids (at most max);
  * returns the number of tokens, or -1 for invalid UTF-8. */
 int64_t loom_vocab_encode(const loom_vocab *v, const char *utf8, size_t n, int32_t *ids, int64_t max);
