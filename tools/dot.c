@@ -128,6 +128,9 @@ static int parse(dot_args *a, int argc, char **argv)
         fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
         return 2;
     }
+    if (!loom_tool_outputs_ok("loom dot", &(loom_tool_file){"-o", a->out}, 1,
+                              (loom_tool_file[]){{"--load", a->load}, {"--data", a->data}}, 2))
+        return 2;
     const char *fmt = a->fmt = !strcmp(a->out, "-") ? "dot" : ext_of(a->out);
     bool text = !strcmp(fmt, "dot") || !strcmp(fmt, "gv");
     if (!text && strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf")) {

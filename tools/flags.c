@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void loom_tools_init(void) { loom_cell_register(&mgu_cell); }
 
@@ -97,6 +98,29 @@ void loom_tool_help(const char *synopsis, const char *help, bool model_flags)
 int loom_tool_exit(loom_status st)
 {
     return st == LOOM_OK ? 0 : st == LOOM_ERR_NOMEM || st == LOOM_ERR_IO ? 1 : 2;
+}
+
+bool loom_tool_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!strcmp(a, b)) return true;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out, const loom_tool_file *in, int n_in)
+{
+    for (int i = 0; i < n_out; i++) {
+        if (!out[i].path || !strcmp(out[i].path, "-")) continue;
+        for (int j = 0; j < n_in + i; j++) {
+            const loom_tool_file *o = j < n_in ? &in[j] : &out[j - n_in];
+            if (!o->path || !loom_tool_same_file(out[i].path, o->path)) continue;
+            fprintf(stderr, "%s: %s %s would replace %s %s%s\n", cmd, out[i].flag, out[i].path,
+                    j < n_in ? "its input" : "the output", o->flag,
+                    j < n_in ? " (an output never replaces an input)" : " (give each output a file of its own)");
+            return false;
+        }
+    }
+    return true;
 }
 
 bool loom_tool_text(const char *cmd, const char *flag, const char *v)

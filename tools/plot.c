@@ -61,6 +61,9 @@ int loom_cmd_plot(int argc, char **argv)
         fprintf(stderr, "loom plot: at most 64 files\n");
         goto done;
     }
+    loom_tool_file ins[64];
+    for (int k = 0; k < o.n; k++) ins[k] = (loom_tool_file){"the metrics file", files[k]};
+    if (!loom_tool_outputs_ok("loom plot", &(loom_tool_file){"-o", out}, 1, ins, o.n)) goto done;
     o.files = files;
     loom_status st = loom_plot(&o, out);
     if (st) fprintf(stderr, "loom plot: %s\n", loom_dot_error());

@@ -268,16 +268,9 @@ static loom_st *results(const rcase *c, const loom_plan *p)
     return out;
 }
 
-/* True when b names the file a names (an output must not replace its input). */
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t n)
 {
-    if (same_file(case_path, out_path)) {
+    if (loom_tool_same_file(case_path, out_path)) {
         snprintf(err, n, "%s: the output would replace the case file it is computed from", out_path);
         return 2;
     }

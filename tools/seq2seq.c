@@ -600,6 +600,8 @@ int loom_cmd_translate(int argc, char **argv)
         if (!ok) return free(text), 2;
     }
     if (temperature > 0 && beam > 1) return free(text), fail("--temperature", "samples one hypothesis: not with --beam");
+    if (!loom_tool_outputs_ok(cmd, &(loom_tool_file){"--attention-map", map}, 1, &(loom_tool_file){"--load", ck}, 1))
+        return free(text), 2;
     char **lines = NULL;
     if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), fail("out of memory", NULL);
     const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;

@@ -84,6 +84,18 @@ int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_fi
 /* The exit status for a failure: 1 for out of memory or i/o, 2 for the
  * rest (bad arguments, shapes, files). */
 int loom_tool_exit(loom_status st);
+/* A file a command reads or writes, and the flag that named it (path NULL:
+ * not given). */
+typedef struct {
+    const char *flag, *path;
+} loom_tool_file;
+/* Whether a and b name one file: the same path, or (when both exist) the
+ * same device and inode, so links and symlinks too. */
+bool loom_tool_same_file(const char *a, const char *b);
+/* Whether the outputs may be written: none is the file of an input or of
+ * another output (the same path, or the same file by device and inode:
+ * links too); "-" is stdout. Otherwise a message naming both, false. */
+bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out, const loom_tool_file *in, int n_in);
 /* Whether a flag's value v is UTF-8 text; "CMD: FLAG is not valid UTF-8
  * text (byte N ...)" on stderr otherwise. */
 bool loom_tool_text(const char *cmd, const char *flag, const char *v);

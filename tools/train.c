@@ -172,6 +172,13 @@ static int parse(loom_train_args *a, int argc, char **argv)
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
     }
+    /* --save may be --resume: a run continued into its own checkpoint (read
+     * whole first, replaced atomically); no other output replaces an input */
+    if (!loom_tool_outputs_ok("loom train", (loom_tool_file[]){{"--save", a->save}, {"--metrics", a->metrics}}, 2,
+                              (loom_tool_file[]){{"--data", a->data}, {"--valid", a->valid}, {"--init", a->init},
+                                                 {"--resume", a->save && a->resume && loom_tool_same_file(a->save, a->resume) ? NULL : a->resume}},
+                              4))
+        return 2;
     if (a->resume && loom_is_seq2seq_checkpoint(a->resume)) a->task = LOOM_TASK_SEQ2SEQ; /* its own task, in fact */
     bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
     if (a->m.bidirectional && !s2s) {
