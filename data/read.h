@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The bytes of the file at path (malloc'd; *len of them), or NULL with the
- * reason in e ("PATH: cannot open: ...", out of memory, read error). */
+/* The bytes of the regular file at path (malloc'd, NUL after the *len of
+ * them), or NULL with the reason in e: LOOM_ERR_ARG when path names no file
+ * or not a regular one (a directory, a FIFO, /dev/zero: refused before any
+ * read), LOOM_ERR_NOMEM, LOOM_ERR_IO for a read error. */
 char *loom_read_all(const char *path, size_t *len, loom_error *e);
 
 /* A growing byte string, NUL-terminated after its n bytes (zero-initialise it). */

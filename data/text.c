@@ -11,6 +11,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <string.h>
 #include <wctype.h>
 #include <xxhash.h>
@@ -418,35 +421,47 @@ loom_status loom_text_parse_with(loom_text *t, const char *utf8, size_t n, const
 
 char *loom_read_all(const char *path, size_t *len, loom_error *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        loom_error_set(e, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0;
     *len = 0;
-    for (;;) {
-        if (*len + 65536 > cap) {
-            char *nb = realloc(buf, cap = 2 * cap + 65536);
-            if (!nb) {
-                free(buf), fclose(f);
-                loom_error_set(e, LOOM_ERR_NOMEM, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + *len, 1, cap - *len, f);
-        *len += got;
-        if (!got) break;
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        loom_error_set(e, LOOM_ERR_IO, "%s: read error", path);
+    /* O_NONBLOCK until the type is known: a FIFO must not block the open */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        loom_error_set(e, LOOM_ERR_ARG, "%s: cannot open: %s", path, strerror(errno)); /* bad input: exit 2 */
         return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        bool dir = S_ISDIR(st.st_mode);
+        close(fd);
+        loom_error_set(e, LOOM_ERR_ARG, "%s: %s", path, dir ? "is a directory, not a file" : "not a regular file");
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
+        close(fd);
+        loom_error_set(e, LOOM_ERR_NOMEM, "%s: too large (%lld bytes)", path, (long long)st.st_size);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1; /* a file that grows while read is read to this size */
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        loom_error_set(e, LOOM_ERR_NOMEM, "%s: out of memory (%lld bytes)", path, (long long)st.st_size);
+        return NULL;
+    }
+    while (*len < cap - 1) {
+        ssize_t r = read(fd, buf + *len, cap - 1 - *len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int err = errno;
+            free(buf), close(fd);
+            loom_error_set(e, LOOM_ERR_IO, "%s: read error: %s", path, strerror(err));
+            return NULL;
+        }
+        if (r == 0) break;
+        *len += (size_t)r;
+    }
+    close(fd);
+    buf[*len] = 0;
     return buf;
 }
 

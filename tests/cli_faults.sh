@@ -39,5 +39,26 @@ check "the pairs are intact" grep -q '^c' "$dir/p.tsv"
 expect 0 "" -- "$loom" train --resume "$dir/a.ckpt" --steps 4 --save "$dir/a.ckpt"
 check "a run continued into its own checkpoint replaced it" sh -c "! cmp -s '$dir/a.ckpt' '$dir/keep.ckpt'"
 
+# loom plot: a range too narrow for its floats (it hung, gigabytes deep), text that is not a
+# number (drawn as 0), a long header (misread), directories; a failed write says why
+printf 'step,loss\n1,1e16\n2,1.0000000000000002e16\n' > "$dir/n.csv"
+expect 0 "" -- timeout 20 "$loom" plot "$dir/n.csv" -o "$dir/n.svg"
+printf 'step,loss\n1,1e-310\n2,3e-310\n' > "$dir/d.csv"
+expect 0 "" -- timeout 20 "$loom" plot "$dir/d.csv" -o "$dir/d.svg"
+printf 'step,loss\n1,2\n2,abc\n' > "$dir/a.csv"
+expect 2 "line 3: field 2 (loss) is not a number" -- "$loom" plot "$dir/a.csv" -o "$dir/a.svg"
+printf 'step,loss\n1,nan\n2,\n3,2\n4,inf\n' > "$dir/b.csv"
+expect 0 "" -- "$loom" plot "$dir/b.csv" -o "$dir/b.svg"
+{ printf '%05000d,step,loss\n' 0; printf '0,1,3\n0,2,2\n'; printf '0,3,%05000d1\n' 0; } > "$dir/h.csv"
+expect 2 "line 4: field 3 (loss) is not a number" -- "$loom" plot "$dir/h.csv" -o "$dir/h.svg"
+expect 2 "is a directory" -- "$loom" plot "$dir" -o "$dir/x.svg"
+expect 1 "File too large" -- sh -c "ulimit -f 2; exec '$loom' plot '$dir/b.csv' -o '$dir/big.png'"
+check "no picture of a failed write" [ ! -e "$dir/big.png" ]
+
+# texts that are not regular files, directories
+expect 2 "not a regular file" -- "$loom" train --data /dev/zero $T
+expect 2 "is a directory" -- "$loom" train --data "$dir" $T
+expect 2 "is a directory" -- "$loom" eval --load "$dir/a.ckpt" --data "$dir"
+
 echo "cli_faults: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

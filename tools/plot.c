@@ -66,7 +66,7 @@ int loom_cmd_plot(int argc, char **argv)
     if (!loom_tool_outputs_ok("loom plot", &(loom_tool_file){"-o", out}, 1, ins, o.n)) goto done;
     o.files = files;
     loom_status st = loom_plot(&o, out);
-    if (st) fprintf(stderr, "loom plot: %s\n", loom_dot_error());
+    if (st) fprintf(stderr, "loom %s\n", loom_dot_error()); /* "plot: ..." */
     rc = loom_tool_exit(st);
 done:
     free(files), free(label_buf);

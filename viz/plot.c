@@ -2,8 +2,10 @@
 #include "loom/plot.h"
 #include "graph/error.h"
 #include "io/atomic.h"
+#include "data/read.h"
 #include "viz/viz.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,58 +31,92 @@ static bool push(double **x, double **y, int *n, int *cap, double a, double b)
     return true;
 }
 
-/* The index of `name` in a CSV header line, or -1. */
-static int column_of(const char *header, const char *name)
+/* The index of `name` among the comma-separated fields of line[0..n), or -1. */
+static int column_of(const char *line, size_t n, const char *name)
 {
-    int k = 0;
     size_t len = strlen(name);
-    for (const char *p = header; p && *p; k++) {
-        if (!strncmp(p, name, len) && (p[len] == ',' || p[len] == '\n' || p[len] == '\r' || !p[len])) return k;
-        p = strchr(p, ',');
-        if (p) p++;
+    int k = 0;
+    for (size_t a = 0; a <= n; k++) {
+        size_t b = a;
+        while (b < n && line[b] != ',') b++;
+        if (b - a == len && !memcmp(line + a, name, len)) return k;
+        a = b + 1;
     }
     return -1;
 }
 
-static const char *field(const char *line, int k)
+/* Field k of line[0..n): *v its number, or NAN for an empty field or one
+ * past the line's end; false for text that is not a number ("abc", "1x"). */
+static bool field(const char *line, size_t n, int k, double *v)
 {
-    for (; k > 0 && line; k--) line = strchr(line, ','), line = line ? line + 1 : NULL;
-    return line;
+    size_t a = 0;
+    for (; k > 0 && a <= n; k--) {
+        while (a < n && line[a] != ',') a++;
+        a++;
+    }
+    *v = NAN;
+    if (a > n) return true;
+    size_t b = a;
+    while (b < n && line[b] != ',') b++;
+    if (b == a) return true;
+    char num[64], *end;
+    if (b - a >= sizeof num) return false;
+    memcpy(num, line + a, b - a);
+    num[b - a] = 0;
+    *v = strtod(num, &end);
+    return end != num && !*end;
 }
 
-/* Reads one metrics file; the column names actually used go to *col, *dcol. */
+/* Reads one metrics file (a header line naming the columns, then a row per
+ * line; empty cells, nan and inf are not drawn; any other text is an error
+ * naming its line). The column names used go to *col, *dcol. */
 static loom_status read_series(const char *path, const loom_plot_opts *o, series *s, const char **col, const char **dcol)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return loom_dot_fail(LOOM_ERR_IO, "plot: %s: cannot open", path);
-    char line[4096];
-    if (!fgets(line, sizeof line, f)) {
-        fclose(f);
-        return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: empty", path);
+    loom_error e = {0};
+    size_t len;
+    char *text = loom_read_all(path, &len, &e);
+    if (!text) return loom_dot_fail(e.status, "plot: %s", e.msg);
+    size_t hl = 0;
+    while (hl < len && text[hl] != '\n') hl++;
+    size_t hn = hl && text[hl - 1] == '\r' ? hl - 1 : hl;
+    if (!hn) {
+        free(text);
+        return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: %s", path, len ? "the first line names no columns" : "empty");
     }
-    int xs = column_of(line, "step");
-    const char *want = o->column ? o->column : column_of(line, "perplexity") >= 0 ? "perplexity" : "loss";
-    int ys = column_of(line, want);
+    int xs = column_of(text, hn, "step");
+    const char *want = o->column ? o->column : column_of(text, hn, "perplexity") >= 0 ? "perplexity" : "loss";
+    int ys = column_of(text, hn, want);
     const char *dash = o->dashed ? o->dashed : !strcmp(want, "perplexity") ? "valid_perplexity" : NULL;
-    int ds = dash ? column_of(line, dash) : -1;
+    int ds = dash ? column_of(text, hn, dash) : -1;
     if (xs < 0 || ys < 0) {
-        fclose(f);
+        free(text);
         return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: needs the columns step and %s", path, want);
     }
     *col = want, *dcol = ds >= 0 ? dash : NULL;
-    bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
-        const char *a = field(line, xs), *b = field(line, ys), *c = ds >= 0 ? field(line, ds) : NULL;
-        char *end;
-        double x = a ? strtod(a, &end) : NAN, y = b && *b != ',' && *b != '\n' ? strtod(b, &end) : NAN;
-        if (isfinite(x) && isfinite(y) && (!o->log_y || y > 0)) ok = push(&s->x, &s->y, &s->n, &s->cap, x, y);
-        double z = c && *c != ',' && *c != '\n' && *c ? strtod(c, &end) : NAN;
-        if (ok && isfinite(x) && isfinite(z) && (!o->log_y || z > 0)) ok = push(&s->x2, &s->y2, &s->n2, &s->cap2, x, z);
+    loom_status st = LOOM_OK;
+    long line_no = 1;
+    for (size_t a = hl + 1; !st && a < len; line_no++) {
+        size_t b = a;
+        while (b < len && text[b] != '\n') b++;
+        size_t n = b > a && text[b - 1] == '\r' ? b - 1 - a : b - a;
+        const char *line = text + a;
+        a = b + 1;
+        if (!n) continue;
+        double x, y, z = NAN;
+        int bad = !field(line, n, xs, &x) ? xs : !field(line, n, ys, &y) ? ys : ds >= 0 && !field(line, n, ds, &z) ? ds : -1;
+        if (bad >= 0) {
+            st = loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: line %ld: field %d (%s) is not a number", path, line_no + 1,
+                               bad + 1, bad == xs ? "step" : bad == ys ? want : dash);
+            break;
+        }
+        if (isfinite(x) && isfinite(y) && (!o->log_y || y > 0) && !push(&s->x, &s->y, &s->n, &s->cap, x, y))
+            st = loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
+        if (!st && isfinite(x) && isfinite(z) && (!o->log_y || z > 0) && !push(&s->x2, &s->y2, &s->n2, &s->cap2, x, z))
+            st = loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
     }
-    fclose(f);
-    if (!ok) return loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
-    if (!s->n) return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: no finite values of %s", path, want);
-    return LOOM_OK;
+    free(text);
+    if (!st && !s->n) st = loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: no finite values of %s", path, want);
+    return st;
 }
 
 #ifdef LOOM_HAVE_CAIRO
@@ -89,9 +125,19 @@ static loom_status read_series(const char *path, const loom_plot_opts *o, series
 
 bool loom_plot_available(void) { return true; }
 
-static cairo_status_t to_file(void *f, const unsigned char *data, unsigned int len)
+/* Cairo's output stream: the file, and the first write error's errno. */
+typedef struct {
+    FILE *f;
+    int err;
+} sink;
+
+static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int len)
 {
-    return fwrite(data, 1, len, f) == len ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    sink *k = closure;
+    if (k->err) return CAIRO_STATUS_WRITE_ERROR;
+    if (fwrite(data, 1, len, k->f) == len) return CAIRO_STATUS_SUCCESS;
+    k->err = errno ? errno : EIO;
+    return CAIRO_STATUS_WRITE_ERROR;
 }
 
 /* Tick step: 1, 2 or 5 × a power of ten, giving about `want` ticks. */
@@ -127,7 +173,12 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
     if (ymin > 0 && ymax / ymin > 30) view.log_y = true;
     bool nonneg = ymin >= 0;
     if (o->log_y) ymin = log10(ymin), ymax = log10(ymax);
-    if (ymax <= ymin) ymax = ymin + 1;
+    /* a range too narrow to tell its ends apart in print (1e16 and 1e16 + 2; denormals) is widened */
+    double mag = fmax(fabs(ymin), fabs(ymax));
+    if (!(ymax - ymin > 1e-6 * mag) || !isnormal(ymax - ymin)) {
+        double mid = ymin / 2 + ymax / 2, half = isnormal(mag) && mag > 1e-300 ? 0.01 * mag : 1;
+        ymin = mid - half, ymax = mid + half;
+    }
     double pad = (ymax - ymin) * 0.05;
     ymin -= pad, ymax += pad;
     if (nonneg && !o->log_y && ymin < 0) ymin = 0;
@@ -142,7 +193,10 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
     cairo_set_line_width(cr, 0.6);
     double xs = nice_step(xmax - xmin, 8);
     char buf[64];
-    for (double v = ceil(xmin / xs) * xs; v <= xmax + 1e-9; v += xs) {
+    /* at most 50 ticks an axis, counted: a step too small for the values' floats must not stall the loop */
+    for (int i = 0; i < 50 && xs > 0; i++) {
+        double v = (ceil(xmin / xs) + i) * xs;
+        if (v > xmax + xs * 1e-6) break;
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, PX(v), T), cairo_line_to(cr, PX(v), T + ph), cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -150,12 +204,16 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
         text(cr, PX(v), T + ph + 16, buf, 0.5);
     }
     double ys = nice_step(ymax - ymin, 6);
-    for (double v = ceil(ymin / ys) * ys; v <= ymax + 1e-9; v += ys) {
+    for (int i = 0; i < 50 && ys > 0; i++) {
+        double v = (ceil(ymin / ys) + i) * ys;
+        if (v > ymax + ys * 1e-6) break;
         double y = T + ph - (v - ymin) / (ymax - ymin) * ph;
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, L, y), cairo_line_to(cr, L + pw, y), cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        snprintf(buf, sizeof buf, "%.3g", o->log_y ? pow(10, v) : fabs(v) < ys * 1e-6 ? 0.0 : v);
+        /* enough digits that neighbouring ticks read differently */
+        int digits = o->log_y ? 3 : (int)fmin(17, fmax(3, ceil(log10(fmax(fabs(ymin), fabs(ymax)) / ys)) + 1));
+        snprintf(buf, sizeof buf, "%.*g", digits, o->log_y ? pow(10, v) : fabs(v) < ys * 1e-6 ? 0.0 : v);
         text(cr, L - 6, y + 4, buf, 1);
     }
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -205,16 +263,17 @@ static loom_status render(const char *path, bool svg, double W, double H, void (
     loom_error err = {0};
     loom_atomic out = {0};
     if (loom_atomic_open(&out, path, &err)) return loom_dot_fail(err.status, "%s", err.msg);
-    cairo_surface_t *surf = svg ? cairo_svg_surface_create_for_stream(to_file, out.f, W, H)
+    sink k = {out.f, 0};
+    cairo_surface_t *surf = svg ? cairo_svg_surface_create_for_stream(to_file, &k, W, H)
                                 : cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
     cairo_t *cr = cairo_create(surf);
     paint(cr, ctx, W, H);
     cairo_destroy(cr);
-    loom_status st = LOOM_OK;
-    if (!svg && cairo_surface_write_to_png_stream(surf, to_file, out.f) != CAIRO_STATUS_SUCCESS)
-        st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: write failed", path);
+    if (!svg) cairo_surface_write_to_png_stream(surf, to_file, &k);
     cairo_surface_finish(surf);
-    if (!st && cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
+    loom_status st = LOOM_OK;
+    if (k.err) st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: write failed: %s", path, strerror(k.err));
+    else if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
         st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: %s", path, cairo_status_to_string(cairo_surface_status(surf)));
     cairo_surface_destroy(surf);
     if (st) loom_atomic_abort(&out);
