@@ -1,7 +1,9 @@
 /* Atomic file replacement (see atomic.h). */
 #include "io/atomic.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -27,6 +29,42 @@ static mode_t current_umask(void)
     return old;
 }
 
+/* Temporary files of path left by writers that are gone (killed before
+ * they could rename or remove them): "PATH.tmpPID.XXXXXX" whose process no
+ * longer exists. A live writer's temporary file is left alone. */
+static void remove_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[PATH_MAX];
+    size_t dn = slash ? (size_t)(slash - path) : 0;
+    if (dn + 2 > sizeof dir) return;
+    memcpy(dir, path, dn);
+    strcpy(dir + dn, slash ? (dn ? "" : "/") : ".");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t bn = strlen(base);
+    for (struct dirent *en; (en = readdir(d));) {
+        const char *name = en->d_name;
+        if (strncmp(name, base, bn) || strncmp(name + bn, ".tmp", 4)) continue;
+        char *end;
+        long pid = strtol(name + bn + 4, &end, 10);
+        if (pid <= 0 || *end != '.' || strlen(end) != 7) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to know */
+        char full[PATH_MAX];
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, name) < sizeof full) unlink(full);
+    }
+    closedir(d);
+}
+
+loom_status loom_atomic_check(const char *path, loom_error *e)
+{
+    loom_atomic a;
+    loom_status st = loom_atomic_open(&a, path, e);
+    if (!st) loom_atomic_abort(&a);
+    return st;
+}
+
 loom_status loom_atomic_open(loom_atomic *a, const char *path, loom_error *e)
 {
     *a = (loom_atomic){.path = path};
@@ -35,10 +73,11 @@ loom_status loom_atomic_open(loom_atomic *a, const char *path, loom_error *e)
     bool exists = stat(path, &st) == 0;
     if (exists && S_ISDIR(st.st_mode)) return loom_error_set(e, LOOM_ERR_IO, "%s: is a directory", path);
     if (exists && !S_ISREG(st.st_mode)) return loom_error_set(e, LOOM_ERR_IO, "%s: not a regular file", path);
-    size_t n = strlen(path) + 16;
+    remove_stale(path);
+    size_t n = strlen(path) + 40;
     a->tmp = malloc(n);
     if (!a->tmp) return loom_error_set(e, LOOM_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(a->tmp, n, "%s.tmpXXXXXX", path);
+    snprintf(a->tmp, n, "%s.tmp%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(a->tmp);
     if (fd < 0) {
         int err = errno;

@@ -15,10 +15,14 @@ typedef struct {
     const char *path;
 } loom_atomic;
 
-/* Creates the temporary file, with the mode a new file would get (0666
+/* Creates the temporary file PATH.tmpPID.XXXXXX (removing those of
+ * writers that died before finishing), with the mode a new file would get (0666
  * less the umask) or the mode of the file it replaces. A path that is a
  * directory, or whose directory does not exist, is refused here. */
 loom_status loom_atomic_open(loom_atomic *a, const char *path, loom_error *e);
+/* Whether a file can be written at path: a temporary file is made beside
+ * it and removed. */
+loom_status loom_atomic_check(const char *path, loom_error *e);
 /* Flushes, syncs, closes and renames over the target; on failure the
  * temporary file is removed and the target is untouched. */
 loom_status loom_atomic_commit(loom_atomic *a, loom_error *e);

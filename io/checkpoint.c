@@ -1,6 +1,7 @@
 /* Checkpoints: safetensors with an xxh3 checksum of the payload. */
 #include "loom/checkpoint.h"
 #include "graph/error.h"
+#include "io/atomic.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,14 @@ void loom_checkpoint_checksum(const loom_st *f, char out[17])
     }
     free(names);
     snprintf(out, 17, "%016llx", (unsigned long long)XXH3_64bits_digest(&st));
+}
+
+loom_status loom_checkpoint_writable(const char *path, char *err, size_t n)
+{
+    loom_error e = {0};
+    loom_status st = loom_atomic_check(path, &e);
+    if (st) snprintf(err, n, "%s", e.msg);
+    return st;
 }
 
 loom_status loom_checkpoint_write(loom_st *f, const char *path)

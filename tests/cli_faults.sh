@@ -60,5 +60,27 @@ expect 2 "not a regular file" -- "$loom" train --data /dev/zero $T
 expect 2 "is a directory" -- "$loom" train --data "$dir" $T
 expect 2 "is a directory" -- "$loom" eval --load "$dir/a.ckpt" --data "$dir"
 
+# the metrics file: written atomically (a symlink is replaced, not followed; the old file kept
+# until the first rows are in), write errors fail the run, a resumed run keeps the earlier rows
+echo precious > "$dir/target.txt"
+ln -s target.txt "$dir/m-link.csv"
+expect 0 "" -- "$loom" train --data "$dir/t.txt" $T --metrics "$dir/m-link.csv"
+check "the symlink's target is untouched" grep -qx precious "$dir/target.txt"
+check "the metrics replaced the symlink" grep -q '^3,' "$dir/m-link.csv"
+expect 1 "File too large" -- sh -c "ulimit -f 1; exec '$loom' train --data '$dir/t.txt' --steps 300 --hidden 8 --seq-len 5 --batch 2 --generate 0 --threads 1 --metrics '$dir/big.csv'"
+check "no metrics file or temporary is left by a failed write" sh -c "[ ! -e '$dir/big.csv' ] && ! ls '$dir' | grep -q 'big.csv.tmp'"
+expect 1 "--metrics: /nonexistent/m.csv: cannot create a temporary file" -- "$loom" train --data "$dir/t.txt" $T --metrics /nonexistent/m.csv
+expect 1 "--save: /nonexistent/x.ckpt: cannot create" -- "$loom" train --data "$dir/t.txt" --steps 100000 --hidden 8 --seq-len 5 --batch 2 --save /nonexistent/x.ckpt
+expect 1 "is a directory" -- "$loom" train --data "$dir/t.txt" $T --save "$dir"
+expect 0 "" -- "$loom" train --data "$dir/t.txt" $T --steps 6 --save-every 3 --save "$dir/r.ckpt" --metrics "$dir/whole.csv"
+expect 0 "" -- "$loom" train --data "$dir/t.txt" $T --steps 3 --save "$dir/r.ckpt" --metrics "$dir/part.csv"
+printf '4,9,9,9,9,9,\n' >> "$dir/part.csv"  # a row of an interrupted run past the checkpoint
+expect 0 "" -- "$loom" train --resume "$dir/r.ckpt" --steps 6 --metrics "$dir/part.csv" --threads 1
+check "a resumed run keeps the rows up to its checkpoint and replaces the later ones" \
+    sh -c "[ \"\$(cut -d, -f1-5 '$dir/part.csv')\" = \"\$(cut -d, -f1-5 '$dir/whole.csv')\" ]"
+printf 'a,b\n1,2\n' > "$dir/other.csv"
+expect 2 "its columns are not step,loss" -- "$loom" train --resume "$dir/r.ckpt" --steps 6 --metrics "$dir/other.csv"
+check "no temporary files are left" no_temporaries
+
 echo "cli_faults: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -441,6 +441,53 @@ Test(cli_train, bad_checkpoints_are_refused)
     loom_st_free(ck);
 }
 
+/* f's copy at tp(name) with metadata key k set to v, checksummed again (a
+ * forged checkpoint: integrity holds, the number is what an attacker or a
+ * bug chose). */
+static const char *forge(const char *from, const char *name, const char *k, const char *v)
+{
+    loom_st *ck = loom_st_new();
+    cr_assert_eq(loom_checkpoint_read(ck, from), LOOM_OK, "%s", loom_st_error(ck));
+    cr_assert_eq(loom_st_set_meta(ck, k, v), LOOM_OK);
+    const char *path = tp(name);
+    cr_assert_eq(loom_checkpoint_write(ck, path), LOOM_OK);
+    loom_st_free(ck);
+    return path;
+}
+
+/* Every number read from a checkpoint is range-checked: negative, huge
+ * (signed overflow) or non-numeric positions, steps and counters are
+ * refused with exit 2 (a negative seq2seq position read out of bounds; "abc"
+ * was read as step 0). */
+Test(cli_train, forged_numbers_are_refused)
+{
+    small_checkpoint();
+    static const char *const bad[][2] = {
+        {"loom.step", "-7"},          {"loom.step", "abc"},        {"loom.step", "9223372036854775807"},
+        {"loom.step", " 3"},          {"loom.epoch", "9223372036854775807"}, {"loom.epoch", "-1"},
+        {"loom.batch", "9223372036854775807"}, {"loom.batch", "-3"}, {"loom.plan_runs", "-1"},
+        {"loom.plan_runs", "1e9"},    {"loom.optim_steps", "9223372036854775807"}, {"loom.optim_steps", "-2"}};
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s", tp("ck.safetensors"));
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *f = forge(ck, "forged.safetensors", bad[i][0], bad[i][1]);
+        char *res[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)f, "--steps", "9", "--generate", "0"};
+        cr_assert_eq(loom_cmd_train(8, res), 2, "%s = %s is refused", bad[i][0], bad[i][1]);
+    }
+    /* an encoder–decoder's position, step and generator state */
+    char *make[] = {"--task", "reverse", "--seq-len", "4", "--pairs", "40", "--hidden", "8", "--embed", "4", "--batch", "4",
+                    "--steps", "3", "--eval-pairs", "4", "--threads", "1", "--save", (char *)tp("s2s.ckpt")};
+    cr_assert_eq(loom_cmd_train(20, make), 0);
+    snprintf(ck, sizeof ck, "%s", tp("s2s.ckpt"));
+    static const char *const bad2[][2] = {{"loom.pos", "-7"},   {"loom.pos", "9223372036854775807"}, {"loom.step", "x"},
+                                          {"loom.rng", "zz"},   {"loom.rng", "12345678901234567"},   {"loom.plan_runs", "-5"}};
+    for (unsigned i = 0; i < sizeof bad2 / sizeof *bad2; i++) {
+        const char *f = forge(ck, "forged.ckpt", bad2[i][0], bad2[i][1]);
+        char *res[] = {"--resume", (char *)f, "--steps", "5", "--threads", "1"};
+        cr_assert_eq(loom_cmd_train(6, res), 2, "%s = %s is refused", bad2[i][0], bad2[i][1]);
+    }
+}
+
 /* Generation: top-k 1, a vanishing top-p and a beam of width 1 are all
  * greedy; sampling is seeded; a beam's text is at least as likely as the
  * greedy one under the model. */

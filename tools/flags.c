@@ -1,6 +1,7 @@
 /* What the subcommands share: the example cell's registration, integer
  * flags, and the model flags of gradcheck and dot. */
 #include "tool.h"
+#include "loom/checkpoint.h"
 
 #include "mgu_cell.h"
 
@@ -123,6 +124,33 @@ bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out,
     return true;
 }
 
+int loom_tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
+                           loom_metrics **out)
+{
+    char err[512];
+    loom_status st;
+    *out = NULL;
+    if (save && loom_checkpoint_writable(save, err, sizeof err)) {
+        fprintf(stderr, "%s: --save: %s\n", cmd, err);
+        return 1;
+    }
+    if (metrics && !(*out = loom_metrics_open(metrics, columns, resumed, &st, err, sizeof err))) {
+        fprintf(stderr, "%s: --metrics: %s\n", cmd, err);
+        return loom_tool_exit(st);
+    }
+    return 0;
+}
+
+int loom_tool_flush_metrics(const char *cmd, loom_metrics **m)
+{
+    char err[512];
+    if (!*m || !loom_metrics_flush(*m, err, sizeof err)) return 0;
+    loom_metrics_free(*m); /* said once; the run stops */
+    *m = NULL;
+    fprintf(stderr, "%s: %s\n", cmd, err);
+    return 1;
+}
+
 bool loom_tool_text(const char *cmd, const char *flag, const char *v)
 {
     int64_t bad = loom_utf8_check(v, strlen(v));
@@ -204,10 +232,39 @@ const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_opt
             memcpy(state[k], t->data, (size_t)loom_store_numel(s, i) * sizeof(float));
         }
     }
-    const char *steps = loom_st_meta(f, "loom.optim_steps");
-    if (!steps) steps = loom_st_meta(f, "loom.step"); /* checkpoints written before loom.optim_steps */
-    loom_optim_set_steps(o, steps ? strtoll(steps, NULL, 10) : 0);
+    int64_t steps;
+    if (!loom_tool_meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TOOL_MAX_STEPS,
+                            &steps))
+        return "its optimiser step count is missing or out of range";
+    loom_optim_set_steps(o, steps);
     return NULL;
+}
+
+bool loom_tool_meta_int(const loom_st *f, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v = loom_st_meta(f, key);
+    bool digits = v && (isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1])));
+    char *end;
+    errno = 0;
+    long long x = digits ? strtoll(v, &end, 10) : 0;
+    if (!digits || errno || *end || x < lo || x > hi) return false;
+    *out = x;
+    return true;
+}
+
+int64_t loom_tool_checkpoint_step(const loom_st *ck)
+{
+    int64_t v;
+    return loom_tool_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &v) ? v : -1;
+}
+
+bool loom_tool_meta_hex(const loom_st *f, const char *key, uint64_t *out)
+{
+    const char *v = loom_st_meta(f, key);
+    size_t n = v ? strlen(v) : 0;
+    if (n < 1 || n > 16 || strspn(v, "0123456789abcdefABCDEF") != n) return false;
+    *out = strtoull(v, NULL, 16);
+    return true;
 }
 
 double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok)

@@ -51,7 +51,7 @@ typedef struct {
     int64_t *sizes, *order, pos;
     uint64_t rng;
     loom_translator *tr;
-    FILE *metrics;
+    loom_metrics *metrics;
     long step0; /* the first step this run makes (a resumed run's checkpoint step) */
 } s2s;
 
@@ -379,16 +379,20 @@ static int train(s2s *r)
             fprintf(stderr, tty && !eval ? "   " : "\n");
         }
         if (r->metrics) {
-            fprintf(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,", step + 1, loss, exp(loss), norm, lr);
-            if (eval) fprintf(r->metrics, "%.6f,%.4f,%.6f,%.6f", sc.loss, exp(sc.loss), sc.bleu, sc.exact);
-            else fputs(",,,", r->metrics);
-            fputc('\n', r->metrics);
+            char v[128] = ",,,";
+            if (eval) snprintf(v, sizeof v, "%.6f,%.4f,%.6f,%.6f", sc.loss, exp(sc.loss), sc.bleu, sc.exact);
+            if (loom_metrics_row(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,%s", step + 1, loss, exp(loss), norm, lr, v))
+                return fail("--metrics", "out of memory"), 1;
+            if ((eval || loom_metrics_age(r->metrics) > 10) && (rc = loom_tool_flush_metrics(cmd, &r->metrics))) return rc;
         }
-        if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save(r, step + 1))) return rc;
+        if (a->save && a->save_every && (step + 1) % a->save_every == 0 &&
+            ((rc = loom_tool_flush_metrics(cmd, &r->metrics)) || (rc = save(r, step + 1))))
+            return rc;
     }
     printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
            a->steps > r->step0 ? a->steps - r->step0 : 0, loom_tool_now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
-    return a->save ? save(r, a->steps > r->step0 ? a->steps : r->step0) : 0;
+    int rc = loom_tool_flush_metrics(cmd, &r->metrics);
+    return !rc && a->save ? save(r, a->steps > r->step0 ? a->steps : r->step0) : rc;
 }
 
 /* A few held-out sources with their translations, as a user would see them. */
@@ -793,17 +797,20 @@ static int restore(s2s *r, const loom_st *ck)
     if (why) return fail(r->a->resume, why);
     int64_t n = loom_pairs_count(r->pairs, false);
     const loom_st_tensor *order = loom_st_get(ck, "data.order");
-    const char *rng = loom_st_meta(ck, "loom.rng"), *pos = loom_st_meta(ck, "loom.pos"), *runs = loom_st_meta(ck, "loom.plan_runs");
-    const char *step = loom_st_meta(ck, "loom.step");
-    bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && rng && pos && runs && step;
+    uint64_t rng;
+    int64_t pos, runs, step;
+    bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && loom_tool_meta_hex(ck, "loom.rng", &rng) &&
+              loom_tool_meta_int(ck, "loom.pos", 0, LOOM_TOOL_MAX_RUNS, &pos) &&
+              loom_tool_meta_int(ck, "loom.plan_runs", 0, LOOM_TOOL_MAX_RUNS, &runs) &&
+              loom_tool_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &step);
     for (int64_t i = 0; ok && i < n; i++) {
         int32_t k = ((const int32_t *)order->data)[i];
         ok = k >= 0 && k < n;
         if (ok) r->order[i] = k;
     }
     if (!ok) return fail(r->a->resume, "its data position is missing or does not fit its pairs");
-    r->rng = strtoull(rng, NULL, 16), r->pos = strtoll(pos, NULL, 10), r->step0 = strtol(step, NULL, 10);
-    loom_plan_set_runs(r->plan, strtoull(runs, NULL, 10));
+    r->rng = rng, r->pos = pos, r->step0 = (long)step;
+    loom_plan_set_runs(r->plan, (uint64_t)runs);
     if (r->step0 >= r->a->steps)
         fprintf(stderr, "%s: the checkpoint has %ld steps already; --steps %ld asks for no more\n", cmd, r->step0, r->a->steps);
     return 0;
@@ -823,6 +830,10 @@ int loom_train_seq2seq(const loom_train_args *user)
         else if (loom_checkpoint_read(ck, a->resume)) rc = fail(loom_st_error(ck), NULL);
         else rc = resume_config(a, ck, v, data, sizeof data);
     }
+    if (!rc)
+        rc = loom_tool_open_outputs(cmd, a->save, a->metrics,
+                                    "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact",
+                                    ck ? loom_tool_checkpoint_step(ck) : -1, &r.metrics);
     if (!rc) rc = load_pairs(&r, a->resume ? (const loom_vocab *const *)v : NULL);
     if (!rc && a->epochs) { /* passes over the training pairs */
         int64_t per = (loom_pairs_count(r.pairs, false) + a->m.batch - 1) / a->m.batch;
@@ -830,9 +841,7 @@ int loom_train_seq2seq(const loom_train_args *user)
     }
     if (!rc) rc = build(&r);
     if (!rc && ck) rc = restore(&r, ck);
-    if (!rc && a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
     if (!rc) {
-        if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact\n");
         printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
                "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
                task_names[a->task - LOOM_TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
@@ -842,9 +851,10 @@ int loom_train_seq2seq(const loom_train_args *user)
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         rc = train(&r);
+        if (rc) loom_tool_flush_metrics(cmd, &r.metrics); /* the rows of a run that stopped */
         if (!rc) show_examples(&r, 5);
     }
-    if (r.metrics) fclose(r.metrics);
+    loom_metrics_free(r.metrics);
     loom_translator_free(r.tr);
     loom_optim_free(r.opt);
     free(r.outs), free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);

@@ -96,6 +96,14 @@ bool loom_tool_same_file(const char *a, const char *b);
  * another output (the same path, or the same file by device and inode:
  * links too); "-" is stdout. Otherwise a message naming both, false. */
 bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out, const loom_tool_file *in, int n_in);
+/* Before a run: --save can be written, and the --metrics file is opened
+ * (a resumed run keeps its rows up to step `resumed`; -1: a new run). 0,
+ * or the exit status with a message. */
+int loom_tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
+                           loom_metrics **out);
+/* Writes the metrics file with every row so far: 0, or 1 with a message
+ * (the file is then closed: the run stops). */
+int loom_tool_flush_metrics(const char *cmd, loom_metrics **m);
 /* Whether a flag's value v is UTF-8 text; "CMD: FLAG is not valid UTF-8
  * text (byte N ...)" on stderr otherwise. */
 bool loom_tool_text(const char *cmd, const char *flag, const char *v);
@@ -122,6 +130,21 @@ const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_opt
  * must lie in [lo, hi]; otherwise *ok becomes false and lo is returned. */
 struct cJSON;
 double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok);
+
+/* The integer under metadata key k of a checkpoint: decimal digits (an
+ * optional minus) in [lo, hi]; false when missing, malformed or out of
+ * range (a checksum proves integrity, not that the numbers are sane). */
+bool loom_tool_meta_int(const loom_st *f, const char *k, int64_t lo, int64_t hi, int64_t *out);
+/* A 64-bit value written as 1 to 16 hex digits (a generator's state). */
+bool loom_tool_meta_hex(const loom_st *f, const char *k, uint64_t *out);
+/* The most optimiser steps a run may take (--steps), and the most plan runs
+ * a checkpoint may record. */
+#define LOOM_TOOL_MAX_STEPS (1LL << 40)
+#define LOOM_TOOL_MAX_RUNS (1LL << 50)
+
+/* The step a training checkpoint was written after (loom.step), or -1 when
+ * missing or out of range. */
+int64_t loom_tool_checkpoint_step(const loom_st *ck);
 
 /* Seconds on the monotonic clock (progress, rates, benchmarks). */
 double loom_tool_now(void);

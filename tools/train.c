@@ -260,7 +260,7 @@ typedef struct {
     float **grads;
     int64_t *sizes;
     loom_batches *batches;
-    FILE *metrics;
+    loom_metrics *metrics;
     loom_st *ck;          /* the checkpoint resumed from */
     loom_vocab *ck_vocab; /* its vocabulary */
     long step0;           /* the first step this run makes */
@@ -496,11 +496,7 @@ static bool set_meta_int(loom_st *f, const char *k, int64_t v)
     return !loom_st_set_meta(f, k, s);
 }
 
-static int64_t meta_int(const loom_st *f, const char *k)
-{
-    const char *v = loom_st_meta(f, k);
-    return v ? strtoll(v, NULL, 10) : -1;
-}
+
 
 /* Everything the run needs to continue as if it had not stopped. */
 static int save_checkpoint(run *r, long steps_done)
@@ -538,7 +534,7 @@ static int open_checkpoint(run *r)
     if (!r->ck) return fail("out of memory", NULL);
     if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
     if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
-        !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || meta_int(r->ck, "loom.step") < 0)
+        !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || loom_tool_checkpoint_step(r->ck) < 0)
         return fail(r->a.resume, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
     return 0;
 }
@@ -562,14 +558,23 @@ static int restore(run *r)
         if (!t || loom_shape_numel(t->shape) != sn) return fail(r->a.resume, "the carried state is missing or does not fit");
         memcpy(r->state[s], t->data, (size_t)sn * sizeof(float));
     }
-    r->step0 = (long)meta_int(f, "loom.step");
-    loom_batches_seek(r->batches, meta_int(f, "loom.epoch"), meta_int(f, "loom.batch"));
-    loom_plan_set_runs(r->plan, (uint64_t)meta_int(f, "loom.plan_runs"));
+    int64_t epoch, batch, runs;
+    if (!loom_tool_meta_int(f, "loom.epoch", 0, LOOM_TOOL_MAX_STEPS, &epoch) ||
+        !loom_tool_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(r->batches), &batch) ||
+        !loom_tool_meta_int(f, "loom.plan_runs", 0, LOOM_TOOL_MAX_RUNS, &runs))
+        return fail(r->a.resume, "its data position (loom.epoch, loom.batch, loom.plan_runs) is missing or out of range");
+    r->step0 = (long)loom_tool_checkpoint_step(f);
+    loom_batches_seek(r->batches, epoch, batch);
+    loom_plan_set_runs(r->plan, (uint64_t)runs);
     if (r->step0 >= r->a.steps)
         fprintf(stderr, "loom train: the checkpoint has %ld steps already; --steps %ld asks for no more\n", r->step0,
                 r->a.steps);
     return 0;
 }
+
+#define LM_COLUMNS "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity"
+
+static int flush_metrics(run *r) { return loom_tool_flush_metrics(command, &r->metrics); }
 
 static int train(run *r)
 {
@@ -609,9 +614,12 @@ static int train(run *r)
             if (vppl < best) best = vppl;
         }
         if (r->metrics) {
-            fprintf(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,%.1f,", step + 1, loss, exp(loss), norm, lr, tps);
-            if (!isnan(vppl)) fprintf(r->metrics, "%.4f", vppl);
-            fputc('\n', r->metrics);
+            char v[32] = "";
+            if (!isnan(vppl)) snprintf(v, sizeof v, "%.4f", vppl);
+            if (loom_metrics_row(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,%.1f,%s", step + 1, loss, exp(loss), norm, lr, tps, v))
+                return fail("--metrics", "out of memory"), 1;
+            int rc;
+            if ((!isnan(vppl) || loom_metrics_age(r->metrics) > 10) && (rc = flush_metrics(r))) return rc;
         }
         bool print = !isnan(vppl) || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10) || step == 0;
         if (print) {
@@ -623,13 +631,16 @@ static int train(run *r)
             fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
         }
         int rc;
-        if (a->save && a->save_every && (step + 1) % a->save_every == 0 && (rc = save_checkpoint(r, step + 1))) return rc;
+        if (a->save && a->save_every && (step + 1) % a->save_every == 0 &&
+            ((rc = flush_metrics(r)) || (rc = save_checkpoint(r, step + 1))))
+            return rc;
     }
     double el = loom_tool_now() - t0;
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
     printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, best held-out perplexity %.2f\n",
            done, el, (double)done * T * B / el, exp(loss_avg), best);
-    return a->save ? save_checkpoint(r, a->steps > r->step0 ? a->steps : r->step0) : 0;
+    int rc = flush_metrics(r);
+    return !rc && a->save ? save_checkpoint(r, a->steps > r->step0 ? a->steps : r->step0) : rc;
 }
 
 /* Tokens → text on stdout after a label. */
@@ -693,7 +704,7 @@ static void release(run *r)
     loom_text_free(r->held), loom_text_free(r->text);
     loom_st_free(r->ck);
     loom_vocab_free(r->ck_vocab);
-    if (r->metrics) fclose(r->metrics);
+    loom_metrics_free(r->metrics);
 }
 
 int loom_cmd_train(int argc, char **argv)
@@ -719,6 +730,8 @@ int loom_cmd_train(int argc, char **argv)
     }
     if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
     if (r.a.resume) rc = open_checkpoint(&r);
+    if (!rc) rc = loom_tool_open_outputs(command, r.a.save, r.a.metrics, LM_COLUMNS, r.ck ? loom_tool_checkpoint_step(r.ck) : -1,
+                                         &r.metrics);
     if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
         if (r.a.init && loom_store_load_file(r.store, r.a.init, false)) {
             rc = fail(loom_store_error(r.store), NULL);
@@ -731,9 +744,8 @@ int loom_cmd_train(int argc, char **argv)
                loom_vocab_size(loom_text_vocab(r.text)), r.n_train, r.n_valid, a->m.hidden, a->m.layers, a->m.steps,
                a->m.batch, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
-        if (a->metrics && !(r.metrics = fopen(a->metrics, "w"))) rc = fail(a->metrics, "cannot write the metrics file");
-        if (r.metrics) fprintf(r.metrics, "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n");
         if (!rc) rc = train(&r);
+        if (rc) flush_metrics(&r); /* the rows of a run that stopped */
         if (!rc) rc = generate(&r);
     }
 out:

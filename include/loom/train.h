@@ -72,6 +72,33 @@ typedef struct {
  * (step + 1)/warmup during warm-up. */
 float loom_schedule_lr(const loom_schedule *s, float lr, int64_t step);
 
+/* ---- a metrics file: one CSV row per step ---- */
+
+/* Rows are kept in memory and the whole file is replaced atomically at
+ * each flush (a temporary file beside it, synced, renamed): a reader, a
+ * full disk or a kill never sees a half-written file, a symlink is replaced
+ * rather than followed, and the file the user had stays as it was until
+ * the first flush. */
+typedef struct loom_metrics loom_metrics;
+
+/* A metrics file at path whose first line is `columns` ("step,loss,...";
+ * the first column is the step). resume_step < 0: a new file. resume_step
+ * >= 0 (a run resumed after that step): an existing file's rows up to that
+ * step are kept (its header must be `columns`), its later rows dropped.
+ * The directory is checked up front (a temporary file is made and
+ * removed). NULL with the reason in err (and *status: LOOM_ERR_IO,
+ * LOOM_ERR_FORMAT, LOOM_ERR_NOMEM) when it cannot be. */
+loom_metrics *loom_metrics_open(const char *path, const char *columns, int64_t resume_step, loom_status *status,
+                                char *err, size_t err_len);
+/* Appends a row: printf's format and arguments, without the newline. */
+loom_status loom_metrics_row(loom_metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Replaces the file with the header and every row so far. */
+loom_status loom_metrics_flush(loom_metrics *m, char *err, size_t err_len);
+/* Seconds since the last flush (to flush every so often). */
+double loom_metrics_age(const loom_metrics *m);
+/* Frees m without a flush. */
+void loom_metrics_free(loom_metrics *m);
+
 #ifdef __cplusplus
 }
 #endif
