@@ -82,5 +82,25 @@ printf 'a,b\n1,2\n' > "$dir/other.csv"
 expect 2 "its columns are not step,loss" -- "$loom" train --resume "$dir/r.ckpt" --steps 6 --metrics "$dir/other.csv"
 check "no temporary files are left" no_temporaries
 
+# flags a run would not use are refused, not ignored
+expect 2 "--save is not used by --task adding" -- "$loom" train --task adding --steps 1 --save "$dir/x.ckpt"
+check "nothing was written" [ ! -e "$dir/x.ckpt" ]
+for f in "--resume $dir/a.ckpt" "--data $dir/t.txt" "--embed 4" "--dropout 0.1" "--schedule cosine" "--bidirectional"; do
+    expect 2 "is not used by --task adding" -- "$loom" train --task adding --steps 1 $f
+done
+for f in "--attention dot" "--teacher-forcing 0.5" "--min-len 3" "--pairs 10" "--input 3"; do
+    expect 2 "is not used by a language model" -- "$loom" train --data "$dir/t.txt" $T $f
+done
+expect 2 "--data is not used by --task dates" -- "$loom" train --task dates --data "$dir/t.txt"
+expect 2 "--prefix is not used by --task reverse" -- "$loom" train --task reverse --prefix abc
+expect 2 "--hidden with --resume" -- "$loom" train --resume "$dir/a.ckpt" --hidden 16 --steps 9
+expect 2 "--lr with --resume" -- "$loom" train --resume "$dir/a.ckpt" --lr 0.1 --steps 9
+# a language model resumed without --data reads the text it was trained on (it read the built-in corpus)
+expect 0 "vocabulary 70" -- "$loom" train --resume "$dir/a.ckpt" --steps 6 --generate 0 --threads 1
+cp "$dir/a.ckpt" "$dir/moved.ckpt"
+mv "$dir/t.txt" "$dir/t-moved.txt"
+expect 2 "which cannot be read here: give --data" -- "$loom" train --resume "$dir/moved.ckpt" --steps 9
+mv "$dir/t-moved.txt" "$dir/t.txt"
+
 echo "cli_faults: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -191,6 +191,8 @@ typedef struct {
     int attention;           /* loom_attention */
     double teacher_forcing;  /* the share of steps that read the gold token */
     long pairs, min_len, min_freq, eval_pairs;
+    const char *given[64]; /* the options given, in order (a flag that cannot be honoured is refused) */
+    int n_given;
 } loom_train_args;
 /* loom train --task seq2seq|reverse|dates. */
 int loom_train_seq2seq(const loom_train_args *a);

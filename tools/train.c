@@ -160,6 +160,61 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     return k >= 0 && (a->schedule = k, true);
 }
 
+/* Whether flag was given. */
+static bool given(const loom_train_args *a, const char *flag)
+{
+    for (int i = 0; i < a->n_given; i++)
+        if (!strcmp(a->given[i], flag)) return true;
+    return false;
+}
+
+/* A flag the run would not use is refused, never ignored: each kind of run
+ * lists the flags it cannot honour, and a resumed run takes its model,
+ * data and optimiser from its checkpoint. */
+static bool honoured(const loom_train_args *a)
+{
+    static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
+                                         "--eval-pairs", "--input", NULL};
+    static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--dropout",
+                                           "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
+                                           "--save", "--save-every", "--resume", "--init", "--generate", "--prefix",
+                                           "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
+                                           "--min-freq", "--eval-pairs", "--input", "--bidirectional", NULL};
+    static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix",
+                                          "--temperature", "--input", NULL};
+    static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--bidirectional", "--embed",
+                                              "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
+                                              "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
+                                              "--warmup", "--clip", "--sampling", "--attention", "--teacher-forcing",
+                                              "--pairs", "--min-len", "--min-freq", "--epochs", NULL};
+    static const char *const names[] = {"a language model", "--task adding", "--task copy", "--task seq2seq",
+                                        "--task reverse", "--task dates"};
+    const char *const *no = a->task == LOOM_TASK_LM ? not_lm : a->task < LOOM_TASK_SEQ2SEQ ? not_task : not_s2s;
+    for (int i = 0; no[i]; i++)
+        if (given(a, no[i])) {
+            fprintf(stderr, "loom train: %s is not used by %s; leave it out (see 'loom train --help')\n", no[i],
+                    names[a->task]);
+            return false;
+        }
+    const char *extra = (a->task == LOOM_TASK_REVERSE || a->task == LOOM_TASK_DATES) && given(a, "--data") ? "--data"
+                        : a->task == LOOM_TASK_SEQ2SEQ && given(a, "--pairs")                          ? "--pairs"
+                        : (a->task == LOOM_TASK_SEQ2SEQ || a->task == LOOM_TASK_DATES) && given(a, "--min-len") ? "--min-len"
+                                                                                                 : NULL;
+    if (extra) {
+        fprintf(stderr, "loom train: %s is not used by %s%s\n", extra, names[a->task],
+                !strcmp(extra, "--data") ? " (it makes its own pairs)" : "");
+        return false;
+    }
+    for (int i = 0; a->resume && not_resumed[i]; i++)
+        if (given(a, not_resumed[i])) {
+            fprintf(stderr, "loom train: %s with --resume: a resumed run continues its checkpoint's model, data order and "
+                            "optimiser as they were; to change them, start a new run from its weights with --init\n",
+                    not_resumed[i]);
+            return false;
+        }
+    return true;
+}
+
 static int parse(loom_train_args *a, int argc, char **argv)
 {
     /* sizes left 0 (and embed −1) take the task's defaults below */
@@ -168,6 +223,7 @@ static int parse(loom_train_args *a, int argc, char **argv)
                            .optimizer = LOOM_OPT_ADAM, .sequential = true, .lr = -1, .prefix = "time traveller",
                            .attention = LOOM_ATTN_ADDITIVE, .teacher_forcing = 1};
     for (int i = 0; i < argc; i++) {
+        if (argv[i][0] == '-' && a->n_given < (int)(sizeof a->given / sizeof *a->given)) a->given[a->n_given++] = argv[i];
         int r = loom_tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
@@ -180,6 +236,7 @@ static int parse(loom_train_args *a, int argc, char **argv)
                               4))
         return 2;
     if (a->resume && loom_is_seq2seq_checkpoint(a->resume)) a->task = LOOM_TASK_SEQ2SEQ; /* its own task, in fact */
+    if (!honoured(a)) return 2;
     bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
     if (a->m.bidirectional && !s2s) {
         fprintf(stderr, "loom train: a language model reads left to right: --bidirectional is for the encoder of "
@@ -227,7 +284,7 @@ static int parse(loom_train_args *a, int argc, char **argv)
         if (a->embed < 0) a->embed = 0;
         if (!a->steps_given && !a->epochs) a->steps = 600;
     }
-    if (!a->data && a->task == LOOM_TASK_LM) { /* d2l's settings for d2l's text */
+    if (!a->data && a->task == LOOM_TASK_LM && !a->resume) { /* d2l's settings for d2l's text */
         a->data = builtin_corpus();
         a->letters_only = true;
     }
@@ -536,6 +593,15 @@ static int open_checkpoint(run *r)
     if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
         !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || loom_tool_checkpoint_step(r->ck) < 0)
         return fail(r->a.resume, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
+    if (!r->a.data) { /* the text it was trained on (the data order refers to it) */
+        const char *own = loom_st_meta(r->ck, "loom.data");
+        if (!own) return fail(r->a.resume, "it does not name its training text: give --data");
+        bool builtin = !strcmp(own, LOOM_CORPUS_SRC) || !strcmp(own, LOOM_CORPUS);
+        if (!builtin && access(own, R_OK) != 0)
+            return fprintf(stderr, "loom train: %s was trained on %s, which cannot be read here: give --data\n", r->a.resume, own),
+                   2;
+        r->a.data = builtin ? builtin_corpus() : own;
+    }
     return 0;
 }
 
@@ -606,7 +672,7 @@ static int train(run *r)
         loom_optim_step(r->opt, (const float *const *)r->grads, lr);
         for (int s = 0; s < r->S; s++)
             memcpy(r->state[s], loom_plan_output(r->plan, r->lm.out.final[s]), (size_t)sn * sizeof(float));
-        loss_avg = step ? 0.9 * loss_avg + 0.1 * loss : loss;
+        loss_avg = step > r->step0 ? 0.9 * loss_avg + 0.1 * loss : loss;
         double el = loom_tool_now() - t0, tps = (double)(step + 1 - r->step0) * T * B / el;
         double vppl = NAN;
         if ((step + 1) % a->eval_every == 0 || step + 1 == a->steps) {
