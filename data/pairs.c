@@ -116,6 +116,7 @@ static loom_status encode_side(loom_pairs *p, int side, const loom_buf *b)
         size_t end = at;
         while (b->s[end] != '\n') end++;
         p->len[side][i] = pad(v, b->s + at, end - at, T, p->ids[side] + i * T);
+        if (p->len[side][i] < 0) return pairs_err(p, LOOM_ERR_FORMAT, "pairs: sentence %lld is not UTF-8 text", (long long)i + 1);
         at = end + 1;
     }
     return LOOM_OK;
@@ -177,6 +178,13 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
         }
         const char *part[2] = {utf8 + a, utf8 + tab + 1};
         size_t plen[2] = {tab - a, t2 - tab - 1};
+        for (int s = 0; s < 2 && !st; s++) { /* each sentence whole UTF-8 text: a sequence cut by a newline is not */
+            int64_t badc = loom_utf8_check(part[s], plen[s]);
+            if (badc >= 0)
+                st = pairs_err(p, LOOM_ERR_FORMAT, "pairs: line %lld: %s at byte %lld of the line (byte %lld of the text)",
+                               (long long)line + 1, part[s][badc] ? "invalid UTF-8" : "a NUL byte",
+                               (long long)(part[s] - (utf8 + a) + badc + 1), (long long)(part[s] - utf8 + badc + 1));
+        }
         for (int s = 0; s < 2 && !st; s++) {
             if (2 * plen[s] + 1 > norm_cap) {
                 char *nn = realloc(norm, norm_cap = 2 * plen[s] + 1);

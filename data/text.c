@@ -220,7 +220,7 @@ static bool tokenise_plain(const loom_text_opts *o, const char *text, size_t n, 
     for (size_t i = 0; i < n;) {
         int len;
         int32_t cp = utf8_next(s + i, n - i, &len);
-        if (cp < 0) {
+        if (cp <= 0) { /* invalid, or a NUL (token strings end at NUL: refused, not cut) */
             *bad = base + i;
             return false;
         }
@@ -252,7 +252,7 @@ static bool tokenise(const loom_text_opts *o, const char *text, size_t n, emit_f
     if (!o->letters_only) return tokenise_plain(o, text, n, 0, emit, ctx, bad);
     for (size_t i = 0; i < n;) { /* the raw text must be UTF-8 even when its non-letters are dropped */
         int len;
-        if (utf8_next((const unsigned char *)text + i, n - i, &len) < 0) {
+        if (utf8_next((const unsigned char *)text + i, n - i, &len) <= 0) {
             *bad = i;
             return false;
         }
@@ -393,9 +393,13 @@ static loom_status parse(loom_text *t, const char *where, const char *s, size_t 
     size_t bad = (size_t)-1;
     bool ok = tokenise(&o, s, n, fixed ? emit_fixed : emit_build, &b, &bad);
     loom_status st = LOOM_OK;
-    if (!ok && bad != (size_t)-1)
-        st = loom_error_set(&t->err, LOOM_ERR_FORMAT, "%s: invalid UTF-8 at byte %zu (0x%02x)", where, bad,
-                            (unsigned)(unsigned char)s[bad]);
+    if (!ok && bad != (size_t)-1) {
+        long long line = 1;
+        for (size_t i = 0; i < bad; i++) line += s[i] == '\n';
+        if (s[bad]) st = loom_error_set(&t->err, LOOM_ERR_FORMAT, "%s: line %lld: invalid UTF-8 at byte %zu (0x%02x)", where,
+                                        line, bad + 1, (unsigned)(unsigned char)s[bad]);
+        else st = loom_error_set(&t->err, LOOM_ERR_FORMAT, "%s: line %lld: a NUL byte at byte %zu", where, line, bad + 1);
+    }
     else if (!ok)
         st = loom_error_set(&t->err, LOOM_ERR_NOMEM, "%s: out of memory", where);
     else if (fixed)

@@ -102,5 +102,16 @@ mv "$dir/t.txt" "$dir/t-moved.txt"
 expect 2 "which cannot be read here: give --data" -- "$loom" train --resume "$dir/moved.ckpt" --steps 9
 mv "$dir/t-moved.txt" "$dir/t.txt"
 
+# a UTF-8 sequence split across two lines of character pairs (it read uninitialised ids); NULs
+S2S="--hidden 8 --embed 4 --batch 4 --steps 2 --eval-pairs 4 --threads 1"
+expect 0 "" -- "$loom" train --task reverse --seq-len 4 --pairs 40 $S2S --save "$dir/rev.ckpt"
+printf '24 nov 2026\303\t2026-11-24\n\251 11/24/26\t2026-11-24\n' > "$dir/split.tsv"
+expect 2 "line 1: invalid UTF-8 at byte 12 of the line" -- "$loom" eval --load "$dir/rev.ckpt" --data "$dir/split.tsv"
+printf 'ab\000c\tcba\n' > "$dir/nul.tsv"
+expect 2 "line 1: a NUL byte at byte 3" -- "$loom" eval --load "$dir/rev.ckpt" --data "$dir/nul.tsv"
+printf 'the time\000 machine\n' > "$dir/nul.txt"
+expect 2 "line 1: a NUL byte at byte 9" -- "$loom" eval --load "$dir/a.ckpt" --data "$dir/nul.txt"
+expect 2 "line 2 of the input holds a NUL byte" -- sh -c "printf 'abc\nab\000c\n' | '$loom' translate --load '$dir/rev.ckpt'"
+
 echo "cli_faults: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

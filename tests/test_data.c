@@ -47,7 +47,18 @@ Test(text, invalid_utf8_is_refused_with_its_offset)
     for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
         loom_text *t = loom_text_new(&(loom_text_opts){0});
         cr_assert_eq(loom_text_parse(t, bad[i], strlen(bad[i])), LOOM_ERR_FORMAT, "case %u", i);
-        cr_assert(strstr(loom_text_error(t), "invalid UTF-8 at byte 2"), "case %u: %s", i, loom_text_error(t));
+        cr_assert(strstr(loom_text_error(t), "line 1: invalid UTF-8 at byte 3"), "case %u: %s", i, loom_text_error(t));
+        loom_text_free(t);
+    }
+    /* the line of a bad byte; a NUL is refused, not cut into a token (characters, words, letters only) */
+    loom_text *t = loom_text_new(&(loom_text_opts){0});
+    cr_assert_eq(loom_text_parse(t, "ab\ncd\n\xffe", 8), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_text_error(t), "line 3: invalid UTF-8 at byte 7"), "%s", loom_text_error(t));
+    loom_text_free(t);
+    for (int k = 0; k < 3; k++) {
+        t = loom_text_new(&(loom_text_opts){.kind = k == 1 ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR, .letters_only = k == 2});
+        cr_assert_eq(loom_text_parse(t, "ab\ncd\0e", 7), LOOM_ERR_FORMAT, "kind %d", k);
+        cr_assert(strstr(loom_text_error(t), "line 2: a NUL byte at byte 6"), "%s", loom_text_error(t));
         loom_text_free(t);
     }
 }
@@ -353,7 +364,17 @@ Test(pairs, errors)
     cr_assert_eq(loom_pairs_read(p, "/nonexistent/pairs.tsv"), LOOM_ERR_ARG);
     cr_assert(strstr(loom_pairs_error(p), "cannot open"), "%s", loom_pairs_error(p));
     cr_assert_eq(loom_pairs_parse(p, "a\t\xff\n", 4), LOOM_ERR_FORMAT, "invalid UTF-8");
-    cr_assert(strstr(loom_pairs_error(p), "UTF-8"), "%s", loom_pairs_error(p));
+    cr_assert(strstr(loom_pairs_error(p), "line 1: invalid UTF-8 at byte 3 of the line (byte 3 of the text)"), "%s",
+              loom_pairs_error(p));
+    loom_pairs_free(p);
+    /* a sequence cut by a newline, in character pairs (it read uninitialised ids); a NUL in a sentence */
+    p = loom_pairs_new(&(loom_pairs_opts){.chars = true});
+    const char split[] = "24 nov 2026\xc3\t2026-11-24\n\xa9 11/24/26\t2026-11-24\n";
+    cr_assert_eq(loom_pairs_parse(p, split, sizeof split - 1), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_pairs_error(p), "line 1: invalid UTF-8 at byte 12"), "%s", loom_pairs_error(p));
+    cr_assert_eq(loom_pairs_parse(p, "ok\tfine\nab\0c\td\n", 16), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_pairs_error(p), "line 2: a NUL byte at byte 3 of the line (byte 11 of the text)"), "%s",
+              loom_pairs_error(p));
     loom_pairs_free(p);
 }
 

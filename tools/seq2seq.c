@@ -520,6 +520,12 @@ static char **read_lines(int *n)
     int k = 0;
     for (ssize_t len; (len = getline(&line, &cap, stdin)) >= 0;) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if ((ssize_t)strlen(line) != len) { /* a NUL would cut the sentence */
+            fprintf(stderr, "%s: line %d of the input holds a NUL byte\n", cmd, k + 1);
+            for (int i = 0; i < k; i++) free(lines[i]);
+            free(lines), free(line);
+            return *n = -2, NULL;
+        }
         char **nl = realloc(lines, (size_t)(k + 1) * sizeof *nl);
         if (!nl || !(nl[k] = strdup(line))) {
             free(nl ? nl : lines);
@@ -607,7 +613,7 @@ int loom_cmd_translate(int argc, char **argv)
     if (!loom_tool_outputs_ok(cmd, &(loom_tool_file){"--attention-map", map}, 1, &(loom_tool_file){"--load", ck}, 1))
         return free(text), 2;
     char **lines = NULL;
-    if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), fail("out of memory", NULL);
+    if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), n == -1 ? (fail("out of memory", NULL), 1) : 2;
     const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
     loaded l;
     int batch = n < 32 ? (n > 0 ? n : 1) : 32;
