@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <locale.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -562,6 +563,7 @@ loom_vocab *loom_vocab_from_string(const char *s)
     if (!cJSON_IsString(kind) || !cJSON_IsArray(toks) || !cJSON_IsArray(counts) ||
         cJSON_GetArraySize(toks) != cJSON_GetArraySize(counts) || cJSON_GetArraySize(toks) < 1)
         goto done;
+    if (strcmp(kind->valuestring, "word") && strcmp(kind->valuestring, "space") && strcmp(kind->valuestring, "char")) goto done;
     if (!(v = calloc(1, sizeof *v))) goto done;
     v->opts.kind = !strcmp(kind->valuestring, "word")    ? LOOM_TOKENS_WORD
                    : !strcmp(kind->valuestring, "space") ? LOOM_TOKENS_SPACE
@@ -571,7 +573,11 @@ loom_vocab *loom_vocab_from_string(const char *s)
     v->opts.specials = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "specials"));
     int k = 0;
     for (cJSON *t = toks->child, *c = counts->child; t && c; t = t->next, c = c->next, k++) {
-        if (!cJSON_IsString(t) || !cJSON_IsNumber(c) || c->valuedouble < 0 || vocab_find(v, t->valuestring) >= 0 ||
+        /* every number read is range-checked: a count is a whole number in [0, 2^53] (1e20 was cast to a
+         * negative integer and written back: the next checkpoint was unreadable); a token is non-empty text */
+        if (!cJSON_IsString(t) || !*t->valuestring || loom_utf8_check(t->valuestring, strlen(t->valuestring)) >= 0 ||
+            !cJSON_IsNumber(c) || !(c->valuedouble >= 0 && c->valuedouble <= 9007199254740992.0) ||
+            c->valuedouble != floor(c->valuedouble) || vocab_find(v, t->valuestring) >= 0 ||
             vocab_add(v, t->valuestring, strlen(t->valuestring)) != k) {
             loom_vocab_free(v);
             v = NULL;

@@ -142,6 +142,21 @@ float *loom_store_data_by_name(const loom_store *s, const char *name)
     return i >= 0 ? s->data[i] : NULL;
 }
 
+int loom_store_non_finite(const loom_store *s, int64_t *count, int64_t *first)
+{
+    for (int i = 0; s && i < s->n; i++) {
+        int64_t n = loom_store_numel(s, i), bad = 0, at = -1;
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(s->data[i][k]) && !bad++) at = k;
+        if (bad) {
+            if (count) *count = bad;
+            if (first) *first = at;
+            return i;
+        }
+    }
+    return -1;
+}
+
 float *loom_store_data(const loom_store *s, loom_tensor t)
 {
     int i = find(s, t);

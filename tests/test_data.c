@@ -109,6 +109,18 @@ Test(text, min_freq_and_specials)
     cr_assert(n == 3 && ids[0] == 5 && ids[1] == LOOM_UNK && ids[2] == 4);
     cr_assert_null(loom_vocab_from_string("{\"kind\":\"char\"}"));
     cr_assert_null(loom_vocab_from_string("not json"));
+    /* numbers and tokens are range-checked */
+    const char *bad[] = {"{\"kind\":\"char\",\"tokens\":[\"<unk>\",\"a\"],\"counts\":[0,1e20]}",
+                         "{\"kind\":\"char\",\"tokens\":[\"<unk>\",\"a\"],\"counts\":[0,-1]}",
+                         "{\"kind\":\"char\",\"tokens\":[\"<unk>\",\"a\"],\"counts\":[0,1.5]}",
+                         "{\"kind\":\"char\",\"tokens\":[\"<unk>\",\"\"],\"counts\":[0,1]}",
+                         "{\"kind\":\"char\",\"tokens\":[\"<unk>\",\"\\udc00\"],\"counts\":[0,1]}",
+                         "{\"kind\":\"bytes\",\"tokens\":[\"<unk>\",\"a\"],\"counts\":[0,1]}"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) cr_assert_null(loom_vocab_from_string(bad[i]), "case %u", i);
+    loom_vocab *ok = loom_vocab_from_string("{\"kind\":\"char\",\"tokens\":[\"<unk>\",\"a\"],\"counts\":[0,9007199254740992]}");
+    cr_assert(ok);
+    cr_assert_eq(loom_vocab_count(ok, 1), 9007199254740992LL);
+    loom_vocab_free(ok);
     loom_text_free(h);
     loom_vocab_free(back);
     free(s);

@@ -474,6 +474,21 @@ Test(cli_train, forged_numbers_are_refused)
         char *res[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)f, "--steps", "9", "--generate", "0"};
         cr_assert_eq(loom_cmd_train(8, res), 2, "%s = %s is refused", bad[i][0], bad[i][1]);
     }
+    /* NaN weights (a run that diverged): refused, not "perplexity -nan" with exit 0 or garbage text */
+    loom_st *nan_ck = loom_st_new();
+    cr_assert_eq(loom_checkpoint_read(nan_ck, ck), LOOM_OK);
+    ((float *)loom_st_get(nan_ck, "rnn.weight_hh_l0")->data)[3] = NAN;
+    cr_assert_eq(loom_checkpoint_write(nan_ck, tp("nan.ckpt")), LOOM_OK);
+    loom_st_free(nan_ck);
+    char *gen[] = {"--load", (char *)tp("nan.ckpt"), "--length", "3"};
+    cr_assert_eq(loom_cmd_generate(4, gen), 2);
+    char *ev[] = {"--load", (char *)tp("nan.ckpt"), "--data", (char *)tp("text.txt")};
+    cr_assert_eq(loom_cmd_eval(4, ev), 2);
+    char *res_nan[] = {"--resume", (char *)tp("nan.ckpt"), "--data", (char *)tp("text.txt"), "--steps", "9", "--generate", "0"};
+    cr_assert_eq(loom_cmd_train(8, res_nan), 2);
+    char *init_nan[] = {"--init", (char *)tp("nan.ckpt"), "--data", (char *)tp("text.txt"), "--hidden", "8", "--steps", "1",
+                        "--generate", "0"};
+    cr_assert_eq(loom_cmd_train(10, init_nan), 2);
     /* an encoder–decoder's position, step and generator state */
     char *make[] = {"--task", "reverse", "--seq-len", "4", "--pairs", "40", "--hidden", "8", "--embed", "4", "--batch", "4",
                     "--steps", "3", "--eval-pairs", "4", "--threads", "1", "--save", (char *)tp("s2s.ckpt")};

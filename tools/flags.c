@@ -151,6 +151,17 @@ int loom_tool_flush_metrics(const char *cmd, loom_metrics **m)
     return 1;
 }
 
+bool loom_tool_finite_weights(const char *cmd, const char *path, const loom_store *s)
+{
+    int64_t count, first;
+    int i = loom_store_non_finite(s, &count, &first);
+    if (i >= 0)
+        fprintf(stderr, "%s: %s: parameter '%s' holds %lld NaN or infinite values (the first at element %lld): these "
+                        "weights come from a run that diverged\n", cmd, path, loom_store_name(s, i), (long long)count,
+                (long long)first);
+    return i < 0;
+}
+
 bool loom_tool_text(const char *cmd, const char *flag, const char *v)
 {
     int64_t bad = loom_utf8_check(v, strlen(v));

@@ -207,6 +207,7 @@ static int build(s2s *r)
                                   r->store, &err);
     if (!r->opt) return fail(err ? err : "out of memory", NULL);
     if (a->init && loom_store_load_file(r->store, a->init, false)) return fail(loom_store_error(r->store), NULL);
+    if (a->init && !loom_tool_finite_weights(cmd, a->init, r->store)) return 2;
     char msg[512];
     loom_seq2seq_opts to = r->mo;
     to.batch = B; /* the translator reads the store's buffers, which training updates in place */
@@ -488,7 +489,7 @@ static int load(loaded *l, const char *path, int batch, int rows)
     l->store = loom_store_new(l->g);
     if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail(loom_store_error(l->store), NULL);
-    return 0;
+    return loom_tool_finite_weights(cmd, path, l->store) ? 0 : 2;
 }
 
 bool loom_is_seq2seq_checkpoint(const char *path)
@@ -801,6 +802,7 @@ static int restore(s2s *r, const loom_st *ck)
 {
     const char *why = loom_tool_restore_training(ck, r->store, r->opt);
     if (why) return fail(r->a->resume, why);
+    if (!loom_tool_finite_weights(cmd, r->a->resume, r->store)) return 2;
     int64_t n = loom_pairs_count(r->pairs, false);
     const loom_st_tensor *order = loom_st_get(ck, "data.order");
     uint64_t rng;

@@ -104,6 +104,9 @@ int loom_tool_open_outputs(const char *cmd, const char *save, const char *metric
 /* Writes the metrics file with every row so far: 0, or 1 with a message
  * (the file is then closed: the run stops). */
 int loom_tool_flush_metrics(const char *cmd, loom_metrics **m);
+/* Whether every weight of s (read from path) is finite; a message naming
+ * the first parameter that is not, otherwise. */
+bool loom_tool_finite_weights(const char *cmd, const char *path, const loom_store *s);
 /* Whether a flag's value v is UTF-8 text; "CMD: FLAG is not valid UTF-8
  * text (byte N ...)" on stderr otherwise. */
 bool loom_tool_text(const char *cmd, const char *flag, const char *v);

@@ -616,6 +616,7 @@ static int restore(run *r)
     if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
     const char *why = loom_tool_restore_training(f, r->store, r->opt);
     if (why) return fail(r->a.resume, why);
+    if (!loom_tool_finite_weights(command, r->a.resume, r->store)) return 2;
     int64_t sn = (int64_t)r->layers * r->a.m.batch * r->a.m.hidden;
     for (int s = 0; s < r->S; s++) {
         char key[32];
@@ -803,6 +804,10 @@ int loom_cmd_train(int argc, char **argv)
             rc = fail(loom_store_error(r.store), NULL);
             goto out;
         }
+        if (r.a.init && !loom_tool_finite_weights(command, r.a.init, r.store)) {
+            rc = 2;
+            goto out;
+        }
         const loom_train_args *a = &r.a;
         printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
                " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
@@ -877,7 +882,7 @@ static int load(loaded *l, const char *path, int T, int B)
     if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
         return fail(loom_store_error(l->store), NULL);
-    return 0;
+    return loom_tool_finite_weights(command, path, l->store) ? 0 : 2;
 }
 
 /* loom dot --load: the checkpoint's model unrolled over T steps (0: its

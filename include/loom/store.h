@@ -38,6 +38,10 @@ float *loom_store_data_by_name(const loom_store *s, const char *name);
 /* The buffer of parameter t (NULL if t is not a parameter of the store). */
 float *loom_store_data(const loom_store *s, loom_tensor t);
 
+/* The first parameter holding NaN or infinite values (how many in *count,
+ * the first one's element in *first), or -1 when every value is finite:
+ * weights from a run that diverged give meaningless results. */
+int loom_store_non_finite(const loom_store *s, int64_t *count, int64_t *first);
 /* Fills every parameter with its initialiser (see loom_param_init). */
 void loom_store_init(loom_store *s, uint64_t seed);
 /* Binds every parameter into the plan. */
