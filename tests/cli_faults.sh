@@ -113,5 +113,16 @@ printf 'the time\000 machine\n' > "$dir/nul.txt"
 expect 2 "line 1: a NUL byte at byte 9" -- "$loom" eval --load "$dir/a.ckpt" --data "$dir/nul.txt"
 expect 2 "line 2 of the input holds a NUL byte" -- sh -c "printf 'abc\nab\000c\n' | '$loom' translate --load '$dir/rev.ckpt'"
 
+# limits are checked before anything is made, and stated right
+expect 2 "may be 1023 at most" -- "$loom" train --task reverse --seq-len 100000
+expect 2 "may be 1023 at most" -- "$loom" train --task reverse --seq-len 1024
+expect 2 "may be 1024 at most" -- "$loom" train --task dates --seq-len 2000
+expect 2 "[1, 16777216]" -- "$loom" train --task dates --pairs 1073741824
+expect 2 "too short for one batch" -- "$loom" train --data "$dir/t.txt" --seq-len 100000 --batch 4096 --steps 1
+# out of memory is a failure (1), not bad input (2)
+if [ -z "${ASAN_OPTIONS:-}" ]; then
+    expect 1 "out of memory" -- sh -c "ulimit -v 600000; exec '$loom' train --data '$dir/t.txt' --hidden 4096 --batch 512 --seq-len 100 --steps 1 --generate 0"
+fi
+
 echo "cli_faults: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

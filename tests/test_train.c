@@ -474,6 +474,26 @@ Test(cli_train, forged_numbers_are_refused)
         char *res[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)f, "--steps", "9", "--generate", "0"};
         cr_assert_eq(loom_cmd_train(8, res), 2, "%s = %s is refused", bad[i][0], bad[i][1]);
     }
+    /* forged sizes are refused before anything is built: a seq_len past the flag's limit, or one the text
+     * cannot fill (it built a 10^6-step model first: 68 s, 5.2 GB) */
+    for (int k = 0; k < 2; k++) {
+        loom_st *f = loom_st_new();
+        cr_assert_eq(loom_checkpoint_read(f, ck), LOOM_OK);
+        char cfg[2048];
+        snprintf(cfg, sizeof cfg, "%s", loom_st_meta(f, "loom.config"));
+        char *at = strstr(cfg, "\"seq_len\":5,");
+        cr_assert(at, "%s", cfg);
+        const char *big = k ? "1000000" : "100000";
+        memmove(at + 10 + strlen(big), at + 11, strlen(at + 11) + 1);
+        memcpy(at + 10, big, strlen(big));
+        cr_assert_eq(loom_st_set_meta(f, "loom.config", cfg), LOOM_OK);
+        cr_assert_eq(loom_checkpoint_write(f, tp("big.ckpt")), LOOM_OK);
+        loom_st_free(f);
+        char *res[] = {"--resume", (char *)tp("big.ckpt"), "--data", (char *)tp("text.txt"), "--steps", "9", "--generate", "0"};
+        double t0 = loom_tool_now();
+        cr_assert_eq(loom_cmd_train(8, res), 2, "seq_len %s", big);
+        cr_assert_lt(loom_tool_now() - t0, 5.0, "seq_len %s is refused at once", big);
+    }
     /* NaN weights (a run that diverged): refused, not "perplexity -nan" with exit 0 or garbage text */
     loom_st *nan_ck = loom_st_new();
     cr_assert_eq(loom_checkpoint_read(nan_ck, ck), LOOM_OK);

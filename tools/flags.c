@@ -47,8 +47,8 @@ int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a)
 {
     const char *f = argv[*a], *v = *a + 1 < argc ? argv[*a + 1] : NULL;
     struct { const char *flag; long lo, hi; long *out; } ints[] = {
-        {"--seq-len", 1, 100000, &m->steps}, {"--batch", 1, 4096, &m->batch}, {"--input", 1, 4096, &m->input},
-        {"--hidden", 1, 4096, &m->hidden}, {"--layers", 1, LOOM_RNN_MAX_LAYERS, &m->layers},
+        {"--seq-len", 1, LOOM_TOOL_MAX_SEQ, &m->steps}, {"--batch", 1, LOOM_TOOL_MAX_BATCH, &m->batch},
+        {"--input", 1, LOOM_TOOL_MAX_WIDTH, &m->input}, {"--hidden", 1, LOOM_TOOL_MAX_WIDTH, &m->hidden}, {"--layers", 1, LOOM_RNN_MAX_LAYERS, &m->layers},
         {"--seed", 0, 1L << 30, &m->seed},
     };
     for (unsigned i = 0; i < sizeof ints / sizeof *ints; i++)

@@ -27,6 +27,14 @@ static int fail(const char *what, const char *why)
     return 2;
 }
 
+/* A failure whose exit status follows its status: 1 for out of memory and
+ * i/o, 2 for bad input. */
+static int fail_st(loom_status st, const char *what, const char *why)
+{
+    fail(what, why);
+    return loom_tool_exit(st ? st : LOOM_ERR_ARG);
+}
+
 static const char *const attention_names[] = {"none", "additive", "dot"};
 static const char *const task_names[] = {"seq2seq", "reverse", "dates"};
 
@@ -91,7 +99,7 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
     }
     if (a->task != LOOM_TASK_SEQ2SEQ) {
         if (a->min_len > a->m.steps) return fail("--min-len", "must not exceed --seq-len");
-        if (!text) return fail("out of memory", NULL);
+        if (!text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         po.chars = po.keep_order = true;
         po.valid_frac = (double)n_valid / (double)(a->pairs + n_valid);
     }
@@ -106,7 +114,7 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
     if (a->valid) {
         po.vocab[0] = loom_pairs_vocab(r->pairs, 0), po.vocab[1] = loom_pairs_vocab(r->pairs, 1);
         po.keep_order = true;
-        if (!(r->valid = loom_pairs_new(&po))) return fail("out of memory", NULL);
+        if (!(r->valid = loom_pairs_new(&po))) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         if (loom_pairs_read(r->valid, a->valid)) return fail(loom_pairs_error(r->valid), NULL);
         report_bad_lines(r->valid, a->valid);
         r->held = r->valid, r->held_part = false;
@@ -165,19 +173,18 @@ static int build(s2s *r)
                                 .attention = (loom_attention)a->attention, .src_steps = loom_pairs_steps(r->pairs, 0),
                                 .tgt_steps = loom_pairs_steps(r->pairs, 1), .batch = B,
                                 .sampled = a->teacher_forcing < 1, .seed = (uint64_t)a->m.seed};
-    if (r->mo.src_steps > LOOM_SEQ2SEQ_MAX_STEPS) return fail("--seq-len", "too long for a decoder (1024 steps at most)");
-    if (!(r->g = loom_graph_new())) return fail("out of memory", NULL);
+    if (!(r->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     loom_seq2seq_build(r->g, &r->m, &r->mo);
     r->store = loom_store_new(r->g);
-    if (loom_graph_failed(r->g)) return fail(loom_graph_error(r->g), NULL);
-    if (loom_store_status(r->store)) return fail(loom_store_error(r->store), NULL);
+    if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
+    if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     r->n_params = loom_store_count(r->store);
-    if (!(r->outs = malloc((size_t)(1 + r->n_params) * sizeof *r->outs))) return fail("out of memory", NULL);
+    if (!(r->outs = malloc((size_t)(1 + r->n_params) * sizeof *r->outs))) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     r->outs[0] = r->m.loss;
     loom_backward(r->g, r->m.loss, loom_store_tensors(r->store), r->n_params, r->outs + 1);
     r->plan = loom_plan_new(r->g, r->outs, 1 + r->n_params, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
     r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1, &(loom_plan_opts){.eval = true}) : NULL;
-    if (!r->eval) return fail(loom_graph_error(r->g), NULL);
+    if (!r->eval) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
     size_t Ts = (size_t)r->mo.src_steps, Tt = (size_t)r->mo.tgt_steps;
     r->src = malloc(Ts * (size_t)B * sizeof *r->src);
@@ -191,7 +198,7 @@ static int build(s2s *r)
     r->sizes = malloc((size_t)r->n_params * sizeof *r->sizes);
     if (!r->src || !r->dec_in || !r->tgt || !r->src_len || !r->tgt_len || (r->mo.sampled && !r->gold) || !r->order ||
         !r->grads || !r->sizes)
-        return fail("out of memory", NULL);
+        return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     for (int64_t i = 0; i < loom_pairs_count(r->pairs, false); i++) r->order[i] = i;
     r->rng = (uint64_t)a->m.seed * 0x2545F4914F6CDD1Dull + 1;
     for (loom_plan **p = (loom_plan *[]){r->plan, r->eval, NULL}, **q = &p[0]; *q; q++) {
@@ -206,7 +213,7 @@ static int build(s2s *r)
                                                      .weight_decay = (float)a->weight_decay},
                                   r->store, &err);
     if (!r->opt) return fail(err ? err : "out of memory", NULL);
-    if (a->init && loom_store_load_file(r->store, a->init, false)) return fail(loom_store_error(r->store), NULL);
+    if (a->init && loom_store_load_file(r->store, a->init, false)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     if (a->init && !loom_tool_finite_weights(cmd, a->init, r->store)) return 2;
     char msg[512];
     loom_seq2seq_opts to = r->mo;
@@ -242,7 +249,7 @@ static int translation_scores(loom_translator *tr, const loom_pairs *p, bool val
     int *nr = malloc((size_t)n * sizeof *nr), rc = 0;
     char err[512];
     if (!src || !sl || !ref || !rl || !out || !ol || !h || !refs || !rp || !nr) {
-        rc = fail("out of memory", NULL);
+        rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     } else {
         for (int64_t i = 0; i < n; i++) loom_pairs_get(p, valid, i, src + i * Ts, &sl[i], ref + i * Tt, &rl[i]);
         if (loom_translate(tr, src, sl, (int)n, so, out, ol, NULL, NULL, err, sizeof err)) {
@@ -275,7 +282,8 @@ static int held_out(s2s *r, scores *sc)
     for (int64_t k = 0; k < batches; k++) {
         for (int b = 0; b < B; b++) idx[b] = (k * B + b) % n;
         fill(r, true, idx);
-        if (loom_run(r->eval)) return fail(loom_plan_error(r->eval), NULL);
+        loom_status st = loom_run(r->eval);
+        if (st) return fail_st(st, loom_plan_error(r->eval), NULL);
         double w = 0;
         for (int b = 0; b < B; b++) w += r->tgt_len[b];
         total += loom_plan_output(r->eval, r->m.loss)[0] * w, tokens += w;
@@ -353,7 +361,8 @@ static int train(s2s *r)
     scores sc = {NAN, NAN, NAN};
     for (long step = r->step0; step < a->steps; step++) {
         next_batch(r);
-        if (loom_run(r->plan)) return fail(loom_plan_error(r->plan), NULL);
+        loom_status run_st = loom_run(r->plan);
+        if (run_st) return fail_st(run_st, loom_plan_error(r->plan), NULL);
         double loss = loom_plan_output(r->plan, r->m.loss)[0];
         for (int i = 0; i < r->n_params; i++) r->grads[i] = (float *)loom_plan_output(r->plan, r->outs[1 + i]);
         double norm = loom_clip_grad_norm(r->grads, r->sizes, r->n_params, a->clip > 0 ? a->clip : INFINITY);
@@ -444,8 +453,8 @@ static bool read_config(loaded *l, const char *json)
     bool ok = o && cJSON_IsString(cell) && cJSON_IsString(att);
     loom_seq2seq_opts *m = &l->mo;
     m->cell = ok ? loom_cell_by_name(cell->valuestring) : NULL;
-    m->embed = jint(o, "embed", 1, 65536, &ok);
-    m->hidden = jint(o, "hidden", 1, 65536, &ok);
+    m->embed = jint(o, "embed", 1, LOOM_TOOL_MAX_EMBED, &ok);
+    m->hidden = jint(o, "hidden", 1, LOOM_TOOL_MAX_WIDTH, &ok);
     m->layers = jint(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
     m->src_steps = jint(o, "src_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
     m->tgt_steps = jint(o, "tgt_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
@@ -456,7 +465,7 @@ static bool read_config(loaded *l, const char *json)
         if (cJSON_IsString(task) && !strcmp(task->valuestring, task_names[k])) t->task = LOOM_TASK_SEQ2SEQ + k;
     bool known = true; /* the generator's settings: only a synthetic task needs them */
     t->m.seed = jint(o, "seed", 0, 1 << 30, &known);
-    t->pairs = jint(o, "pairs", 1, 1 << 30, &known);
+    t->pairs = jint(o, "pairs", 1, LOOM_TOOL_MAX_PAIRS, &known);
     t->min_len = jint(o, "min_len", 0, LOOM_SEQ2SEQ_MAX_STEPS, &known);
     t->m.steps = t->task == LOOM_TASK_REVERSE ? m->src_steps - 1 : m->src_steps;
     if (!known && t->task != LOOM_TASK_SEQ2SEQ) t->task = LOOM_TASK_LM; /* cannot be regenerated */
@@ -475,7 +484,7 @@ static int load(loaded *l, const char *path, int batch, int rows)
 {
     memset(l, 0, sizeof *l);
     if (!path) return fail("--load CKPT is required", NULL);
-    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail("out of memory", NULL);
+    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
     if (!read_config(l, loom_st_meta(l->ck, "loom.seq2seq")) ||
         !(l->v[0] = loom_vocab_from_string(loom_st_meta(l->ck, "loom.src_vocab"))) ||
@@ -487,8 +496,8 @@ static int load(loaded *l, const char *path, int batch, int rows)
     if (!loom_graph_failed(l->g) && !loom_tool_fits(l->g, l->ck))
         return fail(path, "its configuration (vocabularies, sizes, layers, cell, attention) does not match its weights");
     l->store = loom_store_new(l->g);
-    if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
-    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail(loom_store_error(l->store), NULL);
+    if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
+    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail_st(loom_store_status(l->store), loom_store_error(l->store), NULL);
     return loom_tool_finite_weights(cmd, path, l->store) ? 0 : 2;
 }
 
@@ -551,7 +560,7 @@ static int attention_map(const loaded *l, const char *path, const int32_t *src, 
     const char **rl = malloc((size_t)rows * sizeof *rl), **cl = malloc((size_t)sl * sizeof *cl);
     if (!m || !rl || !cl) {
         free(m), free(rl), free(cl);
-        return fail("out of memory", NULL);
+        return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     }
     for (int i = 0; i < rows; i++) {
         const char *tok = i < ol ? loom_vocab_token(l->v[1], out[i]) : "<eos>";
@@ -575,7 +584,7 @@ int loom_cmd_translate(int argc, char **argv)
     int n = 0;
     char **text = malloc(((size_t)argc + 1) * sizeof *text);
     cmd = "loom translate";
-    if (!text) return fail("out of memory", NULL);
+    if (!text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--")) { /* the rest are sentences, even those that start with '-' */
@@ -614,7 +623,7 @@ int loom_cmd_translate(int argc, char **argv)
     if (!loom_tool_outputs_ok(cmd, &(loom_tool_file){"--attention-map", map}, 1, &(loom_tool_file){"--load", ck}, 1))
         return free(text), 2;
     char **lines = NULL;
-    if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), n == -1 ? (fail("out of memory", NULL), 1) : 2;
+    if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), n == -1 ? (fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), 1) : 2;
     const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
     loaded l;
     int batch = n < 32 ? (n > 0 ? n : 1) : 32;
@@ -628,7 +637,7 @@ int loom_cmd_translate(int argc, char **argv)
         src = malloc((size_t)n * (size_t)Ts * sizeof *src), sl = malloc((size_t)n * sizeof *sl);
         out = malloc((size_t)n * (size_t)L * sizeof *out), ol = malloc((size_t)n * sizeof *ol);
         att = map ? malloc((size_t)n * (size_t)L * (size_t)Ts * sizeof *att) : NULL;
-        if (!src || !sl || !out || !ol || (map && !att)) rc = fail("out of memory", NULL);
+        if (!src || !sl || !out || !ol || (map && !att)) rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         for (int i = 0; !rc && i < n; i++)
             if ((sl[i] = loom_pairs_encode(l.v[0], sent[i], strlen(sent[i]), Ts, src + (size_t)i * Ts)) < 0) {
                 snprintf(err, sizeof err, "sentence %d", i + 1);
@@ -641,7 +650,7 @@ int loom_cmd_translate(int argc, char **argv)
         for (int i = 0; !rc && i < n; i++) {
             size_t k = loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], NULL, 0);
             char *s = malloc(k + 1);
-            if (!s) rc = fail("out of memory", NULL);
+            if (!s) rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
             else loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], s, k + 1), printf("%s\n", s);
             free(s);
         }
@@ -772,7 +781,7 @@ static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, 
         a->task = l.task.task, a->m.cell = m->cell, a->m.hidden = m->hidden, a->m.layers = m->layers;
         a->embed = m->embed, a->m.bidirectional = m->bidirectional, a->attention = m->attention;
         a->m.steps = l.task.m.steps, a->m.seed = l.task.m.seed, a->pairs = l.task.pairs, a->min_len = l.task.min_len;
-        a->m.batch = jint(o, "batch", 1, 4096, &ok);
+        a->m.batch = jint(o, "batch", 1, LOOM_TOOL_MAX_BATCH, &ok);
         a->dropout = loom_tool_jnum(o, "dropout", 0, 0.99, &ok);
         a->min_freq = jint(o, "min_freq", 0, 1 << 30, &ok);
         a->optimizer = (loom_optimizer)jint(o, "optimizer", 0, 2, &ok);
@@ -834,7 +843,7 @@ int loom_train_seq2seq(const loom_train_args *user)
     char data[8192]; /* the data and valid paths of a resumed run */
     int rc = 0;
     if (a->resume) {
-        if (!(ck = loom_st_new())) rc = fail("out of memory", NULL);
+        if (!(ck = loom_st_new())) rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         else if (loom_checkpoint_read(ck, a->resume)) rc = fail(loom_st_error(ck), NULL);
         else rc = resume_config(a, ck, v, data, sizeof data);
     }

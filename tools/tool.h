@@ -140,6 +140,13 @@ double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi
 bool loom_tool_meta_int(const loom_st *f, const char *k, int64_t lo, int64_t hi, int64_t *out);
 /* A 64-bit value written as 1 to 16 hex digits (a generator's state). */
 bool loom_tool_meta_hex(const loom_st *f, const char *k, uint64_t *out);
+/* The sizes a model may have, the same whether they come from a flag or
+ * from a checkpoint's configuration (read before anything is built). */
+#define LOOM_TOOL_MAX_SEQ 100000   /* --seq-len */
+#define LOOM_TOOL_MAX_BATCH 4096   /* --batch */
+#define LOOM_TOOL_MAX_WIDTH 4096   /* --input, --hidden */
+#define LOOM_TOOL_MAX_EMBED 65536  /* --embed */
+#define LOOM_TOOL_MAX_PAIRS (1L << 24) /* --pairs of a synthetic translation task */
 /* The most optimiser steps a run may take (--steps), and the most plan runs
  * a checkpoint may record. */
 #define LOOM_TOOL_MAX_STEPS (1LL << 40)

@@ -124,7 +124,7 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--init")) return (a->init = v) != NULL;
     if (!strcmp(f, "--save-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->save_every);
     if (!strcmp(f, "--prefix")) return loom_tool_text("loom train", f, v) && (a->prefix = v) != NULL;
-    if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, 65536, &a->embed);
+    if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, LOOM_TOOL_MAX_EMBED, &a->embed);
     if (!strcmp(f, "--steps")) return (a->steps_given = true) && loom_tool_int(f, v, 1, 1L << 40, &a->steps);
     if (!strcmp(f, "--epochs")) return loom_tool_int(f, v, 1, 1L << 20, &a->epochs);
     if (!strcmp(f, "--warmup")) return loom_tool_int(f, v, 0, 1L << 40, &a->warmup);
@@ -148,7 +148,7 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--attention"))
         return (k = pick(f, v, (const char *[]){"none", "additive", "dot"}, 3)) >= 0 && (a->attention = k, true);
     if (!strcmp(f, "--teacher-forcing")) return flag_double(f, v, 0, 1, &a->teacher_forcing);
-    if (!strcmp(f, "--pairs")) return loom_tool_int(f, v, 1, 1L << 30, &a->pairs);
+    if (!strcmp(f, "--pairs")) return loom_tool_int(f, v, 1, LOOM_TOOL_MAX_PAIRS, &a->pairs);
     if (!strcmp(f, "--min-len")) return loom_tool_int(f, v, 1, 100000, &a->min_len);
     if (!strcmp(f, "--min-freq")) return loom_tool_int(f, v, 1, 1L << 30, &a->min_freq);
     if (!strcmp(f, "--eval-pairs")) return loom_tool_int(f, v, 1, 1L << 30, &a->eval_pairs);
@@ -276,6 +276,13 @@ static int parse(loom_train_args *a, int argc, char **argv)
         if (!a->eval_pairs) a->eval_pairs = 1000;
         if (!a->min_freq) a->min_freq = a->task == LOOM_TASK_SEQ2SEQ ? 2 : 1;
         if (!a->pairs) a->pairs = a->task == LOOM_TASK_DATES ? 40000 : 20000;
+        long most = LOOM_SEQ2SEQ_MAX_STEPS - (a->task == LOOM_TASK_REVERSE); /* reversal: the letters, then <eos> */
+        if (a->m.steps > most) { /* said before any pair is made */
+            fprintf(stderr, "loom train: --seq-len %ld: an encoder–decoder reads at most %d source steps, so --seq-len "
+                            "may be %ld at most%s\n",
+                    a->m.steps, LOOM_SEQ2SEQ_MAX_STEPS, most, a->task == LOOM_TASK_REVERSE ? " (the letters and <eos>)" : "");
+            return 2;
+        }
     } else {
         if (!a->m.steps) a->m.steps = 35;
         if (!a->m.hidden) a->m.hidden = 256;
@@ -331,12 +338,20 @@ static int fail(const char *what, const char *why)
     return 2;
 }
 
+/* A failure whose exit status follows its status: 1 for out of memory and
+ * i/o, 2 for bad input. */
+static int fail_st(loom_status st, const char *what, const char *why)
+{
+    fail(what, why);
+    return loom_tool_exit(st ? st : LOOM_ERR_ARG);
+}
+
 /* The text, split into training and held-out tokens. */
 static int load_text(run *r)
 {
     const loom_train_args *a = &r->a;
     r->text = loom_text_new(&(loom_text_opts){.kind = a->tokens, .letters_only = a->letters_only});
-    if (!r->text) return fail("out of memory", NULL);
+    if (!r->text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     /* resuming: the checkpoint's vocabulary, so that ids mean what they meant */
     if (r->ck_vocab ? loom_text_read_with(r->text, a->data, r->ck_vocab) : loom_text_read(r->text, a->data))
         return fail(loom_text_error(r->text), NULL);
@@ -353,6 +368,12 @@ static int load_text(run *r)
         r->train_ids = ids, r->n_train = n - r->n_valid;
         r->valid_ids = ids + r->n_train;
     }
+    int64_t T = a->m.steps, B = a->m.batch;
+    if (r->n_train - T - 1 < T * B) { /* before the model is built: a forged seq_len costs nothing */
+        fprintf(stderr, "%s: the training text (%lld tokens) is too short for one batch of --seq-len × --batch = %lld "
+                        "tokens\n", command, (long long)r->n_train, (long long)(T * B + T + 1));
+        return 2;
+    }
     return 0;
 }
 
@@ -366,34 +387,34 @@ static int build(run *r)
     int V = loom_vocab_size(loom_text_vocab(r->text)), T = (int)a->m.steps, B = (int)a->m.batch;
     r->layers = (int)a->m.layers, r->S = a->m.cell->n_states;
     r->g = loom_graph_new();
-    if (!r->g) return fail("out of memory", NULL);
+    if (!r->g) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
                                                  .hidden = (int)a->m.hidden, .layers = r->layers,
                                                  .dropout = (float)a->dropout, .steps = T, .batch = B,
                                                  .seed = (uint64_t)a->m.seed});
     if (r->ck && !loom_graph_failed(r->g) && !loom_tool_fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
     r->store = loom_store_new(r->g);
-    if (loom_graph_failed(r->g)) return fail(loom_graph_error(r->g), NULL);
-    if (loom_store_status(r->store)) return fail(loom_store_error(r->store), NULL);
+    if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
+    if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     r->n_params = loom_store_count(r->store);
     int n_outs = 1 + r->S + r->n_params;
     r->outs = malloc((size_t)n_outs * sizeof *r->outs);
-    if (!r->outs) return fail("out of memory", NULL);
+    if (!r->outs) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     r->outs[0] = r->lm.loss;
     for (int s = 0; s < r->S; s++) r->outs[1 + s] = r->lm.out.final[s];
     loom_backward(r->g, r->lm.loss, loom_store_tensors(r->store), r->n_params, r->outs + 1 + r->S);
     r->plan = loom_plan_new(r->g, r->outs, n_outs, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
     r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1 + r->S, &(loom_plan_opts){.eval = true}) : NULL;
-    if (!r->plan || !r->eval) return fail(loom_graph_error(r->g), NULL);
+    if (!r->plan || !r->eval) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
     int64_t sn = (int64_t)r->layers * B * a->m.hidden;
     r->x = malloc((size_t)T * B * sizeof *r->x);
     r->y = malloc((size_t)T * B * sizeof *r->y);
-    if (!r->x || !r->y) return fail("out of memory", NULL);
+    if (!r->x || !r->y) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     for (int s = 0; s < r->S; s++) {
         r->state[s] = calloc((size_t)sn, sizeof(float));
         r->eval_state[s] = calloc((size_t)sn, sizeof(float));
-        if (!r->state[s] || !r->eval_state[s]) return fail("out of memory", NULL);
+        if (!r->state[s] || !r->eval_state[s]) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         loom_bind(r->plan, r->lm.init[s], r->state[s]);
         loom_bind(r->eval, r->lm.init[s], r->eval_state[s]);
     }
@@ -407,7 +428,7 @@ static int build(run *r)
     r->grads = malloc((size_t)r->n_params * sizeof *r->grads);
     r->sizes = malloc((size_t)r->n_params * sizeof *r->sizes);
     if (!r->opt) return fail(err, NULL);
-    if (!r->grads || !r->sizes) return fail("out of memory", NULL);
+    if (!r->grads || !r->sizes) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     for (int i = 0; i < r->n_params; i++) r->sizes[i] = loom_store_numel(r->store, i);
     r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
                                   (uint64_t)a->m.seed);
@@ -517,12 +538,12 @@ static bool apply_config(loom_train_args *a, const char *json)
     cJSON *o = cJSON_Parse(json ? json : "");
     bool ok = o != NULL;
     a->m.cell = loom_cell_by_name(jstr(o, "cell"));
-    a->m.hidden = (long)loom_tool_jnum(o, "hidden", 1, 65536, &ok);
+    a->m.hidden = (long)loom_tool_jnum(o, "hidden", 1, LOOM_TOOL_MAX_WIDTH, &ok);
     a->m.layers = (long)loom_tool_jnum(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
-    a->embed = (long)loom_tool_jnum(o, "embed", 0, 65536, &ok);
+    a->embed = (long)loom_tool_jnum(o, "embed", 0, LOOM_TOOL_MAX_EMBED, &ok);
     a->dropout = loom_tool_jnum(o, "dropout", 0, 0.99, &ok);
-    a->m.steps = (long)loom_tool_jnum(o, "seq_len", 1, 1e6, &ok);
-    a->m.batch = (long)loom_tool_jnum(o, "batch", 1, 1e6, &ok);
+    a->m.steps = (long)loom_tool_jnum(o, "seq_len", 1, LOOM_TOOL_MAX_SEQ, &ok);
+    a->m.batch = (long)loom_tool_jnum(o, "batch", 1, LOOM_TOOL_MAX_BATCH, &ok);
     a->m.seed = (long)loom_tool_jnum(o, "seed", 0, 1 << 30, &ok);
     a->lr = loom_tool_jnum(o, "lr", 0, 1e6, &ok);
     a->momentum = loom_tool_jnum(o, "momentum", 0, 1, &ok);
@@ -588,7 +609,7 @@ static int save_checkpoint(run *r, long steps_done)
 static int open_checkpoint(run *r)
 {
     r->ck = loom_st_new();
-    if (!r->ck) return fail("out of memory", NULL);
+    if (!r->ck) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
     if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
         !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || loom_tool_checkpoint_step(r->ck) < 0)
@@ -658,7 +679,8 @@ static int train(run *r)
          * sequential: it carries on (detached: it is an input) */
         if (!a->sequential || (epoch_start && step))
             for (int s = 0; s < r->S; s++) memset(r->state[s], 0, (size_t)sn * sizeof(float));
-        if (loom_run(r->plan)) return fail("run", loom_plan_error(r->plan));
+        loom_status run_st = loom_run(r->plan);
+        if (run_st) return fail_st(run_st, "run", loom_plan_error(r->plan));
         double loss = loom_plan_output(r->plan, r->lm.loss)[0];
         for (int i = 0; i < r->n_params; i++) r->grads[i] = (float *)loom_plan_output(r->plan, r->outs[1 + r->S + i]);
         double norm = a->clip > 0 ? loom_clip_grad_norm(r->grads, r->sizes, r->n_params, a->clip)
@@ -736,7 +758,7 @@ static int generate_text(const loom_lm_opts *model, const loom_store *store, con
     int32_t *seq = malloc((size_t)(np + length) * sizeof *seq);
     int rc = 0;
     if (!seq) {
-        rc = fail("out of memory", NULL), rc = 1;
+        rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), rc = 1;
     } else {
         loom_vocab_encode(v, prefix, strlen(prefix), seq, np);
         if (loom_generate(gen, seq, np, length, so, seq + np, err, sizeof err) < 0) rc = fail(err, NULL);
@@ -801,7 +823,7 @@ int loom_cmd_train(int argc, char **argv)
                                          &r.metrics);
     if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
         if (r.a.init && loom_store_load_file(r.store, r.a.init, false)) {
-            rc = fail(loom_store_error(r.store), NULL);
+            rc = fail_st(loom_store_status(r.store), loom_store_error(r.store), NULL);
             goto out;
         }
         if (r.a.init && !loom_tool_finite_weights(command, r.a.init, r.store)) {
@@ -868,7 +890,7 @@ static void unload(loaded *l)
 static int load(loaded *l, const char *path, int T, int B)
 {
     if (!path) return fail("--load CKPT is required", NULL);
-    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail("out of memory", NULL);
+    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
     l->a = (loom_train_args){0};
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
@@ -879,9 +901,9 @@ static int load(loaded *l, const char *path, int T, int B)
                                                  .steps = T ? T : (int)l->a.m.steps, .batch = B ? B : (int)l->a.m.batch});
     if (!loom_graph_failed(l->g) && !loom_tool_fits(l->g, l->ck)) return fail(path, DOES_NOT_FIT);
     l->store = loom_store_new(l->g);
-    if (loom_graph_failed(l->g)) return fail(loom_graph_error(l->g), NULL);
+    if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
-        return fail(loom_store_error(l->store), NULL);
+        return fail_st(loom_store_status(l->store), loom_store_error(l->store), NULL);
     return loom_tool_finite_weights(command, path, l->store) ? 0 : 2;
 }
 
@@ -909,7 +931,7 @@ int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm
     if (!rc && at + T + 1 > n) at = n - T - 1;
     if (!rc && at < 0) rc = fail(data, "too short for one window of the model");
     if (!rc && (!(out->x = malloc((size_t)T * sizeof *out->x)) || !(out->y = malloc((size_t)T * sizeof *out->y))))
-        rc = fail("out of memory", NULL);
+        rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     for (int t = 0; !rc && t < T; t++) out->x[t] = ids[at + t], out->y[t] = ids[at + t + 1];
     loom_text_free(text);
     if (rc) {
