@@ -124,5 +124,22 @@ if [ -z "${ASAN_OPTIONS:-}" ]; then
     expect 1 "out of memory" -- sh -c "ulimit -v 600000; exec '$loom' train --data '$dir/t.txt' --hidden 4096 --batch 512 --seq-len 100 --steps 1 --generate 0"
 fi
 
+# what a command prints must reach standard output (a full disk is a failure, not exit 0)
+if [ -w /dev/full ]; then
+    expect 1 "cannot write to standard output" -- sh -c "exec '$loom' eval --load '$dir/a.ckpt' --data '$dir/t.txt' > /dev/full"
+    expect 1 "cannot write to standard output" -- sh -c "exec '$loom' generate --load '$dir/a.ckpt' --length 5 > /dev/full"
+    expect 1 "cannot write to standard output" -- sh -c "exec '$loom' translate --load '$dir/rev.ckpt' abc > /dev/full"
+    expect 1 "cannot write to standard output" -- sh -c "exec '$loom' train --data '$dir/t.txt' $T > /dev/full"
+fi
+
+# messages say what is wrong, in the command's own name
+expect 2 "loom generate: --top-p needs a number in [0, 1]" -- "$loom" generate --load "$dir/a.ckpt" --top-p 2
+expect 2 "an encoder–decoder's checkpoint, not a language model's" -- "$loom" generate --load "$dir/rev.ckpt"
+expect 2 "an encoder–decoder's checkpoint, not a language model's" -- "$loom" dot --load "$dir/rev.ckpt" -o "$dir/x.svg"
+expect 2 "--bidirectional is not used by --task adding" -- "$loom" train --task adding --bidirectional
+head -c 200 "$dir/t.txt" > "$dir/small.txt"
+expect 0 "warning: the held-out text (20 tokens) is shorter than one batch" -- "$loom" train --data "$dir/small.txt" --steps 2 --generate 0 --seq-len 10 --batch 2 --hidden 8
+check "the summary says there is no held-out perplexity" grep -q "no held-out perplexity" "$dir/out"
+
 echo "cli_faults: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

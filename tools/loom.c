@@ -2,6 +2,7 @@
 #include "loom/loom.h"
 #include "tool.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,16 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
+/* What a command printed must have reached standard output: a full disk
+ * or a closed pipe is a failure (1), not a success. */
+static int finish(const char *name, int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    fprintf(stderr, "loom %s: cannot write to standard output: %s\n", name, strerror(errno ? errno : EIO));
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
     loom_tools_init();
@@ -74,7 +85,7 @@ int main(int argc, char **argv)
     if (loom_tool_is_help(argv[1])) return cmd_help(0, NULL);
     if (!strcmp(argv[1], "--version")) return cmd_version(0, NULL);
     for (int i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+        if (!strcmp(argv[1], commands[i].name)) return finish(argv[1], commands[i].run(argc - 2, argv + 2));
     fprintf(stderr, "loom: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -79,12 +79,14 @@ const char loom_train_help[] =
     "  --threads N           threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)\n";
 
 
+static const char *command = "loom train"; /* the subcommand whose messages these are */
+
 static bool flag_double(const char *f, const char *v, double lo, double hi, double *out)
 {
     char *end = NULL;
     double x = v ? strtod(v, &end) : NAN;
     if (!v || !*v || *end || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "loom train: %s needs a number in [%g, %g], got '%s'\n", f, lo, hi, v ? v : "");
+        fprintf(stderr, "%s: %s needs a number in [%g, %g], got '%s'\n", command, f, lo, hi, v ? v : "");
         return false;
     }
     *out = x;
@@ -330,7 +332,6 @@ typedef struct {
     long step0;           /* the first step this run makes */
 } run;
 
-static const char *command = "loom train"; /* the subcommand whose messages these are */
 
 static int fail(const char *what, const char *why)
 {
@@ -369,6 +370,10 @@ static int load_text(run *r)
         r->valid_ids = ids + r->n_train;
     }
     int64_t T = a->m.steps, B = a->m.batch;
+    if ((r->n_valid - 1) / B / T < 1)
+        fprintf(stderr, "%s: warning: the held-out text (%lld tokens) is shorter than one batch of --seq-len × --batch "
+                        "(%lld tokens): no held-out perplexity\n",
+                command, (long long)r->n_valid, (long long)(T * B + 1));
     if (r->n_train - T - 1 < T * B) { /* before the model is built: a forged seq_len costs nothing */
         fprintf(stderr, "%s: the training text (%lld tokens) is too short for one batch of --seq-len × --batch = %lld "
                         "tokens\n", command, (long long)r->n_train, (long long)(T * B + T + 1));
@@ -726,8 +731,10 @@ static int train(run *r)
     }
     double el = loom_tool_now() - t0;
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
-    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, best held-out perplexity %.2f\n",
-           done, el, (double)done * T * B / el, exp(loss_avg), best);
+    char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)";
+    if (isfinite(best)) snprintf(held, sizeof held, "best held-out perplexity %.2f", best);
+    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, %s\n", done, el,
+           (double)done * T * B / el, exp(loss_avg), held);
     int rc = flush_metrics(r);
     return !rc && a->save ? save_checkpoint(r, a->steps > r->step0 ? a->steps : r->step0) : rc;
 }
@@ -893,6 +900,8 @@ static int load(loaded *l, const char *path, int T, int B)
     if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
     l->a = (loom_train_args){0};
+    if (loom_st_meta(l->ck, "loom.seq2seq"))
+        return fail(path, "an encoder–decoder's checkpoint, not a language model's: use loom translate or loom eval");
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
         !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
         return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
@@ -957,6 +966,7 @@ int loom_cmd_generate(int argc, char **argv)
     const char *ck = NULL, *prefix = "time traveller";
     long length = 200, top_k = 0, beam = 0, seed = 1;
     double temperature = 0.6, top_p = 0, length_norm = 0;
+    command = "loom generate";
     for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (loom_tool_is_help(f)) {
@@ -981,7 +991,6 @@ int loom_cmd_generate(int argc, char **argv)
         if (!ok) return 2;
     }
     loaded l = {0};
-    command = "loom generate";
     int rc = load(&l, ck, 1, 1);
     if (!rc)
         rc = generate_text(&l.lm.o, l.store, l.vocab, prefix, length,
