@@ -104,7 +104,7 @@ int loom_train_task(const loom_task_config *c)
     float **grads = NULL;
     int64_t *sizes = NULL;
     loom_optim *opt = NULL;
-    FILE *metrics = NULL;
+    loom_metrics *metrics = NULL;
     int rc = 1;
     if (!x || !y || !vx || !vy || !build(&m, c)) {
         fprintf(stderr, "loom train: %s\n", m.g && loom_graph_failed(m.g) ? loom_graph_error(m.g) : "out of memory");
@@ -119,11 +119,10 @@ int loom_train_task(const loom_task_config *c)
         goto done;
     }
     for (int i = 0; i < m.n_params; i++) sizes[i] = loom_store_numel(m.store, i);
-    if (c->metrics && !(metrics = fopen(c->metrics, "w"))) {
-        fprintf(stderr, "loom train: %s: cannot write the metrics file\n", c->metrics);
+    if ((rc = loom_tool_open_outputs("loom train", NULL, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy", -1,
+                                     &metrics)))
         goto done;
-    }
-    if (metrics) fprintf(metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy\n");
+    rc = 1;
     make_batch(c, c->seed * 7919 + 1, vx, vy); /* one held-out batch, never trained on */
     loom_bind(m.plan, m.x, x), loom_bind(m.plan, m.y, y), loom_bind(m.eval, m.x, vx), loom_bind(m.eval, m.y, vy);
     printf("%s task, T = %d: %s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", adding ? "adding" : "copy", c->steps,
@@ -157,17 +156,21 @@ int loom_train_task(const loom_task_config *c)
                     c->total, avg, norm, adding ? "MSE" : "loss", vloss, 100 * vacc, loom_tool_now() - t0);
         }
         if (metrics) {
-            fprintf(metrics, "%ld,%.6f,%.6f,%.6g,", step + 1, loss, norm, c->lr);
-            if (eval) fprintf(metrics, "%.6f,%.4f", vloss, vacc);
-            else fputc(',', metrics);
-            fputc('\n', metrics);
+            char v[64] = ",";
+            if (eval) snprintf(v, sizeof v, "%.6f,%.4f", vloss, vacc);
+            if (loom_metrics_row(metrics, "%ld,%.6f,%.6f,%.6g,%s", step + 1, loss, norm, c->lr, v)) {
+                fprintf(stderr, "loom train: --metrics: out of memory\n");
+                goto done;
+            }
+            if ((eval || loom_metrics_age(metrics) > 10) && loom_tool_flush_metrics("loom train", &metrics)) goto done;
         }
     }
     printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total, loom_tool_now() - t0,
            adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
-    rc = 0;
+    rc = loom_tool_flush_metrics("loom train", &metrics);
 done:
-    if (metrics) fclose(metrics);
+    if (rc) loom_tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
+    loom_metrics_free(metrics);
     loom_optim_free(opt);
     free(grads), free(sizes), free(x), free(y), free(vx), free(vy), free(m.outs);
     loom_plan_free(m.plan), loom_plan_free(m.eval);
