@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <ctype.h>
+#include <signal.h>
 #include <omp.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -160,6 +161,35 @@ bool loom_tool_finite_weights(const char *cmd, const char *path, const loom_stor
                         "weights come from a run that diverged\n", cmd, path, loom_store_name(s, i), (long long)count,
                 (long long)first);
     return i < 0;
+}
+
+static volatile sig_atomic_t caught;
+
+static void on_signal(int sig)
+{
+    if (!caught) caught = sig;
+}
+
+void loom_tool_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int loom_tool_caught(void) { return caught; }
+
+int loom_tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved)
+{
+    int sig = caught;
+    fprintf(stderr, "\n%s: stopped by %s after step %ld of %ld", cmd, sig == SIGINT ? "SIGINT" : "SIGTERM", step, steps);
+    if (save && !saved) fprintf(stderr, "; checkpoint %s: resume with\n  loom train --resume %s --steps %ld --save %s\n", save,
+                                save, steps, save);
+    else fprintf(stderr, "%s\n", save ? "; the checkpoint could not be written" : " (no --save: nothing to resume from)");
+    return saved ? saved : 128 + sig;
 }
 
 bool loom_tool_text(const char *cmd, const char *flag, const char *v)

@@ -360,6 +360,11 @@ static int train(s2s *r)
     bool tty = isatty(2);
     scores sc = {NAN, NAN, NAN};
     for (long step = r->step0; step < a->steps; step++) {
+        if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+            int rc = loom_tool_flush_metrics(cmd, &r->metrics);
+            if (!rc && a->save) rc = save(r, step);
+            return loom_tool_interrupted(cmd, step, a->steps, a->save, rc);
+        }
         next_batch(r);
         loom_status run_st = loom_run(r->plan);
         if (run_st) return fail_st(run_st, loom_plan_error(r->plan), NULL);

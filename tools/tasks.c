@@ -130,6 +130,11 @@ int loom_train_task(const loom_task_config *c)
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
     double t0 = loom_tool_now(), vloss = NAN, vacc = NAN, avg = 0;
     for (long step = 0; step < c->total; step++) {
+        if (loom_tool_caught()) {
+            rc = loom_tool_flush_metrics("loom train", &metrics);
+            rc = loom_tool_interrupted("loom train", step, c->total, NULL, rc);
+            goto done;
+        }
         make_batch(c, c->seed * 1000003u + (uint64_t)step + 2, x, y);
         if (loom_run(m.plan)) {
             fprintf(stderr, "loom train: %s\n", loom_plan_error(m.plan));

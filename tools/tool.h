@@ -107,6 +107,16 @@ int loom_tool_flush_metrics(const char *cmd, loom_metrics **m);
 /* Whether every weight of s (read from path) is finite; a message naming
  * the first parameter that is not, otherwise. */
 bool loom_tool_finite_weights(const char *cmd, const char *path, const loom_store *s);
+/* SIGINT and SIGTERM end a training run between two steps: the handler
+ * only records the first signal (a second one cannot interrupt the
+ * checkpoint being written); loops ask loom_tool_caught() before each
+ * step. */
+void loom_tool_catch_signals(void);
+int loom_tool_caught(void); /* the signal caught, or 0 */
+/* Says where a run stopped and how to resume it (saved: the checkpoint
+ * save's status, 0 when written); returns the exit status, 128 + the
+ * signal (130 for SIGINT, 143 for SIGTERM), or the save's failure. */
+int loom_tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved);
 /* Whether a flag's value v is UTF-8 text; "CMD: FLAG is not valid UTF-8
  * text (byte N ...)" on stderr otherwise. */
 bool loom_tool_text(const char *cmd, const char *flag, const char *v);

@@ -679,6 +679,11 @@ static int train(run *r)
     bool tty = isatty(2);
     double t0 = loom_tool_now(), last_print = 0, best = INFINITY, loss_avg = 0;
     for (long step = r->step0; step < a->steps; step++) {
+        if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+            int rc = flush_metrics(r);
+            if (!rc && a->save) rc = save_checkpoint(r, step);
+            return loom_tool_interrupted(command, step, a->steps, a->save, rc);
+        }
         bool epoch_start = loom_batches_next(r->batches, r->x, r->y);
         /* random sampling: windows are unrelated, the state starts at zero;
          * sequential: it carries on (detached: it is an input) */
@@ -814,6 +819,7 @@ int loom_cmd_train(int argc, char **argv)
         return 0;
     }
     if (!loom_tool_threads(r.a.threads)) return 2;
+    loom_tool_catch_signals();
     if (r.a.task >= LOOM_TASK_SEQ2SEQ) return loom_train_seq2seq(&r.a);
     if (r.a.task != LOOM_TASK_LM) {
         const loom_train_args *a = &r.a;
