@@ -17,29 +17,15 @@ The user cells (written in loom's tests with loom's public API):
 
 Run with Debian's python3-torch: /usr/bin/python3 tests/golden/make_clip.py
 """
-import json
 import os
-import struct
 
 import torch
+
+from make_golden import write_safetensors  # the same file format as the recurrent-layer cases
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 T, B, I, H, LAYERS = 5, 3, 4, 5, 2
 MAX_NORM = 1e-3
-
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, off = {"__metadata__": metadata}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().float().contiguous()
-        raw = t.numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def twin_specs(i):
@@ -133,6 +119,7 @@ def main():
     tensors = {}
     for seed, case in enumerate(cases, 11):
         make(case, seed, tensors)
+    tensors = {k: v.detach().float() for k, v in tensors.items()}
     write_safetensors(os.path.join(HERE, "clip.safetensors"), tensors,
                       {"cases": ",".join(cases), "max_norm": repr(MAX_NORM)})
 
