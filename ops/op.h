@@ -48,7 +48,8 @@ typedef struct {
     atomic_int arrived;
     atomic_uint generation;
     int n;        /* threads in the team */
-    double *part; /* one per thread, for loom_team_sum */
+    double *part; /* one per share, for loom_team_sum */
+    bool solo;    /* one thread runs every share of a split kernel in turn (see execute.c) */
 } loom_team;
 
 /* Every thread of the team waits here until all have arrived; what each
@@ -206,9 +207,11 @@ static inline void loom_share(const loom_kargs *k, int64_t n, int64_t work, int6
     *lo = n * k->tid / k->nth;
     *hi = n * (k->tid + 1) / k->nth;
 }
-/* Σ of every thread's `mine`, added in thread order (deterministic), the
- * same value returned to all; a team barrier, so every thread of the team
- * must call it. */
+/* Σ of every share's `mine`, added in share order (deterministic). In a
+ * team it is a barrier (every thread must call it) and every share gets the
+ * total; when one thread runs the shares in turn (team.solo) only the last
+ * share gets it — so a kernel writes a team sum's result from its last
+ * share (tid == nth − 1). */
 double loom_team_sum(const loom_kargs *k, double mine);
 /* Elements per call of a vector loop (a thread's share is cut in spans). */
 #define LOOM_SPAN 4096

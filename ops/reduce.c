@@ -63,7 +63,7 @@ static loom_status sum_forward(const loom_kargs *k)
         loom_share(k, n, n, &i0, &i1);
         for (int64_t i = i0; i < i1; i++) acc += x[i];
         acc = loom_team_sum(k, acc);
-        if (k->tid == 0) k->out[0] = (float)acc;
+        if (k->tid == k->nth - 1) k->out[0] = (float)acc;
         return LOOM_OK;
     }
     split_axis(s, k->node->attr.i[0], &outer, &len, &inner);
@@ -408,7 +408,7 @@ static loom_status xent_forward(const loom_kargs *k)
         if (m != 0.0) acc += m * (logsumexp(x + r * c, c) - x[r * c + t[r]]);
     }
     acc = loom_team_sum(k, acc);
-    if (k->tid == 0) k->out[0] = den != 0.0 ? (float)(acc / den) : 0.0f;
+    if (k->tid == k->nth - 1) k->out[0] = den != 0.0 ? (float)(acc / den) : 0.0f;
     return LOOM_OK;
 }
 

@@ -103,7 +103,10 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
     }
     loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
                     !p->eval, tid, nth, &p->team, err, err_len};
-    return loom_op(nd->op)->forward(&a);
+    if (!p->team.solo || nth < 2) return loom_op(nd->op)->forward(&a);
+    loom_status s = LOOM_OK; /* one thread, every share in turn: the team's very computations */
+    for (a.tid = 0; a.tid < nth && !s; a.tid++) s = loom_op(nd->op)->forward(&a);
+    return s;
 }
 
 /* Whether folded term x's inputs lie right after term y's (dir 1: input
@@ -152,7 +155,7 @@ static loom_status run_terms(loom_plan *p, int32_t id, int32_t lo, int32_t hi, i
                 #pragma omp atomic
                 p->stacked += stack - 1;
             }
-            if (*beta != 0.0f && nth > 1) {
+            if (*beta != 0.0f && nth > 1 && !p->team.solo) {
                 loom_team_barrier(&p->team);
             }
             s = run_kernel(p, low, out, *beta, stack, 1, tid, nth, in, in_node, err, err_len);
@@ -173,7 +176,7 @@ static loom_status run_sum(loom_plan *p, int32_t id, int tid, int nth, const flo
     float beta = p->has_pieces[id] ? 1.0f : 0.0f;
     loom_status s = run_terms(p, id, 0, nd->n_in, -1, &beta, tid, nth, in, in_node, err, err_len);
     if (!s && p->rw.folded_in[id] < nd->n_in) {
-        if (beta != 0.0f && nth > 1) {
+        if (beta != 0.0f && nth > 1 && !p->team.solo) {
             loom_team_barrier(&p->team);
         }
         s = run_kernel(p, id, storage(p, id), beta, 1, 1, tid, nth, in, in_node, err, err_len);
@@ -239,7 +242,9 @@ static loom_status run_fused(loom_plan *p, int32_t lead, int tid, int nth, char 
         }
     }
     loom_kargs a = {p->g, ln, NULL, NULL, NULL, 0, 0.0f, 1, 0, !p->eval, tid, nth, &p->team, err, err_len};
-    loom_fused_run(&a, ops, n);
+    if (!p->team.solo || nth < 2) loom_fused_run(&a, ops, n);
+    else
+        for (a.tid = 0; a.tid < nth; a.tid++) loom_fused_run(&a, ops, n);
     return LOOM_OK;
 }
 
@@ -334,6 +339,55 @@ static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
 
 static loom_status run_levels(loom_plan *p, bool only_matmul);
 
+void loom_plan_set_team(loom_plan *p, loom_team_use use)
+{
+    if (p && use >= LOOM_TEAM_AUTO && use <= LOOM_TEAM_ALONE) p->team_use.use = use;
+}
+
+bool loom_plan_ran_alone(const loom_plan *p) { return p && p->team_use.alone; }
+
+static atomic_bool last_alone;
+bool loom_runs_alone(void) { return atomic_load_explicit(&last_alone, memory_order_relaxed); }
+
+/* Whether this run goes alone. Each way's mean run time is kept (an
+ * exponential average); the faster way runs, and the other is tried again
+ * after `interval` runs — 4 at first, doubling each time the try confirms
+ * the choice, up to 256 while the team is faster and 16 while alone is (so
+ * that the team comes back soon after the other program ends) — or at once
+ * when a team run takes twice the team's mean (another program started).
+ * The first runs: the team twice, then alone once. */
+static bool choose_alone(loom_plan *p)
+{
+    loom_team_choice *u = &p->team_use;
+    if (u->use != LOOM_TEAM_AUTO) return u->use == LOOM_TEAM_ALONE;
+    if (u->runs < 2 || !u->mean[0]) return false;
+    if (!u->mean[1]) return true;
+    bool best_alone = u->mean[1] < u->mean[0];
+    if (u->runs >= u->probe_at) return !best_alone; /* the other way, once */
+    return best_alone;
+}
+
+/* Records a run's time and plans the next try of the other way. */
+static void record_run(loom_plan *p, bool alone, double seconds)
+{
+    loom_team_choice *u = &p->team_use;
+    u->alone = alone;
+    atomic_store_explicit(&last_alone, alone, memory_order_relaxed);
+    if (u->use != LOOM_TEAM_AUTO) return;
+    double *m = &u->mean[alone];
+    bool was_best_alone = u->mean[0] && u->mean[1] && u->mean[1] < u->mean[0];
+    bool jump = !alone && u->mean[0] && seconds > 2 * u->mean[0];
+    *m = *m ? 0.7 * *m + 0.3 * seconds : seconds;
+    u->runs++;
+    if (!u->interval) u->interval = 4;
+    if (u->mean[0] && u->mean[1] && u->runs > u->probe_at) { /* a try just ran: confirmed, or the choice flips */
+        bool best_alone = u->mean[1] < u->mean[0];
+        u->interval = best_alone != was_best_alone ? 4 : u->interval * 2 > (best_alone ? 16 : 256) ? (best_alone ? 16 : 256) : u->interval * 2;
+        u->probe_at = u->runs + u->interval;
+    }
+    if (jump) u->probe_at = u->runs; /* try alone next */
+}
+
 loom_status loom_run(loom_plan *p) { return run_levels(p, false); }
 loom_status loom_run_matmuls(loom_plan *p) { return run_levels(p, true); }
 
@@ -354,9 +408,20 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (!ensure_slots(p, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
     p->side_by_side = p->stacked = p->batched_run = 0;
+    bool alone = threads > 1 && choose_alone(p);
+    double t0 = threads > 1 ? omp_get_wtime() : 0;
     if (threads < 2) {
         for (int32_t k = 0; k < p->n_exec && !st; k++)
             if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);
+    } else if (alone) { /* every share of a split kernel in turn, cut as the team cuts them (run_team) */
+        omp_set_num_threads(1); /* a GEMM runs on this thread, as in the team (OpenBLAS reads this) */
+        p->team.solo = true;
+        for (int32_t l = 0; l < p->n_levels && !st; l++)
+            for (int32_t k = p->level_start[l]; k < p->level_start[l + 1] && !st; k++)
+                if (!only_matmul || does_matmul(p, p->exec[k]))
+                    st = exec_node(p, p->exec[k], 0, !p->wide[l] && p->split[k] ? threads : 1, 0);
+        p->team.solo = false;
+        omp_set_num_threads(threads);
     } else {
         #pragma omp parallel num_threads(threads)
         {
@@ -366,6 +431,7 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
         }
         st = p->err.status;
     }
+    if (threads > 1 && !only_matmul) record_run(p, alone, omp_get_wtime() - t0);
     if (!only_matmul) p->runs++;
     return st;
 }

@@ -55,6 +55,8 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->eval = opts && opts->eval;
     p->seed = opts ? opts->seed : 0;
     p->rw.which = rewrites;
+    const char *team = getenv("LOOM_TEAM"); /* auto (default), team, alone */
+    p->team_use.use = team && !strcmp(team, "team") ? LOOM_TEAM_TEAM : team && !strcmp(team, "alone") ? LOOM_TEAM_ALONE : LOOM_TEAM_AUTO;
     p->in_plan = calloc((size_t)N, sizeof *p->in_plan);
     p->level = malloc((size_t)N * sizeof *p->level);
     p->root = malloc((size_t)N * sizeof *p->root);

@@ -19,6 +19,14 @@
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every buffer */
 
+/* How a plan's runs use their threads (see loom_plan_set_team). */
+typedef struct {
+    loom_team_use use;
+    double mean[2];          /* mean seconds of a run: [0] the team, [1] alone (0: none yet) */
+    int64_t runs, probe_at, interval;
+    bool alone;              /* what the last run did */
+} loom_team_choice;
+
 struct loom_plan {
     loom_graph *g;
     loom_walk walk;        /* the graph's arrays, while planning */
@@ -64,6 +72,7 @@ struct loom_plan {
     int32_t stacked;       /* folded terms the last run ran stacked into a neighbour's kernel */
     int32_t batched_run;   /* batch members the last run computed in their leader's one kernel */
     bool eval;
+    loom_team_choice team_use; /* the team or the calling thread alone (execute.c: choose_alone) */
     uint64_t seed, runs;
     loom_error err;        /* first error since the last run began */
 };

@@ -163,6 +163,7 @@ Test(runtime, parallel_ready_sets_match_serial)
     loom_tensor loss = loom_sum_all(g, acc), gw;
     cr_assert_eq(loom_backward(g, loss, &w, 1, &gw), LOOM_OK);
     loom_plan *p = loom_plan_new(g, (loom_tensor[]){loss, gw}, 2, NULL);
+    loom_plan_set_team(p, LOOM_TEAM_TEAM); /* the team's threads, side by side */
     loom_plan_stats s = loom_plan_get_stats(p);
     cr_assert_lt(s.levels, s.nodes / 4, "wide ready sets: %d levels for %d nodes", s.levels, s.nodes);
     float *xv = rnd_buf(64 * 16, -1, 1), *wv = rnd_buf(16 * 16, -0.3f, 0.3f);
@@ -198,6 +199,7 @@ Test(runtime, thread_count_may_change_between_plan_and_run)
     loom_tensor y = loom_add_n(g, parts, 32);
     omp_set_num_threads(1);
     loom_plan *p = loom_plan_new(g, &y, 1, NULL);
+    loom_plan_set_team(p, LOOM_TEAM_TEAM);
     float *xv = rnd_buf(64 * 64, -1, 1);
     loom_bind(p, x, xv);
     cr_assert_eq(loom_run(p), LOOM_OK);
@@ -212,6 +214,65 @@ Test(runtime, thread_count_may_change_between_plan_and_run)
     free(xv);
     loom_plan_free(p);
     loom_graph_free(g);
+}
+
+/* A run with two threads goes as a team or alone (the calling thread runs
+ * every share of a split kernel in turn, cut as the team cuts them): the
+ * same results to the bit, whichever way — so that AUTO, which picks the
+ * faster way by timing (alone when another program keeps a core busy), can
+ * switch between them without changing a training run. An LSTM step,
+ * forward and backward, big enough that GEMMs, sums and elementwise kernels
+ * split; a loss (a team sum) among the outputs. */
+Test(runtime, alone_is_the_team_to_the_bit)
+{
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 64, .hidden_size = 256});
+    loom_tensor x = loom_input(g, "x", loom_shape3(12, 32, 64));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){0});
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
+    int n = loom_graph_params(g, NULL, 0);
+    loom_tensor outs[8];
+    outs[0] = loss;
+    loom_tensor params[4];
+    loom_graph_params(g, params, n);
+    cr_assert_eq(loom_backward(g, loss, params, n, outs + 1), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 5);
+    float *xv = rnd_buf(12 * 32 * 64, -1, 1);
+    float *want[8] = {0};
+    static const loom_team_use uses[] = {LOOM_TEAM_TEAM, LOOM_TEAM_ALONE, LOOM_TEAM_AUTO};
+    for (unsigned u = 0; u < 3; u++) {
+        loom_plan *p = loom_plan_new(g, outs, 1 + n, NULL);
+        cr_assert(p, "%s", loom_graph_error(g));
+        loom_plan_set_team(p, uses[u]);
+        loom_store_bind(st, p);
+        loom_bind(p, x, xv);
+        for (int run = 0; run < (uses[u] == LOOM_TEAM_AUTO ? 6 : 2); run++) {
+            cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+            if (uses[u] != LOOM_TEAM_AUTO) cr_assert_eq(loom_plan_ran_alone(p), uses[u] == LOOM_TEAM_ALONE);
+            else if (run == 2) cr_assert(loom_plan_ran_alone(p), "AUTO tries alone on its third run");
+            for (int i = 0; i < 1 + n; i++) {
+                int64_t k = loom_tensor_numel(g, outs[i]);
+                const float *v = loom_plan_output(p, outs[i]);
+                if (!want[i]) {
+                    want[i] = malloc((size_t)k * sizeof(float));
+                    memcpy(want[i], v, (size_t)k * sizeof(float));
+                    continue;
+                }
+                cr_assert(!memcmp(v, want[i], (size_t)k * sizeof(float)), "%s, run %d: output %d differs from the team's",
+                          uses[u] == LOOM_TEAM_TEAM ? "team" : uses[u] == LOOM_TEAM_ALONE ? "alone" : "auto", run, i);
+            }
+        }
+        loom_plan_free(p);
+    }
+    for (int i = 0; i < 8; i++) free(want[i]);
+    free(xv);
+    loom_store_free(st);
+    loom_graph_free(g);
+    omp_set_num_threads(saved);
 }
 
 Test(runtime, big_kernels_split_across_threads)

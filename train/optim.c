@@ -1,5 +1,6 @@
 /* Optimisers, schedules and clipping, as torch.optim computes them. */
 #include "loom/train.h"
+#include "loom/runtime.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -104,7 +105,7 @@ static void sgd(const loom_optim *o, int i, const float *grad, float lr)
 {
     const loom_optim_opts *c = &o->o;
     float *p = o->p[i], *buf = o->m ? o->m[i] : NULL, wd = c->weight_decay, mu = c->momentum, damp = c->dampening;
-    #pragma omp parallel for simd if (parallel: o->size[i] > PAR_MIN)
+    #pragma omp parallel for simd if (parallel: o->size[i] > PAR_MIN && !loom_runs_alone())
     for (int64_t k = 0; k < o->size[i]; k++) {
         float g = grad[k];
         if (wd != 0) g = g + wd * p[k];
@@ -122,7 +123,7 @@ static void adam(const loom_optim *o, int i, const float *grad, float lr)
     float *p = o->p[i], *m = o->m[i], *v = o->v[i], b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay;
     double t = (double)(o->steps + 1);
     float bc1 = (float)(1 - pow(b1, t)), bc2_sqrt = (float)sqrt(1 - pow(b2, t)), step = lr / bc1;
-    #pragma omp parallel for simd if (parallel: o->size[i] > PAR_MIN)
+    #pragma omp parallel for simd if (parallel: o->size[i] > PAR_MIN && !loom_runs_alone())
     for (int64_t k = 0; k < o->size[i]; k++) {
         float g = grad[k];
         if (c->kind == LOOM_OPT_ADAMW) p[k] = p[k] * (1 - lr * wd);
@@ -150,7 +151,7 @@ static double sum_squares(const float *x, int64_t n)
     enum { BLOCK = 4096 };
     int64_t blocks = (n + BLOCK - 1) / BLOCK;
     double total = 0;
-    #pragma omp parallel for ordered schedule(static) if (n > PAR_MIN)
+    #pragma omp parallel for ordered schedule(static) if (n > PAR_MIN && !loom_runs_alone())
     for (int64_t b = 0; b < blocks; b++) {
         int64_t lo = b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
         double s = 0;
@@ -172,7 +173,7 @@ double loom_clip_grad_norm(float *const *grads, const int64_t *sizes, int n, dou
     if (isfinite(norm) && coef < 1)
         for (int i = 0; i < n; i++) {
             float *g = grads[i];
-            #pragma omp parallel for simd if (parallel: sizes[i] > PAR_MIN)
+            #pragma omp parallel for simd if (parallel: sizes[i] > PAR_MIN && !loom_runs_alone())
             for (int64_t k = 0; k < sizes[i]; k++) g[k] = (float)(g[k] * coef);
         }
     return norm;

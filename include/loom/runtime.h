@@ -100,6 +100,25 @@ uint64_t loom_plan_runs(const loom_plan *p);
 void loom_plan_set_runs(loom_plan *p, uint64_t runs);
 void loom_plan_set_eval(loom_plan *p, bool eval);
 
+/* How a run with several threads uses them. A split kernel's work is cut
+ * into one share per thread; the shares are either run side by side by
+ * the team, or one after another by the calling thread alone — the same
+ * computations, so the same results to the bit. AUTO (the default) times
+ * the runs both ways and takes the faster, trying the other again now and
+ * then: when another program keeps a core busy, a team waits at every
+ * barrier for the thread the scheduler set aside (a step 2–6× slower),
+ * and the thread alone keeps its pace. TEAM and ALONE fix the choice. The
+ * environment variable LOOM_TEAM=auto|team|alone sets it for new plans. */
+typedef enum { LOOM_TEAM_AUTO = 0, LOOM_TEAM_TEAM, LOOM_TEAM_ALONE } loom_team_use;
+void loom_plan_set_team(loom_plan *p, loom_team_use use);
+/* Whether the last run went alone (a plan run with one thread always does). */
+bool loom_plan_ran_alone(const loom_plan *p);
+/* Whether the process's last run with several threads went alone: loops
+ * outside plans (the optimiser's, clipping's) follow it, so that they do
+ * not wake the team's threads while the machine is busy (a waking OpenMP
+ * thread spins for milliseconds, on the core the one running alone needs). */
+bool loom_runs_alone(void);
+
 typedef struct {
     int32_t nodes;        /* nodes the plan executes (kernels) */
     int32_t views;        /* view nodes (no kernel, no buffer) */
