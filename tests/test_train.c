@@ -5,6 +5,7 @@
 #include "mgu_cell.h"
 
 #include <cjson/cJSON.h>
+#include <unistd.h>
 
 static loom_st *golden(void)
 {
@@ -88,6 +89,156 @@ Test(optim, schedules_match_pytorch)
     cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 3), 1.0f, 1e-7);
     cr_assert_float_eq(loom_schedule_lr(&w, 1.0f, 9), 1.0f, 1e-7);
     loom_st_free(f);
+}
+
+/* ---- the trainer (loom/trainer.h) ---- */
+
+/* A character LM around the MGU user cell (two layers, an embedding,
+ * dropout), its store and trainer; batches of the text in x, y. */
+typedef struct {
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *s;
+    loom_trainer *t;
+    int32_t x[6 * 4], y[6 * 4];
+} lm_rig;
+
+static void rig_make(lm_rig *r, const loom_cell_def *cell, float lr, loom_optimizer kind, double clip)
+{
+    r->g = loom_graph_new();
+    loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = cell, .vocab = 12, .embed = 8, .hidden = 16, .layers = 2,
+                                                 .dropout = 0.2f, .steps = 6, .batch = 4, .seed = 3});
+    r->s = loom_store_new(r->g);
+    loom_store_init(r->s, 7);
+    loom_error err = {0};
+    r->t = loom_trainer_new(r->g, r->s,
+                            &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
+                                                 .n_states = cell->n_states, .optim = {.kind = kind, .lr = lr},
+                                                 .schedule = {.kind = LOOM_SCHED_COSINE, .total = 40, .warmup = 3},
+                                                 .clip_norm = clip, .seed = 11},
+                            &err);
+    cr_assert(r->t, "%s", err.msg);
+    cr_assert_eq(loom_trainer_bind(r->t, r->lm.tokens, r->x), LOOM_OK, "%s", loom_trainer_error(r->t));
+    cr_assert_eq(loom_trainer_bind(r->t, r->lm.targets, r->y), LOOM_OK, "%s", loom_trainer_error(r->t));
+}
+
+static void rig_free(lm_rig *r)
+{
+    loom_trainer_free(r->t);
+    loom_store_free(r->s);
+    loom_graph_free(r->g);
+}
+
+/* Batch k of a fixed token stream (the same batches for every run). */
+static void rig_batch(lm_rig *r, int k)
+{
+    for (int i = 0; i < 24; i++) {
+        int at = k * 24 + i;
+        r->x[i] = (at * 7 + at / 5) % 12;
+        r->y[i] = ((at + 1) * 7 + (at + 1) / 5) % 12;
+    }
+}
+
+/* A user's cell trains through the trainer, saves, and a new trainer made
+ * the same way resumes bit for bit (weights, Adam's moments, the schedule's
+ * position, the carried states, the dropout counter). */
+Test(trainer, resumes_bit_for_bit)
+{
+    lm_rig a, b, c;
+    double straight[20];
+    rig_make(&a, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    for (int k = 0; k < 20; k++) {
+        rig_batch(&a, k);
+        if (k == 12) loom_trainer_reset_states(a.t); /* a new epoch */
+        loom_train_step s;
+        cr_assert_eq(loom_trainer_step(a.t, &s), LOOM_OK, "%s", loom_trainer_error(a.t));
+        cr_assert_eq(s.step, k + 1);
+        straight[k] = s.loss;
+    }
+    cr_assert_lt(straight[19], straight[0], "it learns: %g → %g", straight[0], straight[19]);
+    rig_make(&b, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    for (int k = 0; k < 10; k++) {
+        rig_batch(&b, k);
+        cr_assert_eq(loom_trainer_step(b.t, NULL), LOOM_OK, "%s", loom_trainer_error(b.t));
+    }
+    loom_st *f = loom_st_new();
+    cr_assert_eq(loom_trainer_save(b.t, f), LOOM_OK, "%s", loom_trainer_error(b.t));
+    char path[] = "/tmp/loom-trainer-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    cr_assert_eq(loom_checkpoint_write(f, path), LOOM_OK, "%s", loom_st_error(f));
+    loom_st_free(f);
+    rig_make(&c, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    f = loom_st_new();
+    cr_assert_eq(loom_checkpoint_read(f, path), LOOM_OK, "%s", loom_st_error(f));
+    unlink(path);
+    cr_assert_eq(loom_trainer_restore(c.t, f), LOOM_OK, "%s", loom_trainer_error(c.t));
+    loom_st_free(f);
+    cr_assert_eq(loom_trainer_steps(c.t), 10);
+    for (int k = 10; k < 20; k++) {
+        rig_batch(&c, k);
+        if (k == 12) loom_trainer_reset_states(c.t);
+        loom_train_step s;
+        cr_assert_eq(loom_trainer_step(c.t, &s), LOOM_OK, "%s", loom_trainer_error(c.t));
+        cr_assert_eq(s.loss, straight[k], "step %d: %.9g resumed, %.9g straight", k + 1, s.loss, straight[k]);
+    }
+    for (int i = 0; i < loom_store_count(a.s); i++)
+        cr_assert(!memcmp(loom_store_data(a.s, loom_store_tensor(a.s, i)), loom_store_data(c.s, loom_store_tensor(c.s, i)),
+                          (size_t)loom_store_numel(a.s, i) * sizeof(float)),
+                  "%s differs", loom_store_name(a.s, i));
+    /* evaluation: no dropout, no update, its own carried states */
+    loom_trainer_eval_begin(c.t);
+    double l1, l2;
+    rig_batch(&c, 0);
+    cr_assert_eq(loom_trainer_eval_batch(c.t, &l1), LOOM_OK);
+    loom_trainer_eval_begin(c.t);
+    cr_assert_eq(loom_trainer_eval_batch(c.t, &l2), LOOM_OK);
+    cr_assert(isfinite(l1) && l1 == l2, "evaluation is deterministic: %g %g", l1, l2);
+    cr_assert_eq(loom_trainer_steps(c.t), 20);
+    rig_free(&a), rig_free(&b), rig_free(&c);
+}
+
+/* A diverging run stops with the step and the first parameter named, and
+ * nothing is updated; a damaged checkpoint changes nothing. */
+Test(trainer, stops_and_refuses_clearly)
+{
+    lm_rig r;
+    rig_make(&r, &loom_cell_rnn_relu, 1e6f, LOOM_OPT_SGD, 0);
+    loom_status st = LOOM_OK;
+    int k = 0;
+    for (; k < 50 && !st; k++) {
+        rig_batch(&r, k);
+        st = loom_trainer_step(r.t, NULL);
+    }
+    cr_assert_eq(st, LOOM_ERR_VALUE, "a huge learning rate diverges");
+    cr_assert(strstr(loom_trainer_error(r.t), "is not finite"), "%s", loom_trainer_error(r.t));
+    cr_assert_eq(loom_trainer_steps(r.t), k - 1, "the failed step did not count");
+    rig_free(&r);
+
+    rig_make(&r, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    rig_batch(&r, 0);
+    cr_assert_eq(loom_trainer_step(r.t, NULL), LOOM_OK);
+    loom_st *f = loom_st_new();
+    cr_assert_eq(loom_trainer_save(r.t, f), LOOM_OK);
+    float before = loom_store_data(r.s, loom_store_tensor(r.s, 0))[0];
+    static const char *const bad[][2] = {{"loom.step", "-1"}, {"loom.step", "x"}, {"loom.plan_runs", "9223372036854775807"},
+                                         {"loom.optim_steps", "-4"}};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        loom_st *g = loom_st_new();
+        for (int j = 0; j < f->n; j++) loom_st_add(g, f->tensors[j].name, f->tensors[j].dtype, f->tensors[j].shape, f->tensors[j].data);
+        for (int j = 0; j < f->n_meta; j++) loom_st_set_meta(g, f->meta_key[j], loom_st_meta(f, f->meta_key[j]));
+        loom_st_set_meta(g, bad[i][0], bad[i][1]);
+        cr_assert_eq(loom_trainer_restore(r.t, g), LOOM_ERR_FORMAT, "%s = %s", bad[i][0], bad[i][1]);
+        loom_st_free(g);
+    }
+    ((float *)loom_st_get(f, "state.0")->data)[0] = 1; /* a later refusal must not leave this behind */
+    ((float *)loom_st_get(f, loom_store_name(r.s, 1))->data)[0] = NAN;
+    cr_assert_eq(loom_trainer_restore(r.t, f), LOOM_ERR_VALUE);
+    cr_assert(strstr(loom_trainer_error(r.t), "NaN"), "%s", loom_trainer_error(r.t));
+    cr_assert_eq(loom_store_data(r.s, loom_store_tensor(r.s, 0))[0], before, "a refused restore changes nothing");
+    cr_assert_eq(loom_trainer_steps(r.t), 1);
+    loom_st_free(f);
+    rig_free(&r);
 }
 
 /* A user cell whose two biases get identical gradients (as the built-in

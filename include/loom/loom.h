@@ -20,6 +20,7 @@
 #include "loom/plot.h"
 #include "loom/data.h"
 #include "loom/train.h"
+#include "loom/trainer.h"
 #include "loom/generate.h"
 #include "loom/bleu.h"
 

@@ -1,0 +1,112 @@
+/* loom/trainer.h — the training loop as library calls, for any model: a
+ * language model, an encoder–decoder, a model built by hand around a cell
+ * of one's own.
+ *
+ * A trainer is made from a graph, its store and the loss; it derives the
+ * gradients of every parameter, makes the training plan and an evaluation
+ * plan (no dropout), and the optimiser. The caller feeds the batches: it
+ * binds each batch input once (loom_trainer_bind) and fills the buffers
+ * before each step. One step runs forward and backward, clips, stops on a
+ * loss or gradient that is not finite (naming the first parameter), takes
+ * the learning rate from the schedule, updates, and carries the states:
+ *
+ *     loom_trainer *t = loom_trainer_new(g, store, &(loom_trainer_opts){
+ *         .loss = lm.loss, .state_in = lm.init, .state_out = lm.out.final, .n_states = 1,
+ *         .optim = {.kind = LOOM_OPT_ADAM, .lr = 0.01f}, .clip_norm = 1}, &err);
+ *     loom_trainer_bind(t, lm.tokens, x), loom_trainer_bind(t, lm.targets, y);
+ *     while (...) {
+ *         if (loom_batches_next(batches, x, y)) loom_trainer_reset_states(t);
+ *         loom_train_step s;
+ *         if (loom_trainer_step(t, &s)) fail(loom_trainer_error(t));
+ *     }
+ *
+ * Checkpoints: loom_trainer_save adds the trainer's part (weights,
+ * optimiser moments and step, carried states, the dropout counter) to a
+ * safetensors object, beside what the caller adds (its data position, its
+ * model description); loom_checkpoint_write writes it. A trainer made the
+ * same way and restored from it continues bit for bit.
+ */
+#ifndef LOOM_TRAINER_H
+#define LOOM_TRAINER_H
+
+#include "loom/data.h"
+#include "loom/graph.h"
+#include "loom/safetensors.h"
+#include "loom/store.h"
+#include "loom/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    loom_tensor loss; /* an f32 scalar */
+    /* Carried states (sequential partitioning): before each step,
+     * state_in[i] (an input of the graph) holds what state_out[i] held
+     * after the step before — detached, so no gradient flows between
+     * batches; zeros at first and after loom_trainer_reset_states. */
+    const loom_tensor *state_in, *state_out;
+    int n_states;
+    loom_optim_opts optim;
+    loom_schedule schedule; /* zero: a constant rate */
+    double clip_norm;       /* clip the global gradient norm to this (torch's clip_grad_norm_); 0: off */
+    float clip_value;       /* clamp every gradient element to [−v, v] (clip_grad_value_); 0: off */
+    uint64_t seed;          /* the dropout masks' seed */
+    /* Optional: the trainer draws its own batches of a token stream. Each
+     * step fills `tokens` and `targets` (i32 (T, B) inputs) from `batches`
+     * (which must outlive the trainer); the carried states start afresh at
+     * each new epoch — at every batch with `fresh_states` (random sampling)
+     * — and checkpoints carry the batches' position. */
+    loom_batches *batches;
+    loom_tensor tokens, targets;
+    bool fresh_states;
+} loom_trainer_opts;
+
+typedef struct loom_trainer loom_trainer;
+
+/* NULL with the reason in *err (err may be NULL) on bad options, a failed
+ * graph or out of memory. The trainer keeps g and s (they must outlive
+ * it) and appends the gradients to g. */
+loom_trainer *loom_trainer_new(loom_graph *g, loom_store *s, const loom_trainer_opts *o, loom_error *err);
+void loom_trainer_free(loom_trainer *t);
+/* The first error of the last call; "" if none. */
+const char *loom_trainer_error(const loom_trainer *t);
+
+/* Binds a batch input (tokens, targets, a mask) of both plans to data the
+ * caller fills before each step (or evaluation). */
+loom_status loom_trainer_bind(loom_trainer *t, loom_tensor input, const void *data);
+
+/* One optimiser step. */
+typedef struct {
+    int64_t step;     /* steps done, this one included */
+    double loss;      /* this batch's loss, before the update */
+    double grad_norm; /* the global gradient norm, before clipping */
+    float lr;         /* the learning rate used */
+} loom_train_step;
+/* LOOM_ERR_VALUE (nothing updated) when the loss or a gradient is not
+ * finite: the message names the step and the first such parameter. */
+loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out);
+/* Zeros the carried states (a new epoch; random sampling: every batch). */
+void loom_trainer_reset_states(loom_trainer *t);
+int64_t loom_trainer_steps(const loom_trainer *t);
+
+/* Evaluation (no dropout, no update) with carried states of its own:
+ * begin zeros them; each batch runs the evaluation plan on the bound
+ * inputs, carries its states and returns its loss. */
+void loom_trainer_eval_begin(loom_trainer *t);
+loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss);
+
+/* Adds the trainer's state to f: the weights (under the store's names),
+ * the optimiser's moments ("optim.m.NAME", "optim.v.NAME"), the carried
+ * states ("state.I") and the metadata loom.step, loom.optim_steps and
+ * loom.plan_runs (and loom.epoch, loom.batch: the batches' position). */
+loom_status loom_trainer_save(loom_trainer *t, loom_st *f);
+/* Reads it back into a trainer made the same way: everything checked
+ * (names, shapes, every number's range, finite weights) before anything is
+ * changed; the reason in loom_trainer_error otherwise. */
+loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

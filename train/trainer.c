@@ -1,0 +1,345 @@
+/* The training loop as library calls (loom/trainer.h), on loom's public
+ * API only: gradients by loom_backward, two plans, the optimiser,
+ * clipping, the schedule, carried states, checkpoints' training part. */
+#include "loom/trainer.h"
+#include "loom/autodiff.h"
+#include "loom/checkpoint.h"
+#include "loom/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct loom_trainer {
+    loom_trainer_opts o;
+    loom_graph *g;
+    loom_store *s;
+    loom_plan *train, *eval;
+    int n_params;
+    loom_tensor *outs; /* loss, the states after the batch, every parameter's gradient */
+    loom_tensor *state_in, *state_out;
+    float **state, **eval_state; /* per carried state: the buffers bound to state_in */
+    int64_t *state_numel;
+    float **grads;
+    int64_t *sizes;
+    loom_optim *opt;
+    int32_t *x, *y; /* the batch the trainer draws (opts.batches) */
+    int64_t steps;
+    loom_error err;
+};
+
+#define LOOM_TRAINER_MAX_STEPS (1LL << 40)
+#define LOOM_TRAINER_MAX_RUNS (1LL << 50)
+
+static loom_status fail(loom_trainer *t, loom_status st, const char *fmt, ...)
+{
+    t->err.status = st;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err.msg, sizeof t->err.msg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *loom_trainer_error(const loom_trainer *t) { return t ? t->err.msg : "out of memory"; }
+int64_t loom_trainer_steps(const loom_trainer *t) { return t ? t->steps : 0; }
+
+void loom_trainer_free(loom_trainer *t)
+{
+    if (!t) return;
+    for (int i = 0; t->state && i < t->o.n_states; i++) free(t->state[i]);
+    for (int i = 0; t->eval_state && i < t->o.n_states; i++) free(t->eval_state[i]);
+    free(t->state), free(t->eval_state), free(t->state_numel), free(t->state_in), free(t->state_out);
+    free(t->outs), free(t->grads), free(t->sizes), free(t->x), free(t->y);
+    loom_optim_free(t->opt);
+    loom_plan_free(t->train), loom_plan_free(t->eval);
+    free(t);
+}
+
+/* The options, the states' pairs and the loss checked against the graph. */
+static bool check(loom_trainer *t)
+{
+    const loom_trainer_opts *o = &t->o;
+    loom_graph *g = t->g;
+    if (loom_graph_failed(g)) return fail(t, loom_graph_status(g), "%s", loom_graph_error(g)), false;
+    if (loom_store_status(t->s)) return fail(t, loom_store_status(t->s), "%s", loom_store_error(t->s)), false;
+    if (!loom_graph_has(g, o->loss) || loom_tensor_numel(g, o->loss) != 1)
+        return fail(t, LOOM_ERR_ARG, "trainer: the loss must be a scalar of the graph"), false;
+    if (o->n_states < 0 || (o->n_states && (!o->state_in || !o->state_out)))
+        return fail(t, LOOM_ERR_ARG, "trainer: %d carried states without their tensors", o->n_states), false;
+    for (int i = 0; i < o->n_states; i++) {
+        loom_tensor a = o->state_in[i], b = o->state_out[i];
+        if (!loom_graph_has(g, a) || !loom_graph_has(g, b) ||
+            !loom_shape_eq(loom_tensor_shape(g, a), loom_tensor_shape(g, b)) || loom_tensor_dtype(g, a) != LOOM_F32)
+            return fail(t, LOOM_ERR_ARG, "trainer: carried state %d: state_in and state_out must be f32 tensors of one shape", i),
+                   false;
+    }
+    if (!(o->clip_norm >= 0) || !(o->clip_value >= 0))
+        return fail(t, LOOM_ERR_ARG, "trainer: clip_norm and clip_value must be >= 0"), false;
+    if (o->batches) {
+        loom_shape s = loom_tensor_shape(g, o->tokens);
+        if (!loom_graph_has(g, o->tokens) || !loom_graph_has(g, o->targets) || loom_tensor_dtype(g, o->tokens) != LOOM_I32 ||
+            loom_tensor_dtype(g, o->targets) != LOOM_I32 || s.rank != 2 ||
+            !loom_shape_eq(s, loom_tensor_shape(g, o->targets)))
+            return fail(t, LOOM_ERR_ARG, "trainer: batches need tokens and targets, i32 tensors (T, B) of one shape"), false;
+    }
+    return true;
+}
+
+/* Gradients, plans, optimiser and the states' buffers. */
+static bool build(loom_trainer *t)
+{
+    const loom_trainer_opts *o = &t->o;
+    int S = o->n_states, n = t->n_params = loom_store_count(t->s);
+    t->outs = malloc((size_t)(1 + S + n) * sizeof *t->outs);
+    t->grads = calloc((size_t)n + 1, sizeof *t->grads);
+    t->sizes = calloc((size_t)n + 1, sizeof *t->sizes);
+    t->state = calloc((size_t)S + 1, sizeof *t->state);
+    t->eval_state = calloc((size_t)S + 1, sizeof *t->eval_state);
+    t->state_numel = calloc((size_t)S + 1, sizeof *t->state_numel);
+    t->state_in = malloc(((size_t)S + 1) * sizeof *t->state_in);
+    t->state_out = malloc(((size_t)S + 1) * sizeof *t->state_out);
+    if (!t->outs || !t->grads || !t->sizes || !t->state || !t->eval_state || !t->state_numel || !t->state_in || !t->state_out)
+        return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+    memcpy(t->state_in, o->state_in, (size_t)S * sizeof *t->state_in);
+    memcpy(t->state_out, o->state_out, (size_t)S * sizeof *t->state_out);
+    t->outs[0] = o->loss;
+    for (int i = 0; i < S; i++) t->outs[1 + i] = o->state_out[i];
+    if (loom_backward(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S))
+        return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
+    t->train = loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
+    t->eval = t->train ? loom_plan_new(t->g, t->outs, 1 + S, &(loom_plan_opts){.eval = true}) : NULL;
+    if (!t->train || !t->eval) return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
+    for (int i = 0; i < S; i++) {
+        t->state_numel[i] = loom_tensor_numel(t->g, o->state_in[i]);
+        t->state[i] = calloc((size_t)t->state_numel[i], sizeof(float));
+        t->eval_state[i] = calloc((size_t)t->state_numel[i], sizeof(float));
+        if (!t->state[i] || !t->eval_state[i]) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+        loom_bind(t->train, o->state_in[i], t->state[i]);
+        loom_bind(t->eval, o->state_in[i], t->eval_state[i]);
+    }
+    loom_store_bind(t->s, t->train), loom_store_bind(t->s, t->eval);
+    for (int i = 0; i < n; i++) t->sizes[i] = loom_store_numel(t->s, i);
+    if (o->batches) {
+        int64_t k = loom_tensor_numel(t->g, o->tokens);
+        if (!(t->x = malloc((size_t)k * sizeof *t->x)) || !(t->y = malloc((size_t)k * sizeof *t->y)))
+            return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+        if (loom_trainer_bind(t, o->tokens, t->x) || loom_trainer_bind(t, o->targets, t->y)) return false;
+    }
+    const char *why = NULL;
+    if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why)))
+        return fail(t, why ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "%s", why ? why : "trainer: out of memory"), false;
+    return true;
+}
+
+loom_trainer *loom_trainer_new(loom_graph *g, loom_store *s, const loom_trainer_opts *o, loom_error *err)
+{
+    loom_trainer *t = calloc(1, sizeof *t);
+    if (!t || !g || !s || !o) {
+        if (err) {
+            err->status = t ? LOOM_ERR_ARG : LOOM_ERR_NOMEM;
+            snprintf(err->msg, sizeof err->msg, "%s", t ? "trainer: no graph, store or options" : "trainer: out of memory");
+        }
+        free(t);
+        return NULL;
+    }
+    t->o = *o, t->g = g, t->s = s;
+    if (!check(t) || !build(t)) {
+        if (err) *err = t->err;
+        loom_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+loom_status loom_trainer_bind(loom_trainer *t, loom_tensor input, const void *data)
+{
+    if (!t) return LOOM_ERR_ARG;
+    loom_status st = loom_bind(t->train, input, data);
+    if (st) return fail(t, st, "%s", loom_plan_error(t->train));
+    st = loom_bind(t->eval, input, data);
+    return st ? fail(t, st, "%s", loom_plan_error(t->eval)) : LOOM_OK;
+}
+
+void loom_trainer_reset_states(loom_trainer *t)
+{
+    for (int i = 0; t && i < t->o.n_states; i++) memset(t->state[i], 0, (size_t)t->state_numel[i] * sizeof(float));
+}
+
+/* The first parameter whose gradient is not finite. */
+static const char *first_non_finite(const loom_trainer *t)
+{
+    for (int i = 0; i < t->n_params; i++)
+        for (int64_t k = 0; k < t->sizes[i]; k++)
+            if (!isfinite(t->grads[i][k])) return loom_store_name(t->s, i);
+    return NULL;
+}
+
+loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
+{
+    if (!t) return LOOM_ERR_ARG;
+    t->err = (loom_error){0};
+    if (t->o.batches) {
+        bool epoch_start = loom_batches_next(t->o.batches, t->x, t->y);
+        if (t->o.fresh_states || (epoch_start && t->steps)) loom_trainer_reset_states(t);
+    }
+    loom_status st = loom_run(t->train);
+    if (st) return fail(t, st, "%s", loom_plan_error(t->train));
+    int S = t->o.n_states;
+    double loss = loom_plan_output(t->train, t->o.loss)[0];
+    for (int i = 0; i < t->n_params; i++) t->grads[i] = (float *)loom_plan_output(t->train, t->outs[1 + S + i]);
+    double norm = loom_clip_grad_norm(t->grads, t->sizes, t->n_params, t->o.clip_norm > 0 ? t->o.clip_norm : INFINITY);
+    if (!isfinite(loss) || !isfinite(norm)) {
+        const char *bad = first_non_finite(t);
+        return fail(t, LOOM_ERR_VALUE, "step %lld: the %s is not finite%s%s", (long long)t->steps + 1,
+                    isfinite(loss) ? "gradient" : "loss", bad ? ", first in the gradient of " : "", bad ? bad : "");
+    }
+    if (t->o.clip_value > 0) loom_clip_grad_value(t->grads, t->sizes, t->n_params, t->o.clip_value);
+    float lr = loom_schedule_lr(&t->o.schedule, t->o.optim.lr, t->steps);
+    loom_optim_step(t->opt, (const float *const *)t->grads, lr);
+    for (int i = 0; i < S; i++)
+        memcpy(t->state[i], loom_plan_output(t->train, t->state_out[i]), (size_t)t->state_numel[i] * sizeof(float));
+    t->steps++;
+    if (out) *out = (loom_train_step){.step = t->steps, .loss = loss, .grad_norm = norm, .lr = lr};
+    return LOOM_OK;
+}
+
+void loom_trainer_eval_begin(loom_trainer *t)
+{
+    for (int i = 0; t && i < t->o.n_states; i++) memset(t->eval_state[i], 0, (size_t)t->state_numel[i] * sizeof(float));
+}
+
+loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss)
+{
+    if (!t) return LOOM_ERR_ARG;
+    t->err = (loom_error){0};
+    loom_status st = loom_run(t->eval);
+    if (st) return fail(t, st, "%s", loom_plan_error(t->eval));
+    if (loss) *loss = loom_plan_output(t->eval, t->o.loss)[0];
+    for (int i = 0; i < t->o.n_states; i++)
+        memcpy(t->eval_state[i], loom_plan_output(t->eval, t->state_out[i]), (size_t)t->state_numel[i] * sizeof(float));
+    return LOOM_OK;
+}
+
+static bool set_int(loom_st *f, const char *k, long long v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%lld", v);
+    return !loom_st_set_meta(f, k, s);
+}
+
+loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
+{
+    if (!t || !f) return LOOM_ERR_ARG;
+    t->err = (loom_error){0};
+    bool ok = set_int(f, "loom.optim_steps", (long long)loom_optim_steps(t->opt)) && set_int(f, "loom.step", (long long)t->steps) &&
+              set_int(f, "loom.plan_runs", (long long)loom_plan_runs(t->train));
+    if (ok && t->o.batches) {
+        int64_t epoch, batch;
+        loom_batches_tell(t->o.batches, &epoch, &batch);
+        ok = set_int(f, "loom.epoch", (long long)epoch) && set_int(f, "loom.batch", (long long)batch);
+    }
+    for (int i = 0; ok && i < t->n_params; i++) {
+        const char *name = loom_store_name(t->s, i);
+        loom_tensor p = loom_store_tensor(t->s, i);
+        float *m, *v;
+        loom_optim_state(t->opt, i, &m, &v);
+        float *moment[2] = {m, v};
+        ok = !loom_st_add(f, name, LOOM_F32, loom_tensor_shape(t->g, p), loom_store_data(t->s, p));
+        for (int k = 0; ok && k < 2; k++) {
+            char key[300];
+            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', name);
+            ok = !moment[k] || !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)t->sizes[i]), moment[k]);
+        }
+    }
+    for (int i = 0; ok && i < t->o.n_states; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "state.%d", i);
+        ok = !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)t->state_numel[i]), t->state[i]);
+    }
+    return ok ? LOOM_OK : fail(t, loom_st_error(f)[0] ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "trainer: save: %s", loom_st_error(f));
+}
+
+/* A decimal integer of f's metadata in [lo, hi]. */
+static bool meta_int(const loom_st *f, const char *k, long long lo, long long hi, long long *out)
+{
+    const char *v = loom_st_meta(f, k);
+    if (!v || !(v[0] == '-' ? v[1] >= '0' && v[1] <= '9' : v[0] >= '0' && v[0] <= '9')) return false;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || x < lo || x > hi) return false;
+    *out = x;
+    return true;
+}
+
+/* An f32 tensor of f with n elements, or NULL. */
+static const float *tensor(const loom_st *f, const char *key, int64_t n)
+{
+    const loom_st_tensor *x = loom_st_get(f, key);
+    return x && x->dtype == LOOM_F32 && loom_shape_numel(x->shape) == n ? x->data : NULL;
+}
+
+loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
+{
+    if (!t || !f) return LOOM_ERR_ARG;
+    t->err = (loom_error){0};
+    long long steps, optim_steps, runs;
+    if (!meta_int(f, "loom.step", 0, LOOM_TRAINER_MAX_STEPS, &steps) ||
+        !meta_int(f, "loom.plan_runs", 0, LOOM_TRAINER_MAX_RUNS, &runs))
+        return fail(t, LOOM_ERR_FORMAT, "restore: its step count or dropout counter (loom.step, loom.plan_runs) is missing or out of range");
+    if (!meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TRAINER_MAX_STEPS,
+                  &optim_steps))
+        return fail(t, LOOM_ERR_FORMAT, "restore: its optimiser step count is missing or out of range");
+    long long epoch = 0, batch = 0;
+    if (t->o.batches && (!meta_int(f, "loom.epoch", 0, LOOM_TRAINER_MAX_STEPS, &epoch) ||
+                         !meta_int(f, "loom.batch", 0, loom_batches_per_epoch(t->o.batches), &batch)))
+        return fail(t, LOOM_ERR_FORMAT, "restore: its data position (loom.epoch, loom.batch) is missing or out of range");
+    /* everything checked before anything changes */
+    for (int i = 0; i < t->n_params; i++) {
+        const char *name = loom_store_name(t->s, i);
+        const float *w = tensor(f, name, t->sizes[i]);
+        if (!w) return fail(t, LOOM_ERR_SHAPE, "restore: parameter '%s' is missing or does not fit", name);
+        for (int64_t k = 0; k < t->sizes[i]; k++)
+            if (!isfinite(w[k]))
+                return fail(t, LOOM_ERR_VALUE, "restore: parameter '%s' holds NaN or infinite values (the first at element %lld)",
+                            name, (long long)k);
+        float *m, *v;
+        loom_optim_state(t->opt, i, &m, &v);
+        for (int k = 0; k < 2; k++) {
+            char key[300];
+            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', name);
+            if ((k ? v : m) && !tensor(f, key, t->sizes[i]))
+                return fail(t, LOOM_ERR_SHAPE, "restore: the optimiser state '%s' is missing or does not fit", key);
+        }
+    }
+    for (int i = 0; i < t->o.n_states; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "state.%d", i);
+        if (!tensor(f, key, t->state_numel[i]))
+            return fail(t, LOOM_ERR_SHAPE, "restore: the carried state '%s' is missing or does not fit", key);
+    }
+    if (loom_store_load(t->s, f, false)) return fail(t, loom_store_status(t->s), "%s", loom_store_error(t->s));
+    for (int i = 0; i < t->n_params; i++) {
+        float *m, *v;
+        loom_optim_state(t->opt, i, &m, &v);
+        for (int k = 0; k < 2; k++) {
+            char key[300];
+            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', loom_store_name(t->s, i));
+            if (k ? v : m) memcpy(k ? v : m, tensor(f, key, t->sizes[i]), (size_t)t->sizes[i] * sizeof(float));
+        }
+    }
+    for (int i = 0; i < t->o.n_states; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "state.%d", i);
+        memcpy(t->state[i], tensor(f, key, t->state_numel[i]), (size_t)t->state_numel[i] * sizeof(float));
+    }
+    loom_optim_set_steps(t->opt, optim_steps);
+    loom_plan_set_runs(t->train, (uint64_t)runs);
+    if (t->o.batches) loom_batches_seek(t->o.batches, epoch, batch);
+    t->steps = steps;
+    return LOOM_OK;
+}
