@@ -317,14 +317,8 @@ typedef struct {
     loom_graph *g;
     loom_lm lm;
     loom_store *store;
-    loom_plan *plan, *eval;
-    loom_tensor *outs; /* loss, final states, the store's parameters' gradients */
-    int n_params, S, layers;
-    float *state[LOOM_CELL_MAX_STATES], *eval_state[LOOM_CELL_MAX_STATES];
-    int32_t *x, *y;
-    loom_optim *opt;
-    float **grads;
-    int64_t *sizes;
+    loom_trainer *t;  /* gradients, plans, optimiser, carried states */
+    int32_t *x, *y;   /* the batch (and the held-out windows) */
     loom_batches *batches;
     loom_metrics *metrics;
     loom_st *ck;          /* the checkpoint resumed from */
@@ -384,57 +378,25 @@ static int load_text(run *r)
 
 #define DOES_NOT_FIT "its configuration (vocabulary, sizes, layers, cell) does not match its weights"
 
-/* The model, its training plan (loss, final states, every gradient) and
- * its evaluation plan (loss and final states, no dropout). */
+/* The model, its weights, its batches and its trainer (training and
+ * evaluation plans, optimiser, schedule, clipping, carried states). */
 static int build(run *r)
 {
     const loom_train_args *a = &r->a;
     int V = loom_vocab_size(loom_text_vocab(r->text)), T = (int)a->m.steps, B = (int)a->m.batch;
-    r->layers = (int)a->m.layers, r->S = a->m.cell->n_states;
     r->g = loom_graph_new();
     if (!r->g) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
-                                                 .hidden = (int)a->m.hidden, .layers = r->layers,
+                                                 .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
                                                  .dropout = (float)a->dropout, .steps = T, .batch = B,
                                                  .seed = (uint64_t)a->m.seed});
     if (r->ck && !loom_graph_failed(r->g) && !loom_tool_fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
-    r->n_params = loom_store_count(r->store);
-    int n_outs = 1 + r->S + r->n_params;
-    r->outs = malloc((size_t)n_outs * sizeof *r->outs);
-    if (!r->outs) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    r->outs[0] = r->lm.loss;
-    for (int s = 0; s < r->S; s++) r->outs[1 + s] = r->lm.out.final[s];
-    loom_backward(r->g, r->lm.loss, loom_store_tensors(r->store), r->n_params, r->outs + 1 + r->S);
-    r->plan = loom_plan_new(r->g, r->outs, n_outs, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
-    r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1 + r->S, &(loom_plan_opts){.eval = true}) : NULL;
-    if (!r->plan || !r->eval) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
-    loom_store_init(r->store, (uint64_t)a->m.seed);
-    int64_t sn = (int64_t)r->layers * B * a->m.hidden;
     r->x = malloc((size_t)T * B * sizeof *r->x);
     r->y = malloc((size_t)T * B * sizeof *r->y);
     if (!r->x || !r->y) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int s = 0; s < r->S; s++) {
-        r->state[s] = calloc((size_t)sn, sizeof(float));
-        r->eval_state[s] = calloc((size_t)sn, sizeof(float));
-        if (!r->state[s] || !r->eval_state[s]) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-        loom_bind(r->plan, r->lm.init[s], r->state[s]);
-        loom_bind(r->eval, r->lm.init[s], r->eval_state[s]);
-    }
-    loom_store_bind(r->store, r->plan), loom_store_bind(r->store, r->eval);
-    loom_bind(r->plan, r->lm.tokens, r->x), loom_bind(r->plan, r->lm.targets, r->y);
-    loom_bind(r->eval, r->lm.tokens, r->x), loom_bind(r->eval, r->lm.targets, r->y);
-    const char *err = NULL;
-    r->opt = loom_optim_for_store(&(loom_optim_opts){.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
-                                                     .weight_decay = (float)a->weight_decay},
-                                  r->store, &err);
-    r->grads = malloc((size_t)r->n_params * sizeof *r->grads);
-    r->sizes = malloc((size_t)r->n_params * sizeof *r->sizes);
-    if (!r->opt) return fail(err, NULL);
-    if (!r->grads || !r->sizes) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int i = 0; i < r->n_params; i++) r->sizes[i] = loom_store_numel(r->store, i);
     r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
                                   (uint64_t)a->m.seed);
     if (!r->batches) return fail("the training text is too short for one batch of --seq-len × --batch tokens", NULL);
@@ -446,22 +408,39 @@ static int build(run *r)
         }
         loom_batches_seek(r->batches, 0, 0);
     }
+    loom_error err = {0};
+    r->t = loom_trainer_new(
+        r->g, r->store,
+        &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
+                             .n_states = a->m.cell->n_states,
+                             .optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                       .weight_decay = (float)a->weight_decay},
+                             .schedule = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
+                                          .step_size = r->a.steps / 3 > 0 ? r->a.steps / 3 : 1, .total = r->a.steps,
+                                          .warmup = a->warmup},
+                             .clip_norm = a->clip, .seed = (uint64_t)a->m.seed},
+        &err);
+    if (!r->t) return fail_st(err.status, err.msg, NULL);
+    loom_store_init(r->store, (uint64_t)a->m.seed);
+    if (loom_trainer_bind(r->t, r->lm.tokens, r->x) || loom_trainer_bind(r->t, r->lm.targets, r->y))
+        return fail_st(LOOM_ERR_ARG, loom_trainer_error(r->t), NULL);
     return 0;
 }
 
-/* Mean loss of an evaluation plan of lm over ids read as B parallel streams
- * in windows of T, the state carried through from zero (state[s], bound to
- * lm->init[s]; x and y bound to the tokens and targets). NAN when the
- * text holds no window; the plan's status when a run fails. */
-static loom_status stream_loss(loom_plan *p, const loom_lm *lm, const int32_t *ids, int64_t n, float *const *state,
-                               int32_t *x, int32_t *y, double *mean)
+/* One window of a stream: runs a model on the tokens and targets just
+ * written to its bound x, y, carries its states, returns the loss. */
+typedef loom_status (*window_fn)(void *ctx, double *loss);
+
+/* Mean loss over ids read as B parallel streams in windows of T (x, y: the
+ * bound (T, B) tokens and targets), the states carried through from zero
+ * (the caller zeros them first). NAN when the text holds no window; the
+ * model's status when a run fails. */
+static loom_status stream_loss(const int32_t *ids, int64_t n, int T, int B, int32_t *x, int32_t *y, window_fn run_window,
+                               void *ctx, double *mean)
 {
-    int T = lm->o.steps, B = lm->o.batch, S = lm->o.cell->n_states;
     int64_t per_stream = (n - 1) / B, windows = per_stream / T;
-    size_t sn = (size_t)lm->o.layers * B * lm->o.hidden * sizeof(float);
     *mean = NAN;
     if (windows < 1) return LOOM_OK;
-    for (int s = 0; s < S; s++) memset(state[s], 0, sn);
     double total = 0;
     for (int64_t w = 0; w < windows; w++) {
         for (int b = 0; b < B; b++)
@@ -470,12 +449,33 @@ static loom_status stream_loss(loom_plan *p, const loom_lm *lm, const int32_t *i
                 x[t * B + b] = ids[at];
                 y[t * B + b] = ids[at + 1];
             }
-        loom_status st = loom_run(p);
+        double loss;
+        loom_status st = run_window(ctx, &loss);
         if (st) return st;
-        total += loom_plan_output(p, lm->loss)[0];
-        for (int s = 0; s < S; s++) memcpy(state[s], loom_plan_output(p, lm->out.final[s]), sn);
+        total += loss;
     }
     *mean = total / (double)windows;
+    return LOOM_OK;
+}
+
+static loom_status trainer_window(void *t, double *loss) { return loom_trainer_eval_batch(t, loss); }
+
+/* An evaluation plan of a language model as a window: run, then carry its
+ * final states into the buffers bound to its initial ones. */
+typedef struct {
+    loom_plan *p;
+    const loom_lm *lm;
+    float *const *state;
+    size_t bytes;
+} plan_window;
+
+static loom_status run_plan_window(void *ctx, double *loss)
+{
+    const plan_window *w = ctx;
+    loom_status st = loom_run(w->p);
+    if (st) return st;
+    *loss = loom_plan_output(w->p, w->lm->loss)[0];
+    for (int s = 0; s < w->lm->o.cell->n_states; s++) memcpy(w->state[s], loom_plan_output(w->p, w->lm->out.final[s]), w->bytes);
     return LOOM_OK;
 }
 
@@ -483,16 +483,10 @@ static loom_status stream_loss(loom_plan *p, const loom_lm *lm, const int32_t *i
 static double held_out_perplexity(run *r)
 {
     double mean;
-    return stream_loss(r->eval, &r->lm, r->valid_ids, r->n_valid, r->eval_state, r->x, r->y, &mean) ? NAN : exp(mean);
-}
-
-/* The first parameter whose gradient is not finite (for the NaN guard). */
-static const char *first_non_finite(run *r)
-{
-    for (int i = 0; i < r->n_params; i++)
-        for (int64_t k = 0; k < r->sizes[i]; k++)
-            if (!isfinite(r->grads[i][k])) return loom_store_name(r->store, i);
-    return NULL;
+    loom_trainer_eval_begin(r->t);
+    return stream_loss(r->valid_ids, r->n_valid, (int)r->a.m.steps, (int)r->a.m.batch, r->x, r->y, trainer_window, r->t, &mean)
+               ? NAN
+               : exp(mean);
 }
 
 /* ---- checkpoints ---- */
@@ -565,13 +559,6 @@ static bool apply_config(loom_train_args *a, const char *json)
     return ok;
 }
 
-static bool add_tensor(loom_st *f, const char *prefix, const char *name, const float *d, int64_t n)
-{
-    char key[300];
-    snprintf(key, sizeof key, "%s%s", prefix, name);
-    return !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)n), d);
-}
-
 static bool set_meta_int(loom_st *f, const char *k, int64_t v)
 {
     char s[32];
@@ -582,27 +569,20 @@ static bool set_meta_int(loom_st *f, const char *k, int64_t v)
 
 
 /* Everything the run needs to continue as if it had not stopped. */
-static int save_checkpoint(run *r, long steps_done)
+static int save_checkpoint(run *r)
 {
     const loom_train_args *a = &r->a;
     loom_st *f = loom_st_new();
     char *cfg = config_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
-    int64_t epoch, batch, sn = (int64_t)r->layers * a->m.batch * a->m.hidden;
+    int64_t epoch, batch;
     loom_batches_tell(r->batches, &epoch, &batch);
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
     bool ok = f && cfg && voc && !loom_st_set_meta(f, "loom.config", cfg) && !loom_st_set_meta(f, "loom.vocab", voc) &&
-              !loom_st_set_meta(f, "loom.fingerprint", fp) && set_meta_int(f, "loom.step", steps_done) &&
-              set_meta_int(f, "loom.epoch", epoch) && set_meta_int(f, "loom.batch", batch) &&
-              set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(r->plan)) &&
-              !loom_st_set_meta(f, "loom.data", a->data);
-    ok = ok && loom_tool_save_training(f, r->g, r->store, r->opt);
-    for (int s = 0; ok && s < r->S; s++) {
-        char k[32];
-        snprintf(k, sizeof k, "%d", s);
-        ok = add_tensor(f, "state.", k, r->state[s], sn);
-    }
+              !loom_st_set_meta(f, "loom.fingerprint", fp) && set_meta_int(f, "loom.epoch", epoch) &&
+              set_meta_int(f, "loom.batch", batch) && !loom_st_set_meta(f, "loom.data", a->data);
     int rc = 0;
-    if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
+    if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
+    else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
     else if (loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
     free(cfg), free(voc);
     loom_st_free(f);
@@ -640,25 +620,13 @@ static int restore(run *r)
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
     const char *want = loom_st_meta(f, "loom.fingerprint");
     if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
-    const char *why = loom_tool_restore_training(f, r->store, r->opt);
-    if (why) return fail(r->a.resume, why);
-    if (!loom_tool_finite_weights(command, r->a.resume, r->store)) return 2;
-    int64_t sn = (int64_t)r->layers * r->a.m.batch * r->a.m.hidden;
-    for (int s = 0; s < r->S; s++) {
-        char key[32];
-        snprintf(key, sizeof key, "state.%d", s);
-        const loom_st_tensor *t = loom_st_get(f, key);
-        if (!t || loom_shape_numel(t->shape) != sn) return fail(r->a.resume, "the carried state is missing or does not fit");
-        memcpy(r->state[s], t->data, (size_t)sn * sizeof(float));
-    }
-    int64_t epoch, batch, runs;
+    int64_t epoch, batch;
     if (!loom_tool_meta_int(f, "loom.epoch", 0, LOOM_TOOL_MAX_STEPS, &epoch) ||
-        !loom_tool_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(r->batches), &batch) ||
-        !loom_tool_meta_int(f, "loom.plan_runs", 0, LOOM_TOOL_MAX_RUNS, &runs))
-        return fail(r->a.resume, "its data position (loom.epoch, loom.batch, loom.plan_runs) is missing or out of range");
-    r->step0 = (long)loom_tool_checkpoint_step(f);
+        !loom_tool_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(r->batches), &batch))
+        return fail(r->a.resume, "its data position (loom.epoch, loom.batch) is missing or out of range");
+    if (loom_trainer_restore(r->t, f)) return fail(r->a.resume, loom_trainer_error(r->t));
+    r->step0 = (long)loom_trainer_steps(r->t);
     loom_batches_seek(r->batches, epoch, batch);
-    loom_plan_set_runs(r->plan, (uint64_t)runs);
     if (r->step0 >= r->a.steps)
         fprintf(stderr, "loom train: the checkpoint has %ld steps already; --steps %ld asks for no more\n", r->step0,
                 r->a.steps);
@@ -673,38 +641,27 @@ static int train(run *r)
 {
     const loom_train_args *a = &r->a;
     int T = (int)a->m.steps, B = (int)a->m.batch;
-    int64_t sn = (int64_t)r->layers * B * a->m.hidden;
-    loom_schedule sched = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
-                           .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1, .total = a->steps, .warmup = a->warmup};
     bool tty = isatty(2);
     double t0 = loom_tool_now(), last_print = 0, best = INFINITY, loss_avg = 0;
     for (long step = r->step0; step < a->steps; step++) {
         if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
             int rc = flush_metrics(r);
-            if (!rc && a->save) rc = save_checkpoint(r, step);
+            if (!rc && a->save) rc = save_checkpoint(r);
             return loom_tool_interrupted(command, step, a->steps, a->save, rc);
         }
         bool epoch_start = loom_batches_next(r->batches, r->x, r->y);
         /* random sampling: windows are unrelated, the state starts at zero;
          * sequential: it carries on (detached: it is an input) */
-        if (!a->sequential || (epoch_start && step))
-            for (int s = 0; s < r->S; s++) memset(r->state[s], 0, (size_t)sn * sizeof(float));
-        loom_status run_st = loom_run(r->plan);
-        if (run_st) return fail_st(run_st, "run", loom_plan_error(r->plan));
-        double loss = loom_plan_output(r->plan, r->lm.loss)[0];
-        for (int i = 0; i < r->n_params; i++) r->grads[i] = (float *)loom_plan_output(r->plan, r->outs[1 + r->S + i]);
-        double norm = a->clip > 0 ? loom_clip_grad_norm(r->grads, r->sizes, r->n_params, a->clip)
-                                  : loom_clip_grad_norm(r->grads, r->sizes, r->n_params, INFINITY);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            const char *bad = first_non_finite(r);
-            fprintf(stderr, "\nloom train: step %ld: the %s is not finite%s%s; stopping (lower --lr, or --clip)\n", step + 1,
-                    isfinite(loss) ? "gradient" : "loss", bad ? ", first in the gradient of " : "", bad ? bad : "");
+        if (!a->sequential || (epoch_start && step)) loom_trainer_reset_states(r->t);
+        loom_train_step ts;
+        loom_status st = loom_trainer_step(r->t, &ts);
+        if (st == LOOM_ERR_VALUE) {
+            fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", command, loom_trainer_error(r->t));
             return 1;
         }
-        float lr = loom_schedule_lr(&sched, (float)a->lr, step);
-        loom_optim_step(r->opt, (const float *const *)r->grads, lr);
-        for (int s = 0; s < r->S; s++)
-            memcpy(r->state[s], loom_plan_output(r->plan, r->lm.out.final[s]), (size_t)sn * sizeof(float));
+        if (st) return fail_st(st, "run", loom_trainer_error(r->t));
+        double loss = ts.loss, norm = ts.grad_norm;
+        float lr = ts.lr;
         loss_avg = step > r->step0 ? 0.9 * loss_avg + 0.1 * loss : loss;
         double el = loom_tool_now() - t0, tps = (double)(step + 1 - r->step0) * T * B / el;
         double vppl = NAN;
@@ -731,7 +688,7 @@ static int train(run *r)
         }
         int rc;
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 &&
-            ((rc = flush_metrics(r)) || (rc = save_checkpoint(r, step + 1))))
+            ((rc = flush_metrics(r)) || (rc = save_checkpoint(r))))
             return rc;
     }
     double el = loom_tool_now() - t0;
@@ -741,7 +698,7 @@ static int train(run *r)
     printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, %s\n", done, el,
            (double)done * T * B / el, exp(loss_avg), held);
     int rc = flush_metrics(r);
-    return !rc && a->save ? save_checkpoint(r, a->steps > r->step0 ? a->steps : r->step0) : rc;
+    return !rc && a->save ? save_checkpoint(r) : rc;
 }
 
 /* Tokens → text on stdout after a label. */
@@ -796,10 +753,8 @@ static int generate(run *r)
 static void release(run *r)
 {
     loom_batches_free(r->batches);
-    loom_optim_free(r->opt);
-    free(r->grads), free(r->sizes), free(r->x), free(r->y), free(r->outs);
-    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(r->state[s]), free(r->eval_state[s]);
-    loom_plan_free(r->plan), loom_plan_free(r->eval);
+    loom_trainer_free(r->t);
+    free(r->x), free(r->y);
     loom_store_free(r->store);
     loom_graph_free(r->g);
     loom_text_free(r->held), loom_text_free(r->text);
@@ -1056,7 +1011,8 @@ int loom_cmd_eval(int argc, char **argv)
     loom_store_bind(l.store, p);
     loom_bind(p, l.lm.tokens, x), loom_bind(p, l.lm.targets, y);
     double mean;
-    if (stream_loss(p, &l.lm, ids, n, st, x, y, &mean)) {
+    plan_window w = {p, &l.lm, st, (size_t)sn * sizeof(float)};
+    if (stream_loss(ids, n, T, B, x, y, run_plan_window, &w, &mean)) {
         rc = fail("eval", loom_plan_error(p));
         goto done;
     }
