@@ -9,6 +9,7 @@
 
 #include "loom/loom.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +21,19 @@ typedef struct {
     loom_graph *g;
     loom_rnn rnn;
     loom_tensor x, y, out, loss;
-    loom_plan *plan, *eval;
     loom_store *store;
-    int n_params;
-    loom_tensor *outs;
+    loom_trainer *t;
 } task_model;
 
-/* The model and its plans (training: loss, output, every gradient;
- * evaluation: loss and output). */
-static bool build(task_model *m, const loom_task_config *c)
+/* The model and its trainer (the evaluation plan also gives the output,
+ * for the accuracy). */
+static void set_err(loom_error *e, loom_status st, const char *msg)
+{
+    e->status = st;
+    snprintf(e->msg, sizeof e->msg, "%s", msg);
+}
+
+static bool build(task_model *m, const loom_task_config *c, loom_error *err)
 {
     loom_graph *g = m->g = loom_graph_new();
     if (!g) return false;
@@ -53,18 +58,79 @@ static bool build(task_model *m, const loom_task_config *c)
         m->loss = loom_cross_entropy(g, m->out, m->y, LOOM_NO_MASK);
     }
     m->store = loom_store_new(g);
-    if (loom_graph_failed(g) || loom_store_status(m->store)) return false;
-    m->n_params = loom_store_count(m->store);
-    m->outs = malloc((size_t)(2 + m->n_params) * sizeof *m->outs);
-    if (!m->outs) return false;
-    m->outs[0] = m->loss, m->outs[1] = m->out;
-    loom_backward(g, m->loss, loom_store_tensors(m->store), m->n_params, m->outs + 2);
-    m->plan = loom_plan_new(g, m->outs, 2 + m->n_params, &(loom_plan_opts){.seed = c->seed});
-    m->eval = m->plan ? loom_plan_new(g, m->outs, 2, &(loom_plan_opts){.eval = true}) : NULL;
-    if (!m->eval) return false;
+    if (loom_graph_failed(g)) return set_err(err, loom_graph_status(g), loom_graph_error(g)), false;
+    if (loom_store_status(m->store)) return set_err(err, loom_store_status(m->store), loom_store_error(m->store)), false;
+    m->t = loom_trainer_new(g, m->store,
+                            &(loom_trainer_opts){.loss = m->loss, .optim = {.kind = c->optimizer, .lr = c->lr},
+                                                 .clip_norm = c->clip, .seed = c->seed, .eval_outputs = &m->out,
+                                                 .n_eval_outputs = 1},
+                            err);
+    if (!m->t) return false;
     loom_store_init(m->store, c->seed);
-    loom_store_bind(m->store, m->plan), loom_store_bind(m->store, m->eval);
     return true;
+}
+
+static const char *const task_names[] = {"lm", "adding", "copy"};
+static const char *const optim_names[] = {"sgd", "adam", "adamw"};
+
+/* What a resumed run rebuilds: the task, the model and the optimiser. */
+static char *config_json(const loom_task_config *c)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "{\"task\":\"%s\",\"cell\":\"%s\",\"seq_len\":%d,\"batch\":%d,\"hidden\":%d,\"layers\":%d,"
+             "\"optimizer\":\"%s\",\"lr\":%.9g,\"clip\":%.17g,\"seed\":%llu}",
+             task_names[c->task], c->cell->name, c->steps, c->batch, c->hidden, c->layers, optim_names[c->optimizer], c->lr,
+             c->clip, (unsigned long long)c->seed);
+    return strdup(buf);
+}
+
+/* The checkpoint's configuration over c's model and optimiser (what the
+ * run does next — steps, metrics, saving — stays the user's). */
+static bool read_config(loom_task_config *c, const char *json)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task"), *cell = cJSON_GetObjectItemCaseSensitive(o, "cell"),
+                *opt = cJSON_GetObjectItemCaseSensitive(o, "optimizer");
+    bool ok = o && cJSON_IsString(task) && cJSON_IsString(cell) && cJSON_IsString(opt);
+    c->task = ok && !strcmp(task->valuestring, "copy") ? LOOM_TASK_COPY : LOOM_TASK_ADDING;
+    ok = ok && (!strcmp(task->valuestring, "copy") || !strcmp(task->valuestring, "adding"));
+    c->cell = ok ? loom_cell_by_name(cell->valuestring) : NULL;
+    c->optimizer = ok && !strcmp(opt->valuestring, "sgd") ? LOOM_OPT_SGD : ok && !strcmp(opt->valuestring, "adamw") ? LOOM_OPT_ADAMW : LOOM_OPT_ADAM;
+    ok = ok && c->cell && (!strcmp(opt->valuestring, "sgd") || !strcmp(opt->valuestring, "adam") || !strcmp(opt->valuestring, "adamw"));
+    c->steps = (int)loom_tool_jnum(o, "seq_len", 1, LOOM_TOOL_MAX_SEQ, &ok);
+    c->batch = (int)loom_tool_jnum(o, "batch", 1, LOOM_TOOL_MAX_BATCH, &ok);
+    c->hidden = (int)loom_tool_jnum(o, "hidden", 1, LOOM_TOOL_MAX_WIDTH, &ok);
+    c->layers = (int)loom_tool_jnum(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
+    c->lr = (float)loom_tool_jnum(o, "lr", 0, 1e6, &ok);
+    c->clip = loom_tool_jnum(o, "clip", 0, 1e9, &ok);
+    c->seed = (uint64_t)loom_tool_jnum(o, "seed", 0, 1 << 30, &ok);
+    cJSON_Delete(o);
+    return ok;
+}
+
+bool loom_is_task_checkpoint(const char *path)
+{
+    loom_st *f = loom_st_new();
+    bool yes = f && !loom_st_read(f, path) && loom_st_meta(f, "loom.task");
+    loom_st_free(f);
+    return yes;
+}
+
+/* The trainer's state, the task's configuration and the model's fingerprint. */
+static int save(const task_model *m, const loom_task_config *c)
+{
+    loom_st *f = loom_st_new();
+    char *cfg = config_json(c), fp[32];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(m->g));
+    bool ok = f && cfg && !loom_st_set_meta(f, "loom.task", cfg) && !loom_st_set_meta(f, "loom.fingerprint", fp) &&
+              !loom_trainer_save(m->t, f);
+    int rc = 0;
+    if (!ok) fprintf(stderr, "loom train: checkpoint: %s\n", f ? loom_trainer_error(m->t) : "out of memory"), rc = 1;
+    else if (loom_checkpoint_write(f, c->save)) fprintf(stderr, "loom train: %s\n", loom_st_error(f)), rc = 1;
+    free(cfg);
+    loom_st_free(f);
+    return rc;
 }
 
 /* Accuracy on a batch: adding — |prediction − target| < 0.04; copy — the
@@ -93,92 +159,108 @@ static void make_batch(const loom_task_config *c, uint64_t seed, void *x, void *
     else loom_task_copy(c->steps, COPY_K, COPY_A, c->batch, seed, x, y);
 }
 
-int loom_train_task(const loom_task_config *c)
+/* The checkpoint to resume from, its configuration taken over c's. */
+static int open_resume(loom_task_config *c, loom_st **ck)
 {
+    if (!(*ck = loom_st_new())) return fprintf(stderr, "loom train: out of memory\n"), 1;
+    if (loom_checkpoint_read(*ck, c->resume)) return fprintf(stderr, "loom train: %s\n", loom_st_error(*ck)), 2;
+    if (!read_config(c, loom_st_meta(*ck, "loom.task")))
+        return fprintf(stderr, "loom train: %s: its task configuration is missing or out of range\n", c->resume), 2;
+    return 0;
+}
+
+int loom_train_task(const loom_task_config *given)
+{
+    loom_task_config cfg = *given, *c = &cfg;
+    loom_st *ck = NULL;
+    task_model m = {0};
+    loom_metrics *metrics = NULL;
+    void *x = NULL, *y = NULL;
+    int rc = c->resume ? open_resume(c, &ck) : 0;
+    if (!rc) rc = loom_tool_open_outputs("loom train", c->save, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy",
+                                         ck ? loom_tool_checkpoint_step(ck) : -1, &metrics);
+    if (rc) goto done;
+    rc = 1;
     bool adding = c->task == LOOM_TASK_ADDING;
     int T = adding ? c->steps : COPY_K + c->steps + COPY_K, B = c->batch;
     size_t xs = adding ? (size_t)T * B * 2 * sizeof(float) : (size_t)T * B * sizeof(int32_t);
     size_t ys = adding ? (size_t)B * sizeof(float) : (size_t)T * B * sizeof(int32_t);
-    task_model m = {0};
-    void *x = malloc(xs), *y = malloc(ys), *vx = malloc(xs), *vy = malloc(ys);
-    float **grads = NULL;
-    int64_t *sizes = NULL;
-    loom_optim *opt = NULL;
-    loom_metrics *metrics = NULL;
-    int rc = 1;
-    if (!x || !y || !vx || !vy || !build(&m, c)) {
-        fprintf(stderr, "loom train: %s\n", m.g && loom_graph_failed(m.g) ? loom_graph_error(m.g) : "out of memory");
+    x = malloc(xs), y = malloc(ys);
+    loom_error err = {LOOM_ERR_NOMEM, "out of memory"};
+    if (!x || !y || !build(&m, c, &err)) {
+        fprintf(stderr, "loom train: %s\n", err.msg);
+        rc = loom_tool_exit(err.status);
         goto done;
     }
-    const char *err = NULL;
-    opt = loom_optim_for_store(&(loom_optim_opts){.kind = c->optimizer, .lr = c->lr}, m.store, &err);
-    grads = malloc((size_t)m.n_params * sizeof *grads);
-    sizes = malloc((size_t)m.n_params * sizeof *sizes);
-    if (!opt || !grads || !sizes) {
-        fprintf(stderr, "loom train: %s\n", err ? err : "out of memory");
-        goto done;
+    loom_trainer_bind(m.t, m.x, x), loom_trainer_bind(m.t, m.y, y);
+    if (ck) {
+        char fp[32];
+        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(m.g));
+        const char *want = loom_st_meta(ck, "loom.fingerprint");
+        if (!want || strcmp(want, fp) || loom_trainer_restore(m.t, ck)) {
+            fprintf(stderr, "loom train: %s: %s\n", c->resume,
+                    !want || strcmp(want, fp) ? "its model does not match the one its configuration builds" : loom_trainer_error(m.t));
+            rc = 2;
+            goto done;
+        }
     }
-    for (int i = 0; i < m.n_params; i++) sizes[i] = loom_store_numel(m.store, i);
-    if ((rc = loom_tool_open_outputs("loom train", NULL, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy", -1,
-                                     &metrics)))
-        goto done;
-    rc = 1;
-    make_batch(c, c->seed * 7919 + 1, vx, vy); /* one held-out batch, never trained on */
-    loom_bind(m.plan, m.x, x), loom_bind(m.plan, m.y, y), loom_bind(m.eval, m.x, vx), loom_bind(m.eval, m.y, vy);
     printf("%s task, T = %d: %s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", adding ? "adding" : "copy", c->steps,
-           c->cell->name, c->hidden, c->layers, B, (const char *[]){"sgd", "adam", "adamw"}[c->optimizer], c->lr, c->total,
+           c->cell->name, c->hidden, c->layers, B, optim_names[c->optimizer], c->lr, c->total,
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
     double t0 = loom_tool_now(), vloss = NAN, vacc = NAN, avg = 0;
-    for (long step = 0; step < c->total; step++) {
+    long step0 = (long)loom_trainer_steps(m.t);
+    for (long step = step0; step < c->total; step++) {
         if (loom_tool_caught()) {
             rc = loom_tool_flush_metrics("loom train", &metrics);
-            rc = loom_tool_interrupted("loom train", step, c->total, NULL, rc);
+            if (!rc && c->save) rc = save(&m, c);
+            rc = loom_tool_interrupted("loom train", step, c->total, c->save, rc);
             goto done;
         }
-        make_batch(c, c->seed * 1000003u + (uint64_t)step + 2, x, y);
-        if (loom_run(m.plan)) {
-            fprintf(stderr, "loom train: %s\n", loom_plan_error(m.plan));
+        make_batch(c, c->seed * 1000003u + (uint64_t)step + 2, x, y); /* the batch of this step, whoever runs it */
+        loom_train_step ts;
+        loom_status st = loom_trainer_step(m.t, &ts);
+        if (st) {
+            fprintf(stderr, "loom train: %s%s\n", loom_trainer_error(m.t), st == LOOM_ERR_VALUE ? "; stopping" : "");
+            rc = st == LOOM_ERR_VALUE ? 1 : loom_tool_exit(st);
             goto done;
         }
-        double loss = loom_plan_output(m.plan, m.loss)[0];
-        for (int i = 0; i < m.n_params; i++) grads[i] = (float *)loom_plan_output(m.plan, m.outs[2 + i]);
-        double norm = loom_clip_grad_norm(grads, sizes, m.n_params, c->clip > 0 ? c->clip : INFINITY);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            fprintf(stderr, "loom train: step %ld: the %s is not finite; stopping\n", step + 1, isfinite(loss) ? "gradient" : "loss");
-            goto done;
-        }
-        loom_optim_step(opt, (const float *const *)grads, c->lr);
-        avg = step ? 0.95 * avg + 0.05 * loss : loss;
+        avg = step > step0 ? 0.95 * avg + 0.05 * ts.loss : ts.loss;
         bool eval = (step + 1) % c->eval_every == 0 || step + 1 == c->total;
-        if (eval) {
-            if (loom_run(m.eval)) {
-                fprintf(stderr, "loom train: %s\n", loom_plan_error(m.eval));
+        if (eval) { /* one held-out batch, never trained on */
+            make_batch(c, c->seed * 7919 + 1, x, y);
+            loom_trainer_eval_begin(m.t);
+            if ((st = loom_trainer_eval_batch(m.t, &vloss))) {
+                fprintf(stderr, "loom train: %s\n", loom_trainer_error(m.t));
+                rc = loom_tool_exit(st);
                 goto done;
             }
-            vloss = loom_plan_output(m.eval, m.loss)[0];
-            vacc = accuracy(c, loom_plan_output(m.eval, m.out), vy);
+            vacc = accuracy(c, loom_trainer_output(m.t, m.out), y);
             fprintf(stderr, "step %ld/%ld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n", step + 1,
-                    c->total, avg, norm, adding ? "MSE" : "loss", vloss, 100 * vacc, loom_tool_now() - t0);
+                    c->total, avg, ts.grad_norm, adding ? "MSE" : "loss", vloss, 100 * vacc, loom_tool_now() - t0);
         }
         if (metrics) {
             char v[64] = ",";
             if (eval) snprintf(v, sizeof v, "%.6f,%.4f", vloss, vacc);
-            if (loom_metrics_row(metrics, "%ld,%.6f,%.6f,%.6g,%s", step + 1, loss, norm, c->lr, v)) {
+            if (loom_metrics_row(metrics, "%ld,%.6f,%.6f,%.6g,%s", step + 1, ts.loss, ts.grad_norm, ts.lr, v)) {
                 fprintf(stderr, "loom train: --metrics: out of memory\n");
                 goto done;
             }
             if ((eval || loom_metrics_age(metrics) > 10) && loom_tool_flush_metrics("loom train", &metrics)) goto done;
         }
+        if (c->save && c->save_every && (step + 1) % c->save_every == 0 &&
+            (loom_tool_flush_metrics("loom train", &metrics) || save(&m, c)))
+            goto done;
     }
-    printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total, loom_tool_now() - t0,
-           adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
+    printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total > step0 ? c->total - step0 : 0,
+           loom_tool_now() - t0, adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
     rc = loom_tool_flush_metrics("loom train", &metrics);
+    if (!rc && c->save) rc = save(&m, c);
 done:
     if (rc) loom_tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
     loom_metrics_free(metrics);
-    loom_optim_free(opt);
-    free(grads), free(sizes), free(x), free(y), free(vx), free(vy), free(m.outs);
-    loom_plan_free(m.plan), loom_plan_free(m.eval);
+    loom_st_free(ck);
+    free(x), free(y);
+    loom_trainer_free(m.t);
     loom_store_free(m.store);
     loom_graph_free(m.g);
     return rc;

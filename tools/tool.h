@@ -71,8 +71,12 @@ typedef struct {
     double clip;
     uint64_t seed;
     const char *metrics;
+    const char *save, *resume; /* a checkpoint at the end (and every save_every steps); one to continue */
+    long save_every;
 } loom_task_config;
 int loom_train_task(const loom_task_config *c);
+/* Whether the file is a checkpoint of --task adding or copy. */
+bool loom_is_task_checkpoint(const char *path);
 
 /* Makes the example user cell (mgu) known by name; idempotent. */
 void loom_tools_init(void);

@@ -179,7 +179,7 @@ static bool honoured(const loom_train_args *a)
                                          "--eval-pairs", "--input", NULL};
     static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--dropout",
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
-                                           "--save", "--save-every", "--resume", "--init", "--generate", "--prefix",
+                                           "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
                                            "--min-freq", "--eval-pairs", "--input", "--bidirectional", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix",
@@ -238,6 +238,7 @@ static int parse(loom_train_args *a, int argc, char **argv)
                               4))
         return 2;
     if (a->resume && loom_is_seq2seq_checkpoint(a->resume)) a->task = LOOM_TASK_SEQ2SEQ; /* its own task, in fact */
+    if (a->resume && loom_is_task_checkpoint(a->resume)) a->task = LOOM_TASK_ADDING;     /* (or copy: its file says) */
     if (!honoured(a)) return 2;
     bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
     if (a->m.bidirectional && !s2s) {
@@ -783,7 +784,8 @@ int loom_cmd_train(int argc, char **argv)
                                                    .layers = (int)a->m.layers, .total = a->steps,
                                                    .eval_every = a->eval_every, .optimizer = a->optimizer,
                                                    .lr = (float)(a->lr_given ? a->lr : 0.003), .clip = a->clip,
-                                                   .seed = (uint64_t)a->m.seed, .metrics = a->metrics});
+                                                   .seed = (uint64_t)a->m.seed, .metrics = a->metrics, .save = a->save,
+                                                   .resume = a->resume, .save_every = a->save_every});
     }
     if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
     if (r.a.resume) rc = open_checkpoint(&r);
@@ -863,6 +865,9 @@ static int load(loaded *l, const char *path, int T, int B)
     l->a = (loom_train_args){0};
     if (loom_st_meta(l->ck, "loom.seq2seq"))
         return fail(path, "an encoder–decoder's checkpoint, not a language model's: use loom translate or loom eval");
+    if (loom_st_meta(l->ck, "loom.task"))
+        return fail(path, "a synthetic task's checkpoint (--task adding or copy), not a language model's: loom train "
+                          "--resume continues it");
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
         !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
         return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");

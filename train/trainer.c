@@ -79,6 +79,11 @@ static bool check(loom_trainer *t)
     }
     if (!(o->clip_norm >= 0) || !(o->clip_value >= 0))
         return fail(t, LOOM_ERR_ARG, "trainer: clip_norm and clip_value must be >= 0"), false;
+    if (o->n_eval_outputs < 0 || (o->n_eval_outputs && !o->eval_outputs))
+        return fail(t, LOOM_ERR_ARG, "trainer: %d evaluation outputs without their tensors", o->n_eval_outputs), false;
+    for (int i = 0; i < o->n_eval_outputs; i++)
+        if (!loom_graph_has(g, o->eval_outputs[i]))
+            return fail(t, LOOM_ERR_ARG, "trainer: evaluation output %d is not a tensor of the graph", i), false;
     if (o->batches) {
         loom_shape s = loom_tensor_shape(g, o->tokens);
         if (!loom_graph_has(g, o->tokens) || !loom_graph_has(g, o->targets) || loom_tensor_dtype(g, o->tokens) != LOOM_I32 ||
@@ -94,7 +99,8 @@ static bool build(loom_trainer *t)
 {
     const loom_trainer_opts *o = &t->o;
     int S = o->n_states, n = t->n_params = loom_store_count(t->s);
-    t->outs = malloc((size_t)(1 + S + n) * sizeof *t->outs);
+    int E = o->n_eval_outputs > 0 ? o->n_eval_outputs : 0;
+    t->outs = malloc((size_t)(1 + S + n + E) * sizeof *t->outs);
     t->grads = calloc((size_t)n + 1, sizeof *t->grads);
     t->sizes = calloc((size_t)n + 1, sizeof *t->sizes);
     t->state = calloc((size_t)S + 1, sizeof *t->state);
@@ -106,12 +112,21 @@ static bool build(loom_trainer *t)
         return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
     memcpy(t->state_in, o->state_in, (size_t)S * sizeof *t->state_in);
     memcpy(t->state_out, o->state_out, (size_t)S * sizeof *t->state_out);
+    t->o.state_in = t->state_in, t->o.state_out = t->state_out;
     t->outs[0] = o->loss;
     for (int i = 0; i < S; i++) t->outs[1 + i] = o->state_out[i];
     if (loom_backward(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S))
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
     t->train = loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
-    t->eval = t->train ? loom_plan_new(t->g, t->outs, 1 + S, &(loom_plan_opts){.eval = true}) : NULL;
+    /* the evaluation plan: the loss, the states, then the extra outputs (in place of the gradients) */
+    memcpy(t->outs + 1 + S + n, o->eval_outputs, (size_t)E * sizeof *t->outs);
+    t->o.eval_outputs = t->outs + 1 + S + n; /* the caller's array need not outlive the trainer */
+    loom_tensor *eval_outs = malloc((size_t)(1 + S + E) * sizeof *eval_outs);
+    if (!eval_outs) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+    memcpy(eval_outs, t->outs, (size_t)(1 + S) * sizeof *eval_outs);
+    memcpy(eval_outs + 1 + S, o->eval_outputs, (size_t)E * sizeof *eval_outs);
+    t->eval = t->train ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true}) : NULL;
+    free(eval_outs);
     if (!t->train || !t->eval) return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
     for (int i = 0; i < S; i++) {
         t->state_numel[i] = loom_tensor_numel(t->g, o->state_in[i]);
@@ -205,6 +220,13 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
     t->steps++;
     if (out) *out = (loom_train_step){.step = t->steps, .loss = loss, .grad_norm = norm, .lr = lr};
     return LOOM_OK;
+}
+
+const float *loom_trainer_output(const loom_trainer *t, loom_tensor x)
+{
+    for (int i = 0; t && i < t->o.n_eval_outputs; i++)
+        if (t->o.eval_outputs[i].id == x.id) return loom_plan_output(t->eval, x);
+    return NULL;
 }
 
 void loom_trainer_eval_begin(loom_trainer *t)

@@ -60,6 +60,10 @@ typedef struct {
     loom_batches *batches;
     loom_tensor tokens, targets;
     bool fresh_states;
+    /* More outputs of the evaluation plan (a model's predictions, for an
+     * accuracy), read with loom_trainer_output after an evaluation. */
+    const loom_tensor *eval_outputs;
+    int n_eval_outputs;
 } loom_trainer_opts;
 
 typedef struct loom_trainer loom_trainer;
@@ -95,6 +99,9 @@ int64_t loom_trainer_steps(const loom_trainer *t);
  * inputs, carries its states and returns its loss. */
 void loom_trainer_eval_begin(loom_trainer *t);
 loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss);
+/* The value of one of opts.eval_outputs after the last evaluation (NULL
+ * for another tensor). */
+const float *loom_trainer_output(const loom_trainer *t, loom_tensor x);
 
 /* Adds the trainer's state to f: the weights (under the store's names),
  * the optimiser's moments ("optim.m.NAME", "optim.v.NAME"), the carried
