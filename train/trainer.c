@@ -110,8 +110,10 @@ static bool build(loom_trainer *t)
     t->state_out = malloc(((size_t)S + 1) * sizeof *t->state_out);
     if (!t->outs || !t->grads || !t->sizes || !t->state || !t->eval_state || !t->state_numel || !t->state_in || !t->state_out)
         return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
-    memcpy(t->state_in, o->state_in, (size_t)S * sizeof *t->state_in);
-    memcpy(t->state_out, o->state_out, (size_t)S * sizeof *t->state_out);
+    if (S) {
+        memcpy(t->state_in, o->state_in, (size_t)S * sizeof *t->state_in);
+        memcpy(t->state_out, o->state_out, (size_t)S * sizeof *t->state_out);
+    }
     t->o.state_in = t->state_in, t->o.state_out = t->state_out;
     t->outs[0] = o->loss;
     for (int i = 0; i < S; i++) t->outs[1 + i] = o->state_out[i];
@@ -119,12 +121,12 @@ static bool build(loom_trainer *t)
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
     t->train = loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
     /* the evaluation plan: the loss, the states, then the extra outputs (in place of the gradients) */
-    memcpy(t->outs + 1 + S + n, o->eval_outputs, (size_t)E * sizeof *t->outs);
+    if (E) memcpy(t->outs + 1 + S + n, o->eval_outputs, (size_t)E * sizeof *t->outs);
     t->o.eval_outputs = t->outs + 1 + S + n; /* the caller's array need not outlive the trainer */
     loom_tensor *eval_outs = malloc((size_t)(1 + S + E) * sizeof *eval_outs);
     if (!eval_outs) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
     memcpy(eval_outs, t->outs, (size_t)(1 + S) * sizeof *eval_outs);
-    memcpy(eval_outs + 1 + S, o->eval_outputs, (size_t)E * sizeof *eval_outs);
+    if (E) memcpy(eval_outs + 1 + S, o->eval_outputs, (size_t)E * sizeof *eval_outs);
     t->eval = t->train ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true}) : NULL;
     free(eval_outs);
     if (!t->train || !t->eval) return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
