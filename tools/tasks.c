@@ -265,3 +265,47 @@ done:
     loom_graph_free(m.g);
     return rc;
 }
+
+int loom_eval_task(const char *path)
+{
+    loom_task_config cfg = {.resume = path}, *c = &cfg;
+    loom_st *ck = NULL;
+    task_model m = {0};
+    void *x = NULL, *y = NULL;
+    int rc = open_resume(c, &ck);
+    if (rc) goto done;
+    bool adding = c->task == LOOM_TASK_ADDING;
+    int T = adding ? c->steps : COPY_K + c->steps + COPY_K, B = c->batch;
+    x = malloc(adding ? (size_t)T * B * 2 * sizeof(float) : (size_t)T * B * sizeof(int32_t));
+    y = malloc(adding ? (size_t)B * sizeof(float) : (size_t)T * B * sizeof(int32_t));
+    loom_error err = {LOOM_ERR_NOMEM, "out of memory"};
+    if (!x || !y || !build(&m, c, &err)) {
+        fprintf(stderr, "loom eval: %s\n", err.msg);
+        rc = loom_tool_exit(err.status);
+        goto done;
+    }
+    loom_trainer_bind(m.t, m.x, x), loom_trainer_bind(m.t, m.y, y);
+    double loss;
+    if (loom_trainer_restore(m.t, ck)) {
+        fprintf(stderr, "loom eval: %s: %s\n", path, loom_trainer_error(m.t));
+        rc = 2;
+        goto done;
+    }
+    make_batch(c, c->seed * 7919 + 1, x, y); /* the held-out batch the run evaluated on */
+    loom_trainer_eval_begin(m.t);
+    if (loom_trainer_eval_batch(m.t, &loss)) {
+        fprintf(stderr, "loom eval: %s\n", loom_trainer_error(m.t));
+        rc = 1;
+        goto done;
+    }
+    printf("%s task, T = %d, after %lld steps: held-out %s %.4f, accuracy %.1f%%\n", adding ? "adding" : "copy", c->steps,
+           (long long)loom_trainer_steps(m.t), adding ? "MSE" : "cross-entropy", loss,
+           100 * accuracy(c, loom_trainer_output(m.t, m.out), y));
+done:
+    loom_st_free(ck);
+    free(x), free(y);
+    loom_trainer_free(m.t);
+    loom_store_free(m.store);
+    loom_graph_free(m.g);
+    return rc;
+}

@@ -75,8 +75,10 @@ typedef struct {
     long save_every;
 } loom_task_config;
 int loom_train_task(const loom_task_config *c);
-/* Whether the file is a checkpoint of --task adding or copy. */
+/* Whether the file is a checkpoint of --task adding or copy, and loom
+ * eval of one (its held-out batch). */
 bool loom_is_task_checkpoint(const char *path);
+int loom_eval_task(const char *path);
 
 /* Makes the example user cell (mgu) known by name; idempotent. */
 void loom_tools_init(void);

@@ -866,8 +866,8 @@ static int load(loaded *l, const char *path, int T, int B)
     if (loom_st_meta(l->ck, "loom.seq2seq"))
         return fail(path, "an encoder–decoder's checkpoint, not a language model's: use loom translate or loom eval");
     if (loom_st_meta(l->ck, "loom.task"))
-        return fail(path, "a synthetic task's checkpoint (--task adding or copy), not a language model's: loom train "
-                          "--resume continues it");
+        return fail(path, "a synthetic task's checkpoint (--task adding or copy), not a language model's: loom eval "
+                          "and loom train --resume read it");
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
         !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
         return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
@@ -981,6 +981,10 @@ int loom_cmd_eval(int argc, char **argv)
     long beam = 1;
     if (beam_s && !loom_tool_int("--beam", beam_s, 1, 1024, &beam)) return 2;
     if (ck && loom_is_seq2seq_checkpoint(ck)) return loom_eval_seq2seq(ck, data, beam);
+    if (ck && loom_is_task_checkpoint(ck)) {
+        if (data || beam_s) return fprintf(stderr, "loom eval: %s is a synthetic task's checkpoint: it is evaluated on its own held-out batch (no --data, --beam)\n", ck), 2;
+        return loom_eval_task(ck);
+    }
     if (beam_s) {
         fprintf(stderr, "loom eval: --beam is for encoder–decoder checkpoints\n");
         return 2;
