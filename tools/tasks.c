@@ -23,10 +23,19 @@ typedef struct {
     loom_tensor x, y, out, loss;
     loom_store *store;
     loom_trainer *t;
+    void *xb, *yb; /* the batch bound to x and y */
 } task_model;
 
-/* The model and its trainer (the evaluation plan also gives the output,
- * for the accuracy). */
+static void release(task_model *m)
+{
+    loom_trainer_free(m->t);
+    loom_store_free(m->store);
+    loom_graph_free(m->g);
+    free(m->xb), free(m->yb);
+}
+
+/* The model, its trainer (the evaluation plan also gives the output, for
+ * the accuracy) and its batch's buffers. */
 static void set_err(loom_error *e, loom_status st, const char *msg)
 {
     e->status = st;
@@ -67,7 +76,24 @@ static bool build(task_model *m, const loom_task_config *c, loom_error *err)
                             err);
     if (!m->t) return false;
     loom_store_init(m->store, c->seed);
+    m->xb = malloc(adding ? (size_t)T * B * 2 * sizeof(float) : (size_t)T * B * sizeof(int32_t));
+    m->yb = malloc(adding ? (size_t)B * sizeof(float) : (size_t)T * B * sizeof(int32_t));
+    if (!m->xb || !m->yb) return set_err(err, LOOM_ERR_NOMEM, "out of memory"), false;
+    loom_trainer_bind(m->t, m->x, m->xb), loom_trainer_bind(m->t, m->y, m->yb);
     return true;
+}
+
+/* The checkpoint's model (by fingerprint) and the trainer's state from it:
+ * 0, or exit status 2 with a message. */
+static int restore(task_model *m, const loom_st *ck, const char *cmd, const char *path)
+{
+    char fp[32];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(m->g));
+    const char *want = loom_st_meta(ck, "loom.fingerprint");
+    if (want && !strcmp(want, fp) && !loom_trainer_restore(m->t, ck)) return 0;
+    fprintf(stderr, "%s: %s: %s\n", cmd, path,
+            !want || strcmp(want, fp) ? "its model does not match the one its configuration builds" : loom_trainer_error(m->t));
+    return 2;
 }
 
 static const char *const task_names[] = {"lm", "adding", "copy"};
@@ -175,35 +201,22 @@ int loom_train_task(const loom_task_config *given)
     loom_st *ck = NULL;
     task_model m = {0};
     loom_metrics *metrics = NULL;
-    void *x = NULL, *y = NULL;
     int rc = c->resume ? open_resume(c, &ck) : 0;
     if (!rc) rc = loom_tool_open_outputs("loom train", c->save, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy",
                                          ck ? loom_tool_checkpoint_step(ck) : -1, &metrics);
     if (rc) goto done;
     rc = 1;
     bool adding = c->task == LOOM_TASK_ADDING;
-    int T = adding ? c->steps : COPY_K + c->steps + COPY_K, B = c->batch;
-    size_t xs = adding ? (size_t)T * B * 2 * sizeof(float) : (size_t)T * B * sizeof(int32_t);
-    size_t ys = adding ? (size_t)B * sizeof(float) : (size_t)T * B * sizeof(int32_t);
-    x = malloc(xs), y = malloc(ys);
+    int B = c->batch;
     loom_error err = {LOOM_ERR_NOMEM, "out of memory"};
-    if (!x || !y || !build(&m, c, &err)) {
+    if (!build(&m, c, &err)) {
         fprintf(stderr, "loom train: %s\n", err.msg);
         rc = loom_tool_exit(err.status);
         goto done;
     }
-    loom_trainer_bind(m.t, m.x, x), loom_trainer_bind(m.t, m.y, y);
-    if (ck) {
-        char fp[32];
-        snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(m.g));
-        const char *want = loom_st_meta(ck, "loom.fingerprint");
-        if (!want || strcmp(want, fp) || loom_trainer_restore(m.t, ck)) {
-            fprintf(stderr, "loom train: %s: %s\n", c->resume,
-                    !want || strcmp(want, fp) ? "its model does not match the one its configuration builds" : loom_trainer_error(m.t));
-            rc = 2;
-            goto done;
-        }
-    }
+    void *x = m.xb, *y = m.yb;
+    if (ck && (rc = restore(&m, ck, "loom train", c->resume))) goto done;
+    rc = 1;
     printf("%s task, T = %d: %s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", adding ? "adding" : "copy", c->steps,
            c->cell->name, c->hidden, c->layers, B, optim_names[c->optimizer], c->lr, c->total,
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
@@ -259,10 +272,7 @@ done:
     if (rc) loom_tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
     loom_metrics_free(metrics);
     loom_st_free(ck);
-    free(x), free(y);
-    loom_trainer_free(m.t);
-    loom_store_free(m.store);
-    loom_graph_free(m.g);
+    release(&m);
     return rc;
 }
 
@@ -271,27 +281,18 @@ int loom_eval_task(const char *path)
     loom_task_config cfg = {.resume = path}, *c = &cfg;
     loom_st *ck = NULL;
     task_model m = {0};
-    void *x = NULL, *y = NULL;
     int rc = open_resume(c, &ck);
     if (rc) goto done;
     bool adding = c->task == LOOM_TASK_ADDING;
-    int T = adding ? c->steps : COPY_K + c->steps + COPY_K, B = c->batch;
-    x = malloc(adding ? (size_t)T * B * 2 * sizeof(float) : (size_t)T * B * sizeof(int32_t));
-    y = malloc(adding ? (size_t)B * sizeof(float) : (size_t)T * B * sizeof(int32_t));
     loom_error err = {LOOM_ERR_NOMEM, "out of memory"};
-    if (!x || !y || !build(&m, c, &err)) {
+    if (!build(&m, c, &err)) {
         fprintf(stderr, "loom eval: %s\n", err.msg);
         rc = loom_tool_exit(err.status);
         goto done;
     }
-    loom_trainer_bind(m.t, m.x, x), loom_trainer_bind(m.t, m.y, y);
     double loss;
-    if (loom_trainer_restore(m.t, ck)) {
-        fprintf(stderr, "loom eval: %s: %s\n", path, loom_trainer_error(m.t));
-        rc = 2;
-        goto done;
-    }
-    make_batch(c, c->seed * 7919 + 1, x, y); /* the held-out batch the run evaluated on */
+    if ((rc = restore(&m, ck, "loom eval", path))) goto done;
+    make_batch(c, c->seed * 7919 + 1, m.xb, m.yb); /* the held-out batch the run evaluated on */
     loom_trainer_eval_begin(m.t);
     if (loom_trainer_eval_batch(m.t, &loss)) {
         fprintf(stderr, "loom eval: %s\n", loom_trainer_error(m.t));
@@ -300,12 +301,9 @@ int loom_eval_task(const char *path)
     }
     printf("%s task, T = %d, after %lld steps: held-out %s %.4f, accuracy %.1f%%\n", adding ? "adding" : "copy", c->steps,
            (long long)loom_trainer_steps(m.t), adding ? "MSE" : "cross-entropy", loss,
-           100 * accuracy(c, loom_trainer_output(m.t, m.out), y));
+           100 * accuracy(c, loom_trainer_output(m.t, m.out), m.yb));
 done:
     loom_st_free(ck);
-    free(x), free(y);
-    loom_trainer_free(m.t);
-    loom_store_free(m.store);
-    loom_graph_free(m.g);
+    release(&m);
     return rc;
 }
