@@ -344,9 +344,10 @@ static loom_vocab *finish_vocab(loom_text *t, loom_vocab *raw)
     int min = t->opts.min_freq > 1 ? t->opts.min_freq : 1;
     for (int k = 0; k < raw->n; k++) {
         int32_t r = order[k];
-        int32_t id = raw->count[r] >= min ? vocab_find(v, raw->tok[r]) : -1;
-        if (raw->count[r] >= min && id < 0) id = vocab_add(v, raw->tok[r], strlen(raw->tok[r]));
-        if (raw->count[r] >= min && id < 0) goto fail;
+        /* a special's own text ("<pad>" in the text) is that special, however rare — as when the
+         * text is read again with this vocabulary; other tokens rarer than min_freq are <unk> */
+        int32_t id = vocab_find(v, raw->tok[r]);
+        if (id < 0 && raw->count[r] >= min && (id = vocab_add(v, raw->tok[r], strlen(raw->tok[r]))) < 0) goto fail;
         map[r] = id >= 0 ? id : LOOM_UNK;
         v->count[map[r]] += raw->count[r];
     }

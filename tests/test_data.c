@@ -63,6 +63,26 @@ Test(text, invalid_utf8_is_refused_with_its_offset)
     }
 }
 
+/* A special's own text in the text ("<pad>") is that special however rare,
+ * whether the vocabulary is built from the text or the text read with it
+ * (found by fuzz_text: the first gave <unk>, the second <pad>). */
+Test(text, special_tokens_in_the_text_read_the_same_both_ways)
+{
+    loom_text *t = loom_text_new(&(loom_text_opts){.kind = LOOM_TOKENS_SPACE, .min_freq = 4, .specials = true});
+    cr_assert_eq(loom_text_parse(t, "a a a a <pad> <eos> b", 21), LOOM_OK);
+    int64_t n;
+    const int32_t *ids = loom_text_ids(t, &n);
+    cr_assert_eq(n, 7);
+    cr_assert(ids[4] == LOOM_PAD && ids[5] == LOOM_EOS && ids[6] == LOOM_UNK, "%d %d %d", ids[4], ids[5], ids[6]);
+    loom_text *again = loom_text_new(NULL);
+    cr_assert_eq(loom_text_parse_with(again, "a a a a <pad> <eos> b", 21, loom_text_vocab(t)), LOOM_OK);
+    int64_t m;
+    const int32_t *ids2 = loom_text_ids(again, &m);
+    cr_assert(m == n && !memcmp(ids, ids2, (size_t)n * sizeof *ids));
+    loom_text_free(again);
+    loom_text_free(t);
+}
+
 Test(text, words_and_punctuation)
 {
     loom_text *t = parse("The cat, the Hat.\n“Cat!”", (loom_text_opts){.kind = LOOM_TOKENS_WORD, .lower = true});
