@@ -171,6 +171,34 @@ loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape 
     return st;
 }
 
+bool loom_st_meta_int(const loom_st *f, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v = loom_st_meta(f, key);
+    bool digits = v && ((v[0] >= '0' && v[0] <= '9') || (v[0] == '-' && v[1] >= '0' && v[1] <= '9'));
+    char *end;
+    errno = 0;
+    long long x = digits ? strtoll(v, &end, 10) : 0;
+    if (!digits || errno || *end || x < lo || x > hi) return false;
+    *out = x;
+    return true;
+}
+
+bool loom_st_meta_hex(const loom_st *f, const char *key, uint64_t *out)
+{
+    const char *v = loom_st_meta(f, key);
+    size_t n = v ? strlen(v) : 0;
+    if (n < 1 || n > 16 || strspn(v, "0123456789abcdefABCDEF") != n) return false;
+    *out = strtoull(v, NULL, 16);
+    return true;
+}
+
+loom_status loom_st_set_meta_int(loom_st *f, const char *key, int64_t value)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%lld", (long long)value);
+    return loom_st_set_meta(f, key, s);
+}
+
 loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value)
 {
     if (!f) return LOOM_ERR_ARG;

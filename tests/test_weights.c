@@ -491,3 +491,29 @@ Test(rnn_run, non_finite_inputs)
     cr_assert(isnan(((float *)loom_st_get(f, "output")->data)[0]), "the NaN reaches the output");
     loom_st_free(f);
 }
+
+/* Numbers in metadata: strict decimal (or hex) in range, written back as read. */
+Test(weights, metadata_numbers)
+{
+    loom_st *f = loom_st_new();
+    cr_assert_eq(loom_st_set_meta_int(f, "n", -42), LOOM_OK);
+    cr_assert_str_eq(loom_st_meta(f, "n"), "-42");
+    int64_t v = 0;
+    cr_assert(loom_st_meta_int(f, "n", -100, 100, &v) && v == -42);
+    cr_assert(!loom_st_meta_int(f, "n", 0, 100, &v), "below the range");
+    static const char *const bad[] = {"", " 3", "+3", "3 ", "abc", "1e3", "9223372036854775808", "-"};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        loom_st_set_meta(f, "b", bad[i]);
+        cr_assert(!loom_st_meta_int(f, "b", INT64_MIN, INT64_MAX, &v), "'%s' is refused", bad[i]);
+    }
+    cr_assert(!loom_st_meta_int(f, "missing", 0, 1, &v));
+    uint64_t h = 0;
+    loom_st_set_meta(f, "h", "00ff00ff00ff00ff");
+    cr_assert(loom_st_meta_hex(f, "h", &h) && h == 0x00ff00ff00ff00ffull);
+    static const char *const bad_hex[] = {"", "12345678901234567", "zz", "0x12", " 1"};
+    for (unsigned i = 0; i < sizeof bad_hex / sizeof *bad_hex; i++) {
+        loom_st_set_meta(f, "h", bad_hex[i]);
+        cr_assert(!loom_st_meta_hex(f, "h", &h), "'%s' is refused", bad_hex[i]);
+    }
+    loom_st_free(f);
+}

@@ -274,38 +274,28 @@ const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_opt
         }
     }
     int64_t steps;
-    if (!loom_tool_meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TOOL_MAX_STEPS,
+    if (!loom_st_meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TOOL_MAX_STEPS,
                             &steps))
         return "its optimiser step count is missing or out of range";
     loom_optim_set_steps(o, steps);
     return NULL;
 }
 
-bool loom_tool_meta_int(const loom_st *f, const char *key, int64_t lo, int64_t hi, int64_t *out)
+loom_task_kind loom_tool_checkpoint_kind(const char *path)
 {
-    const char *v = loom_st_meta(f, key);
-    bool digits = v && (isdigit((unsigned char)v[0]) || (v[0] == '-' && isdigit((unsigned char)v[1])));
-    char *end;
-    errno = 0;
-    long long x = digits ? strtoll(v, &end, 10) : 0;
-    if (!digits || errno || *end || x < lo || x > hi) return false;
-    *out = x;
-    return true;
+    loom_st *f = loom_st_new();
+    bool read = f && !loom_st_read(f, path);
+    loom_task_kind k = read && loom_st_meta(f, "loom.seq2seq") ? LOOM_TASK_SEQ2SEQ
+                       : read && loom_st_meta(f, "loom.task") ? LOOM_TASK_ADDING
+                                                              : LOOM_TASK_LM;
+    loom_st_free(f);
+    return k;
 }
 
 int64_t loom_tool_checkpoint_step(const loom_st *ck)
 {
     int64_t v;
-    return loom_tool_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &v) ? v : -1;
-}
-
-bool loom_tool_meta_hex(const loom_st *f, const char *key, uint64_t *out)
-{
-    const char *v = loom_st_meta(f, key);
-    size_t n = v ? strlen(v) : 0;
-    if (n < 1 || n > 16 || strspn(v, "0123456789abcdefABCDEF") != n) return false;
-    *out = strtoull(v, NULL, 16);
-    return true;
+    return loom_st_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &v) ? v : -1;
 }
 
 double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok)

@@ -506,14 +506,6 @@ static int load(loaded *l, const char *path, int batch, int rows)
     return loom_tool_finite_weights(cmd, path, l->store) ? 0 : 2;
 }
 
-bool loom_is_seq2seq_checkpoint(const char *path)
-{
-    loom_st *f = loom_st_new();
-    bool yes = f && !loom_st_read(f, path) && loom_st_meta(f, "loom.seq2seq");
-    loom_st_free(f);
-    return yes;
-}
-
 /* ---- loom translate ---- */
 
 const char loom_translate_help[] =
@@ -821,10 +813,10 @@ static int restore(s2s *r, const loom_st *ck)
     const loom_st_tensor *order = loom_st_get(ck, "data.order");
     uint64_t rng;
     int64_t pos, runs, step;
-    bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && loom_tool_meta_hex(ck, "loom.rng", &rng) &&
-              loom_tool_meta_int(ck, "loom.pos", 0, LOOM_TOOL_MAX_RUNS, &pos) &&
-              loom_tool_meta_int(ck, "loom.plan_runs", 0, LOOM_TOOL_MAX_RUNS, &runs) &&
-              loom_tool_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &step);
+    bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && loom_st_meta_hex(ck, "loom.rng", &rng) &&
+              loom_st_meta_int(ck, "loom.pos", 0, LOOM_TOOL_MAX_RUNS, &pos) &&
+              loom_st_meta_int(ck, "loom.plan_runs", 0, LOOM_TOOL_MAX_RUNS, &runs) &&
+              loom_st_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &step);
     for (int64_t i = 0; ok && i < n; i++) {
         int32_t k = ((const int32_t *)order->data)[i];
         ok = k >= 0 && k < n;

@@ -135,14 +135,6 @@ static bool read_config(loom_task_config *c, const char *json)
     return ok;
 }
 
-bool loom_is_task_checkpoint(const char *path)
-{
-    loom_st *f = loom_st_new();
-    bool yes = f && !loom_st_read(f, path) && loom_st_meta(f, "loom.task");
-    loom_st_free(f);
-    return yes;
-}
-
 /* The trainer's state, the task's configuration and the model's fingerprint. */
 static int save(const task_model *m, const loom_task_config *c)
 {

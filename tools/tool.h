@@ -11,6 +11,7 @@
 #include "loom/rnn.h"
 #include "loom/store.h"
 #include "loom/train.h"
+#include "loom/trainer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,9 +76,7 @@ typedef struct {
     long save_every;
 } loom_task_config;
 int loom_train_task(const loom_task_config *c);
-/* Whether the file is a checkpoint of --task adding or copy, and loom
- * eval of one (its held-out batch). */
-bool loom_is_task_checkpoint(const char *path);
+/* loom eval of a checkpoint of --task adding or copy (its held-out batch). */
 int loom_eval_task(const char *path);
 
 /* Makes the example user cell (mgu) known by name; idempotent. */
@@ -150,12 +149,6 @@ const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_opt
 struct cJSON;
 double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok);
 
-/* The integer under metadata key k of a checkpoint: decimal digits (an
- * optional minus) in [lo, hi]; false when missing, malformed or out of
- * range (a checksum proves integrity, not that the numbers are sane). */
-bool loom_tool_meta_int(const loom_st *f, const char *k, int64_t lo, int64_t hi, int64_t *out);
-/* A 64-bit value written as 1 to 16 hex digits (a generator's state). */
-bool loom_tool_meta_hex(const loom_st *f, const char *k, uint64_t *out);
 /* The sizes a model may have, the same whether they come from a flag or
  * from a checkpoint's configuration (read before anything is built). */
 #define LOOM_TOOL_MAX_SEQ 100000   /* --seq-len */
@@ -164,10 +157,15 @@ bool loom_tool_meta_hex(const loom_st *f, const char *k, uint64_t *out);
 #define LOOM_TOOL_MAX_EMBED 65536  /* --embed */
 #define LOOM_TOOL_MAX_PAIRS (1L << 24) /* --pairs of a synthetic translation task */
 /* The most optimiser steps a run may take (--steps), and the most plan runs
- * a checkpoint may record. */
-#define LOOM_TOOL_MAX_STEPS (1LL << 40)
-#define LOOM_TOOL_MAX_RUNS (1LL << 50)
+ * a checkpoint may record: the trainer's limits. */
+#define LOOM_TOOL_MAX_STEPS LOOM_TRAINER_MAX_STEPS
+#define LOOM_TOOL_MAX_RUNS LOOM_TRAINER_MAX_RUNS
 
+/* What made the checkpoint at path, read once: LOOM_TASK_SEQ2SEQ (an
+ * encoder–decoder: loom.seq2seq), LOOM_TASK_ADDING (adding or copy:
+ * loom.task), else LOOM_TASK_LM (a file that is no checkpoint too: its
+ * reader says why later). */
+loom_task_kind loom_tool_checkpoint_kind(const char *path);
 /* The step a training checkpoint was written after (loom.step), or -1 when
  * missing or out of range. */
 int64_t loom_tool_checkpoint_step(const loom_st *ck);
@@ -224,9 +222,7 @@ typedef struct {
 int loom_train_seq2seq(const loom_train_args *a);
 int loom_cmd_translate(int argc, char **argv);
 extern const char loom_translate_help[];
-/* Whether the file is a checkpoint of a sequence-to-sequence model, and
- * loom eval of one. */
-bool loom_is_seq2seq_checkpoint(const char *path);
+/* loom eval of a checkpoint of a sequence-to-sequence model. */
 int loom_eval_seq2seq(const char *ckpt, const char *data, long beam);
 
 #endif

@@ -237,8 +237,10 @@ static int parse(loom_train_args *a, int argc, char **argv)
                                                  {"--resume", a->save && a->resume && loom_tool_same_file(a->save, a->resume) ? NULL : a->resume}},
                               4))
         return 2;
-    if (a->resume && loom_is_seq2seq_checkpoint(a->resume)) a->task = LOOM_TASK_SEQ2SEQ; /* its own task, in fact */
-    if (a->resume && loom_is_task_checkpoint(a->resume)) a->task = LOOM_TASK_ADDING;     /* (or copy: its file says) */
+    if (a->resume) { /* its own task, in fact (adding or copy: its file says which) */
+        loom_task_kind k = loom_tool_checkpoint_kind(a->resume);
+        if (k != LOOM_TASK_LM) a->task = k;
+    }
     if (!honoured(a)) return 2;
     bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
     if (a->m.bidirectional && !s2s) {
@@ -560,15 +562,6 @@ static bool apply_config(loom_train_args *a, const char *json)
     return ok;
 }
 
-static bool set_meta_int(loom_st *f, const char *k, int64_t v)
-{
-    char s[32];
-    snprintf(s, sizeof s, "%lld", (long long)v);
-    return !loom_st_set_meta(f, k, s);
-}
-
-
-
 /* Everything the run needs to continue as if it had not stopped. */
 static int save_checkpoint(run *r)
 {
@@ -579,8 +572,8 @@ static int save_checkpoint(run *r)
     loom_batches_tell(r->batches, &epoch, &batch);
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
     bool ok = f && cfg && voc && !loom_st_set_meta(f, "loom.config", cfg) && !loom_st_set_meta(f, "loom.vocab", voc) &&
-              !loom_st_set_meta(f, "loom.fingerprint", fp) && set_meta_int(f, "loom.epoch", epoch) &&
-              set_meta_int(f, "loom.batch", batch) && !loom_st_set_meta(f, "loom.data", a->data);
+              !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta_int(f, "loom.epoch", epoch) &&
+              !loom_st_set_meta_int(f, "loom.batch", batch) && !loom_st_set_meta(f, "loom.data", a->data);
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
@@ -622,8 +615,8 @@ static int restore(run *r)
     const char *want = loom_st_meta(f, "loom.fingerprint");
     if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
     int64_t epoch, batch;
-    if (!loom_tool_meta_int(f, "loom.epoch", 0, LOOM_TOOL_MAX_STEPS, &epoch) ||
-        !loom_tool_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(r->batches), &batch))
+    if (!loom_st_meta_int(f, "loom.epoch", 0, LOOM_TOOL_MAX_STEPS, &epoch) ||
+        !loom_st_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(r->batches), &batch))
         return fail(r->a.resume, "its data position (loom.epoch, loom.batch) is missing or out of range");
     if (loom_trainer_restore(r->t, f)) return fail(r->a.resume, loom_trainer_error(r->t));
     r->step0 = (long)loom_trainer_steps(r->t);
@@ -980,8 +973,9 @@ int loom_cmd_eval(int argc, char **argv)
     }
     long beam = 1;
     if (beam_s && !loom_tool_int("--beam", beam_s, 1, 1024, &beam)) return 2;
-    if (ck && loom_is_seq2seq_checkpoint(ck)) return loom_eval_seq2seq(ck, data, beam);
-    if (ck && loom_is_task_checkpoint(ck)) {
+    loom_task_kind kind = ck ? loom_tool_checkpoint_kind(ck) : LOOM_TASK_LM;
+    if (kind == LOOM_TASK_SEQ2SEQ) return loom_eval_seq2seq(ck, data, beam);
+    if (kind == LOOM_TASK_ADDING) {
         if (data || beam_s) return fprintf(stderr, "loom eval: %s is a synthetic task's checkpoint: it is evaluated on its own held-out batch (no --data, --beam)\n", ck), 2;
         return loom_eval_task(ck);
     }

@@ -6,7 +6,6 @@
 #include "loom/checkpoint.h"
 #include "loom/runtime.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,9 +29,6 @@ struct loom_trainer {
     int64_t steps;
     loom_error err;
 };
-
-#define LOOM_TRAINER_MAX_STEPS (1LL << 40)
-#define LOOM_TRAINER_MAX_RUNS (1LL << 50)
 
 static loom_status fail(loom_trainer *t, loom_status st, const char *fmt, ...)
 {
@@ -248,23 +244,17 @@ loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss)
     return LOOM_OK;
 }
 
-static bool set_int(loom_st *f, const char *k, long long v)
-{
-    char s[32];
-    snprintf(s, sizeof s, "%lld", v);
-    return !loom_st_set_meta(f, k, s);
-}
-
 loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
 {
     if (!t || !f) return LOOM_ERR_ARG;
     t->err = (loom_error){0};
-    bool ok = set_int(f, "loom.optim_steps", (long long)loom_optim_steps(t->opt)) && set_int(f, "loom.step", (long long)t->steps) &&
-              set_int(f, "loom.plan_runs", (long long)loom_plan_runs(t->train));
+    bool ok = !loom_st_set_meta_int(f, "loom.optim_steps", loom_optim_steps(t->opt)) &&
+              !loom_st_set_meta_int(f, "loom.step", t->steps) &&
+              !loom_st_set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(t->train));
     if (ok && t->o.batches) {
         int64_t epoch, batch;
         loom_batches_tell(t->o.batches, &epoch, &batch);
-        ok = set_int(f, "loom.epoch", (long long)epoch) && set_int(f, "loom.batch", (long long)batch);
+        ok = !loom_st_set_meta_int(f, "loom.epoch", epoch) && !loom_st_set_meta_int(f, "loom.batch", batch);
     }
     for (int i = 0; ok && i < t->n_params; i++) {
         const char *name = loom_store_name(t->s, i);
@@ -287,19 +277,6 @@ loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
     return ok ? LOOM_OK : fail(t, loom_st_error(f)[0] ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "trainer: save: %s", loom_st_error(f));
 }
 
-/* A decimal integer of f's metadata in [lo, hi]. */
-static bool meta_int(const loom_st *f, const char *k, long long lo, long long hi, long long *out)
-{
-    const char *v = loom_st_meta(f, k);
-    if (!v || !(v[0] == '-' ? v[1] >= '0' && v[1] <= '9' : v[0] >= '0' && v[0] <= '9')) return false;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || x < lo || x > hi) return false;
-    *out = x;
-    return true;
-}
-
 /* An f32 tensor of f with n elements, or NULL. */
 static const float *tensor(const loom_st *f, const char *key, int64_t n)
 {
@@ -311,16 +288,16 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
 {
     if (!t || !f) return LOOM_ERR_ARG;
     t->err = (loom_error){0};
-    long long steps, optim_steps, runs;
-    if (!meta_int(f, "loom.step", 0, LOOM_TRAINER_MAX_STEPS, &steps) ||
-        !meta_int(f, "loom.plan_runs", 0, LOOM_TRAINER_MAX_RUNS, &runs))
+    int64_t steps, optim_steps, runs;
+    if (!loom_st_meta_int(f, "loom.step", 0, LOOM_TRAINER_MAX_STEPS, &steps) ||
+        !loom_st_meta_int(f, "loom.plan_runs", 0, LOOM_TRAINER_MAX_RUNS, &runs))
         return fail(t, LOOM_ERR_FORMAT, "restore: its step count or dropout counter (loom.step, loom.plan_runs) is missing or out of range");
-    if (!meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TRAINER_MAX_STEPS,
+    if (!loom_st_meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TRAINER_MAX_STEPS,
                   &optim_steps))
         return fail(t, LOOM_ERR_FORMAT, "restore: its optimiser step count is missing or out of range");
-    long long epoch = 0, batch = 0;
-    if (t->o.batches && (!meta_int(f, "loom.epoch", 0, LOOM_TRAINER_MAX_STEPS, &epoch) ||
-                         !meta_int(f, "loom.batch", 0, loom_batches_per_epoch(t->o.batches), &batch)))
+    int64_t epoch = 0, batch = 0;
+    if (t->o.batches && (!loom_st_meta_int(f, "loom.epoch", 0, LOOM_TRAINER_MAX_STEPS, &epoch) ||
+                         !loom_st_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(t->o.batches), &batch)))
         return fail(t, LOOM_ERR_FORMAT, "restore: its data position (loom.epoch, loom.batch) is missing or out of range");
     /* everything checked before anything changes */
     for (int i = 0; i < t->n_params; i++) {

@@ -46,6 +46,13 @@ const char *loom_st_meta(const loom_st *f, const char *key);
  * >= 0. LOOM_ERR_ARG (and loom_st_error) otherwise. */
 loom_status loom_st_add(loom_st *f, const char *name, loom_dtype dt, loom_shape s, const void *data);
 loom_status loom_st_set_meta(loom_st *f, const char *key, const char *value);
+/* Numbers in metadata (which holds strings). Reading: decimal digits with an
+ * optional minus, in [lo, hi]; hex: 1 to 16 hex digits. False when the key
+ * is missing, malformed or out of range — a checksum proves integrity, not
+ * that a number is sane. Writing: the decimal form. */
+bool loom_st_meta_int(const loom_st *f, const char *key, int64_t lo, int64_t hi, int64_t *out);
+bool loom_st_meta_hex(const loom_st *f, const char *key, uint64_t *out);
+loom_status loom_st_set_meta_int(loom_st *f, const char *key, int64_t value);
 /* Writes atomically; on failure the old file (if any) is untouched and
  * loom_st_error(f) says why. */
 loom_status loom_st_write(loom_st *f, const char *path);

@@ -68,6 +68,11 @@ typedef struct {
 
 typedef struct loom_trainer loom_trainer;
 
+/* The most steps a checkpoint may record, and the most plan runs (the
+ * dropout counter): larger numbers in a file are refused. */
+#define LOOM_TRAINER_MAX_STEPS (1LL << 40)
+#define LOOM_TRAINER_MAX_RUNS (1LL << 50)
+
 /* NULL with the reason in *err (err may be NULL) on bad options, a failed
  * graph or out of memory. The trainer keeps g and s (they must outlive
  * it) and appends the gradients to g. */
