@@ -1,10 +1,10 @@
 /* Internal: what the readers and generators of data/ share — a whole file
- * into memory, a growing string, and the seeded generator (graph/random.h). */
+ * into memory, a growing string, and the seeded generator (loom/random.h). */
 #ifndef LOOM_DATA_READ_H
 #define LOOM_DATA_READ_H
 
 #include "graph/error.h"
-#include "graph/random.h"
+#include "loom/random.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -3,7 +3,7 @@
  * carries the tags (t, l, d). */
 #include "loom/rnn.h"
 
-#include "graph/random.h"
+#include "loom/random.h"
 
 #include <math.h>
 

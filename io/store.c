@@ -3,7 +3,7 @@
 #include "loom/store.h"
 #include "loom/ops.h"
 #include "graph/error.h"
-#include "graph/random.h"
+#include "loom/random.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -163,11 +163,10 @@ float *loom_store_data(const loom_store *s, loom_tensor t)
     return i >= 0 ? s->data[i] : NULL;
 }
 
-static double unit(uint64_t *st) { return (double)(loom_splitmix(st) >> 11) * (1.0 / 9007199254740992.0); }
 
 static double normal(uint64_t *st) /* Box–Muller */
 {
-    double u1 = unit(st), u2 = unit(st);
+    double u1 = loom_uniform(st), u2 = loom_uniform(st);
     return sqrt(-2 * log(u1 > 0 ? u1 : 1e-300)) * cos(6.283185307179586 * u2);
 }
 
@@ -219,7 +218,7 @@ void loom_store_init(loom_store *s, uint64_t seed)
             switch (nd->attr.i[2]) {
             case LOOM_INIT_ONES: d[k] = 1.0f; break;
             case LOOM_INIT_UNIFORM:
-            case LOOM_INIT_XAVIER_UNIFORM: d[k] = (float)((2 * unit(&st) - 1) * bound); break;
+            case LOOM_INIT_XAVIER_UNIFORM: d[k] = (float)((2 * loom_uniform(&st) - 1) * bound); break;
             case LOOM_INIT_NORMAL:
             case LOOM_INIT_ORTHOGONAL: d[k] = (float)(a * normal(&st)); break;
             default: d[k] = 0.0f; break;

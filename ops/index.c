@@ -216,7 +216,7 @@ static loom_status dropout_forward(const loom_kargs *k)
     }
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     for (int64_t i = i0; i < i1; i++)
-        k->out[i] = loom_uniform(seed, k->run_seed, (uint64_t)i) >= p ? k->in[0][i] * scale : 0.0f;
+        k->out[i] = loom_dropout_draw(seed, k->run_seed, (uint64_t)i) >= p ? k->in[0][i] * scale : 0.0f;
     return LOOM_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include "loom/graph.h"
 #include "loom/ops.h"
+#include "loom/random.h"
 
 #include <math.h>
 #include <sched.h>
@@ -251,15 +252,12 @@ void loom_gemm_ref(bool ta, bool tb, int m, int n, int k, float alpha, const flo
                    const float *b, int ldb, float beta, float *c, int ldc);
 bool loom_gemm_uses_blas(void);
 
-/* Counter-based uniform in [0, 1) for dropout masks. */
-static inline float loom_uniform(uint64_t seed, uint64_t run, uint64_t i)
+/* Dropout's draw for element i of a run: uniform in [0, 1) with 24 bits,
+ * a hash (loom_mix) of the seed, the plan's run counter and the index. */
+static inline float loom_dropout_draw(uint64_t seed, uint64_t run, uint64_t i)
 {
-    uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (run + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^ i;
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f);
+    return (float)(loom_mix(seed * 0x9E3779B97F4A7C15ull ^ (run + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^ i) >> 40) *
+           (1.0f / 16777216.0f);
 }
 
 #endif

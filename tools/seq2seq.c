@@ -9,7 +9,7 @@
 
 #include "loom/loom.h"
 
-#include "graph/random.h"
+#include "loom/random.h"
 
 #include <cjson/cJSON.h>
 
@@ -140,7 +140,7 @@ static void fill(s2s *r, bool valid, const int64_t *idx)
             r->tgt[j * B + b] = t[j];
             r->dec_in[j * B + b] = j ? t[j - 1] : LOOM_BOS;
             if (r->gold) /* held-out loss: always teacher-forced */
-                r->gold[j * B + b] = valid || (double)(loom_splitmix(&r->rng) >> 11) * 0x1p-53 < r->a->teacher_forcing;
+                r->gold[j * B + b] = valid || loom_uniform(&r->rng) < r->a->teacher_forcing;
         }
     }
 }

@@ -4,7 +4,7 @@
  * its states per row and reorders them by `parent`. */
 #include "loom/seq2seq.h"
 
-#include "graph/random.h"
+#include "loom/random.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -77,7 +77,7 @@ static int sample_candidate(search *s, int r, const float *lp)
     double mx = -INFINITY, z = 0, T = s->o->temperature;
     for (int v = 0; v < s->V; v++) mx = x[v] > mx ? x[v] : mx;
     for (int v = 0; v < s->V; v++) z += exp((x[v] - mx) / T);
-    double u = (double)(loom_splitmix(&s->rng) >> 11) * 0x1p-53 * z, acc = 0;
+    double u = loom_uniform(&s->rng) * z, acc = 0;
     int v = 0;
     for (; v < s->V - 1; v++)
         if ((acc += exp((x[v] - mx) / T)) > u) break;

@@ -23,5 +23,6 @@
 #include "loom/trainer.h"
 #include "loom/generate.h"
 #include "loom/bleu.h"
+#include "loom/random.h"
 
 #endif

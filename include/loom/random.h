@@ -1,9 +1,10 @@
-/* Internal: splitmix64, the counter-based generator loom's seeded draws use
- * (initialisers, truncation lengths, data order, task generators,
+/* loom/random.h — splitmix64, the one generator behind every seeded draw
+ * in loom (initialisers, truncation, data order, task generators,
  * sampling): a draw depends only on the seed and the counter, so a run is
- * the same on every machine. */
-#ifndef LOOM_GRAPH_RANDOM_H
-#define LOOM_GRAPH_RANDOM_H
+ * the same on every machine and a draw can be made again from its seed
+ * and position alone (nothing to save in a checkpoint). */
+#ifndef LOOM_RANDOM_H
+#define LOOM_RANDOM_H
 
 #include <stdint.h>
 
@@ -26,5 +27,8 @@ static inline uint64_t loom_splitmix(uint64_t *state)
 
 /* A draw of the stream *s (which the draw replaces), uniform in [0, n). */
 static inline uint64_t loom_below(uint64_t *s, uint64_t n) { return (*s = loom_mix(*s)) % n; }
+
+/* A draw of the generator *state, uniform in [0, 1) with 53 bits. */
+static inline double loom_uniform(uint64_t *state) { return (double)(loom_splitmix(state) >> 11) * 0x1p-53; }
 
 #endif
