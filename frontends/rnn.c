@@ -66,23 +66,29 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
     return loom_graph_status(g);
 }
 
-/* Boundaries where the state passes through stop_gradient: cut[t] means a
- * cut between steps t−1 and t. */
-static int plan_cuts(const loom_rnn_args *a, int T, bool *cut, int *list, int max)
+void loom_trunc_draw(uint64_t seed, int64_t run, int mean, float *xi, int64_t n)
+{
+    uint64_t s = loom_mix(seed * 0x9E3779B97F4A7C15ull ^ loom_mix((uint64_t)run));
+    double cut = mean > 1 ? 1.0 / mean : 1.0;                       /* 1 − π */
+    float keep = mean > 1 ? (float)((double)mean / (mean - 1)) : 0; /* 1/π */
+    for (int64_t i = 0; i < n; i++) xi[i] = loom_uniform(&s) < cut ? 0.0f : keep;
+}
+
+/* The truncation built into the graph: cut[d·(T+1) + t] (a stop_gradient
+ * at the boundary into step t of direction d) and, for a random draw,
+ * xi[d·T + t] (its weight). Returns the forward direction's cuts in list. */
+static int plan_cuts(const loom_rnn_args *a, int T, int D, bool *cut, float *xi, int *list, int max)
 {
     int n = 0;
-    if (!a || a->trunc == LOOM_TRUNC_NONE || a->truncate < 1) return 0;
-    uint64_t s = a->trunc_seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    for (int t = 0;;) {
-        int len = a->truncate;
-        if (a->trunc == LOOM_TRUNC_RANDOM) { /* uniform in [1, 2K−1]: mean K */
-            len = 1 + (int)(loom_splitmix(&s) % (uint64_t)(2 * a->truncate - 1));
+    if (!a || a->trunc == LOOM_TRUNC_NONE || a->truncate < 1 || loom_valid(a->trunc_xi)) return 0;
+    if (a->trunc == LOOM_TRUNC_RANDOM) loom_trunc_draw(a->trunc_seed, 0, a->truncate, xi, (int64_t)D * T);
+    for (int d = 0; d < D; d++)
+        for (int t = 1; t < T; t++) {
+            int into = d ? t - 1 : t; /* the reverse direction enters step t−1 from t */
+            bool c = a->trunc == LOOM_TRUNC_RANDOM ? xi[d * T + into] == 0 : t % a->truncate == 0;
+            cut[d * (T + 1) + into] = c;
+            if (c && d == 0 && n < max) list[n++] = t;
         }
-        t += len;
-        if (t >= T) break;
-        cut[t] = true;
-        if (n < max) list[n++] = t;
-    }
     return n;
 }
 
@@ -124,7 +130,9 @@ typedef struct {
     uint8_t cell_label;            /* and as a tag */
     int T, B, H, D, L, S;
     loom_tensor mask;              /* (T, B) sequence mask, or invalid */
-    bool *cut;                     /* cut[t]: a truncation cut between steps t−1 and t */
+    bool *cut;                     /* cut[d·(T+1) + t]: a cut at the boundary into step t of direction d */
+    float *xi;                     /* a random truncation's weights built into the graph, [d·T + t] */
+    loom_tensor xi_const;          /* the same as a constant (or invalid) */
     loom_tensor *in_t;             /* the current layer's step inputs */
     loom_tensor *out_t;            /* step outputs, [d · T + t] */
     loom_tensor *finals;           /* [s · L · D + l · D + d] */
@@ -170,6 +178,11 @@ static bool check_args(loom_graph *g, unroll *u, loom_tensor x, const loom_rnn_a
     if (args && args->trunc != LOOM_TRUNC_NONE && args->truncate < 1)
         return !loom_valid(
             loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: truncation length %d must be >= 1", u->cn, args->truncate));
+    if (args && args->trunc == LOOM_TRUNC_RANDOM && loom_valid(args->trunc_xi) &&
+        (!loom_graph_has(g, args->trunc_xi) || loom_tensor_dtype(g, args->trunc_xi) != LOOM_F32 ||
+         loom_tensor_shape(g, args->trunc_xi).rank != 1 || loom_tensor_numel(g, args->trunc_xi) != (int64_t)u->D * u->T))
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: the truncation weights %s must be f32 of shape (%d,) (dirs·T)",
+                                           u->cn, loom_tensor_str(g, args->trunc_xi, buf, sizeof buf), u->D * u->T));
     return true;
 }
 
@@ -216,9 +229,14 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
     for (int k = 0; k < T; k++) {
         int t = d ? T - 1 - k : k;
         loom_graph_set_tags(g, tags(u, t, (int16_t)l, (int8_t)d));
-        /* crossing a truncation boundary: the state enters as a constant */
-        if (k > 0 && (d ? u->cut[t + 1] : u->cut[t]))
+        /* crossing a truncation boundary: the state enters as a constant,
+         * or (random truncation) with its gradient weighted by ξ */
+        if (k > 0 && u->cut[d * (T + 1) + t])
             for (int s = 0; s < S; s++) st[s] = loom_stop_gradient(g, st[s]);
+        else if (k > 0 && args && args->trunc == LOOM_TRUNC_RANDOM) {
+            loom_tensor xi = loom_valid(args->trunc_xi) ? args->trunc_xi : u->xi_const;
+            for (int s = 0; s < S; s++) st[s] = loom_scale_grad(g, st[s], xi, d * T + t);
+        }
         for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
         /* an error the cell's step makes says where it was made */
         char where[160];
@@ -281,15 +299,19 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
     u.cn = u.cell && u.cell->name ? u.cell->name : "cell";
     u.cell_label = loom_graph_label(g, u.cn);
     if (!check_args(g, &u, x, args)) return out;
-    u.cut = calloc((size_t)u.T + 1, sizeof *u.cut);
+    u.cut = calloc((size_t)u.D * (u.T + 1), sizeof *u.cut);
+    u.xi = calloc((size_t)u.D * u.T, sizeof *u.xi);
     u.in_t = malloc((size_t)u.T * sizeof *u.in_t);
     u.out_t = malloc((size_t)(2 * u.T) * sizeof *u.out_t);
     u.finals = malloc((size_t)(u.S * u.L * u.D) * sizeof *u.finals);
     loom_tags saved = loom_graph_tags(g);
-    if (!u.cut || !u.in_t || !u.out_t || !u.finals) {
+    if (!u.cut || !u.xi || !u.in_t || !u.out_t || !u.finals) {
         loom_graph_fail(g, LOOM_ERR_NOMEM, "rnn: out of memory");
     } else {
-        out.n_cuts = plan_cuts(args, u.T, u.cut, out.cuts, LOOM_RNN_MAX_CUTS);
+        out.n_cuts = plan_cuts(args, u.T, u.D, u.cut, u.xi, out.cuts, LOOM_RNN_MAX_CUTS);
+        u.xi_const = args && args->trunc == LOOM_TRUNC_RANDOM && !loom_valid(args->trunc_xi)
+                         ? loom_constant(g, loom_shape1(u.D * u.T), u.xi)
+                         : LOOM_INVALID;
         step_inputs(g, &u, x);
         for (int l = 0; l < u.L && !loom_graph_failed(g); l++) {
             for (int d = 0; d < u.D && !loom_graph_failed(g); d++) run_direction(g, &u, l, d, args);
@@ -298,7 +320,7 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
         if (!loom_graph_failed(g)) gather_outputs(g, &u, &out);
     }
     loom_graph_set_tags(g, saved);
-    free(u.cut), free(u.in_t), free(u.out_t), free(u.finals);
+    free(u.cut), free(u.xi), free(u.in_t), free(u.out_t), free(u.finals);
     return loom_graph_failed(g) ? invalid_out() : out;
 }
 

@@ -1,5 +1,6 @@
-/* Shape ops: concat, slice, pad, reshape, transpose, stop_gradient.
- * reshape and stop_gradient are views (no copy, no buffer of their own). */
+/* Shape ops: concat, slice, pad, reshape, transpose, stop_gradient,
+ * scale_grad. reshape, stop_gradient and scale_grad are views (no copy, no
+ * buffer of their own). */
 #include "ops/op.h"
 
 /* ---- concat: attrs i[0] = axis; i[1] = every piece's width along the axis
@@ -227,6 +228,31 @@ const loom_op_desc loom_desc_stop_gradient = {
     .name = "stop_gradient", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_DETACH | OPF_LAYOUT,
     .shape = shape_same, .grad = no_grad};
 
+/* ---- scale_grad (view): y = x, ∂L/∂x = w[k]·∂L/∂y, where w is an f32
+ * vector read at run time and k = attrs i[0]. Randomised truncation's ξ:
+ * w[k] = 0 stops the gradient at a step boundary, 1/π passes it
+ * reweighted; the value is untouched either way. ---- */
+
+static bool shape_scale_grad(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                             loom_shape *out, loom_dtype *dt)
+{
+    (void)n;
+    loom_shape w = loom_tensor_shape(g, in[1]);
+    if (loom_tensor_dtype(g, in[1]) != LOOM_F32 || w.rank != 1 || a->i[0] < 0 || a->i[0] >= w.d[0])
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG, "%s: the weights %s must be an f32 vector with an element %d",
+                                           op, TSTR(g, in[1]), a->i[0]));
+    return shape_same(g, op, in, 1, a, out, dt);
+}
+
+static void scale_grad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    if (need[0]) gx[0] = loom_mul(g, gy, loom_slice(g, loom_node_input(g, y, 1), 0, loom_graph_node(g, y)->attr.i[0], 1));
+}
+
+const loom_op_desc loom_desc_scale_grad = {
+    .name = "scale_grad", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ALIAS | OPF_LAYOUT,
+    .shape = shape_scale_grad, .grad = scale_grad_grad};
+
 /* ---- transpose: attrs i[0..rank) = perm, out.d[j] = x.d[perm[j]] ---- */
 
 static bool shape_transpose(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
@@ -380,4 +406,11 @@ loom_tensor loom_transpose2(loom_graph *g, loom_tensor x)
     perm[r - 2] = r - 1;
     perm[r - 1] = r - 2;
     return loom_transpose(g, x, perm);
+}
+
+loom_tensor loom_scale_grad(loom_graph *g, loom_tensor x, loom_tensor w, int k)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.i[0] = k;
+    return loom_op_build(g, OP_SCALE_GRAD, (loom_tensor[]){x, w}, 2, &at);
 }

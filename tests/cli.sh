@@ -135,5 +135,21 @@ check "the encoder–decoder's picture has its attention weights" grep -q 'atten
 expect 2 "not with --load" -- "$loom" dot --seq2seq additive --grad-norms -o "$dir/y.dot"
 expect 2 "--seq2seq must be" -- "$loom" dot --seq2seq luong -o "$dir/y.dot"
 
+# truncated BPTT: fixed and random train; a random run resumes byte for byte
+lm="--hidden 16 --seq-len 8 --batch 4 --generate 0 --eval-every 10"
+expect 0 "" -- "$loom" train $lm --steps 6 --truncate 3
+expect 0 "" -- "$loom" train $lm --steps 6 --truncate 3 --random-truncation --save "$dir/rt_half.ckpt" --threads 1
+expect 0 "" -- "$loom" train --resume "$dir/rt_half.ckpt" --steps 12 --save "$dir/rt_resumed.ckpt" --threads 1
+expect 0 "" -- "$loom" train $lm --steps 12 --truncate 3 --random-truncation --save "$dir/rt_whole.ckpt" --threads 1
+check "a resumed randomly truncated run ends where the whole run ends" cmp -s "$dir/rt_resumed.ckpt" "$dir/rt_whole.ckpt"
+expect 0 "" -- "$loom" eval --load "$dir/rt_whole.ckpt"
+expect 2 "needs --truncate K" -- "$loom" train $lm --random-truncation
+expect 2 "cuts nothing inside a window" -- "$loom" train $lm --truncate 8
+expect 2 "--truncate is not used by --task adding" -- "$loom" train --task adding --truncate 3
+expect 2 "--truncate with --resume" -- "$loom" train --resume "$dir/rt_half.ckpt" --truncate 2
+expect 2 "each direction draws its own cuts" -- "$loom" dot --bidirectional --truncate 3 --random-truncation -o "$dir/rt.dot"
+expect 0 "" -- "$loom" dot --cell gru --seq-len 9 --truncate 3 --random-truncation -o "$dir/rt.dot"
+check "the random truncation's picture weights what crosses uncut" grep -q 'scale_grad' "$dir/rt.dot"
+
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

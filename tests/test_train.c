@@ -103,11 +103,12 @@ typedef struct {
     int32_t x[6 * 4], y[6 * 4];
 } lm_rig;
 
-static void rig_make(lm_rig *r, const loom_cell_def *cell, float lr, loom_optimizer kind, double clip)
+static void rig_make_cut(lm_rig *r, const loom_cell_def *cell, float lr, loom_optimizer kind, double clip, loom_trunc trunc)
 {
     r->g = loom_graph_new();
     loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = cell, .vocab = 12, .embed = 8, .hidden = 16, .layers = 2,
-                                                 .dropout = 0.2f, .steps = 6, .batch = 4, .seed = 3});
+                                                 .dropout = 0.2f, .steps = 6, .batch = 4, .seed = 3, .trunc = trunc,
+                                                 .truncate = 2});
     r->s = loom_store_new(r->g);
     loom_store_init(r->s, 7);
     loom_error err = {0};
@@ -115,11 +116,17 @@ static void rig_make(lm_rig *r, const loom_cell_def *cell, float lr, loom_optimi
                             &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
                                                  .n_states = cell->n_states, .optim = {.kind = kind, .lr = lr},
                                                  .schedule = {.kind = LOOM_SCHED_COSINE, .total = 40, .warmup = 3},
-                                                 .clip_norm = clip, .seed = 11},
+                                                 .clip_norm = clip, .seed = 11, .trunc_xi = r->lm.trunc_xi,
+                                                 .trunc_mean = 2},
                             &err);
     cr_assert(r->t, "%s", err.msg);
     cr_assert_eq(loom_trainer_bind(r->t, r->lm.tokens, r->x), LOOM_OK, "%s", loom_trainer_error(r->t));
     cr_assert_eq(loom_trainer_bind(r->t, r->lm.targets, r->y), LOOM_OK, "%s", loom_trainer_error(r->t));
+}
+
+static void rig_make(lm_rig *r, const loom_cell_def *cell, float lr, loom_optimizer kind, double clip)
+{
+    rig_make_cut(r, cell, lr, kind, clip, LOOM_TRUNC_NONE);
 }
 
 static void rig_free(lm_rig *r)
@@ -141,12 +148,13 @@ static void rig_batch(lm_rig *r, int k)
 
 /* A user's cell trains through the trainer, saves, and a new trainer made
  * the same way resumes bit for bit (weights, Adam's moments, the schedule's
- * position, the carried states, the dropout counter). */
-Test(trainer, resumes_bit_for_bit)
+ * position, the carried states, the dropout counter, the truncation's
+ * draws). */
+static void resumes_bit_for_bit(loom_trunc trunc)
 {
     lm_rig a, b, c;
     double straight[20];
-    rig_make(&a, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    rig_make_cut(&a, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0, trunc);
     for (int k = 0; k < 20; k++) {
         rig_batch(&a, k);
         if (k == 12) loom_trainer_reset_states(a.t); /* a new epoch */
@@ -156,7 +164,7 @@ Test(trainer, resumes_bit_for_bit)
         straight[k] = s.loss;
     }
     cr_assert_lt(straight[19], straight[0], "it learns: %g → %g", straight[0], straight[19]);
-    rig_make(&b, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    rig_make_cut(&b, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0, trunc);
     for (int k = 0; k < 10; k++) {
         rig_batch(&b, k);
         cr_assert_eq(loom_trainer_step(b.t, NULL), LOOM_OK, "%s", loom_trainer_error(b.t));
@@ -168,7 +176,7 @@ Test(trainer, resumes_bit_for_bit)
     close(fd);
     cr_assert_eq(loom_checkpoint_write(f, path), LOOM_OK, "%s", loom_st_error(f));
     loom_st_free(f);
-    rig_make(&c, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0);
+    rig_make_cut(&c, &mgu_cell, 0.01f, LOOM_OPT_ADAM, 1.0, trunc);
     f = loom_st_new();
     cr_assert_eq(loom_checkpoint_read(f, path), LOOM_OK, "%s", loom_st_error(f));
     unlink(path);
@@ -196,6 +204,31 @@ Test(trainer, resumes_bit_for_bit)
     cr_assert(isfinite(l1) && l1 == l2, "evaluation is deterministic: %g %g", l1, l2);
     cr_assert_eq(loom_trainer_steps(c.t), 20);
     rig_free(&a), rig_free(&b), rig_free(&c);
+}
+
+Test(trainer, resumes_bit_for_bit) { resumes_bit_for_bit(LOOM_TRUNC_NONE); }
+Test(trainer, resumes_bit_for_bit_with_random_truncation) { resumes_bit_for_bit(LOOM_TRUNC_RANDOM); }
+
+/* Truncation changes the update, not the loss: a first step with fixed or
+ * random truncation has full BPTT's loss and other weights after it; the
+ * random draws change from step to step. */
+Test(trainer, truncation_reaches_the_update)
+{
+    lm_rig r[3];
+    loom_trunc kinds[3] = {LOOM_TRUNC_NONE, LOOM_TRUNC_FIXED, LOOM_TRUNC_RANDOM};
+    loom_train_step s[3];
+    for (int i = 0; i < 3; i++) {
+        rig_make_cut(&r[i], &loom_cell_lstm, 0.01f, LOOM_OPT_SGD, 0, kinds[i]);
+        rig_batch(&r[i], 0);
+        cr_assert_eq(loom_trainer_step(r[i].t, &s[i]), LOOM_OK, "%s", loom_trainer_error(r[i].t));
+        cr_assert_eq(s[i].loss, s[0].loss);
+    }
+    for (int i = 1; i < 3; i++) cr_assert_neq(s[i].grad_norm, s[0].grad_norm, "truncation %d", i);
+    float a[6], b[6];
+    loom_trunc_draw(5, 0, 2, a, 6), loom_trunc_draw(5, 1, 2, b, 6);
+    cr_assert(memcmp(a, b, sizeof a), "each step draws anew");
+    for (int i = 0; i < 6; i++) cr_assert(a[i] == 0 || a[i] == 2, "ξ is 0 or 1/π = 2 for K = 2: %g", a[i]);
+    for (int i = 0; i < 3; i++) rig_free(&r[i]);
 }
 
 /* A diverging run stops with the step and the first parameter named, and

@@ -19,7 +19,9 @@ const char loom_dot_help[] =
     "  --heat-range LO:HI    fixed ends of that colour scale (to compare pictures)\n"
     "  --loss all|last       per-step losses on every step (default) or the last one only\n"
     "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
-    "  --random-truncation   segment lengths drawn at random with mean K\n"
+    "  --random-truncation   unbiased random truncation (as loom train trains it): each\n"
+    "                        boundary cut with probability 1/K, the gradient through the\n"
+    "                        others weighted by K/(K-1) (the scale_grad nodes); --seed draws\n"
     "  --steps-shown K       draw the first and last K steps, elide the middle (default: 12\n"
     "                        past 64 steps in the cell view, 4 past 12 in the op view; 0: all)\n"
     "  --title TEXT          the picture's title\n"
@@ -139,6 +141,11 @@ static int parse(dot_args *a, int argc, char **argv)
     }
     if (a->random_trunc && !a->truncate) {
         fprintf(stderr, "loom dot: --random-truncation needs --truncate K (the mean segment length)\n");
+        return 2;
+    }
+    if (a->random_trunc && a->m.bidirectional) { /* the picture marks a boundary cut or not, for both directions */
+        fprintf(stderr, "loom dot: --random-truncation with --bidirectional: each direction draws its own cuts, which "
+                        "one picture of the boundaries cannot show; draw one direction, or --truncate alone\n");
         return 2;
     }
     if (!text && !loom_dot_can_render()) {

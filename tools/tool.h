@@ -207,6 +207,8 @@ typedef struct {
     loom_token_kind tokens;
     bool letters_only, help, sequential, lr_given, steps_given;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
+    long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
+    bool random_trunc; /* ... or at random, K steps apart on average, unbiased */
     double dropout, lr, momentum, weight_decay, clip, temperature;
     loom_optimizer optimizer;
     loom_sched_kind schedule;

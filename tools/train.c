@@ -62,6 +62,11 @@ const char loom_train_help[] =
     "  --schedule constant|cosine|step|exp  learning-rate schedule (default constant)\n"
     "  --warmup N            linear warm-up steps (default 0)\n"
     "  --clip NORM           clip the global gradient norm (default 1; 0: off)\n"
+    "  --truncate K          truncated BPTT: cut the gradient every K steps inside a window\n"
+    "                        (K < --seq-len; windows are always cut from each other)\n"
+    "  --random-truncation   with --truncate K: cut at random, K steps apart on average, and\n"
+    "                        weight what crosses a boundary uncut by K/(K-1), so that the\n"
+    "                        expected gradient is the full one (Tallec & Ollivier; d2l 9.7)\n"
     "  --sampling random|sequential  minibatches (default sequential: state carried)\n"
     "  --eval-every N        held-out perplexity every N steps (default 100)\n"
     "  --metrics FILE        CSV: step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity\n"
@@ -108,12 +113,13 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     if (loom_tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--letters-only")) return a->letters_only = true;
+    if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
     static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--epochs", "--optimizer", "--task",
                                          "--resume", "--init", "--save-every",
                                          "--lr", "--momentum", "--weight-decay", "--schedule", "--warmup", "--clip",
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
                                          "--temperature", "--threads", "--attention", "--teacher-forcing", "--pairs",
-                                         "--min-len", "--min-freq", "--eval-pairs"};
+                                         "--min-len", "--min-freq", "--eval-pairs", "--truncate"};
     if (!loom_tool_valued("loom train", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom train --help"))
         return false;
     (*i)++;
@@ -130,6 +136,7 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--steps")) return (a->steps_given = true) && loom_tool_int(f, v, 1, 1L << 40, &a->steps);
     if (!strcmp(f, "--epochs")) return loom_tool_int(f, v, 1, 1L << 20, &a->epochs);
     if (!strcmp(f, "--warmup")) return loom_tool_int(f, v, 0, 1L << 40, &a->warmup);
+    if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, LOOM_TOOL_MAX_SEQ, &a->truncate);
     if (!strcmp(f, "--eval-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->eval_every);
     if (!strcmp(f, "--generate")) return loom_tool_int(f, v, 0, 1000000, &a->generate);
     if (!strcmp(f, "--threads")) return loom_tool_int(f, v, 1, 1024, &a->threads);
@@ -181,14 +188,16 @@ static bool honoured(const loom_train_args *a)
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
                                            "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
-                                           "--min-freq", "--eval-pairs", "--input", "--bidirectional", NULL};
+                                           "--min-freq", "--eval-pairs", "--input", "--bidirectional", "--truncate",
+                                           "--random-truncation", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix",
-                                          "--temperature", "--input", NULL};
+                                          "--temperature", "--input", "--truncate", "--random-truncation", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--bidirectional", "--embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
                                               "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
                                               "--warmup", "--clip", "--sampling", "--attention", "--teacher-forcing",
-                                              "--pairs", "--min-len", "--min-freq", "--epochs", NULL};
+                                              "--pairs", "--min-len", "--min-freq", "--epochs", "--truncate",
+                                              "--random-truncation", NULL};
     static const char *const names[] = {"a language model", "--task adding", "--task copy", "--task seq2seq",
                                         "--task reverse", "--task dates"};
     const char *const *no = a->task == LOOM_TASK_LM ? not_lm : a->task < LOOM_TASK_SEQ2SEQ ? not_task : not_s2s;
@@ -300,6 +309,15 @@ static int parse(loom_train_args *a, int argc, char **argv)
         a->data = builtin_corpus();
         a->letters_only = true;
     }
+    if (a->random_trunc && !a->truncate) {
+        fprintf(stderr, "loom train: --random-truncation needs --truncate K, the mean segment length\n");
+        return 2;
+    }
+    if (a->truncate && !a->resume && a->truncate >= a->m.steps) {
+        fprintf(stderr, "loom train: --truncate %ld cuts nothing inside a window of --seq-len %ld steps (windows are cut "
+                        "from each other already): give K < %ld\n", a->truncate, a->m.steps, a->m.steps);
+        return 2;
+    }
     a->lr_given = a->lr >= 0;
     if (a->lr < 0) a->lr = a->optimizer == LOOM_OPT_SGD ? 1.0 : s2s ? 0.005 : 0.01;
     return 0;
@@ -392,7 +410,10 @@ static int build(run *r)
     loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
                                                  .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
                                                  .dropout = (float)a->dropout, .steps = T, .batch = B,
-                                                 .seed = (uint64_t)a->m.seed});
+                                                 .seed = (uint64_t)a->m.seed,
+                                                 .trunc = !a->truncate ? LOOM_TRUNC_NONE
+                                                          : a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED,
+                                                 .truncate = (int)a->truncate});
     if (r->ck && !loom_graph_failed(r->g) && !loom_tool_fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
@@ -421,7 +442,8 @@ static int build(run *r)
                              .schedule = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
                                           .step_size = r->a.steps / 3 > 0 ? r->a.steps / 3 : 1, .total = r->a.steps,
                                           .warmup = a->warmup},
-                             .clip_norm = a->clip, .seed = (uint64_t)a->m.seed},
+                             .clip_norm = a->clip, .seed = (uint64_t)a->m.seed, .trunc_xi = r->lm.trunc_xi,
+                             .trunc_mean = (int)a->truncate},
         &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
@@ -496,6 +518,7 @@ static double held_out_perplexity(run *r)
 
 static const char *const optim_names[] = {"sgd", "adam", "adamw"};
 static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
+static const char *const trunc_names[] = {"none", "fixed", "random"};
 
 /* What a resumed run must rebuild exactly: the model, the data and the
  * optimiser's configuration. */
@@ -514,7 +537,9 @@ static char *config_json(const loom_train_args *a)
               cJSON_AddNumberToObject(o, "weight_decay", a->weight_decay) &&
               cJSON_AddStringToObject(o, "schedule", sched_names[a->schedule]) &&
               cJSON_AddNumberToObject(o, "warmup", (double)a->warmup) && cJSON_AddNumberToObject(o, "clip", a->clip) &&
-              cJSON_AddStringToObject(o, "sampling", a->sequential ? "sequential" : "random");
+              cJSON_AddStringToObject(o, "sampling", a->sequential ? "sequential" : "random") &&
+              cJSON_AddStringToObject(o, "truncation", !a->truncate ? "none" : a->random_trunc ? "random" : "fixed") &&
+              cJSON_AddNumberToObject(o, "truncate", (double)a->truncate);
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
@@ -555,6 +580,11 @@ static bool apply_config(loom_train_args *a, const char *json)
     a->tokens = !strcmp(jstr(o, "tokens"), "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
     a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "letters_only"));
     a->sequential = !strcmp(jstr(o, "sampling"), "sequential");
+    /* truncation: absent from checkpoints made before it existed (full BPTT) */
+    int tr = cJSON_GetObjectItemCaseSensitive(o, "truncation") ? index_of(jstr(o, "truncation"), trunc_names, 3) : 0;
+    a->truncate = tr > 0 ? (long)loom_tool_jnum(o, "truncate", 1, (double)a->m.steps - 1, &ok) : 0;
+    a->random_trunc = tr == 2;
+    ok = ok && tr >= 0;
     int opt = index_of(jstr(o, "optimizer"), optim_names, 3), sch = index_of(jstr(o, "schedule"), sched_names, 4);
     ok = ok && a->m.cell && opt >= 0 && sch >= 0;
     if (ok) a->optimizer = opt, a->schedule = sch;

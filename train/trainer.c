@@ -4,6 +4,7 @@
 #include "loom/trainer.h"
 #include "loom/autodiff.h"
 #include "loom/checkpoint.h"
+#include "loom/rnn.h"
 #include "loom/runtime.h"
 
 #include <math.h>
@@ -26,6 +27,8 @@ struct loom_trainer {
     int64_t *sizes;
     loom_optim *opt;
     int32_t *x, *y; /* the batch the trainer draws (opts.batches) */
+    float *xi;      /* randomised truncation's weights */
+    int64_t n_xi;
     int64_t steps;
     loom_error err;
 };
@@ -49,7 +52,7 @@ void loom_trainer_free(loom_trainer *t)
     for (int i = 0; t->state && i < t->o.n_states; i++) free(t->state[i]);
     for (int i = 0; t->eval_state && i < t->o.n_states; i++) free(t->eval_state[i]);
     free(t->state), free(t->eval_state), free(t->state_numel), free(t->state_in), free(t->state_out);
-    free(t->outs), free(t->grads), free(t->sizes), free(t->x), free(t->y);
+    free(t->outs), free(t->grads), free(t->sizes), free(t->x), free(t->y), free(t->xi);
     loom_optim_free(t->opt);
     loom_plan_free(t->train), loom_plan_free(t->eval);
     free(t);
@@ -80,6 +83,9 @@ static bool check(loom_trainer *t)
     for (int i = 0; i < o->n_eval_outputs; i++)
         if (!loom_graph_has(g, o->eval_outputs[i]))
             return fail(t, LOOM_ERR_ARG, "trainer: evaluation output %d is not a tensor of the graph", i), false;
+    if (loom_valid(o->trunc_xi) && (!loom_graph_has(g, o->trunc_xi) || loom_tensor_dtype(g, o->trunc_xi) != LOOM_F32 ||
+                                    o->trunc_mean < 1))
+        return fail(t, LOOM_ERR_ARG, "trainer: randomised truncation needs trunc_xi, an f32 input, and trunc_mean >= 1"), false;
     if (o->batches) {
         loom_shape s = loom_tensor_shape(g, o->tokens);
         if (!loom_graph_has(g, o->tokens) || !loom_graph_has(g, o->targets) || loom_tensor_dtype(g, o->tokens) != LOOM_I32 ||
@@ -142,6 +148,11 @@ static bool build(loom_trainer *t)
             return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
         if (loom_trainer_bind(t, o->tokens, t->x) || loom_trainer_bind(t, o->targets, t->y)) return false;
     }
+    if (loom_valid(o->trunc_xi)) {
+        t->n_xi = loom_tensor_numel(t->g, o->trunc_xi);
+        if (!(t->xi = calloc((size_t)t->n_xi, sizeof *t->xi))) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+        if (loom_trainer_bind(t, o->trunc_xi, t->xi)) return false;
+    }
     const char *why = NULL;
     if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why)))
         return fail(t, why ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "%s", why ? why : "trainer: out of memory"), false;
@@ -199,6 +210,7 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
         bool epoch_start = loom_batches_next(t->o.batches, t->x, t->y);
         if (t->o.fresh_states || (epoch_start && t->steps)) loom_trainer_reset_states(t);
     }
+    if (t->xi) loom_trunc_draw(t->o.seed ^ 0x7472756E63ull, t->steps, t->o.trunc_mean, t->xi, t->n_xi);
     loom_status st = loom_run(t->train);
     if (st) return fail(t, st, "%s", loom_plan_error(t->train));
     int S = t->o.n_states;

@@ -44,7 +44,14 @@ typedef struct {
     int vocab, embed, hidden, layers;
     float dropout;        /* between layers, on the embedding and before the decoder; training plans only */
     int steps, batch;
-    uint64_t seed;        /* dropout */
+    uint64_t seed;        /* dropout; a random truncation's draw without trunc_xi */
+    /* Truncated BPTT inside a window (loom_rnn_args): FIXED cuts every
+     * `truncate` steps; RANDOM cuts at random, `truncate` steps apart on
+     * average, reweighted so that the expected gradient is the full one,
+     * with the weights in the input trunc_xi (loom_trunc_draw; the trainer
+     * fills it given loom_trainer_opts.trunc_xi). */
+    loom_trunc trunc;
+    int truncate;
 } loom_lm_opts;
 
 typedef struct {
@@ -52,6 +59,7 @@ typedef struct {
     loom_rnn rnn;
     loom_tensor tokens, targets;           /* i32 (T, B) inputs */
     loom_tensor init[LOOM_CELL_MAX_STATES]; /* (layers, B, H) initial states (inputs) */
+    loom_tensor trunc_xi;                  /* f32 (T) input: random truncation's weights (else invalid) */
     loom_rnn_out out;
     loom_tensor logits;                    /* (T, B, vocab) */
     loom_tensor loss;                      /* mean cross-entropy; perplexity = exp(loss) */

@@ -119,6 +119,10 @@ loom_tensor loom_dropout(loom_graph *g, loom_tensor x, float p, uint64_t seed);
 loom_tensor loom_where(loom_graph *g, loom_tensor cond, loom_tensor a, loom_tensor b);
 /* Identity whose gradient is zero (detach). */
 loom_tensor loom_stop_gradient(loom_graph *g, loom_tensor x);
+/* Identity whose gradient is scaled by w[k], an element of the f32 vector
+ * w (an input filled at run time): ∂L/∂x = w[k]·∂L/∂y. w[k] = 0 is a
+ * stop_gradient decided per run (randomised truncation). */
+loom_tensor loom_scale_grad(loom_graph *g, loom_tensor x, loom_tensor w, int k);
 
 #ifdef __cplusplus
 }

@@ -94,19 +94,30 @@ typedef struct {
     loom_tensor init[LOOM_CELL_MAX_STATES];
     /* Per-sequence lengths, i32 (B); LOOM_INVALID: all sequences have T steps. */
     loom_tensor lengths;
-    /* Truncated BPTT: the state passes through stop_gradient at segment
-     * boundaries, every `truncate` steps (FIXED) or after segments of random
-     * length in [1, 2·truncate − 1] drawn from `trunc_seed` (RANDOM). */
+    /* Truncated BPTT (d2l 9.7). FIXED: the state passes through
+     * stop_gradient every `truncate` steps. RANDOM: Tallec & Ollivier's
+     * unbiased randomised truncation: at every step boundary the gradient
+     * through the states is multiplied by ξ, 0 with probability 1/K (a
+     * cut; segments are K = `truncate` steps long on average) and 1/π with
+     * π = 1 − 1/K otherwise. E[ξ] = 1 and the boundaries' ξ are
+     * independent (each direction has its own: a path crosses a boundary
+     * at most once per direction), so the expected gradient is the full
+     * one. With `trunc_xi`, an f32 input of dirs·T elements, the ξ are read
+     * at run time — element d·T + t weighs the boundary into step t of
+     * direction d — and loom_trunc_draw fills it before each run (the
+     * trainer does). Without it, the draw of `trunc_seed` is built into the
+     * graph (cuts and constant weights), as a diagram draws it. */
     loom_trunc trunc;
     int truncate;
     uint64_t trunc_seed;
+    loom_tensor trunc_xi;
 } loom_rnn_args;
 
 typedef struct {
     loom_tensor output;                      /* (T, B, dirs·H): last layer, [forward; reverse] */
     loom_tensor final[LOOM_CELL_MAX_STATES]; /* (layers·dirs, B, H): state at each sequence's last step */
-    int n_cuts;                              /* truncation boundaries (at most LOOM_RNN_MAX_CUTS): */
-    int cuts[LOOM_RNN_MAX_CUTS];             /* a cut lies between steps cuts[i]-1 and cuts[i] */
+    int n_cuts;                              /* the forward direction's cuts built into the graph */
+    int cuts[LOOM_RNN_MAX_CUTS];             /* (at most LOOM_RNN_MAX_CUTS): one lies between steps cuts[i]-1 and cuts[i] */
 } loom_rnn_out;
 
 /* Unrolls the stack over x (T, B, input). args may be NULL. On error the
@@ -119,6 +130,11 @@ loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, c
  * state. Returns the top layer's output (B, H). Nodes are tagged with step
  * t; dropout between layers as loom_rnn_apply's. */
 loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor x, loom_tensor (*state)[LOOM_RNN_MAX_LAYERS]);
+
+/* Randomised truncation's weights for one run: n independent draws of ξ
+ * (0 with probability 1/mean, mean/(mean − 1) otherwise; every one 0 when
+ * mean is 1), a function of (seed, run) alone. */
+void loom_trunc_draw(uint64_t seed, int64_t run, int mean, float *xi, int64_t n);
 
 /* Full name of parameter `i` of (layer, dir), as in the state_dict. */
 const char *loom_rnn_param_name(const loom_rnn *rnn, int layer, int dir, int i, char *buf, size_t n);

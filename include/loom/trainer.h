@@ -51,7 +51,13 @@ typedef struct {
     loom_schedule schedule; /* zero: a constant rate */
     double clip_norm;       /* clip the global gradient norm to this (torch's clip_grad_norm_); 0: off */
     float clip_value;       /* clamp every gradient element to [−v, v] (clip_grad_value_); 0: off */
-    uint64_t seed;          /* the dropout masks' seed */
+    uint64_t seed;          /* the dropout masks' and the truncation's seed */
+    /* Randomised truncation (loom_rnn_args.trunc_xi): before each step the
+     * trainer fills this f32 input with loom_trunc_draw's weights of mean
+     * segment length `trunc_mean`, drawn from (seed, step): a resumed run
+     * draws what the run would have. */
+    loom_tensor trunc_xi;
+    int trunc_mean;
     /* Optional: the trainer draws its own batches of a token stream. Each
      * step fills `tokens` and `targets` (i32 (T, B) inputs) from `batches`
      * (which must outlive the trainer); the carried states start afresh at
