@@ -674,3 +674,221 @@ Test(ops, vector_tanh_sigmoid_exp_are_accurate)
     free(xs);
     loom_graph_free(g);
 }
+
+/* ---------------- every op has a gradient check ---------------- */
+
+/* One gradient check per op of ops/ops.def, each on a small graph that
+ * uses the op (ops without a gradient rule are checked for the gradient
+ * they do give: none, or zero). The test below walks the op table: an op
+ * added without an entry here fails it, and so does an entry whose graph
+ * does not hold its op. Inputs are kept off kinks and ties. */
+typedef struct {
+    loom_graph *g;
+    tin x, y;
+} gc;
+
+static gc gc_new(loom_shape sx, loom_shape sy, float lo, float hi)
+{
+    gc c = {.g = loom_graph_new()};
+    c.x = in_rand(c.g, "x", sx, lo, hi);
+    c.y = in_rand(c.g, "y", sy, lo, hi);
+    return c;
+}
+
+static void gc_check(gc *c, loom_tensor out, int n_wrt, const loom_binding *fixed, int nf)
+{
+    cr_assert(!loom_graph_failed(c->g), "%s", loom_graph_error(c->g));
+    check_grads(c->g, out, (loom_binding[]){c->x.b, c->y.b}, n_wrt, fixed, nf);
+}
+
+static void gc_free(gc *c) { free(c->x.d), free(c->y.d); }
+
+#define S2 loom_shape2(3, 4)
+#define GC_BINARY(name, fn, lo)                                                                                             \
+    static loom_graph *gc_##name(void)                                                                                      \
+    {                                                                                                                       \
+        gc c = gc_new(S2, loom_shape1(4), lo, 2);                                                                           \
+        gc_check(&c, fn(c.g, c.x.t, c.y.t), 2, NULL, 0);                                                                    \
+        gc_free(&c);                                                                                                        \
+        return c.g;                                                                                                         \
+    }
+GC_BINARY(add, loom_add, -2)
+GC_BINARY(sub, loom_sub, -2)
+GC_BINARY(mul, loom_mul, -2)
+GC_BINARY(div, loom_div, 0.5f)
+#define GC_UNARY(name, expr, lo)                                                                                            \
+    static loom_graph *gc_##name(void)                                                                                      \
+    {                                                                                                                       \
+        gc c = gc_new(S2, S2, lo, 2);                                                                                       \
+        loom_graph *g = c.g;                                                                                                \
+        loom_tensor x = c.x.t;                                                                                              \
+        for (int i = 0; i < 12; i++)                                                                                        \
+            if (fabsf(c.x.d[i]) < 0.2f) c.x.d[i] = 0.5f;                                                                   \
+        gc_check(&c, expr, 1, NULL, 0);                                                                                     \
+        gc_free(&c);                                                                                                        \
+        return g;                                                                                                           \
+    }
+GC_UNARY(affine, loom_affine(g, x, -1.5f, 0.25f), -2)
+GC_UNARY(tanh, loom_tanh(g, x), -2)
+GC_UNARY(sigmoid, loom_sigmoid(g, x), -2)
+GC_UNARY(relu, loom_relu(g, x), -2)
+GC_UNARY(exp, loom_exp(g, x), -2)
+GC_UNARY(log, loom_log(g, x), 0.3f)
+GC_UNARY(step, loom_mul(g, loom_step(g, x), x), -2) /* step's gradient is 0 off its kink */
+GC_UNARY(sum, loom_sum(g, x, 1, false), -2)
+GC_UNARY(sum_to, loom_sum_to(g, x, loom_shape1(4)), -2)
+GC_UNARY(broadcast_to, loom_broadcast_to(g, loom_sum_to(g, x, loom_shape1(4)), loom_shape3(2, 3, 4)), -2)
+GC_UNARY(softmax, loom_softmax(g, x), -2)
+GC_UNARY(log_softmax, loom_log_softmax(g, x), -2)
+GC_UNARY(slice, loom_slice(g, x, 1, 1, 2), -2)
+GC_UNARY(pad, loom_pad(g, x, 0, 1, 5), -2)
+GC_UNARY(reshape, loom_reshape(g, x, loom_shape3(2, 2, 3)), -2)
+GC_UNARY(transpose, loom_transpose2(g, x), -2)
+GC_UNARY(dropout, loom_dropout(g, x, 0.5f, 7), -2) /* forward and backward of one run share the mask */
+GC_UNARY(fill, loom_mul(g, loom_add(g, x, loom_fill(g, S2, 0.5f)), x), -2)
+GC_UNARY(const, loom_mul(g, loom_constant(g, loom_shape1(4), (float[]){1, -2, 3, 0.5f}), x), -2)
+GC_UNARY(input, x, -2)
+
+static loom_graph *gc_param(void)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor p = loom_param(g, "p", S2);
+    float *v = rnd_buf(12, -1, 1);
+    check_grads(g, loom_tanh(g, p), (loom_binding[]){{p, v}}, 1, NULL, 0);
+    free(v);
+    return g;
+}
+
+static loom_graph *gc_add_n(void)
+{
+    gc c = gc_new(S2, S2, -2, 2);
+    gc_check(&c, loom_add_n(c.g, (loom_tensor[]){c.x.t, c.y.t, loom_tanh(c.g, c.x.t)}, 3), 2, NULL, 0);
+    gc_free(&c);
+    return c.g;
+}
+
+static loom_graph *gc_where(void)
+{
+    gc c = gc_new(S2, S2, -2, 2);
+    loom_tensor cond = loom_constant(c.g, loom_shape1(4), (float[]){1, 0, 0, 1});
+    gc_check(&c, loom_where(c.g, cond, c.x.t, c.y.t), 2, NULL, 0);
+    gc_free(&c);
+    return c.g;
+}
+
+static loom_graph *gc_matmul(void)
+{
+    gc c = gc_new(S2, loom_shape2(5, 4), -1, 1);
+    gc_check(&c, loom_matmul(c.g, c.x.t, c.y.t, false, true), 2, NULL, 0);
+    gc_free(&c);
+    return c.g;
+}
+
+static loom_graph *gc_concat(void)
+{
+    gc c = gc_new(S2, loom_shape2(3, 2), -1, 1);
+    gc_check(&c, loom_concat(c.g, (loom_tensor[]){c.x.t, c.y.t}, 2, 1), 2, NULL, 0);
+    gc_free(&c);
+    return c.g;
+}
+
+/* cross_entropy, and cross_entropy_grad, the op its gradient is made of */
+static loom_graph *gc_cross_entropy(void)
+{
+    gc c = gc_new(loom_shape3(2, 3, 4), S2, -2, 2);
+    loom_tensor t = loom_input_i32(c.g, "t", loom_shape2(2, 3));
+    int32_t tv[6] = {0, 3, 2, 2, 1, 0};
+    loom_tensor loss = loom_cross_entropy(c.g, c.x.t, t, LOOM_NO_MASK);
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(c.g, loss, &c.x.b, 1, (loom_binding[]){{t, tv}}, 1, NULL, &r), LOOM_OK);
+    cr_assert(r.passed && r.checked == 24);
+    gc_free(&c);
+    return c.g;
+}
+
+/* gather and scatter_add (a repeated index sums), argmax (no gradient:
+ * the table's only), one_hot and sequence_mask (index inputs: none) */
+static loom_graph *gc_index(void)
+{
+    gc c = gc_new(S2, loom_shape3(2, 2, 4), -2, 2);
+    loom_graph *g = c.g;
+    loom_tensor idx = loom_input_i32(g, "idx", loom_shape2(2, 2)), len = loom_input_i32(g, "len", loom_shape1(4));
+    int32_t iv[4] = {2, 0, 2, 1}, lv[4] = {1, 3, 2, 3};
+    loom_binding fixed[2] = {{idx, iv}, {len, lv}};
+    loom_tensor gathered = loom_gather(g, c.x.t, loom_argmax(g, loom_transpose2(g, c.y.t)));
+    loom_tensor y = loom_add(g, loom_sum_all(g, loom_gather(g, c.x.t, idx)), loom_sum_all(g, gathered));
+    y = loom_add(g, y, loom_sum_all(g, loom_mul(g, loom_scatter_add(g, c.y.t, idx, 3), c.x.t)));
+    y = loom_add(g, y, loom_sum_all(g, loom_mul(g, loom_one_hot(g, len, 4), loom_slice(g, c.x.t, 0, 0, 1))));
+    y = loom_add(g, y, loom_sum_all(g, loom_mul(g, loom_sequence_mask(g, len, 3), c.x.t)));
+    gc_check(&c, y, 2, fixed, 2);
+    gc_free(&c);
+    return g;
+}
+
+/* stop_gradient: d/dx (x·c) with c = x held constant is x, not 2x (the
+ * check sees the difference); scale_grad: w[k] times the gradient */
+static loom_graph *gc_stop_gradient(void)
+{
+    gc c = gc_new(S2, S2, 0.5f, 2);
+    loom_tensor loss = loom_sum_all(c.g, loom_mul(c.g, c.x.t, loom_stop_gradient(c.g, c.x.t)));
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(c.g, loss, &c.x.b, 1, NULL, 0, NULL, &r), LOOM_OK);
+    cr_assert(!r.passed);
+    cr_assert_float_eq(r.worst_numeric, 2 * r.worst_analytic, 1e-2);
+    gc_free(&c);
+    return c.g;
+}
+
+static loom_graph *gc_scale_grad(void)
+{
+    gc c = gc_new(S2, S2, -2, 2);
+    tin w = in_vals(c.g, "w", loom_shape1(3), (float[]){0.5f, 1, 0});
+    gc_check(&c, loom_tanh(c.g, loom_scale_grad(c.g, c.x.t, w.t, 1)), 1, &w.b, 1);
+    loom_tensor loss = loom_sum_all(c.g, loom_tanh(c.g, loom_scale_grad(c.g, c.x.t, w.t, 0)));
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(c.g, loss, &c.x.b, 1, &w.b, 1, NULL, &r), LOOM_OK);
+    cr_assert_float_eq(r.worst_analytic, 0.5 * r.worst_numeric, 1e-3, "w[0] = 0.5 halves the gradient");
+    free(w.d);
+    gc_free(&c);
+    return c.g;
+}
+
+Test(ops, every_op_has_a_gradient_check, .timeout = 60)
+{
+    static const struct {
+        const char *op;
+        loom_graph *(*check)(void);
+    } checks[] = {
+        {"input", gc_input},     {"param", gc_param},
+        {"const", gc_const},     {"fill", gc_fill},
+        {"add", gc_add},         {"sub", gc_sub},
+        {"mul", gc_mul},         {"div", gc_div},
+        {"add_n", gc_add_n},     {"affine", gc_affine},
+        {"tanh", gc_tanh},       {"sigmoid", gc_sigmoid},
+        {"relu", gc_relu},       {"exp", gc_exp},
+        {"log", gc_log},         {"step", gc_step},
+        {"where", gc_where},     {"matmul", gc_matmul},
+        {"sum", gc_sum},         {"sum_to", gc_sum_to},
+        {"broadcast_to", gc_broadcast_to}, {"softmax", gc_softmax},
+        {"log_softmax", gc_log_softmax},   {"cross_entropy", gc_cross_entropy},
+        {"cross_entropy_grad", gc_cross_entropy}, {"concat", gc_concat},
+        {"slice", gc_slice},     {"pad", gc_pad},
+        {"reshape", gc_reshape}, {"transpose", gc_transpose},
+        {"stop_gradient", gc_stop_gradient}, {"gather", gc_index},
+        {"scatter_add", gc_index}, {"one_hot", gc_index},
+        {"argmax", gc_index},    {"dropout", gc_dropout},
+        {"sequence_mask", gc_index}, {"scale_grad", gc_scale_grad},
+    };
+    int n = (int)(sizeof checks / sizeof *checks);
+    for (int op = 0; op < loom_op_count(); op++) {
+        const char *name = loom_op_name(op);
+        int k = 0;
+        while (k < n && strcmp(checks[k].op, name)) k++;
+        cr_assert_lt(k, n, "op '%s' (ops/ops.def) has no gradient check: add one here", name);
+        loom_graph *g = checks[k].check();
+        bool holds = false;
+        for (int32_t i = 0; i < loom_graph_size(g) && !holds; i++) holds = loom_graph_node(g, loom_at(i))->op == op;
+        cr_assert(holds, "the gradient check for '%s' does not use it", name);
+        loom_graph_free(g);
+    }
+}
