@@ -235,52 +235,6 @@ bool loom_tool_fits(const loom_graph *g, const loom_st *ck)
     return true;
 }
 
-bool loom_tool_save_training(loom_st *f, const loom_graph *g, const loom_store *s, loom_optim *o)
-{
-    char steps[32];
-    snprintf(steps, sizeof steps, "%lld", (long long)loom_optim_steps(o));
-    bool ok = !loom_st_set_meta(f, "loom.optim_steps", steps);
-    for (int i = 0; ok && i < loom_store_count(s); i++) {
-        const char *name = loom_store_name(s, i);
-        loom_tensor t = loom_store_tensor(s, i);
-        float *m, *v, *state[2];
-        loom_optim_state(o, i, &m, &v);
-        state[0] = m, state[1] = v;
-        ok = !loom_st_add(f, name, LOOM_F32, loom_tensor_shape(g, t), loom_store_data(s, t));
-        for (int k = 0; ok && k < 2; k++) {
-            char key[300];
-            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', name);
-            ok = !state[k] || !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)loom_store_numel(s, i)), state[k]);
-        }
-    }
-    return ok;
-}
-
-const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_optim *o)
-{
-    if (loom_store_load(s, f, false)) return loom_store_error(s);
-    for (int i = 0; i < loom_store_count(s); i++) {
-        float *m, *v, *state[2];
-        loom_optim_state(o, i, &m, &v);
-        state[0] = m, state[1] = v;
-        for (int k = 0; k < 2; k++) {
-            if (!state[k]) continue;
-            char key[300];
-            snprintf(key, sizeof key, "optim.%c.%s", k ? 'v' : 'm', loom_store_name(s, i));
-            const loom_st_tensor *t = loom_st_get(f, key);
-            if (!t || t->dtype != LOOM_F32 || loom_shape_numel(t->shape) != loom_store_numel(s, i))
-                return "the optimiser state is missing or does not fit";
-            memcpy(state[k], t->data, (size_t)loom_store_numel(s, i) * sizeof(float));
-        }
-    }
-    int64_t steps;
-    if (!loom_st_meta_int(f, loom_st_meta(f, "loom.optim_steps") ? "loom.optim_steps" : "loom.step", 0, LOOM_TOOL_MAX_STEPS,
-                            &steps))
-        return "its optimiser step count is missing or out of range";
-    loom_optim_set_steps(o, steps);
-    return NULL;
-}
-
 loom_task_kind loom_tool_checkpoint_kind(const char *path)
 {
     loom_st *f = loom_st_new();

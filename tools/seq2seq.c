@@ -49,14 +49,10 @@ typedef struct {
     loom_graph *g;
     loom_seq2seq m;
     loom_store *store;
-    loom_plan *plan, *eval;
-    loom_tensor *outs; /* loss, then every parameter's gradient */
-    int n_params;
+    loom_trainer *t; /* gradients, plans, optimiser, schedule, clipping */
     int32_t *src, *src_len, *dec_in, *tgt, *tgt_len; /* one batch, time-major */
     float *gold;
-    loom_optim *opt;
-    float **grads;
-    int64_t *sizes, *order, pos;
+    int64_t *order, pos;
     uint64_t rng;
     loom_translator *tr;
     loom_metrics *metrics;
@@ -178,13 +174,17 @@ static int build(s2s *r)
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
-    r->n_params = loom_store_count(r->store);
-    if (!(r->outs = malloc((size_t)(1 + r->n_params) * sizeof *r->outs))) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    r->outs[0] = r->m.loss;
-    loom_backward(r->g, r->m.loss, loom_store_tensors(r->store), r->n_params, r->outs + 1);
-    r->plan = loom_plan_new(r->g, r->outs, 1 + r->n_params, &(loom_plan_opts){.seed = (uint64_t)a->m.seed});
-    r->eval = r->plan ? loom_plan_new(r->g, r->outs, 1, &(loom_plan_opts){.eval = true}) : NULL;
-    if (!r->eval) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
+    loom_error err = {0};
+    r->t = loom_trainer_new(
+        r->g, r->store,
+        &(loom_trainer_opts){.loss = r->m.loss,
+                             .optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                       .weight_decay = (float)a->weight_decay},
+                             .schedule = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
+                                          .total = a->steps, .warmup = a->warmup},
+                             .clip_norm = a->clip, .seed = (uint64_t)a->m.seed},
+        &err);
+    if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
     size_t Ts = (size_t)r->mo.src_steps, Tt = (size_t)r->mo.tgt_steps;
     r->src = malloc(Ts * (size_t)B * sizeof *r->src);
@@ -194,25 +194,14 @@ static int build(s2s *r)
     r->tgt_len = malloc((size_t)B * sizeof *r->tgt_len);
     r->gold = r->mo.sampled ? malloc(Tt * (size_t)B * sizeof *r->gold) : NULL;
     r->order = malloc((size_t)loom_pairs_count(r->pairs, false) * sizeof *r->order);
-    r->grads = malloc((size_t)r->n_params * sizeof *r->grads);
-    r->sizes = malloc((size_t)r->n_params * sizeof *r->sizes);
-    if (!r->src || !r->dec_in || !r->tgt || !r->src_len || !r->tgt_len || (r->mo.sampled && !r->gold) || !r->order ||
-        !r->grads || !r->sizes)
+    if (!r->src || !r->dec_in || !r->tgt || !r->src_len || !r->tgt_len || (r->mo.sampled && !r->gold) || !r->order)
         return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     for (int64_t i = 0; i < loom_pairs_count(r->pairs, false); i++) r->order[i] = i;
     r->rng = (uint64_t)a->m.seed * 0x2545F4914F6CDD1Dull + 1;
-    for (loom_plan **p = (loom_plan *[]){r->plan, r->eval, NULL}, **q = &p[0]; *q; q++) {
-        loom_store_bind(r->store, *q);
-        loom_bind(*q, r->m.src, r->src), loom_bind(*q, r->m.src_len, r->src_len), loom_bind(*q, r->m.dec_in, r->dec_in);
-        loom_bind(*q, r->m.tgt, r->tgt), loom_bind(*q, r->m.tgt_len, r->tgt_len);
-        if (r->gold) loom_bind(*q, r->m.gold, r->gold);
-    }
-    for (int i = 0; i < r->n_params; i++) r->sizes[i] = loom_store_numel(r->store, i);
-    const char *err = NULL;
-    r->opt = loom_optim_for_store(&(loom_optim_opts){.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
-                                                     .weight_decay = (float)a->weight_decay},
-                                  r->store, &err);
-    if (!r->opt) return fail(err ? err : "out of memory", NULL);
+    loom_tensor in[6] = {r->m.src, r->m.src_len, r->m.dec_in, r->m.tgt, r->m.tgt_len, r->m.gold};
+    const void *data[6] = {r->src, r->src_len, r->dec_in, r->tgt, r->tgt_len, r->gold};
+    for (int i = 0; i < (r->gold ? 6 : 5); i++)
+        if (loom_trainer_bind(r->t, in[i], data[i])) return fail_st(LOOM_ERR_ARG, loom_trainer_error(r->t), NULL);
     if (a->init && loom_store_load_file(r->store, a->init, false)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     if (a->init && !loom_tool_finite_weights(cmd, a->init, r->store)) return 2;
     char msg[512];
@@ -282,11 +271,11 @@ static int held_out(s2s *r, scores *sc)
     for (int64_t k = 0; k < batches; k++) {
         for (int b = 0; b < B; b++) idx[b] = (k * B + b) % n;
         fill(r, true, idx);
-        loom_status st = loom_run(r->eval);
-        if (st) return fail_st(st, loom_plan_error(r->eval), NULL);
-        double w = 0;
+        double loss, w = 0;
+        loom_status st = loom_trainer_eval_batch(r->t, &loss);
+        if (st) return fail_st(st, loom_trainer_error(r->t), NULL);
         for (int b = 0; b < B; b++) w += r->tgt_len[b];
-        total += loom_plan_output(r->eval, r->m.loss)[0] * w, tokens += w;
+        total += loss * w, tokens += w;
     }
     sc->loss = total / tokens;
     int64_t m = n < r->a->eval_pairs ? n : r->a->eval_pairs;
@@ -323,26 +312,22 @@ static char *config_json(const s2s *r)
     return s;
 }
 
-static int save(s2s *r, long steps)
+static int save(s2s *r)
 {
     loom_st *f = loom_st_new();
     char *cfg = config_json(r), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
-    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1)), n[32], rng[32], pos[32], runs[32];
-    snprintf(n, sizeof n, "%ld", steps);
+    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1)), rng[32];
     snprintf(rng, sizeof rng, "%016llx", (unsigned long long)r->rng);
-    snprintf(pos, sizeof pos, "%lld", (long long)r->pos);
-    snprintf(runs, sizeof runs, "%llu", (unsigned long long)loom_plan_runs(r->plan));
     int64_t n_train = loom_pairs_count(r->pairs, false);
     int32_t *order = malloc((size_t)n_train * sizeof *order + 1);
     for (int64_t i = 0; order && i < n_train; i++) order[i] = (int32_t)r->order[i];
     bool ok = f && cfg && v0 && v1 && order && !loom_st_set_meta(f, "loom.seq2seq", cfg) &&
               !loom_st_set_meta(f, "loom.src_vocab", v0) && !loom_st_set_meta(f, "loom.tgt_vocab", v1) &&
-              !loom_st_set_meta(f, "loom.step", n) && !loom_st_set_meta(f, "loom.rng", rng) &&
-              !loom_st_set_meta(f, "loom.pos", pos) && !loom_st_set_meta(f, "loom.plan_runs", runs) &&
-              !loom_st_add(f, "data.order", LOOM_I32, loom_shape1((int32_t)n_train), order) &&
-              loom_tool_save_training(f, r->g, r->store, r->opt);
+              !loom_st_set_meta(f, "loom.rng", rng) && !loom_st_set_meta_int(f, "loom.pos", r->pos) &&
+              !loom_st_add(f, "data.order", LOOM_I32, loom_shape1((int32_t)n_train), order);
     int rc = 0;
-    if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
+    if (ok && loom_trainer_save(r->t, f)) rc = fail("checkpoint", loom_trainer_error(r->t));
+    else if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
     else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
     free(cfg), free(v0), free(v1), free(order);
     loom_st_free(f);
@@ -354,29 +339,25 @@ static int save(s2s *r, long steps)
 static int train(s2s *r)
 {
     const loom_train_args *a = r->a;
-    loom_schedule sch = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
-                         .total = a->steps, .warmup = a->warmup};
     double t0 = loom_tool_now(), avg = 0, best_bleu = 0, last_print = -1;
     bool tty = isatty(2);
     scores sc = {NAN, NAN, NAN};
     for (long step = r->step0; step < a->steps; step++) {
         if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
             int rc = loom_tool_flush_metrics(cmd, &r->metrics);
-            if (!rc && a->save) rc = save(r, step);
+            if (!rc && a->save) rc = save(r);
             return loom_tool_interrupted(cmd, step, a->steps, a->save, rc);
         }
         next_batch(r);
-        loom_status run_st = loom_run(r->plan);
-        if (run_st) return fail_st(run_st, loom_plan_error(r->plan), NULL);
-        double loss = loom_plan_output(r->plan, r->m.loss)[0];
-        for (int i = 0; i < r->n_params; i++) r->grads[i] = (float *)loom_plan_output(r->plan, r->outs[1 + i]);
-        double norm = loom_clip_grad_norm(r->grads, r->sizes, r->n_params, a->clip > 0 ? a->clip : INFINITY);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            fprintf(stderr, "%s: step %ld: the %s is not finite; stopping\n", cmd, step + 1, isfinite(loss) ? "gradient" : "loss");
+        loom_train_step ts;
+        loom_status st = loom_trainer_step(r->t, &ts);
+        if (st == LOOM_ERR_VALUE) {
+            fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", cmd, loom_trainer_error(r->t));
             return 1;
         }
-        float lr = loom_schedule_lr(&sch, (float)a->lr, step);
-        loom_optim_step(r->opt, (const float *const *)r->grads, lr);
+        if (st) return fail_st(st, loom_trainer_error(r->t), NULL);
+        double loss = ts.loss, norm = ts.grad_norm;
+        float lr = ts.lr;
         avg = step > r->step0 ? 0.95 * avg + 0.05 * loss : loss;
         bool eval = (step + 1) % a->eval_every == 0 || step + 1 == a->steps;
         int rc;
@@ -401,13 +382,13 @@ static int train(s2s *r)
             if ((eval || loom_metrics_age(r->metrics) > 10) && (rc = loom_tool_flush_metrics(cmd, &r->metrics))) return rc;
         }
         if (a->save && a->save_every && (step + 1) % a->save_every == 0 &&
-            ((rc = loom_tool_flush_metrics(cmd, &r->metrics)) || (rc = save(r, step + 1))))
+            ((rc = loom_tool_flush_metrics(cmd, &r->metrics)) || (rc = save(r))))
             return rc;
     }
     printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
            a->steps > r->step0 ? a->steps - r->step0 : 0, loom_tool_now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
     int rc = loom_tool_flush_metrics(cmd, &r->metrics);
-    return !rc && a->save ? save(r, a->steps > r->step0 ? a->steps : r->step0) : rc;
+    return !rc && a->save ? save(r) : rc;
 }
 
 /* A few held-out sources with their translations, as a user would see them. */
@@ -806,25 +787,20 @@ static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, 
  * draws and the dropout counter: the run goes on as if it had not stopped. */
 static int restore(s2s *r, const loom_st *ck)
 {
-    const char *why = loom_tool_restore_training(ck, r->store, r->opt);
-    if (why) return fail(r->a->resume, why);
-    if (!loom_tool_finite_weights(cmd, r->a->resume, r->store)) return 2;
+    if (loom_trainer_restore(r->t, ck)) return fail(r->a->resume, loom_trainer_error(r->t));
     int64_t n = loom_pairs_count(r->pairs, false);
     const loom_st_tensor *order = loom_st_get(ck, "data.order");
     uint64_t rng;
-    int64_t pos, runs, step;
+    int64_t pos;
     bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && loom_st_meta_hex(ck, "loom.rng", &rng) &&
-              loom_st_meta_int(ck, "loom.pos", 0, LOOM_TOOL_MAX_RUNS, &pos) &&
-              loom_st_meta_int(ck, "loom.plan_runs", 0, LOOM_TOOL_MAX_RUNS, &runs) &&
-              loom_st_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &step);
+              loom_st_meta_int(ck, "loom.pos", 0, LOOM_TOOL_MAX_RUNS, &pos);
     for (int64_t i = 0; ok && i < n; i++) {
         int32_t k = ((const int32_t *)order->data)[i];
         ok = k >= 0 && k < n;
         if (ok) r->order[i] = k;
     }
     if (!ok) return fail(r->a->resume, "its data position is missing or does not fit its pairs");
-    r->rng = rng, r->pos = pos, r->step0 = (long)step;
-    loom_plan_set_runs(r->plan, (uint64_t)runs);
+    r->rng = rng, r->pos = pos, r->step0 = (long)loom_trainer_steps(r->t);
     if (r->step0 >= r->a->steps)
         fprintf(stderr, "%s: the checkpoint has %ld steps already; --steps %ld asks for no more\n", cmd, r->step0, r->a->steps);
     return 0;
@@ -870,10 +846,8 @@ int loom_train_seq2seq(const loom_train_args *user)
     }
     loom_metrics_free(r.metrics);
     loom_translator_free(r.tr);
-    loom_optim_free(r.opt);
-    free(r.outs), free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);
-    free(r.grads), free(r.sizes);
-    loom_plan_free(r.plan), loom_plan_free(r.eval);
+    loom_trainer_free(r.t);
+    free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);
     loom_store_free(r.store);
     loom_graph_free(r.g);
     loom_pairs_free(r.pairs), loom_pairs_free(r.valid);

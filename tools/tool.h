@@ -137,12 +137,6 @@ bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char 
  * configuration cannot ask for gigabytes. */
 bool loom_tool_fits(const loom_graph *g, const loom_st *ck);
 
-/* A training checkpoint's weights and optimiser state ("optim.m.<name>",
- * "optim.v.<name>", the optimiser's step count), added to f; and read
- * back into a store and optimiser of the same model (NULL, or the reason
- * it cannot be). */
-bool loom_tool_save_training(loom_st *f, const loom_graph *g, const loom_store *s, loom_optim *o);
-const char *loom_tool_restore_training(const loom_st *f, loom_store *s, loom_optim *o);
 
 /* The number under key k of a checkpoint's configuration object, which
  * must lie in [lo, hi]; otherwise *ok becomes false and lo is returned. */
