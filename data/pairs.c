@@ -5,8 +5,10 @@
 #include "loom/data.h"
 
 #include "data/read.h"
+#include "loom/safetensors.h"
 #include "graph/error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,5 +258,124 @@ bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, in
         if (out[s]) memcpy(out[s], p->ids[s] + k * T, (size_t)T * sizeof *out[s]);
         if (len[s]) *len[s] = p->len[s][k];
     }
+    return true;
+}
+
+/* ---- minibatches ---- */
+
+struct loom_pair_batches {
+    const loom_pairs *p;
+    int B;
+    double teacher_forcing;
+    loom_pair_batch batch;
+    int64_t *order, pos, *idx;
+    int32_t *row_s, *row_t; /* one pair, read before it is laid out time-major */
+    uint64_t rng;
+};
+
+void loom_pair_batches_free(loom_pair_batches *b)
+{
+    if (!b) return;
+    loom_pair_batch *x = &b->batch;
+    free(x->src), free(x->src_len), free(x->dec_in), free(x->tgt), free(x->tgt_len), free(x->gold);
+    free(b->order), free(b->idx), free(b->row_s), free(b->row_t), free(b);
+}
+
+loom_pair_batches *loom_pair_batches_new(const loom_pairs *p, int batch, double teacher_forcing, uint64_t seed)
+{
+    int64_t n = p ? loom_pairs_count(p, false) : 0;
+    if (!p || batch < 1 || n < 1) return NULL;
+    loom_pair_batches *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    size_t B = (size_t)batch, Ts = (size_t)p->steps[0], Tt = (size_t)p->steps[1];
+    b->p = p, b->B = batch, b->teacher_forcing = teacher_forcing;
+    loom_pair_batch *x = &b->batch;
+    x->src = malloc(Ts * B * sizeof *x->src), x->src_len = malloc(B * sizeof *x->src_len);
+    x->dec_in = malloc(Tt * B * sizeof *x->dec_in), x->tgt = malloc(Tt * B * sizeof *x->tgt);
+    x->tgt_len = malloc(B * sizeof *x->tgt_len);
+    x->gold = teacher_forcing < 1 ? malloc(Tt * B * sizeof *x->gold) : NULL;
+    b->order = malloc((size_t)n * sizeof *b->order), b->idx = malloc(B * sizeof *b->idx);
+    b->row_s = malloc(Ts * sizeof *b->row_s), b->row_t = malloc(Tt * sizeof *b->row_t);
+    if (!x->src || !x->src_len || !x->dec_in || !x->tgt || !x->tgt_len || (teacher_forcing < 1 && !x->gold) || !b->order ||
+        !b->idx || !b->row_s || !b->row_t) {
+        loom_pair_batches_free(b);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) b->order[i] = i;
+    b->rng = seed * 0x2545F4914F6CDD1Dull + 1;
+    return b;
+}
+
+const loom_pair_batch *loom_pair_batches_buffers(const loom_pair_batches *b) { return b ? &b->batch : NULL; }
+
+/* Rows idx of a part into the buffers; gold drawn for training rows. */
+static void fill(loom_pair_batches *b, const loom_pairs *p, bool valid, bool training)
+{
+    loom_pair_batch *x = &b->batch;
+    int B = b->B, Ts = b->p->steps[0], Tt = b->p->steps[1];
+    int32_t *s = b->row_s, *t = b->row_t;
+    for (int k = 0; k < B; k++) {
+        loom_pairs_get(p, valid, b->idx[k], s, &x->src_len[k], t, &x->tgt_len[k]);
+        for (int j = 0; j < Ts; j++) x->src[j * B + k] = s[j];
+        for (int j = 0; j < Tt; j++) {
+            x->tgt[j * B + k] = t[j];
+            x->dec_in[j * B + k] = j ? t[j - 1] : LOOM_BOS;
+            if (x->gold) x->gold[j * B + k] = !training || loom_uniform(&b->rng) < b->teacher_forcing;
+        }
+    }
+}
+
+void loom_pair_batches_next(loom_pair_batches *b)
+{
+    int64_t n = loom_pairs_count(b->p, false);
+    for (int k = 0; k < b->B; k++) {
+        if (b->pos % n == 0) /* a new epoch */
+            for (int64_t i = n - 1; i > 0; i--) {
+                int64_t j = (int64_t)(loom_splitmix(&b->rng) % (uint64_t)(i + 1)), x = b->order[i];
+                b->order[i] = b->order[j], b->order[j] = x;
+            }
+        b->idx[k] = b->order[b->pos++ % n];
+    }
+    fill(b, b->p, false, true);
+}
+
+void loom_pair_batches_rows(loom_pair_batches *b, const loom_pairs *held, bool valid, int64_t first)
+{
+    int64_t n = loom_pairs_count(held, valid);
+    for (int k = 0; k < b->B; k++) b->idx[k] = (first + k) % n;
+    fill(b, held, valid, false);
+}
+
+bool loom_pair_batches_save(const loom_pair_batches *b, loom_st *f)
+{
+    int64_t n = loom_pairs_count(b->p, false);
+    int32_t *order = malloc((size_t)n * sizeof *order);
+    char rng[32];
+    snprintf(rng, sizeof rng, "%016llx", (unsigned long long)b->rng);
+    for (int64_t i = 0; order && i < n; i++) order[i] = (int32_t)b->order[i];
+    bool ok = order && !loom_st_set_meta(f, "loom.rng", rng) && !loom_st_set_meta_int(f, "loom.pos", b->pos) &&
+              !loom_st_add(f, "data.order", LOOM_I32, loom_shape1((int32_t)n), order);
+    free(order);
+    return ok;
+}
+
+bool loom_pair_batches_restore(loom_pair_batches *b, const loom_st *f)
+{
+    int64_t n = loom_pairs_count(b->p, false), pos;
+    const loom_st_tensor *order = loom_st_get(f, "data.order");
+    uint64_t rng;
+    if (!order || order->dtype != LOOM_I32 || loom_shape_numel(order->shape) != n || !loom_st_meta_hex(f, "loom.rng", &rng) ||
+        !loom_st_meta_int(f, "loom.pos", 0, INT64_MAX / 2, &pos))
+        return false;
+    const int32_t *o = order->data;
+    bool *seen = calloc((size_t)n, sizeof *seen), ok = seen != NULL;
+    for (int64_t i = 0; ok && i < n; i++) { /* a permutation of 0..n−1 */
+        ok = o[i] >= 0 && o[i] < n && !seen[o[i]];
+        if (ok) seen[o[i]] = true;
+    }
+    free(seen);
+    if (!ok) return false;
+    for (int64_t i = 0; i < n; i++) b->order[i] = o[i];
+    b->rng = rng, b->pos = pos;
     return true;
 }

@@ -9,7 +9,6 @@
 
 #include "loom/loom.h"
 
-#include "loom/random.h"
 
 #include <cjson/cJSON.h>
 
@@ -49,11 +48,9 @@ typedef struct {
     loom_graph *g;
     loom_seq2seq m;
     loom_store *store;
-    loom_trainer *t; /* gradients, plans, optimiser, schedule, clipping */
-    int32_t *src, *src_len, *dec_in, *tgt, *tgt_len; /* one batch, time-major */
-    float *gold;
-    int64_t *order, pos;
-    uint64_t rng;
+    loom_trainer *t;            /* gradients, plans, optimiser, schedule, clipping */
+    loom_pair_batches *batches; /* the order of the pairs, the batch's buffers */
+    const loom_pair_batch *x;
     loom_translator *tr;
     loom_metrics *metrics;
     long step0; /* the first step this run makes (a resumed run's checkpoint step) */
@@ -120,42 +117,6 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
     return 0;
 }
 
-/* Batch rows: pairs[first..] of a part (wrapping), time-major; the decoder
- * reads <bos> then the target shifted right; `gold` says which steps read
- * the gold token (scheduled sampling; every step of a held-out batch). */
-static void fill(s2s *r, bool valid, const int64_t *idx)
-{
-    const loom_pairs *p = valid ? r->held : r->pairs;
-    bool part = valid ? r->held_part : false;
-    int B = r->mo.batch, Ts = r->mo.src_steps, Tt = r->mo.tgt_steps;
-    int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS];
-    for (int b = 0; b < B; b++) {
-        loom_pairs_get(p, part, idx[b], s, &r->src_len[b], t, &r->tgt_len[b]);
-        for (int j = 0; j < Ts; j++) r->src[j * B + b] = s[j];
-        for (int j = 0; j < Tt; j++) {
-            r->tgt[j * B + b] = t[j];
-            r->dec_in[j * B + b] = j ? t[j - 1] : LOOM_BOS;
-            if (r->gold) /* held-out loss: always teacher-forced */
-                r->gold[j * B + b] = valid || loom_uniform(&r->rng) < r->a->teacher_forcing;
-        }
-    }
-}
-
-/* The next training batch's pairs, in a seeded order reshuffled every epoch. */
-static void next_batch(s2s *r)
-{
-    int64_t n = loom_pairs_count(r->pairs, false), idx[4096];
-    for (int b = 0; b < r->mo.batch; b++) {
-        if (r->pos % n == 0) /* a new epoch: Fisher–Yates */
-            for (int64_t i = n - 1; i > 0; i--) {
-                int64_t j = (int64_t)(loom_splitmix(&r->rng) % (uint64_t)(i + 1)), x = r->order[i];
-                r->order[i] = r->order[j], r->order[j] = x;
-            }
-        idx[b] = r->order[r->pos++ % n];
-    }
-    fill(r, false, idx);
-}
-
 /* ---- the model ---- */
 
 static int build(s2s *r)
@@ -186,21 +147,12 @@ static int build(s2s *r)
         &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
-    size_t Ts = (size_t)r->mo.src_steps, Tt = (size_t)r->mo.tgt_steps;
-    r->src = malloc(Ts * (size_t)B * sizeof *r->src);
-    r->dec_in = malloc(Tt * (size_t)B * sizeof *r->dec_in);
-    r->tgt = malloc(Tt * (size_t)B * sizeof *r->tgt);
-    r->src_len = malloc((size_t)B * sizeof *r->src_len);
-    r->tgt_len = malloc((size_t)B * sizeof *r->tgt_len);
-    r->gold = r->mo.sampled ? malloc(Tt * (size_t)B * sizeof *r->gold) : NULL;
-    r->order = malloc((size_t)loom_pairs_count(r->pairs, false) * sizeof *r->order);
-    if (!r->src || !r->dec_in || !r->tgt || !r->src_len || !r->tgt_len || (r->mo.sampled && !r->gold) || !r->order)
+    if (!(r->batches = loom_pair_batches_new(r->pairs, B, a->teacher_forcing, (uint64_t)a->m.seed)))
         return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int64_t i = 0; i < loom_pairs_count(r->pairs, false); i++) r->order[i] = i;
-    r->rng = (uint64_t)a->m.seed * 0x2545F4914F6CDD1Dull + 1;
+    const loom_pair_batch *x = r->x = loom_pair_batches_buffers(r->batches);
     loom_tensor in[6] = {r->m.src, r->m.src_len, r->m.dec_in, r->m.tgt, r->m.tgt_len, r->m.gold};
-    const void *data[6] = {r->src, r->src_len, r->dec_in, r->tgt, r->tgt_len, r->gold};
-    for (int i = 0; i < (r->gold ? 6 : 5); i++)
+    const void *data[6] = {x->src, x->src_len, x->dec_in, x->tgt, x->tgt_len, x->gold};
+    for (int i = 0; i < (x->gold ? 6 : 5); i++)
         if (loom_trainer_bind(r->t, in[i], data[i])) return fail_st(LOOM_ERR_ARG, loom_trainer_error(r->t), NULL);
     if (a->init && loom_store_load_file(r->store, a->init, false)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     if (a->init && !loom_tool_finite_weights(cmd, a->init, r->store)) return 2;
@@ -264,17 +216,16 @@ static int translation_scores(loom_translator *tr, const loom_pairs *p, bool val
  * 50 batches) and the translations' scores. */
 static int held_out(s2s *r, scores *sc)
 {
-    int64_t n = loom_pairs_count(r->held, r->held_part), idx[4096];
+    int64_t n = loom_pairs_count(r->held, r->held_part);
     int B = r->mo.batch;
     int64_t batches = (n + B - 1) / B < 50 ? (n + B - 1) / B : 50;
     double total = 0, tokens = 0;
     for (int64_t k = 0; k < batches; k++) {
-        for (int b = 0; b < B; b++) idx[b] = (k * B + b) % n;
-        fill(r, true, idx);
+        loom_pair_batches_rows(r->batches, r->held, r->held_part, k * B);
         double loss, w = 0;
         loom_status st = loom_trainer_eval_batch(r->t, &loss);
         if (st) return fail_st(st, loom_trainer_error(r->t), NULL);
-        for (int b = 0; b < B; b++) w += r->tgt_len[b];
+        for (int b = 0; b < B; b++) w += r->x->tgt_len[b];
         total += loss * w, tokens += w;
     }
     sc->loss = total / tokens;
@@ -316,20 +267,15 @@ static int save(s2s *r)
 {
     loom_st *f = loom_st_new();
     char *cfg = config_json(r), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
-    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1)), rng[32];
-    snprintf(rng, sizeof rng, "%016llx", (unsigned long long)r->rng);
-    int64_t n_train = loom_pairs_count(r->pairs, false);
-    int32_t *order = malloc((size_t)n_train * sizeof *order + 1);
-    for (int64_t i = 0; order && i < n_train; i++) order[i] = (int32_t)r->order[i];
-    bool ok = f && cfg && v0 && v1 && order && !loom_st_set_meta(f, "loom.seq2seq", cfg) &&
+    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1));
+    bool ok = f && cfg && v0 && v1 && !loom_st_set_meta(f, "loom.seq2seq", cfg) &&
               !loom_st_set_meta(f, "loom.src_vocab", v0) && !loom_st_set_meta(f, "loom.tgt_vocab", v1) &&
-              !loom_st_set_meta(f, "loom.rng", rng) && !loom_st_set_meta_int(f, "loom.pos", r->pos) &&
-              !loom_st_add(f, "data.order", LOOM_I32, loom_shape1((int32_t)n_train), order);
+              loom_pair_batches_save(r->batches, f);
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail("checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
     else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
-    free(cfg), free(v0), free(v1), free(order);
+    free(cfg), free(v0), free(v1);
     loom_st_free(f);
     return rc;
 }
@@ -348,7 +294,7 @@ static int train(s2s *r)
             if (!rc && a->save) rc = save(r);
             return loom_tool_interrupted(cmd, step, a->steps, a->save, rc);
         }
-        next_batch(r);
+        loom_pair_batches_next(r->batches);
         loom_train_step ts;
         loom_status st = loom_trainer_step(r->t, &ts);
         if (st == LOOM_ERR_VALUE) {
@@ -787,20 +733,10 @@ static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, 
  * draws and the dropout counter: the run goes on as if it had not stopped. */
 static int restore(s2s *r, const loom_st *ck)
 {
+    if (!loom_pair_batches_restore(r->batches, ck))
+        return fail(r->a->resume, "its data position is missing or does not fit its pairs");
     if (loom_trainer_restore(r->t, ck)) return fail(r->a->resume, loom_trainer_error(r->t));
-    int64_t n = loom_pairs_count(r->pairs, false);
-    const loom_st_tensor *order = loom_st_get(ck, "data.order");
-    uint64_t rng;
-    int64_t pos;
-    bool ok = order && order->dtype == LOOM_I32 && loom_shape_numel(order->shape) == n && loom_st_meta_hex(ck, "loom.rng", &rng) &&
-              loom_st_meta_int(ck, "loom.pos", 0, LOOM_TOOL_MAX_RUNS, &pos);
-    for (int64_t i = 0; ok && i < n; i++) {
-        int32_t k = ((const int32_t *)order->data)[i];
-        ok = k >= 0 && k < n;
-        if (ok) r->order[i] = k;
-    }
-    if (!ok) return fail(r->a->resume, "its data position is missing or does not fit its pairs");
-    r->rng = rng, r->pos = pos, r->step0 = (long)loom_trainer_steps(r->t);
+    r->step0 = (long)loom_trainer_steps(r->t);
     if (r->step0 >= r->a->steps)
         fprintf(stderr, "%s: the checkpoint has %ld steps already; --steps %ld asks for no more\n", cmd, r->step0, r->a->steps);
     return 0;
@@ -847,7 +783,7 @@ int loom_train_seq2seq(const loom_train_args *user)
     loom_metrics_free(r.metrics);
     loom_translator_free(r.tr);
     loom_trainer_free(r.t);
-    free(r.src), free(r.src_len), free(r.dec_in), free(r.tgt), free(r.tgt_len), free(r.gold), free(r.order);
+    loom_pair_batches_free(r.batches);
     loom_store_free(r.store);
     loom_graph_free(r.g);
     loom_pairs_free(r.pairs), loom_pairs_free(r.valid);

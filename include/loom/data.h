@@ -13,6 +13,7 @@
 #define LOOM_DATA_H
 
 #include "loom/graph.h"
+#include "loom/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -161,6 +162,34 @@ int loom_pairs_encode(const loom_vocab *v, const char *utf8, size_t n, int steps
 /* d2l's preprocessing of n bytes into out (NUL-terminated, truncated to
  * size), before lower-casing and splitting; returns the full length. */
 size_t loom_d2l_preprocess(const char *utf8, size_t n, char *out, size_t size);
+
+/* Minibatches of pairs for an encoder–decoder, time-major as
+ * loom_seq2seq reads them: src (Ts·B) and src_len (B); dec_in (Tt·B),
+ * <bos> then the target shifted right; tgt (Tt·B) and tgt_len (B); gold
+ * (Tt·B, scheduled sampling): 1 where the decoder step reads the gold
+ * token. The buffers are the object's: bind them once. */
+typedef struct {
+    int32_t *src, *src_len, *dec_in, *tgt, *tgt_len;
+    float *gold; /* NULL when every step reads the gold token (teacher_forcing 1) */
+} loom_pair_batch;
+typedef struct loom_pair_batches loom_pair_batches;
+/* Training batches of p's training part: its pairs in a seeded order,
+ * reshuffled at every epoch (Fisher–Yates); each step reads the gold
+ * token with probability teacher_forcing. p must outlive the batches.
+ * NULL when out of memory or for a bad size (batch < 1, no pair). */
+loom_pair_batches *loom_pair_batches_new(const loom_pairs *p, int batch, double teacher_forcing, uint64_t seed);
+void loom_pair_batches_free(loom_pair_batches *b);
+const loom_pair_batch *loom_pair_batches_buffers(const loom_pair_batches *b);
+/* The next training batch into the buffers. */
+void loom_pair_batches_next(loom_pair_batches *b);
+/* Rows first, first + 1, ... (wrapping) of a part of held (pairs of the
+ * same sizes), in order, every step reading the gold token: a held-out batch. */
+void loom_pair_batches_rows(loom_pair_batches *b, const loom_pairs *held, bool valid, int64_t first);
+/* The position (order, draws, pairs taken) in a checkpoint: "data.order",
+ * "loom.rng", "loom.pos"; restore checks it all before changing anything
+ * (false: missing, out of range or not a permutation of these pairs). */
+bool loom_pair_batches_save(const loom_pair_batches *b, loom_st *f);
+bool loom_pair_batches_restore(loom_pair_batches *b, const loom_st *f);
 
 /* ---- synthetic parallel text (no file), as loom_pairs_parse takes it ---- */
 
