@@ -338,13 +338,14 @@ typedef struct {
     loom_graph *g;
     loom_lm lm;
     loom_store *store;
-    loom_trainer *t;  /* gradients, plans, optimiser, carried states */
-    int32_t *x, *y;   /* the batch (and the held-out windows) */
-    loom_batches *batches;
+    loom_trainer *t;        /* gradients, plans, optimiser, carried states, batches */
+    loom_batches *batches;  /* the training text's windows */
     loom_metrics *metrics;
     loom_st *ck;          /* the checkpoint resumed from */
     loom_vocab *ck_vocab; /* its vocabulary */
     long step0;           /* the first step this run makes */
+    double best, last_print, loss_avg; /* the best held-out perplexity; when progress was last printed */
+    int rc;                  /* the exit status a callback of the loop failed with */
 } run;
 
 
@@ -418,9 +419,6 @@ static int build(run *r)
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
-    r->x = malloc((size_t)T * B * sizeof *r->x);
-    r->y = malloc((size_t)T * B * sizeof *r->y);
-    if (!r->x || !r->y) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
                                   (uint64_t)a->m.seed);
     if (!r->batches) return fail("the training text is too short for one batch of --seq-len × --batch tokens", NULL);
@@ -443,47 +441,13 @@ static int build(run *r)
                                           .step_size = r->a.steps / 3 > 0 ? r->a.steps / 3 : 1, .total = r->a.steps,
                                           .warmup = a->warmup},
                              .clip_norm = a->clip, .seed = (uint64_t)a->m.seed, .trunc_xi = r->lm.trunc_xi,
-                             .trunc_mean = (int)a->truncate},
+                             .trunc_mean = (int)a->truncate, .batches = r->batches, .tokens = r->lm.tokens,
+                             .targets = r->lm.targets, .fresh_states = !a->sequential},
         &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
-    if (loom_trainer_bind(r->t, r->lm.tokens, r->x) || loom_trainer_bind(r->t, r->lm.targets, r->y))
-        return fail_st(LOOM_ERR_ARG, loom_trainer_error(r->t), NULL);
     return 0;
 }
-
-/* One window of a stream: runs a model on the tokens and targets just
- * written to its bound x, y, carries its states, returns the loss. */
-typedef loom_status (*window_fn)(void *ctx, double *loss);
-
-/* Mean loss over ids read as B parallel streams in windows of T (x, y: the
- * bound (T, B) tokens and targets), the states carried through from zero
- * (the caller zeros them first). NAN when the text holds no window; the
- * model's status when a run fails. */
-static loom_status stream_loss(const int32_t *ids, int64_t n, int T, int B, int32_t *x, int32_t *y, window_fn run_window,
-                               void *ctx, double *mean)
-{
-    int64_t per_stream = (n - 1) / B, windows = per_stream / T;
-    *mean = NAN;
-    if (windows < 1) return LOOM_OK;
-    double total = 0;
-    for (int64_t w = 0; w < windows; w++) {
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                int64_t at = b * per_stream + w * T + t;
-                x[t * B + b] = ids[at];
-                y[t * B + b] = ids[at + 1];
-            }
-        double loss;
-        loom_status st = run_window(ctx, &loss);
-        if (st) return st;
-        total += loss;
-    }
-    *mean = total / (double)windows;
-    return LOOM_OK;
-}
-
-static loom_status trainer_window(void *t, double *loss) { return loom_trainer_eval_batch(t, loss); }
 
 /* An evaluation plan of a language model as a window: run, then carry its
  * final states into the buffers bound to its initial ones. */
@@ -502,16 +466,6 @@ static loom_status run_plan_window(void *ctx, double *loss)
     *loss = loom_plan_output(w->p, w->lm->loss)[0];
     for (int s = 0; s < w->lm->o.cell->n_states; s++) memcpy(w->state[s], loom_plan_output(w->p, w->lm->out.final[s]), w->bytes);
     return LOOM_OK;
-}
-
-/* Perplexity on the held-out tokens. */
-static double held_out_perplexity(run *r)
-{
-    double mean;
-    loom_trainer_eval_begin(r->t);
-    return stream_loss(r->valid_ids, r->n_valid, (int)r->a.m.steps, (int)r->a.m.batch, r->x, r->y, trainer_window, r->t, &mean)
-               ? NAN
-               : exp(mean);
 }
 
 /* ---- checkpoints ---- */
@@ -598,12 +552,9 @@ static int save_checkpoint(run *r)
     const loom_train_args *a = &r->a;
     loom_st *f = loom_st_new();
     char *cfg = config_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
-    int64_t epoch, batch;
-    loom_batches_tell(r->batches, &epoch, &batch);
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
     bool ok = f && cfg && voc && !loom_st_set_meta(f, "loom.config", cfg) && !loom_st_set_meta(f, "loom.vocab", voc) &&
-              !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta_int(f, "loom.epoch", epoch) &&
-              !loom_st_set_meta_int(f, "loom.batch", batch) && !loom_st_set_meta(f, "loom.data", a->data);
+              !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta(f, "loom.data", a->data);
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
@@ -644,13 +595,8 @@ static int restore(run *r)
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
     const char *want = loom_st_meta(f, "loom.fingerprint");
     if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
-    int64_t epoch, batch;
-    if (!loom_st_meta_int(f, "loom.epoch", 0, LOOM_TOOL_MAX_STEPS, &epoch) ||
-        !loom_st_meta_int(f, "loom.batch", 0, loom_batches_per_epoch(r->batches), &batch))
-        return fail(r->a.resume, "its data position (loom.epoch, loom.batch) is missing or out of range");
     if (loom_trainer_restore(r->t, f)) return fail(r->a.resume, loom_trainer_error(r->t));
     r->step0 = (long)loom_trainer_steps(r->t);
-    loom_batches_seek(r->batches, epoch, batch);
     if (r->step0 >= r->a.steps)
         fprintf(stderr, "loom train: the checkpoint has %ld steps already; --steps %ld asks for no more\n", r->step0,
                 r->a.steps);
@@ -661,66 +607,84 @@ static int restore(run *r)
 
 static int flush_metrics(run *r) { return loom_tool_flush_metrics(command, &r->metrics); }
 
+/* ---- the loop's callbacks (loom_trainer_fit) ---- */
+
+static bool interrupted(void *ctx) { return (void)ctx, loom_tool_caught(); }
+
+/* Perplexity on the held-out tokens (NAN when they hold no window). */
+static loom_status evaluate(void *ctx, loom_trainer *t, double *ppl)
+{
+    run *r = ctx;
+    double mean;
+    loom_status st = loom_trainer_eval_stream(t, r->valid_ids, r->n_valid, &mean);
+    if (st) return r->rc = fail_st(st, "held-out evaluation", loom_trainer_error(t)), st;
+    *ppl = exp(mean);
+    if (*ppl < r->best) r->best = *ppl;
+    return LOOM_OK;
+}
+
+/* A metrics row and, every so often, a progress line. */
+static loom_status progress(void *ctx, const loom_fit_report *f)
+{
+    run *r = ctx;
+    const loom_train_args *a = &r->a;
+    const loom_train_step *s = &f->step;
+    long done = (long)(s->step - f->first_step + 1);
+    double tps = (double)done * a->m.steps * a->m.batch / f->seconds, vppl = f->evaluated ? f->score : NAN;
+    if (r->metrics) {
+        char v[32] = "";
+        if (!isnan(vppl)) snprintf(v, sizeof v, "%.4f", vppl);
+        if (loom_metrics_row(r->metrics, "%lld,%.6f,%.4f,%.6f,%.6g,%.1f,%s", (long long)s->step, s->loss, exp(s->loss),
+                             s->grad_norm, s->lr, tps, v))
+            return r->rc = fail("--metrics", "out of memory"), r->rc = 1, LOOM_ERR_NOMEM;
+        if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = flush_metrics(r))) return LOOM_ERR_IO;
+    }
+    bool tty = isatty(2);
+    if (f->evaluated || (tty && f->seconds - r->last_print > 0.25) || (!tty && f->seconds - r->last_print > 10) || done == 1) {
+        r->last_print = f->seconds;
+        double eta = f->seconds / (double)done * (double)(f->steps - s->step);
+        fprintf(stderr, "%sstep %lld/%lld  loss %.3f  perplexity %.2f  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
+                tty ? "\r" : "", (long long)s->step, (long long)f->steps, f->loss_avg, exp(f->loss_avg), s->grad_norm, tps, eta);
+        if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %.2f", vppl);
+        fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
+    }
+    r->loss_avg = f->loss_avg;
+    return LOOM_OK;
+}
+
+static loom_status save_now(void *ctx, loom_trainer *t)
+{
+    run *r = ctx;
+    (void)t;
+    return (r->rc = flush_metrics(r)) || (r->rc = save_checkpoint(r)) ? LOOM_ERR_IO : LOOM_OK;
+}
+
 static int train(run *r)
 {
     const loom_train_args *a = &r->a;
-    int T = (int)a->m.steps, B = (int)a->m.batch;
-    bool tty = isatty(2);
-    double t0 = loom_tool_now(), last_print = 0, best = INFINITY, loss_avg = 0;
-    for (long step = r->step0; step < a->steps; step++) {
-        if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
-            int rc = flush_metrics(r);
-            if (!rc && a->save) rc = save_checkpoint(r);
-            return loom_tool_interrupted(command, step, a->steps, a->save, rc);
-        }
-        bool epoch_start = loom_batches_next(r->batches, r->x, r->y);
-        /* random sampling: windows are unrelated, the state starts at zero;
-         * sequential: it carries on (detached: it is an input) */
-        if (!a->sequential || (epoch_start && step)) loom_trainer_reset_states(r->t);
-        loom_train_step ts;
-        loom_status st = loom_trainer_step(r->t, &ts);
-        if (st == LOOM_ERR_VALUE) {
-            fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", command, loom_trainer_error(r->t));
-            return 1;
-        }
-        if (st) return fail_st(st, "run", loom_trainer_error(r->t));
-        double loss = ts.loss, norm = ts.grad_norm;
-        float lr = ts.lr;
-        loss_avg = step > r->step0 ? 0.9 * loss_avg + 0.1 * loss : loss;
-        double el = loom_tool_now() - t0, tps = (double)(step + 1 - r->step0) * T * B / el;
-        double vppl = NAN;
-        if ((step + 1) % a->eval_every == 0 || step + 1 == a->steps) {
-            vppl = held_out_perplexity(r);
-            if (vppl < best) best = vppl;
-        }
-        if (r->metrics) {
-            char v[32] = "";
-            if (!isnan(vppl)) snprintf(v, sizeof v, "%.4f", vppl);
-            if (loom_metrics_row(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,%.1f,%s", step + 1, loss, exp(loss), norm, lr, tps, v))
-                return fail("--metrics", "out of memory"), 1;
-            int rc;
-            if ((!isnan(vppl) || loom_metrics_age(r->metrics) > 10) && (rc = flush_metrics(r))) return rc;
-        }
-        bool print = !isnan(vppl) || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10) || step == 0;
-        if (print) {
-            last_print = el;
-            double eta = el / (double)(step + 1 - r->step0) * (double)(a->steps - step - 1);
-            fprintf(stderr, "%sstep %ld/%ld  loss %.3f  perplexity %.2f  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
-                    tty ? "\r" : "", step + 1, a->steps, loss_avg, exp(loss_avg), norm, tps, eta);
-            if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %.2f", vppl);
-            fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
-        }
-        int rc;
-        if (a->save && a->save_every && (step + 1) % a->save_every == 0 &&
-            ((rc = flush_metrics(r)) || (rc = save_checkpoint(r))))
-            return rc;
+    r->best = INFINITY;
+    double t0 = loom_tool_now();
+    loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
+                                                             .save_every = a->save ? a->save_every : 0, .ctx = r,
+                                                             .evaluate = evaluate, .progress = progress, .save = save_now,
+                                                             .stop = interrupted});
+    long step = (long)loom_trainer_steps(r->t);
+    if (st == LOOM_ERR_VALUE) {
+        fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", command, loom_trainer_error(r->t));
+        return 1;
+    }
+    if (st) return r->rc ? r->rc : fail_st(st, "run", loom_trainer_error(r->t));
+    if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+        int rc = flush_metrics(r);
+        if (!rc && a->save) rc = save_checkpoint(r);
+        return loom_tool_interrupted(command, step, a->steps, a->save, rc);
     }
     double el = loom_tool_now() - t0;
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
     char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)";
-    if (isfinite(best)) snprintf(held, sizeof held, "best held-out perplexity %.2f", best);
+    if (isfinite(r->best)) snprintf(held, sizeof held, "best held-out perplexity %.2f", r->best);
     printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, %s\n", done, el,
-           (double)done * T * B / el, exp(loss_avg), held);
+           (double)done * a->m.steps * a->m.batch / el, exp(r->loss_avg), held);
     int rc = flush_metrics(r);
     return !rc && a->save ? save_checkpoint(r) : rc;
 }
@@ -778,7 +742,6 @@ static void release(run *r)
 {
     loom_batches_free(r->batches);
     loom_trainer_free(r->t);
-    free(r->x), free(r->y);
     loom_store_free(r->store);
     loom_graph_free(r->g);
     loom_text_free(r->held), loom_text_free(r->text);
@@ -1045,7 +1008,7 @@ int loom_cmd_eval(int argc, char **argv)
     loom_bind(p, l.lm.tokens, x), loom_bind(p, l.lm.targets, y);
     double mean;
     plan_window w = {p, &l.lm, st, (size_t)sn * sizeof(float)};
-    if (stream_loss(ids, n, T, B, x, y, run_plan_window, &w, &mean)) {
+    if (loom_stream_loss(ids, n, T, B, x, y, run_plan_window, &w, &mean)) {
         rc = fail("eval", loom_plan_error(p));
         goto done;
     }

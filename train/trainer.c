@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct loom_trainer {
     loom_trainer_opts o;
@@ -86,7 +87,7 @@ static bool check(loom_trainer *t)
     if (loom_valid(o->trunc_xi) && (!loom_graph_has(g, o->trunc_xi) || loom_tensor_dtype(g, o->trunc_xi) != LOOM_F32 ||
                                     o->trunc_mean < 1))
         return fail(t, LOOM_ERR_ARG, "trainer: randomised truncation needs trunc_xi, an f32 input, and trunc_mean >= 1"), false;
-    if (o->batches) {
+    if (o->batches || loom_valid(o->tokens) || loom_valid(o->targets)) {
         loom_shape s = loom_tensor_shape(g, o->tokens);
         if (!loom_graph_has(g, o->tokens) || !loom_graph_has(g, o->targets) || loom_tensor_dtype(g, o->tokens) != LOOM_I32 ||
             loom_tensor_dtype(g, o->targets) != LOOM_I32 || s.rank != 2 ||
@@ -142,7 +143,7 @@ static bool build(loom_trainer *t)
     }
     loom_store_bind(t->s, t->train), loom_store_bind(t->s, t->eval);
     for (int i = 0; i < n; i++) t->sizes[i] = loom_store_numel(t->s, i);
-    if (o->batches) {
+    if (loom_valid(o->tokens) && loom_valid(o->targets)) { /* the trainer's own batch buffers */
         int64_t k = loom_tensor_numel(t->g, o->tokens);
         if (!(t->x = malloc((size_t)k * sizeof *t->x)) || !(t->y = malloc((size_t)k * sizeof *t->y)))
             return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
@@ -355,4 +356,64 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
     if (t->o.batches) loom_batches_seek(t->o.batches, epoch, batch);
     t->steps = steps;
     return LOOM_OK;
+}
+
+loom_status loom_stream_loss(const int32_t *ids, int64_t n, int T, int B, int32_t *x, int32_t *y, loom_window_fn run_window,
+                             void *ctx, double *mean)
+{
+    int64_t per_stream = B > 0 ? (n - 1) / B : 0, windows = T > 0 ? per_stream / T : 0;
+    *mean = NAN;
+    if (windows < 1) return LOOM_OK;
+    double total = 0;
+    for (int64_t w = 0; w < windows; w++) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int64_t at = b * per_stream + w * T + t;
+                x[t * B + b] = ids[at];
+                y[t * B + b] = ids[at + 1];
+            }
+        double loss;
+        loom_status st = run_window(ctx, &loss);
+        if (st) return st;
+        total += loss;
+    }
+    *mean = total / (double)windows;
+    return LOOM_OK;
+}
+
+static loom_status eval_window(void *t, double *loss) { return loom_trainer_eval_batch(t, loss); }
+
+loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_t n, double *mean)
+{
+    if (!t || !t->x) return t ? fail(t, LOOM_ERR_ARG, "trainer: evaluating a stream needs opts.tokens and opts.targets") : LOOM_ERR_ARG;
+    loom_shape s = loom_tensor_shape(t->g, t->o.tokens);
+    loom_trainer_eval_begin(t);
+    return loom_stream_loss(ids, n, s.d[0], s.d[1], t->x, t->y, eval_window, t, mean);
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o)
+{
+    if (!t || !o) return LOOM_ERR_ARG;
+    loom_fit_report r = {.first_step = t->steps + 1, .steps = o->steps, .score = NAN};
+    double t0 = seconds();
+    loom_status st = LOOM_OK;
+    while (!st && t->steps < o->steps && !(o->stop && o->stop(o->ctx))) {
+        if (o->next_batch && (st = o->next_batch(o->ctx, t))) break;
+        if ((st = loom_trainer_step(t, &r.step))) break;
+        r.loss_avg = r.step.step > r.first_step ? 0.9 * r.loss_avg + 0.1 * r.step.loss : r.step.loss;
+        int64_t k = r.step.step;
+        r.evaluated = o->evaluate && ((o->eval_every > 0 && k % o->eval_every == 0) || k == o->steps);
+        if (r.evaluated && (st = o->evaluate(o->ctx, t, &r.score))) break;
+        r.seconds = seconds() - t0;
+        if (o->progress && (st = o->progress(o->ctx, &r))) break;
+        if (o->save && o->save_every > 0 && k % o->save_every == 0 && (st = o->save(o->ctx, t))) break;
+    }
+    return st;
 }

@@ -114,6 +114,58 @@ loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss);
  * for another tensor). */
 const float *loom_trainer_output(const loom_trainer *t, loom_tensor x);
 
+/* Runs a model on the window of tokens and targets just written to x and
+ * y, carries its states, and returns the window's mean loss. */
+typedef loom_status (*loom_window_fn)(void *ctx, double *loss);
+/* The mean loss over ids read as B parallel streams (d2l's sequential
+ * partitioning) in windows of T: x, y (T, B, time-major) are filled with
+ * each window's tokens and the tokens that follow them before run_window
+ * is called. The states are the caller's (zero them first). NAN in *mean
+ * when the stream holds no window; the window's status when it fails. */
+loom_status loom_stream_loss(const int32_t *ids, int64_t n, int T, int B, int32_t *x, int32_t *y, loom_window_fn run_window,
+                             void *ctx, double *mean);
+
+/* The mean loss of the evaluation plan over a token stream: ids read as B
+ * parallel streams (B, T: opts.tokens' shape) in windows of T, the states
+ * carried through from zero (loom_stream_loss over this trainer's
+ * evaluation). Needs opts.tokens and opts.targets; NAN in *mean when the
+ * stream holds no window. */
+loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_t n, double *mean);
+
+/* ---- the loop ---- */
+
+/* What a step of loom_trainer_fit did, for its progress callback. */
+typedef struct {
+    loom_train_step step; /* step, loss, gradient norm, learning rate */
+    int64_t first_step;   /* the first step of this fit (a resumed run's is past 1) */
+    int64_t steps;        /* the fit's last step */
+    double loss_avg;      /* the loss smoothed over the fit: an EMA, 0.9·avg + 0.1·loss */
+    double seconds;       /* since the fit began */
+    bool evaluated;       /* whether score is this step's */
+    double score;         /* the last evaluation's (NAN before the first) */
+} loom_fit_report;
+
+typedef struct {
+    int64_t steps;      /* train until loom_trainer_steps reaches this */
+    int64_t eval_every; /* evaluate after every N-th step and after the last; 0: after the last only */
+    int64_t save_every; /* save after every N-th step; 0: never (the caller saves at the end) */
+    void *ctx;          /* every callback's first argument */
+    /* Callbacks, each optional; a failing one (non-zero status) ends the
+     * fit with its status (the callback says why). */
+    loom_status (*next_batch)(void *ctx, loom_trainer *t); /* fills the bound inputs (not with opts.batches) */
+    loom_status (*evaluate)(void *ctx, loom_trainer *t, double *score);
+    loom_status (*progress)(void *ctx, const loom_fit_report *r);
+    loom_status (*save)(void *ctx, loom_trainer *t);
+    bool (*stop)(void *ctx); /* polled before each step (a signal, a deadline): true ends the fit */
+} loom_fit_opts;
+
+/* The training loop: until `steps` (or stop): next batch, step (which
+ * stops on a loss or gradient that is not finite: LOOM_ERR_VALUE, named in
+ * loom_trainer_error), evaluate, report, save, on the schedule above.
+ * LOOM_OK when it ran to `steps` or stop() ended it (loom_trainer_steps
+ * says how far). */
+loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o);
+
 /* Adds the trainer's state to f: the weights (under the store's names),
  * the optimiser's moments ("optim.m.NAME", "optim.v.NAME"), the carried
  * states ("state.I") and the metadata loom.step, loom.optim_steps and
