@@ -37,6 +37,10 @@ static int fail_st(loom_status st, const char *what, const char *why)
 static const char *const attention_names[] = {"none", "additive", "dot"};
 static const char *const task_names[] = {"seq2seq", "reverse", "dates"};
 
+typedef struct {
+    double loss, bleu, exact;
+} scores;
+
 /* Everything a training run holds. */
 typedef struct {
     const loom_train_args *a;
@@ -54,6 +58,9 @@ typedef struct {
     loom_translator *tr;
     loom_metrics *metrics;
     long step0; /* the first step this run makes (a resumed run's checkpoint step) */
+    double best_bleu, last_print, loss_avg;
+    scores sc;  /* the last held-out scores */
+    int rc;     /* the exit status a callback of the loop failed with */
 } s2s;
 
 /* ---- data ---- */
@@ -165,9 +172,6 @@ static int build(s2s *r)
 
 /* ---- evaluation ---- */
 
-typedef struct {
-    double loss, bleu, exact;
-} scores;
 
 /* The reference of a target row: its tokens before <eos> (all of them
  * when it was cut). */
@@ -282,57 +286,85 @@ static int save(s2s *r)
 
 /* ---- training ---- */
 
+static bool interrupted(void *ctx) { return (void)ctx, loom_tool_caught(); }
+
+static loom_status next_batch(void *ctx, loom_trainer *t)
+{
+    (void)t;
+    loom_pair_batches_next(((s2s *)ctx)->batches);
+    return LOOM_OK;
+}
+
+/* Held-out loss, BLEU and exact match; the score is the loss. */
+static loom_status evaluate(void *ctx, loom_trainer *t, double *score)
+{
+    s2s *r = ctx;
+    (void)t;
+    if ((r->rc = held_out(r, &r->sc))) return LOOM_ERR_STATE;
+    if (r->sc.bleu > r->best_bleu) r->best_bleu = r->sc.bleu;
+    *score = r->sc.loss;
+    return LOOM_OK;
+}
+
+static loom_status progress(void *ctx, const loom_fit_report *f)
+{
+    s2s *r = ctx;
+    const loom_train_step *s = &f->step;
+    double done = (double)(s->step - f->first_step + 1);
+    bool tty = isatty(2);
+    r->loss_avg = f->loss_avg;
+    if (f->evaluated || (tty && f->seconds - r->last_print > 0.25) || (!tty && f->seconds - r->last_print > 10)) {
+        r->last_print = f->seconds;
+        fprintf(stderr, "%sstep %lld/%lld  loss %.4f  grad norm %.2f  %.0f pairs/s  ETA %.0f s", tty ? "\r" : "",
+                (long long)s->step, (long long)f->steps, f->loss_avg, s->grad_norm, done * r->mo.batch / f->seconds,
+                f->seconds / done * (double)(f->steps - s->step));
+        if (f->evaluated)
+            fprintf(stderr, "  held-out loss %.4f  BLEU %.3f  exact %.1f%%", r->sc.loss, r->sc.bleu, 100 * r->sc.exact);
+        fprintf(stderr, tty && !f->evaluated ? "   " : "\n");
+    }
+    if (r->metrics) {
+        char v[128] = ",,,";
+        const scores *sc = &r->sc;
+        if (f->evaluated) snprintf(v, sizeof v, "%.6f,%.4f,%.6f,%.6f", sc->loss, exp(sc->loss), sc->bleu, sc->exact);
+        if (loom_metrics_row(r->metrics, "%lld,%.6f,%.4f,%.6f,%.6g,%s", (long long)s->step, s->loss, exp(s->loss),
+                             s->grad_norm, s->lr, v))
+            return r->rc = fail("--metrics", "out of memory"), r->rc = 1, LOOM_ERR_NOMEM;
+        if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = loom_tool_flush_metrics(cmd, &r->metrics)))
+            return LOOM_ERR_IO;
+    }
+    return LOOM_OK;
+}
+
+static loom_status save_now(void *ctx, loom_trainer *t)
+{
+    s2s *r = ctx;
+    (void)t;
+    return (r->rc = loom_tool_flush_metrics(cmd, &r->metrics)) || (r->rc = save(r)) ? LOOM_ERR_IO : LOOM_OK;
+}
+
 static int train(s2s *r)
 {
     const loom_train_args *a = r->a;
-    double t0 = loom_tool_now(), avg = 0, best_bleu = 0, last_print = -1;
-    bool tty = isatty(2);
-    scores sc = {NAN, NAN, NAN};
-    for (long step = r->step0; step < a->steps; step++) {
-        if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
-            int rc = loom_tool_flush_metrics(cmd, &r->metrics);
-            if (!rc && a->save) rc = save(r);
-            return loom_tool_interrupted(cmd, step, a->steps, a->save, rc);
-        }
-        loom_pair_batches_next(r->batches);
-        loom_train_step ts;
-        loom_status st = loom_trainer_step(r->t, &ts);
-        if (st == LOOM_ERR_VALUE) {
-            fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", cmd, loom_trainer_error(r->t));
-            return 1;
-        }
-        if (st) return fail_st(st, loom_trainer_error(r->t), NULL);
-        double loss = ts.loss, norm = ts.grad_norm;
-        float lr = ts.lr;
-        avg = step > r->step0 ? 0.95 * avg + 0.05 * loss : loss;
-        bool eval = (step + 1) % a->eval_every == 0 || step + 1 == a->steps;
-        int rc;
-        if (eval) {
-            if ((rc = held_out(r, &sc))) return rc;
-            if (sc.bleu > best_bleu) best_bleu = sc.bleu;
-        }
-        double el = loom_tool_now() - t0;
-        if (eval || (tty && el - last_print > 0.25) || (!tty && el - last_print > 10)) { /* progress */
-            last_print = el;
-            double done = (double)(step + 1 - r->step0), eta = el / done * (double)(a->steps - step - 1);
-            fprintf(stderr, "%sstep %ld/%ld  loss %.4f  grad norm %.2f  %.0f pairs/s  ETA %.0f s", tty ? "\r" : "", step + 1,
-                    a->steps, avg, norm, done * r->mo.batch / el, eta);
-            if (eval) fprintf(stderr, "  held-out loss %.4f  BLEU %.3f  exact %.1f%%", sc.loss, sc.bleu, 100 * sc.exact);
-            fprintf(stderr, tty && !eval ? "   " : "\n");
-        }
-        if (r->metrics) {
-            char v[128] = ",,,";
-            if (eval) snprintf(v, sizeof v, "%.6f,%.4f,%.6f,%.6f", sc.loss, exp(sc.loss), sc.bleu, sc.exact);
-            if (loom_metrics_row(r->metrics, "%ld,%.6f,%.4f,%.6f,%.6g,%s", step + 1, loss, exp(loss), norm, lr, v))
-                return fail("--metrics", "out of memory"), 1;
-            if ((eval || loom_metrics_age(r->metrics) > 10) && (rc = loom_tool_flush_metrics(cmd, &r->metrics))) return rc;
-        }
-        if (a->save && a->save_every && (step + 1) % a->save_every == 0 &&
-            ((rc = loom_tool_flush_metrics(cmd, &r->metrics)) || (rc = save(r))))
-            return rc;
+    double t0 = loom_tool_now();
+    r->sc = (scores){NAN, NAN, NAN};
+    loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
+                                                             .save_every = a->save ? a->save_every : 0, .ctx = r,
+                                                             .next_batch = next_batch, .evaluate = evaluate,
+                                                             .progress = progress, .save = save_now, .stop = interrupted});
+    if (st == LOOM_ERR_VALUE) {
+        fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", cmd, loom_trainer_error(r->t));
+        return 1;
     }
+    if (st) return r->rc ? r->rc : fail_st(st, loom_trainer_error(r->t), NULL);
+    if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+        int rc = loom_tool_flush_metrics(cmd, &r->metrics);
+        if (!rc && a->save) rc = save(r);
+        return loom_tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
+    }
+    const scores *sc = &r->sc;
     printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
-           a->steps > r->step0 ? a->steps - r->step0 : 0, loom_tool_now() - t0, sc.loss, exp(sc.loss), sc.bleu, best_bleu, 100 * sc.exact);
+           a->steps > r->step0 ? a->steps - r->step0 : 0, loom_tool_now() - t0, sc->loss, exp(sc->loss), sc->bleu, r->best_bleu,
+           100 * sc->exact);
     int rc = loom_tool_flush_metrics(cmd, &r->metrics);
     return !rc && a->save ? save(r) : rc;
 }

@@ -187,6 +187,66 @@ static int open_resume(loom_task_config *c, loom_st **ck)
     return 0;
 }
 
+/* ---- the loop's callbacks (loom_trainer_fit) ---- */
+
+typedef struct {
+    const loom_task_config *c;
+    task_model *m;
+    loom_metrics **metrics;
+    double vloss, vacc; /* the last held-out loss and accuracy */
+    int rc;             /* the exit status a callback failed with */
+} loop_ctx;
+
+static bool interrupted(void *ctx) { return (void)ctx, loom_tool_caught(); }
+
+/* The batch of this step, whoever runs it (a resumed run draws the same). */
+static loom_status next_batch(void *ctx, loom_trainer *t)
+{
+    loop_ctx *l = ctx;
+    make_batch(l->c, l->c->seed * 1000003u + (uint64_t)loom_trainer_steps(t) + 2, l->m->xb, l->m->yb);
+    return LOOM_OK;
+}
+
+/* One held-out batch, never trained on: its loss (the score) and accuracy. */
+static loom_status evaluate(void *ctx, loom_trainer *t, double *score)
+{
+    loop_ctx *l = ctx;
+    make_batch(l->c, l->c->seed * 7919 + 1, l->m->xb, l->m->yb);
+    loom_trainer_eval_begin(t);
+    loom_status st = loom_trainer_eval_batch(t, &l->vloss);
+    if (st) return st;
+    l->vacc = accuracy(l->c, loom_trainer_output(t, l->m->out), l->m->yb);
+    *score = l->vloss;
+    return LOOM_OK;
+}
+
+static loom_status progress(void *ctx, const loom_fit_report *f)
+{
+    loop_ctx *l = ctx;
+    const loom_task_config *c = l->c;
+    const loom_train_step *s = &f->step;
+    if (f->evaluated)
+        fprintf(stderr, "step %lld/%lld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n",
+                (long long)s->step, (long long)f->steps, f->loss_avg, s->grad_norm,
+                c->task == LOOM_TASK_ADDING ? "MSE" : "loss", l->vloss, 100 * l->vacc, f->seconds);
+    if (*l->metrics) {
+        char v[64] = ",";
+        if (f->evaluated) snprintf(v, sizeof v, "%.6f,%.4f", l->vloss, l->vacc);
+        if (loom_metrics_row(*l->metrics, "%lld,%.6f,%.6f,%.6g,%s", (long long)s->step, s->loss, s->grad_norm, s->lr, v))
+            return fprintf(stderr, "loom train: --metrics: out of memory\n"), l->rc = 1, LOOM_ERR_NOMEM;
+        if ((f->evaluated || loom_metrics_age(*l->metrics) > 10) && (l->rc = loom_tool_flush_metrics("loom train", l->metrics)))
+            return LOOM_ERR_IO;
+    }
+    return LOOM_OK;
+}
+
+static loom_status save_now(void *ctx, loom_trainer *t)
+{
+    loop_ctx *l = ctx;
+    (void)t;
+    return (l->rc = loom_tool_flush_metrics("loom train", l->metrics)) || (l->rc = save(l->m, l->c)) ? LOOM_ERR_IO : LOOM_OK;
+}
+
 int loom_train_task(const loom_task_config *given)
 {
     loom_task_config cfg = *given, *c = &cfg;
@@ -206,56 +266,30 @@ int loom_train_task(const loom_task_config *given)
         rc = loom_tool_exit(err.status);
         goto done;
     }
-    void *x = m.xb, *y = m.yb;
     if (ck && (rc = restore(&m, ck, "loom train", c->resume))) goto done;
     rc = 1;
     printf("%s task, T = %d: %s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", adding ? "adding" : "copy", c->steps,
            c->cell->name, c->hidden, c->layers, B, optim_names[c->optimizer], c->lr, c->total,
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
-    double t0 = loom_tool_now(), vloss = NAN, vacc = NAN, avg = 0;
+    loop_ctx lc = {.c = c, .m = &m, .metrics = &metrics, .vloss = NAN, .vacc = NAN};
+    double t0 = loom_tool_now();
     long step0 = (long)loom_trainer_steps(m.t);
-    for (long step = step0; step < c->total; step++) {
-        if (loom_tool_caught()) {
-            rc = loom_tool_flush_metrics("loom train", &metrics);
-            if (!rc && c->save) rc = save(&m, c);
-            rc = loom_tool_interrupted("loom train", step, c->total, c->save, rc);
-            goto done;
-        }
-        make_batch(c, c->seed * 1000003u + (uint64_t)step + 2, x, y); /* the batch of this step, whoever runs it */
-        loom_train_step ts;
-        loom_status st = loom_trainer_step(m.t, &ts);
-        if (st) {
-            fprintf(stderr, "loom train: %s%s\n", loom_trainer_error(m.t), st == LOOM_ERR_VALUE ? "; stopping" : "");
-            rc = st == LOOM_ERR_VALUE ? 1 : loom_tool_exit(st);
-            goto done;
-        }
-        avg = step > step0 ? 0.95 * avg + 0.05 * ts.loss : ts.loss;
-        bool eval = (step + 1) % c->eval_every == 0 || step + 1 == c->total;
-        if (eval) { /* one held-out batch, never trained on */
-            make_batch(c, c->seed * 7919 + 1, x, y);
-            loom_trainer_eval_begin(m.t);
-            if ((st = loom_trainer_eval_batch(m.t, &vloss))) {
-                fprintf(stderr, "loom train: %s\n", loom_trainer_error(m.t));
-                rc = loom_tool_exit(st);
-                goto done;
-            }
-            vacc = accuracy(c, loom_trainer_output(m.t, m.out), y);
-            fprintf(stderr, "step %ld/%ld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n", step + 1,
-                    c->total, avg, ts.grad_norm, adding ? "MSE" : "loss", vloss, 100 * vacc, loom_tool_now() - t0);
-        }
-        if (metrics) {
-            char v[64] = ",";
-            if (eval) snprintf(v, sizeof v, "%.6f,%.4f", vloss, vacc);
-            if (loom_metrics_row(metrics, "%ld,%.6f,%.6f,%.6g,%s", step + 1, ts.loss, ts.grad_norm, ts.lr, v)) {
-                fprintf(stderr, "loom train: --metrics: out of memory\n");
-                goto done;
-            }
-            if ((eval || loom_metrics_age(metrics) > 10) && loom_tool_flush_metrics("loom train", &metrics)) goto done;
-        }
-        if (c->save && c->save_every && (step + 1) % c->save_every == 0 &&
-            (loom_tool_flush_metrics("loom train", &metrics) || save(&m, c)))
-            goto done;
+    loom_status st = loom_trainer_fit(m.t, &(loom_fit_opts){.steps = c->total, .eval_every = c->eval_every,
+                                                            .save_every = c->save ? c->save_every : 0, .ctx = &lc,
+                                                            .next_batch = next_batch, .evaluate = evaluate,
+                                                            .progress = progress, .save = save_now, .stop = interrupted});
+    if (st) {
+        if (!lc.rc) fprintf(stderr, "loom train: %s%s\n", loom_trainer_error(m.t), st == LOOM_ERR_VALUE ? "; stopping" : "");
+        rc = lc.rc ? lc.rc : st == LOOM_ERR_VALUE ? 1 : loom_tool_exit(st);
+        goto done;
     }
+    if (loom_tool_caught()) {
+        rc = loom_tool_flush_metrics("loom train", &metrics);
+        if (!rc && c->save) rc = save(&m, c);
+        rc = loom_tool_interrupted("loom train", (long)loom_trainer_steps(m.t), c->total, c->save, rc);
+        goto done;
+    }
+    double vloss = lc.vloss, vacc = lc.vacc;
     printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total > step0 ? c->total - step0 : 0,
            loom_tool_now() - t0, adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
     rc = loom_tool_flush_metrics("loom train", &metrics);
