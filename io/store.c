@@ -338,3 +338,21 @@ loom_status loom_store_save_file(loom_store *s, const char *path)
     loom_st_free(f);
     return st;
 }
+
+loom_status loom_store_fits(const loom_graph *g, const loom_st *f, loom_error *err)
+{
+    loom_error local = {0};
+    err = err ? err : &local;
+    char buf[64];
+    for (int32_t i = 0; i < loom_graph_size(g); i++) {
+        const loom_node *n = loom_graph_node(g, loom_at(i));
+        if (n->tags.role != LOOM_ROLE_PARAM) continue;
+        const char *name = loom_tensor_name(g, loom_at(i));
+        const loom_st_tensor *t = loom_st_get(f, name);
+        if (!t) return loom_error_set(err, LOOM_ERR_SHAPE, "its weights lack the parameter '%s'", name);
+        if (t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, n->shape))
+            return loom_error_set(err, LOOM_ERR_SHAPE, "its parameter '%s' is not f32 of shape %s", name,
+                                  loom_shape_str(n->shape, buf, sizeof buf));
+    }
+    return LOOM_OK;
+}

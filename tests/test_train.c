@@ -969,3 +969,164 @@ Test(trainer, seq2seq_resumes_bit_for_bit)
     s2s_free(&a), s2s_free(&b), s2s_free(&c);
     loom_pairs_free(p);
 }
+
+/* ---- models as data, the checkpoint schema (loom/model.h) ---- */
+
+static void same_json_twice(const loom_model_desc *m)
+{
+    char *a = loom_model_json(m);
+    cr_assert(a);
+    loom_model_desc back;
+    loom_error err = {0};
+    cr_assert_eq(loom_model_parse(a, &back, &err), LOOM_OK, "%s: %s", a, err.msg);
+    cr_assert_eq(back.kind, m->kind);
+    char *b = loom_model_json(&back);
+    cr_assert_str_eq(a, b, "the description survives JSON");
+    free(a), free(b);
+}
+
+Test(model, descriptions_go_to_json_and_back)
+{
+    loom_model_desc lm = {.kind = LOOM_MODEL_LM,
+                          .lm = {.cell = &mgu_cell, .vocab = 28, .embed = 8, .hidden = 64, .layers = 2, .dropout = 0.25f,
+                                 .steps = 35, .batch = 32, .seed = 7, .trunc = LOOM_TRUNC_RANDOM, .truncate = 5}};
+    loom_model_desc s2s = {.kind = LOOM_MODEL_SEQ2SEQ,
+                           .seq2seq = {.cell = &loom_cell_gru, .src_vocab = 100, .tgt_vocab = 90, .embed = 32, .hidden = 64,
+                                       .layers = 2, .bidirectional = true, .dropout = 0.1f, .attention = LOOM_ATTN_DOT,
+                                       .src_steps = 10, .tgt_steps = 12, .batch = 64, .sampled = true, .seed = 3}};
+    loom_model_desc copy = {.kind = LOOM_MODEL_COPY,
+                            .task = {.kind = LOOM_MODEL_COPY, .cell = &loom_cell_lstm, .steps = 50, .batch = 16, .hidden = 32, .layers = 1}};
+    cr_assert_eq(loom_cell_register(&mgu_cell), LOOM_OK); /* a user's cell is described by its name */
+    same_json_twice(&lm), same_json_twice(&s2s), same_json_twice(&copy);
+    loom_model_desc back;
+    char *j = loom_model_json(&lm);
+    loom_model_parse(j, &back, NULL);
+    cr_assert_eq(back.lm.cell, &mgu_cell);
+    cr_assert(back.lm.vocab == 28 && back.lm.layers == 2 && back.lm.trunc == LOOM_TRUNC_RANDOM && back.lm.truncate == 5);
+    free(j);
+    loom_train_desc t = {.optim = {.kind = LOOM_OPT_ADAMW, .lr = 0.003f, .weight_decay = 0.01f},
+                         .schedule = {.kind = LOOM_SCHED_COSINE, .total = 600, .warmup = 20},
+                         .clip_norm = 1, .trunc = LOOM_TRUNC_FIXED, .truncate = 5, .sequential = true, .teacher_forcing = 1, .seed = 2};
+    char *tj = loom_train_desc_json(&t), *tj2;
+    loom_train_desc tb;
+    cr_assert_eq(loom_train_desc_parse(tj, &tb, NULL), LOOM_OK, "%s", tj);
+    cr_assert(strstr(tj, "\"optimizer\":\"adamw\"") && strstr(tj, "\"schedule\":\"cosine\""), "enums by name: %s", tj);
+    cr_assert_str_eq(tj, tj2 = loom_train_desc_json(&tb));
+    free(tj), free(tj2);
+}
+
+Test(model, bad_descriptions_are_refused_by_name)
+{
+    static const struct {
+        const char *json, *says;
+    } cases[] = {
+        {"{\"kind\":\"lm\",\"cell\":\"nope\"}", "'cell'"},
+        {"{\"kind\":\"transformer\"}", "'kind'"},
+        {"{\"kind\":\"copy\",\"cell\":\"gru\",\"steps\":5,\"batch\":4,\"hidden\":1e9,\"layers\":1}", "'hidden' is out of range"},
+        {"{\"kind\":\"copy\",\"cell\":\"gru\",\"steps\":5.5,\"batch\":4,\"hidden\":8,\"layers\":1}", "'steps' is out of range"},
+        {"{\"kind\":\"copy\",\"cell\":\"gru\",\"batch\":4,\"hidden\":8,\"layers\":1}", "'steps' is missing"},
+        {"[1,2]", "'kind'"},
+        {"not json", "is not a JSON object"},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof *cases; i++) {
+        loom_model_desc m;
+        loom_error err = {0};
+        cr_assert_eq(loom_model_parse(cases[i].json, &m, &err), LOOM_ERR_FORMAT, "%s", cases[i].json);
+        cr_assert(strstr(err.msg, cases[i].says), "%s: %s", cases[i].json, err.msg);
+    }
+}
+
+/* One schema: format 1 round trip; format 0 files (each kind's old
+ * configuration) read into the same description; a newer format refused
+ * by number. */
+Test(model, checkpoints_of_every_format_describe_their_model)
+{
+    loom_model_desc m = {.kind = LOOM_MODEL_ADDING,
+                         .task = {.kind = LOOM_MODEL_ADDING, .cell = &loom_cell_rnn_tanh, .steps = 20, .batch = 8, .hidden = 16, .layers = 1}};
+    loom_train_desc t = {.optim = {.kind = LOOM_OPT_SGD, .lr = 0.5f}, .clip_norm = 1, .teacher_forcing = 1};
+    loom_st *f = loom_st_new();
+    cr_assert_eq(loom_checkpoint_describe(f, &m, &t, "{}"), LOOM_OK);
+    cr_assert_str_eq(loom_st_meta(f, "loom.format_version"), "1");
+    loom_model_desc back;
+    loom_train_desc tb;
+    loom_error err = {0};
+    cr_assert_eq(loom_checkpoint_model(f, &back, &tb, &err), LOOM_OK, "%s", err.msg);
+    cr_assert(back.kind == LOOM_MODEL_ADDING && back.task.hidden == 16 && tb.optim.kind == LOOM_OPT_SGD && tb.optim.lr == 0.5f);
+    loom_st_set_meta(f, "loom.format_version", "2");
+    cr_assert_eq(loom_checkpoint_model(f, &back, &tb, &err), LOOM_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "newer loom (checkpoint format 2"), "%s", err.msg);
+    loom_st_free(f);
+
+    /* format 0, as loom train wrote them */
+    loom_text *text = loom_text_new(NULL);
+    loom_text_parse(text, "the time machine", 16);
+    char *voc = loom_vocab_to_string(loom_text_vocab(text));
+    int V = loom_vocab_size(loom_text_vocab(text));
+    f = loom_st_new();
+    loom_st_set_meta(f, "loom.vocab", voc);
+    loom_st_set_meta(f, "loom.config",
+                     "{\"cell\":\"gru\",\"hidden\":64,\"layers\":2,\"embed\":0,\"dropout\":0,\"seq_len\":35,\"batch\":32,"
+                     "\"seed\":1,\"tokens\":\"char\",\"letters_only\":true,\"optimizer\":\"adam\",\"lr\":0.01,\"momentum\":0,"
+                     "\"weight_decay\":0,\"schedule\":\"cosine\",\"warmup\":10,\"clip\":1,\"sampling\":\"sequential\"}");
+    err = (loom_error){0};
+    cr_assert_eq(loom_checkpoint_model(f, &back, &tb, &err), LOOM_OK, "%s", err.msg);
+    cr_assert(back.kind == LOOM_MODEL_LM && back.lm.cell == &loom_cell_gru && back.lm.vocab == V && back.lm.layers == 2 &&
+              back.lm.steps == 35 && back.lm.trunc == LOOM_TRUNC_NONE);
+    cr_assert(tb.optim.kind == LOOM_OPT_ADAM && tb.schedule.kind == LOOM_SCHED_COSINE && tb.schedule.warmup == 10 &&
+              tb.clip_norm == 1 && tb.sequential);
+    loom_st_free(f);
+    f = loom_st_new();
+    loom_st_set_meta(f, "loom.src_vocab", voc), loom_st_set_meta(f, "loom.tgt_vocab", voc);
+    loom_st_set_meta(f, "loom.seq2seq",
+                     "{\"task\":\"reverse\",\"cell\":\"lstm\",\"embed\":8,\"hidden\":16,\"layers\":1,\"bidirectional\":true,"
+                     "\"attention\":\"additive\",\"dropout\":0,\"src_steps\":7,\"tgt_steps\":7,\"batch\":4,\"seed\":1,"
+                     "\"pairs\":200,\"min_len\":0,\"min_freq\":1,\"optimizer\":1,\"lr\":0.005,\"momentum\":0,"
+                     "\"weight_decay\":0,\"clip\":1,\"schedule\":0,\"warmup\":0,\"teacher_forcing\":0.5}");
+    cr_assert_eq(loom_checkpoint_model(f, &back, &tb, &err), LOOM_OK, "%s", err.msg);
+    cr_assert(back.kind == LOOM_MODEL_SEQ2SEQ && back.seq2seq.src_vocab == V && back.seq2seq.bidirectional &&
+              back.seq2seq.sampled && back.seq2seq.attention == LOOM_ATTN_ADDITIVE && tb.teacher_forcing == 0.5);
+    loom_st_free(f);
+    f = loom_st_new();
+    loom_st_set_meta(f, "loom.task", "{\"task\":\"copy\",\"cell\":\"lstm\",\"seq_len\":5,\"batch\":16,\"hidden\":32,\"layers\":1,"
+                                     "\"optimizer\":\"adam\",\"lr\":0.003,\"clip\":1,\"seed\":1}");
+    cr_assert_eq(loom_checkpoint_model(f, &back, &tb, &err), LOOM_OK, "%s", err.msg);
+    cr_assert(back.kind == LOOM_MODEL_COPY && back.task.steps == 5 && tb.optim.lr == 0.003f);
+    loom_st_free(f);
+    f = loom_st_new();
+    err = (loom_error){0};
+    cr_assert_eq(loom_checkpoint_model(f, &back, &tb, &err), LOOM_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "describes no model"), "%s", err.msg);
+    loom_st_free(f);
+    free(voc);
+    loom_text_free(text);
+}
+
+Test(model, store_fits_names_what_does_not_fit)
+{
+    loom_graph *g = loom_graph_new();
+    loom_task_model m;
+    cr_assert_eq(loom_task_build(g, &m, &(loom_task_opts){.kind = LOOM_MODEL_ADDING, .cell = &loom_cell_gru, .steps = 4,
+                                                           .batch = 2, .hidden = 3, .layers = 1}),
+                 LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *s = loom_store_new(g);
+    loom_st *f = loom_st_new();
+    for (int i = 0; i < loom_store_count(s); i++)
+        loom_st_add(f, loom_store_name(s, i), LOOM_F32, loom_tensor_shape(g, loom_store_tensor(s, i)),
+                    loom_store_data(s, loom_store_tensor(s, i)));
+    loom_error err = {0};
+    cr_assert_eq(loom_store_fits(g, f, &err), LOOM_OK, "%s", err.msg);
+    loom_st *bad = loom_st_new();
+    for (int i = 0; i < loom_store_count(s); i++) {
+        const char *name = loom_store_name(s, i);
+        loom_shape sh = loom_tensor_shape(g, loom_store_tensor(s, i));
+        if (!strcmp(name, "rnn.weight_hh_l0")) sh.d[0]++;
+        float *z = calloc((size_t)loom_shape_numel(sh), sizeof *z);
+        loom_st_add(bad, name, LOOM_F32, sh, z);
+        free(z);
+    }
+    cr_assert_eq(loom_store_fits(g, bad, &err), LOOM_ERR_SHAPE);
+    cr_assert(strstr(err.msg, "'rnn.weight_hh_l0' is not f32 of shape (9,3)"), "%s", err.msg);
+    loom_st_free(f), loom_st_free(bad);
+    loom_store_free(s);
+    loom_graph_free(g);
+}

@@ -21,6 +21,7 @@
 #include "loom/data.h"
 #include "loom/train.h"
 #include "loom/trainer.h"
+#include "loom/model.h"
 #include "loom/generate.h"
 #include "loom/bleu.h"
 #include "loom/random.h"

@@ -60,6 +60,11 @@ int loom_store_bindings(const loom_store *s, loom_binding *out, int max);
 /* Copies parameters from f by name. Every parameter must be present with
  * its exact shape and dtype F32; with `strict`, f may hold nothing else. */
 loom_status loom_store_load(loom_store *s, const loom_st *f, bool strict);
+/* Whether f holds every parameter of g, by name, as f32 of its shape:
+ * checked before a store is made for a file's model, so that a damaged
+ * description cannot ask for gigabytes. LOOM_ERR_SHAPE naming the first
+ * parameter that does not fit (the reason in err, which may be NULL). */
+loom_status loom_store_fits(const loom_graph *g, const loom_st *f, loom_error *err);
 loom_status loom_store_load_file(loom_store *s, const char *path, bool strict);
 /* Writes all parameters (atomically). */
 loom_status loom_store_save_file(loom_store *s, const char *path);

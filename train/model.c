@@ -1,0 +1,422 @@
+/* Models as data (loom/model.h): the synthetic tasks' model, descriptions
+ * to and from JSON, and the checkpoint schema that carries them — format
+ * 1, and format 0 (before versions) read into the same description. */
+#include "loom/model.h"
+#include "loom/data.h"
+#include "graph/error.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the synthetic tasks' model ---- */
+
+static int task_len(const loom_task_opts *o)
+{
+    return o->kind == LOOM_MODEL_ADDING ? o->steps : LOOM_COPY_SYMBOLS + o->steps + LOOM_COPY_SYMBOLS;
+}
+
+loom_status loom_task_build(loom_graph *g, loom_task_model *m, const loom_task_opts *o)
+{
+    memset(m, 0, sizeof *m);
+    if (!o || !o->cell || (o->kind != LOOM_MODEL_ADDING && o->kind != LOOM_MODEL_COPY) || o->steps < 1 || o->batch < 1 ||
+        o->hidden < 1)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "task: needs the adding or copy task, a cell, steps, batch and hidden >= 1"),
+               LOOM_ERR_ARG;
+    m->o = *o;
+    bool adding = o->kind == LOOM_MODEL_ADDING;
+    int T = task_len(o), B = o->batch, H = o->hidden, C = LOOM_COPY_ALPHABET + 2;
+    loom_rnn_init(g, &m->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = adding ? 2 : C, .hidden_size = H,
+                                               .layers = o->layers ? o->layers : 1, .prefix = "rnn."});
+    if (adding) {
+        m->x = loom_input(g, "x", loom_shape3(T, B, 2));
+        m->y = loom_input(g, "y", loom_shape1(B));
+    } else {
+        m->x = loom_input_i32(g, "x", loom_shape2(T, B));
+        m->y = loom_input_i32(g, "y", loom_shape2(T, B));
+    }
+    loom_rnn_out r = loom_rnn_apply(g, &m->rnn, adding ? m->x : loom_one_hot(g, m->x, C), NULL);
+    if (adding) {
+        loom_tensor last = loom_reshape(g, loom_slice(g, r.output, 0, T - 1, 1), loom_shape2(B, H));
+        m->out = loom_reshape(g, loom_linear(g, "decoder", last, 1), loom_shape1(B));
+        m->loss = loom_mse(g, m->out, m->y);
+    } else {
+        m->out = loom_linear(g, "decoder", r.output, C);
+        m->loss = loom_cross_entropy(g, m->out, m->y, LOOM_NO_MASK);
+    }
+    return loom_graph_status(g);
+}
+
+size_t loom_task_x_bytes(const loom_task_opts *o)
+{
+    size_t n = (size_t)task_len(o) * (size_t)o->batch;
+    return o->kind == LOOM_MODEL_ADDING ? n * 2 * sizeof(float) : n * sizeof(int32_t);
+}
+
+size_t loom_task_y_bytes(const loom_task_opts *o)
+{
+    return o->kind == LOOM_MODEL_ADDING ? (size_t)o->batch * sizeof(float)
+                                        : (size_t)task_len(o) * (size_t)o->batch * sizeof(int32_t);
+}
+
+void loom_task_batch(const loom_task_opts *o, uint64_t seed, void *x, void *y)
+{
+    if (o->kind == LOOM_MODEL_ADDING) loom_task_adding(o->steps, o->batch, seed, x, y);
+    else loom_task_copy(o->steps, LOOM_COPY_SYMBOLS, LOOM_COPY_ALPHABET, o->batch, seed, x, y);
+}
+
+double loom_task_accuracy(const loom_task_opts *o, const float *out, const void *y)
+{
+    int B = o->batch, hits = 0, total = 0;
+    if (o->kind == LOOM_MODEL_ADDING) {
+        for (int b = 0; b < B; b++) hits += fabsf(out[b] - ((const float *)y)[b]) < 0.04f, total++;
+    } else {
+        int L = task_len(o), C = LOOM_COPY_ALPHABET + 2;
+        for (int t = L - LOOM_COPY_SYMBOLS; t < L; t++)
+            for (int b = 0; b < B; b++) {
+                const float *l = out + ((size_t)t * B + b) * C;
+                int best = 0;
+                for (int k = 1; k < C; k++) best = l[k] > l[best] ? k : best;
+                hits += best == ((const int32_t *)y)[t * B + b], total++;
+            }
+    }
+    return total ? (double)hits / total : 0;
+}
+
+/* ---- JSON: enums by name, numbers range-checked ---- */
+
+static const char *const kind_names[] = {"lm", "seq2seq", "adding", "copy"};
+static const char *const optim_names[] = {"sgd", "adam", "adamw"};
+static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
+static const char *const trunc_names[] = {"none", "fixed", "random"};
+static const char *const attention_names[] = {"none", "additive", "dot"};
+#define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
+
+const char *loom_model_kind_name(loom_model_kind k) { return k >= 0 && k < COUNT(kind_names) ? kind_names[k] : "?"; }
+
+/* What a reader found wrong first (the rest is not looked at). */
+typedef struct {
+    const cJSON *o;
+    const char *what; /* "model", "training" */
+    loom_error *err;
+    bool ok;
+} reader;
+
+static void bad(reader *r, const char *key, const char *why)
+{
+    if (r->ok && r->err) {
+        if (*key) loom_error_set(r->err, LOOM_ERR_FORMAT, "its %s: '%s' %s", r->what, key, why);
+        else loom_error_set(r->err, LOOM_ERR_FORMAT, "its %s %s", r->what, why);
+    }
+    r->ok = false;
+}
+
+static double num(reader *r, const char *key, double lo, double hi, bool integer)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->o, key);
+    if (!cJSON_IsNumber(v)) return bad(r, key, "is missing or not a number"), lo;
+    double x = v->valuedouble;
+    if (!(x >= lo && x <= hi) || (integer && x != floor(x))) return bad(r, key, "is out of range"), lo;
+    return x;
+}
+
+static int name(reader *r, const char *key, const char *const *names, int n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->o, key);
+    for (int i = 0; cJSON_IsString(v) && i < n; i++)
+        if (!strcmp(v->valuestring, names[i])) return i;
+    return bad(r, key, "is missing or not one of its names"), 0;
+}
+
+static bool flag(reader *r, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->o, key);
+    if (!cJSON_IsBool(v)) return bad(r, key, "is missing or not true or false"), false;
+    return cJSON_IsTrue(v);
+}
+
+static const loom_cell_def *cell(reader *r, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->o, key);
+    const loom_cell_def *c = cJSON_IsString(v) ? loom_cell_by_name(v->valuestring) : NULL;
+    if (!c) bad(r, key, "is missing or names no cell this program knows");
+    return c;
+}
+
+#define INT(r, key, lo, hi) ((int)num(r, key, lo, hi, true))
+
+static char *print(cJSON *o, bool ok)
+{
+    char *s = ok && o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+char *loom_model_json(const loom_model_desc *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && m && m->kind >= 0 && m->kind < COUNT(kind_names) && cJSON_AddStringToObject(o, "kind", kind_names[m->kind]);
+    if (ok && m->kind == LOOM_MODEL_LM) {
+        const loom_lm_opts *l = &m->lm;
+        ok = l->cell && cJSON_AddStringToObject(o, "cell", l->cell->name) && cJSON_AddNumberToObject(o, "vocab", l->vocab) &&
+             cJSON_AddNumberToObject(o, "embed", l->embed) && cJSON_AddNumberToObject(o, "hidden", l->hidden) &&
+             cJSON_AddNumberToObject(o, "layers", l->layers ? l->layers : 1) &&
+             cJSON_AddNumberToObject(o, "dropout", l->dropout) && cJSON_AddNumberToObject(o, "steps", l->steps) &&
+             cJSON_AddNumberToObject(o, "batch", l->batch) && cJSON_AddNumberToObject(o, "seed", (double)l->seed) &&
+             cJSON_AddStringToObject(o, "truncation", trunc_names[l->trunc]) &&
+             cJSON_AddNumberToObject(o, "truncate", l->truncate);
+    } else if (ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
+        const loom_seq2seq_opts *s = &m->seq2seq;
+        ok = s->cell && cJSON_AddStringToObject(o, "cell", s->cell->name) &&
+             cJSON_AddNumberToObject(o, "src_vocab", s->src_vocab) && cJSON_AddNumberToObject(o, "tgt_vocab", s->tgt_vocab) &&
+             cJSON_AddNumberToObject(o, "embed", s->embed) && cJSON_AddNumberToObject(o, "hidden", s->hidden) &&
+             cJSON_AddNumberToObject(o, "layers", s->layers ? s->layers : 1) &&
+             cJSON_AddBoolToObject(o, "bidirectional", s->bidirectional) &&
+             cJSON_AddNumberToObject(o, "dropout", s->dropout) &&
+             cJSON_AddStringToObject(o, "attention", attention_names[s->attention]) &&
+             cJSON_AddNumberToObject(o, "src_steps", s->src_steps) && cJSON_AddNumberToObject(o, "tgt_steps", s->tgt_steps) &&
+             cJSON_AddNumberToObject(o, "batch", s->batch) && cJSON_AddBoolToObject(o, "sampled", s->sampled) &&
+             cJSON_AddNumberToObject(o, "seed", (double)s->seed);
+    } else if (ok) {
+        const loom_task_opts *t = &m->task;
+        ok = t->cell && cJSON_AddStringToObject(o, "cell", t->cell->name) && cJSON_AddNumberToObject(o, "steps", t->steps) &&
+             cJSON_AddNumberToObject(o, "batch", t->batch) && cJSON_AddNumberToObject(o, "hidden", t->hidden) &&
+             cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1);
+    }
+    return print(o, ok);
+}
+
+loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *err)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    reader r = {o, "model", err, true};
+    memset(m, 0, sizeof *m);
+    if (!o) bad(&r, "", "is not a JSON object");
+    if (r.ok) m->kind = (loom_model_kind)name(&r, "kind", kind_names, COUNT(kind_names));
+    if (r.ok && m->kind == LOOM_MODEL_LM) {
+        loom_lm_opts *l = &m->lm;
+        l->cell = cell(&r, "cell");
+        l->vocab = INT(&r, "vocab", 1, LOOM_MODEL_MAX_VOCAB);
+        l->embed = INT(&r, "embed", 0, LOOM_MODEL_MAX_EMBED);
+        l->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
+        l->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+        l->dropout = (float)num(&r, "dropout", 0, 0.99, false);
+        l->steps = INT(&r, "steps", 1, LOOM_MODEL_MAX_STEPS);
+        l->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
+        l->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
+        l->trunc = (loom_trunc)name(&r, "truncation", trunc_names, COUNT(trunc_names));
+        l->truncate = l->trunc ? INT(&r, "truncate", 1, l->steps > 1 ? l->steps - 1 : 1) : 0;
+    } else if (r.ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
+        loom_seq2seq_opts *s = &m->seq2seq;
+        s->cell = cell(&r, "cell");
+        s->src_vocab = INT(&r, "src_vocab", 4, LOOM_MODEL_MAX_VOCAB);
+        s->tgt_vocab = INT(&r, "tgt_vocab", 4, LOOM_MODEL_MAX_VOCAB);
+        s->embed = INT(&r, "embed", 1, LOOM_MODEL_MAX_EMBED);
+        s->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
+        s->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+        s->bidirectional = flag(&r, "bidirectional");
+        s->dropout = (float)num(&r, "dropout", 0, 0.99, false);
+        s->attention = (loom_attention)name(&r, "attention", attention_names, COUNT(attention_names));
+        s->src_steps = INT(&r, "src_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS);
+        s->tgt_steps = INT(&r, "tgt_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS);
+        s->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
+        s->sampled = flag(&r, "sampled");
+        s->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
+    } else if (r.ok) {
+        loom_task_opts *t = &m->task;
+        t->kind = m->kind;
+        t->cell = cell(&r, "cell");
+        t->steps = INT(&r, "steps", 1, LOOM_MODEL_MAX_STEPS);
+        t->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
+        t->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
+        t->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+    }
+    cJSON_Delete(o);
+    return r.ok ? LOOM_OK : LOOM_ERR_FORMAT;
+}
+
+char *loom_train_desc_json(const loom_train_desc *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    const loom_optim_opts *p = &t->optim;
+    const loom_schedule *s = &t->schedule;
+    bool ok = o && p->kind >= 0 && p->kind < COUNT(optim_names) && s->kind >= 0 && s->kind < COUNT(sched_names) &&
+              cJSON_AddStringToObject(o, "optimizer", optim_names[p->kind]) && cJSON_AddNumberToObject(o, "lr", p->lr) &&
+              cJSON_AddNumberToObject(o, "momentum", p->momentum) && cJSON_AddNumberToObject(o, "dampening", p->dampening) &&
+              cJSON_AddBoolToObject(o, "nesterov", p->nesterov) && cJSON_AddNumberToObject(o, "weight_decay", p->weight_decay) &&
+              cJSON_AddNumberToObject(o, "beta1", p->beta1) && cJSON_AddNumberToObject(o, "beta2", p->beta2) &&
+              cJSON_AddNumberToObject(o, "eps", p->eps) && cJSON_AddStringToObject(o, "schedule", sched_names[s->kind]) &&
+              cJSON_AddNumberToObject(o, "gamma", s->gamma) && cJSON_AddNumberToObject(o, "step_size", (double)s->step_size) &&
+              cJSON_AddNumberToObject(o, "total", (double)s->total) && cJSON_AddNumberToObject(o, "min_lr", s->min_lr) &&
+              cJSON_AddNumberToObject(o, "warmup", (double)s->warmup) && cJSON_AddNumberToObject(o, "clip_norm", t->clip_norm) &&
+              cJSON_AddNumberToObject(o, "clip_value", t->clip_value) &&
+              cJSON_AddStringToObject(o, "truncation", trunc_names[t->trunc]) &&
+              cJSON_AddNumberToObject(o, "truncate", t->truncate) &&
+              cJSON_AddStringToObject(o, "sampling", t->sequential ? "sequential" : "random") &&
+              cJSON_AddNumberToObject(o, "teacher_forcing", t->teacher_forcing) &&
+              cJSON_AddNumberToObject(o, "seed", (double)t->seed);
+    return print(o, ok);
+}
+
+loom_status loom_train_desc_parse(const char *json, loom_train_desc *t, loom_error *err)
+{
+    static const char *const sampling[] = {"random", "sequential"};
+    cJSON *o = cJSON_Parse(json ? json : "");
+    reader r = {o, "training", err, true};
+    memset(t, 0, sizeof *t);
+    if (!o) bad(&r, "", "is not a JSON object");
+    loom_optim_opts *p = &t->optim;
+    loom_schedule *s = &t->schedule;
+    p->kind = (loom_optimizer)name(&r, "optimizer", optim_names, COUNT(optim_names));
+    p->lr = (float)num(&r, "lr", 0, 1e6, false);
+    p->momentum = (float)num(&r, "momentum", 0, 1, false);
+    p->dampening = (float)num(&r, "dampening", 0, 1, false);
+    p->nesterov = flag(&r, "nesterov");
+    p->weight_decay = (float)num(&r, "weight_decay", 0, 1e6, false);
+    p->beta1 = (float)num(&r, "beta1", 0, 1, false);
+    p->beta2 = (float)num(&r, "beta2", 0, 1, false);
+    p->eps = (float)num(&r, "eps", 0, 1, false);
+    s->kind = (loom_sched_kind)name(&r, "schedule", sched_names, COUNT(sched_names));
+    s->gamma = (float)num(&r, "gamma", 0, 1e6, false);
+    s->step_size = (int64_t)num(&r, "step_size", 0, 1e15, true);
+    s->total = (int64_t)num(&r, "total", 0, 1e15, true);
+    s->min_lr = (float)num(&r, "min_lr", 0, 1e6, false);
+    s->warmup = (int64_t)num(&r, "warmup", 0, 1e15, true);
+    t->clip_norm = num(&r, "clip_norm", 0, 1e9, false);
+    t->clip_value = (float)num(&r, "clip_value", 0, 1e9, false);
+    t->trunc = (loom_trunc)name(&r, "truncation", trunc_names, COUNT(trunc_names));
+    t->truncate = t->trunc ? INT(&r, "truncate", 1, LOOM_MODEL_MAX_STEPS) : 0;
+    t->sequential = name(&r, "sampling", sampling, 2) == 1;
+    t->teacher_forcing = num(&r, "teacher_forcing", 0, 1, false);
+    t->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
+    cJSON_Delete(o);
+    return r.ok ? LOOM_OK : LOOM_ERR_FORMAT;
+}
+
+/* ---- the checkpoint schema ---- */
+
+loom_status loom_checkpoint_describe(loom_st *f, const loom_model_desc *m, const loom_train_desc *t, const char *data)
+{
+    char *mj = loom_model_json(m), *tj = t ? loom_train_desc_json(t) : NULL;
+    bool ok = mj && (!t || tj) && !loom_st_set_meta_int(f, "loom.format_version", LOOM_FORMAT_VERSION) &&
+              !loom_st_set_meta(f, "loom.model", mj) && (!tj || !loom_st_set_meta(f, "loom.training", tj)) &&
+              (!data || !loom_st_set_meta(f, "loom.data", data));
+    free(mj), free(tj);
+    return ok ? LOOM_OK : LOOM_ERR_NOMEM;
+}
+
+int loom_checkpoint_format(const loom_st *f)
+{
+    int64_t v;
+    if (!loom_st_meta(f, "loom.format_version")) return 0;
+    return loom_st_meta_int(f, "loom.format_version", 1, 1 << 30, &v) ? (int)v : -1;
+}
+
+/* Format 0: the model and training in one configuration object per kind
+ * of run — loom.config (a language model; its vocabulary's size from
+ * loom.vocab), loom.seq2seq (an encoder–decoder; optimiser and schedule as
+ * numbers), loom.task (adding, copy). */
+static int vocab_size(const loom_st *f, const char *key)
+{
+    loom_vocab *v = loom_vocab_from_string(loom_st_meta(f, key));
+    int n = v ? loom_vocab_size(v) : 0;
+    loom_vocab_free(v);
+    return n;
+}
+
+static loom_status format0(const loom_st *f, loom_model_desc *m, loom_train_desc *t, loom_error *err)
+{
+    const char *lm = loom_st_meta(f, "loom.config"), *s2s = loom_st_meta(f, "loom.seq2seq"), *task = loom_st_meta(f, "loom.task");
+    const char *json = lm ? lm : s2s ? s2s : task;
+    if (!json) return loom_error_set(err, LOOM_ERR_FORMAT, "not a checkpoint of loom (it describes no model)");
+    cJSON *o = cJSON_Parse(json);
+    reader r = {o, "configuration", err, true};
+    if (!o) bad(&r, "", "is not a JSON object");
+    memset(m, 0, sizeof *m), memset(t, 0, sizeof *t);
+    static const char *const sampling[] = {"random", "sequential"};
+    if (r.ok && lm) {
+        loom_lm_opts *l = &m->lm;
+        m->kind = LOOM_MODEL_LM;
+        l->cell = cell(&r, "cell");
+        l->vocab = vocab_size(f, "loom.vocab");
+        if (l->vocab < 1) bad(&r, "loom.vocab", "is missing or bad");
+        l->embed = INT(&r, "embed", 0, LOOM_MODEL_MAX_EMBED);
+        l->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
+        l->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+        l->dropout = (float)num(&r, "dropout", 0, 0.99, false);
+        l->steps = INT(&r, "seq_len", 1, LOOM_MODEL_MAX_STEPS);
+        l->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
+        l->seed = t->seed = (uint64_t)num(&r, "seed", 0, 1 << 30, true);
+        /* truncation came with its own keys, absent from the files before it (full BPTT) */
+        if (cJSON_GetObjectItemCaseSensitive(o, "truncation")) {
+            t->trunc = l->trunc = (loom_trunc)name(&r, "truncation", trunc_names, COUNT(trunc_names));
+            t->truncate = l->truncate = l->trunc ? INT(&r, "truncate", 1, l->steps > 1 ? l->steps - 1 : 1) : 0;
+        }
+        t->optim.kind = (loom_optimizer)name(&r, "optimizer", optim_names, COUNT(optim_names));
+        t->schedule.kind = (loom_sched_kind)name(&r, "schedule", sched_names, COUNT(sched_names));
+        t->sequential = name(&r, "sampling", sampling, 2) == 1;
+        t->teacher_forcing = 1;
+    } else if (r.ok && s2s) {
+        loom_seq2seq_opts *s = &m->seq2seq;
+        m->kind = LOOM_MODEL_SEQ2SEQ;
+        s->cell = cell(&r, "cell");
+        s->src_vocab = vocab_size(f, "loom.src_vocab"), s->tgt_vocab = vocab_size(f, "loom.tgt_vocab");
+        if (s->src_vocab < 4 || s->tgt_vocab < 4) bad(&r, "loom.src_vocab", "or loom.tgt_vocab is missing or bad");
+        s->embed = INT(&r, "embed", 1, LOOM_MODEL_MAX_EMBED);
+        s->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
+        s->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+        s->bidirectional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "bidirectional"));
+        s->dropout = (float)num(&r, "dropout", 0, 0.99, false);
+        s->attention = (loom_attention)name(&r, "attention", attention_names, COUNT(attention_names));
+        s->src_steps = INT(&r, "src_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS);
+        s->tgt_steps = INT(&r, "tgt_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS);
+        s->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
+        s->seed = t->seed = (uint64_t)num(&r, "seed", 0, 1 << 30, true);
+        t->optim.kind = (loom_optimizer)INT(&r, "optimizer", 0, COUNT(optim_names) - 1);
+        t->schedule.kind = (loom_sched_kind)INT(&r, "schedule", 0, COUNT(sched_names) - 1);
+        t->teacher_forcing = num(&r, "teacher_forcing", 0, 1, false);
+        s->sampled = t->teacher_forcing < 1;
+    } else if (r.ok) {
+        static const char *const tasks[] = {"adding", "copy"};
+        loom_task_opts *k = &m->task;
+        m->kind = k->kind = LOOM_MODEL_ADDING + name(&r, "task", tasks, 2);
+        k->cell = cell(&r, "cell");
+        k->steps = INT(&r, "seq_len", 1, LOOM_MODEL_MAX_STEPS);
+        k->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
+        k->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
+        k->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+        t->optim.kind = (loom_optimizer)name(&r, "optimizer", optim_names, COUNT(optim_names));
+        t->seed = (uint64_t)num(&r, "seed", 0, 1 << 30, true);
+        t->teacher_forcing = 1;
+    }
+    /* what every kind kept under the same names */
+    t->optim.lr = (float)num(&r, "lr", 0, 1e6, false);
+    t->clip_norm = num(&r, "clip", 0, 1e9, false);
+    if (!task) {
+        t->optim.momentum = (float)num(&r, "momentum", 0, 1, false);
+        t->optim.weight_decay = (float)num(&r, "weight_decay", 0, 1e6, false);
+        t->schedule.warmup = (int64_t)num(&r, "warmup", 0, 1e15, true);
+    }
+    cJSON_Delete(o);
+    return r.ok ? LOOM_OK : LOOM_ERR_FORMAT;
+}
+
+loom_status loom_checkpoint_model(const loom_st *f, loom_model_desc *m, loom_train_desc *t, loom_error *err)
+{
+    loom_model_desc dm;
+    loom_train_desc dt;
+    loom_error local = {0};
+    m = m ? m : &dm, t = t ? t : &dt, err = err ? err : &local;
+    int v = loom_checkpoint_format(f);
+    if (v < 0) return loom_error_set(err, LOOM_ERR_FORMAT, "its format version (loom.format_version) is not a number");
+    if (v > LOOM_FORMAT_VERSION)
+        return loom_error_set(err, LOOM_ERR_FORMAT,
+                              "it was written by a newer loom (checkpoint format %d; this loom reads formats 0 to %d)", v,
+                              LOOM_FORMAT_VERSION);
+    if (v == 0) return format0(f, m, t, err);
+    loom_status st = loom_model_parse(loom_st_meta(f, "loom.model"), m, err);
+    if (!st) st = loom_train_desc_parse(loom_st_meta(f, "loom.training"), t, err);
+    return st;
+}
