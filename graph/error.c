@@ -5,7 +5,7 @@
 
 loom_status loom_error_setv(loom_error *e, loom_status s, const char *fmt, va_list ap)
 {
-    if (e->status == LOOM_OK && s != LOOM_OK) {
+    if (e && e->status == LOOM_OK && s != LOOM_OK) {
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         e->status = s;
     }

@@ -7,8 +7,6 @@
 
 #include <stdarg.h>
 
-/* Records s and the message unless an error is already recorded; returns s. */
-loom_status loom_error_set(loom_error *e, loom_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 loom_status loom_error_setv(loom_error *e, loom_status s, const char *fmt, va_list ap);
 static inline void loom_error_clear(loom_error *e)
 {

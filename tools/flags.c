@@ -2,6 +2,7 @@
  * flags, and the model flags of gradcheck and dot. */
 #include "tool.h"
 #include "loom/checkpoint.h"
+#include "loom/model.h"
 
 #include "mgu_cell.h"
 
@@ -238,12 +239,10 @@ bool loom_tool_fits(const loom_graph *g, const loom_st *ck)
 loom_task_kind loom_tool_checkpoint_kind(const char *path)
 {
     loom_st *f = loom_st_new();
-    bool read = f && !loom_st_read(f, path);
-    loom_task_kind k = read && loom_st_meta(f, "loom.seq2seq") ? LOOM_TASK_SEQ2SEQ
-                       : read && loom_st_meta(f, "loom.task") ? LOOM_TASK_ADDING
-                                                              : LOOM_TASK_LM;
+    loom_model_desc m = {.kind = LOOM_MODEL_LM};
+    if (f && !loom_checkpoint_read(f, path) && loom_checkpoint_model(f, &m, NULL, NULL)) m.kind = LOOM_MODEL_LM;
     loom_st_free(f);
-    return k;
+    return m.kind == LOOM_MODEL_SEQ2SEQ ? LOOM_TASK_SEQ2SEQ : m.kind == LOOM_MODEL_LM ? LOOM_TASK_LM : LOOM_TASK_ADDING;
 }
 
 int64_t loom_tool_checkpoint_step(const loom_st *ck)

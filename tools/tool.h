@@ -155,10 +155,10 @@ double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi
 #define LOOM_TOOL_MAX_STEPS LOOM_TRAINER_MAX_STEPS
 #define LOOM_TOOL_MAX_RUNS LOOM_TRAINER_MAX_RUNS
 
-/* What made the checkpoint at path, read once: LOOM_TASK_SEQ2SEQ (an
- * encoder–decoder: loom.seq2seq), LOOM_TASK_ADDING (adding or copy:
- * loom.task), else LOOM_TASK_LM (a file that is no checkpoint too: its
- * reader says why later). */
+/* What made the checkpoint at path (loom_checkpoint_model), read once:
+ * LOOM_TASK_SEQ2SEQ (an encoder–decoder), LOOM_TASK_ADDING (adding or
+ * copy), else LOOM_TASK_LM (a file that is no checkpoint too: its reader
+ * says why later). */
 loom_task_kind loom_tool_checkpoint_kind(const char *path);
 /* The step a training checkpoint was written after (loom.step), or -1 when
  * missing or out of range. */

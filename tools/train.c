@@ -849,9 +849,11 @@ static int load(loaded *l, const char *path, int T, int B)
     if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
     l->a = (loom_train_args){0};
-    if (loom_st_meta(l->ck, "loom.seq2seq"))
+    loom_model_desc kind = {.kind = LOOM_MODEL_LM};
+    loom_checkpoint_model(l->ck, &kind, NULL, NULL);
+    if (kind.kind == LOOM_MODEL_SEQ2SEQ)
         return fail(path, "an encoder–decoder's checkpoint, not a language model's: use loom translate or loom eval");
-    if (loom_st_meta(l->ck, "loom.task"))
+    if (kind.kind != LOOM_MODEL_LM)
         return fail(path, "a synthetic task's checkpoint (--task adding or copy), not a language model's: loom eval "
                           "and loom train --resume read it");
     if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||

@@ -43,6 +43,10 @@ typedef struct {
     loom_status status;
     char msg[1024];
 } loom_error;
+/* A call made without an object reports through a loom_error * argument
+ * (which may be NULL). This records s and the message unless e already
+ * holds an error, and returns s. */
+loom_status loom_error_set(loom_error *e, loom_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Row-major shape, rank 0..4. Rank 0 is a scalar (one element). */
 typedef struct {
