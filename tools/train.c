@@ -343,6 +343,8 @@ typedef struct {
     loom_metrics *metrics;
     loom_st *ck;          /* the checkpoint resumed from */
     loom_vocab *ck_vocab; /* its vocabulary */
+    cJSON *ck_data;       /* its data description (r->a.data may point into it) */
+    loom_train_desc train; /* how the model trains, as a checkpoint describes it */
     long step0;           /* the first step this run makes */
     double best, last_print, loss_avg; /* the best held-out perplexity; when progress was last printed */
     int rc;                  /* the exit status a callback of the loop failed with */
@@ -415,7 +417,8 @@ static int build(run *r)
                                                  .trunc = !a->truncate ? LOOM_TRUNC_NONE
                                                           : a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED,
                                                  .truncate = (int)a->truncate});
-    if (r->ck && !loom_graph_failed(r->g) && !loom_tool_fits(r->g, r->ck)) return fail(a->resume, DOES_NOT_FIT);
+    loom_error fit = {0};
+    if (r->ck && !loom_graph_failed(r->g) && loom_store_fits(r->g, r->ck, &fit)) return fail(a->resume, fit.msg);
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
@@ -431,119 +434,66 @@ static int build(run *r)
         loom_batches_seek(r->batches, 0, 0);
     }
     loom_error err = {0};
-    r->t = loom_trainer_new(
-        r->g, r->store,
-        &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
-                             .n_states = a->m.cell->n_states,
-                             .optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
-                                       .weight_decay = (float)a->weight_decay},
-                             .schedule = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
-                                          .step_size = r->a.steps / 3 > 0 ? r->a.steps / 3 : 1, .total = r->a.steps,
-                                          .warmup = a->warmup},
-                             .clip_norm = a->clip, .seed = (uint64_t)a->m.seed, .trunc_xi = r->lm.trunc_xi,
-                             .trunc_mean = (int)a->truncate, .batches = r->batches, .tokens = r->lm.tokens,
-                             .targets = r->lm.targets, .fresh_states = !a->sequential},
-        &err);
+    loom_train_desc *d = &r->train;
+    *d = (loom_train_desc){.optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                     .weight_decay = (float)a->weight_decay},
+                           .schedule = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
+                                        .step_size = r->a.steps / 3 > 0 ? r->a.steps / 3 : 1, .total = r->a.steps,
+                                        .warmup = a->warmup},
+                           .clip_norm = a->clip, .trunc = r->lm.o.trunc, .truncate = r->lm.o.truncate,
+                           .sequential = a->sequential, .teacher_forcing = 1, .seed = (uint64_t)a->m.seed};
+    r->t = loom_trainer_new(r->g, r->store,
+                            &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
+                                                 .n_states = a->m.cell->n_states, .optim = d->optim, .schedule = d->schedule,
+                                                 .clip_norm = d->clip_norm, .seed = d->seed, .trunc_xi = r->lm.trunc_xi,
+                                                 .trunc_mean = d->truncate, .batches = r->batches, .tokens = r->lm.tokens,
+                                                 .targets = r->lm.targets, .fresh_states = !d->sequential},
+                            &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
     return 0;
 }
 
-/* An evaluation plan of a language model as a window: run, then carry its
- * final states into the buffers bound to its initial ones. */
-typedef struct {
-    loom_plan *p;
-    const loom_lm *lm;
-    float *const *state;
-    size_t bytes;
-} plan_window;
-
-static loom_status run_plan_window(void *ctx, double *loss)
-{
-    const plan_window *w = ctx;
-    loom_status st = loom_run(w->p);
-    if (st) return st;
-    *loss = loom_plan_output(w->p, w->lm->loss)[0];
-    for (int s = 0; s < w->lm->o.cell->n_states; s++) memcpy(w->state[s], loom_plan_output(w->p, w->lm->out.final[s]), w->bytes);
-    return LOOM_OK;
-}
-
 /* ---- checkpoints ---- */
 
-static const char *const optim_names[] = {"sgd", "adam", "adamw"};
-static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
-static const char *const trunc_names[] = {"none", "fixed", "random"};
-
-/* What a resumed run must rebuild exactly: the model, the data and the
- * optimiser's configuration. */
-static char *config_json(const loom_train_args *a)
+/* What the run trains on, as the checkpoint's loom.data. */
+static char *data_json(const loom_train_args *a)
 {
     cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "cell", a->m.cell->name) &&
-              cJSON_AddNumberToObject(o, "hidden", (double)a->m.hidden) &&
-              cJSON_AddNumberToObject(o, "layers", (double)a->m.layers) && cJSON_AddNumberToObject(o, "embed", (double)a->embed) &&
-              cJSON_AddNumberToObject(o, "dropout", a->dropout) && cJSON_AddNumberToObject(o, "seq_len", (double)a->m.steps) &&
-              cJSON_AddNumberToObject(o, "batch", (double)a->m.batch) && cJSON_AddNumberToObject(o, "seed", (double)a->m.seed) &&
+    bool ok = o && cJSON_AddStringToObject(o, "path", a->data) &&
               cJSON_AddStringToObject(o, "tokens", a->tokens == LOOM_TOKENS_WORD ? "word" : "char") &&
-              cJSON_AddBoolToObject(o, "letters_only", a->letters_only) &&
-              cJSON_AddStringToObject(o, "optimizer", optim_names[a->optimizer]) && cJSON_AddNumberToObject(o, "lr", a->lr) &&
-              cJSON_AddNumberToObject(o, "momentum", a->momentum) &&
-              cJSON_AddNumberToObject(o, "weight_decay", a->weight_decay) &&
-              cJSON_AddStringToObject(o, "schedule", sched_names[a->schedule]) &&
-              cJSON_AddNumberToObject(o, "warmup", (double)a->warmup) && cJSON_AddNumberToObject(o, "clip", a->clip) &&
-              cJSON_AddStringToObject(o, "sampling", a->sequential ? "sequential" : "random") &&
-              cJSON_AddStringToObject(o, "truncation", !a->truncate ? "none" : a->random_trunc ? "random" : "fixed") &&
-              cJSON_AddNumberToObject(o, "truncate", (double)a->truncate);
+              cJSON_AddBoolToObject(o, "letters_only", a->letters_only);
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
 }
 
-static int index_of(const char *v, const char *const *names, int n)
+/* The checkpoint's description replaces the model's, optimiser's and
+ * data's options; what the run does next (--steps, --save, ...) stays the
+ * user's. The text's path, if it names one, in *path (the object's: valid
+ * until o is deleted). */
+static bool take_checkpoint(loom_train_args *a, const loom_st *f, const char *name, cJSON **o, const char **path)
 {
-    for (int i = 0; v && i < n; i++)
-        if (!strcmp(v, names[i])) return i;
-    return -1;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* The checkpoint's configuration replaces the model's and optimiser's
- * options; what the run does next (--steps, --save, ...) stays the user's. */
-static bool apply_config(loom_train_args *a, const char *json)
-{
-    cJSON *o = cJSON_Parse(json ? json : "");
-    bool ok = o != NULL;
-    a->m.cell = loom_cell_by_name(jstr(o, "cell"));
-    a->m.hidden = (long)loom_tool_jnum(o, "hidden", 1, LOOM_TOOL_MAX_WIDTH, &ok);
-    a->m.layers = (long)loom_tool_jnum(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
-    a->embed = (long)loom_tool_jnum(o, "embed", 0, LOOM_TOOL_MAX_EMBED, &ok);
-    a->dropout = loom_tool_jnum(o, "dropout", 0, 0.99, &ok);
-    a->m.steps = (long)loom_tool_jnum(o, "seq_len", 1, LOOM_TOOL_MAX_SEQ, &ok);
-    a->m.batch = (long)loom_tool_jnum(o, "batch", 1, LOOM_TOOL_MAX_BATCH, &ok);
-    a->m.seed = (long)loom_tool_jnum(o, "seed", 0, 1 << 30, &ok);
-    a->lr = loom_tool_jnum(o, "lr", 0, 1e6, &ok);
-    a->momentum = loom_tool_jnum(o, "momentum", 0, 1, &ok);
-    a->weight_decay = loom_tool_jnum(o, "weight_decay", 0, 1e6, &ok);
-    a->warmup = (long)loom_tool_jnum(o, "warmup", 0, 1e15, &ok);
-    a->clip = loom_tool_jnum(o, "clip", 0, 1e9, &ok);
-    a->tokens = !strcmp(jstr(o, "tokens"), "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
-    a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "letters_only"));
-    a->sequential = !strcmp(jstr(o, "sampling"), "sequential");
-    /* truncation: absent from checkpoints made before it existed (full BPTT) */
-    int tr = cJSON_GetObjectItemCaseSensitive(o, "truncation") ? index_of(jstr(o, "truncation"), trunc_names, 3) : 0;
-    a->truncate = tr > 0 ? (long)loom_tool_jnum(o, "truncate", 1, (double)a->m.steps - 1, &ok) : 0;
-    a->random_trunc = tr == 2;
-    ok = ok && tr >= 0;
-    int opt = index_of(jstr(o, "optimizer"), optim_names, 3), sch = index_of(jstr(o, "schedule"), sched_names, 4);
-    ok = ok && a->m.cell && opt >= 0 && sch >= 0;
-    if (ok) a->optimizer = opt, a->schedule = sch;
-    cJSON_Delete(o);
-    return ok;
+    loom_model_desc m;
+    loom_train_desc t;
+    loom_error err = {0};
+    if (loom_checkpoint_model(f, &m, &t, &err)) return fail(name, err.msg), false;
+    if (m.kind != LOOM_MODEL_LM)
+        return fail(name, "not a language model's checkpoint (loom eval and loom train --resume read every kind)"), false;
+    const loom_lm_opts *l = &m.lm;
+    a->m.cell = l->cell, a->m.hidden = l->hidden, a->m.layers = l->layers, a->embed = l->embed, a->dropout = l->dropout;
+    a->m.steps = l->steps, a->m.batch = l->batch, a->m.seed = (long)l->seed;
+    a->truncate = l->truncate, a->random_trunc = l->trunc == LOOM_TRUNC_RANDOM;
+    a->optimizer = t.optim.kind, a->lr = t.optim.lr, a->momentum = t.optim.momentum, a->weight_decay = t.optim.weight_decay;
+    a->schedule = t.schedule.kind, a->warmup = t.schedule.warmup, a->clip = t.clip_norm, a->sequential = t.sequential;
+    char *data = loom_checkpoint_data(f);
+    *o = cJSON_Parse(data ? data : "");
+    free(data);
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(*o, "tokens"), *p = cJSON_GetObjectItemCaseSensitive(*o, "path");
+    a->tokens = cJSON_IsString(tokens) && !strcmp(tokens->valuestring, "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
+    a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(*o, "letters_only"));
+    *path = cJSON_IsString(p) ? p->valuestring : NULL;
+    return *o != NULL || (fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), false);
 }
 
 /* Everything the run needs to continue as if it had not stopped. */
@@ -551,15 +501,16 @@ static int save_checkpoint(run *r)
 {
     const loom_train_args *a = &r->a;
     loom_st *f = loom_st_new();
-    char *cfg = config_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
+    char *data = data_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
-    bool ok = f && cfg && voc && !loom_st_set_meta(f, "loom.config", cfg) && !loom_st_set_meta(f, "loom.vocab", voc) &&
-              !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta(f, "loom.data", a->data);
+    loom_model_desc m = {.kind = LOOM_MODEL_LM, .lm = r->lm.o};
+    bool ok = f && data && voc && !loom_checkpoint_describe(f, &m, &r->train, data) && !loom_st_set_meta(f, "loom.vocab", voc) &&
+              !loom_st_set_meta(f, "loom.fingerprint", fp);
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
     else if (loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
-    free(cfg), free(voc);
+    free(data), free(voc);
     loom_st_free(f);
     return rc;
 }
@@ -571,11 +522,11 @@ static int open_checkpoint(run *r)
     r->ck = loom_st_new();
     if (!r->ck) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
-    if (!apply_config(&r->a, loom_st_meta(r->ck, "loom.config")) ||
-        !(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || loom_tool_checkpoint_step(r->ck) < 0)
-        return fail(r->a.resume, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
+    const char *own;
+    if (!take_checkpoint(&r->a, r->ck, r->a.resume, &r->ck_data, &own)) return 2;
+    if (!(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || loom_tool_checkpoint_step(r->ck) < 0)
+        return fail(r->a.resume, "not a checkpoint of loom train (its vocabulary or step is missing or bad)");
     if (!r->a.data) { /* the text it was trained on (the data order refers to it) */
-        const char *own = loom_st_meta(r->ck, "loom.data");
         if (!own) return fail(r->a.resume, "it does not name its training text: give --data");
         bool builtin = !strcmp(own, LOOM_CORPUS_SRC) || !strcmp(own, LOOM_CORPUS);
         if (!builtin && access(own, R_OK) != 0)
@@ -747,6 +698,7 @@ static void release(run *r)
     loom_text_free(r->held), loom_text_free(r->text);
     loom_st_free(r->ck);
     loom_vocab_free(r->ck_vocab);
+    cJSON_Delete(r->ck_data);
     loom_metrics_free(r->metrics);
 }
 
@@ -827,11 +779,11 @@ const char loom_eval_help[] =
 /* The checkpoint's configuration and vocabulary, and a store of its model's
  * weights for a model of T steps and B sequences. */
 typedef struct {
-    loom_train_args a;
     loom_st *ck;
     loom_vocab *vocab;
+    char *data; /* its data description (JSON) */
     loom_graph *g;
-    loom_lm lm;
+    loom_lm lm; /* the checkpoint's model, over its own or the caller's T and B */
     loom_store *store;
 } loaded;
 
@@ -841,6 +793,18 @@ static void unload(loaded *l)
     loom_graph_free(l->g);
     loom_vocab_free(l->vocab);
     loom_st_free(l->ck);
+    free(l->data);
+}
+
+/* The text path a checkpoint's data description names, if it can be read. */
+static const char *own_text(const loaded *l, char *buf, size_t n)
+{
+    cJSON *o = cJSON_Parse(l->data ? l->data : "");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "path");
+    bool ok = cJSON_IsString(p) && strlen(p->valuestring) < n && access(p->valuestring, R_OK) == 0;
+    if (ok) strcpy(buf, p->valuestring);
+    cJSON_Delete(o);
+    return ok ? buf : NULL;
 }
 
 static int load(loaded *l, const char *path, int T, int B)
@@ -848,21 +812,21 @@ static int load(loaded *l, const char *path, int T, int B)
     if (!path) return fail("--load CKPT is required", NULL);
     if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
-    l->a = (loom_train_args){0};
-    loom_model_desc kind = {.kind = LOOM_MODEL_LM};
-    loom_checkpoint_model(l->ck, &kind, NULL, NULL);
-    if (kind.kind == LOOM_MODEL_SEQ2SEQ)
+    loom_model_desc m;
+    loom_error err = {0};
+    if (loom_checkpoint_model(l->ck, &m, NULL, &err)) return fail(path, err.msg);
+    if (m.kind == LOOM_MODEL_SEQ2SEQ)
         return fail(path, "an encoder–decoder's checkpoint, not a language model's: use loom translate or loom eval");
-    if (kind.kind != LOOM_MODEL_LM)
+    if (m.kind != LOOM_MODEL_LM)
         return fail(path, "a synthetic task's checkpoint (--task adding or copy), not a language model's: loom eval "
                           "and loom train --resume read it");
-    if (!apply_config(&l->a, loom_st_meta(l->ck, "loom.config")) ||
-        !(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))))
-        return fail(path, "not a checkpoint of loom train (its configuration or vocabulary is missing or bad)");
-    loom_lm_build(l->g, &l->lm, &(loom_lm_opts){.cell = l->a.m.cell, .vocab = loom_vocab_size(l->vocab), .embed = (int)l->a.embed,
-                                                 .hidden = (int)l->a.m.hidden, .layers = (int)l->a.m.layers,
-                                                 .steps = T ? T : (int)l->a.m.steps, .batch = B ? B : (int)l->a.m.batch});
-    if (!loom_graph_failed(l->g) && !loom_tool_fits(l->g, l->ck)) return fail(path, DOES_NOT_FIT);
+    if (!(l->vocab = loom_vocab_from_string(loom_st_meta(l->ck, "loom.vocab"))) || loom_vocab_size(l->vocab) != m.lm.vocab)
+        return fail(path, "its vocabulary is missing, bad, or not its model's");
+    if (!(l->data = loom_checkpoint_data(l->ck))) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
+    loom_lm_opts o = m.lm; /* for evaluation and generation: no dropout, no truncation */
+    o.steps = T ? T : o.steps, o.batch = B ? B : o.batch, o.dropout = 0, o.trunc = LOOM_TRUNC_NONE, o.truncate = 0;
+    loom_lm_build(l->g, &l->lm, &o);
+    if (!loom_graph_failed(l->g) && loom_store_fits(l->g, l->ck, &err)) return fail(path, err.msg);
     l->store = loom_store_new(l->g);
     if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
@@ -882,8 +846,9 @@ int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm
     command = "loom dot";
     int rc = load(&l, ck, T, 1);
     if (!rc) {
-        const char *own = loom_st_meta(l.ck, "loom.data");
-        if (!data) data = own && access(own, R_OK) == 0 ? own : builtin_corpus();
+        char buf[4096];
+        const char *own = own_text(&l, buf, sizeof buf);
+        if (!data) data = own ? own : builtin_corpus();
         text = loom_text_new(NULL);
         if (!text || loom_text_read_with(text, data, l.vocab)) rc = fail(text ? loom_text_error(text) : "out of memory", NULL);
     }
@@ -905,6 +870,7 @@ int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm
     out->g = l.g, out->lm = l.lm, out->store = l.store;
     loom_vocab_free(l.vocab);
     loom_st_free(l.ck);
+    free(l.data);
     return 0;
 }
 
@@ -982,9 +948,7 @@ int loom_cmd_eval(int argc, char **argv)
     command = "loom eval";
     int rc = load(&l, ck, 0, 0);
     loom_text *text = NULL;
-    loom_plan *p = NULL;
-    float *st[LOOM_CELL_MAX_STATES] = {0};
-    int32_t *x = NULL, *y = NULL;
+    loom_trainer *t = NULL;
     if (rc) goto done;
     if (!data) data = builtin_corpus();
     text = loom_text_new(NULL);
@@ -994,31 +958,24 @@ int loom_cmd_eval(int argc, char **argv)
     }
     int64_t n;
     const int32_t *ids = loom_text_ids(text, &n);
-    int T = (int)l.a.m.steps, B = (int)l.a.m.batch, S = l.a.m.cell->n_states;
-    int64_t per = (n - 1) / B, windows = per / T, sn = l.a.m.layers * B * l.a.m.hidden;
-    loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {l.lm.loss};
-    for (int s = 0; s < S; s++) outs[1 + s] = l.lm.out.final[s];
-    p = loom_plan_new(l.g, outs, 1 + S, &(loom_plan_opts){.eval = true});
-    x = malloc((size_t)T * B * sizeof *x), y = malloc((size_t)T * B * sizeof *y);
-    bool ok = p && x && y && windows > 0;
-    for (int s = 0; ok && s < S; s++) ok = (st[s] = calloc((size_t)sn, sizeof(float))) && !loom_bind(p, l.lm.init[s], st[s]);
-    if (!ok) {
-        rc = fail(windows > 0 ? "out of memory" : "the text is too short for one window of the model's batch", NULL);
+    loom_error err = {0};
+    t = loom_trainer_new(l.g, l.store,
+                         &(loom_trainer_opts){.loss = l.lm.loss, .state_in = l.lm.init, .state_out = l.lm.out.final,
+                                              .n_states = l.lm.o.cell->n_states, .tokens = l.lm.tokens,
+                                              .targets = l.lm.targets, .eval_only = true},
+                         &err);
+    double mean = NAN;
+    if (!t || loom_trainer_eval_stream(t, ids, n, &mean)) {
+        rc = fail("eval", t ? loom_trainer_error(t) : err.msg);
         goto done;
     }
-    loom_store_bind(l.store, p);
-    loom_bind(p, l.lm.tokens, x), loom_bind(p, l.lm.targets, y);
-    double mean;
-    plan_window w = {p, &l.lm, st, (size_t)sn * sizeof(float)};
-    if (loom_stream_loss(ids, n, T, B, x, y, run_plan_window, &w, &mean)) {
-        rc = fail("eval", loom_plan_error(p));
+    if (isnan(mean)) {
+        rc = fail("the text is too short for one window of the model's batch", NULL);
         goto done;
     }
     printf("perplexity %.4f\n", exp(mean));
 done:
-    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++) free(st[s]);
-    free(x), free(y);
-    loom_plan_free(p);
+    loom_trainer_free(t);
     loom_text_free(text);
     unload(&l);
     return rc;

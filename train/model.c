@@ -147,6 +147,18 @@ static const loom_cell_def *cell(reader *r, const char *key)
 
 #define INT(r, key, lo, hi) ((int)num(r, key, lo, hi, true))
 
+/* A float as the shortest decimal that reads back as it (0.01f is written
+ * 0.01, not 0.00999999977648258). */
+static double shortest(float f)
+{
+    char buf[32];
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if ((float)strtod(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return (double)f;
+}
+
 static char *print(cJSON *o, bool ok)
 {
     char *s = ok && o ? cJSON_PrintUnformatted(o) : NULL;
@@ -163,7 +175,7 @@ char *loom_model_json(const loom_model_desc *m)
         ok = l->cell && cJSON_AddStringToObject(o, "cell", l->cell->name) && cJSON_AddNumberToObject(o, "vocab", l->vocab) &&
              cJSON_AddNumberToObject(o, "embed", l->embed) && cJSON_AddNumberToObject(o, "hidden", l->hidden) &&
              cJSON_AddNumberToObject(o, "layers", l->layers ? l->layers : 1) &&
-             cJSON_AddNumberToObject(o, "dropout", l->dropout) && cJSON_AddNumberToObject(o, "steps", l->steps) &&
+             cJSON_AddNumberToObject(o, "dropout", shortest(l->dropout)) && cJSON_AddNumberToObject(o, "steps", l->steps) &&
              cJSON_AddNumberToObject(o, "batch", l->batch) && cJSON_AddNumberToObject(o, "seed", (double)l->seed) &&
              cJSON_AddStringToObject(o, "truncation", trunc_names[l->trunc]) &&
              cJSON_AddNumberToObject(o, "truncate", l->truncate);
@@ -174,7 +186,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "embed", s->embed) && cJSON_AddNumberToObject(o, "hidden", s->hidden) &&
              cJSON_AddNumberToObject(o, "layers", s->layers ? s->layers : 1) &&
              cJSON_AddBoolToObject(o, "bidirectional", s->bidirectional) &&
-             cJSON_AddNumberToObject(o, "dropout", s->dropout) &&
+             cJSON_AddNumberToObject(o, "dropout", shortest(s->dropout)) &&
              cJSON_AddStringToObject(o, "attention", attention_names[s->attention]) &&
              cJSON_AddNumberToObject(o, "src_steps", s->src_steps) && cJSON_AddNumberToObject(o, "tgt_steps", s->tgt_steps) &&
              cJSON_AddNumberToObject(o, "batch", s->batch) && cJSON_AddBoolToObject(o, "sampled", s->sampled) &&
@@ -243,15 +255,15 @@ char *loom_train_desc_json(const loom_train_desc *t)
     const loom_optim_opts *p = &t->optim;
     const loom_schedule *s = &t->schedule;
     bool ok = o && p->kind >= 0 && p->kind < COUNT(optim_names) && s->kind >= 0 && s->kind < COUNT(sched_names) &&
-              cJSON_AddStringToObject(o, "optimizer", optim_names[p->kind]) && cJSON_AddNumberToObject(o, "lr", p->lr) &&
-              cJSON_AddNumberToObject(o, "momentum", p->momentum) && cJSON_AddNumberToObject(o, "dampening", p->dampening) &&
-              cJSON_AddBoolToObject(o, "nesterov", p->nesterov) && cJSON_AddNumberToObject(o, "weight_decay", p->weight_decay) &&
-              cJSON_AddNumberToObject(o, "beta1", p->beta1) && cJSON_AddNumberToObject(o, "beta2", p->beta2) &&
-              cJSON_AddNumberToObject(o, "eps", p->eps) && cJSON_AddStringToObject(o, "schedule", sched_names[s->kind]) &&
-              cJSON_AddNumberToObject(o, "gamma", s->gamma) && cJSON_AddNumberToObject(o, "step_size", (double)s->step_size) &&
-              cJSON_AddNumberToObject(o, "total", (double)s->total) && cJSON_AddNumberToObject(o, "min_lr", s->min_lr) &&
+              cJSON_AddStringToObject(o, "optimizer", optim_names[p->kind]) && cJSON_AddNumberToObject(o, "lr", shortest(p->lr)) &&
+              cJSON_AddNumberToObject(o, "momentum", shortest(p->momentum)) && cJSON_AddNumberToObject(o, "dampening", shortest(p->dampening)) &&
+              cJSON_AddBoolToObject(o, "nesterov", p->nesterov) && cJSON_AddNumberToObject(o, "weight_decay", shortest(p->weight_decay)) &&
+              cJSON_AddNumberToObject(o, "beta1", shortest(p->beta1)) && cJSON_AddNumberToObject(o, "beta2", shortest(p->beta2)) &&
+              cJSON_AddNumberToObject(o, "eps", shortest(p->eps)) && cJSON_AddStringToObject(o, "schedule", sched_names[s->kind]) &&
+              cJSON_AddNumberToObject(o, "gamma", shortest(s->gamma)) && cJSON_AddNumberToObject(o, "step_size", (double)s->step_size) &&
+              cJSON_AddNumberToObject(o, "total", (double)s->total) && cJSON_AddNumberToObject(o, "min_lr", shortest(s->min_lr)) &&
               cJSON_AddNumberToObject(o, "warmup", (double)s->warmup) && cJSON_AddNumberToObject(o, "clip_norm", t->clip_norm) &&
-              cJSON_AddNumberToObject(o, "clip_value", t->clip_value) &&
+              cJSON_AddNumberToObject(o, "clip_value", shortest(t->clip_value)) &&
               cJSON_AddStringToObject(o, "truncation", trunc_names[t->trunc]) &&
               cJSON_AddNumberToObject(o, "truncate", t->truncate) &&
               cJSON_AddStringToObject(o, "sampling", t->sequential ? "sequential" : "random") &&
@@ -419,4 +431,33 @@ loom_status loom_checkpoint_model(const loom_st *f, loom_model_desc *m, loom_tra
     loom_status st = loom_model_parse(loom_st_meta(f, "loom.model"), m, err);
     if (!st) st = loom_train_desc_parse(loom_st_meta(f, "loom.training"), t, err);
     return st;
+}
+
+/* A format-0 value copied into the data description (if f had it). */
+static bool copy_key(cJSON *to, const cJSON *from, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+    return !v || cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, true));
+}
+
+char *loom_checkpoint_data(const loom_st *f)
+{
+    const char *data = loom_st_meta(f, "loom.data");
+    if (loom_checkpoint_format(f) >= 1) {
+        cJSON *o = cJSON_Parse(data ? data : "{}");
+        return print(o && cJSON_IsObject(o) ? o : (cJSON_Delete(o), cJSON_CreateObject()), true);
+    }
+    const char *lm = loom_st_meta(f, "loom.config"), *s2s = loom_st_meta(f, "loom.seq2seq");
+    cJSON *o = cJSON_CreateObject(), *cfg = cJSON_Parse(lm ? lm : s2s ? s2s : "{}");
+    bool ok = o != NULL;
+    if (ok && lm) /* the path was loom.data itself */
+        ok = (!data || cJSON_AddStringToObject(o, "path", data)) && copy_key(o, cfg, "tokens") && copy_key(o, cfg, "letters_only");
+    if (ok && s2s) {
+        ok = copy_key(o, cfg, "task") && copy_key(o, cfg, "valid") && copy_key(o, cfg, "pairs") && copy_key(o, cfg, "min_len") &&
+             copy_key(o, cfg, "min_freq");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(cfg, "data");
+        ok = ok && (!cJSON_IsString(path) || cJSON_AddStringToObject(o, "path", path->valuestring));
+    }
+    cJSON_Delete(cfg);
+    return print(o, ok);
 }

@@ -120,9 +120,9 @@ static bool build(loom_trainer *t)
     t->o.state_in = t->state_in, t->o.state_out = t->state_out;
     t->outs[0] = o->loss;
     for (int i = 0; i < S; i++) t->outs[1 + i] = o->state_out[i];
-    if (loom_backward(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S))
+    if (!o->eval_only && loom_backward(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S))
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
-    t->train = loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
+    t->train = o->eval_only ? NULL : loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
     /* the evaluation plan: the loss, the states, then the extra outputs (in place of the gradients) */
     if (E) memcpy(t->outs + 1 + S + n, o->eval_outputs, (size_t)E * sizeof *t->outs);
     t->o.eval_outputs = t->outs + 1 + S + n; /* the caller's array need not outlive the trainer */
@@ -130,18 +130,19 @@ static bool build(loom_trainer *t)
     if (!eval_outs) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
     memcpy(eval_outs, t->outs, (size_t)(1 + S) * sizeof *eval_outs);
     if (E) memcpy(eval_outs + 1 + S, o->eval_outputs, (size_t)E * sizeof *eval_outs);
-    t->eval = t->train ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true}) : NULL;
+    t->eval = t->train || o->eval_only ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true}) : NULL;
     free(eval_outs);
-    if (!t->train || !t->eval) return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
+    if ((!t->train && !o->eval_only) || !t->eval) return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
     for (int i = 0; i < S; i++) {
         t->state_numel[i] = loom_tensor_numel(t->g, o->state_in[i]);
         t->state[i] = calloc((size_t)t->state_numel[i], sizeof(float));
         t->eval_state[i] = calloc((size_t)t->state_numel[i], sizeof(float));
         if (!t->state[i] || !t->eval_state[i]) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
-        loom_bind(t->train, o->state_in[i], t->state[i]);
+        if (t->train) loom_bind(t->train, o->state_in[i], t->state[i]);
         loom_bind(t->eval, o->state_in[i], t->eval_state[i]);
     }
-    loom_store_bind(t->s, t->train), loom_store_bind(t->s, t->eval);
+    if (t->train) loom_store_bind(t->s, t->train);
+    loom_store_bind(t->s, t->eval);
     for (int i = 0; i < n; i++) t->sizes[i] = loom_store_numel(t->s, i);
     if (loom_valid(o->tokens) && loom_valid(o->targets)) { /* the trainer's own batch buffers */
         int64_t k = loom_tensor_numel(t->g, o->tokens);
@@ -155,6 +156,7 @@ static bool build(loom_trainer *t)
         if (loom_trainer_bind(t, o->trunc_xi, t->xi)) return false;
     }
     const char *why = NULL;
+    if (o->eval_only) return true;
     if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why)))
         return fail(t, why ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "%s", why ? why : "trainer: out of memory"), false;
     return true;
@@ -183,7 +185,7 @@ loom_trainer *loom_trainer_new(loom_graph *g, loom_store *s, const loom_trainer_
 loom_status loom_trainer_bind(loom_trainer *t, loom_tensor input, const void *data)
 {
     if (!t) return LOOM_ERR_ARG;
-    loom_status st = loom_bind(t->train, input, data);
+    loom_status st = t->train ? loom_bind(t->train, input, data) : LOOM_OK;
     if (st) return fail(t, st, "%s", loom_plan_error(t->train));
     st = loom_bind(t->eval, input, data);
     return st ? fail(t, st, "%s", loom_plan_error(t->eval)) : LOOM_OK;
@@ -207,6 +209,7 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
 {
     if (!t) return LOOM_ERR_ARG;
     t->err = (loom_error){0};
+    if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
     if (t->o.batches) {
         bool epoch_start = loom_batches_next(t->o.batches, t->x, t->y);
         if (t->o.fresh_states || (epoch_start && t->steps)) loom_trainer_reset_states(t);
@@ -261,6 +264,7 @@ loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
 {
     if (!t || !f) return LOOM_ERR_ARG;
     t->err = (loom_error){0};
+    if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
     bool ok = !loom_st_set_meta_int(f, "loom.optim_steps", loom_optim_steps(t->opt)) &&
               !loom_st_set_meta_int(f, "loom.step", t->steps) &&
               !loom_st_set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(t->train));
@@ -301,6 +305,7 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
 {
     if (!t || !f) return LOOM_ERR_ARG;
     t->err = (loom_error){0};
+    if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
     int64_t steps, optim_steps, runs;
     if (!loom_st_meta_int(f, "loom.step", 0, LOOM_TRAINER_MAX_STEPS, &steps) ||
         !loom_st_meta_int(f, "loom.plan_runs", 0, LOOM_TRAINER_MAX_RUNS, &runs))

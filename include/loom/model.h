@@ -118,6 +118,12 @@ int loom_checkpoint_format(const loom_st *f);
  * (either pointer may be NULL); the reason in err otherwise — a newer
  * format, a file that is no loom checkpoint, a bad field. */
 loom_status loom_checkpoint_model(const loom_st *f, loom_model_desc *m, loom_train_desc *t, loom_error *err);
+/* What f was trained on, as the JSON object its program wrote (loom.data);
+ * for format 0, the same keys gathered from where that format kept them:
+ * a language model's "path", "tokens", "letters_only"; an encoder–
+ * decoder's "task", "path", "valid", "pairs", "min_len", "min_freq".
+ * "{}" when it names nothing; malloc'd, NULL when out of memory. */
+char *loom_checkpoint_data(const loom_st *f);
 
 #ifdef __cplusplus
 }

@@ -70,6 +70,9 @@ typedef struct {
      * accuracy), read with loom_trainer_output after an evaluation. */
     const loom_tensor *eval_outputs;
     int n_eval_outputs;
+    /* Only the evaluation plan (no gradients, no optimiser): a trained
+     * model's held-out loss; step, save and restore are refused. */
+    bool eval_only;
 } loom_trainer_opts;
 
 typedef struct loom_trainer loom_trainer;
