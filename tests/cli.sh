@@ -113,7 +113,7 @@ expect 0 "line 3" -- "$loom" eval --load "$dir/rev.ckpt" --data "$dir/pairs.tsv"
 check "eval prints BLEU, exact match and perplexity" grep -q "2 pairs (beam search): BLEU .*exact match .*perplexity" "$dir/out"
 expect 0 "" -- "$loom" eval --load "$dir/rev.ckpt"
 check "a synthetic task's checkpoint is evaluated on its own held-out pairs" grep -q "^20 held-out pairs: BLEU" "$dir/out"
-expect 2 "not an encoder–decoder checkpoint" -- "$loom" translate --load "$dir/ck.safetensors" hello
+expect 2 "a language model's checkpoint, not an encoder–decoder's" -- "$loom" translate --load "$dir/ck.safetensors" hello
 expect 2 "--load CKPT is required" -- "$loom" translate hello
 expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"
 check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
@@ -150,6 +150,18 @@ expect 2 "--truncate with --resume" -- "$loom" train --resume "$dir/rt_half.ckpt
 expect 2 "each direction draws its own cuts" -- "$loom" dot --bidirectional --truncate 3 --random-truncation -o "$dir/rt.dot"
 expect 0 "" -- "$loom" dot --cell gru --seq-len 9 --truncate 3 --random-truncation -o "$dir/rt.dot"
 check "the random truncation's picture weights what crosses uncut" grep -q 'scale_grad' "$dir/rt.dot"
+
+# checkpoints of format 0 (before loom.format_version; made by the loom before it) resume and evaluate
+f0="$(dirname "$0")/data/format0"
+corpus="$(dirname "$0")/../data/corpus/timemachine.txt"
+expect 0 "" -- "$loom" train --resume "$f0/lm.ckpt" --data "$corpus" --steps 5 --generate 0 --save "$dir/f0_lm.ckpt"
+expect 0 "perplexity" -- "$loom" eval --load "$f0/lm.ckpt" --data "$corpus"
+expect 0 "" -- "$loom" generate --load "$f0/lm.ckpt" --length 5
+expect 0 "" -- "$loom" train --resume "$f0/copy.ckpt" --steps 5 --save "$dir/f0_copy.ckpt"
+expect 0 "accuracy" -- "$loom" eval --load "$f0/copy.ckpt"
+expect 0 "" -- "$loom" train --resume "$f0/reverse.ckpt" --steps 5 --save "$dir/f0_rev.ckpt"
+expect 0 "BLEU" -- "$loom" eval --load "$f0/reverse.ckpt"
+check "a resumed format-0 run writes format 1" grep -aq '"loom.format_version":"1"' "$dir/f0_rev.ckpt"
 
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -222,20 +222,6 @@ bool loom_tool_threads(long flag)
     return true;
 }
 
-/* Whether a checkpoint holds every parameter of the model its
- * configuration describes, each of its shape: checked before the weights
- * are allocated, so that a damaged configuration cannot ask for gigabytes. */
-bool loom_tool_fits(const loom_graph *g, const loom_st *ck)
-{
-    for (int32_t i = 0; i < loom_graph_size(g); i++) {
-        const loom_node *n = loom_graph_node(g, loom_at(i));
-        if (n->tags.role != LOOM_ROLE_PARAM) continue;
-        const loom_st_tensor *t = loom_st_get(ck, loom_tensor_name(g, loom_at(i)));
-        if (!t || t->dtype != LOOM_F32 || !loom_shape_eq(t->shape, n->shape)) return false;
-    }
-    return true;
-}
-
 loom_task_kind loom_tool_checkpoint_kind(const char *path)
 {
     loom_st *f = loom_st_new();

@@ -53,6 +53,7 @@ typedef struct {
     loom_seq2seq m;
     loom_store *store;
     loom_trainer *t;            /* gradients, plans, optimiser, schedule, clipping */
+    loom_train_desc train;      /* how it trains, as a checkpoint describes it */
     loom_pair_batches *batches; /* the order of the pairs, the batch's buffers */
     const loom_pair_batch *x;
     loom_translator *tr;
@@ -143,15 +144,16 @@ static int build(s2s *r)
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     loom_error err = {0};
-    r->t = loom_trainer_new(
-        r->g, r->store,
-        &(loom_trainer_opts){.loss = r->m.loss,
-                             .optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
-                                       .weight_decay = (float)a->weight_decay},
-                             .schedule = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
-                                          .total = a->steps, .warmup = a->warmup},
-                             .clip_norm = a->clip, .seed = (uint64_t)a->m.seed},
-        &err);
+    loom_train_desc *d = &r->train;
+    *d = (loom_train_desc){.optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                     .weight_decay = (float)a->weight_decay},
+                           .schedule = {.kind = a->schedule, .gamma = 0.5f, .step_size = a->steps / 3 > 0 ? a->steps / 3 : 1,
+                                        .total = a->steps, .warmup = a->warmup},
+                           .clip_norm = a->clip, .teacher_forcing = a->teacher_forcing, .seed = (uint64_t)a->m.seed};
+    r->t = loom_trainer_new(r->g, r->store,
+                            &(loom_trainer_opts){.loss = r->m.loss, .optim = d->optim, .schedule = d->schedule,
+                                                 .clip_norm = d->clip_norm, .seed = d->seed},
+                            &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
     if (!(r->batches = loom_pair_batches_new(r->pairs, B, a->teacher_forcing, (uint64_t)a->m.seed)))
@@ -240,28 +242,16 @@ static int held_out(s2s *r, scores *sc)
 
 /* ---- checkpoints ---- */
 
-static char *config_json(const s2s *r)
+/* What the run trains on, as the checkpoint's loom.data: the task, its
+ * files, or a synthetic task's generator settings. */
+static char *data_json(const loom_train_args *a)
 {
-    const loom_seq2seq_opts *o = &r->mo;
     cJSON *j = cJSON_CreateObject();
-    bool ok = j && cJSON_AddStringToObject(j, "task", task_names[r->a->task - LOOM_TASK_SEQ2SEQ]) &&
-              cJSON_AddStringToObject(j, "cell", o->cell->name) && cJSON_AddNumberToObject(j, "embed", o->embed) &&
-              cJSON_AddNumberToObject(j, "hidden", o->hidden) && cJSON_AddNumberToObject(j, "layers", o->layers) &&
-              cJSON_AddBoolToObject(j, "bidirectional", o->bidirectional) &&
-              cJSON_AddStringToObject(j, "attention", attention_names[o->attention]) &&
-              cJSON_AddNumberToObject(j, "dropout", o->dropout) && cJSON_AddNumberToObject(j, "src_steps", o->src_steps) &&
-              cJSON_AddNumberToObject(j, "tgt_steps", o->tgt_steps) && cJSON_AddNumberToObject(j, "batch", o->batch) &&
-              cJSON_AddNumberToObject(j, "seed", (double)r->a->m.seed) && cJSON_AddNumberToObject(j, "pairs", (double)r->a->pairs) &&
-              cJSON_AddNumberToObject(j, "min_len", (double)r->a->min_len) &&
-              cJSON_AddNumberToObject(j, "min_freq", (double)r->a->min_freq) &&
-              (!r->a->data || cJSON_AddStringToObject(j, "data", r->a->data)) &&
-              (!r->a->valid || cJSON_AddStringToObject(j, "valid", r->a->valid)) &&
-              /* what a resumed run continues with */
-              cJSON_AddNumberToObject(j, "optimizer", r->a->optimizer) && cJSON_AddNumberToObject(j, "lr", r->a->lr) &&
-              cJSON_AddNumberToObject(j, "momentum", r->a->momentum) &&
-              cJSON_AddNumberToObject(j, "weight_decay", r->a->weight_decay) && cJSON_AddNumberToObject(j, "clip", r->a->clip) &&
-              cJSON_AddNumberToObject(j, "schedule", r->a->schedule) && cJSON_AddNumberToObject(j, "warmup", (double)r->a->warmup) &&
-              cJSON_AddNumberToObject(j, "teacher_forcing", r->a->teacher_forcing);
+    bool ok = j && cJSON_AddStringToObject(j, "task", task_names[a->task - LOOM_TASK_SEQ2SEQ]) &&
+              (!a->data || cJSON_AddStringToObject(j, "path", a->data)) &&
+              (!a->valid || cJSON_AddStringToObject(j, "valid", a->valid)) &&
+              cJSON_AddNumberToObject(j, "pairs", (double)a->pairs) && cJSON_AddNumberToObject(j, "min_len", (double)a->min_len) &&
+              cJSON_AddNumberToObject(j, "min_freq", (double)a->min_freq);
     char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     return s;
@@ -270,16 +260,17 @@ static char *config_json(const s2s *r)
 static int save(s2s *r)
 {
     loom_st *f = loom_st_new();
-    char *cfg = config_json(r), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
+    char *data = data_json(r->a), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
     char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1));
-    bool ok = f && cfg && v0 && v1 && !loom_st_set_meta(f, "loom.seq2seq", cfg) &&
+    loom_model_desc m = {.kind = LOOM_MODEL_SEQ2SEQ, .seq2seq = r->mo};
+    bool ok = f && data && v0 && v1 && !loom_checkpoint_describe(f, &m, &r->train, data) &&
               !loom_st_set_meta(f, "loom.src_vocab", v0) && !loom_st_set_meta(f, "loom.tgt_vocab", v1) &&
               loom_pair_batches_save(r->batches, f);
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail("checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
     else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
-    free(cfg), free(v0), free(v1);
+    free(data), free(v0), free(v1);
     loom_st_free(f);
     return rc;
 }
@@ -393,6 +384,7 @@ typedef struct {
     loom_st *ck;
     loom_vocab *v[2];
     loom_train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
+    char paths[8192];     /* the data and valid paths of its description */
     loom_seq2seq_opts mo;
     loom_graph *g;
     loom_seq2seq m;
@@ -407,39 +399,47 @@ static void unload(loaded *l)
     loom_st_free(l->ck);
 }
 
-static int jint(const cJSON *o, const char *k, int lo, int hi, bool *ok) { return (int)loom_tool_jnum(o, k, lo, hi, ok); }
-
-/* The model a configuration describes. */
-static bool read_config(loaded *l, const char *json)
+/* An encoder–decoder checkpoint's description: its model, training and
+ * vocabularies, and its task with its data (paths, a synthetic task's
+ * generator settings) in t — the paths copied into paths (2 × n bytes).
+ * 0, or exit status 2 with a message. */
+static int describe(const loom_st *ck, const char *path, loom_seq2seq_opts *mo, loom_train_desc *train, loom_vocab **v,
+                    loom_train_args *t, char *paths, size_t n)
 {
+    loom_model_desc m;
+    loom_error err = {0};
+    if (loom_checkpoint_model(ck, &m, train, &err)) return fail(path, err.msg);
+    if (m.kind != LOOM_MODEL_SEQ2SEQ)
+        return fail(path, m.kind == LOOM_MODEL_LM ? "a language model's checkpoint, not an encoder–decoder's"
+                                                  : "a synthetic task's checkpoint (adding or copy), not an encoder–decoder's");
+    *mo = m.seq2seq;
+    v[0] = loom_vocab_from_string(loom_st_meta(ck, "loom.src_vocab"));
+    v[1] = v[0] ? loom_vocab_from_string(loom_st_meta(ck, "loom.tgt_vocab")) : NULL;
+    if (!v[1] || loom_vocab_size(v[0]) != mo->src_vocab || loom_vocab_size(v[1]) != mo->tgt_vocab)
+        return fail(path, "its vocabularies are missing, bad, or not its model's");
+    char *json = loom_checkpoint_data(ck);
     cJSON *o = cJSON_Parse(json ? json : "");
-    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(o, "cell"), *att = cJSON_GetObjectItemCaseSensitive(o, "attention");
-    bool ok = o && cJSON_IsString(cell) && cJSON_IsString(att);
-    loom_seq2seq_opts *m = &l->mo;
-    m->cell = ok ? loom_cell_by_name(cell->valuestring) : NULL;
-    m->embed = jint(o, "embed", 1, LOOM_TOOL_MAX_EMBED, &ok);
-    m->hidden = jint(o, "hidden", 1, LOOM_TOOL_MAX_WIDTH, &ok);
-    m->layers = jint(o, "layers", 1, LOOM_RNN_MAX_LAYERS, &ok);
-    m->src_steps = jint(o, "src_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
-    m->tgt_steps = jint(o, "tgt_steps", 1, LOOM_SEQ2SEQ_MAX_STEPS, &ok);
-    m->bidirectional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "bidirectional"));
+    free(json);
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task");
-    loom_train_args *t = &l->task;
+    t->task = LOOM_TASK_SEQ2SEQ;
     for (int k = 0; k < 3; k++)
         if (cJSON_IsString(task) && !strcmp(task->valuestring, task_names[k])) t->task = LOOM_TASK_SEQ2SEQ + k;
     bool known = true; /* the generator's settings: only a synthetic task needs them */
-    t->m.seed = jint(o, "seed", 0, 1 << 30, &known);
-    t->pairs = jint(o, "pairs", 1, LOOM_TOOL_MAX_PAIRS, &known);
-    t->min_len = jint(o, "min_len", 0, LOOM_SEQ2SEQ_MAX_STEPS, &known);
-    t->m.steps = t->task == LOOM_TASK_REVERSE ? m->src_steps - 1 : m->src_steps;
+    t->pairs = (long)loom_tool_jnum(o, "pairs", 1, LOOM_TOOL_MAX_PAIRS, &known);
+    t->min_len = (long)loom_tool_jnum(o, "min_len", 0, LOOM_SEQ2SEQ_MAX_STEPS, &known);
+    bool ok = true;
+    t->min_freq = (long)loom_tool_jnum(o, "min_freq", 0, 1 << 30, &ok);
     if (!known && t->task != LOOM_TASK_SEQ2SEQ) t->task = LOOM_TASK_LM; /* cannot be regenerated */
-    int a = -1;
-    for (int k = 0; ok && k < 3; k++)
-        if (!strcmp(att->valuestring, attention_names[k])) a = k;
-    m->attention = (loom_attention)(a < 0 ? 0 : a);
-    ok = ok && m->cell && a >= 0;
+    t->m.seed = (long)train->seed;
+    t->m.steps = t->task == LOOM_TASK_REVERSE ? mo->src_steps - 1 : mo->src_steps;
+    const char *key[2] = {"path", "valid"};
+    const char **into[2] = {&t->data, &t->valid};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, key[k]);
+        if (cJSON_IsString(p) && strlen(p->valuestring) < n) *into[k] = strcpy(paths + k * n, p->valuestring);
+    }
     cJSON_Delete(o);
-    return ok;
+    return 0;
 }
 
 /* The checkpoint's model, its decoding graph for `batch` sentences and
@@ -450,15 +450,13 @@ static int load(loaded *l, const char *path, int batch, int rows)
     if (!path) return fail("--load CKPT is required", NULL);
     if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
-    if (!read_config(l, loom_st_meta(l->ck, "loom.seq2seq")) ||
-        !(l->v[0] = loom_vocab_from_string(loom_st_meta(l->ck, "loom.src_vocab"))) ||
-        !(l->v[1] = loom_vocab_from_string(loom_st_meta(l->ck, "loom.tgt_vocab"))))
-        return fail(path, "not an encoder–decoder checkpoint of loom train (its configuration or vocabularies are "
-                          "missing or bad)");
-    l->mo.src_vocab = loom_vocab_size(l->v[0]), l->mo.tgt_vocab = loom_vocab_size(l->v[1]), l->mo.batch = batch;
+    loom_train_desc train;
+    int rc = describe(l->ck, path, &l->mo, &train, l->v, &l->task, l->paths, sizeof l->paths / 2);
+    if (rc) return rc;
+    l->mo.batch = batch;
     loom_seq2seq_build_decoder(l->g, &l->m, &l->mo, rows);
-    if (!loom_graph_failed(l->g) && !loom_tool_fits(l->g, l->ck))
-        return fail(path, "its configuration (vocabularies, sizes, layers, cell, attention) does not match its weights");
+    loom_error err = {0};
+    if (!loom_graph_failed(l->g) && loom_store_fits(l->g, l->ck, &err)) return fail(path, err.msg);
     l->store = loom_store_new(l->g);
     if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail_st(loom_store_status(l->store), loom_store_error(l->store), NULL);
@@ -630,6 +628,7 @@ static int perplexity(const loaded *l, const loom_pairs *p, bool part, double *p
     enum { B = 64 };
     loom_seq2seq m;
     loom_seq2seq_opts o = l->mo;
+    o.sampled = false, o.dropout = 0; /* the teacher-forced loss */
     o.batch = B;
     int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab, rc = 0;
     int64_t n = loom_pairs_count(p, part);
@@ -728,36 +727,22 @@ done:
  * Its vocabularies come back in v. */
 static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, char *data_buf, size_t data_len)
 {
-    loaded l = {0};
-    const char *json = loom_st_meta(ck, "loom.seq2seq");
-    cJSON *o = cJSON_Parse(json ? json : "");
-    bool ok = o && read_config(&l, json) && l.task.task >= LOOM_TASK_SEQ2SEQ;
-    if (ok) {
-        const loom_seq2seq_opts *m = &l.mo;
-        a->task = l.task.task, a->m.cell = m->cell, a->m.hidden = m->hidden, a->m.layers = m->layers;
-        a->embed = m->embed, a->m.bidirectional = m->bidirectional, a->attention = m->attention;
-        a->m.steps = l.task.m.steps, a->m.seed = l.task.m.seed, a->pairs = l.task.pairs, a->min_len = l.task.min_len;
-        a->m.batch = jint(o, "batch", 1, LOOM_TOOL_MAX_BATCH, &ok);
-        a->dropout = loom_tool_jnum(o, "dropout", 0, 0.99, &ok);
-        a->min_freq = jint(o, "min_freq", 0, 1 << 30, &ok);
-        a->optimizer = (loom_optimizer)jint(o, "optimizer", 0, 2, &ok);
-        a->lr = loom_tool_jnum(o, "lr", 0, 1e6, &ok), a->momentum = loom_tool_jnum(o, "momentum", 0, 1, &ok);
-        a->weight_decay = loom_tool_jnum(o, "weight_decay", 0, 1e6, &ok), a->clip = loom_tool_jnum(o, "clip", 0, 1e9, &ok);
-        a->schedule = (loom_sched_kind)jint(o, "schedule", 0, 3, &ok), a->warmup = (long)loom_tool_jnum(o, "warmup", 0, 1e15, &ok);
-        a->teacher_forcing = loom_tool_jnum(o, "teacher_forcing", 0, 1, &ok);
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
-        if (!a->data && cJSON_IsString(data) && strlen(data->valuestring) < data_len / 2)
-            a->data = strcpy(data_buf, data->valuestring);
-        const cJSON *valid = cJSON_GetObjectItemCaseSensitive(o, "valid");
-        if (!a->valid && cJSON_IsString(valid) && strlen(valid->valuestring) < data_len / 2)
-            a->valid = strcpy(data_buf + data_len / 2, valid->valuestring);
-        ok = ok && (a->task != LOOM_TASK_SEQ2SEQ || a->data);
-    }
-    cJSON_Delete(o);
-    v[0] = ok ? loom_vocab_from_string(loom_st_meta(ck, "loom.src_vocab")) : NULL;
-    v[1] = v[0] ? loom_vocab_from_string(loom_st_meta(ck, "loom.tgt_vocab")) : NULL;
-    if (!v[1]) return fail(a->resume, "not an encoder–decoder checkpoint of loom train with its optimiser (its "
-                                      "configuration or vocabularies are missing or bad)");
+    loom_seq2seq_opts m;
+    loom_train_desc t;
+    loom_train_args task = {0};
+    int rc = describe(ck, a->resume, &m, &t, v, &task, data_buf, data_len / 2);
+    if (rc) return rc;
+    if (task.task < LOOM_TASK_SEQ2SEQ)
+        return fail(a->resume, "its synthetic task's settings are missing: it cannot be resumed");
+    a->task = task.task, a->m.cell = m.cell, a->m.hidden = m.hidden, a->m.layers = m.layers, a->embed = m.embed;
+    a->m.bidirectional = m.bidirectional, a->attention = m.attention, a->m.batch = m.batch, a->dropout = m.dropout;
+    a->m.steps = task.m.steps, a->m.seed = task.m.seed, a->pairs = task.pairs, a->min_len = task.min_len;
+    a->min_freq = task.min_freq;
+    a->optimizer = t.optim.kind, a->lr = t.optim.lr, a->momentum = t.optim.momentum, a->weight_decay = t.optim.weight_decay;
+    a->clip = t.clip_norm, a->schedule = t.schedule.kind, a->warmup = t.schedule.warmup, a->teacher_forcing = t.teacher_forcing;
+    if (!a->data) a->data = task.data;
+    if (!a->valid) a->valid = task.valid;
+    if (a->task == LOOM_TASK_SEQ2SEQ && !a->data) return fail(a->resume, "it does not name its pairs: give --data");
     return 0;
 }
 

@@ -132,11 +132,6 @@ bool loom_tool_is_help(const char *arg);
  * "CMD: F needs a value" on stderr. */
 bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see);
 
-/* Whether a checkpoint holds every parameter of g, each of its shape:
- * checked before the weights are allocated, so that a damaged
- * configuration cannot ask for gigabytes. */
-bool loom_tool_fits(const loom_graph *g, const loom_st *ck);
-
 
 /* The number under key k of a checkpoint's configuration object, which
  * must lie in [lo, hi]; otherwise *ok becomes false and lo is returned. */

@@ -400,7 +400,6 @@ static int load_text(run *r)
     return 0;
 }
 
-#define DOES_NOT_FIT "its configuration (vocabulary, sizes, layers, cell) does not match its weights"
 
 /* The model, its weights, its batches and its trainer (training and
  * evaluation plans, optimiser, schedule, clipping, carried states). */
