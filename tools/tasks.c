@@ -70,28 +70,22 @@ static bool build(task_model *m, const loom_task_config *c, const loom_st *ck, l
     return true;
 }
 
-/* The checkpoint's model (by fingerprint) and the trainer's state from it:
- * 0, or exit status 2 with a message. */
+/* The trainer's state from the checkpoint: 0, or exit status 2 with a
+ * message. */
 static int restore(task_model *m, const loom_st *ck, const char *cmd, const char *path)
 {
-    char fp[32];
-    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(m->g));
-    const char *want = loom_st_meta(ck, "loom.fingerprint");
-    if (want && !strcmp(want, fp) && !loom_trainer_restore(m->t, ck)) return 0;
-    fprintf(stderr, "%s: %s: %s\n", cmd, path,
-            !want || strcmp(want, fp) ? "its model does not match the one its description builds" : loom_trainer_error(m->t));
+    if (!loom_trainer_restore(m->t, ck)) return 0;
+    fprintf(stderr, "%s: %s: %s\n", cmd, path, loom_trainer_error(m->t));
     return 2;
 }
 
-/* The trainer's state, the model's description and fingerprint. */
+/* The trainer's state and the model's description. */
 static int save(const task_model *m, const loom_task_config *c)
 {
     loom_st *f = loom_st_new();
-    char fp[32];
-    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(m->g));
     loom_model_desc d = {.kind = task_opts(c).kind, .task = task_opts(c)};
     loom_train_desc t = train_desc(c);
-    bool ok = f && !loom_checkpoint_describe(f, &d, &t, NULL) && !loom_st_set_meta(f, "loom.fingerprint", fp) &&
+    bool ok = f && !loom_checkpoint_describe(f, &d, &t, NULL) &&
               !loom_trainer_save(m->t, f);
     int rc = 0;
     if (!ok) fprintf(stderr, "loom train: checkpoint: out of memory\n"), rc = 1;

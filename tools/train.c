@@ -500,11 +500,9 @@ static int save_checkpoint(run *r)
 {
     const loom_train_args *a = &r->a;
     loom_st *f = loom_st_new();
-    char *data = data_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text)), fp[32];
-    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
+    char *data = data_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text));
     loom_model_desc m = {.kind = LOOM_MODEL_LM, .lm = r->lm.o};
-    bool ok = f && data && voc && !loom_checkpoint_describe(f, &m, &r->train, data) && !loom_st_set_meta(f, "loom.vocab", voc) &&
-              !loom_st_set_meta(f, "loom.fingerprint", fp);
+    bool ok = f && data && voc && !loom_checkpoint_describe(f, &m, &r->train, data) && !loom_st_set_meta(f, "loom.vocab", voc);
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
@@ -541,10 +539,6 @@ static int open_checkpoint(run *r)
 static int restore(run *r)
 {
     const loom_st *f = r->ck;
-    char fp[32];
-    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)loom_graph_fingerprint(r->g));
-    const char *want = loom_st_meta(f, "loom.fingerprint");
-    if (!want || strcmp(want, fp)) return fail(r->a.resume, "its model does not match the one its configuration builds");
     if (loom_trainer_restore(r->t, f)) return fail(r->a.resume, loom_trainer_error(r->t));
     r->step0 = (long)loom_trainer_steps(r->t);
     if (r->step0 >= r->a.steps)

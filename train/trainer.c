@@ -31,6 +31,7 @@ struct loom_trainer {
     float *xi;      /* randomised truncation's weights */
     int64_t n_xi;
     int64_t steps;
+    uint64_t fingerprint; /* the graph's, with the gradients: what a checkpoint must have been made by */
     loom_error err;
 };
 
@@ -156,6 +157,7 @@ static bool build(loom_trainer *t)
         if (loom_trainer_bind(t, o->trunc_xi, t->xi)) return false;
     }
     const char *why = NULL;
+    t->fingerprint = loom_graph_fingerprint(t->g);
     if (o->eval_only) return true;
     if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why)))
         return fail(t, why ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "%s", why ? why : "trainer: out of memory"), false;
@@ -265,7 +267,9 @@ loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
     if (!t || !f) return LOOM_ERR_ARG;
     t->err = (loom_error){0};
     if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
-    bool ok = !loom_st_set_meta_int(f, "loom.optim_steps", loom_optim_steps(t->opt)) &&
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)t->fingerprint);
+    bool ok = !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta_int(f, "loom.optim_steps", loom_optim_steps(t->opt)) &&
               !loom_st_set_meta_int(f, "loom.step", t->steps) &&
               !loom_st_set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(t->train));
     if (ok && t->o.batches) {
@@ -307,6 +311,10 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
     t->err = (loom_error){0};
     if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
     int64_t steps, optim_steps, runs;
+    uint64_t fp;
+    if (loom_st_meta(f, "loom.fingerprint") && (!loom_st_meta_hex(f, "loom.fingerprint", &fp) || fp != t->fingerprint))
+        return fail(t, LOOM_ERR_FORMAT, "restore: its model does not match this one (another cell, size, truncation or loss: "
+                                        "its graph's fingerprint differs)");
     if (!loom_st_meta_int(f, "loom.step", 0, LOOM_TRAINER_MAX_STEPS, &steps) ||
         !loom_st_meta_int(f, "loom.plan_runs", 0, LOOM_TRAINER_MAX_RUNS, &runs))
         return fail(t, LOOM_ERR_FORMAT, "restore: its step count or dropout counter (loom.step, loom.plan_runs) is missing or out of range");

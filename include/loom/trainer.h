@@ -171,8 +171,10 @@ loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o);
 
 /* Adds the trainer's state to f: the weights (under the store's names),
  * the optimiser's moments ("optim.m.NAME", "optim.v.NAME"), the carried
- * states ("state.I") and the metadata loom.step, loom.optim_steps and
- * loom.plan_runs (and loom.epoch, loom.batch: the batches' position). */
+ * states ("state.I") and the metadata loom.step, loom.optim_steps,
+ * loom.plan_runs, loom.fingerprint (the graph's, gradients included:
+ * restore refuses a file made by another model) and loom.epoch, loom.batch
+ * (the batches' position). */
 loom_status loom_trainer_save(loom_trainer *t, loom_st *f);
 /* Reads it back into a trainer made the same way: everything checked
  * (names, shapes, every number's range, finite weights) before anything is
