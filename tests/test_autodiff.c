@@ -320,6 +320,6 @@ Test(autodiff, gradcheck_fails_on_non_finite_differences)
     cr_assert(!r.passed, "a NaN difference is not a pass");
     cr_assert(isnan(r.max_abs_err), "the worst error is the non-finite one: %g", r.max_abs_err);
     char *argv[] = {"--eps", "1e-12"};
-    cr_assert_eq(loom_cmd_gradcheck(2, argv), 1, "the command fails too");
+    cr_assert_eq(cmd_gradcheck(2, argv), 1, "the command fails too");
     loom_graph_free(g);
 }

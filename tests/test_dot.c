@@ -276,7 +276,7 @@ Test(dot, cell_view_boxes)
 Test(dot, cell_view_is_true_for_every_cell)
 {
     enum { T = 4, L = 2 };
-    loom_tools_init();
+    tools_init();
     int n_cells;
     const loom_cell_def *const *cells = loom_cells(&n_cells);
     for (int c = 0; c < n_cells; c++)
@@ -333,7 +333,7 @@ Test(dot, every_parameter_has_its_gradient_sum)
     enum { T = 3, L = 2 };
     int n_builtin, n_cells;
     loom_cells(&n_builtin);
-    loom_tools_init();
+    tools_init();
     const loom_cell_def *const *cells = loom_cells(&n_cells);
     for (int c = 0; c < n_cells; c++)
         for (int view = 0; view < 2; view++) {
@@ -554,12 +554,12 @@ Test(render, loom_dot_command)
 {
     char *ok_args[] = {"--cell", "gru", "--layers", "2", "--bidirectional", "--backward", "--view", "cell",
                        "--truncate", "2", "-o", (char *)tp("a.svg")};
-    cr_assert_eq(loom_cmd_dot(12, ok_args), 0);
+    cr_assert_eq(cmd_dot(12, ok_args), 0);
     unsigned char h[8];
     cr_assert_gt(file_bytes(tp("a.svg"), h, sizeof h), 1000);
     char *heat_args[] = {"--cell", "rnn_tanh", "--seq-len", "12", "--grad-norms", "--loss", "last",
                          "--steps-shown", "0", "-o", (char *)tp("a.dot")};
-    cr_assert_eq(loom_cmd_dot(11, heat_args), 0);
+    cr_assert_eq(cmd_dot(11, heat_args), 0);
     FILE *f = fopen(tp("a.dot"), "r");
     char line[4096];
     double prev = -1;
@@ -577,7 +577,7 @@ Test(render, loom_dot_command)
     cr_assert_eq(seen, 12);
     /* a long sequence is drawn as its first and last steps by default */
     char *long_args[] = {"--seq-len", "200", "-o", (char *)tp("a.dot")};
-    cr_assert_eq(loom_cmd_dot(4, long_args), 0);
+    cr_assert_eq(cmd_dot(4, long_args), 0);
     f = fopen(tp("a.dot"), "r");
     int clusters = 0, elided = 0;
     while (fgets(line, sizeof line, f)) {
@@ -599,7 +599,7 @@ Test(render, loom_dot_command)
         {4, {"--seq-len", "0", "-o", "x.dot"}},                    /* out of range */
     };
     for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
-        cr_assert_eq(loom_cmd_dot(bad[i].argc, bad[i].argv), 2, "bad case %u", i);
+        cr_assert_eq(cmd_dot(bad[i].argc, bad[i].argv), 2, "bad case %u", i);
     cr_assert_neq(access(tp("c.jpg"), F_OK), 0);
 }
 
@@ -634,9 +634,9 @@ Test(render, non_finite_heat)
         free(text);
     }
     char *args[] = {"--grad-norms", "--heat-range", "1:inf", "-o", (char *)tp("a.svg")};
-    cr_assert_eq(loom_cmd_dot(5, args), 2);
+    cr_assert_eq(cmd_dot(5, args), 2);
     args[2] = "1:1e39";
-    cr_assert_eq(loom_cmd_dot(5, args), 2);
+    cr_assert_eq(cmd_dot(5, args), 2);
     loom_graph_free(m.g);
 }
 
@@ -674,9 +674,9 @@ Test(render, outputs_are_replaced_atomically)
     snprintf(missing, sizeof missing, "%s/no/such/dir.svg", tmpdir);
     cr_assert_neq(loom_dot_save(m.g, NULL, missing), LOOM_OK);
     char *args[] = {"-o", missing};
-    cr_assert_eq(loom_cmd_dot(2, args), 1, "a file that cannot be written is a failure");
+    cr_assert_eq(cmd_dot(2, args), 1, "a file that cannot be written is a failure");
     args[1] = (char *)tp("dir.svg");
-    cr_assert_eq(loom_cmd_dot(2, args), 1);
+    cr_assert_eq(cmd_dot(2, args), 1);
     cr_assert_eq(files_in(tmpdir), before + 2, "keep.dot and dir.svg, no temporaries");
     loom_graph_free(m.g);
 }
@@ -767,13 +767,13 @@ Test(render, command_pictures_do_not_overlap)
         {"--cell", "mgu", "--seq-len", "5", "--view", "cell", "--backward"},
         {"--cell", "gru", "--seq-len", "3", "--backward"},
     };
-    loom_tools_init();
+    tools_init();
     for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
         char *argv[16];
         int argc = 0;
         for (; argc < 12 && cases[k][argc]; argc++) argv[argc] = (char *)cases[k][argc];
         argv[argc++] = "-o", argv[argc++] = (char *)tp("a.dot");
-        cr_assert_eq(loom_cmd_dot(argc, argv), 0);
+        cr_assert_eq(cmd_dot(argc, argv), 0);
         FILE *f = fopen(tp("a.dot"), "r");
         fseek(f, 0, SEEK_END);
         long len = ftell(f);

@@ -26,7 +26,7 @@ static void golden_cell(const char *cell)
         if (strncmp(name, cell, strlen(cell)) || name[strlen(cell)] != '_') continue;
         char path[512], err[1024];
         snprintf(path, sizeof path, "%s/%s", LOOM_GOLDEN_DIR, name);
-        cr_assert_eq(loom_rnn_run(path, out, false, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(rnn_run(path, out, false, err, sizeof err), 0, "%s", err);
         loom_st *want = st_read(path, err, sizeof err), *got = st_read(out, err, sizeof err);
         cr_assert(want && got, "%s", err);
         int compared = 0;
@@ -130,14 +130,14 @@ Test(gradcheck, example_mgu_cell) { check_cell(&mgu_cell, 2, true, true, 0); }
  * stacked and bidirectional. */
 Test(gradcheck, every_known_cell_through_the_command)
 {
-    loom_tools_init();
+    tools_init();
     int n;
     const loom_cell_def *const *cells = loom_cells(&n);
     cr_assert_geq(n, 5, "the built-ins and the example cell");
     cr_assert_eq(loom_cell_by_name("mgu"), &mgu_cell);
     for (int i = 0; i < n; i++) {
         char *argv[] = {"--cell", (char *)cells[i]->name, "--layers", "2", "--bidirectional"};
-        cr_assert_eq(loom_cmd_gradcheck(5, argv), 0, "loom gradcheck --cell %s", cells[i]->name);
+        cr_assert_eq(cmd_gradcheck(5, argv), 0, "loom gradcheck --cell %s", cells[i]->name);
     }
 }
 

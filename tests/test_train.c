@@ -501,7 +501,7 @@ Test(cli_train, learns_a_repetitive_text_deterministically)
         const char *m = tp(run ? "m2.csv" : "m1.csv");
         char *argv[] = {"--data", (char *)tp("text.txt"), "--cell", "gru", "--hidden", "32", "--seq-len", "12", "--batch", "8",
                         "--steps", "80", "--eval-every", "40", "--generate", "20", "--metrics", (char *)m, "--threads", "1"};
-        cr_assert_eq(loom_cmd_train(20, argv), 0);
+        cr_assert_eq(cmd_train(20, argv), 0);
         double valid = metric(m, 6, run ? l2 : l1, 80);
         cr_assert_lt(valid, 1.6, "held-out perplexity %g after 80 steps", valid);
     }
@@ -515,13 +515,13 @@ Test(cli_train, refuses_and_stops_clearly)
     fclose(f);
     char *nan_run[] = {"--data", (char *)tp("text.txt"), "--cell", "rnn_relu", "--hidden", "8", "--seq-len", "5", "--batch", "2", "--steps", "50",
                        "--optimizer", "sgd", "--lr", "1e6", "--clip", "0", "--generate", "0"};
-    cr_assert_eq(loom_cmd_train(20, nan_run), 1, "a non-finite loss stops the run");
+    cr_assert_eq(cmd_train(20, nan_run), 1, "a non-finite loss stops the run");
     char *bad[][4] = {{"--optimizer", "rmsprop"}, {"--steps", "0"}, {"--data", "/no/such/file.txt"}, {"--bidirectional"},
                       {"--sampling", "shuffled"}, {"--lr", "-1"}};
     int argc[] = {2, 2, 2, 1, 2, 2};
-    for (unsigned i = 0; i < sizeof argc / sizeof *argc; i++) cr_assert_eq(loom_cmd_train(argc[i], bad[i]), 2, "case %u", i);
+    for (unsigned i = 0; i < sizeof argc / sizeof *argc; i++) cr_assert_eq(cmd_train(argc[i], bad[i]), 2, "case %u", i);
     char *tiny[] = {"--data", (char *)tp("text.txt"), "--seq-len", "500", "--batch", "64"};
-    cr_assert_eq(loom_cmd_train(6, tiny), 2, "too short for one batch");
+    cr_assert_eq(cmd_train(6, tiny), 2, "too short for one batch");
 }
 
 /* Resuming continues exactly as if uninterrupted: 20 steps, a checkpoint,
@@ -539,13 +539,13 @@ Test(cli_train, resume_is_bit_identical)
     for (int i = 0; i < 18; i++) argv[n++] = common[i];
     char *straight[] = {"--steps", "40", "--metrics", (char *)tp("m1.csv")};
     for (int i = 0; i < 4; i++) argv[n + i] = straight[i];
-    cr_assert_eq(loom_cmd_train(n + 4, argv), 0);
+    cr_assert_eq(cmd_train(n + 4, argv), 0);
     char *first[] = {"--steps", "20", "--save", (char *)tp("ck.safetensors")};
     for (int i = 0; i < 4; i++) argv[n + i] = first[i];
-    cr_assert_eq(loom_cmd_train(n + 4, argv), 0);
+    cr_assert_eq(cmd_train(n + 4, argv), 0);
     char *resume[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)tp("ck.safetensors"), "--steps", "40",
                       "--metrics", (char *)tp("m2.csv"), "--generate", "0", "--threads", "1"};
-    cr_assert_eq(loom_cmd_train(12, resume), 0);
+    cr_assert_eq(cmd_train(12, resume), 0);
     double a[40], b[20];
     metric(tp("m1.csv"), 1, a, 40);
     metric(tp("m2.csv"), 1, b, 20);
@@ -560,7 +560,7 @@ static void small_checkpoint(void)
     fclose(f);
     char *make[] = {"--data", (char *)tp("text.txt"), "--hidden", "8", "--seq-len", "5", "--batch", "2", "--steps", "5",
                     "--generate", "0", "--save", (char *)tp("ck.safetensors")};
-    cr_assert_eq(loom_cmd_train(14, make), 0);
+    cr_assert_eq(cmd_train(14, make), 0);
 }
 
 /* A checkpoint's payload is checksummed: a flipped byte, a truncated file
@@ -579,7 +579,7 @@ Test(cli_train, bad_checkpoints_are_refused)
     loom_st_free(ck);
     char *res[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)tp("bad.safetensors"), "--steps", "9",
                    "--generate", "0", "--save", (char *)tp("w.safetensors")};
-    cr_assert_eq(loom_cmd_train(10, res), 2);
+    cr_assert_eq(cmd_train(10, res), 2);
     cr_assert_neq(access(tp("w.safetensors"), F_OK), 0, "nothing is written when the resume is refused");
     ck = loom_st_new();
     cr_assert_eq(loom_checkpoint_read(ck, tp("bad.safetensors")), LOOM_ERR_FORMAT);
@@ -592,7 +592,7 @@ Test(cli_train, bad_checkpoints_are_refused)
     fclose(in), fclose(out);
     cr_assert_neq(loom_checkpoint_read(ck, tp("bad.safetensors")), LOOM_OK);
     char *res_cut[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)tp("bad.safetensors"), "--steps", "9", "--generate", "0"};
-    cr_assert_eq(loom_cmd_train(8, res_cut), 2); /* tp() has 4 buffers: res's names are stale by now */
+    cr_assert_eq(cmd_train(8, res_cut), 2); /* tp() has 4 buffers: res's names are stale by now */
     /* a plain safetensors file (no checksum) */
     loom_st *plain = loom_st_new();
     float z = 0;
@@ -603,7 +603,7 @@ Test(cli_train, bad_checkpoints_are_refused)
     /* --init with weights that do not fit */
     char *init[] = {"--data", (char *)tp("text.txt"), "--hidden", "8", "--init", (char *)tp("bad.safetensors"), "--steps", "2",
                     "--generate", "0"};
-    cr_assert_eq(loom_cmd_train(10, init), 2);
+    cr_assert_eq(cmd_train(10, init), 2);
     /* a description, correctly checksummed, that does not describe the
      * weights (a hidden size past the limit; one whose weights would take
      * 270 MB) is refused before any weight is allocated */
@@ -617,10 +617,10 @@ Test(cli_train, bad_checkpoints_are_refused)
         cr_assert_eq(loom_st_set_meta(ck, "loom.model", cfg), LOOM_OK);
         cr_assert_eq(loom_checkpoint_write(ck, tp("bad.safetensors")), LOOM_OK);
         char *gen[] = {"--load", (char *)tp("bad.safetensors"), "--length", "3"};
-        cr_assert_eq(loom_cmd_generate(4, gen), 2);
-        cr_assert_eq(loom_cmd_eval(2, gen), 2);
+        cr_assert_eq(cmd_generate(4, gen), 2);
+        cr_assert_eq(cmd_eval(2, gen), 2);
         char *res2[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)tp("bad.safetensors"), "--steps", "9", "--generate", "0"};
-        cr_assert_eq(loom_cmd_train(8, res2), 2);
+        cr_assert_eq(cmd_train(8, res2), 2);
     }
     loom_st_free(plain);
     loom_st_free(ck);
@@ -657,7 +657,7 @@ Test(cli_train, forged_numbers_are_refused)
     for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *f = forge(ck, "forged.safetensors", bad[i][0], bad[i][1]);
         char *res[] = {"--data", (char *)tp("text.txt"), "--resume", (char *)f, "--steps", "9", "--generate", "0"};
-        cr_assert_eq(loom_cmd_train(8, res), 2, "%s = %s is refused", bad[i][0], bad[i][1]);
+        cr_assert_eq(cmd_train(8, res), 2, "%s = %s is refused", bad[i][0], bad[i][1]);
     }
     /* forged sizes are refused before anything is built: a seq_len past the flag's limit, or one the text
      * cannot fill (it built a 10^6-step model first: 68 s, 5.2 GB) */
@@ -673,9 +673,9 @@ Test(cli_train, forged_numbers_are_refused)
         cr_assert_eq(loom_checkpoint_write(f, tp("big.ckpt")), LOOM_OK);
         loom_st_free(f);
         char *res[] = {"--resume", (char *)tp("big.ckpt"), "--data", (char *)tp("text.txt"), "--steps", "9", "--generate", "0"};
-        double t0 = loom_tool_now();
-        cr_assert_eq(loom_cmd_train(8, res), 2, "seq_len %s", big);
-        cr_assert_lt(loom_tool_now() - t0, 5.0, "seq_len %s is refused at once", big);
+        double t0 = tool_now();
+        cr_assert_eq(cmd_train(8, res), 2, "seq_len %s", big);
+        cr_assert_lt(tool_now() - t0, 5.0, "seq_len %s is refused at once", big);
     }
     /* NaN weights (a run that diverged): refused, not "perplexity -nan" with exit 0 or garbage text */
     loom_st *nan_ck = loom_st_new();
@@ -684,25 +684,25 @@ Test(cli_train, forged_numbers_are_refused)
     cr_assert_eq(loom_checkpoint_write(nan_ck, tp("nan.ckpt")), LOOM_OK);
     loom_st_free(nan_ck);
     char *gen[] = {"--load", (char *)tp("nan.ckpt"), "--length", "3"};
-    cr_assert_eq(loom_cmd_generate(4, gen), 2);
+    cr_assert_eq(cmd_generate(4, gen), 2);
     char *ev[] = {"--load", (char *)tp("nan.ckpt"), "--data", (char *)tp("text.txt")};
-    cr_assert_eq(loom_cmd_eval(4, ev), 2);
+    cr_assert_eq(cmd_eval(4, ev), 2);
     char *res_nan[] = {"--resume", (char *)tp("nan.ckpt"), "--data", (char *)tp("text.txt"), "--steps", "9", "--generate", "0"};
-    cr_assert_eq(loom_cmd_train(8, res_nan), 2);
+    cr_assert_eq(cmd_train(8, res_nan), 2);
     char *init_nan[] = {"--init", (char *)tp("nan.ckpt"), "--data", (char *)tp("text.txt"), "--hidden", "8", "--steps", "1",
                         "--generate", "0"};
-    cr_assert_eq(loom_cmd_train(10, init_nan), 2);
+    cr_assert_eq(cmd_train(10, init_nan), 2);
     /* an encoder–decoder's position, step and generator state */
     char *make[] = {"--task", "reverse", "--seq-len", "4", "--pairs", "40", "--hidden", "8", "--embed", "4", "--batch", "4",
                     "--steps", "3", "--eval-pairs", "4", "--threads", "1", "--save", (char *)tp("s2s.ckpt")};
-    cr_assert_eq(loom_cmd_train(20, make), 0);
+    cr_assert_eq(cmd_train(20, make), 0);
     snprintf(ck, sizeof ck, "%s", tp("s2s.ckpt"));
     static const char *const bad2[][2] = {{"loom.pos", "-7"},   {"loom.pos", "9223372036854775807"}, {"loom.step", "x"},
                                           {"loom.rng", "zz"},   {"loom.rng", "12345678901234567"},   {"loom.plan_runs", "-5"}};
     for (unsigned i = 0; i < sizeof bad2 / sizeof *bad2; i++) {
         const char *f = forge(ck, "forged.ckpt", bad2[i][0], bad2[i][1]);
         char *res[] = {"--resume", (char *)f, "--steps", "5", "--threads", "1"};
-        cr_assert_eq(loom_cmd_train(6, res), 2, "%s = %s is refused", bad2[i][0], bad2[i][1]);
+        cr_assert_eq(cmd_train(6, res), 2, "%s = %s is refused", bad2[i][0], bad2[i][1]);
     }
 }
 
@@ -743,16 +743,16 @@ Test(cli_train, generate_and_eval_a_checkpoint)
 {
     small_checkpoint();
     char *gen[] = {"--load", (char *)tp("ck.safetensors"), "--prefix", "ab", "--length", "20", "--beam", "3"};
-    cr_assert_eq(loom_cmd_generate(8, gen), 0);
+    cr_assert_eq(cmd_generate(8, gen), 0);
     char *gen2[] = {"--load", (char *)tp("ck.safetensors"), "--top-p", "0.9", "--top-k", "4"};
-    cr_assert_eq(loom_cmd_generate(6, gen2), 0);
+    cr_assert_eq(cmd_generate(6, gen2), 0);
     char *ev[] = {"--load", (char *)tp("ck.safetensors"), "--data", (char *)tp("text.txt")};
-    cr_assert_eq(loom_cmd_eval(4, ev), 0);
+    cr_assert_eq(cmd_eval(4, ev), 0);
     char *bad1[] = {"--prefix", "x"}, *bad2[] = {"--load", (char *)tp("text.txt")}, *bad3[] = {"--load", (char *)tp("ck.safetensors"), "--beam", "0"};
-    cr_assert_eq(loom_cmd_generate(2, bad1), 2, "--load is required");
-    cr_assert_eq(loom_cmd_generate(2, bad2), 2, "a text is not a checkpoint");
-    cr_assert_eq(loom_cmd_generate(4, bad3), 2);
-    cr_assert_eq(loom_cmd_eval(2, bad2), 2);
+    cr_assert_eq(cmd_generate(2, bad1), 2, "--load is required");
+    cr_assert_eq(cmd_generate(2, bad2), 2, "a text is not a checkpoint");
+    cr_assert_eq(cmd_generate(4, bad3), 2);
+    cr_assert_eq(cmd_eval(2, bad2), 2);
 }
 
 /* The synthetic tasks train through the command: the adding problem at a
@@ -762,7 +762,7 @@ Test(cli_train, synthetic_tasks)
 {
     char *adding[] = {"--task", "adding", "--cell", "gru", "--seq-len", "10", "--hidden", "32", "--batch", "32", "--steps", "400",
                       "--eval-every", "400", "--lr", "0.01", "--metrics", (char *)tp("m1.csv"), "--threads", "1"};
-    cr_assert_eq(loom_cmd_train(20, adding), 0);
+    cr_assert_eq(cmd_train(20, adding), 0);
     FILE *f = fopen(tp("m1.csv"), "r");
     char line[256], last[256] = "";
     while (fgets(line, sizeof line, f)) strcpy(last, line);
@@ -770,9 +770,9 @@ Test(cli_train, synthetic_tasks)
     double mse = atof(strchr(strchr(strchr(strchr(last, ',') + 1, ',') + 1, ',') + 1, ',') + 1);
     cr_assert_lt(mse, 0.02, "held-out MSE %g after 400 steps", mse);
     char *copy[] = {"--task", "copy", "--seq-len", "5", "--hidden", "16", "--batch", "8", "--steps", "5"};
-    cr_assert_eq(loom_cmd_train(10, copy), 0);
+    cr_assert_eq(cmd_train(10, copy), 0);
     char *bad[] = {"--task", "sort"};
-    cr_assert_eq(loom_cmd_train(2, bad), 2);
+    cr_assert_eq(cmd_train(2, bad), 2);
 }
 
 /* loom plot: one curve per metrics file, SVG or PNG by the extension. */
@@ -787,11 +787,11 @@ Test(cli_train, plot_curves)
     }
     if (!loom_plot_available()) return;
     char *svg[] = {(char *)csv[0], (char *)csv[1], "--labels", "RNN,LSTM", "--title", "test", "-o", (char *)tp("w.safetensors")};
-    cr_assert_eq(loom_cmd_plot(8, svg), 2, "an unknown extension is refused");
+    cr_assert_eq(cmd_plot(8, svg), 2, "an unknown extension is refused");
     char out[128];
     snprintf(out, sizeof out, "%s/curves.svg", tdir);
     svg[7] = out;
-    cr_assert_eq(loom_cmd_plot(8, svg), 0, "%s", loom_dot_error());
+    cr_assert_eq(cmd_plot(8, svg), 0, "%s", loom_dot_error());
     FILE *f = fopen(out, "r");
     char head[512] = "";
     cr_assert(f && fread(head, 1, sizeof head - 1, f) > 0);
@@ -800,17 +800,17 @@ Test(cli_train, plot_curves)
     unlink(out);
     snprintf(out, sizeof out, "%s/curves.png", tdir);
     char *png[] = {(char *)csv[0], "--log", "--column", "loss", "-o", out};
-    cr_assert_eq(loom_cmd_plot(6, png), 0, "%s", loom_dot_error());
+    cr_assert_eq(cmd_plot(6, png), 0, "%s", loom_dot_error());
     unsigned char sig[8];
     f = fopen(out, "rb");
     cr_assert(f && fread(sig, 1, 8, f) == 8 && !memcmp(sig, "\x89PNG\r\n\x1a\n", 8));
     fclose(f);
     unlink(out);
     char *badcol[] = {(char *)csv[0], "--column", "accuracy", "-o", out};
-    cr_assert_eq(loom_cmd_plot(5, badcol), 2, "a missing column is refused");
+    cr_assert_eq(cmd_plot(5, badcol), 2, "a missing column is refused");
     cr_assert(strstr(loom_dot_error(), "accuracy"), "%s", loom_dot_error());
     char *none[] = {"-o", out};
-    cr_assert_eq(loom_cmd_plot(2, none), 2);
+    cr_assert_eq(cmd_plot(2, none), 2);
 }
 
 /* ---- BLEU: NLTK's corpus_bleu / sentence_bleu and d2l's bleu() ---- */

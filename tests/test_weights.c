@@ -386,7 +386,7 @@ static void expect_rnn_run_error(loom_st *f, const char *why)
 {
     char err[1024];
     cr_assert_eq(loom_st_write(f, tmp("case.safetensors")), LOOM_OK);
-    int rc = loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err);
+    int rc = rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err);
     cr_assert_eq(rc, 2, "status %d for: %s", rc, why);
     cr_assert(strstr(err, why), "'%s' is not in: %s", why, err);
     cr_assert_neq(access(tmp("out.safetensors"), F_OK), 0, "no output is written");
@@ -445,7 +445,7 @@ Test(rnn_run, bad_case_files)
     loom_st_free(f);
 
     char err[512];
-    cr_assert_eq(loom_rnn_run(tmp("nothing.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
+    cr_assert_eq(rnn_run(tmp("nothing.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
     cr_assert(strstr(err, "cannot open"), "%s", err);
 }
 
@@ -468,7 +468,7 @@ Test(rnn_run, missing_weights_are_found_before_allocating)
     cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
 #endif
     char err[1024];
-    cr_assert_eq(loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
+    cr_assert_eq(rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 2);
     cr_assert(strstr(err, "'weight_ih_l0' (16384,1) is missing"), "%s", err);
 }
 
@@ -483,10 +483,10 @@ Test(rnn_run, non_finite_inputs)
     cr_assert_eq(loom_st_write(f, tmp("case.safetensors")), LOOM_OK);
     loom_st_free(f);
     char err[1024];
-    cr_assert_eq(loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), true, err, sizeof err), 2);
+    cr_assert_eq(rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), true, err, sizeof err), 2);
     cr_assert(strstr(err, "'weight_hh_l0' holds 1 non-finite values (the first at element 3)"), "%s", err);
     cr_assert_neq(access(tmp("out.safetensors"), F_OK), 0, "nothing is written");
-    cr_assert_eq(loom_rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rnn_run(tmp("case.safetensors"), tmp("out.safetensors"), false, err, sizeof err), 0, "%s", err);
     f = st_read(tmp("out.safetensors"), err, sizeof err);
     cr_assert(isnan(((float *)loom_st_get(f, "output")->data)[0]), "the NaN reaches the output");
     loom_st_free(f);

@@ -30,7 +30,7 @@ static const bench_config configs[] = {
 };
 #define N_CONFIGS (int)(sizeof configs / sizeof *configs)
 
-const char loom_bench_help[] =
+const char bench_help[] =
     "time a training step and an inference pass of the language model on fixed\n"
     "configurations (median of --iters runs; without --config, every one):\n"
     "  charlm-small   vocab 28, one-hot, hidden 256, 1 layer, batch 32, seq len 35\n"
@@ -82,7 +82,7 @@ static void model_free(bench_model *m)
 
 static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, bench_result *r)
 {
-    double t0 = loom_tool_now();
+    double t0 = tool_now();
     m->g = loom_graph_new();
     if (!m->g) return 1;
     loom_lm_build(m->g, &m->lm, &(loom_lm_opts){.cell = cell, .vocab = c->vocab, .embed = c->embed, .hidden = c->hidden,
@@ -91,7 +91,7 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     if (!m->store) return 1;
     if (loom_graph_failed(m->g) || loom_store_status(m->store)) {
         fprintf(stderr, "loom bench: %s\n", loom_graph_failed(m->g) ? loom_graph_error(m->g) : loom_store_error(m->store));
-        return loom_tool_exit(loom_graph_failed(m->g) ? loom_graph_status(m->g) : loom_store_status(m->store));
+        return tool_exit(loom_graph_failed(m->g) ? loom_graph_status(m->g) : loom_store_status(m->store));
     }
     m->n_params = loom_store_count(m->store);
     m->outs = malloc((size_t)(m->n_params + 1) * sizeof *m->outs);
@@ -100,13 +100,13 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     if (!m->outs || !m->grads || !m->sizes) return 1;
     m->outs[0] = m->lm.loss;
     loom_backward(m->g, m->lm.loss, loom_store_tensors(m->store), m->n_params, m->outs + 1);
-    double t1 = loom_tool_now();
+    double t1 = tool_now();
     m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, NULL);
     m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true}) : NULL;
-    double t2 = loom_tool_now();
+    double t2 = tool_now();
     if (!m->train || !m->infer) {
         fprintf(stderr, "loom bench: %s\n", loom_graph_error(m->g));
-        return loom_tool_exit(loom_graph_status(m->g));
+        return tool_exit(loom_graph_status(m->g));
     }
     r->build_ms = (t1 - t0) * 1e3, r->plan_ms = (t2 - t1) * 1e3;
     loom_store_init(m->store, 1);
@@ -167,9 +167,9 @@ static int median_ms(bench_model *m, int (*step)(bench_model *), int iters, doub
     if (!t) return 1;
     int rc = step(m);
     for (int i = 0; i < iters && !rc; i++) {
-        double t0 = loom_tool_now();
+        double t0 = tool_now();
         rc = step(m);
-        t[i] = (loom_tool_now() - t0) * 1e3;
+        t[i] = (tool_now() - t0) * 1e3;
     }
     qsort(t, (size_t)iters, sizeof *t, cmp_double);
     *ms = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
@@ -205,7 +205,7 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
     return 0;
 }
 
-int loom_cmd_bench(int argc, char **argv)
+int cmd_bench(int argc, char **argv)
 {
     const bench_config *only = NULL;
     const loom_cell_def *cell = NULL;
@@ -213,20 +213,20 @@ int loom_cmd_bench(int argc, char **argv)
     bool json = false;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (loom_tool_is_help(f)) {
-            loom_tool_help("bench [options]", loom_bench_help, false);
+        if (tool_is_help(f)) {
+            tool_help("bench [options]", bench_help, false);
             return 0;
         }
         if (!strcmp(f, "--json")) {
             json = true;
             continue;
         }
-        if (!loom_tool_valued("loom bench", f, v, (const char *[]){"--config", "--cell", "--threads", "--iters"}, 4,
+        if (!tool_valued("loom bench", f, v, (const char *[]){"--config", "--cell", "--threads", "--iters"}, 4,
                               "loom bench --help"))
             return 2;
         i++;
-        if (!strcmp(f, "--threads") && !loom_tool_int(f, v, 1, 1024, &threads)) return 2;
-        if (!strcmp(f, "--iters") && !loom_tool_int(f, v, 1, 100000, &iters)) return 2;
+        if (!strcmp(f, "--threads") && !tool_int(f, v, 1, 1024, &threads)) return 2;
+        if (!strcmp(f, "--iters") && !tool_int(f, v, 1, 100000, &iters)) return 2;
         if (!strcmp(f, "--config")) {
             for (int k = 0; k < N_CONFIGS && !only; k++)
                 if (!strcmp(v, configs[k].name)) only = &configs[k];
@@ -237,11 +237,11 @@ int loom_cmd_bench(int argc, char **argv)
         }
         if (!strcmp(f, "--cell") && !(cell = loom_cell_by_name(v))) {
             char names[256];
-            fprintf(stderr, "loom bench: unknown cell '%s' (%s)\n", v, loom_tool_cell_names(names, sizeof names));
+            fprintf(stderr, "loom bench: unknown cell '%s' (%s)\n", v, tool_cell_names(names, sizeof names));
             return 2;
         }
     }
-    if (!loom_tool_threads(threads)) return 2;
+    if (!tool_threads(threads)) return 2;
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
     printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",

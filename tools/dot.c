@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char loom_dot_help[] =
+const char dot_help[] =
     "draw the unrolled graph of a recurrent model (and its BPTT graph)\n"
     "as .dot, .svg, .png or .pdf\n"
     "  -o FILE               output; the extension picks the format (- for DOT on stdout)\n"
@@ -36,7 +36,7 @@ const char loom_dot_help[] =
     "                        attention[t]), --input as the embedding size\n";
 
 typedef struct {
-    loom_tool_model m;
+    tool_model m;
     long truncate, shown;
     float heat_lo, heat_hi;
     bool backward, norms, random_trunc, last_loss, cells, help;
@@ -54,16 +54,16 @@ static const char *ext_of(const char *path)
 static bool parse_option(dot_args *a, int argc, char **argv, int *i)
 {
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (loom_tool_is_help(f)) return a->help = true;
+    if (tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
     if (!strcmp(f, "--backward")) return a->backward = true;
     if (!strcmp(f, "--grad-norms")) return a->norms = true;
     static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "--load",
                                          "--data", "--seq2seq", "-o"};
-    if (!loom_tool_valued("loom dot", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom help")) return false;
+    if (!tool_valued("loom dot", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom help")) return false;
     (*i)++; /* the rest take a value */
-    if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, 100000, &a->truncate);
-    if (!strcmp(f, "--steps-shown")) return loom_tool_int(f, v, 0, 100000, &a->shown);
+    if (!strcmp(f, "--truncate")) return tool_int(f, v, 1, 100000, &a->truncate);
+    if (!strcmp(f, "--steps-shown")) return tool_int(f, v, 0, 100000, &a->shown);
     if (!strcmp(f, "--heat-range")) {
         char *end = NULL;
         a->heat_lo = v ? strtof(v, &end) : 0;
@@ -100,15 +100,15 @@ static bool parse_option(dot_args *a, int argc, char **argv, int *i)
 /* Options, then what they must agree on. 0: parsed; else the exit status. */
 static int parse(dot_args *a, int argc, char **argv)
 {
-    const loom_tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
+    const tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
     *a = (dot_args){.m = defaults, .shown = -1, .seq2seq = -1};
     for (int i = 0; i < argc; i++) {
-        int r = loom_tool_model_flag(&a->m, argc, argv, &i);
+        int r = tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
     }
     if (a->load) {
-        const loom_tool_model *m = &a->m, *d = &defaults;
+        const tool_model *m = &a->m, *d = &defaults;
         bool model = m->cell != d->cell || m->batch != d->batch || m->input != d->input || m->hidden != d->hidden ||
                      m->layers != d->layers || m->bidirectional != d->bidirectional;
         const char *bad = model ? "--cell, --layers, --bidirectional, --batch, --input or --hidden"
@@ -130,8 +130,8 @@ static int parse(dot_args *a, int argc, char **argv)
         fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
         return 2;
     }
-    if (!loom_tool_outputs_ok("loom dot", &(loom_tool_file){"-o", a->out}, 1,
-                              (loom_tool_file[]){{"--load", a->load}, {"--data", a->data}}, 2))
+    if (!tool_outputs_ok("loom dot", &(tool_file){"-o", a->out}, 1,
+                              (tool_file[]){{"--load", a->load}, {"--data", a->data}}, 2))
         return 2;
     const char *fmt = a->fmt = !strcmp(a->out, "-") ? "dot" : ext_of(a->out);
     bool text = !strcmp(fmt, "dot") || !strcmp(fmt, "gv");
@@ -183,13 +183,13 @@ typedef struct {
     loom_seq2seq s2s; /* --seq2seq */
     loom_tensor x, loss;
     uint64_t rng;
-    loom_tool_lm lm; /* --load: the trained model and its window of text */
+    tool_lm lm; /* --load: the trained model and its window of text */
 } dot_model;
 
 /* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
 static void build(dot_model *dm, const dot_args *a)
 {
-    const loom_tool_model *m = &a->m;
+    const tool_model *m = &a->m;
     int T = (int)m->steps, B = (int)m->batch, H = (int)m->hidden, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
     loom_graph *g = dm->g = loom_graph_new();
     loom_rnn_init(g, &dm->rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = (int)m->input, .hidden_size = H,
@@ -221,7 +221,7 @@ static void build(dot_model *dm, const dot_args *a)
 /* An encoder–decoder of T source and 3 target steps, vocabularies of 8. */
 static void build_seq2seq(dot_model *dm, const dot_args *a)
 {
-    const loom_tool_model *m = &a->m;
+    const tool_model *m = &a->m;
     dm->g = loom_graph_new();
     loom_seq2seq_build(dm->g, &dm->s2s,
                        &(loom_seq2seq_opts){.cell = m->cell, .src_vocab = 8, .tgt_vocab = 8, .embed = (int)m->input,
@@ -235,7 +235,7 @@ static void build_seq2seq(dot_model *dm, const dot_args *a)
  * initialisers, x uniform in [-1, 1). */
 static bool heat(dot_model *dm, const dot_args *a, float *norms)
 {
-    const loom_tool_model *m = &a->m;
+    const tool_model *m = &a->m;
     loom_graph *g = dm->g;
     loom_store *store = loom_store_new(g);
     long nx = m->steps * m->batch * m->input;
@@ -309,33 +309,33 @@ static bool emit(const dot_model *dm, const dot_args *a, const loom_dot_opts *op
     return !st;
 }
 
-int loom_dot_parse(int argc, char **argv)
+int dot_parse(int argc, char **argv)
 {
     dot_args a;
     return parse(&a, argc, argv);
 }
 
-int loom_cmd_dot(int argc, char **argv)
+int cmd_dot(int argc, char **argv)
 {
     dot_args a;
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        loom_tool_help("dot -o FILE [options]", loom_dot_help, true);
+        tool_help("dot -o FILE [options]", dot_help, true);
         return 0;
     }
     dot_model dm = {0};
     if (a.load) {
-        if ((rc = loom_train_load_window(a.load, a.data, (int)a.m.steps, &dm.lm))) return rc;
+        if ((rc = train_load_window(a.load, a.data, (int)a.m.steps, &dm.lm))) return rc;
         const loom_lm *lm = &dm.lm.lm;
         dm.g = dm.lm.g, dm.rnn = lm->rnn, dm.loss = lm->loss;
-        a.m = (loom_tool_model){lm->o.cell, lm->o.steps, 1, lm->o.vocab, lm->o.hidden, lm->o.layers, a.m.seed, false};
+        a.m = (tool_model){lm->o.cell, lm->o.steps, 1, lm->o.vocab, lm->o.hidden, lm->o.layers, a.m.seed, false};
     } else {
         if (!a.m.steps) a.m.steps = 4;
         (a.seq2seq >= 0 ? build_seq2seq : build)(&dm, &a);
     }
     default_shown(&a);
-    const loom_tool_model *m = &a.m;
+    const tool_model *m = &a.m;
     int T = (int)m->steps, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
     /* drawn: what the loss needs, and the gradients asked for */
     loom_tensor *roots = malloc((size_t)(1 + loom_graph_params(dm.g, NULL, 0)) * sizeof *roots);
@@ -351,7 +351,7 @@ int loom_cmd_dot(int argc, char **argv)
     if (!loom_graph_failed(dm.g) && a.backward) n_roots = backward(&dm, roots);
     if (loom_graph_failed(dm.g)) {
         fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
-        rc = loom_tool_exit(loom_graph_status(dm.g));
+        rc = tool_exit(loom_graph_status(dm.g));
         goto done;
     }
     char title[256];
@@ -376,7 +376,7 @@ int loom_cmd_dot(int argc, char **argv)
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:
     free(norms), free(roots);
-    if (a.load) loom_train_window_free(&dm.lm);
+    if (a.load) train_window_free(&dm.lm);
     else loom_graph_free(dm.g);
     return rc;
 }

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void loom_tools_init(void) { loom_cell_register(&mgu_cell); }
+void tools_init(void) { loom_cell_register(&mgu_cell); }
 
-bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out)
+bool tool_int(const char *flag, const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -34,7 +34,7 @@ bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out)
     return true;
 }
 
-const char *loom_tool_cell_names(char *buf, size_t n)
+const char *tool_cell_names(char *buf, size_t n)
 {
     int k;
     const loom_cell_def *const *cells = loom_cells(&k);
@@ -45,18 +45,18 @@ const char *loom_tool_cell_names(char *buf, size_t n)
     return buf;
 }
 
-int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a)
+int tool_model_flag(tool_model *m, int argc, char **argv, int *a)
 {
     const char *f = argv[*a], *v = *a + 1 < argc ? argv[*a + 1] : NULL;
     struct { const char *flag; long lo, hi; long *out; } ints[] = {
-        {"--seq-len", 1, LOOM_TOOL_MAX_SEQ, &m->steps}, {"--batch", 1, LOOM_TOOL_MAX_BATCH, &m->batch},
-        {"--input", 1, LOOM_TOOL_MAX_WIDTH, &m->input}, {"--hidden", 1, LOOM_TOOL_MAX_WIDTH, &m->hidden}, {"--layers", 1, LOOM_RNN_MAX_LAYERS, &m->layers},
+        {"--seq-len", 1, TOOL_MAX_SEQ, &m->steps}, {"--batch", 1, TOOL_MAX_BATCH, &m->batch},
+        {"--input", 1, TOOL_MAX_WIDTH, &m->input}, {"--hidden", 1, TOOL_MAX_WIDTH, &m->hidden}, {"--layers", 1, LOOM_RNN_MAX_LAYERS, &m->layers},
         {"--seed", 0, 1L << 30, &m->seed},
     };
     for (unsigned i = 0; i < sizeof ints / sizeof *ints; i++)
         if (!strcmp(f, ints[i].flag)) {
             (*a)++;
-            return loom_tool_int(f, v, ints[i].lo, ints[i].hi, ints[i].out) ? 1 : -1;
+            return tool_int(f, v, ints[i].lo, ints[i].hi, ints[i].out) ? 1 : -1;
         }
     if (!strcmp(f, "--bidirectional")) {
         m->bidirectional = true;
@@ -67,13 +67,13 @@ int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a)
         m->cell = loom_cell_by_name(v);
         if (m->cell) return 1;
         char names[256];
-        fprintf(stderr, "loom: --cell must be %s, got '%s'\n", loom_tool_cell_names(names, sizeof names), v ? v : "");
+        fprintf(stderr, "loom: --cell must be %s, got '%s'\n", tool_cell_names(names, sizeof names), v ? v : "");
         return -1;
     }
     return 0;
 }
 
-void loom_tool_model_help(FILE *f)
+void tool_model_help(FILE *f)
 {
     char names[256];
     fprintf(f,
@@ -86,37 +86,37 @@ void loom_tool_model_help(FILE *f)
             "  --input I             input features (gradcheck 5, dot 3)\n"
             "  --hidden H            hidden units (gradcheck 6, dot 4)\n"
             "  --seed S              random seed (default 1)\n",
-            loom_tool_cell_names(names, sizeof names));
+            tool_cell_names(names, sizeof names));
 }
 
-void loom_tool_help(const char *synopsis, const char *help, bool model_flags)
+void tool_help(const char *synopsis, const char *help, bool model_flags)
 {
     printf("usage: loom %s\n\n%s", synopsis, help);
     if (model_flags) {
         printf("\n");
-        loom_tool_model_help(stdout);
+        tool_model_help(stdout);
     }
 }
 
-int loom_tool_exit(loom_status st)
+int tool_exit(loom_status st)
 {
     return st == LOOM_OK ? 0 : st == LOOM_ERR_NOMEM || st == LOOM_ERR_IO ? 1 : 2;
 }
 
-bool loom_tool_same_file(const char *a, const char *b)
+bool tool_same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
     if (!strcmp(a, b)) return true;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out, const loom_tool_file *in, int n_in)
+bool tool_outputs_ok(const char *cmd, const tool_file *out, int n_out, const tool_file *in, int n_in)
 {
     for (int i = 0; i < n_out; i++) {
         if (!out[i].path || !strcmp(out[i].path, "-")) continue;
         for (int j = 0; j < n_in + i; j++) {
-            const loom_tool_file *o = j < n_in ? &in[j] : &out[j - n_in];
-            if (!o->path || !loom_tool_same_file(out[i].path, o->path)) continue;
+            const tool_file *o = j < n_in ? &in[j] : &out[j - n_in];
+            if (!o->path || !tool_same_file(out[i].path, o->path)) continue;
             fprintf(stderr, "%s: %s %s would replace %s %s%s\n", cmd, out[i].flag, out[i].path,
                     j < n_in ? "its input" : "the output", o->flag,
                     j < n_in ? " (an output never replaces an input)" : " (give each output a file of its own)");
@@ -126,7 +126,7 @@ bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out,
     return true;
 }
 
-int loom_tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
+int tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
                            loom_metrics **out)
 {
     char err[512];
@@ -138,12 +138,12 @@ int loom_tool_open_outputs(const char *cmd, const char *save, const char *metric
     }
     if (metrics && !(*out = loom_metrics_open(metrics, columns, resumed, &st, err, sizeof err))) {
         fprintf(stderr, "%s: --metrics: %s\n", cmd, err);
-        return loom_tool_exit(st);
+        return tool_exit(st);
     }
     return 0;
 }
 
-int loom_tool_flush_metrics(const char *cmd, loom_metrics **m)
+int tool_flush_metrics(const char *cmd, loom_metrics **m)
 {
     char err[512];
     if (!*m || !loom_metrics_flush(*m, err, sizeof err)) return 0;
@@ -153,7 +153,7 @@ int loom_tool_flush_metrics(const char *cmd, loom_metrics **m)
     return 1;
 }
 
-bool loom_tool_finite_weights(const char *cmd, const char *path, const loom_store *s)
+bool tool_finite_weights(const char *cmd, const char *path, const loom_store *s)
 {
     int64_t count, first;
     int i = loom_store_non_finite(s, &count, &first);
@@ -171,7 +171,7 @@ static void on_signal(int sig)
     if (!caught) caught = sig;
 }
 
-void loom_tool_catch_signals(void)
+void tool_catch_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -181,9 +181,9 @@ void loom_tool_catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-int loom_tool_caught(void) { return caught; }
+int tool_caught(void) { return caught; }
 
-int loom_tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved)
+int tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved)
 {
     int sig = caught;
     fprintf(stderr, "\n%s: stopped by %s after step %ld of %ld", cmd, sig == SIGINT ? "SIGINT" : "SIGTERM", step, steps);
@@ -193,7 +193,7 @@ int loom_tool_interrupted(const char *cmd, long step, long steps, const char *sa
     return saved ? saved : 128 + sig;
 }
 
-bool loom_tool_text(const char *cmd, const char *flag, const char *v)
+bool tool_text(const char *cmd, const char *flag, const char *v)
 {
     int64_t bad = loom_utf8_check(v, strlen(v));
     if (bad >= 0)
@@ -202,9 +202,9 @@ bool loom_tool_text(const char *cmd, const char *flag, const char *v)
     return bad < 0;
 }
 
-bool loom_tool_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
+bool tool_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
 
-bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see)
+bool tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see)
 {
     bool known = false;
     for (int k = 0; k < n && !known; k++) known = !strcmp(f, names[k]);
@@ -213,31 +213,31 @@ bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char 
     return known && v;
 }
 
-bool loom_tool_threads(long flag)
+bool tool_threads(long flag)
 {
     long n = flag;
     const char *env = getenv("LOOM_NUM_THREADS");
-    if (!n && env && *env && !loom_tool_int("LOOM_NUM_THREADS", env, 1, 1024, &n)) return false;
+    if (!n && env && *env && !tool_int("LOOM_NUM_THREADS", env, 1, 1024, &n)) return false;
     if (n) omp_set_num_threads((int)n);
     return true;
 }
 
-loom_task_kind loom_tool_checkpoint_kind(const char *path)
+task_kind tool_checkpoint_kind(const char *path)
 {
     loom_st *f = loom_st_new();
     loom_model_desc m = {.kind = LOOM_MODEL_LM};
     if (f && !loom_checkpoint_read(f, path) && loom_checkpoint_model(f, &m, NULL, NULL)) m.kind = LOOM_MODEL_LM;
     loom_st_free(f);
-    return m.kind == LOOM_MODEL_SEQ2SEQ ? LOOM_TASK_SEQ2SEQ : m.kind == LOOM_MODEL_LM ? LOOM_TASK_LM : LOOM_TASK_ADDING;
+    return m.kind == LOOM_MODEL_SEQ2SEQ ? TASK_SEQ2SEQ : m.kind == LOOM_MODEL_LM ? TASK_LM : TASK_ADDING;
 }
 
-int64_t loom_tool_checkpoint_step(const loom_st *ck)
+int64_t tool_checkpoint_step(const loom_st *ck)
 {
     int64_t v;
-    return loom_st_meta_int(ck, "loom.step", 0, LOOM_TOOL_MAX_STEPS, &v) ? v : -1;
+    return loom_st_meta_int(ck, "loom.step", 0, TOOL_MAX_STEPS, &v) ? v : -1;
 }
 
-double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok)
+double tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) {
@@ -247,7 +247,7 @@ double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi
     return v->valuedouble;
 }
 
-double loom_tool_now(void)
+double tool_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

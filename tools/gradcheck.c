@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char loom_gradcheck_help[] =
+const char gradcheck_help[] =
     "build an unrolled recurrent language-model graph, take its BPTT\n"
     "gradients and check every one against central differences\n"
     "  --vocab V             output classes (default 7)\n"
@@ -22,7 +22,7 @@ const char loom_gradcheck_help[] =
     "                        a long check reports its progress on stderr\n";
 
 typedef struct {
-    loom_tool_model m;
+    tool_model m;
     long vocab, max_checks;
     double eps;
     bool help;
@@ -34,17 +34,17 @@ static int parse(gc_args *a, int argc, char **argv)
     *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0, false};
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (loom_tool_is_help(f)) {
+        if (tool_is_help(f)) {
             a->help = true;
             return 0;
         }
-        int r = loom_tool_model_flag(&a->m, argc, argv, &i);
+        int r = tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(f, "--vocab")) {
-            if (!loom_tool_int(f, v, 1, 100000, &a->vocab)) return 2;
+            if (!tool_int(f, v, 1, 100000, &a->vocab)) return 2;
         } else if (!strcmp(f, "--max-checks")) {
-            if (!loom_tool_int(f, v, 1, 1L << 40, &a->max_checks)) return 2;
+            if (!tool_int(f, v, 1, 1L << 40, &a->max_checks)) return 2;
         } else if (!strcmp(f, "--eps")) {
             char *end;
             a->eps = v ? strtod(v, &end) : 0;
@@ -72,7 +72,7 @@ typedef struct {
 
 static void build(lm_graph *lm, const gc_args *a)
 {
-    const loom_tool_model *m = &a->m;
+    const tool_model *m = &a->m;
     int D = m->bidirectional ? 2 : 1, S = m->cell->n_states;
     loom_graph *g = lm->g = loom_graph_new();
     loom_rnn rnn;
@@ -153,7 +153,7 @@ static void show_progress(void *ctx, int64_t done, int64_t total)
 
 static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_result *r, const loom_binding *wrt, int n_wrt)
 {
-    const loom_tool_model *m = &a->m;
+    const tool_model *m = &a->m;
     printf("%s language model: T=%ld B=%ld input=%ld hidden=%ld layers=%ld%s vocab=%ld (matmul: %s)\n", m->cell->name,
            m->steps, m->batch, m->input, m->hidden, m->layers, m->bidirectional ? " bidirectional" : "", a->vocab,
            loom_blas_enabled() ? "CBLAS" : "portable kernel");
@@ -169,26 +169,26 @@ static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_re
     printf("gradcheck %s\n", r->passed ? "passed" : "FAILED");
 }
 
-int loom_gradcheck_parse(int argc, char **argv)
+int gradcheck_parse(int argc, char **argv)
 {
     gc_args a;
     return parse(&a, argc, argv);
 }
 
-int loom_cmd_gradcheck(int argc, char **argv)
+int cmd_gradcheck(int argc, char **argv)
 {
     gc_args a;
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        loom_tool_help("gradcheck [options]", loom_gradcheck_help, true);
+        tool_help("gradcheck [options]", gradcheck_help, true);
         return 0;
     }
     lm_graph lm;
     build(&lm, &a);
     if (loom_graph_failed(lm.g)) {
         fprintf(stderr, "loom: %s\n", loom_graph_error(lm.g));
-        rc = loom_tool_exit(loom_graph_status(lm.g));
+        rc = tool_exit(loom_graph_status(lm.g));
         loom_graph_free(lm.g);
         return rc;
     }

@@ -16,16 +16,16 @@ static int cmd_version(int argc, char **argv)
 
 static int cmd_help(int argc, char **argv);
 
-static const loom_command commands[] = {
-    {"train", loom_cmd_train, "train [options]", loom_train_help},
-    {"generate", loom_cmd_generate, "generate --load CKPT [options]", loom_generate_help},
-    {"translate", loom_cmd_translate, "translate --load CKPT [options] [TEXT...]", loom_translate_help},
-    {"eval", loom_cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", loom_eval_help},
-    {"plot", loom_cmd_plot, "plot METRICS.csv... -o FILE [options]", loom_plot_help},
-    {"bench", loom_cmd_bench, "bench [options]", loom_bench_help},
-    {"gradcheck", loom_cmd_gradcheck, "gradcheck [options]", loom_gradcheck_help},
-    {"dot", loom_cmd_dot, "dot -o FILE [options]", loom_dot_help},
-    {"rnn-run", loom_cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", loom_rnn_run_help},
+static const tool_command commands[] = {
+    {"train", cmd_train, "train [options]", train_help},
+    {"generate", cmd_generate, "generate --load CKPT [options]", generate_help},
+    {"translate", cmd_translate, "translate --load CKPT [options] [TEXT...]", translate_help},
+    {"eval", cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", eval_help},
+    {"plot", cmd_plot, "plot METRICS.csv... -o FILE [options]", plot_help},
+    {"bench", cmd_bench, "bench [options]", bench_help},
+    {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help},
+    {"dot", cmd_dot, "dot -o FILE [options]", dot_help},
+    {"rnn-run", cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", rnn_run_help},
     {"version", cmd_version, "version", "print the version and build configuration\n"},
     {"help", cmd_help, "help", "print this help\n"},
 };
@@ -47,7 +47,7 @@ static void usage(FILE *f)
         }
     }
     fprintf(f, "\n");
-    loom_tool_model_help(f);
+    tool_model_help(f);
     for (int i = 0; i < N_COMMANDS; i++) {
         const char *opts = strstr(commands[i].help, "\n  -");
         if (opts) fprintf(f, "\n%s options:%s", commands[i].name, opts);
@@ -73,7 +73,7 @@ static int finish(const char *name, int rc)
 
 int main(int argc, char **argv)
 {
-    loom_tools_init();
+    tools_init();
     /* a file too large for RLIMIT_FSIZE is a write error (EFBIG) that the
      * atomic writers clean up after, not a signal that kills the process
      * and leaves a temporary file */
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (loom_tool_is_help(argv[1])) return cmd_help(0, NULL);
+    if (tool_is_help(argv[1])) return cmd_help(0, NULL);
     if (!strcmp(argv[1], "--version")) return cmd_version(0, NULL);
     for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) return finish(argv[1], commands[i].run(argc - 2, argv + 2));

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char loom_plot_help[] =
+const char plot_help[] =
     "draw training curves from metrics files (loom train --metrics) as .svg or .png\n"
     "  -o FILE               the picture (.svg or .png)\n"
     "  --column C            what to draw (default perplexity, with valid_perplexity dashed;\n"
@@ -16,7 +16,7 @@ const char loom_plot_help[] =
     "  --log                 a logarithmic y axis\n"
     "  --title TEXT          the title\n";
 
-int loom_cmd_plot(int argc, char **argv)
+int cmd_plot(int argc, char **argv)
 {
     const char **files = calloc((size_t)argc + 1, sizeof *files), *labels[64] = {0}, *out = NULL;
     char *label_buf = NULL;
@@ -25,8 +25,8 @@ int loom_cmd_plot(int argc, char **argv)
     if (!files) return 1;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (loom_tool_is_help(f)) {
-            loom_tool_help("plot METRICS.csv... -o FILE [options]", loom_plot_help, false);
+        if (tool_is_help(f)) {
+            tool_help("plot METRICS.csv... -o FILE [options]", plot_help, false);
             rc = 0;
             goto done;
         }
@@ -38,7 +38,7 @@ int loom_cmd_plot(int argc, char **argv)
             files[o.n++] = f;
             continue;
         }
-        if (!loom_tool_valued("loom plot", f, v, (const char *[]){"-o", "--column", "--labels", "--title"}, 4,
+        if (!tool_valued("loom plot", f, v, (const char *[]){"-o", "--column", "--labels", "--title"}, 4,
                               "loom plot --help"))
             goto done;
         i++;
@@ -61,13 +61,13 @@ int loom_cmd_plot(int argc, char **argv)
         fprintf(stderr, "loom plot: at most 64 files\n");
         goto done;
     }
-    loom_tool_file ins[64];
-    for (int k = 0; k < o.n; k++) ins[k] = (loom_tool_file){"the metrics file", files[k]};
-    if (!loom_tool_outputs_ok("loom plot", &(loom_tool_file){"-o", out}, 1, ins, o.n)) goto done;
+    tool_file ins[64];
+    for (int k = 0; k < o.n; k++) ins[k] = (tool_file){"the metrics file", files[k]};
+    if (!tool_outputs_ok("loom plot", &(tool_file){"-o", out}, 1, ins, o.n)) goto done;
     o.files = files;
     loom_status st = loom_plot(&o, out);
     if (st) fprintf(stderr, "loom %s\n", loom_dot_error()); /* "plot: ..." */
-    rc = loom_tool_exit(st);
+    rc = tool_exit(st);
 done:
     free(files), free(label_buf);
     return rc;

@@ -81,7 +81,7 @@ static bool read_meta(rcase *c)
     if (!c->cell) {
         char names[256];
         snprintf(c->msg, sizeof c->msg, "metadata 'cell' = '%s' is not one of %s", cell_name ? cell_name : "(missing)",
-                 loom_tool_cell_names(names, sizeof names));
+                 tool_cell_names(names, sizeof names));
         return false;
     }
     if (!bidir || (strcmp(bidir, "true") && strcmp(bidir, "false"))) {
@@ -206,7 +206,7 @@ static int differentiate(rcase *c)
             for (int i = 0; i < c->rnn.n_params; i++) c->wrt[k++] = c->rnn.param[l][d][i];
     if (loom_backward(c->g, c->loss, c->wrt, c->n_wrt, c->grads)) {
         snprintf(c->msg, sizeof c->msg, "%s", loom_graph_error(c->g));
-        return loom_tool_exit(loom_graph_status(c->g));
+        return tool_exit(loom_graph_status(c->g));
     }
     return 0;
 }
@@ -239,7 +239,7 @@ static int run(rcase *c, loom_plan **plan, loom_store **store)
     loom_status st = loom_run(*plan);
     if (st) {
         snprintf(c->msg, sizeof c->msg, "%s", loom_plan_error(*plan));
-        return loom_tool_exit(st);
+        return tool_exit(st);
     }
     return 0;
 }
@@ -268,9 +268,9 @@ static loom_st *results(const rcase *c, const loom_plan *p)
     return out;
 }
 
-int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t n)
+int rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t n)
 {
-    if (loom_tool_same_file(case_path, out_path)) {
+    if (tool_same_file(case_path, out_path)) {
         snprintf(err, n, "%s: the output would replace the case file it is computed from", out_path);
         return 2;
     }
@@ -315,7 +315,7 @@ int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_fi
     return rc;
 }
 
-const char loom_rnn_run_help[] =
+const char rnn_run_help[] =
     "run the recurrent stack a case file describes forward and backward\n"
     "(L = sum(output * grad_output)); write outputs and gradients\n"
     "  --finite              refuse a case whose inputs or weights hold NaN or infinities\n"
@@ -332,7 +332,7 @@ static int parse(rr_args *a, int argc, char **argv)
     *a = (rr_args){.finite = false};
     int n_paths = 0;
     for (int i = 0; i < argc; i++) {
-        if (loom_tool_is_help(argv[i])) {
+        if (tool_is_help(argv[i])) {
             a->help = true;
             return 0;
         }
@@ -350,23 +350,23 @@ static int parse(rr_args *a, int argc, char **argv)
     return 0;
 }
 
-int loom_rnn_run_parse(int argc, char **argv)
+int rnn_run_parse(int argc, char **argv)
 {
     rr_args a;
     return parse(&a, argc, argv);
 }
 
-int loom_cmd_rnn_run(int argc, char **argv)
+int cmd_rnn_run(int argc, char **argv)
 {
     rr_args a;
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        loom_tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", loom_rnn_run_help, false);
+        tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", rnn_run_help, false);
         return 0;
     }
     char err[1024];
-    rc = loom_rnn_run(a.paths[0], a.paths[1], a.finite, err, sizeof err);
+    rc = rnn_run(a.paths[0], a.paths[1], a.finite, err, sizeof err);
     if (rc) fprintf(stderr, "loom rnn-run: %s\n", err);
     return rc;
 }

@@ -31,7 +31,7 @@ static int fail(const char *what, const char *why)
 static int fail_st(loom_status st, const char *what, const char *why)
 {
     fail(what, why);
-    return loom_tool_exit(st ? st : LOOM_ERR_ARG);
+    return tool_exit(st ? st : LOOM_ERR_ARG);
 }
 
 static const char *const attention_names[] = {"none", "additive", "dot"};
@@ -43,7 +43,7 @@ typedef struct {
 
 /* Everything a training run holds. */
 typedef struct {
-    const loom_train_args *a;
+    const train_args *a;
     loom_pairs *pairs;
     loom_pairs *valid;  /* --valid FILE, read with the training vocabularies (NULL: pairs' held-out part) */
     const loom_pairs *held; /* the held-out pairs: valid's every pair, or pairs' held-out part */
@@ -81,16 +81,16 @@ static void report_bad_lines(const loom_pairs *p, const char *path)
  * then the held-out ones), read with the given vocabularies (NULL: their own). */
 static int load_pairs(s2s *r, const loom_vocab *const *vocab)
 {
-    const loom_train_args *a = r->a;
+    const train_args *a = r->a;
     int64_t n_valid = a->pairs / 10 > 0 ? a->pairs / 10 : 1;
     loom_pairs_opts po = {.num_steps = (int)a->m.steps, .min_freq = (int)a->min_freq, .valid_frac = 0.1,
                           .seed = (uint64_t)a->m.seed};
     char *text = NULL;
-    if (a->task == LOOM_TASK_REVERSE) {
+    if (a->task == TASK_REVERSE) {
         int len = (int)a->m.steps;
         po.num_steps = len + 1;
         text = loom_task_reverse_pairs(a->pairs + n_valid, a->min_len ? (int)a->min_len : len, len, (uint64_t)a->m.seed);
-    } else if (a->task == LOOM_TASK_DATES) {
+    } else if (a->task == TASK_DATES) {
         po.target_steps = 11; /* yyyy-mm-dd and <eos> */
         char *train = loom_task_date_pairs(a->pairs, false, (uint64_t)a->m.seed);
         char *held = loom_task_date_pairs(n_valid, true, (uint64_t)a->m.seed + 1);
@@ -98,7 +98,7 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
         if (train && held && (text = malloc(nt + nh + 1))) memcpy(text, train, nt), memcpy(text + nt, held, nh + 1);
         free(train), free(held);
     }
-    if (a->task != LOOM_TASK_SEQ2SEQ) {
+    if (a->task != TASK_SEQ2SEQ) {
         if (a->min_len > a->m.steps) return fail("--min-len", "must not exceed --seq-len");
         if (!text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         po.chars = po.keep_order = true;
@@ -110,7 +110,7 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
     loom_status st = !r->pairs ? LOOM_ERR_NOMEM : text ? loom_pairs_parse(r->pairs, text, strlen(text)) : loom_pairs_read(r->pairs, a->data);
     free(text);
     if (st) return fail(r->pairs ? loom_pairs_error(r->pairs) : "out of memory", NULL);
-    if (a->task == LOOM_TASK_SEQ2SEQ) report_bad_lines(r->pairs, a->data);
+    if (a->task == TASK_SEQ2SEQ) report_bad_lines(r->pairs, a->data);
     r->held = r->pairs, r->held_part = true;
     if (a->valid) {
         po.vocab[0] = loom_pairs_vocab(r->pairs, 0), po.vocab[1] = loom_pairs_vocab(r->pairs, 1);
@@ -129,7 +129,7 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
 
 static int build(s2s *r)
 {
-    const loom_train_args *a = r->a;
+    const train_args *a = r->a;
     int B = (int)a->m.batch;
     r->mo = (loom_seq2seq_opts){.cell = a->m.cell, .src_vocab = loom_vocab_size(loom_pairs_vocab(r->pairs, 0)),
                                 .tgt_vocab = loom_vocab_size(loom_pairs_vocab(r->pairs, 1)), .embed = (int)a->embed,
@@ -164,7 +164,7 @@ static int build(s2s *r)
     for (int i = 0; i < (x->gold ? 6 : 5); i++)
         if (loom_trainer_bind(r->t, in[i], data[i])) return fail_st(LOOM_ERR_ARG, loom_trainer_error(r->t), NULL);
     if (a->init && loom_store_load_file(r->store, a->init, false)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
-    if (a->init && !loom_tool_finite_weights(cmd, a->init, r->store)) return 2;
+    if (a->init && !tool_finite_weights(cmd, a->init, r->store)) return 2;
     char msg[512];
     loom_seq2seq_opts to = r->mo;
     to.batch = B; /* the translator reads the store's buffers, which training updates in place */
@@ -244,10 +244,10 @@ static int held_out(s2s *r, scores *sc)
 
 /* What the run trains on, as the checkpoint's loom.data: the task, its
  * files, or a synthetic task's generator settings. */
-static char *data_json(const loom_train_args *a)
+static char *data_json(const train_args *a)
 {
     cJSON *j = cJSON_CreateObject();
-    bool ok = j && cJSON_AddStringToObject(j, "task", task_names[a->task - LOOM_TASK_SEQ2SEQ]) &&
+    bool ok = j && cJSON_AddStringToObject(j, "task", task_names[a->task - TASK_SEQ2SEQ]) &&
               (!a->data || cJSON_AddStringToObject(j, "path", a->data)) &&
               (!a->valid || cJSON_AddStringToObject(j, "valid", a->valid)) &&
               cJSON_AddNumberToObject(j, "pairs", (double)a->pairs) && cJSON_AddNumberToObject(j, "min_len", (double)a->min_len) &&
@@ -277,7 +277,7 @@ static int save(s2s *r)
 
 /* ---- training ---- */
 
-static bool interrupted(void *ctx) { return (void)ctx, loom_tool_caught(); }
+static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
 
 static loom_status next_batch(void *ctx, loom_trainer *t)
 {
@@ -320,7 +320,7 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
         if (loom_metrics_row(r->metrics, "%lld,%.6f,%.4f,%.6f,%.6g,%s", (long long)s->step, s->loss, exp(s->loss),
                              s->grad_norm, s->lr, v))
             return r->rc = fail("--metrics", "out of memory"), r->rc = 1, LOOM_ERR_NOMEM;
-        if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = loom_tool_flush_metrics(cmd, &r->metrics)))
+        if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = tool_flush_metrics(cmd, &r->metrics)))
             return LOOM_ERR_IO;
     }
     return LOOM_OK;
@@ -330,13 +330,13 @@ static loom_status save_now(void *ctx, loom_trainer *t)
 {
     s2s *r = ctx;
     (void)t;
-    return (r->rc = loom_tool_flush_metrics(cmd, &r->metrics)) || (r->rc = save(r)) ? LOOM_ERR_IO : LOOM_OK;
+    return (r->rc = tool_flush_metrics(cmd, &r->metrics)) || (r->rc = save(r)) ? LOOM_ERR_IO : LOOM_OK;
 }
 
 static int train(s2s *r)
 {
-    const loom_train_args *a = r->a;
-    double t0 = loom_tool_now();
+    const train_args *a = r->a;
+    double t0 = tool_now();
     r->sc = (scores){NAN, NAN, NAN};
     loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
                                                              .save_every = a->save ? a->save_every : 0, .ctx = r,
@@ -347,16 +347,16 @@ static int train(s2s *r)
         return 1;
     }
     if (st) return r->rc ? r->rc : fail_st(st, loom_trainer_error(r->t), NULL);
-    if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
-        int rc = loom_tool_flush_metrics(cmd, &r->metrics);
+    if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+        int rc = tool_flush_metrics(cmd, &r->metrics);
         if (!rc && a->save) rc = save(r);
-        return loom_tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
+        return tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
     }
     const scores *sc = &r->sc;
     printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
-           a->steps > r->step0 ? a->steps - r->step0 : 0, loom_tool_now() - t0, sc->loss, exp(sc->loss), sc->bleu, r->best_bleu,
+           a->steps > r->step0 ? a->steps - r->step0 : 0, tool_now() - t0, sc->loss, exp(sc->loss), sc->bleu, r->best_bleu,
            100 * sc->exact);
-    int rc = loom_tool_flush_metrics(cmd, &r->metrics);
+    int rc = tool_flush_metrics(cmd, &r->metrics);
     return !rc && a->save ? save(r) : rc;
 }
 
@@ -383,7 +383,7 @@ static void show_examples(s2s *r, int n)
 typedef struct {
     loom_st *ck;
     loom_vocab *v[2];
-    loom_train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
+    train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
     char paths[8192];     /* the data and valid paths of its description */
     loom_seq2seq_opts mo;
     loom_graph *g;
@@ -404,7 +404,7 @@ static void unload(loaded *l)
  * generator settings) in t — the paths copied into paths (2 × n bytes).
  * 0, or exit status 2 with a message. */
 static int describe(const loom_st *ck, const char *path, loom_seq2seq_opts *mo, loom_train_desc *train, loom_vocab **v,
-                    loom_train_args *t, char *paths, size_t n)
+                    train_args *t, char *paths, size_t n)
 {
     loom_model_desc m;
     loom_error err = {0};
@@ -421,17 +421,17 @@ static int describe(const loom_st *ck, const char *path, loom_seq2seq_opts *mo, 
     cJSON *o = cJSON_Parse(json ? json : "");
     free(json);
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(o, "task");
-    t->task = LOOM_TASK_SEQ2SEQ;
+    t->task = TASK_SEQ2SEQ;
     for (int k = 0; k < 3; k++)
-        if (cJSON_IsString(task) && !strcmp(task->valuestring, task_names[k])) t->task = LOOM_TASK_SEQ2SEQ + k;
+        if (cJSON_IsString(task) && !strcmp(task->valuestring, task_names[k])) t->task = TASK_SEQ2SEQ + k;
     bool known = true; /* the generator's settings: only a synthetic task needs them */
-    t->pairs = (long)loom_tool_jnum(o, "pairs", 1, LOOM_TOOL_MAX_PAIRS, &known);
-    t->min_len = (long)loom_tool_jnum(o, "min_len", 0, LOOM_SEQ2SEQ_MAX_STEPS, &known);
+    t->pairs = (long)tool_jnum(o, "pairs", 1, TOOL_MAX_PAIRS, &known);
+    t->min_len = (long)tool_jnum(o, "min_len", 0, LOOM_SEQ2SEQ_MAX_STEPS, &known);
     bool ok = true;
-    t->min_freq = (long)loom_tool_jnum(o, "min_freq", 0, 1 << 30, &ok);
-    if (!known && t->task != LOOM_TASK_SEQ2SEQ) t->task = LOOM_TASK_LM; /* cannot be regenerated */
+    t->min_freq = (long)tool_jnum(o, "min_freq", 0, 1 << 30, &ok);
+    if (!known && t->task != TASK_SEQ2SEQ) t->task = TASK_LM; /* cannot be regenerated */
     t->m.seed = (long)train->seed;
-    t->m.steps = t->task == LOOM_TASK_REVERSE ? mo->src_steps - 1 : mo->src_steps;
+    t->m.steps = t->task == TASK_REVERSE ? mo->src_steps - 1 : mo->src_steps;
     const char *key[2] = {"path", "valid"};
     const char **into[2] = {&t->data, &t->valid};
     for (int k = 0; k < 2; k++) {
@@ -460,12 +460,12 @@ static int load(loaded *l, const char *path, int batch, int rows)
     l->store = loom_store_new(l->g);
     if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail_st(loom_store_status(l->store), loom_store_error(l->store), NULL);
-    return loom_tool_finite_weights(cmd, path, l->store) ? 0 : 2;
+    return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
 }
 
 /* ---- loom translate ---- */
 
-const char loom_translate_help[] =
+const char translate_help[] =
     "translate sentences with an encoder–decoder checkpoint of loom train, one per line\n"
     "(from the arguments, else from standard input)\n"
     "  --load CKPT           the checkpoint (required)\n"
@@ -530,7 +530,7 @@ static int attention_map(const loaded *l, const char *path, const int32_t *src, 
     return st ? fail(loom_dot_error(), NULL) : 0;
 }
 
-int loom_cmd_translate(int argc, char **argv)
+int cmd_translate(int argc, char **argv)
 {
     const char *ck = NULL, *map = NULL;
     long beam = 1, max_len = 0, seed = 1;
@@ -549,21 +549,21 @@ int loom_cmd_translate(int argc, char **argv)
             text[n++] = argv[i];
             continue;
         }
-        if (loom_tool_is_help(f)) {
+        if (tool_is_help(f)) {
             free(text);
-            loom_tool_help("translate --load CKPT [options] [TEXT...]", loom_translate_help, false);
+            tool_help("translate --load CKPT [options] [TEXT...]", translate_help, false);
             return 0;
         }
         static const char *const valued[] = {"--load", "--beam", "--length-norm", "--temperature", "--seed", "--max-len",
                                              "--attention-map"};
-        if (!loom_tool_valued(cmd, f, v, valued, 7, "loom translate --help")) return free(text), 2;
+        if (!tool_valued(cmd, f, v, valued, 7, "loom translate --help")) return free(text), 2;
         i++;
         bool ok = true;
         if (!strcmp(f, "--load")) ck = v;
         else if (!strcmp(f, "--attention-map")) map = v;
-        else if (!strcmp(f, "--beam")) ok = loom_tool_int(f, v, 1, 1024, &beam);
-        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed);
-        else if (!strcmp(f, "--max-len")) ok = loom_tool_int(f, v, 1, 100000, &max_len);
+        else if (!strcmp(f, "--beam")) ok = tool_int(f, v, 1, 1024, &beam);
+        else if (!strcmp(f, "--seed")) ok = tool_int(f, v, 0, 1L << 30, &seed);
+        else if (!strcmp(f, "--max-len")) ok = tool_int(f, v, 1, 100000, &max_len);
         else {
             char *end;
             double x = strtod(v, &end);
@@ -574,7 +574,7 @@ int loom_cmd_translate(int argc, char **argv)
         if (!ok) return free(text), 2;
     }
     if (temperature > 0 && beam > 1) return free(text), fail("--temperature", "samples one hypothesis: not with --beam");
-    if (!loom_tool_outputs_ok(cmd, &(loom_tool_file){"--attention-map", map}, 1, &(loom_tool_file){"--load", ck}, 1))
+    if (!tool_outputs_ok(cmd, &(tool_file){"--attention-map", map}, 1, &(tool_file){"--load", ck}, 1))
         return free(text), 2;
     char **lines = NULL;
     if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), n == -1 ? (fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), 1) : 2;
@@ -675,7 +675,7 @@ done:
     return rc;
 }
 
-int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
+int eval_seq2seq(const char *ckpt, const char *data, long beam)
 {
     cmd = "loom eval";
     loaded l;
@@ -685,7 +685,7 @@ int loom_eval_seq2seq(const char *ckpt, const char *data, long beam)
     loom_translator *tr = NULL;
     char err[512];
     if (rc) goto done;
-    bool synthetic = l.task.task == LOOM_TASK_REVERSE || l.task.task == LOOM_TASK_DATES;
+    bool synthetic = l.task.task == TASK_REVERSE || l.task.task == TASK_DATES;
     if (!data && !synthetic) {
         rc = fail("--data PAIRS.tsv is required for an encoder–decoder not trained on --task reverse or dates", NULL);
         goto done;
@@ -725,14 +725,14 @@ done:
 /* The checkpoint's model, task and optimiser replace the options; what the
  * run does next (--steps, --save, --eval-every, --metrics) stays the user's.
  * Its vocabularies come back in v. */
-static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, char *data_buf, size_t data_len)
+static int resume_config(train_args *a, const loom_st *ck, loom_vocab **v, char *data_buf, size_t data_len)
 {
     loom_seq2seq_opts m;
     loom_train_desc t;
-    loom_train_args task = {0};
+    train_args task = {0};
     int rc = describe(ck, a->resume, &m, &t, v, &task, data_buf, data_len / 2);
     if (rc) return rc;
-    if (task.task < LOOM_TASK_SEQ2SEQ)
+    if (task.task < TASK_SEQ2SEQ)
         return fail(a->resume, "its synthetic task's settings are missing: it cannot be resumed");
     a->task = task.task, a->m.cell = m.cell, a->m.hidden = m.hidden, a->m.layers = m.layers, a->embed = m.embed;
     a->m.bidirectional = m.bidirectional, a->attention = m.attention, a->m.batch = m.batch, a->dropout = m.dropout;
@@ -742,7 +742,7 @@ static int resume_config(loom_train_args *a, const loom_st *ck, loom_vocab **v, 
     a->clip = t.clip_norm, a->schedule = t.schedule.kind, a->warmup = t.schedule.warmup, a->teacher_forcing = t.teacher_forcing;
     if (!a->data) a->data = task.data;
     if (!a->valid) a->valid = task.valid;
-    if (a->task == LOOM_TASK_SEQ2SEQ && !a->data) return fail(a->resume, "it does not name its pairs: give --data");
+    if (a->task == TASK_SEQ2SEQ && !a->data) return fail(a->resume, "it does not name its pairs: give --data");
     return 0;
 }
 
@@ -759,10 +759,10 @@ static int restore(s2s *r, const loom_st *ck)
     return 0;
 }
 
-int loom_train_seq2seq(const loom_train_args *user)
+int train_seq2seq(const train_args *user)
 {
     cmd = "loom train";
-    loom_train_args args = *user, *a = &args;
+    train_args args = *user, *a = &args;
     s2s r = {.a = a};
     loom_st *ck = NULL;
     loom_vocab *v[2] = {NULL, NULL};
@@ -774,9 +774,9 @@ int loom_train_seq2seq(const loom_train_args *user)
         else rc = resume_config(a, ck, v, data, sizeof data);
     }
     if (!rc)
-        rc = loom_tool_open_outputs(cmd, a->save, a->metrics,
+        rc = tool_open_outputs(cmd, a->save, a->metrics,
                                     "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact",
-                                    ck ? loom_tool_checkpoint_step(ck) : -1, &r.metrics);
+                                    ck ? tool_checkpoint_step(ck) : -1, &r.metrics);
     if (!rc) rc = load_pairs(&r, a->resume ? (const loom_vocab *const *)v : NULL);
     if (!rc && a->epochs) { /* passes over the training pairs */
         int64_t per = (loom_pairs_count(r.pairs, false) + a->m.batch - 1) / a->m.batch;
@@ -787,14 +787,14 @@ int loom_train_seq2seq(const loom_train_args *user)
     if (!rc) {
         printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
                "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
-               task_names[a->task - LOOM_TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
+               task_names[a->task - TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
                attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
                (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.held, r.held_part), r.mo.src_steps,
                r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         rc = train(&r);
-        if (rc) loom_tool_flush_metrics(cmd, &r.metrics); /* the rows of a run that stopped */
+        if (rc) tool_flush_metrics(cmd, &r.metrics); /* the rows of a run that stopped */
         if (!rc) show_examples(&r, 5);
     }
     loom_metrics_free(r.metrics);

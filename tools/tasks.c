@@ -31,13 +31,13 @@ static void release(task_model *m)
     free(m->xb), free(m->yb);
 }
 
-static loom_task_opts task_opts(const loom_task_config *c)
+static loom_task_opts task_opts(const task_config *c)
 {
-    return (loom_task_opts){.kind = c->task == LOOM_TASK_ADDING ? LOOM_MODEL_ADDING : LOOM_MODEL_COPY, .cell = c->cell,
+    return (loom_task_opts){.kind = c->task == TASK_ADDING ? LOOM_MODEL_ADDING : LOOM_MODEL_COPY, .cell = c->cell,
                             .steps = c->steps, .batch = c->batch, .hidden = c->hidden, .layers = c->layers};
 }
 
-static loom_train_desc train_desc(const loom_task_config *c)
+static loom_train_desc train_desc(const task_config *c)
 {
     return (loom_train_desc){.optim = {.kind = c->optimizer, .lr = c->lr}, .clip_norm = c->clip, .teacher_forcing = 1,
                              .seed = c->seed};
@@ -46,7 +46,7 @@ static loom_train_desc train_desc(const loom_task_config *c)
 /* The model, its trainer (the evaluation plan also gives the output, for
  * the accuracy) and its batch's buffers; a checkpoint's weights must fit
  * before any is allocated. */
-static bool build(task_model *m, const loom_task_config *c, const loom_st *ck, loom_error *err)
+static bool build(task_model *m, const task_config *c, const loom_st *ck, loom_error *err)
 {
     loom_graph *g = m->g = loom_graph_new();
     if (!g) return false;
@@ -80,7 +80,7 @@ static int restore(task_model *m, const loom_st *ck, const char *cmd, const char
 }
 
 /* The trainer's state and the model's description. */
-static int save(const task_model *m, const loom_task_config *c)
+static int save(const task_model *m, const task_config *c)
 {
     loom_st *f = loom_st_new();
     loom_model_desc d = {.kind = task_opts(c).kind, .task = task_opts(c)};
@@ -97,7 +97,7 @@ static int save(const task_model *m, const loom_task_config *c)
 /* The checkpoint to resume from, its description taken over c's model and
  * optimiser (what the run does next — steps, metrics, saving — stays the
  * user's). */
-static int open_resume(loom_task_config *c, loom_st **ck, const char *cmd)
+static int open_resume(task_config *c, loom_st **ck, const char *cmd)
 {
     *ck = loom_st_new();
     if (!*ck) return fprintf(stderr, "%s: out of memory\n", cmd), 1;
@@ -111,7 +111,7 @@ static int open_resume(loom_task_config *c, loom_st **ck, const char *cmd)
         return fprintf(stderr, "%s: %s: a checkpoint of %s, not of the adding or copy task\n", cmd, c->resume,
                        loom_model_kind_name(d.kind)),
                2;
-    c->task = d.kind == LOOM_MODEL_ADDING ? LOOM_TASK_ADDING : LOOM_TASK_COPY;
+    c->task = d.kind == LOOM_MODEL_ADDING ? TASK_ADDING : TASK_COPY;
     c->cell = d.task.cell, c->steps = d.task.steps, c->batch = d.task.batch, c->hidden = d.task.hidden;
     c->layers = d.task.layers, c->optimizer = t.optim.kind, c->lr = t.optim.lr, c->clip = t.clip_norm, c->seed = t.seed;
     return 0;
@@ -120,14 +120,14 @@ static int open_resume(loom_task_config *c, loom_st **ck, const char *cmd)
 /* ---- the loop's callbacks (loom_trainer_fit) ---- */
 
 typedef struct {
-    const loom_task_config *c;
+    const task_config *c;
     task_model *m;
     loom_metrics **metrics;
     double vloss, vacc; /* the last held-out loss and accuracy */
     int rc;             /* the exit status a callback failed with */
 } loop_ctx;
 
-static bool interrupted(void *ctx) { return (void)ctx, loom_tool_caught(); }
+static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
 
 /* The batch of this step, whoever runs it (a resumed run draws the same). */
 static loom_status next_batch(void *ctx, loom_trainer *t)
@@ -155,18 +155,18 @@ static loom_status evaluate(void *ctx, loom_trainer *t, double *score)
 static loom_status progress(void *ctx, const loom_fit_report *f)
 {
     loop_ctx *l = ctx;
-    const loom_task_config *c = l->c;
+    const task_config *c = l->c;
     const loom_train_step *s = &f->step;
     if (f->evaluated)
         fprintf(stderr, "step %lld/%lld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n",
                 (long long)s->step, (long long)f->steps, f->loss_avg, s->grad_norm,
-                c->task == LOOM_TASK_ADDING ? "MSE" : "loss", l->vloss, 100 * l->vacc, f->seconds);
+                c->task == TASK_ADDING ? "MSE" : "loss", l->vloss, 100 * l->vacc, f->seconds);
     if (*l->metrics) {
         char v[64] = ",";
         if (f->evaluated) snprintf(v, sizeof v, "%.6f,%.4f", l->vloss, l->vacc);
         if (loom_metrics_row(*l->metrics, "%lld,%.6f,%.6f,%.6g,%s", (long long)s->step, s->loss, s->grad_norm, s->lr, v))
             return fprintf(stderr, "loom train: --metrics: out of memory\n"), l->rc = 1, LOOM_ERR_NOMEM;
-        if ((f->evaluated || loom_metrics_age(*l->metrics) > 10) && (l->rc = loom_tool_flush_metrics("loom train", l->metrics)))
+        if ((f->evaluated || loom_metrics_age(*l->metrics) > 10) && (l->rc = tool_flush_metrics("loom train", l->metrics)))
             return LOOM_ERR_IO;
     }
     return LOOM_OK;
@@ -176,26 +176,26 @@ static loom_status save_now(void *ctx, loom_trainer *t)
 {
     loop_ctx *l = ctx;
     (void)t;
-    return (l->rc = loom_tool_flush_metrics("loom train", l->metrics)) || (l->rc = save(l->m, l->c)) ? LOOM_ERR_IO : LOOM_OK;
+    return (l->rc = tool_flush_metrics("loom train", l->metrics)) || (l->rc = save(l->m, l->c)) ? LOOM_ERR_IO : LOOM_OK;
 }
 
-int loom_train_task(const loom_task_config *given)
+int train_task(const task_config *given)
 {
-    loom_task_config cfg = *given, *c = &cfg;
+    task_config cfg = *given, *c = &cfg;
     loom_st *ck = NULL;
     task_model m = {0};
     loom_metrics *metrics = NULL;
     int rc = c->resume ? open_resume(c, &ck, "loom train") : 0;
-    if (!rc) rc = loom_tool_open_outputs("loom train", c->save, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy",
-                                         ck ? loom_tool_checkpoint_step(ck) : -1, &metrics);
+    if (!rc) rc = tool_open_outputs("loom train", c->save, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy",
+                                         ck ? tool_checkpoint_step(ck) : -1, &metrics);
     if (rc) goto done;
     rc = 1;
-    bool adding = c->task == LOOM_TASK_ADDING;
+    bool adding = c->task == TASK_ADDING;
     int B = c->batch;
     loom_error err = {LOOM_ERR_NOMEM, "out of memory"};
     if (!build(&m, c, ck, &err)) {
         fprintf(stderr, "loom train: %s%s%s\n", ck ? c->resume : "", ck ? ": " : "", err.msg);
-        rc = loom_tool_exit(err.status);
+        rc = tool_exit(err.status);
         goto done;
     }
     if (ck && (rc = restore(&m, ck, "loom train", c->resume))) goto done;
@@ -204,7 +204,7 @@ int loom_train_task(const loom_task_config *given)
            c->cell->name, c->hidden, c->layers, B, (const char *[]){"sgd", "adam", "adamw"}[c->optimizer], c->lr, c->total,
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
     loop_ctx lc = {.c = c, .m = &m, .metrics = &metrics, .vloss = NAN, .vacc = NAN};
-    double t0 = loom_tool_now();
+    double t0 = tool_now();
     long step0 = (long)loom_trainer_steps(m.t);
     loom_status st = loom_trainer_fit(m.t, &(loom_fit_opts){.steps = c->total, .eval_every = c->eval_every,
                                                             .save_every = c->save ? c->save_every : 0, .ctx = &lc,
@@ -212,40 +212,40 @@ int loom_train_task(const loom_task_config *given)
                                                             .progress = progress, .save = save_now, .stop = interrupted});
     if (st) {
         if (!lc.rc) fprintf(stderr, "loom train: %s%s\n", loom_trainer_error(m.t), st == LOOM_ERR_VALUE ? "; stopping" : "");
-        rc = lc.rc ? lc.rc : st == LOOM_ERR_VALUE ? 1 : loom_tool_exit(st);
+        rc = lc.rc ? lc.rc : st == LOOM_ERR_VALUE ? 1 : tool_exit(st);
         goto done;
     }
-    if (loom_tool_caught()) {
-        rc = loom_tool_flush_metrics("loom train", &metrics);
+    if (tool_caught()) {
+        rc = tool_flush_metrics("loom train", &metrics);
         if (!rc && c->save) rc = save(&m, c);
-        rc = loom_tool_interrupted("loom train", (long)loom_trainer_steps(m.t), c->total, c->save, rc);
+        rc = tool_interrupted("loom train", (long)loom_trainer_steps(m.t), c->total, c->save, rc);
         goto done;
     }
     double vloss = lc.vloss, vacc = lc.vacc;
     printf("trained %ld steps in %.1f s: held-out %s %.4f, accuracy %.1f%%\n", c->total > step0 ? c->total - step0 : 0,
-           loom_tool_now() - t0, adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
-    rc = loom_tool_flush_metrics("loom train", &metrics);
+           tool_now() - t0, adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
+    rc = tool_flush_metrics("loom train", &metrics);
     if (!rc && c->save) rc = save(&m, c);
 done:
-    if (rc) loom_tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
+    if (rc) tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
     loom_metrics_free(metrics);
     loom_st_free(ck);
     release(&m);
     return rc;
 }
 
-int loom_eval_task(const char *path)
+int eval_task(const char *path)
 {
-    loom_task_config cfg = {.resume = path}, *c = &cfg;
+    task_config cfg = {.resume = path}, *c = &cfg;
     loom_st *ck = NULL;
     task_model m = {0};
     int rc = open_resume(c, &ck, "loom eval");
     if (rc) goto done;
-    bool adding = c->task == LOOM_TASK_ADDING;
+    bool adding = c->task == TASK_ADDING;
     loom_error err = {LOOM_ERR_NOMEM, "out of memory"};
     if (!build(&m, c, ck, &err)) {
         fprintf(stderr, "loom eval: %s: %s\n", path, err.msg);
-        rc = loom_tool_exit(err.status);
+        rc = tool_exit(err.status);
         goto done;
     }
     double loss;

@@ -3,8 +3,8 @@
  * 1 the work failed (a gradient check failed, out of memory, cannot write),
  * 2 bad usage or bad input (message on stderr). Tests call them directly.
  * `--help` where an option may stand prints the command's help (exit 0). */
-#ifndef LOOM_TOOLS_TOOL_H
-#define LOOM_TOOLS_TOOL_H
+#ifndef TOOLS_TOOL_H
+#define TOOLS_TOOL_H
 
 #include "loom/data.h"
 #include "loom/layers.h"
@@ -22,24 +22,24 @@ typedef struct {
     int (*run)(int argc, char **argv);
     const char *synopsis; /* "dot -o FILE [options]" */
     const char *help;     /* what it does, then its own options, one per line */
-} loom_command;
+} tool_command;
 
-int loom_cmd_gradcheck(int argc, char **argv);
-int loom_cmd_dot(int argc, char **argv);
-int loom_cmd_rnn_run(int argc, char **argv);
-int loom_cmd_train(int argc, char **argv);
-int loom_cmd_generate(int argc, char **argv);
-int loom_cmd_eval(int argc, char **argv);
-int loom_cmd_plot(int argc, char **argv);
-int loom_cmd_bench(int argc, char **argv);
-extern const char loom_gradcheck_help[], loom_dot_help[], loom_rnn_run_help[], loom_train_help[], loom_generate_help[],
-    loom_eval_help[], loom_plot_help[], loom_bench_help[];
+int cmd_gradcheck(int argc, char **argv);
+int cmd_dot(int argc, char **argv);
+int cmd_rnn_run(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+extern const char gradcheck_help[], dot_help[], rnn_run_help[], train_help[], generate_help[],
+    eval_help[], plot_help[], bench_help[];
 /* Only a command's argument parsing (for the fuzzer): 0 if the arguments
  * would run, else the exit status the command would give. */
-int loom_gradcheck_parse(int argc, char **argv);
-int loom_dot_parse(int argc, char **argv);
-int loom_rnn_run_parse(int argc, char **argv);
-int loom_train_parse(int argc, char **argv);
+int gradcheck_parse(int argc, char **argv);
+int dot_parse(int argc, char **argv);
+int rnn_run_parse(int argc, char **argv);
+int train_parse(int argc, char **argv);
 
 /* A trained language model on one window of real text (loom dot --load):
  * the graph, the model, its weights, and the window's tokens and targets. */
@@ -48,22 +48,22 @@ typedef struct {
     loom_lm lm;
     loom_store *store;
     int32_t *x, *y; /* (T, 1) */
-} loom_tool_lm;
-int loom_train_load_window(const char *ckpt, const char *data, int T, loom_tool_lm *out);
-void loom_train_window_free(loom_tool_lm *w);
+} tool_lm;
+int train_load_window(const char *ckpt, const char *data, int T, tool_lm *out);
+void train_window_free(tool_lm *w);
 
 /* loom train --task adding|copy (tools/tasks.c), seq2seq|reverse|dates (tools/seq2seq.c). */
 typedef enum {
-    LOOM_TASK_LM = 0,
-    LOOM_TASK_ADDING,
-    LOOM_TASK_COPY,
-    LOOM_TASK_SEQ2SEQ,
-    LOOM_TASK_REVERSE,
-    LOOM_TASK_DATES
-} loom_task_kind;
+    TASK_LM = 0,
+    TASK_ADDING,
+    TASK_COPY,
+    TASK_SEQ2SEQ,
+    TASK_REVERSE,
+    TASK_DATES
+} task_kind;
 
 typedef struct {
-    loom_task_kind task;
+    task_kind task;
     const loom_cell_def *cell;
     int steps, batch, hidden, layers; /* steps: the sequence length T */
     long total, eval_every;           /* optimiser steps; held-out evaluation every */
@@ -74,124 +74,124 @@ typedef struct {
     const char *metrics;
     const char *save, *resume; /* a checkpoint at the end (and every save_every steps); one to continue */
     long save_every;
-} loom_task_config;
-int loom_train_task(const loom_task_config *c);
+} task_config;
+int train_task(const task_config *c);
 /* loom eval of a checkpoint of --task adding or copy (its held-out batch). */
-int loom_eval_task(const char *path);
+int eval_task(const char *path);
 
 /* Makes the example user cell (mgu) known by name; idempotent. */
-void loom_tools_init(void);
+void tools_init(void);
 
 /* rnn-run's work: 0 on success; 2 for a bad or inconsistent case file
  * (message in err); 1 for other failures (out of memory, cannot write). */
-int loom_rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t err_len);
+int rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite, char *err, size_t err_len);
 
 /* The exit status for a failure: 1 for out of memory or i/o, 2 for the
  * rest (bad arguments, shapes, files). */
-int loom_tool_exit(loom_status st);
+int tool_exit(loom_status st);
 /* A file a command reads or writes, and the flag that named it (path NULL:
  * not given). */
 typedef struct {
     const char *flag, *path;
-} loom_tool_file;
+} tool_file;
 /* Whether a and b name one file: the same path, or (when both exist) the
  * same device and inode, so links and symlinks too. */
-bool loom_tool_same_file(const char *a, const char *b);
+bool tool_same_file(const char *a, const char *b);
 /* Whether the outputs may be written: none is the file of an input or of
  * another output (the same path, or the same file by device and inode:
  * links too); "-" is stdout. Otherwise a message naming both, false. */
-bool loom_tool_outputs_ok(const char *cmd, const loom_tool_file *out, int n_out, const loom_tool_file *in, int n_in);
+bool tool_outputs_ok(const char *cmd, const tool_file *out, int n_out, const tool_file *in, int n_in);
 /* Before a run: --save can be written, and the --metrics file is opened
  * (a resumed run keeps its rows up to step `resumed`; -1: a new run). 0,
  * or the exit status with a message. */
-int loom_tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
+int tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
                            loom_metrics **out);
 /* Writes the metrics file with every row so far: 0, or 1 with a message
  * (the file is then closed: the run stops). */
-int loom_tool_flush_metrics(const char *cmd, loom_metrics **m);
+int tool_flush_metrics(const char *cmd, loom_metrics **m);
 /* Whether every weight of s (read from path) is finite; a message naming
  * the first parameter that is not, otherwise. */
-bool loom_tool_finite_weights(const char *cmd, const char *path, const loom_store *s);
+bool tool_finite_weights(const char *cmd, const char *path, const loom_store *s);
 /* SIGINT and SIGTERM end a training run between two steps: the handler
  * only records the first signal (a second one cannot interrupt the
- * checkpoint being written); loops ask loom_tool_caught() before each
+ * checkpoint being written); loops ask tool_caught() before each
  * step. */
-void loom_tool_catch_signals(void);
-int loom_tool_caught(void); /* the signal caught, or 0 */
+void tool_catch_signals(void);
+int tool_caught(void); /* the signal caught, or 0 */
 /* Says where a run stopped and how to resume it (saved: the checkpoint
  * save's status, 0 when written); returns the exit status, 128 + the
  * signal (130 for SIGINT, 143 for SIGTERM), or the save's failure. */
-int loom_tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved);
+int tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved);
 /* Whether a flag's value v is UTF-8 text; "CMD: FLAG is not valid UTF-8
  * text (byte N ...)" on stderr otherwise. */
-bool loom_tool_text(const char *cmd, const char *flag, const char *v);
+bool tool_text(const char *cmd, const char *flag, const char *v);
 /* --help or -h, where an option is expected. */
-bool loom_tool_is_help(const char *arg);
+bool tool_is_help(const char *arg);
 /* Whether f is one of the n options that take a value and v (the next
  * argument) is there; otherwise "CMD: unknown option 'F' (see 'SEE')" or
  * "CMD: F needs a value" on stderr. */
-bool loom_tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see);
+bool tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see);
 
 
 /* The number under key k of a checkpoint's configuration object, which
  * must lie in [lo, hi]; otherwise *ok becomes false and lo is returned. */
 struct cJSON;
-double loom_tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok);
+double tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, bool *ok);
 
 /* The sizes a model may have, the same whether they come from a flag or
  * from a checkpoint's configuration (read before anything is built). */
-#define LOOM_TOOL_MAX_SEQ 100000   /* --seq-len */
-#define LOOM_TOOL_MAX_BATCH 4096   /* --batch */
-#define LOOM_TOOL_MAX_WIDTH 4096   /* --input, --hidden */
-#define LOOM_TOOL_MAX_EMBED 65536  /* --embed */
-#define LOOM_TOOL_MAX_PAIRS (1L << 24) /* --pairs of a synthetic translation task */
+#define TOOL_MAX_SEQ 100000   /* --seq-len */
+#define TOOL_MAX_BATCH 4096   /* --batch */
+#define TOOL_MAX_WIDTH 4096   /* --input, --hidden */
+#define TOOL_MAX_EMBED 65536  /* --embed */
+#define TOOL_MAX_PAIRS (1L << 24) /* --pairs of a synthetic translation task */
 /* The most optimiser steps a run may take (--steps), and the most plan runs
  * a checkpoint may record: the trainer's limits. */
-#define LOOM_TOOL_MAX_STEPS LOOM_TRAINER_MAX_STEPS
-#define LOOM_TOOL_MAX_RUNS LOOM_TRAINER_MAX_RUNS
+#define TOOL_MAX_STEPS LOOM_TRAINER_MAX_STEPS
+#define TOOL_MAX_RUNS LOOM_TRAINER_MAX_RUNS
 
 /* What made the checkpoint at path (loom_checkpoint_model), read once:
- * LOOM_TASK_SEQ2SEQ (an encoder–decoder), LOOM_TASK_ADDING (adding or
- * copy), else LOOM_TASK_LM (a file that is no checkpoint too: its reader
+ * TASK_SEQ2SEQ (an encoder–decoder), TASK_ADDING (adding or
+ * copy), else TASK_LM (a file that is no checkpoint too: its reader
  * says why later). */
-loom_task_kind loom_tool_checkpoint_kind(const char *path);
+task_kind tool_checkpoint_kind(const char *path);
 /* The step a training checkpoint was written after (loom.step), or -1 when
  * missing or out of range. */
-int64_t loom_tool_checkpoint_step(const loom_st *ck);
+int64_t tool_checkpoint_step(const loom_st *ck);
 
 /* Seconds on the monotonic clock (progress, rates, benchmarks). */
-double loom_tool_now(void);
+double tool_now(void);
 
 /* ---- flags ---- */
 
 /* Parses an integer flag value in [lo, hi]; false (with a message) otherwise. */
-bool loom_tool_int(const char *flag, const char *s, long lo, long hi, long *out);
+bool tool_int(const char *flag, const char *s, long lo, long hi, long *out);
 /* The thread count: --threads N when given (flag > 0), else
  * LOOM_NUM_THREADS, else OpenMP's (OMP_NUM_THREADS, or every core); false
  * (with a message) for a malformed LOOM_NUM_THREADS. */
-bool loom_tool_threads(long flag);
+bool tool_threads(long flag);
 /* "rnn_tanh, rnn_relu, gru, lstm or mgu": the known cells, for messages. */
-const char *loom_tool_cell_names(char *buf, size_t n);
+const char *tool_cell_names(char *buf, size_t n);
 
 /* The model gradcheck and dot build: cell, stack and sizes. */
 typedef struct {
     const loom_cell_def *cell;
     long steps, batch, input, hidden, layers, seed;
     bool bidirectional;
-} loom_tool_model;
+} tool_model;
 
 /* Reads argv[*a] if it is a model flag (advancing *a past its value):
  * 1 if it was one, 0 if not, -1 if its value is bad (message printed). */
-int loom_tool_model_flag(loom_tool_model *m, int argc, char **argv, int *a);
+int tool_model_flag(tool_model *m, int argc, char **argv, int *a);
 /* The model flags' help text. */
-void loom_tool_model_help(FILE *f);
+void tool_model_help(FILE *f);
 /* `loom <synopsis>`, the command's help, and the model flags if it takes
  * them, on stdout (for `loom <command> --help`). */
-void loom_tool_help(const char *synopsis, const char *help, bool model_flags);
+void tool_help(const char *synopsis, const char *help, bool model_flags);
 
 /* loom train's options (model sizes left 0 by the user take the task's defaults). */
 typedef struct {
-    loom_tool_model m;
+    tool_model m;
     const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
     loom_token_kind tokens;
     bool letters_only, help, sequential, lr_given, steps_given;
@@ -201,19 +201,19 @@ typedef struct {
     double dropout, lr, momentum, weight_decay, clip, temperature;
     loom_optimizer optimizer;
     loom_sched_kind schedule;
-    loom_task_kind task;
+    task_kind task;
     /* sequence to sequence */
     int attention;           /* loom_attention */
     double teacher_forcing;  /* the share of steps that read the gold token */
     long pairs, min_len, min_freq, eval_pairs;
     const char *given[64]; /* the options given, in order (a flag that cannot be honoured is refused) */
     int n_given;
-} loom_train_args;
+} train_args;
 /* loom train --task seq2seq|reverse|dates. */
-int loom_train_seq2seq(const loom_train_args *a);
-int loom_cmd_translate(int argc, char **argv);
-extern const char loom_translate_help[];
+int train_seq2seq(const train_args *a);
+int cmd_translate(int argc, char **argv);
+extern const char translate_help[];
 /* loom eval of a checkpoint of a sequence-to-sequence model. */
-int loom_eval_seq2seq(const char *ckpt, const char *data, long beam);
+int eval_seq2seq(const char *ckpt, const char *data, long beam);
 
 #endif

@@ -28,7 +28,7 @@
 /* The built-in corpus: the source tree's copy when there is one, else the installed one. */
 static const char *builtin_corpus(void) { return access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM_CORPUS_SRC : LOOM_CORPUS; }
 
-const char loom_train_help[] =
+const char train_help[] =
     "train a recurrent language model on a text and print generated text, or an\n"
     "encoder–decoder on pairs (--task seq2seq, reverse, dates)\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n"
@@ -108,10 +108,10 @@ static int pick(const char *f, const char *v, const char *const *names, int n)
     return -1;
 }
 
-static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
+static bool parse_option(train_args *a, int argc, char **argv, int *i)
 {
     const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (loom_tool_is_help(f)) return a->help = true;
+    if (tool_is_help(f)) return a->help = true;
     if (!strcmp(f, "--letters-only")) return a->letters_only = true;
     if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
     static const char *const valued[] = {"--data", "--valid", "--tokens", "--embed", "--dropout", "--steps", "--epochs", "--optimizer", "--task",
@@ -120,7 +120,7 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
                                          "--sampling", "--eval-every", "--metrics", "--save", "--generate", "--prefix",
                                          "--temperature", "--threads", "--attention", "--teacher-forcing", "--pairs",
                                          "--min-len", "--min-freq", "--eval-pairs", "--truncate"};
-    if (!loom_tool_valued("loom train", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom train --help"))
+    if (!tool_valued("loom train", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom train --help"))
         return false;
     (*i)++;
     int k;
@@ -130,16 +130,16 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--save")) return (a->save = v) != NULL;
     if (!strcmp(f, "--resume")) return (a->resume = v) != NULL;
     if (!strcmp(f, "--init")) return (a->init = v) != NULL;
-    if (!strcmp(f, "--save-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->save_every);
-    if (!strcmp(f, "--prefix")) return loom_tool_text("loom train", f, v) && (a->prefix = v) != NULL;
-    if (!strcmp(f, "--embed")) return loom_tool_int(f, v, 0, LOOM_TOOL_MAX_EMBED, &a->embed);
-    if (!strcmp(f, "--steps")) return (a->steps_given = true) && loom_tool_int(f, v, 1, 1L << 40, &a->steps);
-    if (!strcmp(f, "--epochs")) return loom_tool_int(f, v, 1, 1L << 20, &a->epochs);
-    if (!strcmp(f, "--warmup")) return loom_tool_int(f, v, 0, 1L << 40, &a->warmup);
-    if (!strcmp(f, "--truncate")) return loom_tool_int(f, v, 1, LOOM_TOOL_MAX_SEQ, &a->truncate);
-    if (!strcmp(f, "--eval-every")) return loom_tool_int(f, v, 1, 1L << 40, &a->eval_every);
-    if (!strcmp(f, "--generate")) return loom_tool_int(f, v, 0, 1000000, &a->generate);
-    if (!strcmp(f, "--threads")) return loom_tool_int(f, v, 1, 1024, &a->threads);
+    if (!strcmp(f, "--save-every")) return tool_int(f, v, 1, 1L << 40, &a->save_every);
+    if (!strcmp(f, "--prefix")) return tool_text("loom train", f, v) && (a->prefix = v) != NULL;
+    if (!strcmp(f, "--embed")) return tool_int(f, v, 0, TOOL_MAX_EMBED, &a->embed);
+    if (!strcmp(f, "--steps")) return (a->steps_given = true) && tool_int(f, v, 1, 1L << 40, &a->steps);
+    if (!strcmp(f, "--epochs")) return tool_int(f, v, 1, 1L << 20, &a->epochs);
+    if (!strcmp(f, "--warmup")) return tool_int(f, v, 0, 1L << 40, &a->warmup);
+    if (!strcmp(f, "--truncate")) return tool_int(f, v, 1, TOOL_MAX_SEQ, &a->truncate);
+    if (!strcmp(f, "--eval-every")) return tool_int(f, v, 1, 1L << 40, &a->eval_every);
+    if (!strcmp(f, "--generate")) return tool_int(f, v, 0, 1000000, &a->generate);
+    if (!strcmp(f, "--threads")) return tool_int(f, v, 1, 1024, &a->threads);
     if (!strcmp(f, "--dropout")) return flag_double(f, v, 0, 0.99, &a->dropout);
     if (!strcmp(f, "--lr")) return flag_double(f, v, 0, 1e6, &a->lr);
     if (!strcmp(f, "--momentum")) return flag_double(f, v, 0, 1, &a->momentum);
@@ -150,17 +150,17 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
     if (!strcmp(f, "--task")) {
         static const char *const tasks[] = {"lm", "adding", "copy", "seq2seq", "reverse", "dates", "charlm", "wordlm"};
         if ((k = pick(f, v, tasks, 8)) < 0) return false;
-        a->task = k > 5 ? LOOM_TASK_LM : k;
+        a->task = k > 5 ? TASK_LM : k;
         if (k == 7) a->tokens = LOOM_TOKENS_WORD;
         return true;
     }
     if (!strcmp(f, "--attention"))
         return (k = pick(f, v, (const char *[]){"none", "additive", "dot"}, 3)) >= 0 && (a->attention = k, true);
     if (!strcmp(f, "--teacher-forcing")) return flag_double(f, v, 0, 1, &a->teacher_forcing);
-    if (!strcmp(f, "--pairs")) return loom_tool_int(f, v, 1, LOOM_TOOL_MAX_PAIRS, &a->pairs);
-    if (!strcmp(f, "--min-len")) return loom_tool_int(f, v, 1, 100000, &a->min_len);
-    if (!strcmp(f, "--min-freq")) return loom_tool_int(f, v, 1, 1L << 30, &a->min_freq);
-    if (!strcmp(f, "--eval-pairs")) return loom_tool_int(f, v, 1, 1L << 30, &a->eval_pairs);
+    if (!strcmp(f, "--pairs")) return tool_int(f, v, 1, TOOL_MAX_PAIRS, &a->pairs);
+    if (!strcmp(f, "--min-len")) return tool_int(f, v, 1, 100000, &a->min_len);
+    if (!strcmp(f, "--min-freq")) return tool_int(f, v, 1, 1L << 30, &a->min_freq);
+    if (!strcmp(f, "--eval-pairs")) return tool_int(f, v, 1, 1L << 30, &a->eval_pairs);
     if (!strcmp(f, "--sampling"))
         return (k = pick(f, v, (const char *[]){"random", "sequential"}, 2)) >= 0 && (a->sequential = k == 1, true);
     if (!strcmp(f, "--optimizer"))
@@ -170,7 +170,7 @@ static bool parse_option(loom_train_args *a, int argc, char **argv, int *i)
 }
 
 /* Whether flag was given. */
-static bool given(const loom_train_args *a, const char *flag)
+static bool given(const train_args *a, const char *flag)
 {
     for (int i = 0; i < a->n_given; i++)
         if (!strcmp(a->given[i], flag)) return true;
@@ -180,7 +180,7 @@ static bool given(const loom_train_args *a, const char *flag)
 /* A flag the run would not use is refused, never ignored: each kind of run
  * lists the flags it cannot honour, and a resumed run takes its model,
  * data and optimiser from its checkpoint. */
-static bool honoured(const loom_train_args *a)
+static bool honoured(const train_args *a)
 {
     static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
                                          "--eval-pairs", "--input", NULL};
@@ -200,16 +200,16 @@ static bool honoured(const loom_train_args *a)
                                               "--random-truncation", NULL};
     static const char *const names[] = {"a language model", "--task adding", "--task copy", "--task seq2seq",
                                         "--task reverse", "--task dates"};
-    const char *const *no = a->task == LOOM_TASK_LM ? not_lm : a->task < LOOM_TASK_SEQ2SEQ ? not_task : not_s2s;
+    const char *const *no = a->task == TASK_LM ? not_lm : a->task < TASK_SEQ2SEQ ? not_task : not_s2s;
     for (int i = 0; no[i]; i++)
         if (given(a, no[i])) {
             fprintf(stderr, "loom train: %s is not used by %s; leave it out (see 'loom train --help')\n", no[i],
                     names[a->task]);
             return false;
         }
-    const char *extra = (a->task == LOOM_TASK_REVERSE || a->task == LOOM_TASK_DATES) && given(a, "--data") ? "--data"
-                        : a->task == LOOM_TASK_SEQ2SEQ && given(a, "--pairs")                          ? "--pairs"
-                        : (a->task == LOOM_TASK_SEQ2SEQ || a->task == LOOM_TASK_DATES) && given(a, "--min-len") ? "--min-len"
+    const char *extra = (a->task == TASK_REVERSE || a->task == TASK_DATES) && given(a, "--data") ? "--data"
+                        : a->task == TASK_SEQ2SEQ && given(a, "--pairs")                          ? "--pairs"
+                        : (a->task == TASK_SEQ2SEQ || a->task == TASK_DATES) && given(a, "--min-len") ? "--min-len"
                                                                                                  : NULL;
     if (extra) {
         fprintf(stderr, "loom train: %s is not used by %s%s\n", extra, names[a->task],
@@ -226,44 +226,44 @@ static bool honoured(const loom_train_args *a)
     return true;
 }
 
-static int parse(loom_train_args *a, int argc, char **argv)
+static int parse(train_args *a, int argc, char **argv)
 {
     /* sizes left 0 (and embed −1) take the task's defaults below */
-    *a = (loom_train_args){.m = {&loom_cell_lstm, 0, 0, 0, 0, 0, 1, false}, .embed = -1,
+    *a = (train_args){.m = {&loom_cell_lstm, 0, 0, 0, 0, 0, 1, false}, .embed = -1,
                            .eval_every = 100, .generate = 200, .clip = 1, .temperature = 0.6,
                            .optimizer = LOOM_OPT_ADAM, .sequential = true, .lr = -1, .prefix = "time traveller",
                            .attention = LOOM_ATTN_ADDITIVE, .teacher_forcing = 1};
     for (int i = 0; i < argc; i++) {
         if (argv[i][0] == '-' && a->n_given < (int)(sizeof a->given / sizeof *a->given)) a->given[a->n_given++] = argv[i];
-        int r = loom_tool_model_flag(&a->m, argc, argv, &i);
+        int r = tool_model_flag(&a->m, argc, argv, &i);
         if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
         if (a->help) return 0;
     }
     /* --save may be --resume: a run continued into its own checkpoint (read
      * whole first, replaced atomically); no other output replaces an input */
-    if (!loom_tool_outputs_ok("loom train", (loom_tool_file[]){{"--save", a->save}, {"--metrics", a->metrics}}, 2,
-                              (loom_tool_file[]){{"--data", a->data}, {"--valid", a->valid}, {"--init", a->init},
-                                                 {"--resume", a->save && a->resume && loom_tool_same_file(a->save, a->resume) ? NULL : a->resume}},
+    if (!tool_outputs_ok("loom train", (tool_file[]){{"--save", a->save}, {"--metrics", a->metrics}}, 2,
+                              (tool_file[]){{"--data", a->data}, {"--valid", a->valid}, {"--init", a->init},
+                                                 {"--resume", a->save && a->resume && tool_same_file(a->save, a->resume) ? NULL : a->resume}},
                               4))
         return 2;
     if (a->resume) { /* its own task, in fact (adding or copy: its file says which) */
-        loom_task_kind k = loom_tool_checkpoint_kind(a->resume);
-        if (k != LOOM_TASK_LM) a->task = k;
+        task_kind k = tool_checkpoint_kind(a->resume);
+        if (k != TASK_LM) a->task = k;
     }
     if (!honoured(a)) return 2;
-    bool s2s = a->task >= LOOM_TASK_SEQ2SEQ;
+    bool s2s = a->task >= TASK_SEQ2SEQ;
     if (a->m.bidirectional && !s2s) {
         fprintf(stderr, "loom train: a language model reads left to right: --bidirectional is for the encoder of "
                         "--task seq2seq, reverse or dates\n");
         return 2;
     }
-    if (a->epochs && (a->steps_given || (a->task != LOOM_TASK_LM && a->task != LOOM_TASK_SEQ2SEQ))) {
+    if (a->epochs && (a->steps_given || (a->task != TASK_LM && a->task != TASK_SEQ2SEQ))) {
         fprintf(stderr, "loom train: %s\n", a->steps_given ? "give --steps or --epochs, not both"
                                                           : "--epochs counts passes over a text: the synthetic tasks "
                                                             "draw new sequences every step, use --steps");
         return 2;
     }
-    if (s2s && a->valid && a->task != LOOM_TASK_SEQ2SEQ) {
+    if (s2s && a->valid && a->task != TASK_SEQ2SEQ) {
         fprintf(stderr, "loom train: --valid is for --task seq2seq (the synthetic tasks hold out their own pairs)\n");
         return 2;
     }
@@ -271,30 +271,30 @@ static int parse(loom_train_args *a, int argc, char **argv)
         fprintf(stderr, "loom train: --resume and --init: choose one (a checkpoint carries its weights)\n");
         return 2;
     }
-    if (a->task == LOOM_TASK_SEQ2SEQ && !a->data && !a->resume) {
+    if (a->task == TASK_SEQ2SEQ && !a->data && !a->resume) {
         fprintf(stderr, "loom train: --task seq2seq needs --data PAIRS.tsv (source TAB target per line)\n");
         return 2;
     }
     if (s2s) { /* d2l's sizes for translation; the synthetic tasks' lengths */
-        long len = a->task == LOOM_TASK_REVERSE ? 30 : a->task == LOOM_TASK_DATES ? 32 : 10;
+        long len = a->task == TASK_REVERSE ? 30 : a->task == TASK_DATES ? 32 : 10;
         if (!a->m.steps) a->m.steps = len;
-        if (!a->m.hidden) a->m.hidden = a->task == LOOM_TASK_SEQ2SEQ ? 256 : 128;
-        if (!a->m.layers) a->m.layers = a->task == LOOM_TASK_SEQ2SEQ ? 2 : 1;
+        if (!a->m.hidden) a->m.hidden = a->task == TASK_SEQ2SEQ ? 256 : 128;
+        if (!a->m.layers) a->m.layers = a->task == TASK_SEQ2SEQ ? 2 : 1;
         if (!a->m.batch) a->m.batch = 64;
-        if (a->embed < 0) a->embed = a->task == LOOM_TASK_SEQ2SEQ ? 256 : 32;
+        if (a->embed < 0) a->embed = a->task == TASK_SEQ2SEQ ? 256 : 32;
         if (a->embed < 1) {
             fprintf(stderr, "loom train: an encoder–decoder needs --embed >= 1\n");
             return 2;
         }
         if (!a->steps_given && !a->epochs) a->steps = 2000;
         if (!a->eval_pairs) a->eval_pairs = 1000;
-        if (!a->min_freq) a->min_freq = a->task == LOOM_TASK_SEQ2SEQ ? 2 : 1;
-        if (!a->pairs) a->pairs = a->task == LOOM_TASK_DATES ? 40000 : 20000;
-        long most = LOOM_SEQ2SEQ_MAX_STEPS - (a->task == LOOM_TASK_REVERSE); /* reversal: the letters, then <eos> */
+        if (!a->min_freq) a->min_freq = a->task == TASK_SEQ2SEQ ? 2 : 1;
+        if (!a->pairs) a->pairs = a->task == TASK_DATES ? 40000 : 20000;
+        long most = LOOM_SEQ2SEQ_MAX_STEPS - (a->task == TASK_REVERSE); /* reversal: the letters, then <eos> */
         if (a->m.steps > most) { /* said before any pair is made */
             fprintf(stderr, "loom train: --seq-len %ld: an encoder–decoder reads at most %d source steps, so --seq-len "
                             "may be %ld at most%s\n",
-                    a->m.steps, LOOM_SEQ2SEQ_MAX_STEPS, most, a->task == LOOM_TASK_REVERSE ? " (the letters and <eos>)" : "");
+                    a->m.steps, LOOM_SEQ2SEQ_MAX_STEPS, most, a->task == TASK_REVERSE ? " (the letters and <eos>)" : "");
             return 2;
         }
     } else {
@@ -305,7 +305,7 @@ static int parse(loom_train_args *a, int argc, char **argv)
         if (a->embed < 0) a->embed = 0;
         if (!a->steps_given && !a->epochs) a->steps = 600;
     }
-    if (!a->data && a->task == LOOM_TASK_LM && !a->resume) { /* d2l's settings for d2l's text */
+    if (!a->data && a->task == TASK_LM && !a->resume) { /* d2l's settings for d2l's text */
         a->data = builtin_corpus();
         a->letters_only = true;
     }
@@ -323,15 +323,15 @@ static int parse(loom_train_args *a, int argc, char **argv)
     return 0;
 }
 
-int loom_train_parse(int argc, char **argv)
+int train_parse(int argc, char **argv)
 {
-    loom_train_args a;
+    train_args a;
     return parse(&a, argc, argv);
 }
 
 /* Everything a run holds. */
 typedef struct {
-    loom_train_args a;
+    train_args a;
     loom_text *text, *held;
     const int32_t *train_ids, *valid_ids;
     int64_t n_train, n_valid;
@@ -362,13 +362,13 @@ static int fail(const char *what, const char *why)
 static int fail_st(loom_status st, const char *what, const char *why)
 {
     fail(what, why);
-    return loom_tool_exit(st ? st : LOOM_ERR_ARG);
+    return tool_exit(st ? st : LOOM_ERR_ARG);
 }
 
 /* The text, split into training and held-out tokens. */
 static int load_text(run *r)
 {
-    const loom_train_args *a = &r->a;
+    const train_args *a = &r->a;
     r->text = loom_text_new(&(loom_text_opts){.kind = a->tokens, .letters_only = a->letters_only});
     if (!r->text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     /* resuming: the checkpoint's vocabulary, so that ids mean what they meant */
@@ -405,7 +405,7 @@ static int load_text(run *r)
  * evaluation plans, optimiser, schedule, clipping, carried states). */
 static int build(run *r)
 {
-    const loom_train_args *a = &r->a;
+    const train_args *a = &r->a;
     int V = loom_vocab_size(loom_text_vocab(r->text)), T = (int)a->m.steps, B = (int)a->m.batch;
     r->g = loom_graph_new();
     if (!r->g) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
@@ -456,7 +456,7 @@ static int build(run *r)
 /* ---- checkpoints ---- */
 
 /* What the run trains on, as the checkpoint's loom.data. */
-static char *data_json(const loom_train_args *a)
+static char *data_json(const train_args *a)
 {
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "path", a->data) &&
@@ -471,7 +471,7 @@ static char *data_json(const loom_train_args *a)
  * data's options; what the run does next (--steps, --save, ...) stays the
  * user's. The text's path, if it names one, in *path (the object's: valid
  * until o is deleted). */
-static bool take_checkpoint(loom_train_args *a, const loom_st *f, const char *name, cJSON **o, const char **path)
+static bool take_checkpoint(train_args *a, const loom_st *f, const char *name, cJSON **o, const char **path)
 {
     loom_model_desc m;
     loom_train_desc t;
@@ -498,7 +498,7 @@ static bool take_checkpoint(loom_train_args *a, const loom_st *f, const char *na
 /* Everything the run needs to continue as if it had not stopped. */
 static int save_checkpoint(run *r)
 {
-    const loom_train_args *a = &r->a;
+    const train_args *a = &r->a;
     loom_st *f = loom_st_new();
     char *data = data_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text));
     loom_model_desc m = {.kind = LOOM_MODEL_LM, .lm = r->lm.o};
@@ -521,7 +521,7 @@ static int open_checkpoint(run *r)
     if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
     const char *own;
     if (!take_checkpoint(&r->a, r->ck, r->a.resume, &r->ck_data, &own)) return 2;
-    if (!(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || loom_tool_checkpoint_step(r->ck) < 0)
+    if (!(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || tool_checkpoint_step(r->ck) < 0)
         return fail(r->a.resume, "not a checkpoint of loom train (its vocabulary or step is missing or bad)");
     if (!r->a.data) { /* the text it was trained on (the data order refers to it) */
         if (!own) return fail(r->a.resume, "it does not name its training text: give --data");
@@ -549,11 +549,11 @@ static int restore(run *r)
 
 #define LM_COLUMNS "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity"
 
-static int flush_metrics(run *r) { return loom_tool_flush_metrics(command, &r->metrics); }
+static int flush_metrics(run *r) { return tool_flush_metrics(command, &r->metrics); }
 
 /* ---- the loop's callbacks (loom_trainer_fit) ---- */
 
-static bool interrupted(void *ctx) { return (void)ctx, loom_tool_caught(); }
+static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
 
 /* Perplexity on the held-out tokens (NAN when they hold no window). */
 static loom_status evaluate(void *ctx, loom_trainer *t, double *ppl)
@@ -571,7 +571,7 @@ static loom_status evaluate(void *ctx, loom_trainer *t, double *ppl)
 static loom_status progress(void *ctx, const loom_fit_report *f)
 {
     run *r = ctx;
-    const loom_train_args *a = &r->a;
+    const train_args *a = &r->a;
     const loom_train_step *s = &f->step;
     long done = (long)(s->step - f->first_step + 1);
     double tps = (double)done * a->m.steps * a->m.batch / f->seconds, vppl = f->evaluated ? f->score : NAN;
@@ -605,9 +605,9 @@ static loom_status save_now(void *ctx, loom_trainer *t)
 
 static int train(run *r)
 {
-    const loom_train_args *a = &r->a;
+    const train_args *a = &r->a;
     r->best = INFINITY;
-    double t0 = loom_tool_now();
+    double t0 = tool_now();
     loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
                                                              .save_every = a->save ? a->save_every : 0, .ctx = r,
                                                              .evaluate = evaluate, .progress = progress, .save = save_now,
@@ -618,12 +618,12 @@ static int train(run *r)
         return 1;
     }
     if (st) return r->rc ? r->rc : fail_st(st, "run", loom_trainer_error(r->t));
-    if (loom_tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+    if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
         int rc = flush_metrics(r);
         if (!rc && a->save) rc = save_checkpoint(r);
-        return loom_tool_interrupted(command, step, a->steps, a->save, rc);
+        return tool_interrupted(command, step, a->steps, a->save, rc);
     }
-    double el = loom_tool_now() - t0;
+    double el = tool_now() - t0;
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
     char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)";
     if (isfinite(r->best)) snprintf(held, sizeof held, "best held-out perplexity %.2f", r->best);
@@ -695,22 +695,22 @@ static void release(run *r)
     loom_metrics_free(r->metrics);
 }
 
-int loom_cmd_train(int argc, char **argv)
+int cmd_train(int argc, char **argv)
 {
     command = "loom train";
     run r = {0};
     int rc = parse(&r.a, argc, argv);
     if (rc) return rc;
     if (r.a.help) {
-        loom_tool_help("train [options]", loom_train_help, true);
+        tool_help("train [options]", train_help, true);
         return 0;
     }
-    if (!loom_tool_threads(r.a.threads)) return 2;
-    loom_tool_catch_signals();
-    if (r.a.task >= LOOM_TASK_SEQ2SEQ) return loom_train_seq2seq(&r.a);
-    if (r.a.task != LOOM_TASK_LM) {
-        const loom_train_args *a = &r.a;
-        return loom_train_task(&(loom_task_config){.task = a->task, .cell = a->m.cell, .steps = (int)a->m.steps,
+    if (!tool_threads(r.a.threads)) return 2;
+    tool_catch_signals();
+    if (r.a.task >= TASK_SEQ2SEQ) return train_seq2seq(&r.a);
+    if (r.a.task != TASK_LM) {
+        const train_args *a = &r.a;
+        return train_task(&(task_config){.task = a->task, .cell = a->m.cell, .steps = (int)a->m.steps,
                                                    .batch = (int)a->m.batch, .hidden = (int)a->m.hidden,
                                                    .layers = (int)a->m.layers, .total = a->steps,
                                                    .eval_every = a->eval_every, .optimizer = a->optimizer,
@@ -720,18 +720,18 @@ int loom_cmd_train(int argc, char **argv)
     }
     if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
     if (r.a.resume) rc = open_checkpoint(&r);
-    if (!rc) rc = loom_tool_open_outputs(command, r.a.save, r.a.metrics, LM_COLUMNS, r.ck ? loom_tool_checkpoint_step(r.ck) : -1,
+    if (!rc) rc = tool_open_outputs(command, r.a.save, r.a.metrics, LM_COLUMNS, r.ck ? tool_checkpoint_step(r.ck) : -1,
                                          &r.metrics);
     if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
         if (r.a.init && loom_store_load_file(r.store, r.a.init, false)) {
             rc = fail_st(loom_store_status(r.store), loom_store_error(r.store), NULL);
             goto out;
         }
-        if (r.a.init && !loom_tool_finite_weights(command, r.a.init, r.store)) {
+        if (r.a.init && !tool_finite_weights(command, r.a.init, r.store)) {
             rc = 2;
             goto out;
         }
-        const loom_train_args *a = &r.a;
+        const train_args *a = &r.a;
         printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
                " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
                a->m.cell->name, a->tokens == LOOM_TOKENS_WORD ? "word" : "character",
@@ -749,7 +749,7 @@ out:
 
 /* ---- loom generate, loom eval: a checkpoint of loom train ---- */
 
-const char loom_generate_help[] =
+const char generate_help[] =
     "text from a checkpoint of loom train\n"
     "  --load CKPT           the checkpoint (required)\n"
     "  --prefix TEXT         what the model reads first (default \"time traveller\")\n"
@@ -761,7 +761,7 @@ const char loom_generate_help[] =
     "  --length-norm A       beam scores divided by length^A (default 0)\n"
     "  --seed S              sampling seed (default 1)\n";
 
-const char loom_eval_help[] =
+const char eval_help[] =
     "a checkpoint on held-out data: a language model's perplexity on a text (the state carried\n"
     "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs\n"
     "  --load CKPT           the checkpoint (required)\n"
@@ -824,18 +824,18 @@ static int load(loaded *l, const char *path, int T, int B)
     if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
         return fail_st(loom_store_status(l->store), loom_store_error(l->store), NULL);
-    return loom_tool_finite_weights(command, path, l->store) ? 0 : 2;
+    return tool_finite_weights(command, path, l->store) ? 0 : 2;
 }
 
 /* loom dot --load: the checkpoint's model unrolled over T steps (0: its
  * own) for one sequence, the window at the start of the last tenth of the
  * text (the held-out part when the text is the training text): data, else
  * the checkpoint's training text, else the built-in corpus. */
-int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm *out)
+int train_load_window(const char *ck, const char *data, int T, tool_lm *out)
 {
     loaded l = {0};
     loom_text *text = NULL;
-    *out = (loom_tool_lm){0};
+    *out = (tool_lm){0};
     command = "loom dot";
     int rc = load(&l, ck, T, 1);
     if (!rc) {
@@ -867,14 +867,14 @@ int loom_train_load_window(const char *ck, const char *data, int T, loom_tool_lm
     return 0;
 }
 
-void loom_train_window_free(loom_tool_lm *w)
+void train_window_free(tool_lm *w)
 {
     loom_store_free(w->store);
     loom_graph_free(w->g);
     free(w->x), free(w->y);
 }
 
-int loom_cmd_generate(int argc, char **argv)
+int cmd_generate(int argc, char **argv)
 {
     const char *ck = NULL, *prefix = "time traveller";
     long length = 200, top_k = 0, beam = 0, seed = 1;
@@ -882,17 +882,17 @@ int loom_cmd_generate(int argc, char **argv)
     command = "loom generate";
     for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (loom_tool_is_help(f)) {
-            loom_tool_help("generate --load CKPT [options]", loom_generate_help, false);
+        if (tool_is_help(f)) {
+            tool_help("generate --load CKPT [options]", generate_help, false);
             return 0;
         }
         bool ok = v != NULL;
         if (!strcmp(f, "--load")) ck = v;
-        else if (!strcmp(f, "--prefix")) ok = loom_tool_text("loom generate", f, v) && (prefix = v) != NULL;
-        else if (!strcmp(f, "--length")) ok = loom_tool_int(f, v, 1, 1000000, &length);
-        else if (!strcmp(f, "--top-k")) ok = loom_tool_int(f, v, 0, 1L << 30, &top_k);
-        else if (!strcmp(f, "--beam")) ok = loom_tool_int(f, v, 1, 1024, &beam);
-        else if (!strcmp(f, "--seed")) ok = loom_tool_int(f, v, 0, 1L << 30, &seed);
+        else if (!strcmp(f, "--prefix")) ok = tool_text("loom generate", f, v) && (prefix = v) != NULL;
+        else if (!strcmp(f, "--length")) ok = tool_int(f, v, 1, 1000000, &length);
+        else if (!strcmp(f, "--top-k")) ok = tool_int(f, v, 0, 1L << 30, &top_k);
+        else if (!strcmp(f, "--beam")) ok = tool_int(f, v, 1, 1024, &beam);
+        else if (!strcmp(f, "--seed")) ok = tool_int(f, v, 0, 1L << 30, &seed);
         else if (!strcmp(f, "--temperature")) ok = flag_double(f, v, 0, 100, &temperature);
         else if (!strcmp(f, "--top-p")) ok = flag_double(f, v, 0, 1, &top_p);
         else if (!strcmp(f, "--length-norm")) ok = flag_double(f, v, 0, 10, &length_norm);
@@ -913,25 +913,25 @@ int loom_cmd_generate(int argc, char **argv)
     return rc;
 }
 
-int loom_cmd_eval(int argc, char **argv)
+int cmd_eval(int argc, char **argv)
 {
     const char *ck = NULL, *data = NULL, *beam_s = NULL;
     for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (loom_tool_is_help(f)) {
-            loom_tool_help("eval --load CKPT [--data FILE] [--beam K]", loom_eval_help, false);
+        if (tool_is_help(f)) {
+            tool_help("eval --load CKPT [--data FILE] [--beam K]", eval_help, false);
             return 0;
         }
-        if (!loom_tool_valued("loom eval", f, v, (const char *[]){"--load", "--data", "--beam"}, 3, "loom eval --help")) return 2;
+        if (!tool_valued("loom eval", f, v, (const char *[]){"--load", "--data", "--beam"}, 3, "loom eval --help")) return 2;
         *(!strcmp(f, "--load") ? &ck : !strcmp(f, "--data") ? &data : &beam_s) = v;
     }
     long beam = 1;
-    if (beam_s && !loom_tool_int("--beam", beam_s, 1, 1024, &beam)) return 2;
-    loom_task_kind kind = ck ? loom_tool_checkpoint_kind(ck) : LOOM_TASK_LM;
-    if (kind == LOOM_TASK_SEQ2SEQ) return loom_eval_seq2seq(ck, data, beam);
-    if (kind == LOOM_TASK_ADDING) {
+    if (beam_s && !tool_int("--beam", beam_s, 1, 1024, &beam)) return 2;
+    task_kind kind = ck ? tool_checkpoint_kind(ck) : TASK_LM;
+    if (kind == TASK_SEQ2SEQ) return eval_seq2seq(ck, data, beam);
+    if (kind == TASK_ADDING) {
         if (data || beam_s) return fprintf(stderr, "loom eval: %s is a synthetic task's checkpoint: it is evaluated on its own held-out batch (no --data, --beam)\n", ck), 2;
-        return loom_eval_task(ck);
+        return eval_task(ck);
     }
     if (beam_s) {
         fprintf(stderr, "loom eval: --beam is for encoder–decoder checkpoints\n");

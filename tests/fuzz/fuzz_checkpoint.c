@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static char in_path[64], ck_path[64];
     if (!in_path[0]) {
-        loom_tools_init();
+        tools_init();
         snprintf(in_path, sizeof in_path, "/dev/shm/loom-fuzz-ck-%d.in", (int)getpid());
         snprintf(ck_path, sizeof ck_path, "/dev/shm/loom-fuzz-ck-%d.ckpt", (int)getpid());
     }
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (f && loom_st_read(f, in_path) == LOOM_OK) {
         if (loom_checkpoint_write(f, ck_path)) abort(); /* what was read can be written */
         char *argv[] = {"--load", ck_path, "--length", "2", "--prefix", "a", "--seed", "1"};
-        int rc = loom_cmd_generate(8, argv);
+        int rc = cmd_generate(8, argv);
         if (rc != 0 && rc != 2) abort();
     }
     loom_st_free(f);

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static bool ready;
     if (!ready) {
-        loom_tools_init();
+        tools_init();
         ready = true;
     }
     if (size < 1 || size > 4096) return 0;
@@ -22,10 +22,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     for (char *p = buf; p < buf + size - 1 && argc < 64; p += strlen(p) + 1) argv[argc++] = p;
     int rc;
     switch (data[0] % 4) {
-    case 0: rc = loom_gradcheck_parse(argc, argv); break;
-    case 1: rc = loom_dot_parse(argc, argv); break;
-    case 2: rc = loom_rnn_run_parse(argc, argv); break;
-    default: rc = loom_train_parse(argc, argv); break;
+    case 0: rc = gradcheck_parse(argc, argv); break;
+    case 1: rc = dot_parse(argc, argv); break;
+    case 2: rc = rnn_run_parse(argc, argv); break;
+    default: rc = train_parse(argc, argv); break;
     }
     if (rc != 0 && rc != 2) abort();
     free(buf);
