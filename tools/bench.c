@@ -214,7 +214,7 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (tool_is_help(f)) {
-            tool_help("bench [options]", bench_help, false);
+            tool_help("bench [options]", bench_help, NULL, 0, false);
             return 0;
         }
         if (!strcmp(f, "--json")) {

@@ -321,12 +321,12 @@ int cmd_dot(int argc, char **argv)
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        tool_help("dot -o FILE [options]", dot_help, true);
+        tool_help("dot -o FILE [options]", dot_help, NULL, 0, true);
         return 0;
     }
     dot_model dm = {0};
     if (a.load) {
-        if ((rc = train_load_window(a.load, a.data, (int)a.m.steps, &dm.lm))) return rc;
+        if ((rc = lm_window_load(a.load, a.data, (int)a.m.steps, &dm.lm))) return rc;
         const loom_lm *lm = &dm.lm.lm;
         dm.g = dm.lm.g, dm.rnn = lm->rnn, dm.loss = lm->loss;
         a.m = (tool_model){lm->o.cell, lm->o.steps, 1, lm->o.vocab, lm->o.hidden, lm->o.layers, a.m.seed, false};
@@ -376,7 +376,7 @@ int cmd_dot(int argc, char **argv)
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:
     free(norms), free(roots);
-    if (a.load) train_window_free(&dm.lm);
+    if (a.load) lm_window_free(&dm.lm);
     else loom_graph_free(dm.g);
     return rc;
 }

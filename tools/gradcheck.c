@@ -181,7 +181,7 @@ int cmd_gradcheck(int argc, char **argv)
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        tool_help("gradcheck [options]", gradcheck_help, true);
+        tool_help("gradcheck [options]", gradcheck_help, NULL, 0, true);
         return 0;
     }
     lm_graph lm;

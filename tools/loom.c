@@ -17,10 +17,10 @@ static int cmd_version(int argc, char **argv)
 static int cmd_help(int argc, char **argv);
 
 static const tool_command commands[] = {
-    {"train", cmd_train, "train [options]", train_help},
-    {"generate", cmd_generate, "generate --load CKPT [options]", generate_help},
+    {"train", cmd_train, "train [options]", train_help, train_opts, &n_train_opts},
+    {"generate", cmd_generate, "generate --load CKPT [options]", generate_help, generate_opts, &n_generate_opts},
     {"translate", cmd_translate, "translate --load CKPT [options] [TEXT...]", translate_help},
-    {"eval", cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", eval_help},
+    {"eval", cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", eval_help, eval_opts, &n_eval_opts},
     {"plot", cmd_plot, "plot METRICS.csv... -o FILE [options]", plot_help},
     {"bench", cmd_bench, "bench [options]", bench_help},
     {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help},
@@ -50,7 +50,12 @@ static void usage(FILE *f)
     tool_model_help(f);
     for (int i = 0; i < N_COMMANDS; i++) {
         const char *opts = strstr(commands[i].help, "\n  -");
-        if (opts) fprintf(f, "\n%s options:%s", commands[i].name, opts);
+        if (commands[i].opts) {
+            fprintf(f, "\n%s options:\n", commands[i].name);
+            tool_opt_help(f, commands[i].opts, *commands[i].n_opts);
+        } else if (opts) {
+            fprintf(f, "\n%s options:%s", commands[i].name, opts);
+        }
     }
 }
 

@@ -26,7 +26,7 @@ int cmd_plot(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (tool_is_help(f)) {
-            tool_help("plot METRICS.csv... -o FILE [options]", plot_help, false);
+            tool_help("plot METRICS.csv... -o FILE [options]", plot_help, NULL, 0, false);
             rc = 0;
             goto done;
         }

@@ -362,7 +362,7 @@ int cmd_rnn_run(int argc, char **argv)
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", rnn_run_help, false);
+        tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", rnn_run_help, NULL, 0, false);
         return 0;
     }
     char err[1024];

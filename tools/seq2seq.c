@@ -551,7 +551,7 @@ int cmd_translate(int argc, char **argv)
         }
         if (tool_is_help(f)) {
             free(text);
-            tool_help("translate --load CKPT [options] [TEXT...]", translate_help, false);
+            tool_help("translate --load CKPT [options] [TEXT...]", translate_help, NULL, 0, false);
             return 0;
         }
         static const char *const valued[] = {"--load", "--beam", "--length-norm", "--temperature", "--seed", "--max-len",

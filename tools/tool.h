@@ -12,16 +12,20 @@
 #include "loom/store.h"
 #include "loom/train.h"
 #include "loom/trainer.h"
+#include "loom/generate.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
+typedef struct tool_opt tool_opt;
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *synopsis; /* "dot -o FILE [options]" */
-    const char *help;     /* what it does, then its own options, one per line */
+    const char *help;     /* what it does, then (without a table) its own options, one per line */
+    const tool_opt *opts; /* its options' table, if it has one */
+    const int *n_opts;
 } tool_command;
 
 int cmd_gradcheck(int argc, char **argv);
@@ -49,8 +53,28 @@ typedef struct {
     loom_store *store;
     int32_t *x, *y; /* (T, 1) */
 } tool_lm;
-int train_load_window(const char *ckpt, const char *data, int T, tool_lm *out);
-void train_window_free(tool_lm *w);
+int lm_window_load(const char *ckpt, const char *data, int T, tool_lm *out);
+void lm_window_free(tool_lm *w);
+
+/* A language model's checkpoint read into its model (over T steps and B
+ * sequences; 0: its own) with its weights, for generation and evaluation
+ * (tools/generate.c): 0, or the exit status with a message from cmd. */
+typedef struct {
+    loom_st *ck;
+    loom_vocab *vocab;
+    char *data; /* its data description (JSON) */
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *store;
+} lm_ckpt;
+int lm_ckpt_load(lm_ckpt *l, const char *cmd, const char *path, int T, int B);
+void lm_ckpt_free(lm_ckpt *l);
+/* The text its data description names, if it can be read (copied into buf). */
+const char *lm_ckpt_text(const lm_ckpt *l, char *buf, size_t n);
+/* Text from a model with the weights of store after prefix, on stdout. */
+int generate_text(const char *cmd, const loom_lm_opts *model, const loom_store *store, const loom_vocab *v, const char *prefix,
+                  long length, const loom_sample_opts *so);
+
 
 /* loom train --task adding|copy (tools/tasks.c), seq2seq|reverse|dates (tools/seq2seq.c). */
 typedef enum {
@@ -78,6 +102,49 @@ typedef struct {
 int train_task(const task_config *c);
 /* loom eval of a checkpoint of --task adding or copy (its held-out batch). */
 int eval_task(const char *path);
+
+/* ---- options by table: one row per option, the help made from the rows ---- */
+typedef enum {
+    OPT_FLAG,   /* no value: a bool set true */
+    OPT_INT,    /* a long in [lo, hi] */
+    OPT_REAL,   /* a double in [lo, hi] */
+    OPT_TEXT,   /* a const char *, valid UTF-8 */
+    OPT_PATH,   /* a const char * */
+    OPT_CHOICE, /* an int: the index of one of choices (NULL-terminated) */
+    OPT_CELL,   /* a const loom_cell_def *, by name */
+} opt_kind;
+struct tool_opt {
+    const char *name; /* "--steps" */
+    opt_kind kind;
+    size_t at;        /* offsetof the field of the command's options it sets */
+    double lo, hi;
+    const char *const *choices;
+    const char *arg;  /* the value's name in the help ("N", "FILE"); NULL for a flag */
+    const char *help; /* one line or several */
+};
+/* Reads argv[*i] if it is one of the table's n options (advancing *i past
+ * its value) into the struct at args: 1 if it was, 0 if it is not one of
+ * them, −1 if its value is missing or bad (said on stderr). */
+int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int argc, char **argv, int *i);
+/* Every argument by the table: 0, or 2 for an unknown option or a bad
+ * value (said on stderr); *help when --help or -h was given. */
+int tool_opts(const char *cmd, const tool_opt *t, int n, void *args, int argc, char **argv, bool *help);
+/* The table as help lines. */
+void tool_opt_help(FILE *f, const tool_opt *t, int n);
+/* The commands whose options are a table: the table and its size. */
+extern const tool_opt generate_opts[], eval_opts[], train_opts[];
+extern const int n_generate_opts, n_eval_opts, n_train_opts;
+/* A number in [lo, hi] from v, or false with "CMD: FLAG needs a number in [lo, hi], got 'v'". */
+bool tool_real(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
+
+/* "CMD: WHAT: WHY" on stderr; 2. */
+int tool_fail(const char *cmd, const char *what, const char *why);
+/* The same, with the exit status of st (1 for out of memory and i/o, else 2). */
+int tool_fail_st(const char *cmd, loom_status st, const char *what, const char *why);
+/* The built-in corpus (The Time Machine): the source tree's copy when there
+ * is one, else the installed one; and whether path is either. */
+const char *tool_corpus(void);
+bool tool_is_corpus(const char *path);
 
 /* Makes the example user cell (mgu) known by name; idempotent. */
 void tools_init(void);
@@ -185,22 +252,25 @@ typedef struct {
 int tool_model_flag(tool_model *m, int argc, char **argv, int *a);
 /* The model flags' help text. */
 void tool_model_help(FILE *f);
-/* `loom <synopsis>`, the command's help, and the model flags if it takes
- * them, on stdout (for `loom <command> --help`). */
-void tool_help(const char *synopsis, const char *help, bool model_flags);
+/* `loom <synopsis>`, the command's help (and its options' table, if it
+ * has one), and the model flags if it takes them, on stdout (for `loom
+ * <command> --help`). */
+void tool_help(const char *synopsis, const char *help, const tool_opt *opts, int n_opts, bool model_flags);
 
 /* loom train's options (model sizes left 0 by the user take the task's defaults). */
 typedef struct {
     tool_model m;
     const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
-    loom_token_kind tokens;
+    int tokens;   /* loom_token_kind */
+    int sampling; /* 0 random, 1 sequential */
+    int task_name; /* the --task given: a task_kind, or charlm, wordlm */
     bool letters_only, help, sequential, lr_given, steps_given;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */
     double dropout, lr, momentum, weight_decay, clip, temperature;
-    loom_optimizer optimizer;
-    loom_sched_kind schedule;
+    int optimizer; /* loom_optimizer */
+    int schedule;  /* loom_sched_kind */
     task_kind task;
     /* sequence to sequence */
     int attention;           /* loom_attention */
@@ -209,6 +279,8 @@ typedef struct {
     const char *given[64]; /* the options given, in order (a flag that cannot be honoured is refused) */
     int n_given;
 } train_args;
+/* loom train of a language model (tools/lm.c). */
+int train_lm(const train_args *a);
 /* loom train --task seq2seq|reverse|dates. */
 int train_seq2seq(const train_args *a);
 int cmd_translate(int argc, char **argv);

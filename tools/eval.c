@@ -1,0 +1,91 @@
+/* `loom eval`: a checkpoint of any kind on held-out data — a language
+ * model's perplexity on a text (the state carried through it), an
+ * encoder–decoder's BLEU, exact match and perplexity, a synthetic task's
+ * held-out loss and accuracy. */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+typedef struct {
+    const char *load, *data;
+    long beam;
+} eval_args;
+
+#define E(field) offsetof(eval_args, field)
+const tool_opt eval_opts[] = {
+    {"--load", OPT_PATH, E(load), .arg = "CKPT", .help = "the checkpoint (required)"},
+    {"--data", OPT_PATH, E(data), .arg = "FILE",
+     .help = "the text (default: the built-in corpus), or the pairs (source TAB target;\n"
+             "an encoder–decoder; default: a synthetic task's own held-out pairs)"},
+    {"--beam", OPT_INT, E(beam), 1, 1024, .arg = "K", .help = "an encoder–decoder's beam width (default 1: greedy)"},
+};
+#undef E
+const int n_eval_opts = (int)(sizeof eval_opts / sizeof *eval_opts);
+const char eval_help[] = "a checkpoint on held-out data: a language model's perplexity on a text (the state carried\n"
+                         "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs; a synthetic\n"
+                         "task's held-out loss and accuracy\n";
+
+/* A language model's perplexity on the text, through an evaluation-only trainer. */
+static int lm_perplexity(const char *cmd, const char *ck, const char *data)
+{
+    lm_ckpt l;
+    int rc = lm_ckpt_load(&l, cmd, ck, 0, 0);
+    loom_text *text = NULL;
+    loom_trainer *t = NULL;
+    if (rc) goto done;
+    text = loom_text_new(NULL);
+    if (!text || loom_text_read_with(text, data ? data : tool_corpus(), l.vocab)) {
+        rc = tool_fail(cmd, text ? loom_text_error(text) : "out of memory", NULL);
+        goto done;
+    }
+    int64_t n;
+    const int32_t *ids = loom_text_ids(text, &n);
+    loom_error err = {0};
+    t = loom_trainer_new(l.g, l.store,
+                         &(loom_trainer_opts){.loss = l.lm.loss, .state_in = l.lm.init, .state_out = l.lm.out.final,
+                                              .n_states = l.lm.o.cell->n_states, .tokens = l.lm.tokens,
+                                              .targets = l.lm.targets, .eval_only = true},
+                         &err);
+    double mean = NAN;
+    if (!t || loom_trainer_eval_stream(t, ids, n, &mean)) {
+        rc = tool_fail(cmd, "eval", t ? loom_trainer_error(t) : err.msg);
+        goto done;
+    }
+    if (isnan(mean)) {
+        rc = tool_fail(cmd, "the text is too short for one window of the model's batch", NULL);
+        goto done;
+    }
+    printf("perplexity %.4f\n", exp(mean));
+done:
+    loom_trainer_free(t);
+    loom_text_free(text);
+    lm_ckpt_free(&l);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const char cmd[] = "loom eval";
+    eval_args a = {0};
+    bool help = false;
+    int rc = tool_opts(cmd, eval_opts, n_eval_opts, &a, argc, argv, &help);
+    if (rc || help) {
+        if (help)
+            tool_help("eval --load CKPT [--data FILE] [--beam K]", eval_help, eval_opts, n_eval_opts, false);
+        return rc;
+    }
+    task_kind kind = a.load ? tool_checkpoint_kind(a.load) : TASK_LM;
+    if (kind == TASK_SEQ2SEQ) return eval_seq2seq(a.load, a.data, a.beam ? a.beam : 1);
+    if (kind == TASK_ADDING) {
+        if (a.data || a.beam)
+            return fprintf(stderr, "%s: %s is a synthetic task's checkpoint: it is evaluated on its own held-out batch (no "
+                                   "--data, --beam)\n", cmd, a.load), 2;
+        return eval_task(a.load);
+    }
+    if (a.beam) return fprintf(stderr, "%s: --beam is for encoder–decoder checkpoints\n", cmd), 2;
+    return lm_perplexity(cmd, a.load, a.data);
+}

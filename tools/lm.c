@@ -1,0 +1,366 @@
+/* `loom train` of a language model on a text: tokens, the trainer's
+ * windows, any cell, an optimiser with clipping and a schedule, progress,
+ * held-out perplexity, a metrics file, checkpoints, and generated text at
+ * the end. The loop is the library's (loom_trainer_fit); this file holds
+ * its printing, files and the command's options. */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <cjson/cJSON.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Everything a run holds. */
+typedef struct {
+    train_args a;
+    loom_text *text, *held;
+    const int32_t *train_ids, *valid_ids;
+    int64_t n_train, n_valid;
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *store;
+    loom_trainer *t;        /* gradients, plans, optimiser, carried states, batches */
+    loom_batches *batches;  /* the training text's windows */
+    loom_metrics *metrics;
+    loom_st *ck;          /* the checkpoint resumed from */
+    loom_vocab *ck_vocab; /* its vocabulary */
+    cJSON *ck_data;       /* its data description (r->a.data may point into it) */
+    loom_train_desc train; /* how the model trains, as a checkpoint describes it */
+    long step0;           /* the first step this run makes */
+    double best, last_print, loss_avg; /* the best held-out perplexity; when progress was last printed */
+    int rc;                  /* the exit status a callback of the loop failed with */
+} run;
+
+
+static const char command[] = "loom train";
+
+static int fail(const char *what, const char *why) { return tool_fail(command, what, why); }
+static int fail_st(loom_status st, const char *what, const char *why) { return tool_fail_st(command, st, what, why); }
+
+/* The text, split into training and held-out tokens. */
+static int load_text(run *r)
+{
+    const train_args *a = &r->a;
+    r->text = loom_text_new(&(loom_text_opts){.kind = a->tokens, .letters_only = a->letters_only});
+    if (!r->text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
+    /* resuming: the checkpoint's vocabulary, so that ids mean what they meant */
+    if (r->ck_vocab ? loom_text_read_with(r->text, a->data, r->ck_vocab) : loom_text_read(r->text, a->data))
+        return fail(loom_text_error(r->text), NULL);
+    int64_t n;
+    const int32_t *ids = loom_text_ids(r->text, &n);
+    if (a->valid) {
+        r->held = loom_text_new(NULL);
+        if (!r->held || loom_text_read_with(r->held, a->valid, loom_text_vocab(r->text)))
+            return fail(r->held ? loom_text_error(r->held) : "out of memory", NULL);
+        r->train_ids = ids, r->n_train = n;
+        r->valid_ids = loom_text_ids(r->held, &r->n_valid);
+    } else { /* the last 10% */
+        r->n_valid = n / 10;
+        r->train_ids = ids, r->n_train = n - r->n_valid;
+        r->valid_ids = ids + r->n_train;
+    }
+    int64_t T = a->m.steps, B = a->m.batch;
+    if ((r->n_valid - 1) / B / T < 1)
+        fprintf(stderr, "%s: warning: the held-out text (%lld tokens) is shorter than one batch of --seq-len × --batch "
+                        "(%lld tokens): no held-out perplexity\n",
+                command, (long long)r->n_valid, (long long)(T * B + 1));
+    if (r->n_train - T - 1 < T * B) { /* before the model is built: a forged seq_len costs nothing */
+        fprintf(stderr, "%s: the training text (%lld tokens) is too short for one batch of --seq-len × --batch = %lld "
+                        "tokens\n", command, (long long)r->n_train, (long long)(T * B + T + 1));
+        return 2;
+    }
+    return 0;
+}
+
+
+/* The model, its weights, its batches and its trainer (training and
+ * evaluation plans, optimiser, schedule, clipping, carried states). */
+static int build(run *r)
+{
+    const train_args *a = &r->a;
+    int V = loom_vocab_size(loom_text_vocab(r->text)), T = (int)a->m.steps, B = (int)a->m.batch;
+    r->g = loom_graph_new();
+    if (!r->g) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
+    loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
+                                                 .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
+                                                 .dropout = (float)a->dropout, .steps = T, .batch = B,
+                                                 .seed = (uint64_t)a->m.seed,
+                                                 .trunc = !a->truncate ? LOOM_TRUNC_NONE
+                                                          : a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED,
+                                                 .truncate = (int)a->truncate});
+    loom_error fit = {0};
+    if (r->ck && !loom_graph_failed(r->g) && loom_store_fits(r->g, r->ck, &fit)) return fail(a->resume, fit.msg);
+    r->store = loom_store_new(r->g);
+    if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
+    if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
+    r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
+                                  (uint64_t)a->m.seed);
+    if (!r->batches) return fail("the training text is too short for one batch of --seq-len × --batch tokens", NULL);
+    if (a->epochs) { /* the steps of N epochs (each has its own random offset, hence its own count) */
+        r->a.steps = 0;
+        for (int64_t e = 0; e < a->epochs; e++) {
+            loom_batches_seek(r->batches, e, 0);
+            r->a.steps += loom_batches_per_epoch(r->batches);
+        }
+        loom_batches_seek(r->batches, 0, 0);
+    }
+    loom_error err = {0};
+    loom_train_desc *d = &r->train;
+    *d = (loom_train_desc){.optim = {.kind = a->optimizer, .lr = (float)a->lr, .momentum = (float)a->momentum,
+                                     .weight_decay = (float)a->weight_decay},
+                           .schedule = {.kind = a->schedule, .gamma = a->schedule == LOOM_SCHED_EXP ? 0.999f : 0.5f,
+                                        .step_size = r->a.steps / 3 > 0 ? r->a.steps / 3 : 1, .total = r->a.steps,
+                                        .warmup = a->warmup},
+                           .clip_norm = a->clip, .trunc = r->lm.o.trunc, .truncate = r->lm.o.truncate,
+                           .sequential = a->sequential, .teacher_forcing = 1, .seed = (uint64_t)a->m.seed};
+    r->t = loom_trainer_new(r->g, r->store,
+                            &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
+                                                 .n_states = a->m.cell->n_states, .optim = d->optim, .schedule = d->schedule,
+                                                 .clip_norm = d->clip_norm, .seed = d->seed, .trunc_xi = r->lm.trunc_xi,
+                                                 .trunc_mean = d->truncate, .batches = r->batches, .tokens = r->lm.tokens,
+                                                 .targets = r->lm.targets, .fresh_states = !d->sequential},
+                            &err);
+    if (!r->t) return fail_st(err.status, err.msg, NULL);
+    loom_store_init(r->store, (uint64_t)a->m.seed);
+    return 0;
+}
+
+/* ---- checkpoints ---- */
+
+/* What the run trains on, as the checkpoint's loom.data. */
+static char *data_json(const train_args *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "path", a->data) &&
+              cJSON_AddStringToObject(o, "tokens", a->tokens == LOOM_TOKENS_WORD ? "word" : "char") &&
+              cJSON_AddBoolToObject(o, "letters_only", a->letters_only);
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The checkpoint's description replaces the model's, optimiser's and
+ * data's options; what the run does next (--steps, --save, ...) stays the
+ * user's. The text's path, if it names one, in *path (the object's: valid
+ * until o is deleted). */
+static bool take_checkpoint(train_args *a, const loom_st *f, const char *name, cJSON **o, const char **path)
+{
+    loom_model_desc m;
+    loom_train_desc t;
+    loom_error err = {0};
+    if (loom_checkpoint_model(f, &m, &t, &err)) return fail(name, err.msg), false;
+    if (m.kind != LOOM_MODEL_LM)
+        return fail(name, "not a language model's checkpoint (loom eval and loom train --resume read every kind)"), false;
+    const loom_lm_opts *l = &m.lm;
+    a->m.cell = l->cell, a->m.hidden = l->hidden, a->m.layers = l->layers, a->embed = l->embed, a->dropout = l->dropout;
+    a->m.steps = l->steps, a->m.batch = l->batch, a->m.seed = (long)l->seed;
+    a->truncate = l->truncate, a->random_trunc = l->trunc == LOOM_TRUNC_RANDOM;
+    a->optimizer = t.optim.kind, a->lr = t.optim.lr, a->momentum = t.optim.momentum, a->weight_decay = t.optim.weight_decay;
+    a->schedule = t.schedule.kind, a->warmup = t.schedule.warmup, a->clip = t.clip_norm, a->sequential = t.sequential;
+    char *data = loom_checkpoint_data(f);
+    *o = cJSON_Parse(data ? data : "");
+    free(data);
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(*o, "tokens"), *p = cJSON_GetObjectItemCaseSensitive(*o, "path");
+    a->tokens = cJSON_IsString(tokens) && !strcmp(tokens->valuestring, "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
+    a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(*o, "letters_only"));
+    *path = cJSON_IsString(p) ? p->valuestring : NULL;
+    return *o != NULL || (fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), false);
+}
+
+/* Everything the run needs to continue as if it had not stopped. */
+static int save_checkpoint(run *r)
+{
+    const train_args *a = &r->a;
+    loom_st *f = loom_st_new();
+    char *data = data_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text));
+    loom_model_desc m = {.kind = LOOM_MODEL_LM, .lm = r->lm.o};
+    bool ok = f && data && voc && !loom_checkpoint_describe(f, &m, &r->train, data) && !loom_st_set_meta(f, "loom.vocab", voc);
+    int rc = 0;
+    if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
+    else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
+    else if (loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
+    free(data), free(voc);
+    loom_st_free(f);
+    return rc;
+}
+
+/* Reads the checkpoint and takes its configuration and vocabulary (before
+ * the text is read and the model built). */
+static int open_checkpoint(run *r)
+{
+    r->ck = loom_st_new();
+    if (!r->ck) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
+    if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
+    const char *own;
+    if (!take_checkpoint(&r->a, r->ck, r->a.resume, &r->ck_data, &own)) return 2;
+    if (!(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || tool_checkpoint_step(r->ck) < 0)
+        return fail(r->a.resume, "not a checkpoint of loom train (its vocabulary or step is missing or bad)");
+    if (!r->a.data) { /* the text it was trained on (the data order refers to it) */
+        if (!own) return fail(r->a.resume, "it does not name its training text: give --data");
+        bool builtin = tool_is_corpus(own);
+        if (!builtin && access(own, R_OK) != 0)
+            return fprintf(stderr, "loom train: %s was trained on %s, which cannot be read here: give --data\n", r->a.resume, own),
+                   2;
+        r->a.data = builtin ? tool_corpus() : own;
+    }
+    return 0;
+}
+
+/* Weights, optimiser state, data position, carried state and dropout
+ * counter from the checkpoint, into the model just built. */
+static int restore(run *r)
+{
+    const loom_st *f = r->ck;
+    if (loom_trainer_restore(r->t, f)) return fail(r->a.resume, loom_trainer_error(r->t));
+    r->step0 = (long)loom_trainer_steps(r->t);
+    if (r->step0 >= r->a.steps)
+        fprintf(stderr, "loom train: the checkpoint has %ld steps already; --steps %ld asks for no more\n", r->step0,
+                r->a.steps);
+    return 0;
+}
+
+#define LM_COLUMNS "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity"
+
+static int flush_metrics(run *r) { return tool_flush_metrics(command, &r->metrics); }
+
+/* ---- the loop's callbacks (loom_trainer_fit) ---- */
+
+static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
+
+/* Perplexity on the held-out tokens (NAN when they hold no window). */
+static loom_status evaluate(void *ctx, loom_trainer *t, double *ppl)
+{
+    run *r = ctx;
+    double mean;
+    loom_status st = loom_trainer_eval_stream(t, r->valid_ids, r->n_valid, &mean);
+    if (st) return r->rc = fail_st(st, "held-out evaluation", loom_trainer_error(t)), st;
+    *ppl = exp(mean);
+    if (*ppl < r->best) r->best = *ppl;
+    return LOOM_OK;
+}
+
+/* A metrics row and, every so often, a progress line. */
+static loom_status progress(void *ctx, const loom_fit_report *f)
+{
+    run *r = ctx;
+    const train_args *a = &r->a;
+    const loom_train_step *s = &f->step;
+    long done = (long)(s->step - f->first_step + 1);
+    double tps = (double)done * a->m.steps * a->m.batch / f->seconds, vppl = f->evaluated ? f->score : NAN;
+    if (r->metrics) {
+        char v[32] = "";
+        if (!isnan(vppl)) snprintf(v, sizeof v, "%.4f", vppl);
+        if (loom_metrics_row(r->metrics, "%lld,%.6f,%.4f,%.6f,%.6g,%.1f,%s", (long long)s->step, s->loss, exp(s->loss),
+                             s->grad_norm, s->lr, tps, v))
+            return r->rc = fail("--metrics", "out of memory"), r->rc = 1, LOOM_ERR_NOMEM;
+        if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = flush_metrics(r))) return LOOM_ERR_IO;
+    }
+    bool tty = isatty(2);
+    if (f->evaluated || (tty && f->seconds - r->last_print > 0.25) || (!tty && f->seconds - r->last_print > 10) || done == 1) {
+        r->last_print = f->seconds;
+        double eta = f->seconds / (double)done * (double)(f->steps - s->step);
+        fprintf(stderr, "%sstep %lld/%lld  loss %.3f  perplexity %.2f  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
+                tty ? "\r" : "", (long long)s->step, (long long)f->steps, f->loss_avg, exp(f->loss_avg), s->grad_norm, tps, eta);
+        if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %.2f", vppl);
+        fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
+    }
+    r->loss_avg = f->loss_avg;
+    return LOOM_OK;
+}
+
+static loom_status save_now(void *ctx, loom_trainer *t)
+{
+    run *r = ctx;
+    (void)t;
+    return (r->rc = flush_metrics(r)) || (r->rc = save_checkpoint(r)) ? LOOM_ERR_IO : LOOM_OK;
+}
+
+static int train(run *r)
+{
+    const train_args *a = &r->a;
+    r->best = INFINITY;
+    double t0 = tool_now();
+    loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
+                                                             .save_every = a->save ? a->save_every : 0, .ctx = r,
+                                                             .evaluate = evaluate, .progress = progress, .save = save_now,
+                                                             .stop = interrupted});
+    long step = (long)loom_trainer_steps(r->t);
+    if (st == LOOM_ERR_VALUE) {
+        fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", command, loom_trainer_error(r->t));
+        return 1;
+    }
+    if (st) return r->rc ? r->rc : fail_st(st, "run", loom_trainer_error(r->t));
+    if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+        int rc = flush_metrics(r);
+        if (!rc && a->save) rc = save_checkpoint(r);
+        return tool_interrupted(command, step, a->steps, a->save, rc);
+    }
+    double el = tool_now() - t0;
+    long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
+    char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)";
+    if (isfinite(r->best)) snprintf(held, sizeof held, "best held-out perplexity %.2f", r->best);
+    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, %s\n", done, el,
+           (double)done * a->m.steps * a->m.batch / el, exp(r->loss_avg), held);
+    int rc = flush_metrics(r);
+    return !rc && a->save ? save_checkpoint(r) : rc;
+}
+
+static int generate(run *r)
+{
+    if (!r->a.generate) return 0;
+    return generate_text(command, &r->lm.o, r->store, loom_text_vocab(r->text), r->a.prefix, r->a.generate,
+                         &(loom_sample_opts){.temperature = r->a.temperature, .seed = (uint64_t)r->a.m.seed});
+}
+
+static void release(run *r)
+{
+    loom_batches_free(r->batches);
+    loom_trainer_free(r->t);
+    loom_store_free(r->store);
+    loom_graph_free(r->g);
+    loom_text_free(r->held), loom_text_free(r->text);
+    loom_st_free(r->ck);
+    loom_vocab_free(r->ck_vocab);
+    cJSON_Delete(r->ck_data);
+    loom_metrics_free(r->metrics);
+}
+
+/* Trains a language model as the options say (after parsing and the
+ * dispatch of other tasks: cmd_train). */
+int train_lm(const train_args *args)
+{
+    run r = {.a = *args};
+    int rc = 0;
+    if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
+    if (r.a.resume) rc = open_checkpoint(&r);
+    if (!rc) rc = tool_open_outputs(command, r.a.save, r.a.metrics, LM_COLUMNS, r.ck ? tool_checkpoint_step(r.ck) : -1,
+                                    &r.metrics);
+    if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
+        if (r.a.init && loom_store_load_file(r.store, r.a.init, false)) {
+            rc = fail_st(loom_store_status(r.store), loom_store_error(r.store), NULL);
+            goto out;
+        }
+        if (r.a.init && !tool_finite_weights(command, r.a.init, r.store)) {
+            rc = 2;
+            goto out;
+        }
+        const train_args *a = &r.a;
+        printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
+               " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
+               a->m.cell->name, a->tokens == LOOM_TOKENS_WORD ? "word" : "character",
+               loom_vocab_size(loom_text_vocab(r.text)), r.n_train, r.n_valid, a->m.hidden, a->m.layers, a->m.steps,
+               a->m.batch, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
+        fflush(stdout);
+        rc = train(&r);
+        if (rc) flush_metrics(&r); /* the rows of a run that stopped */
+        if (!rc) rc = generate(&r);
+    }
+out:
+    release(&r);
+    return rc;
+}
