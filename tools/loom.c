@@ -19,7 +19,7 @@ static int cmd_help(int argc, char **argv);
 static const tool_command commands[] = {
     {"train", cmd_train, "train [options]", train_help, train_opts, &n_train_opts},
     {"generate", cmd_generate, "generate --load CKPT [options]", generate_help, generate_opts, &n_generate_opts},
-    {"translate", cmd_translate, "translate --load CKPT [options] [TEXT...]", translate_help},
+    {"translate", cmd_translate, "translate --load CKPT [options] [TEXT...]", translate_help, translate_opts, &n_translate_opts},
     {"eval", cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", eval_help, eval_opts, &n_eval_opts},
     {"plot", cmd_plot, "plot METRICS.csv... -o FILE [options]", plot_help},
     {"bench", cmd_bench, "bench [options]", bench_help},

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *cmd = "loom train";
+static const char cmd[] = "loom train";
 
 static int fail(const char *what, const char *why)
 {
@@ -44,10 +44,7 @@ typedef struct {
 /* Everything a training run holds. */
 typedef struct {
     const train_args *a;
-    loom_pairs *pairs;
-    loom_pairs *valid;  /* --valid FILE, read with the training vocabularies (NULL: pairs' held-out part) */
-    const loom_pairs *held; /* the held-out pairs: valid's every pair, or pairs' held-out part */
-    bool held_part;         /* the part of `held` they are */
+    s2s_data d;                 /* the pairs: training, held out */
     loom_seq2seq_opts mo;
     loom_graph *g;
     loom_seq2seq m;
@@ -66,7 +63,7 @@ typedef struct {
 
 /* ---- data ---- */
 
-static void report_bad_lines(const loom_pairs *p, const char *path)
+void s2s_report_bad_lines(const char *cmd, const loom_pairs *p, const char *path)
 {
     const int64_t *bad;
     int64_t n = loom_pairs_bad_lines(p, &bad);
@@ -77,11 +74,8 @@ static void report_bad_lines(const loom_pairs *p, const char *path)
     fprintf(stderr, "%s\n", n > 10 ? ", ..." : "");
 }
 
-/* The task's pairs: a file, or a synthetic task's text (training pairs,
- * then the held-out ones), read with the given vocabularies (NULL: their own). */
-static int load_pairs(s2s *r, const loom_vocab *const *vocab)
+int s2s_pairs(const char *cmd, const train_args *a, const loom_vocab *const *vocab, s2s_data *r)
 {
-    const train_args *a = r->a;
     int64_t n_valid = a->pairs / 10 > 0 ? a->pairs / 10 : 1;
     loom_pairs_opts po = {.num_steps = (int)a->m.steps, .min_freq = (int)a->min_freq, .valid_frac = 0.1,
                           .seed = (uint64_t)a->m.seed};
@@ -99,8 +93,8 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
         free(train), free(held);
     }
     if (a->task != TASK_SEQ2SEQ) {
-        if (a->min_len > a->m.steps) return fail("--min-len", "must not exceed --seq-len");
-        if (!text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
+        if (a->min_len > a->m.steps) return tool_fail(cmd, "--min-len", "must not exceed --seq-len");
+        if (!text) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
         po.chars = po.keep_order = true;
         po.valid_frac = (double)n_valid / (double)(a->pairs + n_valid);
     }
@@ -109,20 +103,26 @@ static int load_pairs(s2s *r, const loom_vocab *const *vocab)
     r->pairs = loom_pairs_new(&po);
     loom_status st = !r->pairs ? LOOM_ERR_NOMEM : text ? loom_pairs_parse(r->pairs, text, strlen(text)) : loom_pairs_read(r->pairs, a->data);
     free(text);
-    if (st) return fail(r->pairs ? loom_pairs_error(r->pairs) : "out of memory", NULL);
-    if (a->task == TASK_SEQ2SEQ) report_bad_lines(r->pairs, a->data);
+    if (st) return tool_fail(cmd, r->pairs ? loom_pairs_error(r->pairs) : "out of memory", NULL);
+    if (a->task == TASK_SEQ2SEQ) s2s_report_bad_lines(cmd, r->pairs, a->data);
     r->held = r->pairs, r->held_part = true;
     if (a->valid) {
         po.vocab[0] = loom_pairs_vocab(r->pairs, 0), po.vocab[1] = loom_pairs_vocab(r->pairs, 1);
         po.keep_order = true;
-        if (!(r->valid = loom_pairs_new(&po))) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-        if (loom_pairs_read(r->valid, a->valid)) return fail(loom_pairs_error(r->valid), NULL);
-        report_bad_lines(r->valid, a->valid);
+        if (!(r->valid = loom_pairs_new(&po))) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+        if (loom_pairs_read(r->valid, a->valid)) return tool_fail(cmd, loom_pairs_error(r->valid), NULL);
+        s2s_report_bad_lines(cmd, r->valid, a->valid);
         r->held = r->valid, r->held_part = false;
     }
     if (loom_pairs_count(r->pairs, false) < 1 || loom_pairs_count(r->held, r->held_part) < 1)
-        return fail(a->data ? a->data : "the task", "too few pairs for a training and a held-out part");
+        return tool_fail(cmd, a->data ? a->data : "the task", "too few pairs for a training and a held-out part");
     return 0;
+}
+
+void s2s_data_free(s2s_data *d)
+{
+    loom_pairs_free(d->pairs), loom_pairs_free(d->valid);
+    *d = (s2s_data){0};
 }
 
 /* ---- the model ---- */
@@ -131,12 +131,12 @@ static int build(s2s *r)
 {
     const train_args *a = r->a;
     int B = (int)a->m.batch;
-    r->mo = (loom_seq2seq_opts){.cell = a->m.cell, .src_vocab = loom_vocab_size(loom_pairs_vocab(r->pairs, 0)),
-                                .tgt_vocab = loom_vocab_size(loom_pairs_vocab(r->pairs, 1)), .embed = (int)a->embed,
+    r->mo = (loom_seq2seq_opts){.cell = a->m.cell, .src_vocab = loom_vocab_size(loom_pairs_vocab(r->d.pairs, 0)),
+                                .tgt_vocab = loom_vocab_size(loom_pairs_vocab(r->d.pairs, 1)), .embed = (int)a->embed,
                                 .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
                                 .bidirectional = a->m.bidirectional, .dropout = (float)a->dropout,
-                                .attention = (loom_attention)a->attention, .src_steps = loom_pairs_steps(r->pairs, 0),
-                                .tgt_steps = loom_pairs_steps(r->pairs, 1), .batch = B,
+                                .attention = (loom_attention)a->attention, .src_steps = loom_pairs_steps(r->d.pairs, 0),
+                                .tgt_steps = loom_pairs_steps(r->d.pairs, 1), .batch = B,
                                 .sampled = a->teacher_forcing < 1, .seed = (uint64_t)a->m.seed};
     if (!(r->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     loom_seq2seq_build(r->g, &r->m, &r->mo);
@@ -156,7 +156,7 @@ static int build(s2s *r)
                             &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
-    if (!(r->batches = loom_pair_batches_new(r->pairs, B, a->teacher_forcing, (uint64_t)a->m.seed)))
+    if (!(r->batches = loom_pair_batches_new(r->d.pairs, B, a->teacher_forcing, (uint64_t)a->m.seed)))
         return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     const loom_pair_batch *x = r->x = loom_pair_batches_buffers(r->batches);
     loom_tensor in[6] = {r->m.src, r->m.src_len, r->m.dec_in, r->m.tgt, r->m.tgt_len, r->m.gold};
@@ -182,52 +182,16 @@ static int reference(const int32_t *t, int len)
     return len > 0 && t[len - 1] == LOOM_EOS ? len - 1 : len;
 }
 
-/* Greedy (or beam) translations of the first n pairs of a part: corpus
- * BLEU-4 and the share translated exactly. */
-static int translation_scores(loom_translator *tr, const loom_pairs *p, bool valid, int64_t n, const loom_search_opts *so,
-                              double *bleu, double *exact)
-{
-    int Ts = loom_pairs_steps(p, 0), Tt = loom_pairs_steps(p, 1), L = so->max_len;
-    int32_t *src = malloc((size_t)n * (size_t)Ts * sizeof *src), *sl = malloc((size_t)n * sizeof *sl);
-    int32_t *ref = malloc((size_t)n * (size_t)Tt * sizeof *ref), *rl = malloc((size_t)n * sizeof *rl);
-    int32_t *out = malloc((size_t)n * (size_t)L * sizeof *out), *ol = malloc((size_t)n * sizeof *ol);
-    loom_tokens *h = malloc((size_t)n * sizeof *h), *refs = malloc((size_t)n * sizeof *refs);
-    const loom_tokens **rp = malloc((size_t)n * sizeof *rp);
-    int *nr = malloc((size_t)n * sizeof *nr), rc = 0;
-    char err[512];
-    if (!src || !sl || !ref || !rl || !out || !ol || !h || !refs || !rp || !nr) {
-        rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    } else {
-        for (int64_t i = 0; i < n; i++) loom_pairs_get(p, valid, i, src + i * Ts, &sl[i], ref + i * Tt, &rl[i]);
-        if (loom_translate(tr, src, sl, (int)n, so, out, ol, NULL, NULL, err, sizeof err)) {
-            rc = fail(err, NULL);
-        } else {
-            int64_t hits = 0;
-            for (int64_t i = 0; i < n; i++) {
-                int k = reference(ref + i * Tt, rl[i]);
-                h[i] = (loom_tokens){out + i * L, ol[i]};
-                refs[i] = (loom_tokens){ref + i * Tt, k};
-                rp[i] = &refs[i], nr[i] = 1;
-                hits += ol[i] == k && !memcmp(out + i * L, ref + i * Tt, (size_t)k * sizeof *out);
-            }
-            *bleu = loom_corpus_bleu(h, rp, nr, (int)n, 4);
-            *exact = (double)hits / (double)n;
-        }
-    }
-    free(src), free(sl), free(ref), free(rl), free(out), free(ol), free(h), free(refs), free(rp), free(nr);
-    return rc;
-}
-
 /* The held-out part: the mean cross-entropy per target token (over up to
  * 50 batches) and the translations' scores. */
 static int held_out(s2s *r, scores *sc)
 {
-    int64_t n = loom_pairs_count(r->held, r->held_part);
+    int64_t n = loom_pairs_count(r->d.held, r->d.held_part);
     int B = r->mo.batch;
     int64_t batches = (n + B - 1) / B < 50 ? (n + B - 1) / B : 50;
     double total = 0, tokens = 0;
     for (int64_t k = 0; k < batches; k++) {
-        loom_pair_batches_rows(r->batches, r->held, r->held_part, k * B);
+        loom_pair_batches_rows(r->batches, r->d.held, r->d.held_part, k * B);
         double loss, w = 0;
         loom_status st = loom_trainer_eval_batch(r->t, &loss);
         if (st) return fail_st(st, loom_trainer_error(r->t), NULL);
@@ -236,8 +200,11 @@ static int held_out(s2s *r, scores *sc)
     }
     sc->loss = total / tokens;
     int64_t m = n < r->a->eval_pairs ? n : r->a->eval_pairs;
-    return translation_scores(r->tr, r->held, r->held_part, m, &(loom_search_opts){.max_len = r->mo.tgt_steps}, &sc->bleu,
-                              &sc->exact);
+    char err[512];
+    if (loom_translate_score(r->tr, r->d.held, r->d.held_part, m, &(loom_search_opts){.max_len = r->mo.tgt_steps}, &sc->bleu,
+                             &sc->exact, err, sizeof err))
+        return fail(err, NULL);
+    return 0;
 }
 
 /* ---- checkpoints ---- */
@@ -260,8 +227,8 @@ static char *data_json(const train_args *a)
 static int save(s2s *r)
 {
     loom_st *f = loom_st_new();
-    char *data = data_json(r->a), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 0));
-    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->pairs, 1));
+    char *data = data_json(r->a), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->d.pairs, 0));
+    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->d.pairs, 1));
     loom_model_desc m = {.kind = LOOM_MODEL_SEQ2SEQ, .seq2seq = r->mo};
     bool ok = f && data && v0 && v1 && !loom_checkpoint_describe(f, &m, &r->train, data) &&
               !loom_st_set_meta(f, "loom.src_vocab", v0) && !loom_st_set_meta(f, "loom.tgt_vocab", v1) &&
@@ -364,59 +331,38 @@ static int train(s2s *r)
 static void show_examples(s2s *r, int n)
 {
     int Tt = r->mo.tgt_steps;
-    int64_t total = loom_pairs_count(r->held, r->held_part);
+    int64_t total = loom_pairs_count(r->d.held, r->d.held_part);
     if (n > total) n = (int)total;
     for (int i = 0; i < n; i++) {
         int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS], sl, tl, out[LOOM_SEQ2SEQ_MAX_STEPS], ol;
         char err[256], a[1024], b[1024], c[1024];
-        loom_pairs_get(r->held, r->held_part, i, s, &sl, t, &tl);
+        loom_pairs_get(r->d.held, r->d.held_part, i, s, &sl, t, &tl);
         if (loom_translate(r->tr, s, &sl, 1, &(loom_search_opts){.max_len = Tt}, out, &ol, NULL, NULL, err, sizeof err)) return;
-        loom_vocab_decode(loom_pairs_vocab(r->pairs, 0), s, reference(s, sl), a, sizeof a);
-        loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), t, reference(t, tl), b, sizeof b);
-        loom_vocab_decode(loom_pairs_vocab(r->pairs, 1), out, ol, c, sizeof c);
+        loom_vocab_decode(loom_pairs_vocab(r->d.pairs, 0), s, reference(s, sl), a, sizeof a);
+        loom_vocab_decode(loom_pairs_vocab(r->d.pairs, 1), t, reference(t, tl), b, sizeof b);
+        loom_vocab_decode(loom_pairs_vocab(r->d.pairs, 1), out, ol, c, sizeof c);
         printf("  %s => %s  (%s)\n", a, c, strcmp(b, c) ? b : "exact");
     }
-}
-
-/* ---- a checkpoint, for loom translate and loom eval ---- */
-
-typedef struct {
-    loom_st *ck;
-    loom_vocab *v[2];
-    train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
-    char paths[8192];     /* the data and valid paths of its description */
-    loom_seq2seq_opts mo;
-    loom_graph *g;
-    loom_seq2seq m;
-    loom_store *store;
-} loaded;
-
-static void unload(loaded *l)
-{
-    loom_store_free(l->store);
-    loom_graph_free(l->g);
-    loom_vocab_free(l->v[0]), loom_vocab_free(l->v[1]);
-    loom_st_free(l->ck);
 }
 
 /* An encoder–decoder checkpoint's description: its model, training and
  * vocabularies, and its task with its data (paths, a synthetic task's
  * generator settings) in t — the paths copied into paths (2 × n bytes).
  * 0, or exit status 2 with a message. */
-static int describe(const loom_st *ck, const char *path, loom_seq2seq_opts *mo, loom_train_desc *train, loom_vocab **v,
+int s2s_describe(const char *cmd, const loom_st *ck, const char *path, loom_seq2seq_opts *mo, loom_train_desc *train, loom_vocab **v,
                     train_args *t, char *paths, size_t n)
 {
     loom_model_desc m;
     loom_error err = {0};
-    if (loom_checkpoint_model(ck, &m, train, &err)) return fail(path, err.msg);
+    if (loom_checkpoint_model(ck, &m, train, &err)) return tool_fail(cmd, path, err.msg);
     if (m.kind != LOOM_MODEL_SEQ2SEQ)
-        return fail(path, m.kind == LOOM_MODEL_LM ? "a language model's checkpoint, not an encoder–decoder's"
+        return tool_fail(cmd, path, m.kind == LOOM_MODEL_LM ? "a language model's checkpoint, not an encoder–decoder's"
                                                   : "a synthetic task's checkpoint (adding or copy), not an encoder–decoder's");
     *mo = m.seq2seq;
     v[0] = loom_vocab_from_string(loom_st_meta(ck, "loom.src_vocab"));
     v[1] = v[0] ? loom_vocab_from_string(loom_st_meta(ck, "loom.tgt_vocab")) : NULL;
     if (!v[1] || loom_vocab_size(v[0]) != mo->src_vocab || loom_vocab_size(v[1]) != mo->tgt_vocab)
-        return fail(path, "its vocabularies are missing, bad, or not its model's");
+        return tool_fail(cmd, path, "its vocabularies are missing, bad, or not its model's");
     char *json = loom_checkpoint_data(ck);
     cJSON *o = cJSON_Parse(json ? json : "");
     free(json);
@@ -442,284 +388,6 @@ static int describe(const loom_st *ck, const char *path, loom_seq2seq_opts *mo, 
     return 0;
 }
 
-/* The checkpoint's model, its decoding graph for `batch` sentences and
- * `rows` rows, and its weights. */
-static int load(loaded *l, const char *path, int batch, int rows)
-{
-    memset(l, 0, sizeof *l);
-    if (!path) return fail("--load CKPT is required", NULL);
-    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    if (loom_checkpoint_read(l->ck, path)) return fail(loom_st_error(l->ck), NULL);
-    loom_train_desc train;
-    int rc = describe(l->ck, path, &l->mo, &train, l->v, &l->task, l->paths, sizeof l->paths / 2);
-    if (rc) return rc;
-    l->mo.batch = batch;
-    loom_seq2seq_build_decoder(l->g, &l->m, &l->mo, rows);
-    loom_error err = {0};
-    if (!loom_graph_failed(l->g) && loom_store_fits(l->g, l->ck, &err)) return fail(path, err.msg);
-    l->store = loom_store_new(l->g);
-    if (loom_graph_failed(l->g)) return fail_st(loom_graph_status(l->g), loom_graph_error(l->g), NULL);
-    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return fail_st(loom_store_status(l->store), loom_store_error(l->store), NULL);
-    return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
-}
-
-/* ---- loom translate ---- */
-
-const char translate_help[] =
-    "translate sentences with an encoder–decoder checkpoint of loom train, one per line\n"
-    "(from the arguments, else from standard input)\n"
-    "  --load CKPT           the checkpoint (required)\n"
-    "  --beam K              beam search of width K (default 1: greedy)\n"
-    "  --length-norm A       beam scores divided by length^A (default 0)\n"
-    "  --temperature T       sample with temperature T instead (beam 1)\n"
-    "  --seed S              sampling seed (default 1)\n"
-    "  --max-len N           tokens at most (default: the model's target length)\n"
-    "  --attention-map FILE  the first sentence's attention weights as a heat map (.svg or .png)\n";
-
-/* Every line of standard input. */
-static char **read_lines(int *n)
-{
-    char **lines = NULL, *line = NULL;
-    size_t cap = 0;
-    int k = 0;
-    for (ssize_t len; (len = getline(&line, &cap, stdin)) >= 0;) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if ((ssize_t)strlen(line) != len) { /* a NUL would cut the sentence */
-            fprintf(stderr, "%s: line %d of the input holds a NUL byte\n", cmd, k + 1);
-            for (int i = 0; i < k; i++) free(lines[i]);
-            free(lines), free(line);
-            return *n = -2, NULL;
-        }
-        char **nl = realloc(lines, (size_t)(k + 1) * sizeof *nl);
-        if (!nl || !(nl[k] = strdup(line))) {
-            free(nl ? nl : lines);
-            free(line);
-            return *n = -1, NULL;
-        }
-        lines = nl, k++;
-    }
-    free(line);
-    *n = k;
-    return lines;
-}
-
-/* The first sentence's weights: one row per output token (and <eos>), one
- * column per source token (and <eos>). */
-static int attention_map(const loaded *l, const char *path, const int32_t *src, int sl, const int32_t *out, int ol,
-                         const float *w, int max_len)
-{
-    if (!l->mo.attention) return fail("--attention-map", "the model has no attention");
-    int rows = ol < max_len ? ol + 1 : ol, Ts = l->mo.src_steps;
-    float *m = malloc((size_t)rows * (size_t)sl * sizeof *m);
-    const char **rl = malloc((size_t)rows * sizeof *rl), **cl = malloc((size_t)sl * sizeof *cl);
-    if (!m || !rl || !cl) {
-        free(m), free(rl), free(cl);
-        return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    }
-    for (int i = 0; i < rows; i++) {
-        const char *tok = i < ol ? loom_vocab_token(l->v[1], out[i]) : "<eos>";
-        rl[i] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
-        for (int j = 0; j < sl; j++) m[i * sl + j] = w[i * Ts + j];
-    }
-    for (int j = 0; j < sl; j++) { /* a space is drawn as ␣ */
-        const char *tok = loom_vocab_token(l->v[0], src[j]);
-        cl[j] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
-    }
-    loom_status st = loom_plot_heatmap(&(loom_heatmap){m, rows, sl, rl, cl, "attention: output (rows) × source (columns)"}, path);
-    free(m), free(rl), free(cl);
-    return st ? fail(loom_dot_error(), NULL) : 0;
-}
-
-int cmd_translate(int argc, char **argv)
-{
-    const char *ck = NULL, *map = NULL;
-    long beam = 1, max_len = 0, seed = 1;
-    double norm = 0, temperature = 0;
-    int n = 0;
-    char **text = malloc(((size_t)argc + 1) * sizeof *text);
-    cmd = "loom translate";
-    if (!text) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int i = 0; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(f, "--")) { /* the rest are sentences, even those that start with '-' */
-            while (++i < argc) text[n++] = argv[i];
-            break;
-        }
-        if (f[0] != '-' || !f[1]) { /* a sentence */
-            text[n++] = argv[i];
-            continue;
-        }
-        if (tool_is_help(f)) {
-            free(text);
-            tool_help("translate --load CKPT [options] [TEXT...]", translate_help, NULL, 0, false);
-            return 0;
-        }
-        static const char *const valued[] = {"--load", "--beam", "--length-norm", "--temperature", "--seed", "--max-len",
-                                             "--attention-map"};
-        if (!tool_valued(cmd, f, v, valued, 7, "loom translate --help")) return free(text), 2;
-        i++;
-        bool ok = true;
-        if (!strcmp(f, "--load")) ck = v;
-        else if (!strcmp(f, "--attention-map")) map = v;
-        else if (!strcmp(f, "--beam")) ok = tool_int(f, v, 1, 1024, &beam);
-        else if (!strcmp(f, "--seed")) ok = tool_int(f, v, 0, 1L << 30, &seed);
-        else if (!strcmp(f, "--max-len")) ok = tool_int(f, v, 1, 100000, &max_len);
-        else {
-            char *end;
-            double x = strtod(v, &end);
-            ok = *v && !*end && x >= 0 && x <= 100;
-            if (!ok) fprintf(stderr, "%s: %s needs a number in [0, 100], got '%s'\n", cmd, f, v);
-            *(!strcmp(f, "--length-norm") ? &norm : &temperature) = x;
-        }
-        if (!ok) return free(text), 2;
-    }
-    if (temperature > 0 && beam > 1) return free(text), fail("--temperature", "samples one hypothesis: not with --beam");
-    if (!tool_outputs_ok(cmd, &(tool_file){"--attention-map", map}, 1, &(tool_file){"--load", ck}, 1))
-        return free(text), 2;
-    char **lines = NULL;
-    if (!n && (lines = read_lines(&n)) == NULL && n < 0) return free(text), n == -1 ? (fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), 1) : 2;
-    const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
-    loaded l;
-    int batch = n < 32 ? (n > 0 ? n : 1) : 32;
-    int rc = load(&l, ck, batch, batch * (int)beam);
-    int Ts = l.mo.src_steps, L = max_len ? (int)max_len : l.mo.tgt_steps;
-    int32_t *src = NULL, *sl = NULL, *out = NULL, *ol = NULL;
-    float *att = NULL;
-    loom_translator *tr = NULL;
-    char err[512];
-    if (!rc && n) {
-        src = malloc((size_t)n * (size_t)Ts * sizeof *src), sl = malloc((size_t)n * sizeof *sl);
-        out = malloc((size_t)n * (size_t)L * sizeof *out), ol = malloc((size_t)n * sizeof *ol);
-        att = map ? malloc((size_t)n * (size_t)L * (size_t)Ts * sizeof *att) : NULL;
-        if (!src || !sl || !out || !ol || (map && !att)) rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-        for (int i = 0; !rc && i < n; i++)
-            if ((sl[i] = loom_pairs_encode(l.v[0], sent[i], strlen(sent[i]), Ts, src + (size_t)i * Ts)) < 0) {
-                snprintf(err, sizeof err, "sentence %d", i + 1);
-                rc = fail(err, sl[i] == -1 ? "invalid UTF-8" : "out of memory");
-            }
-        if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = fail(err, NULL);
-        loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
-                               .seed = (uint64_t)seed};
-        if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, err, sizeof err)) rc = fail(err, NULL);
-        for (int i = 0; !rc && i < n; i++) {
-            size_t k = loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], NULL, 0);
-            char *s = malloc(k + 1);
-            if (!s) rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-            else loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], s, k + 1), printf("%s\n", s);
-            free(s);
-        }
-        if (!rc && map) rc = attention_map(&l, map, src, sl[0], out, ol[0], att, L);
-    }
-    loom_translator_free(tr);
-    free(src), free(sl), free(out), free(ol), free(att), free(text);
-    for (int i = 0; lines && i < n; i++) free(lines[i]);
-    free(lines);
-    unload(&l);
-    return rc;
-}
-
-/* ---- loom eval of an encoder–decoder ---- */
-
-/* The teacher-forced model's perplexity per target token over the pairs
- * of a part, from its logits (batches of 64, the last one's padding rows
- * not counted). */
-static int perplexity(const loaded *l, const loom_pairs *p, bool part, double *ppl)
-{
-    enum { B = 64 };
-    loom_seq2seq m;
-    loom_seq2seq_opts o = l->mo;
-    o.sampled = false, o.dropout = 0; /* the teacher-forced loss */
-    o.batch = B;
-    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab, rc = 0;
-    int64_t n = loom_pairs_count(p, part);
-    loom_graph *g = loom_graph_new();
-    loom_plan *plan = NULL;
-    int32_t *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
-    char err[512];
-    if (!g || !buf || loom_seq2seq_build(g, &m, &o) ||
-        !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true})) ||
-        loom_store_bind_shared(l->store, g, plan, err, sizeof err)) {
-        rc = fail(!g || !buf ? "out of memory" : plan ? err : loom_graph_error(g), NULL);
-        goto done;
-    }
-    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B;
-    int32_t row[2 * LOOM_SEQ2SEQ_MAX_STEPS], *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
-    loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
-    loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);
-    double nll = 0, tokens = 0;
-    for (int64_t first = 0; first < n; first += B) {
-        for (int b = 0; b < B; b++) {
-            loom_pairs_get(p, part, (first + b) % n, row, &sl[b], t, &tl[b]);
-            for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
-            for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
-        }
-        if (loom_run(plan)) {
-            rc = fail(loom_plan_error(plan), NULL);
-            goto done;
-        }
-        const float *lg = loom_plan_output(plan, m.logits);
-        for (int b = 0; b < B && first + b < n; b++)
-            for (int j = 0; j < tl[b]; j++) { /* − log softmax of the target token */
-                const float *x = lg + ((size_t)j * B + b) * V;
-                double mx = x[0], z = 0;
-                for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-                for (int v = 0; v < V; v++) z += exp(x[v] - mx);
-                nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
-            }
-    }
-    *ppl = exp(nll / tokens);
-done:
-    free(buf);
-    loom_plan_free(plan);
-    loom_graph_free(g);
-    return rc;
-}
-
-int eval_seq2seq(const char *ckpt, const char *data, long beam)
-{
-    cmd = "loom eval";
-    loaded l;
-    int B = 64, rc = load(&l, ckpt, B, B * (int)beam);
-    s2s held = {.a = &l.task};
-    loom_pairs *p = NULL;
-    loom_translator *tr = NULL;
-    char err[512];
-    if (rc) goto done;
-    bool synthetic = l.task.task == TASK_REVERSE || l.task.task == TASK_DATES;
-    if (!data && !synthetic) {
-        rc = fail("--data PAIRS.tsv is required for an encoder–decoder not trained on --task reverse or dates", NULL);
-        goto done;
-    }
-    /* a synthetic task's own held-out pairs, regenerated; or every pair of the file */
-    bool part = !data;
-    if (!data) {
-        if ((rc = load_pairs(&held, (const loom_vocab *const *)l.v))) goto done;
-        p = held.pairs, held.pairs = NULL;
-    } else {
-        p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps,
-                                              .keep_order = true, .vocab = {l.v[0], l.v[1]}});
-        if (!p || loom_pairs_read(p, data)) {
-            rc = fail(p ? loom_pairs_error(p) : "out of memory", NULL);
-            goto done;
-        }
-        report_bad_lines(p, data);
-    }
-    int64_t n = loom_pairs_count(p, part);
-    double bleu, exact, ppl;
-    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = fail(err, NULL);
-    if (!rc)
-        rc = translation_scores(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
-                                &exact);
-    if (!rc && !(rc = perplexity(&l, p, part, &ppl)))
-        printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
-               beam > 1 ? " (beam search)" : "", bleu, 100 * exact, ppl);
-done:
-    loom_translator_free(tr);
-    loom_pairs_free(p);
-    unload(&l);
-    return rc;
-}
-
 /* ---- resuming a run ---- */
 
 /* The checkpoint's model, task and optimiser replace the options; what the
@@ -730,7 +398,7 @@ static int resume_config(train_args *a, const loom_st *ck, loom_vocab **v, char 
     loom_seq2seq_opts m;
     loom_train_desc t;
     train_args task = {0};
-    int rc = describe(ck, a->resume, &m, &t, v, &task, data_buf, data_len / 2);
+    int rc = s2s_describe(cmd, ck, a->resume, &m, &t, v, &task, data_buf, data_len / 2);
     if (rc) return rc;
     if (task.task < TASK_SEQ2SEQ)
         return fail(a->resume, "its synthetic task's settings are missing: it cannot be resumed");
@@ -761,7 +429,6 @@ static int restore(s2s *r, const loom_st *ck)
 
 int train_seq2seq(const train_args *user)
 {
-    cmd = "loom train";
     train_args args = *user, *a = &args;
     s2s r = {.a = a};
     loom_st *ck = NULL;
@@ -777,9 +444,9 @@ int train_seq2seq(const train_args *user)
         rc = tool_open_outputs(cmd, a->save, a->metrics,
                                     "step,loss,perplexity,grad_norm,lr,valid_loss,valid_perplexity,valid_bleu,valid_exact",
                                     ck ? tool_checkpoint_step(ck) : -1, &r.metrics);
-    if (!rc) rc = load_pairs(&r, a->resume ? (const loom_vocab *const *)v : NULL);
+    if (!rc) rc = s2s_pairs(cmd, a, a->resume ? (const loom_vocab *const *)v : NULL, &r.d);
     if (!rc && a->epochs) { /* passes over the training pairs */
-        int64_t per = (loom_pairs_count(r.pairs, false) + a->m.batch - 1) / a->m.batch;
+        int64_t per = (loom_pairs_count(r.d.pairs, false) + a->m.batch - 1) / a->m.batch;
         a->steps = (long)(a->epochs * per);
     }
     if (!rc) rc = build(&r);
@@ -789,7 +456,7 @@ int train_seq2seq(const train_args *user)
                "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
                task_names[a->task - TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
                attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
-               (long long)loom_pairs_count(r.pairs, false), (long long)loom_pairs_count(r.held, r.held_part), r.mo.src_steps,
+               (long long)loom_pairs_count(r.d.pairs, false), (long long)loom_pairs_count(r.d.held, r.d.held_part), r.mo.src_steps,
                r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
@@ -803,7 +470,7 @@ int train_seq2seq(const train_args *user)
     loom_pair_batches_free(r.batches);
     loom_store_free(r.store);
     loom_graph_free(r.g);
-    loom_pairs_free(r.pairs), loom_pairs_free(r.valid);
+    s2s_data_free(&r.d);
     loom_vocab_free(v[0]), loom_vocab_free(v[1]);
     loom_st_free(ck);
     return rc;

@@ -13,6 +13,8 @@
 #include "loom/train.h"
 #include "loom/trainer.h"
 #include "loom/generate.h"
+#include "loom/model.h"
+#include "loom/seq2seq.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -132,8 +134,8 @@ int tool_opts(const char *cmd, const tool_opt *t, int n, void *args, int argc, c
 /* The table as help lines. */
 void tool_opt_help(FILE *f, const tool_opt *t, int n);
 /* The commands whose options are a table: the table and its size. */
-extern const tool_opt generate_opts[], eval_opts[], train_opts[];
-extern const int n_generate_opts, n_eval_opts, n_train_opts;
+extern const tool_opt generate_opts[], eval_opts[], train_opts[], translate_opts[];
+extern const int n_generate_opts, n_eval_opts, n_train_opts, n_translate_opts;
 /* A number in [lo, hi] from v, or false with "CMD: FLAG needs a number in [lo, hi], got 'v'". */
 bool tool_real(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 
@@ -283,6 +285,24 @@ typedef struct {
 int train_lm(const train_args *a);
 /* loom train --task seq2seq|reverse|dates. */
 int train_seq2seq(const train_args *a);
+/* An encoder–decoder's pairs (tools/seq2seq.c): a file, or a synthetic
+ * task's text (training pairs, then the held-out ones), read with the
+ * given vocabularies (NULL: their own); the held-out pairs are --valid's
+ * or the pairs' held-out part. 0, or the exit status with a message. */
+typedef struct {
+    loom_pairs *pairs, *valid;
+    const loom_pairs *held; /* valid's every pair, or pairs' held-out part */
+    bool held_part;         /* the part of held they are */
+} s2s_data;
+int s2s_pairs(const char *cmd, const train_args *a, const loom_vocab *const *vocab, s2s_data *d);
+void s2s_data_free(s2s_data *d);
+void s2s_report_bad_lines(const char *cmd, const loom_pairs *p, const char *path);
+/* An encoder–decoder checkpoint's description: its model, training and
+ * vocabularies, and its task with its data (paths, a synthetic task's
+ * generator settings) in t, the paths copied into paths (2 × n bytes). 0,
+ * or exit status 2 with a message. */
+int s2s_describe(const char *cmd, const loom_st *ck, const char *path, loom_seq2seq_opts *mo, loom_train_desc *train,
+                 loom_vocab **v, train_args *t, char *paths, size_t n);
 int cmd_translate(int argc, char **argv);
 extern const char translate_help[];
 /* loom eval of a checkpoint of a sequence-to-sequence model. */

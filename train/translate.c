@@ -3,6 +3,7 @@
  * loom_search, its states reordered as the hypotheses move between rows. */
 #include "loom/seq2seq.h"
 #include "loom/data.h"
+#include "loom/bleu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,5 +206,45 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
     else if (st && *loom_plan_error(t->step)) snprintf(err, err_len, "translate: %s", loom_plan_error(t->step));
     free(bo), free(bl), free(rows), free(bs), free(t->attention);
     t->attention = NULL;
+    return st;
+}
+
+/* The reference of a target row: its tokens before <eos> (all of them
+ * when it was cut). */
+static int reference(const int32_t *t, int len) { return len > 0 && t[len - 1] == LOOM_EOS ? len - 1 : len; }
+
+loom_status loom_translate_score(loom_translator *t, const loom_pairs *p, bool valid, int64_t n,
+                                 const loom_search_opts *so, double *bleu, double *exact, char *err, size_t err_len)
+{
+    if (n < 1 || n > loom_pairs_count(p, valid) || so->max_len < 1) {
+        snprintf(err, err_len, "translate_score: %lld pairs of %lld, max_len %d", (long long)n,
+                 (long long)loom_pairs_count(p, valid), so->max_len);
+        return LOOM_ERR_ARG;
+    }
+    int Ts = loom_pairs_steps(p, 0), Tt = loom_pairs_steps(p, 1), L = so->max_len;
+    int32_t *src = malloc((size_t)n * (size_t)Ts * sizeof *src), *sl = malloc((size_t)n * sizeof *sl);
+    int32_t *ref = malloc((size_t)n * (size_t)Tt * sizeof *ref), *rl = malloc((size_t)n * sizeof *rl);
+    int32_t *out = malloc((size_t)n * (size_t)L * sizeof *out), *ol = malloc((size_t)n * sizeof *ol);
+    loom_tokens *h = malloc((size_t)n * sizeof *h), *refs = malloc((size_t)n * sizeof *refs);
+    const loom_tokens **rp = malloc((size_t)n * sizeof *rp);
+    int *nr = malloc((size_t)n * sizeof *nr);
+    loom_status st = LOOM_OK;
+    if (!src || !sl || !ref || !rl || !out || !ol || !h || !refs || !rp || !nr) {
+        snprintf(err, err_len, "out of memory");
+        st = LOOM_ERR_NOMEM;
+    } else {
+        for (int64_t i = 0; i < n; i++) loom_pairs_get(p, valid, i, src + i * Ts, &sl[i], ref + i * Tt, &rl[i]);
+        st = loom_translate(t, src, sl, (int)n, so, out, ol, NULL, NULL, err, err_len);
+        int64_t hits = 0;
+        for (int64_t i = 0; !st && i < n; i++) {
+            int k = reference(ref + i * Tt, rl[i]);
+            h[i] = (loom_tokens){out + i * L, ol[i]};
+            refs[i] = (loom_tokens){ref + i * Tt, k};
+            rp[i] = &refs[i], nr[i] = 1;
+            hits += ol[i] == k && !memcmp(out + i * L, ref + i * Tt, (size_t)k * sizeof *out);
+        }
+        if (!st) *bleu = loom_corpus_bleu(h, rp, nr, (int)n, 4), *exact = (double)hits / (double)n;
+    }
+    free(src), free(sl), free(ref), free(rl), free(out), free(ol), free(h), free(refs), free(rp), free(nr);
     return st;
 }

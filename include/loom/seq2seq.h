@@ -146,6 +146,14 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
                            const loom_search_opts *opts, int32_t *out, int32_t *len, double *score, float *attention,
                            char *err, size_t err_len);
 
+/* The first n pairs of a part of p (pairs read with the model's
+ * vocabularies), translated with opts: corpus BLEU-4 against each pair's
+ * target (its tokens before <eos>; all of them when it was cut) and the
+ * share translated exactly. The reason in err otherwise. */
+struct loom_pairs;
+loom_status loom_translate_score(loom_translator *t, const struct loom_pairs *p, bool valid, int64_t n,
+                                 const loom_search_opts *opts, double *bleu, double *exact, char *err, size_t err_len);
+
 #ifdef __cplusplus
 }
 #endif

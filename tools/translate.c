@@ -1,0 +1,312 @@
+/* `loom translate` and `loom eval` of an encoder–decoder: its checkpoint
+ * read into a decoding graph with its weights; sentences translated
+ * (greedy, beam search or sampling) with an attention map; held-out BLEU,
+ * exact match and perplexity. */
+#include "tool.h"
+
+#include "loom/loom.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+typedef struct {
+    loom_st *ck;
+    loom_vocab *v[2];
+    train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
+    char paths[8192];     /* the data and valid paths of its description */
+    loom_seq2seq_opts mo;
+    loom_graph *g;
+    loom_seq2seq m;
+    loom_store *store;
+} s2s_ckpt;
+
+static void unload(s2s_ckpt *l)
+{
+    loom_store_free(l->store);
+    loom_graph_free(l->g);
+    loom_vocab_free(l->v[0]), loom_vocab_free(l->v[1]);
+    loom_st_free(l->ck);
+}
+
+/* The checkpoint's model, its decoding graph for `batch` sentences and
+ * `rows` rows, and its weights. */
+static int load(s2s_ckpt *l, const char *cmd, const char *path, int batch, int rows)
+{
+    memset(l, 0, sizeof *l);
+    if (!path) return tool_fail(cmd, "--load CKPT is required", NULL);
+    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    if (loom_checkpoint_read(l->ck, path)) return tool_fail(cmd, loom_st_error(l->ck), NULL);
+    loom_train_desc train;
+    int rc = s2s_describe(cmd, l->ck, path, &l->mo, &train, l->v, &l->task, l->paths, sizeof l->paths / 2);
+    if (rc) return rc;
+    l->mo.batch = batch;
+    loom_seq2seq_build_decoder(l->g, &l->m, &l->mo, rows);
+    loom_error err = {0};
+    if (!loom_graph_failed(l->g) && loom_store_fits(l->g, l->ck, &err)) return tool_fail(cmd, path, err.msg);
+    l->store = loom_store_new(l->g);
+    if (loom_graph_failed(l->g)) return tool_fail_st(cmd, loom_graph_status(l->g), loom_graph_error(l->g), NULL);
+    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return tool_fail_st(cmd, loom_store_status(l->store), loom_store_error(l->store), NULL);
+    return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
+}
+
+/* ---- loom translate ---- */
+
+const char translate_help[] =
+    "translate sentences with an encoder–decoder checkpoint of loom train, one per line\n"
+    "(from the arguments, else from standard input)\n";
+
+typedef struct {
+    const char *load, *map;
+    long beam, max_len, seed;
+    double length_norm, temperature;
+} translate_args;
+
+#define T(field) offsetof(translate_args, field)
+const tool_opt translate_opts[] = {
+    {"--load", OPT_PATH, T(load), .arg = "CKPT", .help = "the checkpoint (required)"},
+    {"--beam", OPT_INT, T(beam), 1, 1024, .arg = "K", .help = "beam search of width K (default 1: greedy)"},
+    {"--length-norm", OPT_REAL, T(length_norm), 0, 100, .arg = "A", .help = "beam scores divided by length^A (default 0)"},
+    {"--temperature", OPT_REAL, T(temperature), 0, 100, .arg = "T", .help = "sample with temperature T instead (beam 1)"},
+    {"--seed", OPT_INT, T(seed), 0, 1L << 30, .arg = "S", .help = "sampling seed (default 1)"},
+    {"--max-len", OPT_INT, T(max_len), 1, 100000, .arg = "N", .help = "tokens at most (default: the model's target length)"},
+    {"--attention-map", OPT_PATH, T(map), .arg = "FILE",
+     .help = "the first sentence's attention weights as a heat map (.svg or .png)"},
+};
+#undef T
+const int n_translate_opts = (int)(sizeof translate_opts / sizeof *translate_opts);
+
+/* Every line of standard input. */
+static char **read_lines(const char *cmd, int *n)
+{
+    char **lines = NULL, *line = NULL;
+    size_t cap = 0;
+    int k = 0;
+    for (ssize_t len; (len = getline(&line, &cap, stdin)) >= 0;) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if ((ssize_t)strlen(line) != len) { /* a NUL would cut the sentence */
+            fprintf(stderr, "%s: line %d of the input holds a NUL byte\n", cmd, k + 1);
+            for (int i = 0; i < k; i++) free(lines[i]);
+            free(lines), free(line);
+            return *n = -2, NULL;
+        }
+        char **nl = realloc(lines, (size_t)(k + 1) * sizeof *nl);
+        if (!nl || !(nl[k] = strdup(line))) {
+            free(nl ? nl : lines);
+            free(line);
+            return *n = -1, NULL;
+        }
+        lines = nl, k++;
+    }
+    free(line);
+    *n = k;
+    return lines;
+}
+
+/* The first sentence's weights: one row per output token (and <eos>), one
+ * column per source token (and <eos>). */
+static int attention_map(const char *cmd, const s2s_ckpt *l, const char *path, const int32_t *src, int sl, const int32_t *out, int ol,
+                         const float *w, int max_len)
+{
+    if (!l->mo.attention) return tool_fail(cmd, "--attention-map", "the model has no attention");
+    int rows = ol < max_len ? ol + 1 : ol, Ts = l->mo.src_steps;
+    float *m = malloc((size_t)rows * (size_t)sl * sizeof *m);
+    const char **rl = malloc((size_t)rows * sizeof *rl), **cl = malloc((size_t)sl * sizeof *cl);
+    if (!m || !rl || !cl) {
+        free(m), free(rl), free(cl);
+        return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    }
+    for (int i = 0; i < rows; i++) {
+        const char *tok = i < ol ? loom_vocab_token(l->v[1], out[i]) : "<eos>";
+        rl[i] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
+        for (int j = 0; j < sl; j++) m[i * sl + j] = w[i * Ts + j];
+    }
+    for (int j = 0; j < sl; j++) { /* a space is drawn as ␣ */
+        const char *tok = loom_vocab_token(l->v[0], src[j]);
+        cl[j] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
+    }
+    loom_status st = loom_plot_heatmap(&(loom_heatmap){m, rows, sl, rl, cl, "attention: output (rows) × source (columns)"}, path);
+    free(m), free(rl), free(cl);
+    return st ? tool_fail(cmd, loom_dot_error(), NULL) : 0;
+}
+
+int cmd_translate(int argc, char **argv)
+{
+    static const char cmd[] = "loom translate";
+    translate_args a = {.beam = 1, .seed = 1};
+    int n = 0;
+    char **text = malloc(((size_t)argc + 1) * sizeof *text);
+    if (!text) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--")) { /* the rest are sentences, even those that start with '-' */
+            while (++i < argc) text[n++] = argv[i];
+            break;
+        }
+        if (f[0] != '-' || !f[1]) { /* a sentence */
+            text[n++] = argv[i];
+            continue;
+        }
+        if (tool_is_help(f)) {
+            free(text);
+            tool_help("translate --load CKPT [options] [TEXT...]", translate_help, translate_opts, n_translate_opts, false);
+            return 0;
+        }
+        int r = tool_opt_parse(cmd, translate_opts, n_translate_opts, &a, argc, argv, &i);
+        if (!r) fprintf(stderr, "%s: unknown option '%s' (see '%s --help')\n", cmd, f, cmd);
+        if (r <= 0) return free(text), 2;
+    }
+    const char *ck = a.load, *map = a.map;
+    long beam = a.beam, max_len = a.max_len, seed = a.seed;
+    double norm = a.length_norm, temperature = a.temperature;
+    if (temperature > 0 && beam > 1) return free(text), tool_fail(cmd, "--temperature", "samples one hypothesis: not with --beam");
+    if (!tool_outputs_ok(cmd, &(tool_file){"--attention-map", map}, 1, &(tool_file){"--load", ck}, 1))
+        return free(text), 2;
+    char **lines = NULL;
+    if (!n && (lines = read_lines(cmd, &n)) == NULL && n < 0) return free(text), n == -1 ? (tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL), 1) : 2;
+    const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
+    s2s_ckpt l;
+    int batch = n < 32 ? (n > 0 ? n : 1) : 32;
+    int rc = load(&l, cmd, a.load, batch, batch * (int)a.beam);
+    int Ts = l.mo.src_steps, L = max_len ? (int)max_len : l.mo.tgt_steps;
+    int32_t *src = NULL, *sl = NULL, *out = NULL, *ol = NULL;
+    float *att = NULL;
+    loom_translator *tr = NULL;
+    char err[512];
+    if (!rc && n) {
+        src = malloc((size_t)n * (size_t)Ts * sizeof *src), sl = malloc((size_t)n * sizeof *sl);
+        out = malloc((size_t)n * (size_t)L * sizeof *out), ol = malloc((size_t)n * sizeof *ol);
+        att = map ? malloc((size_t)n * (size_t)L * (size_t)Ts * sizeof *att) : NULL;
+        if (!src || !sl || !out || !ol || (map && !att)) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+        for (int i = 0; !rc && i < n; i++)
+            if ((sl[i] = loom_pairs_encode(l.v[0], sent[i], strlen(sent[i]), Ts, src + (size_t)i * Ts)) < 0) {
+                snprintf(err, sizeof err, "sentence %d", i + 1);
+                rc = tool_fail(cmd, err, sl[i] == -1 ? "invalid UTF-8" : "out of memory");
+            }
+        if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = tool_fail(cmd, err, NULL);
+        loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
+                               .seed = (uint64_t)seed};
+        if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, err, sizeof err)) rc = tool_fail(cmd, err, NULL);
+        for (int i = 0; !rc && i < n; i++) {
+            size_t k = loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], NULL, 0);
+            char *s = malloc(k + 1);
+            if (!s) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+            else loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], s, k + 1), printf("%s\n", s);
+            free(s);
+        }
+        if (!rc && map) rc = attention_map(cmd, &l, a.map, src, sl[0], out, ol[0], att, L);
+    }
+    loom_translator_free(tr);
+    free(src), free(sl), free(out), free(ol), free(att), free(text);
+    for (int i = 0; lines && i < n; i++) free(lines[i]);
+    free(lines);
+    unload(&l);
+    return rc;
+}
+
+/* ---- loom eval of an encoder–decoder ---- */
+
+/* The teacher-forced model's perplexity per target token over the pairs
+ * of a part, from its logits (batches of 64, the last one's padding rows
+ * not counted). */
+static int perplexity(const char *cmd, const s2s_ckpt *l, const loom_pairs *p, bool part, double *ppl)
+{
+    enum { B = 64 };
+    loom_seq2seq m;
+    loom_seq2seq_opts o = l->mo;
+    o.sampled = false, o.dropout = 0; /* the teacher-forced loss */
+    o.batch = B;
+    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab, rc = 0;
+    int64_t n = loom_pairs_count(p, part);
+    loom_graph *g = loom_graph_new();
+    loom_plan *plan = NULL;
+    int32_t *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
+    char err[512];
+    if (!g || !buf || loom_seq2seq_build(g, &m, &o) ||
+        !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true})) ||
+        loom_store_bind_shared(l->store, g, plan, err, sizeof err)) {
+        rc = tool_fail(cmd, !g || !buf ? "out of memory" : plan ? err : loom_graph_error(g), NULL);
+        goto done;
+    }
+    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B;
+    int32_t row[2 * LOOM_SEQ2SEQ_MAX_STEPS], *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
+    loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
+    loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);
+    double nll = 0, tokens = 0;
+    for (int64_t first = 0; first < n; first += B) {
+        for (int b = 0; b < B; b++) {
+            loom_pairs_get(p, part, (first + b) % n, row, &sl[b], t, &tl[b]);
+            for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
+            for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
+        }
+        if (loom_run(plan)) {
+            rc = tool_fail(cmd, loom_plan_error(plan), NULL);
+            goto done;
+        }
+        const float *lg = loom_plan_output(plan, m.logits);
+        for (int b = 0; b < B && first + b < n; b++)
+            for (int j = 0; j < tl[b]; j++) { /* − log softmax of the target token */
+                const float *x = lg + ((size_t)j * B + b) * V;
+                double mx = x[0], z = 0;
+                for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+                for (int v = 0; v < V; v++) z += exp(x[v] - mx);
+                nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
+            }
+    }
+    *ppl = exp(nll / tokens);
+done:
+    free(buf);
+    loom_plan_free(plan);
+    loom_graph_free(g);
+    return rc;
+}
+
+int eval_seq2seq(const char *ckpt, const char *data, long beam)
+{
+    static const char cmd[] = "loom eval";
+    s2s_ckpt l;
+    int B = 64, rc = load(&l, cmd, ckpt, B, B * (int)beam);
+    s2s_data held = {0};
+    loom_pairs *p = NULL;
+    loom_translator *tr = NULL;
+    char err[512];
+    if (rc) goto done;
+    bool synthetic = l.task.task == TASK_REVERSE || l.task.task == TASK_DATES;
+    if (!data && !synthetic) {
+        rc = tool_fail(cmd, "--data PAIRS.tsv is required for an encoder–decoder not trained on --task reverse or dates", NULL);
+        goto done;
+    }
+    /* a synthetic task's own held-out pairs, regenerated; or every pair of the file */
+    bool part = !data;
+    if (!data) {
+        if ((rc = s2s_pairs(cmd, &l.task, (const loom_vocab *const *)l.v, &held))) goto done;
+        p = held.pairs, held.pairs = NULL;
+    } else {
+        p = loom_pairs_new(&(loom_pairs_opts){.num_steps = l.mo.src_steps, .target_steps = l.mo.tgt_steps,
+                                              .keep_order = true, .vocab = {l.v[0], l.v[1]}});
+        if (!p || loom_pairs_read(p, data)) {
+            rc = tool_fail(cmd, p ? loom_pairs_error(p) : "out of memory", NULL);
+            goto done;
+        }
+        s2s_report_bad_lines(cmd, p, data);
+    }
+    int64_t n = loom_pairs_count(p, part);
+    double bleu = NAN, exact = NAN, ppl = NAN;
+    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = tool_fail(cmd, err, NULL);
+    if (!rc && loom_translate_score(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
+                                    &exact, err, sizeof err))
+        rc = tool_fail(cmd, err, NULL);
+    if (!rc && !(rc = perplexity(cmd, &l, p, part, &ppl)))
+        printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
+               beam > 1 ? " (beam search)" : "", bleu, 100 * exact, ppl);
+done:
+    loom_translator_free(tr);
+    loom_pairs_free(p);
+    s2s_data_free(&held);
+    unload(&l);
+    return rc;
+}
+
