@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,17 +33,32 @@ static const bench_config configs[] = {
 
 const char bench_help[] =
     "time a training step and an inference pass of the language model on fixed\n"
-    "configurations (median of --iters runs; without --config, every one):\n"
-    "  charlm-small   vocab 28, one-hot, hidden 256, 1 layer, batch 32, seq len 35\n"
-    "  charlm-512     vocab 28, one-hot, hidden 512, 1 layer, batch 32, seq len 35\n"
-    "  wordlm-medium  vocab 10000, embedding 650, hidden 650, 2 layers, batch 20, seq len 35\n"
-    "  long-seq       vocab 28, one-hot, hidden 128, 1 layer, batch 16, seq len 1000\n"
-    "  --config NAME    one configuration\n"
-    "  --cell NAME      the recurrent cell (default: rnn_tanh, gru and lstm in turn)\n"
-    "  --threads N      threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)\n"
-    "  --iters N        timed runs per figure (default 5)\n"
-    "  --json           also one JSON object per result line (the last line is the last result)\n"
-    "The GEMM floor is the training plan's matmul kernels run alone, in plan order.\n";
+    "configurations (median of --iters runs; without --config, every one;\n"
+    "the GEMM floor is the training plan's matmul kernels run alone, in plan order):\n"
+    "    charlm-small   vocab 28, one-hot, hidden 256, 1 layer, batch 32, seq len 35\n"
+    "    charlm-512     vocab 28, one-hot, hidden 512, 1 layer, batch 32, seq len 35\n"
+    "    wordlm-medium  vocab 10000, embedding 650, hidden 650, 2 layers, batch 20, seq len 35\n"
+    "    long-seq       vocab 28, one-hot, hidden 128, 1 layer, batch 16, seq len 1000\n";
+
+typedef struct {
+    int config; /* −1: every one */
+    const loom_cell_def *cell;
+    long threads, iters;
+    bool json;
+} bench_args;
+
+#define B(field) offsetof(bench_args, field)
+const tool_opt bench_opts[] = {
+    {"--config", OPT_CHOICE, B(config), .choices = (const char *const[]){"charlm-small", "charlm-512", "wordlm-medium", "long-seq", NULL},
+     .arg = "NAME", .help = "one configuration"},
+    {"--cell", OPT_CELL, B(cell), .arg = "NAME", .help = "(default: rnn_tanh, gru and lstm in turn)"},
+    {"--threads", OPT_INT, B(threads), 1, 1024, .arg = "N",
+     .help = "threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)"},
+    {"--iters", OPT_INT, B(iters), 1, 100000, .arg = "N", .help = "timed runs per figure (default 5)"},
+    {"--json", OPT_FLAG, B(json), .help = "also one JSON object per result line (the last line is the last result)"},
+};
+#undef B
+const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -207,40 +223,17 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
 
 int cmd_bench(int argc, char **argv)
 {
-    const bench_config *only = NULL;
-    const loom_cell_def *cell = NULL;
-    long threads = 0, iters = 5;
-    bool json = false;
-    for (int i = 0; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (tool_is_help(f)) {
-            tool_help("bench [options]", bench_help, NULL, 0, false);
-            return 0;
-        }
-        if (!strcmp(f, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!tool_valued("loom bench", f, v, (const char *[]){"--config", "--cell", "--threads", "--iters"}, 4,
-                              "loom bench --help"))
-            return 2;
-        i++;
-        if (!strcmp(f, "--threads") && !tool_int(f, v, 1, 1024, &threads)) return 2;
-        if (!strcmp(f, "--iters") && !tool_int(f, v, 1, 100000, &iters)) return 2;
-        if (!strcmp(f, "--config")) {
-            for (int k = 0; k < N_CONFIGS && !only; k++)
-                if (!strcmp(v, configs[k].name)) only = &configs[k];
-            if (!only) {
-                fprintf(stderr, "loom bench: unknown config '%s' (charlm-small, charlm-512, wordlm-medium or long-seq)\n", v);
-                return 2;
-            }
-        }
-        if (!strcmp(f, "--cell") && !(cell = loom_cell_by_name(v))) {
-            char names[256];
-            fprintf(stderr, "loom bench: unknown cell '%s' (%s)\n", v, tool_cell_names(names, sizeof names));
-            return 2;
-        }
+    bench_args a = {.config = -1, .iters = 5};
+    bool help = false;
+    int rc = tool_opts("loom bench", bench_opts, n_bench_opts, &a, NULL, argc, argv, &help);
+    if (rc || help) {
+        if (help) tool_help("bench [options]", bench_help, bench_opts, n_bench_opts, false);
+        return rc;
     }
+    const bench_config *only = a.config >= 0 ? &configs[a.config] : NULL;
+    const loom_cell_def *cell = a.cell;
+    long threads = a.threads, iters = a.iters;
+    bool json = a.json;
     if (!tool_threads(threads)) return 2;
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};

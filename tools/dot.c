@@ -5,44 +5,59 @@
 #include "loom/loom.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char dot_help[] =
     "draw the unrolled graph of a recurrent model (and its BPTT graph)\n"
-    "as .dot, .svg, .png or .pdf\n"
-    "  -o FILE               output; the extension picks the format (- for DOT on stdout)\n"
-    "  --view op|cell        every op (default), or one box per (step, layer, direction)\n"
-    "  --backward            add the gradient (BPTT) graph\n"
-    "  --grad-norms          run forward and backward on seeded random data and colour each\n"
-    "                        step by the norm of dL/dh_t (log scale)\n"
-    "  --heat-range LO:HI    fixed ends of that colour scale (to compare pictures)\n"
-    "  --loss all|last       per-step losses on every step (default) or the last one only\n"
-    "  --truncate K          truncated BPTT: cut the gradient every K steps\n"
-    "  --random-truncation   unbiased random truncation (as loom train trains it): each\n"
-    "                        boundary cut with probability 1/K, the gradient through the\n"
-    "                        others weighted by K/(K-1) (the scale_grad nodes); --seed draws\n"
-    "  --steps-shown K       draw the first and last K steps, elide the middle (default: 12\n"
-    "                        past 64 steps in the cell view, 4 past 12 in the op view; 0: all)\n"
-    "  --title TEXT          the picture's title\n"
-    "  --load CKPT           draw a trained language model (a checkpoint of loom train) instead:\n"
-    "                        one sequence of --seq-len steps (default: its training length);\n"
-    "                        --grad-norms then runs it on real text, the window at the start\n"
-    "                        of the last tenth (held out in training) of --data FILE (default:\n"
-    "                        the checkpoint's training text)\n"
-    "  --data FILE           that text\n"
-    "  --seq2seq A           draw an encoder–decoder instead: --seq-len source steps, 3 target\n"
-    "                        steps, attention A (none, additive or dot; its weights are the nodes\n"
-    "                        attention[t]), --input as the embedding size\n";
+    "as .dot, .svg, .png or .pdf\n";
 
 typedef struct {
     tool_model m;
     long truncate, shown;
     float heat_lo, heat_hi;
-    bool backward, norms, random_trunc, last_loss, cells, help;
-    const char *out, *fmt, *title, *load, *data;
+    bool backward, norms, random_trunc, help;
+    int view, loss;  /* op or cell; all or last */
+    const char *out, *fmt, *title, *load, *data, *heat;
     int seq2seq; /* −1: a recurrent stack; else the encoder–decoder's loom_attention */
 } dot_args;
+
+#define D(field) offsetof(dot_args, field)
+const tool_opt dot_opts[] = {
+    {"-o", OPT_PATH, D(out), .arg = "FILE", .help = "output; the extension picks the format (- for DOT on stdout)"},
+    {"--view", OPT_CHOICE, D(view), .choices = (const char *const[]){"op", "cell", NULL}, .arg = "op|cell",
+     .help = "every op (default), or one box per (step, layer, direction)"},
+    {"--backward", OPT_FLAG, D(backward), .help = "add the gradient (BPTT) graph"},
+    {"--grad-norms", OPT_FLAG, D(norms),
+     .help = "run forward and backward on seeded random data and colour each\n"
+             "step by the norm of dL/dh_t (log scale)"},
+    {"--heat-range", OPT_TEXT, D(heat), .arg = "LO:HI", .help = "fixed ends of that colour scale (to compare pictures)"},
+    {"--loss", OPT_CHOICE, D(loss), .choices = (const char *const[]){"all", "last", NULL}, .arg = "all|last",
+     .help = "per-step losses on every step (default) or the last one only"},
+    {"--truncate", OPT_INT, D(truncate), 1, 100000, .arg = "K", .help = "truncated BPTT: cut the gradient every K steps"},
+    {"--random-truncation", OPT_FLAG, D(random_trunc),
+     .help = "unbiased random truncation (as loom train trains it): each\n"
+             "boundary cut with probability 1/K, the gradient through the\n"
+             "others weighted by K/(K-1) (the scale_grad nodes); --seed draws"},
+    {"--steps-shown", OPT_INT, D(shown), 0, 100000, .arg = "K",
+     .help = "draw the first and last K steps, elide the middle (default: 12\n"
+             "past 64 steps in the cell view, 4 past 12 in the op view; 0: all)"},
+    {"--title", OPT_TEXT, D(title), .arg = "TEXT", .help = "the picture's title"},
+    {"--load", OPT_PATH, D(load), .arg = "CKPT",
+     .help = "draw a trained language model (a checkpoint of loom train) instead:\n"
+             "one sequence of --seq-len steps (default: its training length);\n"
+             "--grad-norms then runs it on real text, the window at the start\n"
+             "of the last tenth (held out in training) of --data FILE (default:\n"
+             "the checkpoint's training text)"},
+    {"--data", OPT_PATH, D(data), .arg = "FILE", .help = "that text"},
+    {"--seq2seq", OPT_CHOICE, D(seq2seq), .choices = (const char *const[]){"none", "additive", "dot", NULL}, .arg = "A",
+     .help = "draw an encoder–decoder instead: --seq-len source steps, 3 target\n"
+             "steps, attention A (none, additive or dot; its weights are the nodes\n"
+             "attention[t]), --input as the embedding size"},
+};
+#undef D
+const int n_dot_opts = (int)(sizeof dot_opts / sizeof *dot_opts);
 
 static const char *ext_of(const char *path)
 {
@@ -50,69 +65,26 @@ static const char *ext_of(const char *path)
     return dot && !strchr(dot, '/') ? dot + 1 : "";
 }
 
-/* One option that is not a model flag; false (message printed) when bad. */
-static bool parse_option(dot_args *a, int argc, char **argv, int *i)
-{
-    const char *f = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (tool_is_help(f)) return a->help = true;
-    if (!strcmp(f, "--random-truncation")) return a->random_trunc = true;
-    if (!strcmp(f, "--backward")) return a->backward = true;
-    if (!strcmp(f, "--grad-norms")) return a->norms = true;
-    static const char *const valued[] = {"--truncate", "--steps-shown", "--heat-range", "--loss", "--view", "--title", "--load",
-                                         "--data", "--seq2seq", "-o"};
-    if (!tool_valued("loom dot", f, v, valued, (int)(sizeof valued / sizeof *valued), "loom help")) return false;
-    (*i)++; /* the rest take a value */
-    if (!strcmp(f, "--truncate")) return tool_int(f, v, 1, 100000, &a->truncate);
-    if (!strcmp(f, "--steps-shown")) return tool_int(f, v, 0, 100000, &a->shown);
-    if (!strcmp(f, "--heat-range")) {
-        char *end = NULL;
-        a->heat_lo = v ? strtof(v, &end) : 0;
-        bool ok = end && end != v && *end == ':' && (a->heat_hi = strtof(end + 1, &end), !*end) && a->heat_lo > 0 &&
-                  a->heat_hi > a->heat_lo && isfinite(a->heat_hi);
-        if (!ok) fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI < 3.4e38, got '%s'\n", v ? v : "");
-        return ok;
-    }
-    if (!strcmp(f, "--loss")) {
-        bool ok = v && (!strcmp(v, "all") || !strcmp(v, "last"));
-        if (!ok) fprintf(stderr, "loom dot: --loss must be all or last, got '%s'\n", v ? v : "");
-        a->last_loss = ok && !strcmp(v, "last");
-        return ok;
-    }
-    if (!strcmp(f, "--view")) {
-        bool ok = v && (!strcmp(v, "op") || !strcmp(v, "cell"));
-        if (!ok) fprintf(stderr, "loom dot: --view must be op or cell, got '%s'\n", v ? v : "");
-        a->cells = ok && !strcmp(v, "cell");
-        return ok;
-    }
-    if (!strcmp(f, "--title")) return (a->title = v) != NULL;
-    if (!strcmp(f, "--seq2seq")) {
-        static const char *const names[] = {"none", "additive", "dot"};
-        for (int k = 0; v && k < 3; k++)
-            if (!strcmp(v, names[k])) return a->seq2seq = k, true;
-        fprintf(stderr, "loom dot: --seq2seq must be none, additive or dot, got '%s'\n", v ? v : "");
-        return false;
-    }
-    if (!strcmp(f, "--load")) return (a->load = v) != NULL;
-    if (!strcmp(f, "--data")) return (a->data = v) != NULL;
-    return (a->out = v) != NULL; /* -o */
-}
-
 /* Options, then what they must agree on. 0: parsed; else the exit status. */
 static int parse(dot_args *a, int argc, char **argv)
 {
     const tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
     *a = (dot_args){.m = defaults, .shown = -1, .seq2seq = -1};
-    for (int i = 0; i < argc; i++) {
-        int r = tool_model_flag(&a->m, argc, argv, &i);
-        if (r < 0 || (!r && !parse_option(a, argc, argv, &i))) return 2;
-        if (a->help) return 0;
+    int rc = tool_opts("loom dot", dot_opts, n_dot_opts, a, &a->m, argc, argv, &a->help);
+    if (rc || a->help) return rc;
+    if (a->heat) { /* LO:HI */
+        char *end = NULL;
+        a->heat_lo = strtof(a->heat, &end);
+        bool ok = end != a->heat && *end == ':' && (a->heat_hi = strtof(end + 1, &end), !*end) && a->heat_lo > 0 &&
+                  a->heat_hi > a->heat_lo && isfinite(a->heat_hi);
+        if (!ok) return fprintf(stderr, "loom dot: --heat-range needs LO:HI with 0 < LO < HI < 3.4e38, got '%s'\n", a->heat), 2;
     }
     if (a->load) {
         const tool_model *m = &a->m, *d = &defaults;
         bool model = m->cell != d->cell || m->batch != d->batch || m->input != d->input || m->hidden != d->hidden ||
                      m->layers != d->layers || m->bidirectional != d->bidirectional;
         const char *bad = model ? "--cell, --layers, --bidirectional, --batch, --input or --hidden"
-                          : a->truncate ? "--truncate" : a->last_loss ? "--loss last" : NULL;
+                          : a->truncate ? "--truncate" : a->loss ? "--loss last" : NULL;
         if (bad) {
             fprintf(stderr, "loom dot: %s cannot be given with --load (the model is the checkpoint's)\n", bad);
             return 2;
@@ -121,7 +93,7 @@ static int parse(dot_args *a, int argc, char **argv)
         fprintf(stderr, "loom dot: --data is the text for --load's model; give --load CKPT too\n");
         return 2;
     }
-    if (a->seq2seq >= 0 && (a->load || a->norms || a->truncate || a->last_loss)) {
+    if (a->seq2seq >= 0 && (a->load || a->norms || a->truncate || a->loss)) {
         fprintf(stderr, "loom dot: --seq2seq draws an untrained encoder–decoder and its loss: not with --load, "
                         "--grad-norms, --truncate or --loss\n");
         return 2;
@@ -163,7 +135,7 @@ static void default_shown(dot_args *a)
          * backward graph: under 5 s), but a picture past a few dozen steps
          * is wider than anyone reads: long sequences show their first and
          * last steps unless asked otherwise. */
-        long limit = a->cells ? 64 : 12, k = a->cells ? 12 : 4;
+        long limit = a->view ? 64 : 12, k = a->view ? 12 : 4;
         a->shown = a->m.steps > limit ? k : 0;
         if (a->shown)
             fprintf(stderr, "loom dot: drawing the first and last %ld of %ld steps (--steps-shown 0 draws all)\n",
@@ -202,7 +174,7 @@ static void build(dot_model *dm, const dot_args *a)
     float *r = malloc((size_t)B * D * H * sizeof *r);
     loom_tensor *terms = malloc((size_t)T * sizeof *terms);
     int n_terms = 0;
-    for (int t = a->last_loss ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
+    for (int t = a->loss ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
         loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0, 0});
         for (long k = 0; k < (long)B * D * H; k++) r[k] = (float)rnd(&dm->rng);
         loom_tensor yt = loom_slice(g, o.output, 0, t, 1);
@@ -321,7 +293,7 @@ int cmd_dot(int argc, char **argv)
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        tool_help("dot -o FILE [options]", dot_help, NULL, 0, true);
+        tool_help("dot -o FILE [options]", dot_help, dot_opts, n_dot_opts, true);
         return 0;
     }
     dot_model dm = {0};
@@ -365,7 +337,7 @@ int cmd_dot(int argc, char **argv)
                  m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional" : "", T,
                  a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
                  a.norms ? (a.load ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖") : "");
-    loom_dot_opts opt = {.view = a.cells ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
+    loom_dot_opts opt = {.view = a.view ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,
                          .heat = a.norms ? norms : NULL,

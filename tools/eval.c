@@ -72,7 +72,7 @@ int cmd_eval(int argc, char **argv)
     static const char cmd[] = "loom eval";
     eval_args a = {0};
     bool help = false;
-    int rc = tool_opts(cmd, eval_opts, n_eval_opts, &a, argc, argv, &help);
+    int rc = tool_opts(cmd, eval_opts, n_eval_opts, &a, NULL, argc, argv, &help);
     if (rc || help) {
         if (help)
             tool_help("eval --load CKPT [--data FILE] [--beam K]", eval_help, eval_opts, n_eval_opts, false);

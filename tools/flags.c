@@ -96,11 +96,22 @@ int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int ar
     }
 }
 
-int tool_opts(const char *cmd, const tool_opt *t, int n, void *args, int argc, char **argv, bool *help)
+int tool_opts(const char *cmd, const tool_opt *t, int n, void *args, tool_model *m, int argc, char **argv, bool *help)
+{
+    return tool_opts_pos(cmd, t, n, args, m, argc, argv, help, NULL, NULL);
+}
+
+int tool_opts_pos(const char *cmd, const tool_opt *t, int n, void *args, tool_model *m, int argc, char **argv, bool *help,
+                  const char **pos, int *n_pos)
 {
     for (int i = 0; i < argc; i++) {
         if (tool_is_help(argv[i])) return *help = true, 0;
-        int r = tool_opt_parse(cmd, t, n, args, argc, argv, &i);
+        if (pos && (argv[i][0] != '-' || !argv[i][1])) { /* an argument, not an option ("-" is one) */
+            pos[(*n_pos)++] = argv[i];
+            continue;
+        }
+        int r = m ? tool_model_flag(m, argc, argv, &i) : 0;
+        if (!r) r = tool_opt_parse(cmd, t, n, args, argc, argv, &i);
         if (r < 0) return 2;
         if (!r) return fprintf(stderr, "%s: unknown option '%s' (see '%s --help')\n", cmd, argv[i], cmd), 2;
     }
@@ -293,15 +304,6 @@ bool tool_text(const char *cmd, const char *flag, const char *v)
 }
 
 bool tool_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
-
-bool tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see)
-{
-    bool known = false;
-    for (int k = 0; k < n && !known; k++) known = !strcmp(f, names[k]);
-    if (!known) fprintf(stderr, "%s: unknown option '%s' (see '%s')\n", cmd, f, see);
-    else if (!v) fprintf(stderr, "%s: %s needs a value\n", cmd, f);
-    return known && v;
-}
 
 bool tool_threads(long flag)
 {

@@ -175,7 +175,7 @@ int cmd_generate(int argc, char **argv)
     static const char cmd[] = "loom generate";
     generate_args a = {.prefix = "time traveller", .length = 200, .seed = 1, .temperature = 0.6};
     bool help = false;
-    int rc = tool_opts(cmd, generate_opts, n_generate_opts, &a, argc, argv, &help);
+    int rc = tool_opts(cmd, generate_opts, n_generate_opts, &a, NULL, argc, argv, &help);
     if (rc || help) {
         if (help) tool_help("generate --load CKPT [options]", generate_help, generate_opts, n_generate_opts, false);
         return rc;

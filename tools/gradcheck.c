@@ -8,18 +8,14 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char gradcheck_help[] =
     "build an unrolled recurrent language-model graph, take its BPTT\n"
-    "gradients and check every one against central differences\n"
-    "  --vocab V             output classes (default 7)\n"
-    "  --eps E               finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose\n"
-    "                        kinks a larger step may cross)\n"
-    "  --max-checks N        check at most N sampled elements of each tensor (default: all);\n"
-    "                        a long check reports its progress on stderr\n";
+    "gradients and check every one against central differences\n";
 
 typedef struct {
     tool_model m;
@@ -28,36 +24,25 @@ typedef struct {
     bool help;
 } gc_args;
 
+#define G(field) offsetof(gc_args, field)
+const tool_opt gradcheck_opts[] = {
+    {"--vocab", OPT_INT, G(vocab), 1, 100000, .arg = "V", .help = "output classes (default 7)"},
+    {"--eps", OPT_REAL, G(eps), 1e-30, 0.5, .arg = "E",
+     .help = "finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose\n"
+             "kinks a larger step may cross)"},
+    {"--max-checks", OPT_INT, G(max_checks), 1, 1L << 40, .arg = "N",
+     .help = "check at most N sampled elements of each tensor (default: all);\n"
+             "a long check reports its progress on stderr"},
+};
+#undef G
+const int n_gradcheck_opts = (int)(sizeof gradcheck_opts / sizeof *gradcheck_opts);
+
 /* 0: parsed; otherwise the exit status. */
 static int parse(gc_args *a, int argc, char **argv)
 {
     *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0, false};
-    for (int i = 0; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (tool_is_help(f)) {
-            a->help = true;
-            return 0;
-        }
-        int r = tool_model_flag(&a->m, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(f, "--vocab")) {
-            if (!tool_int(f, v, 1, 100000, &a->vocab)) return 2;
-        } else if (!strcmp(f, "--max-checks")) {
-            if (!tool_int(f, v, 1, 1L << 40, &a->max_checks)) return 2;
-        } else if (!strcmp(f, "--eps")) {
-            char *end;
-            a->eps = v ? strtod(v, &end) : 0;
-            if (!v || *end || !(a->eps > 0 && a->eps < 1)) {
-                fprintf(stderr, "loom: --eps needs a number in (0, 1), got '%s'\n", v ? v : "");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "loom gradcheck: unknown option '%s' (see 'loom help')\n", f);
-            return 2;
-        }
-        i++;
-    }
+    int rc = tool_opts("loom gradcheck", gradcheck_opts, n_gradcheck_opts, a, &a->m, argc, argv, &a->help);
+    if (rc || a->help) return rc;
     /* A step across a ReLU kink makes the central difference meaningless;
      * a smaller step makes crossing one unlikely. */
     if (a->eps == 0) a->eps = a->m.cell == &loom_cell_rnn_relu ? 1e-3 : 5e-3;
@@ -181,7 +166,7 @@ int cmd_gradcheck(int argc, char **argv)
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        tool_help("gradcheck [options]", gradcheck_help, NULL, 0, true);
+        tool_help("gradcheck [options]", gradcheck_help, gradcheck_opts, n_gradcheck_opts, true);
         return 0;
     }
     lm_graph lm;

@@ -21,13 +21,13 @@ static const tool_command commands[] = {
     {"generate", cmd_generate, "generate --load CKPT [options]", generate_help, generate_opts, &n_generate_opts},
     {"translate", cmd_translate, "translate --load CKPT [options] [TEXT...]", translate_help, translate_opts, &n_translate_opts},
     {"eval", cmd_eval, "eval --load CKPT [--data FILE] [--beam K]", eval_help, eval_opts, &n_eval_opts},
-    {"plot", cmd_plot, "plot METRICS.csv... -o FILE [options]", plot_help},
-    {"bench", cmd_bench, "bench [options]", bench_help},
-    {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help},
-    {"dot", cmd_dot, "dot -o FILE [options]", dot_help},
-    {"rnn-run", cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", rnn_run_help},
-    {"version", cmd_version, "version", "print the version and build configuration\n"},
-    {"help", cmd_help, "help", "print this help\n"},
+    {"plot", cmd_plot, "plot METRICS.csv... -o FILE [options]", plot_help, plot_opts, &n_plot_opts},
+    {"bench", cmd_bench, "bench [options]", bench_help, bench_opts, &n_bench_opts},
+    {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help, gradcheck_opts, &n_gradcheck_opts},
+    {"dot", cmd_dot, "dot -o FILE [options]", dot_help, dot_opts, &n_dot_opts},
+    {"rnn-run", cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", rnn_run_help, rnn_run_opts, &n_rnn_run_opts},
+    {"version", cmd_version, "version", "print the version and build configuration\n", NULL, NULL},
+    {"help", cmd_help, "help", "print this help\n", NULL, NULL},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 

@@ -4,17 +4,28 @@
 
 #include "loom/loom.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char plot_help[] =
-    "draw training curves from metrics files (loom train --metrics) as .svg or .png\n"
-    "  -o FILE               the picture (.svg or .png)\n"
-    "  --column C            what to draw (default perplexity, with valid_perplexity dashed;\n"
-    "                        loss when there is no perplexity)\n"
-    "  --labels A,B,...      one label per file (default: the file names)\n"
-    "  --log                 a logarithmic y axis\n"
-    "  --title TEXT          the title\n";
+const char plot_help[] = "draw training curves from metrics files (loom train --metrics) as .svg or .png\n";
+
+typedef struct {
+    const char *out, *column, *labels, *title;
+    bool log;
+} plot_args;
+
+#define P(field) offsetof(plot_args, field)
+const tool_opt plot_opts[] = {
+    {"-o", OPT_PATH, P(out), .arg = "FILE", .help = "the picture (.svg or .png)"},
+    {"--column", OPT_TEXT, P(column), .arg = "C",
+     .help = "what to draw (default perplexity, with valid_perplexity dashed;\nloss when there is no perplexity)"},
+    {"--labels", OPT_TEXT, P(labels), .arg = "A,B,...", .help = "one label per file (default: the file names)"},
+    {"--log", OPT_FLAG, P(log), .help = "a logarithmic y axis"},
+    {"--title", OPT_TEXT, P(title), .arg = "TEXT", .help = "the title"},
+};
+#undef P
+const int n_plot_opts = (int)(sizeof plot_opts / sizeof *plot_opts);
 
 int cmd_plot(int argc, char **argv)
 {
@@ -23,35 +34,21 @@ int cmd_plot(int argc, char **argv)
     loom_plot_opts o = {0};
     int rc = 2;
     if (!files) return 1;
-    for (int i = 0; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (tool_is_help(f)) {
-            tool_help("plot METRICS.csv... -o FILE [options]", plot_help, NULL, 0, false);
-            rc = 0;
-            goto done;
-        }
-        if (!strcmp(f, "--log")) {
-            o.log_y = true;
-            continue;
-        }
-        if (f[0] != '-') {
-            files[o.n++] = f;
-            continue;
-        }
-        if (!tool_valued("loom plot", f, v, (const char *[]){"-o", "--column", "--labels", "--title"}, 4,
-                              "loom plot --help"))
-            goto done;
-        i++;
-        if (!strcmp(f, "-o")) out = v;
-        else if (!strcmp(f, "--column")) o.column = v;
-        else if (!strcmp(f, "--title")) o.title = v;
-        else { /* --labels a,b,c */
-            free(label_buf);
-            if (!(label_buf = strdup(v))) goto done;
-            int k = 0;
-            for (char *save = NULL, *t = strtok_r(label_buf, ",", &save); t && k < 64; t = strtok_r(NULL, ",", &save)) labels[k++] = t;
-            o.labels = labels;
-        }
+    plot_args a = {0};
+    bool help = false;
+    int n = 0;
+    if (tool_opts_pos("loom plot", plot_opts, n_plot_opts, &a, NULL, argc, argv, &help, files, &n)) goto done;
+    if (help) {
+        tool_help("plot METRICS.csv... -o FILE [options]", plot_help, plot_opts, n_plot_opts, false);
+        rc = 0;
+        goto done;
+    }
+    o.n = n, o.log_y = a.log, o.column = a.column, o.title = a.title, out = a.out;
+    if (a.labels) { /* a,b,c */
+        if (!(label_buf = strdup(a.labels))) goto done;
+        int k = 0;
+        for (char *save = NULL, *t = strtok_r(label_buf, ",", &save); t && k < 64; t = strtok_r(NULL, ",", &save)) labels[k++] = t;
+        o.labels = labels;
     }
     if (!o.n || !out) {
         fprintf(stderr, "usage: loom plot METRICS.csv... -o FILE.svg|png [options]\n");

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,32 +318,30 @@ int rnn_run(const char *case_path, const char *out_path, bool refuse_non_finite,
 
 const char rnn_run_help[] =
     "run the recurrent stack a case file describes forward and backward\n"
-    "(L = sum(output * grad_output)); write outputs and gradients\n"
-    "  --finite              refuse a case whose inputs or weights hold NaN or infinities\n"
-    "                        (by default a warning on stderr)\n";
+    "(L = sum(output * grad_output)); write outputs and gradients\n";
 
 typedef struct {
     bool finite, help;
     const char *paths[2];
 } rr_args;
 
+const tool_opt rnn_run_opts[] = {
+    {"--finite", OPT_FLAG, offsetof(rr_args, finite),
+     .help = "refuse a case whose inputs or weights hold NaN or infinities\n(by default a warning on stderr)"},
+};
+const int n_rnn_run_opts = 1;
+
 /* 0: parsed; otherwise the exit status. */
 static int parse(rr_args *a, int argc, char **argv)
 {
     *a = (rr_args){.finite = false};
+    const char **paths = calloc((size_t)argc + 1, sizeof *paths);
     int n_paths = 0;
-    for (int i = 0; i < argc; i++) {
-        if (tool_is_help(argv[i])) {
-            a->help = true;
-            return 0;
-        }
-        if (!strcmp(argv[i], "--finite")) a->finite = true;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "loom rnn-run: unknown option '%s' (see 'loom help')\n", argv[i]);
-            return 2;
-        } else if (n_paths < 2) a->paths[n_paths++] = argv[i];
-        else n_paths = 3;
-    }
+    if (!paths) return 1;
+    int rc = tool_opts_pos("loom rnn-run", rnn_run_opts, n_rnn_run_opts, a, NULL, argc, argv, &a->help, paths, &n_paths);
+    for (int k = 0; k < 2 && k < n_paths; k++) a->paths[k] = paths[k];
+    free(paths);
+    if (rc || a->help) return rc;
     if (n_paths != 2) {
         fprintf(stderr, "usage: loom rnn-run [--finite] CASE.safetensors OUT.safetensors\n");
         return 2;
@@ -362,7 +361,7 @@ int cmd_rnn_run(int argc, char **argv)
     int rc = parse(&a, argc, argv);
     if (rc) return rc;
     if (a.help) {
-        tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", rnn_run_help, NULL, 0, false);
+        tool_help("rnn-run [--finite] CASE.safetensors OUT.safetensors", rnn_run_help, rnn_run_opts, n_rnn_run_opts, false);
         return 0;
     }
     char err[1024];

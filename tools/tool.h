@@ -128,14 +128,22 @@ struct tool_opt {
  * its value) into the struct at args: 1 if it was, 0 if it is not one of
  * them, −1 if its value is missing or bad (said on stderr). */
 int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int argc, char **argv, int *i);
-/* Every argument by the table: 0, or 2 for an unknown option or a bad
- * value (said on stderr); *help when --help or -h was given. */
-int tool_opts(const char *cmd, const tool_opt *t, int n, void *args, int argc, char **argv, bool *help);
+/* Every argument by the table (and the model flags into m, unless m is
+ * NULL): 0, or 2 for an unknown option or a bad value (said on stderr);
+ * *help when --help or -h was given. */
+typedef struct tool_model tool_model;
+int tool_opts(const char *cmd, const tool_opt *t, int n, void *args, tool_model *m, int argc, char **argv, bool *help);
+/* The same for a command that takes arguments besides its options: each
+ * is added to pos (room for argc), *n_pos counts them. */
+int tool_opts_pos(const char *cmd, const tool_opt *t, int n, void *args, tool_model *m, int argc, char **argv, bool *help,
+                  const char **pos, int *n_pos);
 /* The table as help lines. */
 void tool_opt_help(FILE *f, const tool_opt *t, int n);
 /* The commands whose options are a table: the table and its size. */
-extern const tool_opt generate_opts[], eval_opts[], train_opts[], translate_opts[];
-extern const int n_generate_opts, n_eval_opts, n_train_opts, n_translate_opts;
+extern const tool_opt generate_opts[], eval_opts[], train_opts[], translate_opts[], dot_opts[], gradcheck_opts[],
+    plot_opts[], bench_opts[], rnn_run_opts[];
+extern const int n_generate_opts, n_eval_opts, n_train_opts, n_translate_opts, n_dot_opts, n_gradcheck_opts, n_plot_opts,
+    n_bench_opts, n_rnn_run_opts;
 /* A number in [lo, hi] from v, or false with "CMD: FLAG needs a number in [lo, hi], got 'v'". */
 bool tool_real(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 
@@ -196,10 +204,6 @@ int tool_interrupted(const char *cmd, long step, long steps, const char *save, i
 bool tool_text(const char *cmd, const char *flag, const char *v);
 /* --help or -h, where an option is expected. */
 bool tool_is_help(const char *arg);
-/* Whether f is one of the n options that take a value and v (the next
- * argument) is there; otherwise "CMD: unknown option 'F' (see 'SEE')" or
- * "CMD: F needs a value" on stderr. */
-bool tool_valued(const char *cmd, const char *f, const char *v, const char *const *names, int n, const char *see);
 
 
 /* The number under key k of a checkpoint's configuration object, which
@@ -243,11 +247,11 @@ bool tool_threads(long flag);
 const char *tool_cell_names(char *buf, size_t n);
 
 /* The model gradcheck and dot build: cell, stack and sizes. */
-typedef struct {
+struct tool_model {
     const loom_cell_def *cell;
     long steps, batch, input, hidden, layers, seed;
     bool bidirectional;
-} tool_model;
+};
 
 /* Reads argv[*a] if it is a model flag (advancing *a past its value):
  * 1 if it was one, 0 if not, -1 if its value is bad (message printed). */
