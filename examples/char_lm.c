@@ -75,7 +75,7 @@ int main(int argc, char **argv)
     loom_generator *gen = loom_generator_new(&model.lm, weights, msg, sizeof msg);
     int32_t seq[200];
     int64_t k = loom_vocab_encode(vocab, "the ", 4, seq, 4);
-    if (!gen || loom_generate(gen, seq, k, 150, &(loom_sample_opts){.temperature = 0.6}, seq + k, msg, sizeof msg) < 0)
+    if (!gen || loom_generate(gen, seq, k, 150, &(loom_search_opts){.temperature = 0.6}, seq + k, msg, sizeof msg) < 0)
         return fprintf(stderr, "%s\n", msg), 1;
     char out[1024];
     loom_vocab_decode(vocab, seq, k + 150, out, sizeof out);

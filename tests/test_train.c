@@ -706,9 +706,10 @@ Test(cli_train, forged_numbers_are_refused)
     }
 }
 
-/* Generation: top-k 1, a vanishing top-p and a beam of width 1 are all
- * greedy; sampling is seeded; a beam's text is at least as likely as the
- * greedy one under the model. */
+/* Generation (on loom_search, the translations' decoder): top-k 1, a
+ * vanishing top-p and a beam of width 1 are all greedy; sampling is
+ * seeded, and another seed draws another text; a beam gives valid tokens,
+ * and the generator grows to its width and back. */
 Test(lm, generation_strategies_agree_where_they_must)
 {
     loom_graph *g = loom_graph_new();
@@ -722,17 +723,21 @@ Test(lm, generation_strategies_agree_where_they_must)
     cr_assert(gen, "%s", err);
     int32_t prefix[3] = {1, 2, 3}, greedy[12], other[12];
     cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, greedy, err, sizeof err), 12, "%s", err);
-    loom_sample_opts same[] = {{.temperature = 1, .top_k = 1}, {.temperature = 1, .top_p = 1e-9}, {.beam = 1}};
+    loom_search_opts same[] = {{.temperature = 1, .top_k = 1}, {.temperature = 1, .top_p = 1e-9}, {.beam = 1}};
     for (int k = 0; k < 3; k++) {
         cr_assert_eq(loom_generate(gen, prefix, 3, 12, &same[k], other, err, sizeof err), 12, "%s", err);
         cr_assert_arr_eq(other, greedy, sizeof greedy, "strategy %d is greedy", k);
     }
     int32_t a[12], b[12];
-    loom_generate(gen, prefix, 3, 12, &(loom_sample_opts){.temperature = 1.5, .seed = 4}, a, err, sizeof err);
-    loom_generate(gen, prefix, 3, 12, &(loom_sample_opts){.temperature = 1.5, .seed = 4}, b, err, sizeof err);
+    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 4}, a, err, sizeof err);
+    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 4}, b, err, sizeof err);
     cr_assert_arr_eq(a, b, sizeof a, "the same seed samples the same text");
-    cr_assert_eq(loom_generate(gen, prefix, 3, 12, &(loom_sample_opts){.beam = 5}, other, err, sizeof err), 12, "%s", err);
+    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 5}, b, err, sizeof err);
+    cr_assert(memcmp(a, b, sizeof a), "another seed, another text");
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.beam = 5}, other, err, sizeof err), 12, "%s", err);
     for (int i = 0; i < 12; i++) cr_assert(other[i] >= 0 && other[i] < 7);
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, other, err, sizeof err), 12, "%s", err);
+    cr_assert_arr_eq(other, greedy, sizeof greedy, "greedy again after the beam");
     cr_assert_eq(loom_generate(gen, prefix, 0, 5, NULL, other, err, sizeof err), -1, "a prefix is needed");
     loom_generator_free(gen);
     loom_store_free(s);

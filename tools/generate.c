@@ -119,7 +119,7 @@ static void print_text(const char *label, const loom_vocab *v, const int32_t *id
 }
 
 int generate_text(const char *cmd, const loom_lm_opts *model, const loom_store *store, const loom_vocab *v, const char *prefix,
-                  long length, const loom_sample_opts *so)
+                  long length, const loom_search_opts *so)
 {
     char err[512];
     loom_generator *gen = loom_generator_new(model, store, err, sizeof err);
@@ -184,7 +184,7 @@ int cmd_generate(int argc, char **argv)
     rc = lm_ckpt_load(&l, cmd, a.load, 1, 1);
     if (!rc)
         rc = generate_text(cmd, &l.lm.o, l.store, l.vocab, a.prefix, a.length,
-                           &(loom_sample_opts){.temperature = a.temperature, .top_k = (int)a.top_k, .top_p = a.top_p,
+                           &(loom_search_opts){.temperature = a.temperature, .top_k = (int)a.top_k, .top_p = a.top_p,
                                                .beam = (int)a.beam, .length_norm = a.length_norm, .seed = (uint64_t)a.seed});
     lm_ckpt_free(&l);
     return rc;

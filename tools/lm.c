@@ -314,7 +314,7 @@ static int generate(run *r)
 {
     if (!r->a.generate) return 0;
     return generate_text(command, &r->lm.o, r->store, loom_text_vocab(r->text), r->a.prefix, r->a.generate,
-                         &(loom_sample_opts){.temperature = r->a.temperature, .seed = (uint64_t)r->a.m.seed});
+                         &(loom_search_opts){.temperature = r->a.temperature, .seed = (uint64_t)r->a.m.seed});
 }
 
 static void release(run *r)

@@ -75,7 +75,7 @@ void lm_ckpt_free(lm_ckpt *l);
 const char *lm_ckpt_text(const lm_ckpt *l, char *buf, size_t n);
 /* Text from a model with the weights of store after prefix, on stdout. */
 int generate_text(const char *cmd, const loom_lm_opts *model, const loom_store *store, const loom_vocab *v, const char *prefix,
-                  long length, const loom_sample_opts *so);
+                  long length, const loom_search_opts *so);
 
 
 /* loom train --task adding|copy (tools/tasks.c), seq2seq|reverse|dates (tools/seq2seq.c). */

@@ -2,7 +2,7 @@
  * greedy, sampling and beam search over n sentences at once. The search
  * only sees log-probabilities; the decoder behind the step function keeps
  * its states per row and reorders them by `parent`. */
-#include "loom/seq2seq.h"
+#include "loom/search.h"
 
 #include "loom/random.h"
 
@@ -24,6 +24,18 @@ typedef struct {
 } finished;
 
 typedef struct {
+    double p;
+    int v;
+} weighted;
+
+/* Likeliest first; ties: the lower token first. */
+static int by_weight(const void *a, const void *b)
+{
+    const weighted *x = a, *y = b;
+    return x->p > y->p ? -1 : x->p < y->p ? 1 : (x->v > y->v) - (x->v < y->v);
+}
+
+typedef struct {
     const loom_search_opts *o;
     int n, K, V, R;
     int32_t eos;
@@ -33,6 +45,8 @@ typedef struct {
     int *n_done;
     bool *over;          /* the sentence needs no more steps */
     cand *top;           /* 2K candidates */
+    double *p;           /* V: sampling's weights */
+    weighted *order;     /* V: sampling's tokens, likeliest first */
     uint64_t rng;
 } search;
 
@@ -70,17 +84,39 @@ static int best_candidates(search *s, int i, const float *lp)
     return m;
 }
 
-/* One token drawn from softmax(log p / T) of row r (sampling). */
+/* One token drawn from softmax(log p / T) of row r (sampling), among the
+ * top_k likeliest and the nucleus of mass top_p. */
 static int sample_candidate(search *s, int r, const float *lp)
 {
     const float *x = lp + (size_t)r * s->V;
     double mx = -INFINITY, z = 0, T = s->o->temperature;
     for (int v = 0; v < s->V; v++) mx = x[v] > mx ? x[v] : mx;
-    for (int v = 0; v < s->V; v++) z += exp((x[v] - mx) / T);
+    for (int v = 0; v < s->V; v++) z += s->p[v] = exp((x[v] - mx) / T);
+    int keep = s->V;
+    if ((s->o->top_k > 0 && s->o->top_k < s->V) || (s->o->top_p > 0 && s->o->top_p < 1)) {
+        for (int v = 0; v < s->V; v++) s->order[v] = (weighted){s->p[v], v};
+        qsort(s->order, (size_t)s->V, sizeof *s->order, by_weight);
+        if (s->o->top_k > 0 && s->o->top_k < keep) keep = s->o->top_k;
+        if (s->o->top_p > 0 && s->o->top_p < 1) {
+            double mass = 0;
+            for (int k = 0; k < keep; k++)
+                if ((mass += s->order[k].p / z) >= s->o->top_p) {
+                    keep = k + 1;
+                    break;
+                }
+        }
+        z = 0;
+        for (int k = 0; k < keep; k++) z += s->order[k].p;
+    }
     double u = loom_uniform(&s->rng) * z, acc = 0;
-    int v = 0;
-    for (; v < s->V - 1; v++)
-        if ((acc += exp((x[v] - mx) / T)) > u) break;
+    int v = keep < s->V ? s->order[keep - 1].v : s->V - 1;
+    for (int k = 0; k < keep; k++) {
+        int w = keep < s->V ? s->order[k].v : k;
+        if ((acc += s->p[w]) > u) {
+            v = w;
+            break;
+        }
+    }
     s->top[0] = (cand){s->live[r] + x[v], r, v};
     return 1;
 }
@@ -143,10 +179,12 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     s.n_done = calloc((size_t)n, sizeof *s.n_done);
     s.over = calloc((size_t)n, sizeof *s.over);
     s.top = malloc(2 * (size_t)s.K * sizeof *s.top);
+    s.p = malloc((size_t)V * sizeof *s.p), s.order = malloc((size_t)V * sizeof *s.order);
     float *lp = malloc(R * (size_t)V * sizeof *lp);
     int32_t *in = malloc(R * sizeof *in);
     loom_status st = LOOM_OK;
-    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !lp || !in) st = LOOM_ERR_NOMEM;
+    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !s.p || !s.order || !lp || !in)
+        st = LOOM_ERR_NOMEM;
     for (size_t r = 0; !st && r < R; r++) s.live[r] = r % (size_t)s.K ? -INFINITY : 0, in[r] = bos;
     int t = 0;
     for (; !st && t < o.max_len; t++) {
@@ -182,6 +220,6 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
             len[i] = trace(&s, f->t, f->row, oi, ri);
         }
     }
-    free(s.live), free(s.from), free(s.tok), free(s.done), free(s.n_done), free(s.over), free(s.top), free(lp), free(in);
+    free(s.live), free(s.from), free(s.tok), free(s.done), free(s.n_done), free(s.over), free(s.top), free(s.p), free(s.order), free(lp), free(in);
     return st;
 }

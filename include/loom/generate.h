@@ -1,24 +1,16 @@
-/* loom/generate.h — text from a trained language model: greedy, sampling
- * with temperature, top-k and top-p (nucleus), and beam search, after a
- * prefix that warms the state up. */
+/* loom/generate.h — text from a trained language model after a prefix
+ * that warms the state up, chosen by loom_search (loom/search.h): greedy,
+ * sampling with temperature, top-k and top-p (nucleus), or beam search. */
 #ifndef LOOM_GENERATE_H
 #define LOOM_GENERATE_H
 
 #include "loom/layers.h"
+#include "loom/search.h"
 #include "loom/store.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct {
-    double temperature;   /* 0: greedy (argmax); else sample from softmax(logits / T) */
-    int top_k;            /* sample among the k most likely tokens only (0: all) */
-    double top_p;         /* ... among the smallest set whose probability reaches p (0 or 1: all) */
-    int beam;             /* > 1: beam search of this width (temperature, top-k/p unused) */
-    double length_norm;   /* beam search: scores are log p / length^α (α = length_norm; 0: none) */
-    uint64_t seed;
-} loom_sample_opts;
 
 typedef struct loom_generator loom_generator;
 
@@ -28,9 +20,9 @@ typedef struct loom_generator loom_generator;
 loom_generator *loom_generator_new(const loom_lm_opts *model, const loom_store *weights, char *err, size_t err_len);
 void loom_generator_free(loom_generator *g);
 /* Feeds the n prefix tokens (n ≥ 1), then produces `length` tokens into out
- * (which holds length); returns how many were written, or −1 (message in
- * err). */
-int64_t loom_generate(loom_generator *g, const int32_t *prefix, int64_t n, int64_t length, const loom_sample_opts *o,
+ * (which holds length) as opts say (NULL: greedy; its max_len is length);
+ * returns how many were written, or −1 (message in err). */
+int64_t loom_generate(loom_generator *g, const int32_t *prefix, int64_t n, int64_t length, const loom_search_opts *opts,
                       int32_t *out, char *err, size_t err_len);
 
 #ifdef __cplusplus

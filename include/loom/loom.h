@@ -12,6 +12,7 @@
 #include "loom/runtime.h"
 #include "loom/rnn.h"
 #include "loom/layers.h"
+#include "loom/search.h"
 #include "loom/seq2seq.h"
 #include "loom/safetensors.h"
 #include "loom/store.h"

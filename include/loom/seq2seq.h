@@ -29,6 +29,7 @@
 #define LOOM_SEQ2SEQ_H
 
 #include "loom/layers.h"
+#include "loom/search.h"
 #include "loom/store.h"
 
 #ifdef __cplusplus
@@ -93,39 +94,6 @@ loom_status loom_seq2seq_build(loom_graph *g, loom_seq2seq *m, const loom_seq2se
 /* Builds the encoder over opts->batch sentences and one decoder step over
  * `rows` rows into g (tgt_steps and sampled are not used). */
 loom_status loom_seq2seq_build_decoder(loom_graph *g, loom_seq2seq *m, const loom_seq2seq_opts *opts, int rows);
-
-/* ---- decoding ---- */
-
-typedef struct {
-    int beam;            /* hypotheses kept per sentence (default 1: greedy, or sampling) */
-    double temperature;  /* beam 1: 0 picks the likeliest token; > 0 samples from softmax(log p / T) */
-    double length_norm;  /* a finished hypothesis scores log p / length^α, α = length_norm (0: none) */
-    int max_len;         /* tokens at most, <eos> included (default 50) */
-    uint64_t seed;       /* sampling */
-} loom_search_opts;
-
-/* A decoder the search drives: step t (0, 1, …) of n·beam rows, row
- * r = sentence·beam + k. Row r continues the hypothesis that row parent[r]
- * held at the previous step (parent is NULL at step 0, where every row
- * starts from its sentence's first state) and reads token tokens[r]; the
- * step writes the log-probabilities of the next token, rows × V. A
- * non-zero status stops the search. */
-typedef loom_status (*loom_search_step)(void *ctx, int t, const int32_t *tokens, const int32_t *parent, float *log_probs);
-
-/* Greedy decoding, sampling, or beam search for n sentences at once, from
- * `bos` until `eos` or max_len tokens. Beam search keeps the beam likeliest
- * unfinished hypotheses; a hypothesis whose <eos> ranks among the beam best
- * continuations is finished, and a sentence is done when none can still
- * beat the best finished one (without length normalisation), or when beam
- * hypotheses are finished and the worst of them scores above the best
- * unfinished one. The best finished hypothesis wins (by its normalised
- * score). out: n × max_len
- * tokens (<eos> not included), len: n lengths, score: n normalised log
- * probabilities (may be NULL), rows: n × max_len, the row whose step made
- * each token, <eos> included, −1 past it (may be NULL; to follow a
- * hypothesis' attention). */
-loom_status loom_search(int n, int vocab, int32_t bos, int32_t eos, const loom_search_opts *opts, loom_search_step step,
-                        void *ctx, int32_t *out, int32_t *len, double *score, int32_t *rows);
 
 /* A trained model translating: its decoding graph (the encoder over a batch
  * of sentences, one decoder step over batch · beam rows) reading the weights
