@@ -1,6 +1,7 @@
 /* Gradient check: analytic gradients from loom_backward against central
  * differences (L(x + ε) − L(x − ε)) / 2ε, element by element. */
 #include "loom/gradcheck.h"
+#include "loom/random.h"
 #include "ops/op.h"
 
 #include <math.h>
@@ -69,10 +70,7 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
         int64_t count = o.max_checks > 0 && o.max_checks < numel ? o.max_checks : numel;
         for (int64_t c = 0; !st && c < count; c++) {
             int64_t e = c;
-            if (count < numel) { /* sample without bias: xorshift over the elements */
-                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-                e = (int64_t)(rng % (uint64_t)numel);
-            }
+            if (count < numel) e = (int64_t)loom_below(&rng, (uint64_t)numel); /* sampled, with repeats */
             float keep = x[e];
             double lp, lm;
             x[e] = (float)(keep + o.eps);

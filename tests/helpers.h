@@ -37,11 +37,7 @@ static inline const char *tmp_path(const char *dir, const char *name)
 
 static uint64_t test_rng = 0x853c49e6748fea9bull;
 
-static inline float rnd(float lo, float hi)
-{
-    test_rng ^= test_rng << 13, test_rng ^= test_rng >> 7, test_rng ^= test_rng << 17;
-    return lo + (hi - lo) * (float)(test_rng >> 40) / 16777216.0f;
-}
+static inline float rnd(float lo, float hi) { return lo + (hi - lo) * (float)loom_uniform(&test_rng); }
 
 /* A heap buffer of n values uniform in [lo, hi) (freed by the test). */
 static inline float *rnd_buf(int64_t n, float lo, float hi)

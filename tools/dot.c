@@ -143,11 +143,7 @@ static void default_shown(dot_args *a)
     }
 }
 
-static double rnd(uint64_t *s)
-{
-    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2 - 1;
-}
+static double rnd(uint64_t *s) { return loom_uniform(s) * 2 - 1; }
 
 typedef struct {
     loom_graph *g;

@@ -77,12 +77,7 @@ static void build(lm_graph *lm, const gc_args *a)
     lm->n_forward = loom_graph_size(g);
 }
 
-static uint64_t rng_state;
-static float uniform(float lo, float hi)
-{
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-    return lo + (hi - lo) * (float)(rng_state >> 40) / 16777216.0f;
-}
+static float uniform(uint64_t *rng, float lo, float hi) { return lo + (hi - lo) * (float)loom_uniform(rng); }
 
 /* Random values in [-0.5, 0.5) for parameters, [-1, 1) for inputs and
  * states: larger than PyTorch's initial weights, so that every
@@ -91,11 +86,11 @@ static float uniform(float lo, float hi)
 static bool fill(const lm_graph *lm, loom_store *store, const gc_args *a, loom_binding *wrt, int *n_wrt, int32_t *tg)
 {
     loom_graph *g = lm->g;
-    rng_state = 0x9E3779B97F4A7C15ull ^ (uint64_t)(a->m.seed + 1) * 0xBF58476D1CE4E5B9ull;
+    uint64_t rng = loom_mix((uint64_t)a->m.seed + 1);
     for (int i = 0; i < loom_store_count(store); i++) {
         loom_tensor t = loom_store_tensor(store, i);
         float *d = loom_store_data(store, t);
-        for (int64_t k = 0; k < loom_tensor_numel(g, t); k++) d[k] = uniform(-0.5f, 0.5f);
+        for (int64_t k = 0; k < loom_tensor_numel(g, t); k++) d[k] = uniform(&rng, -0.5f, 0.5f);
         wrt[(*n_wrt)++] = (loom_binding){t, d};
     }
     loom_tensor in_t[3] = {lm->x, lm->init[0], lm->init[1]};
@@ -103,10 +98,10 @@ static bool fill(const lm_graph *lm, loom_store *store, const gc_args *a, loom_b
         int64_t n = loom_tensor_numel(g, in_t[i]);
         float *d = malloc((size_t)n * sizeof *d);
         if (!d) return false;
-        for (int64_t k = 0; k < n; k++) d[k] = uniform(-1, 1);
+        for (int64_t k = 0; k < n; k++) d[k] = uniform(&rng, -1, 1);
         wrt[(*n_wrt)++] = (loom_binding){in_t[i], d};
     }
-    for (long k = 0; k < a->m.steps * a->m.batch; k++) tg[k] = (int32_t)(uniform(0, 1) * (float)a->vocab) % (int32_t)a->vocab;
+    for (long k = 0; k < a->m.steps * a->m.batch; k++) tg[k] = (int32_t)(uniform(&rng, 0, 1) * (float)a->vocab) % (int32_t)a->vocab;
     return true;
 }
 
