@@ -55,6 +55,7 @@ typedef struct {
     int lo, hi, k;        /* drawn step range; k > 0: elide the middle */
     bool elide;
     bool *cut;            /* cut[b]: a truncation cut between steps b−1 and b */
+    int32_t *param_of;    /* param_of[i]: the parameter node i is the gradient of (loom_grad), else −1 */
     uint8_t *vis;         /* per node */
     uint64_t *seen;       /* set of emitted edges and ports (hashes) */
     uint32_t seen_cap, seen_n;
@@ -193,14 +194,10 @@ static const char *role_name(const loom_node *n)
     }
 }
 
-/* The gradient of a parameter: a named backward node outside the steps
- * (named ∂L/∂<parameter> by loom_backward). */
+/* The gradient of a parameter (loom_grad), a backward node outside the steps. */
 static bool is_param_grad(const dot_ctx *c, int32_t i)
 {
-    const loom_node *n = N(c, i);
-    const char *name = loom_tensor_name(c->g, loom_at(i));
-    return is_bwd(n) && n->tags.step < 0 && name && !strncmp(name, "∂L/∂", strlen("∂L/∂")) &&
-           loom_valid(loom_graph_find(c->g, name + strlen("∂L/∂")));
+    return c->param_of[i] >= 0 && is_bwd(N(c, i)) && N(c, i)->tags.step < 0;
 }
 
 /* ---- text ---- */
@@ -494,7 +491,7 @@ static bool grid_plan(dot_ctx *c)
             c->px[i] = param_x;
             c->py[i] = c->top_y - 0.6 * n_param++;
         } else if (is_param_grad(c, i)) {
-            int32_t p = loom_index(loom_graph_find(c->g, loom_tensor_name(c->g, loom_at(i)) + strlen("∂L/∂")));
+            int32_t p = c->param_of[i];
             c->px[i] = -4.1;
             c->py[i] = p >= 0 && c->py[p] == c->py[p] ? c->py[p] : c->top_y - 0.6 * n_param++;
         } else if (n->tags.step >= 0) {
@@ -1081,6 +1078,17 @@ static bool select_nodes(dot_ctx *c)
     c->elide = c->k > 0 && c->hi - c->lo + 1 > 2 * c->k;
     c->vis = malloc((size_t)c->n + 1);
     c->cut = calloc((size_t)c->T + 2, sizeof *c->cut);
+    c->param_of = malloc(((size_t)c->n + 1) * sizeof *c->param_of);
+    int n_params = loom_graph_params(c->g, NULL, 0);
+    loom_tensor *params = malloc(((size_t)n_params + 1) * sizeof *params);
+    if (!c->param_of || !params) return free(params), false;
+    for (int32_t i = 0; i < c->n; i++) c->param_of[i] = -1;
+    loom_graph_params(c->g, params, n_params);
+    for (int k = 0; k < n_params; k++) { /* each parameter's gradient, as loom_backward recorded it */
+        int32_t gi = loom_index(loom_grad(c->g, params[k]));
+        if (gi >= 0 && gi < c->n) c->param_of[gi] = loom_index(params[k]);
+    }
+    free(params);
     if (!c->vis || !c->cut) return false;
     for (int32_t i = 0; i < c->n; i++) c->vis[i] = (uint8_t)node_vis(c, i);
     if (o->n_roots > 0 && o->roots) {
@@ -1243,7 +1251,7 @@ static void ctx_free(dot_ctx *c)
 {
     for (int32_t i = 0; c->through && i < c->n; i++) free(c->through[i].v);
     free(c->clear), free(c->through), free(c->px), free(c->py), free(c->col_x);
-    free(c->vis), free(c->cut), free(c->seen), free(c->port_u), free(c->port_t);
+    free(c->vis), free(c->cut), free(c->param_of), free(c->seen), free(c->port_u), free(c->port_t);
     free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
     free(c->acc), free(c->acc_to), free(c->bus), free(c->bus_from), free(c->sum_terms);
 }
