@@ -164,67 +164,10 @@ float *loom_store_data(const loom_store *s, loom_tensor t)
 }
 
 
-static double normal(uint64_t *st) /* Box–Muller */
-{
-    double u1 = loom_uniform(st), u2 = loom_uniform(st);
-    return sqrt(-2 * log(u1 > 0 ? u1 : 1e-300)) * cos(6.283185307179586 * u2);
-}
-
-/* torch.nn.init.orthogonal_: a normal (rows, cols) matrix, its QR
- * factorisation (of the transpose when rows < cols), Q with the signs of
- * R's diagonal — which is what Gram–Schmidt gives, R's diagonal being the
- * norms — times the gain a. Columns of the tall (big, small) matrix m are
- * orthonormalised in place (modified Gram–Schmidt, twice for accuracy). */
-static bool orthogonal(float *d, int64_t rows, int64_t cols, float a, uint64_t *st)
-{
-    int64_t big = rows > cols ? rows : cols, small = rows > cols ? cols : rows;
-    double *m = malloc((size_t)(big * small) * sizeof *m);
-    if (!m) return false;
-    for (int64_t k = 0; k < big * small; k++) m[k] = normal(st); /* m[i * small + j] */
-    for (int64_t j = 0; j < small; j++) {
-        for (int pass = 0; pass < 2; pass++)
-            for (int64_t q = 0; q < j; q++) {
-                double dot = 0;
-                for (int64_t i = 0; i < big; i++) dot += m[i * small + q] * m[i * small + j];
-                for (int64_t i = 0; i < big; i++) m[i * small + j] -= dot * m[i * small + q];
-            }
-        double norm = 0;
-        for (int64_t i = 0; i < big; i++) norm += m[i * small + j] * m[i * small + j];
-        norm = sqrt(norm);
-        for (int64_t i = 0; i < big; i++) m[i * small + j] = norm > 0 ? m[i * small + j] / norm : 0;
-    }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) d[r * cols + c] = (float)(a * (rows >= cols ? m[r * small + c] : m[c * small + r]));
-    free(m);
-    return true;
-}
-
 void loom_store_init(loom_store *s, uint64_t seed)
 {
     uint64_t st = seed;
-    for (int i = 0; i < s->n; i++) {
-        const loom_node *nd = loom_graph_node(s->g, s->t[i]);
-        int64_t numel = loom_shape_numel(nd->shape);
-        float a = nd->attr.f[0], *d = s->data[i];
-        double bound = a;
-        if (nd->attr.i[2] == LOOM_INIT_XAVIER_UNIFORM && nd->shape.rank >= 2) {
-            double fan_out = nd->shape.d[0], fan_in = (double)numel / fan_out;
-            bound = a * sqrt(6.0 / (fan_in + fan_out));
-        }
-        if (nd->attr.i[2] == LOOM_INIT_ORTHOGONAL && nd->shape.rank >= 2 &&
-            orthogonal(d, nd->shape.d[0], numel / nd->shape.d[0], a, &st))
-            continue;
-        for (int64_t k = 0; k < numel; k++) {
-            switch (nd->attr.i[2]) {
-            case LOOM_INIT_ONES: d[k] = 1.0f; break;
-            case LOOM_INIT_UNIFORM:
-            case LOOM_INIT_XAVIER_UNIFORM: d[k] = (float)((2 * loom_uniform(&st) - 1) * bound); break;
-            case LOOM_INIT_NORMAL:
-            case LOOM_INIT_ORTHOGONAL: d[k] = (float)(a * normal(&st)); break;
-            default: d[k] = 0.0f; break;
-            }
-        }
-    }
+    for (int i = 0; i < s->n; i++) loom_param_fill(s->g, s->t[i], &st, s->data[i]);
 }
 
 int loom_store_bindings(const loom_store *s, loom_binding *out, int max)

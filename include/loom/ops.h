@@ -36,6 +36,10 @@ typedef enum {
 } loom_init;
 /* A parameter with its initialiser and the initialiser's scale a. */
 loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a);
+/* Fills d (the parameter's elements) as its initialiser says, drawing from
+ * the generator *rng (loom/random.h); false for a tensor that is no
+ * parameter (or out of memory for an orthogonal one). */
+bool loom_param_fill(const loom_graph *g, loom_tensor p, uint64_t *rng, float *d);
 loom_tensor loom_constant(loom_graph *g, loom_shape s, const float *data);
 loom_tensor loom_constant_i32(loom_graph *g, loom_shape s, const int32_t *data);
 /* Every element = value (pure: equal fills are merged). */
