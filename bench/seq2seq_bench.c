@@ -86,8 +86,7 @@ int main(int argc, char **argv)
     }
     loom_bind(p, m.src, src), loom_bind(p, m.src_len, sl), loom_bind(p, m.dec_in, din);
     loom_bind(p, m.tgt, tgt), loom_bind(p, m.tgt_len, tl);
-    const char *err = NULL;
-    loom_optim *opt = loom_optim_for_store(&(loom_optim_opts){.kind = LOOM_OPT_ADAM, .lr = 1e-3f}, s, &err);
+    loom_optim *opt = loom_optim_for_store(&(loom_optim_opts){.kind = LOOM_OPT_ADAM, .lr = 1e-3f}, s, NULL);
     float **grads = malloc((size_t)np * sizeof *grads);
     int64_t *sizes = malloc((size_t)np * sizeof *sizes);
     for (int i = 0; i < np; i++) sizes[i] = loom_store_numel(s, i);
@@ -103,13 +102,12 @@ int main(int argc, char **argv)
         loom_optim_step(opt, (const float *const *)grads, 1e-3f);
         tt[k] = now() - t0;
     }
-    char msg[256];
     loom_store_data_by_name(s, "decoder.dense.bias")[LOOM_EOS] = -100.0f; /* every step decoded, as the PyTorch side */
-    loom_translator *tr = loom_translator_new(&o, s, 1, msg, sizeof msg);
+    loom_translator *tr = loom_translator_new(&o, s, 1, NULL);
     int32_t *out = malloc((size_t)B * Tt * sizeof *out), *ol = malloc((size_t)B * sizeof *ol);
     for (int k = 0; tr && k <= iters; k++) {
         double t0 = now();
-        if (loom_translate(tr, srow, sl, B, &(loom_search_opts){.max_len = Tt}, out, ol, NULL, NULL, msg, sizeof msg)) break;
+        if (loom_translate(tr, srow, sl, B, &(loom_search_opts){.max_len = Tt}, out, ol, NULL, NULL, NULL)) break;
         ti[k] = now() - t0;
     }
     qsort(tt + 1, (size_t)iters, sizeof *tt, cmp);

@@ -71,12 +71,11 @@ int main(int argc, char **argv)
                  loom_trainer_save(tr, ck) || loom_checkpoint_write(ck, ckpt)))
         return fprintf(stderr, "%s: %s%s\n", ckpt, loom_st_error(ck), loom_trainer_error(tr)), 1;
 
-    char msg[256];
-    loom_generator *gen = loom_generator_new(&model.lm, weights, msg, sizeof msg);
+    loom_generator *gen = loom_generator_new(&model.lm, weights, &err);
     int32_t seq[200];
     int64_t k = loom_vocab_encode(vocab, "the ", 4, seq, 4);
-    if (!gen || loom_generate(gen, seq, k, 150, &(loom_search_opts){.temperature = 0.6}, seq + k, msg, sizeof msg) < 0)
-        return fprintf(stderr, "%s\n", msg), 1;
+    if (!gen || loom_generate(gen, seq, k, 150, &(loom_search_opts){.temperature = 0.6}, seq + k, &err) < 0)
+        return fprintf(stderr, "%s\n", err.msg), 1;
     char out[1024];
     loom_vocab_decode(vocab, seq, k + 150, out, sizeof out);
     printf("%s\n", out);

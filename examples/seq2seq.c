@@ -31,10 +31,10 @@ static loom_status exact_match(void *ctx, loom_trainer *t, double *score)
     int Ts = loom_pairs_steps(r->p, 0), Tt = loom_pairs_steps(r->p, 1);
     int32_t src[N * 64], sl[N], ref[N * 16], rl[N], out[N * 16], ol[N];
     int n = (int)(loom_pairs_count(r->p, true) < N ? loom_pairs_count(r->p, true) : N), hits = 0;
-    char err[256];
+    loom_error err = {0};
     for (int i = 0; i < n; i++) loom_pairs_get(r->p, true, i, src + i * Ts, &sl[i], ref + i * Tt, &rl[i]);
-    if (loom_translate(r->tr, src, sl, n, &(loom_search_opts){.max_len = Tt}, out, ol, NULL, NULL, err, sizeof err))
-        return fprintf(stderr, "%s\n", err), LOOM_ERR_STATE;
+    if (loom_translate(r->tr, src, sl, n, &(loom_search_opts){.max_len = Tt}, out, ol, NULL, NULL, &err))
+        return fprintf(stderr, "%s\n", err.msg), err.status;
     for (int i = 0; i < n; i++) { /* the reference: its tokens before <eos> (all of them when it was cut) */
         int k = rl[i] > 0 && ref[i * Tt + rl[i] - 1] == LOOM_EOS ? rl[i] - 1 : rl[i];
         hits += ol[i] == k && !memcmp(out + i * Tt, ref + i * Tt, (size_t)k * sizeof *out);
@@ -76,8 +76,7 @@ int main(int argc, char **argv)
     loom_tensor in[6] = {m.src, m.src_len, m.dec_in, m.tgt, m.tgt_len, m.gold};
     const void *data[6] = {b->src, b->src_len, b->dec_in, b->tgt, b->tgt_len, b->gold};
     for (int i = 0; i < 6; i++) loom_trainer_bind(t, in[i], data[i]);
-    char msg[256];
-    if (!(r.tr = loom_translator_new(&o, weights, 1, msg, sizeof msg))) return fprintf(stderr, "%s\n", msg), 1;
+    if (!(r.tr = loom_translator_new(&o, weights, 1, &err))) return fprintf(stderr, "%s\n", err.msg), 1;
     if (loom_trainer_fit(t, &(loom_fit_opts){.steps = steps, .eval_every = steps / 5 > 0 ? steps / 5 : 1, .ctx = &r,
                                              .next_batch = next_batch, .evaluate = exact_match, .progress = report}))
         return fprintf(stderr, "%s\n", loom_trainer_error(t)), 1;
@@ -87,7 +86,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++) { /* a few held-out dates */
         char s[128], y[64];
         loom_pairs_get(p, true, i, src, &len, tgt, &out_len);
-        loom_translate(r.tr, src, &len, 1, &(loom_search_opts){.max_len = Tt}, out, &out_len, NULL, NULL, msg, sizeof msg);
+        loom_translate(r.tr, src, &len, 1, &(loom_search_opts){.max_len = Tt}, out, &out_len, NULL, NULL, NULL);
         loom_vocab_decode(loom_pairs_vocab(p, 0), src, len - 1, s, sizeof s);
         loom_vocab_decode(loom_pairs_vocab(p, 1), out, out_len, y, sizeof y);
         printf("%-32s → %s\n", s, y);

@@ -42,12 +42,11 @@ void loom_checkpoint_checksum(const loom_st *f, char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)XXH3_64bits_digest(&st));
 }
 
-loom_status loom_checkpoint_writable(const char *path, char *err, size_t n)
+loom_status loom_checkpoint_writable(const char *path, loom_error *err)
 {
     loom_error e = {0};
     loom_status st = loom_atomic_check(path, &e);
-    if (st) snprintf(err, n, "%s", e.msg);
-    return st;
+    return st ? loom_error_set(err, st, "%s", e.msg) : LOOM_OK;
 }
 
 loom_status loom_checkpoint_write(loom_st *f, const char *path)

@@ -186,7 +186,7 @@ loom_status loom_store_bind(const loom_store *s, loom_plan *p)
     return LOOM_OK;
 }
 
-loom_status loom_store_bind_shared(const loom_store *s, const loom_graph *g, loom_plan *p, char *err, size_t n)
+loom_status loom_store_bind_shared(const loom_store *s, const loom_graph *g, loom_plan *p, loom_error *err)
 {
     if (!s || s->made) return s ? s->made : LOOM_ERR_ARG;
     for (int32_t i = 0; i < loom_graph_size(g); i++) {
@@ -196,13 +196,12 @@ loom_status loom_store_bind_shared(const loom_store *s, const loom_graph *g, loo
         int k = name ? find_name(s, name) : -1;
         if (k < 0 || !loom_shape_eq(loom_tensor_shape(s->g, s->t[k]), nd->shape)) {
             char a[64], b[64];
-            snprintf(err, n, "the weights have %s '%s'%s%s%s", k < 0 ? "no" : "a differently shaped", name ? name : "",
-                     k < 0 ? "" : loom_shape_str(loom_tensor_shape(s->g, s->t[k]), a, sizeof a), k < 0 ? "" : ", the model needs ",
-                     k < 0 ? "" : loom_shape_str(nd->shape, b, sizeof b));
-            return LOOM_ERR_ARG;
+            return loom_error_set(err, LOOM_ERR_ARG, "the weights have %s '%s'%s%s%s", k < 0 ? "no" : "a differently shaped",
+                                  name ? name : "", k < 0 ? "" : loom_shape_str(loom_tensor_shape(s->g, s->t[k]), a, sizeof a),
+                                  k < 0 ? "" : ", the model needs ", k < 0 ? "" : loom_shape_str(nd->shape, b, sizeof b));
         }
         loom_status st = loom_bind(p, loom_at(i), s->data[k]);
-        if (st) return snprintf(err, n, "%s", loom_plan_error(p)), st;
+        if (st) return loom_error_set(err, st, "%s", loom_plan_error(p));
     }
     return LOOM_OK;
 }

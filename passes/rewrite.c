@@ -19,9 +19,8 @@ static const struct {
 #define N_REWRITES (int)(sizeof rewrite_names / sizeof *rewrite_names)
 
 /* LOOM_REWRITES: none, all, or names separated by commas. */
-loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, const char **err)
+loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, loom_error *err)
 {
-    static _Thread_local char msg[256];
     const char *env = getenv("LOOM_REWRITES");
     unsigned on = LOOM_REWRITE_ALL;
     if (env && strcmp(env, "all") != 0) {
@@ -31,12 +30,10 @@ loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, c
             int k = 0;
             while (k < N_REWRITES && (strlen(rewrite_names[k].name) != len || strncmp(s, rewrite_names[k].name, len)))
                 k++;
-            if (k == N_REWRITES) {
-                snprintf(msg, sizeof msg, "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch, inplace, sink, fuse)",
-                         env, (int)len, s);
-                if (err) *err = msg;
-                return LOOM_ERR_ARG;
-            }
+            if (k == N_REWRITES)
+                return loom_error_set(err, LOOM_ERR_ARG,
+                                      "LOOM_REWRITES='%s': unknown rewrite '%.*s' (none, all, or of: accumulate, batch, inplace, "
+                                      "sink, fuse)", env, (int)len, s);
             on |= rewrite_names[k].bit;
             s += len + (s[len] == ',');
         }

@@ -41,9 +41,9 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
 {
     if (!check_outputs(g, outputs, n)) return NULL;
     unsigned rewrites;
-    const char *why;
+    loom_error why = {0};
     if (loom_plan_rewrites(opts, &rewrites, &why)) {
-        loom_graph_fail(g, LOOM_ERR_ARG, "plan: %s", why);
+        loom_graph_fail(g, LOOM_ERR_ARG, "plan: %s", why.msg);
         return NULL;
     }
     int32_t N = loom_graph_size(g);

@@ -106,7 +106,7 @@ static loom_status scenario_seq2seq(const char *path, double *out)
     loom_plan *p = NULL;
     loom_translator *tr = NULL;
     loom_tensor *outs = NULL;
-    char err[256] = "";
+    loom_error lerr = {0};
     if (!g) return LOOM_ERR_NOMEM;
     loom_seq2seq m;
     loom_seq2seq_opts o = {.cell = &loom_cell_gru, .src_vocab = 6, .tgt_vocab = 5, .embed = 3, .hidden = 4, .layers = 1,
@@ -118,7 +118,7 @@ static loom_status scenario_seq2seq(const char *path, double *out)
     if ((st = loom_store_status(s))) goto done;
     int n = loom_store_count(s);
     if (!(outs = malloc((size_t)(n + 1) * sizeof *outs))) {
-        st = LOOM_ERR_NOMEM, snprintf(err, sizeof err, "out of memory");
+        st = LOOM_ERR_NOMEM;
         goto done;
     }
     outs[0] = m.loss;
@@ -135,12 +135,11 @@ static loom_status scenario_seq2seq(const char *path, double *out)
     out[0] = loom_plan_output(p, m.loss)[0], out[1] = 0;
     for (int i = 0; i < n; i++)
         for (int64_t k = 0; k < loom_tensor_numel(g, outs[1 + i]); k++) out[1] += loom_plan_output(p, outs[1 + i])[k];
-    if (!(tr = loom_translator_new(&o, s, 2, err, sizeof err))) {
-        st = LOOM_ERR_NOMEM;
+    if (!(tr = loom_translator_new(&o, s, 2, &lerr))) {
+        st = lerr.status;
         goto done;
     }
-    if ((st = loom_translate(tr, srow, sl, B, &(loom_search_opts){.beam = 2, .max_len = 4}, tok, len, NULL, NULL, err,
-                             sizeof err)))
+    if ((st = loom_translate(tr, srow, sl, B, &(loom_search_opts){.beam = 2, .max_len = 4}, tok, len, NULL, NULL, &lerr)))
         goto done;
     for (int i = 0; i < B; i++) {
         out[1] += len[i];

@@ -401,16 +401,16 @@ Test(decode, translator_greedy_is_the_models_argmax)
     loom_store_init(st, 21);
     float *w = loom_store_data_by_name(st, "decoder.dense.bias");
     w[LOOM_EOS] -= 1.0f; /* later <eos>: longer outputs */
-    char err[256];
+    loom_error lerr = {0};
     o.batch = 1; /* the translator works one sentence at a time: batching must not matter */
-    loom_translator *tr = loom_translator_new(&o, st, 1, err, sizeof err);
-    cr_assert(tr, "%s", err);
+    loom_translator *tr = loom_translator_new(&o, st, 1, &lerr);
+    cr_assert(tr, "%s", lerr.msg);
     int32_t s[B * TS], out[B * ML], len[B];
     for (int i = 0; i < B; i++)
         for (int j = 0; j < TS; j++) s[i * TS + j] = src[j * B + i];
     float att[B * ML * TS];
-    cr_assert_eq(loom_translate(tr, s, src_len, B, &(loom_search_opts){.max_len = ML}, out, len, NULL, att, err, sizeof err),
-                 LOOM_OK, "%s", err);
+    cr_assert_eq(loom_translate(tr, s, src_len, B, &(loom_search_opts){.max_len = ML}, out, len, NULL, att, &lerr),
+                 LOOM_OK, "%s", lerr.msg);
     int32_t din[(ML + 1) * B], tg[(ML + 1) * B], tl[B];
     for (int b = 0; b < B; b++) {
         tl[b] = len[b] + 1;
@@ -445,12 +445,13 @@ Test(decode, translator_greedy_is_the_models_argmax)
             cr_assert_float_eq(sum, 1.0, 1e-5);
         }
     }
-    cr_assert_eq(loom_translate(tr, s, src_len, B, &(loom_search_opts){.beam = 2}, out, len, NULL, NULL, err, sizeof err),
+    cr_assert_eq(loom_translate(tr, s, src_len, B, &(loom_search_opts){.beam = 2}, out, len, NULL, NULL, &lerr),
                  LOOM_ERR_ARG);
-    cr_assert(strstr(err, "beam"), "%s", err);
+    cr_assert(strstr(lerr.msg, "beam"), "%s", lerr.msg);
     s[3] = 99;
-    cr_assert_eq(loom_translate(tr, s, src_len, B, NULL, out, len, NULL, NULL, err, sizeof err), LOOM_ERR_VALUE);
-    cr_assert(strstr(err, "vocabulary"), "%s", err);
+    lerr = (loom_error){0}; /* a loom_error keeps its first error */
+    cr_assert_eq(loom_translate(tr, s, src_len, B, NULL, out, len, NULL, NULL, &lerr), LOOM_ERR_VALUE);
+    cr_assert(strstr(lerr.msg, "vocabulary"), "%s", lerr.msg);
     loom_translator_free(tr);
     loom_plan_free(p);
     loom_store_free(st);
@@ -471,16 +472,16 @@ Test(decode, beam_batches_like_single_sentences)
         loom_store *st = loom_store_new(g);
         loom_store_init(st, 4);
         loom_store_data_by_name(st, "decoder.dense.bias")[LOOM_EOS] -= 2.0f;
-        char err[256];
+        loom_error lerr = {0};
         int32_t s[3 * TS] = {4, 5, 5, 3, 3, 1, 1, 1, 5, 4, 3, 1}, sl[3] = {4, 2, 3}, out[2][3 * 7], len[2][3];
         double score[2][3];
         for (int batch = 1; batch <= 2; batch++) {
             o.batch = batch;
-            loom_translator *tr = loom_translator_new(&o, st, 3, err, sizeof err);
-            cr_assert(tr, "%s", err);
+            loom_translator *tr = loom_translator_new(&o, st, 3, &lerr);
+            cr_assert(tr, "%s", lerr.msg);
             cr_assert_eq(loom_translate(tr, s, sl, 3, &(loom_search_opts){.beam = 3, .max_len = 7, .length_norm = 0.7},
-                                        out[batch - 1], len[batch - 1], score[batch - 1], NULL, err, sizeof err),
-                         LOOM_OK, "%s", err);
+                                        out[batch - 1], len[batch - 1], score[batch - 1], NULL, &lerr),
+                         LOOM_OK, "%s", lerr.msg);
             loom_translator_free(tr);
         }
         for (int i = 0; i < 3; i++) {

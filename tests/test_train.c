@@ -49,11 +49,11 @@ Test(optim, updates_match_pytorch)
         float p[N];
         memcpy(p, get(f, cases[c], "p0"), sizeof p);
         const float *grads = get(f, cases[c], "grads"), *want = get(f, cases[c], "expected");
-        const char *err = NULL;
+        loom_error err = {0};
         float *params[1] = {p};
         int64_t sizes[1] = {N};
         loom_optim *opt = loom_optim_new(&opts, params, sizes, 1, &err);
-        cr_assert(opt, "%s: %s", cases[c], err);
+        cr_assert(opt, "%s: %s", cases[c], err.msg);
         for (int s = 0; s < S; s++) {
             const float *g[1] = {grads + s * N};
             loom_optim_step(opt, g, opts.lr);
@@ -409,10 +409,10 @@ Test(optim, clipping_matches_pytorch)
     cr_assert(isnan(loom_clip_grad_norm(gn, sn, 1, 1.0)), "a NaN norm is reported, not hidden");
     loom_clip_grad_value(g, sizes, 2, 0.1f);
     for (int k = 0; k < 4; k++) cr_assert(fabsf(g0[k]) <= 0.1f);
-    const char *err = NULL;
+    loom_error err = {0};
     cr_assert_null(loom_optim_new(&(loom_optim_opts){.kind = LOOM_OPT_SGD, .lr = 0.1f, .nesterov = true}, g, sizes, 2, &err));
-    cr_assert(err && strstr(err, "Nesterov"), "%s", err);
-    cr_assert_null(loom_optim_new(&(loom_optim_opts){.kind = LOOM_OPT_ADAM, .lr = NAN}, g, sizes, 2, &err));
+    cr_assert(err.status == LOOM_ERR_ARG && strstr(err.msg, "Nesterov"), "%s", err.msg);
+    cr_assert_null(loom_optim_new(&(loom_optim_opts){.kind = LOOM_OPT_ADAM, .lr = NAN}, g, sizes, 2, NULL));
     loom_st_free(f);
 }
 
@@ -718,27 +718,27 @@ Test(lm, generation_strategies_agree_where_they_must)
     loom_lm_build(g, &lm, &o);
     loom_store *s = loom_store_new(g);
     loom_store_init(s, 11);
-    char err[256];
-    loom_generator *gen = loom_generator_new(&o, s, err, sizeof err);
-    cr_assert(gen, "%s", err);
+    loom_error lerr = {0};
+    loom_generator *gen = loom_generator_new(&o, s, &lerr);
+    cr_assert(gen, "%s", lerr.msg);
     int32_t prefix[3] = {1, 2, 3}, greedy[12], other[12];
-    cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, greedy, err, sizeof err), 12, "%s", err);
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, greedy, &lerr), 12, "%s", lerr.msg);
     loom_search_opts same[] = {{.temperature = 1, .top_k = 1}, {.temperature = 1, .top_p = 1e-9}, {.beam = 1}};
     for (int k = 0; k < 3; k++) {
-        cr_assert_eq(loom_generate(gen, prefix, 3, 12, &same[k], other, err, sizeof err), 12, "%s", err);
+        cr_assert_eq(loom_generate(gen, prefix, 3, 12, &same[k], other, &lerr), 12, "%s", lerr.msg);
         cr_assert_arr_eq(other, greedy, sizeof greedy, "strategy %d is greedy", k);
     }
     int32_t a[12], b[12];
-    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 4}, a, err, sizeof err);
-    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 4}, b, err, sizeof err);
+    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 4}, a, &lerr);
+    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 4}, b, &lerr);
     cr_assert_arr_eq(a, b, sizeof a, "the same seed samples the same text");
-    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 5}, b, err, sizeof err);
+    loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.temperature = 1.5, .seed = 5}, b, &lerr);
     cr_assert(memcmp(a, b, sizeof a), "another seed, another text");
-    cr_assert_eq(loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.beam = 5}, other, err, sizeof err), 12, "%s", err);
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, &(loom_search_opts){.beam = 5}, other, &lerr), 12, "%s", lerr.msg);
     for (int i = 0; i < 12; i++) cr_assert(other[i] >= 0 && other[i] < 7);
-    cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, other, err, sizeof err), 12, "%s", err);
+    cr_assert_eq(loom_generate(gen, prefix, 3, 12, NULL, other, &lerr), 12, "%s", lerr.msg);
     cr_assert_arr_eq(other, greedy, sizeof greedy, "greedy again after the beam");
-    cr_assert_eq(loom_generate(gen, prefix, 0, 5, NULL, other, err, sizeof err), -1, "a prefix is needed");
+    cr_assert_eq(loom_generate(gen, prefix, 0, 5, NULL, other, &lerr), -1, "a prefix is needed");
     loom_generator_free(gen);
     loom_store_free(s);
     loom_graph_free(g);

@@ -145,9 +145,9 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     loom_store_bind(m->store, m->train), loom_store_bind(m->store, m->infer);
     loom_bind(m->train, m->lm.tokens, m->x), loom_bind(m->train, m->lm.targets, m->y);
     loom_bind(m->infer, m->lm.tokens, m->x);
-    const char *err = NULL;
+    loom_error err = {0};
     m->opt = loom_optim_for_store(&(loom_optim_opts){.kind = LOOM_OPT_SGD, .lr = 1.0f}, m->store, &err);
-    if (!m->opt) return err ? (fprintf(stderr, "loom bench: %s\n", err), 2) : 1;
+    if (!m->opt) return fprintf(stderr, "loom bench: %s\n", err.msg), tool_exit(err.status);
     for (int i = 0; i < m->n_params; i++) m->sizes[i] = loom_store_numel(m->store, i);
     loom_plan_stats ts = loom_plan_get_stats(m->train), is = loom_plan_get_stats(m->infer);
     r->flops = ts.matmul_flops;

@@ -230,27 +230,26 @@ bool tool_outputs_ok(const char *cmd, const tool_file *out, int n_out, const too
 int tool_open_outputs(const char *cmd, const char *save, const char *metrics, const char *columns, int64_t resumed,
                            loom_metrics **out)
 {
-    char err[512];
-    loom_status st;
+    loom_error err = {0};
     *out = NULL;
-    if (save && loom_checkpoint_writable(save, err, sizeof err)) {
-        fprintf(stderr, "%s: --save: %s\n", cmd, err);
+    if (save && loom_checkpoint_writable(save, &err)) {
+        fprintf(stderr, "%s: --save: %s\n", cmd, err.msg);
         return 1;
     }
-    if (metrics && !(*out = loom_metrics_open(metrics, columns, resumed, &st, err, sizeof err))) {
-        fprintf(stderr, "%s: --metrics: %s\n", cmd, err);
-        return tool_exit(st);
+    if (metrics && !(*out = loom_metrics_open(metrics, columns, resumed, &err))) {
+        fprintf(stderr, "%s: --metrics: %s\n", cmd, err.msg);
+        return tool_exit(err.status);
     }
     return 0;
 }
 
 int tool_flush_metrics(const char *cmd, loom_metrics **m)
 {
-    char err[512];
-    if (!*m || !loom_metrics_flush(*m, err, sizeof err)) return 0;
+    loom_error err = {0};
+    if (!*m || !loom_metrics_flush(*m, &err)) return 0;
     loom_metrics_free(*m); /* said once; the run stops */
     *m = NULL;
-    fprintf(stderr, "%s: %s\n", cmd, err);
+    fprintf(stderr, "%s: %s\n", cmd, err.msg);
     return 1;
 }
 

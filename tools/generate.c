@@ -121,9 +121,9 @@ static void print_text(const char *label, const loom_vocab *v, const int32_t *id
 int generate_text(const char *cmd, const loom_lm_opts *model, const loom_store *store, const loom_vocab *v, const char *prefix,
                   long length, const loom_search_opts *so)
 {
-    char err[512];
-    loom_generator *gen = loom_generator_new(model, store, err, sizeof err);
-    if (!gen) return tool_fail(cmd, err, NULL);
+    loom_error err = {0};
+    loom_generator *gen = loom_generator_new(model, store, &err);
+    if (!gen) return tool_fail_st(cmd, err.status, err.msg, NULL);
     int64_t np = loom_vocab_encode(v, prefix, strlen(prefix), NULL, 0);
     if (np < 1) {
         loom_generator_free(gen);
@@ -135,7 +135,7 @@ int generate_text(const char *cmd, const loom_lm_opts *model, const loom_store *
         rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
     } else {
         loom_vocab_encode(v, prefix, strlen(prefix), seq, np);
-        if (loom_generate(gen, seq, np, length, so, seq + np, err, sizeof err) < 0) rc = tool_fail(cmd, err, NULL);
+        if (loom_generate(gen, seq, np, length, so, seq + np, &err) < 0) rc = tool_fail_st(cmd, err.status, err.msg, NULL);
         else {
             char label[96];
             if (so->beam > 1) snprintf(label, sizeof label, "generated (beam %d): ", so->beam);

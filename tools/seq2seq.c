@@ -165,10 +165,9 @@ static int build(s2s *r)
         if (loom_trainer_bind(r->t, in[i], data[i])) return fail_st(LOOM_ERR_ARG, loom_trainer_error(r->t), NULL);
     if (a->init && loom_store_load_file(r->store, a->init, false)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
     if (a->init && !tool_finite_weights(cmd, a->init, r->store)) return 2;
-    char msg[512];
     loom_seq2seq_opts to = r->mo;
     to.batch = B; /* the translator reads the store's buffers, which training updates in place */
-    if (!(r->tr = loom_translator_new(&to, r->store, 1, msg, sizeof msg))) return fail(msg, NULL);
+    if (!(r->tr = loom_translator_new(&to, r->store, 1, &err))) return fail_st(err.status, err.msg, NULL);
     return 0;
 }
 
@@ -200,10 +199,10 @@ static int held_out(s2s *r, scores *sc)
     }
     sc->loss = total / tokens;
     int64_t m = n < r->a->eval_pairs ? n : r->a->eval_pairs;
-    char err[512];
+    loom_error err = {0};
     if (loom_translate_score(r->tr, r->d.held, r->d.held_part, m, &(loom_search_opts){.max_len = r->mo.tgt_steps}, &sc->bleu,
-                             &sc->exact, err, sizeof err))
-        return fail(err, NULL);
+                             &sc->exact, &err))
+        return fail_st(err.status, err.msg, NULL);
     return 0;
 }
 
@@ -335,9 +334,9 @@ static void show_examples(s2s *r, int n)
     if (n > total) n = (int)total;
     for (int i = 0; i < n; i++) {
         int32_t s[LOOM_SEQ2SEQ_MAX_STEPS], t[LOOM_SEQ2SEQ_MAX_STEPS], sl, tl, out[LOOM_SEQ2SEQ_MAX_STEPS], ol;
-        char err[256], a[1024], b[1024], c[1024];
+        char a[1024], b[1024], c[1024];
         loom_pairs_get(r->d.held, r->d.held_part, i, s, &sl, t, &tl);
-        if (loom_translate(r->tr, s, &sl, 1, &(loom_search_opts){.max_len = Tt}, out, &ol, NULL, NULL, err, sizeof err)) return;
+        if (loom_translate(r->tr, s, &sl, 1, &(loom_search_opts){.max_len = Tt}, out, &ol, NULL, NULL, NULL)) return;
         loom_vocab_decode(loom_pairs_vocab(r->d.pairs, 0), s, reference(s, sl), a, sizeof a);
         loom_vocab_decode(loom_pairs_vocab(r->d.pairs, 1), t, reference(t, tl), b, sizeof b);
         loom_vocab_decode(loom_pairs_vocab(r->d.pairs, 1), out, ol, c, sizeof c);

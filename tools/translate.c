@@ -186,10 +186,11 @@ int cmd_translate(int argc, char **argv)
                 snprintf(err, sizeof err, "sentence %d", i + 1);
                 rc = tool_fail(cmd, err, sl[i] == -1 ? "invalid UTF-8" : "out of memory");
             }
-        if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = tool_fail(cmd, err, NULL);
+        loom_error e = {0};
+        if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, &e))) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
         loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
                                .seed = (uint64_t)seed};
-        if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, err, sizeof err)) rc = tool_fail(cmd, err, NULL);
+        if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, &e)) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
         for (int i = 0; !rc && i < n; i++) {
             size_t k = loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], NULL, 0);
             char *s = malloc(k + 1);
@@ -224,11 +225,11 @@ static int perplexity(const char *cmd, const s2s_ckpt *l, const loom_pairs *p, b
     loom_graph *g = loom_graph_new();
     loom_plan *plan = NULL;
     int32_t *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
-    char err[512];
+    loom_error err = {0};
     if (!g || !buf || loom_seq2seq_build(g, &m, &o) ||
         !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true})) ||
-        loom_store_bind_shared(l->store, g, plan, err, sizeof err)) {
-        rc = tool_fail(cmd, !g || !buf ? "out of memory" : plan ? err : loom_graph_error(g), NULL);
+        loom_store_bind_shared(l->store, g, plan, &err)) {
+        rc = tool_fail(cmd, !g || !buf ? "out of memory" : plan ? err.msg : loom_graph_error(g), NULL);
         goto done;
     }
     int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B;
@@ -272,7 +273,6 @@ int eval_seq2seq(const char *ckpt, const char *data, long beam)
     s2s_data held = {0};
     loom_pairs *p = NULL;
     loom_translator *tr = NULL;
-    char err[512];
     if (rc) goto done;
     bool synthetic = l.task.task == TASK_REVERSE || l.task.task == TASK_DATES;
     if (!data && !synthetic) {
@@ -295,10 +295,11 @@ int eval_seq2seq(const char *ckpt, const char *data, long beam)
     }
     int64_t n = loom_pairs_count(p, part);
     double bleu = NAN, exact = NAN, ppl = NAN;
-    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, err, sizeof err))) rc = tool_fail(cmd, err, NULL);
+    loom_error e = {0};
+    if (!(tr = loom_translator_new(&l.mo, l.store, (int)beam, &e))) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
     if (!rc && loom_translate_score(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
-                                    &exact, err, sizeof err))
-        rc = tool_fail(cmd, err, NULL);
+                                    &exact, &e))
+        rc = tool_fail_st(cmd, e.status, e.msg, NULL);
     if (!rc && !(rc = perplexity(cmd, &l, p, part, &ppl)))
         printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
                beam > 1 ? " (beam search)" : "", bleu, 100 * exact, ppl);

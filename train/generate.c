@@ -24,8 +24,7 @@ struct loom_generator {
     float *state[LOOM_CELL_MAX_STATES];  /* bound as the initial states: layer-major, rows × hidden */
     float *tmp;                          /* a state reordered */
     int32_t *tok, *tgt;
-    char *err;
-    size_t err_len;
+    loom_error *err;
 };
 
 static void drop_model(loom_generator *g)
@@ -46,7 +45,7 @@ void loom_generator_free(loom_generator *g)
 }
 
 /* The one-step model over `rows` rows. */
-static bool build(loom_generator *g, int rows, char *err, size_t err_len)
+static bool build(loom_generator *g, int rows, loom_error *err)
 {
     drop_model(g);
     loom_lm_opts o = g->model;
@@ -59,15 +58,9 @@ static bool build(loom_generator *g, int rows, char *err, size_t err_len)
     loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {g->lm.logits};
     for (int s = 0; s < g->S; s++) outs[1 + s] = g->lm.out.final[s];
     g->p = loom_plan_new(g->g, outs, 1 + g->S, &(loom_plan_opts){.eval = true});
-    if (!g->p) {
-        snprintf(err, err_len, "generate: %s", loom_graph_error(g->g));
-        return false;
-    }
-    char why[400];
-    if (loom_store_bind_shared(g->weights, g->g, g->p, why, sizeof why)) {
-        snprintf(err, err_len, "generate: %s", why);
-        return false;
-    }
+    if (!g->p) return loom_error_set(err, loom_graph_status(g->g), "generate: %s", loom_graph_error(g->g)), false;
+    loom_error why = {0};
+    if (loom_store_bind_shared(g->weights, g->g, g->p, &why)) return loom_error_set(err, why.status, "generate: %s", why.msg), false;
     for (int s = 0; s < g->S; s++) {
         if (!(g->state[s] = calloc((size_t)(g->sn * rows), sizeof(float)))) goto nomem;
         loom_bind(g->p, g->lm.init[s], g->state[s]);
@@ -79,19 +72,16 @@ static bool build(loom_generator *g, int rows, char *err, size_t err_len)
     loom_bind(g->p, g->lm.targets, g->tgt);
     return true;
 nomem:
-    snprintf(err, err_len, "generate: out of memory");
+    loom_error_set(err, LOOM_ERR_NOMEM, "generate: out of memory");
     return false;
 }
 
-loom_generator *loom_generator_new(const loom_lm_opts *model, const loom_store *weights, char *err, size_t err_len)
+loom_generator *loom_generator_new(const loom_lm_opts *model, const loom_store *weights, loom_error *err)
 {
     loom_generator *g = calloc(1, sizeof *g);
-    if (!g) {
-        snprintf(err, err_len, "generate: out of memory");
-        return NULL;
-    }
+    if (!g) return loom_error_set(err, LOOM_ERR_NOMEM, "generate: out of memory"), NULL;
     g->model = *model, g->weights = weights;
-    if (!build(g, 1, err, err_len)) {
+    if (!build(g, 1, err)) {
         loom_generator_free(g);
         return NULL;
     }
@@ -101,10 +91,8 @@ loom_generator *loom_generator_new(const loom_lm_opts *model, const loom_store *
 /* One step of every row: the new states replace the old ones. */
 static bool run(loom_generator *g)
 {
-    if (loom_run(g->p)) {
-        snprintf(g->err, g->err_len, "generate: %s", loom_plan_error(g->p));
-        return false;
-    }
+    loom_status st = loom_run(g->p);
+    if (st) return loom_error_set(g->err, st, "generate: %s", loom_plan_error(g->p)), false;
     for (int s = 0; s < g->S; s++)
         memcpy(g->state[s], loom_plan_output(g->p, g->lm.out.final[s]), (size_t)(g->sn * g->rows) * sizeof(float));
     return true;
@@ -142,22 +130,18 @@ static loom_status step(void *ctx, int t, const int32_t *tokens, const int32_t *
 }
 
 int64_t loom_generate(loom_generator *g, const int32_t *prefix, int64_t n, int64_t length, const loom_search_opts *o,
-                      int32_t *out, char *err, size_t err_len)
+                      int32_t *out, loom_error *err)
 {
     loom_search_opts so = o ? *o : (loom_search_opts){0};
-    if (err_len) err[0] = 0;
-    if (n < 1 || length < 0 || length > (1 << 30)) {
-        snprintf(err, err_len, "generate: needs a prefix of at least one token and a length in [0, 2^30]");
-        return -1;
-    }
+    loom_error local = {0};
+    err = err ? err : &local;
+    if (n < 1 || length < 0 || length > (1 << 30))
+        return loom_error_set(err, LOOM_ERR_ARG, "generate: needs a prefix of at least one token and a length in [0, 2^30]"), -1;
     if (so.beam < 1) so.beam = 1;
-    if (so.beam > 1024) {
-        snprintf(err, err_len, "generate: a beam of %d is wider than 1024", so.beam);
-        return -1;
-    }
+    if (so.beam > 1024) return loom_error_set(err, LOOM_ERR_ARG, "generate: a beam of %d is wider than 1024", so.beam), -1;
     if (length == 0) return 0;
-    if (so.beam != g->rows && !build(g, so.beam, err, err_len)) return -1;
-    g->err = err, g->err_len = err_len;
+    if (so.beam != g->rows && !build(g, so.beam, err)) return -1;
+    g->err = err;
     for (int s = 0; s < g->S; s++) memset(g->state[s], 0, (size_t)(g->sn * g->rows) * sizeof(float));
     for (int64_t i = 0; i < n; i++) { /* every row reads the prefix */
         for (int r = 0; r < g->rows; r++) g->tok[r] = prefix[i];
@@ -167,7 +151,6 @@ int64_t loom_generate(loom_generator *g, const int32_t *prefix, int64_t n, int64
     int32_t len;
     /* no end token: −1 is never chosen */
     loom_status st = loom_search(1, g->V, prefix[n - 1], -1, &so, step, g, out, &len, NULL, NULL);
-    if (st == LOOM_ERR_NOMEM) snprintf(err, err_len, "generate: out of memory");
-    else if (st && !err[0]) snprintf(err, err_len, "generate: the search failed");
+    if (st) loom_error_set(err, st, "generate: %s", st == LOOM_ERR_NOMEM ? "out of memory" : "the search failed");
     return st ? -1 : len;
 }

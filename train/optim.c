@@ -29,7 +29,7 @@ void loom_optim_free(loom_optim *o)
 }
 
 loom_optim *loom_optim_new(const loom_optim_opts *opts, float *const *params, const int64_t *sizes, int n,
-                           const char **err)
+                           loom_error *err)
 {
     const char *why = NULL;
     if (!opts || n < 0 || (n && (!params || !sizes))) why = "optimiser: no options or parameters";
@@ -41,10 +41,7 @@ loom_optim *loom_optim_new(const loom_optim_opts *opts, float *const *params, co
                                             (opts->beta2 && !(opts->beta2 > 0 && opts->beta2 < 1)) || opts->eps < 0))
         why = "optimiser: betas must be in (0, 1) and eps >= 0";
     else if (opts->kind < LOOM_OPT_SGD || opts->kind > LOOM_OPT_ADAMW) why = "optimiser: unknown kind";
-    if (why) {
-        if (err) *err = why;
-        return NULL;
-    }
+    if (why) return loom_error_set(err, LOOM_ERR_ARG, "%s", why), NULL;
     loom_optim *o = calloc(1, sizeof *o);
     if (!o) goto nomem;
     o->o = *opts;
@@ -67,12 +64,12 @@ loom_optim *loom_optim_new(const loom_optim_opts *opts, float *const *params, co
     }
     return o;
 nomem:
-    if (err) *err = "optimiser: out of memory";
+    loom_error_set(err, LOOM_ERR_NOMEM, "optimiser: out of memory");
     loom_optim_free(o);
     return NULL;
 }
 
-loom_optim *loom_optim_for_store(const loom_optim_opts *opts, loom_store *s, const char **err)
+loom_optim *loom_optim_for_store(const loom_optim_opts *opts, loom_store *s, loom_error *err)
 {
     int n = loom_store_count(s);
     float **p = malloc(((size_t)n + 1) * sizeof *p);
@@ -85,8 +82,8 @@ loom_optim *loom_optim_for_store(const loom_optim_opts *opts, loom_store *s, con
             sz[i] = loom_store_numel(s, i);
         }
         o = loom_optim_new(opts, p, sz, n, err);
-    } else if (err) {
-        *err = "optimiser: out of memory";
+    } else {
+        loom_error_set(err, LOOM_ERR_NOMEM, "optimiser: out of memory");
     }
     free(p), free(sz);
     return o;

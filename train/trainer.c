@@ -156,11 +156,10 @@ static bool build(loom_trainer *t)
         if (!(t->xi = calloc((size_t)t->n_xi, sizeof *t->xi))) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
         if (loom_trainer_bind(t, o->trunc_xi, t->xi)) return false;
     }
-    const char *why = NULL;
     t->fingerprint = loom_graph_fingerprint(t->g);
     if (o->eval_only) return true;
-    if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why)))
-        return fail(t, why ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "%s", why ? why : "trainer: out of memory"), false;
+    loom_error why = {0};
+    if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why))) return fail(t, why.status, "%s", why.msg), false;
     return true;
 }
 

@@ -34,15 +34,14 @@ void loom_translator_free(loom_translator *t)
 
 static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
 
-loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_store *weights, int beam, char *err,
-                                     size_t err_len)
+loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_store *weights, int beam, loom_error *err)
 {
     loom_translator *t = calloc(1, sizeof *t);
     if (!t || !(t->g = loom_graph_new())) goto nomem;
     t->N = model->batch, t->K = beam < 1 ? 1 : beam, t->R = t->N * t->K;
     loom_seq2seq *m = &t->m;
     if (loom_seq2seq_build_decoder(t->g, m, model, t->R)) {
-        snprintf(err, err_len, "translate: %s", loom_graph_error(t->g));
+        loom_error_set(err, loom_graph_status(t->g), "translate: %s", loom_graph_error(t->g));
         loom_translator_free(t);
         return NULL;
     }
@@ -55,14 +54,13 @@ loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_
     t->enc = loom_plan_new(t->g, eo, ne, &(loom_plan_opts){.eval = true});
     t->step = t->enc ? loom_plan_new(t->g, so, ns, &(loom_plan_opts){.eval = true}) : NULL;
     if (!t->step) {
-        snprintf(err, err_len, "translate: %s", loom_graph_error(t->g));
+        loom_error_set(err, loom_graph_status(t->g), "translate: %s", loom_graph_error(t->g));
         loom_translator_free(t);
         return NULL;
     }
-    char why[400];
-    if (loom_store_bind_shared(weights, t->g, t->enc, why, sizeof why) ||
-        loom_store_bind_shared(weights, t->g, t->step, why, sizeof why)) {
-        snprintf(err, err_len, "translate: %s", why);
+    loom_error why = {0};
+    if (loom_store_bind_shared(weights, t->g, t->enc, &why) || loom_store_bind_shared(weights, t->g, t->step, &why)) {
+        loom_error_set(err, why.status, "translate: %s", why.msg);
         loom_translator_free(t);
         return NULL;
     }
@@ -86,7 +84,7 @@ loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_
     else loom_bind(t->step, m->context_in, t->context);
     return t;
 nomem:
-    snprintf(err, err_len, "translate: out of memory");
+    loom_error_set(err, LOOM_ERR_NOMEM, "translate: out of memory");
     loom_translator_free(t);
     return NULL;
 }
@@ -156,25 +154,22 @@ static loom_status encode(loom_translator *t, const int32_t *src, const int32_t 
 
 loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t *src_len, int n,
                            const loom_search_opts *opts, int32_t *out, int32_t *len, double *score, float *attention,
-                           char *err, size_t err_len)
+                           loom_error *err)
 {
     loom_search_opts o = opts ? *opts : (loom_search_opts){0};
     if (o.beam < 1) o.beam = t->K;
     if (o.max_len < 1) o.max_len = 50;
     if (o.beam != t->K) {
-        snprintf(err, err_len, "translate: a beam of %d with a translator made for %d", o.beam, t->K);
-        return LOOM_ERR_ARG;
+        return loom_error_set(err, LOOM_ERR_ARG, "translate: a beam of %d with a translator made for %d", o.beam, t->K);
     }
     for (int64_t i = 0; i < (int64_t)n * t->Ts; i++)
         if (src[i] < 0 || src[i] >= t->m.o.src_vocab) {
-            snprintf(err, err_len, "translate: token %d of sentence %lld is not in the vocabulary", src[i],
-                     (long long)(i / t->Ts) + 1);
-            return LOOM_ERR_VALUE;
+            return loom_error_set(err, LOOM_ERR_VALUE, "translate: token %d of sentence %lld is not in the vocabulary", src[i],
+                                  (long long)(i / t->Ts) + 1);
         }
     for (int i = 0; i < n; i++)
         if (src_len[i] < 1 || src_len[i] > t->Ts) {
-            snprintf(err, err_len, "translate: sentence %d has length %d (1..%d)", i + 1, src_len[i], t->Ts);
-            return LOOM_ERR_VALUE;
+            return loom_error_set(err, LOOM_ERR_VALUE, "translate: sentence %d has length %d (1..%d)", i + 1, src_len[i], t->Ts);
         }
     size_t T = (size_t)o.max_len, N = (size_t)t->N;
     int32_t *bo = malloc(N * T * sizeof *bo), *bl = malloc(N * sizeof *bl), *rows = malloc(N * T * sizeof *rows);
@@ -185,7 +180,7 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
         int k = n - first < t->N ? n - first : t->N;
         if (t->attention) memset(t->attention, 0, T * (size_t)t->R * (size_t)t->Ts * sizeof(float));
         if ((st = encode(t, src + (size_t)first * t->Ts, src_len + first, k))) {
-            snprintf(err, err_len, "translate: %s", loom_plan_error(t->enc));
+            loom_error_set(err, st, "translate: %s", loom_plan_error(t->enc));
             break;
         }
         if ((st = loom_search(t->N, t->V, LOOM_BOS, LOOM_EOS, &o, step, t, bo, bl, bs, rows))) break;
@@ -202,8 +197,8 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
             }
         }
     }
-    if (st == LOOM_ERR_NOMEM) snprintf(err, err_len, "translate: out of memory");
-    else if (st && *loom_plan_error(t->step)) snprintf(err, err_len, "translate: %s", loom_plan_error(t->step));
+    if (st == LOOM_ERR_NOMEM) loom_error_set(err, st, "translate: out of memory");
+    else if (st) loom_error_set(err, st, "translate: %s", *loom_plan_error(t->step) ? loom_plan_error(t->step) : "the search failed");
     free(bo), free(bl), free(rows), free(bs), free(t->attention);
     t->attention = NULL;
     return st;
@@ -214,12 +209,11 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
 static int reference(const int32_t *t, int len) { return len > 0 && t[len - 1] == LOOM_EOS ? len - 1 : len; }
 
 loom_status loom_translate_score(loom_translator *t, const loom_pairs *p, bool valid, int64_t n,
-                                 const loom_search_opts *so, double *bleu, double *exact, char *err, size_t err_len)
+                                 const loom_search_opts *so, double *bleu, double *exact, loom_error *err)
 {
     if (n < 1 || n > loom_pairs_count(p, valid) || so->max_len < 1) {
-        snprintf(err, err_len, "translate_score: %lld pairs of %lld, max_len %d", (long long)n,
-                 (long long)loom_pairs_count(p, valid), so->max_len);
-        return LOOM_ERR_ARG;
+        return loom_error_set(err, LOOM_ERR_ARG, "translate_score: %lld pairs of %lld, max_len %d", (long long)n,
+                              (long long)loom_pairs_count(p, valid), so->max_len);
     }
     int Ts = loom_pairs_steps(p, 0), Tt = loom_pairs_steps(p, 1), L = so->max_len;
     int32_t *src = malloc((size_t)n * (size_t)Ts * sizeof *src), *sl = malloc((size_t)n * sizeof *sl);
@@ -230,11 +224,10 @@ loom_status loom_translate_score(loom_translator *t, const loom_pairs *p, bool v
     int *nr = malloc((size_t)n * sizeof *nr);
     loom_status st = LOOM_OK;
     if (!src || !sl || !ref || !rl || !out || !ol || !h || !refs || !rp || !nr) {
-        snprintf(err, err_len, "out of memory");
-        st = LOOM_ERR_NOMEM;
+        st = loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
     } else {
         for (int64_t i = 0; i < n; i++) loom_pairs_get(p, valid, i, src + i * Ts, &sl[i], ref + i * Tt, &rl[i]);
-        st = loom_translate(t, src, sl, (int)n, so, out, ol, NULL, NULL, err, err_len);
+        st = loom_translate(t, src, sl, (int)n, so, out, ol, NULL, NULL, err);
         int64_t hits = 0;
         for (int64_t i = 0; !st && i < n; i++) {
             int k = reference(ref + i * Tt, rl[i]);

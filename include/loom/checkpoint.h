@@ -23,7 +23,7 @@ loom_status loom_checkpoint_write(loom_st *f, const char *path);
 /* Whether a checkpoint can be written at path (its directory exists and
  * takes a new file; path is not a directory): checked before a long run, not
  * after it. The reason in err otherwise. */
-loom_status loom_checkpoint_writable(const char *path, char *err, size_t n);
+loom_status loom_checkpoint_writable(const char *path, loom_error *err);
 /* Reads and verifies (LOOM_ERR_FORMAT with the reason on a bad checksum). */
 loom_status loom_checkpoint_read(loom_st *f, const char *path);
 /* The checksum f's content has now, as 16 hex digits. */

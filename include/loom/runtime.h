@@ -54,8 +54,8 @@ typedef struct {
 } loom_plan_opts;
 
 /* The rewrites a plan made with opts would apply, after LOOM_REWRITES;
- * LOOM_ERR_ARG and a message in *err for a malformed LOOM_REWRITES. */
-loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, const char **err);
+ * LOOM_ERR_ARG with the reason in err for a malformed LOOM_REWRITES. */
+loom_status loom_plan_rewrites(const loom_plan_opts *opts, unsigned *rewrites, loom_error *err);
 
 /* NULL on failure; the graph's error tells why (bad handle, failed graph,
  * a malformed LOOM_REWRITES). */

@@ -97,11 +97,10 @@ loom_status loom_seq2seq_build_decoder(loom_graph *g, loom_seq2seq *m, const loo
 
 /* A trained model translating: its decoding graph (the encoder over a batch
  * of sentences, one decoder step over batch · beam rows) reading the weights
- * of `weights` by name (the store must outlive it). NULL with a message in
- * err. */
+ * of `weights` by name (the store must outlive it). NULL with the reason in
+ * err (which may be NULL). */
 typedef struct loom_translator loom_translator;
-loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_store *weights, int beam, char *err,
-                                     size_t err_len);
+loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_store *weights, int beam, loom_error *err);
 void loom_translator_free(loom_translator *t);
 /* Translates n sentences (from <bos> to <eos>: loom_pairs' LOOM_BOS and
  * LOOM_EOS), src n × src_steps tokens (each padded with <pad>
@@ -112,7 +111,7 @@ void loom_translator_free(loom_translator *t);
  * exceed the translator's. */
 loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t *src_len, int n,
                            const loom_search_opts *opts, int32_t *out, int32_t *len, double *score, float *attention,
-                           char *err, size_t err_len);
+                           loom_error *err);
 
 /* The first n pairs of a part of p (pairs read with the model's
  * vocabularies), translated with opts: corpus BLEU-4 against each pair's
@@ -120,7 +119,7 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
  * share translated exactly. The reason in err otherwise. */
 struct loom_pairs;
 loom_status loom_translate_score(loom_translator *t, const struct loom_pairs *p, bool valid, int64_t n,
-                                 const loom_search_opts *opts, double *bleu, double *exact, char *err, size_t err_len);
+                                 const loom_search_opts *opts, double *bleu, double *exact, loom_error *err);
 
 #ifdef __cplusplus
 }

@@ -51,7 +51,7 @@ loom_status loom_store_bind(const loom_store *s, loom_plan *p);
  * weights (a one-step decoder, a batch of one), which follow every update
  * of s. LOOM_ERR_ARG with a message in err when a name is missing or
  * shaped differently. */
-loom_status loom_store_bind_shared(const loom_store *s, const loom_graph *g, loom_plan *p, char *err, size_t n);
+loom_status loom_store_bind_shared(const loom_store *s, const loom_graph *g, loom_plan *p, loom_error *err);
 /* The parameters and their buffers as bindings (what loom_gradcheck and
  * loom_bind_all take): writes up to max into out (out may be NULL to count)
  * and returns how many the store has. */

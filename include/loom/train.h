@@ -35,9 +35,9 @@ typedef struct loom_optim loom_optim;
  * buffers are updated in place; they must outlive it). NULL on bad options
  * (the reason in *err when err is not NULL) or out of memory. */
 loom_optim *loom_optim_new(const loom_optim_opts *opts, float *const *params, const int64_t *sizes, int n,
-                           const char **err);
+                           loom_error *err);
 /* Over every parameter of a store, in store order. */
-loom_optim *loom_optim_for_store(const loom_optim_opts *opts, loom_store *s, const char **err);
+loom_optim *loom_optim_for_store(const loom_optim_opts *opts, loom_store *s, loom_error *err);
 void loom_optim_free(loom_optim *o);
 /* One update with the gradients grads[i] (same sizes) at learning rate lr
  * (the schedule's; opts.lr is the base). */
@@ -86,14 +86,13 @@ typedef struct loom_metrics loom_metrics;
  * >= 0 (a run resumed after that step): an existing file's rows up to that
  * step are kept (its header must be `columns`), its later rows dropped.
  * The directory is checked up front (a temporary file is made and
- * removed). NULL with the reason in err (and *status: LOOM_ERR_IO,
+ * removed). NULL with the reason in err (its status LOOM_ERR_IO,
  * LOOM_ERR_FORMAT, LOOM_ERR_NOMEM) when it cannot be. */
-loom_metrics *loom_metrics_open(const char *path, const char *columns, int64_t resume_step, loom_status *status,
-                                char *err, size_t err_len);
+loom_metrics *loom_metrics_open(const char *path, const char *columns, int64_t resume_step, loom_error *err);
 /* Appends a row: printf's format and arguments, without the newline. */
 loom_status loom_metrics_row(loom_metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Replaces the file with the header and every row so far. */
-loom_status loom_metrics_flush(loom_metrics *m, char *err, size_t err_len);
+loom_status loom_metrics_flush(loom_metrics *m, loom_error *err);
 /* Seconds since the last flush (to flush every so often). */
 double loom_metrics_age(const loom_metrics *m);
 /* Frees m without a flush. */
