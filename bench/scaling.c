@@ -60,8 +60,9 @@ static double dot(int T)
     loom_backward(g, loss, rnn.param[0][0], rnn.n_params, grads);
     char *text;
     size_t len;
-    if (loom_dot_string(g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .part = LOOM_DOT_BOTH}, &text, &len)) {
-        fprintf(stderr, "scaling: %s\n", loom_dot_error());
+    loom_error err = {0};
+    if (loom_dot_string(g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .part = LOOM_DOT_BOTH}, &text, &len, &err)) {
+        fprintf(stderr, "scaling: %s\n", err.msg);
         exit(1);
     }
     free(text);

@@ -1,6 +1,10 @@
 /* BPTT diagrams: the DOT text parsed back with Graphviz's cgraph and its
  * structure checked; gradient-norm labels against a hand BPTT; rendering. */
 #include "helpers.h"
+
+/* The reason of the last DOT call a test checks: fresh() for each call. */
+static loom_error derr;
+static loom_error *fresh(void) { return derr = (loom_error){0}, &derr; }
 #include "tool.h"
 
 #include <graphviz/cgraph.h>
@@ -43,7 +47,7 @@ static model build(const loom_cell_def *cell, int T, int layers, bool bi, loom_t
 static Agraph_t *parse(const loom_graph *g, const loom_dot_opts *o, char **text)
 {
     size_t len;
-    cr_assert_eq(loom_dot_string(g, o, text, &len), LOOM_OK);
+    cr_assert_eq(loom_dot_string(g, o, text, &len, NULL), LOOM_OK);
     cr_assert_gt(len, 100);
     Agraph_t *gr = agmemread(*text);
     cr_assert(gr, "cgraph cannot parse the DOT text");
@@ -527,10 +531,10 @@ Test(render, svg_png_pdf)
     model m = build(&loom_cell_lstm, 3, 1, false, LOOM_TRUNC_NONE, 0, true);
     char *text;
     size_t len;
-    loom_dot_string(m.g, &(loom_dot_opts){.part = LOOM_DOT_BOTH}, &text, &len);
-    cr_assert_eq(loom_dot_render(text, "svg", tp("a.svg")), LOOM_OK, "%s", loom_dot_error());
-    cr_assert_eq(loom_dot_render(text, "png", tp("a.png")), LOOM_OK, "%s", loom_dot_error());
-    cr_assert_eq(loom_dot_render(text, "pdf", tp("a.pdf")), LOOM_OK, "%s", loom_dot_error());
+    loom_dot_string(m.g, &(loom_dot_opts){.part = LOOM_DOT_BOTH}, &text, &len, NULL);
+    cr_assert_eq(loom_dot_render(text, "svg", tp("a.svg"), fresh()), LOOM_OK, "%s", derr.msg);
+    cr_assert_eq(loom_dot_render(text, "png", tp("a.png"), fresh()), LOOM_OK, "%s", derr.msg);
+    cr_assert_eq(loom_dot_render(text, "pdf", tp("a.pdf"), fresh()), LOOM_OK, "%s", derr.msg);
     free(text);
     xmlDocPtr doc = xmlReadFile(tp("a.svg"), NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     cr_assert(doc, "the SVG parses as XML");
@@ -545,8 +549,8 @@ Test(render, svg_png_pdf)
     cr_assert(!memcmp(h, "\x89PNG\r\n\x1a\n", 8) && !memcmp(h + 12, "IHDR", 4), "a PNG signature and header");
     cr_assert_gt(file_bytes(tp("a.pdf"), h, sizeof h), 1000);
     cr_assert(!memcmp(h, "%PDF-", 5));
-    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("b.svg")), LOOM_OK);
-    cr_assert(strstr(loom_dot_error(), "cannot parse"), "%s", loom_dot_error());
+    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("b.svg"), fresh()), LOOM_OK);
+    cr_assert(strstr(derr.msg, "cannot parse"), "%s", derr.msg);
     loom_graph_free(m.g);
 }
 
@@ -651,28 +655,28 @@ Test(render, outputs_are_replaced_atomically)
     fputs("old", f);
     fclose(f);
     chmod(tp("keep.svg"), 0640);
-    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("keep.svg")), LOOM_OK);
-    cr_assert_neq(loom_dot_render("digraph { a -> b }", "no-such-format", tp("keep.svg")), LOOM_OK);
+    cr_assert_neq(loom_dot_render("digraph { a -> ", "svg", tp("keep.svg"), fresh()), LOOM_OK);
+    cr_assert_neq(loom_dot_render("digraph { a -> b }", "no-such-format", tp("keep.svg"), fresh()), LOOM_OK);
     unsigned char h[4] = {0};
     cr_assert_eq(file_bytes(tp("keep.svg"), h, 3), 3, "the old file is intact");
     cr_assert(!memcmp(h, "old", 3));
     int before = files_in(tmpdir);
-    cr_assert_eq(loom_dot_save(m.g, NULL, tp("keep.svg")), LOOM_OK, "%s", loom_dot_error());
+    cr_assert_eq(loom_dot_save(m.g, NULL, tp("keep.svg"), fresh()), LOOM_OK, "%s", derr.msg);
     struct stat st;
     cr_assert_eq(stat(tp("keep.svg"), &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0640, "a replaced file keeps its mode");
     cr_assert_eq(files_in(tmpdir), before, "no temporary file is left");
     mode_t old = umask(022);
-    cr_assert_eq(loom_dot_save(m.g, NULL, tp("keep.dot")), LOOM_OK, "%s", loom_dot_error());
+    cr_assert_eq(loom_dot_save(m.g, NULL, tp("keep.dot"), fresh()), LOOM_OK, "%s", derr.msg);
     umask(old);
     cr_assert_eq(stat(tp("keep.dot"), &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0644, "a new file gets 0666 less the umask, got %o", st.st_mode & 0777);
     mkdir(tp("dir.svg"), 0755);
-    cr_assert_neq(loom_dot_save(m.g, NULL, tp("dir.svg")), LOOM_OK);
-    cr_assert(strstr(loom_dot_error(), "directory"), "%s", loom_dot_error());
+    cr_assert_neq(loom_dot_save(m.g, NULL, tp("dir.svg"), fresh()), LOOM_OK);
+    cr_assert(strstr(derr.msg, "directory"), "%s", derr.msg);
     char missing[160];
     snprintf(missing, sizeof missing, "%s/no/such/dir.svg", tmpdir);
-    cr_assert_neq(loom_dot_save(m.g, NULL, missing), LOOM_OK);
+    cr_assert_neq(loom_dot_save(m.g, NULL, missing, fresh()), LOOM_OK);
     char *args[] = {"-o", missing};
     cr_assert_eq(cmd_dot(2, args), 1, "a file that cannot be written is a failure");
     args[1] = (char *)tp("dir.svg");
@@ -686,7 +690,7 @@ Test(render, outputs_are_replaced_atomically)
  * their members) and the invisible ends of cut lines are left out. */
 static int overlaps(const char *dot, char *first, size_t n)
 {
-    cr_assert_eq(loom_dot_render(dot, "plain", tp("layout.txt")), LOOM_OK, "%s", loom_dot_error());
+    cr_assert_eq(loom_dot_render(dot, "plain", tp("layout.txt"), fresh()), LOOM_OK, "%s", derr.msg);
     FILE *f = fopen(tp("layout.txt"), "r");
     enum { MAX = 4096 };
     char line[4096], name[64];

@@ -271,9 +271,10 @@ static int backward(dot_model *dm, loom_tensor *roots)
 /* DOT on stdout, or the file (replaced atomically). */
 static bool emit(const dot_model *dm, const dot_args *a, const loom_dot_opts *opt)
 {
-    loom_status st = strcmp(a->out, "-") ? loom_dot_save(dm->g, opt, a->out) : loom_dot_write(dm->g, stdout, opt);
+    loom_error err = {0};
+    loom_status st = strcmp(a->out, "-") ? loom_dot_save(dm->g, opt, a->out, &err) : loom_dot_write(dm->g, stdout, opt, &err);
     if (!st && !strcmp(a->out, "-") && fflush(stdout)) st = LOOM_ERR_IO;
-    if (st) fprintf(stderr, "loom dot: %s\n", *loom_dot_error() ? loom_dot_error() : loom_status_str(st));
+    if (st) fprintf(stderr, "loom dot: %s\n", err.msg[0] ? err.msg : loom_status_str(st));
     return !st;
 }
 

@@ -62,8 +62,9 @@ int cmd_plot(int argc, char **argv)
     for (int k = 0; k < o.n; k++) ins[k] = (tool_file){"the metrics file", files[k]};
     if (!tool_outputs_ok("loom plot", &(tool_file){"-o", out}, 1, ins, o.n)) goto done;
     o.files = files;
-    loom_status st = loom_plot(&o, out);
-    if (st) fprintf(stderr, "loom %s\n", loom_dot_error()); /* "plot: ..." */
+    loom_error err = {0};
+    loom_status st = loom_plot(&o, out, &err);
+    if (st) fprintf(stderr, "loom %s\n", err.msg); /* "plot: ..." */
     rc = tool_exit(st);
 done:
     free(files), free(label_buf);

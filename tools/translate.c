@@ -128,9 +128,10 @@ static int attention_map(const char *cmd, const s2s_ckpt *l, const char *path, c
         const char *tok = loom_vocab_token(l->v[0], src[j]);
         cl[j] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
     }
-    loom_status st = loom_plot_heatmap(&(loom_heatmap){m, rows, sl, rl, cl, "attention: output (rows) × source (columns)"}, path);
+    loom_error err = {0};
+    loom_status st = loom_plot_heatmap(&(loom_heatmap){m, rows, sl, rl, cl, "attention: output (rows) × source (columns)"}, path, &err);
     free(m), free(rl), free(cl);
-    return st ? tool_fail(cmd, loom_dot_error(), NULL) : 0;
+    return st ? tool_fail_st(cmd, st, err.msg, NULL) : 0;
 }
 
 int cmd_translate(int argc, char **argv)

@@ -20,7 +20,6 @@
  *     each gets a frame node drawn around its members. */
 #include "loom/dot.h"
 #include "ops/op.h"
-#include "viz/viz.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -1256,7 +1255,7 @@ static void ctx_free(dot_ctx *c)
     free(c->acc), free(c->acc_to), free(c->bus), free(c->bus_from), free(c->sum_terms);
 }
 
-static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
+static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err)
 {
     static const loom_dot_opts defaults;
     dot_ctx c;
@@ -1278,27 +1277,26 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     }
     ok = ok && !c.oom;
     ctx_free(&c);
-    if (!ok) return loom_dot_fail(LOOM_ERR_NOMEM, "dot: out of memory drawing %d nodes", c.n);
-    return ferror(f) ? loom_dot_fail(LOOM_ERR_IO, "dot: write error") : LOOM_OK;
+    if (!ok) return loom_error_set(err, LOOM_ERR_NOMEM, "dot: out of memory drawing %d nodes", c.n);
+    return ferror(f) ? loom_error_set(err, LOOM_ERR_IO, "dot: write error") : LOOM_OK;
 }
 
-loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts)
+loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err)
 {
-    loom_dot_clear();
-    if (!g || !f) return loom_dot_fail(LOOM_ERR_ARG, "dot: no graph or no file");
-    if (loom_graph_failed(g)) return loom_dot_fail(loom_graph_status(g), "dot: the graph has failed: %s", loom_graph_error(g));
-    return write_dot(g, f, opts);
+    if (!g || !f) return loom_error_set(err, LOOM_ERR_ARG, "dot: no graph or no file");
+    if (loom_graph_failed(g))
+        return loom_error_set(err, loom_graph_status(g), "dot: the graph has failed: %s", loom_graph_error(g));
+    return write_dot(g, f, opts, err);
 }
 
-loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len)
+loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len, loom_error *err)
 {
-    loom_dot_clear();
     *out = NULL;
     *len = 0;
     FILE *f = open_memstream(out, len);
-    if (!f) return loom_dot_fail(LOOM_ERR_NOMEM, "dot: out of memory");
-    loom_status s = loom_dot_write(g, f, opts);
-    if (fclose(f) && !s) s = loom_dot_fail(LOOM_ERR_NOMEM, "dot: out of memory");
+    if (!f) return loom_error_set(err, LOOM_ERR_NOMEM, "dot: out of memory");
+    loom_status s = loom_dot_write(g, f, opts, err);
+    if (fclose(f) && !s) s = loom_error_set(err, LOOM_ERR_NOMEM, "dot: out of memory");
     if (s) {
         free(*out);
         *out = NULL;

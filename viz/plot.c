@@ -3,7 +3,6 @@
 #include "graph/error.h"
 #include "io/atomic.h"
 #include "data/read.h"
-#include "viz/viz.h"
 
 #include <errno.h>
 #include <math.h>
@@ -70,18 +69,19 @@ static bool field(const char *line, size_t n, int k, double *v)
 /* Reads one metrics file (a header line naming the columns, then a row per
  * line; empty cells, nan and inf are not drawn; any other text is an error
  * naming its line). The column names used go to *col, *dcol. */
-static loom_status read_series(const char *path, const loom_plot_opts *o, series *s, const char **col, const char **dcol)
+static loom_status read_series(const char *path, const loom_plot_opts *o, series *s, const char **col, const char **dcol,
+                               loom_error *err)
 {
     loom_error e = {0};
     size_t len;
     char *text = loom_read_all(path, &len, &e);
-    if (!text) return loom_dot_fail(e.status, "plot: %s", e.msg);
+    if (!text) return loom_error_set(err, e.status, "plot: %s", e.msg);
     size_t hl = 0;
     while (hl < len && text[hl] != '\n') hl++;
     size_t hn = hl && text[hl - 1] == '\r' ? hl - 1 : hl;
     if (!hn) {
         free(text);
-        return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: %s", path, len ? "the first line names no columns" : "empty");
+        return loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: %s", path, len ? "the first line names no columns" : "empty");
     }
     int xs = column_of(text, hn, "step");
     const char *want = o->column ? o->column : column_of(text, hn, "perplexity") >= 0 ? "perplexity" : "loss";
@@ -90,7 +90,7 @@ static loom_status read_series(const char *path, const loom_plot_opts *o, series
     int ds = dash ? column_of(text, hn, dash) : -1;
     if (xs < 0 || ys < 0) {
         free(text);
-        return loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: needs the columns step and %s", path, want);
+        return loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: needs the columns step and %s", path, want);
     }
     *col = want, *dcol = ds >= 0 ? dash : NULL;
     loom_status st = LOOM_OK;
@@ -105,17 +105,17 @@ static loom_status read_series(const char *path, const loom_plot_opts *o, series
         double x, y, z = NAN;
         int bad = !field(line, n, xs, &x) ? xs : !field(line, n, ys, &y) ? ys : ds >= 0 && !field(line, n, ds, &z) ? ds : -1;
         if (bad >= 0) {
-            st = loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: line %ld: field %d (%s) is not a number", path, line_no + 1,
+            st = loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: line %ld: field %d (%s) is not a number", path, line_no + 1,
                                bad + 1, bad == xs ? "step" : bad == ys ? want : dash);
             break;
         }
         if (isfinite(x) && isfinite(y) && (!o->log_y || y > 0) && !push(&s->x, &s->y, &s->n, &s->cap, x, y))
-            st = loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
+            st = loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
         if (!st && isfinite(x) && isfinite(z) && (!o->log_y || z > 0) && !push(&s->x2, &s->y2, &s->n2, &s->cap2, x, z))
-            st = loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
+            st = loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
     }
     free(text);
-    if (!st && !s->n) st = loom_dot_fail(LOOM_ERR_FORMAT, "plot: %s: no finite values of %s", path, want);
+    if (!st && !s->n) st = loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: no finite values of %s", path, want);
     return st;
 }
 
@@ -257,12 +257,12 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
 }
 
 /* Draws into an SVG or PNG surface of W × H and writes it atomically. */
-static loom_status render(const char *path, bool svg, double W, double H, void (*paint)(cairo_t *, const void *, double, double),
+static loom_status render(loom_error *err, const char *path, bool svg, double W, double H, void (*paint)(cairo_t *, const void *, double, double),
                           const void *ctx)
 {
-    loom_error err = {0};
+    loom_error e = {0};
     loom_atomic out = {0};
-    if (loom_atomic_open(&out, path, &err)) return loom_dot_fail(err.status, "%s", err.msg);
+    if (loom_atomic_open(&out, path, &e)) return loom_error_set(err, e.status, "%s", e.msg);
     sink k = {out.f, 0};
     cairo_surface_t *surf = svg ? cairo_svg_surface_create_for_stream(to_file, &k, W, H)
                                 : cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)W, (int)H);
@@ -272,12 +272,12 @@ static loom_status render(const char *path, bool svg, double W, double H, void (
     if (!svg) cairo_surface_write_to_png_stream(surf, to_file, &k);
     cairo_surface_finish(surf);
     loom_status st = LOOM_OK;
-    if (k.err) st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: write failed: %s", path, strerror(k.err));
+    if (k.err) st = loom_error_set(err, LOOM_ERR_IO, "plot: %s: write failed: %s", path, strerror(k.err));
     else if (cairo_surface_status(surf) != CAIRO_STATUS_SUCCESS)
-        st = loom_dot_fail(LOOM_ERR_IO, "plot: %s: %s", path, cairo_status_to_string(cairo_surface_status(surf)));
+        st = loom_error_set(err, LOOM_ERR_IO, "plot: %s: %s", path, cairo_status_to_string(cairo_surface_status(surf)));
     cairo_surface_destroy(surf);
     if (st) loom_atomic_abort(&out);
-    else if (loom_atomic_commit(&out, &err)) st = loom_dot_fail(err.status, "%s", err.msg);
+    else if (loom_atomic_commit(&out, &e)) st = loom_error_set(err, e.status, "%s", e.msg);
     return st;
 }
 
@@ -294,33 +294,32 @@ static void draw_plot(cairo_t *cr, const void *ctx, double W, double H)
 }
 
 /* The format of a path by its extension: 1 SVG, 0 PNG, −1 neither (a message recorded). */
-static int format_of(const char *path)
+static int format_of(const char *path, loom_error *err)
 {
     const char *ext = strrchr(path, '.');
     if (ext && !strcmp(ext, ".svg")) return 1;
     if (ext && !strcmp(ext, ".png")) return 0;
-    loom_dot_fail(LOOM_ERR_ARG, "plot: cannot tell the format of '%s': use .svg or .png", path);
+    loom_error_set(err, LOOM_ERR_ARG, "plot: cannot tell the format of '%s': use .svg or .png", path);
     return -1;
 }
 
-loom_status loom_plot(const loom_plot_opts *o, const char *path)
+loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err)
 {
-    loom_dot_clear();
-    if (!o || o->n < 1 || !o->files || !path) return loom_dot_fail(LOOM_ERR_ARG, "plot: no metrics files or no output");
-    int svg = format_of(path);
+    if (!o || o->n < 1 || !o->files || !path) return loom_error_set(err, LOOM_ERR_ARG, "plot: no metrics files or no output");
+    int svg = format_of(path, err);
     if (svg < 0) return LOOM_ERR_ARG;
     series *s = calloc((size_t)o->n, sizeof *s);
     const char *col = NULL, *dcol = NULL;
-    loom_status st = s ? LOOM_OK : loom_dot_fail(LOOM_ERR_NOMEM, "plot: out of memory");
+    loom_status st = s ? LOOM_OK : loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
     for (int k = 0; !st && k < o->n; k++) {
         const char *c = NULL, *d = NULL;
-        st = read_series(o->files[k], o, &s[k], &c, &d);
+        st = read_series(o->files[k], o, &s[k], &c, &d, err);
         if (!st && !col) col = c;
         if (!st && d) dcol = d;
     }
     if (!st) {
         plot_ctx c = {o, s, col, dcol};
-        st = render(path, svg, 900, 520, draw_plot, &c);
+        st = render(err, path, svg, 900, 520, draw_plot, &c);
     }
     for (int k = 0; s && k < o->n; k++) free(s[k].x), free(s[k].y), free(s[k].x2), free(s[k].y2);
     free(s);
@@ -372,12 +371,11 @@ static void draw_heatmap(cairo_t *cr, const void *ctx, double W, double H)
     }
 }
 
-loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path)
+loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_error *err)
 {
-    loom_dot_clear();
     if (!h || !h->w || h->rows < 1 || h->cols < 1 || !h->row_labels || !h->col_labels || !path)
-        return loom_dot_fail(LOOM_ERR_ARG, "plot: an empty heat map or no output");
-    int svg = format_of(path);
+        return loom_error_set(err, LOOM_ERR_ARG, "plot: an empty heat map or no output");
+    int svg = format_of(path, err);
     if (svg < 0) return LOOM_ERR_ARG;
     /* room for the longest labels: about 7 px a character */
     size_t lr = 0, lc = 0;
@@ -386,22 +384,20 @@ loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path)
     double cell = h->rows > 40 || h->cols > 40 ? 12 : 24;
     double W = 20 + 7.0 * (double)lr + 12 + h->cols * cell + 20, H = 60 + 7.0 * (double)lc + h->rows * cell + 40;
     heat_ctx c = {h, cell, 20 + 7.0 * (double)lr + 12, 60 + 7.0 * (double)lc};
-    return render(path, svg, W, H, draw_heatmap, &c);
+    return render(err, path, svg, W, H, draw_heatmap, &c);
 }
 #else
 bool loom_plot_available(void) { return false; }
 
-loom_status loom_plot(const loom_plot_opts *o, const char *path)
+loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err)
 {
     (void)o, (void)path, (void)read_series;
-    loom_dot_clear();
-    return loom_dot_fail(LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
+    return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
 }
 
-loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path)
+loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_error *err)
 {
     (void)h, (void)path;
-    loom_dot_clear();
-    return loom_dot_fail(LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
+    return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
 }
 #endif

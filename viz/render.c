@@ -1,7 +1,6 @@
 /* In-process rendering of DOT text with Graphviz's libgvc. */
 #include "loom/dot.h"
 #include "graph/error.h"
-#include "viz/viz.h"
 #include "io/atomic.h"
 
 #include <errno.h>
@@ -9,49 +8,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Calls without an object keep their error per thread, as errno does. */
-static _Thread_local loom_error dot_err;
-
-const char *loom_dot_error(void) { return loom_error_msg(&dot_err); }
-void loom_dot_clear(void) { loom_error_clear(&dot_err); }
-
-loom_status loom_dot_fail(loom_status s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    loom_error_setv(&dot_err, s, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 static const char *ext_of(const char *path)
 {
     const char *dot = strrchr(path, '.');
     return dot && !strchr(dot, '/') ? dot + 1 : "";
 }
 
-loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path)
+loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path, loom_error *err)
 {
-    loom_dot_clear();
-    if (!path) return loom_dot_fail(LOOM_ERR_ARG, "dot: no file name");
+    if (!path) return loom_error_set(err, LOOM_ERR_ARG, "dot: no file name");
     const char *fmt = ext_of(path);
     if (!strcmp(fmt, "dot") || !strcmp(fmt, "gv")) {
         loom_atomic out;
-        if (loom_atomic_open(&out, path, &dot_err)) return dot_err.status;
-        loom_status st = loom_dot_write(g, out.f, opts);
+        loom_error e = {0};
+        if (loom_atomic_open(&out, path, &e)) return loom_error_set(err, e.status, "%s", e.msg);
+        loom_status st = loom_dot_write(g, out.f, opts, err);
         if (st) {
             loom_atomic_abort(&out);
             return st;
         }
-        return loom_atomic_commit(&out, &dot_err);
+        return loom_atomic_commit(&out, &e) ? loom_error_set(err, e.status, "%s", e.msg) : LOOM_OK;
     }
     if (strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf"))
-        return loom_dot_fail(LOOM_ERR_ARG, "dot: cannot tell the format of '%s': use .dot, .gv, .svg, .png or .pdf", path);
+        return loom_error_set(err, LOOM_ERR_ARG, "dot: cannot tell the format of '%s': use .dot, .gv, .svg, .png or .pdf", path);
     char *text;
     size_t len;
-    loom_status st = loom_dot_string(g, opts, &text, &len);
+    loom_status st = loom_dot_string(g, opts, &text, &len, err);
     if (st) return st;
-    st = loom_dot_render(text, fmt, path);
+    st = loom_dot_render(text, fmt, path, err);
     free(text);
     return st;
 }
@@ -78,49 +62,48 @@ static char *layout_of(Agraph_t *gr)
     return l && *l ? l : "dot";
 }
 
-loom_status loom_dot_render(const char *dot, const char *format, const char *path)
+loom_status loom_dot_render(const char *dot, const char *format, const char *path, loom_error *err)
 {
-    loom_error_clear(&dot_err);
-    if (!dot || !format || !path) return loom_error_set(&dot_err, LOOM_ERR_ARG, "render: missing DOT text, format or path");
+    if (!dot || !format || !path) return loom_error_set(err, LOOM_ERR_ARG, "render: missing DOT text, format or path");
     pthread_once(&gvc_once, gvc_start);
     GVC_t *gvc = gvc_shared;
-    if (!gvc) return loom_error_set(&dot_err, LOOM_ERR_STATE, "render: cannot start Graphviz");
+    if (!gvc) return loom_error_set(err, LOOM_ERR_STATE, "render: cannot start Graphviz");
     loom_atomic out;
-    if (loom_atomic_open(&out, path, &dot_err)) return dot_err.status;
+    loom_error e = {0};
+    if (loom_atomic_open(&out, path, &e)) return loom_error_set(err, e.status, "%s", e.msg);
     pthread_mutex_lock(&gvc_lock); /* Graphviz is not thread-safe */
     loom_status st = LOOM_OK;
     Agraph_t *gr = agmemread(dot);
     if (!gr) {
-        st = loom_error_set(&dot_err, LOOM_ERR_FORMAT, "render: Graphviz cannot parse the DOT text");
+        st = loom_error_set(err, LOOM_ERR_FORMAT, "render: Graphviz cannot parse the DOT text");
     } else if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
-        st = loom_error_set(&dot_err, LOOM_ERR_STATE, "render: Graphviz layout failed");
+        st = loom_error_set(err, LOOM_ERR_STATE, "render: Graphviz layout failed");
     } else {
         /* into memory, then written here: Graphviz's own file output exits
          * the process when a write fails */
         char *data = NULL;
         unsigned int len = 0;
         if (gvRenderData(gvc, gr, format, &data, &len) != 0)
-            st = loom_error_set(&dot_err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)",
+            st = loom_error_set(err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)",
                                 format);
         else if (fwrite(data, 1, len, out.f) != len)
-            st = loom_error_set(&dot_err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+            st = loom_error_set(err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         if (data) gvFreeRenderData(data);
         gvFreeLayout(gvc, gr);
     }
     if (gr) agclose(gr);
     pthread_mutex_unlock(&gvc_lock);
     if (st) loom_atomic_abort(&out);
-    else st = loom_atomic_commit(&out, &dot_err);
+    else if ((st = loom_atomic_commit(&out, &e))) loom_error_set(err, st, "%s", e.msg);
     return st;
 }
 #else
 bool loom_dot_can_render(void) { return false; }
 
-loom_status loom_dot_render(const char *dot, const char *format, const char *path)
+loom_status loom_dot_render(const char *dot, const char *format, const char *path, loom_error *err)
 {
-    loom_error_clear(&dot_err);
     (void)dot, (void)format, (void)path;
-    snprintf(err, n, "render: loom was built without Graphviz (meson option -Dgraphviz); write .dot and run `dot`");
-    return LOOM_ERR_STATE;
+    return loom_error_set(err, LOOM_ERR_STATE,
+                          "render: loom was built without Graphviz (meson option -Dgraphviz); write .dot and run `dot`");
 }
 #endif

@@ -47,9 +47,9 @@ typedef struct {
 
 /* Writes DOT text for g. Node ids are the graph's node indices (stable
  * between runs that build the same graph). */
-loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts);
+loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err);
 /* The same into a malloc'd string (*out, *len). */
-loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len);
+loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len, loom_error *err);
 
 /* The carried state k (0: h, 1: c) of every (step, layer, direction) of an
  * unrolled stack, into out[(t · layers + l) · dirs + d] (LOOM_INVALID where
@@ -67,14 +67,13 @@ loom_status loom_dot_state_grad_norms(loom_graph *g, loom_tensor loss, int state
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...), replacing the file atomically.
  * LOOM_ERR_STATE when loom was built without Graphviz. */
-loom_status loom_dot_render(const char *dot, const char *format, const char *path);
+loom_status loom_dot_render(const char *dot, const char *format, const char *path, loom_error *err);
 /* Writes g to `path` in the format its extension names: .dot or .gv (DOT
  * text), .svg, .png, .pdf (rendered). The file is replaced atomically: on
  * any failure the old file, if any, is left as it was. */
-loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path);
-/* These functions have no object to keep an error in: the message of the
- * last failed one on this thread ("" after a success), as errno works. */
-const char *loom_dot_error(void);
+loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path, loom_error *err);
+/* (These functions have no object to keep an error in: the reason of a
+ * failure goes to their loom_error * argument, which may be NULL.) */
 bool loom_dot_can_render(void);
 
 #ifdef __cplusplus

@@ -23,8 +23,8 @@ typedef struct {
     const char *title;
 } loom_plot_opts;
 
-/* Writes the plot; the message of a failure is in loom_dot_error(). */
-loom_status loom_plot(const loom_plot_opts *o, const char *path);
+/* Writes the plot; the reason of a failure in err (which may be NULL). */
+loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err);
 bool loom_plot_available(void); /* false when loom was built without Cairo */
 
 /* A matrix as a heat map (an attention map: one row per output token, one
@@ -36,7 +36,7 @@ typedef struct {
     const char *const *row_labels, *const *col_labels;
     const char *title;
 } loom_heatmap;
-loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path);
+loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_error *err);
 
 #ifdef __cplusplus
 }

@@ -23,8 +23,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     const char *files[1] = {in_path};
     static const char *const columns[] = {NULL, "loss", "valid_loss", "x"};
     loom_plot_opts o = {.files = files, .n = 1, .log_y = data[0] & 1, .column = columns[(data[0] >> 1) & 3]};
-    loom_status st = loom_plot(&o, out_path);
-    if (st && !*loom_dot_error()) abort(); /* a refusal says why */
+    loom_error err = {0};
+    loom_status st = loom_plot(&o, out_path, &err);
+    if (st && (err.status != st || !err.msg[0])) abort(); /* a refusal says why */
     unlink(in_path);
     unlink(out_path);
     return 0;
