@@ -1137,3 +1137,75 @@ Test(model, store_fits_names_what_does_not_fit)
     loom_store_free(s);
     loom_graph_free(g);
 }
+
+/* The adding problem's model (loom_task_build) through the trainer: its
+ * batches drawn from the step number, resumed bit for bit; its held-out
+ * MSE and accuracy read through the evaluation outputs. */
+typedef struct {
+    loom_graph *g;
+    loom_task_model m;
+    loom_store *s;
+    loom_trainer *t;
+    void *x, *y;
+} task_rig;
+
+static void task_make(task_rig *r, const loom_task_opts *o)
+{
+    r->g = loom_graph_new();
+    cr_assert_eq(loom_task_build(r->g, &r->m, o), LOOM_OK, "%s", loom_graph_error(r->g));
+    r->s = loom_store_new(r->g);
+    loom_store_init(r->s, 9);
+    loom_error err = {0};
+    r->t = loom_trainer_new(r->g, r->s,
+                            &(loom_trainer_opts){.loss = r->m.loss, .optim = {.kind = LOOM_OPT_ADAM, .lr = 0.01f}, .clip_norm = 1,
+                                                 .eval_outputs = &r->m.out, .n_eval_outputs = 1},
+                            &err);
+    cr_assert(r->t, "%s", err.msg);
+    r->x = malloc(loom_task_x_bytes(o)), r->y = malloc(loom_task_y_bytes(o));
+    loom_trainer_bind(r->t, r->m.x, r->x), loom_trainer_bind(r->t, r->m.y, r->y);
+}
+
+static void task_free(task_rig *r)
+{
+    loom_trainer_free(r->t), loom_store_free(r->s), loom_graph_free(r->g), free(r->x), free(r->y);
+}
+
+static loom_status task_batch(void *ctx, loom_trainer *t)
+{
+    task_rig *r = ctx;
+    loom_task_batch(&r->m.o, 100 + (uint64_t)loom_trainer_steps(t), r->x, r->y);
+    return LOOM_OK;
+}
+
+Test(trainer, adding_resumes_bit_for_bit)
+{
+    loom_task_opts o = {.kind = LOOM_MODEL_ADDING, .cell = &loom_cell_lstm, .steps = 8, .batch = 16, .hidden = 8, .layers = 1};
+    task_rig a, b, c;
+    task_make(&a, &o), task_make(&b, &o), task_make(&c, &o);
+    cr_assert_eq(loom_trainer_fit(a.t, &(loom_fit_opts){.steps = 12, .ctx = &a, .next_batch = task_batch}), LOOM_OK);
+    cr_assert_eq(loom_trainer_fit(b.t, &(loom_fit_opts){.steps = 5, .ctx = &b, .next_batch = task_batch}), LOOM_OK);
+    loom_st *f = loom_st_new();
+    cr_assert_eq(loom_trainer_save(b.t, f), LOOM_OK);
+    cr_assert_eq(loom_trainer_restore(c.t, f), LOOM_OK, "%s", loom_trainer_error(c.t));
+    cr_assert_eq(loom_trainer_fit(c.t, &(loom_fit_opts){.steps = 12, .ctx = &c, .next_batch = task_batch}), LOOM_OK);
+    for (int i = 0; i < loom_store_count(a.s); i++)
+        cr_assert(!memcmp(loom_store_data(a.s, loom_store_tensor(a.s, i)), loom_store_data(c.s, loom_store_tensor(c.s, i)),
+                          (size_t)loom_store_numel(a.s, i) * sizeof(float)),
+                  "%s differs", loom_store_name(a.s, i));
+    /* a trainer of another model refuses the checkpoint (the fingerprint) */
+    task_rig d;
+    loom_task_opts other = o;
+    other.steps = 9;
+    task_make(&d, &other);
+    cr_assert_eq(loom_trainer_restore(d.t, f), LOOM_ERR_FORMAT);
+    cr_assert(strstr(loom_trainer_error(d.t), "does not match"), "%s", loom_trainer_error(d.t));
+    /* held out: MSE and accuracy */
+    loom_task_batch(&o, 7, a.x, a.y);
+    loom_trainer_eval_begin(a.t);
+    double mse;
+    cr_assert_eq(loom_trainer_eval_batch(a.t, &mse), LOOM_OK);
+    double acc = loom_task_accuracy(&o, loom_trainer_output(a.t, a.m.out), a.y);
+    cr_assert(isfinite(mse) && mse > 0 && acc >= 0 && acc <= 1, "MSE %g, accuracy %g", mse, acc);
+    loom_st_free(f);
+    task_free(&a), task_free(&b), task_free(&c), task_free(&d);
+}
