@@ -211,61 +211,6 @@ int cmd_translate(int argc, char **argv)
 
 /* ---- loom eval of an encoder–decoder ---- */
 
-/* The teacher-forced model's perplexity per target token over the pairs
- * of a part, from its logits (batches of 64, the last one's padding rows
- * not counted). */
-static int perplexity(const char *cmd, const s2s_ckpt *l, const loom_pairs *p, bool part, double *ppl)
-{
-    enum { B = 64 };
-    loom_seq2seq m;
-    loom_seq2seq_opts o = l->mo;
-    o.sampled = false, o.dropout = 0; /* the teacher-forced loss */
-    o.batch = B;
-    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab, rc = 0;
-    int64_t n = loom_pairs_count(p, part);
-    loom_graph *g = loom_graph_new();
-    loom_plan *plan = NULL;
-    int32_t *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
-    loom_error err = {0};
-    if (!g || !buf || loom_seq2seq_build(g, &m, &o) ||
-        !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true})) ||
-        loom_store_bind_shared(l->store, g, plan, &err)) {
-        rc = tool_fail(cmd, !g || !buf ? "out of memory" : plan ? err.msg : loom_graph_error(g), NULL);
-        goto done;
-    }
-    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B;
-    int32_t row[2 * LOOM_SEQ2SEQ_MAX_STEPS], *t = row + LOOM_SEQ2SEQ_MAX_STEPS;
-    loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
-    loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);
-    double nll = 0, tokens = 0;
-    for (int64_t first = 0; first < n; first += B) {
-        for (int b = 0; b < B; b++) {
-            loom_pairs_get(p, part, (first + b) % n, row, &sl[b], t, &tl[b]);
-            for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
-            for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
-        }
-        if (loom_run(plan)) {
-            rc = tool_fail(cmd, loom_plan_error(plan), NULL);
-            goto done;
-        }
-        const float *lg = loom_plan_output(plan, m.logits);
-        for (int b = 0; b < B && first + b < n; b++)
-            for (int j = 0; j < tl[b]; j++) { /* − log softmax of the target token */
-                const float *x = lg + ((size_t)j * B + b) * V;
-                double mx = x[0], z = 0;
-                for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-                for (int v = 0; v < V; v++) z += exp(x[v] - mx);
-                nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
-            }
-    }
-    *ppl = exp(nll / tokens);
-done:
-    free(buf);
-    loom_plan_free(plan);
-    loom_graph_free(g);
-    return rc;
-}
-
 int eval_seq2seq(const char *ckpt, const char *data, long beam)
 {
     static const char cmd[] = "loom eval";
@@ -301,7 +246,8 @@ int eval_seq2seq(const char *ckpt, const char *data, long beam)
     if (!rc && loom_translate_score(tr, p, part, n, &(loom_search_opts){.beam = (int)beam, .max_len = l.mo.tgt_steps}, &bleu,
                                     &exact, &e))
         rc = tool_fail_st(cmd, e.status, e.msg, NULL);
-    if (!rc && !(rc = perplexity(cmd, &l, p, part, &ppl)))
+    if (!rc && loom_seq2seq_perplexity(&l.mo, l.store, p, part, &ppl, &e)) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
+    if (!rc)
         printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
                beam > 1 ? " (beam search)" : "", bleu, 100 * exact, ppl);
 done:

@@ -5,6 +5,7 @@
 #include "loom/data.h"
 #include "loom/bleu.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,5 +240,58 @@ loom_status loom_translate_score(loom_translator *t, const loom_pairs *p, bool v
         if (!st) *bleu = loom_corpus_bleu(h, rp, nr, (int)n, 4), *exact = (double)hits / (double)n;
     }
     free(src), free(sl), free(ref), free(rl), free(out), free(ol), free(h), free(refs), free(rp), free(nr);
+    return st;
+}
+
+loom_status loom_seq2seq_perplexity(const loom_seq2seq_opts *model, const loom_store *weights, const loom_pairs *p, bool valid,
+                                    double *ppl, loom_error *err)
+{
+    enum { B = 64 };
+    loom_seq2seq m;
+    loom_seq2seq_opts o = *model;
+    o.sampled = false, o.dropout = 0, o.batch = B; /* the teacher-forced model */
+    int Ts = o.src_steps, Tt = o.tgt_steps, V = o.tgt_vocab;
+    int64_t n = loom_pairs_count(p, valid);
+    if (n < 1 || loom_pairs_steps(p, 0) != Ts || loom_pairs_steps(p, 1) != Tt)
+        return loom_error_set(err, LOOM_ERR_ARG, "perplexity: %lld pairs of %d and %d steps for a model of %d and %d",
+                              (long long)n, loom_pairs_steps(p, 0), loom_pairs_steps(p, 1), Ts, Tt);
+    loom_graph *g = loom_graph_new();
+    loom_plan *plan = NULL;
+    int32_t *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *buf);
+    int32_t *row = malloc((size_t)(Ts + Tt) * sizeof *row);
+    loom_status st = LOOM_OK;
+    if (!g || !buf || !row) st = loom_error_set(err, LOOM_ERR_NOMEM, "perplexity: out of memory");
+    else if (loom_seq2seq_build(g, &m, &o) || !(plan = loom_plan_new(g, &m.logits, 1, &(loom_plan_opts){.eval = true})))
+        st = loom_error_set(err, loom_graph_status(g), "perplexity: %s", loom_graph_error(g));
+    else
+        st = loom_store_bind_shared(weights, g, plan, err);
+    int32_t *src = buf, *din = src + Ts * B, *tgt = din + Tt * B, *sl = tgt + Tt * B, *tl = sl + B, *t = row + Ts;
+    if (!st) loom_bind(plan, m.src, src), loom_bind(plan, m.src_len, sl), loom_bind(plan, m.dec_in, din);
+    if (!st) loom_bind(plan, m.tgt, tgt), loom_bind(plan, m.tgt_len, tl);
+    double nll = 0, tokens = 0;
+    for (int64_t first = 0; !st && first < n; first += B) {
+        for (int b = 0; b < B; b++) { /* the last batch wraps around; its extra rows are not counted */
+            loom_pairs_get(p, valid, (first + b) % n, row, &sl[b], t, &tl[b]);
+            for (int j = 0; j < Ts; j++) src[j * B + b] = row[j];
+            for (int j = 0; j < Tt; j++) tgt[j * B + b] = t[j], din[j * B + b] = j ? t[j - 1] : LOOM_BOS;
+        }
+        if ((st = loom_run(plan))) {
+            loom_error_set(err, st, "perplexity: %s", loom_plan_error(plan));
+            break;
+        }
+        const float *lg = loom_plan_output(plan, m.logits);
+        for (int b = 0; b < B && first + b < n; b++)
+            for (int j = 0; j < tl[b]; j++) { /* − log softmax of the target token */
+                const float *x = lg + ((size_t)j * B + b) * V;
+                double mx = x[0], z = 0;
+                for (int v = 1; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+                for (int v = 0; v < V; v++) z += exp(x[v] - mx);
+                nll += mx + log(z) - x[tgt[j * B + b]], tokens++;
+            }
+    }
+    if (!st) *ppl = exp(nll / tokens);
+    free(buf), free(row);
+    loom_plan_free(plan);
+    loom_graph_free(g);
     return st;
 }

@@ -113,13 +113,18 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
                            const loom_search_opts *opts, int32_t *out, int32_t *len, double *score, float *attention,
                            loom_error *err);
 
+struct loom_pairs;
 /* The first n pairs of a part of p (pairs read with the model's
  * vocabularies), translated with opts: corpus BLEU-4 against each pair's
  * target (its tokens before <eos>; all of them when it was cut) and the
  * share translated exactly. The reason in err otherwise. */
-struct loom_pairs;
 loom_status loom_translate_score(loom_translator *t, const struct loom_pairs *p, bool valid, int64_t n,
                                  const loom_search_opts *opts, double *bleu, double *exact, loom_error *err);
+/* The teacher-forced model's perplexity per target token over every pair
+ * of a part of p (exp of the mean − log p of each target token, <eos>
+ * included), with the weights of `weights` by name. */
+loom_status loom_seq2seq_perplexity(const loom_seq2seq_opts *model, const loom_store *weights, const struct loom_pairs *p,
+                                    bool valid, double *ppl, loom_error *err);
 
 #ifdef __cplusplus
 }
