@@ -118,7 +118,7 @@ static loom_status scenario_seq2seq(const char *path, double *out)
     if ((st = loom_store_status(s))) goto done;
     int n = loom_store_count(s);
     if (!(outs = malloc((size_t)(n + 1) * sizeof *outs))) {
-        st = LOOM_ERR_NOMEM;
+        st = loom_error_set(&lerr, LOOM_ERR_NOMEM, "out of memory");
         goto done;
     }
     outs[0] = m.loss;
@@ -146,7 +146,7 @@ static loom_status scenario_seq2seq(const char *path, double *out)
         for (int k = 0; k < len[i]; k++) out[1] += tok[i * 4 + k];
     }
 done:
-    if (st && !*err && !*loom_graph_error(g) && !*loom_plan_error(p) && !*loom_store_error(s)) st = LOOM_ERR_STATE;
+    if (st && !lerr.msg[0] && !*loom_graph_error(g) && !*loom_plan_error(p) && !*loom_store_error(s)) st = LOOM_ERR_STATE;
     loom_translator_free(tr);
     free(outs);
     loom_store_free(s);
