@@ -1209,3 +1209,43 @@ Test(trainer, adding_resumes_bit_for_bit)
     loom_st_free(f);
     task_free(&a), task_free(&b), task_free(&c), task_free(&d);
 }
+
+/* An encoder–decoder's held-out perplexity (loom_seq2seq_perplexity) is
+ * exp of the model's own mean cross-entropy over the same pairs. */
+Test(model, seq2seq_perplexity_is_exp_of_the_loss)
+{
+    char *text = loom_task_reverse_pairs(128, 2, 5, 4);
+    loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.num_steps = 6, .chars = true, .keep_order = true});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_OK, "%s", loom_pairs_error(p));
+    free(text);
+    cr_assert_eq(loom_pairs_count(p, false), 128);
+    loom_seq2seq_opts o = {.cell = &loom_cell_gru, .src_vocab = loom_vocab_size(loom_pairs_vocab(p, 0)),
+                           .tgt_vocab = loom_vocab_size(loom_pairs_vocab(p, 1)), .embed = 5, .hidden = 7, .layers = 1,
+                           .attention = LOOM_ATTN_DOT, .src_steps = 6, .tgt_steps = 6, .batch = 64};
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 2);
+    loom_error err = {0};
+    loom_trainer *t = loom_trainer_new(g, s, &(loom_trainer_opts){.loss = m.loss, .eval_only = true}, &err);
+    cr_assert(t, "%s", err.msg);
+    loom_pair_batches *b = loom_pair_batches_new(p, 64, 1, 1);
+    const loom_pair_batch *x = loom_pair_batches_buffers(b);
+    loom_tensor in[5] = {m.src, m.src_len, m.dec_in, m.tgt, m.tgt_len};
+    const void *data[5] = {x->src, x->src_len, x->dec_in, x->tgt, x->tgt_len};
+    for (int i = 0; i < 5; i++) loom_trainer_bind(t, in[i], data[i]);
+    double nll = 0, tokens = 0;
+    for (int k = 0; k < 2; k++) { /* 128 pairs: two whole batches */
+        loom_pair_batches_rows(b, p, false, 64 * k);
+        double loss, w = 0;
+        cr_assert_eq(loom_trainer_eval_batch(t, &loss), LOOM_OK, "%s", loom_trainer_error(t));
+        for (int r = 0; r < 64; r++) w += x->tgt_len[r];
+        nll += loss * w, tokens += w;
+    }
+    double ppl;
+    cr_assert_eq(loom_seq2seq_perplexity(&o, s, p, false, &ppl, &err), LOOM_OK, "%s", err.msg);
+    cr_assert_float_eq(ppl, exp(nll / tokens), 1e-4 * ppl, "%g vs %g", ppl, exp(nll / tokens));
+    cr_assert(ppl > 1 && ppl < 2 * o.tgt_vocab, "an untrained model: %g", ppl);
+    loom_pair_batches_free(b), loom_trainer_free(t), loom_store_free(s), loom_graph_free(g), loom_pairs_free(p);
+}
