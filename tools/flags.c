@@ -144,6 +144,8 @@ void tool_catch_signals(void)
 
 int tool_caught(void) { return caught; }
 
+bool tool_stop(void *ctx) { return (void)ctx, caught != 0; }
+
 int tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved)
 {
     int sig = caught;

@@ -230,8 +230,6 @@ static int flush_metrics(run *r) { return tool_flush_metrics(command, &r->metric
 
 /* ---- the loop's callbacks (loom_trainer_fit) ---- */
 
-static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
-
 /* Perplexity on the held-out tokens (NAN when they hold no window). */
 static loom_status evaluate(void *ctx, loom_trainer *t, double *ppl)
 {
@@ -288,7 +286,7 @@ static int train(run *r)
     loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
                                                              .save_every = a->save ? a->save_every : 0, .ctx = r,
                                                              .evaluate = evaluate, .progress = progress, .save = save_now,
-                                                             .stop = interrupted});
+                                                             .stop = tool_stop});
     long step = (long)loom_trainer_steps(r->t);
     if (st == LOOM_ERR_VALUE) {
         fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", command, loom_trainer_error(r->t));

@@ -179,8 +179,6 @@ static int save(s2s *r)
 
 /* ---- training ---- */
 
-static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
-
 static loom_status next_batch(void *ctx, loom_trainer *t)
 {
     (void)t;
@@ -243,7 +241,7 @@ static int train(s2s *r)
     loom_status st = loom_trainer_fit(r->t, &(loom_fit_opts){.steps = a->steps, .eval_every = a->eval_every,
                                                              .save_every = a->save ? a->save_every : 0, .ctx = r,
                                                              .next_batch = next_batch, .evaluate = evaluate,
-                                                             .progress = progress, .save = save_now, .stop = interrupted});
+                                                             .progress = progress, .save = save_now, .stop = tool_stop});
     if (st == LOOM_ERR_VALUE) {
         fprintf(stderr, "\n%s: %s; stopping (lower --lr, or --clip)\n", cmd, loom_trainer_error(r->t));
         return 1;

@@ -127,8 +127,6 @@ typedef struct {
     int rc;             /* the exit status a callback failed with */
 } loop_ctx;
 
-static bool interrupted(void *ctx) { return (void)ctx, tool_caught(); }
-
 /* The batch of this step, whoever runs it (a resumed run draws the same). */
 static loom_status next_batch(void *ctx, loom_trainer *t)
 {
@@ -209,7 +207,7 @@ int train_task(const task_config *given)
     loom_status st = loom_trainer_fit(m.t, &(loom_fit_opts){.steps = c->total, .eval_every = c->eval_every,
                                                             .save_every = c->save ? c->save_every : 0, .ctx = &lc,
                                                             .next_batch = next_batch, .evaluate = evaluate,
-                                                            .progress = progress, .save = save_now, .stop = interrupted});
+                                                            .progress = progress, .save = save_now, .stop = tool_stop});
     if (st) {
         if (!lc.rc) fprintf(stderr, "loom train: %s%s\n", loom_trainer_error(m.t), st == LOOM_ERR_VALUE ? "; stopping" : "");
         rc = lc.rc ? lc.rc : st == LOOM_ERR_VALUE ? 1 : tool_exit(st);

@@ -195,6 +195,8 @@ bool tool_finite_weights(const char *cmd, const char *path, const loom_store *s)
  * step. */
 void tool_catch_signals(void);
 int tool_caught(void); /* the signal caught, or 0 */
+/* Whether one was caught, as loom_trainer_fit's stop poll. */
+bool tool_stop(void *ctx);
 /* Says where a run stopped and how to resume it (saved: the checkpoint
  * save's status, 0 when written); returns the exit status, 128 + the
  * signal (130 for SIGINT, 143 for SIGTERM), or the save's failure. */
