@@ -1,7 +1,8 @@
 /* libFuzzer target: loading a checkpoint of loom train. The input is read
  * as a safetensors file; one the reader accepts is written back as a
  * checkpoint (with a checksum that matches), so that the fuzzer reaches
- * what lies behind the checksum: the configuration, the vocabulary, the
+ * what lies behind the checksum: the model's description (format 1, and
+ * format 0 before it), the vocabulary, the
  * model they describe and its weights. Loading must never crash or ask
  * for more memory than the file's weights justify: a refusal is exit
  * status 2, a model that loads generates a few tokens (0). */
