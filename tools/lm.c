@@ -2,12 +2,11 @@
  * windows, any cell, an optimiser with clipping and a schedule, progress,
  * held-out perplexity, a metrics file, checkpoints, and generated text at
  * the end. The loop is the library's (loom_trainer_fit); this file holds
- * its printing, files and the command's options. */
-#include "tool.h"
+ * its callbacks (printing, metrics, held-out perplexity); its checkpoints
+ * are tools/lm_checkpoint.c. */
+#include "lm.h"
 
 #include "loom/loom.h"
-
-#include <cjson/cJSON.h>
 
 #include <inttypes.h>
 #include <math.h>
@@ -15,26 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Everything a run holds. */
-typedef struct {
-    train_args a;
-    loom_text *text, *held;
-    const int32_t *train_ids, *valid_ids;
-    int64_t n_train, n_valid;
-    loom_graph *g;
-    loom_lm lm;
-    loom_store *store;
-    loom_trainer *t;        /* gradients, plans, optimiser, carried states, batches */
-    loom_batches *batches;  /* the training text's windows */
-    loom_metrics *metrics;
-    loom_st *ck;          /* the checkpoint resumed from */
-    loom_vocab *ck_vocab; /* its vocabulary */
-    cJSON *ck_data;       /* its data description (r->a.data may point into it) */
-    loom_train_desc train; /* how the model trains, as a checkpoint describes it */
-    long step0;           /* the first step this run makes */
-    double best, last_print, loss_avg; /* the best held-out perplexity; when progress was last printed */
-    int rc;                  /* the exit status a callback of the loop failed with */
-} run;
 
 
 static const char command[] = "loom train";
@@ -130,100 +109,6 @@ static int build(run *r)
     return 0;
 }
 
-/* ---- checkpoints ---- */
-
-/* What the run trains on, as the checkpoint's loom.data. */
-static char *data_json(const train_args *a)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "path", a->data) &&
-              cJSON_AddStringToObject(o, "tokens", a->tokens == LOOM_TOKENS_WORD ? "word" : "char") &&
-              cJSON_AddBoolToObject(o, "letters_only", a->letters_only);
-    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    return s;
-}
-
-/* The checkpoint's description replaces the model's, optimiser's and
- * data's options; what the run does next (--steps, --save, ...) stays the
- * user's. The text's path, if it names one, in *path (the object's: valid
- * until o is deleted). */
-static bool take_checkpoint(train_args *a, const loom_st *f, const char *name, cJSON **o, const char **path)
-{
-    loom_model_desc m;
-    loom_train_desc t;
-    loom_error err = {0};
-    if (loom_checkpoint_model(f, &m, &t, &err)) return fail(name, err.msg), false;
-    if (m.kind != LOOM_MODEL_LM)
-        return fail(name, "not a language model's checkpoint (loom eval and loom train --resume read every kind)"), false;
-    const loom_lm_opts *l = &m.lm;
-    a->m.cell = l->cell, a->m.hidden = l->hidden, a->m.layers = l->layers, a->embed = l->embed, a->dropout = l->dropout;
-    a->m.steps = l->steps, a->m.batch = l->batch, a->m.seed = (long)l->seed;
-    a->truncate = l->truncate, a->random_trunc = l->trunc == LOOM_TRUNC_RANDOM;
-    a->optimizer = t.optim.kind, a->lr = t.optim.lr, a->momentum = t.optim.momentum, a->weight_decay = t.optim.weight_decay;
-    a->schedule = t.schedule.kind, a->warmup = t.schedule.warmup, a->clip = t.clip_norm, a->sequential = t.sequential;
-    char *data = loom_checkpoint_data(f);
-    *o = cJSON_Parse(data ? data : "");
-    free(data);
-    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(*o, "tokens"), *p = cJSON_GetObjectItemCaseSensitive(*o, "path");
-    a->tokens = cJSON_IsString(tokens) && !strcmp(tokens->valuestring, "word") ? LOOM_TOKENS_WORD : LOOM_TOKENS_CHAR;
-    a->letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(*o, "letters_only"));
-    *path = cJSON_IsString(p) ? p->valuestring : NULL;
-    return *o != NULL || (fail_st(LOOM_ERR_NOMEM, "out of memory", NULL), false);
-}
-
-/* Everything the run needs to continue as if it had not stopped. */
-static int save_checkpoint(run *r)
-{
-    const train_args *a = &r->a;
-    loom_st *f = loom_st_new();
-    char *data = data_json(a), *voc = loom_vocab_to_string(loom_text_vocab(r->text));
-    loom_model_desc m = {.kind = LOOM_MODEL_LM, .lm = r->lm.o};
-    bool ok = f && data && voc && !loom_checkpoint_describe(f, &m, &r->train, data) && !loom_st_set_meta(f, "loom.vocab", voc);
-    int rc = 0;
-    if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
-    else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
-    else if (loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
-    free(data), free(voc);
-    loom_st_free(f);
-    return rc;
-}
-
-/* Reads the checkpoint and takes its configuration and vocabulary (before
- * the text is read and the model built). */
-static int open_checkpoint(run *r)
-{
-    r->ck = loom_st_new();
-    if (!r->ck) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
-    if (loom_checkpoint_read(r->ck, r->a.resume)) return fail(loom_st_error(r->ck), NULL);
-    const char *own;
-    if (!take_checkpoint(&r->a, r->ck, r->a.resume, &r->ck_data, &own)) return 2;
-    if (!(r->ck_vocab = loom_vocab_from_string(loom_st_meta(r->ck, "loom.vocab"))) || tool_checkpoint_step(r->ck) < 0)
-        return fail(r->a.resume, "not a checkpoint of loom train (its vocabulary or step is missing or bad)");
-    if (!r->a.data) { /* the text it was trained on (the data order refers to it) */
-        if (!own) return fail(r->a.resume, "it does not name its training text: give --data");
-        bool builtin = tool_is_corpus(own);
-        if (!builtin && access(own, R_OK) != 0)
-            return fprintf(stderr, "loom train: %s was trained on %s, which cannot be read here: give --data\n", r->a.resume, own),
-                   2;
-        r->a.data = builtin ? tool_corpus() : own;
-    }
-    return 0;
-}
-
-/* Weights, optimiser state, data position, carried state and dropout
- * counter from the checkpoint, into the model just built. */
-static int restore(run *r)
-{
-    const loom_st *f = r->ck;
-    if (loom_trainer_restore(r->t, f)) return fail(r->a.resume, loom_trainer_error(r->t));
-    r->step0 = (long)loom_trainer_steps(r->t);
-    if (r->step0 >= r->a.steps)
-        fprintf(stderr, "loom train: the checkpoint has %ld steps already; --steps %ld asks for no more\n", r->step0,
-                r->a.steps);
-    return 0;
-}
-
 #define LM_COLUMNS "step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity"
 
 static int flush_metrics(run *r) { return tool_flush_metrics(command, &r->metrics); }
@@ -275,7 +160,7 @@ static loom_status save_now(void *ctx, loom_trainer *t)
 {
     run *r = ctx;
     (void)t;
-    return (r->rc = flush_metrics(r)) || (r->rc = save_checkpoint(r)) ? LOOM_ERR_IO : LOOM_OK;
+    return (r->rc = flush_metrics(r)) || (r->rc = lm_save(r)) ? LOOM_ERR_IO : LOOM_OK;
 }
 
 static int train(run *r)
@@ -295,7 +180,7 @@ static int train(run *r)
     if (st) return r->rc ? r->rc : fail_st(st, "run", loom_trainer_error(r->t));
     if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
         int rc = flush_metrics(r);
-        if (!rc && a->save) rc = save_checkpoint(r);
+        if (!rc && a->save) rc = lm_save(r);
         return tool_interrupted(command, step, a->steps, a->save, rc);
     }
     double el = tool_now() - t0;
@@ -305,7 +190,7 @@ static int train(run *r)
     printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, %s\n", done, el,
            (double)done * a->m.steps * a->m.batch / el, exp(r->loss_avg), held);
     int rc = flush_metrics(r);
-    return !rc && a->save ? save_checkpoint(r) : rc;
+    return !rc && a->save ? lm_save(r) : rc;
 }
 
 static int generate(run *r)
@@ -335,10 +220,10 @@ int train_lm(const train_args *args)
     run r = {.a = *args};
     int rc = 0;
     if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
-    if (r.a.resume) rc = open_checkpoint(&r);
+    if (r.a.resume) rc = lm_open(&r);
     if (!rc) rc = tool_open_outputs(command, r.a.save, r.a.metrics, LM_COLUMNS, r.ck ? tool_checkpoint_step(r.ck) : -1,
                                     &r.metrics);
-    if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? restore(&r) : 0)) {
+    if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? lm_restore(&r) : 0)) {
         if (r.a.init && loom_store_load_file(r.store, r.a.init, false)) {
             rc = fail_st(loom_store_status(r.store), loom_store_error(r.store), NULL);
             goto out;
