@@ -5,7 +5,7 @@
  * Training draws shuffled minibatches of pairs, teacher-forces the decoder
  * (or samples its own tokens at a rate), and reports held-out loss, BLEU
  * and exact match from greedy translations. */
-#include "tool.h"
+#include "seq2seq.h"
 
 #include "loom/loom.h"
 
@@ -20,46 +20,12 @@
 
 static const char cmd[] = "loom train";
 
-static int fail(const char *what, const char *why)
-{
-    fprintf(stderr, "%s: %s%s%s\n", cmd, what, why && *why ? ": " : "", why ? why : "");
-    return 2;
-}
-
-/* A failure whose exit status follows its status: 1 for out of memory and
- * i/o, 2 for bad input. */
-static int fail_st(loom_status st, const char *what, const char *why)
-{
-    fail(what, why);
-    return tool_exit(st ? st : LOOM_ERR_ARG);
-}
+static int fail(const char *what, const char *why) { return tool_fail(cmd, what, why); }
+static int fail_st(loom_status st, const char *what, const char *why) { return tool_fail_st(cmd, st, what, why); }
 
 static const char *const attention_names[] = {"none", "additive", "dot"};
 static const char *const task_names[] = {"seq2seq", "reverse", "dates"};
 
-typedef struct {
-    double loss, bleu, exact;
-} scores;
-
-/* Everything a training run holds. */
-typedef struct {
-    const train_args *a;
-    s2s_data d;                 /* the pairs: training, held out */
-    loom_seq2seq_opts mo;
-    loom_graph *g;
-    loom_seq2seq m;
-    loom_store *store;
-    loom_trainer *t;            /* gradients, plans, optimiser, schedule, clipping */
-    loom_train_desc train;      /* how it trains, as a checkpoint describes it */
-    loom_pair_batches *batches; /* the order of the pairs, the batch's buffers */
-    const loom_pair_batch *x;
-    loom_translator *tr;
-    loom_metrics *metrics;
-    long step0; /* the first step this run makes (a resumed run's checkpoint step) */
-    double best_bleu, last_print, loss_avg;
-    scores sc;  /* the last held-out scores */
-    int rc;     /* the exit status a callback of the loop failed with */
-} s2s;
 
 /* ---- the model ---- */
 
@@ -142,41 +108,6 @@ static int held_out(s2s *r, scores *sc)
     return 0;
 }
 
-/* ---- checkpoints ---- */
-
-/* What the run trains on, as the checkpoint's loom.data: the task, its
- * files, or a synthetic task's generator settings. */
-static char *data_json(const train_args *a)
-{
-    cJSON *j = cJSON_CreateObject();
-    bool ok = j && cJSON_AddStringToObject(j, "task", task_names[a->task - TASK_SEQ2SEQ]) &&
-              (!a->data || cJSON_AddStringToObject(j, "path", a->data)) &&
-              (!a->valid || cJSON_AddStringToObject(j, "valid", a->valid)) &&
-              cJSON_AddNumberToObject(j, "pairs", (double)a->pairs) && cJSON_AddNumberToObject(j, "min_len", (double)a->min_len) &&
-              cJSON_AddNumberToObject(j, "min_freq", (double)a->min_freq);
-    char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    return s;
-}
-
-static int save(s2s *r)
-{
-    loom_st *f = loom_st_new();
-    char *data = data_json(r->a), *v0 = loom_vocab_to_string(loom_pairs_vocab(r->d.pairs, 0));
-    char *v1 = loom_vocab_to_string(loom_pairs_vocab(r->d.pairs, 1));
-    loom_model_desc m = {.kind = LOOM_MODEL_SEQ2SEQ, .seq2seq = r->mo};
-    bool ok = f && data && v0 && v1 && !loom_checkpoint_describe(f, &m, &r->train, data) &&
-              !loom_st_set_meta(f, "loom.src_vocab", v0) && !loom_st_set_meta(f, "loom.tgt_vocab", v1) &&
-              loom_pair_batches_save(r->batches, f);
-    int rc = 0;
-    if (ok && loom_trainer_save(r->t, f)) rc = fail("checkpoint", loom_trainer_error(r->t));
-    else if (!ok) rc = fail("checkpoint", f ? loom_st_error(f) : "out of memory");
-    else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
-    free(data), free(v0), free(v1);
-    loom_st_free(f);
-    return rc;
-}
-
 /* ---- training ---- */
 
 static loom_status next_batch(void *ctx, loom_trainer *t)
@@ -230,7 +161,7 @@ static loom_status save_now(void *ctx, loom_trainer *t)
 {
     s2s *r = ctx;
     (void)t;
-    return (r->rc = tool_flush_metrics(cmd, &r->metrics)) || (r->rc = save(r)) ? LOOM_ERR_IO : LOOM_OK;
+    return (r->rc = tool_flush_metrics(cmd, &r->metrics)) || (r->rc = s2s_save(r)) ? LOOM_ERR_IO : LOOM_OK;
 }
 
 static int train(s2s *r)
@@ -249,7 +180,7 @@ static int train(s2s *r)
     if (st) return r->rc ? r->rc : fail_st(st, loom_trainer_error(r->t), NULL);
     if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
         int rc = tool_flush_metrics(cmd, &r->metrics);
-        if (!rc && a->save) rc = save(r);
+        if (!rc && a->save) rc = s2s_save(r);
         return tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
     }
     const scores *sc = &r->sc;
@@ -257,7 +188,7 @@ static int train(s2s *r)
            a->steps > r->step0 ? a->steps - r->step0 : 0, tool_now() - t0, sc->loss, exp(sc->loss), sc->bleu, r->best_bleu,
            100 * sc->exact);
     int rc = tool_flush_metrics(cmd, &r->metrics);
-    return !rc && a->save ? save(r) : rc;
+    return !rc && a->save ? s2s_save(r) : rc;
 }
 
 /* A few held-out sources with their translations, as a user would see them. */
@@ -278,45 +209,6 @@ static void show_examples(s2s *r, int n)
     }
 }
 
-/* ---- resuming a run ---- */
-
-/* The checkpoint's model, task and optimiser replace the options; what the
- * run does next (--steps, --save, --eval-every, --metrics) stays the user's.
- * Its vocabularies come back in v. */
-static int resume_config(train_args *a, const loom_st *ck, loom_vocab **v, char *data_buf, size_t data_len)
-{
-    loom_seq2seq_opts m;
-    loom_train_desc t;
-    train_args task = {0};
-    int rc = s2s_describe(cmd, ck, a->resume, &m, &t, v, &task, data_buf, data_len / 2);
-    if (rc) return rc;
-    if (task.task < TASK_SEQ2SEQ)
-        return fail(a->resume, "its synthetic task's settings are missing: it cannot be resumed");
-    a->task = task.task, a->m.cell = m.cell, a->m.hidden = m.hidden, a->m.layers = m.layers, a->embed = m.embed;
-    a->m.bidirectional = m.bidirectional, a->attention = m.attention, a->m.batch = m.batch, a->dropout = m.dropout;
-    a->m.steps = task.m.steps, a->m.seed = task.m.seed, a->pairs = task.pairs, a->min_len = task.min_len;
-    a->min_freq = task.min_freq;
-    a->optimizer = t.optim.kind, a->lr = t.optim.lr, a->momentum = t.optim.momentum, a->weight_decay = t.optim.weight_decay;
-    a->clip = t.clip_norm, a->schedule = t.schedule.kind, a->warmup = t.schedule.warmup, a->teacher_forcing = t.teacher_forcing;
-    if (!a->data) a->data = task.data;
-    if (!a->valid) a->valid = task.valid;
-    if (a->task == TASK_SEQ2SEQ && !a->data) return fail(a->resume, "it does not name its pairs: give --data");
-    return 0;
-}
-
-/* The weights, the optimiser, the data order and position, the random
- * draws and the dropout counter: the run goes on as if it had not stopped. */
-static int restore(s2s *r, const loom_st *ck)
-{
-    if (!loom_pair_batches_restore(r->batches, ck))
-        return fail(r->a->resume, "its data position is missing or does not fit its pairs");
-    if (loom_trainer_restore(r->t, ck)) return fail(r->a->resume, loom_trainer_error(r->t));
-    r->step0 = (long)loom_trainer_steps(r->t);
-    if (r->step0 >= r->a->steps)
-        fprintf(stderr, "%s: the checkpoint has %ld steps already; --steps %ld asks for no more\n", cmd, r->step0, r->a->steps);
-    return 0;
-}
-
 int train_seq2seq(const train_args *user)
 {
     train_args args = *user, *a = &args;
@@ -328,7 +220,7 @@ int train_seq2seq(const train_args *user)
     if (a->resume) {
         if (!(ck = loom_st_new())) rc = fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
         else if (loom_checkpoint_read(ck, a->resume)) rc = fail(loom_st_error(ck), NULL);
-        else rc = resume_config(a, ck, v, data, sizeof data);
+        else rc = s2s_resume_config(a, ck, v, data, sizeof data);
     }
     if (!rc)
         rc = tool_open_outputs(cmd, a->save, a->metrics,
@@ -340,7 +232,7 @@ int train_seq2seq(const train_args *user)
         a->steps = (long)(a->epochs * per);
     }
     if (!rc) rc = build(&r);
-    if (!rc && ck) rc = restore(&r, ck);
+    if (!rc && ck) rc = s2s_restore(&r, ck);
     if (!rc) {
         printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
                "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
