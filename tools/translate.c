@@ -185,7 +185,7 @@ int cmd_translate(int argc, char **argv)
         for (int i = 0; !rc && i < n; i++)
             if ((sl[i] = loom_pairs_encode(l.v[0], sent[i], strlen(sent[i]), Ts, src + (size_t)i * Ts)) < 0) {
                 snprintf(err, sizeof err, "sentence %d", i + 1);
-                rc = tool_fail(cmd, err, sl[i] == -1 ? "invalid UTF-8" : "out of memory");
+                rc = tool_fail_st(cmd, sl[i] == -1 ? LOOM_ERR_VALUE : LOOM_ERR_NOMEM, err, sl[i] == -1 ? "invalid UTF-8" : "out of memory");
             }
         loom_error e = {0};
         if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, &e))) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
