@@ -370,37 +370,28 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
     return LOOM_OK;
 }
 
-loom_status loom_stream_loss(const int32_t *ids, int64_t n, int T, int B, int32_t *x, int32_t *y, loom_window_fn run_window,
-                             void *ctx, double *mean)
-{
-    int64_t per_stream = B > 0 ? (n - 1) / B : 0, windows = T > 0 ? per_stream / T : 0;
-    *mean = NAN;
-    if (windows < 1) return LOOM_OK;
-    double total = 0;
-    for (int64_t w = 0; w < windows; w++) {
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                int64_t at = b * per_stream + w * T + t;
-                x[t * B + b] = ids[at];
-                y[t * B + b] = ids[at + 1];
-            }
-        double loss;
-        loom_status st = run_window(ctx, &loss);
-        if (st) return st;
-        total += loss;
-    }
-    *mean = total / (double)windows;
-    return LOOM_OK;
-}
-
-static loom_status eval_window(void *t, double *loss) { return loom_trainer_eval_batch(t, loss); }
-
 loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_t n, double *mean)
 {
     if (!t || !t->x) return t ? fail(t, LOOM_ERR_ARG, "trainer: evaluating a stream needs opts.tokens and opts.targets") : LOOM_ERR_ARG;
     loom_shape s = loom_tensor_shape(t->g, t->o.tokens);
+    int T = s.d[0], B = s.d[1];
+    int64_t per_stream = (n - 1) / B, windows = per_stream / T;
+    *mean = NAN;
     loom_trainer_eval_begin(t);
-    return loom_stream_loss(ids, n, s.d[0], s.d[1], t->x, t->y, eval_window, t, mean);
+    double total = 0;
+    for (int64_t w = 0; w < windows; w++) {
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < T; k++) {
+                int64_t at = b * per_stream + w * T + k;
+                t->x[k * B + b] = ids[at], t->y[k * B + b] = ids[at + 1];
+            }
+        double loss;
+        loom_status st = loom_trainer_eval_batch(t, &loss);
+        if (st) return st;
+        total += loss;
+    }
+    if (windows > 0) *mean = total / (double)windows;
+    return LOOM_OK;
 }
 
 static double seconds(void)

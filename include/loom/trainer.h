@@ -117,22 +117,11 @@ loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss);
  * for another tensor). */
 const float *loom_trainer_output(const loom_trainer *t, loom_tensor x);
 
-/* Runs a model on the window of tokens and targets just written to x and
- * y, carries its states, and returns the window's mean loss. */
-typedef loom_status (*loom_window_fn)(void *ctx, double *loss);
-/* The mean loss over ids read as B parallel streams (d2l's sequential
- * partitioning) in windows of T: x, y (T, B, time-major) are filled with
- * each window's tokens and the tokens that follow them before run_window
- * is called. The states are the caller's (zero them first). NAN in *mean
- * when the stream holds no window; the window's status when it fails. */
-loom_status loom_stream_loss(const int32_t *ids, int64_t n, int T, int B, int32_t *x, int32_t *y, loom_window_fn run_window,
-                             void *ctx, double *mean);
-
 /* The mean loss of the evaluation plan over a token stream: ids read as B
- * parallel streams (B, T: opts.tokens' shape) in windows of T, the states
- * carried through from zero (loom_stream_loss over this trainer's
- * evaluation). Needs opts.tokens and opts.targets; NAN in *mean when the
- * stream holds no window. */
+ * parallel streams (d2l's sequential partitioning; B, T: opts.tokens'
+ * shape) in windows of T, each window's targets the tokens that follow,
+ * the states carried through from zero. Needs opts.tokens and
+ * opts.targets; NAN in *mean when the stream holds no window. */
 loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_t n, double *mean);
 
 /* ---- the loop ---- */
