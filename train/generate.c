@@ -18,6 +18,7 @@ struct loom_generator {
     /* the one-step model over `rows` rows, built for the widest beam asked for so far */
     loom_graph *g;
     loom_lm lm;
+    loom_tensor log_probs; /* log softmax of the logits: what the search reads */
     loom_plan *p;
     int rows, V, S;
     int64_t sn;                          /* elements of one row's state (layers · hidden) */
@@ -55,7 +56,8 @@ static bool build(loom_generator *g, int rows, loom_error *err)
     g->rows = rows, g->V = o.vocab, g->S = o.cell ? o.cell->n_states : 0;
     int L = o.layers ? o.layers : 1;
     g->sn = (int64_t)L * o.hidden;
-    loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {g->lm.logits};
+    g->log_probs = loom_log_softmax(g->g, g->lm.logits);
+    loom_tensor outs[1 + LOOM_CELL_MAX_STATES] = {g->log_probs};
     for (int s = 0; s < g->S; s++) outs[1 + s] = g->lm.out.final[s];
     g->p = loom_plan_new(g->g, outs, 1 + g->S, &(loom_plan_opts){.eval = true});
     if (!g->p) return loom_error_set(err, loom_graph_status(g->g), "generate: %s", loom_graph_error(g->g)), false;
@@ -99,8 +101,7 @@ static bool run(loom_generator *g)
 }
 
 /* The search's step: rows take their parents' states (layer by layer) and
- * read their tokens; step 0 is the prefix's last step, already run. Writes
- * log softmax of the logits. */
+ * read their tokens; step 0 is the prefix's last step, already run. */
 static loom_status step(void *ctx, int t, const int32_t *tokens, const int32_t *parent, float *log_probs)
 {
     loom_generator *g = ctx;
@@ -115,17 +116,7 @@ static loom_status step(void *ctx, int t, const int32_t *tokens, const int32_t *
         for (int r = 0; r < R; r++) g->tok[r] = tokens[r] >= 0 && tokens[r] < g->V ? tokens[r] : 0; /* idle rows read 0 */
         if (!run(g)) return LOOM_ERR_STATE;
     }
-    const float *x = loom_plan_output(g->p, g->lm.logits);
-    for (int r = 0; r < R; r++) {
-        const float *l = x + (size_t)r * g->V;
-        float *o = log_probs + (size_t)r * g->V;
-        float mx = l[0];
-        for (int v = 1; v < g->V; v++) mx = l[v] > mx ? l[v] : mx;
-        double z = 0;
-        for (int v = 0; v < g->V; v++) z += exp((double)l[v] - mx);
-        float lz = (float)log(z);
-        for (int v = 0; v < g->V; v++) o[v] = l[v] - mx - lz;
-    }
+    memcpy(log_probs, loom_plan_output(g->p, g->log_probs), (size_t)R * (size_t)g->V * sizeof *log_probs);
     return LOOM_OK;
 }
 
