@@ -7,7 +7,6 @@
 #include "loom/generate.h"
 #include "loom/runtime.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
