@@ -14,12 +14,13 @@
 
 #include <math.h>
 
-static int mgu_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *s)
+static int mgu_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *s, int max)
 {
+    if (max < 3) return 3; /* the count, nothing written */
     float a = 1.0f / sqrtf((float)hidden_size);
-    s[0] = (loom_param_spec){"weight_ih", loom_shape2(2 * hidden_size, input_size), LOOM_INIT_UNIFORM, a};
-    s[1] = (loom_param_spec){"weight_hh", loom_shape2(2 * hidden_size, hidden_size), LOOM_INIT_UNIFORM, a};
-    s[2] = (loom_param_spec){"bias", loom_shape1(2 * hidden_size), LOOM_INIT_UNIFORM, a};
+    s[0] = (loom_param_spec){.name = "weight_ih", .shape = loom_shape2(2 * hidden_size, input_size), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[1] = (loom_param_spec){.name = "weight_hh", .shape = loom_shape2(2 * hidden_size, hidden_size), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[2] = (loom_param_spec){.name = "bias", .shape = loom_shape1(2 * hidden_size), .init = LOOM_INIT_UNIFORM, .scale = a};
     return 3;
 }
 

@@ -10,20 +10,30 @@
 
 enum { W_IH, W_HH, B_IH, B_HH };
 
-static int gated_params(int gates, int input_size, int hidden_size, loom_param_spec *s)
+static int gated_params(int gates, int input_size, int hidden_size, loom_param_spec *s, int max)
 {
+    if (max < 4) return 4;
     float a = 1.0f / sqrtf((float)hidden_size);
     int gh = gates * hidden_size;
-    s[W_IH] = (loom_param_spec){"weight_ih", loom_shape2(gh, input_size), LOOM_INIT_UNIFORM, a};
-    s[W_HH] = (loom_param_spec){"weight_hh", loom_shape2(gh, hidden_size), LOOM_INIT_UNIFORM, a};
-    s[B_IH] = (loom_param_spec){"bias_ih", loom_shape1(gh), LOOM_INIT_UNIFORM, a};
-    s[B_HH] = (loom_param_spec){"bias_hh", loom_shape1(gh), LOOM_INIT_UNIFORM, a};
+    s[W_IH] = (loom_param_spec){.name = "weight_ih", .shape = loom_shape2(gh, input_size), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[W_HH] = (loom_param_spec){.name = "weight_hh", .shape = loom_shape2(gh, hidden_size), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[B_IH] = (loom_param_spec){.name = "bias_ih", .shape = loom_shape1(gh), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[B_HH] = (loom_param_spec){.name = "bias_hh", .shape = loom_shape1(gh), .init = LOOM_INIT_UNIFORM, .scale = a};
     return 4;
 }
 
-static int rnn_params(const loom_cell_def *d, int i, int h, loom_param_spec *s) { return gated_params(1, i, h, s); }
-static int gru_params(const loom_cell_def *d, int i, int h, loom_param_spec *s) { return gated_params(3, i, h, s); }
-static int lstm_params(const loom_cell_def *d, int i, int h, loom_param_spec *s) { return gated_params(4, i, h, s); }
+static int rnn_params(const loom_cell_def *d, int i, int h, loom_param_spec *s, int max)
+{
+    return gated_params(1, i, h, s, max);
+}
+static int gru_params(const loom_cell_def *d, int i, int h, loom_param_spec *s, int max)
+{
+    return gated_params(3, i, h, s, max);
+}
+static int lstm_params(const loom_cell_def *d, int i, int h, loom_param_spec *s, int max)
+{
+    return gated_params(4, i, h, s, max);
+}
 
 /* x W_ihᵀ + b_ih and h W_hhᵀ + b_hh, each (B, G·H). */
 static loom_tensor in_proj(loom_graph *g, const loom_tensor *p, loom_tensor x)

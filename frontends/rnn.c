@@ -15,7 +15,7 @@
 
 const char *loom_rnn_param_name(const loom_rnn *rnn, int layer, int dir, int i, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s%s_l%d%s", rnn->o.prefix ? rnn->o.prefix : "", rnn->spec[layer][i].name, layer,
+    snprintf(buf, n, "%s%s_l%d%s", rnn->o.prefix ? rnn->o.prefix : "", rnn->param_name[i], layer,
              dir ? "_reverse" : "");
     return buf;
 }
@@ -45,20 +45,31 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
     uint8_t cell = loom_graph_label(g, cn); /* each node says which cell built it */
     for (int l = 0; l < o->layers; l++) {
         int in = l == 0 ? o->input_size : rnn->dirs * o->hidden_size;
-        int n = o->cell->params(o->cell, in, o->hidden_size, rnn->spec[l]);
-        if (n < 0 || n > LOOM_CELL_MAX_PARAMS) {
-            loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: the cell declares %d parameters (at most %d)", cn, n,
-                            LOOM_CELL_MAX_PARAMS);
+        loom_param_spec spec[LOOM_CELL_MAX_PARAMS];
+        memset(spec, 0, sizeof spec);
+        int n = o->cell->params(o->cell, in, o->hidden_size, spec, LOOM_CELL_MAX_PARAMS);
+        if (n < 0 || n > LOOM_CELL_MAX_PARAMS || (l > 0 && n != rnn->n_params)) {
+            loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: the cell declares %d parameters for layer %d (0..%d%s)", cn, n, l,
+                            LOOM_CELL_MAX_PARAMS, l > 0 ? ", as many as layer 0" : "");
             return LOOM_ERR_ARG;
         }
         rnn->n_params = n;
+        for (int i = 0; i < n; i++) {
+            if (!spec[i].name[0] || !memchr(spec[i].name, 0, sizeof spec[i].name) ||
+                (l > 0 && strcmp(spec[i].name, rnn->param_name[i]))) {
+                loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: parameter %d of layer %d has no name or another name than layer 0's",
+                                cn, i, l);
+                return LOOM_ERR_ARG;
+            }
+            memcpy(rnn->param_name[i], spec[i].name, sizeof spec[i].name);
+        }
         for (int d = 0; d < rnn->dirs; d++) {
             loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0, cell});
             for (int i = 0; i < n; i++) {
                 char name[160];
-                const loom_param_spec *s = &rnn->spec[l][i];
+                const loom_param_spec *s = &spec[i];
                 rnn->param[l][d][i] =
-                    loom_param_init(g, loom_rnn_param_name(rnn, l, d, i, name, sizeof name), s->shape, s->init, s->scale);
+                    loom_param_init2(g, loom_rnn_param_name(rnn, l, d, i, name, sizeof name), s->shape, s->init, s->scale, s->b);
             }
             loom_graph_set_tags(g, saved);
         }

@@ -1,6 +1,7 @@
 /* Sources: inputs, parameters, constants, fills.
  * attrs: shape = the shape; i[0] = dtype; i[1] = stored data index (const);
- * i[2] = initialiser (param); f[0] = fill value or initialiser scale. */
+ * i[2] = initialiser (param); f[0] = fill value or initialiser scale a;
+ * f[1] = the initialiser's second number b. */
 #include "ops/op.h"
 
 #include <stdlib.h>
@@ -70,17 +71,27 @@ loom_tensor loom_param(loom_graph *g, const char *name, loom_shape s)
     return source(g, OP_PARAM, name, s, LOOM_F32, -1, 0);
 }
 
-loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a)
+loom_tensor loom_param_init2(loom_graph *g, const char *name, loom_shape s, loom_init init, float a, float b)
 {
     if (loom_graph_failed(g)) return LOOM_INVALID;
-    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_ORTHOGONAL)
-        return loom_graph_fail(g, LOOM_ERR_ARG, "param: unknown initialiser %d for '%s'", (int)init, name ? name : "");
+    const char *nm = name ? name : "";
+    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_UNIFORM_RANGE)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "param: unknown initialiser %d for '%s'", (int)init, nm);
+    if (!isfinite(a) || !isfinite(b))
+        return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': initialiser numbers %g, %g are not finite", nm, a, b);
+    if (init == LOOM_INIT_UNIFORM_RANGE ? a > b : b != 0)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': %s", nm,
+                               init == LOOM_INIT_UNIFORM_RANGE ? "uniform range with lo > hi" : "only a uniform range has a second number");
+    if ((init == LOOM_INIT_ZEROS || init == LOOM_INIT_ONES) && a != 0)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': %s takes no scale (%g given; a constant a is LOOM_INIT_CONSTANT)",
+                               nm, init == LOOM_INIT_ZEROS ? "zeros" : "ones", a);
     loom_attrs at = loom_attrs_zero();
     at.shape = s;
     at.i[0] = LOOM_F32;
     at.i[1] = -1;
     at.i[2] = init;
     at.f[0] = a;
+    at.f[1] = b;
     loom_tensor t = loom_op_build(g, OP_PARAM, NULL, 0, &at);
     if (name) t = loom_tensor_set_name(g, t, name);
     return t;
@@ -97,6 +108,11 @@ static loom_tensor constant(loom_graph *g, loom_shape s, const void *data, loom_
     int32_t k = loom_graph_store(g, data, (size_t)loom_shape_numel(s) * 4);
     if (k < 0) return loom_graph_fail(g, LOOM_ERR_NOMEM, "const: out of memory");
     return source(g, OP_CONST, NULL, s, dt, k, 0);
+}
+
+loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a)
+{
+    return loom_param_init2(g, name, s, init, a, 0.0f);
 }
 
 loom_tensor loom_constant(loom_graph *g, loom_shape s, const float *data) { return constant(g, s, data, LOOM_F32); }
@@ -163,6 +179,8 @@ bool loom_param_fill(const loom_graph *g, loom_tensor p, uint64_t *st, float *d)
     for (int64_t k = 0; k < numel; k++) {
         switch (nd->attr.i[2]) {
         case LOOM_INIT_ONES: d[k] = 1.0f; break;
+        case LOOM_INIT_CONSTANT: d[k] = a; break;
+        case LOOM_INIT_UNIFORM_RANGE: d[k] = (float)(a + (nd->attr.f[1] - (double)a) * loom_uniform(st)); break;
         case LOOM_INIT_UNIFORM:
         case LOOM_INIT_XAVIER_UNIFORM: d[k] = (float)((2 * loom_uniform(st) - 1) * bound); break;
         case LOOM_INIT_NORMAL:

@@ -598,10 +598,11 @@ Test(rnn, run_time_length_errors)
 /* ---------------- a user's cell, as a user meets it ---------------- */
 
 /* A cell whose step makes a shape mistake at its third step. */
-static int bad_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *s)
+static int bad_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *s, int max)
 {
-    s[0] = (loom_param_spec){"w", loom_shape2(hidden_size, input_size), LOOM_INIT_UNIFORM, 0.1f};
-    s[1] = (loom_param_spec){"b", loom_shape1(2 * hidden_size), LOOM_INIT_ZEROS, 0};
+    if (max < 2) return 2;
+    s[0] = (loom_param_spec){.name = "w", .shape = loom_shape2(hidden_size, input_size), .init = LOOM_INIT_UNIFORM, .scale = 0.1f};
+    s[1] = (loom_param_spec){.name = "b", .shape = loom_shape1(2 * hidden_size), .init = LOOM_INIT_ZEROS, .scale = 0};
     return 2;
 }
 
@@ -624,6 +625,48 @@ Test(rnn, a_cell_error_says_where)
     cr_assert(strstr(loom_graph_error(g), "cell leaky, step 3 of 5, layer 0, forward: add: ") &&
                   strstr(loom_graph_error(g), "(8,)") && strstr(loom_graph_error(g), "(2,4)"),
               "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}
+
+/* A cell with more parameters than loom has room for is told the room and
+ * refused before any parameter is made; one with many (but not too many)
+ * parameters works. */
+static int many_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *s, int max)
+{
+    int n = *(const int *)def->user;
+    if (n > max) return n;
+    for (int i = 0; i < n; i++) {
+        s[i] = (loom_param_spec){.shape = loom_shape1(hidden_size), .init = LOOM_INIT_CONSTANT, .scale = 0.01f * i};
+        snprintf(s[i].name, sizeof s[i].name, "b%d", i);
+    }
+    return n;
+}
+
+static loom_tensor many_step(loom_graph *g, const loom_cell_def *def, const loom_tensor *p, loom_tensor x,
+                             const loom_tensor *state, loom_tensor *next)
+{
+    loom_tensor h = state[0];
+    for (int i = 0; i < *(const int *)def->user; i++) h = loom_add(g, h, p[i]);
+    return next[0] = loom_tanh(g, h);
+}
+
+Test(rnn, cells_may_have_many_parameters_and_are_told_the_limit)
+{
+    static const int twenty = 20, too_many = LOOM_CELL_MAX_PARAMS + 1;
+    static const loom_cell_def wide = {"wide", 1, many_params, many_step, &twenty};
+    static const loom_cell_def wider = {"wider", 1, many_params, many_step, &too_many};
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &wide, .input_size = 3, .hidden_size = 4, .layers = 2,
+                                                          .bidirectional = true}), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(rnn.n_params, 20);
+    char nm[64];
+    cr_assert_str_eq(loom_rnn_param_name(&rnn, 1, 1, 19, nm, sizeof nm), "b19_l1_reverse");
+    loom_graph_free(g);
+    g = loom_graph_new();
+    cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &wider, .input_size = 3, .hidden_size = 4}), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "rnn wider: the cell declares 65 parameters"), "%s", loom_graph_error(g));
+    cr_assert_eq(loom_graph_params(g, NULL, 0), 0, "no parameter was made");
     loom_graph_free(g);
 }
 

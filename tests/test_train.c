@@ -276,14 +276,15 @@ Test(trainer, stops_and_refuses_clearly)
 
 /* A user cell whose two biases get identical gradients (as the built-in
  * RNN's bias_ih and bias_hh): h' = tanh(W_ih x + W_hh h + bias_a + bias_b). */
-static int twin_params(const loom_cell_def *def, int in, int hidden, loom_param_spec *s)
+static int twin_params(const loom_cell_def *def, int in, int hidden, loom_param_spec *s, int max)
 {
     (void)def;
+    if (max < 4) return 4;
     float a = 1.0f / sqrtf((float)hidden);
-    s[0] = (loom_param_spec){"weight_ih", loom_shape2(hidden, in), LOOM_INIT_UNIFORM, a};
-    s[1] = (loom_param_spec){"weight_hh", loom_shape2(hidden, hidden), LOOM_INIT_UNIFORM, a};
-    s[2] = (loom_param_spec){"bias_a", loom_shape1(hidden), LOOM_INIT_UNIFORM, a};
-    s[3] = (loom_param_spec){"bias_b", loom_shape1(hidden), LOOM_INIT_UNIFORM, a};
+    s[0] = (loom_param_spec){.name = "weight_ih", .shape = loom_shape2(hidden, in), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[1] = (loom_param_spec){.name = "weight_hh", .shape = loom_shape2(hidden, hidden), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[2] = (loom_param_spec){.name = "bias_a", .shape = loom_shape1(hidden), .init = LOOM_INIT_UNIFORM, .scale = a};
+    s[3] = (loom_param_spec){.name = "bias_b", .shape = loom_shape1(hidden), .init = LOOM_INIT_UNIFORM, .scale = a};
     return 4;
 }
 

@@ -278,9 +278,41 @@ Test(store, orthogonal_init)
     float first = w[0];
     loom_store_init(s, 4);
     cr_assert_neq(w[0], first);
-    cr_assert_eq(loom_param_init(g, "bad", loom_shape1(2), (loom_init)(LOOM_INIT_ORTHOGONAL + 1), 1).id, LOOM_INVALID.id);
+    cr_assert_eq(loom_param_init(g, "bad", loom_shape1(2), (loom_init)(LOOM_INIT_UNIFORM_RANGE + 1), 1).id, LOOM_INVALID.id);
     loom_store_free(s);
     loom_graph_free(g);
+}
+
+/* U(lo, hi) and constants, per parameter; numbers an initialiser cannot
+ * honour are refused by name. */
+Test(store, uniform_range_and_constant_init)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor u = loom_param_init2(g, "u", loom_shape1(4000), LOOM_INIT_UNIFORM_RANGE, 0.25f, 1.5f);
+    loom_tensor c = loom_param_init(g, "c", loom_shape2(3, 5), LOOM_INIT_CONSTANT, -2.5f);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 11);
+    const float *d = loom_store_data(s, u), *k = loom_store_data(s, c);
+    double lo = 9, hi = -9, mean = 0;
+    for (int i = 0; i < 4000; i++) lo = fmin(lo, d[i]), hi = fmax(hi, d[i]), mean += d[i] / 4000.0;
+    cr_assert(lo >= 0.25 && hi <= 1.5 && lo < 0.26 && hi > 1.49, "U(0.25, 1.5): [%g, %g]", lo, hi);
+    cr_assert_float_eq(mean, 0.875, 0.02);
+    for (int i = 0; i < 15; i++) cr_assert_eq(k[i], -2.5f);
+    loom_store_free(s);
+    loom_graph_free(g);
+    struct { loom_init init; float a, b; const char *says; } bad[] = {
+        {LOOM_INIT_UNIFORM_RANGE, 2, 1, "lo > hi"},
+        {LOOM_INIT_ONES, 3, 0, "ones takes no scale"},
+        {LOOM_INIT_ZEROS, 1, 0, "zeros takes no scale"},
+        {LOOM_INIT_CONSTANT, NAN, 0, "not finite"},
+        {LOOM_INIT_NORMAL, 1, 2, "only a uniform range"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        g = loom_graph_new();
+        cr_assert_eq(loom_param_init2(g, "p", loom_shape1(2), bad[i].init, bad[i].a, bad[i].b).id, LOOM_INVALID.id);
+        cr_assert(strstr(loom_graph_error(g), bad[i].says) && strstr(loom_graph_error(g), "'p'"), "%s", loom_graph_error(g));
+        loom_graph_free(g);
+    }
 }
 
 Test(store, init_save_load_round_trip)

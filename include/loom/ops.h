@@ -26,16 +26,22 @@ loom_tensor loom_input_i32(loom_graph *g, const char *name, loom_shape s);
 loom_tensor loom_param(loom_graph *g, const char *name, loom_shape s);
 /* How a parameter store (loom/store.h) fills a parameter before training. */
 typedef enum {
-    LOOM_INIT_ZEROS = 0,
-    LOOM_INIT_ONES,
+    LOOM_INIT_ZEROS = 0,      /* 0 (takes no scale: a must be 0) */
+    LOOM_INIT_ONES,           /* 1 (takes no scale: a must be 0; LOOM_INIT_CONSTANT for a) */
     LOOM_INIT_UNIFORM,        /* U(-a, a) */
     LOOM_INIT_NORMAL,         /* N(0, a²) */
     LOOM_INIT_XAVIER_UNIFORM, /* U(-b, b), b = a·√(6 / (fan_in + fan_out)) of a 2-D weight */
-    LOOM_INIT_ORTHOGONAL      /* a·Q, Q with orthonormal rows or columns (torch's orthogonal_) over
+    LOOM_INIT_ORTHOGONAL,     /* a·Q, Q with orthonormal rows or columns (torch's orthogonal_) over
                                  (d0, d1·d2·…); 1-D: N(0, a²) */
+    LOOM_INIT_CONSTANT,       /* every element a */
+    LOOM_INIT_UNIFORM_RANGE   /* U(a, b), a ≤ b */
 } loom_init;
-/* A parameter with its initialiser and the initialiser's scale a. */
+/* A parameter with its initialiser and the initialiser's numbers a (its
+ * scale) and b (UNIFORM_RANGE's upper end; 0 for the others). Numbers
+ * that are not finite, a range with a > b, or a scale given to ZEROS or
+ * ONES are refused. */
 loom_tensor loom_param_init(loom_graph *g, const char *name, loom_shape s, loom_init init, float a);
+loom_tensor loom_param_init2(loom_graph *g, const char *name, loom_shape s, loom_init init, float a, float b);
 /* Fills d (the parameter's elements) as its initialiser says, drawing from
  * the generator *rng (loom/random.h); false for a tensor that is no
  * parameter (or out of memory for an orthogonal one). */

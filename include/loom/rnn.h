@@ -18,27 +18,31 @@
 extern "C" {
 #endif
 
-#define LOOM_CELL_MAX_PARAMS 8
+#define LOOM_CELL_MAX_PARAMS 64
 #define LOOM_CELL_MAX_STATES 4
 #define LOOM_RNN_MAX_LAYERS 16
 #define LOOM_NAME_MAX 64
 #define LOOM_RNN_MAX_CUTS 512
 
 /* One parameter of a cell: its name stem (the layer appends "_l{k}" and, for
- * the reverse direction, "_reverse"), shape and initialiser. */
+ * the reverse direction, "_reverse"), shape and initialiser with its numbers
+ * (loom_param_init2's a and b). */
 typedef struct {
     char name[LOOM_NAME_MAX];
     loom_shape shape;
     loom_init init;
-    float scale;
+    float scale, b;
 } loom_param_spec;
 
 typedef struct loom_cell_def loom_cell_def;
 struct loom_cell_def {
     const char *name;
     int n_states; /* state tensors carried between steps, each (B, hidden); state 0 is h */
-    /* Fills specs for a layer with this input and hidden size; returns the count. */
-    int (*params)(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *specs);
+    /* Returns how many parameters a layer with this input and hidden size
+     * has and, when that is at most max (LOOM_CELL_MAX_PARAMS), fills
+     * specs[0..count) with them; a count above max is refused by name
+     * before any is used. */
+    int (*params)(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *specs, int max);
     /* Builds one step from the parameter nodes p (in spec order), the step
      * input x (B, input) and the states; writes the new states and returns the
      * step output (B, hidden). */
@@ -78,7 +82,7 @@ typedef struct {
 typedef struct {
     loom_rnn_opts o;
     int dirs, n_params;
-    loom_param_spec spec[LOOM_RNN_MAX_LAYERS][LOOM_CELL_MAX_PARAMS]; /* per layer */
+    char param_name[LOOM_CELL_MAX_PARAMS][LOOM_NAME_MAX]; /* the cell's names (stems) */
     loom_tensor param[LOOM_RNN_MAX_LAYERS][2][LOOM_CELL_MAX_PARAMS];
 } loom_rnn;
 
