@@ -310,6 +310,14 @@ UNARY_KERNEL(relu_forward, x > 0 ? x : 0.0f)
 UNARY_KERNEL(exp_forward, loom_vexpf(x))
 UNARY_KERNEL(log_forward, logf(x))
 UNARY_KERNEL(step_forward, x > 0 ? 1.0f : 0.0f)
+UNARY_KERNEL(sqrt_forward, sqrtf(x))
+UNARY_KERNEL(rsqrt_forward, 1.0f / sqrtf(x))
+UNARY_KERNEL(pow_forward, powf(x, p0))
+/* log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|): no overflow, no cancellation */
+UNARY_KERNEL(softplus_forward, fmaxf(x, 0.0f) + log1pf(loom_vexpf(-fabsf(x))))
+UNARY_KERNEL(elu_forward, x > 0 ? x : p0 * expm1f(x))
+/* PyTorch's Hardsigmoid: relu6(x + 3)/6 */
+UNARY_KERNEL(hard_sigmoid_forward, x <= -3.0f ? 0.0f : x >= 3.0f ? 1.0f : x * (1.0f / 6.0f) + 0.5f)
 
 /* d(a·x + b) = a·dx */
 static void affine_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
@@ -345,6 +353,47 @@ static void log_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     gx[0] = loom_div(g, gy, in0(g, y));
 }
 
+/* √x' = 1/(2√x) = 1/(2y) */
+static void sqrt_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    gx[0] = loom_div(g, gy, loom_scale(g, y, 2.0f));
+}
+
+/* y = x^−½: y' = −½ x^−3/2 = −½ y³ */
+static void rsqrt_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    gx[0] = loom_mul(g, gy, loom_scale(g, loom_mul(g, y, loom_mul(g, y, y)), -0.5f));
+}
+
+/* (xᵖ)' = p·x^(p−1) */
+static void pow_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    float p = loom_graph_node(g, y)->attr.f[0];
+    gx[0] = loom_mul(g, gy, loom_scale(g, loom_pow(g, in0(g, y), p - 1.0f), p));
+}
+
+/* softplus' = σ */
+static void softplus_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    gx[0] = loom_mul(g, gy, loom_sigmoid(g, in0(g, y)));
+}
+
+/* elu' = 1 for x > 0, α eˣ = y + α otherwise */
+static void elu_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    float alpha = loom_graph_node(g, y)->attr.f[0];
+    loom_tensor d = loom_where(g, loom_step(g, in0(g, y)), loom_scalar(g, 1.0f), loom_affine(g, y, 1.0f, alpha));
+    gx[0] = loom_mul(g, gy, d);
+}
+
+/* hard_sigmoid' = 1/6 on (−3, 3), 0 outside */
+static void hard_sigmoid_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    loom_tensor x = in0(g, y);
+    loom_tensor inside = loom_sub(g, loom_step(g, loom_affine(g, x, 1.0f, 3.0f)), loom_step(g, loom_affine(g, x, 1.0f, -3.0f)));
+    gx[0] = loom_mul(g, gy, loom_scale(g, inside, 1.0f / 6.0f));
+}
+
 /* A step function is flat almost everywhere: zero gradient. */
 static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
 {
@@ -372,6 +421,24 @@ const loom_op_desc loom_desc_log = {
 const loom_op_desc loom_desc_step = {
     .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = step_forward, .span = step_forward_fuse, .grad = zero_grad};
+const loom_op_desc loom_desc_sqrt = {
+    .name = "sqrt", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .shape = shape_unary, .forward = sqrt_forward, .span = sqrt_forward_fuse, .grad = sqrt_grad};
+const loom_op_desc loom_desc_rsqrt = {
+    .name = "rsqrt", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .shape = shape_unary, .forward = rsqrt_forward, .span = rsqrt_forward_fuse, .grad = rsqrt_grad};
+const loom_op_desc loom_desc_pow = {
+    .name = "pow", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .shape = shape_unary, .forward = pow_forward, .span = pow_forward_fuse, .grad = pow_grad};
+const loom_op_desc loom_desc_softplus = {
+    .name = "softplus", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .shape = shape_unary, .forward = softplus_forward, .span = softplus_forward_fuse, .grad = softplus_grad};
+const loom_op_desc loom_desc_elu = {
+    .name = "elu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .shape = shape_unary, .forward = elu_forward, .span = elu_forward_fuse, .grad = elu_grad};
+const loom_op_desc loom_desc_hard_sigmoid = {
+    .name = "hard_sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .shape = shape_unary, .forward = hard_sigmoid_forward, .span = hard_sigmoid_forward_fuse, .grad = hard_sigmoid_grad};
 
 /* ---- builders ---- */
 
@@ -491,3 +558,20 @@ loom_tensor loom_relu(loom_graph *g, loom_tensor x) { return unary(g, OP_RELU, x
 loom_tensor loom_exp(loom_graph *g, loom_tensor x) { return unary(g, OP_EXP, x, 0, 0); }
 loom_tensor loom_log(loom_graph *g, loom_tensor x) { return unary(g, OP_LOG, x, 0, 0); }
 loom_tensor loom_step(loom_graph *g, loom_tensor x) { return unary(g, OP_STEP, x, 0, 0); }
+loom_tensor loom_sqrt(loom_graph *g, loom_tensor x) { return unary(g, OP_SQRT, x, 0, 0); }
+loom_tensor loom_rsqrt(loom_graph *g, loom_tensor x) { return unary(g, OP_RSQRT, x, 0, 0); }
+loom_tensor loom_softplus(loom_graph *g, loom_tensor x) { return unary(g, OP_SOFTPLUS, x, 0, 0); }
+loom_tensor loom_hard_sigmoid(loom_graph *g, loom_tensor x) { return unary(g, OP_HARD_SIGMOID, x, 0, 0); }
+
+loom_tensor loom_pow(loom_graph *g, loom_tensor x, float p)
+{
+    if (!isfinite(p)) return loom_graph_fail(g, LOOM_ERR_ARG, "pow: exponent %g is not finite", p);
+    if (p == 1.0f && loom_graph_has(g, x) && !loom_graph_failed(g)) return loom_affine(g, x, 1.0f, 0.0f); /* x¹ = x */
+    return unary(g, OP_POW, x, p, 0);
+}
+
+loom_tensor loom_elu(loom_graph *g, loom_tensor x, float alpha)
+{
+    if (!isfinite(alpha)) return loom_graph_fail(g, LOOM_ERR_ARG, "elu: alpha %g is not finite", alpha);
+    return unary(g, OP_ELU, x, alpha, 0);
+}

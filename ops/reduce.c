@@ -457,6 +457,98 @@ const loom_op_desc loom_desc_xent_grad = {
     .name = "cross_entropy_grad", .min_in = 3, .max_in = 4, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_xent_grad, .forward = xent_grad_forward};
 
+/* ---- layer normalisation over the last axis ----
+ * layer_norm(x) = x̂ = (x − μ)·r, μ = mean(x), r = 1/√(var(x) + ε) per row
+ * (population variance; attrs f[0] = ε). Gain and bias are an ordinary mul
+ * and add after it (loom_layer_norm), which fuse with what follows.
+ * layer_norm_grad(x, gy) = r·(gy − mean(gy) − x̂ ⊙ mean(gy ⊙ x̂)), the
+ * gradient of x̂ per row, recomputing μ and r from x: one pass for the
+ * statistics, one for the two means, one for the result. */
+
+/* Mean and 1/√(var + ε) of a row, accumulated in double. */
+static void row_moments(const float *x, int64_t c, float eps, double *mu, double *r)
+{
+    double s = 0, q = 0;
+    #pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < c; j++) s += x[j];
+    double m = s / (double)c;
+    #pragma omp simd reduction(+ : q)
+    for (int64_t j = 0; j < c; j++) q += ((double)x[j] - m) * ((double)x[j] - m);
+    *mu = m;
+    *r = 1.0 / sqrt(q / (double)c + eps);
+}
+
+static loom_status layer_norm_forward(const loom_kargs *k)
+{
+    loom_shape s = k->node->shape;
+    int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c, r0, r1;
+    float eps = k->node->attr.f[0];
+    loom_share(k, rows, 3 * rows * c, &r0, &r1);
+    for (int64_t row = r0; row < r1; row++) {
+        const float *x = k->in[0] + row * c;
+        float *o = k->out + row * c;
+        double mu, r;
+        row_moments(x, c, eps, &mu, &r);
+        float fm = (float)mu, fr = (float)r;
+        #pragma omp simd
+        for (int64_t j = 0; j < c; j++) o[j] = (x[j] - fm) * fr;
+    }
+    return LOOM_OK;
+}
+
+static loom_status layer_norm_grad_forward(const loom_kargs *k)
+{
+    loom_shape s = k->node->shape;
+    int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c, r0, r1;
+    float eps = k->node->attr.f[0];
+    loom_share(k, rows, 5 * rows * c, &r0, &r1);
+    for (int64_t row = r0; row < r1; row++) {
+        const float *x = k->in[0] + row * c, *gy = k->in[1] + row * c;
+        float *o = k->out + row * c;
+        double mu, r, a = 0, b = 0;
+        row_moments(x, c, eps, &mu, &r);
+        float fm = (float)mu, fr = (float)r;
+        #pragma omp simd reduction(+ : a, b)
+        for (int64_t j = 0; j < c; j++) {
+            float xh = (x[j] - fm) * fr;
+            a += gy[j];
+            b += (double)gy[j] * xh;
+        }
+        float fa = (float)(a / (double)c), fb = (float)(b / (double)c);
+        #pragma omp simd
+        for (int64_t j = 0; j < c; j++) o[j] = fr * (gy[j] - fa - (x[j] - fm) * fr * fb);
+    }
+    return LOOM_OK;
+}
+
+static void layer_norm_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *need, loom_tensor *gx)
+{
+    loom_attrs at = loom_attrs_zero();
+    at.f[0] = loom_graph_node(g, y)->attr.f[0];
+    gx[0] = loom_op_build(g, OP_LAYER_NORM_GRAD, (loom_tensor[]){loom_node_input(g, y, 0), gy}, 2, &at);
+}
+
+static bool shape_layer_norm_grad(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
+                                  loom_shape *out, loom_dtype *dt)
+{
+    if (!shape_rows(g, op, in, n, a, out, dt) || !need_f32(g, op, in[1])) return false;
+    if (!loom_shape_eq(loom_tensor_shape(g, in[1]), *out))
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE, "%s: gradient %s does not have the shape of %s", op,
+                                           TSTR(g, in[1]), TSTR(g, in[0])));
+    return true;
+}
+
+static int64_t layer_norm_cost(const loom_graph *g, loom_tensor t) { return 3 * loom_tensor_numel(g, t); }
+static int64_t layer_norm_grad_cost(const loom_graph *g, loom_tensor t) { return 5 * loom_tensor_numel(g, t); }
+
+const loom_op_desc loom_desc_layer_norm = {
+    .name = "layer_norm", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
+    .shape = shape_rows, .forward = layer_norm_forward, .grad = layer_norm_grad, .cost = layer_norm_cost};
+/* Not differentiable itself (a second derivative is refused by name). */
+const loom_op_desc loom_desc_layer_norm_grad = {
+    .name = "layer_norm_grad", .min_in = 2, .max_in = 2, .flags = OPF_SPLITS | OPF_PURE,
+    .shape = shape_layer_norm_grad, .forward = layer_norm_grad_forward, .cost = layer_norm_grad_cost};
+
 /* ---- builders ---- */
 
 static loom_tensor sum_node(loom_graph *g, loom_tensor x, int axis, bool keepdim, bool all)
@@ -477,6 +569,32 @@ loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, bool keepdim)
     if (!loom_valid(s)) return s;
     loom_shape xs = loom_tensor_shape(g, x);
     return loom_scale(g, s, 1.0f / (float)xs.d[loom_axis(axis, xs.rank)]);
+}
+
+loom_tensor loom_var(loom_graph *g, loom_tensor x, int axis, bool keepdim)
+{
+    loom_tensor d = loom_sub(g, x, loom_mean(g, x, axis, true));
+    return loom_mean(g, loom_mul(g, d, d), axis, keepdim);
+}
+
+loom_tensor loom_layer_norm(loom_graph *g, loom_tensor x, loom_tensor gain, loom_tensor bias, float eps)
+{
+    if (!(eps > 0) || !isfinite(eps)) return loom_graph_fail(g, LOOM_ERR_ARG, "layer_norm: eps %g is not positive and finite", eps);
+    loom_attrs at = loom_attrs_zero();
+    at.f[0] = eps;
+    loom_tensor y = loom_op_build(g, OP_LAYER_NORM, &x, 1, &at);
+    if (!loom_valid(y)) return y;
+    int64_t n = loom_tensor_shape(g, y).d[loom_tensor_shape(g, y).rank - 1];
+    loom_tensor wb[2] = {gain, bias};
+    for (int i = 0; i < 2; i++) {
+        if (!loom_valid(wb[i])) continue;
+        loom_shape s = loom_tensor_shape(g, wb[i]);
+        if (!loom_graph_has(g, wb[i]) || s.rank != 1 || s.d[0] != n)
+            return loom_graph_fail(g, LOOM_ERR_SHAPE, "layer_norm: %s %s must be a vector of %lld, the last axis of %s",
+                                   i ? "bias" : "gain", TSTR(g, wb[i]), (long long)n, TSTR(g, x));
+        y = i ? loom_add(g, y, wb[i]) : loom_mul(g, y, wb[i]);
+    }
+    return y;
 }
 
 loom_tensor loom_mean_all(loom_graph *g, loom_tensor x)

@@ -675,6 +675,57 @@ Test(ops, vector_tanh_sigmoid_exp_are_accurate)
     loom_graph_free(g);
 }
 
+/* The newer maps against libm in double, over both tails; layer norm
+ * against its definition. */
+Test(ops, sqrt_pow_softplus_elu_hard_sigmoid_values)
+{
+    enum { N = 41 };
+    float xv[N];
+    for (int i = 0; i < N; i++) xv[i] = (float)(i - 20) * 0.45f; /* −9 .. 9 */
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape1(N));
+    loom_tensor ax = loom_affine(g, loom_relu(g, x), 1.0f, 0.25f); /* |x|-ish, positive: 0.25 + max(x, 0) */
+    loom_tensor ys[] = {loom_sqrt(g, ax), loom_rsqrt(g, ax), loom_pow(g, ax, 1.7f), loom_softplus(g, loom_scale(g, x, 12.0f)),
+                        loom_elu(g, x, 0.5f), loom_hard_sigmoid(g, x)};
+    for (int f = 0; f < 6; f++) {
+        float *v = eval(g, ys[f], (loom_binding[]){{x, xv}}, 1);
+        for (int i = 0; i < N; i++) {
+            double t = xv[i], a = 0.25 + fmax(t, 0), want;
+            switch (f) {
+            case 0: want = sqrt(a); break;
+            case 1: want = 1 / sqrt(a); break;
+            case 2: want = pow(a, 1.7); break;
+            case 3: want = log1p(exp(12 * t)); break;
+            case 4: want = t > 0 ? t : 0.5 * expm1(t); break;
+            default: want = fmin(fmax(t + 3, 0), 6) / 6; break;
+            }
+            cr_assert(fabs(v[i] - want) <= 2e-6 * (1 + fabs(want)), "f%d(%g) = %.8g, want %.8g", f, t, v[i], want);
+        }
+        free(v);
+    }
+    loom_graph_free(g);
+
+    g = loom_graph_new();
+    float xs[2 * 6], gs[6], bs[6];
+    for (int i = 0; i < 12; i++) xs[i] = (float)(i * i % 7) * (i < 6 ? 1.0f : 100.0f) - 3.0f;
+    for (int j = 0; j < 6; j++) gs[j] = 0.5f + j, bs[j] = (float)j - 2;
+    loom_tensor lx = loom_input(g, "x", loom_shape2(2, 6)), lg = loom_input(g, "g", loom_shape1(6)), lb = loom_input(g, "b", loom_shape1(6));
+    float *v = eval(g, loom_layer_norm(g, lx, lg, lb, 1e-5f), (loom_binding[]){{lx, xs}, {lg, gs}, {lb, bs}}, 3);
+    for (int r = 0; r < 2; r++) {
+        double mu = 0, var = 0;
+        for (int j = 0; j < 6; j++) mu += xs[r * 6 + j] / 6.0;
+        for (int j = 0; j < 6; j++) var += (xs[r * 6 + j] - mu) * (xs[r * 6 + j] - mu) / 6.0;
+        for (int j = 0; j < 6; j++) {
+            double want = (xs[r * 6 + j] - mu) / sqrt(var + 1e-5) * gs[j] + bs[j];
+            cr_assert(fabs(v[r * 6 + j] - want) <= 1e-5 * (1 + fabs(want)), "row %d [%d] = %.8g, want %.8g", r, j, v[r * 6 + j], want);
+        }
+    }
+    free(v);
+    loom_layer_norm(g, lx, lb, loom_input(g, "b2", loom_shape1(5)), 1e-5f);
+    cr_assert(strstr(loom_graph_error(g), "layer_norm: bias") && strstr(loom_graph_error(g), "vector of 6"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}
+
 /* ---------------- every op has a gradient check ---------------- */
 
 /* One gradient check per op of ops/ops.def, each on a small graph that
@@ -748,6 +799,37 @@ GC_UNARY(dropout, loom_dropout(g, x, 0.5f, 7), -2) /* forward and backward of on
 GC_UNARY(fill, loom_mul(g, loom_add(g, x, loom_fill(g, S2, 0.5f)), x), -2)
 GC_UNARY(const, loom_mul(g, loom_constant(g, loom_shape1(4), (float[]){1, -2, 3, 0.5f}), x), -2)
 GC_UNARY(input, x, -2)
+GC_UNARY(sqrt, loom_sqrt(g, x), 0.3f)
+GC_UNARY(rsqrt, loom_rsqrt(g, x), 0.3f)
+GC_UNARY(pow, loom_add(g, loom_pow(g, x, 2.5f), loom_pow(g, x, -1.0f)), 0.3f)
+GC_UNARY(softplus, loom_softplus(g, loom_scale(g, x, 8.0f)), -2) /* both branches and the tails */
+GC_UNARY(elu, loom_elu(g, x, 0.7f), -2)
+
+/* hard_sigmoid on both flats and the slope, away from the kinks at ±3 */
+static loom_graph *gc_hard_sigmoid(void)
+{
+    gc c = gc_new(S2, S2, -2, 2);
+    const float v[12] = {-5, -3.5f, -2.9f, -1, -0.2f, 0, 0.4f, 1.5f, 2.8f, 3.2f, 4, 7};
+    memcpy(c.x.d, v, sizeof v);
+    gc_check(&c, loom_hard_sigmoid(c.g, c.x.t), 1, NULL, 0);
+    gc_free(&c);
+    return c.g;
+}
+
+/* layer_norm with gain and bias, and layer_norm_grad, the op its gradient
+ * is made of: rows of 5 with their own scales and offsets */
+static loom_graph *gc_layer_norm(void)
+{
+    gc c = gc_new(loom_shape3(2, 3, 5), loom_shape1(5), -2, 2);
+    for (int i = 0; i < 30; i++) c.x.d[i] = c.x.d[i] * (float)(1 + i / 5) + (float)(i / 5) - 2.0f;
+    tin b = in_rand(c.g, "b", loom_shape1(5), -1, 1);
+    loom_tensor y = loom_layer_norm(c.g, c.x.t, c.y.t, b.t, 1e-5f);
+    cr_assert(!loom_graph_failed(c.g), "%s", loom_graph_error(c.g));
+    check_grads(c.g, y, (loom_binding[]){c.x.b, c.y.b, b.b}, 3, NULL, 0);
+    free(b.d);
+    gc_free(&c);
+    return c.g;
+}
 
 static loom_graph *gc_param(void)
 {
@@ -878,6 +960,10 @@ Test(ops, every_op_has_a_gradient_check, .timeout = 60)
         {"scatter_add", gc_index}, {"one_hot", gc_index},
         {"argmax", gc_index},    {"dropout", gc_dropout},
         {"sequence_mask", gc_index}, {"scale_grad", gc_scale_grad},
+        {"sqrt", gc_sqrt},       {"rsqrt", gc_rsqrt},
+        {"pow", gc_pow},         {"softplus", gc_softplus},
+        {"elu", gc_elu},         {"hard_sigmoid", gc_hard_sigmoid},
+        {"layer_norm", gc_layer_norm}, {"layer_norm_grad", gc_layer_norm},
     };
     int n = (int)(sizeof checks / sizeof *checks);
     for (int op = 0; op < loom_op_count(); op++) {

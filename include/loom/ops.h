@@ -75,11 +75,25 @@ loom_tensor loom_exp(loom_graph *g, loom_tensor x);
 loom_tensor loom_log(loom_graph *g, loom_tensor x);
 /* 1 where x > 0, else 0; its gradient is zero. */
 loom_tensor loom_step(loom_graph *g, loom_tensor x);
+loom_tensor loom_sqrt(loom_graph *g, loom_tensor x);
+/* 1/√x */
+loom_tensor loom_rsqrt(loom_graph *g, loom_tensor x);
+/* xᵖ for a constant p (NaN for x < 0 and p not whole, as powf) */
+loom_tensor loom_pow(loom_graph *g, loom_tensor x, float p);
+/* log(1 + eˣ) */
+loom_tensor loom_softplus(loom_graph *g, loom_tensor x);
+/* x for x > 0, α(eˣ − 1) otherwise (torch.nn.ELU) */
+loom_tensor loom_elu(loom_graph *g, loom_tensor x, float alpha);
+/* relu6(x + 3)/6: 0 below −3, 1 above 3 (torch.nn.Hardsigmoid) */
+loom_tensor loom_hard_sigmoid(loom_graph *g, loom_tensor x);
 
 /* Reductions over one axis (keepdim keeps it with size 1) or all elements
  * (a scalar). */
 loom_tensor loom_sum(loom_graph *g, loom_tensor x, int axis, bool keepdim);
 loom_tensor loom_mean(loom_graph *g, loom_tensor x, int axis, bool keepdim);
+/* Population variance mean((x − mean(x))²) over one axis (torch.var with
+ * unbiased=False, what layer norm divides by). */
+loom_tensor loom_var(loom_graph *g, loom_tensor x, int axis, bool keepdim);
 loom_tensor loom_sum_all(loom_graph *g, loom_tensor x);
 loom_tensor loom_mean_all(loom_graph *g, loom_tensor x);
 /* Sum broadcast dimensions away so that x takes shape s (the adjoint of
@@ -89,6 +103,11 @@ loom_tensor loom_broadcast_to(loom_graph *g, loom_tensor x, loom_shape s);
 
 /* Over the last axis. */
 loom_tensor loom_softmax(loom_graph *g, loom_tensor x);
+/* Layer normalisation over the last axis (Ba et al., torch's
+ * F.layer_norm(x, (n,), gain, bias, eps)): (x − mean)/√(var + eps) ⊙ gain
+ * + bias with the population variance; gain and bias (n,) may each be
+ * LOOM_INVALID (none). One fused kernel forward and one backward. */
+loom_tensor loom_layer_norm(loom_graph *g, loom_tensor x, loom_tensor gain, loom_tensor bias, float eps);
 loom_tensor loom_log_softmax(loom_graph *g, loom_tensor x);
 /* Mean softmax cross-entropy. logits (..., C); targets i32 with logits' shape
  * less the last axis, each in [0, C); mask (optional, LOOM_NO_MASK) f32 of
