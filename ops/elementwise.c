@@ -140,6 +140,53 @@ static void div_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     if (need[1]) gx[1] = back_to(g, loom_neg(g, loom_div(g, loom_mul(g, gy, y), b)), b);
 }
 
+/* ---- the element rules in double (the double path, loom_args64) ---- */
+#define MAP64(name, EXPR) \
+    static double name##_64(double x, double y, const float *f) \
+    { \
+        (void)y, (void)f; \
+        return (EXPR); \
+    }
+MAP64(add, x + y)
+MAP64(sub, x - y)
+MAP64(mul, x * y)
+MAP64(div, x / y)
+MAP64(affine, (double)f[0] * x + f[1])
+MAP64(tanh, tanh(x))
+MAP64(sigmoid, 1 / (1 + exp(-x)))
+MAP64(relu, x > 0 ? x : 0)
+MAP64(exp, exp(x))
+MAP64(log, log(x))
+MAP64(step, x > 0 ? 1 : 0)
+MAP64(sqrt, sqrt(x))
+MAP64(rsqrt, 1 / sqrt(x))
+MAP64(pow, pow(x, f[0]))
+MAP64(softplus, fmax(x, 0) + log1p(exp(-fabs(x))))
+MAP64(elu, x > 0 ? x : f[0] * expm1(x))
+MAP64(hard_sigmoid, fmin(fmax(x + 3, 0), 6) / 6)
+
+static loom_status add_n_64(const loom_args64 *a)
+{
+    int64_t n = loom_shape_numel(a->node->shape);
+    for (int64_t i = 0; i < n; i++) {
+        double v = 0;
+        for (int j = 0; j < a->n_in; j++) v += a->in[j][i];
+        a->out[i] = v;
+    }
+    return LOOM_OK;
+}
+
+static loom_status where_64(const loom_args64 *a)
+{
+    loom_shape os = a->node->shape;
+    for (int64_t i = 0, n = loom_shape_numel(os); i < n; i++) {
+        double c = a->in[0][loom_broadcast_index(a->in_node[0]->shape, os, i)];
+        int m = c != 0 ? 1 : 2;
+        a->out[i] = a->in[m][loom_broadcast_index(a->in_node[m]->shape, os, i)];
+    }
+    return LOOM_OK;
+}
+
 /* Row by row in input 0 when input 0 has the output's shape and input 1
  * is the same for every row (a bias): rows of several such nodes stack. */
 static bool binary_batches(const loom_graph *g, loom_tensor t)
@@ -151,16 +198,20 @@ static bool binary_batches(const loom_graph *g, loom_tensor t)
 
 const loom_op_desc loom_desc_add = {
     .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = add_forward, .span = add_forward_fuse, .grad = add_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = add_forward, .span = add_forward_fuse, .grad = add_grad, .batches = binary_batches,
+    .map64 = add_64};
 const loom_op_desc loom_desc_sub = {
     .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = sub_forward, .span = sub_forward_fuse, .grad = sub_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = sub_forward, .span = sub_forward_fuse, .grad = sub_grad, .batches = binary_batches,
+    .map64 = sub_64};
 const loom_op_desc loom_desc_mul = {
     .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = mul_forward, .span = mul_forward_fuse, .grad = mul_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = mul_forward, .span = mul_forward_fuse, .grad = mul_grad, .batches = binary_batches,
+    .map64 = mul_64};
 const loom_op_desc loom_desc_div = {
     .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = div_forward, .span = div_forward_fuse, .grad = div_grad, .batches = binary_batches};
+    .shape = shape_broadcast, .forward = div_forward, .span = div_forward_fuse, .grad = div_grad, .batches = binary_batches,
+    .map64 = div_64};
 
 /* ---- add_n: Σ_k x_k over inputs of one shape ---- */
 
@@ -220,7 +271,8 @@ static void add_n_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
 
 const loom_op_desc loom_desc_add_n = {
     .name = "add_n", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_SUM,
-    .shape = shape_add_n, .forward = add_n_forward, .grad = add_n_grad};
+    .shape = shape_add_n, .forward = add_n_forward, .grad = add_n_grad,
+    .f64 = add_n_64};
 
 /* where(c, a, b): three operands through broadcast strides, a row of the
  * last axis at a time (each operand's row is contiguous or one repeated
@@ -260,7 +312,8 @@ static void where_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
 
 const loom_op_desc loom_desc_where = {
     .name = "where", .min_in = 3, .max_in = 3, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_broadcast, .forward = where_forward, .grad = where_grad};
+    .shape = shape_broadcast, .forward = where_forward, .grad = where_grad,
+    .f64 = where_64};
 
 /* ---- unary ---- */
 
@@ -402,43 +455,56 @@ static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
 
 const loom_op_desc loom_desc_affine = {
     .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = affine_forward, .span = affine_forward_fuse, .grad = affine_grad};
+    .shape = shape_unary, .forward = affine_forward, .span = affine_forward_fuse, .grad = affine_grad,
+    .map64 = affine_64};
 const loom_op_desc loom_desc_tanh = {
     .name = "tanh", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = tanh_forward, .span = tanh_forward_fuse, .grad = tanh_grad};
+    .shape = shape_unary, .forward = tanh_forward, .span = tanh_forward_fuse, .grad = tanh_grad,
+    .map64 = tanh_64};
 const loom_op_desc loom_desc_sigmoid = {
     .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = sigmoid_forward, .span = sigmoid_forward_fuse, .grad = sigmoid_grad};
+    .shape = shape_unary, .forward = sigmoid_forward, .span = sigmoid_forward_fuse, .grad = sigmoid_grad,
+    .map64 = sigmoid_64};
 const loom_op_desc loom_desc_relu = {
     .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = relu_forward, .span = relu_forward_fuse, .grad = relu_grad};
+    .shape = shape_unary, .forward = relu_forward, .span = relu_forward_fuse, .grad = relu_grad,
+    .map64 = relu_64};
 const loom_op_desc loom_desc_exp = {
     .name = "exp", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = exp_forward, .span = exp_forward_fuse, .grad = exp_grad};
+    .shape = shape_unary, .forward = exp_forward, .span = exp_forward_fuse, .grad = exp_grad,
+    .map64 = exp_64};
 const loom_op_desc loom_desc_log = {
     .name = "log", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = log_forward, .span = log_forward_fuse, .grad = log_grad};
+    .shape = shape_unary, .forward = log_forward, .span = log_forward_fuse, .grad = log_grad,
+    .map64 = log_64};
 const loom_op_desc loom_desc_step = {
     .name = "step", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = step_forward, .span = step_forward_fuse, .grad = zero_grad};
+    .shape = shape_unary, .forward = step_forward, .span = step_forward_fuse, .grad = zero_grad,
+    .map64 = step_64};
 const loom_op_desc loom_desc_sqrt = {
     .name = "sqrt", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = sqrt_forward, .span = sqrt_forward_fuse, .grad = sqrt_grad};
+    .shape = shape_unary, .forward = sqrt_forward, .span = sqrt_forward_fuse, .grad = sqrt_grad,
+    .map64 = sqrt_64};
 const loom_op_desc loom_desc_rsqrt = {
     .name = "rsqrt", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = rsqrt_forward, .span = rsqrt_forward_fuse, .grad = rsqrt_grad};
+    .shape = shape_unary, .forward = rsqrt_forward, .span = rsqrt_forward_fuse, .grad = rsqrt_grad,
+    .map64 = rsqrt_64};
 const loom_op_desc loom_desc_pow = {
     .name = "pow", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = pow_forward, .span = pow_forward_fuse, .grad = pow_grad};
+    .shape = shape_unary, .forward = pow_forward, .span = pow_forward_fuse, .grad = pow_grad,
+    .map64 = pow_64};
 const loom_op_desc loom_desc_softplus = {
     .name = "softplus", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = softplus_forward, .span = softplus_forward_fuse, .grad = softplus_grad};
+    .shape = shape_unary, .forward = softplus_forward, .span = softplus_forward_fuse, .grad = softplus_grad,
+    .map64 = softplus_64};
 const loom_op_desc loom_desc_elu = {
     .name = "elu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = elu_forward, .span = elu_forward_fuse, .grad = elu_grad};
+    .shape = shape_unary, .forward = elu_forward, .span = elu_forward_fuse, .grad = elu_grad,
+    .map64 = elu_64};
 const loom_op_desc loom_desc_hard_sigmoid = {
     .name = "hard_sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
-    .shape = shape_unary, .forward = hard_sigmoid_forward, .span = hard_sigmoid_forward_fuse, .grad = hard_sigmoid_grad};
+    .shape = shape_unary, .forward = hard_sigmoid_forward, .span = hard_sigmoid_forward_fuse, .grad = hard_sigmoid_grad,
+    .map64 = hard_sigmoid_64};
 
 /* ---- builders ---- */
 

@@ -29,6 +29,15 @@ static loom_status check_indices(const loom_kargs *k, const char *op, const floa
     return LOOM_OK;
 }
 
+static loom_status check64(const loom_args64 *a, const char *op, const double *idx, int64_t n, int64_t bound)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!(idx[i] >= 0 && idx[i] < bound))
+            return loom_fail64(a, LOOM_ERR_VALUE, "%s: index %g at position %lld is not in [0, %lld)", op, idx[i],
+                               (long long)i, (long long)bound);
+    return LOOM_OK;
+}
+
 /* ---- gather: out[k, :] = table[idx[k], :] ---- */
 
 static bool shape_gather(loom_graph *g, const char *op, const loom_tensor *in, int n, loom_attrs *a,
@@ -64,9 +73,18 @@ static void gather_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
     gx[0] = loom_scatter_add(g, gy, idx, loom_tensor_shape(g, table).d[0]);
 }
 
+static loom_status gather_64(const loom_args64 *a)
+{
+    int64_t n = loom_shape_numel(a->in_node[1]->shape), w = a->in_node[0]->shape.d[1];
+    loom_status st = check64(a, "gather", a->in[1], n, a->in_node[0]->shape.d[0]);
+    for (int64_t i = 0; !st && i < n; i++) memcpy(a->out + i * w, a->in[0] + (int64_t)a->in[1][i] * w, (size_t)w * sizeof *a->out);
+    return st;
+}
+
 const loom_op_desc loom_desc_gather = {
     .name = "gather", .min_in = 2, .max_in = 2, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_gather, .forward = gather_forward, .grad = gather_grad};
+    .shape = shape_gather, .forward = gather_forward, .grad = gather_grad,
+    .f64 = gather_64};
 
 /* ---- scatter_add: out (rows, E), out[idx[k], :] += src[k, :]; attrs i[0] = rows ---- */
 
@@ -113,9 +131,20 @@ static void scatter_add_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const
     gx[0] = loom_gather(g, gy, loom_node_input(g, y, 1));
 }
 
+static loom_status scatter_add_64(const loom_args64 *a)
+{
+    int64_t n = loom_shape_numel(a->in_node[1]->shape), w = a->node->shape.d[1], rows = a->node->shape.d[0];
+    loom_status st = check64(a, "scatter_add", a->in[1], n, rows);
+    memset(a->out, 0, (size_t)(rows * w) * sizeof *a->out);
+    for (int64_t i = 0; !st && i < n; i++)
+        for (int64_t c = 0; c < w; c++) a->out[(int64_t)a->in[1][i] * w + c] += a->in[0][i * w + c];
+    return st;
+}
+
 const loom_op_desc loom_desc_scatter_add = {
     .name = "scatter_add", .min_in = 2, .max_in = 2, .flags = OPF_PURE,
-    .shape = shape_scatter_add, .forward = scatter_add_forward, .grad = scatter_add_grad};
+    .shape = shape_scatter_add, .forward = scatter_add_forward, .grad = scatter_add_grad,
+    .f64 = scatter_add_64};
 
 /* ---- one_hot: attrs i[0] = depth ---- */
 
@@ -147,9 +176,19 @@ static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *ne
     (void)g, (void)y, (void)gy, (void)need, (void)gx;
 }
 
+static loom_status one_hot_64(const loom_args64 *a)
+{
+    int64_t n = loom_shape_numel(a->in_node[0]->shape), depth = a->node->attr.i[0];
+    loom_status st = check64(a, "one_hot", a->in[0], n, depth);
+    memset(a->out, 0, (size_t)(n * depth) * sizeof *a->out);
+    for (int64_t i = 0; !st && i < n; i++) a->out[i * depth + (int64_t)a->in[0][i]] = 1;
+    return st;
+}
+
 const loom_op_desc loom_desc_one_hot = {
     .name = "one_hot", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
-    .shape = shape_one_hot, .forward = one_hot_forward, .grad = no_grad};
+    .shape = shape_one_hot, .forward = one_hot_forward, .grad = no_grad,
+    .f64 = one_hot_64};
 
 /* ---- argmax over the last axis: i32, the first largest element (a NaN
  * counts as largest, as torch.argmax); flat almost everywhere, so no
@@ -183,9 +222,24 @@ static loom_status argmax_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
+static loom_status argmax_64(const loom_args64 *a)
+{
+    loom_shape s = a->in_node[0]->shape;
+    int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c;
+    for (int64_t r = 0; r < rows; r++) {
+        const double *x = a->in[0] + r * c;
+        int64_t best = 0;
+        for (int64_t j = 1; j < c && x[best] == x[best]; j++)
+            if (x[j] > x[best] || x[j] != x[j]) best = j;
+        a->out[r] = (double)best;
+    }
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_argmax = {
     .name = "argmax", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
-    .shape = shape_argmax, .forward = argmax_forward, .grad = no_grad};
+    .shape = shape_argmax, .forward = argmax_forward, .grad = no_grad,
+    .f64 = argmax_64};
 
 /* ---- dropout: attrs f[0] = p, u = seed. Not pure: two dropouts are two masks. ---- */
 
@@ -227,9 +281,21 @@ static void dropout_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
     gx[0] = loom_dropout(g, gy, n->attr.f[0], n->attr.u);
 }
 
+/* The mask of the f32 kernel's run (the same draws), the scale in double. */
+static loom_status dropout_64(const loom_args64 *a)
+{
+    double p = a->node->attr.f[0], scale = p < 1 ? 1 / (1 - p) : 0;
+    for (int64_t i = 0, n = loom_shape_numel(a->node->shape); i < n; i++)
+        a->out[i] = !a->training || p == 0 ? a->in[0][i]
+                    : loom_dropout_draw(a->node->attr.u, a->run_seed, (uint64_t)i) >= a->node->attr.f[0] ? a->in[0][i] * scale
+                                                                                                          : 0;
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_dropout = {
     .name = "dropout", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | 0,
-    .shape = shape_dropout, .forward = dropout_forward, .grad = dropout_grad};
+    .shape = shape_dropout, .forward = dropout_forward, .grad = dropout_grad,
+    .f64 = dropout_64};
 
 /* ---- sequence_mask: attrs i[0] = steps ---- */
 
@@ -259,9 +325,22 @@ static loom_status sequence_mask_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
+static loom_status sequence_mask_64(const loom_args64 *a)
+{
+    int64_t steps = a->node->shape.d[0], batch = a->node->shape.d[1];
+    for (int64_t b = 0; b < batch; b++)
+        if (!(a->in[0][b] >= 1 && a->in[0][b] <= steps))
+            return loom_fail64(a, LOOM_ERR_VALUE, "sequence_mask: length %g of sequence %lld is not in [1, %lld]", a->in[0][b],
+                               (long long)b, (long long)steps);
+    for (int64_t t = 0; t < steps; t++)
+        for (int64_t b = 0; b < batch; b++) a->out[t * batch + b] = t < a->in[0][b] ? 1 : 0;
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_sequence_mask = {
     .name = "sequence_mask", .min_in = 1, .max_in = 1, .flags = OPF_PURE,
-    .shape = shape_sequence_mask, .forward = sequence_mask_forward, .grad = no_grad};
+    .shape = shape_sequence_mask, .forward = sequence_mask_forward, .grad = no_grad,
+    .f64 = sequence_mask_64};
 
 /* ---- builders ---- */
 

@@ -103,6 +103,32 @@ static loom_status matmul_forward(const loom_kargs *k)
     return LOOM_OK;
 }
 
+/* The double path: C[b] = op(A[b])·op(B[b]), a 2-D operand shared by
+ * every batch. */
+static loom_status matmul_64(const loom_args64 *a)
+{
+    loom_shape sa = a->in_node[0]->shape, sb = a->in_node[1]->shape;
+    bool ta = a->node->attr.i[0], tb = a->node->attr.i[1];
+    int m, kk, n, kb;
+    mat_dims(sa, ta, &m, &kk);
+    mat_dims(sb, tb, &kb, &n);
+    int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
+    int64_t batch_a = loom_shape_numel(sa) / ((int64_t)m * kk), batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
+    int64_t batch = batch_a > batch_b ? batch_a : batch_b;
+    for (int64_t bi = 0; bi < batch; bi++) {
+        const double *A = a->in[0] + (batch_a > 1 ? bi * m * kk : 0), *B = a->in[1] + (batch_b > 1 ? bi * kb * n : 0);
+        double *C = a->out + bi * m * n;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double acc = 0;
+                for (int q = 0; q < kk; q++)
+                    acc += (ta ? A[(int64_t)q * lda + i] : A[(int64_t)i * lda + q]) * (tb ? B[(int64_t)j * ldb + q] : B[(int64_t)q * ldb + j]);
+                C[(int64_t)i * n + j] = acc;
+            }
+    }
+    return LOOM_OK;
+}
+
 /* For C = op(A)·op(B) with upstream G (all four transpose cases):
  *   C = A B:   dA = G Bᵀ,  dB = Aᵀ G
  *   C = A Bᵀ:  dA = G B,   dB = Gᵀ A
@@ -165,7 +191,8 @@ static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 const loom_op_desc loom_desc_matmul = {
     .name = "matmul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ACCUM,
     .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost,
-    .stacks = matmul_stacks, .batches = matmul_batches};
+    .stacks = matmul_stacks, .batches = matmul_batches,
+    .f64 = matmul_64};
 
 loom_tensor loom_matmul(loom_graph *g, loom_tensor a, loom_tensor b, bool trans_a, bool trans_b)
 {

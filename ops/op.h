@@ -123,6 +123,28 @@ typedef void (*loom_grad_fn)(loom_graph *g, loom_tensor y, loom_tensor gy, const
 /* Work of one node in element operations, for scheduling decisions. */
 typedef int64_t (*loom_cost_fn)(const loom_graph *g, loom_tensor t);
 
+/* The double path: what loom_gradcheck evaluates a graph and its gradients
+ * with (as PyTorch's gradcheck runs in float64), so that central
+ * differences need no step tuning. A reference kernel per op over double
+ * buffers, one thread, no plan rewrites; i32 values are held as doubles
+ * (exact). An elementwise op gives its element rule in double (map64) and
+ * loom_map64_run broadcasts it; any other op its kernel (f64). */
+typedef struct {
+    const loom_graph *g;
+    const loom_node *node;
+    double *out;
+    const double *const *in;
+    const loom_node *const *in_node;
+    int n_in;
+    uint64_t run_seed; /* loom_kargs.run_seed of a plan's first run after loom_plan_set_seed */
+    bool training;
+    char *err;
+    size_t err_len;
+} loom_args64;
+typedef loom_status (*loom_kernel64_fn)(const loom_args64 *a);
+/* y = f(x[, y]) in double; attr: the node's float attributes. */
+typedef double (*loom_map64_fn)(double x, double y, const float *attr);
+
 typedef struct {
     const char *name;
     int min_in, max_in;
@@ -146,6 +168,10 @@ typedef struct {
     /* The element rule of an elementwise op of one or two inputs, for
      * fused kernels; NULL: not fusable. */
     loom_span_fn span;
+    /* The double path (exactly one of them, except for sources bound by
+     * the caller): an elementwise op's rule, or the op's kernel. */
+    loom_map64_fn map64;
+    loom_kernel64_fn f64;
 } loom_op_desc;
 
 const loom_op_desc *loom_op(int op);
@@ -190,6 +216,14 @@ void loom_shape_pad4(loom_shape s, int64_t d[LOOM_MAX_RANK]);
 /* Kernel-side error. */
 loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+loom_status loom_fail64(const loom_args64 *a, loom_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The double path's shared kernels: an element rule over the broadcast
+ * inputs (one or two); a copy of input 0 (views, identities). */
+loom_status loom_map64_run(const loom_args64 *a, loom_map64_fn f);
+loom_status loom_copy64(const loom_args64 *a);
+/* The flat index in x (shape xs, read through broadcast as shape os) of
+ * element i of os. */
+int64_t loom_broadcast_index(loom_shape xs, loom_shape os, int64_t i);
 
 /* Elements above which a kernel splits its loop across threads. */
 #define LOOM_PAR_MIN 32768

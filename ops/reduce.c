@@ -92,9 +92,30 @@ static void sum_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *n
     gx[0] = loom_broadcast_to(g, loom_reshape(g, gy, keep), xs);
 }
 
+static loom_status sum_64(const loom_args64 *a)
+{
+    loom_shape s = a->in_node[0]->shape;
+    const double *x = a->in[0];
+    if (a->node->attr.i[2]) {
+        double acc = 0;
+        for (int64_t i = 0, n = loom_shape_numel(s); i < n; i++) acc += x[i];
+        a->out[0] = acc;
+        return LOOM_OK;
+    }
+    int64_t outer, len, inner;
+    split_axis(s, a->node->attr.i[0], &outer, &len, &inner);
+    for (int64_t oi = 0; oi < outer * inner; oi++) {
+        double acc = 0;
+        for (int64_t j = 0; j < len; j++) acc += x[(oi / inner) * len * inner + oi % inner + j * inner];
+        a->out[oi] = acc;
+    }
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_sum = {
     .name = "sum", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_sum, .forward = sum_forward, .grad = sum_grad};
+    .shape = shape_sum, .forward = sum_forward, .grad = sum_grad,
+    .f64 = sum_64};
 
 /* ---- sum_to / broadcast_to: target shape in attrs.shape ---- */
 
@@ -254,12 +275,30 @@ static bool sum_to_stacks(const loom_graph *g, loom_tensor t)
     return sums_rows(loom_tensor_shape(g, loom_node_input(g, t, 0)), loom_tensor_shape(g, t));
 }
 
+/* Element i of x lands on the element of the (smaller) result it broadcasts from. */
+static loom_status sum_to_64(const loom_args64 *a)
+{
+    loom_shape xs = a->in_node[0]->shape, os = a->node->shape;
+    memset(a->out, 0, (size_t)loom_shape_numel(os) * sizeof *a->out);
+    for (int64_t i = 0, n = loom_shape_numel(xs); i < n; i++) a->out[loom_broadcast_index(os, xs, i)] += a->in[0][i];
+    return LOOM_OK;
+}
+
+static loom_status broadcast_to_64(const loom_args64 *a)
+{
+    loom_shape xs = a->in_node[0]->shape, os = a->node->shape;
+    for (int64_t i = 0, n = loom_shape_numel(os); i < n; i++) a->out[i] = a->in[0][loom_broadcast_index(xs, os, i)];
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_sum_to = {
     .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_ACCUM,
-    .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad, .stacks = sum_to_stacks};
+    .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad, .stacks = sum_to_stacks,
+    .f64 = sum_to_64};
 const loom_op_desc loom_desc_broadcast_to = {
     .name = "broadcast_to", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_broadcast_to, .forward = broadcast_to_forward, .grad = broadcast_to_grad};
+    .shape = shape_broadcast_to, .forward = broadcast_to_forward, .grad = broadcast_to_grad,
+    .f64 = broadcast_to_64};
 
 /* ---- softmax family, over the last axis ---- */
 
@@ -320,12 +359,36 @@ static void log_softmax_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const
     gx[0] = loom_sub(g, gy, loom_mul(g, loom_exp(g, y), loom_sum(g, gy, -1, true)));
 }
 
+static double lse64(const double *x, int64_t c)
+{
+    double mx = x[0], s = 0;
+    for (int64_t j = 1; j < c; j++) mx = x[j] > mx ? x[j] : mx;
+    for (int64_t j = 0; j < c; j++) s += exp(x[j] - mx);
+    return mx + log(s);
+}
+
+static loom_status softmax_rows64(const loom_args64 *a, bool log_)
+{
+    loom_shape s = a->node->shape;
+    int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c;
+    for (int64_t r = 0; r < rows; r++) {
+        const double *x = a->in[0] + r * c;
+        double lse = lse64(x, c);
+        for (int64_t j = 0; j < c; j++) a->out[r * c + j] = log_ ? x[j] - lse : exp(x[j] - lse);
+    }
+    return LOOM_OK;
+}
+static loom_status softmax_64(const loom_args64 *a) { return softmax_rows64(a, false); }
+static loom_status log_softmax_64(const loom_args64 *a) { return softmax_rows64(a, true); }
+
 const loom_op_desc loom_desc_softmax = {
     .name = "softmax", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_rows, .forward = softmax_forward, .grad = softmax_grad};
+    .shape = shape_rows, .forward = softmax_forward, .grad = softmax_grad,
+    .f64 = softmax_64};
 const loom_op_desc loom_desc_log_softmax = {
     .name = "log_softmax", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_rows, .forward = log_softmax_forward, .grad = log_softmax_grad};
+    .shape = shape_rows, .forward = log_softmax_forward, .grad = log_softmax_grad,
+    .f64 = log_softmax_64};
 
 /* ---- softmax cross-entropy ----
  * xent(logits, targets[, mask]) = Σ_r m_r (lse(x_r) − x_r[t_r]) / Σ_r m_r
@@ -448,14 +511,59 @@ static void xent_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
     gx[0] = loom_op_build(g, OP_XENT_GRAD, in, n->n_in + 1, &at);
 }
 
+/* Σ m (rows when there is no mask), targets checked. */
+static loom_status xent_den64(const loom_args64 *a, const loom_node *ln, const double *t, const double *mask, int64_t *rows,
+                              int64_t *c, double *den)
+{
+    *c = ln->shape.d[ln->shape.rank - 1];
+    *rows = loom_shape_numel(ln->shape) / *c;
+    *den = 0;
+    for (int64_t r = 0; r < *rows; r++) {
+        if (!(t[r] >= 0 && t[r] < *c))
+            return loom_fail64(a, LOOM_ERR_VALUE, "cross_entropy: target %g at position %lld is not in [0, %lld)", t[r],
+                               (long long)r, (long long)*c);
+        *den += mask ? mask[r] : 1.0;
+    }
+    return LOOM_OK;
+}
+
+static loom_status xent_64(const loom_args64 *a)
+{
+    const double *x = a->in[0], *t = a->in[1], *mask = a->n_in > 2 ? a->in[2] : NULL;
+    int64_t rows, c;
+    double den, acc = 0;
+    loom_status st = xent_den64(a, a->in_node[0], t, mask, &rows, &c, &den);
+    for (int64_t r = 0; !st && r < rows; r++) {
+        double m = mask ? mask[r] : 1.0;
+        if (m != 0.0) acc += m * (lse64(x + r * c, c) - x[r * c + (int64_t)t[r]]);
+    }
+    a->out[0] = den != 0.0 ? acc / den : 0.0;
+    return st;
+}
+
+static loom_status xent_grad_64(const loom_args64 *a)
+{
+    const double *x = a->in[1], *t = a->in[2], *mask = a->n_in > 3 ? a->in[3] : NULL;
+    int64_t rows, c;
+    double den;
+    loom_status st = xent_den64(a, a->in_node[1], t, mask, &rows, &c, &den);
+    for (int64_t r = 0; !st && r < rows; r++) {
+        double w = den != 0.0 ? (mask ? mask[r] : 1.0) * a->in[0][0] / den : 0.0, lse = lse64(x + r * c, c);
+        for (int64_t j = 0; j < c; j++) a->out[r * c + j] = w * (exp(x[r * c + j] - lse) - (j == (int64_t)t[r]));
+    }
+    return st;
+}
+
 const loom_op_desc loom_desc_xent = {
     .name = "cross_entropy", .min_in = 2, .max_in = 3, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_xent, .forward = xent_forward, .grad = xent_grad};
+    .shape = shape_xent, .forward = xent_forward, .grad = xent_grad,
+    .f64 = xent_64};
 /* Not differentiable itself: a second derivative of cross-entropy is refused
  * with a clear error rather than silently wrong. */
 const loom_op_desc loom_desc_xent_grad = {
     .name = "cross_entropy_grad", .min_in = 3, .max_in = 4, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_xent_grad, .forward = xent_grad_forward};
+    .shape = shape_xent_grad, .forward = xent_grad_forward,
+    .f64 = xent_grad_64};
 
 /* ---- layer normalisation over the last axis ----
  * layer_norm(x) = x̂ = (x − μ)·r, μ = mean(x), r = 1/√(var(x) + ε) per row
@@ -541,13 +649,40 @@ static bool shape_layer_norm_grad(loom_graph *g, const char *op, const loom_tens
 static int64_t layer_norm_cost(const loom_graph *g, loom_tensor t) { return 3 * loom_tensor_numel(g, t); }
 static int64_t layer_norm_grad_cost(const loom_graph *g, loom_tensor t) { return 5 * loom_tensor_numel(g, t); }
 
+/* layer_norm and layer_norm_grad by their definitions, per row. */
+static loom_status layer_norm_rows64(const loom_args64 *a, bool grad)
+{
+    loom_shape s = a->node->shape;
+    int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c;
+    double eps = a->node->attr.f[0];
+    for (int64_t r = 0; r < rows; r++) {
+        const double *x = a->in[0] + r * c;
+        double mu = 0, var = 0, ga = 0, gb = 0;
+        for (int64_t j = 0; j < c; j++) mu += x[j] / (double)c;
+        for (int64_t j = 0; j < c; j++) var += (x[j] - mu) * (x[j] - mu) / (double)c;
+        double rs = 1 / sqrt(var + eps);
+        if (!grad) {
+            for (int64_t j = 0; j < c; j++) a->out[r * c + j] = (x[j] - mu) * rs;
+            continue;
+        }
+        const double *gy = a->in[1] + r * c;
+        for (int64_t j = 0; j < c; j++) ga += gy[j] / (double)c, gb += gy[j] * (x[j] - mu) * rs / (double)c;
+        for (int64_t j = 0; j < c; j++) a->out[r * c + j] = rs * (gy[j] - ga - (x[j] - mu) * rs * gb);
+    }
+    return LOOM_OK;
+}
+static loom_status layer_norm_64(const loom_args64 *a) { return layer_norm_rows64(a, false); }
+static loom_status layer_norm_grad_64(const loom_args64 *a) { return layer_norm_rows64(a, true); }
+
 const loom_op_desc loom_desc_layer_norm = {
     .name = "layer_norm", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_rows, .forward = layer_norm_forward, .grad = layer_norm_grad, .cost = layer_norm_cost};
+    .shape = shape_rows, .forward = layer_norm_forward, .grad = layer_norm_grad, .cost = layer_norm_cost,
+    .f64 = layer_norm_64};
 /* Not differentiable itself (a second derivative is refused by name). */
 const loom_op_desc loom_desc_layer_norm_grad = {
     .name = "layer_norm_grad", .min_in = 2, .max_in = 2, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_layer_norm_grad, .forward = layer_norm_grad_forward, .cost = layer_norm_grad_cost};
+    .shape = shape_layer_norm_grad, .forward = layer_norm_grad_forward, .cost = layer_norm_grad_cost,
+    .f64 = layer_norm_grad_64};
 
 /* ---- builders ---- */
 

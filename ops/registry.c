@@ -101,6 +101,46 @@ loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt
     return s;
 }
 
+loom_status loom_fail64(const loom_args64 *a, loom_status s, const char *fmt, ...)
+{
+    if (a->err && a->err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a->err, a->err_len, fmt, ap);
+        va_end(ap);
+    }
+    return s;
+}
+
+int64_t loom_broadcast_index(loom_shape xs, loom_shape os, int64_t i)
+{
+    int64_t d[LOOM_MAX_RANK], st[LOOM_MAX_RANK], at = 0;
+    loom_shape_pad4(os, d);
+    loom_broadcast_strides(xs, os, st);
+    for (int k = LOOM_MAX_RANK - 1; k >= 0; k--) {
+        at += (i % d[k]) * st[k];
+        i /= d[k];
+    }
+    return at;
+}
+
+loom_status loom_map64_run(const loom_args64 *a, loom_map64_fn f)
+{
+    loom_shape os = a->node->shape;
+    int64_t n = loom_shape_numel(os);
+    const double *x = a->in[0], *y = a->n_in > 1 ? a->in[1] : a->in[0];
+    loom_shape ys = a->in_node[a->n_in > 1]->shape;
+    for (int64_t i = 0; i < n; i++)
+        a->out[i] = f(x[loom_broadcast_index(a->in_node[0]->shape, os, i)], y[loom_broadcast_index(ys, os, i)], a->node->attr.f);
+    return LOOM_OK;
+}
+
+loom_status loom_copy64(const loom_args64 *a)
+{
+    memcpy(a->out, a->in[0], (size_t)loom_shape_numel(a->node->shape) * sizeof *a->out);
+    return LOOM_OK;
+}
+
 double loom_team_sum(const loom_kargs *k, double mine)
 {
     if (k->nth < 2) return mine;

@@ -73,9 +73,25 @@ static void concat_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool
     }
 }
 
+static loom_status concat_64(const loom_args64 *a)
+{
+    int ax = a->node->attr.i[0];
+    int64_t outer, inner, out_row = (int64_t)a->node->shape.d[ax];
+    around(a->node->shape, ax, &outer, &inner);
+    out_row *= inner;
+    for (int64_t o = 0; o < outer; o++)
+        for (int i = 0, off = 0; i < a->n_in; i++) {
+            int64_t len = (int64_t)a->in_node[i]->shape.d[ax] * inner;
+            memcpy(a->out + o * out_row + off, a->in[i] + o * len, (size_t)len * sizeof *a->out);
+            off += (int)len;
+        }
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_concat = {
     .name = "concat", .min_in = 1, .max_in = 1 << 20, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
-    .shape = shape_concat, .forward = concat_forward, .grad = concat_grad};
+    .shape = shape_concat, .forward = concat_forward, .grad = concat_grad,
+    .f64 = concat_64};
 
 /* ---- slice: i[0] axis, i[1] start, i[2] len; pad: i[0] axis, i[1] before, i[2] size ---- */
 
@@ -140,6 +156,21 @@ static loom_status slice_pad_forward(const loom_kargs *k, bool pad)
     return LOOM_OK;
 }
 
+static loom_status slice_pad_64(const loom_args64 *a, bool pad)
+{
+    int ax = a->node->attr.i[0];
+    int64_t outer, inner;
+    around(a->node->shape, ax, &outer, &inner);
+    int64_t lx = (int64_t)a->in_node[0]->shape.d[ax] * inner, lo = (int64_t)a->node->shape.d[ax] * inner;
+    int64_t len = pad ? lx : lo, off = a->node->attr.i[1] * inner;
+    if (pad) memset(a->out, 0, (size_t)(outer * lo) * sizeof *a->out);
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(a->out + o * lo + (pad ? off : 0), a->in[0] + o * lx + (pad ? 0 : off), (size_t)len * sizeof *a->out);
+    return LOOM_OK;
+}
+static loom_status slice_64(const loom_args64 *a) { return slice_pad_64(a, false); }
+static loom_status pad_64(const loom_args64 *a) { return slice_pad_64(a, true); }
+
 static loom_status slice_forward(const loom_kargs *k) { return slice_pad_forward(k, false); }
 static loom_status pad_forward(const loom_kargs *k) { return slice_pad_forward(k, true); }
 
@@ -165,10 +196,12 @@ static bool slice_batches(const loom_graph *g, loom_tensor t)
 
 const loom_op_desc loom_desc_slice = {
     .name = "slice", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
-    .shape = shape_slice, .forward = slice_forward, .grad = slice_grad, .batches = slice_batches};
+    .shape = shape_slice, .forward = slice_forward, .grad = slice_grad, .batches = slice_batches,
+    .f64 = slice_64};
 const loom_op_desc loom_desc_pad = {
     .name = "pad", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
-    .shape = shape_pad, .forward = pad_forward, .grad = pad_grad, .batches = slice_batches};
+    .shape = shape_pad, .forward = pad_forward, .grad = pad_grad, .batches = slice_batches,
+    .f64 = pad_64};
 
 /* ---- reshape (view): target in attrs.shape, one -1 inferred ---- */
 
@@ -205,7 +238,8 @@ static void reshape_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const boo
 
 const loom_op_desc loom_desc_reshape = {
     .name = "reshape", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_LAYOUT,
-    .shape = shape_reshape, .grad = reshape_grad};
+    .shape = shape_reshape, .grad = reshape_grad,
+    .f64 = loom_copy64};
 
 /* ---- stop_gradient (view) ---- */
 
@@ -226,7 +260,8 @@ static void no_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *ne
 
 const loom_op_desc loom_desc_stop_gradient = {
     .name = "stop_gradient", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_ALIAS | OPF_DETACH | OPF_LAYOUT,
-    .shape = shape_same, .grad = no_grad};
+    .shape = shape_same, .grad = no_grad,
+    .f64 = loom_copy64};
 
 /* ---- scale_grad (view): y = x, ∂L/∂x = w[k]·∂L/∂y, where w is an f32
  * vector read at run time and k = attrs i[0]. Randomised truncation's ξ:
@@ -251,7 +286,8 @@ static void scale_grad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const 
 
 const loom_op_desc loom_desc_scale_grad = {
     .name = "scale_grad", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ALIAS | OPF_LAYOUT,
-    .shape = shape_scale_grad, .grad = scale_grad_grad};
+    .shape = shape_scale_grad, .grad = scale_grad_grad,
+    .f64 = loom_copy64};
 
 /* ---- transpose: attrs i[0..rank) = perm, out.d[j] = x.d[perm[j]] ---- */
 
@@ -309,9 +345,28 @@ static void transpose_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const b
     gx[0] = loom_transpose(g, gy, inv);
 }
 
+/* out[i] = x at the index whose dim perm[j] is out's dim j */
+static loom_status transpose_64(const loom_args64 *a)
+{
+    loom_shape xs = a->in_node[0]->shape, os = a->node->shape;
+    int r = xs.rank;
+    int64_t xst[LOOM_MAX_RANK], acc = 1;
+    for (int i = r - 1; i >= 0; i--) xst[i] = acc, acc *= xs.d[i];
+    for (int64_t i = 0, n = loom_shape_numel(os); i < n; i++) {
+        int64_t rest = i, at = 0;
+        for (int j = r - 1; j >= 0; j--) {
+            at += (rest % os.d[j]) * xst[a->node->attr.i[j]];
+            rest /= os.d[j];
+        }
+        a->out[i] = a->in[0][at];
+    }
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_transpose = {
     .name = "transpose", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_LAYOUT,
-    .shape = shape_transpose, .forward = transpose_forward, .grad = transpose_grad};
+    .shape = shape_transpose, .forward = transpose_forward, .grad = transpose_grad,
+    .f64 = transpose_64};
 
 /* ---- builders ---- */
 

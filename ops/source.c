@@ -29,6 +29,20 @@ static loom_status fill_forward(const loom_kargs *a)
     return LOOM_OK;
 }
 
+static loom_status fill_64(const loom_args64 *a)
+{
+    for (int64_t i = 0, n = loom_shape_numel(a->node->shape); i < n; i++) a->out[i] = a->node->attr.f[0];
+    return LOOM_OK;
+}
+
+static loom_status const_64(const loom_args64 *a)
+{
+    const void *d = loom_graph_stored(a->g, a->node->attr.i[1]);
+    for (int64_t i = 0, n = loom_shape_numel(a->node->shape); i < n; i++)
+        a->out[i] = a->node->dtype == LOOM_I32 ? ((const int32_t *)d)[i] : ((const float *)d)[i];
+    return LOOM_OK;
+}
+
 const loom_op_desc loom_desc_input = {
     .name = "input", .min_in = 0, .max_in = 0, .flags = OPF_SOURCE | OPF_BOUND,
     .shape = shape_source, .role = LOOM_ROLE_INPUT};
@@ -37,11 +51,13 @@ const loom_op_desc loom_desc_param = {
     .shape = shape_source, .role = LOOM_ROLE_PARAM};
 const loom_op_desc loom_desc_const = {
     .name = "const", .min_in = 0, .max_in = 0, .flags = OPF_SOURCE | OPF_STORED,
-    .shape = shape_source, .role = LOOM_ROLE_CONST};
+    .shape = shape_source, .role = LOOM_ROLE_CONST,
+    .f64 = const_64};
 /* A fill's gradient is nothing (it has no inputs). */
 const loom_op_desc loom_desc_fill = {
     .name = "fill", .min_in = 0, .max_in = 0, .flags = OPF_SPLITS | OPF_PURE | OPF_FILL,
-    .shape = shape_source, .forward = fill_forward, .role = LOOM_ROLE_CONST};
+    .shape = shape_source, .forward = fill_forward, .role = LOOM_ROLE_CONST,
+    .f64 = fill_64};
 
 static loom_tensor source(loom_graph *g, int op, const char *name, loom_shape s, loom_dtype dt, int32_t store,
                           float value)

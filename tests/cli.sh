@@ -56,9 +56,9 @@ expect 2 "--config must be one of charlm-small charlm-512 wordlm-medium long-seq
 expect 2 "--threads needs an integer" -- "$loom" bench --threads 0
 expect 2 "LOOM_NUM_THREADS needs an integer" -- env LOOM_NUM_THREADS=two "$loom" bench
 expect 2 "unknown rewrite 'fast'" -- env LOOM_REWRITES=fast "$loom" bench --config charlm-small --cell gru --iters 1
-# gradcheck: a step too small for f32 fails instead of passing on NaN;
+# gradcheck: a step far too large fails (the check can fail);
 # sampling; out of memory is a failure (1), not bad input (2)
-expect 1 "not finite" -- "$loom" gradcheck --eps 1e-12
+expect 1 "gradcheck FAILED" -- "$loom" gradcheck --eps 0.4
 expect 0 "checked 27 gradient elements over 9 tensors" -- "$loom" gradcheck --max-checks 3
 if [ -z "${ASAN_OPTIONS:-}" ]; then # ASan reserves more address space than the limit allows
     expect 1 "out of memory" -- sh -c "ulimit -v 400000; exec \"$loom\" gradcheck --hidden 2048 --seq-len 200 --batch 64"

@@ -312,14 +312,75 @@ Test(autodiff, gradcheck_fails_on_non_finite_differences)
 {
     loom_graph *g = loom_graph_new();
     loom_tensor x = loom_input(g, "x", loom_shape1(3));
-    loom_tensor loss = loom_sum_all(g, loom_tanh(g, x));
-    float xv[3] = {0.1f, -0.2f, 0.3f};
+    loom_tensor loss = loom_sum_all(g, loom_sqrt(g, x));
+    float xv[3] = {0.1f, -0.2f, 0.3f}; /* √ of a negative: NaN value and gradient */
     loom_gradcheck_result r;
-    cr_assert_eq(loom_gradcheck(g, loss, (loom_binding[]){{x, xv}}, 1, NULL, 0, &(loom_gradcheck_opts){.eps = 1e-12}, &r),
-                 LOOM_OK);
+    cr_assert_eq(loom_gradcheck(g, loss, (loom_binding[]){{x, xv}}, 1, NULL, 0, NULL, &r), LOOM_OK);
     cr_assert(!r.passed, "a NaN difference is not a pass");
-    cr_assert(isnan(r.max_abs_err), "the worst error is the non-finite one: %g", r.max_abs_err);
-    char *argv[] = {"--eps", "1e-12"};
-    cr_assert_eq(cmd_gradcheck(2, argv), 1, "the command fails too");
+    cr_assert(!isfinite(r.max_abs_err), "the worst error is the non-finite one: %g", r.max_abs_err);
+    char *argv[] = {"--eps", "0.4"};
+    cr_assert_eq(cmd_gradcheck(2, argv), 1, "a step far too large fails the command");
     loom_graph_free(g);
+}
+
+/* A gradient rule off by 1 % is caught with the default settings: tanh
+ * whose gradient is scaled by 1.01 (scale_grad), in a 2-layer
+ * bidirectional LSTM-like stack of gates; and the same graph with the
+ * true rule passes. max_rel_err is the true figure, not 0 below atol. */
+static loom_tensor off_step(loom_graph *g, const loom_cell_def *def, const loom_tensor *p, loom_tensor x,
+                            const loom_tensor *state, loom_tensor *next)
+{
+    const loom_tensor *w = def->user;
+    loom_tensor z = loom_add(g, loom_add(g, loom_matmul(g, x, p[0], false, true), loom_matmul(g, state[0], p[1], false, true)), p[2]);
+    loom_tensor t = loom_tanh(g, z);
+    if (loom_valid(*w)) t = loom_scale_grad(g, t, *w, 0); /* the rule tanh' = 1 − y², times w[0] */
+    next[1] = loom_add(g, loom_mul(g, loom_sigmoid(g, z), state[1]), t);
+    return next[0] = loom_mul(g, loom_sigmoid(g, loom_affine(g, z, -1, 0.5f)), loom_tanh(g, next[1]));
+}
+
+static int off_params(const loom_cell_def *def, int in, int h, loom_param_spec *s, int max)
+{
+    if (max < 3) return 3;
+    s[0] = (loom_param_spec){.name = "w", .shape = loom_shape2(h, in), .init = LOOM_INIT_UNIFORM, .scale = 0.5f};
+    s[1] = (loom_param_spec){.name = "u", .shape = loom_shape2(h, h), .init = LOOM_INIT_UNIFORM, .scale = 0.5f};
+    s[2] = (loom_param_spec){.name = "b", .shape = loom_shape1(h), .init = LOOM_INIT_UNIFORM, .scale = 0.5f};
+    return 3;
+}
+
+Test(autodiff, gradcheck_catches_a_rule_off_by_one_percent)
+{
+    for (int broken = 0; broken < 2; broken++) {
+        loom_graph *g = loom_graph_new();
+        loom_tensor w = loom_input(g, "w", loom_shape1(1));
+        loom_tensor use = broken ? w : LOOM_INVALID;
+        loom_cell_def cell = {"off", 2, off_params, off_step, &use};
+        loom_rnn rnn;
+        loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &cell, .input_size = 3, .hidden_size = 4, .layers = 2, .bidirectional = true});
+        loom_tensor x = loom_input(g, "x", loom_shape3(4, 2, 3));
+        loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+        loom_tensor loss = weighted_loss(g, o.output);
+        loom_store *st = loom_store_new(g);
+        loom_store_init(st, 5);
+        loom_binding wrt[1 + 2 * 2 * 3];
+        int n = 0;
+        float *xv = rnd_buf(24, -1, 1), wv[1] = {1.01f};
+        wrt[n++] = (loom_binding){x, xv};
+        for (int l = 0; l < 2; l++)
+            for (int d = 0; d < 2; d++)
+                for (int i = 0; i < 3; i++) wrt[n++] = (loom_binding){rnn.param[l][d][i], loom_store_data(st, rnn.param[l][d][i])};
+        loom_gradcheck_result r;
+        cr_assert_eq(loom_gradcheck(g, loss, wrt, n, (loom_binding[]){{w, wv}}, broken, NULL, &r), LOOM_OK, "%s",
+                     loom_graph_error(g));
+        if (broken) {
+            cr_assert(!r.passed, "a rule 1 %% off passed: worst relative error %g", r.max_rel_err);
+            cr_assert(r.max_rel_err > 3e-3, "max_rel_err %g", r.max_rel_err);
+        } else {
+            cr_assert(r.passed, "worst: wrt[%d][%lld] analytic %g numeric %g; f32 %g", r.worst_tensor, (long long)r.worst_index,
+                      r.worst_analytic, r.worst_numeric, r.f32_max_err);
+            cr_assert(r.max_rel_err > 0 && r.max_rel_err < 1e-3, "max_rel_err %g is the true figure", r.max_rel_err);
+        }
+        free(xv);
+        loom_store_free(st);
+        loom_graph_free(g);
+    }
 }

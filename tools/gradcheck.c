@@ -28,8 +28,7 @@ typedef struct {
 const tool_opt gradcheck_opts[] = {
     {"--vocab", OPT_INT, G(vocab), 1, 100000, .arg = "V", .help = "output classes (default 7)"},
     {"--eps", OPT_REAL, G(eps), 1e-30, 0.5, .arg = "E",
-     .help = "finite-difference step (default 5e-3; 1e-3 for rnn_relu, whose\n"
-             "kinks a larger step may cross)"},
+     .help = "central-difference step, taken in double precision (default 1e-6)"},
     {"--max-checks", OPT_INT, G(max_checks), 1, 1L << 40, .arg = "N",
      .help = "check at most N sampled elements of each tensor (default: all);\n"
              "a long check reports its progress on stderr"},
@@ -43,9 +42,7 @@ static int parse(gc_args *a, int argc, char **argv)
     *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0, false};
     int rc = tool_opts("loom gradcheck", gradcheck_opts, n_gradcheck_opts, a, &a->m, argc, argv, &a->help);
     if (rc || a->help) return rc;
-    /* A step across a ReLU kink makes the central difference meaningless;
-     * a smaller step makes crossing one unlikely. */
-    if (a->eps == 0) a->eps = a->m.cell == &loom_cell_rnn_relu ? 1e-3 : 5e-3;
+    if (a->eps == 0) a->eps = 1e-6;
     return 0;
 }
 
@@ -139,13 +136,16 @@ static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_re
            loom_blas_enabled() ? "CBLAS" : "portable kernel");
     printf("graph: %d forward nodes, %d backward nodes, fingerprint %016" PRIx64 "\n", lm->n_forward,
            loom_graph_size(lm->g) - lm->n_forward, loom_graph_fingerprint(lm->g));
-    printf("checked %" PRId64 " gradient elements over %d tensors (eps %.1e)\n", r->checked, n_wrt, a->eps);
+    printf("checked %" PRId64 " gradient elements over %d tensors in double precision (eps %.1e", r->checked, n_wrt, a->eps);
+    if (r->kinks) printf("; %" PRId64 " one-sided, at kinks", r->kinks);
+    printf(")\n");
     if (r->worst_tensor >= 0)
-        printf("largest error %.3e at %s[%" PRId64 "]: analytic %.6f, numeric %.6f%s\n", r->max_abs_err,
-               loom_tensor_name(lm->g, wrt[r->worst_tensor].t), r->worst_index, r->worst_analytic, r->worst_numeric,
-               isfinite(r->max_abs_err) ? ""
-                                        : " (not finite: a NaN or infinite gradient, or a step --eps too small to change "
-                                          "an f32 value)");
+        printf("largest error %.3e (relative %.3e); worst against its tolerance: %s[%" PRId64 "], analytic %.9g, numeric %.9g%s\n",
+               r->max_abs_err, r->max_rel_err, loom_tensor_name(lm->g, wrt[r->worst_tensor].t), r->worst_index,
+               r->worst_analytic, r->worst_numeric, isfinite(r->max_abs_err) ? "" : " (not finite: a NaN or infinite gradient)");
+    if (r->f32_worst_tensor >= 0)
+        printf("f32 gradients (the kernels training runs): within %.3e of double, relative to the tensor's largest (worst %s[%" PRId64 "])\n",
+               r->f32_max_err, loom_tensor_name(lm->g, wrt[r->f32_worst_tensor].t), r->f32_worst_index);
     printf("gradcheck %s\n", r->passed ? "passed" : "FAILED");
 }
 
@@ -186,8 +186,8 @@ int cmd_gradcheck(int argc, char **argv)
     } else if (!wrt || !tg || !fill(&lm, store, &a, wrt, &n_wrt, tg)) {
         fprintf(stderr, "loom: out of memory\n");
     } else if (loom_gradcheck(lm.g, lm.loss, wrt, n_wrt, &(loom_binding){lm.targets, tg}, 1,
-                              &(loom_gradcheck_opts){a.eps, 1e-3, 1e-2, a.max_checks, (uint64_t)a.m.seed, show_progress,
-                                                     &pr},
+                              &(loom_gradcheck_opts){.eps = a.eps, .max_checks = a.max_checks, .seed = (uint64_t)a.m.seed,
+                                                     .progress = show_progress, .progress_ctx = &pr},
                               &r)) {
         fprintf(stderr, "loom: %s\n", loom_graph_error(lm.g));
     } else {
