@@ -65,8 +65,23 @@ const loom_cell_def *loom_cell_by_name(const char *name);
  * LOOM_ERR_ARG for an incomplete cell or a name another cell has,
  * LOOM_ERR_STATE when LOOM_MAX_CELLS cells are known. Register before
  * building graphs on other threads. */
-#define LOOM_MAX_CELLS 32
+#define LOOM_MAX_CELLS 256
 loom_status loom_cell_register(const loom_cell_def *cell);
+
+/* A cell from its equations, in the cell language (README, "Cells from
+ * equations"):
+ *     cell mgu(x; h)
+ *       f  = sigmoid(W_f @ x + U_f @ h + b_f)
+ *       hc = tanh(W_h @ x + U_h @ (f * h) + b_h)
+ *       h  = (1 - f) * h + f * hc
+ * registered under its name as loom_cell_register does, and living as long
+ * as the program. Parsing the same equations again returns the same cell;
+ * another cell of that name is an error. NULL with err set, naming the
+ * line and column ("ORIGIN:3:14: expected ')' after the arguments, ...";
+ * origin, e.g. the file's name, may be NULL). */
+const loom_cell_def *loom_cell_parse(const char *text, const char *origin, loom_error *err);
+/* The equations of a cell made by loom_cell_parse; NULL for a cell written in C. */
+const char *loom_cell_source(const loom_cell_def *cell);
 
 typedef struct {
     const loom_cell_def *cell;
