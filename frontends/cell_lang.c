@@ -25,6 +25,7 @@
 #include "loom/ops.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1154,6 +1155,29 @@ void loom_cell_discard(loom_cell_def *cell)
 const char *loom_cell_source(const loom_cell_def *cell)
 {
     return cell && cell->step == eq_step ? ((const program *)cell->user)->source : NULL;
+}
+
+const loom_cell_def *loom_cell_load(const char *path, loom_error *err)
+{
+    if (!path) return loom_error_set(err, LOOM_ERR_ARG, "cell: no file"), NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return loom_error_set(err, LOOM_ERR_IO, "%s: cannot open: %s", path, strerror(errno)), NULL;
+    char *text = malloc(MAX_TEXT + 2);
+    size_t n = text ? fread(text, 1, MAX_TEXT + 1, f) : 0;
+    bool read_err = ferror(f);
+    fclose(f);
+    if (!text) return loom_error_set(err, LOOM_ERR_NOMEM, "%s: out of memory", path), NULL;
+    const loom_cell_def *c = NULL;
+    if (read_err)
+        loom_error_set(err, LOOM_ERR_IO, "%s: cannot read", path);
+    else if (n > MAX_TEXT)
+        loom_error_set(err, LOOM_ERR_ARG, "%s: longer than a cell may be (%d bytes)", path, MAX_TEXT);
+    else if (memchr(text, 0, n))
+        loom_error_set(err, LOOM_ERR_ARG, "%s: holds a NUL byte: not a cell's text", path);
+    else
+        text[n] = 0, c = loom_cell_parse(text, path, err);
+    free(text);
+    return c;
 }
 
 const loom_cell_def *loom_cell_parse(const char *text, const char *origin, loom_error *err)

@@ -163,5 +163,26 @@ expect 0 "" -- "$loom" train --resume "$f0/reverse.ckpt" --steps 5 --save "$dir/
 expect 0 "BLEU" -- "$loom" eval --load "$f0/reverse.ckpt"
 check "a resumed format-0 run writes format 1" grep -aq '"loom.format_version":"1"' "$dir/f0_rev.ckpt"
 
+# a cell from equations, everywhere --cell goes; its checkpoint carries the
+# equations and loads after the file is gone
+cells="$(dirname "$0")/../cells"
+cp "$cells/indrnn.cell" "$dir/ind.cell"
+expect 0 "gradcheck passed" -- "$loom" gradcheck --cell "$dir/ind.cell" --layers 2 --bidirectional --max-checks 20
+expect 0 "" -- "$loom" train --cell "$dir/ind.cell" --data "$corpus" --steps 5 --generate 0 --save "$dir/ind.ckpt"
+expect 0 "" -- "$loom" train --task copy --cell "$dir/ind.cell" --steps 3 --save "$dir/ind_copy.ckpt"
+expect 0 "" -- "$loom" train --task reverse --cell "$dir/ind.cell" --steps 3 --save "$dir/ind_rev.ckpt"
+rm "$dir/ind.cell"
+check "the checkpoint holds the equations" grep -aq 'cell_source' "$dir/ind.ckpt"
+expect 0 "" -- "$loom" generate --load "$dir/ind.ckpt" --length 5
+expect 0 "perplexity" -- "$loom" eval --load "$dir/ind.ckpt" --data "$corpus"
+expect 0 "" -- "$loom" dot --load "$dir/ind.ckpt" --grad-norms -o "$dir/ind.dot"
+check "the op view names nodes after the equations" grep -q 'h\[3\]' "$dir/ind.dot"
+expect 0 "accuracy" -- "$loom" eval --load "$dir/ind_copy.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/ind_rev.ckpt" --steps 5 --save "$dir/ind_rev.ckpt"
+printf 'cell bad(x; h)\n  h = tanh(W @ x + U @ h\n' >"$dir/bad.cell"
+expect 2 "bad.cell:3:1: expected ')' after the arguments" -- "$loom" gradcheck --cell "$dir/bad.cell"
+expect 2 "cannot open" -- "$loom" train --cell "$dir/none.cell" --steps 1
+expect 2 "already known" -- "$loom" gradcheck --cell "$cells/../tests/data/lstm_named.cell"
+
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -137,12 +137,38 @@ static bool flag(reader *r, const char *key)
     return cJSON_IsTrue(v);
 }
 
+/* The cell by name; a cell made from equations comes with them
+ * ("cell_source"), so that it loads where its file is not. */
 static const loom_cell_def *cell(reader *r, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->o, key);
-    const loom_cell_def *c = cJSON_IsString(v) ? loom_cell_by_name(v->valuestring) : NULL;
-    if (!c) bad(r, key, "is missing or names no cell this program knows");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->o, key), *src = cJSON_GetObjectItemCaseSensitive(r->o, "cell_source");
+    if (!cJSON_IsString(v)) return bad(r, key, "is missing or not a name"), NULL;
+    const loom_cell_def *c = NULL;
+    char why[1200];
+    if (src) {
+        loom_error e = {0};
+        c = cJSON_IsString(src) ? loom_cell_parse(src->valuestring, NULL, &e) : NULL;
+        if (!c) {
+            snprintf(why, sizeof why, "does not hold a cell's equations%s%s", *e.msg ? ": " : "", e.msg);
+            return bad(r, "cell_source", why), NULL;
+        }
+        if (strcmp(c->name, v->valuestring))
+            return bad(r, "cell_source", "holds the equations of another cell than 'cell' names"), NULL;
+        return c;
+    }
+    if (!(c = loom_cell_by_name(v->valuestring))) {
+        snprintf(why, sizeof why, "names '%.64s', a cell this program does not know: a cell written in C, which must be "
+                 "registered before the file is read (loom --cell-lib, or loom_cell_register)", v->valuestring);
+        bad(r, key, why);
+    }
     return c;
+}
+
+/* "cell": its name, and "cell_source": its equations when it has them. */
+static bool add_cell(cJSON *o, const loom_cell_def *c)
+{
+    const char *src = c ? loom_cell_source(c) : NULL;
+    return c && cJSON_AddStringToObject(o, "cell", c->name) && (!src || cJSON_AddStringToObject(o, "cell_source", src));
 }
 
 #define INT(r, key, lo, hi) ((int)num(r, key, lo, hi, true))
@@ -172,7 +198,7 @@ char *loom_model_json(const loom_model_desc *m)
     bool ok = o && m && m->kind >= 0 && m->kind < COUNT(kind_names) && cJSON_AddStringToObject(o, "kind", kind_names[m->kind]);
     if (ok && m->kind == LOOM_MODEL_LM) {
         const loom_lm_opts *l = &m->lm;
-        ok = l->cell && cJSON_AddStringToObject(o, "cell", l->cell->name) && cJSON_AddNumberToObject(o, "vocab", l->vocab) &&
+        ok = add_cell(o, l->cell) && cJSON_AddNumberToObject(o, "vocab", l->vocab) &&
              cJSON_AddNumberToObject(o, "embed", l->embed) && cJSON_AddNumberToObject(o, "hidden", l->hidden) &&
              cJSON_AddNumberToObject(o, "layers", l->layers ? l->layers : 1) &&
              cJSON_AddNumberToObject(o, "dropout", shortest(l->dropout)) && cJSON_AddNumberToObject(o, "steps", l->steps) &&
@@ -181,7 +207,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "truncate", l->truncate);
     } else if (ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         const loom_seq2seq_opts *s = &m->seq2seq;
-        ok = s->cell && cJSON_AddStringToObject(o, "cell", s->cell->name) &&
+        ok = add_cell(o, s->cell) &&
              cJSON_AddNumberToObject(o, "src_vocab", s->src_vocab) && cJSON_AddNumberToObject(o, "tgt_vocab", s->tgt_vocab) &&
              cJSON_AddNumberToObject(o, "embed", s->embed) && cJSON_AddNumberToObject(o, "hidden", s->hidden) &&
              cJSON_AddNumberToObject(o, "layers", s->layers ? s->layers : 1) &&
@@ -193,7 +219,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     } else if (ok) {
         const loom_task_opts *t = &m->task;
-        ok = t->cell && cJSON_AddStringToObject(o, "cell", t->cell->name) && cJSON_AddNumberToObject(o, "steps", t->steps) &&
+        ok = add_cell(o, t->cell) && cJSON_AddNumberToObject(o, "steps", t->steps) &&
              cJSON_AddNumberToObject(o, "batch", t->batch) && cJSON_AddNumberToObject(o, "hidden", t->hidden) &&
              cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1);
     }

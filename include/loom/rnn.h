@@ -80,6 +80,8 @@ loom_status loom_cell_register(const loom_cell_def *cell);
  * line and column ("ORIGIN:3:14: expected ')' after the arguments, ...";
  * origin, e.g. the file's name, may be NULL). */
 const loom_cell_def *loom_cell_parse(const char *text, const char *origin, loom_error *err);
+/* loom_cell_parse of a file's text (at most 64 KiB), errors naming the file. */
+const loom_cell_def *loom_cell_load(const char *path, loom_error *err);
 /* The equations of a cell made by loom_cell_parse; NULL for a cell written in C. */
 const char *loom_cell_source(const loom_cell_def *cell);
 
