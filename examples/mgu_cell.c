@@ -39,3 +39,7 @@ static loom_tensor mgu_step(loom_graph *g, const loom_cell_def *def, const loom_
 }
 
 const loom_cell_def mgu_cell = {"mgu", 1, mgu_params, mgu_step, NULL};
+
+/* For loom --cell-lib: the cells this object holds, as a shared object
+ * exports them (loom_cell_lib_load). */
+const loom_cell_def *const loom_cell_lib[] = {&mgu_cell, NULL};

@@ -1050,6 +1050,33 @@ static bool walk(walker *c, const program *pr, int64_t I, int64_t H, loom_graph 
 
 /* ---- the cell's functions ---- */
 
+/* Parameter k's spec at the walk's sizes (its shape from the walk); false
+ * with c->msg for initialiser numbers it cannot take. */
+static bool param_spec(walker *c, int k, loom_param_spec *s)
+{
+    const program *pr = c->pr;
+    const sym *y = &pr->syms[pr->param[k]];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", y->name);
+    s->shape = c->prank[k] == 2 ? loom_shape2((int)c->pdim[k][0], (int)c->pdim[k][1]) : loom_shape1((int)c->pdim[k][0]);
+    if (y->init < 0) { /* PyTorch's recurrent weights: U(−1/√H, 1/√H); a layer norm's gain 1, bias 0 */
+        s->init = y->role == ROLE_GAIN ? LOOM_INIT_ONES : y->role == ROLE_BIAS ? LOOM_INIT_ZEROS : LOOM_INIT_UNIFORM;
+        s->scale = y->role == ROLE_WEIGHT ? 1.0f / sqrtf((float)c->H) : 0;
+        return true;
+    }
+    double a[2] = {0, 0};
+    for (int j = 0; j < y->n_init_args; j++) {
+        if (!static_num(c, y->init_arg[j], &a[j])) return false;
+        if (!isfinite((float)a[j])) return bad(c, &pr->ex[y->init_arg[j]], "the number %g is out of range", a[j]), false;
+    }
+    s->init = (loom_init)y->init;
+    s->scale = s->init == LOOM_INIT_ZEROS || s->init == LOOM_INIT_ONES ? 0 : (float)(y->n_init_args ? a[0] : 1.0);
+    s->b = (float)a[1];
+    if (s->init == LOOM_INIT_UNIFORM_RANGE && s->scale > s->b)
+        return bad(c, &pr->ex[y->init_arg[0]], "uniform(lo, hi) with lo %g above hi %g", a[0], a[1]), false;
+    return true;
+}
+
 static int eq_params(const loom_cell_def *def, int input_size, int hidden_size, loom_param_spec *specs, int max)
 {
     const program *pr = def->user;
@@ -1057,25 +1084,13 @@ static int eq_params(const loom_cell_def *def, int input_size, int hidden_size, 
     walker *c = malloc(sizeof *c);
     if (!c) return -1;
     bool ok = walk(c, pr, input_size, hidden_size, NULL, NULL, LOOM_INVALID, NULL, NULL, NULL);
-    for (int k = 0; k < pr->n_params; k++) {
-        const sym *y = &pr->syms[pr->param[k]];
-        loom_param_spec *s = &specs[k];
-        memset(s, 0, sizeof *s);
-        snprintf(s->name, sizeof s->name, "%s", y->name);
-        /* shapes that do not hold at these sizes: the step reports why */
-        s->shape = !ok ? loom_shape1(1) : c->prank[k] == 2 ? loom_shape2((int)c->pdim[k][0], (int)c->pdim[k][1]) : loom_shape1((int)c->pdim[k][0]);
-        double a[2] = {0, 0};
-        for (int j = 0; ok && j < y->n_init_args; j++) ok = static_num(c, y->init_arg[j], &a[j]);
-        if (y->init >= 0) {
-            s->init = (loom_init)y->init;
-            s->scale = (float)(y->n_init_args ? a[0] : 1.0);
-            s->b = (float)a[1];
-            if (s->init == LOOM_INIT_ZEROS || s->init == LOOM_INIT_ONES) s->scale = 0;
-        } else { /* PyTorch's recurrent weights: U(−1/√H, 1/√H); a layer norm's gain 1, bias 0 */
-            s->init = y->role == ROLE_GAIN ? LOOM_INIT_ONES : y->role == ROLE_BIAS ? LOOM_INIT_ZEROS : LOOM_INIT_UNIFORM;
-            s->scale = y->role == ROLE_WEIGHT ? 1.0f / sqrtf((float)hidden_size) : 0;
+    for (int k = 0; k < pr->n_params; k++)
+        if (!ok || !param_spec(c, k, &specs[k])) { /* shapes that do not hold at these sizes: the step says why */
+            ok = false;
+            memset(&specs[k], 0, sizeof specs[k]);
+            snprintf(specs[k].name, sizeof specs[k].name, "%s", pr->syms[pr->param[k]].name);
+            specs[k].shape = loom_shape1(1);
         }
-    }
     free(c);
     return pr->n_params;
 }
@@ -1131,8 +1146,11 @@ loom_cell_def *loom_cell_compile(const char *text, const char *origin, loom_erro
         walker *c = malloc(sizeof *c);
         if (!c) {
             ok = fail_at(&P, 1, 1, "out of memory");
-        } else if (!walk(c, pr, 23, 37, NULL, NULL, LOOM_INVALID, NULL, NULL, NULL)) {
-            ok = fail_at(&P, c->line, c->col, "%s (checked with H = 37, I = 23)", c->msg);
+        } else {
+            bool shapes = walk(c, pr, 23, 37, NULL, NULL, LOOM_INVALID, NULL, NULL, NULL);
+            loom_param_spec spec;
+            for (int k = 0; shapes && k < pr->n_params; k++) shapes = param_spec(c, k, &spec);
+            if (!shapes) ok = fail_at(&P, c->line, c->col, "%s (checked with H = 37, I = 23)", c->msg);
         }
         free(c);
     }
@@ -1178,6 +1196,39 @@ const loom_cell_def *loom_cell_load(const char *path, loom_error *err)
         text[n] = 0, c = loom_cell_parse(text, path, err);
     free(text);
     return c;
+}
+
+/* LOOM_CELL_PATH's folders, then the installed cells folder, then the
+ * source tree's (a build used where it was built). */
+#ifndef LOOM_CELLS_DIR
+#define LOOM_CELLS_DIR ""
+#endif
+#ifndef LOOM_CELLS_SRC
+#define LOOM_CELLS_SRC ""
+#endif
+
+const loom_cell_def *loom_cell_find(const char *name, loom_error *err)
+{
+    const loom_cell_def *c = loom_cell_by_name(name);
+    if (c || !name) return c ? c : (loom_error_set(err, LOOM_ERR_ARG, "cell: no name"), NULL);
+    bool plain = *name && strlen(name) <= NAME_LEN;
+    for (const char *p = name; plain && *p; p++) plain = isalnum((unsigned char)*p) || *p == '_';
+    const char *env = getenv("LOOM_CELL_PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s%s%s:%s", env ? env : "", env && *env ? ":" : "", LOOM_CELLS_DIR, LOOM_CELLS_SRC);
+    for (char *d = dirs, *end; plain && d; d = end ? end + 1 : NULL) {
+        if ((end = strchr(d, ':'))) *end = 0;
+        if (!*d) continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.cell", d, name);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        fclose(f);
+        return loom_cell_load(path, err);
+    }
+    loom_error_set(err, LOOM_ERR_ARG, "no cell '%s': none is registered by that name, and no %s.cell is in LOOM_CELL_PATH or %s",
+                   name, name, *LOOM_CELLS_DIR ? LOOM_CELLS_DIR : "the cells folder");
+    return NULL;
 }
 
 const loom_cell_def *loom_cell_parse(const char *text, const char *origin, loom_error *err)

@@ -4,6 +4,7 @@
  * U(−1/√H, 1/√H) as PyTorch does. */
 #include "loom/rnn.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,4 +134,36 @@ loom_status loom_cell_register(const loom_cell_def *cell)
     if (n_registry == LOOM_MAX_CELLS) return LOOM_ERR_STATE;
     registry[n_registry++] = cell;
     return LOOM_OK;
+}
+
+int loom_cell_lib_load(const char *path, loom_error *err)
+{
+    if (!path) return loom_error_set(err, LOOM_ERR_ARG, "cell library: no path"), -1;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        loom_error_set(err, LOOM_ERR_ARG, "%s: cannot load: %s", path, why ? why : "unknown reason");
+        return -1;
+    }
+    const loom_cell_def *const *cells = dlsym(h, "loom_cell_lib");
+    if (!cells) {
+        loom_error_set(err, LOOM_ERR_ARG, "%s exports no loom_cell_lib (const loom_cell_def *const loom_cell_lib[] = {&cell, NULL})", path);
+        dlclose(h);
+        return -1;
+    }
+    int n = 0;
+    for (; n < LOOM_MAX_CELLS && cells[n]; n++) {
+        loom_status s = loom_cell_register(cells[n]);
+        if (s) {
+            const char *nm = cells[n]->name ? cells[n]->name : "";
+            if (s == LOOM_ERR_STATE)
+                loom_error_set(err, s, "%s: cell '%s': %d cells are known already", path, nm, LOOM_MAX_CELLS);
+            else if (loom_cell_by_name(nm))
+                loom_error_set(err, s, "%s: a cell named '%s' is already known", path, nm);
+            else
+                loom_error_set(err, s, "%s: cell %d ('%s') lacks a name, a params or a step function", path, n, nm);
+            return -1; /* the cells before it stay registered: the object stays loaded */
+        }
+    }
+    return n;
 }

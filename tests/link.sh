@@ -24,4 +24,14 @@ cc -o "$work/tanh_rnn2" examples/tanh_rnn.c $(PKG_CONFIG_PATH="$libdir/pkgconfig
 LD_LIBRARY_PATH="$libdir" "$work/tanh_rnn2" | tee "$work/out2"
 cmp "$work/out1" "$work/out2"
 "$work/prefix/bin/loom" version
+
+echo "== a cell in C (calling sqrtf: pkg-config's Libs carry -lm) through loom_main and through --cell-lib"
+flags=$(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs loom)
+cc -o "$work/my_loom" examples/my_loom.c examples/mgu_cell.c -Iexamples $flags
+LD_LIBRARY_PATH="$libdir" "$work/my_loom" gradcheck --cell mgu --max-checks 5 | grep -q "^mgu language model"
+cc -shared -fPIC -o "$work/mgu.so" examples/mgu_cell.c -Iexamples $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags loom)
+"$work/prefix/bin/loom" --cell-lib "$work/mgu.so" gradcheck --cell mgu --max-checks 5 | grep -q "^mgu language model"
+echo "== the installed cells folder"
+"$work/prefix/bin/loom" gradcheck --cell indrnn --max-checks 5 | grep -q "^indrnn (equations)"
+test -f "$work/prefix/share/loom/cells/ln_lstm.cell"
 echo "link: built and ran both ways"

@@ -1,6 +1,7 @@
 /* BPTT diagrams: the DOT text parsed back with Graphviz's cgraph and its
  * structure checked; gradient-norm labels against a hand BPTT; rendering. */
 #include "helpers.h"
+#include "mgu_cell.h"
 
 /* The reason of the last DOT call a test checks: fresh() for each call. */
 static loom_error derr;
@@ -280,7 +281,7 @@ Test(dot, cell_view_boxes)
 Test(dot, cell_view_is_true_for_every_cell)
 {
     enum { T = 4, L = 2 };
-    tools_init();
+    loom_cell_register(&mgu_cell);
     int n_cells;
     const loom_cell_def *const *cells = loom_cells(&n_cells);
     for (int c = 0; c < n_cells; c++)
@@ -337,7 +338,7 @@ Test(dot, every_parameter_has_its_gradient_sum)
     enum { T = 3, L = 2 };
     int n_builtin, n_cells;
     loom_cells(&n_builtin);
-    tools_init();
+    loom_cell_register(&mgu_cell);
     const loom_cell_def *const *cells = loom_cells(&n_cells);
     for (int c = 0; c < n_cells; c++)
         for (int view = 0; view < 2; view++) {
@@ -771,7 +772,7 @@ Test(render, command_pictures_do_not_overlap)
         {"--cell", "mgu", "--seq-len", "5", "--view", "cell", "--backward"},
         {"--cell", "gru", "--seq-len", "3", "--backward"},
     };
-    tools_init();
+    loom_cell_register(&mgu_cell);
     for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
         char *argv[16];
         int argc = 0;

@@ -130,7 +130,7 @@ Test(gradcheck, example_mgu_cell) { check_cell(&mgu_cell, 2, true, true, 0); }
  * stacked and bidirectional. */
 Test(gradcheck, every_known_cell_through_the_command)
 {
-    tools_init();
+    loom_cell_register(&mgu_cell);
     int n;
     const loom_cell_def *const *cells = loom_cells(&n);
     cr_assert_geq(n, 5, "the built-ins and the example cell");

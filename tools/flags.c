@@ -6,7 +6,6 @@
 #include "loom/checkpoint.h"
 #include "loom/model.h"
 
-#include "mgu_cell.h"
 
 #include <cjson/cJSON.h>
 #include <time.h>
@@ -22,7 +21,6 @@
 #include <unistd.h>
 #include <math.h>
 
-void tools_init(void) { loom_cell_register(&mgu_cell); }
 
 /* The built-in corpus: installed with loom, or in the source tree it was
  * built from (set by meson). */

@@ -131,7 +131,8 @@ static void show_progress(void *ctx, int64_t done, int64_t total)
 static void report(const lm_graph *lm, const gc_args *a, const loom_gradcheck_result *r, const loom_binding *wrt, int n_wrt)
 {
     const tool_model *m = &a->m;
-    printf("%s language model: T=%ld B=%ld input=%ld hidden=%ld layers=%ld%s vocab=%ld (matmul: %s)\n", m->cell->name,
+    printf("%s%s language model: T=%ld B=%ld input=%ld hidden=%ld layers=%ld%s vocab=%ld (matmul: %s)\n", m->cell->name,
+           loom_cell_source(m->cell) ? " (equations)" : "",
            m->steps, m->batch, m->input, m->hidden, m->layers, m->bidirectional ? " bidirectional" : "", a->vocab,
            loom_blas_enabled() ? "CBLAS" : "portable kernel");
     printf("graph: %d forward nodes, %d backward nodes, fingerprint %016" PRIx64 "\n", lm->n_forward,

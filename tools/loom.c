@@ -1,5 +1,6 @@
 /* The loom command: one table of subcommands. */
 #include "loom/loom.h"
+#include "loom/main.h"
 #include "tool.h"
 
 #include <errno.h>
@@ -35,7 +36,10 @@ static const tool_command commands[] = {
  * the option lines follow under the command's own heading. */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: loom <command> [options]\n\ncommands:\n");
+    fprintf(f, "usage: loom [--cell-lib CELLS.so]... <command> [options]\n\n"
+               "--cell-lib registers the cells written in C that a shared object exports\n"
+               "(const loom_cell_def *const loom_cell_lib[] = {&cell, ..., NULL}), for --cell\n"
+               "and for checkpoints of them; it may stand anywhere on the line.\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++) {
         const char *h = commands[i].help, *opts = strstr(h, "\n  -");
         int first = (int)(opts ? opts - h + 1 : (long)strlen(h));
@@ -76,13 +80,32 @@ static int finish(const char *name, int rc)
     return rc ? rc : 1;
 }
 
-int main(int argc, char **argv)
+/* --cell-lib PATH, wherever it stands (repeatable): the C cells a shared
+ * object exports, registered before the command runs; taken out of argv. */
+static int cell_libs(int *argc, char **argv)
 {
-    tools_init();
+    int k = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--cell-lib")) {
+            argv[k++] = argv[i];
+            continue;
+        }
+        if (i + 1 == *argc) return tool_fail("loom", "--cell-lib", "needs the path of a shared object");
+        loom_error e = {0};
+        if (loom_cell_lib_load(argv[++i], &e) < 0) return tool_fail("loom", "--cell-lib", e.msg);
+    }
+    *argc = k;
+    argv[k] = NULL;
+    return 0;
+}
+
+__attribute__((visibility("default"))) int loom_main(int argc, char **argv)
+{
     /* a file too large for RLIMIT_FSIZE is a write error (EFBIG) that the
      * atomic writers clean up after, not a signal that kills the process
      * and leaves a temporary file */
     signal(SIGXFSZ, SIG_IGN);
+    if (argc >= 2 && cell_libs(&argc, argv)) return 2;
     if (argc < 2) {
         usage(stderr);
         return 2;

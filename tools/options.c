@@ -77,11 +77,14 @@ int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int ar
             if ((*(const loom_cell_def **)at = loom_cell_load(v, &e))) return 1;
             fprintf(stderr, "loom: --cell: %s\n", e.msg);
             return -1;
-        }
-        if ((*(const loom_cell_def **)at = loom_cell_by_name(v))) return 1;
+        } else {
+        loom_error e = {0};
+        if ((*(const loom_cell_def **)at = loom_cell_find(v, &e))) return 1;
         char names[256];
-        fprintf(stderr, "loom: --cell must be %s, or a FILE.cell of equations, got '%s'\n", tool_cell_names(names, sizeof names), v);
+        fprintf(stderr, "loom: --cell must be %s, a cell of the cells folder or a FILE.cell: %s\n",
+                tool_cell_names(names, sizeof names), e.msg);
         return -1;
+        }
     case OPT_CHOICE:
         for (int k = 0; o->choices[k]; k++)
             if (!strcmp(v, o->choices[k])) return *(int *)at = k, 1;
@@ -124,7 +127,7 @@ void tool_opt_help(FILE *f, const tool_opt *t, int n)
         if (strlen(head) > 21) fprintf(f, "\n  %-22s", "");
         if (t[k].kind == OPT_CELL) {
             char names[256];
-            fprintf(f, "%s or FILE.cell ", tool_cell_names(names, sizeof names));
+            fprintf(f, "%s, a cell of the cells folder (mgu, indrnn, ln_lstm, ...) or FILE.cell; ", tool_cell_names(names, sizeof names));
         }
         for (const char *line = t[k].help; *line;) { /* the help's lines, each under the first */
             const char *end = strchr(line, '\n');

@@ -156,8 +156,6 @@ int tool_fail_st(const char *cmd, loom_status st, const char *what, const char *
 const char *tool_corpus(void);
 bool tool_is_corpus(const char *path);
 
-/* Makes the example user cell (mgu) known by name; idempotent. */
-void tools_init(void);
 
 /* rnn-run's work: 0 on success; 2 for a bad or inconsistent case file
  * (message in err); 1 for other failures (out of memory, cannot write). */
@@ -245,7 +243,7 @@ bool tool_int(const char *flag, const char *s, long lo, long hi, long *out);
  * LOOM_NUM_THREADS, else OpenMP's (OMP_NUM_THREADS, or every core); false
  * (with a message) for a malformed LOOM_NUM_THREADS. */
 bool tool_threads(long flag);
-/* "rnn_tanh, rnn_relu, gru, lstm or mgu": the known cells, for messages. */
+/* "rnn_tanh, rnn_relu, gru or lstm": the known cells, for messages. */
 const char *tool_cell_names(char *buf, size_t n);
 /* Whether a --cell value names a file of equations (a path, or NAME.cell). */
 bool tool_is_cell_file(const char *v);

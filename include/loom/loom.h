@@ -26,5 +26,6 @@
 #include "loom/generate.h"
 #include "loom/bleu.h"
 #include "loom/random.h"
+#include "loom/main.h"
 
 #endif

@@ -82,6 +82,16 @@ loom_status loom_cell_register(const loom_cell_def *cell);
 const loom_cell_def *loom_cell_parse(const char *text, const char *origin, loom_error *err);
 /* loom_cell_parse of a file's text (at most 64 KiB), errors naming the file. */
 const loom_cell_def *loom_cell_load(const char *path, loom_error *err);
+/* A cell by name: a registered one, else NAME.cell from the folders of
+ * the environment variable LOOM_CELL_PATH (':'-separated), then from the
+ * installed cells folder (share/loom/cells: the cells loom ships). */
+const loom_cell_def *loom_cell_find(const char *name, loom_error *err);
+/* Registers the cells a shared object exports as
+ *     const loom_cell_def *const loom_cell_lib[] = {&my_cell, ..., NULL};
+ * (cells written in C, for a program that did not link them: the loom
+ * command's --cell-lib). The object stays loaded. Returns the number
+ * registered, or -1 with err set. */
+int loom_cell_lib_load(const char *path, loom_error *err);
 /* The equations of a cell made by loom_cell_parse; NULL for a cell written in C. */
 const char *loom_cell_source(const loom_cell_def *cell);
 

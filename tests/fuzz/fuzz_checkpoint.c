@@ -18,7 +18,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static char in_path[64], ck_path[64];
     if (!in_path[0]) {
-        tools_init();
         snprintf(in_path, sizeof in_path, "/dev/shm/loom-fuzz-ck-%d.in", (int)getpid());
         snprintf(ck_path, sizeof ck_path, "/dev/shm/loom-fuzz-ck-%d.ckpt", (int)getpid());
     }

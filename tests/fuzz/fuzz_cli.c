@@ -11,7 +11,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static bool ready;
     if (!ready) {
-        tools_init();
         ready = true;
     }
     if (size < 1 || size > 4096) return 0;
