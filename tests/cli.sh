@@ -183,6 +183,10 @@ printf 'cell bad(x; h)\n  h = tanh(W @ x + U @ h\n' >"$dir/bad.cell"
 expect 2 "bad.cell:3:1: expected ')' after the arguments" -- "$loom" gradcheck --cell "$dir/bad.cell"
 expect 2 "cannot open" -- "$loom" train --cell "$dir/none.cell" --steps 1
 expect 2 "already known" -- "$loom" gradcheck --cell "$cells/../tests/data/lstm_named.cell"
+# the cell view names the carried states as the equations do
+printf 'cell ym(x; y, m)\n  f = sigmoid(W_f @ x + U_f @ y + b_f)\n  m = f * m + (1 - f) * tanh(W_m @ x + U_m @ y + b_m)\n  y = tanh(m)\n' >"$dir/ym.cell"
+expect 0 "" -- "$loom" dot --cell "$dir/ym.cell" --view cell --seq-len 3 --backward -o "$dir/ym.dot"
+check "states y and m, gradients ∂y and ∂m, and no h or c" sh -c "grep -q 'label=\"m\"' '$dir/ym.dot' && grep -q 'label=\"∂y\"' '$dir/ym.dot' && ! grep -q 'label=\"c\"' '$dir/ym.dot' && grep -q 'ym t=2' '$dir/ym.dot'"
 
 echo "cli: $((n - fails)) of $n checks passed"
 [ "$fails" -eq 0 ]

@@ -19,6 +19,7 @@
  *   - nop draws no clusters: the clusters stay in the file as structure, and
  *     each gets a frame node drawn around its members. */
 #include "loom/dot.h"
+#include "loom/rnn.h"
 #include "ops/op.h"
 
 #include <math.h>
@@ -90,6 +91,7 @@ typedef struct {
     int n_sum_terms, cap_sum_terms;
     int32_t *acc_to;      /* (layer, direction, Σ node) the chain ends in, 3 ints each */
     int n_acc_to, cap_acc_to;
+    char state_name[LOOM_CELL_MAX_STATES + 1][16]; /* a carried state's name (its node's, "c[3]" → "c") */
 } dot_ctx;
 
 static const loom_node *N(const dot_ctx *c, int32_t i) { return loom_graph_node(c->g, loom_at(i)); }
@@ -209,7 +211,26 @@ static void esc(FILE *f, const char *s)
     }
 }
 
-static const char *state_letter(int state) { return state == 1 ? "h" : state == 2 ? "c" : "s"; }
+/* A carried state's name, as the cell names it: the stem of its nodes'
+ * names (an equation cell's left-hand side, or h, c, s2 from the
+ * unroller). */
+static void find_state_names(dot_ctx *c)
+{
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *u = N(c, i);
+        const char *nm = loom_tensor_name(c->g, loom_at(i));
+        int s = u->tags.state;
+        if (s < 1 || s > LOOM_CELL_MAX_STATES || c->state_name[s][0] || !nm) continue;
+        size_t len = strcspn(nm, "[");
+        if (len && len < sizeof c->state_name[s] && nm[len] == '[') snprintf(c->state_name[s], sizeof c->state_name[s], "%.*s", (int)len, nm);
+    }
+}
+
+static const char *state_letter(const dot_ctx *c, int state)
+{
+    if (state >= 1 && state <= LOOM_CELL_MAX_STATES && c->state_name[state][0]) return c->state_name[state];
+    return state == 1 ? "h" : state == 2 ? "c" : "s";
+}
 
 static float heat_of(const dot_ctx *c, int t, int l, int d)
 {
@@ -678,7 +699,7 @@ static void emit_ports(dot_ctx *c, int t)
         port_name(c->port_u[p], t, id, sizeof id);
         fprintf(c->f, "    %s [shape=circle, width=0.3, fixedsize=true, fontsize=8, style=filled, fillcolor=\"" C_STATE_FILL
                       "\", color=\"" C_REC "\", label=\"%s\", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=port",
-                id, state_letter(u->tags.state), t, u->tags.layer, u->tags.dir);
+                id, state_letter(c, u->tags.state), t, u->tags.layer, u->tags.dir);
         /* on the grid: at the step's left edge, in its row band */
         pos_attr(c, c->col_x[t] + 0.35, c->row_base[grid_key(u)] + (u->tags.state - 1) * OP_DY);
         fprintf(c->f, "];\n");
@@ -932,7 +953,7 @@ static void emit_edges(dot_ctx *c)
                 goto next_source; /* the cell view shows a forward cell feeding only its own backward cell */
             if (!strcmp(cls, "recurrent")) {
                 char lab[8];
-                snprintf(lab, sizeof lab, "%s", state_letter(nu->tags.state));
+                snprintf(lab, sizeof lab, "%s", state_letter(c, nu->tags.state));
                 if (!cells && c->vis[u] == DRAW && c->vis[v] == DRAW) {
                     char p[64];
                     port_name(u, nv->tags.step, p, sizeof p);
@@ -950,7 +971,7 @@ static void emit_edges(dot_ctx *c)
              * state is that state's: one per state, labelled ∂h, ∂c */
             int state = !strcmp(cls, "grad") && across && nv->tags.state ? nv->tags.state : 0;
             char lab[16];
-            snprintf(lab, sizeof lab, "∂%s", state_letter(state));
+            snprintf(lab, sizeof lab, "∂%s", state_letter(c, state));
             emit_edge(c, a, b, cls, state, cells && state ? lab : NULL);
             goto next_source;
         }
@@ -1265,6 +1286,7 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     c.f = f;
     c.n = loom_graph_size(g);
     bool ok = select_nodes(&c);
+    if (ok) find_state_names(&c);
     if (ok) find_cuts_and_heat(&c);
     ok = ok && lay_out(&c);
     if (ok) {
