@@ -87,11 +87,13 @@ static loom_tensor gru_step(loom_graph *g, const loom_cell_def *d, const loom_te
 }
 
 /* Gates i, f, g, o (PyTorch's order) from x W_ihᵀ + b_ih + h W_hhᵀ + b_hh:
- *   c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g),  h' = σ(o) ⊙ tanh(c') */
+ *   c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g),  h' = σ(o) ⊙ tanh(c')
+ * With a projection (h narrower than c: loom_rnn_opts.proj_size),
+ * h' = (σ(o) ⊙ tanh(c')) W_hrᵀ, W_hr the fifth parameter. */
 static loom_tensor lstm_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
                              const loom_tensor *state, loom_tensor *next)
 {
-    int H = hidden_of(g, state);
+    int H = hidden_of(g, state + 1), P = hidden_of(g, state);
     loom_tensor z = loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0]));
     loom_tensor i = loom_sigmoid(g, loom_slice(g, z, 1, 0, H));
     loom_tensor f = loom_sigmoid(g, loom_slice(g, z, 1, H, H));
@@ -99,6 +101,7 @@ static loom_tensor lstm_step(loom_graph *g, const loom_cell_def *d, const loom_t
     loom_tensor o = loom_sigmoid(g, loom_slice(g, z, 1, 3 * H, H));
     next[1] = loom_add(g, loom_mul(g, f, state[1]), loom_mul(g, i, c));
     next[0] = loom_mul(g, o, loom_tanh(g, next[1]));
+    if (P != H) next[0] = loom_matmul(g, next[0], p[4], false, true);
     return next[0];
 }
 

@@ -41,19 +41,29 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
                         LOOM_CELL_MAX_STATES);
         return LOOM_ERR_ARG;
     }
+    if ((o->proj_size || o->unit_forget_bias) && o->cell != &loom_cell_lstm) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: %s is the LSTM's (loom_cell_lstm)", cn,
+                        o->proj_size ? "proj_size" : "unit_forget_bias");
+        return LOOM_ERR_ARG;
+    }
+    if (o->proj_size && (o->proj_size < 1 || o->proj_size >= o->hidden_size)) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: proj_size %d must be in [1, hidden_size %d)", cn, o->proj_size, o->hidden_size);
+        return LOOM_ERR_ARG;
+    }
     rnn->dirs = o->bidirectional ? 2 : 1;
+    rnn->out_size = o->proj_size ? o->proj_size : o->hidden_size;
     uint8_t cell = loom_graph_label(g, cn); /* each node says which cell built it */
     for (int l = 0; l < o->layers; l++) {
-        int in = l == 0 ? o->input_size : rnn->dirs * o->hidden_size;
+        int in = l == 0 ? o->input_size : rnn->dirs * rnn->out_size;
         loom_param_spec spec[LOOM_CELL_MAX_PARAMS];
         memset(spec, 0, sizeof spec);
         int n = o->cell->params(o->cell, in, o->hidden_size, spec, LOOM_CELL_MAX_PARAMS);
-        if (n < 0 || n > LOOM_CELL_MAX_PARAMS || (l > 0 && n != rnn->n_params)) {
+        if (n < 0 || n > LOOM_CELL_MAX_PARAMS || (l > 0 && n != rnn->n_params - (o->proj_size ? 1 : 0))) {
             loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: the cell declares %d parameters for layer %d (0..%d%s)", cn, n, l,
                             LOOM_CELL_MAX_PARAMS, l > 0 ? ", as many as layer 0" : "");
             return LOOM_ERR_ARG;
         }
-        rnn->n_params = n;
+        if (l == 0) rnn->n_params = n;
         for (int i = 0; i < n; i++) {
             if (!spec[i].name[0] || !memchr(spec[i].name, 0, sizeof spec[i].name) ||
                 (l > 0 && strcmp(spec[i].name, rnn->param_name[i]))) {
@@ -63,6 +73,18 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
             }
             memcpy(rnn->param_name[i], spec[i].name, sizeof spec[i].name);
         }
+        if (o->proj_size && l == 0) { /* PyTorch's layout: weight_hh (4H, P), then weight_hr (P, H) */
+            rnn->n_params = 5;
+            memcpy(rnn->param_name[4], "weight_hr", sizeof "weight_hr");
+        }
+        if (o->unit_forget_bias) /* bias_ih's forget rows [H, 2H) start at 1, bias_hh's at 0: their sum is 1 */
+            for (int i = 2; i < 4; i++) spec[i].init = LOOM_INIT_FORGET_GATE, spec[i].b = i == 2 ? 1.0f : 0.0f;
+        if (o->proj_size) {
+            spec[1].shape = loom_shape2(4 * o->hidden_size, o->proj_size);
+            spec[4] = (loom_param_spec){.name = "weight_hr", .shape = loom_shape2(o->proj_size, o->hidden_size),
+                                        .init = spec[1].init, .scale = spec[1].scale, .b = spec[1].b};
+            n = 5;
+        }
         for (int d = 0; d < rnn->dirs; d++) {
             loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0, cell});
             for (int i = 0; i < n; i++) {
@@ -70,6 +92,7 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
                 const loom_param_spec *s = &spec[i];
                 rnn->param[l][d][i] =
                     loom_param_init2(g, loom_rnn_param_name(rnn, l, d, i, name, sizeof name), s->shape, s->init, s->scale, s->b);
+
             }
             loom_graph_set_tags(g, saved);
         }
@@ -140,6 +163,7 @@ typedef struct {
     const char *cn;                /* the cell's name, for messages */
     uint8_t cell_label;            /* and as a tag */
     int T, B, H, D, L, S;
+    int W[LOOM_CELL_MAX_STATES];   /* each state's width: h is out_size (a projection's), the others H */
     loom_tensor mask;              /* (T, B) sequence mask, or invalid */
     bool *cut;                     /* cut[d·(T+1) + t]: a cut at the boundary into step t of direction d */
     float *xi;                     /* a random truncation's weights built into the graph, [d·T + t] */
@@ -169,8 +193,9 @@ static bool check_args(loom_graph *g, unroll *u, loom_tensor x, const loom_rnn_a
                                            loom_tensor_str(g, x, buf, sizeof buf), o->input_size));
     u->T = xs.d[0], u->B = xs.d[1], u->H = o->hidden_size, u->D = u->rnn->dirs, u->L = o->layers;
     u->S = u->cell->n_states;
-    loom_shape state_shape = loom_shape3(u->L * u->D, u->B, u->H);
+    for (int s = 0; s < u->S; s++) u->W[s] = s ? u->H : u->rnn->out_size;
     for (int s = 0; args && s < u->S; s++) {
+        loom_shape state_shape = loom_shape3(u->L * u->D, u->B, u->W[s]);
         loom_tensor i0 = args->init[s];
         if (loom_valid(i0) && (!loom_graph_has(g, i0) || !loom_shape_eq(loom_tensor_shape(g, i0), state_shape)))
             return !loom_valid(loom_graph_fail(g, LOOM_ERR_SHAPE,
@@ -216,12 +241,12 @@ static bool check_step(loom_graph *g, const unroll *u, loom_tensor y, const loom
 {
     char buf[160];
     for (int s = 0; s < u->S && !loom_graph_failed(g); s++)
-        if (!loom_shape_eq(loom_tensor_shape(g, next[s]), loom_shape2(u->B, u->H)))
+        if (!loom_shape_eq(loom_tensor_shape(g, next[s]), loom_shape2(u->B, u->W[s])))
             loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned state %d %s, expected (%d,%d)", u->cn, s,
-                            loom_tensor_str(g, next[s], buf, sizeof buf), u->B, u->H);
-    if (!loom_graph_failed(g) && !loom_shape_eq(loom_tensor_shape(g, y), loom_shape2(u->B, u->H)))
+                            loom_tensor_str(g, next[s], buf, sizeof buf), u->B, u->W[s]);
+    if (!loom_graph_failed(g) && !loom_shape_eq(loom_tensor_shape(g, y), loom_shape2(u->B, u->W[0])))
         loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s: step returned output %s, expected (%d,%d)", u->cn,
-                        loom_tensor_str(g, y, buf, sizeof buf), u->B, u->H);
+                        loom_tensor_str(g, y, buf, sizeof buf), u->B, u->W[0]);
     return !loom_graph_failed(g);
 }
 
@@ -229,13 +254,13 @@ static bool check_step(loom_graph *g, const unroll *u, loom_tensor y, const loom
  * T−1 down to 0), from its initial states to its final ones. */
 static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn_args *args)
 {
-    int T = u->T, S = u->S, B = u->B, H = u->H;
+    int T = u->T, S = u->S, B = u->B;
     loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
     loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)d));
     for (int s = 0; s < S; s++) {
         loom_tensor i0 = args ? args->init[s] : LOOM_INVALID;
-        st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * u->D + d, 1), loom_shape2(B, H))
-                               : loom_fill(g, loom_shape2(B, H), 0.0f);
+        st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * u->D + d, 1), loom_shape2(B, u->W[s]))
+                               : loom_fill(g, loom_shape2(B, u->W[s]), 0.0f);
     }
     for (int k = 0; k < T; k++) {
         int t = d ? T - 1 - k : k;
@@ -269,7 +294,7 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
         u->out_t[d * T + t] = y;
     }
     loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)d));
-    for (int s = 0; s < S; s++) u->finals[(s * u->L + l) * u->D + d] = loom_reshape(g, st[s], loom_shape3(1, B, H));
+    for (int s = 0; s < S; s++) u->finals[(s * u->L + l) * u->D + d] = loom_reshape(g, st[s], loom_shape3(1, B, u->W[s]));
 }
 
 /* The next layer's step inputs: [forward; reverse] (dir 2 = both), with
@@ -294,7 +319,7 @@ static void gather_outputs(loom_graph *g, unroll *u, loom_rnn_out *out)
     int T = u->T, L = u->L, D = u->D;
     for (int t = 0; t < T; t++) {
         loom_graph_set_tags(g, tags(u, t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0)));
-        u->out_t[t] = loom_reshape(g, u->in_t[t], loom_shape3(1, u->B, D * u->H));
+        u->out_t[t] = loom_reshape(g, u->in_t[t], loom_shape3(1, u->B, D * u->W[0]));
     }
     loom_graph_set_tags(g, tags(u, -1, (int16_t)(L - 1), 0));
     out->output = loom_concat(g, u->out_t, T, 0);
@@ -350,11 +375,12 @@ loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor
                                loom_tensor_str(g, x, buf, sizeof buf), o->input_size);
     u.cell_label = loom_graph_label(g, u.cn);
     u.B = xs.d[0], u.H = o->hidden_size, u.D = 1, u.L = o->layers, u.S = u.cell->n_states, u.T = t + 1;
+    for (int s = 0; s < u.S; s++) u.W[s] = s ? u.H : rnn->out_size;
     for (int s = 0; s < u.S; s++)
         for (int l = 0; l < u.L; l++)
-            if (!loom_graph_has(g, state[s][l]) || !loom_shape_eq(loom_tensor_shape(g, state[s][l]), loom_shape2(u.B, u.H)))
+            if (!loom_graph_has(g, state[s][l]) || !loom_shape_eq(loom_tensor_shape(g, state[s][l]), loom_shape2(u.B, u.W[s])))
                 return loom_graph_fail(g, LOOM_ERR_SHAPE, "rnn %s step: state %d of layer %d %s must have shape (%d,%d)",
-                                       u.cn, s, l, loom_tensor_str(g, state[s][l], buf, sizeof buf), u.B, u.H);
+                                       u.cn, s, l, loom_tensor_str(g, state[s][l], buf, sizeof buf), u.B, u.W[s]);
     loom_tags saved = loom_graph_tags(g);
     loom_tensor in = x, y = LOOM_INVALID;
     for (int l = 0; l < u.L; l++) {

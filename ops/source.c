@@ -91,13 +91,15 @@ loom_tensor loom_param_init2(loom_graph *g, const char *name, loom_shape s, loom
 {
     if (loom_graph_failed(g)) return LOOM_INVALID;
     const char *nm = name ? name : "";
-    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_UNIFORM_RANGE)
+    if (init < LOOM_INIT_ZEROS || init > LOOM_INIT_FORGET_GATE)
         return loom_graph_fail(g, LOOM_ERR_ARG, "param: unknown initialiser %d for '%s'", (int)init, nm);
     if (!isfinite(a) || !isfinite(b))
         return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': initialiser numbers %g, %g are not finite", nm, a, b);
-    if (init == LOOM_INIT_UNIFORM_RANGE ? a > b : b != 0)
+    if (init == LOOM_INIT_UNIFORM_RANGE ? a > b : b != 0 && init != LOOM_INIT_FORGET_GATE)
         return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': %s", nm,
-                               init == LOOM_INIT_UNIFORM_RANGE ? "uniform range with lo > hi" : "only a uniform range has a second number");
+                               init == LOOM_INIT_UNIFORM_RANGE ? "uniform range with lo > hi" : "only a uniform range and a forget gate have a second number");
+    if (init == LOOM_INIT_FORGET_GATE && (s.rank < 1 || s.d[0] % 4))
+        return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': a forget-gate bias needs rows in four equal gates, not %s", nm, SSTR(s));
     if ((init == LOOM_INIT_ZEROS || init == LOOM_INIT_ONES) && a != 0)
         return loom_graph_fail(g, LOOM_ERR_ARG, "param '%s': %s takes no scale (%g given; a constant a is LOOM_INIT_CONSTANT)",
                                nm, init == LOOM_INIT_ZEROS ? "zeros" : "ones", a);
@@ -197,6 +199,12 @@ bool loom_param_fill(const loom_graph *g, loom_tensor p, uint64_t *st, float *d)
         case LOOM_INIT_ONES: d[k] = 1.0f; break;
         case LOOM_INIT_CONSTANT: d[k] = a; break;
         case LOOM_INIT_UNIFORM_RANGE: d[k] = (float)(a + (nd->attr.f[1] - (double)a) * loom_uniform(st)); break;
+        case LOOM_INIT_FORGET_GATE: {
+            double u = (2 * loom_uniform(st) - 1) * bound; /* drawn for every row, so the others match UNIFORM's */
+            int64_t q = nd->shape.d[0] / 4, row = k / (numel / nd->shape.d[0]);
+            d[k] = row >= q && row < 2 * q ? nd->attr.f[1] : (float)u;
+            break;
+        }
         case LOOM_INIT_UNIFORM:
         case LOOM_INIT_XAVIER_UNIFORM: d[k] = (float)((2 * loom_uniform(st) - 1) * bound); break;
         case LOOM_INIT_NORMAL:

@@ -718,3 +718,73 @@ Test(rnn, parameters_and_gradients_by_name)
     loom_store_free(s);
     loom_graph_free(g);
 }
+
+/* LSTM with projections (PyTorch's proj_size; golden cases above) is
+ * gradient-checked 2 layers deep and bidirectional, and loom_rnn_step runs
+ * it; unit_forget_bias starts the forget gate's bias at 1 (bias_ih) + 0
+ * (bias_hh); both are refused for another cell, and a projection no
+ * narrower than the cell. */
+Test(rnn, lstm_projections_and_unit_forget_bias)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 5, .proj_size = 2,
+                                                          .layers = 2, .bidirectional = true, .unit_forget_bias = true}),
+                 LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(rnn.n_params, 5);
+    cr_assert_eq(rnn.out_size, 2);
+    char nm[64];
+    cr_assert_str_eq(loom_rnn_param_name(&rnn, 1, 1, 4, nm, sizeof nm), "weight_hr_l1_reverse");
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, rnn.param[1][0][4]), loom_shape2(2, 5)));
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, rnn.param[1][0][1]), loom_shape2(20, 2)));
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, rnn.param[1][0][0]), loom_shape2(20, 4)), "layer 1 reads 2·P features");
+    loom_tensor x = loom_input(g, "x", loom_shape3(4, 2, 3));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, o.output), loom_shape3(4, 2, 4)));
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, o.final[0]), loom_shape3(4, 2, 2)) &&
+              loom_shape_eq(loom_tensor_shape(g, o.final[1]), loom_shape3(4, 2, 5)));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 3);
+    const float *bih = loom_store_data(st, rnn.param[0][0][2]), *bhh = loom_store_data(st, rnn.param[0][0][3]);
+    for (int i = 0; i < 20; i++) {
+        bool forget = i >= 5 && i < 10;
+        cr_assert(forget ? bih[i] == 1 && bhh[i] == 0 : fabsf(bih[i]) <= 1 / sqrtf(5) && fabsf(bhh[i]) <= 1 / sqrtf(5), "row %d", i);
+    }
+    loom_binding wrt[1 + 20];
+    int n = 0;
+    float *xv = rnd_buf(24, -1, 1);
+    wrt[n++] = (loom_binding){x, xv};
+    for (int l = 0; l < 2; l++)
+        for (int d = 0; d < 2; d++)
+            for (int i = 0; i < 5; i++) wrt[n++] = (loom_binding){rnn.param[l][d][i], loom_store_data(st, rnn.param[l][d][i])};
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, weighted_loss(g, o.output), wrt, n, NULL, 0, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(r.passed, "wrt[%d][%lld]: analytic %g numeric %g", r.worst_tensor, (long long)r.worst_index, r.worst_analytic, r.worst_numeric);
+    free(xv);
+    loom_store_free(st);
+    loom_graph_free(g);
+
+    g = loom_graph_new(); /* one step of a one-direction projected stack (a decoder's) */
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 5, .proj_size = 2, .layers = 2});
+    loom_tensor state[2][LOOM_RNN_MAX_LAYERS];
+    for (int l = 0; l < 2; l++) state[0][l] = loom_fill(g, loom_shape2(2, 2), 0), state[1][l] = loom_fill(g, loom_shape2(2, 5), 0);
+    loom_tensor y = loom_rnn_step(g, &rnn, 0, loom_input(g, "x1", loom_shape2(2, 3)), state);
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, y), loom_shape2(2, 2)), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+
+    const struct {
+        loom_rnn_opts o;
+        const char *says;
+    } bad[] = {
+        {{.cell = &loom_cell_gru, .input_size = 3, .hidden_size = 5, .proj_size = 2}, "proj_size is the LSTM's"},
+        {{.cell = &loom_cell_gru, .input_size = 3, .hidden_size = 5, .unit_forget_bias = true}, "unit_forget_bias is the LSTM's"},
+        {{.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 5, .proj_size = 5}, "proj_size 5 must be in [1, hidden_size 5)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        g = loom_graph_new();
+        cr_assert_eq(loom_rnn_init(g, &rnn, &bad[i].o), LOOM_ERR_ARG);
+        cr_assert(strstr(loom_graph_error(g), bad[i].says), "%s", loom_graph_error(g));
+        loom_graph_free(g);
+    }
+}

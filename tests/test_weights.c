@@ -278,7 +278,7 @@ Test(store, orthogonal_init)
     float first = w[0];
     loom_store_init(s, 4);
     cr_assert_neq(w[0], first);
-    cr_assert_eq(loom_param_init(g, "bad", loom_shape1(2), (loom_init)(LOOM_INIT_UNIFORM_RANGE + 1), 1).id, LOOM_INVALID.id);
+    cr_assert_eq(loom_param_init(g, "bad", loom_shape1(2), (loom_init)(LOOM_INIT_FORGET_GATE + 1), 1).id, LOOM_INVALID.id);
     loom_store_free(s);
     loom_graph_free(g);
 }

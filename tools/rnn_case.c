@@ -2,8 +2,10 @@
  * OUT.safetensors.
  *
  * CASE: __metadata__ cell, layers, bidirectional, input_size, hidden_size,
- * seq_len, batch; parameters under PyTorch names; input (T,B,I); h0 (and c0)
- * (layers·dirs, B, H); optional lengths (B) i32; grad_output (T, B, dirs·H).
+ * (proj_size: an LSTM with projections, optional), seq_len, batch;
+ * parameters under PyTorch names; input (T,B,I); h0 (and c0)
+ * (layers·dirs, B, H; h0 of a projection P); optional lengths (B) i32;
+ * grad_output (T, B, dirs·H, or dirs·P).
  * Tensors named expected.* are ignored (golden files keep PyTorch's answers
  * there). OUT: output, h_n (c_n), grad.input, grad.h0 (grad.c0), grad.<param>
  * of L = Σ output ⊙ grad_output. */
@@ -61,7 +63,7 @@ static const loom_st_tensor *want(const loom_st *f, const char *name, loom_dtype
 typedef struct {
     const loom_st *f;
     const loom_cell_def *cell;
-    long layers, input, hidden, T, B;
+    long layers, input, hidden, proj, T, B;
     int D, S;
     loom_graph *g;
     loom_rnn rnn;
@@ -94,12 +96,18 @@ static bool read_meta(rcase *c)
     c->S = c->cell->n_states;
     char *m = c->msg;
     size_t n = sizeof c->msg;
+    c->proj = 0; /* proj_size: optional (an LSTM with projections) */
     return meta_int(f, "layers", 1, LOOM_RNN_MAX_LAYERS, &c->layers, m, n) &&
            meta_int(f, "input_size", 1, 1 << 20, &c->input, m, n) && meta_int(f, "hidden_size", 1, 1 << 20, &c->hidden, m, n) &&
+           (!loom_st_meta(f, "proj_size") || meta_int(f, "proj_size", 1, c->hidden - 1, &c->proj, m, n)) &&
            meta_int(f, "seq_len", 1, 1 << 20, &c->T, m, n) && meta_int(f, "batch", 1, 1 << 20, &c->B, m, n);
 }
 
-static loom_shape state_shape(const rcase *c) { return loom_shape3((int)(c->layers * c->D), (int)c->B, (int)c->hidden); }
+/* State s: (layers·dirs, B, H), h of a projected LSTM (…, proj_size). */
+static loom_shape state_shape(const rcase *c, int s)
+{
+    return loom_shape3((int)(c->layers * c->D), (int)c->B, (int)(s == 0 && c->proj ? c->proj : c->hidden));
+}
 
 /* The stack and its inputs; every tensor of the file must be one of them
  * (or an expected.* answer). */
@@ -111,11 +119,15 @@ static bool build(rcase *c)
         return false;
     }
     loom_rnn_init(g, &c->rnn, &(loom_rnn_opts){.cell = c->cell, .input_size = (int)c->input, .hidden_size = (int)c->hidden,
-                                               .layers = (int)c->layers, .bidirectional = c->D == 2});
+                                               .layers = (int)c->layers, .bidirectional = c->D == 2, .proj_size = (int)c->proj});
+    if (loom_graph_failed(g)) {
+        snprintf(c->msg, sizeof c->msg, "%s", loom_graph_error(g));
+        return false;
+    }
     c->x = loom_input(g, "input", loom_shape3((int)c->T, (int)c->B, (int)c->input));
     c->init[0] = c->init[1] = LOOM_INVALID;
-    for (int s = 0; s < c->S; s++) c->init[s] = loom_input(g, state_names[s], state_shape(c));
-    c->go = loom_input(g, "grad_output", loom_shape3((int)c->T, (int)c->B, (int)(c->D * c->hidden)));
+    for (int s = 0; s < c->S; s++) c->init[s] = loom_input(g, state_names[s], state_shape(c, s));
+    c->go = loom_input(g, "grad_output", loom_shape3((int)c->T, (int)c->B, (int)(c->D * c->rnn.out_size)));
     c->lengths = loom_st_get(c->f, "lengths") ? loom_input_i32(g, "lengths", loom_shape1((int)c->B)) : LOOM_INVALID;
     for (int k = 0; k < c->f->n; k++) {
         const char *name = c->f->tensors[k].name;
@@ -256,7 +268,7 @@ static loom_st *results(const rcase *c, const loom_plan *p)
                                        loom_plan_output(p, c->ro.output))
                          : LOOM_ERR_NOMEM;
     for (int s = 0; !st && s < c->S; s++)
-        st = loom_st_add(out, final_names[s], LOOM_F32, state_shape(c), loom_plan_output(p, c->ro.final[s]));
+        st = loom_st_add(out, final_names[s], LOOM_F32, state_shape(c, s), loom_plan_output(p, c->ro.final[s]));
     for (int k = 0; !st && k < c->n_wrt; k++) {
         char name[200];
         snprintf(name, sizeof name, "grad.%s", loom_tensor_name(g, c->wrt[k]));

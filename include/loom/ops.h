@@ -34,7 +34,9 @@ typedef enum {
     LOOM_INIT_ORTHOGONAL,     /* a·Q, Q with orthonormal rows or columns (torch's orthogonal_) over
                                  (d0, d1·d2·…); 1-D: N(0, a²) */
     LOOM_INIT_CONSTANT,       /* every element a */
-    LOOM_INIT_UNIFORM_RANGE   /* U(a, b), a ≤ b */
+    LOOM_INIT_UNIFORM_RANGE,  /* U(a, b), a ≤ b */
+    LOOM_INIT_FORGET_GATE     /* U(−a, a), but b in the second quarter of the rows: the forget gate
+                                 of an LSTM bias in PyTorch's gate order i, f, g, o */
 } loom_init;
 /* A parameter with its initialiser and the initialiser's numbers a (its
  * scale) and b (UNIFORM_RANGE's upper end; 0 for the others). Numbers

@@ -101,6 +101,17 @@ typedef struct {
     int layers;            /* default 1 */
     bool bidirectional;
     float dropout;         /* between layers, training only (as torch.nn.RNN's dropout) */
+    /* LSTM with projections (torch.nn.LSTM's proj_size, Sak et al. 2014):
+     * h_t = W_hr (o_t ⊙ tanh(c_t)), so h, the outputs and the next layer's
+     * input have proj_size features while c keeps hidden_size; the extra
+     * parameter is weight_hr_l{k} (proj_size, hidden_size) and weight_hh
+     * is (4·hidden, proj_size). 0: none; else 1 ≤ proj_size < hidden_size,
+     * with loom_cell_lstm only. */
+    int proj_size;
+    /* Keras/TF's unit_forget_bias: the forget gate's bias starts at 1 (the
+     * forget rows of bias_ih; bias_hh's at 0), so that the cell keeps its
+     * state until it learns not to. loom_cell_lstm only. */
+    bool unit_forget_bias;
     uint64_t seed;         /* dropout seed */
     const char *prefix;    /* parameter name prefix, e.g. "rnn." (default none) */
 } loom_rnn_opts;
@@ -109,6 +120,7 @@ typedef struct {
 typedef struct {
     loom_rnn_opts o;
     int dirs, n_params;
+    int out_size; /* features of h and of each step's output: proj_size, or hidden_size */
     char param_name[LOOM_CELL_MAX_PARAMS][LOOM_NAME_MAX]; /* the cell's names (stems) */
     loom_tensor param[LOOM_RNN_MAX_LAYERS][2][LOOM_CELL_MAX_PARAMS];
 } loom_rnn;
@@ -120,8 +132,8 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
 typedef enum { LOOM_TRUNC_NONE = 0, LOOM_TRUNC_FIXED, LOOM_TRUNC_RANDOM } loom_trunc;
 
 typedef struct {
-    /* Initial states, one per cell state, each (layers·dirs, B, H);
-     * LOOM_INVALID (the default) for zeros. */
+    /* Initial states, one per cell state, each (layers·dirs, B, H) (h:
+     * (layers·dirs, B, out_size)); LOOM_INVALID (the default) for zeros. */
     loom_tensor init[LOOM_CELL_MAX_STATES];
     /* Per-sequence lengths, i32 (B); LOOM_INVALID: all sequences have T steps. */
     loom_tensor lengths;
@@ -145,8 +157,9 @@ typedef struct {
 } loom_rnn_args;
 
 typedef struct {
-    loom_tensor output;                      /* (T, B, dirs·H): last layer, [forward; reverse] */
-    loom_tensor final[LOOM_CELL_MAX_STATES]; /* (layers·dirs, B, H): state at each sequence's last step */
+    loom_tensor output;                      /* (T, B, dirs·out_size): last layer, [forward; reverse] */
+    loom_tensor final[LOOM_CELL_MAX_STATES]; /* (layers·dirs, B, H): state at each sequence's last step
+                                                (h: out_size) */
     int n_cuts;                              /* the forward direction's cuts built into the graph */
     int cuts[LOOM_RNN_MAX_CUTS];             /* (at most LOOM_RNN_MAX_CUTS): one lies between steps cuts[i]-1 and cuts[i] */
 } loom_rnn_out;

@@ -37,17 +37,20 @@ def write_safetensors(path, tensors, metadata):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def make(cell, layers, bidirectional, lengths, seed):
+def make(cell, layers, bidirectional, lengths, seed, proj=0):
     torch.manual_seed(seed)
     kind = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
     kw = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
+    if proj:
+        kw["proj_size"] = proj  # LSTM with projections: h (and the outputs) have proj features
     m = kind(I, H, num_layers=layers, bidirectional=bidirectional, **kw)
     dirs = 2 if bidirectional else 1
+    P = proj or H
     params32 = {k: v.detach().float() for k, v in m.state_dict().items()}
     x32 = torch.randn(T, B, I)
-    h032 = torch.randn(layers * dirs, B, H) * 0.5
+    h032 = torch.randn(layers * dirs, B, P) * 0.5
     c032 = torch.randn(layers * dirs, B, H) * 0.5
-    go32 = torch.randn(T, B, dirs * H)
+    go32 = torch.randn(T, B, dirs * P)
 
     m = m.double()
     x = x32.double().requires_grad_()
@@ -79,7 +82,10 @@ def make(cell, layers, bidirectional, lengths, seed):
         t["lengths"] = torch.tensor(lengths, dtype=torch.int32)
     meta = {"cell": cell, "layers": str(layers), "bidirectional": "true" if bidirectional else "false",
             "input_size": str(I), "hidden_size": str(H), "seq_len": str(T), "batch": str(B)}
-    name = "%s_l%d_%s%s.safetensors" % (cell, layers, "bi" if bidirectional else "uni", "_varlen" if lengths else "")
+    if proj:
+        meta["proj_size"] = str(proj)
+    name = "%s%s_l%d_%s%s.safetensors" % (cell, "_proj%d" % proj if proj else "", layers, "bi" if bidirectional else "uni",
+                                         "_varlen" if lengths else "")
     write_safetensors(os.path.join(HERE, name), t, meta)
     return name
 
@@ -94,6 +100,8 @@ def main():
         names.append(make(cell, 1, False, LENGTHS, seed))
         names.append(make(cell, 2, True, LENGTHS, seed + 1))
         seed += 2
+    names.append(make("lstm", 2, True, None, seed, proj=3))       # torch.nn.LSTM(proj_size=3)
+    names.append(make("lstm", 1, False, LENGTHS, seed + 1, proj=2))
     with open(os.path.join(HERE, "cases.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
     print("wrote %d cases (torch %s)" % (len(names), torch.__version__), file=sys.stderr)
