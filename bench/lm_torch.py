@@ -8,8 +8,11 @@ clip_grad_norm_ 1.0, SGD lr 1.0) and inference pass (forward to the logits,
 no_grad), median of --iters runs after one warm-up. PyTorch runs at its best
 thread setting: its own threads and OpenBLAS's are separate
 (torch.set_num_threads, openblas_set_num_threads through ctypes), and the
-best of {1:1, 2:2, 1:2} is taken per row. The user cell mgu runs as an eager
-nn.Module loop and as torch.jit.script. Each row is measured --rounds times,
+best of {1:1, 2:2, 1:2} is taken per row. The user cells run as an eager
+nn.Module loop and as torch.jit.script: mgu (loom: the C cell of
+examples/mgu_cell.c, through --cell-lib) and ln_lstm (Ba et al.'s layer-norm
+LSTM; loom: cells/ln_lstm.cell, from equations). lstm_eq is loom's
+cells/lstm_eq.cell (the LSTM from equations) beside torch.nn.LSTM. Each row is measured --rounds times,
 loom and PyTorch in turn, and the fastest of each kept: a VM whose speed
 drifts between the two measurements otherwise decides the ratio.
 
@@ -37,7 +40,8 @@ CONFIGS = {  # vocab, embed (0: one-hot), hidden, layers, batch, seq len
 
 p = argparse.ArgumentParser()
 p.add_argument("--config", choices=list(CONFIGS))
-p.add_argument("--cell", choices=["rnn_tanh", "gru", "lstm", "mgu"])
+CELLS = ["rnn_tanh", "gru", "lstm", "lstm_eq", "mgu", "ln_lstm"]
+p.add_argument("--cell", choices=CELLS)
 p.add_argument("--iters", type=int, default=5)
 p.add_argument("--rounds", type=int, default=3, help="loom and PyTorch in turn, the fastest of each kept")
 p.add_argument("--threads", type=int, default=2, help="loom's threads")
@@ -92,6 +96,37 @@ def mgu_loop(x, h, w_ih, w_hh, bias):
 mgu_scripted = torch.jit.script(mgu_loop)
 
 
+class LNLSTM(torch.nn.Module):
+    """cells/ln_lstm.cell as a user writes it in PyTorch: the input and
+    recurrent pre-activations layer-normalised apart, the cell state before
+    the output; the input projection of every step at once."""
+
+    def __init__(self, inp, hidden):
+        super().__init__()
+        k = hidden ** -0.5
+        self.weight_ih = torch.nn.Parameter(torch.empty(4 * hidden, inp).uniform_(-k, k))
+        self.weight_hh = torch.nn.Parameter(torch.empty(4 * hidden, hidden).uniform_(-k, k))
+        self.bias = torch.nn.Parameter(torch.zeros(4 * hidden))
+        self.ln = torch.nn.ParameterList([torch.nn.Parameter(torch.ones(n)) if w else torch.nn.Parameter(torch.zeros(n))
+                                          for n in (4 * hidden, 4 * hidden, hidden) for w in (True, False)])
+
+
+def ln_lstm_loop(x, h, c, w_ih, w_hh, bias, g1, b1, g2, b2, g3, b3):
+    H = h.shape[1]
+    xp = torch.nn.functional.layer_norm(torch.matmul(x, w_ih.t()), [4 * H], g1, b1) + bias
+    outs = []
+    for t in range(x.shape[0]):
+        z = xp[t] + torch.nn.functional.layer_norm(torch.matmul(h, w_hh.t()), [4 * H], g2, b2)
+        i, f, g, o = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H]), torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
+        c = f * c + i * g
+        h = o * torch.tanh(torch.nn.functional.layer_norm(c, [H], g3, b3))
+        outs.append(h)
+    return torch.stack(outs), h
+
+
+ln_lstm_scripted = torch.jit.script(ln_lstm_loop)
+
+
 class LM(torch.nn.Module):
     def __init__(self, cell, vocab, embed, hidden, layers, script):
         super().__init__()
@@ -101,8 +136,11 @@ class LM(torch.nn.Module):
         if cell == "mgu":
             self.rnn = torch.nn.ModuleList(MGU(inp if i == 0 else hidden, hidden) for i in range(layers))
             self.loop = mgu_scripted if script else mgu_loop
+        elif cell == "ln_lstm":
+            self.rnn = torch.nn.ModuleList(LNLSTM(inp if i == 0 else hidden, hidden) for i in range(layers))
+            self.loop = ln_lstm_scripted if script else ln_lstm_loop
         else:
-            kind = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+            kind = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "lstm_eq": torch.nn.LSTM}[cell]
             self.rnn = kind(inp, hidden, layers)
         self.decoder = torch.nn.Linear(hidden, vocab)
         self.hidden, self.layers = hidden, layers
@@ -113,6 +151,10 @@ class LM(torch.nn.Module):
         if self.cell == "mgu":
             for layer in self.rnn:
                 y, _ = self.loop(y, torch.zeros(B, self.hidden), layer.weight_ih, layer.weight_hh, layer.bias)
+        elif self.cell == "ln_lstm":
+            for layer in self.rnn:
+                z = torch.zeros(B, self.hidden)
+                y, _ = self.loop(y, z, z, layer.weight_ih, layer.weight_hh, layer.bias, *layer.ln)
         else:
             y, _ = self.rnn(y)  # zero initial state
         return self.decoder(y)
@@ -167,7 +209,9 @@ def torch_row(config, cell, script=False):
 def loom_row(config, cell):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
-    out = subprocess.run([a.loom, "bench", "--config", config, "--cell", cell, "--threads", str(a.threads),
+    # mgu: the C cell of examples/mgu_cell.c, as PyTorch's MGU above (not cells/mgu.cell, whose gates are apart)
+    lib = ["--cell-lib", os.path.join(os.path.dirname(a.loom), "libmgu_cell.so")] if cell == "mgu" else []
+    out = subprocess.run([a.loom] + lib + ["bench", "--config", config, "--cell", cell, "--threads", str(a.threads),
                           "--iters", str(a.iters), "--json"], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit("loom bench failed: " + out.stderr)
@@ -181,8 +225,8 @@ print("loom at %d threads vs PyTorch %s at its best of torch:OpenBLAS threads {1
 print("%-14s %-10s %10s %10s %6s %10s %10s %6s %6s" %
       ("config", "cell", "loom train", "torch", "ratio", "loom infer", "torch", "ratio", "thr"))
 for config in [a.config] if a.config else list(CONFIGS):
-    for cell in [a.cell] if a.cell else ["rnn_tanh", "gru", "lstm", "mgu"]:
-        variants = [("", False), (" (jit)", True)] if cell == "mgu" else [("", False)]
+    for cell in [a.cell] if a.cell else CELLS:
+        variants = [("", False), (" (jit)", True)] if cell in ("mgu", "ln_lstm") else [("", False)]
         lr, rows = None, [None] * len(variants)
         for _ in range(max(1, a.rounds)):
             r = loom_row(config, cell)

@@ -503,7 +503,8 @@ static bool parse_decl(parser *P, const token *name)
     sym *y = &pr->syms[s];
     if (y->kind != S_UNKNOWN && y->kind != S_PARAM)
         return fail_at(P, name->line, name->col, "'%s' is %s, not a parameter", name->name,
-                       y->kind == S_SIZE ? "a size" : y->kind == S_INPUT ? "the input" : "a state");
+                       y->kind == S_SIZE ? "a size" : y->kind == S_INPUT ? "the input" : y->kind == S_STATE ? "a state"
+                                                                                                  : "a variable (it is given a value)");
     if (y->decl != D_NONE) return fail_at(P, name->line, name->col, "'%s' is declared twice", name->name);
     y->kind = S_PARAM;
     if (!is_name(P, "vector") && !is_name(P, "matrix"))

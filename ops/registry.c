@@ -90,25 +90,27 @@ void loom_broadcast_strides(loom_shape x, loom_shape out, int64_t st[LOOM_MAX_RA
     }
 }
 
+static loom_status vfail(char *err, size_t n, loom_status s, const char *fmt, va_list ap)
+{
+    if (err && n) vsnprintf(err, n, fmt, ap);
+    return s;
+}
+
 loom_status loom_kernel_fail(const loom_kargs *a, loom_status s, const char *fmt, ...)
 {
-    if (a->err && a->err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(a->err, a->err_len, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(a->err, a->err_len, s, fmt, ap);
+    va_end(ap);
     return s;
 }
 
 loom_status loom_fail64(const loom_args64 *a, loom_status s, const char *fmt, ...)
 {
-    if (a->err && a->err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(a->err, a->err_len, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(a->err, a->err_len, s, fmt, ap);
+    va_end(ap);
     return s;
 }
 

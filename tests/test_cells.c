@@ -256,6 +256,7 @@ Test(cells, parse_errors_say_where_and_what)
         {"cell a(x; h)\n h = tanh(W @ x) ^ h\n", "2:18: the exponent of '^' must be a number"},
         {"cell a(x; h)\n H = h\n", "2:2: 'H' is a size and cannot be given a value"},
         {"cell a(x; h)\n h = layer_norm(h, g)\n", "2:6: layer_norm takes 1 argument (x) or 3 (x, gain, bias), not 2"},
+        {"cell a(x; h)\n W = h\n W: matrix\n h = W\n", "3:2: 'W' is a variable (it is given a value), not a parameter"},
         {"cell a(x; h)\n W: matrix(H, I)\n h = tanh(W @ h)\n", "3:13: '@' joins a matrix of 23 columns with a value of width 37"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -263,4 +264,36 @@ Test(cells, parse_errors_say_where_and_what)
         cr_assert_null(loom_cell_parse(bad[i].text, "t.cell", &err), "case %zu parsed", i);
         cr_assert(strstr(err.msg, bad[i].says) && !strncmp(err.msg, "t.cell:", 7), "case %zu: %s (want %s)", i, err.msg, bad[i].says);
     }
+}
+
+/* A declared output is what the layer above and the outputs see; the
+ * state goes on as the state. Numbers of H fold (a scale of 1/√H). */
+Test(cells, a_declared_output)
+{
+    loom_error err = {0};
+    const loom_cell_def *c = loom_cell_parse("cell twice(x; h)\n"
+                                             "  h = tanh(W @ x + U @ h + b)\n"
+                                             "  output h * 2 / sqrt(H) * sqrt(H)   # 2h\n",
+                                             NULL, &err);
+    cr_assert(c, "%s", err.msg);
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = c, .input_size = 3, .hidden_size = 4});
+    loom_tensor x = loom_input(g, "x", loom_shape3(2, 2, 3));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 1);
+    loom_tensor outs[2] = {o.output, o.final[0]};
+    loom_plan *p = loom_plan_new(g, outs, 2, NULL);
+    float *xv = rnd_buf(12, -1, 1);
+    loom_store_bind(st, p);
+    loom_bind(p, x, xv);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    const float *y = loom_plan_output(p, o.output), *h = loom_plan_output(p, o.final[0]);
+    for (int i = 0; i < 8; i++) cr_assert_float_eq(y[8 + i], 2 * h[i], 1e-6, "output = 2·h at the last step");
+    free(xv);
+    loom_plan_free(p);
+    loom_store_free(st);
+    loom_graph_free(g);
 }
