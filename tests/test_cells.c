@@ -88,7 +88,9 @@ Test(cells, every_shipped_cell_passes_gradcheck_with_the_defaults, .timeout = 12
 
 static int cmp_op(const void *a, const void *b) { return *(const uint16_t *)a - *(const uint16_t *)b; }
 
-/* The built-ins as equations build the same graph, so they give the same
+/* The built-ins as equations build the same graph (the same nodes; the C
+ * cells' order is their compiler's, which leaves a call's argument order
+ * open) and the same plan, so they give the same
  * outputs and gradients, bit for bit, from the same weights (copied by
  * name: the equations name them as PyTorch does). */
 Test(cells, builtins_as_equations_equal_the_c_cells)
@@ -105,6 +107,7 @@ Test(cells, builtins_as_equations_equal_the_c_cells)
         float *out[2][3], *shared[64];
         int32_t size[2];
         uint16_t *ops[2];
+        loom_plan_stats ps[2];
         char names[64][64];
         int n_shared = 0;
         float *xv = rnd_buf(5 * 3 * 6, -1, 1);
@@ -121,12 +124,14 @@ Test(cells, builtins_as_equations_equal_the_c_cells)
             size[e] = loom_graph_size(g);
             ops[e] = malloc((size_t)size[e] * sizeof **ops);
             for (int32_t i = 0; i < size[e]; i++) ops[e][i] = loom_graph_node(g, loom_at(i))->op;
-            qsort(ops[e], (size_t)size[e], sizeof **ops, cmp_op); /* the same nodes (C leaves argument order open) */
+            qsort(ops[e], (size_t)size[e], sizeof **ops, cmp_op);
+
             loom_store *st = loom_store_new(g);
             loom_store_init(st, 9);
             loom_tensor outs[3] = {o.output, grads[0], grads[1]};
             loom_plan *p = loom_plan_new(g, outs, 3, NULL);
             cr_assert(p, "%s", loom_graph_error(g));
+            ps[e] = loom_plan_get_stats(p);
             if (e == 0) {
                 n_shared = loom_store_count(st);
                 for (int i = 0; i < n_shared; i++) {
@@ -160,6 +165,15 @@ Test(cells, builtins_as_equations_equal_the_c_cells)
         cr_assert(size[0] == size[1] && !memcmp(ops[0], ops[1], (size_t)size[0] * sizeof **ops), "%s builds the graph of %s",
                   pairs[k].file, pairs[k].c->name);
         free(ops[0]), free(ops[1]);
+        /* and the same plan after the rewrites: kernels, folds, batches, fusions, the memory BPTT keeps (the
+         * arena's first-fit placement follows node order: within 1 %) */
+        cr_assert(ps[0].nodes == ps[1].nodes && ps[0].views == ps[1].views && ps[0].levels == ps[1].levels &&
+                      fabs((double)ps[0].arena_bytes - (double)ps[1].arena_bytes) <= 0.01 * (double)ps[0].arena_bytes &&
+                      ps[0].folded == ps[1].folded && ps[0].batched == ps[1].batched &&
+                      ps[0].in_place == ps[1].in_place && ps[0].fused == ps[1].fused && ps[0].fused_temps == ps[1].fused_temps &&
+                      ps[0].matmul_flops == ps[1].matmul_flops && ps[0].kept_bytes == ps[1].kept_bytes,
+                  "%s: plan of %d kernels, %zu bytes, %d fused; the C cell's %d, %zu, %d", pairs[k].file, ps[1].nodes,
+                  ps[1].arena_bytes, ps[1].fused, ps[0].nodes, ps[0].arena_bytes, ps[0].fused);
         int64_t sizes[3] = {5 * 3 * 16, 5 * 3 * 6, 0};
         sizes[2] = pairs[k].c == &loom_cell_lstm ? 32 * 8 : pairs[k].c == &loom_cell_gru ? 24 * 8 : 8 * 8;
         for (int j = 0; j < 3; j++) {
