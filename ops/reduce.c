@@ -573,34 +573,51 @@ const loom_op_desc loom_desc_xent_grad = {
  * gradient of x̂ per row, recomputing μ and r from x: one pass for the
  * statistics, one for the two means, one for the result. */
 
-/* Mean and 1/√(var + ε) of a row, accumulated in double. */
-static void row_moments(const float *x, int64_t c, float eps, double *mu, double *r)
+/* Mean and 1/√(var + ε) of a row: two passes (the mean, then the squares
+ * about it: no cancellation), each a vector loop summing in as many float
+ * lanes as the vector holds, the lanes added in double. */
+LOOM_VECTOR_CLONES static void row_moments(const float *x, int64_t c, float eps, float *mu, float *r)
 {
-    double s = 0, q = 0;
+    float s = 0, q = 0;
     #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < c; j++) s += x[j];
-    double m = s / (double)c;
+    float m = (float)((double)s / (double)c);
     #pragma omp simd reduction(+ : q)
-    for (int64_t j = 0; j < c; j++) q += ((double)x[j] - m) * ((double)x[j] - m);
+    for (int64_t j = 0; j < c; j++) q += (x[j] - m) * (x[j] - m);
     *mu = m;
-    *r = 1.0 / sqrt(q / (double)c + eps);
+    *r = (float)(1.0 / sqrt((double)q / (double)c + eps));
+}
+
+/* One row of layer_norm: o = (x − μ)·r. */
+LOOM_VECTOR_CLONES static void norm_row(const float *x, float *o, int64_t c, float eps)
+{
+    float m, r;
+    row_moments(x, c, eps, &m, &r);
+    #pragma omp simd
+    for (int64_t j = 0; j < c; j++) o[j] = (x[j] - m) * r;
+}
+
+/* One row of layer_norm_grad: o = r·(gy − mean(gy) − x̂ ⊙ mean(gy ⊙ x̂)). */
+LOOM_VECTOR_CLONES static void norm_grad_row(const float *x, const float *gy, float *o, int64_t c, float eps)
+{
+    float m, r, a = 0, b = 0;
+    row_moments(x, c, eps, &m, &r);
+    #pragma omp simd reduction(+ : a, b)
+    for (int64_t j = 0; j < c; j++) {
+        a += gy[j];
+        b += gy[j] * ((x[j] - m) * r);
+    }
+    float fa = a / (float)c, fb = b / (float)c;
+    #pragma omp simd
+    for (int64_t j = 0; j < c; j++) o[j] = r * (gy[j] - fa - (x[j] - m) * r * fb);
 }
 
 static loom_status layer_norm_forward(const loom_kargs *k)
 {
     loom_shape s = k->node->shape;
     int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c, r0, r1;
-    float eps = k->node->attr.f[0];
     loom_share(k, rows, 3 * rows * c, &r0, &r1);
-    for (int64_t row = r0; row < r1; row++) {
-        const float *x = k->in[0] + row * c;
-        float *o = k->out + row * c;
-        double mu, r;
-        row_moments(x, c, eps, &mu, &r);
-        float fm = (float)mu, fr = (float)r;
-        #pragma omp simd
-        for (int64_t j = 0; j < c; j++) o[j] = (x[j] - fm) * fr;
-    }
+    for (int64_t row = r0; row < r1; row++) norm_row(k->in[0] + row * c, k->out + row * c, c, k->node->attr.f[0]);
     return LOOM_OK;
 }
 
@@ -608,24 +625,9 @@ static loom_status layer_norm_grad_forward(const loom_kargs *k)
 {
     loom_shape s = k->node->shape;
     int64_t c = s.d[s.rank - 1], rows = loom_shape_numel(s) / c, r0, r1;
-    float eps = k->node->attr.f[0];
     loom_share(k, rows, 5 * rows * c, &r0, &r1);
-    for (int64_t row = r0; row < r1; row++) {
-        const float *x = k->in[0] + row * c, *gy = k->in[1] + row * c;
-        float *o = k->out + row * c;
-        double mu, r, a = 0, b = 0;
-        row_moments(x, c, eps, &mu, &r);
-        float fm = (float)mu, fr = (float)r;
-        #pragma omp simd reduction(+ : a, b)
-        for (int64_t j = 0; j < c; j++) {
-            float xh = (x[j] - fm) * fr;
-            a += gy[j];
-            b += (double)gy[j] * xh;
-        }
-        float fa = (float)(a / (double)c), fb = (float)(b / (double)c);
-        #pragma omp simd
-        for (int64_t j = 0; j < c; j++) o[j] = fr * (gy[j] - fa - (x[j] - fm) * fr * fb);
-    }
+    for (int64_t row = r0; row < r1; row++)
+        norm_grad_row(k->in[0] + row * c, k->in[1] + row * c, k->out + row * c, c, k->node->attr.f[0]);
     return LOOM_OK;
 }
 
