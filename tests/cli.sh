@@ -183,6 +183,10 @@ printf 'cell bad(x; h)\n  h = tanh(W @ x + U @ h\n' >"$dir/bad.cell"
 expect 2 "bad.cell:3:1: expected ')' after the arguments" -- "$loom" gradcheck --cell "$dir/bad.cell"
 expect 2 "cannot open" -- "$loom" train --cell "$dir/none.cell" --steps 1
 expect 2 "already known" -- "$loom" gradcheck --cell "$cells/../tests/data/lstm_named.cell"
+# three carried states, through gradcheck, training and resuming
+expect 0 "gradcheck passed" -- "$loom" gradcheck --cell "$(dirname "$0")/data/three_states.cell" --layers 2 --bidirectional --max-checks 10
+expect 0 "" -- "$loom" train --cell "$(dirname "$0")/data/three_states.cell" --data "$corpus" --steps 3 --generate 0 --save "$dir/three.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/three.ckpt" --data "$corpus" --steps 5 --generate 0 --save "$dir/three.ckpt"
 # the cell view names the carried states as the equations do
 printf 'cell ym(x; y, m)\n  f = sigmoid(W_f @ x + U_f @ y + b_f)\n  m = f * m + (1 - f) * tanh(W_m @ x + U_m @ y + b_m)\n  y = tanh(m)\n' >"$dir/ym.cell"
 expect 0 "" -- "$loom" dot --cell "$dir/ym.cell" --view cell --seq-len 3 --backward -o "$dir/ym.dot"

@@ -48,7 +48,7 @@ static int parse(gc_args *a, int argc, char **argv)
 
 typedef struct {
     loom_graph *g;
-    loom_tensor x, init[2], targets, loss;
+    loom_tensor x, init[LOOM_CELL_MAX_STATES], targets, loss;
     int32_t n_forward;
 } lm_graph;
 
@@ -63,12 +63,13 @@ static void build(lm_graph *lm, const gc_args *a)
     loom_tensor dec_w = loom_param(g, "decoder.weight", loom_shape2((int)a->vocab, (int)(D * m->hidden)));
     loom_tensor dec_b = loom_param(g, "decoder.bias", loom_shape1((int)a->vocab));
     lm->x = loom_input(g, "input", loom_shape3((int)m->steps, (int)m->batch, (int)m->input));
-    const char *state_names[2] = {"h0", "c0"};
-    for (int s = 0; s < 2; s++)
-        lm->init[s] = s < S ? loom_input(g, state_names[s], loom_shape3((int)(m->layers * D), (int)m->batch, (int)m->hidden))
-                            : LOOM_INVALID;
+    static const char *const state_names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
+    loom_rnn_args args = {0};
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++)
+        args.init[s] = lm->init[s] = s < S ? loom_input(g, state_names[s], loom_shape3((int)(m->layers * D), (int)m->batch, (int)m->hidden))
+                                           : LOOM_INVALID;
     lm->targets = loom_input_i32(g, "targets", loom_shape2((int)m->steps, (int)m->batch));
-    loom_rnn_out o = loom_rnn_apply(g, &rnn, lm->x, &(loom_rnn_args){.init = {lm->init[0], lm->init[1]}});
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, lm->x, &args);
     loom_tensor logits = loom_add(g, loom_matmul(g, o.output, dec_w, false, true), dec_b);
     lm->loss = loom_cross_entropy(g, logits, lm->targets, LOOM_NO_MASK);
     lm->n_forward = loom_graph_size(g);
@@ -90,7 +91,8 @@ static bool fill(const lm_graph *lm, loom_store *store, const gc_args *a, loom_b
         for (int64_t k = 0; k < loom_tensor_numel(g, t); k++) d[k] = uniform(&rng, -0.5f, 0.5f);
         wrt[(*n_wrt)++] = (loom_binding){t, d};
     }
-    loom_tensor in_t[3] = {lm->x, lm->init[0], lm->init[1]};
+    loom_tensor in_t[1 + LOOM_CELL_MAX_STATES] = {lm->x};
+    for (int s = 0; s < a->m.cell->n_states; s++) in_t[1 + s] = lm->init[s];
     for (int i = 0; i < 1 + a->m.cell->n_states; i++) {
         int64_t n = loom_tensor_numel(g, in_t[i]);
         float *d = malloc((size_t)n * sizeof *d);

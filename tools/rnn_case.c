@@ -67,14 +67,14 @@ typedef struct {
     int D, S;
     loom_graph *g;
     loom_rnn rnn;
-    loom_tensor x, init[2], go, lengths, loss;
+    loom_tensor x, init[LOOM_CELL_MAX_STATES], go, lengths, loss;
     loom_rnn_out ro;
     int n_wrt;
     loom_tensor *wrt, *grads; /* input, initial states, parameters; their gradients */
     char msg[512];
 } rcase;
 
-static const char *const state_names[2] = {"h0", "c0"};
+static const char *const state_names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
 
 /* The metadata: cell, direction and sizes. */
 static bool read_meta(rcase *c)
@@ -125,8 +125,9 @@ static bool build(rcase *c)
         return false;
     }
     c->x = loom_input(g, "input", loom_shape3((int)c->T, (int)c->B, (int)c->input));
-    c->init[0] = c->init[1] = LOOM_INVALID;
-    for (int s = 0; s < c->S; s++) c->init[s] = loom_input(g, state_names[s], state_shape(c, s));
+    loom_rnn_args args = {.lengths = LOOM_INVALID};
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++)
+        args.init[s] = c->init[s] = s < c->S ? loom_input(g, state_names[s], state_shape(c, s)) : LOOM_INVALID;
     c->go = loom_input(g, "grad_output", loom_shape3((int)c->T, (int)c->B, (int)(c->D * c->rnn.out_size)));
     c->lengths = loom_st_get(c->f, "lengths") ? loom_input_i32(g, "lengths", loom_shape1((int)c->B)) : LOOM_INVALID;
     for (int k = 0; k < c->f->n; k++) {
@@ -137,7 +138,8 @@ static bool build(rcase *c)
             return false;
         }
     }
-    c->ro = loom_rnn_apply(g, &c->rnn, c->x, &(loom_rnn_args){.init = {c->init[0], c->init[1]}, .lengths = c->lengths});
+    args.lengths = c->lengths;
+    c->ro = loom_rnn_apply(g, &c->rnn, c->x, &args);
     c->loss = loom_sum_all(g, loom_mul(g, c->ro.output, c->go));
     return true;
 }
@@ -181,8 +183,9 @@ static bool check_inputs(rcase *c, bool refuse_non_finite)
                                                c->msg, sizeof c->msg);
                 if (!v || !check_finite(c, v, refuse_non_finite)) return false;
             }
-    loom_tensor t[5] = {c->x, c->go, c->init[0], c->init[1]};
-    int n = 2 + c->S;
+    loom_tensor t[3 + LOOM_CELL_MAX_STATES] = {c->x, c->go};
+    int n = 2;
+    for (int s = 0; s < c->S; s++) t[n++] = c->init[s];
     if (loom_valid(c->lengths)) t[n++] = c->lengths;
     for (int i = 0; i < n; i++) {
         const loom_st_tensor *v = want(c->f, loom_tensor_name(c->g, t[i]), loom_tensor_dtype(c->g, t[i]),
@@ -195,8 +198,9 @@ static bool check_inputs(rcase *c, bool refuse_non_finite)
 /* The non-parameter inputs (checked by check_inputs), bound. */
 static void bind_inputs(rcase *c, loom_plan *p)
 {
-    loom_tensor t[5] = {c->x, c->go, c->init[0], c->init[1]};
-    int n = 2 + c->S;
+    loom_tensor t[3 + LOOM_CELL_MAX_STATES] = {c->x, c->go};
+    int n = 2;
+    for (int s = 0; s < c->S; s++) t[n++] = c->init[s];
     if (loom_valid(c->lengths)) t[n++] = c->lengths;
     for (int i = 0; i < n; i++) loom_bind(p, t[i], loom_st_get(c->f, loom_tensor_name(c->g, t[i]))->data);
 }
@@ -263,7 +267,7 @@ static loom_st *results(const rcase *c, const loom_plan *p)
 {
     loom_st *out = loom_st_new();
     loom_graph *g = c->g;
-    static const char *const final_names[2] = {"h_n", "c_n"};
+    static const char *const final_names[LOOM_CELL_MAX_STATES] = {"h_n", "c_n", "s2_n", "s3_n"};
     loom_status st = out ? loom_st_add(out, "output", LOOM_F32, loom_tensor_shape(g, c->ro.output),
                                        loom_plan_output(p, c->ro.output))
                          : LOOM_ERR_NOMEM;
