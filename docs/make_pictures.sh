@@ -10,6 +10,7 @@ $loom dot --cell rnn_tanh --seq-len 6 --truncate 3 --view cell --backward -o doc
 $loom dot --cell rnn_tanh --seq-len 16 --view cell --grad-norms --loss last --heat-range 1e-7:2 -o docs/heat_rnn_tanh.svg
 $loom dot --cell lstm --seq-len 16 --view cell --grad-norms --loss last --heat-range 1e-7:2 -o docs/heat_lstm.svg
 $loom dot --cell gru --layers 2 --bidirectional --seq-len 4 --view cell -o docs/gru_2layer_bidirectional.svg
+$loom dot --cell ln_lstm --layers 2 --seq-len 3 --view cell -o docs/ln_lstm_cells.svg
 $loom dot --seq2seq additive --cell gru --seq-len 3 --view cell -o docs/seq2seq_additive.svg
 # a date model's attention (training is deterministic for a given seed and thread count)
 tmp=$(mktemp -d)

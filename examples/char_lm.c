@@ -1,7 +1,8 @@
 /* A character language model with a cell of your own (the MGU of mgu_cell.c)
  * through loom's trainer: train with held-out perplexity, save a checkpoint
- * that `loom eval`, `loom generate` and `loom train --resume` read, resume
- * from it exactly, generate.   build/char_lm TEXT.txt [STEPS] [CHECKPOINT] */
+ * that `loom --cell-lib libmgu_cell.so eval|generate|train --resume` read
+ * (the command loads the cell from the shared object), resume from it
+ * exactly, generate.   build/char_lm TEXT.txt [STEPS] [CHECKPOINT] */
 #include <loom/loom.h>
 
 #include <math.h>

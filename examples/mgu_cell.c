@@ -9,7 +9,10 @@
  * Parameters (stacked like PyTorch's gates, rows [f; h]):
  *   weight_ih (2H, I), weight_hh (2H, H), bias (2H).
  * loom_rnn_init names them weight_ih_l0, weight_hh_l0, bias_l0 (…_reverse),
- * and loom_rnn_apply unrolls the cell over time, layers and directions. */
+ * and loom_rnn_apply unrolls the cell over time, layers and directions.
+ * Built as a shared object (libmgu_cell.so) it reaches the loom command
+ * through --cell-lib; cells/mgu.cell is the same cell as equations, its
+ * gates apart (W_f, W_h, ...). */
 #include "mgu_cell.h"
 
 #include <math.h>
