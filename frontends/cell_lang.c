@@ -836,6 +836,7 @@ static val eval_call(walker *c, const expr *e)
     val v = a[0];
     if (v.t == V_STATIC) {
         v.num = fold1(f, v.num, p);
+        if (!isfinite(v.num)) return bad(c, e, "%s of these numbers is %s", fns[f].name, isnan(v.num) ? "not a number" : "infinite");
         return v;
     }
     if (!g) return v;
@@ -866,17 +867,19 @@ static val eval_bin(walker *c, const expr *e)
     if (e->op == '^') {
         if (r.t != V_STATIC) return bad(c, e, "the exponent of '^' must be a number");
         if (l.t == V_OPEN) return bad(c, e, "the shape of '%s' cannot be told from this use; declare it", pr->syms[l.sym].name);
-        if (l.t == V_STATIC) return (val){.t = V_STATIC, .num = pow(l.num, r.num)};
+        if (l.t == V_STATIC) {
+            double v = pow(l.num, r.num);
+            if (!isfinite(v)) return bad(c, e, "the numbers give %s", isnan(v) ? "not a number" : "an infinite one");
+            return (val){.t = V_STATIC, .num = v};
+        }
         if (g) l.x = loom_pow(g, l.x, (float)r.num);
         return l;
     }
     if (e->op == '@') {
         if (r.t != V_VALUE) return bad(c, e, "'@' multiplies a matrix by a value, and its right side is %s", what(r.t));
-        if (l.t == V_OPEN) {
-            const sym *y = &pr->syms[l.sym];
+        if (l.t == V_OPEN) { /* P @ v: P is H × width(v) (declared rows were settled before the walk) */
             l = settle(c, e, l.sym, c->H, r.w);
             if (c->failed) return l;
-            (void)y;
         }
         if (l.t != V_MATRIX) return bad(c, e, "'@' multiplies a matrix by a value, and its left side is %s", what(l.t));
         if (l.w != r.w)
@@ -901,7 +904,7 @@ static val eval_bin(walker *c, const expr *e)
     }
     if (l.t == V_STATIC && r.t == V_STATIC) {
         double v = e->op == '+' ? l.num + r.num : e->op == '-' ? l.num - r.num : e->op == '*' ? l.num * r.num : l.num / r.num;
-        if (!isfinite(v)) return bad(c, e, "the numbers give %g", v);
+        if (!isfinite(v)) return bad(c, e, "the numbers give %s", isnan(v) ? "not a number" : "an infinite one");
         return (val){.t = V_STATIC, .num = v};
     }
     if (l.t == V_STATIC || r.t == V_STATIC) { /* a number and a tensor: one affine map (or a division) */

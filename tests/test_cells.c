@@ -270,6 +270,8 @@ Test(cells, parse_errors_say_where_and_what)
         {"cell a(x; h)\n h = tanh(W @ x) ^ h\n", "2:18: the exponent of '^' must be a number"},
         {"cell a(x; h)\n H = h\n", "2:2: 'H' is a size and cannot be given a value"},
         {"cell a(x; h)\n h = layer_norm(h, g)\n", "2:6: layer_norm takes 1 argument (x) or 3 (x, gain, bias), not 2"},
+        {"cell a(x; h)\n h = tanh(W @ x) * sqrt(1 - H)\n", "2:20: sqrt of these numbers is not a number"},
+        {"cell a(x; h)\n h = tanh(W @ x) * 10 ^ 400\n", "2:23: the numbers give an infinite one"},
         {"cell a(x; h)\n W = h\n W: matrix\n h = W\n", "3:2: 'W' is a variable (it is given a value), not a parameter"},
         {"cell a(x; h)\n W: matrix(H, I)\n h = tanh(W @ h)\n", "3:13: '@' joins a matrix of 23 columns with a value of width 37"},
     };
