@@ -2,6 +2,7 @@
  * gradient-checked with the defaults, the built-ins written as equations
  * equal to the C cells. */
 #include "helpers.h"
+#include "tool.h"
 
 #include <dirent.h>
 
@@ -67,7 +68,7 @@ static loom_gradcheck_result check_cell(const loom_cell_def *cell, int I, int H)
     return r;
 }
 
-Test(cells, every_shipped_cell_passes_gradcheck_with_the_defaults, .timeout = 120)
+Test(cells, every_shipped_cell_passes_gradcheck_with_the_defaults, .timeout = 280)
 {
     DIR *dir = opendir(LOOM_CELLS_DIR);
     cr_assert(dir, "%s", LOOM_CELLS_DIR);
@@ -80,6 +81,12 @@ Test(cells, every_shipped_cell_passes_gradcheck_with_the_defaults, .timeout = 12
         cr_assert(r.passed, "%s: wrt[%d][%lld] analytic %.9g numeric %.9g (f32 %.3g at wrt[%d])", d->d_name, r.worst_tensor,
                   (long long)r.worst_index, r.worst_analytic, r.worst_numeric, r.f32_max_err, r.f32_worst_tensor);
         cr_assert_gt(r.checked, 100);
+        /* and through the command, as a user runs it: loom gradcheck --cell FILE --layers 2 --bidirectional
+         * (a sample of each tensor, to keep the suite short; tolerances and step are the defaults) */
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", LOOM_CELLS_DIR, d->d_name);
+        char *argv[] = {"--cell", path, "--layers", "2", "--bidirectional", "--max-checks", "12"};
+        cr_assert_eq(cmd_gradcheck(7, argv), 0, "loom gradcheck --cell %s --layers 2 --bidirectional", d->d_name);
         n++;
     }
     closedir(dir);
