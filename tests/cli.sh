@@ -183,6 +183,7 @@ printf 'cell bad(x; h)\n  h = tanh(W @ x + U @ h\n' >"$dir/bad.cell"
 expect 2 "bad.cell:3:1: expected ')' after the arguments" -- "$loom" gradcheck --cell "$dir/bad.cell"
 expect 2 "cannot open" -- "$loom" train --cell "$dir/none.cell" --steps 1
 expect 2 "already known" -- "$loom" gradcheck --cell "$cells/../tests/data/lstm_named.cell"
+expect 0 "ln_lstm" -- "$loom" bench --cell "$cells/ln_lstm.cell" --config charlm-small --iters 1
 # three carried states, through gradcheck, training and resuming
 expect 0 "gradcheck passed" -- "$loom" gradcheck --cell "$(dirname "$0")/data/three_states.cell" --layers 2 --bidirectional --max-checks 10
 expect 0 "" -- "$loom" train --cell "$(dirname "$0")/data/three_states.cell" --data "$corpus" --steps 3 --generate 0 --save "$dir/three.ckpt"
