@@ -127,7 +127,7 @@ void tool_opt_help(FILE *f, const tool_opt *t, int n)
         if (strlen(head) > 21) fprintf(f, "\n  %-22s", "");
         if (t[k].kind == OPT_CELL) {
             char names[256];
-            fprintf(f, "%s, a cell of the cells folder (mgu, indrnn, ln_lstm, ...) or FILE.cell; ", tool_cell_names(names, sizeof names));
+            fprintf(f, "%s,\n  %-22sa cell of the cells folder (mgu, indrnn, ln_lstm, ...) or a FILE.cell ", tool_cell_names(names, sizeof names), "");
         }
         for (const char *line = t[k].help; *line;) { /* the help's lines, each under the first */
             const char *end = strchr(line, '\n');
