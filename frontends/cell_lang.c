@@ -665,6 +665,12 @@ static bool resolve(parser *P)
         if (!assigned[pr->state[i]])
             ok = fail_at(P, pr->syms[pr->state[i]].line, pr->syms[pr->state[i]].col, "the state '%s' is never given its new value",
                          pr->syms[pr->state[i]].name);
+    for (int i = 0; ok && i < pr->n_syms; i++) { /* a value nothing reads: most often a misspelt name */
+        const sym *y = &pr->syms[i];
+        if (y->kind == S_VAR && !used[i])
+            ok = fail_at(P, pr->st[y->assigned_at].line, pr->st[y->assigned_at].col,
+                         "'%s' is given a value but never used (a misspelt name where it should be read?)", y->name);
+    }
     for (int i = 0; ok && i < pr->n_syms; i++) {
         sym *y = &pr->syms[i];
         if (y->kind != S_PARAM) continue;

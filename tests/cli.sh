@@ -184,6 +184,12 @@ expect 2 "bad.cell:3:1: expected ')' after the arguments" -- "$loom" gradcheck -
 expect 2 "cannot open" -- "$loom" train --cell "$dir/none.cell" --steps 1
 expect 2 "already known" -- "$loom" gradcheck --cell "$cells/../tests/data/lstm_named.cell"
 expect 0 "ln_lstm" -- "$loom" bench --cell "$cells/ln_lstm.cell" --config charlm-small --iters 1
+# loom cell: the parameters the equations make (a misspelt variable would be one more)
+expect 0 "9 parameters at input 3, hidden 8" -- "$loom" cell --cell "$cells/ln_lstm.cell" --input 3 --hidden 8
+check "shapes, initialisers and the equations" sh -c "grep -q 'ln_h_weight *(8,) *ones' '$dir/out' && grep -q 'h = o \* tanh(layer_norm(c))' '$dir/out'"
+printf 'cell typo(x; h)\n  hc = tanh(W @ x + U @ h)\n  h = tanh(hc + hx)\n' >"$dir/typo.cell"
+expect 0 "hx " -- "$loom" cell --cell "$dir/typo.cell"
+expect 0 "written in C" -- "$loom" cell --cell gru
 # three carried states, through gradcheck, training and resuming
 expect 0 "gradcheck passed" -- "$loom" gradcheck --cell "$(dirname "$0")/data/three_states.cell" --layers 2 --bidirectional --max-checks 10
 expect 0 "" -- "$loom" train --cell "$(dirname "$0")/data/three_states.cell" --data "$corpus" --steps 3 --generate 0 --save "$dir/three.ckpt"

@@ -266,6 +266,7 @@ Test(cells, parse_errors_say_where_and_what)
         {"cell a(x, y; h)\n h = x\n", "1:9: a cell has one input"},
         {"cell a(x; h)\n h = sigmod(W @ x)\n", "2:6: unknown function 'sigmod'"},
         {"cell a(x; h)\n f = tanh(W @ x)\n", "1:11: the state 'h' is never given its new value"},
+        {"cell a(x; h)\n hc = tanh(W @ x)\n h = tanh(h + hx)\n", "2:2: 'hc' is given a value but never used"},
         {"cell a(x; h)\n h = tanh(W @ x + U @ g)\n g = h\n", "2:23: 'g' is used before it is given a value (on line 3)"},
         {"cell a(x; h)\n h = tanh(W @ x + b * 2)\n", "2:21: the shape of 'b' cannot be told from this use; declare it"},
         {"cell a(x; h)\n h = tanh(W @ x + U @ h)[0:2*H]\n", "2:25: the slice [0:74] is not inside [0:37]"},

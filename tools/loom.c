@@ -26,6 +26,7 @@ static const tool_command commands[] = {
     {"bench", cmd_bench, "bench [options]", bench_help, bench_opts, &n_bench_opts},
     {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help, gradcheck_opts, &n_gradcheck_opts},
     {"dot", cmd_dot, "dot -o FILE [options]", dot_help, dot_opts, &n_dot_opts},
+    {"cell", cmd_cell, "cell [--cell C] [--input I] [--hidden H]", cell_help, cell_opts, &n_cell_opts},
     {"rnn-run", cmd_rnn_run, "rnn-run CASE.safetensors OUT.safetensors", rnn_run_help, rnn_run_opts, &n_rnn_run_opts},
     {"version", cmd_version, "version", "print the version and build configuration\n", NULL, NULL},
     {"help", cmd_help, "help", "print this help\n", NULL, NULL},
