@@ -67,11 +67,11 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
     loom_rnn_init(g, &lm->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = o->embed ? o->embed : o->vocab,
                                                 .hidden_size = o->hidden, .layers = layers, .dropout = o->dropout,
                                                 .seed = o->seed, .prefix = "rnn."});
-    static const char *const names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
     loom_rnn_args args = {.trunc = o->trunc, .truncate = o->truncate, .trunc_seed = o->seed};
     lm->trunc_xi = o->trunc == LOOM_TRUNC_RANDOM ? loom_input(g, "trunc_xi", loom_shape1(T)) : LOOM_INVALID;
     args.trunc_xi = lm->trunc_xi;
-    for (int s = 0; s < S; s++) args.init[s] = lm->init[s] = loom_input(g, names[s], loom_shape3(layers, B, o->hidden));
+    loom_rnn_init_inputs(g, &lm->rnn, B, args.init);
+    for (int s = 0; s < S; s++) lm->init[s] = args.init[s];
     lm->out = loom_rnn_apply(g, &lm->rnn, x, &args);
     loom_tensor y = lm->out.output;
     if (o->dropout > 0) y = loom_dropout(g, y, o->dropout, o->seed ^ 0xDEC0ull);

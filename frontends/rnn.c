@@ -100,6 +100,14 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
     return loom_graph_status(g);
 }
 
+void loom_rnn_init_inputs(loom_graph *g, const loom_rnn *rnn, int batch, loom_tensor init[LOOM_CELL_MAX_STATES])
+{
+    static const char *const names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
+    int S = rnn->o.cell ? rnn->o.cell->n_states : 0, rows = rnn->o.layers * rnn->dirs;
+    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++)
+        init[s] = s < S ? loom_input(g, names[s], loom_shape3(rows, batch, s ? rnn->o.hidden_size : rnn->out_size)) : LOOM_INVALID;
+}
+
 void loom_trunc_draw(uint64_t seed, int64_t run, int mean, float *xi, int64_t n)
 {
     uint64_t s = loom_mix(seed * 0x9E3779B97F4A7C15ull ^ loom_mix((uint64_t)run));

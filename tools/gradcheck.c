@@ -55,7 +55,7 @@ typedef struct {
 static void build(lm_graph *lm, const gc_args *a)
 {
     const tool_model *m = &a->m;
-    int D = m->bidirectional ? 2 : 1, S = m->cell->n_states;
+    int D = m->bidirectional ? 2 : 1;
     loom_graph *g = lm->g = loom_graph_new();
     loom_rnn rnn;
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = (int)m->input, .hidden_size = (int)m->hidden,
@@ -63,11 +63,9 @@ static void build(lm_graph *lm, const gc_args *a)
     loom_tensor dec_w = loom_param(g, "decoder.weight", loom_shape2((int)a->vocab, (int)(D * m->hidden)));
     loom_tensor dec_b = loom_param(g, "decoder.bias", loom_shape1((int)a->vocab));
     lm->x = loom_input(g, "input", loom_shape3((int)m->steps, (int)m->batch, (int)m->input));
-    static const char *const state_names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
     loom_rnn_args args = {0};
-    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++)
-        args.init[s] = lm->init[s] = s < S ? loom_input(g, state_names[s], loom_shape3((int)(m->layers * D), (int)m->batch, (int)m->hidden))
-                                           : LOOM_INVALID;
+    loom_rnn_init_inputs(g, &rnn, (int)m->batch, args.init);
+    memcpy(lm->init, args.init, sizeof lm->init);
     lm->targets = loom_input_i32(g, "targets", loom_shape2((int)m->steps, (int)m->batch));
     loom_rnn_out o = loom_rnn_apply(g, &rnn, lm->x, &args);
     loom_tensor logits = loom_add(g, loom_matmul(g, o.output, dec_w, false, true), dec_b);

@@ -74,7 +74,6 @@ typedef struct {
     char msg[512];
 } rcase;
 
-static const char *const state_names[LOOM_CELL_MAX_STATES] = {"h0", "c0", "s2_0", "s3_0"};
 
 /* The metadata: cell, direction and sizes. */
 static bool read_meta(rcase *c)
@@ -103,11 +102,6 @@ static bool read_meta(rcase *c)
            meta_int(f, "seq_len", 1, 1 << 20, &c->T, m, n) && meta_int(f, "batch", 1, 1 << 20, &c->B, m, n);
 }
 
-/* State s: (layers·dirs, B, H), h of a projected LSTM (…, proj_size). */
-static loom_shape state_shape(const rcase *c, int s)
-{
-    return loom_shape3((int)(c->layers * c->D), (int)c->B, (int)(s == 0 && c->proj ? c->proj : c->hidden));
-}
 
 /* The stack and its inputs; every tensor of the file must be one of them
  * (or an expected.* answer). */
@@ -126,8 +120,8 @@ static bool build(rcase *c)
     }
     c->x = loom_input(g, "input", loom_shape3((int)c->T, (int)c->B, (int)c->input));
     loom_rnn_args args = {.lengths = LOOM_INVALID};
-    for (int s = 0; s < LOOM_CELL_MAX_STATES; s++)
-        args.init[s] = c->init[s] = s < c->S ? loom_input(g, state_names[s], state_shape(c, s)) : LOOM_INVALID;
+    loom_rnn_init_inputs(g, &c->rnn, (int)c->B, args.init);
+    memcpy(c->init, args.init, sizeof c->init);
     c->go = loom_input(g, "grad_output", loom_shape3((int)c->T, (int)c->B, (int)(c->D * c->rnn.out_size)));
     c->lengths = loom_st_get(c->f, "lengths") ? loom_input_i32(g, "lengths", loom_shape1((int)c->B)) : LOOM_INVALID;
     for (int k = 0; k < c->f->n; k++) {
@@ -272,7 +266,7 @@ static loom_st *results(const rcase *c, const loom_plan *p)
                                        loom_plan_output(p, c->ro.output))
                          : LOOM_ERR_NOMEM;
     for (int s = 0; !st && s < c->S; s++)
-        st = loom_st_add(out, final_names[s], LOOM_F32, state_shape(c, s), loom_plan_output(p, c->ro.final[s]));
+        st = loom_st_add(out, final_names[s], LOOM_F32, loom_tensor_shape(g, c->init[s]), loom_plan_output(p, c->ro.final[s]));
     for (int k = 0; !st && k < c->n_wrt; k++) {
         char name[200];
         snprintf(name, sizeof name, "grad.%s", loom_tensor_name(g, c->wrt[k]));

@@ -164,6 +164,11 @@ typedef struct {
     int cuts[LOOM_RNN_MAX_CUTS];             /* (at most LOOM_RNN_MAX_CUTS): one lies between steps cuts[i]-1 and cuts[i] */
 } loom_rnn_out;
 
+/* Inputs for the initial states of a batch of B: init[s] is an f32 input
+ * named h0, c0, s2_0, s3_0 (state s) of shape (layers·dirs, B, width of
+ * state s), for each of the cell's states; the rest LOOM_INVALID. */
+void loom_rnn_init_inputs(loom_graph *g, const loom_rnn *rnn, int batch, loom_tensor init[LOOM_CELL_MAX_STATES]);
+
 /* Unrolls the stack over x (T, B, input). args may be NULL. On error the
  * graph's error is set and the handles are invalid. */
 loom_rnn_out loom_rnn_apply(loom_graph *g, const loom_rnn *rnn, loom_tensor x, const loom_rnn_args *args);
