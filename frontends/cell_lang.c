@@ -1219,6 +1219,8 @@ const loom_cell_def *loom_cell_load(const char *path, loom_error *err)
 
 const loom_cell_def *loom_cell_find(const char *name, loom_error *err)
 {
+    size_t len = name ? strlen(name) : 0;
+    if (name && (strchr(name, '/') || (len > 5 && !strcmp(name + len - 5, ".cell")))) return loom_cell_load(name, err);
     const loom_cell_def *c = loom_cell_by_name(name);
     if (c || !name) return c ? c : (loom_error_set(err, LOOM_ERR_ARG, "cell: no name"), NULL);
     bool plain = *name && strlen(name) <= NAME_LEN;

@@ -58,12 +58,6 @@ const char *tool_cell_names(char *buf, size_t n)
     return buf;
 }
 
-bool tool_is_cell_file(const char *v)
-{
-    size_t n = strlen(v);
-    return strchr(v, '/') || (n > 5 && !strcmp(v + n - 5, ".cell"));
-}
-
 int tool_exit(loom_status st)
 {
     return st == LOOM_OK ? 0 : st == LOOM_ERR_NOMEM || st == LOOM_ERR_IO ? 1 : 2;

@@ -71,20 +71,14 @@ int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int ar
         if (!tool_text(cmd, f, v)) return -1;
         /* fall through */
     case OPT_PATH: *(const char **)at = v; return 1;
-    case OPT_CELL:
-        if (tool_is_cell_file(v)) { /* equations: --cell FILE.cell */
-            loom_error e = {0};
-            if ((*(const loom_cell_def **)at = loom_cell_load(v, &e))) return 1;
-            fprintf(stderr, "loom: --cell: %s\n", e.msg);
-            return -1;
-        } else {
+    case OPT_CELL: {
         loom_error e = {0};
         if ((*(const loom_cell_def **)at = loom_cell_find(v, &e))) return 1;
         char names[256];
         fprintf(stderr, "loom: --cell must be %s, a cell of the cells folder or a FILE.cell: %s\n",
                 tool_cell_names(names, sizeof names), e.msg);
         return -1;
-        }
+    }
     case OPT_CHOICE:
         for (int k = 0; o->choices[k]; k++)
             if (!strcmp(v, o->choices[k])) return *(int *)at = k, 1;

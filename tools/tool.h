@@ -246,8 +246,6 @@ bool tool_int(const char *flag, const char *s, long lo, long hi, long *out);
 bool tool_threads(long flag);
 /* "rnn_tanh, rnn_relu, gru or lstm": the known cells, for messages. */
 const char *tool_cell_names(char *buf, size_t n);
-/* Whether a --cell value names a file of equations (a path, or NAME.cell). */
-bool tool_is_cell_file(const char *v);
 
 /* The model gradcheck and dot build: cell, stack and sizes. */
 struct tool_model {

@@ -82,9 +82,10 @@ loom_status loom_cell_register(const loom_cell_def *cell);
 const loom_cell_def *loom_cell_parse(const char *text, const char *origin, loom_error *err);
 /* loom_cell_parse of a file's text (at most 64 KiB), errors naming the file. */
 const loom_cell_def *loom_cell_load(const char *path, loom_error *err);
-/* A cell by name: a registered one, else NAME.cell from the folders of
- * the environment variable LOOM_CELL_PATH (':'-separated), then from the
- * installed cells folder (share/loom/cells: the cells loom ships). */
+/* A cell by name: a file of equations when the name is a path or ends in
+ * .cell (loom_cell_load); else a registered cell, else NAME.cell from the
+ * folders of the environment variable LOOM_CELL_PATH (':'-separated), then
+ * from the installed cells folder (share/loom/cells: the cells loom ships). */
 const loom_cell_def *loom_cell_find(const char *name, loom_error *err);
 /* Registers the cells a shared object exports as
  *     const loom_cell_def *const loom_cell_lib[] = {&my_cell, ..., NULL};
