@@ -181,17 +181,40 @@ static bool orthogonal(float *d, int64_t rows, int64_t cols, float a, uint64_t *
     return true;
 }
 
+/* The bound b of a uniform initialiser's U(−b, b): a, or for Xavier's
+ * a·√(6 / (fan_in + fan_out)) of a 2-D (or flattened) weight. */
+static double uniform_bound(loom_init init, float a, loom_shape s)
+{
+    if (init != LOOM_INIT_XAVIER_UNIFORM || s.rank < 2) return a;
+    double fan_out = s.d[0], fan_in = (double)loom_shape_numel(s) / fan_out;
+    return a * sqrt(6.0 / (fan_in + fan_out));
+}
+
+const char *loom_init_describe(loom_init init, float a, float b, loom_shape s, char *buf, size_t n)
+{
+    double u = uniform_bound(init, a, s);
+    switch (init) {
+    case LOOM_INIT_ZEROS: snprintf(buf, n, "zeros"); break;
+    case LOOM_INIT_ONES: snprintf(buf, n, "ones"); break;
+    case LOOM_INIT_UNIFORM: snprintf(buf, n, "U(%.4g, %.4g)", -u, u); break;
+    case LOOM_INIT_NORMAL: snprintf(buf, n, "N(0, %.4g²)", (double)a); break;
+    case LOOM_INIT_XAVIER_UNIFORM: snprintf(buf, n, "xavier: U(%.4g, %.4g)", -u, u); break;
+    case LOOM_INIT_ORTHOGONAL: snprintf(buf, n, "orthogonal, gain %.4g", (double)a); break;
+    case LOOM_INIT_CONSTANT: snprintf(buf, n, "constant %.4g", (double)a); break;
+    case LOOM_INIT_UNIFORM_RANGE: snprintf(buf, n, "U(%.4g, %.4g)", (double)a, (double)b); break;
+    case LOOM_INIT_FORGET_GATE: snprintf(buf, n, "U(%.4g, %.4g), forget gate %.4g", -u, u, (double)b); break;
+    default: snprintf(buf, n, "unknown initialiser %d", (int)init); break;
+    }
+    return buf;
+}
+
 bool loom_param_fill(const loom_graph *g, loom_tensor p, uint64_t *st, float *d)
 {
     const loom_node *nd = loom_graph_node(g, p);
     if (!nd || nd->op != OP_PARAM) return false;
     int64_t numel = loom_shape_numel(nd->shape);
     float a = nd->attr.f[0];
-    double bound = a;
-    if (nd->attr.i[2] == LOOM_INIT_XAVIER_UNIFORM && nd->shape.rank >= 2) {
-        double fan_out = nd->shape.d[0], fan_in = (double)numel / fan_out;
-        bound = a * sqrt(6.0 / (fan_in + fan_out));
-    }
+    double bound = uniform_bound((loom_init)nd->attr.i[2], a, nd->shape);
     if (nd->attr.i[2] == LOOM_INIT_ORTHOGONAL && nd->shape.rank >= 2 && orthogonal(d, nd->shape.d[0], numel / nd->shape.d[0], a, st))
         return true;
     for (int64_t k = 0; k < numel; k++) {

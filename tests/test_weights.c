@@ -315,6 +315,16 @@ Test(store, uniform_range_and_constant_init)
     }
 }
 
+/* An initialiser in words: Xavier's bound from the shape, as the store draws it. */
+Test(store, initialisers_described)
+{
+    char b[96];
+    cr_assert_str_eq(loom_init_describe(LOOM_INIT_XAVIER_UNIFORM, 2, 0, loom_shape2(6, 4), b, sizeof b), "xavier: U(-1.549, 1.549)");
+    cr_assert_str_eq(loom_init_describe(LOOM_INIT_UNIFORM_RANGE, 0, 1, loom_shape1(3), b, sizeof b), "U(0, 1)");
+    cr_assert_str_eq(loom_init_describe(LOOM_INIT_ONES, 0, 0, loom_shape1(3), b, sizeof b), "ones");
+    cr_assert_str_eq(loom_init_describe(LOOM_INIT_FORGET_GATE, 0.5f, 1, loom_shape1(8), b, sizeof b), "U(-0.5, 0.5), forget gate 1");
+}
+
 Test(store, init_save_load_round_trip)
 {
     loom_graph *g = loom_graph_new();

@@ -3,7 +3,6 @@
  * equation shows here as a parameter of its own) — and its equations. */
 #include "tool.h"
 
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,29 +26,6 @@ const tool_opt cell_opts[] = {
 #undef C
 const int n_cell_opts = (int)(sizeof cell_opts / sizeof *cell_opts);
 
-/* "U(-0.0625, 0.0625)", "ones", ...: an initialiser as it draws. */
-static const char *init_str(const loom_param_spec *s, int rows, int cols, char *buf, size_t n)
-{
-    double a = s->scale;
-    switch (s->init) {
-    case LOOM_INIT_ZEROS: return "zeros";
-    case LOOM_INIT_ONES: return "ones";
-    case LOOM_INIT_UNIFORM: snprintf(buf, n, "U(%.4g, %.4g)", -a, a); break;
-    case LOOM_INIT_NORMAL: snprintf(buf, n, "N(0, %.4g²)", a); break;
-    case LOOM_INIT_XAVIER_UNIFORM: {
-        double b = cols ? a * sqrt(6.0 / (rows + cols)) : a;
-        snprintf(buf, n, "xavier: U(%.4g, %.4g)", -b, b);
-        break;
-    }
-    case LOOM_INIT_ORTHOGONAL: snprintf(buf, n, "orthogonal, gain %.4g", a); break;
-    case LOOM_INIT_CONSTANT: snprintf(buf, n, "constant %.4g", a); break;
-    case LOOM_INIT_UNIFORM_RANGE: snprintf(buf, n, "U(%.4g, %.4g)", a, (double)s->b); break;
-    case LOOM_INIT_FORGET_GATE: snprintf(buf, n, "U(%.4g, %.4g), forget gate %.4g", -a, a, (double)s->b); break;
-    default: return "?";
-    }
-    return buf;
-}
-
 int cmd_cell(int argc, char **argv)
 {
     cell_args a = {&loom_cell_lstm, 28, 256, false};
@@ -72,9 +48,8 @@ int cmd_cell(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         const loom_param_spec *s = &specs[i];
         char shape[64], init[96];
-        int rows = s->shape.rank ? s->shape.d[0] : 1, cols = s->shape.rank > 1 ? s->shape.d[1] : 0;
         printf("  %-16s %-14s %s\n", s->name, loom_shape_str(s->shape, shape, sizeof shape),
-               init_str(s, rows, cols, init, sizeof init));
+               loom_init_describe(s->init, s->scale, s->b, s->shape, init, sizeof init));
     }
     if (src) printf("\n%s%s", src, *src && src[strlen(src) - 1] != '\n' ? "\n" : "");
     return 0;

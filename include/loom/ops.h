@@ -48,6 +48,9 @@ loom_tensor loom_param_init2(loom_graph *g, const char *name, loom_shape s, loom
  * the generator *rng (loom/random.h); false for a tensor that is no
  * parameter (or out of memory for an orthogonal one). */
 bool loom_param_fill(const loom_graph *g, loom_tensor p, uint64_t *rng, float *d);
+/* What an initialiser draws for a parameter of shape s, in words
+ * ("U(-0.0625, 0.0625)", "ones", "xavier: U(-0.1, 0.1)"), into buf. */
+const char *loom_init_describe(loom_init init, float a, float b, loom_shape s, char *buf, size_t n);
 loom_tensor loom_constant(loom_graph *g, loom_shape s, const float *data);
 loom_tensor loom_constant_i32(loom_graph *g, loom_shape s, const int32_t *data);
 /* Every element = value (pure: equal fills are merged). */
