@@ -76,21 +76,36 @@ static void gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int 
     loom_gemm(ta, tb, m, n, kk, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* A node's product: op(A) m × kk, op(B) kb × n, leading dimensions, and
+ * how many matrices each operand holds (1: shared by every batch). */
+typedef struct {
+    bool ta, tb;
+    int m, kk, kb, n, lda, ldb;
+    int64_t batch_a, batch_b;
+} mm_geom;
+
+static mm_geom geometry(const loom_node *node, loom_shape sa, loom_shape sb)
+{
+    mm_geom q = {.ta = node->attr.i[0], .tb = node->attr.i[1]};
+    mat_dims(sa, q.ta, &q.m, &q.kk);
+    mat_dims(sb, q.tb, &q.kb, &q.n);
+    q.lda = sa.d[sa.rank - 1], q.ldb = sb.d[sb.rank - 1];
+    q.batch_a = loom_shape_numel(sa) / ((int64_t)q.m * q.kk);
+    q.batch_b = loom_shape_numel(sb) / ((int64_t)q.kb * q.n);
+    return q;
+}
+
 /* out = op(A)·op(B) + β·out (β = 1 when a sum runs it into its buffer). */
 static loom_status matmul_forward(const loom_kargs *k)
 {
-    loom_shape sa = k->in_node[0]->shape, sb = k->in_node[1]->shape;
-    bool ta = k->node->attr.i[0], tb = k->node->attr.i[1];
-    int m, kk, n, kb;
-    mat_dims(sa, ta, &m, &kk);
-    mat_dims(sb, tb, &kb, &n);
-    int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
+    mm_geom q = geometry(k->node, k->in_node[0]->shape, k->in_node[1]->shape);
+    bool ta = q.ta, tb = q.tb;
+    int m = q.m, kk = q.kk, n = q.n, kb = q.kb, lda = q.lda, ldb = q.ldb;
     if (k->stack > 1) { /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
         gemm_share(k, true, false, m, n, kk * k->stack, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
         return LOOM_OK;
     }
-    int64_t batch_a = loom_shape_numel(sa) / ((int64_t)m * kk);
-    int64_t batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
+    int64_t batch_a = q.batch_a, batch_b = q.batch_b;
     if (batch_b == 1 && !ta) {
         /* A's batch rows stack into one tall matrix: one GEMM. */
         gemm_share(k, false, tb, (int)(batch_a * m), n, kk, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
@@ -107,13 +122,10 @@ static loom_status matmul_forward(const loom_kargs *k)
  * every batch. */
 static loom_status matmul_64(const loom_args64 *a)
 {
-    loom_shape sa = a->in_node[0]->shape, sb = a->in_node[1]->shape;
-    bool ta = a->node->attr.i[0], tb = a->node->attr.i[1];
-    int m, kk, n, kb;
-    mat_dims(sa, ta, &m, &kk);
-    mat_dims(sb, tb, &kb, &n);
-    int lda = sa.d[sa.rank - 1], ldb = sb.d[sb.rank - 1];
-    int64_t batch_a = loom_shape_numel(sa) / ((int64_t)m * kk), batch_b = loom_shape_numel(sb) / ((int64_t)kb * n);
+    mm_geom q = geometry(a->node, a->in_node[0]->shape, a->in_node[1]->shape);
+    bool ta = q.ta, tb = q.tb;
+    int m = q.m, kk = q.kk, n = q.n, kb = q.kb, lda = q.lda, ldb = q.ldb;
+    int64_t batch_a = q.batch_a, batch_b = q.batch_b;
     int64_t batch = batch_a > batch_b ? batch_a : batch_b;
     for (int64_t bi = 0; bi < batch; bi++) {
         const double *A = a->in[0] + (batch_a > 1 ? bi * m * kk : 0), *B = a->in[1] + (batch_b > 1 ? bi * kb * n : 0);
