@@ -9,135 +9,13 @@
  * gradients (the kernels loom trains with, and the plan rewrites) are then
  * compared with the double path's. */
 #include "loom/gradcheck.h"
-#include "graph/walk.h"
+#include "autodiff/eval64.h"
 #include "loom/random.h"
-#include "ops/op.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
-
-/* The double path's evaluation of a graph: a value per node it needs. */
-typedef struct {
-    const loom_graph *g;
-    int32_t n;
-    double **val;  /* val[i]: node i's value (NULL: not needed) */
-    bool *dirty;   /* nodes that depend on the element being perturbed */
-    uint64_t run_seed;
-    char err[256];
-} eval64;
-
-static loom_status eval_node(eval64 *e, int32_t i)
-{
-    loom_walk w = loom_graph_walk(e->g);
-    const loom_node *nd = loom_walk_node(w, i);
-    const loom_op_desc *d = loom_op(nd->op);
-    if (d->flags & OPF_BOUND) return LOOM_OK; /* set from the bindings */
-    enum { MAX_IN = 64 };
-    const double *in_small[MAX_IN];
-    const loom_node *nodes_small[MAX_IN];
-    const double **in = in_small;
-    const loom_node **in_node = nodes_small;
-    if (nd->n_in > MAX_IN) {
-        in = malloc((size_t)nd->n_in * sizeof *in);
-        in_node = malloc((size_t)nd->n_in * sizeof *in_node);
-        if (!in || !in_node) {
-            if (in != in_small) free(in);
-            if (in_node != nodes_small) free(in_node);
-            snprintf(e->err, sizeof e->err, "out of memory");
-            return LOOM_ERR_NOMEM;
-        }
-    }
-    for (int j = 0; j < nd->n_in; j++) {
-        int32_t k = loom_walk_in(w, i, j);
-        in[j] = e->val[k];
-        in_node[j] = loom_walk_node(w, k);
-    }
-    loom_args64 a = {e->g, nd, e->val[i], in, in_node, nd->n_in, e->run_seed, true, e->err, sizeof e->err};
-    loom_status s = LOOM_OK;
-    if (d->f64) {
-        s = d->f64(&a);
-    } else if (d->map64) {
-        s = loom_map64_run(&a, d->map64);
-    } else {
-        snprintf(e->err, sizeof e->err, "op %s has no double-precision kernel", d->name);
-        s = LOOM_ERR_STATE;
-    }
-    if (in != in_small) free(in);
-    if (in_node != nodes_small) free(in_node);
-    return s;
-}
-
-/* Evaluates the needed nodes (only the dirty ones when `only_dirty`), in
- * node order, which is a topological order. */
-static loom_status eval_run(eval64 *e, bool only_dirty)
-{
-    for (int32_t i = 0; i < e->n; i++) {
-        if (!e->val[i] || (only_dirty && !e->dirty[i])) continue;
-        loom_status s = eval_node(e, i);
-        if (s) return s;
-    }
-    return LOOM_OK;
-}
-
-/* Buffers for every node the outputs need; the bound ones filled from the
- * bindings (i32 values as doubles). */
-static loom_status eval_new(eval64 *e, const loom_graph *g, const loom_tensor *outs, int n_outs, const loom_binding *b1,
-                            int n1, const loom_binding *b2, int n2, uint64_t seed)
-{
-    memset(e, 0, sizeof *e);
-    e->g = g;
-    e->n = loom_graph_size(g);
-    e->run_seed = seed * 0x2545F4914F6CDD1Dull; /* a plan's first run after loom_plan_set_seed(seed) */
-    e->val = calloc((size_t)e->n, sizeof *e->val);
-    e->dirty = calloc((size_t)e->n, sizeof *e->dirty);
-    bool *need = calloc((size_t)e->n, sizeof *need);
-    if (!e->val || !e->dirty || !need) {
-        free(need);
-        snprintf(e->err, sizeof e->err, "out of memory");
-        return LOOM_ERR_NOMEM;
-    }
-    loom_walk w = loom_graph_walk(g);
-    for (int k = 0; k < n_outs; k++) need[outs[k].id - 1] = true;
-    for (int32_t i = e->n - 1; i >= 0; i--)
-        for (int j = 0; need[i] && j < loom_walk_node(w, i)->n_in; j++) need[loom_walk_in(w, i, j)] = true;
-    loom_status s = LOOM_OK;
-    for (int32_t i = 0; !s && i < e->n; i++) {
-        if (!need[i]) continue;
-        int64_t numel = loom_shape_numel(loom_walk_node(w, i)->shape);
-        if (!(e->val[i] = malloc((size_t)(numel > 0 ? numel : 1) * sizeof(double)))) {
-            snprintf(e->err, sizeof e->err, "out of memory");
-            s = LOOM_ERR_NOMEM;
-        }
-    }
-    for (int k = 0; !s && k < n1 + n2; k++) {
-        const loom_binding *b = k < n1 ? &b1[k] : &b2[k - n1];
-        const loom_node *nd = loom_graph_node(g, b->t);
-        if (!nd || !e->val[b->t.id - 1]) continue; /* not needed */
-        double *v = e->val[b->t.id - 1];
-        for (int64_t q = 0, n = loom_shape_numel(nd->shape); q < n; q++)
-            v[q] = nd->dtype == LOOM_I32 ? ((const int32_t *)b->data)[q] : ((const float *)b->data)[q];
-    }
-    free(need);
-    return s;
-}
-
-static void eval_free(eval64 *e)
-{
-    for (int32_t i = 0; e->val && i < e->n; i++) free(e->val[i]);
-    free(e->val);
-    free(e->dirty);
-}
-
-/* Marks the nodes that depend on node `src`. */
-static void mark_dirty(eval64 *e, int32_t src)
-{
-    loom_walk w = loom_graph_walk(e->g);
-    memset(e->dirty, 0, (size_t)e->n * sizeof *e->dirty);
-    e->dirty[src] = true;
-    for (int32_t i = src + 1; i < e->n; i++)
-        for (int j = 0; e->val[i] && j < loom_walk_node(w, i)->n_in && !e->dirty[i]; j++)
-            e->dirty[i] = e->dirty[loom_walk_in(w, i, j)];
-}
+#include <string.h>
 
 static bool within(double a, double b, double atol, double rtol)
 {
@@ -188,10 +66,10 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
     }
     if (st && pb && *loom_plan_error(pb)) loom_graph_fail(g, st, "gradcheck: %s", loom_plan_error(pb));
 
-    eval64 e;
+    loom_eval64 e;
     memset(&e, 0, sizeof e);
-    if (!st) st = eval_new(&e, g, outs, n_wrt + 1, wrt, n_wrt, fixed, n_fixed, o.seed);
-    if (!st) st = eval_run(&e, false);
+    if (!st) st = loom_eval64_new(&e, g, outs, n_wrt + 1, wrt, n_wrt, fixed, n_fixed, o.seed, false);
+    if (!st) st = loom_eval64_run(&e, false);
     double **ga = calloc((size_t)n_wrt, sizeof *ga); /* the double path's analytic gradients */
     if (!st && !ga) st = LOOM_ERR_NOMEM, snprintf(e.err, sizeof e.err, "out of memory");
     for (int i = 0; !st && i < n_wrt; i++) {
@@ -215,7 +93,7 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
         int32_t src = wrt[i].t.id - 1;
         double *x = e.val[src];
         if (!x) continue; /* the loss does not depend on it: every gradient is 0 */
-        mark_dirty(&e, src);
+        loom_eval64_mark(&e, src);
         int64_t numel = loom_tensor_numel(g, wrt[i].t);
         int64_t count = o.max_checks > 0 && o.max_checks < numel ? o.max_checks : numel;
         for (int64_t c = 0; !st && c < count; c++) {
@@ -223,10 +101,10 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
             if (count < numel) el = (int64_t)loom_below(&rng, (uint64_t)numel); /* sampled, with repeats */
             double keep = x[el], lp = 0, lm = 0;
             x[el] = keep + o.eps;
-            st = eval_run(&e, true);
+            st = loom_eval64_run(&e, true);
             if (!st) lp = lv[0];
             x[el] = keep - o.eps;
-            if (!st) st = eval_run(&e, true);
+            if (!st) st = loom_eval64_run(&e, true);
             if (!st) lm = lv[0];
             x[el] = keep;
             if (st) break;
@@ -257,7 +135,7 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
             }
             if (o.progress) o.progress(o.progress_ctx, ++done, total);
         }
-        if (!st) st = eval_run(&e, true); /* the values at the restored x, for the next tensor's nodes */
+        if (!st) st = loom_eval64_run(&e, true); /* the values at the restored x, for the next tensor's nodes */
     }
     if (st && *e.err) loom_graph_fail(g, st, "gradcheck (double precision): %s", e.err);
 
@@ -287,7 +165,7 @@ loom_status loom_gradcheck(loom_graph *g, loom_tensor loss, const loom_binding *
 
     for (int i = 0; ga && i < n_wrt; i++) free(ga[i]);
     free(ga);
-    eval_free(&e);
+    loom_eval64_free(&e);
     loom_plan_free(pb);
     free(grads), free(outs);
     if (st) r.passed = false;

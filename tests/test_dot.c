@@ -470,14 +470,16 @@ Test(dot, gradient_norm_labels_match_hand_bptt)
     loom_binding b[5] = {{x, xv}};
     for (int i = 0; i < 4; i++) b[1 + i] = (loom_binding){rnn.param[0][0][i], loom_store_data(st, rnn.param[0][0][i])};
     float heat[T];
-    cr_assert_eq(loom_dot_state_grad_norms(g, loss, 0, T, 1, 1, b, 5, heat), LOOM_OK, "%s", loom_graph_error(g));
+    double heat64[T];
+    cr_assert_eq(loom_state_grad_norms(g, loss, &(loom_state_grid){T, 1, 1, 1}, b, 5, heat, heat64), LOOM_OK, "%s",
+                 loom_graph_error(g));
 
     const float *Wih = b[1].data, *Whh = b[2].data, *bih = b[3].data, *bhh = b[4].data;
     double h[T + 1][H] = {{0}}, gr[T][H];
     for (int t = 0; t < T; t++)
         for (int i = 0; i < H; i++) {
-            double a = bih[i] + bhh[i];
-            for (int j = 0; j < I; j++) a += Wih[i * I + j] * xv[t * I + j];
+            double a = (double)bih[i] + bhh[i];
+            for (int j = 0; j < I; j++) a += (double)Wih[i * I + j] * xv[t * I + j];
             for (int j = 0; j < H; j++) a += Whh[i * H + j] * h[t][j];
             h[t + 1][i] = tanh(a);
         }
@@ -500,6 +502,7 @@ Test(dot, gradient_norm_labels_match_hand_bptt)
         want = sqrt(want);
         double got = atof(attr(n, "loom_grad_norm"));
         cr_assert(fabs(got - want) <= 1e-4 * (want + 1e-6), "step %d: label %g, hand BPTT %g", t, got, want);
+        cr_assert(fabs(heat64[t] - want) <= 1e-12 * want, "step %d: float64 %.17g, hand BPTT %.17g", t, heat64[t], want);
         char shown[32];
         snprintf(shown, sizeof shown, "%.2e", want);
         cr_assert(strstr(attr(n, "label"), shown), "step %d's label shows %s: %s", t, shown, attr(n, "label"));

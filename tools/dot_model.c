@@ -76,8 +76,8 @@ bool dot_heat(dot_model *dm, const dot_args *a, float *norms)
         for (long q = 0; q < nx; q++) xv[q] = (float)rnd(&dm->rng);
         nb = loom_store_bindings(store, binds, np);
         binds[nb++] = (loom_binding){dm->x, xv};
-        ok = !loom_dot_state_grad_norms(g, dm->loss, 0, (int)m->steps, (int)m->layers, m->bidirectional ? 2 : 1, binds,
-                                        nb, norms);
+        ok = !loom_state_grad_norms(g, dm->loss, &(loom_state_grid){(int)m->steps, (int)m->layers, m->bidirectional ? 2 : 1, 1}, binds,
+                                        nb, norms, NULL);
         if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
     }
     free(binds), free(xv);
@@ -100,7 +100,7 @@ bool dot_heat_loaded(dot_model *dm, const dot_args *a, float *norms)
         binds[nb++] = (loom_binding){lm->tokens, dm->lm.x};
         binds[nb++] = (loom_binding){lm->targets, dm->lm.y};
         for (int s = 0; s < S; s++) binds[nb++] = (loom_binding){lm->init[s], zero};
-        ok = !loom_dot_state_grad_norms(dm->g, dm->loss, 0, (int)a->m.steps, (int)a->m.layers, 1, binds, nb, norms);
+        ok = !loom_state_grad_norms(dm->g, dm->loss, &(loom_state_grid){(int)a->m.steps, (int)a->m.layers, 1, 1}, binds, nb, norms, NULL);
     }
     if (!ok) fprintf(stderr, "loom dot: %s\n", binds && zero ? loom_graph_error(dm->g) : "out of memory");
     free(binds), free(zero);

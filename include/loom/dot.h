@@ -34,7 +34,8 @@ typedef struct {
     int last_step;
     int steps_shown;      /* > 0: only the first and last k drawn steps, an elision node between */
     /* Gradient heat: ‖∂L/∂h_t‖ per (step, layer, direction), indexed
-     * [(t · layers + l) · dirs + d]; NULL for none. */
+     * [(t · layers + l) · dirs + d] (loom_state_grad_norms with one state);
+     * NULL for none. */
     const float *heat;
     int heat_steps, heat_layers, heat_dirs;
     float heat_lo, heat_hi; /* colour scale ends (0: the smallest and largest value drawn);
@@ -50,19 +51,6 @@ typedef struct {
 loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err);
 /* The same into a malloc'd string (*out, *len). */
 loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len, loom_error *err);
-
-/* The carried state k (0: h, 1: c) of every (step, layer, direction) of an
- * unrolled stack, into out[(t · layers + l) · dirs + d] (LOOM_INVALID where
- * absent). */
-void loom_dot_states(const loom_graph *g, int state, int steps, int layers, int dirs, loom_tensor *out);
-
-/* ‖∂L/∂s_t‖ (L2 over the batch and units) of carried state `state` (0: h)
- * for every (step, layer, direction) of an unrolled stack, into
- * norms[(t · layers + l) · dirs + d] (0 where the loss does not depend on
- * it): the heat values of a picture. Appends the gradient nodes to g and
- * runs them once with `binds` (every input and parameter the loss needs). */
-loom_status loom_dot_state_grad_norms(loom_graph *g, loom_tensor loss, int state, int steps, int layers, int dirs,
-                                      const loom_binding *binds, int n_binds, float *norms);
 
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...), replacing the file atomically.

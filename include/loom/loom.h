@@ -9,6 +9,7 @@
 #include "loom/ops.h"
 #include "loom/autodiff.h"
 #include "loom/gradcheck.h"
+#include "loom/inspect.h"
 #include "loom/runtime.h"
 #include "loom/rnn.h"
 #include "loom/layers.h"

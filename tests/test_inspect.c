@@ -1,0 +1,113 @@
+/* Inside an unrolled model: the carried states' gradients in float32 and
+ * float64, their CSV. */
+#include "helpers.h"
+
+/* A vanilla RNN whose W_hh is small (0.05 · a random orthogonal-ish
+ * matrix): ∂L/∂h_t shrinks by about 0.05 a step, so over 40 steps it falls
+ * below float32's smallest value (1.4e-45) and float32 reports 0. The
+ * float64 norms must follow the hand computation all the way down. */
+Test(inspect, float64_norms_where_float32_underflows)
+{
+    enum { T = 40, I = 2, H = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = I, .hidden_size = H});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, 1, I));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    float r[H] = {0.7f, -1.1f, 0.4f};
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, loom_slice(g, o.output, 0, T - 1, 1), loom_constant(g, loom_shape3(1, 1, H), r)));
+    float xv[T * I], Wih[H * I], Whh[H * H] = {0.03f, -0.04f, 0.01f, 0.02f, 0.05f, -0.03f, -0.01f, 0.02f, 0.04f}, bih[H], bhh[H];
+    for (int i = 0; i < T * I; i++) xv[i] = rnd(-1, 1);
+    for (int i = 0; i < H * I; i++) Wih[i] = rnd(-1, 1);
+    for (int i = 0; i < H; i++) bih[i] = rnd(-0.5f, 0.5f), bhh[i] = rnd(-0.5f, 0.5f);
+    loom_binding b[5] = {{x, xv}, {rnn.param[0][0][0], Wih}, {rnn.param[0][0][1], Whh}, {rnn.param[0][0][2], bih},
+                         {rnn.param[0][0][3], bhh}};
+    float n32[T];
+    double n64[T];
+    cr_assert_eq(loom_state_grad_norms(g, loss, &(loom_state_grid){T, 1, 1, 1}, b, 5, n32, n64), LOOM_OK, "%s",
+                 loom_graph_error(g));
+
+    double h[T + 1][H] = {{0}}, gr[T][H];
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < H; i++) {
+            double a = (double)bih[i] + bhh[i];
+            for (int j = 0; j < I; j++) a += (double)Wih[i * I + j] * xv[t * I + j];
+            for (int j = 0; j < H; j++) a += (double)Whh[i * H + j] * h[t][j];
+            h[t + 1][i] = tanh(a);
+        }
+    for (int i = 0; i < H; i++) gr[T - 1][i] = r[i];
+    for (int t = T - 2; t >= 0; t--)
+        for (int j = 0; j < H; j++) {
+            gr[t][j] = 0;
+            for (int i = 0; i < H; i++) gr[t][j] += Whh[i * H + j] * gr[t + 1][i] * (1 - h[t + 2][i] * h[t + 2][i]);
+        }
+    for (int t = 0; t < T; t++) {
+        double want = 0;
+        for (int j = 0; j < H; j++) want += gr[t][j] * gr[t][j];
+        want = sqrt(want);
+        cr_assert(fabs(n64[t] - want) <= 1e-10 * want, "t = %d: float64 %.17g, by hand %.17g", t + 1, n64[t], want);
+        if (want > 1e-30) cr_assert(fabs(n32[t] - want) <= 1e-4 * want, "t = %d: float32 %g, by hand %g", t + 1, n32[t], want);
+    }
+    cr_assert(n64[0] < 1e-50 && n64[0] > 0, "the first step's gradient is tiny but not 0 in float64: %g", n64[0]);
+    cr_assert_eq(n32[0], 0.0f, "and float32 rounds it to 0: %g", n32[0]);
+
+    /* the CSV: one row per step, t from 1, both columns */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(loom_state_norms_csv(f, g, &(loom_state_grid){T, 1, 1, 1}, n32, n64, "7,"), LOOM_OK);
+    fclose(f);
+    cr_assert(!strncmp(buf, "7,1,0,forward,h,0,", 18), "first row: %.60s", buf);
+    cr_assert(strstr(buf, "\n7,40,0,forward,h,"), "the last step is t = 40");
+    double v = atof(buf + 18);
+    cr_assert(fabs(v - n64[0]) <= 1e-15 * n64[0], "norm64 printed to full precision: %g against %g", v, n64[0]);
+    int rows = 0;
+    for (char *p = buf; *p; p++) rows += *p == '\n';
+    cr_assert_eq(rows, T);
+    free(buf);
+    loom_graph_free(g);
+}
+
+/* Every state of a 2-layer bidirectional LSTM: h and c each their own row,
+ * named; ∂L/∂c is 0 past the last loss term only where nothing reads it. */
+Test(inspect, lstm_states_and_names)
+{
+    enum { T = 5, I = 3, H = 4, B = 2 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = I, .hidden_size = H, .layers = 2,
+                                            .bidirectional = true});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 3);
+    float xv[T * B * I];
+    for (int i = 0; i < T * B * I; i++) xv[i] = rnd(-1, 1);
+    loom_binding b[64];
+    int nb = loom_store_bindings(s, b, 63);
+    b[nb++] = (loom_binding){x, xv};
+    loom_state_grid grid = {T, 2, 2, 2};
+    float n32[T * 2 * 2 * 2];
+    double n64[T * 2 * 2 * 2];
+    cr_assert_eq(loom_state_grad_norms(g, loss, &grid, b, nb, n32, n64), LOOM_OK, "%s", loom_graph_error(g));
+    for (size_t i = 0; i < loom_state_count(&grid); i++) {
+        cr_assert(n64[i] > 0, "every state reaches the loss (%zu)", i);
+        cr_assert(fabs(n32[i] - n64[i]) <= 1e-4 * n64[i], "float32 %g and float64 %g agree (%zu)", n32[i], n64[i], i);
+    }
+    char name[32];
+    loom_state_name(g, 0, name, sizeof name);
+    cr_assert_str_eq(name, "h");
+    loom_state_name(g, 1, name, sizeof name);
+    cr_assert_str_eq(name, "c");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(loom_state_norms_csv(f, g, &grid, n32, NULL, NULL), LOOM_OK);
+    fclose(f);
+    cr_assert(strstr(buf, "3,1,reverse,c,"), "%s", buf);
+    cr_assert(strstr(buf, ",\n"), "an empty norm64 without the float64 pass");
+    free(buf);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
