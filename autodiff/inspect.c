@@ -6,6 +6,7 @@
 #include "loom/rnn.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,21 +98,22 @@ loom_status loom_state_grad_norms(loom_graph *g, loom_tensor loss, const loom_st
     return st;
 }
 
-loom_status loom_state_norms_csv(FILE *f, const loom_graph *g, const loom_state_grid *grid, const float *norm,
-                                 const double *norm64, const char *prefix)
+loom_status loom_state_norms_rows(loom_metrics *m, const loom_graph *g, const loom_state_grid *grid, const float *norm,
+                                  const double *norm64, int64_t step)
 {
-    char names[LOOM_CELL_MAX_STATES][32];
+    char names[LOOM_CELL_MAX_STATES][32], first[32] = "", n64[40] = "";
     int S = grid->states < LOOM_CELL_MAX_STATES ? grid->states : LOOM_CELL_MAX_STATES;
     for (int s = 0; s < S; s++) loom_state_name(g, s, names[s], sizeof names[s]);
+    if (step >= 0) snprintf(first, sizeof first, "%lld,", (long long)step);
+    loom_status st = LOOM_OK;
     for (int t = 0; t < grid->steps; t++)
         for (int l = 0; l < grid->layers; l++)
             for (int d = 0; d < grid->dirs; d++)
-                for (int s = 0; s < S; s++) {
+                for (int s = 0; !st && s < S; s++) {
                     size_t i = loom_state_at(grid, t, l, d, s);
-                    fprintf(f, "%s%d,%d,%s,%s,%.9g,", prefix ? prefix : "", t + 1, l, d ? "reverse" : "forward", names[s],
-                            (double)norm[i]);
-                    if (norm64) fprintf(f, "%.17g", norm64[i]);
-                    fputc('\n', f);
+                    if (norm64) snprintf(n64, sizeof n64, "%.17g", norm64[i]);
+                    st = loom_metrics_row(m, "%s%d,%d,%s,%s,%.9g,%s", first, t + 1, l, d ? "reverse" : "forward", names[s],
+                                          (double)norm[i], n64);
                 }
-    return ferror(f) ? LOOM_ERR_IO : LOOM_OK;
+    return st;
 }

@@ -84,6 +84,30 @@ expect 2 "give --load CKPT too" -- "$loom" dot --data "$dir/text.txt" -o "$dir/x
 expect 2 "loom dot: " -- "$loom" dot --load "$dir/no-such.safetensors" -o "$dir/x.dot"
 expect 2 "loom dot: " -- "$loom" dot --load "$dir/text.txt" -o "$dir/x.dot"
 check "nothing was written for a refused --load" [ ! -e "$dir/x.dot" ]
+expect 2 "--batch-from is for --load's model" -- "$loom" dot --batch-from training -o "$dir/x.dot"
+
+# the vanishing-gradient lesson: trained task checkpoints, their gradient norms as data, plotted
+for c in rnn_tanh lstm; do
+  expect 0 "trained 30 steps" -- "$loom" train --task adding --cell $c --seq-len 12 --hidden 8 --batch 8 --steps 30 \
+    --eval-every 30 --save "$dir/add_$c.ckpt"
+  expect 0 "" -- "$loom" dot --load "$dir/add_$c.ckpt" --norms-csv "$dir/add_$c.csv"
+  check "the $c norms file has its header" grep -qx 't,layer,direction,state,norm,norm64' "$dir/add_$c.csv"
+done
+check "one row per step (tanh RNN: h)" [ "$(wc -l <"$dir/add_rnn_tanh.csv")" = 13 ]
+check "one row per step and state (LSTM: h, c)" [ "$(wc -l <"$dir/add_lstm.csv")" = 25 ]
+check "t counts from 1, the LSTM's c named" grep -q '^1,0,forward,c,' "$dir/add_lstm.csv"
+expect 0 "" -- "$loom" dot --load "$dir/add_lstm.ckpt" --grad-norms --view cell -o "$dir/add.dot"
+check "the task's picture says what it shows" grep -q 'adding task, lstm.*on a held-out batch' "$dir/add.dot"
+expect 2 "the adding task has one loss term" -- "$loom" dot --load "$dir/add_lstm.ckpt" --loss all --norms-csv "$dir/x.csv"
+expect 2 "no text, no window length" -- "$loom" dot --load "$dir/add_lstm.ckpt" --seq-len 5 --norms-csv "$dir/x.csv"
+expect 2 "would replace its input" -- "$loom" dot --load "$dir/add_lstm.ckpt" --norms-csv "$dir/add_lstm.ckpt"
+expect 0 "" -- "$loom" dot --load "$dir/ck.safetensors" --loss last --batch-from training --seq-len 6 --norms-csv "$dir/lm.csv"
+check "a language model's norms, its loss on the last step" [ "$(wc -l <"$dir/lm.csv")" = 13 ]
+if "$loom" plot --help >/dev/null 2>&1 && [ -n "$(ldd "$loom" 2>/dev/null | grep cairo)$(ldd "$(dirname "$loom")/libloom.so" 2>/dev/null | grep cairo)" ]; then
+  expect 0 "" -- "$loom" plot "$dir/add_rnn_tanh.csv" "$dir/add_lstm.csv" --labels "tanh RNN,LSTM" --x t --log \
+    --ylabel "‖∂L/∂h_t‖" -o "$dir/norms.svg"
+  check "the norms plot is an SVG" grep -q '<svg' "$dir/norms.svg"
+fi
 
 # sequence to sequence: a tiny reversal model saved, translating, evaluated
 s2s="--hidden 16 --embed 8 --batch 8 --steps 30 --eval-every 15 --eval-pairs 20 --threads 1"

@@ -24,6 +24,21 @@ static inline loom_st *st_read(const char *path, char *err, size_t n)
     return f;
 }
 
+/* A whole file, NUL-terminated (malloc'd). */
+static inline char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
 /* dir/name in one of four rotating buffers (a call may hold up to four
  * paths at once). */
 static inline const char *tmp_path(const char *dir, const char *name)

@@ -820,6 +820,30 @@ Test(cli_train, plot_curves)
     cr_assert(strstr(err.msg, "accuracy"), "%s", err.msg);
     char *none[] = {"-o", out};
     cr_assert_eq(cmd_plot(2, none), 2);
+
+    /* gradient norms along t: curves by state, rows chosen by --where, zeros off a log axis */
+    const char *norms = tp("norms.csv");
+    f = fopen(norms, "w");
+    fprintf(f, "%s\n", LOOM_STATE_NORMS_COLUMNS);
+    for (int t = 1; t <= 20; t++)
+        fprintf(f, "%d,0,forward,h,%g,%g\n%d,0,forward,c,%g,%g\n", t, t < 5 ? 0.0 : exp(t - 20.0), exp(t - 20.0), t, 0.5, 0.5);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/norms.png", tdir);
+    char *by_t[] = {(char *)norms, "--x", "t", "--log", "--where", "state=h", "--column", "norm", "-o", out};
+    cr_assert_eq(cmd_plot(10, by_t), 0);
+    char *nothing[] = {(char *)norms, "--x", "t", "--where", "state=q", "-o", out};
+    cr_assert_eq(cmd_plot(7, nothing), 2, "no rows where asked");
+    char *nocol[] = {(char *)norms, "--x", "t", "--where", "layers=0", "-o", out};
+    cr_assert_eq(cmd_plot(7, nocol), 2, "a --where column the file lacks");
+    char *badwhere[] = {(char *)norms, "--x", "t", "--where", "state", "-o", out};
+    cr_assert_eq(cmd_plot(7, badwhere), 2, "--where needs C=V");
+    char *both[] = {(char *)norms, "--log", "--linear", "-o", out};
+    cr_assert_eq(cmd_plot(5, both), 2, "--log and --linear refused together");
+    unlink(out);
+    err = (loom_error){0};
+    cr_assert_eq(loom_plot(&(loom_plot_opts){.files = (const char *[]){norms}, .n = 1, .x = "t", .where = "state=q"}, out, &err),
+                 LOOM_ERR_FORMAT);
+    cr_assert(strstr(err.msg, "where asked"), "%s", err.msg);
 }
 
 /* ---- BLEU: NLTK's corpus_bleu / sentence_bleu and d2l's bleu() ---- */

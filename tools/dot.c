@@ -21,11 +21,16 @@ const tool_opt dot_opts[] = {
      .help = "every op (default), or one box per (step, layer, direction)"},
     {"--backward", OPT_FLAG, D(backward), .help = "add the gradient (BPTT) graph"},
     {"--grad-norms", OPT_FLAG, D(norms),
-     .help = "run forward and backward on seeded random data and colour each\n"
-             "step by the norm of dL/dh_t (log scale)"},
+     .help = "run forward and backward on seeded random data (or --load's batch)\n"
+             "and colour each step by the norm of dL/dh_t (log scale)"},
+    {"--norms-csv", OPT_PATH, D(norms_csv), .arg = "FILE",
+     .help = "those norms as CSV, every carried state (h, and c for an LSTM):\n"
+             "t,layer,direction,state,norm,norm64 — norm as float32 computes it,\n"
+             "norm64 in float64 (where float32 underflows to 0); -o then optional"},
     {"--heat-range", OPT_TEXT, D(heat), .arg = "LO:HI", .help = "fixed ends of that colour scale (to compare pictures)"},
     {"--loss", OPT_CHOICE, D(loss), .choices = (const char *const[]){"all", "last", NULL}, .arg = "all|last",
-     .help = "per-step losses on every step (default) or the last one only"},
+     .help = "per-step losses on every step (default) or the last one only;\n"
+             "with --load, the model's own loss unless given"},
     {"--truncate", OPT_INT, D(truncate), 1, 100000, .arg = "K", .help = "truncated BPTT: cut the gradient every K steps"},
     {"--random-truncation", OPT_FLAG, D(random_trunc),
      .help = "unbiased random truncation (as loom train trains it): each\n"
@@ -36,12 +41,14 @@ const tool_opt dot_opts[] = {
              "past 64 steps in the cell view, 4 past 12 in the op view; 0: all)"},
     {"--title", OPT_TEXT, D(title), .arg = "TEXT", .help = "the picture's title"},
     {"--load", OPT_PATH, D(load), .arg = "CKPT",
-     .help = "draw a trained language model (a checkpoint of loom train) instead:\n"
-             "one sequence of --seq-len steps (default: its training length);\n"
-             "--grad-norms then runs it on real text, the window at the start\n"
-             "of the last tenth (held out in training) of --data FILE (default:\n"
-             "the checkpoint's training text)"},
+     .help = "draw a trained model instead (a checkpoint of loom train: a language\n"
+             "model, or --task adding or copy) on one batch: a language model's\n"
+             "window of --seq-len steps (default: its training length) at the start\n"
+             "of its held-out text (--valid, else the last tenth of its text, or\n"
+             "of --data FILE); a task's held-out batch"},
     {"--data", OPT_PATH, D(data), .arg = "FILE", .help = "that text"},
+    {"--batch-from", OPT_CHOICE, D(batch_from), .choices = (const char *const[]){"held-out", "training", NULL},
+     .arg = "held-out|training", .help = "--load's batch: held-out (default), or the first training batch"},
     {"--seq2seq", OPT_CHOICE, D(seq2seq), .choices = (const char *const[]){"none", "additive", "dot", NULL}, .arg = "A",
      .help = "draw an encoder–decoder instead: --seq-len source steps, 3 target\n"
              "steps, attention A (none, additive or dot; its weights are the nodes\n"
@@ -60,7 +67,7 @@ static const char *ext_of(const char *path)
 static int parse(dot_args *a, int argc, char **argv)
 {
     const tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
-    *a = (dot_args){.m = defaults, .shown = -1, .seq2seq = -1};
+    *a = (dot_args){.m = defaults, .shown = -1, .seq2seq = -1, .loss = DOT_LOSS_DEFAULT, .batch_from = -1};
     int rc = tool_opts("loom dot", dot_opts, n_dot_opts, a, &a->m, argc, argv, &a->help);
     if (rc || a->help) return rc;
     if (a->heat) { /* LO:HI */
@@ -75,27 +82,30 @@ static int parse(dot_args *a, int argc, char **argv)
         bool model = m->cell != d->cell || m->batch != d->batch || m->input != d->input || m->hidden != d->hidden ||
                      m->layers != d->layers || m->bidirectional != d->bidirectional;
         const char *bad = model ? "--cell, --layers, --bidirectional, --batch, --input or --hidden"
-                          : a->truncate ? "--truncate" : a->loss ? "--loss last" : NULL;
+                          : a->truncate ? "--truncate" : NULL;
         if (bad) {
             fprintf(stderr, "loom dot: %s cannot be given with --load (the model is the checkpoint's)\n", bad);
             return 2;
         }
-    } else if (a->data) {
-        fprintf(stderr, "loom dot: --data is the text for --load's model; give --load CKPT too\n");
+    } else if (a->data || a->batch_from >= 0) {
+        fprintf(stderr, "loom dot: %s is for --load's model; give --load CKPT too\n", a->data ? "--data" : "--batch-from");
         return 2;
     }
-    if (a->seq2seq >= 0 && (a->load || a->norms || a->truncate || a->loss)) {
+    if (a->batch_from < 0) a->batch_from = LOOM_BATCH_HELD_OUT;
+    if (a->norms_csv) a->norms = true;
+    if (a->seq2seq >= 0 && (a->load || a->norms || a->truncate || a->loss >= 0)) {
         fprintf(stderr, "loom dot: --seq2seq draws an untrained encoder–decoder and its loss: not with --load, "
-                        "--grad-norms, --truncate or --loss\n");
+                        "--grad-norms, --norms-csv, --truncate or --loss\n");
         return 2;
     }
-    if (!a->out) {
-        fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout)\n");
+    if (!a->out && !a->norms_csv) {
+        fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout), or --norms-csv FILE\n");
         return 2;
     }
-    if (!tool_outputs_ok("loom dot", &(tool_file){"-o", a->out}, 1,
-                              (tool_file[]){{"--load", a->load}, {"--data", a->data}}, 2))
+    if (!tool_outputs_ok("loom dot", (tool_file[]){{"-o", a->out}, {"--norms-csv", a->norms_csv}}, 2,
+                         (tool_file[]){{"--load", a->load}, {"--data", a->data}}, 2))
         return 2;
+    if (!a->out) return 0;
     const char *fmt = a->fmt = !strcmp(a->out, "-") ? "dot" : ext_of(a->out);
     bool text = !strcmp(fmt, "dot") || !strcmp(fmt, "gv");
     if (!text && strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf")) {
@@ -150,6 +160,18 @@ int dot_parse(int argc, char **argv)
     return parse(&a, argc, argv);
 }
 
+/* The norms of every carried state at --norms-csv: 0, or the exit status with a message. */
+static int save_norms(const dot_model *dm, const dot_args *a, const float *norm, const double *norm64)
+{
+    loom_error err = {0};
+    loom_metrics *m = loom_metrics_open(a->norms_csv, LOOM_STATE_NORMS_COLUMNS, -1, &err);
+    loom_status st = m ? loom_state_norms_rows(m, dm->g, &dm->grid, norm, norm64, -1) : err.status;
+    if (m && !st) st = loom_metrics_flush(m, &err);
+    loom_metrics_free(m);
+    if (st && !err.msg[0]) loom_error_set(&err, st, "out of memory");
+    return st ? tool_fail_st("loom dot", st, "--norms-csv", err.msg) : 0;
+}
+
 int cmd_dot(int argc, char **argv)
 {
     dot_args a;
@@ -161,28 +183,40 @@ int cmd_dot(int argc, char **argv)
     }
     dot_model dm = {0};
     if (a.load) {
-        if ((rc = lm_window_load(a.load, a.data, (int)a.m.steps, &dm.lm))) return rc;
-        const loom_lm *lm = &dm.lm.lm;
-        dm.g = dm.lm.g, dm.rnn = lm->rnn, dm.loss = lm->loss;
-        a.m = (tool_model){lm->o.cell, lm->o.steps, 1, lm->o.vocab, lm->o.hidden, lm->o.layers, a.m.seed, false};
+        if ((rc = dot_load(&dm, &a))) return rc;
+        const loom_rnn_opts *r = &dm.rnn.o;
+        a.m = (tool_model){r->cell, dm.grid.steps, 1, r->input_size, r->hidden_size, r->layers, a.m.seed, r->bidirectional};
     } else {
         if (!a.m.steps) a.m.steps = 4;
         (a.seq2seq >= 0 ? dot_build_seq2seq : dot_build)(&dm, &a);
     }
-    default_shown(&a);
+    if (a.out) default_shown(&a);
     const tool_model *m = &a.m;
     int T = (int)m->steps, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
+    size_t n = loom_state_count(&dm.grid);
     /* drawn: what the loss needs, and the gradients asked for */
     loom_tensor *roots = malloc((size_t)(1 + loom_graph_params(dm.g, NULL, 0)) * sizeof *roots);
-    float *norms = calloc((size_t)T * L * D, sizeof *norms);
+    float *norm = calloc(n + 1, sizeof *norm), *heat = calloc((size_t)T * L * D, sizeof *heat);
+    double *norm64 = calloc(n + 1, sizeof *norm64);
     int n_roots = 1;
     rc = 1;
-    if (!roots || !norms) {
+    if (!roots || !norm || !norm64 || !heat) {
         fprintf(stderr, "loom dot: out of memory\n");
         goto done;
     }
     roots[0] = dm.loss;
-    if (!loom_graph_failed(dm.g) && a.norms && !(a.load ? dot_heat_loaded : dot_heat)(&dm, &a, norms)) goto done;
+    if (!loom_graph_failed(dm.g) && a.norms) {
+        if (!dot_norms(&dm, &a, norm, norm64)) goto done;
+        for (int t = 0; t < T; t++) /* the picture's heat: h */
+            for (int l = 0; l < L; l++)
+                for (int d = 0; d < D; d++) heat[((size_t)t * L + l) * D + d] = norm[loom_state_at(&dm.grid, t, l, d, 0)];
+        if (a.norms_csv && (rc = save_norms(&dm, &a, norm, norm64))) goto done;
+        rc = 1;
+    }
+    if (!a.out) {
+        rc = 0;
+        goto done;
+    }
     if (!loom_graph_failed(dm.g) && a.backward) n_roots = dot_backward(&dm, roots);
     if (loom_graph_failed(dm.g)) {
         fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
@@ -191,27 +225,30 @@ int cmd_dot(int argc, char **argv)
     }
     char title[256];
     static const char *const attention[] = {"no attention", "additive attention", "dot-product attention"};
+    static const char *const kinds[] = {"trained language model, ", "", "adding task, ", "copy task, "};
     if (a.seq2seq >= 0)
         snprintf(title, sizeof title, "encoder–decoder, %s, %d layer%s%s, %s: %d source steps, then 3 target steps",
                  m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional encoder" : "",
                  attention[a.seq2seq], T);
     else
-        snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? "trained language model, " : "",
+        snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? kinds[dm.probe.model.kind] : "",
                  m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional" : "", T,
                  a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
-                 a.norms ? (a.load ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖") : "");
+                 !a.norms ? "" : !a.load ? ", ‖∂L/∂h_t‖"
+                 : a.batch_from == LOOM_BATCH_TRAINING ? ", ‖∂L/∂h_t‖ on a training batch"
+                 : dm.probe.model.kind == LOOM_MODEL_LM ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖ on a held-out batch");
     loom_dot_opts opt = {.view = a.view ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,
-                         .heat = a.norms ? norms : NULL,
+                         .heat = a.norms ? heat : NULL,
                          .heat_steps = T, .heat_layers = L, .heat_dirs = D,
                          .heat_lo = a.heat_lo, .heat_hi = a.heat_hi,
                          .title = a.title ? a.title : title,
                          .roots = roots, .n_roots = n_roots};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:
-    free(norms), free(roots);
-    if (a.load) lm_window_free(&dm.lm);
+    free(norm), free(norm64), free(heat), free(roots);
+    if (a.load) loom_probe_close(&dm.probe);
     else loom_graph_free(dm.g);
     return rc;
 }

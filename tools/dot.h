@@ -4,34 +4,41 @@
 #define TOOLS_DOT_H
 
 #include "tool.h"
+#include "loom/inspect.h"
 
 typedef struct {
     tool_model m;
     long truncate, shown;
     float heat_lo, heat_hi;
     bool backward, norms, random_trunc, help;
-    int view, loss;  /* op or cell; all or last */
-    const char *out, *fmt, *title, *load, *data, *heat;
+    int view, loss;  /* op or cell; DOT_LOSS_* */
+    int batch_from;  /* --load: loom_batch_from */
+    const char *out, *fmt, *title, *load, *data, *heat, *norms_csv;
     int seq2seq; /* −1: a recurrent stack; else the encoder–decoder's loom_attention */
 } dot_args;
+
+enum { DOT_LOSS_DEFAULT = -1, DOT_LOSS_ALL = 0, DOT_LOSS_LAST = 1 };
 
 typedef struct {
     loom_graph *g;
     loom_rnn rnn;
     loom_seq2seq s2s; /* --seq2seq */
     loom_tensor x, loss;
-    uint64_t rng;
-    tool_lm lm; /* --load: the trained model and its window of text */
+    uint64_t rng; /* the random data's */
+    loom_state_grid grid; /* the stack's carried states */
+    loom_probe probe;     /* --load: the trained model on one batch */
 } dot_model;
 
 /* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
 void dot_build(dot_model *dm, const dot_args *a);
 /* An untrained encoder–decoder and its loss. */
 void dot_build_seq2seq(dot_model *dm, const dot_args *a);
-/* ‖∂L/∂h_t‖ per (step, layer, direction) on seeded random data, or (loaded)
- * on the checkpoint's window of text; false with the graph's error. */
-bool dot_heat(dot_model *dm, const dot_args *a, float *norms);
-bool dot_heat_loaded(dot_model *dm, const dot_args *a, float *norms);
+/* A trained model on one batch (--load): 0, or the exit status with a message. */
+int dot_load(dot_model *dm, const dot_args *a);
+/* ‖∂L/∂s_t‖ of every carried state (dm->grid) in float32 and float64, on
+ * seeded random data or (loaded) the model's batch; false with the
+ * graph's error said. */
+bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64);
 /* The gradients of the loss w.r.t. every parameter, as roots to draw (their count). */
 int dot_backward(dot_model *dm, loom_tensor *roots);
 

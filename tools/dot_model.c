@@ -1,6 +1,6 @@
 /* loom dot's models: a recurrent stack or an encoder–decoder built from
- * the flags (or the trained model of --load), and the gradient heat of
- * their carried states. */
+ * the flags, or a trained model (--load), and the gradient norms of their
+ * carried states. */
 #include "dot.h"
 
 #include "loom/loom.h"
@@ -10,7 +10,6 @@
 #include <string.h>
 
 static double rnd(uint64_t *s) { return loom_uniform(s) * 2 - 1; }
-
 
 /* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
 void dot_build(dot_model *dm, const dot_args *a)
@@ -28,7 +27,7 @@ void dot_build(dot_model *dm, const dot_args *a)
     float *r = malloc((size_t)B * D * H * sizeof *r);
     loom_tensor *terms = malloc((size_t)T * sizeof *terms);
     int n_terms = 0;
-    for (int t = a->loss ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
+    for (int t = a->loss == DOT_LOSS_LAST ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
         loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0, 0});
         for (long k = 0; k < (long)B * D * H; k++) r[k] = (float)rnd(&dm->rng);
         loom_tensor yt = loom_slice(g, o.output, 0, t, 1);
@@ -41,6 +40,7 @@ void dot_build(dot_model *dm, const dot_args *a)
     }
     dm->loss = n_terms ? loom_add_n(g, terms, n_terms) : loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
     loom_tensor_set_name(g, dm->loss, "L");
+    dm->grid = (loom_state_grid){T, L, D, m->cell->n_states};
     free(r), free(terms);
 }
 
@@ -57,17 +57,39 @@ void dot_build_seq2seq(dot_model *dm, const dot_args *a)
     dm->loss = dm->s2s.loss;
 }
 
-/* ‖∂L/∂h_t‖ per (t, l, d) on seeded random data: parameters from their
- * initialisers, x uniform in [-1, 1). */
-bool dot_heat(dot_model *dm, const dot_args *a, float *norms)
+/* A trained model on one batch (--load): 0, or the exit status with a message. */
+int dot_load(dot_model *dm, const dot_args *a)
 {
-    const tool_model *m = &a->m;
+    loom_error err = {0};
+    loom_probe *p = &dm->probe;
+    loom_status st = loom_probe_open(p, a->load, &(loom_probe_opts){.from = (loom_batch_from)a->batch_from, .text = a->data,
+                                                                     .steps = (int)a->m.steps, .last_step = a->loss == DOT_LOSS_LAST},
+                                     &err);
+    if (st) /* a file that cannot be read or used is bad input (2), as every command's --load */
+        return st == LOOM_ERR_NOMEM ? tool_fail_st("loom dot", st, a->load, err.msg) : tool_fail("loom dot", a->load, err.msg);
+    if (a->loss == DOT_LOSS_ALL && p->model.kind == LOOM_MODEL_ADDING)
+        return tool_fail("loom dot", a->load, "--loss all: the adding task has one loss term, at its last step");
+    dm->g = p->g, dm->rnn = *p->rnn, dm->loss = p->loss, dm->grid = p->grid;
+    return 0;
+}
+
+/* ‖∂L/∂s_t‖ of every carried state in float32 and float64: of the trained
+ * model on its batch, or of the built one on seeded random data
+ * (parameters from their initialisers, x uniform in [-1, 1)). */
+bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64)
+{
     loom_graph *g = dm->g;
+    if (a->load) {
+        loom_status st = loom_state_grad_norms(g, dm->loss, &dm->grid, dm->probe.binds, dm->probe.n_binds, norm, norm64);
+        if (st) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
+        return !st;
+    }
+    const tool_model *m = &a->m;
     loom_store *store = loom_store_new(g);
     long nx = m->steps * m->batch * m->input;
     float *xv = malloc((size_t)nx * sizeof *xv);
     int np = loom_store_count(store), nb = 0;
-    loom_binding *binds = malloc((size_t)(np + 1) * sizeof *binds);
+    loom_binding *binds = malloc((size_t)(np + 2) * sizeof *binds);
     bool ok = false;
     if (loom_store_status(store) || !xv || !binds) {
         fprintf(stderr, "loom dot: %s\n", loom_store_status(store) ? loom_store_error(store) : "out of memory");
@@ -76,8 +98,7 @@ bool dot_heat(dot_model *dm, const dot_args *a, float *norms)
         for (long q = 0; q < nx; q++) xv[q] = (float)rnd(&dm->rng);
         nb = loom_store_bindings(store, binds, np);
         binds[nb++] = (loom_binding){dm->x, xv};
-        ok = !loom_state_grad_norms(g, dm->loss, &(loom_state_grid){(int)m->steps, (int)m->layers, m->bidirectional ? 2 : 1, 1}, binds,
-                                        nb, norms, NULL);
+        ok = !loom_state_grad_norms(g, dm->loss, &dm->grid, binds, nb, norm, norm64);
         if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
     }
     free(binds), free(xv);
@@ -85,44 +106,16 @@ bool dot_heat(dot_model *dm, const dot_args *a, float *norms)
     return ok;
 }
 
-/* ‖∂L/∂h_t‖ of a trained model on its window of real text, the state
- * starting from zero. */
-bool dot_heat_loaded(dot_model *dm, const dot_args *a, float *norms)
-{
-    const loom_lm *lm = &dm->lm.lm;
-    int np = loom_store_count(dm->lm.store), S = lm->o.cell->n_states, nb = 0;
-    size_t sn = (size_t)lm->o.layers * lm->o.hidden;
-    loom_binding *binds = malloc((size_t)(np + 2 + S) * sizeof *binds);
-    float *zero = calloc(sn, sizeof *zero);
-    bool ok = binds && zero;
-    if (ok) {
-        nb = loom_store_bindings(dm->lm.store, binds, np);
-        binds[nb++] = (loom_binding){lm->tokens, dm->lm.x};
-        binds[nb++] = (loom_binding){lm->targets, dm->lm.y};
-        for (int s = 0; s < S; s++) binds[nb++] = (loom_binding){lm->init[s], zero};
-        ok = !loom_state_grad_norms(dm->g, dm->loss, &(loom_state_grid){(int)a->m.steps, (int)a->m.layers, 1, 1}, binds, nb, norms, NULL);
-    }
-    if (!ok) fprintf(stderr, "loom dot: %s\n", binds && zero ? loom_graph_error(dm->g) : "out of memory");
-    free(binds), free(zero);
-    return ok;
-}
-
 /* The gradient of every parameter (and, through them, of every step);
  * roots[0] is the loss, the gradients follow. Returns the number of roots. */
 int dot_backward(dot_model *dm, loom_tensor *roots)
 {
-    const loom_rnn *rnn = &dm->rnn;
-    loom_tensor wrt[LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS * 2 + 16];
-    int np = 0;
-    if (loom_valid(dm->s2s.loss)) { /* every parameter of the encoder–decoder */
-        np = loom_graph_params(dm->g, wrt, (int)(sizeof wrt / sizeof *wrt));
-    } else {
-        for (int l = 0; l < rnn->o.layers; l++)
-            for (int d = 0; d < rnn->dirs; d++)
-                for (int i = 0; i < rnn->n_params; i++) wrt[np++] = rnn->param[l][d][i];
-    }
+    int np = loom_graph_params(dm->g, NULL, 0);
+    loom_tensor *wrt = malloc((size_t)np * sizeof *wrt);
+    if (!wrt) return loom_graph_fail(dm->g, LOOM_ERR_NOMEM, "out of memory"), 1;
+    loom_graph_params(dm->g, wrt, np);
     roots[0] = dm->loss;
     loom_backward(dm->g, dm->loss, wrt, np, roots + 1);
+    free(wrt);
     return 1 + np;
 }
-

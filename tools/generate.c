@@ -1,6 +1,6 @@
 /* `loom generate`: text from a language model's checkpoint; and what the
- * commands that use a trained language model share (loom eval, loom dot
- * --load): its checkpoint read into a model with its weights. */
+ * commands that use a trained language model share (loom eval): its
+ * checkpoint read into a model with its weights. */
 #include "tool.h"
 
 #include "loom/loom.h"
@@ -60,49 +60,6 @@ int lm_ckpt_load(lm_ckpt *l, const char *cmd, const char *path, int T, int B)
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false))
         return tool_fail_st(cmd, loom_store_status(l->store), loom_store_error(l->store), NULL);
     return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
-}
-
-int lm_window_load(const char *ck, const char *data, int T, tool_lm *out)
-{
-    static const char cmd[] = "loom dot";
-    lm_ckpt l;
-    loom_text *text = NULL;
-    *out = (tool_lm){0};
-    int rc = lm_ckpt_load(&l, cmd, ck, T, 1);
-    if (!rc) { /* data, else the checkpoint's training text, else the built-in corpus */
-        char buf[4096];
-        const char *own = lm_ckpt_text(&l, buf, sizeof buf);
-        if (!data) data = own ? own : tool_corpus();
-        text = loom_text_new(NULL);
-        if (!text || loom_text_read_with(text, data, l.vocab))
-            rc = tool_fail(cmd, text ? loom_text_error(text) : "out of memory", NULL);
-    }
-    int64_t n = 0;
-    const int32_t *ids = rc ? NULL : loom_text_ids(text, &n);
-    T = l.lm.o.steps;
-    int64_t at = n - n / 10; /* the held-out part when the text is the training text */
-    if (!rc && at + T + 1 > n) at = n - T - 1;
-    if (!rc && at < 0) rc = tool_fail(cmd, data, "too short for one window of the model");
-    if (!rc && (!(out->x = malloc((size_t)T * sizeof *out->x)) || !(out->y = malloc((size_t)T * sizeof *out->y))))
-        rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int t = 0; !rc && t < T; t++) out->x[t] = ids[at + t], out->y[t] = ids[at + t + 1];
-    loom_text_free(text);
-    if (rc) {
-        free(out->x), free(out->y);
-        lm_ckpt_free(&l);
-        return rc;
-    }
-    out->g = l.g, out->lm = l.lm, out->store = l.store;
-    l.g = NULL, l.store = NULL;
-    lm_ckpt_free(&l);
-    return 0;
-}
-
-void lm_window_free(tool_lm *w)
-{
-    loom_store_free(w->store);
-    loom_graph_free(w->g);
-    free(w->x), free(w->y);
 }
 
 /* ---- generation ---- */

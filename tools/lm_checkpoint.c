@@ -20,7 +20,8 @@ static char *data_json(const train_args *a)
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "path", a->data) &&
               cJSON_AddStringToObject(o, "tokens", a->tokens == LOOM_TOKENS_WORD ? "word" : "char") &&
-              cJSON_AddBoolToObject(o, "letters_only", a->letters_only);
+              cJSON_AddBoolToObject(o, "letters_only", a->letters_only) &&
+              (!a->valid || cJSON_AddStringToObject(o, "valid", a->valid));
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;

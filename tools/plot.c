@@ -1,5 +1,6 @@
-/* `loom plot`: training curves from metrics files, one labelled curve per
- * file (RNN vs GRU vs LSTM on one picture). */
+/* `loom plot`: curves from CSV files — training curves from metrics files
+ * (RNN vs GRU vs LSTM on one picture), gradient norms along t from loom dot
+ * --norms-csv (a vanilla RNN's vanishing against an LSTM's). */
 #include "tool.h"
 
 #include "loom/loom.h"
@@ -8,21 +9,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char plot_help[] = "draw training curves from metrics files (loom train --metrics) as .svg or .png\n";
+const char plot_help[] = "draw curves from CSV files as .svg or .png: training curves from metrics files\n"
+                         "(loom train --metrics), gradient norms along t (loom dot --norms-csv, one curve\n"
+                         "per layer, direction and state)\n";
 
 typedef struct {
-    const char *out, *column, *labels, *title;
-    bool log;
+    const char *out, *column, *labels, *title, *x, *by, *where, *xlabel, *ylabel;
+    bool log, linear;
 } plot_args;
 
 #define P(field) offsetof(plot_args, field)
 const tool_opt plot_opts[] = {
     {"-o", OPT_PATH, P(out), .arg = "FILE", .help = "the picture (.svg or .png)"},
     {"--column", OPT_TEXT, P(column), .arg = "C",
-     .help = "what to draw (default perplexity, with valid_perplexity dashed;\nloss when there is no perplexity)"},
+     .help = "what to draw (default perplexity, with valid_perplexity dashed; else\n"
+             "loss; else norm64, then norm)"},
+    {"--x", OPT_TEXT, P(x), .arg = "C", .help = "the x axis's column (default step, else t)"},
+    {"--by", OPT_TEXT, P(by), .arg = "C,...",
+     .help = "one curve per value of these columns (default step,layer,direction,state,\n"
+             "those a file has other than the x column)"},
+    {"--where", OPT_TEXT, P(where), .arg = "C=V,...", .help = "only the rows with these values (e.g. state=h)"},
     {"--labels", OPT_TEXT, P(labels), .arg = "A,B,...", .help = "one label per file (default: the file names)"},
-    {"--log", OPT_FLAG, P(log), .help = "a logarithmic y axis"},
+    {"--log", OPT_FLAG, P(log), .help = "a logarithmic y axis (chosen anyway when the values span\nmore than a factor of 30)"},
+    {"--linear", OPT_FLAG, P(linear), .help = "a linear y axis in any case"},
     {"--title", OPT_TEXT, P(title), .arg = "TEXT", .help = "the title"},
+    {"--xlabel", OPT_TEXT, P(xlabel), .arg = "TEXT", .help = "the x axis's label (default: its column)"},
+    {"--ylabel", OPT_TEXT, P(ylabel), .arg = "TEXT", .help = "the y axis's label (default: the column)"},
 };
 #undef P
 const int n_plot_opts = (int)(sizeof plot_opts / sizeof *plot_opts);
@@ -39,11 +51,16 @@ int cmd_plot(int argc, char **argv)
     int n = 0;
     if (tool_opts_pos("loom plot", plot_opts, n_plot_opts, &a, NULL, argc, argv, &help, files, &n)) goto done;
     if (help) {
-        tool_help("plot METRICS.csv... -o FILE [options]", plot_help, plot_opts, n_plot_opts, false);
+        tool_help("plot FILE.csv... -o FILE [options]", plot_help, plot_opts, n_plot_opts, false);
         rc = 0;
         goto done;
     }
-    o.n = n, o.log_y = a.log, o.column = a.column, o.title = a.title, out = a.out;
+    if (a.log && a.linear) {
+        fprintf(stderr, "loom plot: --log and --linear: one y axis, one scale\n");
+        goto done;
+    }
+    o.n = n, o.log_y = a.log, o.linear_y = a.linear, o.column = a.column, o.title = a.title, out = a.out;
+    o.x = a.x, o.by = a.by, o.where = a.where, o.xlabel = a.xlabel, o.ylabel = a.ylabel;
     if (a.labels) { /* a,b,c */
         if (!(label_buf = strdup(a.labels))) goto done;
         int k = 0;
@@ -51,7 +68,7 @@ int cmd_plot(int argc, char **argv)
         o.labels = labels;
     }
     if (!o.n || !out) {
-        fprintf(stderr, "usage: loom plot METRICS.csv... -o FILE.svg|png [options]\n");
+        fprintf(stderr, "usage: loom plot FILE.csv... -o FILE.svg|png [options]\n");
         goto done;
     }
     if (o.n > 64) {

@@ -132,7 +132,7 @@ static loom_status next_batch(void *ctx, loom_trainer *t)
 {
     loop_ctx *l = ctx;
     loom_task_opts o = task_opts(l->c);
-    loom_task_batch(&o, l->c->seed * 1000003u + (uint64_t)loom_trainer_steps(t) + 2, l->m->xb, l->m->yb);
+    loom_task_batch(&o, loom_task_seed(l->c->seed, loom_trainer_steps(t)), l->m->xb, l->m->yb);
     return LOOM_OK;
 }
 
@@ -141,7 +141,7 @@ static loom_status evaluate(void *ctx, loom_trainer *t, double *score)
 {
     loop_ctx *l = ctx;
     loom_task_opts o = task_opts(l->c);
-    loom_task_batch(&o, l->c->seed * 7919 + 1, l->m->xb, l->m->yb);
+    loom_task_batch(&o, loom_task_seed(l->c->seed, LOOM_TASK_HELD_OUT), l->m->xb, l->m->yb);
     loom_trainer_eval_begin(t);
     loom_status st = loom_trainer_eval_batch(t, &l->vloss);
     if (st) return st;
@@ -249,7 +249,7 @@ int eval_task(const char *path)
     double loss;
     if ((rc = restore(&m, ck, "loom eval", path))) goto done;
     loom_task_opts o = task_opts(c);
-    loom_task_batch(&o, c->seed * 7919 + 1, m.xb, m.yb); /* the held-out batch the run evaluated on */
+    loom_task_batch(&o, loom_task_seed(c->seed, LOOM_TASK_HELD_OUT), m.xb, m.yb); /* the held-out batch the run evaluated on */
     loom_trainer_eval_begin(m.t);
     if (loom_trainer_eval_batch(m.t, &loss)) {
         fprintf(stderr, "loom eval: %s\n", loom_trainer_error(m.t));

@@ -48,17 +48,6 @@ int dot_parse(int argc, char **argv);
 int rnn_run_parse(int argc, char **argv);
 int train_parse(int argc, char **argv);
 
-/* A trained language model on one window of real text (loom dot --load):
- * the graph, the model, its weights, and the window's tokens and targets. */
-typedef struct {
-    loom_graph *g;
-    loom_lm lm;
-    loom_store *store;
-    int32_t *x, *y; /* (T, 1) */
-} tool_lm;
-int lm_window_load(const char *ckpt, const char *data, int T, tool_lm *out);
-void lm_window_free(tool_lm *w);
-
 /* A language model's checkpoint read into its model (over T steps and B
  * sequences; 0: its own) with its weights, for generation and evaluation
  * (tools/generate.c): 0, or the exit status with a message from cmd. */

@@ -10,10 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One curve: the rows of one file with the same values in the "by"
+ * columns; the column drawn, and the dashed one. */
+enum { MAX_BY = 8, MAX_WHERE = 8 };
 typedef struct {
-    double *x, *y, *x2, *y2; /* the column, and the dashed one */
+    int file;
+    char val[MAX_BY][32]; /* its values of the by columns */
+    char name[160];       /* the legend's */
+    double *x, *y, *x2, *y2;
     int n, n2, cap, cap2;
-} series;
+} curve;
+
+typedef struct {
+    curve *c;
+    int n, cap;
+    const char *col, *dcol, *xcol; /* the columns drawn (the first file's names) */
+} curves;
 
 static bool push(double **x, double **y, int *n, int *cap, double a, double b)
 {
@@ -28,6 +40,23 @@ static bool push(double **x, double **y, int *n, int *cap, double a, double b)
     }
     (*x)[*n] = a, (*y)[(*n)++] = b;
     return true;
+}
+
+/* Field k of line[0..n) as text (at most size − 1 bytes; "" past the line's end). */
+static void field_text(const char *line, size_t n, int k, char *buf, size_t size)
+{
+    size_t a = 0;
+    for (; k > 0 && a <= n; k--) {
+        while (a < n && line[a] != ',') a++;
+        a++;
+    }
+    buf[0] = 0;
+    if (a > n) return;
+    size_t b = a;
+    while (b < n && line[b] != ',') b++;
+    size_t len = b - a < size ? b - a : size - 1;
+    memcpy(buf, line + a, len);
+    buf[len] = 0;
 }
 
 /* The index of `name` among the comma-separated fields of line[0..n), or -1. */
@@ -48,6 +77,7 @@ static int column_of(const char *line, size_t n, const char *name)
  * past the line's end; false for text that is not a number ("abc", "1x"). */
 static bool field(const char *line, size_t n, int k, double *v)
 {
+    char num[64], *end;
     size_t a = 0;
     for (; k > 0 && a <= n; k--) {
         while (a < n && line[a] != ',') a++;
@@ -58,7 +88,6 @@ static bool field(const char *line, size_t n, int k, double *v)
     size_t b = a;
     while (b < n && line[b] != ',') b++;
     if (b == a) return true;
-    char num[64], *end;
     if (b - a >= sizeof num) return false;
     memcpy(num, line + a, b - a);
     num[b - a] = 0;
@@ -66,11 +95,27 @@ static bool field(const char *line, size_t n, int k, double *v)
     return end != num && !*end;
 }
 
-/* Reads one metrics file (a header line naming the columns, then a row per
- * line; empty cells, nan and inf are not drawn; any other text is an error
- * naming its line). The column names used go to *col, *dcol. */
-static loom_status read_series(const char *path, const loom_plot_opts *o, series *s, const char **col, const char **dcol,
-                               loom_error *err)
+/* "a=b,c=d" into column names and values (pointers into buf). */
+static int parse_where(const char *where, char *buf, size_t size, const char **col, const char **val, loom_error *err)
+{
+    int n = 0;
+    if (!where || !*where) return 0;
+    snprintf(buf, size, "%s", where);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t || n == MAX_WHERE)
+            return loom_error_set(err, LOOM_ERR_ARG, "plot: where: '%s' is not COLUMN=VALUE (at most %d, comma-separated)",
+                                  t, MAX_WHERE), -1;
+        *eq = 0;
+        col[n] = t, val[n++] = eq + 1;
+    }
+    return n;
+}
+
+/* Reads one file into curves (a header line naming the columns, then a row
+ * per line; empty cells, nan and inf are not drawn; any other text where
+ * a number belongs is an error naming its line). */
+static loom_status read_curves(int file, const char *path, const loom_plot_opts *o, curves *cs, loom_error *err)
 {
     loom_error e = {0};
     size_t len;
@@ -83,16 +128,38 @@ static loom_status read_series(const char *path, const loom_plot_opts *o, series
         free(text);
         return loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: %s", path, len ? "the first line names no columns" : "empty");
     }
-    int xs = column_of(text, hn, "step");
-    const char *want = o->column ? o->column : column_of(text, hn, "perplexity") >= 0 ? "perplexity" : "loss";
-    int ys = column_of(text, hn, want);
+    const char *xname = o->x ? o->x : column_of(text, hn, "step") >= 0 || column_of(text, hn, "t") < 0 ? "step" : "t";
+    static const char *const defaults[] = {"perplexity", "loss", "norm64", "norm"};
+    const char *want = o->column;
+    for (int k = 0; !want && k < 4; k++)
+        if (column_of(text, hn, defaults[k]) >= 0) want = defaults[k];
+    if (!want) want = "loss";
+    int xs = column_of(text, hn, xname), ys = column_of(text, hn, want);
     const char *dash = o->dashed ? o->dashed : !strcmp(want, "perplexity") ? "valid_perplexity" : NULL;
     int ds = dash ? column_of(text, hn, dash) : -1;
     if (xs < 0 || ys < 0) {
         free(text);
-        return loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: needs the columns step and %s", path, want);
+        return loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: needs the columns %s and %s", path, xname, want);
     }
-    *col = want, *dcol = ds >= 0 ? dash : NULL;
+    if (!cs->col) cs->col = want, cs->xcol = xname;
+    if (ds >= 0) cs->dcol = dash;
+    /* the by columns this file has (other than x), and the where conditions */
+    int by[MAX_BY], nby = 0;
+    char bybuf[256], wbuf[256];
+    snprintf(bybuf, sizeof bybuf, "%s", o->by ? o->by : "step,layer,direction,state");
+    for (char *save = NULL, *t = strtok_r(bybuf, ",", &save); t && nby < MAX_BY; t = strtok_r(NULL, ",", &save)) {
+        int k = column_of(text, hn, t);
+        if (k >= 0 && k != xs && k != ys && k != ds) by[nby++] = k;
+    }
+    const char *wcol[MAX_WHERE], *wval[MAX_WHERE];
+    int wk[MAX_WHERE], nw = parse_where(o->where, wbuf, sizeof wbuf, wcol, wval, err);
+    if (nw < 0) return free(text), LOOM_ERR_ARG;
+    for (int i = 0; i < nw; i++)
+        if ((wk[i] = column_of(text, hn, wcol[i])) < 0) {
+            free(text);
+            return loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: no column '%s' (where %s=%s)", path, wcol[i], wcol[i], wval[i]);
+        }
+    int first = cs->n;
     loom_status st = LOOM_OK;
     long line_no = 1;
     for (size_t a = hl + 1; !st && a < len; line_no++) {
@@ -102,20 +169,70 @@ static loom_status read_series(const char *path, const loom_plot_opts *o, series
         const char *line = text + a;
         a = b + 1;
         if (!n) continue;
+        char v[MAX_BY][32];
+        bool keep = true;
+        for (int i = 0; keep && i < nw; i++) {
+            char w[64];
+            field_text(line, n, wk[i], w, sizeof w);
+            keep = !strcmp(w, wval[i]);
+        }
+        if (!keep) continue;
         double x, y, z = NAN;
         int bad = !field(line, n, xs, &x) ? xs : !field(line, n, ys, &y) ? ys : ds >= 0 && !field(line, n, ds, &z) ? ds : -1;
         if (bad >= 0) {
             st = loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: line %ld: field %d (%s) is not a number", path, line_no + 1,
-                               bad + 1, bad == xs ? "step" : bad == ys ? want : dash);
+                                bad + 1, bad == xs ? xname : bad == ys ? want : dash);
             break;
         }
+        for (int i = 0; i < nby; i++) field_text(line, n, by[i], v[i], sizeof v[i]);
+        int c = first;
+        for (; c < cs->n; c++) {
+            int i = 0;
+            while (i < nby && !strcmp(cs->c[c].val[i], v[i])) i++;
+            if (i == nby) break;
+        }
+        if (c == cs->n) { /* a new curve */
+            if (cs->n == cs->cap) {
+                int cap = cs->cap ? 2 * cs->cap : 8;
+                curve *nc = cap <= 4096 ? realloc(cs->c, (size_t)cap * sizeof *nc) : NULL;
+                if (!nc) {
+                    st = loom_error_set(err, cap > 4096 ? LOOM_ERR_FORMAT : LOOM_ERR_NOMEM,
+                                        cap > 4096 ? "plot: more than 4096 curves" : "plot: out of memory");
+                    break;
+                }
+                cs->c = nc, cs->cap = cap;
+            }
+            cs->c[c] = (curve){.file = file};
+            memcpy(cs->c[c].val, v, sizeof v);
+            cs->n++;
+        }
+        curve *s = &cs->c[c];
         if (isfinite(x) && isfinite(y) && (!o->log_y || y > 0) && !push(&s->x, &s->y, &s->n, &s->cap, x, y))
             st = loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
         if (!st && isfinite(x) && isfinite(z) && (!o->log_y || z > 0) && !push(&s->x2, &s->y2, &s->n2, &s->cap2, x, z))
             st = loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
     }
+    /* names: the file's label, then the by values that differ between its curves */
+    const char *label = o->labels && o->labels[file] ? o->labels[file] : path;
+    const char *base = strrchr(label, '/');
+    if (base && !(o->labels && o->labels[file])) label = base + 1;
+    bool any = false;
+    for (int c = first; !st && c < cs->n; c++) {
+        curve *s = &cs->c[c];
+        any |= s->n > 0;
+        size_t at = (size_t)snprintf(s->name, sizeof s->name, "%s", label);
+        for (int i = 0; i < nby; i++) {
+            bool differs = false;
+            for (int d = first; d < cs->n && !differs; d++) differs = strcmp(cs->c[d].val[i], s->val[i]) != 0;
+            if (!differs || at >= sizeof s->name) continue;
+            char head[32];
+            field_text(text, hn, by[i], head, sizeof head);
+            bool word = !strcmp(head, "step") || !strcmp(head, "layer") || !strcmp(head, "t");
+            at += (size_t)snprintf(s->name + at, sizeof s->name - at, " %s%s%s", word ? head : "", word ? " " : "", s->val[i]);
+        }
+    }
     free(text);
-    if (!st && !s->n) st = loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: no finite values of %s", path, want);
+    if (!st && !any) st = loom_error_set(err, LOOM_ERR_FORMAT, "plot: %s: no finite values of %s%s", path, want, nw ? " where asked" : "");
     return st;
 }
 
@@ -158,19 +275,21 @@ static void text(cairo_t *cr, double x, double y, const char *s, double align)
     cairo_show_text(cr, s);
 }
 
-static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const char *col, const char *dcol, double W,
-                 double H)
+static void draw(cairo_t *cr, const loom_plot_opts *opts, const curves *cs, double W, double H)
 {
-    double L = 70, R = 170, T = 40, B = 50; /* margins: the legend on the right */
+    const curve *s = cs->c;
+    const char *col = cs->col, *dcol = cs->dcol;
+    double L = 70, R = 190, T = 40, B = 50; /* margins: the legend on the right */
     double xmin = 0, xmax = 1, ymin = INFINITY, ymax = -INFINITY;
-    for (int k = 0; k < opts->n; k++) {
+    for (int k = 0; k < cs->n; k++) {
         for (int i = 0; i < s[k].n; i++) xmax = fmax(xmax, s[k].x[i]), ymin = fmin(ymin, s[k].y[i]), ymax = fmax(ymax, s[k].y[i]);
         for (int i = 0; i < s[k].n2; i++) ymin = fmin(ymin, s[k].y2[i]), ymax = fmax(ymax, s[k].y2[i]);
     }
     /* values spanning more than a factor of 30 read better on a log scale */
     loom_plot_opts view = *opts;
     const loom_plot_opts *o = &view;
-    if (ymin > 0 && ymax / ymin > 30) view.log_y = true;
+    if (ymin > 0 && ymax / ymin > 30 && !o->linear_y) view.log_y = true;
+    if (o->linear_y) view.log_y = false;
     bool nonneg = ymin >= 0;
     if (o->log_y) ymin = log10(ymin), ymax = log10(ymax);
     /* a range too narrow to tell its ends apart in print (1e16 and 1e16 + 2; denormals) is widened */
@@ -213,14 +332,16 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         /* enough digits that neighbouring ticks read differently */
         int digits = o->log_y ? 3 : (int)fmin(17, fmax(3, ceil(log10(fmax(fabs(ymin), fabs(ymax)) / ys)) + 1));
-        snprintf(buf, sizeof buf, "%.*g", digits, o->log_y ? pow(10, v) : fabs(v) < ys * 1e-6 ? 0.0 : v);
+        if (o->log_y && fabs(v - round(v)) < 1e-9) snprintf(buf, sizeof buf, "1e%d", (int)round(v)); /* a decade */
+        else snprintf(buf, sizeof buf, "%.*g", digits, o->log_y ? pow(10, v) : fabs(v) < ys * 1e-6 ? 0.0 : v);
         text(cr, L - 6, y + 4, buf, 1);
     }
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_set_line_width(cr, 1);
     cairo_rectangle(cr, L, T, pw, ph), cairo_stroke(cr);
-    text(cr, L + pw / 2, H - 12, "step", 0.5);
-    snprintf(buf, sizeof buf, "%s%s%s%s", col ? col : "", dcol ? " (solid), " : "", dcol ? dcol : "", dcol ? " (dashed)" : "");
+    text(cr, L + pw / 2, H - 12, o->xlabel ? o->xlabel : cs->xcol, 0.5);
+    if (o->ylabel) snprintf(buf, sizeof buf, "%s", o->ylabel);
+    else snprintf(buf, sizeof buf, "%s%s%s%s", col ? col : "", dcol ? " (solid), " : "", dcol ? dcol : "", dcol ? " (dashed)" : "");
     cairo_save(cr);
     cairo_translate(cr, 16, T + ph / 2), cairo_rotate(cr, -M_PI / 2);
     text(cr, 0, 0, buf, 0.5);
@@ -230,8 +351,9 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
         text(cr, L + pw / 2, 24, o->title, 0.5);
         cairo_set_font_size(cr, 11);
     }
-    /* curves, clipped to the plot area, and the legend */
-    for (int k = 0; k < o->n; k++) {
+    /* curves, clipped to the plot area, and the legend (as many rows as fit) */
+    int rows = (int)((ph - 12) / 18);
+    for (int k = 0; k < cs->n; k++) {
         const double *c = palette[k % 8];
         cairo_save(cr);
         cairo_rectangle(cr, L, T, pw, ph), cairo_clip(cr);
@@ -244,13 +366,18 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const series *s, const
         for (int i = 0; i < s[k].n2; i++) (i ? cairo_line_to : cairo_move_to)(cr, PX(s[k].x2[i]), PY(s[k].y2[i]));
         cairo_stroke(cr);
         cairo_restore(cr);
-        const char *label = o->labels && o->labels[k] ? o->labels[k] : o->files[k];
-        const char *base = strrchr(label, '/');
+        if (k > rows || (k == rows && cs->n > rows + 1)) continue;
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        if (k == rows) { /* the last row says how many more */
+            snprintf(buf, sizeof buf, "… %d more", cs->n - rows);
+            text(cr, L + pw + 42, T + 16 + 18 * k, buf, 0);
+            continue;
+        }
         cairo_set_source_rgb(cr, c[0], c[1], c[2]);
         cairo_set_line_width(cr, 2);
         cairo_move_to(cr, L + pw + 12, T + 12 + 18 * k), cairo_line_to(cr, L + pw + 36, T + 12 + 18 * k), cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        text(cr, L + pw + 42, T + 16 + 18 * k, base && !(o->labels && o->labels[k]) ? base + 1 : label, 0);
+        text(cr, L + pw + 42, T + 16 + 18 * k, s[k].name, 0);
     }
 #undef PX
 #undef PY
@@ -283,14 +410,13 @@ static loom_status render(loom_error *err, const char *path, bool svg, double W,
 
 typedef struct {
     const loom_plot_opts *o;
-    const series *s;
-    const char *col, *dcol;
+    const curves *cs;
 } plot_ctx;
 
 static void draw_plot(cairo_t *cr, const void *ctx, double W, double H)
 {
     const plot_ctx *c = ctx;
-    draw(cr, c->o, c->s, c->col, c->dcol, W, H);
+    draw(cr, c->o, c->cs, W, H);
 }
 
 /* The format of a path by its extension: 1 SVG, 0 PNG, −1 neither (a message recorded). */
@@ -308,21 +434,15 @@ loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err
     if (!o || o->n < 1 || !o->files || !path) return loom_error_set(err, LOOM_ERR_ARG, "plot: no metrics files or no output");
     int svg = format_of(path, err);
     if (svg < 0) return LOOM_ERR_ARG;
-    series *s = calloc((size_t)o->n, sizeof *s);
-    const char *col = NULL, *dcol = NULL;
-    loom_status st = s ? LOOM_OK : loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
-    for (int k = 0; !st && k < o->n; k++) {
-        const char *c = NULL, *d = NULL;
-        st = read_series(o->files[k], o, &s[k], &c, &d, err);
-        if (!st && !col) col = c;
-        if (!st && d) dcol = d;
-    }
+    curves cs = {0};
+    loom_status st = LOOM_OK;
+    for (int k = 0; !st && k < o->n; k++) st = read_curves(k, o->files[k], o, &cs, err);
     if (!st) {
-        plot_ctx c = {o, s, col, dcol};
+        plot_ctx c = {o, &cs};
         st = render(err, path, svg, 900, 520, draw_plot, &c);
     }
-    for (int k = 0; s && k < o->n; k++) free(s[k].x), free(s[k].y), free(s[k].x2), free(s[k].y2);
-    free(s);
+    for (int k = 0; k < cs.n; k++) free(cs.c[k].x), free(cs.c[k].y), free(cs.c[k].x2), free(cs.c[k].y2);
+    free(cs.c);
     return st;
 }
 
@@ -391,7 +511,7 @@ bool loom_plot_available(void) { return false; }
 
 loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err)
 {
-    (void)o, (void)path, (void)read_series;
+    (void)o, (void)path, (void)read_curves;
     return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
 }
 

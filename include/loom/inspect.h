@@ -10,9 +10,10 @@
 #ifndef LOOM_INSPECT_H
 #define LOOM_INSPECT_H
 
+#include "loom/model.h"
 #include "loom/runtime.h"
+#include "loom/train.h"
 
-#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,14 +48,53 @@ void loom_state_name(const loom_graph *g, int s, char *buf, size_t n);
 loom_status loom_state_grad_norms(loom_graph *g, loom_tensor loss, const loom_state_grid *grid, const loom_binding *binds,
                                   int n_binds, float *norm, double *norm64);
 
-/* Those norms as CSV rows "t,layer,direction,state,norm,norm64" (t from 1,
- * layer from 0 as parameter names count them, direction forward or
- * reverse, state by name; norm64 empty when NULL), each row after prefix
- * (e.g. "1000," for a step column; NULL: none). The header is
- * LOOM_STATE_NORMS_HEADER. */
-#define LOOM_STATE_NORMS_HEADER "t,layer,direction,state,norm,norm64"
-loom_status loom_state_norms_csv(FILE *f, const loom_graph *g, const loom_state_grid *grid, const float *norm,
-                                 const double *norm64, const char *prefix);
+/* Those norms as rows of a metrics file (loom_metrics_open with the
+ * columns LOOM_STATE_NORMS_COLUMNS, or "step," LOOM_STATE_NORMS_COLUMNS
+ * when step >= 0 goes first): t from 1, layer from 0 as parameter names
+ * count them, direction forward or reverse, the state by name, norm, and
+ * norm64 (empty when NULL). */
+#define LOOM_STATE_NORMS_COLUMNS "t,layer,direction,state,norm,norm64"
+loom_status loom_state_norms_rows(loom_metrics *m, const loom_graph *g, const loom_state_grid *grid, const float *norm,
+                                  const double *norm64, int64_t step);
+
+/* A trained model on one batch, to look inside: a checkpoint's model (a
+ * language model, or the adding or copy task) built over one batch, with
+ * its weights, the batch, and zero initial states — everything bound, the
+ * loss ready for loom_state_grad_norms. */
+typedef enum { LOOM_BATCH_HELD_OUT = 0, LOOM_BATCH_TRAINING } loom_batch_from;
+typedef struct {
+    /* which batch: the held-out one the run evaluated on (a language model:
+     * the window at the start of its held-out text, see loom_lm_held_out;
+     * a task: its held-out batch), or a training one (the window at the
+     * start of the text; the task's first batch) */
+    loom_batch_from from;
+    const char *text;  /* a language model: this text in place of the checkpoint's own */
+    int steps;         /* a language model: the window's length (0: its training length) */
+    bool last_step;    /* the loss of the last step alone (else the model's own loss:
+                          a language model's and the copy task's over every step,
+                          the adding task's at its last step) */
+} loom_probe_opts;
+
+typedef struct {
+    loom_model_desc model;     /* the checkpoint's description */
+    loom_graph *g;
+    loom_store *store;         /* its weights */
+    const loom_rnn *rnn;       /* the recurrent stack */
+    loom_state_grid grid;      /* its carried states over the batch's steps */
+    loom_tensor loss;
+    const loom_binding *binds; /* every input and parameter the loss needs */
+    int n_binds;
+    /* the model and the buffers bound */
+    loom_lm lm;
+    loom_task_model task;
+    void *x, *y, *zero;
+    loom_binding *own_binds;
+} loom_probe;
+
+/* Opens ckpt into p; the reason of a failure in err (a checkpoint of an
+ * encoder–decoder is refused: it has two stacks). */
+loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_opts *o, loom_error *err);
+void loom_probe_close(loom_probe *p);
 
 #ifdef __cplusplus
 }

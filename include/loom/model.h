@@ -22,6 +22,7 @@
 #ifndef LOOM_MODEL_H
 #define LOOM_MODEL_H
 
+#include "loom/data.h"
 #include "loom/layers.h"
 #include "loom/safetensors.h"
 #include "loom/seq2seq.h"
@@ -71,6 +72,11 @@ size_t loom_task_x_bytes(const loom_task_opts *o);
 size_t loom_task_y_bytes(const loom_task_opts *o);
 /* The batch of the task drawn from seed into x and y. */
 void loom_task_batch(const loom_task_opts *o, uint64_t seed, void *x, void *y);
+/* The seed of a run's batch: of training step `step` (0-based), or of the
+ * held-out batch it evaluates on (LOOM_TASK_HELD_OUT), for a run seeded
+ * `seed` (loom_train_desc.seed). */
+#define LOOM_TASK_HELD_OUT (-1)
+uint64_t loom_task_seed(uint64_t seed, int64_t step);
 /* The accuracy of out (the model's output for the batch y): adding, the
  * share of predictions within 0.04 of the sum; copy, the share of the
  * symbols to reproduce predicted right. */
@@ -125,6 +131,14 @@ loom_status loom_checkpoint_model(const loom_st *f, loom_model_desc *m, loom_tra
  * "{}" when it names nothing; malloc'd, NULL when out of memory. */
 char *loom_checkpoint_data(const loom_st *f);
 
+/* A language model's held-out text, as its run split it: the data
+ * description's "valid" file, else the last tenth of its "path" (or of
+ * `text` when given, a file to use in its place). *held is the index of
+ * the first held-out token of the text returned in *out (0 for a valid
+ * file; tokenised with v). LOOM_ERR_IO/FORMAT with the reason when the
+ * file cannot be read (moved or deleted: give one). */
+loom_status loom_lm_held_out(const loom_st *f, const loom_vocab *v, const char *text, loom_text **out, int64_t *held,
+                             loom_error *err);
 #ifdef __cplusplus
 }
 #endif

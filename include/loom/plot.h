@@ -1,7 +1,7 @@
-/* loom/plot.h — training curves: metrics files (CSV with a header row, as
- * `loom train --metrics` writes) drawn as lines with Cairo, one labelled
- * curve per file, and heat maps, into SVG or PNG (by the extension,
- * written atomically). */
+/* loom/plot.h — curves from CSV files with a header row (training metrics
+ * as `loom train --metrics` writes them, gradient norms per step as
+ * loom_state_norms_rows writes them) drawn as lines with Cairo, and heat
+ * maps, into SVG or PNG (by the extension, written atomically). */
 #ifndef LOOM_PLOT_H
 #define LOOM_PLOT_H
 
@@ -12,15 +12,26 @@ extern "C" {
 #endif
 
 typedef struct {
-    const char *const *files;   /* metrics CSV files: a "step" column and the one plotted */
+    const char *const *files;   /* CSV files: the x column and the one plotted */
     const char *const *labels;  /* one per file (NULL: the file names) */
     int n;
-    const char *column;         /* the column drawn (default "perplexity", else "loss") */
+    const char *x;              /* the x column (default "step", else "t") */
+    const char *column;         /* the column drawn (default the first of perplexity, loss,
+                                   norm64, norm that the first file has) */
     const char *dashed;         /* a second column drawn dashed in the same colour (default
                                    "valid_perplexity" when plotting perplexity and present) */
+    /* Rows are split into curves by these comma-separated columns (default
+     * "step,layer,direction,state", less the x column): a file of gradient
+     * norms per (t, layer, direction, state) gives one curve per layer,
+     * direction and state, named by the values that differ ("h", "c"). */
+    const char *by;
+    /* Only rows whose column equals the value: "state=h" or
+     * "state=h,layer=0" (NULL: every row). */
+    const char *where;
     bool log_y;                 /* a logarithmic y axis (also chosen when the values span more
-                                   than a factor of 30) */
-    const char *title;
+                                   than a factor of 30, unless linear_y) */
+    bool linear_y;              /* a linear y axis in any case */
+    const char *title, *xlabel, *ylabel; /* NULL: none, the x column, the column */
 } loom_plot_opts;
 
 /* Writes the plot; the reason of a failure in err (which may be NULL). */
