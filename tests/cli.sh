@@ -76,6 +76,17 @@ expect 0 "" -- "$loom" train $small --epochs 2 --metrics "$dir/ep.csv" --save "$
 rows=$(($(wc -l <"$dir/ep.csv") - 1))
 check "--epochs 2 ran two epochs' batches ($rows steps)" [ "$rows" -ge 732 ] && [ "$rows" -le 734 ]
 check "the summary names the steps run" grep -q "trained $rows steps" "$dir/out"
+expect 0 "on the held-out tenth of its training text (408 tokens)" -- "$loom" eval --load "$dir/ck.safetensors"
+expect 0 "on $dir/text.txt (4080 tokens)" -- "$loom" eval --load "$dir/ck.safetensors" --data "$dir/text.txt"
+head -c 600 "$dir/text.txt" >"$dir/valid.txt"
+expect 0 "" -- "$loom" train $small --steps 3 --valid "$dir/valid.txt" --save "$dir/ckv.safetensors"
+expect 0 "on its held-out text (600 tokens)" -- "$loom" eval --load "$dir/ckv.safetensors"
+mv "$dir/valid.txt" "$dir/valid2.txt"
+expect 2 "the held-out text the model trained with: give it, or another" -- "$loom" eval --load "$dir/ckv.safetensors"
+# a run that diverges with a finite loss says so, and fails with --strict (its checkpoint written all the same)
+expect 0 "the run diverged" -- "$loom" train $small --steps 40 --clip 0 --optimizer sgd --lr 50
+expect 1 "the run diverged" -- "$loom" train $small --steps 40 --clip 0 --optimizer sgd --lr 50 --strict --save "$dir/div.ckpt"
+check "the diverged run's checkpoint was written" [ -s "$dir/div.ckpt" ]
 expect 0 "" -- "$loom" dot --load "$dir/ck.safetensors" --grad-norms --seq-len 6 -o "$dir/trained.dot"
 check "the trained model's picture has its title and heat" grep -q 'trained language model, lstm.*on held-out text' "$dir/trained.dot"
 check "the trained model's picture has its heat legend" grep -q '‖∂L/∂h' "$dir/trained.dot"

@@ -19,8 +19,10 @@ typedef struct {
 const tool_opt eval_opts[] = {
     {"--load", OPT_PATH, E(load), .arg = "CKPT", .help = "the checkpoint (required)"},
     {"--data", OPT_PATH, E(data), .arg = "FILE",
-     .help = "the text (default: the built-in corpus), or the pairs (source TAB target;\n"
-             "an encoder–decoder; default: a synthetic task's own held-out pairs)"},
+     .help = "a language model: a text, scored whole (default: the text the run held\n"
+             "out — its --valid file, else the last tenth of its training text);\n"
+             "an encoder–decoder: pairs, source TAB target (default: a synthetic\n"
+             "task's own held-out pairs)"},
     {"--beam", OPT_INT, E(beam), 1, 1024, .arg = "K", .help = "an encoder–decoder's beam width (default 1: greedy)"},
 };
 #undef E
@@ -29,22 +31,29 @@ const char eval_help[] = "a checkpoint on held-out data: a language model's perp
                          "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs; a synthetic\n"
                          "task's held-out loss and accuracy\n";
 
-/* A language model's perplexity on the text, through an evaluation-only trainer. */
+/* A language model's perplexity on a text (whole), or on the part its run
+ * held out, through an evaluation-only trainer. */
 static int lm_perplexity(const char *cmd, const char *ck, const char *data)
 {
     lm_ckpt l;
     int rc = lm_ckpt_load(&l, cmd, ck, 0, 0);
     loom_text *text = NULL;
     loom_trainer *t = NULL;
+    int64_t held = 0, n = 0;
+    loom_error err = {0};
     if (rc) goto done;
-    text = loom_text_new(NULL);
-    if (!text || loom_text_read_with(text, data ? data : tool_corpus(), l.vocab)) {
-        rc = tool_fail(cmd, text ? loom_text_error(text) : "out of memory", NULL);
+    if (data) {
+        text = loom_text_new(NULL);
+        if (!text || loom_text_read_with(text, data, l.vocab)) {
+            rc = tool_fail(cmd, text ? loom_text_error(text) : "out of memory", NULL);
+            goto done;
+        }
+    } else if (loom_lm_held_out(l.ck, l.vocab, NULL, &text, &held, &err)) {
+        rc = err.status == LOOM_ERR_NOMEM ? tool_fail_st(cmd, err.status, err.msg, NULL) : tool_fail(cmd, ck, err.msg);
         goto done;
     }
-    int64_t n;
-    const int32_t *ids = loom_text_ids(text, &n);
-    loom_error err = {0};
+    const int32_t *ids = loom_text_ids(text, &n) + held;
+    n -= held;
     t = loom_trainer_new(l.g, l.store,
                          &(loom_trainer_opts){.loss = l.lm.loss, .state_in = l.lm.init, .state_out = l.lm.out.final,
                                               .n_states = l.lm.o.cell->n_states, .tokens = l.lm.tokens,
@@ -59,7 +68,9 @@ static int lm_perplexity(const char *cmd, const char *ck, const char *data)
         rc = tool_fail(cmd, "the text is too short for one window of the model's batch", NULL);
         goto done;
     }
-    printf("perplexity %.4f\n", exp(mean));
+    char ppl[32];
+    printf("perplexity %s on %s (%lld tokens)\n", tool_num(ppl, sizeof ppl, exp(mean), 4),
+           data ? data : held ? "the held-out tenth of its training text" : "its held-out text", (long long)n);
 done:
     loom_trainer_free(t);
     loom_text_free(text);

@@ -194,3 +194,20 @@ double tool_now(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+
+const char *tool_num(char *buf, size_t n, double v, int decimals)
+{
+    /* past a million, a perplexity's digits say nothing: 1.2346e+48, not 48 digits */
+    if (fabs(v) < 1e6 || !isfinite(v)) snprintf(buf, n, "%.*f", decimals, v);
+    else snprintf(buf, n, "%.4e", v);
+    return buf;
+}
+
+int tool_diverged(const char *cmd, const loom_fit_report *r, bool strict)
+{
+    if (!loom_fit_diverged(r)) return 0;
+    fprintf(stderr, "%s: warning: the run diverged: its loss ended at %.4g (smoothed), above its first step's %.4g; "
+                    "lower --lr, or clip (--clip)%s\n",
+            cmd, r->loss_avg, r->first_loss, strict ? "" : " (--strict makes this an error)");
+    return strict ? 1 : 0;
+}

@@ -136,10 +136,10 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     long done = (long)(s->step - f->first_step + 1);
     double tps = (double)done * a->m.steps * a->m.batch / f->seconds, vppl = f->evaluated ? f->score : NAN;
     if (r->metrics) {
-        char v[32] = "";
-        if (!isnan(vppl)) snprintf(v, sizeof v, "%.4f", vppl);
-        if (loom_metrics_row(r->metrics, "%lld,%.6f,%.4f,%.6f,%.6g,%.1f,%s", (long long)s->step, s->loss, exp(s->loss),
-                             s->grad_norm, s->lr, tps, v))
+        char v[32] = "", ppl[32];
+        if (!isnan(vppl)) tool_num(v, sizeof v, vppl, 4);
+        if (loom_metrics_row(r->metrics, "%lld,%.6f,%s,%.6f,%.6g,%.1f,%s", (long long)s->step, s->loss,
+                             tool_num(ppl, sizeof ppl, exp(s->loss), 4), s->grad_norm, s->lr, tps, v))
             return r->rc = fail("--metrics", "out of memory"), r->rc = 1, LOOM_ERR_NOMEM;
         if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = flush_metrics(r))) return LOOM_ERR_IO;
     }
@@ -147,12 +147,15 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     if (f->evaluated || (tty && f->seconds - r->last_print > 0.25) || (!tty && f->seconds - r->last_print > 10) || done == 1) {
         r->last_print = f->seconds;
         double eta = f->seconds / (double)done * (double)(f->steps - s->step);
-        fprintf(stderr, "%sstep %lld/%lld  loss %.3f  perplexity %.2f  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
-                tty ? "\r" : "", (long long)s->step, (long long)f->steps, f->loss_avg, exp(f->loss_avg), s->grad_norm, tps, eta);
-        if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %.2f", vppl);
+        char ppl[32];
+        fprintf(stderr, "%sstep %lld/%lld  loss %.3f  perplexity %s  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
+                tty ? "\r" : "", (long long)s->step, (long long)f->steps, f->loss_avg,
+                tool_num(ppl, sizeof ppl, exp(f->loss_avg), 2), s->grad_norm, tps, eta);
+        if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %s", tool_num(ppl, sizeof ppl, vppl, 2));
         fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
     }
     r->loss_avg = f->loss_avg;
+    r->last = *f;
     return LOOM_OK;
 }
 
@@ -185,12 +188,14 @@ static int train(run *r)
     }
     double el = tool_now() - t0;
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
-    char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)";
-    if (isfinite(r->best)) snprintf(held, sizeof held, "best held-out perplexity %.2f", r->best);
-    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %.2f, %s\n", done, el,
-           (double)done * a->m.steps * a->m.batch / el, exp(r->loss_avg), held);
+    char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)", ppl[32];
+    if (isfinite(r->best)) snprintf(held, sizeof held, "best held-out perplexity %s", tool_num(ppl, sizeof ppl, r->best, 2));
+    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %s, %s\n", done, el,
+           (double)done * a->m.steps * a->m.batch / el, tool_num(ppl, sizeof ppl, exp(r->loss_avg), 2), held);
     int rc = flush_metrics(r);
-    return !rc && a->save ? lm_save(r) : rc;
+    if (!rc && a->save) rc = lm_save(r);
+    if (!rc && done) r->diverged = tool_diverged(command, &r->last, a->strict); /* saved all the same */
+    return rc;
 }
 
 static int generate(run *r)
@@ -242,6 +247,7 @@ int train_lm(const train_args *args)
         rc = train(&r);
         if (rc) flush_metrics(&r); /* the rows of a run that stopped */
         if (!rc) rc = generate(&r);
+        if (!rc) rc = r.diverged; /* --strict: after the text that shows it */
     }
 out:
     release(&r);

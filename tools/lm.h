@@ -26,6 +26,8 @@ typedef struct {
     long step0;           /* the first step this run makes */
     double best, last_print, loss_avg; /* the best held-out perplexity; when progress was last printed */
     int rc;                  /* the exit status a callback of the loop failed with */
+    int diverged;            /* 1: the run diverged and --strict makes that a failure */
+    loom_fit_report last;    /* the loop's last report */
 } run;
 
 /* The run's checkpoint at --save (0, or the exit status with a message). */

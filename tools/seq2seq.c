@@ -135,6 +135,7 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     double done = (double)(s->step - f->first_step + 1);
     bool tty = isatty(2);
     r->loss_avg = f->loss_avg;
+    r->last = *f;
     if (f->evaluated || (tty && f->seconds - r->last_print > 0.25) || (!tty && f->seconds - r->last_print > 10)) {
         r->last_print = f->seconds;
         fprintf(stderr, "%sstep %lld/%lld  loss %.4f  grad norm %.2f  %.0f pairs/s  ETA %.0f s", tty ? "\r" : "",
@@ -184,11 +185,14 @@ static int train(s2s *r)
         return tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
     }
     const scores *sc = &r->sc;
-    printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %.2f), BLEU %.3f (best %.3f), exact match %.1f%%\n",
-           a->steps > r->step0 ? a->steps - r->step0 : 0, tool_now() - t0, sc->loss, exp(sc->loss), sc->bleu, r->best_bleu,
-           100 * sc->exact);
+    char ppl[32];
+    printf("trained %ld steps in %.1f s: held-out loss %.4f (perplexity %s), BLEU %.3f (best %.3f), exact match %.1f%%\n",
+           a->steps > r->step0 ? a->steps - r->step0 : 0, tool_now() - t0, sc->loss, tool_num(ppl, sizeof ppl, exp(sc->loss), 2),
+           sc->bleu, r->best_bleu, 100 * sc->exact);
     int rc = tool_flush_metrics(cmd, &r->metrics);
-    return !rc && a->save ? s2s_save(r) : rc;
+    if (!rc && a->save) rc = s2s_save(r);
+    if (!rc && a->steps > r->step0) rc = tool_diverged(cmd, &r->last, a->strict);
+    return rc;
 }
 
 /* A few held-out sources with their translations, as a user would see them. */

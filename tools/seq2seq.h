@@ -25,6 +25,7 @@ typedef struct {
     loom_metrics *metrics;
     long step0; /* the first step this run makes (a resumed run's checkpoint step) */
     double best_bleu, last_print, loss_avg;
+    loom_fit_report last; /* the loop's last report */
     scores sc;  /* the last held-out scores */
     int rc;     /* the exit status a callback of the loop failed with */
 } s2s;

@@ -125,6 +125,7 @@ typedef struct {
     loom_metrics **metrics;
     double vloss, vacc; /* the last held-out loss and accuracy */
     int rc;             /* the exit status a callback failed with */
+    loom_fit_report last;
 } loop_ctx;
 
 /* The batch of this step, whoever runs it (a resumed run draws the same). */
@@ -155,6 +156,7 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     loop_ctx *l = ctx;
     const task_config *c = l->c;
     const loom_train_step *s = &f->step;
+    l->last = *f;
     if (f->evaluated)
         fprintf(stderr, "step %lld/%lld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n",
                 (long long)s->step, (long long)f->steps, f->loss_avg, s->grad_norm,
@@ -224,6 +226,7 @@ int train_task(const task_config *given)
            tool_now() - t0, adding ? "MSE" : "cross-entropy", vloss, 100 * vacc);
     rc = tool_flush_metrics("loom train", &metrics);
     if (!rc && c->save) rc = save(&m, c);
+    if (!rc && c->total > step0) rc = tool_diverged("loom train", &lc.last, c->strict);
 done:
     if (rc) tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
     loom_metrics_free(metrics);

@@ -90,6 +90,7 @@ typedef struct {
     const char *metrics;
     const char *save, *resume; /* a checkpoint at the end (and every save_every steps); one to continue */
     long save_every;
+    bool strict;               /* a diverged run fails */
 } task_config;
 int train_task(const task_config *c);
 /* loom eval of a checkpoint of --task adding or copy (its held-out batch). */
@@ -136,6 +137,13 @@ extern const int n_generate_opts, n_eval_opts, n_train_opts, n_translate_opts, n
     n_bench_opts, n_rnn_run_opts, n_cell_opts;
 /* A number in [lo, hi] from v, or false with "CMD: FLAG needs a number in [lo, hi], got 'v'". */
 bool tool_real(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
+
+/* v with `decimals` decimals, or in scientific notation past a million
+ * (a diverged perplexity); buf returned. */
+const char *tool_num(char *buf, size_t n, double v, int decimals);
+/* After a fit: when it diverged with a finite loss (loom_fit_diverged), a
+ * warning naming the losses; 1 with strict (the run fails), else 0. */
+int tool_diverged(const char *cmd, const loom_fit_report *r, bool strict);
 
 /* "CMD: WHAT: WHY" on stderr; 2. */
 int tool_fail(const char *cmd, const char *what, const char *why);
@@ -260,7 +268,7 @@ typedef struct {
     int tokens;   /* loom_token_kind */
     int sampling; /* 0 random, 1 sequential */
     int task_name; /* the --task given: a task_kind, or charlm, wordlm */
-    bool letters_only, help, sequential, lr_given, steps_given;
+    bool letters_only, help, sequential, lr_given, steps_given, strict;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */

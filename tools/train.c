@@ -63,6 +63,9 @@ const tool_opt train_opts[] = {
      .arg = "S", .help = "learning-rate schedule: constant (default), step, exp or cosine"},
     {"--warmup", OPT_INT, A(warmup), 0, 1L << 40, .arg = "N", .help = "linear warm-up steps (default 0)"},
     {"--clip", OPT_REAL, A(clip), 0, 1e9, .arg = "NORM", .help = "clip the global gradient norm (default 1; 0: off)"},
+    {"--strict", OPT_FLAG, A(strict),
+     .help = "a run that diverged (its loss, smoothed, ended above its first step's)\n"
+             "fails with status 1 (by default a warning)"},
     {"--truncate", OPT_INT, A(truncate), 1, TOOL_MAX_SEQ, .arg = "K",
      .help = "truncated BPTT: cut the gradient every K steps inside a window\n"
              "(K < --seq-len; windows are always cut from each other)"},
@@ -277,6 +280,6 @@ int cmd_train(int argc, char **argv)
                                          .eval_every = a.eval_every, .optimizer = a.optimizer,
                                          .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,
                                          .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,
-                                         .resume = a.resume, .save_every = a.save_every});
+                                         .resume = a.resume, .save_every = a.save_every, .strict = a.strict});
     return train_lm(&a);
 }

@@ -248,8 +248,8 @@ int eval_seq2seq(const char *ckpt, const char *data, long beam)
         rc = tool_fail_st(cmd, e.status, e.msg, NULL);
     if (!rc && loom_seq2seq_perplexity(&l.mo, l.store, p, part, &ppl, &e)) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
     if (!rc)
-        printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %.4f\n", (long long)n, part ? "held-out " : "",
-               beam > 1 ? " (beam search)" : "", bleu, 100 * exact, ppl);
+        printf("%lld %spairs%s: BLEU %.4f, exact match %.2f%%, perplexity %s\n", (long long)n, part ? "held-out " : "",
+               beam > 1 ? " (beam search)" : "", bleu, 100 * exact, tool_num((char[32]){0}, 32, ppl, 4));
 done:
     loom_translator_free(tr);
     loom_pairs_free(p);

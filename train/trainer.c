@@ -401,6 +401,11 @@ static double seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+bool loom_fit_diverged(const loom_fit_report *r)
+{
+    return r && r->step.step - r->first_step >= 9 && r->loss_avg > r->first_loss + 0.05 * fabs(r->first_loss);
+}
+
 loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o)
 {
     if (!t || !o) return LOOM_ERR_ARG;
@@ -411,6 +416,7 @@ loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o)
         if (o->next_batch && (st = o->next_batch(o->ctx, t))) break;
         if ((st = loom_trainer_step(t, &r.step))) break;
         r.loss_avg = r.step.step > r.first_step ? 0.9 * r.loss_avg + 0.1 * r.step.loss : r.step.loss;
+        if (r.step.step == r.first_step) r.first_loss = r.step.loss;
         int64_t k = r.step.step;
         r.evaluated = o->evaluate && ((o->eval_every > 0 && k % o->eval_every == 0) || k == o->steps);
         if (r.evaluated && (st = o->evaluate(o->ctx, t, &r.score))) break;

@@ -132,6 +132,7 @@ typedef struct {
     int64_t first_step;   /* the first step of this fit (a resumed run's is past 1) */
     int64_t steps;        /* the fit's last step */
     double loss_avg;      /* the loss smoothed over the fit: an EMA, 0.9·avg + 0.1·loss */
+    double first_loss;    /* the fit's first step's loss */
     double seconds;       /* since the fit began */
     bool evaluated;       /* whether score is this step's */
     double score;         /* the last evaluation's (NAN before the first) */
@@ -150,6 +151,12 @@ typedef struct {
     loom_status (*save)(void *ctx, loom_trainer *t);
     bool (*stop)(void *ctx); /* polled before each step (a signal, a deadline): true ends the fit */
 } loom_fit_opts;
+
+/* Whether the fit diverged while its loss stayed finite: after at least
+ * 10 steps, the smoothed loss is above its first step's (by more than 5 %,
+ * the noise of one batch against another) — a learning rate too large, or
+ * no clipping, that left the model worse than it began. */
+bool loom_fit_diverged(const loom_fit_report *r);
 
 /* The training loop: until `steps` (or stop): next batch, step (which
  * stops on a loss or gradient that is not finite: LOOM_ERR_VALUE, named in
