@@ -105,6 +105,15 @@ for c in rnn_tanh lstm; do
   check "the $c norms file has its header" grep -qx 't,layer,direction,state,norm,norm64' "$dir/add_$c.csv"
 done
 check "one row per step (tanh RNN: h)" [ "$(wc -l <"$dir/add_rnn_tanh.csv")" = 13 ]
+# ... and as it trains: every 10 steps and before the first, through a resume
+expect 0 "" -- "$loom" train --task adding --cell lstm --seq-len 12 --hidden 8 --batch 8 --steps 20 --norms-every 10 \
+  --norms-csv "$dir/tn.csv" --save "$dir/tn.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/tn.ckpt" --steps 30 --norms-every 10 --norms-csv "$dir/tn.csv"
+check "steps 0, 10, 20, 30: 4 × 24 rows" [ "$(wc -l <"$dir/tn.csv")" = 97 ]
+check "the step column first" grep -q '^30,12,0,forward,c,' "$dir/tn.csv"
+expect 2 "go together" -- "$loom" train --task adding --norms-every 10
+expect 0 "" -- "$loom" train $small --steps 4 --norms-every 2 --norms-csv "$dir/lmn.csv"
+check "a language model's norms as it trains (3 × 5 steps × h, c)" [ "$(wc -l <"$dir/lmn.csv")" = 31 ]
 check "one row per step and state (LSTM: h, c)" [ "$(wc -l <"$dir/add_lstm.csv")" = 25 ]
 check "t counts from 1, the LSTM's c named" grep -q '^1,0,forward,c,' "$dir/add_lstm.csv"
 expect 0 "" -- "$loom" dot --load "$dir/add_lstm.ckpt" --grad-norms --view cell -o "$dir/add.dot"

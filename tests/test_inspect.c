@@ -114,6 +114,9 @@ Test(inspect, lstm_states_and_names)
         cr_assert(n64[i] > 0, "every state reaches the loss (%zu)", i);
         cr_assert(fabs(n32[i] - n64[i]) <= 1e-4 * n64[i], "float32 %g and float64 %g agree (%zu)", n32[i], n64[i], i);
     }
+    int32_t size = loom_graph_size(g); /* asked again (as training does every N steps): the same gradient nodes */
+    cr_assert_eq(loom_state_grad_norms(g, loss, &grid, b, nb, n32, NULL), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(loom_graph_size(g), size, "the graph grew from %d to %d nodes", size, loom_graph_size(g));
     char name[32];
     loom_state_name(g, 0, name, sizeof name);
     cr_assert_str_eq(name, "h");

@@ -156,7 +156,7 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     }
     r->loss_avg = f->loss_avg;
     r->last = *f;
-    return LOOM_OK;
+    return (r->rc = tool_norms_step(&r->norms, command, s->step)) ? LOOM_ERR_IO : LOOM_OK;
 }
 
 static loom_status save_now(void *ctx, loom_trainer *t)
@@ -216,6 +216,7 @@ static void release(run *r)
     loom_vocab_free(r->ck_vocab);
     cJSON_Delete(r->ck_data);
     loom_metrics_free(r->metrics);
+    tool_norms_close(&r->norms);
 }
 
 /* Trains a language model as the options say (after parsing and the
@@ -244,6 +245,11 @@ int train_lm(const train_args *args)
                loom_vocab_size(loom_text_vocab(r.text)), r.n_train, r.n_valid, a->m.hidden, a->m.layers, a->m.steps,
                a->m.batch, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
+        loom_model_desc desc = {.kind = LOOM_MODEL_LM, .lm = r.lm.o};
+        if ((rc = tool_norms_open(&r.norms, command, a->norms_csv, a->norms_every, &desc, 0, r.store, r.valid_ids, r.n_valid,
+                                  r.ck ? tool_checkpoint_step(r.ck) : -1)) ||
+            (!r.ck && (rc = tool_norms_step(&r.norms, command, 0)))) /* the model as it starts */
+            goto out;
         rc = train(&r);
         if (rc) flush_metrics(&r); /* the rows of a run that stopped */
         if (!rc) rc = generate(&r);

@@ -126,6 +126,7 @@ typedef struct {
     double vloss, vacc; /* the last held-out loss and accuracy */
     int rc;             /* the exit status a callback failed with */
     loom_fit_report last;
+    tool_norms norms;   /* --norms-every */
 } loop_ctx;
 
 /* The batch of this step, whoever runs it (a resumed run draws the same). */
@@ -157,6 +158,7 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     const task_config *c = l->c;
     const loom_train_step *s = &f->step;
     l->last = *f;
+    if ((l->rc = tool_norms_step(&l->norms, "loom train", s->step))) return LOOM_ERR_IO;
     if (f->evaluated)
         fprintf(stderr, "step %lld/%lld  loss %.4f  grad norm %.2f  held-out %s %.4f  accuracy %.1f%%  %.0f s\n",
                 (long long)s->step, (long long)f->steps, f->loss_avg, s->grad_norm,
@@ -185,6 +187,7 @@ int train_task(const task_config *given)
     loom_st *ck = NULL;
     task_model m = {0};
     loom_metrics *metrics = NULL;
+    loop_ctx lc = {.c = c, .m = &m, .metrics = &metrics, .vloss = NAN, .vacc = NAN};
     int rc = c->resume ? open_resume(c, &ck, "loom train") : 0;
     if (!rc) rc = tool_open_outputs("loom train", c->save, c->metrics, "step,loss,grad_norm,lr,valid_loss,valid_accuracy",
                                          ck ? tool_checkpoint_step(ck) : -1, &metrics);
@@ -203,9 +206,14 @@ int train_task(const task_config *given)
     printf("%s task, T = %d: %s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", adding ? "adding" : "copy", c->steps,
            c->cell->name, c->hidden, c->layers, B, (const char *[]){"sgd", "adam", "adamw"}[c->optimizer], c->lr, c->total,
            adding ? " (predicting the mean scores MSE ≈ 0.167)" : "");
-    loop_ctx lc = {.c = c, .m = &m, .metrics = &metrics, .vloss = NAN, .vacc = NAN};
     double t0 = tool_now();
     long step0 = (long)loom_trainer_steps(m.t);
+    loom_model_desc desc = {.kind = task_opts(c).kind, .task = task_opts(c)};
+    if ((rc = tool_norms_open(&lc.norms, "loom train", c->norms_csv, c->norms_every, &desc, c->seed, m.store, NULL, 0,
+                              ck ? step0 : -1)) ||
+        (!ck && (rc = tool_norms_step(&lc.norms, "loom train", 0)))) /* the model as it starts */
+        goto done;
+    rc = 1;
     loom_status st = loom_trainer_fit(m.t, &(loom_fit_opts){.steps = c->total, .eval_every = c->eval_every,
                                                             .save_every = c->save ? c->save_every : 0, .ctx = &lc,
                                                             .next_batch = next_batch, .evaluate = evaluate,
@@ -228,6 +236,7 @@ int train_task(const task_config *given)
     if (!rc && c->save) rc = save(&m, c);
     if (!rc && c->total > step0) rc = tool_diverged("loom train", &lc.last, c->strict);
 done:
+    tool_norms_close(&lc.norms);
     if (rc) tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
     loom_metrics_free(metrics);
     loom_st_free(ck);

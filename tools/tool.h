@@ -7,6 +7,7 @@
 #define TOOLS_TOOL_H
 
 #include "loom/data.h"
+#include "loom/inspect.h"
 #include "loom/layers.h"
 #include "loom/rnn.h"
 #include "loom/store.h"
@@ -91,6 +92,8 @@ typedef struct {
     const char *save, *resume; /* a checkpoint at the end (and every save_every steps); one to continue */
     long save_every;
     bool strict;               /* a diverged run fails */
+    const char *norms_csv;     /* the carried states' gradient norms every norms_every steps */
+    long norms_every;
 } task_config;
 int train_task(const task_config *c);
 /* loom eval of a checkpoint of --task adding or copy (its held-out batch). */
@@ -144,6 +147,25 @@ const char *tool_num(char *buf, size_t n, double v, int decimals);
 /* After a fit: when it diverged with a finite loss (loom_fit_diverged), a
  * warning naming the losses; 1 with strict (the run fails), else 0. */
 int tool_diverged(const char *cmd, const loom_fit_report *r, bool strict);
+
+/* loom train --norms-every N --norms-csv FILE: the gradient norms of
+ * every carried state of the model being trained (its weights as they are,
+ * on its held-out batch), every N steps, as rows of a metrics file. */
+typedef struct {
+    loom_probe probe;
+    loom_metrics *m;
+    long every;
+    float *norm;
+    double *norm64;
+} tool_norms;
+/* Opens the file (a resumed run keeps its rows up to step resumed; −1: a
+ * new run) and the model's probe: 0, or the exit status with a message. */
+int tool_norms_open(tool_norms *n, const char *cmd, const char *path, long every, const loom_model_desc *d, uint64_t seed,
+                    const loom_store *weights, const int32_t *ids, int64_t n_ids, int64_t resumed);
+/* At step (a multiple of every, or 0), the rows, written: 0, or the exit
+ * status with a message. */
+int tool_norms_step(tool_norms *n, const char *cmd, int64_t step);
+void tool_norms_close(tool_norms *n);
 
 /* "CMD: WHAT: WHY" on stderr; 2. */
 int tool_fail(const char *cmd, const char *what, const char *why);
@@ -264,12 +286,12 @@ void tool_help(const char *synopsis, const char *help, const tool_opt *opts, int
 /* loom train's options (model sizes left 0 by the user take the task's defaults). */
 typedef struct {
     tool_model m;
-    const char *data, *valid, *metrics, *save, *prefix, *resume, *init;
+    const char *data, *valid, *metrics, *save, *prefix, *resume, *init, *norms_csv;
     int tokens;   /* loom_token_kind */
     int sampling; /* 0 random, 1 sequential */
     int task_name; /* the --task given: a task_kind, or charlm, wordlm */
     bool letters_only, help, sequential, lr_given, steps_given, strict;
-    long epochs, embed, steps, warmup, eval_every, generate, threads, save_every;
+    long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */
     double dropout, lr, momentum, weight_decay, clip, temperature;

@@ -77,6 +77,11 @@ const tool_opt train_opts[] = {
      .arg = "random|sequential", .help = "minibatches (default sequential: state carried)"},
     {"--eval-every", OPT_INT, A(eval_every), 1, 1L << 40, .arg = "N", .help = "held-out perplexity every N steps (default 100)"},
     {"--metrics", OPT_PATH, A(metrics), .arg = "FILE", .help = "CSV: step,loss,perplexity,grad_norm,lr,tokens_per_s,valid_perplexity"},
+    {"--norms-every", OPT_INT, A(norms_every), 1, 1L << 40, .arg = "N",
+     .help = "every N steps (and before the first), ||dL/ds_t|| of every carried state\n"
+             "on the held-out batch (as loom dot --load --norms-csv) into --norms-csv"},
+    {"--norms-csv", OPT_PATH, A(norms_csv), .arg = "FILE",
+     .help = "CSV: step,t,layer,direction,state,norm,norm64 (norm64 in float64)"},
     {"--save", OPT_PATH, A(save), .arg = "FILE",
      .help = "a checkpoint at the end (and every --save-every N steps): the weights\n"
              "under PyTorch names, optimiser state, data position, carried state,\n"
@@ -118,7 +123,8 @@ static bool honoured(const train_args *a)
                                            "--min-freq", "--eval-pairs", "--input", "--bidirectional", "--truncate",
                                            "--random-truncation", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix",
-                                          "--temperature", "--input", "--truncate", "--random-truncation", NULL};
+                                          "--temperature", "--input", "--truncate", "--random-truncation",
+                                          "--norms-every", "--norms-csv", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--bidirectional", "--embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
                                               "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
@@ -174,7 +180,11 @@ static int parse(train_args *a, int argc, char **argv)
     a->sequential = a->sampling == 1;
     /* --save may be --resume: a run continued into its own checkpoint (read
      * whole first, replaced atomically); no other output replaces an input */
-    if (!tool_outputs_ok("loom train", (tool_file[]){{"--save", a->save}, {"--metrics", a->metrics}}, 2,
+    if (!a->norms_every != !a->norms_csv) {
+        fprintf(stderr, "loom train: --norms-every N and --norms-csv FILE go together\n");
+        return 2;
+    }
+    if (!tool_outputs_ok("loom train", (tool_file[]){{"--save", a->save}, {"--metrics", a->metrics}, {"--norms-csv", a->norms_csv}}, 3,
                               (tool_file[]){{"--data", a->data}, {"--valid", a->valid}, {"--init", a->init},
                                                  {"--resume", a->save && a->resume && tool_same_file(a->save, a->resume) ? NULL : a->resume}},
                               4))
@@ -280,6 +290,7 @@ int cmd_train(int argc, char **argv)
                                          .eval_every = a.eval_every, .optimizer = a.optimizer,
                                          .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,
                                          .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,
-                                         .resume = a.resume, .save_every = a.save_every, .strict = a.strict});
+                                         .resume = a.resume, .save_every = a.save_every, .strict = a.strict,
+                                         .norms_csv = a.norms_csv, .norms_every = a.norms_every});
     return train_lm(&a);
 }

@@ -15,35 +15,107 @@ void loom_probe_close(loom_probe *p)
     memset(p, 0, sizeof *p);
 }
 
-/* The language model's window of T tokens and its targets, from the held-out
- * text or the start of the training text. */
-static loom_status lm_window(loom_probe *p, const loom_st *f, const loom_probe_opts *o, int T, loom_error *err)
-{
-    loom_vocab *v = loom_vocab_from_string(loom_st_meta(f, "loom.vocab"));
-    if (!v || loom_vocab_size(v) != p->model.lm.vocab) {
-        loom_vocab_free(v);
-        return loom_error_set(err, LOOM_ERR_FORMAT, "its vocabulary is missing, bad, or not its model's");
-    }
-    loom_text *text = NULL;
-    int64_t held = 0, n = 0;
-    loom_status st = loom_lm_held_out(f, v, o->text, &text, &held, err);
-    const int32_t *ids = st ? NULL : loom_text_ids(text, &n);
-    int64_t at = o->from == LOOM_BATCH_TRAINING ? 0 : held;
-    if (!st && at + T + 1 > n) at = n - T - 1; /* a held-out part shorter than the window: the text's last window */
-    if (!st && at < 0)
-        st = loom_error_set(err, LOOM_ERR_ARG, "the text (%lld tokens) is too short for one window of %d steps", (long long)n, T);
-    if (!st && (!(p->x = malloc((size_t)T * sizeof(int32_t))) || !(p->y = malloc((size_t)T * sizeof(int32_t)))))
-        st = loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
-    for (int t = 0; !st && t < T; t++) ((int32_t *)p->x)[t] = ids[at + t], ((int32_t *)p->y)[t] = ids[at + t + 1];
-    loom_text_free(text);
-    loom_vocab_free(v);
-    return st;
-}
-
 /* The cross-entropy of the last of T steps alone. */
 static loom_tensor last_loss(loom_graph *g, loom_tensor logits, loom_tensor targets, int T)
 {
     return loom_cross_entropy(g, loom_slice(g, logits, 0, T - 1, 1), loom_slice(g, targets, 0, T - 1, 1), LOOM_NO_MASK);
+}
+
+/* The model p->model over one batch, into p->g (graph errors stay in the graph). */
+static loom_status build(loom_probe *p, const loom_probe_opts *o, loom_error *err)
+{
+    loom_graph *g = p->g = loom_graph_new();
+    if (!g) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+    loom_model_kind kind = p->model.kind;
+    if (kind == LOOM_MODEL_SEQ2SEQ)
+        return loom_error_set(err, LOOM_ERR_ARG, "an encoder–decoder's checkpoint: only a language model's or a synthetic "
+                                                 "task's (adding, copy) can be looked inside this way");
+    if (kind != LOOM_MODEL_LM && (o->text || o->steps))
+        return loom_error_set(err, LOOM_ERR_ARG, "a synthetic task's checkpoint: it runs on its own batches, of its own "
+                                                 "length (no text, no window length)");
+    int T, B = 1;
+    if (kind == LOOM_MODEL_LM) {
+        loom_lm_opts m = p->model.lm; /* evaluation: no dropout, no truncation */
+        T = m.steps = o->steps ? o->steps : m.steps, m.batch = 1, m.dropout = 0, m.trunc = LOOM_TRUNC_NONE, m.truncate = 0;
+        loom_lm_build(g, &p->lm, &m);
+        p->rnn = &p->lm.rnn;
+        p->loss = o->last_step ? last_loss(g, p->lm.logits, p->lm.targets, T) : p->lm.loss;
+    } else {
+        loom_task_opts *t = &p->model.task;
+        loom_task_build(g, &p->task, t);
+        p->rnn = &p->task.rnn;
+        T = loom_graph_failed(g) ? 0 : (int)loom_graph_node(g, p->task.x)->shape.d[0], B = t->batch;
+        p->loss = o->last_step && kind == LOOM_MODEL_COPY ? last_loss(g, p->task.out, p->task.y, T) : p->task.loss;
+    }
+    if (loom_graph_failed(g)) return loom_error_set(err, loom_graph_status(g), "%s", loom_graph_error(g));
+    int S = p->rnn->o.cell->n_states;
+    size_t zn = (size_t)p->rnn->o.layers * p->rnn->dirs * B * p->rnn->o.hidden_size;
+    bool lm = kind == LOOM_MODEL_LM;
+    p->x = malloc(lm ? (size_t)T * sizeof(int32_t) : loom_task_x_bytes(&p->model.task));
+    p->y = malloc(lm ? (size_t)T * sizeof(int32_t) : loom_task_y_bytes(&p->model.task));
+    p->zero = calloc(zn, sizeof(float));
+    p->own_binds = malloc((size_t)(loom_graph_params(g, NULL, 0) + 2 + S) * sizeof *p->own_binds);
+    if (!p->x || !p->y || !p->zero || !p->own_binds) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+    p->grid = (loom_state_grid){T, p->rnn->o.layers, p->rnn->dirs, S};
+    return LOOM_OK;
+}
+
+/* The batch: a language model's window of T tokens at ids[at..] and its
+ * targets, or the task's batch drawn from its seed. */
+static loom_status fill_batch(loom_probe *p, const int32_t *ids, int64_t n, int64_t at, uint64_t seed, loom_error *err)
+{
+    if (p->model.kind != LOOM_MODEL_LM) {
+        loom_task_batch(&p->model.task, seed, p->x, p->y);
+        return LOOM_OK;
+    }
+    int T = p->grid.steps;
+    if (at + T + 1 > n) at = n - T - 1; /* a held-out part shorter than the window: the text's last window */
+    if (at < 0)
+        return loom_error_set(err, LOOM_ERR_ARG, "the text (%lld tokens) is too short for one window of %d steps", (long long)n, T);
+    for (int t = 0; t < T; t++) ((int32_t *)p->x)[t] = ids[at + t], ((int32_t *)p->y)[t] = ids[at + t + 1];
+    return LOOM_OK;
+}
+
+/* Every binding: the weights (from `weights` by name), the batch, zero states. */
+static loom_status bind(loom_probe *p, const loom_store *weights, loom_error *err)
+{
+    int np = loom_graph_params(p->g, NULL, 0), nb = 0;
+    loom_tensor *params = malloc((size_t)np * sizeof *params);
+    if (!params) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+    loom_graph_params(p->g, params, np);
+    loom_status st = LOOM_OK;
+    for (int i = 0; !st && i < np; i++) {
+        const char *name = loom_tensor_name(p->g, params[i]);
+        float *data = loom_store_data_by_name(weights, name);
+        if (!data) st = loom_error_set(err, LOOM_ERR_ARG, "the weights have no parameter %s", name);
+        p->own_binds[nb++] = (loom_binding){params[i], data};
+    }
+    free(params);
+    if (st) return st;
+    if (p->model.kind == LOOM_MODEL_LM) {
+        p->own_binds[nb++] = (loom_binding){p->lm.tokens, p->x};
+        p->own_binds[nb++] = (loom_binding){p->lm.targets, p->y};
+        for (int s = 0; s < p->grid.states; s++) p->own_binds[nb++] = (loom_binding){p->lm.init[s], p->zero};
+    } else {
+        p->own_binds[nb++] = (loom_binding){p->task.x, p->x};
+        p->own_binds[nb++] = (loom_binding){p->task.y, p->y};
+    }
+    p->binds = p->own_binds, p->n_binds = nb;
+    return LOOM_OK;
+}
+
+loom_status loom_probe_new(loom_probe *p, const loom_model_desc *m, uint64_t seed, const loom_store *weights,
+                           const int32_t *ids, int64_t n, const loom_probe_opts *opts, loom_error *err)
+{
+    loom_probe_opts o = opts ? *opts : (loom_probe_opts){0};
+    o.text = NULL;
+    memset(p, 0, sizeof *p);
+    p->model = *m;
+    loom_status st = build(p, &o, err);
+    if (!st) st = fill_batch(p, ids, n, 0, loom_task_seed(seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT), err);
+    if (!st) st = bind(p, weights, err);
+    if (st) loom_probe_close(p);
+    return st;
 }
 
 loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_opts *opts, loom_error *err)
@@ -51,46 +123,15 @@ loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_op
     loom_probe_opts o = opts ? *opts : (loom_probe_opts){0};
     memset(p, 0, sizeof *p);
     loom_st *f = loom_st_new();
-    if (!f || !(p->g = loom_graph_new())) {
-        loom_st_free(f);
-        return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
-    }
+    if (!f) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+    loom_train_desc d = {0};
     loom_status st = loom_checkpoint_read(f, ckpt);
     if (st) loom_error_set(err, st, "%s", loom_st_error(f));
-    if (!st) st = loom_checkpoint_model(f, &p->model, NULL, err);
-    loom_model_kind kind = p->model.kind;
-    if (!st && kind == LOOM_MODEL_SEQ2SEQ)
-        st = loom_error_set(err, LOOM_ERR_ARG, "an encoder–decoder's checkpoint: only a language model's or a synthetic "
-                                               "task's (adding, copy) can be looked inside this way");
-    if (!st && kind != LOOM_MODEL_LM && (o.text || o.steps))
-        st = loom_error_set(err, LOOM_ERR_ARG, "a synthetic task's checkpoint: it runs on its own batches, of its own length "
-                                               "(no text, no window length)");
-    loom_graph *g = p->g;
-    int T = 0, B = 1;
-    if (!st && kind == LOOM_MODEL_LM) {
-        loom_lm_opts m = p->model.lm; /* evaluation: no dropout, no truncation */
-        T = m.steps = o.steps ? o.steps : m.steps, m.batch = 1, m.dropout = 0, m.trunc = LOOM_TRUNC_NONE, m.truncate = 0;
-        if (!(st = lm_window(p, f, &o, T, err))) {
-            loom_lm_build(g, &p->lm, &m);
-            p->rnn = &p->lm.rnn;
-            p->loss = o.last_step ? last_loss(g, p->lm.logits, p->lm.targets, T) : p->lm.loss;
-        }
-    } else if (!st) {
-        loom_task_opts *t = &p->model.task;
-        loom_task_build(g, &p->task, t);
-        p->rnn = &p->task.rnn;
-        T = (int)loom_graph_node(g, p->task.x)->shape.d[0], B = t->batch;
-        p->loss = o.last_step && kind == LOOM_MODEL_COPY ? last_loss(g, p->task.out, p->task.y, T) : p->task.loss;
-        p->x = malloc(loom_task_x_bytes(t)), p->y = malloc(loom_task_y_bytes(t));
-        loom_train_desc d;
-        if (!p->x || !p->y) st = loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
-        else if (!(st = loom_checkpoint_model(f, NULL, &d, err)))
-            loom_task_batch(t, loom_task_seed(d.seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT), p->x, p->y);
-    }
-    if (!st && loom_graph_failed(g)) st = loom_error_set(err, loom_graph_status(g), "%s", loom_graph_error(g));
-    if (!st) st = loom_store_fits(g, f, err);
+    if (!st) st = loom_checkpoint_model(f, &p->model, &d, err);
+    if (!st) st = build(p, &o, err);
+    if (!st) st = loom_store_fits(p->g, f, err);
     if (!st) {
-        p->store = loom_store_new(g);
+        p->store = loom_store_new(p->g);
         if ((st = loom_store_status(p->store)) || (st = loom_store_load(p->store, f, false)))
             loom_error_set(err, st, "%s", loom_store_error(p->store));
     }
@@ -99,23 +140,21 @@ loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_op
     if (bad >= 0)
         st = loom_error_set(err, LOOM_ERR_VALUE, "%s holds %lld values that are not finite (the run diverged)",
                             loom_store_name(p->store, bad), (long long)count);
-    int S = st ? 0 : p->rnn->o.cell->n_states, np = st ? 0 : loom_store_count(p->store);
-    size_t zn = st ? 0 : (size_t)p->rnn->o.layers * p->rnn->dirs * B * p->rnn->o.hidden_size;
-    if (!st && (!(p->own_binds = malloc((size_t)(np + 2 + S) * sizeof *p->own_binds)) || !(p->zero = calloc(zn, sizeof(float)))))
-        st = loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
-    if (!st) {
-        int nb = loom_store_bindings(p->store, p->own_binds, np);
-        if (kind == LOOM_MODEL_LM) {
-            p->own_binds[nb++] = (loom_binding){p->lm.tokens, p->x};
-            p->own_binds[nb++] = (loom_binding){p->lm.targets, p->y};
-            for (int s = 0; s < S; s++) p->own_binds[nb++] = (loom_binding){p->lm.init[s], p->zero};
-        } else {
-            p->own_binds[nb++] = (loom_binding){p->task.x, p->x};
-            p->own_binds[nb++] = (loom_binding){p->task.y, p->y};
-        }
-        p->binds = p->own_binds, p->n_binds = nb;
-        p->grid = (loom_state_grid){T, p->rnn->o.layers, p->rnn->dirs, S};
+    if (!st && p->model.kind == LOOM_MODEL_LM) { /* the window: at the start of the held-out text, or of the text */
+        loom_vocab *v = loom_vocab_from_string(loom_st_meta(f, "loom.vocab"));
+        loom_text *text = NULL;
+        int64_t held = 0, n = 0;
+        if (!v || loom_vocab_size(v) != p->model.lm.vocab)
+            st = loom_error_set(err, LOOM_ERR_FORMAT, "its vocabulary is missing, bad, or not its model's");
+        if (!st) st = loom_lm_held_out(f, v, o.text, &text, &held, err);
+        const int32_t *ids = st ? NULL : loom_text_ids(text, &n);
+        if (!st) st = fill_batch(p, ids, n, o.from == LOOM_BATCH_TRAINING ? 0 : held, 0, err);
+        loom_text_free(text);
+        loom_vocab_free(v);
+    } else if (!st) {
+        fill_batch(p, NULL, 0, 0, loom_task_seed(d.seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT), err);
     }
+    if (!st) st = bind(p, p->store, err);
     loom_st_free(f);
     if (st) loom_probe_close(p);
     return st;

@@ -94,6 +94,13 @@ typedef struct {
 /* Opens ckpt into p; the reason of a failure in err (a checkpoint of an
  * encoder–decoder is refused: it has two stacks). */
 loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_opts *o, loom_error *err);
+/* The same for a model being trained: its description, the run's seed (a
+ * task's batches), and the weights of `weights` (a trainer's store) bound
+ * by name, not copied — the probe sees them as training changes them. A
+ * language model's window is the first tokens of ids[0..n) (its held-out
+ * text); o->text is not used. */
+loom_status loom_probe_new(loom_probe *p, const loom_model_desc *m, uint64_t seed, const loom_store *weights,
+                           const int32_t *ids, int64_t n, const loom_probe_opts *o, loom_error *err);
 void loom_probe_close(loom_probe *p);
 
 #ifdef __cplusplus
