@@ -74,14 +74,29 @@ static loom_tensor rnn_relu_step(loom_graph *g, const loom_cell_def *d, const lo
  *   z = σ(W_iz x + b_iz + W_hz h + b_hz)
  *   n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
  *   h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n) */
+/* Names a gate after its letter and the step ("f[3]"), as an equation
+ * cell names its left-hand sides: the op view labels it, and
+ * loom_gate_means finds it. (Names are not part of a graph's fingerprint.) */
+static loom_tensor gate(loom_graph *g, loom_tensor x, const char *letter)
+{
+    int t = loom_graph_tags(g).step;
+    if (t >= 0 && loom_valid(x) && !loom_tensor_name(g, x)) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "%s[%d]", letter, t);
+        loom_tensor_set_name(g, x, nm);
+    }
+    return x;
+}
+
 static loom_tensor gru_step(loom_graph *g, const loom_cell_def *d, const loom_tensor *p, loom_tensor x,
                             const loom_tensor *state, loom_tensor *next)
 {
     int H = hidden_of(g, state);
     loom_tensor gi = in_proj(g, p, x), gh = hid_proj(g, p, state[0]);
-    loom_tensor r = loom_sigmoid(g, loom_add(g, loom_slice(g, gi, 1, 0, H), loom_slice(g, gh, 1, 0, H)));
-    loom_tensor z = loom_sigmoid(g, loom_add(g, loom_slice(g, gi, 1, H, H), loom_slice(g, gh, 1, H, H)));
-    loom_tensor n = loom_tanh(g, loom_add(g, loom_slice(g, gi, 1, 2 * H, H), loom_mul(g, r, loom_slice(g, gh, 1, 2 * H, H))));
+    loom_tensor r = gate(g, loom_sigmoid(g, loom_add(g, loom_slice(g, gi, 1, 0, H), loom_slice(g, gh, 1, 0, H))), "r");
+    loom_tensor z = gate(g, loom_sigmoid(g, loom_add(g, loom_slice(g, gi, 1, H, H), loom_slice(g, gh, 1, H, H))), "z");
+    loom_tensor n = gate(g, loom_tanh(g, loom_add(g, loom_slice(g, gi, 1, 2 * H, H), loom_mul(g, r, loom_slice(g, gh, 1, 2 * H, H)))),
+                         "n");
     next[0] = loom_add(g, n, loom_mul(g, z, loom_sub(g, state[0], n)));
     return next[0];
 }
@@ -95,10 +110,10 @@ static loom_tensor lstm_step(loom_graph *g, const loom_cell_def *d, const loom_t
 {
     int H = hidden_of(g, state + 1), P = hidden_of(g, state);
     loom_tensor z = loom_add(g, in_proj(g, p, x), hid_proj(g, p, state[0]));
-    loom_tensor i = loom_sigmoid(g, loom_slice(g, z, 1, 0, H));
-    loom_tensor f = loom_sigmoid(g, loom_slice(g, z, 1, H, H));
-    loom_tensor c = loom_tanh(g, loom_slice(g, z, 1, 2 * H, H));
-    loom_tensor o = loom_sigmoid(g, loom_slice(g, z, 1, 3 * H, H));
+    loom_tensor i = gate(g, loom_sigmoid(g, loom_slice(g, z, 1, 0, H)), "i");
+    loom_tensor f = gate(g, loom_sigmoid(g, loom_slice(g, z, 1, H, H)), "f");
+    loom_tensor c = gate(g, loom_tanh(g, loom_slice(g, z, 1, 2 * H, H)), "g");
+    loom_tensor o = gate(g, loom_sigmoid(g, loom_slice(g, z, 1, 3 * H, H)), "o");
     next[1] = loom_add(g, loom_mul(g, f, state[1]), loom_mul(g, i, c));
     next[0] = loom_mul(g, o, loom_tanh(g, next[1]));
     if (P != H) next[0] = loom_matmul(g, next[0], p[4], false, true);

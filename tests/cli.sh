@@ -105,6 +105,17 @@ for c in rnn_tanh lstm; do
   check "the $c norms file has its header" grep -qx 't,layer,direction,state,norm,norm64' "$dir/add_$c.csv"
 done
 check "one row per step (tanh RNN: h)" [ "$(wc -l <"$dir/add_rnn_tanh.csv")" = 13 ]
+expect 0 "ratio" -- "$loom" inspect --load "$dir/add_lstm.ckpt" --jacobian-csv "$dir/jac.csv" --gates-csv "$dir/gates.csv" \
+  --spectrum-csv "$dir/spec.csv" --norms-csv "$dir/in.csv"
+check "inspect prints the spectral radii, one per gate block" grep -q "spectral radius .* (one per gate block)" "$dir/out"
+check "inspect prints the gates" grep -q "gates, mean .*: i .* f .* o " "$dir/out"
+check "a Jacobian row per step from t = 2" [ "$(wc -l <"$dir/jac.csv")" = 12 ] && grep -q '^2,0,forward,' "$dir/jac.csv"
+check "three gates per step" [ "$(wc -l <"$dir/gates.csv")" = 37 ] && grep -q '^12,0,forward,f,0\.' "$dir/gates.csv"
+check "8 eigenvalues in each of 4 blocks" [ "$(wc -l <"$dir/spec.csv")" = 33 ] && grep -q '^0,forward,rnn.weight_hh_l0,3,8,' "$dir/spec.csv"
+check "inspect's norms are loom dot's" cmp -s "$dir/in.csv" "$dir/add_lstm.csv"
+expect 0 "ratio" -- "$loom" inspect --load "$dir/ck.safetensors" --seq-len 6 --loss last --batch-from training
+expect 2 "--load CKPT is required" -- "$loom" inspect
+expect 2 "would replace its input" -- "$loom" inspect --load "$dir/add_lstm.ckpt" --gates-csv "$dir/add_lstm.ckpt"
 # ... and as it trains: every 10 steps and before the first, through a resume
 expect 0 "" -- "$loom" train --task adding --cell lstm --seq-len 12 --hidden 8 --batch 8 --steps 20 --norms-every 10 \
   --norms-csv "$dir/tn.csv" --save "$dir/tn.ckpt"
@@ -138,6 +149,7 @@ expect 2 "--bidirectional is for the encoder" -- "$loom" train --bidirectional -
 expect 0 "exact match" -- "$loom" train --task reverse --seq-len 6 --pairs 200 --bidirectional --teacher-forcing 0.5 $s2s \
   --metrics "$dir/s2s.csv" --save "$dir/rev.ckpt"
 cp "$dir/out" "$dir/rev.out"
+expect 2 "an encoder–decoder's checkpoint" -- "$loom" inspect --load "$dir/rev.ckpt"
 check "the seq2seq metrics have BLEU" grep -q "valid_bleu" "$dir/s2s.csv"
 # resuming: 12 + 18 steps are the 30 steps of one run, byte for byte (dropout, scheduled sampling)
 more="--seq-len 6 --pairs 200 --dropout 0.1 --layers 2 --teacher-forcing 0.7"

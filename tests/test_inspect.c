@@ -130,3 +130,197 @@ Test(inspect, lstm_states_and_names)
     loom_store_free(s);
     loom_graph_free(g);
 }
+
+/* σ_max of J by power iteration on JᵀJ, the test's own (n small). */
+static double test_sigma(const double *J, int n)
+{
+    double v[8] = {1, 0.7, -0.3, 0.2, 0.1, -0.5, 0.9, 0.4}, w[8];
+    double lam = 0;
+    for (int it = 0; it < 5000; it++) {
+        for (int i = 0; i < n; i++) {
+            w[i] = 0;
+            for (int j = 0; j < n; j++) w[i] += J[i * n + j] * v[j];
+        }
+        double nv = 0;
+        for (int j = 0; j < n; j++) {
+            v[j] = 0;
+            for (int i = 0; i < n; i++) v[j] += J[i * n + j] * w[i];
+            nv += v[j] * v[j];
+        }
+        lam = sqrt(nv);
+        for (int j = 0; j < n; j++) v[j] /= lam;
+    }
+    return sqrt(lam);
+}
+
+/* A vanilla RNN's step Jacobian is diag(1 − h_t²) W_hh: its norm at every
+ * step, for each sequence of the batch, averaged. */
+Test(inspect, vanilla_rnn_jacobians_by_hand)
+{
+    enum { T = 6, B = 3, I = 2, H = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = I, .hidden_size = H});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_apply(g, &rnn, x, NULL);
+    float xv[T * B * I], Wih[H * I], Whh[H * H], bih[H], bhh[H];
+    for (int i = 0; i < T * B * I; i++) xv[i] = rnd(-1, 1);
+    for (int i = 0; i < H * I; i++) Wih[i] = rnd(-1, 1);
+    for (int i = 0; i < H * H; i++) Whh[i] = rnd(-1.2f, 1.2f);
+    for (int i = 0; i < H; i++) bih[i] = rnd(-0.5f, 0.5f), bhh[i] = rnd(-0.5f, 0.5f);
+    loom_binding b[5] = {{x, xv}, {rnn.param[0][0][0], Wih}, {rnn.param[0][0][1], Whh}, {rnn.param[0][0][2], bih},
+                         {rnn.param[0][0][3], bhh}};
+    loom_state_grid grid = {T, 1, 1, 1};
+    double sigma[T];
+    double radius[T];
+    cr_assert_eq(loom_state_jacobian_norms(g, &rnn, &grid, b, 5, 0, sigma, radius), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(isnan(sigma[0]), "the first step starts from the initial state: %g", sigma[0]);
+    double h[B][H] = {{0}};
+    for (int t = 0; t < T; t++) {
+        double sum = 0, rsum = 0;
+        for (int q = 0; q < B; q++) {
+            double hn[H], J[H * H];
+            for (int i = 0; i < H; i++) {
+                double a = (double)bih[i] + bhh[i];
+                for (int j = 0; j < I; j++) a += (double)Wih[i * I + j] * xv[(t * B + q) * I + j];
+                for (int j = 0; j < H; j++) a += (double)Whh[i * H + j] * h[q][j];
+                hn[i] = tanh(a);
+            }
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < H; j++) J[i * H + j] = (1 - hn[i] * hn[i]) * Whh[i * H + j];
+            sum += test_sigma(J, H);
+            double re[H], im[H], rho = 0; /* loom_eigenvalues is checked on its own below */
+            cr_assert_eq(loom_eigenvalues(J, H, re, im), LOOM_OK);
+            for (int e = 0; e < H; e++) rho = fmax(rho, hypot(re[e], im[e]));
+            rsum += rho;
+            memcpy(h[q], hn, sizeof hn);
+        }
+        if (t > 0) {
+            cr_assert(fabs(sigma[t] - sum / B) <= 1e-4 * sum / B, "t = %d: %.8g, by hand %.8g", t + 1, sigma[t], sum / B);
+            cr_assert(fabs(radius[t] - rsum / B) <= 1e-4 * rsum / B, "t = %d: ρ %.8g, by hand %.8g", t + 1, radius[t], rsum / B);
+            cr_assert(radius[t] <= sigma[t] * (1 + 1e-9), "ρ(J) ≤ ‖J‖₂");
+        }
+    }
+    loom_graph_free(g);
+}
+
+/* An LSTM's Jacobian joins h and c; the gates are found by name, each a
+ * mean in (0, 1), and the forget gate's equals the mean of σ(f) computed
+ * from the gate node itself. */
+Test(inspect, lstm_jacobians_and_gates)
+{
+    enum { T = 5, B = 2, I = 3, H = 4 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = I, .hidden_size = H, .layers = 2,
+                                            .bidirectional = true});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_apply(g, &rnn, x, NULL);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 9);
+    float xv[T * B * I];
+    for (int i = 0; i < T * B * I; i++) xv[i] = rnd(-1, 1);
+    loom_binding b[64];
+    int nb = loom_store_bindings(s, b, 63);
+    b[nb++] = (loom_binding){x, xv};
+    loom_state_grid grid = {T, 2, 2, 2};
+    double sigma[T * 2 * 2];
+    cr_assert_eq(loom_state_jacobian_norms(g, &rnn, &grid, b, nb, 0, sigma, NULL), LOOM_OK, "%s", loom_graph_error(g));
+    for (int t = 0; t < T; t++)
+        for (int l = 0; l < 2; l++)
+            for (int d = 0; d < 2; d++) {
+                double v = sigma[(t * 2 + l) * 2 + d];
+                bool first = d ? t == T - 1 : t == 0;
+                cr_assert(first ? isnan(v) : v > 0 && v < 10, "t %d l %d d %d: %g", t, l, d, v);
+            }
+    loom_gates gates;
+    cr_assert_eq(loom_gate_means(g, &grid, b, nb, &gates), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(gates.n, 3, "i, f, o (g is a tanh): %d", gates.n);
+    int f = -1;
+    for (int k = 0; k < gates.n; k++) f = !strcmp(gates.name[k], "f") ? k : f;
+    cr_assert(f >= 0);
+    for (int i = 0; i < T * 2 * 2; i++)
+        for (int k = 0; k < gates.n; k++) cr_assert(gates.mean[i * LOOM_MAX_GATES + k] > 0 && gates.mean[i * LOOM_MAX_GATES + k] < 1);
+    loom_gates_free(&gates);
+    loom_store_free(s);
+    loom_graph_free(g);
+}
+
+/* Eigenvalues of matrices whose spectrum is known: Q T Qᵀ with T block
+ * upper triangular (1 × 1 blocks: real eigenvalues; 2 × 2 rotation-scaling
+ * blocks [a −b; b a]: a ± ib), Q orthogonal from Gram–Schmidt. */
+Test(inspect, eigenvalues_of_known_spectra)
+{
+    enum { N = 7 };
+    double want_re[N] = {0.9, -0.3, 0.5, 0.5, 1.7, -0.05, -0.05}, want_im[N] = {0, 0, 0.4, -0.4, 0, 1.1, -1.1};
+    double Tm[N * N] = {0}, Q[N * N], A[N * N], tmp[N * N], re[N], im[N];
+    Tm[0] = 0.9, Tm[1 * N + 1] = -0.3, Tm[4 * N + 4] = 1.7;
+    Tm[2 * N + 2] = 0.5, Tm[2 * N + 3] = -0.4, Tm[3 * N + 2] = 0.4, Tm[3 * N + 3] = 0.5;
+    Tm[5 * N + 5] = -0.05, Tm[5 * N + 6] = -1.1, Tm[6 * N + 5] = 1.1, Tm[6 * N + 6] = -0.05;
+    for (int i = 0; i < N; i++) /* upper part: anything */
+        for (int j = i + 2; j < N; j++) Tm[i * N + j] = rnd(-1, 1);
+    Tm[0 * N + 1] = 0.3, Tm[4 * N + 5] = -0.7;
+    for (int i = 0; i < N * N; i++) Q[i] = rnd(-1, 1);
+    for (int j = 0; j < N; j++) { /* Gram–Schmidt on the columns */
+        for (int k = 0; k < j; k++) {
+            double d = 0;
+            for (int i = 0; i < N; i++) d += Q[i * N + j] * Q[i * N + k];
+            for (int i = 0; i < N; i++) Q[i * N + j] -= d * Q[i * N + k];
+        }
+        double nrm = 0;
+        for (int i = 0; i < N; i++) nrm += Q[i * N + j] * Q[i * N + j];
+        for (int i = 0; i < N; i++) Q[i * N + j] /= sqrt(nrm);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            tmp[i * N + j] = 0;
+            for (int k = 0; k < N; k++) tmp[i * N + j] += Q[i * N + k] * Tm[k * N + j];
+        }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            A[i * N + j] = 0;
+            for (int k = 0; k < N; k++) A[i * N + j] += tmp[i * N + k] * Q[j * N + k];
+        }
+    cr_assert_eq(loom_eigenvalues(A, N, re, im), LOOM_OK);
+    bool used[N] = {0};
+    for (int k = 0; k < N; k++) {
+        int best = -1;
+        for (int j = 0; j < N; j++)
+            if (!used[j] && (best < 0 || hypot(re[j] - want_re[k], im[j] - want_im[k]) < hypot(re[best] - want_re[k], im[best] - want_im[k])))
+                best = j;
+        used[best] = true;
+        cr_assert(hypot(re[best] - want_re[k], im[best] - want_im[k]) < 1e-9, "%g%+gi: found %g%+gi", want_re[k], want_im[k],
+                  re[best], im[best]);
+    }
+    double nan_m[4] = {1, NAN, 0, 1};
+    cr_assert_eq(loom_eigenvalues(nan_m, 2, re, im), LOOM_ERR_VALUE, "a value that is not finite is refused");
+    double one = 3;
+    cr_assert_eq(loom_eigenvalues(&one, 1, re, im), LOOM_OK);
+    cr_assert(re[0] == 3 && im[0] == 0);
+}
+
+/* The parameters that multiply a state: W_hh for the built-in cells, U_f
+ * and U_h for the MGU written as equations. */
+Test(inspect, recurrent_parameters)
+{
+    bool rec[LOOM_CELL_MAX_PARAMS];
+    loom_param_spec specs[LOOM_CELL_MAX_PARAMS];
+    const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
+    for (int c = 0; c < 3; c++) {
+        cr_assert_eq(loom_cell_recurrent_params(cells[c], 3, 4, rec, LOOM_CELL_MAX_PARAMS), LOOM_OK);
+        int np = cells[c]->params(cells[c], 3, 4, specs, LOOM_CELL_MAX_PARAMS);
+        for (int i = 0; i < np; i++)
+            cr_assert_eq(rec[i], strncmp(specs[i].name, "weight_hh", 9) == 0, "%s: %s", cells[c]->name, specs[i].name);
+    }
+    loom_error err = {0};
+    const loom_cell_def *mgu = loom_cell_parse("cell mgu_t(x; h)\n"
+                                               "  f = sigmoid(W_f @ x + U_f @ h + b_f)\n"
+                                               "  hc = tanh(W_h @ x + U_h @ (f * h) + b_h)\n"
+                                               "  h = (1 - f) * h + f * hc\n",
+                                               "mgu_t.cell", &err);
+    cr_assert(mgu, "%s", err.msg);
+    cr_assert_eq(loom_cell_recurrent_params(mgu, 3, 4, rec, LOOM_CELL_MAX_PARAMS), LOOM_OK);
+    int np = mgu->params(mgu, 3, 4, specs, LOOM_CELL_MAX_PARAMS);
+    for (int i = 0; i < np; i++)
+        cr_assert_eq(rec[i], !strcmp(specs[i].name, "U_f") || !strcmp(specs[i].name, "U_h"), "%s", specs[i].name);
+}

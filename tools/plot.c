@@ -27,7 +27,7 @@ const tool_opt plot_opts[] = {
     {"--x", OPT_TEXT, P(x), .arg = "C", .help = "the x axis's column (default step, else t)"},
     {"--by", OPT_TEXT, P(by), .arg = "C,...",
      .help = "one curve per value of these columns (default step,layer,direction,state,\n"
-             "those a file has other than the x column)"},
+             "gate: those a file has other than the x column)"},
     {"--where", OPT_TEXT, P(where), .arg = "C=V,...", .help = "only the rows with these values (e.g. state=h)"},
     {"--labels", OPT_TEXT, P(labels), .arg = "A,B,...", .help = "one label per file (default: the file names)"},
     {"--log", OPT_FLAG, P(log), .help = "a logarithmic y axis (chosen anyway when the values span\nmore than a factor of 30)"},

@@ -146,7 +146,7 @@ static loom_status read_curves(int file, const char *path, const loom_plot_opts 
     /* the by columns this file has (other than x), and the where conditions */
     int by[MAX_BY], nby = 0;
     char bybuf[256], wbuf[256];
-    snprintf(bybuf, sizeof bybuf, "%s", o->by ? o->by : "step,layer,direction,state");
+    snprintf(bybuf, sizeof bybuf, "%s", o->by ? o->by : "step,layer,direction,state,gate");
     for (char *save = NULL, *t = strtok_r(bybuf, ",", &save); t && nby < MAX_BY; t = strtok_r(NULL, ",", &save)) {
         int k = column_of(text, hn, t);
         if (k >= 0 && k != xs && k != ys && k != ds) by[nby++] = k;

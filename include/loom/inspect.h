@@ -11,6 +11,7 @@
 #define LOOM_INSPECT_H
 
 #include "loom/model.h"
+#include "loom/rnn.h"
 #include "loom/runtime.h"
 #include "loom/train.h"
 
@@ -56,6 +57,48 @@ loom_status loom_state_grad_norms(loom_graph *g, loom_tensor loss, const loom_st
 #define LOOM_STATE_NORMS_COLUMNS "t,layer,direction,state,norm,norm64"
 loom_status loom_state_norms_rows(loom_metrics *m, const loom_graph *g, const loom_state_grid *grid, const float *norm,
                                   const double *norm64, int64_t step);
+
+/* The largest singular value of each step's Jacobian ∂s_t/∂s_{t−1}, s the
+ * cell's carried states of one layer and direction joined (h; h and c for
+ * an LSTM) — CS224n's argument: ‖∂L/∂s_1‖ ≤ ‖∂L/∂s_T‖ ∏_t ‖∂s_t/∂s_{t−1}‖₂.
+ * Each Jacobian is made of vector–Jacobian products of the cell's own step
+ * (one row per product, all in one run of a one-step graph), and its norm
+ * found by power iteration on JᵀJ in double precision; the mean over the
+ * batch's first max_seqs sequences (0: all) goes to
+ * sigma[(t · layers + l) · dirs + d]. The norm only bounds how a gradient
+ * shrinks (a product of such norms can exceed 1 while the gradient
+ * vanishes); radius (when not NULL) gets J's spectral radius, the largest
+ * modulus of its eigenvalues — the factor by which a gradient shrinks,
+ * step after step, where the steps are alike. The first step a direction
+ * takes (t = 0 forward, T − 1 reverse) starts from the initial state and
+ * gets NAN. rnn is the stack g unrolled; binds as loom_state_grad_norms's. */
+loom_status loom_state_jacobian_norms(loom_graph *g, const loom_rnn *rnn, const loom_state_grid *grid,
+                                      const loom_binding *binds, int n_binds, int max_seqs, double *sigma, double *radius);
+
+/* The mean activation of every gate of every step: the nodes a cell
+ * names (an LSTM's i, f, o; a GRU's r, z; an equation cell's left-hand
+ * sides) whose op is a sigmoid, averaged over the batch and the units.
+ * mean[((t · layers + l) · dirs + d) · LOOM_MAX_GATES + k] is gate k's
+ * (name[k]), NAN where a step has none; malloc'd, loom_gates_free. */
+#define LOOM_MAX_GATES 16
+typedef struct {
+    int n;
+    char name[LOOM_MAX_GATES][16];
+    double *mean;
+} loom_gates;
+loom_status loom_gate_means(loom_graph *g, const loom_state_grid *grid, const loom_binding *binds, int n_binds,
+                            loom_gates *out);
+void loom_gates_free(loom_gates *gates);
+
+/* The eigenvalues of a real n × n matrix (row-major, not changed):
+ * re[k] + i·im[k], in no particular order. Hessenberg reduction and the
+ * shifted QR algorithm; LOOM_ERR_VALUE if it does not converge (or a value
+ * is not finite). */
+loom_status loom_eigenvalues(const double *a, int n, double *re, double *im);
+/* Which of a cell's parameters multiply a carried state (W_hh; an
+ * equation cell's U_f, U_h): rec[i] for parameter i of the cell at these
+ * sizes — the matrices whose spectra govern how a gradient vanishes. */
+loom_status loom_cell_recurrent_params(const loom_cell_def *cell, int input_size, int hidden_size, bool *rec, int max);
 
 /* A trained model on one batch, to look inside: a checkpoint's model (a
  * language model, or the adding or copy task) built over one batch, with

@@ -21,7 +21,7 @@ typedef struct {
     const char *dashed;         /* a second column drawn dashed in the same colour (default
                                    "valid_perplexity" when plotting perplexity and present) */
     /* Rows are split into curves by these comma-separated columns (default
-     * "step,layer,direction,state", less the x column): a file of gradient
+     * "step,layer,direction,state,gate", less the x column): a file of gradient
      * norms per (t, layer, direction, state) gives one curve per layer,
      * direction and state, named by the values that differ ("h", "c"). */
     const char *by;

@@ -1,0 +1,258 @@
+/* `loom inspect`: a trained model (a language model, or the adding or copy
+ * task) on one batch, as a lecture on vanishing gradients looks at it —
+ * ‖∂L/∂s_t‖ along t in float32 and float64, each step's Jacobian norm
+ * ‖∂s_t/∂s_{t−1}‖₂, the spectra of the recurrent weights, the mean gate
+ * activations — printed, and as CSV files for loom plot. Every number is
+ * the library's (loom/inspect.h); this file prints and writes them. */
+#include "tool.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char inspect_help[] =
+    "a trained model on one batch (held-out by default): the gradient norms of its carried\n"
+    "states along t (float32 and float64), each step's Jacobian norm, the eigenvalues of its\n"
+    "recurrent weights and its mean gate activations; printed, and as CSV for loom plot\n";
+
+typedef struct {
+    const char *load, *data, *norms_csv, *jac_csv, *spec_csv, *gates_csv;
+    int batch_from, loss;
+    long steps, max_seqs;
+    bool help;
+} inspect_args;
+
+#define I(field) offsetof(inspect_args, field)
+const tool_opt inspect_opts[] = {
+    {"--load", OPT_PATH, I(load), .arg = "CKPT", .help = "the checkpoint (loom train: a language model, --task adding or copy)"},
+    {"--batch-from", OPT_CHOICE, I(batch_from), .choices = (const char *const[]){"held-out", "training", NULL},
+     .arg = "held-out|training", .help = "the batch: held-out (default: as loom dot --load), or the first training batch"},
+    {"--loss", OPT_CHOICE, I(loss), .choices = (const char *const[]){"model", "last", NULL}, .arg = "model|last",
+     .help = "the model's own loss (default) or the last step's alone"},
+    {"--data", OPT_PATH, I(data), .arg = "FILE", .help = "a language model: this text in place of its own"},
+    {"--seq-len", OPT_INT, I(steps), 1, 100000, .arg = "T", .help = "a language model: the window (default: its training length)"},
+    {"--max-seqs", OPT_INT, I(max_seqs), 1, 1 << 20, .arg = "N",
+     .help = "Jacobians of the batch's first N sequences, averaged (default 8)"},
+    {"--norms-csv", OPT_PATH, I(norms_csv), .arg = "FILE", .help = "t,layer,direction,state,norm,norm64"},
+    {"--jacobian-csv", OPT_PATH, I(jac_csv), .arg = "FILE",
+     .help = "t,layer,direction,sigma_max,spectral_radius of each step's J = ds_t/ds_t-1\n"
+             "(t from 2; s: h, or h and c joined)"},
+    {"--spectrum-csv", OPT_PATH, I(spec_csv), .arg = "FILE",
+     .help = "layer,direction,parameter,block,k,re,im,modulus: the eigenvalues of each\n"
+             "H × H block of each recurrent weight (PyTorch's gate order: LSTM i f g o,\n"
+             "GRU r z n), largest modulus first"},
+    {"--gates-csv", OPT_PATH, I(gates_csv), .arg = "FILE", .help = "t,layer,direction,gate,mean"},
+};
+#undef I
+const int n_inspect_opts = (int)(sizeof inspect_opts / sizeof *inspect_opts);
+
+static const char *const dir_name[] = {"forward", "reverse"};
+
+/* A CSV of rows added by fill(ctx, m): 0, or the exit status with a message. */
+static int write_csv(const char *path, const char *columns, loom_status (*fill)(const void *, loom_metrics *), const void *ctx)
+{
+    if (!path) return 0;
+    loom_error err = {0};
+    loom_metrics *m = loom_metrics_open(path, columns, -1, &err);
+    loom_status st = m ? fill(ctx, m) : err.status;
+    if (m && !st) st = loom_metrics_flush(m, &err);
+    loom_metrics_free(m);
+    return st ? tool_fail_st("loom inspect", st, path, err.msg[0] ? err.msg : "out of memory") : 0;
+}
+
+typedef struct {
+    const loom_probe *p;
+    const float *norm;
+    const double *norm64, *sigma, *radius;
+    const loom_gates *gates;
+} report;
+
+static loom_status norms_rows(const void *ctx, loom_metrics *m)
+{
+    const report *r = ctx;
+    return loom_state_norms_rows(m, r->p->g, &r->p->grid, r->norm, r->norm64, -1);
+}
+
+static loom_status jac_rows(const void *ctx, loom_metrics *m)
+{
+    const report *r = ctx;
+    const loom_state_grid *g = &r->p->grid;
+    loom_status st = LOOM_OK;
+    for (int t = 0; t < g->steps; t++)
+        for (int l = 0; l < g->layers; l++)
+            for (int d = 0; d < g->dirs && !st; d++) {
+                size_t i = ((size_t)t * g->layers + l) * g->dirs + d;
+                if (!isnan(r->sigma[i]))
+                    st = loom_metrics_row(m, "%d,%d,%s,%.9g,%.9g", t + 1, l, dir_name[d], r->sigma[i], r->radius[i]);
+            }
+    return st;
+}
+
+static loom_status gate_rows(const void *ctx, loom_metrics *m)
+{
+    const report *r = ctx;
+    const loom_state_grid *g = &r->p->grid;
+    loom_status st = LOOM_OK;
+    for (int t = 0; t < g->steps; t++)
+        for (int l = 0; l < g->layers; l++)
+            for (int d = 0; d < g->dirs; d++)
+                for (int k = 0; k < r->gates->n && !st; k++) {
+                    double v = r->gates->mean[(((size_t)t * g->layers + l) * g->dirs + d) * LOOM_MAX_GATES + k];
+                    if (!isnan(v)) st = loom_metrics_row(m, "%d,%d,%s,%s,%.9g", t + 1, l, dir_name[d], r->gates->name[k], v);
+                }
+    return st;
+}
+
+/* The eigenvalues of every H × H block of every recurrent weight, as rows
+ * (and each block's spectral radius printed). */
+typedef struct {
+    const loom_probe *p;
+    loom_metrics *m; /* NULL: print only */
+    bool print;
+} spectra_ctx;
+
+static int by_modulus(const void *a, const void *b)
+{
+    const double *x = a, *y = b;
+    return (x[2] < y[2]) - (x[2] > y[2]);
+}
+
+static loom_status spectra(const spectra_ctx *c)
+{
+    const loom_probe *p = c->p;
+    const loom_rnn *rnn = p->rnn;
+    bool rec[LOOM_CELL_MAX_PARAMS];
+    loom_status st = LOOM_OK;
+    for (int l = 0; l < rnn->o.layers && !st; l++)
+        for (int d = 0; d < rnn->dirs && !st; d++) {
+            int I = l == 0 ? rnn->o.input_size : rnn->dirs * rnn->out_size;
+            if ((st = loom_cell_recurrent_params(rnn->o.cell, I, rnn->o.hidden_size, rec, LOOM_CELL_MAX_PARAMS))) break;
+            for (int j = 0; j < rnn->n_params && !st; j++) {
+                loom_tensor w = rnn->param[l][d][j];
+                loom_shape s = loom_tensor_shape(p->g, w);
+                int H = s.rank == 2 ? s.d[1] : 0;
+                if (!rec[j] || !H || s.d[0] % H) continue; /* square blocks only */
+                const float *data = loom_store_data_by_name(p->store, loom_tensor_name(p->g, w));
+                int blocks = s.d[0] / H;
+                double *a = malloc((size_t)H * H * sizeof *a), *re = malloc((size_t)H * sizeof *re),
+                       *im = malloc((size_t)H * sizeof *im), *rows = malloc((size_t)H * 3 * sizeof *rows);
+                if (!a || !re || !im || !rows || !data) st = data ? LOOM_ERR_NOMEM : LOOM_ERR_STATE;
+                if (c->print) printf("  %s:", loom_tensor_name(p->g, w));
+                for (int k = 0; k < blocks && !st; k++) {
+                    for (size_t q = 0; q < (size_t)H * H; q++) a[q] = data[(size_t)k * H * H + q];
+                    if ((st = loom_eigenvalues(a, H, re, im))) break;
+                    for (int e = 0; e < H; e++) rows[e * 3] = re[e], rows[e * 3 + 1] = im[e], rows[e * 3 + 2] = hypot(re[e], im[e]);
+                    qsort(rows, (size_t)H, 3 * sizeof *rows, by_modulus);
+                    if (c->print) printf(" %s%.3f", k ? "  " : " spectral radius ", rows[2]);
+                    for (int e = 0; e < H && c->m && !st; e++)
+                        st = loom_metrics_row(c->m, "%d,%s,%s,%d,%d,%.9g,%.9g,%.9g", l, dir_name[d], loom_tensor_name(p->g, w), k,
+                                              e + 1, rows[e * 3], rows[e * 3 + 1], rows[e * 3 + 2]);
+                }
+                if (c->print) printf("%s\n", blocks > 1 ? " (one per gate block)" : "");
+                free(a), free(re), free(im), free(rows);
+            }
+        }
+    return st;
+}
+
+static loom_status spec_rows(const void *ctx, loom_metrics *m)
+{
+    const report *r = ctx;
+    return spectra(&(spectra_ctx){r->p, m, false});
+}
+
+/* ‖v‖ over the first or last step's states of the last layer's forward direction. */
+static double h_norm(const loom_probe *p, const double *n64, int t)
+{
+    return n64[loom_state_at(&p->grid, t, p->grid.layers - 1, 0, 0)];
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const char cmd[] = "loom inspect";
+    inspect_args a = {.max_seqs = 8};
+    int rc = tool_opts(cmd, inspect_opts, n_inspect_opts, &a, NULL, argc, argv, &a.help);
+    if (rc) return rc;
+    if (a.help) {
+        tool_help("inspect --load CKPT [options]", inspect_help, inspect_opts, n_inspect_opts, false);
+        return 0;
+    }
+    if (!a.load) return tool_fail(cmd, "--load CKPT is required", NULL);
+    tool_file outs[] = {{"--norms-csv", a.norms_csv}, {"--jacobian-csv", a.jac_csv}, {"--spectrum-csv", a.spec_csv},
+                        {"--gates-csv", a.gates_csv}};
+    if (!tool_outputs_ok(cmd, outs, 4, (tool_file[]){{"--load", a.load}, {"--data", a.data}}, 2)) return 2;
+    loom_probe p;
+    loom_error err = {0};
+    loom_status st = loom_probe_open(&p, a.load,
+                                     &(loom_probe_opts){.from = (loom_batch_from)a.batch_from, .text = a.data,
+                                                        .steps = (int)a.steps, .last_step = a.loss == 1},
+                                     &err);
+    if (st) return st == LOOM_ERR_NOMEM ? tool_fail_st(cmd, st, a.load, err.msg) : tool_fail(cmd, a.load, err.msg);
+    const loom_state_grid *g = &p.grid;
+    size_t n = loom_state_count(g), nx = (size_t)g->steps * g->layers * g->dirs;
+    float *norm = malloc(n * sizeof *norm);
+    double *norm64 = malloc(n * sizeof *norm64), *sigma = malloc(nx * sizeof *sigma), *radius = malloc(nx * sizeof *radius);
+    loom_gates gates = {0};
+    rc = 1;
+    if (!norm || !norm64 || !sigma || !radius) {
+        fprintf(stderr, "%s: out of memory\n", cmd);
+        goto done;
+    }
+    if ((st = loom_state_grad_norms(p.g, p.loss, g, p.binds, p.n_binds, norm, norm64)) ||
+        (st = loom_state_jacobian_norms(p.g, p.rnn, g, p.binds, p.n_binds, (int)a.max_seqs, sigma, radius)) ||
+        (st = loom_gate_means(p.g, g, p.binds, p.n_binds, &gates))) {
+        rc = tool_fail_st(cmd, st, a.load, loom_graph_error(p.g));
+        goto done;
+    }
+    static const char *const kinds[] = {"language model", "encoder–decoder", "adding task", "copy task"};
+    const loom_rnn_opts *o = &p.rnn->o;
+    int T = g->steps, L = g->layers;
+    printf("%s, %s, %d layer%s, hidden %d, T = %d, %s batch, %s loss\n", kinds[p.model.kind], o->cell->name, L, L > 1 ? "s" : "",
+           o->hidden_size, T, a.batch_from ? "a training" : "the held-out", a.loss ? "the last step's" : "the model's own");
+    /* the lesson's number: how much of the gradient reaches the first step */
+    double first = h_norm(&p, norm64, 0), last = h_norm(&p, norm64, T - 1);
+    float first32 = norm[loom_state_at(g, 0, L - 1, 0, 0)];
+    printf("gradient: ||dL/dh_1|| = %.3e%s, ||dL/dh_T|| = %.3e: ratio %.3e", first,
+           first32 == 0 && first > 0 ? " (0 in float32: it underflows)" : "", last, last > 0 ? first / last : NAN);
+    if (T > 1 && first > 0 && last > 0) printf(", a factor %.3f a step", pow(first / last, 1.0 / (T - 1)));
+    printf("\n");
+    double lo = INFINITY, hi = 0, logsum = 0, rlog = 0;
+    int count = 0;
+    for (size_t i = 0; i < nx; i++)
+        if (!isnan(sigma[i]) && i % (size_t)(g->layers * g->dirs) == (size_t)(L - 1) * g->dirs) /* top layer, forward */
+            lo = fmin(lo, sigma[i]), hi = fmax(hi, sigma[i]), logsum += log(sigma[i]), rlog += log(radius[i]), count++;
+    if (count)
+        printf("Jacobians J_t = ds_t/ds_t-1 (top layer, forward): ||J_t||_2 from %.3f to %.3f (geometric mean %.3f; their "
+               "product %.3e bounds the ratio above); spectral radius, geometric mean %.3f\n",
+               lo, hi, exp(logsum / count), exp(logsum), exp(rlog / count));
+    printf("recurrent weights, eigenvalues:\n");
+    if ((st = spectra(&(spectra_ctx){&p, NULL, true}))) {
+        rc = tool_fail_st(cmd, st, "eigenvalues", st == LOOM_ERR_VALUE ? "the QR iteration did not converge" : "out of memory");
+        goto done;
+    }
+    if (gates.n) {
+        printf("gates, mean over steps and units (top layer, forward):");
+        for (int k = 0; k < gates.n; k++) {
+            double s = 0;
+            int c = 0;
+            for (int t = 0; t < T; t++) {
+                double v = gates.mean[(((size_t)t * L + L - 1) * g->dirs) * LOOM_MAX_GATES + k];
+                if (!isnan(v)) s += v, c++;
+            }
+            printf(" %s %.3f", gates.name[k], c ? s / c : NAN);
+        }
+        printf("\n");
+    }
+    report r = {&p, norm, norm64, sigma, radius, &gates};
+    if ((rc = write_csv(a.norms_csv, LOOM_STATE_NORMS_COLUMNS, norms_rows, &r)) ||
+        (rc = write_csv(a.jac_csv, "t,layer,direction,sigma_max,spectral_radius", jac_rows, &r)) ||
+        (rc = write_csv(a.gates_csv, "t,layer,direction,gate,mean", gate_rows, &r)))
+        goto done;
+    rc = write_csv(a.spec_csv, "layer,direction,parameter,block,k,re,im,modulus", spec_rows, &r);
+done:
+    free(norm), free(norm64), free(sigma), free(radius);
+    loom_gates_free(&gates);
+    loom_probe_close(&p);
+    return rc;
+}
