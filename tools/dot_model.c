@@ -67,8 +67,10 @@ int dot_load(dot_model *dm, const dot_args *a)
                                      &err);
     if (st) /* a file that cannot be read or used is bad input (2), as every command's --load */
         return st == LOOM_ERR_NOMEM ? tool_fail_st("loom dot", st, a->load, err.msg) : tool_fail("loom dot", a->load, err.msg);
-    if (a->loss == DOT_LOSS_ALL && p->model.kind == LOOM_MODEL_ADDING)
+    if (a->loss == DOT_LOSS_ALL && p->model.kind == LOOM_MODEL_ADDING) {
+        loom_probe_close(p);
         return tool_fail("loom dot", a->load, "--loss all: the adding task has one loss term, at its last step");
+    }
     dm->g = p->g, dm->rnn = *p->rnn, dm->loss = p->loss, dm->grid = p->grid;
     return 0;
 }
