@@ -326,8 +326,12 @@ static void gather_outputs(loom_graph *g, unroll *u, loom_rnn_out *out)
 {
     int T = u->T, L = u->L, D = u->D;
     for (int t = 0; t < T; t++) {
-        loom_graph_set_tags(g, tags(u, t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0)));
+        loom_tags at = tags(u, t, (int16_t)(L - 1), (int8_t)(D == 2 ? 2 : 0));
+        loom_graph_set_tags(g, at);
         u->out_t[t] = loom_reshape(g, u->in_t[t], loom_shape3(1, u->B, D * u->W[0]));
+        /* the last step's is the final state's reshape (one node, made first, outside the steps): it is the step's */
+        const loom_node *n = loom_graph_node(g, u->out_t[t]);
+        if (n && n->tags.step < 0) loom_tensor_set_tags(g, u->out_t[t], at);
     }
     loom_graph_set_tags(g, tags(u, -1, (int16_t)(L - 1), 0));
     out->output = loom_concat(g, u->out_t, T, 0);

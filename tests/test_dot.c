@@ -785,6 +785,94 @@ Test(render, language_model_pictures_are_whole)
     loom_graph_free(g);
 }
 
+/* Graphviz's own drawing of the edges (the "plain" output: each edge's
+ * B-spline control points): no edge passes through a node box other than
+ * its ends. Points (ports, buses, the Σ chains' joints), frames' corners and
+ * cut lines' ends are no boxes; boxes are shrunk by 0.02 in (an edge may
+ * graze a corner). Returns how many edges cross; the first is named. */
+static int edges_cross(const char *dot, char *first, size_t n)
+{
+    cr_assert_eq(loom_dot_render(dot, "plain", tp("layout.txt"), fresh()), LOOM_OK, "%s", derr.msg);
+    FILE *f = fopen(tp("layout.txt"), "r");
+    enum { MAX = 8192 };
+    static char line[1 << 16];
+    char name[64], tail[64], head[64];
+    double (*box)[4] = malloc(MAX * sizeof *box);
+    char (*names)[64] = malloc(MAX * sizeof *names);
+    int m = 0, bad = 0;
+    long edges_at = -1;
+    while (fgets(line, sizeof line, f)) { /* the nodes first */
+        double x, y, w, h;
+        if (!strncmp(line, "edge ", 5) && edges_at < 0) edges_at = ftell(f) - (long)strlen(line);
+        if (sscanf(line, "node %63s %lf %lf %lf %lf", name, &x, &y, &w, &h) != 5 || m == MAX) continue;
+        int k;
+        if (!strncmp(name, "frame_", 6) || !strncmp(name, "lg_cut_", 7) || sscanf(name, "cut%d_", &k) == 1 || w < 0.1) continue;
+        box[m][0] = x, box[m][1] = y, box[m][2] = w / 2 - 0.02, box[m][3] = h / 2 - 0.02;
+        memcpy(names[m++], name, sizeof name);
+    }
+    cr_assert(edges_at >= 0, "the picture has edges");
+    fseek(f, edges_at, SEEK_SET);
+    while (fgets(line, sizeof line, f)) {
+        int k, used;
+        if (sscanf(line, "edge %63s %63s %d%n", tail, head, &k, &used) != 3) continue;
+        const char *at = line + used;
+        double (*pt)[2] = malloc((size_t)k * sizeof *pt);
+        for (int i = 0; i < k; i++) {
+            cr_assert_eq(sscanf(at, "%lf %lf%n", &pt[i][0], &pt[i][1], &used), 2);
+            at += used;
+        }
+        bool crossed = false;
+        for (int s = 0; s + 3 < k && !crossed; s += 3) /* each cubic piece, sampled */
+            for (int q = 0; q <= 24 && !crossed; q++) {
+                double u = q / 24.0, a = (1 - u) * (1 - u) * (1 - u), b = 3 * u * (1 - u) * (1 - u), c = 3 * u * u * (1 - u),
+                       d = u * u * u;
+                double x = a * pt[s][0] + b * pt[s + 1][0] + c * pt[s + 2][0] + d * pt[s + 3][0];
+                double y = a * pt[s][1] + b * pt[s + 1][1] + c * pt[s + 2][1] + d * pt[s + 3][1];
+                for (int i = 0; i < m && !crossed; i++) {
+                    if (!strcmp(names[i], tail) || !strcmp(names[i], head)) continue;
+                    if (fabs(x - box[i][0]) < box[i][2] && fabs(y - box[i][1]) < box[i][3]) {
+                        crossed = true;
+                        if (!bad) snprintf(first, n, "%.63s -> %.63s crosses %.63s", tail, head, names[i]);
+                    }
+                }
+            }
+        bad += crossed;
+        free(pt);
+    }
+    fclose(f);
+    free(box), free(names);
+    unlink(tp("layout.txt"));
+    return bad;
+}
+
+/* Every picture of the README (the loom dot lines of docs/make_pictures.sh,
+ * run here with -o replaced): no edge is drawn through a node, and no node
+ * overlaps another. */
+Test(render, readme_pictures_route_edges_around_nodes, .timeout = 600)
+{
+    register_cells();
+    FILE *sh = fopen(LOOM_DOCS_DIR "/make_pictures.sh", "r");
+    cr_assert(sh);
+    char line[1024];
+    int pictures = 0;
+    while (fgets(line, sizeof line, sh)) {
+        if (strncmp(line, "$loom dot ", 10)) continue;
+        char *argv[64], *save = NULL;
+        int argc = 0;
+        for (char *t = strtok_r(line + 10, " \n", &save); t && argc < 62; t = strtok_r(NULL, " \n", &save)) argv[argc++] = t;
+        for (int i = 0; i + 1 < argc; i++)
+            if (!strcmp(argv[i], "-o")) argv[i + 1] = (char *)tp("readme.dot");
+        cr_assert_eq(cmd_dot(argc, argv), 0, "%s", line);
+        char *text = slurp(tp("readme.dot")), first[256] = "";
+        cr_assert_eq(overlaps(text, first, sizeof first), 0, "picture %d: %s overlap", pictures + 1, first);
+        cr_assert_eq(edges_cross(text, first, sizeof first), 0, "picture %d (%s): %s", pictures + 1, argv[1], first);
+        free(text);
+        pictures++;
+    }
+    fclose(sh);
+    cr_assert_geq(pictures, 9, "the README's pictures: %d", pictures);
+}
+
 /* The command's pictures: no node overlaps another. */
 Test(render, command_pictures_do_not_overlap)
 {

@@ -40,6 +40,11 @@ const tool_opt dot_opts[] = {
      .help = "draw the first and last K steps, elide the middle (default: 12\n"
              "past 64 steps in the cell view, 4 past 12 in the op view; 0: all)"},
     {"--title", OPT_TEXT, D(title), .arg = "TEXT", .help = "the picture's title"},
+    {"--edges", OPT_CHOICE, D(edges), .choices = (const char *const[]){"auto", "curved", "ortho", "straight", NULL},
+     .arg = "auto|curved|ortho|straight",
+     .help = "edges routed around the nodes as curves (small pictures: slow past a\n"
+             "few hundred nodes) or at right angles, or straight (instant; an edge may\n"
+             "pass behind a node); auto (default) picks by the picture's size"},
     {"--load", OPT_PATH, D(load), .arg = "CKPT",
      .help = "draw a trained model instead (a checkpoint of loom train: a language\n"
              "model, or --task adding or copy) on one batch: a language model's\n"
@@ -244,6 +249,7 @@ int cmd_dot(int argc, char **argv)
                          .heat_steps = T, .heat_layers = L, .heat_dirs = D,
                          .heat_lo = a.heat_lo, .heat_hi = a.heat_hi,
                          .title = a.title ? a.title : title,
+                         .edges = (loom_dot_edges)a.edges,
                          .roots = roots, .n_roots = n_roots};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:

@@ -55,7 +55,7 @@ static pthread_once_t gvc_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t gvc_lock = PTHREAD_MUTEX_INITIALIZER;
 static void gvc_start(void) { gvc_shared = gvContext(); }
 
-/* The engine the DOT text asks for (loom's own pictures say "nop"), else dot. */
+/* The engine the DOT text asks for (loom's own pictures say "nop2"), else dot. */
 static char *layout_of(Agraph_t *gr)
 {
     char *l = agget(gr, "layout");

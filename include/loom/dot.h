@@ -9,8 +9,9 @@
  * each parameter's gradient is one Σ node fed by every step. Truncation cuts
  * are dashed red lines between steps; long sequences can show their first
  * and last k steps around an elision node. The layout is a grid loom
- * computes: every node is pinned and the file asks for Graphviz's "nop"
- * engine, so `dot -Tsvg` draws the same picture as loom_dot_render.
+ * computes: every node is pinned and the file asks for Graphviz's "nop2"
+ * engine, which routes the edges around the nodes, so `dot -Tsvg` draws the
+ * same picture as loom_dot_render.
  */
 #ifndef LOOM_DOT_H
 #define LOOM_DOT_H
@@ -26,6 +27,13 @@ extern "C" {
 
 typedef enum { LOOM_DOT_OPS = 0, LOOM_DOT_CELLS } loom_dot_view;
 typedef enum { LOOM_DOT_FORWARD = 0, LOOM_DOT_BOTH, LOOM_DOT_BACKWARD } loom_dot_part;
+/* How Graphviz draws the edges: around the nodes, as curves (its spline
+ * router: the clearest, slow past a few hundred nodes) or at right angles
+ * (its orthogonal router: faster, edges may share a channel), or straight
+ * (instant; an edge may then pass behind a node it does not touch). AUTO
+ * picks by size: curves for small pictures, right angles for larger ones,
+ * straight lines past that. */
+typedef enum { LOOM_DOT_EDGES_AUTO = 0, LOOM_DOT_EDGES_CURVED, LOOM_DOT_EDGES_ORTHO, LOOM_DOT_EDGES_STRAIGHT } loom_dot_edges;
 
 typedef struct {
     loom_dot_view view;   /* every op, or one box per (step, layer, direction) */
@@ -41,6 +49,7 @@ typedef struct {
     float heat_lo, heat_hi; /* colour scale ends (0: the smallest and largest value drawn);
                                fix them to compare pictures side by side */
     const char *title;
+    loom_dot_edges edges;
     /* Draw only the nodes these depend on (NULL: every node). */
     const loom_tensor *roots;
     int n_roots;
