@@ -666,6 +666,54 @@ Test(render, non_finite_heat)
     loom_graph_free(m.g);
 }
 
+/* Heat that tells the truth: a step no gradient reaches (0) has a colour
+ * and a legend entry of its own, not the smallest norm's; a norm float32
+ * rounds to 0 is shown from float64 and marked; norms within a factor of
+ * 1.3 of each other get nearly one colour (the scale spans at least three
+ * decades, its range in the legend). */
+Test(render, heat_zero_underflow_and_narrow_ranges)
+{
+    model m = build(&loom_cell_rnn_tanh, 4, 1, false, LOOM_TRUNC_NONE, 0, false);
+    float heat[4] = {0, 0, 1.56f, 2.02f};
+    double heat64[4] = {0, 5e-58, 1.56, 2.02};
+    char *text;
+    Agraph_t *gr = parse(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .heat = heat, .heat64 = heat64, .heat_steps = 4,
+                                               .heat_layers = 1, .heat_dirs = 1},
+                         &text);
+    char fill[4][16] = {{0}};
+    for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n)) {
+        if (attr_int(n, "loom_cell") != 1) continue;
+        int t = attr_int(n, "loom_step");
+        snprintf(fill[t], sizeof fill[t], "%s", attr(n, "fillcolor"));
+        if (t == 1) cr_assert(strstr(attr(n, "label"), "5.00e-58 (0 in float32)"), "%s", attr(n, "label"));
+        if (t == 0) cr_assert(strstr(attr(n, "label"), "‖∂L/∂h‖ 0"), "%s", attr(n, "label"));
+    }
+    cr_assert_str_eq(fill[0], "#ffffff", "0 is white");
+    cr_assert_str_neq(fill[1], "#ffffff", "an underflow is not 0");
+    cr_assert_str_neq(fill[1], fill[2]);
+    unsigned r2, g2, b2, r3, g3, b3;
+    sscanf(fill[2], "#%02x%02x%02x", &r2, &g2, &b2);
+    sscanf(fill[3], "#%02x%02x%02x", &r3, &g3, &b3);
+    cr_assert(abs((int)r2 - (int)r3) + abs((int)g2 - (int)g3) + abs((int)b2 - (int)b3) < 60, "1.56 and 2.02 look alike: %s %s",
+              fill[2], fill[3]);
+    cr_assert(agnode(gr, "lg_heat_zero", 0), "the legend has 0's colour");
+    cr_assert(agnode(gr, "lg_heat_under", 0), "the legend explains the float32 mark");
+    cr_assert(strstr(attr(agnode(gr, "lg_heat_t", 0), "label"), "5.0e-58 … 2.0e+00"), "the scale's range: %s",
+              attr(agnode(gr, "lg_heat_t", 0), "label"));
+    agclose(gr);
+    free(text);
+    /* the same without zeros or float64: no entries for them */
+    float plain[4] = {1.56f, 1.7f, 1.9f, 2.02f};
+    gr = parse(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .heat = plain, .heat_steps = 4, .heat_layers = 1, .heat_dirs = 1},
+               &text);
+    cr_assert(!agnode(gr, "lg_heat_zero", 0) && !agnode(gr, "lg_heat_under", 0));
+    cr_assert(strstr(attr(agnode(gr, "lg_heat_t", 0), "label"), "2.0e-03 … 2.0e+00"), "three decades: %s",
+              attr(agnode(gr, "lg_heat_t", 0), "label"));
+    agclose(gr);
+    free(text);
+    loom_graph_free(m.g);
+}
+
 /* Output files are replaced atomically: a directory, a missing directory
  * or a failing render is an error (non-zero status) and leaves the old
  * file as it was and no temporary file behind; a new file gets the mode
@@ -873,13 +921,16 @@ Test(render, readme_pictures_route_edges_around_nodes, .timeout = 600)
     cr_assert_geq(pictures, 9, "the README's pictures: %d", pictures);
 }
 
-/* The command's pictures: no node overlaps another. */
+/* The command's pictures (long ones elided): no node overlaps another, no
+ * edge crosses a node. */
 Test(render, command_pictures_do_not_overlap)
 {
     const char *const cases[][12] = {
         {"--cell", "lstm", "--layers", "2", "--bidirectional", "--view", "cell", "--backward", "--grad-norms", "--truncate", "2"},
         {"--cell", "mgu", "--seq-len", "5", "--view", "cell", "--backward"},
         {"--cell", "gru", "--seq-len", "3", "--backward"},
+        {"--cell", "lstm", "--seq-len", "100", "--view", "cell", "--grad-norms", "--truncate", "7"},
+        {"--cell", "rnn_tanh", "--seq-len", "40"},
     };
     register_cells();
     for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -896,6 +947,7 @@ Test(render, command_pictures_do_not_overlap)
         cr_assert_eq(fread(text, 1, (size_t)len, f), (size_t)len);
         fclose(f);
         cr_assert_eq(overlaps(text, first, sizeof first), 0, "case %u: %s overlap", k, first);
+        cr_assert_eq(edges_cross(text, first, sizeof first), 0, "case %u: %s", k, first);
         free(text);
     }
 }

@@ -202,10 +202,10 @@ int cmd_dot(int argc, char **argv)
     /* drawn: what the loss needs, and the gradients asked for */
     loom_tensor *roots = malloc((size_t)(1 + loom_graph_params(dm.g, NULL, 0)) * sizeof *roots);
     float *norm = calloc(n + 1, sizeof *norm), *heat = calloc((size_t)T * L * D, sizeof *heat);
-    double *norm64 = calloc(n + 1, sizeof *norm64);
+    double *norm64 = calloc(n + 1, sizeof *norm64), *heat64 = calloc((size_t)T * L * D, sizeof *heat64);
     int n_roots = 1;
     rc = 1;
-    if (!roots || !norm || !norm64 || !heat) {
+    if (!roots || !norm || !norm64 || !heat || !heat64) {
         fprintf(stderr, "loom dot: out of memory\n");
         goto done;
     }
@@ -214,7 +214,10 @@ int cmd_dot(int argc, char **argv)
         if (!dot_norms(&dm, &a, norm, norm64)) goto done;
         for (int t = 0; t < T; t++) /* the picture's heat: h */
             for (int l = 0; l < L; l++)
-                for (int d = 0; d < D; d++) heat[((size_t)t * L + l) * D + d] = norm[loom_state_at(&dm.grid, t, l, d, 0)];
+                for (int d = 0; d < D; d++) {
+                    size_t at = loom_state_at(&dm.grid, t, l, d, 0);
+                    heat[((size_t)t * L + l) * D + d] = norm[at], heat64[((size_t)t * L + l) * D + d] = norm64[at];
+                }
         if (a.norms_csv && (rc = save_norms(&dm, &a, norm, norm64))) goto done;
         rc = 1;
     }
@@ -246,6 +249,7 @@ int cmd_dot(int argc, char **argv)
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,
                          .heat = a.norms ? heat : NULL,
+                         .heat64 = a.norms ? heat64 : NULL,
                          .heat_steps = T, .heat_layers = L, .heat_dirs = D,
                          .heat_lo = a.heat_lo, .heat_hi = a.heat_hi,
                          .title = a.title ? a.title : title,
@@ -253,7 +257,7 @@ int cmd_dot(int argc, char **argv)
                          .roots = roots, .n_roots = n_roots};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:
-    free(norm), free(norm64), free(heat), free(roots);
+    free(norm), free(norm64), free(heat), free(heat64), free(roots);
     if (a.load) loom_probe_close(&dm.probe);
     else loom_graph_free(dm.g);
     return rc;

@@ -63,7 +63,8 @@ typedef struct {
     uint32_t seen_cap, seen_n;
     int32_t *port_u, *port_t; /* ports: state node u entering step t */
     int n_ports, cap_ports;
-    float heat_lo, heat_hi;
+    double heat_lo, heat_hi;  /* the colour scale's ends */
+    bool heat_zero, heat_under; /* some drawn step's norm is 0; some is 0 in float32 only */
     bool oom;
     bool *clear;          /* cell view: plumbing drawn as nothing; edges pass through it */
     /* the grid (see the top of this file) */
@@ -239,23 +240,37 @@ static const char *state_letter(const dot_ctx *c, int state)
     return state == 1 ? "h" : state == 2 ? "c" : "s";
 }
 
-static float heat_of(const dot_ctx *c, int t, int l, int d)
+/* The norm of step t's state (float64 when given), or −1 where there is none. */
+static double heat_of(const dot_ctx *c, int t, int l, int d)
 {
     const loom_dot_opts *o = c->o;
     if (!o->heat || t < 0 || l < 0 || d < 0 || t >= o->heat_steps || l >= o->heat_layers || d >= o->heat_dirs) return -1;
-    return o->heat[((size_t)t * o->heat_layers + l) * o->heat_dirs + d];
+    size_t i = ((size_t)t * o->heat_layers + l) * o->heat_dirs + d;
+    return o->heat64 ? o->heat64[i] : o->heat[i];
 }
 
-/* heat_of gives -1 where there is no value; a NaN norm is drawn (grey). */
-static bool has_heat(float h) { return h >= 0 || isnan(h); }
+/* Whether float32 rounded the norm to 0 where float64 has it. */
+static bool heat_underflows(const dot_ctx *c, int t, int l, int d)
+{
+    const loom_dot_opts *o = c->o;
+    if (!o->heat || !o->heat64 || heat_of(c, t, l, d) <= 0) return false;
+    return o->heat[((size_t)t * o->heat_layers + l) * o->heat_dirs + d] == 0;
+}
+
+/* heat_of gives −1 where there is no value; a NaN norm is drawn (grey). */
+static bool has_heat(double h) { return h >= 0 || isnan(h); }
+
+#define C_HEAT_ZERO "#ffffff" /* a norm of exactly 0: no gradient reaches the step (a cut, a loss that ignores it) */
+#define C_HEAT_NAN "#bdbdbd"
 
 /* Sequential palette (light yellow → dark red) on a log scale of the
- * gradient norms: colour stops of ColorBrewer's YlOrRd; grey for NaN. */
-static void heat_colour(const dot_ctx *c, float v, char *buf, size_t n)
+ * gradient norms: colour stops of ColorBrewer's YlOrRd; white for 0, grey
+ * for NaN. */
+static void heat_colour(const dot_ctx *c, double v, char *buf, size_t n)
 {
     static const int stops[5][3] = {{255, 255, 204}, {254, 217, 118}, {253, 141, 60}, {227, 26, 28}, {128, 0, 38}};
-    if (isnan(v)) {
-        snprintf(buf, n, "#bdbdbd");
+    if (isnan(v) || v == 0) {
+        snprintf(buf, n, "%s", v == 0 ? C_HEAT_ZERO : C_HEAT_NAN);
         return;
     }
     double x = 0;
@@ -272,13 +287,22 @@ static void heat_colour(const dot_ctx *c, float v, char *buf, size_t n)
     snprintf(buf, n, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
 }
 
-static void heat_attrs(const dot_ctx *c, float v)
+static void heat_attrs(const dot_ctx *c, double v)
 {
     char col[16];
     heat_colour(c, v, col, sizeof col);
-    fprintf(c->f, ", fillcolor=\"%s\", fontcolor=\"%s\", loom_grad_norm=\"%.6g\"", col,
+    fprintf(c->f, ", fillcolor=\"%s\", fontcolor=\"%s\", loom_grad_norm=\"%.6g\"%s", col,
             v > 0 && c->heat_hi > c->heat_lo && log10(v) > (log10(c->heat_lo) + log10(c->heat_hi)) / 2 ? "white" : "black",
-            v);
+            v, v == 0 ? ", style=\"rounded,filled,dashed\"" : "");
+}
+
+/* The norm as a label line: "‖∂L/∂h‖ 1.23e-04", "‖∂L/∂h‖ 0", or, where
+ * float32 underflows, "‖∂L/∂h‖ 5.0e-58 (0 in float32)". */
+static void heat_text(const dot_ctx *c, int t, int l, int d, char *buf, size_t n)
+{
+    double h = heat_of(c, t, l, d);
+    if (h == 0) snprintf(buf, n, "‖∂L/∂h‖ 0");
+    else snprintf(buf, n, "‖∂L/∂h‖ %.2e%s", h, heat_underflows(c, t, l, d) ? " (0 in float32)" : "");
 }
 
 static void tag_attrs(FILE *f, const loom_node *n)
@@ -476,7 +500,7 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
             for (int t = c->lo; t <= c->hi; t++) {
                 int sv = step_vis(c, t);
                 if (sv == DRAW) c->col_x[t] = x, x += *colw;
-                else if (sv == ELIDE && !el) c->elided_x = x - 0.2, x += 1.4, el = true;
+                else if (sv == ELIDE && !el) c->elided_x = x + 0.6, x += 1.8, el = true; /* the label's centre, room on both sides */
             }
             c->right_x = x;
         }
@@ -548,8 +572,8 @@ static bool grid_plan(dot_ctx *c)
                 c->col_x[t] = x;
                 x += colw;
             } else if (sv == ELIDE && !el) {
-                c->elided_x = x - 0.2;
-                x += 1.4;
+                c->elided_x = x - colw / 2 + 1.1; /* the label's centre, clear of the steps on both sides */
+                x += 2.2;
                 el = true;
             }
         }
@@ -658,8 +682,11 @@ static void op_label(const dot_ctx *c, int32_t i, char *buf, size_t size)
     } else {
         at = (size_t)snprintf(buf, size, "%s%s\n%s", sigma ? "Σ " : "", sigma ? "∂" : op, sh);
     }
-    float h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
-    if (has_heat(h) && at < size) snprintf(buf + at, size - at, "\n‖∂L/∂h‖ %.2e", h);
+    double h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
+    if (has_heat(h) && at + 1 < size) {
+        buf[at++] = '\n';
+        heat_text(c, n->tags.step, n->tags.layer, n->tags.dir, buf + at, size - at);
+    }
 }
 
 /* About how wide Graphviz draws a label (inches; Helvetica 9 pt): its
@@ -690,7 +717,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
         }
     }
     fprintf(f, "\"");
-    float h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
+    double h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
     if (n->tags.role == LOOM_ROLE_PARAM) fprintf(f, ", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"");
     else if (n->tags.role == LOOM_ROLE_INPUT || (n->tags.layer == -1 && n->tags.step >= 0 && !is_bwd(n)))
         fprintf(f, ", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"");
@@ -735,8 +762,12 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
     fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
             bwd ? "∂ " : "", cell ? cell : "cell", t + 1, l, d ? "←" : "→");
-    float h = bwd ? -1 : heat_of(c, t, l, d);
-    if (has_heat(h)) fprintf(f, "\\n‖∂L/∂h‖ %.2e", h);
+    double h = bwd ? -1 : heat_of(c, t, l, d);
+    if (has_heat(h)) {
+        char ht[96];
+        heat_text(c, t, l, d, ht, sizeof ht);
+        fprintf(f, "\\n%s", ht);
+    }
     fprintf(f, "\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
             bwd ? C_BWD_LINE : C_REC);
     if (has_heat(h)) heat_attrs(c, h);
@@ -1162,18 +1193,27 @@ static void emit_legend(dot_ctx *c)
         fprintf(f, "    lg_cut_a -> lg_cut_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none];\n");
         fprintf(f, "    }\n");
     }
-    if (c->o->heat && c->heat_hi > 0) {
-        lg_node(c, "lg_heat_t", "label=\"‖∂L/∂h_t‖ (log scale)\", shape=plain, style=\"\"", 1, 2.2);
-        for (int i = 0; i < 5; i++) {
+    if (c->o->heat && (c->heat_hi > 0 || c->heat_zero)) {
+        char title[160];
+        snprintf(title, sizeof title, "label=\"‖∂L/∂h_t‖, log scale\\n%.1e … %.1e\", shape=plain, style=\"\"", c->heat_lo,
+                 c->heat_hi);
+        lg_node(c, "lg_heat_t", title, 1, 2.2);
+        for (int i = 0; c->heat_hi > 0 && i < 5; i++) {
             double v = c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
                                                : c->heat_hi;
             char col[16], id[16], at[160];
-            heat_colour(c, (float)v, col, sizeof col);
+            heat_colour(c, v, col, sizeof col);
             snprintf(id, sizeof id, "lg_heat%d", i);
             snprintf(at, sizeof at, "label=\"%.1e\", fillcolor=\"%s\", fontcolor=\"%s\", width=0.6", v, col,
                      i >= 3 ? "white" : "black");
             lg_node(c, id, at, 1.9 + 0.45 * i, 2.2);
         }
+        if (c->heat_zero) /* its own colour: no gradient at all, not a small one */
+            lg_node(c, "lg_heat_zero", "label=\"0: none\", fillcolor=\"" C_HEAT_ZERO "\", style=\"rounded,filled,dashed\", "
+                                       "width=0.6", 1.9 + 0.45 * 5 + 0.1, 2.2);
+        if (c->heat_under)
+            lg_node(c, "lg_heat_under", "label=\"(0 in float32): float32 rounds\\nit to 0; the value is float64's\", "
+                                        "shape=plain, style=\"\", fontsize=7", 1.9 + 0.45 * 5 + 1.0, 2.2);
     }
     frame_end(c, "frame_legend", "legend", "rounded", "#999999", 10);
     fprintf(f, "  }\n");
@@ -1276,12 +1316,15 @@ static void find_cuts_and_heat(dot_ctx *c)
     for (int t = 0; o->heat && t < o->heat_steps; t++)
         for (int l = 0; l < o->heat_layers; l++)
             for (int d = 0; d < o->heat_dirs; d++) {
-                float v = heat_of(c, t, l, d);
-                if (v > 0 && isfinite(v) && step_vis(c, t) == DRAW) {
-                    c->heat_lo = v < c->heat_lo ? v : c->heat_lo;
-                    c->heat_hi = v > c->heat_hi ? v : c->heat_hi;
-                }
+                double v = heat_of(c, t, l, d);
+                if (step_vis(c, t) != DRAW) continue;
+                c->heat_zero |= v == 0;
+                c->heat_under |= heat_underflows(c, t, l, d);
+                if (v > 0 && isfinite(v)) c->heat_lo = fmin(c->heat_lo, v), c->heat_hi = fmax(c->heat_hi, v);
             }
+    /* the scale spans at least three decades below the largest norm: norms
+     * within a factor of a few (1.56 to 2.02) look alike, as they are */
+    if (c->heat_hi > 0 && c->heat_lo > c->heat_hi / 1000) c->heat_lo = c->heat_hi / 1000;
     /* fixed ends must be finite and positive; else the data's */
     if (o->heat_lo > 0 && isfinite(o->heat_lo)) c->heat_lo = o->heat_lo;
     if (o->heat_hi > 0 && isfinite(o->heat_hi)) c->heat_hi = o->heat_hi;
@@ -1369,7 +1412,8 @@ static void emit_elision(dot_ctx *c)
                "label=\"⋯ %d steps ⋯\"",
             lab, c->hi - c->lo + 1 - 2 * c->k);
     frame_begin(c);
-    pos_attr(c, c->elided_x + 0.5, c->top_y / 2);
+    c->half_w = 0.65;
+    pos_attr(c, c->elided_x, c->top_y / 2);
     fprintf(f, "];\n");
     c->bb[2] = 0, c->bb[3] = c->top_y;
     frame_end(c, "frame_elided", lab, "rounded,dashed", "#999999", 12);

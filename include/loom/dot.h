@@ -45,9 +45,13 @@ typedef struct {
      * [(t · layers + l) · dirs + d] (loom_state_grad_norms with one state);
      * NULL for none. */
     const float *heat;
+    /* The same norms in float64 (loom_state_grad_norms's norm64), or NULL:
+     * the colours and labels then show what float32 rounds to 0, marked. */
+    const double *heat64;
     int heat_steps, heat_layers, heat_dirs;
-    float heat_lo, heat_hi; /* colour scale ends (0: the smallest and largest value drawn);
-                               fix them to compare pictures side by side */
+    float heat_lo, heat_hi; /* colour scale ends (0: the smallest and largest value drawn, the
+                               scale at least three decades; fix them to compare pictures);
+                               a norm of 0 has a colour of its own */
     const char *title;
     loom_dot_edges edges;
     /* Draw only the nodes these depend on (NULL: every node). */
