@@ -24,13 +24,13 @@ typedef struct {
     loom_graph *g;
     loom_rnn rnn;
     loom_seq2seq s2s; /* --seq2seq */
-    loom_tensor x, loss;
-    uint64_t rng; /* the random data's */
+    loom_tensor x, y, loss;
     loom_state_grid grid; /* the stack's carried states */
     loom_probe probe;     /* --load: the trained model on one batch */
 } dot_model;
 
-/* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
+/* x → stack → per step an output o_t and its loss L_t against random
+ * targets, L = Σ_t L_t (or the last step's). */
 void dot_build(dot_model *dm, const dot_args *a);
 /* An untrained encoder–decoder and its loss. */
 void dot_build_seq2seq(dot_model *dm, const dot_args *a);

@@ -11,29 +11,36 @@
 
 static double rnd(uint64_t *s) { return loom_uniform(s) * 2 - 1; }
 
-/* x → stack → per-step losses l_t = Σ y_t ⊙ r_t (r_t fixed random), L = Σ_t l_t. */
+/* x → stack → per step an output o_t = W_o h_t + b_o over I classes and
+ * its loss L_t = cross-entropy(o_t, y_t) against random targets y_t;
+ * L = Σ_t L_t (or the last step's alone), as d2l draws an RNN. */
 void dot_build(dot_model *dm, const dot_args *a)
 {
     const tool_model *m = &a->m;
-    int T = (int)m->steps, B = (int)m->batch, H = (int)m->hidden, L = (int)m->layers, D = m->bidirectional ? 2 : 1;
+    int T = (int)m->steps, B = (int)m->batch, H = (int)m->hidden, I = (int)m->input, L = (int)m->layers;
+    int D = m->bidirectional ? 2 : 1;
     loom_graph *g = dm->g = loom_graph_new();
-    loom_rnn_init(g, &dm->rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = (int)m->input, .hidden_size = H,
-                                                .layers = L, .bidirectional = m->bidirectional});
-    dm->x = loom_input(g, "x", loom_shape3(T, B, (int)m->input));
+    loom_rnn_init(g, &dm->rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = I, .hidden_size = H, .layers = L,
+                                                .bidirectional = m->bidirectional});
+    dm->x = loom_input(g, "x", loom_shape3(T, B, I));
+    dm->y = loom_input_i32(g, "y", loom_shape2(T, B));
     loom_rnn_args args = {.trunc = a->truncate ? (a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED) : LOOM_TRUNC_NONE,
                           .truncate = (int)a->truncate, .trunc_seed = (uint64_t)m->seed};
     loom_rnn_out o = loom_rnn_apply(g, &dm->rnn, dm->x, &args);
-    dm->rng = (uint64_t)m->seed * 0x9E3779B97F4A7C15ull + 1;
-    float *r = malloc((size_t)B * D * H * sizeof *r);
+    int W = D * dm->rnn.out_size;
+    loom_dense out = loom_dense_new(g, "output", W, I, true);
     loom_tensor *terms = malloc((size_t)T * sizeof *terms);
     int n_terms = 0;
-    for (int t = a->loss == DOT_LOSS_LAST ? T - 1 : 0; r && terms && t < T && !loom_graph_failed(g); t++) {
+    for (int t = a->loss == DOT_LOSS_LAST ? T - 1 : 0; terms && t < T && !loom_graph_failed(g); t++) {
         loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0, 0});
-        for (long k = 0; k < (long)B * D * H; k++) r[k] = (float)rnd(&dm->rng);
-        loom_tensor yt = loom_slice(g, o.output, 0, t, 1);
-        loom_tensor lt = loom_sum_all(g, loom_mul(g, yt, loom_constant(g, loom_tensor_shape(g, yt), r)));
         char nm[32];
-        snprintf(nm, sizeof nm, "loss[%d]", t);
+        loom_tensor ht = loom_reshape(g, loom_slice(g, o.output, 0, t, 1), loom_shape2(B, W));
+        loom_tensor ot = loom_dense_apply(g, out, ht);
+        snprintf(nm, sizeof nm, "o[%d]", t);
+        loom_tensor_set_name(g, ot, nm);
+        loom_tensor yt = loom_reshape(g, loom_slice(g, dm->y, 0, t, 1), loom_shape1(B));
+        loom_tensor lt = loom_cross_entropy(g, ot, yt, LOOM_NO_MASK);
+        snprintf(nm, sizeof nm, "L[%d]", t);
         loom_tensor_set_name(g, lt, nm);
         loom_graph_set_tags(g, LOOM_TAGS_NONE);
         terms[n_terms++] = lt;
@@ -41,7 +48,7 @@ void dot_build(dot_model *dm, const dot_args *a)
     dm->loss = n_terms ? loom_add_n(g, terms, n_terms) : loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
     loom_tensor_set_name(g, dm->loss, "L");
     dm->grid = (loom_state_grid){T, L, D, m->cell->n_states};
-    free(r), free(terms);
+    free(terms);
 }
 
 /* An encoder–decoder of T source and 3 target steps, vocabularies of 8. */
@@ -77,7 +84,8 @@ int dot_load(dot_model *dm, const dot_args *a)
 
 /* ‖∂L/∂s_t‖ of every carried state in float32 and float64: of the trained
  * model on its batch, or of the built one on seeded random data
- * (parameters from their initialisers, x uniform in [-1, 1)). */
+ * (parameters from their initialisers, x uniform in [-1, 1), random
+ * targets). */
 bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64)
 {
     loom_graph *g = dm->g;
@@ -88,22 +96,26 @@ bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64)
     }
     const tool_model *m = &a->m;
     loom_store *store = loom_store_new(g);
-    long nx = m->steps * m->batch * m->input;
+    long nx = m->steps * m->batch * m->input, ny = m->steps * m->batch;
     float *xv = malloc((size_t)nx * sizeof *xv);
+    int32_t *yv = malloc((size_t)ny * sizeof *yv);
     int np = loom_store_count(store), nb = 0;
     loom_binding *binds = malloc((size_t)(np + 2) * sizeof *binds);
     bool ok = false;
-    if (loom_store_status(store) || !xv || !binds) {
+    if (loom_store_status(store) || !xv || !yv || !binds) {
         fprintf(stderr, "loom dot: %s\n", loom_store_status(store) ? loom_store_error(store) : "out of memory");
     } else {
+        uint64_t rng = (uint64_t)m->seed * 0x9E3779B97F4A7C15ull + 1;
         loom_store_init(store, (uint64_t)m->seed);
-        for (long q = 0; q < nx; q++) xv[q] = (float)rnd(&dm->rng);
+        for (long q = 0; q < nx; q++) xv[q] = (float)rnd(&rng);
+        for (long q = 0; q < ny; q++) yv[q] = (int32_t)loom_below(&rng, (uint64_t)m->input);
         nb = loom_store_bindings(store, binds, np);
         binds[nb++] = (loom_binding){dm->x, xv};
+        binds[nb++] = (loom_binding){dm->y, yv};
         ok = !loom_state_grad_norms(g, dm->loss, &dm->grid, binds, nb, norm, norm64);
         if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
     }
-    free(binds), free(xv);
+    free(binds), free(xv), free(yv);
     loom_store_free(store);
     return ok;
 }

@@ -439,6 +439,9 @@ static bool drawn(const dot_ctx *c, int32_t i) { return c->vis[i] == DRAW && !(c
  * stack in node order. Steps are identical, so every step is drawn alike. */
 #define OP_DX 1.0
 #define OP_DY 0.5
+static void op_label(const dot_ctx *c, int32_t i, char *buf, size_t size);
+static double label_width(const char *label);
+
 static bool plan_op_steps(dot_ctx *c, double *colw)
 {
     int32_t *depth = calloc((size_t)c->n + 1, sizeof *depth);
@@ -468,10 +471,25 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
         }
     }
     int D1 = maxd + 1, *cnt = calloc((size_t)256 * D1, sizeof *cnt), band_h[256] = {0};
-    if (!cnt) {
-        free(depth);
+    double *xoff = calloc((size_t)D1 + 1, sizeof *xoff); /* each depth's x in a step: as wide as its widest label */
+    if (!cnt || !xoff) {
+        free(depth), free(cnt), free(xoff);
         return false;
     }
+    for (int32_t i = 0; i < c->n; i++) {
+        if (!drawn(c, i) || N(c, i)->tags.step < 0) continue;
+        char label[256];
+        op_label(c, i, label, sizeof label);
+        xoff[depth[i]] = fmax(xoff[depth[i]], label_width(label) + 0.15);
+    }
+    for (int d = 0; d <= maxd; d++) xoff[d] = fmax(xoff[d], OP_DX); /* widths, then the centres */
+    double at = OP_DX, prev = 0;
+    for (int d = 0; d <= maxd; d++) {
+        double w = xoff[d];
+        at += d ? prev / 2 + w / 2 : 0;
+        prev = w, xoff[d] = at;
+    }
+    double step_w = xoff[maxd] + prev / 2 + 1.5 * OP_DX;
     /* band heights: the most nodes any step puts at one depth of the band */
     for (int pass = 0; pass < 2; pass++) {
         int32_t cur = -2;
@@ -482,7 +500,7 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
             int k = grid_key(n), idx = cnt[k * D1 + depth[i]]++;
             if (pass == 0 && idx + 1 > band_h[k]) band_h[k] = idx + 1;
             if (pass == 1) {
-                c->px[i] = c->col_x[n->tags.step] + (depth[i] + 1) * OP_DX;
+                c->px[i] = c->col_x[n->tags.step] + xoff[depth[i]];
                 c->py[i] = c->row_base[k] + idx * OP_DY;
             }
         }
@@ -493,7 +511,7 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
                 if (band_h[k]) acc += band_h[k] * OP_DY + 0.35;
             }
             c->top_y = acc > 0 ? acc - 0.35 - OP_DY : 0;
-            *colw = (maxd + 2.5) * OP_DX;
+            *colw = step_w;
             /* columns of the drawn steps */
             double x = 0;
             bool el = false;
@@ -505,7 +523,7 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
             c->right_x = x;
         }
     }
-    free(cnt);
+    free(cnt), free(xoff);
     free(depth);
     return true;
 }
@@ -526,9 +544,6 @@ static double sum_row(const dot_ctx *c, int32_t v)
  * the steps (the loss). Rows: the input x_t at the bottom, then each layer
  * (reverse direction above forward), then what a step adds on top (its
  * loss), then the gradient cells, layer by layer, in rows of their own. */
-static void op_label(const dot_ctx *c, int32_t i, char *buf, size_t size);
-static double label_width(const char *label);
-
 static bool grid_plan(dot_ctx *c)
 {
     c->px = malloc((size_t)c->n * sizeof *c->px + 1);
