@@ -39,6 +39,33 @@ static inline char *slurp(const char *path)
     return b;
 }
 
+/* ‖∂L/∂h_t‖ of a one-sequence vanilla RNN by hand, in double:
+ * h_t = tanh(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), L = Σ h_{T−1} ⊙ r;
+ * g_{T−1} = r, g_t = W_hhᵀ (g_{t+1} ⊙ (1 − h_{t+1}²)). norms[t] for t < T. */
+static inline void hand_rnn_grad_norms(int T, int I, int H, const float *xv, const float *Wih, const float *Whh,
+                                       const float *bih, const float *bhh, const float *r, double *norms)
+{
+    double *h = calloc((size_t)(T + 1) * H, sizeof *h), *gr = calloc((size_t)T * H, sizeof *gr);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < H; i++) {
+            double a = (double)bih[i] + bhh[i];
+            for (int j = 0; j < I; j++) a += (double)Wih[i * I + j] * xv[t * I + j];
+            for (int j = 0; j < H; j++) a += (double)Whh[i * H + j] * h[t * H + j];
+            h[(t + 1) * H + i] = tanh(a);
+        }
+    for (int i = 0; i < H; i++) gr[(T - 1) * H + i] = r[i];
+    for (int t = T - 2; t >= 0; t--)
+        for (int j = 0; j < H; j++)
+            for (int i = 0; i < H; i++)
+                gr[t * H + j] += Whh[i * H + j] * gr[(t + 1) * H + i] * (1 - h[(t + 2) * H + i] * h[(t + 2) * H + i]);
+    for (int t = 0; t < T; t++) {
+        double s = 0;
+        for (int j = 0; j < H; j++) s += gr[t * H + j] * gr[t * H + j];
+        norms[t] = sqrt(s);
+    }
+    free(h), free(gr);
+}
+
 /* dir/name in one of four rotating buffers (a call may hold up to four
  * paths at once). */
 static inline const char *tmp_path(const char *dir, const char *name)
