@@ -590,3 +590,63 @@ loom_status loom_cell_recurrent_params(const loom_cell_def *cell, int input_size
     loom_graph_free(g);
     return status;
 }
+
+void loom_spectra_free(loom_spectrum *s, int n)
+{
+    for (int i = 0; s && i < n; i++) free(s[i].re), free(s[i].im);
+    free(s);
+}
+
+loom_status loom_rnn_spectra(const loom_graph *g, const loom_rnn *rnn, const loom_binding *binds, int n_binds,
+                             loom_spectrum **out, int *n)
+{
+    *out = NULL, *n = 0;
+    int cap = 0;
+    bool rec[LOOM_CELL_MAX_PARAMS];
+    loom_status st = LOOM_OK;
+    for (int l = 0; l < rnn->o.layers && !st; l++)
+        for (int d = 0; d < rnn->dirs && !st; d++) {
+            int I = l == 0 ? rnn->o.input_size : rnn->dirs * rnn->out_size;
+            if ((st = loom_cell_recurrent_params(rnn->o.cell, I, rnn->o.hidden_size, rec, LOOM_CELL_MAX_PARAMS))) break;
+            for (int j = 0; j < rnn->n_params && !st; j++) {
+                loom_tensor w = rnn->param[l][d][j];
+                loom_shape s = loom_tensor_shape(g, w);
+                int H = s.rank == 2 ? s.d[1] : 0;
+                const float *data = bound(binds, n_binds, w);
+                if (!rec[j] || !H || s.d[0] % H) continue; /* square blocks only */
+                if (!data) {
+                    st = LOOM_ERR_ARG;
+                    break;
+                }
+                double *a = malloc((size_t)H * H * sizeof *a);
+                for (int k = 0; a && !st && k < s.d[0] / H; k++) {
+                    if (*n == cap) {
+                        loom_spectrum *m = realloc(*out, (size_t)(cap = cap ? 2 * cap : 8) * sizeof *m);
+                        if (!m) {
+                            st = LOOM_ERR_NOMEM;
+                            break;
+                        }
+                        *out = m;
+                    }
+                    loom_spectrum *e = &(*out)[*n];
+                    *e = (loom_spectrum){l, d, j, k, H, malloc((size_t)H * sizeof(double)), malloc((size_t)H * sizeof(double))};
+                    (*n)++;
+                    if (!e->re || !e->im) {
+                        st = LOOM_ERR_NOMEM;
+                        break;
+                    }
+                    for (size_t q = 0; q < (size_t)H * H; q++) a[q] = data[(size_t)k * H * H + q];
+                    if ((st = loom_eigenvalues(a, H, e->re, e->im))) break;
+                    for (int x = 1; x < H; x++) /* by modulus, largest first (insertion: H is a layer's width) */
+                        for (int y = x; y > 0 && hypot(e->re[y], e->im[y]) > hypot(e->re[y - 1], e->im[y - 1]); y--) {
+                            double tr = e->re[y], ti = e->im[y];
+                            e->re[y] = e->re[y - 1], e->im[y] = e->im[y - 1], e->re[y - 1] = tr, e->im[y - 1] = ti;
+                        }
+                }
+                if (!a && !st) st = LOOM_ERR_NOMEM;
+                free(a);
+            }
+        }
+    if (st) loom_spectra_free(*out, *n), *out = NULL, *n = 0;
+    return st;
+}

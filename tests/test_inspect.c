@@ -310,3 +310,39 @@ Test(inspect, recurrent_parameters)
     for (int i = 0; i < np; i++)
         cr_assert_eq(rec[i], !strcmp(specs[i].name, "U_f") || !strcmp(specs[i].name, "U_h"), "%s", specs[i].name);
 }
+
+/* The spectra of a stack's recurrent weights: one per block (an LSTM's
+ * W_hh is four, a vanilla RNN's one), each sorted by modulus; a diagonal
+ * W_hh's eigenvalues are its diagonal. */
+Test(inspect, recurrent_spectra)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn, lstm;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = 2, .hidden_size = 3, .prefix = "a."});
+    loom_rnn_init(g, &lstm, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = 3, .layers = 2,
+                                             .prefix = "b."});
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 4);
+    float *whh = loom_store_data(s, rnn.param[0][0][1]);
+    float diag[9] = {0.2f, 0, 0, 0, -0.9f, 0, 0, 0, 0.5f};
+    memcpy(whh, diag, sizeof diag);
+    loom_binding b[64];
+    int nb = loom_store_bindings(s, b, 64), n = 0;
+    loom_spectrum *sp = NULL;
+    cr_assert_eq(loom_rnn_spectra(g, &rnn, b, nb, &sp, &n), LOOM_OK);
+    cr_assert_eq(n, 1);
+    cr_assert(sp[0].n == 3 && fabs(sp[0].re[0] + 0.9) < 1e-7 && fabs(sp[0].re[1] - 0.5) < 1e-7 && fabs(sp[0].re[2] - 0.2) < 1e-7,
+              "%g %g %g", sp[0].re[0], sp[0].re[1], sp[0].re[2]);
+    loom_spectra_free(sp, n);
+    cr_assert_eq(loom_rnn_spectra(g, &lstm, b, nb, &sp, &n), LOOM_OK);
+    cr_assert_eq(n, 8, "two layers of four gate blocks: %d", n);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(sp[i].block, i % 4);
+        cr_assert_eq(sp[i].layer, i / 4);
+        for (int k = 1; k < 3; k++) cr_assert_geq(hypot(sp[i].re[k - 1], sp[i].im[k - 1]), hypot(sp[i].re[k], sp[i].im[k]));
+    }
+    loom_spectra_free(sp, n);
+    cr_assert_eq(loom_rnn_spectra(g, &lstm, b, 1, &sp, &n), LOOM_ERR_ARG, "a weight without a value is refused");
+    loom_store_free(s);
+    loom_graph_free(g);
+}

@@ -66,6 +66,8 @@ typedef struct {
     const float *norm;
     const double *norm64, *sigma, *radius;
     const loom_gates *gates;
+    const loom_spectrum *spec;
+    int n_spec;
 } report;
 
 static loom_status norms_rows(const void *ctx, loom_metrics *m)
@@ -104,62 +106,19 @@ static loom_status gate_rows(const void *ctx, loom_metrics *m)
     return st;
 }
 
-/* The eigenvalues of every H × H block of every recurrent weight, as rows
- * (and each block's spectral radius printed). */
-typedef struct {
-    const loom_probe *p;
-    loom_metrics *m; /* NULL: print only */
-    bool print;
-} spectra_ctx;
-
-static int by_modulus(const void *a, const void *b)
-{
-    const double *x = a, *y = b;
-    return (x[2] < y[2]) - (x[2] > y[2]);
-}
-
-static loom_status spectra(const spectra_ctx *c)
-{
-    const loom_probe *p = c->p;
-    const loom_rnn *rnn = p->rnn;
-    bool rec[LOOM_CELL_MAX_PARAMS];
-    loom_status st = LOOM_OK;
-    for (int l = 0; l < rnn->o.layers && !st; l++)
-        for (int d = 0; d < rnn->dirs && !st; d++) {
-            int I = l == 0 ? rnn->o.input_size : rnn->dirs * rnn->out_size;
-            if ((st = loom_cell_recurrent_params(rnn->o.cell, I, rnn->o.hidden_size, rec, LOOM_CELL_MAX_PARAMS))) break;
-            for (int j = 0; j < rnn->n_params && !st; j++) {
-                loom_tensor w = rnn->param[l][d][j];
-                loom_shape s = loom_tensor_shape(p->g, w);
-                int H = s.rank == 2 ? s.d[1] : 0;
-                if (!rec[j] || !H || s.d[0] % H) continue; /* square blocks only */
-                const float *data = loom_store_data_by_name(p->store, loom_tensor_name(p->g, w));
-                int blocks = s.d[0] / H;
-                double *a = malloc((size_t)H * H * sizeof *a), *re = malloc((size_t)H * sizeof *re),
-                       *im = malloc((size_t)H * sizeof *im), *rows = malloc((size_t)H * 3 * sizeof *rows);
-                if (!a || !re || !im || !rows || !data) st = data ? LOOM_ERR_NOMEM : LOOM_ERR_STATE;
-                if (c->print) printf("  %s:", loom_tensor_name(p->g, w));
-                for (int k = 0; k < blocks && !st; k++) {
-                    for (size_t q = 0; q < (size_t)H * H; q++) a[q] = data[(size_t)k * H * H + q];
-                    if ((st = loom_eigenvalues(a, H, re, im))) break;
-                    for (int e = 0; e < H; e++) rows[e * 3] = re[e], rows[e * 3 + 1] = im[e], rows[e * 3 + 2] = hypot(re[e], im[e]);
-                    qsort(rows, (size_t)H, 3 * sizeof *rows, by_modulus);
-                    if (c->print) printf(" %s%.3f", k ? "  " : " spectral radius ", rows[2]);
-                    for (int e = 0; e < H && c->m && !st; e++)
-                        st = loom_metrics_row(c->m, "%d,%s,%s,%d,%d,%.9g,%.9g,%.9g", l, dir_name[d], loom_tensor_name(p->g, w), k,
-                                              e + 1, rows[e * 3], rows[e * 3 + 1], rows[e * 3 + 2]);
-                }
-                if (c->print) printf("%s\n", blocks > 1 ? " (one per gate block)" : "");
-                free(a), free(re), free(im), free(rows);
-            }
-        }
-    return st;
-}
-
+/* The eigenvalues, one row per eigenvalue of every recurrent weight block. */
 static loom_status spec_rows(const void *ctx, loom_metrics *m)
 {
     const report *r = ctx;
-    return spectra(&(spectra_ctx){r->p, m, false});
+    loom_status st = LOOM_OK;
+    for (int i = 0; i < r->n_spec && !st; i++) {
+        const loom_spectrum *e = &r->spec[i];
+        const char *name = loom_tensor_name(r->p->g, r->p->rnn->param[e->layer][e->dir][e->param]);
+        for (int k = 0; k < e->n && !st; k++)
+            st = loom_metrics_row(m, "%d,%s,%s,%d,%d,%.9g,%.9g,%.9g", e->layer, dir_name[e->dir], name, e->block, k + 1,
+                                  e->re[k], e->im[k], hypot(e->re[k], e->im[k]));
+    }
+    return st;
 }
 
 /* ‖v‖ over the first or last step's states of the last layer's forward direction. */
@@ -194,6 +153,8 @@ int cmd_inspect(int argc, char **argv)
     float *norm = malloc(n * sizeof *norm);
     double *norm64 = malloc(n * sizeof *norm64), *sigma = malloc(nx * sizeof *sigma), *radius = malloc(nx * sizeof *radius);
     loom_gates gates = {0};
+    loom_spectrum *spec = NULL;
+    int n_spec = 0;
     rc = 1;
     if (!norm || !norm64 || !sigma || !radius) {
         fprintf(stderr, "%s: out of memory\n", cmd);
@@ -201,8 +162,11 @@ int cmd_inspect(int argc, char **argv)
     }
     if ((st = loom_state_grad_norms(p.g, p.loss, g, p.binds, p.n_binds, norm, norm64)) ||
         (st = loom_state_jacobian_norms(p.g, p.rnn, g, p.binds, p.n_binds, (int)a.max_seqs, sigma, radius)) ||
-        (st = loom_gate_means(p.g, g, p.binds, p.n_binds, &gates))) {
-        rc = tool_fail_st(cmd, st, a.load, loom_graph_error(p.g));
+        (st = loom_gate_means(p.g, g, p.binds, p.n_binds, &gates)) ||
+        (st = loom_rnn_spectra(p.g, p.rnn, p.binds, p.n_binds, &spec, &n_spec))) {
+        rc = tool_fail_st(cmd, st, a.load, loom_graph_failed(p.g) ? loom_graph_error(p.g)
+                                           : st == LOOM_ERR_VALUE ? "eigenvalues: the QR iteration did not converge"
+                                                                  : "out of memory");
         goto done;
     }
     static const char *const kinds[] = {"language model", "encoder–decoder", "adding task", "copy task"};
@@ -226,11 +190,14 @@ int cmd_inspect(int argc, char **argv)
         printf("Jacobians J_t = ds_t/ds_t-1 (top layer, forward): ||J_t||_2 from %.3f to %.3f (geometric mean %.3f; their "
                "product %.3e bounds the ratio above); spectral radius, geometric mean %.3f\n",
                lo, hi, exp(logsum / count), exp(logsum), exp(rlog / count));
-    printf("recurrent weights, eigenvalues:\n");
-    if ((st = spectra(&(spectra_ctx){&p, NULL, true}))) {
-        rc = tool_fail_st(cmd, st, "eigenvalues", st == LOOM_ERR_VALUE ? "the QR iteration did not converge" : "out of memory");
-        goto done;
+    printf("recurrent weights, eigenvalues:");
+    for (int i = 0; i < n_spec; i++) { /* per weight, each block's spectral radius */
+        const loom_spectrum *e = &spec[i];
+        if (!e->block) printf("\n  %s: spectral radius", loom_tensor_name(p.g, p.rnn->param[e->layer][e->dir][e->param]));
+        printf(" %.3f", hypot(e->re[0], e->im[0]));
+        if (i + 1 == n_spec || !spec[i + 1].block) printf("%s", e->block ? " (one per gate block)" : "");
     }
+    printf("\n");
     if (gates.n) {
         printf("gates, mean over steps and units (top layer, forward):");
         for (int k = 0; k < gates.n; k++) {
@@ -244,7 +211,7 @@ int cmd_inspect(int argc, char **argv)
         }
         printf("\n");
     }
-    report r = {&p, norm, norm64, sigma, radius, &gates};
+    report r = {&p, norm, norm64, sigma, radius, &gates, spec, n_spec};
     if ((rc = write_csv(a.norms_csv, LOOM_STATE_NORMS_COLUMNS, norms_rows, &r)) ||
         (rc = write_csv(a.jac_csv, "t,layer,direction,sigma_max,spectral_radius", jac_rows, &r)) ||
         (rc = write_csv(a.gates_csv, "t,layer,direction,gate,mean", gate_rows, &r)))
@@ -253,6 +220,7 @@ int cmd_inspect(int argc, char **argv)
 done:
     free(norm), free(norm64), free(sigma), free(radius);
     loom_gates_free(&gates);
+    loom_spectra_free(spec, n_spec);
     loom_probe_close(&p);
     return rc;
 }

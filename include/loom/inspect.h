@@ -100,6 +100,21 @@ loom_status loom_eigenvalues(const double *a, int n, double *re, double *im);
  * sizes — the matrices whose spectra govern how a gradient vanishes. */
 loom_status loom_cell_recurrent_params(const loom_cell_def *cell, int input_size, int hidden_size, bool *rec, int max);
 
+/* The eigenvalues of every recurrent weight of a stack, by block: each
+ * parameter that multiplies a state (loom_cell_recurrent_params) of shape
+ * (k·H, H) is k square blocks (an LSTM's W_hh: i, f, g, o in PyTorch's
+ * order), each block's H eigenvalues sorted by modulus, largest first. The
+ * weights' values are the ones bound in binds. *out is malloc'd (*n
+ * entries); loom_spectra_free. */
+typedef struct {
+    int layer, dir, param, block; /* param: index in the cell's parameters (rnn->param[layer][dir][param]) */
+    int n;                        /* H */
+    double *re, *im;              /* n each */
+} loom_spectrum;
+loom_status loom_rnn_spectra(const loom_graph *g, const loom_rnn *rnn, const loom_binding *binds, int n_binds,
+                             loom_spectrum **out, int *n);
+void loom_spectra_free(loom_spectrum *s, int n);
+
 /* A trained model on one batch, to look inside: a checkpoint's model (a
  * language model, or the adding or copy task) built over one batch, with
  * its weights, the batch, and zero initial states — everything bound, the
