@@ -99,6 +99,8 @@ loom_status loom_state_grad_norms(loom_graph *g, loom_tensor loss, const loom_st
     return st;
 }
 
+static const char *const dir_name[] = {"forward", "reverse"};
+
 loom_status loom_state_norms_rows(loom_metrics *m, const loom_graph *g, const loom_state_grid *grid, const float *norm,
                                   const double *norm64, int64_t step)
 {
@@ -113,7 +115,7 @@ loom_status loom_state_norms_rows(loom_metrics *m, const loom_graph *g, const lo
                 for (int s = 0; !st && s < S; s++) {
                     size_t i = loom_state_at(grid, t, l, d, s);
                     if (norm64) snprintf(n64, sizeof n64, "%.17g", norm64[i]);
-                    st = loom_metrics_row(m, "%s%d,%d,%s,%s,%.9g,%s", first, t + 1, l, d ? "reverse" : "forward", names[s],
+                    st = loom_metrics_row(m, "%s%d,%d,%s,%s,%.9g,%s", first, t + 1, l, dir_name[d], names[s],
                                           (double)norm[i], n64);
                 }
     return st;
@@ -648,5 +650,43 @@ loom_status loom_rnn_spectra(const loom_graph *g, const loom_rnn *rnn, const loo
             }
         }
     if (st) loom_spectra_free(*out, *n), *out = NULL, *n = 0;
+    return st;
+}
+
+loom_status loom_jacobian_rows(loom_metrics *m, const loom_state_grid *grid, const double *sigma, const double *radius)
+{
+    loom_status st = LOOM_OK;
+    for (int t = 0; t < grid->steps; t++)
+        for (int l = 0; l < grid->layers; l++)
+            for (int d = 0; d < grid->dirs && !st; d++) {
+                size_t i = ((size_t)t * grid->layers + l) * grid->dirs + d;
+                if (!isnan(sigma[i])) st = loom_metrics_row(m, "%d,%d,%s,%.9g,%.9g", t + 1, l, dir_name[d], sigma[i], radius[i]);
+            }
+    return st;
+}
+
+loom_status loom_gate_rows(loom_metrics *m, const loom_state_grid *grid, const loom_gates *gates)
+{
+    loom_status st = LOOM_OK;
+    for (int t = 0; t < grid->steps; t++)
+        for (int l = 0; l < grid->layers; l++)
+            for (int d = 0; d < grid->dirs; d++)
+                for (int k = 0; k < gates->n && !st; k++) {
+                    double v = gates->mean[(((size_t)t * grid->layers + l) * grid->dirs + d) * LOOM_MAX_GATES + k];
+                    if (!isnan(v)) st = loom_metrics_row(m, "%d,%d,%s,%s,%.9g", t + 1, l, dir_name[d], gates->name[k], v);
+                }
+    return st;
+}
+
+loom_status loom_spectra_rows(loom_metrics *m, const loom_graph *g, const loom_rnn *rnn, const loom_spectrum *spec, int n)
+{
+    loom_status st = LOOM_OK;
+    for (int i = 0; i < n && !st; i++) {
+        const loom_spectrum *e = &spec[i];
+        const char *name = loom_tensor_name(g, rnn->param[e->layer][e->dir][e->param]);
+        for (int k = 0; k < e->n && !st; k++)
+            st = loom_metrics_row(m, "%d,%s,%s,%d,%d,%.9g,%.9g,%.9g", e->layer, dir_name[e->dir], name, e->block, k + 1,
+                                  e->re[k], e->im[k], hypot(e->re[k], e->im[k]));
+    }
     return st;
 }

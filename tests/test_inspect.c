@@ -221,6 +221,25 @@ Test(inspect, lstm_jacobians_and_gates)
             }
     loom_gates gates;
     cr_assert_eq(loom_gate_means(g, &grid, b, nb, &gates), LOOM_OK, "%s", loom_graph_error(g));
+    /* as CSV: a Jacobian row per (t, l, d) but each direction's first step, a gate row per gate of each */
+    char dir[] = "/tmp/loom-inspect-XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/rows.csv", dir);
+    loom_error err = {0};
+    for (int which = 0; which < 2; which++) {
+        loom_metrics *m = loom_metrics_open(path, which ? LOOM_GATE_COLUMNS : LOOM_JACOBIAN_COLUMNS, -1, &err);
+        cr_assert(m, "%s", err.msg);
+        cr_assert_eq(which ? loom_gate_rows(m, &grid, &gates) : loom_jacobian_rows(m, &grid, sigma, sigma), LOOM_OK);
+        cr_assert_eq(loom_metrics_flush(m, &err), LOOM_OK, "%s", err.msg);
+        loom_metrics_free(m);
+        char *text = slurp(path);
+        int rows = -1;
+        for (char *q = text; *q; q++) rows += *q == '\n';
+        cr_assert_eq(rows, which ? T * 2 * 2 * 3 : (T - 1) * 2 * 2, "%d rows: %.80s", rows, text);
+        cr_assert(strstr(text, which ? "\n5,1,reverse,f,0." : "\n2,0,forward,"), "%.200s", text);
+        free(text);
+    }
+    unlink(path), rmdir(dir);
     cr_assert_eq(gates.n, 3, "i, f, o (g is a tanh): %d", gates.n);
     int f = -1;
     for (int k = 0; k < gates.n; k++) f = !strcmp(gates.name[k], "f") ? k : f;

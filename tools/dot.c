@@ -165,16 +165,17 @@ int dot_parse(int argc, char **argv)
     return parse(&a, argc, argv);
 }
 
-/* The norms of every carried state at --norms-csv: 0, or the exit status with a message. */
-static int save_norms(const dot_model *dm, const dot_args *a, const float *norm, const double *norm64)
+/* The norms of every carried state, as --norms-csv's rows. */
+typedef struct {
+    const dot_model *dm;
+    const float *norm;
+    const double *norm64;
+} norms_ctx;
+
+static loom_status norms_rows(const void *ctx, loom_metrics *m)
 {
-    loom_error err = {0};
-    loom_metrics *m = loom_metrics_open(a->norms_csv, LOOM_STATE_NORMS_COLUMNS, -1, &err);
-    loom_status st = m ? loom_state_norms_rows(m, dm->g, &dm->grid, norm, norm64, -1) : err.status;
-    if (m && !st) st = loom_metrics_flush(m, &err);
-    loom_metrics_free(m);
-    if (st && !err.msg[0]) loom_error_set(&err, st, "out of memory");
-    return st ? tool_fail_st("loom dot", st, "--norms-csv", err.msg) : 0;
+    const norms_ctx *n = ctx;
+    return loom_state_norms_rows(m, n->dm->g, &n->dm->grid, n->norm, n->norm64, -1);
 }
 
 int cmd_dot(int argc, char **argv)
@@ -218,7 +219,9 @@ int cmd_dot(int argc, char **argv)
                     size_t at = loom_state_at(&dm.grid, t, l, d, 0);
                     heat[((size_t)t * L + l) * D + d] = norm[at], heat64[((size_t)t * L + l) * D + d] = norm64[at];
                 }
-        if (a.norms_csv && (rc = save_norms(&dm, &a, norm, norm64))) goto done;
+        if ((rc = tool_write_rows("loom dot", a.norms_csv, LOOM_STATE_NORMS_COLUMNS, norms_rows,
+                                  &(norms_ctx){&dm, norm, norm64})))
+            goto done;
         rc = 1;
     }
     if (!a.out) {

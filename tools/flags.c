@@ -246,3 +246,15 @@ void tool_norms_close(tool_norms *n)
     free(n->norm), free(n->norm64);
     *n = (tool_norms){0};
 }
+
+int tool_write_rows(const char *cmd, const char *path, const char *columns, loom_status (*fill)(const void *, loom_metrics *),
+                    const void *ctx)
+{
+    if (!path) return 0;
+    loom_error err = {0};
+    loom_metrics *m = loom_metrics_open(path, columns, -1, &err);
+    loom_status st = m ? fill(ctx, m) : err.status;
+    if (m && !st) st = loom_metrics_flush(m, &err);
+    loom_metrics_free(m);
+    return st ? tool_fail_st(cmd, st, path, err.msg[0] ? err.msg : "out of memory") : 0;
+}

@@ -47,20 +47,6 @@ const tool_opt inspect_opts[] = {
 #undef I
 const int n_inspect_opts = (int)(sizeof inspect_opts / sizeof *inspect_opts);
 
-static const char *const dir_name[] = {"forward", "reverse"};
-
-/* A CSV of rows added by fill(ctx, m): 0, or the exit status with a message. */
-static int write_csv(const char *path, const char *columns, loom_status (*fill)(const void *, loom_metrics *), const void *ctx)
-{
-    if (!path) return 0;
-    loom_error err = {0};
-    loom_metrics *m = loom_metrics_open(path, columns, -1, &err);
-    loom_status st = m ? fill(ctx, m) : err.status;
-    if (m && !st) st = loom_metrics_flush(m, &err);
-    loom_metrics_free(m);
-    return st ? tool_fail_st("loom inspect", st, path, err.msg[0] ? err.msg : "out of memory") : 0;
-}
-
 typedef struct {
     const loom_probe *p;
     const float *norm;
@@ -70,55 +56,26 @@ typedef struct {
     int n_spec;
 } report;
 
+/* The rows of each file, from the library's writers. */
 static loom_status norms_rows(const void *ctx, loom_metrics *m)
 {
     const report *r = ctx;
     return loom_state_norms_rows(m, r->p->g, &r->p->grid, r->norm, r->norm64, -1);
 }
-
 static loom_status jac_rows(const void *ctx, loom_metrics *m)
 {
     const report *r = ctx;
-    const loom_state_grid *g = &r->p->grid;
-    loom_status st = LOOM_OK;
-    for (int t = 0; t < g->steps; t++)
-        for (int l = 0; l < g->layers; l++)
-            for (int d = 0; d < g->dirs && !st; d++) {
-                size_t i = ((size_t)t * g->layers + l) * g->dirs + d;
-                if (!isnan(r->sigma[i]))
-                    st = loom_metrics_row(m, "%d,%d,%s,%.9g,%.9g", t + 1, l, dir_name[d], r->sigma[i], r->radius[i]);
-            }
-    return st;
+    return loom_jacobian_rows(m, &r->p->grid, r->sigma, r->radius);
 }
-
 static loom_status gate_rows(const void *ctx, loom_metrics *m)
 {
     const report *r = ctx;
-    const loom_state_grid *g = &r->p->grid;
-    loom_status st = LOOM_OK;
-    for (int t = 0; t < g->steps; t++)
-        for (int l = 0; l < g->layers; l++)
-            for (int d = 0; d < g->dirs; d++)
-                for (int k = 0; k < r->gates->n && !st; k++) {
-                    double v = r->gates->mean[(((size_t)t * g->layers + l) * g->dirs + d) * LOOM_MAX_GATES + k];
-                    if (!isnan(v)) st = loom_metrics_row(m, "%d,%d,%s,%s,%.9g", t + 1, l, dir_name[d], r->gates->name[k], v);
-                }
-    return st;
+    return loom_gate_rows(m, &r->p->grid, r->gates);
 }
-
-/* The eigenvalues, one row per eigenvalue of every recurrent weight block. */
 static loom_status spec_rows(const void *ctx, loom_metrics *m)
 {
     const report *r = ctx;
-    loom_status st = LOOM_OK;
-    for (int i = 0; i < r->n_spec && !st; i++) {
-        const loom_spectrum *e = &r->spec[i];
-        const char *name = loom_tensor_name(r->p->g, r->p->rnn->param[e->layer][e->dir][e->param]);
-        for (int k = 0; k < e->n && !st; k++)
-            st = loom_metrics_row(m, "%d,%s,%s,%d,%d,%.9g,%.9g,%.9g", e->layer, dir_name[e->dir], name, e->block, k + 1,
-                                  e->re[k], e->im[k], hypot(e->re[k], e->im[k]));
-    }
-    return st;
+    return loom_spectra_rows(m, r->p->g, r->p->rnn, r->spec, r->n_spec);
 }
 
 /* ‖v‖ over the first or last step's states of the last layer's forward direction. */
@@ -212,11 +169,11 @@ int cmd_inspect(int argc, char **argv)
         printf("\n");
     }
     report r = {&p, norm, norm64, sigma, radius, &gates, spec, n_spec};
-    if ((rc = write_csv(a.norms_csv, LOOM_STATE_NORMS_COLUMNS, norms_rows, &r)) ||
-        (rc = write_csv(a.jac_csv, "t,layer,direction,sigma_max,spectral_radius", jac_rows, &r)) ||
-        (rc = write_csv(a.gates_csv, "t,layer,direction,gate,mean", gate_rows, &r)))
+    if ((rc = tool_write_rows(cmd, a.norms_csv, LOOM_STATE_NORMS_COLUMNS, norms_rows, &r)) ||
+        (rc = tool_write_rows(cmd, a.jac_csv, LOOM_JACOBIAN_COLUMNS, jac_rows, &r)) ||
+        (rc = tool_write_rows(cmd, a.gates_csv, LOOM_GATE_COLUMNS, gate_rows, &r)))
         goto done;
-    rc = write_csv(a.spec_csv, "layer,direction,parameter,block,k,re,im,modulus", spec_rows, &r);
+    rc = tool_write_rows(cmd, a.spec_csv, LOOM_SPECTRUM_COLUMNS, spec_rows, &r);
 done:
     free(norm), free(norm64), free(sigma), free(radius);
     loom_gates_free(&gates);

@@ -168,6 +168,12 @@ int tool_norms_open(tool_norms *n, const char *cmd, const char *path, long every
 int tool_norms_step(tool_norms *n, const char *cmd, int64_t step);
 void tool_norms_close(tool_norms *n);
 
+/* A new CSV at path (nothing when path is NULL), its header `columns`, its
+ * rows added by fill(ctx, m), written atomically: 0, or the exit status
+ * with a message from cmd. */
+int tool_write_rows(const char *cmd, const char *path, const char *columns, loom_status (*fill)(const void *, loom_metrics *),
+                    const void *ctx);
+
 /* "CMD: WHAT: WHY" on stderr; 2. */
 int tool_fail(const char *cmd, const char *what, const char *why);
 /* The same, with the exit status of st (1 for out of memory and i/o, else 2). */

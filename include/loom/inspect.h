@@ -115,6 +115,16 @@ loom_status loom_rnn_spectra(const loom_graph *g, const loom_rnn *rnn, const loo
                              loom_spectrum **out, int *n);
 void loom_spectra_free(loom_spectrum *s, int n);
 
+/* The Jacobian norms, gate means and spectra above as rows of a metrics
+ * file opened with the columns named here (t from 1, layer from 0,
+ * direction forward or reverse; steps without a value are left out). */
+#define LOOM_JACOBIAN_COLUMNS "t,layer,direction,sigma_max,spectral_radius"
+loom_status loom_jacobian_rows(loom_metrics *m, const loom_state_grid *grid, const double *sigma, const double *radius);
+#define LOOM_GATE_COLUMNS "t,layer,direction,gate,mean"
+loom_status loom_gate_rows(loom_metrics *m, const loom_state_grid *grid, const loom_gates *gates);
+#define LOOM_SPECTRUM_COLUMNS "layer,direction,parameter,block,k,re,im,modulus"
+loom_status loom_spectra_rows(loom_metrics *m, const loom_graph *g, const loom_rnn *rnn, const loom_spectrum *spec, int n);
+
 /* A trained model on one batch, to look inside: a checkpoint's model (a
  * language model, or the adding or copy task) built over one batch, with
  * its weights, the batch, and zero initial states — everything bound, the
