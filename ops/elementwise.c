@@ -197,19 +197,19 @@ static bool binary_batches(const loom_graph *g, loom_tensor t)
 }
 
 const loom_op_desc loom_desc_add = {
-    .name = "add", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "add", .symbol = "+", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = add_forward, .span = add_forward_fuse, .grad = add_grad, .batches = binary_batches,
     .map64 = add_64};
 const loom_op_desc loom_desc_sub = {
-    .name = "sub", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "sub", .symbol = "−", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = sub_forward, .span = sub_forward_fuse, .grad = sub_grad, .batches = binary_batches,
     .map64 = sub_64};
 const loom_op_desc loom_desc_mul = {
-    .name = "mul", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "mul", .symbol = "⊙", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = mul_forward, .span = mul_forward_fuse, .grad = mul_grad, .batches = binary_batches,
     .map64 = mul_64};
 const loom_op_desc loom_desc_div = {
-    .name = "div", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "div", .symbol = "÷", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_broadcast, .forward = div_forward, .span = div_forward_fuse, .grad = div_grad, .batches = binary_batches,
     .map64 = div_64};
 
@@ -270,7 +270,7 @@ static void add_n_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool 
 }
 
 const loom_op_desc loom_desc_add_n = {
-    .name = "add_n", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_SUM,
+    .name = "add_n", .symbol = "+", .min_in = 1, .max_in = 1 << 20, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_SUM,
     .shape = shape_add_n, .forward = add_n_forward, .grad = add_n_grad,
     .f64 = add_n_64};
 
@@ -454,7 +454,7 @@ static void zero_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const bool *
 }
 
 const loom_op_desc loom_desc_affine = {
-    .name = "affine", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "affine", .symbol = "a·x+b", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = affine_forward, .span = affine_forward_fuse, .grad = affine_grad,
     .map64 = affine_64};
 const loom_op_desc loom_desc_tanh = {
@@ -462,11 +462,11 @@ const loom_op_desc loom_desc_tanh = {
     .shape = shape_unary, .forward = tanh_forward, .span = tanh_forward_fuse, .grad = tanh_grad,
     .map64 = tanh_64};
 const loom_op_desc loom_desc_sigmoid = {
-    .name = "sigmoid", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "sigmoid", .symbol = "σ", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = sigmoid_forward, .span = sigmoid_forward_fuse, .grad = sigmoid_grad,
     .map64 = sigmoid_64};
 const loom_op_desc loom_desc_relu = {
-    .name = "relu", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "relu", .symbol = "ReLU", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = relu_forward, .span = relu_forward_fuse, .grad = relu_grad,
     .map64 = relu_64};
 const loom_op_desc loom_desc_exp = {
@@ -482,11 +482,11 @@ const loom_op_desc loom_desc_step = {
     .shape = shape_unary, .forward = step_forward, .span = step_forward_fuse, .grad = zero_grad,
     .map64 = step_64};
 const loom_op_desc loom_desc_sqrt = {
-    .name = "sqrt", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "sqrt", .symbol = "√", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = sqrt_forward, .span = sqrt_forward_fuse, .grad = sqrt_grad,
     .map64 = sqrt_64};
 const loom_op_desc loom_desc_rsqrt = {
-    .name = "rsqrt", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
+    .name = "rsqrt", .symbol = "1/√", .min_in = 1, .max_in = 1, .flags = OPF_PURE | OPF_SPLITS | OPF_ELEMENTWISE | OPF_INPLACE,
     .shape = shape_unary, .forward = rsqrt_forward, .span = rsqrt_forward_fuse, .grad = rsqrt_grad,
     .map64 = rsqrt_64};
 const loom_op_desc loom_desc_pow = {

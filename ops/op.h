@@ -147,6 +147,7 @@ typedef double (*loom_map64_fn)(double x, double y, const float *attr);
 
 typedef struct {
     const char *name;
+    const char *symbol; /* the op in a formula, for slides (σ, ⊙, +); NULL: its name */
     int min_in, max_in;
     unsigned flags;
     loom_shape_fn shape;

@@ -113,7 +113,7 @@ static loom_status sum_64(const loom_args64 *a)
 }
 
 const loom_op_desc loom_desc_sum = {
-    .name = "sum", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
+    .name = "sum", .symbol = "Σ", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_sum, .forward = sum_forward, .grad = sum_grad,
     .f64 = sum_64};
 
@@ -292,7 +292,7 @@ static loom_status broadcast_to_64(const loom_args64 *a)
 }
 
 const loom_op_desc loom_desc_sum_to = {
-    .name = "sum_to", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_ACCUM,
+    .name = "sum_to", .symbol = "Σ", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE | OPF_ACCUM,
     .shape = shape_sum_to, .forward = sum_to_forward, .grad = sum_to_grad, .stacks = sum_to_stacks,
     .f64 = sum_to_64};
 const loom_op_desc loom_desc_broadcast_to = {
@@ -386,7 +386,7 @@ const loom_op_desc loom_desc_softmax = {
     .shape = shape_rows, .forward = softmax_forward, .grad = softmax_grad,
     .f64 = softmax_64};
 const loom_op_desc loom_desc_log_softmax = {
-    .name = "log_softmax", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
+    .name = "log_softmax", .symbol = "log softmax", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_rows, .forward = log_softmax_forward, .grad = log_softmax_grad,
     .f64 = log_softmax_64};
 
@@ -555,13 +555,13 @@ static loom_status xent_grad_64(const loom_args64 *a)
 }
 
 const loom_op_desc loom_desc_xent = {
-    .name = "cross_entropy", .min_in = 2, .max_in = 3, .flags = OPF_SPLITS | OPF_PURE,
+    .name = "cross_entropy", .symbol = "CE", .min_in = 2, .max_in = 3, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_xent, .forward = xent_forward, .grad = xent_grad,
     .f64 = xent_64};
 /* Not differentiable itself: a second derivative of cross-entropy is refused
  * with a clear error rather than silently wrong. */
 const loom_op_desc loom_desc_xent_grad = {
-    .name = "cross_entropy_grad", .min_in = 3, .max_in = 4, .flags = OPF_SPLITS | OPF_PURE,
+    .name = "cross_entropy_grad", .symbol = "∂CE", .min_in = 3, .max_in = 4, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_xent_grad, .forward = xent_grad_forward,
     .f64 = xent_grad_64};
 
@@ -677,12 +677,12 @@ static loom_status layer_norm_64(const loom_args64 *a) { return layer_norm_rows6
 static loom_status layer_norm_grad_64(const loom_args64 *a) { return layer_norm_rows64(a, true); }
 
 const loom_op_desc loom_desc_layer_norm = {
-    .name = "layer_norm", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
+    .name = "layer_norm", .symbol = "LN", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_rows, .forward = layer_norm_forward, .grad = layer_norm_grad, .cost = layer_norm_cost,
     .f64 = layer_norm_64};
 /* Not differentiable itself (a second derivative is refused by name). */
 const loom_op_desc loom_desc_layer_norm_grad = {
-    .name = "layer_norm_grad", .min_in = 2, .max_in = 2, .flags = OPF_SPLITS | OPF_PURE,
+    .name = "layer_norm_grad", .symbol = "∂LN", .min_in = 2, .max_in = 2, .flags = OPF_SPLITS | OPF_PURE,
     .shape = shape_layer_norm_grad, .forward = layer_norm_grad_forward, .cost = layer_norm_grad_cost,
     .f64 = layer_norm_grad_64};
 

@@ -285,7 +285,7 @@ static void scale_grad_grad(loom_graph *g, loom_tensor y, loom_tensor gy, const 
 }
 
 const loom_op_desc loom_desc_scale_grad = {
-    .name = "scale_grad", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ALIAS | OPF_LAYOUT,
+    .name = "scale_grad", .symbol = "×∂", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_ALIAS | OPF_LAYOUT,
     .shape = shape_scale_grad, .grad = scale_grad_grad,
     .f64 = loom_copy64};
 

@@ -909,18 +909,18 @@ Test(render, readme_pictures_route_edges_around_nodes, .timeout = 600)
  * edge crosses a node. */
 Test(render, command_pictures_do_not_overlap)
 {
-    const char *const cases[][12] = {
+    const char *const cases[][14] = {
         {"--cell", "lstm", "--layers", "2", "--bidirectional", "--view", "cell", "--backward", "--grad-norms", "--truncate", "2"},
         {"--cell", "mgu", "--seq-len", "5", "--view", "cell", "--backward"},
         {"--cell", "gru", "--seq-len", "3", "--backward"},
-        {"--cell", "lstm", "--seq-len", "100", "--view", "cell", "--grad-norms", "--truncate", "7"},
+        {"--cell", "lstm", "--seq-len", "100", "--view", "cell", "--grad-norms", "--truncate", "7", "--steps-shown", "4"},
         {"--cell", "rnn_tanh", "--seq-len", "40"},
     };
     register_cells();
     for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
         char *argv[16];
         int argc = 0;
-        for (; argc < 12 && cases[k][argc]; argc++) argv[argc] = (char *)cases[k][argc];
+        for (; argc < 14 && cases[k][argc]; argc++) argv[argc] = (char *)cases[k][argc];
         argv[argc++] = "-o", argv[argc++] = (char *)tp("a.dot");
         cr_assert_eq(cmd_dot(argc, argv), 0);
         FILE *f = fopen(tp("a.dot"), "r");
@@ -953,4 +953,112 @@ Test(dot, untagged_graph)
         free(text);
     }
     loom_graph_free(g);
+}
+
+/* ---- slides ---- */
+
+/* The smallest text of an SVG, in pixels, when the picture is fit into a
+ * 1920 × 1080 frame: each <text>'s font-size times the drawing's scale
+ * (the first group's transform) times the frame's pixels per point. */
+static void min_text(xmlNodePtr n, double *least, int *count)
+{
+    for (; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) continue;
+        if (!xmlStrcmp(n->name, (const xmlChar *)"text")) {
+            xmlChar *fs = xmlGetProp(n, (const xmlChar *)"font-size");
+            if (fs) *least = fmin(*least, atof((const char *)fs)), ++*count;
+            xmlFree(fs);
+        }
+        min_text(n->children, least, count);
+    }
+}
+
+static double slide_min_px(const char *svg, int *texts)
+{
+    xmlDocPtr doc = xmlReadFile(svg, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    cr_assert(doc, "%s parses as XML", svg);
+    xmlNodePtr root = xmlDocGetRootElement(doc), g = root->children;
+    while (g && (g->type != XML_ELEMENT_NODE || xmlStrcmp(g->name, (const xmlChar *)"g"))) g = g->next;
+    cr_assert(g, "the drawing's group");
+    xmlChar *w = xmlGetProp(root, (const xmlChar *)"width"), *h = xmlGetProp(root, (const xmlChar *)"height"),
+            *tr = xmlGetProp(g, (const xmlChar *)"transform");
+    double scale = 0, least = INFINITY;
+    cr_assert(tr && sscanf((const char *)tr, "scale(%lf", &scale) == 1, "the drawing's scale");
+    double px = fmin(1920 / atof((const char *)w), 1080 / atof((const char *)h)) * scale;
+    *texts = 0;
+    min_text(g, &least, texts);
+    xmlFree(w), xmlFree(h), xmlFree(tr);
+    xmlFreeDoc(doc);
+    return least * px;
+}
+
+/* --style slide: fills a 16:9 slide, and every label — node, edge, frame,
+ * title — is readable on it: at least 13 px in a 1920 × 1080 frame for
+ * 20 steps of any cell (forward or with gradients), at least 20 px for a
+ * lecture's few steps; the picture is scaled to 13.33 × 7.5 in. */
+Test(render, slide_labels_are_readable_at_1920)
+{
+    static const struct {
+        const char *args[12];
+        double floor;
+    } cases[] = {
+        {{"--cell", "rnn_tanh", "--view", "cell", "--seq-len", "20"}, 13},
+        {{"--cell", "lstm", "--view", "cell", "--seq-len", "20"}, 13},
+        {{"--cell", "gru", "--layers", "2", "--view", "cell", "--seq-len", "20"}, 13},
+        {{"--cell", "rnn_tanh", "--view", "cell", "--seq-len", "20", "--backward"}, 13},
+        {{"--cell", "lstm", "--view", "cell", "--seq-len", "20", "--backward"}, 13},
+        {{"--cell", "mgu", "--view", "cell", "--seq-len", "20", "--backward"}, 13},
+        {{"--cell", "rnn_tanh", "--view", "cell", "--seq-len", "4", "--backward"}, 20},
+        {{"--cell", "lstm", "--bidirectional", "--view", "cell", "--seq-len", "4", "--backward"}, 20},
+        {{"--cell", "rnn_tanh", "--view", "cell", "--seq-len", "100", "--grad-norms"}, 20},
+        {{"--cell", "rnn_tanh", "--seq-len", "2"}, 13},
+    };
+    register_cells();
+    for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char *argv[20];
+        int argc = 0;
+        for (; argc < 12 && cases[k].args[argc]; argc++) argv[argc] = (char *)cases[k].args[argc];
+        argv[argc++] = "--style", argv[argc++] = "slide", argv[argc++] = "-o", argv[argc++] = (char *)tp("s.svg");
+        cr_assert_eq(cmd_dot(argc, argv), 0, "case %u", k);
+        int texts;
+        double px = slide_min_px(tp("s.svg"), &texts);
+        cr_assert_gt(texts, 10, "case %u: the labels are text", k);
+        cr_assert_geq(px, cases[k].floor, "case %u (%s %s, T = %s): the smallest label is %.1f px at 1920 x 1080", k,
+                      cases[k].args[1], cases[k].args[3], cases[k].args[5], px);
+        xmlDocPtr doc = xmlReadFile(tp("s.svg"), NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        xmlChar *w = xmlGetProp(xmlDocGetRootElement(doc), (const xmlChar *)"width"),
+                *h = xmlGetProp(xmlDocGetRootElement(doc), (const xmlChar *)"height");
+        double W = atof((const char *)w), H = atof((const char *)h);
+        cr_assert(fabs(W - 960) < 1 || fabs(H - 540) < 1, "case %u: fills a 13.33 x 7.5 in slide (%g x %g pt)", k, W, H);
+        xmlFree(w), xmlFree(h);
+        xmlFreeDoc(doc);
+    }
+}
+
+/* A slide's labels are the lecture's notation: h_t, x_t, o_t, L_t, y_t with
+ * subscript steps from 1, W_hh, ∂L/∂h_t as a fraction, gates by name, ops
+ * as symbols; no shapes, no plumbing (reshape, slice) and no legend. */
+Test(render, slide_labels_are_mathematical)
+{
+    register_cells();
+    char *argv[] = {"--cell", "lstm", "--seq-len", "3", "--backward", "--style", "slide", "-o", (char *)tp("m.dot")};
+    cr_assert_eq(cmd_dot(9, argv), 0);
+    char *op = slurp(tp("m.dot"));
+    char *cell_argv[] = {"--cell", "lstm", "--layers", "2", "--seq-len", "3", "--view", "cell", "--backward",
+                         "--style", "slide", "-o", (char *)tp("c.dot")};
+    cr_assert_eq(cmd_dot(13, cell_argv), 0);
+    char *cell = slurp(tp("c.dot"));
+    /* the op view: gates by name with their step, ops as symbols, the state's gradient as a fraction */
+    const char *const in_op[] = {"label=<f₂>", "label=<i₃>", "label=<g₁>", "label=<c₂>", "label=<h₃>", "label=<tanh>",
+                                 "label=<⊙>", "label=<x₁>", "label=<y₂>", "label=<L₃>", "label=<Wᵢₕ>", "∂L</TD>",
+                                 ">∂h₂</TD>", "size=\"13.333,7.5!\""};
+    for (unsigned k = 0; k < sizeof in_op / sizeof *in_op; k++) cr_assert(strstr(op, in_op[k]), "op view: %s", in_op[k]);
+    const char *const not_op[] = {"reshape", "slice", "(2,4)", "lg_", "legend"};
+    for (unsigned k = 0; k < sizeof not_op / sizeof *not_op; k++) cr_assert(!strstr(op, not_op[k]), "op view: no %s", not_op[k]);
+    /* the cell view: states with subscript step and superscript layer, c below h; the weights' layer */
+    const char *const in_cell[] = {"label=<h₁⁽¹⁾<BR/>c₁⁽¹⁾>", "label=<h₃⁽²⁾<BR/>c₃⁽²⁾>", ">∂h₂⁽²⁾<BR/>∂c₂⁽²⁾</TD>",
+                                   "label=<Wₕₕ⁽²⁾>", ">∂bᵢₕ⁽¹⁾</TD>", "label=<o₃>"};
+    for (unsigned k = 0; k < sizeof in_cell / sizeof *in_cell; k++) cr_assert(strstr(cell, in_cell[k]), "cell view: %s", in_cell[k]);
+    cr_assert(!strstr(cell, "layer 0") && !strstr(cell, "t=1"), "no diagram labels");
+    free(op), free(cell);
 }

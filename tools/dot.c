@@ -43,8 +43,13 @@ const tool_opt dot_opts[] = {
     {"--edges", OPT_CHOICE, D(edges), .choices = (const char *const[]){"auto", "curved", "ortho", "straight", NULL},
      .arg = "auto|curved|ortho|straight",
      .help = "edges routed around the nodes as curves (small pictures: slow past a\n"
-             "few hundred nodes) or at right angles, or straight (instant; an edge may\n"
-             "pass behind a node); auto (default) picks by the picture's size"},
+             "few hundred nodes) or at right angles (Graphviz's router may crash on\n"
+             "some pictures), or straight (instant; an edge may pass behind a node);\n"
+             "auto (default): curves, straight lines for large pictures"},
+    {"--style", OPT_CHOICE, D(style), .choices = (const char *const[]){"diagram", "slide", NULL}, .arg = "diagram|slide",
+     .help = "diagram (default): every node's name or op and shape, a legend; slide:\n"
+             "for a lecture — h₃, c₃, W_hh, ∂L/∂h₃, gates by name, ops as σ, ⊙, +,\n"
+             "no shapes, plumbing hidden, large type, scaled to a 16:9 slide"},
     {"--load", OPT_PATH, D(load), .arg = "CKPT",
      .help = "draw a trained model instead (a checkpoint of loom train: a language\n"
              "model, or --task adding or copy) on one batch: a language model's\n"
@@ -142,6 +147,7 @@ static void default_shown(dot_args *a)
          * is wider than anyone reads: long sequences show their first and
          * last steps unless asked otherwise. */
         long limit = a->view ? 64 : 12, k = a->view ? 12 : 4;
+        if (a->style == LOOM_DOT_STYLE_SLIDE) limit = a->view ? 20 : 4, k = a->view ? 4 : 2; /* readable on a slide */
         a->shown = a->m.steps > limit ? k : 0;
         if (a->shown)
             fprintf(stderr, "loom dot: drawing the first and last %ld of %ld steps (--steps-shown 0 draws all)\n",
@@ -257,6 +263,7 @@ int cmd_dot(int argc, char **argv)
                          .heat_lo = a.heat_lo, .heat_hi = a.heat_hi,
                          .title = a.title ? a.title : title,
                          .edges = (loom_dot_edges)a.edges,
+                         .style = (loom_dot_style)a.style,
                          .roots = roots, .n_roots = n_roots};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
 done:

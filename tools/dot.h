@@ -14,6 +14,7 @@ typedef struct {
     int view, loss;  /* op or cell; DOT_LOSS_* */
     int batch_from;  /* --load: loom_batch_from */
     int edges;       /* loom_dot_edges */
+    int style;       /* loom_dot_style */
     const char *out, *fmt, *title, *load, *data, *heat, *norms_csv;
     int seq2seq; /* −1: a recurrent stack; else the encoder–decoder's loom_attention */
 } dot_args;

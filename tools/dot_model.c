@@ -39,6 +39,8 @@ void dot_build(dot_model *dm, const dot_args *a)
         snprintf(nm, sizeof nm, "o[%d]", t);
         loom_tensor_set_name(g, ot, nm);
         loom_tensor yt = loom_reshape(g, loom_slice(g, dm->y, 0, t, 1), loom_shape1(B));
+        snprintf(nm, sizeof nm, "y[%d]", t);
+        loom_tensor_set_name(g, yt, nm);
         loom_tensor lt = loom_cross_entropy(g, ot, yt, LOOM_NO_MASK);
         snprintf(nm, sizeof nm, "L[%d]", t);
         loom_tensor_set_name(g, lt, nm);

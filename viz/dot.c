@@ -88,7 +88,9 @@ typedef struct {
      * points, one per step, in the order BPTT visits the steps */
     uint8_t *acc;         /* per (step, layer, direction): the step's gradient cell feeds the chain */
     uint8_t *bus;         /* per (step, layer, direction): the step's cell is fed by its layer's weight bus */
-    int32_t *bus_from;    /* (layer, direction, parameter) feeding each bus, 3 ints each */
+    int32_t *bus_from;    /* (bus row, parameter, 0) feeding each bus, 3 ints each */
+    int bus_rows;         /* rows of buses: one per (layer, direction), then a slide's step rows (bus_key) */
+    int bus_key[32], n_bus_key; /* step rows with a bus: grid_key · 16 + its stacked row */
     int n_bus_from, cap_bus_from;
     int32_t *sum_terms;   /* (Σ node, step) pairs: a step's term of a sum over the steps (the loss) */
     int n_sum_terms, cap_sum_terms;
@@ -100,6 +102,13 @@ typedef struct {
     double ext[4];        /* the extent of every node and frame (inches: xmin, xmax, ymin, ymax) */
     double half_w;        /* half the width of the node being emitted (inches; set before its pos_attr) */
     long n_nodes, n_edges; /* emitted: the edge router is chosen by them (splines_for) */
+    /* the style: the nodes' font (pt), a vertical unit (rows, gaps), the
+     * widths of a cell box, a gradient cell box and a named node in a step (inches) */
+    bool slide;
+    double fs, u, cell_w, bwd_w, slot_w;
+    unsigned *states;     /* per (layer, direction): the carried states its cells have, a bit each */
+    uint8_t *sub;         /* cell view: a step's named node's row above its row key's base */
+    int cell_layers;      /* layers of cells (the recurrent layers; an output layer's nodes are tagged above them) */
 } dot_ctx;
 
 static const loom_node *N(const dot_ctx *c, int32_t i) { return loom_graph_node(c->g, loom_at(i)); }
@@ -219,19 +228,27 @@ static void esc(FILE *f, const char *s)
     }
 }
 
+static bool in_cell(const loom_node *n);
+
 /* A carried state's name, as the cell names it: the stem of its nodes'
  * names (an equation cell's left-hand side, or h, c, s2 from the
  * unroller). */
-static void find_state_names(dot_ctx *c)
+static bool find_state_names(dot_ctx *c)
 {
+    c->states = calloc((size_t)c->L * c->D + 1, sizeof *c->states);
+    if (!c->states) return false;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *u = N(c, i);
         const char *nm = loom_tensor_name(c->g, loom_at(i));
         int s = u->tags.state;
+        if (in_cell(u) && u->tags.layer + 1 > c->cell_layers) c->cell_layers = u->tags.layer + 1;
+        if (s >= 1 && s <= LOOM_CELL_MAX_STATES && in_cell(u) && !is_bwd(u) && u->tags.layer < c->L && u->tags.dir < c->D)
+            c->states[u->tags.layer * c->D + u->tags.dir] |= 1u << s;
         if (s < 1 || s > LOOM_CELL_MAX_STATES || c->state_name[s][0] || !nm) continue;
         size_t len = strcspn(nm, "[");
         if (len && len < sizeof c->state_name[s] && nm[len] == '[') snprintf(c->state_name[s], sizeof c->state_name[s], "%.*s", (int)len, nm);
     }
+    return true;
 }
 
 static const char *state_letter(const dot_ctx *c, int state)
@@ -305,6 +322,133 @@ static void heat_text(const dot_ctx *c, int t, int l, int d, char *buf, size_t n
     else snprintf(buf, n, "‖∂L/∂h‖ %.2e%s", h, heat_underflows(c, t, l, d) ? " (0 in float32)" : "");
 }
 
+/* ---- slide labels: mathematical notation as Graphviz HTML-like labels ----
+ *
+ * A label is built with its width: every visible character counts 0.6 em
+ * (Helvetica's average), a Unicode subscript or superscript 0.45; the
+ * widest line decides. Names: x[3] of step 3 is x₄ (steps count from 1);
+ * weight_hh_l1 is W_hh⁽²⁾ (layers from 1, shown when there are several),
+ * its _reverse direction ←W_hh; module.weight is W with the module's name
+ * below; U_f is U with f below. A gradient is the fraction ∂L over ∂x. */
+
+typedef struct {
+    char *s;
+    size_t size, at;
+    double line, w; /* ems: the current line, the widest */
+} lab;
+
+static void lab_raw(lab *b, const char *t)
+{
+    int k = snprintf(b->s + b->at, b->size - b->at, "%s", t);
+    b->at = k < 0 || (size_t)k >= b->size - b->at ? b->size - 1 : b->at + (size_t)k;
+}
+
+/* Visible text, escaped for HTML; `em`: the width of one character. */
+static void lab_text(lab *b, const char *t, double em)
+{
+    for (const char *p = t; *p; p++) {
+        char one[8] = {*p, 0};
+        lab_raw(b, *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : *p == '"' ? "&quot;" : one);
+        if (((unsigned char)*p & 0xC0) != 0x80) b->line += em;
+    }
+    b->w = fmax(b->w, b->line);
+}
+
+static void lab_line(lab *b) { b->line = 0; }
+
+/* s below the line: Unicode subscripts where every character has one
+ * (digits; a e h i j k l m n o p r s t u v x), else <SUB>. */
+static void lab_sub(lab *b, const char *s)
+{
+    static const char letters[] = "aehijklmnoprstuvx";
+    static const char *const lsub[] = {"ₐ", "ₑ", "ₕ", "ᵢ", "ⱼ", "ₖ", "ₗ", "ₘ", "ₙ", "ₒ", "ₚ", "ᵣ", "ₛ", "ₜ", "ᵤ", "ᵥ", "ₓ"};
+    static const char *const dsub[] = {"₀", "₁", "₂", "₃", "₄", "₅", "₆", "₇", "₈", "₉"};
+    bool unicode = *s != 0;
+    for (const char *p = s; *p; p++) unicode = unicode && ((*p >= '0' && *p <= '9') || (*p && strchr(letters, *p)));
+    if (!unicode) {
+        lab_raw(b, "<SUB>");
+        lab_text(b, s, 0.5);
+        lab_raw(b, "</SUB>");
+        return;
+    }
+    for (const char *p = s; *p; p++) {
+        lab_raw(b, *p <= '9' ? dsub[*p - '0'] : lsub[strchr(letters, *p) - letters]);
+        b->line += 0.45;
+    }
+    b->w = fmax(b->w, b->line);
+}
+
+static void lab_sub_int(lab *b, int k)
+{
+    char d[16];
+    snprintf(d, sizeof d, "%d", k);
+    lab_sub(b, d);
+}
+
+/* ⁽ˡ⁾: the layer (from 1), when the model has several. */
+static void lab_layer(const dot_ctx *c, lab *b, int layer)
+{
+    static const char *const dsup[] = {"⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"};
+    if (c->cell_layers < 2 || layer < 0) return;
+    char d[16];
+    snprintf(d, sizeof d, "%d", layer + 1);
+    lab_raw(b, "⁽");
+    for (const char *p = d; *p; p++) lab_raw(b, dsup[*p - '0']);
+    lab_raw(b, "⁾");
+    b->line += 0.45 * (double)(strlen(d) + 2);
+    b->w = fmax(b->w, b->line);
+}
+
+/* A node's name in mathematical notation (see above). */
+static void lab_name(const dot_ctx *c, lab *b, const char *name, int step, int layer, int dir)
+{
+    const char *dot = strrchr(name, '.'), *base = dot ? dot + 1 : name;
+    size_t len = strcspn(name, "[");
+    char *end = NULL;
+    long k = name[len] == '[' ? strtol(name + len + 1, &end, 10) : -1;
+    if (c->D > 1 && dir == 1) lab_text(b, "←", 0.6);
+    if (step >= 0 && k == step && end && *end == ']' && !end[1]) { /* x[3] of step 3: x₄ */
+        char stem[96];
+        snprintf(stem, sizeof stem, "%.*s", (int)(len < 95 ? len : 95), name);
+        lab_text(b, stem, 0.6);
+        lab_sub_int(b, step + 1);
+        lab_layer(c, b, layer);
+        return;
+    }
+    char kind[8], sub[32], rest[32];
+    int l = -1, n = 0;
+    if (sscanf(base, "%7[a-z]_%31[a-z]_l%d%n", kind, sub, &l, &n) == 3 && (!strcmp(kind, "weight") || !strcmp(kind, "bias")) &&
+        (!base[n] || !strcmp(base + n, "_reverse"))) { /* weight_hh_l0 (PyTorch's names): W_hh */
+        if (c->D > 1 && base[n] && dir != 1) lab_text(b, "←", 0.6);
+        lab_text(b, kind[0] == 'w' ? "W" : "b", 0.6);
+        lab_sub(b, sub);
+        lab_layer(c, b, l);
+    } else if (dot && (!strcmp(base, "weight") || !strcmp(base, "bias"))) { /* output.weight: W below output */
+        const char *m = name;
+        for (const char *p = name; p < dot; p++)
+            if (*p == '.') m = p + 1;
+        snprintf(rest, sizeof rest, "%.*s", (int)(dot - m), m);
+        lab_text(b, base[0] == 'w' ? "W" : "b", 0.6);
+        lab_sub(b, rest);
+    } else if (sscanf(base, "%7[A-Za-z]_%31[A-Za-z0-9]%n", kind, rest, &n) == 2 && !base[n]) { /* U_f */
+        lab_text(b, kind, 0.6);
+        lab_sub(b, rest);
+    } else {
+        lab_text(b, name, 0.6);
+    }
+}
+
+/* The fraction ∂L over ∂(what is written by `below`). */
+static void lab_frac_open(lab *b)
+{
+    lab_raw(b, "<TABLE BORDER=\"0\" CELLBORDER=\"0\" CELLSPACING=\"0\" CELLPADDING=\"0\"><TR><TD SIDES=\"B\" BORDER=\"1\">");
+    lab_text(b, "∂L", 0.6);
+    lab_raw(b, "</TD></TR><TR><TD>");
+    lab_line(b);
+    lab_text(b, "∂", 0.6);
+}
+static void lab_frac_close(lab *b) { lab_raw(b, "</TD></TR></TABLE>"); }
+
 static void tag_attrs(FILE *f, const loom_node *n)
 {
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s", n->tags.step, n->tags.layer, n->tags.dir,
@@ -312,8 +456,6 @@ static void tag_attrs(FILE *f, const loom_node *n)
 }
 
 /* ---- the grid ---- */
-
-static bool in_cell(const loom_node *n);
 
 #define ROW_H 0.9   /* inches between rows */
 #define BWD_DX 0.55 /* gradient cells sit a little right, clear of the loss */
@@ -333,10 +475,10 @@ static void pos_attr(dot_ctx *c, double x, double y)
     fprintf(c->f, ", pos=\"%.1f,%.1f!\"", x * 72, y * 72);
     c->n_nodes++;
     /* a node reaches past its centre by half its width (half_w, else a cell box's) and height */
-    double hw = c->half_w > 0 ? c->half_w : 0.55;
+    double hw = c->half_w > 0 ? c->half_w : c->cell_w / 2;
     c->half_w = 0;
     c->ext[0] = fmin(c->ext[0], x - hw - 0.1), c->ext[1] = fmax(c->ext[1], x + hw + 0.1);
-    c->ext[2] = fmin(c->ext[2], y - 0.4), c->ext[3] = fmax(c->ext[3], y + 0.4);
+    c->ext[2] = fmin(c->ext[2], y - 0.4 * c->u), c->ext[3] = fmax(c->ext[3], y + 0.4 * c->u);
     if (c->bb_on) {
         c->bb[0] = fmin(c->bb[0], x - hw), c->bb[1] = fmax(c->bb[1], x + hw);
         c->bb[2] = fmin(c->bb[2], y), c->bb[3] = fmax(c->bb[3], y);
@@ -397,7 +539,7 @@ static void frame_end(dot_ctx *c, const char *id, const char *label, const char 
 {
     c->bb_on = false;
     if (c->bb[0] > c->bb[1]) return;
-    double mx = 0.2, my = 0.35, top = 0.25 + fontsize / 40.0; /* bb[0..1]: the nodes' edges, bb[2..3]: their centres */
+    double mx = 0.2, my = 0.35 * c->u, top = 0.25 + fontsize / 40.0; /* bb[0..1]: the nodes' edges, bb[2..3]: their centres */
     double x0 = (c->bb[0] - mx) * 72, x1 = (c->bb[1] + mx) * 72, y0 = (c->bb[2] - my) * 72, y1 = (c->bb[3] + my + top) * 72;
     const char *lc = strcmp(color, C_CUT) ? "black" : C_CUT;
     bg_add(c, "c %zu -%s S %zu -%s ", strlen(color), color, strlen(strstr(style, "dashed") ? "dashed" : "solid"),
@@ -439,8 +581,18 @@ static bool drawn(const dot_ctx *c, int32_t i) { return c->vis[i] == DRAW && !(c
  * stack in node order. Steps are identical, so every step is drawn alike. */
 #define OP_DX 1.0
 #define OP_DY 0.5
-static void op_label(const dot_ctx *c, int32_t i, char *buf, size_t size);
-static double label_width(const char *label);
+static double node_label(const dot_ctx *c, int32_t i, char *buf, size_t size);
+
+/* The drawn nodes v reads at input j: the input, or the drawn nodes behind
+ * it when it is hidden plumbing (at most `max`). */
+static int drawn_inputs(const dot_ctx *c, int32_t v, int j, int32_t *out, int max)
+{
+    int32_t u = input_of(c, v, j);
+    if (!(c->clear && c->clear[u])) return out[0] = u, 1;
+    int k = 0;
+    for (; k < c->through[u].n && k < max; k++) out[k] = c->through[u].v[k];
+    return k;
+}
 
 static bool plan_op_steps(dot_ctx *c, double *colw)
 {
@@ -451,11 +603,14 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
         const loom_node *nv = N(c, v);
         if (!drawn(c, v) || nv->tags.step < 0 || is_bwd(nv)) continue;
         for (int j = 0; j < nv->n_in; j++) {
-            int32_t u = input_of(c, v, j);
-            const loom_node *nu = N(c, u);
-            if (drawn(c, u) && nu->tags.step == nv->tags.step && !is_bwd(nu) && !is_recurrent(nu, nv) &&
-                depth[u] + 1 > depth[v])
-                depth[v] = depth[u] + 1;
+            int32_t us[16];
+            for (int k = 0, nu_n = drawn_inputs(c, v, j, us, 16); k < nu_n; k++) {
+                int32_t u = us[k];
+                const loom_node *nu = N(c, u);
+                if (drawn(c, u) && nu->tags.step == nv->tags.step && !is_bwd(nu) && !is_recurrent(nu, nv) &&
+                    depth[u] + 1 > depth[v])
+                    depth[v] = depth[u] + 1;
+            }
         }
         maxd = depth[v] > maxd ? depth[v] : maxd;
     }
@@ -464,10 +619,13 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
         if (!drawn(c, v) || nv->tags.step < 0 || !is_bwd(nv)) continue;
         maxd = depth[v] > maxd ? depth[v] : maxd;
         for (int j = 0; j < nv->n_in; j++) {
-            int32_t u = input_of(c, v, j);
-            const loom_node *nu = N(c, u);
-            if (drawn(c, u) && nu->tags.step == nv->tags.step && is_bwd(nu) && depth[v] + 1 > depth[u])
-                depth[u] = depth[v] + 1;
+            int32_t us[16];
+            for (int k = 0, nu_n = drawn_inputs(c, v, j, us, 16); k < nu_n; k++) {
+                int32_t u = us[k];
+                const loom_node *nu = N(c, u);
+                if (drawn(c, u) && nu->tags.step == nv->tags.step && is_bwd(nu) && depth[v] + 1 > depth[u])
+                    depth[u] = depth[v] + 1;
+            }
         }
     }
     int D1 = maxd + 1, *cnt = calloc((size_t)256 * D1, sizeof *cnt), band_h[256] = {0};
@@ -478,18 +636,18 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
     }
     for (int32_t i = 0; i < c->n; i++) {
         if (!drawn(c, i) || N(c, i)->tags.step < 0) continue;
-        char label[256];
-        op_label(c, i, label, sizeof label);
-        xoff[depth[i]] = fmax(xoff[depth[i]], label_width(label) + 0.15);
+        char label[1024];
+        xoff[depth[i]] = fmax(xoff[depth[i]], node_label(c, i, label, sizeof label) + 0.15);
     }
-    for (int d = 0; d <= maxd; d++) xoff[d] = fmax(xoff[d], OP_DX); /* widths, then the centres */
-    double at = OP_DX, prev = 0;
+    double dx = c->slide ? 0.7 * OP_DX : OP_DX, dy = OP_DY * c->u;
+    for (int d = 0; d <= maxd; d++) xoff[d] = fmax(xoff[d], dx); /* widths, then the centres */
+    double at = dx, prev = 0;
     for (int d = 0; d <= maxd; d++) {
         double w = xoff[d];
         at += d ? prev / 2 + w / 2 : 0;
         prev = w, xoff[d] = at;
     }
-    double step_w = xoff[maxd] + prev / 2 + 1.5 * OP_DX;
+    double step_w = xoff[maxd] + prev / 2 + 1.5 * dx;
     /* band heights: the most nodes any step puts at one depth of the band */
     for (int pass = 0; pass < 2; pass++) {
         int32_t cur = -2;
@@ -501,16 +659,16 @@ static bool plan_op_steps(dot_ctx *c, double *colw)
             if (pass == 0 && idx + 1 > band_h[k]) band_h[k] = idx + 1;
             if (pass == 1) {
                 c->px[i] = c->col_x[n->tags.step] + xoff[depth[i]];
-                c->py[i] = c->row_base[k] + idx * OP_DY;
+                c->py[i] = c->row_base[k] + idx * dy;
             }
         }
         if (pass == 0) {
             double acc = 0;
             for (int k = 0; k < 256; k++) {
                 c->row_base[k] = acc;
-                if (band_h[k]) acc += band_h[k] * OP_DY + 0.35;
+                if (band_h[k]) acc += band_h[k] * dy + 0.35 * c->u;
             }
-            c->top_y = acc > 0 ? acc - 0.35 - OP_DY : 0;
+            c->top_y = acc > 0 ? acc - 0.35 * c->u - dy : 0;
             *colw = step_w;
             /* columns of the drawn steps */
             double x = 0;
@@ -536,7 +694,54 @@ static double sum_row(const dot_ctx *c, int32_t v)
     const loom_node *n = N(c, v);
     if (!(loom_op(n->op)->flags & OPF_SUM) || n->tags.step >= 0 || is_bwd(n) || n->n_in < 3) return NAN;
     const loom_node *u = N(c, input_of(c, v, 0));
-    return u->tags.step >= 0 && !is_bwd(u) ? row_y(c, u) - 0.42 : NAN;
+    int32_t ui = input_of(c, v, 0);
+    double y = c->py[ui] == c->py[ui] ? c->py[ui] : row_y(c, u); /* the term's row (a slide stacks a step's nodes) */
+    return u->tags.step >= 0 && !is_bwd(u) ? y - 0.42 * c->u : NAN;
+}
+
+static bool is_step_node(const dot_ctx *c, int32_t i)
+{
+    const loom_node *n = N(c, i);
+    return drawn(c, i) && !in_cell(n) && n->tags.step >= 0 && n->tags.role != LOOM_ROLE_PARAM && !is_param_side(n) &&
+           !is_param_grad(c, i);
+}
+
+/* Cell view: a step's named nodes of one row key stack upwards in
+ * their dataflow order (o_t, then L_t above it), the ones that read nothing
+ * drawn in the step (targets y_t) on top, so a step stays one column wide;
+ * the rows above make room. */
+static bool plan_step_rows(dot_ctx *c, const bool *used)
+{
+    if (!(c->sub = calloc((size_t)c->n + 1, 1))) return false;
+    int nsub[256] = {0};
+    for (int32_t i = 0; i < c->n; i++) {
+        if (!is_step_node(c, i)) continue;
+        const loom_node *n = N(c, i);
+        int d = -1;
+        bool reads = false; /* anything drawn */
+        for (int j = 0; j < n->n_in; j++) {
+            int32_t us[16];
+            for (int k = 0, m = drawn_inputs(c, i, j, us, 16); k < m; k++)
+                if ((reads = reads || c->vis[us[k]] != HIDE), is_step_node(c, us[k]) && N(c, us[k])->tags.step == n->tags.step && grid_key(N(c, us[k])) == grid_key(n) &&
+                    c->sub[us[k]] != 255 && c->sub[us[k]] > d)
+                    d = c->sub[us[k]];
+        }
+        c->sub[i] = reads ? (uint8_t)(d + 1 < 14 ? d + 1 : 14) : 255; /* a source: on top, below */
+    }
+    for (int32_t i = 0; i < c->n; i++)
+        if (is_step_node(c, i) && c->sub[i] != 255 && c->sub[i] + 1 > nsub[grid_key(N(c, i))]) nsub[grid_key(N(c, i))] = c->sub[i] + 1;
+    for (int32_t i = 0; i < c->n; i++) /* a row key with sources only (inputs x_t): its base row */
+        if (is_step_node(c, i) && c->sub[i] == 255) c->sub[i] = (uint8_t)nsub[grid_key(N(c, i))];
+    for (int32_t i = 0; i < c->n; i++)
+        if (is_step_node(c, i) && c->sub[i] + 1 > nsub[grid_key(N(c, i))]) nsub[grid_key(N(c, i))] = c->sub[i] + 1;
+    double acc = 0, h = ROW_H * c->u;
+    for (int k = 0; k < 256; k++) {
+        if (!used[k]) continue;
+        c->row_base[k] = acc;
+        acc += h * (nsub[k] > 1 ? nsub[k] : 1);
+    }
+    c->top_y = acc > 0 ? acc - h : 0;
+    return true;
 }
 
 /* Columns: the parameters (and their Σ gradients) on the left, one column
@@ -561,22 +766,37 @@ static bool grid_plan(dot_ctx *c)
     c->n_rows = 0;
     for (int k = 0; k < 256; k++) {
         c->row_of[k] = used[k] ? c->n_rows++ : 0;
-        c->row_base[k] = c->row_of[k] * ROW_H;
+        c->row_base[k] = c->row_of[k] * ROW_H * c->u;
     }
-    c->top_y = (c->n_rows > 0 ? c->n_rows - 1 : 0) * ROW_H;
+    c->top_y = (c->n_rows > 0 ? c->n_rows - 1 : 0) * ROW_H * c->u;
+    if (!ops && !plan_step_rows(c, used)) return false;
     double colw = c->has_bwd ? 2.3 : 1.9, x = 0;
+    if (c->slide && !ops) { /* as wide as the widest label of the last step (the most digits), and a gap */
+        for (int32_t i = 0; i < c->n; i++) {
+            const loom_node *n = N(c, i);
+            if (!drawn(c, i) || n->tags.step != c->hi || n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) continue;
+            char label[1024];
+            double w = node_label(c, i, label, sizeof label);
+            if (!in_cell(n)) c->slot_w = fmax(c->slot_w, w);
+            else if (is_bwd(n)) c->bwd_w = fmax(c->bwd_w, w);
+            else c->cell_w = fmax(c->cell_w, w);
+        }
+        bool named = false; /* recurrent edges labelled h, c need room */
+        for (int k = 0; k < c->L * c->D; k++) named = named || __builtin_popcount(c->states[k]) > 1;
+        colw = fmax(fmax(c->cell_w, c->bwd_w), c->slot_w) + (named ? 0.6 : 0.3);
+    }
     /* cell view: named nodes of one step's row (a decoder's input x_t and
      * its attention weights) stand side by side; the column makes room */
     int most = 1;
-    for (int32_t i = 0, count[256], last = -1; !ops && i < c->n; i++) {
+    for (int32_t i = 0, count[256 * 16], last = -1; !ops && i < c->n; i++) {
         const loom_node *n = N(c, i);
-        if (!drawn(c, i) || in_cell(n) || n->tags.step < 0 || n->tags.role == LOOM_ROLE_PARAM || is_param_side(n) ||
-            is_param_grad(c, i))
-            continue;
+        if (!is_step_node(c, i)) continue;
         if (n->tags.step != last) memset(count, 0, sizeof count), last = n->tags.step;
-        if (++count[grid_key(n)] > most) most = count[grid_key(n)];
+        int k = grid_key(n) * 16 + (c->sub ? c->sub[i] & 15 : 0);
+        if (++count[k] > most) most = count[k];
     }
-    if (most > 1 && colw < 0.3 + SLOT_W * most) colw = 0.3 + SLOT_W * most;
+    double slot = c->slide ? c->slot_w + 0.25 : SLOT_W;
+    if (most > 1 && colw < 0.3 + slot * most) colw = 0.3 + slot * most;
     if (ops) {
         if (!plan_op_steps(c, &colw)) return false;
     } else {
@@ -587,8 +807,9 @@ static bool grid_plan(dot_ctx *c)
                 c->col_x[t] = x;
                 x += colw;
             } else if (sv == ELIDE && !el) {
-                c->elided_x = x - colw / 2 + 1.1; /* the label's centre, clear of the steps on both sides */
-                x += 2.2;
+                double w = c->slide ? c->fs * 11 * 0.6 / 72 + 0.4 : 2.2; /* "⋯ 84 steps ⋯" */
+                c->elided_x = x - colw / 2 + w / 2; /* the label's centre, clear of the steps on both sides */
+                x += w;
                 el = true;
             }
         }
@@ -600,7 +821,7 @@ static bool grid_plan(dot_ctx *c)
      * just left of the first step; what follows the steps (an output layer,
      * the loss) right of the last one, climbing above the top row so that
      * the edges into it from every step stay visible */
-    int slot[256] = {0}, n_param = 0, n_out = 0, n_src = 0;
+    int slot_of[256 * 16] = {0}, n_param = 0, n_out = 0, n_src = 0;
     int32_t last_step = -1;
     uint8_t *after = calloc((size_t)c->n + 1, 1); /* depends on some step */
     if (!after) return false;
@@ -619,41 +840,43 @@ static bool grid_plan(dot_ctx *c)
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
         if (!drawn(c, i) || (!ops && in_cell(n)) || n->tags.step >= 0) continue;
-        char label[256];
-        op_label(c, i, label, sizeof label);
-        double w = label_width(label);
+        char label[1024];
+        double w = node_label(c, i, label, sizeof label);
         if (n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) w_param = fmax(w_param, w);
         else if (is_param_grad(c, i)) w_grad = fmax(w_grad, w);
         else if (!after[i]) w_src = fmax(w_src, w);
     }
-    double first_left = ops ? -0.6 : -0.8; /* the first step's frame */
-    double src_x = fmin(-1.15, first_left - 0.3 - w_src / 2);
-    double param_x = fmin(-2.3, (w_src > 0 ? src_x - w_src / 2 : first_left) - 0.45 - w_param / 2);
-    double grad_x = fmin(-4.1, param_x - w_param / 2 - 0.35 - w_grad / 2);
+    double first_left = ops ? -0.6 : -c->cell_w / 2 - 0.25; /* the first step's frame */
+    double least = c->slide ? 0 : 1; /* a diagram's columns are at least as far left as these */
+    double src_x = fmin(-1.15 * least, first_left - 0.3 - w_src / 2);
+    double param_x = fmin(-2.3 * least, (w_src > 0 ? src_x - w_src / 2 : first_left) - 0.45 - w_param / 2);
+    double grad_x = fmin(-4.1 * least, param_x - w_param / 2 - 0.35 - w_grad / 2);
+    double u = c->u;
     c->legend_y = c->top_y;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
         if (!drawn(c, i) || (!ops && in_cell(n)) || (ops && n->tags.step >= 0)) continue;
         if (n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) {
             c->px[i] = param_x;
-            c->py[i] = c->top_y - 0.6 * n_param++;
+            c->py[i] = c->top_y - 0.6 * u * n_param++;
         } else if (is_param_grad(c, i)) {
             int32_t p = c->param_of[i];
             c->px[i] = grad_x;
-            c->py[i] = p >= 0 && c->py[p] == c->py[p] ? c->py[p] : c->top_y - 0.6 * n_param++;
+            c->py[i] = p >= 0 && c->py[p] == c->py[p] ? c->py[p] : c->top_y - 0.6 * u * n_param++;
         } else if (n->tags.step >= 0) {
-            if (n->tags.step != last_step) memset(slot, 0, sizeof slot), last_step = n->tags.step;
-            c->px[i] = c->col_x[n->tags.step] + SLOT_W * slot[grid_key(n)]++;
-            c->py[i] = row_y(c, n);
+            if (n->tags.step != last_step) memset(slot_of, 0, sizeof slot_of), last_step = n->tags.step;
+            int sub = c->sub ? c->sub[i] & 15 : 0;
+            c->px[i] = c->col_x[n->tags.step] + slot * slot_of[grid_key(n) * 16 + sub]++;
+            c->py[i] = row_y(c, n) + sub * ROW_H * c->u;
         } else if (!after[i]) {
             c->px[i] = src_x;
-            c->py[i] = 0.5 * n_src++;
+            c->py[i] = 0.5 * u * n_src++;
         } else if (!ops && sum_row(c, i) == sum_row(c, i)) {
             c->px[i] = c->right_x + 0.3; /* a sum over the steps: at the end of its chain (bundle_sum_term) */
             c->py[i] = sum_row(c, i);
         } else {
             c->px[i] = c->right_x + 0.3;
-            c->py[i] = c->top_y + 0.8 + 0.6 * n_out++;
+            c->py[i] = c->top_y + (0.8 + 0.6 * n_out++) * u;
             c->legend_y = c->py[i] > c->legend_y ? c->py[i] : c->legend_y;
         }
     }
@@ -716,32 +939,135 @@ static double label_width(const char *label)
     return 0.2 + 0.075 * (double)longest;
 }
 
+/* The heat's norm on a slide: a line of its own, "5e-28", "0"; a star
+ * where float32 rounds it to 0 (the heat legend says so). */
+static void lab_heat(const dot_ctx *c, lab *b, int t, int l, int d)
+{
+    double h = heat_of(c, t, l, d);
+    if (!has_heat(h)) return;
+    char v[32];
+    snprintf(v, sizeof v, h == 0 ? "0" : "%.0e%s", h, heat_underflows(c, t, l, d) ? "*" : "");
+    lab_raw(b, "<BR/>");
+    lab_line(b);
+    lab_text(b, v, 0.6);
+}
+
+/* A node's label on a slide: its name in notation, a gradient as ∂L/∂x,
+ * else the op's symbol. */
+static void slide_label(const dot_ctx *c, int32_t i, lab *b)
+{
+    const loom_node *n = N(c, i);
+    const loom_op_desc *op = loom_op(n->op);
+    const char *name = loom_tensor_name(c->g, loom_at(i));
+    int t = n->tags.step, l = n->tags.layer, d = n->tags.dir;
+    if (op->flags & OPF_FILL) {
+        char v[32];
+        snprintf(v, sizeof v, "%g", n->attr.f[0]);
+        lab_text(b, v, 0.6);
+    } else if (is_bwd(n) && n->tags.state > 0 && t >= 0) { /* the gradient BPTT carries */
+        lab_frac_open(b);
+        if (c->D > 1 && d == 1) lab_text(b, "←", 0.6);
+        lab_text(b, state_letter(c, n->tags.state), 0.6);
+        lab_sub_int(b, t + 1);
+        lab_layer(c, b, l);
+        lab_frac_close(b);
+    } else if (is_param_grad(c, i)) {
+        const loom_node *p = N(c, c->param_of[i]);
+        const char *pn = loom_tensor_name(c->g, loom_at(c->param_of[i]));
+        lab_frac_open(b);
+        lab_name(c, b, pn ? pn : "θ", -1, p->tags.layer, p->tags.dir);
+        lab_frac_close(b);
+    } else if (name) {
+        lab_name(c, b, name, t, d < 2 ? l : -1, d);
+    } else {
+        lab_text(b, op->symbol ? op->symbol : op->name, 0.6);
+    }
+    if (n->tags.state == 1 && !is_bwd(n)) lab_heat(c, b, t, l, d);
+}
+
+/* A cell box on a slide: the states it computes (h₃ and c₃ below it), or
+ * for its gradient cell ∂L over them. */
+static void slide_cell_label(const dot_ctx *c, const loom_node *nd, lab *b)
+{
+    int t = nd->tags.step, l = nd->tags.layer, d = nd->tags.dir;
+    unsigned m = l < c->L && d < c->D ? c->states[l * c->D + d] : 0;
+    if (!m) m = 2; /* h */
+    if (is_bwd(nd)) lab_frac_open(b);
+    if (c->D > 1 && d == 1) lab_text(b, "←", 0.6);
+    for (int s = 1, first = 1; s <= LOOM_CELL_MAX_STATES; s++) {
+        if (!(m & 1u << s)) continue;
+        if (!first) { /* a state a line: narrow columns */
+            lab_raw(b, "<BR/>");
+            lab_line(b);
+            if (is_bwd(nd)) lab_text(b, "∂", 0.6);
+        }
+        first = 0;
+        lab_text(b, state_letter(c, s), 0.6);
+        lab_sub_int(b, t + 1);
+        lab_layer(c, b, l);
+    }
+    if (is_bwd(nd)) lab_frac_close(b);
+    else lab_heat(c, b, t, l, d);
+}
+
+/* A label in the picture's style (slide: HTML-like, else plain text with
+ * newlines) and its width in inches (the node's font, Graphviz's margins). */
+static double node_label(const dot_ctx *c, int32_t i, char *buf, size_t size)
+{
+    if (!c->slide) {
+        op_label(c, i, buf, size);
+        return label_width(buf);
+    }
+    lab b = {buf, size, 0, 0, 0};
+    buf[0] = 0;
+    const loom_node *n = N(c, i);
+    if (c->o->view == LOOM_DOT_CELLS && in_cell(n)) slide_cell_label(c, n, &b);
+    else slide_label(c, i, &b);
+    return 0.22 + b.w * c->fs / 72;
+}
+
+/* A drawn node none of whose inputs is drawn (targets y_t behind hidden slices). */
+static bool reads_nothing(const dot_ctx *c, int32_t i)
+{
+    for (int j = 0; j < N(c, i)->n_in; j++) {
+        int32_t us[16];
+        if (drawn_inputs(c, i, j, us, 16) > 0 && c->vis[us[0]] != HIDE) return false;
+    }
+    return true;
+}
+
 static void emit_op_node(dot_ctx *c, int32_t i)
 {
     const loom_node *n = N(c, i);
     bool sigma = is_bwd(n) && n->n_in > 1 && (loom_op(n->op)->flags & OPF_SUM);
-    char label[256];
-    op_label(c, i, label, sizeof label);
+    char label[1024];
+    double w = node_label(c, i, label, sizeof label);
     FILE *f = c->f;
-    fprintf(f, "    n%d [label=\"", i);
-    for (const char *p = label; *p; p++) { /* newlines as DOT's \n */
-        if (*p == '\n') fputs("\\n", f);
-        else {
-            if (*p == '"' || *p == '\\') fputc('\\', f);
-            fputc(*p, f);
+    fprintf(f, "    n%d [label=", i);
+    if (c->slide) fprintf(f, "<%s>", label);
+    else {
+        fputc('"', f);
+        for (const char *p = label; *p; p++) { /* newlines as DOT's \n */
+            if (*p == '\n') fputs("\\n", f);
+            else {
+                if (*p == '"' || *p == '\\') fputc('\\', f);
+                fputc(*p, f);
+            }
         }
+        fputc('"', f);
     }
-    fprintf(f, "\"");
     double h = n->tags.state == 1 ? heat_of(c, n->tags.step, n->tags.layer, n->tags.dir) : -1;
     if (n->tags.role == LOOM_ROLE_PARAM) fprintf(f, ", fillcolor=\"" C_PARAM_FILL "\", color=\"" C_PARAM_LINE "\"");
-    else if (n->tags.role == LOOM_ROLE_INPUT || (n->tags.layer == -1 && n->tags.step >= 0 && !is_bwd(n)))
+    else if (n->tags.role == LOOM_ROLE_INPUT || (n->tags.layer == -1 && n->tags.step >= 0 && !is_bwd(n)) ||
+             (c->clear && n->n_in > 0 && is_step_node(c, i) && reads_nothing(c, i)))
         fprintf(f, ", fillcolor=\"" C_INPUT_FILL "\", color=\"" C_INPUT_LINE "\"");
-    else if (n->tags.role == LOOM_ROLE_CONST) fprintf(f, ", shape=plain, style=\"\", fontcolor=\"#777777\", fontsize=8");
+    else if (n->tags.role == LOOM_ROLE_CONST)
+        fprintf(f, ", shape=plain, style=\"\", fontcolor=\"#777777\", fontsize=%g", c->slide ? c->fs : 8);
     else if (is_bwd(n))
         fprintf(f, ", fillcolor=\"" C_BWD_FILL "\", color=\"" C_BWD_LINE "\"%s", sigma ? ", penwidth=2.2" : "");
     else if (n->tags.state > 0) fprintf(f, ", fillcolor=\"" C_STATE_FILL "\", color=\"" C_REC "\", penwidth=1.8");
     if (has_heat(h)) heat_attrs(c, h);
-    c->half_w = n->tags.role == LOOM_ROLE_CONST ? 0.3 : label_width(label) / 2;
+    c->half_w = n->tags.role == LOOM_ROLE_CONST ? 0.3 : w / 2;
     pos_attr(c, c->px[i], c->py[i]);
     tag_attrs(f, n);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
@@ -774,18 +1100,28 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     snprintf(id, sizeof id, "%c_%d_%d_%d", bwd ? 'b' : 'f', t, l, d);
     if (!seen_add(c, XXH3_64bits(id, strlen(id)))) return;
     FILE *f = c->f;
-    const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
-    fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
-            bwd ? "∂ " : "", cell ? cell : "cell", t + 1, l, d ? "←" : "→");
     double h = bwd ? -1 : heat_of(c, t, l, d);
-    if (has_heat(h)) {
-        char ht[96];
-        heat_text(c, t, l, d, ht, sizeof ht);
-        fprintf(f, "\\n%s", ht);
+    if (c->slide) {
+        char buf[1024];
+        lab b = {buf, sizeof buf, 0, 0, 0};
+        slide_cell_label(c, nd, &b);
+        fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=%.2f, height=%.2f, label=<%s>", id,
+                bwd ? c->bwd_w : c->cell_w, 0.55 * c->u, buf);
+    } else {
+        const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
+        fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
+                bwd ? "∂ " : "", cell ? cell : "cell", t + 1, l, d ? "←" : "→");
+        if (has_heat(h)) {
+            char ht[96];
+            heat_text(c, t, l, d, ht, sizeof ht);
+            fprintf(f, "\\n%s", ht);
+        }
+        fputc('"', f);
     }
-    fprintf(f, "\", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
+    fprintf(f, ", fillcolor=\"%s\", color=\"%s\", penwidth=1.5", bwd ? C_BWD_FILL : C_STATE_FILL,
             bwd ? C_BWD_LINE : C_REC);
     if (has_heat(h)) heat_attrs(c, h);
+    c->half_w = (bwd ? c->bwd_w : c->cell_w) / 2;
     pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
@@ -822,7 +1158,7 @@ static void emit_edge(dot_ctx *c, const char *a, const char *b, const char *cls,
     fprintf(c->f, "    %s -> %s [", rev ? b : a, rev ? a : b);
     c->n_edges++;
     edge_style(c->f, cls);
-    if (label) fprintf(c->f, ", xlabel=\"%s\", fontsize=8, fontcolor=\"%s\"", label, rev ? C_BWD_LINE : C_REC);
+    if (label) fprintf(c->f, ", xlabel=\"%s\", fontsize=%g, fontcolor=\"%s\"", label, c->slide ? c->fs : 8, rev ? C_BWD_LINE : C_REC);
     fprintf(c->f, ", loom_class=%s, loom_state=%d];\n", cls, state);
 }
 
@@ -875,11 +1211,13 @@ static void emit_ports(dot_ctx *c, int t)
         const loom_node *u = N(c, c->port_u[p]);
         char id[64];
         port_name(c->port_u[p], t, id, sizeof id);
-        fprintf(c->f, "    %s [shape=circle, width=0.3, fixedsize=true, fontsize=8, style=filled, fillcolor=\"" C_STATE_FILL
+        /* a slide draws the state's node itself (h₂): its port is a point */
+        fprintf(c->f, "    %s [shape=circle, width=%s, height=%s, fixedsize=true, fontsize=8, style=filled, fillcolor=\"" C_STATE_FILL
                       "\", color=\"" C_REC "\", label=\"%s\", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=port",
-                id, state_letter(c, u->tags.state), t, u->tags.layer, u->tags.dir);
+                id, c->slide ? "0.12" : "0.3", c->slide ? "0.12" : "0.3", c->slide ? "" : state_letter(c, u->tags.state), t, u->tags.layer, u->tags.dir);
         /* on the grid: at the step's left edge, in its row band */
-        pos_attr(c, c->col_x[t] + 0.35, c->row_base[grid_key(u)] + (u->tags.state - 1) * OP_DY);
+        c->half_w = c->slide ? 0.1 : 0;
+        pos_attr(c, c->col_x[t] + 0.35, c->row_base[grid_key(u)] + (u->tags.state - 1) * OP_DY * c->u);
         fprintf(c->f, "];\n");
     }
 }
@@ -905,24 +1243,36 @@ static void list_add(dot_ctx *c, id_list *l, int32_t x)
  * data (slices, reshapes, stacking), a constant, or an expression of
  * weights shared by the steps is plumbing, drawn as nothing: edges pass
  * through it. What computes outside the cells (an output layer, a loss) is
- * drawn. */
+ * drawn. A slide's op view hides the unnamed nodes that only move data and
+ * the constants. */
 static void find_clear(dot_ctx *c)
 {
-    /* an input read only through its per-step rows x_t is drawn as those rows */
-    uint8_t *rows_only = malloc((size_t)c->n + 1);
-    for (int32_t i = 0; rows_only && i < c->n; i++) rows_only[i] = N(c, i)->tags.role == LOOM_ROLE_INPUT;
-    for (int32_t v = 0; rows_only && v < c->n; v++) {
+    /* an input read only through its per-step rows (x_t; targets y_t, a
+     * named row behind unnamed slices) is drawn as those rows: a row is a
+     * step's node of the input layer, a named step node, or plumbing in a
+     * step whose every reader is a row (readers come later: one pass back) */
+    uint8_t *rows_only = malloc((size_t)c->n + 1), *row = calloc((size_t)c->n + 1, 1);
+    for (int32_t i = 0; rows_only && i < c->n; i++) rows_only[i] = N(c, i)->tags.role == LOOM_ROLE_INPUT ? 3 : 2;
+    for (int32_t v = c->n - 1; rows_only && row && v >= 0; v--) { /* rows_only: bit 1, every reader a row; bit 0, an input */
         const loom_node *n = N(c, v);
         if (c->vis[v] == HIDE) continue;
-        bool row = n->tags.step >= 0 && n->tags.layer == -1;
-        for (int j = 0; j < n->n_in && !row; j++) rows_only[input_of(c, v, j)] = 0;
+        row[v] = n->tags.step >= 0 && (n->tags.layer == -1 || loom_tensor_name(c->g, loom_at(v)) ||
+                                       ((loom_op(n->op)->flags & OPF_LAYOUT) && (rows_only[v] & 2)));
+        for (int j = 0; j < n->n_in; j++)
+            if (!row[v]) rows_only[input_of(c, v, j)] &= (uint8_t)~2;
     }
+    for (int32_t i = 0; rows_only && i < c->n; i++) rows_only[i] = row && rows_only[i] == 3;
+    free(row);
+    bool cells = c->o->view == LOOM_DOT_CELLS;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
-        /* inside a step, only cells and named nodes are drawn (a step's
-         * loss); outside, what computes (an output layer, the loss) */
-        bool plumbing = n->tags.step >= 0 || n->n_in == 0 || (loom_op(n->op)->flags & OPF_LAYOUT) || n->invariant;
-        c->clear[i] = c->vis[i] != HIDE && !in_cell(n) &&
+        const loom_op_desc *op = loom_op(n->op);
+        /* cell view: inside a step, only cells and named nodes are drawn (a
+         * step's loss); outside, what computes (an output layer, the loss).
+         * A slide's op view: every op but those that only move data */
+        bool plumbing = cells ? n->tags.step >= 0 || n->n_in == 0 || (op->flags & OPF_LAYOUT) || n->invariant
+                              : n->n_in == 0 || ((op->flags & OPF_LAYOUT) && !op->symbol);
+        c->clear[i] = c->vis[i] != HIDE && !(cells && in_cell(n)) &&
                       ((!loom_tensor_name(c->g, loom_at(i)) && n->tags.role != LOOM_ROLE_PARAM &&
                         n->tags.role != LOOM_ROLE_INPUT && plumbing) ||
                        (rows_only && rows_only[i]));
@@ -1001,7 +1351,7 @@ static void emit_acc_chains(dot_ctx *c)
                 fprintf(c->f, "    %s [shape=point, width=0.07, color=\"" C_BWD_LINE "\", label=\"\", loom_step=%d, "
                               "loom_layer=%d, loom_dir=%d, loom_role=acc",
                         p, t, l, d);
-                pos_attr(c, c->col_x[t] + BWD_DX - 0.62, c->row_base[128 + (((l + 1) * 10 + d) & 127)] - 0.42);
+                pos_attr(c, c->col_x[t] + BWD_DX - c->bwd_w / 2 - 0.07, c->row_base[128 + (((l + 1) * 10 + d) & 127)] - 0.42 * c->u);
                 fprintf(c->f, "];\n");
                 if (prev[0]) emit_edge(c, prev, p, "sum", 0, NULL);
                 snprintf(prev, sizeof prev, "%s", p);
@@ -1017,24 +1367,40 @@ static void emit_acc_chains(dot_ctx *c)
         }
 }
 
-static void bus_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "bus_%d_%d_%d", t, l, d); }
+static void bus_name(int t, int r, char *buf, size_t n) { snprintf(buf, n, "bus_%d_%d", t, r); }
+
+/* The bus row of what v is: its cell's (layer, direction), or a step's row
+ * of named nodes (an output layer o_t); −1: none. */
+static int bus_row(dot_ctx *c, int32_t v)
+{
+    const loom_node *nv = N(c, v);
+    if (in_cell(nv)) return nv->tags.layer < c->L && nv->tags.dir < c->D ? nv->tags.layer * c->D + nv->tags.dir : -1;
+    if (!c->sub || !is_step_node(c, v)) return -1;
+    int key = grid_key(nv) * 16 + (c->sub[v] & 15);
+    for (int k = 0; k < c->n_bus_key; k++)
+        if (c->bus_key[k] == key) return c->L * c->D + k;
+    if (c->n_bus_key == 32) return -1;
+    c->bus_key[c->n_bus_key] = key;
+    return c->L * c->D + c->n_bus_key++;
+}
 
 /* Cell view: a parameter of layer l feeds every step's cell of that layer
  * (and its gradient cell, which uses the weights too) through one bus
  * running under the cells — the same weights at every step — instead of an
- * edge from every parameter to every cell. */
+ * edge from every parameter to every cell; an output layer's weights
+ * reach each o_t the same way. */
 static bool bundle_weight_use(dot_ctx *c, int32_t u, int32_t v, const char *cell_id)
 {
     const loom_node *nu = N(c, u), *nv = N(c, v);
-    if (!c->bus || !in_cell(nv) || c->vis[v] != DRAW || nu->tags.role != LOOM_ROLE_PARAM ||
-        nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir || nv->tags.layer >= c->L || nv->tags.dir >= c->D)
-        return false;
-    int t = nv->tags.step, l = nv->tags.layer, d = nv->tags.dir;
+    if (!c->bus || c->vis[v] != DRAW || nu->tags.role != LOOM_ROLE_PARAM) return false;
+    if (in_cell(nv) && (nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir)) return false;
+    int t = nv->tags.step, r = bus_row(c, v);
+    if (r < 0) return false;
     char p[64];
-    bus_name(t, l, d, p, sizeof p);
+    bus_name(t, r, p, sizeof p);
     emit_edge(c, p, cell_id, "param", 0, NULL);
-    c->bus[acc_index(c, t, l, d)] = 1;
-    int32_t key[3] = {l, d, u};
+    c->bus[(size_t)t * c->bus_rows + r] = 1;
+    int32_t key[3] = {r, u, 0};
     add_tuple(c, &c->bus_from, &c->n_bus_from, &c->cap_bus_from, key, 3);
     return true;
 }
@@ -1061,28 +1427,31 @@ static bool bundle_sum_term(dot_ctx *c, int32_t u, int32_t v)
  * steps in time order, into the sum on the right). */
 static void emit_buses_and_sums(dot_ctx *c)
 {
-    for (int l = 0; c->bus && l < c->L; l++)
-        for (int d = 0; d < c->D; d++) {
-            char prev[64] = "", p[64];
-            for (int t = 0; t < c->T; t++) {
-                if (!c->bus[acc_index(c, t, l, d)]) continue;
-                bus_name(t, l, d, p, sizeof p);
-                fprintf(c->f, "    %s [shape=point, width=0.05, color=\"" C_PARAM_LINE "\", label=\"\", loom_step=%d, "
-                              "loom_layer=%d, loom_dir=%d, loom_role=bus",
-                        p, t, l, d);
-                pos_attr(c, c->col_x[t] - 0.62, c->row_base[((l + 1) * 10 + d) & 127] - 0.36);
-                fprintf(c->f, "];\n");
-                if (prev[0]) emit_edge(c, prev, p, "param", 0, NULL);
-                else
-                    for (int k = 0; k < c->n_bus_from; k++)
-                        if (c->bus_from[3 * k] == l && c->bus_from[3 * k + 1] == d) {
-                            char s[64];
-                            obj_id(c, c->bus_from[3 * k + 2], s, sizeof s);
-                            emit_edge(c, s, p, "param", 0, NULL);
-                        }
-                snprintf(prev, sizeof prev, "%s", p);
-            }
+    for (int r = 0; c->bus && r < c->L * c->D + c->n_bus_key; r++) {
+        char prev[64] = "", p[64];
+        bool cell = r < c->L * c->D;
+        int l = cell ? r / c->D : -1, d = cell ? r % c->D : -1, key = cell ? 0 : c->bus_key[r - c->L * c->D];
+        double x0 = cell ? -c->cell_w / 2 - 0.07 : -c->slot_w / 2 - 0.07,
+               y = cell ? c->row_base[((l + 1) * 10 + d) & 127] : c->row_base[key / 16] + (key % 16) * ROW_H * c->u;
+        for (int t = 0; t < c->T; t++) {
+            if (!c->bus[(size_t)t * c->bus_rows + r]) continue;
+            bus_name(t, r, p, sizeof p);
+            fprintf(c->f, "    %s [shape=point, width=0.05, color=\"" C_PARAM_LINE "\", label=\"\", loom_step=%d, "
+                          "loom_layer=%d, loom_dir=%d, loom_role=bus",
+                    p, t, l, d);
+            pos_attr(c, c->col_x[t] + x0, y - 0.36 * c->u);
+            fprintf(c->f, "];\n");
+            if (prev[0]) emit_edge(c, prev, p, "param", 0, NULL);
+            else
+                for (int k = 0; k < c->n_bus_from; k++)
+                    if (c->bus_from[3 * k] == r) {
+                        char s[64];
+                        obj_id(c, c->bus_from[3 * k + 1], s, sizeof s);
+                        emit_edge(c, s, p, "param", 0, NULL);
+                    }
+            snprintf(prev, sizeof prev, "%s", p);
         }
+    }
     for (int k = 0; k < c->n_sum_terms; k++) {
         int32_t v = c->sum_terms[2 * k];
         bool first = true;
@@ -1094,7 +1463,7 @@ static void emit_buses_and_sums(dot_ctx *c)
             if (!has_tuple(c->sum_terms, c->n_sum_terms, key, 2)) continue;
             snprintf(p, sizeof p, "sum_%d_%d", v, t);
             fprintf(c->f, "    %s [shape=point, width=0.07, color=\"#555555\", label=\"\", loom_step=%d, loom_role=sum", p, t);
-            pos_attr(c, c->col_x[t] + 0.62, sum_row(c, v));
+            pos_attr(c, c->col_x[t] + c->slot_w / 2 + 0.12, sum_row(c, v));
             fprintf(c->f, "];\n");
             if (prev[0]) emit_edge(c, prev, p, "forward", 0, NULL);
             snprintf(prev, sizeof prev, "%s", p);
@@ -1102,6 +1471,16 @@ static void emit_buses_and_sums(dot_ctx *c)
         obj_id(c, v, vs, sizeof vs);
         if (prev[0]) emit_edge(c, prev, vs, "forward", 0, NULL);
     }
+}
+
+/* Whether the cell view names the state a recurrent edge carries: always
+ * on a diagram; on a slide, where the boxes name their states (h₂), only
+ * when the cell carries several. */
+static bool edge_named(const dot_ctx *c, const loom_node *n)
+{
+    if (!c->slide) return true;
+    int l = n->tags.layer, d = n->tags.dir;
+    return l >= 0 && d >= 0 && l < c->L && d < c->D && __builtin_popcount(c->states[l * c->D + d]) > 1;
 }
 
 static void emit_edges(dot_ctx *c)
@@ -1138,7 +1517,7 @@ static void emit_edges(dot_ctx *c)
                     emit_edge(c, a, p, "recurrent", nu->tags.state, NULL);
                     emit_edge(c, p, b, "forward", 0, NULL);
                 } else {
-                    emit_edge(c, a, b, "recurrent", nu->tags.state, cells ? lab : NULL);
+                    emit_edge(c, a, b, "recurrent", nu->tags.state, cells && edge_named(c, nu) ? lab : NULL);
                 }
                 goto next_source;
             }
@@ -1150,7 +1529,7 @@ static void emit_edges(dot_ctx *c)
             int state = !strcmp(cls, "grad") && across && nv->tags.state ? nv->tags.state : 0;
             char lab[16];
             snprintf(lab, sizeof lab, "∂%s", state_letter(c, state));
-            emit_edge(c, a, b, cls, state, cells && state ? lab : NULL);
+            emit_edge(c, a, b, cls, state, cells && state && edge_named(c, nv) ? lab : NULL);
             goto next_source;
         }
     }
@@ -1169,8 +1548,55 @@ static void lg_node(dot_ctx *c, const char *id, const char *attrs, double x, dou
     fprintf(c->f, "];\n");
 }
 
+/* A slide's only legend: the heat's colour scale, one row above the
+ * picture — five swatches of norms, 0 ("none"), the star's meaning. */
+static void emit_slide_heat(dot_ctx *c)
+{
+    if (!c->o->heat || !(c->heat_hi > 0 || c->heat_zero)) return;
+    FILE *f = c->f;
+    double y = c->legend_y + 1.0 * c->u, x = 0, em = 0.6 * c->fs / 72;
+    fprintf(f, "  subgraph cluster_legend {\n");
+    double hw = (0.22 + 7 * em) / 2;
+    c->half_w = hw;
+    fprintf(f, "    lg_heat_t [shape=plain, style=\"\", label=\"‖∂L/∂h‖\"");
+    pos_attr(c, x, y);
+    fprintf(f, "];\n");
+    x += hw + 0.1;
+    double w = 0.22 + 5 * em;
+    for (int i = 0; i < 6; i++) {
+        bool zero = i == 5;
+        if (zero && !c->heat_zero) break;
+        if (!zero && !(c->heat_hi > 0)) continue;
+        double v = zero ? 0
+                   : c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
+                                             : c->heat_hi;
+        char col[16];
+        heat_colour(c, v, col, sizeof col);
+        fprintf(f, "    lg_heat%d [width=%.2f, label=\"", i, w);
+        fprintf(f, zero ? "0" : "%.0e", v);
+        fprintf(f, "\", fillcolor=\"%s\", fontcolor=\"%s\"%s", col, i >= 3 && !zero ? "white" : "black",
+                zero ? ", style=\"rounded,filled,dashed\"" : "");
+        c->half_w = w / 2;
+        pos_attr(c, x + w / 2, y);
+        fprintf(f, "];\n");
+        x += w + 0.05;
+    }
+    if (c->heat_under) {
+        hw = 0.11 + 6 * em;
+        c->half_w = hw;
+        fprintf(f, "    lg_heat_under [shape=plain, style=\"\", label=\"* float32: 0\"");
+        pos_attr(c, x + 0.2 + hw, y);
+        fprintf(f, "];\n");
+    }
+    fprintf(f, "  }\n");
+}
+
 static void emit_legend(dot_ctx *c)
 {
+    if (c->slide) {
+        emit_slide_heat(c);
+        return;
+    }
     FILE *f = c->f;
     bool bwd = c->o->part != LOOM_DOT_FORWARD, cuts = false;
     for (int t = 1; t < c->T; t++) cuts = cuts || c->cut[t];
@@ -1258,7 +1684,8 @@ static void emit_step(dot_ctx *c, int t, bool cells)
         c->bb[2] = c->bb[2] < 0 ? c->bb[2] : 0;
         c->bb[3] = c->bb[3] > c->top_y ? c->bb[3] : c->top_y;
     }
-    frame_end(c, id, label, "rounded", "#bbbbbb", 14);
+    if (c->slide && cells) c->bb_on = false; /* a slide's cells name their step (h₃): no frames */
+    else frame_end(c, id, label, "rounded", "#bbbbbb", c->slide ? (int)c->fs : 14);
     fprintf(f, "  }\n");
 }
 
@@ -1353,7 +1780,7 @@ static bool any_item(const dot_ctx *c, int32_t i) { return true; }
 static bool lay_out(dot_ctx *c)
 {
     bool cells = c->o->view == LOOM_DOT_CELLS;
-    if (cells) {
+    if (cells || c->slide) {
         c->clear = calloc((size_t)c->n + 1, sizeof *c->clear);
         c->through = calloc((size_t)c->n + 1, sizeof *c->through);
         if (!c->clear || !c->through) return false;
@@ -1361,13 +1788,15 @@ static bool lay_out(dot_ctx *c)
     }
     if (c->oom || !grid_plan(c)) return false;
     if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * c->D + 1, 1))) return false;
-    if (cells && !(c->bus = calloc((size_t)c->T * c->L * c->D + 1, 1))) return false;
+    c->bus_rows = c->L * c->D + 32;
+    if (cells && !(c->bus = calloc((size_t)c->T * c->bus_rows + 1, 1))) return false;
     /* every recurrent edge between two drawn steps enters through a port */
     for (int32_t v = 0; !cells && v < c->n; v++) {
-        if (c->vis[v] != DRAW) continue;
+        if (!drawn(c, v)) continue;
         for (int j = 0; j < N(c, v)->n_in; j++) {
-            int32_t u = input_of(c, v, j);
-            if (c->vis[u] == DRAW && is_recurrent(N(c, u), N(c, v))) add_port(c, u, N(c, v)->tags.step);
+            int32_t us[16];
+            for (int k = 0, nu = drawn_inputs(c, v, j, us, 16); k < nu; k++)
+                if (c->vis[us[k]] == DRAW && is_recurrent(N(c, us[k]), N(c, v))) add_port(c, us[k], N(c, v)->tags.step);
         }
     }
     int32_t *step = malloc((size_t)c->n * sizeof *step + 1);
@@ -1381,14 +1810,16 @@ static bool lay_out(dot_ctx *c)
 
 /* The edge router by the picture's size (drawn nodes × edges): Graphviz's
  * spline router takes ~2.5 s at 20 000 (a 12-step LSTM with its gradients
- * in the cell view), its orthogonal one ~4 s at 200 000. */
+ * in the cell view) and ~10 s at 60 000; past that, straight lines. Its
+ * orthogonal router is never chosen by itself: Graphviz 2.42's aborts the
+ * process on some of these layouts (a failed assertion in its maze). */
 static const char *splines_for(const dot_ctx *c)
 {
     static const char *const name[] = {"true", "true", "ortho", "line"};
     loom_dot_edges e = c->o->edges;
     if (e == LOOM_DOT_EDGES_AUTO) {
         double cost = (double)c->n_nodes * (double)c->n_edges;
-        e = cost <= 20000 ? LOOM_DOT_EDGES_CURVED : cost <= 200000 ? LOOM_DOT_EDGES_ORTHO : LOOM_DOT_EDGES_STRAIGHT;
+        e = cost <= 60000 ? LOOM_DOT_EDGES_CURVED : LOOM_DOT_EDGES_STRAIGHT;
     }
     return name[e <= LOOM_DOT_EDGES_STRAIGHT ? e : 0];
 }
@@ -1398,11 +1829,14 @@ static void emit_header(dot_ctx *c)
     FILE *f = c->f;
     /* nop2: nodes where they are pinned; edges routed by Graphviz (or, with pos, as given) */
     fprintf(f, "digraph loom {\n  graph [layout=nop2, esep=\"+1\", sep=\"+2\", outputorder=nodesfirst, "
-               "fontname=\"Helvetica\", labelloc=t, fontsize=14, label=\"");
+               "fontname=\"Helvetica\", labelloc=t, fontsize=%g, label=\"", c->slide ? 1.4 * c->fs : 14);
     esc(f, c->o->title ? c->o->title : "");
-    fprintf(f, "\"];\n  node [fontname=\"Helvetica\", fontsize=9, shape=box, style=\"rounded,filled\", "
-               "fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\", height=0.3];\n"
-               "  edge [fontname=\"Helvetica\", arrowsize=0.6];\n");
+    fprintf(f, "\"%s];\n  node [fontname=\"Helvetica\", fontsize=%g, shape=box, style=\"rounded,filled\", "
+               "fillcolor=\"" C_FWD_FILL "\", color=\"" C_FWD_LINE "\", height=%.2f];\n"
+               "  edge [fontname=\"Helvetica\", arrowsize=%.2f];\n",
+            /* a slide's picture fills a 16:9 slide (scaled up or down to 13.33 × 7.5 in) */
+            c->slide ? ", size=\"13.333,7.5!\", loom_style=slide" : "", c->fs, 0.3 * c->u, c->slide ? 0.9 : 0.6);
+    if (c->slide) fprintf(f, "  node [width=0.4];\n"); /* as wide as their labels (Graphviz's least: 0.75 in) */
 }
 
 /* Parameters (and their Σ gradients), once, before the steps. */
@@ -1414,7 +1848,8 @@ static void emit_params(dot_ctx *c)
     for (int32_t i = 0; i < c->n; i++)
         if (drawn(c, i) && (N(c, i)->tags.role == LOOM_ROLE_PARAM || is_param_side(N(c, i)) || is_param_grad(c, i)))
             emit_op_node(c, i);
-    frame_end(c, "frame_params", plabel, "rounded", "#e0d090", 12);
+    if (c->slide) c->bb_on = false; /* the colours say what a parameter is */
+    else frame_end(c, "frame_params", plabel, "rounded", "#e0d090", 12);
     fprintf(c->f, "  }\n");
 }
 
@@ -1423,15 +1858,16 @@ static void emit_elision(dot_ctx *c)
     FILE *f = c->f;
     char lab[64];
     snprintf(lab, sizeof lab, "t = %d … %d", c->lo + c->k + 1, c->hi - c->k + 1);
-    fprintf(f, "  subgraph cluster_elided {\n    label=\"%s\";\n    elided [shape=plain, style=\"\", fontsize=12, "
+    int fs = c->slide ? (int)c->fs : 12;
+    fprintf(f, "  subgraph cluster_elided {\n    label=\"%s\";\n    elided [shape=plain, style=\"\", fontsize=%d, "
                "label=\"⋯ %d steps ⋯\"",
-            lab, c->hi - c->lo + 1 - 2 * c->k);
+            lab, fs, c->hi - c->lo + 1 - 2 * c->k);
     frame_begin(c);
-    c->half_w = 0.65;
+    c->half_w = 0.65 * fs / 12;
     pos_attr(c, c->elided_x, c->top_y / 2);
     fprintf(f, "];\n");
     c->bb[2] = 0, c->bb[3] = c->top_y;
-    frame_end(c, "frame_elided", lab, "rounded,dashed", "#999999", 12);
+    frame_end(c, "frame_elided", lab, "rounded,dashed", "#999999", fs);
     fprintf(f, "  }\n");
 }
 
@@ -1442,10 +1878,10 @@ static void emit_cut(dot_ctx *c, int t)
     double xc = c->o->view == LOOM_DOT_CELLS ? (c->col_x[t - 1] + c->col_x[t]) / 2 + (c->has_bwd ? BWD_DX / 2 : 0)
                                              : c->col_x[t] - 0.15;
     fprintf(f, "  cut%d_a [style=invis, shape=point, width=0, label=\"\"", t);
-    pos_attr(c, xc, -0.5);
-    fprintf(f, "];\n  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=9, label=\"cut\", loom_cut=%d",
-            t, t);
-    pos_attr(c, xc, c->top_y + 1.0);
+    pos_attr(c, xc, -0.5 * c->u);
+    fprintf(f, "];\n  cut%d_b [shape=plain, style=\"\", fontcolor=\"" C_CUT "\", fontsize=%g, label=\"cut\", loom_cut=%d",
+            t, c->slide ? c->fs : 9, t);
+    pos_attr(c, xc, c->top_y + 1.0 * c->u);
     fprintf(f, "];\n  cut%d_a -> cut%d_b [color=\"" C_CUT "\", style=dashed, penwidth=2.2, arrowhead=none, "
                "loom_class=cut];\n",
             t, t);
@@ -1480,7 +1916,7 @@ static void ctx_free(dot_ctx *c)
     free(c->vis), free(c->cut), free(c->param_of), free(c->seen), free(c->port_u), free(c->port_t);
     free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
     free(c->acc), free(c->acc_to), free(c->bus), free(c->bus_from), free(c->sum_terms);
-    free(c->bg);
+    free(c->bg), free(c->states), free(c->sub);
 }
 
 static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err)
@@ -1493,8 +1929,13 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
     c.f = f;
     c.n = loom_graph_size(g);
     c.ext[0] = c.ext[2] = INFINITY, c.ext[1] = c.ext[3] = -INFINITY;
+    c.slide = c.o->style == LOOM_DOT_STYLE_SLIDE;
+    c.fs = c.slide ? 16 : 9;
+    c.u = c.slide ? 1.3 : 1;
+    c.cell_w = c.bwd_w = c.slide ? 0.75 : 1.1; /* a slide's are as wide as their labels (grid_plan) */
+    c.slot_w = c.slide ? 0.4 : SLOT_W - 0.25;
     bool ok = select_nodes(&c);
-    if (ok) find_state_names(&c);
+    ok = ok && find_state_names(&c);
     if (ok) find_cuts_and_heat(&c);
     ok = ok && lay_out(&c);
     if (ok) {

@@ -29,11 +29,18 @@ typedef enum { LOOM_DOT_OPS = 0, LOOM_DOT_CELLS } loom_dot_view;
 typedef enum { LOOM_DOT_FORWARD = 0, LOOM_DOT_BOTH, LOOM_DOT_BACKWARD } loom_dot_part;
 /* How Graphviz draws the edges: around the nodes, as curves (its spline
  * router: the clearest, slow past a few hundred nodes) or at right angles
- * (its orthogonal router: faster, edges may share a channel), or straight
- * (instant; an edge may then pass behind a node it does not touch). AUTO
- * picks by size: curves for small pictures, right angles for larger ones,
- * straight lines past that. */
+ * (its orthogonal router: edges may share a channel, and Graphviz 2.42's
+ * aborts the process on some layouts), or straight (instant; an edge may
+ * then pass behind a node it does not touch). AUTO: curves for pictures up
+ * to about 60 000 nodes × edges, straight lines past that. */
 typedef enum { LOOM_DOT_EDGES_AUTO = 0, LOOM_DOT_EDGES_CURVED, LOOM_DOT_EDGES_ORTHO, LOOM_DOT_EDGES_STRAIGHT } loom_dot_edges;
+/* DIAGRAM: every node with its name or op and shape, a legend. SLIDE: for a
+ * lecture — mathematical labels (h₃, c₃, x₃, o₃, L₃, W_hh, ∂L/∂h₃ as a
+ * fraction, gates by name, ops as symbols: σ, tanh, ⊙, +), no shapes, the
+ * plumbing hidden (reshape, slice, pad, constants), no legend but the heat
+ * scale, large type, and a picture scaled to fill a 16:9 slide (13.33 × 7.5
+ * in). */
+typedef enum { LOOM_DOT_STYLE_DIAGRAM = 0, LOOM_DOT_STYLE_SLIDE } loom_dot_style;
 
 typedef struct {
     loom_dot_view view;   /* every op, or one box per (step, layer, direction) */
@@ -54,6 +61,7 @@ typedef struct {
                                a norm of 0 has a colour of its own */
     const char *title;
     loom_dot_edges edges;
+    loom_dot_style style;
     /* Draw only the nodes these depend on (NULL: every node). */
     const loom_tensor *roots;
     int n_roots;
