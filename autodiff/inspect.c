@@ -690,3 +690,42 @@ loom_status loom_spectra_rows(loom_metrics *m, const loom_graph *g, const loom_r
     }
     return st;
 }
+
+void loom_state_select(const loom_state_grid *g, const float *norm, const double *norm64, int state, float *out, double *out64)
+{
+    for (int t = 0; t < g->steps; t++)
+        for (int l = 0; l < g->layers; l++)
+            for (int d = 0; d < g->dirs; d++) {
+                size_t at = loom_state_at(g, t, l, d, state), k = ((size_t)t * g->layers + l) * g->dirs + d;
+                if (out) out[k] = norm[at];
+                if (out64) out64[k] = norm64[at];
+            }
+}
+
+/* ratio = ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖; the factor a step is its (T−1)-th root
+ * (the gradient shrinking geometrically); the geometric means of ‖J_t‖₂
+ * and ρ(J_t) are exp of their logs' means. */
+void loom_gradient_summarize(const loom_state_grid *g, const float *norm, const double *norm64, const double *sigma,
+                             const double *radius, loom_gradient_summary *out)
+{
+    int T = g->steps, top = g->layers - 1;
+    *out = (loom_gradient_summary){.ratio = NAN, .factor = NAN, .sigma_min = NAN, .sigma_max = NAN, .sigma_mean = NAN,
+                                   .sigma_product = NAN, .radius_mean = NAN};
+    if (T < 1) return;
+    size_t a = loom_state_at(g, 0, top, 0, 0), b = loom_state_at(g, T - 1, top, 0, 0);
+    out->first = norm64[a], out->last = norm64[b];
+    out->first_underflows = norm[a] == 0 && norm64[a] > 0;
+    if (out->last > 0) out->ratio = out->first / out->last;
+    if (T > 1 && out->first > 0 && out->last > 0) out->factor = pow(out->ratio, 1.0 / (T - 1));
+    double lo = INFINITY, hi = 0, logsum = 0, rlog = 0;
+    int n = 0;
+    for (int t = 0; sigma && radius && t < T; t++) {
+        size_t k = ((size_t)t * g->layers + top) * g->dirs; /* top layer, forward */
+        if (isnan(sigma[k])) continue;
+        lo = fmin(lo, sigma[k]), hi = fmax(hi, sigma[k]), logsum += log(sigma[k]), rlog += log(radius[k]), n++;
+    }
+    if (!n) return;
+    out->jacobians = n;
+    out->sigma_min = lo, out->sigma_max = hi, out->sigma_mean = exp(logsum / n), out->sigma_product = exp(logsum);
+    out->radius_mean = exp(rlog / n);
+}

@@ -18,6 +18,7 @@ for cell in rnn_tanh lstm; do
     $loom inspect --load "$tmp/$cell.ckpt" --jacobian-csv "$tmp/${cell}_jacobian.csv" --gates-csv "$tmp/${cell}_gates.csv" \
         --spectrum-csv "$tmp/${cell}_spectrum.csv" > "$out/${cell}_inspect.txt"
     $loom dot --load "$tmp/$cell.ckpt" --grad-norms --view cell --steps-shown 4 --heat-range 1e-30:1 -o "$out/${cell}_heat.svg"
+    $loom dot --load "$tmp/$cell.ckpt" --grad-norms --view cell --style slide --heat-range 1e-30:1 -o "$out/${cell}_heat_slide.svg"
 done
 # the lecture's slide: how much of the gradient reaches t = 1
 $loom plot "$tmp/rnn_tanh.csv" "$tmp/lstm.csv" --labels "tanh RNN,LSTM" --x t --where state=h --log \

@@ -226,7 +226,7 @@ Test(dot, cell_view_boxes)
         if (attr_int(n, "loom_cell") != 1) continue;
         boxes++;
         int t = attr_int(n, "loom_step"), l = attr_int(n, "loom_layer"), d = attr_int(n, "loom_dir");
-        cr_assert(t >= 0 && t < T && l >= 0 && l < L && d >= 0 && d < D);
+        cr_assert(t >= 0 && t < T && l >= 0 && l < L && d >= 0 && d < D, "%s: t=%d l=%d d=%d", agnameof(n), t, l, d);
         (strcmp(attr(n, "loom_role"), "backward") ? fwd : bwd)[t][l][d]++;
     }
     cr_assert_eq(boxes, 2 * T * L * D);
@@ -913,7 +913,7 @@ Test(render, command_pictures_do_not_overlap)
         {"--cell", "lstm", "--layers", "2", "--bidirectional", "--view", "cell", "--backward", "--grad-norms", "--truncate", "2"},
         {"--cell", "mgu", "--seq-len", "5", "--view", "cell", "--backward"},
         {"--cell", "gru", "--seq-len", "3", "--backward"},
-        {"--cell", "lstm", "--seq-len", "100", "--view", "cell", "--grad-norms", "--truncate", "7", "--steps-shown", "4"},
+        {"--cell", "lstm", "--seq-len", "100", "--view", "cell", "--grad-norms", "--truncate", "7"},
         {"--cell", "rnn_tanh", "--seq-len", "40"},
     };
     register_cells();
@@ -1061,4 +1061,81 @@ Test(render, slide_labels_are_mathematical)
     for (unsigned k = 0; k < sizeof in_cell / sizeof *in_cell; k++) cr_assert(strstr(cell, in_cell[k]), "cell view: %s", in_cell[k]);
     cr_assert(!strstr(cell, "layer 0") && !strstr(cell, "t=1"), "no diagram labels");
     free(op), free(cell);
+}
+
+/* What the loss reaches, the picture shows reaching it: in the command's
+ * model (d2l's RNN: o_t, L_t, targets y_t) drawn as cells with gradients,
+ * every parameter's Σ gradient is fed by a gradient edge — the output
+ * layer's too, through the boxes ∂L/∂o[t], which feed the top layer's
+ * gradient cells. */
+Test(render, every_gradient_sum_is_fed_in_the_cell_view)
+{
+    register_cells();
+    for (int style = 0; style < 2; style++) {
+        char *argv[] = {"--cell", "gru", "--layers", "2", "--seq-len", "3", "--view", "cell", "--backward",
+                        "--style", style ? "slide" : "diagram", "-o", (char *)tp("g.dot")};
+        cr_assert_eq(cmd_dot(13, argv), 0);
+        char *text = slurp(tp("g.dot"));
+        Agraph_t *gr = agmemread(text);
+        cr_assert(gr);
+        int sums = 0, out_boxes = 0;
+        for (Agnode_t *v = agfstnode(gr); v; v = agnxtnode(gr, v)) {
+            bool sigma = !strcmp(attr(v, "loom_role"), "backward") && attr_int(v, "loom_step") < 0;
+            if (!strncmp(agnameof(v), "b_", 2) && attr_int(v, "loom_dir") == 2) { /* ∂L/∂o[t] feeds ∂h_t of the top layer */
+                out_boxes++;
+                bool feeds = false;
+                for (Agedge_t *e = agfstedge(gr, v); e; e = agnxtedge(gr, e, v)) {
+                    Agnode_t *o = agtail(e) == v ? aghead(e) : agtail(e);
+                    feeds = feeds || (!strcmp(attr(e, "loom_class"), "grad") && !strncmp(agnameof(o), "b_", 2) &&
+                                      attr_int(o, "loom_layer") == 1 && attr_int(o, "loom_dir") == 0);
+                }
+                cr_assert(feeds, "style %d: %s feeds the top layer's gradient cell", style, agnameof(v));
+            }
+            if (!sigma) continue;
+            sums++;
+            int fed = 0;
+            for (Agedge_t *e = agfstedge(gr, v); e; e = agnxtedge(gr, e, v))
+                fed += !strcmp(attr(e, "loom_class"), "sum") || !strcmp(attr(e, "loom_class"), "grad");
+            cr_assert_gt(fed, 0, "style %d: %s is fed by the steps", style, agnameof(v));
+        }
+        cr_assert_eq(sums, 2 * 4 + 2, "style %d: every parameter's Σ (two GRU layers, the output layer)", style);
+        cr_assert_eq(out_boxes, 3, "style %d: one ∂L/∂o[t] per step", style);
+        agclose(gr);
+        free(text);
+    }
+}
+
+/* Graphviz 2.42's orthogonal router aborts on some layouts (an assertion in
+ * its maze; this 2-layer bidirectional GRU is one): loom renders in a child
+ * process, so the caller lives. A router loom picked falls back to straight
+ * edges and the picture is written; one the caller asked for is refused
+ * with Graphviz's reason, the old file left as it was. */
+Test(render, graphviz_crash_is_contained)
+{
+    FILE *f = fopen(tp("old.svg"), "w");
+    fputs("old", f);
+    fclose(f);
+    char *asked[] = {"--cell", "gru", "--layers", "2", "--bidirectional", "--backward", "--view", "cell", "--truncate", "2",
+                     "--edges", "ortho", "-o", (char *)tp("old.svg")};
+    int rc = cmd_dot(14, asked);
+    char *text = slurp(tp("old.svg"));
+    if (rc) cr_assert_str_eq(text, "old", "a failed picture leaves the old file");
+    else cr_assert_gt(strlen(text), 1000, "or Graphviz drew it");
+    free(text);
+    /* the DOT of that picture, its router loom's: drawn, whatever Graphviz does */
+    char *dot_args[] = {"--cell", "gru", "--layers", "2", "--bidirectional", "--backward", "--view", "cell", "--truncate", "2",
+                        "--edges", "ortho", "-o", (char *)tp("p.dot")};
+    cr_assert_eq(cmd_dot(14, dot_args), 0);
+    char *dot = slurp(tp("p.dot"));
+    char *at = strstr(dot, "splines=ortho");
+    cr_assert(at, "the router asked for");
+    size_t n = strlen(dot);
+    char *auto_dot = malloc(n + 32);
+    snprintf(auto_dot, n + 32, "%.*ssplines=ortho, loom_edges=auto%s", (int)(at - dot), dot, at + strlen("splines=ortho"));
+    cr_assert_eq(loom_dot_render(auto_dot, "svg", tp("p.svg"), fresh()), LOOM_OK, "%s", derr.msg);
+    loom_status st = loom_dot_render(dot, "svg", tp("q.svg"), fresh());
+    if (st) cr_assert(strstr(derr.msg, "crashed") && access(tp("q.svg"), F_OK) != 0, "%s", derr.msg);
+    cr_assert_eq(loom_dot_render("digraph { a -> ", "svg", tp("r.svg"), fresh()), LOOM_ERR_FORMAT);
+    cr_assert(strstr(derr.msg, "syntax error"), "Graphviz's reason: %s", derr.msg);
+    free(dot), free(auto_dot);
 }

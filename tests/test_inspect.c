@@ -56,6 +56,17 @@ Test(inspect, float64_norms_where_float32_underflows)
     }
     cr_assert(n64[0] < 1e-50 && n64[0] > 0, "the first step's gradient is tiny but not 0 in float64: %g", n64[0]);
     cr_assert_eq(n32[0], 0.0f, "and float32 rounds it to 0: %g", n32[0]);
+    /* the lesson's numbers */
+    loom_gradient_summary sum;
+    loom_gradient_summarize(&(loom_state_grid){T, 1, 1, 1}, n32, n64, NULL, NULL, &sum);
+    cr_assert(sum.first == n64[0] && sum.last == n64[T - 1] && sum.first_underflows);
+    cr_assert(fabs(sum.ratio - n64[0] / n64[T - 1]) <= 1e-12 * sum.ratio);
+    cr_assert(fabs(pow(sum.factor, T - 1) - sum.ratio) <= 1e-9 * sum.ratio, "the factor a step, to the T−1: the ratio");
+    cr_assert(sum.jacobians == 0 && isnan(sum.sigma_mean), "no Jacobians given");
+    float sel[T];
+    double sel64[T];
+    loom_state_select(&(loom_state_grid){T, 1, 1, 1}, n32, n64, 0, sel, sel64);
+    cr_assert(!memcmp(sel, n32, sizeof sel) && !memcmp(sel64, n64, sizeof sel64), "one state: the norms as they are");
 
     /* the CSV: one row per step, t from 1, both columns */
     char *buf = norms_csv(g, &(loom_state_grid){T, 1, 1, 1}, n32, n64, 7);
@@ -187,6 +198,18 @@ Test(inspect, vanilla_rnn_jacobians_by_hand)
             cr_assert(radius[t] <= sigma[t] * (1 + 1e-9), "ρ(J) ≤ ‖J‖₂");
         }
     }
+    /* the summary of those Jacobians: steps 2..T (the first has none) */
+    float n32[T] = {0};
+    double n64[T] = {0}, lo = INFINITY, hi = 0, logs = 0, rlogs = 0;
+    for (int t = 1; t < T; t++) lo = fmin(lo, sigma[t]), hi = fmax(hi, sigma[t]), logs += log(sigma[t]), rlogs += log(radius[t]);
+    loom_gradient_summary sum;
+    loom_gradient_summarize(&grid, n32, n64, sigma, radius, &sum);
+    cr_assert_eq(sum.jacobians, T - 1);
+    cr_assert(sum.sigma_min == lo && sum.sigma_max == hi);
+    cr_assert(fabs(sum.sigma_mean - exp(logs / (T - 1))) <= 1e-12 * sum.sigma_mean);
+    cr_assert(fabs(sum.sigma_product - exp(logs)) <= 1e-12 * sum.sigma_product);
+    cr_assert(fabs(sum.radius_mean - exp(rlogs / (T - 1))) <= 1e-12 * sum.radius_mean);
+    cr_assert(isnan(sum.ratio) && isnan(sum.factor), "no gradient: no ratio");
     loom_graph_free(g);
 }
 
@@ -363,5 +386,57 @@ Test(inspect, recurrent_spectra)
     loom_spectra_free(sp, n);
     cr_assert_eq(loom_rnn_spectra(g, &lstm, b, 1, &sp, &n), LOOM_ERR_ARG, "a weight without a value is refused");
     loom_store_free(s);
+    loom_graph_free(g);
+}
+
+/* The recorder loom train --norms-every uses: rows at the steps that are
+ * multiples of `every` (0 included), each the norms of the model's weights
+ * as they are then, equal to loom_state_grad_norms on the same probe; a
+ * path that cannot be written is an error, not a crash. */
+Test(inspect, norms_log_records_every_n_steps)
+{
+    enum { T = 6 };
+    loom_task_opts to = {.kind = LOOM_MODEL_ADDING, .cell = &loom_cell_lstm, .steps = T, .batch = 4, .hidden = 5, .layers = 1};
+    loom_graph *g = loom_graph_new();
+    loom_task_model tm;
+    cr_assert_eq(loom_task_build(g, &tm, &to), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *w = loom_store_new(g);
+    cr_assert(w);
+    loom_store_init(w, 3);
+    char dir[] = "/tmp/loom-inspect-XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/n.csv", dir);
+    loom_model_desc d = {.kind = LOOM_MODEL_ADDING, .task = to};
+    loom_norms_log n;
+    loom_error err = {0};
+    cr_assert_eq(loom_norms_log_open(&n, path, 2, &d, 9, w, NULL, 0, -1, &err), LOOM_OK, "%s", err.msg);
+    for (int step = 0; step <= 4; step++) cr_assert_eq(loom_norms_log_step(&n, step, &err), LOOM_OK, "%s", err.msg);
+    float want[2 * T];
+    double want64[2 * T];
+    cr_assert_eq(loom_state_grad_norms(n.probe.g, n.probe.loss, &n.probe.grid, n.probe.binds, n.probe.n_binds, want, want64),
+                 LOOM_OK);
+    float want_h1 = want[loom_state_at(&n.probe.grid, 0, 0, 0, 0)];
+    loom_norms_log_close(&n);
+    char *text = slurp(path);
+    int rows[5] = {0}, lines = 0;
+    for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        int step = atoi(line + 1);
+        cr_assert(step >= 0 && step <= 4, "step %d", step);
+        rows[step]++, lines++;
+    }
+    cr_assert(rows[0] == 2 * T && rows[2] == 2 * T && rows[4] == 2 * T && !rows[1] && !rows[3], "h and c at steps 0, 2, 4: %d %d %d",
+              rows[0], rows[2], rows[4]);
+    char first[64];
+    snprintf(first, sizeof first, "\n4,1,0,forward,h,");
+    char *at = strstr(text, first);
+    cr_assert(at, "step 4, t = 1, h");
+    double v = atof(at + strlen(first));
+    cr_assert(fabs(v - want_h1) <= 1e-6 * v + 1e-30, "the norm as computed: %g against %g", v, want_h1);
+    free(text);
+    /* a directory is no file */
+    cr_assert_neq(loom_norms_log_open(&n, dir, 2, &d, 9, w, NULL, 0, -1, &err), LOOM_OK);
+    cr_assert(err.msg[0], "a reason");
+    unlink(path), rmdir(dir);
+    loom_store_free(w);
     loom_graph_free(g);
 }

@@ -43,9 +43,8 @@ const tool_opt dot_opts[] = {
     {"--edges", OPT_CHOICE, D(edges), .choices = (const char *const[]){"auto", "curved", "ortho", "straight", NULL},
      .arg = "auto|curved|ortho|straight",
      .help = "edges routed around the nodes as curves (small pictures: slow past a\n"
-             "few hundred nodes) or at right angles (Graphviz's router may crash on\n"
-             "some pictures), or straight (instant; an edge may pass behind a node);\n"
-             "auto (default): curves, straight lines for large pictures"},
+             "few hundred nodes) or at right angles, or straight (instant; an edge may\n"
+             "pass behind a node); auto (default) picks by the picture's size"},
     {"--style", OPT_CHOICE, D(style), .choices = (const char *const[]){"diagram", "slide", NULL}, .arg = "diagram|slide",
      .help = "diagram (default): every node's name or op and shape, a legend; slide:\n"
              "for a lecture — h₃, c₃, W_hh, ∂L/∂h₃, gates by name, ops as σ, ⊙, +,\n"
@@ -219,12 +218,7 @@ int cmd_dot(int argc, char **argv)
     roots[0] = dm.loss;
     if (!loom_graph_failed(dm.g) && a.norms) {
         if (!dot_norms(&dm, &a, norm, norm64)) goto done;
-        for (int t = 0; t < T; t++) /* the picture's heat: h */
-            for (int l = 0; l < L; l++)
-                for (int d = 0; d < D; d++) {
-                    size_t at = loom_state_at(&dm.grid, t, l, d, 0);
-                    heat[((size_t)t * L + l) * D + d] = norm[at], heat64[((size_t)t * L + l) * D + d] = norm64[at];
-                }
+        loom_state_select(&dm.grid, norm, norm64, 0, heat, heat64); /* the picture's heat: h */
         if ((rc = tool_write_rows("loom dot", a.norms_csv, LOOM_STATE_NORMS_COLUMNS, norms_rows,
                                   &(norms_ctx){&dm, norm, norm64})))
             goto done;

@@ -212,39 +212,20 @@ int tool_diverged(const char *cmd, const loom_fit_report *r, bool strict)
     return strict ? 1 : 0;
 }
 
-int tool_norms_open(tool_norms *n, const char *cmd, const char *path, long every, const loom_model_desc *d, uint64_t seed,
+int tool_norms_open(loom_norms_log *n, const char *cmd, const char *path, long every, const loom_model_desc *d, uint64_t seed,
                     const loom_store *weights, const int32_t *ids, int64_t n_ids, int64_t resumed)
 {
-    *n = (tool_norms){.every = every};
-    if (!path) return 0;
+    *n = (loom_norms_log){0};
     loom_error err = {0};
-    if (!(n->m = loom_metrics_open(path, "step," LOOM_STATE_NORMS_COLUMNS, resumed, &err)))
-        return tool_fail_st(cmd, err.status, "--norms-csv", err.msg);
-    if (loom_probe_new(&n->probe, d, seed, weights, ids, n_ids, NULL, &err))
-        return tool_fail_st(cmd, err.status, "--norms-csv", err.msg);
-    size_t count = loom_state_count(&n->probe.grid);
-    n->norm = malloc(count * sizeof *n->norm), n->norm64 = malloc(count * sizeof *n->norm64);
-    return n->norm && n->norm64 ? 0 : tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    loom_status st = path ? loom_norms_log_open(n, path, every, d, seed, weights, ids, n_ids, resumed, &err) : LOOM_OK;
+    return st ? tool_fail_st(cmd, st, "--norms-csv", err.msg) : 0;
 }
 
-int tool_norms_step(tool_norms *n, const char *cmd, int64_t step)
+int tool_norms_step(loom_norms_log *n, const char *cmd, int64_t step)
 {
-    if (!n->m || step % n->every) return 0;
-    loom_probe *p = &n->probe;
     loom_error err = {0};
-    loom_status st = loom_state_grad_norms(p->g, p->loss, &p->grid, p->binds, p->n_binds, n->norm, n->norm64);
-    if (st) return tool_fail_st(cmd, st, "--norms-csv", loom_graph_error(p->g));
-    if ((st = loom_state_norms_rows(n->m, p->g, &p->grid, n->norm, n->norm64, step)) || (st = loom_metrics_flush(n->m, &err)))
-        return tool_fail_st(cmd, st, "--norms-csv", err.msg[0] ? err.msg : "out of memory");
-    return 0;
-}
-
-void tool_norms_close(tool_norms *n)
-{
-    loom_probe_close(&n->probe);
-    loom_metrics_free(n->m);
-    free(n->norm), free(n->norm64);
-    *n = (tool_norms){0};
+    loom_status st = loom_norms_log_step(n, step, &err);
+    return st ? tool_fail_st(cmd, st, "--norms-csv", err.msg) : 0;
 }
 
 int tool_write_rows(const char *cmd, const char *path, const char *columns, loom_status (*fill)(const void *, loom_metrics *),

@@ -79,11 +79,6 @@ static loom_status spec_rows(const void *ctx, loom_metrics *m)
 }
 
 /* ‖v‖ over the first or last step's states of the last layer's forward direction. */
-static double h_norm(const loom_probe *p, const double *n64, int t)
-{
-    return n64[loom_state_at(&p->grid, t, p->grid.layers - 1, 0, 0)];
-}
-
 int cmd_inspect(int argc, char **argv)
 {
     static const char cmd[] = "loom inspect";
@@ -132,21 +127,16 @@ int cmd_inspect(int argc, char **argv)
     printf("%s, %s, %d layer%s, hidden %d, T = %d, %s batch, %s loss\n", kinds[p.model.kind], o->cell->name, L, L > 1 ? "s" : "",
            o->hidden_size, T, a.batch_from ? "a training" : "the held-out", a.loss ? "the last step's" : "the model's own");
     /* the lesson's number: how much of the gradient reaches the first step */
-    double first = h_norm(&p, norm64, 0), last = h_norm(&p, norm64, T - 1);
-    float first32 = norm[loom_state_at(g, 0, L - 1, 0, 0)];
-    printf("gradient: ||dL/dh_1|| = %.3e%s, ||dL/dh_T|| = %.3e: ratio %.3e", first,
-           first32 == 0 && first > 0 ? " (0 in float32: it underflows)" : "", last, last > 0 ? first / last : NAN);
-    if (T > 1 && first > 0 && last > 0) printf(", a factor %.3f a step", pow(first / last, 1.0 / (T - 1)));
+    loom_gradient_summary sum;
+    loom_gradient_summarize(g, norm, norm64, sigma, radius, &sum);
+    printf("gradient: ||dL/dh_1|| = %.3e%s, ||dL/dh_T|| = %.3e: ratio %.3e", sum.first,
+           sum.first_underflows ? " (0 in float32: it underflows)" : "", sum.last, sum.ratio);
+    if (!isnan(sum.factor)) printf(", a factor %.3f a step", sum.factor);
     printf("\n");
-    double lo = INFINITY, hi = 0, logsum = 0, rlog = 0;
-    int count = 0;
-    for (size_t i = 0; i < nx; i++)
-        if (!isnan(sigma[i]) && i % (size_t)(g->layers * g->dirs) == (size_t)(L - 1) * g->dirs) /* top layer, forward */
-            lo = fmin(lo, sigma[i]), hi = fmax(hi, sigma[i]), logsum += log(sigma[i]), rlog += log(radius[i]), count++;
-    if (count)
+    if (sum.jacobians)
         printf("Jacobians J_t = ds_t/ds_t-1 (top layer, forward): ||J_t||_2 from %.3f to %.3f (geometric mean %.3f; their "
                "product %.3e bounds the ratio above); spectral radius, geometric mean %.3f\n",
-               lo, hi, exp(logsum / count), exp(logsum), exp(rlog / count));
+               sum.sigma_min, sum.sigma_max, sum.sigma_mean, sum.sigma_product, sum.radius_mean);
     printf("recurrent weights, eigenvalues:");
     for (int i = 0; i < n_spec; i++) { /* per weight, each block's spectral radius */
         const loom_spectrum *e = &spec[i];

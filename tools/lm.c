@@ -216,7 +216,7 @@ static void release(run *r)
     loom_vocab_free(r->ck_vocab);
     cJSON_Delete(r->ck_data);
     loom_metrics_free(r->metrics);
-    tool_norms_close(&r->norms);
+    loom_norms_log_close(&r->norms);
 }
 
 /* Trains a language model as the options say (after parsing and the

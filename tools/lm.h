@@ -28,7 +28,7 @@ typedef struct {
     int rc;                  /* the exit status a callback of the loop failed with */
     int diverged;            /* 1: the run diverged and --strict makes that a failure */
     loom_fit_report last;    /* the loop's last report */
-    tool_norms norms;        /* --norms-every */
+    loom_norms_log norms;        /* --norms-every */
 } run;
 
 /* The run's checkpoint at --save (0, or the exit status with a message). */

@@ -126,7 +126,7 @@ typedef struct {
     double vloss, vacc; /* the last held-out loss and accuracy */
     int rc;             /* the exit status a callback failed with */
     loom_fit_report last;
-    tool_norms norms;   /* --norms-every */
+    loom_norms_log norms;   /* --norms-every */
 } loop_ctx;
 
 /* The batch of this step, whoever runs it (a resumed run draws the same). */
@@ -236,7 +236,7 @@ int train_task(const task_config *given)
     if (!rc && c->save) rc = save(&m, c);
     if (!rc && c->total > step0) rc = tool_diverged("loom train", &lc.last, c->strict);
 done:
-    tool_norms_close(&lc.norms);
+    loom_norms_log_close(&lc.norms);
     if (rc) tool_flush_metrics("loom train", &metrics); /* the rows of a run that stopped */
     loom_metrics_free(metrics);
     loom_st_free(ck);

@@ -149,24 +149,12 @@ const char *tool_num(char *buf, size_t n, double v, int decimals);
  * warning naming the losses; 1 with strict (the run fails), else 0. */
 int tool_diverged(const char *cmd, const loom_fit_report *r, bool strict);
 
-/* loom train --norms-every N --norms-csv FILE: the gradient norms of
- * every carried state of the model being trained (its weights as they are,
- * on its held-out batch), every N steps, as rows of a metrics file. */
-typedef struct {
-    loom_probe probe;
-    loom_metrics *m;
-    long every;
-    float *norm;
-    double *norm64;
-} tool_norms;
-/* Opens the file (a resumed run keeps its rows up to step resumed; −1: a
- * new run) and the model's probe: 0, or the exit status with a message. */
-int tool_norms_open(tool_norms *n, const char *cmd, const char *path, long every, const loom_model_desc *d, uint64_t seed,
+/* loom train --norms-every N --norms-csv FILE (loom_norms_log): opened
+ * when path is given (a resumed run keeps its rows up to step resumed; −1:
+ * a new run), a step's rows written; 0, or the exit status with a message. */
+int tool_norms_open(loom_norms_log *n, const char *cmd, const char *path, long every, const loom_model_desc *d, uint64_t seed,
                     const loom_store *weights, const int32_t *ids, int64_t n_ids, int64_t resumed);
-/* At step (a multiple of every, or 0), the rows, written: 0, or the exit
- * status with a message. */
-int tool_norms_step(tool_norms *n, const char *cmd, int64_t step);
-void tool_norms_close(tool_norms *n);
+int tool_norms_step(loom_norms_log *n, const char *cmd, int64_t step);
 
 /* A new CSV at path (nothing when path is NULL), its header `columns`, its
  * rows added by fill(ctx, m), written atomically: 0, or the exit status

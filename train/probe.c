@@ -159,3 +159,39 @@ loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_op
     if (st) loom_probe_close(p);
     return st;
 }
+
+loom_status loom_norms_log_open(loom_norms_log *n, const char *path, long every, const loom_model_desc *d, uint64_t seed,
+                                const loom_store *weights, const int32_t *ids, int64_t n_ids, int64_t resumed, loom_error *err)
+{
+    *n = (loom_norms_log){.every = every > 0 ? every : 1};
+    if (!(n->m = loom_metrics_open(path, "step," LOOM_STATE_NORMS_COLUMNS, resumed, err))) return err ? err->status : LOOM_ERR_IO;
+    loom_status st = loom_probe_new(&n->probe, d, seed, weights, ids, n_ids, NULL, err);
+    if (st) {
+        loom_norms_log_close(n);
+        return st;
+    }
+    size_t count = loom_state_count(&n->probe.grid);
+    n->norm = malloc(count * sizeof *n->norm), n->norm64 = malloc(count * sizeof *n->norm64);
+    if (n->norm && n->norm64) return LOOM_OK;
+    loom_norms_log_close(n);
+    return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+}
+
+loom_status loom_norms_log_step(loom_norms_log *n, int64_t step, loom_error *err)
+{
+    if (!n->m || step % n->every) return LOOM_OK;
+    loom_probe *p = &n->probe;
+    loom_status st = loom_state_grad_norms(p->g, p->loss, &p->grid, p->binds, p->n_binds, n->norm, n->norm64);
+    if (st) return loom_error_set(err, st, "%s", loom_graph_error(p->g));
+    if ((st = loom_state_norms_rows(n->m, p->g, &p->grid, n->norm, n->norm64, step)))
+        return loom_error_set(err, st, "out of memory");
+    return loom_metrics_flush(n->m, err);
+}
+
+void loom_norms_log_close(loom_norms_log *n)
+{
+    if (n->probe.g) loom_probe_close(&n->probe);
+    loom_metrics_free(n->m);
+    free(n->norm), free(n->norm64);
+    *n = (loom_norms_log){0};
+}

@@ -108,6 +108,7 @@ typedef struct {
     double fs, u, cell_w, bwd_w, slot_w;
     unsigned *states;     /* per (layer, direction): the carried states its cells have, a bit each */
     uint8_t *sub;         /* cell view: a step's named node's row above its row key's base */
+    char row_stem[256][16]; /* a row of a step's named nodes: the first one's name stem (o of o[3]) */
     int cell_layers;      /* layers of cells (the recurrent layers; an output layer's nodes are tagged above them) */
 } dot_ctx;
 
@@ -228,7 +229,8 @@ static void esc(FILE *f, const char *s)
     }
 }
 
-static bool in_cell(const loom_node *n);
+static bool in_cell(const dot_ctx *c, const loom_node *n);
+static int grid_key(const loom_node *n);
 
 /* A carried state's name, as the cell names it: the stem of its nodes'
  * names (an equation cell's left-hand side, or h, c, s2 from the
@@ -241,8 +243,10 @@ static bool find_state_names(dot_ctx *c)
         const loom_node *u = N(c, i);
         const char *nm = loom_tensor_name(c->g, loom_at(i));
         int s = u->tags.state;
-        if (in_cell(u) && u->tags.layer + 1 > c->cell_layers) c->cell_layers = u->tags.layer + 1;
-        if (s >= 1 && s <= LOOM_CELL_MAX_STATES && in_cell(u) && !is_bwd(u) && u->tags.layer < c->L && u->tags.dir < c->D)
+        if (in_cell(c, u) && !is_bwd(u) && u->tags.layer + 1 > c->cell_layers) c->cell_layers = u->tags.layer + 1;
+        if (nm && !is_bwd(u) && u->tags.step >= 0 && !in_cell(c, u) && !c->row_stem[grid_key(u)][0]) /* o[3] → o */
+            snprintf(c->row_stem[grid_key(u)], sizeof c->row_stem[0], "%.*s", (int)strcspn(nm, "["), nm);
+        if (s >= 1 && s <= LOOM_CELL_MAX_STATES && in_cell(c, u) && !is_bwd(u) && u->tags.layer < c->L && u->tags.dir < c->D)
             c->states[u->tags.layer * c->D + u->tags.dir] |= 1u << s;
         if (s < 1 || s > LOOM_CELL_MAX_STATES || c->state_name[s][0] || !nm) continue;
         size_t len = strcspn(nm, "[");
@@ -702,7 +706,7 @@ static double sum_row(const dot_ctx *c, int32_t v)
 static bool is_step_node(const dot_ctx *c, int32_t i)
 {
     const loom_node *n = N(c, i);
-    return drawn(c, i) && !in_cell(n) && n->tags.step >= 0 && n->tags.role != LOOM_ROLE_PARAM && !is_param_side(n) &&
+    return drawn(c, i) && !in_cell(c, n) && n->tags.step >= 0 && n->tags.role != LOOM_ROLE_PARAM && !is_param_side(n) &&
            !is_param_grad(c, i);
 }
 
@@ -777,7 +781,7 @@ static bool grid_plan(dot_ctx *c)
             if (!drawn(c, i) || n->tags.step != c->hi || n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) continue;
             char label[1024];
             double w = node_label(c, i, label, sizeof label);
-            if (!in_cell(n)) c->slot_w = fmax(c->slot_w, w);
+            if (!in_cell(c, n)) c->slot_w = fmax(c->slot_w, w);
             else if (is_bwd(n)) c->bwd_w = fmax(c->bwd_w, w);
             else c->cell_w = fmax(c->cell_w, w);
         }
@@ -839,7 +843,7 @@ static bool grid_plan(dot_ctx *c)
     double w_src = 0, w_param = 0, w_grad = 0;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
-        if (!drawn(c, i) || (!ops && in_cell(n)) || n->tags.step >= 0) continue;
+        if (!drawn(c, i) || (!ops && in_cell(c, n)) || n->tags.step >= 0) continue;
         char label[1024];
         double w = node_label(c, i, label, sizeof label);
         if (n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) w_param = fmax(w_param, w);
@@ -855,7 +859,7 @@ static bool grid_plan(dot_ctx *c)
     c->legend_y = c->top_y;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *n = N(c, i);
-        if (!drawn(c, i) || (!ops && in_cell(n)) || (ops && n->tags.step >= 0)) continue;
+        if (!drawn(c, i) || (!ops && in_cell(c, n)) || (ops && n->tags.step >= 0)) continue;
         if (n->tags.role == LOOM_ROLE_PARAM || is_param_side(n)) {
             c->px[i] = param_x;
             c->py[i] = c->top_y - 0.6 * u * n_param++;
@@ -990,6 +994,14 @@ static void slide_label(const dot_ctx *c, int32_t i, lab *b)
 static void slide_cell_label(const dot_ctx *c, const loom_node *nd, lab *b)
 {
     int t = nd->tags.step, l = nd->tags.layer, d = nd->tags.dir;
+    if (d >= 2) { /* an output layer's gradient: ∂L/∂o_t */
+        const char *stem = c->row_stem[grid_key(nd) & 127];
+        lab_frac_open(b);
+        lab_text(b, stem[0] ? stem : "y", 0.6);
+        lab_sub_int(b, t + 1);
+        lab_frac_close(b);
+        return;
+    }
     unsigned m = l < c->L && d < c->D ? c->states[l * c->D + d] : 0;
     if (!m) m = 2; /* h */
     if (is_bwd(nd)) lab_frac_open(b);
@@ -1021,7 +1033,7 @@ static double node_label(const dot_ctx *c, int32_t i, char *buf, size_t size)
     lab b = {buf, size, 0, 0, 0};
     buf[0] = 0;
     const loom_node *n = N(c, i);
-    if (c->o->view == LOOM_DOT_CELLS && in_cell(n)) slide_cell_label(c, n, &b);
+    if (c->o->view == LOOM_DOT_CELLS && in_cell(c, n)) slide_cell_label(c, n, &b);
     else slide_label(c, i, &b);
     return 0.22 + b.w * c->fs / 72;
 }
@@ -1075,10 +1087,15 @@ static void emit_op_node(dot_ctx *c, int32_t i)
 
 /* ---- cells ---- */
 
-static bool in_cell(const loom_node *n)
+/* A cell's node: a step's node of a layer and direction; a backward node
+ * of a step's layer above them too (an output layer's gradient at step t:
+ * one box ∂L/∂o_t, between the loss and the top layer's gradient cell). */
+static bool in_cell(const dot_ctx *c, const loom_node *n)
 {
-    return n->tags.step >= 0 && n->tags.layer >= 0 && n->tags.dir < 2 &&
-           (n->tags.role == LOOM_ROLE_FORWARD || n->tags.role == LOOM_ROLE_BACKWARD);
+    if (n->tags.step < 0 || n->tags.layer < 0) return false;
+    if (n->tags.dir >= 2) /* above the directions, under named nodes (o_t): what computes their gradient */
+        return n->tags.role == LOOM_ROLE_BACKWARD && !(loom_op(n->op)->flags & OPF_LAYOUT) && c->row_stem[grid_key(n) & 127][0];
+    return n->tags.role == LOOM_ROLE_FORWARD || n->tags.role == LOOM_ROLE_BACKWARD;
 }
 
 /* Id of the drawn object a node belongs to: its cell box in the cell view,
@@ -1087,7 +1104,7 @@ static void obj_id(const dot_ctx *c, int32_t i, char *buf, size_t n)
 {
     const loom_node *nd = N(c, i);
     if (c->vis[i] == ELIDE) snprintf(buf, n, "elided");
-    else if (c->o->view == LOOM_DOT_CELLS && in_cell(nd))
+    else if (c->o->view == LOOM_DOT_CELLS && in_cell(c, nd))
         snprintf(buf, n, "%c_%d_%d_%d", is_bwd(nd) ? 'b' : 'f', nd->tags.step, nd->tags.layer, nd->tags.dir);
     else snprintf(buf, n, "n%d", i);
 }
@@ -1108,9 +1125,13 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
         fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=%.2f, height=%.2f, label=<%s>", id,
                 bwd ? c->bwd_w : c->cell_w, 0.55 * c->u, buf);
     } else {
-        const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
-        fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s", id,
-                bwd ? "∂ " : "", cell ? cell : "cell", t + 1, l, d ? "←" : "→");
+        const char *cell = loom_graph_label_text(c->g, nd->tags.cell), *stem = c->row_stem[grid_key(nd) & 127];
+        if (d >= 2) /* an output layer's gradient */
+            fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"∂L/∂%s[%d]", id,
+                    stem[0] ? stem : "y", t + 1);
+        else
+            fprintf(f, "    %s [shape=box, style=\"rounded,filled\", width=1.1, height=0.55, label=\"%s%s t=%d\\nlayer %d %s",
+                    id, bwd ? "∂ " : "", cell ? cell : "cell", t + 1, l, d ? "←" : "→");
         if (has_heat(h)) {
             char ht[96];
             heat_text(c, t, l, d, ht, sizeof ht);
@@ -1244,7 +1265,7 @@ static void list_add(dot_ctx *c, id_list *l, int32_t x)
  * weights shared by the steps is plumbing, drawn as nothing: edges pass
  * through it. What computes outside the cells (an output layer, a loss) is
  * drawn. A slide's op view hides the unnamed nodes that only move data and
- * the constants. */
+ * the stored constants (a fill, as the zero initial state, is drawn). */
 static void find_clear(dot_ctx *c)
 {
     /* an input read only through its per-step rows (x_t; targets y_t, a
@@ -1271,8 +1292,9 @@ static void find_clear(dot_ctx *c)
          * step's loss); outside, what computes (an output layer, the loss).
          * A slide's op view: every op but those that only move data */
         bool plumbing = cells ? n->tags.step >= 0 || n->n_in == 0 || (op->flags & OPF_LAYOUT) || n->invariant
-                              : n->n_in == 0 || ((op->flags & OPF_LAYOUT) && !op->symbol);
-        c->clear[i] = c->vis[i] != HIDE && !(cells && in_cell(n)) &&
+                              : (n->tags.role == LOOM_ROLE_CONST && !(op->flags & OPF_FILL)) ||
+                                    ((op->flags & OPF_LAYOUT) && !op->symbol);
+        c->clear[i] = c->vis[i] != HIDE && !(cells && in_cell(c, n)) &&
                       ((!loom_tensor_name(c->g, loom_at(i)) && n->tags.role != LOOM_ROLE_PARAM &&
                         n->tags.role != LOOM_ROLE_INPUT && plumbing) ||
                        (rows_only && rows_only[i]));
@@ -1288,7 +1310,10 @@ static void find_clear(dot_ctx *c)
     free(rows_only);
 }
 
-static int acc_index(const dot_ctx *c, int t, int l, int d) { return (t * c->L + l) * c->D + d; }
+/* Chains per (step, layer, direction), and one per layer for the gradient
+ * boxes above the directions (an output layer's, direction 2): slot D. */
+static int acc_slot(const dot_ctx *c, int d) { return d >= 2 ? c->D : d; }
+static int acc_index(const dot_ctx *c, int t, int l, int d) { return (t * c->L + l) * (c->D + 1) + acc_slot(c, d); }
 static void acc_name(int t, int l, int d, char *buf, size_t n) { snprintf(buf, n, "acc_%d_%d_%d", t, l, d); }
 
 static bool has_tuple(const int32_t *v, int n, const int32_t *t, int k)
@@ -1321,8 +1346,8 @@ static bool add_tuple(dot_ctx *c, int32_t **v, int *n, int *cap, const int32_t *
 static bool bundle_into_sigma(dot_ctx *c, int32_t u, int32_t v, const char *cell_id)
 {
     const loom_node *nu = N(c, u);
-    if (!c->acc || !in_cell(nu) || !is_bwd(nu) || c->vis[u] != DRAW || !is_param_grad(c, v) ||
-        nu->tags.layer >= c->L || nu->tags.dir >= c->D)
+    if (!c->acc || !in_cell(c, nu) || !is_bwd(nu) || c->vis[u] != DRAW || !is_param_grad(c, v) ||
+        nu->tags.layer >= c->L || (nu->tags.dir >= c->D && nu->tags.dir != 2))
         return false;
     int t = nu->tags.step, l = nu->tags.layer, d = nu->tags.dir;
     char p[64];
@@ -1341,11 +1366,12 @@ static void emit_acc_chains(dot_ctx *c)
 {
     if (!c->acc) return;
     for (int l = 0; l < c->L; l++)
-        for (int d = 0; d < c->D; d++) {
+        for (int slot = 0; slot <= c->D; slot++) {
+            int d = slot == c->D ? 2 : slot;
             char prev[64] = "", p[64];
             int last_t = -1;
             for (int k = 0; k < c->T; k++) {
-                int t = d ? k : c->T - 1 - k;
+                int t = d == 1 ? k : c->T - 1 - k;
                 if (!c->acc[acc_index(c, t, l, d)]) continue;
                 acc_name(t, l, d, p, sizeof p);
                 fprintf(c->f, "    %s [shape=point, width=0.07, color=\"" C_BWD_LINE "\", label=\"\", loom_step=%d, "
@@ -1374,7 +1400,7 @@ static void bus_name(int t, int r, char *buf, size_t n) { snprintf(buf, n, "bus_
 static int bus_row(dot_ctx *c, int32_t v)
 {
     const loom_node *nv = N(c, v);
-    if (in_cell(nv)) return nv->tags.layer < c->L && nv->tags.dir < c->D ? nv->tags.layer * c->D + nv->tags.dir : -1;
+    if (in_cell(c, nv)) return nv->tags.layer < c->L && nv->tags.dir < c->D ? nv->tags.layer * c->D + nv->tags.dir : -1;
     if (!c->sub || !is_step_node(c, v)) return -1;
     int key = grid_key(nv) * 16 + (c->sub[v] & 15);
     for (int k = 0; k < c->n_bus_key; k++)
@@ -1393,7 +1419,7 @@ static bool bundle_weight_use(dot_ctx *c, int32_t u, int32_t v, const char *cell
 {
     const loom_node *nu = N(c, u), *nv = N(c, v);
     if (!c->bus || c->vis[v] != DRAW || nu->tags.role != LOOM_ROLE_PARAM) return false;
-    if (in_cell(nv) && (nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir)) return false;
+    if (in_cell(c, nv) && (nu->tags.layer != nv->tags.layer || nu->tags.dir != nv->tags.dir)) return false;
     int t = nv->tags.step, r = bus_row(c, v);
     if (r < 0) return false;
     char p[64];
@@ -1554,7 +1580,7 @@ static void emit_slide_heat(dot_ctx *c)
 {
     if (!c->o->heat || !(c->heat_hi > 0 || c->heat_zero)) return;
     FILE *f = c->f;
-    double y = c->legend_y + 1.0 * c->u, x = 0, em = 0.6 * c->fs / 72;
+    double y = c->legend_y + 1.6 * c->u, x = 0, em = 0.6 * c->fs / 72; /* clear of a frame's label */
     fprintf(f, "  subgraph cluster_legend {\n");
     double hw = (0.22 + 7 * em) / 2;
     c->half_w = hw;
@@ -1672,7 +1698,7 @@ static void emit_step(dot_ctx *c, int t, bool cells)
         int32_t i = c->by_step[k];
         const loom_node *nd = N(c, i);
         if (c->vis[i] != DRAW || (c->clear && c->clear[i])) continue;
-        if (cells && in_cell(nd)) emit_cell_box(c, nd);
+        if (cells && in_cell(c, nd)) emit_cell_box(c, nd);
         else emit_op_node(c, i);
     }
     if (!cells) emit_ports(c, t);
@@ -1787,7 +1813,7 @@ static bool lay_out(dot_ctx *c)
         find_clear(c);
     }
     if (c->oom || !grid_plan(c)) return false;
-    if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * c->D + 1, 1))) return false;
+    if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * (c->D + 1) + 1, 1))) return false;
     c->bus_rows = c->L * c->D + 32;
     if (cells && !(c->bus = calloc((size_t)c->T * c->bus_rows + 1, 1))) return false;
     /* every recurrent edge between two drawn steps enters through a port */
@@ -1810,16 +1836,17 @@ static bool lay_out(dot_ctx *c)
 
 /* The edge router by the picture's size (drawn nodes × edges): Graphviz's
  * spline router takes ~2.5 s at 20 000 (a 12-step LSTM with its gradients
- * in the cell view) and ~10 s at 60 000; past that, straight lines. Its
- * orthogonal router is never chosen by itself: Graphviz 2.42's aborts the
- * process on some of these layouts (a failed assertion in its maze). */
+ * in the cell view), its orthogonal one ~4 s at 200 000; past that,
+ * straight lines. (Graphviz 2.42's orthogonal router aborts on some
+ * layouts: loom_dot_render runs Graphviz in a child process and, for a
+ * router it chose — loom_edges=auto — draws straight lines instead.) */
 static const char *splines_for(const dot_ctx *c)
 {
     static const char *const name[] = {"true", "true", "ortho", "line"};
     loom_dot_edges e = c->o->edges;
     if (e == LOOM_DOT_EDGES_AUTO) {
         double cost = (double)c->n_nodes * (double)c->n_edges;
-        e = cost <= 60000 ? LOOM_DOT_EDGES_CURVED : LOOM_DOT_EDGES_STRAIGHT;
+        e = cost <= 20000 ? LOOM_DOT_EDGES_CURVED : cost <= 200000 ? LOOM_DOT_EDGES_ORTHO : LOOM_DOT_EDGES_STRAIGHT;
     }
     return name[e <= LOOM_DOT_EDGES_STRAIGHT ? e : 0];
 }
@@ -1945,7 +1972,8 @@ static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *
         emit_edges(&c);
         emit_legend(&c);
         emit_extent(&c);
-        fprintf(f, "  graph [splines=%s];\n", splines_for(&c)); /* now that the picture's size is known */
+        fprintf(f, "  graph [splines=%s%s];\n", splines_for(&c), /* now that the picture's size is known */
+                c.o->edges == LOOM_DOT_EDGES_AUTO ? ", loom_edges=auto" : "");
         if (c.bg_n) { /* the frames, behind everything: quoted pieces joined by +, each within Graphviz's 16384 bytes */
             fprintf(f, "  graph [_background=\"");
             for (size_t at = 0, piece = 0; at < c.bg_n; at++, piece++) {

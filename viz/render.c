@@ -44,6 +44,8 @@ loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const 
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 bool loom_dot_can_render(void) { return true; }
 
@@ -62,6 +64,111 @@ static char *layout_of(Agraph_t *gr)
     return l && *l ? l : "dot";
 }
 
+/* Lays out and renders the DOT text in a child process and reads the
+ * result back through a pipe: Graphviz 2.42's edge routers abort the
+ * process (a failed assertion in the orthogonal router's maze) or crash on
+ * some layouts, and that must not take the caller down (nor may Graphviz's
+ * own file output, which exits the process when a write fails). `straight`: edges as straight lines
+ * (the router no picture crashes). 0: *data (malloc'd, *len bytes); 1: the
+ * child failed, *why says how; −1: no child could be made. */
+static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool straight, char **data, size_t *len,
+                           loom_status *st, char *why, size_t why_n)
+{
+    int fd[2];
+    FILE *log = tmpfile(); /* what Graphviz says on stderr: the reason of a failure */
+    if (!log) return -1;
+    if (pipe(fd)) return fclose(log), -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]), close(fd[1]), fclose(log);
+        return -1;
+    }
+    if (pid == 0) { /* the child: exit status 0 rendered, 4 parse, 5 layout, 6 format, 7 pipe */
+        close(fd[0]);
+        dup2(fileno(log), 2);
+        int rc = 4;
+        Agraph_t *gr = agmemread(dot);
+        if (gr && straight) agsafeset(gr, "splines", "line", "");
+        if (gr && (rc = 5, gvLayout(gvc, gr, layout_of(gr)) == 0)) {
+            char *d = NULL;
+            unsigned int n = 0;
+            rc = gvRenderData(gvc, gr, format, &d, &n) != 0 ? 6 : 0;
+            for (unsigned int at = 0; !rc && at < n;) {
+                ssize_t w = write(fd[1], d + at, n - at);
+                if (w <= 0 && errno != EINTR) rc = 7;
+                if (w > 0) at += (unsigned int)w;
+            }
+        }
+        _exit(rc);
+    }
+    close(fd[1]);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (ssize_t r = 1; buf && r != 0;) {
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf), buf = NULL;
+                break;
+            }
+            buf = b;
+        }
+        r = read(fd[0], buf + n, cap - n);
+        if (r < 0 && errno != EINTR) break;
+        if (r > 0) n += (size_t)r;
+    }
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (buf && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        *data = buf, *len = n, *st = LOOM_OK;
+        fclose(log);
+        return 0;
+    }
+    free(buf);
+    char said[256] = "", line[256];
+    rewind(log);
+    while (fgets(line, sizeof line, log)) /* its last line */
+        if (line[0] != '\n') snprintf(said, sizeof said, "%.*s", (int)strcspn(line, "\n"), line);
+    fclose(log);
+    static const char *const what[] = {"Graphviz cannot parse the DOT text", "Graphviz layout failed",
+                                       "Graphviz cannot render this format (is it supported?)", "the picture could not be read back"};
+    if (!buf) *st = LOOM_ERR_NOMEM, snprintf(why, why_n, "out of memory reading the picture");
+    else if (WIFSIGNALED(status))
+        *st = LOOM_ERR_STATE, snprintf(why, why_n, "Graphviz crashed (signal %d%s%s)", WTERMSIG(status), said[0] ? ": " : "", said);
+    else {
+        int k = WIFEXITED(status) ? WEXITSTATUS(status) : 5;
+        k = k >= 4 && k <= 7 ? k : 5;
+        *st = k == 4 ? LOOM_ERR_FORMAT : k == 6 ? LOOM_ERR_ARG : k == 7 ? LOOM_ERR_IO : LOOM_ERR_STATE;
+        snprintf(why, why_n, "%s%s%s", what[k - 4], said[0] ? ": " : "", said);
+    }
+    return WIFSIGNALED(status) ? 2 : 1;
+}
+
+/* In-process, where no child can be made. */
+static loom_status render_here(GVC_t *gvc, const char *dot, const char *format, char **data, size_t *len, loom_error *err)
+{
+    loom_status st = LOOM_OK;
+    Agraph_t *gr = agmemread(dot);
+    if (!gr) return loom_error_set(err, LOOM_ERR_FORMAT, "render: Graphviz cannot parse the DOT text");
+    if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
+        st = loom_error_set(err, LOOM_ERR_STATE, "render: Graphviz layout failed");
+    } else {
+        char *d = NULL;
+        unsigned int n = 0;
+        if (gvRenderData(gvc, gr, format, &d, &n) != 0)
+            st = loom_error_set(err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)", format);
+        else if (!(*data = malloc(n + 1))) st = loom_error_set(err, LOOM_ERR_NOMEM, "render: out of memory");
+        else memcpy(*data, d, n), *len = n;
+        if (d) gvFreeRenderData(d);
+        gvFreeLayout(gvc, gr);
+    }
+    agclose(gr);
+    return st;
+}
+
 loom_status loom_dot_render(const char *dot, const char *format, const char *path, loom_error *err)
 {
     if (!dot || !format || !path) return loom_error_set(err, LOOM_ERR_ARG, "render: missing DOT text, format or path");
@@ -72,27 +179,21 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
     loom_error e = {0};
     if (loom_atomic_open(&out, path, &e)) return loom_error_set(err, e.status, "%s", e.msg);
     pthread_mutex_lock(&gvc_lock); /* Graphviz is not thread-safe */
+    char *data = NULL, why[400] = "";
+    size_t len = 0;
     loom_status st = LOOM_OK;
-    Agraph_t *gr = agmemread(dot);
-    if (!gr) {
-        st = loom_error_set(err, LOOM_ERR_FORMAT, "render: Graphviz cannot parse the DOT text");
-    } else if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
-        st = loom_error_set(err, LOOM_ERR_STATE, "render: Graphviz layout failed");
-    } else {
-        /* into memory, then written here: Graphviz's own file output exits
-         * the process when a write fails */
-        char *data = NULL;
-        unsigned int len = 0;
-        if (gvRenderData(gvc, gr, format, &data, &len) != 0)
-            st = loom_error_set(err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)",
-                                format);
-        else if (fwrite(data, 1, len, out.f) != len)
-            st = loom_error_set(err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        if (data) gvFreeRenderData(data);
-        gvFreeLayout(gvc, gr);
-    }
-    if (gr) agclose(gr);
+    int rc = render_in_child(gvc, dot, format, false, &data, &len, &st, why, sizeof why);
+    /* a router that crashes on a picture whose edges loom chose (loom_edges=auto)
+     * is replaced by straight lines; one the caller chose is an error */
+    if (rc == 2 && strstr(dot, "loom_edges=auto"))
+        rc = render_in_child(gvc, dot, format, true, &data, &len, &st, why, sizeof why);
+    if (rc < 0) st = render_here(gvc, dot, format, &data, &len, err);
+    else if (rc > 0)
+        st = loom_error_set(err, st, "render: %s%s", why,
+                            strstr(why, "crashed") ? ": draw the edges another way (loom dot --edges curved or straight)" : "");
     pthread_mutex_unlock(&gvc_lock);
+    if (!st && fwrite(data, 1, len, out.f) != len) st = loom_error_set(err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    free(data);
     if (st) loom_atomic_abort(&out);
     else if ((st = loom_atomic_commit(&out, &e))) loom_error_set(err, st, "%s", e.msg);
     return st;

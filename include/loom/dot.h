@@ -29,10 +29,11 @@ typedef enum { LOOM_DOT_OPS = 0, LOOM_DOT_CELLS } loom_dot_view;
 typedef enum { LOOM_DOT_FORWARD = 0, LOOM_DOT_BOTH, LOOM_DOT_BACKWARD } loom_dot_part;
 /* How Graphviz draws the edges: around the nodes, as curves (its spline
  * router: the clearest, slow past a few hundred nodes) or at right angles
- * (its orthogonal router: edges may share a channel, and Graphviz 2.42's
- * aborts the process on some layouts), or straight (instant; an edge may
- * then pass behind a node it does not touch). AUTO: curves for pictures up
- * to about 60 000 nodes × edges, straight lines past that. */
+ * (its orthogonal router: faster, edges may share a channel), or straight
+ * (instant; an edge may then pass behind a node it does not touch). AUTO
+ * picks by size: curves for small pictures, right angles for larger ones,
+ * straight lines past that — and straight lines where Graphviz's router
+ * crashes on the picture (loom_dot_render renders in a child process). */
 typedef enum { LOOM_DOT_EDGES_AUTO = 0, LOOM_DOT_EDGES_CURVED, LOOM_DOT_EDGES_ORTHO, LOOM_DOT_EDGES_STRAIGHT } loom_dot_edges;
 /* DIAGRAM: every node with its name or op and shape, a legend. SLIDE: for a
  * lecture — mathematical labels (h₃, c₃, x₃, o₃, L₃, W_hh, ∂L/∂h₃ as a
@@ -75,7 +76,10 @@ loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char
 
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...), replacing the file atomically.
- * LOOM_ERR_STATE when loom was built without Graphviz. */
+ * Graphviz runs in a child process (its routers crash on some layouts): a
+ * crash is LOOM_ERR_STATE with its reason — or, for a picture whose router
+ * loom chose (the graph attribute loom_edges=auto), the picture again with
+ * straight edges. LOOM_ERR_STATE when loom was built without Graphviz. */
 loom_status loom_dot_render(const char *dot, const char *format, const char *path, loom_error *err);
 /* Writes g to `path` in the format its extension names: .dot or .gv (DOT
  * text), .svg, .png, .pdf (rendered). The file is replaced atomically: on

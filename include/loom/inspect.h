@@ -171,6 +171,45 @@ loom_status loom_probe_new(loom_probe *p, const loom_model_desc *m, uint64_t see
                            const int32_t *ids, int64_t n, const loom_probe_opts *o, loom_error *err);
 void loom_probe_close(loom_probe *p);
 
+/* The gradient norms of a model being trained, every `every` steps, as
+ * rows `step,t,layer,direction,state,norm,norm64` of a metrics file: a
+ * probe of its weights (loom_probe_new) and the norms' buffers. */
+typedef struct {
+    loom_probe probe;
+    loom_metrics *m;
+    long every;
+    float *norm;
+    double *norm64;
+} loom_norms_log;
+/* Opens `path` (a resumed run keeps its rows up to step `resumed`; −1: a
+ * new run) and the probe (arguments as loom_probe_new's). */
+loom_status loom_norms_log_open(loom_norms_log *n, const char *path, long every, const loom_model_desc *d, uint64_t seed,
+                                const loom_store *weights, const int32_t *ids, int64_t n_ids, int64_t resumed, loom_error *err);
+/* At a step that is a multiple of every (0 included): the norms computed
+ * and their rows written and flushed; at others nothing. */
+loom_status loom_norms_log_step(loom_norms_log *n, int64_t step, loom_error *err);
+void loom_norms_log_close(loom_norms_log *n);
+
+/* One carried state's norms out of the grid's (loom_state_grad_norms):
+ * out[(t · layers + l) · dirs + d] — the layout of loom_dot_opts.heat. */
+void loom_state_select(const loom_state_grid *g, const float *norm, const double *norm64, int state, float *out, double *out64);
+
+/* The lesson's numbers, from the top layer's forward direction: how much
+ * of the gradient reaches the first step, and each step's Jacobian. */
+typedef struct {
+    double first, last;    /* ‖∂L/∂h_1‖, ‖∂L/∂h_T‖ (float64) */
+    bool first_underflows; /* float32 rounds ‖∂L/∂h_1‖ to 0 */
+    double ratio;          /* first / last (NaN when last is 0) */
+    double factor;         /* ratio^(1/(T−1)): the shrinking per step (NaN where undefined) */
+    int jacobians;         /* steps with a Jacobian (0: none given) */
+    double sigma_min, sigma_max, sigma_mean, sigma_product; /* ‖J_t‖₂: range, geometric mean, product */
+    double radius_mean;    /* the spectral radius of J_t, geometric mean: the rate */
+} loom_gradient_summary;
+/* norm, norm64 from loom_state_grad_norms; sigma, radius from
+ * loom_state_jacobian_norms, or NULL. */
+void loom_gradient_summarize(const loom_state_grid *g, const float *norm, const double *norm64, const double *sigma,
+                             const double *radius, loom_gradient_summary *out);
+
 #ifdef __cplusplus
 }
 #endif
