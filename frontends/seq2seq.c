@@ -100,7 +100,7 @@ static loom_tensor attend(loom_graph *g, const loom_seq2seq *m, int t, loom_tens
     score = loom_where(g, mask, score, loom_fill(g, loom_shape2(R, Ts), -1e6f));
     *weights = loom_softmax(g, score);
     char nm[48];
-    snprintf(nm, sizeof nm, "attention[%d]", t);
+    snprintf(nm, sizeof nm, "attention[%d]", m->o.src_steps + t); /* by its step, as the decoder's x[t] */
     loom_tensor_set_name(g, *weights, nm);
     loom_tensor ctx = loom_matmul(g, loom_reshape(g, *weights, loom_shape3(R, 1, Ts)), memory, false, false);
     ctx = loom_reshape(g, ctx, loom_shape2(R, m->K));

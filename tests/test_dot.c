@@ -1060,7 +1060,17 @@ Test(render, slide_labels_are_mathematical)
                                    "label=<Wₕₕ⁽²⁾>", ">∂bᵢₕ⁽¹⁾</TD>", "label=<o₃>"};
     for (unsigned k = 0; k < sizeof in_cell / sizeof *in_cell; k++) cr_assert(strstr(cell, in_cell[k]), "cell view: %s", in_cell[k]);
     cr_assert(!strstr(cell, "layer 0") && !strstr(cell, "t=1"), "no diagram labels");
-    free(op), free(cell);
+    /* an encoder–decoder: each part's weights marked (enc, dec), the attention weights α_t by their step, the
+     * decoder's output layer by its name; one recurrent layer, so no layer superscripts */
+    char *s2s_argv[] = {"--seq2seq", "additive", "--cell", "gru", "--seq-len", "3", "--view", "cell", "--style", "slide",
+                        "-o", (char *)tp("s.dot")};
+    cr_assert_eq(cmd_dot(12, s2s_argv), 0);
+    char *s2s = slurp(tp("s.dot"));
+    const char *const in_s2s[] = {"label=<α₄>", "label=<α₆>", "label=<Wᵢₕ<SUP>enc</SUP>>", "label=<Wₕₕ<SUP>dec</SUP>>",
+                                  "label=<W<SUB>q</SUB><SUP>dec</SUP>>", "label=<dense₅>", "label=<h₂>", "label=<x₄>"};
+    for (unsigned k = 0; k < sizeof in_s2s / sizeof *in_s2s; k++) cr_assert(strstr(s2s, in_s2s[k]), "seq2seq: %s", in_s2s[k]);
+    cr_assert(!strstr(s2s, "⁽"), "no layer superscripts");
+    free(op), free(cell), free(s2s);
 }
 
 /* What the loss reaches, the picture shows reaching it: in the command's

@@ -243,7 +243,6 @@ static bool find_state_names(dot_ctx *c)
         const loom_node *u = N(c, i);
         const char *nm = loom_tensor_name(c->g, loom_at(i));
         int s = u->tags.state;
-        if (in_cell(c, u) && !is_bwd(u) && u->tags.layer + 1 > c->cell_layers) c->cell_layers = u->tags.layer + 1;
         if (nm && !is_bwd(u) && u->tags.step >= 0 && !in_cell(c, u) && !c->row_stem[grid_key(u)][0]) /* o[3] → o */
             snprintf(c->row_stem[grid_key(u)], sizeof c->row_stem[0], "%.*s", (int)strcspn(nm, "["), nm);
         if (s >= 1 && s <= LOOM_CELL_MAX_STATES && in_cell(c, u) && !is_bwd(u) && u->tags.layer < c->L && u->tags.dir < c->D)
@@ -252,6 +251,8 @@ static bool find_state_names(dot_ctx *c)
         size_t len = strcspn(nm, "[");
         if (len && len < sizeof c->state_name[s] && nm[len] == '[') snprintf(c->state_name[s], sizeof c->state_name[s], "%.*s", (int)len, nm);
     }
+    for (int k = 0; k < c->L * c->D; k++) /* the recurrent layers: those whose cells carry a state */
+        if (c->states[k] && k / c->D + 1 > c->cell_layers) c->cell_layers = k / c->D + 1;
     return true;
 }
 
@@ -414,7 +415,7 @@ static void lab_name(const dot_ctx *c, lab *b, const char *name, int step, int l
     if (step >= 0 && k == step && end && *end == ']' && !end[1]) { /* x[3] of step 3: x₄ */
         char stem[96];
         snprintf(stem, sizeof stem, "%.*s", (int)(len < 95 ? len : 95), name);
-        lab_text(b, stem, 0.6);
+        lab_text(b, !strcmp(stem, "attention") ? "α" : stem, 0.6); /* attention weights: α_t, as the course writes them */
         lab_sub_int(b, step + 1);
         lab_layer(c, b, layer);
         return;
@@ -432,13 +433,28 @@ static void lab_name(const dot_ctx *c, lab *b, const char *name, int step, int l
         for (const char *p = name; p < dot; p++)
             if (*p == '.') m = p + 1;
         snprintf(rest, sizeof rest, "%.*s", (int)(dot - m), m);
-        lab_text(b, base[0] == 'w' ? "W" : "b", 0.6);
-        lab_sub(b, rest);
+        if (sscanf(rest, "%7[A-Za-z]_%31[A-Za-z0-9]%n", kind, sub, &n) == 2 && !rest[n]) { /* W_q.weight: W_q */
+            lab_text(b, kind, 0.6);
+            lab_sub(b, sub);
+        } else {
+            lab_text(b, base[0] == 'w' ? "W" : "b", 0.6);
+            lab_sub(b, rest);
+        }
     } else if (sscanf(base, "%7[A-Za-z]_%31[A-Za-z0-9]%n", kind, rest, &n) == 2 && !base[n]) { /* U_f */
         lab_text(b, kind, 0.6);
         lab_sub(b, rest);
     } else {
         lab_text(b, name, 0.6);
+        return;
+    }
+    /* a weight of one part of a model of several (encoder.rnn.weight_ih_l0):
+     * the part above, its first three letters */
+    const char *part_end = strchr(name, '.');
+    if (part_end && part_end != dot && part_end - name >= 1) {
+        snprintf(rest, sizeof rest, "%.*s", (int)(part_end - name < 3 ? part_end - name : 3), name);
+        lab_raw(b, "<SUP>");
+        lab_text(b, rest, 0.5);
+        lab_raw(b, "</SUP>");
     }
 }
 
@@ -1003,7 +1019,14 @@ static void slide_cell_label(const dot_ctx *c, const loom_node *nd, lab *b)
         return;
     }
     unsigned m = l < c->L && d < c->D ? c->states[l * c->D + d] : 0;
-    if (!m) m = 2; /* h */
+    if (!m) { /* a layer that carries nothing (an output layer drawn as cells): its name */
+        const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
+        if (is_bwd(nd)) lab_frac_open(b);
+        lab_text(b, cell ? cell : "y", 0.6);
+        lab_sub_int(b, t + 1);
+        if (is_bwd(nd)) lab_frac_close(b);
+        return;
+    }
     if (is_bwd(nd)) lab_frac_open(b);
     if (c->D > 1 && d == 1) lab_text(b, "←", 0.6);
     for (int s = 1, first = 1; s <= LOOM_CELL_MAX_STATES; s++) {
