@@ -18,11 +18,12 @@ loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const 
 {
     if (!path) return loom_error_set(err, LOOM_ERR_ARG, "dot: no file name");
     const char *fmt = ext_of(path);
-    if (!strcmp(fmt, "dot") || !strcmp(fmt, "gv")) {
+    bool html = !strcmp(fmt, "html");
+    if (!strcmp(fmt, "dot") || !strcmp(fmt, "gv") || html) {
         loom_atomic out;
         loom_error e = {0};
         if (loom_atomic_open(&out, path, &e)) return loom_error_set(err, e.status, "%s", e.msg);
-        loom_status st = loom_dot_write(g, out.f, opts, err);
+        loom_status st = html ? loom_dot_html(g, out.f, opts, err) : loom_dot_write(g, out.f, opts, err);
         if (st) {
             loom_atomic_abort(&out);
             return st;
@@ -30,7 +31,8 @@ loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const 
         return loom_atomic_commit(&out, &e) ? loom_error_set(err, e.status, "%s", e.msg) : LOOM_OK;
     }
     if (strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf"))
-        return loom_error_set(err, LOOM_ERR_ARG, "dot: cannot tell the format of '%s': use .dot, .gv, .svg, .png or .pdf", path);
+        return loom_error_set(err, LOOM_ERR_ARG, "dot: cannot tell the format of '%s': use .dot, .gv, .html, .svg, .png or .pdf",
+                              path);
     char *text;
     size_t len;
     loom_status st = loom_dot_string(g, opts, &text, &len, err);
@@ -70,7 +72,8 @@ static char *layout_of(Agraph_t *gr)
  * some layouts, and that must not take the caller down (nor may Graphviz's
  * own file output, which exits the process when a write fails). `straight`: edges as straight lines
  * (the router no picture crashes). 0: *data (malloc'd, *len bytes); 1: the
- * child failed, *why says how; −1: no child could be made. */
+ * text or the format is wrong, *why says how; 2: the layout failed or
+ * Graphviz crashed (another router may do); −1: no child could be made. */
 static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool straight, char **data, size_t *len,
                            loom_status *st, char *why, size_t why_n)
 {
@@ -135,16 +138,22 @@ static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool
     fclose(log);
     static const char *const what[] = {"Graphviz cannot parse the DOT text", "Graphviz layout failed",
                                        "Graphviz cannot render this format (is it supported?)", "the picture could not be read back"};
-    if (!buf) *st = LOOM_ERR_NOMEM, snprintf(why, why_n, "out of memory reading the picture");
-    else if (WIFSIGNALED(status))
-        *st = LOOM_ERR_STATE, snprintf(why, why_n, "Graphviz crashed (signal %d%s%s)", WTERMSIG(status), said[0] ? ": " : "", said);
-    else {
-        int k = WIFEXITED(status) ? WEXITSTATUS(status) : 5;
-        k = k >= 4 && k <= 7 ? k : 5;
-        *st = k == 4 ? LOOM_ERR_FORMAT : k == 6 ? LOOM_ERR_ARG : k == 7 ? LOOM_ERR_IO : LOOM_ERR_STATE;
-        snprintf(why, why_n, "%s%s%s", what[k - 4], said[0] ? ": " : "", said);
+    if (!buf) {
+        *st = LOOM_ERR_NOMEM, snprintf(why, why_n, "out of memory reading the picture");
+        return 1;
     }
-    return WIFSIGNALED(status) ? 2 : 1;
+    int k = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    if (k == 4 || k == 6 || k == 7) { /* the text, the format, the pipe: the same again would fail the same way */
+        *st = k == 4 ? LOOM_ERR_FORMAT : k == 6 ? LOOM_ERR_ARG : LOOM_ERR_IO;
+        snprintf(why, why_n, "%s%s%s", what[k - 4], said[0] ? ": " : "", said);
+        return 1;
+    }
+    /* the layout failed, or Graphviz died (a signal; an exit of its own, as a sanitizer's) */
+    *st = LOOM_ERR_STATE;
+    if (WIFSIGNALED(status)) snprintf(why, why_n, "Graphviz crashed (signal %d%s%s)", WTERMSIG(status), said[0] ? ": " : "", said);
+    else if (k == 5) snprintf(why, why_n, "%s%s%s", what[1], said[0] ? ": " : "", said);
+    else snprintf(why, why_n, "Graphviz crashed (exit status %d%s%s)", k, said[0] ? ": " : "", said);
+    return 2;
 }
 
 /* In-process, where no child can be made. */
@@ -183,14 +192,13 @@ loom_status loom_dot_render(const char *dot, const char *format, const char *pat
     size_t len = 0;
     loom_status st = LOOM_OK;
     int rc = render_in_child(gvc, dot, format, false, &data, &len, &st, why, sizeof why);
-    /* a router that crashes on a picture whose edges loom chose (loom_edges=auto)
+    /* a router that fails on a picture whose edges loom chose (loom_edges=auto)
      * is replaced by straight lines; one the caller chose is an error */
     if (rc == 2 && strstr(dot, "loom_edges=auto"))
         rc = render_in_child(gvc, dot, format, true, &data, &len, &st, why, sizeof why);
     if (rc < 0) st = render_here(gvc, dot, format, &data, &len, err);
     else if (rc > 0)
-        st = loom_error_set(err, st, "render: %s%s", why,
-                            strstr(why, "crashed") ? ": draw the edges another way (loom dot --edges curved or straight)" : "");
+        st = loom_error_set(err, st, "render: %s%s", why, rc == 2 ? ": draw the edges another way (loom dot --edges curved or straight)" : "");
     pthread_mutex_unlock(&gvc_lock);
     if (!st && fwrite(data, 1, len, out.f) != len) st = loom_error_set(err, LOOM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     free(data);
