@@ -25,6 +25,10 @@ expect 2 "unknown option" -- "$loom" rnn-run --frobnicate a b
 expect 2 "usage: loom rnn-run" -- "$loom" rnn-run onlyone
 expect 2 "unknown command" -- "$loom" train-me
 expect 2 "0 < LO < HI" -- "$loom" dot --grad-norms --heat-range 1:inf -o "$dir/h.svg"
+expect 0 "" -- "$loom" dot --cell gru --backward -o "$dir/g.html"
+check "the page: one file, its data the DOT" grep -q '"views": {"cell": "digraph loom' "$dir/g.html"
+expect 2 "has its own labels and edges" -- "$loom" dot --style slide -o "$dir/g2.html"
+expect 2 "has its own labels and edges" -- "$loom" dot --edges straight -o "$dir/g2.html"
 expect 2 "0 < LO < HI" -- "$loom" dot --grad-norms --heat-range 1:1e39 -o "$dir/h.svg"
 
 # outputs: written whole or not at all, and never over their own input
@@ -187,7 +191,7 @@ expect 0 "" -- "$loom" translate --load "$dir/fra.ckpt" --beam 2 "Go." "Never se
 check "two translations" [ "$(wc -l < "$dir/out")" -eq 2 ]
 expect 2 "invalid UTF-8" -- "$loom" translate --load "$dir/fra.ckpt" "$(printf 'bad \377')"
 expect 0 "" -- "$loom" dot --seq2seq dot --cell gru --bidirectional --seq-len 3 --view cell --backward -o "$dir/s2s.dot"
-check "the encoder–decoder's picture has its attention weights" grep -q 'attention\[2\]' "$dir/s2s.dot"
+check "the encoder–decoder's picture has its attention weights (named by their step: t = 4, after 3 source steps)" grep -q 'attention\[4\]' "$dir/s2s.dot"
 expect 2 "not with --load" -- "$loom" dot --seq2seq additive --grad-norms -o "$dir/y.dot"
 expect 2 "--seq2seq must be" -- "$loom" dot --seq2seq luong -o "$dir/y.dot"
 

@@ -1149,3 +1149,93 @@ Test(render, graphviz_crash_is_contained)
     cr_assert(strstr(derr.msg, "syntax error"), "Graphviz's reason: %s", derr.msg);
     free(dot), free(auto_dot);
 }
+
+/* ---- the interactive page, in a real browser ---- */
+
+/* Debian's chromium, headless: the page's DOM after its scripts ran
+ * (--dump-dom), or NULL when there is no browser. */
+static char *browser_dom(const char *url)
+{
+    if (system("command -v chromium > /dev/null 2>&1")) return NULL;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "chromium --headless --no-sandbox --disable-gpu --user-data-dir=%s/chromium --dump-dom '%s' 2>/dev/null",
+             tmpdir, url);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t cap = 1 << 20, n = 0;
+    char *dom = malloc(cap);
+    for (size_t r; (r = fread(dom + n, 1, cap - n - 1, p)) > 0;)
+        if ((n += r) + 1 == cap) dom = realloc(dom, cap *= 2);
+    dom[n] = 0;
+    pclose(p);
+    return dom;
+}
+
+/* The ids of the nodes a DOT text places (the lines "    id [... pos=...]"), space-separated. */
+static int dot_node_ids(const char *dot, char *out, size_t size, int *edges)
+{
+    int n = 0;
+    size_t at = 0;
+    *edges = 0;
+    for (const char *l = dot; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        char id[64];
+        const char *end = strchr(l, '\n');
+        size_t len = end ? (size_t)(end - l) : strlen(l);
+        char line[8192];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        if (strstr(line, " -> ")) {
+            (*edges)++;
+            continue;
+        }
+        if (sscanf(line, " %63[A-Za-z0-9_] [", id) == 1 && strstr(line, "pos=\"") && strcmp(id, "node") && strcmp(id, "graph")) {
+            at += (size_t)snprintf(out + at, size - at, "%s%s", n ? " " : "", id);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* loom dot -o g.html: one file, no network; opened in headless Chromium
+ * with #selftest, the page runs its scripted interactions (search, hover a
+ * cell, an op's tooltip, forward only) and writes the results into its
+ * DOM. Every node the DOT has is on the page and no other, the edges are
+ * the DOT's, no script error. */
+Test(render, html_page_in_a_browser, .timeout = 120)
+{
+    char *argv[] = {"--cell", "lstm", "--layers", "2", "--seq-len", "4", "--backward", "-o", (char *)tp("g.html")};
+    cr_assert_eq(cmd_dot(9, argv), 0);
+    char *page = slurp(tp("g.html"));
+    cr_assert(!strstr(page, "http://") && !strstr(page, "https://") && !strstr(page, "<script src"), "self-contained");
+    free(page);
+    char url[256];
+    snprintf(url, sizeof url, "file://%s#selftest", tp("g.html"));
+    char *dom = browser_dom(url);
+    if (!dom) cr_skip_test("no browser: install Debian's chromium (sh scripts/bootstrap --tests) to run the page's tests");
+    const char *r = strstr(dom, "<pre id=\"selftest\">");
+    cr_assert(r, "the page ran its self-test (no script error stopped it)");
+    cr_assert(strstr(r, "\"errors\":[]"), "no script errors: %.300s", r);
+    cr_assert(strstr(r, "\"search\":{\"query\":\"weight_hh_l0\",\"matches\":2"), "search finds both layers' W_hh: %.200s",
+              strstr(r, "\"search\""));
+    cr_assert(strstr(r, "\"shown\":\"block\"") && strstr(r, "step: t = 1\\nlayer: 0"), "hovering a cell shows its tags");
+    cr_assert(strstr(r, "shape: ("), "an op's tooltip gives its shape");
+    cr_assert(strstr(r, "\"fwdOnly\":true"), "forward only hides the backward nodes");
+    /* read the DOT of the same picture and compare ids and edge counts */
+    const char *views[2] = {"cell", "op"};
+    for (int k = 0; k < 2; k++) {
+        char *dargv[] = {"--cell", "lstm", "--layers", "2", "--seq-len", "4", "--backward", "--view", (char *)views[k], "-o",
+                         (char *)tp("g.dot")};
+        cr_assert_eq(cmd_dot(11, dargv), 0);
+        char *dot = slurp(tp("g.dot"));
+        static char ids[1 << 20];
+        int edges, n = dot_node_ids(dot, ids, sizeof ids, &edges);
+        char want[256];
+        snprintf(want, sizeof want, "\"%s\":{\"nodes\":%d,\"edges\":%d,\"ids\":\"", views[k], n, edges);
+        const char *got = strstr(r, want);
+        cr_assert(got, "%s view: %d nodes and %d edges, as the DOT: %.120s", views[k], n, edges, strstr(r, views[k]));
+        got += strlen(want);
+        cr_assert(!strncmp(got, ids, strlen(ids)) && got[strlen(ids)] == '"', "%s view: the same node ids in the same order",
+                  views[k]);
+        free(dot);
+    }
+    free(dom);
+}

@@ -11,12 +11,14 @@
 
 const char dot_help[] =
     "draw the unrolled graph of a recurrent model (and its BPTT graph)\n"
-    "as .dot, .svg, .png or .pdf\n";
+    "as .dot, .svg, .png or .pdf, or as an interactive page (.html)\n";
 
 
 #define D(field) offsetof(dot_args, field)
 const tool_opt dot_opts[] = {
-    {"-o", OPT_PATH, D(out), .arg = "FILE", .help = "output; the extension picks the format (- for DOT on stdout)"},
+    {"-o", OPT_PATH, D(out), .arg = "FILE",
+     .help = "output; the extension picks the format (- for DOT on stdout; .html:\n"
+             "an interactive page, both views, zoom, search, a node's op and shape)"},
     {"--view", OPT_CHOICE, D(view), .choices = (const char *const[]){"op", "cell", NULL}, .arg = "op|cell",
      .help = "every op (default), or one box per (step, layer, direction)"},
     {"--backward", OPT_FLAG, D(backward), .help = "add the gradient (BPTT) graph"},
@@ -108,7 +110,7 @@ static int parse(dot_args *a, int argc, char **argv)
         return 2;
     }
     if (!a->out && !a->norms_csv) {
-        fprintf(stderr, "loom dot: -o FILE is required (.dot, .svg, .png or .pdf; - for DOT on stdout), or --norms-csv FILE\n");
+        fprintf(stderr, "loom dot: -o FILE is required (.dot, .html, .svg, .png or .pdf; - for DOT on stdout), or --norms-csv FILE\n");
         return 2;
     }
     if (!tool_outputs_ok("loom dot", (tool_file[]){{"-o", a->out}, {"--norms-csv", a->norms_csv}}, 2,
@@ -116,9 +118,14 @@ static int parse(dot_args *a, int argc, char **argv)
         return 2;
     if (!a->out) return 0;
     const char *fmt = a->fmt = !strcmp(a->out, "-") ? "dot" : ext_of(a->out);
-    bool text = !strcmp(fmt, "dot") || !strcmp(fmt, "gv");
+    bool text = !strcmp(fmt, "dot") || !strcmp(fmt, "gv") || !strcmp(fmt, "html");
     if (!text && strcmp(fmt, "svg") && strcmp(fmt, "png") && strcmp(fmt, "pdf")) {
-        fprintf(stderr, "loom dot: cannot tell the format of '%s': use .dot, .svg, .png or .pdf\n", a->out);
+        fprintf(stderr, "loom dot: cannot tell the format of '%s': use .dot, .html, .svg, .png or .pdf\n", a->out);
+        return 2;
+    }
+    if (!strcmp(fmt, "html") && (a->style == LOOM_DOT_STYLE_SLIDE || a->edges)) { /* the page draws its own */
+        fprintf(stderr, "loom dot: %s: the interactive page has its own labels and edges (no --style slide, no --edges)\n",
+                a->out);
         return 2;
     }
     if (a->random_trunc && !a->truncate) {

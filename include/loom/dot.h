@@ -74,6 +74,14 @@ loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *op
 /* The same into a malloc'd string (*out, *len). */
 loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char **out, size_t *len, loom_error *err);
 
+/* An interactive page of g: one self-contained HTML file (no network)
+ * that draws the cell view and the op view of the same DOT texts
+ * loom_dot_write writes (forward, with backward, backward only; zoom, pan,
+ * a node's op, shape and tags on hover, search by name). opts as for
+ * loom_dot_write; its view, part (the page starts there) and style are the
+ * page's to choose. */
+loom_status loom_dot_html(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err);
+
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...), replacing the file atomically.
  * Graphviz runs in a child process (its routers crash on some layouts): a
@@ -82,7 +90,7 @@ loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char
  * straight edges. LOOM_ERR_STATE when loom was built without Graphviz. */
 loom_status loom_dot_render(const char *dot, const char *format, const char *path, loom_error *err);
 /* Writes g to `path` in the format its extension names: .dot or .gv (DOT
- * text), .svg, .png, .pdf (rendered). The file is replaced atomically: on
+ * text), .html (the interactive page), .svg, .png, .pdf (rendered). The file is replaced atomically: on
  * any failure the old file, if any, is left as it was. */
 loom_status loom_dot_save(const loom_graph *g, const loom_dot_opts *opts, const char *path, loom_error *err);
 /* (These functions have no object to keep an error in: the reason of a
