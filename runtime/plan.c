@@ -107,3 +107,29 @@ loom_plan_stats loom_plan_get_stats(const loom_plan *p)
                        p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float)};
     return s;
 }
+
+int32_t loom_plan_ranks(const loom_plan *p, int32_t *rank, int32_t n)
+{
+    if (!p || !rank || n < p->n_graph) return -1;
+    for (int32_t i = 0; i < n; i++) rank[i] = -1;
+    int32_t *piece_at = malloc(((size_t)p->n_pieces + 1) * sizeof *piece_at);
+    if (!piece_at) return -1;
+    for (int32_t k = 0; k < p->n_exec; k++) {
+        int32_t id = p->exec[k];
+        if (id >= p->n_graph) { /* a piece of a sum's terms */
+            piece_at[id - p->n_graph] = k;
+            continue;
+        }
+        int32_t m;
+        const int32_t *members = loom_rewrites_members(&p->rw, &id, &m);
+        for (int32_t j = 0; j < m; j++) rank[members[j]] = k;
+    }
+    for (int32_t i = 0; i < p->n_graph; i++) /* terms run by a piece, or by their sum's kernel */
+        if (rank[i] < 0 && p->in_plan[i] && p->piece_of[i] >= 0) rank[i] = piece_at[p->piece_of[i]];
+    for (int32_t i = 0; i < p->n_graph; i++)
+        if (rank[i] < 0 && p->in_plan[i] && p->rw.into[i] >= 0) rank[i] = rank[p->rw.into[i]];
+    for (int32_t i = 0; i < p->n_graph; i++) /* a view: when its source is */
+        if (rank[i] < 0 && p->in_plan[i] && p->root[i] != i && p->root[i] >= 0) rank[i] = rank[p->root[i]];
+    free(piece_at);
+    return p->n_exec;
+}

@@ -1219,6 +1219,13 @@ Test(render, html_page_in_a_browser, .timeout = 120)
     cr_assert(strstr(r, "\"shown\":\"block\"") && strstr(r, "step: t = 1\\nlayer: 0"), "hovering a cell shows its tags");
     cr_assert(strstr(r, "shape: ("), "an op's tooltip gives its shape");
     cr_assert(strstr(r, "\"fwdOnly\":true"), "forward only hides the backward nodes");
+    /* the plan, stepped through: at the first call nodes wait, at the end none, BPTT from the last step back */
+    const char *plan = strstr(r, "\"plan\":{\"calls\":");
+    cr_assert(plan, "the page knows the plan's order");
+    int calls = 0, waiting = 0;
+    cr_assert_eq(sscanf(plan, "\"plan\":{\"calls\":%d,\"waitingAtStart\":%d", &calls, &waiting), 2);
+    cr_assert(calls > 50 && waiting > 10, "%d calls, %d nodes waiting at the first", calls, waiting);
+    cr_assert(strstr(plan, "\"waitingAtEnd\":0,\"bpttOrder\":true"), "%.120s", plan);
     /* read the DOT of the same picture and compare ids and edge counts */
     const char *views[2] = {"cell", "op"};
     for (int k = 0; k < 2; k++) {

@@ -651,3 +651,53 @@ Test(rewrites, sinking_lowers_the_peak)
     cr_assert_lt(arena[0], arena[1], "sunk %zu bytes, not sunk %zu", arena[0], arena[1]);
     lm_case_free(&c);
 }
+
+/* loom_plan_ranks: when each node gets its value. Every computed node comes
+ * no earlier than the computed nodes it reads (one kernel call may compute
+ * both: a fused group, a sum's terms), sources have none, and BPTT visits
+ * the steps last to first: the gradient of step t's state is computed
+ * after that of step t + 1. */
+Test(runtime, plan_ranks_follow_the_dataflow_and_bptt)
+{
+    enum { T = 5 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = 3});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, 2, 2));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
+    loom_tensor wrt[4], grads[4];
+    for (int i = 0; i < 4; i++) wrt[i] = rnn.param[0][0][i];
+    cr_assert_eq(loom_backward(g, loss, wrt, 4, grads), LOOM_OK);
+    for (int rewrites = 0; rewrites < 2; rewrites++) {
+        loom_plan *p = loom_plan_new(g, grads, 4, &(loom_plan_opts){.no_rewrites = rewrites ? 0 : LOOM_REWRITE_ALL});
+        cr_assert(p, "%s", loom_graph_error(g));
+        int32_t n = loom_graph_size(g), *rank = malloc((size_t)n * sizeof *rank);
+        cr_assert_eq(loom_plan_ranks(p, rank, n - 1), -1, "too small an array is refused");
+        int32_t calls = loom_plan_ranks(p, rank, n);
+        cr_assert_gt(calls, 0);
+        int computed = 0, state_grad[T];
+        for (int t = 0; t < T; t++) state_grad[t] = -1;
+        for (int32_t i = 0; i < n; i++) {
+            const loom_node *v = loom_graph_node(g, loom_at(i));
+            if (loom_op(v->op)->flags & OPF_SOURCE) cr_assert_eq(rank[i], -1, "a source (input, parameter, constant) is not computed");
+            if (rank[i] < 0) continue;
+            computed++;
+            cr_assert_lt(rank[i], calls);
+            for (int j = 0; j < v->n_in; j++) {
+                int32_t u = loom_index(loom_node_input(g, loom_at(i), j));
+                cr_assert(rank[u] <= rank[i], "node %d (rank %d) reads node %d (rank %d)", i, rank[i], u, rank[u]);
+            }
+            if (v->tags.role == LOOM_ROLE_BACKWARD && v->tags.state == 1 && v->tags.step >= 0 && rank[i] > state_grad[v->tags.step])
+                state_grad[v->tags.step] = rank[i];
+        }
+        cr_assert_gt(computed, 50);
+        for (int t = 0; t + 1 < T; t++)
+            if (state_grad[t] >= 0 && state_grad[t + 1] >= 0)
+                cr_assert_gt(state_grad[t], state_grad[t + 1], "∂L/∂h at t = %d after t = %d", t + 1, t + 2);
+        cr_assert(state_grad[0] >= 0, "the state gradients are tagged and computed");
+        free(rank);
+        loom_plan_free(p);
+    }
+    loom_graph_free(g);
+}

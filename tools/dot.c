@@ -255,6 +255,19 @@ int cmd_dot(int argc, char **argv)
                  !a.norms ? "" : !a.load ? ", ‖∂L/∂h_t‖"
                  : a.batch_from == LOOM_BATCH_TRAINING ? ", ‖∂L/∂h_t‖ on a training batch"
                  : dm.probe.model.kind == LOOM_MODEL_LM ? ", ‖∂L/∂h_t‖ on held-out text" : ", ‖∂L/∂h_t‖ on a held-out batch");
+    /* the page steps through the plan: when each node is computed */
+    int32_t *rank = NULL;
+    if (!strcmp(a.fmt, "html")) {
+        loom_plan *plan = loom_plan_new(dm.g, roots, n_roots, NULL);
+        rank = plan ? malloc((size_t)loom_graph_size(dm.g) * sizeof *rank + 1) : NULL;
+        if (rank && loom_plan_ranks(plan, rank, loom_graph_size(dm.g)) < 0) free(rank), rank = NULL;
+        loom_plan_free(plan);
+        if (!rank) {
+            fprintf(stderr, "loom dot: %s\n", loom_graph_failed(dm.g) ? loom_graph_error(dm.g) : "out of memory");
+            rc = loom_graph_failed(dm.g) ? tool_exit(loom_graph_status(dm.g)) : 1;
+            goto done;
+        }
+    }
     loom_dot_opts opt = {.view = a.view ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,
@@ -265,8 +278,9 @@ int cmd_dot(int argc, char **argv)
                          .title = a.title ? a.title : title,
                          .edges = (loom_dot_edges)a.edges,
                          .style = (loom_dot_style)a.style,
-                         .roots = roots, .n_roots = n_roots};
+                         .roots = roots, .n_roots = n_roots, .rank = rank};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
+    free(rank);
 done:
     free(norm), free(norm64), free(heat), free(heat64), free(roots);
     if (a.load) loom_probe_close(&dm.probe);

@@ -108,6 +108,7 @@ typedef struct {
     double fs, u, cell_w, bwd_w, slot_w;
     unsigned *states;     /* per (layer, direction): the carried states its cells have, a bit each */
     uint8_t *sub;         /* cell view: a step's named node's row above its row key's base */
+    int32_t *box_rank;    /* cell view with ranks: per box (step, layer, direction slot, backward) its first and last rank */
     char row_stem[256][16]; /* a row of a step's named nodes: the first one's name stem (o of o[3]) */
     int cell_layers;      /* layers of cells (the recurrent layers; an output layer's nodes are tagged above them) */
 } dot_ctx;
@@ -1105,6 +1106,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
     c->half_w = n->tags.role == LOOM_ROLE_CONST ? 0.3 : w / 2;
     pos_attr(c, c->px[i], c->py[i]);
     tag_attrs(f, n);
+    if (c->o->rank && c->o->rank[i] >= 0) fprintf(f, ", loom_rank=\"%d:%d\"", c->o->rank[i], c->o->rank[i]);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
 }
 
@@ -1130,6 +1132,28 @@ static void obj_id(const dot_ctx *c, int32_t i, char *buf, size_t n)
     else if (c->o->view == LOOM_DOT_CELLS && in_cell(c, nd))
         snprintf(buf, n, "%c_%d_%d_%d", is_bwd(nd) ? 'b' : 'f', nd->tags.step, nd->tags.layer, nd->tags.dir);
     else snprintf(buf, n, "n%d", i);
+}
+
+static int box_index(const dot_ctx *c, int t, int l, int d, bool bwd)
+{
+    return ((t * c->L + l) * (c->D + 1) + (d >= 2 ? c->D : d)) * 2 + bwd;
+}
+
+/* Each cell box's first and last rank: when the plan starts and ends it. */
+static bool find_box_ranks(dot_ctx *c)
+{
+    size_t n = (size_t)c->T * c->L * (c->D + 1) * 2;
+    if (!(c->box_rank = malloc(2 * n * sizeof *c->box_rank + 1))) return false;
+    for (size_t k = 0; k < 2 * n; k++) c->box_rank[k] = -1;
+    for (int32_t i = 0; i < c->n; i++) {
+        const loom_node *nd = N(c, i);
+        int32_t r = c->o->rank[i];
+        if (r < 0 || !in_cell(c, nd) || nd->tags.layer >= c->L) continue;
+        int32_t *b = c->box_rank + 2 * box_index(c, nd->tags.step, nd->tags.layer, nd->tags.dir, is_bwd(nd));
+        if (b[0] < 0 || r < b[0]) b[0] = r;
+        if (r > b[1]) b[1] = r;
+    }
+    return true;
 }
 
 static void emit_cell_box(dot_ctx *c, const loom_node *nd)
@@ -1167,6 +1191,8 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     if (has_heat(h)) heat_attrs(c, h);
     c->half_w = (bwd ? c->bwd_w : c->cell_w) / 2;
     pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
+    int32_t *r = c->box_rank ? c->box_rank + 2 * box_index(c, t, l, d, bwd) : NULL;
+    if (r && r[0] >= 0) fprintf(f, ", loom_rank=\"%d:%d\"", r[0], r[1]);
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
 }
@@ -1836,6 +1862,7 @@ static bool lay_out(dot_ctx *c)
         find_clear(c);
     }
     if (c->oom || !grid_plan(c)) return false;
+    if (cells && c->o->rank && !find_box_ranks(c)) return false;
     if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * (c->D + 1) + 1, 1))) return false;
     c->bus_rows = c->L * c->D + 32;
     if (cells && !(c->bus = calloc((size_t)c->T * c->bus_rows + 1, 1))) return false;
@@ -1966,7 +1993,7 @@ static void ctx_free(dot_ctx *c)
     free(c->vis), free(c->cut), free(c->param_of), free(c->seen), free(c->port_u), free(c->port_t);
     free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
     free(c->acc), free(c->acc_to), free(c->bus), free(c->bus_from), free(c->sum_terms);
-    free(c->bg), free(c->states), free(c->sub);
+    free(c->bg), free(c->states), free(c->sub), free(c->box_rank);
 }
 
 static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err)

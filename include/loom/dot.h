@@ -63,6 +63,10 @@ typedef struct {
     const char *title;
     loom_dot_edges edges;
     loom_dot_style style;
+    /* When each node gets its value (loom_plan_ranks; NULL: not known):
+     * written as loom_rank (a cell box: the first and last of its nodes'),
+     * for the interactive page's step-through of the plan. */
+    const int32_t *rank;
     /* Draw only the nodes these depend on (NULL: every node). */
     const loom_tensor *roots;
     int n_roots;

@@ -86,6 +86,13 @@ loom_status loom_run(loom_plan *p);
  * floor of a run, for benchmarks. Outputs are meaningless afterwards. */
 loom_status loom_run_matmuls(loom_plan *p);
 const char *loom_plan_error(const loom_plan *p);
+/* When each graph node gets its value as the plan runs: rank[i] is the
+ * position of the kernel call that computes node i (0 first; nodes run by
+ * one call — a fused group, a batch, a sum's terms — share it; a view
+ * takes its source's), −1 for sources and nodes the plan does not compute.
+ * rank has n ≥ loom_graph_size entries (at planning). Returns the number
+ * of kernel calls, or −1 when n is too small. */
+int32_t loom_plan_ranks(const loom_plan *p, int32_t *rank, int32_t n);
 
 /* Value of a requested output after a run (valid until the next run). */
 const float *loom_plan_output(const loom_plan *p, loom_tensor t);
