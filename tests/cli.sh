@@ -26,7 +26,7 @@ expect 2 "usage: loom rnn-run" -- "$loom" rnn-run onlyone
 expect 2 "unknown command" -- "$loom" train-me
 expect 2 "0 < LO < HI" -- "$loom" dot --grad-norms --heat-range 1:inf -o "$dir/h.svg"
 expect 0 "" -- "$loom" dot --cell gru --backward -o "$dir/g.html"
-check "the page: one file, its data the DOT" grep -q '"views": {"cell": "digraph loom' "$dir/g.html"
+check "the page: one file, its data the DOT" grep -q '<script type="text/plain" id="view_cell">digraph loom' "$dir/g.html"
 expect 2 "has its own labels and edges" -- "$loom" dot --style slide -o "$dir/g2.html"
 expect 2 "has its own labels and edges" -- "$loom" dot --edges straight -o "$dir/g2.html"
 expect 2 "0 < LO < HI" -- "$loom" dot --grad-norms --heat-range 1:1e39 -o "$dir/h.svg"

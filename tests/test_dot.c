@@ -1246,3 +1246,31 @@ Test(render, html_page_in_a_browser, .timeout = 120)
     }
     free(dom);
 }
+
+/* A name is text on the page, whatever it holds: "</script>" in a tensor's
+ * name cannot end the page's data, and the page still finds the node. */
+Test(render, html_page_names_are_text, .timeout = 120)
+{
+    model m = build(&loom_cell_gru, 3, 1, false, LOOM_TRUNC_NONE, 0, false);
+    loom_tensor_set_name(m.g, m.loss, "</script><b>L & \"it\"</b>");
+    cr_assert_eq(loom_dot_save(m.g, NULL, tp("n.html"), fresh()), LOOM_OK, "%s", derr.msg);
+    char *page = slurp(tp("n.html"));
+    cr_assert(!strstr(page, "</script><b>"), "the name does not end a script element");
+    free(page);
+    char url[256];
+    snprintf(url, sizeof url, "file://%s#selftest&find=%%3C%%2Fscript%%3E", tp("n.html"));
+    char *dom = browser_dom(url);
+    if (!dom) cr_skip_test("no browser: install Debian's chromium (sh scripts/bootstrap --tests) to run the page's tests");
+    const char *r = strstr(dom, "<pre id=\"selftest\">");
+    cr_assert(r && strstr(r, "\"errors\":[]"), "the page ran: %.200s", r ? r : dom);
+    char *dot;
+    size_t len;
+    cr_assert_eq(loom_dot_string(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS}, &dot, &len, NULL), LOOM_OK);
+    static char ids[1 << 16];
+    int edges, n = dot_node_ids(dot, ids, sizeof ids, &edges);
+    char want[96];
+    snprintf(want, sizeof want, "\"cell\":{\"nodes\":%d,\"edges\":%d,", n, edges);
+    cr_assert(strstr(r, want), "every node and edge: %s in %.120s", want, r);
+    free(dot), free(dom);
+    loom_graph_free(m.g);
+}

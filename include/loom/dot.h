@@ -81,9 +81,10 @@ loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char
 /* An interactive page of g: one self-contained HTML file (no network)
  * that draws the cell view and the op view of the same DOT texts
  * loom_dot_write writes (forward, with backward, backward only; zoom, pan,
- * a node's op, shape and tags on hover, search by name). opts as for
- * loom_dot_write; its view, part (the page starts there) and style are the
- * page's to choose. */
+ * a node's op, shape and tags on hover, search by name; with opts->rank, a
+ * step-through of the plan). opts as for loom_dot_write; its view, part
+ * (the page starts there) and style are the page's to choose, and the cell
+ * view has every step (steps_shown elides the op view's). */
 loom_status loom_dot_html(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err);
 
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
