@@ -1218,6 +1218,12 @@ Test(render, html_page_in_a_browser, .timeout = 120)
               strstr(r, "\"search\""));
     cr_assert(strstr(r, "\"shown\":\"block\"") && strstr(r, "step: t = 1\\nlayer: 0"), "hovering a cell shows its tags");
     cr_assert(strstr(r, "shape: ("), "an op's tooltip gives its shape");
+    /* a cell box opened into its ops (the op view's nodes of its step, layer, direction) and closed */
+    const char *op = strstr(r, "\"opened\":{\"id\":\"f_0_0_0\",\"ops\":");
+    cr_assert(op, "the first cell opens: %.200s", strstr(r, "\"opened\""));
+    cr_assert_gt(atoi(op + strlen("\"opened\":{\"id\":\"f_0_0_0\",\"ops\":")), 10, "its ops");
+    cr_assert(strstr(op, " f[1] ") && strstr(op, " c[1] ") && strstr(op, "h[1]"), "the gates and states of t = 1: %.200s", op);
+    cr_assert(strstr(op, "\"isOpen\":true,\"hit\":true,\"closed\":true"), "open, an op found under the pointer, closed: %.300s", op);
     cr_assert(strstr(r, "\"fwdOnly\":true"), "forward only hides the backward nodes");
     /* the plan, stepped through: at the first call nodes wait, at the end none, BPTT from the last step back */
     const char *plan = strstr(r, "\"plan\":{\"calls\":");
