@@ -1232,6 +1232,16 @@ Test(render, html_page_in_a_browser, .timeout = 120)
     cr_assert_eq(sscanf(plan, "\"plan\":{\"calls\":%d,\"waitingAtStart\":%d", &calls, &waiting), 2);
     cr_assert(calls > 50 && waiting > 10, "%d calls, %d nodes waiting at the first", calls, waiting);
     cr_assert(strstr(plan, "\"waitingAtEnd\":0,\"bpttOrder\":true"), "%.120s", plan);
+    /* with --grad-norms: the norms along t as a plot, a click on a point selects its step's cell */
+    char *nargv[] = {"--cell", "rnn_tanh", "--seq-len", "6", "--view", "cell", "--grad-norms", "-o", (char *)tp("n.html")};
+    cr_assert_eq(cmd_dot(9, nargv), 0);
+    snprintf(url, sizeof url, "file://%s#selftest", tp("n.html"));
+    char *ndom = browser_dom(url);
+    const char *nr = ndom ? strstr(ndom, "\"norms\":{") : NULL;
+    const char *want_norms = "\"norms\":{\"curves\":1,\"points\":6,\"selected\":\"f_1_0_0\",\"want\":\"f_1_0_0\"}";
+    cr_assert(nr && !strncmp(nr, want_norms, strlen(want_norms)),
+              "the plot: %.120s", nr ? nr : "(none)");
+    free(ndom);
     /* read the DOT of the same picture and compare ids and edge counts */
     const char *views[2] = {"cell", "op"};
     for (int k = 0; k < 2; k++) {
