@@ -729,3 +729,59 @@ void loom_gradient_summarize(const loom_state_grid *g, const float *norm, const 
     out->sigma_min = lo, out->sigma_max = hi, out->sigma_mean = exp(logsum / n), out->sigma_product = exp(logsum);
     out->radius_mean = exp(rlog / n);
 }
+
+/* min, max, mean, ‖·‖₂ of n floats, summed in double */
+static void stats_of(const float *v, int64_t n, float *out)
+{
+    double lo = INFINITY, hi = -INFINITY, sum = 0, sq = 0;
+    for (int64_t k = 0; k < n; k++) lo = fmin(lo, v[k]), hi = fmax(hi, v[k]), sum += v[k], sq += (double)v[k] * v[k];
+    out[0] = n ? (float)lo : NAN, out[1] = n ? (float)hi : NAN, out[2] = n ? (float)(sum / (double)n) : NAN, out[3] = (float)sqrt(sq);
+}
+
+loom_status loom_value_stats(loom_graph *g, const loom_tensor *roots, int n_roots, const loom_binding *binds, int n_binds,
+                             float *stats)
+{
+    if (!g || !stats || (n_roots && !roots)) return LOOM_ERR_ARG;
+    if (loom_graph_failed(g)) return loom_graph_status(g);
+    int32_t n = loom_graph_size(g);
+    for (int64_t k = 0; k < 4 * (int64_t)n; k++) stats[k] = NAN;
+    uint8_t *need = calloc((size_t)n + 1, 1);
+    loom_tensor *out = malloc(((size_t)n + 1) * sizeof *out);
+    if (!need || !out) {
+        free(need), free(out);
+        loom_graph_fail(g, LOOM_ERR_NOMEM, "value stats: out of memory");
+        return LOOM_ERR_NOMEM;
+    }
+    for (int r = 0; r < n_roots; r++)
+        if (loom_graph_has(g, roots[r])) need[loom_index(roots[r])] = 1;
+    int n_out = 0;
+    for (int32_t i = n - 1; i >= 0; i--) { /* what the roots need (inputs come first) */
+        if (!need[i]) continue;
+        const loom_node *v = loom_graph_node(g, loom_at(i));
+        for (int j = 0; j < v->n_in; j++) need[loom_index(loom_node_input(g, loom_at(i), j))] = 1;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const loom_node *v = loom_graph_node(g, loom_at(i));
+        if (!need[i] || v->dtype != LOOM_F32) continue;
+        if (loom_op(v->op)->flags & OPF_BOUND) { /* an input or a parameter: its binding */
+            for (int b = 0; b < n_binds; b++)
+                if (loom_index(binds[b].t) == i && binds[b].data)
+                    stats_of(binds[b].data, loom_shape_numel(v->shape), stats + 4 * (int64_t)i);
+            continue;
+        }
+        out[n_out++] = loom_at(i);
+    }
+    loom_status st = LOOM_OK;
+    /* no rewrites: every value its own buffer, read after the run */
+    loom_plan *p = n_out ? loom_plan_new(g, out, n_out, &(loom_plan_opts){.eval = true, .no_rewrites = LOOM_REWRITE_ALL}) : NULL;
+    if (n_out && !p) st = loom_graph_failed(g) ? loom_graph_status(g) : LOOM_ERR_NOMEM;
+    if (p && !st && ((st = loom_bind_all(p, binds, n_binds)) || (st = loom_run(p))))
+        loom_graph_fail(g, st, "value stats: %s", loom_plan_error(p));
+    for (int k = 0; p && !st && k < n_out; k++) {
+        const float *v = loom_plan_output(p, out[k]);
+        if (v) stats_of(v, loom_tensor_numel(g, out[k]), stats + 4 * (int64_t)loom_index(out[k]));
+    }
+    loom_plan_free(p);
+    free(need), free(out);
+    return st;
+}

@@ -309,7 +309,9 @@ static int32_t in_place(const loom_plan *p, const groups *gs, int32_t id, int32_
 loom_status loom_plan_place(loom_plan *p)
 {
     int32_t *last = malloc((size_t)p->n_graph * sizeof *last + 1);
-    heap live = {malloc(((size_t)p->n_exec + 1) * sizeof *live.v), 0};
+    /* a push per buffer placed: each node at most once (a fused group's or a batch's
+     * members too, when they are outputs) and each group's block */
+    heap live = {malloc(((size_t)p->n_graph + (size_t)p->n_exec + 1) * sizeof *live.v), 0};
     free_list fl = {malloc(16 * sizeof *fl.v), 1, 16};
     groups gs = {NULL, 0, 0, malloc((size_t)p->n_graph * sizeof(int32_t) + 1),
                  malloc((size_t)p->n_graph * sizeof(int32_t) + 1)};

@@ -109,6 +109,8 @@ for c in rnn_tanh lstm; do
   check "the $c norms file has its header" grep -qx 't,layer,direction,state,norm,norm64' "$dir/add_$c.csv"
 done
 check "one row per step (tanh RNN: h)" [ "$(wc -l <"$dir/add_rnn_tanh.csv")" = 13 ]
+expect 0 "" -- "$loom" dot --load "$dir/add_lstm.ckpt" --backward -o "$dir/add.html"
+check "a trained model's page has each node's values and gradients" grep -q 'loom_stats=' "$dir/add.html"
 expect 0 "ratio" -- "$loom" inspect --load "$dir/add_lstm.ckpt" --jacobian-csv "$dir/jac.csv" --gates-csv "$dir/gates.csv" \
   --spectrum-csv "$dir/spec.csv" --norms-csv "$dir/in.csv"
 check "inspect prints the spectral radii, one per gate block" grep -q "spectral radius .* (one per gate block)" "$dir/out"

@@ -440,3 +440,55 @@ Test(inspect, norms_log_records_every_n_steps)
     loom_store_free(w);
     loom_graph_free(g);
 }
+
+/* loom_value_stats: each value the roots need, on one batch — a parameter's
+ * from its binding, a computed one from the run (the loss: min = max = mean
+ * = its value), integer nodes and what the roots do not need NaN. */
+Test(inspect, value_stats_of_every_node)
+{
+    enum { T = 3, I = 2, H = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = I, .hidden_size = H});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, 1, I));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
+    loom_tensor unused = loom_tanh(g, x), ids = loom_input_i32(g, "ids", loom_shape1(2));
+    loom_tensor wrt[4], grads[4];
+    for (int i = 0; i < 4; i++) wrt[i] = rnn.param[0][0][i];
+    cr_assert_eq(loom_backward(g, loss, wrt, 4, grads), LOOM_OK);
+    float xv[T * I], w[4][3 * H * H + 3 * H * I];
+    for (int i = 0; i < T * I; i++) xv[i] = rnd(-1, 1);
+    loom_binding b[6] = {{x, xv}};
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < (int)(sizeof w[i] / sizeof *w[i]); k++) w[i][k] = rnd(-0.5f, 0.5f);
+        b[1 + i] = (loom_binding){wrt[i], w[i]};
+    }
+    int32_t idv[2] = {1, 0};
+    b[5] = (loom_binding){ids, idv};
+    loom_tensor roots[5] = {loss, grads[0], grads[1], grads[2], grads[3]};
+    int32_t n = loom_graph_size(g);
+    float *st = malloc(4 * (size_t)n * sizeof *st);
+    cr_assert_eq(loom_value_stats(g, roots, 5, b, 6, st), LOOM_OK, "%s", loom_graph_error(g));
+    /* the loss, run by a plan of its own */
+    loom_plan *p = loom_plan_new(g, &loss, 1, NULL);
+    cr_assert_eq(loom_bind_all(p, b, 5), LOOM_OK);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    float lv = loom_plan_output(p, loss)[0];
+    loom_plan_free(p);
+    const float *sl = st + 4 * loom_index(loss);
+    cr_assert(fabsf(sl[0] - lv) <= 1e-5f * lv && sl[0] == sl[1] && sl[1] == sl[2] && fabsf(sl[3] - fabsf(lv)) <= 1e-5f * lv,
+              "the loss: %g %g %g %g, run alone %g", sl[0], sl[1], sl[2], sl[3], lv);
+    /* W_ih from its binding */
+    const float *sw = st + 4 * loom_index(wrt[0]);
+    int64_t nw = loom_tensor_numel(g, wrt[0]);
+    float lo = w[0][0], hi = w[0][0];
+    double sq = 0;
+    for (int64_t k = 0; k < nw; k++) lo = fminf(lo, w[0][k]), hi = fmaxf(hi, w[0][k]), sq += (double)w[0][k] * w[0][k];
+    cr_assert(sw[0] == lo && sw[1] == hi && fabs(sw[3] - sqrt(sq)) <= 1e-5 * sqrt(sq));
+    /* a gradient's norm: positive; an unneeded node, an integer one: NaN */
+    cr_assert_gt(st[4 * loom_index(grads[1]) + 3], 0);
+    cr_assert(isnan(st[4 * loom_index(unused)]) && isnan(st[4 * loom_index(ids) + 3]));
+    free(st);
+    loom_graph_free(g);
+}

@@ -701,3 +701,50 @@ Test(runtime, plan_ranks_follow_the_dataflow_and_bptt)
     }
     loom_graph_free(g);
 }
+
+/* A plan may be asked for any nodes as outputs — every node of an unrolled
+ * LSTM with its gradients, intermediate ones a rewrite would fuse, fold
+ * or batch included — and computes each as the plain plan does. */
+Test(runtime, every_node_an_output)
+{
+    enum { T = 4 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = 3});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, 2, 2));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
+    loom_tensor wrt[4], grads[4];
+    for (int i = 0; i < 4; i++) wrt[i] = rnn.param[0][0][i];
+    cr_assert_eq(loom_backward(g, loss, wrt, 4, grads), LOOM_OK);
+    int32_t n = loom_graph_size(g), n_out = 0;
+    loom_tensor *out = malloc((size_t)n * sizeof *out);
+    for (int32_t i = 0; i < n; i++) {
+        const loom_node *v = loom_graph_node(g, loom_at(i));
+        if (!(loom_op(v->op)->flags & OPF_SOURCE) && v->dtype == LOOM_F32) out[n_out++] = loom_at(i);
+    }
+    float xv[T * 2 * 2], w[4][48];
+    for (int i = 0; i < T * 4; i++) xv[i] = rnd(-1, 1);
+    loom_binding b[5] = {{x, xv}};
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k < 48; k++) w[i][k] = rnd(-0.5f, 0.5f);
+        b[1 + i] = (loom_binding){wrt[i], w[i]};
+    }
+    loom_plan *plain = loom_plan_new(g, out, n_out, &(loom_plan_opts){.no_rewrites = LOOM_REWRITE_ALL});
+    loom_plan *rewritten = loom_plan_new(g, out, n_out, NULL);
+    cr_assert(plain && rewritten, "%s", loom_graph_error(g));
+    cr_assert_eq(loom_bind_all(plain, b, 5), LOOM_OK);
+    cr_assert_eq(loom_bind_all(rewritten, b, 5), LOOM_OK);
+    cr_assert_eq(loom_run(plain), LOOM_OK, "%s", loom_plan_error(plain));
+    cr_assert_eq(loom_run(rewritten), LOOM_OK, "%s", loom_plan_error(rewritten));
+    for (int k = 0; k < n_out; k++) {
+        const float *a = loom_plan_output(plain, out[k]), *c = loom_plan_output(rewritten, out[k]);
+        cr_assert(a && c);
+        for (int64_t e = 0; e < loom_tensor_numel(g, out[k]); e++)
+            cr_assert(fabsf(a[e] - c[e]) <= 1e-5f * (1 + fabsf(a[e])), "node %d element %lld: %g vs %g", loom_index(out[k]),
+                      (long long)e, a[e], c[e]);
+    }
+    loom_plan_free(plain), loom_plan_free(rewritten);
+    free(out);
+    loom_graph_free(g);
+}

@@ -268,6 +268,17 @@ int cmd_dot(int argc, char **argv)
             goto done;
         }
     }
+    /* a trained model's page: every value on its batch */
+    float *stats = NULL;
+    if (rank && a.load) {
+        stats = malloc(4 * (size_t)loom_graph_size(dm.g) * sizeof *stats + 1);
+        if (!stats || loom_value_stats(dm.g, roots, n_roots, dm.probe.binds, dm.probe.n_binds, stats)) {
+            fprintf(stderr, "loom dot: %s\n", stats ? loom_graph_error(dm.g) : "out of memory");
+            rc = stats ? tool_exit(loom_graph_status(dm.g)) : 1;
+            free(stats), free(rank);
+            goto done;
+        }
+    }
     loom_dot_opts opt = {.view = a.view ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
                          .steps_shown = (int)a.shown,
@@ -278,9 +289,9 @@ int cmd_dot(int argc, char **argv)
                          .title = a.title ? a.title : title,
                          .edges = (loom_dot_edges)a.edges,
                          .style = (loom_dot_style)a.style,
-                         .roots = roots, .n_roots = n_roots, .rank = rank};
+                         .roots = roots, .n_roots = n_roots, .rank = rank, .stats = stats};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
-    free(rank);
+    free(rank), free(stats);
 done:
     free(norm), free(norm64), free(heat), free(heat64), free(roots);
     if (a.load) loom_probe_close(&dm.probe);

@@ -109,6 +109,7 @@ typedef struct {
     unsigned *states;     /* per (layer, direction): the carried states its cells have, a bit each */
     uint8_t *sub;         /* cell view: a step's named node's row above its row key's base */
     int32_t *box_rank;    /* cell view with ranks: per box (step, layer, direction slot, backward) its first and last rank */
+    int32_t *box_state;   /* cell view with stats: per box the node of its first carried state (h, or ∂L/∂h) */
     char row_stem[256][16]; /* a row of a step's named nodes: the first one's name stem (o of o[3]) */
     int cell_layers;      /* layers of cells (the recurrent layers; an output layer's nodes are tagged above them) */
 } dot_ctx;
@@ -1062,6 +1063,13 @@ static double node_label(const dot_ctx *c, int32_t i, char *buf, size_t size)
     return 0.22 + b.w * c->fs / 72;
 }
 
+/* A node's values on the batch (loom_dot_opts.stats): "min max mean norm". */
+static void stats_attr(const dot_ctx *c, int32_t i)
+{
+    const float *s = c->o->stats ? c->o->stats + 4 * (int64_t)i : NULL;
+    if (s && !isnan(s[3])) fprintf(c->f, ", loom_stats=\"%.4g %.4g %.4g %.4g\"", s[0], s[1], s[2], s[3]);
+}
+
 /* A drawn node none of whose inputs is drawn (targets y_t behind hidden slices). */
 static bool reads_nothing(const dot_ctx *c, int32_t i)
 {
@@ -1107,6 +1115,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
     pos_attr(c, c->px[i], c->py[i]);
     tag_attrs(f, n);
     if (c->o->rank && c->o->rank[i] >= 0) fprintf(f, ", loom_rank=\"%d:%d\"", c->o->rank[i], c->o->rank[i]);
+    stats_attr(c, i);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
 }
 
@@ -1143,13 +1152,18 @@ static int box_index(const dot_ctx *c, int t, int l, int d, bool bwd)
 static bool find_box_ranks(dot_ctx *c)
 {
     size_t n = (size_t)c->T * c->L * (c->D + 1) * 2;
-    if (!(c->box_rank = malloc(2 * n * sizeof *c->box_rank + 1))) return false;
+    if (!(c->box_rank = malloc(2 * n * sizeof *c->box_rank + 1)) || !(c->box_state = malloc(n * sizeof *c->box_state + 1)))
+        return false;
     for (size_t k = 0; k < 2 * n; k++) c->box_rank[k] = -1;
+    for (size_t k = 0; k < n; k++) c->box_state[k] = -1;
     for (int32_t i = 0; i < c->n; i++) {
         const loom_node *nd = N(c, i);
-        int32_t r = c->o->rank[i];
-        if (r < 0 || !in_cell(c, nd) || nd->tags.layer >= c->L) continue;
-        int32_t *b = c->box_rank + 2 * box_index(c, nd->tags.step, nd->tags.layer, nd->tags.dir, is_bwd(nd));
+        if (!in_cell(c, nd) || nd->tags.layer >= c->L) continue;
+        int bi = box_index(c, nd->tags.step, nd->tags.layer, nd->tags.dir, is_bwd(nd));
+        if (nd->tags.state == 1) c->box_state[bi] = i; /* the last node of state h: the one the step hands on */
+        int32_t r = c->o->rank ? c->o->rank[i] : -1;
+        if (r < 0) continue;
+        int32_t *b = c->box_rank + 2 * bi;
         if (b[0] < 0 || r < b[0]) b[0] = r;
         if (r > b[1]) b[1] = r;
     }
@@ -1193,6 +1207,8 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     pos_attr(c, c->col_x[t] + (bwd ? BWD_DX : 0), row_y(c, nd));
     int32_t *r = c->box_rank ? c->box_rank + 2 * box_index(c, t, l, d, bwd) : NULL;
     if (r && r[0] >= 0) fprintf(f, ", loom_rank=\"%d:%d\"", r[0], r[1]);
+    int32_t sn = c->box_state ? c->box_state[box_index(c, t, l, d, bwd)] : -1;
+    if (sn >= 0) stats_attr(c, sn);
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
 }
@@ -1862,7 +1878,7 @@ static bool lay_out(dot_ctx *c)
         find_clear(c);
     }
     if (c->oom || !grid_plan(c)) return false;
-    if (cells && c->o->rank && !find_box_ranks(c)) return false;
+    if (cells && (c->o->rank || c->o->stats) && !find_box_ranks(c)) return false;
     if (cells && c->has_bwd && !(c->acc = calloc((size_t)c->T * c->L * (c->D + 1) + 1, 1))) return false;
     c->bus_rows = c->L * c->D + 32;
     if (cells && !(c->bus = calloc((size_t)c->T * c->bus_rows + 1, 1))) return false;
@@ -1993,7 +2009,7 @@ static void ctx_free(dot_ctx *c)
     free(c->vis), free(c->cut), free(c->param_of), free(c->seen), free(c->port_u), free(c->port_t);
     free(c->by_step), free(c->step_start), free(c->port_order), free(c->port_start);
     free(c->acc), free(c->acc_to), free(c->bus), free(c->bus_from), free(c->sum_terms);
-    free(c->bg), free(c->states), free(c->sub), free(c->box_rank);
+    free(c->bg), free(c->states), free(c->sub), free(c->box_rank), free(c->box_state);
 }
 
 static loom_status write_dot(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err)

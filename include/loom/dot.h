@@ -67,6 +67,10 @@ typedef struct {
      * written as loom_rank (a cell box: the first and last of its nodes'),
      * for the interactive page's step-through of the plan. */
     const int32_t *rank;
+    /* Each node's values on a batch (loom_value_stats: min, max, mean, L2
+     * norm, 4 per node; NULL: none): written as loom_stats, a cell box
+     * its carried state h's (its gradient cell ∂L/∂h's), for the page. */
+    const float *stats;
     /* Draw only the nodes these depend on (NULL: every node). */
     const loom_tensor *roots;
     int n_roots;

@@ -194,6 +194,15 @@ void loom_norms_log_close(loom_norms_log *n);
  * out[(t · layers + l) · dirs + d] — the layout of loom_dot_opts.heat. */
 void loom_state_select(const loom_state_grid *g, const float *norm, const double *norm64, int state, float *out, double *out64);
 
+/* Every value the roots need, on one batch: stats[4·i …] = the minimum,
+ * maximum, mean and L2 norm of node i's elements (float32 nodes; NaN for
+ * integer ones and nodes the roots do not need). One run of a plan whose
+ * outputs are all those nodes (evaluation mode: dropout off); a backward
+ * node's norm is the norm of the gradient it holds. stats has
+ * 4 · loom_graph_size(g) floats. Errors go to the graph. */
+loom_status loom_value_stats(loom_graph *g, const loom_tensor *roots, int n_roots, const loom_binding *binds, int n_binds,
+                             float *stats);
+
 /* The lesson's numbers, from the top layer's forward direction: how much
  * of the gradient reaches the first step, and each step's Jacobian. */
 typedef struct {
