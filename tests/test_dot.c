@@ -1171,6 +1171,20 @@ static char *browser_dom(const char *url)
     return dom;
 }
 
+/* The page at `path` opened with `hash` (#selftest…): its self-test's
+ * results (a pointer into *dom, to free), no script error; NULL (the test
+ * skipped) when there is no browser. */
+static const char *selftest(const char *path, const char *hash, char **dom)
+{
+    char url[512];
+    snprintf(url, sizeof url, "file://%s%s", path, hash);
+    if (!(*dom = browser_dom(url))) cr_skip_test("no browser: install Debian's chromium (sh scripts/bootstrap --tests) to run the page's tests");
+    const char *r = strstr(*dom, "<pre id=\"selftest\">");
+    cr_assert(r, "the page ran its self-test (no script error stopped it)");
+    cr_assert(strstr(r, "\"errors\":[]"), "no script errors: %.300s", r);
+    return r;
+}
+
 /* The ids of the nodes a DOT text places (the lines "    id [... pos=...]"), space-separated. */
 static int dot_node_ids(const char *dot, char *out, size_t size, int *edges)
 {
@@ -1207,13 +1221,8 @@ Test(render, html_page_in_a_browser, .timeout = 120)
     char *page = slurp(tp("g.html"));
     cr_assert(!strstr(page, "http://") && !strstr(page, "https://") && !strstr(page, "<script src"), "self-contained");
     free(page);
-    char url[256];
-    snprintf(url, sizeof url, "file://%s#selftest", tp("g.html"));
-    char *dom = browser_dom(url);
-    if (!dom) cr_skip_test("no browser: install Debian's chromium (sh scripts/bootstrap --tests) to run the page's tests");
-    const char *r = strstr(dom, "<pre id=\"selftest\">");
-    cr_assert(r, "the page ran its self-test (no script error stopped it)");
-    cr_assert(strstr(r, "\"errors\":[]"), "no script errors: %.300s", r);
+    char *dom;
+    const char *r = selftest(tp("g.html"), "#selftest", &dom);
     cr_assert(strstr(r, "\"search\":{\"query\":\"weight_hh_l0\",\"matches\":2"), "search finds both layers' W_hh: %.200s",
               strstr(r, "\"search\""));
     cr_assert(strstr(r, "\"shown\":\"block\"") && strstr(r, "step: t = 1\\nlayer: 0"), "hovering a cell shows its tags");
@@ -1235,9 +1244,8 @@ Test(render, html_page_in_a_browser, .timeout = 120)
     /* with --grad-norms: the norms along t as a plot, a click on a point selects its step's cell */
     char *nargv[] = {"--cell", "rnn_tanh", "--seq-len", "6", "--view", "cell", "--grad-norms", "-o", (char *)tp("n.html")};
     cr_assert_eq(cmd_dot(9, nargv), 0);
-    snprintf(url, sizeof url, "file://%s#selftest", tp("n.html"));
-    char *ndom = browser_dom(url);
-    const char *nr = ndom ? strstr(ndom, "\"norms\":{") : NULL;
+    char *ndom;
+    const char *nr = strstr(selftest(tp("n.html"), "#selftest", &ndom), "\"norms\":{");
     const char *want_norms = "\"norms\":{\"curves\":1,\"points\":6,\"selected\":\"f_1_0_0\",\"want\":\"f_1_0_0\"}";
     cr_assert(nr && !strncmp(nr, want_norms, strlen(want_norms)),
               "the plot: %.120s", nr ? nr : "(none)");
@@ -1273,12 +1281,8 @@ Test(render, html_page_names_are_text, .timeout = 120)
     char *page = slurp(tp("n.html"));
     cr_assert(!strstr(page, "</script><b>"), "the name does not end a script element");
     free(page);
-    char url[256];
-    snprintf(url, sizeof url, "file://%s#selftest&find=%%3C%%2Fscript%%3E", tp("n.html"));
-    char *dom = browser_dom(url);
-    if (!dom) cr_skip_test("no browser: install Debian's chromium (sh scripts/bootstrap --tests) to run the page's tests");
-    const char *r = strstr(dom, "<pre id=\"selftest\">");
-    cr_assert(r && strstr(r, "\"errors\":[]"), "the page ran: %.200s", r ? r : dom);
+    char *dom;
+    const char *r = selftest(tp("n.html"), "#selftest&find=%3C%2Fscript%3E", &dom);
     char *dot;
     size_t len;
     cr_assert_eq(loom_dot_string(m.g, &(loom_dot_opts){.view = LOOM_DOT_CELLS}, &dot, &len, NULL), LOOM_OK);

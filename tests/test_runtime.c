@@ -652,6 +652,21 @@ Test(rewrites, sinking_lowers_the_peak)
     lm_case_free(&c);
 }
 
+/* An LSTM of T steps (input 2, hidden 3, batch 2) with the gradients of
+ * its four parameters (wrt) of Σ y²; x its input. */
+static loom_graph *lstm_with_grads(int T, loom_tensor *x, loom_tensor *wrt, loom_tensor *grads)
+{
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = 3});
+    *x = loom_input(g, "x", loom_shape3(T, 2, 2));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, *x, NULL);
+    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
+    for (int i = 0; i < 4; i++) wrt[i] = rnn.param[0][0][i];
+    cr_assert_eq(loom_backward(g, loss, wrt, 4, grads), LOOM_OK);
+    return g;
+}
+
 /* loom_plan_ranks: when each node gets its value. Every computed node comes
  * no earlier than the computed nodes it reads (one kernel call may compute
  * both: a fused group, a sum's terms), sources have none, and BPTT visits
@@ -660,15 +675,8 @@ Test(rewrites, sinking_lowers_the_peak)
 Test(runtime, plan_ranks_follow_the_dataflow_and_bptt)
 {
     enum { T = 5 };
-    loom_graph *g = loom_graph_new();
-    loom_rnn rnn;
-    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = 3});
-    loom_tensor x = loom_input(g, "x", loom_shape3(T, 2, 2));
-    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
-    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
-    loom_tensor wrt[4], grads[4];
-    for (int i = 0; i < 4; i++) wrt[i] = rnn.param[0][0][i];
-    cr_assert_eq(loom_backward(g, loss, wrt, 4, grads), LOOM_OK);
+    loom_tensor x, wrt[4], grads[4];
+    loom_graph *g = lstm_with_grads(T, &x, wrt, grads);
     for (int rewrites = 0; rewrites < 2; rewrites++) {
         loom_plan *p = loom_plan_new(g, grads, 4, &(loom_plan_opts){.no_rewrites = rewrites ? 0 : LOOM_REWRITE_ALL});
         cr_assert(p, "%s", loom_graph_error(g));
@@ -708,15 +716,8 @@ Test(runtime, plan_ranks_follow_the_dataflow_and_bptt)
 Test(runtime, every_node_an_output)
 {
     enum { T = 4 };
-    loom_graph *g = loom_graph_new();
-    loom_rnn rnn;
-    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = 3});
-    loom_tensor x = loom_input(g, "x", loom_shape3(T, 2, 2));
-    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
-    loom_tensor loss = loom_sum_all(g, loom_mul(g, o.output, o.output));
-    loom_tensor wrt[4], grads[4];
-    for (int i = 0; i < 4; i++) wrt[i] = rnn.param[0][0][i];
-    cr_assert_eq(loom_backward(g, loss, wrt, 4, grads), LOOM_OK);
+    loom_tensor x, wrt[4], grads[4];
+    loom_graph *g = lstm_with_grads(T, &x, wrt, grads);
     int32_t n = loom_graph_size(g), n_out = 0;
     loom_tensor *out = malloc((size_t)n * sizeof *out);
     for (int32_t i = 0; i < n; i++) {
