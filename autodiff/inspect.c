@@ -764,9 +764,8 @@ loom_status loom_value_stats(loom_graph *g, const loom_tensor *roots, int n_root
         const loom_node *v = loom_graph_node(g, loom_at(i));
         if (!need[i] || v->dtype != LOOM_F32) continue;
         if (loom_op(v->op)->flags & OPF_BOUND) { /* an input or a parameter: its binding */
-            for (int b = 0; b < n_binds; b++)
-                if (loom_index(binds[b].t) == i && binds[b].data)
-                    stats_of(binds[b].data, loom_shape_numel(v->shape), stats + 4 * (int64_t)i);
+            const float *data = bound(binds, n_binds, loom_at(i));
+            if (data) stats_of(data, loom_shape_numel(v->shape), stats + 4 * (int64_t)i);
             continue;
         }
         out[n_out++] = loom_at(i);

@@ -311,6 +311,13 @@ static void heat_colour(const dot_ctx *c, double v, char *buf, size_t n)
     snprintf(buf, n, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
 }
 
+/* The legend's i-th of five swatches: from the scale's low end to its high
+ * one, evenly on its log scale. */
+static double heat_stop(const dot_ctx *c, int i)
+{
+    return c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4) : c->heat_hi;
+}
+
 static void heat_attrs(const dot_ctx *c, double v)
 {
     char col[16];
@@ -406,6 +413,15 @@ static void lab_layer(const dot_ctx *c, lab *b, int layer)
     b->w = fmax(b->w, b->line);
 }
 
+/* stem at step t (from 1, below) of a layer (above, when there are
+ * several; −1: none): h₃⁽²⁾. */
+static void lab_at(const dot_ctx *c, lab *b, const char *stem, int t, int layer)
+{
+    lab_text(b, stem, 0.6);
+    lab_sub_int(b, t + 1);
+    lab_layer(c, b, layer);
+}
+
 /* A node's name in mathematical notation (see above). */
 static void lab_name(const dot_ctx *c, lab *b, const char *name, int step, int layer, int dir)
 {
@@ -417,9 +433,7 @@ static void lab_name(const dot_ctx *c, lab *b, const char *name, int step, int l
     if (step >= 0 && k == step && end && *end == ']' && !end[1]) { /* x[3] of step 3: x₄ */
         char stem[96];
         snprintf(stem, sizeof stem, "%.*s", (int)(len < 95 ? len : 95), name);
-        lab_text(b, !strcmp(stem, "attention") ? "α" : stem, 0.6); /* attention weights: α_t, as the course writes them */
-        lab_sub_int(b, step + 1);
-        lab_layer(c, b, layer);
+        lab_at(c, b, !strcmp(stem, "attention") ? "α" : stem, step, layer); /* attention weights: α_t, as the course writes them */
         return;
     }
     char kind[8], sub[32], rest[32];
@@ -989,9 +1003,7 @@ static void slide_label(const dot_ctx *c, int32_t i, lab *b)
     } else if (is_bwd(n) && n->tags.state > 0 && t >= 0) { /* the gradient BPTT carries */
         lab_frac_open(b);
         if (c->D > 1 && d == 1) lab_text(b, "←", 0.6);
-        lab_text(b, state_letter(c, n->tags.state), 0.6);
-        lab_sub_int(b, t + 1);
-        lab_layer(c, b, l);
+        lab_at(c, b, state_letter(c, n->tags.state), t, l);
         lab_frac_close(b);
     } else if (is_param_grad(c, i)) {
         const loom_node *p = N(c, c->param_of[i]);
@@ -1015,8 +1027,7 @@ static void slide_cell_label(const dot_ctx *c, const loom_node *nd, lab *b)
     if (d >= 2) { /* an output layer's gradient: ∂L/∂o_t */
         const char *stem = c->row_stem[grid_key(nd) & 127];
         lab_frac_open(b);
-        lab_text(b, stem[0] ? stem : "y", 0.6);
-        lab_sub_int(b, t + 1);
+        lab_at(c, b, stem[0] ? stem : "y", t, -1);
         lab_frac_close(b);
         return;
     }
@@ -1024,8 +1035,7 @@ static void slide_cell_label(const dot_ctx *c, const loom_node *nd, lab *b)
     if (!m) { /* a layer that carries nothing (an output layer drawn as cells): its name */
         const char *cell = loom_graph_label_text(c->g, nd->tags.cell);
         if (is_bwd(nd)) lab_frac_open(b);
-        lab_text(b, cell ? cell : "y", 0.6);
-        lab_sub_int(b, t + 1);
+        lab_at(c, b, cell ? cell : "y", t, -1);
         if (is_bwd(nd)) lab_frac_close(b);
         return;
     }
@@ -1039,9 +1049,7 @@ static void slide_cell_label(const dot_ctx *c, const loom_node *nd, lab *b)
             if (is_bwd(nd)) lab_text(b, "∂", 0.6);
         }
         first = 0;
-        lab_text(b, state_letter(c, s), 0.6);
-        lab_sub_int(b, t + 1);
-        lab_layer(c, b, l);
+        lab_at(c, b, state_letter(c, s), t, l);
     }
     if (is_bwd(nd)) lab_frac_close(b);
     else lab_heat(c, b, t, l, d);
@@ -1658,9 +1666,7 @@ static void emit_slide_heat(dot_ctx *c)
         bool zero = i == 5;
         if (zero && !c->heat_zero) break;
         if (!zero && !(c->heat_hi > 0)) continue;
-        double v = zero ? 0
-                   : c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
-                                             : c->heat_hi;
+        double v = zero ? 0 : heat_stop(c, i);
         char col[16];
         heat_colour(c, v, col, sizeof col);
         fprintf(f, "    lg_heat%d [width=%.2f, label=\"", i, w);
@@ -1731,8 +1737,7 @@ static void emit_legend(dot_ctx *c)
                  c->heat_hi);
         lg_node(c, "lg_heat_t", title, 1, 2.2);
         for (int i = 0; c->heat_hi > 0 && i < 5; i++) {
-            double v = c->heat_hi > c->heat_lo ? pow(10, log10(c->heat_lo) + (log10(c->heat_hi) - log10(c->heat_lo)) * i / 4)
-                                               : c->heat_hi;
+            double v = heat_stop(c, i);
             char col[16], id[16], at[160];
             heat_colour(c, v, col, sizeof col);
             snprintf(id, sizeof id, "lg_heat%d", i);

@@ -66,14 +66,35 @@ static char *layout_of(Agraph_t *gr)
     return l && *l ? l : "dot";
 }
 
+/* What can fail, in order: the stages of parse_layout_render (and of
+ * reading a child's picture back); 0 is none. */
+enum { STAGE_OK = 0, STAGE_PARSE = 4, STAGE_LAYOUT, STAGE_FORMAT, STAGE_PIPE };
+static const char *const stage_what[] = {"Graphviz cannot parse the DOT text", "Graphviz layout failed",
+                                     "Graphviz cannot render this format (is it supported?)", "the picture could not be read back"};
+static loom_status stage_status(int k) { return k == STAGE_PARSE ? LOOM_ERR_FORMAT : k == STAGE_FORMAT ? LOOM_ERR_ARG : k == STAGE_PIPE ? LOOM_ERR_IO : LOOM_ERR_STATE; }
+
+/* Parses, lays out and renders; `straight`: edges as straight lines (the
+ * router no picture crashes). STAGE_OK with the picture in *d (Graphviz's:
+ * gvFreeRenderData), else the stage that failed. */
+static int parse_layout_render(GVC_t *gvc, const char *dot, const char *format, bool straight, char **d, unsigned int *n)
+{
+    Agraph_t *gr = agmemread(dot);
+    if (!gr) return STAGE_PARSE;
+    if (straight) agsafeset(gr, "splines", "line", "");
+    int rc = gvLayout(gvc, gr, layout_of(gr)) != 0 ? STAGE_LAYOUT : gvRenderData(gvc, gr, format, d, n) != 0 ? STAGE_FORMAT : STAGE_OK;
+    if (rc != STAGE_LAYOUT) gvFreeLayout(gvc, gr);
+    agclose(gr);
+    return rc;
+}
+
 /* Lays out and renders the DOT text in a child process and reads the
  * result back through a pipe: Graphviz 2.42's edge routers abort the
  * process (a failed assertion in the orthogonal router's maze) or crash on
  * some layouts, and that must not take the caller down (nor may Graphviz's
- * own file output, which exits the process when a write fails). `straight`: edges as straight lines
- * (the router no picture crashes). 0: *data (malloc'd, *len bytes); 1: the
- * text or the format is wrong, *why says how; 2: the layout failed or
- * Graphviz crashed (another router may do); −1: no child could be made. */
+ * own file output, which exits the process when a write fails). 0: *data
+ * (malloc'd, *len bytes); 1: the text or the format is wrong, *why says
+ * how; 2: the layout failed or Graphviz crashed (another router may do);
+ * −1: no child could be made. */
 static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool straight, char **data, size_t *len,
                            loom_status *st, char *why, size_t why_n)
 {
@@ -87,21 +108,16 @@ static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool
         close(fd[0]), close(fd[1]), fclose(log);
         return -1;
     }
-    if (pid == 0) { /* the child: exit status 0 rendered, 4 parse, 5 layout, 6 format, 7 pipe */
+    if (pid == 0) { /* the child: its exit status is the stage that failed, or 0 */
         close(fd[0]);
         dup2(fileno(log), 2);
-        int rc = 4;
-        Agraph_t *gr = agmemread(dot);
-        if (gr && straight) agsafeset(gr, "splines", "line", "");
-        if (gr && (rc = 5, gvLayout(gvc, gr, layout_of(gr)) == 0)) {
-            char *d = NULL;
-            unsigned int n = 0;
-            rc = gvRenderData(gvc, gr, format, &d, &n) != 0 ? 6 : 0;
-            for (unsigned int at = 0; !rc && at < n;) {
-                ssize_t w = write(fd[1], d + at, n - at);
-                if (w <= 0 && errno != EINTR) rc = 7;
-                if (w > 0) at += (unsigned int)w;
-            }
+        char *d = NULL;
+        unsigned int n = 0;
+        int rc = parse_layout_render(gvc, dot, format, straight, &d, &n);
+        for (unsigned int at = 0; !rc && at < n;) {
+            ssize_t w = write(fd[1], d + at, n - at);
+            if (w <= 0 && errno != EINTR) rc = STAGE_PIPE;
+            if (w > 0) at += (unsigned int)w;
         }
         _exit(rc);
     }
@@ -125,7 +141,7 @@ static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (buf && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (buf && WIFEXITED(status) && WEXITSTATUS(status) == STAGE_OK) {
         *data = buf, *len = n, *st = LOOM_OK;
         fclose(log);
         return 0;
@@ -136,22 +152,19 @@ static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool
     while (fgets(line, sizeof line, log)) /* its last line */
         if (line[0] != '\n') snprintf(said, sizeof said, "%.*s", (int)strcspn(line, "\n"), line);
     fclose(log);
-    static const char *const what[] = {"Graphviz cannot parse the DOT text", "Graphviz layout failed",
-                                       "Graphviz cannot render this format (is it supported?)", "the picture could not be read back"};
     if (!buf) {
         *st = LOOM_ERR_NOMEM, snprintf(why, why_n, "out of memory reading the picture");
         return 1;
     }
     int k = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
-    if (k == 4 || k == 6 || k == 7) { /* the text, the format, the pipe: the same again would fail the same way */
-        *st = k == 4 ? LOOM_ERR_FORMAT : k == 6 ? LOOM_ERR_ARG : LOOM_ERR_IO;
-        snprintf(why, why_n, "%s%s%s", what[k - 4], said[0] ? ": " : "", said);
+    *st = stage_status(k);
+    if (k == STAGE_PARSE || k == STAGE_FORMAT || k == STAGE_PIPE) { /* the text, the format, the pipe: the same again would fail the same way */
+        snprintf(why, why_n, "%s%s%s", stage_what[k - STAGE_PARSE], said[0] ? ": " : "", said);
         return 1;
     }
     /* the layout failed, or Graphviz died (a signal; an exit of its own, as a sanitizer's) */
-    *st = LOOM_ERR_STATE;
     if (WIFSIGNALED(status)) snprintf(why, why_n, "Graphviz crashed (signal %d%s%s)", WTERMSIG(status), said[0] ? ": " : "", said);
-    else if (k == 5) snprintf(why, why_n, "%s%s%s", what[1], said[0] ? ": " : "", said);
+    else if (k == STAGE_LAYOUT) snprintf(why, why_n, "%s%s%s", stage_what[k - STAGE_PARSE], said[0] ? ": " : "", said);
     else snprintf(why, why_n, "Graphviz crashed (exit status %d%s%s)", k, said[0] ? ": " : "", said);
     return 2;
 }
@@ -159,22 +172,13 @@ static int render_in_child(GVC_t *gvc, const char *dot, const char *format, bool
 /* In-process, where no child can be made. */
 static loom_status render_here(GVC_t *gvc, const char *dot, const char *format, char **data, size_t *len, loom_error *err)
 {
-    loom_status st = LOOM_OK;
-    Agraph_t *gr = agmemread(dot);
-    if (!gr) return loom_error_set(err, LOOM_ERR_FORMAT, "render: Graphviz cannot parse the DOT text");
-    if (gvLayout(gvc, gr, layout_of(gr)) != 0) {
-        st = loom_error_set(err, LOOM_ERR_STATE, "render: Graphviz layout failed");
-    } else {
-        char *d = NULL;
-        unsigned int n = 0;
-        if (gvRenderData(gvc, gr, format, &d, &n) != 0)
-            st = loom_error_set(err, LOOM_ERR_ARG, "render: Graphviz cannot render '%s' (is the format supported?)", format);
-        else if (!(*data = malloc(n + 1))) st = loom_error_set(err, LOOM_ERR_NOMEM, "render: out of memory");
-        else memcpy(*data, d, n), *len = n;
-        if (d) gvFreeRenderData(d);
-        gvFreeLayout(gvc, gr);
-    }
-    agclose(gr);
+    char *d = NULL;
+    unsigned int n = 0;
+    int rc = parse_layout_render(gvc, dot, format, false, &d, &n);
+    loom_status st = rc ? loom_error_set(err, stage_status(rc), "render: %s", stage_what[rc - STAGE_PARSE]) : LOOM_OK;
+    if (!st && !(*data = malloc(n + 1))) st = loom_error_set(err, LOOM_ERR_NOMEM, "render: out of memory");
+    else if (!st) memcpy(*data, d, n), *len = n;
+    if (d) gvFreeRenderData(d);
     return st;
 }
 
