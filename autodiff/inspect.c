@@ -738,6 +738,30 @@ static void stats_of(const float *v, int64_t n, float *out)
     out[0] = n ? (float)lo : NAN, out[1] = n ? (float)hi : NAN, out[2] = n ? (float)(sum / (double)n) : NAN, out[3] = (float)sqrt(sq);
 }
 
+loom_status loom_node_values(loom_graph *g, loom_tensor t, const loom_binding *binds, int n_binds, float *out, size_t n)
+{
+    if (!g || !out) return LOOM_ERR_ARG;
+    if (loom_graph_failed(g)) return loom_graph_status(g);
+    const loom_node *v = loom_graph_node(g, t);
+    if (!v || v->dtype != LOOM_F32)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "node values: %s", v ? "not a float32 node" : "no such node"), LOOM_ERR_ARG;
+    size_t numel = (size_t)loom_shape_numel(v->shape);
+    if (n != numel)
+        return loom_graph_fail(g, LOOM_ERR_SHAPE, "node values: the node has %zu values, the buffer %zu", numel, n), LOOM_ERR_SHAPE;
+    if (loom_op(v->op)->flags & OPF_BOUND) { /* an input or a parameter: its binding */
+        const float *data = bound(binds, n_binds, t);
+        if (!data) return loom_graph_fail(g, LOOM_ERR_STATE, "node values: the node is not bound"), LOOM_ERR_STATE;
+        memcpy(out, data, n * sizeof *out);
+        return LOOM_OK;
+    }
+    loom_plan *p = loom_plan_new(g, &t, 1, &(loom_plan_opts){.eval = true});
+    loom_status st = p ? LOOM_OK : loom_graph_failed(g) ? loom_graph_status(g) : LOOM_ERR_NOMEM;
+    if (p && ((st = loom_bind_all(p, binds, n_binds)) || (st = loom_run(p)) || (st = loom_plan_read(p, t, out, n))))
+        loom_graph_fail(g, st, "node values: %s", loom_plan_error(p));
+    loom_plan_free(p);
+    return st;
+}
+
 loom_status loom_value_stats(loom_graph *g, const loom_tensor *roots, int n_roots, const loom_binding *binds, int n_binds,
                              float *stats)
 {

@@ -1014,11 +1014,16 @@ static bool walk(walker *c, const program *pr, int64_t I, int64_t H, loom_graph 
     }
     c->var[pr->input] = (val){.t = V_VALUE, .w = I, .x = x};
     for (int s = 0; s < pr->n_states; s++) c->var[pr->state[s]] = (val){.t = V_VALUE, .w = H, .x = g ? state[s] : LOOM_INVALID};
-    int t = g ? loom_graph_tags(g).step : -1;
+    loom_tags tags = g ? loom_graph_tags(g) : LOOM_TAGS_NONE;
+    int t = tags.step;
     for (int i = 0; i < pr->n_st && !c->failed; i++) {
         const stmt *s = &pr->st[i];
         const expr *e = &pr->ex[s->expr];
+        loom_tags eq = tags;
+        eq.eq = (uint8_t)(i < 255 ? i + 1 : 0);
+        if (g) loom_graph_set_tags(g, eq);
         val v = eval(c, s->expr);
+        if (g) loom_graph_set_tags(g, tags); /* the statement's nodes carry its number: the page shows its equation */
         if (c->failed) break;
         const char *nm = s->sym >= 0 ? pr->syms[s->sym].name : "the output";
         if (v.t == V_OPEN) {
@@ -1183,6 +1188,42 @@ void loom_cell_discard(loom_cell_def *cell)
 const char *loom_cell_source(const loom_cell_def *cell)
 {
     return cell && cell->step == eq_step ? ((const program *)cell->user)->source : NULL;
+}
+
+int loom_cell_equations(const loom_cell_def *cell)
+{
+    return cell && cell->step == eq_step ? ((const program *)cell->user)->n_st : 0;
+}
+
+/* Statement k as written, from its first token to the end of its line (of
+ * its last line when brackets span several), comments dropped, each run of
+ * blanks one space. */
+const char *loom_cell_equation(const loom_cell_def *cell, int k, char *buf, size_t n)
+{
+    if (k < 0 || k >= loom_cell_equations(cell) || !buf || !n) return NULL;
+    const program *pr = cell->user;
+    const char *p = pr->source;
+    for (int line = 1; line < pr->st[k].line && *p; p++) line += *p == '\n';
+    p += pr->st[k].col - 1;
+    size_t at = 0;
+    int depth = 0;
+    bool blank = false;
+    for (; *p && !(*p == '\n' && depth <= 0); p++) {
+        if (*p == '#') {
+            while (p[1] && p[1] != '\n') p++;
+            continue;
+        }
+        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            blank = true;
+            continue;
+        }
+        depth += (*p == '(' || *p == '[') - (*p == ')' || *p == ']');
+        if (blank && at && at + 1 < n) buf[at++] = ' ';
+        blank = false;
+        if (at + 1 < n) buf[at++] = *p;
+    }
+    buf[at] = 0;
+    return buf;
 }
 
 const loom_cell_def *loom_cell_load(const char *path, loom_error *err)

@@ -86,7 +86,7 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
             n = 5;
         }
         for (int d = 0; d < rnn->dirs; d++) {
-            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0, cell});
+            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, (int8_t)d, LOOM_ROLE_PARAM, 0, cell, 0});
             for (int i = 0; i < n; i++) {
                 char name[160];
                 const loom_param_spec *s = &spec[i];
@@ -184,7 +184,7 @@ typedef struct {
 /* Tags of a forward node of this stack at (step, layer, direction). */
 static loom_tags tags(const unroll *u, int t, int l, int d)
 {
-    return (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0, u->cell_label};
+    return (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0, u->cell_label, 0};
 }
 
 /* Checks x, the initial states, the lengths and the truncation; sets the

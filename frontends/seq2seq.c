@@ -11,7 +11,7 @@
  * input row (embedding, attention), `layers` the output layer above the stack. */
 static loom_tags dec_tags(loom_graph *g, const loom_seq2seq *m, int t, int layer, const char *label)
 {
-    return (loom_tags){m->o.src_steps + t, (int16_t)layer, 0, LOOM_ROLE_FORWARD, 0, loom_graph_label(g, label)};
+    return (loom_tags){m->o.src_steps + t, (int16_t)layer, 0, LOOM_ROLE_FORWARD, 0, loom_graph_label(g, label), 0};
 }
 
 static bool check_opts(loom_graph *g, const loom_seq2seq_opts *o, int rows)

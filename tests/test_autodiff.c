@@ -104,7 +104,7 @@ Test(autodiff, prunes_what_does_not_reach_wrt)
     loom_graph *g = loom_graph_new();
     loom_tensor a = loom_input(g, "a", loom_shape1(4)), w = loom_param(g, "w", loom_shape1(4));
     loom_tensor unused = loom_param(g, "unused", loom_shape2(2, 2));
-    loom_graph_set_tags(g, (loom_tags){7, 0, 0, LOOM_ROLE_FORWARD, 0, 0});
+    loom_graph_set_tags(g, (loom_tags){7, 0, 0, LOOM_ROLE_FORWARD, 0, 0, 0});
     loom_tensor u = loom_tanh(g, loom_tanh(g, loom_tanh(g, a))); /* depends on no wrt */
     loom_graph_set_tags(g, LOOM_TAGS_NONE);
     loom_tensor side = loom_sum_all(g, loom_exp(g, unused));
@@ -131,7 +131,7 @@ Test(autodiff, gradient_nodes_carry_forward_tags)
     loom_graph *g = loom_graph_new();
     loom_tensor h = loom_param(g, "h0", loom_shape1(2)), w = loom_param(g, "w", loom_shape1(2));
     for (int t = 0; t < 4; t++) {
-        loom_graph_set_tags(g, (loom_tags){t, 2, 1, LOOM_ROLE_FORWARD, 0, 0});
+        loom_graph_set_tags(g, (loom_tags){t, 2, 1, LOOM_ROLE_FORWARD, 0, 0, 0});
         h = loom_tanh(g, loom_mul(g, h, w));
     }
     loom_graph_set_tags(g, LOOM_TAGS_NONE);

@@ -219,6 +219,48 @@ Test(cells, parameters_names_and_source)
     cr_assert(strstr(err.msg, "mine.cell: a cell named 'lstm' is already known (a cell written in C)"), "%s", err.msg);
 }
 
+/* A cell's statements as one line each (comments dropped, a statement
+ * over several lines joined); every node a statement builds carries its
+ * number, and its gradient nodes too. */
+Test(cells, equations_and_the_nodes_they_build)
+{
+    const char *text = "cell eq_t(x; h)  # a comment\n"
+                       "  W: matrix(H, I)\n"
+                       "  a = sigmoid(W @ x +    # the input\n"
+                       "              U @ h)     # and the state\n"
+                       "  h = a * h + (1 - a) * tanh(V @ x)\n";
+    loom_error err = {0};
+    const loom_cell_def *c = loom_cell_parse(text, NULL, &err);
+    cr_assert(c, "%s", err.msg);
+    cr_assert_eq(loom_cell_equations(c), 2);
+    cr_assert_eq(loom_cell_equations(&loom_cell_gru), 0, "a cell written in C has none");
+    char buf[128], small[8];
+    cr_assert_str_eq(loom_cell_equation(c, 0, buf, sizeof buf), "a = sigmoid(W @ x + U @ h)");
+    cr_assert_str_eq(loom_cell_equation(c, 1, buf, sizeof buf), "h = a * h + (1 - a) * tanh(V @ x)");
+    cr_assert_str_eq(loom_cell_equation(c, 1, small, sizeof small), "h = a *", "cut to the buffer");
+    cr_assert_null(loom_cell_equation(c, 2, buf, sizeof buf));
+    cr_assert_null(loom_cell_equation(&loom_cell_gru, 0, buf, sizeof buf));
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = c, .input_size = 3, .hidden_size = 4});
+    loom_tensor x = loom_input(g, "x", loom_shape3(2, 2, 3));
+    loom_tensor loss = loom_sum_all(g, loom_rnn_apply(g, &rnn, x, NULL).output);
+    loom_tensor grads[3];
+    loom_tensor params[3] = {rnn.param[0][0][0], rnn.param[0][0][1], rnn.param[0][0][2]};
+    cr_assert_eq(loom_backward(g, loss, params, 3, grads), LOOM_OK, "%s", loom_graph_error(g));
+    int by_eq[2][3] = {{0}}; /* [forward, backward][eq] */
+    for (int32_t i = 0; i < loom_graph_size(g); i++) {
+        const loom_node *n = loom_graph_node(g, loom_at(i));
+        const char *nm = loom_tensor_name(g, loom_at(i));
+        if (nm && !strcmp(nm, "a[1]")) cr_assert_eq(n->tags.eq, 1, "a[1] comes from statement 1");
+        if (nm && !strcmp(nm, "h[0]")) cr_assert_eq(n->tags.eq, 2, "h[0] from statement 2");
+        if (n->tags.step >= 0 && n->tags.layer == 0 && n->tags.eq < 3) by_eq[n->tags.role == LOOM_ROLE_BACKWARD][n->tags.eq]++;
+    }
+    cr_assert(by_eq[0][1] >= 4 && by_eq[0][2] >= 4, "each statement's forward ops: %d, %d", by_eq[0][1], by_eq[0][2]);
+    cr_assert(by_eq[1][1] > 0 && by_eq[1][2] > 0, "and their gradients: %d, %d", by_eq[1][1], by_eq[1][2]);
+    loom_graph_free(g);
+}
+
 /* Ba et al.'s LN-LSTM has nine parameters: three layer norms' gains (1)
  * and biases (0) among them, named after the equations. */
 Test(cells, layer_norm_lstm_has_nine_parameters)

@@ -1315,6 +1315,24 @@ Test(render, html_page_opens_closed_steps, .timeout = 120)
     free(dot), free(dom);
 }
 
+/* An equation cell's page: a node's tooltip gives the statement that built
+ * it (a gradient node, the statement it is the gradient of), a cell box's
+ * all of the cell's statements. */
+Test(render, html_page_shows_equations, .timeout = 120)
+{
+    char *argv[] = {"--cell", LOOM_CELLS_DIR "/gru_eq.cell", "--seq-len", "3", "--backward", "-o", (char *)tp("e.html")};
+    cr_assert_eq(cmd_dot(7, argv), 0);
+    char *dom;
+    const char *r = strstr(selftest(tp("e.html"), "#selftest", &dom), "\"equations\":[");
+    cr_assert(r, "the page found equation nodes");
+    cr_assert(strstr(r, "[\"gi[1]\\nop: add") && strstr(r, "from gru_eq: gi = weight_ih @ x + bias_ih"), "a named node: %.300s", r);
+    cr_assert(strstr(r, "gradient of gru_eq: "), "a gradient node: %.300s", r);
+    cr_assert(strstr(r, "equations of gru_eq:\\n  gi = weight_ih @ x + bias_ih\\n  gh = weight_hh @ h + bias_hh\\n"
+                        "  r = sigmoid(gi[0:H] + gh[0:H])"),
+              "a cell box: %.600s", r);
+    free(dom);
+}
+
 /* A name is text on the page, whatever it holds: "</script>" in a tensor's
  * name cannot end the page's data, and the page still finds the node. */
 Test(render, html_page_names_are_text, .timeout = 120)

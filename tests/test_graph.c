@@ -45,7 +45,7 @@ Test(graph, tags_are_stamped_on_new_nodes)
     loom_tensor h = loom_input(g, "h0", loom_shape2(1, 2));
     loom_tensor hs[3];
     for (int t = 0; t < 3; t++) {
-        loom_graph_set_tags(g, (loom_tags){t, 1, 0, LOOM_ROLE_FORWARD, 0, 0});
+        loom_graph_set_tags(g, (loom_tags){t, 1, 0, LOOM_ROLE_FORWARD, 0, 0, 0});
         h = hs[t] = loom_tanh(g, h);
     }
     loom_graph_set_tags(g, LOOM_TAGS_NONE);

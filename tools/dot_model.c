@@ -32,7 +32,7 @@ void dot_build(dot_model *dm, const dot_args *a)
     loom_tensor *terms = malloc((size_t)T * sizeof *terms);
     int n_terms = 0;
     for (int t = a->loss == DOT_LOSS_LAST ? T - 1 : 0; terms && t < T && !loom_graph_failed(g); t++) {
-        loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0, 0});
+        loom_graph_set_tags(g, (loom_tags){t, (int16_t)L, 2, LOOM_ROLE_FORWARD, 0, 0, 0});
         char nm[32];
         loom_tensor ht = loom_reshape(g, loom_slice(g, o.output, 0, t, 1), loom_shape2(B, W));
         loom_tensor ot = loom_dense_apply(g, out, ht);

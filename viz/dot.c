@@ -485,10 +485,21 @@ static void lab_frac_open(lab *b)
 }
 static void lab_frac_close(lab *b) { lab_raw(b, "</TD></TR></TABLE>"); }
 
-static void tag_attrs(FILE *f, const loom_node *n)
+/* An equation cell's name (as the page looks its equations up), or NULL
+ * for a node no equation cell built. */
+static const char *eq_cell(const loom_graph *g, const loom_node *n)
+{
+    const char *cell = loom_graph_label_text(g, n->tags.cell);
+    return cell && loom_cell_equations(loom_cell_by_name(cell)) > 0 ? cell : NULL;
+}
+
+/* loom_eq="CELL:K": built by statement K (from 1) of equation cell CELL */
+static void tag_attrs(FILE *f, const loom_graph *g, const loom_node *n)
 {
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s", n->tags.step, n->tags.layer, n->tags.dir,
             role_name(n));
+    const char *cell = n->tags.eq ? eq_cell(g, n) : NULL;
+    if (cell) fprintf(f, ", loom_eq=\"%s:%d\"", cell, n->tags.eq);
 }
 
 /* ---- the grid ---- */
@@ -1121,7 +1132,7 @@ static void emit_op_node(dot_ctx *c, int32_t i)
     if (has_heat(h)) heat_attrs(c, h);
     c->half_w = n->tags.role == LOOM_ROLE_CONST ? 0.3 : w / 2;
     pos_attr(c, c->px[i], c->py[i]);
-    tag_attrs(f, n);
+    tag_attrs(f, c->g, n);
     if (c->o->rank && c->o->rank[i] >= 0) fprintf(f, ", loom_rank=\"%d:%d\"", c->o->rank[i], c->o->rank[i]);
     stats_attr(c, i);
     fprintf(f, ", loom_state=%d];\n", n->tags.state);
@@ -1217,6 +1228,8 @@ static void emit_cell_box(dot_ctx *c, const loom_node *nd)
     if (r && r[0] >= 0) fprintf(f, ", loom_rank=\"%d:%d\"", r[0], r[1]);
     int32_t sn = c->box_state ? c->box_state[box_index(c, t, l, d, bwd)] : -1;
     if (sn >= 0) stats_attr(c, sn);
+    const char *eqs = eq_cell(c->g, nd);
+    if (eqs) fprintf(f, ", loom_eq=\"%s\"", eqs); /* all its equations */
     fprintf(f, ", loom_step=%d, loom_layer=%d, loom_dir=%d, loom_role=%s, loom_cell=1];\n", t, l, d,
             bwd ? "backward" : "forward");
 }

@@ -4,6 +4,7 @@
  * data. The page parses the same text the .dot file has, so it draws no
  * node or edge the DOT does not. */
 #include "loom/dot.h"
+#include "loom/rnn.h"
 #include "graph/error.h"
 #include "page_html.h"
 
@@ -44,6 +45,54 @@ static bool has_backward(const loom_graph *g)
     for (int32_t i = 0, n = loom_graph_size(g); i < n; i++)
         if (loom_graph_node(g, loom_at(i))->tags.role == LOOM_ROLE_BACKWARD) return true;
     return false;
+}
+
+/* The equations of the equation cells g's nodes come from, as JSON
+ * {"cell": ["statement 1", ...], ...}: a node's loom_eq="cell:k" names one. */
+static void equations_json(FILE *f, const loom_graph *g)
+{
+    bool seen[256] = {false};
+    int n = 0;
+    fputc('{', f);
+    for (int32_t i = 0, size = loom_graph_size(g); i < size; i++) {
+        int id = loom_graph_node(g, loom_at(i))->tags.cell;
+        if (seen[id]) continue;
+        seen[id] = true;
+        const char *name = loom_graph_label_text(g, id);
+        const loom_cell_def *cell = name ? loom_cell_by_name(name) : NULL;
+        int k = loom_cell_equations(cell);
+        if (!k) continue;
+        fputs(n++ ? ", " : "", f);
+        json_str(f, name);
+        fputs(": [", f);
+        for (int s = 0; s < k; s++) {
+            char eq[1024];
+            fputs(s ? ", " : "", f);
+            json_str(f, loom_cell_equation(cell, s, eq, sizeof eq));
+        }
+        fputc(']', f);
+    }
+    fputc('}', f);
+}
+
+/* The attention map as JSON {"rows": R, "cols": C, "w": [...], "rowLabels": [...], "colLabels": [...]} */
+static void attention_json(FILE *f, const loom_dot_opts *o)
+{
+    int R = o->attention_rows, C = o->attention_cols;
+    fprintf(f, "{\"rows\": %d, \"cols\": %d, \"w\": [", R, C);
+    for (int64_t k = 0; k < (int64_t)R * C; k++) {
+        float w = o->attention[k];
+        fprintf(f, k ? ", %.4g" : "%.4g", isfinite(w) ? w : 0.0);
+    }
+    const char *const *labels[2] = {o->attention_row_labels, o->attention_col_labels};
+    for (int side = 0; side < 2; side++) {
+        fprintf(f, "], \"%s\": [", side ? "colLabels" : "rowLabels");
+        for (int k = 0; labels[side] && k < (side ? C : R); k++) {
+            fputs(k ? ", " : "", f);
+            json_str(f, labels[side][k] ? labels[side][k] : "");
+        }
+    }
+    fputs("]}", f);
 }
 
 /* ---- the op view's steps, opened on demand ----
@@ -301,7 +350,12 @@ loom_status loom_dot_html(const loom_graph *g, FILE *f, const loom_dot_opts *opt
             fprintf(f, "%s[%d, %.1f, %.1f, %.1f, %.1f]", first ? "" : ", ", ops.step[k], b[0], b[1], b[2], b[3]);
             first = 0;
         }
-        fputs("]}", f);
+        fputs("], \"equations\": ", f);
+        equations_json(f, g);
+        fputs(", \"attention\": ", f);
+        if (o->attention && o->attention_rows > 0 && o->attention_cols > 0) attention_json(f, o);
+        else fputs("null", f);
+        fputc('}', f);
         fputs(mark + strlen("/*LOOM_DATA*/"), f);
         if (ferror(f)) st = loom_error_set(err, LOOM_ERR_IO, "html: write error");
     }

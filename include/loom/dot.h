@@ -71,6 +71,14 @@ typedef struct {
      * norm, 4 per node; NULL: none): written as loom_stats, a cell box
      * its carried state h's (its gradient cell ∂L/∂h's), for the page. */
     const float *stats;
+    /* An encoder–decoder's attention weights over one sentence, for the
+     * page (NULL: none): attention[i · attention_cols + j] = decoder step i's
+     * weight on source position j; the labels of the rows and columns (its
+     * tokens) may be NULL (steps by number). The page draws them as a heat
+     * map whose row i goes to the i-th attention node ("attention[t]"). */
+    const float *attention;
+    int attention_rows, attention_cols;
+    const char *const *attention_row_labels, *const *attention_col_labels;
     /* Draw only the nodes these depend on (NULL: every node). */
     const loom_tensor *roots;
     int n_roots;

@@ -93,8 +93,9 @@ typedef enum {
  * step, which state (k + 1 for the cell's state k; 0: not a carried state);
  * on the gradient of a carried state, which state it is the gradient of.
  * `cell` names the cell that built the node (a label id, see
- * loom_graph_label; 0: none). Builders stamp the graph's current tags on
- * new nodes. */
+ * loom_graph_label; 0: none), `eq` the statement of an equation cell that
+ * built it (k + 1 for statement k, see loom_cell_equation; 0: none).
+ * Builders stamp the graph's current tags on new nodes. */
 typedef struct {
     int32_t step;
     int16_t layer;
@@ -102,6 +103,7 @@ typedef struct {
     uint8_t role;
     uint8_t state;
     uint8_t cell;
+    uint8_t eq;
 } loom_tags;
 
 /* Attribute block of a node. Its bytes are part of the hash-consing key, so
@@ -177,7 +179,7 @@ void loom_graph_set_grad(loom_graph *g, loom_tensor x, loom_tensor gx);
 loom_tags loom_graph_set_tags(loom_graph *g, loom_tags tags);
 loom_tags loom_graph_tags(const loom_graph *g);
 loom_tensor loom_tensor_set_tags(loom_graph *g, loom_tensor t, loom_tags tags);
-#define LOOM_TAGS_NONE ((loom_tags){-1, -1, 0, LOOM_ROLE_FORWARD, 0, 0})
+#define LOOM_TAGS_NONE ((loom_tags){-1, -1, 0, LOOM_ROLE_FORWARD, 0, 0, 0})
 /* A short label (a cell's name) as a small id for tags (1..255; the same id
  * for the same text; 0 when 255 labels exist or memory runs out). */
 uint8_t loom_graph_label(loom_graph *g, const char *text);

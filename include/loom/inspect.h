@@ -194,6 +194,11 @@ void loom_norms_log_close(loom_norms_log *n);
  * out[(t · layers + l) · dirs + d] — the layout of loom_dot_opts.heat. */
 void loom_state_select(const loom_state_grid *g, const float *norm, const double *norm64, int state, float *out, double *out64);
 
+/* Node t's values on one batch (evaluation mode: dropout off) into out,
+ * which holds exactly its n elements (float32 nodes): one run of a plan
+ * that computes what t needs. Errors also go to the graph. */
+loom_status loom_node_values(loom_graph *g, loom_tensor t, const loom_binding *binds, int n_binds, float *out, size_t n);
+
 /* Every value the roots need, on one batch: stats[4·i …] = the minimum,
  * maximum, mean and L2 norm of node i's elements (float32 nodes; NaN for
  * integer ones and nodes the roots do not need). One run of a plan whose

@@ -95,6 +95,13 @@ const loom_cell_def *loom_cell_find(const char *name, loom_error *err);
 int loom_cell_lib_load(const char *path, loom_error *err);
 /* The equations of a cell made by loom_cell_parse; NULL for a cell written in C. */
 const char *loom_cell_source(const loom_cell_def *cell);
+/* Its statements (0 for a cell written in C), and statement k as one line
+ * ("f = sigmoid(W_f @ x + U_f @ h + b_f)"; comments dropped, blanks run
+ * together) into buf, cut to n bytes; NULL when there is no statement k.
+ * The nodes statement k builds carry k + 1 in their tags' eq (and their
+ * gradients too). */
+int loom_cell_equations(const loom_cell_def *cell);
+const char *loom_cell_equation(const loom_cell_def *cell, int k, char *buf, size_t n);
 
 typedef struct {
     const loom_cell_def *cell;
