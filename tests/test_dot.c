@@ -1333,6 +1333,32 @@ Test(render, html_page_shows_equations, .timeout = 120)
     free(dom);
 }
 
+/* An encoder–decoder's page: the attention weights of its first sentence
+ * (on random tokens) as a heat map, a row per decoder step summing to 1; a
+ * click on the second row goes to the second decoder step's attention node. */
+Test(render, html_page_attention_map, .timeout = 120)
+{
+    char *argv[] = {"--seq2seq", "additive", "--seq-len", "5", "--backward", "-o", (char *)tp("s.html")};
+    cr_assert_eq(cmd_dot(7, argv), 0);
+    char *page = slurp(tp("s.html"));
+    cr_assert(strstr(page, "\"attention\": {\"rows\": 3, \"cols\": 5, \"w\": ["), "the weights in the page");
+    free(page);
+    char *dom;
+    const char *r = strstr(selftest(tp("s.html"), "#selftest", &dom), "\"attention\":{");
+    const char *want = "\"attention\":{\"rows\":3,\"cols\":5,\"nodes\":3,\"sums\":true,";
+    cr_assert(r && !strncmp(r, want, strlen(want)), "3 decoder steps over 5 source positions: %.200s", r ? r : "(none)");
+    char sel[32] = "", wanted[32] = "";
+    cr_assert(sscanf(strstr(r, "\"selected\":"), "\"selected\":\"%31[^\"]\",\"want\":\"%31[^\"]\"", sel, wanted) == 2 &&
+                  !strcmp(sel, wanted) && strstr(r, "\"label\":\"attention[7]\""),
+              "row 2 goes to attention[7]: %.200s", r);
+    /* without attention, no map */
+    char *nargv[] = {"--seq2seq", "none", "--seq-len", "3", "-o", (char *)tp("s0.html")};
+    cr_assert_eq(cmd_dot(6, nargv), 0);
+    page = slurp(tp("s0.html"));
+    cr_assert(strstr(page, "\"attention\": null"));
+    free(page), free(dom);
+}
+
 /* A name is text on the page, whatever it holds: "</script>" in a tensor's
  * name cannot end the page's data, and the page still finds the node. */
 Test(render, html_page_names_are_text, .timeout = 120)

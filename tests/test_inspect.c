@@ -492,3 +492,32 @@ Test(inspect, value_stats_of_every_node)
     free(st);
     loom_graph_free(g);
 }
+
+/* loom_node_values: a computed node's values from a run of what it needs,
+ * a bound one's from its binding; a buffer of another size, an integer
+ * node and an unbound input are errors, said in the graph. */
+Test(inspect, node_values)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape2(2, 3)), y = loom_tanh(g, loom_mul(g, x, x));
+    loom_tensor ids = loom_input_i32(g, "ids", loom_shape1(2)), other = loom_input(g, "other", loom_shape1(2));
+    float xv[6] = {-1, -0.5f, 0, 0.25f, 0.5f, 2}, out[6];
+    loom_binding b[1] = {{x, xv}};
+    cr_assert_eq(loom_node_values(g, y, b, 1, out, 6), LOOM_OK, "%s", loom_graph_error(g));
+    for (int k = 0; k < 6; k++) cr_assert_float_eq(out[k], tanhf(xv[k] * xv[k]), 1e-6f, "element %d", k);
+    cr_assert_eq(loom_node_values(g, x, b, 1, out, 6), LOOM_OK);
+    cr_assert(!memcmp(out, xv, sizeof xv), "an input: its binding");
+    loom_graph *h = loom_graph_new(); /* errors stick to a graph: one each */
+    loom_tensor hx = loom_input(h, "x", loom_shape2(2, 3));
+    cr_assert_eq(loom_node_values(h, hx, NULL, 0, out, 5), LOOM_ERR_SHAPE);
+    cr_assert(strstr(loom_graph_error(h), "the node has 6 values, the buffer 5"), "%s", loom_graph_error(h));
+    loom_graph_free(h);
+    cr_assert_eq(loom_node_values(g, ids, b, 1, out, 2), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "not a float32 node"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+    g = loom_graph_new();
+    other = loom_input(g, "other", loom_shape1(2));
+    cr_assert_eq(loom_node_values(g, other, NULL, 0, out, 2), LOOM_ERR_STATE);
+    cr_assert(strstr(loom_graph_error(g), "not bound"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}

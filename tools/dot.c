@@ -268,16 +268,24 @@ int cmd_dot(int argc, char **argv)
             goto done;
         }
     }
-    /* a trained model's page: every value on its batch */
-    float *stats = NULL;
-    if (rank && a.load) {
+    /* a trained model's page: every value on its batch; an encoder–decoder's: every value on random
+     * sentences, and the first one's attention weights */
+    float *stats = NULL, *att = NULL;
+    int Ts = dm.s2s.o.src_steps, Tt = dm.s2s.o.tgt_steps;
+    if (rank && (a.load || a.seq2seq >= 0)) {
         stats = malloc(4 * (size_t)loom_graph_size(dm.g) * sizeof *stats + 1);
-        if (!stats || loom_value_stats(dm.g, roots, n_roots, dm.probe.binds, dm.probe.n_binds, stats)) {
-            fprintf(stderr, "loom dot: %s\n", stats ? loom_graph_error(dm.g) : "out of memory");
-            rc = stats ? tool_exit(loom_graph_status(dm.g)) : 1;
-            free(stats), free(rank);
+        att = a.seq2seq > 0 ? malloc((size_t)Ts * Tt * sizeof *att) : NULL;
+        bool ok = stats && (a.seq2seq <= 0 || att);
+        if (!ok) fprintf(stderr, "loom dot: out of memory\n");
+        else if (a.load && loom_value_stats(dm.g, roots, n_roots, dm.probe.binds, dm.probe.n_binds, stats))
+            ok = false, fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
+        else if (!a.load) ok = dot_seq2seq_values(&dm, &a, roots, n_roots, stats, att);
+        if (!ok) {
+            rc = loom_graph_failed(dm.g) ? tool_exit(loom_graph_status(dm.g)) : 1;
+            free(stats), free(att), free(rank);
             goto done;
         }
+        if (!a.load && !a.title) strncat(title, "; values: initial weights, random tokens", sizeof title - strlen(title) - 1);
     }
     loom_dot_opts opt = {.view = a.view ? LOOM_DOT_CELLS : LOOM_DOT_OPS,
                          .part = a.backward ? LOOM_DOT_BOTH : LOOM_DOT_FORWARD,
@@ -289,9 +297,10 @@ int cmd_dot(int argc, char **argv)
                          .title = a.title ? a.title : title,
                          .edges = (loom_dot_edges)a.edges,
                          .style = (loom_dot_style)a.style,
-                         .roots = roots, .n_roots = n_roots, .rank = rank, .stats = stats};
+                         .roots = roots, .n_roots = n_roots, .rank = rank, .stats = stats,
+                         .attention = att, .attention_rows = Tt, .attention_cols = Ts};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
-    free(rank), free(stats);
+    free(rank), free(stats), free(att);
 done:
     free(norm), free(norm64), free(heat), free(heat64), free(roots);
     if (a.load) loom_probe_close(&dm.probe);

@@ -41,6 +41,11 @@ int dot_load(dot_model *dm, const dot_args *a);
  * seeded random data or (loaded) the model's batch; false with the
  * graph's error said. */
 bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64);
+/* An untrained encoder–decoder on seeded random sentences (weights from
+ * their initialisers, every sentence of full length): every value the
+ * roots need (loom_value_stats) and the first sentence's attention weights
+ * (tgt_steps × src_steps; NULL without attention). false with the reason said. */
+bool dot_seq2seq_values(dot_model *dm, const dot_args *a, const loom_tensor *roots, int n_roots, float *stats, float *attention);
 /* The gradients of the loss w.r.t. every parameter, as roots to draw (their count). */
 int dot_backward(dot_model *dm, loom_tensor *roots);
 

@@ -122,6 +122,45 @@ bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64)
     return ok;
 }
 
+bool dot_seq2seq_values(dot_model *dm, const dot_args *a, const loom_tensor *roots, int n_roots, float *stats, float *attention)
+{
+    loom_graph *g = dm->g;
+    const loom_seq2seq *m = &dm->s2s;
+    int Ts = m->o.src_steps, Tt = m->o.tgt_steps, B = m->o.batch;
+    loom_store *store = loom_store_new(g);
+    int np = loom_store_count(store), nb = 0;
+    loom_binding *binds = malloc((size_t)(np + 5) * sizeof *binds);
+    int32_t *src = malloc((size_t)Ts * B * sizeof *src), *dec_in = malloc((size_t)Tt * B * sizeof *dec_in);
+    int32_t *tgt = malloc((size_t)Tt * B * sizeof *tgt), *src_len = malloc((size_t)B * sizeof *src_len);
+    int32_t *tgt_len = malloc((size_t)B * sizeof *tgt_len);
+    float *att = attention ? malloc((size_t)Tt * B * Ts * sizeof *att) : NULL;
+    bool ok = false;
+    if (loom_store_status(store) || !binds || !src || !dec_in || !tgt || !src_len || !tgt_len || (attention && !att)) {
+        fprintf(stderr, "loom dot: %s\n", loom_store_status(store) ? loom_store_error(store) : "out of memory");
+    } else {
+        uint64_t rng = (uint64_t)a->m.seed * 0x9E3779B97F4A7C15ull + 1;
+        loom_store_init(store, (uint64_t)a->m.seed);
+        for (int k = 0; k < Ts * B; k++) src[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.src_vocab);
+        for (int k = 0; k < Tt * B; k++)
+            tgt[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.tgt_vocab), dec_in[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.tgt_vocab);
+        for (int b = 0; b < B; b++) src_len[b] = Ts, tgt_len[b] = Tt;
+        nb = loom_store_bindings(store, binds, np);
+        binds[nb++] = (loom_binding){m->src, src};
+        binds[nb++] = (loom_binding){m->src_len, src_len};
+        binds[nb++] = (loom_binding){m->dec_in, dec_in};
+        binds[nb++] = (loom_binding){m->tgt, tgt};
+        binds[nb++] = (loom_binding){m->tgt_len, tgt_len};
+        ok = !loom_value_stats(g, roots, n_roots, binds, nb, stats) &&
+             (!attention || !loom_node_values(g, m->attention, binds, nb, att, (size_t)Tt * B * Ts));
+        if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
+        for (int i = 0; ok && attention && i < Tt; i++) /* (Tt, B, Ts): sentence 0's rows */
+            memcpy(attention + (size_t)i * Ts, att + (size_t)i * B * Ts, (size_t)Ts * sizeof *att);
+    }
+    free(binds), free(src), free(dec_in), free(tgt), free(src_len), free(tgt_len), free(att);
+    loom_store_free(store);
+    return ok;
+}
+
 /* The gradient of every parameter (and, through them, of every step);
  * roots[0] is the loss, the gradients follow. Returns the number of roots. */
 int dot_backward(dot_model *dm, loom_tensor *roots)
