@@ -170,6 +170,16 @@ expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 abcdef ab
 check "one translation per sentence" [ "$(wc -l < "$dir/out")" -eq 2 ]
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --attention-map "$dir/att.svg" abc
 check "the attention map is an SVG" grep -q "<svg" "$dir/att.svg"
+# the page of a trained encoder–decoder: one sentence, its translation, the attention weights with their tokens
+expect 0 "" -- "$loom" dot --load "$dir/rev.ckpt" --source abcd --backward -o "$dir/rev.html"
+check "the page names the sentence and its translation" grep -q 'trained encoder–decoder, .*“abcd” → “' "$dir/rev.html"
+check "the page has the attention weights and the tokens" grep -q '"colLabels": \["a", "b", "c", "d", "<eos>"\]' "$dir/rev.html"
+check "and every value" grep -q 'loom_stats=' "$dir/rev.html"
+expect 0 "" -- "$loom" dot --load "$dir/rev.ckpt" --view cell -o "$dir/rev.dot"
+check "its first held-out pair by default" grep -q 'trained encoder–decoder' "$dir/rev.dot"
+expect 2 "drawn on one sentence" -- "$loom" dot --load "$dir/rev.ckpt" --grad-norms -o "$dir/x.html"
+expect 2 "--source is the sentence an encoder–decoder" -- "$loom" dot --load "$dir/ck.safetensors" --source abc -o "$dir/x.html"
+expect 2 "--source is for --load" -- "$loom" dot --source abc -o "$dir/x.html"
 printf 'abc\tcba\nab\tba\nno tab here\n' > "$dir/pairs.tsv"
 expect 0 "line 3" -- "$loom" eval --load "$dir/rev.ckpt" --data "$dir/pairs.tsv" --beam 2
 check "eval prints BLEU, exact match and perplexity" grep -q "2 pairs (beam search): BLEU .*exact match .*perplexity" "$dir/out"

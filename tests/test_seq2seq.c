@@ -493,3 +493,52 @@ Test(decode, beam_batches_like_single_sentences)
         loom_graph_free(g);
     }
 }
+
+/* A trained model on one sentence: the probe's graph is fed the model's own
+ * greedy translation, so its attention rows are the translator's and its
+ * argmax is the translation; bad sentences are refused with a reason. */
+Test(decode, probe_reads_its_own_translation)
+{
+    enum { ML = 5 };
+    loom_seq2seq_opts o = opts(&loom_cell_lstm, LOOM_ATTN_DOT, false, 1);
+    o.tgt_steps = ML;
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *st = loom_store_new(g);
+    loom_store_init(st, 5);
+    loom_store_data_by_name(st, "decoder.dense.bias")[LOOM_EOS] -= 1.0f; /* longer outputs */
+    int32_t s[TS] = {4, 5, LOOM_EOS, LOOM_PAD}, out[ML], len;
+    loom_error err = {0};
+    o.batch = 1;
+    loom_translator *tr = loom_translator_new(&o, st, 1, &err);
+    cr_assert(tr, "%s", err.msg);
+    float att[ML * TS];
+    int32_t sl = 3;
+    cr_assert_eq(loom_translate(tr, s, &sl, 1, &(loom_search_opts){.max_len = ML}, out, &len, NULL, att, &err), LOOM_OK, "%s",
+                 err.msg);
+    loom_translator_free(tr);
+    loom_seq2seq_probe p;
+    cr_assert_eq(loom_seq2seq_probe_open(&p, &o, st, s, 3, &err), LOOM_OK, "%s", err.msg);
+    cr_assert_eq(p.src_len, 3);
+    cr_assert_eq(p.tgt_len, len < ML ? len + 1 : ML);
+    for (int t = 0; t < len; t++) cr_assert_eq(p.tgt[t], out[t], "target %d is the translation's token", t);
+    if (len < ML) cr_assert_eq(p.tgt[len], LOOM_EOS);
+    float a[ML * TS];
+    cr_assert_eq(loom_node_values(p.g, p.m.attention, p.binds, p.n_binds, a, ML * TS), LOOM_OK, "%s", loom_graph_error(p.g));
+    for (int t = 0; t < p.tgt_len; t++)
+        for (int j = 0; j < TS; j++)
+            cr_assert_float_eq(a[t * TS + j], att[t * TS + j], 1e-5f, "the graph's attention is the translation's: %d, %d", t, j);
+    float loss;
+    cr_assert_eq(loom_node_values(p.g, p.m.loss, p.binds, p.n_binds, &loss, 1), LOOM_OK);
+    cr_assert(isfinite(loss) && loss > 0);
+    loom_seq2seq_probe_close(&p);
+    s[1] = V_SRC;
+    cr_assert_eq(loom_seq2seq_probe_open(&p, &o, st, s, 3, &err), LOOM_ERR_ARG);
+    cr_assert(strstr(err.msg, "token 2 of the sentence (6) is not in the model's 6"), "%s", err.msg);
+    err = (loom_error){0};
+    cr_assert_eq(loom_seq2seq_probe_open(&p, &o, st, s, TS + 1, &err), LOOM_ERR_ARG);
+    cr_assert(strstr(err.msg, "a sentence of 5 tokens for a model of 4 source steps"), "%s", err.msg);
+    loom_store_free(st);
+    loom_graph_free(g);
+}

@@ -53,10 +53,13 @@ const tool_opt dot_opts[] = {
              "no shapes, plumbing hidden, large type, scaled to a 16:9 slide"},
     {"--load", OPT_PATH, D(load), .arg = "CKPT",
      .help = "draw a trained model instead (a checkpoint of loom train: a language\n"
-             "model, or --task adding or copy) on one batch: a language model's\n"
-             "window of --seq-len steps (default: its training length) at the start\n"
-             "of its held-out text (--valid, else the last tenth of its text, or\n"
-             "of --data FILE); a task's held-out batch"},
+             "model, --task adding or copy, or an encoder–decoder) on one batch: a\n"
+             "language model's window of --seq-len steps (default: its training\n"
+             "length) at the start of its held-out text (--valid, else the last tenth\n"
+             "of its text, or of --data FILE); a task's held-out batch; an\n"
+             "encoder–decoder's sentence (--source, else its first held-out pair)\n"
+             "and its own translation, with the attention weights (.html)"},
+    {"--source", OPT_TEXT, D(source), .arg = "TEXT", .help = "the sentence an encoder–decoder's checkpoint translates"},
     {"--data", OPT_PATH, D(data), .arg = "FILE", .help = "that text"},
     {"--batch-from", OPT_CHOICE, D(batch_from), .choices = (const char *const[]){"held-out", "training", NULL},
      .arg = "held-out|training", .help = "--load's batch: held-out (default), or the first training batch"},
@@ -98,8 +101,9 @@ static int parse(dot_args *a, int argc, char **argv)
             fprintf(stderr, "loom dot: %s cannot be given with --load (the model is the checkpoint's)\n", bad);
             return 2;
         }
-    } else if (a->data || a->batch_from >= 0) {
-        fprintf(stderr, "loom dot: %s is for --load's model; give --load CKPT too\n", a->data ? "--data" : "--batch-from");
+    } else if (a->data || a->batch_from >= 0 || a->source) {
+        fprintf(stderr, "loom dot: %s is for --load's model; give --load CKPT too\n",
+                a->data ? "--data" : a->source ? "--source" : "--batch-from");
         return 2;
     }
     if (a->batch_from < 0) a->batch_from = LOOM_BATCH_HELD_OUT;
@@ -201,9 +205,14 @@ int cmd_dot(int argc, char **argv)
     }
     dot_model dm = {0};
     if (a.load) {
-        if ((rc = dot_load(&dm, &a))) return rc;
+        if ((rc = dot_load(&dm, &a))) return dot_model_free(&dm), rc;
         const loom_rnn_opts *r = &dm.rnn.o;
-        a.m = (tool_model){r->cell, dm.grid.steps, 1, r->input_size, r->hidden_size, r->layers, a.m.seed, r->bidirectional};
+        const loom_seq2seq_opts *s = &dm.s2s.o;
+        if (dm.s2s_loaded) /* drawn as an encoder–decoder */
+            a.seq2seq = s->attention,
+            a.m = (tool_model){s->cell, s->src_steps, 1, s->embed, s->hidden, s->layers, a.m.seed, s->bidirectional};
+        else
+            a.m = (tool_model){r->cell, dm.grid.steps, 1, r->input_size, r->hidden_size, r->layers, a.m.seed, r->bidirectional};
     } else {
         if (!a.m.steps) a.m.steps = 4;
         (a.seq2seq >= 0 ? dot_build_seq2seq : dot_build)(&dm, &a);
@@ -241,10 +250,17 @@ int cmd_dot(int argc, char **argv)
         rc = tool_exit(loom_graph_status(dm.g));
         goto done;
     }
-    char title[256];
+    char title[640];
     static const char *const attention[] = {"no attention", "additive attention", "dot-product attention"};
     static const char *const kinds[] = {"trained language model, ", "", "adding task, ", "copy task, "};
-    if (a.seq2seq >= 0)
+    if (dm.s2s_loaded) {
+        char from[256], to[256];
+        loom_vocab_decode(dm.ck.v[0], dm.sp.src, dm.sp.src_len - 1, from, sizeof from); /* without <eos> */
+        loom_vocab_decode(dm.ck.v[1], dm.sp.tgt, dm.sp.tgt[dm.sp.tgt_len - 1] == LOOM_EOS ? dm.sp.tgt_len - 1 : dm.sp.tgt_len, to,
+                          sizeof to);
+        snprintf(title, sizeof title, "trained encoder–decoder, %s, %d layer%s%s, %s: “%s” → “%s”", m->cell->name, L,
+                 L > 1 ? "s" : "", m->bidirectional ? ", bidirectional encoder" : "", attention[a.seq2seq], from, to);
+    } else if (a.seq2seq >= 0)
         snprintf(title, sizeof title, "encoder–decoder, %s, %d layer%s%s, %s: %d source steps, then 3 target steps",
                  m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional encoder" : "",
                  attention[a.seq2seq], T);
@@ -270,19 +286,14 @@ int cmd_dot(int argc, char **argv)
     }
     /* a trained model's page: every value on its batch; an encoder–decoder's: every value on random
      * sentences, and the first one's attention weights */
-    float *stats = NULL, *att = NULL;
-    int Ts = dm.s2s.o.src_steps, Tt = dm.s2s.o.tgt_steps;
+    float *stats = NULL;
+    dot_attention att = {0};
     if (rank && (a.load || a.seq2seq >= 0)) {
         stats = malloc(4 * (size_t)loom_graph_size(dm.g) * sizeof *stats + 1);
-        att = a.seq2seq > 0 ? malloc((size_t)Ts * Tt * sizeof *att) : NULL;
-        bool ok = stats && (a.seq2seq <= 0 || att);
-        if (!ok) fprintf(stderr, "loom dot: out of memory\n");
-        else if (a.load && loom_value_stats(dm.g, roots, n_roots, dm.probe.binds, dm.probe.n_binds, stats))
-            ok = false, fprintf(stderr, "loom dot: %s\n", loom_graph_error(dm.g));
-        else if (!a.load) ok = dot_seq2seq_values(&dm, &a, roots, n_roots, stats, att);
-        if (!ok) {
+        if (!stats || !dot_values(&dm, &a, roots, n_roots, stats, &att)) {
+            if (!stats) fprintf(stderr, "loom dot: out of memory\n");
             rc = loom_graph_failed(dm.g) ? tool_exit(loom_graph_status(dm.g)) : 1;
-            free(stats), free(att), free(rank);
+            free(stats), free(rank);
             goto done;
         }
         if (!a.load && !a.title) strncat(title, "; values: initial weights, random tokens", sizeof title - strlen(title) - 1);
@@ -298,12 +309,13 @@ int cmd_dot(int argc, char **argv)
                          .edges = (loom_dot_edges)a.edges,
                          .style = (loom_dot_style)a.style,
                          .roots = roots, .n_roots = n_roots, .rank = rank, .stats = stats,
-                         .attention = att, .attention_rows = Tt, .attention_cols = Ts};
+                         .attention = att.w, .attention_rows = att.rows, .attention_cols = att.cols,
+                         .attention_row_labels = att.row_labels, .attention_col_labels = att.col_labels};
     rc = emit(&dm, &a, &opt) ? 0 : 1;
-    free(rank), free(stats), free(att);
+    free(rank), free(stats);
+    dot_attention_free(&att);
 done:
     free(norm), free(norm64), free(heat), free(heat64), free(roots);
-    if (a.load) loom_probe_close(&dm.probe);
-    else loom_graph_free(dm.g);
+    dot_model_free(&dm);
     return rc;
 }

@@ -66,9 +66,74 @@ void dot_build_seq2seq(dot_model *dm, const dot_args *a)
     dm->loss = dm->s2s.loss;
 }
 
+static bool is_seq2seq(const char *path)
+{
+    loom_st *f = loom_st_new();
+    loom_model_desc m;
+    loom_train_desc d;
+    bool yes = f && !loom_checkpoint_read(f, path) && !loom_checkpoint_model(f, &m, &d, NULL) && m.kind == LOOM_MODEL_SEQ2SEQ;
+    loom_st_free(f);
+    return yes;
+}
+
+/* A trained encoder–decoder on one sentence: --source, or the first pair of
+ * its task's held-out (or training) part; the model's own translation. */
+static int load_seq2seq(dot_model *dm, const dot_args *a)
+{
+    static const char cmd[] = "loom dot";
+    if (a->norms || a->loss >= 0 || a->m.steps || a->data) {
+        fprintf(stderr, "loom dot: %s is an encoder–decoder's checkpoint, drawn on one sentence (--source TEXT, or its first "
+                        "held-out pair) with its own lengths and loss: not with --grad-norms, --norms-csv, --loss, --seq-len "
+                        "or --data\n", a->load);
+        return 2;
+    }
+    s2s_ckpt *l = &dm->ck;
+    int rc = s2s_load(l, cmd, a->load, 1, 1);
+    if (rc) return rc;
+    int Ts = l->mo.src_steps;
+    int32_t *src = malloc((size_t)Ts * sizeof *src), sl = 0;
+    if (!src) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    if (a->source) {
+        sl = loom_pairs_encode(l->v[0], a->source, strlen(a->source), Ts, src);
+        if (sl < 0) rc = tool_fail_st(cmd, sl == -1 ? LOOM_ERR_VALUE : LOOM_ERR_NOMEM, "--source", sl == -1 ? "invalid UTF-8" : "out of memory");
+    } else {
+        s2s_data d = {0};
+        if ((rc = s2s_pairs(cmd, &l->task, (const loom_vocab *const *)l->v, &d)))
+            fprintf(stderr, "loom dot: give the sentence to draw with --source TEXT\n");
+        else if (a->batch_from == LOOM_BATCH_TRAINING) loom_pairs_get(d.pairs, false, 0, src, &sl, NULL, NULL);
+        else loom_pairs_get(d.held, d.held_part, 0, src, &sl, NULL, NULL);
+        s2s_data_free(&d);
+    }
+    loom_error err = {0};
+    if (!rc && loom_seq2seq_probe_open(&dm->sp, &l->mo, l->store, src, sl, &err))
+        rc = err.status == LOOM_ERR_NOMEM ? tool_fail_st(cmd, err.status, a->load, err.msg) : tool_fail(cmd, a->load, err.msg);
+    free(src);
+    if (rc) return rc;
+    dm->s2s_loaded = true;
+    dm->g = dm->sp.g, dm->s2s = dm->sp.m, dm->loss = dm->sp.m.loss;
+    return 0;
+}
+
+void dot_model_free(dot_model *dm)
+{
+    if (dm->s2s_loaded) {
+        loom_seq2seq_probe_close(&dm->sp);
+        dm->g = NULL;
+    }
+    s2s_unload(&dm->ck);
+    if (dm->probe.g) loom_probe_close(&dm->probe);
+    else loom_graph_free(dm->g);
+    memset(dm, 0, sizeof *dm);
+}
+
 /* A trained model on one batch (--load): 0, or the exit status with a message. */
 int dot_load(dot_model *dm, const dot_args *a)
 {
+    if (is_seq2seq(a->load)) return load_seq2seq(dm, a);
+    if (a->source) {
+        fprintf(stderr, "loom dot: --source is the sentence an encoder–decoder's checkpoint translates; %s is not one\n", a->load);
+        return 2;
+    }
     loom_error err = {0};
     loom_probe *p = &dm->probe;
     loom_status st = loom_probe_open(p, a->load, &(loom_probe_opts){.from = (loom_batch_from)a->batch_from, .text = a->data,
@@ -122,41 +187,87 @@ bool dot_norms(dot_model *dm, const dot_args *a, float *norm, double *norm64)
     return ok;
 }
 
-bool dot_seq2seq_values(dot_model *dm, const dot_args *a, const loom_tensor *roots, int n_roots, float *stats, float *attention)
+/* The binds of an untrained encoder–decoder on seeded random sentences
+ * (*store and *buf to free), or NULL with the reason said. */
+static loom_binding *random_sentences(dot_model *dm, const dot_args *a, loom_store **store, int32_t **buf, int *nb)
 {
-    loom_graph *g = dm->g;
     const loom_seq2seq *m = &dm->s2s;
     int Ts = m->o.src_steps, Tt = m->o.tgt_steps, B = m->o.batch;
-    loom_store *store = loom_store_new(g);
-    int np = loom_store_count(store), nb = 0;
+    *store = loom_store_new(dm->g);
+    int np = loom_store_count(*store);
     loom_binding *binds = malloc((size_t)(np + 5) * sizeof *binds);
-    int32_t *src = malloc((size_t)Ts * B * sizeof *src), *dec_in = malloc((size_t)Tt * B * sizeof *dec_in);
-    int32_t *tgt = malloc((size_t)Tt * B * sizeof *tgt), *src_len = malloc((size_t)B * sizeof *src_len);
-    int32_t *tgt_len = malloc((size_t)B * sizeof *tgt_len);
-    float *att = attention ? malloc((size_t)Tt * B * Ts * sizeof *att) : NULL;
-    bool ok = false;
-    if (loom_store_status(store) || !binds || !src || !dec_in || !tgt || !src_len || !tgt_len || (attention && !att)) {
-        fprintf(stderr, "loom dot: %s\n", loom_store_status(store) ? loom_store_error(store) : "out of memory");
-    } else {
-        uint64_t rng = (uint64_t)a->m.seed * 0x9E3779B97F4A7C15ull + 1;
-        loom_store_init(store, (uint64_t)a->m.seed);
-        for (int k = 0; k < Ts * B; k++) src[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.src_vocab);
-        for (int k = 0; k < Tt * B; k++)
-            tgt[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.tgt_vocab), dec_in[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.tgt_vocab);
-        for (int b = 0; b < B; b++) src_len[b] = Ts, tgt_len[b] = Tt;
-        nb = loom_store_bindings(store, binds, np);
-        binds[nb++] = (loom_binding){m->src, src};
-        binds[nb++] = (loom_binding){m->src_len, src_len};
-        binds[nb++] = (loom_binding){m->dec_in, dec_in};
-        binds[nb++] = (loom_binding){m->tgt, tgt};
-        binds[nb++] = (loom_binding){m->tgt_len, tgt_len};
-        ok = !loom_value_stats(g, roots, n_roots, binds, nb, stats) &&
-             (!attention || !loom_node_values(g, m->attention, binds, nb, att, (size_t)Tt * B * Ts));
-        if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g));
-        for (int i = 0; ok && attention && i < Tt; i++) /* (Tt, B, Ts): sentence 0's rows */
-            memcpy(attention + (size_t)i * Ts, att + (size_t)i * B * Ts, (size_t)Ts * sizeof *att);
+    int32_t *src = *buf = malloc(((size_t)(Ts + 2 * Tt) * B + 2 * (size_t)B) * sizeof *src);
+    if (loom_store_status(*store) || !binds || !src) {
+        fprintf(stderr, "loom dot: %s\n", loom_store_status(*store) ? loom_store_error(*store) : "out of memory");
+        free(binds);
+        return NULL;
     }
-    free(binds), free(src), free(dec_in), free(tgt), free(src_len), free(tgt_len), free(att);
+    int32_t *dec_in = src + Ts * B, *tgt = dec_in + Tt * B, *src_len = tgt + Tt * B, *tgt_len = src_len + B;
+    uint64_t rng = (uint64_t)a->m.seed * 0x9E3779B97F4A7C15ull + 1;
+    loom_store_init(*store, (uint64_t)a->m.seed);
+    for (int k = 0; k < Ts * B; k++) src[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.src_vocab);
+    for (int k = 0; k < Tt * B; k++)
+        tgt[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.tgt_vocab), dec_in[k] = (int32_t)loom_below(&rng, (uint64_t)m->o.tgt_vocab);
+    for (int b = 0; b < B; b++) src_len[b] = Ts, tgt_len[b] = Tt;
+    int n = loom_store_bindings(*store, binds, np);
+    binds[n++] = (loom_binding){m->src, src};
+    binds[n++] = (loom_binding){m->src_len, src_len};
+    binds[n++] = (loom_binding){m->dec_in, dec_in};
+    binds[n++] = (loom_binding){m->tgt, tgt};
+    binds[n++] = (loom_binding){m->tgt_len, tgt_len};
+    *nb = n;
+    return binds;
+}
+
+void dot_attention_free(dot_attention *att)
+{
+    free(att->w), free(att->row_labels), free(att->col_labels);
+    *att = (dot_attention){0};
+}
+
+/* A token as a label: a space drawn ␣ */
+static const char *token_label(const loom_vocab *v, int32_t id)
+{
+    const char *t = loom_vocab_token(v, id);
+    return !t ? "?" : !strcmp(t, " ") ? "\u2423" : t;
+}
+
+bool dot_values(dot_model *dm, const dot_args *a, const loom_tensor *roots, int n_roots, float *stats, dot_attention *att)
+{
+    loom_graph *g = dm->g;
+    const loom_binding *binds = dm->probe.binds;
+    int nb = dm->probe.n_binds;
+    loom_store *store = NULL;
+    int32_t *buf = NULL;
+    loom_binding *own = NULL;
+    if (dm->s2s_loaded) binds = dm->sp.binds, nb = dm->sp.n_binds;
+    else if (!a->load && !(binds = own = random_sentences(dm, a, &store, &buf, &nb))) {
+        loom_store_free(store), free(buf);
+        return false;
+    }
+    bool ok = !loom_value_stats(g, roots, n_roots, binds, nb, stats);
+    const loom_seq2seq *m = &dm->s2s;
+    *att = (dot_attention){0};
+    if (ok && (a->seq2seq > 0 || (dm->s2s_loaded && m->o.attention))) { /* sentence 0 of (Tt, B, Ts) */
+        int Ts = m->o.src_steps, Tt = m->o.tgt_steps, B = m->o.batch;
+        float *all = malloc((size_t)Tt * B * Ts * sizeof *all);
+        att->rows = dm->s2s_loaded ? dm->sp.tgt_len : Tt, att->cols = dm->s2s_loaded ? dm->sp.src_len : Ts;
+        att->w = malloc((size_t)att->rows * att->cols * sizeof *att->w);
+        if (!all || !att->w) ok = false, loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
+        else ok = !loom_node_values(g, m->attention, binds, nb, all, (size_t)Tt * B * Ts);
+        for (int i = 0; ok && i < att->rows; i++)
+            memcpy(att->w + (size_t)i * att->cols, all + (size_t)i * B * Ts, (size_t)att->cols * sizeof *all);
+        free(all);
+        if (ok && dm->s2s_loaded) { /* the sentence's tokens and the translation's */
+            att->row_labels = malloc((size_t)att->rows * sizeof *att->row_labels);
+            att->col_labels = malloc((size_t)att->cols * sizeof *att->col_labels);
+            if (!att->row_labels || !att->col_labels) ok = false, loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
+            for (int i = 0; ok && i < att->rows; i++) att->row_labels[i] = token_label(dm->ck.v[1], dm->sp.tgt[i]);
+            for (int j = 0; ok && j < att->cols; j++) att->col_labels[j] = token_label(dm->ck.v[0], dm->sp.src[j]);
+        }
+    }
+    if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g)), dot_attention_free(att);
+    free(own), free(buf);
     loom_store_free(store);
     return ok;
 }

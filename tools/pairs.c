@@ -118,3 +118,31 @@ int s2s_describe(const char *cmd, const loom_st *ck, const char *path, loom_seq2
     return 0;
 }
 
+void s2s_unload(s2s_ckpt *l)
+{
+    loom_store_free(l->store);
+    loom_graph_free(l->g);
+    loom_vocab_free(l->v[0]), loom_vocab_free(l->v[1]);
+    loom_st_free(l->ck);
+}
+
+/* The checkpoint's model, its decoding graph for `batch` sentences and
+ * `rows` rows, and its weights. */
+int s2s_load(s2s_ckpt *l, const char *cmd, const char *path, int batch, int rows)
+{
+    memset(l, 0, sizeof *l);
+    if (!path) return tool_fail(cmd, "--load CKPT is required", NULL);
+    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    if (loom_checkpoint_read(l->ck, path)) return tool_fail(cmd, loom_st_error(l->ck), NULL);
+    loom_train_desc train;
+    int rc = s2s_describe(cmd, l->ck, path, &l->mo, &train, l->v, &l->task, l->paths, sizeof l->paths / 2);
+    if (rc) return rc;
+    l->mo.batch = batch;
+    loom_seq2seq_build_decoder(l->g, &l->m, &l->mo, rows);
+    loom_error err = {0};
+    if (!loom_graph_failed(l->g) && loom_store_fits(l->g, l->ck, &err)) return tool_fail(cmd, path, err.msg);
+    l->store = loom_store_new(l->g);
+    if (loom_graph_failed(l->g)) return tool_fail_st(cmd, loom_graph_status(l->g), loom_graph_error(l->g), NULL);
+    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return tool_fail_st(cmd, loom_store_status(l->store), loom_store_error(l->store), NULL);
+    return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
+}

@@ -322,6 +322,21 @@ void s2s_report_bad_lines(const char *cmd, const loom_pairs *p, const char *path
  * or exit status 2 with a message. */
 int s2s_describe(const char *cmd, const loom_st *ck, const char *path, loom_seq2seq_opts *mo, loom_train_desc *train,
                  loom_vocab **v, train_args *t, char *paths, size_t n);
+/* A checkpoint of an encoder–decoder read: its model, task, vocabularies,
+ * weights, and its decoding graph for `batch` sentences and `rows` rows
+ * (tools/pairs.c). */
+typedef struct {
+    loom_st *ck;
+    loom_vocab *v[2];
+    train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
+    char paths[8192];     /* the data and valid paths of its description */
+    loom_seq2seq_opts mo;
+    loom_graph *g;
+    loom_seq2seq m;
+    loom_store *store;
+} s2s_ckpt;
+int s2s_load(s2s_ckpt *l, const char *cmd, const char *path, int batch, int rows);
+void s2s_unload(s2s_ckpt *l);
 int cmd_translate(int argc, char **argv);
 extern const char translate_help[];
 /* loom eval of a checkpoint of a sequence-to-sequence model. */

@@ -13,46 +13,6 @@
 #include <string.h>
 
 
-typedef struct {
-    loom_st *ck;
-    loom_vocab *v[2];
-    train_args task; /* a synthetic task's generator settings (task, seed, pairs, lengths) */
-    char paths[8192];     /* the data and valid paths of its description */
-    loom_seq2seq_opts mo;
-    loom_graph *g;
-    loom_seq2seq m;
-    loom_store *store;
-} s2s_ckpt;
-
-static void unload(s2s_ckpt *l)
-{
-    loom_store_free(l->store);
-    loom_graph_free(l->g);
-    loom_vocab_free(l->v[0]), loom_vocab_free(l->v[1]);
-    loom_st_free(l->ck);
-}
-
-/* The checkpoint's model, its decoding graph for `batch` sentences and
- * `rows` rows, and its weights. */
-static int load(s2s_ckpt *l, const char *cmd, const char *path, int batch, int rows)
-{
-    memset(l, 0, sizeof *l);
-    if (!path) return tool_fail(cmd, "--load CKPT is required", NULL);
-    if (!(l->ck = loom_st_new()) || !(l->g = loom_graph_new())) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-    if (loom_checkpoint_read(l->ck, path)) return tool_fail(cmd, loom_st_error(l->ck), NULL);
-    loom_train_desc train;
-    int rc = s2s_describe(cmd, l->ck, path, &l->mo, &train, l->v, &l->task, l->paths, sizeof l->paths / 2);
-    if (rc) return rc;
-    l->mo.batch = batch;
-    loom_seq2seq_build_decoder(l->g, &l->m, &l->mo, rows);
-    loom_error err = {0};
-    if (!loom_graph_failed(l->g) && loom_store_fits(l->g, l->ck, &err)) return tool_fail(cmd, path, err.msg);
-    l->store = loom_store_new(l->g);
-    if (loom_graph_failed(l->g)) return tool_fail_st(cmd, loom_graph_status(l->g), loom_graph_error(l->g), NULL);
-    if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return tool_fail_st(cmd, loom_store_status(l->store), loom_store_error(l->store), NULL);
-    return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
-}
-
 /* ---- loom translate ---- */
 
 const char translate_help[] =
@@ -171,7 +131,7 @@ int cmd_translate(int argc, char **argv)
     const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
     s2s_ckpt l;
     int batch = n < 32 ? (n > 0 ? n : 1) : 32;
-    int rc = load(&l, cmd, a.load, batch, batch * (int)a.beam);
+    int rc = s2s_load(&l, cmd, a.load, batch, batch * (int)a.beam);
     int Ts = l.mo.src_steps, L = max_len ? (int)max_len : l.mo.tgt_steps;
     int32_t *src = NULL, *sl = NULL, *out = NULL, *ol = NULL;
     float *att = NULL;
@@ -205,7 +165,7 @@ int cmd_translate(int argc, char **argv)
     free(src), free(sl), free(out), free(ol), free(att), free(text);
     for (int i = 0; lines && i < n; i++) free(lines[i]);
     free(lines);
-    unload(&l);
+    s2s_unload(&l);
     return rc;
 }
 
@@ -215,7 +175,7 @@ int eval_seq2seq(const char *ckpt, const char *data, long beam)
 {
     static const char cmd[] = "loom eval";
     s2s_ckpt l;
-    int B = 64, rc = load(&l, cmd, ckpt, B, B * (int)beam);
+    int B = 64, rc = s2s_load(&l, cmd, ckpt, B, B * (int)beam);
     s2s_data held = {0};
     loom_pairs *p = NULL;
     loom_translator *tr = NULL;
@@ -254,7 +214,7 @@ done:
     loom_translator_free(tr);
     loom_pairs_free(p);
     s2s_data_free(&held);
-    unload(&l);
+    s2s_unload(&l);
     return rc;
 }
 

@@ -295,3 +295,78 @@ loom_status loom_seq2seq_perplexity(const loom_seq2seq_opts *model, const loom_s
     loom_graph_free(g);
     return st;
 }
+
+void loom_seq2seq_probe_close(loom_seq2seq_probe *p)
+{
+    loom_graph_free(p->g);
+    free(p->buf), free(p->own);
+    memset(p, 0, sizeof *p);
+}
+
+loom_status loom_seq2seq_probe_open(loom_seq2seq_probe *p, const loom_seq2seq_opts *model, const loom_store *weights,
+                                    const int32_t *src, int src_len, loom_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (!model || !weights || !src) return loom_error_set(err, LOOM_ERR_ARG, "probe: no model, weights or sentence");
+    loom_seq2seq_opts o = *model;
+    o.sampled = false, o.dropout = 0, o.batch = 1;
+    int Ts = o.src_steps, Tt = o.tgt_steps;
+    if (src_len < 1 || src_len > Ts)
+        return loom_error_set(err, LOOM_ERR_ARG, "probe: a sentence of %d tokens for a model of %d source steps", src_len, Ts);
+    for (int j = 0; j < Ts; j++)
+        if (src[j] < 0 || src[j] >= o.src_vocab)
+            return loom_error_set(err, LOOM_ERR_ARG, "probe: token %d of the sentence (%d) is not in the model's %d", j + 1,
+                                  src[j], o.src_vocab);
+    /* the translation: greedy, at most tgt_steps tokens */
+    loom_error why = {0};
+    loom_translator *tr = loom_translator_new(&o, weights, 1, &why);
+    int32_t sl = src_len, ol = 0;
+    int32_t *buf = p->buf = calloc((size_t)Ts + 3 * (size_t)Tt + 2, sizeof *buf);
+    if (!tr || !buf) {
+        loom_translator_free(tr);
+        loom_seq2seq_probe_close(p);
+        return tr ? loom_error_set(err, LOOM_ERR_NOMEM, "probe: out of memory") : loom_error_set(err, why.status, "%s", why.msg);
+    }
+    int32_t *s = buf, *out = s + Ts, *din = out + Tt, *tgt = din + Tt, *lens = tgt + Tt;
+    memcpy(s, src, (size_t)Ts * sizeof *s);
+    loom_status st = loom_translate(tr, s, &sl, 1, &(loom_search_opts){.beam = 1, .max_len = Tt}, out, &ol, NULL, NULL, err);
+    loom_translator_free(tr);
+    if (st) return loom_seq2seq_probe_close(p), st;
+    /* the target: the translation, then <eos> where it fits; the decoder reads <bos> then the target */
+    p->tgt_len = ol < Tt ? ol + 1 : Tt;
+    for (int j = 0; j < Tt; j++) {
+        tgt[j] = j < ol ? out[j] : j == ol ? LOOM_EOS : LOOM_PAD;
+        din[j] = j ? tgt[j - 1] : LOOM_BOS;
+    }
+    lens[0] = src_len, lens[1] = p->tgt_len;
+    p->src = s, p->tgt = tgt, p->src_len = src_len;
+    if (!(p->g = loom_graph_new())) return loom_seq2seq_probe_close(p), loom_error_set(err, LOOM_ERR_NOMEM, "probe: out of memory");
+    if (loom_seq2seq_build(p->g, &p->m, &o)) {
+        st = loom_error_set(err, loom_graph_status(p->g), "probe: %s", loom_graph_error(p->g));
+        return loom_seq2seq_probe_close(p), st;
+    }
+    int np = loom_graph_params(p->g, NULL, 0), nb = 0;
+    loom_binding *b = p->own = malloc(((size_t)np + 5) * sizeof *b);
+    loom_tensor *params = malloc(((size_t)np + 1) * sizeof *params);
+    if (!b || !params) {
+        free(params);
+        loom_seq2seq_probe_close(p);
+        return loom_error_set(err, LOOM_ERR_NOMEM, "probe: out of memory");
+    }
+    loom_graph_params(p->g, params, np);
+    for (int i = 0; !st && i < np; i++) {
+        const char *name = loom_tensor_name(p->g, params[i]);
+        float *data = loom_store_data_by_name(weights, name);
+        if (!data) st = loom_error_set(err, LOOM_ERR_ARG, "probe: the weights have no parameter %s", name);
+        b[nb++] = (loom_binding){params[i], data};
+    }
+    free(params);
+    if (st) return loom_seq2seq_probe_close(p), st;
+    b[nb++] = (loom_binding){p->m.src, s};
+    b[nb++] = (loom_binding){p->m.src_len, &lens[0]};
+    b[nb++] = (loom_binding){p->m.dec_in, din};
+    b[nb++] = (loom_binding){p->m.tgt, tgt};
+    b[nb++] = (loom_binding){p->m.tgt_len, &lens[1]};
+    p->binds = b, p->n_binds = nb;
+    return LOOM_OK;
+}

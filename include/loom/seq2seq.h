@@ -126,6 +126,28 @@ loom_status loom_translate_score(loom_translator *t, const struct loom_pairs *p,
 loom_status loom_seq2seq_perplexity(const loom_seq2seq_opts *model, const loom_store *weights, const struct loom_pairs *p,
                                     bool valid, double *ppl, loom_error *err);
 
+/* A trained model on one sentence, to look inside (the page of `loom dot
+ * --load` of an encoder–decoder): the sentence translated greedily, then the
+ * training graph over it (batch 1, teacher forcing, no dropout) with the
+ * model's own translation and <eos> as its target — the decoder reads what
+ * it chose, so the graph's attention weights are the translation's — and
+ * every input and parameter bound (the weights by name from `weights`,
+ * which must outlive the probe). src: src_steps ids, its valid length
+ * src_len (<eos> included, as loom_pairs_encode gives). */
+typedef struct {
+    loom_graph *g;
+    loom_seq2seq m;            /* its inputs, loss and attention (tgt_steps, 1, src_steps) */
+    const loom_binding *binds; /* every input and parameter */
+    int n_binds;
+    int src_len, tgt_len;      /* the valid lengths: the sentence's, the target's (≤ tgt_steps) */
+    const int32_t *src, *tgt;  /* src_steps and tgt_steps ids: the sentence, the translation then <eos> */
+    int32_t *buf;
+    loom_binding *own;
+} loom_seq2seq_probe;
+loom_status loom_seq2seq_probe_open(loom_seq2seq_probe *p, const loom_seq2seq_opts *model, const loom_store *weights,
+                                    const int32_t *src, int src_len, loom_error *err);
+void loom_seq2seq_probe_close(loom_seq2seq_probe *p);
+
 #ifdef __cplusplus
 }
 #endif
