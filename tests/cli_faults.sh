@@ -133,7 +133,10 @@ fi
 # messages say what is wrong, in the command's own name
 expect 2 "loom generate: --top-p needs a number in [0, 1]" -- "$loom" generate --load "$dir/a.ckpt" --top-p 2
 expect 2 "an encoder–decoder's checkpoint, not a language model's" -- "$loom" generate --load "$dir/rev.ckpt"
-expect 2 "an encoder–decoder's checkpoint: only a language model's or a synthetic task's" -- "$loom" dot --load "$dir/rev.ckpt" -o "$dir/x.svg"
+expect 0 "" -- "$loom" dot --load "$dir/rev.ckpt" -o "$dir/x.svg"
+check "an encoder–decoder's checkpoint is drawn on its first held-out pair" grep -q "trained encoder–decoder" "$dir/x.svg"
+expect 2 "--source is not valid UTF-8 text" -- "$loom" dot --load "$dir/rev.ckpt" --source "$(printf 'a\377b')" -o "$dir/y.svg"
+check "no picture from a bad sentence" [ ! -e "$dir/y.svg" ]
 expect 2 "--bidirectional is not used by --task adding" -- "$loom" train --task adding --bidirectional
 head -c 200 "$dir/t.txt" > "$dir/small.txt"
 expect 0 "warning: the held-out text (20 tokens) is shorter than one batch" -- "$loom" train --data "$dir/small.txt" --steps 2 --generate 0 --seq-len 10 --batch 2 --hidden 8

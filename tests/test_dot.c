@@ -1359,6 +1359,25 @@ Test(render, html_page_attention_map, .timeout = 120)
     free(page), free(dom);
 }
 
+/* Truncated BPTT on the page: each cut's dashed line is drawn (both its
+ * ends are invisible points), as many as the DOT has. */
+Test(render, html_page_draws_truncation_cuts, .timeout = 120)
+{
+    char *argv[] = {"--cell", "gru", "--truncate", "3", "--seq-len", "8", "--backward", "--view", "cell", "-o", (char *)tp("t.html")};
+    cr_assert_eq(cmd_dot(11, argv), 0);
+    char *dargv[] = {"--cell", "gru", "--truncate", "3", "--seq-len", "8", "--backward", "--view", "cell", "-o", (char *)tp("t.dot")};
+    cr_assert_eq(cmd_dot(11, dargv), 0);
+    char *dot = slurp(tp("t.dot"));
+    int cuts = 0;
+    for (const char *p = dot; (p = strstr(p, "loom_class=cut")); p++) cuts++;
+    free(dot);
+    cr_assert_eq(cuts, 2, "a cut before steps 4 and 7");
+    char *dom;
+    const char *r = strstr(selftest(tp("t.html"), "#selftest", &dom), "\"cuts\":");
+    cr_assert(r && atoi(r + strlen("\"cuts\":")) == cuts, "every cut drawn: %.40s", r ? r : "(none)");
+    free(dom);
+}
+
 /* A name is text on the page, whatever it holds: "</script>" in a tensor's
  * name cannot end the page's data, and the page still finds the node. */
 Test(render, html_page_names_are_text, .timeout = 120)
