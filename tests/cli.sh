@@ -82,6 +82,19 @@ check "--epochs 2 ran two epochs' batches ($rows steps)" [ "$rows" -ge 732 ] && 
 check "the summary names the steps run" grep -q "trained $rows steps" "$dir/out"
 expect 0 "on the held-out tenth of its training text (408 tokens)" -- "$loom" eval --load "$dir/ck.safetensors"
 expect 0 "on $dir/text.txt (4080 tokens)" -- "$loom" eval --load "$dir/ck.safetensors" --data "$dir/text.txt"
+# the n-gram baseline: counted on the 3672 training characters, scored on the same 408 tokens as the model
+expect 0 "3-gram baseline (Laplace, ε = " -- "$loom" eval --load "$dir/ck.safetensors" --baseline 3
+check "the baseline is scored on the model's tokens" grep -q "perplexity .* on the same tokens" "$dir/out"
+expect 2 "--baseline needs an integer in [1, 8]" -- "$loom" eval --load "$dir/ck.safetensors" --baseline 9
+# text statistics: the most frequent n-grams, Zipf's law, the n-gram models' perplexity
+expect 0 "" -- "$loom" stats --data "$dir/text.txt" --tokens word --top 3 --plot "$dir/zipf.svg"
+check "stats counts the words" grep -q "text.txt: 660 tokens (words), 11 distinct" "$dir/out"
+check "the most frequent word" grep -q "^  the  *60$" "$dir/out"
+check "bigrams and the n-gram perplexity" grep -q "^2-grams: 659, 11 distinct" "$dir/out" && grep -q "^  3-gram " "$dir/out"
+check "the Zipf plot" grep -q "<svg" "$dir/zipf.svg"
+expect 2 "--data FILE is required" -- "$loom" stats
+expect 2 "would replace its input" -- "$loom" stats --data "$dir/text.txt" --plot "$dir/text.txt"
+expect 2 "--order needs an integer in [1, 8]" -- "$loom" stats --data "$dir/text.txt" --order 0
 head -c 600 "$dir/text.txt" >"$dir/valid.txt"
 expect 0 "" -- "$loom" train $small --steps 3 --valid "$dir/valid.txt" --save "$dir/ckv.safetensors"
 expect 0 "on its held-out text (600 tokens)" -- "$loom" eval --load "$dir/ckv.safetensors"

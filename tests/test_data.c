@@ -482,3 +482,111 @@ Test(pairs, date_task)
     }
     free(train), free(held);
 }
+
+/* ---- n-gram statistics ---- */
+
+/* Counts, totals, distinct and the ranking (ties: first to occur first) of
+ * a text small enough to count by eye: a b c a b c a. */
+Test(ngrams, counts_and_ranks)
+{
+    const int32_t ids[7] = {0, 1, 2, 0, 1, 2, 0};
+    loom_error err = {0};
+    loom_ngrams *g = loom_ngrams_new(ids, 7, 3, 4, &err);
+    cr_assert(g, "%s", err.msg);
+    int32_t a = 0, ab[2] = {0, 1}, ca[2] = {2, 0}, abc[3] = {0, 1, 2}, bca[3] = {1, 2, 0}, cc[2] = {2, 2};
+    cr_assert_eq(loom_ngrams_count(g, &a, 1), 3);
+    cr_assert_eq(loom_ngrams_count(g, ab, 2), 2);
+    cr_assert_eq(loom_ngrams_count(g, ca, 2), 2);
+    cr_assert_eq(loom_ngrams_count(g, cc, 2), 0);
+    cr_assert_eq(loom_ngrams_count(g, abc, 3), 2);
+    cr_assert_eq(loom_ngrams_count(g, bca, 3), 2);
+    cr_assert_eq(loom_ngrams_count(g, abc, 4), 0, "past the order");
+    cr_assert_eq(loom_ngrams_total(g, 1), 7);
+    cr_assert_eq(loom_ngrams_total(g, 3), 5);
+    cr_assert_eq(loom_ngrams_distinct(g, 1), 3, "token 3 never occurs");
+    cr_assert_eq(loom_ngrams_distinct(g, 2), 3);
+    int32_t top[6];
+    int64_t counts[3];
+    cr_assert_eq(loom_ngrams_top(g, 2, 3, top, counts), 3);
+    cr_assert(top[0] == 0 && top[1] == 1 && counts[0] == 2, "a b first (2, first at 0)");
+    cr_assert(top[2] == 1 && top[3] == 2 && counts[1] == 2, "then b c (2, first at 1)");
+    cr_assert(top[4] == 2 && top[5] == 0 && counts[2] == 2, "then c a");
+    cr_assert_eq(loom_ngrams_top(g, 1, 10, top, counts), 3, "only what occurs");
+    cr_assert(top[0] == 0 && counts[0] == 3 && top[2] == 2 && counts[2] == 2);
+    loom_ngrams_free(g);
+    /* bad input */
+    cr_assert_null(loom_ngrams_new(ids, 7, 0, 4, &err));
+    cr_assert(strstr(err.msg, "an order in 1"), "%s", err.msg);
+    err = (loom_error){0};
+    cr_assert_null(loom_ngrams_new(ids, 7, 2, 2, &err));
+    cr_assert(strstr(err.msg, "token 2 is 2, not in the vocabulary of 2"), "%s", err.msg);
+}
+
+/* Against counting by brute force on a random text, and the smoothed model
+ * by d2l's formulas written out: P(x), P(x | c), P(x | c' c); every
+ * conditional sums to 1 over the vocabulary — the text's last context (one
+ * fewer continuation) and a context never seen included. */
+Test(ngrams, laplace_model_by_hand)
+{
+    enum { N = 400, V = 5 };
+    int32_t ids[N];
+    uint64_t rng = 7;
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)loom_below(&rng, i % 3 ? V : 2); /* uneven */
+    loom_ngrams *g = loom_ngrams_new(ids, N, 3, V + 1, NULL); /* token V never occurs */
+    cr_assert(g);
+    for (int k = 1; k <= 3; k++)
+        for (int i = 0; i + k <= N; i += 37) {
+            int64_t want = 0;
+            for (int j = 0; j + k <= N; j++) want += !memcmp(ids + j, ids + i, (size_t)k * sizeof *ids);
+            cr_assert_eq(loom_ngrams_count(g, ids + i, k), want, "k = %d at %d", k, i);
+        }
+    double eps = 0.5, m = V + 1;
+    int32_t c1 = ids[N - 1], c2[2] = {ids[N - 2], ids[N - 1]}; /* the text's last context */
+    for (int32_t x = 0; x <= V; x++) {
+        int32_t bx[2] = {c1, x}, tx[3] = {c2[0], c2[1], x};
+        double p1 = (loom_ngrams_count(g, &x, 1) + eps / m) / (N + eps);
+        double p2 = (loom_ngrams_count(g, bx, 2) + eps * p1) / (loom_ngrams_count(g, &c1, 1) - 1 + eps);
+        double p3 = (loom_ngrams_count(g, tx, 3) + eps * p2) / (loom_ngrams_count(g, c2, 2) - 1 + eps);
+        cr_assert_float_eq(loom_ngrams_prob(g, NULL, 0, x, eps), p1, 1e-12);
+        cr_assert_float_eq(loom_ngrams_prob(g, &c1, 1, x, eps), p2, 1e-12);
+        cr_assert_float_eq(loom_ngrams_prob(g, c2, 2, x, eps), p3, 1e-12);
+    }
+    int32_t contexts[4][2] = {{c2[0], c2[1]}, {ids[10], ids[11]}, {V, V}, {0, V}};
+    for (int c = 0; c < 4; c++)
+        for (int k = 0; k <= 2; k++) {
+            double sum = 0;
+            for (int32_t x = 0; x <= V; x++) sum += loom_ngrams_prob(g, contexts[c] + 2 - k, k, x, eps);
+            cr_assert_float_eq(sum, 1.0, 1e-12, "context %d, k = %d: %.15g", c, k, sum);
+        }
+    /* perplexity: the mean −log P of each token from what precedes it (at most 2 tokens) */
+    double nll = 0;
+    for (int t = 0; t < 50; t++) {
+        int k = t < 2 ? t : 2;
+        nll -= log(loom_ngrams_prob(g, ids + t - k, k, ids[t], eps));
+    }
+    cr_assert_float_eq(loom_ngrams_perplexity(g, 3, eps, ids, 50), exp(nll / 50), 1e-9);
+    double uni = loom_ngrams_perplexity(g, 1, eps, ids, N), tri = loom_ngrams_perplexity(g, 3, eps, ids, N);
+    cr_assert(tri < uni && uni < m, "on its own text the trigram model beats the unigram one (%g < %g)", tri, uni);
+    cr_assert(isnan(loom_ngrams_perplexity(g, 4, eps, ids, N)) && isnan(loom_ngrams_prob(g, NULL, 0, V + 1, eps)));
+    loom_ngrams_free(g);
+}
+
+/* Zipf's law recovered from a text made to follow it: token r occurs
+ * about 1200 / r times, so s ≈ 1 and c ≈ 1200. */
+Test(ngrams, zipf_exponent)
+{
+    enum { R = 30 };
+    int64_t n = 0;
+    for (int r = 1; r <= R; r++) n += 1200 / r;
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    int64_t at = 0;
+    for (int r = 1; r <= R; r++)
+        for (int i = 0; i < 1200 / r; i++) ids[at++] = r - 1;
+    loom_ngrams *g = loom_ngrams_new(ids, n, 1, R, NULL);
+    double s, c;
+    cr_assert_eq(loom_ngrams_zipf(g, 1, 1, 0, &s, &c), LOOM_OK);
+    cr_assert(fabs(s - 1) < 0.01 && fabs(c / 1200 - 1) < 0.02, "s %g c %g", s, c);
+    cr_assert_eq(loom_ngrams_zipf(g, 1, 5, 5, &s, &c), LOOM_ERR_ARG, "one rank fits no line");
+    loom_ngrams_free(g);
+    free(ids);
+}

@@ -846,6 +846,24 @@ Test(cli_train, plot_curves)
     cr_assert(strstr(err.msg, "where asked"), "%s", err.msg);
 }
 
+/* Curves from arrays on log–log axes (Zipf's law): the picture is
+ * written, its x axis in decades; bad arguments refused. */
+Test(plot, series_on_log_axes)
+{
+    double x[100], y[100], y2[100];
+    for (int i = 0; i < 100; i++) x[i] = i + 1, y[i] = 1000 / x[i], y2[i] = 100 / sqrt(x[i]);
+    loom_series s[2] = {{"s = 1", x, y, 100}, {"s = 0.5", x, y2, 100}};
+    const char *out = tp("zipf.svg");
+    loom_error err = {0};
+    cr_assert_eq(loom_plot_series(s, 2, &(loom_plot_opts){.log_x = true, .log_y = true, .xlabel = "rank"}, out, &err), LOOM_OK,
+                 "%s", err.msg);
+    char *svg = slurp(out);
+    cr_assert(strstr(svg, "<svg"), "an SVG");
+    free(svg);
+    cr_assert_eq(loom_plot_series(s, 0, NULL, out, &err), LOOM_ERR_ARG);
+    cr_assert_eq(loom_plot_series(s, 2, NULL, tp("zipf.gif"), &err), LOOM_ERR_ARG);
+}
+
 /* ---- BLEU: NLTK's corpus_bleu / sentence_bleu and d2l's bleu() ---- */
 
 enum { BLEU_MAX_SENT = 8, BLEU_MAX_REFS = 4, BLEU_MAX_LEN = 64 };

@@ -12,7 +12,7 @@
 
 typedef struct {
     const char *load, *data;
-    long beam;
+    long beam, baseline;
 } eval_args;
 
 #define E(field) offsetof(eval_args, field)
@@ -24,6 +24,10 @@ const tool_opt eval_opts[] = {
              "an encoder–decoder: pairs, source TAB target (default: a synthetic\n"
              "task's own held-out pairs)"},
     {"--beam", OPT_INT, E(beam), 1, 1024, .arg = "K", .help = "an encoder–decoder's beam width (default 1: greedy)"},
+    {"--baseline", OPT_INT, E(baseline), 1, LOOM_NGRAM_MAX_ORDER, .arg = "N",
+     .help = "a language model: also the perplexity of the order-N n-gram model with\n"
+             "Laplace smoothing, counted on the text the model trained on (ε chosen\n"
+             "on that text's own last tenth), on the same tokens"},
 };
 #undef E
 const int n_eval_opts = (int)(sizeof eval_opts / sizeof *eval_opts);
@@ -33,7 +37,28 @@ const char eval_help[] = "a checkpoint on held-out data: a language model's perp
 
 /* A language model's perplexity on a text (whole), or on the part its run
  * held out, through an evaluation-only trainer. */
-static int lm_perplexity(const char *cmd, const char *ck, const char *data)
+/* The order-k n-gram model counted on the text the model trained on,
+ * scored on ids[0..n): its perplexity, or NaN with the reason said. */
+static double ngram_baseline(const char *cmd, const lm_ckpt *l, int k, const int32_t *ids, int64_t n, double *eps)
+{
+    loom_text *train = NULL;
+    int64_t n_train = 0;
+    loom_error err = {0};
+    double ppl = NAN;
+    loom_ngrams *g = NULL;
+    if (!loom_lm_training_text(l->ck, l->vocab, &train, &n_train, &err)) {
+        const int32_t *t = loom_text_ids(train, NULL);
+        int V = loom_vocab_size(l->vocab);
+        *eps = loom_ngrams_choose_eps(t, n_train, k, V, &err);
+        if (!isnan(*eps) && (g = loom_ngrams_new(t, n_train, k, V, &err))) ppl = loom_ngrams_perplexity(g, k, *eps, ids, n);
+    }
+    if (isnan(ppl)) tool_fail_st(cmd, err.status ? err.status : LOOM_ERR_VALUE, "--baseline", err.msg[0] ? err.msg : "no perplexity");
+    loom_ngrams_free(g);
+    loom_text_free(train);
+    return ppl;
+}
+
+static int lm_perplexity(const char *cmd, const char *ck, const char *data, int baseline)
 {
     lm_ckpt l;
     int rc = lm_ckpt_load(&l, cmd, ck, 0, 0);
@@ -71,6 +96,12 @@ static int lm_perplexity(const char *cmd, const char *ck, const char *data)
     char ppl[32];
     printf("perplexity %s on %s (%lld tokens)\n", tool_num(ppl, sizeof ppl, exp(mean), 4),
            data ? data : held ? "the held-out tenth of its training text" : "its held-out text", (long long)n);
+    if (baseline) {
+        double eps, b = ngram_baseline(cmd, &l, baseline, ids, n, &eps);
+        if (isnan(b)) rc = 1;
+        else printf("%d-gram baseline (Laplace, ε = %g): perplexity %s on the same tokens\n", baseline, eps,
+                    tool_num(ppl, sizeof ppl, b, 4));
+    }
 done:
     loom_trainer_free(t);
     loom_text_free(text);
@@ -86,10 +117,12 @@ int cmd_eval(int argc, char **argv)
     int rc = tool_opts(cmd, eval_opts, n_eval_opts, &a, NULL, argc, argv, &help);
     if (rc || help) {
         if (help)
-            tool_help("eval --load CKPT [--data FILE] [--beam K]", eval_help, eval_opts, n_eval_opts, false);
+            tool_help("eval --load CKPT [--data FILE] [--beam K] [--baseline N]", eval_help, eval_opts, n_eval_opts, false);
         return rc;
     }
     task_kind kind = a.load ? tool_checkpoint_kind(a.load) : TASK_LM;
+    if (a.baseline && kind != TASK_LM)
+        return fprintf(stderr, "%s: --baseline is the n-gram language model beside a language model's checkpoint\n", cmd), 2;
     if (kind == TASK_SEQ2SEQ) return eval_seq2seq(a.load, a.data, a.beam ? a.beam : 1);
     if (kind == TASK_ADDING) {
         if (a.data || a.beam)
@@ -98,5 +131,5 @@ int cmd_eval(int argc, char **argv)
         return eval_task(a.load);
     }
     if (a.beam) return fprintf(stderr, "%s: --beam is for encoder–decoder checkpoints\n", cmd), 2;
-    return lm_perplexity(cmd, a.load, a.data);
+    return lm_perplexity(cmd, a.load, a.data, (int)a.baseline);
 }

@@ -493,32 +493,62 @@ uint64_t loom_task_seed(uint64_t seed, int64_t step)
     return step == LOOM_TASK_HELD_OUT ? seed * 7919 + 1 : seed * 1000003u + (uint64_t)step + 2;
 }
 
-loom_status loom_lm_held_out(const loom_st *f, const loom_vocab *v, const char *text, loom_text **out, int64_t *held,
-                             loom_error *err)
+/* A file tokenised with v into *out; the reason, and the hint, in err. */
+static loom_status read_text(const char *file, const loom_vocab *v, const char *hint, loom_text **out, loom_error *err)
 {
-    *out = NULL, *held = 0;
-    char *data = loom_checkpoint_data(f);
-    cJSON *o = cJSON_Parse(data ? data : "");
-    free(data);
-    if (!o) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
-    const cJSON *valid = cJSON_GetObjectItemCaseSensitive(o, "valid"), *path = cJSON_GetObjectItemCaseSensitive(o, "path");
-    bool own_valid = !text && cJSON_IsString(valid);
-    const char *file = text ? text : own_valid ? valid->valuestring : cJSON_IsString(path) ? path->valuestring : NULL;
     loom_status st = LOOM_OK;
     if (!file) {
         st = loom_error_set(err, LOOM_ERR_FORMAT, "the checkpoint names no text it trained on: give one");
     } else if (!(*out = loom_text_new(NULL))) {
         st = loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
     } else if ((st = loom_text_read_with(*out, file, v))) {
-        loom_error_set(err, st, "%s%s", loom_text_error(*out),
-                       text ? "" : own_valid ? " (the held-out text the model trained with: give it, or another)"
-                                             : " (the text the model trained on: give it, or another)");
+        loom_error_set(err, st, "%s%s", loom_text_error(*out), hint);
         loom_text_free(*out), *out = NULL;
-    } else {
+    }
+    return st;
+}
+
+/* A checkpoint's data description's string `key` (malloc'd), or NULL. */
+static char *data_str(const loom_st *f, const char *key)
+{
+    char *data = loom_checkpoint_data(f);
+    cJSON *o = cJSON_Parse(data ? data : "");
+    free(data);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, key);
+    char *r = cJSON_IsString(s) ? strdup(s->valuestring) : NULL;
+    cJSON_Delete(o);
+    return r;
+}
+
+loom_status loom_lm_held_out(const loom_st *f, const loom_vocab *v, const char *text, loom_text **out, int64_t *held,
+                             loom_error *err)
+{
+    *out = NULL, *held = 0;
+    char *valid = text ? NULL : data_str(f, "valid"), *path = text || valid ? NULL : data_str(f, "path");
+    loom_status st = read_text(text ? text : valid ? valid : path, v,
+                               text    ? ""
+                               : valid ? " (the held-out text the model trained with: give it, or another)"
+                                       : " (the text the model trained on: give it, or another)",
+                               out, err);
+    if (!st && !valid) {
         int64_t n;
         loom_text_ids(*out, &n);
-        *held = own_valid ? 0 : n - n / 10; /* as loom train splits a text without --valid */
+        *held = n - n / 10; /* as loom train splits a text without --valid */
     }
-    cJSON_Delete(o);
+    free(valid), free(path);
+    return st;
+}
+
+loom_status loom_lm_training_text(const loom_st *f, const loom_vocab *v, loom_text **out, int64_t *n_train, loom_error *err)
+{
+    *out = NULL, *n_train = 0;
+    char *valid = data_str(f, "valid"), *path = data_str(f, "path");
+    loom_status st = read_text(path, v, " (the text the model trained on: give it, or another)", out, err);
+    if (!st) {
+        int64_t n;
+        loom_text_ids(*out, &n);
+        *n_train = valid ? n : n - n / 10; /* without --valid, loom train holds out the last tenth */
+    }
+    free(valid), free(path);
     return st;
 }

@@ -280,10 +280,17 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const curves *cs, doub
     const curve *s = cs->c;
     const char *col = cs->col, *dcol = cs->dcol;
     double L = 70, R = 190, T = 40, B = 50; /* margins: the legend on the right */
-    double xmin = 0, xmax = 1, ymin = INFINITY, ymax = -INFINITY;
+    double xmin = 0, xmax = 1, ymin = INFINITY, ymax = -INFINITY, xpos = INFINITY;
     for (int k = 0; k < cs->n; k++) {
-        for (int i = 0; i < s[k].n; i++) xmax = fmax(xmax, s[k].x[i]), ymin = fmin(ymin, s[k].y[i]), ymax = fmax(ymax, s[k].y[i]);
+        for (int i = 0; i < s[k].n; i++) {
+            xmax = fmax(xmax, s[k].x[i]), ymin = fmin(ymin, s[k].y[i]), ymax = fmax(ymax, s[k].y[i]);
+            if (s[k].x[i] > 0) xpos = fmin(xpos, s[k].x[i]);
+        }
         for (int i = 0; i < s[k].n2; i++) ymin = fmin(ymin, s[k].y2[i]), ymax = fmax(ymax, s[k].y2[i]);
+    }
+    if (opts->log_x) { /* decades: the positive x only */
+        xmin = isfinite(xpos) ? log10(xpos) : 0, xmax = log10(xmax);
+        if (!(xmax > xmin)) xmin -= 0.5, xmax += 0.5;
     }
     /* values spanning more than a factor of 30 read better on a log scale */
     loom_plot_opts view = *opts;
@@ -302,7 +309,7 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const curves *cs, doub
     ymin -= pad, ymax += pad;
     if (nonneg && !o->log_y && ymin < 0) ymin = 0;
     double pw = W - L - R, ph = H - T - B;
-#define PX(v) (L + ((v) - xmin) / (xmax - xmin) * pw)
+#define PX(v) (L + ((o->log_x ? log10(v) : (v)) - xmin) / (xmax - xmin) * pw)
 #define PY(v) (T + ph - ((o->log_y ? log10(v) : (v)) - ymin) / (ymax - ymin) * ph)
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
@@ -310,17 +317,19 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const curves *cs, doub
     cairo_set_font_size(cr, 11);
     /* grid and ticks */
     cairo_set_line_width(cr, 0.6);
-    double xs = nice_step(xmax - xmin, 8);
+    double xs = o->log_x ? fmax(1, ceil((xmax - xmin) / 10)) : nice_step(xmax - xmin, 8); /* log x: every decade or so */
     char buf[64];
     /* at most 50 ticks an axis, counted: a step too small for the values' floats must not stall the loop */
     for (int i = 0; i < 50 && xs > 0; i++) {
         double v = (ceil(xmin / xs) + i) * xs;
         if (v > xmax + xs * 1e-6) break;
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, PX(v), T), cairo_line_to(cr, PX(v), T + ph), cairo_stroke(cr);
+        double px = L + (v - xmin) / (xmax - xmin) * pw;
+        cairo_move_to(cr, px, T), cairo_line_to(cr, px, T + ph), cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
-        snprintf(buf, sizeof buf, "%g", v);
-        text(cr, PX(v), T + ph + 16, buf, 0.5);
+        if (o->log_x) snprintf(buf, sizeof buf, v >= 0 && v <= 4 ? "%.0f" : "1e%.0f", v >= 0 && v <= 4 ? pow(10, v) : v);
+        else snprintf(buf, sizeof buf, "%g", v);
+        text(cr, px, T + ph + 16, buf, 0.5);
     }
     double ys = nice_step(ymax - ymin, 6);
     for (int i = 0; i < 50 && ys > 0; i++) {
@@ -359,7 +368,12 @@ static void draw(cairo_t *cr, const loom_plot_opts *opts, const curves *cs, doub
         cairo_rectangle(cr, L, T, pw, ph), cairo_clip(cr);
         cairo_set_source_rgb(cr, c[0], c[1], c[2]);
         cairo_set_line_width(cr, 1.6);
-        for (int i = 0; i < s[k].n; i++) (i ? cairo_line_to : cairo_move_to)(cr, PX(s[k].x[i]), PY(s[k].y[i]));
+        bool first = true;
+        for (int i = 0; i < s[k].n; i++) { /* a log axis skips what it cannot place */
+            if ((o->log_x && !(s[k].x[i] > 0)) || (o->log_y && !(s[k].y[i] > 0))) continue;
+            (first ? cairo_move_to : cairo_line_to)(cr, PX(s[k].x[i]), PY(s[k].y[i]));
+            first = false;
+        }
         cairo_stroke(cr);
         double dash[2] = {5, 3};
         cairo_set_dash(cr, dash, 2, 0);
@@ -446,6 +460,31 @@ loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err
     return st;
 }
 
+loom_status loom_plot_series(const loom_series *series, int n, const loom_plot_opts *opts, const char *path, loom_error *err)
+{
+    static const loom_plot_opts defaults;
+    const loom_plot_opts *o = opts ? opts : &defaults;
+    if (!series || n < 1 || !path) return loom_error_set(err, LOOM_ERR_ARG, "plot: no curves or no output");
+    int svg = format_of(path, err);
+    if (svg < 0) return LOOM_ERR_ARG;
+    curves cs = {.c = calloc((size_t)n, sizeof *cs.c), .n = n, .col = o->column, .xcol = o->x ? o->x : "x"};
+    loom_status st = cs.c ? LOOM_OK : loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
+    for (int k = 0; !st && k < n; k++) {
+        curve *c = &cs.c[k];
+        snprintf(c->name, sizeof c->name, "%s", series[k].name ? series[k].name : "");
+        for (int64_t i = 0; !st && i < series[k].n; i++)
+            if (isfinite(series[k].x[i]) && isfinite(series[k].y[i]) && !push(&c->x, &c->y, &c->n, &c->cap, series[k].x[i], series[k].y[i]))
+                st = loom_error_set(err, LOOM_ERR_NOMEM, "plot: out of memory");
+    }
+    if (!st) {
+        plot_ctx c = {o, &cs};
+        st = render(err, path, svg, 900, 520, draw_plot, &c);
+    }
+    for (int k = 0; cs.c && k < n; k++) free(cs.c[k].x), free(cs.c[k].y);
+    free(cs.c);
+    return st;
+}
+
 /* ---- heat maps ---- */
 
 typedef struct {
@@ -513,6 +552,12 @@ loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err
 {
     (void)o, (void)path, (void)read_curves;
     return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
+}
+
+loom_status loom_plot_series(const loom_series *series, int n, const loom_plot_opts *o, const char *path, loom_error *err)
+{
+    (void)series, (void)n, (void)o, (void)path;
+    return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo");
 }
 
 loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_error *err)

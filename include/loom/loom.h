@@ -21,6 +21,7 @@
 #include "loom/dot.h"
 #include "loom/plot.h"
 #include "loom/data.h"
+#include "loom/ngram.h"
 #include "loom/train.h"
 #include "loom/trainer.h"
 #include "loom/model.h"

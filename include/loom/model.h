@@ -139,6 +139,10 @@ char *loom_checkpoint_data(const loom_st *f);
  * file cannot be read (moved or deleted: give one). */
 loom_status loom_lm_held_out(const loom_st *f, const loom_vocab *v, const char *text, loom_text **out, int64_t *held,
                              loom_error *err);
+/* The text a language model trained on: its data description's "path",
+ * tokenised with v, of which the first *n_train tokens were trained on (all
+ * of it when the run held out a "valid" file, else all but the last tenth). */
+loom_status loom_lm_training_text(const loom_st *f, const loom_vocab *v, loom_text **out, int64_t *n_train, loom_error *err);
 #ifdef __cplusplus
 }
 #endif

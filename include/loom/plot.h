@@ -31,12 +31,23 @@ typedef struct {
     bool log_y;                 /* a logarithmic y axis (also chosen when the values span more
                                    than a factor of 30, unless linear_y) */
     bool linear_y;              /* a linear y axis in any case */
+    bool log_x;                 /* a logarithmic x axis (decades; x ≤ 0 left out) */
     const char *title, *xlabel, *ylabel; /* NULL: none, the x column, the column */
 } loom_plot_opts;
 
 /* Writes the plot; the reason of a failure in err (which may be NULL). */
 loom_status loom_plot(const loom_plot_opts *o, const char *path, loom_error *err);
 bool loom_plot_available(void); /* false when loom was built without Cairo */
+
+/* Curves given as arrays rather than files (x ascending; points that are
+ * not finite left out), drawn as loom_plot draws them with o's axes, title
+ * and labels (o may be NULL; its file options are not used). */
+typedef struct {
+    const char *name;    /* the legend's */
+    const double *x, *y;
+    int64_t n;
+} loom_series;
+loom_status loom_plot_series(const loom_series *s, int n, const loom_plot_opts *o, const char *path, loom_error *err);
 
 /* A matrix as a heat map (an attention map: one row per output token, one
  * column per source token), white at 0 to dark blue at its largest value,
