@@ -65,8 +65,8 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
                              : loom_one_hot(g, lm->tokens, o->vocab);
     if (o->embed && o->dropout > 0) x = loom_dropout(g, x, o->dropout, o->seed ^ 0xE4Bull);
     loom_rnn_init(g, &lm->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = o->embed ? o->embed : o->vocab,
-                                                .hidden_size = o->hidden, .layers = layers, .dropout = o->dropout,
-                                                .seed = o->seed, .prefix = "rnn."});
+                                                .hidden_size = o->hidden, .layers = layers, .stacking = o->stacking,
+                                                .dropout = o->dropout, .seed = o->seed, .prefix = "rnn."});
     loom_rnn_args args = {.trunc = o->trunc, .truncate = o->truncate, .trunc_seed = o->seed};
     lm->trunc_xi = o->trunc == LOOM_TRUNC_RANDOM ? loom_input(g, "trunc_xi", loom_shape1(T)) : LOOM_INVALID;
     args.trunc_xi = lm->trunc_xi;

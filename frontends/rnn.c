@@ -33,12 +33,13 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
     const loom_rnn_opts *o = &rnn->o;
     const char *cn = o->cell->name ? o->cell->name : "cell";
     if (o->input_size < 1 || o->hidden_size < 1 || o->layers < 1 || o->layers > LOOM_RNN_MAX_LAYERS ||
-        !(o->dropout >= 0.0f && o->dropout < 1.0f) || o->cell->n_states < 1 || o->cell->n_states > LOOM_CELL_MAX_STATES) {
+        !(o->dropout >= 0.0f && o->dropout < 1.0f) || o->cell->n_states < 1 || o->cell->n_states > LOOM_CELL_MAX_STATES ||
+        o->stacking < LOOM_STACK_PLAIN || o->stacking > LOOM_STACK_DENSE) {
         loom_graph_fail(g, LOOM_ERR_ARG,
                         "rnn %s: bad options: input_size %d, hidden_size %d, layers %d (1..%d), dropout %g ([0, 1)), "
-                        "states %d (1..%d)",
+                        "states %d (1..%d), stacking %d",
                         cn, o->input_size, o->hidden_size, o->layers, LOOM_RNN_MAX_LAYERS, o->dropout, o->cell->n_states,
-                        LOOM_CELL_MAX_STATES);
+                        LOOM_CELL_MAX_STATES, (int)o->stacking);
         return LOOM_ERR_ARG;
     }
     if ((o->proj_size || o->unit_forget_bias) && o->cell != &loom_cell_lstm) {
@@ -53,8 +54,9 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
     rnn->dirs = o->bidirectional ? 2 : 1;
     rnn->out_size = o->proj_size ? o->proj_size : o->hidden_size;
     uint8_t cell = loom_graph_label(g, cn); /* each node says which cell built it */
+    int W = rnn->dirs * rnn->out_size;
     for (int l = 0; l < o->layers; l++) {
-        int in = l == 0 ? o->input_size : rnn->dirs * rnn->out_size;
+        int in = o->stacking == LOOM_STACK_DENSE ? o->input_size + l * W : l == 0 ? o->input_size : W;
         loom_param_spec spec[LOOM_CELL_MAX_PARAMS];
         memset(spec, 0, sizeof spec);
         int n = o->cell->params(o->cell, in, o->hidden_size, spec, LOOM_CELL_MAX_PARAMS);
@@ -94,6 +96,15 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
                     loom_param_init2(g, loom_rnn_param_name(rnn, l, d, i, name, sizeof name), s->shape, s->init, s->scale, s->b);
 
             }
+            loom_graph_set_tags(g, saved);
+        }
+        if (o->stacking == LOOM_STACK_HIGHWAY && in == W) { /* the gate between this layer's input and output */
+            loom_tags saved = loom_graph_set_tags(g, (loom_tags){-1, (int16_t)l, 2, LOOM_ROLE_PARAM, 0, cell, 0});
+            char name[160];
+            snprintf(name, sizeof name, "%shighway_l%d.weight", o->prefix ? o->prefix : "", l);
+            rnn->highway[l][0] = loom_param_init2(g, name, loom_shape2(W, W), LOOM_INIT_UNIFORM, 1.0f / sqrtf((float)W), 0);
+            snprintf(name, sizeof name, "%shighway_l%d.bias", o->prefix ? o->prefix : "", l);
+            rnn->highway[l][1] = loom_param_init2(g, name, loom_shape1(W), LOOM_INIT_CONSTANT, -1.0f, 0);
             loom_graph_set_tags(g, saved);
         }
     }
@@ -305,19 +316,33 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
     for (int s = 0; s < S; s++) u->finals[(s * u->L + l) * u->D + d] = loom_reshape(g, st[s], loom_shape3(1, B, u->W[s]));
 }
 
-/* The next layer's step inputs: [forward; reverse] (dir 2 = both), with
- * dropout between layers. The layers pass each step's output straight to
- * the next layer's step (no stacking and re-slicing), so that step t of
- * layer l+1 reads step t of layer l and nothing else. */
+/* Layer l's input x and output y at step t ([forward; reverse]) joined into
+ * the next layer's input — after the last layer, the stack's output — as
+ * the stacking says (loom_stacking), dropout between layers applied to y.
+ * The layers pass each step's output straight to the next layer's step (no
+ * stacking and re-slicing), so that step t of layer l+1 reads step t of
+ * layer l (and, joined, what layer l read) and nothing else. */
+static loom_tensor join(loom_graph *g, const loom_rnn *rnn, int l, int t, loom_tensor x, loom_tensor y)
+{
+    const loom_rnn_opts *o = &rnn->o;
+    bool last = l == o->layers - 1, same = loom_tensor_shape(g, x).d[1] == rnn->dirs * rnn->out_size;
+    if (!last && o->dropout > 0.0f) y = loom_dropout(g, y, o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
+    if (o->stacking == LOOM_STACK_RESIDUAL && same) return loom_add(g, y, x);
+    if (o->stacking == LOOM_STACK_HIGHWAY && same) { /* x + g ⊙ (y − x) */
+        loom_tensor gate = loom_sigmoid(g, loom_add(g, loom_matmul(g, x, rnn->highway[l][0], false, true), rnn->highway[l][1]));
+        return loom_add(g, x, loom_mul(g, gate, loom_sub(g, y, x)));
+    }
+    if (o->stacking == LOOM_STACK_DENSE && !last) return loom_concat(g, (loom_tensor[]){x, y}, 2, 1);
+    return y;
+}
+
 static void join_layer(loom_graph *g, unroll *u, int l)
 {
-    const loom_rnn_opts *o = &u->rnn->o;
     int T = u->T;
     for (int t = 0; t < T && !loom_graph_failed(g); t++) {
         loom_graph_set_tags(g, tags(u, t, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0)));
-        u->in_t[t] = u->D == 2 ? loom_concat(g, (loom_tensor[]){u->out_t[t], u->out_t[T + t]}, 2, 1) : u->out_t[t];
-        if (l < u->L - 1 && o->dropout > 0.0f)
-            u->in_t[t] = loom_dropout(g, u->in_t[t], o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
+        loom_tensor y = u->D == 2 ? loom_concat(g, (loom_tensor[]){u->out_t[t], u->out_t[T + t]}, 2, 1) : u->out_t[t];
+        u->in_t[t] = join(g, u->rnn, l, t, u->in_t[t], y);
     }
 }
 
@@ -395,7 +420,7 @@ loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor
                                        u.cn, s, l, loom_tensor_str(g, state[s][l], buf, sizeof buf), u.B, u.W[s]);
     loom_tags saved = loom_graph_tags(g);
     loom_tensor in = x, y = LOOM_INVALID;
-    for (int l = 0; l < u.L; l++) {
+    for (int l = 0; l < u.L && !loom_graph_failed(g); l++) {
         loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
         for (int s = 0; s < u.S; s++) st[s] = state[s][l], next[s] = LOOM_INVALID;
         loom_graph_set_tags(g, tags(&u, t, (int16_t)l, 0));
@@ -409,8 +434,8 @@ loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor
             state[s][l] = next[s];
             mark_state(g, next[s], t, s);
         }
-        in = l < u.L - 1 && o->dropout > 0.0f ? loom_dropout(g, y, o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t) : y;
+        in = join(g, rnn, l, t, in, y);
     }
     loom_graph_set_tags(g, saved);
-    return loom_graph_failed(g) ? LOOM_INVALID : y;
+    return loom_graph_failed(g) ? LOOM_INVALID : in;
 }

@@ -35,8 +35,8 @@ static void make_params(loom_graph *g, loom_seq2seq *m)
     m->S = o->cell->n_states, m->K = (o->bidirectional ? 2 : 1) * H;
     m->src_table = loom_param_init(g, "encoder.embedding.weight", loom_shape2(o->src_vocab, E), LOOM_INIT_NORMAL, 1.0f);
     loom_rnn_init(g, &m->enc, &(loom_rnn_opts){.cell = o->cell, .input_size = E, .hidden_size = H, .layers = L,
-                                               .bidirectional = o->bidirectional, .dropout = o->dropout,
-                                               .seed = o->seed, .prefix = "encoder.rnn."});
+                                               .bidirectional = o->bidirectional, .stacking = o->stacking,
+                                               .dropout = o->dropout, .seed = o->seed, .prefix = "encoder.rnn."});
     for (int s = 0; o->bidirectional && s < m->S; s++) {
         char nm[32];
         snprintf(nm, sizeof nm, "bridge.%d", s);
@@ -52,7 +52,8 @@ static void make_params(loom_graph *g, loom_seq2seq *m)
     }
     int context = o->attention ? m->K : H;
     loom_rnn_init(g, &m->dec, &(loom_rnn_opts){.cell = o->cell, .input_size = E + context, .hidden_size = H, .layers = L,
-                                               .dropout = o->dropout, .seed = o->seed ^ 0xDEC0DE, .prefix = "decoder.rnn."});
+                                               .stacking = o->stacking, .dropout = o->dropout, .seed = o->seed ^ 0xDEC0DE,
+                                               .prefix = "decoder.rnn."});
     m->dense = loom_dense_new(g, "decoder.dense", H, o->tgt_vocab, true);
 }
 

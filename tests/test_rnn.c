@@ -77,18 +77,18 @@ ParameterizedTest(int *i, golden, builtin_cell) { golden_cell(loom_cells(NULL)[*
 
 /* ---------------- gradient checks through a 5-step unroll ---------------- */
 
-static void check_cell(const loom_cell_def *cell, int layers, bool bi, bool lengths, float dropout)
+static void check_stack(const loom_cell_def *cell, int layers, bool bi, bool lengths, float dropout, loom_stacking stacking)
 {
     enum { T = 5, B = 2, I = 3, H = 3 };
     loom_graph *g = loom_graph_new();
     loom_rnn rnn;
     cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = cell, .input_size = I, .hidden_size = H,
                                                         .layers = layers, .bidirectional = bi, .dropout = dropout,
-                                                        .seed = 5}),
+                                                        .seed = 5, .stacking = stacking}),
                  LOOM_OK, "%s", loom_graph_error(g));
     int D = bi ? 2 : 1, S = cell->n_states;
     loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), init[2] = {LOOM_INVALID, LOOM_INVALID};
-    loom_binding wrt[2 + 2 + LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS], fixed[1];
+    loom_binding wrt[2 + 2 + LOOM_RNN_MAX_LAYERS * (2 * LOOM_CELL_MAX_PARAMS + 2)], fixed[1];
     int nw = 0, nf = 0;
     wrt[nw++] = (loom_binding){x, rnd_buf(T * B * I, -1, 1)};
     for (int s = 0; s < S; s++) {
@@ -107,6 +107,10 @@ static void check_cell(const loom_cell_def *cell, int layers, bool bi, bool leng
                 /* sizeable weights, so that the gradient check sees real nonlinearity */
                 wrt[nw++] = (loom_binding){p, rnd_buf(loom_tensor_numel(g, p), -0.8f, 0.8f)};
             }
+    for (int l = 0; l < layers; l++) /* highway gates */
+        for (int k = 0; k < 2; k++)
+            if (loom_valid(rnn.highway[l][k]))
+                wrt[nw++] = (loom_binding){rnn.highway[l][k], rnd_buf(loom_tensor_numel(g, rnn.highway[l][k]), -0.8f, 0.8f)};
     /* the loss reads the output and every final state */
     loom_tensor y = o.output;
     for (int s = 0; s < S; s++) y = loom_add(g, loom_sum_all(g, loom_mul(g, o.final[s], o.final[s])), loom_sum_all(g, y));
@@ -119,12 +123,25 @@ static void check_cell(const loom_cell_def *cell, int layers, bool bi, bool leng
     loom_graph_free(g);
 }
 
+static void check_cell(const loom_cell_def *cell, int layers, bool bi, bool lengths, float dropout)
+{
+    check_stack(cell, layers, bi, lengths, dropout, LOOM_STACK_PLAIN);
+}
+
 Test(gradcheck, rnn_tanh) { check_cell(&loom_cell_rnn_tanh, 2, true, false, 0); }
 Test(gradcheck, rnn_relu) { check_cell(&loom_cell_rnn_relu, 1, false, true, 0); }
 Test(gradcheck, gru) { check_cell(&loom_cell_gru, 2, true, true, 0); }
 Test(gradcheck, lstm) { check_cell(&loom_cell_lstm, 2, true, true, 0); }
 Test(gradcheck, lstm_with_layer_dropout) { check_cell(&loom_cell_lstm, 2, false, false, 0.3f); }
 Test(gradcheck, example_mgu_cell) { check_cell(&mgu_cell, 2, true, true, 0); }
+/* the ways of joining stacked layers: unidirectional, the first layer joined
+ * too (its input as wide as its output); bidirectional, only the later ones */
+Test(gradcheck, residual_stack) { check_stack(&loom_cell_gru, 3, false, true, 0, LOOM_STACK_RESIDUAL); }
+Test(gradcheck, residual_stack_bidirectional) { check_stack(&loom_cell_lstm, 2, true, false, 0, LOOM_STACK_RESIDUAL); }
+Test(gradcheck, highway_stack) { check_stack(&mgu_cell, 2, false, false, 0, LOOM_STACK_HIGHWAY); }
+Test(gradcheck, highway_stack_bidirectional) { check_stack(&loom_cell_lstm, 2, true, true, 0, LOOM_STACK_HIGHWAY); }
+Test(gradcheck, dense_stack) { check_stack(&loom_cell_rnn_tanh, 3, true, true, 0, LOOM_STACK_DENSE); }
+Test(gradcheck, dense_stack_with_dropout) { check_stack(&loom_cell_gru, 3, false, false, 0.3f, LOOM_STACK_DENSE); }
 
 /* `loom gradcheck` of every cell it knows (the example user cell too),
  * stacked and bidirectional. */
@@ -787,4 +804,67 @@ Test(rnn, lstm_projections_and_unit_forget_bias)
         cr_assert(strstr(loom_graph_error(g), bad[i].says), "%s", loom_graph_error(g));
         loom_graph_free(g);
     }
+}
+
+/* Stacked layers joined as loom_stacking says: a residual stack is its
+ * layers run one by one with their inputs added to their outputs; a dense
+ * stack's layers read the input and every layer below (weight_ih widens),
+ * its output the last layer's; a highway gate per layer whose input is as
+ * wide as its output, its bias starting at −1. */
+Test(rnn, stacking_joins_layers_as_documented)
+{
+    enum { T = 4, B = 2, H = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn r, a, b;
+    loom_rnn_init(g, &r, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = H, .hidden_size = H, .layers = 2,
+                                          .stacking = LOOM_STACK_RESIDUAL});
+    loom_rnn_init(g, &a, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = H, .hidden_size = H, .prefix = "a."});
+    loom_rnn_init(g, &b, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = H, .hidden_size = H, .prefix = "b."});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, H));
+    loom_tensor x1 = loom_add(g, loom_rnn_apply(g, &a, x, NULL).output, x);
+    loom_tensor by_hand = loom_add(g, loom_rnn_apply(g, &b, x1, NULL).output, x1);
+    loom_tensor diff = loom_sub(g, loom_rnn_apply(g, &r, x, NULL).output, by_hand);
+    loom_tensor err = loom_sum_all(g, loom_mul(g, diff, diff));
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+    loom_binding bind[1 + 2 * 2 * 4];
+    int n = 0;
+    bind[n++] = (loom_binding){x, rnd_buf(T * B * H, -1, 1)};
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < 4; i++) { /* the same weights: layer l of the stack, and stack a or b */
+            float *w = rnd_buf(loom_tensor_numel(g, r.param[l][0][i]), -0.6f, 0.6f);
+            bind[n++] = (loom_binding){r.param[l][0][i], w};
+            bind[n++] = (loom_binding){(l ? b : a).param[0][0][i], w};
+        }
+    float e = -1;
+    cr_assert_eq(loom_node_values(g, err, bind, n, &e, 1), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(e >= 0 && e < 1e-10f, "residual stack = its layers by hand: %g", e);
+    free((void *)bind[0].data);
+    for (int k = 1; k < n; k += 2) free((void *)bind[k].data);
+    loom_graph_free(g);
+
+    g = loom_graph_new();
+    loom_rnn_init(g, &r, &(loom_rnn_opts){.cell = &loom_cell_rnn_tanh, .input_size = 2, .hidden_size = H, .layers = 3,
+                                          .bidirectional = true, .stacking = LOOM_STACK_DENSE});
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, r.param[2][1][0]), loom_shape2(H, 2 + 2 * 2 * H)), "layer 2 reads 2 + 2·6");
+    loom_rnn_out o = loom_rnn_apply(g, &r, loom_input(g, "x", loom_shape3(T, B, 2)), NULL);
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, o.output), loom_shape3(T, B, 2 * H)), "the output: the last layer's");
+    loom_graph_free(g);
+
+    g = loom_graph_new();
+    loom_rnn_init(g, &r, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 2, .hidden_size = H, .layers = 2,
+                                          .bidirectional = true, .stacking = LOOM_STACK_HIGHWAY, .prefix = "rnn."});
+    cr_assert(!loom_valid(r.highway[0][0]), "layer 0 reads 2 features, writes 6: no gate");
+    cr_assert_str_eq(loom_tensor_name(g, r.highway[1][0]), "rnn.highway_l1.weight");
+    cr_assert(loom_shape_eq(loom_tensor_shape(g, r.highway[1][0]), loom_shape2(2 * H, 2 * H)));
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 3);
+    const float *bias = loom_store_data_by_name(s, "rnn.highway_l1.bias");
+    cr_assert(bias && bias[0] == -1.0f && bias[2 * H - 1] == -1.0f, "the gate starts by carrying its input");
+    loom_store_free(s);
+    loom_graph_free(g);
+    g = loom_graph_new();
+    cr_assert_eq(loom_rnn_init(g, &r, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = 2, .hidden_size = H, .stacking = 7}),
+                 LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "stacking 7"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
 }

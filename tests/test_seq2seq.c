@@ -242,37 +242,45 @@ Test(seq2seq, decoder_graph_is_the_training_graph_plain) { decoder_matches_train
 Test(seq2seq, decoder_graph_is_the_training_graph_additive) { decoder_matches_training(LOOM_ATTN_ADDITIVE, true); }
 Test(seq2seq, decoder_graph_is_the_training_graph_dot) { decoder_matches_training(LOOM_ATTN_DOT, false); }
 
-/* loom_rnn_step, step after step, is loom_rnn_apply. */
-Test(seq2seq, rnn_step_is_the_unrolled_stack)
+/* loom_rnn_step, step after step, is loom_rnn_apply — with every way of
+ * joining the layers (3 layers: the first's input narrower than its output). */
+static void step_matches_unroll(loom_stacking stacking)
 {
+    enum { L = 3 };
     loom_graph *g = loom_graph_new();
     loom_rnn rnn;
-    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 4, .layers = 2});
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_lstm, .input_size = 3, .hidden_size = 4, .layers = L,
+                                            .stacking = stacking});
     loom_tensor x = loom_input(g, "x", loom_shape3(5, 2, 3));
     loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
     loom_tensor st[LOOM_CELL_MAX_STATES][LOOM_RNN_MAX_LAYERS], ys[5];
     for (int s = 0; s < 2; s++)
-        for (int l = 0; l < 2; l++) st[s][l] = loom_fill(g, loom_shape2(2, 4), 0.0f);
+        for (int l = 0; l < L; l++) st[s][l] = loom_fill(g, loom_shape2(2, 4), 0.0f);
     for (int t = 0; t < 5; t++) {
         ys[t] = loom_rnn_step(g, &rnn, t, loom_reshape(g, loom_slice(g, x, 0, t, 1), loom_shape2(2, 3)), st);
         ys[t] = loom_reshape(g, ys[t], loom_shape3(1, 2, 4));
     }
     loom_tensor diff = loom_sub(g, loom_concat(g, ys, 5, 0), o.output);
-    loom_tensor c = loom_sub(g, loom_reshape(g, st[1][1], loom_shape3(1, 2, 4)), loom_slice(g, o.final[1], 0, 1, 1));
+    loom_tensor c = loom_sub(g, loom_reshape(g, st[1][L - 1], loom_shape3(1, 2, 4)), loom_slice(g, o.final[1], 0, L - 1, 1));
     loom_tensor err = loom_add(g, loom_sum_all(g, loom_mul(g, diff, diff)), loom_sum_all(g, loom_mul(g, c, c)));
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
     loom_store *s = loom_store_new(g);
     loom_store_init(s, 1);
-    loom_binding b[9];
-    int n = loom_store_bindings(s, b, 8);
+    loom_binding b[64];
+    int n = loom_store_bindings(s, b, 63);
     b[n++] = (loom_binding){x, rnd_buf(30, -1, 1)};
     float *v = eval(g, err, b, n);
-    cr_assert_eq(v[0], 0.0f);
+    cr_assert_eq(v[0], 0.0f, "stacking %d", (int)stacking);
     cr_assert(!loom_valid(loom_rnn_step(g, &rnn, 0, x, st)), "a (T, B, I) input is refused");
     cr_assert(strstr(loom_graph_error(g), "(B, 3)"), "%s", loom_graph_error(g));
     free(v), free((void *)b[n - 1].data);
     loom_store_free(s);
     loom_graph_free(g);
 }
+Test(seq2seq, rnn_step_is_the_unrolled_stack) { step_matches_unroll(LOOM_STACK_PLAIN); }
+Test(seq2seq, rnn_step_is_the_unrolled_stack_residual) { step_matches_unroll(LOOM_STACK_RESIDUAL); }
+Test(seq2seq, rnn_step_is_the_unrolled_stack_highway) { step_matches_unroll(LOOM_STACK_HIGHWAY); }
+Test(seq2seq, rnn_step_is_the_unrolled_stack_dense) { step_matches_unroll(LOOM_STACK_DENSE); }
 
 /* ---- decoding ---- */
 

@@ -80,7 +80,7 @@ static const char *ext_of(const char *path)
 /* Options, then what they must agree on. 0: parsed; else the exit status. */
 static int parse(dot_args *a, int argc, char **argv)
 {
-    const tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false};
+    const tool_model defaults = {&loom_cell_lstm, 0, 2, 3, 4, 1, 1, false, 0};
     *a = (dot_args){.m = defaults, .shown = -1, .seq2seq = -1, .loss = DOT_LOSS_DEFAULT, .batch_from = -1};
     int rc = tool_opts("loom dot", dot_opts, n_dot_opts, a, &a->m, argc, argv, &a->help);
     if (rc || a->help) return rc;
@@ -94,8 +94,8 @@ static int parse(dot_args *a, int argc, char **argv)
     if (a->load) {
         const tool_model *m = &a->m, *d = &defaults;
         bool model = m->cell != d->cell || m->batch != d->batch || m->input != d->input || m->hidden != d->hidden ||
-                     m->layers != d->layers || m->bidirectional != d->bidirectional;
-        const char *bad = model ? "--cell, --layers, --bidirectional, --batch, --input or --hidden"
+                     m->layers != d->layers || m->bidirectional != d->bidirectional || m->stacking != d->stacking;
+        const char *bad = model ? "--cell, --layers, --stacking, --bidirectional, --batch, --input or --hidden"
                           : a->truncate ? "--truncate" : NULL;
         if (bad) {
             fprintf(stderr, "loom dot: %s cannot be given with --load (the model is the checkpoint's)\n", bad);
@@ -210,9 +210,10 @@ int cmd_dot(int argc, char **argv)
         const loom_seq2seq_opts *s = &dm.s2s.o;
         if (dm.s2s_loaded) /* drawn as an encoder–decoder */
             a.seq2seq = s->attention,
-            a.m = (tool_model){s->cell, s->src_steps, 1, s->embed, s->hidden, s->layers, a.m.seed, s->bidirectional};
+            a.m = (tool_model){s->cell, s->src_steps, 1, s->embed, s->hidden, s->layers, a.m.seed, s->bidirectional, s->stacking};
         else
-            a.m = (tool_model){r->cell, dm.grid.steps, 1, r->input_size, r->hidden_size, r->layers, a.m.seed, r->bidirectional};
+            a.m = (tool_model){r->cell, dm.grid.steps, 1, r->input_size, r->hidden_size, r->layers, a.m.seed, r->bidirectional,
+                               r->stacking};
     } else {
         if (!a.m.steps) a.m.steps = 4;
         (a.seq2seq >= 0 ? dot_build_seq2seq : dot_build)(&dm, &a);

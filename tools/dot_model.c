@@ -21,7 +21,7 @@ void dot_build(dot_model *dm, const dot_args *a)
     int D = m->bidirectional ? 2 : 1;
     loom_graph *g = dm->g = loom_graph_new();
     loom_rnn_init(g, &dm->rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = I, .hidden_size = H, .layers = L,
-                                                .bidirectional = m->bidirectional});
+                                                .bidirectional = m->bidirectional, .stacking = (loom_stacking)m->stacking});
     dm->x = loom_input(g, "x", loom_shape3(T, B, I));
     dm->y = loom_input_i32(g, "y", loom_shape2(T, B));
     loom_rnn_args args = {.trunc = a->truncate ? (a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED) : LOOM_TRUNC_NONE,

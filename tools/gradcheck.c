@@ -39,7 +39,7 @@ const int n_gradcheck_opts = (int)(sizeof gradcheck_opts / sizeof *gradcheck_opt
 /* 0: parsed; otherwise the exit status. */
 static int parse(gc_args *a, int argc, char **argv)
 {
-    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false}, 7, 0, 0, false};
+    *a = (gc_args){{&loom_cell_lstm, 4, 3, 5, 6, 1, 1, false, 0}, 7, 0, 0, false};
     int rc = tool_opts("loom gradcheck", gradcheck_opts, n_gradcheck_opts, a, &a->m, argc, argv, &a->help);
     if (rc || a->help) return rc;
     if (a->eps == 0) a->eps = 1e-6;
@@ -59,7 +59,8 @@ static void build(lm_graph *lm, const gc_args *a)
     loom_graph *g = lm->g = loom_graph_new();
     loom_rnn rnn;
     loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = m->cell, .input_size = (int)m->input, .hidden_size = (int)m->hidden,
-                                            .layers = (int)m->layers, .bidirectional = m->bidirectional});
+                                            .layers = (int)m->layers, .bidirectional = m->bidirectional,
+                                            .stacking = (loom_stacking)m->stacking});
     loom_tensor dec_w = loom_param(g, "decoder.weight", loom_shape2((int)a->vocab, (int)(D * m->hidden)));
     loom_tensor dec_b = loom_param(g, "decoder.bias", loom_shape1((int)a->vocab));
     lm->x = loom_input(g, "input", loom_shape3((int)m->steps, (int)m->batch, (int)m->input));

@@ -138,6 +138,8 @@ static const tool_opt model_opts[] = {
     {"--cell", OPT_CELL, M(cell), .arg = "C", .help = "(default lstm)"},
     {"--layers", OPT_INT, M(layers), 1, LOOM_RNN_MAX_LAYERS, .arg = "N", .help = "stacked layers (default 1)"},
     {"--bidirectional", OPT_FLAG, M(bidirectional), .help = "a reverse direction too"},
+    {"--stacking", OPT_CHOICE, M(stacking), .choices = (const char *const[]){"plain", "residual", "highway", "dense", NULL},
+     .arg = "S", .help = "how stacked layers join: plain (default), residual (x + f(x)),\nhighway (a gate between x and f(x)), dense (each reads all below)"},
     {"--seq-len", OPT_INT, M(steps), 1, TOOL_MAX_SEQ, .arg = "T", .help = "time steps (default 4)"},
     {"--batch", OPT_INT, M(batch), 1, TOOL_MAX_BATCH, .arg = "B", .help = "sequences (gradcheck 3, dot 2)"},
     {"--input", OPT_INT, M(input), 1, TOOL_MAX_WIDTH, .arg = "I", .help = "input features (gradcheck 5, dot 3)"},

@@ -36,6 +36,7 @@ static int build(s2s *r)
     r->mo = (loom_seq2seq_opts){.cell = a->m.cell, .src_vocab = loom_vocab_size(loom_pairs_vocab(r->d.pairs, 0)),
                                 .tgt_vocab = loom_vocab_size(loom_pairs_vocab(r->d.pairs, 1)), .embed = (int)a->embed,
                                 .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
+                                .stacking = (loom_stacking)a->m.stacking,
                                 .bidirectional = a->m.bidirectional, .dropout = (float)a->dropout,
                                 .attention = (loom_attention)a->attention, .src_steps = loom_pairs_steps(r->d.pairs, 0),
                                 .tgt_steps = loom_pairs_steps(r->d.pairs, 1), .batch = B,

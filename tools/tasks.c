@@ -34,7 +34,8 @@ static void release(task_model *m)
 static loom_task_opts task_opts(const task_config *c)
 {
     return (loom_task_opts){.kind = c->task == TASK_ADDING ? LOOM_MODEL_ADDING : LOOM_MODEL_COPY, .cell = c->cell,
-                            .steps = c->steps, .batch = c->batch, .hidden = c->hidden, .layers = c->layers};
+                            .steps = c->steps, .batch = c->batch, .hidden = c->hidden, .layers = c->layers,
+                            .stacking = c->stacking};
 }
 
 static loom_train_desc train_desc(const task_config *c)
@@ -113,7 +114,7 @@ static int open_resume(task_config *c, loom_st **ck, const char *cmd)
                2;
     c->task = d.kind == LOOM_MODEL_ADDING ? TASK_ADDING : TASK_COPY;
     c->cell = d.task.cell, c->steps = d.task.steps, c->batch = d.task.batch, c->hidden = d.task.hidden;
-    c->layers = d.task.layers, c->optimizer = t.optim.kind, c->lr = t.optim.lr, c->clip = t.clip_norm, c->seed = t.seed;
+    c->layers = d.task.layers, c->stacking = d.task.stacking, c->optimizer = t.optim.kind, c->lr = t.optim.lr, c->clip = t.clip_norm, c->seed = t.seed;
     return 0;
 }
 

@@ -85,6 +85,7 @@ typedef struct {
     task_kind task;
     const loom_cell_def *cell;
     int steps, batch, hidden, layers; /* steps: the sequence length T */
+    loom_stacking stacking;
     long total, eval_every;           /* optimiser steps; held-out evaluation every */
     loom_optimizer optimizer;
     float lr;
@@ -267,6 +268,7 @@ struct tool_model {
     const loom_cell_def *cell;
     long steps, batch, input, hidden, layers, seed;
     bool bidirectional;
+    int stacking; /* loom_stacking */
 };
 
 /* Reads argv[*a] if it is a model flag (advancing *a past its value):

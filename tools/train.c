@@ -125,7 +125,7 @@ static bool honoured(const train_args *a)
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix",
                                           "--temperature", "--input", "--truncate", "--random-truncation",
                                           "--norms-every", "--norms-csv", NULL};
-    static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--bidirectional", "--embed",
+    static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
                                               "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
                                               "--warmup", "--clip", "--sampling", "--attention", "--teacher-forcing",
@@ -286,7 +286,8 @@ int cmd_train(int argc, char **argv)
     if (a.task >= TASK_SEQ2SEQ) return train_seq2seq(&a);
     if (a.task != TASK_LM)
         return train_task(&(task_config){.task = a.task, .cell = a.m.cell, .steps = (int)a.m.steps, .batch = (int)a.m.batch,
-                                         .hidden = (int)a.m.hidden, .layers = (int)a.m.layers, .total = a.steps,
+                                         .hidden = (int)a.m.hidden, .layers = (int)a.m.layers,
+                                         .stacking = (loom_stacking)a.m.stacking, .total = a.steps,
                                          .eval_every = a.eval_every, .optimizer = a.optimizer,
                                          .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,
                                          .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,

@@ -29,7 +29,7 @@ loom_status loom_task_build(loom_graph *g, loom_task_model *m, const loom_task_o
     bool adding = o->kind == LOOM_MODEL_ADDING;
     int T = task_len(o), B = o->batch, H = o->hidden, C = LOOM_COPY_ALPHABET + 2;
     loom_rnn_init(g, &m->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = adding ? 2 : C, .hidden_size = H,
-                                               .layers = o->layers ? o->layers : 1, .prefix = "rnn."});
+                                               .layers = o->layers ? o->layers : 1, .stacking = o->stacking, .prefix = "rnn."});
     if (adding) {
         m->x = loom_input(g, "x", loom_shape3(T, B, 2));
         m->y = loom_input(g, "y", loom_shape1(B));
@@ -92,6 +92,8 @@ static const char *const optim_names[] = {"sgd", "adam", "adamw"};
 static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
 static const char *const trunc_names[] = {"none", "fixed", "random"};
 static const char *const attention_names[] = {"none", "additive", "dot"};
+static const char *const stacking_names[] = {"plain", "residual", "highway", "dense"};
+
 #define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
 
 const char *loom_model_kind_name(loom_model_kind k) { return k >= 0 && k < COUNT(kind_names) ? kind_names[k] : "?"; }
@@ -192,6 +194,13 @@ static char *print(cJSON *o, bool ok)
     return s;
 }
 
+/* "stacking": written for stacks that are not plain (files of plain ones stay as they were) */
+static bool add_stacking(cJSON *o, loom_stacking s)
+{
+    return s == LOOM_STACK_PLAIN ||
+           ((int)s > 0 && (int)s < (int)COUNT(stacking_names) && cJSON_AddStringToObject(o, "stacking", stacking_names[s]));
+}
+
 char *loom_model_json(const loom_model_desc *m)
 {
     cJSON *o = cJSON_CreateObject();
@@ -204,7 +213,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "dropout", shortest(l->dropout)) && cJSON_AddNumberToObject(o, "steps", l->steps) &&
              cJSON_AddNumberToObject(o, "batch", l->batch) && cJSON_AddNumberToObject(o, "seed", (double)l->seed) &&
              cJSON_AddStringToObject(o, "truncation", trunc_names[l->trunc]) &&
-             cJSON_AddNumberToObject(o, "truncate", l->truncate);
+             cJSON_AddNumberToObject(o, "truncate", l->truncate) && add_stacking(o, l->stacking);
     } else if (ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         const loom_seq2seq_opts *s = &m->seq2seq;
         ok = add_cell(o, s->cell) &&
@@ -216,14 +225,21 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddStringToObject(o, "attention", attention_names[s->attention]) &&
              cJSON_AddNumberToObject(o, "src_steps", s->src_steps) && cJSON_AddNumberToObject(o, "tgt_steps", s->tgt_steps) &&
              cJSON_AddNumberToObject(o, "batch", s->batch) && cJSON_AddBoolToObject(o, "sampled", s->sampled) &&
-             cJSON_AddNumberToObject(o, "seed", (double)s->seed);
+             cJSON_AddNumberToObject(o, "seed", (double)s->seed) && add_stacking(o, s->stacking);
     } else if (ok) {
         const loom_task_opts *t = &m->task;
         ok = add_cell(o, t->cell) && cJSON_AddNumberToObject(o, "steps", t->steps) &&
              cJSON_AddNumberToObject(o, "batch", t->batch) && cJSON_AddNumberToObject(o, "hidden", t->hidden) &&
-             cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1);
+             cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1) && add_stacking(o, t->stacking);
     }
     return print(o, ok);
+}
+
+/* "stacking", absent from plain stacks' descriptions */
+static loom_stacking stacking(reader *r, const cJSON *o)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(o, "stacking")) return LOOM_STACK_PLAIN;
+    return (loom_stacking)name(r, "stacking", stacking_names, COUNT(stacking_names));
 }
 
 loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *err)
@@ -246,6 +262,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         l->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
         l->trunc = (loom_trunc)name(&r, "truncation", trunc_names, COUNT(trunc_names));
         l->truncate = l->trunc ? INT(&r, "truncate", 1, l->steps > 1 ? l->steps - 1 : 1) : 0;
+        l->stacking = stacking(&r, o);
     } else if (r.ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         loom_seq2seq_opts *s = &m->seq2seq;
         s->cell = cell(&r, "cell");
@@ -262,6 +279,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         s->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
         s->sampled = flag(&r, "sampled");
         s->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
+        s->stacking = stacking(&r, o);
     } else if (r.ok) {
         loom_task_opts *t = &m->task;
         t->kind = m->kind;
@@ -270,6 +288,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         t->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
         t->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
         t->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
+        t->stacking = stacking(&r, o);
     }
     cJSON_Delete(o);
     return r.ok ? LOOM_OK : LOOM_ERR_FORMAT;

@@ -42,6 +42,7 @@ loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target);
 typedef struct {
     const loom_cell_def *cell;
     int vocab, embed, hidden, layers;
+    loom_stacking stacking; /* how the layers join (loom/rnn.h) */
     float dropout;        /* between layers, on the embedding and before the decoder; training plans only */
     int steps, batch;
     uint64_t seed;        /* dropout; a random truncation's draw without trunc_xi */

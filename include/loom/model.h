@@ -55,6 +55,7 @@ typedef struct {
     loom_model_kind kind; /* LOOM_MODEL_ADDING or LOOM_MODEL_COPY */
     const loom_cell_def *cell;
     int steps, batch, hidden, layers;
+    loom_stacking stacking;
 } loom_task_opts;
 
 typedef struct {

@@ -103,10 +103,29 @@ const char *loom_cell_source(const loom_cell_def *cell);
 int loom_cell_equations(const loom_cell_def *cell);
 const char *loom_cell_equation(const loom_cell_def *cell, int k, char *buf, size_t n);
 
+/* How stacked layers connect (CS224n; TF's ResidualWrapper and
+ * HighwayWrapper; densely connected RNNs). x_l is layer l's input at a
+ * step, o_l its output there (dropout between layers applied to it), x_0
+ * the stack's input and x_L its output:
+ *   PLAIN:    x_{l+1} = o_l
+ *   RESIDUAL: x_{l+1} = o_l + x_l
+ *   HIGHWAY:  x_{l+1} = g ⊙ o_l + (1 − g) ⊙ x_l,  g = σ(W_g x_l + b_g): a gate
+ *             per layer, highway_l{k}.weight (W, W) and .bias (W), the bias
+ *             starting at −1 so that a layer first mostly carries its input
+ *             (Srivastava et al. 2015)
+ *   DENSE:    x_{l+1} = [x_l; o_l]: every layer reads the input and every
+ *             layer below it (layer l's weight_ih has input_size + l·W
+ *             columns); the stack's output is o_{L−1}
+ * with W = dirs · out_size. Residual and highway connections join a layer
+ * whose input is as wide as its output: every layer but the first, and the
+ * first too when input_size = W. */
+typedef enum { LOOM_STACK_PLAIN = 0, LOOM_STACK_RESIDUAL, LOOM_STACK_HIGHWAY, LOOM_STACK_DENSE } loom_stacking;
+
 typedef struct {
     const loom_cell_def *cell;
     int input_size, hidden_size;
     int layers;            /* default 1 */
+    loom_stacking stacking;
     bool bidirectional;
     float dropout;         /* between layers, training only (as torch.nn.RNN's dropout) */
     /* LSTM with projections (torch.nn.LSTM's proj_size, Sak et al. 2014):
@@ -131,6 +150,7 @@ typedef struct {
     int out_size; /* features of h and of each step's output: proj_size, or hidden_size */
     char param_name[LOOM_CELL_MAX_PARAMS][LOOM_NAME_MAX]; /* the cell's names (stems) */
     loom_tensor param[LOOM_RNN_MAX_LAYERS][2][LOOM_CELL_MAX_PARAMS];
+    loom_tensor highway[LOOM_RNN_MAX_LAYERS][2]; /* HIGHWAY: layer l's gate weight and bias (invalid where it has none) */
 } loom_rnn;
 
 /* Creates the parameters (named like PyTorch's state_dict: weight_ih_l0,

@@ -42,6 +42,7 @@ typedef struct {
     const loom_cell_def *cell;
     int src_vocab, tgt_vocab;
     int embed, hidden, layers;  /* the same on both sides (layers default 1) */
+    loom_stacking stacking;     /* how the layers of each side join (loom/rnn.h) */
     bool bidirectional;         /* the encoder */
     float dropout;              /* between recurrent layers, training plans only */
     loom_attention attention;
