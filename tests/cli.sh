@@ -82,6 +82,15 @@ check "--epochs 2 ran two epochs' batches ($rows steps)" [ "$rows" -ge 732 ] && 
 check "the summary names the steps run" grep -q "trained $rows steps" "$dir/out"
 expect 0 "on the held-out tenth of its training text (408 tokens)" -- "$loom" eval --load "$dir/ck.safetensors"
 expect 0 "on $dir/text.txt (4080 tokens)" -- "$loom" eval --load "$dir/ck.safetensors" --data "$dir/text.txt"
+# stacked layers joined (highway gates): resumed in two parts, the same run byte for byte
+hw="$small --layers 2 --stacking highway"
+expect 0 "" -- "$loom" train $hw --steps 12 --save "$dir/hw_half.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/hw_half.ckpt" --steps 20 --save "$dir/hw_resumed.ckpt"
+expect 0 "" -- "$loom" train $hw --steps 20 --save "$dir/hw_whole.ckpt"
+check "a highway stack resumes bit for bit" cmp -s "$dir/hw_resumed.ckpt" "$dir/hw_whole.ckpt"
+expect 2 "--stacking with --resume" -- "$loom" train --resume "$dir/hw_half.ckpt" --stacking dense --steps 20
+expect 2 "--stacking must be one of plain residual highway dense" -- "$loom" train $small --stacking skip
+expect 0 "gradcheck passed" -- "$loom" gradcheck --cell gru --layers 2 --stacking residual --input 6 --max-checks 20
 # the n-gram baseline: counted on the 3672 training characters, scored on the same 408 tokens as the model
 expect 0 "3-gram baseline (Laplace, ε = " -- "$loom" eval --load "$dir/ck.safetensors" --baseline 3
 check "the baseline is scored on the model's tokens" grep -q "perplexity .* on the same tokens" "$dir/out"

@@ -1039,20 +1039,31 @@ Test(model, descriptions_go_to_json_and_back)
 {
     loom_model_desc lm = {.kind = LOOM_MODEL_LM,
                           .lm = {.cell = &mgu_cell, .vocab = 28, .embed = 8, .hidden = 64, .layers = 2, .dropout = 0.25f,
-                                 .steps = 35, .batch = 32, .seed = 7, .trunc = LOOM_TRUNC_RANDOM, .truncate = 5}};
+                                 .steps = 35, .batch = 32, .seed = 7, .trunc = LOOM_TRUNC_RANDOM, .truncate = 5,
+                                 .stacking = LOOM_STACK_HIGHWAY}};
     loom_model_desc s2s = {.kind = LOOM_MODEL_SEQ2SEQ,
                            .seq2seq = {.cell = &loom_cell_gru, .src_vocab = 100, .tgt_vocab = 90, .embed = 32, .hidden = 64,
                                        .layers = 2, .bidirectional = true, .dropout = 0.1f, .attention = LOOM_ATTN_DOT,
-                                       .src_steps = 10, .tgt_steps = 12, .batch = 64, .sampled = true, .seed = 3}};
+                                       .src_steps = 10, .tgt_steps = 12, .batch = 64, .sampled = true, .seed = 3,
+                                       .stacking = LOOM_STACK_RESIDUAL}};
     loom_model_desc copy = {.kind = LOOM_MODEL_COPY,
-                            .task = {.kind = LOOM_MODEL_COPY, .cell = &loom_cell_lstm, .steps = 50, .batch = 16, .hidden = 32, .layers = 1}};
+                            .task = {.kind = LOOM_MODEL_COPY, .cell = &loom_cell_lstm, .steps = 50, .batch = 16, .hidden = 32, .layers = 1,
+                                     .stacking = LOOM_STACK_DENSE}};
     cr_assert_eq(loom_cell_register(&mgu_cell), LOOM_OK); /* a user's cell is described by its name */
     same_json_twice(&lm), same_json_twice(&s2s), same_json_twice(&copy);
     loom_model_desc back;
     char *j = loom_model_json(&lm);
     loom_model_parse(j, &back, NULL);
     cr_assert_eq(back.lm.cell, &mgu_cell);
-    cr_assert(back.lm.vocab == 28 && back.lm.layers == 2 && back.lm.trunc == LOOM_TRUNC_RANDOM && back.lm.truncate == 5);
+    cr_assert(back.lm.vocab == 28 && back.lm.layers == 2 && back.lm.trunc == LOOM_TRUNC_RANDOM && back.lm.truncate == 5 &&
+              back.lm.stacking == LOOM_STACK_HIGHWAY);
+    cr_assert(strstr(j, "\"stacking\":\"highway\""), "by name: %s", j);
+    free(j);
+    lm.lm.stacking = LOOM_STACK_PLAIN; /* a plain stack is described as before stacking was known */
+    j = loom_model_json(&lm);
+    cr_assert(!strstr(j, "stacking"), "%s", j);
+    loom_model_parse(j, &back, NULL);
+    cr_assert_eq(back.lm.stacking, LOOM_STACK_PLAIN);
     free(j);
     loom_train_desc t = {.optim = {.kind = LOOM_OPT_ADAMW, .lr = 0.003f, .weight_decay = 0.01f},
                          .schedule = {.kind = LOOM_SCHED_COSINE, .total = 600, .warmup = 20},
@@ -1076,6 +1087,7 @@ Test(model, bad_descriptions_are_refused_by_name)
         {"{\"kind\":\"copy\",\"cell\":\"gru\",\"steps\":5.5,\"batch\":4,\"hidden\":8,\"layers\":1}", "'steps' is out of range"},
         {"{\"kind\":\"copy\",\"cell\":\"gru\",\"batch\":4,\"hidden\":8,\"layers\":1}", "'steps' is missing"},
         {"[1,2]", "'kind'"},
+        {"{\"kind\":\"copy\",\"cell\":\"gru\",\"steps\":5,\"batch\":4,\"hidden\":8,\"layers\":2,\"stacking\":\"diagonal\"}", "'stacking'"},
         {"not json", "is not a JSON object"},
     };
     for (unsigned i = 0; i < sizeof cases / sizeof *cases; i++) {
