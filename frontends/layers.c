@@ -56,6 +56,11 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
         loom_graph_fail(g, LOOM_ERR_ARG, "lm: needs a cell, vocab, hidden, steps and batch >= 1 (embed >= 0)");
         return LOOM_ERR_ARG;
     }
+    if (opts->tie_weights && opts->embed != opts->hidden) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "lm: tied weights need an embedding as wide as the hidden state (embed %d, hidden %d)",
+                        opts->embed, opts->hidden);
+        return LOOM_ERR_ARG;
+    }
     lm->o = *opts;
     const loom_lm_opts *o = &lm->o;
     int T = o->steps, B = o->batch, layers = o->layers ? o->layers : 1, S = o->cell->n_states;
@@ -75,7 +80,12 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
     lm->out = loom_rnn_apply(g, &lm->rnn, x, &args);
     loom_tensor y = lm->out.output;
     if (o->dropout > 0) y = loom_dropout(g, y, o->dropout, o->seed ^ 0xDEC0ull);
-    lm->logits = loom_linear(g, "decoder", y, o->vocab);
+    if (o->tie_weights) { /* the embedding's matrix as the decoder's weight; a bias of its own (PyTorch's init) */
+        loom_tensor bias = loom_param_init(g, "decoder.bias", loom_shape1(o->vocab), LOOM_INIT_UNIFORM, 1.0f / sqrtf((float)o->hidden));
+        lm->logits = loom_dense_apply(g, (loom_dense){loom_graph_find(g, "embedding.weight"), bias}, y);
+    } else {
+        lm->logits = loom_linear(g, "decoder", y, o->vocab);
+    }
     lm->loss = loom_cross_entropy(g, lm->logits, lm->targets, LOOM_NO_MASK);
     if (loom_valid(lm->loss)) loom_tensor_set_name(g, lm->loss, "loss");
     return loom_graph_status(g);

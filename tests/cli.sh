@@ -91,6 +91,16 @@ check "a highway stack resumes bit for bit" cmp -s "$dir/hw_resumed.ckpt" "$dir/
 expect 2 "--stacking with --resume" -- "$loom" train --resume "$dir/hw_half.ckpt" --stacking dense --steps 20
 expect 2 "--stacking must be one of plain residual highway dense" -- "$loom" train $small --stacking skip
 expect 0 "gradcheck passed" -- "$loom" gradcheck --cell gru --layers 2 --stacking residual --input 6 --max-checks 20
+# tied weights: the embedding is the decoder's weight; resumed bit for bit; eval and generate read it
+tied="$small --embed 8 --tie-weights"
+expect 0 "" -- "$loom" train $tied --steps 12 --save "$dir/tied_half.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/tied_half.ckpt" --steps 20 --save "$dir/tied_resumed.ckpt"
+expect 0 "" -- "$loom" train $tied --steps 20 --save "$dir/tied_whole.ckpt"
+check "a tied model resumes bit for bit" cmp -s "$dir/tied_resumed.ckpt" "$dir/tied_whole.ckpt"
+expect 0 "perplexity" -- "$loom" eval --load "$dir/tied_whole.ckpt"
+expect 0 "" -- "$loom" generate --load "$dir/tied_whole.ckpt" --length 10
+expect 2 "give --embed 8 (= --hidden)" -- "$loom" train $small --tie-weights
+expect 2 "--tie-weights" -- "$loom" train --task adding --tie-weights
 # the n-gram baseline: counted on the 3672 training characters, scored on the same 408 tokens as the model
 expect 0 "3-gram baseline (Laplace, ε = " -- "$loom" eval --load "$dir/ck.safetensors" --baseline 3
 check "the baseline is scored on the model's tokens" grep -q "perplexity .* on the same tokens" "$dir/out"

@@ -449,6 +449,47 @@ Test(lm, names_and_gradients)
     }
 }
 
+/* Tied weights: the decoder reads the embedding's matrix (no
+ * decoder.weight; the embedding's gradient sums both uses), logits = y Eᵀ +
+ * b, gradients that check; an embedding narrower than the state refused. */
+Test(lm, tied_weights)
+{
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = 7, .embed = 4, .hidden = 4, .layers = 2,
+                                                       .steps = 3, .batch = 2, .tie_weights = true, .stacking = LOOM_STACK_RESIDUAL}),
+                 LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(!loom_valid(loom_graph_find(g, "decoder.weight")) && loom_valid(loom_graph_find(g, "decoder.bias")));
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 3);
+    int n = loom_store_bindings(s, NULL, 0);
+    loom_binding b[40];
+    loom_store_bindings(s, b, n);
+    int32_t tok[6] = {0, 6, 2, 3, 1, 4}, tgt[6] = {5, 2, 3, 1, 4, 0};
+    loom_binding fixed[3] = {{lm.tokens, tok}, {lm.targets, tgt}, {lm.init[0], rnd_buf(16, -0.5f, 0.5f)}};
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, lm.loss, b, n, fixed, 3, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(r.passed, "worst %g vs %g", r.worst_analytic, r.worst_numeric);
+    /* the logits, by hand: the last layer's output times the embedding's transpose, plus the bias */
+    loom_tensor by_hand = loom_add(g, loom_matmul(g, lm.out.output, loom_graph_find(g, "embedding.weight"), false, true),
+                                   loom_graph_find(g, "decoder.bias"));
+    loom_tensor d = loom_sub(g, lm.logits, by_hand), err = loom_sum_all(g, loom_mul(g, d, d));
+    loom_binding all[42];
+    memcpy(all, b, (size_t)n * sizeof *b), memcpy(all + n, fixed, sizeof fixed);
+    float e = -1;
+    cr_assert_eq(loom_node_values(g, err, all, n + 3, &e, 1), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_eq(e, 0.0f);
+    free(fixed[2].data);
+    loom_store_free(s);
+    loom_graph_free(g);
+    g = loom_graph_new();
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = 7, .embed = 3, .hidden = 4, .steps = 3,
+                                                       .batch = 2, .tie_weights = true}),
+                 LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "embed 3, hidden 4"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}
+
 /* ---- loom train ---- */
 
 #include "tool.h"
@@ -1040,7 +1081,7 @@ Test(model, descriptions_go_to_json_and_back)
     loom_model_desc lm = {.kind = LOOM_MODEL_LM,
                           .lm = {.cell = &mgu_cell, .vocab = 28, .embed = 8, .hidden = 64, .layers = 2, .dropout = 0.25f,
                                  .steps = 35, .batch = 32, .seed = 7, .trunc = LOOM_TRUNC_RANDOM, .truncate = 5,
-                                 .stacking = LOOM_STACK_HIGHWAY}};
+                                 .stacking = LOOM_STACK_HIGHWAY, .tie_weights = true}};
     loom_model_desc s2s = {.kind = LOOM_MODEL_SEQ2SEQ,
                            .seq2seq = {.cell = &loom_cell_gru, .src_vocab = 100, .tgt_vocab = 90, .embed = 32, .hidden = 64,
                                        .layers = 2, .bidirectional = true, .dropout = 0.1f, .attention = LOOM_ATTN_DOT,
@@ -1056,12 +1097,12 @@ Test(model, descriptions_go_to_json_and_back)
     loom_model_parse(j, &back, NULL);
     cr_assert_eq(back.lm.cell, &mgu_cell);
     cr_assert(back.lm.vocab == 28 && back.lm.layers == 2 && back.lm.trunc == LOOM_TRUNC_RANDOM && back.lm.truncate == 5 &&
-              back.lm.stacking == LOOM_STACK_HIGHWAY);
+              back.lm.stacking == LOOM_STACK_HIGHWAY && back.lm.tie_weights);
     cr_assert(strstr(j, "\"stacking\":\"highway\""), "by name: %s", j);
     free(j);
-    lm.lm.stacking = LOOM_STACK_PLAIN; /* a plain stack is described as before stacking was known */
+    lm.lm.stacking = LOOM_STACK_PLAIN, lm.lm.tie_weights = false; /* described as before stacking and tying were known */
     j = loom_model_json(&lm);
-    cr_assert(!strstr(j, "stacking"), "%s", j);
+    cr_assert(!strstr(j, "stacking") && !strstr(j, "tie_weights"), "%s", j);
     loom_model_parse(j, &back, NULL);
     cr_assert_eq(back.lm.stacking, LOOM_STACK_PLAIN);
     free(j);
@@ -1087,6 +1128,8 @@ Test(model, bad_descriptions_are_refused_by_name)
         {"{\"kind\":\"copy\",\"cell\":\"gru\",\"steps\":5.5,\"batch\":4,\"hidden\":8,\"layers\":1}", "'steps' is out of range"},
         {"{\"kind\":\"copy\",\"cell\":\"gru\",\"batch\":4,\"hidden\":8,\"layers\":1}", "'steps' is missing"},
         {"[1,2]", "'kind'"},
+        {"{\"kind\":\"lm\",\"cell\":\"gru\",\"vocab\":5,\"embed\":4,\"hidden\":4,\"layers\":1,\"dropout\":0,\"steps\":3,"
+         "\"batch\":2,\"seed\":1,\"truncation\":\"none\",\"truncate\":0,\"tie_weights\":3}", "'tie_weights'"},
         {"{\"kind\":\"copy\",\"cell\":\"gru\",\"steps\":5,\"batch\":4,\"hidden\":8,\"layers\":2,\"stacking\":\"diagonal\"}", "'stacking'"},
         {"not json", "is not a JSON object"},
     };

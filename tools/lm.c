@@ -67,7 +67,8 @@ static int build(run *r)
     if (!r->g) return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
                                                  .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
-                                                 .stacking = (loom_stacking)a->m.stacking, .dropout = (float)a->dropout, .steps = T, .batch = B,
+                                                 .stacking = (loom_stacking)a->m.stacking, .tie_weights = a->tie_weights,
+                                                 .dropout = (float)a->dropout, .steps = T, .batch = B,
                                                  .seed = (uint64_t)a->m.seed,
                                                  .trunc = !a->truncate ? LOOM_TRUNC_NONE
                                                           : a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED,

@@ -51,6 +51,8 @@ const tool_opt train_opts[] = {
      .help = "character (code point) or word tokens (default char)"},
     {"--letters-only", OPT_FLAG, A(letters_only), .help = "d2l's preprocessing: runs of non-letters become one space, lower case"},
     {"--embed", OPT_INT, A(embed), 0, TOOL_MAX_EMBED, .arg = "E", .help = "embedding size (default 0: one-hot input)"},
+    {"--tie-weights", OPT_FLAG, A(tie_weights),
+     .help = "a language model's decoder weight is its embedding's (Press & Wolf): needs --embed = --hidden"},
     {"--dropout", OPT_REAL, A(dropout), 0, 0.99, .arg = "P", .help = "between layers, on the embedding and the output (default 0)"},
     {"--steps", OPT_INT, A(steps), 1, 1L << 40, .arg = "N", .help = "optimiser steps (default 600)"},
     {"--epochs", OPT_INT, A(epochs), 1, 1L << 20, .arg = "N", .help = "instead of --steps: N whole passes over the training text"},
@@ -116,16 +118,17 @@ static bool honoured(const train_args *a)
 {
     static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
                                          "--eval-pairs", "--input", NULL};
-    static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--dropout",
+    static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--tie-weights", "--dropout",
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
                                            "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
                                            "--min-freq", "--eval-pairs", "--input", "--bidirectional", "--truncate",
                                            "--random-truncation", NULL};
-    static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix",
+    static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix", "--tie-weights",
                                           "--temperature", "--input", "--truncate", "--random-truncation",
                                           "--norms-every", "--norms-csv", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
+                                              "--tie-weights",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
                                               "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
                                               "--warmup", "--clip", "--sampling", "--attention", "--teacher-forcing",
@@ -247,6 +250,11 @@ static int parse(train_args *a, int argc, char **argv)
         if (!a->m.batch) a->m.batch = 32;
         if (a->embed < 0) a->embed = 0;
         if (!a->steps_given && !a->epochs) a->steps = 600;
+        if (a->tie_weights && a->embed != a->m.hidden && !a->resume) {
+            fprintf(stderr, "loom train: --tie-weights shares the embedding with the decoder: give --embed %ld (= --hidden)\n",
+                    a->m.hidden);
+            return 2;
+        }
     }
     if (!a->data && a->task == TASK_LM && !a->resume) { /* d2l's settings for d2l's text */
         a->data = tool_corpus();

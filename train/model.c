@@ -213,7 +213,8 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "dropout", shortest(l->dropout)) && cJSON_AddNumberToObject(o, "steps", l->steps) &&
              cJSON_AddNumberToObject(o, "batch", l->batch) && cJSON_AddNumberToObject(o, "seed", (double)l->seed) &&
              cJSON_AddStringToObject(o, "truncation", trunc_names[l->trunc]) &&
-             cJSON_AddNumberToObject(o, "truncate", l->truncate) && add_stacking(o, l->stacking);
+             cJSON_AddNumberToObject(o, "truncate", l->truncate) && add_stacking(o, l->stacking) &&
+             (!l->tie_weights || cJSON_AddBoolToObject(o, "tie_weights", true));
     } else if (ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         const loom_seq2seq_opts *s = &m->seq2seq;
         ok = add_cell(o, s->cell) &&
@@ -263,6 +264,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         l->trunc = (loom_trunc)name(&r, "truncation", trunc_names, COUNT(trunc_names));
         l->truncate = l->trunc ? INT(&r, "truncate", 1, l->steps > 1 ? l->steps - 1 : 1) : 0;
         l->stacking = stacking(&r, o);
+        l->tie_weights = cJSON_GetObjectItemCaseSensitive(o, "tie_weights") && flag(&r, "tie_weights"); /* absent: untied */
     } else if (r.ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         loom_seq2seq_opts *s = &m->seq2seq;
         s->cell = cell(&r, "cell");

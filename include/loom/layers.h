@@ -43,6 +43,10 @@ typedef struct {
     const loom_cell_def *cell;
     int vocab, embed, hidden, layers;
     loom_stacking stacking; /* how the layers join (loom/rnn.h) */
+    /* The decoder's weight is the embedding's (Press & Wolf 2017; Inan et
+     * al. 2017): logits = y Eᵀ + decoder.bias, no decoder.weight; needs
+     * embed = hidden. */
+    bool tie_weights;
     float dropout;        /* between layers, on the embedding and before the decoder; training plans only */
     int steps, batch;
     uint64_t seed;        /* dropout; a random truncation's draw without trunc_xi */
