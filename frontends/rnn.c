@@ -3,6 +3,7 @@
  * carries the tags (t, l, d). */
 #include "loom/rnn.h"
 
+#include "loom/inspect.h"
 #include "loom/random.h"
 
 #include <math.h>
@@ -34,12 +35,13 @@ loom_status loom_rnn_init(loom_graph *g, loom_rnn *rnn, const loom_rnn_opts *opt
     const char *cn = o->cell->name ? o->cell->name : "cell";
     if (o->input_size < 1 || o->hidden_size < 1 || o->layers < 1 || o->layers > LOOM_RNN_MAX_LAYERS ||
         !(o->dropout >= 0.0f && o->dropout < 1.0f) || o->cell->n_states < 1 || o->cell->n_states > LOOM_CELL_MAX_STATES ||
-        o->stacking < LOOM_STACK_PLAIN || o->stacking > LOOM_STACK_DENSE) {
+        o->stacking < LOOM_STACK_PLAIN || o->stacking > LOOM_STACK_DENSE || !(o->state_dropout >= 0.0f && o->state_dropout < 1.0f) ||
+        !(o->weight_drop >= 0.0f && o->weight_drop < 1.0f) || !(o->zoneout >= 0.0f && o->zoneout < 1.0f)) {
         loom_graph_fail(g, LOOM_ERR_ARG,
-                        "rnn %s: bad options: input_size %d, hidden_size %d, layers %d (1..%d), dropout %g ([0, 1)), "
-                        "states %d (1..%d), stacking %d",
-                        cn, o->input_size, o->hidden_size, o->layers, LOOM_RNN_MAX_LAYERS, o->dropout, o->cell->n_states,
-                        LOOM_CELL_MAX_STATES, (int)o->stacking);
+                        "rnn %s: bad options: input_size %d, hidden_size %d, layers %d (1..%d), dropout %g, state dropout %g, "
+                        "weight drop %g, zoneout %g (each in [0, 1)), states %d (1..%d), stacking %d",
+                        cn, o->input_size, o->hidden_size, o->layers, LOOM_RNN_MAX_LAYERS, o->dropout, o->state_dropout,
+                        o->weight_drop, o->zoneout, o->cell->n_states, LOOM_CELL_MAX_STATES, (int)o->stacking);
         return LOOM_ERR_ARG;
     }
     if ((o->proj_size || o->unit_forget_bias) && o->cell != &loom_cell_lstm) {
@@ -198,6 +200,79 @@ static loom_tags tags(const unroll *u, int t, int l, int d)
     return (loom_tags){t, (int16_t)l, (int8_t)d, LOOM_ROLE_FORWARD, 0, u->cell_label, 0};
 }
 
+/* ---- recurrent regularisation (loom_rnn_opts) ---- */
+
+/* A mask's seed: one per use (what), layer, direction, step (−1: every step) and state. */
+static uint64_t mask_seed(const loom_rnn_opts *o, uint64_t what, int l, int d, int t, int s)
+{
+    return o->seed + what * 0x9E3779B97F4A7C15ull + (uint64_t)l * 1000003u + (uint64_t)d * 7919u + (uint64_t)(t + 1) * 131u +
+           (uint64_t)s;
+}
+
+/* An inverted-dropout mask of shape s (0, or 1/(1 − p)): the same values
+ * wherever it is used in one run (they depend on the seed, the run and the
+ * element); ones in evaluation plans. */
+static loom_tensor dropout_mask(loom_graph *g, loom_shape s, float p, uint64_t seed)
+{
+    return loom_dropout(g, loom_fill(g, s, 1.0f), p, seed);
+}
+
+/* What a layer's steps share: its parameters, the recurrent ones through
+ * their DropConnect mask, and the hidden state's variational mask. */
+typedef struct {
+    loom_tensor param[LOOM_CELL_MAX_PARAMS];
+    loom_tensor state_mask; /* invalid: none */
+} layer_regs;
+
+static void layer_regs_new(loom_graph *g, const unroll *u, int l, int d, int in_width, layer_regs *r)
+{
+    const loom_rnn *rnn = u->rnn;
+    const loom_rnn_opts *o = &rnn->o;
+    memcpy(r->param, rnn->param[l][d], sizeof r->param);
+    r->state_mask = LOOM_INVALID;
+    if (o->weight_drop > 0) {
+        bool rec[LOOM_CELL_MAX_PARAMS] = {false};
+        if (loom_cell_recurrent_params(u->cell, in_width, o->hidden_size, rec, LOOM_CELL_MAX_PARAMS)) {
+            loom_graph_fail(g, LOOM_ERR_ARG, "rnn %s: weight drop: cannot tell the recurrent weights", u->cn);
+            return;
+        }
+        for (int i = 0; i < rnn->n_params; i++)
+            if (rec[i]) r->param[i] = loom_dropout(g, r->param[i], o->weight_drop, mask_seed(o, 1, l, d, -1, i));
+    }
+    if (o->state_dropout > 0)
+        r->state_mask = dropout_mask(g, loom_shape2(u->B, u->W[0]), o->state_dropout, mask_seed(o, 2, l, d, -1, 0));
+}
+
+static bool check_step(loom_graph *g, const unroll *u, loom_tensor y, const loom_tensor *next);
+
+/* One step of layer l in direction d: the cell on x and the states st (h
+ * through its mask), the new states zoned out; the step's output (h's
+ * zoned-out value where the output is h), or invalid after an error. */
+static loom_tensor cell_step(loom_graph *g, const unroll *u, const layer_regs *r, int l, int d, int t, loom_tensor x,
+                             const loom_tensor *st, loom_tensor *next)
+{
+    const loom_rnn_opts *o = &u->rnn->o;
+    loom_tensor in[LOOM_CELL_MAX_STATES];
+    for (int s = 0; s < u->S; s++) in[s] = st[s], next[s] = LOOM_INVALID;
+    if (loom_valid(r->state_mask)) in[0] = loom_mul(g, st[0], r->state_mask);
+    char where[160]; /* an error the cell's step makes says where it was made */
+    snprintf(where, sizeof where, "cell %s, step %d of %d, layer %d, %s", u->cn, t + 1, u->T, l, d ? "reverse" : "forward");
+    loom_graph_set_context(g, where);
+    loom_tensor y = u->cell->step(g, u->cell, r->param, x, in, next);
+    loom_graph_set_context(g, NULL);
+    if (!check_step(g, u, y, next)) return LOOM_INVALID;
+    if (o->zoneout > 0) { /* s_{t−1} + k ⊙ (s̃_t − s_{t−1}), k 1 with probability 1 − p (its expectation 1 − p in evaluation) */
+        bool y_is_h = y.id == next[0].id;
+        for (int s = 0; s < u->S; s++) {
+            loom_tensor k = loom_affine(g, dropout_mask(g, loom_shape2(u->B, u->W[s]), o->zoneout, mask_seed(o, 3, l, d, t, s)),
+                                        1.0f - o->zoneout, 0.0f);
+            next[s] = loom_add(g, st[s], loom_mul(g, k, loom_sub(g, next[s], st[s])));
+        }
+        if (y_is_h) y = next[0];
+    }
+    return loom_graph_failed(g) ? LOOM_INVALID : y;
+}
+
 /* Checks x, the initial states, the lengths and the truncation; sets the
  * sizes and the mask. */
 static bool check_args(loom_graph *g, unroll *u, loom_tensor x, const loom_rnn_args *args)
@@ -276,6 +351,8 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
     int T = u->T, S = u->S, B = u->B;
     loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
     loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)d));
+    layer_regs regs; /* built once, outside the steps: every step shares them */
+    layer_regs_new(g, u, l, d, loom_tensor_shape(g, u->in_t[0]).d[1], &regs);
     for (int s = 0; s < S; s++) {
         loom_tensor i0 = args ? args->init[s] : LOOM_INVALID;
         st[s] = loom_valid(i0) ? loom_reshape(g, loom_slice(g, i0, 0, l * u->D + d, 1), loom_shape2(B, u->W[s]))
@@ -292,14 +369,8 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
             loom_tensor xi = loom_valid(args->trunc_xi) ? args->trunc_xi : u->xi_const;
             for (int s = 0; s < S; s++) st[s] = loom_scale_grad(g, st[s], xi, d * T + t);
         }
-        for (int s = 0; s < S; s++) next[s] = LOOM_INVALID;
-        /* an error the cell's step makes says where it was made */
-        char where[160];
-        snprintf(where, sizeof where, "cell %s, step %d of %d, layer %d, %s", u->cn, t + 1, T, l, d ? "reverse" : "forward");
-        loom_graph_set_context(g, where);
-        loom_tensor y = u->cell->step(g, u->cell, u->rnn->param[l][d], u->in_t[t], st, next);
-        loom_graph_set_context(g, NULL);
-        if (!check_step(g, u, y, next)) return;
+        loom_tensor y = cell_step(g, u, &regs, l, d, t, u->in_t[t], st, next);
+        if (!loom_valid(y)) return;
         if (loom_valid(u->mask)) {
             /* past a sequence's end its state holds and its output is 0 */
             loom_tensor m = loom_reshape(g, loom_slice(g, u->mask, 0, t, 1), loom_shape2(B, 1));
@@ -322,11 +393,22 @@ static void run_direction(loom_graph *g, unroll *u, int l, int d, const loom_rnn
  * The layers pass each step's output straight to the next layer's step (no
  * stacking and re-slicing), so that step t of layer l+1 reads step t of
  * layer l (and, joined, what layer l read) and nothing else. */
-static loom_tensor join(loom_graph *g, const loom_rnn *rnn, int l, int t, loom_tensor x, loom_tensor y)
+/* Variational dropout between layers: layer l's mask for outputs of shape s (invalid: none). */
+static loom_tensor layer_mask(loom_graph *g, const loom_rnn *rnn, int l, loom_shape s)
+{
+    const loom_rnn_opts *o = &rnn->o;
+    return l < o->layers - 1 && o->dropout > 0.0f && o->variational ? dropout_mask(g, s, o->dropout, mask_seed(o, 4, l, 0, -1, 0))
+                                                                     : LOOM_INVALID;
+}
+
+static loom_tensor join(loom_graph *g, const loom_rnn *rnn, int l, int t, loom_tensor x, loom_tensor y, loom_tensor mask)
 {
     const loom_rnn_opts *o = &rnn->o;
     bool last = l == o->layers - 1, same = loom_tensor_shape(g, x).d[1] == rnn->dirs * rnn->out_size;
-    if (!last && o->dropout > 0.0f) y = loom_dropout(g, y, o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
+    if (loom_valid(mask)) /* one mask for every step */
+        y = loom_mul(g, y, mask);
+    else if (!last && o->dropout > 0.0f)
+        y = loom_dropout(g, y, o->dropout, o->seed + (uint64_t)l * 1000003u + (uint64_t)t);
     if (o->stacking == LOOM_STACK_RESIDUAL && same) return loom_add(g, y, x);
     if (o->stacking == LOOM_STACK_HIGHWAY && same) { /* x + g ⊙ (y − x) */
         loom_tensor gate = loom_sigmoid(g, loom_add(g, loom_matmul(g, x, rnn->highway[l][0], false, true), rnn->highway[l][1]));
@@ -339,10 +421,12 @@ static loom_tensor join(loom_graph *g, const loom_rnn *rnn, int l, int t, loom_t
 static void join_layer(loom_graph *g, unroll *u, int l)
 {
     int T = u->T;
+    loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0)));
+    loom_tensor mask = layer_mask(g, u->rnn, l, loom_shape2(u->B, u->D * u->W[0])); /* outside the steps: shared */
     for (int t = 0; t < T && !loom_graph_failed(g); t++) {
         loom_graph_set_tags(g, tags(u, t, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0)));
         loom_tensor y = u->D == 2 ? loom_concat(g, (loom_tensor[]){u->out_t[t], u->out_t[T + t]}, 2, 1) : u->out_t[t];
-        u->in_t[t] = join(g, u->rnn, l, t, u->in_t[t], y);
+        u->in_t[t] = join(g, u->rnn, l, t, u->in_t[t], y, mask);
     }
 }
 
@@ -424,17 +508,15 @@ loom_tensor loom_rnn_step(loom_graph *g, const loom_rnn *rnn, int t, loom_tensor
         loom_tensor st[LOOM_CELL_MAX_STATES], next[LOOM_CELL_MAX_STATES];
         for (int s = 0; s < u.S; s++) st[s] = state[s][l], next[s] = LOOM_INVALID;
         loom_graph_set_tags(g, tags(&u, t, (int16_t)l, 0));
-        char where[160];
-        snprintf(where, sizeof where, "cell %s, step %d, layer %d", u.cn, t + 1, l);
-        loom_graph_set_context(g, where);
-        y = u.cell->step(g, u.cell, rnn->param[l][0], in, st, next);
-        loom_graph_set_context(g, NULL);
-        if (!check_step(g, &u, y, next)) break;
+        layer_regs regs; /* the same masks as the unrolled stack's, step by step */
+        layer_regs_new(g, &u, l, 0, loom_tensor_shape(g, in).d[1], &regs);
+        y = cell_step(g, &u, &regs, l, 0, t, in, st, next);
+        if (!loom_valid(y)) break;
         for (int s = 0; s < u.S; s++) {
             state[s][l] = next[s];
             mark_state(g, next[s], t, s);
         }
-        in = join(g, rnn, l, t, in, y);
+        in = join(g, rnn, l, t, in, y, layer_mask(g, rnn, l, loom_tensor_shape(g, y)));
     }
     loom_graph_set_tags(g, saved);
     return loom_graph_failed(g) ? LOOM_INVALID : in;

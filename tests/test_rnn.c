@@ -868,3 +868,124 @@ Test(rnn, stacking_joins_layers_as_documented)
     cr_assert(strstr(loom_graph_error(g), "stacking 7"), "%s", loom_graph_error(g));
     loom_graph_free(g);
 }
+
+/* ---- recurrent regularisation ---- */
+
+/* Gradients that check through every regulariser (its masks fixed by the
+ * run's seed), for built-in cells and a user cell. */
+static void check_regs(const loom_cell_def *cell, bool bi, loom_rnn_opts r)
+{
+    enum { T = 4, B = 2, I = 3, H = 3, L = 2 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    r.cell = cell, r.input_size = I, r.hidden_size = H, r.layers = L, r.bidirectional = bi, r.seed = 9;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &r), LOOM_OK, "%s", loom_graph_error(g));
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_binding wrt[1 + LOOM_RNN_MAX_LAYERS * 2 * LOOM_CELL_MAX_PARAMS];
+    int nw = 0;
+    wrt[nw++] = (loom_binding){x, rnd_buf(T * B * I, -1, 1)};
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+    for (int l = 0; l < L; l++)
+        for (int d = 0; d < (bi ? 2 : 1); d++)
+            for (int i = 0; i < rnn.n_params; i++)
+                wrt[nw++] = (loom_binding){rnn.param[l][d][i], rnd_buf(loom_tensor_numel(g, rnn.param[l][d][i]), -0.8f, 0.8f)};
+    loom_tensor loss = loom_add(g, weighted_loss(g, o.output), loom_sum_all(g, loom_mul(g, o.final[0], o.final[0])));
+    loom_gradcheck_result res;
+    cr_assert_eq(loom_gradcheck(g, loss, wrt, nw, NULL, 0, NULL, &res), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(res.passed, "%s: wrt[%d] element %lld: analytic %g numeric %g", cell->name, res.worst_tensor,
+              (long long)res.worst_index, res.worst_analytic, res.worst_numeric);
+    for (int i = 0; i < nw; i++) free(wrt[i].data);
+    loom_graph_free(g);
+}
+Test(gradcheck, state_dropout) { check_regs(&loom_cell_lstm, true, (loom_rnn_opts){.state_dropout = 0.4f}); }
+Test(gradcheck, weight_drop) { check_regs(&loom_cell_gru, false, (loom_rnn_opts){.weight_drop = 0.5f}); }
+Test(gradcheck, weight_drop_user_cell) { check_regs(&mgu_cell, true, (loom_rnn_opts){.weight_drop = 0.3f}); }
+Test(gradcheck, zoneout) { check_regs(&loom_cell_lstm, false, (loom_rnn_opts){.zoneout = 0.3f}); }
+Test(gradcheck, variational_layer_dropout)
+{
+    check_regs(&loom_cell_rnn_tanh, true, (loom_rnn_opts){.dropout = 0.4f, .variational = true, .zoneout = 0.2f});
+}
+
+/* How many dropout nodes a graph has. */
+static int dropouts(const loom_graph *g)
+{
+    int n = 0;
+    for (int32_t i = 0; i < loom_graph_size(g); i++) n += !strcmp(loom_op_name(loom_graph_node(g, loom_at(i))->op), "dropout");
+    return n;
+}
+
+/* A stack with regularisers built over x; its output's values in a training or an evaluation plan. */
+static float *regs_output(loom_rnn_opts r, int T, const float *xv, const float *const *w, bool train, int *n_dropouts)
+{
+    enum { B = 4, I = 3, H = 5 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    r.cell = &loom_cell_gru, r.input_size = I, r.hidden_size = H, r.layers = r.layers ? r.layers : 2, r.seed = 11;
+    cr_assert_eq(loom_rnn_init(g, &rnn, &r), LOOM_OK, "%s", loom_graph_error(g));
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_plan *p = loom_plan_new(g, &o.output, 1, &(loom_plan_opts){.eval = !train, .seed = 3});
+    cr_assert(p, "%s", loom_graph_error(g));
+    loom_bind(p, x, xv);
+    for (int l = 0; l < r.layers; l++)
+        for (int i = 0; i < 4; i++) loom_bind(p, rnn.param[l][0][i], w[l * 4 + i]);
+    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    size_t n = (size_t)T * B * H;
+    float *out = malloc(n * sizeof *out);
+    memcpy(out, loom_plan_output(p, o.output), n * sizeof *out);
+    if (n_dropouts) *n_dropouts = dropouts(g);
+    loom_plan_free(p);
+    loom_graph_free(g);
+    return out;
+}
+
+/* Each regulariser: masks shared as documented (one per sequence or run,
+ * not one per step: the dropout nodes do not grow with T), the plain
+ * stack's values in evaluation (zoneout: s_t = p s_{t−1} + (1 − p) s̃_t),
+ * and something else in training. */
+Test(rnn, regularisers_share_their_masks_and_vanish_in_evaluation)
+{
+    enum { T = 6, B = 4, I = 3, H = 5 };
+    float *xv = rnd_buf(T * B * I, -1, 1), *w[8];
+    int sizes[4] = {3 * H * I, 3 * H * H, 3 * H, 3 * H};
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < 4; i++) w[l * 4 + i] = rnd_buf(l && !i ? 3 * H * H : sizes[i], -0.7f, 0.7f);
+    float *plain = regs_output((loom_rnn_opts){0}, T, xv, (const float *const *)w, false, NULL);
+    const struct {
+        const char *what;
+        loom_rnn_opts r;
+        int dropouts; /* for T steps, 2 layers */
+    } cases[] = {
+        {"variational layer dropout", {.dropout = 0.5f, .variational = true}, 1},
+        {"state dropout", {.state_dropout = 0.5f}, 2},
+        {"weight drop", {.weight_drop = 0.5f}, 2}, /* a GRU's weight_hh, per layer */
+    };
+    for (unsigned k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int nd = 0, nd2 = 0;
+        float *ev = regs_output(cases[k].r, T, xv, (const float *const *)w, false, &nd);
+        float *tr = regs_output(cases[k].r, T, xv, (const float *const *)w, true, NULL);
+        free(regs_output(cases[k].r, 2, xv, (const float *const *)w, false, &nd2));
+        cr_assert_eq(nd, cases[k].dropouts, "%s: %d masks for %d steps", cases[k].what, nd, T);
+        cr_assert_eq(nd2, nd, "%s: as many for 2 steps", cases[k].what);
+        cr_assert(!memcmp(ev, plain, sizeof(float) * T * B * H), "%s: evaluation is the plain stack", cases[k].what);
+        cr_assert(memcmp(tr, plain, sizeof(float) * T * B * H), "%s: training is not", cases[k].what);
+        free(ev), free(tr);
+    }
+    int nd = 0;
+    free(regs_output((loom_rnn_opts){.dropout = 0.5f}, T, xv, (const float *const *)w, true, &nd));
+    cr_assert_eq(nd, T, "per-step layer dropout: a mask per step");
+    /* zoneout at the first step of one layer, from zero states: evaluation (1 − p) s̃_1; training each unit 0 or s̃_1 */
+    float *ev = regs_output((loom_rnn_opts){.layers = 1, .zoneout = 0.25f}, 1, xv, (const float *const *)w, false, NULL);
+    float *tr = regs_output((loom_rnn_opts){.layers = 1, .zoneout = 0.25f}, 1, xv, (const float *const *)w, true, NULL);
+    float *one = regs_output((loom_rnn_opts){.layers = 1}, 1, xv, (const float *const *)w, false, NULL);
+    int kept = 0;
+    for (int i = 0; i < B * H; i++) {
+        cr_assert_float_eq(ev[i], 0.75f * one[i], 1e-6f, "unit %d", i);
+        cr_assert(tr[i] == 0.0f || fabsf(tr[i] - one[i]) < 1e-6f, "unit %d: %g, neither 0 nor %g", i, tr[i], one[i]);
+        kept += tr[i] == 0.0f;
+    }
+    cr_assert(kept > 0 && kept < B * H, "some units keep their old value, not all (%d of %d)", kept, B * H);
+    free(ev), free(tr), free(one), free(plain), free(xv);
+    for (int i = 0; i < 8; i++) free(w[i]);
+}

@@ -141,6 +141,24 @@ typedef struct {
     bool unit_forget_bias;
     uint64_t seed;         /* dropout seed */
     const char *prefix;    /* parameter name prefix, e.g. "rnn." (default none) */
+    /* Recurrent regularisation, in training plans (an evaluation plan sees
+     * each mask's expectation), each p in [0, 1):
+     * variational:   dropout between layers draws one mask per sequence,
+     *                the same at every step (Gal & Ghahramani 2016), not a
+     *                fresh one per step;
+     * state_dropout: variational dropout of the hidden state h as it passes
+     *                to the next step (one mask per sequence; TF's
+     *                DropoutWrapper(variational_recurrent=True,
+     *                state_keep_prob = 1 − p), which leaves an LSTM's c alone);
+     * weight_drop:   DropConnect on the recurrent weights — the parameters
+     *                that multiply a state (loom_cell_recurrent_params) —
+     *                one mask per run, shared by every step and sequence
+     *                (Merity et al. 2018, AWD-LSTM);
+     * zoneout:       each unit of every carried state keeps its previous
+     *                value with probability p at each step (Krueger et al.
+     *                2017); evaluation: s_t = p s_{t−1} + (1 − p) s̃_t. */
+    bool variational;
+    float state_dropout, weight_drop, zoneout;
 } loom_rnn_opts;
 
 /* A recurrent layer stack: its options and parameter nodes. */
