@@ -48,12 +48,28 @@ loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target)
     return loom_mean_all(g, loom_mul(g, d, d));
 }
 
+/* Dropout of a (T, B, W) tensor: per element, or (variational) one mask per sequence for every step. */
+static loom_tensor lm_dropout(loom_graph *g, const loom_lm_opts *o, loom_tensor x, uint64_t seed)
+{
+    loom_shape s = loom_tensor_shape(g, x);
+    if (!o->variational || s.rank != 3) return loom_dropout(g, x, o->dropout, seed);
+    return loom_mul(g, x, loom_dropout(g, loom_fill(g, loom_shape3(1, s.d[1], s.d[2]), 1.0f), o->dropout, seed));
+}
+
 loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
 {
     memset(lm, 0, sizeof *lm);
     if (!opts || !opts->cell || opts->vocab < 1 || opts->hidden < 1 || opts->steps < 1 || opts->batch < 1 ||
         opts->embed < 0) {
         loom_graph_fail(g, LOOM_ERR_ARG, "lm: needs a cell, vocab, hidden, steps and batch >= 1 (embed >= 0)");
+        return LOOM_ERR_ARG;
+    }
+    if (!(opts->state_dropout >= 0 && opts->state_dropout < 1 && opts->weight_drop >= 0 && opts->weight_drop < 1 &&
+          opts->zoneout >= 0 && opts->zoneout < 1 && opts->dropout_embed >= 0 && opts->dropout_embed < 1) ||
+        (opts->dropout_embed > 0 && !opts->embed)) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "lm: state dropout %g, weight drop %g, zoneout %g, embedding dropout %g: each in [0, 1), "
+                        "embedding dropout with an embedding", opts->state_dropout, opts->weight_drop, opts->zoneout,
+                        opts->dropout_embed);
         return LOOM_ERR_ARG;
     }
     if (opts->tie_weights && opts->embed != opts->hidden) {
@@ -66,12 +82,21 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
     int T = o->steps, B = o->batch, layers = o->layers ? o->layers : 1, S = o->cell->n_states;
     lm->tokens = loom_input_i32(g, "tokens", loom_shape2(T, B));
     lm->targets = loom_input_i32(g, "targets", loom_shape2(T, B));
-    loom_tensor x = o->embed ? loom_embedding(g, "embedding", lm->tokens, o->vocab, o->embed)
-                             : loom_one_hot(g, lm->tokens, o->vocab);
-    if (o->embed && o->dropout > 0) x = loom_dropout(g, x, o->dropout, o->seed ^ 0xE4Bull);
+    loom_tensor x;
+    if (o->embed && o->dropout_embed > 0) { /* whole rows: a word dropped is dropped wherever it occurs */
+        loom_tensor E = loom_param_init(g, "embedding.weight", loom_shape2(o->vocab, o->embed), LOOM_INIT_NORMAL, 1.0f);
+        x = loom_gather(g, loom_mul(g, E, loom_dropout(g, loom_fill(g, loom_shape2(o->vocab, 1), 1.0f), o->dropout_embed,
+                                                        o->seed ^ 0xE3Bull)),
+                        lm->tokens);
+    } else {
+        x = o->embed ? loom_embedding(g, "embedding", lm->tokens, o->vocab, o->embed) : loom_one_hot(g, lm->tokens, o->vocab);
+    }
+    if (o->embed && o->dropout > 0) x = lm_dropout(g, o, x, o->seed ^ 0xE4Bull);
     loom_rnn_init(g, &lm->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = o->embed ? o->embed : o->vocab,
                                                 .hidden_size = o->hidden, .layers = layers, .stacking = o->stacking,
-                                                .dropout = o->dropout, .seed = o->seed, .prefix = "rnn."});
+                                                .dropout = o->dropout, .seed = o->seed, .prefix = "rnn.",
+                                                .variational = o->variational, .state_dropout = o->state_dropout,
+                                                .weight_drop = o->weight_drop, .zoneout = o->zoneout});
     loom_rnn_args args = {.trunc = o->trunc, .truncate = o->truncate, .trunc_seed = o->seed};
     lm->trunc_xi = o->trunc == LOOM_TRUNC_RANDOM ? loom_input(g, "trunc_xi", loom_shape1(T)) : LOOM_INVALID;
     args.trunc_xi = lm->trunc_xi;
@@ -79,7 +104,7 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
     for (int s = 0; s < S; s++) lm->init[s] = args.init[s];
     lm->out = loom_rnn_apply(g, &lm->rnn, x, &args);
     loom_tensor y = lm->out.output;
-    if (o->dropout > 0) y = loom_dropout(g, y, o->dropout, o->seed ^ 0xDEC0ull);
+    if (o->dropout > 0) y = lm_dropout(g, o, y, o->seed ^ 0xDEC0ull);
     if (o->tie_weights) { /* the embedding's matrix as the decoder's weight; a bias of its own (PyTorch's init) */
         loom_tensor bias = loom_param_init(g, "decoder.bias", loom_shape1(o->vocab), LOOM_INIT_UNIFORM, 1.0f / sqrtf((float)o->hidden));
         lm->logits = loom_dense_apply(g, (loom_dense){loom_graph_find(g, "embedding.weight"), bias}, y);

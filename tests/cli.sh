@@ -101,6 +101,16 @@ expect 0 "perplexity" -- "$loom" eval --load "$dir/tied_whole.ckpt"
 expect 0 "" -- "$loom" generate --load "$dir/tied_whole.ckpt" --length 10
 expect 2 "give --embed 8 (= --hidden)" -- "$loom" train $small --tie-weights
 expect 2 "--tie-weights" -- "$loom" train --task adding --tie-weights
+# AWD-LSTM's regularisers: resumed bit for bit, evaluated (masks off), refused where they cannot be honoured
+awd="$small --embed 8 --layers 2 --dropout 0.2 --variational --dropout-state 0.2 --weight-drop 0.3 --zoneout 0.1 --dropout-embed 0.1"
+expect 0 "" -- "$loom" train $awd --steps 12 --save "$dir/awd_half.ckpt"
+expect 0 "" -- "$loom" train --resume "$dir/awd_half.ckpt" --steps 20 --save "$dir/awd_resumed.ckpt"
+expect 0 "" -- "$loom" train $awd --steps 20 --save "$dir/awd_whole.ckpt"
+check "a regularised model resumes bit for bit" cmp -s "$dir/awd_resumed.ckpt" "$dir/awd_whole.ckpt"
+expect 0 "perplexity" -- "$loom" eval --load "$dir/awd_whole.ckpt"
+expect 2 "--zoneout" -- "$loom" train --task adding --zoneout 0.1
+expect 2 "--weight-drop with --resume" -- "$loom" train --resume "$dir/awd_half.ckpt" --weight-drop 0.5 --steps 20
+expect 2 "--dropout-embed drops words from an embedding" -- "$loom" train $small --dropout-embed 0.1
 # the n-gram baseline: counted on the 3672 training characters, scored on the same 408 tokens as the model
 expect 0 "3-gram baseline (Laplace, ε = " -- "$loom" eval --load "$dir/ck.safetensors" --baseline 3
 check "the baseline is scored on the model's tokens" grep -q "perplexity .* on the same tokens" "$dir/out"

@@ -490,6 +490,46 @@ Test(lm, tied_weights)
     loom_graph_free(g);
 }
 
+/* AWD-LSTM's regularisers on a language model: gradients that check with
+ * every mask fixed (variational dropout on the embedding, between layers and
+ * before the decoder; the state's; weight drop; zoneout; embedding dropout;
+ * tied weights); refused out of [0, 1) or without an embedding. */
+Test(lm, regularised_gradients)
+{
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = 7, .embed = 4, .hidden = 4, .layers = 2,
+                                                       .steps = 3, .batch = 2, .dropout = 0.3f, .variational = true,
+                                                       .state_dropout = 0.3f, .weight_drop = 0.4f, .zoneout = 0.2f,
+                                                       .dropout_embed = 0.2f, .tie_weights = true, .seed = 5}),
+                 LOOM_OK, "%s", loom_graph_error(g));
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 3);
+    int n = loom_store_bindings(s, NULL, 0);
+    loom_binding b[40];
+    loom_store_bindings(s, b, n);
+    int32_t tok[6] = {0, 6, 2, 3, 1, 4}, tgt[6] = {5, 2, 3, 1, 4, 0};
+    loom_binding fixed[4] = {{lm.tokens, tok}, {lm.targets, tgt}, {lm.init[0], rnd_buf(16, -0.5f, 0.5f)},
+                             {lm.init[1], rnd_buf(16, -0.5f, 0.5f)}};
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, lm.loss, b, n, fixed, 4, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(r.passed, "worst %g vs %g", r.worst_analytic, r.worst_numeric);
+    free(fixed[2].data), free(fixed[3].data);
+    loom_store_free(s);
+    loom_graph_free(g);
+    g = loom_graph_new();
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = 7, .hidden = 4, .steps = 3, .batch = 2,
+                                                       .dropout_embed = 0.2f}),
+                 LOOM_ERR_ARG, "embedding dropout without an embedding");
+    loom_graph_free(g);
+    g = loom_graph_new();
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = 7, .hidden = 4, .steps = 3, .batch = 2,
+                                                       .zoneout = 1}),
+                 LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "zoneout 1"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}
+
 /* ---- loom train ---- */
 
 #include "tool.h"
@@ -1081,7 +1121,8 @@ Test(model, descriptions_go_to_json_and_back)
     loom_model_desc lm = {.kind = LOOM_MODEL_LM,
                           .lm = {.cell = &mgu_cell, .vocab = 28, .embed = 8, .hidden = 64, .layers = 2, .dropout = 0.25f,
                                  .steps = 35, .batch = 32, .seed = 7, .trunc = LOOM_TRUNC_RANDOM, .truncate = 5,
-                                 .stacking = LOOM_STACK_HIGHWAY, .tie_weights = true}};
+                                 .stacking = LOOM_STACK_HIGHWAY, .tie_weights = true, .variational = true, .state_dropout = 0.25f,
+                                 .weight_drop = 0.5f, .zoneout = 0.125f, .dropout_embed = 0.1f}};
     loom_model_desc s2s = {.kind = LOOM_MODEL_SEQ2SEQ,
                            .seq2seq = {.cell = &loom_cell_gru, .src_vocab = 100, .tgt_vocab = 90, .embed = 32, .hidden = 64,
                                        .layers = 2, .bidirectional = true, .dropout = 0.1f, .attention = LOOM_ATTN_DOT,
@@ -1097,12 +1138,15 @@ Test(model, descriptions_go_to_json_and_back)
     loom_model_parse(j, &back, NULL);
     cr_assert_eq(back.lm.cell, &mgu_cell);
     cr_assert(back.lm.vocab == 28 && back.lm.layers == 2 && back.lm.trunc == LOOM_TRUNC_RANDOM && back.lm.truncate == 5 &&
-              back.lm.stacking == LOOM_STACK_HIGHWAY && back.lm.tie_weights);
+              back.lm.stacking == LOOM_STACK_HIGHWAY && back.lm.tie_weights && back.lm.variational &&
+              back.lm.state_dropout == 0.25f && back.lm.weight_drop == 0.5f && back.lm.zoneout == 0.125f &&
+              back.lm.dropout_embed == 0.1f);
     cr_assert(strstr(j, "\"stacking\":\"highway\""), "by name: %s", j);
     free(j);
-    lm.lm.stacking = LOOM_STACK_PLAIN, lm.lm.tie_weights = false; /* described as before stacking and tying were known */
+    lm.lm.stacking = LOOM_STACK_PLAIN, lm.lm.tie_weights = lm.lm.variational = false; /* as before these were known */
+    lm.lm.state_dropout = lm.lm.weight_drop = lm.lm.zoneout = lm.lm.dropout_embed = 0;
     j = loom_model_json(&lm);
-    cr_assert(!strstr(j, "stacking") && !strstr(j, "tie_weights"), "%s", j);
+    cr_assert(!strstr(j, "stacking") && !strstr(j, "tie_weights") && !strstr(j, "zoneout") && !strstr(j, "variational"), "%s", j);
     loom_model_parse(j, &back, NULL);
     cr_assert_eq(back.lm.stacking, LOOM_STACK_PLAIN);
     free(j);

@@ -68,6 +68,9 @@ static int build(run *r)
     loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = a->m.cell, .vocab = V, .embed = (int)a->embed,
                                                  .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
                                                  .stacking = (loom_stacking)a->m.stacking, .tie_weights = a->tie_weights,
+                                                 .variational = a->variational, .state_dropout = (float)a->state_dropout,
+                                                 .weight_drop = (float)a->weight_drop, .zoneout = (float)a->zoneout,
+                                                 .dropout_embed = (float)a->dropout_embed,
                                                  .dropout = (float)a->dropout, .steps = T, .batch = B,
                                                  .seed = (uint64_t)a->m.seed,
                                                  .trunc = !a->truncate ? LOOM_TRUNC_NONE

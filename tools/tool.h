@@ -288,7 +288,8 @@ typedef struct {
     int tokens;   /* loom_token_kind */
     int sampling; /* 0 random, 1 sequential */
     int task_name; /* the --task given: a task_kind, or charlm, wordlm */
-    bool letters_only, help, sequential, lr_given, steps_given, strict, tie_weights;
+    bool letters_only, help, sequential, lr_given, steps_given, strict, tie_weights, variational;
+    double state_dropout, weight_drop, zoneout, dropout_embed;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */

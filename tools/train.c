@@ -51,6 +51,14 @@ const tool_opt train_opts[] = {
      .help = "character (code point) or word tokens (default char)"},
     {"--letters-only", OPT_FLAG, A(letters_only), .help = "d2l's preprocessing: runs of non-letters become one space, lower case"},
     {"--embed", OPT_INT, A(embed), 0, TOOL_MAX_EMBED, .arg = "E", .help = "embedding size (default 0: one-hot input)"},
+    {"--variational", OPT_FLAG, A(variational),
+     .help = "a language model's --dropout with one mask per sequence for every step (Gal & Ghahramani)"},
+    {"--dropout-state", OPT_REAL, A(state_dropout), 0, 0.99, .arg = "P",
+     .help = "variational dropout of the hidden state passed from step to step"},
+    {"--weight-drop", OPT_REAL, A(weight_drop), 0, 0.99, .arg = "P",
+     .help = "DropConnect on the recurrent weights, one mask per batch (AWD-LSTM)"},
+    {"--zoneout", OPT_REAL, A(zoneout), 0, 0.99, .arg = "P", .help = "each state unit keeps its value with probability P per step"},
+    {"--dropout-embed", OPT_REAL, A(dropout_embed), 0, 0.99, .arg = "P", .help = "whole words dropped from the embedding"},
     {"--tie-weights", OPT_FLAG, A(tie_weights),
      .help = "a language model's decoder weight is its embedding's (Press & Wolf): needs --embed = --hidden"},
     {"--dropout", OPT_REAL, A(dropout), 0, 0.99, .arg = "P", .help = "between layers, on the embedding and the output (default 0)"},
@@ -119,16 +127,19 @@ static bool honoured(const train_args *a)
     static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
                                          "--eval-pairs", "--input", NULL};
     static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--tie-weights", "--dropout",
+                                           "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
                                            "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
                                            "--min-freq", "--eval-pairs", "--input", "--bidirectional", "--truncate",
                                            "--random-truncation", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix", "--tie-weights",
+                                          "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                           "--temperature", "--input", "--truncate", "--random-truncation",
                                           "--norms-every", "--norms-csv", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
-                                              "--tie-weights",
+                                              "--tie-weights", "--variational", "--dropout-state", "--weight-drop", "--zoneout",
+                                              "--dropout-embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
                                               "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
                                               "--warmup", "--clip", "--sampling", "--attention", "--teacher-forcing",
@@ -250,6 +261,10 @@ static int parse(train_args *a, int argc, char **argv)
         if (!a->m.batch) a->m.batch = 32;
         if (a->embed < 0) a->embed = 0;
         if (!a->steps_given && !a->epochs) a->steps = 600;
+        if (a->dropout_embed > 0 && !a->embed && !a->resume) {
+            fprintf(stderr, "loom train: --dropout-embed drops words from an embedding: give --embed E\n");
+            return 2;
+        }
         if (a->tie_weights && a->embed != a->m.hidden && !a->resume) {
             fprintf(stderr, "loom train: --tie-weights shares the embedding with the decoder: give --embed %ld (= --hidden)\n",
                     a->m.hidden);

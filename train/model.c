@@ -214,7 +214,12 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "batch", l->batch) && cJSON_AddNumberToObject(o, "seed", (double)l->seed) &&
              cJSON_AddStringToObject(o, "truncation", trunc_names[l->trunc]) &&
              cJSON_AddNumberToObject(o, "truncate", l->truncate) && add_stacking(o, l->stacking) &&
-             (!l->tie_weights || cJSON_AddBoolToObject(o, "tie_weights", true));
+             (!l->tie_weights || cJSON_AddBoolToObject(o, "tie_weights", true)) &&
+             (!l->variational || cJSON_AddBoolToObject(o, "variational", true)) &&
+             (!l->state_dropout || cJSON_AddNumberToObject(o, "state_dropout", shortest(l->state_dropout))) &&
+             (!l->weight_drop || cJSON_AddNumberToObject(o, "weight_drop", shortest(l->weight_drop))) &&
+             (!l->zoneout || cJSON_AddNumberToObject(o, "zoneout", shortest(l->zoneout))) &&
+             (!l->dropout_embed || cJSON_AddNumberToObject(o, "dropout_embed", shortest(l->dropout_embed)));
     } else if (ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         const loom_seq2seq_opts *s = &m->seq2seq;
         ok = add_cell(o, s->cell) &&
@@ -265,6 +270,12 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         l->truncate = l->trunc ? INT(&r, "truncate", 1, l->steps > 1 ? l->steps - 1 : 1) : 0;
         l->stacking = stacking(&r, o);
         l->tie_weights = cJSON_GetObjectItemCaseSensitive(o, "tie_weights") && flag(&r, "tie_weights"); /* absent: untied */
+        /* the regularisers: absent, none */
+        l->variational = cJSON_GetObjectItemCaseSensitive(o, "variational") && flag(&r, "variational");
+        l->state_dropout = cJSON_GetObjectItemCaseSensitive(o, "state_dropout") ? (float)num(&r, "state_dropout", 0, 0.99, false) : 0;
+        l->weight_drop = cJSON_GetObjectItemCaseSensitive(o, "weight_drop") ? (float)num(&r, "weight_drop", 0, 0.99, false) : 0;
+        l->zoneout = cJSON_GetObjectItemCaseSensitive(o, "zoneout") ? (float)num(&r, "zoneout", 0, 0.99, false) : 0;
+        l->dropout_embed = cJSON_GetObjectItemCaseSensitive(o, "dropout_embed") ? (float)num(&r, "dropout_embed", 0, 0.99, false) : 0;
     } else if (r.ok && m->kind == LOOM_MODEL_SEQ2SEQ) {
         loom_seq2seq_opts *s = &m->seq2seq;
         s->cell = cell(&r, "cell");

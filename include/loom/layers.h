@@ -47,6 +47,14 @@ typedef struct {
      * al. 2017): logits = y Eᵀ + decoder.bias, no decoder.weight; needs
      * embed = hidden. */
     bool tie_weights;
+    /* Regularisation (AWD-LSTM's, Merity et al. 2018), training plans only:
+     * variational: the dropout on the embedding, between layers and before
+     * the decoder draws one mask per sequence for every step; the stack's
+     * state_dropout, weight_drop and zoneout (loom_rnn_opts); dropout_embed:
+     * whole words dropped from the embedding matrix (a row's mask shared
+     * wherever the word occurs in the batch; Gal & Ghahramani 2016). */
+    bool variational;
+    float state_dropout, weight_drop, zoneout, dropout_embed;
     float dropout;        /* between layers, on the embedding and before the decoder; training plans only */
     int steps, batch;
     uint64_t seed;        /* dropout; a random truncation's draw without trunc_xi */
