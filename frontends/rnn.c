@@ -237,10 +237,19 @@ static void layer_regs_new(loom_graph *g, const unroll *u, int l, int d, int in_
             return;
         }
         for (int i = 0; i < rnn->n_params; i++)
-            if (rec[i]) r->param[i] = loom_dropout(g, r->param[i], o->weight_drop, mask_seed(o, 1, l, d, -1, i));
+            if (rec[i]) {
+                char name[LOOM_NAME_MAX + 16];
+                r->param[i] = loom_dropout(g, r->param[i], o->weight_drop, mask_seed(o, 1, l, d, -1, i));
+                loom_rnn_param_name(rnn, l, d, i, name, sizeof name - 8);
+                if (!loom_tensor_name(g, r->param[i])) loom_tensor_set_name(g, r->param[i], strcat(name, "_dropped"));
+            }
     }
-    if (o->state_dropout > 0)
+    if (o->state_dropout > 0) {
+        char name[64];
         r->state_mask = dropout_mask(g, loom_shape2(u->B, u->W[0]), o->state_dropout, mask_seed(o, 2, l, d, -1, 0));
+        snprintf(name, sizeof name, "mask_h_l%d%s", l, d ? "_reverse" : "");
+        if (!loom_tensor_name(g, r->state_mask)) loom_tensor_set_name(g, r->state_mask, name);
+    }
 }
 
 static bool check_step(loom_graph *g, const unroll *u, loom_tensor y, const loom_tensor *next);
@@ -423,6 +432,9 @@ static void join_layer(loom_graph *g, unroll *u, int l)
     int T = u->T;
     loom_graph_set_tags(g, tags(u, -1, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0)));
     loom_tensor mask = layer_mask(g, u->rnn, l, loom_shape2(u->B, u->D * u->W[0])); /* outside the steps: shared */
+    char name[32];
+    snprintf(name, sizeof name, "mask_l%d", l);
+    if (loom_valid(mask)) loom_tensor_set_name(g, mask, name);
     for (int t = 0; t < T && !loom_graph_failed(g); t++) {
         loom_graph_set_tags(g, tags(u, t, (int16_t)l, (int8_t)(u->D == 2 ? 2 : 0)));
         loom_tensor y = u->D == 2 ? loom_concat(g, (loom_tensor[]){u->out_t[t], u->out_t[T + t]}, 2, 1) : u->out_t[t];

@@ -293,7 +293,7 @@ static loom_status dropout_64(const loom_args64 *a)
 }
 
 const loom_op_desc loom_desc_dropout = {
-    .name = "dropout", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | 0,
+    .name = "dropout", .min_in = 1, .max_in = 1, .flags = OPF_SPLITS | OPF_RANDOM,
     .shape = shape_dropout, .forward = dropout_forward, .grad = dropout_grad,
     .f64 = dropout_64};
 

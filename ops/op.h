@@ -41,6 +41,8 @@ enum {
                                  is read before element i is written, and no other) */
     OPF_SPLITS = 1 << 12,     /* the kernel splits its work across a team (loom_kargs.tid/nth),
                                  each thread writing only its own share of the output */
+    OPF_RANDOM = 1 << 13,     /* draws random numbers (a dropout mask): never plumbing on a diagram,
+                                 so that a mask shared by the steps is drawn as one node feeding them */
 };
 
 /* What the threads of a team running one plan share: a barrier and a

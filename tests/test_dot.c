@@ -1150,6 +1150,45 @@ Test(render, graphviz_crash_is_contained)
     free(dot), free(auto_dot);
 }
 
+/* Regularisers in the cell view: each shared mask is one node — the
+ * hidden state's, the one between layers, the weight drop of W_hh —
+ * feeding the box of every step; a per-step mask (zoneout) stays inside
+ * its step's box. */
+Test(dot, shared_masks_are_one_node_feeding_every_step)
+{
+    enum { T = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_rnn rnn;
+    loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = 2, .hidden_size = 3, .layers = 2,
+                                            .dropout = 0.3f, .variational = true, .state_dropout = 0.2f, .weight_drop = 0.3f,
+                                            .zoneout = 0.1f});
+    loom_tensor x = loom_input(g, "x", loom_shape3(T, 2, 2));
+    loom_rnn_out o = loom_rnn_apply(g, &rnn, x, NULL);
+    loom_tensor loss = loom_sum_all(g, o.output);
+    char *text;
+    Agraph_t *gr = parse(g, &(loom_dot_opts){.view = LOOM_DOT_CELLS, .roots = &loss, .n_roots = 1}, &text);
+    const char *masks[3] = {"mask_h_l0", "mask_l0", "weight_hh_l1_dropped"};
+    const int layer[3] = {0, 0, 1}; /* the box each feeds: layer 0's state and its output (joined in its box); layer 1's W_hh */
+    for (int k = 0; k < 3; k++) {
+        Agnode_t *m = NULL;
+        for (Agnode_t *n = agfstnode(gr); n; n = agnxtnode(gr, n)) {
+            const char *label = agget(n, "label");
+            if (label && !strncmp(label, masks[k], strlen(masks[k])) && label[strlen(masks[k])] == '\\') m = n;
+        }
+        cr_assert(m, "%s is a node of its own", masks[k]);
+        for (int t = 0; t < T; t++) {
+            char box[32];
+            snprintf(box, sizeof box, "f_%d_%d_0", t, layer[k]);
+            Agnode_t *b = agnode(gr, box, 0);
+            cr_assert(b && agedge(gr, m, b, NULL, 0), "%s feeds %s", masks[k], box);
+        }
+    }
+    cr_assert(!strstr(text, "label=\"dropout\\n(2,3)\""), "zoneout's masks (one a step) stay inside the boxes");
+    agclose(gr);
+    free(text);
+    loom_graph_free(g);
+}
+
 /* ---- the interactive page, in a real browser ---- */
 
 /* Debian's chromium, headless: the page's DOM after its scripts ran

@@ -1377,7 +1377,7 @@ static void find_clear(dot_ctx *c)
         /* cell view: inside a step, only cells and named nodes are drawn (a
          * step's loss); outside, what computes (an output layer, the loss).
          * A slide's op view: every op but those that only move data */
-        bool plumbing = cells ? n->tags.step >= 0 || n->n_in == 0 || (op->flags & OPF_LAYOUT) || n->invariant
+        bool plumbing = cells ? n->tags.step >= 0 || n->n_in == 0 || (op->flags & OPF_LAYOUT) || (n->invariant && !(op->flags & OPF_RANDOM))
                               : (n->tags.role == LOOM_ROLE_CONST && !(op->flags & OPF_FILL)) ||
                                     ((op->flags & OPF_LAYOUT) && !op->symbol);
         c->clear[i] = c->vis[i] != HIDE && !(cells && in_cell(c, n)) &&
