@@ -82,31 +82,29 @@ check "--epochs 2 ran two epochs' batches ($rows steps)" [ "$rows" -ge 732 ] && 
 check "the summary names the steps run" grep -q "trained $rows steps" "$dir/out"
 expect 0 "on the held-out tenth of its training text (408 tokens)" -- "$loom" eval --load "$dir/ck.safetensors"
 expect 0 "on $dir/text.txt (4080 tokens)" -- "$loom" eval --load "$dir/ck.safetensors" --data "$dir/text.txt"
-# stacked layers joined (highway gates): resumed in two parts, the same run byte for byte
-hw="$small --layers 2 --stacking highway"
-expect 0 "" -- "$loom" train $hw --steps 12 --save "$dir/hw_half.ckpt"
-expect 0 "" -- "$loom" train --resume "$dir/hw_half.ckpt" --steps 20 --save "$dir/hw_resumed.ckpt"
-expect 0 "" -- "$loom" train $hw --steps 20 --save "$dir/hw_whole.ckpt"
-check "a highway stack resumes bit for bit" cmp -s "$dir/hw_resumed.ckpt" "$dir/hw_whole.ckpt"
+# resumes NAME FLAGS...: 12 steps, then 8 more resumed, are the 20 steps of one run byte for byte ($dir/NAME_whole.ckpt)
+resumes() {
+    name=$1
+    shift
+    expect 0 "" -- "$loom" train "$@" --steps 12 --save "$dir/${name}_half.ckpt"
+    expect 0 "" -- "$loom" train --resume "$dir/${name}_half.ckpt" --steps 20 --save "$dir/${name}_resumed.ckpt"
+    expect 0 "" -- "$loom" train "$@" --steps 20 --save "$dir/${name}_whole.ckpt"
+    check "$name resumes bit for bit" cmp -s "$dir/${name}_resumed.ckpt" "$dir/${name}_whole.ckpt"
+}
+# stacked layers joined (highway gates)
+resumes hw $small --layers 2 --stacking highway
 expect 2 "--stacking with --resume" -- "$loom" train --resume "$dir/hw_half.ckpt" --stacking dense --steps 20
 expect 2 "--stacking must be one of plain residual highway dense" -- "$loom" train $small --stacking skip
 expect 0 "gradcheck passed" -- "$loom" gradcheck --cell gru --layers 2 --stacking residual --input 6 --max-checks 20
 # tied weights: the embedding is the decoder's weight; resumed bit for bit; eval and generate read it
-tied="$small --embed 8 --tie-weights"
-expect 0 "" -- "$loom" train $tied --steps 12 --save "$dir/tied_half.ckpt"
-expect 0 "" -- "$loom" train --resume "$dir/tied_half.ckpt" --steps 20 --save "$dir/tied_resumed.ckpt"
-expect 0 "" -- "$loom" train $tied --steps 20 --save "$dir/tied_whole.ckpt"
-check "a tied model resumes bit for bit" cmp -s "$dir/tied_resumed.ckpt" "$dir/tied_whole.ckpt"
+resumes tied $small --embed 8 --tie-weights
 expect 0 "perplexity" -- "$loom" eval --load "$dir/tied_whole.ckpt"
 expect 0 "" -- "$loom" generate --load "$dir/tied_whole.ckpt" --length 10
 expect 2 "give --embed 8 (= --hidden)" -- "$loom" train $small --tie-weights
 expect 2 "--tie-weights" -- "$loom" train --task adding --tie-weights
 # AWD-LSTM's regularisers: resumed bit for bit, evaluated (masks off), refused where they cannot be honoured
-awd="$small --embed 8 --layers 2 --dropout 0.2 --variational --dropout-state 0.2 --weight-drop 0.3 --zoneout 0.1 --dropout-embed 0.1"
-expect 0 "" -- "$loom" train $awd --steps 12 --save "$dir/awd_half.ckpt"
-expect 0 "" -- "$loom" train --resume "$dir/awd_half.ckpt" --steps 20 --save "$dir/awd_resumed.ckpt"
-expect 0 "" -- "$loom" train $awd --steps 20 --save "$dir/awd_whole.ckpt"
-check "a regularised model resumes bit for bit" cmp -s "$dir/awd_resumed.ckpt" "$dir/awd_whole.ckpt"
+resumes awd $small --embed 8 --layers 2 --dropout 0.2 --variational --dropout-state 0.2 --weight-drop 0.3 --zoneout 0.1 \
+  --dropout-embed 0.1
 expect 0 "perplexity" -- "$loom" eval --load "$dir/awd_whole.ckpt"
 expect 2 "--zoneout" -- "$loom" train --task adding --zoneout 0.1
 expect 2 "--weight-drop with --resume" -- "$loom" train --resume "$dir/awd_half.ckpt" --weight-drop 0.5 --steps 20
