@@ -18,12 +18,17 @@ static bool check_opts(loom_graph *g, const loom_seq2seq_opts *o, int rows)
 {
     if (!o || !o->cell || o->src_vocab < 1 || o->tgt_vocab < 1 || o->embed < 1 || o->hidden < 1 || o->layers < 0 ||
         o->src_steps < 1 || o->tgt_steps < 0 || o->tgt_steps > LOOM_SEQ2SEQ_MAX_STEPS || o->batch < 1 || rows < 1 ||
-        o->attention < LOOM_ATTN_NONE || o->attention > LOOM_ATTN_DOT)
+        o->attention < LOOM_ATTN_NONE || o->attention > LOOM_ATTN_PLAIN)
         return !loom_valid(loom_graph_fail(
             g, LOOM_ERR_ARG,
             "seq2seq: needs a cell, vocabularies, embed, hidden, source steps, batch >= 1, target steps in 1..%d "
-            "and an attention of none, additive or dot",
+            "and an attention of none, additive, dot or plain",
             LOOM_SEQ2SEQ_MAX_STEPS));
+    if (o->attention == LOOM_ATTN_PLAIN && o->bidirectional)
+        return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG,
+                                           "seq2seq: plain dot-product attention scores qᵀk with keys as wide as the query "
+                                           "(%d): a bidirectional encoder's are %d wide; use dot (it projects them)",
+                                           o->hidden, 2 * o->hidden));
     return true;
 }
 
@@ -68,7 +73,7 @@ static void encode(loom_graph *g, loom_seq2seq *m, loom_tensor *memory, loom_ten
     loom_rnn_out out = loom_rnn_apply(g, &m->enc, loom_gather(g, m->src_table, m->src), &(loom_rnn_args){.lengths = m->src_len});
     loom_tags saved = loom_graph_set_tags(g, LOOM_TAGS_NONE);
     *memory = loom_transpose(g, out.output, (int[]){1, 0, 2});
-    *keys = o->attention ? loom_dense_apply(g, m->W_k, *memory) : LOOM_INVALID;
+    *keys = o->attention == LOOM_ATTN_PLAIN ? *memory : o->attention ? loom_dense_apply(g, m->W_k, *memory) : LOOM_INVALID;
     for (int s = 0; s < m->S; s++) {
         init[s] = out.final[s]; /* (L·dirs, B, H), layer-major */
         if (o->bidirectional) { /* tanh(bridge([forward; reverse])) per layer */
@@ -93,9 +98,9 @@ static loom_tensor attend(loom_graph *g, const loom_seq2seq *m, int t, loom_tens
         loom_tensor qp = loom_reshape(g, loom_dense_apply(g, m->W_q, q), loom_shape3(R, 1, H));
         loom_tensor e = loom_tanh(g, loom_add(g, keys, qp)); /* (R, Ts, H) */
         score = loom_reshape(g, loom_dense_apply(g, m->w_v, e), loom_shape2(R, Ts));
-    } else {
-        score = loom_matmul(g, keys, loom_reshape(g, q, loom_shape3(R, H, 1)), false, false);
-        score = loom_scale(g, loom_reshape(g, score, loom_shape2(R, Ts)), 1.0f / sqrtf((float)H));
+    } else { /* qᵀ k_j: scaled by 1/√H with projected keys (dot), as it is (plain) */
+        score = loom_reshape(g, loom_matmul(g, keys, loom_reshape(g, q, loom_shape3(R, H, 1)), false, false), loom_shape2(R, Ts));
+        if (m->o.attention == LOOM_ATTN_DOT) score = loom_scale(g, score, 1.0f / sqrtf((float)H));
     }
     /* masked softmax: a padded position scores −10⁶, so its weight is exactly 0 */
     score = loom_where(g, mask, score, loom_fill(g, loom_shape2(R, Ts), -1e6f));

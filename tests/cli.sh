@@ -229,6 +229,11 @@ expect 2 "a language model's checkpoint, not an encoder–decoder's" -- "$loom" 
 expect 2 "--load CKPT is required" -- "$loom" translate hello
 expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"
 check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
+# plain dot-product attention (qᵀk, no projection): trains and translates; needs a unidirectional encoder
+expect 0 "" -- "$loom" train --task reverse --seq-len 4 --pairs 50 --attention plain $s2s --save "$dir/plain_dot.ckpt"
+expect 0 "" -- "$loom" translate --load "$dir/plain_dot.ckpt" --attention-map "$dir/pd.svg" abc
+check "its attention map" grep -q "<svg" "$dir/pd.svg"
+expect 2 "a bidirectional encoder's are" -- "$loom" train --task reverse --seq-len 4 --pairs 50 --attention plain --bidirectional $s2s
 # word pairs, as the Tatoeba files: d2l's preprocessing, <unk> for unseen words, bad lines named
 printf 'Go.\tVa !\tCC-BY 2.0\nHi.\tSalut !\nRun!\tCours !\nno tab\nI lost.\tJ\xe2\x80\x99ai perdu.\nWho?\tQui ?\nWow!\tÇa alors !\nHelp!\tÀ l\x27aide !\nJump.\tSaute.\nStop!\tÇa suffit !\nWait!\tAttends !\n' > "$dir/fra.tsv"
 expect 0 "line 4" -- "$loom" train --task seq2seq --data "$dir/fra.tsv" --min-freq 1 --seq-len 5 $s2s --save "$dir/fra.ckpt"

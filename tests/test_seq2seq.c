@@ -61,6 +61,7 @@ static void gradcheck_model(loom_seq2seq_opts o)
 Test(seq2seq, gradcheck_plain) { gradcheck_model(opts(&loom_cell_gru, LOOM_ATTN_NONE, false, 2)); }
 Test(seq2seq, gradcheck_additive_attention) { gradcheck_model(opts(&loom_cell_lstm, LOOM_ATTN_ADDITIVE, false, 1)); }
 Test(seq2seq, gradcheck_dot_attention) { gradcheck_model(opts(&loom_cell_gru, LOOM_ATTN_DOT, false, 2)); }
+Test(seq2seq, gradcheck_plain_dot_attention) { gradcheck_model(opts(&loom_cell_lstm, LOOM_ATTN_PLAIN, false, 2)); }
 Test(seq2seq, gradcheck_bidirectional_bridge) { gradcheck_model(opts(&loom_cell_lstm, LOOM_ATTN_DOT, true, 2)); }
 Test(seq2seq, gradcheck_user_cell_bidirectional) { gradcheck_model(opts(&mgu_cell, LOOM_ATTN_ADDITIVE, true, 1)); }
 Test(seq2seq, gradcheck_scheduled_sampling)
@@ -97,8 +98,8 @@ static void run_loss(const loom_seq2seq_opts *o, const int32_t *s, const int32_t
  * padded source positions get attention weight 0. */
 Test(seq2seq, padding_changes_nothing)
 {
-    for (int a = LOOM_ATTN_NONE; a <= LOOM_ATTN_DOT; a++)
-        for (int bi = 0; bi < 2; bi++) {
+    for (int a = LOOM_ATTN_NONE; a <= LOOM_ATTN_PLAIN; a++)
+        for (int bi = 0; bi < 2 - (a == LOOM_ATTN_PLAIN); bi++) {
             loom_seq2seq_opts o = opts(&loom_cell_lstm, a, bi, 2);
             float l0, l1, w[TT * B * TS];
             run_loss(&o, src, dec_in, tgt, &l0, a ? w : NULL);
@@ -209,6 +210,7 @@ static void decoder_matches_training(loom_attention a, bool bi)
     if (a) {
         memcpy(memory, loom_plan_output(pe, d.memory), sizeof(float) * (size_t)(B * TS * K));
         memcpy(keys, loom_plan_output(pe, d.keys), sizeof(float) * (size_t)(B * TS * H));
+        if (a == LOOM_ATTN_PLAIN) cr_assert(!memcmp(keys, memory, sizeof keys), "plain: the keys are the memory");
         loom_bind(ps, d.memory_in, memory), loom_bind(ps, d.keys_in, keys), loom_bind(ps, d.len_in, src_len);
     } else {
         memcpy(context, loom_plan_output(pe, d.context), sizeof context);
@@ -230,6 +232,19 @@ static void decoder_matches_training(loom_attention a, bool bi)
                 cr_assert_float_eq(lp[bb * V_TGT + v], x[v] - mx - log(z), 1e-5, "step %d row %d token %d", t, bb, v);
             for (int j = 0; a && j < TS; j++)
                 cr_assert_float_eq(loom_plan_output(ps, d.step_attention)[bb * TS + j], w[(t * B + bb) * TS + j], 1e-6);
+            if (a == LOOM_ATTN_PLAIN) { /* by hand: softmax_j (qᵀ k_j) over the valid positions, q the top layer's state */
+                const float *q = state[0] + ((L - 1) * B + bb) * H;
+                double sc[TS], mx = -1e300, z = 0;
+                for (int j = 0; j < src_len[bb]; j++) {
+                    sc[j] = 0;
+                    for (int k = 0; k < H; k++) sc[j] += (double)q[k] * memory[(bb * TS + j) * K + k];
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                for (int j = 0; j < src_len[bb]; j++) z += exp(sc[j] - mx);
+                for (int j = 0; j < TS; j++)
+                    cr_assert_float_eq(w[(t * B + bb) * TS + j], j < src_len[bb] ? exp(sc[j] - mx) / z : 0.0, 1e-5,
+                                       "plain: step %d row %d position %d", t, bb, j);
+            }
         }
         for (int s = 0; s < S; s++) memcpy(state[s], loom_plan_output(ps, d.state_out[s]), sizeof(float) * (size_t)(L * B * H));
     }
@@ -241,6 +256,25 @@ static void decoder_matches_training(loom_attention a, bool bi)
 Test(seq2seq, decoder_graph_is_the_training_graph_plain) { decoder_matches_training(LOOM_ATTN_NONE, false); }
 Test(seq2seq, decoder_graph_is_the_training_graph_additive) { decoder_matches_training(LOOM_ATTN_ADDITIVE, true); }
 Test(seq2seq, decoder_graph_is_the_training_graph_dot) { decoder_matches_training(LOOM_ATTN_DOT, false); }
+Test(seq2seq, decoder_graph_is_the_training_graph_plain_dot) { decoder_matches_training(LOOM_ATTN_PLAIN, false); }
+
+/* Plain dot-product attention has no W_k (its weights are checked by hand
+ * in decoder_graph_is_the_training_graph_plain_dot); a bidirectional
+ * encoder, whose outputs are wider than the query, is refused. */
+Test(seq2seq, plain_dot_attention_has_no_projection)
+{
+    loom_seq2seq_opts o = opts(&loom_cell_gru, LOOM_ATTN_PLAIN, false, 1);
+    loom_graph *g = loom_graph_new();
+    loom_seq2seq m;
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(!loom_valid(loom_graph_find(g, "decoder.attention.W_k.weight")), "no projection");
+    loom_graph_free(g);
+    o.bidirectional = true;
+    g = loom_graph_new();
+    cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_graph_error(g), "a bidirectional encoder's are 8 wide"), "%s", loom_graph_error(g));
+    loom_graph_free(g);
+}
 
 /* loom_rnn_step, step after step, is loom_rnn_apply — with every way of
  * joining the layers (3 layers: the first's input narrower than its output). */

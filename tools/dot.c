@@ -63,9 +63,9 @@ const tool_opt dot_opts[] = {
     {"--data", OPT_PATH, D(data), .arg = "FILE", .help = "that text"},
     {"--batch-from", OPT_CHOICE, D(batch_from), .choices = (const char *const[]){"held-out", "training", NULL},
      .arg = "held-out|training", .help = "--load's batch: held-out (default), or the first training batch"},
-    {"--seq2seq", OPT_CHOICE, D(seq2seq), .choices = (const char *const[]){"none", "additive", "dot", NULL}, .arg = "A",
+    {"--seq2seq", OPT_CHOICE, D(seq2seq), .choices = (const char *const[]){"none", "additive", "dot", "plain", NULL}, .arg = "A",
      .help = "draw an encoder–decoder instead: --seq-len source steps, 3 target\n"
-             "steps, attention A (none, additive or dot; its weights are the nodes\n"
+             "steps, attention A (none, additive, dot or plain; its weights are the nodes\n"
              "attention[t]), --input as the embedding size"},
 };
 #undef D
@@ -252,7 +252,8 @@ int cmd_dot(int argc, char **argv)
         goto done;
     }
     char title[640];
-    static const char *const attention[] = {"no attention", "additive attention", "dot-product attention"};
+    static const char *const attention[] = {"no attention", "additive attention", "dot-product attention",
+                                            "plain dot-product attention"};
     static const char *const kinds[] = {"trained language model, ", "", "adding task, ", "copy task, "};
     if (dm.s2s_loaded) {
         char from[256], to[256];

@@ -23,7 +23,7 @@ static const char cmd[] = "loom train";
 static int fail(const char *what, const char *why) { return tool_fail(cmd, what, why); }
 static int fail_st(loom_status st, const char *what, const char *why) { return tool_fail_st(cmd, st, what, why); }
 
-static const char *const attention_names[] = {"none", "additive", "dot"};
+static const char *const attention_names[] = {"none", "additive", "dot", "plain"};
 static const char *const task_names[] = {"seq2seq", "reverse", "dates"};
 
 

@@ -32,8 +32,8 @@ const tool_opt train_opts[] = {
              "line, as the Tatoeba files; --seq-len is num_steps, default 10),\n"
              "reverse (reverse --seq-len letters, default 30) or dates (human\n"
              "dates to ISO 8601); held-out loss, BLEU and exact match as it trains"},
-    {"--attention", OPT_CHOICE, A(attention), .choices = (const char *const[]){"none", "additive", "dot", NULL}, .arg = "A",
-     .help = "encoder–decoder: none, additive (default) or dot"},
+    {"--attention", OPT_CHOICE, A(attention), .choices = (const char *const[]){"none", "additive", "dot", "plain", NULL}, .arg = "A",
+     .help = "encoder–decoder: none, additive (default), dot (q·W_k k / √H) or plain (q·k)"},
     {"--teacher-forcing", OPT_REAL, A(teacher_forcing), 0, 1, .arg = "R",
      .help = "the share of decoder steps that read the gold token (default 1;\n"
              "below 1: the model's own previous token otherwise)"},

@@ -91,7 +91,7 @@ static const char *const kind_names[] = {"lm", "seq2seq", "adding", "copy"};
 static const char *const optim_names[] = {"sgd", "adam", "adamw"};
 static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
 static const char *const trunc_names[] = {"none", "fixed", "random"};
-static const char *const attention_names[] = {"none", "additive", "dot"};
+static const char *const attention_names[] = {"none", "additive", "dot", "plain"};
 static const char *const stacking_names[] = {"plain", "residual", "highway", "dense"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))

@@ -11,6 +11,9 @@
  *   no attention: the encoder's top-layer final state, the same every step
  *                 (d2l's Seq2SeqDecoder);
  *   additive:     Bahdanau: score_j = w_vᵀ tanh(W_q q + W_k k_j);
+ *   plain:        the plain dot product score_j = qᵀ k_j (Luong's "dot":
+ *                 unscaled, no W_k; the encoder's outputs as wide as q, so
+ *                 a unidirectional encoder);
  *   dot:          scaled dot product of q with the projected keys,
  *                 score_j = qᵀ W_k k_j / √H (Luong's "general" score);
  * where q is the decoder's top-layer state before the step (d2l's
@@ -36,7 +39,7 @@
 extern "C" {
 #endif
 
-typedef enum { LOOM_ATTN_NONE = 0, LOOM_ATTN_ADDITIVE, LOOM_ATTN_DOT } loom_attention;
+typedef enum { LOOM_ATTN_NONE = 0, LOOM_ATTN_ADDITIVE, LOOM_ATTN_DOT, LOOM_ATTN_PLAIN } loom_attention;
 
 typedef struct {
     const loom_cell_def *cell;
