@@ -210,6 +210,10 @@ expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 abcdef ab
 check "one translation per sentence" [ "$(wc -l < "$dir/out")" -eq 2 ]
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --attention-map "$dir/att.svg" abc
 check "the attention map is an SVG" grep -q "<svg" "$dir/att.svg"
+expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 --beam-tree "$dir/tree.dot" abc
+check "the beam search's tree: every continuation weighed, the winner's path bold" grep -q "penwidth=2.5" "$dir/tree.dot"
+expect 2 "cannot tell the format" -- "$loom" translate --load "$dir/rev.ckpt" --beam-tree "$dir/tree.txt" abc
+expect 2 "would replace its input" -- "$loom" translate --load "$dir/rev.ckpt" --beam-tree "$dir/rev.ckpt" abc
 # the page of a trained encoder–decoder: one sentence, its translation, the attention weights with their tokens
 expect 0 "" -- "$loom" dot --load "$dir/rev.ckpt" --source abcd --backward -o "$dir/rev.html"
 check "the page names the sentence and its translation" grep -q 'trained encoder–decoder, .*“abcd” → “' "$dir/rev.html"

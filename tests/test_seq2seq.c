@@ -5,6 +5,8 @@
 
 #include "examples/mgu_cell.h"
 
+#include <unistd.h>
+
 enum { TS = 4, TT = 3, B = 2, V_SRC = 6, V_TGT = 5 };
 
 /* Source and target batches with padding: lengths (4, 2) and (3, 1). */
@@ -376,6 +378,63 @@ Test(decode, beam_finds_what_greedy_misses)
                  LOOM_OK);
     cr_assert(len[0] == 1 && out[0] == 0);
     cr_assert_float_eq(score[0], log(0.5), 1e-6);
+}
+
+/* The search as a tree (beam 2 on the toy decoder): at step 0 x and y are
+ * kept and the early <eos> pruned; at step 1 y <eos> finishes (the winner,
+ * log 0.36), x x and x y are kept, x <eos> pruned; the winner's path is the
+ * DOT's bold one, and Graphviz draws it. */
+Test(decode, beam_search_tree)
+{
+    int32_t out[8], len;
+    loom_search_node nodes[64];
+    loom_search_tree tree = {nodes, 64, 0, 0};
+    toy d = {.R = 2};
+    cr_assert_eq(loom_search(1, 5, LOOM_BOS, LOOM_EOS, &(loom_search_opts){.beam = 2, .max_len = 8, .tree = &tree}, toy_step, &d, out,
+                             &len, NULL, NULL),
+                 LOOM_OK);
+    cr_assert(len == 1 && out[0] == 4, "y wins");
+    cr_assert(tree.n > 4 && tree.n <= 2 * 2 * 2, "at most 2·beam continuations a step: %d", tree.n);
+    const loom_search_node *w = &nodes[tree.best];
+    cr_assert(w->token == LOOM_EOS && w->fate == LOOM_CAND_FINISHED && w->step == 1, "the winner ends at step 1");
+    cr_assert_float_eq(w->score, log(0.4 * 0.9), 1e-5);
+    cr_assert(w->parent >= 0 && nodes[w->parent].token == 4 && nodes[w->parent].parent == -1 && nodes[w->parent].fate == LOOM_CAND_KEPT,
+              "after y, which follows <bos>");
+    int kept0 = 0, pruned_eos0 = 0, kept1 = 0;
+    for (int k = 0; k < tree.n; k++) {
+        kept0 += nodes[k].step == 0 && nodes[k].fate == LOOM_CAND_KEPT;
+        pruned_eos0 += nodes[k].step == 0 && nodes[k].token == LOOM_EOS && nodes[k].fate == LOOM_CAND_PRUNED;
+        kept1 += nodes[k].step == 1 && nodes[k].fate == LOOM_CAND_KEPT;
+        cr_assert(nodes[k].parent < k, "a node follows its parent");
+        if (nodes[k].parent >= 0) cr_assert_eq(nodes[nodes[k].parent].fate, LOOM_CAND_KEPT, "only kept hypotheses go on");
+    }
+    cr_assert(kept0 == 2 && pruned_eos0 == 1 && kept1 == 2, "step 0: x, y kept, <eos> pruned; step 1: two kept");
+    const char *labels[5] = {"x", "<pad>", "<bos>", "<eos>", "y"};
+    char *dot;
+    size_t n;
+    cr_assert_eq(loom_search_tree_dot(&tree, labels, 5, "toy", &dot, &n, NULL), LOOM_OK);
+    char want[64];
+    snprintf(want, sizeof want, "c%d [label=\"<eos>\\n-1.02\"", tree.best);
+    cr_assert(strstr(dot, want) && strstr(dot, "penwidth=2.5"), "the winner's node, bold: %s", dot);
+    if (loom_dot_can_render()) {
+        char path[] = "/tmp/loom-tree-XXXXXX.svg";
+        int fd = mkstemps(path, 4);
+        cr_assert(fd >= 0);
+        close(fd);
+        cr_assert_eq(loom_dot_render(dot, "svg", path, NULL), LOOM_OK);
+        char *svg = slurp(path);
+        cr_assert(strstr(svg, "<svg"));
+        free(svg);
+        unlink(path);
+    }
+    free(dot);
+    /* a tree without room counts its nodes and writes none */
+    loom_search_tree none = {NULL, 0, 0, 0};
+    toy e = {.R = 2};
+    cr_assert_eq(loom_search(1, 5, LOOM_BOS, LOOM_EOS, &(loom_search_opts){.beam = 2, .max_len = 8, .tree = &none}, toy_step, &e, out,
+                             &len, NULL, NULL),
+                 LOOM_OK);
+    cr_assert_eq(none.n, tree.n);
 }
 
 /* A decoder whose early endings are unlikely but rank high: for the first

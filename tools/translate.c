@@ -20,7 +20,7 @@ const char translate_help[] =
     "(from the arguments, else from standard input)\n";
 
 typedef struct {
-    const char *load, *map;
+    const char *load, *map, *tree;
     long beam, max_len, seed;
     double length_norm, temperature;
 } translate_args;
@@ -35,6 +35,9 @@ const tool_opt translate_opts[] = {
     {"--max-len", OPT_INT, T(max_len), 1, 100000, .arg = "N", .help = "tokens at most (default: the model's target length)"},
     {"--attention-map", OPT_PATH, T(map), .arg = "FILE",
      .help = "the first sentence's attention weights as a heat map (.svg or .png)"},
+    {"--beam-tree", OPT_PATH, T(tree), .arg = "FILE",
+     .help = "the first sentence's search as a tree: every continuation weighed, kept,\n"
+             "finished or pruned, the winner's path in bold (.dot, .svg, .png or .pdf)"},
 };
 #undef T
 const int n_translate_opts = (int)(sizeof translate_opts / sizeof *translate_opts);
@@ -64,6 +67,25 @@ static char **read_lines(const char *cmd, int *n)
     free(line);
     *n = k;
     return lines;
+}
+
+/* The first sentence's search tree, as DOT text or rendered (by the extension). */
+static int beam_tree(const char *cmd, const s2s_ckpt *l, const loom_search_tree *tree, const char *path, const char *sentence,
+                     long beam)
+{
+    int V = loom_vocab_size(l->v[1]);
+    const char **labels = malloc((size_t)V * sizeof *labels);
+    if (!labels) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    for (int v = 0; v < V; v++) {
+        const char *t = loom_vocab_token(l->v[1], v);
+        labels[v] = t && !strcmp(t, " ") ? "\u2423" : t;
+    }
+    char title[512];
+    snprintf(title, sizeof title, "%s of width %ld: “%s”", beam > 1 ? "beam search" : "greedy search", beam, sentence);
+    loom_error err = {0};
+    loom_status st = loom_search_tree_save(tree, labels, V, title, path, &err);
+    free(labels);
+    return st ? tool_fail_st(cmd, st, "--beam-tree", err.msg) : 0;
 }
 
 /* The first sentence's weights: one row per output token (and <eos>), one
@@ -124,7 +146,7 @@ int cmd_translate(int argc, char **argv)
     long beam = a.beam, max_len = a.max_len, seed = a.seed;
     double norm = a.length_norm, temperature = a.temperature;
     if (temperature > 0 && beam > 1) return free(text), tool_fail(cmd, "--temperature", "samples one hypothesis: not with --beam");
-    if (!tool_outputs_ok(cmd, &(tool_file){"--attention-map", map}, 1, &(tool_file){"--load", ck}, 1))
+    if (!tool_outputs_ok(cmd, (tool_file[]){{"--attention-map", map}, {"--beam-tree", a.tree}}, 2, &(tool_file){"--load", ck}, 1))
         return free(text), 2;
     char **lines = NULL;
     if (!n && (lines = read_lines(cmd, &n)) == NULL && n < 0) return free(text), n == -1 ? (tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL), 1) : 2;
@@ -149,8 +171,11 @@ int cmd_translate(int argc, char **argv)
             }
         loom_error e = {0};
         if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, &e))) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
+        loom_search_node *nodes = a.tree ? malloc(4096 * sizeof *nodes) : NULL;
+        loom_search_tree tree = {nodes, nodes ? 4096 : 0, 0, -1};
         loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
-                               .seed = (uint64_t)seed};
+                               .seed = (uint64_t)seed, .tree = a.tree ? &tree : NULL};
+        if (a.tree && !nodes) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
         if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, &e)) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
         for (int i = 0; !rc && i < n; i++) {
             size_t k = loom_vocab_decode(l.v[1], out + (size_t)i * L, ol[i], NULL, 0);
@@ -160,6 +185,8 @@ int cmd_translate(int argc, char **argv)
             free(s);
         }
         if (!rc && map) rc = attention_map(cmd, &l, a.map, src, sl[0], out, ol[0], att, L);
+        if (!rc && a.tree) rc = beam_tree(cmd, &l, &tree, a.tree, sent[0], beam);
+        free(nodes);
     }
     loom_translator_free(tr);
     free(src), free(sl), free(out), free(ol), free(att), free(text);

@@ -21,6 +21,7 @@ typedef struct {
     int t, row;   /* the step that ended it and the row that made that step */
     int len;      /* tokens, <eos> included */
     bool eos;     /* ended by <eos> (else: out of steps) */
+    int node;     /* its last node in the tree (sentence 0), or −1 */
 } finished;
 
 typedef struct {
@@ -48,7 +49,17 @@ typedef struct {
     double *p;           /* V: sampling's weights */
     weighted *order;     /* V: sampling's tokens, likeliest first */
     uint64_t rng;
+    loom_search_tree *tree;
+    int *node_of;        /* K: the tree node each of sentence 0's rows holds (−1: <bos>) */
 } search;
+
+/* A node of sentence 0's tree (its index, counted past the room too). */
+static int add_node(search *s, int t, int row, int32_t token, double score, loom_cand_fate fate)
+{
+    loom_search_tree *tr = s->tree;
+    if (tr->n < tr->cap) tr->nodes[tr->n] = (loom_search_node){t, t ? s->node_of[row] : -1, token, score, fate};
+    return tr->n++;
+}
 
 static double normalised(const search *s, double score, int len)
 {
@@ -56,9 +67,9 @@ static double normalised(const search *s, double score, int len)
 }
 
 /* Keeps the K best finished hypotheses of sentence i, best first. */
-static void finish(search *s, int i, double score, int t, int row, int len, bool eos)
+static void finish(search *s, int i, double score, int t, int row, int len, bool eos, int node)
 {
-    finished f = {normalised(s, score, len), score, t, row, len, eos}, *d = s->done + (size_t)i * s->K;
+    finished f = {normalised(s, score, len), score, t, row, len, eos, node}, *d = s->done + (size_t)i * s->K;
     int k = s->n_done[i] < s->K ? s->n_done[i]++ : s->K;
     if (k == s->K && f.norm <= d[k - 1].norm) return;
     if (k == s->K) k--;
@@ -128,17 +139,23 @@ static void choose(search *s, int t, int i, const float *lp)
     int K = s->K, m = s->o->temperature > 0 && K == 1 ? sample_candidate(s, i, lp) : best_candidates(s, i, lp);
     int32_t *from = s->from + (size_t)t * s->R, *tok = s->tok + (size_t)t * s->R;
     double next[1024];
-    int kept = 0;
-    for (int c = 0; c < m && kept < K; c++) {
-        if (s->top[c].token == s->eos) {
+    int kept = 0, node[1024], c = 0;
+    bool drawn = s->tree && i == 0;
+    for (; c < m && kept < K; c++) {
+        const cand *x = &s->top[c];
+        if (x->token == s->eos) {
             /* an ending counts when it ranks among the beam best continuations: a
              * poor early one would fill the finished list and end the search */
-            if (c < K) finish(s, i, s->top[c].score, t, s->top[c].row, t + 1, true);
+            int nd = drawn ? add_node(s, t, x->row, x->token, x->score, c < K ? LOOM_CAND_FINISHED : LOOM_CAND_PRUNED) : -1;
+            if (c < K) finish(s, i, x->score, t, x->row, t + 1, true, nd);
             continue;
         }
         int r = i * K + kept;
-        from[r] = s->top[c].row, tok[r] = s->top[c].token, next[kept++] = s->top[c].score;
+        node[kept] = drawn ? add_node(s, t, x->row, x->token, x->score, LOOM_CAND_KEPT) : -1;
+        from[r] = x->row, tok[r] = x->token, next[kept++] = x->score;
     }
+    for (; drawn && c < m; c++) add_node(s, t, s->top[c].row, s->top[c].token, s->top[c].score, LOOM_CAND_PRUNED);
+    for (int k = 0; drawn && k < kept; k++) s->node_of[k] = node[k];
     for (int k = 0; k < K; k++) {
         int r = i * K + k;
         s->live[r] = k < kept ? next[k] : -INFINITY;
@@ -170,7 +187,10 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     if (o.beam < 1) o.beam = 1;
     if (o.max_len < 1) o.max_len = 50;
     if (n < 1 || V < 1 || o.beam > 1024 || !step || !out || !len) return LOOM_ERR_ARG;
-    search s = {.o = &o, .n = n, .K = o.beam, .V = V, .R = n * o.beam, .eos = eos, .rng = o.seed * 0xD1B54A32D192ED03ull};
+    search s = {.o = &o, .n = n, .K = o.beam, .V = V, .R = n * o.beam, .eos = eos, .rng = o.seed * 0xD1B54A32D192ED03ull,
+                .tree = o.tree};
+    if (s.tree && (s.tree->cap < 0 || (s.tree->cap && !s.tree->nodes))) return LOOM_ERR_ARG;
+    if (s.tree) s.tree->n = 0, s.tree->best = -1;
     size_t R = (size_t)s.R, T = (size_t)o.max_len;
     s.live = malloc(R * sizeof *s.live);
     s.from = malloc(T * R * sizeof *s.from);
@@ -181,9 +201,10 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     s.top = malloc(2 * (size_t)s.K * sizeof *s.top);
     s.p = malloc((size_t)V * sizeof *s.p), s.order = malloc((size_t)V * sizeof *s.order);
     float *lp = malloc(R * (size_t)V * sizeof *lp);
+    s.node_of = malloc((size_t)s.K * sizeof *s.node_of);
     int32_t *in = malloc(R * sizeof *in);
     loom_status st = LOOM_OK;
-    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !s.p || !s.order || !lp || !in)
+    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !s.p || !s.order || !lp || !in || !s.node_of)
         st = LOOM_ERR_NOMEM;
     for (size_t r = 0; !st && r < R; r++) s.live[r] = r % (size_t)s.K ? -INFINITY : 0, in[r] = bos;
     int t = 0;
@@ -205,12 +226,14 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     for (int i = 0; !st && i < n; i++) {
         /* out of steps: what is unfinished ends here */
         for (int k = 0; !s.over[i] && k < s.K; k++)
-            if (isfinite(s.live[i * s.K + k])) finish(&s, i, s.live[i * s.K + k], o.max_len - 1, i * s.K + k, o.max_len, false);
+            if (isfinite(s.live[i * s.K + k]))
+                finish(&s, i, s.live[i * s.K + k], o.max_len - 1, i * s.K + k, o.max_len, false, i == 0 && s.tree ? s.node_of[k] : -1);
         int32_t *oi = out + (size_t)i * T, *ri = rows ? rows + (size_t)i * T : NULL;
         const finished *f = s.done + (size_t)i * s.K;
         len[i] = 0;
         for (size_t k = 0; ri && k < T; k++) ri[k] = -1;
         if (score) score[i] = s.n_done[i] ? f->norm : -INFINITY;
+        if (i == 0 && s.tree) s.tree->best = s.n_done[i] ? f->node : -1;
         if (!s.n_done[i]) continue;
         if (f->eos) { /* ended by <eos> at step f->t, made by row f->row */
             if (f->t > 0) trace(&s, f->t - 1, f->row, oi, ri);
@@ -221,5 +244,6 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
         }
     }
     free(s.live), free(s.from), free(s.tok), free(s.done), free(s.n_done), free(s.over), free(s.top), free(s.p), free(s.order), free(lp), free(in);
+    free(s.node_of);
     return st;
 }

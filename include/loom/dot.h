@@ -18,6 +18,7 @@
 
 #include "loom/graph.h"
 #include "loom/runtime.h"
+#include "loom/search.h"
 
 #include <stdio.h>
 
@@ -98,6 +99,19 @@ loom_status loom_dot_string(const loom_graph *g, const loom_dot_opts *opts, char
  * (the page starts there) and style are the page's to choose, and the cell
  * view has every step (steps_shown elides the op view's). */
 loom_status loom_dot_html(const loom_graph *g, FILE *f, const loom_dot_opts *opts, loom_error *err);
+
+/* A search's tree (loom_search_tree, loom/search.h) as DOT text in a
+ * malloc'd string: left to right from <bos>, a node per continuation the
+ * search weighed — its token (labels[token] for tokens below n_labels, else
+ * the number) and the log p of its hypothesis — kept ones blue, finished
+ * ones (<eos>) green with a double border, pruned ones grey and dashed; the
+ * winning hypothesis' path red and bold. Render it with loom_dot_render. */
+loom_status loom_search_tree_dot(const loom_search_tree *t, const char *const *labels, int n_labels, const char *title,
+                                 char **out, size_t *len, loom_error *err);
+/* The same into `path` by its extension: .dot or .gv (the text), .svg,
+ * .png, .pdf (rendered); replaced atomically, as loom_dot_save does. */
+loom_status loom_search_tree_save(const loom_search_tree *t, const char *const *labels, int n_labels, const char *title,
+                                  const char *path, loom_error *err);
 
 /* Lays out DOT text with Graphviz's library and renders it to `path` in
  * `format` ("svg", "png", "pdf", ...), replacing the file atomically.

@@ -11,6 +11,25 @@
 extern "C" {
 #endif
 
+/* The first sentence's search as a tree (a picture of beam search, d2l
+ * 9.8): at each step, the continuations it weighed — the 2·beam likeliest of
+ * its live hypotheses' — and what became of each: kept for the next step,
+ * finished (its <eos>), or pruned. */
+typedef enum { LOOM_CAND_KEPT = 0, LOOM_CAND_FINISHED, LOOM_CAND_PRUNED } loom_cand_fate;
+typedef struct {
+    int step;      /* the token's position: 0, 1, … */
+    int parent;    /* the node it continues (an index into nodes), −1: it follows <bos> */
+    int32_t token;
+    double score;  /* log p of the hypothesis up to and with this token */
+    loom_cand_fate fate;
+} loom_search_node;
+typedef struct {
+    loom_search_node *nodes; /* the caller's, room for cap */
+    int cap;
+    int n;                   /* nodes the search made (written up to cap) */
+    int best;                /* the winning hypothesis' last node (its <eos>, or its last token); −1: none */
+} loom_search_tree;
+
 typedef struct {
     int beam;            /* hypotheses kept per sentence (default 1: greedy, or sampling) */
     double temperature;  /* beam 1: 0 picks the likeliest token; > 0 samples from softmax(log p / T) */
@@ -19,6 +38,7 @@ typedef struct {
     double length_norm;  /* a finished hypothesis scores log p / length^α, α = length_norm (0: none) */
     int max_len;         /* tokens at most, <eos> included (default 50; loom_generate: its length) */
     uint64_t seed;       /* sampling */
+    loom_search_tree *tree; /* the first sentence's tree (may be NULL) */
 } loom_search_opts;
 
 /* A decoder the search drives: step t (0, 1, …) of n·beam rows, row
