@@ -174,6 +174,23 @@ double loom_ngrams_choose_eps(const int32_t *ids, int64_t n, int k, int vocab, l
     return best;
 }
 
+loom_status loom_ngrams_baseline(const int32_t *train, int64_t n_train, int vocab, int order, double eps, const int32_t *ids,
+                                 int64_t n, double *ppl, double *eps_used, loom_error *err)
+{
+    if (!ppl || !eps_used || !ids || n < 1) return loom_error_set(err, LOOM_ERR_ARG, "n-grams: no tokens to score");
+    loom_ngrams *g = loom_ngrams_new(train, n_train, order, vocab, err);
+    if (!g) return err ? err->status : LOOM_ERR_ARG;
+    loom_status st = LOOM_OK;
+    for (int k = 1; !st && k <= order; k++) {
+        eps_used[k - 1] = eps > 0 ? eps : loom_ngrams_choose_eps(train, n_train, k, vocab, err);
+        ppl[k - 1] = isnan(eps_used[k - 1]) ? NAN : loom_ngrams_perplexity(g, k, eps_used[k - 1], ids, n);
+        if (isnan(eps_used[k - 1])) st = err && err->status ? err->status : LOOM_ERR_ARG;
+        else if (isnan(ppl[k - 1])) st = loom_error_set(err, LOOM_ERR_VALUE, "n-grams: a scored token is not in the vocabulary of %d", vocab);
+    }
+    loom_ngrams_free(g);
+    return st;
+}
+
 typedef struct {
     int64_t count, first, slot;
 } entry;

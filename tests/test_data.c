@@ -590,3 +590,27 @@ Test(ngrams, zipf_exponent)
     loom_ngrams_free(g);
     free(ids);
 }
+
+/* The baseline is its parts: counted on the training tokens, ε chosen on
+ * them (or given), each order scored on the other tokens. */
+Test(ngrams, baseline_is_count_choose_score)
+{
+    enum { N = 600, V = 6 };
+    int32_t ids[N];
+    uint64_t rng = 3;
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)loom_below(&rng, i % 2 ? V : 3);
+    double ppl[3], eps[3];
+    loom_error err = {0};
+    cr_assert_eq(loom_ngrams_baseline(ids, 500, V, 3, 0, ids + 500, 100, ppl, eps, &err), LOOM_OK, "%s", err.msg);
+    loom_ngrams *g = loom_ngrams_new(ids, 500, 3, V, NULL);
+    for (int k = 1; k <= 3; k++) {
+        cr_assert_eq(eps[k - 1], loom_ngrams_choose_eps(ids, 500, k, V, NULL), "order %d: ε chosen on the counted text", k);
+        cr_assert_eq(ppl[k - 1], loom_ngrams_perplexity(g, k, eps[k - 1], ids + 500, 100), "order %d", k);
+    }
+    cr_assert_eq(loom_ngrams_baseline(ids, 500, V, 2, 0.5, ids + 500, 100, ppl, eps, NULL), LOOM_OK);
+    cr_assert(eps[0] == 0.5 && eps[1] == 0.5 && ppl[1] == loom_ngrams_perplexity(g, 2, 0.5, ids + 500, 100), "ε given");
+    loom_ngrams_free(g);
+    int32_t bad[2] = {0, V};
+    cr_assert_eq(loom_ngrams_baseline(ids, 500, V, 2, 0, bad, 2, ppl, eps, &err), LOOM_ERR_VALUE);
+    cr_assert(strstr(err.msg, "not in the vocabulary"), "%s", err.msg);
+}

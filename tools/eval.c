@@ -44,18 +44,14 @@ static double ngram_baseline(const char *cmd, const lm_ckpt *l, int k, const int
     loom_text *train = NULL;
     int64_t n_train = 0;
     loom_error err = {0};
-    double ppl = NAN;
-    loom_ngrams *g = NULL;
-    if (!loom_lm_training_text(l->ck, l->vocab, &train, &n_train, &err)) {
-        const int32_t *t = loom_text_ids(train, NULL);
-        int V = loom_vocab_size(l->vocab);
-        *eps = loom_ngrams_choose_eps(t, n_train, k, V, &err);
-        if (!isnan(*eps) && (g = loom_ngrams_new(t, n_train, k, V, &err))) ppl = loom_ngrams_perplexity(g, k, *eps, ids, n);
-    }
-    if (isnan(ppl)) tool_fail_st(cmd, err.status ? err.status : LOOM_ERR_VALUE, "--baseline", err.msg[0] ? err.msg : "no perplexity");
-    loom_ngrams_free(g);
+    double ppl[LOOM_NGRAM_MAX_ORDER], used[LOOM_NGRAM_MAX_ORDER];
+    loom_status st = loom_lm_training_text(l->ck, l->vocab, &train, &n_train, &err);
+    if (!st)
+        st = loom_ngrams_baseline(loom_text_ids(train, NULL), n_train, loom_vocab_size(l->vocab), k, 0, ids, n, ppl, used, &err);
     loom_text_free(train);
-    return ppl;
+    if (st) return tool_fail_st(cmd, st, "--baseline", err.msg), NAN;
+    *eps = used[k - 1];
+    return ppl[k - 1];
 }
 
 static int lm_perplexity(const char *cmd, const char *ck, const char *data, int baseline)

@@ -140,19 +140,14 @@ int cmd_stats(int argc, char **argv)
     /* the baseline: counted on the first nine tenths, scored on the last (as loom train holds it out);
      * ε chosen on the counted part's own last tenth unless given */
     int64_t held = n - n / 10;
-    loom_ngrams *train = !rc && held >= 10 && n - held > 0 ? loom_ngrams_new(ids, held, order, V, &err) : NULL;
-    if (train) {
-        printf("Laplace n-gram perplexity on the last tenth (%lld tokens), counted on the rest:\n", (long long)(n - held));
-        for (int k = 1; !rc && k <= order; k++) {
-            double eps = a.eps > 0 ? a.eps : loom_ngrams_choose_eps(ids, held, k, V, &err);
-            if (isnan(eps)) rc = tool_fail_st(cmd, err.status, err.msg, NULL);
-            else printf("  %d-gram %.4g (ε = %g%s)\n", k, loom_ngrams_perplexity(train, k, eps, ids + held, n - held), eps,
-                        a.eps > 0 ? "" : ", chosen on the counted text");
-        }
-    } else if (!rc && held >= 10 && n - held > 0) {
-        rc = tool_fail_st(cmd, err.status, err.msg, NULL);
+    double ppl[LOOM_NGRAM_MAX_ORDER], eps[LOOM_NGRAM_MAX_ORDER];
+    if (!rc && held >= 10 && n - held > 0) {
+        if (loom_ngrams_baseline(ids, held, V, order, a.eps, ids + held, n - held, ppl, eps, &err))
+            rc = tool_fail_st(cmd, err.status, err.msg, NULL);
+        else printf("Laplace n-gram perplexity on the last tenth (%lld tokens), counted on the rest:\n", (long long)(n - held));
+        for (int k = 1; !rc && k <= order; k++)
+            printf("  %d-gram %.4g (ε = %g%s)\n", k, ppl[k - 1], eps[k - 1], a.eps > 0 ? "" : ", chosen on the counted text");
     }
-    loom_ngrams_free(train);
     if (!rc && a.plot) {
         char title[512];
         snprintf(title, sizeof title, "Zipf's law: %s of %s", kinds[a.tokens], a.data);

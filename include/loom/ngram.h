@@ -55,6 +55,13 @@ double loom_ngrams_perplexity(const loom_ngrams *g, int k, double eps, const int
  * text it is scored on. NaN with the reason in err (fewer than 10 tokens,
  * bad arguments, out of memory). */
 double loom_ngrams_choose_eps(const int32_t *ids, int64_t n, int k, int vocab, loom_error *err);
+/* The n-gram baseline: the models of order 1 … order counted on
+ * train[0..n_train), each scored on ids[0..n): ppl[k − 1] the order-k
+ * model's perplexity, eps_used[k − 1] its ε — eps when > 0, else chosen by
+ * loom_ngrams_choose_eps on the counted text (never on the scored one). The
+ * reason of a failure in err. */
+loom_status loom_ngrams_baseline(const int32_t *train, int64_t n_train, int vocab, int order, double eps, const int32_t *ids,
+                                 int64_t n, double *ppl, double *eps_used, loom_error *err);
 
 #ifdef __cplusplus
 }
