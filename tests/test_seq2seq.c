@@ -630,9 +630,14 @@ Test(decode, probe_reads_its_own_translation)
     for (int t = 0; t < p.tgt_len; t++)
         for (int j = 0; j < TS; j++)
             cr_assert_float_eq(a[t * TS + j], att[t * TS + j], 1e-5f, "the graph's attention is the translation's: %d, %d", t, j);
+    float cut[ML * TS];
+    cr_assert_eq(loom_seq2seq_attention_weights(p.g, &p.m, p.binds, p.n_binds, 0, p.tgt_len, p.src_len, cut), LOOM_OK);
+    for (int t = 0; t < p.tgt_len; t++)
+        for (int j = 0; j < p.src_len; j++) cr_assert_eq(cut[t * p.src_len + j], a[t * TS + j], "sentence 0's rows, cut: %d, %d", t, j);
     float loss;
     cr_assert_eq(loom_node_values(p.g, p.m.loss, p.binds, p.n_binds, &loss, 1), LOOM_OK);
     cr_assert(isfinite(loss) && loss > 0);
+    cr_assert_eq(loom_seq2seq_attention_weights(p.g, &p.m, p.binds, p.n_binds, 1, 1, 1, cut), LOOM_ERR_ARG, "a batch of one");
     loom_seq2seq_probe_close(&p);
     s[1] = V_SRC;
     cr_assert_eq(loom_seq2seq_probe_open(&p, &o, st, s, 3, &err), LOOM_ERR_ARG);

@@ -225,12 +225,6 @@ void dot_attention_free(dot_attention *att)
     *att = (dot_attention){0};
 }
 
-/* A token as a label: a space drawn ␣ */
-static const char *token_label(const loom_vocab *v, int32_t id)
-{
-    const char *t = loom_vocab_token(v, id);
-    return !t ? "?" : !strcmp(t, " ") ? "\u2423" : t;
-}
 
 bool dot_values(dot_model *dm, const dot_args *a, const loom_tensor *roots, int n_roots, float *stats, dot_attention *att)
 {
@@ -249,21 +243,16 @@ bool dot_values(dot_model *dm, const dot_args *a, const loom_tensor *roots, int 
     const loom_seq2seq *m = &dm->s2s;
     *att = (dot_attention){0};
     if (ok && (a->seq2seq > 0 || (dm->s2s_loaded && m->o.attention))) { /* sentence 0 of (Tt, B, Ts) */
-        int Ts = m->o.src_steps, Tt = m->o.tgt_steps, B = m->o.batch;
-        float *all = malloc((size_t)Tt * B * Ts * sizeof *all);
-        att->rows = dm->s2s_loaded ? dm->sp.tgt_len : Tt, att->cols = dm->s2s_loaded ? dm->sp.src_len : Ts;
+        att->rows = dm->s2s_loaded ? dm->sp.tgt_len : m->o.tgt_steps, att->cols = dm->s2s_loaded ? dm->sp.src_len : m->o.src_steps;
         att->w = malloc((size_t)att->rows * att->cols * sizeof *att->w);
-        if (!all || !att->w) ok = false, loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
-        else ok = !loom_node_values(g, m->attention, binds, nb, all, (size_t)Tt * B * Ts);
-        for (int i = 0; ok && i < att->rows; i++)
-            memcpy(att->w + (size_t)i * att->cols, all + (size_t)i * B * Ts, (size_t)att->cols * sizeof *all);
-        free(all);
+        if (!att->w) ok = false, loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
+        else ok = !loom_seq2seq_attention_weights(g, m, binds, nb, 0, att->rows, att->cols, att->w);
         if (ok && dm->s2s_loaded) { /* the sentence's tokens and the translation's */
             att->row_labels = malloc((size_t)att->rows * sizeof *att->row_labels);
             att->col_labels = malloc((size_t)att->cols * sizeof *att->col_labels);
             if (!att->row_labels || !att->col_labels) ok = false, loom_graph_fail(g, LOOM_ERR_NOMEM, "out of memory");
-            for (int i = 0; ok && i < att->rows; i++) att->row_labels[i] = token_label(dm->ck.v[1], dm->sp.tgt[i]);
-            for (int j = 0; ok && j < att->cols; j++) att->col_labels[j] = token_label(dm->ck.v[0], dm->sp.src[j]);
+            for (int i = 0; ok && i < att->rows; i++) att->row_labels[i] = tool_token_label(dm->ck.v[1], dm->sp.tgt[i]);
+            for (int j = 0; ok && j < att->cols; j++) att->col_labels[j] = tool_token_label(dm->ck.v[0], dm->sp.src[j]);
         }
     }
     if (!ok) fprintf(stderr, "loom dot: %s\n", loom_graph_error(g)), dot_attention_free(att);

@@ -146,3 +146,9 @@ int s2s_load(s2s_ckpt *l, const char *cmd, const char *path, int batch, int rows
     if (loom_store_status(l->store) || loom_store_load(l->store, l->ck, false)) return tool_fail_st(cmd, loom_store_status(l->store), loom_store_error(l->store), NULL);
     return tool_finite_weights(cmd, path, l->store) ? 0 : 2;
 }
+
+const char *tool_token_label(const loom_vocab *v, int32_t id)
+{
+    const char *t = loom_vocab_token(v, id);
+    return !t ? "?" : !strcmp(t, " ") ? "\u2423" : !strcmp(t, "\n") ? "\u21b5" : t;
+}

@@ -45,9 +45,8 @@ static void gram_text(const loom_vocab *v, const int32_t *gram, int k, char *buf
     size_t at = 0;
     buf[0] = 0;
     for (int i = 0; i < k && at < n; i++) {
-        const char *t = loom_vocab_token(v, gram[i]);
         at += (size_t)snprintf(buf + at, n - at, "%s%s", i && loom_vocab_kind(v) != LOOM_TOKENS_CHAR ? " " : "",
-                               !t ? "?" : !strcmp(t, " ") ? "\u2423" : !strcmp(t, "\n") ? "\u21b5" : t);
+                               tool_token_label(v, gram[i]));
     }
 }
 

@@ -340,6 +340,8 @@ typedef struct {
     loom_store *store;
 } s2s_ckpt;
 int s2s_load(s2s_ckpt *l, const char *cmd, const char *path, int batch, int rows);
+/* A token as a picture's label: a space drawn ␣, a newline ↵, an id out of range "?" (tools/pairs.c). */
+const char *tool_token_label(const loom_vocab *v, int32_t id);
 void s2s_unload(s2s_ckpt *l);
 int cmd_translate(int argc, char **argv);
 extern const char translate_help[];

@@ -76,10 +76,7 @@ static int beam_tree(const char *cmd, const s2s_ckpt *l, const loom_search_tree 
     int V = loom_vocab_size(l->v[1]);
     const char **labels = malloc((size_t)V * sizeof *labels);
     if (!labels) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int v = 0; v < V; v++) {
-        const char *t = loom_vocab_token(l->v[1], v);
-        labels[v] = t && !strcmp(t, " ") ? "\u2423" : t;
-    }
+    for (int v = 0; v < V; v++) labels[v] = tool_token_label(l->v[1], v);
     char title[512];
     snprintf(title, sizeof title, "%s of width %ld: “%s”", beam > 1 ? "beam search" : "greedy search", beam, sentence);
     loom_error err = {0};
@@ -102,14 +99,10 @@ static int attention_map(const char *cmd, const s2s_ckpt *l, const char *path, c
         return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
     }
     for (int i = 0; i < rows; i++) {
-        const char *tok = i < ol ? loom_vocab_token(l->v[1], out[i]) : "<eos>";
-        rl[i] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
+        rl[i] = i < ol ? tool_token_label(l->v[1], out[i]) : "<eos>";
         for (int j = 0; j < sl; j++) m[i * sl + j] = w[i * Ts + j];
     }
-    for (int j = 0; j < sl; j++) { /* a space is drawn as ␣ */
-        const char *tok = loom_vocab_token(l->v[0], src[j]);
-        cl[j] = tok && !strcmp(tok, " ") ? "\u2423" : tok;
-    }
+    for (int j = 0; j < sl; j++) cl[j] = tool_token_label(l->v[0], src[j]);
     loom_error err = {0};
     loom_status st = loom_plot_heatmap(&(loom_heatmap){m, rows, sl, rl, cl, "attention: output (rows) × source (columns)"}, path, &err);
     free(m), free(rl), free(cl);

@@ -2,6 +2,7 @@
  * once per batch of sentences, then the one-step decoder runs under
  * loom_search, its states reordered as the hypotheses move between rows. */
 #include "loom/seq2seq.h"
+#include "loom/inspect.h"
 #include "loom/data.h"
 #include "loom/bleu.h"
 
@@ -369,4 +370,21 @@ loom_status loom_seq2seq_probe_open(loom_seq2seq_probe *p, const loom_seq2seq_op
     b[nb++] = (loom_binding){p->m.tgt_len, &lens[1]};
     p->binds = b, p->n_binds = nb;
     return LOOM_OK;
+}
+
+loom_status loom_seq2seq_attention_weights(loom_graph *g, const loom_seq2seq *m, const loom_binding *binds, int n_binds, int b,
+                                           int rows, int cols, float *out)
+{
+    int Ts = m->o.src_steps, Tt = m->o.tgt_steps, B = m->o.batch;
+    if (!loom_valid(m->attention) || b < 0 || b >= B || rows < 1 || rows > Tt || cols < 1 || cols > Ts || !out)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "attention weights: sentence %d, %d × %d of a model of batch %d, %d × %d%s", b,
+                               rows, cols, B, Tt, Ts, loom_valid(m->attention) ? "" : " (it has no attention)"),
+               LOOM_ERR_ARG;
+    float *all = malloc((size_t)Tt * B * Ts * sizeof *all);
+    if (!all) return loom_graph_fail(g, LOOM_ERR_NOMEM, "attention weights: out of memory"), LOOM_ERR_NOMEM;
+    loom_status st = loom_node_values(g, m->attention, binds, n_binds, all, (size_t)Tt * B * Ts);
+    for (int i = 0; !st && i < rows; i++) /* (Tt, B, Ts): sentence b's rows */
+        memcpy(out + (size_t)i * cols, all + ((size_t)i * B + b) * Ts, (size_t)cols * sizeof *out);
+    free(all);
+    return st;
 }

@@ -151,6 +151,12 @@ typedef struct {
 loom_status loom_seq2seq_probe_open(loom_seq2seq_probe *p, const loom_seq2seq_opts *model, const loom_store *weights,
                                     const int32_t *src, int src_len, loom_error *err);
 void loom_seq2seq_probe_close(loom_seq2seq_probe *p);
+/* Sentence b's attention weights on one run of a training graph (its
+ * attention (tgt_steps, batch, src_steps); binds as loom_node_values takes
+ * them): out[i · cols + j], the weight of decoder step i on source position
+ * j, for the first rows steps and cols positions. Errors also go to the graph. */
+loom_status loom_seq2seq_attention_weights(loom_graph *g, const loom_seq2seq *m, const loom_binding *binds, int n_binds, int b,
+                                           int rows, int cols, float *out);
 
 #ifdef __cplusplus
 }
