@@ -55,7 +55,8 @@ loom_pairs *loom_pairs_new(const loom_pairs_opts *o)
     if (!p) return NULL;
     p->o = o ? *o : (loom_pairs_opts){0};
     if (p->o.num_steps <= 0) p->o.num_steps = 10;
-    if (p->o.target_steps <= 0) p->o.target_steps = p->o.num_steps;
+    if (p->o.target_steps <= 0 || p->o.kind == LOOM_PAIRS_TAGGED) p->o.target_steps = p->o.num_steps;
+    if (p->o.kind == LOOM_PAIRS_LABELLED) p->o.target_steps = 1;
     if (p->o.vocab[0]) p->o.chars = loom_vocab_kind(p->o.vocab[0]) == LOOM_TOKENS_CHAR;
     if (p->o.min_freq <= 0) p->o.min_freq = 1;
     return p;
@@ -90,18 +91,39 @@ static bool blank(const char *s, size_t n)
 
 static int pad(const loom_vocab *v, const char *s, size_t n, int steps, int32_t *row);
 
+/* Runs of non-blank bytes. */
+static int64_t words(const char *s, size_t n)
+{
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++) k += s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\r');
+    return k;
+}
+
+/* s[0..*n) without blanks at either end. */
+static const char *trim(const char *s, size_t *n)
+{
+    while (*n && (*s == ' ' || *s == '\r')) s++, (*n)--;
+    while (*n && (s[*n - 1] == ' ' || s[*n - 1] == '\r')) (*n)--;
+    return s;
+}
+
 /* One side's sentences (one per line of b) as padded ids and lengths. */
 static loom_status encode_side(loom_pairs *p, int side, const loom_buf *b)
 {
     loom_text_opts to = {.kind = p->o.chars ? LOOM_TOKENS_CHAR : LOOM_TOKENS_SPACE, .lower = true,
                          .min_freq = p->o.min_freq, .specials = true};
+    if (side == 1 && p->o.kind != LOOM_PAIRS_TEXT) { /* labels and tags: every one kept, as written */
+        to.lower = false, to.min_freq = 1;
+        if (p->o.kind == LOOM_PAIRS_LABELLED) to.kind = LOOM_TOKENS_LINE, to.specials = false;
+    }
     int T = p->steps[side];
     if (!(p->text[side] = loom_text_new(&to))) return LOOM_ERR_NOMEM;
     /* the vocabulary from the sentences; character tokens would count the
      * newlines between them as a token, so they read them joined */
-    char *joined = p->o.chars ? malloc(b->n + 1) : NULL;
+    bool chars = to.kind == LOOM_TOKENS_CHAR;
+    char *joined = chars ? malloc(b->n + 1) : NULL;
     size_t nj = 0;
-    if (p->o.chars && !joined) return LOOM_ERR_NOMEM;
+    if (chars && !joined) return LOOM_ERR_NOMEM;
     for (size_t i = 0; joined && i < b->n; i++)
         if (b->s[i] != '\n') joined[nj++] = b->s[i];
     const loom_vocab *given = p->o.vocab[side];
@@ -152,8 +174,10 @@ int loom_pairs_encode(const loom_vocab *v, const char *utf8, size_t n, int steps
 
 loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
 {
-    if (!p || (!utf8 && n)) return LOOM_ERR_ARG;
+    if (!p || (!utf8 && n) || p->o.kind < LOOM_PAIRS_TEXT || p->o.kind > LOOM_PAIRS_TAGGED) return LOOM_ERR_ARG;
     clear(p);
+    if (p->o.kind == LOOM_PAIRS_TAGGED && p->o.chars)
+        return pairs_err(p, LOOM_ERR_ARG, "pairs: tagged lines are words, one tag each (not characters)");
     p->steps[0] = p->o.num_steps, p->steps[1] = p->o.target_steps;
     loom_buf side[2] = {{0}, {0}};
     char *norm = NULL;
@@ -168,7 +192,9 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
         while (tab < e && utf8[tab] != '\t') tab++;
         size_t t2 = tab + 1;
         while (t2 < e && utf8[t2] != '\t') t2++; /* later columns (an attribution) are not read */
-        if (tab >= e || blank(utf8 + a, tab - a) || blank(utf8 + tab + 1, t2 - tab - 1)) {
+        bool tagged = p->o.kind == LOOM_PAIRS_TAGGED;
+        if (tab >= e || blank(utf8 + a, tab - a) || blank(utf8 + tab + 1, t2 - tab - 1) ||
+            (tagged && words(utf8 + a, tab - a) != words(utf8 + tab + 1, t2 - tab - 1))) {
             if (p->n_bad == bad_cap) {
                 int64_t *nb = realloc(p->bad, (size_t)(bad_cap = 2 * bad_cap + 16) * sizeof *nb);
                 if (!nb) st = LOOM_ERR_NOMEM;
@@ -180,6 +206,10 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
         }
         const char *part[2] = {utf8 + a, utf8 + tab + 1};
         size_t plen[2] = {tab - a, t2 - tab - 1};
+        if (p->o.kind == LOOM_PAIRS_LABELLED) { /* label TAB text: the text is side 0 */
+            part[1] = utf8 + a, plen[1] = tab - a, part[0] = utf8 + tab + 1, plen[0] = t2 - tab - 1;
+            part[1] = trim(part[1], &plen[1]);
+        }
         for (int s = 0; s < 2 && !st; s++) { /* each sentence whole UTF-8 text: a sequence cut by a newline is not */
             int64_t badc = loom_utf8_check(part[s], plen[s]);
             if (badc >= 0)
@@ -194,8 +224,8 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
                 else norm = nn;
             }
             if (!st) {
-                size_t m = p->o.chars ? (memcpy(norm, part[s], plen[s]), plen[s])
-                                      : loom_d2l_preprocess(part[s], plen[s], norm, norm_cap);
+                bool as_is = p->o.chars || tagged || (s == 1 && p->o.kind == LOOM_PAIRS_LABELLED);
+                size_t m = as_is ? (memcpy(norm, part[s], plen[s]), plen[s]) : loom_d2l_preprocess(part[s], plen[s], norm, norm_cap);
                 if (!put(&side[s], norm, m)) st = LOOM_ERR_NOMEM;
             }
         }
@@ -203,7 +233,8 @@ loom_status loom_pairs_parse(loom_pairs *p, const char *utf8, size_t n)
         a = next;
     }
     free(norm);
-    if (!st && !p->n) st = pairs_err(p, LOOM_ERR_VALUE, "pairs: no pair of source TAB target in %lld lines", (long long)line);
+    static const char *const what[] = {"pair of source TAB target", "line of label TAB text", "line of tokens TAB as many tags"};
+    if (!st && !p->n) st = pairs_err(p, LOOM_ERR_VALUE, "pairs: no %s in %lld lines", what[p->o.kind], (long long)line);
     for (int s = 0; s < 2 && !st; s++) st = encode_side(p, s, &side[s]);
     free(side[0].s), free(side[1].s);
     if (!st && !(p->order = malloc((size_t)p->n * sizeof *p->order))) st = LOOM_ERR_NOMEM;

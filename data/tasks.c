@@ -5,6 +5,7 @@
 
 #include "data/read.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +136,31 @@ char *loom_task_date_pairs(int64_t n, bool held_out, uint64_t seed)
     }
     if (!ok) free(b.s);
     return ok ? b.s : NULL;
+}
+
+/* ---- the temporal order, the noisy sine ---- */
+
+void loom_task_order(int T, int B, uint64_t seed, int32_t *x, int32_t *y)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 19;
+    int a = T / 10, w = T / 10 + 1, c = T / 2; /* t1 in [a, a + w), t2 in [c, c + w) */
+    for (int b = 0; b < B; b++) {
+        for (int t = 1; t < T - 1; t++) x[(size_t)t * B + b] = (int32_t)loom_below(&s, 4);
+        x[b] = 6, x[(size_t)(T - 1) * B + b] = 7;
+        int t1 = a + (int)loom_below(&s, (uint64_t)w), t2 = c + (int)loom_below(&s, (uint64_t)w);
+        if (t2 >= T - 1) t2 = T - 2;
+        if (t1 < 1) t1 = 1;
+        int k1 = (int)loom_below(&s, 2), k2 = (int)loom_below(&s, 2);
+        x[(size_t)t1 * B + b] = 4 + k1, x[(size_t)t2 * B + b] = 4 + k2;
+        y[b] = 2 * k1 + k2;
+    }
+}
+
+void loom_task_sine_series(uint64_t seed, int64_t n, float *x)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 23;
+    for (int64_t t = 0; t < n; t++) { /* Box–Muller: one normal per pair of uniforms */
+        double u = 1 - loom_uniform(&s), v = loom_uniform(&s);
+        x[t] = (float)(sin(0.01 * (double)(t + 1)) + 0.2 * sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+    }
 }

@@ -233,7 +233,7 @@ static bool tokenise_plain(const loom_text_opts *o, const char *text, size_t n, 
             if (!emit(ctx, enc, (size_t)el)) return false;
             continue;
         }
-        bool space = is_space(cp), punct = o->kind == LOOM_TOKENS_WORD && !space && is_punct(cp);
+        bool space = o->kind == LOOM_TOKENS_LINE ? cp == '\n' : is_space(cp), punct = o->kind == LOOM_TOKENS_WORD && !space && is_punct(cp);
         if ((space || punct || wl + (size_t)el > sizeof word) && wl) {
             if (!emit(ctx, word, wl)) return false;
             wl = 0;
@@ -539,7 +539,7 @@ size_t loom_vocab_decode(const loom_vocab *v, const int32_t *ids, int64_t n, cha
 char *loom_vocab_to_string(const loom_vocab *v)
 {
     cJSON *o = cJSON_CreateObject(), *toks = NULL, *counts = NULL;
-    static const char *const kinds[] = {"char", "word", "space"};
+    static const char *const kinds[] = {"char", "word", "space", "line"};
     bool ok = o && cJSON_AddStringToObject(o, "kind", kinds[v->opts.kind]) &&
               cJSON_AddBoolToObject(o, "lower", v->opts.lower) &&
               cJSON_AddBoolToObject(o, "letters_only", v->opts.letters_only) &&
@@ -564,10 +564,13 @@ loom_vocab *loom_vocab_from_string(const char *s)
     if (!cJSON_IsString(kind) || !cJSON_IsArray(toks) || !cJSON_IsArray(counts) ||
         cJSON_GetArraySize(toks) != cJSON_GetArraySize(counts) || cJSON_GetArraySize(toks) < 1)
         goto done;
-    if (strcmp(kind->valuestring, "word") && strcmp(kind->valuestring, "space") && strcmp(kind->valuestring, "char")) goto done;
+    if (strcmp(kind->valuestring, "word") && strcmp(kind->valuestring, "space") && strcmp(kind->valuestring, "char") &&
+        strcmp(kind->valuestring, "line"))
+        goto done;
     if (!(v = calloc(1, sizeof *v))) goto done;
     v->opts.kind = !strcmp(kind->valuestring, "word")    ? LOOM_TOKENS_WORD
                    : !strcmp(kind->valuestring, "space") ? LOOM_TOKENS_SPACE
+                   : !strcmp(kind->valuestring, "line")  ? LOOM_TOKENS_LINE
                                                          : LOOM_TOKENS_CHAR;
     v->opts.lower = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lower"));
     v->opts.letters_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "letters_only"));

@@ -19,14 +19,14 @@ typedef struct {
 static loom_status next_batch(void *ctx, loom_trainer *t)
 {
     run *r = ctx; /* a new batch every step, drawn from the step number */
-    loom_task_batch(&r->o, 1000 + (uint64_t)loom_trainer_steps(t), r->x, r->y);
+    loom_task_batch(&r->o, 1000, loom_trainer_steps(t), r->x, r->y);
     return LOOM_OK;
 }
 
 static loom_status held_out(void *ctx, loom_trainer *t, double *mse)
 {
     run *r = ctx; /* one batch never trained on */
-    loom_task_batch(&r->o, 7, r->x, r->y);
+    loom_task_batch(&r->o, 1000, LOOM_TASK_HELD_OUT, r->x, r->y);
     loom_trainer_eval_begin(t);
     loom_status st = loom_trainer_eval_batch(t, mse);
     r->mse = *mse;

@@ -48,6 +48,22 @@ loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target)
     return loom_mean_all(g, loom_mul(g, d, d));
 }
 
+loom_tensor loom_rnn_pool(loom_graph *g, const loom_rnn *rnn, const loom_rnn_out *r, loom_tensor lengths, loom_pool pool)
+{
+    loom_shape s = loom_tensor_shape(g, r->output); /* (T, B, W) */
+    if (s.rank != 3) return loom_graph_fail(g, LOOM_ERR_ARG, "rnn_pool: needs a stack's run");
+    if (pool == LOOM_POOL_LAST) { /* final h: (layers·dirs, B, out), the top layer's rows last */
+        loom_tensor top = loom_slice(g, r->final[0], 0, (rnn->o.layers - 1) * rnn->dirs, rnn->dirs);
+        loom_tensor dirs[2];
+        for (int d = 0; d < rnn->dirs; d++) dirs[d] = loom_reshape(g, loom_slice(g, top, 0, d, 1), loom_shape2(s.d[1], rnn->out_size));
+        return rnn->dirs == 1 ? dirs[0] : loom_concat(g, dirs, 2, 1);
+    }
+    if (!loom_valid(lengths)) return loom_mean(g, r->output, 0, false);
+    /* Σ_t m_tb o_tb / Σ_t m_tb, m the valid-step mask */
+    loom_tensor m = loom_reshape(g, loom_sequence_mask(g, lengths, s.d[0]), loom_shape3(s.d[0], s.d[1], 1));
+    return loom_div(g, loom_sum(g, loom_mul(g, r->output, m), 0, false), loom_sum(g, m, 0, false));
+}
+
 /* Dropout of a (T, B, W) tensor: per element, or (variational) one mask per sequence for every step. */
 static loom_tensor lm_dropout(loom_graph *g, const loom_lm_opts *o, loom_tensor x, uint64_t seed)
 {

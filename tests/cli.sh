@@ -141,6 +141,45 @@ expect 2 "loom dot: " -- "$loom" dot --load "$dir/text.txt" -o "$dir/x.dot"
 check "nothing was written for a refused --load" [ ! -e "$dir/x.dot" ]
 expect 2 "--batch-from is for --load's model" -- "$loom" dot --batch-from training -o "$dir/x.dot"
 
+# forecasting d2l's noisy sine: k-step-ahead errors printed, plotted from the checkpoint; resumed bit for bit
+resumes sine --task sine --seq-len 8 --hidden 8 --batch 8 --eval-every 10
+check "the forecast table at the end" grep -q "k = 64 *MSE" "$dir/out"
+expect 0 "k = 2 " -- "$loom" eval --load "$dir/sine_whole.ckpt" --horizons 1,2 --plot "$dir/sine.svg"
+check "the forecasts drawn" grep -q "<svg" "$dir/sine.svg"
+expect 2 "--horizons: give up to 64" -- "$loom" eval --load "$dir/sine_whole.ckpt" --horizons 1,x
+expect 2 "--horizons: each k from 1" -- "$loom" eval --load "$dir/sine_whole.ckpt" --horizons 1000
+expect 2 "would replace its input" -- "$loom" eval --load "$dir/sine_whole.ckpt" --plot "$dir/sine_whole.ckpt"
+expect 2 "--bidirectional is not used by --task sine" -- "$loom" train --task sine --bidirectional
+expect 2 "sine windows of at most 300 steps" -- "$loom" train --task sine --seq-len 400 --steps 1
+check "a sine run's metrics: its MSE" sh -c "'$loom' train --task sine --seq-len 4 --hidden 4 --steps 2 --metrics '$dir/sine.csv' >/dev/null 2>&1 && head -1 '$dir/sine.csv' | grep -qx 'step,mse,grad_norm,lr,valid_mse'"
+# the temporal-order problem: classes, both directions, pooled; --pool only where a sequence has one class
+resumes order --task temporal-order --seq-len 12 --hidden 8 --batch 8 --bidirectional --pool mean --eval-every 10
+expect 0 "temporal-order task, T = 12, after 20 steps: held-out loss" -- "$loom" eval --load "$dir/order_whole.ckpt"
+expect 2 "--pool is for --task temporal-order and classify" -- "$loom" train --task copy --pool mean
+expect 2 "--pool with --resume" -- "$loom" train --resume "$dir/order_half.ckpt" --pool last --steps 30
+expect 2 "a sine model's forecasts, not a temporal-order" -- "$loom" eval --load "$dir/order_whole.ckpt" --plot "$dir/o.svg"
+expect 2 "at least 10 steps" -- "$loom" train --task temporal-order --seq-len 9 --steps 1
+
+# classification and tagging from lines of a file; resumed bit for bit; scored on its held-out lines or another file
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+  printf 'pos\tgood fine great day %s\nneg\tbad awful poor day %s\nvery pos\tgreat great good %s\n' $i $i $i
+done >"$dir/labels.tsv"
+printf 'pos\tgood day\nnot a line\nneg\tawful\n' >"$dir/labels_more.tsv"
+resumes cls --task classify --data "$dir/labels.tsv" --seq-len 6 --hidden 8 --embed 4 --batch 4 --bidirectional --pool mean --eval-every 10
+expect 0 "classify task, T = 6, after 20 steps: held-out loss" -- "$loom" eval --load "$dir/cls_whole.ckpt"
+expect 0 "on $dir/labels_more.tsv (2 lines)" -- "$loom" eval --load "$dir/cls_whole.ckpt" --data "$dir/labels_more.tsv"
+check "the bad line is named" grep -q "line 2" "$dir/err"
+for i in 1 2 3 4 5 6 7 8 9 10; do printf 'the dog barks %s\tDET NOUN VERB NUM\na cat %s\tDET NOUN NUM\n' $i $i; done >"$dir/tags.tsv"
+resumes tag --task tag --data "$dir/tags.tsv" --seq-len 6 --hidden 8 --embed 4 --batch 4 --bidirectional --eval-every 10
+expect 0 "tag task, T = 6, after 20 steps: held-out loss" -- "$loom" eval --load "$dir/tag_whole.ckpt"
+expect 0 "trained" -- "$loom" train --task tag --data "$dir/tags.tsv" --seq-len 6 --hidden 4 --embed 0 --epochs 2 --valid "$dir/tags.tsv"
+expect 2 "--task classify needs --data FILE (label TAB text per line)" -- "$loom" train --task classify
+expect 2 "--pool is for --task temporal-order and classify" -- "$loom" train --task tag --data "$dir/tags.tsv" --pool mean
+expect 2 "--dropout is not used by --task classify" -- "$loom" train --task classify --data "$dir/labels.tsv" --dropout 0.1
+expect 2 "no line of tokens TAB as many tags" -- "$loom" train --task tag --data "$dir/labels.tsv" --steps 1
+expect 2 "" -- "$loom" dot --load "$dir/tag_whole.ckpt" -o "$dir/tag.dot"
+check "a tag model's checkpoint is not looked inside: said why" grep -q "its sentences are in a file" "$dir/err"
+
 # the vanishing-gradient lesson: trained task checkpoints, their gradient norms as data, plotted
 for c in rnn_tanh lstm; do
   expect 0 "trained 30 steps" -- "$loom" train --task adding --cell $c --seq-len 12 --hidden 8 --batch 8 --steps 30 \

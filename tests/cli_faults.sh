@@ -150,7 +150,7 @@ expect 0 "" -- "$loom" train --resume "$dir/add.ckpt" --steps 30 --save "$dir/ad
 check "a resumed adding run ends where the whole run ends" cmp -s "$dir/add.ckpt" "$dir/add30.ckpt"
 expect 0 "" -- "$loom" train --task copy --seq-len 5 --hidden 8 --batch 4 --steps 4 --save "$dir/copy.ckpt" --threads 1
 expect 2 "--hidden with --resume" -- "$loom" train --resume "$dir/copy.ckpt" --steps 8 --hidden 4
-expect 0 "copy task, T = 5, after 4 steps: held-out cross-entropy" -- "$loom" eval --load "$dir/copy.ckpt"
+expect 0 "copy task, T = 5, after 4 steps: held-out loss" -- "$loom" eval --load "$dir/copy.ckpt"
 expect 0 "adding task, T = 20, after 30 steps: held-out MSE" -- "$loom" eval --load "$dir/add.ckpt"
 expect 2 "its own held-out batch" -- "$loom" eval --load "$dir/add.ckpt" --data "$dir/t.txt"
 expect 2 "a synthetic task's checkpoint" -- "$loom" generate --load "$dir/add.ckpt"

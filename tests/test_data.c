@@ -274,6 +274,49 @@ Test(tasks, adding_problem)
     cr_assert(mean > 0.7 && mean < 1.3, "the target averages 1: %g", mean);
 }
 
+/* The temporal order: B first, E last, distractors between, X or Y at one
+ * step of [T/10, 2T/10] and one of [T/2, T/2 + T/10], the class their
+ * order (XX 0, XY 1, YX 2, YY 3); every class drawn. */
+Test(tasks, temporal_order)
+{
+    enum { T = 100, B = 400 };
+    int32_t *x = malloc(T * B * sizeof *x), y[B];
+    loom_task_order(T, B, 5, x, y);
+    int seen[4] = {0};
+    for (int b = 0; b < B; b++) {
+        cr_assert(x[b] == 6 && x[(T - 1) * B + b] == 7);
+        int marks = 0, first = -1, second = -1;
+        for (int t = 1; t < T - 1; t++) {
+            int32_t s = x[t * B + b];
+            cr_assert(s >= 0 && s <= 5);
+            if (s >= 4) (marks++ ? (second = t) : (first = t));
+        }
+        cr_assert_eq(marks, 2);
+        cr_assert(first >= 10 && first <= 20 && second >= 50 && second <= 60, "%d %d", first, second);
+        cr_assert_eq(y[b], 2 * (x[first * B + b] - 4) + (x[second * B + b] - 4));
+        seen[y[b]]++;
+    }
+    for (int k = 0; k < 4; k++) cr_assert(seen[k] > 60, "class %d drawn %d times", k, seen[k]);
+    free(x);
+}
+
+/* d2l's noisy sine: the residual from sin(0.01 t) has mean ≈ 0 and
+ * standard deviation ≈ 0.2; the same seed, the same series. */
+Test(tasks, sine_series)
+{
+    enum { N = 20000 };
+    float *x = malloc(N * sizeof *x), *again = malloc(N * sizeof *x);
+    loom_task_sine_series(3, N, x);
+    loom_task_sine_series(3, N, again);
+    cr_assert(!memcmp(x, again, N * sizeof *x));
+    double m = 0, v = 0;
+    for (int t = 0; t < N; t++) m += x[t] - sin(0.01 * (t + 1));
+    m /= N;
+    for (int t = 0; t < N; t++) v += pow(x[t] - sin(0.01 * (t + 1)) - m, 2);
+    cr_assert(fabs(m) < 0.01 && fabs(sqrt(v / N) - 0.2) < 0.005, "mean %g, sd %g", m, sqrt(v / N));
+    free(x), free(again);
+}
+
 Test(tasks, copy_task)
 {
     enum { T = 20, K = 10, A = 8, B = 4, L = K + T + K };
@@ -355,6 +398,67 @@ Test(pairs, pairs_pad_and_report_bad_lines)
     cr_assert_eq(loom_vocab_id(back, "j'ai"), loom_vocab_id(loom_pairs_vocab(p, 1), "j'ai"));
     free(saved);
     loom_vocab_free(back);
+    loom_pairs_free(p);
+}
+
+/* Labelled lines: the label is one token, whole and as written (spaces
+ * inside kept, case kept, ends trimmed), the text a source sentence; the
+ * label vocabulary is <unk> and the labels; a checkpoint keeps it. */
+Test(pairs, labelled_lines)
+{
+    const char *text = "positive\tWhat a film!\n"
+                       "  very negative \tDull, dull.\n"
+                       "no text\t \n"
+                       "Positive\tGood.\n";
+    loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.kind = LOOM_PAIRS_LABELLED, .num_steps = 6, .target_steps = 4, .keep_order = true});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_OK, "%s", loom_pairs_error(p));
+    cr_assert_eq(loom_pairs_count(p, false), 3);
+    cr_assert_eq(loom_pairs_bad_lines(p, NULL), 1);
+    cr_assert_eq(loom_pairs_steps(p, 1), 1, "one label per line");
+    const loom_vocab *labels = loom_pairs_vocab(p, 1);
+    cr_assert_eq(loom_vocab_size(labels), 4, "<unk>, positive, very negative, Positive");
+    cr_assert_neq(loom_vocab_id(labels, "very negative"), LOOM_UNK);
+    cr_assert_neq(loom_vocab_id(labels, "Positive"), loom_vocab_id(labels, "positive"));
+    int32_t src[6], tgt[1], sl, tl;
+    cr_assert(loom_pairs_get(p, false, 1, src, &sl, tgt, &tl));
+    cr_assert_str_eq(loom_vocab_token(labels, tgt[0]), "very negative");
+    cr_assert_eq(tl, 1);
+    cr_assert_str_eq(pair_word(p, 0, src[0]), "dull");
+    cr_assert_str_eq(pair_word(p, 0, src[1]), ",", "the text preprocessed as a source sentence");
+    cr_assert_eq(sl, 5);
+    char *saved = loom_vocab_to_string(labels);
+    loom_vocab *back = loom_vocab_from_string(saved);
+    cr_assert(back && loom_vocab_kind(back) == LOOM_TOKENS_LINE);
+    cr_assert_eq(loom_vocab_id(back, "very negative"), loom_vocab_id(labels, "very negative"));
+    free(saved), loom_vocab_free(back);
+    loom_pairs_free(p);
+}
+
+/* Tagged lines: as many tags as tokens (else a bad line), both split at
+ * white space only; tags keep their case; <eos> ends both sides. */
+Test(pairs, tagged_lines)
+{
+    const char *text = "The dog barks.\tDET NOUN VERB\n"
+                       "The dog\tDET\n"
+                       "Dogs bark\tNOUN VERB\n";
+    loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.kind = LOOM_PAIRS_TAGGED, .num_steps = 5, .target_steps = 2, .keep_order = true});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_OK, "%s", loom_pairs_error(p));
+    const int64_t *bad;
+    cr_assert_eq(loom_pairs_bad_lines(p, &bad), 1);
+    cr_assert_eq(bad[0], 2, "two tokens, one tag");
+    cr_assert_eq(loom_pairs_steps(p, 1), 5, "a tag per step");
+    int32_t src[5], tgt[5], sl, tl;
+    cr_assert(loom_pairs_get(p, false, 0, src, &sl, tgt, &tl));
+    cr_assert_eq(sl, 4);
+    cr_assert_eq(tl, 4);
+    cr_assert_str_eq(pair_word(p, 0, src[2]), "barks.", "no punctuation split: one token per tag");
+    cr_assert_str_eq(pair_word(p, 1, tgt[1]), "NOUN");
+    cr_assert_eq(src[3], LOOM_EOS);
+    cr_assert_eq(tgt[3], LOOM_EOS);
+    loom_pairs_free(p);
+    p = loom_pairs_new(&(loom_pairs_opts){.kind = LOOM_PAIRS_TAGGED, .chars = true});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_ERR_ARG);
+    cr_assert(strstr(loom_pairs_error(p), "not characters"), "%s", loom_pairs_error(p));
     loom_pairs_free(p);
 }
 

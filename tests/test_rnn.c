@@ -989,3 +989,60 @@ Test(rnn, regularisers_share_their_masks_and_vanish_in_evaluation)
     free(ev), free(tr), free(one), free(plain), free(xv);
     for (int i = 0; i < 8; i++) free(w[i]);
 }
+
+/* ---- many-to-one pooling (loom_rnn_pool) ---- */
+
+/* A bidirectional 2-layer stack over sequences of lengths 5 and 3: LAST is
+ * [forward h at each sequence's last valid step; reverse h after step 0],
+ * MEAN the outputs' mean over the valid steps — read against the stack's
+ * own output; and the gradients through both check. */
+Test(rnn, pooling_picks_the_last_valid_state_and_means_the_valid_steps)
+{
+    enum { T = 5, B = 2, I = 3, H = 4 };
+    for (int pool = 0; pool < 2; pool++) {
+        loom_graph *g = loom_graph_new();
+        loom_rnn rnn;
+        cr_assert_eq(loom_rnn_init(g, &rnn, &(loom_rnn_opts){.cell = &loom_cell_gru, .input_size = I, .hidden_size = H,
+                                                             .layers = 2, .bidirectional = true}),
+                     LOOM_OK);
+        loom_tensor x = loom_input(g, "x", loom_shape3(T, B, I)), len = loom_input_i32(g, "lengths", loom_shape1(B));
+        loom_rnn_out o = loom_rnn_apply(g, &rnn, x, &(loom_rnn_args){.lengths = len});
+        loom_tensor v = loom_rnn_pool(g, &rnn, &o, len, (loom_pool)pool);
+        cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+        cr_assert(loom_shape_eq(loom_tensor_shape(g, v), loom_shape2(B, 2 * H)));
+        int32_t lv[B] = {5, 3};
+        loom_binding wrt[1 + 2 * 2 * LOOM_CELL_MAX_PARAMS];
+        int nw = 0;
+        wrt[nw++] = (loom_binding){x, rnd_buf(T * B * I, -1, 1)};
+        for (int l = 0; l < 2; l++)
+            for (int d = 0; d < 2; d++)
+                for (int i = 0; i < rnn.n_params; i++)
+                    wrt[nw++] = (loom_binding){rnn.param[l][d][i], rnd_buf(loom_tensor_numel(g, rnn.param[l][d][i]), -0.8f, 0.8f)};
+        loom_tensor outs[2] = {o.output, v};
+        loom_plan *p = loom_plan_new(g, outs, 2, &(loom_plan_opts){.eval = true});
+        cr_assert(p, "%s", loom_graph_error(g));
+        for (int i = 0; i < nw; i++) loom_bind(p, wrt[i].t, wrt[i].data);
+        loom_bind(p, len, lv);
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        const float *out = loom_plan_output(p, o.output), *pooled = loom_plan_output(p, v);
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < 2 * H; k++) {
+                double want = 0;
+                if (pool == LOOM_POOL_LAST) /* forward half: step len − 1; reverse half: step 0 */
+                    want = out[((size_t)(k < H ? lv[b] - 1 : 0) * B + b) * 2 * H + k];
+                else {
+                    for (int t = 0; t < lv[b]; t++) want += out[((size_t)t * B + b) * 2 * H + k];
+                    want /= lv[b];
+                }
+                cr_assert_float_eq(pooled[b * 2 * H + k], want, 1e-5, "pool %d, row %d, feature %d", pool, b, k);
+            }
+        loom_plan_free(p);
+        loom_gradcheck_result r;
+        loom_tensor loss = weighted_loss(g, v);
+        cr_assert_eq(loom_gradcheck(g, loss, wrt, nw, &(loom_binding){len, lv}, 1, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+        cr_assert(r.passed, "pool %d: wrt[%d] element %lld: analytic %g numeric %g", pool, r.worst_tensor, (long long)r.worst_index,
+                  r.worst_analytic, r.worst_numeric);
+        for (int i = 0; i < nw; i++) free(wrt[i].data);
+        loom_graph_free(g);
+    }
+}

@@ -254,7 +254,9 @@ int cmd_dot(int argc, char **argv)
     char title[640];
     static const char *const attention[] = {"no attention", "additive attention", "dot-product attention",
                                             "plain dot-product attention"};
-    static const char *const kinds[] = {"trained language model, ", "", "adding task, ", "copy task, "};
+    char model_kind[64] = "trained language model, ";
+    if (dm.probe.model.kind != LOOM_MODEL_LM)
+        snprintf(model_kind, sizeof model_kind, "%s task, ", loom_model_kind_name(dm.probe.model.kind));
     if (dm.s2s_loaded) {
         char from[256], to[256];
         loom_vocab_decode(dm.ck.v[0], dm.sp.src, dm.sp.src_len - 1, from, sizeof from); /* without <eos> */
@@ -267,7 +269,7 @@ int cmd_dot(int argc, char **argv)
                  m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional encoder" : "",
                  attention[a.seq2seq], T);
     else
-        snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? kinds[dm.probe.model.kind] : "",
+        snprintf(title, sizeof title, "%s%s, %d layer%s%s, T = %d%s%s", a.load ? model_kind : "",
                  m->cell->name, L, L > 1 ? "s" : "", m->bidirectional ? ", bidirectional" : "", T,
                  a.truncate ? (a.random_trunc ? ", random truncation" : ", truncated BPTT") : "",
                  !a.norms ? "" : !a.load ? ", ‖∂L/∂h_t‖"

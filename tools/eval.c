@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 typedef struct {
-    const char *load, *data;
+    const char *load, *data, *horizons, *plot;
     long beam, baseline;
 } eval_args;
 
@@ -28,6 +28,9 @@ const tool_opt eval_opts[] = {
      .help = "a language model: also the perplexity of the order-N n-gram model with\n"
              "Laplace smoothing, counted on the text the model trained on (ε chosen\n"
              "on that text's own last tenth), on the same tokens"},
+    {"--horizons", OPT_TEXT, E(horizons), .arg = "K,...",
+     .help = "a sine model: the k-step-ahead forecasts to score (default 1,4,16,64)"},
+    {"--plot", OPT_PATH, E(plot), .arg = "FILE", .help = "a sine model: the series and its forecasts drawn (.svg or .png)"},
 };
 #undef E
 const int n_eval_opts = (int)(sizeof eval_opts / sizeof *eval_opts);
@@ -120,12 +123,21 @@ int cmd_eval(int argc, char **argv)
     if (a.baseline && kind != TASK_LM)
         return fprintf(stderr, "%s: --baseline is the n-gram language model beside a language model's checkpoint\n", cmd), 2;
     if (kind == TASK_SEQ2SEQ) return eval_seq2seq(a.load, a.data, a.beam ? a.beam : 1);
-    if (kind == TASK_ADDING) {
-        if (a.data || a.beam)
-            return fprintf(stderr, "%s: %s is a synthetic task's checkpoint: it is evaluated on its own held-out batch (no "
-                                   "--data, --beam)\n", cmd, a.load), 2;
-        return eval_task(a.load);
+    if (kind != TASK_LM) {
+        if (a.beam) return fprintf(stderr, "%s: --beam is for encoder–decoder checkpoints\n", cmd), 2;
+        int ks[64], n = 0;
+        for (const char *h = a.horizons; h && *h; n++) { /* 1,4,16,64 */
+            char *end;
+            long k = strtol(h, &end, 10);
+            if (n == 64 || end == h || k < 1 || k > 1000 || (*end && *end != ','))
+                return fprintf(stderr, "%s: --horizons: give up to 64 whole numbers from 1 to 1000, separated by commas\n", cmd), 2;
+            ks[n] = (int)k, h = *end ? end + 1 : end;
+        }
+        if (a.plot && !tool_outputs_ok(cmd, &(tool_file){"--plot", a.plot}, 1, &(tool_file){"--load", a.load}, 1)) return 2;
+        return eval_task(a.load, ks, n, a.plot, a.data);
     }
+    if (a.horizons || a.plot)
+        return fprintf(stderr, "%s: --horizons and --plot are a sine model's forecasts (loom train --task sine)\n", cmd), 2;
     if (a.beam) return fprintf(stderr, "%s: --beam is for encoder–decoder checkpoints\n", cmd), 2;
     return lm_perplexity(cmd, a.load, a.data, (int)a.baseline);
 }

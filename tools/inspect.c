@@ -121,10 +121,11 @@ int cmd_inspect(int argc, char **argv)
                                                                   : "out of memory");
         goto done;
     }
-    static const char *const kinds[] = {"language model", "encoder–decoder", "adding task", "copy task"};
+    char kind[64] = "language model";
+    if (p.model.kind != LOOM_MODEL_LM) snprintf(kind, sizeof kind, "%s task", loom_model_kind_name(p.model.kind));
     const loom_rnn_opts *o = &p.rnn->o;
     int T = g->steps, L = g->layers;
-    printf("%s, %s, %d layer%s, hidden %d, T = %d, %s batch, %s loss\n", kinds[p.model.kind], o->cell->name, L, L > 1 ? "s" : "",
+    printf("%s, %s, %d layer%s, hidden %d, T = %d, %s batch, %s loss\n", kind, o->cell->name, L, L > 1 ? "s" : "",
            o->hidden_size, T, a.batch_from ? "a training" : "the held-out", a.loss ? "the last step's" : "the model's own");
     /* the lesson's number: how much of the gradient reaches the first step */
     loom_gradient_summary sum;

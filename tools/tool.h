@@ -71,11 +71,16 @@ int generate_text(const char *cmd, const loom_lm_opts *model, const loom_store *
                   long length, const loom_search_opts *so);
 
 
-/* loom train --task adding|copy (tools/tasks.c), seq2seq|reverse|dates (tools/seq2seq.c). */
+/* loom train --task adding|copy|sine|temporal-order|classify|tag (tools/tasks.c),
+ * seq2seq|reverse|dates (tools/seq2seq.c). */
 typedef enum {
     TASK_LM = 0,
-    TASK_ADDING,
+    TASK_ADDING, /* the task models (loom_task_opts), in loom_model_kind's order */
     TASK_COPY,
+    TASK_SINE,
+    TASK_ORDER,
+    TASK_CLASSIFY,
+    TASK_TAG,
     TASK_SEQ2SEQ,
     TASK_REVERSE,
     TASK_DATES
@@ -86,6 +91,15 @@ typedef struct {
     const loom_cell_def *cell;
     int steps, batch, hidden, layers; /* steps: the sequence length T */
     loom_stacking stacking;
+    bool bidirectional;
+    loom_pool pool;
+    /* classify, tag: the lines (label TAB text, or tokens TAB tags), held-out
+     * lines (default: a tenth of data's), rarer tokens <unk>, character
+     * tokens, the embedding (0: one-hot); vocab and classes from the data */
+    const char *data, *valid;
+    int min_freq, embed, vocab, classes;
+    bool chars;
+    long epochs; /* classify, tag: instead of total, passes over the training lines */
     long total, eval_every;           /* optimiser steps; held-out evaluation every */
     loom_optimizer optimizer;
     float lr;
@@ -99,8 +113,11 @@ typedef struct {
     long norms_every;
 } task_config;
 int train_task(const task_config *c);
-/* loom eval of a checkpoint of --task adding or copy (its held-out batch). */
-int eval_task(const char *path);
+/* loom eval of a task model's checkpoint: its held-out batches (classify,
+ * tag: its held-out lines, or data's when given); a sine
+ * model's k-step-ahead forecast errors for each of ks[0..n_ks) (and the
+ * forecasts drawn into plot, when given). */
+int eval_task(const char *path, const int *ks, int n_ks, const char *plot, const char *data);
 
 /* ---- options by table: one row per option, the help made from the rows ---- */
 typedef enum {
@@ -241,8 +258,8 @@ double tool_jnum(const struct cJSON *o, const char *k, double lo, double hi, boo
 #define TOOL_MAX_RUNS LOOM_TRAINER_MAX_RUNS
 
 /* What made the checkpoint at path (loom_checkpoint_model), read once:
- * TASK_SEQ2SEQ (an encoder–decoder), TASK_ADDING (adding or
- * copy), else TASK_LM (a file that is no checkpoint too: its reader
+ * TASK_SEQ2SEQ (an encoder–decoder), its task for a task model
+ * (TASK_ADDING ... TASK_TAG), else TASK_LM (a file that is no checkpoint too: its reader
  * says why later). */
 task_kind tool_checkpoint_kind(const char *path);
 /* The step a training checkpoint was written after (loom.step), or -1 when
@@ -288,6 +305,7 @@ typedef struct {
     int tokens;   /* loom_token_kind */
     int sampling; /* 0 random, 1 sequential */
     int task_name; /* the --task given: a task_kind, or charlm, wordlm */
+    int pool;      /* loom_pool */
     bool letters_only, help, sequential, lr_given, steps_given, strict, tie_weights, variational;
     double state_dropout, weight_drop, zoneout, dropout_embed;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;

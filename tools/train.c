@@ -21,19 +21,27 @@ const char train_help[] =
     "encoder–decoder on pairs (--task seq2seq, reverse, dates)\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n";
 
-static const char *const tasks[] = {"lm", "adding", "copy", "seq2seq", "reverse", "dates", "charlm", "wordlm", NULL};
+/* in task_kind's order, then the language models' other names */
+static const char *const tasks[] = {"lm",      "adding",  "copy",  "sine",   "temporal-order", "classify", "tag",
+                                    "seq2seq", "reverse", "dates", "charlm", "wordlm",         NULL};
 #define A(field) offsetof(train_args, field)
 const tool_opt train_opts[] = {
     {"--task", OPT_CHOICE, A(task_name), .choices = tasks, .arg = "T",
      .help = "lm (default; charlm and wordlm: lm with --tokens char or word);\n"
-             "a synthetic long-range task: adding (the adding problem, MSE) or\n"
-             "copy (the copy task, accuracy), --seq-len is its length; or an\n"
+             "a synthetic long-range task, --seq-len its length: adding (the\n"
+             "adding problem, MSE), copy (the copy task, accuracy) or\n"
+             "temporal-order (Hochreiter & Schmidhuber's, 4 classes, accuracy);\n"
+             "sine: forecasting d2l's noisy sine from windows of --seq-len, with\n"
+             "its k-step-ahead errors at the end; or an\n"
              "encoder–decoder: seq2seq (--data PAIRS.tsv, source TAB target per\n"
              "line, as the Tatoeba files; --seq-len is num_steps, default 10),\n"
              "reverse (reverse --seq-len letters, default 30) or dates (human\n"
              "dates to ISO 8601); held-out loss, BLEU and exact match as it trains"},
     {"--attention", OPT_CHOICE, A(attention), .choices = (const char *const[]){"none", "additive", "dot", "plain", NULL}, .arg = "A",
      .help = "encoder–decoder: none, additive (default), dot (q·W_k k / √H) or plain (q·k)"},
+    {"--pool", OPT_CHOICE, A(pool), .choices = (const char *const[]){"last", "mean", NULL}, .arg = "last|mean",
+     .help = "temporal-order: a sequence's vector for its class: the last state of\n"
+             "each direction (default) or the outputs' mean over the steps"},
     {"--teacher-forcing", OPT_REAL, A(teacher_forcing), 0, 1, .arg = "R",
      .help = "the share of decoder steps that read the gold token (default 1;\n"
              "below 1: the model's own previous token otherwise)"},
@@ -125,18 +133,23 @@ static bool given(const train_args *a, const char *flag)
 static bool honoured(const train_args *a)
 {
     static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
-                                         "--eval-pairs", "--input", NULL};
+                                         "--eval-pairs", "--input", "--pool", NULL};
     static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--tie-weights", "--dropout",
                                            "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
                                            "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
-                                           "--min-freq", "--eval-pairs", "--input", "--bidirectional", "--truncate",
+                                           "--min-freq", "--eval-pairs", "--input", "--truncate",
                                            "--random-truncation", NULL};
+    static const char *const not_data[] = {"--letters-only", "--tie-weights", "--dropout", "--variational", "--dropout-state",
+                                           "--weight-drop", "--zoneout", "--dropout-embed", "--momentum", "--weight-decay",
+                                           "--schedule", "--warmup", "--sampling", "--init", "--generate", "--prefix",
+                                           "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
+                                           "--eval-pairs", "--input", "--truncate", "--random-truncation", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix", "--tie-weights",
                                           "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                           "--temperature", "--input", "--truncate", "--random-truncation",
-                                          "--norms-every", "--norms-csv", NULL};
+                                          "--norms-every", "--norms-csv", "--pool", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
                                               "--tie-weights", "--variational", "--dropout-state", "--weight-drop", "--zoneout",
                                               "--dropout-embed",
@@ -144,10 +157,14 @@ static bool honoured(const train_args *a)
                                               "--optimizer", "--lr", "--momentum", "--weight-decay", "--schedule",
                                               "--warmup", "--clip", "--sampling", "--attention", "--teacher-forcing",
                                               "--pairs", "--min-len", "--min-freq", "--epochs", "--truncate",
-                                              "--random-truncation", NULL};
-    static const char *const names[] = {"a language model", "--task adding", "--task copy", "--task seq2seq",
+                                              "--random-truncation", "--pool", NULL};
+    static const char *const names[] = {"a language model", "--task adding", "--task copy", "--task sine",
+                                        "--task temporal-order", "--task classify", "--task tag", "--task seq2seq",
                                         "--task reverse", "--task dates"};
-    const char *const *no = a->task == TASK_LM ? not_lm : a->task < TASK_SEQ2SEQ ? not_task : not_s2s;
+    const char *const *no = a->task == TASK_LM                                  ? not_lm
+                            : a->task == TASK_CLASSIFY || a->task == TASK_TAG ? not_data
+                            : a->task < TASK_SEQ2SEQ                          ? not_task
+                                                                              : not_s2s;
     for (int i = 0; no[i]; i++)
         if (given(a, no[i])) {
             fprintf(stderr, "loom train: %s is not used by %s; leave it out (see 'loom train --help')\n", no[i],
@@ -163,6 +180,15 @@ static bool honoured(const train_args *a)
                 !strcmp(extra, "--data") ? " (it makes its own pairs)" : "");
         return false;
     }
+    /* what only some tasks read */
+    bool pooled = a->task == TASK_ORDER || a->task == TASK_CLASSIFY; /* one class per sequence */
+    if (given(a, "--pool") && !pooled)
+        return fprintf(stderr, "loom train: --pool is for --task temporal-order and classify (one class per sequence)\n"), false;
+    if (given(a, "--bidirectional") && a->task > TASK_LM && a->task < TASK_SEQ2SEQ && a->task != TASK_ORDER &&
+        a->task != TASK_CLASSIFY && a->task != TASK_TAG)
+        return fprintf(stderr, "loom train: --bidirectional is not used by %s (it predicts from what came before)\n",
+                       names[a->task]),
+               false;
     for (int i = 0; a->resume && not_resumed[i]; i++)
         if (given(a, not_resumed[i])) {
             fprintf(stderr, "loom train: %s with --resume: a resumed run continues its checkpoint's model, data order and "
@@ -190,7 +216,7 @@ static int parse(train_args *a, int argc, char **argv)
     }
     a->steps_given = given(a, "--steps");
     a->task = a->task_name > TASK_DATES ? TASK_LM : (task_kind)a->task_name; /* charlm, wordlm: a language model */
-    if (a->task_name == 7) a->tokens = LOOM_TOKENS_WORD;
+    if (a->task_name == TASK_DATES + 2) a->tokens = LOOM_TOKENS_WORD;
     a->sequential = a->sampling == 1;
     /* --save may be --resume: a run continued into its own checkpoint (read
      * whole first, replaced atomically); no other output replaces an input */
@@ -209,12 +235,13 @@ static int parse(train_args *a, int argc, char **argv)
     }
     if (!honoured(a)) return 2;
     bool s2s = a->task >= TASK_SEQ2SEQ;
-    if (a->m.bidirectional && !s2s) {
+    if (a->m.bidirectional && a->task == TASK_LM) {
         fprintf(stderr, "loom train: a language model reads left to right: --bidirectional is for the encoder of "
                         "--task seq2seq, reverse or dates\n");
         return 2;
     }
-    if (a->epochs && (a->steps_given || (a->task != TASK_LM && a->task != TASK_SEQ2SEQ))) {
+    bool lines = a->task == TASK_CLASSIFY || a->task == TASK_TAG;
+    if (a->epochs && (a->steps_given || (a->task != TASK_LM && a->task != TASK_SEQ2SEQ && !lines))) {
         fprintf(stderr, "loom train: %s\n", a->steps_given ? "give --steps or --epochs, not both"
                                                           : "--epochs counts passes over a text: the synthetic tasks "
                                                             "draw new sequences every step, use --steps");
@@ -254,13 +281,34 @@ static int parse(train_args *a, int argc, char **argv)
                     a->m.steps, LOOM_SEQ2SEQ_MAX_STEPS, most, a->task == TASK_REVERSE ? " (the letters and <eos>)" : "");
             return 2;
         }
+    } else if (lines) { /* a sentence's tokens and <eos>; an embedding */
+        if (!a->data && !a->resume)
+            return fprintf(stderr, "loom train: --task %s needs --data FILE (%s per line)\n", tasks[a->task],
+                           a->task == TASK_CLASSIFY ? "label TAB text" : "tokens TAB as many tags"),
+                   2;
+        if (!a->m.steps) a->m.steps = 32;
+        if (!a->m.hidden) a->m.hidden = 128;
+        if (!a->m.layers) a->m.layers = 1;
+        if (!a->m.batch) a->m.batch = 32;
+        if (a->embed < 0) a->embed = 64;
+        if (!a->min_freq) a->min_freq = 1;
+        if (!a->steps_given && !a->epochs) a->steps = 600;
+        if (a->m.steps > LOOM_SEQ2SEQ_MAX_STEPS)
+            return fprintf(stderr, "loom train: --seq-len %ld: sentences of at most %d tokens\n", a->m.steps, LOOM_SEQ2SEQ_MAX_STEPS), 2;
     } else {
-        if (!a->m.steps) a->m.steps = 35;
+        if (!a->m.steps) a->m.steps = a->task == TASK_SINE ? 16 : a->task == TASK_ORDER ? 100 : 35;
         if (!a->m.hidden) a->m.hidden = 256;
         if (!a->m.layers) a->m.layers = 1;
         if (!a->m.batch) a->m.batch = 32;
         if (a->embed < 0) a->embed = 0;
         if (!a->steps_given && !a->epochs) a->steps = 600;
+        if (a->task == TASK_SINE && a->m.steps > LOOM_SINE_MAX_STEPS)
+            return fprintf(stderr, "loom train: --seq-len %ld: sine windows of at most %d steps (a held-out window and its "
+                                   "targets fit in the series' last %d points)\n",
+                           a->m.steps, LOOM_SINE_MAX_STEPS, LOOM_SINE_POINTS - LOOM_SINE_TRAIN),
+                   2;
+        if (a->task == TASK_ORDER && a->m.steps < 10)
+            return fprintf(stderr, "loom train: --seq-len %ld: temporal-order sequences have at least 10 steps\n", a->m.steps), 2;
         if (a->dropout_embed > 0 && !a->embed && !a->resume) {
             fprintf(stderr, "loom train: --dropout-embed drops words from an embedding: give --embed E\n");
             return 2;
@@ -310,7 +358,11 @@ int cmd_train(int argc, char **argv)
     if (a.task != TASK_LM)
         return train_task(&(task_config){.task = a.task, .cell = a.m.cell, .steps = (int)a.m.steps, .batch = (int)a.m.batch,
                                          .hidden = (int)a.m.hidden, .layers = (int)a.m.layers,
-                                         .stacking = (loom_stacking)a.m.stacking, .total = a.steps,
+                                         .stacking = (loom_stacking)a.m.stacking, .bidirectional = a.m.bidirectional,
+                                         .pool = (loom_pool)a.pool, .data = a.data, .valid = a.valid,
+                                         .min_freq = (int)a.min_freq, .embed = (int)a.embed,
+                                         .chars = given(&a, "--tokens") && a.tokens == LOOM_TOKENS_CHAR, .epochs = a.epochs,
+                                         .total = a.steps,
                                          .eval_every = a.eval_every, .optimizer = a.optimizer,
                                          .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,
                                          .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,

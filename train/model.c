@@ -1,6 +1,6 @@
-/* Models as data (loom/model.h): the synthetic tasks' model, descriptions
- * to and from JSON, and the checkpoint schema that carries them — format
- * 1, and format 0 (before versions) read into the same description. */
+/* Models as data (loom/model.h): descriptions to and from JSON, and the
+ * checkpoint schema that carries them — format 1, and format 0 (before
+ * versions) read into the same description. */
 #include "loom/model.h"
 #include "loom/data.h"
 #include "graph/error.h"
@@ -11,83 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the synthetic tasks' model ---- */
-
-static int task_len(const loom_task_opts *o)
-{
-    return o->kind == LOOM_MODEL_ADDING ? o->steps : LOOM_COPY_SYMBOLS + o->steps + LOOM_COPY_SYMBOLS;
-}
-
-loom_status loom_task_build(loom_graph *g, loom_task_model *m, const loom_task_opts *o)
-{
-    memset(m, 0, sizeof *m);
-    if (!o || !o->cell || (o->kind != LOOM_MODEL_ADDING && o->kind != LOOM_MODEL_COPY) || o->steps < 1 || o->batch < 1 ||
-        o->hidden < 1)
-        return loom_graph_fail(g, LOOM_ERR_ARG, "task: needs the adding or copy task, a cell, steps, batch and hidden >= 1"),
-               LOOM_ERR_ARG;
-    m->o = *o;
-    bool adding = o->kind == LOOM_MODEL_ADDING;
-    int T = task_len(o), B = o->batch, H = o->hidden, C = LOOM_COPY_ALPHABET + 2;
-    loom_rnn_init(g, &m->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = adding ? 2 : C, .hidden_size = H,
-                                               .layers = o->layers ? o->layers : 1, .stacking = o->stacking, .prefix = "rnn."});
-    if (adding) {
-        m->x = loom_input(g, "x", loom_shape3(T, B, 2));
-        m->y = loom_input(g, "y", loom_shape1(B));
-    } else {
-        m->x = loom_input_i32(g, "x", loom_shape2(T, B));
-        m->y = loom_input_i32(g, "y", loom_shape2(T, B));
-    }
-    loom_rnn_out r = loom_rnn_apply(g, &m->rnn, adding ? m->x : loom_one_hot(g, m->x, C), NULL);
-    if (adding) {
-        loom_tensor last = loom_reshape(g, loom_slice(g, r.output, 0, T - 1, 1), loom_shape2(B, H));
-        m->out = loom_reshape(g, loom_linear(g, "decoder", last, 1), loom_shape1(B));
-        m->loss = loom_mse(g, m->out, m->y);
-    } else {
-        m->out = loom_linear(g, "decoder", r.output, C);
-        m->loss = loom_cross_entropy(g, m->out, m->y, LOOM_NO_MASK);
-    }
-    return loom_graph_status(g);
-}
-
-size_t loom_task_x_bytes(const loom_task_opts *o)
-{
-    size_t n = (size_t)task_len(o) * (size_t)o->batch;
-    return o->kind == LOOM_MODEL_ADDING ? n * 2 * sizeof(float) : n * sizeof(int32_t);
-}
-
-size_t loom_task_y_bytes(const loom_task_opts *o)
-{
-    return o->kind == LOOM_MODEL_ADDING ? (size_t)o->batch * sizeof(float)
-                                        : (size_t)task_len(o) * (size_t)o->batch * sizeof(int32_t);
-}
-
-void loom_task_batch(const loom_task_opts *o, uint64_t seed, void *x, void *y)
-{
-    if (o->kind == LOOM_MODEL_ADDING) loom_task_adding(o->steps, o->batch, seed, x, y);
-    else loom_task_copy(o->steps, LOOM_COPY_SYMBOLS, LOOM_COPY_ALPHABET, o->batch, seed, x, y);
-}
-
-double loom_task_accuracy(const loom_task_opts *o, const float *out, const void *y)
-{
-    int B = o->batch, hits = 0, total = 0;
-    if (o->kind == LOOM_MODEL_ADDING) {
-        for (int b = 0; b < B; b++) hits += fabsf(out[b] - ((const float *)y)[b]) < 0.04f, total++;
-    } else {
-        int L = task_len(o), C = LOOM_COPY_ALPHABET + 2;
-        for (int t = L - LOOM_COPY_SYMBOLS; t < L; t++)
-            for (int b = 0; b < B; b++) {
-                const float *l = out + ((size_t)t * B + b) * C;
-                int best = 0;
-                for (int k = 1; k < C; k++) best = l[k] > l[best] ? k : best;
-                hits += best == ((const int32_t *)y)[t * B + b], total++;
-            }
-    }
-    return total ? (double)hits / total : 0;
-}
-
 /* ---- JSON: enums by name, numbers range-checked ---- */
 
-static const char *const kind_names[] = {"lm", "seq2seq", "adding", "copy"};
+static const char *const kind_names[] = {"lm", "seq2seq", "adding", "copy", "sine", "temporal-order", "classify", "tag"};
+static const char *const pool_names[] = {"last", "mean"};
 static const char *const optim_names[] = {"sgd", "adam", "adamw"};
 static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
 static const char *const trunc_names[] = {"none", "fixed", "random"};
@@ -234,9 +161,14 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "seed", (double)s->seed) && add_stacking(o, s->stacking);
     } else if (ok) {
         const loom_task_opts *t = &m->task;
+        bool pooled = t->kind == LOOM_MODEL_ORDER || t->kind == LOOM_MODEL_CLASSIFY, data = loom_task_reads_data(t->kind);
         ok = add_cell(o, t->cell) && cJSON_AddNumberToObject(o, "steps", t->steps) &&
              cJSON_AddNumberToObject(o, "batch", t->batch) && cJSON_AddNumberToObject(o, "hidden", t->hidden) &&
-             cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1) && add_stacking(o, t->stacking);
+             cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1) && add_stacking(o, t->stacking) &&
+             (!t->bidirectional || cJSON_AddBoolToObject(o, "bidirectional", true)) &&
+             (!pooled || cJSON_AddStringToObject(o, "pool", pool_names[t->pool == LOOM_POOL_MEAN])) &&
+             (!data || (cJSON_AddNumberToObject(o, "vocab", t->vocab) && cJSON_AddNumberToObject(o, "embed", t->embed) &&
+                        cJSON_AddNumberToObject(o, "classes", t->classes)));
     }
     return print(o, ok);
 }
@@ -302,6 +234,16 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         t->hidden = INT(&r, "hidden", 1, LOOM_MODEL_MAX_WIDTH);
         t->layers = INT(&r, "layers", 1, LOOM_RNN_MAX_LAYERS);
         t->stacking = stacking(&r, o);
+        /* absent: one direction, the last state */
+        t->bidirectional = cJSON_GetObjectItemCaseSensitive(o, "bidirectional") && flag(&r, "bidirectional");
+        if (cJSON_GetObjectItemCaseSensitive(o, "pool")) t->pool = (loom_pool)name(&r, "pool", pool_names, COUNT(pool_names));
+        if (loom_task_reads_data(t->kind)) {
+            t->vocab = INT(&r, "vocab", 1, LOOM_MODEL_MAX_VOCAB);
+            t->embed = INT(&r, "embed", 0, LOOM_MODEL_MAX_EMBED);
+            t->classes = INT(&r, "classes", 1, LOOM_MODEL_MAX_VOCAB);
+        }
+        if (t->kind == LOOM_MODEL_SINE && t->steps > LOOM_SINE_MAX_STEPS) bad(&r, "steps", "is more than a sine window may be");
+        if (t->kind == LOOM_MODEL_ORDER && t->steps < 10) bad(&r, "steps", "is less than a temporal-order sequence may be");
     }
     cJSON_Delete(o);
     return r.ok ? LOOM_OK : LOOM_ERR_FORMAT;
@@ -518,11 +460,6 @@ char *loom_checkpoint_data(const loom_st *f)
     }
     cJSON_Delete(cfg);
     return print(o, ok);
-}
-
-uint64_t loom_task_seed(uint64_t seed, int64_t step)
-{
-    return step == LOOM_TASK_HELD_OUT ? seed * 7919 + 1 : seed * 1000003u + (uint64_t)step + 2;
 }
 
 /* A file tokenised with v into *out; the reason, and the hint, in err. */

@@ -30,6 +30,10 @@ static loom_status build(loom_probe *p, const loom_probe_opts *o, loom_error *er
     if (kind == LOOM_MODEL_SEQ2SEQ)
         return loom_error_set(err, LOOM_ERR_ARG, "an encoder–decoder's checkpoint: only a language model's or a synthetic "
                                                  "task's (adding, copy) can be looked inside this way");
+    if (loom_task_reads_data(kind))
+        return loom_error_set(err, LOOM_ERR_ARG, "a %s model's checkpoint: only a language model's or a synthetic task's can be "
+                                                 "looked inside this way (its sentences are in a file)",
+                              loom_model_kind_name(kind));
     if (kind != LOOM_MODEL_LM && (o->text || o->steps))
         return loom_error_set(err, LOOM_ERR_ARG, "a synthetic task's checkpoint: it runs on its own batches, of its own "
                                                  "length (no text, no window length)");
@@ -62,10 +66,11 @@ static loom_status build(loom_probe *p, const loom_probe_opts *o, loom_error *er
 
 /* The batch: a language model's window of T tokens at ids[at..] and its
  * targets, or the task's batch drawn from its seed. */
-static loom_status fill_batch(loom_probe *p, const int32_t *ids, int64_t n, int64_t at, uint64_t seed, loom_error *err)
+static loom_status fill_batch(loom_probe *p, const int32_t *ids, int64_t n, int64_t at, uint64_t seed, int64_t step,
+                              loom_error *err)
 {
     if (p->model.kind != LOOM_MODEL_LM) {
-        loom_task_batch(&p->model.task, seed, p->x, p->y);
+        loom_task_batch(&p->model.task, seed, step, p->x, p->y);
         return LOOM_OK;
     }
     int T = p->grid.steps;
@@ -112,7 +117,7 @@ loom_status loom_probe_new(loom_probe *p, const loom_model_desc *m, uint64_t see
     memset(p, 0, sizeof *p);
     p->model = *m;
     loom_status st = build(p, &o, err);
-    if (!st) st = fill_batch(p, ids, n, 0, loom_task_seed(seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT), err);
+    if (!st) st = fill_batch(p, ids, n, 0, seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT, err);
     if (!st) st = bind(p, weights, err);
     if (st) loom_probe_close(p);
     return st;
@@ -148,11 +153,11 @@ loom_status loom_probe_open(loom_probe *p, const char *ckpt, const loom_probe_op
             st = loom_error_set(err, LOOM_ERR_FORMAT, "its vocabulary is missing, bad, or not its model's");
         if (!st) st = loom_lm_held_out(f, v, o.text, &text, &held, err);
         const int32_t *ids = st ? NULL : loom_text_ids(text, &n);
-        if (!st) st = fill_batch(p, ids, n, o.from == LOOM_BATCH_TRAINING ? 0 : held, 0, err);
+        if (!st) st = fill_batch(p, ids, n, o.from == LOOM_BATCH_TRAINING ? 0 : held, 0, 0, err);
         loom_text_free(text);
         loom_vocab_free(v);
     } else if (!st) {
-        fill_batch(p, NULL, 0, 0, loom_task_seed(d.seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT), err);
+        fill_batch(p, NULL, 0, 0, d.seed, o.from == LOOM_BATCH_TRAINING ? 0 : LOOM_TASK_HELD_OUT, err);
     }
     if (!st) st = bind(p, p->store, err);
     loom_st_free(f);

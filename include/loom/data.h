@@ -19,7 +19,8 @@
 extern "C" {
 #endif
 
-typedef enum { LOOM_TOKENS_CHAR = 0, LOOM_TOKENS_WORD, LOOM_TOKENS_SPACE } loom_token_kind;
+/* LINE: each line is one token (labels, names with spaces). */
+typedef enum { LOOM_TOKENS_CHAR = 0, LOOM_TOKENS_WORD, LOOM_TOKENS_SPACE, LOOM_TOKENS_LINE } loom_token_kind;
 
 typedef struct {
     loom_token_kind kind;
@@ -111,7 +112,21 @@ void loom_batches_seek(loom_batches *b, int64_t epoch, int64_t batch);
 
 /* ---- parallel text (sequence to sequence) ---- */
 
+/* What a line holds:
+ *   TEXT:     "source TAB target", parallel text (below);
+ *   LABELLED: "label TAB text", a text and its class: side 0 is the text
+ *             (as a source sentence), side 1 the label — the whole first
+ *             column, trimmed, case kept, one token (its vocabulary has
+ *             no specials: <unk>, then the labels); target_steps is 1;
+ *   TAGGED:   "tokens TAB tags", one tag per token: side 0 the tokens,
+ *             side 1 the tags, each split at white space only (no other
+ *             preprocessing, tags' case kept; the tokens lower-cased), with
+ *             <eos> after both; a line whose counts differ is bad. Side 1's
+ *             length is side 0's. */
+typedef enum { LOOM_PAIRS_TEXT = 0, LOOM_PAIRS_LABELLED, LOOM_PAIRS_TAGGED } loom_pairs_kind;
+
 typedef struct {
+    loom_pairs_kind kind;
     int num_steps;     /* every sentence cut or padded to this many tokens, <eos> included (default 10) */
     int target_steps;  /* the target side's length, when it differs (default num_steps) */
     int min_freq;      /* per side: rarer tokens map to <unk> (default 1) */
@@ -133,7 +148,8 @@ typedef struct {
  * white space; a vocabulary per side with <unk>, <pad>, <bos>, <eos>;
  * each sentence + <eos>, cut or padded with <pad> to num_steps, and its
  * valid length (tokens before the padding). A line without a tab or with
- * an empty side is bad: counted, its number kept, never silently dropped.
+ * an empty side (or, TAGGED, with more or fewer tags than tokens) is bad:
+ * counted, its number kept, never silently dropped.
  * Errors (unreadable file, no pair at all, invalid UTF-8) are kept in the
  * object: loom_pairs_error. */
 typedef struct loom_pairs loom_pairs;
@@ -222,6 +238,15 @@ void loom_task_adding(int T, int B, uint64_t seed, float *x, float *y);
  * symbols, T−1 blanks, the delimiter, K blanks; y the same length, blanks
  * until the last K steps, which must reproduce the K symbols. */
 void loom_task_copy(int T, int K, int A, int B, uint64_t seed, int32_t *x, int32_t *y);
+/* The temporal-order problem (Hochreiter & Schmidhuber 1997, task 6a),
+ * scaled to any length T ≥ 10: x (T, B) starts with B (6) and ends with E
+ * (7); between them random distractors a–d (0–3), except at t1 in
+ * [T/10, 2T/10] and t2 in [T/2, T/2 + T/10], which hold X (4) or Y (5);
+ * y (B) is the class of the order: XX 0, XY 1, YX 2, YY 3. What decides
+ * the class lies T/2 steps and more before the end. */
+void loom_task_order(int T, int B, uint64_t seed, int32_t *x, int32_t *y);
+/* d2l 8.1's series: x_t = sin(0.01 t) + ε_t, ε ~ N(0, 0.2²), t = 1..n. */
+void loom_task_sine_series(uint64_t seed, int64_t n, float *x);
 
 #ifdef __cplusplus
 }

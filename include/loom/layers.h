@@ -34,6 +34,17 @@ loom_tensor loom_dense_apply(loom_graph *g, loom_dense d, loom_tensor x);
 /* Mean squared error over every element (torch.nn.MSELoss). */
 loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target);
 
+/* Many-to-one: one vector per sequence from a stack's run r (B, dirs·out):
+ *   LOOM_POOL_LAST: the top layer's final h of each direction, [forward;
+ *                   reverse] — the forward one at each sequence's last
+ *                   valid step, the reverse one after reading step 0
+ *                   (PyTorch's h_n[-2:] of a bidirectional layer);
+ *   LOOM_POOL_MEAN: the stack's outputs averaged over each sequence's
+ *                   valid steps.
+ * lengths: i32 (B), the one r was unrolled with, or LOOM_INVALID (all T). */
+typedef enum { LOOM_POOL_LAST = 0, LOOM_POOL_MEAN } loom_pool;
+loom_tensor loom_rnn_pool(loom_graph *g, const loom_rnn *rnn, const loom_rnn_out *r, loom_tensor lengths, loom_pool pool);
+
 /* A language model: tokens → one-hot (embed = 0) or embedding → recurrent
  * layers of any cell → linear decoder → mean cross-entropy over all T·B
  * positions. Names as a PyTorch module with fields `embedding`, `rnn`,

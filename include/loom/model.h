@@ -27,6 +27,7 @@
 #include "loom/safetensors.h"
 #include "loom/seq2seq.h"
 #include "loom/train.h"
+#include "loom/trainer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,46 +43,119 @@ extern "C" {
 #define LOOM_MODEL_MAX_EMBED 65536
 #define LOOM_MODEL_MAX_VOCAB (1 << 24)
 
-typedef enum { LOOM_MODEL_LM = 0, LOOM_MODEL_SEQ2SEQ, LOOM_MODEL_ADDING, LOOM_MODEL_COPY } loom_model_kind;
+typedef enum {
+    LOOM_MODEL_LM = 0,
+    LOOM_MODEL_SEQ2SEQ,
+    LOOM_MODEL_ADDING,
+    LOOM_MODEL_COPY,
+    LOOM_MODEL_SINE,
+    LOOM_MODEL_ORDER,
+    LOOM_MODEL_CLASSIFY,
+    LOOM_MODEL_TAG
+} loom_model_kind;
 
-/* The synthetic long-range tasks' model: the adding problem (x (T, B, 2) →
- * stack → the last step's output → linear → one number, MSE against the
- * sum of the marked values; predicting the mean scores ≈ 0.167) and the
- * copy task (LOOM_COPY_SYMBOLS symbols of LOOM_COPY_ALPHABET, one-hot over
- * T + 2·symbols steps → stack → linear per step → cross-entropy). */
+/* The task models: a stack of any cell with a head, trained on batches
+ * drawn from a seed (the synthetic tasks) or read from a file (classify,
+ * tag: loom_pairs of kind LOOM_PAIRS_LABELLED or LOOM_PAIRS_TAGGED).
+ *   ADDING:   x f32 (T, B, 2) → stack → the last step's output → linear → one
+ *             number per sequence; MSE against the sum of the two marked
+ *             values (predicting the mean scores ≈ 0.167).
+ *   COPY:     LOOM_COPY_SYMBOLS symbols of LOOM_COPY_ALPHABET, one-hot over
+ *             T + 2·symbols steps → stack → linear per step → cross-entropy.
+ *   SINE:     forecasting (d2l 8.1): a window x f32 (T, B, 1) of the noisy
+ *             sine (loom_task_sine_series) → stack → linear per step → the
+ *             next value, MSE against y f32 (T, B), the window shifted by one.
+ *             Training windows lie in the series' first LOOM_SINE_TRAIN
+ *             points, the held-out batch's after them.
+ *   ORDER:    the temporal-order problem (Hochreiter & Schmidhuber 1997,
+ *             task 6a; loom_task_order): x i32 (T, B) one-hot over 8 symbols
+ *             → stack → pooled (loom_rnn_pool) → linear → 4 classes,
+ *             cross-entropy against y i32 (B).
+ *   CLASSIFY: many-to-one: tokens x i32 (T, B) with lengths i32 (B) →
+ *             embedding (one-hot when embed = 0) → stack → pooled → linear
+ *             → `classes` logits, cross-entropy against y i32 (B).
+ *   TAG:      one label per step: x and lengths as CLASSIFY → stack →
+ *             linear per step → (T, B, classes), cross-entropy against y
+ *             i32 (T, B) over the valid steps.
+ * ORDER, CLASSIFY and TAG may read both directions. */
 #define LOOM_COPY_SYMBOLS 10
 #define LOOM_COPY_ALPHABET 8
+#define LOOM_SINE_POINTS 1000
+#define LOOM_SINE_TRAIN 600
+#define LOOM_SINE_MAX_STEPS 300 /* a held-out window and its targets fit after LOOM_SINE_TRAIN */
+#define LOOM_ORDER_SYMBOLS 8     /* a b c d (distractors), X, Y, B (begin), E (end) */
+#define LOOM_ORDER_CLASSES 4     /* XX, XY, YX, YY */
 typedef struct {
-    loom_model_kind kind; /* LOOM_MODEL_ADDING or LOOM_MODEL_COPY */
+    loom_model_kind kind; /* ADDING, COPY, SINE, ORDER, CLASSIFY or TAG */
     const loom_cell_def *cell;
     int steps, batch, hidden, layers;
     loom_stacking stacking;
+    bool bidirectional; /* ORDER, CLASSIFY, TAG */
+    loom_pool pool;     /* ORDER, CLASSIFY: the sequence's vector */
+    int vocab, embed, classes; /* CLASSIFY, TAG: token ids, embedding size (0: one-hot), labels */
 } loom_task_opts;
 
 typedef struct {
     loom_task_opts o;
     loom_rnn rnn;
-    loom_tensor x, y;  /* inputs: adding f32 (T, B, 2) and (B); copy i32 (T', B) and (T', B) */
-    loom_tensor out;   /* adding: the predictions (B); copy: logits (T', B, alphabet + 2) */
+    loom_tensor x, y;    /* inputs, as above */
+    loom_tensor lengths; /* CLASSIFY, TAG: i32 (B) valid steps (else invalid) */
+    loom_tensor out;     /* predictions (ADDING (B), SINE (T, B)) or logits (COPY, TAG (T, B, C), ORDER, CLASSIFY (B, C)) */
     loom_tensor loss;
 } loom_task_model;
 
 /* Builds the model into g; errors go to the graph. */
 loom_status loom_task_build(loom_graph *g, loom_task_model *m, const loom_task_opts *o);
+/* Whether a task reads a file (CLASSIFY, TAG) rather than drawing its batches. */
+bool loom_task_reads_data(loom_model_kind k);
 /* Bytes of the batch buffers bound to m->x and m->y. */
 size_t loom_task_x_bytes(const loom_task_opts *o);
 size_t loom_task_y_bytes(const loom_task_opts *o);
-/* The batch of the task drawn from seed into x and y. */
-void loom_task_batch(const loom_task_opts *o, uint64_t seed, void *x, void *y);
-/* The seed of a run's batch: of training step `step` (0-based), or of the
- * held-out batch it evaluates on (LOOM_TASK_HELD_OUT), for a run seeded
- * `seed` (loom_train_desc.seed). */
+/* A synthetic task's batch into x and y: the one of training step `step`
+ * (0-based) or, for step LOOM_TASK_HELD_OUT − k, the k-th held-out batch
+ * (k ≥ 0) a run evaluates on, of a run seeded `seed`
+ * (loom_train_desc.seed); the sine series is the run's (seed's) too.
+ * Nothing for CLASSIFY and TAG. */
 #define LOOM_TASK_HELD_OUT (-1)
-uint64_t loom_task_seed(uint64_t seed, int64_t step);
+void loom_task_batch(const loom_task_opts *o, uint64_t seed, int64_t step, void *x, void *y);
 /* The accuracy of out (the model's output for the batch y): adding, the
  * share of predictions within 0.04 of the sum; copy, the share of the
- * symbols to reproduce predicted right. */
-double loom_task_accuracy(const loom_task_opts *o, const float *out, const void *y);
+ * symbols to reproduce predicted right; ORDER and CLASSIFY, of sequences
+ * classified right; TAG, of valid steps tagged right (lengths: the
+ * batch's, for TAG; the <eos> a sequence ends with is not counted); NaN
+ * for SINE (its score is the MSE). */
+double loom_task_accuracy(const loom_task_opts *o, const float *out, const void *y, const int32_t *lengths);
+
+/* A synthetic task's held-out score: the mean loss and accuracy over its
+ * first `batches` held-out batches (LOOM_TASK_HELD_OUT − k), drawn into x
+ * and y — the buffers bound to m->x and m->y — and run through the
+ * trainer's evaluation plan (opts.eval_outputs must hold m->out). */
+loom_status loom_task_evaluate(loom_trainer *t, const loom_task_model *m, uint64_t seed, int batches, void *x, void *y,
+                               double *loss, double *accuracy);
+/* A classify or tag model's inputs bound to the buffers of pair batches
+ * (loom_pair_batches_buffers of pairs of kind LOOM_PAIRS_LABELLED or
+ * LOOM_PAIRS_TAGGED): x the tokens, lengths their valid lengths, y the
+ * labels (the target side's first step) or tags. */
+loom_status loom_task_bind_pairs(loom_trainer *t, const loom_task_model *m, const loom_pair_batch *buf);
+/* A classify or tag model's score on every line of a part of p once (its
+ * held-out part, or a file's pairs read with the model's vocabularies):
+ * the mean cross-entropy per sequence (CLASSIFY) or per valid step (TAG)
+ * and the accuracy as loom_task_accuracy counts it, both from the logits of
+ * the evaluation plan (opts.eval_outputs must hold m->out), through the
+ * batches b whose buffers are bound to the model (loom_task_bind_pairs). */
+loom_status loom_task_evaluate_pairs(loom_trainer *t, const loom_task_model *m, loom_pair_batches *b, const loom_pairs *p,
+                                     bool valid, double *loss, double *accuracy);
+/* k-step-ahead forecasts (d2l 8.1) by a sine model m through its trainer:
+ * for each horizon ks[h] (1 ≤ k ≤ 1000) and every held-out point j in
+ * [LOOM_SINE_TRAIN, LOOM_SINE_POINTS), the prediction of x_j from the
+ * observed points up to x_{j−k} alone — the model fed its own predictions
+ * for the k − 1 points between — in pred[h·LOOM_SINE_POINTS + j] (NaN for
+ * j < LOOM_SINE_TRAIN), and the mean squared error over those points in
+ * mse[h]. Runs the evaluation plan (opts.eval_outputs must hold m->out)
+ * with m->x and m->y bound to buffers of its own, which it leaves bound
+ * (bind the caller's again before training on). seed: the run's. */
+loom_status loom_task_forecast(loom_trainer *t, const loom_task_model *m, uint64_t seed, const int *ks, int n_ks, float *pred,
+                               double *mse);
 
 /* A model, described. */
 typedef struct {
