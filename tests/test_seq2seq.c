@@ -380,6 +380,44 @@ Test(decode, beam_finds_what_greedy_misses)
     cr_assert_float_eq(score[0], log(0.5), 1e-6);
 }
 
+/* The toy decoder's attention over a source of two words: every first
+ * step reads word 0; after x the next step reads word 1, after y it
+ * mostly reads word 0 again (0.95, 0.05); later steps both halves. */
+static float toy_attn[64 * 2];
+static const float *toy_attention(void *ctx)
+{
+    toy *d = ctx;
+    for (int r = 0; r < d->R; r++) {
+        float *a = toy_attn + 2 * r;
+        if (d->n[r] == 0) a[0] = 1, a[1] = 0;
+        else if (d->n[r] == 1) a[0] = d->hist[r][0] == 0 ? 0 : 0.95f, a[1] = d->hist[r][0] == 0 ? 1 : 0.05f;
+        else a[0] = a[1] = 0.5f;
+    }
+    return toy_attn;
+}
+
+/* The coverage penalty (GNMT): "y" leaves the second source word almost
+ * unattended (coverage 0.05: β·log 0.05 ≈ −3.0β), so at β = 1 beam search
+ * prefers "x x" (log 0.162, full coverage), which it found; at β = 0 "y"
+ * wins as before. Asking for it without the attention is refused. */
+Test(decode, coverage_penalty_prefers_translations_that_attend_every_word)
+{
+    int32_t out[8], len, src_len = 2;
+    double score;
+    for (int beta = 0; beta <= 1; beta++) {
+        toy d = {.R = 2};
+        loom_search_opts o = {.beam = 2, .max_len = 8, .coverage = beta, .attention = toy_attention, .src_steps = 2,
+                              .src_len = &src_len};
+        cr_assert_eq(loom_search(1, 5, LOOM_BOS, LOOM_EOS, &o, toy_step, &d, out, &len, &score, NULL), LOOM_OK);
+        if (!beta) cr_assert(len == 1 && out[0] == 4 && fabs(score - log(0.36)) < 1e-5, "y: %d tokens, %g", len, score);
+        else cr_assert(len == 2 && out[0] == 0 && out[1] == 0 && fabs(score - log(0.162)) < 1e-5, "x x: %d tokens, %g", len, score);
+    }
+    toy d = {.R = 2};
+    cr_assert_eq(loom_search(1, 5, LOOM_BOS, LOOM_EOS, &(loom_search_opts){.beam = 2, .coverage = 1}, toy_step, &d, out, &len, &score,
+                             NULL),
+                 LOOM_ERR_ARG);
+}
+
 /* The search as a tree (beam 2 on the toy decoder): at step 0 x and y are
  * kept and the early <eos> pruned; at step 1 y <eos> finishes (the winner,
  * log 0.36), x x and x y are kept, x <eos> pruned; the winner's path is the

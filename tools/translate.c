@@ -22,7 +22,7 @@ const char translate_help[] =
 typedef struct {
     const char *load, *map, *tree;
     long beam, max_len, seed;
-    double length_norm, temperature;
+    double length_norm, temperature, coverage;
 } translate_args;
 
 #define T(field) offsetof(translate_args, field)
@@ -30,6 +30,9 @@ const tool_opt translate_opts[] = {
     {"--load", OPT_PATH, T(load), .arg = "CKPT", .help = "the checkpoint (required)"},
     {"--beam", OPT_INT, T(beam), 1, 1024, .arg = "K", .help = "beam search of width K (default 1: greedy)"},
     {"--length-norm", OPT_REAL, T(length_norm), 0, 100, .arg = "A", .help = "beam scores divided by length^A (default 0)"},
+    {"--coverage", OPT_REAL, T(coverage), 0, 100, .arg = "B",
+     .help = "beam search's coverage penalty (GNMT): a translation scores B·Σ log min(attention\n"
+             "paid to a source word, 1) more — leaving source words unattended costs (default 0)"},
     {"--temperature", OPT_REAL, T(temperature), 0, 100, .arg = "T", .help = "sample with temperature T instead (beam 1)"},
     {"--seed", OPT_INT, T(seed), 0, 1L << 30, .arg = "S", .help = "sampling seed (default 1)"},
     {"--max-len", OPT_INT, T(max_len), 1, 100000, .arg = "N", .help = "tokens at most (default: the model's target length)"},
@@ -139,6 +142,7 @@ int cmd_translate(int argc, char **argv)
     long beam = a.beam, max_len = a.max_len, seed = a.seed;
     double norm = a.length_norm, temperature = a.temperature;
     if (temperature > 0 && beam > 1) return free(text), tool_fail(cmd, "--temperature", "samples one hypothesis: not with --beam");
+    if (a.coverage > 0 && temperature > 0) return free(text), tool_fail(cmd, "--coverage", "ranks hypotheses: not with --temperature");
     if (!tool_outputs_ok(cmd, (tool_file[]){{"--attention-map", map}, {"--beam-tree", a.tree}}, 2, &(tool_file){"--load", ck}, 1))
         return free(text), 2;
     char **lines = NULL;
@@ -167,7 +171,7 @@ int cmd_translate(int argc, char **argv)
         loom_search_node *nodes = a.tree ? malloc(4096 * sizeof *nodes) : NULL;
         loom_search_tree tree = {nodes, nodes ? 4096 : 0, 0, -1};
         loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
-                               .seed = (uint64_t)seed, .tree = a.tree ? &tree : NULL};
+                               .seed = (uint64_t)seed, .tree = a.tree ? &tree : NULL, .coverage = a.coverage};
         if (a.tree && !nodes) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
         if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, &e)) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
         for (int i = 0; !rc && i < n; i++) {

@@ -51,7 +51,24 @@ typedef struct {
     uint64_t rng;
     loom_search_tree *tree;
     int *node_of;        /* K: the tree node each of sentence 0's rows holds (−1: <bos>) */
+    float *cov, *cov_next; /* coverage: R × S, the attention each row's hypothesis has paid to each source position */
+    const float *attn;     /* coverage: the step's attention, R × S */
 } search;
+
+/* The coverage penalty of the hypothesis row r holds, with the attention of
+ * the step just run when `with_step`: β Σ_i log min(c_i, 1) over sentence
+ * i's valid source positions. */
+static double coverage(const search *s, int r, bool with_step)
+{
+    if (!s->cov) return 0;
+    int S = s->o->src_steps, len = s->o->src_len ? s->o->src_len[r / s->K] : S;
+    double sum = 0;
+    for (int i = 0; i < len && i < S; i++) {
+        double c = s->cov[(size_t)r * S + i] + (with_step ? s->attn[(size_t)r * S + i] : 0);
+        sum += log(c < 1 ? c : 1);
+    }
+    return s->o->coverage * sum;
+}
 
 /* A node of sentence 0's tree (its index, counted past the room too). */
 static int add_node(search *s, int t, int row, int32_t token, double score, loom_cand_fate fate)
@@ -67,9 +84,9 @@ static double normalised(const search *s, double score, int len)
 }
 
 /* Keeps the K best finished hypotheses of sentence i, best first. */
-static void finish(search *s, int i, double score, int t, int row, int len, bool eos, int node)
+static void finish(search *s, int i, double score, int t, int row, int len, bool eos, int node, double penalty)
 {
-    finished f = {normalised(s, score, len), score, t, row, len, eos, node}, *d = s->done + (size_t)i * s->K;
+    finished f = {normalised(s, score, len) + penalty, score, t, row, len, eos, node}, *d = s->done + (size_t)i * s->K;
     int k = s->n_done[i] < s->K ? s->n_done[i]++ : s->K;
     if (k == s->K && f.norm <= d[k - 1].norm) return;
     if (k == s->K) k--;
@@ -147,7 +164,7 @@ static void choose(search *s, int t, int i, const float *lp)
             /* an ending counts when it ranks among the beam best continuations: a
              * poor early one would fill the finished list and end the search */
             int nd = drawn ? add_node(s, t, x->row, x->token, x->score, c < K ? LOOM_CAND_FINISHED : LOOM_CAND_PRUNED) : -1;
-            if (c < K) finish(s, i, x->score, t, x->row, t + 1, true, nd);
+            if (c < K) finish(s, i, x->score, t, x->row, t + 1, true, nd, coverage(s, x->row, true));
             continue;
         }
         int r = i * K + kept;
@@ -165,7 +182,7 @@ static void choose(search *s, int t, int i, const float *lp)
     /* done: no hypothesis left; or (scores only fall without length
      * normalisation) none that can beat the best finished; or beam finished
      * ones, the worst of them ahead of the best live one had it ended now */
-    s->over[i] = kept == 0 || (s->o->length_norm <= 0 && s->n_done[i] > 0 && d[0].score >= next[0]) ||
+    s->over[i] = kept == 0 || (s->o->length_norm <= 0 && s->n_done[i] > 0 && d[0].norm >= next[0]) ||
                  (s->n_done[i] >= K && d[K - 1].norm >= normalised(s, next[0], t + 2));
 }
 
@@ -187,6 +204,8 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     if (o.beam < 1) o.beam = 1;
     if (o.max_len < 1) o.max_len = 50;
     if (n < 1 || V < 1 || o.beam > 1024 || !step || !out || !len) return LOOM_ERR_ARG;
+    bool cover = o.coverage > 0;
+    if (cover && (!o.attention || o.src_steps < 1)) return LOOM_ERR_ARG;
     search s = {.o = &o, .n = n, .K = o.beam, .V = V, .R = n * o.beam, .eos = eos, .rng = o.seed * 0xD1B54A32D192ED03ull,
                 .tree = o.tree};
     if (s.tree && (s.tree->cap < 0 || (s.tree->cap && !s.tree->nodes))) return LOOM_ERR_ARG;
@@ -203,13 +222,19 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     float *lp = malloc(R * (size_t)V * sizeof *lp);
     s.node_of = malloc((size_t)s.K * sizeof *s.node_of);
     int32_t *in = malloc(R * sizeof *in);
+    if (cover) s.cov = calloc(R * (size_t)o.src_steps, sizeof *s.cov), s.cov_next = calloc(R * (size_t)o.src_steps, sizeof *s.cov);
     loom_status st = LOOM_OK;
-    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !s.p || !s.order || !lp || !in || !s.node_of)
+    if (!s.live || !s.from || !s.tok || !s.done || !s.n_done || !s.over || !s.top || !s.p || !s.order || !lp || !in || !s.node_of ||
+        (cover && (!s.cov || !s.cov_next)))
         st = LOOM_ERR_NOMEM;
     for (size_t r = 0; !st && r < R; r++) s.live[r] = r % (size_t)s.K ? -INFINITY : 0, in[r] = bos;
     int t = 0;
     for (; !st && t < o.max_len; t++) {
         if ((st = step(ctx, t, in, t ? s.from + (size_t)(t - 1) * R : NULL, lp))) break;
+        if (cover && !(s.attn = o.attention(ctx))) {
+            st = LOOM_ERR_STATE;
+            break;
+        }
         bool all = true;
         for (int i = 0; i < n; i++) {
             if (!s.over[i]) choose(&s, t, i, lp);
@@ -221,13 +246,23 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
             all = all && s.over[i];
         }
         memcpy(in, s.tok + (size_t)t * R, R * sizeof *in);
+        if (cover) { /* each row's coverage: its parent's, and what the parent's step attended to */
+            size_t S = (size_t)o.src_steps;
+            for (size_t r = 0; r < R; r++) {
+                size_t from = (size_t)s.from[(size_t)t * R + r];
+                for (size_t i = 0; i < S; i++) s.cov_next[r * S + i] = s.cov[from * S + i] + s.attn[from * S + i];
+            }
+            float *x = s.cov;
+            s.cov = s.cov_next, s.cov_next = x;
+        }
         if (all) break;
     }
     for (int i = 0; !st && i < n; i++) {
         /* out of steps: what is unfinished ends here */
         for (int k = 0; !s.over[i] && k < s.K; k++)
             if (isfinite(s.live[i * s.K + k]))
-                finish(&s, i, s.live[i * s.K + k], o.max_len - 1, i * s.K + k, o.max_len, false, i == 0 && s.tree ? s.node_of[k] : -1);
+                finish(&s, i, s.live[i * s.K + k], o.max_len - 1, i * s.K + k, o.max_len, false, i == 0 && s.tree ? s.node_of[k] : -1,
+                       coverage(&s, i * s.K + k, false));
         int32_t *oi = out + (size_t)i * T, *ri = rows ? rows + (size_t)i * T : NULL;
         const finished *f = s.done + (size_t)i * s.K;
         len[i] = 0;
@@ -244,6 +279,6 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
         }
     }
     free(s.live), free(s.from), free(s.tok), free(s.done), free(s.n_done), free(s.over), free(s.top), free(s.p), free(s.order), free(lp), free(in);
-    free(s.node_of);
+    free(s.node_of), free(s.cov), free(s.cov_next);
     return st;
 }

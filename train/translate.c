@@ -121,6 +121,13 @@ static loom_status step(void *ctx, int k, const int32_t *tokens, const int32_t *
     return LOOM_OK;
 }
 
+/* The attention of the step just run, R × Ts (the coverage penalty's). */
+static const float *step_attention(void *ctx)
+{
+    loom_translator *t = ctx;
+    return t->m.o.attention ? loom_plan_output(t->step, t->m.step_attention) : NULL;
+}
+
 /* The encoder over sentences [first, first + n) (the rest of the batch
  * repeats sentence `first`), and every row's first state and memory. */
 static loom_status encode(loom_translator *t, const int32_t *src, const int32_t *src_len, int n)
@@ -164,6 +171,9 @@ loom_status loom_translate(loom_translator *t, const int32_t *src, const int32_t
     if (o.beam != t->K) {
         return loom_error_set(err, LOOM_ERR_ARG, "translate: a beam of %d with a translator made for %d", o.beam, t->K);
     }
+    if (o.coverage > 0 && !t->m.o.attention)
+        return loom_error_set(err, LOOM_ERR_ARG, "translate: a coverage penalty weighs attention, and this model has none");
+    if (o.coverage > 0) o.attention = step_attention, o.src_steps = t->Ts, o.src_len = t->src_len;
     for (int64_t i = 0; i < (int64_t)n * t->Ts; i++)
         if (src[i] < 0 || src[i] >= t->m.o.src_vocab) {
             return loom_error_set(err, LOOM_ERR_VALUE, "translate: token %d of sentence %lld is not in the vocabulary", src[i],

@@ -39,6 +39,16 @@ typedef struct {
     int max_len;         /* tokens at most, <eos> included (default 50; loom_generate: its length) */
     uint64_t seed;       /* sampling */
     loom_search_tree *tree; /* the first sentence's tree (may be NULL) */
+    /* Beam search's coverage penalty (Wu et al. 2016, GNMT): a finished
+     * hypothesis also scores β Σ_i log min(Σ_t a_ti, 1) over the valid
+     * positions i of its source, a_ti the attention step t paid to i — a
+     * translation that leaves source words unattended loses. β = coverage
+     * (0: none); the attention comes from `attention` (ctx's, R × src_steps
+     * weights of the step just run), src_len the n sentences' valid lengths. */
+    double coverage;
+    const float *(*attention)(void *ctx);
+    int src_steps;
+    const int32_t *src_len;
 } loom_search_opts;
 
 /* A decoder the search drives: step t (0, 1, …) of n·beam rows, row

@@ -1,6 +1,6 @@
 /* libFuzzer target: the pairs reader (data/pairs.c). The first byte picks
- * character or word pairs, the padded length and a minimum frequency; the
- * rest is the tab-separated text. Accepted pairs give ids within their
+ * character or word pairs, the padded length, a minimum frequency, and
+ * parallel, labelled or tagged lines; the rest is the tab-separated text. Accepted pairs give ids within their
  * vocabularies, valid lengths within the padded length, vocabularies that
  * survive a round trip, and read again with those vocabularies the same. */
 #include "loom/loom.h"
@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (size < 1) return 0;
     unsigned o = data[0];
     loom_pairs_opts opts = {.chars = o & 1, .num_steps = 1 + (int)((o >> 1) & 15), .min_freq = 1 + ((o >> 5) & 1),
-                            .valid_frac = (o & 64) ? 0.2 : 0, .seed = o};
+                            .valid_frac = (o & 64) ? 0.2 : 0, .seed = o,
+                            .kind = (o & 128) ? LOOM_PAIRS_LABELLED + ((o >> 5) & 1) : LOOM_PAIRS_TEXT};
     loom_pairs *p = loom_pairs_new(&opts);
     if (!p) return 0;
     const char *s = (const char *)data + 1;
