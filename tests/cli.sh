@@ -327,6 +327,36 @@ expect 0 "" -- "$loom" train --resume "$f0/reverse.ckpt" --steps 5 --save "$dir/
 expect 0 "BLEU" -- "$loom" eval --load "$f0/reverse.ckpt"
 check "a resumed format-0 run writes format 1" grep -aq '"loom.format_version":"1"' "$dir/f0_rev.ckpt"
 
+# word vectors: word2vec trains, resumes bit for bit; loom embed finds neighbours and analogies and exports;
+# loom plot maps them; a language model's embedding is read the same way
+w2v="--data $corpus --letters-only --dim 16 --batch 64 --min-count 20 --lr 2 --min-lr 2"
+expect 0 "nearest words:" -- "$loom" word2vec $w2v --steps 30 --save "$dir/w2v_whole.ckpt"
+expect 0 "" -- "$loom" word2vec $w2v --steps 15 --save "$dir/w2v_half.ckpt"
+expect 0 "" -- "$loom" word2vec --resume "$dir/w2v_half.ckpt" --steps 30 --save "$dir/w2v_resumed.ckpt"
+check "word2vec resumes bit for bit (the vectors; the files name their own planned steps)" sh -c "'$loom' embed --load '$dir/w2v_resumed.ckpt' --export-safetensors '$dir/w2v_r.st' && '$loom' embed --load '$dir/w2v_whole.ckpt' --export-safetensors '$dir/w2v_w.st' && cmp -s '$dir/w2v_r.st' '$dir/w2v_w.st'"
+expect 0 "" -- "$loom" word2vec $w2v --cbow --steps 5 --metrics "$dir/w2v.csv"
+check "its metrics" grep -qx 'step,loss,lr' "$dir/w2v.csv"
+expect 2 "--dim: with --resume" -- "$loom" word2vec --resume "$dir/w2v_half.ckpt" --dim 8 --steps 40
+expect 2 "--data TEXT is required" -- "$loom" word2vec
+expect 0 "time:" -- "$loom" embed --load "$dir/w2v_whole.ckpt" --neighbours time,the -k 3
+expect 0 "is to" -- "$loom" embed --load "$dir/w2v_whole.ckpt" --analogy the,time,a -k 2
+expect 2 "'zzzz' is not in the vocabulary" -- "$loom" embed --load "$dir/w2v_whole.ckpt" --neighbours zzzz
+expect 2 "takes three words" -- "$loom" embed --load "$dir/w2v_whole.ckpt" --analogy the,time
+expect 0 "" -- "$loom" embed --load "$dir/w2v_whole.ckpt" --export-word2vec "$dir/w2v.txt" --export-safetensors "$dir/w2v.safetensors"
+check "the word2vec format: V E, then a word and 16 numbers a line" sh -c "head -1 '$dir/w2v.txt' | grep -qx '[0-9]* 16' && [ \$(sed -n 2p '$dir/w2v.txt' | wc -w) = 17 ]"
+expect 0 "time:" -- "$loom" embed --load "$dir/w2v.safetensors" --neighbours time -k 2
+expect 2 "would replace its input" -- "$loom" embed --load "$dir/w2v_whole.ckpt" --export-word2vec "$dir/w2v_whole.ckpt"
+expect 2 "nothing to do" -- "$loom" embed --load "$dir/w2v_whole.ckpt"
+expect 0 "words mapped" -- "$loom" plot --tsne "$dir/w2v_whole.ckpt" --words 40 -o "$dir/tsne.svg"
+check "the map is drawn" grep -q "<svg" "$dir/tsne.svg"
+expect 2 "no CSV files with it" -- "$loom" plot --tsne "$dir/w2v_whole.ckpt" "$dir/w2v.csv" -o "$dir/x.svg"
+expect 2 "are for --tsne" -- "$loom" plot "$dir/w2v.csv" --words 10 -o "$dir/x.svg"
+expect 2 "a word2vec checkpoint: loom embed" -- "$loom" eval --load "$dir/w2v_whole.ckpt"
+expect 2 "continue it with loom word2vec --resume" -- "$loom" train --resume "$dir/w2v_whole.ckpt"
+expect 0 "" -- "$loom" train --data "$corpus" --tokens word --embed 8 --hidden 8 --steps 2 --generate 0 --save "$dir/wlm.ckpt"
+expect 0 "the:" -- "$loom" embed --load "$dir/wlm.ckpt" --neighbours the -k 2
+expect 2 "no word vectors in it" -- "$loom" embed --load "$dir/add_lstm.ckpt" --neighbours the
+
 # a cell from equations, everywhere --cell goes; its checkpoint carries the
 # equations and loads after the file is gone
 cells="$(dirname "$0")/../cells"

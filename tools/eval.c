@@ -123,6 +123,9 @@ int cmd_eval(int argc, char **argv)
     if (a.baseline && kind != TASK_LM)
         return fprintf(stderr, "%s: --baseline is the n-gram language model beside a language model's checkpoint\n", cmd), 2;
     if (kind == TASK_SEQ2SEQ) return eval_seq2seq(a.load, a.data, a.beam ? a.beam : 1);
+    if (kind == TASK_WORD2VEC)
+        return fprintf(stderr, "%s: %s is a word2vec checkpoint: loom embed --load shows its neighbours and analogies\n", cmd,
+                       a.load), 2;
     if (kind != TASK_LM) {
         if (a.beam) return fprintf(stderr, "%s: --beam is for encoder–decoder checkpoints\n", cmd), 2;
         int ks[64], n = 0;

@@ -169,7 +169,10 @@ task_kind tool_checkpoint_kind(const char *path)
     loom_model_desc m = {.kind = LOOM_MODEL_LM};
     if (f && !loom_checkpoint_read(f, path) && loom_checkpoint_model(f, &m, NULL, NULL)) m.kind = LOOM_MODEL_LM;
     loom_st_free(f);
-    return m.kind == LOOM_MODEL_SEQ2SEQ ? TASK_SEQ2SEQ : m.kind == LOOM_MODEL_LM ? TASK_LM : TASK_ADDING + (m.kind - LOOM_MODEL_ADDING);
+    return m.kind == LOOM_MODEL_SEQ2SEQ    ? TASK_SEQ2SEQ
+           : m.kind == LOOM_MODEL_WORD2VEC ? TASK_WORD2VEC
+           : m.kind == LOOM_MODEL_LM       ? TASK_LM
+                                           : TASK_ADDING + (m.kind - LOOM_MODEL_ADDING);
 }
 
 int64_t tool_checkpoint_step(const loom_st *ck)

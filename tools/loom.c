@@ -24,6 +24,8 @@ static const tool_command commands[] = {
     {"eval", cmd_eval, "eval --load CKPT [--data FILE] [--beam K] [--baseline N]", eval_help, eval_opts, &n_eval_opts},
     {"plot", cmd_plot, "plot FILE.csv... -o FILE [options]", plot_help, plot_opts, &n_plot_opts},
     {"stats", cmd_stats, "stats --data FILE [options]", stats_help, stats_opts, &n_stats_opts},
+    {"word2vec", cmd_word2vec, "word2vec --data TEXT [options]", word2vec_help, word2vec_opts, &n_word2vec_opts},
+    {"embed", cmd_embed, "embed --load CKPT [options]", embed_help, embed_opts, &n_embed_opts},
     {"bench", cmd_bench, "bench [options]", bench_help, bench_opts, &n_bench_opts},
     {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help, gradcheck_opts, &n_gradcheck_opts},
     {"dot", cmd_dot, "dot -o FILE [options]", dot_help, dot_opts, &n_dot_opts},

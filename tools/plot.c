@@ -11,11 +11,13 @@
 
 const char plot_help[] = "draw curves from CSV files as .svg or .png: training curves from metrics files\n"
                          "(loom train --metrics), gradient norms along t (loom dot --norms-csv, one curve\n"
-                         "per layer, direction and state)\n";
+                         "per layer, direction and state); or a t-SNE map of word vectors (--tsne)\n";
 
 typedef struct {
-    const char *out, *column, *labels, *title, *x, *by, *where, *xlabel, *ylabel;
+    const char *out, *column, *labels, *title, *x, *by, *where, *xlabel, *ylabel, *tsne;
     bool log, linear;
+    long words;
+    double perplexity;
 } plot_args;
 
 #define P(field) offsetof(plot_args, field)
@@ -35,9 +37,47 @@ const tool_opt plot_opts[] = {
     {"--title", OPT_TEXT, P(title), .arg = "TEXT", .help = "the title"},
     {"--xlabel", OPT_TEXT, P(xlabel), .arg = "TEXT", .help = "the x axis's label (default: its column)"},
     {"--ylabel", OPT_TEXT, P(ylabel), .arg = "TEXT", .help = "the y axis's label (default: the column)"},
+    {"--tsne", OPT_PATH, P(tsne), .arg = "CKPT",
+     .help = "instead of CSV files: a t-SNE map of a checkpoint's word vectors (loom\n"
+             "word2vec's, or a language model's embedding), each word labelled"},
+    {"--words", OPT_INT, P(words), 2, LOOM_TSNE_MAX, .arg = "N", .help = "--tsne: the N most frequent words (default 300)"},
+    {"--perplexity", OPT_REAL, P(perplexity), 1, 1000, .arg = "P", .help = "--tsne: the neighbourhood's size (default 30)"},
 };
 #undef P
 const int n_plot_opts = (int)(sizeof plot_opts / sizeof *plot_opts);
+
+/* A t-SNE map of the n most frequent words' vectors (the vocabulary is in
+ * frequency order, after its specials). */
+static int tsne_plot(const plot_args *a)
+{
+    static const char cmd[] = "loom plot";
+    loom_vocab *v = NULL;
+    float *E = NULL, *X = NULL, *Y = NULL;
+    const char **labels = NULL;
+    int V, D, rc = 0;
+    loom_error err = {0};
+    if (loom_embed_load(a->tsne, &v, &E, &V, &D, &err)) return tool_fail_st(cmd, err.status, err.msg, NULL);
+    int first = 1; /* past <unk> and, when it has them, <pad> <bos> <eos> */
+    while (first <= LOOM_EOS && first < V && strchr("pbe", loom_vocab_token(v, first)[1]) &&
+           (!strcmp(loom_vocab_token(v, first), "<pad>") || !strcmp(loom_vocab_token(v, first), "<bos>") ||
+            !strcmp(loom_vocab_token(v, first), "<eos>")))
+        first++;
+    int n = V - first < (a->words ? (int)a->words : 300) ? V - first : (a->words ? (int)a->words : 300);
+    X = malloc((size_t)n * D * sizeof *X), Y = malloc(2 * (size_t)n * sizeof *Y), labels = malloc((size_t)n * sizeof *labels);
+    if (!X || !Y || !labels) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    for (int i = 0; !rc && i < n; i++) memcpy(X + (size_t)i * D, E + (size_t)(first + i) * D, (size_t)D * sizeof *X), labels[i] = loom_vocab_token(v, first + i);
+    double kl = 0;
+    if (!rc && n < 2) rc = tool_fail(cmd, a->tsne, "fewer than 2 words to map");
+    if (!rc && loom_tsne(X, n, D, &(loom_tsne_opts){.perplexity = a->perplexity}, Y, &kl)) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
+    char title[256];
+    snprintf(title, sizeof title, "%s: t-SNE of the %d most frequent words (perplexity %g)", a->title ? a->title : "word vectors", n,
+             a->perplexity ? a->perplexity : 30);
+    if (!rc && loom_plot_points(&(loom_points){Y, n, labels, title}, a->out, &err)) rc = tool_fail_st(cmd, err.status, err.msg, NULL);
+    if (!rc) printf("%d words mapped (KL %.3f) in %s\n", n, kl, a->out);
+    free(X), free(Y), free(labels), free(E);
+    loom_vocab_free(v);
+    return rc;
+}
 
 int cmd_plot(int argc, char **argv)
 {
@@ -51,8 +91,18 @@ int cmd_plot(int argc, char **argv)
     int n = 0;
     if (tool_opts_pos("loom plot", plot_opts, n_plot_opts, &a, NULL, argc, argv, &help, files, &n)) goto done;
     if (help) {
-        tool_help("plot FILE.csv... -o FILE [options]", plot_help, plot_opts, n_plot_opts, false);
+        tool_help("plot FILE.csv... -o FILE [options] | plot --tsne CKPT -o FILE", plot_help, plot_opts, n_plot_opts, false);
         rc = 0;
+        goto done;
+    }
+    if (a.tsne) {
+        if (n) fprintf(stderr, "loom plot: --tsne maps a checkpoint's vectors: no CSV files with it\n");
+        else if (!a.out) fprintf(stderr, "usage: loom plot --tsne CKPT -o FILE.svg|png [--words N]\n");
+        else if (tool_outputs_ok("loom plot", &(tool_file){"-o", a.out}, 1, &(tool_file){"--tsne", a.tsne}, 1)) rc = tsne_plot(&a);
+        goto done;
+    }
+    if (a.words || a.perplexity) {
+        fprintf(stderr, "loom plot: --words and --perplexity are for --tsne\n");
         goto done;
     }
     if (a.log && a.linear) {

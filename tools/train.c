@@ -231,6 +231,8 @@ static int parse(train_args *a, int argc, char **argv)
         return 2;
     if (a->resume) { /* its own task, in fact (adding or copy: its file says which) */
         task_kind k = tool_checkpoint_kind(a->resume);
+        if (k == TASK_WORD2VEC)
+            return fprintf(stderr, "loom train: %s is a word2vec checkpoint: continue it with loom word2vec --resume\n", a->resume), 2;
         if (k != TASK_LM) a->task = k;
     }
     if (!honoured(a)) return 2;

@@ -13,10 +13,12 @@
 
 /* ---- JSON: enums by name, numbers range-checked ---- */
 
-static const char *const kind_names[] = {"lm", "seq2seq", "adding", "copy", "sine", "temporal-order", "classify", "tag"};
+static const char *const kind_names[] = {"lm",     "seq2seq", "adding",         "copy",
+                                         "sine",   "temporal-order", "classify", "tag", "word2vec"};
+static const char *const w2v_names[] = {"skipgram", "cbow"};
 static const char *const pool_names[] = {"last", "mean"};
 static const char *const optim_names[] = {"sgd", "adam", "adamw"};
-static const char *const sched_names[] = {"constant", "step", "exp", "cosine"};
+static const char *const sched_names[] = {"constant", "step", "exp", "cosine", "linear"};
 static const char *const trunc_names[] = {"none", "fixed", "random"};
 static const char *const attention_names[] = {"none", "additive", "dot", "plain"};
 static const char *const stacking_names[] = {"plain", "residual", "highway", "dense"};
@@ -159,6 +161,12 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "src_steps", s->src_steps) && cJSON_AddNumberToObject(o, "tgt_steps", s->tgt_steps) &&
              cJSON_AddNumberToObject(o, "batch", s->batch) && cJSON_AddBoolToObject(o, "sampled", s->sampled) &&
              cJSON_AddNumberToObject(o, "seed", (double)s->seed) && add_stacking(o, s->stacking);
+    } else if (ok && m->kind == LOOM_MODEL_WORD2VEC) {
+        const loom_w2v_opts *w = &m->w2v;
+        ok = w->kind >= 0 && w->kind < COUNT(w2v_names) && cJSON_AddStringToObject(o, "model", w2v_names[w->kind]) &&
+             cJSON_AddNumberToObject(o, "vocab", w->vocab) && cJSON_AddNumberToObject(o, "dim", w->dim) &&
+             cJSON_AddNumberToObject(o, "window", w->window) && cJSON_AddNumberToObject(o, "negatives", w->negatives) &&
+             cJSON_AddNumberToObject(o, "batch", w->batch) && cJSON_AddNumberToObject(o, "subsample", shortest(w->subsample));
     } else if (ok) {
         const loom_task_opts *t = &m->task;
         bool pooled = t->kind == LOOM_MODEL_ORDER || t->kind == LOOM_MODEL_CLASSIFY, data = loom_task_reads_data(t->kind);
@@ -225,6 +233,15 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         s->sampled = flag(&r, "sampled");
         s->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
         s->stacking = stacking(&r, o);
+    } else if (r.ok && m->kind == LOOM_MODEL_WORD2VEC) {
+        loom_w2v_opts *w = &m->w2v;
+        w->kind = (loom_w2v_kind)name(&r, "model", w2v_names, COUNT(w2v_names));
+        w->vocab = INT(&r, "vocab", 2, LOOM_MODEL_MAX_VOCAB);
+        w->dim = INT(&r, "dim", 1, LOOM_MODEL_MAX_EMBED);
+        w->window = INT(&r, "window", 1, 1000);
+        w->negatives = INT(&r, "negatives", 0, 1000);
+        w->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_W2V_BATCH);
+        w->subsample = num(&r, "subsample", 0, 1, false);
     } else if (r.ok) {
         loom_task_opts *t = &m->task;
         t->kind = m->kind;
@@ -387,7 +404,7 @@ static loom_status format0(const loom_st *f, loom_model_desc *m, loom_train_desc
         s->batch = INT(&r, "batch", 1, LOOM_MODEL_MAX_BATCH);
         s->seed = t->seed = (uint64_t)num(&r, "seed", 0, 1 << 30, true);
         t->optim.kind = (loom_optimizer)INT(&r, "optimizer", 0, COUNT(optim_names) - 1);
-        t->schedule.kind = (loom_sched_kind)INT(&r, "schedule", 0, COUNT(sched_names) - 1);
+        t->schedule.kind = (loom_sched_kind)INT(&r, "schedule", 0, LOOM_SCHED_COSINE); /* format 0 knew these */
         t->teacher_forcing = num(&r, "teacher_forcing", 0, 1, false);
         s->sampled = t->teacher_forcing < 1;
     } else if (r.ok) {

@@ -193,6 +193,9 @@ float loom_schedule_lr(const loom_schedule *s, float lr, int64_t step)
             if (s->total > 0)
                 r = s->min_lr + (lr - s->min_lr) * (1 + cos(M_PI * (double)step / (double)s->total)) / 2; /* past T_max it rises again, as PyTorch's */
             break;
+        case LOOM_SCHED_LINEAR:
+            r = s->total > 0 && step < s->total ? lr + (s->min_lr - lr) * (double)step / (double)s->total : s->min_lr;
+            break;
         default: break;
         }
         if (s->warmup > 0 && step < s->warmup) r *= (double)(step + 1) / (double)s->warmup;

@@ -30,6 +30,9 @@ static loom_status build(loom_probe *p, const loom_probe_opts *o, loom_error *er
     if (kind == LOOM_MODEL_SEQ2SEQ)
         return loom_error_set(err, LOOM_ERR_ARG, "an encoder–decoder's checkpoint: only a language model's or a synthetic "
                                                  "task's (adding, copy) can be looked inside this way");
+    if (kind == LOOM_MODEL_WORD2VEC)
+        return loom_error_set(err, LOOM_ERR_ARG, "a word2vec checkpoint: it has no recurrent layers to look inside (loom embed reads "
+                                                 "its vectors)");
     if (loom_task_reads_data(kind))
         return loom_error_set(err, LOOM_ERR_ARG, "a %s model's checkpoint: only a language model's or a synthetic task's can be "
                                                  "looked inside this way (its sentences are in a file)",

@@ -545,6 +545,54 @@ loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_erro
     heat_ctx c = {h, cell, 20 + 7.0 * (double)lr + 12, 60 + 7.0 * (double)lc};
     return render(err, path, svg, W, H, draw_heatmap, &c);
 }
+/* ---- labelled points ---- */
+
+static void draw_points(cairo_t *cr, const void *ctx, double W, double H)
+{
+    const loom_points *p = ctx;
+    double M = 40, T = p->title ? 44 : 20, xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    for (int i = 0; i < p->n; i++) {
+        xmin = fmin(xmin, p->xy[2 * i]), xmax = fmax(xmax, p->xy[2 * i]);
+        ymin = fmin(ymin, p->xy[2 * i + 1]), ymax = fmax(ymax, p->xy[2 * i + 1]);
+    }
+    double sx = xmax > xmin ? (W - 2 * M - 60) / (xmax - xmin) : 1, sy = ymax > ymin ? (H - T - M) / (ymax - ymin) : 1;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, 11);
+    cairo_set_source_rgb(cr, 0.8, 0.8, 0.8);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, M / 2, T - 10, W - M, H - T - M / 2 + 10);
+    cairo_stroke(cr);
+    for (int i = 0; i < p->n; i++) {
+        double x = M + (p->xy[2 * i] - xmin) * sx, y = H - M + 10 - (p->xy[2 * i + 1] - ymin) * sy;
+        cairo_set_source_rgb(cr, palette[0][0], palette[0][1], palette[0][2]);
+        cairo_new_path(cr); /* no line from the last label's end to this dot */
+        cairo_arc(cr, x, y, 2.5, 0, 2 * M_PI);
+        cairo_fill(cr);
+        if (p->labels && p->labels[i]) {
+            cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+            cairo_move_to(cr, x + 4, y + 4);
+            cairo_show_text(cr, p->labels[i]);
+        }
+    }
+    if (p->title) {
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        cairo_set_font_size(cr, 14);
+        text(cr, W / 2, 24, p->title, 0.5);
+    }
+}
+
+loom_status loom_plot_points(const loom_points *p, const char *path, loom_error *err)
+{
+    if (!p || !p->xy || p->n < 1 || !path) return loom_error_set(err, LOOM_ERR_ARG, "plot: no points or no output");
+    for (int i = 0; i < 2 * p->n; i++)
+        if (!isfinite(p->xy[i])) return loom_error_set(err, LOOM_ERR_VALUE, "plot: point %d is not finite", i / 2 + 1);
+    int svg = format_of(path, err);
+    if (svg < 0) return LOOM_ERR_ARG;
+    double side = p->n > 300 ? 1400 : 1000;
+    return render(err, path, svg, side, side * 0.75, draw_points, p);
+}
 #else
 bool loom_plot_available(void) { return false; }
 
@@ -563,6 +611,12 @@ loom_status loom_plot_series(const loom_series *series, int n, const loom_plot_o
 loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_error *err)
 {
     (void)h, (void)path;
+    return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
+}
+
+loom_status loom_plot_points(const loom_points *p, const char *path, loom_error *err)
+{
+    (void)p, (void)path;
     return loom_error_set(err, LOOM_ERR_STATE, "plot: loom was built without Cairo (libcairo2-dev)");
 }
 #endif

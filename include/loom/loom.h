@@ -22,6 +22,7 @@
 #include "loom/plot.h"
 #include "loom/data.h"
 #include "loom/ngram.h"
+#include "loom/embed.h"
 #include "loom/train.h"
 #include "loom/trainer.h"
 #include "loom/model.h"

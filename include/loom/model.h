@@ -5,7 +5,8 @@
  * Checkpoint schema, format 1 (every kind of model; metadata of the
  * safetensors file, beside the weights under their names):
  *   loom.format_version  "1"
- *   loom.model           the model: {"kind": "lm" | "seq2seq" | "adding" | "copy", its options;
+ *   loom.model           the model: {"kind": "lm" | "seq2seq" | "adding" | "copy" | "sine" |
+ *                        "temporal-order" | "classify" | "tag" | "word2vec", its options;
  *                        cells and enums by name, numbers as numbers}
  *   loom.training        how it trains: optimizer, schedule, clipping, truncation (by name), seed
  *   loom.data            what it trains on (the program's: a text's path, a task's sizes)
@@ -23,6 +24,7 @@
 #define LOOM_MODEL_H
 
 #include "loom/data.h"
+#include "loom/embed.h"
 #include "loom/layers.h"
 #include "loom/safetensors.h"
 #include "loom/seq2seq.h"
@@ -42,6 +44,7 @@ extern "C" {
 #define LOOM_MODEL_MAX_WIDTH 4096
 #define LOOM_MODEL_MAX_EMBED 65536
 #define LOOM_MODEL_MAX_VOCAB (1 << 24)
+#define LOOM_MODEL_MAX_W2V_BATCH 65536
 
 typedef enum {
     LOOM_MODEL_LM = 0,
@@ -51,7 +54,8 @@ typedef enum {
     LOOM_MODEL_SINE,
     LOOM_MODEL_ORDER,
     LOOM_MODEL_CLASSIFY,
-    LOOM_MODEL_TAG
+    LOOM_MODEL_TAG,
+    LOOM_MODEL_WORD2VEC
 } loom_model_kind;
 
 /* The task models: a stack of any cell with a head, trained on batches
@@ -162,7 +166,8 @@ typedef struct {
     loom_model_kind kind;
     loom_lm_opts lm;           /* kind LM */
     loom_seq2seq_opts seq2seq; /* kind SEQ2SEQ */
-    loom_task_opts task;       /* kind ADDING, COPY */
+    loom_task_opts task;       /* kind ADDING ... TAG */
+    loom_w2v_opts w2v;         /* kind WORD2VEC */
 } loom_model_desc;
 
 const char *loom_model_kind_name(loom_model_kind k);

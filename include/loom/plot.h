@@ -60,6 +60,16 @@ typedef struct {
 } loom_heatmap;
 loom_status loom_plot_heatmap(const loom_heatmap *h, const char *path, loom_error *err);
 
+/* Labelled points (a t-SNE map of word vectors): each a dot with its label
+ * beside it, the axes' numbers left out (only the distances mean anything). */
+typedef struct {
+    const float *xy;           /* n × 2 */
+    int n;
+    const char *const *labels; /* n (may be NULL) */
+    const char *title;
+} loom_points;
+loom_status loom_plot_points(const loom_points *p, const char *path, loom_error *err);
+
 #ifdef __cplusplus
 }
 #endif

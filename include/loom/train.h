@@ -56,19 +56,20 @@ double loom_clip_grad_norm(float *const *grads, const int64_t *sizes, int n, dou
 /* torch.nn.utils.clip_grad_value_: every element clamped to [−c, c]. */
 void loom_clip_grad_value(float *const *grads, const int64_t *sizes, int n, float c);
 
-typedef enum { LOOM_SCHED_CONSTANT = 0, LOOM_SCHED_STEP, LOOM_SCHED_EXP, LOOM_SCHED_COSINE } loom_sched_kind;
+typedef enum { LOOM_SCHED_CONSTANT = 0, LOOM_SCHED_STEP, LOOM_SCHED_EXP, LOOM_SCHED_COSINE, LOOM_SCHED_LINEAR } loom_sched_kind;
 
 typedef struct {
     loom_sched_kind kind;
     float gamma;        /* STEP: factor every step_size steps; EXP: factor every step */
     int64_t step_size;
-    int64_t total;      /* COSINE: T_max */
-    float min_lr;       /* COSINE: eta_min */
+    int64_t total;      /* COSINE: T_max; LINEAR: the steps to reach min_lr */
+    float min_lr;       /* COSINE: eta_min; LINEAR: the rate at the end */
     int64_t warmup;     /* linear warm-up over the first `warmup` steps (any kind) */
 } loom_schedule;
 
 /* The learning rate of step (0-based) for base rate lr, as torch.optim's
- * StepLR, ExponentialLR and CosineAnnealingLR (closed forms), times
+ * StepLR, ExponentialLR and CosineAnnealingLR (closed forms), or falling
+ * linearly from lr to min_lr over `total` steps (word2vec's; min_lr after), times
  * (step + 1)/warmup during warm-up. */
 float loom_schedule_lr(const loom_schedule *s, float lr, int64_t step);
 
