@@ -1,8 +1,12 @@
 /* Layers named as PyTorch's modules, losses, and the language model. */
 #include "loom/layers.h"
+#include "loom/random.h"
+#include "graph/error.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *joined(char *buf, size_t n, const char *name, const char *field)
@@ -64,6 +68,58 @@ loom_tensor loom_rnn_pool(loom_graph *g, const loom_rnn *rnn, const loom_rnn_out
     return loom_div(g, loom_sum(g, loom_mul(g, r->output, m), 0, false), loom_sum(g, m, 0, false));
 }
 
+loom_tensor loom_sampled_softmax(loom_graph *g, loom_dense dec, loom_tensor h, loom_tensor targets, int k, loom_sampled *s)
+{
+    loom_shape hs = loom_tensor_shape(g, h), ws = loom_tensor_shape(g, dec.weight);
+    int64_t N = loom_tensor_numel(g, targets);
+    int H = hs.rank ? hs.d[hs.rank - 1] : 0, V = ws.rank == 2 ? ws.d[0] : 0;
+    memset(s, 0, sizeof *s);
+    if (loom_graph_failed(g)) return LOOM_INVALID;
+    if (k < 1 || V < 2 || ws.d[1] != H || N < 1 || N * H != loom_tensor_numel(g, h) || N > INT32_MAX)
+        return loom_graph_fail(g, LOOM_ERR_SHAPE, "sampled_softmax: %d samples; rows of h and targets, and the decoder's width, must agree", k);
+    *s = (loom_sampled){.k = k, .vocab = V, .rows = (int)N};
+    s->sampled = loom_input_i32(g, "sampled", loom_shape1(k));
+    s->sampled_logq = loom_input(g, "sampled_logq", loom_shape2(1, k));
+    s->target_logq = loom_input(g, "target_logq", loom_shape2((int32_t)N, 1));
+    s->hits = loom_input(g, "sampled_hits", loom_shape2((int32_t)N, k));
+    loom_tensor h2 = loom_reshape(g, h, loom_shape2((int32_t)N, H)), y = loom_reshape(g, targets, loom_shape1((int32_t)N));
+    /* the target's logit, h·w_y + b_y − log Q(y) */
+    loom_tensor tl = loom_sum(g, loom_mul(g, h2, loom_gather(g, dec.weight, y)), 1, true);
+    loom_tensor b2 = loom_valid(dec.bias) ? loom_reshape(g, dec.bias, loom_shape2(V, 1)) : LOOM_INVALID;
+    if (loom_valid(b2)) tl = loom_add(g, tl, loom_gather(g, b2, y));
+    tl = loom_sub(g, tl, s->target_logq);
+    /* the samples', h·w_s + b_s − log Q(s), accidental hits removed */
+    loom_tensor sl = loom_matmul(g, h2, loom_gather(g, dec.weight, s->sampled), false, true);
+    if (loom_valid(b2)) sl = loom_add(g, sl, loom_reshape(g, loom_gather(g, b2, s->sampled), loom_shape2(1, k)));
+    sl = loom_add(g, loom_sub(g, sl, s->sampled_logq), s->hits);
+    loom_tensor logits = loom_concat(g, (loom_tensor[]){tl, sl}, 2, 1);
+    int32_t *zero = calloc((size_t)N, sizeof *zero);
+    if (!zero) return loom_graph_fail(g, LOOM_ERR_NOMEM, "sampled_softmax: out of memory");
+    loom_tensor first = loom_constant_i32(g, loom_shape1((int32_t)N), zero);
+    free(zero);
+    return loom_cross_entropy(g, logits, first, LOOM_NO_MASK);
+}
+
+void loom_sampled_draw(const loom_sampled *s, uint64_t seed, int64_t step, const int32_t *targets, int32_t *sampled,
+                       float *sampled_logq, float *target_logq, float *hits)
+{
+    uint64_t z = loom_mix(seed * 0x9E3779B97F4A7C15ull + (uint64_t)step * 0xD6E8FEB86659FD93ull + 37);
+    double lv = log((double)s->vocab + 1);
+    /* log of the expected count K·P(c), P(c) = log((c + 2)/(c + 1)) / log(V + 1) */
+#define LOGQ(c) ((float)log((double)s->k * log(((double)(c) + 2) / ((double)(c) + 1)) / lv))
+    for (int j = 0; j < s->k; j++) { /* TF's log-uniform sampler: ⌊exp(u·log(V + 1))⌋ − 1 */
+        int64_t c = (int64_t)floor(exp(loom_uniform(&z) * lv)) - 1;
+        sampled[j] = (int32_t)(c < 0 ? 0 : c >= s->vocab ? s->vocab - 1 : c);
+        sampled_logq[j] = LOGQ(sampled[j]);
+    }
+    for (int n = 0; n < s->rows; n++) {
+        int32_t y = targets[n] >= 0 && targets[n] < s->vocab ? targets[n] : 0;
+        target_logq[n] = LOGQ(y);
+        for (int j = 0; j < s->k; j++) hits[(size_t)n * s->k + j] = sampled[j] == targets[n] ? -1e9f : 0.0f;
+    }
+#undef LOGQ
+}
+
 /* Dropout of a (T, B, W) tensor: per element, or (variational) one mask per sequence for every step. */
 static loom_tensor lm_dropout(loom_graph *g, const loom_lm_opts *o, loom_tensor x, uint64_t seed)
 {
@@ -121,13 +177,18 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
     lm->out = loom_rnn_apply(g, &lm->rnn, x, &args);
     loom_tensor y = lm->out.output;
     if (o->dropout > 0) y = lm_dropout(g, o, y, o->seed ^ 0xDEC0ull);
+    loom_dense dec;
     if (o->tie_weights) { /* the embedding's matrix as the decoder's weight; a bias of its own (PyTorch's init) */
         loom_tensor bias = loom_param_init(g, "decoder.bias", loom_shape1(o->vocab), LOOM_INIT_UNIFORM, 1.0f / sqrtf((float)o->hidden));
-        lm->logits = loom_dense_apply(g, (loom_dense){loom_graph_find(g, "embedding.weight"), bias}, y);
+        dec = (loom_dense){loom_graph_find(g, "embedding.weight"), bias};
     } else {
-        lm->logits = loom_linear(g, "decoder", y, o->vocab);
+        dec = loom_dense_new(g, "decoder", o->hidden, o->vocab, true);
     }
+    lm->logits = loom_dense_apply(g, dec, y);
     lm->loss = loom_cross_entropy(g, lm->logits, lm->targets, LOOM_NO_MASK);
     if (loom_valid(lm->loss)) loom_tensor_set_name(g, lm->loss, "loss");
+    if (o->sampled_softmax < 0 || o->sampled_softmax >= o->vocab)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "lm: a sampled softmax of %d classes of %d", o->sampled_softmax, o->vocab), LOOM_ERR_ARG;
+    lm->train_loss = o->sampled_softmax ? loom_sampled_softmax(g, dec, y, lm->targets, o->sampled_softmax, &lm->sampled) : lm->loss;
     return loom_graph_status(g);
 }

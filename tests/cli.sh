@@ -141,6 +141,12 @@ expect 2 "loom dot: " -- "$loom" dot --load "$dir/text.txt" -o "$dir/x.dot"
 check "nothing was written for a refused --load" [ ! -e "$dir/x.dot" ]
 expect 2 "--batch-from is for --load's model" -- "$loom" dot --batch-from training -o "$dir/x.dot"
 
+# a sampled softmax: trains a word LM, resumes bit for bit, is evaluated with the full softmax
+resumes ss $small --tokens word --embed 8 --sampled-softmax 5
+check "training prints the sampled loss, no perplexity of it" grep -q "final sampled loss" "$dir/out"
+expect 0 "perplexity" -- "$loom" eval --load "$dir/ss_whole.ckpt"
+expect 2 "--sampled-softmax is not used by --task adding" -- "$loom" train --task adding --sampled-softmax 5
+
 # forecasting d2l's noisy sine: k-step-ahead errors printed, plotted from the checkpoint; resumed bit for bit
 resumes sine --task sine --seq-len 8 --hidden 8 --batch 8 --eval-every 10
 check "the forecast table at the end" grep -q "k = 64 *MSE" "$dir/out"

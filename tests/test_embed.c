@@ -272,3 +272,121 @@ Test(embed, points_are_dots_not_lines)
     float bad[2] = {NAN, 0};
     cr_assert_eq(loom_plot_points(&(loom_points){bad, 1, NULL, NULL}, "/tmp/x.svg", &err), LOOM_ERR_VALUE);
 }
+
+/* ---- sampled softmax ---- */
+
+/* The sampled loss by hand for 2 rows, 3 samples (one an accidental hit),
+ * and its gradients through h, the decoder's weight and bias. */
+Test(sampled_softmax, value_and_gradients)
+{
+    enum { N = 2, H = 3, V = 6, K = 3 };
+    loom_graph *g = loom_graph_new();
+    loom_tensor h = loom_input(g, "h", loom_shape2(N, H)), y = loom_input_i32(g, "y", loom_shape1(N));
+    loom_dense dec = loom_dense_new(g, "decoder", H, V, true);
+    loom_sampled s;
+    loom_tensor loss = loom_sampled_softmax(g, dec, h, y, K, &s);
+    cr_assert(!loom_graph_failed(g), "%s", loom_graph_error(g));
+    cr_assert(s.k == K && s.vocab == V && s.rows == N);
+    int32_t yv[N] = {2, 5}, sv[K];
+    float slq[K], tlq[N], hits[N * K];
+    loom_sampled_draw(&s, 4, 0, yv, sv, slq, tlq, hits);
+    sv[0] = 2, sv[1] = 0, sv[2] = 4; /* fixed: sample 0 is row 0's target */
+    for (int j = 0; j < K; j++) slq[j] = (float)log(K * log((sv[j] + 2.0) / (sv[j] + 1.0)) / log(V + 1.0));
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < K; j++) hits[n * K + j] = sv[j] == yv[n] ? -1e9f : 0;
+    float *hv = rnd_buf(N * H, -1, 1), *W = rnd_buf(V * H, -1, 1), *b = rnd_buf(V, -1, 1);
+    loom_binding fixed[6] = {{y, yv}, {s.sampled, sv}, {s.sampled_logq, slq}, {s.target_logq, tlq}, {s.hits, hits}};
+    loom_binding all[8] = {{h, hv}, {dec.weight, W}, {dec.bias, b}, {y, yv}, {s.sampled, sv}, {s.sampled_logq, slq},
+                           {s.target_logq, tlq}, {s.hits, hits}};
+    float *got = eval(g, loss, all, 8);
+    double want = 0;
+    for (int n = 0; n < N; n++) {
+        double z[1 + K];
+        for (int j = 0; j <= K; j++) {
+            int c = j ? sv[j - 1] : yv[n];
+            double d = b[c];
+            for (int k = 0; k < H; k++) d += (double)hv[n * H + k] * W[c * H + k];
+            z[j] = d - (j ? slq[j - 1] : tlq[n]) + (j ? hits[n * K + j - 1] : 0);
+        }
+        double m = z[0], sum = 0;
+        for (int j = 1; j <= K; j++) m = fmax(m, z[j]);
+        for (int j = 0; j <= K; j++) sum += exp(z[j] - m);
+        want += log(sum) + m - z[0];
+    }
+    cr_assert_float_eq(got[0], want / N, 1e-5, "%g against %g", got[0], want / N);
+    free(got);
+    loom_binding wrt[3] = {{h, hv}, {dec.weight, W}, {dec.bias, b}};
+    loom_gradcheck_result r;
+    cr_assert_eq(loom_gradcheck(g, loss, wrt, 3, fixed, 5, NULL, &r), LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert(r.passed, "wrt[%d] element %lld: analytic %g numeric %g", r.worst_tensor, (long long)r.worst_index, r.worst_analytic,
+              r.worst_numeric);
+    free(hv), free(W), free(b);
+    loom_graph_free(g);
+}
+
+/* The draw: log-uniform (class 0 with probability log 2 / log(V + 1)),
+ * its log expected counts, accidental hits marked; the same step, the same draw. */
+Test(sampled_softmax, draw)
+{
+    enum { V = 1000, K = 64, N = 4 };
+    loom_sampled s = {.k = K, .vocab = V, .rows = N};
+    int32_t y[N] = {0, 1, 999, 3}, sv[K], again[K];
+    float slq[K], tlq[N], hits[N * K], x[K], xt[N], xh[N * K];
+    int zeros = 0, draws = 0;
+    for (int step = 0; step < 200; step++) {
+        loom_sampled_draw(&s, 7, step, y, sv, slq, tlq, hits);
+        for (int j = 0; j < K; j++) {
+            cr_assert(sv[j] >= 0 && sv[j] < V);
+            cr_assert_float_eq(slq[j], log(K * log((sv[j] + 2.0) / (sv[j] + 1.0)) / log(V + 1.0)), 1e-5);
+            zeros += sv[j] == 0, draws++;
+            for (int n = 0; n < N; n++) cr_assert_eq(hits[n * K + j], sv[j] == y[n] ? -1e9f : 0.0f);
+        }
+    }
+    double p0 = log(2.0) / log(V + 1.0);
+    cr_assert(fabs((double)zeros / draws - p0) < 0.01, "class 0 drawn %g of the time, expected %g", (double)zeros / draws, p0);
+    loom_sampled_draw(&s, 7, 5, y, sv, slq, tlq, hits);
+    loom_sampled_draw(&s, 7, 5, y, again, x, xt, xh);
+    cr_assert(!memcmp(sv, again, sizeof sv));
+}
+
+/* A language model trained on a sampled softmax through the trainer: its
+ * full held-out loss falls; the trainer refuses a sampled softmax without
+ * its own batches. */
+Test(sampled_softmax, language_model_learns)
+{
+    const char *text = "the cat sat on the mat and the dog sat on the log and the cat saw the dog on the mat ";
+    size_t n = strlen(text);
+    char *big = malloc(n * 40 + 1);
+    for (int i = 0; i < 40; i++) memcpy(big + i * n, text, n);
+    loom_text *t = loom_text_new(&(loom_text_opts){.kind = LOOM_TOKENS_WORD});
+    cr_assert_eq(loom_text_parse(t, big, n * 40), LOOM_OK);
+    free(big);
+    int64_t m;
+    const int32_t *ids = loom_text_ids(t, &m);
+    int V = loom_vocab_size(loom_text_vocab(t));
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = V, .embed = 8, .hidden = 16, .steps = 8,
+                                                       .batch = 4, .sampled_softmax = 4}),
+                 LOOM_OK, "%s", loom_graph_error(g));
+    cr_assert_neq(lm.train_loss.id, lm.loss.id);
+    loom_store *s = loom_store_new(g);
+    loom_store_init(s, 1);
+    loom_batches *b = loom_batches_new(ids, m, 8, 4, LOOM_SAMPLE_RANDOM, 1);
+    loom_error err = {0};
+    cr_assert_null(loom_trainer_new(g, s, &(loom_trainer_opts){.loss = lm.train_loss, .sampled = &lm.sampled}, &err));
+    cr_assert(strstr(err.msg, "sampled softmax needs the trainer's own batches"), "%s", err.msg);
+    loom_trainer *tr = loom_trainer_new(g, s,
+                                        &(loom_trainer_opts){.loss = lm.train_loss, .eval_loss = lm.loss, .sampled = &lm.sampled,
+                                                             .state_in = lm.init, .state_out = lm.out.final, .n_states = 1,
+                                                             .optim = {.kind = LOOM_OPT_ADAM, .lr = 0.02f}, .batches = b,
+                                                             .tokens = lm.tokens, .targets = lm.targets, .fresh_states = true},
+                                        &err);
+    cr_assert(tr, "%s", err.msg);
+    double before, after;
+    cr_assert_eq(loom_trainer_eval_stream(tr, ids, 400, &before), LOOM_OK);
+    for (int k = 0; k < 150; k++) cr_assert_eq(loom_trainer_step(tr, NULL), LOOM_OK, "%s", loom_trainer_error(tr));
+    cr_assert_eq(loom_trainer_eval_stream(tr, ids, 400, &after), LOOM_OK);
+    cr_assert(after < 0.6 * before, "full held-out loss %g → %g", before, after);
+    loom_trainer_free(tr), loom_batches_free(b), loom_store_free(s), loom_graph_free(g), loom_text_free(t);
+}

@@ -75,7 +75,7 @@ static int build(run *r)
                                                  .seed = (uint64_t)a->m.seed,
                                                  .trunc = !a->truncate ? LOOM_TRUNC_NONE
                                                           : a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED,
-                                                 .truncate = (int)a->truncate});
+                                                 .truncate = (int)a->truncate, .sampled_softmax = (int)a->sampled_softmax});
     loom_error fit = {0};
     if (r->ck && !loom_graph_failed(r->g) && loom_store_fits(r->g, r->ck, &fit)) return fail(a->resume, fit.msg);
     r->store = loom_store_new(r->g);
@@ -102,7 +102,9 @@ static int build(run *r)
                            .clip_norm = a->clip, .trunc = r->lm.o.trunc, .truncate = r->lm.o.truncate,
                            .sequential = a->sequential, .teacher_forcing = 1, .seed = (uint64_t)a->m.seed};
     r->t = loom_trainer_new(r->g, r->store,
-                            &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
+                            &(loom_trainer_opts){.loss = r->lm.train_loss, .eval_loss = r->lm.loss,
+                                                 .sampled = r->lm.o.sampled_softmax ? &r->lm.sampled : NULL,
+                                                 .state_in = r->lm.init, .state_out = r->lm.out.final,
                                                  .n_states = a->m.cell->n_states, .optim = d->optim, .schedule = d->schedule,
                                                  .clip_norm = d->clip_norm, .seed = d->seed, .trunc_xi = r->lm.trunc_xi,
                                                  .trunc_mean = d->truncate, .batches = r->batches, .tokens = r->lm.tokens,
@@ -142,8 +144,10 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     if (r->metrics) {
         char v[32] = "", ppl[32];
         if (!isnan(vppl)) tool_num(v, sizeof v, vppl, 4);
-        if (loom_metrics_row(r->metrics, "%lld,%.6f,%s,%.6f,%.6g,%.1f,%s", (long long)s->step, s->loss,
-                             tool_num(ppl, sizeof ppl, exp(s->loss), 4), s->grad_norm, s->lr, tps, v))
+        if (a->sampled_softmax) ppl[0] = 0; /* the sampled loss is no perplexity: its column left empty */
+        else tool_num(ppl, sizeof ppl, exp(s->loss), 4);
+        if (loom_metrics_row(r->metrics, "%lld,%.6f,%s,%.6f,%.6g,%.1f,%s", (long long)s->step, s->loss, ppl, s->grad_norm, s->lr,
+                             tps, v))
             return r->rc = fail("--metrics", "out of memory"), r->rc = 1, LOOM_ERR_NOMEM;
         if ((f->evaluated || loom_metrics_age(r->metrics) > 10) && (r->rc = flush_metrics(r))) return LOOM_ERR_IO;
     }
@@ -152,9 +156,13 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
         r->last_print = f->seconds;
         double eta = f->seconds / (double)done * (double)(f->steps - s->step);
         char ppl[32];
-        fprintf(stderr, "%sstep %lld/%lld  loss %.3f  perplexity %s  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
-                tty ? "\r" : "", (long long)s->step, (long long)f->steps, f->loss_avg,
-                tool_num(ppl, sizeof ppl, exp(f->loss_avg), 2), s->grad_norm, tps, eta);
+        if (r->a.sampled_softmax) /* a sampled loss is no perplexity */
+            fprintf(stderr, "%sstep %lld/%lld  sampled loss %.3f  grad norm %.2f  %.0f tokens/s  ETA %.0f s", tty ? "\r" : "",
+                    (long long)s->step, (long long)f->steps, f->loss_avg, s->grad_norm, tps, eta);
+        else
+            fprintf(stderr, "%sstep %lld/%lld  loss %.3f  perplexity %s  grad norm %.2f  %.0f tokens/s  ETA %.0f s",
+                    tty ? "\r" : "", (long long)s->step, (long long)f->steps, f->loss_avg,
+                    tool_num(ppl, sizeof ppl, exp(f->loss_avg), 2), s->grad_norm, tps, eta);
         if (!isnan(vppl)) fprintf(stderr, "  held-out perplexity %s", tool_num(ppl, sizeof ppl, vppl, 2));
         fprintf(stderr, tty && isnan(vppl) ? "   " : "\n");
     }
@@ -194,8 +202,11 @@ static int train(run *r)
     long done = a->steps > r->step0 ? a->steps - r->step0 : 0;
     char held[96] = "no held-out perplexity (the held-out text is shorter than one batch)", ppl[32];
     if (isfinite(r->best)) snprintf(held, sizeof held, "best held-out perplexity %s", tool_num(ppl, sizeof ppl, r->best, 2));
-    printf("trained %ld steps in %.1f s (%.0f tokens/s): final training perplexity %s, %s\n", done, el,
-           (double)done * a->m.steps * a->m.batch / el, tool_num(ppl, sizeof ppl, exp(r->loss_avg), 2), held);
+    char train[64];
+    if (a->sampled_softmax) snprintf(train, sizeof train, "final sampled loss %.3f", r->loss_avg);
+    else snprintf(train, sizeof train, "final training perplexity %s", tool_num(ppl, sizeof ppl, exp(r->loss_avg), 2));
+    printf("trained %ld steps in %.1f s (%.0f tokens/s): %s, %s\n", done, el, (double)done * a->m.steps * a->m.batch / el, train,
+           held);
     int rc = flush_metrics(r);
     if (!rc && a->save) rc = lm_save(r);
     if (!rc && done) r->diverged = tool_diverged(command, &r->last, a->strict); /* saved all the same */

@@ -313,6 +313,7 @@ typedef struct {
     double state_dropout, weight_drop, zoneout, dropout_embed;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
+    long sampled_softmax; /* a language model trained on a sampled softmax of K classes (0: the full one) */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */
     double dropout, lr, momentum, weight_decay, clip, temperature;
     int optimizer; /* loom_optimizer */

@@ -67,6 +67,10 @@ const tool_opt train_opts[] = {
      .help = "DropConnect on the recurrent weights, one mask per batch (AWD-LSTM)"},
     {"--zoneout", OPT_REAL, A(zoneout), 0, 0.99, .arg = "P", .help = "each state unit keeps its value with probability P per step"},
     {"--dropout-embed", OPT_REAL, A(dropout_embed), 0, 0.99, .arg = "P", .help = "whole words dropped from the embedding"},
+    {"--sampled-softmax", OPT_INT, A(sampled_softmax), 1, LOOM_MODEL_MAX_VOCAB, .arg = "K",
+     .help = "a language model trains on a sampled softmax: the target and K words\n"
+             "drawn per step from the log-uniform distribution (large vocabularies;\n"
+             "evaluated with the full softmax)"},
     {"--tie-weights", OPT_FLAG, A(tie_weights),
      .help = "a language model's decoder weight is its embedding's (Press & Wolf): needs --embed = --hidden"},
     {"--dropout", OPT_REAL, A(dropout), 0, 0.99, .arg = "P", .help = "between layers, on the embedding and the output (default 0)"},
@@ -135,6 +139,7 @@ static bool honoured(const train_args *a)
     static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
                                          "--eval-pairs", "--input", "--pool", NULL};
     static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--tie-weights", "--dropout",
+                                           "--sampled-softmax",
                                            "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
                                            "--init", "--generate", "--prefix",
@@ -142,15 +147,18 @@ static bool honoured(const train_args *a)
                                            "--min-freq", "--eval-pairs", "--input", "--truncate",
                                            "--random-truncation", NULL};
     static const char *const not_data[] = {"--letters-only", "--tie-weights", "--dropout", "--variational", "--dropout-state",
+                                           "--sampled-softmax",
                                            "--weight-drop", "--zoneout", "--dropout-embed", "--momentum", "--weight-decay",
                                            "--schedule", "--warmup", "--sampling", "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
                                            "--eval-pairs", "--input", "--truncate", "--random-truncation", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix", "--tie-weights",
+                                          "--sampled-softmax",
                                           "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                           "--temperature", "--input", "--truncate", "--random-truncation",
                                           "--norms-every", "--norms-csv", "--pool", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
+                                              "--sampled-softmax",
                                               "--tie-weights", "--variational", "--dropout-state", "--weight-drop", "--zoneout",
                                               "--dropout-embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",

@@ -144,6 +144,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddStringToObject(o, "truncation", trunc_names[l->trunc]) &&
              cJSON_AddNumberToObject(o, "truncate", l->truncate) && add_stacking(o, l->stacking) &&
              (!l->tie_weights || cJSON_AddBoolToObject(o, "tie_weights", true)) &&
+             (!l->sampled_softmax || cJSON_AddNumberToObject(o, "sampled_softmax", l->sampled_softmax)) &&
              (!l->variational || cJSON_AddBoolToObject(o, "variational", true)) &&
              (!l->state_dropout || cJSON_AddNumberToObject(o, "state_dropout", shortest(l->state_dropout))) &&
              (!l->weight_drop || cJSON_AddNumberToObject(o, "weight_drop", shortest(l->weight_drop))) &&
@@ -210,6 +211,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         l->truncate = l->trunc ? INT(&r, "truncate", 1, l->steps > 1 ? l->steps - 1 : 1) : 0;
         l->stacking = stacking(&r, o);
         l->tie_weights = cJSON_GetObjectItemCaseSensitive(o, "tie_weights") && flag(&r, "tie_weights"); /* absent: untied */
+        l->sampled_softmax = cJSON_GetObjectItemCaseSensitive(o, "sampled_softmax") ? INT(&r, "sampled_softmax", 1, l->vocab > 1 ? l->vocab - 1 : 1) : 0;
         /* the regularisers: absent, none */
         l->variational = cJSON_GetObjectItemCaseSensitive(o, "variational") && flag(&r, "variational");
         l->state_dropout = cJSON_GetObjectItemCaseSensitive(o, "state_dropout") ? (float)num(&r, "state_dropout", 0, 0.99, false) : 0;

@@ -30,6 +30,9 @@ struct loom_trainer {
     int32_t *x, *y; /* the batch the trainer draws (opts.batches) */
     float *xi;      /* randomised truncation's weights */
     int64_t n_xi;
+    loom_tensor eval_loss;
+    int32_t *sampled;                         /* a sampled softmax's draw */
+    float *sampled_logq, *target_logq, *hits;
     int64_t steps;
     uint64_t fingerprint; /* the graph's, with the gradients: what a checkpoint must have been made by */
     loom_error err;
@@ -55,6 +58,7 @@ void loom_trainer_free(loom_trainer *t)
     for (int i = 0; t->eval_state && i < t->o.n_states; i++) free(t->eval_state[i]);
     free(t->state), free(t->eval_state), free(t->state_numel), free(t->state_in), free(t->state_out);
     free(t->outs), free(t->grads), free(t->sizes), free(t->x), free(t->y), free(t->xi);
+    free(t->sampled), free(t->sampled_logq), free(t->target_logq), free(t->hits);
     loom_optim_free(t->opt);
     loom_plan_free(t->train), loom_plan_free(t->eval);
     free(t);
@@ -67,8 +71,13 @@ static bool check(loom_trainer *t)
     loom_graph *g = t->g;
     if (loom_graph_failed(g)) return fail(t, loom_graph_status(g), "%s", loom_graph_error(g)), false;
     if (loom_store_status(t->s)) return fail(t, loom_store_status(t->s), "%s", loom_store_error(t->s)), false;
-    if (!loom_graph_has(g, o->loss) || loom_tensor_numel(g, o->loss) != 1)
-        return fail(t, LOOM_ERR_ARG, "trainer: the loss must be a scalar of the graph"), false;
+    if (!loom_graph_has(g, o->loss) || loom_tensor_numel(g, o->loss) != 1 ||
+        (loom_valid(o->eval_loss) && (!loom_graph_has(g, o->eval_loss) || loom_tensor_numel(g, o->eval_loss) != 1)))
+        return fail(t, LOOM_ERR_ARG, "trainer: the loss (and the evaluation's) must be a scalar of the graph"), false;
+    if (o->sampled && (!loom_valid(o->tokens) || !loom_valid(o->targets) || o->sampled->k < 1 ||
+                       o->sampled->rows != loom_tensor_numel(g, o->targets) || !loom_graph_has(g, o->sampled->sampled)))
+        return fail(t, LOOM_ERR_ARG, "trainer: a sampled softmax needs the trainer's own batches (tokens, targets), its rows the targets'"),
+               false;
     if (o->n_states < 0 || (o->n_states && (!o->state_in || !o->state_out)))
         return fail(t, LOOM_ERR_ARG, "trainer: %d carried states without their tensors", o->n_states), false;
     for (int i = 0; i < o->n_states; i++) {
@@ -120,6 +129,7 @@ static bool build(loom_trainer *t)
     }
     t->o.state_in = t->state_in, t->o.state_out = t->state_out;
     t->outs[0] = o->loss;
+    t->eval_loss = loom_valid(o->eval_loss) ? o->eval_loss : o->loss;
     for (int i = 0; i < S; i++) t->outs[1 + i] = o->state_out[i];
     if (!o->eval_only && loom_backward(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S))
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
@@ -130,6 +140,7 @@ static bool build(loom_trainer *t)
     loom_tensor *eval_outs = malloc((size_t)(1 + S + E) * sizeof *eval_outs);
     if (!eval_outs) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
     memcpy(eval_outs, t->outs, (size_t)(1 + S) * sizeof *eval_outs);
+    eval_outs[0] = t->eval_loss;
     if (E) memcpy(eval_outs + 1 + S, o->eval_outputs, (size_t)E * sizeof *eval_outs);
     t->eval = t->train || o->eval_only ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true}) : NULL;
     free(eval_outs);
@@ -150,6 +161,15 @@ static bool build(loom_trainer *t)
         if (!(t->x = malloc((size_t)k * sizeof *t->x)) || !(t->y = malloc((size_t)k * sizeof *t->y)))
             return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
         if (loom_trainer_bind(t, o->tokens, t->x) || loom_trainer_bind(t, o->targets, t->y)) return false;
+    }
+    if (o->sampled && t->train) { /* its inputs are the training plan's only */
+        const loom_sampled *d = o->sampled;
+        size_t K = (size_t)d->k, N = (size_t)d->rows;
+        t->sampled = malloc(K * sizeof *t->sampled), t->sampled_logq = malloc(K * sizeof *t->sampled_logq);
+        t->target_logq = malloc(N * sizeof *t->target_logq), t->hits = malloc(N * K * sizeof *t->hits);
+        if (!t->sampled || !t->sampled_logq || !t->target_logq || !t->hits) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+        loom_bind(t->train, d->sampled, t->sampled), loom_bind(t->train, d->sampled_logq, t->sampled_logq);
+        loom_bind(t->train, d->target_logq, t->target_logq), loom_bind(t->train, d->hits, t->hits);
     }
     if (loom_valid(o->trunc_xi)) {
         t->n_xi = loom_tensor_numel(t->g, o->trunc_xi);
@@ -216,6 +236,8 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
         if (t->o.fresh_states || (epoch_start && t->steps)) loom_trainer_reset_states(t);
     }
     if (t->xi) loom_trunc_draw(t->o.seed ^ 0x7472756E63ull, t->steps, t->o.trunc_mean, t->xi, t->n_xi);
+    if (t->sampled)
+        loom_sampled_draw(t->o.sampled, t->o.seed ^ 0x73616D70ull, t->steps, t->y, t->sampled, t->sampled_logq, t->target_logq, t->hits);
     loom_status st = loom_run(t->train);
     if (st) return fail(t, st, "%s", loom_plan_error(t->train));
     int S = t->o.n_states;
@@ -255,7 +277,7 @@ loom_status loom_trainer_eval_batch(loom_trainer *t, double *loss)
     t->err = (loom_error){0};
     loom_status st = loom_run(t->eval);
     if (st) return fail(t, st, "%s", loom_plan_error(t->eval));
-    if (loss) *loss = loom_plan_output(t->eval, t->o.loss)[0];
+    if (loss) *loss = loom_plan_output(t->eval, t->eval_loss)[0];
     for (int i = 0; i < t->o.n_states; i++)
         memcpy(t->eval_state[i], loom_plan_output(t->eval, t->state_out[i]), (size_t)t->state_numel[i] * sizeof(float));
     return LOOM_OK;

@@ -45,6 +45,31 @@ loom_tensor loom_mse(loom_graph *g, loom_tensor pred, loom_tensor target);
 typedef enum { LOOM_POOL_LAST = 0, LOOM_POOL_MEAN } loom_pool;
 loom_tensor loom_rnn_pool(loom_graph *g, const loom_rnn *rnn, const loom_rnn_out *r, loom_tensor lengths, loom_pool pool);
 
+/* Sampled softmax (Jean et al. 2015; TF's sampled_softmax_loss): the
+ * cross-entropy of a decoder over a large vocabulary estimated from the
+ * target and K classes drawn per step from the log-uniform (Zipfian)
+ * distribution P(c) = log((c + 2)/(c + 1)) / log(V + 1) — for a
+ * vocabulary in frequency order, about how often words occur — with
+ * replacement: logits [h·w_y + b_y − log Q(y), h·w_s + b_s − log Q(s)],
+ * Q the expected count K·P, samples equal to a row's target removed, the
+ * target in column 0. Training only: evaluate with the full softmax.
+ * The draw is inputs the trainer fills before each step
+ * (loom_trainer_opts.sampled; loom_sampled_draw). */
+typedef struct {
+    int k, vocab, rows;
+    loom_tensor sampled;      /* i32 (K) */
+    loom_tensor sampled_logq; /* f32 (1, K) */
+    loom_tensor target_logq;  /* f32 (N, 1) */
+    loom_tensor hits;         /* f32 (N, K): −1e9 where sample k is row n's target, else 0 */
+} loom_sampled;
+/* The mean loss over the N rows of h (..., H) and targets (...) i32, for
+ * the decoder dec (weight (V, H), bias (V) or none); s receives the inputs. */
+loom_tensor loom_sampled_softmax(loom_graph *g, loom_dense dec, loom_tensor h, loom_tensor targets, int k, loom_sampled *s);
+/* The draw of step `step` of a run seeded `seed` for targets (N ids) into
+ * the buffers bound to s's inputs. */
+void loom_sampled_draw(const loom_sampled *s, uint64_t seed, int64_t step, const int32_t *targets, int32_t *sampled,
+                       float *sampled_logq, float *target_logq, float *hits);
+
 /* A language model: tokens → one-hot (embed = 0) or embedding → recurrent
  * layers of any cell → linear decoder → mean cross-entropy over all T·B
  * positions. Names as a PyTorch module with fields `embedding`, `rnn`,
@@ -76,6 +101,10 @@ typedef struct {
      * fills it given loom_trainer_opts.trunc_xi). */
     loom_trunc trunc;
     int truncate;
+    /* Train on a sampled softmax of this many classes per step (0: the
+     * full softmax); the loss stays the full one, train_loss is the
+     * sampled estimate. */
+    int sampled_softmax;
 } loom_lm_opts;
 
 typedef struct {
@@ -87,6 +116,8 @@ typedef struct {
     loom_rnn_out out;
     loom_tensor logits;                    /* (T, B, vocab) */
     loom_tensor loss;                      /* mean cross-entropy; perplexity = exp(loss) */
+    loom_tensor train_loss;                /* what training minimises: loss, or the sampled softmax's */
+    loom_sampled sampled;                  /* with sampled_softmax */
 } loom_lm;
 
 /* Builds the model into g; errors go to the graph. */

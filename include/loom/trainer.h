@@ -33,6 +33,7 @@
 #include "loom/graph.h"
 #include "loom/safetensors.h"
 #include "loom/store.h"
+#include "loom/layers.h"
 #include "loom/train.h"
 
 #ifdef __cplusplus
@@ -41,6 +42,9 @@ extern "C" {
 
 typedef struct {
     loom_tensor loss; /* an f32 scalar */
+    /* What evaluation scores, when it is not the loss (a sampled
+     * softmax's model evaluated with the full one); default: loss. */
+    loom_tensor eval_loss;
     /* Carried states (sequential partitioning): before each step,
      * state_in[i] (an input of the graph) holds what state_out[i] held
      * after the step before — detached, so no gradient flows between
@@ -66,6 +70,11 @@ typedef struct {
     loom_batches *batches;
     loom_tensor tokens, targets;
     bool fresh_states;
+    /* A sampled softmax's inputs (loom_sampled_softmax), drawn before each
+     * step from (seed, step) and the batch's targets (loom_sampled_draw);
+     * needs the trainer's own batches (tokens, targets). Must outlive the
+     * trainer. */
+    const loom_sampled *sampled;
     /* More outputs of the evaluation plan (a model's predictions, for an
      * accuracy), read with loom_trainer_output after an evaluation. */
     const loom_tensor *eval_outputs;
