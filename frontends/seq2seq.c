@@ -17,13 +17,14 @@ static loom_tags dec_tags(loom_graph *g, const loom_seq2seq *m, int t, int layer
 static bool check_opts(loom_graph *g, const loom_seq2seq_opts *o, int rows)
 {
     if (!o || !o->cell || o->src_vocab < 1 || o->tgt_vocab < 1 || o->embed < 1 || o->hidden < 1 || o->layers < 0 ||
+        o->layers > LOOM_RNN_MAX_LAYERS || o->dec_layers < 0 || o->dec_layers > LOOM_RNN_MAX_LAYERS ||
         o->src_steps < 1 || o->tgt_steps < 0 || o->tgt_steps > LOOM_SEQ2SEQ_MAX_STEPS || o->batch < 1 || rows < 1 ||
         o->attention < LOOM_ATTN_NONE || o->attention > LOOM_ATTN_PLAIN)
         return !loom_valid(loom_graph_fail(
             g, LOOM_ERR_ARG,
-            "seq2seq: needs a cell, vocabularies, embed, hidden, source steps, batch >= 1, target steps in 1..%d "
-            "and an attention of none, additive, dot or plain",
-            LOOM_SEQ2SEQ_MAX_STEPS));
+            "seq2seq: needs a cell, vocabularies, embed, hidden, source steps, batch >= 1, target steps in 1..%d, "
+            "layers on each side in 0..%d and an attention of none, additive, dot or plain",
+            LOOM_SEQ2SEQ_MAX_STEPS, LOOM_RNN_MAX_LAYERS));
     if (o->attention == LOOM_ATTN_PLAIN && o->bidirectional)
         return !loom_valid(loom_graph_fail(g, LOOM_ERR_ARG,
                                            "seq2seq: plain dot-product attention scores qᵀk with keys as wide as the query "
@@ -56,7 +57,7 @@ static void make_params(loom_graph *g, loom_seq2seq *m)
         m->W_k = loom_dense_new(g, "decoder.attention.W_k", m->K, H, false);
     }
     int context = o->attention ? m->K : H;
-    loom_rnn_init(g, &m->dec, &(loom_rnn_opts){.cell = o->cell, .input_size = E + context, .hidden_size = H, .layers = L,
+    loom_rnn_init(g, &m->dec, &(loom_rnn_opts){.cell = o->cell, .input_size = E + context, .hidden_size = H, .layers = o->dec_layers,
                                                .stacking = o->stacking, .dropout = o->dropout, .seed = o->seed ^ 0xDEC0DE,
                                                .prefix = "decoder.rnn."});
     m->dense = loom_dense_new(g, "decoder.dense", H, o->tgt_vocab, true);
@@ -82,6 +83,13 @@ static void encode(loom_graph *g, loom_seq2seq *m, loom_tensor *memory, loom_ten
         }
     }
     *context = o->attention ? LOOM_INVALID : loom_reshape(g, loom_slice(g, init[0], 0, L - 1, 1), loom_shape2(B, H));
+    int D = o->dec_layers;
+    for (int s = 0; D != L && s < m->S; s++) { /* decoder layer l from encoder layer l − (D − L), or zeros */
+        loom_tensor parts[LOOM_RNN_MAX_LAYERS];
+        for (int l = 0; l < D; l++)
+            parts[l] = l - (D - L) >= 0 ? loom_slice(g, init[s], 0, l - (D - L), 1) : loom_fill(g, loom_shape3(1, B, H), 0);
+        init[s] = loom_concat(g, parts, D, 0);
+    }
     loom_graph_set_tags(g, saved);
 }
 
@@ -122,24 +130,24 @@ static loom_tensor decode_step(loom_graph *g, const loom_seq2seq *m, int t, loom
                                loom_tensor mask, loom_tensor context, loom_tensor *weights)
 {
     *weights = LOOM_INVALID;
-    if (m->o.attention) context = attend(g, m, t, state[0][m->o.layers - 1], memory, keys, mask, weights);
+    if (m->o.attention) context = attend(g, m, t, state[0][m->o.dec_layers - 1], memory, keys, mask, weights);
     loom_tags saved = loom_graph_set_tags(g, dec_tags(g, m, t, -1, m->o.cell->name));
     loom_tensor x = loom_concat(g, (loom_tensor[]){emb, context}, 2, 1);
     char nm[32];
     snprintf(nm, sizeof nm, "x[%d]", m->o.src_steps + t);
     loom_tensor_set_name(g, x, nm);
     loom_tensor y = loom_rnn_step(g, &m->dec, m->o.src_steps + t, x, state);
-    loom_graph_set_tags(g, dec_tags(g, m, t, m->o.layers, "dense"));
+    loom_graph_set_tags(g, dec_tags(g, m, t, m->o.dec_layers, "dense"));
     loom_tensor logits = loom_dense_apply(g, m->dense, y);
     loom_graph_set_tags(g, saved);
     return logits;
 }
 
-/* The layers of a stacked state (L, B, H), each (B, H). */
+/* The layers of a decoder's stacked state (dec_layers, B, H), each (B, H). */
 static void split_layers(loom_graph *g, const loom_seq2seq *m, loom_tensor stacked, loom_tensor *layers)
 {
     loom_shape s = loom_tensor_shape(g, stacked);
-    for (int l = 0; l < m->o.layers; l++)
+    for (int l = 0; l < m->o.dec_layers; l++)
         layers[l] = loom_reshape(g, loom_slice(g, stacked, 0, l, 1), loom_shape2(s.d[1], s.d[2]));
 }
 
@@ -155,6 +163,7 @@ static bool begin(loom_graph *g, loom_seq2seq *m, const loom_seq2seq_opts *opts,
     if (loom_graph_failed(g) || !check_opts(g, opts, rows)) return false;
     m->o = *opts;
     if (m->o.layers == 0) m->o.layers = 1;
+    if (m->o.dec_layers == 0) m->o.dec_layers = m->o.layers;
     make_params(g, m);
     int Ts = m->o.src_steps, B = m->o.batch;
     m->src = loom_input_i32(g, "src", loom_shape2(Ts, B));
@@ -204,7 +213,7 @@ loom_status loom_seq2seq_build_decoder(loom_graph *g, loom_seq2seq *m, const loo
 {
     if (!begin(g, m, opts, rows)) return loom_graph_status(g);
     const loom_seq2seq_opts *o = &m->o;
-    int R = rows, L = o->layers, H = o->hidden, Ts = o->src_steps;
+    int R = rows, L = o->dec_layers, H = o->hidden, Ts = o->src_steps;
     encode(g, m, &m->memory, &m->keys, m->init, &m->context);
     static const char *const names[LOOM_CELL_MAX_STATES] = {"h_in", "c_in", "s2_in", "s3_in"};
     loom_tensor state[LOOM_CELL_MAX_STATES][LOOM_RNN_MAX_LAYERS];

@@ -278,6 +278,10 @@ expect 2 "a language model's checkpoint, not an encoder–decoder's" -- "$loom" 
 expect 2 "--load CKPT is required" -- "$loom" translate hello
 expect 2 "has no attention" -- sh -c "'$loom' train --task reverse --seq-len 4 --pairs 50 --attention none $s2s --save '$dir/plain.ckpt' >/dev/null 2>&1 && '$loom' translate --load '$dir/plain.ckpt' --attention-map '$dir/x.svg' abc"
 check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
+# a decoder deeper than its encoder: trains, resumes bit for bit, translates
+resumes deep --task reverse --seq-len 4 --pairs 50 $s2s --dec-layers 2
+expect 0 "" -- "$loom" translate --load "$dir/deep_whole.ckpt" --beam 2 abc
+expect 2 "--dec-layers is not used by a language model" -- "$loom" train --dec-layers 2
 # the coverage penalty weighs attention: with it, beam search translates; a model without attention refuses it
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 --coverage 0.2 abcdef ab
 expect 2 "weighs attention, and this model has none" -- "$loom" translate --load "$dir/plain.ckpt" --beam 2 --coverage 0.2 abc

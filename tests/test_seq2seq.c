@@ -166,9 +166,10 @@ Test(seq2seq, loss_is_the_mean_over_valid_positions)
 
 /* The decoding graph fed the gold tokens step by step gives the training
  * graph's log-probabilities and attention: the two graphs are one model. */
-static void decoder_matches_training(loom_attention a, bool bi)
+static void decoder_matches_training(loom_attention a, bool bi, int dec_layers)
 {
     loom_seq2seq_opts o = opts(&loom_cell_lstm, a, bi, 2);
+    o.dec_layers = dec_layers;
     loom_graph *g = loom_graph_new(), *gd = loom_graph_new();
     loom_seq2seq m, d;
     cr_assert_eq(loom_seq2seq_build(g, &m, &o), LOOM_OK, "%s", loom_graph_error(g));
@@ -192,7 +193,7 @@ static void decoder_matches_training(loom_attention a, bool bi)
     (void)loss;
     if (a) memcpy(w, loom_plan_output(p, m.attention), sizeof w);
 
-    int S = o.cell->n_states, L = o.layers, H = o.hidden, K = (bi ? 2 : 1) * H;
+    int S = o.cell->n_states, L = dec_layers ? dec_layers : o.layers, H = o.hidden, K = (bi ? 2 : 1) * H;
     loom_tensor eo[2 + LOOM_CELL_MAX_STATES] = {a ? d.memory : d.context, d.keys};
     int ne = a ? 2 : 1;
     for (int s = 0; s < S; s++) eo[ne++] = d.init[s];
@@ -205,8 +206,11 @@ static void decoder_matches_training(loom_attention a, bool bi)
     loom_store_bind(sd, pe), loom_store_bind(sd, ps);
     loom_bind(pe, d.src, src), loom_bind(pe, d.src_len, src_len);
     cr_assert_eq(loom_run(pe), LOOM_OK, "%s", loom_plan_error(pe));
-    float state[LOOM_CELL_MAX_STATES][2 * 2 * 4];
+    float state[LOOM_CELL_MAX_STATES][4 * 2 * 4];
     for (int s = 0; s < S; s++) memcpy(state[s], loom_plan_output(pe, d.init[s]), sizeof(float) * (size_t)(L * B * H));
+    for (int s = 0; s < S; s++) /* a decoder deeper than the encoder starts its extra bottom layers at zero */
+        for (int k = 0; k < (L - o.layers) * B * H; k++) cr_assert_eq(state[s][k], 0.0f, "state %d, element %d", s, k);
+    if (L > o.layers) cr_assert_neq(state[0][(L - o.layers) * B * H], 0.0f, "the top layers start from the encoder's");
     float memory[B * TS * 8], keys[B * TS * 4], context[B * 4];
     int32_t prev[B];
     if (a) {
@@ -255,10 +259,22 @@ static void decoder_matches_training(loom_attention a, bool bi)
     loom_graph_free(g), loom_graph_free(gd);
 }
 
-Test(seq2seq, decoder_graph_is_the_training_graph_plain) { decoder_matches_training(LOOM_ATTN_NONE, false); }
-Test(seq2seq, decoder_graph_is_the_training_graph_additive) { decoder_matches_training(LOOM_ATTN_ADDITIVE, true); }
-Test(seq2seq, decoder_graph_is_the_training_graph_dot) { decoder_matches_training(LOOM_ATTN_DOT, false); }
-Test(seq2seq, decoder_graph_is_the_training_graph_plain_dot) { decoder_matches_training(LOOM_ATTN_PLAIN, false); }
+Test(seq2seq, decoder_graph_is_the_training_graph_plain) { decoder_matches_training(LOOM_ATTN_NONE, false, 0); }
+Test(seq2seq, decoder_graph_is_the_training_graph_additive) { decoder_matches_training(LOOM_ATTN_ADDITIVE, true, 0); }
+Test(seq2seq, decoder_graph_is_the_training_graph_dot) { decoder_matches_training(LOOM_ATTN_DOT, false, 0); }
+Test(seq2seq, decoder_graph_is_the_training_graph_plain_dot) { decoder_matches_training(LOOM_ATTN_PLAIN, false, 0); }
+/* Different depths (Britz et al.): a decoder deeper than its encoder, and one shallower. */
+Test(seq2seq, decoder_graph_is_the_training_graph_deeper_decoder) { decoder_matches_training(LOOM_ATTN_ADDITIVE, true, 4); }
+Test(seq2seq, decoder_graph_is_the_training_graph_shallower_decoder) { decoder_matches_training(LOOM_ATTN_NONE, false, 1); }
+Test(seq2seq, gradcheck_different_depths)
+{
+    loom_seq2seq_opts o = opts(&loom_cell_gru, LOOM_ATTN_DOT, false, 1);
+    o.dec_layers = 3;
+    gradcheck_model(o);
+    o = opts(&loom_cell_lstm, LOOM_ATTN_NONE, true, 2);
+    o.dec_layers = 1;
+    gradcheck_model(o);
+}
 
 /* Plain dot-product attention has no W_k (its weights are checked by hand
  * in decoder_graph_is_the_training_graph_plain_dot); a bidirectional

@@ -1127,7 +1127,7 @@ Test(model, descriptions_go_to_json_and_back)
                            .seq2seq = {.cell = &loom_cell_gru, .src_vocab = 100, .tgt_vocab = 90, .embed = 32, .hidden = 64,
                                        .layers = 2, .bidirectional = true, .dropout = 0.1f, .attention = LOOM_ATTN_DOT,
                                        .src_steps = 10, .tgt_steps = 12, .batch = 64, .sampled = true, .seed = 3,
-                                       .stacking = LOOM_STACK_RESIDUAL}};
+                                       .stacking = LOOM_STACK_RESIDUAL, .dec_layers = 4}};
     loom_model_desc copy = {.kind = LOOM_MODEL_COPY,
                             .task = {.kind = LOOM_MODEL_COPY, .cell = &loom_cell_lstm, .steps = 50, .batch = 16, .hidden = 32, .layers = 1,
                                      .stacking = LOOM_STACK_DENSE}};
@@ -1148,6 +1148,10 @@ Test(model, descriptions_go_to_json_and_back)
               back.lm.state_dropout == 0.25f && back.lm.weight_drop == 0.5f && back.lm.zoneout == 0.125f &&
               back.lm.dropout_embed == 0.1f);
     cr_assert(strstr(j, "\"stacking\":\"highway\""), "by name: %s", j);
+    free(j);
+    j = loom_model_json(&s2s);
+    loom_model_parse(j, &back, NULL);
+    cr_assert(back.seq2seq.layers == 2 && back.seq2seq.dec_layers == 4, "%s", j);
     free(j);
     j = loom_model_json(&order);
     cr_assert(strstr(j, "\"kind\":\"temporal-order\"") && strstr(j, "\"pool\":\"mean\""), "%s", j);

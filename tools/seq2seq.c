@@ -35,7 +35,7 @@ static int build(s2s *r)
     int B = (int)a->m.batch;
     r->mo = (loom_seq2seq_opts){.cell = a->m.cell, .src_vocab = loom_vocab_size(loom_pairs_vocab(r->d.pairs, 0)),
                                 .tgt_vocab = loom_vocab_size(loom_pairs_vocab(r->d.pairs, 1)), .embed = (int)a->embed,
-                                .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
+                                .hidden = (int)a->m.hidden, .layers = (int)a->m.layers, .dec_layers = (int)a->dec_layers,
                                 .stacking = (loom_stacking)a->m.stacking,
                                 .bidirectional = a->m.bidirectional, .dropout = (float)a->dropout,
                                 .attention = (loom_attention)a->attention, .src_steps = loom_pairs_steps(r->d.pairs, 0),
@@ -240,11 +240,12 @@ int train_seq2seq(const train_args *user)
     if (!rc && ck) rc = s2s_restore(&r, ck);
     if (!rc) {
         printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
-               "steps %d → %d; embed %d, hidden %d, layers %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
+               "steps %d → %d; embed %d, hidden %d, layers %d → %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
                task_names[a->task - TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
                attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
                (long long)loom_pairs_count(r.d.pairs, false), (long long)loom_pairs_count(r.d.held, r.d.held_part), r.mo.src_steps,
-               r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.batch, a->teacher_forcing,
+               r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.dec_layers ? r.mo.dec_layers : r.mo.layers, r.mo.batch,
+               a->teacher_forcing,
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         rc = train(&r);

@@ -62,7 +62,7 @@ int s2s_resume_config(train_args *a, const loom_st *ck, loom_vocab **v, char *da
     if (task.task < TASK_SEQ2SEQ)
         return fail(a->resume, "its synthetic task's settings are missing: it cannot be resumed");
     a->task = task.task, a->m.cell = m.cell, a->m.hidden = m.hidden, a->m.layers = m.layers, a->embed = m.embed;
-    a->m.stacking = m.stacking;
+    a->m.stacking = m.stacking, a->dec_layers = m.dec_layers;
     a->m.bidirectional = m.bidirectional, a->attention = m.attention, a->m.batch = m.batch, a->dropout = m.dropout;
     a->m.steps = task.m.steps, a->m.seed = task.m.seed, a->pairs = task.pairs, a->min_len = task.min_len;
     a->min_freq = task.min_freq;

@@ -314,6 +314,7 @@ typedef struct {
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     long sampled_softmax; /* a language model trained on a sampled softmax of K classes (0: the full one) */
+    long dec_layers;      /* an encoder–decoder's decoder layers (0: --layers) */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */
     double dropout, lr, momentum, weight_decay, clip, temperature;
     int optimizer; /* loom_optimizer */

@@ -42,6 +42,9 @@ const tool_opt train_opts[] = {
     {"--pool", OPT_CHOICE, A(pool), .choices = (const char *const[]){"last", "mean", NULL}, .arg = "last|mean",
      .help = "temporal-order: a sequence's vector for its class: the last state of\n"
              "each direction (default) or the outputs' mean over the steps"},
+    {"--dec-layers", OPT_INT, A(dec_layers), 1, LOOM_RNN_MAX_LAYERS, .arg = "N",
+     .help = "encoder–decoder: the decoder's layers (default --layers, the encoder's);\n"
+             "the top layers start from the encoder's top layers, extra ones at zero"},
     {"--teacher-forcing", OPT_REAL, A(teacher_forcing), 0, 1, .arg = "R",
      .help = "the share of decoder steps that read the gold token (default 1;\n"
              "below 1: the model's own previous token otherwise)"},
@@ -137,9 +140,9 @@ static bool given(const train_args *a, const char *flag)
 static bool honoured(const train_args *a)
 {
     static const char *const not_lm[] = {"--attention", "--teacher-forcing", "--pairs", "--min-len", "--min-freq",
-                                         "--eval-pairs", "--input", "--pool", NULL};
+                                         "--eval-pairs", "--input", "--pool", "--dec-layers", NULL};
     static const char *const not_task[] = {"--data", "--valid", "--tokens", "--letters-only", "--embed", "--tie-weights", "--dropout",
-                                           "--sampled-softmax",
+                                           "--sampled-softmax", "--dec-layers",
                                            "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                            "--momentum", "--weight-decay", "--schedule", "--warmup", "--sampling",
                                            "--init", "--generate", "--prefix",
@@ -147,7 +150,7 @@ static bool honoured(const train_args *a)
                                            "--min-freq", "--eval-pairs", "--input", "--truncate",
                                            "--random-truncation", NULL};
     static const char *const not_data[] = {"--letters-only", "--tie-weights", "--dropout", "--variational", "--dropout-state",
-                                           "--sampled-softmax",
+                                           "--sampled-softmax", "--dec-layers",
                                            "--weight-drop", "--zoneout", "--dropout-embed", "--momentum", "--weight-decay",
                                            "--schedule", "--warmup", "--sampling", "--init", "--generate", "--prefix",
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
@@ -158,7 +161,7 @@ static bool honoured(const train_args *a)
                                           "--temperature", "--input", "--truncate", "--random-truncation",
                                           "--norms-every", "--norms-csv", "--pool", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
-                                              "--sampled-softmax",
+                                              "--sampled-softmax", "--dec-layers",
                                               "--tie-weights", "--variational", "--dropout-state", "--weight-drop", "--zoneout",
                                               "--dropout-embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",

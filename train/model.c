@@ -161,7 +161,8 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddStringToObject(o, "attention", attention_names[s->attention]) &&
              cJSON_AddNumberToObject(o, "src_steps", s->src_steps) && cJSON_AddNumberToObject(o, "tgt_steps", s->tgt_steps) &&
              cJSON_AddNumberToObject(o, "batch", s->batch) && cJSON_AddBoolToObject(o, "sampled", s->sampled) &&
-             cJSON_AddNumberToObject(o, "seed", (double)s->seed) && add_stacking(o, s->stacking);
+             cJSON_AddNumberToObject(o, "seed", (double)s->seed) && add_stacking(o, s->stacking) &&
+             (!s->dec_layers || s->dec_layers == (s->layers ? s->layers : 1) || cJSON_AddNumberToObject(o, "dec_layers", s->dec_layers));
     } else if (ok && m->kind == LOOM_MODEL_WORD2VEC) {
         const loom_w2v_opts *w = &m->w2v;
         ok = w->kind >= 0 && w->kind < COUNT(w2v_names) && cJSON_AddStringToObject(o, "model", w2v_names[w->kind]) &&
@@ -235,6 +236,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         s->sampled = flag(&r, "sampled");
         s->seed = (uint64_t)num(&r, "seed", 0, 9007199254740992.0, true);
         s->stacking = stacking(&r, o);
+        s->dec_layers = cJSON_GetObjectItemCaseSensitive(o, "dec_layers") ? INT(&r, "dec_layers", 1, LOOM_RNN_MAX_LAYERS) : 0; /* absent: the encoder's */
     } else if (r.ok && m->kind == LOOM_MODEL_WORD2VEC) {
         loom_w2v_opts *w = &m->w2v;
         w->kind = (loom_w2v_kind)name(&r, "model", w2v_names, COUNT(w2v_names));

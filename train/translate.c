@@ -47,7 +47,7 @@ loom_translator *loom_translator_new(const loom_seq2seq_opts *model, const loom_
         loom_translator_free(t);
         return NULL;
     }
-    t->S = m->S, t->L = m->o.layers, t->H = m->o.hidden, t->Ts = m->o.src_steps, t->V = m->o.tgt_vocab, t->W = m->K;
+    t->S = m->S, t->L = m->o.dec_layers, t->H = m->o.hidden, t->Ts = m->o.src_steps, t->V = m->o.tgt_vocab, t->W = m->K;
     bool attn = m->o.attention != LOOM_ATTN_NONE;
     loom_tensor eo[2 + LOOM_CELL_MAX_STATES] = {attn ? m->memory : m->context, m->keys};
     loom_tensor so[2 + LOOM_CELL_MAX_STATES] = {m->log_probs, m->step_attention};

@@ -44,7 +44,12 @@ typedef enum { LOOM_ATTN_NONE = 0, LOOM_ATTN_ADDITIVE, LOOM_ATTN_DOT, LOOM_ATTN_
 typedef struct {
     const loom_cell_def *cell;
     int src_vocab, tgt_vocab;
-    int embed, hidden, layers;  /* the same on both sides (layers default 1) */
+    int embed, hidden, layers;  /* hidden the same on both sides; layers the encoder's (default 1) */
+    /* The decoder's layers (0: as many as the encoder's; Britz et al. 2017
+     * used 2–4 and 4). Decoder layer l starts from the encoder's final state
+     * of layer l − (dec_layers − layers): the top layers line up; a decoder
+     * deeper than its encoder starts its extra bottom layers at zero. */
+    int dec_layers;
     loom_stacking stacking;     /* how the layers of each side join (loom/rnn.h) */
     bool bidirectional;         /* the encoder */
     float dropout;              /* between recurrent layers, training plans only */
@@ -81,15 +86,15 @@ typedef struct {
     /* the encoder over `batch` sentences (src, src_len as above): */
     loom_tensor memory;         /* (B, Ts, K) the encoder's outputs */
     loom_tensor keys;           /* (B, Ts, ·) memory projected for the attention's score */
-    loom_tensor init[LOOM_CELL_MAX_STATES]; /* (layers, B, H) the decoder's first states */
+    loom_tensor init[LOOM_CELL_MAX_STATES]; /* (dec_layers, B, H) the decoder's first states */
     loom_tensor context;        /* (B, H) no attention: the fixed context */
     /* one decoder step over `rows` rows (a row: a sentence's hypothesis): */
     loom_tensor prev;           /* i32 (R) the token each row read last */
-    loom_tensor state_in[LOOM_CELL_MAX_STATES]; /* (layers, R, H) */
+    loom_tensor state_in[LOOM_CELL_MAX_STATES]; /* (dec_layers, R, H) */
     loom_tensor memory_in, keys_in, context_in; /* each row's sentence's memory, keys, context */
     loom_tensor len_in;         /* i32 (R) each row's source length */
     loom_tensor log_probs;      /* (R, tgt_vocab) of the next token */
-    loom_tensor state_out[LOOM_CELL_MAX_STATES]; /* (layers, R, H) */
+    loom_tensor state_out[LOOM_CELL_MAX_STATES]; /* (dec_layers, R, H) */
     loom_tensor step_attention; /* (R, Ts) */
 } loom_seq2seq;
 
