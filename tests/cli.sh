@@ -282,6 +282,12 @@ check "no map for a model without attention" [ ! -e "$dir/x.svg" ]
 resumes deep --task reverse --seq-len 4 --pairs 50 $s2s --dec-layers 2
 expect 0 "" -- "$loom" translate --load "$dir/deep_whole.ckpt" --beam 2 abc
 expect 2 "--dec-layers is not used by a language model" -- "$loom" train --dec-layers 2
+# exhaustive search: the toy demo (greedy < beam 2 < exhaustive there), and on a trained model when it is small enough
+expect 0 "exhaustive search      C B <eos>      p = 0.1862" -- "$loom" search-demo
+check "greedy finds the worse sequence" grep -q "greedy search          A B C <eos>    p = 0.0675" "$dir/out"
+expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --exhaustive --max-len 2 ab
+expect 2 "at most 1024" -- "$loom" translate --load "$dir/rev.ckpt" --exhaustive ab
+expect 2 "not with --beam" -- "$loom" translate --load "$dir/rev.ckpt" --exhaustive --beam 3 ab
 # the coverage penalty weighs attention: with it, beam search translates; a model without attention refuses it
 expect 0 "" -- "$loom" translate --load "$dir/rev.ckpt" --beam 3 --coverage 0.2 abcdef ab
 expect 2 "weighs attention, and this model has none" -- "$loom" translate --load "$dir/plain.ckpt" --beam 2 --coverage 0.2 abc

@@ -434,6 +434,84 @@ Test(decode, coverage_penalty_prefers_translations_that_attend_every_word)
                  LOOM_ERR_ARG);
 }
 
+/* A decoder whose next-token distribution is a hash of the prefix (V = 4,
+ * <eos> = 3), for exhaustive search against brute force. */
+typedef struct {
+    int R;
+    uint64_t start, h[1024], prev[1024];
+} hashed;
+static void hashed_dist(uint64_t h, double *p)
+{
+    double z = 0;
+    for (int v = 0; v < 4; v++) z += p[v] = 0.05 + (double)(loom_mix(h * 4 + (uint64_t)v) % 1000) / 1000.0;
+    for (int v = 0; v < 4; v++) p[v] /= z;
+}
+static loom_status hashed_step(void *ctx, int t, const int32_t *tokens, const int32_t *parent, float *lp)
+{
+    hashed *d = ctx;
+    (void)t;
+    memcpy(d->prev, d->h, sizeof d->h);
+    for (int r = 0; r < d->R; r++) {
+        d->h[r] = parent ? loom_mix(d->prev[parent[r]] * 31 + (uint64_t)tokens[r] + 1) : d->start;
+        double p[4];
+        hashed_dist(d->h[r], p);
+        for (int v = 0; v < 4; v++) lp[r * 4 + v] = (float)log(p[v]);
+    }
+    return LOOM_OK;
+}
+/* The likeliest sequence by brute force: every prefix of up to L tokens, ended by <eos> or by L. */
+static void brute(uint64_t h, int depth, int L, double logp, int32_t *seq, int32_t *best, int *best_len, double *best_lp)
+{
+    double p[4];
+    hashed_dist(h, p);
+    if (logp + log(p[3]) > *best_lp && depth < L) { /* <eos> here */
+        *best_lp = logp + log(p[3]), *best_len = depth;
+        memcpy(best, seq, sizeof(int32_t) * (size_t)depth);
+    }
+    for (int v = 0; v < 3; v++) {
+        seq[depth] = v;
+        if (depth + 1 == L) { /* out of steps: unfinished */
+            if (logp + log(p[v]) > *best_lp) *best_lp = logp + log(p[v]), *best_len = L, memcpy(best, seq, sizeof(int32_t) * (size_t)L);
+        } else {
+            brute(loom_mix(h * 31 + (uint64_t)v + 1), depth + 1, L, logp + log(p[v]), seq, best, best_len, best_lp);
+        }
+    }
+}
+
+/* Exhaustive search finds the likeliest sequence brute force finds, for
+ * several decoders; it needs a beam of (V − 1)^(L − 1) rows and refuses less. */
+Test(decode, exhaustive_search_is_brute_force)
+{
+    cr_assert_eq(loom_search_exhaustive_beam(4, 4), 27);
+    cr_assert_eq(loom_search_exhaustive_beam(30, 4), -1, "past 1024 rows");
+    int beam_misses = 0;
+    for (uint64_t start = 1; start <= 40; start++) { /* 40 decoders: each its start hash */
+        enum { L = 4 };
+        hashed d = {.R = 27, .start = start};
+        int32_t out[L], len, seq[L], best[L];
+        double score, best_lp = -INFINITY, beam_score;
+        int best_len = 0;
+        cr_assert_eq(loom_search(1, 4, 2, 3, &(loom_search_opts){.beam = 27, .max_len = L, .exhaustive = true}, hashed_step, &d, out,
+                                 &len, &score, NULL),
+                     LOOM_OK);
+        brute(start, 0, L, 0, seq, best, &best_len, &best_lp);
+        cr_assert_eq(len, best_len, "decoder %d", (int)start);
+        cr_assert(!memcmp(out, best, sizeof(int32_t) * (size_t)len), "decoder %d", (int)start);
+        cr_assert_float_eq(score, best_lp, 1e-5);
+        hashed e = {.R = 2, .start = start};
+        cr_assert_eq(loom_search(1, 4, 2, 3, &(loom_search_opts){.beam = 2, .max_len = L}, hashed_step, &e, out, &len, &beam_score, NULL),
+                     LOOM_OK);
+        cr_assert(beam_score <= score + 1e-6, "no search beats exhaustive search");
+        beam_misses += beam_score < score - 1e-6;
+    }
+    cr_assert_gt(beam_misses, 0, "beam 2 misses the best of some of these decoders");
+    hashed d = {.R = 26};
+    int32_t out[4], len;
+    cr_assert_eq(loom_search(1, 4, 2, 3, &(loom_search_opts){.beam = 26, .max_len = 4, .exhaustive = true}, hashed_step, &d, out, &len,
+                             NULL, NULL),
+                 LOOM_ERR_ARG);
+}
+
 /* The search as a tree (beam 2 on the toy decoder): at step 0 x and y are
  * kept and the early <eos> pruned; at step 1 y <eos> finishes (the winner,
  * log 0.36), x x and x y are kept, x <eos> pruned; the winner's path is the

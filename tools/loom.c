@@ -26,6 +26,7 @@ static const tool_command commands[] = {
     {"stats", cmd_stats, "stats --data FILE [options]", stats_help, stats_opts, &n_stats_opts},
     {"word2vec", cmd_word2vec, "word2vec --data TEXT [options]", word2vec_help, word2vec_opts, &n_word2vec_opts},
     {"embed", cmd_embed, "embed --load CKPT [options]", embed_help, embed_opts, &n_embed_opts},
+    {"search-demo", cmd_search_demo, "search-demo [--beam K]", search_demo_help, search_demo_opts, &n_search_demo_opts},
     {"bench", cmd_bench, "bench [options]", bench_help, bench_opts, &n_bench_opts},
     {"gradcheck", cmd_gradcheck, "gradcheck [options]", gradcheck_help, gradcheck_opts, &n_gradcheck_opts},
     {"dot", cmd_dot, "dot -o FILE [options]", dot_help, dot_opts, &n_dot_opts},

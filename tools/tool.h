@@ -43,9 +43,10 @@ int cmd_plot(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_word2vec(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_search_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 extern const char gradcheck_help[], dot_help[], rnn_run_help[], train_help[], generate_help[],
-    eval_help[], plot_help[], bench_help[], cell_help[], inspect_help[], stats_help[], word2vec_help[], embed_help[];
+    eval_help[], plot_help[], bench_help[], cell_help[], inspect_help[], stats_help[], word2vec_help[], embed_help[], search_demo_help[];
 /* Only a command's argument parsing (for the fuzzer): 0 if the arguments
  * would run, else the exit status the command would give. */
 int gradcheck_parse(int argc, char **argv);
@@ -158,9 +159,9 @@ int tool_opts_pos(const char *cmd, const tool_opt *t, int n, void *args, tool_mo
 void tool_opt_help(FILE *f, const tool_opt *t, int n);
 /* The commands whose options are a table: the table and its size. */
 extern const tool_opt generate_opts[], eval_opts[], train_opts[], translate_opts[], dot_opts[], gradcheck_opts[],
-    plot_opts[], bench_opts[], rnn_run_opts[], cell_opts[], inspect_opts[], stats_opts[], word2vec_opts[], embed_opts[];
+    plot_opts[], bench_opts[], rnn_run_opts[], cell_opts[], inspect_opts[], stats_opts[], word2vec_opts[], embed_opts[], search_demo_opts[];
 extern const int n_generate_opts, n_eval_opts, n_train_opts, n_translate_opts, n_dot_opts, n_gradcheck_opts, n_plot_opts,
-    n_bench_opts, n_rnn_run_opts, n_cell_opts, n_inspect_opts, n_stats_opts, n_word2vec_opts, n_embed_opts;
+    n_bench_opts, n_rnn_run_opts, n_cell_opts, n_inspect_opts, n_stats_opts, n_word2vec_opts, n_embed_opts, n_search_demo_opts;
 /* A number in [lo, hi] from v, or false with "CMD: FLAG needs a number in [lo, hi], got 'v'". */
 bool tool_real(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out);
 

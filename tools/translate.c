@@ -23,6 +23,7 @@ typedef struct {
     const char *load, *map, *tree;
     long beam, max_len, seed;
     double length_norm, temperature, coverage;
+    bool exhaustive;
 } translate_args;
 
 #define T(field) offsetof(translate_args, field)
@@ -33,6 +34,10 @@ const tool_opt translate_opts[] = {
     {"--coverage", OPT_REAL, T(coverage), 0, 100, .arg = "B",
      .help = "beam search's coverage penalty (GNMT): a translation scores B·Σ log min(attention\n"
              "paid to a source word, 1) more — leaving source words unattended costs (default 0)"},
+    {"--exhaustive", OPT_FLAG, T(exhaustive),
+     .help = "exhaustive search: every sequence of up to --max-len tokens scored (d2l 9.8;\n"
+             "a small target vocabulary and a short --max-len only: (V − 1)^(max-len − 1)\n"
+             "hypotheses kept at once, at most 1024)"},
     {"--temperature", OPT_REAL, T(temperature), 0, 100, .arg = "T", .help = "sample with temperature T instead (beam 1)"},
     {"--seed", OPT_INT, T(seed), 0, 1L << 30, .arg = "S", .help = "sampling seed (default 1)"},
     {"--max-len", OPT_INT, T(max_len), 1, 100000, .arg = "N", .help = "tokens at most (default: the model's target length)"},
@@ -143,19 +148,33 @@ int cmd_translate(int argc, char **argv)
     double norm = a.length_norm, temperature = a.temperature;
     if (temperature > 0 && beam > 1) return free(text), tool_fail(cmd, "--temperature", "samples one hypothesis: not with --beam");
     if (a.coverage > 0 && temperature > 0) return free(text), tool_fail(cmd, "--coverage", "ranks hypotheses: not with --temperature");
+    if (a.exhaustive && (beam > 1 || temperature > 0 || norm > 0 || a.coverage > 0))
+        return free(text), tool_fail(cmd, "--exhaustive", "scores every sequence: not with --beam, --temperature, --length-norm or --coverage");
     if (!tool_outputs_ok(cmd, (tool_file[]){{"--attention-map", map}, {"--beam-tree", a.tree}}, 2, &(tool_file){"--load", ck}, 1))
         return free(text), 2;
     char **lines = NULL;
     if (!n && (lines = read_lines(cmd, &n)) == NULL && n < 0) return free(text), n == -1 ? (tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL), 1) : 2;
     const char *const *sent = lines ? (const char *const *)lines : (const char *const *)text;
     s2s_ckpt l;
+    char err[512];
     int batch = n < 32 ? (n > 0 ? n : 1) : 32;
     int rc = s2s_load(&l, cmd, a.load, batch, batch * (int)a.beam);
     int Ts = l.mo.src_steps, L = max_len ? (int)max_len : l.mo.tgt_steps;
+    if (!rc && a.exhaustive) { /* the beam that keeps every hypothesis, and a decoder of that many rows */
+        int V = l.mo.tgt_vocab, k = loom_search_exhaustive_beam(V, L);
+        if (k < 0) {
+            snprintf(err, sizeof err, "over %d target tokens and %d steps it would keep %.3g hypotheses at once (at most 1024): "
+                                      "give a shorter --max-len", V, L, pow(V - 1, L - 1));
+            rc = tool_fail(cmd, "--exhaustive", err);
+        } else {
+            s2s_unload(&l);
+            rc = s2s_load(&l, cmd, a.load, batch, batch * k);
+            beam = k;
+        }
+    }
     int32_t *src = NULL, *sl = NULL, *out = NULL, *ol = NULL;
     float *att = NULL;
     loom_translator *tr = NULL;
-    char err[512];
     if (!rc && n) {
         src = malloc((size_t)n * (size_t)Ts * sizeof *src), sl = malloc((size_t)n * sizeof *sl);
         out = malloc((size_t)n * (size_t)L * sizeof *out), ol = malloc((size_t)n * sizeof *ol);
@@ -170,7 +189,7 @@ int cmd_translate(int argc, char **argv)
         if (!rc && !(tr = loom_translator_new(&l.mo, l.store, (int)beam, &e))) rc = tool_fail_st(cmd, e.status, e.msg, NULL);
         loom_search_node *nodes = a.tree ? malloc(4096 * sizeof *nodes) : NULL;
         loom_search_tree tree = {nodes, nodes ? 4096 : 0, 0, -1};
-        loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L,
+        loom_search_opts so = {.beam = (int)beam, .temperature = temperature, .length_norm = norm, .max_len = L, .exhaustive = a.exhaustive,
                                .seed = (uint64_t)seed, .tree = a.tree ? &tree : NULL, .coverage = a.coverage};
         if (a.tree && !nodes) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
         if (!rc && loom_translate(tr, src, sl, n, &so, out, ol, NULL, att, &e)) rc = tool_fail_st(cmd, e.status, e.msg, NULL);

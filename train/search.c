@@ -94,10 +94,17 @@ static void finish(search *s, int i, double score, int t, int row, int len, bool
     d[k] = f;
 }
 
-/* The 2K best (row, token) continuations of sentence i's live rows, best first. */
+int loom_search_exhaustive_beam(int V, int max_len)
+{
+    double rows = max_len > 1 ? pow(V - 1, max_len - 1) : 1;
+    return V < 2 || max_len < 1 || rows > 1024 ? -1 : (int)rows;
+}
+
+/* The 2K best (row, token) continuations of sentence i's live rows, best
+ * first (exhaustive: every one). */
 static int best_candidates(search *s, int i, const float *lp)
 {
-    int m = 0, cap = 2 * s->K;
+    int m = 0, cap = s->o->exhaustive ? s->K * s->V : 2 * s->K;
     for (int k = 0; k < s->K; k++) {
         int r = i * s->K + k;
         if (!isfinite(s->live[r])) continue;
@@ -162,9 +169,11 @@ static void choose(search *s, int t, int i, const float *lp)
         const cand *x = &s->top[c];
         if (x->token == s->eos) {
             /* an ending counts when it ranks among the beam best continuations: a
-             * poor early one would fill the finished list and end the search */
-            int nd = drawn ? add_node(s, t, x->row, x->token, x->score, c < K ? LOOM_CAND_FINISHED : LOOM_CAND_PRUNED) : -1;
-            if (c < K) finish(s, i, x->score, t, x->row, t + 1, true, nd, coverage(s, x->row, true));
+             * poor early one would fill the finished list and end the search
+             * (exhaustive: every ending counts) */
+            bool counts = c < K || s->o->exhaustive;
+            int nd = drawn ? add_node(s, t, x->row, x->token, x->score, counts ? LOOM_CAND_FINISHED : LOOM_CAND_PRUNED) : -1;
+            if (counts) finish(s, i, x->score, t, x->row, t + 1, true, nd, coverage(s, x->row, true));
             continue;
         }
         int r = i * K + kept;
@@ -204,6 +213,9 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     if (o.beam < 1) o.beam = 1;
     if (o.max_len < 1) o.max_len = 50;
     if (n < 1 || V < 1 || o.beam > 1024 || !step || !out || !len) return LOOM_ERR_ARG;
+    if (o.exhaustive && (o.temperature > 0 || o.length_norm > 0 || loom_search_exhaustive_beam(V, o.max_len) < 0 ||
+                         o.beam < loom_search_exhaustive_beam(V, o.max_len)))
+        return LOOM_ERR_ARG;
     bool cover = o.coverage > 0;
     if (cover && (!o.attention || o.src_steps < 1)) return LOOM_ERR_ARG;
     search s = {.o = &o, .n = n, .K = o.beam, .V = V, .R = n * o.beam, .eos = eos, .rng = o.seed * 0xD1B54A32D192ED03ull,
@@ -217,7 +229,7 @@ loom_status loom_search(int n, int V, int32_t bos, int32_t eos, const loom_searc
     s.done = malloc(R * sizeof *s.done);
     s.n_done = calloc((size_t)n, sizeof *s.n_done);
     s.over = calloc((size_t)n, sizeof *s.over);
-    s.top = malloc(2 * (size_t)s.K * sizeof *s.top);
+    s.top = malloc((o.exhaustive ? (size_t)V : 2) * (size_t)s.K * sizeof *s.top);
     s.p = malloc((size_t)V * sizeof *s.p), s.order = malloc((size_t)V * sizeof *s.order);
     float *lp = malloc(R * (size_t)V * sizeof *lp);
     s.node_of = malloc((size_t)s.K * sizeof *s.node_of);

@@ -49,7 +49,17 @@ typedef struct {
     const float *(*attention)(void *ctx);
     int src_steps;
     const int32_t *src_len;
+    /* Exhaustive search (d2l 9.8.2): every sequence of up to max_len
+     * tokens is scored and the likeliest wins — beam search with nothing
+     * pruned, so beam must hold every unfinished hypothesis of the last
+     * step, (V − 1)^(max_len − 1) (loom_search_exhaustive_beam); the cost
+     * grows as V^max_len. */
+    bool exhaustive;
 } loom_search_opts;
+
+/* The beam an exhaustive search over V tokens (<eos> among them) and
+ * max_len steps needs, or −1 past 1024 rows. */
+int loom_search_exhaustive_beam(int V, int max_len);
 
 /* A decoder the search drives: step t (0, 1, …) of n·beam rows, row
  * r = sentence·beam + k. Row r continues the hypothesis that row parent[r]
