@@ -168,7 +168,8 @@ loom_status loom_lm_build(loom_graph *g, loom_lm *lm, const loom_lm_opts *opts)
                                                 .hidden_size = o->hidden, .layers = layers, .stacking = o->stacking,
                                                 .dropout = o->dropout, .seed = o->seed, .prefix = "rnn.",
                                                 .variational = o->variational, .state_dropout = o->state_dropout,
-                                                .weight_drop = o->weight_drop, .zoneout = o->zoneout});
+                                                .weight_drop = o->weight_drop, .zoneout = o->zoneout,
+                                                .unit_forget_bias = o->unit_forget_bias});
     loom_rnn_args args = {.trunc = o->trunc, .truncate = o->truncate, .trunc_seed = o->seed};
     lm->trunc_xi = o->trunc == LOOM_TRUNC_RANDOM ? loom_input(g, "trunc_xi", loom_shape1(T)) : LOOM_INVALID;
     args.trunc_xi = lm->trunc_xi;

@@ -165,6 +165,9 @@ expect 2 "--pool is for --task temporal-order and classify" -- "$loom" train --t
 expect 2 "--pool with --resume" -- "$loom" train --resume "$dir/order_half.ckpt" --pool last --steps 30
 expect 2 "a sine model's forecasts, not a temporal-order" -- "$loom" eval --load "$dir/order_whole.ckpt" --plot "$dir/o.svg"
 expect 2 "at least 10 steps" -- "$loom" train --task temporal-order --seq-len 9 --steps 1
+resumes ufb --task temporal-order --seq-len 12 --hidden 8 --batch 8 --unit-forget-bias --eval-every 10
+check "the checkpoint says so" grep -aq 'unit_forget_bias.":true' "$dir/ufb_whole.ckpt"
+expect 2 "give --cell lstm" -- "$loom" train --task temporal-order --cell gru --unit-forget-bias
 
 # classification and tagging from lines of a file; resumed bit for bit; scored on its held-out lines or another file
 for i in 1 2 3 4 5 6 7 8 9 10 11 12; do

@@ -1133,7 +1133,7 @@ Test(model, descriptions_go_to_json_and_back)
                                      .stacking = LOOM_STACK_DENSE}};
     loom_model_desc order = {.kind = LOOM_MODEL_ORDER,
                              .task = {.kind = LOOM_MODEL_ORDER, .cell = &loom_cell_gru, .steps = 100, .batch = 16, .hidden = 32,
-                                      .layers = 2, .bidirectional = true, .pool = LOOM_POOL_MEAN}};
+                                      .layers = 2, .bidirectional = true, .pool = LOOM_POOL_MEAN, .unit_forget_bias = true}};
     loom_model_desc tag = {.kind = LOOM_MODEL_TAG,
                            .task = {.kind = LOOM_MODEL_TAG, .cell = &loom_cell_lstm, .steps = 20, .batch = 8, .hidden = 16,
                                     .layers = 1, .bidirectional = true, .vocab = 500, .embed = 32, .classes = 12}};
@@ -1156,7 +1156,8 @@ Test(model, descriptions_go_to_json_and_back)
     j = loom_model_json(&order);
     cr_assert(strstr(j, "\"kind\":\"temporal-order\"") && strstr(j, "\"pool\":\"mean\""), "%s", j);
     loom_model_parse(j, &back, NULL);
-    cr_assert(back.task.bidirectional && back.task.pool == LOOM_POOL_MEAN && back.task.kind == LOOM_MODEL_ORDER);
+    cr_assert(back.task.bidirectional && back.task.pool == LOOM_POOL_MEAN && back.task.kind == LOOM_MODEL_ORDER &&
+              back.task.unit_forget_bias);
     free(j);
     j = loom_model_json(&tag);
     loom_model_parse(j, &back, NULL);
@@ -1427,6 +1428,13 @@ Test(task, temporal_order_is_learned)
     o.bidirectional = true, o.pool = LOOM_POOL_MEAN, o.layers = 2;
     task_make(&a, &o);
     cr_assert_eq(loom_trainer_fit(a.t, &(loom_fit_opts){.steps = 5, .ctx = &a, .next_batch = task_batch}), LOOM_OK);
+    task_free(&a);
+    /* the forget gates' bias at 1: bias_ih's rows [H, 2H), bias_hh's at 0 (task_make initialises with seed 9) */
+    o.unit_forget_bias = true, o.layers = 1, o.bidirectional = false;
+    task_make(&a, &o);
+    const float *bih = loom_store_data_by_name(a.s, "rnn.bias_ih_l0");
+    cr_assert(bih);
+    for (int k = 16; k < 32; k++) cr_assert_eq(bih[k], 1.0f, "forget row %d", k);
     task_free(&a);
 }
 

@@ -75,7 +75,8 @@ static int build(run *r)
                                                  .seed = (uint64_t)a->m.seed,
                                                  .trunc = !a->truncate ? LOOM_TRUNC_NONE
                                                           : a->random_trunc ? LOOM_TRUNC_RANDOM : LOOM_TRUNC_FIXED,
-                                                 .truncate = (int)a->truncate, .sampled_softmax = (int)a->sampled_softmax});
+                                                 .truncate = (int)a->truncate, .sampled_softmax = (int)a->sampled_softmax,
+                                                 .unit_forget_bias = a->unit_forget_bias});
     loom_error fit = {0};
     if (r->ck && !loom_graph_failed(r->g) && loom_store_fits(r->g, r->ck, &fit)) return fail(a->resume, fit.msg);
     r->store = loom_store_new(r->g);

@@ -42,7 +42,7 @@ static bool take_checkpoint(train_args *a, const loom_st *f, const char *name, c
     const loom_lm_opts *l = &m.lm;
     a->m.cell = l->cell, a->m.hidden = l->hidden, a->m.layers = l->layers, a->embed = l->embed, a->dropout = l->dropout;
     a->m.stacking = l->stacking, a->tie_weights = l->tie_weights, a->variational = l->variational;
-    a->sampled_softmax = l->sampled_softmax;
+    a->sampled_softmax = l->sampled_softmax, a->unit_forget_bias = l->unit_forget_bias;
     a->state_dropout = l->state_dropout, a->weight_drop = l->weight_drop, a->zoneout = l->zoneout, a->dropout_embed = l->dropout_embed;
     a->m.steps = l->steps, a->m.batch = l->batch, a->m.seed = (long)l->seed;
     a->truncate = l->truncate, a->random_trunc = l->trunc == LOOM_TRUNC_RANDOM;

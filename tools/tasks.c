@@ -43,7 +43,7 @@ static loom_task_opts task_opts(const task_config *c)
     return (loom_task_opts){.kind = LOOM_MODEL_ADDING + (c->task - TASK_ADDING), .cell = c->cell, .steps = c->steps,
                             .batch = c->batch, .hidden = c->hidden, .layers = c->layers, .stacking = c->stacking,
                             .bidirectional = c->bidirectional, .pool = c->pool, .vocab = c->vocab, .embed = c->embed,
-                            .classes = c->classes};
+                            .classes = c->classes, .unit_forget_bias = c->unit_forget_bias};
 }
 
 /* Held-out batches of each evaluation. */
@@ -235,7 +235,7 @@ static int open_resume(task_config *c, loom_st **ck, const char *cmd)
     c->task = TASK_ADDING + (d.kind - LOOM_MODEL_ADDING);
     c->cell = d.task.cell, c->steps = d.task.steps, c->batch = d.task.batch, c->hidden = d.task.hidden;
     c->layers = d.task.layers, c->stacking = d.task.stacking, c->bidirectional = d.task.bidirectional, c->pool = d.task.pool;
-    c->vocab = d.task.vocab, c->embed = d.task.embed, c->classes = d.task.classes;
+    c->vocab = d.task.vocab, c->embed = d.task.embed, c->classes = d.task.classes, c->unit_forget_bias = d.task.unit_forget_bias;
     c->optimizer = t.optim.kind, c->lr = t.optim.lr, c->clip = t.clip_norm, c->seed = t.seed;
     return 0;
 }

@@ -104,6 +104,7 @@ typedef struct {
     int min_freq, embed, vocab, classes;
     bool chars;
     long epochs; /* classify, tag: instead of total, passes over the training lines */
+    bool unit_forget_bias;
     long total, eval_every;           /* optimiser steps; held-out evaluation every */
     loom_optimizer optimizer;
     float lr;
@@ -316,6 +317,7 @@ typedef struct {
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     long sampled_softmax; /* a language model trained on a sampled softmax of K classes (0: the full one) */
     long dec_layers;      /* an encoder–decoder's decoder layers (0: --layers) */
+    bool unit_forget_bias; /* an LSTM's forget gates start at bias 1 */
     bool random_trunc; /* ... or at random, K steps apart on average, unbiased */
     double dropout, lr, momentum, weight_decay, clip, temperature;
     int optimizer; /* loom_optimizer */

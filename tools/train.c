@@ -74,6 +74,9 @@ const tool_opt train_opts[] = {
      .help = "a language model trains on a sampled softmax: the target and K words\n"
              "drawn per step from the log-uniform distribution (large vocabularies;\n"
              "evaluated with the full softmax)"},
+    {"--unit-forget-bias", OPT_FLAG, A(unit_forget_bias),
+     .help = "an LSTM's forget gates start at bias 1 (Keras's unit_forget_bias; Gers\n"
+             "et al.): it keeps its state until it learns not to"},
     {"--tie-weights", OPT_FLAG, A(tie_weights),
      .help = "a language model's decoder weight is its embedding's (Press & Wolf): needs --embed = --hidden"},
     {"--dropout", OPT_REAL, A(dropout), 0, 0.99, .arg = "P", .help = "between layers, on the embedding and the output (default 0)"},
@@ -156,12 +159,12 @@ static bool honoured(const train_args *a)
                                            "--temperature", "--attention", "--teacher-forcing", "--pairs", "--min-len",
                                            "--eval-pairs", "--input", "--truncate", "--random-truncation", NULL};
     static const char *const not_s2s[] = {"--tokens", "--letters-only", "--sampling", "--generate", "--prefix", "--tie-weights",
-                                          "--sampled-softmax",
+                                          "--sampled-softmax", "--unit-forget-bias",
                                           "--variational", "--dropout-state", "--weight-drop", "--zoneout", "--dropout-embed",
                                           "--temperature", "--input", "--truncate", "--random-truncation",
                                           "--norms-every", "--norms-csv", "--pool", NULL};
     static const char *const not_resumed[] = {"--task", "--cell", "--hidden", "--layers", "--stacking", "--bidirectional", "--embed",
-                                              "--sampled-softmax", "--dec-layers",
+                                              "--sampled-softmax", "--dec-layers", "--unit-forget-bias",
                                               "--tie-weights", "--variational", "--dropout-state", "--weight-drop", "--zoneout",
                                               "--dropout-embed",
                                               "--dropout", "--seq-len", "--batch", "--seed", "--tokens", "--letters-only",
@@ -192,6 +195,8 @@ static bool honoured(const train_args *a)
         return false;
     }
     /* what only some tasks read */
+    if (a->unit_forget_bias && a->m.cell != &loom_cell_lstm)
+        return fprintf(stderr, "loom train: --unit-forget-bias sets an LSTM's forget gates: give --cell lstm\n"), false;
     bool pooled = a->task == TASK_ORDER || a->task == TASK_CLASSIFY; /* one class per sequence */
     if (given(a, "--pool") && !pooled)
         return fprintf(stderr, "loom train: --pool is for --task temporal-order and classify (one class per sequence)\n"), false;
@@ -375,6 +380,7 @@ int cmd_train(int argc, char **argv)
                                          .pool = (loom_pool)a.pool, .data = a.data, .valid = a.valid,
                                          .min_freq = (int)a.min_freq, .embed = (int)a.embed,
                                          .chars = given(&a, "--tokens") && a.tokens == LOOM_TOKENS_CHAR, .epochs = a.epochs,
+                                         .unit_forget_bias = a.unit_forget_bias,
                                          .total = a.steps,
                                          .eval_every = a.eval_every, .optimizer = a.optimizer,
                                          .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,

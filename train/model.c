@@ -145,6 +145,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "truncate", l->truncate) && add_stacking(o, l->stacking) &&
              (!l->tie_weights || cJSON_AddBoolToObject(o, "tie_weights", true)) &&
              (!l->sampled_softmax || cJSON_AddNumberToObject(o, "sampled_softmax", l->sampled_softmax)) &&
+             (!l->unit_forget_bias || cJSON_AddBoolToObject(o, "unit_forget_bias", true)) &&
              (!l->variational || cJSON_AddBoolToObject(o, "variational", true)) &&
              (!l->state_dropout || cJSON_AddNumberToObject(o, "state_dropout", shortest(l->state_dropout))) &&
              (!l->weight_drop || cJSON_AddNumberToObject(o, "weight_drop", shortest(l->weight_drop))) &&
@@ -176,6 +177,7 @@ char *loom_model_json(const loom_model_desc *m)
              cJSON_AddNumberToObject(o, "batch", t->batch) && cJSON_AddNumberToObject(o, "hidden", t->hidden) &&
              cJSON_AddNumberToObject(o, "layers", t->layers ? t->layers : 1) && add_stacking(o, t->stacking) &&
              (!t->bidirectional || cJSON_AddBoolToObject(o, "bidirectional", true)) &&
+             (!t->unit_forget_bias || cJSON_AddBoolToObject(o, "unit_forget_bias", true)) &&
              (!pooled || cJSON_AddStringToObject(o, "pool", pool_names[t->pool == LOOM_POOL_MEAN])) &&
              (!data || (cJSON_AddNumberToObject(o, "vocab", t->vocab) && cJSON_AddNumberToObject(o, "embed", t->embed) &&
                         cJSON_AddNumberToObject(o, "classes", t->classes)));
@@ -213,6 +215,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         l->stacking = stacking(&r, o);
         l->tie_weights = cJSON_GetObjectItemCaseSensitive(o, "tie_weights") && flag(&r, "tie_weights"); /* absent: untied */
         l->sampled_softmax = cJSON_GetObjectItemCaseSensitive(o, "sampled_softmax") ? INT(&r, "sampled_softmax", 1, l->vocab > 1 ? l->vocab - 1 : 1) : 0;
+        l->unit_forget_bias = cJSON_GetObjectItemCaseSensitive(o, "unit_forget_bias") && flag(&r, "unit_forget_bias");
         /* the regularisers: absent, none */
         l->variational = cJSON_GetObjectItemCaseSensitive(o, "variational") && flag(&r, "variational");
         l->state_dropout = cJSON_GetObjectItemCaseSensitive(o, "state_dropout") ? (float)num(&r, "state_dropout", 0, 0.99, false) : 0;
@@ -257,6 +260,7 @@ loom_status loom_model_parse(const char *json, loom_model_desc *m, loom_error *e
         t->stacking = stacking(&r, o);
         /* absent: one direction, the last state */
         t->bidirectional = cJSON_GetObjectItemCaseSensitive(o, "bidirectional") && flag(&r, "bidirectional");
+        t->unit_forget_bias = cJSON_GetObjectItemCaseSensitive(o, "unit_forget_bias") && flag(&r, "unit_forget_bias");
         if (cJSON_GetObjectItemCaseSensitive(o, "pool")) t->pool = (loom_pool)name(&r, "pool", pool_names, COUNT(pool_names));
         if (loom_task_reads_data(t->kind)) {
             t->vocab = INT(&r, "vocab", 1, LOOM_MODEL_MAX_VOCAB);

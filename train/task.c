@@ -57,7 +57,8 @@ loom_status loom_task_build(loom_graph *g, loom_task_model *m, const loom_task_o
              : o->embed ? o->embed : o->vocab;
     loom_rnn_init(g, &m->rnn, &(loom_rnn_opts){.cell = o->cell, .input_size = in, .hidden_size = H,
                                                .layers = o->layers ? o->layers : 1, .stacking = o->stacking,
-                                               .bidirectional = o->bidirectional, .prefix = "rnn."});
+                                               .bidirectional = o->bidirectional, .unit_forget_bias = o->unit_forget_bias,
+                                               .prefix = "rnn."});
     loom_tensor feat;
     if (k == LOOM_MODEL_ADDING || k == LOOM_MODEL_SINE) {
         feat = m->x = loom_input(g, "x", loom_shape3(T, B, in));

@@ -105,6 +105,7 @@ typedef struct {
      * full softmax); the loss stays the full one, train_loss is the
      * sampled estimate. */
     int sampled_softmax;
+    bool unit_forget_bias; /* an LSTM's forget gates start at bias 1 (loom_rnn_opts) */
 } loom_lm_opts;
 
 typedef struct {

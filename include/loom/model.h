@@ -97,6 +97,7 @@ typedef struct {
     bool bidirectional; /* ORDER, CLASSIFY, TAG */
     loom_pool pool;     /* ORDER, CLASSIFY: the sequence's vector */
     int vocab, embed, classes; /* CLASSIFY, TAG: token ids, embedding size (0: one-hot), labels */
+    bool unit_forget_bias;     /* an LSTM's forget gates start at bias 1 (loom_rnn_opts) */
 } loom_task_opts;
 
 typedef struct {
