@@ -22,7 +22,8 @@ const tool_opt eval_opts[] = {
      .help = "a language model: a text, scored whole (default: the text the run held\n"
              "out — its --valid file, else the last tenth of its training text);\n"
              "an encoder–decoder: pairs, source TAB target (default: a synthetic\n"
-             "task's own held-out pairs)"},
+             "task's own held-out pairs); a classify or tag model: lines of its kind,\n"
+             "each scored (default: the lines its run held out)"},
     {"--beam", OPT_INT, E(beam), 1, 1024, .arg = "K", .help = "an encoder–decoder's beam width (default 1: greedy)"},
     {"--baseline", OPT_INT, E(baseline), 1, LOOM_NGRAM_MAX_ORDER, .arg = "N",
      .help = "a language model: also the perplexity of the order-N n-gram model with\n"
@@ -35,8 +36,9 @@ const tool_opt eval_opts[] = {
 #undef E
 const int n_eval_opts = (int)(sizeof eval_opts / sizeof *eval_opts);
 const char eval_help[] = "a checkpoint on held-out data: a language model's perplexity on a text (the state carried\n"
-                         "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs; a synthetic\n"
-                         "task's held-out loss and accuracy\n";
+                         "through it); an encoder–decoder's BLEU, exact match and perplexity on pairs; a task\n"
+                         "model's held-out loss and accuracy (classify, tag: on --data's lines too), a sine\n"
+                         "model's k-step-ahead forecasts\n";
 
 /* A language model's perplexity on a text (whole), or on the part its run
  * held out, through an evaluation-only trainer. */
@@ -116,7 +118,8 @@ int cmd_eval(int argc, char **argv)
     int rc = tool_opts(cmd, eval_opts, n_eval_opts, &a, NULL, argc, argv, &help);
     if (rc || help) {
         if (help)
-            tool_help("eval --load CKPT [--data FILE] [--beam K] [--baseline N]", eval_help, eval_opts, n_eval_opts, false);
+            tool_help("eval --load CKPT [--data FILE] [--beam K] [--baseline N] [--horizons K,...] [--plot FILE]", eval_help, eval_opts,
+                      n_eval_opts, false);
         return rc;
     }
     task_kind kind = a.load ? tool_checkpoint_kind(a.load) : TASK_LM;

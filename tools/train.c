@@ -17,8 +17,9 @@
 #include <unistd.h>
 
 const char train_help[] =
-    "train a recurrent language model on a text and print generated text, or an\n"
-    "encoder–decoder on pairs (--task seq2seq, reverse, dates)\n"
+    "train a recurrent language model on a text and print generated text; a task model\n"
+    "(--task adding, copy, sine, temporal-order, classify, tag); or an encoder–decoder on\n"
+    "pairs (--task seq2seq, reverse, dates)\n"
     "(no options: a character LSTM on the built-in The Time Machine)\n";
 
 /* in task_kind's order, then the language models' other names */
