@@ -749,3 +749,13 @@ Test(runtime, every_node_an_output)
     free(out);
     loom_graph_free(g);
 }
+
+/* The FP32 peak is measured with the vector unit the CPU reports: a
+ * positive, finite figure and the unit's name. */
+Test(runtime, fp32_peak_is_measured)
+{
+    const char *isa = NULL;
+    double g = loom_fp32_peak(1, 0.02, &isa);
+    cr_assert(isfinite(g) && g > 0.1, "%g GFLOP/s", g);
+    cr_assert(isa && (!strcmp(isa, "AVX-512F") || !strcmp(isa, "AVX2+FMA") || !strcmp(isa, "scalar")), "%s", isa ? isa : "(null)");
+}

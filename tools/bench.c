@@ -193,7 +193,7 @@ static int median_ms(bench_model *m, int (*step)(bench_model *), int iters, doub
     return rc;
 }
 
-static int run_one(const bench_config *c, const loom_cell_def *cell, int threads, int iters, bool json)
+static int run_one(const bench_config *c, const loom_cell_def *cell, int threads, int iters, bool json, double peak)
 {
     bench_model m = {0};
     bench_result r = {0};
@@ -205,17 +205,18 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
     if (rc == 1) fprintf(stderr, "loom bench: %s %s: out of memory or a failed run\n", c->name, cell->name);
     if (rc) return rc;
     double tokens = (double)c->steps * c->batch;
-    printf("%-14s %-9s %d thr  train %9.2f ms (GEMMs alone %.2f, ×%.2f)  infer %8.2f ms  %9.0f tok/s  %6.1f GFLOP/s  "
-           "peak %7.1f MB (BPTT keeps %.1f MB)  infer peak %6.1f MB  (build %.0f ms, plan %.0f ms)\n",
+    double gflops = (double)r.flops / (r.train_ms * 1e6);
+    printf("%-14s %-9s %d thr  train %9.2f ms (GEMMs alone %.2f, ×%.2f)  infer %8.2f ms  %9.0f tok/s  %6.1f GFLOP/s "
+           "(%4.1f%% of peak)  peak %7.1f MB (BPTT keeps %.1f MB)  infer peak %6.1f MB  (build %.0f ms, plan %.0f ms)\n",
            c->name, cell->name, threads, r.train_ms, r.floor_ms, r.train_ms / r.floor_ms, r.infer_ms,
-           tokens / (r.train_ms * 1e-3), (double)r.flops / (r.train_ms * 1e6), r.peak / 1e6, r.kept / 1e6,
-           r.infer_peak / 1e6, r.build_ms, r.plan_ms);
+           tokens / (r.train_ms * 1e-3), gflops, 100 * gflops / peak, r.peak / 1e6, r.kept / 1e6, r.infer_peak / 1e6, r.build_ms,
+           r.plan_ms);
     if (json)
         printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"train_ms\": %.3f, \"infer_ms\": %.3f, "
-               "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
+               "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"fp32_peak_gflops\": %.1f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
                "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
                c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
-               (double)r.flops / (r.train_ms * 1e6), r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
+               gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? "CBLAS" : "portable");
     fflush(stdout);
     return 0;
@@ -240,10 +241,14 @@ int cmd_bench(int argc, char **argv)
     printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",
            loom_blas_enabled() ? "CBLAS" : "portable kernel", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
            getenv("LOOM_REWRITES") ? getenv("LOOM_REWRITES") : "all");
+    const char *isa;
+    double peak = loom_fp32_peak(n_threads, 0.2, &isa);
+    printf("FP32 peak of this machine: %.1f GFLOP/s on %d thread%s (%s fused multiply-adds, measured)\n", peak, n_threads,
+           n_threads > 1 ? "s" : "", isa);
     for (int k = 0; k < N_CONFIGS; k++) {
         if (only && only != &configs[k]) continue;
         for (int j = 0; j < 3; j++) {
-            int rc = run_one(&configs[k], cell ? cell : cells[j], n_threads, (int)iters, json);
+            int rc = run_one(&configs[k], cell ? cell : cells[j], n_threads, (int)iters, json, peak);
             if (rc) return rc;
             if (cell) break;
         }

@@ -85,6 +85,14 @@ loom_status loom_run(loom_plan *p);
  * GEMM included), in plan order, on whatever the buffers hold: the GEMM
  * floor of a run, for benchmarks. Outputs are meaningless afterwards. */
 loom_status loom_run_matmuls(loom_plan *p);
+
+/* The machine's FP32 peak in GFLOP/s, measured rather than assumed: a loop
+ * of independent fused multiply-adds that stays in the registers, in the
+ * widest vector unit the CPU reports at run time (AVX-512F, else AVX2 with
+ * FMA, else scalar), on `threads` threads at once (0: OpenMP's default) for
+ * about `seconds` (0: 0.2), the best of three runs. *isa (may be NULL): the
+ * unit's name. */
+double loom_fp32_peak(int threads, double seconds, const char **isa);
 const char *loom_plan_error(const loom_plan *p);
 /* When each graph node gets its value as the plan runs: rank[i] is the
  * position of the kernel call that computes node i (0 first; nodes run by
