@@ -177,6 +177,7 @@ void loom_vocab_free(loom_vocab *v)
 
 int loom_vocab_size(const loom_vocab *v) { return v ? v->n : 0; }
 loom_token_kind loom_vocab_kind(const loom_vocab *v) { return v->opts.kind; }
+int32_t loom_vocab_first_word(const loom_vocab *v) { return v->opts.specials ? LOOM_EOS + 1 : LOOM_UNK + 1; }
 const char *loom_vocab_token(const loom_vocab *v, int32_t id) { return v && id >= 0 && id < v->n ? v->tok[id] : NULL; }
 int64_t loom_vocab_count(const loom_vocab *v, int32_t id) { return v && id >= 0 && id < v->n ? v->count[id] : 0; }
 

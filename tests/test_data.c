@@ -417,6 +417,8 @@ Test(pairs, labelled_lines)
     cr_assert_eq(loom_pairs_steps(p, 1), 1, "one label per line");
     const loom_vocab *labels = loom_pairs_vocab(p, 1);
     cr_assert_eq(loom_vocab_size(labels), 4, "<unk>, positive, very negative, Positive");
+    cr_assert_eq(loom_vocab_first_word(labels), 1, "past <unk> only");
+    cr_assert_eq(loom_vocab_first_word(loom_pairs_vocab(p, 0)), 4, "past <unk> <pad> <bos> <eos>");
     cr_assert_neq(loom_vocab_id(labels, "very negative"), LOOM_UNK);
     cr_assert_neq(loom_vocab_id(labels, "Positive"), loom_vocab_id(labels, "positive"));
     int32_t src[6], tgt[1], sl, tl;

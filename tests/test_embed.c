@@ -269,6 +269,18 @@ Test(embed, points_are_dots_not_lines)
     fclose(f);
     unlink(path);
     cr_assert_eq(dots, 3);
+    /* a vocabulary's most frequent words mapped: as many as it has past <unk> when fewer than asked */
+    loom_text *t = loom_text_new(&(loom_text_opts){.kind = LOOM_TOKENS_WORD});
+    cr_assert_eq(loom_text_parse(t, "a b c a b a", 11), LOOM_OK);
+    float vec[4 * 2] = {0, 0, 1, 0, 0, 1, 1, 1};
+    int mapped = 0;
+    double kl;
+    cr_assert_eq(loom_embed_plot_tsne(vec, loom_text_vocab(t), 2, 300, 1, "w", path, &mapped, &kl, &err), LOOM_OK, "%s", err.msg);
+    cr_assert_eq(mapped, 3);
+    cr_assert_eq(loom_embed_plot_tsne(vec, loom_text_vocab(t), 2, 1, 1, "w", path, &mapped, &kl, &err), LOOM_ERR_ARG);
+    cr_assert(strstr(err.msg, "fewer than 2 words"), "%s", err.msg);
+    loom_text_free(t);
+    unlink(path);
     float bad[2] = {NAN, 0};
     cr_assert_eq(loom_plot_points(&(loom_points){bad, 1, NULL, NULL}, "/tmp/x.svg", &err), LOOM_ERR_VALUE);
 }

@@ -1409,6 +1409,60 @@ Test(task, sine_forecasts_worsen_with_the_horizon)
     task_free(&a);
 }
 
+/* The forecasts drawn: the series and a curve per horizon; no horizon, no picture. */
+Test(task, forecast_plot)
+{
+    float *pred = malloc(2 * LOOM_SINE_POINTS * sizeof *pred);
+    for (int i = 0; i < 2 * LOOM_SINE_POINTS; i++) pred[i] = i % LOOM_SINE_POINTS < LOOM_SINE_TRAIN ? NAN : 0.5f;
+    char path[] = "/tmp/loom_forecast_XXXXXX.svg";
+    close(mkstemps(path, 4));
+    loom_error err = {0};
+    cr_assert_eq(loom_task_forecast_plot(3, (int[]){1, 4}, 2, pred, path, &err), LOOM_OK, "%s", err.msg);
+    FILE *f = fopen(path, "r");
+    char head[64] = "";
+    cr_assert(f && fgets(head, sizeof head, f) && strstr(head, "<?xml"), "%s", head);
+    fclose(f);
+    unlink(path);
+    cr_assert_eq(loom_task_forecast_plot(3, (int[]){1}, 0, pred, path, &err), LOOM_ERR_ARG);
+    free(pred);
+}
+
+/* A classify model's lines: a tenth held out, or a valid file's; the
+ * description a checkpoint keeps goes to JSON and back; a bad one is refused. */
+Test(task, lines_and_their_description)
+{
+    char path[] = "/tmp/loom_lines_XXXXXX";
+    FILE *f = fdopen(mkstemp(path), "w");
+    for (int i = 0; i < 40; i++) fprintf(f, "%s\tword%d and more %d\n", i % 2 ? "odd" : "even", i, i);
+    fclose(f);
+    loom_task_data d = {.path = path, .steps = 6, .min_freq = 1, .seed = 3};
+    loom_task_lines l;
+    loom_error err = {0};
+    cr_assert_eq(loom_task_lines_read(&l, LOOM_MODEL_CLASSIFY, &d, NULL, false, &err), LOOM_OK, "%s", err.msg);
+    cr_assert(l.held == l.pairs && l.held_part && loom_pairs_count(l.pairs, false) == 36 && loom_pairs_count(l.pairs, true) == 4);
+    cr_assert_eq(loom_vocab_size(loom_pairs_vocab(l.pairs, 1)), 3, "<unk>, even, odd");
+    loom_task_lines w;
+    cr_assert_eq(loom_task_lines_read(&w, LOOM_MODEL_CLASSIFY, &d, (const loom_vocab *const[]){loom_pairs_vocab(l.pairs, 0),
+                                                                                                  loom_pairs_vocab(l.pairs, 1)},
+                                      true, &err),
+                 LOOM_OK, "%s", err.msg);
+    cr_assert(!w.held_part && loom_pairs_count(w.held, false) == 40, "whole: every line, one part");
+    loom_task_lines_free(&w);
+    cr_assert_eq(loom_task_lines_read(&w, LOOM_MODEL_TAG, &d, NULL, false, &err), LOOM_ERR_VALUE, "a tag model reads tokens TAB tags");
+    loom_task_lines_free(&w);
+    d.valid = path, d.chars = true, d.min_freq = 2;
+    char *j = loom_task_data_json(&d), paths[2 * 256];
+    loom_task_data back = {.steps = 9};
+    cr_assert_eq(loom_task_data_parse(j, &back, paths, 256, &err), LOOM_OK, "%s", err.msg);
+    cr_assert(!strcmp(back.path, path) && !strcmp(back.valid, path) && back.chars && back.min_freq == 2 && back.steps == 9);
+    free(j);
+    cr_assert_eq(loom_task_data_parse("{\"path\":\"x\",\"tokens\":\"word\",\"min_freq\":0.5}", &back, paths, 256, &err),
+                 LOOM_ERR_FORMAT);
+    cr_assert_eq(loom_task_data_parse("{\"tokens\":\"word\",\"min_freq\":1}", &back, paths, 256, &err), LOOM_ERR_FORMAT);
+    loom_task_lines_free(&l);
+    unlink(path);
+}
+
 /* The temporal-order problem: a gated stack learns to classify what it saw
  * 5 and more steps before the end, far above chance (25%); both
  * directions and mean pooling build and train too. */

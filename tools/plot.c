@@ -46,35 +46,22 @@ const tool_opt plot_opts[] = {
 #undef P
 const int n_plot_opts = (int)(sizeof plot_opts / sizeof *plot_opts);
 
-/* A t-SNE map of the n most frequent words' vectors (the vocabulary is in
- * frequency order, after its specials). */
+/* A t-SNE map of a checkpoint's most frequent words (loom_embed_plot_tsne). */
 static int tsne_plot(const plot_args *a)
 {
     static const char cmd[] = "loom plot";
     loom_vocab *v = NULL;
-    float *E = NULL, *X = NULL, *Y = NULL;
-    const char **labels = NULL;
-    int V, D, rc = 0;
+    float *E = NULL;
+    int V, D, n = 0;
+    double kl = 0;
     loom_error err = {0};
     if (loom_embed_load(a->tsne, &v, &E, &V, &D, &err)) return tool_fail_st(cmd, err.status, err.msg, NULL);
-    int first = 1; /* past <unk> and, when it has them, <pad> <bos> <eos> */
-    while (first <= LOOM_EOS && first < V && strchr("pbe", loom_vocab_token(v, first)[1]) &&
-           (!strcmp(loom_vocab_token(v, first), "<pad>") || !strcmp(loom_vocab_token(v, first), "<bos>") ||
-            !strcmp(loom_vocab_token(v, first), "<eos>")))
-        first++;
-    int n = V - first < (a->words ? (int)a->words : 300) ? V - first : (a->words ? (int)a->words : 300);
-    X = malloc((size_t)n * D * sizeof *X), Y = malloc(2 * (size_t)n * sizeof *Y), labels = malloc((size_t)n * sizeof *labels);
-    if (!X || !Y || !labels) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-    for (int i = 0; !rc && i < n; i++) memcpy(X + (size_t)i * D, E + (size_t)(first + i) * D, (size_t)D * sizeof *X), labels[i] = loom_vocab_token(v, first + i);
-    double kl = 0;
-    if (!rc && n < 2) rc = tool_fail(cmd, a->tsne, "fewer than 2 words to map");
-    if (!rc && loom_tsne(X, n, D, &(loom_tsne_opts){.perplexity = a->perplexity}, Y, &kl)) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-    char title[256];
-    snprintf(title, sizeof title, "%s: t-SNE of the %d most frequent words (perplexity %g)", a->title ? a->title : "word vectors", n,
-             a->perplexity ? a->perplexity : 30);
-    if (!rc && loom_plot_points(&(loom_points){Y, n, labels, title}, a->out, &err)) rc = tool_fail_st(cmd, err.status, err.msg, NULL);
-    if (!rc) printf("%d words mapped (KL %.3f) in %s\n", n, kl, a->out);
-    free(X), free(Y), free(labels), free(E);
+    int rc = 0;
+    if (loom_embed_plot_tsne(E, v, D, a->words ? (int)a->words : 300, a->perplexity, a->title, a->out, &n, &kl, &err))
+        rc = tool_fail_st(cmd, err.status, err.msg, NULL);
+    else
+        printf("%d words mapped (KL %.3f) in %s\n", n, kl, a->out);
+    free(E);
     loom_vocab_free(v);
     return rc;
 }

@@ -7,7 +7,6 @@
 
 #include "loom/loom.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +19,7 @@ typedef struct {
     loom_trainer *t;
     void *xb, *yb; /* the batch bound to x and y (synthetic tasks) */
     /* classify, tag: the lines (their held-out part, or a --valid file's) and batches of them */
-    loom_pairs *pairs, *valid;
-    const loom_pairs *held;
-    bool held_part;
+    loom_task_lines lines;
     loom_pair_batches *batches;
     loom_vocab *v[2]; /* a checkpoint's vocabularies, which the lines were read with */
     char paths[2][4096]; /* a checkpoint's data and valid paths */
@@ -34,7 +31,7 @@ static void release(task_model *m)
     loom_store_free(m->store);
     loom_graph_free(m->g);
     free(m->xb), free(m->yb);
-    loom_pair_batches_free(m->batches), loom_pairs_free(m->pairs), loom_pairs_free(m->valid);
+    loom_pair_batches_free(m->batches), loom_task_lines_free(&m->lines);
     loom_vocab_free(m->v[0]), loom_vocab_free(m->v[1]);
 }
 
@@ -91,64 +88,30 @@ static loom_train_desc train_desc(const task_config *c)
 
 static bool reads_data(const task_config *c) { return c->task == TASK_CLASSIFY || c->task == TASK_TAG; }
 
+/* What a classify or tag run reads, as the library describes it. */
+static loom_task_data task_data(const task_config *c)
+{
+    return (loom_task_data){.path = c->data, .valid = c->valid, .steps = c->steps, .min_freq = c->min_freq, .chars = c->chars,
+                            .seed = c->seed};
+}
+
 /* The lines of c->data (and c->valid), read with the vocabularies v when
- * given (a checkpoint's), into m; c->vocab and c->classes from them. */
+ * given (a checkpoint's), into m, their bad lines reported; c->vocab,
+ * c->classes (and with epochs, the steps) from them. */
 static int read_lines(const char *cmd, task_config *c, const loom_vocab *const *v, bool whole, task_model *m)
 {
-    loom_pairs_opts po = {.kind = c->task == TASK_CLASSIFY ? LOOM_PAIRS_LABELLED : LOOM_PAIRS_TAGGED, .num_steps = c->steps,
-                          .min_freq = c->min_freq, .valid_frac = c->valid || whole ? 0 : 0.1, .keep_order = whole,
-                          .chars = c->chars, .seed = c->seed};
-    if (v) po.vocab[0] = v[0], po.vocab[1] = v[1];
-    if (!(m->pairs = loom_pairs_new(&po))) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-    if (loom_pairs_read(m->pairs, c->data)) return tool_fail(cmd, loom_pairs_error(m->pairs), NULL);
-    s2s_report_bad_lines(cmd, m->pairs, c->data);
-    m->held = m->pairs, m->held_part = !whole;
-    if (whole) return 0; /* every line scored */
-    if (c->valid) {
-        po.vocab[0] = loom_pairs_vocab(m->pairs, 0), po.vocab[1] = loom_pairs_vocab(m->pairs, 1), po.keep_order = true;
-        if (!(m->valid = loom_pairs_new(&po))) return tool_fail_st(cmd, LOOM_ERR_NOMEM, "out of memory", NULL);
-        if (loom_pairs_read(m->valid, c->valid)) return tool_fail(cmd, loom_pairs_error(m->valid), NULL);
-        s2s_report_bad_lines(cmd, m->valid, c->valid);
-        m->held = m->valid, m->held_part = false;
+    loom_task_data d = task_data(c);
+    loom_error err = {0};
+    loom_status st = loom_task_lines_read(&m->lines, task_opts(c).kind, &d, v, whole, &err);
+    if (!st || st == LOOM_ERR_VALUE) { /* what was read: its bad lines first */
+        if (m->lines.pairs) s2s_report_bad_lines(cmd, m->lines.pairs, c->data);
+        if (m->lines.valid) s2s_report_bad_lines(cmd, m->lines.valid, c->valid);
     }
-    if (loom_pairs_count(m->pairs, false) < 1 || loom_pairs_count(m->held, m->held_part) < 1)
-        return tool_fail(cmd, c->data, "too few lines for a training and a held-out part");
-    c->vocab = loom_vocab_size(loom_pairs_vocab(m->pairs, 0)), c->classes = loom_vocab_size(loom_pairs_vocab(m->pairs, 1));
-    int64_t n = loom_pairs_count(m->pairs, false);
-    if (c->epochs) c->total = c->epochs * ((n + c->batch - 1) / c->batch);
-    return 0;
-}
-
-/* What a classify or tag run read: {"path", "valid", "min_freq", "tokens"}. */
-static char *data_json(const task_config *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    bool ok = o && cJSON_AddStringToObject(o, "path", c->data) && (!c->valid || cJSON_AddStringToObject(o, "valid", c->valid)) &&
-              cJSON_AddNumberToObject(o, "min_freq", c->min_freq) && cJSON_AddStringToObject(o, "tokens", c->chars ? "char" : "word");
-    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    return s;
-}
-
-/* A checkpoint's data description into c (paths copied into paths, 2 × n
- * bytes); 0, or 2 with the message. */
-static int data_from(const char *cmd, const loom_st *ck, const char *path, task_config *c, char *paths, size_t n)
-{
-    char *j = loom_checkpoint_data(ck);
-    cJSON *o = j ? cJSON_Parse(j) : NULL;
-    free(j);
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "path"), *v = cJSON_GetObjectItemCaseSensitive(o, "valid");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "tokens");
-    bool ok = cJSON_IsString(p) && strlen(p->valuestring) < n && (!v || (cJSON_IsString(v) && strlen(v->valuestring) < n)) &&
-              cJSON_IsString(t);
-    c->min_freq = (int)tool_jnum(o, "min_freq", 1, 1 << 30, &ok);
-    if (ok) {
-        strcpy(paths, p->valuestring), c->data = paths;
-        if (v) strcpy(paths + n, v->valuestring), c->valid = paths + n;
-        c->chars = !strcmp(t->valuestring, "char");
-    }
-    cJSON_Delete(o);
-    if (!ok) return fprintf(stderr, "%s: %s: its data description (loom.data) is missing or bad\n", cmd, path), 2;
+    if (st) return st == LOOM_ERR_NOMEM ? tool_fail_st(cmd, st, err.msg, NULL) : tool_fail(cmd, err.msg, NULL);
+    if (whole) return 0;
+    const loom_pairs *p = m->lines.pairs;
+    c->vocab = loom_vocab_size(loom_pairs_vocab(p, 0)), c->classes = loom_vocab_size(loom_pairs_vocab(p, 1));
+    if (c->epochs) c->total = c->epochs * ((loom_pairs_count(p, false) + c->batch - 1) / c->batch);
     return 0;
 }
 
@@ -173,7 +136,7 @@ static bool build(task_model *m, const task_config *c, const loom_st *ck, loom_e
     if (!m->t) return false;
     loom_store_init(m->store, c->seed);
     if (reads_data(c)) {
-        if (!(m->batches = loom_pair_batches_new(m->pairs, c->batch, 1, c->seed)))
+        if (!(m->batches = loom_pair_batches_new(m->lines.pairs, c->batch, 1, c->seed)))
             return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory"), false;
         return !loom_task_bind_pairs(m->t, &m->tm, loom_pair_batches_buffers(m->batches)) ||
                (loom_error_set(err, LOOM_ERR_ARG, "%s", loom_trainer_error(m->t)), false);
@@ -201,8 +164,10 @@ static int save(const task_model *m, const task_config *c)
     loom_st *f = loom_st_new();
     loom_model_desc d = {.kind = task_opts(c).kind, .task = task_opts(c)};
     loom_train_desc t = train_desc(c);
-    char *data = reads_data(c) ? data_json(c) : NULL, *v0 = NULL, *v1 = NULL;
-    if (m->batches) v0 = loom_vocab_to_string(loom_pairs_vocab(m->pairs, 0)), v1 = loom_vocab_to_string(loom_pairs_vocab(m->pairs, 1));
+    loom_task_data td = task_data(c);
+    char *data = reads_data(c) ? loom_task_data_json(&td) : NULL, *v0 = NULL, *v1 = NULL;
+    if (m->batches)
+        v0 = loom_vocab_to_string(loom_pairs_vocab(m->lines.pairs, 0)), v1 = loom_vocab_to_string(loom_pairs_vocab(m->lines.pairs, 1));
     bool ok = f && (!reads_data(c) || (data && v0 && v1)) && !loom_checkpoint_describe(f, &d, &t, data) &&
               !loom_trainer_save(m->t, f) &&
               (!m->batches || (loom_pair_batches_save(m->batches, f) && !loom_st_set_meta(f, "loom.src_vocab", v0) &&
@@ -248,8 +213,14 @@ static int open_data(const char *cmd, task_config *c, const loom_st *ck, task_mo
 {
     if (!reads_data(c)) return 0;
     if (!ck) return read_lines(cmd, c, NULL, false, m);
-    int vocab = c->vocab, classes = c->classes, rc = data_from(cmd, ck, c->resume, c, m->paths[0], sizeof m->paths[0]);
-    if (rc) return rc;
+    int vocab = c->vocab, classes = c->classes;
+    loom_task_data d = task_data(c);
+    loom_error err = {0};
+    char *json = loom_checkpoint_data(ck);
+    loom_status st = json ? loom_task_data_parse(json, &d, m->paths[0], sizeof m->paths[0], &err) : loom_error_set(&err, LOOM_ERR_NOMEM, "out of memory");
+    free(json);
+    if (st) return fprintf(stderr, "%s: %s: %s\n", cmd, c->resume, err.msg), tool_exit(st);
+    c->data = d.path, c->valid = d.valid, c->min_freq = d.min_freq, c->chars = d.chars;
     if (data) c->data = data, c->valid = valid;
     for (int s = 0; s < 2; s++) m->v[s] = loom_vocab_from_string(loom_st_meta(ck, s ? "loom.tgt_vocab" : "loom.src_vocab"));
     if (!m->v[0] || !m->v[1] || loom_vocab_size(m->v[0]) != vocab || loom_vocab_size(m->v[1]) != classes)
@@ -287,7 +258,7 @@ static loom_status evaluate(void *ctx, loom_trainer *t, double *score)
 {
     loop_ctx *l = ctx;
     task_model *m = l->m;
-    loom_status st = m->batches ? loom_task_evaluate_pairs(t, &m->tm, m->batches, m->held, m->held_part, &l->vloss, &l->vacc)
+    loom_status st = m->batches ? loom_task_evaluate_pairs(t, &m->tm, m->batches, m->lines.held, m->lines.held_part, &l->vloss, &l->vacc)
                                 : loom_task_evaluate(t, &m->tm, l->c->seed, HELD_OUT_BATCHES, m->xb, m->yb, &l->vloss, &l->vacc);
     *score = l->vloss;
     return st;
@@ -392,31 +363,6 @@ done:
     return rc;
 }
 
-/* The series and the forecasts of each horizon on the held-out points. */
-static int forecast_plot(const char *plot, const task_config *c, const float *pred, const int *ks, int n)
-{
-    static double t[LOOM_SINE_POINTS], x[LOOM_SINE_POINTS], p[16][LOOM_SINE_POINTS];
-    float series[LOOM_SINE_POINTS];
-    loom_series s[17];
-    char names[16][32];
-    loom_task_sine_series(c->seed, LOOM_SINE_POINTS, series);
-    for (int j = 0; j < LOOM_SINE_POINTS; j++) t[j] = j + 1, x[j] = series[j];
-    s[0] = (loom_series){"data", t, x, LOOM_SINE_POINTS};
-    for (int h = 0; h < n && h < 16; h++) {
-        for (int j = LOOM_SINE_TRAIN; j < LOOM_SINE_POINTS; j++) p[h][j - LOOM_SINE_TRAIN] = pred[(size_t)h * LOOM_SINE_POINTS + j];
-        snprintf(names[h], sizeof names[h], "%d-step preds", ks[h]);
-        s[h + 1] = (loom_series){names[h], t + LOOM_SINE_TRAIN, p[h], LOOM_SINE_POINTS - LOOM_SINE_TRAIN};
-    }
-    loom_error err = {0};
-    loom_status st = loom_plot_series(s, (n < 16 ? n : 16) + 1,
-                                      &(loom_plot_opts){.title = "k-step-ahead predictions of the held-out points",
-                                                        .xlabel = "time", .ylabel = "x", .linear_y = true},
-                                      plot, &err);
-    if (st) return tool_fail_st("loom eval", st, "--plot", err.msg);
-    printf("forecasts drawn in %s\n", plot);
-    return 0;
-}
-
 int eval_task(const char *path, const int *ks, int n_ks, const char *plot, const char *data)
 {
     task_config cfg = {.resume = path}, *c = &cfg;
@@ -446,7 +392,7 @@ int eval_task(const char *path, const int *ks, int n_ks, const char *plot, const
     }
     double loss, acc;
     if ((rc = restore(&m, ck, "loom eval", path, false))) goto done;
-    loom_status st = m.batches ? loom_task_evaluate_pairs(m.t, &m.tm, m.batches, m.held, m.held_part, &loss, &acc)
+    loom_status st = m.batches ? loom_task_evaluate_pairs(m.t, &m.tm, m.batches, m.lines.held, m.lines.held_part, &loss, &acc)
                                : loom_task_evaluate(m.t, &m.tm, c->seed, HELD_OUT_BATCHES, m.xb, m.yb, &loss, &acc);
     if (st) { /* what the run evaluated on, or data's lines */
         fprintf(stderr, "loom eval: %s\n", loom_trainer_error(m.t));
@@ -456,7 +402,7 @@ int eval_task(const char *path, const int *ks, int n_ks, const char *plot, const
     char held[96];
     if (data)
         printf("%s task, after %lld steps, on %s (%lld lines): loss %.4f  accuracy %.1f%%\n", task_name(c),
-               (long long)loom_trainer_steps(m.t), data, (long long)loom_pairs_count(m.held, false), loss, 100 * acc);
+               (long long)loom_trainer_steps(m.t), data, (long long)loom_pairs_count(m.lines.held, false), loss, 100 * acc);
     else
         printf("%s task, T = %d, after %lld steps: %s\n", task_name(c), c->steps, (long long)loom_trainer_steps(m.t),
                held_out(c, loss, acc, held, sizeof held));
@@ -467,7 +413,11 @@ int eval_task(const char *path, const int *ks, int n_ks, const char *plot, const
             goto done;
         }
         rc = forecast_table("loom eval", m.t, &m.tm, c->seed, ks, n_ks, pred);
-        if (!rc && plot) rc = forecast_plot(plot, c, pred, ks, n_ks);
+        loom_error err = {0};
+        if (!rc && plot && loom_task_forecast_plot(c->seed, ks, n_ks, pred, plot, &err))
+            rc = tool_fail_st("loom eval", err.status, "--plot", err.msg);
+        else if (!rc && plot)
+            printf("forecasts drawn in %s\n", plot);
     }
 done:
     free(pred);

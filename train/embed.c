@@ -1,10 +1,12 @@
 /* Using word vectors (loom/embed.h): nearest neighbours and analogies by
  * cosine, the word2vec text format, and t-SNE maps. */
 #include "loom/embed.h"
+#include "loom/plot.h"
 #include "loom/random.h"
 #include "io/atomic.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,9 +84,7 @@ loom_status loom_embed_load(const char *path, loom_vocab **v, float **vectors, i
 loom_status loom_embed_save_word2vec(const char *path, const loom_vocab *v, const float *vectors, int V, int E, loom_error *err)
 {
     if (!v || loom_vocab_size(v) != V || E < 1) return loom_error_set(err, LOOM_ERR_ARG, "word2vec format: a vocabulary of %d words", V);
-    int first = LOOM_UNK + 1, words = 0; /* the specials of a vocabulary that has them are not words */
-    if (V > LOOM_EOS && !strcmp(loom_vocab_token(v, LOOM_EOS), "<eos>") && !strcmp(loom_vocab_token(v, LOOM_PAD), "<pad>")) first = LOOM_EOS + 1;
-    for (int w = first; w < V; w++) words++;
+    int first = loom_vocab_first_word(v), words = V > first ? V - first : 0; /* <unk> and the specials are not words */
     loom_atomic a;
     loom_status st = loom_atomic_open(&a, path, err);
     if (st) return st;
@@ -95,6 +95,29 @@ loom_status loom_embed_save_word2vec(const char *path, const loom_vocab *v, cons
         fputc('\n', a.f);
     }
     return loom_atomic_commit(&a, err);
+}
+
+loom_status loom_embed_plot_tsne(const float *vectors, const loom_vocab *v, int E, int words, double perplexity, const char *title,
+                                 const char *path, int *mapped, double *kl, loom_error *err)
+{
+    int V = v ? loom_vocab_size(v) : 0, first = v ? loom_vocab_first_word(v) : 0;
+    int n = V - first < words ? V - first : words;
+    if (!vectors || n < 2 || E < 1)
+        return loom_error_set(err, LOOM_ERR_ARG, "t-SNE: fewer than 2 words to map (%d of a vocabulary of %d)", n > 0 ? n : 0, V);
+    float *X = malloc((size_t)n * E * sizeof *X), *Y = malloc(2 * (size_t)n * sizeof *Y);
+    const char **labels = malloc((size_t)n * sizeof *labels);
+    loom_status st = X && Y && labels ? LOOM_OK : loom_error_set(err, LOOM_ERR_NOMEM, "t-SNE: out of memory");
+    for (int i = 0; !st && i < n; i++) /* the n most frequent words */
+        memcpy(X + (size_t)i * E, vectors + (size_t)(first + i) * E, (size_t)E * sizeof *X), labels[i] = loom_vocab_token(v, first + i);
+    if (!st && (st = loom_tsne(X, n, E, &(loom_tsne_opts){.perplexity = perplexity}, Y, kl)))
+        loom_error_set(err, st, "t-SNE: out of memory");
+    char full[512];
+    snprintf(full, sizeof full, "%s: t-SNE of the %d most frequent words (perplexity %g)", title ? title : "word vectors", n,
+             perplexity > 0 ? perplexity : 30);
+    if (!st) st = loom_plot_points(&(loom_points){Y, n, labels, full}, path, err);
+    if (mapped) *mapped = n;
+    free(X), free(Y), free(labels);
+    return st;
 }
 
 /* ---- t-SNE ---- */

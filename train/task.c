@@ -4,10 +4,13 @@
  * sine's k-step-ahead forecasts. */
 #include "loom/model.h"
 #include "loom/data.h"
+#include "loom/plot.h"
 #include "loom/random.h"
 #include "graph/error.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,6 +197,66 @@ loom_status loom_task_evaluate(loom_trainer *t, const loom_task_model *m, uint64
     return LOOM_OK;
 }
 
+/* ---- classify, tag: the lines ---- */
+
+loom_status loom_task_lines_read(loom_task_lines *l, loom_model_kind kind, const loom_task_data *d, const loom_vocab *const *vocab,
+                                 bool whole, loom_error *err)
+{
+    memset(l, 0, sizeof *l);
+    if (!loom_task_reads_data(kind) || !d || !d->path) return loom_error_set(err, LOOM_ERR_ARG, "task lines: a classify or tag model's file");
+    loom_pairs_opts po = {.kind = kind == LOOM_MODEL_CLASSIFY ? LOOM_PAIRS_LABELLED : LOOM_PAIRS_TAGGED, .num_steps = d->steps,
+                          .min_freq = d->min_freq, .valid_frac = d->valid || whole ? 0 : 0.1, .keep_order = whole,
+                          .chars = d->chars, .seed = d->seed};
+    if (vocab) po.vocab[0] = vocab[0], po.vocab[1] = vocab[1];
+    if (!(l->pairs = loom_pairs_new(&po))) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+    loom_status st = loom_pairs_read(l->pairs, d->path);
+    if (st) return loom_error_set(err, st, "%s", loom_pairs_error(l->pairs));
+    l->held = l->pairs, l->held_part = !whole;
+    if (whole) return LOOM_OK; /* every line scored */
+    if (d->valid) {
+        po.vocab[0] = loom_pairs_vocab(l->pairs, 0), po.vocab[1] = loom_pairs_vocab(l->pairs, 1), po.keep_order = true;
+        if (!(l->valid = loom_pairs_new(&po))) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
+        if ((st = loom_pairs_read(l->valid, d->valid))) return loom_error_set(err, st, "%s", loom_pairs_error(l->valid));
+        l->held = l->valid, l->held_part = false;
+    }
+    if (loom_pairs_count(l->pairs, false) < 1 || loom_pairs_count(l->held, l->held_part) < 1)
+        return loom_error_set(err, LOOM_ERR_VALUE, "%s: too few lines for a training and a held-out part", d->path);
+    return LOOM_OK;
+}
+
+void loom_task_lines_free(loom_task_lines *l)
+{
+    if (l) loom_pairs_free(l->pairs), loom_pairs_free(l->valid), memset(l, 0, sizeof *l);
+}
+
+char *loom_task_data_json(const loom_task_data *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && d->path && cJSON_AddStringToObject(o, "path", d->path) &&
+              (!d->valid || cJSON_AddStringToObject(o, "valid", d->valid)) && cJSON_AddNumberToObject(o, "min_freq", d->min_freq) &&
+              cJSON_AddStringToObject(o, "tokens", d->chars ? "char" : "word");
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+loom_status loom_task_data_parse(const char *json, loom_task_data *d, char *paths, size_t n, loom_error *err)
+{
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "path"), *v = cJSON_GetObjectItemCaseSensitive(o, "valid");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "tokens"), *f = cJSON_GetObjectItemCaseSensitive(o, "min_freq");
+    bool ok = cJSON_IsString(p) && strlen(p->valuestring) < n && (!v || (cJSON_IsString(v) && strlen(v->valuestring) < n)) &&
+              cJSON_IsString(t) && (!strcmp(t->valuestring, "char") || !strcmp(t->valuestring, "word")) && cJSON_IsNumber(f) &&
+              f->valuedouble >= 1 && f->valuedouble <= (double)(1 << 30) && f->valuedouble == floor(f->valuedouble);
+    if (ok) {
+        strcpy(paths, p->valuestring), d->path = paths;
+        d->valid = v ? strcpy(paths + n, v->valuestring) : NULL;
+        d->chars = !strcmp(t->valuestring, "char"), d->min_freq = (int)f->valuedouble;
+    }
+    cJSON_Delete(o);
+    return ok ? LOOM_OK : loom_error_set(err, LOOM_ERR_FORMAT, "its data description (loom.data) is missing or bad");
+}
+
 loom_status loom_task_bind_pairs(loom_trainer *t, const loom_task_model *m, const loom_pair_batch *buf)
 {
     if (!loom_task_reads_data(m->o.kind) || !buf) return LOOM_ERR_ARG;
@@ -304,5 +367,32 @@ loom_status loom_task_forecast(loom_trainer *t, const loom_task_model *m, uint64
     }
 done:
     free(series), free(x), free(y);
+    return st;
+}
+
+loom_status loom_task_forecast_plot(uint64_t seed, const int *ks, int n_ks, const float *pred, const char *path, loom_error *err)
+{
+    enum { N = LOOM_SINE_POINTS, H = LOOM_SINE_POINTS - LOOM_SINE_TRAIN };
+    if (n_ks < 1 || !ks || !pred) return loom_error_set(err, LOOM_ERR_ARG, "forecast plot: no horizons");
+    double *t = malloc(N * sizeof *t), *x = malloc(N * sizeof *x), *p = malloc((size_t)n_ks * H * sizeof *p);
+    float *series = malloc(N * sizeof *series);
+    loom_series *s = malloc(((size_t)n_ks + 1) * sizeof *s);
+    char(*names)[32] = malloc((size_t)n_ks * sizeof *names);
+    loom_status st = t && x && p && series && s && names ? LOOM_OK : loom_error_set(err, LOOM_ERR_NOMEM, "forecast plot: out of memory");
+    if (!st) {
+        loom_task_sine_series(seed, N, series);
+        for (int j = 0; j < N; j++) t[j] = j + 1, x[j] = series[j];
+        s[0] = (loom_series){"data", t, x, N};
+        for (int h = 0; h < n_ks; h++) { /* each horizon's forecasts of the held-out points */
+            for (int j = 0; j < H; j++) p[(size_t)h * H + j] = pred[(size_t)h * N + LOOM_SINE_TRAIN + j];
+            snprintf(names[h], sizeof names[h], "%d-step preds", ks[h]);
+            s[h + 1] = (loom_series){names[h], t + LOOM_SINE_TRAIN, p + (size_t)h * H, H};
+        }
+        st = loom_plot_series(s, n_ks + 1,
+                              &(loom_plot_opts){.title = "k-step-ahead predictions of the held-out points", .xlabel = "time",
+                                                .ylabel = "x", .linear_y = true},
+                              path, err);
+    }
+    free(t), free(x), free(p), free(series), free(s), free(names);
     return st;
 }

@@ -62,6 +62,10 @@ loom_token_kind loom_vocab_kind(const loom_vocab *v);
 const char *loom_vocab_token(const loom_vocab *v, int32_t id);
 /* Token text → id (LOOM_UNK when unknown). */
 int32_t loom_vocab_id(const loom_vocab *v, const char *token);
+/* The first id that is a word of the text: past <unk> and, in a
+ * vocabulary that reserves them, <pad> <bos> <eos> (ids after it are in
+ * frequency order). */
+int32_t loom_vocab_first_word(const loom_vocab *v);
 /* How often the token occurred in the text the vocabulary was built from. */
 int64_t loom_vocab_count(const loom_vocab *v, int32_t id);
 /* The byte offset of the first byte of s[0..n) that does not belong to

@@ -108,6 +108,13 @@ typedef struct {
  * LOOM_TSNE_MAX; *kl (may be NULL): the final KL(P‖Q). */
 loom_status loom_tsne(const float *X, int n, int d, const loom_tsne_opts *o, float *Y, double *kl);
 
+/* A t-SNE map of the `words` most frequent words of v (past its specials;
+ * fewer when it has fewer) drawn with labels into path (.svg or .png;
+ * loom_plot_points), titled "TITLE: t-SNE of the N most frequent words";
+ * *mapped (may be NULL) the N, *kl (may be NULL) the map's KL(P‖Q). */
+loom_status loom_embed_plot_tsne(const float *vectors, const loom_vocab *v, int E, int words, double perplexity, const char *title,
+                                 const char *path, int *mapped, double *kl, loom_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -137,6 +137,36 @@ double loom_task_accuracy(const loom_task_opts *o, const float *out, const void 
  * trainer's evaluation plan (opts.eval_outputs must hold m->out). */
 loom_status loom_task_evaluate(loom_trainer *t, const loom_task_model *m, uint64_t seed, int batches, void *x, void *y,
                                double *loss, double *accuracy);
+/* The lines a classify or tag model reads (loom_pairs of its kind:
+ * LOOM_PAIRS_LABELLED, LOOM_PAIRS_TAGGED): a file's, a tenth held out after
+ * a seeded shuffle, or with `valid` that file's lines as the held-out part;
+ * or, to score a file (`whole`), every line of it in order as one part. */
+typedef struct {
+    const char *path, *valid; /* valid may be NULL */
+    int steps, min_freq;      /* tokens per line, <eos> included; rarer tokens become <unk> */
+    bool chars;               /* character tokens (else split at white space) */
+    uint64_t seed;
+} loom_task_data;
+typedef struct {
+    loom_pairs *pairs, *valid; /* the file's lines; the valid file's, or NULL */
+    const loom_pairs *held;    /* the held-out lines: valid, or pairs' held-out part */
+    bool held_part;            /* loom_pairs_count's `valid` for held */
+} loom_task_lines;
+/* Reads them into l, with the vocabularies vocab (a checkpoint's, which
+ * must outlive l) or, when NULL, building them from path. The reason in
+ * err: a file that cannot be read, no line of the kind, too few lines for
+ * a training and a held-out part (LOOM_ERR_VALUE; the pairs are kept, bad
+ * lines and all: free them with loom_task_lines_free either way). */
+loom_status loom_task_lines_read(loom_task_lines *l, loom_model_kind kind, const loom_task_data *d, const loom_vocab *const *vocab,
+                                 bool whole, loom_error *err);
+void loom_task_lines_free(loom_task_lines *l);
+/* The description a checkpoint keeps of them (loom.data): {"path", "valid",
+ * "min_freq", "tokens"} (malloc'd; NULL when out of memory); and back into
+ * d — the paths copied into paths (2 × n bytes), steps and seed left as
+ * they were — LOOM_ERR_FORMAT when it is missing or bad. */
+char *loom_task_data_json(const loom_task_data *d);
+loom_status loom_task_data_parse(const char *json, loom_task_data *d, char *paths, size_t n, loom_error *err);
+
 /* A classify or tag model's inputs bound to the buffers of pair batches
  * (loom_pair_batches_buffers of pairs of kind LOOM_PAIRS_LABELLED or
  * LOOM_PAIRS_TAGGED): x the tokens, lengths their valid lengths, y the
@@ -161,6 +191,10 @@ loom_status loom_task_evaluate_pairs(loom_trainer *t, const loom_task_model *m, 
  * (bind the caller's again before training on). seed: the run's. */
 loom_status loom_task_forecast(loom_trainer *t, const loom_task_model *m, uint64_t seed, const int *ks, int n_ks, float *pred,
                                double *mse);
+/* The series of a run seeded `seed` and the forecasts pred of each horizon
+ * ks[h] (loom_task_forecast's) on the held-out points, drawn into path
+ * (.svg or .png; loom_plot_series). */
+loom_status loom_task_forecast_plot(uint64_t seed, const int *ks, int n_ks, const float *pred, const char *path, loom_error *err);
 
 /* A model, described. */
 typedef struct {
