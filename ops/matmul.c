@@ -201,7 +201,7 @@ static int64_t matmul_cost(const loom_graph *g, loom_tensor y)
 }
 
 const loom_op_desc loom_desc_matmul = {
-    .name = "matmul", .symbol = "×", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ACCUM,
+    .name = "matmul", .symbol = "×", .min_in = 2, .max_in = 2, .flags = OPF_PURE | OPF_SPLITS | OPF_ACCUM | OPF_MATMUL,
     .shape = shape_matmul, .forward = matmul_forward, .grad = matmul_grad, .cost = matmul_cost,
     .stacks = matmul_stacks, .batches = matmul_batches,
     .f64 = matmul_64};

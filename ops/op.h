@@ -43,6 +43,8 @@ enum {
                                  each thread writing only its own share of the output */
     OPF_RANDOM = 1 << 13,     /* draws random numbers (a dropout mask): never plumbing on a diagram,
                                  so that a mask shared by the steps is drawn as one node feeding them */
+    OPF_MATMUL = 1 << 14,     /* a matrix product: its cost rule counts multiply-adds, the plan's GEMM
+                                 flops and the GEMM floor (loom_run_matmuls) are made of these */
 };
 
 /* What the threads of a team running one plan share: a barrier and a
@@ -155,7 +157,7 @@ typedef struct {
     loom_shape_fn shape;
     loom_kernel_fn forward;
     loom_grad_fn grad;   /* NULL: not differentiable (an error if a gradient is asked) */
-    loom_cost_fn cost;   /* NULL: one operation per output element */
+    loom_cost_fn cost;   /* work, to decide splitting (a matmul's: multiply-adds); NULL: its output's elements */
     loom_role role;      /* role tag of the nodes it builds (default: forward) */
     /* Whether node t's value over inputs stacked end to end along their
      * first dimension is the sum of its values over the parts (matmul

@@ -160,8 +160,18 @@ static bool sums_rows(loom_shape xs, loom_shape os)
     return true;
 }
 
-/* Σ over rows, column by column in double (a vector loop over each row);
- * `stack` row blocks of terms a sum runs here lie end to end. */
+/* acc_j += Σ_i x[i·c + j] for j < w, in double (a vector loop over each row). */
+LOOM_VECTOR_CLONES static void add_rows(double *acc, const float *x, int64_t r, int64_t c, int64_t w)
+{
+    for (int64_t i = 0; i < r; i++) {
+        const float *row = x + i * c;
+        #pragma omp simd
+        for (int64_t j = 0; j < w; j++) acc[j] += row[j];
+    }
+}
+
+/* Σ over rows, column by column in double; `stack` row blocks of terms a
+ * sum runs here lie end to end. */
 static loom_status sum_rows_forward(const loom_kargs *k)
 {
     int64_t c = loom_shape_numel(k->node->shape), r = loom_shape_numel(k->in_node[0]->shape) / (c ? c : 1) * k->stack;
@@ -173,11 +183,7 @@ static loom_status sum_rows_forward(const loom_kargs *k)
         int64_t w = c - c0 < COLS ? c - c0 : COLS;
         double acc[COLS];
         for (int64_t j = 0; j < w; j++) acc[j] = k->beta != 0.0f ? (double)k->out[c0 + j] : 0.0;
-        for (int64_t i = 0; i < r; i++) {
-            const float *row = x + i * c + c0;
-            #pragma omp simd
-            for (int64_t j = 0; j < w; j++) acc[j] += row[j];
-        }
+        add_rows(acc, x + c0, r, c, w);
         for (int64_t j = 0; j < w; j++) k->out[c0 + j] = (float)acc[j];
     }
     return LOOM_OK;
@@ -316,17 +322,41 @@ static bool shape_rows(loom_graph *g, const char *op, const loom_tensor *in, int
     return true;
 }
 
-/* log Σ exp(x_j), shifted by the max so that exp never overflows; the
- * terms in vector code (3 ulp), summed in double. */
-static double logsumexp(const float *x, int64_t c)
+/* The largest x_j (vector code). */
+LOOM_VECTOR_CLONES static float row_max(const float *x, int64_t c)
 {
     float mx = x[0];
     #pragma omp simd reduction(max : mx)
     for (int64_t j = 1; j < c; j++) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
+/* Σ_j exp(x_j − mx): the terms in vector code (3 ulp), summed in double;
+ * with o, each term is also written to o_j. */
+LOOM_VECTOR_CLONES static double row_sum_exp(const float *x, int64_t c, float mx, float *o)
+{
     double s = 0;
-    #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < c; j++) s += loom_vexpf(x[j] - mx);
-    return mx + log(s);
+    if (o) {
+        #pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < c; j++) s += o[j] = loom_vexpf(x[j] - mx);
+    } else {
+        #pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < c; j++) s += loom_vexpf(x[j] - mx);
+    }
+    return s;
+}
+
+LOOM_VECTOR_CLONES static void row_scale(float *o, int64_t c, float w)
+{
+    #pragma omp simd
+    for (int64_t j = 0; j < c; j++) o[j] *= w;
+}
+
+/* log Σ exp(x_j), shifted by the max so that exp never overflows. */
+static double logsumexp(const float *x, int64_t c)
+{
+    float mx = row_max(x, c);
+    return mx + log(row_sum_exp(x, c, mx, NULL));
 }
 
 #define ROW_KERNEL(fn, BODY)                                                                           \
@@ -493,11 +523,12 @@ static loom_status xent_grad_forward(const loom_kargs *k)
             memset(o, 0, (size_t)c * sizeof *o);
             continue;
         }
-        double lse = logsumexp(xr, c);
-        float wf = (float)w;
-        #pragma omp simd
-        for (int64_t j = 0; j < c; j++) o[j] = wf * loom_vexpf((float)((double)xr[j] - lse));
+        /* one exp pass: o_j = e^(x_j − max), then o_j ·= w / Σ o */
+        float mx = row_max(xr, c);
+        double sum = row_sum_exp(xr, c, mx, o);
+        row_scale(o, c, (float)(w / sum));
         /* the target's term, p − 1, without cancellation (Sterbenz: exact for p in [½, 2]) */
+        double lse = mx + log(sum);
         o[t[r]] = (float)(w * ((double)loom_vexpf((float)((double)xr[t[r]] - lse)) - 1.0));
     }
     return LOOM_OK;
@@ -554,9 +585,15 @@ static loom_status xent_grad_64(const loom_args64 *a)
     return st;
 }
 
+/* Work: every logit (the loss itself is one number). */
+static int64_t xent_cost(const loom_graph *g, loom_tensor y)
+{
+    return loom_tensor_numel(g, loom_node_input(g, y, 0));
+}
+
 const loom_op_desc loom_desc_xent = {
     .name = "cross_entropy", .symbol = "CE", .min_in = 2, .max_in = 3, .flags = OPF_SPLITS | OPF_PURE,
-    .shape = shape_xent, .forward = xent_forward, .grad = xent_grad,
+    .shape = shape_xent, .forward = xent_forward, .grad = xent_grad, .cost = xent_cost,
     .f64 = xent_64};
 /* Not differentiable itself: a second derivative of cross-entropy is refused
  * with a clear error rather than silently wrong. */

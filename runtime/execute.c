@@ -251,7 +251,73 @@ static loom_status run_fused(loom_plan *p, int32_t lead, int tid, int nth, char 
 /* Runs node id's kernel as thread tid of a team of nth (1: alone) with
  * input-pointer scratch row `slot`; a kernel's error goes to the plan (the
  * first one wins when nodes run side by side). */
+enum { PROF_FUSED = OP_COUNT, PROF_SUM_MATMUL, PROF_KINDS };
+
+static bool does_matmul(const loom_plan *p, int32_t id);
+
+static int prof_kind(const loom_plan *p, int32_t id)
+{
+    if (id >= p->n_graph) return PROF_SUM_MATMUL; /* a piece of a sum's matmul terms */
+    if (p->rw.fuse_of[id] >= 0) return PROF_FUSED;
+    int op = loom_graph_node(p->g, loom_at(id))->op;
+    return p->rw.folded_in[id] && !(loom_op(op)->flags & OPF_MATMUL) && does_matmul(p, id) ? PROF_SUM_MATMUL : op;
+}
+
+static loom_status run_node(loom_plan *p, int32_t id, int tid, int nth, int slot);
+
 static loom_status exec_node(loom_plan *p, int32_t id, int tid, int nth, int slot)
+{
+    if (!p->profiling || slot != 0) return run_node(p, id, tid, nth, slot);
+    double t0 = omp_get_wtime();
+    loom_status s = run_node(p, id, tid, nth, slot);
+    int kind = prof_kind(p, id);
+    p->prof_s[kind] += omp_get_wtime() - t0;
+    p->prof_n[kind]++;
+    return s;
+}
+
+void loom_plan_set_profile(loom_plan *p, bool on)
+{
+    if (!p) return;
+    if (on && !p->prof_s) {
+        p->prof_s = calloc(PROF_KINDS, sizeof *p->prof_s);
+        p->prof_n = calloc(PROF_KINDS, sizeof *p->prof_n);
+        if (!p->prof_s || !p->prof_n) {
+            free(p->prof_s), free(p->prof_n);
+            p->prof_s = NULL, p->prof_n = NULL;
+            return;
+        }
+    }
+    if (on) {
+        memset(p->prof_s, 0, PROF_KINDS * sizeof *p->prof_s);
+        memset(p->prof_n, 0, PROF_KINDS * sizeof *p->prof_n);
+        p->prof_wall = 0, p->prof_runs = 0;
+    }
+    p->profiling = on;
+}
+
+int loom_plan_profile(const loom_plan *p, loom_profile_row *rows, int n, double *wall, int64_t *runs)
+{
+    if (wall) *wall = p && p->prof_s ? p->prof_wall : 0;
+    if (runs) *runs = p && p->prof_s ? p->prof_runs : 0;
+    if (!p || !p->prof_s) return 0;
+    int count = 0;
+    for (int k = 0; k < PROF_KINDS; k++) {
+        if (!p->prof_n[k]) continue;
+        loom_profile_row r = {k == PROF_FUSED ? "fused" : k == PROF_SUM_MATMUL ? "matmul (into a sum)" : loom_op(k)->name,
+                              p->prof_s[k], p->prof_n[k]};
+        int at = count < n ? count : n; /* insertion by time, the slowest first */
+        while (at > 0 && rows[at - 1].seconds < r.seconds) {
+            if (at < n) rows[at] = rows[at - 1];
+            at--;
+        }
+        if (at < n) rows[at] = r;
+        count++;
+    }
+    return count;
+}
+
+static loom_status run_node(loom_plan *p, int32_t id, int tid, int nth, int slot)
 {
     const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);
     const loom_node **in_node = p->node_pool + (size_t)slot * ((size_t)p->max_in + 1);
@@ -292,10 +358,10 @@ static bool does_matmul(const loom_plan *p, int32_t id)
 {
     if (id >= p->n_graph) id = p->piece_sum[id - p->n_graph]; /* a piece: its sum's terms */
     const loom_node *nd = loom_graph_node(p->g, loom_at(id));
-    if (loom_op(nd->op)->cost) return true;
+    if (loom_op(nd->op)->flags & OPF_MATMUL) return true;
     for (int j = 0; p->rw.folded_in[id] && j < nd->n_in; j++) {
         int32_t x = loom_index(loom_node_input(p->g, loom_at(id), j));
-        if (p->rw.into[x] == id && loom_op(loom_graph_node(p->g, loom_at(x))->op)->cost) return true;
+        if (p->rw.into[x] == id && (loom_op(loom_graph_node(p->g, loom_at(x))->op)->flags & OPF_MATMUL)) return true;
     }
     return false;
 }
@@ -409,7 +475,7 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
     if (!ensure_slots(p, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
     p->side_by_side = p->stacked = p->batched_run = 0;
     bool alone = threads > 1 && choose_alone(p);
-    double t0 = threads > 1 ? omp_get_wtime() : 0;
+    double t0 = threads > 1 || p->profiling ? omp_get_wtime() : 0;
     if (threads < 2) {
         for (int32_t k = 0; k < p->n_exec && !st; k++)
             if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);
@@ -432,6 +498,7 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
         st = p->err.status;
     }
     if (threads > 1 && !only_matmul) record_run(p, alone, omp_get_wtime() - t0);
+    if (p->profiling) p->prof_wall += omp_get_wtime() - t0, p->prof_runs++;
     if (!only_matmul) p->runs++;
     return st;
 }

@@ -69,7 +69,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->n_outputs = n;
     if (loom_plan_schedule(p) || loom_plan_place(p)) goto oom;
     for (int32_t i = 0; i < N; i++)
-        if (p->in_plan[i] && loom_op(loom_walk_node(p->walk, i)->op)->cost) p->flops += 2 * loom_op_cost(g, loom_at(i));
+        if (p->in_plan[i] && (loom_op(loom_walk_node(p->walk, i)->op)->flags & OPF_MATMUL)) p->flops += 2 * loom_op_cost(g, loom_at(i));
     count_kept(p);
     return p;
 oom:
@@ -94,6 +94,7 @@ void loom_plan_free(loom_plan *p)
     free(p->piece_sum), free(p->piece_lo), free(p->piece_hi), free(p->piece_level), free(p->piece_first), free(p->piece_of), free(p->has_pieces);
     free(p->split);
     free(p->team.part);
+    free(p->prof_s), free(p->prof_n);
     free(p->arena);
     free(p->in_pool);
     free(p->node_pool);

@@ -74,6 +74,11 @@ struct loom_plan {
     bool eval;
     loom_team_choice team_use; /* the team or the calling thread alone (execute.c: choose_alone) */
     uint64_t seed, runs;
+    /* loom_plan_set_profile: thread 0's seconds and kernel calls per kind
+     * (an op, or PROF_FUSED for a fused group), and the runs' wall time */
+    bool profiling;
+    double *prof_s, prof_wall;
+    int64_t *prof_n, prof_runs;
     loom_error err;        /* first error since the last run began */
 };
 

@@ -759,3 +759,106 @@ Test(runtime, fp32_peak_is_measured)
     cr_assert(isfinite(g) && g > 0.1, "%g GFLOP/s", g);
     cr_assert(isa && (!strcmp(isa, "AVX-512F") || !strcmp(isa, "AVX2+FMA") || !strcmp(isa, "scalar")), "%s", isa ? isa : "(null)");
 }
+
+/* A cross-entropy over many logits splits across the team (its one output
+ * element is no measure of its work): value and gradient as one thread
+ * computes them, and as the double path does. */
+Test(runtime, cross_entropy_splits_and_agrees)
+{
+    enum { R = 96, C = 3001 };
+    loom_graph *g = loom_graph_new();
+    loom_tensor w = loom_param(g, "w", loom_shape2(R, C)), t = loom_input_i32(g, "t", loom_shape1(R));
+    loom_tensor loss = loom_cross_entropy(g, loom_mul(g, w, w), t, LOOM_INVALID), gw;
+    cr_assert_eq(loom_backward(g, loss, &w, 1, &gw), LOOM_OK, "%s", loom_graph_error(g));
+    float *wv = rnd_buf((int64_t)R * C, -3, 3), *got[2][2];
+    int32_t tv[R];
+    for (int r = 0; r < R; r++) tv[r] = (r * 977) % C;
+    int threads = omp_get_max_threads();
+    for (int k = 0; k < 2; k++) {
+        omp_set_num_threads(k ? 2 : 1);
+        loom_plan *p = loom_plan_new(g, (loom_tensor[]){loss, gw}, 2, NULL);
+        cr_assert(p, "%s", loom_graph_error(g));
+        loom_bind(p, w, wv), loom_bind(p, t, tv);
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        for (int o = 0; o < 2; o++) {
+            int64_t n = o ? (int64_t)R * C : 1;
+            got[k][o] = malloc((size_t)n * sizeof(float));
+            memcpy(got[k][o], loom_plan_output(p, o ? gw : loss), (size_t)n * sizeof(float));
+        }
+        loom_plan_free(p);
+    }
+    omp_set_num_threads(threads);
+    double want = 0;
+    for (int r = 0; r < R; r++) {
+        double mx = -INFINITY, s = 0;
+        for (int j = 0; j < C; j++) mx = fmax(mx, (double)wv[r * C + j] * wv[r * C + j]);
+        for (int j = 0; j < C; j++) s += exp((double)wv[r * C + j] * wv[r * C + j] - mx);
+        double lse = mx + log(s);
+        want += lse - (double)wv[r * C + tv[r]] * wv[r * C + tv[r]];
+        for (int j = 0; j < C; j += 7) { /* ∂/∂w = 2w (softmax − onehot) / R */
+            double x = (double)wv[r * C + j] * wv[r * C + j];
+            double gr = 2 * wv[r * C + j] * (exp(x - lse) - (j == tv[r])) / R;
+            cr_assert(fabs(got[1][1][r * C + j] - gr) <= 1e-6 + 1e-5 * fabs(gr), "[%d,%d]: %g, want %g", r, j,
+                      got[1][1][r * C + j], gr);
+        }
+    }
+    want /= R;
+    cr_assert(fabs(got[1][0][0] - want) <= 1e-5 * fabs(want), "%g, want %g", got[1][0][0], want);
+    cr_assert(fabs(got[0][0][0] - got[1][0][0]) <= 1e-6f * fabsf(got[1][0][0]), "%g on 1 thread, %g on 2", got[0][0][0],
+              got[1][0][0]);
+    assert_close(got[1][1], got[0][1], (int64_t)R * C, 1e-7f);
+    for (int k = 0; k < 2; k++) free(got[k][0]), free(got[k][1]);
+    free(wv);
+    loom_graph_free(g);
+}
+
+/* The profile: every kernel call counted by kind, thread 0's time within
+ * the runs' wall time; switched off it stops counting, on again it starts
+ * from zero. Only matrix products count as GEMM flops. */
+Test(runtime, profile_counts_kernels_by_kind)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape2(64, 32)), w = loom_param(g, "w", loom_shape2(32, 48));
+    loom_tensor t = loom_input_i32(g, "t", loom_shape1(64));
+    loom_tensor y = loom_layer_norm(g, loom_matmul(g, x, w, false, false), LOOM_INVALID, LOOM_INVALID, 1e-5f);
+    loom_tensor loss = loom_cross_entropy(g, y, t, LOOM_INVALID);
+    loom_plan *p = loom_plan_new(g, &loss, 1, NULL);
+    cr_assert(p, "%s", loom_graph_error(g));
+    cr_assert_eq(loom_plan_get_stats(p).matmul_flops, 2 * 64 * 32 * 48, "layer norm is no GEMM");
+    float *xv = rnd_buf(64 * 32, -1, 1), *wv = rnd_buf(32 * 48, -1, 1);
+    int32_t tv[64] = {0};
+    loom_bind(p, x, xv), loom_bind(p, w, wv), loom_bind(p, t, tv);
+    loom_profile_row rows[8];
+    double wall;
+    int64_t runs;
+    cr_assert_eq(loom_plan_profile(p, rows, 8, &wall, &runs), 0);
+    loom_plan_set_profile(p, true);
+    for (int i = 0; i < 3; i++) cr_assert_eq(loom_run(p), LOOM_OK);
+    int n = loom_plan_profile(p, rows, 8, &wall, &runs);
+    cr_assert_eq(runs, 3);
+    double busy = 0;
+    bool seen[3] = {false};
+    for (int i = 0; i < n; i++) {
+        if (i) cr_assert_geq(rows[i - 1].seconds, rows[i].seconds, "slowest first");
+        busy += rows[i].seconds;
+        const char *names[3] = {"matmul", "layer_norm", "cross_entropy"};
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(rows[i].kind, names[k])) {
+                seen[k] = true;
+                cr_assert_eq(rows[i].calls, 3, "%s", names[k]);
+            }
+    }
+    cr_assert(seen[0] && seen[1] && seen[2]);
+    cr_assert(busy > 0 && busy <= wall, "%g s in kernels of %g s", busy, wall);
+    cr_assert_eq(loom_plan_profile(p, rows, 1, NULL, NULL), n, "the count of kinds, beyond the rows asked for");
+    loom_plan_set_profile(p, false);
+    cr_assert_eq(loom_run(p), LOOM_OK);
+    loom_plan_profile(p, rows, 8, NULL, &runs);
+    cr_assert_eq(runs, 3);
+    loom_plan_set_profile(p, true);
+    cr_assert_eq(loom_plan_profile(p, rows, 8, NULL, &runs), 0);
+    cr_assert_eq(runs, 0);
+    free(xv), free(wv);
+    loom_plan_free(p);
+    loom_graph_free(g);
+}

@@ -44,7 +44,7 @@ typedef struct {
     int config; /* −1: every one */
     const loom_cell_def *cell;
     long threads, iters;
-    bool json;
+    bool json, profile;
 } bench_args;
 
 #define B(field) offsetof(bench_args, field)
@@ -56,6 +56,8 @@ const tool_opt bench_opts[] = {
      .help = "threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)"},
     {"--iters", OPT_INT, B(iters), 1, 100000, .arg = "N", .help = "timed runs per figure (default 5)"},
     {"--json", OPT_FLAG, B(json), .help = "also one JSON object per result line (the last line is the last result)"},
+    {"--profile", OPT_FLAG, B(profile),
+     .help = "after each result, where a training step's time goes: the plan's kernels by kind, clipping, the update"},
 };
 #undef B
 const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
@@ -193,7 +195,38 @@ static int median_ms(bench_model *m, int (*step)(bench_model *), int iters, doub
     return rc;
 }
 
-static int run_one(const bench_config *c, const loom_cell_def *cell, int threads, int iters, bool json, double peak)
+/* iters training steps with the plan's profile on: ms per step of each kind
+ * of kernel (thread 0's time), of waiting, of clipping and of the update. */
+static int profile_steps(bench_model *m, int iters)
+{
+    loom_plan_set_profile(m->train, true);
+    double clip = 0, update = 0;
+    for (int i = 0; i < iters; i++) {
+        if (loom_run(m->train)) return fprintf(stderr, "loom bench: %s\n", loom_plan_error(m->train)), 1;
+        for (int j = 0; j < m->n_params; j++) m->grads[j] = (float *)loom_plan_output(m->train, m->outs[1 + j]);
+        double t0 = tool_now();
+        loom_clip_grad_norm(m->grads, m->sizes, m->n_params, 1.0);
+        double t1 = tool_now();
+        loom_optim_step(m->opt, (const float *const *)m->grads, 1.0f);
+        clip += t1 - t0, update += tool_now() - t1;
+    }
+    loom_profile_row rows[12];
+    double wall, busy = 0;
+    int64_t runs;
+    int n = loom_plan_profile(m->train, rows, 12, &wall, &runs);
+    loom_plan_set_profile(m->train, false);
+    printf("  a training step, ms (mean of %d; kernels: thread 0's time):\n", iters);
+    for (int i = 0; i < n && i < 12; i++) {
+        printf("    %-22s %9.2f  (%lld calls)\n", rows[i].kind, rows[i].seconds * 1e3 / iters, (long long)(rows[i].calls / iters));
+        busy += rows[i].seconds;
+    }
+    if (n > 12) printf("    (%d more kinds)\n", n - 12);
+    printf("    %-22s %9.2f\n    %-22s %9.2f\n    %-22s %9.2f\n    %-22s %9.2f\n", "waiting, other kinds", (wall - busy) * 1e3 / iters,
+           "clipping", clip * 1e3 / iters, "update", update * 1e3 / iters, "step", (wall + clip + update) * 1e3 / iters);
+    return 0;
+}
+
+static int run_one(const bench_config *c, const loom_cell_def *cell, int threads, int iters, bool json, bool profile, double peak)
 {
     bench_model m = {0};
     bench_result r = {0};
@@ -201,7 +234,7 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
     if (!rc) rc = median_ms(&m, train_step, iters, &r.train_ms);
     if (!rc) rc = median_ms(&m, infer_step, iters, &r.infer_ms);
     if (!rc) rc = median_ms(&m, floor_step, iters, &r.floor_ms);
-    model_free(&m);
+    if (rc) model_free(&m);
     if (rc == 1) fprintf(stderr, "loom bench: %s %s: out of memory or a failed run\n", c->name, cell->name);
     if (rc) return rc;
     double tokens = (double)c->steps * c->batch;
@@ -218,8 +251,10 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
                c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
                gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? "CBLAS" : "portable");
+    if (profile) rc = profile_steps(&m, iters);
+    model_free(&m);
     fflush(stdout);
-    return 0;
+    return rc;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -248,7 +283,7 @@ int cmd_bench(int argc, char **argv)
     for (int k = 0; k < N_CONFIGS; k++) {
         if (only && only != &configs[k]) continue;
         for (int j = 0; j < 3; j++) {
-            int rc = run_one(&configs[k], cell ? cell : cells[j], n_threads, (int)iters, json, peak);
+            int rc = run_one(&configs[k], cell ? cell : cells[j], n_threads, (int)iters, json, a.profile, peak);
             if (rc) return rc;
             if (cell) break;
         }

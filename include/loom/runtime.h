@@ -155,6 +155,23 @@ typedef struct {
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
+/* Where a plan's runs spend their time, kind by kind. After
+ * loom_plan_set_profile(p, true) (which clears the counts) every run adds,
+ * per kind of kernel call — an op's name, "fused" for a fused elementwise
+ * group, "matmul (into a sum)" for a gradient's Σ with its matmul terms —
+ * the seconds thread 0 spends in it (its share of a kernel split across the
+ * team; of nodes run side by side, the ones it ran), and the run's wall
+ * time: the wall time minus the rows' sum is thread 0 waiting on the others. */
+typedef struct {
+    const char *kind;
+    double seconds;
+    int64_t calls;
+} loom_profile_row;
+void loom_plan_set_profile(loom_plan *p, bool on);
+/* Up to n rows, the most time first; returns how many kinds ran (the rows
+ * beyond n are left out). *wall and *runs: the profiled runs (may be NULL). */
+int loom_plan_profile(const loom_plan *p, loom_profile_row *rows, int n, double *wall, int64_t *runs);
+
 /* Whether matmul runs on CBLAS (else the portable kernel). */
 bool loom_blas_enabled(void);
 
