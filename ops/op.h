@@ -290,6 +290,7 @@ void loom_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *
 void loom_gemm_ref(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                    const float *b, int ldb, float beta, float *c, int ldc);
 bool loom_gemm_uses_blas(void);
+bool loom_gemm_uses_dnnl(void);
 
 /* Dropout's draw for element i of a run: uniform in [0, 1) with 24 bits,
  * a hash (loom_mix) of the seed, the plan's run counter and the index. */

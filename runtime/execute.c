@@ -421,12 +421,14 @@ bool loom_runs_alone(void) { return atomic_load_explicit(&last_alone, memory_ord
  * the choice, up to 256 while the team is faster and 16 while alone is (so
  * that the team comes back soon after the other program ends) — or at once
  * when a team run takes twice the team's mean (another program started).
- * The first runs: the team twice, then alone once. */
+ * The first runs: the team twice, then alone once. The very first run's
+ * time is not kept: it touches the arena's pages for the first time (and
+ * JIT-compiled kernels compile), which would make the team look slow. */
 static bool choose_alone(loom_plan *p)
 {
     loom_team_choice *u = &p->team_use;
     if (u->use != LOOM_TEAM_AUTO) return u->use == LOOM_TEAM_ALONE;
-    if (u->runs < 2 || !u->mean[0]) return false;
+    if (u->runs < 2 || !u->mean[0]) return false; /* runs 0 and 1: the team */
     if (!u->mean[1]) return true;
     bool best_alone = u->mean[1] < u->mean[0];
     if (u->runs >= u->probe_at) return !best_alone; /* the other way, once */
@@ -440,11 +442,11 @@ static void record_run(loom_plan *p, bool alone, double seconds)
     u->alone = alone;
     atomic_store_explicit(&last_alone, alone, memory_order_relaxed);
     if (u->use != LOOM_TEAM_AUTO) return;
+    if (u->runs++ == 0) return;
     double *m = &u->mean[alone];
     bool was_best_alone = u->mean[0] && u->mean[1] && u->mean[1] < u->mean[0];
     bool jump = !alone && u->mean[0] && seconds > 2 * u->mean[0];
     *m = *m ? 0.7 * *m + 0.3 * seconds : seconds;
-    u->runs++;
     if (!u->interval) u->interval = 4;
     if (u->mean[0] && u->mean[1] && u->runs > u->probe_at) { /* a try just ran: confirmed, or the choice flips */
         bool best_alone = u->mean[1] < u->mean[0];

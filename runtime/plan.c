@@ -6,6 +6,7 @@
 #include <string.h>
 
 bool loom_blas_enabled(void) { return loom_gemm_uses_blas(); }
+bool loom_dnnl_enabled(void) { return loom_gemm_uses_dnnl(); }
 
 static bool check_outputs(loom_graph *g, const loom_tensor *outputs, int n)
 {

@@ -418,7 +418,7 @@ static void naive(bool ta, bool tb, int m, int n, int k, float alpha, const floa
 
 Test(gemm, blas_and_portable_kernel_agree)
 {
-    int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 64, 64}, {130, 70, 90}};
+    int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 64, 64}, {130, 70, 90}, {20, 700, 800}, {32, 300, 500}};
     for (unsigned s = 0; s < sizeof sizes / sizeof *sizes; s++)
         for (int t = 0; t < 4; t++) {
             bool ta = t & 1, tb = t & 2;

@@ -250,7 +250,7 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, int threads
                "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
                c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
                gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
-               loom_blas_enabled() ? "CBLAS" : "portable");
+               loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS+oneDNN" : "CBLAS") : "portable");
     if (profile) rc = profile_steps(&m, iters);
     model_free(&m);
     fflush(stdout);
@@ -274,7 +274,7 @@ int cmd_bench(int argc, char **argv)
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
     printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",
-           loom_blas_enabled() ? "CBLAS" : "portable kernel", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
+           loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS, oneDNN for ≤ 64 rows" : "CBLAS") : "portable kernel", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
            getenv("LOOM_REWRITES") ? getenv("LOOM_REWRITES") : "all");
     const char *isa;
     double peak = loom_fp32_peak(n_threads, 0.2, &isa);

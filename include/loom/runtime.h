@@ -174,6 +174,8 @@ int loom_plan_profile(const loom_plan *p, loom_profile_row *rows, int n, double 
 
 /* Whether matmul runs on CBLAS (else the portable kernel). */
 bool loom_blas_enabled(void);
+/* Whether products of at most 64 rows run on oneDNN's sgemm (built with libdnnl). */
+bool loom_dnnl_enabled(void);
 
 #ifdef __cplusplus
 }
