@@ -248,9 +248,8 @@ static loom_status run_fused(loom_plan *p, int32_t lead, int tid, int nth, char 
     return LOOM_OK;
 }
 
-/* Runs node id's kernel as thread tid of a team of nth (1: alone) with
- * input-pointer scratch row `slot`; a kernel's error goes to the plan (the
- * first one wins when nodes run side by side). */
+/* The profile's kinds: every op, then a fused group and a sum running its
+ * matmul terms (or a piece of them). */
 enum { PROF_FUSED = OP_COUNT, PROF_SUM_MATMUL, PROF_KINDS };
 
 static bool does_matmul(const loom_plan *p, int32_t id);
@@ -260,11 +259,12 @@ static int prof_kind(const loom_plan *p, int32_t id)
     if (id >= p->n_graph) return PROF_SUM_MATMUL; /* a piece of a sum's matmul terms */
     if (p->rw.fuse_of[id] >= 0) return PROF_FUSED;
     int op = loom_graph_node(p->g, loom_at(id))->op;
-    return p->rw.folded_in[id] && !(loom_op(op)->flags & OPF_MATMUL) && does_matmul(p, id) ? PROF_SUM_MATMUL : op;
+    return p->rw.folded_in[id] && does_matmul(p, id) ? PROF_SUM_MATMUL : op;
 }
 
 static loom_status run_node(loom_plan *p, int32_t id, int tid, int nth, int slot);
 
+/* run_node, timed on thread 0 while the plan is profiled. */
 static loom_status exec_node(loom_plan *p, int32_t id, int tid, int nth, int slot)
 {
     if (!p->profiling || slot != 0) return run_node(p, id, tid, nth, slot);
@@ -317,6 +317,9 @@ int loom_plan_profile(const loom_plan *p, loom_profile_row *rows, int n, double 
     return count;
 }
 
+/* Runs node id's kernel as thread tid of a team of nth (1: alone) with
+ * input-pointer scratch row `slot`; a kernel's error goes to the plan (the
+ * first one wins when nodes run side by side). */
 static loom_status run_node(loom_plan *p, int32_t id, int tid, int nth, int slot)
 {
     const float **in = p->in_pool + (size_t)slot * ((size_t)p->max_in + 1);

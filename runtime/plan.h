@@ -75,7 +75,8 @@ struct loom_plan {
     loom_team_choice team_use; /* the team or the calling thread alone (execute.c: choose_alone) */
     uint64_t seed, runs;
     /* loom_plan_set_profile: thread 0's seconds and kernel calls per kind
-     * (an op, or PROF_FUSED for a fused group), and the runs' wall time */
+     * (execute.c: an op, a fused group, a sum with matmul terms), and the
+     * runs' wall time */
     bool profiling;
     double *prof_s, prof_wall;
     int64_t *prof_n, prof_runs;

@@ -157,15 +157,21 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     return 0;
 }
 
-/* One training step: run, clip, update. */
-static int train_step(bench_model *m)
+/* One training step: run, clip, update; with clip_s and update_s, the
+ * seconds of clipping and of the update added to them. */
+static int train_step_timed(bench_model *m, double *clip_s, double *update_s)
 {
     if (loom_run(m->train)) return fprintf(stderr, "loom bench: %s\n", loom_plan_error(m->train)), 1;
     for (int i = 0; i < m->n_params; i++) m->grads[i] = (float *)loom_plan_output(m->train, m->outs[1 + i]);
+    double t0 = tool_now();
     loom_clip_grad_norm(m->grads, m->sizes, m->n_params, 1.0);
+    double t1 = tool_now();
     loom_optim_step(m->opt, (const float *const *)m->grads, 1.0f);
+    if (clip_s) *clip_s += t1 - t0, *update_s += tool_now() - t1;
     return 0;
 }
+
+static int train_step(bench_model *m) { return train_step_timed(m, NULL, NULL); }
 
 /* The training plan's GEMMs alone (the floor of a training step). */
 static int floor_step(bench_model *m)
@@ -201,15 +207,8 @@ static int profile_steps(bench_model *m, int iters)
 {
     loom_plan_set_profile(m->train, true);
     double clip = 0, update = 0;
-    for (int i = 0; i < iters; i++) {
-        if (loom_run(m->train)) return fprintf(stderr, "loom bench: %s\n", loom_plan_error(m->train)), 1;
-        for (int j = 0; j < m->n_params; j++) m->grads[j] = (float *)loom_plan_output(m->train, m->outs[1 + j]);
-        double t0 = tool_now();
-        loom_clip_grad_norm(m->grads, m->sizes, m->n_params, 1.0);
-        double t1 = tool_now();
-        loom_optim_step(m->opt, (const float *const *)m->grads, 1.0f);
-        clip += t1 - t0, update += tool_now() - t1;
-    }
+    for (int i = 0; i < iters; i++)
+        if (train_step_timed(m, &clip, &update)) return 1;
     loom_profile_row rows[12];
     double wall, busy = 0;
     int64_t runs;
@@ -217,7 +216,7 @@ static int profile_steps(bench_model *m, int iters)
     loom_plan_set_profile(m->train, false);
     printf("  a training step, ms (mean of %d; kernels: thread 0's time):\n", iters);
     for (int i = 0; i < n && i < 12; i++) {
-        printf("    %-22s %9.2f  (%lld calls)\n", rows[i].kind, rows[i].seconds * 1e3 / iters, (long long)(rows[i].calls / iters));
+        printf("    %-22s %9.2f  (%.1f calls)\n", rows[i].kind, rows[i].seconds * 1e3 / iters, (double)rows[i].calls / iters);
         busy += rows[i].seconds;
     }
     if (n > 12) printf("    (%d more kinds)\n", n - 12);
