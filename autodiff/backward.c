@@ -6,10 +6,13 @@
  *   mark_flow    which nodes lie between some wrt and the loss
  *   propagate    newest node first: sum its gradient's contributions,
  *                ask its op's rule for its inputs' contributions
+ *   recomputed   with recomputation, the copy of a step's forward node
+ *                that a rule reads instead of the node
  *   the result   each wrt's gradient, or a zero fill when the loss ignores it */
 #include "loom/autodiff.h"
 #include "ops/op.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,9 @@ typedef struct {
     loom_tensor *gx;    /* scratch for one rule's results */
     bool *need;
     bool oom;
+    int32_t every;      /* recomputation: steps per segment (0: none) */
+    loom_tensor *copy;  /* per node: its recomputed copy (LOOM_INVALID: none yet) */
+    int32_t *stack, cap_stack;
 } bw_ctx;
 
 /* The gradient of a named input or parameter is named ∂L/∂name (for
@@ -135,6 +141,79 @@ static loom_tensor accumulate(bw_ctx *c, int32_t i)
     return k == 1 ? t[0] : loom_add_n(c->g, t, k);
 }
 
+/* ---- recomputation ---- */
+
+/* Whether node i is a forward value of a time step that recomputation
+ * copies: not a source, not invariant (a value of parameters and
+ * constants alone is the same at every step: kept once). */
+static bool copied(const bw_ctx *c, int32_t i)
+{
+    const loom_node *nd = loom_graph_node(c->g, loom_at(i));
+    return c->every && nd->tags.role == LOOM_ROLE_FORWARD && nd->tags.step >= 0 && !nd->invariant &&
+           !(loom_op(nd->op)->flags & OPF_SOURCE);
+}
+
+static int32_t segment(const bw_ctx *c, int32_t i) { return loom_graph_node(c->g, loom_at(i))->tags.step / c->every; }
+
+/* x's input j as x's copy reads it: its copy when it is of x's segment,
+ * else the original (a checkpoint, a step input, a parameter). */
+static int32_t copy_input(const bw_ctx *c, int32_t x, int j)
+{
+    int32_t u = loom_index(loom_node_input(c->g, loom_at(x), j));
+    return copied(c, u) && segment(c, u) == segment(c, x) ? u : -1;
+}
+
+/* Node x as backward reads it: with recomputation, a copy of a step's
+ * forward node — the same op over the copies of its inputs from its
+ * segment — made once, depth first with an explicit stack (a segment's
+ * chain can be thousands of nodes deep). Copies are not pure: hash-consing
+ * must not merge a copy back into its original. */
+static loom_tensor recomputed(bw_ctx *c, int32_t x)
+{
+    if (!copied(c, x)) return loom_at(x);
+    loom_graph *g = c->g;
+    int32_t n = 0;
+    loom_tags saved = loom_graph_tags(g);
+    c->stack[n++] = x;
+    while (n && !c->oom && !loom_graph_failed(g)) {
+        int32_t u = c->stack[n - 1];
+        if (loom_valid(c->copy[u])) {
+            n--;
+            continue;
+        }
+        const loom_node *nd = loom_graph_node(g, loom_at(u));
+        bool ready = true;
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t v = copy_input(c, u, j);
+            if (v < 0 || loom_valid(c->copy[v])) continue;
+            if (n == c->cap_stack) {
+                int32_t cap = 2 * c->cap_stack, *s = realloc(c->stack, (size_t)cap * sizeof *s);
+                if (!s) {
+                    c->oom = true;
+                    break;
+                }
+                c->stack = s, c->cap_stack = cap;
+            }
+            c->stack[n++] = v, ready = false;
+        }
+        if (!ready || c->oom) continue;
+        loom_tensor in[nd->n_in > 0 ? nd->n_in : 1];
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t v = copy_input(c, u, j);
+            in[j] = v < 0 ? loom_node_input(g, loom_at(u), j) : c->copy[v];
+        }
+        loom_tags t = nd->tags;
+        t.role = LOOM_ROLE_RECOMPUTE;
+        loom_graph_set_tags(g, t);
+        loom_attrs at = nd->attr;
+        c->copy[u] = loom_graph_add_node(g, nd->op, in, nd->n_in, &at, nd->shape, (loom_dtype)nd->dtype, false,
+                                         LOOM_ROLE_RECOMPUTE);
+        n--;
+    }
+    loom_graph_set_tags(g, saved);
+    return loom_valid(c->copy[x]) ? c->copy[x] : loom_at(x);
+}
+
 /* Node i's gradient, then its rule's contributions to its inputs'. */
 static void step_back(bw_ctx *c, int32_t i)
 {
@@ -162,7 +241,8 @@ static void step_back(bw_ctx *c, int32_t i)
         c->gx[j] = LOOM_INVALID;
         c->need[j] = c->flow[loom_index(loom_node_input(g, y, j))] == BETWEEN;
     }
-    d->grad(g, y, c->grad[i], c->need, c->gx);
+    d->grad(g, recomputed(c, i), c->grad[i], c->need, c->gx); /* y itself, or its copy: the rule reads the values */
+    if (c->oom || loom_graph_failed(g)) return;
     for (int j = 0; j < n_in && !loom_graph_failed(g) && !c->oom; j++) {
         loom_tensor x = loom_node_input(g, y, j);
         if (!loom_valid(c->gx[j]) || !c->need[j]) continue;
@@ -205,6 +285,27 @@ static bool ctx_init(bw_ctx *c, loom_graph *g, loom_tensor loss)
 static void ctx_free(bw_ctx *c)
 {
     free(c->flow), free(c->grad), free(c->head), free(c->next), free(c->val), free(c->terms), free(c->gx), free(c->need);
+    free(c->copy), free(c->stack);
+}
+
+/* Steps per segment: N as asked, or ⌈√T⌉ for T the steps of the nodes
+ * between wrt and loss; 0 (no copies) when one segment would hold them all. */
+static bool recompute_init(bw_ctx *c, int32_t every)
+{
+    int32_t T = 0;
+    for (int32_t i = 0; i < c->n; i++) {
+        int32_t s = loom_graph_node(c->g, loom_at(i))->tags.step;
+        if (c->flow[i] == BETWEEN && s + 1 > T) T = s + 1;
+    }
+    if (every == LOOM_RECOMPUTE_AUTO) every = (int32_t)ceil(sqrt((double)T));
+    c->every = every > 0 && every < T ? every : 0;
+    if (!c->every) return true;
+    c->copy = malloc((size_t)c->n * sizeof *c->copy);
+    c->stack = malloc(256 * sizeof *c->stack);
+    if (!c->copy || !c->stack) return false;
+    c->cap_stack = 256;
+    for (int32_t i = 0; i < c->n; i++) c->copy[i] = LOOM_INVALID;
+    return true;
 }
 
 /* The node whose buffer holds t's values: views (reshape, ...) have none. */
@@ -293,16 +394,27 @@ static void own_gradients(loom_graph *g, const loom_tensor *wrt, int n, loom_ten
 
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads)
 {
+    return loom_backward_with(g, loss, wrt, n, grads, NULL);
+}
+
+loom_status loom_backward_with(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads,
+                               const loom_backward_opts *opts)
+{
     if (!g) return LOOM_ERR_ARG;
+    int32_t every = opts ? opts->recompute : 0;
     for (int i = 0; grads && i < n; i++) grads[i] = LOOM_INVALID;
     if (loom_graph_failed(g)) return loom_graph_status(g);
+    if (every < 0 && every != LOOM_RECOMPUTE_AUTO)
+        return loom_graph_fail(g, LOOM_ERR_ARG, "backward: recompute every %d steps (>= 1, 0: none, or auto)", every),
+               LOOM_ERR_ARG;
     loom_status st = check_args(g, loss, wrt, n, grads);
     if (st) return st;
     bw_ctx c;
     loom_tags saved = loom_graph_tags(g);
     if (ctx_init(&c, g, loss)) {
         mark_flow(&c, wrt, n);
-        propagate(&c, loss);
+        if (recompute_init(&c, every)) propagate(&c, loss);
+        else c.oom = true;
     } else {
         c.oom = true;
     }

@@ -111,6 +111,16 @@ typedef struct {
 #define CAND_MAX_IN 3
 enum { BATCH_ROWS = 2048 }; /* rows of one batch's kernel, at most (unless one member has more) */
 
+/* Recomputed nodes batch only within a run of consecutive steps (one
+ * segment: loom_backward_opts.recompute): a batch runs when its first
+ * member is needed, and one spanning segments would make a later segment's
+ * values early and hold them. */
+static bool apart(const loom_rewrites *p, int32_t x, int32_t y)
+{
+    const loom_tags *a = &loom_walk_node(p->walk, x)->tags, *b = &loom_walk_node(p->walk, y)->tags;
+    return a->role == LOOM_ROLE_RECOMPUTE && b->step != a->step + 1;
+}
+
 /* Candidates sort by what a batch shares (the batch its rows come from if
  * any, op, inputs 1.., attributes, input 0's shape), then by input 0's id:
  * the rows stack in the order the step inputs were made, the same for
@@ -249,6 +259,7 @@ static loom_status find_batches(loom_rewrites *p)
         for (int j = 0; j < nd->n_in; j++) k->in[j] = loom_walk_in(p->walk, i, j);
         k->s0 = loom_tensor_shape(p->g, loom_at(k->in0));
         k->key = XXH3_64bits(&nd->attr, sizeof nd->attr) ^ XXH3_64bits(k->s0.d, sizeof k->s0.d[0] * (size_t)k->s0.rank);
+        if (nd->tags.role == LOOM_ROLE_RECOMPUTE) k->key = ~k->key; /* recomputed rows batch apart: they run late */
     }
     int32_t used = 0;
     /* Rounds: a batch found in one round sets apart, in the next, the
@@ -267,7 +278,7 @@ static loom_status find_batches(loom_rewrites *p)
         }
         qsort(c, (size_t)n, sizeof *c, cmp_batch_order);
         for (int32_t a = 0, b; a < n; a = b) {
-            for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b]); b++) {}
+            for (b = a + 1; b < n && !cmp_batch(&c[a], &c[b]) && !apart(p, c[b - 1].node, c[b].node); b++) {}
             for (int32_t k = a; k < b; k++) m[k - a] = c[k].node;
             if (b - a < 2 || !independent(p, m, b - a, c[a].src, dep, depth)) continue;
             /* at most BATCH_ROWS rows a kernel, in even chunks of steps: a long
@@ -361,7 +372,8 @@ static loom_status find_groups(loom_rewrites *p)
         for (int j = 0; j < nd->n_in && join < 0; j++) {
             int32_t u = loom_walk_in(p->walk, v, j), g = p->fuse_of[u];
             if (g < 0 || size[g] >= LOOM_FUSE_MAX || height[u] != height[v] + 1 ||
-                !loom_shape_eq(loom_walk_node(p->walk, u)->shape, nd->shape))
+                !loom_shape_eq(loom_walk_node(p->walk, u)->shape, nd->shape) ||
+                (loom_walk_node(p->walk, u)->tags.role == LOOM_ROLE_RECOMPUTE) != (nd->tags.role == LOOM_ROLE_RECOMPUTE))
                 continue;
             bool clear = true;
             for (int i = 0; i < nd->n_in && clear; i++) {

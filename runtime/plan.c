@@ -20,14 +20,15 @@ static bool check_outputs(loom_graph *g, const loom_tensor *outputs, int n)
 }
 
 /* What BPTT must keep: the forward values in the arena that backward nodes
- * read (through views), each counted once. */
+ * read (through views), each counted once; with recomputation, those the
+ * recomputed copies read (the checkpoints) and backward still reads. */
 static void count_kept(loom_plan *p)
 {
     bool *kept = calloc((size_t)p->n_graph + 1, sizeof *kept);
     if (!kept) return;
     for (int32_t i = 0; i < p->n_graph; i++) {
         const loom_node *nd = loom_walk_node(p->walk, i);
-        if (!p->in_plan[i] || nd->tags.role != LOOM_ROLE_BACKWARD) continue;
+        if (!p->in_plan[i] || (nd->tags.role != LOOM_ROLE_BACKWARD && nd->tags.role != LOOM_ROLE_RECOMPUTE)) continue;
         for (int j = 0; j < nd->n_in; j++) {
             int32_t r = p->root[loom_walk_in(p->walk, i, j)];
             if (kept[r] || p->offset[r] < 0 || loom_walk_node(p->walk, r)->tags.role != LOOM_ROLE_FORWARD) continue;

@@ -58,19 +58,19 @@ static int32_t level_pass(loom_plan *p, const int32_t *merged_level)
     return max_level;
 }
 
-/* The levels of batches and fused groups (per leader), by a topological
- * sweep (Kahn's) of the graph with each contracted to its leader: it runs
- * after every member's inputs. False when they wait on each other (a
- * cycle). */
-static bool merged_levels(loom_plan *p, int32_t *merged_level, bool *ok)
+/* The units that run as one kernel call — a node, or a batch or fused
+ * group by its leader — in a topological order of the graph with each
+ * group contracted to its leader (Kahn's): every unit after the units it
+ * reads. NULL out of memory; *n_units less than the units when they wait
+ * on each other (a cycle). */
+static int32_t *unit_order(const loom_plan *p, int32_t *n_units)
 {
     int32_t n = p->n_graph, *rep = malloc((size_t)n * sizeof *rep + 1), *indeg = calloc((size_t)n + 1, sizeof *indeg);
     int32_t *start = calloc((size_t)n + 2, sizeof *start), *to = NULL, *queue = malloc((size_t)n * sizeof *queue + 1);
-    int32_t *lv = calloc((size_t)n + 1, sizeof *lv);
-    *ok = rep && indeg && start && queue && lv;
+    bool ok = rep && indeg && start && queue;
     int64_t edges = 0;
-    for (int32_t i = 0; *ok && i < n; i++) rep[i] = loom_rewrites_leader(&p->rw, i);
-    for (int32_t i = 0; *ok && i < n; i++) { /* consumer lists, CSR: rep(x) → rep(i) */
+    for (int32_t i = 0; ok && i < n; i++) rep[i] = loom_rewrites_leader(&p->rw, i);
+    for (int32_t i = 0; ok && i < n; i++) { /* consumer lists, CSR: rep(x) → rep(i) */
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
         for (int j = 0; j < nd->n_in; j++) {
@@ -78,13 +78,12 @@ static bool merged_levels(loom_plan *p, int32_t *merged_level, bool *ok)
             if (x != rep[i]) start[x + 1]++, indeg[rep[i]]++, edges++;
         }
     }
-    if (*ok) {
+    if (ok) {
         for (int32_t i = 0; i < n; i++) start[i + 1] += start[i];
         to = malloc((size_t)edges * sizeof *to + 1);
-        *ok = to != NULL;
+        ok = to != NULL;
     }
-    int32_t head = 0, tail = 0, done = 0, reps = 0;
-    for (int32_t i = 0; *ok && i < n; i++) {
+    for (int32_t i = 0; ok && i < n; i++) {
         if (!p->in_plan[i]) continue;
         const loom_node *nd = loom_walk_node(p->walk, i);
         for (int j = 0; j < nd->n_in; j++) {
@@ -92,38 +91,52 @@ static bool merged_levels(loom_plan *p, int32_t *merged_level, bool *ok)
             if (x != rep[i]) to[start[x]++] = rep[i];
         }
     }
-    for (int32_t i = n; *ok && i > 0; i--) start[i] = start[i - 1]; /* back to the lists' starts */
-    if (*ok) start[0] = 0;
-    for (int32_t i = 0; *ok && i < n; i++)
-        if (p->in_plan[i] && rep[i] == i) {
-            reps++;
-            if (!indeg[i]) queue[tail++] = i;
-        }
-    while (*ok && head < tail) {
-        int32_t u = queue[head++], n_run, level = 0;
-        done++;
+    for (int32_t i = n; ok && i > 0; i--) start[i] = start[i - 1]; /* back to the lists' starts */
+    if (ok) start[0] = 0;
+    int32_t head = 0, tail = 0;
+    for (int32_t i = 0; ok && i < n; i++)
+        if (p->in_plan[i] && rep[i] == i && !indeg[i]) queue[tail++] = i;
+    while (ok && head < tail) {
+        int32_t u = queue[head++];
+        for (int32_t e = start[u]; e < start[u + 1]; e++)
+            if (--indeg[to[e]] == 0) queue[tail++] = to[e];
+    }
+    free(rep), free(indeg), free(start), free(to);
+    if (!ok) free(queue), queue = NULL;
+    *n_units = tail;
+    return queue;
+}
+
+/* The levels of batches and fused groups (per leader), in unit order: a
+ * unit runs after every member's inputs. False when they wait on each
+ * other (a cycle). */
+static bool merged_levels(loom_plan *p, int32_t *merged_level, bool *ok)
+{
+    int32_t n = p->n_graph, n_units, reps = 0, *order = unit_order(p, &n_units), *lv = calloc((size_t)n + 1, sizeof *lv);
+    *ok = order && lv;
+    for (int32_t i = 0; *ok && i < n; i++) reps += p->in_plan[i] && loom_rewrites_leader(&p->rw, i) == i;
+    for (int32_t k = 0; *ok && k < n_units; k++) {
+        int32_t u = order[k], n_run, level = 0;
         /* u's level from its (or its members') inputs, as level_pass reckons it */
         const int32_t *run = loom_rewrites_members(&p->rw, &u, &n_run);
         bool merged = p->rw.batch_of[u] >= 0 || p->rw.fuse_of[u] >= 0;
-        for (int32_t k = 0; k < n_run; k++) {
-            int32_t i = run[k];
+        for (int32_t m = 0; m < n_run; m++) {
+            int32_t i = run[m];
             const loom_node *nd = loom_walk_node(p->walk, i);
             unsigned flags = loom_op(nd->op)->flags;
             if (flags & OPF_SOURCE) continue;
             int32_t in = 0;
             for (int j = 0; j < nd->n_in; j++) {
-                int32_t x = lv[rep[loom_walk_in(p->walk, i, j)]];
+                int32_t x = lv[loom_rewrites_leader(&p->rw, loom_walk_in(p->walk, i, j))];
                 in = x > in ? x : in;
             }
             int32_t l = merged || !((flags & OPF_ALIAS) || p->rw.into[i] >= 0) ? in + 1 : in;
             level = l > level ? l : level;
         }
         lv[u] = merged_level[u] = level;
-        for (int32_t e = start[u]; e < start[u + 1]; e++)
-            if (--indeg[to[e]] == 0) queue[tail++] = to[e];
     }
-    bool acyclic = done == reps;
-    free(rep), free(indeg), free(start), free(to), free(queue), free(lv);
+    bool acyclic = n_units == reps;
+    free(order), free(lv);
     return acyclic;
 }
 
@@ -140,60 +153,71 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
 
 /* Sinking: a node moves to the level just before its first reader (as
  * late as possible), so that values a late step needs (the per-step
- * slices of the decoder's gradient, say) are not all made at the start
- * and held. The last level stays the same, and so does every value. Views
- * and folded terms pass their readers' bound on to their inputs. A batch
- * or fused group moves as one, to the bound of all its members, once the
- * sweep has seen every member (inputs of members seen before that got the
- * bound of the old level: earlier than need be, never too late); reads
- * inside a group bind nothing. Sources and outputs (and a unit with an
- * output) stay where they are. A unit that moves can let the units it
- * reads move too: the sweep repeats (a few times: chains of batches are
- * short) while something moves. Returns whether something moved, or -1
- * out of memory. */
-static int sink_once(loom_plan *p)
+ * slices of the decoder's gradient, say; a recomputed segment) are not all
+ * made at the start and held. The last level stays the same, and so does
+ * every value. One sweep over the units in reverse topological order, so
+ * each unit's readers have their final levels when it moves: a batch or
+ * fused group moves as one, to the bound of all its members; views and
+ * folded terms pass their readers' bound on to their inputs; reads inside
+ * a group bind nothing. Sources and outputs (and a unit with an output)
+ * stay where they are, and so do reductions (shrinks). */
+/* A step's reduction (a bias gradient's row sum, say) stays where it is:
+ * moved down, it would hold inputs larger than its value — with two
+ * readers (an LSTM's two bias gradients, each a Σ over the steps) it would
+ * move to the end and hold every step's gate gradients. Recomputed nodes
+ * move whatever their size: their inputs are recomputed late too. */
+static bool shrinks(const loom_plan *p, int32_t i)
 {
-    int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1), *seen = calloc((size_t)p->n_graph + 1, sizeof *seen);
-    bool *output = calloc((size_t)p->n_graph + 1, sizeof *output);
-    int moved = 0;
-    if (!bound || !output || !seen) {
-        free(bound), free(output), free(seen);
-        return -1;
+    const loom_node *nd = loom_walk_node(p->walk, i);
+    if (nd->tags.role == LOOM_ROLE_RECOMPUTE || nd->tags.step < 0) return false;
+    int64_t out = loom_shape_numel(nd->shape);
+    for (int j = 0; j < nd->n_in; j++) {
+        int32_t x = loom_walk_in(p->walk, i, j);
+        if (!(loom_op(loom_walk_node(p->walk, p->root[x])->op)->flags & OPF_SOURCE) &&
+            loom_shape_numel(loom_walk_node(p->walk, x)->shape) > out)
+            return true;
     }
-    for (int i = 0; i < p->n_outputs; i++) output[loom_index(p->outputs[i])] = true;
-    for (int32_t i = 0; i < p->n_graph; i++) bound[i] = INT32_MAX;
-    for (int32_t i = p->n_graph - 1; i >= 0; i--) {
-        if (!p->in_plan[i]) continue;
-        const loom_node *nd = loom_walk_node(p->walk, i);
-        unsigned flags = loom_op(nd->op)->flags;
-        bool pass = (flags & OPF_ALIAS) || p->rw.into[i] >= 0; /* runs no kernel of its own */
-        int32_t lead = loom_rewrites_leader(&p->rw, i), g = p->rw.fuse_of[i], n_run;
-        if (p->rw.batch_of[i] >= 0 || g >= 0) { /* a unit: its bound gathers at the leader's */
-            const int32_t *m = loom_rewrites_members(&p->rw, &lead, &n_run);
-            if (output[i]) bound[lead] = -1; /* a unit with an output stays */
-            else if (bound[i] < bound[lead]) bound[lead] = bound[i];
-            if (++seen[lead] == n_run && bound[lead] != INT32_MAX && bound[lead] > p->level[i])
-                for (int32_t k = 0; k < n_run; k++) p->level[m[k]] = bound[lead], moved = 1;
-        } else if (!(flags & OPF_SOURCE) && !output[i] && bound[i] != INT32_MAX) {
-            int32_t l = pass ? bound[i] : bound[i] > p->level[i] ? bound[i] : p->level[i];
-            moved |= l != p->level[i] && !pass;
-            p->level[i] = l;
-        }
-        int32_t lim = pass ? p->level[i] : p->level[i] - 1;
-        for (int j = 0; j < nd->n_in; j++) {
-            int32_t x = loom_walk_in(p->walk, i, j);
-            if (g < 0 || p->rw.fuse_of[x] != g) bound[x] = lim < bound[x] ? lim : bound[x]; /* not a read inside the group */
-        }
-    }
-    free(bound), free(output), free(seen);
-    return moved;
+    return false;
 }
 
 static bool sink(loom_plan *p)
 {
-    int moved = 1;
-    for (int pass = 0; moved == 1 && pass < 8; pass++) moved = sink_once(p);
-    return moved >= 0;
+    int32_t n_units, *order = unit_order(p, &n_units);
+    int32_t *bound = malloc((size_t)p->n_graph * sizeof *bound + 1);
+    bool *output = calloc((size_t)p->n_graph + 1, sizeof *output);
+    if (!order || !bound || !output) {
+        free(order), free(bound), free(output);
+        return false;
+    }
+    for (int i = 0; i < p->n_outputs; i++) output[loom_index(p->outputs[i])] = true;
+    for (int32_t i = 0; i < p->n_graph; i++) bound[i] = INT32_MAX;
+    for (int32_t k = n_units - 1; k >= 0; k--) {
+        int32_t u = order[k], n_run, g = p->rw.fuse_of[u];
+        const int32_t *m = loom_rewrites_members(&p->rw, &u, &n_run);
+        if (p->rw.batch_of[u] >= 0 || g >= 0) { /* a unit: every member's bound */
+            int32_t b = INT32_MAX;
+            for (int32_t r = 0; r < n_run; r++) b = output[m[r]] ? -1 : bound[m[r]] < b ? bound[m[r]] : b;
+            if (b != INT32_MAX && b > p->level[u])
+                for (int32_t r = 0; r < n_run; r++) p->level[m[r]] = b;
+        } else {
+            unsigned flags = loom_op(loom_walk_node(p->walk, u)->op)->flags;
+            bool pass = (flags & OPF_ALIAS) || p->rw.into[u] >= 0; /* runs no kernel of its own */
+            if (!(flags & OPF_SOURCE) && !output[u] && bound[u] != INT32_MAX && (pass || !shrinks(p, u)))
+                p->level[u] = pass ? bound[u] : bound[u] > p->level[u] ? bound[u] : p->level[u];
+        }
+        for (int32_t r = 0; r < n_run; r++) {
+            int32_t i = m[r];
+            const loom_node *nd = loom_walk_node(p->walk, i);
+            bool pass = (loom_op(nd->op)->flags & OPF_ALIAS) || p->rw.into[i] >= 0;
+            int32_t lim = pass ? p->level[i] : p->level[i] - 1;
+            for (int j = 0; j < nd->n_in; j++) {
+                int32_t x = loom_walk_in(p->walk, i, j);
+                if (g < 0 || p->rw.fuse_of[x] != g) bound[x] = lim < bound[x] ? lim : bound[x]; /* not a read inside the group */
+            }
+        }
+    }
+    free(order), free(bound), free(output);
+    return true;
 }
 
 static bool runs_kernel(const loom_plan *p, int32_t i)
@@ -264,7 +288,7 @@ static bool find_pieces(loom_plan *p)
             if (term) {
                 if (!in_chunk) lo = j;
                 for (int i = 0; i < xn->n_in; i++) {
-                    int32_t l = p->level[loom_walk_in(p->walk, x, i)] + 1;
+                    int32_t l = p->level[p->root[loom_walk_in(p->walk, x, i)]] + 1; /* a view: when its buffer is ready */
                     level = l > level ? l : level;
                 }
                 in_chunk++;

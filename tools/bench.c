@@ -43,7 +43,7 @@ const char bench_help[] =
 typedef struct {
     int config; /* −1: every one */
     const loom_cell_def *cell;
-    long threads, iters;
+    long threads, iters, recompute, seq_len;
     bool json, profile;
 } bench_args;
 
@@ -55,6 +55,10 @@ const tool_opt bench_opts[] = {
     {"--threads", OPT_INT, B(threads), 1, 1024, .arg = "N",
      .help = "threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)"},
     {"--iters", OPT_INT, B(iters), 1, 100000, .arg = "N", .help = "timed runs per figure (default 5)"},
+    {"--seq-len", OPT_INT, B(seq_len), 1, 1000000, .arg = "T", .help = "every configuration at sequence length T"},
+    {"--recompute", OPT_AUTO, B(recompute), 0, 1000000, .arg = "N",
+     .help = "keep the carried states every N steps and recompute the rest in the backward pass\n"
+             "(auto: N = √T; 0: keep every value, the default)"},
     {"--json", OPT_FLAG, B(json), .help = "also one JSON object per result line (the last line is the last result)"},
     {"--profile", OPT_FLAG, B(profile),
      .help = "after each result, where a training step's time goes: the plan's kernels by kind, clipping, the update"},
@@ -98,7 +102,7 @@ static void model_free(bench_model *m)
     free(m->outs), free(m->grads), free(m->sizes), free(m->x), free(m->y);
 }
 
-static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, bench_result *r)
+static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, int32_t recompute, bench_result *r)
 {
     double t0 = tool_now();
     m->g = loom_graph_new();
@@ -117,7 +121,8 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     m->sizes = malloc((size_t)m->n_params * sizeof *m->sizes);
     if (!m->outs || !m->grads || !m->sizes) return 1;
     m->outs[0] = m->lm.loss;
-    loom_backward(m->g, m->lm.loss, loom_store_tensors(m->store), m->n_params, m->outs + 1);
+    loom_backward_with(m->g, m->lm.loss, loom_store_tensors(m->store), m->n_params, m->outs + 1,
+                       &(loom_backward_opts){.recompute = recompute});
     double t1 = tool_now();
     m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, NULL);
     m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true}) : NULL;
@@ -225,11 +230,13 @@ static int profile_steps(bench_model *m, int iters)
     return 0;
 }
 
-static int run_one(const bench_config *c, const loom_cell_def *cell, int threads, int iters, bool json, bool profile, double peak)
+static int run_one(const bench_config *c, const loom_cell_def *cell, const bench_args *a, int threads, double peak)
 {
     bench_model m = {0};
     bench_result r = {0};
-    int rc = build(&m, c, cell, &r);
+    int iters = (int)a->iters;
+    bool json = a->json, profile = a->profile;
+    int rc = build(&m, c, cell, (int32_t)a->recompute, &r);
     if (!rc) rc = median_ms(&m, train_step, iters, &r.train_ms);
     if (!rc) rc = median_ms(&m, infer_step, iters, &r.infer_ms);
     if (!rc) rc = median_ms(&m, floor_step, iters, &r.floor_ms);
@@ -267,8 +274,7 @@ int cmd_bench(int argc, char **argv)
     }
     const bench_config *only = a.config >= 0 ? &configs[a.config] : NULL;
     const loom_cell_def *cell = a.cell;
-    long threads = a.threads, iters = a.iters;
-    bool json = a.json;
+    long threads = a.threads;
     if (!tool_threads(threads)) return 2;
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
@@ -282,7 +288,9 @@ int cmd_bench(int argc, char **argv)
     for (int k = 0; k < N_CONFIGS; k++) {
         if (only && only != &configs[k]) continue;
         for (int j = 0; j < 3; j++) {
-            int rc = run_one(&configs[k], cell ? cell : cells[j], n_threads, (int)iters, json, a.profile, peak);
+            bench_config c = configs[k];
+            if (a.seq_len) c.steps = (int)a.seq_len;
+            int rc = run_one(&c, cell ? cell : cells[j], &a, n_threads, peak);
             if (rc) return rc;
             if (cell) break;
         }

@@ -66,6 +66,17 @@ int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int ar
     (*i)++;
     switch (o->kind) {
     case OPT_INT: return tool_int(f, v, (long)o->lo, (long)o->hi, (long *)at) ? 1 : -1;
+    case OPT_AUTO: {
+        if (!strcmp(v, "auto")) return *(long *)at = -1, 1;
+        char *end;
+        errno = 0;
+        long x = isdigit((unsigned char)v[0]) ? strtol(v, &end, 10) : -1;
+        if (x < 0 || errno || *end || x < (long)o->lo || x > (long)o->hi)
+            return fprintf(stderr, "%s: %s needs an integer in [%ld, %ld] or 'auto', got '%s'\n", cmd, f, (long)o->lo,
+                           (long)o->hi, v),
+                   -1;
+        return *(long *)at = x, 1;
+    }
     case OPT_REAL: return tool_real(cmd, f, v, o->lo, o->hi, (double *)at) ? 1 : -1;
     case OPT_TEXT:
         if (!tool_text(cmd, f, v)) return -1;

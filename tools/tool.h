@@ -116,6 +116,7 @@ typedef struct {
     bool strict;               /* a diverged run fails */
     const char *norms_csv;     /* the carried states' gradient norms every norms_every steps */
     long norms_every;
+    int32_t recompute;         /* loom_trainer_opts.recompute */
 } task_config;
 int train_task(const task_config *c);
 /* loom eval of a task model's checkpoint: its held-out batches (classify,
@@ -128,6 +129,7 @@ int eval_task(const char *path, const int *ks, int n_ks, const char *plot, const
 typedef enum {
     OPT_FLAG,   /* no value: a bool set true */
     OPT_INT,    /* a long in [lo, hi] */
+    OPT_AUTO,   /* a long in [lo, hi], or "auto" (stored as −1) */
     OPT_REAL,   /* a double in [lo, hi] */
     OPT_TEXT,   /* a const char *, valid UTF-8 */
     OPT_PATH,   /* a const char * */
@@ -315,6 +317,7 @@ typedef struct {
     double state_dropout, weight_drop, zoneout, dropout_embed;
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
+    long recompute;    /* keep the carried states every N steps, recompute the rest going back (0: none, −1: auto) */
     long sampled_softmax; /* a language model trained on a sampled softmax of K classes (0: the full one) */
     long dec_layers;      /* an encoder–decoder's decoder layers (0: --layers) */
     bool unit_forget_bias; /* an LSTM's forget gates start at bias 1 */

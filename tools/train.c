@@ -98,6 +98,10 @@ const tool_opt train_opts[] = {
     {"--truncate", OPT_INT, A(truncate), 1, TOOL_MAX_SEQ, .arg = "K",
      .help = "truncated BPTT: cut the gradient every K steps inside a window\n"
              "(K < --seq-len; windows are always cut from each other)"},
+    {"--recompute", OPT_AUTO, A(recompute), 0, TOOL_MAX_SEQ, .arg = "N",
+     .help = "long sequences in less memory: keep the carried states every N\n"
+             "steps and recompute the rest in the backward pass (auto: N = √T;\n"
+             "the same numbers, one more forward pass of work)"},
     {"--random-truncation", OPT_FLAG, A(random_trunc),
      .help = "with --truncate K: cut at random, K steps apart on average, and\n"
              "weight what crosses a boundary uncut by K/(K-1), so that the\n"
@@ -387,6 +391,7 @@ int cmd_train(int argc, char **argv)
                                          .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,
                                          .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,
                                          .resume = a.resume, .save_every = a.save_every, .strict = a.strict,
-                                         .norms_csv = a.norms_csv, .norms_every = a.norms_every});
+                                         .norms_csv = a.norms_csv, .norms_every = a.norms_every,
+                                         .recompute = (int32_t)a.recompute});
     return train_lm(&a);
 }

@@ -131,7 +131,8 @@ static bool build(loom_trainer *t)
     t->outs[0] = o->loss;
     t->eval_loss = loom_valid(o->eval_loss) ? o->eval_loss : o->loss;
     for (int i = 0; i < S; i++) t->outs[1 + i] = o->state_out[i];
-    if (!o->eval_only && loom_backward(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S))
+    if (!o->eval_only && loom_backward_with(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S,
+                                            &(loom_backward_opts){.recompute = o->recompute}))
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
     t->train = o->eval_only ? NULL : loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
     /* the evaluation plan: the loss, the states, then the extra outputs (in place of the gradients) */
@@ -292,7 +293,8 @@ loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
     snprintf(fp, sizeof fp, "%016llx", (unsigned long long)t->fingerprint);
     bool ok = !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta_int(f, "loom.optim_steps", loom_optim_steps(t->opt)) &&
               !loom_st_set_meta_int(f, "loom.step", t->steps) &&
-              !loom_st_set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(t->train));
+              !loom_st_set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(t->train)) &&
+              (!t->o.recompute || !loom_st_set_meta_int(f, "loom.recompute", t->o.recompute));
     if (ok && t->o.batches) {
         int64_t epoch, batch;
         loom_batches_tell(t->o.batches, &epoch, &batch);
@@ -333,6 +335,16 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
     if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
     int64_t steps, optim_steps, runs;
     uint64_t fp;
+    int64_t every = 0; /* the fingerprint covers the backward graph, which recomputation changes */
+    if (loom_st_meta(f, "loom.recompute") && !loom_st_meta_int(f, "loom.recompute", LOOM_RECOMPUTE_AUTO, INT32_MAX, &every))
+        return fail(t, LOOM_ERR_FORMAT, "restore: loom.recompute is not a segment length (>= 1, -1: auto)");
+    if (every != t->o.recompute) {
+        char was[24], now[24];
+        snprintf(was, sizeof was, every < 0 ? "auto" : "%lld", (long long)every);
+        snprintf(now, sizeof now, t->o.recompute < 0 ? "auto" : "%d", (int)t->o.recompute);
+        return fail(t, LOOM_ERR_FORMAT, "restore: it was trained with recompute %s, this run has %s: resume with --recompute %s "
+                                        "(the graphs differ; the numbers agree to rounding)", was, now, was);
+    }
     if (loom_st_meta(f, "loom.fingerprint") && (!loom_st_meta_hex(f, "loom.fingerprint", &fp) || fp != t->fingerprint))
         return fail(t, LOOM_ERR_FORMAT, "restore: its model does not match this one (another cell, size, truncation or loss: "
                                         "its graph's fingerprint differs)");

@@ -2080,6 +2080,11 @@ loom_status loom_dot_write(const loom_graph *g, FILE *f, const loom_dot_opts *op
     if (!g || !f) return loom_error_set(err, LOOM_ERR_ARG, "dot: no graph or no file");
     if (loom_graph_failed(g))
         return loom_error_set(err, loom_graph_status(g), "dot: the graph has failed: %s", loom_graph_error(g));
+    for (int32_t i = 0; i < loom_graph_size(g); i++) /* the grid has no place for a step computed twice */
+        if (loom_graph_node(g, loom_at(i))->tags.role == LOOM_ROLE_RECOMPUTE)
+            return loom_error_set(err, LOOM_ERR_ARG, "dot: the graph recomputes its steps (loom_backward_opts.recompute), "
+                                                      "which diagrams do not draw: draw it with the backward pass built "
+                                                      "without recomputation (the same values)");
     return write_dot(g, f, opts, err);
 }
 

@@ -22,6 +22,29 @@ extern "C" {
  * updating one in place never touches another. On error returns a
  * status, and the graph's error says what failed. */
 loom_status loom_backward(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads);
+
+/* Recomputation (gradient checkpointing over time). Backward reads forward
+ * values: BPTT over T steps keeps every step's values, memory ∝ T. With
+ * `recompute` = N, the steps are cut into segments of N (step / N: the
+ * forward nodes tagged with a time step, loom_tags.step) and the backward
+ * pass reads no forward value of a segment: it reads a copy of the
+ * segment's forward nodes (role LOOM_ROLE_RECOMPUTE, same ops, same
+ * attributes, so the same values — dropout draws included), whose inputs
+ * from outside the segment are the originals: the carried states entering
+ * the segment (one per N steps: the checkpoints), the step inputs, the
+ * parameters. A plan runs each copy just before the backward node that
+ * first reads it (the sink rewrite), so at any time about one segment's
+ * values are held: memory ∝ T / N + N, for one more forward pass of
+ * work. The gradients are the same numbers as without.
+ * LOOM_RECOMPUTE_AUTO: N = ⌈√T⌉, T the steps the loss depends on.
+ * Nodes outside the steps (a head over the whole sequence) are kept. */
+enum { LOOM_RECOMPUTE_AUTO = -1 };
+typedef struct {
+    int32_t recompute; /* steps per segment: 0 none, N > 0, LOOM_RECOMPUTE_AUTO */
+} loom_backward_opts;
+/* loom_backward with options (NULL: none). */
+loom_status loom_backward_with(loom_graph *g, loom_tensor loss, const loom_tensor *wrt, int n, loom_tensor *grads,
+                               const loom_backward_opts *opts);
 /* The gradients are also found later by their tensor: loom_grad(g, wrt[i])
  * (loom/graph.h); with loom_graph_params, every parameter's gradient:
  *

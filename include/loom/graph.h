@@ -84,7 +84,8 @@ typedef enum {
     LOOM_ROLE_INPUT,
     LOOM_ROLE_PARAM,
     LOOM_ROLE_CONST,
-    LOOM_ROLE_BACKWARD
+    LOOM_ROLE_BACKWARD,
+    LOOM_ROLE_RECOMPUTE /* a forward node computed again in the backward pass (loom_backward_opts.recompute) */
 } loom_role;
 
 /* Provenance: time step (-1: none), layer (-1: none; for a node of a time

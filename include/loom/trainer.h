@@ -29,6 +29,7 @@
 #ifndef LOOM_TRAINER_H
 #define LOOM_TRAINER_H
 
+#include "loom/autodiff.h"
 #include "loom/data.h"
 #include "loom/graph.h"
 #include "loom/safetensors.h"
@@ -82,6 +83,12 @@ typedef struct {
     /* Only the evaluation plan (no gradients, no optimiser): a trained
      * model's held-out loss; step, save and restore are refused. */
     bool eval_only;
+    /* Recomputation of the backward pass (loom_backward_opts.recompute):
+     * keep the carried states every N steps and compute the rest again
+     * going back — memory ∝ T/N + N instead of T, the same numbers, one
+     * more forward pass of work. 0: keep everything; LOOM_RECOMPUTE_AUTO:
+     * N = ⌈√T⌉. */
+    int32_t recompute;
 } loom_trainer_opts;
 
 typedef struct loom_trainer loom_trainer;
