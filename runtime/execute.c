@@ -95,7 +95,13 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         in[n] = storage(p, loom_index(x));
         in_node[n++] = loom_graph_node(p->g, x);
     }
-    loom_node big, big0;
+    loom_node flip, flip1, big, big0;
+    if (p->wt_of[id] >= 0 && stack == 1 && rows == 1) { /* A·Bᵀ as A·B' on the run's copy B' = Bᵀ */
+        flip = *nd, flip1 = *in_node[1];
+        flip.attr.i[1] = 0;
+        flip1.shape.d[0] = in_node[1]->shape.d[1], flip1.shape.d[1] = in_node[1]->shape.d[0];
+        nd = &flip, in_node[1] = &flip1, in[1] = p->wt_buf[p->wt_of[id]];
+    }
     if (rows > 1) {
         big = *nd, big0 = *in_node[0];
         big.shape.d[0] *= rows, big0.shape.d[0] *= rows;
@@ -408,6 +414,24 @@ static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
 
 static loom_status run_levels(loom_plan *p, bool only_matmul);
 
+/* The transposed weights' copies (plan.c: find_transposed), made before a
+ * run from what is bound: B (N × K) → B' (K × N), in 32 × 32 tiles, the
+ * copies' rows split across the threads. */
+static void transpose_weights(loom_plan *p, int threads)
+{
+    for (int32_t c = 0; c < p->n_wt; c++) {
+        const loom_node *nd = loom_graph_node(p->g, loom_at(p->wt_root[c]));
+        const float *b = storage(p, p->wt_root[c]);
+        float *t = p->wt_buf[c];
+        int64_t N = nd->shape.d[0], K = nd->shape.d[1];
+        #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N * K > (1 << 16))
+        for (int64_t k0 = 0; k0 < K; k0 += 32)
+            for (int64_t n0 = 0; n0 < N; n0 += 32)
+                for (int64_t k = k0; k < k0 + 32 && k < K; k++)
+                    for (int64_t n = n0; n < n0 + 32 && n < N; n++) t[k * N + n] = b[n * K + k];
+    }
+}
+
 void loom_plan_set_team(loom_plan *p, loom_team_use use)
 {
     if (p && use >= LOOM_TEAM_AUTO && use <= LOOM_TEAM_ALONE) p->team_use.use = use;
@@ -481,6 +505,7 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
     p->side_by_side = p->stacked = p->batched_run = 0;
     bool alone = threads > 1 && choose_alone(p);
     double t0 = threads > 1 || p->profiling ? omp_get_wtime() : 0;
+    transpose_weights(p, alone ? 1 : threads);
     if (threads < 2) {
         for (int32_t k = 0; k < p->n_exec && !st; k++)
             if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);

@@ -152,6 +152,7 @@ typedef struct {
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
+    int32_t transposed;   /* weights whose few-row products A·Bᵀ run as A·B on a copy of Bᵀ made at each run's start */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
