@@ -77,7 +77,7 @@ static bool find_transposed(loom_plan *p)
         float **buf = root ? realloc(p->wt_buf, ((size_t)p->n_wt + 1) * sizeof *buf) : NULL;
         if (buf) p->wt_buf = buf;
         ok = buf && (buf[p->n_wt] = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)((loom_tensor_numel(p->g, loom_at(r)) + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS) * sizeof(float)));
-        if (ok) root[p->n_wt] = r, uses[r] = -1 - p->n_wt++; /* uses: −1 − its copy */
+        if (ok) root[p->n_wt] = r, uses[r] = -1 - p->n_wt++, p->wt_floats += (size_t)loom_tensor_numel(p->g, loom_at(r)); /* uses: −1 − its copy */
     }
     for (int32_t i = 0; ok && i < p->n_graph; i++)
         if (loom_dnnl_enabled() && transposable(p, i) && uses[p->root[loom_walk_in(p->walk, i, 1)]] < 0)
@@ -157,7 +157,8 @@ loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
     loom_plan_stats s = {p->n_exec - p->n_pieces, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,
-                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float), p->n_wt};
+                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float), p->n_wt,
+                         p->wt_floats * sizeof(float)};
     return s;
 }
 

@@ -158,7 +158,7 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     for (int i = 0; i < m->n_params; i++) m->sizes[i] = loom_store_numel(m->store, i);
     loom_plan_stats ts = loom_plan_get_stats(m->train), is = loom_plan_get_stats(m->infer);
     r->flops = ts.matmul_flops;
-    r->peak = ts.arena_bytes, r->infer_peak = is.arena_bytes, r->kept = ts.kept_bytes;
+    r->peak = ts.arena_bytes + ts.copies_bytes, r->infer_peak = is.arena_bytes + is.copies_bytes, r->kept = ts.kept_bytes;
     return 0;
 }
 

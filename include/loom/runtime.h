@@ -153,6 +153,7 @@ typedef struct {
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
     int32_t transposed;   /* weights whose few-row products A·Bᵀ run as A·B on a copy of Bᵀ made at each run's start */
+    size_t copies_bytes;  /* those copies (outside the arena) */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
