@@ -151,16 +151,6 @@ static int32_t assign_levels(loom_plan *p, bool *ok)
     return max_level;
 }
 
-/* Sinking: a node moves to the level just before its first reader (as
- * late as possible), so that values a late step needs (the per-step
- * slices of the decoder's gradient, say; a recomputed segment) are not all
- * made at the start and held. The last level stays the same, and so does
- * every value. One sweep over the units in reverse topological order, so
- * each unit's readers have their final levels when it moves: a batch or
- * fused group moves as one, to the bound of all its members; views and
- * folded terms pass their readers' bound on to their inputs; reads inside
- * a group bind nothing. Sources and outputs (and a unit with an output)
- * stay where they are, and so do reductions (shrinks). */
 /* A step's reduction (a bias gradient's row sum, say) stays where it is:
  * moved down, it would hold inputs larger than its value — with two
  * readers (an LSTM's two bias gradients, each a Σ over the steps) it would
@@ -180,6 +170,16 @@ static bool shrinks(const loom_plan *p, int32_t i)
     return false;
 }
 
+/* Sinking: a node moves to the level just before its first reader (as
+ * late as possible), so that values a late step needs (the per-step
+ * slices of the decoder's gradient, say; a recomputed segment) are not all
+ * made at the start and held. The last level stays the same, and so does
+ * every value. One sweep over the units in reverse topological order, so
+ * each unit's readers have their final levels when it moves: a batch or
+ * fused group moves as one, to the bound of all its members; views and
+ * folded terms pass their readers' bound on to their inputs; reads inside
+ * a group bind nothing. Sources and outputs (and a unit with an output)
+ * stay where they are, and so do reductions (shrinks). */
 static bool sink(loom_plan *p)
 {
     int32_t n_units, *order = unit_order(p, &n_units);
