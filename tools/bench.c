@@ -251,10 +251,10 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, const bench
            tokens / (r.train_ms * 1e-3), gflops, 100 * gflops / peak, r.peak / 1e6, r.kept / 1e6, r.infer_peak / 1e6, r.build_ms,
            r.plan_ms);
     if (json)
-        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"train_ms\": %.3f, \"infer_ms\": %.3f, "
+        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"seq_len\": %d, \"recompute\": %ld, \"train_ms\": %.3f, \"infer_ms\": %.3f, "
                "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"fp32_peak_gflops\": %.1f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
                "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
-               c->name, cell->name, threads, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
+               c->name, cell->name, threads, c->steps, a->recompute, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
                gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS+oneDNN" : "CBLAS") : "portable");
     if (profile) rc = profile_steps(&m, iters);
