@@ -756,6 +756,7 @@ static val settle(walker *c, const expr *e, int s, int64_t rows, int64_t w)
     if ((y->decl == D_VECTOR && rows) || (y->decl == D_MATRIX && !rows))
         return bad(c, e, "'%s' is declared a %s but used as a %s", y->name, y->decl == D_VECTOR ? "vector" : "matrix",
                    rows ? "matrix" : "vector");
+    if (c->prank[k]) return param_val(c, s); /* settled meanwhile ('U + U @ h': the right side settles U) */
     c->prank[k] = rows ? 2 : 1;
     c->pdim[k][0] = rows ? rows : w;
     c->pdim[k][1] = rows ? w : 0;

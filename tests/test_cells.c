@@ -310,6 +310,8 @@ Test(cells, parse_errors_say_where_and_what)
         {"cell a(x; h)\n h = tanh(W @ x) * 10 ^ 400\n", "2:23: the numbers give an infinite one"},
         {"cell a(x; h)\n W = h\n W: matrix\n h = W\n", "3:2: 'W' is a variable (it is given a value), not a parameter"},
         {"cell a(x; h)\n W: matrix(H, I)\n h = tanh(W @ h)\n", "3:13: '@' joins a matrix of 23 columns with a value of width 37"},
+        /* U's first use is open until the right side settles it a matrix: not then made a vector too */
+        {"cell a(x; h)\n h = layer_norm(tanh(U + U @ h), g, b) * r\n", "2:24: '+' joins a parameter matrix with a value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         loom_error err = {0};
