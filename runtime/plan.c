@@ -65,10 +65,10 @@ static bool find_transposed(loom_plan *p)
 {
     p->wt_of = malloc((size_t)p->n_graph * sizeof *p->wt_of + 1);
     int32_t *uses = calloc((size_t)p->n_graph + 1, sizeof *uses);
-    bool ok = p->wt_of && uses;
-    for (int32_t i = 0; ok && i < p->n_graph; i++) {
-        p->wt_of[i] = -1;
-        if (loom_dnnl_enabled() && transposable(p, i)) uses[p->root[loom_walk_in(p->walk, i, 1)]]++;
+    bool ok = p->wt_of && uses, dnnl = loom_dnnl_enabled();
+    for (int32_t i = 0; ok && i < p->n_graph; i++) { /* wt_of: the weight's node, for now */
+        p->wt_of[i] = dnnl && transposable(p, i) ? p->root[loom_walk_in(p->walk, i, 1)] : -1;
+        if (p->wt_of[i] >= 0) uses[p->wt_of[i]]++;
     }
     for (int32_t r = 0; ok && r < p->n_graph; r++) {
         if (uses[r] < 2) continue;
@@ -76,12 +76,12 @@ static bool find_transposed(loom_plan *p)
         if (root) p->wt_root = root;
         float **buf = root ? realloc(p->wt_buf, ((size_t)p->n_wt + 1) * sizeof *buf) : NULL;
         if (buf) p->wt_buf = buf;
-        ok = buf && (buf[p->n_wt] = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)((loom_tensor_numel(p->g, loom_at(r)) + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS) * sizeof(float)));
-        if (ok) root[p->n_wt] = r, uses[r] = -1 - p->n_wt++, p->wt_floats += (size_t)loom_tensor_numel(p->g, loom_at(r)); /* uses: −1 − its copy */
+        int64_t floats = (loom_tensor_numel(p->g, loom_at(r)) + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        ok = buf && (buf[p->n_wt] = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)floats * sizeof(float)));
+        if (ok) root[p->n_wt] = r, uses[r] = -1 - p->n_wt++; /* uses: −1 − its copy */
     }
-    for (int32_t i = 0; ok && i < p->n_graph; i++)
-        if (loom_dnnl_enabled() && transposable(p, i) && uses[p->root[loom_walk_in(p->walk, i, 1)]] < 0)
-            p->wt_of[i] = -1 - uses[p->root[loom_walk_in(p->walk, i, 1)]];
+    for (int32_t i = 0; ok && i < p->n_graph; i++) /* the weight's node → its copy (a weight read once: none) */
+        p->wt_of[i] = p->wt_of[i] >= 0 && uses[p->wt_of[i]] < 0 ? -1 - uses[p->wt_of[i]] : -1;
     free(uses);
     return ok;
 }
@@ -155,10 +155,11 @@ void loom_plan_free(loom_plan *p)
 
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
+    size_t copies = 0;
+    for (int32_t k = 0; k < p->n_wt; k++) copies += (size_t)loom_tensor_numel(p->g, loom_at(p->wt_root[k])) * sizeof(float);
     loom_plan_stats s = {p->n_exec - p->n_pieces, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,
-                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float), p->n_wt,
-                         p->wt_floats * sizeof(float)};
+                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float), p->n_wt, copies};
     return s;
 }
 

@@ -865,9 +865,8 @@ Test(runtime, profile_counts_kernels_by_kind)
 
 /* A recurrent product h·Wᵀ of few rows runs on a copy of Wᵀ made at each
  * run's start (with oneDNN): the same values as the product A·Bᵀ (the
- * weight through a computed node, which gets no copy), the copy remade
- * when the weight changes between runs, and none for a batch of many
- * rows. */
+ * weight through a computed node, which gets no copy), and the copy remade
+ * when the weight changes between runs. */
 Test(gemm, few_row_products_run_on_a_transposed_weight)
 {
     enum { T = 4, B = 8, H = 48 };
