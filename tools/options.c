@@ -12,19 +12,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool tool_int(const char *flag, const char *s, long lo, long hi, long *out)
+/* An integer in [lo, hi], written as one: digits only, with an optional
+ * minus (strtol would also take " 3" and "+3"). */
+static bool whole_in(const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
-    /* digits only, with an optional minus: strtol would also take " 3" and "+3" */
     bool digits = s && (isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1])));
     long v = digits ? strtol(s, &end, 10) : 0;
-    if (!digits || errno || *end || v < lo || v > hi) {
-        fprintf(stderr, "loom: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s ? s : "");
-        return false;
-    }
+    if (!digits || errno || *end || v < lo || v > hi) return false;
     *out = v;
     return true;
+}
+
+bool tool_int(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    if (whole_in(s, lo, hi, out)) return true;
+    fprintf(stderr, "loom: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s ? s : "");
+    return false;
 }
 
 bool tool_real(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out)
@@ -66,17 +71,11 @@ int tool_opt_parse(const char *cmd, const tool_opt *t, int n, void *args, int ar
     (*i)++;
     switch (o->kind) {
     case OPT_INT: return tool_int(f, v, (long)o->lo, (long)o->hi, (long *)at) ? 1 : -1;
-    case OPT_AUTO: {
+    case OPT_AUTO:
         if (!strcmp(v, "auto")) return *(long *)at = -1, 1;
-        char *end;
-        errno = 0;
-        long x = isdigit((unsigned char)v[0]) ? strtol(v, &end, 10) : -1;
-        if (x < 0 || errno || *end || x < (long)o->lo || x > (long)o->hi)
-            return fprintf(stderr, "%s: %s needs an integer in [%ld, %ld] or 'auto', got '%s'\n", cmd, f, (long)o->lo,
-                           (long)o->hi, v),
-                   -1;
-        return *(long *)at = x, 1;
-    }
+        if (whole_in(v, (long)o->lo, (long)o->hi, (long *)at)) return 1;
+        fprintf(stderr, "%s: %s needs an integer in [%ld, %ld] or 'auto', got '%s'\n", cmd, f, (long)o->lo, (long)o->hi, v);
+        return -1;
     case OPT_REAL: return tool_real(cmd, f, v, o->lo, o->hi, (double *)at) ? 1 : -1;
     case OPT_TEXT:
         if (!tool_text(cmd, f, v)) return -1;
