@@ -12,12 +12,15 @@ best of {1:1, 2:2, 1:2} is taken per row. The user cells run as an eager
 nn.Module loop and as torch.jit.script: mgu (loom: the C cell of
 examples/mgu_cell.c, through --cell-lib) and ln_lstm (Ba et al.'s layer-norm
 LSTM; loom: cells/ln_lstm.cell, from equations). lstm_eq is loom's
-cells/lstm_eq.cell (the LSTM from equations) beside torch.nn.LSTM. Each row is measured --rounds times,
+cells/lstm_eq.cell (the LSTM from equations) beside torch.nn.LSTM. --precision bf16: loom's
+bf16 products (`loom bench --precision bf16`) beside PyTorch's own bf16 (its
+training and inference steps under torch.cpu.amp.autocast(dtype=bfloat16)),
+with both f32 figures beside them. Each row is measured --rounds times,
 loom and PyTorch in turn, and the fastest of each kept: a VM whose speed
 drifts between the two measurements otherwise decides the ratio.
 
   /usr/bin/python3 bench/lm_torch.py [--config NAME] [--cell NAME] [--iters 5]
-      [--rounds 3] [--threads 2] [--loom build/loom]
+      [--rounds 3] [--threads 2] [--loom build/loom] [--precision f32|bf16]
 
 Prints, per row: loom's and PyTorch's training and inference ms and the
 ratios (PyTorch time / loom time: above 1, loom is faster)."""
@@ -45,6 +48,7 @@ p.add_argument("--cell", choices=CELLS)
 p.add_argument("--iters", type=int, default=5)
 p.add_argument("--rounds", type=int, default=3, help="loom and PyTorch in turn, the fastest of each kept")
 p.add_argument("--threads", type=int, default=2, help="loom's threads")
+p.add_argument("--precision", choices=["f32", "bf16"], default="f32")
 p.add_argument("--loom", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "loom"))
 a = p.parse_args()
 
@@ -171,7 +175,7 @@ def median_ms(step, iters):
     return times[iters // 2] if iters % 2 else 0.5 * (times[iters // 2 - 1] + times[iters // 2])
 
 
-def torch_row(config, cell, script=False):
+def torch_row(config, cell, script=False, bf16=False):
     V, E, H, L, B, T = CONFIGS[config]
     torch.manual_seed(1)
     m = LM(cell, V, E, H, L, script)
@@ -182,13 +186,14 @@ def torch_row(config, cell, script=False):
 
     def train():
         opt.zero_grad()
-        loss = loss_fn(m(x).reshape(-1, V), y.reshape(-1))
+        with torch.cpu.amp.autocast(enabled=bf16, dtype=torch.bfloat16):
+            loss = loss_fn(m(x).reshape(-1, V), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), torch.cpu.amp.autocast(enabled=bf16, dtype=torch.bfloat16):
             m(x)
 
     best = None
@@ -206,13 +211,13 @@ def torch_row(config, cell, script=False):
     return best
 
 
-def loom_row(config, cell):
+def loom_row(config, cell, precision="f32"):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
     # mgu: the C cell of examples/mgu_cell.c, as PyTorch's MGU above (not cells/mgu.cell, whose gates are apart)
     lib = ["--cell-lib", os.path.join(os.path.dirname(a.loom), "libmgu_cell.so")] if cell == "mgu" else []
     out = subprocess.run([a.loom] + lib + ["bench", "--config", config, "--cell", cell, "--threads", str(a.threads),
-                          "--iters", str(a.iters), "--json"], env=env, capture_output=True, text=True)
+                          "--iters", str(a.iters), "--precision", precision, "--json"], env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit("loom bench failed: " + out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -222,6 +227,32 @@ os.environ.pop("OPENBLAS_CORETYPE", None)
 print("loom at %d threads vs PyTorch %s at its best of torch:OpenBLAS threads {1:1, 2:2, 1:2}; "
       "OPENBLAS_CORETYPE unset; ms per step, median of %d, best of %d rounds; ratio = PyTorch / loom (> 1: loom faster)"
       % (a.threads, torch.__version__, a.iters, a.rounds))
+
+
+def fastest(rows, r):
+    """Per figure, the fastest of the rounds so far."""
+    return r if rows is None else tuple(min(x, y) for x, y in zip(rows, r))
+
+
+if a.precision == "bf16":  # loom bf16, loom f32, PyTorch autocast bf16, PyTorch f32: training ms, then inference ms
+    print("%-14s %-9s | %9s %9s %9s %9s %6s | %9s %9s %9s %9s %6s" %
+          ("config", "cell", "loom bf16", "loom f32", "torch bf16", "torch f32", "ratio",
+           "loom bf16", "loom f32", "torch bf16", "torch f32", "ratio"))
+    for config in [a.config] if a.config else list(CONFIGS):
+        for cell in [a.cell] if a.cell else ["rnn_tanh", "gru", "lstm"]:
+            lb = lf = tb = tf = None
+            for _ in range(max(1, a.rounds)):
+                r = loom_row(config, cell, "bf16")
+                lb = fastest(lb, (r["train_ms"], r["infer_ms"]))
+                r = loom_row(config, cell, "f32")
+                lf = fastest(lf, (r["train_ms"], r["infer_ms"]))
+                tb = fastest(tb, torch_row(config, cell, bf16=True)[:2])
+                tf = fastest(tf, torch_row(config, cell)[:2])
+            print("%-14s %-9s | %9.2f %9.2f %9.2f %9.2f %6.2f | %9.2f %9.2f %9.2f %9.2f %6.2f" %
+                  (config, cell, lb[0], lf[0], tb[0], tf[0], tb[0] / lb[0], lb[1], lf[1], tb[1], tf[1], tb[1] / lb[1]),
+                  flush=True)
+    sys.exit(0)
+
 print("%-14s %-10s %10s %10s %6s %10s %10s %6s %6s" %
       ("config", "cell", "loom train", "torch", "ratio", "loom infer", "torch", "ratio", "thr"))
 for config in [a.config] if a.config else list(CONFIGS):

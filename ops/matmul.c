@@ -50,11 +50,13 @@ enum { GEMM_PAR_MIN = 1 << 17 };
 /* This thread's block of C = op(A)·op(B) + β·C (m × n): a team splits the
  * longer side of C — rows, or columns in multiples of 16 floats — and each
  * block is one GEMM on its thread (OpenBLAS inside a parallel region runs
- * on the calling thread); a small one runs whole on thread 0. */
-static void gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int kk, const float *a, int lda,
+ * on the calling thread); a small one runs whole on thread 0. In a bf16
+ * plan the block runs in bf16 (ops/gemm_bf16.c); false: that failed. */
+static bool gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int kk, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c)
 {
     int ldc = n;
+    const float *b0 = b;
     if (k->nth > 1 && (int64_t)m * n * kk > GEMM_PAR_MIN) {
         if (m >= n) {
             int r0 = (int)((int64_t)m * k->tid / k->nth), r1 = (int)((int64_t)m * (k->tid + 1) / k->nth);
@@ -69,11 +71,13 @@ static void gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int 
             c += c0;
             n = c1 - c0;
         }
-        if (m <= 0 || n <= 0) return;
+        if (m <= 0 || n <= 0) return true;
     } else if (k->tid) {
-        return;
+        return true;
     }
+    if (k->bf16) return loom_gemm_bf16(k->bf16, ta, tb, m, n, kk, a, lda, b, ldb, k->b_param, b - b0, beta, c, ldc);
     loom_gemm(ta, tb, m, n, kk, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    return true;
 }
 
 /* A node's product: op(A) m × kk, op(B) kb × n, leading dimensions, and
@@ -99,22 +103,20 @@ static mm_geom geometry(const loom_node *node, loom_shape sa, loom_shape sb)
 static loom_status matmul_forward(const loom_kargs *k)
 {
     mm_geom q = geometry(k->node, k->in_node[0]->shape, k->in_node[1]->shape);
-    bool ta = q.ta, tb = q.tb;
+    bool ta = q.ta, tb = q.tb, ok = true;
     int m = q.m, kk = q.kk, n = q.n, kb = q.kb, lda = q.lda, ldb = q.ldb;
-    if (k->stack > 1) { /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
-        gemm_share(k, true, false, m, n, kk * k->stack, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
-        return LOOM_OK;
-    }
     int64_t batch_a = q.batch_a, batch_b = q.batch_b;
-    if (batch_b == 1 && !ta) {
-        /* A's batch rows stack into one tall matrix: one GEMM. */
-        gemm_share(k, false, tb, (int)(batch_a * m), n, kk, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
-        return LOOM_OK;
-    }
-    int64_t batch = batch_a > batch_b ? batch_a : batch_b;
-    for (int64_t i = 0; i < batch; i++)
-        gemm_share(k, ta, tb, m, n, kk, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
-                   k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, k->beta, k->out + i * m * n);
+    if (k->stack > 1) /* Aᵀ·B over `stack` row blocks of A and B: one GEMM with stack·K */
+        ok = gemm_share(k, true, false, m, n, kk * k->stack, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
+    else if (batch_b == 1 && !ta) /* A's batch rows stack into one tall matrix: one GEMM */
+        ok = gemm_share(k, false, tb, (int)(batch_a * m), n, kk, k->in[0], lda, k->in[1], ldb, k->beta, k->out);
+    else
+        for (int64_t i = 0, batch = batch_a > batch_b ? batch_a : batch_b; i < batch && ok; i++)
+            ok = gemm_share(k, ta, tb, m, n, kk, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
+                            k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, k->beta, k->out + i * m * n);
+    if (!ok)
+        return loom_kernel_fail(k, LOOM_ERR_NOMEM, "matmul: a bf16 product (%d × %d × %d) failed: out of memory, or oneDNN refused it",
+                                m, n, kk);
     return LOOM_OK;
 }
 

@@ -108,7 +108,12 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         nd = &big, in_node[0] = &big0;
     }
     loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
-                    !p->eval, tid, nth, &p->team, err, err_len};
+                    !p->eval, tid, nth, &p->team, err, err_len, NULL, -1};
+    if (p->bf16 && (loom_op(nd->op)->flags & OPF_MATMUL)) {
+        a.bf16 = p->bf16;
+        int32_t b = p->root[loom_index(loom_node_input(p->g, loom_at(id), 1))];
+        if (loom_op(loom_graph_node(p->g, loom_at(b))->op)->role == LOOM_ROLE_PARAM) a.b_param = b;
+    }
     if (!p->team.solo || nth < 2) return loom_op(nd->op)->forward(&a);
     loom_status s = LOOM_OK; /* one thread, every share in turn: the team's very computations */
     for (a.tid = 0; a.tid < nth && !s; a.tid++) s = loom_op(nd->op)->forward(&a);
@@ -247,7 +252,7 @@ static loom_status run_fused(loom_plan *p, int32_t lead, int tid, int nth, char 
             loom_broadcast_strides(loom_tensor_shape(p->g, x), ln->shape, o->st[j]);
         }
     }
-    loom_kargs a = {p->g, ln, NULL, NULL, NULL, 0, 0.0f, 1, 0, !p->eval, tid, nth, &p->team, err, err_len};
+    loom_kargs a = {p->g, ln, NULL, NULL, NULL, 0, 0.0f, 1, 0, !p->eval, tid, nth, &p->team, err, err_len, NULL, -1};
     if (!p->team.solo || nth < 2) loom_fused_run(&a, ops, n);
     else
         for (a.tid = 0; a.tid < nth; a.tid++) loom_fused_run(&a, ops, n);
@@ -417,6 +422,11 @@ static loom_status run_levels(loom_plan *p, bool only_matmul);
 /* The transposed weights' copies (plan.c: find_transposed), made before a
  * run from what is bound: B (N × K) → B' (K × N), in 32 × 32 tiles, the
  * copies' rows split across the threads. */
+static void transpose_weights(loom_plan *p, int threads);
+
+/* A parameter's data now (for a bf16 plan's packed copies). */
+static const float *param_data(void *plan, int32_t root) { return storage(plan, root); }
+
 static void transpose_weights(loom_plan *p, int threads)
 {
     for (int32_t c = 0; c < p->n_wt; c++) {
@@ -506,6 +516,10 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
     bool alone = threads > 1 && choose_alone(p);
     double t0 = threads > 1 || p->profiling ? omp_get_wtime() : 0;
     transpose_weights(p, alone ? 1 : threads);
+    if (p->bf16) {
+        if (!loom_bf16_slots(p->bf16, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
+        loom_bf16_begin_run(p->bf16, param_data, p);
+    }
     if (threads < 2) {
         for (int32_t k = 0; k < p->n_exec && !st; k++)
             if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);

@@ -65,7 +65,7 @@ static bool find_transposed(loom_plan *p)
 {
     p->wt_of = malloc((size_t)p->n_graph * sizeof *p->wt_of + 1);
     int32_t *uses = calloc((size_t)p->n_graph + 1, sizeof *uses);
-    bool ok = p->wt_of && uses, dnnl = loom_dnnl_enabled();
+    bool ok = p->wt_of && uses, dnnl = loom_dnnl_enabled() && !p->bf16; /* bf16 packs its weights its own way */
     for (int32_t i = 0; ok && i < p->n_graph; i++) { /* wt_of: the weight's node, for now */
         p->wt_of[i] = dnnl && transposable(p, i) ? p->root[loom_walk_in(p->walk, i, 1)] : -1;
         if (p->wt_of[i] >= 0) uses[p->wt_of[i]]++;
@@ -95,6 +95,22 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
         loom_graph_fail(g, LOOM_ERR_ARG, "plan: %s", why.msg);
         return NULL;
     }
+    loom_precision prec = opts ? opts->precision : LOOM_PRECISION_F32;
+    if (prec != LOOM_PRECISION_F32 && prec != LOOM_PRECISION_BF16) {
+        loom_graph_fail(g, LOOM_ERR_ARG, "plan: unknown precision %d", (int)prec);
+        return NULL;
+    }
+    if (prec == LOOM_PRECISION_BF16 && !loom_bf16_available()) {
+        const char *cap = getenv("DNNL_MAX_CPU_ISA") ? getenv("DNNL_MAX_CPU_ISA") : getenv("ONEDNN_MAX_CPU_ISA");
+        if (!loom_dnnl_enabled())
+            loom_graph_fail(g, LOOM_ERR_ARG, "plan: bf16 products need loom built with oneDNN (libdnnl-dev); this build has none");
+        else if (cap)
+            loom_graph_fail(g, LOOM_ERR_ARG, "plan: bf16 products need AVX512_BF16 or AMX, and the environment's "
+                            "DNNL_MAX_CPU_ISA=%s keeps oneDNN from them", cap);
+        else
+            loom_graph_fail(g, LOOM_ERR_ARG, "plan: bf16 products need a CPU with AVX512_BF16 or AMX; this one has neither");
+        return NULL;
+    }
     int32_t N = loom_graph_size(g);
     loom_plan *p = calloc(1, sizeof *p);
     if (!p) goto oom;
@@ -104,6 +120,7 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->eval = opts && opts->eval;
     p->seed = opts ? opts->seed : 0;
     p->rw.which = rewrites;
+    if (prec == LOOM_PRECISION_BF16 && !(p->bf16 = loom_bf16_new())) goto oom;
     const char *team = getenv("LOOM_TEAM"); /* auto (default), team, alone */
     p->team_use.use = team && !strcmp(team, "team") ? LOOM_TEAM_TEAM : team && !strcmp(team, "alone") ? LOOM_TEAM_ALONE : LOOM_TEAM_AUTO;
     p->in_plan = calloc((size_t)N, sizeof *p->in_plan);
@@ -147,6 +164,7 @@ void loom_plan_free(loom_plan *p)
     free(p->prof_s), free(p->prof_n);
     for (int32_t k = 0; k < p->n_wt; k++) free(p->wt_buf[k]);
     free(p->wt_root), free(p->wt_buf), free(p->wt_of);
+    loom_bf16_free(p->bf16);
     free(p->arena);
     free(p->in_pool);
     free(p->node_pool);
@@ -155,7 +173,7 @@ void loom_plan_free(loom_plan *p)
 
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
-    size_t copies = 0;
+    size_t copies = loom_bf16_bytes(p->bf16);
     for (int32_t k = 0; k < p->n_wt; k++) copies += (size_t)loom_tensor_numel(p->g, loom_at(p->wt_root[k])) * sizeof(float);
     loom_plan_stats s = {p->n_exec - p->n_pieces, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,

@@ -68,6 +68,7 @@ struct loom_plan {
     int32_t *wt_root;      /* per copy: the source node it transposes */
     float **wt_buf;        /* per copy: its values, K × N */
     int32_t *wt_of;        /* per graph node: the copy a matmul reads as input 1 (-1: none) */
+    loom_bf16 *bf16;       /* precision bf16: the products' primitives and packed weights (else NULL) */
     /* execution */
     const void **bound;    /* per source node: caller data (constants: the graph's) */
     loom_tensor *outputs;

@@ -42,6 +42,7 @@ const char bench_help[] =
 
 typedef struct {
     int config; /* −1: every one */
+    int precision;
     const loom_cell_def *cell;
     long threads, iters, recompute, seq_len;
     bool json, profile;
@@ -59,6 +60,8 @@ const tool_opt bench_opts[] = {
     {"--recompute", OPT_AUTO, B(recompute), 0, 1000000, .arg = "N",
      .help = "keep the carried states every N steps and recompute the rest in the backward pass\n"
              "(auto: N = √T; 0: keep every value, the default)"},
+    {"--precision", OPT_CHOICE, B(precision), .choices = (const char *const[]){"f32", "bf16", NULL}, .arg = "P",
+     .help = "the matrix products' operands: f32 (the default) or bf16 (f32 sums; a CPU with AVX512_BF16 or AMX)"},
     {"--json", OPT_FLAG, B(json), .help = "also one JSON object per result line (the last line is the last result)"},
     {"--profile", OPT_FLAG, B(profile),
      .help = "after each result, where a training step's time goes: the plan's kernels by kind, clipping, the update"},
@@ -102,7 +105,7 @@ static void model_free(bench_model *m)
     free(m->outs), free(m->grads), free(m->sizes), free(m->x), free(m->y);
 }
 
-static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, int32_t recompute, bench_result *r)
+static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, const bench_args *a, bench_result *r)
 {
     double t0 = tool_now();
     m->g = loom_graph_new();
@@ -122,10 +125,11 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     if (!m->outs || !m->grads || !m->sizes) return 1;
     m->outs[0] = m->lm.loss;
     loom_backward_with(m->g, m->lm.loss, loom_store_tensors(m->store), m->n_params, m->outs + 1,
-                       &(loom_backward_opts){.recompute = recompute});
+                       &(loom_backward_opts){.recompute = (int32_t)a->recompute});
     double t1 = tool_now();
-    m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, NULL);
-    m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true}) : NULL;
+    loom_precision prec = (loom_precision)a->precision;
+    m->train = loom_plan_new(m->g, m->outs, m->n_params + 1, &(loom_plan_opts){.precision = prec});
+    m->infer = m->train ? loom_plan_new(m->g, &m->lm.logits, 1, &(loom_plan_opts){.eval = true, .precision = prec}) : NULL;
     double t2 = tool_now();
     if (!m->train || !m->infer) {
         fprintf(stderr, "loom bench: %s\n", loom_graph_error(m->g));
@@ -236,7 +240,7 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, const bench
     bench_result r = {0};
     int iters = (int)a->iters;
     bool json = a->json, profile = a->profile;
-    int rc = build(&m, c, cell, (int32_t)a->recompute, &r);
+    int rc = build(&m, c, cell, a, &r);
     if (!rc) rc = median_ms(&m, train_step, iters, &r.train_ms);
     if (!rc) rc = median_ms(&m, infer_step, iters, &r.infer_ms);
     if (!rc) rc = median_ms(&m, floor_step, iters, &r.floor_ms);
@@ -251,10 +255,10 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, const bench
            tokens / (r.train_ms * 1e-3), gflops, 100 * gflops / peak, r.peak / 1e6, r.kept / 1e6, r.infer_peak / 1e6, r.build_ms,
            r.plan_ms);
     if (json)
-        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"seq_len\": %d, \"recompute\": %ld, \"train_ms\": %.3f, \"infer_ms\": %.3f, "
+        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"seq_len\": %d, \"recompute\": %ld, \"precision\": \"%s\", \"train_ms\": %.3f, \"infer_ms\": %.3f, "
                "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"fp32_peak_gflops\": %.1f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
                "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
-               c->name, cell->name, threads, c->steps, a->recompute, r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
+               c->name, cell->name, threads, c->steps, a->recompute, a->precision ? "bf16" : "f32", r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
                gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS+oneDNN" : "CBLAS") : "portable");
     if (profile) rc = profile_steps(&m, iters);

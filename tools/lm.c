@@ -110,7 +110,8 @@ static int build(run *r)
                                                  .clip_norm = d->clip_norm, .seed = d->seed, .trunc_xi = r->lm.trunc_xi,
                                                  .trunc_mean = d->truncate, .batches = r->batches, .tokens = r->lm.tokens,
                                                  .targets = r->lm.targets, .fresh_states = !d->sequential,
-                                                 .recompute = (int32_t)a->recompute},
+                                                 .recompute = (int32_t)a->recompute,
+                                                 .precision = (loom_precision)a->precision},
                             &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);

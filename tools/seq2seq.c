@@ -55,7 +55,8 @@ static int build(s2s *r)
                            .clip_norm = a->clip, .teacher_forcing = a->teacher_forcing, .seed = (uint64_t)a->m.seed};
     r->t = loom_trainer_new(r->g, r->store,
                             &(loom_trainer_opts){.loss = r->m.loss, .optim = d->optim, .schedule = d->schedule,
-                                                 .clip_norm = d->clip_norm, .seed = d->seed, .recompute = (int32_t)a->recompute},
+                                                 .clip_norm = d->clip_norm, .seed = d->seed, .recompute = (int32_t)a->recompute,
+                                                 .precision = (loom_precision)a->precision},
                             &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);

@@ -131,7 +131,8 @@ static bool build(task_model *m, const task_config *c, const loom_st *ck, loom_e
     loom_train_desc d = train_desc(c);
     m->t = loom_trainer_new(g, m->store,
                             &(loom_trainer_opts){.loss = m->tm.loss, .optim = d.optim, .clip_norm = d.clip_norm, .seed = d.seed,
-                                                 .eval_outputs = &m->tm.out, .n_eval_outputs = 1, .recompute = c->recompute},
+                                                 .eval_outputs = &m->tm.out, .n_eval_outputs = 1, .recompute = c->recompute,
+                                                 .precision = c->precision},
                             err);
     if (!m->t) return false;
     loom_store_init(m->store, c->seed);

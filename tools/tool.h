@@ -117,6 +117,7 @@ typedef struct {
     const char *norms_csv;     /* the carried states' gradient norms every norms_every steps */
     long norms_every;
     int32_t recompute;         /* loom_trainer_opts.recompute */
+    loom_precision precision;  /* loom_trainer_opts.precision */
 } task_config;
 int train_task(const task_config *c);
 /* loom eval of a task model's checkpoint: its held-out batches (classify,
@@ -318,6 +319,7 @@ typedef struct {
     long epochs, embed, steps, warmup, eval_every, generate, threads, save_every, norms_every;
     long truncate;     /* truncated BPTT inside a window: every K steps (0: full) */
     long recompute;    /* keep the carried states every N steps, recompute the rest going back (0: none, −1: auto) */
+    int precision;     /* loom_precision of the products */
     long sampled_softmax; /* a language model trained on a sampled softmax of K classes (0: the full one) */
     long dec_layers;      /* an encoder–decoder's decoder layers (0: --layers) */
     bool unit_forget_bias; /* an LSTM's forget gates start at bias 1 */

@@ -102,6 +102,10 @@ const tool_opt train_opts[] = {
      .help = "long sequences in less memory: keep the carried states every N\n"
              "steps and recompute the rest in the backward pass (auto: N = √T;\n"
              "the same numbers, one more forward pass of work)"},
+    {"--precision", OPT_CHOICE, A(precision), .choices = (const char *const[]){"f32", "bf16", NULL}, .arg = "f32|bf16",
+     .help = "the matrix products' operands (default f32); bf16 rounds them to\n"
+             "bfloat16 and sums in f32 — parameters, gradients and the optimiser\n"
+             "stay f32 — on a CPU with AVX512_BF16 or AMX (refused elsewhere)"},
     {"--random-truncation", OPT_FLAG, A(random_trunc),
      .help = "with --truncate K: cut at random, K steps apart on average, and\n"
              "weight what crosses a boundary uncut by K/(K-1), so that the\n"
@@ -392,6 +396,7 @@ int cmd_train(int argc, char **argv)
                                          .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,
                                          .resume = a.resume, .save_every = a.save_every, .strict = a.strict,
                                          .norms_csv = a.norms_csv, .norms_every = a.norms_every,
-                                         .recompute = (int32_t)a.recompute});
+                                         .recompute = (int32_t)a.recompute,
+                                         .precision = (loom_precision)a.precision});
     return train_lm(&a);
 }

@@ -134,7 +134,7 @@ static bool build(loom_trainer *t)
     if (!o->eval_only && loom_backward_with(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S,
                                             &(loom_backward_opts){.recompute = o->recompute}))
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
-    t->train = o->eval_only ? NULL : loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed});
+    t->train = o->eval_only ? NULL : loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed, .precision = o->precision});
     /* the evaluation plan: the loss, the states, then the extra outputs (in place of the gradients) */
     if (E) memcpy(t->outs + 1 + S + n, o->eval_outputs, (size_t)E * sizeof *t->outs);
     t->o.eval_outputs = t->outs + 1 + S + n; /* the caller's array need not outlive the trainer */
@@ -143,7 +143,7 @@ static bool build(loom_trainer *t)
     memcpy(eval_outs, t->outs, (size_t)(1 + S) * sizeof *eval_outs);
     eval_outs[0] = t->eval_loss;
     if (E) memcpy(eval_outs + 1 + S, o->eval_outputs, (size_t)E * sizeof *eval_outs);
-    t->eval = t->train || o->eval_only ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true}) : NULL;
+    t->eval = t->train || o->eval_only ? loom_plan_new(t->g, eval_outs, 1 + S + E, &(loom_plan_opts){.eval = true, .precision = o->precision}) : NULL;
     free(eval_outs);
     if ((!t->train && !o->eval_only) || !t->eval) return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
     for (int i = 0; i < S; i++) {
@@ -294,7 +294,8 @@ loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
     bool ok = !loom_st_set_meta(f, "loom.fingerprint", fp) && !loom_st_set_meta_int(f, "loom.optim_steps", loom_optim_steps(t->opt)) &&
               !loom_st_set_meta_int(f, "loom.step", t->steps) &&
               !loom_st_set_meta_int(f, "loom.plan_runs", (int64_t)loom_plan_runs(t->train)) &&
-              (!t->o.recompute || !loom_st_set_meta_int(f, "loom.recompute", t->o.recompute));
+              (!t->o.recompute || !loom_st_set_meta_int(f, "loom.recompute", t->o.recompute)) &&
+              (t->o.precision != LOOM_PRECISION_BF16 || !loom_st_set_meta(f, "loom.precision", "bf16"));
     if (ok && t->o.batches) {
         int64_t epoch, batch;
         loom_batches_tell(t->o.batches, &epoch, &batch);
@@ -345,6 +346,12 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
         return fail(t, LOOM_ERR_FORMAT, "restore: it was trained with recompute %s, this run has %s: resume with --recompute %s "
                                         "(the graphs differ; the numbers agree to rounding)", was, now, was);
     }
+    const char *prec = loom_st_meta(f, "loom.precision"), *now = t->o.precision == LOOM_PRECISION_BF16 ? "bf16" : "f32";
+    if (prec && strcmp(prec, "bf16") && strcmp(prec, "f32"))
+        return fail(t, LOOM_ERR_FORMAT, "restore: loom.precision is neither f32 nor bf16");
+    if (strcmp(prec ? prec : "f32", now)) /* a resumed run is the run that was interrupted */
+        return fail(t, LOOM_ERR_FORMAT, "restore: it was trained with %s products, this run has %s: resume with --precision %s",
+                    prec ? prec : "f32", now, prec ? prec : "f32");
     if (loom_st_meta(f, "loom.fingerprint") && (!loom_st_meta_hex(f, "loom.fingerprint", &fp) || fp != t->fingerprint))
         return fail(t, LOOM_ERR_FORMAT, "restore: its model does not match this one (another cell, size, truncation or loss: "
                                         "its graph's fingerprint differs)");

@@ -45,12 +45,25 @@ enum {
                        LOOM_REWRITE_FUSE,
 };
 
+/* What a plan's matrix products compute in. */
+typedef enum {
+    LOOM_PRECISION_F32 = 0, /* f32 operands and sums */
+    /* bf16 operands (each rounded to nearest even), f32 products, sums and
+     * results: about 3 significant digits per operand, twice the
+     * multiply-adds per instruction. Only the products: every other op, the
+     * parameters and their gradients stay f32 (master weights). Needs a CPU
+     * with AVX512_BF16 or AMX and loom built with oneDNN
+     * (loom_bf16_available()); loom_plan_new refuses it elsewhere. */
+    LOOM_PRECISION_BF16,
+} loom_precision;
+
 typedef struct {
     bool eval;      /* evaluation mode: dropout is the identity */
     uint64_t seed;  /* dropout seed of the first run (each run advances it) */
     /* Rewrites to leave out (0: all applied). The environment variable
      * LOOM_REWRITES=none|all|NAME,... (names: accumulate, batch, inplace, sink, fuse) chooses first. */
     unsigned no_rewrites;
+    loom_precision precision; /* of the matrix products */
 } loom_plan_opts;
 
 /* The rewrites a plan made with opts would apply, after LOOM_REWRITES;
@@ -153,7 +166,7 @@ typedef struct {
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
     int32_t transposed;   /* weights whose few-row products A·Bᵀ run as A·B on a copy of Bᵀ made at each run's start */
-    size_t copies_bytes;  /* those copies (outside the arena) */
+    size_t copies_bytes;  /* those copies and a bf16 plan's packed weights (outside the arena) */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
@@ -178,6 +191,10 @@ int loom_plan_profile(const loom_plan *p, loom_profile_row *rows, int n, double 
 bool loom_blas_enabled(void);
 /* Whether products of at most 64 rows run on oneDNN's sgemm (built with libdnnl). */
 bool loom_dnnl_enabled(void);
+/* Whether plans can run their products in bf16 (LOOM_PRECISION_BF16):
+ * loom built with oneDNN and a CPU that oneDNN finds AVX512_BF16 or AMX on
+ * at run time (DNNL_MAX_CPU_ISA in the environment can lower what it uses). */
+bool loom_bf16_available(void);
 
 #ifdef __cplusplus
 }

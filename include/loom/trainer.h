@@ -89,6 +89,10 @@ typedef struct {
      * more forward pass of work. 0: keep everything; LOOM_RECOMPUTE_AUTO:
      * N = ⌈√T⌉. */
     int32_t recompute;
+    /* The matrix products' operands in both plans (loom_plan_opts.precision):
+     * LOOM_PRECISION_BF16 rounds them to bfloat16 (f32 sums, parameters,
+     * gradients and optimiser state); refused where the CPU has no bf16. */
+    loom_precision precision;
 } loom_trainer_opts;
 
 typedef struct loom_trainer loom_trainer;

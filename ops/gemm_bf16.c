@@ -1,0 +1,378 @@
+/* bf16 products: C = op(A)·op(B) + β·C with A and B rounded to bfloat16
+ * (round to nearest, ties to even) and every product and sum in f32 —
+ * oneDNN's matmul primitive on a CPU with AVX512_BF16 or AMX, which does
+ * two bf16 multiply-adds per f32 lane per instruction (vdpbf16ps).
+ *
+ * A plan holds one loom_bf16: the primitives made so far, one per product
+ * shape, and packed copies of the parameters its products read as B — a
+ * weight in oneDNN's blocked bf16 layout, made once per run and read by
+ * every step's product (a recurrent weight: T times), so the per-step GEMM
+ * copies nothing but its few rows of A. Other operands are rounded into a
+ * per-thread scratch row by row at each call.
+ *
+ * Threads: a plan's team calls products side by side (or the two shares of
+ * one product), so lookups take a lock; primitives run with a scratchpad
+ * the caller gives (dnnl_scratchpad_mode_user), one per thread, which is
+ * what makes one primitive safe to run on two threads at once. */
+#include "ops/op.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef LOOM_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#include <immintrin.h>
+
+/* f32 → bf16, round to nearest even; a NaN stays a (quiet) NaN. */
+static inline uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+/* n floats to bf16: 32 at a time with vcvtne2ps2bf16 (the same rounding),
+ * only ever called once the CPU is known to have AVX512_BF16. */
+__attribute__((target("avx512f,avx512bf16"))) static void row_to_bf16(const float *x, uint16_t *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        _mm512_storeu_si512((void *)(y + i), (__m512i)v);
+    }
+    for (; i < n; i++) y[i] = to_bf16(x[i]);
+}
+
+/* A product's shape: every field a primitive is made for. */
+typedef struct {
+    int32_t m, n, k, ldc;
+    int32_t ta, tb, accumulate, packed;
+} shape_key;
+
+typedef struct {
+    shape_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t wmd; /* its weights' layout (blocked when packed) */
+    size_t scratch;         /* bytes of scratchpad it needs */
+} prim_entry;
+
+/* A parameter's packed copy: the B (k × n, op(B)) a product reads at
+ * offset `off` of parameter node `root`, in layout wmd. */
+typedef struct {
+    int32_t root, tb, n, k, ldb;
+    int64_t off;
+    dnnl_memory_desc_t wmd;
+    void *data;
+    size_t bytes;
+    uint64_t packed_run; /* the run its values are from (~0: none) */
+    bool used;           /* a product of the current run read it */
+} packed_entry;
+
+typedef struct {
+    void *p;
+    size_t n;
+} scratch_buf;
+
+struct loom_bf16 {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    omp_lock_t lock;
+    prim_entry *prims;
+    int n_prims, cap_prims;
+    packed_entry *packs;
+    int n_packs, cap_packs;
+    uint64_t run; /* runs begun: what a packed copy's packed_run refers to */
+    int slots;
+    scratch_buf *a_buf, *b_buf, *pad; /* per thread: A and B rounded, the primitive's scratchpad */
+};
+
+bool loom_bf16_available(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        /* oneDNN's own run-time detection (CPUID and the OS's state, AMX's
+         * permission included); DNNL_MAX_CPU_ISA in the environment lowers it. */
+        dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+        have = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 && __builtin_cpu_supports("avx512f");
+    }
+    return have;
+}
+
+loom_bf16 *loom_bf16_new(void)
+{
+    if (!loom_bf16_available()) return NULL;
+    loom_bf16 *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) != dnnl_success) {
+        free(c);
+        return NULL;
+    }
+    if (dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags) != dnnl_success) {
+        dnnl_engine_destroy(c->eng);
+        free(c);
+        return NULL;
+    }
+    omp_init_lock(&c->lock);
+    return c;
+}
+
+static void free_slots(loom_bf16 *c)
+{
+    for (int i = 0; i < c->slots; i++) free(c->a_buf[i].p), free(c->b_buf[i].p), free(c->pad[i].p);
+    free(c->a_buf), free(c->b_buf), free(c->pad);
+    c->a_buf = c->b_buf = c->pad = NULL;
+    c->slots = 0;
+}
+
+void loom_bf16_free(loom_bf16 *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_prims; i++) dnnl_primitive_destroy(c->prims[i].prim);
+    for (int i = 0; i < c->n_packs; i++) free(c->packs[i].data);
+    free(c->prims), free(c->packs);
+    free_slots(c);
+    omp_destroy_lock(&c->lock);
+    dnnl_stream_destroy(c->stream);
+    dnnl_engine_destroy(c->eng);
+    free(c);
+}
+
+bool loom_bf16_slots(loom_bf16 *c, int threads)
+{
+    if (threads <= c->slots) return true;
+    free_slots(c);
+    c->a_buf = calloc((size_t)threads, sizeof *c->a_buf);
+    c->b_buf = calloc((size_t)threads, sizeof *c->b_buf);
+    c->pad = calloc((size_t)threads, sizeof *c->pad);
+    if (!c->a_buf || !c->b_buf || !c->pad) {
+        free(c->a_buf), free(c->b_buf), free(c->pad);
+        c->a_buf = c->b_buf = c->pad = NULL;
+        return false;
+    }
+    c->slots = threads;
+    return true;
+}
+
+static void *grow(scratch_buf *s, size_t n)
+{
+    if (n <= s->n) return s->p;
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p) return NULL;
+    free(s->p);
+    s->p = p, s->n = n;
+    return p;
+}
+
+/* A 2-D memory descriptor of r × c with row stride rs and column stride cs. */
+static bool plain(dnnl_memory_desc_t *md, int r, int c, int64_t rs, int64_t cs, dnnl_data_type_t dt)
+{
+    dnnl_dims_t dims = {r, c}, strides = {rs, cs};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides) == dnnl_success;
+}
+
+/* The primitive for key (made on first use). Called under the lock. */
+static prim_entry *primitive(loom_bf16 *c, const shape_key *key)
+{
+    for (int i = 0; i < c->n_prims; i++)
+        if (!memcmp(&c->prims[i].key, key, sizeof *key)) return &c->prims[i];
+    if (c->n_prims == c->cap_prims) {
+        int cap = c->cap_prims ? 2 * c->cap_prims : 16;
+        prim_entry *e = realloc(c->prims, (size_t)cap * sizeof *e);
+        if (!e) return NULL;
+        c->prims = e, c->cap_prims = cap;
+    }
+    /* A (m × k) and B (k × n) as op() sees them: a transposed operand is
+     * the stored matrix read with swapped strides; rounded operands are
+     * contiguous (ld = their stored row length). */
+    dnnl_memory_desc_t a, b, d;
+    int ka = key->ta ? key->m : key->k, kb = key->tb ? key->k : key->n; /* stored row lengths once rounded */
+    bool ok = plain(&a, key->m, key->k, key->ta ? 1 : ka, key->ta ? ka : 1, dnnl_bf16) &&
+              plain(&d, key->m, key->n, key->ldc, 1, dnnl_f32);
+    if (key->packed) {
+        dnnl_dims_t dims = {key->k, key->n};
+        ok = ok && dnnl_memory_desc_init_by_tag(&b, 2, dims, dnnl_bf16, dnnl_format_tag_any) == dnnl_success;
+    } else {
+        ok = ok && plain(&b, key->k, key->n, key->tb ? 1 : kb, key->tb ? kb : 1, dnnl_bf16);
+    }
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    prim_entry *e = &c->prims[c->n_prims];
+    ok = ok && dnnl_matmul_desc_init(&md, &a, &b, NULL, &d) == dnnl_success &&
+         dnnl_primitive_attr_create(&attr) == dnnl_success &&
+         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+    if (ok && key->accumulate) /* C += A·B: the sum post-op adds what C holds */
+        ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, c->eng, NULL) == dnnl_success &&
+         dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+    if (ok) {
+        e->key = *key;
+        e->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        e->scratch = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+        c->n_prims++;
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return ok ? e : NULL;
+}
+
+/* Writes parameter data b (op(B) = k × n read with ldb, transposed when
+ * tb) into pk's layout: oneDNN's reorder from an f32 view of b. */
+static bool pack(loom_bf16 *c, packed_entry *pk, const float *b)
+{
+    dnnl_memory_desc_t src;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    bool ok = plain(&src, pk->k, pk->n, pk->tb ? 1 : pk->ldb, pk->tb ? pk->ldb : 1, dnnl_f32) &&
+              dnnl_reorder_primitive_desc_create(&rpd, &src, c->eng, &pk->wmd, c->eng, NULL) == dnnl_success &&
+              dnnl_primitive_create(&r, rpd) == dnnl_success &&
+              dnnl_memory_create(&ms, &src, c->eng, (void *)b) == dnnl_success &&
+              dnnl_memory_create(&md, &pk->wmd, c->eng, pk->data) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        ok = dnnl_primitive_execute(r, c->stream, 2, args) == dnnl_success && dnnl_stream_wait(c->stream) == dnnl_success;
+    }
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (ok) pk->packed_run = c->run;
+    return ok;
+}
+
+/* The packed copy of parameter `root` at `off` for a product whose
+ * primitive wants layout wmd, packed from b for this run. Under the lock. */
+static packed_entry *packed(loom_bf16 *c, int32_t root, int64_t off, bool tb, int n, int k, int ldb,
+                            const dnnl_memory_desc_t *wmd, const float *b)
+{
+    packed_entry *pk = NULL;
+    for (int i = 0; i < c->n_packs && !pk; i++) {
+        packed_entry *e = &c->packs[i];
+        if (e->root == root && e->off == off && e->tb == tb && e->n == n && e->k == k && e->ldb == ldb &&
+            dnnl_memory_desc_equal(&e->wmd, wmd))
+            pk = e;
+    }
+    if (!pk) {
+        if (c->n_packs == c->cap_packs) {
+            int cap = c->cap_packs ? 2 * c->cap_packs : 8;
+            packed_entry *e = realloc(c->packs, (size_t)cap * sizeof *e);
+            if (!e) return NULL;
+            c->packs = e, c->cap_packs = cap;
+        }
+        size_t bytes = dnnl_memory_desc_get_size(wmd);
+        void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!data) return NULL;
+        pk = &c->packs[c->n_packs++];
+        *pk = (packed_entry){root, tb, n, k, ldb, off, *wmd, data, bytes, ~0ull, false};
+    }
+    pk->used = true;
+    if (pk->packed_run != c->run && !pack(c, pk, b)) return NULL;
+    return pk;
+}
+
+void loom_bf16_begin_run(loom_bf16 *c, const float *(*where)(void *ctx, int32_t root), void *ctx)
+{
+    c->run++;
+    /* the copies the last run read, packed again from the parameters' values
+     * now, outside the team (each reorder runs on every thread) */
+    for (int i = 0; i < c->n_packs; i++) {
+        packed_entry *pk = &c->packs[i];
+        if (pk->used && !pack(c, pk, where(ctx, pk->root) + pk->off)) pk->packed_run = ~0ull; /* packed again when read */
+        pk->used = false;
+    }
+}
+
+size_t loom_bf16_bytes(const loom_bf16 *c)
+{
+    size_t s = 0;
+    for (int i = 0; c && i < c->n_packs; i++) s += c->packs[i].bytes;
+    return s;
+}
+
+/* Rounds the r × cols matrix x (row stride ld) into a contiguous y. */
+static void round_rows(const float *x, int64_t ld, int r, int cols, uint16_t *y)
+{
+    for (int i = 0; i < r; i++) row_to_bf16(x + (int64_t)i * ld, y + (int64_t)i * cols, cols);
+}
+
+bool loom_gemm_bf16(loom_bf16 *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b,
+                    int ldb, int32_t b_param, int64_t b_off, float beta, float *cm, int ldc)
+{
+    if (m <= 0 || n <= 0) return true;
+    int slot = omp_get_thread_num();
+    if (slot >= c->slots || (beta != 0.0f && beta != 1.0f)) return false;
+    if (k <= 0) { /* an empty sum: C = β·C */
+        for (int i = 0; beta == 0.0f && i < m; i++) memset(cm + (int64_t)i * ldc, 0, (size_t)n * sizeof *cm);
+        return true;
+    }
+    /* rounded operands are contiguous and a packed B has its own layout:
+     * the primitive does not depend on lda or ldb */
+    shape_key key = {m, n, k, ldc, ta, tb, beta != 0.0f, b_param >= 0};
+    omp_set_lock(&c->lock);
+    prim_entry *e = primitive(c, &key);
+    packed_entry *pk = e && key.packed ? packed(c, b_param, b_off, tb, n, k, ldb, &e->wmd, b) : NULL;
+    dnnl_primitive_t prim = e ? e->prim : NULL;
+    size_t pad_bytes = e ? e->scratch : 0;
+    void *wdata = pk ? pk->data : NULL;
+    omp_unset_lock(&c->lock);
+    if (!prim || (key.packed && !wdata)) return false;
+
+    /* A rounded as stored (m × k, or k × m when transposed), contiguous */
+    int ar = ta ? k : m, ac = ta ? m : k;
+    uint16_t *ab = grow(&c->a_buf[slot], (size_t)ar * ac * sizeof *ab);
+    void *pad = grow(&c->pad[slot], pad_bytes ? pad_bytes : 1);
+    uint16_t *bb = NULL;
+    if (!key.packed) {
+        int br = tb ? n : k, bc = tb ? k : n;
+        bb = grow(&c->b_buf[slot], (size_t)br * bc * sizeof *bb);
+        if (bb) round_rows(b, ldb, br, bc, bb);
+    }
+    if (!ab || !pad || (!key.packed && !bb)) return false;
+    round_rows(a, lda, ar, ac, ab);
+
+    dnnl_memory_desc_t amd, bmd, dmd, smd;
+    dnnl_memory_t ma = NULL, mb = NULL, md = NULL, ms = NULL;
+    dnnl_dims_t sd = {(dnnl_dim_t)(pad_bytes ? pad_bytes : 1)};
+    bool ok = plain(&amd, m, k, ta ? 1 : ac, ta ? ac : 1, dnnl_bf16) && plain(&dmd, m, n, ldc, 1, dnnl_f32) &&
+              (key.packed ? (bmd = e->wmd, true) : plain(&bmd, k, n, tb ? 1 : n, tb ? k : 1, dnnl_bf16)) &&
+              dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_u8, dnnl_x) == dnnl_success &&
+              dnnl_memory_create(&ma, &amd, c->eng, ab) == dnnl_success &&
+              dnnl_memory_create(&mb, &bmd, c->eng, key.packed ? wdata : bb) == dnnl_success &&
+              dnnl_memory_create(&md, &dmd, c->eng, cm) == dnnl_success &&
+              dnnl_memory_create(&ms, &smd, c->eng, pad) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, md}, {DNNL_ARG_SCRATCHPAD, ms}};
+        ok = dnnl_primitive_execute(prim, c->stream, 4, args) == dnnl_success;
+    }
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (md) dnnl_memory_destroy(md);
+    if (ms) dnnl_memory_destroy(ms);
+    return ok;
+}
+
+#else /* no oneDNN: no bf16 products */
+
+bool loom_bf16_available(void) { return false; }
+loom_bf16 *loom_bf16_new(void) { return NULL; }
+void loom_bf16_free(loom_bf16 *c) { (void)c; }
+bool loom_bf16_slots(loom_bf16 *c, int threads) { (void)c, (void)threads; return false; }
+void loom_bf16_begin_run(loom_bf16 *c, const float *(*where)(void *ctx, int32_t root), void *ctx)
+{
+    (void)c, (void)where, (void)ctx;
+}
+size_t loom_bf16_bytes(const loom_bf16 *c) { (void)c; return 0; }
+bool loom_gemm_bf16(loom_bf16 *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b,
+                    int ldb, int32_t b_param, int64_t b_off, float beta, float *cm, int ldc)
+{
+    (void)c, (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)b_param,
+        (void)b_off, (void)beta, (void)cm, (void)ldc;
+    return false;
+}
+#endif
