@@ -54,8 +54,8 @@ typedef struct {
 typedef struct {
     shape_key key;
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t wmd; /* its weights' layout (blocked when packed) */
-    size_t scratch;         /* bytes of scratchpad it needs */
+    dnnl_memory_desc_t amd, wmd, dmd, smd; /* A, B (blocked when packed), C, the scratchpad */
+    size_t scratch;                        /* bytes of scratchpad it needs */
 } prim_entry;
 
 /* A parameter's packed copy: the B (k × n, op(B)) a product reads at
@@ -75,6 +75,18 @@ typedef struct {
     size_t n;
 } scratch_buf;
 
+/* One primitive's memory objects on one thread, made once (a call points
+ * them at its data: creating them per call costs as much as a small GEMM). */
+typedef struct {
+    dnnl_memory_t a, b, d, s;
+} mem_set;
+
+typedef struct {
+    scratch_buf a, b, pad; /* A and B rounded, the primitive's scratchpad */
+    mem_set *mem;          /* per primitive (its index) */
+    int n_mem;
+} thread_scratch;
+
 struct loom_bf16 {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -85,7 +97,7 @@ struct loom_bf16 {
     int n_packs, cap_packs;
     uint64_t run; /* runs begun: what a packed copy's packed_run refers to */
     int slots;
-    scratch_buf *a_buf, *b_buf, *pad; /* per thread: A and B rounded, the primitive's scratchpad */
+    thread_scratch *ts; /* per thread (omp_get_thread_num()) */
 };
 
 bool loom_bf16_available(void)
@@ -120,9 +132,18 @@ loom_bf16 *loom_bf16_new(void)
 
 static void free_slots(loom_bf16 *c)
 {
-    for (int i = 0; i < c->slots; i++) free(c->a_buf[i].p), free(c->b_buf[i].p), free(c->pad[i].p);
-    free(c->a_buf), free(c->b_buf), free(c->pad);
-    c->a_buf = c->b_buf = c->pad = NULL;
+    for (int i = 0; i < c->slots; i++) {
+        thread_scratch *t = &c->ts[i];
+        free(t->a.p), free(t->b.p), free(t->pad.p);
+        for (int j = 0; j < t->n_mem; j++) {
+            dnnl_memory_t m[4] = {t->mem[j].a, t->mem[j].b, t->mem[j].d, t->mem[j].s};
+            for (int q = 0; q < 4; q++)
+                if (m[q]) dnnl_memory_destroy(m[q]);
+        }
+        free(t->mem);
+    }
+    free(c->ts);
+    c->ts = NULL;
     c->slots = 0;
 }
 
@@ -143,14 +164,7 @@ bool loom_bf16_slots(loom_bf16 *c, int threads)
 {
     if (threads <= c->slots) return true;
     free_slots(c);
-    c->a_buf = calloc((size_t)threads, sizeof *c->a_buf);
-    c->b_buf = calloc((size_t)threads, sizeof *c->b_buf);
-    c->pad = calloc((size_t)threads, sizeof *c->pad);
-    if (!c->a_buf || !c->b_buf || !c->pad) {
-        free(c->a_buf), free(c->b_buf), free(c->pad);
-        c->a_buf = c->b_buf = c->pad = NULL;
-        return false;
-    }
+    if (!(c->ts = calloc((size_t)threads, sizeof *c->ts))) return false;
     c->slots = threads;
     return true;
 }
@@ -211,8 +225,10 @@ static prim_entry *primitive(loom_bf16 *c, const shape_key *key)
          dnnl_primitive_create(&e->prim, pd) == dnnl_success;
     if (ok) {
         e->key = *key;
+        e->amd = a, e->dmd = d;
         e->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        e->scratch = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+        e->smd = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        e->scratch = dnnl_memory_desc_get_size(&e->smd);
         c->n_prims++;
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -295,6 +311,26 @@ size_t loom_bf16_bytes(const loom_bf16 *c)
     return s;
 }
 
+/* Thread ts's memory objects for primitive e (made on its first call
+ * there). Under the lock (e may move when another primitive is added). */
+static mem_set *memories(loom_bf16 *c, thread_scratch *ts, const prim_entry *e)
+{
+    int idx = (int)(e - c->prims);
+    if (idx >= ts->n_mem) {
+        int n = c->cap_prims > idx ? c->cap_prims : idx + 1;
+        mem_set *m = realloc(ts->mem, (size_t)n * sizeof *m);
+        if (!m) return NULL;
+        memset(m + ts->n_mem, 0, (size_t)(n - ts->n_mem) * sizeof *m);
+        ts->mem = m, ts->n_mem = n;
+    }
+    mem_set *m = &ts->mem[idx];
+    if (!m->a && dnnl_memory_create(&m->a, &e->amd, c->eng, DNNL_MEMORY_NONE)) return NULL;
+    if (!m->b && dnnl_memory_create(&m->b, &e->wmd, c->eng, DNNL_MEMORY_NONE)) return NULL;
+    if (!m->d && dnnl_memory_create(&m->d, &e->dmd, c->eng, DNNL_MEMORY_NONE)) return NULL;
+    if (!m->s && dnnl_memory_create(&m->s, &e->smd, c->eng, DNNL_MEMORY_NONE)) return NULL;
+    return m;
+}
+
 /* Rounds the r × cols matrix x (row stride ld) into a contiguous y. */
 static void round_rows(const float *x, int64_t ld, int r, int cols, uint16_t *y)
 {
@@ -314,47 +350,35 @@ bool loom_gemm_bf16(loom_bf16 *c, bool ta, bool tb, int m, int n, int k, const f
     /* rounded operands are contiguous and a packed B has its own layout:
      * the primitive does not depend on lda or ldb */
     shape_key key = {m, n, k, ldc, ta, tb, beta != 0.0f, b_param >= 0};
+    thread_scratch *ts = &c->ts[slot];
     omp_set_lock(&c->lock);
     prim_entry *e = primitive(c, &key);
     packed_entry *pk = e && key.packed ? packed(c, b_param, b_off, tb, n, k, ldb, &e->wmd, b) : NULL;
+    mem_set *mem = e && (!key.packed || pk) ? memories(c, ts, e) : NULL;
     dnnl_primitive_t prim = e ? e->prim : NULL;
     size_t pad_bytes = e ? e->scratch : 0;
     void *wdata = pk ? pk->data : NULL;
     omp_unset_lock(&c->lock);
-    if (!prim || (key.packed && !wdata)) return false;
+    if (!mem) return false;
 
     /* A rounded as stored (m × k, or k × m when transposed), contiguous */
     int ar = ta ? k : m, ac = ta ? m : k;
-    uint16_t *ab = grow(&c->a_buf[slot], (size_t)ar * ac * sizeof *ab);
-    void *pad = grow(&c->pad[slot], pad_bytes ? pad_bytes : 1);
+    uint16_t *ab = grow(&ts->a, (size_t)ar * ac * sizeof *ab);
+    void *pad = grow(&ts->pad, pad_bytes ? pad_bytes : 1);
     uint16_t *bb = NULL;
     if (!key.packed) {
         int br = tb ? n : k, bc = tb ? k : n;
-        bb = grow(&c->b_buf[slot], (size_t)br * bc * sizeof *bb);
+        bb = grow(&ts->b, (size_t)br * bc * sizeof *bb);
         if (bb) round_rows(b, ldb, br, bc, bb);
     }
     if (!ab || !pad || (!key.packed && !bb)) return false;
     round_rows(a, lda, ar, ac, ab);
-
-    dnnl_memory_desc_t amd, bmd, dmd, smd;
-    dnnl_memory_t ma = NULL, mb = NULL, md = NULL, ms = NULL;
-    dnnl_dims_t sd = {(dnnl_dim_t)(pad_bytes ? pad_bytes : 1)};
-    bool ok = plain(&amd, m, k, ta ? 1 : ac, ta ? ac : 1, dnnl_bf16) && plain(&dmd, m, n, ldc, 1, dnnl_f32) &&
-              (key.packed ? (bmd = e->wmd, true) : plain(&bmd, k, n, tb ? 1 : n, tb ? k : 1, dnnl_bf16)) &&
-              dnnl_memory_desc_init_by_tag(&smd, 1, sd, dnnl_u8, dnnl_x) == dnnl_success &&
-              dnnl_memory_create(&ma, &amd, c->eng, ab) == dnnl_success &&
-              dnnl_memory_create(&mb, &bmd, c->eng, key.packed ? wdata : bb) == dnnl_success &&
-              dnnl_memory_create(&md, &dmd, c->eng, cm) == dnnl_success &&
-              dnnl_memory_create(&ms, &smd, c->eng, pad) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, md}, {DNNL_ARG_SCRATCHPAD, ms}};
-        ok = dnnl_primitive_execute(prim, c->stream, 4, args) == dnnl_success;
-    }
-    if (ma) dnnl_memory_destroy(ma);
-    if (mb) dnnl_memory_destroy(mb);
-    if (md) dnnl_memory_destroy(md);
-    if (ms) dnnl_memory_destroy(ms);
-    return ok;
+    if (dnnl_memory_set_data_handle(mem->a, ab) || dnnl_memory_set_data_handle(mem->b, key.packed ? wdata : bb) ||
+        dnnl_memory_set_data_handle(mem->d, cm) || dnnl_memory_set_data_handle(mem->s, pad))
+        return false;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem->a}, {DNNL_ARG_WEIGHTS, mem->b}, {DNNL_ARG_DST, mem->d},
+                               {DNNL_ARG_SCRATCHPAD, mem->s}};
+    return dnnl_primitive_execute(prim, c->stream, 4, args) == dnnl_success;
 }
 
 #else /* no oneDNN: no bf16 products */
