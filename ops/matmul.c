@@ -50,8 +50,10 @@ enum { GEMM_PAR_MIN = 1 << 17 };
 /* This thread's block of C = op(A)·op(B) + β·C (m × n): a team splits the
  * longer side of C — rows, or columns in multiples of 16 floats — and each
  * block is one GEMM on its thread (OpenBLAS inside a parallel region runs
- * on the calling thread); a small one runs whole on thread 0. In a bf16
- * plan the block runs in bf16 (ops/gemm_bf16.c); false: that failed. */
+ * on the calling thread); a small one runs whole on thread 0. A block the
+ * plan's oneDNN products take runs there (ops/gemm_packed.c: a recurrent
+ * step's product over its packed weight; every product of a bf16 plan);
+ * false: that failed. */
 static bool gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int kk, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c)
 {
@@ -75,7 +77,8 @@ static bool gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int 
     } else if (k->tid) {
         return true;
     }
-    if (k->bf16) return loom_gemm_bf16(k->bf16, ta, tb, m, n, kk, a, lda, b, ldb, k->b_param, b - b0, beta, c, ldc);
+    if (loom_mm_runs(k->mm, ta, m, k->b_param))
+        return loom_gemm_mm(k->mm, ta, tb, m, n, kk, a, lda, b, ldb, k->b_param, b - b0, beta, c, ldc);
     loom_gemm(ta, tb, m, n, kk, 1.0f, a, lda, b, ldb, beta, c, ldc);
     return true;
 }
@@ -115,7 +118,7 @@ static loom_status matmul_forward(const loom_kargs *k)
             ok = gemm_share(k, ta, tb, m, n, kk, k->in[0] + (batch_a > 1 ? i * m * kk : 0), lda,
                             k->in[1] + (batch_b > 1 ? i * kb * n : 0), ldb, k->beta, k->out + i * m * n);
     if (!ok)
-        return loom_kernel_fail(k, LOOM_ERR_NOMEM, "matmul: a bf16 product (%d × %d × %d) failed: out of memory, or oneDNN refused it",
+        return loom_kernel_fail(k, LOOM_ERR_NOMEM, "matmul: a oneDNN product (%d × %d × %d) failed: out of memory, or oneDNN refused it",
                                 m, n, kk);
     return LOOM_OK;
 }

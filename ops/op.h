@@ -81,7 +81,7 @@ static inline void loom_team_barrier(loom_team *t)
     }
 }
 
-typedef struct loom_bf16 loom_bf16; /* a plan's bf16 products (ops/gemm_bf16.c) */
+typedef struct loom_mm loom_mm; /* a plan's oneDNN products (ops/gemm_packed.c) */
 
 /* What a kernel sees. `tid`, `nth`: the kernel runs on thread tid of a
  * team of nth that all call it with the same arguments, inside the plan's
@@ -110,7 +110,7 @@ typedef struct {
     loom_team *team; /* the team's barrier and partial sums (nth > 1) */
     char *err;
     size_t err_len;
-    loom_bf16 *bf16; /* a matmul's products in bf16 (NULL: f32) */
+    loom_mm *mm;     /* a matmul's oneDNN products (NULL: CBLAS) */
     int32_t b_param; /* a matmul's input 1, when a parameter: its plan root (-1: not one) */
 } loom_kargs;
 
@@ -296,22 +296,27 @@ void loom_gemm_ref(bool ta, bool tb, int m, int n, int k, float alpha, const flo
 bool loom_gemm_uses_blas(void);
 bool loom_gemm_uses_dnnl(void);
 
-/* bf16 products (ops/gemm_bf16.c): C = op(A)·op(B) + β·C (β 0 or 1) with
- * A and B rounded to bfloat16 and f32 sums, for a plan of precision bf16.
- * loom_bf16_available() (runtime.h) says whether this build and CPU can.
- * A parameter read as B (b_param: its plan root, b_off: where B starts in
- * it) is read from a packed copy made once per run. false: out of memory
- * or a oneDNN failure. */
-loom_bf16 *loom_bf16_new(void);
-void loom_bf16_free(loom_bf16 *c);
+/* A plan's oneDNN products (ops/gemm_packed.c): the matmul primitive, a
+ * parameter read as B packed once per run. In an f32 plan it runs the
+ * products loom_mm_runs() picks (a parameter as B, few rows), in a bf16
+ * plan every product: C = op(A)·op(B) + β·C (β 0 or 1) with A and B
+ * rounded to bfloat16 and f32 sums (loom_bf16_available(), runtime.h).
+ * b_param: B's parameter (its plan root; -1: B is not one); b_off: where B
+ * starts in it. false: out of memory or a oneDNN failure. NULL contexts:
+ * built without oneDNN. */
+loom_mm *loom_mm_new(bool bf16);
+void loom_mm_free(loom_mm *c);
 /* Scratch for `threads` threads (omp_get_thread_num() < threads). */
-bool loom_bf16_slots(loom_bf16 *c, int threads);
+bool loom_mm_slots(loom_mm *c, int threads);
 /* Before each run (outside the team): packs again the copies the last run
  * read, from where(ctx, root), the parameter's data now. */
-void loom_bf16_begin_run(loom_bf16 *c, const float *(*where)(void *ctx, int32_t root), void *ctx);
-size_t loom_bf16_bytes(const loom_bf16 *c); /* the packed copies */
-bool loom_gemm_bf16(loom_bf16 *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b,
-                    int ldb, int32_t b_param, int64_t b_off, float beta, float *cm, int ldc);
+void loom_mm_begin_run(loom_mm *c, const float *(*where)(void *ctx, int32_t root), void *ctx);
+int loom_mm_packed(const loom_mm *c);   /* packed copies */
+size_t loom_mm_bytes(const loom_mm *c); /* their bytes */
+/* Whether c runs a product (or share) of m rows: a fixed rule of the shape. */
+bool loom_mm_runs(const loom_mm *c, bool ta, int m, int32_t b_param);
+bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  int32_t b_param, int64_t b_off, float beta, float *cm, int ldc);
 
 /* Dropout's draw for element i of a run: uniform in [0, 1) with 24 bits,
  * a hash (loom_mix) of the seed, the plan's run counter and the index. */

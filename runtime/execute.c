@@ -95,13 +95,7 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
         in[n] = storage(p, loom_index(x));
         in_node[n++] = loom_graph_node(p->g, x);
     }
-    loom_node flip, flip1, big, big0;
-    if (p->wt_of[id] >= 0 && stack == 1 && rows == 1) { /* A·Bᵀ as A·B' on the run's copy B' = Bᵀ */
-        flip = *nd, flip1 = *in_node[1];
-        flip.attr.i[1] = 0;
-        flip1.shape.d[0] = in_node[1]->shape.d[1], flip1.shape.d[1] = in_node[1]->shape.d[0];
-        nd = &flip, in_node[1] = &flip1, in[1] = p->wt_buf[p->wt_of[id]];
-    }
+    loom_node big, big0;
     if (rows > 1) {
         big = *nd, big0 = *in_node[0];
         big.shape.d[0] *= rows, big0.shape.d[0] *= rows;
@@ -109,8 +103,8 @@ static loom_status run_kernel(loom_plan *p, int32_t id, float *out, float beta, 
     }
     loom_kargs a = {p->g, nd, out, in, in_node, n, beta, stack, p->seed * 0x2545F4914F6CDD1Dull + p->runs,
                     !p->eval, tid, nth, &p->team, err, err_len, NULL, -1};
-    if (p->bf16 && (loom_op(nd->op)->flags & OPF_MATMUL)) {
-        a.bf16 = p->bf16;
+    if (p->mm && (loom_op(nd->op)->flags & OPF_MATMUL)) {
+        a.mm = p->mm;
         int32_t b = p->root[loom_index(loom_node_input(p->g, loom_at(id), 1))];
         if (loom_op(loom_graph_node(p->g, loom_at(b))->op)->role == LOOM_ROLE_PARAM) a.b_param = b;
     }
@@ -419,28 +413,8 @@ static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
 
 static loom_status run_levels(loom_plan *p, bool only_matmul);
 
-/* The transposed weights' copies (plan.c: find_transposed), made before a
- * run from what is bound: B (N × K) → B' (K × N), in 32 × 32 tiles, the
- * copies' rows split across the threads. */
-static void transpose_weights(loom_plan *p, int threads);
-
-/* A parameter's data now (for a bf16 plan's packed copies). */
+/* A parameter's data now (what its packed copies are made from). */
 static const float *param_data(void *plan, int32_t root) { return storage(plan, root); }
-
-static void transpose_weights(loom_plan *p, int threads)
-{
-    for (int32_t c = 0; c < p->n_wt; c++) {
-        const loom_node *nd = loom_graph_node(p->g, loom_at(p->wt_root[c]));
-        const float *b = storage(p, p->wt_root[c]);
-        float *t = p->wt_buf[c];
-        int64_t N = nd->shape.d[0], K = nd->shape.d[1];
-        #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N * K > (1 << 16))
-        for (int64_t k0 = 0; k0 < K; k0 += 32)
-            for (int64_t n0 = 0; n0 < N; n0 += 32)
-                for (int64_t k = k0; k < k0 + 32 && k < K; k++)
-                    for (int64_t n = n0; n < n0 + 32 && n < N; n++) t[k * N + n] = b[n * K + k];
-    }
-}
 
 void loom_plan_set_team(loom_plan *p, loom_team_use use)
 {
@@ -515,10 +489,9 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
     p->side_by_side = p->stacked = p->batched_run = 0;
     bool alone = threads > 1 && choose_alone(p);
     double t0 = threads > 1 || p->profiling ? omp_get_wtime() : 0;
-    transpose_weights(p, alone ? 1 : threads);
-    if (p->bf16) {
-        if (!loom_bf16_slots(p->bf16, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
-        loom_bf16_begin_run(p->bf16, param_data, p);
+    if (p->mm) {
+        if (!loom_mm_slots(p->mm, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
+        loom_mm_begin_run(p->mm, param_data, p);
     }
     if (threads < 2) {
         for (int32_t k = 0; k < p->n_exec && !st; k++)

@@ -39,53 +39,6 @@ static void count_kept(loom_plan *p)
     free(kept);
 }
 
-/* Products A·Bᵀ of at most WT_ROWS rows whose B is a 2-D source (a
- * parameter) read by at least two of them (a recurrent weight, once per
- * step): they run as A·B' on a copy B' = Bᵀ made at each run's start. On
- * the machines measured, oneDNN's sgemm for A·B with 16–32 rows is 1.2–1.8×
- * its or OpenBLAS's A·Bᵀ at the recurrent shapes (20 × 2600 × 650: 186
- * against 110 GFLOP/s on one Zen 5 core), and one transpose per run is
- * paid back by the second product. Only with oneDNN (OpenBLAS's A·B is no
- * faster than its A·Bᵀ there). A batch (many rows) keeps Bᵀ. */
-enum { WT_ROWS = 64 };
-
-static bool transposable(const loom_plan *p, int32_t i)
-{
-    const loom_node *nd = loom_walk_node(p->walk, i);
-    if (!p->in_plan[i] || !(loom_op(nd->op)->flags & OPF_MATMUL) || nd->attr.i[0] || !nd->attr.i[1] || p->rw.batch_of[i] >= 0)
-        return false;
-    int32_t a = loom_walk_in(p->walk, i, 0), b = p->root[loom_walk_in(p->walk, i, 1)];
-    loom_shape sa = loom_walk_node(p->walk, a)->shape, sb = loom_walk_node(p->walk, b)->shape;
-    return (loom_op(loom_walk_node(p->walk, b)->op)->flags & OPF_SOURCE) && sb.rank == 2 &&
-           loom_tensor_numel(p->g, loom_at(loom_walk_in(p->walk, i, 1))) == loom_shape_numel(sb) &&
-           loom_shape_numel(sa) / sb.d[1] <= WT_ROWS;
-}
-
-static bool find_transposed(loom_plan *p)
-{
-    p->wt_of = malloc((size_t)p->n_graph * sizeof *p->wt_of + 1);
-    int32_t *uses = calloc((size_t)p->n_graph + 1, sizeof *uses);
-    bool ok = p->wt_of && uses, dnnl = loom_dnnl_enabled() && !p->bf16; /* bf16 packs its weights its own way */
-    for (int32_t i = 0; ok && i < p->n_graph; i++) { /* wt_of: the weight's node, for now */
-        p->wt_of[i] = dnnl && transposable(p, i) ? p->root[loom_walk_in(p->walk, i, 1)] : -1;
-        if (p->wt_of[i] >= 0) uses[p->wt_of[i]]++;
-    }
-    for (int32_t r = 0; ok && r < p->n_graph; r++) {
-        if (uses[r] < 2) continue;
-        int32_t *root = realloc(p->wt_root, ((size_t)p->n_wt + 1) * sizeof *root);
-        if (root) p->wt_root = root;
-        float **buf = root ? realloc(p->wt_buf, ((size_t)p->n_wt + 1) * sizeof *buf) : NULL;
-        if (buf) p->wt_buf = buf;
-        int64_t floats = (loom_tensor_numel(p->g, loom_at(r)) + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-        ok = buf && (buf[p->n_wt] = aligned_alloc(ALIGN_FLOATS * sizeof(float), (size_t)floats * sizeof(float)));
-        if (ok) root[p->n_wt] = r, uses[r] = -1 - p->n_wt++; /* uses: −1 − its copy */
-    }
-    for (int32_t i = 0; ok && i < p->n_graph; i++) /* the weight's node → its copy (a weight read once: none) */
-        p->wt_of[i] = p->wt_of[i] >= 0 && uses[p->wt_of[i]] < 0 ? -1 - uses[p->wt_of[i]] : -1;
-    free(uses);
-    return ok;
-}
-
 loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const loom_plan_opts *opts)
 {
     if (!check_outputs(g, outputs, n)) return NULL;
@@ -120,7 +73,10 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     p->eval = opts && opts->eval;
     p->seed = opts ? opts->seed : 0;
     p->rw.which = rewrites;
-    if (prec == LOOM_PRECISION_BF16 && !(p->bf16 = loom_bf16_new())) goto oom;
+    /* oneDNN's products: every one in bf16; in f32, those a packed weight speeds up (without
+     * oneDNN, or should its engine fail, CBLAS runs them) */
+    p->mm = loom_dnnl_enabled() ? loom_mm_new(prec == LOOM_PRECISION_BF16) : NULL;
+    if (prec == LOOM_PRECISION_BF16 && !p->mm) goto oom;
     const char *team = getenv("LOOM_TEAM"); /* auto (default), team, alone */
     p->team_use.use = team && !strcmp(team, "team") ? LOOM_TEAM_TEAM : team && !strcmp(team, "alone") ? LOOM_TEAM_ALONE : LOOM_TEAM_AUTO;
     p->in_plan = calloc((size_t)N, sizeof *p->in_plan);
@@ -137,7 +93,6 @@ loom_plan *loom_plan_new(loom_graph *g, const loom_tensor *outputs, int n, const
     for (int32_t i = 0; i < N; i++)
         if (p->in_plan[i] && (loom_op(loom_walk_node(p->walk, i)->op)->flags & OPF_MATMUL)) p->flops += 2 * loom_op_cost(g, loom_at(i));
     count_kept(p);
-    if (!find_transposed(p)) goto oom;
     return p;
 oom:
     loom_graph_fail(g, LOOM_ERR_NOMEM, "plan: out of memory");
@@ -162,9 +117,7 @@ void loom_plan_free(loom_plan *p)
     free(p->split);
     free(p->team.part);
     free(p->prof_s), free(p->prof_n);
-    for (int32_t k = 0; k < p->n_wt; k++) free(p->wt_buf[k]);
-    free(p->wt_root), free(p->wt_buf), free(p->wt_of);
-    loom_bf16_free(p->bf16);
+    loom_mm_free(p->mm);
     free(p->arena);
     free(p->in_pool);
     free(p->node_pool);
@@ -173,11 +126,10 @@ void loom_plan_free(loom_plan *p)
 
 loom_plan_stats loom_plan_get_stats(const loom_plan *p)
 {
-    size_t copies = loom_bf16_bytes(p->bf16);
-    for (int32_t k = 0; k < p->n_wt; k++) copies += (size_t)loom_tensor_numel(p->g, loom_at(p->wt_root[k])) * sizeof(float);
     loom_plan_stats s = {p->n_exec - p->n_pieces, p->n_views, p->n_levels, p->arena_floats * sizeof(float),
                          p->naive_floats * sizeof(float), p->side_by_side, p->rw.n_folded, p->stacked, p->rw.n_batched, p->batched_run,
-                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float), p->n_wt, copies};
+                       p->n_in_place, p->rw.n_fused, p->rw.n_temps, p->n_pieces, p->rw.which, p->flops, p->kept_floats * sizeof(float), loom_mm_packed(p->mm),
+                         loom_mm_bytes(p->mm)};
     return s;
 }
 

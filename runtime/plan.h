@@ -60,15 +60,7 @@ struct loom_plan {
     size_t kept_floats;    /* forward values (with buffers) that backward nodes read */
     size_t arena_floats, naive_floats;
     int32_t n_in_place;    /* nodes writing over an input whose buffer died with them */
-    /* transposed weights: a recurrent step's product h·Wᵀ (few rows, a
-     * parameter's transpose) runs as h·W' on a copy W' = Wᵀ made at the
-     * start of each run — the GEMM shape oneDNN is fastest at (plan.c:
-     * find_transposed, execute.c: run_kernel) */
-    int32_t n_wt;
-    int32_t *wt_root;      /* per copy: the source node it transposes */
-    float **wt_buf;        /* per copy: its values, K × N */
-    int32_t *wt_of;        /* per graph node: the copy a matmul reads as input 1 (-1: none) */
-    loom_bf16 *bf16;       /* precision bf16: the products' primitives and packed weights (else NULL) */
+    loom_mm *mm;           /* oneDNN's products: packed weights, bf16 (ops/gemm_packed.c; NULL: CBLAS only) */
     /* execution */
     const void **bound;    /* per source node: caller data (constants: the graph's) */
     loom_tensor *outputs;

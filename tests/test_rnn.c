@@ -968,8 +968,8 @@ Test(rnn, regularisers_share_their_masks_and_vanish_in_evaluation)
         free(regs_output(cases[k].r, 2, xv, (const float *const *)w, false, &nd2));
         cr_assert_eq(nd, cases[k].dropouts, "%s: %d masks for %d steps", cases[k].what, nd, T);
         cr_assert_eq(nd2, nd, "%s: as many for 2 steps", cases[k].what);
-        /* the same numbers, to rounding: a plain stack's recurrent products may run on a transposed copy of
-         * the weight (runtime: few-row products), a dropped weight's (a computed value) as A·Bᵀ */
+        /* the same numbers, to rounding: a plain stack's recurrent products may read a packed copy of the
+         * weight (oneDNN), a dropped weight's (a computed value) run on CBLAS */
         assert_close(ev, plain, T * B * H, 1e-6f);
         cr_assert(memcmp(tr, plain, sizeof(float) * T * B * H), "%s: training is not", cases[k].what);
         free(ev), free(tr);

@@ -165,8 +165,9 @@ typedef struct {
     unsigned rewrites;    /* LOOM_REWRITE_* applied */
     int64_t matmul_flops; /* floating-point operations of the matmuls of one run (2 per multiply-add) */
     size_t kept_bytes;    /* forward values the backward nodes read: what BPTT must keep (0 without backward) */
-    int32_t transposed;   /* weights whose few-row products A·Bᵀ run as A·B on a copy of Bᵀ made at each run's start */
-    size_t copies_bytes;  /* those copies and a bf16 plan's packed weights (outside the arena) */
+    int32_t packed;       /* copies of parameters in oneDNN's layout, made at each run's start, that products read as B
+                             (a recurrent weight read by every step's product; every weight of a bf16 plan); after a run */
+    size_t copies_bytes;  /* those copies (outside the arena) */
 } loom_plan_stats;
 loom_plan_stats loom_plan_get_stats(const loom_plan *p);
 
