@@ -32,6 +32,12 @@ import subprocess
 import sys
 import time
 
+if "OPENBLAS_CORETYPE" in os.environ:
+    # OpenBLAS reads it when torch loads it: start again without it, so that
+    # PyTorch's OpenBLAS picks its kernels for this CPU, as loom's does
+    del os.environ["OPENBLAS_CORETYPE"]
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
 import torch
 
 CONFIGS = {  # vocab, embed (0: one-hot), hidden, layers, batch, seq len
@@ -223,7 +229,6 @@ def loom_row(config, cell, precision="f32"):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-os.environ.pop("OPENBLAS_CORETYPE", None)
 print("loom at %d threads vs PyTorch %s at its best of torch:OpenBLAS threads {1:1, 2:2, 1:2}; "
       "OPENBLAS_CORETYPE unset; ms per step, median of %d, best of %d rounds; ratio = PyTorch / loom (> 1: loom faster)"
       % (a.threads, torch.__version__, a.iters, a.rounds))

@@ -90,6 +90,7 @@ typedef struct {
 } mem_set;
 
 typedef struct {
+    dnnl_stream_t stream;  /* its own: a stream is not shared between threads */
     scratch_buf a, b, pad; /* A and B rounded, the primitive's scratchpad */
     mem_set *mem;          /* per primitive (its index) */
     int n_mem;
@@ -106,8 +107,8 @@ struct loom_mm {
     bool bf16;
     dnnl_data_type_t dt; /* of A and B */
     uint64_t run; /* runs begun: what a packed copy's packed_run refers to */
-    int slots;
-    thread_scratch *ts; /* per thread (omp_get_thread_num()) */
+    int slots, level;   /* omp_get_level() outside the plan's team */
+    thread_scratch *ts; /* per thread of the team (0: a run without one) */
 };
 
 bool loom_bf16_available(void)
@@ -153,6 +154,7 @@ static void free_slots(loom_mm *c)
                 if (m[q]) dnnl_memory_destroy(m[q]);
         }
         free(t->mem);
+        if (t->stream) dnnl_stream_destroy(t->stream);
     }
     free(c->ts);
     c->ts = NULL;
@@ -178,6 +180,11 @@ bool loom_mm_slots(loom_mm *c, int threads)
     free_slots(c);
     if (!(c->ts = calloc((size_t)threads, sizeof *c->ts))) return false;
     c->slots = threads;
+    for (int i = 0; i < threads; i++)
+        if (dnnl_stream_create(&c->ts[i].stream, c->eng, dnnl_stream_default_flags) != dnnl_success) {
+            free_slots(c);
+            return false;
+        }
     return true;
 }
 
@@ -249,7 +256,7 @@ static prim_entry *primitive(loom_mm *c, const shape_key *key)
 
 /* Writes parameter data b (op(B) = k × n read with ldb, transposed when
  * tb) into pk's layout: oneDNN's reorder from an f32 view of b. */
-static bool pack(loom_mm *c, packed_entry *pk, const float *b)
+static bool pack(loom_mm *c, dnnl_stream_t stream, packed_entry *pk, const float *b)
 {
     dnnl_memory_desc_t src;
     dnnl_primitive_desc_t rpd = NULL;
@@ -262,7 +269,7 @@ static bool pack(loom_mm *c, packed_entry *pk, const float *b)
               dnnl_memory_create(&md, &pk->wmd, c->eng, pk->data) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-        ok = dnnl_primitive_execute(r, c->stream, 2, args) == dnnl_success && dnnl_stream_wait(c->stream) == dnnl_success;
+        ok = dnnl_primitive_execute(r, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
     }
     if (ms) dnnl_memory_destroy(ms);
     if (md) dnnl_memory_destroy(md);
@@ -274,8 +281,8 @@ static bool pack(loom_mm *c, packed_entry *pk, const float *b)
 
 /* The packed copy of parameter `root` at `off` for a product whose
  * primitive wants layout wmd, packed from b for this run. Under the lock. */
-static packed_entry *packed(loom_mm *c, int32_t root, int64_t off, bool tb, int n, int k, int ldb,
-                            const dnnl_memory_desc_t *wmd, const float *b)
+static packed_entry *packed(loom_mm *c, dnnl_stream_t stream, int32_t root, int64_t off, bool tb, int n, int k,
+                            int ldb, const dnnl_memory_desc_t *wmd, const float *b)
 {
     packed_entry *pk = NULL;
     for (int i = 0; i < c->n_packs && !pk; i++) {
@@ -298,18 +305,19 @@ static packed_entry *packed(loom_mm *c, int32_t root, int64_t off, bool tb, int 
         *pk = (packed_entry){root, tb, n, k, ldb, off, *wmd, data, bytes, ~0ull, false};
     }
     pk->used = true;
-    if (pk->packed_run != c->run && !pack(c, pk, b)) return NULL;
+    if (pk->packed_run != c->run && !pack(c, stream, pk, b)) return NULL;
     return pk;
 }
 
 void loom_mm_begin_run(loom_mm *c, const float *(*where)(void *ctx, int32_t root), void *ctx)
 {
     c->run++;
+    c->level = omp_get_level();
     /* the copies the last run read, packed again from the parameters' values
      * now, outside the team (each reorder runs on every thread) */
     for (int i = 0; i < c->n_packs; i++) {
         packed_entry *pk = &c->packs[i];
-        if (pk->used && !pack(c, pk, where(ctx, pk->root) + pk->off)) pk->packed_run = ~0ull; /* packed again when read */
+        if (pk->used && !pack(c, c->stream, pk, where(ctx, pk->root) + pk->off)) pk->packed_run = ~0ull; /* packed again when read */
         pk->used = false;
     }
 }
@@ -358,7 +366,10 @@ bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float
                   int32_t b_param, int64_t b_off, float beta, float *cm, int ldc)
 {
     if (m <= 0 || n <= 0) return true;
-    int slot = omp_get_thread_num();
+    /* a team member uses its thread's scratch; a run without a team (one
+     * thread, alone, or a plan run inside the caller's own parallel region)
+     * the first */
+    int slot = omp_get_level() > c->level ? omp_get_thread_num() : 0;
     if (slot >= c->slots || (beta != 0.0f && beta != 1.0f)) return false;
     if (k <= 0) { /* an empty sum: C = β·C */
         for (int i = 0; beta == 0.0f && i < m; i++) memset(cm + (int64_t)i * ldc, 0, (size_t)n * sizeof *cm);
@@ -372,7 +383,7 @@ bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float
     thread_scratch *ts = &c->ts[slot];
     omp_set_lock(&c->lock);
     prim_entry *e = primitive(c, &key);
-    packed_entry *pk = e && packs ? packed(c, b_param, b_off, tb, n, k, ldb, &e->wmd, b) : NULL;
+    packed_entry *pk = e && packs ? packed(c, ts->stream, b_param, b_off, tb, n, k, ldb, &e->wmd, b) : NULL;
     mem_set *mem = e && (!packs || pk) ? memories(c, ts, e) : NULL;
     dnnl_primitive_t prim = e ? e->prim : NULL;
     size_t pad_bytes = e ? e->scratch : 0;
@@ -396,7 +407,7 @@ bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float
         return false;
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem->a}, {DNNL_ARG_WEIGHTS, mem->b}, {DNNL_ARG_DST, mem->d},
                                {DNNL_ARG_SCRATCHPAD, mem->s}};
-    return dnnl_primitive_execute(prim, c->stream, 4, args) == dnnl_success;
+    return dnnl_primitive_execute(prim, ts->stream, 4, args) == dnnl_success;
 }
 
 #else /* no oneDNN */

@@ -89,11 +89,10 @@ static void products_free(products *s)
     free(s->xv), free(s->yv), free(s->zv), free(s->wiv), free(s->x3v), free(s->wv), free(s->vv), free(s->wbv);
 }
 
-/* Runs the plan and checks every product; the smallest "raw" difference:
+/* Checks every product the last run made; the smallest "raw" difference:
  * how far the least-rounded product is from the unrounded one. */
-static double products_check(products *s)
+static double products_verify(products *s)
 {
-    cr_assert_eq(loom_run(s->p), LOOM_OK, "%s", loom_plan_error(s->p));
     double r[7] = {
         check_product(loom_plan_output(s->p, s->out[0]), false, true, M, N, K, s->xv, s->wv, 1),
         check_product(loom_plan_output(s->p, s->out[1]), false, false, M, N, K, s->xv, s->vv, 1),
@@ -106,6 +105,13 @@ static double products_check(products *s)
     double least = r[0];
     for (int i = 1; i < 7; i++) least = r[i] < least ? r[i] : least;
     return least;
+}
+
+/* Runs the plan and checks every product. */
+static double products_check(products *s)
+{
+    cr_assert_eq(loom_run(s->p), LOOM_OK, "%s", loom_plan_error(s->p));
+    return products_verify(s);
 }
 
 Test(bf16, every_product_rounds_its_operands_and_sums_in_f32)
@@ -153,6 +159,27 @@ Test(bf16, the_team_and_one_thread_give_the_same_bits)
         free(team[i]);
     }
     products_free(&s);
+}
+
+/* Plans run inside the caller's own parallel region, one per thread: each
+ * runs on its thread without a team of its own, with its own scratch. */
+Test(bf16, plans_run_inside_the_callers_parallel_region)
+{
+    if (!loom_bf16_available()) cr_skip_test("no bf16 on this CPU or build");
+    products s[2];
+    for (int i = 0; i < 2; i++) products_make(&s[i], LOOM_PRECISION_BF16);
+    loom_status st[2] = {LOOM_ERR_STATE, LOOM_ERR_STATE};
+    #pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        if (t < 2)
+            for (int run = 0; run < 3; run++) st[t] = loom_run(s[t].p);
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(st[i], LOOM_OK, "plan %d: %s", i, loom_plan_error(s[i].p));
+        products_verify(&s[i]);
+        products_free(&s[i]);
+    }
 }
 
 /* Loss and every gradient of a 2-layer LSTM language model. */
