@@ -9,8 +9,11 @@
  * against 140–160 for sgemm's A·Bᵀ and 186–210 for its A·B on a transposed
  * copy.
  *
- * f32 plans send these products here — a parameter as B, at most 64 rows,
- * A not transposed — and every other product to CBLAS (gemm.c). bf16
+ * f32 plans send these products here — A·Wᵀ with W a parameter and at
+ * most 64 rows (a recurrent step's h·W_hhᵀ) — and every other product to
+ * CBLAS (gemm.c): oneDNN's sgemm already reads an untransposed W at these
+ * speeds (δ·W_hh going back), so a second copy in that layout would add
+ * memory for little. bf16
  * plans send every product here: C = op(A)·op(B) + β·C with A and B
  * rounded to bfloat16 (round to nearest, ties to even) and every product
  * and sum in f32, on a CPU with AVX512_BF16 or AMX (two bf16 multiply-adds
@@ -357,9 +360,9 @@ static void round_rows(const float *x, int64_t ld, int r, int cols, uint16_t *y)
     for (int i = 0; i < r; i++) row_to_bf16(x + (int64_t)i * ld, y + (int64_t)i * cols, cols);
 }
 
-bool loom_mm_runs(const loom_mm *c, bool ta, int m, int32_t b_param)
+bool loom_mm_runs(const loom_mm *c, bool ta, bool tb, int m, int32_t b_param)
 {
-    return c && (c->bf16 || (b_param >= 0 && !ta && m <= 64));
+    return c && (c->bf16 || (b_param >= 0 && !ta && tb && m <= 64));
 }
 
 bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
@@ -422,7 +425,7 @@ void loom_mm_begin_run(loom_mm *c, const float *(*where)(void *ctx, int32_t root
 }
 size_t loom_mm_bytes(const loom_mm *c) { (void)c; return 0; }
 int loom_mm_packed(const loom_mm *c) { (void)c; return 0; }
-bool loom_mm_runs(const loom_mm *c, bool ta, int m, int32_t b_param) { (void)c, (void)ta, (void)m, (void)b_param; return false; }
+bool loom_mm_runs(const loom_mm *c, bool ta, bool tb, int m, int32_t b_param) { (void)c, (void)ta, (void)tb, (void)m, (void)b_param; return false; }
 bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                   int32_t b_param, int64_t b_off, float beta, float *cm, int ldc)
 {

@@ -77,7 +77,7 @@ static bool gemm_share(const loom_kargs *k, bool ta, bool tb, int m, int n, int 
     } else if (k->tid) {
         return true;
     }
-    if (loom_mm_runs(k->mm, ta, m, k->b_param))
+    if (loom_mm_runs(k->mm, ta, tb, m, k->b_param))
         return loom_gemm_mm(k->mm, ta, tb, m, n, kk, a, lda, b, ldb, k->b_param, b - b0, beta, c, ldc);
     loom_gemm(ta, tb, m, n, kk, 1.0f, a, lda, b, ldb, beta, c, ldc);
     return true;

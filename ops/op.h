@@ -298,7 +298,7 @@ bool loom_gemm_uses_dnnl(void);
 
 /* A plan's oneDNN products (ops/gemm_packed.c): the matmul primitive, a
  * parameter read as B packed once per run. In an f32 plan it runs the
- * products loom_mm_runs() picks (a parameter as B, few rows), in a bf16
+ * products loom_mm_runs() picks (A·Wᵀ, W a parameter, few rows), in a bf16
  * plan every product: C = op(A)·op(B) + β·C (β 0 or 1) with A and B
  * rounded to bfloat16 and f32 sums (loom_bf16_available(), runtime.h).
  * b_param: B's parameter (its plan root; -1: B is not one); b_off: where B
@@ -314,7 +314,7 @@ void loom_mm_begin_run(loom_mm *c, const float *(*where)(void *ctx, int32_t root
 int loom_mm_packed(const loom_mm *c);   /* packed copies */
 size_t loom_mm_bytes(const loom_mm *c); /* their bytes */
 /* Whether c runs a product (or share) of m rows: a fixed rule of the shape. */
-bool loom_mm_runs(const loom_mm *c, bool ta, int m, int32_t b_param);
+bool loom_mm_runs(const loom_mm *c, bool ta, bool tb, int m, int32_t b_param);
 bool loom_gemm_mm(loom_mm *c, bool ta, bool tb, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                   int32_t b_param, int64_t b_off, float beta, float *cm, int ldc);
 
