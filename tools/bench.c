@@ -286,8 +286,10 @@ int cmd_bench(int argc, char **argv)
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
     printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",
-           loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS, oneDNN for ≤ 64 rows" : "CBLAS") : "portable kernel", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset",
-           getenv("LOOM_REWRITES") ? getenv("LOOM_REWRITES") : "all");
+           a.precision ? "in bf16 on oneDNN, weights packed"
+           : loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS, oneDNN for ≤ 64 rows (recurrent weights packed)" : "CBLAS")
+                                 : "portable kernel",
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset", getenv("LOOM_REWRITES") ? getenv("LOOM_REWRITES") : "all");
     const char *isa;
     double peak = loom_fp32_peak(n_threads, 0.2, &isa);
     printf("FP32 peak of this machine: %.1f GFLOP/s on %d thread%s (%s fused multiply-adds, measured)\n", peak, n_threads,
