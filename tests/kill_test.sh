@@ -19,9 +19,14 @@ for ((i = 1; i <= runs; i++)); do
     rm -f "$dir"/ck.ckpt*
     "$loom" train "${args[@]}" --save-every 1 --save "$dir/ck.ckpt" > /dev/null 2> "$dir/err" &
     pid=$!
-    sleep "0.$(printf "%03d" $((RANDOM % 700)))"
     sig=KILL
     case $((i % 5)) in 1) sig=INT ;; 3) sig=TERM ;; esac
+    # INT and TERM check the graceful stop, which exists once loom has set
+    # its handlers, a few ms after exec (before that the signal's default
+    # action ends it, as any program): they come after 0.1 s at the earliest
+    ms=$((RANDOM % 700))
+    if [ $sig != KILL ] && [ $ms -lt 100 ]; then ms=$((ms + 100)); fi
+    sleep "0.$(printf "%03d" $ms)"
     kill -s $sig $pid 2> /dev/null
     wait $pid 2> /dev/null
     status=$?
