@@ -201,10 +201,11 @@ static void *grow(scratch_buf *s, size_t n)
     return p;
 }
 
-/* A 2-D memory descriptor of r × c with row stride rs and column stride cs. */
-static bool plain(dnnl_memory_desc_t *md, int r, int c, int64_t rs, int64_t cs, dnnl_data_type_t dt)
+/* The memory descriptor of op(X), r × c, for X stored row by row with
+ * leading dimension ld: a transposed X is read with its strides swapped. */
+static bool plain(dnnl_memory_desc_t *md, int r, int c, int64_t ld, bool t, dnnl_data_type_t dt)
 {
-    dnnl_dims_t dims = {r, c}, strides = {rs, cs};
+    dnnl_dims_t dims = {r, c}, strides = {t ? 1 : ld, t ? ld : 1};
     return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides) == dnnl_success;
 }
 
@@ -219,16 +220,14 @@ static prim_entry *primitive(loom_mm *c, const shape_key *key)
         if (!e) return NULL;
         c->prims = e, c->cap_prims = cap;
     }
-    /* A (m × k) and B (k × n) as op() sees them: a transposed operand is
-     * the stored matrix read with swapped strides */
+    /* A (m × k) and B (k × n) as op() sees them */
     dnnl_memory_desc_t a, b, d;
-    bool ok = plain(&a, key->m, key->k, key->ta ? 1 : key->lda, key->ta ? key->lda : 1, c->dt) &&
-              plain(&d, key->m, key->n, key->ldc, 1, dnnl_f32);
+    bool ok = plain(&a, key->m, key->k, key->lda, key->ta, c->dt) && plain(&d, key->m, key->n, key->ldc, false, dnnl_f32);
     if (key->packed) {
         dnnl_dims_t dims = {key->k, key->n};
         ok = ok && dnnl_memory_desc_init_by_tag(&b, 2, dims, c->dt, dnnl_format_tag_any) == dnnl_success;
     } else {
-        ok = ok && plain(&b, key->k, key->n, key->tb ? 1 : key->ldb, key->tb ? key->ldb : 1, c->dt);
+        ok = ok && plain(&b, key->k, key->n, key->ldb, key->tb, c->dt);
     }
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
@@ -265,7 +264,7 @@ static bool pack(loom_mm *c, dnnl_stream_t stream, packed_entry *pk, const float
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t ms = NULL, md = NULL;
-    bool ok = plain(&src, pk->k, pk->n, pk->tb ? 1 : pk->ldb, pk->tb ? pk->ldb : 1, dnnl_f32) &&
+    bool ok = plain(&src, pk->k, pk->n, pk->ldb, pk->tb, dnnl_f32) &&
               dnnl_reorder_primitive_desc_create(&rpd, &src, c->eng, &pk->wmd, c->eng, NULL) == dnnl_success &&
               dnnl_primitive_create(&r, rpd) == dnnl_success &&
               dnnl_memory_create(&ms, &src, c->eng, (void *)b) == dnnl_success &&

@@ -135,4 +135,98 @@ static inline void check_grads(loom_graph *g, loom_tensor y, const loom_binding 
               (long long)r.worst_index, r.worst_analytic, r.worst_numeric);
 }
 
+/* A language model, its store (initialised from init_seed) and a plan of
+ * its loss and every parameter's gradient (outs[0] the loss, outs[1..n]
+ * the gradients), the parameters bound. */
+typedef struct {
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *s;
+    int n;
+    loom_tensor *outs;
+    loom_plan *p;
+} grad_plan;
+
+static inline void grad_plan_make(grad_plan *m, const loom_lm_opts *o, uint64_t init_seed, const loom_backward_opts *bo,
+                                  const loom_plan_opts *po)
+{
+    m->g = loom_graph_new();
+    cr_assert_eq(loom_lm_build(m->g, &m->lm, o), LOOM_OK, "%s", loom_graph_error(m->g));
+    m->s = loom_store_new(m->g);
+    loom_store_init(m->s, init_seed);
+    m->n = loom_store_count(m->s);
+    m->outs = malloc((size_t)(m->n + 1) * sizeof *m->outs);
+    m->outs[0] = m->lm.loss;
+    cr_assert_eq(loom_backward_with(m->g, m->lm.loss, loom_store_tensors(m->s), m->n, m->outs + 1, bo), LOOM_OK, "%s",
+                 loom_graph_error(m->g));
+    m->p = loom_plan_new(m->g, m->outs, m->n + 1, po);
+    cr_assert(m->p, "%s", loom_graph_error(m->g));
+    loom_store_bind(m->s, m->p);
+}
+
+/* The loss and every gradient of the last run, end to end (malloc'd);
+ * *count: how many floats. */
+static inline float *grad_plan_values(const grad_plan *m, int64_t *count)
+{
+    int64_t total = 0;
+    for (int i = 0; i <= m->n; i++) total += loom_tensor_numel(m->g, m->outs[i]);
+    float *v = malloc((size_t)total * sizeof *v);
+    for (int i = 0, at = 0; i <= m->n; at += (int)loom_tensor_numel(m->g, m->outs[i]), i++)
+        memcpy(v + at, loom_plan_output(m->p, m->outs[i]), (size_t)loom_tensor_numel(m->g, m->outs[i]) * sizeof *v);
+    *count = total;
+    return v;
+}
+
+static inline void grad_plan_free(grad_plan *m)
+{
+    free(m->outs);
+    loom_plan_free(m->p);
+    loom_store_free(m->s);
+    loom_graph_free(m->g);
+}
+
+/* A language model of at most 64 tokens a batch, its store (initialised
+ * from seed 4) and a trainer of its loss with the carried states; each
+ * step k trains on a fixed batch of token pattern k (trainer_rig_step). */
+typedef struct {
+    loom_graph *g;
+    loom_lm lm;
+    loom_store *s;
+    loom_trainer *t;
+    int tokens, vocab;
+    int32_t x[64], y[64];
+} trainer_rig;
+
+/* to: the trainer's options but for the loss and states, which the rig sets. */
+static inline void trainer_rig_make(trainer_rig *r, const loom_lm_opts *o, loom_trainer_opts to)
+{
+    cr_assert_leq(o->steps * o->batch, 64);
+    r->g = loom_graph_new();
+    cr_assert_eq(loom_lm_build(r->g, &r->lm, o), LOOM_OK, "%s", loom_graph_error(r->g));
+    r->s = loom_store_new(r->g);
+    loom_store_init(r->s, 4);
+    r->tokens = o->steps * o->batch, r->vocab = o->vocab;
+    to.loss = r->lm.loss, to.state_in = r->lm.init, to.state_out = r->lm.out.final, to.n_states = o->cell->n_states;
+    loom_error err = {0};
+    r->t = loom_trainer_new(r->g, r->s, &to, &err);
+    cr_assert(r->t, "%s", err.msg);
+    loom_trainer_bind(r->t, r->lm.tokens, r->x), loom_trainer_bind(r->t, r->lm.targets, r->y);
+}
+
+static inline double trainer_rig_step(trainer_rig *r, int k)
+{
+    int n = r->tokens;
+    for (int i = 0; i < n; i++) r->x[i] = (k * n + i) * 5 % r->vocab, r->y[i] = (k * n + i + 1) * 5 % r->vocab;
+    loom_train_step s;
+    cr_assert_eq(loom_trainer_step(r->t, &s), LOOM_OK, "%s", loom_trainer_error(r->t));
+    return s.loss;
+}
+
+static inline void trainer_rig_free(trainer_rig *r)
+{
+    loom_trainer_free(r->t);
+    loom_store_free(r->s);
+    loom_graph_free(r->g);
+}
+
 #endif

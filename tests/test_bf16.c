@@ -185,37 +185,19 @@ Test(bf16, plans_run_inside_the_callers_parallel_region)
 /* Loss and every gradient of a 2-layer LSTM language model. */
 static float *lm_grads(loom_precision prec, int64_t *count)
 {
-    loom_graph *g = loom_graph_new();
-    loom_lm lm;
-    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = 23, .embed = 16, .hidden = 40,
-                                                        .layers = 2, .steps = 9, .batch = 5}),
-                 LOOM_OK, "%s", loom_graph_error(g));
-    loom_store *s = loom_store_new(g);
-    loom_store_init(s, 7);
-    int n = loom_store_count(s);
-    loom_tensor *outs = malloc((size_t)(n + 1) * sizeof *outs);
-    outs[0] = lm.loss;
-    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
-    loom_plan *p = loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.precision = prec});
-    cr_assert(p, "%s", loom_graph_error(g));
-    loom_store_bind(s, p);
+    grad_plan m;
+    grad_plan_make(&m, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = 23, .embed = 16, .hidden = 40, .layers = 2, .steps = 9,
+                                       .batch = 5},
+                   7, NULL, &(loom_plan_opts){.precision = prec});
     int32_t x[45], y[45];
     for (int i = 0; i < 45; i++) x[i] = i * 7 % 23, y[i] = (i * 7 + 3) % 23;
-    loom_bind(p, lm.tokens, x), loom_bind(p, lm.targets, y);
+    loom_bind(m.p, m.lm.tokens, x), loom_bind(m.p, m.lm.targets, y);
     float *zero = calloc(2 * 5 * 40, sizeof *zero); /* the carried states start at 0 */
-    for (int i = 0; i < 2; i++) loom_bind(p, lm.init[i], zero);
-    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    for (int i = 0; i < 2; i++) loom_bind(m.p, m.lm.init[i], zero);
+    cr_assert_eq(loom_run(m.p), LOOM_OK, "%s", loom_plan_error(m.p));
     free(zero);
-    int64_t total = 0;
-    for (int i = 0; i <= n; i++) total += loom_tensor_numel(g, outs[i]);
-    float *v = malloc((size_t)total * sizeof *v);
-    for (int i = 0, at = 0; i <= n; at += (int)loom_tensor_numel(g, outs[i]), i++)
-        memcpy(v + at, loom_plan_output(p, outs[i]), (size_t)loom_tensor_numel(g, outs[i]) * sizeof *v);
-    *count = total;
-    loom_plan_free(p);
-    free(outs);
-    loom_store_free(s);
-    loom_graph_free(g);
+    float *v = grad_plan_values(&m, count);
+    grad_plan_free(&m);
     return v;
 }
 
@@ -236,60 +218,27 @@ Test(bf16, a_language_model_has_the_f32_loss_and_gradients_to_rounding)
 
 /* The trainer: a bf16 checkpoint says so, and resuming it in f32 (or the
  * other way) is refused with the flag to give; in bf16 it resumes. */
-typedef struct {
-    loom_graph *g;
-    loom_lm lm;
-    loom_store *s;
-    loom_trainer *t;
-    int32_t x[8 * 3], y[8 * 3];
-} rig;
-
-static void rig_make(rig *r, loom_precision prec)
+static void rig_make(trainer_rig *r, loom_precision prec)
 {
-    r->g = loom_graph_new();
-    loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = 9, .embed = 5, .hidden = 8, .steps = 8, .batch = 3});
-    r->s = loom_store_new(r->g);
-    loom_store_init(r->s, 4);
-    loom_error err = {0};
-    r->t = loom_trainer_new(r->g, r->s,
-                            &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
-                                                 .n_states = 1, .optim = {.kind = LOOM_OPT_ADAM, .lr = 0.01f}, .seed = 5,
-                                                 .precision = prec},
-                            &err);
-    cr_assert(r->t, "%s", err.msg);
-    loom_trainer_bind(r->t, r->lm.tokens, r->x), loom_trainer_bind(r->t, r->lm.targets, r->y);
-}
-
-static double rig_step(rig *r, int k)
-{
-    for (int i = 0; i < 24; i++) r->x[i] = (k * 24 + i) * 5 % 9, r->y[i] = (k * 24 + i + 1) * 5 % 9;
-    loom_train_step s;
-    cr_assert_eq(loom_trainer_step(r->t, &s), LOOM_OK, "%s", loom_trainer_error(r->t));
-    return s.loss;
-}
-
-static void rig_free(rig *r)
-{
-    loom_trainer_free(r->t);
-    loom_store_free(r->s);
-    loom_graph_free(r->g);
+    trainer_rig_make(r, &(loom_lm_opts){.cell = &loom_cell_gru, .vocab = 9, .embed = 5, .hidden = 8, .steps = 8, .batch = 3},
+                     (loom_trainer_opts){.optim = {.kind = LOOM_OPT_ADAM, .lr = 0.01f}, .seed = 5, .precision = prec});
 }
 
 Test(bf16, checkpoints_keep_the_precision)
 {
     if (!loom_bf16_available()) cr_skip_test("no bf16 on this CPU or build");
-    rig a, b, f32;
+    trainer_rig a, b, f32;
     rig_make(&a, LOOM_PRECISION_BF16), rig_make(&b, LOOM_PRECISION_BF16), rig_make(&f32, LOOM_PRECISION_F32);
     double loss[6];
-    for (int k = 0; k < 6; k++) loss[k] = rig_step(&a, k);
-    for (int k = 0; k < 3; k++) rig_step(&b, k);
+    for (int k = 0; k < 6; k++) loss[k] = trainer_rig_step(&a, k);
+    for (int k = 0; k < 3; k++) trainer_rig_step(&b, k);
     loom_st *f = loom_st_new();
     cr_assert_eq(loom_trainer_save(b.t, f), LOOM_OK, "%s", loom_trainer_error(b.t));
     cr_assert_str_eq(loom_st_meta(f, "loom.precision"), "bf16");
-    rig_free(&b);
+    trainer_rig_free(&b);
     rig_make(&b, LOOM_PRECISION_BF16);
     cr_assert_eq(loom_trainer_restore(b.t, f), LOOM_OK, "%s", loom_trainer_error(b.t));
-    for (int k = 3; k < 6; k++) cr_assert_eq(rig_step(&b, k), loss[k], "step %d after the restore", k);
+    for (int k = 3; k < 6; k++) cr_assert_eq(trainer_rig_step(&b, k), loss[k], "step %d after the restore", k);
     cr_assert_neq(loom_trainer_restore(f32.t, f), LOOM_OK);
     cr_assert(strstr(loom_trainer_error(f32.t), "--precision bf16"), "%s", loom_trainer_error(f32.t));
     loom_st *g = loom_st_new(); /* and an f32 checkpoint in a bf16 trainer */
@@ -298,7 +247,7 @@ Test(bf16, checkpoints_keep_the_precision)
     cr_assert_neq(loom_trainer_restore(b.t, g), LOOM_OK);
     cr_assert(strstr(loom_trainer_error(b.t), "--precision f32"), "%s", loom_trainer_error(b.t));
     loom_st_free(f), loom_st_free(g);
-    rig_free(&a), rig_free(&b), rig_free(&f32);
+    trainer_rig_free(&a), trainer_rig_free(&b), trainer_rig_free(&f32);
 }
 
 /* Where bf16 cannot run, a plan asking for it is refused with the reason

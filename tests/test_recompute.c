@@ -27,45 +27,27 @@ static int count_copies(const loom_graph *g)
  * pattern), its backward pass built with `recompute`. */
 static run_result lm_run(const loom_lm_opts *o, int32_t recompute)
 {
-    loom_graph *g = loom_graph_new();
-    loom_lm lm;
-    cr_assert_eq(loom_lm_build(g, &lm, o), LOOM_OK, "%s", loom_graph_error(g));
-    loom_store *s = loom_store_new(g);
-    loom_store_init(s, 11);
-    int n = loom_store_count(s), T = o->steps, B = o->batch;
-    loom_tensor *outs = malloc((size_t)(n + 1) * sizeof *outs);
-    outs[0] = lm.loss;
-    cr_assert_eq(loom_backward_with(g, lm.loss, loom_store_tensors(s), n, outs + 1, &(loom_backward_opts){.recompute = recompute}),
-                 LOOM_OK, "%s", loom_graph_error(g));
-    loom_plan *p = loom_plan_new(g, outs, n + 1, &(loom_plan_opts){.seed = 5});
-    cr_assert(p, "%s", loom_graph_error(g));
+    grad_plan m;
+    grad_plan_make(&m, o, 11, &(loom_backward_opts){.recompute = recompute}, &(loom_plan_opts){.seed = 5});
+    int T = o->steps, B = o->batch;
     int32_t *x = malloc((size_t)T * B * sizeof *x), *y = malloc((size_t)T * B * sizeof *y);
     for (int i = 0; i < T * B; i++) x[i] = (i * 5 + i / 7) % o->vocab, y[i] = (i * 3 + 1) % o->vocab;
-    loom_store_bind(s, p);
-    loom_bind(p, lm.tokens, x), loom_bind(p, lm.targets, y);
+    loom_bind(m.p, m.lm.tokens, x), loom_bind(m.p, m.lm.targets, y);
     float *init[LOOM_CELL_MAX_STATES] = {0};
     for (int k = 0; k < o->cell->n_states; k++) {
-        init[k] = calloc((size_t)loom_tensor_numel(g, lm.init[k]), sizeof(float));
-        for (int64_t j = 0; j < loom_tensor_numel(g, lm.init[k]); j++) init[k][j] = 0.1f * (float)((j * 7 + k) % 5) - 0.2f;
-        loom_bind(p, lm.init[k], init[k]);
+        init[k] = calloc((size_t)loom_tensor_numel(m.g, m.lm.init[k]), sizeof(float));
+        for (int64_t j = 0; j < loom_tensor_numel(m.g, m.lm.init[k]); j++) init[k][j] = 0.1f * (float)((j * 7 + k) % 5) - 0.2f;
+        loom_bind(m.p, m.lm.init[k], init[k]);
     }
-    cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+    cr_assert_eq(loom_run(m.p), LOOM_OK, "%s", loom_plan_error(m.p));
     run_result r = {0};
-    for (int i = 0; i <= n; i++) r.n += loom_tensor_numel(g, outs[i]);
-    r.v = malloc((size_t)r.n * sizeof *r.v);
-    for (int i = 0, at = 0; i <= n; i++) {
-        int64_t k = loom_tensor_numel(g, outs[i]);
-        memcpy(r.v + at, loom_plan_output(p, outs[i]), (size_t)k * sizeof(float));
-        at += (int)k;
-    }
-    r.copies = count_copies(g);
-    loom_plan_stats st = loom_plan_get_stats(p);
+    r.v = grad_plan_values(&m, &r.n);
+    r.copies = count_copies(m.g);
+    loom_plan_stats st = loom_plan_get_stats(m.p);
     r.arena = st.arena_bytes, r.kept = st.kept_bytes;
     for (int k = 0; k < o->cell->n_states; k++) free(init[k]);
-    free(x), free(y), free(outs);
-    loom_plan_free(p);
-    loom_store_free(s);
-    loom_graph_free(g);
+    free(x), free(y);
+    grad_plan_free(&m);
     return r;
 }
 
@@ -206,67 +188,35 @@ Test(recompute, a_bad_segment_length_is_refused)
  * does not (to rounding), resumes bit for bit from its own checkpoint, and
  * a checkpoint is refused by a trainer that recomputes otherwise (its
  * graph, hence its fingerprint, differs) with what to give instead. */
-typedef struct {
-    loom_graph *g;
-    loom_lm lm;
-    loom_store *s;
-    loom_trainer *t;
-    int32_t x[8 * 3], y[8 * 3];
-} rig;
-
-static void rig_make(rig *r, int32_t recompute)
+static void rig_make(trainer_rig *r, int32_t recompute)
 {
-    r->g = loom_graph_new();
-    loom_lm_build(r->g, &r->lm, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = 9, .embed = 5, .hidden = 8, .steps = 8,
-                                                 .batch = 3, .dropout = 0.2f, .seed = 3});
-    r->s = loom_store_new(r->g);
-    loom_store_init(r->s, 4);
-    loom_error err = {0};
-    r->t = loom_trainer_new(r->g, r->s,
-                            &(loom_trainer_opts){.loss = r->lm.loss, .state_in = r->lm.init, .state_out = r->lm.out.final,
-                                                 .n_states = 2, .optim = {.kind = LOOM_OPT_ADAM, .lr = 0.01f}, .clip_norm = 1,
-                                                 .seed = 5, .recompute = recompute},
-                            &err);
-    cr_assert(r->t, "%s", err.msg);
-    loom_trainer_bind(r->t, r->lm.tokens, r->x), loom_trainer_bind(r->t, r->lm.targets, r->y);
-}
-
-static double rig_step(rig *r, int k)
-{
-    for (int i = 0; i < 24; i++) r->x[i] = (k * 24 + i) * 5 % 9, r->y[i] = (k * 24 + i + 1) * 5 % 9;
-    loom_train_step s;
-    cr_assert_eq(loom_trainer_step(r->t, &s), LOOM_OK, "%s", loom_trainer_error(r->t));
-    return s.loss;
-}
-
-static void rig_free(rig *r)
-{
-    loom_trainer_free(r->t);
-    loom_store_free(r->s);
-    loom_graph_free(r->g);
+    trainer_rig_make(r, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = 9, .embed = 5, .hidden = 8, .steps = 8, .batch = 3,
+                                        .dropout = 0.2f, .seed = 3},
+                     (loom_trainer_opts){.optim = {.kind = LOOM_OPT_ADAM, .lr = 0.01f}, .clip_norm = 1, .seed = 5,
+                                         .recompute = recompute});
 }
 
 Test(recompute, the_trainer_recomputes_and_resumes)
 {
-    rig plain, a, b, c;
+    trainer_rig plain, a, b, c;
     rig_make(&plain, 0), rig_make(&a, 2), rig_make(&b, 2), rig_make(&c, 0);
     double loss[8];
     for (int k = 0; k < 8; k++) {
-        loss[k] = rig_step(&a, k);
-        double p = rig_step(&plain, k);
+        loss[k] = trainer_rig_step(&a, k);
+        double p = trainer_rig_step(&plain, k);
         cr_assert(fabs(loss[k] - p) <= 1e-5 * fabs(p), "step %d: loss %.9g recomputing, %.9g not", k, loss[k], p);
     }
-    for (int k = 0; k < 4; k++) rig_step(&b, k);
+    for (int k = 0; k < 4; k++) trainer_rig_step(&b, k);
     loom_st *f = loom_st_new();
     cr_assert_eq(loom_trainer_save(b.t, f), LOOM_OK, "%s", loom_trainer_error(b.t));
-    rig_free(&b);
+    trainer_rig_free(&b);
     rig_make(&b, 2);
     cr_assert_eq(loom_trainer_restore(b.t, f), LOOM_OK, "%s", loom_trainer_error(b.t));
-    for (int k = 4; k < 8; k++) cr_assert_eq(rig_step(&b, k), loss[k], "step %d after the restore", k);
+    for (int k = 4; k < 8; k++) cr_assert_eq(trainer_rig_step(&b, k), loss[k], "step %d after the restore", k);
     cr_assert_neq(loom_trainer_restore(c.t, f), LOOM_OK);
     cr_assert(strstr(loom_trainer_error(c.t), "--recompute 2"), "%s", loom_trainer_error(c.t));
     loom_st_free(f);
-    rig_free(&plain), rig_free(&a), rig_free(&b), rig_free(&c);
+    trainer_rig_free(&plain), trainer_rig_free(&a), trainer_rig_free(&b), trainer_rig_free(&c);
 }
 
 /* A diagram has one column per step: a graph that computes its steps

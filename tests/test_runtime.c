@@ -457,34 +457,21 @@ Test(gemm, beta_zero_ignores_garbage_in_c)
 Test(rewrites, thread_counts_agree_and_runs_repeat)
 {
     enum { T = 3, B = 64, H = 600, V = 13 };
-    loom_graph *g = loom_graph_new();
-    loom_lm lm;
-    cr_assert_eq(loom_lm_build(g, &lm, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = V, .hidden = H, .layers = 1,
-                                                        .steps = T, .batch = B}), LOOM_OK, "%s", loom_graph_error(g));
-    loom_store *s = loom_store_new(g);
-    loom_store_init(s, 7);
-    int n = loom_store_count(s);
-    loom_tensor *outs = malloc((size_t)(n + 1) * sizeof *outs);
-    outs[0] = lm.loss;
-    cr_assert_eq(loom_backward(g, lm.loss, loom_store_tensors(s), n, outs + 1), LOOM_OK);
-    loom_plan *p = loom_plan_new(g, outs, n + 1, NULL);
-    cr_assert(p, "%s", loom_graph_error(g));
+    grad_plan m;
+    grad_plan_make(&m, &(loom_lm_opts){.cell = &loom_cell_lstm, .vocab = V, .hidden = H, .layers = 1, .steps = T, .batch = B}, 7,
+                   NULL, NULL);
     int32_t x[T * B], y[T * B];
     for (int i = 0; i < T * B; i++) x[i] = (i * 7) % V, y[i] = (i * 5 + 3) % V;
     float *zero[2] = {calloc(B * H, sizeof(float)), calloc(B * H, sizeof(float))};
-    loom_store_bind(s, p);
-    loom_bind(p, lm.tokens, x), loom_bind(p, lm.targets, y);
-    loom_bind(p, lm.init[0], zero[0]), loom_bind(p, lm.init[1], zero[1]);
+    loom_bind(m.p, m.lm.tokens, x), loom_bind(m.p, m.lm.targets, y);
+    loom_bind(m.p, m.lm.init[0], zero[0]), loom_bind(m.p, m.lm.init[1], zero[1]);
     int64_t total = 0;
-    for (int i = 0; i <= n; i++) total += loom_tensor_numel(g, outs[i]);
     float *r[3];
     int saved = omp_get_max_threads(), threads[3] = {1, 2, 2};
     for (int k = 0; k < 3; k++) {
         omp_set_num_threads(threads[k]);
-        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
-        r[k] = malloc((size_t)total * sizeof *r[k]);
-        for (int i = 0, at = 0; i <= n; at += (int)loom_tensor_numel(g, outs[i]), i++)
-            memcpy(r[k] + at, loom_plan_output(p, outs[i]), (size_t)loom_tensor_numel(g, outs[i]) * sizeof(float));
+        cr_assert_eq(loom_run(m.p), LOOM_OK, "%s", loom_plan_error(m.p));
+        r[k] = grad_plan_values(&m, &total);
     }
     omp_set_num_threads(saved);
     for (int64_t j = 0; j < total; j++)
@@ -492,10 +479,8 @@ Test(rewrites, thread_counts_agree_and_runs_repeat)
                   (long long)j, r[0][j], r[1][j]);
     cr_assert(!memcmp(r[1], r[2], (size_t)total * sizeof(float)), "two runs at 2 threads differ");
     for (int k = 0; k < 3; k++) free(r[k]);
-    free(zero[0]), free(zero[1]), free(outs);
-    loom_plan_free(p);
-    loom_store_free(s);
-    loom_graph_free(g);
+    free(zero[0]), free(zero[1]);
+    grad_plan_free(&m);
 }
 
 /* Two batches that would wait on each other — X = {A·W1, D·W1} needs

@@ -60,7 +60,7 @@ const tool_opt bench_opts[] = {
     {"--recompute", OPT_AUTO, B(recompute), 0, 1000000, .arg = "N",
      .help = "keep the carried states every N steps and recompute the rest in the backward pass\n"
              "(auto: N = √T; 0: keep every value, the default)"},
-    {"--precision", OPT_CHOICE, B(precision), .choices = (const char *const[]){"f32", "bf16", NULL}, .arg = "P",
+    {"--precision", OPT_CHOICE, B(precision), .choices = tool_precisions, .arg = "P",
      .help = "the matrix products' operands: f32 (the default) or bf16 (f32 sums; a CPU with AVX512_BF16 or AMX)"},
     {"--json", OPT_FLAG, B(json), .help = "also one JSON object per result line (the last line is the last result)"},
     {"--profile", OPT_FLAG, B(profile),
@@ -261,7 +261,7 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, const bench
         printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"seq_len\": %d, \"recompute\": %ld, \"precision\": \"%s\", \"train_ms\": %.3f, \"infer_ms\": %.3f, "
                "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"fp32_peak_gflops\": %.1f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
                "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
-               c->name, cell->name, threads, c->steps, a->recompute, a->precision ? "bf16" : "f32", r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
+               c->name, cell->name, threads, c->steps, a->recompute, tool_precisions[a->precision], r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
                gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS+oneDNN" : "CBLAS") : "portable");
     if (profile) rc = profile_steps(&m, iters);

@@ -25,6 +25,8 @@ static bool whole_in(const char *s, long lo, long hi, long *out)
     return true;
 }
 
+const char *const tool_precisions[] = {"f32", "bf16", NULL};
+
 bool tool_int(const char *flag, const char *s, long lo, long hi, long *out)
 {
     if (whole_in(s, lo, hi, out)) return true;

@@ -45,6 +45,8 @@ int cmd_word2vec(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_search_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* --precision's names, by loom_precision (train, bench). */
+extern const char *const tool_precisions[];
 extern const char gradcheck_help[], dot_help[], rnn_run_help[], train_help[], generate_help[],
     eval_help[], plot_help[], bench_help[], cell_help[], inspect_help[], stats_help[], word2vec_help[], embed_help[], search_demo_help[];
 /* Only a command's argument parsing (for the fuzzer): 0 if the arguments

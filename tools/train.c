@@ -102,7 +102,7 @@ const tool_opt train_opts[] = {
      .help = "long sequences in less memory: keep the carried states every N\n"
              "steps and recompute the rest in the backward pass (auto: N = √T;\n"
              "the same numbers, one more forward pass of work)"},
-    {"--precision", OPT_CHOICE, A(precision), .choices = (const char *const[]){"f32", "bf16", NULL}, .arg = "f32|bf16",
+    {"--precision", OPT_CHOICE, A(precision), .choices = tool_precisions, .arg = "f32|bf16",
      .help = "the matrix products' operands (default f32); bf16 rounds them to\n"
              "bfloat16 and sums in f32 — parameters, gradients and the optimiser\n"
              "stay f32 — on a CPU with AVX512_BF16 or AMX (refused elsewhere)"},

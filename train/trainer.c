@@ -346,12 +346,13 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
         return fail(t, LOOM_ERR_FORMAT, "restore: it was trained with recompute %s, this run has %s: resume with --recompute %s "
                                         "(the graphs differ; the numbers agree to rounding)", was, now, was);
     }
-    const char *prec = loom_st_meta(f, "loom.precision"), *now = t->o.precision == LOOM_PRECISION_BF16 ? "bf16" : "f32";
-    if (prec && strcmp(prec, "bf16") && strcmp(prec, "f32"))
+    const char *was = loom_st_meta(f, "loom.precision"), *now = t->o.precision == LOOM_PRECISION_BF16 ? "bf16" : "f32";
+    if (!was) was = "f32"; /* written only for bf16 */
+    if (strcmp(was, "bf16") && strcmp(was, "f32"))
         return fail(t, LOOM_ERR_FORMAT, "restore: loom.precision is neither f32 nor bf16");
-    if (strcmp(prec ? prec : "f32", now)) /* a resumed run is the run that was interrupted */
+    if (strcmp(was, now)) /* a resumed run is the run that was interrupted */
         return fail(t, LOOM_ERR_FORMAT, "restore: it was trained with %s products, this run has %s: resume with --precision %s",
-                    prec ? prec : "f32", now, prec ? prec : "f32");
+                    was, now, was);
     if (loom_st_meta(f, "loom.fingerprint") && (!loom_st_meta_hex(f, "loom.fingerprint", &fp) || fp != t->fingerprint))
         return fail(t, LOOM_ERR_FORMAT, "restore: its model does not match this one (another cell, size, truncation or loss: "
                                         "its graph's fingerprint differs)");
