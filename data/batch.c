@@ -18,6 +18,7 @@ struct loom_batches {
     int64_t offset;         /* tokens dropped at the start of this epoch */
     int64_t *starts;        /* random: the windows' starts in dealing order */
     int64_t stream_len;     /* sequential: tokens per parallel stream */
+    int first, columns;     /* this rank's columns of the batch (loom_batches_shard) */
 };
 
 /* Lays out epoch e: its offset, and the order of its windows. */
@@ -47,7 +48,7 @@ loom_batches *loom_batches_new(const int32_t *ids, int64_t n, int steps, int bat
     if (!ids || steps < 1 || batch < 1 || n - steps - 1 < (int64_t)steps * batch) return NULL;
     loom_batches *b = calloc(1, sizeof *b);
     if (!b) return NULL;
-    *b = (loom_batches){.ids = ids, .n = n, .T = steps, .B = batch, .sampling = s, .seed = seed};
+    *b = (loom_batches){.ids = ids, .n = n, .T = steps, .B = batch, .sampling = s, .seed = seed, .columns = batch};
     if (s == LOOM_SAMPLE_RANDOM && !(b->starts = malloc((size_t)(n / steps + 1) * sizeof *b->starts))) {
         free(b);
         return NULL;
@@ -67,14 +68,15 @@ bool loom_batches_next(loom_batches *b, int32_t *x, int32_t *y)
 {
     if (b->batch == b->per_epoch) start_epoch(b, b->epoch + 1);
     bool first = b->batch == 0;
-    for (int j = 0; j < b->B; j++) {
+    for (int c = 0; c < b->columns; c++) {
         /* random: the window dealt j-th in this batch; sequential: stream j,
          * continuing where the previous batch of that stream ended */
+        int64_t j = b->first + c;
         int64_t start = b->sampling == LOOM_SAMPLE_RANDOM ? b->starts[b->batch * b->B + j]
                                                           : b->offset + j * b->stream_len + b->batch * b->T;
         for (int t = 0; t < b->T; t++) {
-            x[t * b->B + j] = b->ids[start + t];
-            y[t * b->B + j] = b->ids[start + t + 1];
+            x[t * b->columns + c] = b->ids[start + t];
+            y[t * b->columns + c] = b->ids[start + t + 1];
         }
     }
     b->batch++;
@@ -82,6 +84,15 @@ bool loom_batches_next(loom_batches *b, int32_t *x, int32_t *y)
 }
 
 int64_t loom_batches_per_epoch(const loom_batches *b) { return b->per_epoch; }
+
+bool loom_batches_shard(loom_batches *b, int rank, int ranks)
+{
+    if (!b || ranks < 1 || rank < 0 || rank >= ranks || b->B % ranks) return false;
+    b->columns = b->B / ranks, b->first = rank * b->columns;
+    return true;
+}
+
+int loom_batches_columns(const loom_batches *b) { return b ? b->columns : 0; }
 
 void loom_batches_tell(const loom_batches *b, int64_t *epoch, int64_t *batch)
 {

@@ -11,7 +11,6 @@
 
 const char *loom_plan_error(const loom_plan *p) { return p ? loom_error_msg(&p->err) : "no plan"; }
 
-#define plan_err(p, ...) loom_error_set(&(p)->err, __VA_ARGS__)
 
 loom_status loom_bind(loom_plan *p, loom_tensor t, const void *data)
 {
@@ -383,6 +382,16 @@ static bool does_matmul(const loom_plan *p, int32_t id)
  * reader's reads are covered by the barrier after its own write. A kernel
  * error does not change the walk (the threads must meet at the same
  * barriers); the run reports it at the end. */
+/* loom_plan_watch: every kernel call before position `done` has finished
+ * (on the calling thread): the watched outputs they computed are ready;
+ * then a point for the caller's own work. */
+static void watch_point(loom_plan *p, int32_t done)
+{
+    if (!p->watch_fn) return;
+    while (p->watch_next < p->n_watch && p->watch_pos[p->watch_next] < done) p->watch_fn(p->watch_ctx, p->watch_idx[p->watch_next++]);
+    if (done < p->n_exec) p->watch_fn(p->watch_ctx, -1);
+}
+
 static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
 {
     int wrote = 0;
@@ -394,6 +403,9 @@ static void run_team(loom_plan *p, bool only_matmul, int tid, int nth)
             loom_team_barrier(&p->team);
             wrote = 0;
         }
+        /* every call before this set has finished: before the barrier, or
+         * by this thread alone since (wrote ≤ 1) */
+        if (tid == 0 && !only_matmul) watch_point(p, b);
         if (p->wide[l]) {
             if (tid == 0) p->side_by_side++;
             #pragma omp for schedule(dynamic) nowait
@@ -493,18 +505,18 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
         if (!loom_mm_slots(p->mm, threads)) return plan_err(p, LOOM_ERR_NOMEM, "run: out of memory");
         loom_mm_begin_run(p->mm, param_data, p);
     }
-    if (threads < 2) {
-        for (int32_t k = 0; k < p->n_exec && !st; k++)
-            if (!only_matmul || does_matmul(p, p->exec[k])) st = exec_node(p, p->exec[k], 0, 1, 0);
-    } else if (alone) { /* every share of a split kernel in turn, cut as the team cuts them (run_team) */
-        omp_set_num_threads(1); /* a GEMM runs on this thread, as in the team (OpenBLAS reads this) */
-        p->team.solo = true;
-        for (int32_t l = 0; l < p->n_levels && !st; l++)
+    p->watch_next = 0;
+    if (threads < 2 || alone) { /* alone: every share of a split kernel in turn, cut as the team cuts them (run_team) */
+        if (alone) omp_set_num_threads(1); /* a GEMM runs on this thread, as in the team (OpenBLAS reads this) */
+        p->team.solo = alone;
+        for (int32_t l = 0; l < p->n_levels && !st; l++) {
+            if (!only_matmul) watch_point(p, p->level_start[l]);
             for (int32_t k = p->level_start[l]; k < p->level_start[l + 1] && !st; k++)
                 if (!only_matmul || does_matmul(p, p->exec[k]))
-                    st = exec_node(p, p->exec[k], 0, !p->wide[l] && p->split[k] ? threads : 1, 0);
+                    st = exec_node(p, p->exec[k], 0, alone && !p->wide[l] && p->split[k] ? threads : 1, 0);
+        }
         p->team.solo = false;
-        omp_set_num_threads(threads);
+        if (alone) omp_set_num_threads(threads);
     } else {
         #pragma omp parallel num_threads(threads)
         {
@@ -514,6 +526,7 @@ static loom_status run_levels(loom_plan *p, bool only_matmul)
         }
         st = p->err.status;
     }
+    if (!st && !only_matmul) watch_point(p, p->n_exec);
     if (threads > 1 && !only_matmul) record_run(p, alone, omp_get_wtime() - t0);
     if (p->profiling) p->prof_wall += omp_get_wtime() - t0, p->prof_runs++;
     if (!only_matmul) p->runs++;

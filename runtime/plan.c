@@ -117,6 +117,7 @@ void loom_plan_free(loom_plan *p)
     free(p->split);
     free(p->team.part);
     free(p->prof_s), free(p->prof_n);
+    free(p->watch_pos), free(p->watch_idx);
     loom_mm_free(p->mm);
     free(p->arena);
     free(p->in_pool);
@@ -157,4 +158,36 @@ int32_t loom_plan_ranks(const loom_plan *p, int32_t *rank, int32_t n)
         if (rank[i] < 0 && p->in_plan[i] && p->root[i] != i && p->root[i] >= 0) rank[i] = rank[p->root[i]];
     free(piece_at);
     return p->n_exec;
+}
+
+loom_status loom_plan_watch(loom_plan *p, const loom_tensor *ts, int n, loom_ready_fn ready, void *ctx, int *order)
+{
+    if (!p) return LOOM_ERR_ARG;
+    loom_error_clear(&p->err);
+    free(p->watch_pos), free(p->watch_idx);
+    p->watch_pos = p->watch_idx = NULL, p->n_watch = 0, p->watch_fn = NULL;
+    if (n <= 0) return LOOM_OK;
+    if (!ts || !ready) return plan_err(p, LOOM_ERR_ARG, "watch: no tensors or no function");
+    for (int i = 0; i < n; i++) {
+        bool out = false;
+        for (int j = 0; j < p->n_outputs && !out; j++) out = p->outputs[j].id == ts[i].id;
+        if (!out) return plan_err(p, LOOM_ERR_ARG, "watch: tensor id %d is not an output of the plan", ts[i].id);
+    }
+    int32_t *rank = malloc((size_t)p->n_graph * sizeof *rank);
+    p->watch_pos = malloc((size_t)n * sizeof *p->watch_pos), p->watch_idx = malloc((size_t)n * sizeof *p->watch_idx);
+    if (!rank || !p->watch_pos || !p->watch_idx || loom_plan_ranks(p, rank, p->n_graph) < 0) {
+        free(rank), free(p->watch_pos), free(p->watch_idx);
+        p->watch_pos = p->watch_idx = NULL;
+        return plan_err(p, LOOM_ERR_NOMEM, "watch: out of memory");
+    }
+    for (int i = 0; i < n; i++) { /* by position, then by index: an insertion sort (a handful of outputs) */
+        int32_t pos = rank[loom_index(ts[i])], k = i;
+        for (; k > 0 && p->watch_pos[k - 1] > pos; k--) p->watch_pos[k] = p->watch_pos[k - 1], p->watch_idx[k] = p->watch_idx[k - 1];
+        p->watch_pos[k] = pos, p->watch_idx[k] = i;
+    }
+    free(rank);
+    if (order)
+        for (int i = 0; i < n; i++) order[i] = p->watch_idx[i];
+    p->n_watch = n, p->watch_fn = ready, p->watch_ctx = ctx;
+    return LOOM_OK;
 }

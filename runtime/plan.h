@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every buffer */
+/* A run's or a call's error, kept in the plan (loom_plan_error). */
+#define plan_err(p, ...) loom_error_set(&(p)->err, __VA_ARGS__)
 
 /* How a plan's runs use their threads (see loom_plan_set_team). */
 typedef struct {
@@ -81,6 +83,12 @@ struct loom_plan {
     bool profiling;
     double *prof_s, prof_wall;
     int64_t *prof_n, prof_runs;
+    /* loom_plan_watch: outputs whose readiness a run reports, by the
+     * position of the kernel call that finishes each (ascending) */
+    int32_t n_watch, watch_next;
+    int32_t *watch_pos, *watch_idx;
+    loom_ready_fn watch_fn;
+    void *watch_ctx;
     loom_error err;        /* first error since the last run began */
 };
 

@@ -245,6 +245,46 @@ Test(batches, sequential_partitioning)
     free(ids);
 }
 
+/* Data parallelism: rank r of R sees columns r·B/R … of the global batch,
+ * batch after batch, across epochs, with both samplings; a shard that
+ * cannot be is refused and changes nothing. */
+Test(batches, shards_make_the_global_batch)
+{
+    enum { N = 700, T = 4, B = 6 };
+    int32_t *ids = ramp(N), gx[T * B], gy[T * B], x[T * B], y[T * B];
+    for (int s = 0; s < 2; s++)
+        for (int R = 1; R <= 3; R++) {
+            loom_sampling how = s ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM;
+            loom_batches *all = loom_batches_new(ids, N, T, B, how, 7), *part[3];
+            for (int r = 0; r < R; r++) {
+                part[r] = loom_batches_new(ids, N, T, B, how, 7);
+                cr_assert(loom_batches_shard(part[r], r, R));
+                cr_assert_eq(loom_batches_columns(part[r]), B / R);
+            }
+            for (int k = 0; k < 3 * loom_batches_per_epoch(all); k++) {
+                bool first = loom_batches_next(all, gx, gy);
+                for (int r = 0; r < R; r++) {
+                    int C = B / R;
+                    cr_assert_eq(loom_batches_next(part[r], x, y), first);
+                    for (int t = 0; t < T; t++)
+                        for (int c = 0; c < C; c++) {
+                            cr_assert_eq(x[t * C + c], gx[t * B + r * C + c], "rank %d of %d, batch %d", r, R, k);
+                            cr_assert_eq(y[t * C + c], gy[t * B + r * C + c]);
+                        }
+                }
+            }
+            for (int r = 0; r < R; r++) loom_batches_free(part[r]);
+            loom_batches_free(all);
+        }
+    loom_batches *b = loom_batches_new(ids, N, T, B, LOOM_SAMPLE_SEQUENTIAL, 7);
+    cr_assert_not(loom_batches_shard(b, 0, 4), "6 columns do not split in 4");
+    cr_assert_not(loom_batches_shard(b, 2, 2), "rank out of range");
+    cr_assert_not(loom_batches_shard(b, -1, 2));
+    cr_assert_eq(loom_batches_columns(b), B, "unchanged");
+    loom_batches_free(b);
+    free(ids);
+}
+
 /* ---- synthetic tasks ---- */
 
 Test(tasks, adding_problem)

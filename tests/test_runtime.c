@@ -695,6 +695,81 @@ Test(runtime, plan_ranks_follow_the_dataflow_and_bptt)
     loom_graph_free(g);
 }
 
+/* loom_plan_watch: every watched output is reported once per run, in the
+ * order the call gave, holding its final value already — with one thread,
+ * a team and alone, with and without rewrites; between ready sets the
+ * caller gets its turns (−1); a tensor that is not an output is refused. */
+typedef struct {
+    loom_plan *p;
+    const loom_tensor *ts;
+    int calls[8], order[8], n_order, ticks;
+    float *seen[8]; /* each output's value when it was reported */
+    loom_graph *g;
+} watch_log;
+
+static void on_ready(void *ctx, int i)
+{
+    watch_log *w = ctx;
+    if (i < 0) {
+        w->ticks++;
+        return;
+    }
+    w->calls[i]++, w->order[w->n_order++] = i;
+    int64_t n = loom_tensor_numel(w->g, w->ts[i]);
+    w->seen[i] = realloc(w->seen[i], (size_t)n * sizeof(float));
+    memcpy(w->seen[i], loom_plan_output(w->p, w->ts[i]), (size_t)n * sizeof(float));
+}
+
+Test(runtime, watched_outputs_are_reported_when_final)
+{
+    enum { T = 6 };
+    loom_tensor x, wrt[4], grads[4];
+    loom_graph *g = lstm_with_grads(T, &x, wrt, grads);
+    float xs[T * 4];
+    for (int i = 0; i < T * 4; i++) xs[i] = sinf((float)i);
+    float *ws[4];
+    for (int i = 0; i < 4; i++) {
+        int64_t n = loom_tensor_numel(g, wrt[i]);
+        ws[i] = malloc((size_t)n * sizeof(float));
+        for (int64_t k = 0; k < n; k++) ws[i][k] = 0.3f * cosf((float)(k + 7 * i));
+    }
+    int max_threads = omp_get_max_threads();
+    for (int rewrites = 0; rewrites < 2; rewrites++)
+        for (int way = 0; way < 3; way++) { /* one thread, the team, alone */
+            omp_set_num_threads(way ? 2 : 1);
+            loom_plan *p = loom_plan_new(g, grads, 4, &(loom_plan_opts){.no_rewrites = rewrites ? 0 : LOOM_REWRITE_ALL});
+            cr_assert(p, "%s", loom_graph_error(g));
+            loom_plan_set_team(p, way == 2 ? LOOM_TEAM_ALONE : LOOM_TEAM_TEAM);
+            loom_bind(p, x, xs);
+            for (int i = 0; i < 4; i++) loom_bind(p, wrt[i], ws[i]);
+            cr_assert_eq(loom_plan_watch(p, &x, 1, on_ready, NULL, NULL), LOOM_ERR_ARG, "an input is not an output");
+            watch_log w = {.p = p, .ts = grads, .g = g};
+            int order[4];
+            cr_assert_eq(loom_plan_watch(p, grads, 4, on_ready, &w, order), LOOM_OK, "%s", loom_plan_error(p));
+            for (int run = 0; run < 2; run++) {
+                w.n_order = 0;
+                cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+                cr_assert_eq(w.n_order, 4);
+                for (int i = 0; i < 4; i++) {
+                    cr_assert_eq(w.calls[i], run + 1, "output %d reported once a run", i);
+                    cr_assert_eq(w.order[i], order[i], "reported in the order given");
+                    cr_assert(!memcmp(w.seen[i], loom_plan_output(p, grads[i]), (size_t)loom_tensor_numel(g, grads[i]) * sizeof(float)),
+                              "output %d was final when reported", i);
+                }
+            }
+            cr_assert_gt(w.ticks, 2 * T, "turns between ready sets");
+            cr_assert_eq(loom_plan_watch(p, NULL, 0, NULL, NULL, NULL), LOOM_OK);
+            int before = w.n_order;
+            cr_assert_eq(loom_run(p), LOOM_OK);
+            cr_assert_eq(w.n_order, before, "no more reports once watching stopped");
+            for (int i = 0; i < 4; i++) free(w.seen[i]);
+            loom_plan_free(p);
+        }
+    omp_set_num_threads(max_threads);
+    for (int i = 0; i < 4; i++) free(ws[i]);
+    loom_graph_free(g);
+}
+
 /* A plan may be asked for any nodes as outputs — every node of an unrolled
  * LSTM with its gradients, intermediate ones a rewrite would fuse, fold
  * or batch included — and computes each as the plain plan does. */

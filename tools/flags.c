@@ -35,8 +35,27 @@ const char *tool_corpus(void) { return access(LOOM_CORPUS_SRC, R_OK) == 0 ? LOOM
 
 bool tool_is_corpus(const char *path) { return !strcmp(path, LOOM_CORPUS_SRC) || !strcmp(path, LOOM_CORPUS); }
 
+/* Data parallelism: ranks other than 0 print nothing but their errors
+ * (tool_ranks_quiet), which go to the stderr they started with. */
+static FILE *rank_err;
+static int rank_no;
+
+void tool_ranks_quiet(int rank)
+{
+    if (rank < 1) return;
+    int fd = dup(2);
+    rank_err = fd >= 0 ? fdopen(fd, "w") : NULL;
+    rank_no = rank;
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return;
+}
+
 int tool_fail(const char *cmd, const char *what, const char *why)
 {
+    if (rank_err) {
+        fprintf(rank_err, "%s: rank %d: %s%s%s\n", cmd, rank_no, what, why && *why ? ": " : "", why ? why : "");
+        fflush(rank_err);
+        return 2;
+    }
     fprintf(stderr, "%s: %s%s%s\n", cmd, what, why && *why ? ": " : "", why ? why : "");
     return 2;
 }

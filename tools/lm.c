@@ -82,7 +82,8 @@ static int build(run *r)
     r->store = loom_store_new(r->g);
     if (loom_graph_failed(r->g)) return fail_st(loom_graph_status(r->g), loom_graph_error(r->g), NULL);
     if (loom_store_status(r->store)) return fail_st(loom_store_status(r->store), loom_store_error(r->store), NULL);
-    r->batches = loom_batches_new(r->train_ids, r->n_train, T, B, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
+    /* the global batch (the trainer gives each rank its columns) */
+    r->batches = loom_batches_new(r->train_ids, r->n_train, T, B * r->ranks, a->sequential ? LOOM_SAMPLE_SEQUENTIAL : LOOM_SAMPLE_RANDOM,
                                   (uint64_t)a->m.seed);
     if (!r->batches) return fail("the training text is too short for one batch of --seq-len × --batch tokens", NULL);
     if (a->epochs) { /* the steps of N epochs (each has its own random offset, hence its own count) */
@@ -111,7 +112,7 @@ static int build(run *r)
                                                  .trunc_mean = d->truncate, .batches = r->batches, .tokens = r->lm.tokens,
                                                  .targets = r->lm.targets, .fresh_states = !d->sequential,
                                                  .recompute = (int32_t)a->recompute,
-                                                 .precision = (loom_precision)a->precision},
+                                                 .precision = (loom_precision)a->precision, .comm = r->comm},
                             &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
@@ -143,7 +144,7 @@ static loom_status progress(void *ctx, const loom_fit_report *f)
     const train_args *a = &r->a;
     const loom_train_step *s = &f->step;
     long done = (long)(s->step - f->first_step + 1);
-    double tps = (double)done * a->m.steps * a->m.batch / f->seconds, vppl = f->evaluated ? f->score : NAN;
+    double tps = (double)done * a->m.steps * a->m.batch * r->ranks / f->seconds, vppl = f->evaluated ? f->score : NAN;
     if (r->metrics) {
         char v[32] = "", ppl[32];
         if (!isnan(vppl)) tool_num(v, sizeof v, vppl, 4);
@@ -208,8 +209,8 @@ static int train(run *r)
     char train[64];
     if (a->sampled_softmax) snprintf(train, sizeof train, "final sampled loss %.3f", r->loss_avg);
     else snprintf(train, sizeof train, "final training perplexity %s", tool_num(ppl, sizeof ppl, exp(r->loss_avg), 2));
-    printf("trained %ld steps in %.1f s (%.0f tokens/s): %s, %s\n", done, el, (double)done * a->m.steps * a->m.batch / el, train,
-           held);
+    printf("trained %ld steps in %.1f s (%.0f tokens/s): %s, %s\n", done, el, (double)done * a->m.steps * a->m.batch * r->ranks / el,
+           train, held);
     int rc = flush_metrics(r);
     if (!rc && a->save) rc = lm_save(r);
     if (!rc && done) r->diverged = tool_diverged(command, &r->last, a->strict); /* saved all the same */
@@ -239,12 +240,19 @@ static void release(run *r)
 
 /* Trains a language model as the options say (after parsing and the
  * dispatch of other tasks: cmd_train). */
-int train_lm(const train_args *args)
+int train_lm(const train_args *args, loom_comm *comm)
 {
-    run r = {.a = *args};
+    run r = {.a = *args, .comm = comm, .rank = loom_comm_rank(comm), .ranks = loom_comm_size(comm)};
     int rc = 0;
     if (r.a.resume && r.a.init) return fail("--resume and --init", "choose one (a checkpoint carries its weights)");
+    if (r.rank > 0) /* rank 0 writes the files and generates; the others train beside it */
+        r.a.metrics = r.a.norms_csv = NULL, r.a.norms_every = 0, r.a.generate = 0;
     if (r.a.resume) rc = lm_open(&r);
+    if (!rc && r.ck && loom_trainer_file_ranks(r.ck) != r.ranks)
+        fprintf(stderr, "loom train: warning: %s was written by %lld process%s, this run has %d: the batches continue in another "
+                        "order (a global batch of %d × --batch) and the carried states start from zero\n",
+                r.a.resume, (long long)loom_trainer_file_ranks(r.ck), loom_trainer_file_ranks(r.ck) == 1 ? "" : "es", r.ranks,
+                r.ranks);
     if (!rc) rc = tool_open_outputs(command, r.a.save, r.a.metrics, LM_COLUMNS, r.ck ? tool_checkpoint_step(r.ck) : -1,
                                     &r.metrics);
     if (!rc && !(rc = load_text(&r)) && !(rc = build(&r)) && !(rc = r.a.resume ? lm_restore(&r) : 0)) {
@@ -257,11 +265,13 @@ int train_lm(const train_args *args)
             goto out;
         }
         const train_args *a = &r.a;
+        char ranks[64] = "";
+        if (r.comm) snprintf(ranks, sizeof ranks, " per process × %d processes", r.ranks);
         printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
-               " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld, %s lr %g, %ld steps\n",
+               " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld%s, %s lr %g, %ld steps\n",
                a->m.cell->name, a->tokens == LOOM_TOKENS_WORD ? "word" : "character",
                loom_vocab_size(loom_text_vocab(r.text)), r.n_train, r.n_valid, a->m.hidden, a->m.layers, a->m.steps,
-               a->m.batch, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
+               a->m.batch, ranks, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         loom_model_desc desc = {.kind = LOOM_MODEL_LM, .lm = r.lm.o};
         if ((rc = tool_norms_open(&r.norms, command, a->norms_csv, a->norms_every, &desc, 0, r.store, r.valid_ids, r.n_valid,

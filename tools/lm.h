@@ -29,6 +29,8 @@ typedef struct {
     int diverged;            /* 1: the run diverged and --strict makes that a failure */
     loom_fit_report last;    /* the loop's last report */
     loom_norms_log norms;        /* --norms-every */
+    loom_comm *comm;             /* data parallelism (mpirun): this process is rank `rank` of `ranks` */
+    int rank, ranks;
 } run;
 
 /* The run's checkpoint at --save (0, or the exit status with a message). */

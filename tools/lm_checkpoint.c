@@ -69,7 +69,7 @@ int lm_save(run *r)
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
-    else if (loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
+    else if (r->rank == 0 && loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1; /* every rank gathers, rank 0 writes */
     free(data), free(voc);
     loom_st_free(f);
     return rc;

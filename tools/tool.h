@@ -236,6 +236,9 @@ bool tool_finite_weights(const char *cmd, const char *path, const loom_store *s)
  * checkpoint being written); loops ask tool_caught() before each
  * step. */
 void tool_catch_signals(void);
+/* Rank `rank` (> 0) of a data-parallel run prints only its errors
+ * (tool_fail's, to the stderr it had, naming the rank). */
+void tool_ranks_quiet(int rank);
 int tool_caught(void); /* the signal caught, or 0 */
 /* Whether one was caught, as loom_trainer_fit's stop poll. */
 bool tool_stop(void *ctx);
@@ -338,7 +341,8 @@ typedef struct {
     int n_given;
 } train_args;
 /* loom train of a language model (tools/lm.c). */
-int train_lm(const train_args *a);
+/* comm: data parallelism (mpirun), else NULL. */
+int train_lm(const train_args *a, loom_comm *comm);
 /* loom train --task seq2seq|reverse|dates. */
 int train_seq2seq(const train_args *a);
 /* An encoder–decoder's pairs (tools/seq2seq.c): a file, or a synthetic

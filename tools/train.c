@@ -370,6 +370,27 @@ int train_parse(int argc, char **argv)
     return parse(&a, argc, argv);
 }
 
+/* One rank of `mpirun -np N loom train`: a language model, each rank its
+ * share (--batch) of the global batch. A rank that fails ends every rank
+ * (some may be waiting for it in an exchange it will not join). */
+static int train_ranks(const train_args *a)
+{
+    if (a->task != TASK_LM)
+        return fprintf(stderr, "loom train: under mpirun, loom trains language models (--task %s trains in one process)\n",
+                       tasks[a->task]), 2;
+    loom_error err = {0};
+    loom_comm *c = loom_comm_world(&err);
+    if (!c) return fprintf(stderr, "loom train: started by mpirun, but %s\n", err.msg), 2;
+    tool_ranks_quiet(loom_comm_rank(c));
+    int rc = train_lm(a, c);
+    if (rc && loom_comm_size(c) > 1) {
+        fflush(NULL);
+        loom_comm_abort(c, rc);
+    }
+    loom_comm_free(c);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
@@ -381,6 +402,8 @@ int cmd_train(int argc, char **argv)
     }
     if (!tool_threads(a.threads)) return 2;
     tool_catch_signals();
+    if (loom_comm_launched()) /* mpirun -np N: one rank of a data-parallel run */
+        return train_ranks(&a);
     if (a.task >= TASK_SEQ2SEQ) return train_seq2seq(&a);
     if (a.task != TASK_LM)
         return train_task(&(task_config){.task = a.task, .cell = a.m.cell, .steps = (int)a.m.steps, .batch = (int)a.m.batch,
@@ -398,5 +421,5 @@ int cmd_train(int argc, char **argv)
                                          .norms_csv = a.norms_csv, .norms_every = a.norms_every,
                                          .recompute = (int32_t)a.recompute,
                                          .precision = (loom_precision)a.precision});
-    return train_lm(&a);
+    return train_lm(&a, NULL);
 }

@@ -6,6 +6,7 @@
 #include "loom/checkpoint.h"
 #include "loom/rnn.h"
 #include "loom/runtime.h"
+#include "train/exchange.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -35,6 +36,11 @@ struct loom_trainer {
     float *sampled_logq, *target_logq, *hits;
     int64_t steps;
     uint64_t fingerprint; /* the graph's, with the gradients: what a checkpoint must have been made by */
+    /* data parallelism (opts.comm) */
+    loom_exchange *exchange;
+    float **grad_at;      /* the gradients' buffers (the training plan's outputs) */
+    bool stop_wish, stop_all; /* a fit's stop: this rank's wish, and any rank's (agreed each step) */
+    uint64_t comm_key;        /* the fingerprint and the exchange's order: the same on every rank */
     loom_error err;
 };
 
@@ -60,6 +66,7 @@ void loom_trainer_free(loom_trainer *t)
     free(t->outs), free(t->grads), free(t->sizes), free(t->x), free(t->y), free(t->xi);
     free(t->sampled), free(t->sampled_logq), free(t->target_logq), free(t->hits);
     loom_optim_free(t->opt);
+    loom_exchange_free(t->exchange), free(t->grad_at);
     loom_plan_free(t->train), loom_plan_free(t->eval);
     free(t);
 }
@@ -107,6 +114,37 @@ static bool check(loom_trainer *t)
     return true;
 }
 
+static void on_ready(void *ctx, int i)
+{
+    loom_trainer *t = ctx;
+    if (i >= 0) loom_exchange_ready(t->exchange, i);
+    else loom_exchange_progress(t->exchange);
+}
+
+/* Data parallelism: the batches sharded, and the exchange of the
+ * gradients, started in the order the plan finishes them (the same on
+ * every rank: checked with the model's fingerprint). */
+static bool share(loom_trainer *t)
+{
+    const loom_trainer_opts *o = &t->o;
+    int n = t->n_params, S = o->n_states, rank = loom_comm_rank(o->comm), ranks = loom_comm_size(o->comm);
+    if (o->batches) {
+        int B = loom_tensor_shape(t->g, o->tokens).d[1];
+        if (!loom_batches_shard(o->batches, rank, ranks) || loom_batches_columns(o->batches) != B)
+            return fail(t, LOOM_ERR_ARG, "trainer: the batches' global batch must be %d ranks × %d (this rank's tokens)", ranks, B), false;
+    }
+    int *order = malloc(((size_t)n + 1) * sizeof *order);
+    t->grad_at = calloc((size_t)n + 1, sizeof *t->grad_at);
+    if (!order || !t->grad_at) return free(order), fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+    for (int i = 0; i < n; i++) order[i] = i, t->grad_at[i] = (float *)loom_plan_output(t->train, t->outs[1 + S + i]);
+    if (!o->comm_after && loom_plan_watch(t->train, t->outs + 1 + S, n, on_ready, t, order))
+        return free(order), fail(t, LOOM_ERR_NOMEM, "%s", loom_plan_error(t->train)), false;
+    for (int i = 0; i < n; i++) t->comm_key = t->comm_key * 0x100000001B3ull ^ (uint64_t)order[i];
+    t->exchange = loom_exchange_new(o->comm, n, t->sizes, order, &t->err);
+    free(order);
+    return t->exchange != NULL;
+}
+
 /* Gradients, plans, optimiser and the states' buffers. */
 static bool build(loom_trainer *t)
 {
@@ -134,7 +172,9 @@ static bool build(loom_trainer *t)
     if (!o->eval_only && loom_backward_with(t->g, o->loss, loom_store_tensors(t->s), n, t->outs + 1 + S,
                                             &(loom_backward_opts){.recompute = o->recompute}))
         return fail(t, loom_graph_status(t->g), "%s", loom_graph_error(t->g)), false;
-    t->train = o->eval_only ? NULL : loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = o->seed, .precision = o->precision});
+    /* ranks draw their own dropout masks (rank 0 those of a run alone) */
+    uint64_t seed = o->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)loom_comm_rank(o->comm));
+    t->train = o->eval_only ? NULL : loom_plan_new(t->g, t->outs, 1 + S + n, &(loom_plan_opts){.seed = seed, .precision = o->precision});
     /* the evaluation plan: the loss, the states, then the extra outputs (in place of the gradients) */
     if (E) memcpy(t->outs + 1 + S + n, o->eval_outputs, (size_t)E * sizeof *t->outs);
     t->o.eval_outputs = t->outs + 1 + S + n; /* the caller's array need not outlive the trainer */
@@ -177,11 +217,11 @@ static bool build(loom_trainer *t)
         if (!(t->xi = calloc((size_t)t->n_xi, sizeof *t->xi))) return fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
         if (loom_trainer_bind(t, o->trunc_xi, t->xi)) return false;
     }
-    t->fingerprint = loom_graph_fingerprint(t->g);
+    t->comm_key = t->fingerprint = loom_graph_fingerprint(t->g);
     if (o->eval_only) return true;
     loom_error why = {0};
     if (!(t->opt = loom_optim_for_store(&o->optim, t->s, &why))) return fail(t, why.status, "%s", why.msg), false;
-    return true;
+    return !o->comm || share(t);
 }
 
 loom_trainer *loom_trainer_new(loom_graph *g, loom_store *s, const loom_trainer_opts *o, loom_error *err)
@@ -196,7 +236,13 @@ loom_trainer *loom_trainer_new(loom_graph *g, loom_store *s, const loom_trainer_
         return NULL;
     }
     t->o = *o, t->g = g, t->s = s;
-    if (!check(t) || !build(t)) {
+    bool ok = check(t) && build(t);
+    if (o->comm) { /* every rank learns of a failure on any, and that every rank has the same model */
+        loom_status st = loom_comm_agree(o->comm, ok ? LOOM_OK : t->err.status ? t->err.status : LOOM_ERR_ARG, &t->err);
+        if (!st) st = loom_comm_same(o->comm, t->comm_key, "model (its graph, or the order its gradients are finished)", &t->err);
+        ok = !st;
+    }
+    if (!ok) {
         if (err) *err = t->err;
         loom_trainer_free(t);
         return NULL;
@@ -227,22 +273,35 @@ static const char *first_non_finite(const loom_trainer *t)
     return NULL;
 }
 
-loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
+/* One step. `before`: this rank's failure before it (a fit's batch
+ * callback's, its message in t->err), which with data parallelism still
+ * takes part in the step's collectives, so that every rank fails with it. */
+static loom_status step(loom_trainer *t, loom_train_step *out, loom_status before)
 {
-    if (!t) return LOOM_ERR_ARG;
-    t->err = (loom_error){0};
+    if (!before) t->err = (loom_error){0};
     if (!t->train) return fail(t, LOOM_ERR_STATE, "trainer: made for evaluation only (opts.eval_only)");
-    if (t->o.batches) {
+    loom_status st = before;
+    if (!st && t->o.batches) {
         bool epoch_start = loom_batches_next(t->o.batches, t->x, t->y);
         if (t->o.fresh_states || (epoch_start && t->steps)) loom_trainer_reset_states(t);
     }
-    if (t->xi) loom_trunc_draw(t->o.seed ^ 0x7472756E63ull, t->steps, t->o.trunc_mean, t->xi, t->n_xi);
-    if (t->sampled)
+    if (!st && t->xi) loom_trunc_draw(t->o.seed ^ 0x7472756E63ull, t->steps, t->o.trunc_mean, t->xi, t->n_xi);
+    if (!st && t->sampled)
         loom_sampled_draw(t->o.sampled, t->o.seed ^ 0x73616D70ull, t->steps, t->y, t->sampled, t->sampled_logq, t->target_logq, t->hits);
-    loom_status st = loom_run(t->train);
-    if (st) return fail(t, st, "%s", loom_plan_error(t->train));
+    if (t->exchange) loom_exchange_begin(t->exchange, t->grad_at);
+    if (!st && (st = loom_run(t->train))) fail(t, st, "%s", loom_plan_error(t->train));
     int S = t->o.n_states;
-    double loss = loom_plan_output(t->train, t->o.loss)[0];
+    double loss = st ? NAN : loom_plan_output(t->train, t->o.loss)[0], waited = 0;
+    int early = 0;
+    if (t->o.comm) { /* the gradients' mean (each exchange started during the run), then the loss's, failures and stops */
+        loom_error why = {0};
+        loom_status xs = loom_exchange_finish(t->exchange, &waited, &early, &why);
+        if (xs && !st) st = fail(t, xs, "%s", why.msg);
+        bool stop = t->stop_wish;
+        st = loom_comm_step(t->o.comm, st, &loss, &stop, &t->err);
+        t->stop_all = stop;
+    }
+    if (st) return st;
     for (int i = 0; i < t->n_params; i++) t->grads[i] = (float *)loom_plan_output(t->train, t->outs[1 + S + i]);
     double norm = loom_clip_grad_norm(t->grads, t->sizes, t->n_params, t->o.clip_norm > 0 ? t->o.clip_norm : INFINITY);
     if (!isfinite(loss) || !isfinite(norm)) {
@@ -256,9 +315,11 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out)
     for (int i = 0; i < S; i++)
         memcpy(t->state[i], loom_plan_output(t->train, t->state_out[i]), (size_t)t->state_numel[i] * sizeof(float));
     t->steps++;
-    if (out) *out = (loom_train_step){.step = t->steps, .loss = loss, .grad_norm = norm, .lr = lr};
+    if (out) *out = (loom_train_step){.step = t->steps, .loss = loss, .grad_norm = norm, .lr = lr, .comm_wait = waited, .comm_early = early};
     return LOOM_OK;
 }
+
+loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out) { return t ? step(t, out, LOOM_OK) : LOOM_ERR_ARG; }
 
 const float *loom_trainer_output(const loom_trainer *t, loom_tensor x)
 {
@@ -314,12 +375,36 @@ loom_status loom_trainer_save(loom_trainer *t, loom_st *f)
             ok = !moment[k] || !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)t->sizes[i]), moment[k]);
         }
     }
-    for (int i = 0; ok && i < t->o.n_states; i++) {
+    /* the carried states; with ranks, every rank's end to end (each rank
+     * takes part in the gathering whatever happened before it) */
+    int ranks = loom_comm_size(t->o.comm);
+    if (t->o.comm && ranks > 1) ok = !loom_st_set_meta_int(f, "loom.ranks", ranks) && ok;
+    for (int i = 0; i < t->o.n_states; i++) {
         char key[32];
         snprintf(key, sizeof key, "state.%d", i);
-        ok = !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)t->state_numel[i]), t->state[i]);
+        int64_t n = t->state_numel[i];
+        float *all = t->o.comm && ranks > 1 ? malloc((size_t)(n * ranks) * sizeof *all) : t->state[i];
+        if (all != t->state[i]) {
+            loom_error why = {0};
+            loom_status st = loom_comm_gather(t->o.comm, t->state[i], n, all ? all : t->state[i], &why);
+            if (!all || st) {
+                free(all);
+                return fail(t, all ? st : LOOM_ERR_NOMEM, "trainer: save: %s", all ? why.msg : "out of memory");
+            }
+        }
+        if (ok && n * ranks > INT32_MAX) ok = false, fail(t, LOOM_ERR_ARG, "trainer: save: the carried states are too large");
+        else if (ok) ok = !loom_st_add(f, key, LOOM_F32, loom_shape1((int32_t)(n * (all != t->state[i] ? ranks : 1))), all);
+        if (all != t->state[i]) free(all);
     }
+    if (!ok && t->err.status) return t->err.status;
     return ok ? LOOM_OK : fail(t, loom_st_error(f)[0] ? LOOM_ERR_ARG : LOOM_ERR_NOMEM, "trainer: save: %s", loom_st_error(f));
+}
+
+int64_t loom_trainer_file_ranks(const loom_st *f)
+{
+    int64_t ranks = 1;
+    if (loom_st_meta(f, "loom.ranks") && !loom_st_meta_int(f, "loom.ranks", 1, 1 << 20, &ranks)) return 0;
+    return ranks;
 }
 
 /* An f32 tensor of f with n elements, or NULL. */
@@ -384,10 +469,18 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
                 return fail(t, LOOM_ERR_SHAPE, "restore: the optimiser state '%s' is missing or does not fit", key);
         }
     }
+    /* the carried states: this rank's part of every rank's, when as many
+     * ranks wrote them; else zeros (which column of a state is which
+     * stream depends on the ranks: (layers, B, H) per rank) */
+    int64_t file_ranks = loom_trainer_file_ranks(f), ranks = loom_comm_size(t->o.comm), rank = loom_comm_rank(t->o.comm);
+    if (!file_ranks) return fail(t, LOOM_ERR_FORMAT, "restore: loom.ranks is out of range (1 to %d)", 1 << 20);
+    bool same = file_ranks == ranks;
     for (int i = 0; i < t->o.n_states; i++) {
         char key[32];
         snprintf(key, sizeof key, "state.%d", i);
-        if (!tensor(f, key, t->state_numel[i]))
+        int64_t n = t->state_numel[i];
+        const loom_st_tensor *x = loom_st_get(f, key);
+        if (!x || x->dtype != LOOM_F32 || (file_ranks == ranks && loom_shape_numel(x->shape) != n * ranks))
             return fail(t, LOOM_ERR_SHAPE, "restore: the carried state '%s' is missing or does not fit", key);
     }
     if (loom_store_load(t->s, f, false)) return fail(t, loom_store_status(t->s), "%s", loom_store_error(t->s));
@@ -403,7 +496,9 @@ loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f)
     for (int i = 0; i < t->o.n_states; i++) {
         char key[32];
         snprintf(key, sizeof key, "state.%d", i);
-        memcpy(t->state[i], tensor(f, key, t->state_numel[i]), (size_t)t->state_numel[i] * sizeof(float));
+        const float *all = loom_st_get(f, key)->data;
+        if (same) memcpy(t->state[i], all + rank * t->state_numel[i], (size_t)t->state_numel[i] * sizeof(float));
+        else memset(t->state[i], 0, (size_t)t->state_numel[i] * sizeof(float));
     }
     loom_optim_set_steps(t->opt, optim_steps);
     loom_plan_set_runs(t->train, (uint64_t)runs);
@@ -416,24 +511,29 @@ loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_
 {
     if (!t || !t->x) return t ? fail(t, LOOM_ERR_ARG, "trainer: evaluating a stream needs opts.tokens and opts.targets") : LOOM_ERR_ARG;
     loom_shape s = loom_tensor_shape(t->g, t->o.tokens);
-    int T = s.d[0], B = s.d[1];
-    int64_t per_stream = (n - 1) / B, windows = per_stream / T;
+    /* with ranks: the streams of the global batch, this rank's B of them,
+     * and the mean over the ranks — what one process would compute */
+    int T = s.d[0], B = s.d[1], ranks = loom_comm_size(t->o.comm), first = loom_comm_rank(t->o.comm) * B;
+    int64_t per_stream = (n - 1) / ((int64_t)B * ranks), windows = per_stream / T;
     *mean = NAN;
     loom_trainer_eval_begin(t);
     double total = 0;
-    for (int64_t w = 0; w < windows; w++) {
+    loom_status st = LOOM_OK;
+    for (int64_t w = 0; w < windows && !st; w++) {
         for (int b = 0; b < B; b++)
             for (int k = 0; k < T; k++) {
-                int64_t at = b * per_stream + w * T + k;
+                int64_t at = (first + b) * per_stream + w * T + k;
                 t->x[k * B + b] = ids[at], t->y[k * B + b] = ids[at + 1];
             }
         double loss;
-        loom_status st = loom_trainer_eval_batch(t, &loss);
-        if (st) return st;
+        st = loom_trainer_eval_batch(t, &loss);
         total += loss;
     }
-    if (windows > 0) *mean = total / (double)windows;
-    return LOOM_OK;
+    double m = windows > 0 ? total / (double)windows : NAN;
+    bool stop = false;
+    if (t->o.comm && (st = loom_comm_step(t->o.comm, st, &m, &stop, &t->err))) return st;
+    *mean = m;
+    return st;
 }
 
 static double seconds(void)
@@ -441,6 +541,13 @@ static double seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A callback's status; with ranks, the lowest failing rank's on every rank. */
+static loom_status agreed(loom_trainer *t, loom_status st)
+{
+    if (st && !t->err.msg[0]) fail(t, st, "a callback failed");
+    return t->o.comm ? loom_comm_agree(t->o.comm, st, &t->err) : st;
 }
 
 bool loom_fit_diverged(const loom_fit_report *r)
@@ -454,17 +561,27 @@ loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o)
     loom_fit_report r = {.first_step = t->steps + 1, .steps = o->steps, .score = NAN};
     double t0 = seconds();
     loom_status st = LOOM_OK;
-    while (!st && t->steps < o->steps && !(o->stop && o->stop(o->ctx))) {
-        if (o->next_batch && (st = o->next_batch(o->ctx, t))) break;
-        if ((st = loom_trainer_step(t, &r.step))) break;
+    loom_comm *c = t->o.comm;
+    t->stop_all = false;
+    while (!st && t->steps < o->steps) {
+        /* with ranks, the stop one rank wishes is agreed in the step, and all stop after it */
+        bool stop = o->stop && o->stop(o->ctx);
+        if (!c && stop) break;
+        t->stop_wish = stop;
+        loom_status before = o->next_batch ? o->next_batch(o->ctx, t) : LOOM_OK;
+        if (before && !t->err.msg[0]) fail(t, before, "the batch could not be made");
+        if (before && !c) break;
+        if ((st = step(t, &r.step, before))) break;
         r.loss_avg = r.step.step > r.first_step ? 0.9 * r.loss_avg + 0.1 * r.step.loss : r.step.loss;
         if (r.step.step == r.first_step) r.first_loss = r.step.loss;
         int64_t k = r.step.step;
         r.evaluated = o->evaluate && ((o->eval_every > 0 && k % o->eval_every == 0) || k == o->steps);
-        if (r.evaluated && (st = o->evaluate(o->ctx, t, &r.score))) break;
+        /* each callback's failure, on any rank, ends the fit on every rank */
+        if (r.evaluated && ((st = o->evaluate(o->ctx, t, &r.score)) || c) && (st = agreed(t, st))) break;
         r.seconds = seconds() - t0;
-        if (o->progress && (st = o->progress(o->ctx, &r))) break;
-        if (o->save && o->save_every > 0 && k % o->save_every == 0 && (st = o->save(o->ctx, t))) break;
+        if (o->progress && ((st = o->progress(o->ctx, &r)) || c) && (st = agreed(t, st))) break;
+        if (o->save && o->save_every > 0 && k % o->save_every == 0 && ((st = o->save(o->ctx, t)) || c) && (st = agreed(t, st))) break;
+        if (t->stop_all) break;
     }
     return st;
 }

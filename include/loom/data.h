@@ -113,6 +113,16 @@ int64_t loom_batches_per_epoch(const loom_batches *b);
 /* Position: epoch and batch within it (for checkpoints); seek restores it. */
 void loom_batches_tell(const loom_batches *b, int64_t *epoch, int64_t *batch);
 void loom_batches_seek(loom_batches *b, int64_t epoch, int64_t batch);
+/* Data parallelism: this process is rank `rank` of `ranks`, and `batch`
+ * (a multiple of ranks) is the global batch. From now on next fills only
+ * this rank's batch / ranks columns — streams (sequential) or windows
+ * (random) rank·batch/ranks … (rank+1)·batch/ranks − 1 of the global batch —
+ * into x and y of steps × (batch / ranks): the ranks together see what one
+ * process with the whole batch sees. false (nothing changed) for a rank
+ * out of range or a batch not divisible by ranks. */
+bool loom_batches_shard(loom_batches *b, int rank, int ranks);
+/* The columns next fills (the batch, or this rank's share of it). */
+int loom_batches_columns(const loom_batches *b);
 
 /* ---- parallel text (sequence to sequence) ---- */
 

@@ -25,6 +25,7 @@
 #include "loom/embed.h"
 #include "loom/train.h"
 #include "loom/trainer.h"
+#include "loom/comm.h"
 #include "loom/model.h"
 #include "loom/generate.h"
 #include "loom/bleu.h"

@@ -115,6 +115,22 @@ const char *loom_plan_error(const loom_plan *p);
  * of kernel calls, or −1 when n is too small. */
 int32_t loom_plan_ranks(const loom_plan *p, int32_t *rank, int32_t n);
 
+/* Being told, while a run goes on, when outputs are final: after
+ * loom_plan_watch, each run calls ready(ctx, i) on the calling thread as
+ * soon as ts[i] holds its value for this run (the kernel call computing it
+ * and every call before it in the run's order have finished — the rest of
+ * the run still going), and ready(ctx, −1) between ready sets, a point
+ * where the caller may advance work of its own (the exchange of gradients
+ * across processes starts each weight's exchange when its Σ over the steps
+ * is done, and moves them on between ready sets). Each ts[i] must be an
+ * output of the plan; the calls with i ≥ 0 come in one order, the same in
+ * every run of every plan of the same graph and outputs (wherever it runs,
+ * with any number of threads): order (may be NULL; n entries) receives it.
+ * A run that stops on an error may leave some uncalled. n = 0 stops
+ * watching. loom_run_matmuls does not call ready. */
+typedef void (*loom_ready_fn)(void *ctx, int i);
+loom_status loom_plan_watch(loom_plan *p, const loom_tensor *ts, int n, loom_ready_fn ready, void *ctx, int *order);
+
 /* Value of a requested output after a run (valid until the next run). */
 const float *loom_plan_output(const loom_plan *p, loom_tensor t);
 /* Copies a requested output into dst, which holds n floats. */

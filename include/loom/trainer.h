@@ -30,6 +30,7 @@
 #define LOOM_TRAINER_H
 
 #include "loom/autodiff.h"
+#include "loom/comm.h"
 #include "loom/data.h"
 #include "loom/graph.h"
 #include "loom/safetensors.h"
@@ -93,6 +94,21 @@ typedef struct {
      * LOOM_PRECISION_BF16 rounds them to bfloat16 (f32 sums, parameters,
      * gradients and optimiser state); refused where the CPU has no bf16. */
     loom_precision precision;
+    /* Data parallelism (loom/comm.h): this process is one rank of comm,
+     * its batch its share of the global batch — the trainer shards its own
+     * batches (loom_batches_shard: `batches` holds the global batch, tokens
+     * and targets this rank's columns); a caller feeding the batches feeds
+     * each rank its share. Each step averages the gradients over the ranks
+     * (each weight's exchange starting as the backward pass finishes its
+     * gradient) and the loss, so that every replica takes the step one
+     * process would take on the global batch; clipping sees the global
+     * norm. A failure on any rank fails the step (and a fit's callbacks) on
+     * every rank with its message. Dropout masks differ from rank to rank
+     * (the seed is mixed with the rank). Checkpoints hold every rank's
+     * carried states; every rank calls save (rank 0 alone need write the
+     * file) and restore. Must outlive the trainer. */
+    loom_comm *comm;
+    bool comm_after; /* start the exchanges after the backward pass, not during it (to measure what overlap saves) */
 } loom_trainer_opts;
 
 typedef struct loom_trainer loom_trainer;
@@ -120,6 +136,8 @@ typedef struct {
     double loss;      /* this batch's loss, before the update */
     double grad_norm; /* the global gradient norm, before clipping */
     float lr;         /* the learning rate used */
+    double comm_wait; /* data parallelism: seconds the step waited for the gradients' exchange after its run */
+    int comm_early;   /* data parallelism: gradients whose exchange began during the run (overlapped) */
 } loom_train_step;
 /* LOOM_ERR_VALUE (nothing updated) when the loss or a gradient is not
  * finite: the message names the step and the first such parameter. */
@@ -141,7 +159,9 @@ const float *loom_trainer_output(const loom_trainer *t, loom_tensor x);
  * parallel streams (d2l's sequential partitioning; B, T: opts.tokens'
  * shape) in windows of T, each window's targets the tokens that follow,
  * the states carried through from zero. Needs opts.tokens and
- * opts.targets; NAN in *mean when the stream holds no window. */
+ * opts.targets; NAN in *mean when the stream holds no window. With
+ * opts.comm, the ranks share the streams of the global batch and every
+ * rank gets the mean (collective). */
 loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_t n, double *mean);
 
 /* ---- the loop ---- */
@@ -190,12 +210,18 @@ loom_status loom_trainer_fit(loom_trainer *t, const loom_fit_opts *o);
  * states ("state.I") and the metadata loom.step, loom.optim_steps,
  * loom.plan_runs, loom.fingerprint (the graph's, gradients included:
  * restore refuses a file made by another model) and loom.epoch, loom.batch
- * (the batches' position). */
+ * (the batches' position). With opts.comm, loom.ranks and every rank's
+ * carried states end to end (collective: every rank calls it). */
 loom_status loom_trainer_save(loom_trainer *t, loom_st *f);
 /* Reads it back into a trainer made the same way: everything checked
  * (names, shapes, every number's range, finite weights) before anything is
- * changed; the reason in loom_trainer_error otherwise. */
+ * changed; the reason in loom_trainer_error otherwise. Every rank of
+ * opts.comm restores its own carried states; a file written by another
+ * number of ranks (loom_trainer_file_ranks) leaves them at zero. */
 loom_status loom_trainer_restore(loom_trainer *t, const loom_st *f);
+/* The ranks a checkpoint was written by (loom.ranks, absent: 1; 0 when
+ * out of range). */
+int64_t loom_trainer_file_ranks(const loom_st *f);
 
 #ifdef __cplusplus
 }

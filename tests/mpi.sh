@@ -1,0 +1,55 @@
+#!/bin/sh
+# Data-parallel training on this machine (loopback), 2 and 3 ranks: the
+# library's tests (test_mpi), then `mpirun loom train` against one process
+# with the global batch, resumed, and failing on one rank.
+#   sh tests/mpi.sh TEST_MPI LOOM CORPUS
+set -u
+test_mpi=$1 loom=$2 corpus=$3
+. "$(dirname "$0")/cli_lib.sh"
+# mpirun refuses root without these (CI runs as root in a container); the
+# shared-memory transport's single-copy mode needs ptrace rights containers
+# often lack; more ranks than cores is allowed; one OpenMP thread a rank.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS=1
+mpi="timeout 300 mpirun"
+
+for np in 2 3; do
+    expect 0 "" -- $mpi -np $np "$test_mpi" "$dir"
+done
+
+cp "$corpus" "$dir/t.txt"
+T="--data $dir/t.txt --hidden 32 --seq-len 20 --generate 0"
+# 2 ranks of batch 16 = 1 process of batch 32: the same losses (1e-5) and held-out perplexity
+expect 0 "B=16 per process × 2 processes" -- $mpi -np 2 "$loom" train $T --batch 16 --steps 30 --eval-every 15 --metrics "$dir/m2.csv" --save "$dir/a.ckpt"
+expect 0 "" -- "$loom" train $T --batch 32 --steps 30 --eval-every 15 --metrics "$dir/m1.csv"
+same_losses() { # the step and loss columns within 1e-5 relative; the held-out perplexity too
+    awk -F, 'NR == FNR { l[FNR] = $2; v[FNR] = $7; next }
+             FNR > 1 { d = $2 - l[FNR]; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1;
+                       if (($7 == "") != (v[FNR] == "")) bad = 1;
+                       if ($7 != "") { e = $7 - v[FNR]; if (e < 0) e = -e; if (e > 1e-4 * $7) bad = 1 } }
+             END { exit bad || FNR != 31 }' "$1" "$2"
+}
+check "2 ranks' losses are 1 process's with the global batch" same_losses "$dir/m2.csv" "$dir/m1.csv"
+# a checkpoint of the ranks resumes to where 40 straight steps end, to the bit
+expect 0 "" -- $mpi -np 2 "$loom" train --resume "$dir/a.ckpt" --steps 40 --save "$dir/a.ckpt"
+expect 0 "" -- $mpi -np 2 "$loom" train $T --batch 16 --steps 40 --save "$dir/b.ckpt"
+check "resumed = straight" cmp -s "$dir/a.ckpt" "$dir/b.ckpt"
+# another number of processes resumes it, with a warning
+expect 0 "written by 2 processes, this run has 3" -- $mpi -np 3 "$loom" train --resume "$dir/a.ckpt" --steps 42
+# ranks of different models refuse to train together
+expect_fail_named() { # a non-zero status (the ranks stop, none hangs) and the message
+    n=$((n + 1))
+    "$@" >"$dir/out" 2>"$dir/err"
+    if [ $? = 0 ] || ! grep -qF -- "$part" "$dir/err"; then
+        echo "FAIL: $* -> expected a failure naming '$part':"; sed 's/^/    /' "$dir/err"; fails=$((fails + 1))
+    fi
+}
+part="rank 1's model" expect_fail_named $mpi -np 1 "$loom" train $T --batch 4 --steps 3 : -np 1 "$loom" train $T --hidden 33 --batch 4 --steps 3
+# a failure on one rank alone (its text cannot be read) ends every rank with its message
+part="rank 1" expect_fail_named $mpi -np 1 "$loom" train $T --batch 4 --steps 3 : -np 1 "$loom" train $T --data "$dir/none.txt" --batch 4 --steps 3
+expect 2 "trains language models" -- $mpi -np 2 "$loom" train --task adding --steps 3
+check "no temporary files" no_temporaries
+
+echo "$n checks, $fails failed"
+[ "$fails" = 0 ]
