@@ -8,10 +8,10 @@ test_mpi=$1 loom=$2 corpus=$3
 . "$(dirname "$0")/cli_lib.sh"
 # mpirun refuses root without these (CI runs as root in a container); the
 # shared-memory transport's single-copy mode needs ptrace rights containers
-# often lack; more ranks than cores is allowed; one OpenMP thread a rank.
+# often lack; more ranks than cores is allowed; one OpenMP thread a rank unless told.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-export OMP_NUM_THREADS=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mpi="timeout 300 mpirun"
 
 for np in 2 3; do
