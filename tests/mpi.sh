@@ -49,6 +49,9 @@ part="rank 1's model" expect_fail_named $mpi -np 1 "$loom" train $T --batch 4 --
 # a failure on one rank alone (its text cannot be read) ends every rank with its message
 part="rank 1" expect_fail_named $mpi -np 1 "$loom" train $T --batch 4 --steps 3 : -np 1 "$loom" train $T --data "$dir/none.txt" --batch 4 --steps 3
 expect 2 "trains language models" -- $mpi -np 2 "$loom" train --task adding --steps 3
+# loom bench --mpi: the step and its wait on the exchange, overlapped and not
+expect 0 "waiting on the exchange" -- $mpi -np 2 "$loom" bench --mpi --config charlm-small --cell gru --seq-len 5 --iters 1
+expect 2 "run it under mpirun" -- "$loom" bench --mpi --config charlm-small --iters 1
 check "no temporary files" no_temporaries
 
 echo "$n checks, $fails failed"

@@ -44,8 +44,8 @@ typedef struct {
     int config; /* −1: every one */
     int precision;
     const loom_cell_def *cell;
-    long threads, iters, recompute, seq_len;
-    bool json, profile;
+    long threads, iters, recompute, seq_len, batch;
+    bool json, profile, mpi;
 } bench_args;
 
 #define B(field) offsetof(bench_args, field)
@@ -57,6 +57,7 @@ const tool_opt bench_opts[] = {
      .help = "threads (default: LOOM_NUM_THREADS, else OMP_NUM_THREADS, else all)"},
     {"--iters", OPT_INT, B(iters), 1, 100000, .arg = "N", .help = "timed runs per figure (default 5)"},
     {"--seq-len", OPT_INT, B(seq_len), 1, 1000000, .arg = "T", .help = "every configuration at sequence length T"},
+    {"--batch", OPT_INT, B(batch), 1, 1000000, .arg = "B", .help = "every configuration at batch B (with --mpi: each process's)"},
     {"--recompute", OPT_AUTO, B(recompute), 0, 1000000, .arg = "N",
      .help = "keep the carried states every N steps and recompute the rest in the backward pass\n"
              "(auto: N = √T; 0: keep every value, the default)"},
@@ -65,6 +66,10 @@ const tool_opt bench_opts[] = {
     {"--json", OPT_FLAG, B(json), .help = "also one JSON object per result line (the last line is the last result)"},
     {"--profile", OPT_FLAG, B(profile),
      .help = "after each result, where a training step's time goes: the plan's kernels by kind, clipping, the update"},
+    {"--mpi", OPT_FLAG, B(mpi),
+     .help = "under mpirun -np N: a data-parallel training step (each process the configuration's batch) with the\n"
+             "gradients' exchange overlapped with the backward pass, and started after it: the step, the time it waits\n"
+             "on the exchange, tokens/s of all processes"},
 };
 #undef B
 const int n_bench_opts = (int)(sizeof bench_opts / sizeof *bench_opts);
@@ -258,16 +263,88 @@ static int run_one(const bench_config *c, const loom_cell_def *cell, const bench
            tokens / (r.train_ms * 1e-3), gflops, 100 * gflops / peak, r.peak / 1e6, r.kept / 1e6, r.infer_peak / 1e6, r.build_ms,
            r.plan_ms);
     if (json)
-        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"seq_len\": %d, \"recompute\": %ld, \"precision\": \"%s\", \"train_ms\": %.3f, \"infer_ms\": %.3f, "
+        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"threads\": %d, \"seq_len\": %d, \"batch\": %d, \"recompute\": %ld, \"precision\": \"%s\", \"train_ms\": %.3f, \"infer_ms\": %.3f, "
                "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"fp32_peak_gflops\": %.1f, \"peak_bytes\": %zu, \"infer_peak_bytes\": %zu, "
                "\"kept_bytes\": %zu, \"gemm_floor_ms\": %.3f, \"build_ms\": %.2f, \"plan_ms\": %.2f, \"matmul\": \"%s\"}\n",
-               c->name, cell->name, threads, c->steps, a->recompute, tool_precisions[a->precision], r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
+               c->name, cell->name, threads, c->steps, c->batch, a->recompute, tool_precisions[a->precision], r.train_ms, r.infer_ms, tokens / (r.train_ms * 1e-3),
                gflops, peak, r.peak, r.infer_peak, r.kept, r.floor_ms, r.build_ms, r.plan_ms,
                loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS+oneDNN" : "CBLAS") : "portable");
     if (profile) rc = profile_steps(&m, iters);
     model_free(&m);
     fflush(stdout);
     return rc;
+}
+
+/* Medians of iters data-parallel training steps (loom_trainer with a
+ * communicator) after one warm-up step: the step's wall time, and the part
+ * of it spent waiting on the gradients' exchange after the run. */
+static int mpi_steps(const bench_config *c, const loom_cell_def *cell, const bench_args *a, loom_comm *comm, bool after,
+                     double *step_ms, double *wait_ms)
+{
+    int iters = (int)a->iters;
+    loom_graph *g = loom_graph_new();
+    loom_lm lm;
+    loom_lm_build(g, &lm, &(loom_lm_opts){.cell = cell, .vocab = c->vocab, .embed = c->embed, .hidden = c->hidden,
+                                           .layers = c->layers, .steps = c->steps, .batch = c->batch});
+    loom_store *s = loom_store_new(g);
+    loom_error err = {0};
+    loom_trainer *t = s ? loom_trainer_new(g, s, &(loom_trainer_opts){.loss = lm.loss, .state_in = lm.init, .state_out = lm.out.final,
+                                                                      .n_states = cell->n_states,
+                                                                      .optim = {.kind = LOOM_OPT_SGD, .lr = 1.0f}, .clip_norm = 1,
+                                                                      .recompute = (int32_t)a->recompute,
+                                                                      .precision = (loom_precision)a->precision, .comm = comm,
+                                                                      .comm_after = after},
+                                           &err)
+                        : NULL;
+    int64_t n = (int64_t)c->steps * c->batch;
+    int32_t *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    double *ms = malloc((size_t)iters * sizeof *ms), *w = malloc((size_t)iters * sizeof *w);
+    int rc = !t ? (fprintf(stderr, "loom bench: %s\n", err.msg[0] ? err.msg : "out of memory"), 1) : !x || !y || !ms || !w;
+    if (!rc) {
+        loom_store_init(s, 1);
+        uint64_t z = 42 + (uint64_t)loom_comm_rank(comm); /* any ids will do for timing; each rank its own */
+        for (int64_t i = 0; i < n; i++) {
+            z = z * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (int32_t)((z >> 33) % (uint64_t)c->vocab), y[i] = (int32_t)((z >> 13) % (uint64_t)c->vocab);
+        }
+        loom_trainer_bind(t, lm.tokens, x), loom_trainer_bind(t, lm.targets, y);
+    }
+    for (int i = -1; i < iters && !rc; i++) {
+        loom_train_step st;
+        double t0 = tool_now();
+        if (loom_trainer_step(t, &st)) rc = (fprintf(stderr, "loom bench: %s\n", loom_trainer_error(t)), 1);
+        else if (i >= 0) ms[i] = (tool_now() - t0) * 1e3, w[i] = st.comm_wait * 1e3;
+    }
+    if (!rc) {
+        qsort(ms, (size_t)iters, sizeof *ms, cmp_double), qsort(w, (size_t)iters, sizeof *w, cmp_double);
+        *step_ms = ms[iters / 2], *wait_ms = w[iters / 2];
+    }
+    free(x), free(y), free(ms), free(w);
+    loom_trainer_free(t);
+    loom_store_free(s);
+    loom_graph_free(g);
+    return rc;
+}
+
+static int run_mpi(const bench_config *c, const loom_cell_def *cell, const bench_args *a, loom_comm *comm, int threads)
+{
+    double ms[2], wait[2];
+    for (int after = 0; after < 2; after++) {
+        int rc = mpi_steps(c, cell, a, comm, after, &ms[after], &wait[after]);
+        if (rc) return rc;
+    }
+    int ranks = loom_comm_size(comm);
+    double tokens = (double)c->steps * c->batch * ranks;
+    printf("%-14s %-9s %d × %d thr  step %8.2f ms, waiting on the exchange %6.2f ms (%4.1f%%); exchange after the backward pass: "
+           "step %8.2f ms, waiting %6.2f ms (%4.1f%%)  %9.0f tok/s\n",
+           c->name, cell->name, ranks, threads, ms[0], wait[0], 100 * wait[0] / ms[0], ms[1], wait[1], 100 * wait[1] / ms[1],
+           tokens / (ms[0] * 1e-3));
+    if (a->json)
+        printf("{\"config\": \"%s\", \"cell\": \"%s\", \"ranks\": %d, \"threads\": %d, \"seq_len\": %d, \"batch\": %d, \"step_ms\": %.3f, \"wait_ms\": %.3f, "
+               "\"step_after_ms\": %.3f, \"wait_after_ms\": %.3f, \"tokens_per_s\": %.1f}\n",
+               c->name, cell->name, ranks, threads, c->steps, c->batch, ms[0], wait[0], ms[1], wait[1], tokens / (ms[0] * 1e-3));
+    fflush(stdout);
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -285,6 +362,29 @@ int cmd_bench(int argc, char **argv)
     if (!tool_threads(threads)) return 2;
     int n_threads = omp_get_max_threads();
     const loom_cell_def *cells[] = {&loom_cell_rnn_tanh, &loom_cell_gru, &loom_cell_lstm};
+    loom_comm *comm = NULL;
+    if (a.mpi) {
+        loom_error err = {0};
+        if (!loom_comm_launched())
+            return fprintf(stderr, "loom bench: --mpi times data-parallel steps: run it under mpirun -np N (N >= 2)\n"), 2;
+        if (!(comm = loom_comm_world(&err))) return fprintf(stderr, "loom bench: --mpi: %s\n", err.msg), 2;
+        tool_ranks_quiet(loom_comm_rank(comm));
+        printf("loom bench --mpi: %d processes, each %d thread%s and the configuration's batch\n", loom_comm_size(comm), n_threads,
+               n_threads > 1 ? "s" : "");
+        for (int k = 0; k < N_CONFIGS && !rc; k++) {
+            if (only && only != &configs[k]) continue;
+            for (int j = 0; j < 3 && !rc; j++) {
+                bench_config c = configs[k];
+                if (a.seq_len) c.steps = (int)a.seq_len;
+                if (a.batch) c.batch = (int)a.batch;
+                rc = run_mpi(&c, cell ? cell : cells[j], &a, comm, n_threads);
+                if (cell) break;
+            }
+        }
+        if (rc) loom_comm_abort(comm, rc);
+        loom_comm_free(comm);
+        return rc;
+    }
     printf("loom bench: %d thread%s, matmul %s, OPENBLAS_CORETYPE %s, rewrites %s\n", n_threads, n_threads > 1 ? "s" : "",
            a.precision ? "in bf16 on oneDNN, weights packed"
            : loom_blas_enabled() ? (loom_dnnl_enabled() ? "CBLAS, oneDNN for ≤ 64 rows (recurrent weights packed)" : "CBLAS")
@@ -299,6 +399,7 @@ int cmd_bench(int argc, char **argv)
         for (int j = 0; j < 3; j++) {
             bench_config c = configs[k];
             if (a.seq_len) c.steps = (int)a.seq_len;
+            if (a.batch) c.batch = (int)a.batch;
             int rc = run_one(&c, cell ? cell : cells[j], &a, n_threads, peak);
             if (rc) return rc;
             if (cell) break;
