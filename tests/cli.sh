@@ -55,7 +55,7 @@ check "no temporary file is left" no_temporaries
 # bench: one configuration and cell; the last line a JSON object with the figures
 expect 0 '"train_ms"' -- "$loom" bench --config charlm-small --cell mgu --threads 1 --iters 1 --json
 last=$(tail -n 1 "$dir/out")
-check "bench's last line is its JSON result: $last" sh -c "echo '$last' | grep -q '^{\"config\": \"charlm-small\", \"cell\": \"mgu\", \"threads\": 1, \"seq_len\": 35, \"recompute\": 0, \"precision\": \"f32\", \"train_ms\": [0-9.]*, \"infer_ms\": [0-9.]*, \"tokens_per_s\": [0-9.]*.*\"peak_bytes\": [1-9][0-9]*'"
+check "bench's last line is its JSON result: $last" sh -c "echo '$last' | grep -q '^{\"config\": \"charlm-small\", \"cell\": \"mgu\", \"threads\": 1, \"seq_len\": 35, \"batch\": 32, \"recompute\": 0, \"precision\": \"f32\", \"train_ms\": [0-9.]*, \"infer_ms\": [0-9.]*, \"tokens_per_s\": [0-9.]*.*\"peak_bytes\": [1-9][0-9]*'"
 expect 2 "--config must be one of charlm-small charlm-512 wordlm-medium long-seq, got 'charlm'" -- "$loom" bench --config charlm
 expect 2 "--threads needs an integer" -- "$loom" bench --threads 0
 # bf16 where oneDNN may not use it (as on a CPU without it): refused, never an illegal instruction

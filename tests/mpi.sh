@@ -52,6 +52,16 @@ expect 2 "trains language models" -- $mpi -np 2 "$loom" train --task adding --st
 # loom bench --mpi: the step and its wait on the exchange, overlapped and not
 expect 0 "waiting on the exchange" -- $mpi -np 2 "$loom" bench --mpi --config charlm-small --cell gru --seq-len 5 --iters 1
 expect 2 "run it under mpirun" -- "$loom" bench --mpi --config charlm-small --iters 1
+# SIGTERM to mpirun reaches every rank: all stop after one step, rank 0 saves, and says how to resume
+# (mpirun itself: timeout, started in the background by sh, does not pass the signal on; meson's timeout guards it)
+mpirun -np 2 "$loom" train $T --batch 4 --steps 100000 --save "$dir/s.ckpt" > "$dir/out" 2> "$dir/err" &
+pid=$!
+sleep 2
+kill -TERM $pid
+wait $pid
+check "interrupted: a checkpoint and how to resume it" grep -q "resume with" "$dir/err"
+check "interrupted: resumed with as many processes" grep -q "mpirun -np 2 loom train --resume" "$dir/err"
+expect 0 "" -- $mpi -np 2 "$loom" train --resume "$dir/s.ckpt" --steps "$(($(sed -n 's/.*after step \([0-9]*\).*/\1/p' "$dir/err") + 2))"
 check "no temporary files" no_temporaries
 
 echo "$n checks, $fails failed"

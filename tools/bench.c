@@ -368,7 +368,7 @@ int cmd_bench(int argc, char **argv)
         if (!loom_comm_launched())
             return fprintf(stderr, "loom bench: --mpi times data-parallel steps: run it under mpirun -np N (N >= 2)\n"), 2;
         if (!(comm = loom_comm_world(&err))) return fprintf(stderr, "loom bench: --mpi: %s\n", err.msg), 2;
-        tool_ranks_quiet(loom_comm_rank(comm));
+        tool_ranks_quiet(loom_comm_rank(comm), loom_comm_size(comm));
         printf("loom bench --mpi: %d processes, each %d thread%s and the configuration's batch\n", loom_comm_size(comm), n_threads,
                n_threads > 1 ? "s" : "");
         for (int k = 0; k < N_CONFIGS && !rc; k++) {

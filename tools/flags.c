@@ -38,10 +38,11 @@ bool tool_is_corpus(const char *path) { return !strcmp(path, LOOM_CORPUS_SRC) ||
 /* Data parallelism: ranks other than 0 print nothing but their errors
  * (tool_ranks_quiet), which go to the stderr they started with. */
 static FILE *rank_err;
-static int rank_no;
+static int rank_no, rank_count = 1;
 
-void tool_ranks_quiet(int rank)
+void tool_ranks_quiet(int rank, int ranks)
 {
+    rank_count = ranks;
     if (rank < 1) return;
     int fd = dup(2);
     rank_err = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -165,10 +166,14 @@ bool tool_stop(void *ctx) { return (void)ctx, caught != 0; }
 
 int tool_interrupted(const char *cmd, long step, long steps, const char *save, int saved)
 {
-    int sig = caught;
-    fprintf(stderr, "\n%s: stopped by %s after step %ld of %ld", cmd, sig == SIGINT ? "SIGINT" : "SIGTERM", step, steps);
-    if (save && !saved) fprintf(stderr, "; checkpoint %s: resume with\n  loom train --resume %s --steps %ld --save %s\n", save,
-                                save, steps, save);
+    int sig = caught; /* 0: another process of a data-parallel run was signalled, and every one stopped */
+    fprintf(stderr, "\n%s: stopped by %s after step %ld of %ld", cmd,
+            sig == SIGINT ? "SIGINT" : sig == SIGTERM || sig == 0 ? "SIGTERM" : "a signal", step, steps);
+    if (!sig) sig = SIGTERM;
+    char launch[32] = ""; /* a data-parallel run resumes with as many processes */
+    if (rank_count > 1) snprintf(launch, sizeof launch, "mpirun -np %d ", rank_count);
+    if (save && !saved)
+        fprintf(stderr, "; checkpoint %s: resume with\n  %sloom train --resume %s --steps %ld --save %s\n", save, launch, save, steps, save);
     else fprintf(stderr, "%s\n", save ? "; the checkpoint could not be written" : " (no --save: nothing to resume from)");
     return saved ? saved : 128 + sig;
 }

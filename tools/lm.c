@@ -197,7 +197,10 @@ static int train(run *r)
         return 1;
     }
     if (st) return r->rc ? r->rc : fail_st(st, "run", loom_trainer_error(r->t));
-    if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+    /* SIGINT, SIGTERM: the steps done so far, saved; with processes, on
+     * every one (the fit stops them all after the step in which one was
+     * signalled) */
+    if (tool_caught() || (r->comm && step < a->steps)) {
         int rc = flush_metrics(r);
         if (!rc && a->save) rc = lm_save(r);
         return tool_interrupted(command, step, a->steps, a->save, rc);

@@ -236,9 +236,9 @@ bool tool_finite_weights(const char *cmd, const char *path, const loom_store *s)
  * checkpoint being written); loops ask tool_caught() before each
  * step. */
 void tool_catch_signals(void);
-/* Rank `rank` (> 0) of a data-parallel run prints only its errors
- * (tool_fail's, to the stderr it had, naming the rank). */
-void tool_ranks_quiet(int rank);
+/* Rank `rank` of `ranks` of a data-parallel run: ranks > 0 print only
+ * their errors (tool_fail's, to the stderr they had, naming the rank). */
+void tool_ranks_quiet(int rank, int ranks);
 int tool_caught(void); /* the signal caught, or 0 */
 /* Whether one was caught, as loom_trainer_fit's stop poll. */
 bool tool_stop(void *ctx);

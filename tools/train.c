@@ -381,9 +381,10 @@ static int train_ranks(const train_args *a)
     loom_error err = {0};
     loom_comm *c = loom_comm_world(&err);
     if (!c) return fprintf(stderr, "loom train: started by mpirun, but %s\n", err.msg), 2;
-    tool_ranks_quiet(loom_comm_rank(c));
+    tool_ranks_quiet(loom_comm_rank(c), loom_comm_size(c));
     int rc = train_lm(a, c);
-    if (rc && loom_comm_size(c) > 1) {
+    /* 128 + a signal: every rank stopped after the same step and saved together */
+    if (rc && rc < 128 && loom_comm_size(c) > 1) {
         fflush(NULL);
         loom_comm_abort(c, rc);
     }
