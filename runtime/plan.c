@@ -180,12 +180,31 @@ loom_status loom_plan_watch(loom_plan *p, const loom_tensor *ts, int n, loom_rea
         p->watch_pos = p->watch_idx = NULL;
         return plan_err(p, LOOM_ERR_NOMEM, "watch: out of memory");
     }
+    /* the last call that reads each buffer: an output is the caller's once
+     * it is computed and nothing later in the run reads it (a gradient
+     * another gradient's copy is made from: the caller may write it) */
+    int32_t *last_read = malloc((size_t)p->n_graph * sizeof *last_read);
+    if (!last_read) {
+        free(rank), free(p->watch_pos), free(p->watch_idx);
+        p->watch_pos = p->watch_idx = NULL;
+        return plan_err(p, LOOM_ERR_NOMEM, "watch: out of memory");
+    }
+    for (int32_t u = 0; u < p->n_graph; u++) last_read[u] = -1;
+    for (int32_t u = 0; u < p->n_graph; u++) {
+        if (rank[u] < 0) continue;
+        const loom_node *nd = loom_graph_node(p->g, loom_at(u)); /* (the walk's arrays are planning's) */
+        for (int j = 0; j < nd->n_in; j++) {
+            int32_t r = p->root[loom_index(loom_node_input(p->g, loom_at(u), j))];
+            if (r >= 0 && last_read[r] < rank[u]) last_read[r] = rank[u];
+        }
+    }
     for (int i = 0; i < n; i++) { /* by position, then by index: an insertion sort (a handful of outputs) */
-        int32_t pos = rank[loom_index(ts[i])], k = i;
+        int32_t id = loom_index(ts[i]), r = p->root[id], pos = rank[id], k = i;
+        if (r >= 0 && last_read[r] > pos) pos = last_read[r];
         for (; k > 0 && p->watch_pos[k - 1] > pos; k--) p->watch_pos[k] = p->watch_pos[k - 1], p->watch_idx[k] = p->watch_idx[k - 1];
         p->watch_pos[k] = pos, p->watch_idx[k] = i;
     }
-    free(rank);
+    free(rank), free(last_read);
     if (order)
         for (int i = 0; i < n; i++) order[i] = p->watch_idx[i];
     p->n_watch = n, p->watch_fn = ready, p->watch_ctx = ctx;

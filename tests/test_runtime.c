@@ -770,6 +770,48 @@ Test(runtime, watched_outputs_are_reported_when_final)
     loom_graph_free(g);
 }
 
+/* An output that a later kernel still reads is reported after that kernel:
+ * the caller may then write it (the gradients' exchange writes the mean
+ * into it while the run goes on). */
+typedef struct {
+    loom_plan *p;
+    loom_tensor y, z;
+    float z_seen[64];
+    int reported_y;
+} reader_log;
+
+static void on_y(void *ctx, int i)
+{
+    reader_log *w = ctx;
+    if (i != 0) return;
+    w->reported_y++;
+    memcpy(w->z_seen, loom_plan_output(w->p, w->z), sizeof w->z_seen);
+}
+
+Test(runtime, watched_output_is_reported_after_its_last_reader)
+{
+    loom_graph *g = loom_graph_new();
+    loom_tensor x = loom_input(g, "x", loom_shape2(8, 8));
+    loom_tensor y = loom_tanh(g, x), a = loom_sigmoid(g, x);
+    for (int k = 0; k < 6; k++) a = loom_matmul(g, a, a, false, false); /* a chain of later ready sets */
+    loom_tensor z = loom_mul(g, a, y);                      /* reads y last */
+    loom_tensor outs[2] = {y, z};
+    float xs[64];
+    for (int i = 0; i < 64; i++) xs[i] = 0.1f * sinf((float)i);
+    for (int rewrites = 0; rewrites < 2; rewrites++) {
+        loom_plan *p = loom_plan_new(g, outs, 2, &(loom_plan_opts){.no_rewrites = rewrites ? 0 : LOOM_REWRITE_ALL});
+        cr_assert(p, "%s", loom_graph_error(g));
+        loom_bind(p, x, xs);
+        reader_log w = {.p = p, .y = y, .z = z};
+        cr_assert_eq(loom_plan_watch(p, outs, 1, on_y, &w, NULL), LOOM_OK);
+        cr_assert_eq(loom_run(p), LOOM_OK, "%s", loom_plan_error(p));
+        cr_assert_eq(w.reported_y, 1);
+        cr_assert(!memcmp(w.z_seen, loom_plan_output(p, z), sizeof w.z_seen), "y was reported before z, its last reader, ran");
+        loom_plan_free(p);
+    }
+    loom_graph_free(g);
+}
+
 /* A plan may be asked for any nodes as outputs — every node of an unrolled
  * LSTM with its gradients, intermediate ones a rewrite would fuse, fold
  * or batch included — and computes each as the plain plan does. */

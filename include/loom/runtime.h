@@ -117,9 +117,10 @@ int32_t loom_plan_ranks(const loom_plan *p, int32_t *rank, int32_t n);
 
 /* Being told, while a run goes on, when outputs are final: after
  * loom_plan_watch, each run calls ready(ctx, i) on the calling thread as
- * soon as ts[i] holds its value for this run (the kernel call computing it
- * and every call before it in the run's order have finished — the rest of
- * the run still going), and ready(ctx, −1) between ready sets, a point
+ * soon as ts[i] holds its value for this run and no later kernel reads it
+ * (the calls computing and reading it, and every call before them in the
+ * run's order, have finished — the rest of the run still going: the
+ * caller may read or write it), and ready(ctx, −1) between ready sets, a point
  * where the caller may advance work of its own (the exchange of gradients
  * across processes starts each weight's exchange when its Σ over the steps
  * is done, and moves them on between ready sets). Each ts[i] must be an
