@@ -48,7 +48,12 @@ expect_fail_named() { # a non-zero status (the ranks stop, none hangs) and the m
 part="rank 1's model" expect_fail_named $mpi -np 1 "$loom" train $T --batch 4 --steps 3 : -np 1 "$loom" train $T --hidden 33 --batch 4 --steps 3
 # a failure on one rank alone (its text cannot be read) ends every rank with its message
 part="rank 1" expect_fail_named $mpi -np 1 "$loom" train $T --batch 4 --steps 3 : -np 1 "$loom" train $T --data "$dir/none.txt" --batch 4 --steps 3
-expect 2 "trains language models" -- $mpi -np 2 "$loom" train --task adding --steps 3
+# a synthetic task (its batches drawn for the global batch, each rank its sequences): the same losses as one process
+expect 0 "B=8 per process × 2 processes" -- $mpi -np 2 "$loom" train --task temporal-order --hidden 32 --batch 8 --steps 30 --eval-every 15 --metrics "$dir/t2.csv"
+expect 0 "" -- "$loom" train --task temporal-order --hidden 32 --batch 16 --steps 30 --eval-every 15 --metrics "$dir/t1.csv"
+check "2 ranks' task losses are 1 process's with the global batch" awk -F, 'NR == FNR { l[FNR] = $2; next }
+    FNR > 1 { d = $2 - l[FNR]; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad || FNR != 31 }' "$dir/t2.csv" "$dir/t1.csv"
+expect 2 "trains in one process" -- $mpi -np 2 "$loom" train --task classify --data "$dir/t.txt" --steps 3
 # loom bench --mpi: the step and its wait on the exchange, overlapped and not
 expect 0 "waiting on the exchange" -- $mpi -np 2 "$loom" bench --mpi --config charlm-small --cell gru --seq-len 5 --iters 1
 expect 2 "run it under mpirun" -- "$loom" bench --mpi --config charlm-small --iters 1

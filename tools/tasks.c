@@ -132,7 +132,7 @@ static bool build(task_model *m, const task_config *c, const loom_st *ck, loom_e
     m->t = loom_trainer_new(g, m->store,
                             &(loom_trainer_opts){.loss = m->tm.loss, .optim = d.optim, .clip_norm = d.clip_norm, .seed = d.seed,
                                                  .eval_outputs = &m->tm.out, .n_eval_outputs = 1, .recompute = c->recompute,
-                                                 .precision = c->precision},
+                                                 .precision = c->precision, .comm = c->comm},
                             err);
     if (!m->t) return false;
     loom_store_init(m->store, c->seed);
@@ -176,7 +176,12 @@ static int save(const task_model *m, const task_config *c)
     free(data), free(v0), free(v1);
     int rc = 0;
     if (!ok) fprintf(stderr, "loom train: checkpoint: out of memory\n"), rc = 1;
-    else if (loom_checkpoint_write(f, c->save)) fprintf(stderr, "loom train: %s\n", loom_st_error(f)), rc = 1;
+    else if (loom_comm_rank(c->comm) == 0 && loom_checkpoint_write(f, c->save)) /* with processes: every one saves, rank 0 writes */
+        fprintf(stderr, "loom train: %s\n", loom_st_error(f)), rc = 1;
+    if (c->comm) { /* and every one waits for the file and learns whether it was written */
+        loom_error why = {.msg = "the checkpoint could not be written"};
+        if (loom_comm_agree(c->comm, rc ? LOOM_ERR_IO : LOOM_OK, &why) && !rc) rc = 1;
+    }
     loom_st_free(f);
     return rc;
 }
@@ -249,9 +254,9 @@ static loom_status next_batch(void *ctx, loom_trainer *t)
         loom_pair_batches_next(l->m->batches);
         return LOOM_OK;
     }
-    loom_task_opts o = task_opts(l->c);
-    loom_task_batch(&o, l->c->seed, loom_trainer_steps(t), l->m->xb, l->m->yb);
-    return LOOM_OK;
+    loom_task_opts o = task_opts(l->c); /* with processes, this one's share of the global batch */
+    return loom_task_batch_shard(&o, l->c->seed, loom_trainer_steps(t), loom_comm_rank(l->c->comm), loom_comm_size(l->c->comm),
+                                 l->m->xb, l->m->yb);
 }
 
 /* The held-out batches, never trained on: their loss (the score) and accuracy. */
@@ -302,7 +307,13 @@ int train_task(const task_config *given)
     task_model m = {0};
     loom_metrics *metrics = NULL;
     loop_ctx lc = {.c = c, .m = &m, .metrics = &metrics, .vloss = NAN, .vacc = NAN};
+    int ranks = loom_comm_size(c->comm);
+    if (loom_comm_rank(c->comm) > 0) c->metrics = c->norms_csv = NULL, c->norms_every = 0; /* rank 0 writes the files */
     int rc = c->resume ? open_resume(c, &ck, "loom train") : 0;
+    if (!rc && ck && loom_trainer_file_ranks(ck) != ranks)
+        fprintf(stderr, "loom train: warning: %s was written by %lld process%s, this run has %d: its batches are drawn for a global "
+                        "batch of %d × --batch from here on\n",
+                c->resume, (long long)loom_trainer_file_ranks(ck), loom_trainer_file_ranks(ck) == 1 ? "" : "es", ranks, ranks);
     if (!rc) rc = open_data("loom train", c, ck, &m, given->data, given->valid, false);
     if (!rc) rc = tool_open_outputs("loom train", c->save, c->metrics,
                                     c->task == TASK_SINE ? "step,mse,grad_norm,lr,valid_mse" : "step,loss,grad_norm,lr,valid_loss,valid_accuracy",
@@ -320,8 +331,10 @@ int train_task(const task_config *given)
     rc = 1;
     static const char *const baseline[] = {" (predicting the mean scores MSE ≈ 0.167)", "", " (the noise alone: MSE 0.04)",
                                            " (chance: accuracy 25%)"};
-    printf("%s task, T = %d: %s%s, hidden %d, layers %d, B=%d, %s lr %g, %ld steps%s\n", task_name(c), c->steps, c->cell->name,
-           c->bidirectional ? " (bidirectional)" : "", c->hidden, c->layers, B,
+    char per[64] = "";
+    if (c->comm) snprintf(per, sizeof per, " per process × %d processes", ranks);
+    printf("%s task, T = %d: %s%s, hidden %d, layers %d, B=%d%s, %s lr %g, %ld steps%s\n", task_name(c), c->steps, c->cell->name,
+           c->bidirectional ? " (bidirectional)" : "", c->hidden, c->layers, B, per,
            (const char *[]){"sgd", "adam", "adamw"}[c->optimizer], c->lr, c->total,
            c->task <= TASK_ORDER ? baseline[c->task - TASK_ADDING] : "");
     double t0 = tool_now();
@@ -341,7 +354,7 @@ int train_task(const task_config *given)
         rc = lc.rc ? lc.rc : st == LOOM_ERR_VALUE ? 1 : tool_exit(st);
         goto done;
     }
-    if (tool_caught()) {
+    if (tool_caught() || (c->comm && loom_trainer_steps(m.t) < c->total)) { /* with processes, every one stops together */
         rc = tool_flush_metrics("loom train", &metrics);
         if (!rc && c->save) rc = save(&m, c);
         rc = tool_interrupted("loom train", (long)loom_trainer_steps(m.t), c->total, c->save, rc);

@@ -120,6 +120,7 @@ typedef struct {
     long norms_every;
     int32_t recompute;         /* loom_trainer_opts.recompute */
     loom_precision precision;  /* loom_trainer_opts.precision */
+    loom_comm *comm;           /* data parallelism (mpirun: the synthetic tasks), else NULL */
 } task_config;
 int train_task(const task_config *c);
 /* loom eval of a task model's checkpoint: its held-out batches (classify,

@@ -370,19 +370,40 @@ int train_parse(int argc, char **argv)
     return parse(&a, argc, argv);
 }
 
+/* What a task's run is told (the options; comm: data parallelism). */
+static task_config task_cfg(const train_args *a, loom_comm *comm)
+{
+    return (task_config){.task = a->task, .cell = a->m.cell, .steps = (int)a->m.steps, .batch = (int)a->m.batch,
+                         .hidden = (int)a->m.hidden, .layers = (int)a->m.layers,
+                         .stacking = (loom_stacking)a->m.stacking, .bidirectional = a->m.bidirectional,
+                         .pool = (loom_pool)a->pool, .data = a->data, .valid = a->valid,
+                         .min_freq = (int)a->min_freq, .embed = (int)a->embed,
+                         .chars = given(a, "--tokens") && a->tokens == LOOM_TOKENS_CHAR, .epochs = a->epochs,
+                         .unit_forget_bias = a->unit_forget_bias,
+                         .total = a->steps,
+                         .eval_every = a->eval_every, .optimizer = a->optimizer,
+                         .lr = (float)(a->lr_given ? a->lr : 0.003), .clip = a->clip,
+                         .seed = (uint64_t)a->m.seed, .metrics = a->metrics, .save = a->save,
+                         .resume = a->resume, .save_every = a->save_every, .strict = a->strict,
+                         .norms_csv = a->norms_csv, .norms_every = a->norms_every,
+                         .recompute = (int32_t)a->recompute,
+                         .precision = (loom_precision)a->precision, .comm = comm};
+}
+
 /* One rank of `mpirun -np N loom train`: a language model, each rank its
  * share (--batch) of the global batch. A rank that fails ends every rank
  * (some may be waiting for it in an exchange it will not join). */
 static int train_ranks(const train_args *a)
 {
-    if (a->task != TASK_LM)
-        return fprintf(stderr, "loom train: under mpirun, loom trains language models (--task %s trains in one process)\n",
-                       tasks[a->task]), 2;
+    if (a->task >= TASK_CLASSIFY)
+        return fprintf(stderr, "loom train: under mpirun, loom trains language models and the synthetic tasks (adding, copy, sine, "
+                               "temporal-order); --task %s trains in one process\n", tasks[a->task]), 2;
     loom_error err = {0};
     loom_comm *c = loom_comm_world(&err);
     if (!c) return fprintf(stderr, "loom train: started by mpirun, but %s\n", err.msg), 2;
     tool_ranks_quiet(loom_comm_rank(c), loom_comm_size(c));
-    int rc = train_lm(a, c);
+    task_config tc = task_cfg(a, c);
+    int rc = a->task == TASK_LM ? train_lm(a, c) : train_task(&tc);
     /* 128 + a signal: every rank stopped after the same step and saved together */
     if (rc && rc < 128 && loom_comm_size(c) > 1) {
         fflush(NULL);
@@ -406,21 +427,9 @@ int cmd_train(int argc, char **argv)
     if (loom_comm_launched()) /* mpirun -np N: one rank of a data-parallel run */
         return train_ranks(&a);
     if (a.task >= TASK_SEQ2SEQ) return train_seq2seq(&a);
-    if (a.task != TASK_LM)
-        return train_task(&(task_config){.task = a.task, .cell = a.m.cell, .steps = (int)a.m.steps, .batch = (int)a.m.batch,
-                                         .hidden = (int)a.m.hidden, .layers = (int)a.m.layers,
-                                         .stacking = (loom_stacking)a.m.stacking, .bidirectional = a.m.bidirectional,
-                                         .pool = (loom_pool)a.pool, .data = a.data, .valid = a.valid,
-                                         .min_freq = (int)a.min_freq, .embed = (int)a.embed,
-                                         .chars = given(&a, "--tokens") && a.tokens == LOOM_TOKENS_CHAR, .epochs = a.epochs,
-                                         .unit_forget_bias = a.unit_forget_bias,
-                                         .total = a.steps,
-                                         .eval_every = a.eval_every, .optimizer = a.optimizer,
-                                         .lr = (float)(a.lr_given ? a.lr : 0.003), .clip = a.clip,
-                                         .seed = (uint64_t)a.m.seed, .metrics = a.metrics, .save = a.save,
-                                         .resume = a.resume, .save_every = a.save_every, .strict = a.strict,
-                                         .norms_csv = a.norms_csv, .norms_every = a.norms_every,
-                                         .recompute = (int32_t)a.recompute,
-                                         .precision = (loom_precision)a.precision});
+    if (a.task != TASK_LM) {
+        task_config tc = task_cfg(&a, NULL);
+        return train_task(&tc);
+    }
     return train_lm(&a, NULL);
 }

@@ -7,6 +7,7 @@
 #include "loom/plot.h"
 #include "loom/random.h"
 #include "graph/error.h"
+#include "train/exchange.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -142,6 +143,29 @@ void loom_task_batch(const loom_task_opts *o, uint64_t seed, int64_t step, void 
     }
 }
 
+/* A rank's columns of a buffer of rows × B_all × inner 4-byte elements. */
+static void columns(const char *all, char *mine, size_t bytes, int B_all, int B, int rank, int inner)
+{
+    size_t row = (size_t)B_all * (size_t)inner * 4, part = (size_t)B * (size_t)inner * 4;
+    for (size_t r = 0; r < bytes / row; r++) memcpy(mine + r * part, all + r * row + (size_t)rank * part, part);
+}
+
+loom_status loom_task_batch_shard(const loom_task_opts *o, uint64_t seed, int64_t step, int rank, int ranks, void *x, void *y)
+{
+    if (ranks <= 1) return loom_task_batch(o, seed, step, x, y), LOOM_OK;
+    loom_task_opts g = *o;
+    g.batch = o->batch * ranks;
+    size_t xb = loom_task_x_bytes(&g), yb = loom_task_y_bytes(&g);
+    char *gx = malloc(xb), *gy = malloc(yb);
+    if (gx && gy) {
+        loom_task_batch(&g, seed, step, gx, gy); /* x (rows, B, 1 or 2), y (rows or 1, B): time-major */
+        columns(gx, x, xb, g.batch, o->batch, rank, o->kind == LOOM_MODEL_ADDING ? 2 : 1);
+        columns(gy, y, yb, g.batch, o->batch, rank, 1);
+    }
+    free(gx), free(gy);
+    return gx && gy ? LOOM_OK : LOOM_ERR_NOMEM;
+}
+
 static int argmax(const float *l, int C)
 {
     int best = 0;
@@ -184,16 +208,24 @@ loom_status loom_task_evaluate(loom_trainer *t, const loom_task_model *m, uint64
                                double *loss, double *accuracy)
 {
     if (batches < 1 || loom_task_reads_data(m->o.kind)) return LOOM_ERR_ARG;
+    loom_comm *c = loom_trainer_comm(t);
     double sum = 0, hits = 0;
-    for (int k = 0; k < batches; k++) {
+    loom_status st = LOOM_OK;
+    for (int k = 0; k < batches && !st; k++) {
         double l;
-        loom_task_batch(&m->o, seed, LOOM_TASK_HELD_OUT - k, x, y);
-        loom_trainer_eval_begin(t);
-        loom_status st = loom_trainer_eval_batch(t, &l);
-        if (st) return st;
-        sum += l, hits += loom_task_accuracy(&m->o, loom_trainer_output(t, m->out), y, NULL);
+        if (!(st = loom_task_batch_shard(&m->o, seed, LOOM_TASK_HELD_OUT - k, loom_comm_rank(c), loom_comm_size(c), x, y))) {
+            loom_trainer_eval_begin(t);
+            st = loom_trainer_eval_batch(t, &l);
+        }
+        if (!st) sum += l, hits += loom_task_accuracy(&m->o, loom_trainer_output(t, m->out), y, NULL);
     }
-    *loss = sum / batches, *accuracy = hits / batches; /* batches of one size: the mean of the means */
+    /* batches of one size: the mean of the means; with ranks, over the ranks too (shares of one size) */
+    double mean_loss = sum / batches, mean_hits = hits / batches;
+    bool stop = false;
+    if (c && ((st = loom_comm_step(c, st, &mean_loss, &stop, NULL)) || (st = loom_comm_step(c, st, &mean_hits, &stop, NULL))))
+        return st;
+    if (st) return st;
+    *loss = mean_loss, *accuracy = mean_hits;
     return LOOM_OK;
 }
 

@@ -56,6 +56,7 @@ static loom_status fail(loom_trainer *t, loom_status st, const char *fmt, ...)
 
 const char *loom_trainer_error(const loom_trainer *t) { return t ? t->err.msg : "out of memory"; }
 int64_t loom_trainer_steps(const loom_trainer *t) { return t ? t->steps : 0; }
+loom_comm *loom_trainer_comm(const loom_trainer *t) { return t ? t->o.comm : NULL; }
 
 void loom_trainer_free(loom_trainer *t)
 {

@@ -123,6 +123,11 @@ size_t loom_task_y_bytes(const loom_task_opts *o);
  * Nothing for CLASSIFY and TAG. */
 #define LOOM_TASK_HELD_OUT (-1)
 void loom_task_batch(const loom_task_opts *o, uint64_t seed, int64_t step, void *x, void *y);
+/* Data parallelism: rank `rank` of `ranks`'s part of that batch — the
+ * batch of o->batch × ranks sequences one process would draw, cut by
+ * sequences (columns), rank·o->batch … — into x and y of o->batch
+ * sequences. LOOM_ERR_NOMEM when the whole batch cannot be drawn. */
+loom_status loom_task_batch_shard(const loom_task_opts *o, uint64_t seed, int64_t step, int rank, int ranks, void *x, void *y);
 /* The accuracy of out (the model's output for the batch y): adding, the
  * share of predictions within 0.04 of the sum; copy, the share of the
  * symbols to reproduce predicted right; ORDER and CLASSIFY, of sequences
@@ -134,7 +139,10 @@ double loom_task_accuracy(const loom_task_opts *o, const float *out, const void 
 /* A synthetic task's held-out score: the mean loss and accuracy over its
  * first `batches` held-out batches (LOOM_TASK_HELD_OUT − k), drawn into x
  * and y — the buffers bound to m->x and m->y — and run through the
- * trainer's evaluation plan (opts.eval_outputs must hold m->out). */
+ * trainer's evaluation plan (opts.eval_outputs must hold m->out). A
+ * trainer with a communicator shares each batch of the global batch
+ * between the ranks (loom_task_batch_shard) and every rank gets the means
+ * one process would (collective). */
 loom_status loom_task_evaluate(loom_trainer *t, const loom_task_model *m, uint64_t seed, int batches, void *x, void *y,
                                double *loss, double *accuracy);
 /* The lines a classify or tag model reads (loom_pairs of its kind:

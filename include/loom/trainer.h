@@ -145,6 +145,8 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out);
 /* Zeros the carried states (a new epoch; random sampling: every batch). */
 void loom_trainer_reset_states(loom_trainer *t);
 int64_t loom_trainer_steps(const loom_trainer *t);
+/* opts.comm (NULL: one process). */
+loom_comm *loom_trainer_comm(const loom_trainer *t);
 
 /* Evaluation (no dropout, no update) with carried states of its own:
  * begin zeros them; each batch runs the evaluation plan on the bound
