@@ -6,6 +6,7 @@
  *   test_mpi DIR   (DIR: where rank 0 writes its checkpoints) */
 #include "loom/loom.h"
 
+#include <mpi.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,29 @@ static void test_mean(loom_comm *c)
         CHECK(!memcmp(x, want, (size_t)n * sizeof *x), "mean of %lld floats: not the rank-ordered sum / N", (long long)n);
         free(x), free(want);
     }
+}
+
+/* A communicator of the program's: the even and the odd ranks apart, each
+ * group its own mean (loom_comm_from_mpi duplicates it: the program's may
+ * be freed at once). */
+static void test_sub_communicator(void)
+{
+    MPI_Comm half;
+    MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &half);
+    loom_error err = {0};
+    loom_comm *c = loom_comm_from_mpi(&half, &err);
+    MPI_Comm_free(&half);
+    CHECK(c, "%s", err.msg);
+    if (!c) return;
+    int size = (ranks + 1 - rank % 2) / 2;
+    CHECK(loom_comm_size(c) == size && loom_comm_rank(c) == rank / 2, "rank %d of %d", loom_comm_rank(c), loom_comm_size(c));
+    float x[5], want = 0;
+    for (int r = rank % 2; r < ranks; r += 2) want += (float)r; /* the group's ranks, in order */
+    want /= (float)size;
+    for (int k = 0; k < 5; k++) x[k] = (float)rank;
+    CHECK(!loom_comm_mean(c, x, 5, &err), "%s", err.msg);
+    for (int k = 0; k < 5; k++) CHECK(x[k] == want, "group mean %g, want %g", x[k], want);
+    loom_comm_free(c);
 }
 
 /* ---- a trainer ---- */
@@ -235,6 +259,7 @@ int main(int argc, char **argv)
     if (!c) return fprintf(stderr, "%s\n", err.msg), 1;
     rank = loom_comm_rank(c), ranks = loom_comm_size(c);
     test_mean(c);
+    test_sub_communicator();
     test_global_batch(c);
     test_resume(c, argv[1]);
     test_failure(c);
