@@ -104,7 +104,10 @@ typedef struct {
      * process would take on the global batch; clipping sees the global
      * norm. A failure on any rank fails the step (and a fit's callbacks) on
      * every rank with its message. Dropout masks differ from rank to rank
-     * (the seed is mixed with the rank). Checkpoints hold every rank's
+     * (the seed is mixed with the rank), and a sampled softmax draws its
+     * classes from each rank's own targets: with either, the ranks take a
+     * step of the same distribution as one process's, not the same
+     * numbers. Checkpoints hold every rank's
      * carried states; every rank calls save (rank 0 alone need write the
      * file) and restore. Must outlive the trainer. */
     loom_comm *comm;
