@@ -297,6 +297,7 @@ bool loom_pairs_get(const loom_pairs *p, bool valid, int64_t i, int32_t *src, in
 struct loom_pair_batches {
     const loom_pairs *p;
     int B;
+    int first, columns; /* this rank's rows of each batch (loom_pair_batches_shard) */
     double teacher_forcing;
     loom_pair_batch batch;
     int64_t *order, pos, *idx;
@@ -319,7 +320,7 @@ loom_pair_batches *loom_pair_batches_new(const loom_pairs *p, int batch, double 
     loom_pair_batches *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     size_t B = (size_t)batch, Ts = (size_t)p->steps[0], Tt = (size_t)p->steps[1];
-    b->p = p, b->B = batch, b->teacher_forcing = teacher_forcing;
+    b->p = p, b->B = batch, b->teacher_forcing = teacher_forcing, b->columns = batch;
     loom_pair_batch *x = &b->batch;
     x->src = malloc(Ts * B * sizeof *x->src), x->src_len = malloc(B * sizeof *x->src_len);
     x->dec_in = malloc(Tt * B * sizeof *x->dec_in), x->tgt = malloc(Tt * B * sizeof *x->tgt);
@@ -339,14 +340,22 @@ loom_pair_batches *loom_pair_batches_new(const loom_pairs *p, int batch, double 
 
 const loom_pair_batch *loom_pair_batches_buffers(const loom_pair_batches *b) { return b ? &b->batch : NULL; }
 
-/* Rows idx of a part into the buffers; gold drawn for training rows. */
-static void fill(loom_pair_batches *b, const loom_pairs *p, bool valid, bool training)
+/* Rows idx[from .. from + columns) of a part into the buffers' columns
+ * (a rank's of the batch: the gold draws of the other rows are made and
+ * dropped, so that every rank draws what one process draws); gold drawn
+ * for training rows. */
+static void fill(loom_pair_batches *b, const loom_pairs *p, bool valid, bool training, int from, int rows)
 {
     loom_pair_batch *x = &b->batch;
-    int B = b->B, Ts = b->p->steps[0], Tt = b->p->steps[1];
+    int B = b->columns, Ts = b->p->steps[0], Tt = b->p->steps[1];
     int32_t *s = b->row_s, *t = b->row_t;
-    for (int k = 0; k < B; k++) {
-        loom_pairs_get(p, valid, b->idx[k], s, &x->src_len[k], t, &x->tgt_len[k]);
+    for (int r = 0; r < rows; r++) {
+        int k = r - from; /* the column, when this rank's */
+        if (k < 0 || k >= B) {
+            for (int j = 0; j < Tt && x->gold && training; j++) loom_uniform(&b->rng);
+            continue;
+        }
+        loom_pairs_get(p, valid, b->idx[r], s, &x->src_len[k], t, &x->tgt_len[k]);
         for (int j = 0; j < Ts; j++) x->src[j * B + k] = s[j];
         for (int j = 0; j < Tt; j++) {
             x->tgt[j * B + k] = t[j];
@@ -367,15 +376,25 @@ void loom_pair_batches_next(loom_pair_batches *b)
             }
         b->idx[k] = b->order[b->pos++ % n];
     }
-    fill(b, b->p, false, true);
+    fill(b, b->p, false, true, b->first, b->B);
 }
 
 void loom_pair_batches_rows(loom_pair_batches *b, const loom_pairs *held, bool valid, int64_t first)
 {
     int64_t n = loom_pairs_count(held, valid);
-    for (int k = 0; k < b->B; k++) b->idx[k] = (first + k) % n;
-    fill(b, held, valid, false);
+    if (n < 1) return; /* an empty part: nothing to lay out */
+    for (int k = 0; k < b->columns; k++) b->idx[k] = (first + k) % n;
+    fill(b, held, valid, false, 0, b->columns);
 }
+
+bool loom_pair_batches_shard(loom_pair_batches *b, int rank, int ranks)
+{
+    if (!b || ranks < 1 || rank < 0 || rank >= ranks || b->B % ranks) return false;
+    b->columns = b->B / ranks, b->first = rank * b->columns;
+    return true;
+}
+
+int loom_pair_batches_columns(const loom_pair_batches *b) { return b ? b->columns : 0; }
 
 bool loom_pair_batches_save(const loom_pair_batches *b, loom_st *f)
 {

@@ -53,7 +53,17 @@ expect 0 "B=8 per process × 2 processes" -- $mpi -np 2 "$loom" train --task tem
 expect 0 "" -- "$loom" train --task temporal-order --hidden 32 --batch 16 --steps 30 --eval-every 15 --metrics "$dir/t1.csv"
 check "2 ranks' task losses are 1 process's with the global batch" awk -F, 'NR == FNR { l[FNR] = $2; next }
     FNR > 1 { d = $2 - l[FNR]; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad || FNR != 31 }' "$dir/t2.csv" "$dir/t1.csv"
-expect 2 "trains in one process" -- $mpi -np 2 "$loom" train --task classify --data "$dir/t.txt" --steps 3
+# an encoder–decoder on pairs of different lengths: each rank its pairs of the global batch, the ranks
+# weighted by their target tokens (the loss is a mean over tokens): the same losses as one process
+awk 'BEGIN { srand(1); split("go run see eat the a big dog cat red", w, " ");
+             for (i = 0; i < 600; i++) { n = 1 + int(rand() * 7); s = ""; r = "";
+                 for (j = 0; j < n; j++) { x = w[1 + int(rand() * 10)]; s = s (j ? " " : "") x; r = x (j ? " " : "") r }
+                 print s "\t" r } }' > "$dir/pairs.tsv"
+S="--task seq2seq --data $dir/pairs.tsv --min-freq 1 --hidden 32 --embed 16 --steps 20 --eval-every 10 --eval-pairs 50 --seq-len 9 --teacher-forcing 0.8"
+expect 0 "B=8 per process × 2 processes" -- $mpi -np 2 "$loom" train $S --batch 8 --metrics "$dir/s2.csv"
+expect 0 "" -- "$loom" train $S --batch 16 --metrics "$dir/s1.csv"
+check "2 ranks' encoder–decoder losses are 1 process's with the global batch" awk -F, 'NR == FNR { l[FNR] = $2; next }
+    FNR > 1 { d = $2 - l[FNR]; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad || FNR != 21 }' "$dir/s2.csv" "$dir/s1.csv"
 # loom bench --mpi: the step and its wait on the exchange, overlapped and not
 expect 0 "waiting on the exchange" -- $mpi -np 2 "$loom" bench --mpi --config charlm-small --cell gru --seq-len 5 --iters 1
 expect 2 "run it under mpirun" -- "$loom" bench --mpi --config charlm-small --iters 1

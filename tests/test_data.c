@@ -285,6 +285,62 @@ Test(batches, shards_make_the_global_batch)
     free(ids);
 }
 
+/* The pairs' batches, sharded: rank r's rows of every global batch, with
+ * the scheduled-sampling draws one process makes; held-out rows are the
+ * model's batch (a rank's columns) from any row. */
+Test(batches, pair_shards_make_the_global_batch)
+{
+    char *text = loom_task_reverse_pairs(40, 2, 5, 3);
+    loom_pairs *p = loom_pairs_new(&(loom_pairs_opts){.num_steps = 7, .chars = true, .valid_frac = 0.2});
+    cr_assert_eq(loom_pairs_parse(p, text, strlen(text)), LOOM_OK, "%s", loom_pairs_error(p));
+    enum { B = 6 };
+    int Ts = loom_pairs_steps(p, 0), Tt = loom_pairs_steps(p, 1);
+    for (int R = 1; R <= 3; R++) {
+        loom_pair_batches *all = loom_pair_batches_new(p, B, 0.6, 9), *part[3];
+        for (int r = 0; r < R; r++) {
+            cr_assert(part[r] = loom_pair_batches_new(p, B, 0.6, 9));
+            cr_assert(loom_pair_batches_shard(part[r], r, R));
+            cr_assert_eq(loom_pair_batches_columns(part[r]), B / R);
+        }
+        for (int step = 0; step < 20; step++) { /* across epochs (32 training pairs) */
+            loom_pair_batches_next(all);
+            const loom_pair_batch *g = loom_pair_batches_buffers(all);
+            for (int r = 0; r < R; r++) {
+                loom_pair_batches_next(part[r]);
+                const loom_pair_batch *x = loom_pair_batches_buffers(part[r]);
+                int C = B / R;
+                for (int c = 0; c < C; c++) {
+                    int k = r * C + c;
+                    cr_assert_eq(x->src_len[c], g->src_len[k]);
+                    cr_assert_eq(x->tgt_len[c], g->tgt_len[k]);
+                    for (int j = 0; j < Ts; j++) cr_assert_eq(x->src[j * C + c], g->src[j * B + k]);
+                    for (int j = 0; j < Tt; j++) {
+                        cr_assert_eq(x->tgt[j * C + c], g->tgt[j * B + k]);
+                        cr_assert_eq(x->dec_in[j * C + c], g->dec_in[j * B + k]);
+                        cr_assert_eq(x->gold[j * C + c], g->gold[j * B + k], "rank %d of %d, step %d: the same draw", r, R, step);
+                    }
+                }
+            }
+        }
+        loom_pair_batches_rows(part[R - 1], p, true, 1); /* held-out rows 1, 2, ... of the model's batch */
+        const loom_pair_batch *x = loom_pair_batches_buffers(part[R - 1]);
+        int32_t len;
+        for (int c = 0; c < B / R; c++) {
+            cr_assert(loom_pairs_get(p, true, (1 + c) % loom_pairs_count(p, true), NULL, &len, NULL, NULL));
+            cr_assert_eq(x->src_len[c], len);
+        }
+        for (int r = 0; r < R; r++) loom_pair_batches_free(part[r]);
+        loom_pair_batches_free(all);
+    }
+    loom_pair_batches *b = loom_pair_batches_new(p, B, 1, 1);
+    cr_assert_not(loom_pair_batches_shard(b, 0, 4));
+    cr_assert_not(loom_pair_batches_shard(b, 3, 3));
+    cr_assert_eq(loom_pair_batches_columns(b), B);
+    loom_pair_batches_free(b);
+    loom_pairs_free(p);
+    free(text);
+}
+
 /* ---- synthetic tasks ---- */
 
 Test(tasks, adding_problem)

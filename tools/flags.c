@@ -50,6 +50,17 @@ void tool_ranks_quiet(int rank, int ranks)
     if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return;
 }
 
+int tool_write_checkpoint(const char *cmd, loom_st *f, const char *path, loom_comm *comm)
+{
+    int rc = 0;
+    if (loom_comm_rank(comm) == 0 && loom_checkpoint_write(f, path)) rc = tool_fail(cmd, loom_st_error(f), NULL), rc = 1;
+    if (comm) { /* every process waits for the file, and learns whether it was written */
+        loom_error why = {.msg = "the checkpoint could not be written"};
+        if (loom_comm_agree(comm, rc ? LOOM_ERR_IO : LOOM_OK, &why) && !rc) rc = 1;
+    }
+    return rc;
+}
+
 int tool_fail(const char *cmd, const char *what, const char *why)
 {
     if (rank_err) {

@@ -69,11 +69,7 @@ int lm_save(run *r)
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = fail_st(LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
-    else if (r->rank == 0 && loom_checkpoint_write(f, a->save)) rc = fail(loom_st_error(f), NULL), rc = 1; /* every rank gathers, rank 0 writes */
-    if (r->comm) { /* every rank waits for the file and learns whether it was written */
-        loom_error why = {.msg = "the checkpoint could not be written"};
-        if (loom_comm_agree(r->comm, rc ? LOOM_ERR_IO : LOOM_OK, &why) && !rc) rc = 1;
-    }
+    else rc = tool_write_checkpoint(command, f, a->save, r->comm); /* every rank gathered its states, rank 0 writes */
     free(data), free(voc);
     loom_st_free(f);
     return rc;

@@ -56,11 +56,15 @@ static int build(s2s *r)
     r->t = loom_trainer_new(r->g, r->store,
                             &(loom_trainer_opts){.loss = r->m.loss, .optim = d->optim, .schedule = d->schedule,
                                                  .clip_norm = d->clip_norm, .seed = d->seed, .recompute = (int32_t)a->recompute,
-                                                 .precision = (loom_precision)a->precision},
+                                                 .precision = (loom_precision)a->precision, .comm = r->comm,
+                                                 .shares = r->comm != NULL}, /* ranks weighted by their target tokens */
                             &err);
     if (!r->t) return fail_st(err.status, err.msg, NULL);
     loom_store_init(r->store, (uint64_t)a->m.seed);
-    if (!(r->batches = loom_pair_batches_new(r->d.pairs, B, a->teacher_forcing, (uint64_t)a->m.seed)))
+    /* the global batch; each process its rows */
+    int ranks = loom_comm_size(r->comm);
+    if (!(r->batches = loom_pair_batches_new(r->d.pairs, B * ranks, a->teacher_forcing, (uint64_t)a->m.seed)) ||
+        !loom_pair_batches_shard(r->batches, loom_comm_rank(r->comm), ranks))
         return fail_st(LOOM_ERR_NOMEM, "out of memory", NULL);
     const loom_pair_batch *x = r->x = loom_pair_batches_buffers(r->batches);
     loom_tensor in[6] = {r->m.src, r->m.src_len, r->m.dec_in, r->m.tgt, r->m.tgt_len, r->m.gold};
@@ -114,8 +118,13 @@ static int held_out(s2s *r, scores *sc)
 
 static loom_status next_batch(void *ctx, loom_trainer *t)
 {
-    (void)t;
-    loom_pair_batches_next(((s2s *)ctx)->batches);
+    s2s *r = ctx;
+    loom_pair_batches_next(r->batches);
+    if (r->comm) { /* the loss is the mean over the batch's target tokens: each process weighs by its own */
+        double tokens = 0;
+        for (int b = 0; b < r->mo.batch; b++) tokens += r->x->tgt_len[b] < r->mo.tgt_steps ? r->x->tgt_len[b] : r->mo.tgt_steps;
+        loom_trainer_set_share(t, tokens);
+    }
     return LOOM_OK;
 }
 
@@ -181,7 +190,8 @@ static int train(s2s *r)
         return 1;
     }
     if (st) return r->rc ? r->rc : fail_st(st, loom_trainer_error(r->t), NULL);
-    if (tool_caught()) { /* SIGINT, SIGTERM: the steps done so far, saved */
+    /* SIGINT, SIGTERM: the steps done so far, saved (with processes, by all: they stop together) */
+    if (tool_caught() || (r->comm && loom_trainer_steps(r->t) < a->steps)) {
         int rc = tool_flush_metrics(cmd, &r->metrics);
         if (!rc && a->save) rc = s2s_save(r);
         return tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
@@ -215,10 +225,12 @@ static void show_examples(s2s *r, int n)
     }
 }
 
-int train_seq2seq(const train_args *user)
+int train_seq2seq(const train_args *user, loom_comm *comm)
 {
     train_args args = *user, *a = &args;
-    s2s r = {.a = a};
+    s2s r = {.a = a, .comm = comm};
+    int ranks = loom_comm_size(comm);
+    if (loom_comm_rank(comm) > 0) a->metrics = NULL; /* rank 0 writes the files */
     loom_st *ck = NULL;
     loom_vocab *v[2] = {NULL, NULL};
     char data[8192]; /* the data and valid paths of a resumed run */
@@ -234,19 +246,21 @@ int train_seq2seq(const train_args *user)
                                     ck ? tool_checkpoint_step(ck) : -1, &r.metrics);
     if (!rc) rc = s2s_pairs(cmd, a, a->resume ? (const loom_vocab *const *)v : NULL, &r.d);
     if (!rc && a->epochs) { /* passes over the training pairs */
-        int64_t per = (loom_pairs_count(r.d.pairs, false) + a->m.batch - 1) / a->m.batch;
+        int64_t per = (loom_pairs_count(r.d.pairs, false) + a->m.batch * ranks - 1) / (a->m.batch * ranks);
         a->steps = (long)(a->epochs * per);
     }
     if (!rc) rc = build(&r);
     if (!rc && ck) rc = s2s_restore(&r, ck);
     if (!rc) {
+        char per[64] = "";
+        if (comm) snprintf(per, sizeof per, " per process × %d processes", ranks);
         printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
-               "steps %d → %d; embed %d, hidden %d, layers %d → %d, B=%d, teacher forcing %g, %s lr %g, %ld steps\n",
+               "steps %d → %d; embed %d, hidden %d, layers %d → %d, B=%d%s, teacher forcing %g, %s lr %g, %ld steps\n",
                task_names[a->task - TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
                attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
                (long long)loom_pairs_count(r.d.pairs, false), (long long)loom_pairs_count(r.d.held, r.d.held_part), r.mo.src_steps,
                r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.dec_layers ? r.mo.dec_layers : r.mo.layers, r.mo.batch,
-               a->teacher_forcing,
+               per, a->teacher_forcing,
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         rc = train(&r);

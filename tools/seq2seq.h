@@ -28,6 +28,7 @@ typedef struct {
     loom_fit_report last; /* the loop's last report */
     scores sc;  /* the last held-out scores */
     int rc;     /* the exit status a callback of the loop failed with */
+    loom_comm *comm; /* data parallelism (mpirun), else NULL */
 } s2s;
 
 /* The run's checkpoint at --save (0, or the exit status with a message). */

@@ -43,7 +43,7 @@ int s2s_save(s2s *r)
     int rc = 0;
     if (ok && loom_trainer_save(r->t, f)) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "checkpoint", loom_trainer_error(r->t));
     else if (!ok) rc = tool_fail_st(cmd, LOOM_ERR_NOMEM, "checkpoint", f ? loom_st_error(f) : "out of memory");
-    else if (loom_checkpoint_write(f, r->a->save)) rc = fail(loom_st_error(f), NULL), rc = 1;
+    else rc = tool_write_checkpoint(cmd, f, r->a->save, r->comm);
     free(data), free(v0), free(v1);
     loom_st_free(f);
     return rc;

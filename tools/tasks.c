@@ -111,7 +111,8 @@ static int read_lines(const char *cmd, task_config *c, const loom_vocab *const *
     if (whole) return 0;
     const loom_pairs *p = m->lines.pairs;
     c->vocab = loom_vocab_size(loom_pairs_vocab(p, 0)), c->classes = loom_vocab_size(loom_pairs_vocab(p, 1));
-    if (c->epochs) c->total = c->epochs * ((loom_pairs_count(p, false) + c->batch - 1) / c->batch);
+    int64_t global = (int64_t)c->batch * loom_comm_size(c->comm);
+    if (c->epochs) c->total = c->epochs * ((loom_pairs_count(p, false) + global - 1) / global);
     return 0;
 }
 
@@ -132,12 +133,15 @@ static bool build(task_model *m, const task_config *c, const loom_st *ck, loom_e
     m->t = loom_trainer_new(g, m->store,
                             &(loom_trainer_opts){.loss = m->tm.loss, .optim = d.optim, .clip_norm = d.clip_norm, .seed = d.seed,
                                                  .eval_outputs = &m->tm.out, .n_eval_outputs = 1, .recompute = c->recompute,
-                                                 .precision = c->precision, .comm = c->comm},
+                                                 .precision = c->precision, .comm = c->comm,
+                                                 .shares = c->comm && c->task == TASK_TAG}, /* tags: a mean over tokens */
                             err);
     if (!m->t) return false;
     loom_store_init(m->store, c->seed);
     if (reads_data(c)) {
-        if (!(m->batches = loom_pair_batches_new(m->lines.pairs, c->batch, 1, c->seed)))
+        int ranks = loom_comm_size(c->comm); /* the global batch; each process its lines */
+        if (!(m->batches = loom_pair_batches_new(m->lines.pairs, c->batch * ranks, 1, c->seed)) ||
+            !loom_pair_batches_shard(m->batches, loom_comm_rank(c->comm), ranks))
             return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory"), false;
         return !loom_task_bind_pairs(m->t, &m->tm, loom_pair_batches_buffers(m->batches)) ||
                (loom_error_set(err, LOOM_ERR_ARG, "%s", loom_trainer_error(m->t)), false);
@@ -176,12 +180,7 @@ static int save(const task_model *m, const task_config *c)
     free(data), free(v0), free(v1);
     int rc = 0;
     if (!ok) fprintf(stderr, "loom train: checkpoint: out of memory\n"), rc = 1;
-    else if (loom_comm_rank(c->comm) == 0 && loom_checkpoint_write(f, c->save)) /* with processes: every one saves, rank 0 writes */
-        fprintf(stderr, "loom train: %s\n", loom_st_error(f)), rc = 1;
-    if (c->comm) { /* and every one waits for the file and learns whether it was written */
-        loom_error why = {.msg = "the checkpoint could not be written"};
-        if (loom_comm_agree(c->comm, rc ? LOOM_ERR_IO : LOOM_OK, &why) && !rc) rc = 1;
-    }
+    else rc = tool_write_checkpoint("loom train", f, c->save, c->comm);
     loom_st_free(f);
     return rc;
 }
@@ -252,6 +251,12 @@ static loom_status next_batch(void *ctx, loom_trainer *t)
     loop_ctx *l = ctx;
     if (l->m->batches) {
         loom_pair_batches_next(l->m->batches);
+        if (l->c->comm && l->c->task == TASK_TAG) { /* the loss is the mean over the lines' tokens: each process weighs by its own */
+            const loom_pair_batch *x = loom_pair_batches_buffers(l->m->batches);
+            double tokens = 0;
+            for (int b = 0; b < l->c->batch; b++) tokens += x->src_len[b] < l->c->steps ? x->src_len[b] : l->c->steps;
+            loom_trainer_set_share(t, tokens);
+        }
         return LOOM_OK;
     }
     loom_task_opts o = task_opts(l->c); /* with processes, this one's share of the global batch */

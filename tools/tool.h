@@ -240,6 +240,9 @@ void tool_catch_signals(void);
 /* Rank `rank` of `ranks` of a data-parallel run: ranks > 0 print only
  * their errors (tool_fail's, to the stderr they had, naming the rank). */
 void tool_ranks_quiet(int rank, int ranks);
+/* f written to path (atomically); with processes (comm), by rank 0 while
+ * every rank waits to learn whether it was: 0, or 1 with a message. */
+int tool_write_checkpoint(const char *cmd, loom_st *f, const char *path, loom_comm *comm);
 int tool_caught(void); /* the signal caught, or 0 */
 /* Whether one was caught, as loom_trainer_fit's stop poll. */
 bool tool_stop(void *ctx);
@@ -345,7 +348,7 @@ typedef struct {
 /* comm: data parallelism (mpirun), else NULL. */
 int train_lm(const train_args *a, loom_comm *comm);
 /* loom train --task seq2seq|reverse|dates. */
-int train_seq2seq(const train_args *a);
+int train_seq2seq(const train_args *a, loom_comm *comm);
 /* An encoder–decoder's pairs (tools/seq2seq.c): a file, or a synthetic
  * task's text (training pairs, then the held-out ones), read with the
  * given vocabularies (NULL: their own); the held-out pairs are --valid's

@@ -390,20 +390,17 @@ static task_config task_cfg(const train_args *a, loom_comm *comm)
                          .precision = (loom_precision)a->precision, .comm = comm};
 }
 
-/* One rank of `mpirun -np N loom train`: a language model, each rank its
- * share (--batch) of the global batch. A rank that fails ends every rank
+/* One rank of `mpirun -np N loom train` (any task), each rank its share
+ * (--batch) of the global batch. A rank that fails ends every rank
  * (some may be waiting for it in an exchange it will not join). */
 static int train_ranks(const train_args *a)
 {
-    if (a->task >= TASK_CLASSIFY)
-        return fprintf(stderr, "loom train: under mpirun, loom trains language models and the synthetic tasks (adding, copy, sine, "
-                               "temporal-order); --task %s trains in one process\n", tasks[a->task]), 2;
     loom_error err = {0};
     loom_comm *c = loom_comm_world(&err);
     if (!c) return fprintf(stderr, "loom train: started by mpirun, but %s\n", err.msg), 2;
     tool_ranks_quiet(loom_comm_rank(c), loom_comm_size(c));
     task_config tc = task_cfg(a, c);
-    int rc = a->task == TASK_LM ? train_lm(a, c) : train_task(&tc);
+    int rc = a->task == TASK_LM ? train_lm(a, c) : a->task >= TASK_SEQ2SEQ ? train_seq2seq(a, c) : train_task(&tc);
     /* 128 + a signal: every rank stopped after the same step and saved together */
     if (rc && rc < 128 && loom_comm_size(c) > 1) {
         fflush(NULL);
@@ -426,7 +423,7 @@ int cmd_train(int argc, char **argv)
     tool_catch_signals();
     if (loom_comm_launched()) /* mpirun -np N: one rank of a data-parallel run */
         return train_ranks(&a);
-    if (a.task >= TASK_SEQ2SEQ) return train_seq2seq(&a);
+    if (a.task >= TASK_SEQ2SEQ) return train_seq2seq(&a, NULL);
     if (a.task != TASK_LM) {
         task_config tc = task_cfg(&a, NULL);
         return train_task(&tc);

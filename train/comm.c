@@ -131,7 +131,7 @@ loom_status loom_comm_agree(loom_comm *c, loom_status st, loom_error *err)
     return (loom_status)what.status;
 }
 
-loom_status loom_comm_step(loom_comm *c, loom_status st, double *loss, bool *stop, loom_error *err)
+loom_status loom_comm_step(loom_comm *c, loom_status st, double *loss, const float *weights, bool *stop, loom_error *err)
 {
     double mine[3] = {(double)st, *loss, *stop}, *all = malloc((size_t)c->size * sizeof mine);
     if (!all) return loom_error_set(err, LOOM_ERR_NOMEM, "out of memory");
@@ -140,9 +140,9 @@ loom_status loom_comm_step(loom_comm *c, loom_status st, double *loss, bool *sto
     double sum = 0;
     bool any_stop = false, any_failed = false;
     for (int r = 0; r < c->size; r++)
-        sum += all[3 * r + 1], any_stop |= all[3 * r + 2] != 0, any_failed |= all[3 * r] != 0;
+        sum += (weights ? weights[r] : 1.0) * all[3 * r + 1], any_stop |= all[3 * r + 2] != 0, any_failed |= all[3 * r] != 0;
     free(all);
-    *loss = sum / c->size, *stop = any_stop;
+    *loss = weights ? sum : sum / c->size, *stop = any_stop;
     return any_failed ? loom_comm_agree(c, st, err) : LOOM_OK;
 }
 
@@ -178,6 +178,7 @@ struct loom_exchange {
     int *count, *displ; /* per gradient × rank: chunk r's length and start (n·size each) */
     float **recv;       /* per gradient: chunk `rank` of every rank, end to end */
     float **grad;
+    const float *weights; /* per rank, or NULL: the mean */
     MPI_Request *req;
     int failed;         /* the first MPI error code of the step */
 };
@@ -219,8 +220,9 @@ loom_exchange *loom_exchange_new(loom_comm *c, int n, const int64_t *sizes, cons
     return x;
 }
 
-void loom_exchange_begin(loom_exchange *x, float *const *grads)
+void loom_exchange_begin(loom_exchange *x, float *const *grads, const float *weights)
 {
+    x->weights = weights;
     for (int i = 0; i < x->n; i++) x->grad[i] = grads[i], x->phase[i] = IDLE, x->req[i] = MPI_REQUEST_NULL;
     x->next = x->gathered = x->early = 0, x->failed = MPI_SUCCESS;
 }
@@ -248,11 +250,11 @@ static void sum(loom_exchange *x, int i)
 {
     int N = x->c->size, me = x->c->rank, mine = x->count[(size_t)i * N + me];
     float *out = x->grad[i] + x->displ[(size_t)i * N + me];
-    const float *in = x->recv[i];
+    const float *in = x->recv[i], *w = x->weights;
     for (int k = 0; k < mine; k++) {
-        float s = in[k];
-        for (int j = 1; j < N; j++) s += in[(size_t)j * mine + k];
-        out[k] = s / (float)N;
+        float s = w ? w[0] * in[k] : in[k];
+        for (int j = 1; j < N; j++) s += w ? w[j] * in[(size_t)j * mine + k] : in[(size_t)j * mine + k];
+        out[k] = w ? s : s / (float)N;
     }
     x->phase[i] = SUMMED;
 }
@@ -319,7 +321,7 @@ loom_status loom_comm_mean(loom_comm *c, float *x, int64_t n, loom_error *err)
     int order = 0;
     loom_exchange *e = loom_exchange_new(c, 1, &n, &order, err);
     if (!e) return err ? err->status : LOOM_ERR_NOMEM;
-    loom_exchange_begin(e, &x);
+    loom_exchange_begin(e, &x, NULL);
     loom_status st = loom_exchange_finish(e, NULL, NULL, err);
     loom_exchange_free(e);
     return st;
@@ -347,14 +349,14 @@ void loom_comm_abort(loom_comm *c, int status) {}
 loom_status loom_comm_mean(loom_comm *c, float *x, int64_t n, loom_error *err) { return none(err); }
 loom_status loom_comm_gather(loom_comm *c, const float *x, int64_t n, float *all, loom_error *err) { return none(err); }
 loom_status loom_comm_agree(loom_comm *c, loom_status st, loom_error *err) { return st; }
-loom_status loom_comm_step(loom_comm *c, loom_status st, double *loss, bool *stop, loom_error *err) { return st; }
+loom_status loom_comm_step(loom_comm *c, loom_status st, double *loss, const float *weights, bool *stop, loom_error *err) { return st; }
 loom_status loom_comm_same(loom_comm *c, uint64_t key, const char *what, loom_error *err) { return LOOM_OK; }
 loom_exchange *loom_exchange_new(loom_comm *c, int n, const int64_t *sizes, const int *order, loom_error *err)
 {
     return none(err), NULL;
 }
 void loom_exchange_free(loom_exchange *x) {}
-void loom_exchange_begin(loom_exchange *x, float *const *grads) {}
+void loom_exchange_begin(loom_exchange *x, float *const *grads, const float *weights) {}
 void loom_exchange_ready(loom_exchange *x, int i) {}
 void loom_exchange_progress(loom_exchange *x) {}
 loom_status loom_exchange_finish(loom_exchange *x, double *waited, int *early, loom_error *err) { return none(err); }

@@ -222,7 +222,7 @@ loom_status loom_task_evaluate(loom_trainer *t, const loom_task_model *m, uint64
     /* batches of one size: the mean of the means; with ranks, over the ranks too (shares of one size) */
     double mean_loss = sum / batches, mean_hits = hits / batches;
     bool stop = false;
-    if (c && ((st = loom_comm_step(c, st, &mean_loss, &stop, NULL)) || (st = loom_comm_step(c, st, &mean_hits, &stop, NULL))))
+    if (c && ((st = loom_comm_step(c, st, &mean_loss, NULL, &stop, NULL)) || (st = loom_comm_step(c, st, &mean_hits, NULL, &stop, NULL))))
         return st;
     if (st) return st;
     *loss = mean_loss, *accuracy = mean_hits;

@@ -41,6 +41,8 @@ struct loom_trainer {
     float **grad_at;      /* the gradients' buffers (the training plan's outputs) */
     bool stop_wish, stop_all; /* a fit's stop: this rank's wish, and any rank's (agreed each step) */
     uint64_t comm_key;        /* the fingerprint and the exchange's order: the same on every rank */
+    double share;             /* opts.shares: this step's (loom_trainer_set_share) */
+    float *weights;           /* opts.shares: every rank's share of the step's items */
     loom_error err;
 };
 
@@ -56,6 +58,11 @@ static loom_status fail(loom_trainer *t, loom_status st, const char *fmt, ...)
 
 const char *loom_trainer_error(const loom_trainer *t) { return t ? t->err.msg : "out of memory"; }
 int64_t loom_trainer_steps(const loom_trainer *t) { return t ? t->steps : 0; }
+
+void loom_trainer_set_share(loom_trainer *t, double n)
+{
+    if (t) t->share = n > 0 ? n : 0;
+}
 loom_comm *loom_trainer_comm(const loom_trainer *t) { return t ? t->o.comm : NULL; }
 
 void loom_trainer_free(loom_trainer *t)
@@ -67,7 +74,7 @@ void loom_trainer_free(loom_trainer *t)
     free(t->outs), free(t->grads), free(t->sizes), free(t->x), free(t->y), free(t->xi);
     free(t->sampled), free(t->sampled_logq), free(t->target_logq), free(t->hits);
     loom_optim_free(t->opt);
-    loom_exchange_free(t->exchange), free(t->grad_at);
+    loom_exchange_free(t->exchange), free(t->grad_at), free(t->weights);
     loom_plan_free(t->train), loom_plan_free(t->eval);
     free(t);
 }
@@ -136,7 +143,9 @@ static bool share(loom_trainer *t)
     }
     int *order = malloc(((size_t)n + 1) * sizeof *order);
     t->grad_at = calloc((size_t)n + 1, sizeof *t->grad_at);
-    if (!order || !t->grad_at) return free(order), fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+    t->weights = calloc((size_t)ranks, sizeof *t->weights);
+    if (!order || !t->grad_at || !t->weights) return free(order), fail(t, LOOM_ERR_NOMEM, "trainer: out of memory"), false;
+    t->comm_key ^= o->shares ? 0x5348415245ull : 0; /* every rank weighted, or none */
     for (int i = 0; i < n; i++) order[i] = i, t->grad_at[i] = (float *)loom_plan_output(t->train, t->outs[1 + S + i]);
     if (!o->comm_after && loom_plan_watch(t->train, t->outs + 1 + S, n, on_ready, t, order))
         return free(order), fail(t, LOOM_ERR_NOMEM, "%s", loom_plan_error(t->train)), false;
@@ -289,7 +298,18 @@ static loom_status step(loom_trainer *t, loom_train_step *out, loom_status befor
     if (!st && t->xi) loom_trunc_draw(t->o.seed ^ 0x7472756E63ull, t->steps, t->o.trunc_mean, t->xi, t->n_xi);
     if (!st && t->sampled)
         loom_sampled_draw(t->o.sampled, t->o.seed ^ 0x73616D70ull, t->steps, t->y, t->sampled, t->sampled_logq, t->target_logq, t->hits);
-    if (t->exchange) loom_exchange_begin(t->exchange, t->grad_at);
+    const float *w = NULL;
+    if (t->exchange && t->o.shares) { /* every rank's share of the items, as weights (each rank gathers, whatever failed) */
+        loom_error why = {0};
+        float mine = (float)t->share;
+        loom_status gs = loom_comm_gather(t->o.comm, &mine, 1, t->weights, &why);
+        float total = 0;
+        for (int r = 0; r < loom_comm_size(t->o.comm); r++) total += t->weights[r];
+        for (int r = 0; r < loom_comm_size(t->o.comm); r++) t->weights[r] = total > 0 ? t->weights[r] / total : 0;
+        if (gs && !st) st = fail(t, gs, "%s", why.msg);
+        w = t->weights;
+    }
+    if (t->exchange) loom_exchange_begin(t->exchange, t->grad_at, w);
     if (!st && (st = loom_run(t->train))) fail(t, st, "%s", loom_plan_error(t->train));
     int S = t->o.n_states;
     double loss = st ? NAN : loom_plan_output(t->train, t->o.loss)[0], waited = 0;
@@ -299,7 +319,7 @@ static loom_status step(loom_trainer *t, loom_train_step *out, loom_status befor
         loom_status xs = loom_exchange_finish(t->exchange, &waited, &early, &why);
         if (xs && !st) st = fail(t, xs, "%s", why.msg);
         bool stop = t->stop_wish;
-        st = loom_comm_step(t->o.comm, st, &loss, &stop, &t->err);
+        st = loom_comm_step(t->o.comm, st, &loss, w, &stop, &t->err);
         t->stop_all = stop;
     }
     if (st) return st;
@@ -532,7 +552,7 @@ loom_status loom_trainer_eval_stream(loom_trainer *t, const int32_t *ids, int64_
     }
     double m = windows > 0 ? total / (double)windows : NAN;
     bool stop = false;
-    if (t->o.comm && (st = loom_comm_step(t->o.comm, st, &m, &stop, &t->err))) return st;
+    if (t->o.comm && (st = loom_comm_step(t->o.comm, st, &m, NULL, &stop, &t->err))) return st;
     *mean = m;
     return st;
 }

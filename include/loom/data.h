@@ -213,8 +213,17 @@ const loom_pair_batch *loom_pair_batches_buffers(const loom_pair_batches *b);
 /* The next training batch into the buffers. */
 void loom_pair_batches_next(loom_pair_batches *b);
 /* Rows first, first + 1, ... (wrapping) of a part of held (pairs of the
- * same sizes), in order, every step reading the gold token: a held-out batch. */
+ * same sizes), in order, every step reading the gold token: a held-out
+ * batch (of loom_pair_batches_columns rows). */
 void loom_pair_batches_rows(loom_pair_batches *b, const loom_pairs *held, bool valid, int64_t first);
+/* Data parallelism, as loom_batches_shard: `batch` is the global batch;
+ * from now on next fills this rank's batch / ranks rows of each global
+ * batch (rows rank·batch/ranks …, with the draws one process makes) into
+ * buffers of batch / ranks columns, and rows fills batch / ranks rows.
+ * false (nothing changed) for a rank out of range or a batch not
+ * divisible by ranks. */
+bool loom_pair_batches_shard(loom_pair_batches *b, int rank, int ranks);
+int loom_pair_batches_columns(const loom_pair_batches *b);
 /* The position (order, draws, pairs taken) in a checkpoint: "data.order",
  * "loom.rng", "loom.pos"; restore checks it all before changing anything
  * (false: missing, out of range or not a permutation of these pairs). */

@@ -111,6 +111,13 @@ typedef struct {
      * carried states; every rank calls save (rank 0 alone need write the
      * file) and restore. Must outlive the trainer. */
     loom_comm *comm;
+    /* With comm, when the ranks' batches hold different numbers of items
+     * their losses average over (tokens of sequences of different
+     * lengths: a masked loss): before each step every rank gives its
+     * number (loom_trainer_set_share), and the ranks' losses and gradients
+     * are weighted by it — the mean over all the items one process would
+     * take. Without it every rank weighs 1/N (equal batches). */
+    bool shares;
     bool comm_after; /* start the exchanges after the backward pass, not during it (to measure what overlap saves) */
 } loom_trainer_opts;
 
@@ -148,6 +155,9 @@ loom_status loom_trainer_step(loom_trainer *t, loom_train_step *out);
 /* Zeros the carried states (a new epoch; random sampling: every batch). */
 void loom_trainer_reset_states(loom_trainer *t);
 int64_t loom_trainer_steps(const loom_trainer *t);
+/* opts.shares: the number of items this rank's loss of the next step is
+ * the mean of (its batch's valid tokens, say). */
+void loom_trainer_set_share(loom_trainer *t, double n);
 /* opts.comm (NULL: one process). */
 loom_comm *loom_trainer_comm(const loom_trainer *t);
 
