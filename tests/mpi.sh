@@ -62,6 +62,17 @@ awk 'BEGIN { srand(1); split("go run see eat the a big dog cat red", w, " ");
 S="--task seq2seq --data $dir/pairs.tsv --min-freq 1 --hidden 32 --embed 16 --steps 20 --eval-every 10 --eval-pairs 50 --seq-len 9 --teacher-forcing 0.8"
 expect 0 "B=8 per process × 2 processes" -- $mpi -np 2 "$loom" train $S --batch 8 --metrics "$dir/s2.csv"
 expect 0 "" -- "$loom" train $S --batch 16 --metrics "$dir/s1.csv"
+# tagging, a mean over the lines' tokens (1 to 9 a line): the same, held-out scores too (they sum over lines)
+awk 'BEGIN { srand(2); split("go run see eat the a big dog cat red", w, " "); split("V V V V D D J N N J", t, " ");
+             for (i = 0; i < 600; i++) { n = 1 + int(rand() * 9); s = ""; g = "";
+                 for (j = 0; j < n; j++) { k = 1 + int(rand() * 10); s = s (j ? " " : "") w[k]; g = g (j ? " " : "") t[k] }
+                 print s "\t" g } }' > "$dir/tags.tsv"
+G="--task tag --data $dir/tags.tsv --hidden 16 --steps 20 --eval-every 10 --seq-len 10"
+expect 0 "" -- $mpi -np 2 "$loom" train $G --batch 8 --metrics "$dir/g2.csv"
+expect 0 "" -- "$loom" train $G --batch 16 --metrics "$dir/g1.csv"
+check "2 ranks' tagger losses and held-out scores are 1 process's" awk -F, 'NR == FNR { l[FNR] = $2; v[FNR] = $5; next }
+    FNR > 1 { d = $2 - l[FNR]; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1;
+              if ($5 != "") { e = $5 - v[FNR]; if (e < 0) e = -e; if (e > 1e-5 * $5) bad = 1 } } END { exit bad || FNR != 21 }' "$dir/g2.csv" "$dir/g1.csv"
 check "2 ranks' encoder–decoder losses are 1 process's with the global batch" awk -F, 'NR == FNR { l[FNR] = $2; next }
     FNR > 1 { d = $2 - l[FNR]; if (d < 0) d = -d; if (d > 1e-5 * $2) bad = 1 } END { exit bad || FNR != 21 }' "$dir/s2.csv" "$dir/s1.csv"
 # loom bench --mpi: the step and its wait on the exchange, overlapped and not
