@@ -396,6 +396,15 @@ bool loom_pair_batches_shard(loom_pair_batches *b, int rank, int ranks)
 
 int loom_pair_batches_columns(const loom_pair_batches *b) { return b ? b->columns : 0; }
 
+int64_t loom_pair_batches_tokens(const loom_pair_batches *b, int side)
+{
+    const int32_t *len = side ? b->batch.tgt_len : b->batch.src_len;
+    int steps = b->p->steps[side ? 1 : 0];
+    int64_t n = 0;
+    for (int k = 0; k < b->columns; k++) n += len[k] < steps ? len[k] : steps;
+    return n;
+}
+
 bool loom_pair_batches_save(const loom_pair_batches *b, loom_st *f)
 {
     int64_t n = loom_pairs_count(b->p, false);

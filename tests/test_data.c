@@ -305,8 +305,12 @@ Test(batches, pair_shards_make_the_global_batch)
         for (int step = 0; step < 20; step++) { /* across epochs (32 training pairs) */
             loom_pair_batches_next(all);
             const loom_pair_batch *g = loom_pair_batches_buffers(all);
+            int64_t tokens[2] = {0, 0}, want[2] = {0, 0}; /* the shards' valid tokens add up to the batch's */
+            for (int k = 0; k < B; k++)
+                want[0] += g->src_len[k] < Ts ? g->src_len[k] : Ts, want[1] += g->tgt_len[k] < Tt ? g->tgt_len[k] : Tt;
             for (int r = 0; r < R; r++) {
                 loom_pair_batches_next(part[r]);
+                for (int side = 0; side < 2; side++) tokens[side] += loom_pair_batches_tokens(part[r], side);
                 const loom_pair_batch *x = loom_pair_batches_buffers(part[r]);
                 int C = B / R;
                 for (int c = 0; c < C; c++) {
@@ -321,6 +325,8 @@ Test(batches, pair_shards_make_the_global_batch)
                     }
                 }
             }
+            cr_assert(tokens[0] == want[0] && tokens[1] == want[1] && want[1] > B, "tokens: %lld, %lld", (long long)tokens[0],
+                      (long long)tokens[1]);
         }
         loom_pair_batches_rows(part[R - 1], p, true, 1); /* held-out rows 1, 2, ... of the model's batch */
         const loom_pair_batch *x = loom_pair_batches_buffers(part[R - 1]);

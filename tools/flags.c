@@ -50,6 +50,18 @@ void tool_ranks_quiet(int rank, int ranks)
     if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return;
 }
 
+bool tool_stopped(const loom_trainer *t, long steps)
+{
+    return tool_caught() || (loom_trainer_comm(t) && loom_trainer_steps(t) < steps);
+}
+
+const char *tool_per_process(const loom_comm *comm, char *buf, size_t n)
+{
+    buf[0] = 0;
+    if (comm) snprintf(buf, n, " per process × %d processes", loom_comm_size(comm));
+    return buf;
+}
+
 int tool_write_checkpoint(const char *cmd, loom_st *f, const char *path, loom_comm *comm)
 {
     int rc = 0;

@@ -200,7 +200,7 @@ static int train(run *r)
     /* SIGINT, SIGTERM: the steps done so far, saved; with processes, on
      * every one (the fit stops them all after the step in which one was
      * signalled) */
-    if (tool_caught() || (r->comm && step < a->steps)) {
+    if (tool_stopped(r->t, a->steps)) {
         int rc = flush_metrics(r);
         if (!rc && a->save) rc = lm_save(r);
         return tool_interrupted(command, step, a->steps, a->save, rc);
@@ -268,13 +268,12 @@ int train_lm(const train_args *args, loom_comm *comm)
             goto out;
         }
         const train_args *a = &r.a;
-        char ranks[64] = "";
-        if (r.comm) snprintf(ranks, sizeof ranks, " per process × %d processes", r.ranks);
+        char ranks[64];
         printf("%s language model: %s tokens, vocabulary %d, %" PRId64 " training and %" PRId64
                " held-out tokens; hidden %ld, layers %ld, T=%ld B=%ld%s, %s lr %g, %ld steps\n",
                a->m.cell->name, a->tokens == LOOM_TOKENS_WORD ? "word" : "character",
                loom_vocab_size(loom_text_vocab(r.text)), r.n_train, r.n_valid, a->m.hidden, a->m.layers, a->m.steps,
-               a->m.batch, ranks, (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
+               a->m.batch, tool_per_process(r.comm, ranks, sizeof ranks), (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         loom_model_desc desc = {.kind = LOOM_MODEL_LM, .lm = r.lm.o};
         if ((rc = tool_norms_open(&r.norms, command, a->norms_csv, a->norms_every, &desc, 0, r.store, r.valid_ids, r.n_valid,

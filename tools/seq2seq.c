@@ -120,11 +120,8 @@ static loom_status next_batch(void *ctx, loom_trainer *t)
 {
     s2s *r = ctx;
     loom_pair_batches_next(r->batches);
-    if (r->comm) { /* the loss is the mean over the batch's target tokens: each process weighs by its own */
-        double tokens = 0;
-        for (int b = 0; b < r->mo.batch; b++) tokens += r->x->tgt_len[b] < r->mo.tgt_steps ? r->x->tgt_len[b] : r->mo.tgt_steps;
-        loom_trainer_set_share(t, tokens);
-    }
+    /* the loss is the mean over the batch's target tokens: with processes, each weighs by its own */
+    if (r->comm) loom_trainer_set_share(t, (double)loom_pair_batches_tokens(r->batches, 1));
     return LOOM_OK;
 }
 
@@ -191,7 +188,7 @@ static int train(s2s *r)
     }
     if (st) return r->rc ? r->rc : fail_st(st, loom_trainer_error(r->t), NULL);
     /* SIGINT, SIGTERM: the steps done so far, saved (with processes, by all: they stop together) */
-    if (tool_caught() || (r->comm && loom_trainer_steps(r->t) < a->steps)) {
+    if (tool_stopped(r->t, a->steps)) {
         int rc = tool_flush_metrics(cmd, &r->metrics);
         if (!rc && a->save) rc = s2s_save(r);
         return tool_interrupted(cmd, (long)loom_trainer_steps(r->t), a->steps, a->save, rc);
@@ -252,15 +249,14 @@ int train_seq2seq(const train_args *user, loom_comm *comm)
     if (!rc) rc = build(&r);
     if (!rc && ck) rc = s2s_restore(&r, ck);
     if (!rc) {
-        char per[64] = "";
-        if (comm) snprintf(per, sizeof per, " per process × %d processes", ranks);
+        char per[64];
         printf("%s: %s encoder–decoder%s, attention %s; vocabularies %d → %d, %lld training and %lld held-out pairs, "
                "steps %d → %d; embed %d, hidden %d, layers %d → %d, B=%d%s, teacher forcing %g, %s lr %g, %ld steps\n",
                task_names[a->task - TASK_SEQ2SEQ], r.mo.cell->name, r.mo.bidirectional ? " (bidirectional)" : "",
                attention_names[r.mo.attention], r.mo.src_vocab, r.mo.tgt_vocab,
                (long long)loom_pairs_count(r.d.pairs, false), (long long)loom_pairs_count(r.d.held, r.d.held_part), r.mo.src_steps,
                r.mo.tgt_steps, r.mo.embed, r.mo.hidden, r.mo.layers, r.mo.dec_layers ? r.mo.dec_layers : r.mo.layers, r.mo.batch,
-               per, a->teacher_forcing,
+               tool_per_process(comm, per, sizeof per), a->teacher_forcing,
                (const char *[]){"sgd", "adam", "adamw"}[a->optimizer], a->lr, a->steps);
         fflush(stdout);
         rc = train(&r);

@@ -251,12 +251,8 @@ static loom_status next_batch(void *ctx, loom_trainer *t)
     loop_ctx *l = ctx;
     if (l->m->batches) {
         loom_pair_batches_next(l->m->batches);
-        if (l->c->comm && l->c->task == TASK_TAG) { /* the loss is the mean over the lines' tokens: each process weighs by its own */
-            const loom_pair_batch *x = loom_pair_batches_buffers(l->m->batches);
-            double tokens = 0;
-            for (int b = 0; b < l->c->batch; b++) tokens += x->src_len[b] < l->c->steps ? x->src_len[b] : l->c->steps;
-            loom_trainer_set_share(t, tokens);
-        }
+        /* a tagger's loss is the mean over the lines' tokens: with processes, each weighs by its own */
+        if (l->c->comm && l->c->task == TASK_TAG) loom_trainer_set_share(t, (double)loom_pair_batches_tokens(l->m->batches, 0));
         return LOOM_OK;
     }
     loom_task_opts o = task_opts(l->c); /* with processes, this one's share of the global batch */
@@ -336,10 +332,9 @@ int train_task(const task_config *given)
     rc = 1;
     static const char *const baseline[] = {" (predicting the mean scores MSE ≈ 0.167)", "", " (the noise alone: MSE 0.04)",
                                            " (chance: accuracy 25%)"};
-    char per[64] = "";
-    if (c->comm) snprintf(per, sizeof per, " per process × %d processes", ranks);
+    char per[64];
     printf("%s task, T = %d: %s%s, hidden %d, layers %d, B=%d%s, %s lr %g, %ld steps%s\n", task_name(c), c->steps, c->cell->name,
-           c->bidirectional ? " (bidirectional)" : "", c->hidden, c->layers, B, per,
+           c->bidirectional ? " (bidirectional)" : "", c->hidden, c->layers, B, tool_per_process(c->comm, per, sizeof per),
            (const char *[]){"sgd", "adam", "adamw"}[c->optimizer], c->lr, c->total,
            c->task <= TASK_ORDER ? baseline[c->task - TASK_ADDING] : "");
     double t0 = tool_now();
@@ -359,7 +354,7 @@ int train_task(const task_config *given)
         rc = lc.rc ? lc.rc : st == LOOM_ERR_VALUE ? 1 : tool_exit(st);
         goto done;
     }
-    if (tool_caught() || (c->comm && loom_trainer_steps(m.t) < c->total)) { /* with processes, every one stops together */
+    if (tool_stopped(m.t, c->total)) {
         rc = tool_flush_metrics("loom train", &metrics);
         if (!rc && c->save) rc = save(&m, c);
         rc = tool_interrupted("loom train", (long)loom_trainer_steps(m.t), c->total, c->save, rc);

@@ -240,6 +240,11 @@ void tool_catch_signals(void);
 /* Rank `rank` of `ranks` of a data-parallel run: ranks > 0 print only
  * their errors (tool_fail's, to the stderr they had, naming the rank). */
 void tool_ranks_quiet(int rank, int ranks);
+/* Whether a fit ended before `steps` by a signal: to this process, or, with
+ * processes, to any (every one stops after the same step). */
+bool tool_stopped(const loom_trainer *t, long steps);
+/* " per process × N processes" with processes, else "" (into buf). */
+const char *tool_per_process(const loom_comm *comm, char *buf, size_t n);
 /* f written to path (atomically); with processes (comm), by rank 0 while
  * every rank waits to learn whether it was: 0, or 1 with a message. */
 int tool_write_checkpoint(const char *cmd, loom_st *f, const char *path, loom_comm *comm);

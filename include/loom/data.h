@@ -224,6 +224,10 @@ void loom_pair_batches_rows(loom_pair_batches *b, const loom_pairs *held, bool v
  * divisible by ranks. */
 bool loom_pair_batches_shard(loom_pair_batches *b, int rank, int ranks);
 int loom_pair_batches_columns(const loom_pair_batches *b);
+/* The valid tokens of the buffers' rows on a side (0: source, 1: target):
+ * Σ min(length, steps) — what a loss masked by the lengths averages over
+ * (loom_trainer_set_share). */
+int64_t loom_pair_batches_tokens(const loom_pair_batches *b, int side);
 /* The position (order, draws, pairs taken) in a checkpoint: "data.order",
  * "loom.rng", "loom.pos"; restore checks it all before changing anything
  * (false: missing, out of range or not a permutation of these pairs). */
