@@ -110,6 +110,15 @@ static void model_free(bench_model *m)
     free(m->outs), free(m->grads), free(m->sizes), free(m->x), free(m->y);
 }
 
+/* n tokens and targets: any ids will do for timing. */
+static void fill_tokens(int32_t *x, int32_t *y, int64_t n, int vocab, uint64_t z)
+{
+    for (int64_t i = 0; i < n; i++) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (int32_t)((z >> 33) % (uint64_t)vocab), y[i] = (int32_t)((z >> 13) % (uint64_t)vocab);
+    }
+}
+
 static int build(bench_model *m, const bench_config *c, const loom_cell_def *cell, const bench_args *a, bench_result *r)
 {
     double t0 = tool_now();
@@ -146,12 +155,7 @@ static int build(bench_model *m, const bench_config *c, const loom_cell_def *cel
     m->x = malloc((size_t)n * sizeof *m->x);
     m->y = malloc((size_t)n * sizeof *m->y);
     if (!m->x || !m->y) return 1;
-    uint64_t z = 42;
-    for (int64_t i = 0; i < n; i++) { /* tokens: any ids will do for timing */
-        z = z * 6364136223846793005ull + 1442695040888963407ull;
-        m->x[i] = (int32_t)((z >> 33) % (uint64_t)c->vocab);
-        m->y[i] = (int32_t)((z >> 13) % (uint64_t)c->vocab);
-    }
+    fill_tokens(m->x, m->y, n, c->vocab, 42);
     for (int s = 0; s < cell->n_states; s++) {
         m->state[s] = calloc((size_t)sn, sizeof(float));
         if (!m->state[s]) return 1;
@@ -302,11 +306,7 @@ static int mpi_steps(const bench_config *c, const loom_cell_def *cell, const ben
     int rc = !t ? (fprintf(stderr, "loom bench: %s\n", err.msg[0] ? err.msg : "out of memory"), 1) : !x || !y || !ms || !w;
     if (!rc) {
         loom_store_init(s, 1);
-        uint64_t z = 42 + (uint64_t)loom_comm_rank(comm); /* any ids will do for timing; each rank its own */
-        for (int64_t i = 0; i < n; i++) {
-            z = z * 6364136223846793005ull + 1442695040888963407ull;
-            x[i] = (int32_t)((z >> 33) % (uint64_t)c->vocab), y[i] = (int32_t)((z >> 13) % (uint64_t)c->vocab);
-        }
+        fill_tokens(x, y, n, c->vocab, 42 + (uint64_t)loom_comm_rank(comm)); /* each rank its own */
         loom_trainer_bind(t, lm.tokens, x), loom_trainer_bind(t, lm.targets, y);
     }
     for (int i = -1; i < iters && !rc; i++) {
