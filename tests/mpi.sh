@@ -82,7 +82,10 @@ expect 2 "run it under mpirun" -- "$loom" bench --mpi --config charlm-small --it
 # (mpirun itself: timeout, started in the background by sh, does not pass the signal on; meson's timeout guards it)
 mpirun -np 2 "$loom" train $T --batch 4 --steps 100000 --save "$dir/s.ckpt" > "$dir/out" 2> "$dir/err" &
 pid=$!
-sleep 2
+# once training runs (its first step printed: the handlers are set on every rank), at most 60 s
+i=0
+while [ $i -lt 600 ] && ! grep -q "step 1/" "$dir/err" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
 kill -TERM $pid
 wait $pid
 check "interrupted: a checkpoint and how to resume it" grep -q "resume with" "$dir/err"
